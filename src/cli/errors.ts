@@ -1,0 +1,31 @@
+import { ConfigError } from "../config/index.js";
+
+/** An error whose message is meant for the user as is, with the exit code to leave with. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+  constructor(
+    message: string,
+    readonly exitCode = 2,
+  ) {
+    super(message);
+  }
+}
+
+/** Prints an error the way a user should see it (no stack for expected failures) and exits. */
+export function exitWithError(error: unknown): never {
+  if (error instanceof UsageError) {
+    process.stderr.write(`kie-batch: ${error.message}\n`);
+    process.exit(error.exitCode);
+  }
+  if (error instanceof ConfigError) {
+    process.stderr.write(`kie-batch: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (error instanceof Error && error.name === "RedisUnavailableError") {
+    process.stderr.write(`kie-batch: ${error.message}\n`);
+    process.exit(1);
+  }
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`kie-batch: unexpected error: ${message}\n`);
+  process.exit(1);
+}

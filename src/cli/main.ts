@@ -1,0 +1,57 @@
+import { Command, Option } from "commander";
+import { loadConfig } from "../config/index.js";
+import { createLogger } from "../core/logger.js";
+import { exitWithError } from "./errors.js";
+import { runSimulateCommand } from "./simulate.js";
+import { runWorkerCommand } from "./worker.js";
+
+/**
+ * Commander wiring only: each action parses its flags, loads the configuration and calls one
+ * function. Output for people goes to stdout; logs go to stderr.
+ */
+const program = new Command("kie-batch")
+  .description("Batch image generation on the KIE.ai API: manifest in, archived images and results out.")
+  .showHelpAfterError()
+  .configureHelp({ sortSubcommands: false });
+
+function action<A extends unknown[]>(fn: (...args: A) => Promise<void>) {
+  return (...args: A) => fn(...args).catch(exitWithError);
+}
+
+program
+  .command("simulate")
+  .description("Run a local KIE look-alike (for tests, the demo and trying things without a key)")
+  .option("--port <port>", "port on 127.0.0.1 (0 picks a free one)", "8787")
+  .option("--api-key <key>", "accepted bearer key (default: KIE_API_KEY, else any non-empty key)")
+  .option("--rate-limit <rate>", "creates per sliding window per key", "20/10s")
+  .option("--rate-limit-http", "answer 429s with HTTP 429 instead of HTTP 200 + code 429")
+  .option("--latency <range>", "generation time range, e.g. 2s-6s or 30s-8m", "2s-6s")
+  .option("--time-scale <factor>", "divide generation times and file lifetimes by this", "1")
+  .option("--record-lag <duration>", 'how long a new task answers "recordInfo is null"')
+  .option("--failure-rate <fraction>", "fraction of tasks that fail")
+  .option("--fault-rate <fraction>", "fraction of calls that meet a transient fault")
+  .option("--credits <n>", "starting credits")
+  .option("--file-ttl <duration>", "how long result files live", "14d")
+  .option("--image-pad <size>", "pad every image to this size, e.g. 25MB")
+  .option("--images-per-task <n>", "result URLs per task")
+  .option("--hmac-key <key>", "sign callbacks with this key")
+  .option("--seed <n>", "seed of the simulator's randomness")
+  .action(action(async (flags) => runSimulateCommand(flags)));
+
+program
+  .command("worker")
+  .description("Run stage workers (submit, poll, archive) until SIGTERM/SIGINT")
+  .option("--stages <list>", "comma-separated stages to run", "submit,poll,archive")
+  .option("--concurrency-submit <n>", "concurrent submit jobs (default 4)")
+  .option("--concurrency-poll <n>", "concurrent poll jobs (default 16)")
+  .option("--concurrency-archive <n>", "concurrent archive jobs (default 4)")
+  .addOption(new Option("--listen <port>", "serve the webhook receiver and /healthz on this port"))
+  .action(
+    action(async (flags) => {
+      const config = loadConfig();
+      const log = createLogger({ level: config.LOG_LEVEL });
+      await runWorkerCommand(config, log, flags);
+    }),
+  );
+
+await program.parseAsync(process.argv).catch(exitWithError);

@@ -1,0 +1,68 @@
+import { startWorker } from "../app.js";
+import type { Config } from "../config/index.js";
+import type { Logger } from "../core/logger.js";
+import { STAGES, type Stage } from "../queue/jobs.js";
+import { UsageError } from "./errors.js";
+import { onShutdown } from "./signals.js";
+
+export interface WorkerFlags {
+  stages?: string;
+  concurrencySubmit?: string;
+  concurrencyPoll?: string;
+  concurrencyArchive?: string;
+  listen?: string;
+}
+
+/** How long a shutdown may take in all before the process exits anyway. */
+const SHUTDOWN_DEADLINE_MS = 25_000;
+
+/** `kie-batch worker`: runs the chosen stages until SIGTERM/SIGINT, then exits 0 within 30 s. */
+export async function runWorkerCommand(config: Config, log: Logger, flags: WorkerFlags): Promise<void> {
+  const stages = parseStages(flags.stages);
+  const concurrency: Partial<Record<Stage, number>> = {};
+  for (const [stage, value] of [
+    ["submit", flags.concurrencySubmit],
+    ["poll", flags.concurrencyPoll],
+    ["archive", flags.concurrencyArchive],
+  ] as const) {
+    if (value !== undefined) concurrency[stage] = positiveInt(value, `--concurrency-${stage}`);
+  }
+  const listen = flags.listen === undefined ? undefined : positiveInt(flags.listen, "--listen", 0);
+  const running = await startWorker(config, log, {
+    stages,
+    concurrency,
+    ...(listen === undefined ? {} : { listen }),
+  });
+  log.info(
+    { stages, queuePrefix: config.KIE_QUEUE_PREFIX, webhookPort: running.webhook?.port },
+    "worker started",
+  );
+  onShutdown(async (signal) => {
+    log.info({ signal }, "shutting down: releasing jobs in hand");
+    const hardStop = setTimeout(() => {
+      log.error("shutdown deadline passed: exiting");
+      process.exit(0);
+    }, SHUTDOWN_DEADLINE_MS + 3_000);
+    hardStop.unref();
+    await running.close(SHUTDOWN_DEADLINE_MS);
+    log.info("worker stopped");
+  });
+}
+
+function parseStages(value: string | undefined): Stage[] {
+  if (value === undefined) return [...STAGES];
+  const stages = value.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const stage of stages) {
+    if (!(STAGES as readonly string[]).includes(stage)) {
+      throw new UsageError(`--stages: unknown stage "${stage}" (expected a list of ${STAGES.join(", ")})`);
+    }
+  }
+  if (stages.length === 0) throw new UsageError("--stages: name at least one stage");
+  return stages as Stage[];
+}
+
+function positiveInt(value: string, flag: string, min = 1): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min) throw new UsageError(`${flag}: expected a whole number >= ${min}, got "${value}"`);
+  return n;
+}

@@ -1,0 +1,62 @@
+import { type Config, envSchema, SECRET_KEYS } from "./schema.js";
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  readonly code = "invalid_config";
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  }
+}
+
+/**
+ * Reads the configuration from an environment (process.env by default) plus overrides from
+ * flags, validated by one schema. Empty strings count as unset, as shells make them easily.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  overrides: Record<string, string | undefined> = {},
+): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = overrides[key] ?? env[key];
+    if (value !== undefined && value !== "") input[key] = value;
+  }
+  const parsed = envSchema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? "config");
+      return `${name}: ${issue.message}`;
+    });
+    throw new ConfigError(problems);
+  }
+  return parsed.data;
+}
+
+/** The configuration with every secret replaced, safe to print or log. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...config };
+  for (const key of SECRET_KEYS) {
+    if (out[key] !== undefined) out[key] = "[redacted]";
+  }
+  out.REDIS_URL = redactUrl(config.REDIS_URL);
+  return out;
+}
+
+/** A URL without its password (and username, when it carries one), for messages. */
+export function redactUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password) url.password = "***";
+    return url.toString().replace(/\/$/, "");
+  } catch {
+    return "[unparseable url]";
+  }
+}
+
+/** The worker cannot run without a key; other commands can. */
+export function requireApiKey(config: Config): string {
+  if (!config.KIE_API_KEY) {
+    throw new ConfigError(["KIE_API_KEY: required by the worker (the bearer token of your KIE.ai account)"]);
+  }
+  return config.KIE_API_KEY;
+}

@@ -1,0 +1,123 @@
+import { z } from "zod";
+import { parseDuration, parseRate } from "../core/units.js";
+
+/**
+ * One schema for every environment variable. Flags of the CLI are mapped onto these names before
+ * validation, so a value is checked the same way whichever way it arrives.
+ */
+
+const duration = (example: string) =>
+  z.string().transform((value, ctx) => {
+    try {
+      return parseDuration(value);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `expected a duration like ${example}, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+  });
+
+const positiveInt = (what: string) =>
+  z.string().transform((value, ctx) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
+      ctx.addIssue({ code: "custom", message: `expected ${what}, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const positiveNumber = (what: string) =>
+  z.string().transform((value, ctx) => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value.trim()) || n <= 0) {
+      ctx.addIssue({ code: "custom", message: `expected ${what}, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const url = (what: string) =>
+  z.string().transform((value, ctx) => {
+    try {
+      const parsed = new URL(value);
+      if (!/^(https?|rediss?):$/.test(parsed.protocol)) throw new Error("protocol");
+      return value.replace(/\/+$/, "");
+    } catch {
+      ctx.addIssue({ code: "custom", message: `expected ${what}, got a value that is not one` });
+      return z.NEVER;
+    }
+  });
+
+const bool = z.string().transform((value, ctx) => {
+  const v = value.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(v)) return true;
+  if (["0", "false", "no", "off", ""].includes(v)) return false;
+  ctx.addIssue({ code: "custom", message: `expected true or false, got ${JSON.stringify(value)}` });
+  return z.NEVER;
+});
+
+const QUEUE_PREFIX_RE = /^[A-Za-z0-9._-]{1,32}$/;
+
+export const envSchema = z.object({
+  REDIS_URL: url("a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
+  KIE_QUEUE_PREFIX: z
+    .string()
+    .regex(QUEUE_PREFIX_RE, "expected 1-32 characters of A-Z a-z 0-9 . _ - (the code adds the {hash tag})")
+    .default("kie"),
+  KIE_API_KEY: z.string().min(1, "expected a non-empty API key").optional(),
+  KIE_BASE_URL: url("an http(s) URL").default("https://api.kie.ai"),
+  KIE_API_FLAVOR: z.enum(["qwen", "jobs"], { message: 'expected "qwen" or "jobs"' }).default("qwen"),
+  KIE_RATE_LIMIT: z
+    .string()
+    .transform((value, ctx) => {
+      try {
+        return parseRate(value);
+      } catch {
+        ctx.addIssue({ code: "custom", message: `expected <count>/<window> like 20/10s, got ${JSON.stringify(value)}` });
+        return z.NEVER;
+      }
+    })
+    .default({ limit: 20, windowMs: 10_000 }),
+  KIE_POLL_RATE: positiveNumber("status calls per second, a number > 0").default(20),
+  KIE_MAX_IN_FLIGHT: positiveInt("a whole number (0: no cap)").default(0),
+  KIE_MAX_WAIT: duration('"30m"').default(30 * 60_000),
+  KIE_MAX_RESUBMITS: positiveInt("a whole number").default(1),
+  KIE_SUBMIT_ATTEMPTS: positiveInt("a whole number >= 1").default(8),
+  KIE_LOCK_MS: positiveInt("milliseconds, a whole number").default(30_000),
+  KIE_LEDGER_TTL: duration('"30d"').default(30 * 86_400_000),
+  LOG_LEVEL: z
+    .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
+      message: "expected trace, debug, info, warn, error, fatal or silent",
+    })
+    .default("info"),
+  KIE_CALLBACK_URL: url("an http(s) URL").optional(),
+  KIE_WEBHOOK_HMAC_KEY: z.string().min(1).optional(),
+  KIE_DOWNLOAD_HOSTS: z
+    .string()
+    .transform((value) =>
+      value
+        .split(",")
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .default([]),
+  KIE_ALERT_WEBHOOK_URL: url("an http(s) URL").optional(),
+  S3_BUCKET: z.string().min(1).optional(),
+  S3_PREFIX: z.string().default(""),
+  S3_ENDPOINT: url("an http(s) URL").optional(),
+  S3_REGION: z.string().min(1).default("us-east-1"),
+  S3_FORCE_PATH_STYLE: bool.default(false),
+  ARCHIVE_DIR: z.string().min(1).optional(),
+});
+
+export type Env = z.input<typeof envSchema>;
+export type Config = z.output<typeof envSchema>;
+
+/** Names whose values never appear in output. */
+export const SECRET_KEYS = [
+  "KIE_API_KEY",
+  "KIE_WEBHOOK_HMAC_KEY",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "AWS_ACCESS_KEY_ID",
+] as const;

@@ -1,0 +1,66 @@
+import { z } from "zod";
+
+/**
+ * The three stage queues and their job payloads. Payloads stay small: the ledger row holds the
+ * prompt and parameters, so a job only says which row and how far it got.
+ */
+export const STAGES = ["submit", "poll", "archive"] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** BullMQ prefix for a deployment: wrapped in a hash tag so every key lands in one Cluster slot. */
+export function bullPrefix(queuePrefix: string): string {
+  return `{${queuePrefix}}`;
+}
+
+/** The queue name of a stage; the prefix separates deployments. */
+export function queueName(stage: Stage): string {
+  return stage;
+}
+
+/**
+ * One job key per row, `<batch>/<rowId>`, used as the jobId in every stage, so enqueuing twice
+ * never makes a second job. A resubmit of a failed generation gets its own lineage `/r<n>`,
+ * because BullMQ hands back the existing job for a taken id.
+ */
+export function jobKey(batch: string, rowId: string, resubmit = 0): string {
+  return resubmit > 0 ? `${batch}/${rowId}/r${resubmit}` : `${batch}/${rowId}`;
+}
+
+export function parseJobKey(key: string): { batch: string; rowId: string; resubmit: number } | undefined {
+  const match = /^([A-Za-z0-9._-]+)\/([A-Za-z0-9._-]+)(?:\/r(\d+))?$/.exec(key);
+  if (!match) return undefined;
+  return { batch: match[1]!, rowId: match[2]!, resubmit: match[3] ? Number(match[3]) : 0 };
+}
+
+export const submitJobSchema = z.object({
+  batch: z.string(),
+  rowId: z.string(),
+  /** Which resubmit this is (0 for the first submit). */
+  resubmit: z.number().int().min(0).default(0),
+});
+export type SubmitJob = z.infer<typeof submitJobSchema>;
+
+export const pollJobSchema = z.object({
+  batch: z.string(),
+  rowId: z.string(),
+  taskId: z.string(),
+  resubmit: z.number().int().min(0).default(0),
+  /** Epoch ms of the submit, for the record-lag grace and the max-wait deadline. */
+  submittedAt: z.number(),
+  /** Status checks made so far (drives the backoff). */
+  checks: z.number().int().min(0).default(0),
+});
+export type PollJob = z.infer<typeof pollJobSchema>;
+
+export const archiveJobSchema = z.object({
+  batch: z.string(),
+  rowId: z.string(),
+  taskId: z.string(),
+  imageUrls: z.array(z.string()).min(1),
+  /** Provider completion time (epoch ms): files expire 14 days later, perhaps 24 h. */
+  completedAt: z.number(),
+  creditsConsumed: z.number().optional(),
+  /** Archive tries so far (drives the backoff; archive retries last as long as the image lives). */
+  tries: z.number().int().min(0).default(0),
+});
+export type ArchiveJob = z.infer<typeof archiveJobSchema>;

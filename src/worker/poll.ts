@@ -1,0 +1,146 @@
+import { pollDelay, retryDelay } from "../core/backoff.js";
+import { isKieError } from "../kie/errors.js";
+import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type TaskRecord } from "../kie/types.js";
+import type { RowRecord } from "../ledger/types.js";
+import { jobKey, type PollJob } from "../queue/jobs.js";
+import type { StageDeps } from "./ports.js";
+import { delay, done, type StageJob, type StageResult } from "./stage.js";
+
+/**
+ * The poll stage: one status call per run, then back to delayed with the next backoff step, so
+ * thousands of generations in flight hold no worker slot and no timer in memory.
+ */
+export async function runPoll(job: StageJob<PollJob>, deps: StageDeps): Promise<StageResult<PollJob>> {
+  const data = job.data;
+  const { batch, rowId, taskId } = data;
+  const row = await deps.ledger.getRow(batch, rowId);
+  // A purged row, a newer task (resubmit, retry) or a row already past this stage: nothing to do.
+  if (!row || row.taskId !== taskId || (row.status !== "submitted" && row.status !== "generating")) return done;
+
+  await deps.fleet.pollSlot(job.signal);
+  const next = { ...data, checks: data.checks + 1 };
+  const now = deps.clock.now();
+  let record: TaskRecord;
+  try {
+    record = await deps.kie.getTask(taskId, job.signal);
+  } catch (error) {
+    if (!isKieError(error)) throw error;
+    if (error.code === "record_not_found") {
+      if (now - data.submittedAt < deps.settings.recordLagGraceMs) return delay(pollDelay(data.checks), next);
+      // Most likely the create never happened: nothing was spent on it.
+      await deps.ledger.releaseReservation(batch, rowId);
+      return failGeneration(job, deps, row, {
+        code: "unknown_task",
+        message: `KIE does not know task ${taskId} ${Math.round((now - data.submittedAt) / 1000)} s after it was created`,
+      });
+    }
+    if (error.fleetEffect === "bad-key") {
+      await deps.fleet.pause("bad-key", "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`");
+    }
+    if (error.retryable || error.fleetEffect !== undefined) {
+      job.log.warn({ code: error.code, taskId }, "status call failed; trying again later");
+      return delay(Math.max(pollDelay(data.checks), retryDelay(data.checks)), next);
+    }
+    await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));
+    await deps.ledger.transition(batch, rowId, {
+      from: ["submitted", "generating"],
+      to: "failed",
+      set: { error: `status of task ${taskId} failed: ${error.message}` },
+    });
+    return done;
+  }
+
+  switch (record.status) {
+    case "generating": {
+      if (now - data.submittedAt > deps.settings.maxWaitMs) {
+        await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));
+        await deps.ledger.transition(batch, rowId, {
+          from: ["submitted", "generating"],
+          to: "failed",
+          set: {
+            error: `still generating after ${Math.round(deps.settings.maxWaitMs / 60_000)} min (KIE_MAX_WAIT); task ${taskId} kept: \`kie-batch retry\` polls it again`,
+          },
+        });
+        job.log.warn({ taskId }, "gave up on a task still generating");
+        return done;
+      }
+      if (row.status === "submitted") {
+        await deps.ledger.transition(batch, rowId, { from: ["submitted"], to: "generating", set: { generatingAt: now } });
+      }
+      await deps.fleet.touchInFlight(jobKey(batch, rowId, data.resubmit));
+      return delay(pollDelay(data.checks), next);
+    }
+    case "success": {
+      await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));
+      const completedAt = record.completedAt ?? now;
+      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? priceOf(row));
+      const moved = await deps.ledger.transition(batch, rowId, {
+        from: ["submitted", "generating"],
+        to: "archiving",
+        set: { completedAt },
+      });
+      if (!moved.ok) return done;
+      if (record.imageUrls.length === 0) {
+        await deps.ledger.transition(batch, rowId, {
+          from: ["archiving"],
+          to: "failed",
+          set: { error: `task ${taskId} succeeded without an image URL` },
+        });
+        return done;
+      }
+      await deps.queues.addArchive({
+        batch,
+        rowId,
+        taskId,
+        imageUrls: record.imageUrls,
+        completedAt,
+        ...(record.creditsConsumed === undefined ? {} : { creditsConsumed: record.creditsConsumed }),
+        tries: 0,
+      });
+      job.log.info({ taskId }, "generated");
+      return done;
+    }
+    case "failed":
+      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? priceOf(row));
+      return failGeneration(job, deps, row, {
+        code: record.failCode ?? "failed",
+        message: record.failMessage ?? "generation failed",
+      });
+  }
+}
+
+/** What a row costs when the API does not say: the price of its acceleration, else the dearest. */
+export function priceOf(row: Pick<RowRecord, "params">): number {
+  const level = row.params.acceleration_level;
+  return typeof level === "string" && level in CREDITS_BY_ACCELERATION
+    ? CREDITS_BY_ACCELERATION[level as keyof typeof CREDITS_BY_ACCELERATION]
+    : CREDITS_UPPER_BOUND;
+}
+
+/** A failed generation is resubmitted up to KIE_MAX_RESUBMITS times (each costs), then the row fails. */
+async function failGeneration(
+  job: StageJob<PollJob>,
+  deps: StageDeps,
+  row: RowRecord,
+  failure: { code: string; message: string },
+): Promise<StageResult<PollJob>> {
+  const { batch, rowId, taskId, resubmit } = job.data;
+  await deps.fleet.releaseInFlight(jobKey(batch, rowId, resubmit));
+  const reason = `generation failed (${failure.code}): ${failure.message} [task ${taskId}]`;
+  if (row.resubmits < deps.settings.maxResubmits) {
+    const moved = await deps.ledger.transition(batch, rowId, {
+      from: ["submitted", "generating"],
+      to: "queued",
+      incr: { resubmits: 1 },
+      set: { error: `${reason}; resubmitted` },
+    });
+    if (moved.ok) {
+      await deps.queues.addSubmit({ batch, rowId, resubmit: row.taskIds.length });
+      job.log.warn({ taskId, reason }, "generation failed; resubmitting");
+    }
+    return done;
+  }
+  await deps.ledger.transition(batch, rowId, { from: ["submitted", "generating"], to: "failed", set: { error: reason } });
+  job.log.warn({ taskId, reason }, "generation failed; row failed");
+  return done;
+}

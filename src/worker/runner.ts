@@ -1,0 +1,151 @@
+import { DelayedError, type Job, type Queue, UnrecoverableError, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import type { ZodType } from "zod";
+import type { Logger } from "../core/logger.js";
+import type { Ledger } from "../ledger/index.js";
+import { archiveJobSchema, bullPrefix, pollJobSchema, type Stage, submitJobSchema } from "../queue/jobs.js";
+import { runArchive } from "./archive.js";
+import { runPoll } from "./poll.js";
+import type { StageDeps } from "./ports.js";
+import { StageError, type StageJob, type StageResult } from "./stage.js";
+import { runSubmit } from "./submit.js";
+
+export interface StageWorkerOptions {
+  connection: Redis;
+  queuePrefix: string;
+  deps: StageDeps;
+  ledger: Ledger;
+  log: Logger;
+  stages: readonly Stage[];
+  concurrency: Record<Stage, number>;
+  /** KIE_LOCK_MS: a killed worker's jobs return after about this long. */
+  lockMs: number;
+}
+
+/** Default concurrency per stage: submits are bounded by the account's rate, not by slots. */
+export const DEFAULT_CONCURRENCY: Record<Stage, number> = { submit: 4, poll: 16, archive: 4 };
+/** After an abort, a released job comes back this soon. */
+const RELEASE_DELAY_MS = 1_000;
+/**
+ * Stalls a job may survive. BullMQ's default (1) fails a job on its second stall whatever its
+ * attempts: a poll job lives for minutes, so two crashes would lose its row. No crash fails a row.
+ */
+const MAX_STALLED = 1_000_000;
+
+type Runner<T> = (job: StageJob<T>, deps: StageDeps) => Promise<StageResult<T>>;
+
+const RUNNERS: { [S in Stage]: { run: Runner<never>; schema: ZodType } } = {
+  submit: { run: runSubmit as Runner<never>, schema: submitJobSchema },
+  poll: { run: runPoll as Runner<never>, schema: pollJobSchema },
+  archive: { run: runArchive as Runner<never>, schema: archiveJobSchema },
+};
+
+/**
+ * The BullMQ edge: turns stage results into `moveToDelayed` + `DelayedError`, retryable stage
+ * errors into BullMQ retries, terminal ones into `UnrecoverableError`, and an abort (shutdown)
+ * into a job released back to delayed.
+ */
+export class StageWorkers {
+  readonly workers: Worker[] = [];
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: StageWorkerOptions) {
+    for (const stage of options.stages) this.workers.push(this.createWorker(stage));
+  }
+
+  private createWorker(stage: Stage): Worker {
+    const { options } = this;
+    const { run, schema } = RUNNERS[stage];
+    const worker = new Worker(
+      stage,
+      async (job: Job, token?: string, signal?: AbortSignal) => {
+        const data = schema.parse(job.data) as { batch: string; rowId: string };
+        const log = options.log.child({ stage, batch: data.batch, row: data.rowId, job: job.id });
+        const abort = signal ?? new AbortController().signal;
+        const stageJob: StageJob<never> = {
+          key: job.id ?? "",
+          data: data as never,
+          signal: abort,
+          attemptsMade: job.attemptsMade,
+          attempts: job.opts.attempts ?? 1,
+          log,
+        };
+        let result: StageResult<unknown>;
+        try {
+          result = await run(stageJob, options.deps);
+        } catch (error) {
+          if (abort.aborted) {
+            // Shutting down: hand the job back so another worker (or this one, restarted) goes on.
+            await job.moveToDelayed(Date.now() + RELEASE_DELAY_MS, token);
+            throw new DelayedError();
+          }
+          if (error instanceof StageError && !error.retryable) throw new UnrecoverableError(error.message);
+          log.warn({ err: error, attempt: job.attemptsMade + 1 }, "stage failed; BullMQ retries it");
+          throw error;
+        }
+        if (result.kind === "delay") {
+          await job.updateData(result.data);
+          await job.moveToDelayed(Date.now() + result.ms, token);
+          throw new DelayedError();
+        }
+      },
+      {
+        connection: options.connection,
+        prefix: bullPrefix(options.queuePrefix),
+        concurrency: options.concurrency[stage],
+        lockDuration: options.lockMs,
+        stalledInterval: Math.max(1_000, Math.min(options.lockMs, 30_000)),
+        maxStalledCount: MAX_STALLED,
+        autorun: true,
+      },
+    );
+    worker.on("failed", (job, error) => {
+      if (!job) return;
+      const final = error.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
+      if (!final) return;
+      // Safety net: a job BullMQ gave up on must leave its row failed, never stuck mid-pipeline.
+      const data = job.data as { batch?: string; rowId?: string };
+      if (!data.batch || !data.rowId) return;
+      options.ledger
+        .transition(data.batch, data.rowId, {
+          from: stage === "submit" ? ["queued"] : stage === "poll" ? ["submitted", "generating"] : ["archiving"],
+          to: "failed",
+          set: { error: `${stage} stage gave up: ${error.message}` },
+        })
+        .catch((err: unknown) => options.log.error({ err, job: job.id }, "could not record a failed job"));
+    });
+    worker.on("error", (error) => options.log.error({ err: error, stage }, "worker error"));
+    return worker;
+  }
+
+  async waitUntilReady(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.waitUntilReady()));
+  }
+
+  /**
+   * Stops taking jobs, aborts those in hand (each stage releases its job), and closes. A hung
+   * processor cannot hold this past `deadlineMs`: then the workers are closed by force.
+   */
+  close(deadlineMs = 25_000): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all(this.workers.map((w) => w.pause(true).catch(() => undefined)));
+      for (const worker of this.workers) worker.cancelAllJobs("shutdown");
+      const graceful = Promise.all(this.workers.map((w) => w.close()));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        graceful.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), deadlineMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        this.options.log.warn("workers did not stop in time; closing by force");
+        await Promise.all(this.workers.map((w) => w.close(true).catch(() => undefined)));
+      }
+    })();
+    return this.closing;
+  }
+}
+
+export type StageQueueMap = Record<Stage, Queue>;

@@ -1,0 +1,71 @@
+import type { Logger } from "../core/logger.js";
+
+/**
+ * What a stage processor sees of its job, and what it may answer. The BullMQ adapter
+ * (`runner.ts`) is the only place that turns these into `moveToDelayed`, `DelayedError` and
+ * retries, so the stage logic can be tested with plain objects.
+ */
+export interface StageJob<T> {
+  /** The job key (`<batch>/<rowId>[/r<n>]`). */
+  key: string;
+  data: T;
+  /** Aborted when the worker shuts down: stop waiting and let the adapter release the job. */
+  signal: AbortSignal;
+  /** Attempts already made before this run (BullMQ's attemptsMade). */
+  attemptsMade: number;
+  /** Attempts allowed in all. */
+  attempts: number;
+  log: Logger;
+}
+
+export type StageResult<T> =
+  | { kind: "done" }
+  /** Come back after `ms` with `data` (the job moves to delayed: no worker slot is held meanwhile). */
+  | { kind: "delay"; ms: number; data: T };
+
+export const done = { kind: "done" } as const;
+
+export function delay<T>(ms: number, data: T): StageResult<T> {
+  return { kind: "delay", ms: Math.max(0, Math.round(ms)), data };
+}
+
+/**
+ * A failure that BullMQ should retry with its attempts and backoff (retryable) or not at all.
+ * Stages record a row's failure in the ledger themselves before they give up; this error only
+ * tells the adapter what to do with the job.
+ */
+export class StageError extends Error {
+  override readonly name = "StageError";
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** True on the last attempt BullMQ will make. */
+export function isLastAttempt(job: Pick<StageJob<unknown>, "attemptsMade" | "attempts">): boolean {
+  return job.attemptsMade + 1 >= job.attempts;
+}
+
+/**
+ * A signal that aborts `graceMs` after `signal` does. A submit in flight gets this one: aborting
+ * a create whose request is on the wire is what makes a row paid for twice, so shutdown gives it
+ * a little time to come back first.
+ */
+export function graceSignal(signal: AbortSignal, graceMs: number): AbortSignal {
+  const controller = new AbortController();
+  const onAbort = () => {
+    const timer = setTimeout(() => controller.abort(signal.reason), graceMs);
+    timer.unref();
+  };
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return controller.signal;
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,157 @@
+import { isKieError, type KieError } from "../kie/errors.js";
+import type { GenerationParams, SubmitRequest } from "../kie/types.js";
+import type { RowRecord } from "../ledger/types.js";
+import { jobKey, type SubmitJob } from "../queue/jobs.js";
+import { pollDelay } from "../core/backoff.js";
+import { USAGE_CAP_PROBE_MS, CREDITS_PROBE_MS, waitForOpenGate } from "./gate.js";
+import type { StageDeps } from "./ports.js";
+import { type StageJob, type StageResult, StageError, delay, done, graceSignal, isLastAttempt } from "./stage.js";
+import { recordWithRetry } from "./record.js";
+
+/** A row over its batch's budget looks again this often (a raised budget frees it). */
+export const BUDGET_RECHECK_MS = 30_000;
+/** With KIE_MAX_IN_FLIGHT reached, a submitter looks for room this often. */
+export const IN_FLIGHT_RECHECK_MS = 2_000;
+/** On shutdown, a create already on the wire gets this long to come back before it is aborted. */
+export const SUBMIT_GRACE_MS = 10_000;
+
+/**
+ * The submit stage: one create request per row (per resubmit lineage), at the account's rate.
+ *
+ * Invariant: once a taskId is recorded for a lineage, that lineage is never submitted again,
+ * whatever crashes. The check below runs before any gate, so a retried or recovered job finds
+ * the taskId and only makes sure the poll job exists.
+ */
+export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Promise<StageResult<SubmitJob>> {
+  const { batch, rowId, resubmit } = job.data;
+  const key = jobKey(batch, rowId, resubmit);
+  const row = await deps.ledger.getRow(batch, rowId);
+  if (!row) {
+    job.log.warn("row is not in the ledger (purged?): nothing to submit");
+    return done;
+  }
+  const recorded = row.taskIds[resubmit];
+  if (recorded !== undefined) {
+    await ensurePoll(deps, job.data, recorded, row.submittedAt ?? deps.clock.now());
+    return done;
+  }
+  if (row.status !== "queued") return done; // cancelled, or moved on by an operator
+
+  if (row.creditsReserved <= 0) {
+    const outcome = await deps.ledger.reserveBudget(batch, rowId, row.estimatedCredits);
+    if (outcome === "over-budget") return delay(BUDGET_RECHECK_MS, job.data);
+  }
+
+  for (;;) {
+    const gate = await waitForOpenGate(deps, job.signal, job.log);
+    if (!(await deps.fleet.tryAcquireInFlight(key))) {
+      await deps.clock.sleep(IN_FLIGHT_RECHECK_MS, job.signal);
+      continue;
+    }
+    await deps.fleet.createSlot(job.signal);
+
+    let taskId: string;
+    try {
+      taskId = await deps.kie.submit(requestOf(row, key, deps), graceSignal(job.signal, SUBMIT_GRACE_MS));
+    } catch (error) {
+      await deps.fleet.releaseInFlight(key);
+      if (job.signal.aborted && !isKieError(error)) {
+        // The create may be on KIE's side already: count it, and let the job come back later.
+        await deps.ledger.transition(batch, rowId, { incr: { uncertain: 1 } });
+        throw error;
+      }
+      if (!isKieError(error)) throw error;
+      const next = await handleSubmitError(error, job, row, deps);
+      if (next === "again") continue;
+      return next;
+    }
+
+    if (gate === "probe") {
+      await deps.fleet.resume("usage-cap");
+      job.log.info("usage-cap probe accepted: submissions resume");
+    }
+    await deps.fleet.clearBackoff();
+    const submittedAt = deps.clock.now();
+    await recordWithRetry(job.log, { batch, rowId, taskId }, () =>
+      deps.ledger.transition(batch, rowId, {
+        // A row cancelled while its create was on the wire is paid for: it goes on.
+        from: ["queued", "cancelled"],
+        to: "submitted",
+        addTaskId: taskId,
+        set: { submittedAt, error: null },
+      }),
+    );
+    job.log.info({ taskId }, "submitted");
+    await ensurePoll(deps, job.data, taskId, submittedAt);
+    return done;
+  }
+}
+
+async function ensurePoll(deps: StageDeps, data: SubmitJob, taskId: string, submittedAt: number) {
+  await deps.queues.addPoll(
+    { batch: data.batch, rowId: data.rowId, resubmit: data.resubmit, taskId, submittedAt, checks: 0 },
+    pollDelay(0),
+  );
+}
+
+function requestOf(row: RowRecord, key: string, deps: StageDeps): SubmitRequest {
+  const params = row.params as unknown as GenerationParams;
+  const request: SubmitRequest = { ...params, prompt: row.prompt };
+  if (deps.settings.callbackUrl) request.callBackUrl = `${deps.settings.callbackUrl}/${key}`;
+  return request;
+}
+
+/**
+ * Fleet-wide conditions keep the job and loop ("again"); a row the API refuses fails; anything
+ * transient is retried by BullMQ with backoff until the attempts run out.
+ */
+async function handleSubmitError(
+  error: KieError,
+  job: StageJob<SubmitJob>,
+  row: RowRecord,
+  deps: StageDeps,
+): Promise<"again" | StageResult<SubmitJob>> {
+  const { batch, rowId } = job.data;
+  const log = job.log;
+  switch (error.fleetEffect) {
+    case "rate-limited":
+    case "maintenance": {
+      const { untilMs, consecutive } = await deps.fleet.backoff(error.fleetEffect);
+      log.warn({ code: error.code, consecutive, backoffMs: untilMs - deps.clock.now() }, "fleet backs off");
+      return "again";
+    }
+    case "out-of-credits":
+      if (await deps.fleet.pause("out-of-credits", `KIE: credits insufficient (${error.message})`, { probeAfterMs: CREDITS_PROBE_MS })) {
+        log.error("out of credits: submissions paused fleet-wide; the balance is checked every minute");
+      }
+      return "again";
+    case "usage-cap":
+      if (await deps.fleet.pause("usage-cap", `KIE: the key's usage cap is reached (${error.message})`, { probeAfterMs: USAGE_CAP_PROBE_MS })) {
+        log.error("the API key's usage cap is reached: submissions paused; one submit probes every 5 minutes");
+      }
+      return "again";
+    case "bad-key":
+      if (await deps.fleet.pause("bad-key", "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`")) {
+        log.error("KIE refused the API key: submissions paused fleet-wide until `kie-batch resume`");
+      }
+      return "again";
+    case undefined:
+      break;
+  }
+  if (error.maybeCreated) {
+    await deps.ledger.transition(batch, rowId, { incr: { uncertain: 1 } });
+    log.warn({ code: error.code }, "submit answer lost: the task may exist; counted as uncertain and retried");
+  }
+  if (error.retryable && !isLastAttempt(job)) {
+    throw new StageError(`submit failed: ${error.message}`, true, { cause: error });
+  }
+  if (error.code === "bad_request") log.error({ err: error }, "KIE answered 400 to a submit: this is a bug");
+  await deps.ledger.releaseReservation(batch, rowId);
+  const reason = error.retryable
+    ? `submit failed after ${job.attempts} attempts: ${error.message}`
+    : `KIE refused the row: ${error.message}`;
+  await deps.ledger.transition(batch, rowId, { from: ["queued"], to: "failed", set: { error: reason } });
+  log.warn({ code: error.code, reason }, "row failed at submit");
+  void row;
+  return done;
+}

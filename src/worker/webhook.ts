@@ -1,0 +1,137 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Queue } from "bullmq";
+import type { Logger } from "../core/logger.js";
+import type { Ledger } from "../ledger/index.js";
+import { jobKey, parseJobKey } from "../queue/jobs.js";
+
+/** Callbacks signed longer ago than this (or this far in the future) are refused. */
+export const MAX_SIGNATURE_AGE_S = 5 * 60;
+const MAX_BODY_BYTES = 256 * 1024;
+
+export interface WebhookOptions {
+  port: number;
+  host?: string;
+  ledger: Ledger;
+  pollQueue: Queue;
+  log: Logger;
+  /** KIE_WEBHOOK_HMAC_KEY: when set, unsigned or wrongly signed callbacks get 401. */
+  hmacKey?: string;
+  now?: () => number;
+}
+
+export interface WebhookServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** base64(HMAC-SHA256(taskId + "." + timestamp, key)), as KIE signs callbacks. */
+export function webhookSignature(taskId: string, timestamp: string, key: string): string {
+  return createHmac("sha256", key).update(`${taskId}.${timestamp}`).digest("base64");
+}
+
+/**
+ * The callback receiver. A callback is only a hint: it promotes the row's delayed poll job, and
+ * the status call made with our own key decides what happened. It answers fast, and the same
+ * callback twice changes nothing.
+ */
+export async function startWebhookServer(options: WebhookOptions): Promise<WebhookServer> {
+  const now = options.now ?? Date.now;
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      options.log.error({ err: error }, "webhook handler failed");
+      if (!res.headersSent) reply(res, 500, { error: "internal error" });
+    });
+  });
+  server.requestTimeout = 10_000;
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    if (req.method === "GET" && path === "/healthz") return reply(res, 200, { ok: true });
+    if (req.method !== "POST") return reply(res, 405, { error: "POST a callback" });
+    const key = keyFromPath(path);
+    if (!key) return reply(res, 404, { error: "no job key in the path" });
+    const body = await readBody(req);
+    if (body === undefined) return reply(res, 413, { error: "body too large" });
+    const taskId = taskIdOf(body);
+    if (!taskId) return reply(res, 400, { error: "no taskId in the body" });
+
+    if (options.hmacKey) {
+      const timestamp = header(req, "x-webhook-timestamp");
+      const signature = header(req, "x-webhook-signature");
+      if (!timestamp || !signature) return reply(res, 401, { error: "missing signature" });
+      const age = Math.abs(now() / 1000 - Number(timestamp));
+      if (!/^\d+$/.test(timestamp) || age > MAX_SIGNATURE_AGE_S) return reply(res, 401, { error: "stale signature" });
+      const expected = Buffer.from(webhookSignature(taskId, timestamp, options.hmacKey));
+      const given = Buffer.from(signature);
+      if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+        return reply(res, 401, { error: "bad signature" });
+      }
+    }
+
+    const row = await options.ledger.getRow(key.batch, key.rowId);
+    if (!row || !row.taskIds.includes(taskId)) return reply(res, 404, { error: "unknown task" });
+    const job = await options.pollQueue.getJob(jobKey(key.batch, key.rowId, key.resubmit));
+    if (job && (await job.isDelayed())) {
+      await job.promote().catch(() => undefined); // it may have just left delayed: fine
+      options.log.debug({ batch: key.batch, row: key.rowId, taskId }, "callback promoted the poll job");
+    }
+    return reply(res, 200, { ok: true });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host ?? "0.0.0.0", () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The job key is the last two or three path segments (`.../<batch>/<rowId>[/r<n>]`). */
+function keyFromPath(path: string) {
+  const segments = path.split("/").filter(Boolean);
+  for (const take of [3, 2]) {
+    if (segments.length < take) continue;
+    const key = parseJobKey(segments.slice(-take).join("/"));
+    if (key) return key;
+  }
+  return undefined;
+}
+
+function taskIdOf(body: unknown): string | undefined {
+  const record = body as { data?: { taskId?: unknown }; taskId?: unknown } | undefined;
+  const id = record?.data?.taskId ?? record?.taskId;
+  return typeof id === "string" && id.length > 0 ? id : undefined;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    return {};
+  }
+}
+
+function reply(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
