@@ -10,11 +10,11 @@ import { type Config, ConfigError, redactUrl, requireApiKey } from "./config/ind
 import { systemClock } from "./core/clock.js";
 import type { Logger } from "./core/logger.js";
 import { createFleet, type Fleet } from "./fleet/index.js";
+import { createFleetPort } from "./fleet/port.js";
 import { createKieClient, type KieClient } from "./kie/index.js";
 import { connectRedis, createLedger, type Ledger } from "./ledger/index.js";
-import { type Stage, STAGES } from "./queue/jobs.js";
+import { STAGES, type Stage } from "./queue/jobs.js";
 import { QueueSet } from "./queue/queues.js";
-import { fleetPort } from "./worker/fleet-port.js";
 import { DEFAULT_CONCURRENCY, StageWorkers } from "./worker/runner.js";
 import { startWebhookServer, type WebhookServer } from "./worker/webhook.js";
 
@@ -32,7 +32,10 @@ export class RedisUnavailableError extends Error {
  * A Redis connection that has answered a PING. `forWorker` connections wait through reconnects
  * (BullMQ needs that); command connections fail fast instead of hanging.
  */
-export async function openRedis(config: Config, options: { forWorker?: boolean; timeoutMs?: number } = {}): Promise<Redis> {
+export async function openRedis(
+  config: Config,
+  options: { forWorker?: boolean; timeoutMs?: number } = {},
+): Promise<Redis> {
   const redis = connectRedis(config.REDIS_URL, {
     lazy: true,
     maxRetriesPerRequest: options.forWorker ? null : 1,
@@ -57,15 +60,23 @@ export async function openRedis(config: Config, options: { forWorker?: boolean; 
 }
 
 export function buildLedger(redis: Redis, config: Config): Ledger {
-  return createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX });
+  return createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX, ttlMs: config.KIE_LEDGER_TTL });
 }
 
 export function buildQueues(redis: Redis, config: Config): QueueSet {
-  return new QueueSet({ connection: redis, queuePrefix: config.KIE_QUEUE_PREFIX, submitAttempts: config.KIE_SUBMIT_ATTEMPTS });
+  return new QueueSet({
+    connection: redis,
+    queuePrefix: config.KIE_QUEUE_PREFIX,
+    submitAttempts: config.KIE_SUBMIT_ATTEMPTS,
+  });
 }
 
 export function buildKie(config: Config): KieClient {
-  return createKieClient({ baseUrl: config.KIE_BASE_URL, apiKey: requireApiKey(config), flavor: config.KIE_API_FLAVOR });
+  return createKieClient({
+    baseUrl: config.KIE_BASE_URL,
+    apiKey: requireApiKey(config),
+    flavor: config.KIE_API_FLAVOR,
+  });
 }
 
 export function buildFleet(redis: Redis, config: Config): Fleet {
@@ -111,7 +122,11 @@ export interface RunningWorker {
 }
 
 /** Everything `kie-batch worker` runs, in one process. */
-export async function startWorker(config: Config, log: Logger, options: WorkerRunOptions = {}): Promise<RunningWorker> {
+export async function startWorker(
+  config: Config,
+  log: Logger,
+  options: WorkerRunOptions = {},
+): Promise<RunningWorker> {
   requireApiKey(config);
   const redis = await openRedis(config, { forWorker: true });
   const ledger = buildLedger(redis, config);
@@ -143,12 +158,16 @@ export async function startWorker(config: Config, log: Logger, options: WorkerRu
       store,
       queues,
       clock: systemClock,
-      fleet: fleetPort(fleet, { pollRatePerSec: config.KIE_POLL_RATE, maxInFlight: config.KIE_MAX_IN_FLIGHT }),
+      fleet: createFleetPort(fleet, {
+        pollRatePerSec: config.KIE_POLL_RATE,
+        maxInFlight: config.KIE_MAX_IN_FLIGHT,
+      }),
       settings: {
         maxWaitMs: config.KIE_MAX_WAIT,
         maxResubmits: config.KIE_MAX_RESUBMITS,
         downloadHosts: downloadHosts(config),
         recordLagGraceMs: 60_000,
+        pollFirstMs: config.KIE_POLL_INTERVAL,
         fileLifetimeMs: 14 * 86_400_000,
         ...(config.KIE_CALLBACK_URL ? { callbackUrl: config.KIE_CALLBACK_URL } : {}),
       },

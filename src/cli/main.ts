@@ -1,8 +1,14 @@
 import { Command, Option } from "commander";
 import { loadConfig } from "../config/index.js";
 import { createLogger } from "../core/logger.js";
+import { runBudgetCommand } from "./budget.js";
+import { runCancelCommand } from "./cancel.js";
 import { exitWithError } from "./errors.js";
+import { runPauseCommand, runResumeCommand } from "./pause.js";
+import { runResultsCommand } from "./results.js";
+import { runRetryCommand } from "./retry.js";
 import { runSimulateCommand } from "./simulate.js";
+import { runStatusCommand } from "./status.js";
 import { runWorkerCommand } from "./worker.js";
 
 /**
@@ -53,5 +59,84 @@ program
       await runWorkerCommand(config, log, flags);
     }),
   );
+
+// --- operator commands (status, results, retry, pause, resume, cancel, budget) ---
+
+program
+  .command("status")
+  .description("Counts, credits and fleet state of one batch, or of every batch")
+  .argument("[batch]", "batch name (omit for every batch)")
+  .option("--json", "machine-readable output")
+  .option("--watch", "redraw every second until the batch finishes (Ctrl-C to stop)")
+  .option("--wait", "return when every row is archived, failed or cancelled: exit 0, or 3 if any failed")
+  .action(
+    action(async (batch: string | undefined, flags) => {
+      await runStatusCommand(loadConfig(), batch, flags);
+    }),
+  );
+
+program
+  .command("results")
+  .description("One record per row, in manifest order: JSONL or CSV")
+  .argument("<batch>", "batch name")
+  .option("--format <format>", "jsonl or csv", "jsonl")
+  .option("--out <file>", "write to this file (atomically) instead of stdout")
+  .action(
+    action(async (batch: string, flags) => {
+      await runResultsCommand(loadConfig(), batch, flags);
+    }),
+  );
+
+program
+  .command("retry")
+  .description("Put failed rows back into the pipeline (a row with a task is polled again first)")
+  .argument("<batch>", "batch name")
+  .action(
+    action(async (batch: string) => {
+      await runRetryCommand(loadConfig(), batch);
+    }),
+  );
+
+program
+  .command("pause")
+  .description("Stop new submissions fleet-wide (polls and archives go on) until `resume`")
+  .option("--reason <text>", "shown by `status`")
+  .action(
+    action(async (flags) => {
+      await runPauseCommand(loadConfig(), flags);
+    }),
+  );
+
+program
+  .command("resume")
+  .description("Restart submissions; also lifts an automatic pause (bad key, no credits, usage cap)")
+  .action(
+    action(async () => {
+      await runResumeCommand(loadConfig());
+    }),
+  );
+
+program
+  .command("cancel")
+  .description("Cancel a batch's rows not yet submitted; submitted rows are still polled and archived")
+  .argument("<batch>", "batch name")
+  .action(
+    action(async (batch: string) => {
+      await runCancelCommand(loadConfig(), batch);
+    }),
+  );
+
+program
+  .command("budget")
+  .description("Set a batch's credit budget, or remove it with `none`")
+  .argument("<batch>", "batch name")
+  .argument("<credits>", "credits, or none")
+  .action(
+    action(async (batch: string, credits: string) => {
+      await runBudgetCommand(loadConfig(), batch, credits);
+    }),
+  );
+
+// --- end of operator commands ---
 
 await program.parseAsync(process.argv).catch(exitWithError);

@@ -17,8 +17,10 @@ export async function runSimulateCommand(flags: SimulatorFlags): Promise<void> {
       `  use it with: KIE_BASE_URL=${sim.url} KIE_API_KEY=${options.apiKey ? "<the key you gave>" : "<any key>"}\n` +
       `  stats: GET ${sim.url}/__sim/stats\n`,
   );
-  await new Promise<void>((resolve) => onShutdown(async () => {
-    await sim.close();
-    resolve();
-  }));
+  await new Promise<void>((resolve) =>
+    onShutdown(async () => {
+      await sim.close();
+      resolve();
+    }),
+  );
 }

@@ -51,7 +51,10 @@ export async function runWorkerCommand(config: Config, log: Logger, flags: Worke
 
 function parseStages(value: string | undefined): Stage[] {
   if (value === undefined) return [...STAGES];
-  const stages = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const stages = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const stage of stages) {
     if (!(STAGES as readonly string[]).includes(stage)) {
       throw new UsageError(`--stages: unknown stage "${stage}" (expected a list of ${STAGES.join(", ")})`);
@@ -63,6 +66,7 @@ function parseStages(value: string | undefined): Stage[] {
 
 function positiveInt(value: string, flag: string, min = 1): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min) throw new UsageError(`${flag}: expected a whole number >= ${min}, got "${value}"`);
+  if (!/^\d+$/.test(value) || n < min)
+    throw new UsageError(`${flag}: expected a whole number >= ${min}, got "${value}"`);
   return n;
 }

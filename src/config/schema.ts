@@ -11,7 +11,10 @@ const duration = (example: string) =>
     try {
       return parseDuration(value);
     } catch {
-      ctx.addIssue({ code: "custom", message: `expected a duration like ${example}, got ${JSON.stringify(value)}` });
+      ctx.addIssue({
+        code: "custom",
+        message: `expected a duration like ${example}, got ${JSON.stringify(value)}`,
+      });
       return z.NEVER;
     }
   });
@@ -56,13 +59,13 @@ const bool = z.string().transform((value, ctx) => {
   return z.NEVER;
 });
 
-const QUEUE_PREFIX_RE = /^[A-Za-z0-9._-]{1,32}$/;
+const QUEUE_PREFIX_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 export const envSchema = z.object({
   REDIS_URL: url("a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
   KIE_QUEUE_PREFIX: z
     .string()
-    .regex(QUEUE_PREFIX_RE, "expected 1-32 characters of A-Z a-z 0-9 . _ - (the code adds the {hash tag})")
+    .regex(QUEUE_PREFIX_RE, "expected 1-64 characters of A-Z a-z 0-9 . _ - (the code adds the {hash tag})")
     .default("kie"),
   KIE_API_KEY: z.string().min(1, "expected a non-empty API key").optional(),
   KIE_BASE_URL: url("an http(s) URL").default("https://api.kie.ai"),
@@ -73,13 +76,17 @@ export const envSchema = z.object({
       try {
         return parseRate(value);
       } catch {
-        ctx.addIssue({ code: "custom", message: `expected <count>/<window> like 20/10s, got ${JSON.stringify(value)}` });
+        ctx.addIssue({
+          code: "custom",
+          message: `expected <count>/<window> like 20/10s, got ${JSON.stringify(value)}`,
+        });
         return z.NEVER;
       }
     })
     .default({ limit: 20, windowMs: 10_000 }),
   KIE_POLL_RATE: positiveNumber("status calls per second, a number > 0").default(20),
   KIE_MAX_IN_FLIGHT: positiveInt("a whole number (0: no cap)").default(0),
+  KIE_POLL_INTERVAL: duration('"5s"').default(5_000),
   KIE_MAX_WAIT: duration('"30m"').default(30 * 60_000),
   KIE_MAX_RESUBMITS: positiveInt("a whole number").default(1),
   KIE_SUBMIT_ATTEMPTS: positiveInt("a whole number >= 1").default(8),

@@ -49,6 +49,13 @@ export const pollJobSchema = z.object({
   submittedAt: z.number(),
   /** Status checks made so far (drives the backoff). */
   checks: z.number().int().min(0).default(0),
+  /**
+   * Set by `kie-batch retry` when it polls a failed row's task again: if that task failed (or is
+   * unknown), resubmit even past KIE_MAX_RESUBMITS, since the operator asked for the row.
+   * Absent means false: optional rather than `.default(false)`, so code that builds poll jobs
+   * without it (the submit stage) still type-checks.
+   */
+  resubmitOnFailure: z.boolean().optional(),
 });
 export type PollJob = z.infer<typeof pollJobSchema>;
 

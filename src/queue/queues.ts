@@ -29,7 +29,11 @@ export function stageJobOptions(stage: Stage, submitAttempts = 8): JobsOptions {
   };
   switch (stage) {
     case "submit":
-      return { ...common, attempts: submitAttempts, backoff: { type: "exponential", delay: 2_000, jitter: 0.5 } };
+      return {
+        ...common,
+        attempts: submitAttempts,
+        backoff: { type: "exponential", delay: 2_000, jitter: 0.5 },
+      };
     case "poll":
     case "archive":
       // Their processors back off by themselves; BullMQ attempts cover only unexpected errors.

@@ -62,11 +62,18 @@ export interface SimulatorStats {
   /** Creates per request hash (sha256 of the canonical params); a value above 1 is a duplicate. */
   createsByRequestHash: Record<string, number>;
   rateLimited: number;
+  /** Status requests received, also those answered by a fault, 455, 401 or 422. */
   statusCalls: number;
+  /** File GETs answered with the file (HEAD not counted). */
   downloads: number;
+  /** download-url requests received, whatever their answer. */
   downloadUrlCalls: number;
+  /** Callback deliveries the receiver acknowledged with a 2xx. */
   callbacksSent: number;
+  /** Callback delivery attempts that failed (non-2xx, network error, timeout); retried up to 3 attempts. */
   callbacksFailed: number;
+  /** Callbacks given up after their last failed attempt. */
+  callbacksAbandoned?: number;
   maxInFlight: number;
   inFlight: number;
   creditsCharged: number;
@@ -102,7 +109,10 @@ export interface SimulatorHandle {
   setNextOutcome(outcome: "success" | "fail" | "creation_failed" | undefined): void;
   setMaintenance(on: boolean): void;
   setCredits(credits: number): void;
-  /** Make every existing file of the task expire now (its URLs answer 404/410). */
+  /**
+   * Make every existing file of the task expire now (its URLs answer 404/410). download-url still
+   * hands out working links for it: the simulator redraws bytes, never deletes them.
+   */
   expireFiles(taskId: string): void;
   /** Finish every generating task now. */
   completeAll(): void;

@@ -15,7 +15,10 @@ const ARCHIVE_RETRY_MAX_MS = 5 * 60_000;
  * then the ledger. Re-running it is harmless: an image already stored under the same task is not
  * written again.
  */
-export async function runArchive(job: StageJob<ArchiveJob>, deps: StageDeps): Promise<StageResult<ArchiveJob>> {
+export async function runArchive(
+  job: StageJob<ArchiveJob>,
+  deps: StageDeps,
+): Promise<StageResult<ArchiveJob>> {
   const data = job.data;
   const { batch, rowId, taskId } = data;
   const row = await deps.ledger.getRow(batch, rowId);

@@ -28,8 +28,8 @@ export async function waitForOpenGate(
     signal.throwIfAborted();
     const pause = await deps.fleet.getPause();
     if (pause) {
-      const probeDue = pause.nextProbeAt !== undefined && pause.nextProbeAt <= deps.clock.now();
-      if (probeDue && (await deps.fleet.claimProbe())) {
+      // Redis's clock decides when a probe is due; exactly one waiter in the fleet wins it.
+      if (pause.nextProbeAt !== undefined && (await deps.fleet.claimProbe())) {
         if (pause.kind === "usage-cap") return "probe";
         if (pause.kind === "out-of-credits") {
           const credits = await deps.kie.getCredits(signal).catch((error: unknown) => {

@@ -1,4 +1,4 @@
-import { pollDelay, retryDelay } from "../core/backoff.js";
+import { pollDelay as basePollDelay, POLL_BACKOFF, retryDelay } from "../core/backoff.js";
 import { isKieError } from "../kie/errors.js";
 import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type TaskRecord } from "../kie/types.js";
 import type { RowRecord } from "../ledger/types.js";
@@ -11,11 +11,13 @@ import { delay, done, type StageJob, type StageResult } from "./stage.js";
  * thousands of generations in flight hold no worker slot and no timer in memory.
  */
 export async function runPoll(job: StageJob<PollJob>, deps: StageDeps): Promise<StageResult<PollJob>> {
+  const pollDelay = (checks: number) => scaledPollDelay(checks, deps.settings.pollFirstMs);
   const data = job.data;
   const { batch, rowId, taskId } = data;
   const row = await deps.ledger.getRow(batch, rowId);
   // A purged row, a newer task (resubmit, retry) or a row already past this stage: nothing to do.
-  if (!row || row.taskId !== taskId || (row.status !== "submitted" && row.status !== "generating")) return done;
+  if (!row || row.taskId !== taskId || (row.status !== "submitted" && row.status !== "generating"))
+    return done;
 
   await deps.fleet.pollSlot(job.signal);
   const next = { ...data, checks: data.checks + 1 };
@@ -35,7 +37,10 @@ export async function runPoll(job: StageJob<PollJob>, deps: StageDeps): Promise<
       });
     }
     if (error.fleetEffect === "bad-key") {
-      await deps.fleet.pause("bad-key", "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`");
+      await deps.fleet.pause(
+        "bad-key",
+        "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`",
+      );
     }
     if (error.retryable || error.fleetEffect !== undefined) {
       job.log.warn({ code: error.code, taskId }, "status call failed; trying again later");
@@ -65,7 +70,11 @@ export async function runPoll(job: StageJob<PollJob>, deps: StageDeps): Promise<
         return done;
       }
       if (row.status === "submitted") {
-        await deps.ledger.transition(batch, rowId, { from: ["submitted"], to: "generating", set: { generatingAt: now } });
+        await deps.ledger.transition(batch, rowId, {
+          from: ["submitted"],
+          to: "generating",
+          set: { generatingAt: now },
+        });
       }
       await deps.fleet.touchInFlight(jobKey(batch, rowId, data.resubmit));
       return delay(pollDelay(data.checks), next);
@@ -109,6 +118,11 @@ export async function runPoll(job: StageJob<PollJob>, deps: StageDeps): Promise<
   }
 }
 
+/** The poll schedule (about 5 s, growing 1.5x to 60 s) scaled so its first step is `firstMs`. */
+export function scaledPollDelay(checks: number, firstMs: number = POLL_BACKOFF.firstMs): number {
+  return basePollDelay(checks) * (firstMs / POLL_BACKOFF.firstMs);
+}
+
 /** What a row costs when the API does not say: the price of its acceleration, else the dearest. */
 export function priceOf(row: Pick<RowRecord, "params">): number {
   const level = row.params.acceleration_level;
@@ -127,7 +141,8 @@ async function failGeneration(
   const { batch, rowId, taskId, resubmit } = job.data;
   await deps.fleet.releaseInFlight(jobKey(batch, rowId, resubmit));
   const reason = `generation failed (${failure.code}): ${failure.message} [task ${taskId}]`;
-  if (row.resubmits < deps.settings.maxResubmits) {
+  // An operator's `retry` grants one resubmit beyond the limit (the row's counter still grows).
+  if (row.resubmits < deps.settings.maxResubmits || job.data.resubmitOnFailure === true) {
     const moved = await deps.ledger.transition(batch, rowId, {
       from: ["submitted", "generating"],
       to: "queued",
@@ -140,7 +155,11 @@ async function failGeneration(
     }
     return done;
   }
-  await deps.ledger.transition(batch, rowId, { from: ["submitted", "generating"], to: "failed", set: { error: reason } });
+  await deps.ledger.transition(batch, rowId, {
+    from: ["submitted", "generating"],
+    to: "failed",
+    set: { error: reason },
+  });
   job.log.warn({ taskId, reason }, "generation failed; row failed");
   return done;
 }

@@ -24,7 +24,7 @@ export interface FleetPort {
   /** True for exactly one caller once a paused state's probe is due. */
   claimProbe(): Promise<boolean>;
   /** A 429 or 455 seen: every submitter backs off for the returned time. */
-  backoff(kind: "rate-limited" | "maintenance"): Promise<{ untilMs: number; consecutive: number }>;
+  backoff(kind: "rate-limited" | "maintenance"): Promise<{ remainingMs: number; consecutive: number }>;
   backoffRemaining(): Promise<number>;
   clearBackoff(): Promise<void>;
   /** Waits for a slot of the account's sliding create window. */
@@ -55,6 +55,8 @@ export interface WorkerSettings {
   downloadHosts: string[];
   /** How long "recordInfo is null" is taken for lag after a submit. @defaultValue 60 s */
   recordLagGraceMs: number;
+  /** First status check after a submit; later checks grow 1.5x from it to 12x (60 s by default). */
+  pollFirstMs: number;
   /** How long a finished image is assumed to stay downloadable. @defaultValue 14 days */
   fileLifetimeMs: number;
 }

@@ -108,7 +108,8 @@ export class StageWorkers {
       if (!data.batch || !data.rowId) return;
       options.ledger
         .transition(data.batch, data.rowId, {
-          from: stage === "submit" ? ["queued"] : stage === "poll" ? ["submitted", "generating"] : ["archiving"],
+          from:
+            stage === "submit" ? ["queued"] : stage === "poll" ? ["submitted", "generating"] : ["archiving"],
           to: "failed",
           set: { error: `${stage} stage gave up: ${error.message}` },
         })

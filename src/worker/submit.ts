@@ -2,11 +2,19 @@ import { isKieError, type KieError } from "../kie/errors.js";
 import type { GenerationParams, SubmitRequest } from "../kie/types.js";
 import type { RowRecord } from "../ledger/types.js";
 import { jobKey, type SubmitJob } from "../queue/jobs.js";
-import { pollDelay } from "../core/backoff.js";
-import { USAGE_CAP_PROBE_MS, CREDITS_PROBE_MS, waitForOpenGate } from "./gate.js";
+import { CREDITS_PROBE_MS, USAGE_CAP_PROBE_MS, waitForOpenGate } from "./gate.js";
+import { scaledPollDelay } from "./poll.js";
 import type { StageDeps } from "./ports.js";
-import { type StageJob, type StageResult, StageError, delay, done, graceSignal, isLastAttempt } from "./stage.js";
 import { recordWithRetry } from "./record.js";
+import {
+  delay,
+  done,
+  graceSignal,
+  isLastAttempt,
+  StageError,
+  type StageJob,
+  type StageResult,
+} from "./stage.js";
 
 /** A row over its batch's budget looks again this often (a raised budget frees it). */
 export const BUDGET_RECHECK_MS = 30_000;
@@ -90,7 +98,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Prom
 async function ensurePoll(deps: StageDeps, data: SubmitJob, taskId: string, submittedAt: number) {
   await deps.queues.addPoll(
     { batch: data.batch, rowId: data.rowId, resubmit: data.resubmit, taskId, submittedAt, checks: 0 },
-    pollDelay(0),
+    scaledPollDelay(0, deps.settings.pollFirstMs),
   );
 }
 
@@ -116,22 +124,37 @@ async function handleSubmitError(
   switch (error.fleetEffect) {
     case "rate-limited":
     case "maintenance": {
-      const { untilMs, consecutive } = await deps.fleet.backoff(error.fleetEffect);
-      log.warn({ code: error.code, consecutive, backoffMs: untilMs - deps.clock.now() }, "fleet backs off");
+      const { remainingMs, consecutive } = await deps.fleet.backoff(error.fleetEffect);
+      log.warn({ code: error.code, consecutive, backoffMs: remainingMs }, "fleet backs off");
       return "again";
     }
     case "out-of-credits":
-      if (await deps.fleet.pause("out-of-credits", `KIE: credits insufficient (${error.message})`, { probeAfterMs: CREDITS_PROBE_MS })) {
+      if (
+        await deps.fleet.pause("out-of-credits", `KIE: credits insufficient (${error.message})`, {
+          probeAfterMs: CREDITS_PROBE_MS,
+        })
+      ) {
         log.error("out of credits: submissions paused fleet-wide; the balance is checked every minute");
       }
       return "again";
     case "usage-cap":
-      if (await deps.fleet.pause("usage-cap", `KIE: the key's usage cap is reached (${error.message})`, { probeAfterMs: USAGE_CAP_PROBE_MS })) {
-        log.error("the API key's usage cap is reached: submissions paused; one submit probes every 5 minutes");
+      if (
+        await deps.fleet.pause("usage-cap", `KIE: the key's usage cap is reached (${error.message})`, {
+          probeAfterMs: USAGE_CAP_PROBE_MS,
+        })
+      ) {
+        log.error(
+          "the API key's usage cap is reached: submissions paused; one submit probes every 5 minutes",
+        );
       }
       return "again";
     case "bad-key":
-      if (await deps.fleet.pause("bad-key", "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`")) {
+      if (
+        await deps.fleet.pause(
+          "bad-key",
+          "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`",
+        )
+      ) {
         log.error("KIE refused the API key: submissions paused fleet-wide until `kie-batch resume`");
       }
       return "again";
@@ -140,7 +163,10 @@ async function handleSubmitError(
   }
   if (error.maybeCreated) {
     await deps.ledger.transition(batch, rowId, { incr: { uncertain: 1 } });
-    log.warn({ code: error.code }, "submit answer lost: the task may exist; counted as uncertain and retried");
+    log.warn(
+      { code: error.code },
+      "submit answer lost: the task may exist; counted as uncertain and retried",
+    );
   }
   if (error.retryable && !isLastAttempt(job)) {
     throw new StageError(`submit failed: ${error.message}`, true, { cause: error });

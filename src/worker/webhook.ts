@@ -62,7 +62,8 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
       const signature = header(req, "x-webhook-signature");
       if (!timestamp || !signature) return reply(res, 401, { error: "missing signature" });
       const age = Math.abs(now() / 1000 - Number(timestamp));
-      if (!/^\d+$/.test(timestamp) || age > MAX_SIGNATURE_AGE_S) return reply(res, 401, { error: "stale signature" });
+      if (!/^\d+$/.test(timestamp) || age > MAX_SIGNATURE_AGE_S)
+        return reply(res, 401, { error: "stale signature" });
       const expected = Buffer.from(webhookSignature(taskId, timestamp, options.hmacKey));
       const given = Buffer.from(signature);
       if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
@@ -71,7 +72,7 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
     }
 
     const row = await options.ledger.getRow(key.batch, key.rowId);
-    if (!row || !row.taskIds.includes(taskId)) return reply(res, 404, { error: "unknown task" });
+    if (!row?.taskIds.includes(taskId)) return reply(res, 404, { error: "unknown task" });
     const job = await options.pollQueue.getJob(jobKey(key.batch, key.rowId, key.resubmit));
     if (job && (await job.isDelayed())) {
       await job.promote().catch(() => undefined); // it may have just left delayed: fine

@@ -1,0 +1,15 @@
+import type { Config } from "../config/index.js";
+import { parseBudget, setBatchBudget } from "../ops/budget.js";
+import { withOps } from "./ops-context.js";
+
+/** `kie-batch budget BATCH CREDITS|none`. */
+export async function runBudgetCommand(config: Config, batch: string, credits: string): Promise<void> {
+  const budget = parseBudget(credits);
+  await withOps(config, (ctx) =>
+    setBatchBudget(
+      { ledger: ctx.ledger, out: process.stdout, queuePrefix: config.KIE_QUEUE_PREFIX },
+      batch,
+      budget,
+    ),
+  );
+}

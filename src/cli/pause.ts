@@ -1,0 +1,48 @@
+import { hostname, userInfo } from "node:os";
+import type { Config } from "../config/index.js";
+import { registerAccount, requireAccounts } from "../ops/accounts.js";
+import { accountPauses, pauseSubmissions, resumeSubmissions } from "../ops/pause.js";
+import { type OpsContext, withOps } from "./ops-context.js";
+
+export interface PauseFlags {
+  reason?: string;
+}
+
+/** KIE_API_KEY's account (registered for the prefix, so `status` shows it), else every registered one. */
+async function pausesOf(ctx: OpsContext) {
+  const prefix = ctx.config.KIE_QUEUE_PREFIX;
+  const ids = await requireAccounts(ctx.redis, prefix, ctx.config.KIE_API_KEY);
+  if (ctx.config.KIE_API_KEY) await registerAccount(ctx.redis, prefix, ids[0]!);
+  return accountPauses(ctx.redis, ids);
+}
+
+/** `kie-batch pause [--reason TEXT]`: stops new submissions fleet-wide until `resume`. */
+export async function runPauseCommand(config: Config, flags: PauseFlags): Promise<void> {
+  await withOps(config, async (ctx) =>
+    pauseSubmissions(
+      { accounts: await pausesOf(ctx), out: process.stdout, queuePrefix: config.KIE_QUEUE_PREFIX },
+      flags.reason?.trim() || defaultReason(),
+    ),
+  );
+}
+
+/** `kie-batch resume`: lifts any pause, automatic ones (401, 402, 433) included. */
+export async function runResumeCommand(config: Config): Promise<void> {
+  await withOps(config, async (ctx) =>
+    resumeSubmissions({
+      accounts: await pausesOf(ctx),
+      out: process.stdout,
+      queuePrefix: config.KIE_QUEUE_PREFIX,
+    }),
+  );
+}
+
+function defaultReason(): string {
+  let who = "an operator";
+  try {
+    who = `${userInfo().username}@${hostname()}`;
+  } catch {
+    // No user database entry (some containers): keep the generic name.
+  }
+  return `paused by ${who} with \`kie-batch pause\``;
+}

@@ -1,0 +1,19 @@
+import type { Config } from "../config/index.js";
+import { retryBatch } from "../ops/retry.js";
+import { withOps } from "./ops-context.js";
+
+/** `kie-batch retry BATCH`: failed rows back into the pipeline. */
+export async function runRetryCommand(config: Config, batch: string): Promise<void> {
+  await withOps(config, (ctx) =>
+    retryBatch(
+      {
+        ledger: ctx.ledger,
+        queues: ctx.queues(),
+        clock: ctx.clock,
+        out: process.stdout,
+        queuePrefix: config.KIE_QUEUE_PREFIX,
+      },
+      batch,
+    ),
+  );
+}

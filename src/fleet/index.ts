@@ -1,0 +1,105 @@
+import { type Clock, systemClock } from "../core/clock.js";
+import { accountId as accountIdOf } from "./account.js";
+import { FleetBackoff } from "./fleet-backoff.js";
+import { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
+import { FleetPause } from "./pause.js";
+import { DEFAULT_CREATE_RATE, type RateConfig, SlidingWindowLimiter } from "./rate-limiter.js";
+import type { RedisClient } from "./redis-script.js";
+import { readSubmitGate, type SubmitGate } from "./submit-gate.js";
+
+export { ACCOUNT_KEY_ROOT, accountId, accountKey, accountKeyPattern } from "./account.js";
+export type { FleetBackoffOptions, FleetBackoffState } from "./fleet-backoff.js";
+export { FleetBackoff } from "./fleet-backoff.js";
+export type { InFlightOptions } from "./in-flight.js";
+export { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
+export type { PauseKind, PauseOptions, PauseState } from "./pause.js";
+export { FleetPause, PAUSE_POLICY, parsePauseState } from "./pause.js";
+export type { AcquireResult, RateConfig, SlidingWindowLimiterOptions } from "./rate-limiter.js";
+export { DEFAULT_CREATE_RATE, SlidingWindowLimiter } from "./rate-limiter.js";
+export type { RedisClient } from "./redis-script.js";
+export type { SubmitGate } from "./submit-gate.js";
+
+export interface FleetOptions {
+  /** The KIE key; only its `accountId` is kept or sent anywhere. */
+  apiKey: string;
+  /** Sleeps of `waitForSlot`. @defaultValue systemClock */
+  clock?: Clock;
+  /**
+   * The create rate this process was started with (KIE_RATE_LIMIT): used until `configureRate`
+   * writes the fleet's value, which then wins for every worker of the key.
+   * @defaultValue DEFAULT_CREATE_RATE (20 per 10 s)
+   */
+  createRate?: RateConfig;
+  /** @defaultValue DEFAULT_IN_FLIGHT_STALE_MS */
+  inFlightStaleAfterMs?: number;
+}
+
+/** Everything one KIE account shares across the fleet, in Redis. */
+export interface Fleet {
+  /** sha256(apiKey) first 16 hex: the only form of the key in Redis and logs. */
+  readonly accountId: string;
+  /** Creates: sliding window, one shared value per account (`createLimiter.configureRate`). */
+  readonly createLimiter: SlidingWindowLimiter;
+  /** Status calls: `ratePerSec` per second per account (KIE_POLL_RATE, may be fractional); one instance per rate. */
+  pollLimiter(ratePerSec: number): SlidingWindowLimiter;
+  /** KIE_MAX_IN_FLIGHT slots. */
+  readonly inFlight: InFlight;
+  /** Fleet pause (manual, 401, 402, 433) and its probes. */
+  readonly pause: FleetPause;
+  /** Fleet backoff after 429 / 455. */
+  readonly backoff: FleetBackoff;
+  /** Pause and backoff in one round trip: check before each submit. */
+  readGate(): Promise<SubmitGate>;
+}
+
+/** KIE_POLL_RATE as a window: whole calls per second (rounded down), or one call per 1/rate s below 1. */
+export function perSecond(ratePerSec: number): RateConfig {
+  if (!Number.isFinite(ratePerSec) || ratePerSec <= 0) throw new RangeError("poll rate must be a number > 0");
+  return ratePerSec >= 1
+    ? { limit: Math.floor(ratePerSec), windowMs: 1_000 }
+    : { limit: 1, windowMs: Math.ceil(1_000 / ratePerSec) };
+}
+
+/**
+ * The fleet state of the account behind `apiKey`. Holds no connection of its own: the caller
+ * owns and closes `redis`. A submit's order is: gate open -> in-flight slot -> create slot ->
+ * request, so a refused step wastes nothing of the steps before it that it cannot give back.
+ */
+export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
+  const id = accountIdOf(options.apiKey);
+  const clock = options.clock ?? systemClock;
+  const pollLimiters = new Map<number, SlidingWindowLimiter>();
+  return {
+    accountId: id,
+    createLimiter: new SlidingWindowLimiter(redis, {
+      accountId: id,
+      name: "create",
+      rate: options.createRate ?? DEFAULT_CREATE_RATE,
+      shared: true,
+      clock,
+    }),
+    pollLimiter(ratePerSec) {
+      let limiter = pollLimiters.get(ratePerSec);
+      if (!limiter) {
+        limiter = new SlidingWindowLimiter(redis, {
+          accountId: id,
+          name: "poll",
+          rate: perSecond(ratePerSec),
+          clock,
+        });
+        pollLimiters.set(ratePerSec, limiter);
+      }
+      return limiter;
+    },
+    inFlight: new InFlight(redis, {
+      accountId: id,
+      staleAfterMs: options.inFlightStaleAfterMs ?? DEFAULT_IN_FLIGHT_STALE_MS,
+    }),
+    pause: new FleetPause(redis, { accountId: id }),
+    backoff: new FleetBackoff(redis, { accountId: id }),
+    readGate: () => readSubmitGate(redis, id),
+  };
+}
+
+export type { FleetPortAdapter, FleetPortSettings } from "./port.js";
+export { createFleetPort } from "./port.js";

@@ -1,0 +1,161 @@
+import { accountKey } from "./account.js";
+import { hashFromReply, LUA_NOW, type RedisClient, RedisScript } from "./redis-script.js";
+
+/**
+ * The fleet's pause of submissions, one per account, in the hash `...:pause`. Workers read it
+ * before each submit; no job fails while it is set. Timestamps are the Redis clock (ms).
+ */
+
+export type PauseKind = "manual" | "bad-key" | "out-of-credits" | "usage-cap";
+
+export interface PauseState {
+  kind: PauseKind;
+  /** For status and logs; never holds the API key. */
+  reason: string;
+  /** When the pause began (epoch ms, Redis clock). */
+  since: number;
+  /** When the next probe is due (epoch ms, Redis clock); only kinds that end by themselves. */
+  nextProbeAt?: number;
+  /** Probe interval; only kinds that end by themselves. */
+  probeEveryMs?: number;
+}
+
+/**
+ * Per kind: `rank` decides which pause wins when two meet (a higher rank replaces a lower one,
+ * never the reverse, so a probe can never lift an operator's pause); `probeEveryMs` is how often
+ * ONE worker checks whether the condition has passed. Kinds without it wait for an operator.
+ */
+export const PAUSE_POLICY: Record<PauseKind, { rank: number; probeEveryMs?: number }> = {
+  /** `kie-batch pause`: only `kie-batch resume` ends it. */
+  manual: { rank: 3 },
+  /** 401: nothing improves until someone fixes the key and resumes. */
+  "bad-key": { rank: 2 },
+  /** 402: check the credit balance every minute. */
+  "out-of-credits": { rank: 1, probeEveryMs: 60_000 },
+  /** 433: the balance does not show the cap; probe with a single submit every 5 minutes. */
+  "usage-cap": { rank: 1, probeEveryMs: 300_000 },
+};
+
+const KINDS = new Set<string>(Object.keys(PAUSE_POLICY));
+
+export interface PauseOptions {
+  /** Delay before the first probe. @defaultValue probeEveryMs */
+  probeAfterMs?: number;
+  /** Probe interval. @defaultValue PAUSE_POLICY[kind].probeEveryMs (none: no probes) */
+  probeEveryMs?: number;
+}
+
+/*
+ * KEYS[1] pause hash. ARGV kind, rank, reason, probeAfterMs, probeEveryMs ('' = no probes).
+ * Returns {isNew, HGETALL}: an existing pause of equal or higher rank is kept.
+ */
+const PAUSE = new RedisScript(`${LUA_NOW}
+local rank = redis.call('HGET', KEYS[1], 'rank')
+if rank and tonumber(rank) >= tonumber(ARGV[2]) then
+  return {0, redis.call('HGETALL', KEYS[1])}
+end
+local now = now_ms()
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'kind', ARGV[1], 'rank', ARGV[2], 'reason', ARGV[3], 'since', now)
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[1], 'nextProbeAt', now + tonumber(ARGV[4]), 'probeEveryMs', ARGV[5])
+end
+return {1, redis.call('HGETALL', KEYS[1])}
+`);
+
+/* KEYS[1] pause hash. ARGV[1] kind, or '' for any. Returns 1 when a pause was cleared. */
+const RESUME = new RedisScript(`
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'kind') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+`);
+
+/* KEYS[1] pause hash. Returns the HGETALL after pushing nextProbeAt forward, or nil. */
+const CLAIM_PROBE = new RedisScript(`${LUA_NOW}
+local h = redis.call('HMGET', KEYS[1], 'nextProbeAt', 'probeEveryMs')
+if not h[1] or not h[2] then return false end
+local now = now_ms()
+if tonumber(h[1]) > now then return false end
+redis.call('HSET', KEYS[1], 'nextProbeAt', now + tonumber(h[2]))
+return redis.call('HGETALL', KEYS[1])
+`);
+
+function optionalNumber(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/**
+ * A pause hash as a PauseState; null when there is none. A hash the code does not understand
+ * still pauses (as "manual"): when in doubt, stop spending.
+ */
+export function parsePauseState(hash: Record<string, string>): PauseState | null {
+  if (Object.keys(hash).length === 0) return null;
+  const kind = hash.kind !== undefined && KINDS.has(hash.kind) ? (hash.kind as PauseKind) : "manual";
+  const state: PauseState = { kind, reason: hash.reason ?? "", since: optionalNumber(hash.since) ?? 0 };
+  const nextProbeAt = optionalNumber(hash.nextProbeAt);
+  const probeEveryMs = optionalNumber(hash.probeEveryMs);
+  if (nextProbeAt !== undefined) state.nextProbeAt = nextProbeAt;
+  if (probeEveryMs !== undefined) state.probeEveryMs = probeEveryMs;
+  return state;
+}
+
+function checkDelay(value: number, what: string): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${what} must be an integer >= 0`);
+  return value;
+}
+
+export class FleetPause {
+  private readonly key: string;
+
+  constructor(
+    private readonly redis: RedisClient,
+    options: { accountId: string },
+  ) {
+    this.key = accountKey(options.accountId, "pause");
+  }
+
+  /**
+   * Pauses submissions fleet-wide unless a pause of this kind (or one that outranks it) is
+   * already set. `isNew` is true for exactly one caller, the one that alerts and logs; `state` is
+   * the pause in force afterwards.
+   */
+  async pause(
+    kind: PauseKind,
+    reason: string,
+    options: PauseOptions = {},
+  ): Promise<{ isNew: boolean; state: PauseState }> {
+    const { rank } = PAUSE_POLICY[kind];
+    const every = options.probeEveryMs ?? PAUSE_POLICY[kind].probeEveryMs;
+    const args: (string | number)[] = [kind, rank, reason, "", ""];
+    if (every !== undefined) {
+      args[3] = checkDelay(options.probeAfterMs ?? every, "probeAfterMs");
+      args[4] = checkDelay(every, "probeEveryMs");
+    }
+    const [isNew, hash] = (await PAUSE.run(this.redis, [this.key], args)) as [number, unknown];
+    return { isNew: isNew === 1, state: parsePauseState(hashFromReply(hash)) as PauseState };
+  }
+
+  /**
+   * Clears the pause. Without `kind`, any pause (`kie-batch resume` also lifts a 401 or 402);
+   * with it, only a pause of that kind, so a probe that succeeds cannot lift a pause an operator
+   * set meanwhile. True when a pause was cleared.
+   */
+  async resume(kind?: PauseKind): Promise<boolean> {
+    return (await RESUME.run(this.redis, [this.key], [kind ?? ""])) === 1;
+  }
+
+  async get(): Promise<PauseState | null> {
+    return parsePauseState(await this.redis.hgetall(this.key));
+  }
+
+  /**
+   * Claims the due probe: exactly one caller per interval gets the pause state (and makes one
+   * probe: a balance check for "out-of-credits", a single submit for "usage-cap", then
+   * `resume(kind)` if it succeeds); everyone else gets null.
+   */
+  async claimProbe(): Promise<PauseState | null> {
+    const reply = await CLAIM_PROBE.run(this.redis, [this.key], []);
+    return reply === null ? null : parsePauseState(hashFromReply(reply));
+  }
+}

@@ -1,0 +1,20 @@
+export type LedgerErrorCode =
+  /** A batch name, row id, task id or prefix that cannot be part of a key. */
+  | "invalid_name"
+  /** The operation needs a row that is not in the ledger (never added, purged or expired). */
+  | "row_missing"
+  /** A value the ledger cannot store (a non-finite number, an unknown status or field). */
+  | "invalid_value";
+
+/** The ledger's one error class; classify by `code`, which survives serialisation. */
+export class LedgerError extends Error {
+  override readonly name = "LedgerError";
+  readonly code: LedgerErrorCode;
+  /** Ledger errors are programming or data errors: retrying the same call cannot help. */
+  readonly retryable = false;
+
+  constructor(code: LedgerErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}

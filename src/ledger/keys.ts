@@ -1,0 +1,56 @@
+import { LedgerError } from "./errors.js";
+
+/**
+ * Key names. Every ledger key starts with `{<prefix>}:ledger`: the hash tag puts all of them in one
+ * Redis Cluster slot, so one Lua script may touch the batch, its rows and the task map together.
+ */
+export interface LedgerKeys {
+  /** `{prefix}:ledger` */
+  readonly root: string;
+  /** ZSET batch -> createdAt ms. */
+  readonly batches: string;
+  /** HASH of a batch's meta and counters. */
+  batch(batch: string): string;
+  /** ZSET rowId -> seq, insertion order. */
+  order(batch: string): string;
+  /** ZSET rowId -> completedAt of the rows in `archiving`. */
+  unarchived(batch: string): string;
+  /** HASH of one row's flat fields. */
+  row(batch: string, rowId: string): string;
+  /** STRING `<batch>/<rowId>` for a provider taskId. */
+  task(taskId: string): string;
+}
+
+const NAME = /^[A-Za-z0-9._-]{1,128}$/;
+const PREFIX = /^[^{}\s*?[\]\\]{1,64}$/;
+
+export function ledgerKeys(prefix: string): LedgerKeys {
+  if (!PREFIX.test(prefix)) {
+    throw new LedgerError("invalid_name", `invalid queue prefix ${JSON.stringify(prefix)}`);
+  }
+  const root = `{${prefix}}:ledger`;
+  return {
+    root,
+    batches: `${root}:batches`,
+    batch: (batch) => `${root}:batch:${checkName("batch", batch)}`,
+    order: (batch) => `${root}:batch:${checkName("batch", batch)}:order`,
+    unarchived: (batch) => `${root}:batch:${checkName("batch", batch)}:unarchived`,
+    row: (batch, rowId) => `${root}:row:${checkName("batch", batch)}/${checkName("row id", rowId)}`,
+    task: (taskId) => `${root}:task:${checkTaskId(taskId)}`,
+  };
+}
+
+/** Batch names and row ids end up in keys and BullMQ job ids: `[A-Za-z0-9._-]` only, never `/`. */
+export function checkName(what: string, value: string): string {
+  if (!NAME.test(value)) {
+    throw new LedgerError("invalid_name", `invalid ${what} ${JSON.stringify(value)}: use [A-Za-z0-9._-]`);
+  }
+  return value;
+}
+
+function checkTaskId(taskId: string): string {
+  if (taskId.length === 0 || taskId.length > 256) {
+    throw new LedgerError("invalid_name", `invalid task id ${JSON.stringify(taskId)}`);
+  }
+  return taskId;
+}

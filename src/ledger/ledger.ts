@@ -1,0 +1,114 @@
+import type { Redis } from "ioredis";
+import type { Clock } from "../core/clock.js";
+import { clockArg, type LedgerContext } from "./context.js";
+import { expireFinished, persistBatch, purge } from "./housekeeping.js";
+import { ledgerKeys } from "./keys.js";
+import { getBatch, getRow, listBatches, lookupTask, oldestUnarchived, rows } from "./reads.js";
+import type {
+  AddRowOutcome,
+  AddRowsMeta,
+  BatchSummary,
+  NewRow,
+  ReserveOutcome,
+  RowRecord,
+  RowsOptions,
+  SettleOutcome,
+  TransitionInput,
+  TransitionResult,
+} from "./types.js";
+import { TASK_MAP_TTL_MS } from "./types.js";
+import {
+  ADD_ROWS_CHUNK,
+  addRows,
+  mapTask,
+  releaseReservation,
+  reserveBudget,
+  setBudget,
+  settleCredits,
+  transition,
+} from "./writes.js";
+
+export interface LedgerOptions {
+  /** The deployment's queue prefix; keys are `{prefix}:ledger:...`. @defaultValue "kie" */
+  prefix?: string;
+  /** Timestamps come from this clock when given. @defaultValue Redis TIME, one clock for the fleet */
+  clock?: Pick<Clock, "now">;
+  /**
+   * KIE_LEDGER_TTL: a batch's keys expire this long after it finishes (set by the transition that
+   * finishes it). @defaultValue undefined: never expire
+   */
+  ttlMs?: number;
+  /** How long a taskId -> row mapping lives. @defaultValue 15 days */
+  taskTtlMs?: number;
+  /** Rows per `addRows` script call. @defaultValue 1000 */
+  addRowsChunk?: number;
+}
+
+/**
+ * The durable record of every batch and row. Every multi-key change is one Lua script over keys
+ * sharing one hash tag, so it is atomic on a single Redis and on Redis Cluster alike.
+ */
+export interface Ledger {
+  /** The key prefix, `{prefix}:ledger`. */
+  readonly root: string;
+  /** Records rows (creating the batch if needed); one outcome per row, in order. */
+  addRows(batch: string, rows: readonly NewRow[], meta?: AddRowsMeta): Promise<AddRowOutcome[]>;
+  /** Moves a row and its batch's counters in one atomic step, guarded by `from`. */
+  transition(batch: string, rowId: string, input: TransitionInput): Promise<TransitionResult>;
+  /** Reserves credits for a row's submit; see `ReserveOutcome`. Throws `row_missing`. */
+  reserveBudget(batch: string, rowId: string, credits: number): Promise<ReserveOutcome>;
+  /** Turns the row's reservation into `spent`, once per task. Throws `row_missing`. */
+  settleCredits(batch: string, rowId: string, spent: number, taskId?: string): Promise<SettleOutcome>;
+  /** Drops the row's reservation; returns the credits released. Throws `row_missing`. */
+  releaseReservation(batch: string, rowId: string): Promise<number>;
+  /** Sets or removes a batch's budget; false when there is no such batch. */
+  setBudget(batch: string, credits: number | null): Promise<boolean>;
+  getBatch(batch: string): Promise<BatchSummary | undefined>;
+  /** Every batch, newest first. */
+  listBatches(): Promise<BatchSummary[]>;
+  getRow(batch: string, rowId: string): Promise<RowRecord | undefined>;
+  /** The batch's rows in insertion order. */
+  rows(batch: string, options?: RowsOptions): AsyncIterable<RowRecord>;
+  mapTask(taskId: string, batch: string, rowId: string): Promise<void>;
+  lookupTask(taskId: string): Promise<{ batch: string; rowId: string } | undefined>;
+  /** The row longest in `archiving`, by the provider's completion time. */
+  oldestUnarchived(batch: string): Promise<{ rowId: string; completedAt: number } | undefined>;
+  /** Makes a finished batch's keys expire `ttlMs` after `finishedAt`; false if it is not finished. */
+  expireFinished(batch: string, ttlMs: number): Promise<boolean>;
+  /** Removes any expiry from a batch's keys. */
+  persistBatch(batch: string): Promise<void>;
+  /** Deletes every ledger key of the batch; returns the number of rows deleted. */
+  purge(batch: string): Promise<number>;
+}
+
+/** The ledger over an injected client; the caller owns (and closes) the connection. */
+export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger {
+  const keys = ledgerKeys(options.prefix ?? "kie");
+  const chunk = options.addRowsChunk ?? ADD_ROWS_CHUNK;
+  const ctx: LedgerContext = {
+    redis,
+    keys,
+    nowArg: clockArg(options.clock),
+    taskTtlMs: options.taskTtlMs ?? TASK_MAP_TTL_MS,
+    ttlMs: options.ttlMs,
+  };
+  return {
+    root: keys.root,
+    addRows: (batch, newRows, meta) => addRows(ctx, batch, newRows, meta, chunk),
+    transition: (batch, rowId, input) => transition(ctx, batch, rowId, input),
+    reserveBudget: (batch, rowId, credits) => reserveBudget(ctx, batch, rowId, credits),
+    settleCredits: (batch, rowId, spent, taskId) => settleCredits(ctx, batch, rowId, spent, taskId),
+    releaseReservation: (batch, rowId) => releaseReservation(ctx, batch, rowId),
+    setBudget: (batch, credits) => setBudget(ctx, batch, credits),
+    getBatch: (batch) => getBatch(ctx, batch),
+    listBatches: () => listBatches(ctx),
+    getRow: (batch, rowId) => getRow(ctx, batch, rowId),
+    rows: (batch, rowsOptions) => rows(ctx, batch, rowsOptions),
+    mapTask: (taskId, batch, rowId) => mapTask(ctx, taskId, batch, rowId),
+    lookupTask: (taskId) => lookupTask(ctx, taskId),
+    oldestUnarchived: (batch) => oldestUnarchived(ctx, batch),
+    expireFinished: (batch, ttlMs) => expireFinished(ctx, batch, ttlMs),
+    persistBatch: (batch) => persistBatch(ctx, batch),
+    purge: (batch) => purge(ctx, batch),
+  };
+}

@@ -1,0 +1,84 @@
+import { type FlatHash, parseBatch, parseRow } from "./codec.js";
+import { type LedgerContext, rowIdPages } from "./context.js";
+import { checkName } from "./keys.js";
+import type { BatchSummary, RowRecord, RowsOptions, Status } from "./types.js";
+
+export async function getBatch(ctx: LedgerContext, batch: string): Promise<BatchSummary | undefined> {
+  return parseBatch(batch, await ctx.redis.hgetall(ctx.keys.batch(batch)));
+}
+
+/**
+ * Every batch, newest first. A batch whose hash has expired is dropped from the index on the way
+ * (expiry removes keys, never sorted-set members).
+ */
+export async function listBatches(ctx: LedgerContext): Promise<BatchSummary[]> {
+  const names = await ctx.redis.zrevrange(ctx.keys.batches, 0, -1);
+  if (names.length === 0) return [];
+  const pipeline = ctx.redis.pipeline();
+  for (const name of names) pipeline.hgetall(ctx.keys.batch(name));
+  const replies = (await pipeline.exec()) ?? [];
+  const out: BatchSummary[] = [];
+  const gone: string[] = [];
+  names.forEach((name, i) => {
+    const [err, hash] = replies[i] ?? [null, {}];
+    if (err) throw err;
+    const summary = parseBatch(name, hash as FlatHash);
+    if (summary) out.push(summary);
+    else gone.push(name);
+  });
+  if (gone.length > 0) await ctx.redis.zrem(ctx.keys.batches, ...gone);
+  return out;
+}
+
+export async function getRow(
+  ctx: LedgerContext,
+  batch: string,
+  rowId: string,
+): Promise<RowRecord | undefined> {
+  return parseRow(batch, await ctx.redis.hgetall(ctx.keys.row(batch, rowId)));
+}
+
+/** A batch's rows in seq order, optionally only some states; one pipelined round trip per page. */
+export async function* rows(
+  ctx: LedgerContext,
+  batch: string,
+  options: RowsOptions = {},
+): AsyncGenerator<RowRecord> {
+  const pageSize = options.pageSize ?? 500;
+  if (!Number.isInteger(pageSize) || pageSize < 1)
+    throw new RangeError("pageSize must be a positive integer");
+  const wanted: ReadonlySet<Status> | undefined = options.statuses ? new Set(options.statuses) : undefined;
+  checkName("batch", batch);
+  for await (const ids of rowIdPages(ctx, batch, pageSize)) {
+    const pipeline = ctx.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(ctx.keys.row(batch, id));
+    const replies = (await pipeline.exec()) ?? [];
+    for (const [err, hash] of replies) {
+      if (err) throw err;
+      // A row can vanish mid-walk (purged or expired): skip it.
+      const row = parseRow(batch, hash as FlatHash);
+      if (row && (!wanted || wanted.has(row.status))) yield row;
+    }
+  }
+}
+
+export async function lookupTask(
+  ctx: LedgerContext,
+  taskId: string,
+): Promise<{ batch: string; rowId: string } | undefined> {
+  const value = await ctx.redis.get(ctx.keys.task(taskId));
+  if (value === null) return undefined;
+  const slash = value.indexOf("/");
+  if (slash < 0) return undefined;
+  return { batch: value.slice(0, slash), rowId: value.slice(slash + 1) };
+}
+
+/** The row waiting longest in `archiving` (smallest provider completion time). */
+export async function oldestUnarchived(
+  ctx: LedgerContext,
+  batch: string,
+): Promise<{ rowId: string; completedAt: number } | undefined> {
+  const [rowId, score] = await ctx.redis.zrange(ctx.keys.unarchived(batch), 0, 0, "WITHSCORES");
+  if (rowId === undefined || score === undefined) return undefined;
+  return { rowId, completedAt: Number(score) };
+}

@@ -1,0 +1,67 @@
+import { LUA_PRELUDE, LuaScript } from "../lua-script.js";
+
+/** Values sent per row, in this order. */
+export const ADD_ROWS_FIELDS_PER_ROW = 6;
+
+/**
+ * Records a chunk of rows in one step.
+ * KEYS: 1 batches zset, 2 batch hash, 3 order zset, 4 unarchived zset, 5.. one row key per row.
+ * ARGV: 1 now ('' = Redis TIME), 2 batch name, 3 file (''), 4 budget ('' = leave as is),
+ *       then per row: id, line, prompt, params json, metadata json, estimatedCredits.
+ * Returns { reopened (0|1), outcome per row (0 new, 1 duplicate-queued, 2 duplicate) ... }.
+ */
+export const addRowsScript = new LuaScript(
+  "ledger:add-rows",
+  `${LUA_PRELUDE}
+local now = now_ms(ARGV[1])
+local batchKey, orderKey = KEYS[2], KEYS[3]
+if redis.call('EXISTS', batchKey) == 0 then
+  redis.call('HSET', batchKey, 'createdAt', now, 'updatedAt', now, 'nextSeq', 0,
+    'total', 0, 'queued', 0, 'submitted', 0, 'generating', 0, 'archiving', 0, 'archived', 0,
+    'failed', 0, 'cancelled', 0, 'creditsEstimated', 0, 'creditsReserved', 0, 'creditsSpent', 0,
+    'uncertain', 0, 'resubmits', 0, 'waitingBudget', 0)
+  redis.call('ZADD', KEYS[1], now, ARGV[2])
+end
+if ARGV[3] ~= '' then redis.call('HSETNX', batchKey, 'file', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
+
+local seq = num(redis.call('HGET', batchKey, 'nextSeq'))
+local added, estimated = 0, 0
+local out = { 0 }
+for i = 5, #KEYS do
+  local rowKey = KEYS[i]
+  local base = 4 + (i - 5) * ${ADD_ROWS_FIELDS_PER_ROW}
+  local status = redis.call('HGET', rowKey, 'status')
+  if status then
+    if status == 'queued' then out[#out + 1] = 1 else out[#out + 1] = 2 end
+  else
+    local id = ARGV[base + 1]
+    redis.call('HSET', rowKey, 'id', id, 'line', ARGV[base + 2], 'seq', seq, 'prompt', ARGV[base + 3],
+      'params', ARGV[base + 4], 'metadata', ARGV[base + 5], 'estimatedCredits', ARGV[base + 6],
+      'status', 'queued', 'createdAt', now, 'updatedAt', now)
+    redis.call('ZADD', orderKey, seq, id)
+    seq = seq + 1
+    added = added + 1
+    estimated = estimated + tonumber(ARGV[base + 6])
+    out[#out + 1] = 0
+  end
+end
+
+if added > 0 then
+  redis.call('HINCRBY', batchKey, 'total', added)
+  redis.call('HINCRBY', batchKey, 'queued', added)
+  redis.call('HINCRBYFLOAT', batchKey, 'creditsEstimated', tostring(estimated))
+  redis.call('HSET', batchKey, 'nextSeq', seq, 'updatedAt', now)
+  -- An appended row reopens a finished batch: it must not expire under the new rows. Row keys
+  -- are made persistent by the caller, page by page (too many for one script).
+  if redis.call('HEXISTS', batchKey, 'finishedAt') == 1 then
+    redis.call('HDEL', batchKey, 'finishedAt')
+    redis.call('PERSIST', batchKey)
+    redis.call('PERSIST', orderKey)
+    redis.call('PERSIST', KEYS[4])
+    out[1] = 1
+  end
+end
+return out
+`,
+);

@@ -1,0 +1,111 @@
+import { LUA_PRELUDE, LuaScript } from "../lua-script.js";
+
+/**
+ * Moves one row, atomically with its batch's counters.
+ * KEYS: 1 batch hash, 2 row hash, 3 unarchived zset, 4 order zset, [5 task map key].
+ * ARGV: 1 now ('' = Redis TIME), 2 from (',a,b,' or ''), 3 to (''), 4 row id, 5 batch name,
+ *       6 taskId to add (''), 7 task map TTL ms,
+ *       then nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs.
+ * Returns { ok, finished, reopened, row hash as a flat array (absent when the row is missing) }.
+ *
+ * Invariants kept here: the per-status counters sum to `total`; `waitingBudget` marks only queued
+ * rows; the unarchived zset holds exactly the rows in `archiving`; `finishedAt` is set exactly
+ * while every row is archived, failed or cancelled.
+ */
+export const transitionScript = new LuaScript(
+  "ledger:transition",
+  `${LUA_PRELUDE}
+local batchKey, rowKey, unarchivedKey, orderKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local rowId = ARGV[4]
+if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0 } end
+local status = redis.call('HGET', rowKey, 'status')
+if not status then return { 0, 0, 0 } end
+if ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true) then
+  return { 0, 0, 0, redis.call('HGETALL', rowKey) }
+end
+
+local now = now_ms(ARGV[1])
+local to = ARGV[3]
+local changed = to ~= '' and to ~= status
+if changed then
+  redis.call('HINCRBY', batchKey, status, -1)
+  redis.call('HINCRBY', batchKey, to, 1)
+  redis.call('HSET', rowKey, 'status', to)
+  if status == 'archiving' then redis.call('ZREM', unarchivedKey, rowId) end
+  if redis.call('HGET', rowKey, 'waitingBudget') == '1' and to ~= 'queued' then
+    redis.call('HDEL', rowKey, 'waitingBudget')
+    redis.call('HINCRBY', batchKey, 'waitingBudget', -1)
+  end
+end
+
+local i = 8
+local setsCompletedAt = false
+for _ = 1, tonumber(ARGV[i]) do
+  redis.call('HSET', rowKey, ARGV[i + 1], ARGV[i + 2])
+  if ARGV[i + 1] == 'completedAt' then setsCompletedAt = true end
+  i = i + 2
+end
+i = i + 1
+for _ = 1, tonumber(ARGV[i]) do
+  redis.call('HDEL', rowKey, ARGV[i + 1])
+  i = i + 1
+end
+i = i + 1
+for _ = 1, tonumber(ARGV[i]) do
+  local field, delta = ARGV[i + 1], ARGV[i + 2]
+  if string.sub(field, 1, 7) == 'credits' then
+    redis.call('HINCRBYFLOAT', rowKey, field, delta)
+    redis.call('HINCRBYFLOAT', batchKey, field, delta)
+  else
+    redis.call('HINCRBY', rowKey, field, delta)
+    redis.call('HINCRBY', batchKey, field, delta)
+  end
+  i = i + 2
+end
+
+local taskId = ARGV[6]
+if taskId ~= '' then
+  local enc = cjson.encode(taskId)
+  local ids = redis.call('HGET', rowKey, 'taskIds')
+  if not ids or ids == '' or ids == '[]' then
+    ids = '[' .. enc .. ']'
+  elseif not string.find(ids, enc, 1, true) then
+    ids = string.sub(ids, 1, -2) .. ',' .. enc .. ']'
+  end
+  redis.call('HSET', rowKey, 'taskIds', ids, 'taskId', taskId)
+  redis.call('SET', KEYS[5], ARGV[5] .. '/' .. rowId, 'PX', ARGV[7])
+end
+
+local current = changed and to or status
+if current == 'archiving' and (changed or setsCompletedAt) then
+  local completed = redis.call('HGET', rowKey, 'completedAt')
+  if not completed then completed = now end
+  redis.call('ZADD', unarchivedKey, completed, rowId)
+end
+
+local finished, reopened = 0, 0
+if changed then
+  local b = redis.call('HMGET', batchKey, 'total', 'archived', 'failed', 'cancelled', 'finishedAt')
+  local total = num(b[1])
+  local terminal = num(b[2]) + num(b[3]) + num(b[4])
+  if total > 0 and terminal >= total then
+    if not b[5] then
+      redis.call('HSET', batchKey, 'finishedAt', now)
+      finished = 1
+    end
+  elseif b[5] then
+    -- A retried row reopens the batch: stop its expiry. The caller persists the other rows.
+    redis.call('HDEL', batchKey, 'finishedAt')
+    redis.call('PERSIST', batchKey)
+    redis.call('PERSIST', orderKey)
+    redis.call('PERSIST', unarchivedKey)
+    redis.call('PERSIST', rowKey)
+    reopened = 1
+  end
+end
+
+redis.call('HSET', rowKey, 'updatedAt', now)
+redis.call('HSET', batchKey, 'updatedAt', now)
+return { 1, finished, reopened, redis.call('HGETALL', rowKey) }
+`,
+);

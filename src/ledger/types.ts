@@ -1,0 +1,177 @@
+/**
+ * The ledger's public shapes: a batch's counters and one record per manifest row. BullMQ jobs are
+ * removed on completion, so these records, not the jobs, are what `status` and `results` read.
+ */
+
+/** Every state a row can be in, in pipeline order. */
+export const STATUSES = [
+  "queued",
+  "submitted",
+  "generating",
+  "archiving",
+  "archived",
+  "failed",
+  "cancelled",
+] as const;
+export type Status = (typeof STATUSES)[number];
+
+/** States a row does not leave by itself; a batch whose rows are all here is finished. */
+export const TERMINAL_STATUSES: readonly Status[] = ["archived", "failed", "cancelled"];
+
+/** How long a taskId -> row mapping lives (webhooks arrive within the provider's 14-day file life). */
+export const TASK_MAP_TTL_MS = 15 * 24 * 60 * 60 * 1000;
+/** KIE_LEDGER_TTL's default: a finished batch's ledger lives this long after `finishedAt`. */
+export const DEFAULT_LEDGER_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+
+/** One validated manifest row, as the producer hands it to the ledger. */
+export interface NewRow {
+  /** Row id, `[A-Za-z0-9._-]{1,128}`, unique within the batch. */
+  id: string;
+  /** Physical line where the row starts in the manifest. */
+  line: number;
+  prompt: string;
+  /** The effective API parameters (after defaults and `--set`), stored as JSON. */
+  params: object;
+  /** Manifest columns that are not parameters, carried to results and sidecars. */
+  metadata: Record<string, string>;
+  /** Upper-bound estimate in credits. */
+  estimatedCredits: number;
+}
+
+/**
+ * What `addRows` did with each row: `new` was recorded; `duplicate-queued` already existed and is
+ * still queued (re-add its job: BullMQ ignores an existing jobId, and a crash between the ledger
+ * write and `addBulk` must not lose the row); `duplicate` already existed and moved on, or appeared
+ * earlier in the same call.
+ */
+export type AddRowOutcome = "new" | "duplicate-queued" | "duplicate";
+
+/** Batch-level facts `addRows` may record. */
+export interface AddRowsMeta {
+  /** Manifest file the batch was created from (kept from the first call that gives one). */
+  file?: string;
+  /** Credit budget to set in the same atomic step, so no row is ever visible without it. */
+  budget?: number;
+}
+
+/** One stored image of a row. */
+export interface ArchivedImage {
+  /** Store key, e.g. `batch/id.png`. */
+  key: string;
+  /** Human-readable location (`s3://...` or an absolute path). */
+  location: string;
+  bytes: number;
+  sha256: string;
+  contentType: string;
+}
+
+/** A row as read back from the ledger, JSON fields parsed. */
+export interface RowRecord {
+  batch: string;
+  id: string;
+  line: number;
+  /** Insertion order within the batch; appends continue the sequence. */
+  seq: number;
+  prompt: string;
+  params: Record<string, unknown>;
+  metadata: Record<string, string>;
+  estimatedCredits: number;
+  status: Status;
+  /** The current (latest) task. */
+  taskId?: string;
+  /** Every task ever created for this row, resubmits included, oldest first. */
+  taskIds: string[];
+  resubmits: number;
+  /** Submits whose answer was lost (the row may have been paid for twice). */
+  uncertain: number;
+  images: ArchivedImage[];
+  /** Location of the first image. */
+  location?: string;
+  bytes?: number;
+  sha256?: string;
+  /** Credits currently held for this row's pending submit. */
+  creditsReserved: number;
+  creditsSpent: number;
+  error?: string;
+  /** Epoch ms, as every timestamp here. */
+  createdAt: number;
+  updatedAt: number;
+  submittedAt?: number;
+  generatingAt?: number;
+  /** The provider's completion time. */
+  completedAt?: number;
+  archivedAt?: number;
+  /** True while the row waits for room in its batch's budget. */
+  waitingBudget: boolean;
+}
+
+/** A batch's counters. The per-status counts always sum to `total`. */
+export interface BatchSummary extends Record<Status, number> {
+  batch: string;
+  createdAt: number;
+  updatedAt: number;
+  /** Set when every row is archived, failed or cancelled; cleared when rows are appended or retried. */
+  finishedAt?: number;
+  /** Credit budget; absent means none. */
+  budget?: number;
+  file?: string;
+  total: number;
+  creditsEstimated: number;
+  creditsReserved: number;
+  creditsSpent: number;
+  uncertain: number;
+  resubmits: number;
+  waitingBudget: number;
+}
+
+/**
+ * Row fields a transition may set. `null` removes the field (e.g. clearing `error` on retry).
+ * Status moves through `to`, credits through `incr` and the budget calls, never through here.
+ */
+export interface RowUpdate {
+  taskId?: string | null;
+  /** Also sets `location`, `bytes` and `sha256` from the first image unless given. */
+  images?: ArchivedImage[] | null;
+  location?: string | null;
+  bytes?: number | null;
+  sha256?: string | null;
+  error?: string | null;
+  submittedAt?: number | null;
+  generatingAt?: number | null;
+  /** With the row in `archiving`, also orders it in the batch's unarchived set. */
+  completedAt?: number | null;
+  archivedAt?: number | null;
+}
+
+/** Counters a transition may add to; each applies to the row's field and the batch's alike. */
+export const INCREMENTABLE = ["uncertain", "resubmits", "creditsSpent", "creditsReserved"] as const;
+export type Incrementable = (typeof INCREMENTABLE)[number];
+
+export interface TransitionInput {
+  /** Only act when the row's current status is one of these; otherwise change nothing. */
+  from?: readonly Status[];
+  to?: Status;
+  set?: RowUpdate;
+  incr?: Partial<Record<Incrementable, number>>;
+  /** Records a task: appended to `taskIds` (once), made current, and mapped for webhooks. */
+  addTaskId?: string;
+}
+
+export interface TransitionResult {
+  /** False when the row does not exist or its status was not in `from`. */
+  ok: boolean;
+  /** The row after the transition (or as found, when not ok); undefined when it does not exist. */
+  row: RowRecord | undefined;
+  /** This transition made the batch finished. */
+  finished: boolean;
+}
+
+export type ReserveOutcome = "reserved" | "over-budget" | "no-budget";
+export type SettleOutcome = "settled" | "already-settled";
+
+export interface RowsOptions {
+  /** Only rows in these states. */
+  statuses?: readonly Status[];
+  /** Rows read per round trip. @defaultValue 500 */
+  pageSize?: number;
+}

@@ -1,0 +1,196 @@
+import {
+  encodeIncrements,
+  encodeNewRow,
+  encodeUpdate,
+  finite,
+  isStatus,
+  pairsToHash,
+  parseRow,
+} from "./codec.js";
+import type { LedgerContext } from "./context.js";
+import { LedgerError } from "./errors.js";
+import { expireFinished, persistBatch } from "./housekeeping.js";
+import { checkName } from "./keys.js";
+import { addRowsScript } from "./scripts/add-rows.js";
+import { releaseScript, reserveScript, setBudgetScript, settleScript } from "./scripts/budget.js";
+import { transitionScript } from "./scripts/transition.js";
+import type {
+  AddRowOutcome,
+  AddRowsMeta,
+  NewRow,
+  ReserveOutcome,
+  SettleOutcome,
+  TransitionInput,
+  TransitionResult,
+} from "./types.js";
+
+/** Rows per script call: large enough to amortise the round trip, small enough not to block Redis long. */
+export const ADD_ROWS_CHUNK = 1000;
+
+const OUTCOMES: readonly AddRowOutcome[] = ["new", "duplicate-queued", "duplicate"];
+
+/**
+ * Records rows, one script call per chunk. Each row is created at most once; a chunk is atomic,
+ * a call of several chunks is not (each row is still recorded exactly once). An id repeated
+ * within the call is a plain `duplicate`: the job is added from its first occurrence.
+ */
+export async function addRows(
+  ctx: LedgerContext,
+  batch: string,
+  rows: readonly NewRow[],
+  meta: AddRowsMeta = {},
+  chunkSize = ADD_ROWS_CHUNK,
+): Promise<AddRowOutcome[]> {
+  checkName("batch", batch);
+  const budget = meta.budget === undefined ? "" : finite("budget", meta.budget);
+  const outcomes: AddRowOutcome[] = new Array(rows.length);
+  const seen = new Set<string>();
+  // Everything is checked and encoded before the first write, so a bad row fails the call whole.
+  const fresh: { index: number; key: string; values: string[] }[] = [];
+  rows.forEach((row, index) => {
+    checkName("row id", row.id);
+    if (seen.has(row.id)) outcomes[index] = "duplicate";
+    else {
+      seen.add(row.id);
+      fresh.push({ index, key: ctx.keys.row(batch, row.id), values: encodeNewRow(row) });
+    }
+  });
+  // A call with no new rows still creates the batch and records its meta: one empty chunk.
+  const chunks: (typeof fresh)[] = [];
+  for (let start = 0; start < fresh.length; start += chunkSize)
+    chunks.push(fresh.slice(start, start + chunkSize));
+  if (chunks.length === 0) chunks.push([]);
+  let reopened = false;
+  for (const chunk of chunks) {
+    const keys = [
+      ctx.keys.batches,
+      ctx.keys.batch(batch),
+      ctx.keys.order(batch),
+      ctx.keys.unarchived(batch),
+      ...chunk.map(({ key }) => key),
+    ];
+    const args = [ctx.nowArg(), batch, meta.file ?? "", budget, ...chunk.flatMap(({ values }) => values)];
+    const reply = (await addRowsScript.run(ctx.redis, keys, args)) as number[];
+    if (reply[0] === 1) reopened = true;
+    chunk.forEach(({ index }, i) => {
+      outcomes[index] = OUTCOMES[reply[i + 1] ?? 2] ?? "duplicate";
+    });
+  }
+  if (reopened) await persistBatch(ctx, batch);
+  return outcomes;
+}
+
+/**
+ * Moves one row atomically with its batch's counters. When the move finishes the batch and the
+ * ledger has a TTL, the batch's keys are set to expire (here, not in Lua: a batch can hold a
+ * million rows); when it reopens a finished batch, their expiry is removed.
+ */
+export async function transition(
+  ctx: LedgerContext,
+  batch: string,
+  rowId: string,
+  input: TransitionInput,
+): Promise<TransitionResult> {
+  for (const status of [...(input.from ?? []), ...(input.to ? [input.to] : [])]) {
+    if (!isStatus(status)) throw new LedgerError("invalid_value", `unknown status ${JSON.stringify(status)}`);
+  }
+  const { set, del } = encodeUpdate(input.set);
+  const incr = encodeIncrements(input.incr);
+  const keys = [
+    ctx.keys.batch(batch),
+    ctx.keys.row(batch, rowId),
+    ctx.keys.unarchived(batch),
+    ctx.keys.order(batch),
+  ];
+  if (input.addTaskId) keys.push(ctx.keys.task(input.addTaskId));
+  const args: (string | number)[] = [
+    ctx.nowArg(),
+    input.from ? `,${input.from.join(",")},` : "",
+    input.to ?? "",
+    rowId,
+    batch,
+    input.addTaskId ?? "",
+    ctx.taskTtlMs,
+    set.length,
+    ...set.flat(),
+    del.length,
+    ...del,
+    incr.length,
+    ...incr.flat(),
+  ];
+  // An empty `from` list matches nothing; the script reads '' as "any", so say it explicitly.
+  if (input.from && input.from.length === 0) args[1] = ",,";
+  const reply = (await transitionScript.run(ctx.redis, keys, args)) as [number, number, number, unknown?];
+  const [ok, finished, reopened, pairs] = reply;
+  const row = pairs === undefined ? undefined : parseRow(batch, pairsToHash(pairs));
+  if (reopened === 1) await persistBatch(ctx, batch);
+  if (finished === 1 && ctx.ttlMs !== undefined) await expireFinished(ctx, batch, ctx.ttlMs);
+  return { ok: ok === 1, row, finished: finished === 1 };
+}
+
+function rowMissing(batch: string, rowId: string): LedgerError {
+  return new LedgerError("row_missing", `the ledger has no row ${batch}/${rowId}`);
+}
+
+/**
+ * Reserves `credits` for the row's next submit against its batch's budget. Over budget, the row is
+ * marked as waiting (counted once) and nothing is reserved. Without a budget the reservation is
+ * still recorded, so `status` shows credits in flight.
+ */
+export async function reserveBudget(
+  ctx: LedgerContext,
+  batch: string,
+  rowId: string,
+  credits: number,
+): Promise<ReserveOutcome> {
+  if (!(credits >= 0)) throw new LedgerError("invalid_value", "credits must be a non-negative number");
+  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
+  const reply = await reserveScript.run(ctx.redis, keys, [ctx.nowArg(), finite("credits", credits)]);
+  if (reply === "missing") throw rowMissing(batch, rowId);
+  return reply as ReserveOutcome;
+}
+
+/**
+ * Records what a task cost: the row's reservation is released and `spent` added, once per task
+ * (`taskId`, default the row's current task), whatever the number of calls.
+ */
+export async function settleCredits(
+  ctx: LedgerContext,
+  batch: string,
+  rowId: string,
+  spent: number,
+  taskId?: string,
+): Promise<SettleOutcome> {
+  if (!(spent >= 0)) throw new LedgerError("invalid_value", "spent must be a non-negative number");
+  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
+  const reply = await settleScript.run(ctx.redis, keys, [ctx.nowArg(), finite("spent", spent), taskId ?? ""]);
+  if (reply === "missing") throw rowMissing(batch, rowId);
+  return reply as SettleOutcome;
+}
+
+/** Drops the row's reservation (a submit that definitely created nothing). Returns the credits released. */
+export async function releaseReservation(ctx: LedgerContext, batch: string, rowId: string): Promise<number> {
+  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
+  const reply = await releaseScript.run(ctx.redis, keys, [ctx.nowArg()]);
+  if (reply === "missing") throw rowMissing(batch, rowId);
+  return Number(reply);
+}
+
+/** Sets (or with null, removes) a batch's budget. Returns false when the batch does not exist. */
+export async function setBudget(ctx: LedgerContext, batch: string, credits: number | null): Promise<boolean> {
+  if (credits !== null && !(credits >= 0)) throw new LedgerError("invalid_value", "budget must be >= 0");
+  const value = credits === null ? "" : finite("budget", credits);
+  return (await setBudgetScript.run(ctx.redis, [ctx.keys.batch(batch)], [ctx.nowArg(), value])) === 1;
+}
+
+/** Maps a provider taskId to its row for webhooks (`transition` with `addTaskId` does this too). */
+export async function mapTask(
+  ctx: LedgerContext,
+  taskId: string,
+  batch: string,
+  rowId: string,
+): Promise<void> {
+  checkName("batch", batch);
+  checkName("row id", rowId);
+  await ctx.redis.set(ctx.keys.task(taskId), `${batch}/${rowId}`, "PX", ctx.taskTtlMs);
+}

@@ -1,0 +1,246 @@
+/**
+ * The simulated KIE account: tasks, credits, the rate window, files and callbacks, answering
+ * API operations as `{httpStatus, body}` without knowing about HTTP. The server adds routing,
+ * auth and faults around it.
+ */
+import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND } from "../kie/types.js";
+import { CallbackSender } from "./callbacks.js";
+import { FaultPlan } from "./faults.js";
+import { FileLinks, type FileRef } from "./file-links.js";
+import type { ImageFile } from "./image-file.js";
+import { renderImage } from "./images.js";
+import { DOWNLOAD_URL_TTL_MS, type ResolvedOptions } from "./options.js";
+import { parseJobsCreate, parseQwenCreate, requestHash } from "./params.js";
+import { createRandom, type Random } from "./random.js";
+import { SlidingWindow } from "./rate-window.js";
+import { callbackBody, jobsRecord, qwenRecord, type TaskView } from "./records.js";
+import { type Counters, createCounters, recordCreate, snapshotStats } from "./stats.js";
+import { type Outcome, type TaskEntry, TaskStore } from "./tasks.js";
+import type { SimTask, SimulatorStats } from "./types.js";
+
+export interface ApiAnswer {
+  httpStatus: number;
+  body: Record<string, unknown>;
+}
+
+/** How often pending callbacks are checked for finished tasks, real ms (only while any are pending). */
+const CALLBACK_SWEEP_MS = 20;
+
+export function answer(code: number, msg: string, httpStatus = 200): ApiAnswer {
+  return { httpStatus, body: { code, msg } };
+}
+
+function ok(data: unknown): ApiAnswer {
+  return { httpStatus: 200, body: { code: 200, msg: "success", data } };
+}
+
+export class SimulatorEngine {
+  readonly counters: Counters = createCounters();
+  readonly random: Random;
+  readonly faults: FaultPlan;
+  maintenance = false;
+  private credits: number;
+  private nextOutcome: Outcome | undefined;
+  private readonly tasks: TaskStore;
+  private readonly window: SlidingWindow;
+  private readonly links: FileLinks;
+  private readonly callbacks: CallbackSender;
+  private readonly pendingCallbacks = new Set<TaskEntry>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private readonly now = () => Date.now();
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    port: number,
+  ) {
+    this.random = createRandom(options.randomSeed);
+    this.faults = new FaultPlan(this.random, options.faultRate);
+    this.credits = options.credits;
+    this.tasks = new TaskStore(options, this.random, this.now);
+    this.window = new SlidingWindow(options.rateLimit.limit, options.rateLimit.windowMs);
+    this.links = new FileLinks(options.publicHost, port);
+    this.callbacks = new CallbackSender(
+      {
+        sent: () => this.counters.callbacksSent++,
+        failed: () => this.counters.callbacksFailed++,
+        abandoned: () => {
+          this.counters.callbacksAbandoned = (this.counters.callbacksAbandoned ?? 0) + 1;
+        },
+      },
+      options.webhookHmacKey,
+    );
+  }
+
+  create(flavor: "qwen" | "jobs", apiKey: string, body: unknown): ApiAnswer {
+    const parsed = flavor === "qwen" ? parseQwenCreate(body) : parseJobsCreate(body);
+    if (!parsed.ok) return answer(422, parsed.msg);
+    const { params, callBackUrl } = parsed.value;
+    const now = this.now();
+    if (!this.window.allows(apiKey, now)) {
+      this.counters.rateLimited++;
+      return answer(429, "Rate limited: too many requests", this.options.rateLimitHttpStatus ? 429 : 200);
+    }
+    const cost = params.acceleration_level
+      ? CREDITS_BY_ACCELERATION[params.acceleration_level]
+      : CREDITS_UPPER_BOUND;
+    if (this.credits < cost) return answer(402, "Credits insufficient");
+
+    this.window.record(apiKey, now);
+    this.credits -= cost;
+    const task = this.tasks.create({
+      flavor,
+      params,
+      rawBody: body,
+      callBackUrl,
+      credits: cost,
+      outcome: this.drawOutcome(),
+    });
+    recordCreate(this.counters, requestHash(params), cost, now);
+    if (task.callBackUrl !== undefined) {
+      this.pendingCallbacks.add(task);
+      this.scheduleSweep();
+    }
+    return ok({ taskId: task.taskId });
+  }
+
+  /** Either flavour reads any task: the id space is shared, as one account's is. */
+  status(flavor: "qwen" | "jobs", taskId: string | null): ApiAnswer {
+    if (!taskId) return answer(400, "taskId is required");
+    const task = this.tasks.get(taskId);
+    // Unknown and just-created tasks look alike, as on the real API.
+    if (!task || this.now() < task.visibleAt) return answer(422, "recordInfo is null");
+    const view = this.view(task);
+    return ok(flavor === "qwen" ? qwenRecord(view) : jobsRecord(view, this.options.reportCreditsConsumed));
+  }
+
+  credit(): ApiAnswer {
+    return ok(this.credits);
+  }
+
+  /**
+   * A fresh link for one of this simulator's result URLs. Bytes are drawn again on every
+   * download, never deleted, so a fresh link works for any succeeded task: also after its
+   * original URL expired or expireFiles() cut it short (the case download-url exists for).
+   */
+  downloadUrl(body: unknown): ApiAnswer {
+    const url = (body as { url?: unknown } | null)?.url;
+    if (typeof url !== "string" || url === "") return answer(422, "url is required");
+    const ref = this.links.parseUrl(url);
+    if (!ref) return answer(422, "url is not a result url of this service");
+    if (!this.resolveFile(ref)) return answer(422, "file not found");
+    const expires = this.now() + Math.round(DOWNLOAD_URL_TTL_MS / this.options.timeScale);
+    return ok(this.links.signed(ref, expires));
+  }
+
+  /** The file a /files/ path names, or undefined (answered 404) when unknown, unfinished or expired. */
+  file(pathname: string, query: URLSearchParams): ImageFile | undefined {
+    const ref = this.links.parse(pathname, query);
+    if (!ref) return undefined;
+    const task = this.resolveFile(ref);
+    if (!task) return undefined;
+    const now = this.now();
+    const alive = ref.signed ? ref.signed.valid && now < ref.signed.expires : now < task.filesExpireAt;
+    if (!alive) return undefined;
+    const spec = { prompt: task.params.prompt, seed: task.imageSeed, index: ref.index, format: ref.ext };
+    return renderImage(
+      task.params.image_size ? { ...spec, size: task.params.image_size } : spec,
+      this.options.imagePadBytes,
+    );
+  }
+
+  stats(): SimulatorStats {
+    return snapshotStats(this.counters, {
+      inFlight: this.tasks.inFlight(),
+      maxInFlight: this.tasks.maxInFlight,
+      creditsLeft: this.credits,
+    });
+  }
+
+  task(taskId: string): SimTask | undefined {
+    const task = this.tasks.get(taskId);
+    return task && this.tasks.snapshot(task, this.imageUrls(task));
+  }
+
+  setCredits(credits: number): void {
+    this.credits = credits;
+  }
+
+  setNextOutcome(outcome: Outcome | undefined): void {
+    this.nextOutcome = outcome;
+  }
+
+  /** Original URLs stop now; download-url links keep working (see downloadUrl). */
+  expireFiles(taskId: string): void {
+    const task = this.tasks.get(taskId);
+    if (task) task.filesExpireAt = Math.min(task.filesExpireAt, this.now());
+  }
+
+  completeAll(): void {
+    this.tasks.completeAll();
+    this.sweepCallbacks();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.pendingCallbacks.clear();
+    await this.callbacks.close();
+  }
+
+  private drawOutcome(): Outcome {
+    if (this.nextOutcome) return this.nextOutcome;
+    if (!this.random.chance(this.options.failureRate)) return "success";
+    return this.random.chance(this.options.creationFailureRate) ? "creation_failed" : "fail";
+  }
+
+  private imageUrls(task: TaskEntry): string[] {
+    const ext = task.params.output_format ?? "png";
+    return Array.from({ length: this.options.imagesPerTask }, (_, index) =>
+      this.links.original({ taskId: task.taskId, index, ext }),
+    );
+  }
+
+  private view(task: TaskEntry): TaskView {
+    const now = this.now();
+    return {
+      task,
+      phase: this.tasks.phase(task, now),
+      imageUrls: this.imageUrls(task),
+      updatedAt: this.tasks.updatedAt(task, now),
+      timeScale: this.options.timeScale,
+    };
+  }
+
+  /** The task behind a file reference when that file exists (task succeeded, index and format right). */
+  private resolveFile(ref: FileRef): TaskEntry | undefined {
+    const task = this.tasks.get(ref.taskId);
+    if (!task || this.tasks.phase(task) !== "success") return undefined;
+    if (ref.index >= this.options.imagesPerTask || ref.ext !== (task.params.output_format ?? "png"))
+      return undefined;
+    return task;
+  }
+
+  /** One interval for all pending callbacks, and only while there are any: no timer per task. */
+  private scheduleSweep(): void {
+    if (this.sweepTimer) return;
+    this.sweepTimer = setInterval(() => this.sweepCallbacks(), CALLBACK_SWEEP_MS);
+    this.sweepTimer.unref();
+  }
+
+  private sweepCallbacks(): void {
+    const now = this.now();
+    for (const task of this.pendingCallbacks) {
+      if (now < task.completesAt) continue;
+      this.pendingCallbacks.delete(task);
+      this.callbacks.send(
+        task.callBackUrl!,
+        task.taskId,
+        callbackBody(this.view(task), this.options.reportCreditsConsumed),
+      );
+    }
+    if (this.pendingCallbacks.size === 0 && this.sweepTimer) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+    }
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * A second process sharing an account's create limiter: `node --import tsx limiter-hammer-process.ts
+ * <apiKey> <connections> <durationMs>`. Prints "ready", waits for "go" on stdin, hammers, prints
+ * the admissions as one JSON line. It starts with a deliberately different rate: the one the
+ * fleet configured in Redis must win.
+ */
+import { createInterface } from "node:readline";
+import { createFleet } from "../../src/fleet/index.js";
+import { connect } from "./fleet-redis.js";
+import { hammer } from "./limiter-hammer.js";
+
+const [apiKey = "", connections = "1", durationMs = "1000"] = process.argv.slice(2);
+const clients = Array.from({ length: Number(connections) }, () => connect());
+await Promise.all(clients.map((c) => c.ping()));
+const fleets = clients.map((c) => createFleet(c, { apiKey, createRate: { limit: 1_000, windowMs: 500 } }));
+
+const lines = createInterface({ input: process.stdin });
+process.stdout.write("ready\n");
+for await (const line of lines) if (line.trim() === "go") break;
+lines.close();
+
+const results = await Promise.all(
+  fleets.map((fleet, i) => hammer(fleet.createLimiter, `child-${i}`, Number(durationMs))),
+);
+process.stdout.write(`${JSON.stringify(results.flat())}\n`);
+await Promise.all(clients.map((c) => c.quit()));

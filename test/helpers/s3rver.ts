@@ -1,0 +1,55 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import S3rver from "s3rver";
+
+export interface RunningS3rver {
+  /** `http://127.0.0.1:<port>` */
+  endpoint: string;
+  /** A bucket that exists. */
+  bucket: string;
+  /** Options for `new S3Client(...)` / `createS3Store(...)` that reach this server. */
+  clientOptions: {
+    endpoint: string;
+    region: string;
+    forcePathStyle: true;
+    credentials: { accessKeyId: string; secretAccessKey: string };
+  };
+  close(): Promise<void>;
+}
+
+/**
+ * Starts s3rver in-process on a random loopback port, storing into a fresh temporary
+ * directory that `close()` removes. Tests need AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED
+ * (set by vitest.config.ts), see DESIGN.md.
+ */
+export async function startS3rver(options: { bucket?: string } = {}): Promise<RunningS3rver> {
+  const bucket = options.bucket ?? "test-bucket";
+  const directory = await mkdtemp(join(tmpdir(), "kie-s3rver-"));
+  const server = new S3rver({
+    address: "127.0.0.1",
+    port: 0,
+    silent: true,
+    directory,
+    configureBuckets: [{ name: bucket }],
+  });
+  const { port } = await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    bucket,
+    clientOptions: {
+      endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+    },
+    async close() {
+      const closing = server.close();
+      // Idle keep-alive sockets of S3 clients would otherwise hold close() open.
+      server.httpServer?.closeAllConnections();
+      await closing;
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,196 @@
+import type { Redis } from "ioredis";
+import { afterEach, describe, expect, it } from "vitest";
+import { FleetBackoff } from "../../src/fleet/fleet-backoff.js";
+import { createFleet, createFleetPort, type Fleet } from "../../src/fleet/index.js";
+import type { FleetPort } from "../../src/worker/ports.js";
+import { accountKeys, connect, deleteAccountKeys, fakeApiKey } from "../helpers/fleet-redis.js";
+
+let clients: Redis[] = [];
+let apiKeys: string[] = [];
+
+/** Two workers of one account, each on its own connection. */
+function twoWorkers(): [Fleet, Fleet, [Redis, Redis]] {
+  const apiKey = fakeApiKey();
+  apiKeys.push(apiKey);
+  const a = connect();
+  const b = connect();
+  clients.push(a, b);
+  return [createFleet(a, { apiKey }), createFleet(b, { apiKey }), [a, b]];
+}
+
+afterEach(async () => {
+  const [cleaner] = clients;
+  if (cleaner) for (const key of apiKeys) await deleteAccountKeys(cleaner, key);
+  await Promise.all(clients.map((c) => c.quit()));
+  clients = [];
+  apiKeys = [];
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("fleet pause", () => {
+  it("a pause set by one worker stops every worker of the account, and resume clears it", async () => {
+    const [a, b] = twoWorkers();
+    expect(await b.pause.get()).toBeNull();
+
+    const { isNew, state } = await a.pause.pause("out-of-credits", "402: credits insufficient");
+    expect(isNew).toBe(true);
+    const seen = await b.pause.get();
+    expect(seen).toEqual(state);
+    expect(seen).toMatchObject({ kind: "out-of-credits", reason: "402: credits insufficient" });
+    expect(Math.abs(seen!.since - Date.now())).toBeLessThan(5_000);
+    expect(seen!.nextProbeAt! - seen!.since).toBe(60_000);
+    expect((await b.readGate()).paused).toEqual(state);
+
+    expect(await b.pause.resume()).toBe(true);
+    expect(await a.pause.get()).toBeNull();
+    expect(await a.readGate()).toEqual({ paused: null, backoffMs: 0 });
+    expect(await a.pause.resume()).toBe(false);
+  });
+
+  it("of 10 workers meeting the same 402 at once, exactly one starts the pause", async () => {
+    const [a, b] = twoWorkers();
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).pause.pause("out-of-credits", `worker ${i}`)),
+    );
+    expect(results.filter((r) => r.isNew)).toHaveLength(1);
+    const winner = results.find((r) => r.isNew)!;
+    expect(results.every((r) => r.state.reason === winner.state.reason)).toBe(true);
+  });
+
+  it("an operator's pause outranks automatic ones, and a probe cannot lift it", async () => {
+    const [a, b] = twoWorkers();
+    await a.pause.pause("usage-cap", "433");
+    expect((await b.pause.pause("manual", "maintenance window")).isNew).toBe(true);
+    const late = await a.pause.pause("out-of-credits", "402 from a request already on the wire");
+    expect(late).toMatchObject({ isNew: false, state: { kind: "manual", reason: "maintenance window" } });
+    expect((await a.pause.pause("bad-key", "401")).isNew).toBe(false);
+
+    // A successful probe resumes only its own kind.
+    expect(await a.pause.resume("usage-cap")).toBe(false);
+    expect((await b.pause.get())?.kind).toBe("manual");
+    // `kie-batch resume` lifts anything.
+    expect(await b.pause.resume()).toBe(true);
+
+    // A bad key outranks a credit pause: only an operator may end it.
+    await a.pause.pause("out-of-credits", "402");
+    expect(await b.pause.pause("bad-key", "401: key rejected")).toMatchObject({
+      isNew: true,
+      state: { kind: "bad-key" },
+    });
+    expect((await b.pause.get())?.nextProbeAt).toBeUndefined();
+    expect(await a.pause.claimProbe()).toBeNull();
+  });
+
+  it("a due probe goes to exactly one of 10 concurrent callers, then waits an interval", async () => {
+    const [a, b] = twoWorkers();
+    await a.pause.pause("usage-cap", "433", { probeAfterMs: 0, probeEveryMs: 300 });
+
+    const claims = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).pause.claimProbe()),
+    );
+    const winners = claims.filter((c) => c !== null);
+    expect(winners).toHaveLength(1);
+    expect(winners[0]).toMatchObject({ kind: "usage-cap", probeEveryMs: 300 });
+    expect(await b.pause.claimProbe()).toBeNull();
+
+    await sleep(320);
+    const next = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).pause.claimProbe()));
+    expect(next.filter((c) => c !== null)).toHaveLength(1);
+
+    // The probe succeeded: its winner lifts the pause it was probing.
+    expect(await a.pause.resume("usage-cap")).toBe(true);
+    expect(await b.pause.claimProbe()).toBeNull();
+  });
+
+  it("leaves the API key itself nowhere in Redis", async () => {
+    const apiKey = fakeApiKey();
+    apiKeys.push(apiKey);
+    const redis = connect();
+    clients.push(redis);
+    const fleet = createFleet(redis, { apiKey });
+    await fleet.pause.pause("bad-key", "401");
+    await fleet.backoff.hit("rate-limited");
+    const keys = await accountKeys(redis, apiKey);
+    expect(keys).toHaveLength(2);
+    for (const key of keys) {
+      expect(key).not.toContain(apiKey);
+      expect(JSON.stringify(await redis.hgetall(key))).not.toContain(apiKey);
+    }
+  });
+});
+
+describe("fleet backoff", () => {
+  it("a 429 backs off every worker; hits of one burst count once; the next hit after it grows it", async () => {
+    const [a, b, connections] = twoWorkers();
+    // A fast schedule (100 ms, 200 ms, ...) in place of fleetBackoff's 2 s, 4 s, ...
+    const [ba, bb] = connections.map(
+      (redis) => new FleetBackoff(redis, { accountId: a.accountId, schedule: (n) => 100 * 2 ** (n - 1) }),
+    ) as [FleetBackoff, FleetBackoff];
+
+    const burst = await Promise.all([ba.hit("rate-limited"), bb.hit("rate-limited"), ba.hit("rate-limited")]);
+    expect(burst.filter((h) => h.isNew)).toHaveLength(1);
+    expect(burst.every((h) => h.consecutive === 1 && h.kind === "rate-limited")).toBe(true);
+    const remaining = await bb.remaining();
+    expect(remaining).toBeGreaterThan(0);
+    expect(remaining).toBeLessThanOrEqual(100);
+    expect((await b.readGate()).backoffMs).toBeGreaterThan(0);
+
+    await sleep(remaining + 5);
+    expect(await ba.remaining()).toBe(0);
+    expect(await ba.get()).toBeNull();
+    const second = await bb.hit("rate-limited");
+    expect(second).toMatchObject({ isNew: true, consecutive: 2 });
+    expect(second.remainingMs).toBeGreaterThan(100);
+    expect(second.remainingMs).toBeLessThanOrEqual(200);
+
+    // A success clears it: the next 429 starts at the first step again.
+    await ba.clear();
+    expect(await bb.remaining()).toBe(0);
+    expect(await bb.hit("rate-limited")).toMatchObject({ isNew: true, consecutive: 1 });
+  });
+
+  it("uses the fleet schedule by default: 2 s for a first 429, 30 s for a first 455, never shortened", async () => {
+    const [a, b] = twoWorkers();
+    const first = await a.backoff.hit("rate-limited");
+    expect(first.remainingMs).toBeGreaterThan(1_900);
+    expect(first.remainingMs).toBeLessThanOrEqual(2_000);
+
+    const maintenance = await b.backoff.hit("maintenance");
+    expect(maintenance).toMatchObject({ isNew: true, kind: "maintenance", consecutive: 1 });
+    expect(maintenance.remainingMs).toBeGreaterThan(29_000);
+
+    // A 429 inside a longer maintenance backoff changes nothing.
+    const inside = await a.backoff.hit("rate-limited");
+    expect(inside).toMatchObject({ isNew: false, kind: "maintenance", untilMs: maintenance.untilMs });
+    expect(await b.backoff.get()).toMatchObject({ kind: "maintenance", consecutive: 1 });
+  });
+});
+
+describe("worker port", () => {
+  it("adapts the fleet to the stages' FleetPort", async () => {
+    const [a, b] = twoWorkers();
+    const port: FleetPort = createFleetPort(a, { maxInFlight: 1, pollRatePerSec: 20 });
+    const other: FleetPort = createFleetPort(b, { maxInFlight: 1, pollRatePerSec: 20 });
+
+    expect(await port.pause("usage-cap", "433", { probeAfterMs: 0 })).toBe(true);
+    expect(await other.pause("usage-cap", "433")).toBe(false);
+    expect(await other.getPause()).toMatchObject({ kind: "usage-cap" });
+    expect([await port.claimProbe(), await other.claimProbe()]).toEqual([true, false]);
+    await other.resume();
+    expect(await port.getPause()).toBeNull();
+
+    expect(await port.tryAcquireInFlight("b/1")).toBe(true);
+    expect(await other.tryAcquireInFlight("b/2")).toBe(false);
+    await port.releaseInFlight("b/1");
+    expect(await other.tryAcquireInFlight("b/2")).toBe(true);
+
+    const signal = AbortSignal.timeout(5_000);
+    await port.createSlot(signal);
+    await other.pollSlot(signal);
+    expect((await port.backoff("maintenance")).consecutive).toBe(1);
+    expect(await other.backoffRemaining()).toBeGreaterThan(0);
+    await other.clearBackoff();
+    expect(await port.backoffRemaining()).toBe(0);
+  });
+});

@@ -1,0 +1,162 @@
+import type { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createLedger, type Ledger, LedgerError, type NewRow } from "../../src/ledger/index.js";
+import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+
+function newRow(id: string): NewRow {
+  return { id, line: 2, prompt: `prompt ${id}`, params: {}, metadata: {}, estimatedCredits: 8 };
+}
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `r${i}`);
+
+let clients: Redis[];
+let prefix: string;
+let ledger: Ledger;
+
+beforeAll(() => {
+  clients = [testRedis(), testRedis(), testRedis(), testRedis()];
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.quit()));
+});
+beforeEach(() => {
+  prefix = uniquePrefix();
+  ledger = createLedger(clients[0]!, { prefix });
+});
+afterEach(async () => {
+  await cleanupPrefix(clients[0]!, prefix);
+});
+
+describe("reserveBudget", () => {
+  it("never lets concurrent reservers past the budget: 20 reservations of 8 against 50 make exactly 6", async () => {
+    await ledger.addRows("b1", ids(20).map(newRow), { budget: 50 });
+    const ledgers = clients.map((c) => createLedger(c, { prefix }));
+    const outcomes = await Promise.all(
+      ids(20).map((id, i) => ledgers[i % ledgers.length]!.reserveBudget("b1", id, 8)),
+    );
+    expect(outcomes.filter((o) => o === "reserved")).toHaveLength(6);
+    expect(outcomes.filter((o) => o === "over-budget")).toHaveLength(14);
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsReserved: 48, waitingBudget: 14 });
+    let waiting = 0;
+    let held = 0;
+    for await (const row of ledger.rows("b1")) {
+      if (row.waitingBudget) waiting += 1;
+      held += row.creditsReserved;
+    }
+    expect({ waiting, held }).toEqual({ waiting: 14, held: 48 });
+  });
+
+  it("counts a row waiting for budget once, and stops counting it when it gets room", async () => {
+    await ledger.addRows("b1", ids(2).map(newRow), { budget: 10 });
+    expect(await ledger.reserveBudget("b1", "r0", 8)).toBe("reserved");
+    expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("over-budget");
+    expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("over-budget");
+    expect((await ledger.getBatch("b1"))?.waitingBudget).toBe(1);
+    expect((await ledger.getRow("b1", "r1"))?.waitingBudget).toBe(true);
+    expect(await ledger.setBudget("b1", 16)).toBe(true);
+    expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("reserved");
+    expect(await ledger.getBatch("b1")).toMatchObject({ waitingBudget: 0, creditsReserved: 16, budget: 16 });
+    expect((await ledger.getRow("b1", "r1"))?.waitingBudget).toBe(false);
+  });
+
+  it("stops counting a waiting row that leaves the queue another way (cancelled)", async () => {
+    await ledger.addRows("b1", ids(2).map(newRow), { budget: 8 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("over-budget");
+    const cancelled = await ledger.transition("b1", "r1", { from: ["queued"], to: "cancelled" });
+    expect(cancelled.row?.waitingBudget).toBe(false);
+    expect((await ledger.getBatch("b1"))?.waitingBudget).toBe(0);
+  });
+
+  it("is idempotent per row: a retried submit does not reserve twice", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.reserveBudget("b1", "r0", 8);
+    expect((await ledger.getBatch("b1"))?.creditsReserved).toBe(8);
+    expect((await ledger.getRow("b1", "r0"))?.creditsReserved).toBe(8);
+  });
+
+  it("records reservations without a budget, so status shows credits in flight", async () => {
+    await ledger.addRows("b1", ids(2).map(newRow));
+    expect(await ledger.reserveBudget("b1", "r0", 7)).toBe("no-budget");
+    expect(await ledger.reserveBudget("b1", "r1", 6)).toBe("no-budget");
+    expect((await ledger.getBatch("b1"))?.creditsReserved).toBe(13);
+  });
+
+  it("counts spent credits against the budget", async () => {
+    await ledger.addRows("b1", ids(3).map(newRow), { budget: 20 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.settleCredits("b1", "r0", 8);
+    await ledger.reserveBudget("b1", "r1", 8);
+    expect(await ledger.reserveBudget("b1", "r2", 8)).toBe("over-budget");
+    expect(await ledger.reserveBudget("b1", "r2", 4)).toBe("reserved");
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsSpent: 8, creditsReserved: 12 });
+  });
+
+  it("throws row_missing for a row the ledger does not have", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow));
+    await expect(ledger.reserveBudget("b1", "ghost", 8)).rejects.toBeInstanceOf(LedgerError);
+    await expect(ledger.settleCredits("b1", "ghost", 8)).rejects.toMatchObject({ code: "row_missing" });
+    await expect(ledger.releaseReservation("nope", "r0")).rejects.toMatchObject({ code: "row_missing" });
+  });
+});
+
+describe("settleCredits and releaseReservation", () => {
+  it("moves the reservation to spent once per task, however often it is called", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
+    const settles = await Promise.all([1, 2, 3].map(() => ledger.settleCredits("b1", "r0", 3.5)));
+    expect(settles.sort()).toEqual(["already-settled", "already-settled", "settled"]);
+    expect(await ledger.settleCredits("b1", "r0", 3.5, "task-1")).toBe("already-settled");
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsReserved: 0, creditsSpent: 3.5 });
+    expect(await ledger.getRow("b1", "r0")).toMatchObject({ creditsReserved: 0, creditsSpent: 3.5 });
+  });
+
+  it("settles a resubmitted row's second task on top of the first", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow));
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
+    await ledger.settleCredits("b1", "r0", 8, "task-1");
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.transition("b1", "r0", { addTaskId: "task-2", incr: { resubmits: 1 } });
+    expect(await ledger.settleCredits("b1", "r0", 6)).toBe("settled");
+    expect(await ledger.settleCredits("b1", "r0", 6, "task-2")).toBe("already-settled");
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsSpent: 14, creditsReserved: 0, resubmits: 1 });
+  });
+
+  it("releases a reservation that bought nothing, once", async () => {
+    await ledger.addRows("b1", ids(2).map(newRow), { budget: 10 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    expect(await ledger.releaseReservation("b1", "r0")).toBe(8);
+    expect(await ledger.releaseReservation("b1", "r0")).toBe(0);
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsReserved: 0, creditsSpent: 0 });
+    expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("reserved");
+  });
+
+  it("keeps fractional credits exact enough to release back to zero", async () => {
+    await ledger.addRows("b1", ids(3).map(newRow));
+    for (const [id, credits] of [
+      ["r0", 0.1],
+      ["r1", 0.2],
+      ["r2", 0.3],
+    ] as const) {
+      await ledger.reserveBudget("b1", id, credits);
+    }
+    for (const id of ids(3)) await ledger.releaseReservation("b1", id);
+    expect((await ledger.getBatch("b1"))?.creditsReserved).toBeCloseTo(0, 12);
+  });
+});
+
+describe("setBudget", () => {
+  it("sets, replaces and removes a budget, and refuses an unknown batch", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow));
+    expect(await ledger.setBudget("b1", 40)).toBe(true);
+    expect((await ledger.getBatch("b1"))?.budget).toBe(40);
+    expect(await ledger.setBudget("b1", null)).toBe(true);
+    expect((await ledger.getBatch("b1"))?.budget).toBeUndefined();
+    expect(await ledger.setBudget("nope", 10)).toBe(false);
+    expect(await ledger.getBatch("nope")).toBeUndefined();
+    await expect(ledger.setBudget("b1", -1)).rejects.toMatchObject({ code: "invalid_value" });
+  });
+});

@@ -1,0 +1,135 @@
+import type { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createLedger, type Ledger, type NewRow } from "../../src/ledger/index.js";
+import { cleanupPrefix, keysWithPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+
+function newRow(id: string): NewRow {
+  return { id, line: 2, prompt: `prompt ${id}`, params: {}, metadata: {}, estimatedCredits: 8 };
+}
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `r${i}`);
+const DAY = 24 * 3600 * 1000;
+
+let redis: Redis;
+let prefix: string;
+let ledger: Ledger;
+
+beforeAll(() => {
+  redis = testRedis();
+});
+afterAll(async () => {
+  await redis.quit();
+});
+beforeEach(() => {
+  prefix = uniquePrefix();
+  ledger = createLedger(redis, { prefix });
+});
+afterEach(async () => {
+  await cleanupPrefix(redis, prefix);
+});
+
+/** PTTL of every ledger key of the batch, task map keys aside. */
+async function batchTtls(batch: string): Promise<Record<string, number>> {
+  const keys = (await keysWithPrefix(redis, prefix)).filter(
+    (k) => k.includes(`:batch:${batch}`) || k.includes(`:row:${batch}/`),
+  );
+  const ttls: Record<string, number> = {};
+  for (const key of keys) ttls[key.slice(`{${prefix}}:ledger:`.length)] = await redis.pttl(key);
+  return ttls;
+}
+
+async function finish(target: Ledger, batch: string, rowIds: string[]): Promise<void> {
+  for (const id of rowIds) {
+    await target.transition(batch, id, { to: "archiving", set: { completedAt: 1 } });
+    await target.transition(batch, id, { to: "archived" });
+  }
+}
+
+describe("purge", () => {
+  it("removes every key of the batch, task mappings included, and leaves other batches alone", async () => {
+    await ledger.addRows("gone", ids(1200).map(newRow), { budget: 1000 });
+    await ledger.transition("gone", "r0", { to: "submitted", addTaskId: "task-a" });
+    await ledger.transition("gone", "r0", { addTaskId: "task-b" });
+    await ledger.transition("gone", "r1", { to: "archiving", set: { completedAt: 5 }, addTaskId: "task-c" });
+    await ledger.addRows("kept", ids(2).map(newRow));
+    await ledger.transition("kept", "r0", { to: "submitted", addTaskId: "task-k" });
+
+    expect(await ledger.purge("gone")).toBe(1200);
+
+    const left = await keysWithPrefix(redis, prefix);
+    expect(left.filter((k) => k.includes("gone"))).toEqual([]);
+    expect(await ledger.lookupTask("task-a")).toBeUndefined();
+    expect(await ledger.lookupTask("task-c")).toBeUndefined();
+    expect(await ledger.getBatch("gone")).toBeUndefined();
+    expect((await ledger.listBatches()).map((b) => b.batch)).toEqual(["kept"]);
+    expect(await ledger.lookupTask("task-k")).toEqual({ batch: "kept", rowId: "r0" });
+
+    expect(await ledger.purge("kept")).toBe(2);
+    expect(await keysWithPrefix(redis, prefix)).toEqual([]);
+  });
+
+  it("purges an unknown batch as a no-op", async () => {
+    expect(await ledger.purge("never")).toBe(0);
+    expect(await keysWithPrefix(redis, prefix)).toEqual([]);
+  });
+});
+
+describe("expiry of finished batches", () => {
+  it("expireFinished sets every key of a finished batch to expire ttl after finishedAt", async () => {
+    await ledger.addRows("b1", ids(3).map(newRow));
+    expect(await ledger.expireFinished("b1", DAY)).toBe(false);
+    expect(Object.values(await batchTtls("b1")).every((ttl) => ttl === -1)).toBe(true);
+
+    await finish(ledger, "b1", ids(3));
+    const finishedAt = (await ledger.getBatch("b1"))!.finishedAt!;
+    expect(await ledger.expireFinished("b1", DAY)).toBe(true);
+    const ttls = await batchTtls("b1");
+    expect(Object.keys(ttls).sort()).toEqual([
+      "batch:b1",
+      "batch:b1:order",
+      "row:b1/r0",
+      "row:b1/r1",
+      "row:b1/r2",
+    ]);
+    for (const [key, ttl] of Object.entries(ttls)) {
+      expect(ttl, key).toBeGreaterThan(0);
+      expect(ttl, key).toBeLessThanOrEqual(finishedAt + DAY - Date.now() + 1_000);
+      expect(ttl, key).toBeGreaterThan(DAY - 60_000);
+    }
+  });
+
+  it("with a ledger TTL, the transition that finishes a batch sets the expiry itself", async () => {
+    const expiring = createLedger(redis, { prefix, ttlMs: 30 * DAY });
+    await expiring.addRows("b1", ids(2).map(newRow));
+    await finish(expiring, "b1", ["r0"]);
+    expect((await batchTtls("b1"))["batch:b1"]).toBe(-1);
+    await finish(expiring, "b1", ["r1"]);
+    const ttls = await batchTtls("b1");
+    for (const [key, ttl] of Object.entries(ttls)) expect(ttl, key).toBeGreaterThan(29 * DAY);
+  });
+
+  it("appending rows to a finished batch reopens it and removes every expiry", async () => {
+    const expiring = createLedger(redis, { prefix, ttlMs: DAY });
+    await expiring.addRows("b1", ids(2).map(newRow));
+    await finish(expiring, "b1", ids(2));
+    expect((await batchTtls("b1"))["row:b1/r0"]).toBeGreaterThan(0);
+
+    expect(await expiring.addRows("b1", [newRow("r0"), newRow("late")])).toEqual(["duplicate", "new"]);
+    const batch = await expiring.getBatch("b1");
+    expect(batch?.finishedAt).toBeUndefined();
+    expect(batch).toMatchObject({ total: 3, queued: 1, archived: 2 });
+    for (const [key, ttl] of Object.entries(await batchTtls("b1"))) expect(ttl, key).toBe(-1);
+  });
+
+  it("retrying a row of a finished batch reopens it and removes every expiry", async () => {
+    const expiring = createLedger(redis, { prefix, ttlMs: DAY });
+    await expiring.addRows("b1", ids(3).map(newRow));
+    await finish(expiring, "b1", ["r0", "r1"]);
+    await expiring.transition("b1", "r2", { to: "failed", set: { error: "generation failed" } });
+    expect((await batchTtls("b1"))["row:b1/r1"]).toBeGreaterThan(0);
+
+    await expiring.transition("b1", "r2", { from: ["failed"], to: "queued", set: { error: null } });
+    expect((await expiring.getBatch("b1"))?.finishedAt).toBeUndefined();
+    for (const [key, ttl] of Object.entries(await batchTtls("b1"))) expect(ttl, key).toBe(-1);
+  });
+});

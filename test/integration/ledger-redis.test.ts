@@ -1,0 +1,103 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type Server, type Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectRedis, pingRedis, redactRedisUrl } from "../../src/ledger/index.js";
+import { LuaScript } from "../../src/ledger/lua-script.js";
+import { REDIS_URL, testRedis } from "../helpers/redis.js";
+
+describe("redactRedisUrl", () => {
+  it.each([
+    ["redis://:secret@127.0.0.1:6379", "redis://:***@127.0.0.1:6379"],
+    ["redis://user:secret@redis.internal:6380/2", "redis://user:***@redis.internal:6380/2"],
+    ["rediss://default:s%40cret@cache.example.com", "rediss://default:***@cache.example.com"],
+    ["redis://127.0.0.1:6379", "redis://127.0.0.1:6379"],
+    ["redis://127.0.0.1:6379/0?password=secret&db=1", "redis://127.0.0.1:6379/0?password=***&db=1"],
+    ["127.0.0.1:6379", "127.0.0.1:6379"],
+  ])("%s -> %s", (url, expected) => {
+    expect(redactRedisUrl(url)).toBe(expected);
+  });
+});
+
+describe("pingRedis", () => {
+  it("resolves when Redis answers", async () => {
+    await expect(pingRedis(REDIS_URL, 2_000)).resolves.toBeUndefined();
+  });
+
+  it("rejects quickly for a closed port, naming the URL without its password", async () => {
+    const started = performance.now();
+    const error = await pingRedis("redis://:secret@127.0.0.1:1", 2_000).then(
+      () => undefined,
+      (err: unknown) => err as Error,
+    );
+    expect(performance.now() - started).toBeLessThan(2_500);
+    expect(error?.message).toMatch(/^Redis is not answering at redis:\/\/:\*\*\*@127\.0\.0\.1:1: /);
+    expect(error?.message).not.toContain("secret");
+  });
+
+  describe("against a server that accepts connections and never answers", () => {
+    let silent: Server;
+    let port: number;
+    const sockets = new Set<Socket>();
+    beforeAll(async () => {
+      silent = createServer((socket) => {
+        sockets.add(socket);
+        socket.on("close", () => sockets.delete(socket));
+        socket.resume(); // read and drop everything, answer nothing
+      });
+      await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+      port = (silent.address() as { port: number }).port;
+    });
+    afterAll(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+
+    it("gives up at the timeout and closes its connection", async () => {
+      const started = performance.now();
+      await expect(pingRedis(`redis://:hunter22@127.0.0.1:${port}`, 300)).rejects.toThrow(
+        `Redis is not answering at redis://:***@127.0.0.1:${port}: no answer within 300 ms`,
+      );
+      expect(performance.now() - started).toBeLessThan(1_500);
+      await expect.poll(() => sockets.size, { timeout: 1_000 }).toBe(0);
+    });
+  });
+});
+
+describe("connectRedis", () => {
+  it("gives a client BullMQ workers accept (maxRetriesPerRequest null) that talks to Redis", async () => {
+    const client = connectRedis(REDIS_URL);
+    try {
+      expect(client.options.maxRetriesPerRequest).toBeNull();
+      expect(await client.ping()).toBe("PONG");
+    } finally {
+      await client.quit();
+    }
+  });
+
+  it("connects lazily when asked, and takes a finite retry count for CLI use", async () => {
+    const client = connectRedis(REDIS_URL, { lazy: true, maxRetriesPerRequest: 1 });
+    try {
+      expect(client.status).toBe("wait");
+      expect(client.options.maxRetriesPerRequest).toBe(1);
+      expect(await client.ping()).toBe("PONG");
+    } finally {
+      await client.quit();
+    }
+  });
+});
+
+describe("LuaScript", () => {
+  it("loads a script the server does not know (as after a Redis restart), then runs it by sha", async () => {
+    const redis = testRedis();
+    try {
+      const script = new LuaScript("echo", `-- ${randomUUID()}\nreturn ARGV[1] .. KEYS[1]`);
+      expect(await redis.script("EXISTS", script.sha)).toEqual([0]);
+      expect(await script.run(redis, ["k"], ["v-"])).toBe("v-k");
+      expect(await redis.script("EXISTS", script.sha)).toEqual([1]);
+      expect(await script.run(redis, ["k2"], ["w-"])).toBe("w-k2");
+      await expect(new LuaScript("bad", "return redis.call('NOPE')").run(redis, [], [])).rejects.toThrow();
+    } finally {
+      await redis.quit();
+    }
+  });
+});
