@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
     pool: "forks",
     // Two cores: integration tests share one Redis (each with its own prefix) and spawn processes.
     maxWorkers: 2,

@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# kie-batch: multi-stage build; the runtime image has production dependencies only and runs as
+# a non-root user with `kie-batch` as its entrypoint.
+
+FROM node:22-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM node:22-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+FROM node:22-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY bin ./bin
+COPY examples ./examples
+USER node
+# The webhook receiver and /healthz (worker --listen 8080).
+EXPOSE 8080
+ENTRYPOINT ["node", "/app/bin/kie-batch.js"]
+CMD ["--help"]

@@ -1,0 +1,40 @@
+/**
+ * Makes `npm test` work on a fresh machine: when nothing answers at REDIS_URL (default
+ * 127.0.0.1:6379) and `redis-server` is on the PATH, start a private one on a free port for the
+ * run. Tests never FLUSHALL: each uses its own key prefix.
+ */
+import { Redis } from "ioredis";
+import { hasRedisServer, type LocalRedis, startLocalRedis } from "../src/demo/local-redis.js";
+
+async function answers(url: string): Promise<boolean> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    await client.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+let local: LocalRedis | undefined;
+
+export async function setup() {
+  const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  if (await answers(url)) return;
+  if (!(await hasRedisServer())) {
+    throw new Error(
+      `The tests need Redis: nothing answers at ${url} and redis-server is not installed (apt-get install redis-server, or set REDIS_URL).`,
+    );
+  }
+  local = await startLocalRedis();
+  process.env.REDIS_URL = local.url;
+  console.log(`[test setup] no Redis at ${url}: started redis-server at ${local.url}`);
+}
+
+export async function teardown() {
+  await local?.stop();
+}
