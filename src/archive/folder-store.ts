@@ -1,0 +1,132 @@
+import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { assertValidKey } from "./keys.js";
+import { assertValidMetadata } from "./metadata.js";
+import { ArchiveStoreError, classifyStoreError, isArchiveStoreError } from "./store-error.js";
+import type { ArchiveStore, ArchiveStoreHead } from "./types.js";
+
+/** What the hidden `.<name>.meta.json` beside each object holds. */
+interface MetaFile {
+  contentType: string;
+  metadata: Record<string, string>;
+}
+
+/**
+ * An ArchiveStore writing `<rootDir>/<key>`. Each file is streamed to `.<name>.<random>.tmp` in
+ * the same directory, fsync'd and renamed over the target, so a reader never sees a partial
+ * file. Metadata goes to a hidden `.<name>.meta.json`, written the same way after the object:
+ * a crash in between leaves the new object with no (or the old) metadata, never the new
+ * metadata on an old object, so a "same task-id already archived" check stays safe.
+ */
+export function createFolderStore(rootDir: string): ArchiveStore {
+  const root = resolve(rootDir);
+
+  const pathOf = (key: string): string => {
+    assertValidKey(key);
+    const path = resolve(root, key);
+    const inside = relative(root, path);
+    if (inside === "" || inside.startsWith("..") || isAbsolute(inside)) {
+      throw new ArchiveStoreError({
+        code: "invalid_key",
+        message: `Archive key ${JSON.stringify(key)} escapes ${root}`,
+      });
+    }
+    return path;
+  };
+  const metaPathOf = (path: string): string => join(dirname(path), `.${basename(path)}.meta.json`);
+
+  return {
+    locationOf(key) {
+      return pathOf(key);
+    },
+
+    async put(key, body, options) {
+      let path = key;
+      try {
+        path = pathOf(key);
+        const metadata = options.metadata ?? {};
+        assertValidMetadata(metadata);
+        await mkdir(dirname(path), { recursive: true });
+        await writeAtomically(path, body, options.signal);
+        const meta: MetaFile = { contentType: options.contentType, metadata };
+        await writeAtomically(metaPathOf(path), Buffer.from(`${JSON.stringify(meta)}\n`), options.signal);
+        await syncDirectory(dirname(path));
+      } catch (error) {
+        body.destroy();
+        throw toStoreError(error, path, options.signal);
+      }
+    },
+
+    async head(key) {
+      const path = pathOf(key);
+      let size: number;
+      try {
+        const info = await stat(path);
+        if (!info.isFile()) return undefined;
+        size = info.size;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw toStoreError(error, path, undefined);
+      }
+      let metadata: Record<string, string> = {};
+      try {
+        metadata = (JSON.parse(await readFile(metaPathOf(path), "utf8")) as MetaFile).metadata ?? {};
+      } catch (error) {
+        // No (or an unreadable) metadata file: a crash between the object's rename and its
+        // metadata's. Empty metadata makes an "already archived?" check write again: safe.
+        if (
+          typeof (error as { syscall?: unknown }).syscall === "string" &&
+          (error as NodeJS.ErrnoException).code !== "ENOENT"
+        ) {
+          throw toStoreError(error, path, undefined);
+        }
+      }
+      return { size, metadata } satisfies ArchiveStoreHead;
+    },
+
+    async close() {},
+  };
+}
+
+/** Streams `body` to a temporary file beside `path`, fsyncs it, renames it over `path`. */
+async function writeAtomically(path: string, body: Readable | Buffer, signal?: AbortSignal): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+  try {
+    // `flush`: fsync before close, so the rename never publishes data still in the page cache.
+    await pipeline(source, createWriteStream(temp, { flags: "wx", flush: true }), signal ? { signal } : {});
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * File-system errors (they carry a `syscall`) become ArchiveStoreErrors; the body's own error
+ * (a failed download) and an abort pass through unchanged, so the caller sees why it failed.
+ */
+function toStoreError(error: unknown, path: string, signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted) return signal.reason;
+  if (isArchiveStoreError(error)) return error;
+  if (typeof (error as { syscall?: unknown } | null)?.syscall !== "string") return error;
+  return new ArchiveStoreError({
+    code: classifyStoreError(error),
+    message: `Folder store failed at ${path}: ${(error as Error).message}`,
+    location: path,
+    cause: error,
+  });
+}

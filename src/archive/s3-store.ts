@@ -1,0 +1,133 @@
+import { HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { assertValidKey } from "./keys.js";
+import { assertValidMetadata } from "./metadata.js";
+import { ArchiveStoreError, classifyStoreError, httpStatusOf, isArchiveStoreError } from "./store-error.js";
+import type { ArchiveStore } from "./types.js";
+
+export interface S3StoreOptions {
+  bucket: string;
+  /** Prepended to every key as is, e.g. `images/`. @defaultValue "" */
+  prefix?: string;
+  /** An S3-compatible endpoint (MinIO, s3rver); AWS's own when undefined. */
+  endpoint?: string;
+  region: string;
+  /** Path-style URLs, as MinIO and s3rver need. @defaultValue false */
+  forcePathStyle?: boolean;
+  /** Static credentials; the SDK's default provider chain when undefined. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Use this client instead of building one from the options above; `close()` then leaves it open. */
+  client?: S3Client;
+  /** Multipart part size; a body up to this size is sent with one PutObject. @defaultValue 8 MiB */
+  partSize?: number;
+  /** Parts in flight at once; memory is bounded by about (queueSize + 1) x partSize. @defaultValue 4 */
+  queueSize?: number;
+}
+
+export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+export const DEFAULT_QUEUE_SIZE = 4;
+
+/**
+ * An ArchiveStore on S3 (or anything speaking it) using lib-storage's Upload, which stores exact
+ * bytes also against s3rver (a plain PutObject with a stream body does not: DESIGN.md). Keys are
+ * `${prefix}${key}`. Metadata is checked against S3's real rules before anything is sent.
+ */
+export function createS3Store(options: S3StoreOptions): ArchiveStore {
+  const { bucket } = options;
+  const prefix = options.prefix ?? "";
+  const partSize = options.partSize ?? DEFAULT_PART_SIZE;
+  const queueSize = options.queueSize ?? DEFAULT_QUEUE_SIZE;
+  const client =
+    options.client ??
+    new S3Client({
+      region: options.region,
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle ?? false,
+      credentials: options.credentials,
+      // Without it a black-holed endpoint hangs a put until the OS gives up.
+      requestHandler: { connectionTimeout: 10_000 },
+    });
+  const ownsClient = options.client === undefined;
+
+  const objectKey = (key: string): string => {
+    assertValidKey(key);
+    return `${prefix}${key}`;
+  };
+  const locationOf = (key: string): string => `s3://${bucket}/${objectKey(key)}`;
+
+  return {
+    locationOf,
+
+    async put(key, body, putOptions) {
+      const { signal } = putOptions;
+      let Key: string;
+      const metadata = putOptions.metadata ?? {};
+      try {
+        Key = objectKey(key);
+        assertValidMetadata(metadata);
+        signal?.throwIfAborted();
+      } catch (error) {
+        body.destroy();
+        throw error;
+      }
+
+      const abortController = new AbortController();
+      const onAbort = () => abortController.abort(signal?.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const upload = new Upload({
+        client,
+        params: { Bucket: bucket, Key, Body: body, ContentType: putOptions.contentType, Metadata: metadata },
+        partSize,
+        queueSize,
+        leavePartsOnError: false,
+        abortController,
+      });
+      try {
+        await upload.done();
+      } catch (error) {
+        // The body's own failure (a download cut short) is the cause worth reporting.
+        const bodyError = body.errored;
+        body.destroy();
+        if (signal?.aborted) throw signal.reason;
+        if (bodyError) throw bodyError;
+        throw toStoreError(error, "put", `s3://${bucket}/${Key}`);
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
+      }
+    },
+
+    async head(key, signal) {
+      const Key = objectKey(key);
+      try {
+        const answer = await client.send(new HeadObjectCommand({ Bucket: bucket, Key }), {
+          abortSignal: signal,
+        });
+        return { size: answer.ContentLength ?? 0, metadata: answer.Metadata ?? {} };
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        // HEAD has no body, so a missing bucket also comes back as a bare 404 "NotFound".
+        if ((error as { name?: unknown }).name === "NotFound" || httpStatusOf(error) === 404)
+          return undefined;
+        throw toStoreError(error, "head", `s3://${bucket}/${Key}`);
+      }
+    },
+
+    async close() {
+      if (ownsClient) client.destroy();
+    },
+  };
+}
+
+function toStoreError(error: unknown, operation: "put" | "head", location: string): ArchiveStoreError {
+  if (isArchiveStoreError(error)) return error;
+  const code = classifyStoreError(error);
+  const e = error as { name?: unknown; message?: unknown };
+  const what = typeof e?.name === "string" && e.name !== "Error" ? `${e.name}: ` : "";
+  return new ArchiveStoreError({
+    code,
+    message: `S3 ${operation} ${location} failed: ${what}${typeof e?.message === "string" ? e.message : String(error)}`,
+    location,
+    httpStatus: httpStatusOf(error),
+    cause: error,
+  });
+}

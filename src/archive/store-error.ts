@@ -1,0 +1,168 @@
+/**
+ * Errors of an ArchiveStore, and the one predicate the archive stage asks: "try again later?".
+ * Classification is by `code`, so it survives serialisation into Redis.
+ */
+
+export type ArchiveStoreErrorCode =
+  /** The key is empty, absolute, escapes the root or names a reserved file. */
+  | "invalid_key"
+  /** Metadata that S3 would refuse: non-ASCII, over 2 KB, or a bad key. */
+  | "invalid_metadata"
+  /** 401/403, bad credentials, EACCES/EPERM/EROFS: an operator must act. */
+  | "access_denied"
+  /** The bucket does not exist. */
+  | "no_such_bucket"
+  /** 5xx, throttling, network errors, timeouts, a full or failing disk: retry with backoff. */
+  | "unavailable"
+  /** Anything else: not retried. */
+  | "failed";
+
+export interface ArchiveStoreErrorOptions {
+  code: ArchiveStoreErrorCode;
+  message: string;
+  /** Where the store was writing or reading, e.g. `s3://bucket/key` or a path. */
+  location?: string;
+  httpStatus?: number;
+  cause?: unknown;
+}
+
+export class ArchiveStoreError extends Error {
+  override readonly name = "ArchiveStoreError";
+  readonly code: ArchiveStoreErrorCode;
+  readonly retryable: boolean;
+  readonly location: string | undefined;
+  readonly httpStatus: number | undefined;
+
+  constructor(options: ArchiveStoreErrorOptions) {
+    super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options.code;
+    this.retryable = options.code === "unavailable";
+    this.location = options.location;
+    this.httpStatus = options.httpStatus;
+  }
+
+  toJSON() {
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      location: this.location,
+      httpStatus: this.httpStatus,
+    };
+  }
+}
+
+/** True for an ArchiveStoreError, also one that crossed a serialisation boundary. */
+export function isArchiveStoreError(error: unknown): error is ArchiveStoreError {
+  return (
+    error instanceof ArchiveStoreError ||
+    (typeof error === "object" &&
+      error !== null &&
+      (error as { name?: unknown }).name === "ArchiveStoreError" &&
+      typeof (error as { code?: unknown }).code === "string")
+  );
+}
+
+/** S3 error names (the `Code` of the XML body) that mean "busy or broken for now". */
+const RETRYABLE_S3_NAMES: ReadonlySet<string> = new Set([
+  "SlowDown",
+  "Throttling",
+  "ThrottlingException",
+  "ThrottledException",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "RequestLimitExceeded",
+  "TooManyRequestsException",
+  "BandwidthLimitExceeded",
+  "PriorRequestNotComplete",
+  "RequestTimeout",
+  "RequestTimeoutException",
+  "InternalError",
+  "ServiceUnavailable",
+  "TimeoutError",
+]);
+
+const ACCESS_DENIED_S3_NAMES: ReadonlySet<string> = new Set([
+  "AccessDenied",
+  "AllAccessDisabled",
+  "AccountProblem",
+  "InvalidAccessKeyId",
+  "SignatureDoesNotMatch",
+  "ExpiredToken",
+  "InvalidToken",
+]);
+
+/** Node network and file-system error codes that a later attempt may not meet. */
+const RETRYABLE_SYSTEM_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EADDRNOTAVAIL",
+  "ENOSPC",
+  "EDQUOT",
+  "EIO",
+  "EMFILE",
+  "ENFILE",
+  "EBUSY",
+  "EAGAIN",
+]);
+
+const ACCESS_DENIED_SYSTEM_CODES: ReadonlySet<string> = new Set(["EACCES", "EPERM", "EROFS"]);
+
+interface ErrorLike {
+  name?: unknown;
+  code?: unknown;
+  Code?: unknown;
+  $retryable?: unknown;
+  $metadata?: { httpStatusCode?: unknown };
+  cause?: unknown;
+}
+
+/** The HTTP status an AWS SDK error carries, if any. */
+export function httpStatusOf(error: unknown): number | undefined {
+  const status = (error as ErrorLike | null)?.$metadata?.httpStatusCode;
+  return typeof status === "number" ? status : undefined;
+}
+
+/**
+ * Maps any error met while talking to a store (an AWS SDK error, a Node system error, or an
+ * ArchiveStoreError) to a code. Pure; looks at `name`, `Code`, `code`, the HTTP status and
+ * one level of `cause`.
+ */
+export function classifyStoreError(error: unknown): ArchiveStoreErrorCode {
+  if (isArchiveStoreError(error)) return error.code;
+  if (typeof error !== "object" || error === null) return "failed";
+  const e = error as ErrorLike;
+  const name = typeof e.Code === "string" ? e.Code : typeof e.name === "string" ? e.name : "";
+  const status = httpStatusOf(error);
+  if (name === "NoSuchBucket") return "no_such_bucket";
+  if (ACCESS_DENIED_S3_NAMES.has(name) || status === 401 || status === 403) return "access_denied";
+  if (RETRYABLE_S3_NAMES.has(name)) return "unavailable";
+  if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return "unavailable";
+  const code = typeof e.code === "string" ? e.code : "";
+  if (RETRYABLE_SYSTEM_CODES.has(code)) return "unavailable";
+  if (ACCESS_DENIED_SYSTEM_CODES.has(code)) return "access_denied";
+  if (e.$retryable) return "unavailable";
+  if (e.cause !== undefined && e.cause !== error) {
+    const inner = classifyStoreError(e.cause);
+    if (inner !== "failed") return inner;
+  }
+  return "failed";
+}
+
+/**
+ * Whether a store operation that threw `error` may succeed if tried again later: 5xx, throttling,
+ * network errors and timeouts yes; 403, a missing bucket, a bad key or bad metadata no.
+ */
+export function isRetryableStoreError(error: unknown): boolean {
+  return classifyStoreError(error) === "unavailable";
+}

@@ -1,0 +1,43 @@
+import type { Readable } from "node:stream";
+
+export interface ArchivePutOptions {
+  /** e.g. `image/png`, `application/json; charset=utf-8`. */
+  contentType: string;
+  /**
+   * Object metadata: lower-case ASCII keys, non-empty printable ASCII values, at most 2 KB in
+   * all (S3's rules, enforced by every store). Non-ASCII text belongs in the JSON sidecar.
+   */
+  metadata?: Record<string, string>;
+  /** Aborting rejects `put` with the signal's reason and leaves nothing behind. */
+  signal?: AbortSignal;
+}
+
+export interface ArchiveStoreHead {
+  /** Bytes stored. */
+  size: number;
+  /** The metadata given to `put`, exactly. */
+  metadata: Record<string, string>;
+}
+
+/**
+ * Where archived images go: an S3 bucket or a local folder, behind one small interface.
+ *
+ * Keys are relative `/`-separated paths (`batch/id.png`): no `..`, no leading `/`; a key that
+ * breaks the rules throws an ArchiveStoreError `invalid_key`. Failures of the store itself throw
+ * ArchiveStoreErrors (`isRetryableStoreError` says whether to try later); if `body` fails, `put`
+ * rejects with the body's own error.
+ */
+export interface ArchiveStore {
+  /** Human-readable location of a key, e.g. `s3://bucket/prefix/batch/id.png` or an absolute path. */
+  locationOf(key: string): string;
+  /**
+   * Stores a stream under `key` without holding it whole in memory, replacing any object there.
+   * Resolves when it is durable; until then no reader sees a partial object. On any failure
+   * `body` is destroyed.
+   */
+  put(key: string, body: Readable, options: ArchivePutOptions): Promise<void>;
+  /** Size and metadata if the object exists, else undefined. */
+  head(key: string, signal?: AbortSignal): Promise<ArchiveStoreHead | undefined>;
+  /** Releases clients and sockets; the store is unusable afterwards. */
+  close(): Promise<void>;
+}

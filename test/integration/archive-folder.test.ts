@@ -1,0 +1,179 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { putJson } from "../../src/archive/copy.js";
+import { createFolderStore } from "../../src/archive/folder-store.js";
+import type { ArchiveStore } from "../../src/archive/types.js";
+import { digestOf, pngBytes, pngStream } from "../helpers/image-server.js";
+
+let parent: string;
+let root: string;
+let store: ArchiveStore;
+
+beforeEach(async () => {
+  parent = await mkdtemp(join(tmpdir(), "kie-folder-"));
+  root = join(parent, "archive");
+  store = createFolderStore(root);
+});
+afterEach(async () => {
+  await store.close();
+  await rm(parent, { recursive: true, force: true });
+});
+
+/** A stream that yields `bytes` of a PNG, then fails. */
+function failingAfter(bytes: number, error: Error): Readable {
+  const out = new PassThrough();
+  pngBytes(bytes * 2).then((png) => {
+    out.write(png.subarray(0, bytes));
+    setTimeout(() => out.destroy(error), 10);
+  });
+  return out;
+}
+
+describe("folder store", () => {
+  it("writes <root>/<key> with exact bytes, and head returns size and metadata", async () => {
+    await store.put("batch-1/row-1.png", pngStream(3_000_000, 3), {
+      contentType: "image/png",
+      metadata: { "task-id": "t-1", seed: "42" },
+    });
+    const path = join(root, "batch-1", "row-1.png");
+    expect(store.locationOf("batch-1/row-1.png")).toBe(path);
+    expect(await digestOf(Readable.from([await readFile(path)]))).toEqual(
+      await digestOf(pngStream(3_000_000, 3)),
+    );
+    expect(await store.head("batch-1/row-1.png")).toEqual({
+      size: 3_000_000,
+      metadata: { "task-id": "t-1", seed: "42" },
+    });
+    // Only the object and its hidden metadata file: no temporary file is left behind.
+    expect((await readdir(join(root, "batch-1"))).sort()).toEqual([".row-1.png.meta.json", "row-1.png"]);
+  });
+
+  it("head of a missing key is undefined", async () => {
+    expect(await store.head("nope/missing.png")).toBeUndefined();
+  });
+
+  it("a reader never sees a partial file while it is being written", async () => {
+    const body = new PassThrough();
+    const png = await pngBytes(500_000);
+    const writing = store.put("b/slow.png", body, { contentType: "image/png" });
+    body.write(png.subarray(0, 250_000));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await store.head("b/slow.png")).toBeUndefined();
+    const visible = (await readdir(join(root, "b"))).filter((name) => !name.startsWith("."));
+    expect(visible).toEqual([]);
+    body.end(png.subarray(250_000));
+    await writing;
+    expect((await readFile(join(root, "b", "slow.png"))).equals(png)).toBe(true);
+  });
+
+  it("a failed stream leaves no file, no temporary file, and the previous version intact", async () => {
+    const old = await pngBytes(1000, 1);
+    await store.put("b/x.png", Readable.from([old]), {
+      contentType: "image/png",
+      metadata: { "task-id": "old" },
+    });
+
+    const cause = new Error("download cut");
+    await expect(
+      store.put("b/x.png", failingAfter(200_000, cause), { contentType: "image/png" }),
+    ).rejects.toBe(cause);
+    await expect(
+      store.put("b/y.png", failingAfter(200_000, cause), { contentType: "image/png" }),
+    ).rejects.toBe(cause);
+
+    expect((await readFile(join(root, "b", "x.png"))).equals(old)).toBe(true);
+    expect(await store.head("b/x.png")).toEqual({ size: 1000, metadata: { "task-id": "old" } });
+    expect(await store.head("b/y.png")).toBeUndefined();
+    expect((await readdir(join(root, "b"))).sort()).toEqual([".x.png.meta.json", "x.png"]);
+  });
+
+  it("an abort rejects with the signal's reason and leaves nothing", async () => {
+    const controller = new AbortController();
+    const body = new PassThrough();
+    body.write(await pngBytes(10_000));
+    const writing = store.put("b/aborted.png", body, { contentType: "image/png", signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("shutdown")), 20);
+    await expect(writing).rejects.toThrow("shutdown");
+    expect(await readdir(join(root, "b"))).toEqual([]);
+  });
+
+  it("replaces an existing object and its metadata", async () => {
+    await store.put("b/r.png", Readable.from([await pngBytes(100, 1)]), {
+      contentType: "image/png",
+      metadata: { "task-id": "a" },
+    });
+    await store.put("b/r.png", Readable.from([await pngBytes(200, 2)]), {
+      contentType: "image/png",
+      metadata: { "task-id": "b" },
+    });
+    expect(await store.head("b/r.png")).toEqual({ size: 200, metadata: { "task-id": "b" } });
+  });
+
+  it("an object whose metadata file is missing (a crash between the renames) has empty metadata", async () => {
+    await store.put("b/m.png", Readable.from([await pngBytes(100)]), {
+      contentType: "image/png",
+      metadata: { "task-id": "t" },
+    });
+    await rm(join(root, "b", ".m.png.meta.json"));
+    expect(await store.head("b/m.png")).toEqual({ size: 100, metadata: {} });
+  });
+
+  it.each([
+    "../escape.png",
+    "a/../../escape.png",
+    "/tmp/escape.png",
+    "a/./b.png",
+    "a//b.png",
+    "",
+    "b/.x.png.meta.json",
+  ])("refuses the key %j, writes nothing and destroys the body", async (key) => {
+    const body = Readable.from([await pngBytes(100)]);
+    await expect(store.put(key, body, { contentType: "image/png" })).rejects.toMatchObject({
+      name: "ArchiveStoreError",
+      code: "invalid_key",
+      retryable: false,
+    });
+    expect(body.destroyed).toBe(true);
+    expect(() => store.locationOf(key)).toThrow();
+    await expect(store.head(key)).rejects.toMatchObject({ code: "invalid_key" });
+    expect((await readdir(parent)).filter((name) => name !== "archive")).toEqual([]);
+  });
+
+  it("refuses metadata S3 would refuse, so both stores behave alike", async () => {
+    await expect(
+      store.put("b/meta.png", Readable.from([await pngBytes(100)]), {
+        contentType: "image/png",
+        metadata: { prompt: "一只猫" },
+      }),
+    ).rejects.toMatchObject({ code: "invalid_metadata", retryable: false });
+  });
+
+  it("a file-system failure is an ArchiveStoreError", async () => {
+    // A file where the batch directory should be: mkdir fails with EEXIST/ENOTDIR.
+    await store.put("blocker", Readable.from([Buffer.from("x")]), { contentType: "text/plain" });
+    await expect(
+      store.put("blocker/x.png", Readable.from([await pngBytes(100)]), { contentType: "image/png" }),
+    ).rejects.toMatchObject({ name: "ArchiveStoreError", retryable: false });
+  });
+
+  it("putJson writes pretty UTF-8 JSON that round-trips Chinese text", async () => {
+    const row = {
+      id: "row-1",
+      prompt: "一只在月光下的猫，水墨画风格",
+      metadata: { 作者: "张三" },
+      bytes: 12,
+    };
+    await putJson(store, "b/row-1.json", row);
+    const text = await readFile(join(root, "b", "row-1.json"), "utf8");
+    expect(JSON.parse(text)).toEqual(row);
+    expect(text).toContain('\n  "prompt": "一只在月光下的猫，水墨画风格"');
+  });
+
+  it("does not mistake a stray file of the same name in another directory", async () => {
+    await writeFile(join(parent, "row.png"), "outside");
+    expect(await store.head("row.png")).toBeUndefined();
+  });
+});
