@@ -7,14 +7,17 @@ import type { Redis } from "ioredis";
 import { createFolderStore, createS3Store } from "./archive/index.js";
 import type { ArchiveStore } from "./archive/types.js";
 import { type Config, ConfigError, redactUrl, requireApiKey } from "./config/index.js";
+import { fleetBackoff } from "./core/backoff.js";
 import { systemClock } from "./core/clock.js";
 import type { Logger } from "./core/logger.js";
 import { createFleet, type Fleet } from "./fleet/index.js";
 import { createFleetPort } from "./fleet/port.js";
 import { createKieClient, type KieClient } from "./kie/index.js";
 import { connectRedis, createLedger, type Ledger } from "./ledger/index.js";
+import { registerAccount } from "./ops/accounts.js";
 import { STAGES, type Stage } from "./queue/jobs.js";
 import { QueueSet } from "./queue/queues.js";
+import type { WorkerSettings } from "./worker/ports.js";
 import { DEFAULT_CONCURRENCY, StageWorkers } from "./worker/runner.js";
 import { startWebhookServer, type WebhookServer } from "./worker/webhook.js";
 
@@ -79,8 +82,15 @@ export function buildKie(config: Config): KieClient {
   });
 }
 
-export function buildFleet(redis: Redis, config: Config): Fleet {
-  return createFleet(redis, { apiKey: requireApiKey(config), createRate: config.KIE_RATE_LIMIT });
+export function buildFleet(redis: Redis, config: Config, options: { backoffScale?: number } = {}): Fleet {
+  const scale = options.backoffScale ?? 1;
+  return createFleet(redis, {
+    apiKey: requireApiKey(config),
+    createRate: config.KIE_RATE_LIMIT,
+    ...(scale === 1
+      ? {}
+      : { backoffSchedule: (consecutive, kind) => Math.max(1, fleetBackoff(consecutive, kind) * scale) }),
+  });
 }
 
 /** S3 when S3_BUCKET is set, else the folder ARCHIVE_DIR (or `fallbackDir`, for the demo). */
@@ -110,8 +120,12 @@ export interface WorkerRunOptions {
   concurrency?: Partial<Record<Stage, number>>;
   /** Webhook receiver port (also serves /healthz). */
   listen?: number;
+  /** Address the webhook receiver binds. @defaultValue "0.0.0.0" (KIE must reach it) */
+  listenHost?: string;
   /** The archive folder when neither S3_BUCKET nor ARCHIVE_DIR is set. */
   fallbackArchiveDir?: string;
+  /** Overrides of the settings derived from `config` (tests shorten probes, rechecks and grace with it). */
+  settings?: Partial<WorkerSettings>;
 }
 
 export interface RunningWorker {
@@ -133,7 +147,9 @@ export async function startWorker(
   const queues = buildQueues(redis, config);
   const kie = buildKie(config);
   const store = buildStore(config, options.fallbackArchiveDir);
-  const fleet = buildFleet(redis, config);
+  const fleet = buildFleet(redis, config, { backoffScale: options.settings?.fleetBackoffScale ?? 1 });
+  // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
+  await registerAccount(redis, config.KIE_QUEUE_PREFIX, fleet.accountId);
 
   const rate = config.KIE_RATE_LIMIT;
   const change = await fleet.createLimiter.configureRate(rate.limit, rate.windowMs);
@@ -170,6 +186,7 @@ export async function startWorker(
         pollFirstMs: config.KIE_POLL_INTERVAL,
         fileLifetimeMs: 14 * 86_400_000,
         ...(config.KIE_CALLBACK_URL ? { callbackUrl: config.KIE_CALLBACK_URL } : {}),
+        ...options.settings,
       },
     },
   });
@@ -179,6 +196,7 @@ export async function startWorker(
       ? undefined
       : await startWebhookServer({
           port: options.listen,
+          ...(options.listenHost ? { host: options.listenHost } : {}),
           ledger,
           pollQueue: queues.queues.poll,
           log,

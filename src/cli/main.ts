@@ -3,6 +3,7 @@ import { loadConfig } from "../config/index.js";
 import { createLogger } from "../core/logger.js";
 import { runBudgetCommand } from "./budget.js";
 import { runCancelCommand } from "./cancel.js";
+import { runEnqueueCommand } from "./enqueue.js";
 import { exitWithError } from "./errors.js";
 import { runPauseCommand, runResumeCommand } from "./pause.js";
 import { runResultsCommand } from "./results.js";
@@ -57,6 +58,31 @@ program
       const config = loadConfig();
       const log = createLogger({ level: config.LOG_LEVEL });
       await runWorkerCommand(config, log, flags);
+    }),
+  );
+
+// --- enqueue ---
+
+program
+  .command("enqueue")
+  .description("Validate a prompt manifest (CSV, JSON, JSONL) and queue one job per new row")
+  .argument("<file>", "the manifest, or - for stdin (then --batch is required)")
+  .option("--batch <name>", "batch name (default: the file's name without extension)")
+  .option("--format <format>", "csv, json or jsonl (default: from the extension)")
+  .option(
+    "--set <key=value>",
+    "a parameter for rows that do not give it (repeatable)",
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
+  .option("--dry-run", "validate and estimate credits; write nothing (Redis is not needed)")
+  .option("--strict", "enqueue nothing unless every row is valid")
+  .option("--budget <credits>", "credit budget of the batch")
+  .option("--priority <n>", "1 (runs first) to 2097151 (runs last); default 1000")
+  .option("--json", "print the summary as JSON")
+  .action(
+    action(async (file: string, flags) => {
+      await runEnqueueCommand(loadConfig(), file, flags);
     }),
   );
 

@@ -53,8 +53,34 @@ export async function withOps<T>(config: Config, fn: (ctx: OpsContext) => Promis
   } catch (error) {
     throw commandError(error, config);
   } finally {
-    await queues?.close().catch(() => undefined);
-    await redis.quit().catch(() => redis.disconnect());
+    // A Redis that died mid-command must not keep the process alive: closing gets a deadline.
+    const close = async () => {
+      await queues?.close();
+      await redis.quit();
+    };
+    await withDeadline(close(), CLOSE_DEADLINE_MS).catch(() => undefined);
+    redis.disconnect();
+  }
+}
+
+/** How long closing the connection may take before it is dropped. */
+const CLOSE_DEADLINE_MS = 2_000;
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not closed within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Checks an argument before any connection is opened; its OpsError becomes a usage error (exit 2). */
+export function parseArgument<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (isOpsError(error)) throw new UsageError(error.message, error.exitCode);
+    throw error;
   }
 }
 

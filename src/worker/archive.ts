@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { archiveFromUrl, isDownloadError, putJson } from "../archive/index.js";
 import { isArchiveStoreError, isRetryableStoreError } from "../archive/store-error.js";
 import { retryDelay } from "../core/backoff.js";
+import { isKieError } from "../kie/errors.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import type { ArchiveJob } from "../queue/jobs.js";
 import type { StageDeps } from "./ports.js";
@@ -46,6 +47,8 @@ export async function runArchive(
     const lifeLeft = data.completedAt + deps.settings.fileLifetimeMs - now;
     const retryable =
       (isDownloadError(error) && error.retryable) ||
+      // A refresh of an expired URL (download-url) that met a 5xx, 455, 429 or the network.
+      (isKieError(error) && error.retryable) ||
       (isArchiveStoreError(error) ? error.retryable : isRetryableStoreError(error)) ||
       (!isDownloadError(error) && !isArchiveStoreError(error) && isNetworkish(error));
     if (retryable && lifeLeft > 0) {

@@ -18,7 +18,11 @@ export interface PauseInfo {
 export interface FleetPort {
   getPause(): Promise<PauseInfo | null>;
   /** Records a pause; true when this call started it (so exactly one worker logs and alerts). */
-  pause(kind: PauseKind, reason: string, options?: { probeAfterMs?: number }): Promise<boolean>;
+  pause(
+    kind: PauseKind,
+    reason: string,
+    options?: { probeAfterMs?: number; probeEveryMs?: number },
+  ): Promise<boolean>;
   /** Clears the pause; with `kind`, only a pause of that kind (a probe never lifts an operator's pause). */
   resume(kind?: PauseKind): Promise<void>;
   /** True for exactly one caller once a paused state's probe is due. */
@@ -59,6 +63,17 @@ export interface WorkerSettings {
   pollFirstMs: number;
   /** How long a finished image is assumed to stay downloadable. @defaultValue 14 days */
   fileLifetimeMs: number;
+  /** Out of credits (402): how often one worker checks the balance. @defaultValue CREDITS_PROBE_MS (60 s) */
+  creditsProbeMs?: number;
+  /** Usage cap (433): how often one worker probes with a single submit. @defaultValue USAGE_CAP_PROBE_MS (5 min) */
+  usageCapProbeMs?: number;
+  /** A row over its batch's budget looks again this often. @defaultValue BUDGET_RECHECK_MS (30 s) */
+  budgetRecheckMs?: number;
+  /**
+   * Multiplies the fleet's 429/455 backoff ladder (2 s.. / 30 s..). Read by the composition root
+   * when it builds the fleet, not by the stages; for tests. @defaultValue 1
+   */
+  fleetBackoffScale?: number;
 }
 
 export interface StageDeps {

@@ -38,16 +38,16 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Prom
     job.log.warn("row is not in the ledger (purged?): nothing to submit");
     return done;
   }
-  const recorded = row.taskIds[resubmit];
-  if (recorded !== undefined) {
-    await ensurePoll(deps, job.data, recorded, row.submittedAt ?? deps.clock.now());
+  const existingTaskId = row.taskIds[resubmit];
+  if (existingTaskId !== undefined) {
+    await ensurePoll(deps, job.data, existingTaskId, row.submittedAt ?? deps.clock.now());
     return done;
   }
   if (row.status !== "queued") return done; // cancelled, or moved on by an operator
 
   if (row.creditsReserved <= 0) {
     const outcome = await deps.ledger.reserveBudget(batch, rowId, row.estimatedCredits);
-    if (outcome === "over-budget") return delay(BUDGET_RECHECK_MS, job.data);
+    if (outcome === "over-budget") return delay(deps.settings.budgetRecheckMs ?? BUDGET_RECHECK_MS, job.data);
   }
 
   for (;;) {
@@ -57,6 +57,13 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Prom
       continue;
     }
     await deps.fleet.createSlot(job.signal);
+    // The gate may have held this job for hours: a row cancelled meanwhile must not be paid for.
+    const current = await deps.ledger.getRow(batch, rowId);
+    if (current?.status !== "queued" || current.taskIds[resubmit] !== undefined) {
+      await deps.fleet.releaseInFlight(key);
+      if (current?.status === "cancelled") await deps.ledger.releaseReservation(batch, rowId);
+      return done;
+    }
 
     let taskId: string;
     try {
@@ -78,9 +85,13 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Prom
       await deps.fleet.resume("usage-cap");
       job.log.info("usage-cap probe accepted: submissions resume");
     }
-    await deps.fleet.clearBackoff();
+    // A success resets the 429/455 ladder, but only once the fleet's backoff has run out: a create
+    // that was already on the wire when another submitter met a 429 says nothing about now, and
+    // clearing a running backoff would send every waiting submitter into the limit again.
+    // (Read-then-clear can drop a 429 that lands in between: one lost step, not a lost row.)
+    if ((await deps.fleet.backoffRemaining()) === 0) await deps.fleet.clearBackoff();
     const submittedAt = deps.clock.now();
-    await recordWithRetry(job.log, { batch, rowId, taskId }, () =>
+    const recorded = await recordWithRetry(job.log, { batch, rowId, taskId }, () =>
       deps.ledger.transition(batch, rowId, {
         // A row cancelled while its create was on the wire is paid for: it goes on.
         from: ["queued", "cancelled"],
@@ -89,6 +100,14 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Prom
         set: { submittedAt, error: null },
       }),
     );
+    if (!recorded.ok) {
+      // Only an operator's hand (purge, a manual edit) gets here: the task is paid for, say so.
+      job.log.error(
+        { taskId, status: recorded.row?.status },
+        "task created but the row had changed: taskId not recorded",
+      );
+      return done;
+    }
     job.log.info({ taskId }, "submitted");
     await ensurePoll(deps, job.data, taskId, submittedAt);
     return done;
@@ -121,6 +140,7 @@ async function handleSubmitError(
 ): Promise<"again" | StageResult<SubmitJob>> {
   const { batch, rowId } = job.data;
   const log = job.log;
+  const { settings } = deps;
   switch (error.fleetEffect) {
     case "rate-limited":
     case "maintenance": {
@@ -128,19 +148,26 @@ async function handleSubmitError(
       log.warn({ code: error.code, consecutive, backoffMs: remainingMs }, "fleet backs off");
       return "again";
     }
-    case "out-of-credits":
+    case "out-of-credits": {
+      // The interval is passed on as the probe period too: the fleet's default would be the
+      // policy's, whatever this worker was configured with.
+      const everyMs = settings.creditsProbeMs ?? CREDITS_PROBE_MS;
       if (
         await deps.fleet.pause("out-of-credits", `KIE: credits insufficient (${error.message})`, {
-          probeAfterMs: CREDITS_PROBE_MS,
+          probeAfterMs: everyMs,
+          probeEveryMs: everyMs,
         })
       ) {
         log.error("out of credits: submissions paused fleet-wide; the balance is checked every minute");
       }
       return "again";
-    case "usage-cap":
+    }
+    case "usage-cap": {
+      const everyMs = settings.usageCapProbeMs ?? USAGE_CAP_PROBE_MS;
       if (
         await deps.fleet.pause("usage-cap", `KIE: the key's usage cap is reached (${error.message})`, {
-          probeAfterMs: USAGE_CAP_PROBE_MS,
+          probeAfterMs: everyMs,
+          probeEveryMs: everyMs,
         })
       ) {
         log.error(
@@ -148,6 +175,7 @@ async function handleSubmitError(
         );
       }
       return "again";
+    }
     case "bad-key":
       if (
         await deps.fleet.pause(

@@ -1,0 +1,87 @@
+import { buildLedger, buildQueues, openRedis, RedisUnavailableError } from "../app.js";
+import type { Config } from "../config/index.js";
+import { systemClock } from "../core/clock.js";
+import { LedgerError } from "../ledger/index.js";
+import { isManifestParseError, ManifestOptionError } from "../manifest/index.js";
+import {
+  createRedisBackend,
+  type EnqueueDeps,
+  enqueue,
+  isEnqueueInterruptedError,
+  parseBudgetCredits,
+  parsePriority,
+} from "../producer/index.js";
+import { UsageError } from "./errors.js";
+
+export interface EnqueueFlags {
+  batch?: string;
+  format?: string;
+  set?: string[];
+  dryRun?: boolean;
+  strict?: boolean;
+  budget?: string;
+  priority?: string;
+  json?: boolean;
+}
+
+/**
+ * `kie-batch enqueue FILE`: exit 0 when at least one row is valid, 2 when none is (or `--strict`
+ * found an invalid one, or the file cannot be parsed), 1 when Redis does not answer.
+ */
+export async function runEnqueueCommand(config: Config, file: string, flags: EnqueueFlags): Promise<void> {
+  try {
+    const summary = await enqueue(
+      {
+        file,
+        ...(flags.batch === undefined ? {} : { batch: flags.batch }),
+        ...(flags.format === undefined ? {} : { format: flags.format }),
+        sets: flags.set ?? [],
+        dryRun: flags.dryRun === true,
+        strict: flags.strict === true,
+        ...(flags.budget === undefined ? {} : { budget: parseBudgetCredits(flags.budget) }),
+        ...(flags.priority === undefined ? {} : { priority: parsePriority(flags.priority) }),
+        json: flags.json === true,
+      },
+      redisDeps(config),
+    );
+    process.exitCode = summary.exitCode;
+  } catch (error) {
+    throw commandError(error, config);
+  }
+}
+
+function redisDeps(config: Config): EnqueueDeps {
+  return {
+    async connect({ timeoutMs }) {
+      const redis = await openRedis(config, timeoutMs === undefined ? {} : { timeoutMs });
+      return createRedisBackend({
+        redis,
+        ledger: buildLedger(redis, config),
+        queuePrefix: config.KIE_QUEUE_PREFIX,
+        queues: () => buildQueues(redis, config),
+        onClose: async () => {
+          await redis.quit().catch(() => redis.disconnect());
+        },
+      });
+    },
+    out: process.stdout,
+    progress: process.stderr,
+    clock: systemClock,
+  };
+}
+
+function commandError(error: unknown, config: Config): unknown {
+  if (error instanceof ManifestOptionError) return new UsageError(error.message, 2);
+  if (isManifestParseError(error)) return new UsageError(`${error.message}\nnothing was enqueued`, 2);
+  if (isEnqueueInterruptedError(error)) return new UsageError(error.message, error.exitCode);
+  if (error instanceof LedgerError && error.code === "invalid_name") return new UsageError(error.message, 2);
+  if (error instanceof RedisUnavailableError) return error;
+  // The connection dropped after the first PING: as clear as a Redis that never answered.
+  if (
+    error instanceof Error &&
+    (error.name === "MaxRetriesPerRequestError" || /ECONNREFUSED|Connection is closed/.test(error.message))
+  ) {
+    return new RedisUnavailableError(config.REDIS_URL, error.message);
+  }
+  return error;
+}

@@ -1,0 +1,53 @@
+import type { Redis } from "ioredis";
+import { accountId } from "../fleet/index.js";
+import { OpsError } from "./errors.js";
+
+/**
+ * Which KIE accounts a deployment (queue prefix) uses. Fleet state (pause, rate) lives per account,
+ * outside any prefix, and an operator command may run without KIE_API_KEY: so each worker records
+ * its account id (never the key) in a set under the deployment's prefix.
+ */
+
+/** SET of account ids, `{<prefix>}:accounts`: the prefix's hash tag, like every key of the deployment. */
+export function accountsKey(queuePrefix: string): string {
+  return `{${queuePrefix}}:accounts`;
+}
+
+/** Called by every worker at start; idempotent. */
+export async function registerAccount(redis: Redis, queuePrefix: string, id: string): Promise<void> {
+  await redis.sadd(accountsKey(queuePrefix), id);
+}
+
+/** Account ids registered for the prefix, sorted. */
+export async function registeredAccounts(redis: Redis, queuePrefix: string): Promise<string[]> {
+  return (await redis.smembers(accountsKey(queuePrefix))).sort();
+}
+
+/**
+ * The accounts a command acts on: KIE_API_KEY's when it is set, else every account registered for
+ * the prefix (possibly none).
+ */
+export async function resolveAccounts(
+  redis: Redis,
+  queuePrefix: string,
+  apiKey: string | undefined,
+): Promise<string[]> {
+  if (apiKey) return [accountId(apiKey)];
+  return registeredAccounts(redis, queuePrefix);
+}
+
+/** Like `resolveAccounts`, for commands that change fleet state and so need at least one account. */
+export async function requireAccounts(
+  redis: Redis,
+  queuePrefix: string,
+  apiKey: string | undefined,
+): Promise<string[]> {
+  const ids = await resolveAccounts(redis, queuePrefix, apiKey);
+  if (ids.length === 0) {
+    throw new OpsError(
+      "no_account",
+      `no KIE account is known for queue prefix "${queuePrefix}": set KIE_API_KEY, or start a worker once (it registers its account)`,
+    );
+  }
+  return ids;
+}

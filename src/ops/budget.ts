@@ -1,0 +1,65 @@
+import type { BatchSummary } from "../ledger/index.js";
+import { requireBatch } from "./batch.js";
+import { OpsError } from "./errors.js";
+import { formatCredits } from "./status-text.js";
+import type { OpsLedger, Output } from "./types.js";
+
+/** `none` removes the budget; anything else must be a non-negative number of credits. */
+export function parseBudget(text: string): number | null {
+  const value = text.trim().toLowerCase();
+  if (value === "none") return null;
+  const credits = Number(value);
+  if (value === "" || !/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(credits)) {
+    throw new OpsError(
+      "invalid_argument",
+      `budget: expected a number of credits >= 0, or "none", got "${text}"`,
+    );
+  }
+  return credits;
+}
+
+export interface BudgetDeps {
+  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "setBudget">;
+  out: Output;
+  queuePrefix?: string;
+}
+
+/**
+ * `kie-batch budget`: sets (or with null removes) the batch's credit budget, then shows what is
+ * reserved and spent against it. Rows over budget wait without taking a rate slot; a raised budget
+ * lets them go at their next check.
+ */
+export async function setBatchBudget(
+  deps: BudgetDeps,
+  batch: string,
+  credits: number | null,
+): Promise<BatchSummary> {
+  const before = await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  if (!(await deps.ledger.setBudget(batch, credits))) {
+    // Expired or purged between the two calls.
+    await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  }
+  const after = await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  const was = before.budget === undefined ? "none" : formatCredits(before.budget);
+  const used = after.creditsReserved + after.creditsSpent;
+  const lines = [
+    credits === null
+      ? `batch ${batch}: budget removed (was ${was})`
+      : `batch ${batch}: budget ${formatCredits(credits)} credits (was ${was})`,
+    `  reserved ${formatCredits(after.creditsReserved)} + spent ${formatCredits(after.creditsSpent)} = ${formatCredits(used)}` +
+      (credits === null || credits === 0 ? "" : ` (${Math.round((used / credits) * 100)}% of the budget)`) +
+      `; estimated for the whole batch ${formatCredits(after.creditsEstimated)}`,
+  ];
+  if (credits !== null && used > credits) {
+    lines.push(
+      "  already over the new budget: no new row is submitted until it is raised (rows in flight go on)",
+    );
+  } else if (credits !== null && after.creditsEstimated > credits) {
+    lines.push("  below the batch's estimate: some rows may wait for budget");
+  }
+  if (after.waitingBudget > 0) {
+    lines.push(`  ${after.waitingBudget} rows are waiting for budget; each looks again within 30 s`);
+  }
+  deps.out.write(`${lines.join("\n")}\n`);
+  return after;
+}

@@ -1,0 +1,65 @@
+import { jobKey } from "../queue/jobs.js";
+import { requireBatch } from "./batch.js";
+import { forEachLimit, removeStageJob } from "./jobs.js";
+import type { OpsLedger, OpsQueues, Output } from "./types.js";
+
+const CONCURRENCY = 16;
+
+export interface CancelDeps {
+  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "rows" | "transition" | "releaseReservation">;
+  queues: OpsQueues;
+  out: Output;
+  queuePrefix?: string;
+}
+
+export interface CancelReport {
+  /** Rows that were queued (never submitted) and are now cancelled. */
+  cancelled: number;
+  /** Their submit jobs removed from the queue. */
+  jobsRemoved: number;
+  /**
+   * Submit jobs a worker was running: left alone. The submit stage re-checks the row, and a create
+   * already on the wire is paid for, so that row goes on.
+   */
+  jobsActive: number;
+  /** Rows already submitted: still polled and archived, since they are paid for. */
+  inFlight: number;
+}
+
+/**
+ * `kie-batch cancel`: every queued row of the batch becomes cancelled and its submit job is
+ * removed, best effort. Rows already submitted go on. A queued row's credit reservation is
+ * released when its job is gone; a running job settles or releases it itself.
+ */
+export async function cancelBatch(deps: CancelDeps, batch: string): Promise<CancelReport> {
+  await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  const report: CancelReport = { cancelled: 0, jobsRemoved: 0, jobsActive: 0, inFlight: 0 };
+  await forEachLimit(deps.ledger.rows(batch, { statuses: ["queued"] }), CONCURRENCY, async (row) => {
+    // The ledger first: a submit job starting from now on finds the row cancelled.
+    const moved = await deps.ledger.transition(batch, row.id, { from: ["queued"], to: "cancelled" });
+    if (!moved.ok) return;
+    report.cancelled++;
+    const removed = await removeStageJob(deps.queues, "submit", jobKey(batch, row.id, row.taskIds.length));
+    if (removed === "removed") report.jobsRemoved++;
+    if (removed === "active") {
+      report.jobsActive++;
+      return;
+    }
+    if ((moved.row?.creditsReserved ?? 0) > 0) await deps.ledger.releaseReservation(batch, row.id);
+  });
+  const after = await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  report.inFlight = after.submitted + after.generating + after.archiving;
+  const { out } = deps;
+  out.write(
+    `batch ${batch}: ${report.cancelled} queued rows cancelled, ${report.jobsRemoved} submit jobs removed\n`,
+  );
+  if (report.jobsActive > 0) {
+    out.write(
+      `batch ${batch}: ${report.jobsActive} submit jobs were running: a row whose create request was already sent is paid for and goes on\n`,
+    );
+  }
+  out.write(
+    `batch ${batch}: ${report.inFlight} rows already submitted are still polled and archived (they are paid for); ${after.archived} archived, ${after.failed} failed, ${after.cancelled} cancelled in all\n`,
+  );
+  return report;
+}

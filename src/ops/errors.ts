@@ -1,0 +1,27 @@
+/**
+ * Errors of the operator commands. Each carries a stable `code` and the exit code the CLI leaves
+ * with, so the command layer maps them without knowing every case.
+ */
+export type OpsErrorCode =
+  /** The batch is not in the ledger under this queue prefix. */
+  | "unknown_batch"
+  /** A command argument the command cannot use (a budget that is not a number, say). */
+  | "invalid_argument"
+  /** No KIE account is known: KIE_API_KEY is unset and no worker has registered one. */
+  | "no_account";
+
+export class OpsError extends Error {
+  override readonly name = "OpsError";
+  readonly code: OpsErrorCode;
+  /** Usage problems exit 2, as every other usage error of the CLI. */
+  readonly exitCode = 2;
+
+  constructor(code: OpsErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export function isOpsError(error: unknown): error is OpsError {
+  return error instanceof OpsError || (error instanceof Error && error.name === "OpsError");
+}

@@ -1,0 +1,47 @@
+import type { Stage } from "../queue/jobs.js";
+import type { OpsQueues } from "./types.js";
+
+/**
+ * Clearing a stage job out of the way. BullMQ hands back the existing job when an id is taken
+ * (failed jobs are kept a week), so an operator who puts a row back into the pipeline must remove
+ * the old job of that id first, or the new one is silently never created.
+ */
+export type RemoveOutcome =
+  /** No job had that id. */
+  | "absent"
+  | "removed"
+  /** A worker holds the job (it is running): BullMQ refuses to remove it. */
+  | "active";
+
+export async function removeStageJob(queues: OpsQueues, stage: Stage, id: string): Promise<RemoveOutcome> {
+  const queue = queues.queues[stage];
+  if ((await queue.getJobState(id)) === "unknown") return "absent";
+  // 1: removed (or gone meanwhile); 0: locked by a worker.
+  return (await queue.remove(id)) === 1 ? "removed" : "active";
+}
+
+/** Runs `fn` over an async iterable with at most `limit` calls in flight; the first error wins. */
+export async function forEachLimit<T>(
+  items: AsyncIterable<T>,
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const running = new Set<Promise<void>>();
+  let failed = false;
+  let failure: unknown;
+  for await (const item of items) {
+    if (failed) break;
+    const task: Promise<void> = fn(item)
+      .catch((error: unknown) => {
+        if (!failed) {
+          failed = true;
+          failure = error;
+        }
+      })
+      .finally(() => running.delete(task));
+    running.add(task);
+    if (running.size >= limit) await Promise.race(running);
+  }
+  await Promise.all(running);
+  if (failed) throw failure;
+}

@@ -1,0 +1,185 @@
+import type { RowRecord, Status } from "../ledger/index.js";
+import { requireBatch } from "./batch.js";
+import { type CsvValue, csvLine } from "./csv.js";
+import { OpsError } from "./errors.js";
+import { writeFileAtomically } from "./output-file.js";
+import type { OpsLedger } from "./types.js";
+
+/**
+ * `kie-batch results`: one record per row, in manifest order, streamed from the ledger page by
+ * page. Nothing holds the whole file: CSV reads the rows twice (first for the union of metadata
+ * columns) instead of buffering them.
+ */
+
+export const RESULT_FORMATS = ["jsonl", "csv"] as const;
+export type ResultsFormat = (typeof RESULT_FORMATS)[number];
+
+/** The fixed fields of every record, in output order; manifest metadata follows them. */
+export const RESULT_FIELDS = [
+  "id",
+  "line",
+  "prompt",
+  "status",
+  "taskId",
+  "location",
+  "bytes",
+  "sha256",
+  "credits",
+  "creditsEstimated",
+  "uncertain",
+  "error",
+] as const;
+
+const FIXED: ReadonlySet<string> = new Set(RESULT_FIELDS);
+const META_PREFIX = "meta.";
+
+/** Results say where a row ended; every state still moving is "pending". */
+export type ResultStatus = "archived" | "failed" | "pending" | "cancelled";
+
+export function resultStatus(status: Status): ResultStatus {
+  return status === "archived" || status === "failed" || status === "cancelled" ? status : "pending";
+}
+
+/**
+ * The output name of a metadata key: a key that is a fixed field is prefixed `meta.`, and so is a
+ * key that already starts with `meta.`, which keeps the mapping one-to-one (`prompt` ->
+ * `meta.prompt`, `meta.prompt` -> `meta.meta.prompt`).
+ */
+export function metadataField(key: string): string {
+  return FIXED.has(key) || key.startsWith(META_PREFIX) ? `${META_PREFIX}${key}` : key;
+}
+
+/** A row's record as [field, value] pairs: fixed fields, then its metadata. */
+export function resultEntries(row: RowRecord): [string, CsvValue][] {
+  const fixed: Record<(typeof RESULT_FIELDS)[number], CsvValue> = {
+    id: row.id,
+    line: row.line,
+    prompt: row.prompt,
+    status: resultStatus(row.status),
+    taskId: row.taskId ?? null,
+    location: row.location ?? null,
+    bytes: row.bytes ?? null,
+    sha256: row.sha256 ?? null,
+    credits: row.creditsSpent,
+    creditsEstimated: row.estimatedCredits,
+    uncertain: row.uncertain,
+    error: row.error ?? null,
+  };
+  const entries: [string, CsvValue][] = RESULT_FIELDS.map((field) => [field, fixed[field]]);
+  for (const [key, value] of Object.entries(row.metadata)) entries.push([metadataField(key), value]);
+  return entries;
+}
+
+/** Batches small writes into larger chunks and waits for `drain` when the stream is full. */
+class ChunkWriter {
+  private buffer = "";
+
+  constructor(
+    private readonly out: NodeJS.WritableStream,
+    private readonly chunkChars = 64 * 1024,
+  ) {}
+
+  async write(text: string): Promise<void> {
+    this.buffer += text;
+    if (this.buffer.length >= this.chunkChars) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.buffer === "") return;
+    const chunk = this.buffer;
+    this.buffer = "";
+    const stream = this.out as NodeJS.WritableStream & { destroyed?: boolean; errored?: Error | null };
+    // A reader gone (`results | head`): stop, rather than wait for a drain that never comes.
+    if (stream.destroyed) throw stream.errored ?? new Error("the output stream is closed");
+    if (!stream.write(chunk)) await drained(stream);
+  }
+}
+
+/** Resolves on `drain`; rejects when the stream errors or closes first. */
+function drained(stream: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (error?: Error) => {
+      stream.off("drain", onDrain);
+      stream.off("error", onError);
+      stream.off("close", onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onDrain = () => settle();
+    const onError = (error: Error) => settle(error);
+    const onClose = () => settle(new Error("the output stream closed"));
+    stream.on("drain", onDrain);
+    stream.on("error", onError);
+    stream.on("close", onClose);
+  });
+}
+
+export interface ResultsDeps {
+  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "rows">;
+  queuePrefix?: string;
+  /** Rows read per round trip. @defaultValue the ledger's (500) */
+  pageSize?: number;
+}
+
+/** Streams the batch's records to `out` (which it does not end); returns how many were written. */
+export async function writeResults(
+  deps: ResultsDeps,
+  batch: string,
+  format: ResultsFormat,
+  out: NodeJS.WritableStream,
+): Promise<number> {
+  const options = deps.pageSize === undefined ? {} : { pageSize: deps.pageSize };
+  const writer = new ChunkWriter(out);
+  let count = 0;
+  if (format === "jsonl") {
+    for await (const row of deps.ledger.rows(batch, options)) {
+      await writer.write(`${JSON.stringify(Object.fromEntries(resultEntries(row)))}\n`);
+      count++;
+    }
+    await writer.flush();
+    return count;
+  }
+  // First pass: the union of metadata columns, in order of first appearance.
+  const columns = new Map<string, string>();
+  for await (const row of deps.ledger.rows(batch, options)) {
+    for (const key of Object.keys(row.metadata)) {
+      if (!columns.has(key)) columns.set(key, metadataField(key));
+    }
+  }
+  const metaKeys = [...columns.keys()];
+  await writer.write(csvLine([...RESULT_FIELDS, ...columns.values()]));
+  for await (const row of deps.ledger.rows(batch, options)) {
+    const fixed = resultEntries(row)
+      .slice(0, RESULT_FIELDS.length)
+      .map(([, value]) => value);
+    await writer.write(csvLine([...fixed, ...metaKeys.map((key) => row.metadata[key] ?? null)]));
+    count++;
+  }
+  await writer.flush();
+  return count;
+}
+
+export function parseResultsFormat(value: string | undefined): ResultsFormat {
+  const format = (value ?? "jsonl").toLowerCase();
+  if (!(RESULT_FORMATS as readonly string[]).includes(format)) {
+    throw new OpsError("invalid_argument", `--format: expected jsonl or csv, got "${value}"`);
+  }
+  return format as ResultsFormat;
+}
+
+export interface ExportOptions {
+  batch: string;
+  format: ResultsFormat;
+  /** Write here atomically (temp file + rename); else to `stdout`. */
+  outFile?: string;
+  stdout: NodeJS.WritableStream;
+}
+
+/** The whole command: checks the batch first, so an unknown one never leaves a file behind. */
+export async function exportResults(deps: ResultsDeps, options: ExportOptions): Promise<number> {
+  await requireBatch(deps.ledger, options.batch, deps.queuePrefix);
+  if (options.outFile === undefined) return writeResults(deps, options.batch, options.format, options.stdout);
+  return writeFileAtomically(options.outFile, (stream) =>
+    writeResults(deps, options.batch, options.format, stream),
+  );
+}

@@ -1,0 +1,120 @@
+import type { Clock } from "../core/clock.js";
+import type { RowRecord } from "../ledger/index.js";
+import { jobKey } from "../queue/jobs.js";
+import { requireBatch } from "./batch.js";
+import { forEachLimit, removeStageJob } from "./jobs.js";
+import type { OpsLedger, OpsQueues, Output } from "./types.js";
+
+/** Rows handled at once: each is a handful of round trips. */
+const CONCURRENCY = 16;
+
+export interface RetryDeps {
+  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "rows" | "transition">;
+  queues: OpsQueues;
+  clock: Pick<Clock, "now">;
+  out: Output;
+  queuePrefix?: string;
+}
+
+export interface RetryReport {
+  /** Failed rows with a task: polled again, resubmitted only if that task failed or is unknown. */
+  repolled: number;
+  /** Failed rows without a task (they failed at submit): back to the submit stage. */
+  requeued: number;
+  /** Rows left as they were: a worker still held one of their jobs, or they moved meanwhile. */
+  skipped: number;
+}
+
+/**
+ * `kie-batch retry`: every failed row goes back into the pipeline; archived rows are never touched.
+ *
+ * A row with a recorded task is polled again first (its latest task may have finished late and is
+ * then archived without paying again); the poll job carries `resubmitOnFailure`, so a task that
+ * failed or is unknown is resubmitted even past KIE_MAX_RESUBMITS. A row that never got a task is
+ * requeued for submit. Every status change goes through `ledger.transition`, so the batch's
+ * counters stay exact, and a batch that had finished is reopened by it.
+ */
+export async function retryBatch(deps: RetryDeps, batch: string): Promise<RetryReport> {
+  await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
+  await forEachLimit(deps.ledger.rows(batch, { statuses: ["failed"] }), CONCURRENCY, async (row) => {
+    const outcome = row.taskIds.length > 0 || row.taskId ? await repoll(deps, row) : await requeue(deps, row);
+    report[outcome]++;
+  });
+  const { out } = deps;
+  if (report.repolled + report.requeued + report.skipped === 0) {
+    out.write(`batch ${batch}: no failed rows\n`);
+    return report;
+  }
+  out.write(
+    `batch ${batch}: ${report.repolled} failed rows re-polled (a task that finished late is archived without paying again; one that failed is resubmitted)\n`,
+  );
+  out.write(`batch ${batch}: ${report.requeued} failed rows requeued for submit (they never got a task)\n`);
+  if (report.skipped > 0) {
+    out.write(
+      `batch ${batch}: ${report.skipped} rows skipped (a worker still holds one of their jobs, or they moved meanwhile): run retry again later\n`,
+    );
+  }
+  return report;
+}
+
+/** Failed with a task: clear the stale jobs of its ids, move it to submitted, poll its latest task. */
+async function repoll(deps: RetryDeps, row: RowRecord): Promise<keyof RetryReport> {
+  const { batch, id } = row;
+  const lineage = Math.max(0, row.taskIds.length - 1);
+  const taskId = row.taskIds[lineage] ?? row.taskId!;
+  // The poll job of this lineage; the archive job (one id per row) a success will add; the submit
+  // job of the next lineage a failure will add. Any of them may be a failed job kept for a week.
+  const stale = await Promise.all([
+    removeStageJob(deps.queues, "poll", jobKey(batch, id, lineage)),
+    removeStageJob(deps.queues, "archive", jobKey(batch, id)),
+    removeStageJob(deps.queues, "submit", jobKey(batch, id, row.taskIds.length)),
+  ]);
+  // A running job would finish (and be removed) after our add, which then found its id taken.
+  if (stale.includes("active")) return "skipped";
+  const submittedAt = deps.clock.now();
+  const moved = await deps.ledger.transition(batch, id, {
+    from: ["failed"],
+    to: "submitted",
+    set: { error: null, submittedAt },
+  });
+  if (!moved.ok) return "skipped";
+  try {
+    await deps.queues.addPoll(
+      { batch, rowId: id, taskId, resubmit: lineage, submittedAt, checks: 0, resubmitOnFailure: true },
+      0,
+    );
+  } catch (error) {
+    await restoreFailed(deps, row, "submitted");
+    throw error;
+  }
+  return "repolled";
+}
+
+/** Failed at submit: back to queued with a submit job for the same lineage. */
+async function requeue(deps: RetryDeps, row: RowRecord): Promise<keyof RetryReport> {
+  const { batch, id } = row;
+  const lineage = row.taskIds.length;
+  if ((await removeStageJob(deps.queues, "submit", jobKey(batch, id, lineage))) === "active")
+    return "skipped";
+  const moved = await deps.ledger.transition(batch, id, {
+    from: ["failed"],
+    to: "queued",
+    set: { error: null },
+  });
+  if (!moved.ok) return "skipped";
+  try {
+    await deps.queues.addSubmit({ batch, rowId: id, resubmit: lineage });
+  } catch (error) {
+    await restoreFailed(deps, row, "queued");
+    throw error;
+  }
+  return "requeued";
+}
+
+/** The job could not be added: the row goes back to failed, as it was, so a later retry finds it. */
+async function restoreFailed(deps: RetryDeps, row: RowRecord, from: "submitted" | "queued"): Promise<void> {
+  await deps.ledger
+    .transition(row.batch, row.id, { from: [from], to: "failed", set: { error: row.error ?? null } })
+    .catch(() => undefined);
+}

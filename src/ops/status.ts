@@ -1,0 +1,143 @@
+import type { Clock } from "../core/clock.js";
+import type { BatchSummary } from "../ledger/index.js";
+import { requireBatch } from "./batch.js";
+import type { AccountState, FleetState, PauseView } from "./fleet-state.js";
+import type { OpsLedger } from "./types.js";
+
+/** How long KIE keeps a finished task's files, by its docs. */
+export const FILE_LIFETIME_MS = 14 * 86_400_000;
+/** The docs also say a result URL may last only a day: past this age an unarchived image is at risk. */
+export const URL_RISK_AGE_MS = 86_400_000;
+
+/** The finished image that has waited longest for its archive. */
+export interface OldestUnarchived {
+  rowId: string;
+  /** ISO 8601: the provider's completion time. */
+  completedAt: string;
+  /** ISO 8601: `completedAt` + 14 days, when KIE deletes the files. */
+  expiresAt: string;
+  ageMs: number;
+  /** Until `expiresAt`; 0 once past it. */
+  timeLeftMs: number;
+  /** Older than 24 h: its URL may already be gone. */
+  warning: boolean;
+}
+
+/** `status --json` of one batch. The first keys are a stable contract; more may be added. */
+export interface BatchStatus {
+  batch: string;
+  total: number;
+  queued: number;
+  submitted: number;
+  generating: number;
+  archiving: number;
+  archived: number;
+  failed: number;
+  cancelled: number;
+  waitingBudget: number;
+  uncertain: number;
+  creditsEstimated: number;
+  creditsReserved: number;
+  creditsSpent: number;
+  paused: PauseView | null;
+  /** Credit budget, null when none. */
+  budget: number | null;
+  resubmits: number;
+  /** Every row is archived, failed or cancelled. */
+  finished: boolean;
+  oldestUnarchived: OldestUnarchived | null;
+  file: string | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  /** Every account of the deployment (single-batch output only; the list has it once, at the top). */
+  accounts?: AccountState[];
+}
+
+/** `status --json` without a batch. */
+export interface AllStatus {
+  batches: BatchStatus[];
+  paused: PauseView | null;
+  accounts: AccountState[];
+}
+
+export interface StatusDeps {
+  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "oldestUnarchived">;
+  /** The pause state of the deployment's accounts. */
+  fleet: () => Promise<FleetState>;
+  clock: Pick<Clock, "now">;
+  queuePrefix?: string;
+}
+
+/** Rows that will not move by themselves any more. */
+export function isFinished(
+  summary: Pick<BatchSummary, "total" | "archived" | "failed" | "cancelled">,
+): boolean {
+  return summary.archived + summary.failed + summary.cancelled >= summary.total;
+}
+
+export function oldestUnarchivedView(
+  oldest: { rowId: string; completedAt: number } | undefined,
+  now: number,
+): OldestUnarchived | null {
+  if (!oldest) return null;
+  const expires = oldest.completedAt + FILE_LIFETIME_MS;
+  const ageMs = Math.max(0, now - oldest.completedAt);
+  return {
+    rowId: oldest.rowId,
+    completedAt: new Date(oldest.completedAt).toISOString(),
+    expiresAt: new Date(expires).toISOString(),
+    ageMs,
+    timeLeftMs: Math.max(0, expires - now),
+    warning: ageMs > URL_RISK_AGE_MS,
+  };
+}
+
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}
+
+async function toStatus(deps: StatusDeps, summary: BatchSummary, fleet: FleetState): Promise<BatchStatus> {
+  const oldest = summary.archiving > 0 ? await deps.ledger.oldestUnarchived(summary.batch) : undefined;
+  return {
+    batch: summary.batch,
+    total: summary.total,
+    queued: summary.queued,
+    submitted: summary.submitted,
+    generating: summary.generating,
+    archiving: summary.archiving,
+    archived: summary.archived,
+    failed: summary.failed,
+    cancelled: summary.cancelled,
+    waitingBudget: summary.waitingBudget,
+    uncertain: summary.uncertain,
+    creditsEstimated: summary.creditsEstimated,
+    creditsReserved: summary.creditsReserved,
+    creditsSpent: summary.creditsSpent,
+    paused: fleet.paused,
+    budget: summary.budget ?? null,
+    resubmits: summary.resubmits,
+    finished: isFinished(summary),
+    oldestUnarchived: oldestUnarchivedView(oldest, deps.clock.now()),
+    file: summary.file ?? null,
+    createdAt: new Date(summary.createdAt).toISOString(),
+    updatedAt: new Date(summary.updatedAt).toISOString(),
+    finishedAt: iso(summary.finishedAt),
+  };
+}
+
+/** One batch's status; `unknown_batch` when it is not in the ledger. */
+export async function readBatchStatus(deps: StatusDeps, batch: string): Promise<BatchStatus> {
+  const [summary, fleet] = await Promise.all([
+    requireBatch(deps.ledger, batch, deps.queuePrefix),
+    deps.fleet(),
+  ]);
+  return { ...(await toStatus(deps, summary, fleet)), accounts: fleet.accounts };
+}
+
+/** Every batch of the deployment, newest first, and the fleet's state. */
+export async function readAllStatus(deps: StatusDeps): Promise<AllStatus> {
+  const [summaries, fleet] = await Promise.all([deps.ledger.listBatches(), deps.fleet()]);
+  const batches = await Promise.all(summaries.map((s) => toStatus(deps, s, fleet)));
+  return { batches, paused: fleet.paused, accounts: fleet.accounts };
+}

@@ -1,0 +1,19 @@
+import type { Queue } from "bullmq";
+import type { Ledger } from "../ledger/index.js";
+import type { PollJob, Stage, SubmitJob } from "../queue/jobs.js";
+
+/** Where a command prints: stdout in the CLI, a collecting stream in tests. */
+export type Output = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+
+/** The parts of the stage queues the operator commands use (`QueueSet` is one). */
+export interface OpsQueues {
+  readonly queues: Record<Stage, Pick<Queue, "remove" | "getJobState">>;
+  addSubmit(data: SubmitJob): Promise<void>;
+  addPoll(data: PollJob, delayMs: number): Promise<void>;
+}
+
+/** The ledger calls the operator commands make. */
+export type OpsLedger = Pick<
+  Ledger,
+  "getBatch" | "listBatches" | "rows" | "transition" | "releaseReservation" | "setBudget" | "oldestUnarchived"
+>;

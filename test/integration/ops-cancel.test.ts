@@ -1,0 +1,107 @@
+import { randomUUID } from "node:crypto";
+import { Worker } from "bullmq";
+import { Redis } from "ioredis";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { cancelBatch } from "../../src/ops/cancel.js";
+import { bullPrefix } from "../../src/queue/jobs.js";
+import { REDIS_URL } from "../helpers/redis.js";
+import { Collector, moveRow, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
+
+let fx: OpsFixture;
+let workerRedis: Redis | undefined;
+let worker: Worker | undefined;
+
+beforeEach(() => {
+  fx = opsFixture();
+});
+afterEach(async () => {
+  await worker?.close();
+  await workerRedis?.quit();
+  worker = undefined;
+  workerRedis = undefined;
+  await fx.close();
+});
+
+function deps(out = new Collector()) {
+  return { ledger: fx.ledger, queues: fx.queues, out, queuePrefix: fx.prefix };
+}
+
+describe("cancel", () => {
+  it("cancels queued rows and removes their submit jobs; submitted rows go on", async () => {
+    await fx.ledger.addRows(
+      "b1",
+      ["q1", "q2", "q3", "s", "g", "d"].map((id) => newRow(id)),
+      { budget: 100 },
+    );
+    for (const id of ["q1", "q2", "q3"]) await fx.queues.addSubmit({ batch: "b1", rowId: id, resubmit: 0 });
+    // q3 is a resubmit waiting in line: its job is the r1 lineage.
+    await moveRow(fx.ledger, "b1", "q3", "generating", { taskId: "t0" });
+    await fx.ledger.transition("b1", "q3", { to: "queued", incr: { resubmits: 1 } });
+    await fx.queues.queues.submit.remove("b1/q3");
+    await fx.queues.addSubmit({ batch: "b1", rowId: "q3", resubmit: 1 });
+    await fx.ledger.reserveBudget("b1", "q1", 8);
+    await moveRow(fx.ledger, "b1", "s", "submitted");
+    await moveRow(fx.ledger, "b1", "g", "generating");
+    await moveRow(fx.ledger, "b1", "d", "archived");
+
+    const out = new Collector();
+    expect(await cancelBatch(deps(out), "b1")).toEqual({
+      cancelled: 3,
+      jobsRemoved: 3,
+      jobsActive: 0,
+      inFlight: 2,
+    });
+    expect(out.text()).toContain("3 queued rows cancelled, 3 submit jobs removed");
+    expect(out.text()).toContain("2 rows already submitted are still polled and archived");
+
+    for (const id of ["q1", "q2", "q3"]) expect((await fx.ledger.getRow("b1", id))?.status).toBe("cancelled");
+    for (const id of ["b1/q1", "b1/q2", "b1/q3/r1"]) {
+      expect(await fx.queues.queues.submit.getJobState(id)).toBe("unknown");
+    }
+    expect((await fx.ledger.getRow("b1", "s"))?.status).toBe("submitted");
+    expect((await fx.ledger.getRow("b1", "g"))?.status).toBe("generating");
+    expect(await fx.ledger.getBatch("b1")).toMatchObject({
+      queued: 0,
+      cancelled: 3,
+      submitted: 1,
+      generating: 1,
+      archived: 1,
+      // q1's reservation went with its job.
+      creditsReserved: 0,
+    });
+  });
+
+  it("leaves a submit job a worker is running to the submit stage, and keeps its reservation", async () => {
+    await fx.ledger.addRows("b1", [newRow("running")]);
+    await fx.queues.addSubmit({ batch: "b1", rowId: "running", resubmit: 0 });
+    await fx.ledger.reserveBudget("b1", "running", 8);
+    workerRedis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    worker = new Worker("submit", null, { connection: workerRedis, prefix: bullPrefix(fx.prefix) });
+    expect((await worker.getNextJob(randomUUID()))?.id).toBe("b1/running");
+
+    const out = new Collector();
+    expect(await cancelBatch(deps(out), "b1")).toEqual({
+      cancelled: 1,
+      jobsRemoved: 0,
+      jobsActive: 1,
+      inFlight: 0,
+    });
+    expect(out.text()).toContain("1 submit jobs were running");
+    expect((await fx.ledger.getRow("b1", "running"))?.status).toBe("cancelled");
+    expect(await fx.queues.queues.submit.getJobState("b1/running")).toBe("active");
+    expect((await fx.ledger.getBatch("b1"))?.creditsReserved).toBe(8);
+  });
+
+  it("a batch with nothing queued changes nothing; an unknown batch is refused", async () => {
+    await fx.ledger.addRows("b1", [newRow("a")]);
+    await moveRow(fx.ledger, "b1", "a", "archived");
+    expect(await cancelBatch(deps(), "b1")).toEqual({
+      cancelled: 0,
+      jobsRemoved: 0,
+      jobsActive: 0,
+      inFlight: 0,
+    });
+    expect(await fx.ledger.getBatch("b1")).toMatchObject({ archived: 1, cancelled: 0 });
+    await expect(cancelBatch(deps(), "nope")).rejects.toMatchObject({ code: "unknown_batch", exitCode: 2 });
+  });
+});
