@@ -15,6 +15,8 @@ import { createFleetPort } from "./fleet/port.js";
 import { createKieClient, type KieClient } from "./kie/index.js";
 import { connectRedis, createLedger, type Ledger } from "./ledger/index.js";
 import { registerAccount } from "./ops/accounts.js";
+import { createRedisBackend } from "./producer/redis-backend.js";
+import type { ProducerBackend } from "./producer/types.js";
 import { STAGES, type Stage } from "./queue/jobs.js";
 import { QueueSet } from "./queue/queues.js";
 import type { WorkerSettings } from "./worker/ports.js";
@@ -90,6 +92,26 @@ export function buildFleet(redis: Redis, config: Config, options: { backoffScale
     ...(scale === 1
       ? {}
       : { backoffSchedule: (consecutive, kind) => Math.max(1, fleetBackoff(consecutive, kind) * scale) }),
+  });
+}
+
+/** What `enqueue` writes through: a fail-fast connection, the ledger, and the submit queue. */
+export async function connectProducer(
+  config: Config,
+  options: { timeoutMs?: number } = {},
+): Promise<ProducerBackend> {
+  const redis = await openRedis(
+    config,
+    options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
+  );
+  return createRedisBackend({
+    redis,
+    ledger: buildLedger(redis, config),
+    queuePrefix: config.KIE_QUEUE_PREFIX,
+    queues: () => buildQueues(redis, config),
+    onClose: async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    },
   });
 }
 

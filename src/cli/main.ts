@@ -3,6 +3,7 @@ import { loadConfig } from "../config/index.js";
 import { createLogger } from "../core/logger.js";
 import { runBudgetCommand } from "./budget.js";
 import { runCancelCommand } from "./cancel.js";
+import { runDemoCommand } from "./demo.js";
 import { runEnqueueCommand } from "./enqueue.js";
 import { exitWithError } from "./errors.js";
 import { runPauseCommand, runResumeCommand } from "./pause.js";
@@ -164,5 +165,13 @@ program
   );
 
 // --- end of operator commands ---
+
+program
+  .command("demo")
+  .description("See it work: simulator, Redis, workers and the sample manifest, archived to ./demo-output")
+  .option("--rows <n>", "rows to generate (the sample's 12, cycled with new seeds beyond)", "12")
+  .option("--s3", "archive to an in-process s3rver instead of a folder")
+  .option("--output <dir>", "where images, results and s3rver's files go", "demo-output")
+  .action(action(async (flags) => runDemoCommand(flags)));
 
 await program.parseAsync(process.argv).catch(exitWithError);

@@ -1,0 +1,196 @@
+import { randomUUID } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import { join, relative, resolve } from "node:path";
+import {
+  connectProducer,
+  openRedis,
+  RedisUnavailableError,
+  type RunningWorker,
+  startWorker,
+} from "../app.js";
+import { type Config, loadConfig } from "../config/index.js";
+import { systemClock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
+import { accountId, accountKeyPattern } from "../fleet/index.js";
+import { createLedger } from "../ledger/index.js";
+import { exportResults } from "../ops/results.js";
+import type { BatchStatus } from "../ops/status.js";
+import { batchLines, watchLine } from "../ops/status-text.js";
+import { followBatch, Redrawer } from "../ops/status-watch.js";
+import { enqueue } from "../producer/index.js";
+import { startSimulator } from "../simulator/index.js";
+import { hasRedisServer, type LocalRedis, startLocalRedis } from "./local-redis.js";
+import { type DemoS3, startDemoS3 } from "./s3.js";
+import { sampleManifest } from "./sample.js";
+
+export interface DemoOptions {
+  /** Rows to generate: the sample's 12, or more (cycled with new seeds). */
+  rows: number;
+  /** Archive to an in-process s3rver instead of a folder. */
+  s3: boolean;
+  /** Where images, results and s3rver's files go. */
+  outputDir: string;
+  out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  log: Logger;
+  /** Base environment (REDIS_URL, LOG_LEVEL...). */
+  env: Record<string, string | undefined>;
+}
+
+/** The simulator's minutes pass in seconds: 30 s - 3 min generations take 0.5-3 s. */
+const DEMO_TIME_SCALE = 60;
+
+/**
+ * `kie-batch demo`: the whole product on embedded defaults. Redis at REDIS_URL (or a private
+ * redis-server), the built-in simulator, the sample manifest through `enqueue`, the three stages
+ * in-process, live progress, and a results file. Returns the exit code: 0 only if every row was
+ * archived.
+ */
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const { out, log } = options;
+  const say = (line: string) => out.write(`${line}\n`);
+  const stack: (() => Promise<void>)[] = [];
+  try {
+    const redisUrl = await ensureRedis(options.env.REDIS_URL ?? "redis://127.0.0.1:6379", say, stack);
+    const apiKey = `demo-${randomUUID()}`;
+    const sim = await startSimulator({
+      apiKey,
+      timeScale: DEMO_TIME_SCALE,
+      latency: { minMs: 30_000, maxMs: 180_000 },
+    });
+    stack.push(() => sim.close());
+    say(`KIE simulator at ${sim.url} (generation minutes pass in seconds)`);
+
+    const runId = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
+    const runDir = resolve(options.outputDir, runId);
+    await mkdir(runDir, { recursive: true });
+    let s3: DemoS3 | undefined;
+    if (options.s3) {
+      s3 = await startDemoS3(join(runDir, "s3rver"));
+      stack.push(() => s3!.close());
+      say(`s3rver at ${s3.endpoint}, bucket ${s3.bucket}`);
+    }
+    const config: Config = loadConfig({
+      ...options.env,
+      REDIS_URL: redisUrl,
+      KIE_API_KEY: apiKey,
+      KIE_BASE_URL: sim.url,
+      KIE_QUEUE_PREFIX: `demo-${runId}`,
+      KIE_POLL_INTERVAL: "500ms",
+      KIE_CALLBACK_URL: undefined,
+      ...(s3 ? s3.env : { ARCHIVE_DIR: join(runDir, "images"), S3_BUCKET: undefined }),
+    });
+
+    const manifest = await sampleManifest(options.rows, join(runDir, "manifest.jsonl"));
+    const batch = "demo";
+    const summary = await enqueue(
+      { file: manifest, batch },
+      { connect: (o) => connectProducer(config, o), out, clock: systemClock },
+    );
+    if (summary.enqueued === 0) throw new Error("the demo manifest enqueued nothing");
+
+    const worker: RunningWorker = await startWorker(config, log);
+    stack.push(() => forgetAccount(config, apiKey));
+    stack.push(() => worker.close(10_000));
+    say("");
+    const finalStatus = await showProgress(config, batch, out);
+
+    const resultsFile = join(runDir, "results.jsonl");
+    const redis = await openRedis(config);
+    try {
+      await exportResults(
+        { ledger: createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX }) },
+        { batch, format: "jsonl", outFile: resultsFile, stdout: out },
+      );
+    } finally {
+      redis.disconnect();
+    }
+    say("");
+    say(
+      `${finalStatus.archived} of ${finalStatus.total} images archived, ${finalStatus.failed} failed, ${finalStatus.creditsSpent} credits spent (simulated).`,
+    );
+    if (s3) {
+      say(
+        `Images: s3://${s3.bucket}/${batch}/ (s3rver's files under ${relative(process.cwd(), s3.directory) || "."})`,
+      );
+    } else {
+      say(`Images:  ${relative(process.cwd(), join(runDir, "images", batch)) || "."}/`);
+    }
+    say(`Results: ${relative(process.cwd(), resultsFile)}`);
+    say(
+      `Ledger:  KIE_QUEUE_PREFIX=${config.KIE_QUEUE_PREFIX} npx kie-batch status ${batch}   (kept ${Math.round(config.KIE_LEDGER_TTL / 86_400_000)} days)`,
+    );
+    return finalStatus.archived === finalStatus.total ? 0 : 1;
+  } finally {
+    for (const close of stack.reverse())
+      await close().catch((error: unknown) => log.warn({ err: error }, "demo cleanup"));
+  }
+}
+
+/** The demo's throwaway API key leaves no fleet state (rate config, windows) behind in Redis. */
+async function forgetAccount(config: Config, apiKey: string): Promise<void> {
+  const redis = await openRedis(config);
+  try {
+    const keys = await redis.keys(accountKeyPattern(accountId(apiKey)));
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Redis at `url`, or a private redis-server when none answers and one is installed. */
+async function ensureRedis(
+  url: string,
+  say: (line: string) => void,
+  stack: (() => Promise<void>)[],
+): Promise<string> {
+  try {
+    const redis = await openRedis(loadConfig({ REDIS_URL: url }), { timeoutMs: 2_000 });
+    redis.disconnect();
+    say(`Redis at ${url}`);
+    return url;
+  } catch (error) {
+    if (!(error instanceof RedisUnavailableError)) throw error;
+  }
+  if (!(await hasRedisServer())) {
+    throw new RedisUnavailableError(
+      url,
+      "and redis-server is not installed: `sudo apt-get install redis-server`, or `docker compose up -d redis`",
+    );
+  }
+  const local: LocalRedis = await startLocalRedis();
+  stack.push(() => local.stop());
+  say(`No Redis at ${url}: started a private redis-server at ${local.url} (stopped at the end)`);
+  return local.url;
+}
+
+/** Live progress until the batch finishes: bars redrawn on a TTY, a line per change otherwise. */
+async function showProgress(config: Config, batch: string, out: DemoOptions["out"]): Promise<BatchStatus> {
+  const redis = await openRedis(config);
+  try {
+    const ledger = createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX });
+    const drawer = out.isTTY ? new Redrawer(out) : undefined;
+    let last = "";
+    const { status } = await followBatch(
+      {
+        ledger,
+        clock: systemClock,
+        fleet: async () => ({ paused: null, accounts: [] }),
+        queuePrefix: config.KIE_QUEUE_PREFIX,
+      },
+      batch,
+      (s) => {
+        if (drawer) {
+          drawer.draw(batchLines(s));
+          return;
+        }
+        const line = watchLine(s, false);
+        if (line !== last) out.write(`${line}\n`);
+        last = line;
+      },
+      { intervalMs: drawer ? 250 : 500 },
+    );
+    return status;
+  } finally {
+    redis.disconnect();
+  }
+}
