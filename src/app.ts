@@ -10,7 +10,7 @@ import { type Config, ConfigError, redactUrl, requireApiKey } from "./config/ind
 import { fleetBackoff } from "./core/backoff.js";
 import { systemClock } from "./core/clock.js";
 import type { Logger } from "./core/logger.js";
-import { createFleet, type Fleet } from "./fleet/index.js";
+import { CREATE_MARGIN_MS, createFleet, type Fleet } from "./fleet/index.js";
 import { createFleetPort } from "./fleet/port.js";
 import { createKieClient, type KieClient } from "./kie/index.js";
 import { connectRedis, createLedger, type Ledger } from "./ledger/index.js";
@@ -89,6 +89,7 @@ export function buildFleet(redis: Redis, config: Config, options: { backoffScale
   return createFleet(redis, {
     apiKey: requireApiKey(config),
     createRate: config.KIE_RATE_LIMIT,
+    createMarginMs: CREATE_MARGIN_MS,
     ...(scale === 1
       ? {}
       : { backoffSchedule: (consecutive, kind) => Math.max(1, fleetBackoff(consecutive, kind) * scale) }),

@@ -1,10 +1,9 @@
-import { buildLedger, buildQueues, openRedis, RedisUnavailableError } from "../app.js";
+import { connectProducer, RedisUnavailableError } from "../app.js";
 import type { Config } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
-import { LedgerError } from "../ledger/index.js";
+import { LedgerError, pingRedis } from "../ledger/index.js";
 import { isManifestParseError, ManifestOptionError } from "../manifest/index.js";
 import {
-  createRedisBackend,
   type EnqueueDeps,
   enqueue,
   isEnqueueInterruptedError,
@@ -52,17 +51,11 @@ export async function runEnqueueCommand(config: Config, file: string, flags: Enq
 
 function redisDeps(config: Config): EnqueueDeps {
   return {
-    async connect({ timeoutMs }) {
-      const redis = await openRedis(config, timeoutMs === undefined ? {} : { timeoutMs });
-      return createRedisBackend({
-        redis,
-        ledger: buildLedger(redis, config),
-        queuePrefix: config.KIE_QUEUE_PREFIX,
-        queues: () => buildQueues(redis, config),
-        onClose: async () => {
-          await redis.quit().catch(() => redis.disconnect());
-        },
-      });
+    async connect(options) {
+      // A dry run goes on without Redis: probe with a one-shot client first, since a failed
+      // `openRedis` client holds the process for ioredis's 2 s disconnect timeout.
+      if (options.timeoutMs !== undefined) await pingRedis(config.REDIS_URL, options.timeoutMs);
+      return connectProducer(config, options);
     },
     out: process.stdout,
     progress: process.stderr,

@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from "../core/clock.js";
 import { accountId as accountIdOf } from "./account.js";
-import { FleetBackoff } from "./fleet-backoff.js";
+import { FleetBackoff, type FleetBackoffOptions } from "./fleet-backoff.js";
 import { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
 import { FleetPause } from "./pause.js";
 import { DEFAULT_CREATE_RATE, type RateConfig, SlidingWindowLimiter } from "./rate-limiter.js";
@@ -15,7 +15,7 @@ export { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
 export type { PauseKind, PauseOptions, PauseState } from "./pause.js";
 export { FleetPause, PAUSE_POLICY, parsePauseState } from "./pause.js";
 export type { AcquireResult, RateConfig, SlidingWindowLimiterOptions } from "./rate-limiter.js";
-export { DEFAULT_CREATE_RATE, SlidingWindowLimiter } from "./rate-limiter.js";
+export { CREATE_MARGIN_MS, DEFAULT_CREATE_RATE, SlidingWindowLimiter } from "./rate-limiter.js";
 export type { RedisClient } from "./redis-script.js";
 export type { SubmitGate } from "./submit-gate.js";
 
@@ -30,8 +30,16 @@ export interface FleetOptions {
    * @defaultValue DEFAULT_CREATE_RATE (20 per 10 s)
    */
   createRate?: RateConfig;
+  /**
+   * How much longer than the window each create slot is held, for the jitter between admission
+   * and the request's arrival at KIE (see `SlidingWindowLimiterOptions.marginMs`).
+   * @defaultValue 0; workers use CREATE_MARGIN_MS
+   */
+  createMarginMs?: number;
   /** @defaultValue DEFAULT_IN_FLIGHT_STALE_MS */
   inFlightStaleAfterMs?: number;
+  /** The 429/455 backoff ladder. @defaultValue fleetBackoff (src/core/backoff.ts) */
+  backoffSchedule?: FleetBackoffOptions["schedule"];
 }
 
 /** Everything one KIE account shares across the fleet, in Redis. */
@@ -77,6 +85,7 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
       rate: options.createRate ?? DEFAULT_CREATE_RATE,
       shared: true,
       clock,
+      marginMs: options.createMarginMs ?? 0,
     }),
     pollLimiter(ratePerSec) {
       let limiter = pollLimiters.get(ratePerSec);
@@ -96,7 +105,10 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
       staleAfterMs: options.inFlightStaleAfterMs ?? DEFAULT_IN_FLIGHT_STALE_MS,
     }),
     pause: new FleetPause(redis, { accountId: id }),
-    backoff: new FleetBackoff(redis, { accountId: id }),
+    backoff: new FleetBackoff(redis, {
+      accountId: id,
+      ...(options.backoffSchedule ? { schedule: options.backoffSchedule } : {}),
+    }),
     readGate: () => readSubmitGate(redis, id),
   };
 }

@@ -1,6 +1,6 @@
 import type { FleetBackoffKind } from "../core/backoff.js";
 import type { Fleet } from "./index.js";
-import type { PauseKind, PauseState } from "./pause.js";
+import type { PauseKind, PauseOptions, PauseState } from "./pause.js";
 
 /**
  * The fleet as the worker stages consume it (structurally the `FleetPort` of
@@ -17,7 +17,7 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
   const pollLimiter = fleet.pollLimiter(settings.pollRatePerSec);
   return {
     getPause: (): Promise<PauseState | null> => fleet.pause.get(),
-    pause: async (kind: PauseKind, reason: string, options?: { probeAfterMs?: number }): Promise<boolean> =>
+    pause: async (kind: PauseKind, reason: string, options?: PauseOptions): Promise<boolean> =>
       (await fleet.pause.pause(kind, reason, options)).isNew,
     /** Pass `kind` after a successful probe, so it cannot lift a pause an operator set meanwhile. */
     resume: async (kind?: PauseKind): Promise<void> => {

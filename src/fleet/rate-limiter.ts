@@ -33,13 +33,24 @@ export interface SlidingWindowLimiterOptions {
   shared?: boolean;
   /** Sleeps of `waitForSlot`. @defaultValue systemClock */
   clock?: Clock;
+  /**
+   * Each admission holds its slot this much longer than the window. The API counts a request
+   * when it arrives, and the time from admission to arrival varies (a new connection, a busy
+   * event loop, the network): without a margin, a request admitted just as a slot freed can reach
+   * the API sooner after an earlier one than the window, and be refused with a 429.
+   * @defaultValue 0
+   */
+  marginMs?: number;
 }
+
+/** The create limiter's margin: what arrival jitter it absorbs, at 2.5% of a 10 s window. */
+export const CREATE_MARGIN_MS = 250;
 
 /*
  * One atomic step over a sorted set of admissions scored by the Redis clock (microseconds).
  * KEYS[1] window zset; KEYS[2] (optional) config hash {limit, windowMs}
  * ARGV[1] limit and ARGV[2] windowMs (used when there is no config hash, or it is empty)
- * ARGV[3] a unique member for this admission
+ * ARGV[3] a unique member for this admission; ARGV[4] margin in ms, added to the window
  * An entry admitted at t counts in (t - window, t]: it leaves when now >= t + window, so any
  * half-open window [a, a + window) holds at most `limit` admissions.
  * Returns {1, nowUs} or {0, nowUs, retryInMs}.
@@ -53,6 +64,7 @@ if KEYS[2] then
   limit = tonumber(cfg[1]) or limit
   windowMs = tonumber(cfg[2]) or windowMs
 end
+windowMs = windowMs + (tonumber(ARGV[4]) or 0)
 local now = now_us()
 local windowUs = windowMs * 1000
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - windowUs)
@@ -102,6 +114,7 @@ export class SlidingWindowLimiter {
   private readonly configKey: string | undefined;
   private readonly rate: RateConfig;
   private readonly clock: Clock;
+  private readonly marginMs: number;
   /** Members must be unique across the fleet: two admissions in one microsecond both count. */
   private readonly memberPrefix = randomUUID();
   private sequence = 0;
@@ -117,6 +130,7 @@ export class SlidingWindowLimiter {
       ? accountKey(options.accountId, `rate-config:${options.name}`)
       : undefined;
     this.clock = options.clock ?? systemClock;
+    this.marginMs = Math.max(0, Math.round(options.marginMs ?? 0));
   }
 
   /** Takes a slot if the window has one; otherwise says how long until one frees. */
@@ -128,6 +142,7 @@ export class SlidingWindowLimiter {
       this.rate.limit,
       this.rate.windowMs,
       member,
+      this.marginMs,
     ])) as number[];
     const [admitted, serverTimeUs, retryInMs] = reply;
     if (admitted === 1) return { ok: true, serverTimeUs: Number(serverTimeUs) };

@@ -161,6 +161,10 @@ export class SimulatorEngine {
     return task && this.tasks.snapshot(task, this.imageUrls(task));
   }
 
+  allTasks(): SimTask[] {
+    return this.tasks.all().map((task) => this.tasks.snapshot(task, this.imageUrls(task)));
+  }
+
   setCredits(credits: number): void {
     this.credits = credits;
   }

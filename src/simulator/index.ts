@@ -25,6 +25,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     port,
     stats: () => engine.stats(),
     task: (taskId) => engine.task(taskId),
+    tasks: () => engine.allTasks(),
     injectFaults: (endpoint, ...faults) => engine.faults.inject(endpoint, faults),
     setNextOutcome: (outcome) => engine.setNextOutcome(outcome),
     setMaintenance: (on) => {

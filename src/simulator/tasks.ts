@@ -98,6 +98,11 @@ export class TaskStore {
     return this.tasks.get(taskId);
   }
 
+  /** Every task, in creation order (a Map keeps insertion order). */
+  all(): TaskEntry[] {
+    return [...this.tasks.values()];
+  }
+
   phase(task: TaskEntry, at = this.now()): Phase {
     if (at >= task.completesAt) return task.outcome;
     if (at >= task.generatingAt) return "generating";

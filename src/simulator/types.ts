@@ -103,6 +103,8 @@ export interface SimulatorHandle {
   stats(): SimulatorStats;
   /** The task, or undefined for an unknown id. */
   task(taskId: string): SimTask | undefined;
+  /** Every task created, oldest first: which create came before which, for crash tests. */
+  tasks(): SimTask[];
   /** Queue faults for the next calls to an endpoint, in order. */
   injectFaults(endpoint: SimEndpoint, ...faults: CallFault[]): void;
   /** Force the outcome of tasks created from now on (until called again with undefined). */

@@ -50,8 +50,8 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (req.method === "GET" && path === "/healthz") return reply(res, 200, { ok: true });
     if (req.method !== "POST") return reply(res, 405, { error: "POST a callback" });
-    const key = keyFromPath(path);
-    if (!key) return reply(res, 404, { error: "no job key in the path" });
+    const candidates = keysFromPath(path);
+    if (candidates.length === 0) return reply(res, 404, { error: "no job key in the path" });
     const body = await readBody(req);
     if (body === undefined) return reply(res, 413, { error: "body too large" });
     const taskId = taskIdOf(body);
@@ -71,8 +71,8 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
       }
     }
 
-    const row = await options.ledger.getRow(key.batch, key.rowId);
-    if (!row?.taskIds.includes(taskId)) return reply(res, 404, { error: "unknown task" });
+    const key = await rowKnowing(options.ledger, candidates, taskId);
+    if (!key) return reply(res, 404, { error: "unknown task" });
     const job = await options.pollQueue.getJob(jobKey(key.batch, key.rowId, key.resubmit));
     if (job && (await job.isDelayed())) {
       await job.promote().catch(() => undefined); // it may have just left delayed: fine
@@ -95,15 +95,35 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
   };
 }
 
-/** The job key is the last two or three path segments (`.../<batch>/<rowId>[/r<n>]`). */
-function keyFromPath(path: string) {
+/** The candidate whose row holds `taskId`: the ledger, not the path's shape, decides. */
+async function rowKnowing(
+  ledger: Ledger,
+  candidates: JobKeyParts[],
+  taskId: string,
+): Promise<JobKeyParts | undefined> {
+  for (const key of candidates) {
+    const row = await ledger.getRow(key.batch, key.rowId);
+    if (row?.taskIds.includes(taskId)) return key;
+  }
+  return undefined;
+}
+
+type JobKeyParts = NonNullable<ReturnType<typeof parseJobKey>>;
+
+/**
+ * The job key is the last two or three path segments (`.../<batch>/<rowId>[/r<n>]`). Both are
+ * candidates: behind a callback URL with a path, `/kie/b/r1` reads as resubmit 1 of row "b" in
+ * batch "kie" as well as row "r1" of batch "b".
+ */
+function keysFromPath(path: string): JobKeyParts[] {
   const segments = path.split("/").filter(Boolean);
+  const keys: JobKeyParts[] = [];
   for (const take of [3, 2]) {
     if (segments.length < take) continue;
     const key = parseJobKey(segments.slice(-take).join("/"));
-    if (key) return key;
+    if (key) keys.push(key);
   }
-  return undefined;
+  return keys;
 }
 
 function taskIdOf(body: unknown): string | undefined {

@@ -53,3 +53,49 @@ export async function startS3rver(options: { bucket?: string } = {}): Promise<Ru
     },
   };
 }
+
+export interface RestartableS3rver extends RunningS3rver {
+  /** Stops serving: connections are cut, new ones refused. The stored objects stay. */
+  stop(): Promise<void>;
+  /** Serves again on the same port from the same directory. */
+  restart(): Promise<void>;
+}
+
+/** `startS3rver` that can go away and come back (an S3 outage), keeping port and objects. */
+export async function startRestartableS3rver(options: { bucket?: string } = {}): Promise<RestartableS3rver> {
+  const bucket = options.bucket ?? "test-bucket";
+  const directory = await mkdtemp(join(tmpdir(), "kie-s3rver-"));
+  let port = 0;
+  let server: S3rver | undefined;
+  const start = async () => {
+    server = new S3rver({ address: "127.0.0.1", port, silent: true, directory, configureBuckets: [{ name: bucket }] });
+    port = (await server.run()).port;
+  };
+  const stop = async () => {
+    const running = server;
+    server = undefined;
+    if (!running) return;
+    const closing = running.close();
+    // In-flight uploads and idle keep-alive sockets alike: an outage cuts them.
+    running.httpServer?.closeAllConnections();
+    await closing;
+  };
+  await start();
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    bucket,
+    clientOptions: {
+      endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+    },
+    stop,
+    restart: start,
+    async close() {
+      await stop();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,200 @@
+/**
+ * `npm run bench`: the producer measured against plain BullMQ in the same run, on the same Redis.
+ *
+ *   (a) enqueue N CSV rows (default 100,000) with `enqueue`, and `addBulk` the same job payloads
+ *       with the same job options in chunks of 1,000 (the baseline); print both rates and the
+ *       ratio (target >= 0.7x). Two rounds, in the order baseline, producer, producer, baseline.
+ *   (b) peak RSS of `enqueue` over a M-row CSV (default 1,000,000) in a child process (target
+ *       < 250 MB), and the validation rate of a `--dry-run` over the same file.
+ *
+ * Flags: --rows N, --big-rows M, --skip-big. Every key written lives under unique prefixes and is
+ * deleted at the end. Not part of `npm test`.
+ */
+
+import { execFile } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { promisify } from "node:util";
+import { Redis } from "ioredis";
+import { createLedger } from "../src/ledger/index.js";
+import { createRedisBackend, DEFAULT_PRIORITY, enqueue } from "../src/producer/index.js";
+import { jobKey, type SubmitJob } from "../src/queue/jobs.js";
+import { QueueSet } from "../src/queue/queues.js";
+import { writeCsvManifest } from "./manifest-file.js";
+
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const CHUNK = 1000;
+
+function flag(name: string, fallback: number): number {
+  const at = process.argv.indexOf(name);
+  if (at === -1) return fallback;
+  const value = Number(process.argv[at + 1]);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name}: expected a whole number`);
+  return value;
+}
+
+const rows = flag("--rows", 100_000);
+const bigRows = flag("--big-rows", 1_000_000);
+const skipBig = process.argv.includes("--skip-big");
+
+const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+const prefixes: string[] = [];
+const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+function newPrefix(label: string): string {
+  const prefix = `bench-${label}-${randomUUID()}`;
+  prefixes.push(prefix);
+  return prefix;
+}
+
+/** The producer, in this process: seconds to enqueue the whole file. */
+async function runProducer(file: string, batch: string): Promise<{ seconds: number; enqueued: number }> {
+  const prefix = newPrefix("producer");
+  const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  const started = performance.now();
+  const summary = await enqueue(
+    { file, batch },
+    {
+      connect: async () =>
+        createRedisBackend({
+          redis: connection,
+          ledger: createLedger(connection, { prefix }),
+          queuePrefix: prefix,
+          queues: () => new QueueSet({ connection, queuePrefix: prefix }),
+          onClose: async () => {
+            await connection.quit();
+          },
+        }),
+      out: discard,
+      clock: { now: () => Date.now() },
+    },
+  );
+  const seconds = (performance.now() - started) / 1000;
+  await cleanup(prefix);
+  return { seconds, enqueued: summary.enqueued };
+}
+
+/** Plain BullMQ: the same job payloads and options, `addBulk` in chunks of 1,000. */
+async function runBaseline(rowIds: readonly string[], batch: string): Promise<{ seconds: number }> {
+  const prefix = newPrefix("baseline");
+  const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  const queues = new QueueSet({ connection, queuePrefix: prefix });
+  const options = queues.jobOptions("submit");
+  const started = performance.now();
+  for (let start = 0; start < rowIds.length; start += CHUNK) {
+    await queues.queues.submit.addBulk(
+      rowIds.slice(start, start + CHUNK).map((rowId) => {
+        const data: SubmitJob = { batch, rowId, resubmit: 0 };
+        return {
+          name: "submit",
+          data,
+          opts: { ...options, jobId: jobKey(batch, rowId), priority: DEFAULT_PRIORITY },
+        };
+      }),
+    );
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await queues.close();
+  await connection.quit();
+  await cleanup(prefix);
+  return { seconds };
+}
+
+/** Runs `bench/enqueue-child.ts` and returns the JSON line it prints. */
+async function runChild(file: string, prefix: string, dryRun: boolean): Promise<Record<string, number>> {
+  const args = ["--import", "tsx", join(import.meta.dirname, "enqueue-child.ts"), file, prefix];
+  if (dryRun) args.push("--dry-run");
+  const { stdout } = await promisify(execFile)(process.execPath, args, {
+    env: { ...process.env, REDIS_URL },
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Record<string, number>;
+}
+
+async function cleanup(prefix: string): Promise<number> {
+  let cursor = "0";
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `{${prefix}}*`, "COUNT", 5000);
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+    cursor = next;
+  } while (cursor !== "0");
+  return deleted;
+}
+
+const dir = await mkdtemp(join(tmpdir(), "kie-bench-"));
+try {
+  console.log(`kie-batch producer benchmark (Redis ${REDIS_URL}, node ${process.version})`);
+  const small = join(dir, "small.csv");
+  const file = join(dir, `rows-${rows}.csv`);
+  await writeCsvManifest(small, 2_000);
+  await writeCsvManifest(file, rows);
+  // The same ids the producer derives would need the same hashing: any 16-hex ids are as costly.
+  const rowIds = Array.from({ length: rows }, (_, i) =>
+    createHash("sha256").update(String(i)).digest("hex").slice(0, 16),
+  );
+
+  // Warm-up: load Lua scripts and JIT both paths before anything is timed.
+  await runProducer(small, "warm");
+  await runBaseline(rowIds.slice(0, 2_000), "warm");
+
+  console.log(`\n(a) enqueue ${fmt(rows)} CSV rows vs plain BullMQ addBulk (chunks of ${CHUNK})`);
+  let producerSeconds = 0;
+  let baselineSeconds = 0;
+  for (const order of [
+    ["baseline", "producer"],
+    ["producer", "baseline"],
+  ]) {
+    for (const which of order) {
+      if (which === "baseline") {
+        const { seconds } = await runBaseline(rowIds, "bench");
+        baselineSeconds += seconds;
+        console.log(`  plain addBulk   ${fmt(rows / seconds).padStart(8)} jobs/s  (${fmt(seconds, 2)} s)`);
+      } else {
+        const { seconds, enqueued } = await runProducer(file, "bench");
+        if (enqueued !== rows) throw new Error(`the producer enqueued ${enqueued} of ${rows} rows`);
+        producerSeconds += seconds;
+        console.log(
+          `  kie-batch enqueue ${fmt(rows / seconds).padStart(6)} jobs/s  (${fmt(seconds, 2)} s: read, validate, ledger, addBulk)`,
+        );
+      }
+    }
+  }
+  const producerRate = (2 * rows) / producerSeconds;
+  const baselineRate = (2 * rows) / baselineSeconds;
+  const ratio = producerRate / baselineRate;
+  console.log(
+    `  => enqueue ${fmt(producerRate)} jobs/s vs addBulk ${fmt(baselineRate)} jobs/s: ${fmt(ratio, 2)}x (target >= 0.70x) ${ratio >= 0.7 ? "OK" : "BELOW TARGET"}`,
+  );
+
+  if (!skipBig) {
+    console.log(`\n(b) ${fmt(bigRows)} CSV rows, each run in a child process`);
+    const big = join(dir, `rows-${bigRows}.csv`);
+    await writeCsvManifest(big, bigRows);
+    const dry = await runChild(big, newPrefix("dry"), true);
+    console.log(
+      `  --dry-run (validation only): ${fmt(dry.total! / dry.seconds!)} rows/s (${fmt(dry.seconds!, 1)} s), peak RSS ${fmt(dry.peakRssHwmMb!)} MB`,
+    );
+    const prefix = newPrefix("big");
+    const run = await runChild(big, prefix, false);
+    if (run.enqueued !== bigRows) throw new Error(`the producer enqueued ${run.enqueued} of ${bigRows} rows`);
+    const peak = Math.max(run.peakRssHwmMb ?? 0, run.peakRssSampledMb ?? 0);
+    console.log(
+      `  enqueue: ${fmt(run.enqueued!)} rows in ${fmt(run.seconds!, 1)} s (${fmt(run.enqueued! / run.seconds!)} jobs/s)`,
+    );
+    console.log(
+      `  peak RSS ${fmt(peak)} MB (VmHWM ${fmt(run.peakRssHwmMb ?? 0)} MB, sampled ${fmt(run.peakRssSampledMb ?? 0)} MB; target < 250 MB) ${peak < 250 ? "OK" : "ABOVE TARGET"}`,
+    );
+  }
+} finally {
+  let deleted = 0;
+  for (const prefix of prefixes) deleted += await cleanup(prefix);
+  await redis.quit();
+  await rm(dir, { recursive: true, force: true });
+  console.log(`\ncleaned up (${deleted} leftover keys deleted, temp files removed)`);
+}

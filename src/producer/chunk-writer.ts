@@ -1,0 +1,121 @@
+import type { AddRowsMeta, NewRow } from "../ledger/index.js";
+import type { ManifestRow } from "../manifest/index.js";
+import { ENQUEUE_CHUNK, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
+import type { ProducerBackend } from "./types.js";
+import { InFlightWindow } from "./window.js";
+
+export interface ChunkWriterOptions {
+  backend: ProducerBackend;
+  batch: string;
+  /** Recorded on the batch (kept from the first enqueue that names one). */
+  file: string;
+  /** Set on the batch atomically with the first chunk. @defaultValue unchanged */
+  budget?: number;
+  priority: number;
+  /** @defaultValue ENQUEUE_CHUNK */
+  chunkSize?: number;
+  /** @defaultValue MAX_CHUNKS_IN_FLIGHT */
+  maxInFlight?: number;
+}
+
+/**
+ * Writes valid rows in chunks: each chunk is recorded in the ledger first, then its submit jobs
+ * are added. Order matters for healing: a row the ledger holds as still `queued` gets its job
+ * added again on every enqueue (BullMQ keeps an existing jobId as it is), so a crash between the
+ * two writes loses nothing, and a row is never queued without its ledger record.
+ */
+export class ChunkWriter {
+  /** Rows the ledger recorded as new, and queued. */
+  enqueued = 0;
+  /** Rows the ledger already held (from an earlier run or earlier in this file). */
+  duplicates = 0;
+  /** Of `duplicates`, rows whose id was derived from prompt and parameters. */
+  duplicatesWithoutId = 0;
+  /** Upper-bound credits of the rows enqueued. */
+  credits = 0;
+  /** Chunks handed to the ledger. */
+  chunks = 0;
+  private buffer: ManifestRow[] = [];
+  private readonly window: InFlightWindow;
+  private readonly chunkSize: number;
+  private firstRecord: Promise<unknown> | undefined;
+
+  constructor(private readonly options: ChunkWriterOptions) {
+    this.chunkSize = options.chunkSize ?? ENQUEUE_CHUNK;
+    this.window = new InFlightWindow(options.maxInFlight ?? MAX_CHUNKS_IN_FLIGHT);
+  }
+
+  /** Takes a valid row; returns a promise to wait for when a chunk went out and the window is full. */
+  add(row: ManifestRow): Promise<void> | undefined {
+    this.buffer.push(row);
+    return this.buffer.length >= this.chunkSize ? this.flush() : undefined;
+  }
+
+  /**
+   * Writes what is left and waits for every chunk. When no row was written, a budget is set on
+   * its own; returns false when that found no batch to set it on.
+   */
+  async finish(): Promise<boolean> {
+    await this.flush();
+    await this.window.drain();
+    if (this.chunks === 0 && this.options.budget !== undefined) {
+      return this.options.backend.ledger.setBudget(this.options.batch, this.options.budget);
+    }
+    return true;
+  }
+
+  /** After a failure: drops rows not yet handed over and waits for the chunks in flight. */
+  async abandon(): Promise<void> {
+    this.buffer = [];
+    await this.window.drain().catch(() => undefined);
+  }
+
+  private flush(): Promise<void> {
+    if (this.buffer.length === 0) return Promise.resolve();
+    const rows = this.buffer;
+    this.buffer = [];
+    return this.window.push(this.write(rows));
+  }
+
+  private async write(rows: ManifestRow[]): Promise<void> {
+    const { backend, batch, file, budget, priority } = this.options;
+    this.chunks++;
+    const first = this.firstRecord;
+    // The first chunk creates the batch with its budget in one atomic step; later chunks wait
+    // for it, so no row is ever visible to a worker before the budget that governs it.
+    const meta: AddRowsMeta | undefined =
+      first === undefined ? { file, ...(budget === undefined ? {} : { budget }) } : undefined;
+    const recorded = (async () => {
+      if (first !== undefined) await first;
+      return backend.ledger.addRows(batch, rows.map(toNewRow), meta);
+    })();
+    this.firstRecord ??= recorded;
+    const outcomes = await recorded;
+    const toQueue: string[] = [];
+    outcomes.forEach((outcome, i) => {
+      const row = rows[i]!;
+      if (outcome === "new") {
+        this.enqueued++;
+        this.credits += row.estimatedCredits;
+      } else {
+        this.duplicates++;
+        if (!row.idGiven) this.duplicatesWithoutId++;
+      }
+      if (outcome !== "duplicate") toQueue.push(row.id);
+    });
+    if (toQueue.length > 0) await backend.addSubmitJobs(batch, toQueue, priority);
+  }
+}
+
+/** The ledger keeps the prompt in its own field, and the parameters without it. */
+export function toNewRow(row: ManifestRow): NewRow {
+  const { prompt, ...params } = row.params;
+  return {
+    id: row.id,
+    line: row.line,
+    prompt,
+    params,
+    metadata: row.metadata,
+    estimatedCredits: row.estimatedCredits,
+  };
+}

@@ -1,0 +1,189 @@
+/**
+ * `enqueue`: a manifest in, one ledger record and one submit job per new row out.
+ *
+ * Two passes. The first reads and validates the whole manifest and writes nothing to Redis: a
+ * file broken at row 900,000 (or, with `strict`, one invalid row) enqueues nothing. Its valid
+ * rows go to a spool file; the second pass writes them in chunks, ledger first, then BullMQ.
+ * Only counts, the first errors and distinct warnings stay in memory, so memory does not grow
+ * with the file; stdin is spooled to a temporary file first (it may need a format guess).
+ */
+
+import {
+  createRowValidator,
+  type Manifest,
+  openManifest,
+  type RawRow,
+  type RowResult,
+} from "../manifest/index.js";
+import { ChunkWriter } from "./chunk-writer.js";
+import { EnqueueInterruptedError } from "./errors.js";
+import { ExistingRowCounter } from "./existing-rows.js";
+import { DRY_RUN_REDIS_TIMEOUT_MS } from "./limits.js";
+import { type ResolvedOptions, resolveOptions } from "./options.js";
+import { validatePass, writePass } from "./pass.js";
+import { progressLine } from "./progress.js";
+import { FileReport } from "./report.js";
+import { RowSpool } from "./row-spool.js";
+import { guessFormat, spoolToTempFile } from "./spool.js";
+import { formatSummaryText, summaryJson } from "./summary-text.js";
+import type { EnqueueDeps, EnqueueOptions, EnqueueSummary, ProducerBackend } from "./types.js";
+
+/** What both modes work from once the options are checked and the file is open. */
+interface Run {
+  options: EnqueueOptions;
+  resolved: ResolvedOptions;
+  manifest: Manifest;
+  validate: (raw: RawRow) => RowResult;
+  deps: EnqueueDeps;
+  started: number;
+}
+
+/**
+ * Validates the manifest and enqueues its valid rows into the batch (with `dryRun`, only
+ * validates and estimates), prints the summary to `deps.out`, and returns it.
+ *
+ * Throws ManifestOptionError for a bad option (stdin without `batch`, say), ManifestParseError
+ * for a file that cannot be parsed (nothing is enqueued then), whatever `deps.connect` throws
+ * when Redis does not answer (not for a dry run, which goes on without it), and
+ * EnqueueInterruptedError when writing stopped part-way.
+ */
+export async function enqueue(options: EnqueueOptions, deps: EnqueueDeps): Promise<EnqueueSummary> {
+  const started = deps.clock.now();
+  const resolved = resolveOptions(options);
+  const spooled =
+    options.file === "-" ? await spoolToTempFile(deps.stdin ?? process.stdin, deps.tmpDir) : undefined;
+  try {
+    const path = spooled?.path ?? options.file;
+    const format = options.format ?? (spooled ? await guessFormat(path) : undefined);
+    const manifest = await openManifest(path, {
+      ...(format === undefined ? {} : { format }),
+      displayName: options.file,
+    });
+    const validate = createRowValidator({
+      file: manifest.file,
+      sets: resolved.sets,
+      defaults: manifest.defaults,
+      ...(manifest.defaultsLine === undefined ? {} : { defaultsLine: manifest.defaultsLine }),
+    });
+    const run: Run = { options, resolved, manifest, validate, deps, started };
+    const summary = options.dryRun ? await dryRun(run) : await enqueueRows(run);
+    deps.out.write(options.json ? `${JSON.stringify(summaryJson(summary))}\n` : formatSummaryText(summary));
+    return summary;
+  } finally {
+    await spooled?.remove();
+  }
+}
+
+async function enqueueRows(run: Run): Promise<EnqueueSummary> {
+  const { options, resolved, manifest, validate, deps } = run;
+  const { batch } = resolved;
+  const backend = await deps.connect({});
+  const spool = await RowSpool.create(deps.tmpDir);
+  try {
+    // Pass 1 writes nothing to Redis: valid rows go to the spool, counts and errors to the report.
+    const report = new FileReport();
+    await validatePass(manifest, {
+      validate,
+      report,
+      onValid: (row) => spool.write(row),
+      progress: progress(run, "checking"),
+    });
+    await spool.finish();
+    if (options.strict && report.invalidRows > 0) return summarise(run, report, { strictRejected: true });
+
+    const writer = new ChunkWriter({
+      backend,
+      batch,
+      file: options.file === "-" ? "(stdin)" : options.file,
+      priority: resolved.priority,
+      ...(resolved.budget === undefined ? {} : { budget: resolved.budget }),
+    });
+    let budgetSet: boolean;
+    try {
+      await writePass(spool.rows(), writer, progress(run, "enqueuing"));
+      budgetSet = await writer.finish();
+    } catch (error) {
+      await writer.abandon();
+      if (writer.chunks === 0) throw error;
+      throw new EnqueueInterruptedError(batch, writer.enqueued, error);
+    }
+    const after = await backend.ledger.getBatch(batch);
+    return summarise(run, report, {
+      enqueued: writer.enqueued,
+      duplicates: writer.duplicates,
+      duplicatesWithoutId: writer.duplicatesWithoutId,
+      estimatedCredits: writer.credits,
+      budgetNotSet: !budgetSet,
+      ...(after === undefined
+        ? {}
+        : { batchTotal: after.total, batchEstimatedCredits: after.creditsEstimated }),
+    });
+  } finally {
+    await spool.remove();
+    await backend.close();
+  }
+}
+
+async function dryRun(run: Run): Promise<EnqueueSummary> {
+  const { manifest, validate, deps, resolved } = run;
+  let backend: ProducerBackend | undefined;
+  let redisNote: string | undefined;
+  try {
+    backend = await deps.connect({ timeoutMs: DRY_RUN_REDIS_TIMEOUT_MS });
+  } catch (error) {
+    redisNote = error instanceof Error ? error.message : String(error);
+  }
+  try {
+    const report = new FileReport();
+    const counter = backend ? new ExistingRowCounter(backend, resolved.batch) : undefined;
+    await validatePass(manifest, {
+      validate,
+      report,
+      ...(counter ? { onValid: (row) => counter.add(row) } : {}),
+      progress: progress(run, "checking"),
+    });
+    await counter?.finish();
+    return summarise(run, report, {
+      ...(counter
+        ? { alreadyInBatch: counter.existing, estimatedCredits: counter.newCredits }
+        : { estimatedCredits: report.validCredits }),
+      ...(redisNote === undefined ? {} : { redisNote }),
+      strictRejected: run.options.strict === true && report.invalidRows > 0,
+    });
+  } finally {
+    await backend?.close();
+  }
+}
+
+function progress(run: Run, label: string) {
+  return progressLine(run.deps.progress, run.deps.clock, label);
+}
+
+/** The summary from a pass's report and what the mode adds to it. */
+function summarise(run: Run, report: FileReport, extra: Partial<EnqueueSummary>): EnqueueSummary {
+  const { options, resolved, manifest, deps } = run;
+  const strictRejected = extra.strictRejected ?? false;
+  return {
+    batch: resolved.batch,
+    file: manifest.file,
+    format: manifest.format,
+    dryRun: options.dryRun === true,
+    strict: options.strict === true,
+    total: report.total,
+    valid: report.valid,
+    enqueued: 0,
+    duplicates: 0,
+    duplicatesWithoutId: 0,
+    invalidRows: report.invalidRows,
+    errors: report.errors,
+    moreErrors: report.moreErrors,
+    warnings: report.warnings,
+    estimatedCredits: 0,
+    priority: resolved.priority,
+    ...(resolved.budget === undefined ? {} : { budget: resolved.budget }),
+    elapsedMs: deps.clock.now() - run.started,
+    ...extra,
+    strictRejected,
+    exitCode: strictRejected || report.valid === 0 ? 2 : 0,
+  };
+}

@@ -1,0 +1,34 @@
+/** The producer's named limits and defaults, in one place. */
+
+/** Rows per ledger write and per `addBulk`: one Redis script call and one MULTI each. */
+export const ENQUEUE_CHUNK = 1000;
+
+/**
+ * Chunks written concurrently: Redis works on these while the next chunk is parsed and validated
+ * (on two cores, 4 measured best: fewer leaves Redis idle, more only holds rows longer).
+ */
+export const MAX_CHUNKS_IN_FLIGHT = 4;
+
+/** Row errors listed in the summary; the rest are counted. */
+export const MAX_REPORTED_ERRORS = 20;
+
+/** Distinct warnings kept (JSON rows may each bring new column names); the rest are counted. */
+export const MAX_WARNINGS = 50;
+
+/**
+ * BullMQ priority of a batch enqueued without `--priority`. BullMQ runs jobs without a priority
+ * before every prioritized job, so an unprioritized large batch would hold back an urgent one
+ * given `--priority 1`: every batch gets a priority, lower numbers first.
+ */
+export const DEFAULT_PRIORITY = 1000;
+
+/** BullMQ's largest priority. */
+export const MAX_PRIORITY = 2_097_151;
+
+/** A dry run asks Redis only if it answers this quickly; otherwise it goes on without it. */
+export const DRY_RUN_REDIS_TIMEOUT_MS = 1_500;
+
+/** The progress line appears once a pass has run this long (small files never show it)... */
+export const PROGRESS_AFTER_MS = 1_000;
+/** ...and is redrawn at most this often. */
+export const PROGRESS_EVERY_MS = 250;

@@ -1,0 +1,63 @@
+import type { Redis } from "ioredis";
+import { ledgerKeys } from "../ledger/index.js";
+import { jobKey, type SubmitJob } from "../queue/jobs.js";
+import type { QueueSet } from "../queue/queues.js";
+import type { ProducerBackend, ProducerLedger } from "./types.js";
+
+export interface RedisBackendOptions {
+  redis: Redis;
+  ledger: ProducerLedger;
+  /** The deployment's queue prefix (KIE_QUEUE_PREFIX), for reading ledger row keys. */
+  queuePrefix: string;
+  /**
+   * Builds the stage queues, on first use only: constructing a BullMQ Queue writes its meta key,
+   * and a dry run (or a file rejected by `--strict`) must leave Redis untouched.
+   */
+  queues: () => QueueSet;
+  /** Runs after the queues are closed, e.g. to quit a connection the backend was given to own. */
+  onClose?: () => Promise<void>;
+}
+
+/** The producer's backend over one ioredis connection, the ledger and BullMQ's submit queue. */
+export function createRedisBackend(options: RedisBackendOptions): ProducerBackend {
+  const { redis, ledger } = options;
+  const keys = ledgerKeys(options.queuePrefix);
+  let queueSet: QueueSet | undefined;
+  const queues = (): QueueSet => {
+    if (queueSet === undefined) {
+      queueSet = options.queues();
+      // An EventEmitter without an 'error' listener throws; failures still reject the calls.
+      for (const queue of Object.values(queueSet.queues)) queue.on("error", () => {});
+    }
+    return queueSet;
+  };
+  return {
+    ledger,
+    async addSubmitJobs(batch, rowIds, priority) {
+      const set = queues();
+      // The same options as `QueueSet.addSubmit`, so a job looks the same whoever added it.
+      const base = set.jobOptions("submit");
+      await set.queues.submit.addBulk(
+        rowIds.map((rowId) => {
+          const data: SubmitJob = { batch, rowId, resubmit: 0 };
+          return { name: "submit", data, opts: { ...base, jobId: jobKey(batch, rowId), priority } };
+        }),
+      );
+    },
+    async rowsExist(batch, rowIds) {
+      if (rowIds.length === 0) return [];
+      const pipeline = redis.pipeline();
+      for (const rowId of rowIds) pipeline.exists(keys.row(batch, rowId));
+      const replies = (await pipeline.exec()) ?? [];
+      return rowIds.map((_, i) => {
+        const [error, count] = replies[i] ?? [new Error("no reply"), 0];
+        if (error) throw error;
+        return count === 1;
+      });
+    },
+    async close() {
+      await queueSet?.close().catch(() => undefined);
+      await options.onClose?.();
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import { once } from "node:events";
+import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ManifestRow } from "../manifest/index.js";
+
+/** One valid row on disk: [id, line, idGiven (0|1), estimatedCredits, params, metadata]. */
+type SpooledRow = [string, number, 0 | 1, number, ManifestRow["params"], ManifestRow["metadata"]];
+
+/**
+ * The valid rows of the first pass, one JSON array per line in a private temporary file, so the
+ * second pass enqueues them without parsing and validating the manifest again (half the CPU of
+ * reading it twice), and cannot meet a file that changed in between. Disk, not memory: the
+ * process stays small whatever the row count.
+ */
+export class RowSpool {
+  /** Rows written. */
+  count = 0;
+  private readonly out: WriteStream;
+  private readonly lines: string[] = [];
+  private pendingChars = 0;
+
+  private constructor(
+    private readonly folder: string,
+    private readonly path: string,
+  ) {
+    this.out = createWriteStream(path, { flags: "wx", mode: 0o600 });
+    // Errors surface through `finish` (and `write`'s drain wait); never as an unhandled event.
+    this.out.on("error", () => {});
+  }
+
+  static async create(dir = tmpdir()): Promise<RowSpool> {
+    const folder = await mkdtemp(join(dir, "kie-batch-rows-"));
+    return new RowSpool(folder, join(folder, "rows.jsonl"));
+  }
+
+  /** Appends a row; returns a promise to wait for when the file is behind (backpressure). */
+  write(row: ManifestRow): Promise<void> | undefined {
+    const record: SpooledRow = [
+      row.id,
+      row.line,
+      row.idGiven ? 1 : 0,
+      row.estimatedCredits,
+      row.params,
+      row.metadata,
+    ];
+    const text = JSON.stringify(record);
+    this.lines.push(text);
+    this.pendingChars += text.length + 1;
+    this.count++;
+    return this.pendingChars >= 256 * 1024 ? this.flush() : undefined;
+  }
+
+  /** Writes what is buffered and closes the file; rejects if any write failed. */
+  async finish(): Promise<void> {
+    await this.flush();
+    const closed = once(this.out, "close");
+    this.out.end();
+    await closed;
+    if (this.out.errored) throw this.out.errored;
+  }
+
+  /** The rows, in the order written. Call after `finish`. */
+  async *rows(): AsyncGenerator<ManifestRow> {
+    const input = createReadStream(this.path, { encoding: "utf8", highWaterMark: 256 * 1024 });
+    let rest = "";
+    try {
+      for await (const chunk of input as AsyncIterable<string>) {
+        const lines = (rest + chunk).split("\n");
+        rest = lines.pop() ?? "";
+        for (const line of lines) yield toRow(JSON.parse(line) as SpooledRow);
+      }
+      if (rest !== "") yield toRow(JSON.parse(rest) as SpooledRow);
+    } finally {
+      input.destroy();
+    }
+  }
+
+  /** Deletes the file; safe to call at any point, more than once. */
+  async remove(): Promise<void> {
+    this.out.destroy();
+    await rm(this.folder, { recursive: true, force: true });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.lines.length === 0) return;
+    const text = `${this.lines.join("\n")}\n`;
+    this.lines.length = 0;
+    this.pendingChars = 0;
+    // `once` rejects if the stream errors while we wait.
+    if (!this.out.write(text)) await once(this.out, "drain");
+  }
+}
+
+function toRow([id, line, idGiven, estimatedCredits, params, metadata]: SpooledRow): ManifestRow {
+  return { id, line, idGiven: idGiven === 1, estimatedCredits, params, metadata };
+}

@@ -1,0 +1,155 @@
+/**
+ * `kie-batch enqueue` as a user runs it: a spawned process, real Redis under a unique prefix, no
+ * TTY (so no progress line), output and exit codes as the shell sees them.
+ */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type TempFiles, tempFiles } from "../fixtures/manifest/temp-files.js";
+import { cleanupPrefix, keysWithPrefix, REDIS_URL, testRedis, uniquePrefix } from "../helpers/redis.js";
+
+const BIN = join(import.meta.dirname, "..", "..", "bin", "kie-batch.js");
+const prefix = uniquePrefix("e2e-enqueue");
+const redis = testRedis();
+let files: TempFiles;
+
+interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function kieBatch(
+  args: string[],
+  options: { stdin?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, REDIS_URL, KIE_QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.stdin ?? "");
+  });
+}
+
+beforeAll(async () => {
+  files = await tempFiles();
+});
+afterAll(async () => {
+  await cleanupPrefix(redis, prefix);
+  await redis.quit();
+  await files.cleanup();
+});
+
+describe("kie-batch enqueue", () => {
+  it("enqueues a file, prints the summary, exits 0; a second run enqueues nothing", async () => {
+    const file = await files.write(
+      "summer-shoot.csv",
+      "prompt,seed,steps\na beach,1,20\na pier,2,20\na beach,1,20\n",
+    );
+    const first = await kieBatch(["enqueue", file]);
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain("Batch:              summer-shoot  (from ");
+    expect(first.stdout).toContain("Rows read:          3\n");
+    expect(first.stdout).toContain("Enqueued:           2\n");
+    expect(first.stdout).toContain("Duplicates:         1  (already in the batch or repeated in the file");
+    expect(first.stdout).toContain(
+      '"steps" is not a parameter and is kept as metadata; did you mean "num_inference_steps"?',
+    );
+    expect(first.stdout).toContain("Estimated credits:  16 for the 2 rows enqueued");
+    expect(first.stdout).toMatch(
+      /Next:\n {2}kie-batch worker .*\n {2}kie-batch status summer-shoot --watch /,
+    );
+    // No progress line or control characters when stderr is not a TTY.
+    expect(first.stdout).not.toContain("\x1b");
+
+    const second = await kieBatch(["enqueue", file, "--json"]);
+    expect(second.code).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({
+      batch: "summer-shoot",
+      total: 3,
+      enqueued: 0,
+      duplicates: 3,
+    });
+  });
+
+  it("reads stdin with - and --batch", async () => {
+    const result = await kieBatch(["enqueue", "-", "--batch", "piped", "--set", "acceleration=high"], {
+      stdin: "prompt\nfrom a pipe\nanother\n",
+    });
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("Batch:              piped  (from stdin, csv)");
+    expect(result.stdout).toContain("Estimated credits:  12 for the 2 rows enqueued");
+  });
+
+  it("stdin without --batch is a clear usage error, exit 2", async () => {
+    const result = await kieBatch(["enqueue", "-"], { stdin: "prompt\na\n" });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe("kie-batch: reading from stdin: pass --batch NAME\n");
+    expect(result.stdout).toBe("");
+  });
+
+  it("exits 2 when no row is valid, listing the errors with FILE:LINE", async () => {
+    const file = await files.write("all-bad.csv", 'prompt,seed\n"two\nlines",x\n,1\n');
+    const result = await kieBatch(["enqueue", file, "--batch", "bad"]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain(`${file}:2: seed: expected`);
+    expect(result.stdout).toContain(`${file}:4: prompt: expected a prompt, found none`);
+    expect(result.stdout).toContain("No valid row: nothing was enqueued.");
+  });
+
+  it("exits 2 for a file that cannot be parsed, naming the position", async () => {
+    const file = await files.write("broken.csv", 'prompt\nok\n"unclosed\n');
+    const result = await kieBatch(["enqueue", file, "--batch", "broken"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^kie-batch: .*broken\.csv:3: .*\nnothing was enqueued\n$/);
+    expect(await keysWithPrefix(redis, prefix)).not.toContainEqual(expect.stringContaining("broken"));
+  });
+
+  it("--strict with an invalid row enqueues nothing, exit 2", async () => {
+    const file = await files.write("strict.csv", "prompt,seed\na,1\nb,1.5\n");
+    const result = await kieBatch(["enqueue", file, "--strict"]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain("--strict: 1 invalid row, so nothing was enqueued.");
+    expect(await keysWithPrefix(redis, prefix)).not.toContainEqual(expect.stringContaining("strict"));
+  });
+
+  it("exits 1 when Redis does not answer, naming REDIS_URL without its password", async () => {
+    const file = await files.write("down.csv", "prompt\na\n");
+    const result = await kieBatch(["enqueue", file], {
+      env: { REDIS_URL: "redis://:hunter2-pw@127.0.0.1:1" },
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("Redis is not answering at redis://:***@127.0.0.1:1");
+    expect(result.stderr).not.toContain("hunter2-pw");
+  });
+
+  it("--dry-run works with Redis down and exits 0", async () => {
+    const file = await files.write("offline.csv", "prompt,acceleration\na,regular\n");
+    const result = await kieBatch(["enqueue", file, "--dry-run"], {
+      env: { REDIS_URL: "redis://127.0.0.1:1" },
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("Dry run: nothing was written to Redis.");
+    expect(result.stdout).toContain("Estimated credits:  7 for 1 row");
+  });
+
+  it("rejects a bad flag value with exit 2", async () => {
+    const file = await files.write("flags.csv", "prompt\na\n");
+    const result = await kieBatch(["enqueue", file, "--priority", "high"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("--priority: expected a whole number");
+  });
+});

@@ -1,0 +1,177 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { openRedis, RedisUnavailableError } from "../../src/app.js";
+import { loadConfig } from "../../src/config/index.js";
+import { ManifestParseError } from "../../src/manifest/index.js";
+import { csv, csvRows, type ProducerFixture, producerFixture } from "./producer-helpers.js";
+
+let fx: ProducerFixture;
+beforeEach(async () => {
+  fx = await producerFixture();
+});
+afterEach(async () => {
+  await fx.close();
+});
+
+/** `connect` as the CLI builds it, against a Redis that is not there. */
+const redisDown = {
+  connect: async ({ timeoutMs }: { timeoutMs?: number }) => {
+    await openRedis(
+      loadConfig({ REDIS_URL: "redis://:s3cret-pw@127.0.0.1:1" }),
+      timeoutMs ? { timeoutMs } : {},
+    );
+    throw new Error("unreachable: openRedis must have thrown");
+  },
+};
+
+async function thrownBy(run: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected an error, none was thrown");
+}
+
+describe("--dry-run", () => {
+  it("validates and estimates without writing a single key", async () => {
+    const file = await fx.files.write(
+      "dry.csv",
+      csv("prompt,acceleration,steps", "a,high,10", "b,regular,10", "c,,10", "d,warp,10"),
+    );
+    const summary = await fx.run({ file, batch: "dry", dryRun: true, budget: 100 });
+    expect(summary).toMatchObject({
+      dryRun: true,
+      total: 4,
+      valid: 3,
+      invalidRows: 1,
+      enqueued: 0,
+      alreadyInBatch: 0,
+      estimatedCredits: 6 + 7 + 8,
+      exitCode: 0,
+    });
+    expect(summary.out).toContain("Dry run: nothing was written to Redis.");
+    expect(summary.out).toMatch(/Estimated credits:\s+21 for 3 rows/);
+    expect(await fx.keys()).toEqual([]);
+  });
+
+  it("counts the rows the batch already holds, and leaves the ledger as it was", async () => {
+    const part = await fx.files.write("part.csv", csv("prompt,seed", ...csvRows(1_200)));
+    const all = await fx.files.write("all.csv", csv("prompt,seed", ...csvRows(1_500)));
+    await fx.run({ file: part, batch: "b" });
+    const keysBefore = await fx.keys();
+    const batchBefore = await fx.ledger.getBatch("b");
+
+    const summary = await fx.run({ file: all, batch: "b", dryRun: true });
+    expect(summary).toMatchObject({ valid: 1_500, alreadyInBatch: 1_200, estimatedCredits: 300 * 8 });
+    expect(summary.out).toMatch(/Already in batch:\s+1,200/);
+    expect(await fx.keys()).toEqual(keysBefore);
+    expect(await fx.ledger.getBatch("b")).toEqual(batchBefore);
+  });
+
+  it("works with Redis down, and says the batch was not checked", async () => {
+    const file = await fx.files.write("offline.csv", csv("prompt", "a", "b"));
+    const summary = await fx.run({ file, batch: "offline", dryRun: true }, redisDown);
+    expect(summary).toMatchObject({ valid: 2, estimatedCredits: 16, exitCode: 0 });
+    expect(summary.alreadyInBatch).toBeUndefined();
+    expect(summary.redisNote).toContain("redis://:***@127.0.0.1:1");
+    expect(summary.out).toMatch(
+      /Already in batch:\s+not checked \(Redis is not answering at redis:\/\/:\*\*\*@127\.0\.0\.1:1/,
+    );
+    expect(summary.out).not.toContain("s3cret-pw");
+  });
+});
+
+describe("Redis unreachable", () => {
+  it("a real enqueue fails with the message naming REDIS_URL without its password", async () => {
+    const file = await fx.files.write("x.csv", csv("prompt", "a"));
+    const error = await thrownBy(() => fx.run({ file, batch: "x" }, redisDown));
+    expect(error).toBeInstanceOf(RedisUnavailableError);
+    expect((error as Error).message).toContain("redis://:***@127.0.0.1:1");
+    expect((error as Error).message).not.toContain("s3cret-pw");
+  });
+});
+
+describe("--strict", () => {
+  it("one invalid row among many means nothing is written, exit 2", async () => {
+    const rows = csvRows(2_500);
+    rows[2_222] = "prompt bad,7.5";
+    const file = await fx.files.write("strict.csv", csv("prompt,seed", ...rows));
+    const summary = await fx.run({ file, batch: "strict", strict: true, budget: 10 });
+    expect(summary).toMatchObject({
+      strictRejected: true,
+      enqueued: 0,
+      invalidRows: 1,
+      valid: 2_499,
+      exitCode: 2,
+    });
+    expect(summary.errors).toEqual([
+      expect.objectContaining({ line: 2_224, field: "seed", message: expect.stringContaining("7.5") }),
+    ]);
+    expect(summary.out).toContain("--strict: 1 invalid row, so nothing was enqueued.");
+    expect(await fx.keys()).toEqual([]);
+  });
+
+  it("a file whose rows are all valid is enqueued whole", async () => {
+    const file = await fx.files.write("ok.csv", csv("prompt,seed", ...csvRows(1_100)));
+    const summary = await fx.run({ file, batch: "ok", strict: true });
+    expect(summary).toMatchObject({ strictRejected: false, enqueued: 1_100, exitCode: 0 });
+  });
+});
+
+describe("a file that cannot be parsed enqueues nothing", () => {
+  it("an unterminated quote after 2,500 good rows: nothing written, the line named", async () => {
+    const file = await fx.files.write(
+      "broken.csv",
+      `${csv("prompt,seed", ...csvRows(2_500))}"never closed,1\n`,
+    );
+    const error = await thrownBy(() => fx.run({ file, batch: "broken" }));
+    expect(error).toBeInstanceOf(ManifestParseError);
+    expect((error as ManifestParseError).line).toBe(2_502);
+    expect((error as Error).message).toMatch(/broken\.csv:2502: .*never closed/);
+    expect(await fx.keys()).toEqual([]);
+  });
+
+  it("truncated JSON: nothing written", async () => {
+    const rows = Array.from({ length: 1_500 }, (_, i) => JSON.stringify({ prompt: `p${i}` }));
+    const file = await fx.files.write("cut.json", `[\n${rows.join(",\n")},\n{"prompt": "cut`);
+    const error = await thrownBy(() => fx.run({ file, batch: "cut" }));
+    expect(error).toBeInstanceOf(ManifestParseError);
+    expect(await fx.keys()).toEqual([]);
+  });
+
+  it("bytes that are not UTF-8 past the first 64 KiB read: nothing written", async () => {
+    const head = Buffer.from(
+      csv("prompt", ...Array.from({ length: 20_000 }, (_, i) => `prompt number ${i}`)),
+    );
+    const file = await fx.files.write(
+      "latin1.csv",
+      Buffer.concat([head, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a])]),
+    );
+    const error = await thrownBy(() => fx.run({ file, batch: "latin1" }));
+    expect(error).toBeInstanceOf(ManifestParseError);
+    expect((error as ManifestParseError).line).toBe(20_002);
+    expect(await fx.keys()).toEqual([]);
+  });
+
+  it("a header without a prompt column", async () => {
+    const file = await fx.files.write("noprompt.csv", csv("Prompt,seed", "a,1"));
+    const error = await thrownBy(() => fx.run({ file, batch: "np" }));
+    expect((error as Error).message).toContain('no "prompt" column');
+    expect(await fx.keys()).toEqual([]);
+  });
+});
+
+describe("exit codes", () => {
+  it("2 when no row is valid, with nothing enqueued", async () => {
+    const file = await fx.files.write("bad.csv", csv("prompt,seed", ",1", "x,abc"));
+    const summary = await fx.run({ file, batch: "bad" });
+    expect(summary).toMatchObject({ valid: 0, invalidRows: 2, enqueued: 0, exitCode: 2 });
+    expect(summary.out).toContain("No valid row: nothing was enqueued.");
+  });
+
+  it("0 when some rows are valid: those are enqueued and the others reported", async () => {
+    const file = await fx.files.write("mixed.csv", csv("prompt,seed", "a,1", "x,abc", "b,2"));
+    const summary = await fx.run({ file, batch: "mixed" });
+    expect(summary).toMatchObject({ valid: 2, invalidRows: 1, enqueued: 2, exitCode: 0 });
+  });
+});

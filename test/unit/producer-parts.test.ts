@@ -1,0 +1,244 @@
+import { describe, expect, it } from "vitest";
+import { ManifestOptionError } from "../../src/manifest/index.js";
+import {
+  DEFAULT_PRIORITY,
+  type EnqueueSummary,
+  formatSummaryText,
+  guessFormat,
+  parseBudgetCredits,
+  parsePriority,
+  resolveOptions,
+  summaryJson,
+} from "../../src/producer/index.js";
+import { progressLine } from "../../src/producer/progress.js";
+import { RowSpool } from "../../src/producer/row-spool.js";
+import { InFlightWindow } from "../../src/producer/window.js";
+import { tempFiles } from "../fixtures/manifest/temp-files.js";
+import { Collector } from "../integration/ops-helpers.js";
+
+function summary(overrides: Partial<EnqueueSummary> = {}): EnqueueSummary {
+  return {
+    batch: "b",
+    file: "prompts.csv",
+    format: "csv",
+    dryRun: false,
+    strict: false,
+    total: 10,
+    valid: 10,
+    enqueued: 10,
+    duplicates: 0,
+    duplicatesWithoutId: 0,
+    invalidRows: 0,
+    errors: [],
+    moreErrors: 0,
+    warnings: [],
+    estimatedCredits: 80,
+    priority: DEFAULT_PRIORITY,
+    strictRejected: false,
+    elapsedMs: 5,
+    exitCode: 0,
+    ...overrides,
+  };
+}
+
+describe("options", () => {
+  it.each([
+    ["1", 1],
+    [" 42 ", 42],
+    ["2097151", 2_097_151],
+  ])("--priority %j is %d", (text, value) => {
+    expect(parsePriority(text)).toBe(value);
+  });
+
+  it.each(["0", "-1", "2097152", "1.5", "high", "", "1e3"])("--priority %j is refused", (text) => {
+    expect(() => parsePriority(text)).toThrow(ManifestOptionError);
+  });
+
+  it.each([
+    ["0", 0],
+    ["250", 250],
+    ["12.5", 12.5],
+  ])("--budget %j is %d credits", (text, value) => {
+    expect(parseBudgetCredits(text)).toBe(value);
+  });
+
+  it.each(["-5", "ten", "1e3", "", "0x10"])("--budget %j is refused", (text) => {
+    expect(() => parseBudgetCredits(text)).toThrow(/--budget: expected a number of credits/);
+  });
+
+  it("the batch is --batch, checked, or the file's name; stdin needs --batch", () => {
+    expect(resolveOptions({ file: "dir/My Prompts.csv" }).batch).toBe("My-Prompts");
+    expect(resolveOptions({ file: "x.csv", batch: "given" }).batch).toBe("given");
+    expect(() => resolveOptions({ file: "x.csv", batch: "no/slash" })).toThrow(/invalid batch name/);
+    expect(() => resolveOptions({ file: "-" })).toThrow(/pass --batch NAME/);
+    expect(resolveOptions({ file: "x.csv" }).priority).toBe(DEFAULT_PRIORITY);
+  });
+});
+
+describe("guessFormat (stdin has no extension)", () => {
+  it.each([
+    ["prompt,seed\na,1\n", "csv"],
+    ["\uFEFFprompt\na\n", "csv"],
+    ['  [{"prompt":"a"}]', "json"],
+    ['{\n  "rows": [{"prompt":"a"}]\n}', "json"],
+    ['{"rows":[{"prompt":"a"}],"defaults":{}}', "json"],
+    ['{"prompt":"a"}\n{"prompt":"b"}\n', "jsonl"],
+  ])("%j is %s", async (content, format) => {
+    const files = await tempFiles();
+    try {
+      expect(await guessFormat(await files.write("stdin", content))).toBe(format);
+    } finally {
+      await files.cleanup();
+    }
+  });
+});
+
+describe("RowSpool", () => {
+  it("gives back every row as written, in order, and removes its file", async () => {
+    const files = await tempFiles();
+    try {
+      const spool = await RowSpool.create(files.dir);
+      const metadata: Record<string, string> = JSON.parse('{"__proto__":"kept","note":"line1\\nline2"}');
+      const rows = Array.from({ length: 5_000 }, (_, i) => ({
+        line: i + 2,
+        id: `r${i}`,
+        idGiven: i % 2 === 0,
+        params: { prompt: `un café "${i}"\n🙂`, seed: i, guidance_scale: 7.5, safety_check: false },
+        metadata,
+        estimatedCredits: 8,
+      }));
+      for (const row of rows) await spool.write(row);
+      await spool.finish();
+      const back = [];
+      for await (const row of spool.rows()) back.push(row);
+      expect(back).toEqual(rows);
+      expect(Object.hasOwn(back[0]!.metadata, "__proto__")).toBe(true);
+      await spool.remove();
+      const { readdir } = await import("node:fs/promises");
+      expect(await readdir(files.dir)).toEqual([]);
+    } finally {
+      await files.cleanup();
+    }
+  });
+});
+
+describe("InFlightWindow", () => {
+  it("never runs more than `max` writes at once", async () => {
+    const window = new InFlightWindow(2);
+    let running = 0;
+    let peak = 0;
+    const work = async () => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((resolve) => setImmediate(resolve));
+      running--;
+    };
+    for (let i = 0; i < 10; i++) await window.push(work());
+    await window.drain();
+    expect(peak).toBe(2);
+    expect(running).toBe(0);
+  });
+
+  it("rejects with the first failure, after every pending write has settled", async () => {
+    const window = new InFlightWindow(3);
+    let settled = 0;
+    await window.push(Promise.reject(new Error("first")));
+    await window.push(
+      new Promise<void>((resolve) =>
+        setImmediate(() => {
+          settled++;
+          resolve();
+        }),
+      ),
+    );
+    await expect(window.drain()).rejects.toThrow("first");
+    expect(settled).toBe(1);
+  });
+});
+
+describe("progress line", () => {
+  it("draws on a TTY once the pass has run a while, and erases itself", () => {
+    let now = 0;
+    const stream = new Collector({ isTTY: true });
+    const line = progressLine(stream, { now: () => now }, "enqueuing");
+    line.update(1024);
+    expect(stream.text()).toBe("");
+    now = 2_000;
+    line.update(4096);
+    expect(stream.text()).toBe("\r\x1b[Kenqueuing: 4,096 rows (2,048 rows/s)");
+    line.done();
+    expect(stream.text().endsWith("\r\x1b[K")).toBe(true);
+  });
+
+  it("prints nothing when the stream is not a TTY", () => {
+    let now = 0;
+    const stream = new Collector({ isTTY: false });
+    const line = progressLine(stream, { now: () => now }, "enqueuing");
+    now = 10_000;
+    line.update(1024 * 100);
+    line.done();
+    expect(stream.text()).toBe("");
+  });
+});
+
+describe("summary text", () => {
+  it("lists the first errors, then how many more", () => {
+    const text = formatSummaryText(
+      summary({
+        invalidRows: 25,
+        errors: [{ file: "prompts.csv", line: 7, field: "seed", message: 'expected an integer, found "x"' }],
+        moreErrors: 24,
+      }),
+    );
+    expect(text).toContain(
+      'Invalid:            25 rows\n  prompts.csv:7: seed: expected an integer, found "x"\n  and 24 more errors\n',
+    );
+  });
+
+  it("a dry run without Redis says what it could not check", () => {
+    const text = formatSummaryText(
+      summary({
+        dryRun: true,
+        enqueued: 0,
+        redisNote:
+          "Redis is not answering at redis://h:1: Connection is closed. Start one, or set REDIS_URL.",
+      }),
+    );
+    expect(text).toContain(
+      "Already in batch:   not checked (Redis is not answering at redis://h:1: Connection is closed)\n",
+    );
+    expect(text).toContain("Estimated credits:  80 for 10 rows");
+    expect(text).toContain("Next: run the same command without --dry-run to enqueue.");
+  });
+
+  it("a --strict rejection says nothing was enqueued and gives no next command", () => {
+    const text = formatSummaryText(
+      summary({ strictRejected: true, invalidRows: 2, enqueued: 0, exitCode: 2 }),
+    );
+    expect(text).toContain("--strict: 2 invalid rows, so nothing was enqueued. Fix them and run again.");
+    expect(text).not.toContain("kie-batch worker");
+  });
+
+  it("shows a priority only when it is not the default", () => {
+    expect(formatSummaryText(summary())).not.toContain("Priority:");
+    expect(formatSummaryText(summary({ priority: 1 }))).toContain("Priority:           1 (lower runs first)");
+  });
+
+  it("the JSON keeps the documented fields first", () => {
+    const json = summaryJson(
+      summary({
+        errors: [{ file: "f", line: 3, field: "prompt", message: "expected a prompt, found none" }],
+      }),
+    );
+    expect(Object.keys(json).slice(0, 7)).toEqual([
+      "batch",
+      "total",
+      "enqueued",
+      "duplicates",
+      "invalid",
+      "warnings",
+      "estimatedCredits",
+    ]);
+    expect(json.invalid).toEqual([{ line: 3, error: "prompt: expected a prompt, found none" }]);
+  });
+});
