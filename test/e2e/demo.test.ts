@@ -68,7 +68,9 @@ describe("kie-batch demo (spawned)", () => {
   it("starts its own redis-server when nothing answers at REDIS_URL", { timeout: 60_000 }, async () => {
     const output = await mkdtemp(join(tmpdir(), "kie-demo-"));
     dirs.push(output);
-    const { code, stdout } = await runDemo(["--output", output, "--rows", "3"], { REDIS_URL: "redis://127.0.0.1:1" });
+    const { code, stdout } = await runDemo(["--output", output, "--rows", "3"], {
+      REDIS_URL: "redis://127.0.0.1:1",
+    });
     expect(stdout).toMatch(/started a private redis-server/);
     expect(code).toBe(0);
     expect(stdout).toMatch(/3 of 3 images archived/);

@@ -1,5 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createLedger } from "../../src/ledger/index.js";
+import { createRedisBackend, EnqueueInterruptedError } from "../../src/producer/index.js";
 import { jobKey } from "../../src/queue/jobs.js";
+import { QueueSet } from "../../src/queue/queues.js";
 import { csv, csvRows, type ProducerFixture, producerFixture } from "./producer-helpers.js";
 
 let fx: ProducerFixture;
@@ -106,5 +109,45 @@ describe("a crash between the ledger write and addBulk heals on the next run", (
     const summary = await fx.run({ file, batch: "moved" });
     expect(summary).toMatchObject({ enqueued: 0, duplicates: 2 });
     expect(await fx.jobIds("moved", ["a", "b"])).toEqual([jobKey("moved", "b")]);
+  });
+});
+
+describe("a run that stops part-way", () => {
+  it("says how far it got, and running it again finishes the batch with every row queued once", async () => {
+    const file = await fx.files.write("stops.csv", csv("prompt,seed", ...csvRows(3_000)));
+    let bulkCalls = 0;
+    const failing = {
+      connect: async () => {
+        const backend = createRedisBackend({
+          redis: fx.redis,
+          ledger: createLedger(fx.redis, { prefix: fx.prefix }),
+          queuePrefix: fx.prefix,
+          queues: () => new QueueSet({ connection: fx.redis, queuePrefix: fx.prefix }),
+        });
+        return {
+          ...backend,
+          async addSubmitJobs(batch: string, rowIds: readonly string[], priority: number) {
+            // The second chunk dies between its ledger write and its addBulk.
+            if (++bulkCalls === 2) throw new Error("Connection is closed.");
+            await backend.addSubmitJobs(batch, rowIds, priority);
+          },
+        };
+      },
+    };
+    let error: unknown;
+    try {
+      await fx.run({ file, batch: "stops" }, failing);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(EnqueueInterruptedError);
+    expect((error as Error).message).toContain("running the same command again enqueues the rest");
+    const recorded = (await fx.ledger.getBatch("stops"))!.total;
+    expect(recorded).toBeGreaterThanOrEqual(2_000);
+
+    const again = await fx.run({ file, batch: "stops" });
+    expect(again).toMatchObject({ enqueued: 3_000 - recorded, duplicates: recorded, exitCode: 0 });
+    expect(await fx.ledger.getBatch("stops")).toMatchObject({ total: 3_000, queued: 3_000 });
+    expect(await fx.queues().queues.submit.getJobCountByTypes("prioritized", "waiting")).toBe(3_000);
   });
 });

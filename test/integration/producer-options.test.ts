@@ -170,9 +170,9 @@ describe("stdin", () => {
     );
     expect(summary).toMatchObject({ batch: "piped", format: "jsonl", total: 2, enqueued: 2 });
     expect((await fx.ledger.getBatch("piped"))?.file).toBe("(stdin)");
-    // The spool file is gone.
+    // The spooled stdin and the spool of valid rows are gone.
     const { readdir } = await import("node:fs/promises");
-    expect((await readdir(fx.files.dir)).filter((name) => name.startsWith("kie-batch-stdin-"))).toEqual([]);
+    expect((await readdir(fx.files.dir)).filter((name) => name.startsWith("kie-batch-"))).toEqual([]);
   });
 
   it("without --batch is a usage error naming the flag", async () => {
