@@ -23,7 +23,7 @@ export async function runArchive(
   const data = job.data;
   const { batch, rowId, taskId } = data;
   const row = await deps.ledger.getRow(batch, rowId);
-  if (!row || row.status !== "archiving" || row.taskId !== taskId) return done;
+  if (row?.status !== "archiving" || row.taskId !== taskId) return done;
 
   const sidecarKey = `${batch}/${row.id}.json`;
   let images: ArchivedImage[] = [];
