@@ -1,0 +1,130 @@
+import type { Queue } from "bullmq";
+import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import type { Clock } from "../core/clock.js";
+import type { Ledger } from "../ledger/index.js";
+import type { FleetState } from "../ops/fleet-state.js";
+import type { Stage } from "../queue/jobs.js";
+import { bullBoardRouter } from "./bull-board.js";
+import { createFailureReader } from "./failures.js";
+import { readOverview } from "./overview.js";
+import { renderOverviewPage } from "./page.js";
+
+/** Where bull-board is mounted. */
+export const BOARD_PATH = "/queues";
+/** How long `/healthz` waits for Redis's PONG. */
+const PING_TIMEOUT_MS = 2_000;
+
+/**
+ * Our page loads nothing: no script, no image, no frame. Inline styles only (the stylesheet and
+ * the bar widths), so injected markup could not run even if a value escaped its escaping.
+ */
+const PAGE_CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+export interface DashboardAppOptions {
+  queuePrefix: string;
+  ledger: Pick<Ledger, "getBatch" | "listBatches" | "oldestUnarchived" | "rows">;
+  queues: Record<Stage, Queue>;
+  /** The pause state of the deployment's accounts. */
+  fleet: () => Promise<FleetState>;
+  /** Answers when Redis does (for `/healthz`). */
+  ping: () => Promise<unknown>;
+  /** @defaultValue systemClock's `now` */
+  clock?: Pick<Clock, "now">;
+  /** Seconds between reloads of the overview page; 0 turns them off. @defaultValue 5 */
+  refreshSeconds?: number;
+  /** Failed rows listed per batch. @defaultValue 10 */
+  failuresShown?: number;
+  /** bull-board without its job-changing buttons. @defaultValue true */
+  readOnly?: boolean;
+  /** Errors of the dashboard's own routes. @defaultValue ignored */
+  onError?: (error: unknown, path: string) => void;
+}
+
+/** The dashboard as an express app: `/` and `/api/batches` of our own, bull-board at `/queues`, `/healthz`. */
+export function createDashboardApp(options: DashboardAppOptions): Express {
+  const clock = options.clock ?? { now: () => Date.now() };
+  const failures = createFailureReader({
+    ledger: options.ledger,
+    clock,
+    ...(options.failuresShown === undefined ? {} : { limit: options.failuresShown }),
+  });
+  const overview = () =>
+    readOverview({
+      status: {
+        ledger: options.ledger,
+        fleet: options.fleet,
+        clock,
+        queuePrefix: options.queuePrefix,
+      },
+      failures,
+      queues: options.queues,
+      queuePrefix: options.queuePrefix,
+    });
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("json spaces", 2);
+
+  app.get("/", async (_req, res) => {
+    const page = renderOverviewPage(await overview(), {
+      boardPath: BOARD_PATH,
+      ...(options.refreshSeconds === undefined ? {} : { refreshSeconds: options.refreshSeconds }),
+    });
+    res
+      .status(200)
+      .set({
+        "Content-Security-Policy": PAGE_CSP,
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+      })
+      .type("html")
+      .send(page);
+  });
+
+  app.get("/api/batches", async (_req, res) => {
+    res.set("Cache-Control", "no-store").json(await overview());
+  });
+
+  app.get("/healthz", async (_req, res) => {
+    try {
+      await withTimeout(options.ping(), PING_TIMEOUT_MS);
+      res.json({ ok: true, redis: "up" });
+    } catch (error) {
+      res.status(503).json({ ok: false, redis: "down", error: messageOf(error) });
+    }
+  });
+
+  app.use(BOARD_PATH, bullBoardRouter({ ...options, basePath: BOARD_PATH }));
+
+  // Express's own handler would answer with a stack trace; ours says what failed, as text.
+  app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+    options.onError?.(error, req.path);
+    if (res.headersSent) return next(error);
+    const status = isRedisDown(error) ? 503 : 500;
+    const message = status === 503 ? `Redis is not answering: ${messageOf(error)}` : messageOf(error);
+    if (req.path.startsWith("/api/")) res.status(status).json({ error: message });
+    else res.status(status).type("text/plain").send(`kie-batch dashboard: ${message}\n`);
+  });
+  return app;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function isRedisDown(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    (error.name === "MaxRetriesPerRequestError" ||
+      /ECONNREFUSED|Connection is closed|Stream isn't writeable|no answer within/.test(error.message))
+  );
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,177 @@
+import type { Queue } from "bullmq";
+import { type BatchSummary, checkName, type Ledger, LedgerError } from "../ledger/index.js";
+import { STAGES, type Stage } from "../queue/jobs.js";
+import { requireBatch } from "./batch.js";
+import { batchJobIds } from "./batch-jobs.js";
+import { OpsError } from "./errors.js";
+import { forEachLimit } from "./jobs.js";
+import { isFinished } from "./status.js";
+import type { Output } from "./types.js";
+
+const CONCURRENCY = 16;
+
+export interface PurgeDeps {
+  ledger: Pick<Ledger, "getBatch" | "listBatches" | "purge">;
+  queues: Record<Stage, Pick<Queue, "remove" | "getJobState" | "getRanges">>;
+  out: Output;
+  queuePrefix?: string;
+  /**
+   * Asked once what would go is known and printed; nothing is removed unless it resolves true.
+   * @defaultValue none: remove without asking (`--yes`)
+   */
+  confirm?: (plan: PurgePlan) => Promise<boolean>;
+}
+
+/** What a purge would remove. */
+export interface PurgePlan {
+  batch: string;
+  /** The batch's ledger; undefined when it is already gone (purged or expired) but jobs are left. */
+  summary: BatchSummary | undefined;
+  /** Ids of the batch's jobs in each stage queue. */
+  jobs: Record<Stage, string[]>;
+}
+
+/** What one stage queue lost. */
+export interface StagePurge {
+  removed: number;
+  /** Removed jobs by the state they were in. */
+  byState: Record<string, number>;
+  /** Jobs a worker holds: BullMQ cannot remove them; they end by themselves (their row is gone). */
+  active: string[];
+}
+
+export interface PurgeReport {
+  batch: string;
+  /** False when the operator said no: nothing was removed. */
+  confirmed: boolean;
+  /** Ledger rows deleted. */
+  rows: number;
+  jobs: Record<Stage, StagePurge>;
+}
+
+function emptyJobs<T>(make: () => T): Record<Stage, T> {
+  return Object.fromEntries(STAGES.map((stage) => [stage, make()])) as Record<Stage, T>;
+}
+
+/** The batch's ledger and jobs as they are now; `unknown_batch` when there is neither. */
+export async function planPurge(deps: PurgeDeps, batch: string): Promise<PurgePlan> {
+  try {
+    checkName("batch", batch);
+  } catch (error) {
+    if (error instanceof LedgerError) throw new OpsError("invalid_argument", error.message);
+    throw error;
+  }
+  const summary = await deps.ledger.getBatch(batch);
+  const jobs = emptyJobs<string[]>(() => []);
+  for (const stage of STAGES) jobs[stage] = await batchJobIds(deps.queues[stage], batch);
+  // No ledger and no job: the usual typo (or another KIE_QUEUE_PREFIX); say which batches exist.
+  if (!summary && STAGES.every((stage) => jobs[stage].length === 0)) {
+    await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  }
+  return { batch, summary, jobs };
+}
+
+/**
+ * `kie-batch purge`: deletes a batch's ledger (rows, counters, task mappings) and removes its jobs
+ * from the three stage queues, in any state. The ledger goes first, so a job a worker picks up
+ * meanwhile finds no row and does nothing; then the queues are listed again, which also catches
+ * jobs that running ones added. A purge cut short can be run again: jobs without a ledger still
+ * count as a batch to purge.
+ */
+export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeReport> {
+  const plan = await planPurge(deps, batch);
+  const { out } = deps;
+  for (const line of planLines(plan)) out.write(`${line}\n`);
+  const report: PurgeReport = {
+    batch,
+    confirmed: true,
+    rows: 0,
+    jobs: emptyJobs(() => ({ removed: 0, byState: {}, active: [] })),
+  };
+  if (deps.confirm && !(await deps.confirm(plan))) {
+    out.write(`purge of batch ${batch} cancelled: nothing removed\n`);
+    return { ...report, confirmed: false };
+  }
+
+  if (plan.summary) report.rows = await deps.ledger.purge(batch);
+  for (const stage of STAGES) {
+    const queue = deps.queues[stage];
+    const result = report.jobs[stage];
+    const ids = await batchJobIds(queue, batch);
+    await forEachLimit(iterate(ids), CONCURRENCY, async (id) => {
+      const state = await queue.getJobState(id);
+      // 1: removed (or gone meanwhile); 0: locked by a worker.
+      if ((await queue.remove(id)) === 1) {
+        result.removed++;
+        const key = state === "unknown" ? "leftover" : state;
+        result.byState[key] = (result.byState[key] ?? 0) + 1;
+      } else {
+        result.active.push(id);
+      }
+    });
+    result.active.sort();
+  }
+  for (const line of reportLines(report)) out.write(`${line}\n`);
+  return report;
+}
+
+async function* iterate<T>(items: readonly T[]): AsyncGenerator<T> {
+  yield* items;
+}
+
+function countStates(s: BatchSummary): string {
+  const states = (
+    ["queued", "submitted", "generating", "archiving", "archived", "failed", "cancelled"] as const
+  ).filter((state) => s[state] > 0);
+  return states.map((state) => `${s[state]} ${state}`).join(", ") || "no rows";
+}
+
+function jobsLine(jobs: Record<Stage, string[]>): string {
+  const total = STAGES.reduce((n, stage) => n + jobs[stage].length, 0);
+  return `${total} jobs in the queues (${STAGES.map((stage) => `${stage} ${jobs[stage].length}`).join(", ")})`;
+}
+
+/** What is about to go, and a warning when the batch is still moving. */
+export function planLines(plan: PurgePlan): string[] {
+  const { batch, summary } = plan;
+  if (!summary) {
+    return [`batch ${batch}: no ledger (already purged or expired); ${jobsLine(plan.jobs)} will be removed`];
+  }
+  const lines = [
+    `batch ${batch}: ${summary.total} rows in the ledger (${countStates(summary)}), ${jobsLine(plan.jobs)} will be removed`,
+  ];
+  if (!isFinished(summary)) {
+    const inFlight = summary.submitted + summary.generating + summary.archiving;
+    const lost = [
+      inFlight > 0 ? `${inFlight} rows in flight (already paid for) will not be archived` : "",
+      summary.queued > 0 ? `${summary.queued} queued rows will not be submitted` : "",
+    ].filter(Boolean);
+    lines.push(`warning: batch ${batch} is not finished: ${lost.join(", ")}`);
+  }
+  return lines;
+}
+
+function stageLine(stage: Stage, s: StagePurge): string {
+  const states = Object.entries(s.byState)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([state, n]) => `${n} ${state}`)
+    .join(", ");
+  return `${stage} ${s.removed}${states ? ` (${states})` : ""}`;
+}
+
+/** What was removed, and the jobs that could not be. */
+export function reportLines(report: PurgeReport): string[] {
+  const removed = STAGES.reduce((n, stage) => n + report.jobs[stage].removed, 0);
+  const lines = [
+    `purged batch ${report.batch}: ${report.rows} ledger rows deleted; ${removed} jobs removed: ${STAGES.map((stage) => stageLine(stage, report.jobs[stage])).join("; ")}`,
+  ];
+  for (const stage of STAGES) {
+    const { active } = report.jobs[stage];
+    if (active.length === 0) continue;
+    const shown = active.slice(0, 5).join(", ") + (active.length > 5 ? ", ..." : "");
+    lines.push(
+      `${stage}: ${active.length} jobs left because a worker is running them (${shown}): they find their rows gone and end by themselves; \`kie-batch purge ${report.batch}\` again removes anything they leave`,
+    );
+  }
+  return lines;
+}

@@ -1,0 +1,227 @@
+import { randomUUID } from "node:crypto";
+import { Worker } from "bullmq";
+import { Redis } from "ioredis";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type PurgeDeps, purgeBatch } from "../../src/ops/purge.js";
+import { bullPrefix, type Stage } from "../../src/queue/jobs.js";
+import { CliProcess } from "../helpers/processes.js";
+import { keysWithPrefix, REDIS_URL } from "../helpers/redis.js";
+import { Collector, moveRow, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
+
+let fx: OpsFixture;
+let workerRedis: Redis;
+let workers: Worker[];
+
+beforeEach(() => {
+  fx = opsFixture();
+  workerRedis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  workers = [];
+});
+afterEach(async () => {
+  for (const worker of workers) await worker.close(true);
+  await workerRedis.quit();
+  await fx.close();
+});
+
+function deps(out = new Collector(), extra: Partial<PurgeDeps> = {}): PurgeDeps {
+  return { ledger: fx.ledger, queues: fx.queues.queues, out, queuePrefix: fx.prefix, ...extra };
+}
+
+/** A BullMQ worker that takes jobs by hand, so a test can fail, complete or hold one. */
+function manualWorker(stage: Stage): { worker: Worker; token: string } {
+  const worker = new Worker(stage, null, { connection: workerRedis, prefix: bullPrefix(fx.prefix) });
+  workers.push(worker);
+  return { worker, token: randomUUID() };
+}
+
+/** Adds a job under `id` and takes it by hand: active (held), failed or completed (both kept). */
+async function jobIn(stage: Stage, id: string, state: "active" | "failed" | "completed") {
+  const queue = fx.queues.queues[stage];
+  await queue.add(
+    stage,
+    { batch: id.split("/")[0], rowId: id.split("/")[1] },
+    {
+      jobId: id,
+      attempts: 1,
+      removeOnFail: false,
+      removeOnComplete: state !== "completed",
+    },
+  );
+  const { worker, token } = manualWorker(stage);
+  const job = await worker.getNextJob(token);
+  expect(job?.id).toBe(id);
+  if (state === "failed") await job!.moveToFailed(new Error("old failure"), token, false);
+  if (state === "completed") await job!.moveToCompleted("done", token, false);
+  expect(await queue.getJobState(id)).toBe(state);
+  return { job: job!, token };
+}
+
+/**
+ * Every key of the prefix that belongs to `batch` (ledger rows and hash, jobs and their sub-keys),
+ * from `keys` when given (one SCAN of a big shared Redis serves several batches).
+ */
+async function keysOf(batch: string, keys?: string[]): Promise<string[]> {
+  return (keys ?? (await keysWithPrefix(fx.redis, fx.prefix))).filter(
+    (key) => key.includes(`:${batch}/`) || key.includes(`:batch:${batch}`),
+  );
+}
+
+/** A batch with rows in several states and jobs in every queue state BullMQ has for it. */
+async function populate(batch: string): Promise<void> {
+  await fx.ledger.addRows(
+    batch,
+    ["q1", "q2", "s1", "g1", "a1", "d1", "f1", "h1"].map((id) => newRow(id)),
+    { budget: 50 },
+  );
+  await moveRow(fx.ledger, batch, "s1", "submitted", { taskId: `${batch}-task-s1` });
+  await moveRow(fx.ledger, batch, "g1", "generating", { taskId: `${batch}-task-g1` });
+  await moveRow(fx.ledger, batch, "a1", "archiving", { taskId: `${batch}-task-a1` });
+  await moveRow(fx.ledger, batch, "d1", "archived", { taskId: `${batch}-task-d1`, spent: 8 });
+  await moveRow(fx.ledger, batch, "f1", "failed", { taskId: `${batch}-task-f1` });
+}
+
+describe("purge", () => {
+  it("removes every key of the batch and its jobs in every queue state, and leaves another batch alone", async () => {
+    await populate("gone");
+    await populate("kept");
+    // gone: submit failed, completed, waiting, prioritized; poll delayed (and a resubmit lineage),
+    // waiting in a paused queue; archive active (held by a worker).
+    await jobIn("submit", "gone/f1", "failed");
+    await jobIn("submit", "gone/d1", "completed");
+    const held = await jobIn("archive", "gone/a1", "active");
+    await fx.queues.addSubmit({ batch: "gone", rowId: "q1", resubmit: 0 });
+    await fx.queues.addSubmit({ batch: "gone", rowId: "q2", resubmit: 0 }, { priority: 5 });
+    await fx.queues.addPoll(
+      { batch: "gone", rowId: "g1", taskId: "t", resubmit: 0, submittedAt: 1, checks: 0 },
+      60_000,
+    );
+    await fx.queues.addPoll(
+      { batch: "gone", rowId: "g1", taskId: "t2", resubmit: 1, submittedAt: 1, checks: 0 },
+      60_000,
+    );
+    await fx.queues.queues.poll.pause();
+    await fx.queues.addPoll(
+      { batch: "gone", rowId: "s1", taskId: "t3", resubmit: 0, submittedAt: 1, checks: 0 },
+      0,
+    );
+    // kept: a waiting submit and a delayed poll.
+    await fx.queues.addSubmit({ batch: "kept", rowId: "q1", resubmit: 0 });
+    await fx.queues.addPoll(
+      { batch: "kept", rowId: "g1", taskId: "k", resubmit: 0, submittedAt: 1, checks: 0 },
+      60_000,
+    );
+    const keptKeys = await keysOf("kept");
+    expect(keptKeys.length).toBeGreaterThan(8);
+
+    const out = new Collector();
+    const report = await purgeBatch(deps(out), "gone");
+
+    expect(report.rows).toBe(8);
+    expect(report.jobs.submit).toEqual({
+      removed: 4,
+      byState: { completed: 1, failed: 1, prioritized: 1, waiting: 1 },
+      active: [],
+    });
+    expect(report.jobs.poll).toEqual({ removed: 3, byState: { delayed: 2, waiting: 1 }, active: [] });
+    expect(report.jobs.archive).toEqual({ removed: 0, byState: {}, active: ["gone/a1"] });
+    expect(out.lines()).toEqual([
+      "batch gone: 8 rows in the ledger (3 queued, 1 submitted, 1 generating, 1 archiving, 1 archived, 1 failed), 8 jobs in the queues (submit 4, poll 3, archive 1) will be removed",
+      "warning: batch gone is not finished: 3 rows in flight (already paid for) will not be archived, 3 queued rows will not be submitted",
+      "purged batch gone: 8 ledger rows deleted; 7 jobs removed: submit 4 (1 completed, 1 failed, 1 prioritized, 1 waiting); poll 3 (2 delayed, 1 waiting); archive 0",
+      "archive: 1 jobs left because a worker is running them (gone/a1): they find their rows gone and end by themselves; `kie-batch purge gone` again removes anything they leave",
+    ]);
+
+    // Only the held job is left; once its worker completes it (removeOnComplete), nothing is.
+    const left = await keysWithPrefix(fx.redis, fx.prefix);
+    const heldKeys = [`{${fx.prefix}}:archive:gone/a1`, `{${fx.prefix}}:archive:gone/a1:lock`];
+    expect(await keysOf("gone", left)).toEqual(heldKeys);
+    expect(await keysOf("kept", left)).toEqual(keptKeys);
+    await held.job.moveToCompleted("done", held.token, false);
+    expect(await fx.redis.exists(...heldKeys)).toBe(0);
+    expect(await fx.ledger.getBatch("gone")).toBeUndefined();
+    for (const row of ["s1", "g1", "a1", "d1", "f1"])
+      expect(await fx.ledger.lookupTask(`gone-task-${row}`)).toBeUndefined();
+
+    expect(await fx.ledger.lookupTask("kept-task-g1")).toEqual({ batch: "kept", rowId: "g1" });
+    expect((await fx.ledger.listBatches()).map((b) => b.batch)).toEqual(["kept"]);
+    expect(await fx.queues.queues.submit.getJobState("kept/q1")).toBe("waiting");
+    expect(await fx.queues.queues.poll.getJobState("kept/g1")).toBe("delayed");
+  }, 60_000); // two SCANs of a shared Redis that may hold millions of other keys
+
+  it("removes nothing when the operator says no", async () => {
+    await populate("b1");
+    await fx.queues.addSubmit({ batch: "b1", rowId: "q1", resubmit: 0 });
+    const before = await fx.ledger.getBatch("b1");
+    const asked: string[] = [];
+    const out = new Collector();
+    const report = await purgeBatch(
+      deps(out, {
+        confirm: async (plan) => {
+          asked.push(`${plan.batch}: ${plan.summary?.total} rows, ${plan.jobs.submit.join(",")}`);
+          return false;
+        },
+      }),
+      "b1",
+    );
+    expect(asked).toEqual(["b1: 8 rows, b1/q1"]);
+    expect(report.confirmed).toBe(false);
+    expect(out.lines().at(-1)).toBe("purge of batch b1 cancelled: nothing removed");
+    expect(await fx.ledger.getBatch("b1")).toEqual(before);
+    expect(await fx.ledger.lookupTask("b1-task-g1")).toEqual({ batch: "b1", rowId: "g1" });
+    expect(await fx.queues.queues.submit.getJobState("b1/q1")).toBe("waiting");
+  });
+
+  it("clears jobs left without a ledger, and refuses a batch that has neither", async () => {
+    await fx.queues.addSubmit({ batch: "orphan", rowId: "r1", resubmit: 0 });
+    const out = new Collector();
+    const report = await purgeBatch(deps(out), "orphan");
+    expect(report).toMatchObject({ rows: 0, jobs: { submit: { removed: 1 } } });
+    expect(out.lines()[0]).toBe(
+      "batch orphan: no ledger (already purged or expired); 1 jobs in the queues (submit 1, poll 0, archive 0) will be removed",
+    );
+    expect(await fx.queues.queues.submit.getJobState("orphan/r1")).toBe("unknown");
+
+    await fx.ledger.addRows("real", [newRow("r1")]);
+    await expect(purgeBatch(deps(), "orphan")).rejects.toMatchObject({
+      name: "OpsError",
+      code: "unknown_batch",
+      message: expect.stringContaining('unknown batch "orphan"'),
+    });
+    await expect(purgeBatch(deps(), "bad/name")).rejects.toMatchObject({ code: "invalid_argument" });
+  });
+});
+
+describe("kie-batch purge (spawned, no terminal)", () => {
+  const run = async (args: string[]) => {
+    const cli = new CliProcess("purge", args, {
+      REDIS_URL,
+      KIE_QUEUE_PREFIX: fx.prefix,
+      LOG_LEVEL: "silent",
+    });
+    const exit = await cli.exited;
+    return { code: exit.code, stdout: cli.stdout, stderr: cli.stderr };
+  };
+
+  it("refuses without --yes (exit 2, nothing removed), purges with it (exit 0), then knows no such batch (exit 2)", async () => {
+    await populate("b1");
+    await fx.queues.addSubmit({ batch: "b1", rowId: "q1", resubmit: 0 });
+
+    const refused = await run(["purge", "b1"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('purge deletes batch "b1" for good and needs a confirmation');
+    expect(refused.stderr).toContain("pass --yes");
+    expect(await fx.ledger.getBatch("b1")).toBeDefined();
+
+    const done = await run(["purge", "b1", "--yes"]);
+    expect(done.stderr).toBe("");
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain(
+      "purged batch b1: 8 ledger rows deleted; 1 jobs removed: submit 1 (1 waiting)",
+    );
+    expect(await keysOf("b1")).toEqual([]);
+
+    const again = await run(["purge", "b1", "--yes"]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('unknown batch "b1"');
+  });
+});
