@@ -4,6 +4,14 @@
  */
 import { resolve } from "node:path";
 import type { Redis } from "ioredis";
+import {
+  ALERT_DEFAULTS,
+  type AlertSettings,
+  noAlerts,
+  startAlerts,
+  type WorkerAlerts,
+} from "./alerts/index.js";
+import { secretValues } from "./alerts/scrub.js";
 import { createFolderStore, createS3Store } from "./archive/index.js";
 import type { ArchiveStore } from "./archive/types.js";
 import { type Config, ConfigError, redactUrl, requireApiKey } from "./config/index.js";
@@ -14,6 +22,15 @@ import { CREATE_MARGIN_MS, createFleet, type Fleet } from "./fleet/index.js";
 import { createFleetPort } from "./fleet/port.js";
 import { createKieClient, type KieClient } from "./kie/index.js";
 import { connectRedis, createLedger, type Ledger } from "./ledger/index.js";
+import {
+  type AdminServer,
+  collectFleetState,
+  createWorkerMetrics,
+  instrumentPorts,
+  startAdminServer,
+  stateSourceOf,
+  type WorkerMetrics,
+} from "./metrics/index.js";
 import { registerAccount } from "./ops/accounts.js";
 import { createRedisBackend } from "./producer/redis-backend.js";
 import type { ProducerBackend } from "./producer/types.js";
@@ -149,11 +166,22 @@ export interface WorkerRunOptions {
   fallbackArchiveDir?: string;
   /** Overrides of the settings derived from `config` (tests shorten probes, rechecks and grace with it). */
   settings?: Partial<WorkerSettings>;
+  /** Admin port: GET /metrics and /healthz (0 picks a free one). Unset: no admin server. */
+  adminListen?: number;
+  /** Address the admin server binds. @defaultValue "127.0.0.1" (metrics are not for the world) */
+  adminHost?: string;
+  /** Overrides of the alert defaults (tests shorten the watch and sweep intervals). */
+  alerts?: Partial<Omit<AlertSettings, "url">>;
 }
 
 export interface RunningWorker {
   workers: StageWorkers;
   webhook?: WebhookServer;
+  admin?: AdminServer;
+  /** This worker's metrics (its own registry). */
+  metrics: WorkerMetrics;
+  /** KIE_ALERT_WEBHOOK_URL's alerts; a no-op without it. */
+  alerts: WorkerAlerts;
   /** Stops taking jobs, releases those in hand, closes everything; resolves within the deadline. */
   close(deadlineMs?: number): Promise<void>;
 }
@@ -183,24 +211,51 @@ export async function startWorker(
     );
   }
 
+  // Metrics and alerts wrap the stages' ports: the stage logic knows nothing of them.
+  const metrics = createWorkerMetrics();
+  collectFleetState(metrics, stateSourceOf({ fleet, ledger, queues }), { log });
+  const alerts = config.KIE_ALERT_WEBHOOK_URL
+    ? startAlerts({
+        settings: { ...ALERT_DEFAULTS, ...options.alerts, url: config.KIE_ALERT_WEBHOOK_URL },
+        deployment: config.KIE_QUEUE_PREFIX,
+        redis,
+        ledger,
+        getPause: () => fleet.pause.get(),
+        account: fleet.accountId,
+        log,
+        secrets: secretValues(config),
+        onOutcome: (event, outcome) => metrics.alerts.inc({ event, outcome }),
+      })
+    : noAlerts;
+  const ports = instrumentPorts(
+    {
+      kie,
+      store,
+      ledger: alerts.ledger(ledger),
+      fleet: createFleetPort(fleet, {
+        pollRatePerSec: config.KIE_POLL_RATE,
+        maxInFlight: config.KIE_MAX_IN_FLIGHT,
+      }),
+    },
+    metrics,
+    [alerts.fleet],
+  );
+
   const workers = new StageWorkers({
     connection: redis,
     queuePrefix: config.KIE_QUEUE_PREFIX,
-    ledger,
+    ledger: ports.ledger,
     log,
     stages: options.stages ?? STAGES,
     concurrency: { ...DEFAULT_CONCURRENCY, ...options.concurrency },
     lockMs: config.KIE_LOCK_MS,
     deps: {
-      kie,
-      ledger,
-      store,
+      kie: ports.kie,
+      ledger: ports.ledger,
+      store: ports.store,
       queues,
       clock: systemClock,
-      fleet: createFleetPort(fleet, {
-        pollRatePerSec: config.KIE_POLL_RATE,
-        maxInFlight: config.KIE_MAX_IN_FLIGHT,
-      }),
+      fleet: ports.fleet,
       settings: {
         maxWaitMs: config.KIE_MAX_WAIT,
         maxResubmits: config.KIE_MAX_RESUBMITS,
@@ -225,15 +280,29 @@ export async function startWorker(
           log,
           ...(config.KIE_WEBHOOK_HMAC_KEY ? { hmacKey: config.KIE_WEBHOOK_HMAC_KEY } : {}),
         });
+  // Never on the webhook port: that one faces KIE, and metrics name batches and accounts.
+  const admin =
+    options.adminListen === undefined
+      ? undefined
+      : await startAdminServer({
+          port: options.adminListen,
+          ...(options.adminHost ? { host: options.adminHost } : {}),
+          registry: metrics.registry,
+          log,
+        });
 
   let closing: Promise<void> | undefined;
   return {
     workers,
     ...(webhook ? { webhook } : {}),
+    ...(admin ? { admin } : {}),
+    metrics,
+    alerts,
     close(deadlineMs = 25_000) {
       closing ??= (async () => {
-        await webhook?.close();
+        await Promise.all([webhook?.close(), admin?.close()]);
         await workers.close(deadlineMs);
+        await alerts.close(); // after the stages: a batch they just finished is still told
         await queues.close();
         await kie.close();
         await store.close();

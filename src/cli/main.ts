@@ -3,10 +3,12 @@ import { loadConfig } from "../config/index.js";
 import { createLogger } from "../core/logger.js";
 import { runBudgetCommand } from "./budget.js";
 import { runCancelCommand } from "./cancel.js";
+import { runDashboardCommand } from "./dashboard.js";
 import { runDemoCommand } from "./demo.js";
 import { runEnqueueCommand } from "./enqueue.js";
 import { exitWithError } from "./errors.js";
 import { runPauseCommand, runResumeCommand } from "./pause.js";
+import { runPurgeCommand } from "./purge.js";
 import { runResultsCommand } from "./results.js";
 import { runRetryCommand } from "./retry.js";
 import { runSimulateCommand } from "./simulate.js";
@@ -44,6 +46,8 @@ program
   .option("--images-per-task <n>", "result URLs per task")
   .option("--hmac-key <key>", "sign callbacks with this key")
   .option("--seed <n>", "seed of the simulator's randomness")
+  .option("--host <address>", "address to bind (0.0.0.0 only inside a container network)", "127.0.0.1")
+  .option("--public-host <name>", "host name in result URLs (e.g. the compose service name)")
   .action(action(async (flags) => runSimulateCommand(flags)));
 
 program
@@ -54,6 +58,8 @@ program
   .option("--concurrency-poll <n>", "concurrent poll jobs (default 16)")
   .option("--concurrency-archive <n>", "concurrent archive jobs (default 4)")
   .addOption(new Option("--listen <port>", "serve the webhook receiver and /healthz on this port"))
+  .option("--admin-listen <port>", "serve /metrics (Prometheus) and /healthz on this admin port")
+  .option("--admin-host <host>", "address the admin port binds (default 127.0.0.1; metrics are not public)")
   .action(
     action(async (flags) => {
       const config = loadConfig();
@@ -165,6 +171,37 @@ program
   );
 
 // --- end of operator commands ---
+
+// --- purge ---
+
+program
+  .command("purge")
+  .description("Delete a batch's ledger and any of its jobs left in the queues, after confirmation")
+  .argument("<batch>", "batch name")
+  .option("--yes", "do not ask (required when stdin is not a terminal)")
+  .action(
+    action(async (batch: string, flags) => {
+      await runPurgeCommand(loadConfig(), batch, flags);
+    }),
+  );
+
+// --- dashboard ---
+
+program
+  .command("dashboard")
+  .description("Serve the batch overview and bull-board (at /queues) until SIGINT/SIGTERM")
+  .option("--port <port>", "port (0 picks a free one)", "3000")
+  .option("--host <host>", "address to bind; the dashboard has no login, keep it on loopback", "127.0.0.1")
+  .option(
+    "--allow-actions",
+    "let bull-board retry, promote, clean and remove jobs (the ledger does not see these)",
+  )
+  .action(
+    action(async (flags) => {
+      const config = loadConfig();
+      await runDashboardCommand(config, createLogger({ level: config.LOG_LEVEL }), flags);
+    }),
+  );
 
 program
   .command("demo")

@@ -11,6 +11,8 @@ export interface WorkerFlags {
   concurrencyPoll?: string;
   concurrencyArchive?: string;
   listen?: string;
+  adminListen?: string;
+  adminHost?: string;
 }
 
 /** How long a shutdown may take in all before the process exits anyway. */
@@ -28,13 +30,26 @@ export async function runWorkerCommand(config: Config, log: Logger, flags: Worke
     if (value !== undefined) concurrency[stage] = positiveInt(value, `--concurrency-${stage}`);
   }
   const listen = flags.listen === undefined ? undefined : positiveInt(flags.listen, "--listen", 0);
+  const adminListen =
+    flags.adminListen === undefined ? undefined : positiveInt(flags.adminListen, "--admin-listen", 0);
+  if (flags.adminHost !== undefined && adminListen === undefined) {
+    throw new UsageError("--admin-host: give --admin-listen too");
+  }
   const running = await startWorker(config, log, {
     stages,
     concurrency,
     ...(listen === undefined ? {} : { listen }),
+    ...(adminListen === undefined ? {} : { adminListen }),
+    ...(flags.adminHost ? { adminHost: flags.adminHost } : {}),
   });
   log.info(
-    { stages, queuePrefix: config.KIE_QUEUE_PREFIX, webhookPort: running.webhook?.port },
+    {
+      stages,
+      queuePrefix: config.KIE_QUEUE_PREFIX,
+      webhookPort: running.webhook?.port,
+      adminPort: running.admin?.port,
+      alerts: config.KIE_ALERT_WEBHOOK_URL !== undefined,
+    },
     "worker started",
   );
   onShutdown(async (signal) => {

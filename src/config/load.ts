@@ -39,6 +39,9 @@ export function redactConfig(config: Config): Record<string, unknown> {
     if (out[key] !== undefined) out[key] = "[redacted]";
   }
   out.REDIS_URL = redactUrl(config.REDIS_URL);
+  // Slack-style incoming webhook URLs carry their secret in the path.
+  if (config.KIE_ALERT_WEBHOOK_URL)
+    out.KIE_ALERT_WEBHOOK_URL = `${new URL(config.KIE_ALERT_WEBHOOK_URL).origin}/[redacted]`;
   return out;
 }
 

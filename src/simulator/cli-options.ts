@@ -28,6 +28,7 @@ export interface SimulatorFlags {
   hmacKey?: string;
   seed?: string | number;
   publicHost?: string;
+  host?: string;
 }
 
 export function parseSimulatorFlags(flags: SimulatorFlags): SimulatorOptions {
@@ -73,6 +74,7 @@ export function parseSimulatorFlags(flags: SimulatorFlags): SimulatorOptions {
     options.randomSeed = number(flags.seed, "--seed", { min: 0, max: 2 ** 32 - 1, integer: true });
   }
   if (flags.publicHost !== undefined) options.publicHost = flags.publicHost;
+  if (flags.host !== undefined) options.host = flags.host;
   return options;
 }
 

@@ -25,6 +25,7 @@ export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions 
     imagesPerTask: options.imagesPerTask ?? 1,
     reportCreditsConsumed: options.reportCreditsConsumed ?? true,
     publicHost: options.publicHost ?? "127.0.0.1",
+    host: options.host ?? "127.0.0.1",
     apiKey: options.apiKey,
     webhookHmacKey: options.webhookHmacKey,
     randomSeed: options.randomSeed,

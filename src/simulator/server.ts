@@ -65,7 +65,7 @@ export async function startServer(options: ResolvedOptions): Promise<RunningServ
   const closing = new AbortController();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, "127.0.0.1", () => {
+    server.listen(options.port, options.host, () => {
       server.off("error", reject);
       resolve();
     });

@@ -51,6 +51,8 @@ export interface SimulatorOptions {
   reportCreditsConsumed?: boolean;
   /** HMAC key for callback signatures; unset sends callbacks unsigned. */
   webhookHmacKey?: string;
+  /** Address to bind. @defaultValue "127.0.0.1" (use "0.0.0.0" only inside a container network) */
+  host?: string;
   /** Host name used in result URLs (must resolve to 127.0.0.1). @defaultValue "127.0.0.1" */
   publicHost?: string;
   /** Seed for the simulator's own randomness, for repeatable runs. */

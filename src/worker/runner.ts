@@ -7,7 +7,7 @@ import { archiveJobSchema, bullPrefix, pollJobSchema, type Stage, submitJobSchem
 import { runArchive } from "./archive.js";
 import { runPoll } from "./poll.js";
 import type { StageDeps } from "./ports.js";
-import { StageError, type StageJob, type StageResult } from "./stage.js";
+import { JobLostError, StageError, type StageJob, type StageResult } from "./stage.js";
 import { runSubmit } from "./submit.js";
 
 export interface StageWorkerOptions {
@@ -69,11 +69,21 @@ export class StageWorkers {
           attemptsMade: job.attemptsMade,
           attempts: job.opts.attempts ?? 1,
           log,
+          // extendLock answers 0 when the lock is gone or another worker's token holds it.
+          stillOwned: async () => token === undefined || (await job.extendLock(token, options.lockMs)) === 1,
+          saveData: async (next: unknown) => {
+            await job.updateData(next);
+          },
         };
         let result: StageResult<unknown>;
         try {
           result = await run(stageJob, options.deps);
         } catch (error) {
+          if (error instanceof JobLostError) {
+            // Another worker runs the job now; completing or failing it here would fight that one.
+            log.warn(error.message);
+            throw new DelayedError();
+          }
           if (abort.aborted) {
             // Shutting down: hand the job back so another worker (or this one, restarted) goes on.
             await job.moveToDelayed(Date.now() + RELEASE_DELAY_MS, token);
@@ -113,7 +123,12 @@ export class StageWorkers {
           to: "failed",
           set: { error: `${stage} stage gave up: ${error.message}` },
         })
-        .catch((err: unknown) => options.log.error({ err, job: job.id }, "could not record a failed job"));
+        .catch((err: unknown) =>
+          options.log.error(
+            { err, stage, batch: data.batch, row: data.rowId, job: job.id },
+            "could not record a failed job",
+          ),
+        );
     });
     worker.on("error", (error) => options.log.error({ err: error, stage }, "worker error"));
     return worker;

@@ -49,9 +49,10 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (req.method === "GET" && path === "/healthz") return reply(res, 200, { ok: true });
-    if (req.method !== "POST") return reply(res, 405, { error: "POST a callback" });
     const candidates = keysFromPath(path);
+    // Anything but a callback path is not here (/metrics lives on the admin port, never this one).
     if (candidates.length === 0) return reply(res, 404, { error: "no job key in the path" });
+    if (req.method !== "POST") return reply(res, 405, { error: "POST a callback" });
     const body = await readBody(req);
     if (body === undefined) return reply(res, 413, { error: "body too large" });
     const taskId = taskIdOf(body);
