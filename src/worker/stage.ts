@@ -16,6 +16,15 @@ export interface StageJob<T> {
   /** Attempts allowed in all. */
   attempts: number;
   log: Logger;
+  /**
+   * True while this worker still holds the job, which it then holds for another lock period. A
+   * job whose lock lapsed (Redis away longer than KIE_LOCK_MS, a stalled event loop) may be run by
+   * another worker meanwhile: a stage asks before a step that must happen once (a create).
+   * Absent where a stage runs without BullMQ.
+   */
+  stillOwned?: () => Promise<boolean>;
+  /** Stores `data` as the job's data now, to outlive this process. Absent without BullMQ. */
+  saveData?(data: T): Promise<void>;
 }
 
 export type StageResult<T> =
@@ -43,6 +52,11 @@ export class StageError extends Error {
   ) {
     super(message, options);
   }
+}
+
+/** The job is another worker's now (its lock lapsed): the adapter leaves it alone. */
+export class JobLostError extends Error {
+  override readonly name = "JobLostError";
 }
 
 /** True on the last attempt BullMQ will make. */

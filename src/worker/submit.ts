@@ -11,6 +11,7 @@ import {
   done,
   graceSignal,
   isLastAttempt,
+  JobLostError,
   StageError,
   type StageJob,
   type StageResult,
@@ -43,11 +44,22 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Prom
     await ensurePoll(deps, job.data, existingTaskId, row.submittedAt ?? deps.clock.now());
     return done;
   }
+  let data = job.data;
+  if (data.creating !== undefined) {
+    // The worker that ran this job last died (or lost it) with a create on the wire: KIE may have
+    // made a task that was never recorded, and the row is about to be paid for again. Say so.
+    await deps.ledger.transition(batch, rowId, { incr: { uncertain: 1 } });
+    job.log.warn(
+      "a create was on the wire when its worker stopped: the task may exist; counted as uncertain",
+    );
+    data = unmarked(data);
+    await job.saveData?.(data);
+  }
   if (row.status !== "queued") return done; // cancelled, or moved on by an operator
 
   if (row.creditsReserved <= 0) {
     const outcome = await deps.ledger.reserveBudget(batch, rowId, row.estimatedCredits);
-    if (outcome === "over-budget") return delay(deps.settings.budgetRecheckMs ?? BUDGET_RECHECK_MS, job.data);
+    if (outcome === "over-budget") return delay(deps.settings.budgetRecheckMs ?? BUDGET_RECHECK_MS, data);
   }
 
   for (;;) {
@@ -64,11 +76,21 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Prom
       if (current?.status === "cancelled") await deps.ledger.releaseReservation(batch, rowId);
       return done;
     }
+    // Its lock may have lapsed while it waited (Redis away, a stalled event loop) and the job
+    // gone to another worker, which creates the task itself: create only while this one holds the
+    // job. (The in-flight slot is keyed by the job, so it is that worker's too: not released.)
+    if (job.stillOwned && !(await job.stillOwned())) {
+      throw new JobLostError(`job ${key} went to another worker while it waited: not submitted here`);
+    }
 
+    // Marked until the answer is handled here: if this process dies meanwhile, the next run of the
+    // job finds the mark and counts the row uncertain.
+    await job.saveData?.({ ...data, creating: deps.clock.now() });
     let taskId: string;
     try {
       taskId = await deps.kie.submit(requestOf(row, key, deps), graceSignal(job.signal, SUBMIT_GRACE_MS));
     } catch (error) {
+      await job.saveData?.(data);
       await deps.fleet.releaseInFlight(key);
       if (job.signal.aborted && !isKieError(error)) {
         // The create may be on KIE's side already: count it, and let the job come back later.
@@ -112,6 +134,12 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Prom
     await ensurePoll(deps, job.data, taskId, submittedAt);
     return done;
   }
+}
+
+/** The job's data without the create-on-the-wire mark. */
+function unmarked(data: SubmitJob): SubmitJob {
+  const { creating: _creating, ...rest } = data;
+  return rest;
 }
 
 async function ensurePoll(deps: StageDeps, data: SubmitJob, taskId: string, submittedAt: number) {
