@@ -1,6 +1,6 @@
-import type { AddRowsMeta, NewRow } from "../ledger/index.js";
-import type { ManifestRow } from "../manifest/index.js";
+import type { AddRowsMeta } from "../ledger/index.js";
 import { ENQUEUE_CHUNK, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
+import type { QueuedRow } from "./row-spool.js";
 import type { ProducerBackend } from "./types.js";
 import { InFlightWindow } from "./window.js";
 
@@ -35,7 +35,7 @@ export class ChunkWriter {
   credits = 0;
   /** Chunks handed to the ledger. */
   chunks = 0;
-  private buffer: ManifestRow[] = [];
+  private buffer: QueuedRow[] = [];
   private readonly window: InFlightWindow;
   private readonly chunkSize: number;
   private firstRecord: Promise<unknown> | undefined;
@@ -46,7 +46,7 @@ export class ChunkWriter {
   }
 
   /** Takes a valid row; returns a promise to wait for when a chunk went out and the window is full. */
-  add(row: ManifestRow): Promise<void> | undefined {
+  add(row: QueuedRow): Promise<void> | undefined {
     this.buffer.push(row);
     return this.buffer.length >= this.chunkSize ? this.flush() : undefined;
   }
@@ -77,7 +77,7 @@ export class ChunkWriter {
     return this.window.push(this.write(rows));
   }
 
-  private async write(rows: ManifestRow[]): Promise<void> {
+  private async write(rows: QueuedRow[]): Promise<void> {
     const { backend, batch, file, budget, priority } = this.options;
     this.chunks++;
     const first = this.firstRecord;
@@ -87,7 +87,7 @@ export class ChunkWriter {
       first === undefined ? { file, ...(budget === undefined ? {} : { budget }) } : undefined;
     const recorded = (async () => {
       if (first !== undefined) await first;
-      return backend.ledger.addRows(batch, rows.map(toNewRow), meta);
+      return backend.ledger.addRows(batch, rows, meta);
     })();
     this.firstRecord ??= recorded;
     const outcomes = await recorded;
@@ -103,19 +103,8 @@ export class ChunkWriter {
       }
       if (outcome !== "duplicate") toQueue.push(row.id);
     });
+    // Only the ids are needed from here: let the rows go while the jobs are added (memory).
+    rows.length = 0;
     if (toQueue.length > 0) await backend.addSubmitJobs(batch, toQueue, priority);
   }
-}
-
-/** The ledger keeps the prompt in its own field, and the parameters without it. */
-export function toNewRow(row: ManifestRow): NewRow {
-  const { prompt, ...params } = row.params;
-  return {
-    id: row.id,
-    line: row.line,
-    prompt,
-    params,
-    metadata: row.metadata,
-    estimatedCredits: row.estimatedCredits,
-  };
 }

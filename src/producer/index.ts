@@ -5,7 +5,7 @@
  *   process.exitCode = summary.exitCode;
  */
 
-export { ChunkWriter, type ChunkWriterOptions, toNewRow } from "./chunk-writer.js";
+export { ChunkWriter, type ChunkWriterOptions } from "./chunk-writer.js";
 export { enqueue } from "./enqueue.js";
 export { EnqueueInterruptedError, isEnqueueInterruptedError } from "./errors.js";
 export {
@@ -17,6 +17,7 @@ export {
 } from "./limits.js";
 export { parseBudgetCredits, parsePriority, resolveOptions } from "./options.js";
 export { createRedisBackend, type RedisBackendOptions } from "./redis-backend.js";
+export { type QueuedRow, RowSpool } from "./row-spool.js";
 export { guessFormat, spoolToTempFile } from "./spool.js";
 export { formatSummaryText, summaryJson } from "./summary-text.js";
 export type {

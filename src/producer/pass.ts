@@ -38,14 +38,14 @@ export async function validatePass(manifest: Manifest, options: ValidatePassOpti
 }
 
 /** Something that takes rows and may ask the caller to wait (a full write window, a slow disk). */
-export interface RowSink {
-  add(row: ManifestRow): Promise<void> | undefined;
+export interface RowSink<Row> {
+  add(row: Row): Promise<void> | undefined;
 }
 
 /** Hands every row to `sink`, in order, waiting whenever it asks to. */
-export async function writePass(
-  rows: AsyncIterable<ManifestRow>,
-  sink: RowSink,
+export async function writePass<Row>(
+  rows: AsyncIterable<Row>,
+  sink: RowSink<Row>,
   progress: ProgressLine,
 ): Promise<void> {
   let count = 0;

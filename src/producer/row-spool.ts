@@ -3,10 +3,19 @@ import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { NewRow } from "../ledger/index.js";
 import type { ManifestRow } from "../manifest/index.js";
 
-/** One valid row on disk: [id, line, idGiven (0|1), estimatedCredits, params, metadata]. */
-type SpooledRow = [string, number, 0 | 1, number, ManifestRow["params"], ManifestRow["metadata"]];
+/** A valid row as the ledger takes it, and whether its id was given (or derived). */
+export interface QueuedRow extends NewRow {
+  idGiven: boolean;
+}
+
+/**
+ * One valid row on disk: [id, line, idGiven (0|1), estimatedCredits, prompt, params without
+ * the prompt, metadata]: read back, it is the ledger's `NewRow` as is, with nothing to copy.
+ */
+type SpooledRow = [string, number, 0 | 1, number, string, object, Record<string, string>];
 
 /**
  * The valid rows of the first pass, one JSON array per line in a private temporary file, so the
@@ -37,12 +46,14 @@ export class RowSpool {
 
   /** Appends a row; returns a promise to wait for when the file is behind (backpressure). */
   write(row: ManifestRow): Promise<void> | undefined {
+    const { prompt, ...params } = row.params;
     const record: SpooledRow = [
       row.id,
       row.line,
       row.idGiven ? 1 : 0,
       row.estimatedCredits,
-      row.params,
+      prompt,
+      params,
       row.metadata,
     ];
     const text = JSON.stringify(record);
@@ -62,7 +73,7 @@ export class RowSpool {
   }
 
   /** The rows, in the order written. Call after `finish`. */
-  async *rows(): AsyncGenerator<ManifestRow> {
+  async *rows(): AsyncGenerator<QueuedRow> {
     const input = createReadStream(this.path, { encoding: "utf8", highWaterMark: 256 * 1024 });
     let rest = "";
     try {
@@ -93,6 +104,6 @@ export class RowSpool {
   }
 }
 
-function toRow([id, line, idGiven, estimatedCredits, params, metadata]: SpooledRow): ManifestRow {
-  return { id, line, idGiven: idGiven === 1, estimatedCredits, params, metadata };
+function toRow([id, line, idGiven, estimatedCredits, prompt, params, metadata]: SpooledRow): QueuedRow {
+  return { id, line, prompt, params, metadata, estimatedCredits, idGiven: idGiven === 1 };
 }

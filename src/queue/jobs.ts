@@ -37,6 +37,12 @@ export const submitJobSchema = z.object({
   rowId: z.string(),
   /** Which resubmit this is (0 for the first submit). */
   resubmit: z.number().int().min(0).default(0),
+  /**
+   * Epoch ms, set just before a create request goes out and cleared once its answer is handled.
+   * A run that finds it set follows a worker that died with a create on the wire: KIE may have
+   * made a task, so the row is counted uncertain before it is submitted again.
+   */
+  creating: z.number().optional(),
 });
 export type SubmitJob = z.infer<typeof submitJobSchema>;
 

@@ -1,21 +1,40 @@
 /**
- * Runs one `enqueue` in its own process and prints a JSON line with its figures, so the parent
- * measures peak memory of nothing but the producer. Argv: FILE PREFIX [--dry-run].
- * Peak RSS is sampled every 50 ms and also read from the kernel's high-water mark (VmHWM).
+ * One `enqueue` in its own process, so its peak memory is the producer's alone. Plain JavaScript:
+ * it loads the producer from ROOT, either the TypeScript sources (run under tsx, as a checkout's
+ * `bin/kie-batch.js` does) or a compiled copy (plain node, as an installed package runs).
+ *
+ *   node [--import tsx] bench/enqueue-child.mjs ROOT FILE PREFIX [--dry-run | --idle]
+ *
+ * Prints one JSON line. Peak RSS is sampled every 50 ms and read from the kernel (VmHWM).
+ * `--idle` only loads the modules: the process's own footprint, for comparison.
  */
 
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Writable } from "node:stream";
+import { pathToFileURL } from "node:url";
 import { Redis } from "ioredis";
-import { createLedger } from "../src/ledger/index.js";
-import { createRedisBackend, enqueue } from "../src/producer/index.js";
-import { QueueSet } from "../src/queue/queues.js";
 
-const [file, prefix, mode] = process.argv.slice(2);
-if (!file || !prefix) throw new Error("usage: enqueue-child.ts FILE PREFIX [--dry-run]");
+const [root, file, prefix, mode] = process.argv.slice(2);
+if (!root || !file || !prefix)
+  throw new Error("usage: enqueue-child.mjs ROOT FILE PREFIX [--dry-run|--idle]");
+const load = (path) => import(pathToFileURL(join(root, path)).href);
+const { createRedisBackend, enqueue } = await load("producer/index.js");
+const { createLedger } = await load("ledger/index.js");
+const { QueueSet } = await load("queue/queues.js");
+
+function peakFromKernel() {
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+  return hwm ? Number(hwm[1]) / 1024 : null;
+}
+
+if (mode === "--idle") {
+  process.stdout.write(`${JSON.stringify({ peakRssHwmMb: peakFromKernel() })}\n`);
+  process.exit(0);
+}
+
 const dryRun = mode === "--dry-run";
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-
 let peakSampled = process.memoryUsage().rss;
 const sampler = setInterval(() => {
   peakSampled = Math.max(peakSampled, process.memoryUsage().rss);
@@ -46,13 +65,12 @@ const summary = await enqueue(
 );
 const seconds = (performance.now() - started) / 1000;
 clearInterval(sampler);
-const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
 process.stdout.write(
   `${JSON.stringify({
     total: summary.total,
     enqueued: summary.enqueued,
     seconds,
     peakRssSampledMb: peakSampled / 2 ** 20,
-    peakRssHwmMb: hwm ? Number(hwm[1]) / 1024 : null,
+    peakRssHwmMb: peakFromKernel(),
   })}\n`,
 );
