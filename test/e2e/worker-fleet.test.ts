@@ -26,6 +26,14 @@ afterEach(async () => {
   dep = undefined;
 });
 
+/** The JSON log lines of a worker's stderr. */
+function logLines(stderr: string): { msg?: string; row?: string }[] {
+  return stderr
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as { msg?: string; row?: string });
+}
+
 /** The most creates any window [t, t + windowMs) holds. */
 function busiestWindow(times: number[], windowMs: number): number {
   const sorted = [...times].sort((a, b) => a - b);
@@ -38,7 +46,9 @@ function busiestWindow(times: number[], windowMs: number): number {
 }
 
 describe("worker processes sharing one batch (spawned CLI)", () => {
-  it("three workers archive a 50-row batch, each row once, one create per row", { timeout: 60_000 }, async () => {
+  it("three workers archive a 50-row batch, each row once, one create per row", {
+    timeout: 60_000,
+  }, async () => {
     dep = await startDeployment({ label: "fleet50", report: () => procs.report() });
     const d = dep;
     sim = await startSimulator({
@@ -47,16 +57,26 @@ describe("worker processes sharing one batch (spawned CLI)", () => {
       recordLagMs: 200,
       rateLimit: { limit: 100, windowMs: 2_000 },
     });
-    const env = { ...d.env, KIE_BASE_URL: sim.url, ARCHIVE_DIR: d.archiveDir, KIE_RATE_LIMIT: "100/2s" };
+    // No kill here: the default lock (30 s), so a busy machine never makes a job look stalled.
+    const env = {
+      ...d.env,
+      KIE_BASE_URL: sim.url,
+      ARCHIVE_DIR: d.archiveDir,
+      KIE_RATE_LIMIT: "100/2s",
+      KIE_LOCK_MS: "30000",
+    };
     const manifest = await d.writeManifest("fleet50", 50);
 
+    // Info logs, to see what each process did. All three wait for work before the batch arrives.
+    const started = Date.now();
+    const workers = [1, 2, 3].map((n) =>
+      procs.start(`worker-${n}`, ["worker"], { ...env, LOG_LEVEL: "info" }),
+    );
+    for (const worker of workers) await worker.waitForOutput(/"msg":"worker started"/, { stream: "stderr" });
     const enqueued = await procs.run(["enqueue", manifest, "--batch", "fleet50", "--json"], env);
     expect(enqueued.code, enqueued.stderr).toBe(0);
     expect(JSON.parse(enqueued.stdout)).toMatchObject({ enqueued: 50, invalid: [] });
 
-    const started = Date.now();
-    // Info logs, to see that each process did its share.
-    const workers = [1, 2, 3].map((n) => procs.start(`worker-${n}`, ["worker"], { ...env, LOG_LEVEL: "info" }));
     const wait = await procs.run(["status", "fleet50", "--wait"], env, 50_000);
     expect(wait.code, `${wait.stdout}\n${procs.report()}`).toBe(0);
     expect(wait.stdout).toContain("50/50 archived · 0 failed");
@@ -65,15 +85,27 @@ describe("worker processes sharing one batch (spawned CLI)", () => {
     const rows = await d.rows("fleet50");
     const stats = sim.stats();
     expectArchivedOnce(rows, { stats, tasks: sim.tasks() }, 50);
+    // 50 creates never fill a window of 100: not one 429.
     expect(stats.rateLimited).toBe(0);
     // Each image fetched once: no archive ran twice.
     expect(stats.downloads).toBe(50);
     await expectFolderArchive(d.archiveDir, "fleet50", rows);
 
-    // Every worker took part: the batch was shared, not run by the first one up.
+    // The batch was shared: every process submitted rows, and across the three each row was
+    // submitted once and archived once.
+    const done = { submitted: new Map<string, number>(), archived: new Map<string, number>() };
     for (const worker of workers) {
-      expect(worker.stderr, worker.name).toMatch(/"msg":"submitted"/);
-      expect(worker.stderr, worker.name).toMatch(/"msg":"archived"/);
+      const lines = logLines(worker.stderr);
+      expect(lines.filter((l) => l.msg === "submitted").length, worker.name).toBeGreaterThan(0);
+      for (const line of lines) {
+        if (line.msg !== "submitted" && line.msg !== "archived") continue;
+        const counts = done[line.msg];
+        counts.set(line.row!, (counts.get(line.row!) ?? 0) + 1);
+      }
+    }
+    for (const counts of Object.values(done)) {
+      expect(counts.size).toBe(50);
+      expect([...counts.values()].every((n) => n === 1)).toBe(true);
     }
     const status = await procs.run(["status", "fleet50", "--json"], env);
     expect(JSON.parse(status.stdout)).toMatchObject({ total: 50, archived: 50, failed: 0, uncertain: 0 });
@@ -90,43 +122,46 @@ describe("worker processes sharing one batch (spawned CLI)", () => {
       expect(location).toBe(byId.get(id!)?.location);
     }
     expect(procs.errorLogs()).toEqual([]);
-    console.log(`50 rows, 3 workers: ${elapsed} ms from the first worker's start to status --wait`);
+    console.log(`50 rows, 3 workers: ${elapsed} ms from the workers' start to status --wait`);
   });
 
-  it(
-    "the sliding-window rate limit holds across three processes, with no 429 and no time wasted",
-    { timeout: 60_000 },
-    async () => {
-      dep = await startDeployment({ label: "rate", report: () => procs.report() });
-      const d = dep;
-      const limit = 5;
-      const windowMs = 2_000;
-      sim = await startSimulator({
-        apiKey: d.apiKey,
-        latency: { minMs: 300, maxMs: 800 },
-        recordLagMs: 200,
-        rateLimit: { limit, windowMs },
-      });
-      const env = { ...d.env, KIE_BASE_URL: sim.url, ARCHIVE_DIR: d.archiveDir, KIE_RATE_LIMIT: "5/2s" };
-      const manifest = await d.writeManifest("rate", 20);
-      const enqueued = await procs.run(["enqueue", manifest, "--batch", "rate"], env);
-      expect(enqueued.code, enqueued.stderr).toBe(0);
+  it("the sliding-window rate limit holds across three processes, with no 429 and no time wasted", {
+    timeout: 60_000,
+  }, async () => {
+    dep = await startDeployment({ label: "rate", report: () => procs.report() });
+    const d = dep;
+    const limit = 5;
+    const windowMs = 2_000;
+    sim = await startSimulator({
+      apiKey: d.apiKey,
+      latency: { minMs: 300, maxMs: 800 },
+      recordLagMs: 200,
+      rateLimit: { limit, windowMs },
+    });
+    const env = { ...d.env, KIE_BASE_URL: sim.url, ARCHIVE_DIR: d.archiveDir, KIE_RATE_LIMIT: "5/2s" };
+    const manifest = await d.writeManifest("rate", 20);
 
-      for (const n of [1, 2, 3]) procs.start(`worker-${n}`, ["worker"], env);
-      await d.waitFinished("rate", 40_000);
-      const stats = sim.stats();
-      expectArchivedOnce(await d.rows("rate"), { stats, tasks: sim.tasks() }, 20);
-      expect(stats.rateLimited, procs.report()).toBe(0);
-      expect(busiestWindow(stats.createTimes, windowMs)).toBeLessThanOrEqual(limit);
-      // 20 creates at 5 per 2 s: the last can go 6 s after the first, no sooner; the limiter's
-      // margin (CREATE_MARGIN_MS per window) adds 0.75 s. Close to that means no slot is wasted
-      // (a fixed window, a coarse retry or a single 429's fleet backoff would add seconds).
-      const times = [...stats.createTimes].sort((a, b) => a - b);
-      const span = times.at(-1)! - times[0]!;
-      expect(span).toBeGreaterThanOrEqual(6_000);
-      expect(span, `creates at ${times.map((t) => t - times[0]!).join(", ")}`).toBeLessThan(7_500);
-      expect(procs.errorLogs()).toEqual([]);
-      console.log(`20 creates at 5/2s over 3 processes: span ${span} ms (minimum 6000)`);
-    },
-  );
+    // Twelve submitters (3 x 4) wait for the 20 rows, so the limiter alone sets the pace, not
+    // the processes' start-up.
+    const workers = [1, 2, 3].map((n) =>
+      procs.start(`worker-${n}`, ["worker"], { ...env, LOG_LEVEL: "info" }),
+    );
+    for (const worker of workers) await worker.waitForOutput(/"msg":"worker started"/, { stream: "stderr" });
+    const enqueued = await procs.run(["enqueue", manifest, "--batch", "rate"], env);
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    await d.waitFinished("rate", 40_000);
+    const stats = sim.stats();
+    expectArchivedOnce(await d.rows("rate"), { stats, tasks: sim.tasks() }, 20);
+    expect(stats.rateLimited, procs.report()).toBe(0);
+    expect(busiestWindow(stats.createTimes, windowMs)).toBeLessThanOrEqual(limit);
+    // 20 creates at 5 per 2 s: the last can go 6 s after the first, no sooner; the limiter's
+    // margin (CREATE_MARGIN_MS per window) adds 0.75 s. Close to that means no slot is wasted
+    // (a fixed window, a coarse retry or a single 429's fleet backoff would add seconds).
+    const times = [...stats.createTimes].sort((a, b) => a - b);
+    const span = times.at(-1)! - times[0]!;
+    expect(span).toBeGreaterThanOrEqual(6_000);
+    expect(span, `creates at ${times.map((t) => t - times[0]!).join(", ")}`).toBeLessThan(7_500);
+    expect(procs.errorLogs()).toEqual([]);
+    console.log(`20 creates at 5/2s over 3 processes: span ${span} ms (minimum 6000)`);
+  });
 });

@@ -58,16 +58,15 @@ describe("outages around spawned workers", () => {
       apiKey: d.apiKey,
       latency: { minMs: 1_000, maxMs: 2_500 },
       recordLagMs: 200,
-      rateLimit: { limit: 10, windowMs: 1_000 },
+      rateLimit: { limit: 5, windowMs: 1_000 },
     });
-    // KIE_LOCK_MS as in production terms: well above the outage, so a lock does not lapse while
-    // Redis is away and a job is not taken twice (the 3 s of the other tests would).
+    // KIE_LOCK_MS stays at 3 s, shorter than the outage and the restart: some locks lapse while Redis
+    // is away, and a job must still not be taken twice.
     const env = {
       ...d.env,
       KIE_BASE_URL: sim.url,
       ARCHIVE_DIR: d.archiveDir,
-      KIE_RATE_LIMIT: "10/1s",
-      KIE_LOCK_MS: process.env.E2E_LOCK ?? "15000",
+      KIE_RATE_LIMIT: "5/1s",
     };
     const manifest = await d.writeManifest("redis", 30);
     expect((await procs.run(["enqueue", manifest, "--batch", "redis"], env)).code).toBe(0);
@@ -77,7 +76,7 @@ describe("outages around spawned workers", () => {
       "rows at every stage",
       async () => {
         const s = await d.ledger.getBatch("redis");
-        return s && s.archived >= 3 && s.queued > 0 && s.submitted + s.generating > 0 ? s : undefined;
+        return s && s.archived >= 2 && s.queued + s.submitted + s.generating >= 5 ? s : undefined;
       },
       30_000,
     );
@@ -90,10 +89,19 @@ describe("outages around spawned workers", () => {
     const rows = await d.rows("redis");
     expectArchivedOnce(rows, { stats: sim.stats(), tasks: sim.tasks() }, 30);
     await expectFolderArchive(d.archiveDir, "redis", rows);
+    // Submits whose lock lapsed in the outage stood back before creating (the job went on elsewhere).
+    const stoodBack = workers.map((w) => w.stderr.split("went to another worker").length - 1);
     console.log(
-      `Redis crash at ${JSON.stringify(atCrash)}; ${procs.errorLogs().length} error log lines during the outage`,
+      `Redis crash at ${JSON.stringify(atCrash)}; ${procs.errorLogs().length} error log lines during the outage; ` +
+        `submits that found their job taken: ${stoodBack.join(" + ")}`,
     );
-    if (process.env.DEBUG_E2E) console.log(procs.errorLogs().map((l) => l.slice(0, 400)).join("\n"));
+    if (process.env.DEBUG_E2E)
+      console.log(
+        procs
+          .errorLogs()
+          .map((l) => l.slice(0, 400))
+          .join("\n"),
+      );
   });
 
   it("S3 unreachable for 15 s while images are archived: every row archived once, bytes intact", {

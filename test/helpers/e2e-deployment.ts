@@ -74,7 +74,8 @@ export async function startDeployment(
     for (;;) {
       const value = await probe();
       if (value !== undefined && value !== false) return value;
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${report()}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${report()}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
@@ -139,18 +140,12 @@ export interface SimView {
 
 /**
  * The ledger says every row is archived, each from exactly one task, and the simulator agrees:
- * one create per row. Two exceptions are allowed, each bounded: a submit whose answer was lost
- * (counted `uncertain`), and a create on the wire when its worker was SIGKILLed (`crashes`: the
- * taskId died with the process, so nothing recorded it). With `tasks`, every create the ledger
- * did not record must predate the row's recorded task: one made after it would be a row paid for
- * again after its taskId was recorded. Returns the number of unrecorded creates.
+ * one create per row, except for rows counted `uncertain` (a create whose answer was lost, or
+ * that was on the wire when its worker died: status and results show those). With `tasks`,
+ * every create the ledger did not record must predate the row's recorded task: one made after it
+ * would be a row paid for again after its taskId was recorded. Returns the unrecorded creates.
  */
-export function expectArchivedOnce(
-  rows: RowRecord[],
-  sim: SimView,
-  count: number,
-  options: { crashes?: number } = {},
-): number {
+export function expectArchivedOnce(rows: RowRecord[], sim: SimView, count: number): number {
   expect(rows).toHaveLength(count);
   const notArchived = rows.filter((r) => r.status !== "archived");
   expect(notArchived.map((r) => `${r.id}: ${r.status} ${r.error ?? ""}`)).toEqual([]);
@@ -161,7 +156,7 @@ export function expectArchivedOnce(
   const uncertain = rows.reduce((sum, r) => sum + r.uncertain, 0);
   const unrecorded = sim.stats.creates - count;
   expect(unrecorded, "creates the ledger did not record").toBeGreaterThanOrEqual(0);
-  expect(unrecorded, "creates the ledger did not record").toBeLessThanOrEqual(uncertain + (options.crashes ?? 0));
+  expect(unrecorded, "creates the ledger did not record").toBeLessThanOrEqual(uncertain);
   if (unrecorded === 0) {
     expect(Object.entries(sim.stats.createsByRequestHash).filter(([, n]) => n > 1)).toEqual([]);
   }
@@ -170,13 +165,21 @@ export function expectArchivedOnce(
     const byPrompt = new Map(rows.map((r) => [r.prompt, r]));
     const createdAt = new Map(sim.tasks.map((t) => [t.taskId, t.createdAt]));
     const late: string[] = [];
+    const extra = new Map<string, number>();
     for (const task of sim.tasks) {
       const row = byPrompt.get(String(task.params.prompt));
       expect(row, `task ${task.taskId} belongs to no row`).toBeDefined();
       if (!row || row.taskId === task.taskId) continue;
-      if (task.createdAt >= createdAt.get(row.taskId!)!) late.push(`${row.id}: ${task.taskId} after ${row.taskId}`);
+      extra.set(row.id, (extra.get(row.id) ?? 0) + 1);
+      if (task.createdAt >= createdAt.get(row.taskId!)!)
+        late.push(`${row.id}: ${task.taskId} after ${row.taskId}`);
     }
     expect(late, "rows created again after their recorded task").toEqual([]);
+    const unshown = rows.filter((r) => (extra.get(r.id) ?? 0) > r.uncertain);
+    expect(
+      unshown.map((r) => `${r.id}: ${extra.get(r.id)} unrecorded creates, uncertain ${r.uncertain}`),
+      "rows paid for twice without being counted uncertain",
+    ).toEqual([]);
   }
   return unrecorded;
 }
@@ -185,7 +188,11 @@ export function expectArchivedOnce(
  * The folder holds exactly one image and one sidecar per row (no temporary file left), and each
  * image's bytes hash to the sha256 the ledger recorded at its location.
  */
-export async function expectFolderArchive(archiveDir: string, batch: string, rows: RowRecord[]): Promise<void> {
+export async function expectFolderArchive(
+  archiveDir: string,
+  batch: string,
+  rows: RowRecord[],
+): Promise<void> {
   const files = (await readdir(join(archiveDir, batch))).filter((f) => !f.startsWith("."));
   const hidden = (await readdir(join(archiveDir, batch))).filter((f) => f.startsWith("."));
   expect(hidden.filter((f) => f.endsWith(".tmp"))).toEqual([]);
@@ -227,7 +234,9 @@ export async function expectS3Archive(
     expect(keys.sort()).toEqual(expected);
     for (const row of rows) {
       expect(row.location).toBe(`s3://${s3.bucket}/${batch}/${row.id}.png`);
-      const object = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `${batch}/${row.id}.png` }));
+      const object = await client.send(
+        new GetObjectCommand({ Bucket: s3.bucket, Key: `${batch}/${row.id}.png` }),
+      );
       const bytes = Buffer.from(await object.Body!.transformToByteArray());
       expect(bytes.length, `bytes of ${row.id}`).toBe(row.bytes);
       expect(sha256(bytes), `sha256 of ${row.id}`).toBe(row.sha256);

@@ -245,7 +245,8 @@ export async function startPrivateRedis(set: ProcessSet, dir: string): Promise<P
         return;
       } catch {
         probe.disconnect();
-        if (Date.now() > deadline) throw new Error(`redis-server did not answer on ${port}\n${server.tail()}`);
+        if (Date.now() > deadline)
+          throw new Error(`redis-server did not answer on ${port}\n${server.tail()}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }

@@ -68,7 +68,13 @@ export async function startRestartableS3rver(options: { bucket?: string } = {}):
   let port = 0;
   let server: S3rver | undefined;
   const start = async () => {
-    server = new S3rver({ address: "127.0.0.1", port, silent: true, directory, configureBuckets: [{ name: bucket }] });
+    server = new S3rver({
+      address: "127.0.0.1",
+      port,
+      silent: true,
+      directory,
+      configureBuckets: [{ name: bucket }],
+    });
     port = (await server.run()).port;
   };
   const stop = async () => {

@@ -208,6 +208,26 @@ describe("sliding-window create limiter", () => {
     expect(perSecond(rate)).toEqual(window);
   });
 
+  it("with a margin, each slot is held that much past the window (arrival jitter absorbed)", async () => {
+    // The workers' create limiter: a request admitted as a slot frees may reach KIE sooner after
+    // the earlier one than the window; the margin keeps that from being a 429.
+    const limiter = createFleet(client(), {
+      apiKey: account(),
+      createRate: { limit: 1, windowMs: 300 },
+      createMarginMs: 200,
+    }).createLimiter;
+    const first = await limiter.acquire();
+    const refused = await limiter.acquire();
+    if (!first.ok || refused.ok) throw new Error("expected one admission, then a refusal");
+    const expected = 500 - (refused.serverTimeUs - first.serverTimeUs) / 1_000;
+    expect(Math.abs(refused.retryInMs - expected)).toBeLessThanOrEqual(1);
+
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect((await limiter.acquire()).ok).toBe(false); // past the window, within the margin
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await limiter.acquire()).ok).toBe(true);
+  });
+
   it("waitForSlot gives up with the signal's reason when aborted", async () => {
     const limiter = new SlidingWindowLimiter(client(), {
       accountId: createFleet(client(), { apiKey: account() }).accountId,
