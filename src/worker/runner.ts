@@ -130,7 +130,18 @@ export class StageWorkers {
           ),
         );
     });
-    worker.on("error", (error) => options.log.error({ err: error, stage }, "worker error"));
+    worker.on("error", (error) => {
+      // A lock renewal that races a job's own move to delayed fails harmlessly; a lock truly lost
+      // means another worker may run the job, which every stage tolerates (submit checks first).
+      if (/could not renew lock/i.test(error.message)) {
+        options.log.warn(
+          { err: error, stage },
+          "job lock not renewed (the job moved on, or went to another worker)",
+        );
+        return;
+      }
+      options.log.error({ err: error, stage }, "worker error");
+    });
     return worker;
   }
 
