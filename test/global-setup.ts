@@ -5,6 +5,7 @@
  */
 import { Redis } from "ioredis";
 import { hasRedisServer, type LocalRedis, startLocalRedis } from "../src/demo/local-redis.js";
+import { startRedisContainer, USE_CONTAINERS } from "./helpers/containers.js";
 
 async function answers(url: string): Promise<boolean> {
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
@@ -21,8 +22,16 @@ async function answers(url: string): Promise<boolean> {
 }
 
 let local: LocalRedis | undefined;
+let container: { stop(): Promise<void> } | undefined;
 
 export async function setup() {
+  if (USE_CONTAINERS) {
+    const redis = await startRedisContainer();
+    container = redis;
+    process.env.REDIS_URL = redis.url;
+    console.log(`[test setup] KIE_TESTCONTAINERS=1: Redis container at ${redis.url}`);
+    return;
+  }
   const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   if (await answers(url)) return;
   if (!(await hasRedisServer())) {
@@ -37,4 +46,5 @@ export async function setup() {
 
 export async function teardown() {
   await local?.stop();
+  await container?.stop();
 }

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import S3rver from "s3rver";
+import { startMinioContainer, USE_CONTAINERS } from "./containers.js";
 
 export interface RunningS3rver {
   /** `http://127.0.0.1:<port>` */
@@ -25,6 +26,8 @@ export interface RunningS3rver {
  */
 export async function startS3rver(options: { bucket?: string } = {}): Promise<RunningS3rver> {
   const bucket = options.bucket ?? "test-bucket";
+  // KIE_TESTCONTAINERS=1: the same tests against a real MinIO (needs a Docker engine).
+  if (USE_CONTAINERS) return startMinioContainer(bucket);
   const directory = await mkdtemp(join(tmpdir(), "kie-s3rver-"));
   const server = new S3rver({
     address: "127.0.0.1",
