@@ -217,6 +217,10 @@ describe("kie-batch dashboard (spawned)", () => {
       expect(cli.stdout).toContain("dashboard stopped");
     } finally {
       if (cli.running) cli.child.kill("SIGKILL");
+      // bull-board's queues write their meta keys: leave nothing behind.
+      const cleaner = testRedis();
+      await cleanupPrefix(cleaner, prefix);
+      await cleaner.quit();
     }
   });
 
