@@ -1,3 +1,4 @@
+import { isCodedError } from "../core/errors.js";
 /**
  * The one error class for fetching an image. Classification is by `code` (stable strings), so it
  * survives serialisation into Redis where `instanceof` does not.
@@ -69,11 +70,5 @@ export class DownloadError extends Error {
 
 /** True for a DownloadError, also one that crossed a serialisation boundary. */
 export function isDownloadError(error: unknown): error is DownloadError {
-  return (
-    error instanceof DownloadError ||
-    (typeof error === "object" &&
-      error !== null &&
-      (error as { name?: unknown }).name === "DownloadError" &&
-      typeof (error as { code?: unknown }).code === "string")
-  );
+  return isCodedError(error, DownloadError, "DownloadError");
 }

@@ -1,3 +1,4 @@
+import { isCodedError } from "../core/errors.js";
 /**
  * Errors of an ArchiveStore, and the one predicate the archive stage asks: "try again later?".
  * Classification is by `code`, so it survives serialisation into Redis.
@@ -55,13 +56,7 @@ export class ArchiveStoreError extends Error {
 
 /** True for an ArchiveStoreError, also one that crossed a serialisation boundary. */
 export function isArchiveStoreError(error: unknown): error is ArchiveStoreError {
-  return (
-    error instanceof ArchiveStoreError ||
-    (typeof error === "object" &&
-      error !== null &&
-      (error as { name?: unknown }).name === "ArchiveStoreError" &&
-      typeof (error as { code?: unknown }).code === "string")
-  );
+  return isCodedError(error, ArchiveStoreError, "ArchiveStoreError");
 }
 
 /** S3 error names (the `Code` of the XML body) that mean "busy or broken for now". */

@@ -1,3 +1,4 @@
+import { isCodedError } from "../core/errors.js";
 /**
  * The one error class for KIE answers. Classification is by `code` (stable strings), so it
  * survives serialisation into Redis and crossing process boundaries where `instanceof` does not.
@@ -88,11 +89,5 @@ export class KieError extends Error {
 
 /** True for a KieError, also one that crossed a serialisation boundary. */
 export function isKieError(error: unknown): error is KieError {
-  return (
-    error instanceof KieError ||
-    (typeof error === "object" &&
-      error !== null &&
-      (error as { name?: unknown }).name === "KieError" &&
-      typeof (error as { code?: unknown }).code === "string")
-  );
+  return isCodedError(error, KieError, "KieError");
 }
