@@ -1,0 +1,52 @@
+/**
+ * A row cancelled while its submit job waits at the fleet's gate (a pause) is never paid for:
+ * the submit stage looks at the row again after the gate opens.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { cancelBatch } from "../../src/ops/cancel.js";
+import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+
+describe("worker: cancel during a pause", () => {
+  let h: WorkerHarness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it("rows cancelled while their submit jobs wait at a paused gate are not submitted after resume", async () => {
+    h = await startHarness();
+    const { sim, ledger, queues } = h.pipeline;
+    const fleet = h.fleet();
+    await fleet.pause.pause("manual", "test: hold submissions");
+    await h.worker();
+    await h.pipeline.addRows(
+      "bc",
+      Array.from({ length: 3 }, (_, i) => ({ id: `c-${i + 1}` })),
+    );
+    // The worker takes the jobs and holds them at the gate.
+    const harness = h;
+    await until("submit jobs held at the gate", async () => {
+      const counts = await harness.pipeline.queues.queues.submit.getJobCounts("active");
+      return (counts.active ?? 0) >= 3;
+    });
+
+    const out: string[] = [];
+    const report = await cancelBatch(
+      {
+        ledger,
+        queues,
+        out: { write: (s: string) => out.push(s) } as unknown as NodeJS.WritableStream,
+      } as Parameters<typeof cancelBatch>[0],
+      "bc",
+    );
+    expect(report.cancelled).toBe(3);
+    await fleet.pause.resume();
+
+    await until("the held jobs to finish", async () => {
+      const counts = await harness.pipeline.queues.queues.submit.getJobCounts("active", "wait", "delayed");
+      return (counts.active ?? 0) + (counts.wait ?? 0) + (counts.delayed ?? 0) === 0;
+    });
+    expect(sim.stats().creates).toBe(0);
+    expect(await ledger.getBatch("bc")).toMatchObject({ total: 3, cancelled: 3, creditsReserved: 0 });
+  });
+});
