@@ -123,10 +123,13 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Prom
       }),
     );
     if (!recorded.ok) {
-      // Only an operator's hand (purge, a manual edit) gets here: the task is paid for, say so.
+      // Another worker recorded a task for this row meanwhile (its lock lapsed mid-create), or an
+      // operator purged it: this task is paid for too. Count it where the row still exists, so
+      // the double payment is shown, and log the taskId so it can be found.
+      if (recorded.row) await deps.ledger.transition(batch, rowId, { incr: { uncertain: 1 } });
       job.log.error(
         { taskId, status: recorded.row?.status },
-        "task created but the row had changed: taskId not recorded",
+        "task created but the row had changed: taskId not recorded, row counted as uncertain",
       );
       return done;
     }
