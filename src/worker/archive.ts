@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
-import { archiveFromUrl, isDownloadError, putJson } from "../archive/index.js";
-import { isArchiveStoreError, isRetryableStoreError } from "../archive/store-error.js";
+import { archiveFromUrl, isDownloadError, isRetryableArchiveError, putJson } from "../archive/index.js";
 import { retryDelay } from "../core/backoff.js";
 import { isKieError } from "../kie/errors.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
@@ -45,12 +44,9 @@ export async function runArchive(
     if (job.signal.aborted) throw error;
     const now = deps.clock.now();
     const lifeLeft = data.completedAt + deps.settings.fileLifetimeMs - now;
-    const retryable =
-      (isDownloadError(error) && error.retryable) ||
-      // A refresh of an expired URL (download-url) that met a 5xx, 455, 429 or the network.
-      (isKieError(error) && error.retryable) ||
-      (isArchiveStoreError(error) ? error.retryable : isRetryableStoreError(error)) ||
-      (!isDownloadError(error) && !isArchiveStoreError(error) && isNetworkish(error));
+    // The archive module classifies downloads and stores (a full disk or S3's 5xx: again; access
+    // denied or a missing bucket: no); a KieError here is a refresh of an expired URL.
+    const retryable = isKieError(error) ? error.retryable : isRetryableArchiveError(error);
     if (retryable && lifeLeft > 0) {
       const wait = Math.min(retryDelay(data.tries, { baseMs: 2_000, maxMs: ARCHIVE_RETRY_MAX_MS }), lifeLeft);
       job.log.warn({ err: error, tries: data.tries + 1, retryInMs: wait }, "archive failed; retrying");
@@ -170,9 +166,4 @@ function sidecarOf(row: RowRecord, images: ArchivedImage[], data: ArchiveJob) {
 
 function iso(ms: number | undefined): string | undefined {
   return ms === undefined ? undefined : new Date(ms).toISOString();
-}
-
-function isNetworkish(error: unknown): boolean {
-  const code = (error as { code?: unknown })?.code;
-  return typeof code === "string" && /^(E[A-Z]+|UND_ERR_)/.test(code);
 }
