@@ -17,6 +17,7 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
   const pollLimiter = fleet.pollLimiter(settings.pollRatePerSec);
   return {
     getPause: (): Promise<PauseState | null> => fleet.pause.get(),
+    readGate: () => fleet.readGate(),
     pause: async (kind: PauseKind, reason: string, options?: PauseOptions): Promise<boolean> =>
       (await fleet.pause.pause(kind, reason, options)).isNew,
     /** Pass `kind` after a successful probe, so it cannot lift a pause an operator set meanwhile. */

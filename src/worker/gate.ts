@@ -26,7 +26,7 @@ export async function waitForOpenGate(
 ): Promise<"open" | "probe"> {
   for (;;) {
     signal.throwIfAborted();
-    const pause = await deps.fleet.getPause();
+    const { paused: pause, backoffMs } = await deps.fleet.readGate();
     if (pause) {
       // Redis's clock decides when a probe is due; exactly one waiter in the fleet wins it.
       if (pause.nextProbeAt !== undefined && (await deps.fleet.claimProbe())) {
@@ -47,7 +47,6 @@ export async function waitForOpenGate(
       await deps.clock.sleep(PAUSE_RECHECK_MS, signal);
       continue;
     }
-    const backoffMs = await deps.fleet.backoffRemaining();
     if (backoffMs > 0) {
       await deps.clock.sleep(backoffMs, signal);
       continue;

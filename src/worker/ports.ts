@@ -17,6 +17,8 @@ export interface PauseInfo {
 /** The fleet-wide state the stages consult (Redis-backed in production; see fleet/). */
 export interface FleetPort {
   getPause(): Promise<PauseInfo | null>;
+  /** The pause and the 429/455 backoff left, in one round trip: what a submitter checks each time. */
+  readGate(): Promise<{ paused: PauseInfo | null; backoffMs: number }>;
   /** Records a pause; true when this call started it (so exactly one worker logs and alerts). */
   pause(
     kind: PauseKind,

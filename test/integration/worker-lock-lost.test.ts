@@ -17,6 +17,7 @@ afterEach(async () => {
 /** A fleet that never holds a submit back. */
 const openFleet: FleetPort = {
   getPause: async () => null,
+  readGate: async () => ({ paused: null, backoffMs: 0 }),
   pause: async () => true,
   resume: async () => {},
   claimProbe: async () => false,

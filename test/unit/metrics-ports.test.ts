@@ -125,6 +125,7 @@ describe("metrics: ledger and fleet", () => {
     const fleet = {
       state: null as PauseInfo | null,
       getPause: async () => fleet.state,
+      readGate: async () => ({ paused: fleet.state, backoffMs: 0 }),
       pause: async (kind: PauseInfo["kind"], reason: string) => {
         if (fleet.state) return false;
         fleet.state = { kind, reason, since: 1_000 };
