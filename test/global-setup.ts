@@ -3,23 +3,8 @@
  * 127.0.0.1:6379) and `redis-server` is on the PATH, start a private one on a free port for the
  * run. Tests never FLUSHALL: each uses its own key prefix.
  */
-import { Redis } from "ioredis";
-import { hasRedisServer, type LocalRedis, startLocalRedis } from "../src/demo/local-redis.js";
+import { hasRedisServer, type LocalRedis, redisAnswers, startLocalRedis } from "../src/demo/local-redis.js";
 import { startRedisContainer, USE_CONTAINERS } from "./helpers/containers.js";
-
-async function answers(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  client.on("error", () => {});
-  try {
-    await client.connect();
-    await client.ping();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
 
 let local: LocalRedis | undefined;
 let container: { stop(): Promise<void> } | undefined;
@@ -33,7 +18,7 @@ export async function setup() {
     return;
   }
   const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-  if (await answers(url)) return;
+  if (await redisAnswers(url)) return;
   if (!(await hasRedisServer())) {
     throw new Error(
       `The tests need Redis: nothing answers at ${url} and redis-server is not installed (apt-get install redis-server, or set REDIS_URL).`,

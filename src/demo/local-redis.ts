@@ -8,6 +8,40 @@ export interface LocalRedis {
   stop(): Promise<void>;
 }
 
+/** True when something at `url` answers PING now (one try, no reconnects). */
+export async function redisAnswers(url: string): Promise<boolean> {
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on("error", () => {});
+  try {
+    await probe.connect();
+    // A server loading its append-only file answers LOADING errors until it is done.
+    await probe.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/**
+ * Resolves once `url` answers PING; rejects after `timeoutMs`, or as soon as `alive` throws (the
+ * server process died: no point waiting).
+ */
+export async function waitForRedis(
+  url: string,
+  options: { timeoutMs: number; alive?: () => void },
+): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    options.alive?.();
+    if (await redisAnswers(url)) return;
+    if (Date.now() > deadline)
+      throw new Error(`redis-server did not answer at ${url} within ${options.timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** True when `redis-server` can be run from the PATH. */
 export async function hasRedisServer(): Promise<boolean> {
   return new Promise((resolve) => {
@@ -17,7 +51,8 @@ export async function hasRedisServer(): Promise<boolean> {
   });
 }
 
-async function freePort(): Promise<number> {
+/** A free loopback port (free when asked: bind it soon). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);
@@ -53,25 +88,17 @@ export async function startLocalRedis(timeoutMs = 10_000): Promise<LocalRedis> {
     stderr += chunk.toString();
   });
   const url = `redis://127.0.0.1:${port}`;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null)
-      throw new Error(`redis-server exited with code ${child.exitCode}: ${stderr.trim()}`);
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on("error", () => {});
-    try {
-      await probe.connect();
-      await probe.ping();
-      probe.disconnect();
-      break;
-    } catch {
-      probe.disconnect();
-      if (Date.now() > deadline) {
-        child.kill("SIGKILL");
-        throw new Error(`redis-server did not answer on port ${port} within ${timeoutMs} ms`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+  try {
+    await waitForRedis(url, {
+      timeoutMs,
+      alive: () => {
+        if (child.exitCode !== null)
+          throw new Error(`redis-server exited with code ${child.exitCode}: ${stderr.trim()}`);
+      },
+    });
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw error;
   }
   return {
     url,

@@ -5,10 +5,9 @@
  * leaves none behind, even when a test fails half-way.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Redis } from "ioredis";
+import { freePort, waitForRedis } from "../../src/demo/local-redis.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CLI = join(ROOT, "bin", "kie-batch.js");
@@ -181,18 +180,7 @@ export class ProcessSet {
   }
 }
 
-/** A free loopback port (free when asked: bind it soon). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** A redis-server of the test's own, restartable on the same port with the same data. */
 export interface PrivateRedis {
@@ -232,24 +220,15 @@ export async function startPrivateRedis(set: ProcessSet, dir: string): Promise<P
   let server: CliProcess | undefined;
   const start = async () => {
     server = set.startProgram(`redis-server:${port}`, "redis-server", args);
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (!server.running) throw new Error(`redis-server exited\n${server.tail()}`);
-      const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on("error", () => {});
-      try {
-        await probe.connect();
-        // Loading the append-only file answers LOADING errors until it is done.
-        await probe.ping();
-        probe.disconnect();
-        return;
-      } catch {
-        probe.disconnect();
-        if (Date.now() > deadline)
-          throw new Error(`redis-server did not answer on ${port}\n${server.tail()}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+    const started = server;
+    await waitForRedis(url, {
+      timeoutMs: 10_000,
+      alive: () => {
+        if (!started.running) throw new Error("redis-server exited");
+      },
+    }).catch((error: Error) => {
+      throw new Error(`${error.message}\n${started.tail()}`);
+    });
   };
   await start();
   return {
