@@ -11,23 +11,9 @@ export interface DemoS3 {
 }
 
 export async function startDemoS3(directory: string): Promise<DemoS3> {
-  let S3rver: typeof import("s3rver").default;
-  try {
-    S3rver = (await import("s3rver")).default;
-  } catch {
-    throw new Error("demo --s3 needs the s3rver package (a dev dependency): run `npm ci` in a checkout");
-  }
   await mkdir(directory, { recursive: true });
   const bucket = "kie-demo";
-  const server = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: [{ name: bucket }],
-  });
-  const { port } = await server.run();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const { endpoint, close } = await serveS3rver({ directory, bucket });
   // s3rver stores aws-chunked bodies with their trailer: send plain bodies (see DESIGN.md).
   process.env.AWS_REQUEST_CHECKSUM_CALCULATION ??= "WHEN_REQUIRED";
   process.env.AWS_ACCESS_KEY_ID = "S3RVER"; // s3rver's own credentials, in this process only
@@ -37,6 +23,36 @@ export async function startDemoS3(directory: string): Promise<DemoS3> {
     bucket,
     directory,
     env: { S3_BUCKET: bucket, S3_ENDPOINT: endpoint, S3_FORCE_PATH_STYLE: "true", S3_REGION: "us-east-1" },
+    close,
+  };
+}
+
+/**
+ * s3rver in this process on 127.0.0.1 (`port` 0: a free one), storing under `directory`, with
+ * `bucket` created. `close()` also cuts idle keep-alive sockets, which would hold it open.
+ */
+export async function serveS3rver(options: {
+  directory: string;
+  bucket: string;
+  port?: number;
+}): Promise<{ endpoint: string; port: number; close(): Promise<void> }> {
+  let S3rver: typeof import("s3rver").default;
+  try {
+    S3rver = (await import("s3rver")).default;
+  } catch {
+    throw new Error("s3rver is a dev dependency: run `npm ci` in a checkout");
+  }
+  const server = new S3rver({
+    address: "127.0.0.1",
+    port: options.port ?? 0,
+    silent: true,
+    directory: options.directory,
+    configureBuckets: [{ name: options.bucket }],
+  });
+  const { port } = await server.run();
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
     async close() {
       const closing = server.close();
       server.httpServer?.closeAllConnections();

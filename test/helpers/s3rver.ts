@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import S3rver from "s3rver";
+import { serveS3rver } from "../../src/demo/s3.js";
 import { startMinioContainer, USE_CONTAINERS } from "./containers.js";
 
 export interface RunningS3rver {
@@ -29,15 +29,17 @@ export async function startS3rver(options: { bucket?: string } = {}): Promise<Ru
   // KIE_TESTCONTAINERS=1: the same tests against a real MinIO (needs a Docker engine).
   if (USE_CONTAINERS) return startMinioContainer(bucket);
   const directory = await mkdtemp(join(tmpdir(), "kie-s3rver-"));
-  const server = new S3rver({
-    address: "127.0.0.1",
-    port: 0,
-    silent: true,
-    directory,
-    configureBuckets: [{ name: bucket }],
-  });
-  const { port } = await server.run();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const server = await serveS3rver({ directory, bucket });
+  return {
+    ...s3rverAccess(server.endpoint, bucket),
+    async close() {
+      await server.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+function s3rverAccess(endpoint: string, bucket: string): Omit<RunningS3rver, "close"> {
   return {
     endpoint,
     bucket,
@@ -46,13 +48,6 @@ export async function startS3rver(options: { bucket?: string } = {}): Promise<Ru
       region: "us-east-1",
       forcePathStyle: true,
       credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-    },
-    async close() {
-      const closing = server.close();
-      // Idle keep-alive sockets of S3 clients would otherwise hold close() open.
-      server.httpServer?.closeAllConnections();
-      await closing;
-      await rm(directory, { recursive: true, force: true });
     },
   };
 }
@@ -69,37 +64,20 @@ export async function startRestartableS3rver(options: { bucket?: string } = {}):
   const bucket = options.bucket ?? "test-bucket";
   const directory = await mkdtemp(join(tmpdir(), "kie-s3rver-"));
   let port = 0;
-  let server: S3rver | undefined;
+  let server: Awaited<ReturnType<typeof serveS3rver>> | undefined;
   const start = async () => {
-    server = new S3rver({
-      address: "127.0.0.1",
-      port,
-      silent: true,
-      directory,
-      configureBuckets: [{ name: bucket }],
-    });
-    port = (await server.run()).port;
+    server = await serveS3rver({ directory, bucket, port });
+    port = server.port;
   };
+  // In-flight uploads and idle keep-alive sockets alike: an outage cuts them.
   const stop = async () => {
     const running = server;
     server = undefined;
-    if (!running) return;
-    const closing = running.close();
-    // In-flight uploads and idle keep-alive sockets alike: an outage cuts them.
-    running.httpServer?.closeAllConnections();
-    await closing;
+    await running?.close();
   };
   await start();
-  const endpoint = `http://127.0.0.1:${port}`;
   return {
-    endpoint,
-    bucket,
-    clientOptions: {
-      endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
-    },
+    ...s3rverAccess(`http://127.0.0.1:${port}`, bucket),
     stop,
     restart: start,
     async close() {
