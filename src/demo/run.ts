@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
+import { PassThrough } from "node:stream";
 import {
   connectProducer,
   openRedis,
@@ -84,9 +85,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const batch = "demo";
     const summary = await enqueue(
       { file: manifest, batch },
-      { connect: (o) => connectProducer(config, o), out, clock: systemClock },
+      // enqueue's own summary suggests starting workers: here they run in this process.
+      { connect: (o) => connectProducer(config, o), out: new PassThrough().resume(), clock: systemClock },
     );
     if (summary.enqueued === 0) throw new Error("the demo manifest enqueued nothing");
+    say(
+      `Enqueued ${summary.enqueued} rows of ${relative(process.cwd(), manifest) || manifest} into batch "${batch}" (at most ${summary.estimatedCredits} credits)`,
+    );
 
     const worker: RunningWorker = await startWorker(config, log);
     stack.push(() => forgetAccount(config, apiKey));
