@@ -23,10 +23,10 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
+import { QueueSet } from "../src/bull/queues.js";
 import { createLedger } from "../src/ledger/index.js";
 import { createRedisBackend, DEFAULT_PRIORITY, enqueue } from "../src/producer/index.js";
-import { jobKey, type SubmitJob } from "../src/queue/jobs.js";
-import { QueueSet } from "../src/queue/queues.js";
+import { jobKey, type SubmitJob } from "../src/worker/jobs.js";
 import { writeCsvManifest } from "./manifest-file.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";

@@ -1,5 +1,5 @@
 import type { BatchSummary, Ledger } from "../ledger/index.js";
-import { FILE_LIFETIME_MS, URL_RISK_AGE_MS } from "../ops/status.js";
+import { FILE_LIFETIME_MS, URL_RISK_AGE_MS } from "../report/status.js";
 import type { AlertEvent } from "./events.js";
 
 /** An image older than this and not archived may have lost its URL (as `status` warns: a day). */

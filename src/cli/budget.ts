@@ -1,5 +1,5 @@
+import { parseBudget, setBatchBudget } from "../commands/budget.js";
 import type { Config } from "../config/index.js";
-import { parseBudget, setBatchBudget } from "../ops/budget.js";
 import { parseArgument, withOps } from "./ops-context.js";
 
 /** `kie-batch budget BATCH CREDITS|none`. */

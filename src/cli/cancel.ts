@@ -1,5 +1,5 @@
+import { cancelBatch } from "../commands/cancel.js";
 import type { Config } from "../config/index.js";
-import { cancelBatch } from "../ops/cancel.js";
 import { withOps } from "./ops-context.js";
 
 /** `kie-batch cancel BATCH`: rows not yet submitted are cancelled; submitted ones go on. */

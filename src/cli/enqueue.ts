@@ -1,4 +1,4 @@
-import { connectProducer, RedisUnavailableError } from "../app.js";
+import { connectProducer, RedisUnavailableError } from "../app/index.js";
 import type { Config } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
 import { LedgerError, pingRedis } from "../ledger/index.js";

@@ -1,13 +1,13 @@
 import type { Redis } from "ioredis";
-import { buildLedger, buildQueues, openRedis, RedisUnavailableError } from "../app.js";
+import { buildLedger, buildQueues, openRedis, RedisUnavailableError } from "../app/index.js";
+import type { QueueSet } from "../bull/queues.js";
+import { accountPauses } from "../commands/pause.js";
 import type { Config } from "../config/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import { type Ledger, LedgerError } from "../ledger/index.js";
-import { resolveAccounts } from "../ops/accounts.js";
-import { isOpsError } from "../ops/errors.js";
-import { type FleetState, readFleetState } from "../ops/fleet-state.js";
-import { accountPauses } from "../ops/pause.js";
-import type { QueueSet } from "../queue/queues.js";
+import { resolveAccounts } from "../report/accounts.js";
+import { isOpsError } from "../report/errors.js";
+import { type FleetState, readFleetState } from "../report/fleet-state.js";
 import { UsageError } from "./errors.js";
 
 /** What an operator command gets: one fail-fast connection and the parts built on it. */

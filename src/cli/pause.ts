@@ -1,7 +1,7 @@
 import { hostname, userInfo } from "node:os";
+import { accountPauses, pauseSubmissions, resumeSubmissions } from "../commands/pause.js";
 import type { Config } from "../config/index.js";
-import { registerAccount, requireAccounts } from "../ops/accounts.js";
-import { accountPauses, pauseSubmissions, resumeSubmissions } from "../ops/pause.js";
+import { registerAccount, requireAccounts } from "../report/accounts.js";
 import { type OpsContext, withOps } from "./ops-context.js";
 
 export interface PauseFlags {

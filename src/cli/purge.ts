@@ -1,6 +1,6 @@
 import { createInterface } from "node:readline/promises";
+import { purgeBatch } from "../commands/purge.js";
 import type { Config } from "../config/index.js";
-import { purgeBatch } from "../ops/purge.js";
 import { UsageError } from "./errors.js";
 import { withOps } from "./ops-context.js";
 

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Config } from "../config/index.js";
-import { exportResults, parseResultsFormat, type ResultsFormat } from "../ops/results.js";
+import { exportResults, parseResultsFormat, type ResultsFormat } from "../report/results.js";
 import { parseArgument, withOps } from "./ops-context.js";
 
 export interface ResultsFlags {

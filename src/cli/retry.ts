@@ -1,5 +1,5 @@
+import { retryBatch } from "../commands/retry.js";
 import type { Config } from "../config/index.js";
-import { retryBatch } from "../ops/retry.js";
 import { withOps } from "./ops-context.js";
 
 /** `kie-batch retry BATCH`: failed rows back into the pipeline. */

@@ -1,5 +1,5 @@
+import { runStatus } from "../commands/status.js";
 import type { Config } from "../config/index.js";
-import { runStatus } from "../ops/status-command.js";
 import { interruptSignal, withOps } from "./ops-context.js";
 
 export interface StatusFlags {

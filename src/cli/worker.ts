@@ -1,7 +1,7 @@
-import { startWorker } from "../app.js";
+import { startWorker } from "../app/index.js";
 import type { Config } from "../config/index.js";
 import type { Logger } from "../core/logger.js";
-import { STAGES, type Stage } from "../queue/jobs.js";
+import { STAGES, type Stage } from "../worker/jobs.js";
 import { UsageError } from "./errors.js";
 import { onShutdown } from "./signals.js";
 

@@ -3,7 +3,7 @@ import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { ExpressAdapter } from "@bull-board/express";
 import type { Queue } from "bullmq";
 import type { Router } from "express";
-import { STAGES, type Stage } from "../queue/jobs.js";
+import { STAGES, type Stage } from "../worker/jobs.js";
 
 /** What each stage queue does, shown under its name in bull-board. */
 const DESCRIPTIONS: Record<Stage, string> = {

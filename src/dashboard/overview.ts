@@ -1,7 +1,7 @@
 import type { Queue } from "bullmq";
-import type { AccountState, PauseView } from "../ops/fleet-state.js";
-import { type BatchStatus, readAllStatus, type StatusDeps } from "../ops/status.js";
-import { STAGES, type Stage } from "../queue/jobs.js";
+import type { AccountState, PauseView } from "../report/fleet-state.js";
+import { type BatchStatus, readAllStatus, type StatusDeps } from "../report/status.js";
+import { STAGES, type Stage } from "../worker/jobs.js";
 import type { FailedRowView, FailureReader } from "./failures.js";
 
 /** One batch on the overview: its `status --json` fields plus its first failed rows. */

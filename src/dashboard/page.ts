@@ -1,5 +1,5 @@
-import type { PauseView } from "../ops/fleet-state.js";
-import { formatCredits, formatDuration } from "../ops/status-text.js";
+import type { PauseView } from "../report/fleet-state.js";
+import { formatCredits, formatDuration } from "../report/status-text.js";
 import { html, raw, type SafeHtml } from "./html.js";
 import type { BatchOverview, Overview, QueueOverview } from "./overview.js";
 import { STYLESHEET } from "./style.js";

@@ -8,17 +8,17 @@ import {
   RedisUnavailableError,
   type RunningWorker,
   startWorker,
-} from "../app.js";
+} from "../app/index.js";
 import { type Config, loadConfig } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import { accountId, accountKeyPattern } from "../fleet/index.js";
 import { createLedger } from "../ledger/index.js";
-import { exportResults } from "../ops/results.js";
-import type { BatchStatus } from "../ops/status.js";
-import { batchLines, watchLine } from "../ops/status-text.js";
-import { followBatch, Redrawer } from "../ops/status-watch.js";
 import { enqueue } from "../producer/index.js";
+import { exportResults } from "../report/results.js";
+import type { BatchStatus } from "../report/status.js";
+import { batchLines, watchLine } from "../report/status-text.js";
+import { followBatch, Redrawer } from "../report/status-watch.js";
 import { startSimulator } from "../simulator/index.js";
 import { hasRedisServer, type LocalRedis, startLocalRedis } from "./local-redis.js";
 import { type DemoS3, startDemoS3 } from "./s3.js";

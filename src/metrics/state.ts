@@ -1,9 +1,9 @@
+import type { QueueSet } from "../bull/queues.js";
 import type { Logger } from "../core/logger.js";
 import type { Fleet, PauseState } from "../fleet/index.js";
 import { PAUSE_POLICY } from "../fleet/index.js";
 import { type BatchSummary, type Ledger, STATUSES } from "../ledger/index.js";
-import { STAGES, type Stage } from "../queue/jobs.js";
-import type { QueueSet } from "../queue/queues.js";
+import { STAGES, type Stage } from "../worker/jobs.js";
 import type { WorkerMetrics } from "./registry.js";
 
 /** Batches that get series of their own (newest first): the label `batch` stays bounded. */

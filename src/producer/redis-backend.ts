@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
+import type { QueueSet } from "../bull/queues.js";
 import { ledgerKeys } from "../ledger/index.js";
-import { jobKey, type SubmitJob } from "../queue/jobs.js";
-import type { QueueSet } from "../queue/queues.js";
+import { jobKey, type SubmitJob } from "../worker/jobs.js";
 import type { ProducerBackend, ProducerLedger } from "./types.js";
 
 export interface RedisBackendOptions {

@@ -3,7 +3,7 @@ import { archiveFromUrl, isDownloadError, isRetryableArchiveError, putJson } fro
 import { retryDelay } from "../core/backoff.js";
 import { isKieError } from "../kie/errors.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
-import type { ArchiveJob } from "../queue/jobs.js";
+import type { ArchiveJob } from "./jobs.js";
 import type { StageDeps } from "./ports.js";
 import { delay, done, errorMessage, type StageJob, type StageResult } from "./stage.js";
 

@@ -2,7 +2,7 @@ import { pollDelay as basePollDelay, POLL_BACKOFF, retryDelay } from "../core/ba
 import { isKieError } from "../kie/errors.js";
 import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type TaskRecord } from "../kie/types.js";
 import type { RowRecord } from "../ledger/types.js";
-import { jobKey, type PollJob } from "../queue/jobs.js";
+import { jobKey, type PollJob } from "./jobs.js";
 import type { StageDeps } from "./ports.js";
 import { delay, done, type StageJob, type StageResult } from "./stage.js";
 

@@ -2,7 +2,7 @@ import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
-import type { ArchiveJob, PollJob, SubmitJob } from "../queue/jobs.js";
+import type { ArchiveJob, PollJob, SubmitJob } from "./jobs.js";
 
 /** Why submissions are paused fleet-wide. */
 export type PauseKind = "manual" | "bad-key" | "out-of-credits" | "usage-cap";

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { Queue } from "bullmq";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
-import { jobKey, parseJobKey } from "../queue/jobs.js";
+import { jobKey, parseJobKey } from "./jobs.js";
 
 /** Callbacks signed longer ago than this (or this far in the future) are refused. */
 export const MAX_SIGNATURE_AGE_S = 5 * 60;

@@ -5,12 +5,12 @@
  * Shared by the HTTP test and the browser test; `close` leaves nothing behind.
  */
 
+import { accountPauses } from "../../src/commands/pause.js";
 import { type Dashboard, startDashboard } from "../../src/dashboard/server.js";
 import { accountId } from "../../src/fleet/account.js";
 import { FleetPause } from "../../src/fleet/index.js";
-import { registerAccount } from "../../src/ops/accounts.js";
-import { readFleetState } from "../../src/ops/fleet-state.js";
-import { accountPauses } from "../../src/ops/pause.js";
+import { registerAccount } from "../../src/report/accounts.js";
+import { readFleetState } from "../../src/report/fleet-state.js";
 import { moveRow, newRow, type OpsFixture, opsFixture } from "../integration/ops-helpers.js";
 import { deleteAccountKeys, fakeApiKey } from "./fleet-redis.js";
 

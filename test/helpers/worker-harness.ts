@@ -5,7 +5,7 @@
  * instead of sleeping. `close()` stops every worker it started, then the pipeline, and removes
  * the fleet keys of every API key the test used.
  */
-import { type RunningWorker, startWorker, type WorkerRunOptions } from "../../src/app.js";
+import { type RunningWorker, startWorker, type WorkerRunOptions } from "../../src/app/index.js";
 import { type Config, loadConfig } from "../../src/config/index.js";
 import { createLogger, silentLogger } from "../../src/core/logger.js";
 import { accountId, accountKeyPattern, createFleet, type Fleet } from "../../src/fleet/index.js";

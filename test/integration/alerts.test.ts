@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { alertClaimKey } from "../../src/alerts/index.js";
-import type { RunningWorker } from "../../src/app.js";
+import type { RunningWorker } from "../../src/app/index.js";
 import { type AlertReceiver, startAlertReceiver } from "../helpers/alert-receiver.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 

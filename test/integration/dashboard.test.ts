@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { QueueSet } from "../../src/bull/queues.js";
 import type { Overview } from "../../src/dashboard/overview.js";
 import { startDashboard } from "../../src/dashboard/server.js";
 import { createLedger } from "../../src/ledger/index.js";
-import { QueueSet } from "../../src/queue/queues.js";
 import {
   BATCH,
   type DashboardFixture,

@@ -1,10 +1,10 @@
 import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { buildLedger } from "../../src/app.js";
+import { buildLedger } from "../../src/app/index.js";
 import { withOps } from "../../src/cli/ops-context.js";
+import { cancelBatch } from "../../src/commands/cancel.js";
 import { loadConfig } from "../../src/config/index.js";
 import { ledgerKeys } from "../../src/ledger/index.js";
-import { cancelBatch } from "../../src/ops/cancel.js";
 import { cleanupPrefix, REDIS_URL, testRedis, uniquePrefix } from "../helpers/redis.js";
 import { Collector, moveRow, newRow } from "./ops-helpers.js";
 

@@ -8,7 +8,7 @@
 import { createServer } from "node:net";
 import { Writable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type RunningWorker, startWorker } from "../../src/app.js";
+import { type RunningWorker, startWorker } from "../../src/app/index.js";
 import { createLogger } from "../../src/core/logger.js";
 import { webhookSignature } from "../../src/worker/webhook.js";
 import { type AlertReceiver, startAlertReceiver } from "../helpers/alert-receiver.js";

@@ -3,7 +3,7 @@
  * operator's dashboards use, with values that match what happened; never on the webhook port.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { RunningWorker } from "../../src/app.js";
+import type { RunningWorker } from "../../src/app/index.js";
 import { metricNames, parseSamples, sample } from "../helpers/prometheus.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 

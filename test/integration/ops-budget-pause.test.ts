@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { parseBudget, setBatchBudget } from "../../src/commands/budget.js";
+import { accountPauses, pauseSubmissions, resumeSubmissions } from "../../src/commands/pause.js";
 import { accountId, FleetPause } from "../../src/fleet/index.js";
-import { registerAccount, requireAccounts, resolveAccounts } from "../../src/ops/accounts.js";
-import { parseBudget, setBatchBudget } from "../../src/ops/budget.js";
-import { accountPauses, pauseSubmissions, resumeSubmissions } from "../../src/ops/pause.js";
+import { registerAccount, requireAccounts, resolveAccounts } from "../../src/report/accounts.js";
 import { deleteAccountKeys, fakeApiKey } from "../helpers/fleet-redis.js";
 import { Collector, moveRow, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
 

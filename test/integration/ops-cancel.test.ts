@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { cancelBatch } from "../../src/ops/cancel.js";
-import { bullPrefix } from "../../src/queue/jobs.js";
+import { cancelBatch } from "../../src/commands/cancel.js";
+import { bullPrefix } from "../../src/worker/jobs.js";
 import { REDIS_URL } from "../helpers/redis.js";
 import { Collector, moveRow, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
 

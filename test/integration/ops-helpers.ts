@@ -5,6 +5,7 @@
  */
 import { Writable } from "node:stream";
 import type { Redis } from "ioredis";
+import { QueueSet } from "../../src/bull/queues.js";
 import {
   createLedger,
   type Ledger,
@@ -12,7 +13,6 @@ import {
   type RowRecord,
   type Status,
 } from "../../src/ledger/index.js";
-import { QueueSet } from "../../src/queue/queues.js";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
 
 export class Collector extends Writable {

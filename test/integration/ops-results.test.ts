@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { parse } from "csv-parse/sync";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { csvCell } from "../../src/ops/csv.js";
-import { exportResults, metadataField, RESULT_FIELDS, writeResults } from "../../src/ops/results.js";
+import { csvCell } from "../../src/report/csv.js";
+import { exportResults, metadataField, RESULT_FIELDS, writeResults } from "../../src/report/results.js";
 import { Collector, moveRow, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
 
 let fx: OpsFixture;

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { startWorker } from "../../src/app.js";
+import { startWorker } from "../../src/app/index.js";
+import { retryBatch } from "../../src/commands/retry.js";
 import { systemClock } from "../../src/core/clock.js";
 import { silentLogger } from "../../src/core/logger.js";
 import { accountId } from "../../src/fleet/index.js";
-import { registeredAccounts } from "../../src/ops/accounts.js";
-import { retryBatch } from "../../src/ops/retry.js";
+import { registeredAccounts } from "../../src/report/accounts.js";
 import { type Pipeline, startPipeline } from "../helpers/pipeline.js";
 import { Collector } from "./ops-helpers.js";
 

@@ -1,12 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { accountPauses } from "../../src/commands/pause.js";
+import { runStatus } from "../../src/commands/status.js";
 import { accountId, FleetPause } from "../../src/fleet/index.js";
-import { registerAccount, resolveAccounts } from "../../src/ops/accounts.js";
-import { OpsError } from "../../src/ops/errors.js";
-import { readFleetState } from "../../src/ops/fleet-state.js";
-import { accountPauses } from "../../src/ops/pause.js";
-import { FILE_LIFETIME_MS, readBatchStatus } from "../../src/ops/status.js";
-import { runStatus } from "../../src/ops/status-command.js";
-import { waitForBatch } from "../../src/ops/status-watch.js";
+import { registerAccount, resolveAccounts } from "../../src/report/accounts.js";
+import { OpsError } from "../../src/report/errors.js";
+import { readFleetState } from "../../src/report/fleet-state.js";
+import { FILE_LIFETIME_MS, readBatchStatus } from "../../src/report/status.js";
+import { waitForBatch } from "../../src/report/status-watch.js";
 import { deleteAccountKeys, fakeApiKey } from "../helpers/fleet-redis.js";
 import { Collector, moveRow, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
 

@@ -4,6 +4,7 @@
  */
 import { Readable } from "node:stream";
 import type { Redis } from "ioredis";
+import { QueueSet } from "../../src/bull/queues.js";
 import { createLedger, type Ledger } from "../../src/ledger/index.js";
 import {
   createRedisBackend,
@@ -12,8 +13,7 @@ import {
   type EnqueueSummary,
   enqueue,
 } from "../../src/producer/index.js";
-import { jobKey } from "../../src/queue/jobs.js";
-import { QueueSet } from "../../src/queue/queues.js";
+import { jobKey } from "../../src/worker/jobs.js";
 import { type TempFiles, tempFiles } from "../fixtures/manifest/temp-files.js";
 import { cleanupPrefix, keysWithPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
 import { Collector } from "./ops-helpers.js";

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { openRedis, RedisUnavailableError } from "../../src/app.js";
+import { openRedis, RedisUnavailableError } from "../../src/app/index.js";
 import { loadConfig } from "../../src/config/index.js";
 import { ManifestParseError } from "../../src/manifest/index.js";
 import { csv, csvRows, type ProducerFixture, producerFixture } from "./producer-helpers.js";

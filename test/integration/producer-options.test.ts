@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManifestOptionError } from "../../src/manifest/index.js";
 import { DEFAULT_PRIORITY } from "../../src/producer/index.js";
-import { jobKey } from "../../src/queue/jobs.js";
+import { jobKey } from "../../src/worker/jobs.js";
 import { csv, type ProducerFixture, producerFixture, stdinOf } from "./producer-helpers.js";
 
 let fx: ProducerFixture;

@@ -3,7 +3,7 @@
  * the submit stage looks at the row again after the gate opens.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { cancelBatch } from "../../src/ops/cancel.js";
+import { cancelBatch } from "../../src/commands/cancel.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 
 describe("worker: cancel during a pause", () => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/core/clock.js";
 import { silentLogger } from "../../src/core/logger.js";
 import type { KieApi } from "../../src/kie/types.js";
-import type { SubmitJob } from "../../src/queue/jobs.js";
+import type { SubmitJob } from "../../src/worker/jobs.js";
 import type { FleetPort, StageDeps } from "../../src/worker/ports.js";
 import { JobLostError, type StageJob } from "../../src/worker/stage.js";
 import { runSubmit } from "../../src/worker/submit.js";

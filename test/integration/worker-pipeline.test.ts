@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { startWorker } from "../../src/app.js";
+import { startWorker } from "../../src/app/index.js";
 import { createLogger, silentLogger } from "../../src/core/logger.js";
 import { type Pipeline, startPipeline } from "../helpers/pipeline.js";
 

@@ -1,8 +1,8 @@
 import type { BatchSummary } from "../ledger/index.js";
-import { requireBatch } from "./batch.js";
-import { OpsError } from "./errors.js";
-import { formatCredits } from "./status-text.js";
-import type { OpsLedger, Output } from "./types.js";
+import { requireBatch } from "../report/batch.js";
+import { OpsError } from "../report/errors.js";
+import { formatCredits } from "../report/status-text.js";
+import type { OpsLedger, Output } from "../report/types.js";
 
 /** `none` removes the budget; anything else must be a non-negative number of credits. */
 export function parseBudget(text: string): number | null {

@@ -1,6 +1,5 @@
 import { type JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import type { StageQueues } from "../worker/ports.js";
 import {
   type ArchiveJob,
   bullPrefix,
@@ -9,7 +8,8 @@ import {
   STAGES,
   type Stage,
   type SubmitJob,
-} from "./jobs.js";
+} from "../worker/jobs.js";
+import type { StageQueues } from "../worker/ports.js";
 
 export interface QueueSetOptions {
   connection: Redis;

@@ -1,7 +1,7 @@
-import { OpsError } from "./errors.js";
-import { fleetLines } from "./fleet-state.js";
-import { type BatchStatus, readAllStatus, readBatchStatus } from "./status.js";
-import { allLines, batchLines, watchLine } from "./status-text.js";
+import { OpsError } from "../report/errors.js";
+import { fleetLines } from "../report/fleet-state.js";
+import { type BatchStatus, readAllStatus, readBatchStatus } from "../report/status.js";
+import { allLines, batchLines, watchLine } from "../report/status-text.js";
 import {
   EXIT_INTERRUPTED,
   followAll,
@@ -10,8 +10,8 @@ import {
   type LoopOptions,
   Redrawer,
   waitExitCode,
-} from "./status-watch.js";
-import type { Output } from "./types.js";
+} from "../report/status-watch.js";
+import type { Output } from "../report/types.js";
 
 export interface StatusCommandDeps extends LoopDeps {
   out: Output;

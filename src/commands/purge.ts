@@ -1,12 +1,12 @@
 import type { Queue } from "bullmq";
 import { type BatchSummary, checkName, type Ledger, LedgerError } from "../ledger/index.js";
-import { STAGES, type Stage } from "../queue/jobs.js";
-import { requireBatch } from "./batch.js";
+import { requireBatch } from "../report/batch.js";
+import { OpsError } from "../report/errors.js";
+import { isFinished } from "../report/status.js";
+import type { Output } from "../report/types.js";
+import { STAGES, type Stage } from "../worker/jobs.js";
 import { batchJobIds } from "./batch-jobs.js";
-import { OpsError } from "./errors.js";
 import { forEachLimit } from "./jobs.js";
-import { isFinished } from "./status.js";
-import type { Output } from "./types.js";
 
 const CONCURRENCY = 16;
 

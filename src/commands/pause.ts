@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { FleetPause, type PauseKind, type PauseState } from "../fleet/index.js";
-import { type AccountPause, type FleetState, fleetLines, readFleetState } from "./fleet-state.js";
-import type { Output } from "./types.js";
+import { type AccountPause, type FleetState, fleetLines, readFleetState } from "../report/fleet-state.js";
+import type { Output } from "../report/types.js";
 
 /** One account's pause, with the operator's two moves. */
 export interface PauseControl extends AccountPause {

@@ -1,7 +1,7 @@
-import { jobKey } from "../queue/jobs.js";
-import { requireBatch } from "./batch.js";
+import { requireBatch } from "../report/batch.js";
+import type { OpsLedger, OpsQueues, Output } from "../report/types.js";
+import { jobKey } from "../worker/jobs.js";
 import { forEachLimit, removeStageJob } from "./jobs.js";
-import type { OpsLedger, OpsQueues, Output } from "./types.js";
 
 const CONCURRENCY = 16;
 

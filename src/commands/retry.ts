@@ -1,9 +1,9 @@
 import type { Clock } from "../core/clock.js";
 import type { RowRecord } from "../ledger/index.js";
-import { jobKey } from "../queue/jobs.js";
-import { requireBatch } from "./batch.js";
+import { requireBatch } from "../report/batch.js";
+import type { OpsLedger, OpsQueues, Output } from "../report/types.js";
+import { jobKey } from "../worker/jobs.js";
 import { forEachLimit, removeStageJob } from "./jobs.js";
-import type { OpsLedger, OpsQueues, Output } from "./types.js";
 
 /** Rows handled at once: each is a handful of round trips. */
 const CONCURRENCY = 16;

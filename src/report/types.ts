@@ -1,6 +1,6 @@
 import type { Queue } from "bullmq";
 import type { Ledger } from "../ledger/index.js";
-import type { PollJob, Stage, SubmitJob } from "../queue/jobs.js";
+import type { PollJob, Stage, SubmitJob } from "../worker/jobs.js";
 
 /** Where a command prints: stdout in the CLI, a collecting stream in tests. */
 export type Output = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };

@@ -1,5 +1,5 @@
-import type { Stage } from "../queue/jobs.js";
-import type { OpsQueues } from "./types.js";
+import type { OpsQueues } from "../report/types.js";
+import type { Stage } from "../worker/jobs.js";
 
 /**
  * Clearing a stage job out of the way. BullMQ hands back the existing job when an id is taken

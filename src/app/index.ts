@@ -10,18 +10,20 @@ import {
   noAlerts,
   startAlerts,
   type WorkerAlerts,
-} from "./alerts/index.js";
-import { secretValues } from "./alerts/scrub.js";
-import { createFolderStore, createS3Store } from "./archive/index.js";
-import type { ArchiveStore } from "./archive/types.js";
-import { type Config, ConfigError, redactUrl, requireApiKey } from "./config/index.js";
-import { fleetBackoff } from "./core/backoff.js";
-import { systemClock } from "./core/clock.js";
-import type { Logger } from "./core/logger.js";
-import { CREATE_MARGIN_MS, createFleet, type Fleet } from "./fleet/index.js";
-import { createFleetPort } from "./fleet/port.js";
-import { createKieClient, type KieClient } from "./kie/index.js";
-import { connectRedis, createLedger, type Ledger } from "./ledger/index.js";
+} from "../alerts/index.js";
+import { secretValues } from "../alerts/scrub.js";
+import { createFolderStore, createS3Store } from "../archive/index.js";
+import type { ArchiveStore } from "../archive/types.js";
+import { QueueSet } from "../bull/queues.js";
+import { DEFAULT_CONCURRENCY, StageWorkers } from "../bull/runner.js";
+import { type Config, ConfigError, redactUrl, requireApiKey } from "../config/index.js";
+import { fleetBackoff } from "../core/backoff.js";
+import { systemClock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
+import { CREATE_MARGIN_MS, createFleet, type Fleet } from "../fleet/index.js";
+import { createFleetPort } from "../fleet/port.js";
+import { createKieClient, type KieClient } from "../kie/index.js";
+import { connectRedis, createLedger, type Ledger } from "../ledger/index.js";
 import {
   type AdminServer,
   collectFleetState,
@@ -30,15 +32,13 @@ import {
   startAdminServer,
   stateSourceOf,
   type WorkerMetrics,
-} from "./metrics/index.js";
-import { registerAccount } from "./ops/accounts.js";
-import { createRedisBackend } from "./producer/redis-backend.js";
-import type { ProducerBackend } from "./producer/types.js";
-import { STAGES, type Stage } from "./queue/jobs.js";
-import { QueueSet } from "./queue/queues.js";
-import type { WorkerSettings } from "./worker/ports.js";
-import { DEFAULT_CONCURRENCY, StageWorkers } from "./worker/runner.js";
-import { startWebhookServer, type WebhookServer } from "./worker/webhook.js";
+} from "../metrics/index.js";
+import { createRedisBackend } from "../producer/redis-backend.js";
+import type { ProducerBackend } from "../producer/types.js";
+import { registerAccount } from "../report/accounts.js";
+import { STAGES, type Stage } from "../worker/jobs.js";
+import type { WorkerSettings } from "../worker/ports.js";
+import { startWebhookServer, type WebhookServer } from "../worker/webhook.js";
 
 /** Redis did not answer: commands exit 1 with this message, naming the URL without its password. */
 export class RedisUnavailableError extends Error {

@@ -3,12 +3,12 @@ import type { Redis } from "ioredis";
 import type { ZodType } from "zod";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
-import { archiveJobSchema, bullPrefix, pollJobSchema, type Stage, submitJobSchema } from "../queue/jobs.js";
-import { runArchive } from "./archive.js";
-import { runPoll } from "./poll.js";
-import type { StageDeps } from "./ports.js";
-import { JobLostError, StageError, type StageJob, type StageResult } from "./stage.js";
-import { runSubmit } from "./submit.js";
+import { runArchive } from "../worker/archive.js";
+import { archiveJobSchema, bullPrefix, pollJobSchema, type Stage, submitJobSchema } from "../worker/jobs.js";
+import { runPoll } from "../worker/poll.js";
+import type { StageDeps } from "../worker/ports.js";
+import { JobLostError, StageError, type StageJob, type StageResult } from "../worker/stage.js";
+import { runSubmit } from "../worker/submit.js";
 
 export interface StageWorkerOptions {
   connection: Redis;
