@@ -58,6 +58,18 @@ export function pollDelay(attempt: number, rand: Rand = Math.random): number {
   return Math.round(Math.min(maxMs, jittered));
 }
 
+/**
+ * The poll schedule (about 5 s, growing 1.5x to 60 s) scaled so its first step is `firstMs`
+ * (KIE_POLL_INTERVAL): the whole ladder, cap and jitter included, stretches by the same factor.
+ */
+export function scaledPollDelay(
+  checks: number,
+  firstMs: number = POLL_BACKOFF.firstMs,
+  rand: Rand = Math.random,
+): number {
+  return pollDelay(checks, rand) * (firstMs / POLL_BACKOFF.firstMs);
+}
+
 export interface RetryDelayOptions {
   /** Delay scale of the first retry. @defaultValue RETRY_BACKOFF.baseMs */
   baseMs?: number;

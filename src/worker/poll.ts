@@ -1,4 +1,4 @@
-import { pollDelay as basePollDelay, POLL_BACKOFF, retryDelay } from "../core/backoff.js";
+import { retryDelay, scaledPollDelay } from "../core/backoff.js";
 import { isKieError } from "../kie/errors.js";
 import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type TaskRecord } from "../kie/types.js";
 import type { RowRecord } from "../ledger/types.js";
@@ -116,11 +116,6 @@ export async function runPoll(job: StageJob<PollJob>, deps: StageDeps): Promise<
         message: record.failMessage ?? "generation failed",
       });
   }
-}
-
-/** The poll schedule (about 5 s, growing 1.5x to 60 s) scaled so its first step is `firstMs`. */
-export function scaledPollDelay(checks: number, firstMs: number = POLL_BACKOFF.firstMs): number {
-  return basePollDelay(checks) * (firstMs / POLL_BACKOFF.firstMs);
 }
 
 /** What a row costs when the API does not say: the price of its acceleration, else the dearest. */

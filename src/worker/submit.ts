@@ -1,9 +1,9 @@
+import { scaledPollDelay } from "../core/backoff.js";
 import { isKieError, type KieError } from "../kie/errors.js";
 import type { GenerationParams, SubmitRequest } from "../kie/types.js";
 import type { RowRecord } from "../ledger/types.js";
 import { CREDITS_PROBE_MS, USAGE_CAP_PROBE_MS, waitForOpenGate } from "./gate.js";
 import { jobKey, type SubmitJob } from "./jobs.js";
-import { scaledPollDelay } from "./poll.js";
 import type { StageDeps } from "./ports.js";
 import { recordWithRetry } from "./record.js";
 import {

@@ -6,6 +6,7 @@ import {
   pollDelay,
   RETRY_BACKOFF,
   retryDelay,
+  scaledPollDelay,
 } from "../../src/core/backoff.js";
 
 const fixed = (value: number) => () => value;
@@ -43,6 +44,22 @@ describe("pollDelay", () => {
 
   it.each([-1, Number.NaN, 1.7])("treats a nonsense attempt %d as a whole step", (attempt) => {
     expect(pollDelay(attempt, mid)).toBe(Math.trunc(attempt) === 1 ? 7_500 : 5_000);
+  });
+});
+
+describe("scaledPollDelay", () => {
+  it.each([
+    [0, 5_000, 5_000],
+    [0, 1_000, 1_000],
+    [2, 1_000, 2_250],
+    [0, 10_000, 10_000],
+    [50, 1_000, 12_000],
+  ])("check %i with a first step of %i ms waits %i ms", (checks, firstMs, expected) => {
+    expect(scaledPollDelay(checks, firstMs, mid)).toBe(expected);
+  });
+
+  it("is the plain poll schedule without a first step", () => {
+    expect(scaledPollDelay(3, undefined, mid)).toBe(pollDelay(3, mid));
   });
 });
 
