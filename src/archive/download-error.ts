@@ -1,4 +1,4 @@
-import { isCodedError } from "../core/errors.js";
+import { CodedError, isCodedError } from "../core/errors.js";
 /**
  * The one error class for fetching an image. Classification is by `code` (stable strings), so it
  * survives serialisation into Redis where `instanceof` does not.
@@ -40,31 +40,20 @@ export interface DownloadErrorOptions {
   cause?: unknown;
 }
 
-export class DownloadError extends Error {
+export class DownloadError extends CodedError<DownloadErrorCode> {
   override readonly name = "DownloadError";
-  readonly code: DownloadErrorCode;
-  /** Whether trying the same URL again may succeed (`expired` needs a fresh URL first). */
-  readonly retryable: boolean;
   readonly httpStatus: number | undefined;
   readonly host: string | undefined;
 
   constructor(options: DownloadErrorOptions) {
-    super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = options.code;
-    this.retryable = RETRYABLE[options.code];
+    // Whether trying the same URL again may succeed (`expired` needs a fresh URL first).
+    super(options.code, options.message, { retryable: RETRYABLE[options.code], cause: options.cause });
     this.httpStatus = options.httpStatus;
     this.host = options.host;
   }
 
-  toJSON() {
-    return {
-      name: this.name,
-      code: this.code,
-      message: this.message,
-      retryable: this.retryable,
-      httpStatus: this.httpStatus,
-      host: this.host,
-    };
+  protected override details() {
+    return { httpStatus: this.httpStatus, host: this.host };
   }
 }
 

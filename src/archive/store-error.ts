@@ -1,4 +1,4 @@
-import { isCodedError } from "../core/errors.js";
+import { CodedError, isCodedError } from "../core/errors.js";
 /**
  * Errors of an ArchiveStore, and the one predicate the archive stage asks: "try again later?".
  * Classification is by `code`, so it survives serialisation into Redis.
@@ -27,30 +27,19 @@ export interface ArchiveStoreErrorOptions {
   cause?: unknown;
 }
 
-export class ArchiveStoreError extends Error {
+export class ArchiveStoreError extends CodedError<ArchiveStoreErrorCode> {
   override readonly name = "ArchiveStoreError";
-  readonly code: ArchiveStoreErrorCode;
-  readonly retryable: boolean;
   readonly location: string | undefined;
   readonly httpStatus: number | undefined;
 
   constructor(options: ArchiveStoreErrorOptions) {
-    super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = options.code;
-    this.retryable = options.code === "unavailable";
+    super(options.code, options.message, { retryable: options.code === "unavailable", cause: options.cause });
     this.location = options.location;
     this.httpStatus = options.httpStatus;
   }
 
-  toJSON() {
-    return {
-      name: this.name,
-      code: this.code,
-      message: this.message,
-      retryable: this.retryable,
-      location: this.location,
-      httpStatus: this.httpStatus,
-    };
+  protected override details() {
+    return { location: this.location, httpStatus: this.httpStatus };
   }
 }
 

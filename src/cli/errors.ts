@@ -1,13 +1,14 @@
 import { ConfigError } from "../config/index.js";
+import { CodedError, ValueError } from "../core/errors.js";
 
 /** An error whose message is meant for the user as is, with the exit code to leave with. */
-export class UsageError extends Error {
+export class UsageError extends CodedError<"usage"> {
   override readonly name = "UsageError";
   constructor(
     message: string,
     readonly exitCode = 2,
   ) {
-    super(message);
+    super("usage", message);
   }
 }
 
@@ -17,7 +18,8 @@ export function exitWithError(error: unknown): never {
     process.stderr.write(`kie-batch: ${error.message}\n`);
     process.exit(error.exitCode);
   }
-  if (error instanceof ConfigError) {
+  // A bad flag, argument or variable: a usage problem, as ConfigError.
+  if (error instanceof ConfigError || error instanceof ValueError) {
     process.stderr.write(`kie-batch: ${error.message}\n`);
     process.exit(2);
   }

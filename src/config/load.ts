@@ -1,10 +1,14 @@
+import { CodedError } from "../core/errors.js";
 import { type Config, envSchema, SECRET_KEYS } from "./schema.js";
 
-export class ConfigError extends Error {
+export class ConfigError extends CodedError<"invalid_config"> {
   override readonly name = "ConfigError";
-  readonly code = "invalid_config";
   constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    super("invalid_config", `Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  }
+
+  protected override details() {
+    return { problems: this.problems };
   }
 }
 

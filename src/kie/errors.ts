@@ -1,4 +1,4 @@
-import { isCodedError } from "../core/errors.js";
+import { CodedError, isCodedError } from "../core/errors.js";
 /**
  * The one error class for KIE answers. Classification is by `code` (stable strings), so it
  * survives serialisation into Redis and crossing process boundaries where `instanceof` does not.
@@ -51,10 +51,8 @@ export interface KieErrorOptions {
   cause?: unknown;
 }
 
-export class KieError extends Error {
+export class KieError extends CodedError<KieErrorCode> {
   override readonly name = "KieError";
-  readonly code: KieErrorCode;
-  readonly retryable: boolean;
   readonly fleetEffect: FleetEffect | undefined;
   readonly maybeCreated: boolean;
   readonly httpStatus: number | undefined;
@@ -62,9 +60,7 @@ export class KieError extends Error {
   readonly endpoint: string | undefined;
 
   constructor(options: KieErrorOptions) {
-    super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = options.code;
-    this.retryable = options.retryable;
+    super(options.code, options.message, options);
     this.fleetEffect = options.fleetEffect;
     this.maybeCreated = options.maybeCreated ?? false;
     this.httpStatus = options.httpStatus;
@@ -72,18 +68,9 @@ export class KieError extends Error {
     this.endpoint = options.endpoint;
   }
 
-  toJSON() {
-    return {
-      name: this.name,
-      code: this.code,
-      message: this.message,
-      retryable: this.retryable,
-      fleetEffect: this.fleetEffect,
-      maybeCreated: this.maybeCreated,
-      httpStatus: this.httpStatus,
-      apiCode: this.apiCode,
-      endpoint: this.endpoint,
-    };
+  protected override details() {
+    const { fleetEffect, maybeCreated, httpStatus, apiCode, endpoint } = this;
+    return { fleetEffect, maybeCreated, httpStatus, apiCode, endpoint };
   }
 }
 

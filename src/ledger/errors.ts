@@ -1,3 +1,5 @@
+import { CodedError } from "../core/errors.js";
+
 export type LedgerErrorCode =
   /** A batch name, row id, task id or prefix that cannot be part of a key. */
   | "invalid_name"
@@ -6,15 +8,10 @@ export type LedgerErrorCode =
   /** A value the ledger cannot store (a non-finite number, an unknown status or field). */
   | "invalid_value";
 
-/** The ledger's one error class; classify by `code`, which survives serialisation. */
-export class LedgerError extends Error {
+/**
+ * The ledger's one error class; classify by `code`, which survives serialisation. Ledger errors
+ * are programming or data errors: retrying the same call cannot help (`retryable` is false).
+ */
+export class LedgerError extends CodedError<LedgerErrorCode> {
   override readonly name = "LedgerError";
-  readonly code: LedgerErrorCode;
-  /** Ledger errors are programming or data errors: retrying the same call cannot help. */
-  readonly retryable = false;
-
-  constructor(code: LedgerErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }

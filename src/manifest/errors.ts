@@ -7,6 +7,7 @@
  * Both classes set `name` and a stable `code`, so they can be classified after crossing a
  * serialisation boundary, where `instanceof` no longer works.
  */
+import { CodedError, ValueError } from "../core/errors.js";
 
 export type ManifestParseErrorCode =
   /** The file could not be opened or read (missing, a directory, permissions). */
@@ -36,9 +37,8 @@ export interface ManifestParseErrorOptions {
 }
 
 /** The file cannot be read or parsed; its message is `FILE:LINE:COLUMN: reason`. */
-export class ManifestParseError extends Error {
+export class ManifestParseError extends CodedError<ManifestParseErrorCode> {
   override readonly name = "ManifestParseError";
-  readonly code: ManifestParseErrorCode;
   readonly file: string;
   readonly line: number | undefined;
   readonly column: number | undefined;
@@ -46,32 +46,32 @@ export class ManifestParseError extends Error {
 
   constructor(options: ManifestParseErrorOptions) {
     super(
+      options.code,
       `${formatPosition(options.file, options.line, options.column)}: ${options.reason}`,
-      options.cause === undefined ? undefined : { cause: options.cause },
+      options,
     );
-    this.code = options.code;
     this.file = options.file;
     this.line = options.line;
     this.column = options.column;
     this.reason = options.reason;
   }
 
-  toJSON() {
-    const { name, code, file, line, column, reason, message } = this;
-    return { name, code, file, line, column, reason, message };
+  protected override details() {
+    const { file, line, column, reason } = this;
+    return { file, line, column, reason };
   }
 }
 
-/** A user-given option is invalid: `--format`, `--set key=value`, or a batch name. */
-export class ManifestOptionError extends Error {
+/**
+ * A user-given option is invalid: `--format`, `--set key=value`, or a batch name. A ValueError
+ * like every invalid flag, with its own name and code.
+ */
+export class ManifestOptionError extends ValueError<"invalid-option"> {
   override readonly name = "ManifestOptionError";
-  readonly code = "invalid-option";
-  /** The option at fault, e.g. "--set", "--format", "--batch". */
-  readonly option: string;
 
+  /** `option` is the option at fault, e.g. "--set", "--format", "--batch". */
   constructor(option: string, message: string) {
-    super(message);
-    this.option = option;
+    super(option, message, "invalid-option");
   }
 }
 

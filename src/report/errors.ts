@@ -1,3 +1,5 @@
+import { CodedError } from "../core/errors.js";
+
 /**
  * Errors of the operator commands. Each carries a stable `code` and the exit code the CLI leaves
  * with, so the command layer maps them without knowing every case.
@@ -10,16 +12,10 @@ export type OpsErrorCode =
   /** No KIE account is known: KIE_API_KEY is unset and no worker has registered one. */
   | "no_account";
 
-export class OpsError extends Error {
+export class OpsError extends CodedError<OpsErrorCode> {
   override readonly name = "OpsError";
-  readonly code: OpsErrorCode;
   /** Usage problems exit 2, as every other usage error of the CLI. */
   readonly exitCode = 2;
-
-  constructor(code: OpsErrorCode, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 export function isOpsError(error: unknown): error is OpsError {

@@ -1,3 +1,4 @@
+import { CodedError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 
 /**
@@ -43,20 +44,19 @@ export function delay<T>(ms: number, data: T): StageResult<T> {
  * Stages record a row's failure in the ledger themselves before they give up; this error only
  * tells the adapter what to do with the job.
  */
-export class StageError extends Error {
+export class StageError extends CodedError<"stage_failed"> {
   override readonly name = "StageError";
-  constructor(
-    message: string,
-    readonly retryable: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+  constructor(message: string, retryable: boolean, options: { cause?: unknown } = {}) {
+    super("stage_failed", message, { retryable, cause: options.cause });
   }
 }
 
 /** The job is another worker's now (its lock lapsed): the adapter leaves it alone. */
-export class JobLostError extends Error {
+export class JobLostError extends CodedError<"job_lost"> {
   override readonly name = "JobLostError";
+  constructor(message: string) {
+    super("job_lost", message);
+  }
 }
 
 /** True on the last attempt BullMQ will make. */
