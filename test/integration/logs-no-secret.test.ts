@@ -133,6 +133,8 @@ describe("logs", () => {
     expect(summary).toMatchObject({ total: 5, archived: 5 });
     const metrics = await fetch(`http://127.0.0.1:${worker.admin!.port}/metrics`);
     expect(metrics.status).toBe(200);
+    // An unread body keeps its socket paused and open after the server has gone.
+    await metrics.body?.cancel();
     await until("the batch.finished alert", () => receiver!.of("batch.finished").length === 1);
     for (const w of running.splice(0)) await w.close(5_000);
 
