@@ -1,6 +1,6 @@
 import { type FleetBackoffKind, fleetBackoff } from "../core/backoff.js";
+import { type RedisClient, RedisScript, type ScriptClock } from "../redis/script.js";
 import { accountKey } from "./account.js";
-import { LUA_NOW, type RedisClient, RedisScript } from "./redis-script.js";
 
 /**
  * The fleet's short backoff after a 429 or 455, one per account in the hash `...:backoff`:
@@ -24,47 +24,21 @@ export interface FleetBackoffOptions {
   schedule?: (consecutive: number, kind: FleetBackoffKind) => number;
   /** After a backoff ends, how long its count is remembered if no success clears it. @defaultValue 10 minutes */
   forgetAfterMs?: number;
+  /** "Now" of the backoff's scripts, epoch ms. @defaultValue the Redis server's clock */
+  scriptClock?: ScriptClock;
 }
 
 /** Steps of the schedule handed to the script; the last one repeats (the cap). */
 const LADDER_STEPS = 16;
 
-/*
- * KEYS[1] backoff hash. ARGV[1] kind, ARGV[2] forgetAfterMs, ARGV[3..] delay of hit 1, 2, ...
- * A hit while a backoff of the same kind runs belongs to the same burst (every in-flight submit
- * meets the same 429) and changes nothing; one after it ended counts as the next in a row. A
- * hit of the other kind takes over only if it ends later: a backoff is never shortened.
- * Returns {isNew, consecutive, until, now, kind in force}.
- */
-const HIT = new RedisScript(`${LUA_NOW}
-local now = now_ms()
-local h = redis.call('HMGET', KEYS[1], 'kind', 'consecutive', 'until')
-local n = tonumber(h[2]) or 0
-local untilMs = tonumber(h[3]) or 0
-local steps = #ARGV - 2
-if untilMs > now then
-  if h[1] == ARGV[1] or now + tonumber(ARGV[3]) <= untilMs then
-    return {0, n, untilMs, now, h[1]}
-  end
-end
-if h[1] ~= ARGV[1] then n = 0 end
-n = n + 1
-local nextUntil = math.max(untilMs, now + tonumber(ARGV[2 + math.min(n, steps)]))
-redis.call('HSET', KEYS[1], 'kind', ARGV[1], 'consecutive', n, 'until', nextUntil)
-redis.call('PEXPIRE', KEYS[1], nextUntil - now + tonumber(ARGV[2]))
-return {1, n, nextUntil, now, ARGV[1]}
-`);
-
-/* KEYS[1] backoff hash. Returns {kind|false, consecutive, until, now}. */
-const READ = new RedisScript(`${LUA_NOW}
-local h = redis.call('HMGET', KEYS[1], 'kind', 'consecutive', 'until')
-return {h[1], tonumber(h[2]) or 0, tonumber(h[3]) or 0, now_ms()}
-`);
+const HIT = RedisScript.fromFile(new URL("./scripts/backoff-hit.lua", import.meta.url));
+const READ = RedisScript.fromFile(new URL("./scripts/backoff-read.lua", import.meta.url));
 
 export class FleetBackoff {
   readonly key: string;
   private readonly schedule: (consecutive: number, kind: FleetBackoffKind) => number;
   private readonly forgetAfterMs: number;
+  private readonly scriptClock: ScriptClock | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -73,6 +47,7 @@ export class FleetBackoff {
     this.key = accountKey(options.accountId, "backoff");
     this.schedule = options.schedule ?? fleetBackoff;
     this.forgetAfterMs = options.forgetAfterMs ?? 10 * 60_000;
+    this.scriptClock = options.scriptClock;
   }
 
   /**
@@ -83,13 +58,12 @@ export class FleetBackoff {
     const ladder = Array.from({ length: LADDER_STEPS }, (_, i) =>
       Math.max(1, Math.round(this.schedule(i + 1, kind))),
     );
-    const reply = (await HIT.run(this.redis, [this.key], [kind, this.forgetAfterMs, ...ladder])) as [
-      number,
-      number,
-      number,
-      number,
-      string,
-    ];
+    const reply = (await HIT.run(
+      this.redis,
+      [this.key],
+      [kind, this.forgetAfterMs, ...ladder],
+      this.scriptClock,
+    )) as [number, number, number, number, string];
     const [isNew, consecutive, untilMs, now, inForce] = reply;
     return {
       // A hit inside a running backoff of the other kind reports that backoff.
@@ -108,12 +82,12 @@ export class FleetBackoff {
 
   /** The running backoff, or null. */
   async get(): Promise<FleetBackoffState | null> {
-    const [kind, consecutive, untilMs, now] = (await READ.run(this.redis, [this.key], [])) as [
-      string | null,
-      number,
-      number,
-      number,
-    ];
+    const [kind, consecutive, untilMs, now] = (await READ.run(
+      this.redis,
+      [this.key],
+      [],
+      this.scriptClock,
+    )) as [string | null, number, number, number];
     if (kind === null || untilMs <= now) return null;
     return { kind: kind as FleetBackoffKind, consecutive, untilMs, remainingMs: untilMs - now };
   }

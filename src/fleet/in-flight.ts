@@ -1,5 +1,5 @@
+import { type RedisClient, RedisScript, type ScriptClock } from "../redis/script.js";
 import { accountKey } from "./account.js";
-import { LUA_NOW, type RedisClient, RedisScript } from "./redis-script.js";
 
 /**
  * KIE_MAX_IN_FLIGHT: how many tasks of one account generate at once, fleet-wide. A sorted set of
@@ -22,42 +22,18 @@ export interface InFlightOptions {
    * @defaultValue DEFAULT_IN_FLIGHT_STALE_MS (1 hour)
    */
   staleAfterMs?: number;
+  /** "Now" of the slot scripts, epoch ms. @defaultValue the Redis server's clock */
+  scriptClock?: ScriptClock;
 }
 
-/*
- * KEYS[1] in-flight zset. ARGV[1] job key, ARGV[2] max (0 = no cap), ARGV[3] staleAfterMs.
- * Returns 1 when the job holds a slot afterwards (taken now, or already held), else 0.
- */
-const TRY_ACQUIRE = new RedisScript(`${LUA_NOW}
-local now = now_ms()
-local stale = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - stale)
-local max = tonumber(ARGV[2])
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false and max > 0 and redis.call('ZCARD', KEYS[1]) >= max then
-  return 0
-end
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], stale)
-return 1
-`);
-
-/* KEYS[1] in-flight zset. ARGV[1] job key, ARGV[2] staleAfterMs. Returns 1 if the slot was held. */
-const TOUCH = new RedisScript(`${LUA_NOW}
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return 0 end
-redis.call('ZADD', KEYS[1], now_ms(), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-`);
-
-/* KEYS[1] in-flight zset. ARGV[1] staleAfterMs. Drops stale slots, returns how many remain. */
-const COUNT = new RedisScript(`${LUA_NOW}
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms() - tonumber(ARGV[1]))
-return redis.call('ZCARD', KEYS[1])
-`);
+const TRY_ACQUIRE = RedisScript.fromFile(new URL("./scripts/in-flight-acquire.lua", import.meta.url));
+const TOUCH = RedisScript.fromFile(new URL("./scripts/in-flight-touch.lua", import.meta.url));
+const COUNT = RedisScript.fromFile(new URL("./scripts/in-flight-count.lua", import.meta.url));
 
 export class InFlight {
   private readonly key: string;
   readonly staleAfterMs: number;
+  private readonly scriptClock: ScriptClock | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -65,6 +41,7 @@ export class InFlight {
   ) {
     this.key = accountKey(options.accountId, "in-flight");
     this.staleAfterMs = options.staleAfterMs ?? DEFAULT_IN_FLIGHT_STALE_MS;
+    this.scriptClock = options.scriptClock;
     if (!Number.isSafeInteger(this.staleAfterMs) || this.staleAfterMs < 1) {
       throw new RangeError("InFlight: staleAfterMs must be an integer >= 1");
     }
@@ -78,13 +55,18 @@ export class InFlight {
   async tryAcquire(jobKey: string, max: number): Promise<boolean> {
     if (!Number.isSafeInteger(max) || max < 0)
       throw new RangeError("tryAcquire: max must be an integer >= 0");
-    const reply = await TRY_ACQUIRE.run(this.redis, [this.key], [jobKey, max, this.staleAfterMs]);
+    const reply = await TRY_ACQUIRE.run(
+      this.redis,
+      [this.key],
+      [jobKey, max, this.staleAfterMs],
+      this.scriptClock,
+    );
     return reply === 1;
   }
 
   /** Marks the slot as alive (each status check); false when the job holds none. */
   async touch(jobKey: string): Promise<boolean> {
-    return (await TOUCH.run(this.redis, [this.key], [jobKey, this.staleAfterMs])) === 1;
+    return (await TOUCH.run(this.redis, [this.key], [jobKey, this.staleAfterMs], this.scriptClock)) === 1;
   }
 
   /** Frees the slot; false when the job held none (released before, or dropped as stale). */
@@ -94,6 +76,6 @@ export class InFlight {
 
   /** Slots held now, stale ones excluded. */
   async count(): Promise<number> {
-    return Number(await COUNT.run(this.redis, [this.key], [this.staleAfterMs]));
+    return Number(await COUNT.run(this.redis, [this.key], [this.staleAfterMs], this.scriptClock));
   }
 }

@@ -1,12 +1,13 @@
 import { type Clock, systemClock } from "../core/clock.js";
+import type { RedisClient, ScriptClock } from "../redis/script.js";
 import { accountId as accountIdOf } from "./account.js";
 import { FleetBackoff, type FleetBackoffOptions } from "./fleet-backoff.js";
 import { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
 import { FleetPause } from "./pause.js";
 import { DEFAULT_CREATE_RATE, type RateConfig, SlidingWindowLimiter } from "./rate-limiter.js";
-import type { RedisClient } from "./redis-script.js";
 import { readSubmitGate, type SubmitGate } from "./submit-gate.js";
 
+export type { RedisClient, ScriptClock } from "../redis/script.js";
 export { ACCOUNT_KEY_ROOT, accountId, accountKey, accountKeyPattern } from "./account.js";
 export type { FleetBackoffOptions, FleetBackoffState } from "./fleet-backoff.js";
 export { FleetBackoff } from "./fleet-backoff.js";
@@ -16,7 +17,6 @@ export type { PauseKind, PauseOptions, PauseState } from "./pause.js";
 export { FleetPause, PAUSE_POLICY, parsePauseState } from "./pause.js";
 export type { AcquireResult, RateConfig, SlidingWindowLimiterOptions } from "./rate-limiter.js";
 export { CREATE_MARGIN_MS, DEFAULT_CREATE_RATE, SlidingWindowLimiter } from "./rate-limiter.js";
-export type { RedisClient } from "./redis-script.js";
 export type { SubmitGate } from "./submit-gate.js";
 
 export interface FleetOptions {
@@ -24,6 +24,12 @@ export interface FleetOptions {
   apiKey: string;
   /** Sleeps of `waitForSlot`. @defaultValue systemClock */
   clock?: Clock;
+  /**
+   * "Now" inside every fleet script (windows, pauses, probes, backoffs, in-flight ages), epoch
+   * ms. Tests give one (with a `clock` whose sleeps advance it) to drive windows without sleeping.
+   * @defaultValue the Redis server's clock (TIME): one clock for every machine of the fleet
+   */
+  scriptClock?: ScriptClock;
   /**
    * The create rate this process was started with (KIE_RATE_LIMIT): used until `configureRate`
    * writes the fleet's value, which then wins for every worker of the key.
@@ -76,6 +82,7 @@ export function perSecond(ratePerSec: number): RateConfig {
 export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
   const id = accountIdOf(options.apiKey);
   const clock = options.clock ?? systemClock;
+  const scriptClock = options.scriptClock ? { scriptClock: options.scriptClock } : {};
   const pollLimiters = new Map<number, SlidingWindowLimiter>();
   return {
     accountId: id,
@@ -85,6 +92,7 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
       rate: options.createRate ?? DEFAULT_CREATE_RATE,
       shared: true,
       clock,
+      ...scriptClock,
       marginMs: options.createMarginMs ?? 0,
     }),
     pollLimiter(ratePerSec) {
@@ -95,6 +103,7 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
           name: "poll",
           rate: perSecond(ratePerSec),
           clock,
+          ...scriptClock,
         });
         pollLimiters.set(ratePerSec, limiter);
       }
@@ -103,13 +112,15 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
     inFlight: new InFlight(redis, {
       accountId: id,
       staleAfterMs: options.inFlightStaleAfterMs ?? DEFAULT_IN_FLIGHT_STALE_MS,
+      ...scriptClock,
     }),
-    pause: new FleetPause(redis, { accountId: id }),
+    pause: new FleetPause(redis, { accountId: id, ...scriptClock }),
     backoff: new FleetBackoff(redis, {
       accountId: id,
+      ...scriptClock,
       ...(options.backoffSchedule ? { schedule: options.backoffSchedule } : {}),
     }),
-    readGate: () => readSubmitGate(redis, id),
+    readGate: () => readSubmitGate(redis, id, options.scriptClock),
   };
 }
 

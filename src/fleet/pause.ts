@@ -1,5 +1,5 @@
+import { hashFromReply, type RedisClient, RedisScript, type ScriptClock } from "../redis/script.js";
 import { accountKey } from "./account.js";
-import { hashFromReply, LUA_NOW, type RedisClient, RedisScript } from "./redis-script.js";
 
 /**
  * The fleet's pause of submissions, one per account, in the hash `...:pause`. Workers read it
@@ -45,39 +45,9 @@ export interface PauseOptions {
   probeEveryMs?: number;
 }
 
-/*
- * KEYS[1] pause hash. ARGV kind, rank, reason, probeAfterMs, probeEveryMs ('' = no probes).
- * Returns {isNew, HGETALL}: an existing pause of equal or higher rank is kept.
- */
-const PAUSE = new RedisScript(`${LUA_NOW}
-local rank = redis.call('HGET', KEYS[1], 'rank')
-if rank and tonumber(rank) >= tonumber(ARGV[2]) then
-  return {0, redis.call('HGETALL', KEYS[1])}
-end
-local now = now_ms()
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'kind', ARGV[1], 'rank', ARGV[2], 'reason', ARGV[3], 'since', now)
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], 'nextProbeAt', now + tonumber(ARGV[4]), 'probeEveryMs', ARGV[5])
-end
-return {1, redis.call('HGETALL', KEYS[1])}
-`);
-
-/* KEYS[1] pause hash. ARGV[1] kind, or '' for any. Returns 1 when a pause was cleared. */
-const RESUME = new RedisScript(`
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'kind') ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
-`);
-
-/* KEYS[1] pause hash. Returns the HGETALL after pushing nextProbeAt forward, or nil. */
-const CLAIM_PROBE = new RedisScript(`${LUA_NOW}
-local h = redis.call('HMGET', KEYS[1], 'nextProbeAt', 'probeEveryMs')
-if not h[1] or not h[2] then return false end
-local now = now_ms()
-if tonumber(h[1]) > now then return false end
-redis.call('HSET', KEYS[1], 'nextProbeAt', now + tonumber(h[2]))
-return redis.call('HGETALL', KEYS[1])
-`);
+const PAUSE = RedisScript.fromFile(new URL("./scripts/pause.lua", import.meta.url));
+const RESUME = RedisScript.fromFile(new URL("./scripts/resume.lua", import.meta.url));
+const CLAIM_PROBE = RedisScript.fromFile(new URL("./scripts/claim-probe.lua", import.meta.url));
 
 function optionalNumber(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -107,12 +77,15 @@ function checkDelay(value: number, what: string): number {
 
 export class FleetPause {
   private readonly key: string;
+  private readonly scriptClock: ScriptClock | undefined;
 
+  /** `scriptClock`: "now" of the pause scripts, epoch ms. @defaultValue the Redis server's clock */
   constructor(
     private readonly redis: RedisClient,
-    options: { accountId: string },
+    options: { accountId: string; scriptClock?: ScriptClock },
   ) {
     this.key = accountKey(options.accountId, "pause");
+    this.scriptClock = options.scriptClock;
   }
 
   /**
@@ -132,7 +105,10 @@ export class FleetPause {
       args[3] = checkDelay(options.probeAfterMs ?? every, "probeAfterMs");
       args[4] = checkDelay(every, "probeEveryMs");
     }
-    const [isNew, hash] = (await PAUSE.run(this.redis, [this.key], args)) as [number, unknown];
+    const [isNew, hash] = (await PAUSE.run(this.redis, [this.key], args, this.scriptClock)) as [
+      number,
+      unknown,
+    ];
     return { isNew: isNew === 1, state: parsePauseState(hashFromReply(hash)) as PauseState };
   }
 
@@ -142,7 +118,7 @@ export class FleetPause {
    * set meanwhile. True when a pause was cleared.
    */
   async resume(kind?: PauseKind): Promise<boolean> {
-    return (await RESUME.run(this.redis, [this.key], [kind ?? ""])) === 1;
+    return (await RESUME.run(this.redis, [this.key], [kind ?? ""], this.scriptClock)) === 1;
   }
 
   async get(): Promise<PauseState | null> {
@@ -155,7 +131,7 @@ export class FleetPause {
    * `resume(kind)` if it succeeds); everyone else gets null.
    */
   async claimProbe(): Promise<PauseState | null> {
-    const reply = await CLAIM_PROBE.run(this.redis, [this.key], []);
+    const reply = await CLAIM_PROBE.run(this.redis, [this.key], [], this.scriptClock);
     return reply === null ? null : parsePauseState(hashFromReply(reply));
   }
 }

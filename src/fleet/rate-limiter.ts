@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type Clock, systemClock } from "../core/clock.js";
+import { hashFromReply, type RedisClient, RedisScript, type ScriptClock } from "../redis/script.js";
 import { accountKey } from "./account.js";
-import { hashFromReply, LUA_NOW, type RedisClient, RedisScript } from "./redis-script.js";
 
 /** At most `limit` admissions in any sliding window of `windowMs`. */
 export interface RateConfig {
@@ -34,6 +34,11 @@ export interface SlidingWindowLimiterOptions {
   /** Sleeps of `waitForSlot`. @defaultValue systemClock */
   clock?: Clock;
   /**
+   * "Now" of the window, epoch ms (admissions are scored and expired on it). Give it together
+   * with a `clock` whose sleeps advance it. @defaultValue the Redis server's clock
+   */
+  scriptClock?: ScriptClock;
+  /**
    * Each admission holds its slot this much longer than the window. The API counts a request
    * when it arrives, and the time from admission to arrival varies (a new connection, a busy
    * event loop, the network): without a margin, a request admitted just as a slot freed can reach
@@ -46,47 +51,8 @@ export interface SlidingWindowLimiterOptions {
 /** The create limiter's margin: what arrival jitter it absorbs, at 2.5% of a 10 s window. */
 export const CREATE_MARGIN_MS = 250;
 
-/*
- * One atomic step over a sorted set of admissions scored by the Redis clock (microseconds).
- * KEYS[1] window zset; KEYS[2] (optional) config hash {limit, windowMs}
- * ARGV[1] limit and ARGV[2] windowMs (used when there is no config hash, or it is empty)
- * ARGV[3] a unique member for this admission; ARGV[4] margin in ms, added to the window
- * An entry admitted at t counts in (t - window, t]: it leaves when now >= t + window, so any
- * half-open window [a, a + window) holds at most `limit` admissions.
- * Returns {1, nowUs} or {0, nowUs, retryInMs}.
- */
-const ACQUIRE = new RedisScript(`${LUA_NOW}
-local limit = tonumber(ARGV[1])
-local windowMs = tonumber(ARGV[2])
-if KEYS[2] then
-  local cfg = redis.call('HMGET', KEYS[2], 'limit', 'windowMs')
-  -- A value that is not a number (hand-edited) leaves the caller's rate in force.
-  limit = tonumber(cfg[1]) or limit
-  windowMs = tonumber(cfg[2]) or windowMs
-end
-windowMs = windowMs + (tonumber(ARGV[4]) or 0)
-local now = now_us()
-local windowUs = windowMs * 1000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - windowUs)
-local count = redis.call('ZCARD', KEYS[1])
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], windowMs)
-  return {1, now}
-end
--- After a limit was lowered more than one entry may have to leave: the one that frees a slot
--- is at index count - limit (0-based, oldest first).
-local entry = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
-local retryUs = tonumber(entry[2]) + windowUs - now
-return {0, now, math.max(1, math.ceil(retryUs / 1000))}
-`);
-
-/* KEYS[1] config hash; ARGV limit, windowMs. Returns the previous HGETALL. */
-const CONFIGURE = new RedisScript(`
-local previous = redis.call('HGETALL', KEYS[1])
-redis.call('HSET', KEYS[1], 'limit', ARGV[1], 'windowMs', ARGV[2])
-return previous
-`);
+const ACQUIRE = RedisScript.fromFile(new URL("./scripts/rate-acquire.lua", import.meta.url));
+const CONFIGURE = RedisScript.fromFile(new URL("./scripts/rate-configure.lua", import.meta.url));
 
 function checkRate(rate: RateConfig, what: string): RateConfig {
   const { limit, windowMs } = rate;
@@ -114,6 +80,7 @@ export class SlidingWindowLimiter {
   private readonly configKey: string | undefined;
   private readonly rate: RateConfig;
   private readonly clock: Clock;
+  private readonly scriptClock: ScriptClock | undefined;
   private readonly marginMs: number;
   /** Members must be unique across the fleet: two admissions in one microsecond both count. */
   private readonly memberPrefix = randomUUID();
@@ -130,6 +97,7 @@ export class SlidingWindowLimiter {
       ? accountKey(options.accountId, `rate-config:${options.name}`)
       : undefined;
     this.clock = options.clock ?? systemClock;
+    this.scriptClock = options.scriptClock;
     this.marginMs = Math.max(0, Math.round(options.marginMs ?? 0));
   }
 
@@ -138,12 +106,12 @@ export class SlidingWindowLimiter {
     const keys = this.configKey ? [this.windowKey, this.configKey] : [this.windowKey];
     this.sequence += 1;
     const member = `${this.memberPrefix}:${this.sequence}`;
-    const reply = (await ACQUIRE.run(this.redis, keys, [
-      this.rate.limit,
-      this.rate.windowMs,
-      member,
-      this.marginMs,
-    ])) as number[];
+    const reply = (await ACQUIRE.run(
+      this.redis,
+      keys,
+      [this.rate.limit, this.rate.windowMs, member, this.marginMs],
+      this.scriptClock,
+    )) as number[];
     const [admitted, serverTimeUs, retryInMs] = reply;
     if (admitted === 1) return { ok: true, serverTimeUs: Number(serverTimeUs) };
     return { ok: false, retryInMs: Number(retryInMs), serverTimeUs: Number(serverTimeUs) };

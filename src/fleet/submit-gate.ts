@@ -1,6 +1,6 @@
+import { hashFromReply, type RedisClient, RedisScript, type ScriptClock } from "../redis/script.js";
 import { accountKey } from "./account.js";
 import { type PauseState, parsePauseState } from "./pause.js";
-import { hashFromReply, LUA_NOW, type RedisClient, RedisScript } from "./redis-script.js";
 
 /**
  * What a submitter reads before each create: the account's pause and backoff in one round trip
@@ -13,14 +13,15 @@ export interface SubmitGate {
   backoffMs: number;
 }
 
-/* KEYS[1] pause hash, KEYS[2] backoff hash. Returns {pause HGETALL, backoff ms left}. */
-const READ_GATE = new RedisScript(`${LUA_NOW}
-local untilMs = tonumber(redis.call('HGET', KEYS[2], 'until')) or 0
-return {redis.call('HGETALL', KEYS[1]), math.max(0, untilMs - now_ms())}
-`);
+const READ_GATE = RedisScript.fromFile(new URL("./scripts/read-gate.lua", import.meta.url));
 
-export async function readSubmitGate(redis: RedisClient, accountId: string): Promise<SubmitGate> {
+/** `scriptClock`: "now" of the backoff check, epoch ms; absent, the Redis server's clock. */
+export async function readSubmitGate(
+  redis: RedisClient,
+  accountId: string,
+  scriptClock?: ScriptClock,
+): Promise<SubmitGate> {
   const keys = [accountKey(accountId, "pause"), accountKey(accountId, "backoff")];
-  const [pause, backoffMs] = (await READ_GATE.run(redis, keys, [])) as [unknown, number];
+  const [pause, backoffMs] = (await READ_GATE.run(redis, keys, [], scriptClock)) as [unknown, number];
   return { paused: parsePauseState(hashFromReply(pause)), backoffMs: Number(backoffMs) };
 }

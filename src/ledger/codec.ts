@@ -106,7 +106,7 @@ export function finite(what: string, value: number): string {
   return String(value);
 }
 
-/** The values `addRows` sends for one row, in `ADD_ROWS_FIELDS_PER_ROW` order. */
+/** The values `addRows` sends for one row, in the order scripts/add-rows.lua reads them. */
 export function encodeNewRow(row: NewRow): string[] {
   return [
     row.id,

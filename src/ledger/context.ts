@@ -1,21 +1,17 @@
 import type { Redis } from "ioredis";
-import type { Clock } from "../core/clock.js";
+import type { ScriptClock } from "../redis/script.js";
 import type { LedgerKeys } from "./keys.js";
 
 /** What every ledger operation needs; built once by `createLedger`. */
 export interface LedgerContext {
   readonly redis: Redis;
   readonly keys: LedgerKeys;
-  /** The caller's clock as epoch ms text, or "" for Redis TIME (one clock for the whole fleet). */
-  nowArg(): string;
+  /** "Now" of every script; undefined for Redis TIME (one clock for the whole fleet). */
+  readonly clock: ScriptClock | undefined;
   /** TTL of taskId -> row mappings. */
   readonly taskTtlMs: number;
   /** TTL of a finished batch's ledger, from `finishedAt`; undefined keeps it forever. */
   readonly ttlMs: number | undefined;
-}
-
-export function clockArg(clock: Pick<Clock, "now"> | undefined): () => string {
-  return clock ? () => String(Math.floor(clock.now())) : () => "";
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Clock } from "../core/clock.js";
-import { clockArg, type LedgerContext } from "./context.js";
+import type { LedgerContext } from "./context.js";
 import { expireFinished, persistBatch, purge } from "./housekeeping.js";
 import { ledgerKeys } from "./keys.js";
 import { getBatch, getRow, listBatches, lookupTask, oldestUnarchived, rows } from "./reads.js";
@@ -88,7 +88,7 @@ export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger 
   const ctx: LedgerContext = {
     redis,
     keys,
-    nowArg: clockArg(options.clock),
+    clock: options.clock,
     taskTtlMs: options.taskTtlMs ?? TASK_MAP_TTL_MS,
     ttlMs: options.ttlMs,
   };

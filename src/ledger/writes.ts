@@ -11,9 +11,14 @@ import type { LedgerContext } from "./context.js";
 import { LedgerError } from "./errors.js";
 import { expireFinished, persistBatch } from "./housekeeping.js";
 import { checkName } from "./keys.js";
-import { addRowsScript } from "./scripts/add-rows.js";
-import { releaseScript, reserveScript, setBudgetScript, settleScript } from "./scripts/budget.js";
-import { transitionScript } from "./scripts/transition.js";
+import {
+  addRowsScript,
+  releaseScript,
+  reserveScript,
+  setBudgetScript,
+  settleScript,
+  transitionScript,
+} from "./scripts/index.js";
 import type {
   AddRowOutcome,
   AddRowsMeta,
@@ -69,8 +74,8 @@ export async function addRows(
       ctx.keys.unarchived(batch),
       ...chunk.map(({ key }) => key),
     ];
-    const args = [ctx.nowArg(), batch, meta.file ?? "", budget, ...chunk.flatMap(({ values }) => values)];
-    const reply = (await addRowsScript.run(ctx.redis, keys, args)) as number[];
+    const args = [batch, meta.file ?? "", budget, ...chunk.flatMap(({ values }) => values)];
+    const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock)) as number[];
     if (reply[0] === 1) reopened = true;
     chunk.forEach(({ index }, i) => {
       outcomes[index] = OUTCOMES[reply[i + 1] ?? 2] ?? "duplicate";
@@ -104,7 +109,6 @@ export async function transition(
   ];
   if (input.addTaskId) keys.push(ctx.keys.task(input.addTaskId));
   const args: (string | number)[] = [
-    ctx.nowArg(),
     input.from ? `,${input.from.join(",")},` : "",
     input.to ?? "",
     rowId,
@@ -119,8 +123,13 @@ export async function transition(
     ...incr.flat(),
   ];
   // An empty `from` list matches nothing; the script reads '' as "any", so say it explicitly.
-  if (input.from && input.from.length === 0) args[1] = ",,";
-  const reply = (await transitionScript.run(ctx.redis, keys, args)) as [number, number, number, unknown?];
+  if (input.from && input.from.length === 0) args[0] = ",,";
+  const reply = (await transitionScript.run(ctx.redis, keys, args, ctx.clock)) as [
+    number,
+    number,
+    number,
+    unknown?,
+  ];
   const [ok, finished, reopened, pairs] = reply;
   const row = pairs === undefined ? undefined : parseRow(batch, pairsToHash(pairs));
   if (reopened === 1) await persistBatch(ctx, batch);
@@ -145,7 +154,7 @@ export async function reserveBudget(
 ): Promise<ReserveOutcome> {
   if (!(credits >= 0)) throw new LedgerError("invalid_value", "credits must be a non-negative number");
   const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
-  const reply = await reserveScript.run(ctx.redis, keys, [ctx.nowArg(), finite("credits", credits)]);
+  const reply = await reserveScript.run(ctx.redis, keys, [finite("credits", credits)], ctx.clock);
   if (reply === "missing") throw rowMissing(batch, rowId);
   return reply as ReserveOutcome;
 }
@@ -163,7 +172,7 @@ export async function settleCredits(
 ): Promise<SettleOutcome> {
   if (!(spent >= 0)) throw new LedgerError("invalid_value", "spent must be a non-negative number");
   const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
-  const reply = await settleScript.run(ctx.redis, keys, [ctx.nowArg(), finite("spent", spent), taskId ?? ""]);
+  const reply = await settleScript.run(ctx.redis, keys, [finite("spent", spent), taskId ?? ""], ctx.clock);
   if (reply === "missing") throw rowMissing(batch, rowId);
   return reply as SettleOutcome;
 }
@@ -171,7 +180,7 @@ export async function settleCredits(
 /** Drops the row's reservation (a submit that definitely created nothing). Returns the credits released. */
 export async function releaseReservation(ctx: LedgerContext, batch: string, rowId: string): Promise<number> {
   const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
-  const reply = await releaseScript.run(ctx.redis, keys, [ctx.nowArg()]);
+  const reply = await releaseScript.run(ctx.redis, keys, [], ctx.clock);
   if (reply === "missing") throw rowMissing(batch, rowId);
   return Number(reply);
 }
@@ -180,7 +189,7 @@ export async function releaseReservation(ctx: LedgerContext, batch: string, rowI
 export async function setBudget(ctx: LedgerContext, batch: string, credits: number | null): Promise<boolean> {
   if (credits !== null && !(credits >= 0)) throw new LedgerError("invalid_value", "budget must be >= 0");
   const value = credits === null ? "" : finite("budget", credits);
-  return (await setBudgetScript.run(ctx.redis, [ctx.keys.batch(batch)], [ctx.nowArg(), value])) === 1;
+  return (await setBudgetScript.run(ctx.redis, [ctx.keys.batch(batch)], [value], ctx.clock)) === 1;
 }
 
 /** Maps a provider taskId to its row for webhooks (`transition` with `addTaskId` does this too). */

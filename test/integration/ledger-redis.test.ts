@@ -1,9 +1,7 @@
-import { randomUUID } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectRedis, pingRedis, redactRedisUrl } from "../../src/ledger/index.js";
-import { LuaScript } from "../../src/ledger/lua-script.js";
-import { REDIS_URL, testRedis } from "../helpers/redis.js";
+import { REDIS_URL } from "../helpers/redis.js";
 
 describe("redactRedisUrl", () => {
   it.each([
@@ -82,22 +80,6 @@ describe("connectRedis", () => {
       expect(await client.ping()).toBe("PONG");
     } finally {
       await client.quit();
-    }
-  });
-});
-
-describe("LuaScript", () => {
-  it("loads a script the server does not know (as after a Redis restart), then runs it by sha", async () => {
-    const redis = testRedis();
-    try {
-      const script = new LuaScript("echo", `-- ${randomUUID()}\nreturn ARGV[1] .. KEYS[1]`);
-      expect(await redis.script("EXISTS", script.sha)).toEqual([0]);
-      expect(await script.run(redis, ["k"], ["v-"])).toBe("v-k");
-      expect(await redis.script("EXISTS", script.sha)).toEqual([1]);
-      expect(await script.run(redis, ["k2"], ["w-"])).toBe("w-k2");
-      await expect(new LuaScript("bad", "return redis.call('NOPE')").run(redis, [], [])).rejects.toThrow();
-    } finally {
-      await redis.quit();
     }
   });
 });

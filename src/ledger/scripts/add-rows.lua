@@ -1,19 +1,18 @@
-import { LUA_PRELUDE, LuaScript } from "../lua-script.js";
+--[[
+  Records a chunk of rows in one step, creating the batch if needed. A row already recorded is
+  left as it is.
 
-/** Values sent per row, in this order. */
-export const ADD_ROWS_FIELDS_PER_ROW = 6;
+    Input:
+      KEYS[1] batches zset, KEYS[2] batch hash, KEYS[3] order zset, KEYS[4] unarchived zset
+      KEYS[5..] one row hash per row
+      ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
+      ARGV[2] batch name, ARGV[3] file (''), ARGV[4] budget ('' = leave as is)
+      ARGV[5..] per row, 6 values: id, line, prompt, params json, metadata json, estimatedCredits
 
-/**
- * Records a chunk of rows in one step.
- * KEYS: 1 batches zset, 2 batch hash, 3 order zset, 4 unarchived zset, 5.. one row key per row.
- * ARGV: 1 now ('' = Redis TIME), 2 batch name, 3 file (''), 4 budget ('' = leave as is),
- *       then per row: id, line, prompt, params json, metadata json, estimatedCredits.
- * Returns { reopened (0|1), outcome per row (0 new, 1 duplicate-queued, 2 duplicate) ... }.
- */
-export const addRowsScript = new LuaScript(
-  "ledger:add-rows",
-  `${LUA_PRELUDE}
-local now = now_ms(ARGV[1])
+    Output:
+      {reopened (0|1), then per row: 0 new, 1 duplicate still queued, 2 duplicate}
+]]
+local now = now_ms()
 local batchKey, orderKey = KEYS[2], KEYS[3]
 if redis.call('EXISTS', batchKey) == 0 then
   redis.call('HSET', batchKey, 'createdAt', now, 'updatedAt', now, 'nextSeq', 0,
@@ -25,12 +24,14 @@ end
 if ARGV[3] ~= '' then redis.call('HSETNX', batchKey, 'file', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
 
+-- Values per row, in the order of encodeNewRow (codec.ts).
+local FIELDS_PER_ROW = 6
 local seq = num(redis.call('HGET', batchKey, 'nextSeq'))
 local added, estimated = 0, 0
 local out = { 0 }
 for i = 5, #KEYS do
   local rowKey = KEYS[i]
-  local base = 4 + (i - 5) * ${ADD_ROWS_FIELDS_PER_ROW}
+  local base = 4 + (i - 5) * FIELDS_PER_ROW
   local status = redis.call('HGET', rowKey, 'status')
   if status then
     if status == 'queued' then out[#out + 1] = 1 else out[#out + 1] = 2 end
@@ -63,5 +64,3 @@ if added > 0 then
   end
 end
 return out
-`,
-);

@@ -1,20 +1,21 @@
-import { LUA_PRELUDE, LuaScript } from "../lua-script.js";
+--[[
+  Moves one row, atomically with its batch's counters.
 
-/**
- * Moves one row, atomically with its batch's counters.
- * KEYS: 1 batch hash, 2 row hash, 3 unarchived zset, 4 order zset, [5 task map key].
- * ARGV: 1 now ('' = Redis TIME), 2 from (',a,b,' or ''), 3 to (''), 4 row id, 5 batch name,
- *       6 taskId to add (''), 7 task map TTL ms,
- *       then nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs.
- * Returns { ok, finished, reopened, row hash as a flat array (absent when the row is missing) }.
- *
- * Invariants kept here: the per-status counters sum to `total`; `waitingBudget` marks only queued
- * rows; the unarchived zset holds exactly the rows in `archiving`; `finishedAt` is set exactly
- * while every row is archived, failed or cancelled.
- */
-export const transitionScript = new LuaScript(
-  "ledger:transition",
-  `${LUA_PRELUDE}
+  Invariants kept here: the per-status counters sum to `total`; `waitingBudget` marks only
+  queued rows; the unarchived zset holds exactly the rows in `archiving`; `finishedAt` is set
+  exactly while every row is archived, failed or cancelled.
+
+    Input:
+      KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] unarchived zset, KEYS[4] order zset
+      KEYS[5] (with a taskId) task map key
+      ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
+      ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
+      ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add (''), ARGV[7] task map TTL ms
+      ARGV[8..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
+
+    Output:
+      {ok (0|1), finished (0|1), reopened (0|1), row HGETALL (absent when the row is missing)}
+]]
 local batchKey, rowKey, unarchivedKey, orderKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local rowId = ARGV[4]
 if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0 } end
@@ -24,7 +25,7 @@ if ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true) the
   return { 0, 0, 0, redis.call('HGETALL', rowKey) }
 end
 
-local now = now_ms(ARGV[1])
+local now = now_ms()
 local to = ARGV[3]
 local changed = to ~= '' and to ~= status
 if changed then
@@ -107,5 +108,3 @@ end
 redis.call('HSET', rowKey, 'updatedAt', now)
 redis.call('HSET', batchKey, 'updatedAt', now)
 return { 1, finished, reopened, redis.call('HGETALL', rowKey) }
-`,
-);

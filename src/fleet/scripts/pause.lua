@@ -1,0 +1,23 @@
+--[[
+  Pauses the account's submissions unless a pause of equal or higher rank is set.
+
+    Input:
+      KEYS[1] pause hash
+      ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
+      ARGV[2] kind, ARGV[3] rank, ARGV[4] reason
+      ARGV[5] probeAfterMs, ARGV[6] probeEveryMs ('' = no probes)
+
+    Output:
+      {isNew (0|1), HGETALL of the pause in force afterwards}
+]]
+local rank = redis.call('HGET', KEYS[1], 'rank')
+if rank and tonumber(rank) >= tonumber(ARGV[3]) then
+  return {0, redis.call('HGETALL', KEYS[1])}
+end
+local now = now_ms()
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'kind', ARGV[2], 'rank', ARGV[3], 'reason', ARGV[4], 'since', now)
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[1], 'nextProbeAt', now + tonumber(ARGV[5]), 'probeEveryMs', ARGV[6])
+end
+return {1, redis.call('HGETALL', KEYS[1])}

@@ -1,0 +1,42 @@
+--[[
+  Takes a slot of a sliding window if it has one: one atomic step over a sorted set of
+  admissions scored by the script clock (microseconds).
+
+  An entry admitted at t counts in (t - window, t]: it leaves when now >= t + window, so any
+  half-open window [a, a + window) holds at most `limit` admissions.
+
+    Input:
+      KEYS[1] window zset
+      KEYS[2] (optional) config hash {limit, windowMs}, the fleet's shared rate
+      ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
+      ARGV[2] limit, ARGV[3] windowMs (used when there is no config hash, or it is empty)
+      ARGV[4] a member unique to this admission
+      ARGV[5] margin in ms, added to the window
+
+    Output:
+      {1, nowUs}              admitted
+      {0, nowUs, retryInMs}   refused: no slot frees before retryInMs
+]]
+local limit = tonumber(ARGV[2])
+local windowMs = tonumber(ARGV[3])
+if KEYS[2] then
+  local cfg = redis.call('HMGET', KEYS[2], 'limit', 'windowMs')
+  -- A value that is not a number (hand-edited) leaves the caller's rate in force.
+  limit = tonumber(cfg[1]) or limit
+  windowMs = tonumber(cfg[2]) or windowMs
+end
+windowMs = windowMs + (tonumber(ARGV[5]) or 0)
+local now = now_us()
+local windowUs = windowMs * 1000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - windowUs)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], windowMs)
+  return {1, now}
+end
+-- After a limit was lowered more than one entry may have to leave: the one that frees a slot
+-- is at index count - limit (0-based, oldest first).
+local entry = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+local retryUs = tonumber(entry[2]) + windowUs - now
+return {0, now, math.max(1, math.ceil(retryUs / 1000))}

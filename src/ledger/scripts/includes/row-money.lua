@@ -1,0 +1,32 @@
+--[[
+  What the money scripts (reserve, settle, release) share. Included by their
+  `--- @include` line; expects KEYS[1] batch hash, KEYS[2] row hash.
+
+  Money: a row holds at most one reservation at a time (`creditsReserved` on the row); the
+  batch's `creditsReserved` is the sum over its rows. Spent credits only ever grow, once per task.
+]]
+local batchKey, rowKey = KEYS[1], KEYS[2]
+
+-- A money script on a missing row or batch changes nothing and returns 'missing'.
+local function row_missing()
+  return redis.call('EXISTS', batchKey) == 0 or redis.call('EXISTS', rowKey) == 0
+end
+
+local function touch(now)
+  redis.call('HSET', rowKey, 'updatedAt', now)
+  redis.call('HSET', batchKey, 'updatedAt', now)
+end
+
+-- Moves the row's reservation out of the batch's. Returns the credits released, as a string.
+local function release()
+  local held = redis.call('HGET', rowKey, 'creditsReserved')
+  if held and num(held) ~= 0 then
+    -- Negate the stored text itself: a round trip through a Lua number may round it.
+    local negated = '-' .. held
+    if string.sub(held, 1, 1) == '-' then negated = string.sub(held, 2) end
+    redis.call('HINCRBYFLOAT', batchKey, 'creditsReserved', negated)
+    redis.call('HSET', rowKey, 'creditsReserved', '0')
+    return held
+  end
+  return '0'
+end

@@ -1,0 +1,45 @@
+--[[
+  Reserves credits for a row's next submit against its batch's budget. Idempotent per row: a row
+  that already holds at least `credits` reserves nothing more (a submit job retried after a crash
+  does not reserve twice). Over budget, the row is marked as waiting (counted once).
+
+    Input:
+      KEYS[1] batch hash, KEYS[2] row hash
+      ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
+      ARGV[2] credits
+
+    Output:
+      'reserved' | 'no-budget' (reserved; the batch has none) | 'over-budget' | 'missing'
+]]
+--- @include "includes/row-money.lua"
+if row_missing() then return 'missing' end
+local now = now_ms()
+local budget = redis.call('HGET', batchKey, 'budget')
+local held = num(redis.call('HGET', rowKey, 'creditsReserved'))
+local delta = tonumber(ARGV[2]) - held
+local deltaText = ARGV[2]
+if held ~= 0 then deltaText = tostring(delta) end
+local waiting = redis.call('HGET', rowKey, 'waitingBudget') == '1'
+if delta > 0 and budget then
+  local b = redis.call('HMGET', batchKey, 'creditsSpent', 'creditsReserved')
+  -- A small tolerance: credits may be fractional, and float sums are not exact.
+  if num(b[1]) + num(b[2]) + delta > tonumber(budget) + 1e-9 then
+    if not waiting then
+      redis.call('HSET', rowKey, 'waitingBudget', '1', 'updatedAt', now)
+      redis.call('HINCRBY', batchKey, 'waitingBudget', 1)
+      redis.call('HSET', batchKey, 'updatedAt', now)
+    end
+    return 'over-budget'
+  end
+end
+if delta > 0 then
+  redis.call('HINCRBYFLOAT', rowKey, 'creditsReserved', deltaText)
+  redis.call('HINCRBYFLOAT', batchKey, 'creditsReserved', deltaText)
+end
+if waiting then
+  redis.call('HDEL', rowKey, 'waitingBudget')
+  redis.call('HINCRBY', batchKey, 'waitingBudget', -1)
+end
+touch(now)
+if budget then return 'reserved' end
+return 'no-budget'

@@ -1,0 +1,25 @@
+--[[
+  Settles a task's cost: releases the row's reservation and adds `spent`, once per task (the
+  given taskId, else the row's current one, else the row itself), guarded by a `settled:<task>`
+  field on the row, so a retried poll or archive job never counts a task twice.
+
+    Input:
+      KEYS[1] batch hash, KEYS[2] row hash
+      ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
+      ARGV[2] spent, ARGV[3] taskId ('' = the row's current one)
+
+    Output:
+      'settled' | 'already-settled' | 'missing'
+]]
+--- @include "includes/row-money.lua"
+if row_missing() then return 'missing' end
+local task = ARGV[3]
+if task == '' then task = redis.call('HGET', rowKey, 'taskId') or '' end
+local guard = 'settled:' .. task
+if redis.call('HEXISTS', rowKey, guard) == 1 then return 'already-settled' end
+release()
+redis.call('HINCRBYFLOAT', rowKey, 'creditsSpent', ARGV[2])
+redis.call('HINCRBYFLOAT', batchKey, 'creditsSpent', ARGV[2])
+redis.call('HSET', rowKey, guard, ARGV[2])
+touch(now_ms())
+return 'settled'
