@@ -7,6 +7,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+# scripts/copy-lua.mjs puts the Redis scripts (src/**/*.lua) beside the JavaScript in dist/.
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
 
