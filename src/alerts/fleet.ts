@@ -1,5 +1,5 @@
+import type { PauseState } from "../fleet/pause.js";
 import type { FleetListener } from "../metrics/fleet.js";
-import type { PauseInfo } from "../worker/ports.js";
 import type { AlertSender } from "./sender.js";
 
 /**
@@ -11,7 +11,7 @@ import type { AlertSender } from "./sender.js";
 export function fleetAlerts(
   alerts: AlertSender,
   account: string,
-  getPause: () => Promise<PauseInfo | null>,
+  getPause: () => Promise<PauseState | null>,
 ): FleetListener {
   return {
     onPause(kind, reason) {

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { FleetPause, type PauseKind, type PauseState } from "../fleet/index.js";
+import { FleetPause, PAUSE_POLICY, type PauseState } from "../fleet/index.js";
 import { type AccountPause, type FleetState, fleetLines, readFleetState } from "../report/fleet-state.js";
 import type { Output } from "../report/types.js";
 
@@ -17,7 +17,7 @@ export function accountPauses(redis: Redis, accountIds: readonly string[]): Paus
     return {
       accountId,
       get: () => pause.get(),
-      pause: (kind: PauseKind, reason: string) => pause.pause(kind, reason),
+      pause: (kind: "manual", reason: string) => pause.pause(kind, reason),
       resume: () => pause.resume(),
     };
   });
@@ -35,11 +35,11 @@ export interface PauseDeps {
  */
 export async function pauseSubmissions(deps: PauseDeps, reason: string): Promise<FleetState> {
   for (const account of deps.accounts) {
-    const { isNew, state } = await account.pause("manual", reason);
+    const { isNew, state } = await account.pause("manual", PAUSE_POLICY.manual.reason(reason));
     const since = new Date(state.since).toISOString();
     deps.out.write(
       isNew
-        ? `account ${account.accountId}: submissions paused\n`
+        ? `account ${account.accountId}: ${PAUSE_POLICY.manual.started}\n`
         : `account ${account.accountId}: already paused since ${since} (${state.kind}): ${state.reason}\n`,
     );
   }

@@ -13,8 +13,10 @@ export type { FleetBackoffOptions, FleetBackoffState } from "./fleet-backoff.js"
 export { FleetBackoff } from "./fleet-backoff.js";
 export type { InFlightOptions } from "./in-flight.js";
 export { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
-export type { PauseKind, PauseOptions, PauseState } from "./pause.js";
-export { FleetPause, PAUSE_POLICY, parsePauseState } from "./pause.js";
+export type { PauseOptions, PauseState } from "./pause.js";
+export { FleetPause, parsePauseState } from "./pause.js";
+export type { PauseKind, PausePolicy } from "./policy.js";
+export { PAUSE_KINDS, PAUSE_POLICY } from "./policy.js";
 export type { AcquireResult, RateConfig, SlidingWindowLimiterOptions } from "./rate-limiter.js";
 export { CREATE_MARGIN_MS, DEFAULT_CREATE_RATE, SlidingWindowLimiter } from "./rate-limiter.js";
 export type { SubmitGate } from "./submit-gate.js";
@@ -124,5 +126,5 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
   };
 }
 
-export type { FleetPortAdapter, FleetPortSettings } from "./port.js";
+export type { FleetPort, FleetPortSettings } from "./port.js";
 export { createFleetPort } from "./port.js";

@@ -1,12 +1,11 @@
 import { hashFromReply, type RedisClient, RedisScript, type ScriptClock } from "../redis/script.js";
 import { accountKey } from "./account.js";
+import { isPauseKind, PAUSE_POLICY, type PauseKind, type PausePolicy } from "./policy.js";
 
 /**
  * The fleet's pause of submissions, one per account, in the hash `...:pause`. Workers read it
  * before each submit; no job fails while it is set. Timestamps are the Redis clock (ms).
  */
-
-export type PauseKind = "manual" | "bad-key" | "out-of-credits" | "usage-cap";
 
 export interface PauseState {
   kind: PauseKind;
@@ -19,24 +18,6 @@ export interface PauseState {
   /** Probe interval; only kinds that end by themselves. */
   probeEveryMs?: number;
 }
-
-/**
- * Per kind: `rank` decides which pause wins when two meet (a higher rank replaces a lower one,
- * never the reverse, so a probe can never lift an operator's pause); `probeEveryMs` is how often
- * ONE worker checks whether the condition has passed. Kinds without it wait for an operator.
- */
-export const PAUSE_POLICY: Record<PauseKind, { rank: number; probeEveryMs?: number }> = {
-  /** `kie-batch pause`: only `kie-batch resume` ends it. */
-  manual: { rank: 3 },
-  /** 401: nothing improves until someone fixes the key and resumes. */
-  "bad-key": { rank: 2 },
-  /** 402: check the credit balance every minute. */
-  "out-of-credits": { rank: 1, probeEveryMs: 60_000 },
-  /** 433: the balance does not show the cap; probe with a single submit every 5 minutes. */
-  "usage-cap": { rank: 1, probeEveryMs: 300_000 },
-};
-
-const KINDS = new Set<string>(Object.keys(PAUSE_POLICY));
 
 export interface PauseOptions {
   /** Delay before the first probe. @defaultValue probeEveryMs */
@@ -61,7 +42,7 @@ function optionalNumber(value: string | undefined): number | undefined {
  */
 export function parsePauseState(hash: Record<string, string>): PauseState | null {
   if (Object.keys(hash).length === 0) return null;
-  const kind = hash.kind !== undefined && KINDS.has(hash.kind) ? (hash.kind as PauseKind) : "manual";
+  const kind = hash.kind !== undefined && isPauseKind(hash.kind) ? hash.kind : "manual";
   const state: PauseState = { kind, reason: hash.reason ?? "", since: optionalNumber(hash.since) ?? 0 };
   const nextProbeAt = optionalNumber(hash.nextProbeAt);
   const probeEveryMs = optionalNumber(hash.probeEveryMs);
@@ -98,8 +79,9 @@ export class FleetPause {
     reason: string,
     options: PauseOptions = {},
   ): Promise<{ isNew: boolean; state: PauseState }> {
-    const { rank } = PAUSE_POLICY[kind];
-    const every = options.probeEveryMs ?? PAUSE_POLICY[kind].probeEveryMs;
+    const policy: PausePolicy = PAUSE_POLICY[kind];
+    const { rank } = policy;
+    const every = options.probeEveryMs ?? policy.probeEveryMs;
     const args: (string | number)[] = [kind, rank, reason, "", ""];
     if (every !== undefined) {
       args[3] = checkDelay(options.probeAfterMs ?? every, "probeAfterMs");
@@ -127,8 +109,8 @@ export class FleetPause {
 
   /**
    * Claims the due probe: exactly one caller per interval gets the pause state (and makes one
-   * probe: a balance check for "out-of-credits", a single submit for "usage-cap", then
-   * `resume(kind)` if it succeeds); everyone else gets null.
+   * probe, the kind's `PAUSE_POLICY[kind].probe`, then `resume(kind)` if it succeeds); everyone
+   * else gets null.
    */
   async claimProbe(): Promise<PauseState | null> {
     const reply = await CLAIM_PROBE.run(this.redis, [this.key], [], this.scriptClock);

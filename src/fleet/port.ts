@@ -1,11 +1,36 @@
 import type { FleetBackoffKind } from "../core/backoff.js";
 import type { Fleet } from "./index.js";
-import type { PauseKind, PauseOptions, PauseState } from "./pause.js";
+import type { PauseOptions, PauseState } from "./pause.js";
+import type { PauseKind } from "./policy.js";
 
 /**
- * The fleet as the worker stages consume it (structurally the `FleetPort` of
- * src/worker/ports.ts, which this folder does not import: fleet/ stays below worker/).
+ * The fleet as the worker stages consume it: declared here, next to the fleet, so worker/ (and
+ * metrics/, alerts/) import it from below and a test fake is an object literal of this shape.
  */
+export interface FleetPort {
+  getPause(): Promise<PauseState | null>;
+  /** The pause and the 429/455 backoff left, in one round trip: what a submitter checks each time. */
+  readGate(): Promise<{ paused: PauseState | null; backoffMs: number }>;
+  /** Records a pause; true when this call started it (so exactly one worker logs and alerts). */
+  pause(kind: PauseKind, reason: string, options?: PauseOptions): Promise<boolean>;
+  /** Clears the pause; with `kind`, only a pause of that kind (a probe never lifts an operator's pause). */
+  resume(kind?: PauseKind): Promise<void>;
+  /** True for exactly one caller once a paused state's probe is due. */
+  claimProbe(): Promise<boolean>;
+  /** A 429 or 455 seen: every submitter backs off for the returned time. */
+  backoff(kind: FleetBackoffKind): Promise<{ remainingMs: number; consecutive: number }>;
+  backoffRemaining(): Promise<number>;
+  clearBackoff(): Promise<void>;
+  /** Waits for a slot of the account's sliding create window. */
+  createSlot(signal: AbortSignal): Promise<void>;
+  /** Waits for a slot of the account's status-call rate. */
+  pollSlot(signal: AbortSignal): Promise<void>;
+  /** KIE_MAX_IN_FLIGHT (0: no cap): true when the job holds a slot. */
+  tryAcquireInFlight(jobKey: string): Promise<boolean>;
+  touchInFlight(jobKey: string): Promise<void>;
+  releaseInFlight(jobKey: string): Promise<void>;
+}
+
 export interface FleetPortSettings {
   /** KIE_MAX_IN_FLIGHT; 0 = no cap (slots are still counted for status). */
   maxInFlight: number;
@@ -13,41 +38,36 @@ export interface FleetPortSettings {
   pollRatePerSec: number;
 }
 
+/** The Redis-backed FleetPort of one account. */
 export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
   const pollLimiter = fleet.pollLimiter(settings.pollRatePerSec);
   return {
-    getPause: (): Promise<PauseState | null> => fleet.pause.get(),
+    getPause: () => fleet.pause.get(),
     readGate: () => fleet.readGate(),
-    pause: async (kind: PauseKind, reason: string, options?: PauseOptions): Promise<boolean> =>
-      (await fleet.pause.pause(kind, reason, options)).isNew,
+    pause: async (kind, reason, options) => (await fleet.pause.pause(kind, reason, options)).isNew,
     /** Pass `kind` after a successful probe, so it cannot lift a pause an operator set meanwhile. */
-    resume: async (kind?: PauseKind): Promise<void> => {
+    resume: async (kind) => {
       await fleet.pause.resume(kind);
     },
-    claimProbe: async (): Promise<boolean> => (await fleet.pause.claimProbe()) !== null,
-    backoff: async (
-      kind: FleetBackoffKind,
-    ): Promise<{ untilMs: number; consecutive: number; remainingMs: number }> => {
-      const { untilMs, consecutive, remainingMs } = await fleet.backoff.hit(kind);
-      return { untilMs, consecutive, remainingMs };
+    claimProbe: async () => (await fleet.pause.claimProbe()) !== null,
+    backoff: async (kind) => {
+      const { remainingMs, consecutive } = await fleet.backoff.hit(kind);
+      return { remainingMs, consecutive };
     },
-    backoffRemaining: (): Promise<number> => fleet.backoff.remaining(),
-    clearBackoff: (): Promise<void> => fleet.backoff.clear(),
-    createSlot: async (signal: AbortSignal): Promise<void> => {
+    backoffRemaining: () => fleet.backoff.remaining(),
+    clearBackoff: () => fleet.backoff.clear(),
+    createSlot: async (signal) => {
       await fleet.createLimiter.waitForSlot(signal);
     },
-    pollSlot: async (signal: AbortSignal): Promise<void> => {
+    pollSlot: async (signal) => {
       await pollLimiter.waitForSlot(signal);
     },
-    tryAcquireInFlight: (jobKey: string): Promise<boolean> =>
-      fleet.inFlight.tryAcquire(jobKey, settings.maxInFlight),
-    touchInFlight: async (jobKey: string): Promise<void> => {
+    tryAcquireInFlight: (jobKey) => fleet.inFlight.tryAcquire(jobKey, settings.maxInFlight),
+    touchInFlight: async (jobKey) => {
       await fleet.inFlight.touch(jobKey);
     },
-    releaseInFlight: async (jobKey: string): Promise<void> => {
+    releaseInFlight: async (jobKey) => {
       await fleet.inFlight.release(jobKey);
     },
-  };
+  } satisfies FleetPort;
 }
-
-export type FleetPortAdapter = ReturnType<typeof createFleetPort>;

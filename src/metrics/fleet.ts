@@ -1,4 +1,7 @@
-import type { FleetPort, PauseInfo, PauseKind } from "../worker/ports.js";
+import type { FleetBackoffKind } from "../core/backoff.js";
+import type { PauseState } from "../fleet/pause.js";
+import type { PauseKind } from "../fleet/policy.js";
+import type { FleetPort } from "../fleet/port.js";
 import type { WorkerMetrics } from "./registry.js";
 
 /** Told what this worker's stages did to the fleet's pause and backoff. */
@@ -6,9 +9,9 @@ export interface FleetListener {
   /** This worker's `pause` started a pause (true for exactly one caller fleet-wide). */
   onPause?(kind: PauseKind, reason: string): void;
   /** This worker's `resume` (a successful probe) cleared the pause `before`. */
-  onResume?(before: PauseInfo): void;
+  onResume?(before: PauseState): void;
   /** A 429 or 455 made this worker back the fleet off. */
-  onBackoff?(kind: "rate-limited" | "maintenance"): void;
+  onBackoff?(kind: FleetBackoffKind): void;
 }
 
 /**

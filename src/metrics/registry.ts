@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { PAUSE_KINDS } from "../fleet/policy.js";
 
 /**
  * Every metric a worker exports, on a Registry of its own (never prom-client's global one, so
@@ -138,7 +139,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions = {}): WorkerM
     ),
     paused: gauge(
       "submissions_paused",
-      "Fleet-wide: 1 for the kind of the pause in force (manual, bad-key, out-of-credits, usage-cap), else 0",
+      `Fleet-wide: 1 for the kind of the pause in force (${PAUSE_KINDS.join(", ")}), else 0`,
       ["kind"],
     ),
     pausedSince: gauge(

@@ -1,7 +1,7 @@
 import type { QueueSet } from "../bull/queues.js";
 import type { Logger } from "../core/logger.js";
 import type { Fleet, PauseState } from "../fleet/index.js";
-import { PAUSE_POLICY } from "../fleet/index.js";
+import { PAUSE_KINDS } from "../fleet/index.js";
 import { type BatchSummary, type Ledger, STATUSES } from "../ledger/index.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
 import type { WorkerMetrics } from "./registry.js";
@@ -83,8 +83,7 @@ export async function readState(source: StateSource): Promise<StateSnapshot> {
 /** Writes a snapshot into the gauges, dropping series that are gone (a batch past the newest 20). */
 export function applyState(metrics: WorkerMetrics, state: StateSnapshot): void {
   metrics.inFlight.set(state.inFlight);
-  for (const kind of Object.keys(PAUSE_POLICY))
-    metrics.paused.set({ kind }, state.pause?.kind === kind ? 1 : 0);
+  for (const kind of PAUSE_KINDS) metrics.paused.set({ kind }, state.pause?.kind === kind ? 1 : 0);
   metrics.pausedSince.set(state.pause ? state.pause.since / 1000 : 0);
   metrics.backoffRemaining.set(state.backoffRemainingMs / 1000);
   metrics.oldestUnarchivedAge.set(

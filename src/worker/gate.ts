@@ -1,13 +1,9 @@
+import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
-import { CREDITS_BY_ACCELERATION } from "../kie/types.js";
-import type { StageDeps } from "./ports.js";
+import { PAUSE_POLICY, PAUSE_RECHECK_MS } from "../fleet/policy.js";
+import type { FleetPort } from "../fleet/port.js";
+import { CREDITS_BY_ACCELERATION, type KieApi } from "../kie/types.js";
 
-/** How often a waiting submitter looks at the fleet's pause state again. */
-export const PAUSE_RECHECK_MS = 2_000;
-/** Out of credits: the balance is checked this often. */
-export const CREDITS_PROBE_MS = 60_000;
-/** A key's own usage cap (433): one real submit probes it this often. */
-export const USAGE_CAP_PROBE_MS = 5 * 60_000;
 /** The cheapest image: a balance below it cannot pay for anything. */
 const MIN_IMAGE_CREDITS = Math.min(...Object.values(CREDITS_BY_ACCELERATION));
 
@@ -20,7 +16,11 @@ const MIN_IMAGE_CREDITS = Math.min(...Object.values(CREDITS_BY_ACCELERATION));
  * slots and nothing else: no job churns through delayed and back, none fails, none pays.
  */
 export async function waitForOpenGate(
-  deps: Pick<StageDeps, "fleet" | "kie" | "clock">,
+  deps: {
+    fleet: Pick<FleetPort, "readGate" | "claimProbe" | "resume">;
+    kie: Pick<KieApi, "getCredits">;
+    clock: Pick<Clock, "sleep">;
+  },
   signal: AbortSignal,
   log: Logger,
 ): Promise<"open" | "probe"> {
@@ -30,18 +30,19 @@ export async function waitForOpenGate(
     if (pause) {
       // Redis's clock decides when a probe is due; exactly one waiter in the fleet wins it.
       if (pause.nextProbeAt !== undefined && (await deps.fleet.claimProbe())) {
-        if (pause.kind === "usage-cap") return "probe";
-        if (pause.kind === "out-of-credits") {
+        const policy = PAUSE_POLICY[pause.kind];
+        if (policy.probe === "single-submit") return "probe";
+        if (policy.probe === "balance-check") {
           const credits = await deps.kie.getCredits(signal).catch((error: unknown) => {
             log.warn({ err: error }, "credit balance check failed");
             return 0;
           });
           if (credits >= MIN_IMAGE_CREDITS) {
-            await deps.fleet.resume("out-of-credits");
-            log.info({ credits }, "credits are back: submissions resume");
+            await deps.fleet.resume(pause.kind);
+            log.info({ credits }, policy.probed.lifted);
             continue;
           }
-          log.info({ credits }, "still out of credits: submissions stay paused");
+          log.info({ credits }, policy.probed.held);
         }
       }
       await deps.clock.sleep(PAUSE_RECHECK_MS, signal);

@@ -1,8 +1,9 @@
 import { scaledPollDelay } from "../core/backoff.js";
+import { submitFleetAction } from "../fleet/policy.js";
 import { isKieError, type KieError } from "../kie/errors.js";
 import type { GenerationParams, SubmitRequest } from "../kie/types.js";
 import type { RowRecord } from "../ledger/types.js";
-import { CREDITS_PROBE_MS, USAGE_CAP_PROBE_MS, waitForOpenGate } from "./gate.js";
+import { waitForOpenGate } from "./gate.js";
 import { jobKey, type SubmitJob } from "./jobs.js";
 import type { StageDeps } from "./ports.js";
 import { recordWithRetry } from "./record.js";
@@ -171,54 +172,19 @@ async function handleSubmitError(
 ): Promise<"again" | StageResult<SubmitJob>> {
   const { batch, rowId } = job.data;
   const log = job.log;
-  const { settings } = deps;
-  switch (error.fleetEffect) {
-    case "rate-limited":
-    case "maintenance": {
-      const { remainingMs, consecutive } = await deps.fleet.backoff(error.fleetEffect);
-      log.warn({ code: error.code, consecutive, backoffMs: remainingMs }, "fleet backs off");
-      return "again";
-    }
-    case "out-of-credits": {
-      // The interval is passed on as the probe period too: the fleet's default would be the
-      // policy's, whatever this worker was configured with.
-      const everyMs = settings.creditsProbeMs ?? CREDITS_PROBE_MS;
-      if (
-        await deps.fleet.pause("out-of-credits", `KIE: credits insufficient (${error.message})`, {
-          probeAfterMs: everyMs,
-          probeEveryMs: everyMs,
-        })
-      ) {
-        log.error("out of credits: submissions paused fleet-wide; the balance is checked every minute");
-      }
-      return "again";
-    }
-    case "usage-cap": {
-      const everyMs = settings.usageCapProbeMs ?? USAGE_CAP_PROBE_MS;
-      if (
-        await deps.fleet.pause("usage-cap", `KIE: the key's usage cap is reached (${error.message})`, {
-          probeAfterMs: everyMs,
-          probeEveryMs: everyMs,
-        })
-      ) {
-        log.error(
-          "the API key's usage cap is reached: submissions paused; one submit probes every 5 minutes",
-        );
-      }
-      return "again";
-    }
-    case "bad-key":
-      if (
-        await deps.fleet.pause(
-          "bad-key",
-          "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`",
-        )
-      ) {
-        log.error("KIE refused the API key: submissions paused fleet-wide until `kie-batch resume`");
-      }
-      return "again";
-    case undefined:
-      break;
+  const fleet = submitFleetAction(error, {
+    "out-of-credits": deps.settings.creditsProbeMs,
+    "usage-cap": deps.settings.usageCapProbeMs,
+  });
+  if (fleet?.action === "back-off") {
+    const { remainingMs, consecutive } = await deps.fleet.backoff(fleet.kind);
+    log.warn({ code: error.code, consecutive, backoffMs: remainingMs }, fleet.log);
+    return "again";
+  }
+  if (fleet?.action === "pause") {
+    // Exactly one caller fleet-wide starts the pause: it alone logs (and, through the port, alerts).
+    if (await deps.fleet.pause(fleet.kind, fleet.reason, fleet.probe)) log.error(fleet.log);
+    return "again";
   }
   if (error.maybeCreated) {
     await deps.ledger.transition(batch, rowId, { incr: { uncertain: 1 } });

@@ -6,11 +6,12 @@ import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
 import type { ArchiveStore } from "../../src/archive/types.js";
+import type { PauseState as PauseInfo } from "../../src/fleet/index.js";
 import type { Ledger } from "../../src/ledger/index.js";
 import { instrumentStore, putKind } from "../../src/metrics/archive-store.js";
 import { fleetMetrics, observeFleet } from "../../src/metrics/fleet.js";
 import { instrumentLedger } from "../../src/metrics/ledger.js";
-import type { FleetPort, PauseInfo } from "../../src/worker/ports.js";
+import type { FleetPort } from "../../src/worker/ports.js";
 import { metricsFor, seriesValue } from "../helpers/prometheus.js";
 
 function memoryStore(
