@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
+import type { Clock } from "../../src/core/clock.js";
 import { accountId, accountKeyPattern } from "../../src/fleet/account.js";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -35,4 +36,28 @@ export async function accountKeys(redis: Redis, apiKey: string): Promise<string[
 export async function deleteAccountKeys(redis: Redis, apiKey: string): Promise<void> {
   const keys = await accountKeys(redis, apiKey);
   if (keys.length > 0) await redis.unlink(...keys);
+}
+
+/** A clock a test moves by hand: scripts read it (`scriptClock`), and its sleeps move it at once. */
+export interface ManualClock extends Clock {
+  advance(ms: number): void;
+}
+
+/**
+ * Hand it to a fleet part as both `clock` and `scriptClock`, so windows, probes, backoffs and
+ * slot ages follow `advance` instead of real time. (Key TTLs still run on Redis's own clock: keep
+ * windows long enough that none expires during a test.)
+ */
+export function manualClock(startMs = 1_700_000_000_000): ManualClock {
+  let now = startMs;
+  return {
+    now: () => now,
+    advance(ms) {
+      now += ms;
+    },
+    async sleep(ms, signal) {
+      signal?.throwIfAborted();
+      now += ms;
+    },
+  };
 }

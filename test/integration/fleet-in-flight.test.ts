@@ -2,19 +2,29 @@ import type { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
 import { accountId } from "../../src/fleet/account.js";
 import { InFlight } from "../../src/fleet/in-flight.js";
-import { connect, deleteAccountKeys, fakeApiKey } from "../helpers/fleet-redis.js";
+import {
+  connect,
+  deleteAccountKeys,
+  fakeApiKey,
+  type ManualClock,
+  manualClock,
+} from "../helpers/fleet-redis.js";
 
 let clients: Redis[] = [];
 let apiKeys: string[] = [];
 
-/** `n` workers of one fresh account, each on its own connection. */
-function workers(n: number, staleAfterMs?: number): InFlight[] {
+/** `n` workers of one fresh account, each on its own connection; with `clock`, their scripts read it. */
+function workers(n: number, staleAfterMs?: number, clock?: ManualClock): InFlight[] {
   const apiKey = fakeApiKey();
   apiKeys.push(apiKey);
   return Array.from({ length: n }, () => {
     const redis = connect();
     clients.push(redis);
-    return new InFlight(redis, { accountId: accountId(apiKey), ...(staleAfterMs ? { staleAfterMs } : {}) });
+    return new InFlight(redis, {
+      accountId: accountId(apiKey),
+      ...(staleAfterMs ? { staleAfterMs } : {}),
+      ...(clock ? { scriptClock: clock } : {}),
+    });
   });
 }
 
@@ -25,8 +35,6 @@ afterEach(async () => {
   clients = [];
   apiKeys = [];
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("in-flight cap", () => {
   it("of 30 concurrent submitters on 3 connections, exactly 5 get a slot; a release lets one more in", async () => {
@@ -62,16 +70,20 @@ describe("in-flight cap", () => {
   });
 
   it("slots of a crashed worker are recovered once stale; touched ones survive", async () => {
-    const [a, b] = workers(2, 500);
+    // Stale after 50 s of script time (the set's TTL, on Redis's own clock, never runs out here).
+    const clock = manualClock();
+    const [a, b] = workers(2, 50_000, clock);
     for (const row of ["lost-1", "lost-2", "alive"]) expect(await a!.tryAcquire(`b/${row}`, 3)).toBe(true);
     expect(await b!.tryAcquire("b/new", 3)).toBe(false);
 
-    await sleep(350);
+    clock.advance(35_000);
     expect(await a!.touch("b/alive")).toBe(true);
     expect(await a!.touch("b/never-acquired")).toBe(false);
-    await sleep(200);
+    clock.advance(14_999);
+    expect(await b!.count()).toBe(3); // a millisecond short of stale
+    clock.advance(1);
 
-    // lost-1 and lost-2 are over 550 ms old (stale); alive was touched 200 ms ago.
+    // lost-1 and lost-2 are 50 s old (stale); alive was touched 15 s ago.
     expect(await b!.count()).toBe(1);
     expect(await b!.tryAcquire("b/new", 3)).toBe(true);
     expect(await b!.tryAcquire("b/new-2", 3)).toBe(true);

@@ -3,19 +3,27 @@ import { afterEach, describe, expect, it } from "vitest";
 import { FleetBackoff } from "../../src/fleet/fleet-backoff.js";
 import { createFleet, createFleetPort, type Fleet } from "../../src/fleet/index.js";
 import type { FleetPort } from "../../src/worker/ports.js";
-import { accountKeys, connect, deleteAccountKeys, fakeApiKey } from "../helpers/fleet-redis.js";
+import {
+  accountKeys,
+  connect,
+  deleteAccountKeys,
+  fakeApiKey,
+  type ManualClock,
+  manualClock,
+} from "../helpers/fleet-redis.js";
 
 let clients: Redis[] = [];
 let apiKeys: string[] = [];
 
-/** Two workers of one account, each on its own connection. */
-function twoWorkers(): [Fleet, Fleet, [Redis, Redis]] {
+/** Two workers of one account, each on its own connection; with `clock`, their scripts read it. */
+function twoWorkers(clock?: ManualClock): [Fleet, Fleet, [Redis, Redis]] {
   const apiKey = fakeApiKey();
   apiKeys.push(apiKey);
   const a = connect();
   const b = connect();
   clients.push(a, b);
-  return [createFleet(a, { apiKey }), createFleet(b, { apiKey }), [a, b]];
+  const options = clock ? { apiKey, clock, scriptClock: clock } : { apiKey };
+  return [createFleet(a, options), createFleet(b, options), [a, b]];
 }
 
 afterEach(async () => {
@@ -25,8 +33,6 @@ afterEach(async () => {
   clients = [];
   apiKeys = [];
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("fleet pause", () => {
   it("a pause set by one worker stops every worker of the account, and resume clears it", async () => {
@@ -83,7 +89,8 @@ describe("fleet pause", () => {
   });
 
   it("a due probe goes to exactly one of 10 concurrent callers, then waits an interval", async () => {
-    const [a, b] = twoWorkers();
+    const clock = manualClock();
+    const [a, b] = twoWorkers(clock);
     await a.pause.pause("usage-cap", "433", { probeAfterMs: 0, probeEveryMs: 300 });
 
     const claims = await Promise.all(
@@ -94,7 +101,9 @@ describe("fleet pause", () => {
     expect(winners[0]).toMatchObject({ kind: "usage-cap", probeEveryMs: 300 });
     expect(await b.pause.claimProbe()).toBeNull();
 
-    await sleep(320);
+    clock.advance(299);
+    expect(await a.pause.claimProbe()).toBeNull();
+    clock.advance(1);
     const next = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).pause.claimProbe()));
     expect(next.filter((c) => c !== null)).toHaveLength(1);
 
@@ -122,10 +131,16 @@ describe("fleet pause", () => {
 
 describe("fleet backoff", () => {
   it("a 429 backs off every worker; hits of one burst count once; the next hit after it grows it", async () => {
-    const [a, b, connections] = twoWorkers();
-    // A fast schedule (100 ms, 200 ms, ...) in place of fleetBackoff's 2 s, 4 s, ...
+    const clock = manualClock();
+    const [a, b, connections] = twoWorkers(clock);
+    // A short schedule (100 ms, 200 ms, ...) in place of fleetBackoff's 2 s, 4 s, ...
     const [ba, bb] = connections.map(
-      (redis) => new FleetBackoff(redis, { accountId: a.accountId, schedule: (n) => 100 * 2 ** (n - 1) }),
+      (redis) =>
+        new FleetBackoff(redis, {
+          accountId: a.accountId,
+          schedule: (n) => 100 * 2 ** (n - 1),
+          scriptClock: clock,
+        }),
     ) as [FleetBackoff, FleetBackoff];
 
     const burst = await Promise.all([ba.hit("rate-limited"), bb.hit("rate-limited"), ba.hit("rate-limited")]);
@@ -136,7 +151,9 @@ describe("fleet backoff", () => {
     expect(remaining).toBeLessThanOrEqual(100);
     expect((await b.readGate()).backoffMs).toBeGreaterThan(0);
 
-    await sleep(remaining + 5);
+    clock.advance(remaining - 1);
+    expect(await ba.remaining()).toBe(1);
+    clock.advance(1);
     expect(await ba.remaining()).toBe(0);
     expect(await ba.get()).toBeNull();
     const second = await bb.hit("rate-limited");

@@ -3,9 +3,10 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
 import { afterEach, describe, expect, it } from "vitest";
+import { systemClock } from "../../src/core/clock.js";
 import { createFleet, perSecond } from "../../src/fleet/index.js";
 import { SlidingWindowLimiter } from "../../src/fleet/rate-limiter.js";
-import { accountKeys, connect, deleteAccountKeys, fakeApiKey } from "../helpers/fleet-redis.js";
+import { accountKeys, connect, deleteAccountKeys, fakeApiKey, manualClock } from "../helpers/fleet-redis.js";
 import { type Admission, hammer, maxInAnyWindow } from "../helpers/limiter-hammer.js";
 
 const LIMIT = 5;
@@ -116,24 +117,44 @@ describe("sliding-window create limiter", () => {
   });
 
   it("refuses over the limit with retryInMs until the oldest admission leaves the window", async () => {
+    const clock = manualClock();
     const limiter = createFleet(client(), {
       apiKey: account(),
-      createRate: { limit: 2, windowMs: 400 },
+      createRate: { limit: 2, windowMs: 4_000 },
+      clock,
+      scriptClock: clock,
     }).createLimiter;
 
     const first = await limiter.acquire();
     expect(first.ok).toBe(true);
+    clock.advance(1_000);
     expect((await limiter.acquire()).ok).toBe(true);
+    clock.advance(500);
     const refused = await limiter.acquire();
 
     if (refused.ok || !first.ok) throw new Error("expected the third acquire to be refused");
-    const expected = 400 - (refused.serverTimeUs - first.serverTimeUs) / 1_000;
+    const expected = 4_000 - (refused.serverTimeUs - first.serverTimeUs) / 1_000;
     expect(refused.retryInMs).toBeGreaterThan(0);
-    expect(refused.retryInMs).toBeLessThanOrEqual(400);
+    expect(refused.retryInMs).toBeLessThanOrEqual(4_000);
     expect(Math.abs(refused.retryInMs - expected)).toBeLessThanOrEqual(1);
 
-    await new Promise((resolve) => setTimeout(resolve, refused.retryInMs + 2));
+    clock.advance(refused.retryInMs - 1);
+    expect((await limiter.acquire()).ok).toBe(false);
+    clock.advance(1);
     expect((await limiter.acquire()).ok).toBe(true);
+  });
+
+  it("waitForSlot sleeps on its clock until a slot frees, then is admitted", async () => {
+    const clock = manualClock();
+    const limiter = createFleet(client(), {
+      apiKey: account(),
+      createRate: { limit: 1, windowMs: 5_000 },
+      clock,
+      scriptClock: clock,
+    }).createLimiter;
+    const first = await limiter.waitForSlot();
+    const second = await limiter.waitForSlot();
+    expect(second.serverTimeUs - first.serverTimeUs).toBe(5_000_000);
   });
 
   it("shares one configured rate: a change by one worker binds every other at once", async () => {
@@ -162,19 +183,20 @@ describe("sliding-window create limiter", () => {
 
   it("after a limit is lowered, waits until enough admissions have left the window", async () => {
     const apiKey = account();
-    const limiter = createFleet(client(), { apiKey }).createLimiter;
-    await limiter.configureRate(4, 1_000);
+    const clock = manualClock();
+    const limiter = createFleet(client(), { apiKey, clock, scriptClock: clock }).createLimiter;
+    await limiter.configureRate(4, 10_000);
     const times: number[] = [];
     for (let i = 0; i < 4; i++) {
       const r = await limiter.acquire();
       if (r.ok) times.push(r.serverTimeUs);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      clock.advance(200);
     }
-    await limiter.configureRate(2, 1_000);
+    await limiter.configureRate(2, 10_000);
     const refused = await limiter.acquire();
     if (refused.ok) throw new Error("expected a refusal");
     // Two of four must leave before one of two slots is free: the third admission's expiry.
-    const expected = 1_000 - (refused.serverTimeUs - times[2]!) / 1_000;
+    const expected = 10_000 - (refused.serverTimeUs - times[2]!) / 1_000;
     expect(Math.abs(refused.retryInMs - expected)).toBeLessThanOrEqual(1);
   });
 
@@ -211,20 +233,24 @@ describe("sliding-window create limiter", () => {
   it("with a margin, each slot is held that much past the window (arrival jitter absorbed)", async () => {
     // The workers' create limiter: a request admitted as a slot frees may reach KIE sooner after
     // the earlier one than the window; the margin keeps that from being a 429.
+    const clock = manualClock();
     const limiter = createFleet(client(), {
       apiKey: account(),
-      createRate: { limit: 1, windowMs: 300 },
-      createMarginMs: 200,
+      createRate: { limit: 1, windowMs: 3_000 },
+      createMarginMs: 2_000,
+      clock,
+      scriptClock: clock,
     }).createLimiter;
     const first = await limiter.acquire();
+    clock.advance(100);
     const refused = await limiter.acquire();
     if (!first.ok || refused.ok) throw new Error("expected one admission, then a refusal");
-    const expected = 500 - (refused.serverTimeUs - first.serverTimeUs) / 1_000;
+    const expected = 5_000 - (refused.serverTimeUs - first.serverTimeUs) / 1_000;
     expect(Math.abs(refused.retryInMs - expected)).toBeLessThanOrEqual(1);
 
-    await new Promise((resolve) => setTimeout(resolve, 350));
+    clock.advance(3_400);
     expect((await limiter.acquire()).ok).toBe(false); // past the window, within the margin
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    clock.advance(2_000);
     expect((await limiter.acquire()).ok).toBe(true);
   });
 
@@ -236,8 +262,15 @@ describe("sliding-window create limiter", () => {
     });
     await limiter.waitForSlot();
     const controller = new AbortController();
-    const waiting = limiter.waitForSlot(controller.signal);
-    setTimeout(() => controller.abort(new Error("shutting down")), 50);
-    await expect(waiting).rejects.toThrow("shutting down");
+    // Shutdown arrives while the waiter sleeps for the slot to free (a minute away).
+    const clock = {
+      ...systemClock,
+      sleep: (ms: number, signal?: AbortSignal) => {
+        const sleeping = systemClock.sleep(ms, signal);
+        controller.abort(new Error("shutting down"));
+        return sleeping;
+      },
+    };
+    await expect(limiter.waitForSlot(controller.signal, clock)).rejects.toThrow("shutting down");
   });
 });
