@@ -3,7 +3,8 @@
  * 127.0.0.1:6379) and `redis-server` is on the PATH, start a private one on a free port for the
  * run. Tests never FLUSHALL: each uses its own key prefix.
  */
-import { hasRedisServer, type LocalRedis, redisAnswers, startLocalRedis } from "../src/demo/local-redis.js";
+import { redisAnswers } from "../src/app/connections.js";
+import { hasRedisServer, type LocalRedis, startLocalRedis } from "../src/demo/local-redis.js";
 import { startRedisContainer, USE_CONTAINERS } from "./helpers/containers.js";
 
 let local: LocalRedis | undefined;

@@ -1,5 +1,6 @@
 import type { Config } from "../config/index.js";
 import { SECRET_KEYS } from "../config/schema.js";
+import { urlSecrets } from "../core/redact-url.js";
 
 export const REDACTED = "[redacted]";
 /** Shorter values are not scrubbed: replacing every "ab" in a message would wreck it and hide nothing. */
@@ -15,12 +16,7 @@ export function secretValues(config: Config, env: NodeJS.ProcessEnv = process.en
     const value = (config as Record<string, unknown>)[name] ?? env[name];
     if (typeof value === "string") values.add(value);
   }
-  try {
-    const password = new URL(config.REDIS_URL).password;
-    if (password) values.add(decodeURIComponent(password));
-  } catch {
-    // An unparseable URL never got this far: the config schema checked it.
-  }
+  for (const secret of urlSecrets(config.REDIS_URL)) values.add(secret);
   return [...values].filter((v) => v.length >= MIN_SECRET_CHARS);
 }
 

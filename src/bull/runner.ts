@@ -173,6 +173,11 @@ export class StageWorkers {
     })();
     return this.closing;
   }
+
+  /** `close()` with its default deadline, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
 }
 
 export type StageQueueMap = Record<Stage, Queue>;

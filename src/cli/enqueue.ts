@@ -1,7 +1,7 @@
-import { connectProducer, RedisUnavailableError } from "../app/index.js";
+import { connectProducer, pingRedis, RedisUnavailableError } from "../app/index.js";
 import type { Config } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
-import { LedgerError, pingRedis } from "../ledger/index.js";
+import { LedgerError } from "../ledger/index.js";
 import { isManifestParseError, ManifestOptionError } from "../manifest/index.js";
 import {
   type EnqueueDeps,

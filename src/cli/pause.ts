@@ -1,5 +1,5 @@
 import { hostname, userInfo } from "node:os";
-import { accountPauses, pauseSubmissions, resumeSubmissions } from "../commands/pause.js";
+import { pauseSubmissions, resumeSubmissions } from "../commands/pause.js";
 import type { Config } from "../config/index.js";
 import { registerAccount, requireAccounts } from "../report/accounts.js";
 import { type OpsContext, withOps } from "./ops-context.js";
@@ -13,7 +13,7 @@ async function pausesOf(ctx: OpsContext) {
   const prefix = ctx.config.KIE_QUEUE_PREFIX;
   const ids = await requireAccounts(ctx.redis, prefix, ctx.config.KIE_API_KEY);
   if (ctx.config.KIE_API_KEY) await registerAccount(ctx.redis, prefix, ids[0]!);
-  return accountPauses(ctx.redis, ids);
+  return ctx.pauses(ids);
 }
 
 /** `kie-batch pause [--reason TEXT]`: stops new submissions fleet-wide until `resume`. */

@@ -15,8 +15,8 @@ export interface WorkerFlags {
   adminHost?: string;
 }
 
-/** How long a shutdown may take in all before the process exits anyway. */
-const SHUTDOWN_DEADLINE_MS = 25_000;
+/** How long past KIE_SHUTDOWN_DEADLINE the process waits for the close before it exits anyway. */
+const HARD_STOP_AFTER_MS = 3_000;
 
 /** `kie-batch worker`: runs the chosen stages until SIGTERM/SIGINT, then exits 0 within 30 s. */
 export async function runWorkerCommand(config: Config, log: Logger, flags: WorkerFlags): Promise<void> {
@@ -57,9 +57,9 @@ export async function runWorkerCommand(config: Config, log: Logger, flags: Worke
     const hardStop = setTimeout(() => {
       log.error("shutdown deadline passed: exiting");
       process.exit(0);
-    }, SHUTDOWN_DEADLINE_MS + 3_000);
+    }, config.KIE_SHUTDOWN_DEADLINE + HARD_STOP_AFTER_MS);
     hardStop.unref();
-    await running.close(SHUTDOWN_DEADLINE_MS);
+    await running.close(config.KIE_SHUTDOWN_DEADLINE);
     log.info("worker stopped");
   });
 }

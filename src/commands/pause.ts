@@ -1,26 +1,12 @@
-import type { Redis } from "ioredis";
-import { FleetPause, PAUSE_POLICY, type PauseState } from "../fleet/index.js";
+import { PAUSE_POLICY, type PauseState } from "../fleet/index.js";
 import { type AccountPause, type FleetState, fleetLines, readFleetState } from "../report/fleet-state.js";
 import type { Output } from "../report/types.js";
 
-/** One account's pause, with the operator's two moves. */
+/** One account's pause, with the operator's two moves (built by the app: `buildPauseControls`). */
 export interface PauseControl extends AccountPause {
   pause(kind: "manual", reason: string): Promise<{ isNew: boolean; state: PauseState }>;
   /** Clears any pause, automatic ones (401, 402, 433) included; true when one was set. */
   resume(): Promise<boolean>;
-}
-
-/** The pause controls of the given accounts, over an injected connection (the caller closes it). */
-export function accountPauses(redis: Redis, accountIds: readonly string[]): PauseControl[] {
-  return accountIds.map((accountId) => {
-    const pause = new FleetPause(redis, { accountId });
-    return {
-      accountId,
-      get: () => pause.get(),
-      pause: (kind: "manual", reason: string) => pause.pause(kind, reason),
-      resume: () => pause.resume(),
-    };
-  });
 }
 
 export interface PauseDeps {

@@ -1,4 +1,5 @@
 import { CodedError } from "../core/errors.js";
+import { redactUrl } from "../core/redact-url.js";
 import { type Config, envSchema, SECRET_KEYS } from "./schema.js";
 
 export class ConfigError extends CodedError<"invalid_config"> {
@@ -47,17 +48,6 @@ export function redactConfig(config: Config): Record<string, unknown> {
   if (config.KIE_ALERT_WEBHOOK_URL)
     out.KIE_ALERT_WEBHOOK_URL = `${new URL(config.KIE_ALERT_WEBHOOK_URL).origin}/[redacted]`;
   return out;
-}
-
-/** A URL without its password (and username, when it carries one), for messages. */
-export function redactUrl(raw: string): string {
-  try {
-    const url = new URL(raw);
-    if (url.password) url.password = "***";
-    return url.toString().replace(/\/$/, "");
-  } catch {
-    return "[unparseable url]";
-  }
 }
 
 /** The worker cannot run without a key; other commands can. */

@@ -59,6 +59,9 @@ const bool = z.string().transform((value, ctx) => {
   return z.NEVER;
 });
 
+/** KIE's documented lifetime of a finished task's files (the read model warns against it too). */
+export const FILE_LIFETIME_DEFAULT_MS = 14 * 86_400_000;
+
 const QUEUE_PREFIX_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 export const envSchema = z.object({
@@ -92,6 +95,14 @@ export const envSchema = z.object({
   KIE_SUBMIT_ATTEMPTS: positiveInt("a whole number >= 1").default(8),
   KIE_LOCK_MS: positiveInt("milliseconds, a whole number").default(30_000),
   KIE_LEDGER_TTL: duration('"30d"').default(30 * 86_400_000),
+  /** A status call may not know a task this young yet ("recordInfo is null"): not a failure. */
+  KIE_RECORD_LAG_GRACE: duration('"60s"').default(60_000),
+  /** How long KIE keeps a finished task's files: an archive later than this cannot succeed. */
+  KIE_FILE_LIFETIME: duration('"14d"').default(FILE_LIFETIME_DEFAULT_MS),
+  /** How long a worker's shutdown may take before hung jobs are dropped (released by their lock). */
+  KIE_SHUTDOWN_DEADLINE: duration('"25s"').default(25_000),
+  /** How long a command waits for Redis's first answer before it exits 1. */
+  REDIS_CONNECT_TIMEOUT: duration('"5s"').default(5_000),
   LOG_LEVEL: z
     .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
       message: "expected trace, debug, info, warn, error, fatal or silent",

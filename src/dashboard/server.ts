@@ -9,7 +9,7 @@ export interface DashboardOptions extends DashboardAppOptions {
   host?: string;
 }
 
-export interface Dashboard {
+export interface Dashboard extends AsyncDisposable {
   /** `http://host:port/`, the port being the one bound. */
   readonly url: string;
   readonly port: number;
@@ -48,15 +48,17 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   });
   const port = (server.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    return closing;
+  };
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/`,
     port,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      return closing;
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }

@@ -1,45 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { Redis } from "ioredis";
+import { waitForRedis } from "../app/connections.js";
 
-/** A throwaway redis-server of the demo's own: loopback only, nothing kept on disk. */
+/** A throwaway redis-server of the demo's own: loopback only, nothing kept on disk. Its probe is the app's. */
 export interface LocalRedis {
   url: string;
   stop(): Promise<void>;
-}
-
-/** True when something at `url` answers PING now (one try, no reconnects). */
-export async function redisAnswers(url: string): Promise<boolean> {
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on("error", () => {});
-  try {
-    await probe.connect();
-    // A server loading its append-only file answers LOADING errors until it is done.
-    await probe.ping();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
-/**
- * Resolves once `url` answers PING; rejects after `timeoutMs`, or as soon as `alive` throws (the
- * server process died: no point waiting).
- */
-export async function waitForRedis(
-  url: string,
-  options: { timeoutMs: number; alive?: () => void },
-): Promise<void> {
-  const deadline = Date.now() + options.timeoutMs;
-  for (;;) {
-    options.alive?.();
-    if (await redisAnswers(url)) return;
-    if (Date.now() > deadline)
-      throw new Error(`redis-server did not answer at ${url} within ${options.timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** True when `redis-server` can be run from the PATH. */

@@ -4,16 +4,19 @@ import { join, relative, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import {
   connectProducer,
-  openRedis,
+  type Operator,
+  openOperator,
   RedisUnavailableError,
+  Releasers,
   type RunningWorker,
+  redisAnswers,
   startWorker,
 } from "../app/index.js";
 import { type Config, loadConfig } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
+import { redactUrl } from "../core/redact-url.js";
 import { accountId, accountKeyPattern } from "../fleet/index.js";
-import { createLedger } from "../ledger/index.js";
 import { enqueue } from "../producer/index.js";
 import { exportResults } from "../report/results.js";
 import type { BatchStatus } from "../report/status.js";
@@ -39,6 +42,10 @@ export interface DemoOptions {
 
 /** The simulator's minutes pass in seconds: 30 s - 3 min generations take 0.5-3 s. */
 const DEMO_TIME_SCALE = 60;
+/** How long the demo waits for an answer at REDIS_URL before it starts a redis-server of its own. */
+const REDIS_PROBE_MS = 2_000;
+/** The demo's workers have nothing in hand at the end: a short shutdown deadline is plenty. */
+const WORKER_CLOSE_DEADLINE_MS = 10_000;
 
 /**
  * `kie-batch demo`: the whole product on embedded defaults. Redis at REDIS_URL (or a private
@@ -49,16 +56,17 @@ const DEMO_TIME_SCALE = 60;
 export async function runDemo(options: DemoOptions): Promise<number> {
   const { out, log } = options;
   const say = (line: string) => out.write(`${line}\n`);
-  const stack: (() => Promise<void>)[] = [];
+  // Everything started is released in reverse order; a failed release is logged and the rest go on.
+  const releasers = new Releasers({ onError: ({ error }) => log.warn({ err: error }, "demo cleanup") });
   try {
-    const redisUrl = await ensureRedis(options.env.REDIS_URL ?? "redis://127.0.0.1:6379", say, stack);
+    const redisUrl = await ensureRedis(options.env.REDIS_URL ?? "redis://127.0.0.1:6379", say, releasers);
     const apiKey = `demo-${randomUUID()}`;
     const sim = await startSimulator({
       apiKey,
       timeScale: DEMO_TIME_SCALE,
       latency: { minMs: 30_000, maxMs: 180_000 },
     });
-    stack.push(() => sim.close());
+    releasers.push("simulator", () => sim.close());
     say(`KIE simulator at ${sim.url} (generation minutes pass in seconds)`);
 
     const runId = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
@@ -66,8 +74,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     await mkdir(runDir, { recursive: true });
     let s3: DemoS3 | undefined;
     if (options.s3) {
-      s3 = await startDemoS3(join(runDir, "s3rver"));
-      stack.push(() => s3!.close());
+      const started = await startDemoS3(join(runDir, "s3rver"));
+      releasers.push("s3rver", () => started.close());
+      s3 = started;
       say(`s3rver at ${s3.endpoint}, bucket ${s3.bucket}`);
     }
     const config: Config = loadConfig({
@@ -93,22 +102,20 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       `Enqueued ${summary.enqueued} rows of ${relative(process.cwd(), manifest) || manifest} into batch "${batch}" (at most ${summary.estimatedCredits} credits)`,
     );
 
+    const ops = await openOperator(config);
+    releasers.push("operator connection", () => ops.close());
+    // After the workers stopped: they write the account's fleet keys until then.
+    releasers.push("demo account's fleet keys", () => forgetAccount(ops, apiKey));
     const worker: RunningWorker = await startWorker(config, log);
-    stack.push(() => forgetAccount(config, apiKey));
-    stack.push(() => worker.close(10_000));
+    releasers.push("workers", () => worker.close(WORKER_CLOSE_DEADLINE_MS));
     say("");
-    const finalStatus = await showProgress(config, batch, out);
+    const finalStatus = await showProgress(ops, batch, out);
 
     const resultsFile = join(runDir, "results.jsonl");
-    const redis = await openRedis(config);
-    try {
-      await exportResults(
-        { ledger: createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX }) },
-        { batch, format: "jsonl", outFile: resultsFile, stdout: out },
-      );
-    } finally {
-      redis.disconnect();
-    }
+    await exportResults(
+      { ledger: ops.ledger },
+      { batch, format: "jsonl", outFile: resultsFile, stdout: out },
+    );
     say("");
     say(
       `${finalStatus.archived} of ${finalStatus.total} images archived, ${finalStatus.failed} failed, ${finalStatus.creditsSpent} credits spent (simulated).`,
@@ -126,35 +133,23 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     );
     return finalStatus.archived === finalStatus.total ? 0 : 1;
   } finally {
-    for (const close of stack.reverse())
-      await close().catch((error: unknown) => log.warn({ err: error }, "demo cleanup"));
+    // Each failure was logged as it happened; the demo's outcome is the batch's.
+    await releasers.closeAll().catch(() => undefined);
   }
 }
 
 /** The demo's throwaway API key leaves no fleet state (rate config, windows) behind in Redis. */
-async function forgetAccount(config: Config, apiKey: string): Promise<void> {
-  const redis = await openRedis(config);
-  try {
-    const keys = await redis.keys(accountKeyPattern(accountId(apiKey)));
-    if (keys.length > 0) await redis.del(...keys);
-  } finally {
-    redis.disconnect();
-  }
+async function forgetAccount(ops: Operator, apiKey: string): Promise<void> {
+  const keys = await ops.redis.keys(accountKeyPattern(accountId(apiKey)));
+  if (keys.length > 0) await ops.redis.del(...keys);
 }
 
 /** Redis at `url`, or a private redis-server when none answers and one is installed. */
-async function ensureRedis(
-  url: string,
-  say: (line: string) => void,
-  stack: (() => Promise<void>)[],
-): Promise<string> {
-  try {
-    const redis = await openRedis(loadConfig({ REDIS_URL: url }), { timeoutMs: 2_000 });
-    redis.disconnect();
-    say(`Redis at ${url}`);
+async function ensureRedis(url: string, say: (line: string) => void, releasers: Releasers): Promise<string> {
+  loadConfig({ REDIS_URL: url }); // a malformed REDIS_URL is a configuration error, not a missing Redis
+  if (await redisAnswers(url, REDIS_PROBE_MS)) {
+    say(`Redis at ${redactUrl(url)}`);
     return url;
-  } catch (error) {
-    if (!(error instanceof RedisUnavailableError)) throw error;
   }
   if (!(await hasRedisServer())) {
     throw new RedisUnavailableError(
@@ -163,39 +158,33 @@ async function ensureRedis(
     );
   }
   const local: LocalRedis = await startLocalRedis();
-  stack.push(() => local.stop());
-  say(`No Redis at ${url}: started a private redis-server at ${local.url} (stopped at the end)`);
+  releasers.push("private redis-server", () => local.stop());
+  say(`No Redis at ${redactUrl(url)}: started a private redis-server at ${local.url} (stopped at the end)`);
   return local.url;
 }
 
 /** Live progress until the batch finishes: bars redrawn on a TTY, a line per change otherwise. */
-async function showProgress(config: Config, batch: string, out: DemoOptions["out"]): Promise<BatchStatus> {
-  const redis = await openRedis(config);
-  try {
-    const ledger = createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX });
-    const drawer = out.isTTY ? new Redrawer(out) : undefined;
-    let last = "";
-    const { status } = await followBatch(
-      {
-        ledger,
-        clock: systemClock,
-        fleet: async () => ({ paused: null, accounts: [] }),
-        queuePrefix: config.KIE_QUEUE_PREFIX,
-      },
-      batch,
-      (s) => {
-        if (drawer) {
-          drawer.draw(batchLines(s));
-          return;
-        }
-        const line = watchLine(s, false);
-        if (line !== last) out.write(`${line}\n`);
-        last = line;
-      },
-      { intervalMs: drawer ? 250 : 500 },
-    );
-    return status;
-  } finally {
-    redis.disconnect();
-  }
+async function showProgress(ops: Operator, batch: string, out: DemoOptions["out"]): Promise<BatchStatus> {
+  const drawer = out.isTTY ? new Redrawer(out) : undefined;
+  let last = "";
+  const { status } = await followBatch(
+    {
+      ledger: ops.ledger,
+      clock: ops.clock,
+      fleet: async () => ({ paused: null, accounts: [] }),
+      queuePrefix: ops.config.KIE_QUEUE_PREFIX,
+    },
+    batch,
+    (s) => {
+      if (drawer) {
+        drawer.draw(batchLines(s));
+        return;
+      }
+      const line = watchLine(s, false);
+      if (line !== last) out.write(`${line}\n`);
+      last = line;
+    },
+    { intervalMs: drawer ? 250 : 500 },
+  );
+  return status;
 }

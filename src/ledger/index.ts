@@ -1,7 +1,6 @@
 export { LedgerError, type LedgerErrorCode } from "./errors.js";
 export { checkName, type LedgerKeys, ledgerKeys } from "./keys.js";
 export { createLedger, type Ledger, type LedgerOptions } from "./ledger.js";
-export { type ConnectRedisOptions, connectRedis, pingRedis, redactRedisUrl } from "./redis.js";
 export {
   type AddRowOutcome,
   type AddRowsMeta,

@@ -15,7 +15,7 @@ export interface AdminServerOptions {
   log: Logger;
 }
 
-export interface AdminServer {
+export interface AdminServer extends AsyncDisposable {
   port: number;
   host: string;
   close(): Promise<void>;
@@ -60,17 +60,14 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   });
   server.on("error", (error) => options.log.error({ err: error }, "admin server error"));
   let closing: Promise<void> | undefined;
-  return {
-    port: (server.address() as AddressInfo).port,
-    host,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      });
-      return closing;
-    },
+  const close = () => {
+    closing ??= new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+    return closing;
   };
+  return { port: (server.address() as AddressInfo).port, host, close, [Symbol.asyncDispose]: close };
 }
 
 function reply(

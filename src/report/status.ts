@@ -1,11 +1,12 @@
+import { FILE_LIFETIME_DEFAULT_MS } from "../config/schema.js";
 import type { Clock } from "../core/clock.js";
 import type { BatchSummary } from "../ledger/index.js";
 import { requireBatch } from "./batch.js";
 import type { AccountState, FleetState, PauseView } from "./fleet-state.js";
 import type { OpsLedger } from "./types.js";
 
-/** How long KIE keeps a finished task's files, by its docs. */
-export const FILE_LIFETIME_MS = 14 * 86_400_000;
+/** How long KIE keeps a finished task's files, by its docs (KIE_FILE_LIFETIME's default). */
+export const FILE_LIFETIME_MS = FILE_LIFETIME_DEFAULT_MS;
 /** The docs also say a result URL may last only a day: past this age an unarchived image is at risk. */
 export const URL_RISK_AGE_MS = 86_400_000;
 

@@ -21,7 +21,7 @@ export interface WebhookOptions {
   now?: () => number;
 }
 
-export interface WebhookServer {
+export interface WebhookServer extends AsyncDisposable {
   port: number;
   close(): Promise<void>;
 }
@@ -86,14 +86,12 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
     server.once("error", reject);
     server.listen(options.port, options.host ?? "0.0.0.0", () => resolve());
   });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return { port: (server.address() as AddressInfo).port, close, [Symbol.asyncDispose]: close };
 }
 
 /** The candidate whose row holds `taskId`: the ledger, not the path's shape, decides. */

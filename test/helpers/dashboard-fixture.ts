@@ -5,7 +5,7 @@
  * Shared by the HTTP test and the browser test; `close` leaves nothing behind.
  */
 
-import { accountPauses } from "../../src/commands/pause.js";
+import { buildPauseControls } from "../../src/app/parts.js";
 import { type Dashboard, startDashboard } from "../../src/dashboard/server.js";
 import { accountId } from "../../src/fleet/account.js";
 import { FleetPause } from "../../src/fleet/index.js";
@@ -66,7 +66,7 @@ export async function startDashboardFixture(
       queuePrefix: fx.prefix,
       ledger: fx.ledger,
       queues: fx.queues.queues,
-      fleet: async () => readFleetState(accountPauses(fx.redis, [account])),
+      fleet: async () => readFleetState(buildPauseControls(fx.redis, [account])),
       ping: () => fx.redis.ping(),
       ...(options.refreshSeconds === undefined ? {} : { refreshSeconds: options.refreshSeconds }),
     });

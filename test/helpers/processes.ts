@@ -7,7 +7,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort, waitForRedis } from "../../src/demo/local-redis.js";
+import { waitForRedis } from "../../src/app/connections.js";
+import { freePort } from "../../src/demo/local-redis.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const CLI = join(ROOT, "bin", "kie-batch.js");

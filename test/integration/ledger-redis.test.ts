@@ -1,9 +1,10 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connectRedis, pingRedis, redactRedisUrl } from "../../src/ledger/index.js";
+import { connectRedis, pingRedis } from "../../src/app/connections.js";
+import { redactUrl } from "../../src/core/redact-url.js";
 import { REDIS_URL } from "../helpers/redis.js";
 
-describe("redactRedisUrl", () => {
+describe("redactUrl", () => {
   it.each([
     ["redis://:secret@127.0.0.1:6379", "redis://:***@127.0.0.1:6379"],
     ["redis://user:secret@redis.internal:6380/2", "redis://user:***@redis.internal:6380/2"],
@@ -12,7 +13,7 @@ describe("redactRedisUrl", () => {
     ["redis://127.0.0.1:6379/0?password=secret&db=1", "redis://127.0.0.1:6379/0?password=***&db=1"],
     ["127.0.0.1:6379", "127.0.0.1:6379"],
   ])("%s -> %s", (url, expected) => {
-    expect(redactRedisUrl(url)).toBe(expected);
+    expect(redactUrl(url)).toBe(expected);
   });
 });
 

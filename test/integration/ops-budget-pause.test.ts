@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { buildPauseControls } from "../../src/app/parts.js";
 import { parseBudget, setBatchBudget } from "../../src/commands/budget.js";
-import { accountPauses, pauseSubmissions, resumeSubmissions } from "../../src/commands/pause.js";
+import { pauseSubmissions, resumeSubmissions } from "../../src/commands/pause.js";
 import { accountId, FleetPause } from "../../src/fleet/index.js";
 import { registerAccount, requireAccounts, resolveAccounts } from "../../src/report/accounts.js";
 import { deleteAccountKeys, fakeApiKey } from "../helpers/fleet-redis.js";
@@ -78,7 +79,7 @@ describe("pause and resume", () => {
 
     const out = new Collector();
     const state = await pauseSubmissions(
-      { accounts: accountPauses(fx.redis, ids), out },
+      { accounts: buildPauseControls(fx.redis, ids), out },
       "maintenance window",
     );
     expect(state.accounts).toHaveLength(2);
@@ -92,12 +93,12 @@ describe("pause and resume", () => {
     expect(out.text()).toMatch(/account [0-9a-f]{16} PAUSED since \S+ \(manual\): maintenance window/);
 
     const again = new Collector();
-    await pauseSubmissions({ accounts: accountPauses(fx.redis, ids), out: again }, "other reason");
+    await pauseSubmissions({ accounts: buildPauseControls(fx.redis, ids), out: again }, "other reason");
     expect(again.text()).toContain("already paused");
     expect(again.text()).toContain("maintenance window");
 
     const resumed = new Collector();
-    const after = await resumeSubmissions({ accounts: accountPauses(fx.redis, ids), out: resumed });
+    const after = await resumeSubmissions({ accounts: buildPauseControls(fx.redis, ids), out: resumed });
     expect(after.paused).toBeNull();
     expect(resumed.text()).toContain("resumed (was paused since");
     expect(resumed.text()).toMatch(/account [0-9a-f]{16} running/);
@@ -114,7 +115,7 @@ describe("pause and resume", () => {
     expect(await resolveAccounts(fx.redis, fx.prefix, key)).toEqual([accountId(key)]);
 
     const out = new Collector();
-    const after = await resumeSubmissions({ accounts: accountPauses(fx.redis, [accountId(key)]), out });
+    const after = await resumeSubmissions({ accounts: buildPauseControls(fx.redis, [accountId(key)]), out });
     expect(after.paused).toBeNull();
     expect(out.text()).toContain("(bad-key): KIE refused the API key (401)");
     expect(await new FleetPause(fx.redis, { accountId: accountId(key) }).get()).toBeNull();

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { accountPauses } from "../../src/commands/pause.js";
+import { buildPauseControls } from "../../src/app/parts.js";
 import { runStatus } from "../../src/commands/status.js";
 import { accountId, FleetPause } from "../../src/fleet/index.js";
 import { registerAccount, resolveAccounts } from "../../src/report/accounts.js";
@@ -57,7 +57,7 @@ function deps(clock = steppingClock(Date.now())) {
   return {
     ledger: fx.ledger,
     fleet: async () =>
-      readFleetState(accountPauses(fx.redis, await resolveAccounts(fx.redis, fx.prefix, undefined))),
+      readFleetState(buildPauseControls(fx.redis, await resolveAccounts(fx.redis, fx.prefix, undefined))),
     clock,
     queuePrefix: fx.prefix,
   };

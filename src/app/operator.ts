@@ -1,0 +1,82 @@
+/**
+ * The operator assembly: what operator commands, the dashboard and the demo act through. One
+ * fail-fast connection, and the parts built on it; closing it releases them all.
+ */
+import type { Redis } from "ioredis";
+import type { QueueSet } from "../bull/queues.js";
+import type { PauseControl } from "../commands/pause.js";
+import type { Config } from "../config/index.js";
+import { type Clock, systemClock } from "../core/clock.js";
+import type { Ledger } from "../ledger/index.js";
+import { resolveAccounts } from "../report/accounts.js";
+import { type FleetState, readFleetState } from "../report/fleet-state.js";
+import { openRedis } from "./connections.js";
+import { buildLedger, buildPauseControls, buildQueues } from "./parts.js";
+import { Releasers } from "./releasers.js";
+
+export interface Operator extends AsyncDisposable {
+  config: Config;
+  redis: Redis;
+  ledger: Ledger;
+  /** The stage queues, built on first use (building one writes its meta key). */
+  queues(): QueueSet;
+  /** The pause controls of the given accounts. */
+  pauses(accountIds: readonly string[]): PauseControl[];
+  /** The pause state of KIE_API_KEY's account, else of every account registered for the prefix. */
+  fleetState(): Promise<FleetState>;
+  clock: Clock;
+  /**
+   * Closes the queues and the connection. Never rejects, and never takes much longer than
+   * CLOSE_DEADLINE_MS: a Redis that died mid-command must not keep the process alive.
+   */
+  close(): Promise<void>;
+}
+
+/** How long closing gracefully may take before the connection is dropped. */
+export const CLOSE_DEADLINE_MS = 2_000;
+
+/** Opens the operator's connection. @throws RedisUnavailableError when Redis does not answer */
+export async function openOperator(config: Config): Promise<Operator> {
+  const redis = await openRedis(config);
+  const releasers = new Releasers();
+  releasers.push("redis connection", () => redis.quit());
+  let queues: QueueSet | undefined;
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= withDeadline(releasers.closeAll(), CLOSE_DEADLINE_MS)
+      .catch(() => undefined)
+      .finally(() => redis.disconnect());
+    return closing;
+  };
+  return {
+    config,
+    redis,
+    ledger: buildLedger(redis, config),
+    queues() {
+      if (!queues) {
+        const built = buildQueues(redis, config);
+        // An EventEmitter without an 'error' listener throws; failures still reject the calls.
+        for (const queue of Object.values(built.queues)) queue.on("error", () => {});
+        releasers.push("queues", () => built.close());
+        queues = built;
+      }
+      return queues;
+    },
+    pauses: (accountIds) => buildPauseControls(redis, accountIds),
+    async fleetState() {
+      const ids = await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, config.KIE_API_KEY);
+      return readFleetState(buildPauseControls(redis, ids));
+    },
+    clock: systemClock,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not closed within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}

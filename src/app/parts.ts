@@ -1,0 +1,105 @@
+/**
+ * The parts the assemblies (worker, operator, producer) are built from, each from the
+ * configuration and an injected connection. Nothing outside app/ calls these constructors.
+ */
+import { resolve } from "node:path";
+import type { Redis } from "ioredis";
+import { createFolderStore, createS3Store } from "../archive/index.js";
+import type { ArchiveStore } from "../archive/types.js";
+import { QueueSet } from "../bull/queues.js";
+import type { PauseControl } from "../commands/pause.js";
+import { type Config, ConfigError, requireApiKey } from "../config/index.js";
+import { fleetBackoff } from "../core/backoff.js";
+import { CREATE_MARGIN_MS, createFleet, type Fleet, FleetPause, type PauseKind } from "../fleet/index.js";
+import { createKieClient, type KieClient } from "../kie/index.js";
+import { createLedger, type Ledger } from "../ledger/index.js";
+import { createRedisBackend } from "../producer/redis-backend.js";
+import type { ProducerBackend } from "../producer/types.js";
+import { openRedis } from "./connections.js";
+
+export function buildLedger(redis: Redis, config: Config): Ledger {
+  return createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX, ttlMs: config.KIE_LEDGER_TTL });
+}
+
+export function buildQueues(redis: Redis, config: Config): QueueSet {
+  return new QueueSet({
+    connection: redis,
+    queuePrefix: config.KIE_QUEUE_PREFIX,
+    submitAttempts: config.KIE_SUBMIT_ATTEMPTS,
+  });
+}
+
+export function buildKie(config: Config): KieClient {
+  return createKieClient({
+    baseUrl: config.KIE_BASE_URL,
+    apiKey: requireApiKey(config),
+    flavor: config.KIE_API_FLAVOR,
+  });
+}
+
+export function buildFleet(redis: Redis, config: Config, options: { backoffScale?: number } = {}): Fleet {
+  const scale = options.backoffScale ?? 1;
+  return createFleet(redis, {
+    apiKey: requireApiKey(config),
+    createRate: config.KIE_RATE_LIMIT,
+    createMarginMs: CREATE_MARGIN_MS,
+    ...(scale === 1
+      ? {}
+      : { backoffSchedule: (consecutive, kind) => Math.max(1, fleetBackoff(consecutive, kind) * scale) }),
+  });
+}
+
+/** The pause controls of the given accounts, over an injected connection (the caller closes it). */
+export function buildPauseControls(redis: Redis, accountIds: readonly string[]): PauseControl[] {
+  return accountIds.map((accountId) => {
+    const pause = new FleetPause(redis, { accountId });
+    return {
+      accountId,
+      get: () => pause.get(),
+      pause: (kind: PauseKind, reason: string) => pause.pause(kind, reason),
+      resume: () => pause.resume(),
+    };
+  });
+}
+
+/** S3 when S3_BUCKET is set, else the folder ARCHIVE_DIR (or `fallbackDir`, for the demo). */
+export function buildStore(config: Config, fallbackDir?: string): ArchiveStore {
+  if (config.S3_BUCKET) {
+    return createS3Store({
+      bucket: config.S3_BUCKET,
+      prefix: config.S3_PREFIX,
+      region: config.S3_REGION,
+      forcePathStyle: config.S3_FORCE_PATH_STYLE,
+      ...(config.S3_ENDPOINT ? { endpoint: config.S3_ENDPOINT } : {}),
+    });
+  }
+  const dir = config.ARCHIVE_DIR ?? fallbackDir;
+  if (!dir) throw new ConfigError(["S3_BUCKET or ARCHIVE_DIR: the worker needs somewhere to archive images"]);
+  return createFolderStore(resolve(dir));
+}
+
+/** Hosts images may be fetched from although they resolve to private addresses. */
+export function downloadHosts(config: Config): string[] {
+  const base = new URL(config.KIE_BASE_URL);
+  return [base.port ? `${base.hostname}:${base.port}` : base.hostname, ...config.KIE_DOWNLOAD_HOSTS];
+}
+
+/** What `enqueue` writes through: a fail-fast connection, the ledger, and the submit queue. */
+export async function connectProducer(
+  config: Config,
+  options: { timeoutMs?: number } = {},
+): Promise<ProducerBackend> {
+  const redis = await openRedis(
+    config,
+    options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
+  );
+  return createRedisBackend({
+    redis,
+    ledger: buildLedger(redis, config),
+    queuePrefix: config.KIE_QUEUE_PREFIX,
+    queues: () => buildQueues(redis, config),
+    onClose: async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  });
+}

@@ -1,0 +1,206 @@
+/** The worker assembly: everything `kie-batch worker` runs, in one process. */
+import {
+  ALERT_DEFAULTS,
+  type AlertSettings,
+  noAlerts,
+  startAlerts,
+  type WorkerAlerts,
+} from "../alerts/index.js";
+import { secretValues } from "../alerts/scrub.js";
+import { DEFAULT_CONCURRENCY, StageWorkers } from "../bull/runner.js";
+import { type Config, requireApiKey } from "../config/index.js";
+import { systemClock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
+import { createFleetPort } from "../fleet/port.js";
+import {
+  type AdminServer,
+  collectFleetState,
+  createWorkerMetrics,
+  instrumentPorts,
+  startAdminServer,
+  stateSourceOf,
+  type WorkerMetrics,
+} from "../metrics/index.js";
+import { registerAccount } from "../report/accounts.js";
+import { STAGES, type Stage } from "../worker/jobs.js";
+import type { WorkerSettings } from "../worker/ports.js";
+import { startWebhookServer, type WebhookServer } from "../worker/webhook.js";
+import { openRedis } from "./connections.js";
+import { buildFleet, buildKie, buildLedger, buildQueues, buildStore, downloadHosts } from "./parts.js";
+import { Releasers } from "./releasers.js";
+
+export interface WorkerRunOptions {
+  stages?: readonly Stage[];
+  concurrency?: Partial<Record<Stage, number>>;
+  /** Webhook receiver port (also serves /healthz). */
+  listen?: number;
+  /** Address the webhook receiver binds. @defaultValue "0.0.0.0" (KIE must reach it) */
+  listenHost?: string;
+  /** The archive folder when neither S3_BUCKET nor ARCHIVE_DIR is set. */
+  fallbackArchiveDir?: string;
+  /** Overrides of the settings derived from `config` (tests shorten probes, rechecks and grace with it). */
+  settings?: Partial<WorkerSettings>;
+  /** Admin port: GET /metrics and /healthz (0 picks a free one). Unset: no admin server. */
+  adminListen?: number;
+  /** Address the admin server binds. @defaultValue "127.0.0.1" (metrics are not for the world) */
+  adminHost?: string;
+  /** Overrides of the alert defaults (tests shorten the watch and sweep intervals). */
+  alerts?: Partial<Omit<AlertSettings, "url">>;
+}
+
+export interface RunningWorker extends AsyncDisposable {
+  workers: StageWorkers;
+  webhook?: WebhookServer;
+  admin?: AdminServer;
+  /** This worker's metrics (its own registry). */
+  metrics: WorkerMetrics;
+  /** KIE_ALERT_WEBHOOK_URL's alerts; a no-op without it. */
+  alerts: WorkerAlerts;
+  /**
+   * Stops taking jobs, releases those in hand, closes everything; resolves within the deadline
+   * (KIE_SHUTDOWN_DEADLINE by default). A part that fails to close does not keep the others open.
+   */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+/** The stage settings `config` gives, before a caller's overrides. */
+export function workerSettings(config: Config): WorkerSettings {
+  return {
+    maxWaitMs: config.KIE_MAX_WAIT,
+    maxResubmits: config.KIE_MAX_RESUBMITS,
+    downloadHosts: downloadHosts(config),
+    recordLagGraceMs: config.KIE_RECORD_LAG_GRACE,
+    pollFirstMs: config.KIE_POLL_INTERVAL,
+    fileLifetimeMs: config.KIE_FILE_LIFETIME,
+    ...(config.KIE_CALLBACK_URL ? { callbackUrl: config.KIE_CALLBACK_URL } : {}),
+  };
+}
+
+/** Everything `kie-batch worker` runs, in one process. A start that fails half-way closes what it opened. */
+export async function startWorker(
+  config: Config,
+  log: Logger,
+  options: WorkerRunOptions = {},
+): Promise<RunningWorker> {
+  requireApiKey(config);
+  const releasers = new Releasers({
+    onError: ({ name, error }) => log.warn({ err: error, part: name }, `closing the ${name} failed`),
+  });
+  let deadlineMs = config.KIE_SHUTDOWN_DEADLINE;
+  try {
+    const redis = await openRedis(config, { forWorker: true });
+    releasers.push("redis connection", () => redis.disconnect());
+    const store = buildStore(config, options.fallbackArchiveDir);
+    releasers.push("archive store", () => store.close());
+    const kie = buildKie(config);
+    releasers.push("KIE client", () => kie.close());
+    const ledger = buildLedger(redis, config);
+    const queues = buildQueues(redis, config);
+    releasers.push("queues", () => queues.close());
+    const fleet = buildFleet(redis, config, { backoffScale: options.settings?.fleetBackoffScale ?? 1 });
+    // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
+    await registerAccount(redis, config.KIE_QUEUE_PREFIX, fleet.accountId);
+
+    const rate = config.KIE_RATE_LIMIT;
+    const change = await fleet.createLimiter.configureRate(rate.limit, rate.windowMs);
+    if (change.changed && change.previous) {
+      log.warn(
+        { from: change.previous, to: rate },
+        `fleet rate limit changed from ${change.previous.limit}/${change.previous.windowMs}ms to ${rate.limit}/${rate.windowMs}ms`,
+      );
+    }
+
+    // Metrics and alerts wrap the stages' ports: the stage logic knows nothing of them.
+    const metrics = createWorkerMetrics();
+    collectFleetState(metrics, stateSourceOf({ fleet, ledger, queues }), { log });
+    const alerts = config.KIE_ALERT_WEBHOOK_URL
+      ? startAlerts({
+          settings: { ...ALERT_DEFAULTS, ...options.alerts, url: config.KIE_ALERT_WEBHOOK_URL },
+          deployment: config.KIE_QUEUE_PREFIX,
+          redis,
+          ledger,
+          getPause: () => fleet.pause.get(),
+          account: fleet.accountId,
+          log,
+          secrets: secretValues(config),
+          onOutcome: (event, outcome) => metrics.alerts.inc({ event, outcome }),
+        })
+      : noAlerts;
+    // After the stages: a batch they just finished is still told.
+    releasers.push("alerts", () => alerts.close());
+    const ports = instrumentPorts(
+      {
+        kie,
+        store,
+        ledger: alerts.ledger(ledger),
+        fleet: createFleetPort(fleet, {
+          pollRatePerSec: config.KIE_POLL_RATE,
+          maxInFlight: config.KIE_MAX_IN_FLIGHT,
+        }),
+      },
+      metrics,
+      [alerts.fleet],
+    );
+
+    const workers = new StageWorkers({
+      connection: redis,
+      queuePrefix: config.KIE_QUEUE_PREFIX,
+      ledger: ports.ledger,
+      log,
+      stages: options.stages ?? STAGES,
+      concurrency: { ...DEFAULT_CONCURRENCY, ...options.concurrency },
+      lockMs: config.KIE_LOCK_MS,
+      deps: {
+        kie: ports.kie,
+        ledger: ports.ledger,
+        store: ports.store,
+        queues,
+        clock: systemClock,
+        fleet: ports.fleet,
+        settings: { ...workerSettings(config), ...options.settings },
+      },
+    });
+    releasers.push("stage workers", () => workers.close(deadlineMs));
+    await workers.waitUntilReady();
+    const webhook =
+      options.listen === undefined
+        ? undefined
+        : await startWebhookServer({
+            port: options.listen,
+            ...(options.listenHost ? { host: options.listenHost } : {}),
+            ledger,
+            pollQueue: queues.queues.poll,
+            log,
+            ...(config.KIE_WEBHOOK_HMAC_KEY ? { hmacKey: config.KIE_WEBHOOK_HMAC_KEY } : {}),
+          });
+    if (webhook) releasers.push("webhook server", () => webhook.close());
+    // Never on the webhook port: that one faces KIE, and metrics name batches and accounts.
+    const admin =
+      options.adminListen === undefined
+        ? undefined
+        : await startAdminServer({
+            port: options.adminListen,
+            ...(options.adminHost ? { host: options.adminHost } : {}),
+            registry: metrics.registry,
+            log,
+          });
+    if (admin) releasers.push("admin server", () => admin.close());
+
+    const close = (deadline?: number) => {
+      if (deadline !== undefined) deadlineMs = deadline;
+      return releasers.closeAll();
+    };
+    return {
+      workers,
+      ...(webhook ? { webhook } : {}),
+      ...(admin ? { admin } : {}),
+      metrics,
+      alerts,
+      close,
+      [Symbol.asyncDispose]: () => close(),
+    };
+  } catch (error) {
+    await releasers.closeAll().catch(() => undefined);
+    throw error;
+  }
+}
