@@ -1,14 +1,16 @@
 import { type Clock, systemClock } from "../core/clock.js";
 import type { RedisClient, ScriptClock } from "../redis/script.js";
 import { accountId as accountIdOf } from "./account.js";
+import type { Fleet } from "./fleet.js";
 import { FleetBackoff, type FleetBackoffOptions } from "./fleet-backoff.js";
 import { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
 import { FleetPause } from "./pause.js";
 import { DEFAULT_CREATE_RATE, type RateConfig, SlidingWindowLimiter } from "./rate-limiter.js";
-import { readSubmitGate, type SubmitGate } from "./submit-gate.js";
+import { readSubmitGate } from "./submit-gate.js";
 
 export type { RedisClient, ScriptClock } from "../redis/script.js";
 export { ACCOUNT_KEY_ROOT, accountId, accountKey, accountKeyPattern } from "./account.js";
+export type { Fleet } from "./fleet.js";
 export type { FleetBackoffOptions, FleetBackoffState } from "./fleet-backoff.js";
 export { FleetBackoff } from "./fleet-backoff.js";
 export type { InFlightOptions } from "./in-flight.js";
@@ -48,24 +50,6 @@ export interface FleetOptions {
   inFlightStaleAfterMs?: number;
   /** The 429/455 backoff ladder. @defaultValue fleetBackoff (src/core/backoff.ts) */
   backoffSchedule?: FleetBackoffOptions["schedule"];
-}
-
-/** Everything one KIE account shares across the fleet, in Redis. */
-export interface Fleet {
-  /** sha256(apiKey) first 16 hex: the only form of the key in Redis and logs. */
-  readonly accountId: string;
-  /** Creates: sliding window, one shared value per account (`createLimiter.configureRate`). */
-  readonly createLimiter: SlidingWindowLimiter;
-  /** Status calls: `ratePerSec` per second per account (KIE_POLL_RATE, may be fractional); one instance per rate. */
-  pollLimiter(ratePerSec: number): SlidingWindowLimiter;
-  /** KIE_MAX_IN_FLIGHT slots. */
-  readonly inFlight: InFlight;
-  /** Fleet pause (manual, 401, 402, 433) and its probes. */
-  readonly pause: FleetPause;
-  /** Fleet backoff after 429 / 455. */
-  readonly backoff: FleetBackoff;
-  /** Pause and backoff in one round trip: check before each submit. */
-  readGate(): Promise<SubmitGate>;
 }
 
 /** KIE_POLL_RATE as a window: whole calls per second (rounded down), or one call per 1/rate s below 1. */

@@ -1,5 +1,5 @@
 import type { FleetBackoffKind } from "../core/backoff.js";
-import type { Fleet } from "./index.js";
+import type { Fleet } from "./fleet.js";
 import type { PauseOptions, PauseState } from "./pause.js";
 import type { PauseKind } from "./policy.js";
 
