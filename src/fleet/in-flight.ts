@@ -30,6 +30,12 @@ const TRY_ACQUIRE = RedisScript.fromFile(new URL("./scripts/in-flight-acquire.lu
 const TOUCH = RedisScript.fromFile(new URL("./scripts/in-flight-touch.lua", import.meta.url));
 const COUNT = RedisScript.fromFile(new URL("./scripts/in-flight-count.lua", import.meta.url));
 
+function checkStaleAfter(ms: number): number {
+  if (!Number.isSafeInteger(ms) || ms < 1)
+    throw new RangeError("InFlight: staleAfterMs must be an integer >= 1");
+  return ms;
+}
+
 export class InFlight {
   private readonly key: string;
   readonly staleAfterMs: number;
@@ -40,11 +46,8 @@ export class InFlight {
     options: InFlightOptions,
   ) {
     this.key = accountKey(options.accountId, "in-flight");
-    this.staleAfterMs = options.staleAfterMs ?? DEFAULT_IN_FLIGHT_STALE_MS;
+    this.staleAfterMs = checkStaleAfter(options.staleAfterMs ?? DEFAULT_IN_FLIGHT_STALE_MS);
     this.scriptClock = options.scriptClock;
-    if (!Number.isSafeInteger(this.staleAfterMs) || this.staleAfterMs < 1) {
-      throw new RangeError("InFlight: staleAfterMs must be an integer >= 1");
-    }
   }
 
   /**
