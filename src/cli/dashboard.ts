@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import type { Config } from "../config/index.js";
 import type { Logger } from "../core/logger.js";
+import { parsePort } from "../core/values.js";
 import { DashboardListenError, startDashboard } from "../dashboard/server.js";
 import { UsageError } from "./errors.js";
 import { interruptSignal, withOps } from "./ops-context.js";
@@ -16,7 +17,7 @@ export interface DashboardFlags {
  * Redis must answer at start (exit 1 otherwise, as every command); later outages show as 503s.
  */
 export async function runDashboardCommand(config: Config, log: Logger, flags: DashboardFlags): Promise<void> {
-  const port = parsePort(flags.port ?? "3000");
+  const port = parsePort(flags.port ?? "3000", "--port");
   const host = flags.host ?? "127.0.0.1";
   const interrupt = interruptSignal();
   try {
@@ -51,14 +52,6 @@ export async function runDashboardCommand(config: Config, log: Logger, flags: Da
   } finally {
     interrupt.dispose();
   }
-}
-
-function parsePort(value: string): number {
-  const port = Number(value);
-  if (!/^\d+$/.test(value) || port > 65_535) {
-    throw new UsageError(`--port: expected a port number from 0 to 65535, got "${value}"`);
-  }
-  return port;
 }
 
 function isLoopback(host: string): boolean {

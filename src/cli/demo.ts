@@ -1,6 +1,6 @@
 import { createLogger } from "../core/logger.js";
+import { MAX_DEMO_ROWS, parseWholeNumber } from "../core/values.js";
 import { runDemo } from "../demo/run.js";
-import { UsageError } from "./errors.js";
 
 export interface DemoFlags {
   rows?: string;
@@ -10,10 +10,7 @@ export interface DemoFlags {
 
 /** `kie-batch demo`: exit 0 only if every row was archived. */
 export async function runDemoCommand(flags: DemoFlags): Promise<void> {
-  const rows = flags.rows === undefined ? 12 : Number(flags.rows);
-  if (!Number.isInteger(rows) || rows < 1 || rows > 100_000) {
-    throw new UsageError(`--rows: expected a whole number from 1 to 100000, got "${flags.rows}"`);
-  }
+  const rows = flags.rows === undefined ? 12 : parseWholeNumber(flags.rows, "--rows", 1, MAX_DEMO_ROWS);
   // Worker logs would drown the progress display: only warnings and worse, unless asked for.
   const log = createLogger({ level: process.env.LOG_LEVEL ?? "warn" });
   process.exitCode = await runDemo({

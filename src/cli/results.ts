@@ -1,7 +1,8 @@
 import { resolve } from "node:path";
 import type { Config } from "../config/index.js";
-import { exportResults, parseResultsFormat, type ResultsFormat } from "../report/results.js";
-import { parseArgument, withOps } from "./ops-context.js";
+import { parseResultsFormat, type ResultsFormat } from "../core/values.js";
+import { exportResults } from "../report/results.js";
+import { withOps } from "./ops-context.js";
 
 export interface ResultsFlags {
   format?: string;
@@ -10,7 +11,7 @@ export interface ResultsFlags {
 
 /** `kie-batch results BATCH`: JSONL or CSV, to stdout or atomically to --out. */
 export async function runResultsCommand(config: Config, batch: string, flags: ResultsFlags): Promise<void> {
-  const format = parseArgument(() => parseResultsFormat(flags.format));
+  const format = parseResultsFormat(flags.format);
   // `results | head`: the reader leaving is not an error. The writer sees the closed stream and stops.
   const onStdoutError = () => {};
   process.stdout.on("error", onStdoutError);

@@ -1,15 +1,13 @@
 import { parseSimulatorFlags, type SimulatorFlags, startSimulator } from "../simulator/index.js";
-import { UsageError } from "./errors.js";
 import { onShutdown } from "./signals.js";
 
 /** `kie-batch simulate`: runs the KIE look-alike until SIGINT/SIGTERM. */
 export async function runSimulateCommand(flags: SimulatorFlags): Promise<void> {
-  let options: ReturnType<typeof parseSimulatorFlags>;
-  try {
-    options = parseSimulatorFlags({ ...flags, apiKey: flags.apiKey ?? process.env.KIE_API_KEY ?? undefined });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  // A bad flag is a ValueError: exitWithError prints it and exits 2.
+  const options = parseSimulatorFlags({
+    ...flags,
+    apiKey: flags.apiKey ?? process.env.KIE_API_KEY ?? undefined,
+  });
   if (options.apiKey === "") delete options.apiKey;
   const sim = await startSimulator(options);
   process.stdout.write(

@@ -1,6 +1,7 @@
 import { startWorker } from "../app/index.js";
 import type { Config } from "../config/index.js";
 import type { Logger } from "../core/logger.js";
+import { parsePort, parseWholeNumber } from "../core/values.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
 import { UsageError } from "./errors.js";
 import { onShutdown } from "./signals.js";
@@ -27,11 +28,11 @@ export async function runWorkerCommand(config: Config, log: Logger, flags: Worke
     ["poll", flags.concurrencyPoll],
     ["archive", flags.concurrencyArchive],
   ] as const) {
-    if (value !== undefined) concurrency[stage] = positiveInt(value, `--concurrency-${stage}`);
+    if (value !== undefined) concurrency[stage] = parseWholeNumber(value, `--concurrency-${stage}`, 1);
   }
-  const listen = flags.listen === undefined ? undefined : positiveInt(flags.listen, "--listen", 0);
+  const listen = flags.listen === undefined ? undefined : parsePort(flags.listen, "--listen");
   const adminListen =
-    flags.adminListen === undefined ? undefined : positiveInt(flags.adminListen, "--admin-listen", 0);
+    flags.adminListen === undefined ? undefined : parsePort(flags.adminListen, "--admin-listen");
   if (flags.adminHost !== undefined && adminListen === undefined) {
     throw new UsageError("--admin-host: give --admin-listen too");
   }
@@ -77,11 +78,4 @@ function parseStages(value: string | undefined): Stage[] {
   }
   if (stages.length === 0) throw new UsageError("--stages: name at least one stage");
   return stages as Stage[];
-}
-
-function positiveInt(value: string, flag: string, min = 1): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min)
-    throw new UsageError(`${flag}: expected a whole number >= ${min}, got "${value}"`);
-  return n;
 }

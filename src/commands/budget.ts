@@ -1,22 +1,7 @@
 import type { BatchSummary } from "../ledger/index.js";
 import { requireBatch } from "../report/batch.js";
-import { OpsError } from "../report/errors.js";
 import { formatCredits } from "../report/status-text.js";
 import type { OpsLedger, Output } from "../report/types.js";
-
-/** `none` removes the budget; anything else must be a non-negative number of credits. */
-export function parseBudget(text: string): number | null {
-  const value = text.trim().toLowerCase();
-  if (value === "none") return null;
-  const credits = Number(value);
-  if (value === "" || !/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(credits)) {
-    throw new OpsError(
-      "invalid_argument",
-      `budget: expected a number of credits >= 0, or "none", got "${text}"`,
-    );
-  }
-  return credits;
-}
 
 export interface BudgetDeps {
   ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "setBudget">;

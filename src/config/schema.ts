@@ -1,63 +1,41 @@
 import { z } from "zod";
-import { parseDuration, parseRate } from "../core/units.js";
+import { ValueError } from "../core/errors.js";
+import {
+  parseCount,
+  parseDuration,
+  parsePositiveNumber,
+  parseRate,
+  parseServiceUrl,
+  parseSwitch,
+} from "../core/values.js";
 
 /**
  * One schema for every environment variable. Flags of the CLI are mapped onto these names before
  * validation, so a value is checked the same way whichever way it arrives.
  */
 
-const duration = (example: string) =>
+/**
+ * A variable read by one of core/values' parsers: its ValueError becomes the issue, whose message
+ * loadConfig prefixes with the variable's name. `expected` replaces the parser's own wording.
+ */
+const parsed = <T>(parse: (text: string) => T, expected?: string) =>
   z.string().transform((value, ctx) => {
     try {
-      return parseDuration(value);
-    } catch {
-      ctx.addIssue({
-        code: "custom",
-        message: `expected a duration like ${example}, got ${JSON.stringify(value)}`,
-      });
+      return parse(value);
+    } catch (error) {
+      if (!(error instanceof ValueError)) throw error;
+      const message =
+        expected === undefined ? error.message : `expected ${expected}, got ${JSON.stringify(value)}`;
+      ctx.addIssue({ code: "custom", message });
       return z.NEVER;
     }
   });
 
-const positiveInt = (what: string) =>
-  z.string().transform((value, ctx) => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
-      ctx.addIssue({ code: "custom", message: `expected ${what}, got ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    return n;
-  });
-
-const positiveNumber = (what: string) =>
-  z.string().transform((value, ctx) => {
-    const n = Number(value);
-    if (!/^\d+(\.\d+)?$/.test(value.trim()) || n <= 0) {
-      ctx.addIssue({ code: "custom", message: `expected ${what}, got ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    return n;
-  });
-
-const url = (what: string) =>
-  z.string().transform((value, ctx) => {
-    try {
-      const parsed = new URL(value);
-      if (!/^(https?|rediss?):$/.test(parsed.protocol)) throw new Error("protocol");
-      return value.replace(/\/+$/, "");
-    } catch {
-      ctx.addIssue({ code: "custom", message: `expected ${what}, got a value that is not one` });
-      return z.NEVER;
-    }
-  });
-
-const bool = z.string().transform((value, ctx) => {
-  const v = value.trim().toLowerCase();
-  if (["1", "true", "yes", "on"].includes(v)) return true;
-  if (["0", "false", "no", "off", ""].includes(v)) return false;
-  ctx.addIssue({ code: "custom", message: `expected true or false, got ${JSON.stringify(value)}` });
-  return z.NEVER;
-});
+const duration = (example: string) => parsed(parseDuration, `a duration like ${example}`);
+const positiveInt = (what: string) => parsed((text) => parseCount(text, what));
+const positiveNumber = (what: string) => parsed((text) => parsePositiveNumber(text, what));
+const url = (what: string) => parsed((text) => parseServiceUrl(text, what));
+const bool = parsed(parseSwitch);
 
 /** KIE's documented lifetime of a finished task's files (the read model warns against it too). */
 export const FILE_LIFETIME_DEFAULT_MS = 14 * 86_400_000;
@@ -73,20 +51,7 @@ export const envSchema = z.object({
   KIE_API_KEY: z.string().min(1, "expected a non-empty API key").optional(),
   KIE_BASE_URL: url("an http(s) URL").default("https://api.kie.ai"),
   KIE_API_FLAVOR: z.enum(["qwen", "jobs"], { message: 'expected "qwen" or "jobs"' }).default("qwen"),
-  KIE_RATE_LIMIT: z
-    .string()
-    .transform((value, ctx) => {
-      try {
-        return parseRate(value);
-      } catch {
-        ctx.addIssue({
-          code: "custom",
-          message: `expected <count>/<window> like 20/10s, got ${JSON.stringify(value)}`,
-        });
-        return z.NEVER;
-      }
-    })
-    .default({ limit: 20, windowMs: 10_000 }),
+  KIE_RATE_LIMIT: parsed(parseRate, "<count>/<window> like 20/10s").default({ limit: 20, windowMs: 10_000 }),
   KIE_POLL_RATE: positiveNumber("status calls per second, a number > 0").default(20),
   KIE_MAX_IN_FLIGHT: positiveInt("a whole number (0: no cap)").default(0),
   KIE_POLL_INTERVAL: duration('"5s"').default(5_000),

@@ -20,15 +20,8 @@ export const MAX_REPORTED_ERRORS = 20;
 /** Distinct warnings kept (JSON rows may each bring new column names); the rest are counted. */
 export const MAX_WARNINGS = 50;
 
-/**
- * BullMQ priority of a batch enqueued without `--priority`. BullMQ runs jobs without a priority
- * before every prioritized job, so an unprioritized large batch would hold back an urgent one
- * given `--priority 1`: every batch gets a priority, lower numbers first.
- */
-export const DEFAULT_PRIORITY = 1000;
-
-/** BullMQ's largest priority. */
-export const MAX_PRIORITY = 2_097_151;
+/** The priority limits are read with the other flag values, in core/values. */
+export { DEFAULT_PRIORITY, MAX_PRIORITY } from "../core/values.js";
 
 /** A dry run asks Redis only if it answers this quickly; otherwise it goes on without it. */
 export const DRY_RUN_REDIS_TIMEOUT_MS = 1_500;

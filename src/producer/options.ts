@@ -1,10 +1,17 @@
+import { ValueError } from "../core/errors.js";
+import {
+  checkCredits,
+  checkPriority,
+  DEFAULT_PRIORITY,
+  parseCredits,
+  parsePriority as readPriority,
+} from "../core/values.js";
 import {
   assertBatchName,
   defaultBatchName,
   ManifestOptionError,
   parseSetArguments,
 } from "../manifest/index.js";
-import { DEFAULT_PRIORITY, MAX_PRIORITY } from "./limits.js";
 import type { EnqueueOptions } from "./types.js";
 
 /** Every option checked once, before the file is read or Redis is asked. */
@@ -26,38 +33,30 @@ export function resolveOptions(options: EnqueueOptions): ResolvedOptions {
     assertBatchName(options.batch);
     batch = options.batch;
   }
-  const priority = options.priority ?? DEFAULT_PRIORITY;
-  if (!Number.isInteger(priority) || priority < 1 || priority > MAX_PRIORITY) {
-    throw new ManifestOptionError("--priority", priorityMessage(String(options.priority)));
-  }
-  const budget = options.budget;
-  if (budget !== undefined && !(Number.isFinite(budget) && budget >= 0)) {
-    throw new ManifestOptionError("--budget", budgetMessage(String(budget)));
-  }
+  const priority = asOptionError(() => checkPriority(options.priority ?? DEFAULT_PRIORITY));
+  const given = options.budget;
+  const budget = given === undefined ? undefined : asOptionError(() => checkCredits(given));
   return { batch, sets: parseSetArguments(options.sets ?? []), priority, budget };
 }
 
-/** `--priority N` as typed: a whole number from 1 (first) to 2,097,151 (last). */
+/** `--priority N` as typed (core/values reads it), refused as the producer's option error. */
 export function parsePriority(text: string): number {
-  const value = text.trim();
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > MAX_PRIORITY) {
-    throw new ManifestOptionError("--priority", priorityMessage(text));
-  }
-  return n;
+  return asOptionError(() => readPriority(text));
 }
 
-/** `--budget CREDITS` as typed: a plain decimal number of credits, 0 or more. */
+/** `--budget CREDITS` as typed (core/values reads it), refused as the producer's option error. */
 export function parseBudgetCredits(text: string): number {
-  const value = text.trim();
-  if (!/^\d+(\.\d+)?$/.test(value)) throw new ManifestOptionError("--budget", budgetMessage(text));
-  return Number(value);
+  return asOptionError(() => parseCredits(text));
 }
 
-function priorityMessage(found: string): string {
-  return `--priority: expected a whole number from 1 (runs first) to ${MAX_PRIORITY} (runs last), found ${JSON.stringify(found)} (batches without --priority run at ${DEFAULT_PRIORITY})`;
-}
-
-function budgetMessage(found: string): string {
-  return `--budget: expected a number of credits, 0 or more, found ${JSON.stringify(found)}`;
+/** Every bad option of `enqueue` is a ManifestOptionError, as the manifest's own options are. */
+function asOptionError<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof ValueError && !(error instanceof ManifestOptionError)) {
+      throw new ManifestOptionError(error.option, error.message);
+    }
+    throw error;
+  }
 }

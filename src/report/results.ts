@@ -1,7 +1,7 @@
+import type { ResultsFormat } from "../core/values.js";
 import type { RowRecord, Status } from "../ledger/index.js";
 import { requireBatch } from "./batch.js";
 import { type CsvValue, csvLine } from "./csv.js";
-import { OpsError } from "./errors.js";
 import { writeFileAtomically } from "./output-file.js";
 import type { OpsLedger } from "./types.js";
 
@@ -10,9 +10,6 @@ import type { OpsLedger } from "./types.js";
  * page. Nothing holds the whole file: CSV reads the rows twice (first for the union of metadata
  * columns) instead of buffering them.
  */
-
-export const RESULT_FORMATS = ["jsonl", "csv"] as const;
-export type ResultsFormat = (typeof RESULT_FORMATS)[number];
 
 /** The fixed fields of every record, in output order; manifest metadata follows them. */
 export const RESULT_FIELDS = [
@@ -157,14 +154,6 @@ export async function writeResults(
   }
   await writer.flush();
   return count;
-}
-
-export function parseResultsFormat(value: string | undefined): ResultsFormat {
-  const format = (value ?? "jsonl").toLowerCase();
-  if (!(RESULT_FORMATS as readonly string[]).includes(format)) {
-    throw new OpsError("invalid_argument", `--format: expected jsonl or csv, got "${value}"`);
-  }
-  return format as ResultsFormat;
 }
 
 export interface ExportOptions {

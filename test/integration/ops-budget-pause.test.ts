@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildPauseControls } from "../../src/app/parts.js";
-import { parseBudget, setBatchBudget } from "../../src/commands/budget.js";
+import { setBatchBudget } from "../../src/commands/budget.js";
 import { pauseSubmissions, resumeSubmissions } from "../../src/commands/pause.js";
+import { parseBudget } from "../../src/core/values.js";
 import { accountId, FleetPause } from "../../src/fleet/index.js";
 import { registerAccount, requireAccounts, resolveAccounts } from "../../src/report/accounts.js";
 import { deleteAccountKeys, fakeApiKey } from "../helpers/fleet-redis.js";

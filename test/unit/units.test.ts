@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseDuration, parseRate, parseSize } from "../../src/core/units.js";
+import { parseDuration, parseRate, parseSize } from "../../src/core/values.js";
 
 describe("parseDuration", () => {
   it.each([
