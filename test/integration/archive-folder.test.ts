@@ -1,8 +1,9 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { once } from "node:events";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { putJson } from "../../src/archive/copy.js";
 import { createFolderStore } from "../../src/archive/folder-store.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
@@ -22,14 +23,25 @@ afterEach(async () => {
   await rm(parent, { recursive: true, force: true });
 });
 
-/** A stream that yields `bytes` of a PNG, then fails. */
+/** A stream that yields `bytes` of a PNG, then fails once the store has read them. */
 function failingAfter(bytes: number, error: Error): Readable {
   const out = new PassThrough();
-  pngBytes(bytes * 2).then((png) => {
-    out.write(png.subarray(0, bytes));
-    setTimeout(() => out.destroy(error), 10);
+  pngBytes(bytes * 2).then(async (png) => {
+    if (!out.write(png.subarray(0, bytes))) await once(out, "drain");
+    out.destroy(error);
   });
   return out;
+}
+
+/** Resolves once a hidden temporary file in `dir` holds `bytes` bytes: the store is mid-write. */
+async function writingTempFile(dir: string, bytes: number): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const temp = (await readdir(dir)).find((name) => name.endsWith(".tmp"));
+      expect(temp && (await stat(join(dir, temp))).size).toBe(bytes);
+    },
+    { timeout: 5_000, interval: 5 },
+  );
 }
 
 describe("folder store", () => {
@@ -60,7 +72,7 @@ describe("folder store", () => {
     const png = await pngBytes(500_000);
     const writing = store.put("b/slow.png", body, { contentType: "image/png" });
     body.write(png.subarray(0, 250_000));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await writingTempFile(join(root, "b"), 250_000);
     expect(await store.head("b/slow.png")).toBeUndefined();
     const visible = (await readdir(join(root, "b"))).filter((name) => !name.startsWith("."));
     expect(visible).toEqual([]);
@@ -95,7 +107,8 @@ describe("folder store", () => {
     const body = new PassThrough();
     body.write(await pngBytes(10_000));
     const writing = store.put("b/aborted.png", body, { contentType: "image/png", signal: controller.signal });
-    setTimeout(() => controller.abort(new Error("shutdown")), 20);
+    await writingTempFile(join(root, "b"), 10_000);
+    controller.abort(new Error("shutdown"));
     await expect(writing).rejects.toThrow("shutdown");
     expect(await readdir(join(root, "b"))).toEqual([]);
   });
