@@ -1,11 +1,8 @@
 /**
- * Every value a user types (a flag, an argument, an environment variable) is read here, against
- * named limits, as pg-boss's `attorney.ts` does: the human units ("10s", "25MB", "20/10s"),
- * ports, priorities, budgets and counts. Each parser returns a typed value or throws a
- * ValueError whose message is meant for the user as is (the CLI prints it and exits 2).
- *
- * It lives in core because the config schema, the producer, the commands, the simulator and the
- * CLI all read values, and core is the one folder each of them may import.
+ * Every value a user types (flag, argument, environment variable) is read here against named
+ * limits, as pg-boss's `attorney.ts` does. Each parser returns a typed value or throws a
+ * ValueError whose message is meant for the user as is (the CLI prints it and exits 2). In core
+ * because the config, producer, commands, simulator and CLI all read values, and may import core.
  */
 import { ValueError } from "./errors.js";
 
@@ -156,12 +153,10 @@ function checkedNonNegative(value: number, what: string, shown: string): number 
 
 // --- numbers for flags ---
 
+/** Bounds of `parseNumber`: none by default; a `min` of `Number.MIN_VALUE` reads as "> 0". */
 export interface NumberRule {
-  /** @defaultValue -Infinity; `Number.MIN_VALUE` reads as "> 0". */
   min?: number;
-  /** @defaultValue Infinity */
   max?: number;
-  /** @defaultValue false */
   integer?: boolean;
 }
 
@@ -181,15 +176,10 @@ export function parseNumber(value: string | number, option: string, rule: Number
 }
 
 /** Digits only ("12"), from `min` up to `max`: a count of workers, rows, ... */
-export function parseWholeNumber(
-  text: string,
-  option: string,
-  min = 0,
-  max = Number.MAX_SAFE_INTEGER,
-): number {
+export function parseWholeNumber(text: string, option: string, min = 0, max = Infinity): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < min || n > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    const range = max === Infinity ? `>= ${min}` : `from ${min} to ${max}`;
     throw new ValueError(option, `${option}: expected a whole number ${range}, got "${text}"`);
   }
   return n;
