@@ -5,6 +5,7 @@
  */
 import { createHmac } from "node:crypto";
 import { Agent, request } from "undici";
+import { systemClock } from "../core/clock.js";
 
 export const CALLBACK_ATTEMPTS = 3;
 /** Waits before the 2nd and 3rd attempts, real ms. */
@@ -66,7 +67,8 @@ export class CallbackSender {
           return;
         }
       }
-      await pause(BACKOFF_MS[attempt - 1] ?? 1000, signal);
+      // close() ends the wait early (the sleep rejects); the loop then sees the aborted signal.
+      await systemClock.sleep(BACKOFF_MS[attempt - 1] ?? 1000, signal).catch(() => undefined);
     }
   }
 
@@ -90,16 +92,4 @@ export class CallbackSender {
       throw new Error(`callback answered HTTP ${response.statusCode}`);
     }
   }
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

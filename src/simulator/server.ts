@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { systemClock } from "../core/clock.js";
 import { applyControl } from "./control.js";
 import { type ApiAnswer, answer, SimulatorEngine } from "./engine.js";
 import { CODE_MESSAGES } from "./faults.js";
@@ -201,20 +202,8 @@ async function applyFault(
       // The socket stays open until the client gives up or the server closes.
       return "handled";
     case "delay":
-      await abortableDelay(fault.ms, closing);
+      // Closing the server ends the delay early (the sleep rejects); the request is then dropped.
+      await systemClock.sleep(fault.ms, closing).catch(() => undefined);
       return closing.aborted ? "handled" : undefined;
   }
-}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
