@@ -55,10 +55,9 @@ export async function startImageServer(routes: Record<string, ImageRoute> = {}):
     let sent = 0;
     stream.on("data", (chunk: Buffer) => {
       if (route.cutAfterBytes !== undefined && sent + chunk.length > route.cutAfterBytes) {
-        res.write(chunk.subarray(0, route.cutAfterBytes - sent));
+        // Cut the connection once the partial bytes have left (the write's callback).
+        res.write(chunk.subarray(0, route.cutAfterBytes - sent), () => res.socket?.destroy());
         stream.destroy();
-        // Give the partial bytes a moment to leave, then cut the connection.
-        setTimeout(() => res.socket?.destroy(), 20);
         return;
       }
       sent += chunk.length;
