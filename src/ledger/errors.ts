@@ -1,13 +1,5 @@
 import { CodedError } from "../core/errors.js";
 
-export type LedgerErrorCode =
-  /** A batch name, row id, task id or prefix that cannot be part of a key. */
-  | "invalid_name"
-  /** The operation needs a row that is not in the ledger (never added, purged or expired). */
-  | "row_missing"
-  /** A value the ledger cannot store (a non-finite number, an unknown status or field). */
-  | "invalid_value";
-
 /**
  * The ledger's one error class; classify by `code`, which survives serialisation. Ledger errors
  * are programming or data errors: retrying the same call cannot help (`retryable` is false).
@@ -15,3 +7,11 @@ export type LedgerErrorCode =
 export class LedgerError extends CodedError<LedgerErrorCode> {
   override readonly name = "LedgerError";
 }
+
+export type LedgerErrorCode =
+  /** A batch name, row id, task id or prefix that cannot be part of a key. */
+  | "invalid_name"
+  /** The operation needs a row that is not in the ledger (never added, purged or expired). */
+  | "row_missing"
+  /** A value the ledger cannot store (a non-finite number, an unknown status or field). */
+  | "invalid_value";

@@ -7,7 +7,7 @@ import { CodedError } from "../core/errors.js";
 export type OpsErrorCode =
   /** The batch is not in the ledger under this queue prefix. */
   | "unknown_batch"
-  /** A command argument the command cannot use (a budget that is not a number, say). */
+  /** A command argument the ledger refuses (a batch name it cannot hold); bad flag values are ValueErrors. */
   | "invalid_argument"
   /** No KIE account is known: KIE_API_KEY is unset and no worker has registered one. */
   | "no_account";
