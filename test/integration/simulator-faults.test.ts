@@ -26,6 +26,8 @@ describe("rate window", () => {
     expect((await create(sim, "other", "second-key")).body.code).toBe(200);
 
     // The window is real time: once the fifth create has slid out, five more fit and no sixth.
+    // This wait is the behaviour under test (the simulator's window is real time by design: see
+    // src/simulator/rate-window.ts), not a pause to let things settle.
     const fifth = sim.stats().createTimes[4]!;
     await new Promise((resolve) => setTimeout(resolve, fifth + 510 - Date.now()));
     for (let i = 6; i < 11; i++) expect((await create(sim, `p${i}`)).body.code).toBe(200);
@@ -108,7 +110,10 @@ describe("injected faults", () => {
       );
     const hung = ask();
     const delayed = ask();
-    const outcome = await Promise.race([hung, new Promise((r) => setTimeout(() => r("waiting"), 100))]);
+    // Both calls have reached their fault, and the simulator has answered a later call since.
+    await expect.poll(() => sim!.stats().faults).toEqual({ hang: 1, delay: 1 });
+    expect((await call(sim, "GET", "/__sim/stats")).status).toBe(200);
+    const outcome = await Promise.race([hung, Promise.resolve("waiting")]);
     expect(outcome).toBe("waiting");
     const started = Date.now();
     await sim.close();
