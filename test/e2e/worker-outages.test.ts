@@ -81,7 +81,8 @@ describe("outages around spawned workers", () => {
       30_000,
     );
     await redis.crash();
-    await new Promise((resolve) => setTimeout(resolve, 2_000)); // the outage itself
+    // The outage itself: its length is the behaviour under test, not a pause to let things settle.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
     await redis.restart();
 
     await d.waitFinished("redis", 40_000);
@@ -149,6 +150,7 @@ describe("outages around spawned workers", () => {
       },
       14_000,
     );
+    // S3 stays away for the full 15 s: the outage's length is the behaviour under test.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, 15_000 - (Date.now() - down))));
     const beforeRestart = (await d.ledger.getBatch("s3down"))!;
     expect(beforeRestart.failed).toBe(0);
