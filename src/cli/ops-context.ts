@@ -23,16 +23,6 @@ export async function withOps<T>(config: Config, fn: (ctx: OpsContext) => Promis
   }
 }
 
-/** Checks an argument before any connection is opened; its OpsError becomes a usage error (exit 2). */
-export function parseArgument<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    if (isOpsError(error)) throw new UsageError(error.message, error.exitCode);
-    throw error;
-  }
-}
-
 function commandError(error: unknown, config: Config): unknown {
   if (isOpsError(error)) return new UsageError(error.message, error.exitCode);
   if (error instanceof LedgerError && error.code === "invalid_name") return new UsageError(error.message, 2);
