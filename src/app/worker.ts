@@ -169,7 +169,7 @@ export async function startWorker(
             port: options.listen,
             ...(options.listenHost ? { host: options.listenHost } : {}),
             ledger,
-            pollQueue: queues.queues.poll,
+            polls: queues,
             log,
             ...(config.KIE_WEBHOOK_HMAC_KEY ? { hmacKey: config.KIE_WEBHOOK_HMAC_KEY } : {}),
           });

@@ -1,14 +1,13 @@
-import { Readable } from "node:stream";
 import { type DownloadImageOptions, downloadImage } from "./download.js";
 import { isDownloadError } from "./download-error.js";
 import type { ImageContentType } from "./image-type.js";
 import { isRetryableStoreError } from "./store-error.js";
-import type { ArchivePutOptions, ArchiveStore } from "./types.js";
+import type { ArchiveStore } from "./types.js";
 
 export interface ArchiveFromUrlOptions
   extends Pick<DownloadImageOptions, "maxRedirects" | "timeouts" | "maxBytes" | "dispatcher"> {
   url: string;
-  store: ArchiveStore;
+  store: Pick<ArchiveStore, "put" | "locationOf">;
   /** Key without extension, e.g. `batch-1/row-7`; `.png` or `.jpg` is appended from the magic bytes. */
   key: string;
   /** See `DownloadImageOptions.allowHosts`. */
@@ -68,26 +67,4 @@ export async function archiveFromUrl(options: ArchiveFromUrlOptions): Promise<Ar
 export function isRetryableArchiveError(error: unknown): boolean {
   if (isDownloadError(error)) return error.retryable === true;
   return isRetryableStoreError(error);
-}
-
-export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
-
-/**
- * Writes `value` as pretty-printed UTF-8 JSON under `key` (the row sidecar `<id>.json`, say).
- * Non-ASCII text (Chinese prompts) belongs in `value`, never in `metadata` (ASCII only).
- */
-export async function putJson(
-  store: ArchiveStore,
-  key: string,
-  value: unknown,
-  options: Pick<ArchivePutOptions, "metadata" | "signal"> = {},
-): Promise<void> {
-  const text = JSON.stringify(value, null, 2);
-  if (text === undefined) throw new TypeError(`Cannot store ${typeof value} as JSON`);
-  const body = Readable.from([Buffer.from(`${text}\n`, "utf8")]);
-  await store.put(key, body, {
-    contentType: JSON_CONTENT_TYPE,
-    metadata: options.metadata,
-    signal: options.signal,
-  });
 }

@@ -10,8 +10,6 @@ export {
   type ArchiveFromUrlOptions,
   archiveFromUrl,
   isRetryableArchiveError,
-  JSON_CONTENT_TYPE,
-  putJson,
 } from "./copy.js";
 export {
   DEFAULT_MAX_IMAGE_BYTES,
@@ -35,6 +33,17 @@ export { type AddressClass, classifyAddress, isPublicAddress } from "./ip-policy
 export { assertValidKey } from "./keys.js";
 export { assertValidMetadata, MAX_METADATA_BYTES } from "./metadata.js";
 export { createS3Store, DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE, type S3StoreOptions } from "./s3-store.js";
+export {
+  archivedImages,
+  buildSidecar,
+  JSON_CONTENT_TYPE,
+  putJson,
+  putSidecar,
+  type Sidecar,
+  type SidecarImage,
+  type SidecarRow,
+  sidecarKey,
+} from "./sidecar.js";
 export {
   ArchiveStoreError,
   type ArchiveStoreErrorCode,

@@ -3,6 +3,7 @@ import type { Redis } from "ioredis";
 import {
   type ArchiveJob,
   bullPrefix,
+  type JobKeyParts,
   jobKey,
   type PollJob,
   STAGES,
@@ -10,6 +11,7 @@ import {
   type SubmitJob,
 } from "../worker/jobs.js";
 import type { StageQueues } from "../worker/ports.js";
+import type { PollWaker } from "../worker/webhook.js";
 
 export interface QueueSetOptions {
   connection: Redis;
@@ -42,7 +44,7 @@ export function stageJobOptions(stage: Stage, submitAttempts = 8): JobsOptions {
 }
 
 /** The three stage queues of one deployment (queue prefix). */
-export class QueueSet implements StageQueues {
+export class QueueSet implements StageQueues, PollWaker {
   readonly queues: Record<Stage, Queue>;
   private readonly submitAttempts: number;
 
@@ -79,6 +81,14 @@ export class QueueSet implements StageQueues {
       ...this.jobOptions("archive"),
       jobId: jobKey(data.batch, data.rowId),
     });
+  }
+
+  /** Promotes the key's poll job if it waits delayed (a callback said its task may be done). */
+  async wakePoll(key: JobKeyParts): Promise<boolean> {
+    const job = await this.queues.poll.getJob(jobKey(key.batch, key.rowId, key.resubmit));
+    if (!job || !(await job.isDelayed())) return false;
+    await job.promote().catch(() => undefined); // it may have just left delayed: fine
+    return true;
   }
 
   async close(): Promise<void> {

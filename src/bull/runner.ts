@@ -1,14 +1,18 @@
 import { DelayedError, type Job, type Queue, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import type { ZodType } from "zod";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
-import { runArchive } from "../worker/archive.js";
-import { archiveJobSchema, bullPrefix, pollJobSchema, type Stage, submitJobSchema } from "../worker/jobs.js";
-import { runPoll } from "../worker/poll.js";
+import { bullPrefix, type Stage } from "../worker/jobs.js";
 import type { StageDeps } from "../worker/ports.js";
-import { JobLostError, StageError, type StageJob, type StageResult } from "../worker/stage.js";
-import { runSubmit } from "../worker/submit.js";
+import {
+  JobLostError,
+  type RowJob,
+  type StageDefinition,
+  StageError,
+  type StageJob,
+  type StageResult,
+} from "../worker/stage.js";
+import { STAGE_DEFINITIONS } from "../worker/stages.js";
 
 export interface StageWorkerOptions {
   connection: Redis;
@@ -32,14 +36,6 @@ const RELEASE_DELAY_MS = 1_000;
  */
 const MAX_STALLED = 1_000_000;
 
-type Runner<T> = (job: StageJob<T>, deps: StageDeps) => Promise<StageResult<T>>;
-
-const RUNNERS: { [S in Stage]: { run: Runner<never>; schema: ZodType } } = {
-  submit: { run: runSubmit as Runner<never>, schema: submitJobSchema },
-  poll: { run: runPoll as Runner<never>, schema: pollJobSchema },
-  archive: { run: runArchive as Runner<never>, schema: archiveJobSchema },
-};
-
 /**
  * The BullMQ edge: turns stage results into `moveToDelayed` + `DelayedError`, retryable stage
  * errors into BullMQ retries, terminal ones into `UnrecoverableError`, and an abort (shutdown)
@@ -50,32 +46,37 @@ export class StageWorkers {
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: StageWorkerOptions) {
-    for (const stage of options.stages) this.workers.push(this.createWorker(stage));
+    for (const stage of options.stages) this.workers.push(this.workerOf(stage));
   }
 
-  private createWorker(stage: Stage): Worker {
+  /** The stage's definition, typed with its own job data (`S` ties the name to the value). */
+  private workerOf<S extends Stage>(stage: S): Worker {
+    return this.createWorker(STAGE_DEFINITIONS[stage]);
+  }
+
+  private createWorker<T extends RowJob>(definition: StageDefinition<T>): Worker {
     const { options } = this;
-    const { run, schema } = RUNNERS[stage];
+    const { name: stage, run, schema } = definition;
     const worker = new Worker(
       stage,
       async (job: Job, token?: string, signal?: AbortSignal) => {
-        const data = schema.parse(job.data) as { batch: string; rowId: string };
+        const data = schema.parse(job.data);
         const log = options.log.child({ stage, batch: data.batch, row: data.rowId, job: job.id });
         const abort = signal ?? new AbortController().signal;
-        const stageJob: StageJob<never> = {
+        const stageJob: StageJob<T> = {
           key: job.id ?? "",
-          data: data as never,
+          data,
           signal: abort,
           attemptsMade: job.attemptsMade,
           attempts: job.opts.attempts ?? 1,
           log,
           // extendLock answers 0 when the lock is gone or another worker's token holds it.
           stillOwned: async () => token === undefined || (await job.extendLock(token, options.lockMs)) === 1,
-          saveData: async (next: unknown) => {
+          saveData: async (next: T) => {
             await job.updateData(next);
           },
         };
-        let result: StageResult<unknown>;
+        let result: StageResult<T>;
         try {
           result = await run(stageJob, options.deps);
         } catch (error) {
@@ -118,8 +119,7 @@ export class StageWorkers {
       if (!data.batch || !data.rowId) return;
       options.ledger
         .transition(data.batch, data.rowId, {
-          from:
-            stage === "submit" ? ["queued"] : stage === "poll" ? ["submitted", "generating"] : ["archiving"],
+          from: definition.owns,
           to: "failed",
           set: { error: `${stage} stage gave up: ${error.message}` },
         })

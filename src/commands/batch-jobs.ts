@@ -1,5 +1,6 @@
 import type { JobType, Queue } from "bullmq";
 import { checkName } from "../ledger/index.js";
+import { batchKeyPrefix } from "../worker/jobs.js";
 
 /** Every state a job of ours can sit in (BullMQ 6 keeps a paused queue's jobs in `wait`). */
 const JOB_TYPES: readonly JobType[] = [
@@ -22,7 +23,7 @@ const PAGE = 1000;
  * whole Redis holds (a SCAN would walk every ledger row of every batch too).
  */
 export async function batchJobIds(queue: Pick<Queue, "getRanges">, batch: string): Promise<string[]> {
-  const head = `${checkName("batch", batch)}/`;
+  const head = batchKeyPrefix(checkName("batch", batch));
   const ids = new Set<string>();
   for (const type of JOB_TYPES) {
     for (let start = 0; ; start += PAGE) {

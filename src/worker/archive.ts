@@ -1,14 +1,45 @@
 import { createHash } from "node:crypto";
-import { archiveFromUrl, isDownloadError, isRetryableArchiveError, putJson } from "../archive/index.js";
+import {
+  archivedImages,
+  archiveFromUrl,
+  buildSidecar,
+  isDownloadError,
+  isRetryableArchiveError,
+  putSidecar,
+  sidecarKey,
+} from "../archive/index.js";
+import type { ArchiveStore } from "../archive/types.js";
 import { retryDelay } from "../core/backoff.js";
+import type { Clock } from "../core/clock.js";
 import { isKieError } from "../kie/errors.js";
+import type { KieApi } from "../kie/types.js";
+import type { Ledger } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
-import type { ArchiveJob } from "./jobs.js";
-import type { StageDeps } from "./ports.js";
-import { delay, done, errorMessage, type StageJob, type StageResult } from "./stage.js";
+import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
+import type { WorkerSettings } from "./ports.js";
+import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
+
+/** The ledger calls the archive stage makes. */
+export type ArchiveLedger = Pick<Ledger, "getRow" | "transition">;
+
+/** What the archive stage uses of the worker's ports: a test fakes just these. */
+export interface ArchiveDeps {
+  kie: Pick<KieApi, "refreshDownloadUrl">;
+  ledger: ArchiveLedger;
+  store: Pick<ArchiveStore, "put" | "head" | "locationOf">;
+  clock: Pick<Clock, "now">;
+  settings: Pick<WorkerSettings, "downloadHosts" | "fileLifetimeMs">;
+}
 
 /** Archive retries back off up to this; they go on as long as the image is expected to live. */
 const ARCHIVE_RETRY_MAX_MS = 5 * 60_000;
+
+export const archiveStage = {
+  name: "archive",
+  schema: archiveJobSchema,
+  run: runArchive,
+  owns: ["archiving"] as const,
+} satisfies StageDefinition<ArchiveJob>;
 
 /**
  * The archive stage: every URL of a finished task streamed to the store, then the row sidecar,
@@ -17,17 +48,18 @@ const ARCHIVE_RETRY_MAX_MS = 5 * 60_000;
  */
 export async function runArchive(
   job: StageJob<ArchiveJob>,
-  deps: StageDeps,
+  deps: ArchiveDeps,
 ): Promise<StageResult<ArchiveJob>> {
   const data = job.data;
   const { batch, rowId, taskId } = data;
   const row = await deps.ledger.getRow(batch, rowId);
   if (row?.status !== "archiving" || row.taskId !== taskId) return done;
 
-  const sidecarKey = `${batch}/${row.id}.json`;
   let images: ArchivedImage[] = [];
   try {
-    const stored = await alreadyArchived(deps, sidecarKey, taskId, job.signal);
+    // The sidecar is written last: when it is there for this task, every image is too.
+    const key = sidecarKey(batch, row.id);
+    const stored = archivedImages(await deps.store.head(key, job.signal), key, taskId, deps.store);
     if (stored) {
       images = stored;
       job.log.info("already archived under this task: not written again");
@@ -35,10 +67,12 @@ export async function runArchive(
       for (const [index, url] of data.imageUrls.entries()) {
         images.push(await archiveOne(deps, job, row, url, index));
       }
-      await putJson(deps.store, sidecarKey, sidecarOf(row, images, data), {
-        signal: job.signal,
-        metadata: { "task-id": taskId, images: images.map(encodeImage).join(",") },
+      const sidecar = buildSidecar(row, images, {
+        taskId,
+        completedAt: data.completedAt,
+        archivedAt: deps.clock.now(),
       });
+      await putSidecar(deps.store, sidecar, { signal: job.signal });
     }
   } catch (error) {
     if (job.signal.aborted) throw error;
@@ -71,7 +105,7 @@ export async function runArchive(
 }
 
 async function archiveOne(
-  deps: StageDeps,
+  deps: ArchiveDeps,
   job: StageJob<ArchiveJob>,
   row: RowRecord,
   url: string,
@@ -96,39 +130,6 @@ async function archiveOne(
   }
 }
 
-/**
- * The sidecar is written last, with the task id and each image's checksum in its (ASCII)
- * metadata: when it is there for this task, every image is too, and a re-run writes nothing.
- */
-async function alreadyArchived(
-  deps: StageDeps,
-  sidecarKey: string,
-  taskId: string,
-  signal: AbortSignal,
-): Promise<ArchivedImage[] | undefined> {
-  const head = await deps.store.head(sidecarKey, signal);
-  if (!head || head.metadata["task-id"] !== taskId || !head.metadata.images) return undefined;
-  const images = head.metadata.images.split(",").map((entry) => decodeImage(deps, sidecarKey, entry));
-  return images.every((image) => image !== undefined) ? (images as ArchivedImage[]) : undefined;
-}
-
-function encodeImage(image: ArchivedImage): string {
-  return `${image.key.slice(image.key.lastIndexOf("/") + 1)}:${image.bytes}:${image.sha256}`;
-}
-
-function decodeImage(deps: StageDeps, sidecarKey: string, entry: string): ArchivedImage | undefined {
-  const match = /^([A-Za-z0-9._-]+\.(png|jpg)):(\d+):([0-9a-f]{64})$/.exec(entry);
-  if (!match) return undefined;
-  const key = `${sidecarKey.slice(0, sidecarKey.lastIndexOf("/") + 1)}${match[1]}`;
-  return {
-    key,
-    location: deps.store.locationOf(key),
-    bytes: Number(match[3]),
-    sha256: match[4]!,
-    contentType: match[2] === "jpg" ? "image/jpeg" : "image/png",
-  };
-}
-
 /** S3 object metadata: ASCII only (S3 refuses anything else), so no prompt and no manifest text. */
 function metadataOf(row: RowRecord, taskId: string): Record<string, string> {
   const metadata: Record<string, string> = {
@@ -139,31 +140,4 @@ function metadataOf(row: RowRecord, taskId: string): Record<string, string> {
   };
   if (typeof row.params.seed === "number") metadata.seed = String(row.params.seed);
   return metadata;
-}
-
-/** The whole row record, beside each image. Any text (Chinese prompts, metadata) belongs here. */
-function sidecarOf(row: RowRecord, images: ArchivedImage[], data: ArchiveJob) {
-  return {
-    batch: row.batch,
-    id: row.id,
-    line: row.line,
-    prompt: row.prompt,
-    params: row.params,
-    metadata: row.metadata,
-    taskId: data.taskId,
-    taskIds: row.taskIds,
-    images,
-    sha256: images[0]?.sha256,
-    bytes: images[0]?.bytes,
-    credits: row.creditsSpent,
-    uncertain: row.uncertain,
-    resubmits: row.resubmits,
-    submittedAt: iso(row.submittedAt),
-    completedAt: iso(data.completedAt),
-    archivedAt: new Date().toISOString(),
-  };
-}
-
-function iso(ms: number | undefined): string | undefined {
-  return ms === undefined ? undefined : new Date(ms).toISOString();
 }

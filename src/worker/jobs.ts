@@ -26,7 +26,22 @@ export function jobKey(batch: string, rowId: string, resubmit = 0): string {
   return resubmit > 0 ? `${batch}/${rowId}/r${resubmit}` : `${batch}/${rowId}`;
 }
 
-export function parseJobKey(key: string): { batch: string; rowId: string; resubmit: number } | undefined {
+/**
+ * What every job key of `batch` starts with, resubmit lineages included: `jobKey` with an empty
+ * row id, so the key's shape stays written once.
+ */
+export function batchKeyPrefix(batch: string): string {
+  return jobKey(batch, "");
+}
+
+/** A job key's parts, as `jobKey` takes them. */
+export interface JobKeyParts {
+  batch: string;
+  rowId: string;
+  resubmit: number;
+}
+
+export function parseJobKey(key: string): JobKeyParts | undefined {
   const match = /^([A-Za-z0-9._-]+)\/([A-Za-z0-9._-]+)(?:\/r(\d+))?$/.exec(key);
   if (!match) return undefined;
   return { batch: match[1]!, rowId: match[2]!, resubmit: match[3] ? Number(match[3]) : 0 };
@@ -77,3 +92,10 @@ export const archiveJobSchema = z.object({
   tries: z.number().int().min(0).default(0),
 });
 export type ArchiveJob = z.infer<typeof archiveJobSchema>;
+
+/** Each stage's job data, by queue name. */
+export interface StageJobData {
+  submit: SubmitJob;
+  poll: PollJob;
+  archive: ArchiveJob;
+}

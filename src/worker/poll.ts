@@ -1,16 +1,38 @@
 import { retryDelay, scaledPollDelay } from "../core/backoff.js";
+import type { Clock } from "../core/clock.js";
 import { isKieError } from "../kie/errors.js";
-import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type TaskRecord } from "../kie/types.js";
+import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type KieApi, type TaskRecord } from "../kie/types.js";
+import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
-import { jobKey, type PollJob } from "./jobs.js";
-import type { StageDeps } from "./ports.js";
-import { delay, done, type StageJob, type StageResult } from "./stage.js";
+import { jobKey, type PollJob, pollJobSchema } from "./jobs.js";
+import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
+import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
+
+/** The ledger calls the poll stage makes. */
+export type PollLedger = Pick<Ledger, "getRow" | "transition" | "settleCredits" | "releaseReservation">;
+
+/** What the poll stage uses of the worker's ports: a test fakes just these. */
+export interface PollDeps {
+  kie: Pick<KieApi, "getTask">;
+  ledger: PollLedger;
+  fleet: Pick<FleetPort, "pollSlot" | "pause" | "touchInFlight" | "releaseInFlight">;
+  queues: Pick<StageQueues, "addSubmit" | "addArchive">;
+  clock: Pick<Clock, "now">;
+  settings: Pick<WorkerSettings, "pollFirstMs" | "recordLagGraceMs" | "maxWaitMs" | "maxResubmits">;
+}
+
+export const pollStage = {
+  name: "poll",
+  schema: pollJobSchema,
+  run: runPoll,
+  owns: ["submitted", "generating"] as const,
+} satisfies StageDefinition<PollJob>;
 
 /**
  * The poll stage: one status call per run, then back to delayed with the next backoff step, so
  * thousands of generations in flight hold no worker slot and no timer in memory.
  */
-export async function runPoll(job: StageJob<PollJob>, deps: StageDeps): Promise<StageResult<PollJob>> {
+export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<StageResult<PollJob>> {
   const pollDelay = (checks: number) => scaledPollDelay(checks, deps.settings.pollFirstMs);
   const data = job.data;
   const { batch, rowId, taskId } = data;
@@ -129,7 +151,7 @@ export function priceOf(row: Pick<RowRecord, "params">): number {
 /** A failed generation is resubmitted up to KIE_MAX_RESUBMITS times (each costs), then the row fails. */
 async function failGeneration(
   job: StageJob<PollJob>,
-  deps: StageDeps,
+  deps: PollDeps,
   row: RowRecord,
   failure: { code: string; message: string },
 ): Promise<StageResult<PollJob>> {

@@ -1,5 +1,9 @@
+import type { ZodType } from "zod";
 import { CodedError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
+import type { Status } from "../ledger/types.js";
+import type { Stage } from "./jobs.js";
+import type { StageDeps } from "./ports.js";
 
 /**
  * What a stage processor sees of its job, and what it may answer. The BullMQ adapter
@@ -26,6 +30,31 @@ export interface StageJob<T> {
   stillOwned?: () => Promise<boolean>;
   /** Stores `data` as the job's data now, to outlive this process. Absent without BullMQ. */
   saveData?(data: T): Promise<void>;
+}
+
+/** What every stage's job data names: the ledger row it works on. */
+export interface RowJob {
+  batch: string;
+  rowId: string;
+}
+
+/**
+ * A stage as one value: its queue, how its job data is checked, what it does, and which row
+ * states it answers for. The runner (`bull/runner.ts`) builds one BullMQ worker from each; a new
+ * stage is a new value in `STAGE_DEFINITIONS`. `run` may ask for fewer ports than `StageDeps`
+ * (each stage narrows them), so its tests pass small object literals.
+ */
+export interface StageDefinition<T extends RowJob> {
+  /** The stage's queue. */
+  readonly name: Stage;
+  /** Checks a job's data at the edge: BullMQ hands back whatever JSON is stored. */
+  readonly schema: ZodType<T>;
+  readonly run: (job: StageJob<T>, deps: StageDeps) => Promise<StageResult<T>>;
+  /**
+   * The row states this stage moves rows out of: while a row is in one of them, its fate is this
+   * stage's job, so a job BullMQ gives up on fails the row from exactly these states.
+   */
+  readonly owns: readonly Status[];
 }
 
 export type StageResult<T> =

@@ -1,11 +1,13 @@
 import { scaledPollDelay } from "../core/backoff.js";
+import type { Clock } from "../core/clock.js";
 import { submitFleetAction } from "../fleet/policy.js";
 import { isKieError, type KieError } from "../kie/errors.js";
-import type { GenerationParams, SubmitRequest } from "../kie/types.js";
+import type { GenerationParams, KieApi, SubmitRequest } from "../kie/types.js";
+import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
 import { waitForOpenGate } from "./gate.js";
-import { jobKey, type SubmitJob } from "./jobs.js";
-import type { StageDeps } from "./ports.js";
+import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
+import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
 import {
   delay,
@@ -13,10 +15,37 @@ import {
   graceSignal,
   isLastAttempt,
   JobLostError,
+  type StageDefinition,
   StageError,
   type StageJob,
   type StageResult,
 } from "./stage.js";
+
+/** The ledger calls the submit stage makes. */
+export type SubmitLedger = Pick<Ledger, "getRow" | "transition" | "reserveBudget" | "releaseReservation">;
+
+/**
+ * What the submit stage uses of the worker's ports: a test fakes just these. The fleet and KIE
+ * stay whole: the gate consults the fleet's pauses and probes the credit balance.
+ */
+export interface SubmitDeps {
+  kie: KieApi;
+  ledger: SubmitLedger;
+  fleet: FleetPort;
+  queues: Pick<StageQueues, "addPoll">;
+  clock: Clock;
+  settings: Pick<
+    WorkerSettings,
+    "pollFirstMs" | "callbackUrl" | "budgetRecheckMs" | "creditsProbeMs" | "usageCapProbeMs"
+  >;
+}
+
+export const submitStage = {
+  name: "submit",
+  schema: submitJobSchema,
+  run: runSubmit,
+  owns: ["queued"] as const,
+} satisfies StageDefinition<SubmitJob>;
 
 /** A row over its batch's budget looks again this often (a raised budget frees it). */
 export const BUDGET_RECHECK_MS = 30_000;
@@ -32,7 +61,7 @@ export const SUBMIT_GRACE_MS = 10_000;
  * whatever crashes. The check below runs before any gate, so a retried or recovered job finds
  * the taskId and only makes sure the poll job exists.
  */
-export async function runSubmit(job: StageJob<SubmitJob>, deps: StageDeps): Promise<StageResult<SubmitJob>> {
+export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Promise<StageResult<SubmitJob>> {
   const { batch, rowId, resubmit } = job.data;
   const key = jobKey(batch, rowId, resubmit);
   const row = await deps.ledger.getRow(batch, rowId);
@@ -146,14 +175,14 @@ function unmarked(data: SubmitJob): SubmitJob {
   return rest;
 }
 
-async function ensurePoll(deps: StageDeps, data: SubmitJob, taskId: string, submittedAt: number) {
+async function ensurePoll(deps: SubmitDeps, data: SubmitJob, taskId: string, submittedAt: number) {
   await deps.queues.addPoll(
     { batch: data.batch, rowId: data.rowId, resubmit: data.resubmit, taskId, submittedAt, checks: 0 },
     scaledPollDelay(0, deps.settings.pollFirstMs),
   );
 }
 
-function requestOf(row: RowRecord, key: string, deps: StageDeps): SubmitRequest {
+function requestOf(row: RowRecord, key: string, deps: SubmitDeps): SubmitRequest {
   const params = row.params as unknown as GenerationParams;
   const request: SubmitRequest = { ...params, prompt: row.prompt };
   if (deps.settings.callbackUrl) request.callBackUrl = `${deps.settings.callbackUrl}/${key}`;
@@ -168,7 +197,7 @@ async function handleSubmitError(
   error: KieError,
   job: StageJob<SubmitJob>,
   row: RowRecord,
-  deps: StageDeps,
+  deps: SubmitDeps,
 ): Promise<"again" | StageResult<SubmitJob>> {
   const { batch, rowId } = job.data;
   const log = job.log;

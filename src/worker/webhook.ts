@@ -1,10 +1,9 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Queue } from "bullmq";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
-import { jobKey, parseJobKey } from "./jobs.js";
+import { type JobKeyParts, parseJobKey } from "./jobs.js";
 
 /** Callbacks signed longer ago than this (or this far in the future) are refused. */
 export const MAX_SIGNATURE_AGE_S = 5 * 60;
@@ -14,11 +13,18 @@ export interface WebhookOptions {
   port: number;
   host?: string;
   ledger: Ledger;
-  pollQueue: Queue;
+  /** Where the row's delayed poll job is woken (the poll queue, in bull/queues.ts). */
+  polls: PollWaker;
   log: Logger;
   /** KIE_WEBHOOK_HMAC_KEY: when set, unsigned or wrongly signed callbacks get 401. */
   hmacKey?: string;
   now?: () => number;
+}
+
+/** Wakes a row's delayed poll job; the job id is derived from the key where the queue lives. */
+export interface PollWaker {
+  /** Runs the key's poll job now if it waits delayed; false when no poll job of it is delayed. */
+  wakePoll(key: JobKeyParts): Promise<boolean>;
 }
 
 export interface WebhookServer extends AsyncDisposable {
@@ -74,9 +80,7 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
 
     const key = await rowKnowing(options.ledger, candidates, taskId);
     if (!key) return reply(res, 404, { error: "unknown task" });
-    const job = await options.pollQueue.getJob(jobKey(key.batch, key.rowId, key.resubmit));
-    if (job && (await job.isDelayed())) {
-      await job.promote().catch(() => undefined); // it may have just left delayed: fine
+    if (await options.polls.wakePoll(key)) {
       options.log.debug({ batch: key.batch, row: key.rowId, taskId }, "callback promoted the poll job");
     }
     return reply(res, 200, { ok: true });
@@ -106,8 +110,6 @@ async function rowKnowing(
   }
   return undefined;
 }
-
-type JobKeyParts = NonNullable<ReturnType<typeof parseJobKey>>;
 
 /**
  * The job key is the last two or three path segments (`.../<batch>/<rowId>[/r<n>]`). Both are

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { putJson } from "../../src/archive/copy.js";
 import { createFolderStore } from "../../src/archive/folder-store.js";
+import { putJson } from "../../src/archive/sidecar.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
 import { digestOf, pngBytes, pngStream } from "../helpers/image-server.js";
 

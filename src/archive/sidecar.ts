@@ -1,0 +1,169 @@
+import { Readable } from "node:stream";
+import type { ArchivedImage } from "./copy.js";
+import type { ArchivePutOptions, ArchiveStore, ArchiveStoreHead } from "./types.js";
+
+/**
+ * The sidecar: one JSON file beside a row's images (`<batch>/<rowId>.json`) holding the whole row
+ * record. Any text (Chinese prompts, manifest columns) belongs here, never in object metadata,
+ * which S3 keeps to ASCII.
+ *
+ * It is written last, with the task id and each image's size and checksum in its (ASCII) object
+ * metadata: when a sidecar for the task is there, every image is too, so a re-run of the archive
+ * stage reads that head and writes nothing.
+ */
+
+export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+
+/** What of a row the sidecar carries; the ledger's row record has all of it. */
+export interface SidecarRow {
+  batch: string;
+  id: string;
+  line: number;
+  prompt: string;
+  params: Record<string, unknown>;
+  metadata: Record<string, string>;
+  taskIds: string[];
+  creditsSpent: number;
+  uncertain: number;
+  resubmits: number;
+  /** Epoch ms. */
+  submittedAt?: number;
+}
+
+/** One stored image as the sidecar lists it. */
+export interface SidecarImage {
+  key: string;
+  location: string;
+  bytes: number;
+  sha256: string;
+  contentType: string;
+}
+
+/** The sidecar's fields, as written (times as ISO 8601 text). */
+export interface Sidecar {
+  batch: string;
+  id: string;
+  line: number;
+  prompt: string;
+  params: Record<string, unknown>;
+  metadata: Record<string, string>;
+  /** The task whose images these are. */
+  taskId: string;
+  /** Every task ever created for the row, resubmits included. */
+  taskIds: string[];
+  images: SidecarImage[];
+  /** The first image's checksum and size. */
+  sha256: string | undefined;
+  bytes: number | undefined;
+  credits: number;
+  uncertain: number;
+  resubmits: number;
+  submittedAt: string | undefined;
+  completedAt: string | undefined;
+  archivedAt: string;
+}
+
+/** The sidecar's key: `<batch>/<rowId>.json`, beside `<batch>/<rowId>.png`. */
+export function sidecarKey(batch: string, rowId: string): string {
+  return `${batch}/${rowId}.json`;
+}
+
+export function buildSidecar(
+  row: SidecarRow,
+  images: SidecarImage[],
+  task: { taskId: string; completedAt: number; archivedAt: number },
+): Sidecar {
+  return {
+    batch: row.batch,
+    id: row.id,
+    line: row.line,
+    prompt: row.prompt,
+    params: row.params,
+    metadata: row.metadata,
+    taskId: task.taskId,
+    taskIds: row.taskIds,
+    images,
+    sha256: images[0]?.sha256,
+    bytes: images[0]?.bytes,
+    credits: row.creditsSpent,
+    uncertain: row.uncertain,
+    resubmits: row.resubmits,
+    submittedAt: iso(row.submittedAt),
+    completedAt: iso(task.completedAt),
+    archivedAt: new Date(task.archivedAt).toISOString(),
+  };
+}
+
+/** Writes the sidecar, its task and images in its metadata: see `archivedImages`. */
+export async function putSidecar(
+  store: Pick<ArchiveStore, "put">,
+  sidecar: Sidecar,
+  options: Pick<ArchivePutOptions, "signal"> = {},
+): Promise<void> {
+  await putJson(store, sidecarKey(sidecar.batch, sidecar.id), sidecar, {
+    signal: options.signal,
+    metadata: { "task-id": sidecar.taskId, images: sidecar.images.map(encodeImage).join(",") },
+  });
+}
+
+/**
+ * The images a sidecar's head says are stored for `taskId`, or undefined when there is no
+ * sidecar for that task (none yet, an older task's, or metadata this code cannot read).
+ */
+export function archivedImages(
+  head: ArchiveStoreHead | undefined,
+  key: string,
+  taskId: string,
+  store: Pick<ArchiveStore, "locationOf">,
+): ArchivedImage[] | undefined {
+  if (!head || head.metadata["task-id"] !== taskId || !head.metadata.images) return undefined;
+  const folder = key.slice(0, key.lastIndexOf("/") + 1);
+  const images = head.metadata.images.split(",").map((entry) => decodeImage(folder, entry, store));
+  return images.every((image) => image !== undefined) ? (images as ArchivedImage[]) : undefined;
+}
+
+/**
+ * Writes `value` as pretty-printed UTF-8 JSON under `key`, newline-terminated. Non-ASCII text
+ * (Chinese prompts) belongs in `value`, never in `metadata` (ASCII only).
+ */
+export async function putJson(
+  store: Pick<ArchiveStore, "put">,
+  key: string,
+  value: unknown,
+  options: Pick<ArchivePutOptions, "metadata" | "signal"> = {},
+): Promise<void> {
+  const text = JSON.stringify(value, null, 2);
+  if (text === undefined) throw new TypeError(`Cannot store ${typeof value} as JSON`);
+  const body = Readable.from([Buffer.from(`${text}\n`, "utf8")]);
+  await store.put(key, body, {
+    contentType: JSON_CONTENT_TYPE,
+    metadata: options.metadata,
+    signal: options.signal,
+  });
+}
+
+/** `<file name>:<bytes>:<sha256>`: the image's folder is the sidecar's. */
+function encodeImage(image: Pick<SidecarImage, "key" | "bytes" | "sha256">): string {
+  return `${image.key.slice(image.key.lastIndexOf("/") + 1)}:${image.bytes}:${image.sha256}`;
+}
+
+function decodeImage(
+  folder: string,
+  entry: string,
+  store: Pick<ArchiveStore, "locationOf">,
+): ArchivedImage | undefined {
+  const match = /^([A-Za-z0-9._-]+\.(png|jpg)):(\d+):([0-9a-f]{64})$/.exec(entry);
+  if (!match) return undefined;
+  const key = `${folder}${match[1]}`;
+  return {
+    key,
+    location: store.locationOf(key),
+    bytes: Number(match[3]),
+    sha256: match[4]!,
+    contentType: match[2] === "jpg" ? "image/jpeg" : "image/png",
+  };
+}
+
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
