@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import {
+  type ArchiveFromUrlOptions,
   archivedImages,
   archiveFromUrl,
   buildSidecar,
@@ -29,6 +30,11 @@ export interface ArchiveDeps {
   store: Pick<ArchiveStore, "put" | "head" | "locationOf">;
   clock: Pick<Clock, "now">;
   settings: Pick<WorkerSettings, "downloadHosts" | "fileLifetimeMs">;
+  /**
+   * Streams one image from its URL into the store (download with the host guard, magic bytes,
+   * checksum). A test passes a fake so no HTTP server is needed. @defaultValue archiveFromUrl
+   */
+  copyImage?: (options: ArchiveFromUrlOptions) => Promise<ArchivedImage>;
 }
 
 /** Archive retries back off up to this; they go on as long as the image is expected to live. */
@@ -112,6 +118,7 @@ async function archiveOne(
   index: number,
 ): Promise<ArchivedImage> {
   const base = `${row.batch}/${index === 0 ? row.id : `${row.id}-${index + 1}`}`;
+  const copyImage = deps.copyImage ?? archiveFromUrl;
   const options = {
     store: deps.store,
     key: base,
@@ -120,13 +127,13 @@ async function archiveOne(
     signal: job.signal,
   };
   try {
-    return await archiveFromUrl({ ...options, url });
+    return await copyImage({ ...options, url });
   } catch (error) {
     if (!isDownloadError(error) || error.code !== "expired") throw error;
     // The result URL stopped answering: ask KIE for a fresh one, once.
     const fresh = await deps.kie.refreshDownloadUrl(url, job.signal);
     job.log.info({ index }, "result URL expired; archiving from a refreshed URL");
-    return await archiveFromUrl({ ...options, url: fresh });
+    return await copyImage({ ...options, url: fresh });
   }
 }
 

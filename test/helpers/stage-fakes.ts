@@ -1,0 +1,99 @@
+/**
+ * Small fakes for the stage unit tests: a row record, a job, a clock that only moves when told
+ * (or when a stage sleeps on it), and one ledger row in memory. Each stage's test adds the few
+ * other ports it uses as object literals.
+ */
+import { silentLogger } from "../../src/core/logger.js";
+import type { RowRecord, TransitionInput, TransitionResult } from "../../src/ledger/types.js";
+import type { StageJob } from "../../src/worker/stage.js";
+
+export const T0 = 1_700_000_000_000;
+
+export function rowRecord(overrides: Partial<RowRecord> = {}): RowRecord {
+  return {
+    batch: "b",
+    id: "r1",
+    line: 2,
+    seq: 1,
+    prompt: "a fox in the snow",
+    params: { acceleration_level: "none" },
+    metadata: {},
+    estimatedCredits: 8,
+    status: "queued",
+    taskIds: [],
+    resubmits: 0,
+    uncertain: 0,
+    images: [],
+    creditsReserved: 0,
+    creditsSpent: 0,
+    createdAt: T0,
+    updatedAt: T0,
+    waitingBudget: false,
+    ...overrides,
+  };
+}
+
+export function stageJob<T>(data: T, overrides: Partial<StageJob<T>> = {}): StageJob<T> {
+  return {
+    key: "b/r1",
+    data,
+    signal: new AbortController().signal,
+    attemptsMade: 0,
+    attempts: 8,
+    log: silentLogger(),
+    ...overrides,
+  };
+}
+
+/** A clock at `T0` that moves by hand; a sleep moves it at once and is recorded. */
+export function fakeClock(start = T0) {
+  let now = start;
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => now,
+    advance(ms: number) {
+      now += ms;
+    },
+    async sleep(ms: number, signal?: AbortSignal) {
+      signal?.throwIfAborted();
+      sleeps.push(ms);
+      now += ms;
+    },
+  };
+}
+
+/**
+ * One ledger row in memory, moved as the ledger's transition moves it: nothing unless its status
+ * is in `from`, then `to`, `set` (null removes), `incr` and `addTaskId`. Every input is recorded.
+ */
+export function oneRowLedger(initial: RowRecord | undefined) {
+  let row = initial === undefined ? undefined : structuredClone(initial);
+  const transitions: TransitionInput[] = [];
+  return {
+    transitions,
+    /** The row as it is now. */
+    current: () => row,
+    getRow: async (_batch: string, _rowId: string) => (row === undefined ? undefined : structuredClone(row)),
+    transition: async (_batch: string, _rowId: string, input: TransitionInput): Promise<TransitionResult> => {
+      transitions.push(input);
+      if (row === undefined || (input.from && !input.from.includes(row.status))) {
+        return { ok: false, row, finished: false };
+      }
+      const next: RowRecord = { ...row, ...(input.to ? { status: input.to } : {}) };
+      for (const [field, value] of Object.entries(input.set ?? {})) {
+        if (value === null) delete (next as unknown as Record<string, unknown>)[field];
+        else (next as unknown as Record<string, unknown>)[field] = value;
+      }
+      const counters = next as unknown as Record<string, number>;
+      for (const [field, by] of Object.entries(input.incr ?? {}))
+        counters[field] = (counters[field] ?? 0) + by;
+      if (input.addTaskId !== undefined) {
+        if (!next.taskIds.includes(input.addTaskId)) next.taskIds = [...next.taskIds, input.addTaskId];
+        next.taskId = input.addTaskId;
+      }
+      row = next;
+      return { ok: true, row: structuredClone(row), finished: false };
+    },
+  };
+}

@@ -1,0 +1,238 @@
+import { createHash } from "node:crypto";
+import type { Readable } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { ArchiveFromUrlOptions, ArchiveStoreHead } from "../../src/archive/index.js";
+import { ArchiveStoreError, DownloadError } from "../../src/archive/index.js";
+import { retryDelay } from "../../src/core/backoff.js";
+import type { ArchivedImage, RowRecord } from "../../src/ledger/types.js";
+import { type ArchiveDeps, archiveStage } from "../../src/worker/archive.js";
+import type { ArchiveJob } from "../../src/worker/jobs.js";
+import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
+
+const DAY_MS = 86_400_000;
+const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+
+// Jitter factor 1 for the retry backoff.
+beforeEach(() => {
+  vi.spyOn(Math, "random").mockReturnValue(0.5);
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+function archiveJob(overrides: Partial<ArchiveJob> = {}): ArchiveJob {
+  return {
+    batch: "b",
+    rowId: "r1",
+    taskId: "t-1",
+    imageUrls: ["https://files.example/t-1/0.png"],
+    completedAt: T0,
+    tries: 0,
+    ...overrides,
+  };
+}
+
+interface Put {
+  key: string;
+  text: string;
+  contentType: string;
+  metadata: Record<string, string> | undefined;
+}
+
+/** A row whose task t-1 has finished, the archive stage's fakes, and what they saw. */
+function setup(options: { row?: Partial<RowRecord>; head?: ArchiveStoreHead; copyFails?: unknown[] } = {}) {
+  const ledger = oneRowLedger(
+    rowRecord({
+      status: "archiving",
+      taskId: "t-1",
+      taskIds: ["t-1"],
+      prompt: "一只狐狸",
+      submittedAt: T0 - 60_000,
+      creditsSpent: 8,
+      ...options.row,
+    }),
+  );
+  const clock = fakeClock(T0 + 1_000);
+  const copies: ArchiveFromUrlOptions[] = [];
+  const puts: Put[] = [];
+  const refreshed: string[] = [];
+  const failures = [...(options.copyFails ?? [])];
+  const deps: ArchiveDeps = {
+    kie: {
+      refreshDownloadUrl: async (url) => {
+        refreshed.push(url);
+        return `${url}?fresh`;
+      },
+    },
+    ledger: { getRow: ledger.getRow, transition: ledger.transition },
+    store: {
+      locationOf: (key) => `/archive/${key}`,
+      head: async () => options.head,
+      put: async (key, body: Readable, putOptions) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of body) chunks.push(chunk as Buffer);
+        puts.push({
+          key,
+          text: Buffer.concat(chunks).toString("utf8"),
+          contentType: putOptions.contentType,
+          metadata: putOptions.metadata,
+        });
+      },
+    },
+    clock,
+    settings: { downloadHosts: [], fileLifetimeMs: 14 * DAY_MS },
+    copyImage: async (copy) => {
+      copies.push(copy);
+      const failure = failures.shift();
+      if (failure !== undefined) throw failure;
+      const key = `${copy.key}.png`;
+      return { key, location: `/archive/${key}`, bytes: 100, sha256: sha(key), contentType: "image/png" };
+    },
+  };
+  return { deps, ledger, clock, copies, puts, refreshed };
+}
+
+const image = (key: string): ArchivedImage => ({
+  key,
+  location: `/archive/${key}`,
+  bytes: 100,
+  sha256: sha(key),
+  contentType: "image/png",
+});
+
+describe("archive stage", () => {
+  it("owns the rows being archived", () => {
+    expect(archiveStage.name).toBe("archive");
+    expect(archiveStage.owns).toEqual(["archiving"]);
+  });
+
+  it("copies every image, then writes the sidecar, then moves the row to archived", async () => {
+    const f = setup();
+    const job = stageJob(
+      archiveJob({ imageUrls: ["https://files.example/0.png", "https://files.example/1.png"] }),
+    );
+    expect(await archiveStage.run(job, f.deps)).toEqual({ kind: "done" });
+
+    expect(f.copies.map((c) => [c.url, c.key])).toEqual([
+      ["https://files.example/0.png", "b/r1"],
+      ["https://files.example/1.png", "b/r1-2"],
+    ]);
+    // Image metadata is ASCII: the prompt only as its hash.
+    expect(f.copies[0]?.metadata).toEqual({
+      "task-id": "t-1",
+      "prompt-sha256": sha("一只狐狸"),
+      batch: "b",
+      "row-id": "r1",
+    });
+
+    expect(f.puts).toHaveLength(1);
+    const [put] = f.puts;
+    expect(put?.key).toBe("b/r1.json");
+    expect(put?.contentType).toBe("application/json; charset=utf-8");
+    expect(put?.metadata).toEqual({
+      "task-id": "t-1",
+      images: `r1.png:100:${sha("b/r1.png")},r1-2.png:100:${sha("b/r1-2.png")}`,
+    });
+    expect(JSON.parse(put?.text ?? "")).toEqual({
+      batch: "b",
+      id: "r1",
+      line: 2,
+      prompt: "一只狐狸",
+      params: { acceleration_level: "none" },
+      metadata: {},
+      taskId: "t-1",
+      taskIds: ["t-1"],
+      images: [image("b/r1.png"), image("b/r1-2.png")],
+      sha256: sha("b/r1.png"),
+      bytes: 100,
+      credits: 8,
+      uncertain: 0,
+      resubmits: 0,
+      submittedAt: new Date(T0 - 60_000).toISOString(),
+      completedAt: new Date(T0).toISOString(),
+      archivedAt: new Date(T0 + 1_000).toISOString(),
+    });
+
+    expect(f.ledger.current()).toMatchObject({
+      status: "archived",
+      images: [image("b/r1.png"), image("b/r1-2.png")],
+      archivedAt: T0 + 1_000,
+    });
+  });
+
+  it("a re-run finds the sidecar of its task and writes nothing again", async () => {
+    const f = setup({
+      head: { size: 500, metadata: { "task-id": "t-1", images: `r1.png:100:${sha("b/r1.png")}` } },
+    });
+    await archiveStage.run(stageJob(archiveJob()), f.deps);
+    expect(f.copies).toEqual([]);
+    expect(f.puts).toEqual([]);
+    expect(f.ledger.current()).toMatchObject({ status: "archived", images: [image("b/r1.png")] });
+  });
+
+  it("a sidecar left by an older task of the row does not count", async () => {
+    const f = setup({
+      head: { size: 500, metadata: { "task-id": "t-0", images: `r1.png:100:${sha("b/r1.png")}` } },
+    });
+    await archiveStage.run(stageJob(archiveJob()), f.deps);
+    expect(f.copies).toHaveLength(1);
+    expect(f.puts.map((p) => p.key)).toEqual(["b/r1.json"]);
+  });
+
+  it("an expired result URL is refreshed through KIE once", async () => {
+    const f = setup({ copyFails: [new DownloadError({ code: "expired", message: "410" })] });
+    await archiveStage.run(stageJob(archiveJob()), f.deps);
+    expect(f.refreshed).toEqual(["https://files.example/t-1/0.png"]);
+    expect(f.copies.map((c) => c.url)).toEqual([
+      "https://files.example/t-1/0.png",
+      "https://files.example/t-1/0.png?fresh",
+    ]);
+    expect(f.ledger.current()?.status).toBe("archived");
+  });
+
+  it("a store that is down is tried again with backoff, and the row stays archiving", async () => {
+    const f = setup({ copyFails: [new ArchiveStoreError({ code: "unavailable", message: "503" })] });
+    const result = await archiveStage.run(stageJob(archiveJob({ tries: 3 })), f.deps);
+    expect(result).toEqual({
+      kind: "delay",
+      ms: retryDelay(3, { baseMs: 2_000, maxMs: 5 * 60_000 }),
+      data: archiveJob({ tries: 4 }),
+    });
+    expect(f.ledger.current()?.status).toBe("archiving");
+    expect(f.puts).toEqual([]);
+  });
+
+  it("a retry never waits past the image's expected lifetime", async () => {
+    const f = setup({ copyFails: [new ArchiveStoreError({ code: "unavailable", message: "503" })] });
+    f.clock.advance(14 * DAY_MS - 1_000 - 5_000); // 5 s of the image's life left
+    const result = await archiveStage.run(stageJob(archiveJob({ tries: 20 })), f.deps);
+    expect(result).toMatchObject({ kind: "delay", ms: 5_000 });
+  });
+
+  it.each([
+    ["an error no retry fixes", new ArchiveStoreError({ code: "access_denied", message: "EACCES" }), 0],
+    [
+      "a store down after the image expired",
+      new ArchiveStoreError({ code: "unavailable", message: "503" }),
+      14 * DAY_MS,
+    ],
+  ])("%s fails the row, naming it", async (_name, error, elapsedMs) => {
+    const f = setup({ copyFails: [error] });
+    f.clock.advance(elapsedMs);
+    expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.ledger.current()).toMatchObject({
+      status: "failed",
+      error: `archive failed: ${error.message} [task t-1]`,
+    });
+  });
+
+  it.each([
+    ["a row not archiving", { status: "archived" as const }],
+    ["a row whose current task is newer", { taskId: "t-2", taskIds: ["t-1", "t-2"] }],
+  ])("%s: nothing is copied or changed", async (_name, row) => {
+    const f = setup({ row });
+    expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.copies).toEqual([]);
+    expect(f.ledger.transitions).toEqual([]);
+  });
+});

@@ -1,0 +1,225 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { pollDelay, retryDelay } from "../../src/core/backoff.js";
+import { KieError } from "../../src/kie/errors.js";
+import type { TaskRecord } from "../../src/kie/types.js";
+import type { RowRecord } from "../../src/ledger/types.js";
+import type { ArchiveJob, PollJob, SubmitJob } from "../../src/worker/jobs.js";
+import { type PollDeps, pollStage } from "../../src/worker/poll.js";
+import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
+
+const MAX_WAIT_MS = 30 * 60_000;
+
+// Jitter factor 1: every delay is the schedule's exact step.
+beforeEach(() => {
+  vi.spyOn(Math, "random").mockReturnValue(0.5);
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+function pollJob(overrides: Partial<PollJob> = {}): PollJob {
+  return { batch: "b", rowId: "r1", taskId: "t-1", resubmit: 0, submittedAt: T0, checks: 0, ...overrides };
+}
+
+/** A row whose task t-1 is in flight, the poll stage's fakes, and what they saw. */
+function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRecord> } = {}) {
+  const ledger = oneRowLedger(
+    rowRecord({ status: "submitted", taskId: "t-1", taskIds: ["t-1"], submittedAt: T0, ...options.row }),
+  );
+  const clock = fakeClock();
+  const statusCalls: string[] = [];
+  const settled: number[] = [];
+  const released: string[] = [];
+  const touched: string[] = [];
+  const archives: ArchiveJob[] = [];
+  const submits: SubmitJob[] = [];
+  const deps: PollDeps = {
+    kie: {
+      getTask: async (taskId) => {
+        statusCalls.push(taskId);
+        return (options.task ?? (async () => ({ taskId, status: "generating", imageUrls: [] })))();
+      },
+    },
+    ledger: {
+      getRow: ledger.getRow,
+      transition: ledger.transition,
+      settleCredits: async (_batch, _rowId, spent) => {
+        settled.push(spent);
+        return "settled";
+      },
+      releaseReservation: async () => 0,
+    },
+    fleet: {
+      pollSlot: async () => {},
+      pause: async () => true,
+      touchInFlight: async (key) => {
+        touched.push(key);
+      },
+      releaseInFlight: async (key) => {
+        released.push(key);
+      },
+    },
+    queues: {
+      addSubmit: async (data) => {
+        submits.push(data);
+      },
+      addArchive: async (data) => {
+        archives.push(data);
+      },
+    },
+    clock,
+    settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: MAX_WAIT_MS, maxResubmits: 1 },
+  };
+  return { deps, ledger, clock, statusCalls, settled, released, touched, archives, submits };
+}
+
+describe("poll stage", () => {
+  it("owns the rows waiting for their generation", () => {
+    expect(pollStage.name).toBe("poll");
+    expect(pollStage.owns).toEqual(["submitted", "generating"]);
+  });
+
+  it("a task still generating marks the row generating and comes back after the next backoff step", async () => {
+    const f = setup();
+    f.clock.advance(20_000);
+    const result = await pollStage.run(stageJob(pollJob({ checks: 2 })), f.deps);
+    expect(result).toEqual({ kind: "delay", ms: pollDelay(2, () => 0.5), data: pollJob({ checks: 3 }) });
+    expect(f.ledger.current()).toMatchObject({ status: "generating", generatingAt: T0 + 20_000 });
+    expect(f.touched).toEqual(["b/r1"]);
+    expect(f.archives).toEqual([]);
+  });
+
+  it("the delay follows KIE_POLL_INTERVAL: a 1 s first step scales the whole ladder", async () => {
+    const f = setup({ row: { status: "generating" } });
+    const result = await pollStage.run(stageJob(pollJob({ checks: 2 })), {
+      ...f.deps,
+      settings: { ...f.deps.settings, pollFirstMs: 1_000 },
+    });
+    expect(result).toMatchObject({ kind: "delay", ms: 2_250 });
+  });
+
+  it("a success settles the credits, moves the row to archiving and adds one archive job", async () => {
+    const f = setup({
+      task: async () => ({
+        taskId: "t-1",
+        status: "success",
+        imageUrls: ["https://files.example/t-1.png"],
+        completedAt: T0 + 40_000,
+        creditsConsumed: 6,
+      }),
+    });
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.settled).toEqual([6]);
+    expect(f.ledger.current()).toMatchObject({ status: "archiving", completedAt: T0 + 40_000 });
+    expect(f.archives).toEqual([
+      {
+        batch: "b",
+        rowId: "r1",
+        taskId: "t-1",
+        imageUrls: ["https://files.example/t-1.png"],
+        completedAt: T0 + 40_000,
+        creditsConsumed: 6,
+        tries: 0,
+      },
+    ]);
+    expect(f.released).toEqual(["b/r1"]);
+  });
+
+  it("a success without an image URL fails the row and archives nothing", async () => {
+    const f = setup({ task: async () => ({ taskId: "t-1", status: "success", imageUrls: [] }) });
+    await pollStage.run(stageJob(pollJob()), f.deps);
+    // Charged at the row's price, since the API did not say.
+    expect(f.settled).toEqual([8]);
+    expect(f.ledger.current()).toMatchObject({
+      status: "failed",
+      error: "task t-1 succeeded without an image URL",
+    });
+    expect(f.archives).toEqual([]);
+  });
+
+  it("a task still generating after KIE_MAX_WAIT fails the row and keeps its task for `retry`", async () => {
+    const f = setup();
+    f.clock.advance(MAX_WAIT_MS + 1);
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+    const row = f.ledger.current();
+    expect(row).toMatchObject({ status: "failed", taskIds: ["t-1"] });
+    expect(row?.error).toContain("KIE_MAX_WAIT");
+    expect(f.released).toEqual(["b/r1"]);
+  });
+
+  it("a failed generation is resubmitted as a new lineage while resubmits are left", async () => {
+    const f = setup({
+      task: async () => ({
+        taskId: "t-1",
+        status: "failed",
+        imageUrls: [],
+        failCode: "500",
+        failMessage: "boom",
+      }),
+    });
+    await pollStage.run(stageJob(pollJob()), f.deps);
+    expect(f.ledger.current()).toMatchObject({ status: "queued", resubmits: 1 });
+    expect(f.submits).toEqual([{ batch: "b", rowId: "r1", resubmit: 1 }]);
+  });
+
+  it("a failed generation past KIE_MAX_RESUBMITS fails the row with the provider's message", async () => {
+    const f = setup({
+      row: { resubmits: 1 },
+      task: async () => ({
+        taskId: "t-1",
+        status: "failed",
+        imageUrls: [],
+        failCode: "500",
+        failMessage: "boom",
+      }),
+    });
+    await pollStage.run(stageJob(pollJob()), f.deps);
+    expect(f.ledger.current()).toMatchObject({
+      status: "failed",
+      error: "generation failed (500): boom [task t-1]",
+    });
+    expect(f.submits).toEqual([]);
+  });
+
+  it("'recordInfo is null' just after the submit is lag: look again later, change nothing", async () => {
+    const unknown = new KieError({
+      code: "record_not_found",
+      message: "recordInfo is null",
+      retryable: false,
+    });
+    const f = setup({
+      task: async () => {
+        throw unknown;
+      },
+    });
+    f.clock.advance(10_000);
+    const result = await pollStage.run(stageJob(pollJob()), f.deps);
+    expect(result).toEqual({ kind: "delay", ms: 5_000, data: pollJob({ checks: 1 }) });
+    expect(f.ledger.transitions).toEqual([]);
+  });
+
+  it("a status call that fails for a while is retried no sooner than the retry backoff", async () => {
+    const f = setup({
+      task: async () => {
+        throw new KieError({ code: "server_error", message: "500", retryable: true });
+      },
+    });
+    const result = await pollStage.run(stageJob(pollJob({ checks: 4 })), f.deps);
+    const expected = Math.max(
+      pollDelay(4, () => 0.5),
+      retryDelay(4, { rand: () => 0.5 }),
+    );
+    expect(result).toMatchObject({ kind: "delay", ms: expected, data: { checks: 5 } });
+    expect(f.ledger.transitions).toEqual([]);
+  });
+
+  it.each([
+    ["a row already archiving", { status: "archiving" as const }],
+    ["a row whose current task is newer", { taskId: "t-2", taskIds: ["t-1", "t-2"] }],
+  ])("%s: no status call, nothing changes", async (_name, row) => {
+    const f = setup({ row });
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.statusCalls).toEqual([]);
+    expect(f.ledger.transitions).toEqual([]);
+  });
+});

@@ -1,0 +1,241 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { FleetPort } from "../../src/fleet/port.js";
+import { KieError } from "../../src/kie/errors.js";
+import type { KieApi, SubmitRequest } from "../../src/kie/types.js";
+import type { ReserveOutcome, RowRecord } from "../../src/ledger/types.js";
+import type { PollJob, SubmitJob } from "../../src/worker/jobs.js";
+import { JobLostError } from "../../src/worker/stage.js";
+import {
+  BUDGET_RECHECK_MS,
+  IN_FLIGHT_RECHECK_MS,
+  type SubmitDeps,
+  submitStage,
+} from "../../src/worker/submit.js";
+import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
+
+// Jitter factor 1: the first poll comes exactly `pollFirstMs` after the submit.
+beforeEach(() => {
+  vi.spyOn(Math, "random").mockReturnValue(0.5);
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+const submitJob = (overrides: Partial<SubmitJob> = {}): SubmitJob => ({
+  batch: "b",
+  rowId: "r1",
+  resubmit: 0,
+  ...overrides,
+});
+
+const never = async (): Promise<never> => {
+  throw new Error("not expected in this test");
+};
+
+/** A fleet that holds nothing back; a test overrides what it looks at. */
+function openFleet(overrides: Partial<FleetPort> = {}): FleetPort {
+  return {
+    getPause: async () => null,
+    readGate: async () => ({ paused: null, backoffMs: 0 }),
+    pause: async () => true,
+    resume: async () => {},
+    claimProbe: async () => false,
+    backoff: async () => ({ remainingMs: 0, consecutive: 0 }),
+    backoffRemaining: async () => 0,
+    clearBackoff: async () => {},
+    createSlot: async () => {},
+    pollSlot: async () => {},
+    tryAcquireInFlight: async () => true,
+    touchInFlight: async () => {},
+    releaseInFlight: async () => {},
+    ...overrides,
+  };
+}
+
+function setup(
+  options: {
+    row?: Partial<RowRecord> | null;
+    submit?: (request: SubmitRequest) => Promise<string>;
+    reserve?: ReserveOutcome;
+    fleet?: Partial<FleetPort>;
+  } = {},
+) {
+  const ledger = oneRowLedger(options.row === null ? undefined : rowRecord(options.row));
+  const clock = fakeClock();
+  const creates: SubmitRequest[] = [];
+  const polls: { data: PollJob; delayMs: number }[] = [];
+  const released: string[] = [];
+  const kie: KieApi = {
+    submit: async (request) => {
+      creates.push(request);
+      return (options.submit ?? (async () => `t-${creates.length}`))(request);
+    },
+    getTask: never,
+    refreshDownloadUrl: never,
+    getCredits: never,
+  };
+  const deps: SubmitDeps = {
+    kie,
+    ledger: {
+      getRow: ledger.getRow,
+      transition: ledger.transition,
+      reserveBudget: async () => options.reserve ?? "no-budget",
+      releaseReservation: async (_batch, rowId) => {
+        released.push(rowId);
+        return 8;
+      },
+    },
+    fleet: openFleet(options.fleet),
+    queues: {
+      addPoll: async (data, delayMs) => {
+        polls.push({ data, delayMs });
+      },
+    },
+    clock,
+    settings: { pollFirstMs: 5_000 },
+  };
+  return { deps, ledger, clock, creates, polls, released };
+}
+
+describe("submit stage", () => {
+  it("owns the queued rows", () => {
+    expect(submitStage.name).toBe("submit");
+    expect(submitStage.owns).toEqual(["queued"]);
+  });
+
+  it("creates the task once, records it, and adds the first poll", async () => {
+    const f = setup({ row: { params: { acceleration_level: "none", seed: 7 } } });
+    f.clock.advance(1_000);
+    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.creates).toEqual([{ acceleration_level: "none", seed: 7, prompt: "a fox in the snow" }]);
+    expect(f.ledger.current()).toMatchObject({
+      status: "submitted",
+      taskIds: ["t-1"],
+      submittedAt: T0 + 1_000,
+    });
+    expect(f.polls).toEqual([
+      {
+        data: { batch: "b", rowId: "r1", resubmit: 0, taskId: "t-1", submittedAt: T0 + 1_000, checks: 0 },
+        delayMs: 5_000,
+      },
+    ]);
+  });
+
+  it("a recorded taskId is never submitted again: a re-run only makes sure the poll job exists", async () => {
+    const f = setup({
+      row: { status: "submitted", taskId: "t-0", taskIds: ["t-0"], submittedAt: T0 - 9_000 },
+    });
+    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.creates).toEqual([]);
+    expect(f.ledger.transitions).toEqual([]);
+    expect(f.polls.map((p) => p.data)).toEqual([
+      { batch: "b", rowId: "r1", resubmit: 0, taskId: "t-0", submittedAt: T0 - 9_000, checks: 0 },
+    ]);
+  });
+
+  it("a resubmit lineage creates its own task beside the recorded one", async () => {
+    const f = setup({ row: { taskId: "t-0", taskIds: ["t-0"], resubmits: 1 } });
+    await submitStage.run(stageJob(submitJob({ resubmit: 1 })), f.deps);
+    expect(f.creates).toHaveLength(1);
+    expect(f.ledger.current()).toMatchObject({ status: "submitted", taskIds: ["t-0", "t-1"] });
+    expect(f.polls[0]?.data).toMatchObject({ resubmit: 1, taskId: "t-1" });
+  });
+
+  it("the callback URL names the job, so a callback finds its poll job", async () => {
+    const f = setup();
+    const deps = { ...f.deps, settings: { ...f.deps.settings, callbackUrl: "https://hooks.example/kie" } };
+    await submitStage.run(stageJob(submitJob({ resubmit: 0 })), deps);
+    expect(f.creates[0]?.callBackUrl).toBe("https://hooks.example/kie/b/r1");
+  });
+
+  it("a row over its batch's budget waits and creates nothing", async () => {
+    const f = setup({ reserve: "over-budget" });
+    const result = await submitStage.run(stageJob(submitJob()), f.deps);
+    expect(result).toEqual({ kind: "delay", ms: BUDGET_RECHECK_MS, data: submitJob() });
+    expect(f.creates).toEqual([]);
+  });
+
+  it.each([
+    ["cancelled", { status: "cancelled" as const }],
+    ["purged", null],
+  ])("a %s row is not paid for", async (_name, row) => {
+    const f = setup({ row });
+    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.creates).toEqual([]);
+    expect(f.polls).toEqual([]);
+  });
+
+  it("with KIE_MAX_IN_FLIGHT reached it looks for room on the clock, then submits", async () => {
+    let refusals = 2;
+    const f = setup({ fleet: { tryAcquireInFlight: async () => refusals-- <= 0 } });
+    await submitStage.run(stageJob(submitJob()), f.deps);
+    expect(f.clock.sleeps).toEqual([IN_FLIGHT_RECHECK_MS, IN_FLIGHT_RECHECK_MS]);
+    expect(f.creates).toHaveLength(1);
+  });
+
+  it("waits out the fleet's 429 backoff on the clock before it creates", async () => {
+    let backoffMs = 4_000;
+    const f = setup({
+      fleet: {
+        readGate: async () => {
+          const gate = { paused: null, backoffMs };
+          backoffMs = 0;
+          return gate;
+        },
+      },
+    });
+    await submitStage.run(stageJob(submitJob()), f.deps);
+    expect(f.clock.sleeps).toEqual([4_000]);
+    expect(f.creates).toHaveLength(1);
+  });
+
+  it("a row cancelled while it waited at the gate is not paid for, and its reservation goes back", async () => {
+    const f = setup({
+      fleet: {
+        // The operator cancels while this job waits for a create slot.
+        createSlot: async () => {
+          await f.ledger.transition("b", "r1", { to: "cancelled" });
+        },
+      },
+    });
+    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.creates).toEqual([]);
+    expect(f.released).toEqual(["r1"]);
+  });
+
+  it("creates nothing once its job went to another worker", async () => {
+    const f = setup();
+    const job = stageJob(submitJob(), { stillOwned: async () => false });
+    await expect(submitStage.run(job, f.deps)).rejects.toBeInstanceOf(JobLostError);
+    expect(f.creates).toEqual([]);
+  });
+
+  it("a job that comes back with a create on the wire counts the row uncertain, then submits", async () => {
+    const f = setup();
+    const saved: SubmitJob[] = [];
+    const job = stageJob(submitJob({ creating: T0 - 5_000 }), {
+      saveData: async (data) => {
+        saved.push(data);
+      },
+    });
+    await submitStage.run(job, f.deps);
+    expect(f.ledger.current()).toMatchObject({ status: "submitted", uncertain: 1 });
+    // Unmarked first, marked again for its own create.
+    expect(saved).toEqual([submitJob(), submitJob({ creating: T0 })]);
+  });
+
+  it("a row KIE refuses fails with the API's message, its reservation released", async () => {
+    const f = setup({
+      submit: async () => {
+        throw new KieError({ code: "validation", message: "prompt too long", retryable: false });
+      },
+    });
+    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.ledger.current()).toMatchObject({
+      status: "failed",
+      error: "KIE refused the row: prompt too long",
+    });
+    expect(f.released).toEqual(["r1"]);
+    expect(f.polls).toEqual([]);
+  });
+});
