@@ -19,9 +19,10 @@ const [root, file, prefix, mode] = process.argv.slice(2);
 if (!root || !file || !prefix)
   throw new Error("usage: enqueue-child.mjs ROOT FILE PREFIX [--dry-run|--idle]");
 const load = (path) => import(pathToFileURL(join(root, path)).href);
-const { createRedisBackend, enqueue } = await load("producer/index.js");
+const { enqueue } = await load("producer/index.js");
+const { createRedisBackend } = await load("bull/producer-backend.js");
 const { createLedger } = await load("ledger/index.js");
-const { QueueSet } = await load("queue/queues.js");
+const { QueueSet } = await load("bull/queues.js");
 
 function peakFromKernel() {
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));

@@ -23,9 +23,10 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
+import { createRedisBackend } from "../src/bull/producer-backend.js";
 import { QueueSet } from "../src/bull/queues.js";
 import { createLedger } from "../src/ledger/index.js";
-import { createRedisBackend, DEFAULT_PRIORITY, enqueue } from "../src/producer/index.js";
+import { DEFAULT_PRIORITY, enqueue } from "../src/producer/index.js";
 import { jobKey, type SubmitJob } from "../src/worker/jobs.js";
 import { writeCsvManifest } from "./manifest-file.js";
 

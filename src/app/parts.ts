@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import type { Redis } from "ioredis";
 import { createFolderStore, createS3Store } from "../archive/index.js";
 import type { ArchiveStore } from "../archive/types.js";
+import { createRedisBackend } from "../bull/producer-backend.js";
 import { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
 import { type Config, ConfigError, requireApiKey } from "../config/index.js";
@@ -13,7 +14,6 @@ import { fleetBackoff } from "../core/backoff.js";
 import { CREATE_MARGIN_MS, createFleet, type Fleet, FleetPause, type PauseKind } from "../fleet/index.js";
 import { createKieClient, type KieClient } from "../kie/index.js";
 import { createLedger, type Ledger } from "../ledger/index.js";
-import { createRedisBackend } from "../producer/redis-backend.js";
 import type { ProducerBackend } from "../producer/types.js";
 import { openRedis } from "./connections.js";
 

@@ -16,7 +16,6 @@ export {
   MAX_REPORTED_ERRORS,
 } from "./limits.js";
 export { parseBudgetCredits, parsePriority, resolveOptions } from "./options.js";
-export { createRedisBackend, type RedisBackendOptions } from "./redis-backend.js";
 export { type QueuedRow, RowSpool } from "./row-spool.js";
 export { guessFormat, spoolToTempFile } from "./spool.js";
 export { formatSummaryText, summaryJson } from "./summary-text.js";

@@ -2,12 +2,13 @@
  * Shared set-up of the producer tests: a unique prefix on the real Redis, manifests in a fresh
  * temporary folder, and `enqueue` wired to that prefix with its output collected.
  */
+
 import { Readable } from "node:stream";
 import type { Redis } from "ioredis";
+import { createRedisBackend } from "../../src/bull/producer-backend.js";
 import { QueueSet } from "../../src/bull/queues.js";
 import { createLedger, type Ledger } from "../../src/ledger/index.js";
 import {
-  createRedisBackend,
   type EnqueueDeps,
   type EnqueueOptions,
   type EnqueueSummary,

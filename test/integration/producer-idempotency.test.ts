@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createRedisBackend } from "../../src/bull/producer-backend.js";
 import { QueueSet } from "../../src/bull/queues.js";
 import { createLedger } from "../../src/ledger/index.js";
-import { createRedisBackend, ENQUEUE_CHUNK, EnqueueInterruptedError } from "../../src/producer/index.js";
+import { ENQUEUE_CHUNK, EnqueueInterruptedError } from "../../src/producer/index.js";
 import { jobKey } from "../../src/worker/jobs.js";
 import { csv, csvRows, type ProducerFixture, producerFixture } from "./producer-helpers.js";
 

@@ -1,8 +1,8 @@
 import type { Redis } from "ioredis";
-import type { QueueSet } from "../bull/queues.js";
 import { ledgerKeys } from "../ledger/index.js";
+import type { ProducerBackend, ProducerLedger } from "../producer/types.js";
 import { jobKey, type SubmitJob } from "../worker/jobs.js";
-import type { ProducerBackend, ProducerLedger } from "./types.js";
+import type { QueueSet } from "./queues.js";
 
 export interface RedisBackendOptions {
   redis: Redis;
