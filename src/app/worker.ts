@@ -10,6 +10,7 @@ import { secretValues } from "../alerts/scrub.js";
 import { DEFAULT_CONCURRENCY, StageWorkers } from "../bull/runner.js";
 import { type Config, requireApiKey } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
+import { armFailpoints } from "../core/failpoints.js";
 import type { Logger } from "../core/logger.js";
 import { createFleetPort } from "../fleet/port.js";
 import {
@@ -83,6 +84,7 @@ export async function startWorker(
   options: WorkerRunOptions = {},
 ): Promise<RunningWorker> {
   requireApiKey(config);
+  armFailpoints(config.KIE_FAILPOINTS, log);
   const releasers = new Releasers({
     onError: ({ name, error }) => log.warn({ err: error, part: name }, `closing the ${name} failed`),
   });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ValueError } from "../core/errors.js";
+import { parseFailpoints } from "../core/failpoints.js";
 import {
   parseCount,
   parseDuration,
@@ -91,6 +92,8 @@ export const envSchema = z.object({
   S3_REGION: z.string().min(1).default("us-east-1"),
   S3_FORCE_PATH_STYLE: bool.default(false),
   ARCHIVE_DIR: z.string().min(1).optional(),
+  /** Tests only: crash the worker at named points, e.g. "submit.after-create=exit@1" (core/failpoints.ts). */
+  KIE_FAILPOINTS: parsed(parseFailpoints).optional(),
 });
 
 export type Env = z.input<typeof envSchema>;
