@@ -95,7 +95,12 @@ export class SimulatorEngine {
       credits: cost,
       outcome: this.drawOutcome(),
     });
-    recordCreate(this.counters, requestHash(params), cost, now);
+    recordCreate(this.counters, {
+      taskId: task.taskId,
+      requestHash: requestHash(params),
+      credits: cost,
+      at: now,
+    });
     if (task.callBackUrl !== undefined) {
       this.pendingCallbacks.add(task);
       this.scheduleSweep();

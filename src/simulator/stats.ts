@@ -21,14 +21,22 @@ export function createCounters(): Counters {
     creditsCharged: 0,
     faults: {},
     createTimes: [],
+    createdTaskIds: [],
+    creditsByTask: {},
   };
 }
 
-export function recordCreate(counters: Counters, requestHash: string, credits: number, at: number): void {
+export function recordCreate(
+  counters: Counters,
+  create: { taskId: string; requestHash: string; credits: number; at: number },
+): void {
+  const { taskId, requestHash, credits, at } = create;
   counters.creates++;
   counters.createsByRequestHash[requestHash] = (counters.createsByRequestHash[requestHash] ?? 0) + 1;
   counters.creditsCharged += credits;
   counters.createTimes.push(at);
+  counters.createdTaskIds.push(taskId);
+  counters.creditsByTask[taskId] = credits;
 }
 
 export function recordFault(counters: Counters, kind: string): void {
@@ -45,6 +53,8 @@ export function snapshotStats(
     createsByRequestHash: { ...counters.createsByRequestHash },
     faults: { ...counters.faults },
     createTimes: [...counters.createTimes],
+    createdTaskIds: [...counters.createdTaskIds],
+    creditsByTask: { ...counters.creditsByTask },
     ...live,
   };
 }

@@ -84,6 +84,10 @@ export interface SimulatorStats {
   faults: Record<string, number>;
   /** Epoch ms of every accepted create, for checking the rate window from outside. */
   createTimes: number[];
+  /** Every task id created (charged), oldest first: what a crash test traces to a ledger or a log. */
+  createdTaskIds: string[];
+  /** The credits charged for each task id created (the account's bill, per task). */
+  creditsByTask: Record<string, number>;
 }
 
 export interface SimTask {
