@@ -1,5 +1,6 @@
 import { scaledPollDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
+import { failpoint } from "../core/failpoints.js";
 import { submitFleetAction } from "../fleet/policy.js";
 import { isKieError, type KieError } from "../kie/errors.js";
 import type { GenerationParams, KieApi, SubmitRequest } from "../kie/types.js";
@@ -116,6 +117,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     // Marked until the answer is handled here: if this process dies meanwhile, the next run of the
     // job finds the mark and counts the row uncertain.
     await job.saveData?.({ ...data, creating: deps.clock.now() });
+    await failpoint("submit.before-create");
     let taskId: string;
     try {
       taskId = await deps.kie.submit(requestOf(row, key, deps), graceSignal(job.signal, SUBMIT_GRACE_MS));
@@ -133,6 +135,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       return next;
     }
 
+    await failpoint("submit.after-create");
     if (gate === "probe") {
       await deps.fleet.resume("usage-cap");
       job.log.info("usage-cap probe accepted: submissions resume");
@@ -152,6 +155,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
         set: { submittedAt, error: null },
       }),
     );
+    await failpoint("submit.after-record");
     if (!recorded.ok) {
       // Another worker recorded a task for this row meanwhile (its lock lapsed mid-create), or an
       // operator purged it: this task is paid for too. Count it where the row still exists, so
@@ -164,6 +168,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       return done;
     }
     job.log.info({ taskId }, "submitted");
+    await failpoint("submit.before-poll-add");
     await ensurePoll(deps, job.data, taskId, submittedAt);
     return done;
   }
