@@ -1,3 +1,4 @@
+import { failpoint, failpointStream } from "../core/failpoints.js";
 import { type DownloadImageOptions, downloadImage } from "./download.js";
 import { isDownloadError } from "./download-error.js";
 import type { ImageContentType } from "./image-type.js";
@@ -46,7 +47,8 @@ export async function archiveFromUrl(options: ArchiveFromUrlOptions): Promise<Ar
   });
   const key = `${options.key}.${image.ext}`;
   try {
-    await store.put(key, image.stream, {
+    await failpoint("archive.during-download");
+    await store.put(key, failpointStream("archive.during-upload", image.stream), {
       contentType: image.contentType,
       metadata: options.metadata,
       signal,

@@ -12,6 +12,7 @@ import {
 import type { ArchiveStore } from "../archive/types.js";
 import { retryDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
+import { failpoint } from "../core/failpoints.js";
 import { isKieError } from "../kie/errors.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
@@ -73,6 +74,7 @@ export async function runArchive(
       for (const [index, url] of data.imageUrls.entries()) {
         images.push(await archiveOne(deps, job, row, url, index));
       }
+      await failpoint("archive.after-upload");
       const sidecar = buildSidecar(row, images, {
         taskId,
         completedAt: data.completedAt,
@@ -101,6 +103,7 @@ export async function runArchive(
     return done;
   }
 
+  await failpoint("archive.after-sidecar");
   await deps.ledger.transition(batch, rowId, {
     from: ["archiving"],
     to: "archived",

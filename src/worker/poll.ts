@@ -1,5 +1,6 @@
 import { retryDelay, scaledPollDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
+import { failpoint } from "../core/failpoints.js";
 import { isKieError } from "../kie/errors.js";
 import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type KieApi, type TaskRecord } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
@@ -119,6 +120,7 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
         });
         return done;
       }
+      await failpoint("poll.after-archiving");
       await deps.queues.addArchive({
         batch,
         rowId,
@@ -167,6 +169,7 @@ async function failGeneration(
       set: { error: `${reason}; resubmitted` },
     });
     if (moved.ok) {
+      await failpoint("poll.after-resubmit-queued");
       await deps.queues.addSubmit({ batch, rowId, resubmit: row.taskIds.length });
       job.log.warn({ taskId, reason }, "generation failed; resubmitting");
     }
@@ -177,6 +180,7 @@ async function failGeneration(
     to: "failed",
     set: { error: reason },
   });
+  await failpoint("poll.after-fail");
   job.log.warn({ taskId, reason }, "generation failed; row failed");
   return done;
 }
