@@ -1,4 +1,4 @@
-import { connectProducer, pingRedis, RedisUnavailableError } from "../app/index.js";
+import { connectProducer, droppedConnection, pingRedis } from "../app/index.js";
 import type { Config } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
 import { LedgerError } from "../ledger/index.js";
@@ -68,13 +68,6 @@ function commandError(error: unknown, config: Config): unknown {
   if (isManifestParseError(error)) return new UsageError(`${error.message}\nnothing was enqueued`, 2);
   if (isEnqueueInterruptedError(error)) return new UsageError(error.message, error.exitCode);
   if (error instanceof LedgerError && error.code === "invalid_name") return new UsageError(error.message, 2);
-  if (error instanceof RedisUnavailableError) return error;
   // The connection dropped after the first PING: as clear as a Redis that never answered.
-  if (
-    error instanceof Error &&
-    (error.name === "MaxRetriesPerRequestError" || /ECONNREFUSED|Connection is closed/.test(error.message))
-  ) {
-    return new RedisUnavailableError(config.REDIS_URL, error.message);
-  }
-  return error;
+  return droppedConnection(error, config.REDIS_URL) ?? error;
 }
