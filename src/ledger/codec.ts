@@ -98,6 +98,7 @@ export function parseBatch(batch: string, hash: FlatHash): BatchSummary | undefi
     uncertain: num(hash.uncertain),
     resubmits: num(hash.resubmits),
     waitingBudget: num(hash.waitingBudget),
+    repaired: num(hash.repaired),
   };
 }
 

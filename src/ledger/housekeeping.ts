@@ -46,12 +46,14 @@ async function applyToBatch(
   const pipeline = ctx.redis.pipeline();
   command(pipeline, ctx.keys.order(batch));
   command(pipeline, ctx.keys.unarchived(batch));
+  for (const key of ctx.keys.stateIndexes(batch)) command(pipeline, key);
   command(pipeline, ctx.keys.batch(batch));
   await execOrThrow(pipeline);
 }
 
 /**
- * Deletes every key of a batch: its rows, their taskId mappings, its zsets, its hash and its
+ * Deletes every key of a batch: its rows, their taskId mappings, its zsets (order, unarchived,
+ * state indexes), its hash and its
  * entry in the batch index. Returns the number of rows deleted. Jobs in the queues are not the
  * ledger's: the caller removes those.
  */
@@ -74,7 +76,12 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
   await execOrThrow(
     ctx.redis
       .pipeline()
-      .unlink(ctx.keys.order(batch), ctx.keys.unarchived(batch), ctx.keys.batch(batch))
+      .unlink(
+        ctx.keys.order(batch),
+        ctx.keys.unarchived(batch),
+        ...ctx.keys.stateIndexes(batch),
+        ctx.keys.batch(batch),
+      )
       .zrem(ctx.keys.batches, batch),
   );
   return deleted;

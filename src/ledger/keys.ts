@@ -1,4 +1,5 @@
 import { LedgerError } from "./errors.js";
+import { INDEXED_STATUSES, type IndexedStatus } from "./types.js";
 
 /**
  * Key names. Every ledger key starts with `{<prefix>}:ledger`: the hash tag puts all of them in one
@@ -15,6 +16,15 @@ export interface LedgerKeys {
   order(batch: string): string;
   /** ZSET rowId -> completedAt of the rows in `archiving`. */
   unarchived(batch: string): string;
+  /**
+   * ZSET rowId -> the ms the row entered `status`, for the states in `INDEXED_STATUSES`: walking
+   * the rows in one state costs the rows in that state, not the batch.
+   */
+  stateIndex(batch: string, status: IndexedStatus): string;
+  /** Every state index key of a batch, in `INDEXED_STATUSES` order. */
+  stateIndexes(batch: string): string[];
+  /** STRING owner of a fleet-wide lease (one holder at a time), e.g. the reconciler's. */
+  lease(name: string): string;
   /** HASH of one row's flat fields. */
   row(batch: string, rowId: string): string;
   /** STRING `<batch>/<rowId>` for a provider taskId. */
@@ -35,6 +45,10 @@ export function ledgerKeys(prefix: string): LedgerKeys {
     batch: (batch) => `${root}:batch:${checkName("batch", batch)}`,
     order: (batch) => `${root}:batch:${checkName("batch", batch)}:order`,
     unarchived: (batch) => `${root}:batch:${checkName("batch", batch)}:unarchived`,
+    stateIndex: (batch, status) => `${root}:batch:${checkName("batch", batch)}:state:${status}`,
+    stateIndexes: (batch) =>
+      INDEXED_STATUSES.map((status) => `${root}:batch:${checkName("batch", batch)}:state:${status}`),
+    lease: (name) => `${root}:lease:${checkName("lease", name)}`,
     row: (batch, rowId) => `${root}:row:${checkName("batch", batch)}/${checkName("row id", rowId)}`,
     task: (taskId) => `${root}:task:${checkTaskId(taskId)}`,
   };

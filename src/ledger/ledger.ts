@@ -4,15 +4,19 @@ import type { LedgerContext } from "./context.js";
 import { expireFinished, persistBatch, purge } from "./housekeeping.js";
 import { ledgerKeys } from "./keys.js";
 import { getBatch, getRow, listBatches, lookupTask, oldestUnarchived, rows } from "./reads.js";
+import { claimLease, countRepairs, ensureStateIndex, stateIndexPages, stillInState } from "./state-index.js";
 import type {
   AddRowOutcome,
   AddRowsMeta,
   BatchSummary,
+  IndexedStatus,
   NewRow,
   ReserveOutcome,
   RowRecord,
   RowsOptions,
   SettleOutcome,
+  StateEntry,
+  StatePageOptions,
   TransitionInput,
   TransitionResult,
 } from "./types.js";
@@ -79,6 +83,20 @@ export interface Ledger {
   persistBatch(batch: string): Promise<void>;
   /** Deletes every ledger key of the batch; returns the number of rows deleted. */
   purge(batch: string): Promise<number>;
+  /** Builds the state indexes of a batch recorded before they existed (once; then one HGET). */
+  ensureStateIndex(batch: string): Promise<void>;
+  /** The rows in one indexed state, a page at a time, oldest entry first. */
+  statePages(batch: string, status: IndexedStatus, options?: StatePageOptions): AsyncIterable<StateEntry[]>;
+  /** Per entry: still in `status` since `enteredAt` (not moved on, not re-entered). */
+  stillInState(
+    batch: string,
+    status: IndexedStatus,
+    entries: readonly { id: string; enteredAt: number }[],
+  ): Promise<boolean[]>;
+  /** Adds to the batch's `repaired` count (rows the reconciler gave a job); false when it is gone. */
+  countRepairs(batch: string, count: number): Promise<boolean>;
+  /** Takes or renews the fleet-wide lease `name` for `owner`; true while `owner` holds it. */
+  claimLease(name: string, owner: string, ttlMs: number): Promise<boolean>;
 }
 
 /** The ledger over an injected client; the caller owns (and closes) the connection. */
@@ -110,5 +128,10 @@ export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger 
     expireFinished: (batch, ttlMs) => expireFinished(ctx, batch, ttlMs),
     persistBatch: (batch) => persistBatch(ctx, batch),
     purge: (batch) => purge(ctx, batch),
+    ensureStateIndex: (batch) => ensureStateIndex(ctx, batch),
+    statePages: (batch, status, pageOptions) => stateIndexPages(ctx, batch, status, pageOptions),
+    stillInState: (batch, status, entries) => stillInState(ctx, batch, status, entries),
+    countRepairs: (batch, count) => countRepairs(ctx, batch, count),
+    claimLease: (name, owner, ttlMs) => claimLease(ctx, name, owner, ttlMs),
   };
 }

@@ -18,6 +18,14 @@ export type Status = (typeof STATUSES)[number];
 /** States a row does not leave by itself; a batch whose rows are all here is finished. */
 export const TERMINAL_STATUSES: readonly Status[] = ["archived", "failed", "cancelled"];
 
+/**
+ * States with an index of their rows (keys.stateIndex): the ones a row may sit in waiting for a
+ * job (the reconciler walks them), and `failed` (what `retry` walks). Archived and cancelled rows,
+ * the bulk of a finished batch, cost no index entry.
+ */
+export const INDEXED_STATUSES = ["queued", "submitted", "generating", "archiving", "failed"] as const;
+export type IndexedStatus = (typeof INDEXED_STATUSES)[number];
+
 /** How long a taskId -> row mapping lives (webhooks arrive within the provider's 14-day file life). */
 export const TASK_MAP_TTL_MS = 15 * 24 * 60 * 60 * 1000;
 /** KIE_LEDGER_TTL's default: a finished batch's ledger lives this long after `finishedAt`. */
@@ -122,6 +130,11 @@ export interface BatchSummary extends Record<Status, number> {
   uncertain: number;
   resubmits: number;
   waitingBudget: number;
+  /**
+   * Rows the reconciler found without the job their state needs, and gave one (always set when
+   * read from Redis; optional so summaries built by hand need not name it).
+   */
+  repaired?: number;
 }
 
 /**
@@ -168,6 +181,19 @@ export interface TransitionResult {
 
 export type ReserveOutcome = "reserved" | "over-budget" | "no-budget";
 export type SettleOutcome = "settled" | "already-settled";
+
+/** One row of a state index: the row and when it entered the state (the index's score). */
+export interface StateEntry {
+  row: RowRecord;
+  enteredAt: number;
+}
+
+export interface StatePageOptions {
+  /** Only rows that entered the state before this epoch ms (exclusive). @defaultValue no limit */
+  enteredBefore?: number;
+  /** Rows per page. @defaultValue 500 */
+  pageSize?: number;
+}
 
 export interface RowsOptions {
   /** Only rows in these states. */

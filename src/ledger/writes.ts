@@ -72,6 +72,7 @@ export async function addRows(
       ctx.keys.batch(batch),
       ctx.keys.order(batch),
       ctx.keys.unarchived(batch),
+      ctx.keys.stateIndex(batch, "queued"),
       ...chunk.map(({ key }) => key),
     ];
     const args = [batch, meta.file ?? "", budget, ...chunk.flatMap(({ values }) => values)];
@@ -106,6 +107,7 @@ export async function transition(
     ctx.keys.row(batch, rowId),
     ctx.keys.unarchived(batch),
     ctx.keys.order(batch),
+    ...ctx.keys.stateIndexes(batch),
   ];
   if (input.addTaskId) keys.push(ctx.keys.task(input.addTaskId));
   const args: (string | number)[] = [

@@ -4,7 +4,8 @@
 
     Input:
       KEYS[1] batches zset, KEYS[2] batch hash, KEYS[3] order zset, KEYS[4] unarchived zset
-      KEYS[5..] one row hash per row
+      KEYS[5] the `queued` state index (rowId -> ms it entered the state)
+      KEYS[6..] one row hash per row
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] batch name, ARGV[3] file (''), ARGV[4] budget ('' = leave as is)
       ARGV[5..] per row, 6 values: id, line, prompt, params json, metadata json, estimatedCredits
@@ -18,7 +19,7 @@ if redis.call('EXISTS', batchKey) == 0 then
   redis.call('HSET', batchKey, 'createdAt', now, 'updatedAt', now, 'nextSeq', 0,
     'total', 0, 'queued', 0, 'submitted', 0, 'generating', 0, 'archiving', 0, 'archived', 0,
     'failed', 0, 'cancelled', 0, 'creditsEstimated', 0, 'creditsReserved', 0, 'creditsSpent', 0,
-    'uncertain', 0, 'resubmits', 0, 'waitingBudget', 0)
+    'uncertain', 0, 'resubmits', 0, 'waitingBudget', 0, 'repaired', 0, 'stateIndexed', 1)
   redis.call('ZADD', KEYS[1], now, ARGV[2])
 end
 if ARGV[3] ~= '' then redis.call('HSETNX', batchKey, 'file', ARGV[3]) end
@@ -29,9 +30,9 @@ local FIELDS_PER_ROW = 6
 local seq = num(redis.call('HGET', batchKey, 'nextSeq'))
 local added, estimated = 0, 0
 local out = { 0 }
-for i = 5, #KEYS do
+for i = 6, #KEYS do
   local rowKey = KEYS[i]
-  local base = 4 + (i - 5) * FIELDS_PER_ROW
+  local base = 4 + (i - 6) * FIELDS_PER_ROW
   local status = redis.call('HGET', rowKey, 'status')
   if status then
     if status == 'queued' then out[#out + 1] = 1 else out[#out + 1] = 2 end
@@ -41,6 +42,7 @@ for i = 5, #KEYS do
       'params', ARGV[base + 4], 'metadata', ARGV[base + 5], 'estimatedCredits', ARGV[base + 6],
       'status', 'queued', 'createdAt', now, 'updatedAt', now)
     redis.call('ZADD', orderKey, seq, id)
+    redis.call('ZADD', KEYS[5], now, id)
     seq = seq + 1
     added = added + 1
     estimated = estimated + tonumber(ARGV[base + 6])
@@ -60,6 +62,7 @@ if added > 0 then
     redis.call('PERSIST', batchKey)
     redis.call('PERSIST', orderKey)
     redis.call('PERSIST', KEYS[4])
+    redis.call('PERSIST', KEYS[5])
     out[1] = 1
   end
 end

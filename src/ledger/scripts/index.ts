@@ -14,3 +14,6 @@ export const reserveScript = load("reserve.lua");
 export const settleScript = load("settle.lua");
 export const releaseScript = load("release.lua");
 export const setBudgetScript = load("set-budget.lua");
+export const indexRowsScript = load("index-rows.lua");
+export const leaseScript = load("lease.lua");
+export const countRepairsScript = load("count-repairs.lua");

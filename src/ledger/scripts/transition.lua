@@ -2,12 +2,14 @@
   Moves one row, atomically with its batch's counters.
 
   Invariants kept here: the per-status counters sum to `total`; `waitingBudget` marks only
-  queued rows; the unarchived zset holds exactly the rows in `archiving`; `finishedAt` is set
-  exactly while every row is archived, failed or cancelled.
+  queued rows; the unarchived zset holds exactly the rows in `archiving`; each state index holds
+  exactly the rows in its state, scored by when they entered it; `finishedAt` is set exactly
+  while every row is archived, failed or cancelled.
 
     Input:
       KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] unarchived zset, KEYS[4] order zset
-      KEYS[5] (with a taskId) task map key
+      KEYS[5..9] state indexes of queued, submitted, generating, archiving, failed
+      KEYS[10] (with a taskId) task map key
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
       ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add (''), ARGV[7] task map TTL ms
@@ -18,6 +20,9 @@
 ]]
 local batchKey, rowKey, unarchivedKey, orderKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local rowId = ARGV[4]
+-- The state index key of each indexed state (INDEXED_STATUSES in types.ts, same order).
+local INDEX = { queued = KEYS[5], submitted = KEYS[6], generating = KEYS[7], archiving = KEYS[8],
+  failed = KEYS[9] }
 if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0 } end
 local status = redis.call('HGET', rowKey, 'status')
 if not status then return { 0, 0, 0 } end
@@ -33,6 +38,8 @@ if changed then
   redis.call('HINCRBY', batchKey, to, 1)
   redis.call('HSET', rowKey, 'status', to)
   if status == 'archiving' then redis.call('ZREM', unarchivedKey, rowId) end
+  if INDEX[status] then redis.call('ZREM', INDEX[status], rowId) end
+  if INDEX[to] then redis.call('ZADD', INDEX[to], now, rowId) end
   if redis.call('HGET', rowKey, 'waitingBudget') == '1' and to ~= 'queued' then
     redis.call('HDEL', rowKey, 'waitingBudget')
     redis.call('HINCRBY', batchKey, 'waitingBudget', -1)
@@ -74,7 +81,7 @@ if taskId ~= '' then
     ids = string.sub(ids, 1, -2) .. ',' .. enc .. ']'
   end
   redis.call('HSET', rowKey, 'taskIds', ids, 'taskId', taskId)
-  redis.call('SET', KEYS[5], ARGV[5] .. '/' .. rowId, 'PX', ARGV[7])
+  redis.call('SET', KEYS[10], ARGV[5] .. '/' .. rowId, 'PX', ARGV[7])
 end
 
 local current = changed and to or status
@@ -101,6 +108,7 @@ if changed then
     redis.call('PERSIST', orderKey)
     redis.call('PERSIST', unarchivedKey)
     redis.call('PERSIST', rowKey)
+    for _, key in pairs(INDEX) do redis.call('PERSIST', key) end
     reopened = 1
   end
 end

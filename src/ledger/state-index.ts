@@ -1,0 +1,117 @@
+import { type FlatHash, parseRow } from "./codec.js";
+import { type LedgerContext, rowIdPages } from "./context.js";
+import { LedgerError } from "./errors.js";
+import { checkName } from "./keys.js";
+import { countRepairsScript, indexRowsScript, leaseScript } from "./scripts/index.js";
+import { INDEXED_STATUSES, type IndexedStatus, type StateEntry, type StatePageOptions } from "./types.js";
+
+const PAGE = 500;
+
+/**
+ * Gives a batch created before the state indexes existed its indexes, page by page (once; later
+ * calls cost one HGET). Safe while workers move its rows: see scripts/index-rows.lua.
+ */
+export async function ensureStateIndex(ctx: LedgerContext, batch: string): Promise<void> {
+  const batchKey = ctx.keys.batch(batch);
+  const [indexed, createdAt] = await ctx.redis.hmget(batchKey, "stateIndexed", "createdAt");
+  if (indexed !== null || createdAt === null) return;
+  const indexes = ctx.keys.stateIndexes(batch);
+  for await (const ids of rowIdPages(ctx, batch, PAGE)) {
+    const rowKeys = ids.map((id) => ctx.keys.row(batch, id));
+    await indexRowsScript.run(ctx.redis, [...indexes, ...rowKeys], ids, ctx.clock);
+  }
+  // Only if the batch still exists: a purge meanwhile must not leave a stray hash behind.
+  if ((await ctx.redis.exists(batchKey)) === 1) await ctx.redis.hset(batchKey, "stateIndexed", "1");
+}
+
+/**
+ * The rows in one state, oldest entry first, one page per round trip pair (the index page, then
+ * the rows pipelined): the walk costs the rows in the state, whatever the batch holds.
+ *
+ * The cursor is (score, rank among equal scores), so many rows entering in one millisecond do
+ * not stall the walk. A row that leaves the state while the walk passes may shift one page by one
+ * and be seen on the next walk instead; a row seen here may have moved on since (check with
+ * `stillInState` before acting on it).
+ */
+export async function* stateIndexPages(
+  ctx: LedgerContext,
+  batch: string,
+  status: IndexedStatus,
+  options: StatePageOptions = {},
+): AsyncGenerator<StateEntry[]> {
+  checkIndexed(status);
+  const pageSize = options.pageSize ?? PAGE;
+  if (!Number.isInteger(pageSize) || pageSize < 1)
+    throw new RangeError("pageSize must be a positive integer");
+  const key = ctx.keys.stateIndex(batch, status);
+  const max = options.enteredBefore === undefined ? "+inf" : `(${options.enteredBefore}`;
+  let min = "-inf";
+  let skip = 0;
+  for (;;) {
+    const page = await ctx.redis.zrange(key, min, max, "BYSCORE", "LIMIT", skip, pageSize, "WITHSCORES");
+    if (page.length === 0) return;
+    const found: { id: string; score: string }[] = [];
+    for (let i = 0; i + 1 < page.length; i += 2) found.push({ id: page[i]!, score: page[i + 1]! });
+    const pipeline = ctx.redis.pipeline();
+    for (const { id } of found) pipeline.hgetall(ctx.keys.row(batch, id));
+    const replies = (await pipeline.exec()) ?? [];
+    const entries: StateEntry[] = [];
+    replies.forEach(([err, hash], i) => {
+      if (err) throw err;
+      const row = parseRow(batch, hash as FlatHash);
+      if (row && row.status === status) entries.push({ row, enteredAt: Number(found[i]!.score) });
+    });
+    yield entries;
+    if (found.length < pageSize) return;
+    const last = found[found.length - 1]!.score;
+    const sameScore = found.filter(({ score }) => score === last).length;
+    skip = min === last ? skip + sameScore : sameScore;
+    min = last;
+  }
+}
+
+/**
+ * Which of `entries` are still in `status` since the same moment (same index score): a row that
+ * moved on, or left and came back, is not the one that was judged.
+ */
+export async function stillInState(
+  ctx: LedgerContext,
+  batch: string,
+  status: IndexedStatus,
+  entries: readonly { id: string; enteredAt: number }[],
+): Promise<boolean[]> {
+  checkIndexed(status);
+  if (entries.length === 0) return [];
+  const key = ctx.keys.stateIndex(batch, status);
+  const scores = await ctx.redis.zmscore(key, ...entries.map(({ id }) => id));
+  return entries.map(({ enteredAt }, i) => scores[i] !== null && Number(scores[i]) === enteredAt);
+}
+
+/** Adds `count` to the batch's `repaired` counter; false when the batch is gone. */
+export async function countRepairs(ctx: LedgerContext, batch: string, count: number): Promise<boolean> {
+  if (!Number.isInteger(count) || count < 0)
+    throw new LedgerError("invalid_value", "count must be a whole number");
+  if (count === 0) return (await ctx.redis.exists(ctx.keys.batch(batch))) === 1;
+  return Number(await countRepairsScript.run(ctx.redis, [ctx.keys.batch(batch)], [count], ctx.clock)) >= 0;
+}
+
+/**
+ * Takes (or, for its holder, renews) the fleet-wide lease `name` for `ttlMs`. True when `owner`
+ * holds it now. A holder that dies simply lets it lapse.
+ */
+export async function claimLease(
+  ctx: LedgerContext,
+  name: string,
+  owner: string,
+  ttlMs: number,
+): Promise<boolean> {
+  if (!Number.isInteger(ttlMs) || ttlMs < 1) throw new RangeError("ttlMs must be a positive whole number");
+  checkName("lease owner", owner);
+  return (await leaseScript.run(ctx.redis, [ctx.keys.lease(name)], [owner, ttlMs], ctx.clock)) === 1;
+}
+
+function checkIndexed(status: string): asserts status is IndexedStatus {
+  if (!(INDEXED_STATUSES as readonly string[]).includes(status)) {
+    throw new LedgerError("invalid_value", `no state index for ${JSON.stringify(status)}`);
+  }
+}
