@@ -12,6 +12,7 @@ import { type Config, requireApiKey } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
 import { armFailpoints } from "../core/failpoints.js";
 import type { Logger } from "../core/logger.js";
+import { createCallbackLimit } from "../fleet/callback-limit.js";
 import { createFleetPort } from "../fleet/port.js";
 import {
   type AdminServer,
@@ -84,6 +85,10 @@ export async function startWorker(
   options: WorkerRunOptions = {},
 ): Promise<RunningWorker> {
   requireApiKey(config);
+  if (config.KIE_CALLBACK_URL && !config.KIE_WEBHOOK_HMAC_KEY)
+    log.warn(
+      "KIE_CALLBACK_URL is set without KIE_WEBHOOK_HMAC_KEY: callbacks are accepted unsigned, so anyone who can reach the receiver may send them (each task's poll is still promoted at most once a minute); set KIE_WEBHOOK_HMAC_KEY",
+    );
   armFailpoints(config.KIE_FAILPOINTS, log);
   const releasers = new Releasers({
     onError: ({ name, error }) => log.warn({ err: error, part: name }, `closing the ${name} failed`),
@@ -172,6 +177,7 @@ export async function startWorker(
             ...(options.listenHost ? { host: options.listenHost } : {}),
             ledger,
             polls: queues,
+            promotions: createCallbackLimit(redis, { accountId: fleet.accountId }),
             log,
             ...(config.KIE_WEBHOOK_HMAC_KEY ? { hmacKey: config.KIE_WEBHOOK_HMAC_KEY } : {}),
           });

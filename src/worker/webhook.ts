@@ -15,6 +15,8 @@ export interface WebhookOptions {
   ledger: Ledger;
   /** Where the row's delayed poll job is woken (the poll queue, in bull/queues.ts). */
   polls: PollWaker;
+  /** How often a callback may wake one task's poll, fleet-wide (fleet/callback-limit.ts). */
+  promotions: PromotionLimit;
   log: Logger;
   /** KIE_WEBHOOK_HMAC_KEY: when set, unsigned or wrongly signed callbacks get 401. */
   hmacKey?: string;
@@ -25,6 +27,11 @@ export interface WebhookOptions {
 export interface PollWaker {
   /** Runs the key's poll job now if it waits delayed; false when no poll job of it is delayed. */
   wakePoll(key: JobKeyParts): Promise<boolean>;
+}
+
+/** Grants a task's poll promotion at most once per interval across the fleet. */
+export interface PromotionLimit {
+  tryPromote(taskId: string): Promise<boolean>;
 }
 
 export interface WebhookServer extends AsyncDisposable {
@@ -38,9 +45,9 @@ export function webhookSignature(taskId: string, timestamp: string, key: string)
 }
 
 /**
- * The callback receiver. A callback is only a hint: it promotes the row's delayed poll job, and
- * the status call made with our own key decides what happened. It answers fast, and the same
- * callback twice changes nothing.
+ * The callback receiver. A callback is only a hint: it promotes the row's delayed poll job (at
+ * most once a minute per task), and the status call made with our own key decides what happened.
+ * It answers fast, and the same callback twice changes nothing.
  */
 export async function startWebhookServer(options: WebhookOptions): Promise<WebhookServer> {
   const now = options.now ?? Date.now;
@@ -80,6 +87,15 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
 
     const key = await rowKnowing(options.ledger, candidates, taskId);
     if (!key) return reply(res, 404, { error: "unknown task" });
+    // Accepted either way (KIE need not send it again): a task promoted within the interval
+    // waits for its poll's own schedule, so callbacks cannot spend the account's status budget.
+    if (!(await options.promotions.tryPromote(taskId))) {
+      options.log.debug(
+        { batch: key.batch, row: key.rowId, taskId },
+        "callback too soon after the last: not promoted",
+      );
+      return reply(res, 200, { ok: true });
+    }
     if (await options.polls.wakePoll(key)) {
       options.log.debug({ batch: key.batch, row: key.rowId, taskId }, "callback promoted the poll job");
     }
