@@ -1,0 +1,98 @@
+/**
+ * Redis bytes per row, queued and archived, with 40-, 300- and 2,000-character prompts: rows
+ * enqueued through the real producer, measured, then archived by spawned `kie-batch worker`
+ * processes on the simulator and measured again. The queued figure's baseline is a plain BullMQ
+ * job holding the same generation parameters (what a queue needs at the least).
+ */
+import { join } from "node:path";
+import { Queue } from "bullmq";
+import type { BenchContext } from "../lib/context.js";
+import { createDeployment, startLiftedSimulator } from "../lib/deployment.js";
+import { type Figure, fmt, goalOn, ratioOf } from "../lib/figures.js";
+import type { BenchGroup } from "../lib/group.js";
+import { describeParts, measureRowBytes } from "../lib/redis-bytes.js";
+import { rowParams, writeCsvManifest } from "../manifest-file.js";
+
+const PROMPTS = [40, 300, 2000] as const;
+
+/** Bytes per row of plain BullMQ jobs carrying the same parameters (`addBulk`, waiting). */
+async function plainJobBytes(ctx: BenchContext, rows: number, promptLength: number): Promise<number> {
+  const prefix = ctx.newPrefix("bytes-plain");
+  const queue = new Queue("plain", { connection: ctx.redis, prefix: `{${prefix}}` });
+  try {
+    for (let start = 0; start < rows; start += 1000) {
+      const end = Math.min(rows, start + 1000);
+      await queue.addBulk(
+        Array.from({ length: end - start }, (_, k) => ({
+          name: "plain",
+          data: rowParams(start + k, { promptLength }),
+          opts: { jobId: `bench/${start + k}`, removeOnComplete: true },
+        })),
+      );
+    }
+    return (await measureRowBytes(ctx.redis, prefix, rows)).perRow;
+  } finally {
+    await queue.close();
+    await ctx.dropPrefix(prefix);
+  }
+}
+
+export const bytesGroup: BenchGroup = {
+  name: "bytes",
+  about: "Redis bytes per row (MEMORY USAGE), queued and archived, 40/300/2,000-character prompts",
+  async run(ctx, sizes) {
+    const rows = sizes.bytesRows;
+    const figures: Figure[] = [];
+    const sim = await startLiftedSimulator();
+    try {
+      for (const promptLength of PROMPTS) {
+        const file = join(ctx.dir, `bytes-${promptLength}.csv`);
+        await writeCsvManifest(file, rows, { promptLength });
+        const dep = await createDeployment(ctx, `bytes${promptLength}`, sim);
+        try {
+          const enqueued = await dep.enqueue(file, "bytes");
+          if (enqueued !== rows) throw new Error(`enqueued ${enqueued} of ${rows} rows`);
+          const queued = await measureRowBytes(ctx.redis, dep.prefix, rows);
+          const plain = await plainJobBytes(ctx, rows, promptLength);
+          ctx.log(
+            `  ${promptLength}-char prompts, ${fmt(rows)} rows queued: ${fmt(queued.perRow)} B/row (${describeParts(queued)}); plain BullMQ job ${fmt(plain)} B`,
+          );
+          await dep.startWorkers(2);
+          const summary = await dep.waitFinished("bytes", Math.max(600_000, rows * 100));
+          if (summary.failed > 0) ctx.log(`    (${summary.failed} rows failed)`);
+          const archived = await measureRowBytes(ctx.redis, dep.prefix, rows);
+          ctx.log(`    archived: ${fmt(archived.perRow)} B/row (${describeParts(archived)})`);
+          const is300 = promptLength === 300;
+          figures.push(
+            {
+              group: "bytes",
+              figure: `Redis bytes per queued row (ledger + job), ${promptLength}-char prompt`,
+              unit: "B",
+              measured: queued.perRow,
+              baseline: plain,
+              ratio: ratioOf(queued.perRow, plain),
+              goal: is300 ? "≤ 1,200 B" : "-",
+              met: is300 ? goalOn(queued.perRow, "<=", 1200) : undefined,
+              note: `${describeParts(queued)} (baseline: a plain BullMQ job with the same parameters)`,
+            },
+            {
+              group: "bytes",
+              figure: `Redis bytes per archived row, ${promptLength}-char prompt`,
+              unit: "B",
+              measured: archived.perRow,
+              goal: is300 ? "≤ 800 B" : "-",
+              met: is300 ? goalOn(archived.perRow, "<=", 800) : undefined,
+              note: describeParts(archived),
+            },
+          );
+        } finally {
+          await dep.close();
+          await ctx.dropPrefix(dep.prefix);
+        }
+      }
+    } finally {
+      await sim.close();
+    }
+    return figures;
+  },
+};

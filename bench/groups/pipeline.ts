@@ -1,0 +1,99 @@
+/**
+ * The pipeline figures: N rows (300-character prompts) through spawned `kie-batch worker`
+ * processes on the simulator with every limit lifted (instant answers, no rate window), against
+ * plain BullMQ workers making the same calls to the same simulator in the same run.
+ */
+import { join } from "node:path";
+import { runBaselinePipeline } from "../lib/baseline.js";
+import { createDeployment, startLiftedSimulator } from "../lib/deployment.js";
+import { type Figure, fmt, goalOn, ratioOf } from "../lib/figures.js";
+import type { BenchGroup } from "../lib/group.js";
+import { describeParts, measureRowBytes } from "../lib/redis-bytes.js";
+import { writeCsvManifest } from "../manifest-file.js";
+
+const PROMPT = 300;
+
+export const pipelineGroup: BenchGroup = {
+  name: "pipeline",
+  about: "rows/s, CPU ms per row, peak RSS, Redis bytes: kie-batch workers vs plain BullMQ workers",
+  async run(ctx, sizes) {
+    const rows = sizes.pipelineRows;
+    const workers = sizes.pipelineWorkers;
+    const sim = await startLiftedSimulator();
+    try {
+      const file = join(ctx.dir, `pipeline-${rows}.csv`);
+      await writeCsvManifest(file, rows, { promptLength: PROMPT });
+
+      ctx.log(`  plain BullMQ baseline: ${fmt(rows)} rows, ${workers} processes`);
+      const base = await runBaselinePipeline(ctx, sim.url, { rows, workers, promptLength: PROMPT });
+      ctx.log(`    ${fmt(rows / base.seconds)} rows/s, ${fmt(base.cpuMs / rows, 2)} CPU ms/row`);
+
+      ctx.log(`  kie-batch: ${fmt(rows)} rows, ${workers} worker processes`);
+      const dep = await createDeployment(ctx, "pipeline", sim);
+      try {
+        const procs = await dep.startWorkers(workers);
+        const cpu0 = procs.reduce((sum, p) => sum + p.cpuMs(), 0);
+        const started = performance.now();
+        await dep.enqueue(file, "pipeline");
+        const summary = await dep.waitFinished("pipeline", Math.max(600_000, rows * 50));
+        const seconds = (performance.now() - started) / 1000;
+        const cpuMs = procs.reduce((sum, p) => sum + p.cpuMs(), 0) - cpu0;
+        const peaks = procs.map((p) => p.peakRssMb());
+        if (summary.failed > 0) ctx.log(`    (${summary.failed} rows failed)`);
+        const bytes = await measureRowBytes(ctx.redis, dep.prefix, rows);
+        ctx.log(`    ${fmt(rows / seconds)} rows/s, ${fmt(cpuMs / rows, 2)} CPU ms/row`);
+        ctx.log(`    Redis bytes per archived row: ${fmt(bytes.perRow)} (${describeParts(bytes)})`);
+        const rate = rows / seconds;
+        const baseRate = rows / base.seconds;
+        const cpu = cpuMs / rows;
+        const baseCpu = base.cpuMs / rows;
+        const group = "pipeline";
+        return [
+          {
+            group,
+            figure: `pipeline rows/s, limits lifted, ${workers} processes`,
+            unit: "rows/s",
+            measured: rate,
+            baseline: baseRate,
+            ratio: ratioOf(rate, baseRate),
+            goal: "≥ 0.5×",
+            met: goalOn(ratioOf(rate, baseRate), ">=", 0.5),
+          },
+          {
+            group,
+            figure: "worker CPU ms per row",
+            unit: "ms",
+            measured: cpu,
+            baseline: baseCpu,
+            ratio: ratioOf(cpu, baseCpu),
+            goal: "≤ 1.5×",
+            met: goalOn(ratioOf(cpu, baseCpu), "<=", 1.5),
+          },
+          {
+            group,
+            figure: "worker peak RSS per process (max)",
+            unit: "MB",
+            measured: Math.max(...peaks),
+            baseline: Math.max(...base.peakRssMb),
+            ratio: ratioOf(Math.max(...peaks), Math.max(...base.peakRssMb)),
+            goal: "-",
+          },
+          {
+            group,
+            figure: "Redis bytes per row after the pipeline (archived, 300 chars)",
+            unit: "B",
+            measured: bytes.perRow,
+            goal: "≤ 800 B",
+            met: goalOn(bytes.perRow, "<=", 800),
+            note: describeParts(bytes),
+          },
+        ] satisfies Figure[];
+      } finally {
+        await dep.close();
+        await ctx.dropPrefix(dep.prefix);
+      }
+    } finally {
+      await sim.close();
+    }
+  },
+};

@@ -1,0 +1,68 @@
+/**
+ * The plain-BullMQ side of the pipeline figures: `bench/baseline-worker.mjs` processes (create,
+ * status until done, download into a file) fed by `addBulk`, on the same simulator and Redis.
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { Queue } from "bullmq";
+import { rowParams } from "../manifest-file.js";
+import type { BenchContext } from "./context.js";
+import { type BenchProcess, ROOT, spawnNode } from "./processes.js";
+
+export interface PipelineRun {
+  rows: number;
+  seconds: number;
+  cpuMs: number;
+  /** Peak RSS of each worker process, MB. */
+  peakRssMb: number[];
+}
+
+export async function runBaselinePipeline(
+  ctx: BenchContext,
+  simUrl: string,
+  options: { rows: number; workers: number; promptLength: number; concurrency?: number },
+): Promise<PipelineRun> {
+  const prefix = ctx.newPrefix("baseline");
+  const outDir = join(ctx.dir, prefix);
+  await mkdir(outDir, { recursive: true });
+  const env = {
+    REDIS_URL: ctx.redisUrl,
+    BASELINE_PREFIX: prefix,
+    SIM_URL: simUrl,
+    OUT_DIR: outDir,
+    CONCURRENCY: String(options.concurrency ?? 16),
+  };
+  const workers: BenchProcess[] = Array.from({ length: options.workers }, (_, i) =>
+    spawnNode(`baseline worker ${i + 1}`, [join(ROOT, "bench", "baseline-worker.mjs")], env),
+  );
+  const queue = new Queue("baseline", { connection: ctx.redis, prefix: `{${prefix}}` });
+  try {
+    await Promise.all(workers.map((w) => w.waitForLine(/baseline worker started/, 60_000)));
+    const cpu0 = workers.reduce((sum, w) => sum + w.cpuMs(), 0);
+    const started = performance.now();
+    for (let start = 0; start < options.rows; start += 1000) {
+      const end = Math.min(options.rows, start + 1000);
+      await queue.addBulk(
+        Array.from({ length: end - start }, (_, k) => ({
+          name: "baseline",
+          data: rowParams(start + k, { promptLength: options.promptLength }),
+          opts: { jobId: `bench/${start + k}`, removeOnComplete: true, attempts: 3 },
+        })),
+      );
+    }
+    for (;;) {
+      const counts = await queue.getJobCounts("wait", "active", "delayed", "prioritized");
+      if (Object.values(counts).every((n) => n === 0)) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const cpuMs = workers.reduce((sum, w) => sum + w.cpuMs(), 0) - cpu0;
+    const failed = await queue.getFailedCount();
+    if (failed > 0) ctx.log(`  (baseline: ${failed} jobs failed)`);
+    return { rows: options.rows, seconds, cpuMs, peakRssMb: workers.map((w) => w.peakRssMb()) };
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await queue.close();
+    await ctx.dropPrefix(prefix);
+  }
+}
