@@ -44,6 +44,8 @@ const MAX_STALLED = 1_000_000;
 export class StageWorkers {
   readonly workers: Worker[] = [];
   private closing: Promise<void> | undefined;
+  /** Ledger writes of the "failed" handler still running: a closing process waits for them. */
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(private readonly options: StageWorkerOptions) {
     for (const stage of options.stages) this.workers.push(this.workerOf(stage));
@@ -114,21 +116,7 @@ export class StageWorkers {
       if (!job) return;
       const final = error.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
       if (!final) return;
-      // Safety net: a job BullMQ gave up on must leave its row failed, never stuck mid-pipeline.
-      const data = job.data as { batch?: string; rowId?: string };
-      if (!data.batch || !data.rowId) return;
-      options.ledger
-        .transition(data.batch, data.rowId, {
-          from: definition.owns,
-          to: "failed",
-          set: { error: `${stage} stage gave up: ${error.message}` },
-        })
-        .catch((err: unknown) =>
-          options.log.error(
-            { err, stage, batch: data.batch, row: data.rowId, job: job.id },
-            "could not record a failed job",
-          ),
-        );
+      this.track(this.recordGiveUp(definition, job, error));
     });
     worker.on("error", (error) => {
       // A lock renewal that races a job's own move to delayed fails harmlessly; a lock truly lost
@@ -143,6 +131,40 @@ export class StageWorkers {
       options.log.error({ err: error, stage }, "worker error");
     });
     return worker;
+  }
+
+  /**
+   * Safety net: a job BullMQ gave up on must leave its row failed, never stuck mid-pipeline, and
+   * give back what the row holds for the stage (a reservation). Awaited through `settled()`.
+   */
+  private async recordGiveUp<T extends RowJob>(definition: StageDefinition<T>, job: Job, error: Error) {
+    const { options } = this;
+    const stage = definition.name;
+    const parsed = definition.schema.safeParse(job.data);
+    const data = parsed.success ? parsed.data : undefined;
+    if (!data?.batch || !data.rowId) return;
+    const where = { stage, batch: data.batch, row: data.rowId, job: job.id };
+    try {
+      const moved = await options.ledger.transition(data.batch, data.rowId, {
+        from: definition.owns,
+        to: "failed",
+        set: { error: `${stage} stage gave up: ${error.message}` },
+      });
+      if (moved.ok) await definition.onGiveUp?.(data, options.deps);
+    } catch (err) {
+      options.log.error({ err, ...where }, "could not record a failed job");
+    }
+  }
+
+  /** Keeps a handler's work so `close()` (and `settled()`) wait for it. */
+  private track(work: Promise<void>): void {
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+  }
+
+  /** Resolves once every give-up the workers have seen so far is recorded in the ledger. */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
   }
 
   async waitUntilReady(): Promise<void> {
@@ -170,6 +192,7 @@ export class StageWorkers {
         this.options.log.warn("workers did not stop in time; closing by force");
         await Promise.all(this.workers.map((w) => w.close(true).catch(() => undefined)));
       }
+      await this.settled();
     })();
     return this.closing;
   }

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Clock } from "../core/clock.js";
+import { keepUncertain } from "./budget.js";
 import type { LedgerContext } from "./context.js";
 import { expireFinished, persistBatch, purge } from "./housekeeping.js";
 import { ledgerKeys } from "./keys.js";
@@ -65,6 +66,11 @@ export interface Ledger {
   settleCredits(batch: string, rowId: string, spent: number, taskId?: string): Promise<SettleOutcome>;
   /** Drops the row's reservation; returns the credits released. Throws `row_missing`. */
   releaseReservation(batch: string, rowId: string): Promise<number>;
+  /**
+   * A create attempt that may have been charged unseen: the row's reservation (else `credits`)
+   * becomes spent-uncertain for good, and one uncertain submit is counted. Throws `row_missing`.
+   */
+  keepUncertain(batch: string, rowId: string, credits: number): Promise<number>;
   /** Sets or removes a batch's budget; false when there is no such batch. */
   setBudget(batch: string, credits: number | null): Promise<boolean>;
   getBatch(batch: string): Promise<BatchSummary | undefined>;
@@ -117,6 +123,7 @@ export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger 
     reserveBudget: (batch, rowId, credits) => reserveBudget(ctx, batch, rowId, credits),
     settleCredits: (batch, rowId, spent, taskId) => settleCredits(ctx, batch, rowId, spent, taskId),
     releaseReservation: (batch, rowId) => releaseReservation(ctx, batch, rowId),
+    keepUncertain: (batch, rowId, credits) => keepUncertain(ctx, batch, rowId, credits),
     setBudget: (batch, credits) => setBudget(ctx, batch, credits),
     getBatch: (batch) => getBatch(ctx, batch),
     listBatches: () => listBatches(ctx),

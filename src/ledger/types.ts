@@ -100,6 +100,8 @@ export interface RowRecord {
   /** Credits currently held for this row's pending submit. */
   creditsReserved: number;
   creditsSpent: number;
+  /** Credits of create attempts that may have been charged unseen (kept out of the budget for good). */
+  creditsUncertain: number;
   error?: string;
   /** Epoch ms, as every timestamp here. */
   createdAt: number;
@@ -127,6 +129,11 @@ export interface BatchSummary extends Record<Status, number> {
   creditsEstimated: number;
   creditsReserved: number;
   creditsSpent: number;
+  /**
+   * Credits of create attempts that may have been charged without a task id to show for it (a
+   * lost reply): counted against the budget like spent credits, for good.
+   */
+  creditsUncertain: number;
   uncertain: number;
   resubmits: number;
   waitingBudget: number;

@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
-import { PAUSE_POLICY, PAUSE_RECHECK_MS } from "../fleet/policy.js";
+import { PAUSE_POLICY, PAUSE_RECHECK_MS, type PauseKind } from "../fleet/policy.js";
 import type { FleetPort } from "../fleet/port.js";
 import { CREDITS_BY_ACCELERATION, type KieApi } from "../kie/types.js";
 
@@ -54,4 +54,19 @@ export async function waitForOpenGate(
     }
     return "open";
   }
+}
+
+/**
+ * True when a create may still go now, by the gate as read right before the request: no 429/455
+ * backoff runs, and no pause is set, except the usage-cap pause this caller won the probe of
+ * ("probe" from `waitForOpenGate`). A job can wait long for its rate slot after passing the gate;
+ * a pause set meanwhile must stop its create (a pause stops creates within one request).
+ */
+export function gateStillOpen(
+  passed: "open" | "probe",
+  now: { paused: { kind: PauseKind } | null; backoffMs: number },
+): boolean {
+  if (now.backoffMs > 0) return false;
+  if (!now.paused) return true;
+  return passed === "probe" && PAUSE_POLICY[now.paused.kind].probe === "single-submit";
 }

@@ -55,6 +55,11 @@ export interface StageDefinition<T extends RowJob> {
    * stage's job, so a job BullMQ gives up on fails the row from exactly these states.
    */
   readonly owns: readonly Status[];
+  /**
+   * Runs after BullMQ gave up on a job and the runner failed its row from `owns`: what the row
+   * still holds for this stage goes back (the submit stage's reservation). Awaited by the runner.
+   */
+  readonly onGiveUp?: (data: T, deps: StageDeps) => Promise<void>;
 }
 
 export type StageResult<T> =

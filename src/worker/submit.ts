@@ -1,12 +1,12 @@
 import { scaledPollDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
-import { submitFleetAction } from "../fleet/policy.js";
-import { isKieError, type KieError } from "../kie/errors.js";
+import { PAUSE_POLICY } from "../fleet/policy.js";
+import { isKieError } from "../kie/errors.js";
 import type { GenerationParams, KieApi, SubmitRequest } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
-import { waitForOpenGate } from "./gate.js";
+import { gateStillOpen, waitForOpenGate } from "./gate.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
@@ -14,16 +14,18 @@ import {
   delay,
   done,
   graceSignal,
-  isLastAttempt,
   JobLostError,
   type StageDefinition,
-  StageError,
   type StageJob,
   type StageResult,
 } from "./stage.js";
+import { handleSubmitError } from "./submit-errors.js";
 
 /** The ledger calls the submit stage makes. */
-export type SubmitLedger = Pick<Ledger, "getRow" | "transition" | "reserveBudget" | "releaseReservation">;
+export type SubmitLedger = Pick<
+  Ledger,
+  "getRow" | "transition" | "reserveBudget" | "releaseReservation" | "keepUncertain"
+>;
 
 /**
  * What the submit stage uses of the worker's ports: a test fakes just these. The fleet and KIE
@@ -46,6 +48,7 @@ export const submitStage = {
   schema: submitJobSchema,
   run: runSubmit,
   owns: ["queued"] as const,
+  onGiveUp: giveUpSubmit,
 } satisfies StageDefinition<SubmitJob>;
 
 /** A row over its batch's budget looks again this often (a raised budget frees it). */
@@ -58,9 +61,16 @@ export const SUBMIT_GRACE_MS = 10_000;
 /**
  * The submit stage: one create request per row (per resubmit lineage), at the account's rate.
  *
- * Invariant: once a taskId is recorded for a lineage, that lineage is never submitted again,
- * whatever crashes. The check below runs before any gate, so a retried or recovered job finds
- * the taskId and only makes sure the poll job exists.
+ * Invariants kept here (docs: README "Promises"):
+ * - once a taskId is recorded for a lineage, that lineage is never submitted again, whatever
+ *   crashes: the check below runs before any gate, so a retried or recovered job finds the taskId
+ *   and only makes sure the poll job exists;
+ * - every create attempt holds its own reservation of the batch's budget; an attempt that may have
+ *   been charged unseen (answer lost, worker dead with it on the wire) keeps it as spent-uncertain,
+ *   so the next attempt reserves again: KIE never charges a batch past its budget;
+ * - a created task's id is logged at info the moment it is known and recorded before any other
+ *   Redis call, retried for as long as this worker holds the job;
+ * - the gate (pause, 429/455 backoff) is read again after the rate slot, right before the request.
  */
 export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Promise<StageResult<SubmitJob>> {
   const { batch, rowId, resubmit } = job.data;
@@ -78,89 +88,115 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
   let data = job.data;
   if (data.creating !== undefined) {
     // The worker that ran this job last died (or lost it) with a create on the wire: KIE may have
-    // made a task that was never recorded, and the row is about to be paid for again. Say so.
-    await deps.ledger.transition(batch, rowId, { incr: { uncertain: 1 } });
+    // made and charged a task that was never recorded. That attempt's reservation is kept as
+    // uncertain (so the next one reserves anew), and the row counted. Then the mark goes.
+    const kept = await deps.ledger.keepUncertain(batch, rowId, 0);
     job.log.warn(
+      { creditsUncertain: kept },
       "a create was on the wire when its worker stopped: the task may exist; counted as uncertain",
     );
     data = unmarked(data);
     await job.saveData?.(data);
   }
-  if (row.status !== "queued") return done; // cancelled, or moved on by an operator
-
-  if (row.creditsReserved <= 0) {
-    const outcome = await deps.ledger.reserveBudget(batch, rowId, row.estimatedCredits);
-    if (outcome === "over-budget") return delay(deps.settings.budgetRecheckMs ?? BUDGET_RECHECK_MS, data);
+  if (row.status !== "queued") {
+    // Cancelled or failed without a create of this lineage: what it still holds goes back.
+    if ((row.status === "cancelled" || row.status === "failed") && row.creditsReserved > 0)
+      await deps.ledger.releaseReservation(batch, rowId);
+    return done; // or moved on by an operator
   }
 
   for (;;) {
+    // One reservation per attempt (a no-op while this attempt's is still held).
+    const outcome = await deps.ledger.reserveBudget(batch, rowId, row.estimatedCredits);
+    if (outcome === "over-budget") return delay(deps.settings.budgetRecheckMs ?? BUDGET_RECHECK_MS, data);
+
     const gate = await waitForOpenGate(deps, job.signal, job.log);
     if (!(await deps.fleet.tryAcquireInFlight(key))) {
       await deps.clock.sleep(IN_FLIGHT_RECHECK_MS, job.signal);
       continue;
     }
-    await deps.fleet.createSlot(job.signal);
-    // The gate may have held this job for hours: a row cancelled meanwhile must not be paid for.
-    const current = await deps.ledger.getRow(batch, rowId);
-    if (current?.status !== "queued" || current.taskIds[resubmit] !== undefined) {
-      await deps.fleet.releaseInFlight(key);
-      if (current?.status === "cancelled") await deps.ledger.releaseReservation(batch, rowId);
-      return done;
+    try {
+      await deps.fleet.createSlot(job.signal);
+      // The gate may have held this job for hours: a row cancelled meanwhile must not be paid for.
+      const current = await deps.ledger.getRow(batch, rowId);
+      if (current?.status !== "queued" || current.taskIds[resubmit] !== undefined) {
+        await deps.fleet.releaseInFlight(key);
+        if (current?.status === "cancelled") await deps.ledger.releaseReservation(batch, rowId);
+        return done;
+      }
+      // Its lock may have lapsed while it waited (Redis away, a stalled event loop) and the job
+      // gone to another worker, which creates the task itself: create only while this one holds
+      // the job. (The in-flight slot is keyed by the job, so it is that worker's too: kept.)
+      if (job.stillOwned && !(await job.stillOwned())) {
+        throw new JobLostError(`job ${key} went to another worker while it waited: not submitted here`);
+      }
+      // The rate slot may have taken seconds: a pause or backoff set meanwhile stops this create.
+      const now = await deps.fleet.readGate();
+      if (!gateStillOpen(gate, now)) {
+        await deps.fleet.releaseInFlight(key);
+        job.log.info(
+          { pause: now.paused?.kind, backoffMs: now.backoffMs },
+          "submissions were paused while this create waited for its rate slot: not sent",
+        );
+        continue;
+      }
+      // Marked until the answer is handled here: if this process dies meanwhile, the next run of
+      // the job finds the mark and counts the attempt uncertain.
+      await job.saveData?.({ ...data, creating: deps.clock.now() });
+    } catch (error) {
+      // A slot taken just before an abort (shutdown) or a failed Redis call goes back now, not an
+      // hour later as stale. A job lost to another worker leaves the slot to that worker.
+      if (!(error instanceof JobLostError)) await deps.fleet.releaseInFlight(key).catch(() => undefined);
+      throw error;
     }
-    // Its lock may have lapsed while it waited (Redis away, a stalled event loop) and the job
-    // gone to another worker, which creates the task itself: create only while this one holds the
-    // job. (The in-flight slot is keyed by the job, so it is that worker's too: not released.)
-    if (job.stillOwned && !(await job.stillOwned())) {
-      throw new JobLostError(`job ${key} went to another worker while it waited: not submitted here`);
-    }
-
-    // Marked until the answer is handled here: if this process dies meanwhile, the next run of the
-    // job finds the mark and counts the row uncertain.
-    await job.saveData?.({ ...data, creating: deps.clock.now() });
     await failpoint("submit.before-create");
     let taskId: string;
     try {
       taskId = await deps.kie.submit(requestOf(row, key, deps), graceSignal(job.signal, SUBMIT_GRACE_MS));
     } catch (error) {
-      await job.saveData?.(data);
       await deps.fleet.releaseInFlight(key);
-      if (job.signal.aborted && !isKieError(error)) {
-        // The create may be on KIE's side already: count it, and let the job come back later.
-        await deps.ledger.transition(batch, rowId, { incr: { uncertain: 1 } });
-        throw error;
+      // KIE may have made (and charged) a task whose id never came back: a reset, a timeout, a
+      // 502/504, or a shutdown that cut the request. Counted before the mark goes.
+      if (isKieError(error) ? error.maybeCreated : true) {
+        const kept = await deps.ledger.keepUncertain(batch, rowId, 0);
+        job.log.warn(
+          { code: isKieError(error) ? error.code : undefined, creditsUncertain: kept },
+          "submit answer lost: the task may exist; its credits are counted as uncertain and a retry reserves again",
+        );
       }
+      await job.saveData?.(data);
       if (!isKieError(error)) throw error;
-      const next = await handleSubmitError(error, job, row, deps);
+      const next = await handleSubmitError(error, job, deps);
       if (next === "again") continue;
       return next;
     }
 
+    // Invariant 3: the task id is in the log the moment it is known, before any Redis call.
+    job.log.info({ taskId, resubmit }, "task created");
     await failpoint("submit.after-create");
-    if (gate === "probe") {
-      await deps.fleet.resume("usage-cap");
-      job.log.info("usage-cap probe accepted: submissions resume");
-    }
-    // A success resets the 429/455 ladder, but only once the fleet's backoff has run out: a create
-    // that was already on the wire when another submitter met a 429 says nothing about now, and
-    // clearing a running backoff would send every waiting submitter into the limit again.
-    // (Read-then-clear can drop a 429 that lands in between: one lost step, not a lost row.)
-    if ((await deps.fleet.backoffRemaining()) === 0) await deps.fleet.clearBackoff();
     const submittedAt = deps.clock.now();
-    const recorded = await recordWithRetry(job.log, { batch, rowId, taskId }, () =>
-      deps.ledger.transition(batch, rowId, {
-        // A row cancelled while its create was on the wire is paid for: it goes on.
-        from: ["queued", "cancelled"],
-        to: "submitted",
-        addTaskId: taskId,
-        set: { submittedAt, error: null },
-      }),
+    const recorded = await recordWithRetry(
+      job,
+      deps.clock,
+      { batch, rowId, taskId },
+      () =>
+        deps.ledger.transition(batch, rowId, {
+          // A row cancelled while its create was on the wire is paid for: it goes on.
+          from: ["queued", "cancelled"],
+          to: "submitted",
+          addTaskId: taskId,
+          set: { submittedAt, error: null },
+        }),
+      graceSignal(job.signal, SUBMIT_GRACE_MS),
     );
     await failpoint("submit.after-record");
+    await afterAccepted(gate, deps, job.log);
     if (!recorded.ok) {
       // Another worker recorded a task for this row meanwhile (its lock lapsed mid-create), or an
       // operator purged it: this task is paid for too. Count it where the row still exists, so
-      // the double payment is shown, and log the taskId so it can be found.
-      if (recorded.row) await deps.ledger.transition(batch, rowId, { incr: { uncertain: 1 } });
+      // the double payment is shown and held against the budget; the taskId is in the log.
+      if (recorded.row) await deps.ledger.keepUncertain(batch, rowId, row.estimatedCredits);
+      else await deps.fleet.releaseInFlight(key);
       job.log.error(
         { taskId, status: recorded.row?.status },
         "task created but the row had changed: taskId not recorded, row counted as uncertain",
@@ -172,6 +208,28 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     await ensurePoll(deps, job.data, taskId, submittedAt);
     return done;
   }
+}
+
+/** An accepted create: a usage-cap probe lifts its pause, and a spent 429/455 ladder resets. */
+async function afterAccepted(gate: "open" | "probe", deps: SubmitDeps, log: StageJob<SubmitJob>["log"]) {
+  if (gate === "probe") {
+    await deps.fleet.resume("usage-cap");
+    log.info(PAUSE_POLICY["usage-cap"].probed.lifted);
+  }
+  // A success resets the 429/455 ladder, but only once the fleet's backoff has run out: a create
+  // that was already on the wire when another submitter met a 429 says nothing about now, and
+  // clearing a running backoff would send every waiting submitter into the limit again.
+  // (Read-then-clear can drop a 429 that lands in between: one lost step, not a lost row.)
+  if ((await deps.fleet.backoffRemaining()) === 0) await deps.fleet.clearBackoff();
+}
+
+/**
+ * BullMQ gave up on a submit job and its row was failed from `queued`: the row's reservation
+ * goes back, or, when the job died with a create on the wire, stays as spent-uncertain.
+ */
+async function giveUpSubmit(data: SubmitJob, deps: Pick<SubmitDeps, "ledger">): Promise<void> {
+  if (data.creating !== undefined) await deps.ledger.keepUncertain(data.batch, data.rowId, 0);
+  else await deps.ledger.releaseReservation(data.batch, data.rowId);
 }
 
 /** The job's data without the create-on-the-wire mark. */
@@ -192,51 +250,4 @@ function requestOf(row: RowRecord, key: string, deps: SubmitDeps): SubmitRequest
   const request: SubmitRequest = { ...params, prompt: row.prompt };
   if (deps.settings.callbackUrl) request.callBackUrl = `${deps.settings.callbackUrl}/${key}`;
   return request;
-}
-
-/**
- * Fleet-wide conditions keep the job and loop ("again"); a row the API refuses fails; anything
- * transient is retried by BullMQ with backoff until the attempts run out.
- */
-async function handleSubmitError(
-  error: KieError,
-  job: StageJob<SubmitJob>,
-  row: RowRecord,
-  deps: SubmitDeps,
-): Promise<"again" | StageResult<SubmitJob>> {
-  const { batch, rowId } = job.data;
-  const log = job.log;
-  const fleet = submitFleetAction(error, {
-    "out-of-credits": deps.settings.creditsProbeMs,
-    "usage-cap": deps.settings.usageCapProbeMs,
-  });
-  if (fleet?.action === "back-off") {
-    const { remainingMs, consecutive } = await deps.fleet.backoff(fleet.kind);
-    log.warn({ code: error.code, consecutive, backoffMs: remainingMs }, fleet.log);
-    return "again";
-  }
-  if (fleet?.action === "pause") {
-    // Exactly one caller fleet-wide starts the pause: it alone logs (and, through the port, alerts).
-    if (await deps.fleet.pause(fleet.kind, fleet.reason, fleet.probe)) log.error(fleet.log);
-    return "again";
-  }
-  if (error.maybeCreated) {
-    await deps.ledger.transition(batch, rowId, { incr: { uncertain: 1 } });
-    log.warn(
-      { code: error.code },
-      "submit answer lost: the task may exist; counted as uncertain and retried",
-    );
-  }
-  if (error.retryable && !isLastAttempt(job)) {
-    throw new StageError(`submit failed: ${error.message}`, true, { cause: error });
-  }
-  if (error.code === "bad_request") log.error({ err: error }, "KIE answered 400 to a submit: this is a bug");
-  await deps.ledger.releaseReservation(batch, rowId);
-  const reason = error.retryable
-    ? `submit failed after ${job.attempts} attempts: ${error.message}`
-    : `KIE refused the row: ${error.message}`;
-  await deps.ledger.transition(batch, rowId, { from: ["queued"], to: "failed", set: { error: reason } });
-  log.warn({ code: error.code, reason }, "row failed at submit");
-  void row;
-  return done;
 }

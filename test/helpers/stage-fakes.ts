@@ -26,6 +26,7 @@ export function rowRecord(overrides: Partial<RowRecord> = {}): RowRecord {
     images: [],
     creditsReserved: 0,
     creditsSpent: 0,
+    creditsUncertain: 0,
     createdAt: T0,
     updatedAt: T0,
     waitingBudget: false,

@@ -34,6 +34,7 @@ function summary(overrides: Partial<BatchSummary> = {}): BatchSummary {
     creditsEstimated: 96,
     creditsReserved: 0,
     creditsSpent: 88,
+    creditsUncertain: 0,
     uncertain: 0,
     resubmits: 1,
     waitingBudget: 0,

@@ -84,6 +84,10 @@ function setup(
         released.push(rowId);
         return 8;
       },
+      keepUncertain: async (batch, rowId) => {
+        await ledger.transition(batch, rowId, { incr: { uncertain: 1 } });
+        return 8;
+      },
     },
     fleet: openFleet(options.fleet),
     queues: {

@@ -1,7 +1,10 @@
 --[[
-  Reserves credits for a row's next submit against its batch's budget. Idempotent per row: a row
-  that already holds at least `credits` reserves nothing more (a submit job retried after a crash
-  does not reserve twice). Over budget, the row is marked as waiting (counted once).
+  Reserves credits for a row's next create attempt against its batch's budget (spent + reserved +
+  uncertain). One reservation per attempt: an attempt that may have created a task gives its
+  reservation up to `creditsUncertain` (budget-uncertain.lua), so the next attempt reserves anew.
+  Idempotent per row: a row that already holds at least `credits` reserves nothing more (a job
+  re-run before its create went out does not reserve twice). Over budget, the row is marked as
+  waiting (counted once).
 
     Input:
       KEYS[1] batch hash, KEYS[2] row hash
@@ -21,9 +24,10 @@ local deltaText = ARGV[2]
 if held ~= 0 then deltaText = tostring(delta) end
 local waiting = redis.call('HGET', rowKey, 'waitingBudget') == '1'
 if delta > 0 and budget then
-  local b = redis.call('HMGET', batchKey, 'creditsSpent', 'creditsReserved')
+  -- Uncertain credits count as spent: a create whose reply was lost may have been charged.
+  local b = redis.call('HMGET', batchKey, 'creditsSpent', 'creditsReserved', 'creditsUncertain')
   -- A small tolerance: credits may be fractional, and float sums are not exact.
-  if num(b[1]) + num(b[2]) + delta > tonumber(budget) + 1e-9 then
+  if num(b[1]) + num(b[2]) + num(b[3]) + delta > tonumber(budget) + 1e-9 then
     if not waiting then
       redis.call('HSET', rowKey, 'waitingBudget', '1', 'updatedAt', now)
       redis.call('HINCRBY', batchKey, 'waitingBudget', 1)

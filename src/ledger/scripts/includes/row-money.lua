@@ -1,9 +1,11 @@
 --[[
-  What the money scripts (reserve, settle, release) share. Included by their
+  What the money scripts (reserve, settle, release, budget-uncertain) share. Included by their
   `--- @include` line; expects KEYS[1] batch hash, KEYS[2] row hash.
 
-  Money: a row holds at most one reservation at a time (`creditsReserved` on the row); the
-  batch's `creditsReserved` is the sum over its rows. Spent credits only ever grow, once per task.
+  Money: a row holds at most one reservation at a time (`creditsReserved` on the row), for its
+  next create attempt; the batch's `creditsReserved` is the sum over its rows. Spent credits only
+  ever grow, once per task; uncertain credits (attempts that may have been charged unseen) only
+  ever grow. The budget bounds spent + reserved + uncertain.
 ]]
 local batchKey, rowKey = KEYS[1], KEYS[2]
 

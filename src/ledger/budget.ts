@@ -1,0 +1,26 @@
+import { RedisScript } from "../redis/script.js";
+import { finite } from "./codec.js";
+import type { LedgerContext } from "./context.js";
+import { LedgerError } from "./errors.js";
+
+const keepUncertainScript = RedisScript.fromFile(new URL("./scripts/budget-uncertain.lua", import.meta.url));
+
+/**
+ * Counts a create attempt that may have been charged unseen (its reply lost, its worker dead with
+ * it on the wire, its task not recordable): the row's reservation becomes spent-uncertain for
+ * good, or `credits` when the row holds none, and the row and batch count one uncertain submit.
+ * The next attempt must reserve anew, so the budget still bounds what KIE can have charged.
+ * Returns the credits counted.
+ */
+export async function keepUncertain(
+  ctx: LedgerContext,
+  batch: string,
+  rowId: string,
+  credits: number,
+): Promise<number> {
+  if (!(credits >= 0)) throw new LedgerError("invalid_value", "credits must be a non-negative number");
+  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
+  const reply = await keepUncertainScript.run(ctx.redis, keys, [finite("credits", credits)], ctx.clock);
+  if (reply === "missing") throw new LedgerError("row_missing", `the ledger has no row ${batch}/${rowId}`);
+  return Number(reply);
+}

@@ -1,0 +1,50 @@
+/**
+ * Invariant 2: KIE never charges a batch more than its budget, whatever the network does to the
+ * create replies. Every create attempt holds its own reservation; one whose reply was lost keeps
+ * it as spent-uncertain, and the retry reserves again within the budget.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+
+describe("worker: money under lost create replies", () => {
+  let h: WorkerHarness | undefined;
+  afterEach(async () => {
+    await h?.close();
+    h = undefined;
+  });
+
+  it("a budget of 30 is never charged past 30 when create replies are lost", async () => {
+    h = await startHarness();
+    const { ledger, sim } = h.pipeline;
+    const rows = Array.from({ length: 6 }, (_, i) => ({ id: `m-${i + 1}`, estimatedCredits: 8 }));
+    await ledger.addRows(
+      "money",
+      rows.map((row, i) => ({ ...row, line: i + 2, prompt: `a kite ${i}`, params: {}, metadata: {} })),
+      { budget: 30 },
+    );
+    // The first two creates are made and charged by KIE, and their replies never arrive. Retried
+    // on their first reservations, as before, three rows cost 40 credits.
+    sim.injectFaults("submit", { kind: "reset", afterCreate: true }, { kind: "reset", afterCreate: true });
+    for (const { id } of rows) await h.pipeline.queues.addSubmit({ batch: "money", rowId: id, resubmit: 0 });
+    await h.worker({ settings: { budgetRecheckMs: 200 } });
+
+    // Settled: every row not waiting for budget is final, and every lost reply was met.
+    const summary = await until(
+      "the batch to settle with the rest of its rows waiting for budget",
+      async () => {
+        const s = await ledger.getBatch("money");
+        const moving = (s?.submitted ?? 1) + (s?.generating ?? 1) + (s?.archiving ?? 1);
+        return s && s.uncertain >= 2 && moving === 0 && s.queued === s.waitingBudget ? s : false;
+      },
+      { timeoutMs: 30_000 },
+    );
+    const charged = sim.stats().creditsCharged;
+    expect(charged).toBeGreaterThan(0);
+    expect(charged).toBeLessThanOrEqual(30);
+    // What `uncertain` costs: each lost reply holds its reservation against the budget for good.
+    expect(summary.creditsUncertain).toBe(8 * summary.uncertain);
+    expect(summary.creditsSpent + summary.creditsUncertain + summary.creditsReserved).toBeLessThanOrEqual(30);
+    expect(charged).toBeLessThanOrEqual(summary.creditsSpent + summary.creditsUncertain);
+    expect(summary.waitingBudget).toBeGreaterThan(0);
+  }, 60_000);
+});
