@@ -77,6 +77,12 @@ export const pollJobSchema = z.object({
    * without it (the submit stage) still type-checks.
    */
   resubmitOnFailure: z.boolean().optional(),
+  /**
+   * Set while KIE answers "recordInfo is null" for the task: when a poller first saw that (its own
+   * clock) and the delays this job has waited since. The record-lag grace is measured on these,
+   * never against `submittedAt`, which the submitting machine's clock wrote.
+   */
+  notFound: z.object({ since: z.number(), waitedMs: z.number().min(0) }).optional(),
 });
 export type PollJob = z.infer<typeof pollJobSchema>;
 

@@ -6,6 +6,7 @@ import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type KieApi, type TaskRec
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
 import { jobKey, type PollJob, pollJobSchema } from "./jobs.js";
+import { failPastMaxWait, pastMaxWait } from "./poll-deadlines.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 
@@ -66,6 +67,10 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
       );
     }
     if (error.retryable || error.fleetEffect !== undefined) {
+      // A fleet condition (bad key, 429, maintenance) says nothing of this task and is shown
+      // fleet-wide; any other answer without an outcome counts against the task's deadline.
+      if (error.fleetEffect === undefined && pastMaxWait(data, now, deps.settings.maxWaitMs))
+        return failPastMaxWait(job, deps, error.message);
       job.log.warn({ code: error.code, taskId }, "status call failed; trying again later");
       return delay(Math.max(pollDelay(data.checks), retryDelay(data.checks)), next);
     }
@@ -80,18 +85,8 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
 
   switch (record.status) {
     case "generating": {
-      if (now - data.submittedAt > deps.settings.maxWaitMs) {
-        await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));
-        await deps.ledger.transition(batch, rowId, {
-          from: ["submitted", "generating"],
-          to: "failed",
-          set: {
-            error: `still generating after ${Math.round(deps.settings.maxWaitMs / 60_000)} min (KIE_MAX_WAIT); task ${taskId} kept: \`kie-batch retry\` polls it again`,
-          },
-        });
-        job.log.warn({ taskId }, "gave up on a task still generating");
-        return done;
-      }
+      if (pastMaxWait(data, now, deps.settings.maxWaitMs))
+        return failPastMaxWait(job, deps, "still generating");
       if (row.status === "submitted") {
         await deps.ledger.transition(batch, rowId, {
           from: ["submitted"],

@@ -1,6 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { pollDelay, retryDelay } from "../../src/core/backoff.js";
+import { readAnswer } from "../../src/kie/answer.js";
 import { KieError } from "../../src/kie/errors.js";
+import { normalizeRecord } from "../../src/kie/normalize.js";
+import { statusRecordSchema } from "../../src/kie/schemas.js";
 import type { TaskRecord } from "../../src/kie/types.js";
 import type { RowRecord } from "../../src/ledger/types.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "../../src/worker/jobs.js";
@@ -220,6 +223,79 @@ describe("poll stage", () => {
     const f = setup({ row });
     expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
     expect(f.statusCalls).toEqual([]);
+    expect(f.ledger.transitions).toEqual([]);
+  });
+});
+
+/** What the KIE client throws for a status answer with this body (the client's own two steps). */
+function statusError(body: unknown): KieError {
+  const endpoint = "GET /api/v1/jobs/recordInfo";
+  try {
+    const record = readAnswer(
+      { httpStatus: 200, body: JSON.stringify(body) },
+      { operation: "status", endpoint },
+      statusRecordSchema,
+    );
+    normalizeRecord(record, "t-1", endpoint);
+  } catch (error) {
+    return error as KieError;
+  }
+  throw new Error("the answer was read without an error");
+}
+
+const jobsRecord = (fields: Record<string, unknown>) => ({
+  code: 200,
+  msg: "success",
+  data: { taskId: "t-1", model: "qwen/text-to-image", createTime: T0, ...fields },
+});
+
+describe("poll stage: KIE_MAX_WAIT covers every answer that is not final", () => {
+  it.each([
+    ["a repeated code 500", () => statusError({ code: 500, msg: "Server error" }), "code 500"],
+    [
+      "a success with no image URL",
+      () => statusError(jobsRecord({ state: "success", resultJson: JSON.stringify({ resultUrls: [] }) })),
+      "without any result URL",
+    ],
+    ["an unknown state", () => statusError(jobsRecord({ state: "teleporting" })), "unexpected"],
+  ])(
+    "%s past the deadline fails the row with what KIE said, task kept for `retry`",
+    async (_name, error, said) => {
+      expect(error().retryable).toBe(true);
+      const f = setup({
+        task: async () => {
+          throw error();
+        },
+      });
+      // Before the deadline: looked at again later, nothing changes.
+      f.clock.advance(MAX_WAIT_MS - 1_000);
+      expect(await pollStage.run(stageJob(pollJob({ checks: 9 })), f.deps)).toMatchObject({ kind: "delay" });
+      expect(f.ledger.transitions).toEqual([]);
+
+      f.clock.advance(2_000);
+      expect(await pollStage.run(stageJob(pollJob({ checks: 10 })), f.deps)).toEqual({ kind: "done" });
+      const row = f.ledger.current();
+      expect(row).toMatchObject({ status: "failed", taskId: "t-1", taskIds: ["t-1"] });
+      expect(row?.error).toContain("KIE_MAX_WAIT");
+      expect(row?.error).toContain(said);
+      expect(row?.error).toContain("`kie-batch retry` polls it again");
+      expect(f.released).toEqual(["b/r1"]);
+    },
+  );
+
+  it("a fleet condition (429 on the status call) past the deadline waits: it says nothing of the task", async () => {
+    const f = setup({
+      task: async () => {
+        throw new KieError({
+          code: "rate_limited",
+          message: "rate limited",
+          retryable: true,
+          fleetEffect: "rate-limited",
+        });
+      },
+    });
+    f.clock.advance(MAX_WAIT_MS + 1);
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toMatchObject({ kind: "delay" });
     expect(f.ledger.transitions).toEqual([]);
   });
 });
