@@ -5,9 +5,12 @@
 FROM node:22-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: `prepare` builds, and the sources are not here yet (they come next, so that
+# this layer is reused until the lockfile changes); the build runs below.
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
-# scripts/copy-lua.mjs puts the Redis scripts (src/**/*.lua) beside the JavaScript in dist/.
+# scripts/build.mjs: tsc, then copy-lua.mjs puts the Redis scripts (src/**/*.lua) beside the
+# JavaScript in dist/.
 COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
@@ -15,7 +18,8 @@ RUN npm run build
 FROM node:22-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# --ignore-scripts: no `prepare` build here (no TypeScript, no sources); dist/ comes from "build".
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force
 
 FROM node:22-slim
 ENV NODE_ENV=production
@@ -23,6 +27,7 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
+# No src/ in this image: bin/kie-batch.js runs dist/ as built, with no freshness check.
 COPY bin ./bin
 COPY examples ./examples
 USER node
