@@ -28,6 +28,7 @@ import { STAGES, type Stage } from "../worker/jobs.js";
 import type { WorkerSettings } from "../worker/ports.js";
 import { startWebhookServer, type WebhookServer } from "../worker/webhook.js";
 import { openRedis } from "./connections.js";
+import { type ReconcilerOptions, startReconciler } from "./reconciler.js";
 import { buildFleet, buildKie, buildLedger, buildQueues, buildStore, downloadHosts } from "./parts.js";
 import { Releasers } from "./releasers.js";
 
@@ -48,6 +49,8 @@ export interface WorkerRunOptions {
   adminHost?: string;
   /** Overrides of the alert defaults (tests shorten the watch and sweep intervals). */
   alerts?: Partial<Omit<AlertSettings, "url">>;
+  /** Overrides of the reconciler's period (KIE_RECONCILE_EVERY) and settle time; tests shorten them. */
+  reconcile?: Partial<Pick<ReconcilerOptions, "everyMs" | "settleMs" | "onSweep">>;
 }
 
 export interface RunningWorker extends AsyncDisposable {
@@ -169,6 +172,16 @@ export async function startWorker(
     });
     releasers.push("stage workers", () => workers.close(deadlineMs));
     await workers.waitUntilReady();
+    const reconciler = startReconciler({
+      redis,
+      ledger,
+      queues,
+      clock: systemClock,
+      log,
+      everyMs: config.KIE_RECONCILE_EVERY,
+      ...options.reconcile,
+    });
+    releasers.push("reconciler", () => reconciler.close());
     const webhook =
       options.listen === undefined
         ? undefined

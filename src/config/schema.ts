@@ -41,6 +41,9 @@ const bool = parsed(parseSwitch);
 /** KIE's documented lifetime of a finished task's files (the read model warns against it too). */
 export const FILE_LIFETIME_DEFAULT_MS = 14 * 86_400_000;
 
+/** How often the fleet's reconciler sweeps for rows without a job (one worker, by lease). */
+export const RECONCILE_EVERY_DEFAULT_MS = 5 * 60_000;
+
 const QUEUE_PREFIX_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 export const envSchema = z.object({
@@ -65,6 +68,8 @@ export const envSchema = z.object({
   KIE_RECORD_LAG_GRACE: duration('"60s"').default(60_000),
   /** How long KIE keeps a finished task's files: an archive later than this cannot succeed. */
   KIE_FILE_LIFETIME: duration('"14d"').default(FILE_LIFETIME_DEFAULT_MS),
+  /** The reconciler's period: rows whose state has no job behind it get it back within about this. */
+  KIE_RECONCILE_EVERY: duration('"5m"').default(RECONCILE_EVERY_DEFAULT_MS),
   /** How long a worker's shutdown may take before hung jobs are dropped (released by their lock). */
   KIE_SHUTDOWN_DEADLINE: duration('"25s"').default(25_000),
   /** How long a command waits for Redis's first answer before it exits 1. */

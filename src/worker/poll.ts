@@ -6,6 +6,7 @@ import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type KieApi, type TaskRec
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
 import { jobKey, type PollJob, pollJobSchema } from "./jobs.js";
+import { resumeArchive } from "./poll-archiving.js";
 import { failPastMaxWait, pastMaxWait } from "./poll-deadlines.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
@@ -39,9 +40,12 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
   const data = job.data;
   const { batch, rowId, taskId } = data;
   const row = await deps.ledger.getRow(batch, rowId);
-  // A purged row, a newer task (resubmit, retry) or a row already past this stage: nothing to do.
-  if (!row || row.taskId !== taskId || (row.status !== "submitted" && row.status !== "generating"))
-    return done;
+  // A purged row or a newer task (resubmit, retry): nothing to do.
+  if (!row || row.taskId !== taskId) return done;
+  // Moved to archiving by an earlier run that may have died before adding the archive job.
+  if (row.status === "archiving") return resumeArchive(job, deps, row);
+  // A row already past this stage: nothing to do.
+  if (row.status !== "submitted" && row.status !== "generating") return done;
 
   await deps.fleet.pollSlot(job.signal);
   const next = { ...data, checks: data.checks + 1 };

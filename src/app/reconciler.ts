@@ -1,0 +1,56 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import { periodic } from "../alerts/periodic.js";
+import type { QueueSet } from "../bull/queues.js";
+import { reconcileJobs } from "../bull/reconcile-jobs.js";
+import type { Clock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
+import type { Ledger } from "../ledger/index.js";
+import { type ReconcileReport, reconcileAll } from "../worker/reconcile.js";
+
+/** The lease's name: one reconciler of the deployment sweeps at a time. */
+export const RECONCILE_LEASE = "reconcile";
+
+export interface ReconcilerOptions {
+  redis: Redis;
+  ledger: Ledger;
+  queues: QueueSet;
+  clock: Pick<Clock, "now">;
+  log: Logger;
+  /** KIE_RECONCILE_EVERY: how often the fleet sweeps (one worker, by lease). */
+  everyMs: number;
+  /** Rows younger in their state than this are left alone. @defaultValue RECONCILE_SETTLE_MS */
+  settleMs?: number;
+  /** Called after each sweep this worker ran (tests await it). */
+  onSweep?: (reports: ReconcileReport[]) => void;
+}
+
+export interface Reconciler {
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the periodic sweep in a worker. Every worker tries; the one that holds the lease (taken
+ * for `everyMs`, renewed by its holder between batches) sweeps, the others skip, so the fleet
+ * sweeps about once per period whatever its size, and a holder that dies lets the lease lapse to
+ * another worker within one period.
+ */
+export function startReconciler(options: ReconcilerOptions): Reconciler {
+  const owner = randomUUID();
+  const { ledger, log } = options;
+  const hold = () => ledger.claimLease(RECONCILE_LEASE, owner, options.everyMs);
+  const deps = {
+    ledger,
+    jobs: reconcileJobs(options.queues, options.redis),
+    clock: options.clock,
+    log,
+    ...(options.settleMs === undefined ? {} : { settleMs: options.settleMs }),
+  };
+  const sweep = async () => {
+    if (!(await hold())) return;
+    const reports = await reconcileAll(deps, hold);
+    options.onSweep?.(reports);
+  };
+  const timer = periodic(sweep, options.everyMs, log, "reconciler sweep");
+  return { close: () => timer.stop() };
+}

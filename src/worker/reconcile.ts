@@ -1,0 +1,208 @@
+import type { Clock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
+import type { Ledger } from "../ledger/index.js";
+import type { IndexedStatus, RowRecord, StateEntry } from "../ledger/types.js";
+import { jobKey, type PollJob, type Stage, type SubmitJob } from "./jobs.js";
+
+/**
+ * The reconciler: finds rows whose state has no job behind it and gives them one back.
+ *
+ * A worker that dies between a row's state change and the add of the next stage's job (a poll
+ * run that moved its row to `archiving`, a failed generation moved back to `queued`) leaves a row
+ * that nothing will ever move: invariant 1 (every row ends) needs someone to look. This walks the
+ * ledger's state indexes (the rows in a state, not the batch), checks the jobs of a page at once,
+ * and adds what is missing under the one job id `jobKey` gives, so running it twice, or on two
+ * workers at once, adds nothing twice. No BullMQ here: the queues come as `ReconcileJobs`.
+ */
+
+/** A row that entered its state less than this long ago is left alone: its job may be on its way. */
+export const RECONCILE_SETTLE_MS = 60_000;
+
+/** Where a job id stands in its queue. */
+export type JobPresence =
+  /** Waiting, prioritized, delayed or active: something will run for the row. */
+  | "live"
+  /** BullMQ gave up on it (kept a week under its id). */
+  | "failed"
+  /** Completed but still kept under its id (jobs are removed on completion: rare). */
+  | "completed"
+  | "absent";
+
+/** The queues, as the reconciler uses them (bull/reconcile-jobs.ts backs this with BullMQ). */
+export interface ReconcileJobs {
+  /** Per key, in order, where that job id stands in the stage's queue; one round trip per call. */
+  presence(stage: Stage, keys: readonly string[]): Promise<JobPresence[]>;
+  /** Frees a finished (failed or completed) job's id so a new job can take it. */
+  removeFinished(stage: Stage, key: string): Promise<void>;
+  addSubmit(data: SubmitJob): Promise<void>;
+  addPoll(data: PollJob, delayMs: number): Promise<void>;
+}
+
+export type ReconcileLedger = Pick<
+  Ledger,
+  | "getBatch"
+  | "listBatches"
+  | "ensureStateIndex"
+  | "statePages"
+  | "stillInState"
+  | "countRepairs"
+  | "transition"
+>;
+
+export interface ReconcileDeps {
+  ledger: ReconcileLedger;
+  jobs: ReconcileJobs;
+  clock: Pick<Clock, "now">;
+  log: Logger;
+  /** @defaultValue RECONCILE_SETTLE_MS */
+  settleMs?: number;
+  /** Rows per page. @defaultValue 500 */
+  pageSize?: number;
+}
+
+export interface ReconcileReport {
+  batch: string;
+  /** Rows looked at (old enough in a state that needs a job). */
+  checked: number;
+  /** Rows given back their job. */
+  requeued: number;
+  /** Rows whose job BullMQ had given up on without the row being failed: failed now. */
+  failed: number;
+}
+
+/** The states a row waits in for a job, and which stage's job that is. */
+const WATCHED: readonly { state: IndexedStatus; stage: Stage }[] = [
+  { state: "queued", stage: "submit" },
+  { state: "submitted", stage: "poll" },
+  { state: "generating", stage: "poll" },
+  { state: "archiving", stage: "archive" },
+];
+
+/** Every unfinished batch; `keepGoing` is asked before each (the caller's lease). */
+export async function reconcileAll(
+  deps: ReconcileDeps,
+  keepGoing: () => Promise<boolean> = async () => true,
+): Promise<ReconcileReport[]> {
+  const reports: ReconcileReport[] = [];
+  for (const summary of await deps.ledger.listBatches()) {
+    if (summary.finishedAt !== undefined) continue;
+    if (!(await keepGoing())) break;
+    reports.push(await reconcileBatch(deps, summary.batch));
+  }
+  return reports;
+}
+
+/** One batch: each watched state that holds rows, page by page. */
+export async function reconcileBatch(deps: ReconcileDeps, batch: string): Promise<ReconcileReport> {
+  const report: ReconcileReport = { batch, checked: 0, requeued: 0, failed: 0 };
+  const summary = await deps.ledger.getBatch(batch);
+  if (!summary) return report;
+  await deps.ledger.ensureStateIndex(batch);
+  const enteredBefore = deps.clock.now() - (deps.settleMs ?? RECONCILE_SETTLE_MS);
+  for (const { state, stage } of WATCHED) {
+    if (summary[state] === 0) continue;
+    const pages = deps.ledger.statePages(batch, state, { enteredBefore, pageSize: deps.pageSize ?? 500 });
+    for await (const page of pages) {
+      report.checked += page.length;
+      await reconcilePage(deps, batch, state, stage, page, report);
+    }
+  }
+  const repaired = report.requeued + report.failed;
+  if (repaired > 0) {
+    await deps.ledger.countRepairs(batch, repaired);
+    deps.log.warn(
+      { batch, requeued: report.requeued, failed: report.failed },
+      `reconciler: ${repaired} rows of batch ${batch} had no job behind their state; repaired`,
+    );
+  }
+  return report;
+}
+
+async function reconcilePage(
+  deps: ReconcileDeps,
+  batch: string,
+  state: IndexedStatus,
+  stage: Stage,
+  page: readonly StateEntry[],
+  report: ReconcileReport,
+): Promise<void> {
+  const judged = page.filter(({ row }) => state === "queued" || row.taskId !== undefined);
+  if (judged.length === 0) return;
+  const presence = await deps.jobs.presence(
+    stage,
+    judged.map(({ row }) => stageKey(stage, row)),
+  );
+  const suspects = judged.filter((_, i) => presence[i] !== "live");
+  if (suspects.length === 0) return;
+  // The job may have moved the row on (and been removed) between the index read and the job
+  // check: act only on rows still in the state since the same moment.
+  const still = await deps.ledger.stillInState(
+    batch,
+    state,
+    suspects.map(({ row, enteredAt }) => ({ id: row.id, enteredAt })),
+  );
+  for (const [i, { row }] of suspects.entries()) {
+    if (!still[i]) continue;
+    const found = presence[judged.indexOf(suspects[i]!)]!;
+    if (found === "failed") {
+      // The runner's last-resort handler would have failed the row; its write was lost.
+      const moved = await deps.ledger.transition(batch, row.id, {
+        from: [state],
+        to: "failed",
+        set: { error: `${stage} stage gave up (its job failed; the row was not marked failed then)` },
+      });
+      if (moved.ok) report.failed += 1;
+      continue;
+    }
+    if (found === "completed") await deps.jobs.removeFinished(stage, stageKey(stage, row));
+    if (await requeue(deps, stage, row)) report.requeued += 1;
+  }
+}
+
+/** The lineage of the row's current task (a resubmit's task ids follow the first one's). */
+function lineageOf(row: RowRecord): number {
+  const index = row.taskId === undefined ? -1 : row.taskIds.indexOf(row.taskId);
+  return index >= 0 ? index : Math.max(0, row.taskIds.length - 1);
+}
+
+/** The job id the row's state needs in `stage`. */
+function stageKey(stage: Stage, row: RowRecord): string {
+  switch (stage) {
+    case "submit":
+      // The next lineage: the submit stage creates task number `taskIds.length` (see runSubmit).
+      return jobKey(row.batch, row.id, row.taskIds.length);
+    case "poll":
+      return jobKey(row.batch, row.id, lineageOf(row));
+    case "archive":
+      return jobKey(row.batch, row.id);
+  }
+}
+
+/** Adds the job the row's state needs; false when there was nothing to add. */
+async function requeue(deps: ReconcileDeps, stage: Stage, row: RowRecord): Promise<boolean> {
+  const { batch, id: rowId } = row;
+  if (stage === "submit") {
+    await deps.jobs.addSubmit({ batch, rowId, resubmit: row.taskIds.length });
+    return true;
+  }
+  if (row.taskId === undefined) return false;
+  const resubmit = lineageOf(row);
+  const poll: PollJob = {
+    batch,
+    rowId,
+    taskId: row.taskId,
+    resubmit,
+    submittedAt: row.submittedAt ?? deps.clock.now(),
+    checks: 0,
+  };
+  if (stage === "archive") {
+    // The archive job needs the task's image URLs, which only KIE has: a poll of the row's task
+    // finds the row archiving and adds the archive job (poll-archiving.ts). A live poll job will
+    // do that by itself; a finished one's id must be freed first.
+    const [pollJob] = await deps.jobs.presence("poll", [jobKey(batch, rowId, resubmit)]);
+    if (pollJob === "live") return false;
+    if (pollJob !== "absent") await deps.jobs.removeFinished("poll", jobKey(batch, rowId, resubmit));
+  }
+  await deps.jobs.addPoll(poll, 0);
+  return true;
+}

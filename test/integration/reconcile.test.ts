@@ -1,0 +1,206 @@
+import type { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startReconciler } from "../../src/app/reconciler.js";
+import { QueueSet } from "../../src/bull/queues.js";
+import { reconcileJobs } from "../../src/bull/reconcile-jobs.js";
+import { silentLogger } from "../../src/core/logger.js";
+import type { TaskRecord } from "../../src/kie/types.js";
+import { createLedger, type Ledger, type NewRow } from "../../src/ledger/index.js";
+import { jobKey, type Stage } from "../../src/worker/jobs.js";
+import { type PollDeps, pollStage } from "../../src/worker/poll.js";
+import { type ReconcileDeps, type ReconcileReport, reconcileBatch } from "../../src/worker/reconcile.js";
+import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+import { stageJob } from "../helpers/stage-fakes.js";
+
+const MINUTE = 60_000;
+const newRow = (id: string): NewRow => ({
+  id,
+  line: 2,
+  prompt: `prompt ${id}`,
+  params: {},
+  metadata: {},
+  estimatedCredits: 8,
+});
+
+let redis: Redis;
+let prefix: string;
+let ledger: Ledger;
+let queues: QueueSet;
+/** One clock for the ledger's scripts and the reconciler: "entered its state a minute ago" is exact. */
+let now: number;
+const clock = { now: () => now };
+
+beforeAll(() => {
+  redis = testRedis();
+});
+afterAll(async () => {
+  await redis.quit();
+});
+beforeEach(() => {
+  prefix = uniquePrefix();
+  now = Date.now();
+  ledger = createLedger(redis, { prefix, clock });
+  queues = new QueueSet({ connection: redis, queuePrefix: prefix });
+});
+afterEach(async () => {
+  await queues.close();
+  await cleanupPrefix(redis, prefix);
+});
+
+function deps(): ReconcileDeps {
+  return { ledger, jobs: reconcileJobs(queues, redis), clock, log: silentLogger(), pageSize: 2 };
+}
+
+async function jobIds(stage: Stage): Promise<string[]> {
+  const jobs = await queues.queues[stage].getJobs(["wait", "delayed", "prioritized", "active", "failed"]);
+  return jobs.map((job) => job.id!).sort();
+}
+
+/** Moves a row as the stages do, without adding the job the next state needs (a crash right there). */
+async function moveTo(rowId: string, path: readonly ("submitted" | "generating" | "archiving" | "queued")[]) {
+  for (const to of path) {
+    const taskId =
+      to === "submitted" ? `task-${rowId}-${(await ledger.getRow("b", rowId))!.taskIds.length}` : undefined;
+    await ledger.transition("b", rowId, {
+      to,
+      ...(taskId ? { addTaskId: taskId, set: { submittedAt: now } } : {}),
+      ...(to === "archiving" ? { set: { completedAt: now } } : {}),
+    });
+  }
+}
+
+describe("the reconciler", () => {
+  it("gives each row whose state has no job behind it that job back, once, and counts it on the batch", async () => {
+    await ledger.addRows("b", ["q", "s", "g", "a", "resub", "fine"].map(newRow));
+    await moveTo("s", ["submitted"]);
+    await moveTo("g", ["submitted", "generating"]);
+    // Died after the poll moved the row to archiving, before the archive job was added.
+    await moveTo("a", ["submitted", "generating", "archiving"]);
+    // Died after a failed generation was moved back to queued, before its submit job was added.
+    await moveTo("resub", ["submitted", "generating", "queued"]);
+    await queues.addSubmit({ batch: "b", rowId: "fine", resubmit: 0 });
+    now += 2 * MINUTE;
+
+    const report = await reconcileBatch(deps(), "b");
+    expect(report).toEqual<ReconcileReport>({ batch: "b", checked: 6, requeued: 5, failed: 0 });
+    expect(await jobIds("submit")).toEqual(["b/fine", "b/q", "b/resub/r1"]);
+    // The archiving row gets a poll of its task, which adds the archive job with fresh URLs.
+    expect(await jobIds("poll")).toEqual(["b/a", "b/g", "b/s"]);
+    const poll = await queues.queues.poll.getJob("b/g");
+    expect(poll!.data).toMatchObject({
+      batch: "b",
+      rowId: "g",
+      taskId: "task-g-0",
+      resubmit: 0,
+      submittedAt: now - 2 * MINUTE,
+    });
+    expect((await ledger.getBatch("b"))!.repaired).toBe(5);
+
+    // Idempotent: a second sweep finds every job in place.
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ requeued: 0, failed: 0 });
+    expect((await ledger.getBatch("b"))!.repaired).toBe(5);
+  });
+
+  it("leaves alone a row that entered its state under a minute ago: its job may be on its way", async () => {
+    await ledger.addRows("b", ["young", "old"].map(newRow));
+    now += 2 * MINUTE;
+    await moveTo("young", ["submitted"]);
+    await moveTo("old", ["submitted"]);
+    now += 30_000;
+    await ledger.transition("b", "old", { to: "failed" });
+    await ledger.transition("b", "old", { from: ["failed"], to: "queued" });
+    now += 1;
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ checked: 0, requeued: 0 });
+    expect(await jobIds("poll")).toEqual([]);
+    expect(await jobIds("submit")).toEqual([]);
+  });
+
+  it("fails a row whose job BullMQ gave up on when the runner could not record it", async () => {
+    await ledger.addRows("b", ["r"].map(newRow));
+    await queues.addSubmit({ batch: "b", rowId: "r", resubmit: 0 });
+    // What the queue holds after a final failure whose ledger write was lost: the job, in `failed`.
+    await redis.lrem(queues.queues.submit.toKey("wait"), 0, "b/r");
+    await redis.zadd(queues.queues.submit.toKey("failed"), now, "b/r");
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ requeued: 0, failed: 1 });
+    const row = await ledger.getRow("b", "r");
+    expect(row!.status).toBe("failed");
+    expect(row!.error).toMatch(/submit stage gave up/);
+  });
+
+  it("walks only the states that hold rows, never an archived or failed row", async () => {
+    await ledger.addRows("b", ["x", "y"].map(newRow));
+    await ledger.transition("b", "x", { to: "archived" });
+    await ledger.transition("b", "y", { to: "failed" });
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toEqual({ batch: "b", checked: 0, requeued: 0, failed: 0 });
+  });
+
+  it("runs in a worker on its period, by lease, and repairs what it finds", async () => {
+    await ledger.addRows("b", ["lost"].map(newRow));
+    now += 2 * MINUTE;
+    const swept = new Promise<ReconcileReport[]>((resolve) => {
+      const reconciler = startReconciler({
+        redis,
+        ledger,
+        queues,
+        clock,
+        log: silentLogger(),
+        everyMs: 10 * MINUTE,
+        onSweep: (reports) => {
+          resolve(reports);
+          void reconciler.close();
+        },
+      });
+    });
+    expect(await swept).toEqual([{ batch: "b", checked: 1, requeued: 1, failed: 0 }]);
+    expect(await jobIds("submit")).toEqual(["b/lost"]);
+    // The lease is held for the period: another worker's sweep now would skip.
+    expect(await ledger.claimLease("reconcile", "another-worker", MINUTE)).toBe(false);
+  });
+});
+
+describe("a poll job rerun that finds its row already archiving", () => {
+  it("adds the archive job (the worker before it died between the move and the add)", async () => {
+    await ledger.addRows("b", ["a"].map(newRow));
+    await moveTo("a", ["submitted", "generating", "archiving"]);
+    const statusCalls: string[] = [];
+    const pollDeps: PollDeps = {
+      kie: {
+        getTask: async (taskId): Promise<TaskRecord> => {
+          statusCalls.push(taskId);
+          return { taskId, status: "success", imageUrls: ["https://files.example/a.png"], completedAt: now };
+        },
+      },
+      ledger,
+      fleet: {
+        pollSlot: async () => {},
+        pause: async () => true,
+        touchInFlight: async () => {},
+        releaseInFlight: async () => {},
+      },
+      queues,
+      clock,
+      settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: 30 * MINUTE, maxResubmits: 1 },
+    } as PollDeps;
+    const job = stageJob({
+      batch: "b",
+      rowId: "a",
+      taskId: "task-a-0",
+      resubmit: 0,
+      submittedAt: now,
+      checks: 3,
+    });
+    expect(await pollStage.run(job, pollDeps as never)).toEqual({ kind: "done" });
+    expect(statusCalls).toEqual(["task-a-0"]);
+    const archive = await queues.queues.archive.getJob(jobKey("b", "a"));
+    expect(archive?.data).toMatchObject({
+      batch: "b",
+      rowId: "a",
+      taskId: "task-a-0",
+      imageUrls: ["https://files.example/a.png"],
+    });
+    // The row itself is untouched: still archiving, its archive job now behind it.
+    expect((await ledger.getRow("b", "a"))!.status).toBe("archiving");
+  });
+});
