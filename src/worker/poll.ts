@@ -7,12 +7,12 @@ import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
 import { jobKey, type PollJob, pollJobSchema } from "./jobs.js";
 import { resumeArchive } from "./poll-archiving.js";
-import { failPastMaxWait, pastMaxWait } from "./poll-deadlines.js";
+import { failPastMaxWait, pastMaxWait, recordLagMark, withoutNotFound } from "./poll-deadlines.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 
 /** The ledger calls the poll stage makes. */
-export type PollLedger = Pick<Ledger, "getRow" | "transition" | "settleCredits" | "releaseReservation">;
+export type PollLedger = Pick<Ledger, "getRow" | "transition" | "settleCredits" | "keepUncertain">;
 
 /** What the poll stage uses of the worker's ports: a test fakes just these. */
 export interface PollDeps {
@@ -56,12 +56,15 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
   } catch (error) {
     if (!isKieError(error)) throw error;
     if (error.code === "record_not_found") {
-      if (now - data.submittedAt < deps.settings.recordLagGraceMs) return delay(pollDelay(data.checks), next);
-      // Most likely the create never happened: nothing was spent on it.
-      await deps.ledger.releaseReservation(batch, rowId);
+      const ms = pollDelay(data.checks);
+      const notFound = recordLagMark(data.notFound, now, deps.settings.recordLagGraceMs, ms);
+      if (notFound) return delay(ms, { ...next, notFound });
+      // Most likely the create never happened, but KIE may yet run the task and charge it: its
+      // reservation stays spent-uncertain and the row counts it (invariant 2), before a resubmit.
+      await deps.ledger.keepUncertain(batch, rowId, priceOf(row));
       return failGeneration(job, deps, row, {
         code: "unknown_task",
-        message: `KIE does not know task ${taskId} ${Math.round((now - data.submittedAt) / 1000)} s after it was created`,
+        message: `KIE does not know task ${taskId} ${Math.round((now - (data.notFound?.since ?? now)) / 1000)} s after a poller first asked`,
       });
     }
     if (error.fleetEffect === "bad-key") {
@@ -99,7 +102,7 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
         });
       }
       await deps.fleet.touchInFlight(jobKey(batch, rowId, data.resubmit));
-      return delay(pollDelay(data.checks), next);
+      return delay(pollDelay(data.checks), withoutNotFound(next));
     }
     case "success": {
       await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));

@@ -1,6 +1,7 @@
 /**
  * No row is polled forever (invariant 1): KIE_MAX_WAIT ends a task whose status call keeps
- * answering something without an outcome.
+ * answering something without an outcome, and a task KIE never knows ends its grace counted
+ * uncertain, its credits kept against the budget (invariant 2), since KIE may still run it.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { CallFault } from "../../src/simulator/types.js";
@@ -33,5 +34,28 @@ describe("worker: poll deadlines", () => {
     }
     // Failed, not resubmitted: one create per row.
     expect(pipeline.sim.stats().creates).toBe(2);
+  });
+
+  it("a task KIE does not know past the grace is counted uncertain and its credits stay spent-uncertain", async () => {
+    // KIE answers "recordInfo is null" for ten minutes after each create: past the 1 s grace.
+    h = await startHarness({
+      sim: { recordLagMs: 600_000 },
+      env: { KIE_RECORD_LAG_GRACE: "1s", KIE_MAX_RESUBMITS: "0", KIE_POLL_INTERVAL: "200ms" },
+    });
+    const { pipeline } = h;
+    await h.worker();
+    await pipeline.addRows("bghost", [{ id: "g", estimatedCredits: 8 }]);
+
+    const summary = await pipeline.waitFinished("bghost", 15_000);
+    expect(summary).toMatchObject({
+      total: 1,
+      failed: 1,
+      uncertain: 1,
+      creditsUncertain: 8,
+      creditsReserved: 0,
+    });
+    const row = await pipeline.ledger.getRow("bghost", "g");
+    expect(row).toMatchObject({ uncertain: 1, taskIds: [expect.any(String)] });
+    expect(row?.error).toContain("unknown_task");
   });
 });

@@ -33,6 +33,7 @@ function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRec
   const statusCalls: string[] = [];
   const settled: number[] = [];
   const released: string[] = [];
+  const keptUncertain: number[] = [];
   const touched: string[] = [];
   const archives: ArchiveJob[] = [];
   const submits: SubmitJob[] = [];
@@ -50,7 +51,10 @@ function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRec
         settled.push(spent);
         return "settled";
       },
-      releaseReservation: async () => 0,
+      keepUncertain: async (_batch, _rowId, credits) => {
+        keptUncertain.push(credits);
+        return credits;
+      },
     },
     fleet: {
       pollSlot: async () => {},
@@ -73,7 +77,7 @@ function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRec
     clock,
     settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: MAX_WAIT_MS, maxResubmits: 1 },
   };
-  return { deps, ledger, clock, statusCalls, settled, released, touched, archives, submits };
+  return { deps, ledger, clock, statusCalls, settled, released, keptUncertain, touched, archives, submits };
 }
 
 describe("poll stage", () => {
@@ -197,7 +201,11 @@ describe("poll stage", () => {
     });
     f.clock.advance(10_000);
     const result = await pollStage.run(stageJob(pollJob()), f.deps);
-    expect(result).toEqual({ kind: "delay", ms: 5_000, data: pollJob({ checks: 1 }) });
+    expect(result).toEqual({
+      kind: "delay",
+      ms: 5_000,
+      data: pollJob({ checks: 1, notFound: { since: T0 + 10_000, waitedMs: 5_000 } }),
+    });
     expect(f.ledger.transitions).toEqual([]);
   });
 
@@ -280,6 +288,8 @@ describe("poll stage: KIE_MAX_WAIT covers every answer that is not final", () =>
       expect(row?.error).toContain(said);
       expect(row?.error).toContain("`kie-batch retry` polls it again");
       expect(f.released).toEqual(["b/r1"]);
+      // The task may still finish and be charged: its reservation is neither released nor kept uncertain.
+      expect(f.keptUncertain).toEqual([]);
     },
   );
 
@@ -297,5 +307,60 @@ describe("poll stage: KIE_MAX_WAIT covers every answer that is not final", () =>
     f.clock.advance(MAX_WAIT_MS + 1);
     expect(await pollStage.run(stageJob(pollJob()), f.deps)).toMatchObject({ kind: "delay" });
     expect(f.ledger.transitions).toEqual([]);
+  });
+});
+
+describe("poll stage: the record-lag grace is measured on one clock and a task unknown past it is uncertain", () => {
+  const notFound = () =>
+    setup({
+      task: async () => {
+        throw new KieError({ code: "record_not_found", message: "recordInfo is null", retryable: true });
+      },
+    });
+
+  it("a submitter's clock 5 min behind the poller's does not cut the grace short", async () => {
+    const f = notFound();
+    // submittedAt (T0) was written by the submitting machine; this poller's clock reads 5 min later.
+    f.clock.advance(5 * 60_000);
+    const result = await pollStage.run(stageJob(pollJob()), f.deps);
+    expect(result).toEqual({
+      kind: "delay",
+      ms: 5_000,
+      data: pollJob({ checks: 1, notFound: { since: T0 + 5 * 60_000, waitedMs: 5_000 } }),
+    });
+    expect(f.ledger.transitions).toEqual([]);
+    expect(f.submits).toEqual([]);
+  });
+
+  it("a second poller whose clock runs ahead does not end the grace before the job has waited it", async () => {
+    const f = notFound();
+    // The first poller saw "not found" at T0 on its clock; this one reads T0 + 2 min.
+    f.clock.advance(2 * 60_000);
+    const job = pollJob({ checks: 1, notFound: { since: T0, waitedMs: 5_000 } });
+    expect(await pollStage.run(stageJob(job), f.deps)).toMatchObject({
+      kind: "delay",
+      data: { notFound: { since: T0, waitedMs: 5_000 + pollDelay(1, () => 0.5) } },
+    });
+    expect(f.ledger.transitions).toEqual([]);
+  });
+
+  it("unknown past the grace: counted uncertain with its reservation kept, then resubmitted", async () => {
+    const f = notFound();
+    f.clock.advance(61_000);
+    const job = pollJob({ checks: 8, notFound: { since: T0, waitedMs: 60_000 } });
+    expect(await pollStage.run(stageJob(job), f.deps)).toEqual({ kind: "done" });
+    // The row's price (acceleration "none": 8): KIE may still run the task and charge it.
+    expect(f.keptUncertain).toEqual([8]);
+    expect(f.ledger.current()).toMatchObject({ status: "queued", resubmits: 1 });
+    expect(f.ledger.current()?.error).toContain("unknown_task");
+    expect(f.submits).toEqual([{ batch: "b", rowId: "r1", resubmit: 1 }]);
+  });
+
+  it("a task found again drops the not-found mark", async () => {
+    const f = setup();
+    const job = pollJob({ checks: 2, notFound: { since: T0, waitedMs: 5_000 } });
+    const result = await pollStage.run(stageJob(job), f.deps);
+    expect(result).toMatchObject({ kind: "delay", data: pollJob({ checks: 3 }) });
+    expect(result.kind === "delay" && "notFound" in result.data).toBe(false);
   });
 });
