@@ -25,6 +25,7 @@ export const fmt = (n: number | undefined, digits = 0): string =>
 export function auto(n: number | undefined): string {
   if (n === undefined || !Number.isFinite(n)) return "-";
   const magnitude = Math.abs(n);
+  if (Number.isInteger(n)) return fmt(n);
   return fmt(n, magnitude >= 100 ? 0 : magnitude >= 10 ? 1 : 2);
 }
 

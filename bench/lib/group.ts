@@ -52,9 +52,9 @@ export const FULL: Sizes = {
 
 export const QUICK: Sizes = {
   bytesRows: 1_000,
-  pipelineRows: 3_000,
+  pipelineRows: 2_000,
   pipelineWorkers: 2,
-  budgetRows: 2_000,
+  budgetRows: 1_000,
   budgetFits: 10,
   budgetWindowS: 35,
   pollTasks: 40,
@@ -62,5 +62,5 @@ export const QUICK: Sizes = {
   createWindowScale: 0.5,
   createWindows: 4,
   enqueueRows: 20_000,
-  enqueueBigRows: 200_000,
+  enqueueBigRows: 100_000,
 };
