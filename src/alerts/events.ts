@@ -1,4 +1,4 @@
-import type { PauseKind } from "../fleet/index.js";
+import type { ArchivePauseKind, PauseKind } from "../fleet/index.js";
 import type { BatchSummary } from "../ledger/index.js";
 
 /**
@@ -29,6 +29,26 @@ export interface ResumedEvent {
   by: "probe" | "observed";
 }
 
+/** Archiving stopped fleet-wide: the deployment's store refuses. Submissions go on. */
+export interface ArchivePausedEvent {
+  event: "archiving.paused";
+  kind: ArchivePauseKind;
+  reason: string;
+  /** Epoch ms (Redis clock): when the pause began; part of the id. */
+  since: number;
+  by: "observed";
+}
+
+/** The store answered a probe again (or the pause was cleared): archiving resumes. */
+export interface ArchiveResumedEvent {
+  event: "archiving.resumed";
+  kind: ArchivePauseKind;
+  reason: string;
+  since: number;
+  resumedAt: number;
+  by: "observed";
+}
+
 export interface BatchFinishedEvent {
   event: "batch.finished";
   summary: BatchSummary & { finishedAt: number };
@@ -47,7 +67,13 @@ export interface UnarchivedEvent {
   expiresAt: number;
 }
 
-export type AlertEvent = PausedEvent | ResumedEvent | BatchFinishedEvent | UnarchivedEvent;
+export type AlertEvent =
+  | PausedEvent
+  | ResumedEvent
+  | ArchivePausedEvent
+  | ArchiveResumedEvent
+  | BatchFinishedEvent
+  | UnarchivedEvent;
 export type AlertEventName = AlertEvent["event"];
 
 const DAY_MS = 86_400_000;
@@ -59,6 +85,10 @@ export function alertId(event: AlertEvent): string {
       return `${event.event}:${event.account}:${event.since}`;
     case "submissions.resumed":
       return `${event.event}:${event.account}:${event.since}`;
+    case "archiving.paused":
+    case "archiving.resumed":
+      // The pause is the deployment's, and so are the claims: its start names it.
+      return `${event.event}:${event.since}`;
     case "batch.finished":
       // A batch finishes again after rows are appended or retried: that is a new event.
       return `${event.event}:${event.summary.batch}:${event.summary.finishedAt}`;
@@ -109,6 +139,26 @@ export function alertPayload(event: AlertEvent, deployment: string, now: number)
         text: `${who}: submissions RESUMED on account ${event.account} after ${duration(event.resumedAt - event.since)} (${event.kind} pause${event.by === "probe" ? ", lifted by a successful probe" : ""})`,
         ...head,
         account: event.account,
+        kind: event.kind,
+        reason: event.reason,
+        since: iso(event.since),
+        resumedAt: iso(event.resumedAt),
+        pausedMs: Math.max(0, event.resumedAt - event.since),
+        by: event.by,
+      };
+    case "archiving.paused":
+      return {
+        text: `${who}: archiving PAUSED (${event.kind}): ${event.reason}. Submissions go on; finished images wait in archiving and archiving resumes by itself once the store answers a probe`,
+        ...head,
+        kind: event.kind,
+        reason: event.reason,
+        since: iso(event.since),
+        by: event.by,
+      };
+    case "archiving.resumed":
+      return {
+        text: `${who}: archiving RESUMED after ${duration(event.resumedAt - event.since)} (${event.kind} pause lifted: the archive store answers again)`,
+        ...head,
         kind: event.kind,
         reason: event.reason,
         since: iso(event.since),

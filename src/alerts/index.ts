@@ -1,8 +1,9 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "../core/logger.js";
-import type { PauseState } from "../fleet/index.js";
+import type { ArchivePauseState, PauseState } from "../fleet/index.js";
 import type { Ledger } from "../ledger/index.js";
 import type { FleetListener } from "../metrics/fleet.js";
+import { archivePauseWatcher } from "./archive-pause-watch.js";
 import { ALERT_CLAIM_TTL_MS, type AlertClaims, redisAlertClaims } from "./claims.js";
 import type { AlertEventName } from "./events.js";
 import { fleetAlerts } from "./fleet.js";
@@ -32,7 +33,10 @@ export interface AlertSettings {
   timeoutMs: number;
   /** @defaultValue ALERT_MAX_QUEUE (100) */
   maxQueue: number;
-  /** How often the account's pause is looked at (catches `kie-batch pause/resume`). @defaultValue 15 s */
+  /**
+   * How often the account's pause (catches `kie-batch pause/resume`) and the deployment's archive
+   * pause are looked at. @defaultValue 15 s
+   */
   pauseWatchMs: number;
   /** How often the batches are swept for late archives and recent finishes. @defaultValue 10 min */
   sweepEveryMs: number;
@@ -66,6 +70,8 @@ export interface AlertsOptions {
   ledger: Pick<Ledger, "listBatches" | "oldestUnarchived">;
   /** The account's pause, read by the watcher. */
   getPause(): Promise<PauseState | null>;
+  /** The deployment's archive pause (the store refuses), read by the watcher. Absent: not watched. */
+  getArchivePause?: () => Promise<ArchivePauseState | null>;
   /** `accountId(KIE_API_KEY)`: never the key. */
   account: string;
   log: Logger;
@@ -111,10 +117,13 @@ export function startAlerts(options: AlertsOptions): WorkerAlerts {
     ...(options.onOutcome ? { onOutcome: options.onOutcome } : {}),
   });
   const watch = pauseWatcher(options.account);
+  const watchArchive = archivePauseWatcher();
+  const { getArchivePause } = options;
   const timers: Periodic[] = [
     periodic(
       async () => {
         for (const event of watch(await options.getPause())) sender.emit(event);
+        if (getArchivePause) for (const event of watchArchive(await getArchivePause())) sender.emit(event);
       },
       settings.pauseWatchMs,
       log,

@@ -13,6 +13,7 @@ export {
 } from "./connections.js";
 export { CLOSE_DEADLINE_MS, type Operator, openOperator } from "./operator.js";
 export {
+  buildArchivePause,
   buildFleet,
   buildKie,
   buildLedger,

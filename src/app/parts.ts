@@ -11,7 +11,14 @@ import { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
 import { type Config, ConfigError, requireApiKey } from "../config/index.js";
 import { fleetBackoff } from "../core/backoff.js";
-import { CREATE_MARGIN_MS, createFleet, type Fleet, FleetPause, type PauseKind } from "../fleet/index.js";
+import {
+  ArchivePause,
+  CREATE_MARGIN_MS,
+  createFleet,
+  type Fleet,
+  FleetPause,
+  type PauseKind,
+} from "../fleet/index.js";
 import { createKieClient, type KieClient } from "../kie/index.js";
 import { createLedger, type Ledger } from "../ledger/index.js";
 import type { ProducerBackend } from "../producer/types.js";
@@ -47,6 +54,11 @@ export function buildFleet(redis: Redis, config: Config, options: { backoffScale
       ? {}
       : { backoffSchedule: (consecutive, kind) => Math.max(1, fleetBackoff(consecutive, kind) * scale) }),
   });
+}
+
+/** The deployment's archive pause (per queue prefix: the store is the deployment's). */
+export function buildArchivePause(redis: Redis, config: Config): ArchivePause {
+  return new ArchivePause(redis, { queuePrefix: config.KIE_QUEUE_PREFIX });
 }
 
 /** The pause controls of the given accounts, over an injected connection (the caller closes it). */

@@ -28,8 +28,16 @@ import { STAGES, type Stage } from "../worker/jobs.js";
 import type { WorkerSettings } from "../worker/ports.js";
 import { startWebhookServer, type WebhookServer } from "../worker/webhook.js";
 import { openRedis } from "./connections.js";
+import {
+  buildArchivePause,
+  buildFleet,
+  buildKie,
+  buildLedger,
+  buildQueues,
+  buildStore,
+  downloadHosts,
+} from "./parts.js";
 import { type ReconcilerOptions, startReconciler } from "./reconciler.js";
-import { buildFleet, buildKie, buildLedger, buildQueues, buildStore, downloadHosts } from "./parts.js";
 import { Releasers } from "./releasers.js";
 
 export interface WorkerRunOptions {
@@ -77,6 +85,7 @@ export function workerSettings(config: Config): WorkerSettings {
     recordLagGraceMs: config.KIE_RECORD_LAG_GRACE,
     pollFirstMs: config.KIE_POLL_INTERVAL,
     fileLifetimeMs: config.KIE_FILE_LIFETIME,
+    storeProbeMs: config.KIE_STORE_PROBE_INTERVAL,
     ...(config.KIE_CALLBACK_URL ? { callbackUrl: config.KIE_CALLBACK_URL } : {}),
   };
 }
@@ -108,6 +117,7 @@ export async function startWorker(
     const queues = buildQueues(redis, config);
     releasers.push("queues", () => queues.close());
     const fleet = buildFleet(redis, config, { backoffScale: options.settings?.fleetBackoffScale ?? 1 });
+    const storePause = buildArchivePause(redis, config);
     // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
     await registerAccount(redis, config.KIE_QUEUE_PREFIX, fleet.accountId);
 
@@ -130,6 +140,7 @@ export async function startWorker(
           redis,
           ledger,
           getPause: () => fleet.pause.get(),
+          getArchivePause: () => storePause.get(),
           account: fleet.accountId,
           log,
           secrets: secretValues(config),
@@ -164,6 +175,7 @@ export async function startWorker(
         kie: ports.kie,
         ledger: ports.ledger,
         store: ports.store,
+        storePause,
         queues,
         clock: systemClock,
         fleet: ports.fleet,

@@ -88,6 +88,17 @@ export function createFolderStore(rootDir: string): ArchiveStore {
       return { size, metadata } satisfies ArchiveStoreHead;
     },
 
+    async remove(key) {
+      const path = pathOf(key);
+      for (const file of [metaPathOf(path), path]) {
+        try {
+          await unlink(file);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw toStoreError(error, file, undefined);
+        }
+      }
+    },
+
     async close() {},
   };
 }

@@ -32,6 +32,7 @@ export { type ImageContentType, type ImageExtension, type ImageType, sniffImageT
 export { type AddressClass, classifyAddress, isPublicAddress } from "./ip-policy.js";
 export { assertValidKey } from "./keys.js";
 export { assertValidMetadata, MAX_METADATA_BYTES } from "./metadata.js";
+export { probeStore, STORE_PROBE_KEY } from "./probe.js";
 export { createS3Store, DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE, type S3StoreOptions } from "./s3-store.js";
 export {
   archivedImages,
@@ -51,5 +52,6 @@ export {
   classifyStoreError,
   isArchiveStoreError,
   isRetryableStoreError,
+  isStoreOutage,
 } from "./store-error.js";
 export type { ArchivePutOptions, ArchiveStore, ArchiveStoreHead } from "./types.js";

@@ -1,4 +1,4 @@
-import { HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
@@ -112,20 +112,37 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
       }
     },
 
+    async remove(key, signal) {
+      const Key = objectKey(key);
+      try {
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key }), { abortSignal: signal });
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        throw toStoreError(error, "delete", `s3://${bucket}/${Key}`);
+      }
+    },
+
     async close() {
       if (ownsClient) client.destroy();
     },
   };
 }
 
-function toStoreError(error: unknown, operation: "put" | "head", location: string): ArchiveStoreError {
+function toStoreError(
+  error: unknown,
+  operation: "put" | "head" | "delete",
+  location: string,
+): ArchiveStoreError {
   if (isArchiveStoreError(error)) return error;
   const code = classifyStoreError(error);
   const e = error as { name?: unknown; message?: unknown };
   const what = typeof e?.name === "string" && e.name !== "Error" ? `${e.name}: ` : "";
+  // A HEAD's refusal has no body, so no S3 code: the status is then all an operator gets.
+  const status = httpStatusOf(error);
+  const http = status === undefined ? "" : ` (HTTP ${status})`;
   return new ArchiveStoreError({
     code,
-    message: `S3 ${operation} ${location} failed: ${what}${typeof e?.message === "string" ? e.message : String(error)}`,
+    message: `S3 ${operation} ${location} failed${http}: ${what}${typeof e?.message === "string" ? e.message : String(error)}`,
     location,
     httpStatus: httpStatusOf(error),
     cause: error,

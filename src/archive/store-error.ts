@@ -150,3 +150,14 @@ export function classifyStoreError(error: unknown): ArchiveStoreErrorCode {
 export function isRetryableStoreError(error: unknown): boolean {
   return classifyStoreError(error) === "unavailable";
 }
+
+/**
+ * Whether a store failure is the deployment's, not the row's: the credential or the permission
+ * is refused (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch, a bare 403, EACCES, EPERM,
+ * EROFS) or the bucket is missing. Every row would fail the same way, so the archive stage
+ * pauses instead of failing any. Only the store's own errors count: a download's 403 is an
+ * expired URL, a row's problem.
+ */
+export function isStoreOutage(error: unknown): boolean {
+  return isArchiveStoreError(error) && (error.code === "access_denied" || error.code === "no_such_bucket");
+}

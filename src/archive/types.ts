@@ -38,6 +38,8 @@ export interface ArchiveStore {
   put(key: string, body: Readable, options: ArchivePutOptions): Promise<void>;
   /** Size and metadata if the object exists, else undefined. */
   head(key: string, signal?: AbortSignal): Promise<ArchiveStoreHead | undefined>;
+  /** Deletes the object (and whatever the store keeps beside it); a missing key is not an error. */
+  remove(key: string, signal?: AbortSignal): Promise<void>;
   /** Releases clients and sockets; the store is unusable afterwards. */
   close(): Promise<void>;
 }

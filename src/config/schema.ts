@@ -41,6 +41,9 @@ const bool = parsed(parseSwitch);
 /** KIE's documented lifetime of a finished task's files (the read model warns against it too). */
 export const FILE_LIFETIME_DEFAULT_MS = 14 * 86_400_000;
 
+/** How often one worker probes a store that refused (PAUSE_POLICY["store-unavailable"]'s interval). */
+export const STORE_PROBE_DEFAULT_MS = 60_000;
+
 /** How often the fleet's reconciler sweeps for rows without a job (one worker, by lease). */
 export const RECONCILE_EVERY_DEFAULT_MS = 5 * 60_000;
 
@@ -68,6 +71,8 @@ export const envSchema = z.object({
   KIE_RECORD_LAG_GRACE: duration('"60s"').default(60_000),
   /** How long KIE keeps a finished task's files: an archive later than this cannot succeed. */
   KIE_FILE_LIFETIME: duration('"14d"').default(FILE_LIFETIME_DEFAULT_MS),
+  /** The archive store refused (credential, permission, missing bucket): one worker probes it this often. */
+  KIE_STORE_PROBE_INTERVAL: duration('"60s"').default(STORE_PROBE_DEFAULT_MS),
   /** The reconciler's period: rows whose state has no job behind it get it back within about this. */
   KIE_RECONCILE_EVERY: duration('"5m"').default(RECONCILE_EVERY_DEFAULT_MS),
   /** How long a worker's shutdown may take before hung jobs are dropped (released by their lock). */

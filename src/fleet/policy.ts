@@ -13,10 +13,19 @@ export type ProbeMethod =
   | "balance-check"
   /** Send one real submit: nothing else shows the condition. */
   | "single-submit"
+  /** Write, read back and delete a small object under the store's probe key. */
+  | "store-write"
   /** Nothing improves by itself: an operator resumes. */
   | "none";
 
 export interface PausePolicy {
+  /**
+   * The stage the pause holds: "submit" pauses live per KIE account (its credits, its key),
+   * "archive" pauses per deployment (queue prefix), since the archive store is the deployment's.
+   * A pause never holds the other stage: a store outage must not stop paid generations from
+   * finishing, nor a 402 stop finished images from being saved.
+   */
+  readonly stage: "submit" | "archive";
   /**
    * Which pause wins when two meet: a higher rank replaces a lower one, never the reverse, so a
    * probe can never lift an operator's pause.
@@ -36,12 +45,16 @@ export interface PausePolicy {
   readonly probed?: { readonly lifted: string; readonly held?: string };
 }
 
-/** Why submissions are paused fleet-wide. */
+/** Why submissions are paused fleet-wide (per account). */
 export type PauseKind = "manual" | "bad-key" | "out-of-credits" | "usage-cap";
+
+/** Why archiving is paused fleet-wide (per deployment): the store refuses the credential or the write. */
+export type ArchivePauseKind = "store-unavailable";
 
 export const PAUSE_POLICY = {
   /** `kie-batch pause`: only `kie-batch resume` ends it. */
   manual: {
+    stage: "submit",
     rank: 3,
     probe: "none",
     reason: (detail) => detail,
@@ -49,6 +62,7 @@ export const PAUSE_POLICY = {
   },
   /** 401: nothing improves until someone fixes the key and resumes. */
   "bad-key": {
+    stage: "submit",
     rank: 2,
     probe: "none",
     reason: () => "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`",
@@ -56,6 +70,7 @@ export const PAUSE_POLICY = {
   },
   /** 402: check the credit balance every minute. */
   "out-of-credits": {
+    stage: "submit",
     rank: 1,
     probe: "balance-check",
     probeEveryMs: 60_000,
@@ -69,6 +84,7 @@ export const PAUSE_POLICY = {
   },
   /** 433: the balance does not show the cap; probe with a single submit every 5 minutes. */
   "usage-cap": {
+    stage: "submit",
     rank: 1,
     probe: "single-submit",
     probeEveryMs: 5 * 60_000,
@@ -76,13 +92,45 @@ export const PAUSE_POLICY = {
     started: "the API key's usage cap is reached: submissions paused; one submit probes every 5 minutes",
     probed: { lifted: "usage-cap probe accepted: submissions resume" },
   },
-} as const satisfies Record<PauseKind, PausePolicy>;
+  /**
+   * The archive store refuses the credential or the permission (AccessDenied, InvalidAccessKeyId,
+   * SignatureDoesNotMatch, NoSuchBucket, a bare 403), or the folder is not writable: every row
+   * would fail the same way, so none does. Rows wait in `archiving`; one worker probes the store
+   * every minute and archiving resumes by itself when it answers. Submissions go on.
+   */
+  "store-unavailable": {
+    stage: "archive",
+    rank: 1,
+    probe: "store-write",
+    probeEveryMs: 60_000,
+    reason: (detail) =>
+      `the archive store refuses writes (${detail}); rows wait in archiving, the store is probed every minute`,
+    // Says "every minute" whatever a worker's KIE_STORE_PROBE_INTERVAL: operators search logs for this line.
+    started: "archive store unavailable: archiving paused fleet-wide; the store is probed every minute",
+    probed: {
+      lifted: "archive store answers again: archiving resumes",
+      held: "archive store still refuses: archiving stays paused",
+    },
+  },
+} as const satisfies Record<PauseKind | ArchivePauseKind, PausePolicy>;
 
-/** Every pause kind, in the table's order (for metrics series and help texts). */
-export const PAUSE_KINDS = Object.keys(PAUSE_POLICY) as PauseKind[];
+/** Every submission pause kind, in the table's order (for metrics series and help texts). */
+export const PAUSE_KINDS = (Object.keys(PAUSE_POLICY) as (PauseKind | ArchivePauseKind)[]).filter(
+  (kind): kind is PauseKind => PAUSE_POLICY[kind].stage === "submit",
+);
 
+/** Every archive pause kind. */
+export const ARCHIVE_PAUSE_KINDS = (Object.keys(PAUSE_POLICY) as (PauseKind | ArchivePauseKind)[]).filter(
+  (kind): kind is ArchivePauseKind => PAUSE_POLICY[kind].stage === "archive",
+);
+
+/** A submission pause kind; an archive kind in a submission pause hash is not one (it is read as "manual"). */
 export function isPauseKind(value: string): value is PauseKind {
-  return Object.hasOwn(PAUSE_POLICY, value);
+  return (PAUSE_KINDS as string[]).includes(value);
+}
+
+export function isArchivePauseKind(value: string): value is ArchivePauseKind {
+  return (ARCHIVE_PAUSE_KINDS as string[]).includes(value);
 }
 
 /** How often a submitter held at the gate looks at the fleet's pause state again. */

@@ -6,6 +6,7 @@ import {
   buildSidecar,
   isDownloadError,
   isRetryableArchiveError,
+  isStoreOutage,
   putSidecar,
   sidecarKey,
 } from "../archive/index.js";
@@ -17,6 +18,7 @@ import { isKieError } from "../kie/errors.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
+import { type ArchiveGateDeps, pauseArchiving, waitForStore } from "./archive-gate.js";
 import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
 import type { WorkerSettings } from "./ports.js";
 import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
@@ -25,12 +27,12 @@ import { delay, done, errorMessage, type StageDefinition, type StageJob, type St
 export type ArchiveLedger = Pick<Ledger, "getRow" | "transition">;
 
 /** What the archive stage uses of the worker's ports: a test fakes just these. */
-export interface ArchiveDeps {
+export interface ArchiveDeps extends ArchiveGateDeps {
   kie: Pick<KieApi, "refreshDownloadUrl">;
   ledger: ArchiveLedger;
-  store: Pick<ArchiveStore, "put" | "head" | "locationOf">;
-  clock: Pick<Clock, "now">;
-  settings: Pick<WorkerSettings, "downloadHosts" | "fileLifetimeMs">;
+  store: Pick<ArchiveStore, "put" | "head" | "remove" | "locationOf">;
+  clock: Pick<Clock, "now" | "sleep">;
+  settings: Pick<WorkerSettings, "downloadHosts" | "fileLifetimeMs" | "storeProbeMs">;
   /**
    * Streams one image from its URL into the store (download with the host guard, magic bytes,
    * checksum). A test passes a fake so no HTTP server is needed. @defaultValue archiveFromUrl
@@ -48,15 +50,30 @@ export const archiveStage = {
   owns: ["archiving"] as const,
 } satisfies StageDefinition<ArchiveJob>;
 
+/** `archiveRow`'s answer when the store refused as a whole: archiving is paused, go to the gate. */
+const STORE_REFUSED = Symbol("store refused");
+
 /**
  * The archive stage: every URL of a finished task streamed to the store, then the row sidecar,
  * then the ledger. Re-running it is harmless: an image already stored under the same task is not
- * written again.
+ * written again. While the store refuses (a credential, a permission, a missing bucket) archiving
+ * is paused fleet-wide and the job waits at the gate: the row stays `archiving`, never fails for it.
  */
 export async function runArchive(
   job: StageJob<ArchiveJob>,
   deps: ArchiveDeps,
 ): Promise<StageResult<ArchiveJob>> {
+  for (;;) {
+    await waitForStore(deps, job.signal, job.log);
+    const result = await archiveRow(job, deps);
+    if (result !== STORE_REFUSED) return result;
+  }
+}
+
+async function archiveRow(
+  job: StageJob<ArchiveJob>,
+  deps: ArchiveDeps,
+): Promise<StageResult<ArchiveJob> | typeof STORE_REFUSED> {
   const data = job.data;
   const { batch, rowId, taskId } = data;
   const row = await deps.ledger.getRow(batch, rowId);
@@ -84,6 +101,11 @@ export async function runArchive(
     }
   } catch (error) {
     if (job.signal.aborted) throw error;
+    if (isStoreOutage(error)) {
+      // The store's problem, not the row's: every row would fail the same way.
+      await pauseArchiving(deps, error, job.log);
+      return STORE_REFUSED;
+    }
     const now = deps.clock.now();
     const lifeLeft = data.completedAt + deps.settings.fileLifetimeMs - now;
     // The archive module classifies downloads and stores (a full disk or S3's 5xx: again; access

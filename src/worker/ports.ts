@@ -1,5 +1,6 @@
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
+import type { ArchivePausePort } from "../fleet/archive-pause.js";
 import type { FleetPort } from "../fleet/port.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
@@ -34,6 +35,8 @@ export interface WorkerSettings {
   creditsProbeMs?: number;
   /** Usage cap (433): how often one worker probes with a single submit. @defaultValue PAUSE_POLICY["usage-cap"].probeEveryMs (5 min) */
   usageCapProbeMs?: number;
+  /** Store unavailable: how often one worker probes the archive store. @defaultValue PAUSE_POLICY["store-unavailable"].probeEveryMs (60 s) */
+  storeProbeMs?: number;
   /** A row over its batch's budget looks again this often. @defaultValue BUDGET_RECHECK_MS (30 s) */
   budgetRecheckMs?: number;
   /**
@@ -48,6 +51,8 @@ export interface StageDeps {
   ledger: Ledger;
   fleet: FleetPort;
   store: ArchiveStore;
+  /** The deployment's archive pause (the store refuses): the archive stage's gate. */
+  storePause: ArchivePausePort;
   queues: StageQueues;
   clock: Clock;
   settings: WorkerSettings;

@@ -195,6 +195,7 @@ describe("poll after a retry", () => {
       ledger: fx.ledger,
       fleet,
       store: {} as StageDeps["store"],
+      storePause: {} as StageDeps["storePause"],
       queues: {
         addSubmit: async (data) => void added.push(data),
         addPoll: async () => {},

@@ -22,6 +22,7 @@ function memoryStore(
     objects,
     locationOf: (key) => `/mem/${key}`,
     head: async () => undefined,
+    remove: async (key) => void objects.delete(key),
     close: async () => {},
     async put(key, body) {
       const chunks: Buffer[] = [];

@@ -4,6 +4,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ArchiveFromUrlOptions, ArchiveStoreHead } from "../../src/archive/index.js";
 import { ArchiveStoreError, DownloadError } from "../../src/archive/index.js";
 import { retryDelay } from "../../src/core/backoff.js";
+import type { ArchivePauseState } from "../../src/fleet/archive-pause.js";
+import { PAUSE_RECHECK_MS } from "../../src/fleet/policy.js";
 import type { ArchivedImage, RowRecord } from "../../src/ledger/types.js";
 import { type ArchiveDeps, archiveStage } from "../../src/worker/archive.js";
 import type { ArchiveJob } from "../../src/worker/jobs.js";
@@ -40,7 +42,15 @@ interface Put {
 }
 
 /** A row whose task t-1 has finished, the archive stage's fakes, and what they saw. */
-function setup(options: { row?: Partial<RowRecord>; head?: ArchiveStoreHead; copyFails?: unknown[] } = {}) {
+function setup(
+  options: {
+    row?: Partial<RowRecord>;
+    head?: ArchiveStoreHead;
+    copyFails?: unknown[];
+    /** Failures of the store probe's put, in order (then it answers). */
+    probeFails?: unknown[];
+  } = {},
+) {
   const ledger = oneRowLedger(
     rowRecord({
       status: "archiving",
@@ -57,6 +67,14 @@ function setup(options: { row?: Partial<RowRecord>; head?: ArchiveStoreHead; cop
   const puts: Put[] = [];
   const refreshed: string[] = [];
   const failures = [...(options.copyFails ?? [])];
+  const probeFailures = [...(options.probeFails ?? [])];
+  const removed: string[] = [];
+  /** The deployment's archive pause, in memory: a probe is always due once paused. */
+  const storePause = {
+    state: null as ArchivePauseState | null,
+    started: [] as { reason: string; probeEveryMs: number | undefined }[],
+    resumed: 0,
+  };
   const deps: ArchiveDeps = {
     kie: {
       refreshDownloadUrl: async (url) => {
@@ -68,7 +86,12 @@ function setup(options: { row?: Partial<RowRecord>; head?: ArchiveStoreHead; cop
     store: {
       locationOf: (key) => `/archive/${key}`,
       head: async () => options.head,
+      remove: async (key) => void removed.push(key),
       put: async (key, body: Readable, putOptions) => {
+        if (key === ".kie-batch-probe.json" && probeFailures.length > 0) {
+          body.destroy();
+          throw probeFailures.shift();
+        }
         const chunks: Buffer[] = [];
         for await (const chunk of body) chunks.push(chunk as Buffer);
         puts.push({
@@ -79,8 +102,22 @@ function setup(options: { row?: Partial<RowRecord>; head?: ArchiveStoreHead; cop
         });
       },
     },
+    storePause: {
+      get: async () => storePause.state,
+      pause: async (kind, reason, pauseOptions) => {
+        if (storePause.state) return false;
+        storePause.state = { kind, reason, since: clock.now(), nextProbeAt: clock.now() };
+        storePause.started.push({ reason, probeEveryMs: pauseOptions?.probeEveryMs });
+        return true;
+      },
+      resume: async () => {
+        storePause.state = null;
+        storePause.resumed++;
+      },
+      claimProbe: async () => storePause.state !== null,
+    },
     clock,
-    settings: { downloadHosts: [], fileLifetimeMs: 14 * DAY_MS },
+    settings: { downloadHosts: [], fileLifetimeMs: 14 * DAY_MS, storeProbeMs: 1_000 },
     copyImage: async (copy) => {
       copies.push(copy);
       const failure = failures.shift();
@@ -89,7 +126,7 @@ function setup(options: { row?: Partial<RowRecord>; head?: ArchiveStoreHead; cop
       return { key, location: `/archive/${key}`, bytes: 100, sha256: sha(key), contentType: "image/png" };
     },
   };
-  return { deps, ledger, clock, copies, puts, refreshed };
+  return { deps, ledger, clock, copies, puts, refreshed, removed, storePause };
 }
 
 const image = (key: string): ArchivedImage => ({
@@ -210,7 +247,11 @@ describe("archive stage", () => {
   });
 
   it.each([
-    ["an error no retry fixes", new ArchiveStoreError({ code: "access_denied", message: "EACCES" }), 0],
+    [
+      "an error no retry fixes",
+      new ArchiveStoreError({ code: "invalid_metadata", message: "bad metadata" }),
+      0,
+    ],
     [
       "a store down after the image expired",
       new ArchiveStoreError({ code: "unavailable", message: "503" }),
@@ -234,5 +275,64 @@ describe("archive stage", () => {
     expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toEqual({ kind: "done" });
     expect(f.copies).toEqual([]);
     expect(f.ledger.transitions).toEqual([]);
+  });
+});
+
+describe("archive stage: a store that refuses is the fleet's problem, not the row's", () => {
+  it.each([
+    ["access denied (S3 AccessDenied, a bare 403, EACCES)", "access_denied"],
+    ["a missing bucket", "no_such_bucket"],
+  ] as const)(
+    "%s pauses archiving, waits at the gate, and archives once a probe answers",
+    async (_name, code) => {
+      const refused = new ArchiveStoreError({ code, message: `S3 put refused: ${code}` });
+      const f = setup({ copyFails: [refused], probeFails: [refused, refused] });
+      expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toEqual({ kind: "done" });
+
+      // One pause, with the store's words and this worker's probe interval.
+      expect(f.storePause.started).toEqual([
+        { reason: expect.stringContaining(`S3 put refused: ${code}`), probeEveryMs: 1_000 },
+      ]);
+      // Two probes refused (the job waited at the gate after each), the third lifted the pause.
+      expect(f.clock.sleeps).toEqual([PAUSE_RECHECK_MS, PAUSE_RECHECK_MS]);
+      expect(f.storePause.resumed).toBe(1);
+      expect(f.removed).toEqual([".kie-batch-probe.json"]);
+      // The row never failed: it waited in archiving, then was archived.
+      expect(f.ledger.transitions.map((t) => t.to)).toEqual(["archived"]);
+      expect(f.ledger.current()).toMatchObject({ status: "archived", images: [image("b/r1.png")] });
+    },
+  );
+
+  it("a job that finds archiving paused waits without touching the store until the pause lifts", async () => {
+    const f = setup({ probeFails: [new ArchiveStoreError({ code: "access_denied", message: "403" })] });
+    f.storePause.state = { kind: "store-unavailable", reason: "r", since: T0, nextProbeAt: T0 };
+    expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.clock.sleeps).toEqual([PAUSE_RECHECK_MS]);
+    // The first copy started only after the probe had answered.
+    expect(f.copies).toHaveLength(1);
+    expect(f.ledger.current()?.status).toBe("archived");
+  });
+
+  it("a shutdown while waiting at the gate hands the job back, the row still archiving", async () => {
+    const f = setup();
+    f.storePause.state = { kind: "store-unavailable", reason: "r", since: T0 };
+    const controller = new AbortController();
+    f.deps.clock.sleep = async () => {
+      controller.abort(new Error("shutdown"));
+      throw controller.signal.reason;
+    };
+    await expect(
+      archiveStage.run(stageJob(archiveJob(), { signal: controller.signal }), f.deps),
+    ).rejects.toThrow("shutdown");
+    expect(f.ledger.transitions).toEqual([]);
+    expect(f.copies).toEqual([]);
+  });
+
+  it("a download's 403 is an expired URL (refreshed), not a store outage", async () => {
+    const f = setup({ copyFails: [new DownloadError({ code: "expired", message: "403", httpStatus: 403 })] });
+    await archiveStage.run(stageJob(archiveJob()), f.deps);
+    expect(f.storePause.started).toEqual([]);
+    expect(f.refreshed).toHaveLength(1);
+    expect(f.ledger.current()?.status).toBe("archived");
   });
 });

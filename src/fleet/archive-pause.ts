@@ -1,0 +1,106 @@
+import { type RedisClient, RedisScript, type ScriptClock } from "../redis/script.js";
+import type { PauseOptions } from "./pause.js";
+import { type ArchivePauseKind, isArchivePauseKind, PAUSE_POLICY, type PausePolicy } from "./policy.js";
+
+/**
+ * The fleet's pause of the archive stage, one per deployment (queue prefix), in the hash
+ * `{<prefix>}:archive-pause`. Per deployment, not per KIE account: the store is the deployment's
+ * (S3_BUCKET / ARCHIVE_DIR), two deployments on one key may archive to different buckets, and one
+ * deployment's workers share one store whatever keys they submit with. Submitters never read it:
+ * a store outage does not stop submissions (their images wait in `archiving`, which is what
+ * KIE_FILE_LIFETIME allows for). The pause, resume and probe-claim scripts are the submission
+ * pause's own: they work on any pause hash.
+ */
+
+export interface ArchivePauseState {
+  kind: ArchivePauseKind;
+  /** For status, the dashboard and alerts; never holds a credential. */
+  reason: string;
+  /** When the pause began (epoch ms, Redis clock). */
+  since: number;
+  nextProbeAt?: number;
+  probeEveryMs?: number;
+}
+
+/** What the archive stage sees of its pause: an object literal in tests. */
+export interface ArchivePausePort {
+  get(): Promise<ArchivePauseState | null>;
+  /** Records a pause; true when this call started it (so exactly one worker logs and alerts). */
+  pause(kind: ArchivePauseKind, reason: string, options?: PauseOptions): Promise<boolean>;
+  /** Clears a pause of `kind` (after a successful probe). */
+  resume(kind: ArchivePauseKind): Promise<void>;
+  /** True for exactly one caller fleet-wide once the pause's probe is due. */
+  claimProbe(): Promise<boolean>;
+}
+
+const PAUSE = RedisScript.fromFile(new URL("./scripts/pause.lua", import.meta.url));
+const RESUME = RedisScript.fromFile(new URL("./scripts/resume.lua", import.meta.url));
+const CLAIM_PROBE = RedisScript.fromFile(new URL("./scripts/claim-probe.lua", import.meta.url));
+
+/** `{<prefix>}:archive-pause`: the deployment's hash tag, as its queues and ledger have. */
+export function archivePauseKey(queuePrefix: string): string {
+  return `{${queuePrefix}}:archive-pause`;
+}
+
+function optionalNumber(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** A pause hash as an ArchivePauseState; null when there is none. An unknown kind still pauses. */
+export function parseArchivePauseState(hash: Record<string, string>): ArchivePauseState | null {
+  if (Object.keys(hash).length === 0) return null;
+  const kind = hash.kind !== undefined && isArchivePauseKind(hash.kind) ? hash.kind : "store-unavailable";
+  const state: ArchivePauseState = {
+    kind,
+    reason: hash.reason ?? "",
+    since: optionalNumber(hash.since) ?? 0,
+  };
+  const nextProbeAt = optionalNumber(hash.nextProbeAt);
+  const probeEveryMs = optionalNumber(hash.probeEveryMs);
+  if (nextProbeAt !== undefined) state.nextProbeAt = nextProbeAt;
+  if (probeEveryMs !== undefined) state.probeEveryMs = probeEveryMs;
+  return state;
+}
+
+export class ArchivePause implements ArchivePausePort {
+  private readonly key: string;
+  private readonly scriptClock: ScriptClock | undefined;
+
+  /** `scriptClock`: "now" of the pause scripts, epoch ms. @defaultValue the Redis server's clock */
+  constructor(
+    private readonly redis: RedisClient,
+    options: { queuePrefix: string; scriptClock?: ScriptClock },
+  ) {
+    this.key = archivePauseKey(options.queuePrefix);
+    this.scriptClock = options.scriptClock;
+  }
+
+  async pause(kind: ArchivePauseKind, reason: string, options: PauseOptions = {}): Promise<boolean> {
+    const policy: PausePolicy = PAUSE_POLICY[kind];
+    const every = options.probeEveryMs ?? policy.probeEveryMs ?? 60_000;
+    const after = options.probeAfterMs ?? every;
+    const args = [kind, policy.rank, reason, whole(after, "probeAfterMs"), whole(every, "probeEveryMs")];
+    const [isNew] = (await PAUSE.run(this.redis, [this.key], args, this.scriptClock)) as [number, unknown];
+    return isNew === 1;
+  }
+
+  async resume(kind: ArchivePauseKind): Promise<void> {
+    await RESUME.run(this.redis, [this.key], [kind], this.scriptClock);
+  }
+
+  async get(): Promise<ArchivePauseState | null> {
+    return parseArchivePauseState(await this.redis.hgetall(this.key));
+  }
+
+  async claimProbe(): Promise<boolean> {
+    const reply = await CLAIM_PROBE.run(this.redis, [this.key], [], this.scriptClock);
+    return reply !== null;
+  }
+}
+
+function whole(value: number, what: string): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${what} must be an integer >= 0`);
+  return value;
+}

@@ -1,0 +1,65 @@
+import { probeStore } from "../archive/probe.js";
+import type { ArchiveStore } from "../archive/types.js";
+import type { Clock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
+import type { ArchivePausePort } from "../fleet/archive-pause.js";
+import { PAUSE_POLICY, PAUSE_RECHECK_MS } from "../fleet/policy.js";
+import type { WorkerSettings } from "./ports.js";
+import { errorMessage } from "./stage.js";
+
+/** What the archive gate uses: the deployment's archive pause, the store it probes, a clock. */
+export interface ArchiveGateDeps {
+  storePause: ArchivePausePort;
+  store: Pick<ArchiveStore, "put" | "head" | "remove">;
+  clock: Pick<Clock, "now" | "sleep">;
+  settings: Pick<WorkerSettings, "storeProbeMs">;
+}
+
+/**
+ * Waits while archiving is paused fleet-wide (the store refuses). When the pause's probe is due,
+ * exactly one waiter in the fleet writes a small object to the store and lifts the pause if it
+ * answers. The job stays active while it waits (its lock is renewed, as at the submit gate): a
+ * long outage holds the stage's few slots and nothing else, its row waits in `archiving`, no job
+ * churns through delayed, none fails, and no Redis call is made per waiting row.
+ */
+export async function waitForStore(deps: ArchiveGateDeps, signal: AbortSignal, log: Logger): Promise<void> {
+  for (;;) {
+    signal.throwIfAborted();
+    const pause = await deps.storePause.get();
+    if (!pause) return;
+    // Redis's clock decides when a probe is due; one waiter in the fleet wins it.
+    if (pause.nextProbeAt !== undefined && (await deps.storePause.claimProbe())) {
+      const policy = PAUSE_POLICY[pause.kind];
+      try {
+        await probeStore(deps.store, {
+          signal,
+          now: deps.clock.now(),
+          onRemoveError: (error) => log.warn({ err: error }, "store probe: the probe object was not deleted"),
+        });
+        await deps.storePause.resume(pause.kind);
+        log.info(policy.probed.lifted);
+        continue;
+      } catch (error) {
+        if (signal.aborted) throw error;
+        log.warn({ err: error }, policy.probed.held);
+      }
+    }
+    await deps.clock.sleep(PAUSE_RECHECK_MS, signal);
+  }
+}
+
+/**
+ * Pauses archiving fleet-wide for a store outage (`isStoreOutage(error)`). Exactly one caller
+ * starts the pause and logs it at error (its alert comes from the pause watcher); the first probe
+ * is one interval away, so a store being fixed gets a minute before anyone asks again.
+ */
+export async function pauseArchiving(deps: ArchiveGateDeps, error: unknown, log: Logger): Promise<void> {
+  const policy = PAUSE_POLICY["store-unavailable"];
+  const every = deps.settings.storeProbeMs ?? policy.probeEveryMs;
+  const started = await deps.storePause.pause("store-unavailable", policy.reason(errorMessage(error)), {
+    probeAfterMs: every,
+    probeEveryMs: every,
+  });
+  if (started) log.error({ err: error }, policy.started);
+  else log.info({ err: error }, "archive store refused: archiving is paused; the row waits");
+}
