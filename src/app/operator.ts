@@ -11,7 +11,7 @@ import type { Ledger } from "../ledger/index.js";
 import { resolveAccounts } from "../report/accounts.js";
 import { type FleetState, readFleetState } from "../report/fleet-state.js";
 import { openRedis } from "./connections.js";
-import { buildLedger, buildPauseControls, buildQueues } from "./parts.js";
+import { buildArchivePause, buildLedger, buildPauseControls, buildQueues } from "./parts.js";
 import { Releasers } from "./releasers.js";
 
 export interface Operator extends AsyncDisposable {
@@ -22,7 +22,10 @@ export interface Operator extends AsyncDisposable {
   queues(): QueueSet;
   /** The pause controls of the given accounts. */
   pauses(accountIds: readonly string[]): PauseControl[];
-  /** The pause state of KIE_API_KEY's account, else of every account registered for the prefix. */
+  /**
+   * The pause state of KIE_API_KEY's account, else of every account registered for the prefix,
+   * and the deployment's archive pause.
+   */
   fleetState(): Promise<FleetState>;
   clock: Clock;
   /**
@@ -65,7 +68,7 @@ export async function openOperator(config: Config): Promise<Operator> {
     pauses: (accountIds) => buildPauseControls(redis, accountIds),
     async fleetState() {
       const ids = await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, config.KIE_API_KEY);
-      return readFleetState(buildPauseControls(redis, ids));
+      return readFleetState(buildPauseControls(redis, ids), buildArchivePause(redis, config));
     },
     clock: systemClock,
     close,

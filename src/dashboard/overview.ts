@@ -1,5 +1,5 @@
 import type { Queue } from "bullmq";
-import type { AccountState, PauseView } from "../report/fleet-state.js";
+import type { AccountState, ArchivePauseView, PauseView } from "../report/fleet-state.js";
 import { type BatchStatus, readAllStatus, type StatusDeps } from "../report/status.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
 import type { FailedRowView, FailureReader } from "./failures.js";
@@ -27,6 +27,8 @@ export interface Overview {
   queuePrefix: string;
   /** The longest-running pause among the deployment's accounts. */
   paused: PauseView | null;
+  /** The deployment's archive pause (the store refuses), or null (absent: not read). */
+  archivePaused?: ArchivePauseView | null;
   accounts: AccountState[];
   queues: QueueOverview[];
   /** Newest first. */
@@ -66,6 +68,7 @@ export async function readOverview(deps: OverviewDeps): Promise<Overview> {
     generatedAt: new Date(deps.status.clock.now()).toISOString(),
     queuePrefix: deps.queuePrefix,
     paused: all.paused,
+    archivePaused: all.archivePaused,
     accounts: all.accounts,
     queues,
     batches,

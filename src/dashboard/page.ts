@@ -1,4 +1,4 @@
-import type { PauseView } from "../report/fleet-state.js";
+import type { ArchivePauseView, PauseView } from "../report/fleet-state.js";
 import { formatCredits, formatDuration } from "../report/status-text.js";
 import { html, raw, type SafeHtml } from "./html.js";
 import type { BatchOverview, Overview, QueueOverview } from "./overview.js";
@@ -40,6 +40,7 @@ ${refresh > 0 ? html`<meta http-equiv="refresh" content="${refresh}">` : ""}
   <span class="muted updated">updated ${overview.generatedAt}${refresh > 0 ? ` · refreshes every ${refresh} s` : ""}</span>
 </header>
 <main>
+${archiveBanner(overview.archivePaused, overview.batches)}
 ${fleetSection(overview)}
 ${queuesSection(overview.queues)}
 <section aria-labelledby="batches-title">
@@ -59,6 +60,21 @@ ${queuesSection(overview.queues)}
 
 function pauseText(p: PauseView): SafeHtml {
   return html`PAUSED since ${p.since} (${p.kind}): <span class="reason">${p.reason}</span>`;
+}
+
+/** A store outage, above everything: archiving waits fleet-wide until the store answers a probe. */
+function archiveBanner(
+  paused: ArchivePauseView | null | undefined,
+  batches: readonly BatchOverview[],
+): SafeHtml {
+  if (!paused) return html``;
+  const waiting = batches.reduce((sum, b) => sum + b.archiving, 0);
+  const next = paused.nextProbeAt ? html` Next probe ${paused.nextProbeAt}.` : "";
+  return html`<section role="alert" class="banner archive-paused" aria-labelledby="archive-paused-title">
+  <h2 id="archive-paused-title">Archiving paused <span class="badge paused">${paused.kind}</span></h2>
+  <p>Since ${paused.since}: <span class="reason">${paused.reason}</span></p>
+  <p>${waiting} finished images wait in <code>archiving</code>; none fails for it, and submissions go on. One worker probes the store; archiving resumes by itself when it answers.${next}</p>
+</section>`;
 }
 
 function fleetSection(overview: Overview): SafeHtml {

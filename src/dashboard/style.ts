@@ -20,6 +20,7 @@ p.paused { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; p
 .badge.finished { background: #dafbe1; color: var(--archived); }
 .badge.running { background: #ddf4ff; color: var(--generating); }
 .badge.paused { background: #fff8c5; color: #9a6700; }
+.banner.archive-paused { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: 6px 12px; color: #6f4b00; }
 table.queues { border-collapse: collapse; background: #fff; border: 1px solid var(--line); }
 table.queues th, table.queues td { padding: 4px 14px; border-bottom: 1px solid var(--line); text-align: right; }
 table.queues th[scope=row], table.queues thead th:first-child { text-align: left; }

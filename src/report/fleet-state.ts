@@ -1,4 +1,4 @@
-import type { PauseKind, PauseState } from "../fleet/index.js";
+import type { ArchivePauseKind, ArchivePauseState, PauseKind, PauseState } from "../fleet/index.js";
 
 /** A pause as the commands show it. */
 export interface PauseView {
@@ -8,6 +8,16 @@ export interface PauseView {
   since: string;
   /** The account it belongs to (sha256 prefix of the key, never the key). */
   accountId: string;
+}
+
+/** The deployment's archive pause as the commands show it: archiving waits, submissions go on. */
+export interface ArchivePauseView {
+  kind: ArchivePauseKind;
+  reason: string;
+  /** ISO 8601 (the Redis clock). */
+  since: string;
+  /** ISO 8601: when one worker probes the store next, if known. */
+  nextProbeAt: string | null;
 }
 
 export interface AccountState {
@@ -20,6 +30,11 @@ export interface FleetState {
   /** The longest-running pause among the accounts, or null when none is paused. */
   paused: PauseView | null;
   accounts: AccountState[];
+  /**
+   * The deployment's archive pause (the store refuses), or null. Absent where no one read it (a
+   * snapshot built without the archive pause, such as the demo's): drawn as running.
+   */
+  archivePaused?: ArchivePauseView | null;
 }
 
 /** One account's pause, as the fleet module keeps it. */
@@ -33,29 +48,59 @@ export function pauseView(accountId: string, state: PauseState | null): PauseVie
   return { kind: state.kind, reason: state.reason, since: new Date(state.since).toISOString(), accountId };
 }
 
-/** Reads every account's pause. */
-export async function readFleetState(accounts: readonly AccountPause[]): Promise<FleetState> {
-  const states = await Promise.all(
-    accounts.map(async (a) => ({ accountId: a.accountId, paused: pauseView(a.accountId, await a.get()) })),
-  );
+export function archivePauseView(state: ArchivePauseState | null): ArchivePauseView | null {
+  if (!state) return null;
+  return {
+    kind: state.kind,
+    reason: state.reason,
+    since: new Date(state.since).toISOString(),
+    nextProbeAt: state.nextProbeAt === undefined ? null : new Date(state.nextProbeAt).toISOString(),
+  };
+}
+
+/** Reads every account's pause, and the deployment's archive pause when `archivePause` is given. */
+export async function readFleetState(
+  accounts: readonly AccountPause[],
+  archivePause?: { get(): Promise<ArchivePauseState | null> },
+): Promise<FleetState> {
+  const [states, archive] = await Promise.all([
+    Promise.all(
+      accounts.map(async (a) => ({ accountId: a.accountId, paused: pauseView(a.accountId, await a.get()) })),
+    ),
+    archivePause ? archivePause.get() : null,
+  ]);
   const paused = states
     .map((s) => s.paused)
     .filter((p): p is PauseView => p !== null)
     .sort((a, b) => a.since.localeCompare(b.since));
-  return { paused: paused[0] ?? null, accounts: states };
+  return { paused: paused[0] ?? null, accounts: states, archivePaused: archivePauseView(archive) };
 }
 
-/** Human lines for the fleet's state: one per account, or a note when no account is known. */
+/** The archive pause's line, or none while archiving runs. */
+export function archivePauseLines(archivePaused: ArchivePauseView | null | undefined): string[] {
+  if (!archivePaused) return [];
+  const next = archivePaused.nextProbeAt ? `; next store probe ${archivePaused.nextProbeAt}` : "";
+  return [
+    `archive: PAUSED since ${archivePaused.since} (${archivePaused.kind}): ${archivePaused.reason}${next}; resumes by itself when the store answers`,
+  ];
+}
+
+/** Human lines for the fleet's state: one per account (or a note when no account is known), then the archive pause. */
 export function fleetLines(state: FleetState, queuePrefix?: string): string[] {
+  const archive = archivePauseLines(state.archivePaused);
   if (state.accounts.length === 0) {
     const where = queuePrefix === undefined ? "" : ` for queue prefix "${queuePrefix}"`;
     return [
       `fleet: no KIE account known${where} (no worker has started yet; set KIE_API_KEY to see its pause state)`,
+      ...archive,
     ];
   }
-  return state.accounts.map(({ accountId, paused }) =>
-    paused
-      ? `fleet: account ${accountId} PAUSED since ${paused.since} (${paused.kind}): ${paused.reason}`
-      : `fleet: account ${accountId} running`,
-  );
+  return [
+    ...state.accounts.map(({ accountId, paused }) =>
+      paused
+        ? `fleet: account ${accountId} PAUSED since ${paused.since} (${paused.kind}): ${paused.reason}`
+        : `fleet: account ${accountId} running`,
+    ),
+    ...archive,
+  ];
 }

@@ -98,7 +98,10 @@ export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {
       `  ${s.failed} rows failed: see \`kie-batch results ${s.batch}\`, retry with \`kie-batch retry ${s.batch}\``,
     );
   }
-  if (s.accounts) lines.push(...fleetLines({ paused: s.paused, accounts: s.accounts }, options.queuePrefix));
+  if (s.accounts) {
+    const fleet = { paused: s.paused, archivePaused: s.archivePaused ?? null, accounts: s.accounts };
+    lines.push(...fleetLines(fleet, options.queuePrefix));
+  }
   return lines;
 }
 
@@ -136,7 +139,7 @@ export function allLines(all: AllStatus, options: { queuePrefix?: string } = {})
       )
       .join("  ");
   const out = all.batches.length === 0 ? ["no batches"] : [pad([...COLUMNS, "STATE"]), ...rows.map(pad)];
-  out.push(...fleetLines({ paused: all.paused, accounts: all.accounts }, options.queuePrefix));
+  out.push(...fleetLines(all, options.queuePrefix));
   return out;
 }
 

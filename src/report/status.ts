@@ -2,7 +2,7 @@ import { FILE_LIFETIME_DEFAULT_MS } from "../config/schema.js";
 import type { Clock } from "../core/clock.js";
 import type { BatchSummary } from "../ledger/index.js";
 import { requireBatch } from "./batch.js";
-import type { AccountState, FleetState, PauseView } from "./fleet-state.js";
+import type { AccountState, ArchivePauseView, FleetState, PauseView } from "./fleet-state.js";
 import type { OpsLedger } from "./types.js";
 
 /** How long KIE keeps a finished task's files, by its docs (KIE_FILE_LIFETIME's default). */
@@ -41,6 +41,11 @@ export interface BatchStatus {
   creditsReserved: number;
   creditsSpent: number;
   paused: PauseView | null;
+  /**
+   * Archiving paused for the deployment (the store refuses): `archiving` rows wait for it. Always
+   * set by `status`; optional for snapshots built elsewhere.
+   */
+  archivePaused?: ArchivePauseView | null;
   /** Credit budget, null when none. */
   budget: number | null;
   resubmits: number;
@@ -59,6 +64,7 @@ export interface BatchStatus {
 export interface AllStatus {
   batches: BatchStatus[];
   paused: PauseView | null;
+  archivePaused: ArchivePauseView | null;
   accounts: AccountState[];
 }
 
@@ -116,6 +122,7 @@ async function toStatus(deps: StatusDeps, summary: BatchSummary, fleet: FleetSta
     creditsReserved: summary.creditsReserved,
     creditsSpent: summary.creditsSpent,
     paused: fleet.paused,
+    archivePaused: fleet.archivePaused ?? null,
     budget: summary.budget ?? null,
     resubmits: summary.resubmits,
     finished: isFinished(summary),
@@ -140,5 +147,10 @@ export async function readBatchStatus(deps: StatusDeps, batch: string): Promise<
 export async function readAllStatus(deps: StatusDeps): Promise<AllStatus> {
   const [summaries, fleet] = await Promise.all([deps.ledger.listBatches(), deps.fleet()]);
   const batches = await Promise.all(summaries.map((s) => toStatus(deps, s, fleet)));
-  return { batches, paused: fleet.paused, accounts: fleet.accounts };
+  return {
+    batches,
+    paused: fleet.paused,
+    archivePaused: fleet.archivePaused ?? null,
+    accounts: fleet.accounts,
+  };
 }
