@@ -16,6 +16,12 @@ export interface PurgeDeps {
   out: Output;
   queuePrefix?: string;
   /**
+   * The in-flight slots (KIE_MAX_IN_FLIGHT) of the accounts the batch's jobs may hold. A slot of a
+   * purged job is never released by its job: without this it blocks a slot of the cap for an hour.
+   * @defaultValue none: slots are left to go stale
+   */
+  inFlight?: { releaseBatch(batch: string): Promise<number> };
+  /**
    * Asked once what would go is known and printed; nothing is removed unless it resolves true.
    * @defaultValue none: remove without asking (`--yes`)
    */
@@ -46,6 +52,8 @@ export interface PurgeReport {
   confirmed: boolean;
   /** Ledger rows deleted. */
   rows: number;
+  /** In-flight slots of the batch's jobs released. */
+  inFlightReleased: number;
   jobs: Record<Stage, StagePurge>;
 }
 
@@ -86,6 +94,7 @@ export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeR
     batch,
     confirmed: true,
     rows: 0,
+    inFlightReleased: 0,
     jobs: emptyJobs(() => ({ removed: 0, byState: {}, active: [] })),
   };
   if (deps.confirm && !(await deps.confirm(plan))) {
@@ -111,6 +120,9 @@ export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeR
     });
     result.active.sort();
   }
+  // After the jobs: a job that was running has found its row gone by now or soon, and never
+  // releases its slot itself.
+  if (deps.inFlight) report.inFlightReleased = await deps.inFlight.releaseBatch(batch);
   for (const line of reportLines(report)) out.write(`${line}\n`);
   return report;
 }
@@ -165,6 +177,9 @@ export function reportLines(report: PurgeReport): string[] {
   const lines = [
     `purged batch ${report.batch}: ${report.rows} ledger rows deleted; ${removed} jobs removed: ${STAGES.map((stage) => stageLine(stage, report.jobs[stage])).join("; ")}`,
   ];
+  if (report.inFlightReleased > 0) {
+    lines.push(`${report.inFlightReleased} in-flight slots (KIE_MAX_IN_FLIGHT) of the batch released`);
+  }
   for (const stage of STAGES) {
     const { active } = report.jobs[stage];
     if (active.length === 0) continue;

@@ -77,6 +77,23 @@ export class InFlight {
     return (await this.redis.zrem(this.key, jobKey)) === 1;
   }
 
+  /**
+   * Frees every slot of `batch`'s jobs (`purge`: their jobs are gone, and a slot would otherwise
+   * count against the cap for an hour until it went stale). Returns how many were freed.
+   */
+  async releaseBatch(batch: string): Promise<number> {
+    let cursor = "0";
+    let released = 0;
+    do {
+      // Batch names are [A-Za-z0-9._-]: nothing in one is a glob character.
+      const [next, reply] = await this.redis.zscan(this.key, cursor, "MATCH", `${batch}/*`, "COUNT", 500);
+      cursor = next;
+      const members = reply.filter((_, i) => i % 2 === 0);
+      if (members.length > 0) released += await this.redis.zrem(this.key, ...members);
+    } while (cursor !== "0");
+    return released;
+  }
+
   /** Slots held now, stale ones excluded. */
   async count(): Promise<number> {
     return Number(await COUNT.run(this.redis, [this.key], [this.staleAfterMs], this.scriptClock));

@@ -1,0 +1,100 @@
+/**
+ * What a row holds goes back when it ends without a create: the reservation of a row the runner
+ * fails after BullMQ gave up on its submit job (the handler's write awaited, so a closing process
+ * waits for it), and the in-flight slots of a purged batch's jobs.
+ */
+import { Redis } from "ioredis";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { QueueSet } from "../../src/bull/queues.js";
+import { StageWorkers } from "../../src/bull/runner.js";
+import { purgeBatch } from "../../src/commands/purge.js";
+import { silentLogger } from "../../src/core/logger.js";
+import { accountId, accountKey, InFlight } from "../../src/fleet/index.js";
+import type { FleetPort } from "../../src/fleet/port.js";
+import type { StageDeps } from "../../src/worker/ports.js";
+import { REDIS_URL } from "../helpers/redis.js";
+import { Collector, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
+
+let fx: OpsFixture;
+let workerRedis: Redis;
+
+beforeEach(() => {
+  fx = opsFixture();
+  workerRedis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+});
+afterEach(async () => {
+  await workerRedis.quit();
+  await fx.close();
+});
+
+describe("a row failed without a create", () => {
+  it("gives its reservation back when BullMQ gives up on its submit job, before the workers close", async () => {
+    await fx.ledger.addRows("gu", [newRow("r1")], { budget: 100 });
+    // One attempt: the first unexpected error is BullMQ's last.
+    const queues = new QueueSet({ connection: fx.redis, queuePrefix: fx.prefix, submitAttempts: 1 });
+    await queues.addSubmit({ batch: "gu", rowId: "r1", resubmit: 0 });
+    const fleet: Partial<FleetPort> = {
+      readGate: async () => ({ paused: null, backoffMs: 0 }),
+      tryAcquireInFlight: async () => true,
+      releaseInFlight: async () => {},
+      // Something unexpected after the reservation, before any create.
+      createSlot: async () => {
+        throw new Error("the rate window's script is missing");
+      },
+    };
+    const deps = {
+      ledger: fx.ledger,
+      fleet,
+      queues,
+      clock: { now: () => Date.now(), sleep: async () => {} },
+      settings: { pollFirstMs: 1_000 },
+    } as unknown as StageDeps;
+    const workers = new StageWorkers({
+      connection: workerRedis,
+      queuePrefix: fx.prefix,
+      deps,
+      ledger: fx.ledger,
+      log: silentLogger(),
+      stages: ["submit"],
+      concurrency: { submit: 1, poll: 1, archive: 1 },
+      lockMs: 5_000,
+    });
+    const failed = new Promise<void>((resolve) => workers.workers[0]?.once("failed", () => resolve()));
+    await failed;
+    await workers.close();
+    // Read right after close(): the handler's writes are done, not merely started.
+    expect(await fx.ledger.getRow("gu", "r1")).toMatchObject({ status: "failed", creditsReserved: 0 });
+    expect(await fx.ledger.getBatch("gu")).toMatchObject({ failed: 1, creditsReserved: 0 });
+    await queues.close();
+  });
+});
+
+describe("purge", () => {
+  it("releases the in-flight slots of the batch's jobs, and only those", async () => {
+    const account = accountId(`purge-key-${fx.prefix}`);
+    const inFlight = new InFlight(fx.redis, { accountId: account });
+    await fx.ledger.addRows("gone", [newRow("a"), newRow("b")]);
+    await fx.ledger.addRows("kept", [newRow("a")]);
+    for (const key of ["gone/a", "gone/b/r1", "kept/a"])
+      expect(await inFlight.tryAcquire(key, 10)).toBe(true);
+    try {
+      const out = new Collector();
+      const report = await purgeBatch(
+        {
+          ledger: fx.ledger,
+          queues: fx.queues.queues,
+          out,
+          queuePrefix: fx.prefix,
+          inFlight: { releaseBatch: (batch) => inFlight.releaseBatch(batch) },
+        },
+        "gone",
+      );
+      expect(report.inFlightReleased).toBe(2);
+      expect(await inFlight.count()).toBe(1);
+      expect(await inFlight.release("kept/a")).toBe(true);
+      expect(out.lines()).toContain("2 in-flight slots (KIE_MAX_IN_FLIGHT) of the batch released");
+    } finally {
+      await fx.redis.del(accountKey(account, "in-flight"));
+    }
+  });
+});
