@@ -6,7 +6,7 @@ import { reconcileJobs } from "../bull/reconcile-jobs.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
-import { type ReconcileReport, reconcileAll } from "../worker/reconcile.js";
+import { type ReconcileReport, reconcileAll, reconcileBatch } from "../worker/reconcile.js";
 
 /** The lease's name: one reconciler of the deployment sweeps at a time. */
 export const RECONCILE_LEASE = "reconcile";
@@ -53,4 +53,13 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
   };
   const timer = periodic(sweep, options.everyMs, log, "reconciler sweep");
   return { close: () => timer.stop() };
+}
+
+/** One batch's sweep now, for `kie-batch retry` (no lease: it is idempotent, and asked for). */
+export function reconcileNow(
+  parts: Pick<ReconcilerOptions, "redis" | "ledger" | "queues" | "clock" | "log">,
+  batch: string,
+): Promise<ReconcileReport> {
+  const jobs = reconcileJobs(parts.queues, parts.redis);
+  return reconcileBatch({ ledger: parts.ledger, jobs, clock: parts.clock, log: parts.log }, batch);
 }

@@ -1,5 +1,7 @@
+import { reconcileNow } from "../app/reconciler.js";
 import { retryBatch } from "../commands/retry.js";
 import type { Config } from "../config/index.js";
+import { silentLogger } from "../core/logger.js";
 import { withOps } from "./ops-context.js";
 
 /** `kie-batch retry BATCH`: failed rows back into the pipeline. */
@@ -12,6 +14,7 @@ export async function runRetryCommand(config: Config, batch: string): Promise<vo
         clock: ctx.clock,
         out: process.stdout,
         queuePrefix: config.KIE_QUEUE_PREFIX,
+        reconcile: (name) => reconcileNow({ ...ctx, queues: ctx.queues(), log: silentLogger() }, name),
       },
       batch,
     ),

@@ -3,6 +3,7 @@ import type { RowRecord } from "../ledger/index.js";
 import { requireBatch } from "../report/batch.js";
 import type { OpsLedger, OpsQueues, Output } from "../report/types.js";
 import { jobKey } from "../worker/jobs.js";
+import type { ReconcileReport } from "../worker/reconcile.js";
 import { forEachLimit, removeStageJob } from "./jobs.js";
 
 /** Rows handled at once: each is a handful of round trips. */
@@ -14,6 +15,11 @@ export interface RetryDeps {
   clock: Pick<Clock, "now">;
   out: Output;
   queuePrefix?: string;
+  /**
+   * The reconciler's sweep of the batch, run after the failed rows are back: rows stuck in a
+   * state without a job (a worker died in between) get theirs. Absent: not run.
+   */
+  reconcile?: (batch: string) => Promise<Pick<ReconcileReport, "requeued" | "failed">>;
 }
 
 export interface RetryReport {
@@ -23,7 +29,12 @@ export interface RetryReport {
   requeued: number;
   /** Rows left as they were: a worker still held one of their jobs, or they moved meanwhile. */
   skipped: number;
+  /** Rows the reconciler gave a lost job back (or failed, their job given up); only when it ran. */
+  repaired?: number;
 }
+
+/** What happened to one failed row. */
+type RowOutcome = "repolled" | "requeued" | "skipped";
 
 /**
  * `kie-batch retry`: every failed row goes back into the pipeline; archived rows are never touched.
@@ -42,6 +53,15 @@ export async function retryBatch(deps: RetryDeps, batch: string): Promise<RetryR
     report[outcome]++;
   });
   const { out } = deps;
+  if (deps.reconcile) {
+    const swept = await deps.reconcile(batch);
+    report.repaired = swept.requeued + swept.failed;
+    if (report.repaired > 0) {
+      out.write(
+        `batch ${batch}: ${report.repaired} rows had no job behind their state (a worker stopped mid-step): repaired\n`,
+      );
+    }
+  }
   if (report.repolled + report.requeued + report.skipped === 0) {
     out.write(`batch ${batch}: no failed rows\n`);
     return report;
@@ -59,7 +79,7 @@ export async function retryBatch(deps: RetryDeps, batch: string): Promise<RetryR
 }
 
 /** Failed with a task: clear the stale jobs of its ids, move it to submitted, poll its latest task. */
-async function repoll(deps: RetryDeps, row: RowRecord): Promise<keyof RetryReport> {
+async function repoll(deps: RetryDeps, row: RowRecord): Promise<RowOutcome> {
   const { batch, id } = row;
   const lineage = Math.max(0, row.taskIds.length - 1);
   const taskId = row.taskIds[lineage] ?? row.taskId!;
@@ -92,7 +112,7 @@ async function repoll(deps: RetryDeps, row: RowRecord): Promise<keyof RetryRepor
 }
 
 /** Failed at submit: back to queued with a submit job for the same lineage. */
-async function requeue(deps: RetryDeps, row: RowRecord): Promise<keyof RetryReport> {
+async function requeue(deps: RetryDeps, row: RowRecord): Promise<RowOutcome> {
   const { batch, id } = row;
   const lineage = row.taskIds.length;
   if ((await removeStageJob(deps.queues, "submit", jobKey(batch, id, lineage))) === "active")

@@ -82,6 +82,14 @@ export function unarchivedLines(s: BatchStatus): string[] {
   return lines;
 }
 
+/** Rows the reconciler gave back a lost job: a worker died mid-step; shown once it happened. */
+export function repairedLines(s: BatchStatus): string[] {
+  if (!s.repaired) return [];
+  return [
+    `  repaired by the reconciler: ${s.repaired} rows (a worker stopped between a row's state change and its next job)`,
+  ];
+}
+
 /** The full block of `status BATCH`. */
 export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {}): string[] {
   const budget = s.budget === null ? "none" : formatCredits(s.budget);
@@ -91,6 +99,7 @@ export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {
     `  states: queued ${s.queued}, submitted ${s.submitted}, generating ${s.generating}, archiving ${s.archiving}, archived ${s.archived}, failed ${s.failed}, cancelled ${s.cancelled}`,
     `  credits: estimated ${formatCredits(s.creditsEstimated)}, reserved ${formatCredits(s.creditsReserved)}, spent ${formatCredits(s.creditsSpent)}; budget ${budget}`,
     `  waiting for budget: ${s.waitingBudget} rows · uncertain submits (maybe paid twice): ${s.uncertain} · resubmits: ${s.resubmits}`,
+    ...repairedLines(s),
     ...unarchivedLines(s).map((line) => `  ${line}`),
   ];
   if (s.failed > 0 && s.finished) {
@@ -147,6 +156,7 @@ function stateNote(s: BatchStatus): string {
   const notes = [s.finished ? "finished" : "in progress"];
   if (s.waitingBudget > 0) notes.push(`${s.waitingBudget} waiting for budget`);
   if (s.uncertain > 0) notes.push(`${s.uncertain} uncertain`);
+  if (s.repaired) notes.push(`${s.repaired} repaired`);
   if (s.oldestUnarchived?.warning) {
     notes.push(
       `WARNING: row ${s.oldestUnarchived.rowId} unarchived for ${formatDuration(s.oldestUnarchived.ageMs)}`,

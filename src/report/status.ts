@@ -49,6 +49,12 @@ export interface BatchStatus {
   /** Credit budget, null when none. */
   budget: number | null;
   resubmits: number;
+  /**
+   * Rows the reconciler found without the job their state needs and repaired (a worker died
+   * between a state change and the next job). Always set by `status`; optional for snapshots
+   * built elsewhere.
+   */
+  repaired?: number;
   /** Every row is archived, failed or cancelled. */
   finished: boolean;
   oldestUnarchived: OldestUnarchived | null;
@@ -125,6 +131,7 @@ async function toStatus(deps: StatusDeps, summary: BatchSummary, fleet: FleetSta
     archivePaused: fleet.archivePaused ?? null,
     budget: summary.budget ?? null,
     resubmits: summary.resubmits,
+    repaired: summary.repaired ?? 0,
     finished: isFinished(summary),
     oldestUnarchived: oldestUnarchivedView(oldest, deps.clock.now()),
     file: summary.file ?? null,

@@ -3,9 +3,12 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { startReconciler } from "../../src/app/reconciler.js";
 import { QueueSet } from "../../src/bull/queues.js";
 import { reconcileJobs } from "../../src/bull/reconcile-jobs.js";
+import { retryBatch } from "../../src/commands/retry.js";
 import { silentLogger } from "../../src/core/logger.js";
 import type { TaskRecord } from "../../src/kie/types.js";
 import { createLedger, type Ledger, type NewRow } from "../../src/ledger/index.js";
+import { readBatchStatus } from "../../src/report/status.js";
+import { batchLines } from "../../src/report/status-text.js";
 import { jobKey, type Stage } from "../../src/worker/jobs.js";
 import { type PollDeps, pollStage } from "../../src/worker/poll.js";
 import { type ReconcileDeps, type ReconcileReport, reconcileBatch } from "../../src/worker/reconcile.js";
@@ -157,6 +160,30 @@ describe("the reconciler", () => {
     expect(await jobIds("submit")).toEqual(["b/lost"]);
     // The lease is held for the period: another worker's sweep now would skip.
     expect(await ledger.claimLease("reconcile", "another-worker", MINUTE)).toBe(false);
+  });
+});
+
+describe("retry and status", () => {
+  it("`retry` sweeps its batch, and `status` (text and JSON) shows how many rows were repaired", async () => {
+    await ledger.addRows("b", ["stuck"].map(newRow));
+    await moveTo("stuck", ["submitted", "generating", "queued"]);
+    now += 2 * MINUTE;
+    const written: string[] = [];
+    const out = { write: (text: string) => written.push(text) } as unknown as NodeJS.WritableStream;
+    const report = await retryBatch(
+      { ledger, queues, clock, out, reconcile: (batch) => reconcileBatch(deps(), batch) },
+      "b",
+    );
+    expect(report).toEqual({ repolled: 0, requeued: 0, skipped: 0, repaired: 1 });
+    expect(written.join("")).toMatch(/1 rows had no job behind their state/);
+    expect(await jobIds("submit")).toEqual(["b/stuck/r1"]);
+
+    const status = await readBatchStatus(
+      { ledger, clock, fleet: async () => ({ paused: null, archivePaused: null, accounts: [] }) as never },
+      "b",
+    );
+    expect(status.repaired).toBe(1);
+    expect(batchLines(status).join("\n")).toMatch(/repaired by the reconciler: 1 rows/);
   });
 });
 
