@@ -11,24 +11,28 @@
 import type { Redis } from "ioredis";
 
 export type PerRowKind = "ledger row" | "task map" | "job";
+type SharedKind = "ledger shared" | "queue shared" | "queue events";
 
 export interface RowBytes {
   rows: number;
   /** Total bytes per row: per-row keys plus the shared structures' share. */
   perRow: number;
   /** Bytes per row by part. */
-  parts: Record<PerRowKind | "ledger shared" | "queue shared", number>;
+  parts: Record<PerRowKind | SharedKind, number>;
   /** Keys seen, by part. */
-  keys: Record<PerRowKind | "ledger shared" | "queue shared", number>;
+  keys: Record<PerRowKind | SharedKind, number>;
 }
 
-function classify(key: string, root: string): PerRowKind | "ledger shared" | "queue shared" {
+function classify(key: string, root: string): PerRowKind | SharedKind {
   const rest = key.slice(root.length);
   if (rest.startsWith(":ledger:row:")) return "ledger row";
   if (rest.startsWith(":ledger:task:")) return "task map";
   if (rest.startsWith(":ledger")) return "ledger shared";
   // BullMQ: `{P}:<queue>:<jobId>[:logs|:lock|...]`; job ids are `batch/row[/rN]`.
   if (/^:[^:]+:[^:]*\//.test(rest)) return "job";
+  // BullMQ trims each queue's event stream to about 10,000 entries: a fixed cost, apart so that a
+  // small run's figure can be read without it.
+  if (/^:[^:]+:events$/.test(rest)) return "queue events";
   return "queue shared";
 }
 
@@ -51,11 +55,19 @@ export async function measureRowBytes(
   sampleSize = 2_000,
 ): Promise<RowBytes> {
   const root = `{${prefix}}`;
-  const counts = { "ledger row": 0, "task map": 0, job: 0, "ledger shared": 0, "queue shared": 0 };
+  const counts = {
+    "ledger row": 0,
+    "task map": 0,
+    job: 0,
+    "ledger shared": 0,
+    "queue shared": 0,
+    "queue events": 0,
+  };
   const samples: Record<PerRowKind, string[]> = { "ledger row": [], "task map": [], job: [] };
-  const shared: Record<"ledger shared" | "queue shared", string[]> = {
+  const shared: Record<SharedKind, string[]> = {
     "ledger shared": [],
     "queue shared": [],
+    "queue events": [],
   };
   let cursor = "0";
   do {
@@ -64,7 +76,7 @@ export async function measureRowBytes(
     for (const key of keys) {
       const kind = classify(key, root);
       const seen = ++counts[kind];
-      if (kind === "ledger shared" || kind === "queue shared") {
+      if (kind === "ledger shared" || kind === "queue shared" || kind === "queue events") {
         shared[kind].push(key);
         continue;
       }
@@ -78,14 +90,15 @@ export async function measureRowBytes(
     }
   } while (cursor !== "0");
 
-  const parts = { "ledger row": 0, "task map": 0, job: 0, "ledger shared": 0, "queue shared": 0 };
+  const parts = { ...counts };
+  for (const kind of Object.keys(parts) as (keyof typeof parts)[]) parts[kind] = 0;
   for (const kind of ["ledger row", "task map", "job"] as const) {
     const sample = samples[kind];
     if (sample.length === 0) continue;
     const mean = (await usage(redis, sample)) / sample.length;
     parts[kind] = (mean * counts[kind]) / rows;
   }
-  for (const kind of ["ledger shared", "queue shared"] as const) {
+  for (const kind of ["ledger shared", "queue shared", "queue events"] as const) {
     parts[kind] = (await usage(redis, shared[kind])) / rows;
   }
   const perRow = Object.values(parts).reduce((a, b) => a + b, 0);
