@@ -26,12 +26,13 @@ export async function setBatchBudget(
   }
   const after = await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const was = before.budget === undefined ? "none" : formatCredits(before.budget);
-  const used = after.creditsReserved + after.creditsSpent;
+  // Uncertain credits (creates whose reply was lost) count as spent: KIE may have charged them.
+  const used = after.creditsReserved + after.creditsSpent + after.creditsUncertain;
   const lines = [
     credits === null
       ? `batch ${batch}: budget removed (was ${was})`
       : `batch ${batch}: budget ${formatCredits(credits)} credits (was ${was})`,
-    `  reserved ${formatCredits(after.creditsReserved)} + spent ${formatCredits(after.creditsSpent)} = ${formatCredits(used)}` +
+    `  reserved ${formatCredits(after.creditsReserved)} + spent ${formatCredits(after.creditsSpent)}${after.creditsUncertain > 0 ? ` + uncertain ${formatCredits(after.creditsUncertain)}` : ""} = ${formatCredits(used)}` +
       (credits === null || credits === 0 ? "" : ` (${Math.round((used / credits) * 100)}% of the budget)`) +
       `; estimated for the whole batch ${formatCredits(after.creditsEstimated)}`,
   ];

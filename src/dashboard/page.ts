@@ -131,7 +131,8 @@ function finishedPercent(b: BatchOverview): number {
 
 function credits(b: BatchOverview): SafeHtml {
   const budget = b.budget === null ? "none" : formatCredits(b.budget);
-  const overBudget = b.budget !== null && b.creditsSpent + b.creditsReserved > b.budget;
+  const overBudget =
+    b.budget !== null && b.creditsSpent + b.creditsReserved + (b.creditsUncertain ?? 0) > b.budget;
   return html`<dl class="credits">
     <div><dt>estimated</dt><dd>${formatCredits(b.creditsEstimated)}</dd></div>
     <div><dt>reserved</dt><dd>${formatCredits(b.creditsReserved)}</dd></div>
@@ -140,7 +141,7 @@ function credits(b: BatchOverview): SafeHtml {
   </dl>
   ${
     b.waitingBudget > 0 || b.uncertain > 0 || b.resubmits > 0
-      ? html`<p class="muted">${b.waitingBudget} rows waiting for budget · ${b.uncertain} uncertain submits (maybe paid twice) · ${b.resubmits} resubmits</p>`
+      ? html`<p class="muted">${b.waitingBudget} rows waiting for budget · ${b.uncertain} uncertain submits (maybe paid twice${b.creditsUncertain ? `; ${formatCredits(b.creditsUncertain)} credits held against the budget` : ""}) · ${b.resubmits} resubmits</p>`
       : ""
   }`;
 }

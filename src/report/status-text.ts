@@ -90,6 +90,11 @@ export function repairedLines(s: BatchStatus): string[] {
   ];
 }
 
+/** What the uncertain submits hold of the budget, when they hold anything. */
+function uncertainCost(s: BatchStatus): string {
+  return s.creditsUncertain ? ` (${formatCredits(s.creditsUncertain)} credits held against the budget)` : "";
+}
+
 /** The full block of `status BATCH`. */
 export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {}): string[] {
   const budget = s.budget === null ? "none" : formatCredits(s.budget);
@@ -98,7 +103,7 @@ export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {
     `  ${progressBar(s)} ${countsLine(s)}`,
     `  states: queued ${s.queued}, submitted ${s.submitted}, generating ${s.generating}, archiving ${s.archiving}, archived ${s.archived}, failed ${s.failed}, cancelled ${s.cancelled}`,
     `  credits: estimated ${formatCredits(s.creditsEstimated)}, reserved ${formatCredits(s.creditsReserved)}, spent ${formatCredits(s.creditsSpent)}; budget ${budget}`,
-    `  waiting for budget: ${s.waitingBudget} rows · uncertain submits (maybe paid twice): ${s.uncertain} · resubmits: ${s.resubmits}`,
+    `  waiting for budget: ${s.waitingBudget} rows · uncertain submits (maybe paid twice): ${s.uncertain}${uncertainCost(s)} · resubmits: ${s.resubmits}`,
     ...repairedLines(s),
     ...unarchivedLines(s).map((line) => `  ${line}`),
   ];

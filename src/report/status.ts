@@ -42,6 +42,11 @@ export interface BatchStatus {
   creditsSpent: number;
   paused: PauseView | null;
   /**
+   * Credits of creates whose reply was lost (`uncertain`): KIE may have charged them, so they are
+   * held against the budget for good. Always set by `status`; optional for snapshots built elsewhere.
+   */
+  creditsUncertain?: number;
+  /**
    * Archiving paused for the deployment (the store refuses): `archiving` rows wait for it. Always
    * set by `status`; optional for snapshots built elsewhere.
    */
@@ -131,6 +136,7 @@ async function toStatus(deps: StatusDeps, summary: BatchSummary, fleet: FleetSta
     archivePaused: fleet.archivePaused ?? null,
     budget: summary.budget ?? null,
     resubmits: summary.resubmits,
+    creditsUncertain: summary.creditsUncertain,
     repaired: summary.repaired ?? 0,
     finished: isFinished(summary),
     oldestUnarchived: oldestUnarchivedView(oldest, deps.clock.now()),

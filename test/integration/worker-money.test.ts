@@ -4,6 +4,8 @@
  * it as spent-uncertain, and the retry reserves again within the budget.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { readBatchStatus } from "../../src/report/status.js";
+import { batchLines } from "../../src/report/status-text.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 
 describe("worker: money under lost create replies", () => {
@@ -46,5 +48,15 @@ describe("worker: money under lost create replies", () => {
     expect(summary.creditsSpent + summary.creditsUncertain + summary.creditsReserved).toBeLessThanOrEqual(30);
     expect(charged).toBeLessThanOrEqual(summary.creditsSpent + summary.creditsUncertain);
     expect(summary.waitingBudget).toBeGreaterThan(0);
+
+    // `status` shows what the uncertain submits hold of the budget (text and --json).
+    const status = await readBatchStatus(
+      { ledger, fleet: async () => ({ paused: null, accounts: [] }), clock: { now: () => Date.now() } },
+      "money",
+    );
+    expect(status.creditsUncertain).toBe(summary.creditsUncertain);
+    expect(batchLines(status).join("\n")).toContain(
+      `uncertain submits (maybe paid twice): ${summary.uncertain} (${summary.creditsUncertain} credits held against the budget)`,
+    );
   }, 60_000);
 });
