@@ -125,6 +125,8 @@ export interface CrashCaseOptions {
 export class CrashCase {
   readonly procs = new ProcessSet();
   readonly workers: CliProcess[] = [];
+  /** The worker that died at a failpoint, and where. */
+  crashed?: { point: FailpointName; worker: CliProcess };
   dep!: E2eDeployment;
   sim!: SimulatorHandle;
   env: Record<string, string> = {};
@@ -197,6 +199,7 @@ export class CrashCase {
     if (exit.code !== 137 || !worker.stderr.includes(`failpoint ${point}: exit`)) {
       throw new Error(`the worker armed at ${point} exited ${JSON.stringify(exit)}\n${worker.tail()}`);
     }
+    this.crashed = { point, worker };
   }
 
   /** Starts a clean worker and waits until every row is final; returns what the checks read. */
@@ -222,7 +225,23 @@ export class CrashCase {
     const unexpected = outcome.rows
       .filter((r) => r.status !== this.options.expected)
       .map((r) => `expected ${this.options.expected}: row ${r.id} is ${r.status} (${r.error ?? ""})`);
-    return [...checkInvariants(outcome), ...unexpected];
+    return [...checkInvariants(outcome), ...this.checkKnownAtCrash(outcome), ...unexpected];
+  }
+
+  /**
+   * Invariant 3 where the dying worker had the answer in hand (submit.after-create): its task id
+   * was known, so "counted uncertain" is not enough: it must be in that worker's log.
+   */
+  private checkKnownAtCrash(outcome: CaseOutcome): string[] {
+    if (this.crashed?.point !== "submit.after-create") return [];
+    const inLedger = new Set(outcome.rows.flatMap((r) => r.taskIds));
+    const charged = new Set(outcome.stats.createdTaskIds);
+    const logged = [...taskIdsInLogs([this.crashed.worker.stderr])].filter(
+      (id) => charged.has(id) && !inLedger.has(id),
+    );
+    return logged.length > 0
+      ? []
+      : ["3: the task whose answer the worker held when it died is in neither the ledger nor its log"];
   }
 
   /** A one-line account for the test's output. */
