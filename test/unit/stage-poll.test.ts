@@ -224,13 +224,34 @@ describe("poll stage", () => {
     expect(f.ledger.transitions).toEqual([]);
   });
 
-  it.each([
-    ["a row already archiving", { status: "archiving" as const }],
-    ["a row whose current task is newer", { taskId: "t-2", taskIds: ["t-1", "t-2"] }],
-  ])("%s: no status call, nothing changes", async (_name, row) => {
-    const f = setup({ row });
+  it.each([["a row whose current task is newer", { taskId: "t-2", taskIds: ["t-1", "t-2"] }]])(
+    "%s: no status call, nothing changes",
+    async (_name, row) => {
+      const f = setup({ row });
+      expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+      expect(f.statusCalls).toEqual([]);
+      expect(f.ledger.transitions).toEqual([]);
+    },
+  );
+
+  // Issue 9: a run that moved the row to archiving may have died before adding the archive job.
+  it("a row already archiving for this task: one status call, the archive job added again, the row unchanged", async () => {
+    const f = setup({
+      row: { status: "archiving", completedAt: T0 + 5 },
+      task: async () => ({ taskId: "t-1", status: "success", imageUrls: ["https://files.example/a.png"] }),
+    });
     expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
-    expect(f.statusCalls).toEqual([]);
+    expect(f.statusCalls).toEqual(["t-1"]);
+    expect(f.archives).toEqual([
+      {
+        batch: "b",
+        rowId: "r1",
+        taskId: "t-1",
+        imageUrls: ["https://files.example/a.png"],
+        completedAt: T0 + 5,
+        tries: 0,
+      },
+    ]);
     expect(f.ledger.transitions).toEqual([]);
   });
 });
