@@ -87,7 +87,7 @@ describe("state indexes", () => {
     await ledger.transition("b", "r0", { to: "archived" });
     const all = await indexes("b");
     expect(all.archiving).toEqual([]);
-    expect(all.queued.map(([id]) => id)).toEqual(["r3", "r2"]);
+    expect(all.queued!.map(([id]) => id)).toEqual(["r3", "r2"]);
   });
 
   it("always agree with the batch's counters, whatever sequence of moves", async () => {
