@@ -13,7 +13,7 @@ import { type Config, ConfigError, requireApiKey } from "../config/index.js";
 import { fleetBackoff } from "../core/backoff.js";
 import {
   ArchivePause,
-  CREATE_MARGIN_MS,
+  CREATE_MARGIN,
   createFleet,
   type Fleet,
   FleetPause,
@@ -49,7 +49,7 @@ export function buildFleet(redis: Redis, config: Config, options: { backoffScale
   return createFleet(redis, {
     apiKey: requireApiKey(config),
     createRate: config.KIE_RATE_LIMIT,
-    createMarginMs: CREATE_MARGIN_MS,
+    createMarginMs: CREATE_MARGIN,
     ...(scale === 1
       ? {}
       : { backoffSchedule: (consecutive, kind) => Math.max(1, fleetBackoff(consecutive, kind) * scale) }),

@@ -5,7 +5,12 @@ import type { Fleet } from "./fleet.js";
 import { FleetBackoff, type FleetBackoffOptions } from "./fleet-backoff.js";
 import { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
 import { FleetPause } from "./pause.js";
-import { DEFAULT_CREATE_RATE, type RateConfig, SlidingWindowLimiter } from "./rate-limiter.js";
+import {
+  DEFAULT_CREATE_RATE,
+  type MarginRule,
+  type RateConfig,
+  SlidingWindowLimiter,
+} from "./rate-limiter.js";
 import { readSubmitGate } from "./submit-gate.js";
 
 export type { RedisClient, ScriptClock } from "../redis/script.js";
@@ -21,8 +26,8 @@ export type { PauseOptions, PauseState } from "./pause.js";
 export { FleetPause, parsePauseState } from "./pause.js";
 export type { ArchivePauseKind, PauseKind, PausePolicy } from "./policy.js";
 export { ARCHIVE_PAUSE_KINDS, PAUSE_KINDS, PAUSE_POLICY } from "./policy.js";
-export type { AcquireResult, RateConfig, SlidingWindowLimiterOptions } from "./rate-limiter.js";
-export { CREATE_MARGIN_MS, DEFAULT_CREATE_RATE, SlidingWindowLimiter } from "./rate-limiter.js";
+export type { AcquireResult, MarginRule, RateConfig, SlidingWindowLimiterOptions } from "./rate-limiter.js";
+export { CREATE_MARGIN, DEFAULT_CREATE_RATE, SlidingWindowLimiter } from "./rate-limiter.js";
 export type { SubmitGate } from "./submit-gate.js";
 
 export interface FleetOptions {
@@ -45,9 +50,9 @@ export interface FleetOptions {
   /**
    * How much longer than the window each create slot is held, for the jitter between admission
    * and the request's arrival at KIE (see `SlidingWindowLimiterOptions.marginMs`).
-   * @defaultValue 0; workers use CREATE_MARGIN_MS
+   * @defaultValue 0; workers use CREATE_MARGIN (2.5% of the window, 100-250 ms)
    */
-  createMarginMs?: number;
+  createMarginMs?: number | MarginRule;
   /** @defaultValue DEFAULT_IN_FLIGHT_STALE_MS */
   inFlightStaleAfterMs?: number;
   /** The 429/455 backoff ladder. @defaultValue fleetBackoff (src/core/backoff.ts) */

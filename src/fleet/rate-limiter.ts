@@ -39,17 +39,49 @@ export interface SlidingWindowLimiterOptions {
    */
   scriptClock?: ScriptClock;
   /**
-   * Each admission holds its slot this much longer than the window. The API counts a request
-   * when it arrives, and the time from admission to arrival varies (a new connection, a busy
-   * event loop, the network): without a margin, a request admitted just as a slot freed can reach
-   * the API sooner after an earlier one than the window, and be refused with a 429.
+   * Each admission holds its slot this much longer than the window: a fixed number of ms, or a
+   * rule scaled to the window in force. The API counts a request when it arrives, and the time
+   * from admission to arrival varies (a new connection, a busy event loop, the network): without
+   * a margin, a request admitted just as a slot freed can reach the API sooner after an earlier
+   * one than the window, and be refused with a 429.
    * @defaultValue 0
    */
-  marginMs?: number;
+  marginMs?: number | MarginRule;
 }
 
-/** The create limiter's margin: what arrival jitter it absorbs, at 2.5% of a 10 s window. */
-export const CREATE_MARGIN_MS = 250;
+/**
+ * A margin scaled to the window: `fraction` of it, at least `minMs`, at most `maxMs`. The acquire
+ * script applies it to the window it reads, so a rate changed fleet-wide (`configureRate`)
+ * changes every worker's margin with it.
+ */
+export interface MarginRule {
+  fraction: number;
+  minMs: number;
+  maxMs: number;
+}
+
+/**
+ * The create limiter's margin: 2.5% of the window, between 100 ms and 250 ms. The jitter it
+ * absorbs does not grow with the window, while its cost (margin / (window + margin) of the
+ * allowed rate) shrinks with it: 250 ms covers it at KIE's 10 s window for 2.4% of the rate, and
+ * on a 4 s window the fraction holds the cost there (100 ms; a fixed 250 ms cost 6%). The floor
+ * keeps short windows from trading away the jitter cover itself: a busy event loop's delay.
+ */
+export const CREATE_MARGIN: MarginRule = { fraction: 0.025, minMs: 100, maxMs: 250 };
+
+/** The script's margin arguments: fraction, floor and cap (a fixed margin is its own floor and cap). */
+function marginArgs(margin: number | MarginRule | undefined, what: string): [number, number, number] {
+  if (margin === undefined) return [0, 0, 0];
+  if (typeof margin === "number") {
+    const ms = Math.max(0, Math.round(margin));
+    return [0, ms, ms];
+  }
+  const { fraction, minMs, maxMs } = margin;
+  if (!(Number.isFinite(fraction) && fraction >= 0 && minMs >= 0 && maxMs >= minMs)) {
+    throw new RangeError(`${what}: a margin rule needs fraction >= 0 and 0 <= minMs <= maxMs`);
+  }
+  return [fraction, Math.round(minMs), Math.round(maxMs)];
+}
 
 const ACQUIRE = RedisScript.fromFile(new URL("./scripts/rate-acquire.lua", import.meta.url));
 const CONFIGURE = RedisScript.fromFile(new URL("./scripts/rate-configure.lua", import.meta.url));
@@ -81,7 +113,7 @@ export class SlidingWindowLimiter {
   private readonly rate: RateConfig;
   private readonly clock: Clock;
   private readonly scriptClock: ScriptClock | undefined;
-  private readonly marginMs: number;
+  private readonly margin: [fraction: number, minMs: number, maxMs: number];
   /** Members must be unique across the fleet: two admissions in one microsecond both count. */
   private readonly memberPrefix = randomUUID();
   private sequence = 0;
@@ -98,7 +130,7 @@ export class SlidingWindowLimiter {
       : undefined;
     this.clock = options.clock ?? systemClock;
     this.scriptClock = options.scriptClock;
-    this.marginMs = Math.max(0, Math.round(options.marginMs ?? 0));
+    this.margin = marginArgs(options.marginMs, `limiter "${options.name}"`);
   }
 
   /** Takes a slot if the window has one; otherwise says how long until one frees. */
@@ -109,7 +141,7 @@ export class SlidingWindowLimiter {
     const reply = (await ACQUIRE.run(
       this.redis,
       keys,
-      [this.rate.limit, this.rate.windowMs, member, this.marginMs],
+      [this.rate.limit, this.rate.windowMs, member, ...this.margin],
       this.scriptClock,
     )) as number[];
     const [admitted, serverTimeUs, retryInMs] = reply;

@@ -155,7 +155,7 @@ describe("worker processes sharing one batch (spawned CLI)", () => {
     expect(stats.rateLimited, procs.report()).toBe(0);
     expect(busiestWindow(stats.createTimes, windowMs)).toBeLessThanOrEqual(limit);
     // 20 creates at 5 per 2 s: the last can go 6 s after the first, no sooner; the limiter's
-    // margin (CREATE_MARGIN_MS per window) adds 0.75 s. Close to that means no slot is wasted
+    // margin (CREATE_MARGIN: 100 ms per 2 s window) adds 0.3 s. Close to that means no slot is wasted
     // (a fixed window, a coarse retry or a single 429's fleet backoff would add seconds).
     const times = [...stats.createTimes].sort((a, b) => a - b);
     const span = times.at(-1)! - times[0]!;

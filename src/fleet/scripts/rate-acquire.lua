@@ -11,7 +11,8 @@
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] limit, ARGV[3] windowMs (used when there is no config hash, or it is empty)
       ARGV[4] a member unique to this admission
-      ARGV[5] margin in ms, added to the window
+      ARGV[5] margin: fraction of the window in force, ARGV[6] its floor in ms, ARGV[7] its
+              cap in ms (a fixed margin: fraction 0, floor = cap); added to the window
 
     Output:
       {1, nowUs}              admitted
@@ -25,7 +26,10 @@ if KEYS[2] then
   limit = tonumber(cfg[1]) or limit
   windowMs = tonumber(cfg[2]) or windowMs
 end
-windowMs = windowMs + (tonumber(ARGV[5]) or 0)
+-- The margin scales with the window read above, so a fleet-wide rate change carries it along.
+local margin = math.floor(windowMs * (tonumber(ARGV[5]) or 0) + 0.5)
+margin = math.min(tonumber(ARGV[7]) or 0, math.max(tonumber(ARGV[6]) or 0, margin))
+windowMs = windowMs + margin
 local now = now_us()
 local windowUs = windowMs * 1000
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - windowUs)

@@ -1,0 +1,77 @@
+/**
+ * The create limiter's margin (CREATE_MARGIN): each admission holds its slot 2.5% of the window
+ * longer than the window, at least 100 ms and at most 250 ms, computed from the window in force
+ * in Redis, on a manual clock.
+ */
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { CREATE_MARGIN, createFleet, type SlidingWindowLimiter } from "../../src/fleet/index.js";
+import {
+  connect,
+  deleteAccountKeys,
+  fakeApiKey,
+  type ManualClock,
+  manualClock,
+} from "../helpers/fleet-redis.js";
+
+const redis = connect();
+const apiKeys: string[] = [];
+
+afterEach(async () => {
+  for (const key of apiKeys.splice(0)) await deleteAccountKeys(redis, key);
+});
+
+afterAll(async () => {
+  await redis.quit();
+});
+
+function createLimiter(windowMs: number, clock: ManualClock): SlidingWindowLimiter {
+  const apiKey = fakeApiKey();
+  apiKeys.push(apiKey);
+  return createFleet(redis, {
+    apiKey,
+    createRate: { limit: 1, windowMs },
+    createMarginMs: CREATE_MARGIN,
+    clock,
+    scriptClock: clock,
+  }).createLimiter;
+}
+
+/** How long one admission holds the only slot: refused until then, admitted from then. */
+async function expectSlotHeld(limiter: SlidingWindowLimiter, clock: ManualClock, heldMs: number) {
+  expect((await limiter.acquire()).ok).toBe(true);
+  const refused = await limiter.acquire();
+  expect(refused).toMatchObject({ ok: false, retryInMs: heldMs });
+  clock.advance(heldMs - 1);
+  expect((await limiter.acquire()).ok).toBe(false);
+  clock.advance(1);
+  expect((await limiter.acquire()).ok).toBe(true);
+}
+
+describe("the create limiter's margin", () => {
+  it.each([
+    [2_000, 2_100], // the 100 ms floor (2.5% would be 50 ms)
+    [4_000, 4_100], // 2.5%: 2.4% of the rate, where a fixed 250 ms cost 5.9%
+    [10_000, 10_250], // 2.5% at KIE's documented window
+    [60_000, 60_250], // the 250 ms cap: jitter does not grow with the window
+  ])("on a %d ms window each slot is held %d ms", async (windowMs, heldMs) => {
+    const clock = manualClock();
+    await expectSlotHeld(createLimiter(windowMs, clock), clock, heldMs);
+  });
+
+  it("follows a fleet-wide rate change: the margin is taken from the window in force", async () => {
+    const clock = manualClock();
+    const limiter = createLimiter(10_000, clock);
+    await limiter.configureRate(1, 4_000);
+    await expectSlotHeld(limiter, clock, 4_100);
+  });
+
+  it("refuses a rule that cannot be a margin", () => {
+    for (const rule of [
+      { fraction: -0.1, minMs: 0, maxMs: 100 },
+      { fraction: 0.1, minMs: 200, maxMs: 100 },
+      { fraction: Number.NaN, minMs: 0, maxMs: 100 },
+    ]) {
+      expect(() => createFleet(redis, { apiKey: fakeApiKey(), createMarginMs: rule })).toThrow(RangeError);
+    }
+  });
+});
