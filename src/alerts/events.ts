@@ -7,7 +7,7 @@ import type { BatchSummary } from "../ledger/index.js";
  */
 
 /** Submissions stopped fleet-wide. `by`: the worker whose `pause` started it, or a worker that saw it. */
-export interface PausedEvent {
+interface PausedEvent {
   event: "submissions.paused";
   account: string;
   kind: PauseKind;
@@ -18,7 +18,7 @@ export interface PausedEvent {
 }
 
 /** A pause ended. `by`: a successful probe (credits back, usage cap lifted), or seen gone (`kie-batch resume`). */
-export interface ResumedEvent {
+interface ResumedEvent {
   event: "submissions.resumed";
   account: string;
   kind: PauseKind;
@@ -30,7 +30,7 @@ export interface ResumedEvent {
 }
 
 /** Archiving stopped fleet-wide: the deployment's store refuses. Submissions go on. */
-export interface ArchivePausedEvent {
+interface ArchivePausedEvent {
   event: "archiving.paused";
   kind: ArchivePauseKind;
   reason: string;
@@ -40,7 +40,7 @@ export interface ArchivePausedEvent {
 }
 
 /** The store answered a probe again (or the pause was cleared): archiving resumes. */
-export interface ArchiveResumedEvent {
+interface ArchiveResumedEvent {
   event: "archiving.resumed";
   kind: ArchivePauseKind;
   reason: string;
@@ -49,13 +49,13 @@ export interface ArchiveResumedEvent {
   by: "observed";
 }
 
-export interface BatchFinishedEvent {
+interface BatchFinishedEvent {
   event: "batch.finished";
   summary: BatchSummary & { finishedAt: number };
 }
 
 /** The oldest image of a batch still waiting for its archive passed the age where its URL may be gone. */
-export interface UnarchivedEvent {
+interface UnarchivedEvent {
   event: "image.unarchived_24h";
   batch: string;
   rowId: string;

@@ -21,9 +21,6 @@ import {
 } from "./sender.js";
 
 export { alertClaimKey } from "./claims.js";
-export type { AlertEvent, AlertEventName, AlertPayload } from "./events.js";
-export { alertId, alertPayload } from "./events.js";
-export type { AlertOutcome, AlertSender } from "./sender.js";
 
 /** Every knob of the alerts; all but `url` have defaults (tests shorten the intervals). */
 export interface AlertSettings {

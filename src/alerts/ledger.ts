@@ -17,7 +17,7 @@ export function alertingLedger(ledger: Ledger, alerts: AlertSender): Ledger {
 }
 
 /** The event for a finished batch; undefined when it is not finished (any more: a retry reopened it). */
-export async function batchFinished(ledger: Pick<Ledger, "getBatch">, batch: string) {
+async function batchFinished(ledger: Pick<Ledger, "getBatch">, batch: string) {
   const summary = await ledger.getBatch(batch);
   if (summary?.finishedAt === undefined) return undefined;
   return { event: "batch.finished" as const, summary: { ...summary, finishedAt: summary.finishedAt } };

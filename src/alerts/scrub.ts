@@ -2,7 +2,7 @@ import type { Config } from "../config/index.js";
 import { SECRET_KEYS } from "../config/schema.js";
 import { urlSecrets } from "../core/redact-url.js";
 
-export const REDACTED = "[redacted]";
+const REDACTED = "[redacted]";
 /** Shorter values are not scrubbed: replacing every "ab" in a message would wreck it and hide nothing. */
 const MIN_SECRET_CHARS = 4;
 

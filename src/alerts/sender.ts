@@ -5,7 +5,7 @@ import type { PostJson } from "./post.js";
 import { scrubbedJson } from "./scrub.js";
 
 /** An event, or a function that builds it off the caller's path (reads Redis, say); undefined: nothing to say. */
-export type AlertSource = AlertEvent | (() => Promise<AlertEvent | undefined>);
+type AlertSource = AlertEvent | (() => Promise<AlertEvent | undefined>);
 
 export type AlertOutcome =
   /** The receiver answered 2xx. */

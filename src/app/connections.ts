@@ -110,7 +110,7 @@ export async function openRedis(
 }
 
 /** How long a one-shot probe waits when the caller names no timeout. */
-export const PROBE_TIMEOUT_MS = 3_000;
+const PROBE_TIMEOUT_MS = 3_000;
 
 /**
  * Resolves when Redis at `url` answers PING; rejects within `timeoutMs` with

@@ -36,7 +36,7 @@ export interface Operator extends AsyncDisposable {
 }
 
 /** How long closing gracefully may take before the connection is dropped. */
-export const CLOSE_DEADLINE_MS = 2_000;
+const CLOSE_DEADLINE_MS = 2_000;
 
 /** Opens the operator's connection. @throws RedisUnavailableError when Redis does not answer */
 export async function openOperator(config: Config): Promise<Operator> {

@@ -9,7 +9,7 @@ import type { Ledger } from "../ledger/index.js";
 import { type ReconcileReport, reconcileAll, reconcileBatch } from "../worker/reconcile.js";
 
 /** The lease's name: one reconciler of the deployment sweeps at a time. */
-export const RECONCILE_LEASE = "reconcile";
+const RECONCILE_LEASE = "reconcile";
 
 export interface ReconcilerOptions {
   redis: Redis;

@@ -77,7 +77,7 @@ export interface RunningWorker extends AsyncDisposable {
 }
 
 /** The stage settings `config` gives, before a caller's overrides. */
-export function workerSettings(config: Config): WorkerSettings {
+function workerSettings(config: Config): WorkerSettings {
   return {
     maxWaitMs: config.KIE_MAX_WAIT,
     maxResubmits: config.KIE_MAX_RESUBMITS,

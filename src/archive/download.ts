@@ -6,7 +6,7 @@ import type { ImageDigest } from "./image-stream.js";
 import { ImageStream } from "./image-stream.js";
 import type { ImageContentType, ImageExtension } from "./image-type.js";
 
-export interface DownloadTimeouts {
+interface DownloadTimeouts {
   /** TCP (and TLS) connect. @defaultValue 10_000 */
   connectMs?: number;
   /** From request sent to response headers. @defaultValue 30_000 */
@@ -46,8 +46,8 @@ export interface DownloadedImage {
   done: Promise<ImageDigest>;
 }
 
-export const DEFAULT_MAX_REDIRECTS = 5;
-export const DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024;
+const DEFAULT_MAX_REDIRECTS = 5;
+const DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024;
 const DEFAULT_TIMEOUTS: Required<DownloadTimeouts> = { connectMs: 10_000, headersMs: 30_000, bodyMs: 30_000 };
 const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const EXPIRED_STATUSES: ReadonlySet<number> = new Set([403, 404, 410]);

@@ -42,7 +42,7 @@ const IPV4_RULES: readonly Rule4[] = [
 ];
 
 /** A strict dotted quad (what DNS answers and WHATWG URL hosts look like), as an unsigned int. */
-export function parseIPv4(text: string): number | undefined {
+function parseIPv4(text: string): number | undefined {
   const parts = text.split(".");
   if (parts.length !== 4) return undefined;
   let value = 0;

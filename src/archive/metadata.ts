@@ -1,7 +1,7 @@
 import { ArchiveStoreError } from "./store-error.js";
 
 /** S3's cap on user metadata: the UTF-8 bytes of every key and value, summed. */
-export const MAX_METADATA_BYTES = 2048;
+const MAX_METADATA_BYTES = 2048;
 
 /** Lower-case so that what `head()` returns equals what `put()` was given (S3 lower-cases keys). */
 const METADATA_KEY = /^[a-z0-9][a-z0-9._-]*$/;

@@ -3,7 +3,7 @@ import { JSON_CONTENT_TYPE } from "./sidecar.js";
 import type { ArchiveStore } from "./types.js";
 
 /** The probe's object, at the store's root: no batch can own it (batch names never start with "."). */
-export const STORE_PROBE_KEY = ".kie-batch-probe.json";
+const STORE_PROBE_KEY = ".kie-batch-probe.json";
 
 /**
  * Does the store take an archive again? Writes a small object, reads its head back (the archive

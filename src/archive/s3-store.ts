@@ -24,8 +24,8 @@ export interface S3StoreOptions {
   queueSize?: number;
 }
 
-export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
-export const DEFAULT_QUEUE_SIZE = 4;
+const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+const DEFAULT_QUEUE_SIZE = 4;
 
 /**
  * An ArchiveStore on S3 (or anything speaking it) using lib-storage's Upload, which stores exact

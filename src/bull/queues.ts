@@ -24,7 +24,7 @@ export interface QueueSetOptions {
  * Job options per stage. Jobs are removed on completion (the ledger is the record), so Redis
  * does not grow with history; failed ones are kept a week for inspection.
  */
-export function stageJobOptions(stage: Stage, submitAttempts = 8): JobsOptions {
+function stageJobOptions(stage: Stage, submitAttempts = 8): JobsOptions {
   const common: JobsOptions = {
     removeOnComplete: true,
     removeOnFail: { age: 7 * 86_400 },

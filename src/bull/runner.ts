@@ -1,4 +1,4 @@
-import { DelayedError, type Job, type Queue, UnrecoverableError, Worker } from "bullmq";
+import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
@@ -202,5 +202,3 @@ export class StageWorkers {
     return this.close();
   }
 }
-
-export type StageQueueMap = Record<Stage, Queue>;

@@ -29,7 +29,7 @@ export interface PurgeDeps {
 }
 
 /** What a purge would remove. */
-export interface PurgePlan {
+interface PurgePlan {
   batch: string;
   /** The batch's ledger; undefined when it is already gone (purged or expired) but jobs are left. */
   summary: BatchSummary | undefined;
@@ -38,7 +38,7 @@ export interface PurgePlan {
 }
 
 /** What one stage queue lost. */
-export interface StagePurge {
+interface StagePurge {
   removed: number;
   /** Removed jobs by the state they were in. */
   byState: Record<string, number>;
@@ -62,7 +62,7 @@ function emptyJobs<T>(make: () => T): Record<Stage, T> {
 }
 
 /** The batch's ledger and jobs as they are now; `unknown_batch` when there is neither. */
-export async function planPurge(deps: PurgeDeps, batch: string): Promise<PurgePlan> {
+async function planPurge(deps: PurgeDeps, batch: string): Promise<PurgePlan> {
   try {
     checkName("batch", batch);
   } catch (error) {
@@ -144,7 +144,7 @@ function jobsLine(jobs: Record<Stage, string[]>): string {
 }
 
 /** What is about to go, and a warning when the batch is still moving. */
-export function planLines(plan: PurgePlan): string[] {
+function planLines(plan: PurgePlan): string[] {
   const { batch, summary } = plan;
   if (!summary) {
     return [`batch ${batch}: no ledger (already purged or expired); ${jobsLine(plan.jobs)} will be removed`];
@@ -172,7 +172,7 @@ function stageLine(stage: Stage, s: StagePurge): string {
 }
 
 /** What was removed, and the jobs that could not be. */
-export function reportLines(report: PurgeReport): string[] {
+function reportLines(report: PurgeReport): string[] {
   const removed = STAGES.reduce((n, stage) => n + report.jobs[stage].removed, 0);
   const lines = [
     `purged batch ${report.batch}: ${report.rows} ledger rows deleted; ${removed} jobs removed: ${STAGES.map((stage) => stageLine(stage, report.jobs[stage])).join("; ")}`,

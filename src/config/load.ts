@@ -1,6 +1,5 @@
 import { CodedError } from "../core/errors.js";
-import { redactUrl } from "../core/redact-url.js";
-import { type Config, envSchema, SECRET_KEYS } from "./schema.js";
+import { type Config, envSchema } from "./schema.js";
 
 export class ConfigError extends CodedError<"invalid_config"> {
   override readonly name = "ConfigError";
@@ -35,19 +34,6 @@ export function loadConfig(
     throw new ConfigError(problems);
   }
   return parsed.data;
-}
-
-/** The configuration with every secret replaced, safe to print or log. */
-export function redactConfig(config: Config): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...config };
-  for (const key of SECRET_KEYS) {
-    if (out[key] !== undefined) out[key] = "[redacted]";
-  }
-  out.REDIS_URL = redactUrl(config.REDIS_URL);
-  // Slack-style incoming webhook URLs carry their secret in the path.
-  if (config.KIE_ALERT_WEBHOOK_URL)
-    out.KIE_ALERT_WEBHOOK_URL = `${new URL(config.KIE_ALERT_WEBHOOK_URL).origin}/[redacted]`;
-  return out;
 }
 
 /** The worker cannot run without a key; other commands can. */

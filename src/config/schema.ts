@@ -42,10 +42,10 @@ const bool = parsed(parseSwitch);
 export const FILE_LIFETIME_DEFAULT_MS = 14 * 86_400_000;
 
 /** How often one worker probes a store that refused (PAUSE_POLICY["store-unavailable"]'s interval). */
-export const STORE_PROBE_DEFAULT_MS = 60_000;
+const STORE_PROBE_DEFAULT_MS = 60_000;
 
 /** How often the fleet's reconciler sweeps for rows without a job (one worker, by lease). */
-export const RECONCILE_EVERY_DEFAULT_MS = 5 * 60_000;
+const RECONCILE_EVERY_DEFAULT_MS = 5 * 60_000;
 
 const QUEUE_PREFIX_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -106,7 +106,6 @@ export const envSchema = z.object({
   KIE_FAILPOINTS: parsed(parseFailpoints).optional(),
 });
 
-export type Env = z.input<typeof envSchema>;
 export type Config = z.output<typeof envSchema>;
 
 /** Names whose values never appear in output. */

@@ -45,9 +45,9 @@ export const FAILPOINTS = [
 export type FailpointName = (typeof FAILPOINTS)[number];
 
 /** `exit`: process.exit(137) right there, like a SIGKILL; `throw`: a FailpointError; `sleep`: a stall. */
-export type FailpointAction = { kind: "exit" } | { kind: "throw" } | { kind: "sleep"; ms: number };
+type FailpointAction = { kind: "exit" } | { kind: "throw" } | { kind: "sleep"; ms: number };
 
-export interface FailpointRule {
+interface FailpointRule {
   action: FailpointAction;
   /** Fires on this hit of the point only (1: the first); on every hit when unset. */
   onHit?: number;

@@ -10,7 +10,7 @@ import { ValueError } from "./errors.js";
 export const MAX_PORT = 65_535;
 
 /** BullMQ's smallest priority: runs first. */
-export const MIN_PRIORITY = 1;
+const MIN_PRIORITY = 1;
 
 /** BullMQ's largest priority: runs last. */
 export const MAX_PRIORITY = 2_097_151;
@@ -32,7 +32,7 @@ export const MAX_IMAGES_PER_TASK = 16;
 export const MAX_SEED = 2 ** 32 - 1;
 
 /** What `results --format` writes. */
-export const RESULT_FORMATS = ["jsonl", "csv"] as const;
+const RESULT_FORMATS = ["jsonl", "csv"] as const;
 export type ResultsFormat = (typeof RESULT_FORMATS)[number];
 
 // --- units: "500ms", "25MB", "20/10s" ---

@@ -10,7 +10,7 @@ import { readOverview } from "./overview.js";
 import { renderOverviewPage } from "./page.js";
 
 /** Where bull-board is mounted. */
-export const BOARD_PATH = "/queues";
+const BOARD_PATH = "/queues";
 /** How long `/healthz` waits for Redis's PONG. */
 const PING_TIMEOUT_MS = 2_000;
 

@@ -6,13 +6,7 @@ import { fileURLToPath } from "node:url";
 import { openManifest } from "../manifest/index.js";
 
 /** The sample manifest shipped with the project: a dozen varied prompts, Chinese and English. */
-export const SAMPLE_MANIFEST = join(
-  dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-  "examples",
-  "prompts.csv",
-);
+const SAMPLE_MANIFEST = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "examples", "prompts.csv");
 
 /**
  * A manifest of `rows` rows made from the sample: the sample itself when `rows` is its size,

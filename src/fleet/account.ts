@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
  */
 
 /** Root of every account key; deliberately outside any queue prefix (see `accountKey`). */
-export const ACCOUNT_KEY_ROOT = "kie-batch:acct";
+const ACCOUNT_KEY_ROOT = "kie-batch:acct";
 
 const ACCOUNT_ID = /^[0-9a-f]{16}$/;
 const KEY_NAME = /^[a-z0-9][a-z0-9:-]*$/;

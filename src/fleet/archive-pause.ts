@@ -38,7 +38,7 @@ const RESUME = RedisScript.fromFile(new URL("./scripts/resume.lua", import.meta.
 const CLAIM_PROBE = RedisScript.fromFile(new URL("./scripts/claim-probe.lua", import.meta.url));
 
 /** `{<prefix>}:archive-pause`: the deployment's hash tag, as its queues and ledger have. */
-export function archivePauseKey(queuePrefix: string): string {
+function archivePauseKey(queuePrefix: string): string {
   return `{${queuePrefix}}:archive-pause`;
 }
 
@@ -49,7 +49,7 @@ function optionalNumber(value: string | undefined): number | undefined {
 }
 
 /** A pause hash as an ArchivePauseState; null when there is none. An unknown kind still pauses. */
-export function parseArchivePauseState(hash: Record<string, string>): ArchivePauseState | null {
+function parseArchivePauseState(hash: Record<string, string>): ArchivePauseState | null {
   if (Object.keys(hash).length === 0) return null;
   const kind = hash.kind !== undefined && isArchivePauseKind(hash.kind) ? hash.kind : "store-unavailable";
   const state: ArchivePauseState = {

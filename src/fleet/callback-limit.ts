@@ -3,7 +3,7 @@ import type { RedisClient } from "../redis/script.js";
 import { accountKey } from "./account.js";
 
 /** How often a callback may promote one task's poll. */
-export const CALLBACK_PROMOTE_EVERY_MS = 60_000;
+const CALLBACK_PROMOTE_EVERY_MS = 60_000;
 
 /**
  * How often callbacks may wake one task's poll job, fleet-wide. A callback is only a hint, and

@@ -13,22 +13,19 @@ import {
 } from "./rate-limiter.js";
 import { readSubmitGate } from "./submit-gate.js";
 
-export type { RedisClient, ScriptClock } from "../redis/script.js";
-export { ACCOUNT_KEY_ROOT, accountId, accountKey, accountKeyPattern } from "./account.js";
-export type { ArchivePausePort, ArchivePauseState } from "./archive-pause.js";
-export { ArchivePause, archivePauseKey, parseArchivePauseState } from "./archive-pause.js";
+export type { RedisClient } from "../redis/script.js";
+export { accountId, accountKey, accountKeyPattern } from "./account.js";
+export type { ArchivePauseState } from "./archive-pause.js";
+export { ArchivePause } from "./archive-pause.js";
 export type { Fleet } from "./fleet.js";
-export type { FleetBackoffOptions, FleetBackoffState } from "./fleet-backoff.js";
-export { FleetBackoff } from "./fleet-backoff.js";
-export type { InFlightOptions } from "./in-flight.js";
-export { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
-export type { PauseOptions, PauseState } from "./pause.js";
-export { FleetPause, parsePauseState } from "./pause.js";
-export type { ArchivePauseKind, PauseKind, PausePolicy } from "./policy.js";
-export { ARCHIVE_PAUSE_KINDS, PAUSE_KINDS, PAUSE_POLICY } from "./policy.js";
-export type { AcquireResult, MarginRule, RateConfig, SlidingWindowLimiterOptions } from "./rate-limiter.js";
-export { CREATE_MARGIN, DEFAULT_CREATE_RATE, SlidingWindowLimiter } from "./rate-limiter.js";
-export type { SubmitGate } from "./submit-gate.js";
+
+export { InFlight } from "./in-flight.js";
+export type { PauseState } from "./pause.js";
+export { FleetPause } from "./pause.js";
+export type { ArchivePauseKind, PauseKind } from "./policy.js";
+export { PAUSE_KINDS, PAUSE_POLICY } from "./policy.js";
+export type { RateConfig } from "./rate-limiter.js";
+export { CREATE_MARGIN, SlidingWindowLimiter } from "./rate-limiter.js";
 
 export interface FleetOptions {
   /** The KIE key; only its `accountId` is kept or sent anywhere. */
@@ -117,5 +114,4 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
   };
 }
 
-export type { FleetPort, FleetPortSettings } from "./port.js";
 export { createFleetPort } from "./port.js";

@@ -8,7 +8,7 @@ import type { FleetEffect, KieError } from "../kie/errors.js";
  */
 
 /** How one worker finds out whether a pause's condition has passed. */
-export type ProbeMethod =
+type ProbeMethod =
   /** Read the credit balance (no spend). */
   | "balance-check"
   /** Send one real submit: nothing else shows the condition. */
@@ -120,7 +120,7 @@ export const PAUSE_KINDS = (Object.keys(PAUSE_POLICY) as (PauseKind | ArchivePau
 );
 
 /** Every archive pause kind. */
-export const ARCHIVE_PAUSE_KINDS = (Object.keys(PAUSE_POLICY) as (PauseKind | ArchivePauseKind)[]).filter(
+const ARCHIVE_PAUSE_KINDS = (Object.keys(PAUSE_POLICY) as (PauseKind | ArchivePauseKind)[]).filter(
   (kind): kind is ArchivePauseKind => PAUSE_POLICY[kind].stage === "archive",
 );
 
@@ -137,7 +137,7 @@ export function isArchivePauseKind(value: string): value is ArchivePauseKind {
 export const PAUSE_RECHECK_MS = 2_000;
 
 /** What the submit stage does with each fleet-wide KIE answer; no job fails or pays for any. */
-export const FLEET_EFFECT_POLICY = {
+const FLEET_EFFECT_POLICY = {
   /** 429: the request created nothing; every submitter backs off. */
   "rate-limited": { action: "back-off", kind: "rate-limited", log: "fleet backs off" },
   /** 455: maintenance lasts minutes; every submitter backs off. */

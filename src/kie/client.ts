@@ -15,7 +15,7 @@ import { createScrubber, type Scrub } from "./secrets.js";
 import { fromTransportError } from "./transport-error.js";
 import type { ApiFlavor, KieApi, SubmitRequest, TaskRecord } from "./types.js";
 
-export const KIE_CLIENT_DEFAULTS = {
+const KIE_CLIENT_DEFAULTS = {
   connectTimeoutMs: 10_000,
   headersTimeoutMs: 30_000,
   bodyTimeoutMs: 30_000,

@@ -5,7 +5,7 @@
 import type { ApiFlavor, GenerationParams, SubmitRequest } from "./types.js";
 
 /** The market API's model name for Qwen text-to-image. */
-export const JOBS_MODEL = "qwen/text-to-image";
+const JOBS_MODEL = "qwen/text-to-image";
 
 export interface FlavorEndpoints {
   submit: string;
@@ -55,7 +55,7 @@ function jobsBody(request: SubmitRequest): Record<string, unknown> {
   });
 }
 
-export function marketInput(params: GenerationParams): Record<string, unknown> {
+function marketInput(params: GenerationParams): Record<string, unknown> {
   return defined({
     prompt: params.prompt,
     image_size: params.image_size,

@@ -49,7 +49,7 @@ export const API_CODE_RULES: Readonly<Record<number, ErrorRule>> = {
  * 422 "recordInfo is null": an unknown task, or one created a moment ago (KIE lags). Retryable:
  * the caller decides how long the lag may last before it believes the task is really gone.
  */
-export const RECORD_NOT_FOUND_RULE: ErrorRule = {
+const RECORD_NOT_FOUND_RULE: ErrorRule = {
   code: "record_not_found",
   retryable: true,
   label: "record not found (unknown task, or created a moment ago)",
@@ -93,7 +93,7 @@ export function ruleForApiCode(apiCode: number, message: string | undefined): Er
  * Error codes raised while connecting: the request was never written, so a submit created
  * nothing. Node's connect errors (`syscall: "connect"`) are recognised as well.
  */
-export const CONNECT_PHASE_ERROR_CODES: ReadonlySet<string> = new Set([
+const CONNECT_PHASE_ERROR_CODES: ReadonlySet<string> = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
   "ECONNREFUSED",
   "ENOTFOUND",
@@ -106,7 +106,7 @@ export const CONNECT_PHASE_ERROR_CODES: ReadonlySet<string> = new Set([
 ]);
 
 /** Timeouts, by undici error code. */
-export const TIMEOUT_ERROR_CODES: ReadonlySet<string> = new Set([
+const TIMEOUT_ERROR_CODES: ReadonlySet<string> = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
   "UND_ERR_HEADERS_TIMEOUT",
   "UND_ERR_BODY_TIMEOUT",
@@ -117,7 +117,7 @@ export const TIMEOUT_ERROR_CODES: ReadonlySet<string> = new Set([
  * Local mistakes that no retry fixes (an invalid argument to undici). Everything else that goes
  * wrong on the wire is transient.
  */
-export const NON_RETRYABLE_TRANSPORT_ERROR_CODES: ReadonlySet<string> = new Set([
+const NON_RETRYABLE_TRANSPORT_ERROR_CODES: ReadonlySet<string> = new Set([
   "UND_ERR_INVALID_ARG",
   "UND_ERR_NOT_SUPPORTED",
   "ERR_INVALID_URL",

@@ -25,14 +25,12 @@ export const envelopeSchema = z.object({
   message: z.string().nullish(),
   data: z.unknown().optional(),
 });
-export type Envelope = z.output<typeof envelopeSchema>;
 
 /** The `data` of a submit answer (both flavours). */
 export const submitDataSchema = z.object({ taskId: idLike });
-export type SubmitData = z.output<typeof submitDataSchema>;
 
 /** The seed's record: `successFlag` 0 generating, 1 success, 2 failed, 3 creation failed. */
-export const qwenRecordSchema = z.object({
+const qwenRecordSchema = z.object({
   taskId: idLike.nullish(),
   successFlag: z.preprocess(
     numericStringToNumber,
@@ -46,8 +44,7 @@ export const qwenRecordSchema = z.object({
 });
 export type QwenRecord = z.output<typeof qwenRecordSchema>;
 
-export const JOB_STATES = ["waiting", "queuing", "generating", "success", "fail"] as const;
-export type JobState = (typeof JOB_STATES)[number];
+const JOB_STATES = ["waiting", "queuing", "generating", "success", "fail"] as const;
 
 const resultUrlsSchema = z.object({ resultUrls: z.array(z.unknown()).nullish() });
 
@@ -76,7 +73,7 @@ const resultJsonSchema = z
   });
 
 /** The market (jobs) record. */
-export const jobsRecordSchema = z.object({
+const jobsRecordSchema = z.object({
   taskId: idLike.nullish(),
   model: z.string().nullish(),
   state: z.preprocess(

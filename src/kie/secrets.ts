@@ -4,7 +4,7 @@
  * KieError's message or cause (which end up in logs, Redis and the ledger).
  */
 
-export const REDACTED = "[redacted]";
+const REDACTED = "[redacted]";
 
 /** Turns text into text without the secret. */
 export type Scrub = (text: string) => string;

@@ -28,8 +28,6 @@ export type IndexedStatus = (typeof INDEXED_STATUSES)[number];
 
 /** How long a taskId -> row mapping lives (webhooks arrive within the provider's 14-day file life). */
 export const TASK_MAP_TTL_MS = 15 * 24 * 60 * 60 * 1000;
-/** KIE_LEDGER_TTL's default: a finished batch's ledger lives this long after `finishedAt`. */
-export const DEFAULT_LEDGER_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 
 /** One validated manifest row, as the producer hands it to the ledger. */
 export interface NewRow {

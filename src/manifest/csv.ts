@@ -104,7 +104,7 @@ function* takeRows(queue: CsvRecord[], cursor: CsvCursor, file: string): Generat
 }
 
 /** Column names, trimmed; an empty name becomes `column_N`. Requires `prompt`, refuses duplicates. */
-export function readHeader(record: string[], file: string, line: number): string[] {
+function readHeader(record: string[], file: string, line: number): string[] {
   const columns = record.map((name, i) => name.trim() || `column_${i + 1}`);
   const firstIndex = new Map<string, number>();
   for (const [i, name] of columns.entries()) {

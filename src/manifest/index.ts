@@ -12,7 +12,6 @@ export {
   isManifestParseError,
   ManifestOptionError,
   ManifestParseError,
-  type ManifestParseErrorCode,
   type RowError,
 } from "./errors.js";
 export {
@@ -25,14 +24,8 @@ export {
 } from "./ids.js";
 export { readJsonDefaults, readJsonRows } from "./json.js";
 export { readJsonlRows } from "./jsonl.js";
-export {
-  BUILT_IN_DEFAULTS,
-  PARAM_ALIASES,
-  PARAM_NAMES,
-  type ParamName,
-  type ParamOverrides,
-} from "./params.js";
-export { detectFormat, type Manifest, type OpenManifestOptions, openManifest } from "./read.js";
+
+export { detectFormat, type Manifest, openManifest } from "./read.js";
 export {
   createRowValidator,
   type ManifestRow,
@@ -41,6 +34,5 @@ export {
   type RowResult,
   validateRow,
 } from "./row.js";
-export { misspellingWarning, suggestParameter } from "./suggest.js";
-export { MANIFEST_FORMATS, MANIFEST_LIMITS, type ManifestFormat, type RawRow } from "./types.js";
-export { ROW_ID_RE } from "./values.js";
+
+export type { ManifestFormat, RawRow } from "./types.js";

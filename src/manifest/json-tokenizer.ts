@@ -7,7 +7,7 @@
 
 import { MANIFEST_LIMITS } from "./types.js";
 
-export type JsonPunctuation = "{" | "}" | "[" | "]" | ":" | ",";
+type JsonPunctuation = "{" | "}" | "[" | "]" | ":" | ",";
 
 export type JsonToken =
   | { type: JsonPunctuation; line: number; column: number; offset: number }

@@ -55,7 +55,7 @@ export async function* readJsonRows(path: string, file: string): AsyncGenerator<
 }
 
 /** The file as manifest events, chunk by chunk; events before a syntax error are handed on first. */
-export async function* readJsonEvents(path: string, file: string): AsyncGenerator<JsonManifestEvent> {
+async function* readJsonEvents(path: string, file: string): AsyncGenerator<JsonManifestEvent> {
   const events: JsonManifestEvent[] = [];
   const structure = new JsonManifestStructure((event) => events.push(event));
   const tokenizer = new JsonTokenizer((token) => structure.push(token));

@@ -33,7 +33,7 @@ export async function* readJsonlRows(path: string, file: string): AsyncGenerator
 }
 
 /** One line as a row; undefined for a blank line. */
-export function parseLine(text: string, line: number): RawRow | undefined {
+function parseLine(text: string, line: number): RawRow | undefined {
   if (text.trim() === "") return undefined;
   let value: unknown;
   try {

@@ -57,7 +57,7 @@ function field<T>(parse: (input: unknown) => Parsed<T>) {
   });
 }
 
-export const PARAMS_SCHEMA = z.strictObject({
+const PARAMS_SCHEMA = z.strictObject({
   image_size: field((v) => parseEnum(v, IMAGE_SIZES)).optional(),
   num_inference_steps: field((v) =>
     parseNumber(v, { min: LIMITS.stepsMin, max: LIMITS.stepsMax, integer: true }),
@@ -90,7 +90,7 @@ export interface ParamLayer {
 }
 
 /** The canonical name of a parameter field (an alias resolved), or undefined if not a parameter. */
-export function canonicalParamName(name: string): ParamName | undefined {
+function canonicalParamName(name: string): ParamName | undefined {
   return (PARAM_NAMES as readonly string[]).includes(name) ? (name as ParamName) : PARAM_ALIASES[name];
 }
 

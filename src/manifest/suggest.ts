@@ -42,7 +42,7 @@ const cache = new Map<string, string | undefined>();
 const CACHE_MAX = 1000;
 
 /** Lower case, without spaces, underscores, hyphens and dots: "Image Size" -> "imagesize". */
-export function normaliseName(name: string): string {
+function normaliseName(name: string): string {
   return name.toLowerCase().replace(/[\s_.-]+/g, "");
 }
 
@@ -79,7 +79,7 @@ function findSuggestion(normal: string): string | undefined {
 }
 
 /** Edit distance, giving up (returning limit + 1) once it must exceed `limit`. */
-export function levenshtein(a: string, b: string, limit = Number.POSITIVE_INFINITY): number {
+function levenshtein(a: string, b: string, limit = Number.POSITIVE_INFINITY): number {
   if (Math.abs(a.length - b.length) > limit) return limit + 1;
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {

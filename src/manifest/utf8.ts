@@ -62,7 +62,7 @@ export async function* readUtf8Text(path: string, file: string): AsyncGenerator<
  * Length of the prefix of `bytes` that ends on a character boundary: a trailing lead byte whose
  * continuation bytes have not arrived yet is left out (and carried by the caller).
  */
-export function completeLength(bytes: Uint8Array): number {
+function completeLength(bytes: Uint8Array): number {
   const n = bytes.length;
   for (let back = 1; back <= Math.min(3, n); back++) {
     const byte = bytes[n - back]!;
@@ -74,7 +74,7 @@ export function completeLength(bytes: Uint8Array): number {
 }
 
 /** Offset of the first byte that does not belong to a well-formed UTF-8 sequence, or -1. */
-export function firstInvalidUtf8(bytes: Uint8Array): number {
+function firstInvalidUtf8(bytes: Uint8Array): number {
   let i = 0;
   while (i < bytes.length) {
     const b = bytes[i]!;

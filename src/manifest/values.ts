@@ -6,7 +6,7 @@
  */
 
 /** Plain decimal notation: "7", "-3", "7.50". Not "1e3", "0x10", ".5", "7.", " 7". */
-export const DECIMAL_RE = /^-?\d+(\.\d+)?$/;
+const DECIMAL_RE = /^-?\d+(\.\d+)?$/;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
@@ -116,7 +116,7 @@ export function parseText(input: unknown, spec: TextSpec): Parsed<string | undef
 }
 
 /** A row id: 1..128 of `A-Z a-z 0-9 . _ -`, not "." or "..". A JSON whole number is taken as its digits. */
-export const ROW_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
+const ROW_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
 
 export function parseRowId(input: unknown): Parsed<string> {
   const value =
@@ -140,7 +140,7 @@ export function stringifyMetadata(value: unknown): string {
   return String(value);
 }
 
-export function countCodePoints(text: string): number {
+function countCodePoints(text: string): number {
   let count = 0;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

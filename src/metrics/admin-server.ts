@@ -4,7 +4,7 @@ import type { Registry } from "prom-client";
 import type { Logger } from "../core/logger.js";
 
 /** Where the admin server binds unless told otherwise: metrics are for the operator, not the world. */
-export const DEFAULT_ADMIN_HOST = "127.0.0.1";
+const DEFAULT_ADMIN_HOST = "127.0.0.1";
 
 export interface AdminServerOptions {
   /** 0 picks a free port. */

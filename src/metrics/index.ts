@@ -10,13 +10,11 @@ import type { WorkerMetrics } from "./registry.js";
 
 export {
   type AdminServer,
-  type AdminServerOptions,
-  DEFAULT_ADMIN_HOST,
   startAdminServer,
 } from "./admin-server.js";
-export { type FleetListener, observeFleet } from "./fleet.js";
-export { createWorkerMetrics, METRIC_PREFIX, type WorkerMetrics } from "./registry.js";
-export { collectFleetState, type StateSource, stateSourceOf } from "./state.js";
+export type { FleetListener } from "./fleet.js";
+export { createWorkerMetrics, type WorkerMetrics } from "./registry.js";
+export { collectFleetState, stateSourceOf } from "./state.js";
 
 /** The ports the stages get, each wrapped to count what passes through it. */
 export interface StagePorts {

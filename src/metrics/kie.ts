@@ -4,12 +4,12 @@ import type { KieApi, TaskRecord } from "../kie/types.js";
 import { BoundedSet } from "./bounded-set.js";
 import type { WorkerMetrics } from "./registry.js";
 
-export type KieEndpoint = "submit" | "status" | "download_url" | "credit";
+type KieEndpoint = "submit" | "status" | "download_url" | "credit";
 
 /** Body codes KIE documents; anything else is labelled "other", so a label never grows without bound. */
 const KNOWN_API_CODES = new Set([200, 400, 401, 402, 404, 422, 429, 433, 455, 500, 501, 505]);
 /** Task ids remembered for "observe each generation once". */
-export const SEEN_TASKS_CAPACITY = 10_000;
+const SEEN_TASKS_CAPACITY = 10_000;
 
 export interface KieOutcome {
   /** "ok", a KieError code, "aborted" (the caller's signal), or "error" (anything else). */

@@ -9,7 +9,7 @@ import { PAUSE_KINDS } from "../fleet/policy.js";
  * workers). Gauges marked "fleet-wide" are read from Redis at scrape time (src/metrics/state.ts):
  * every worker reports the same value, so aggregate them with max(), not sum().
  */
-export const METRIC_PREFIX = "kie_batch_";
+const METRIC_PREFIX = "kie_batch_";
 
 /** KIE answers take milliseconds to seconds; a create may wait on the API's queue. */
 const REQUEST_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];

@@ -7,14 +7,14 @@ import { STAGES, type Stage } from "../worker/jobs.js";
 import type { WorkerMetrics } from "./registry.js";
 
 /** Batches that get series of their own (newest first): the label `batch` stays bounded. */
-export const MAX_BATCH_SERIES = 20;
+const MAX_BATCH_SERIES = 20;
 /** A scrape that cannot read Redis within this gives up (the worker's connection waits forever). */
-export const SCRAPE_TIMEOUT_MS = 5_000;
+const SCRAPE_TIMEOUT_MS = 5_000;
 /**
  * BullMQ job states reported per stage queue. Not "completed": jobs are removed on completion (the
  * ledger is the record), so it stays 0; nor "waiting-children": no stage uses flows.
  */
-export const JOB_STATES = ["waiting", "prioritized", "active", "delayed", "failed"] as const;
+const JOB_STATES = ["waiting", "prioritized", "active", "delayed", "failed"] as const;
 
 /** What the fleet-wide gauges read, as small functions (a test fake is an object literal). */
 export interface StateSource {
@@ -43,7 +43,7 @@ export function stateSourceOf(parts: {
   };
 }
 
-export interface StateSnapshot {
+interface StateSnapshot {
   inFlight: number;
   pause: PauseState | null;
   backoffRemainingMs: number;
@@ -54,7 +54,7 @@ export interface StateSnapshot {
   now: number;
 }
 
-export async function readState(source: StateSource): Promise<StateSnapshot> {
+async function readState(source: StateSource): Promise<StateSnapshot> {
   const [inFlight, pause, backoffRemainingMs, batches, counts] = await Promise.all([
     source.inFlight(),
     source.pause(),
@@ -81,7 +81,7 @@ export async function readState(source: StateSource): Promise<StateSnapshot> {
 }
 
 /** Writes a snapshot into the gauges, dropping series that are gone (a batch past the newest 20). */
-export function applyState(metrics: WorkerMetrics, state: StateSnapshot): void {
+function applyState(metrics: WorkerMetrics, state: StateSnapshot): void {
   metrics.inFlight.set(state.inFlight);
   for (const kind of PAUSE_KINDS) metrics.paused.set({ kind }, state.pause?.kind === kind ? 1 : 0);
   metrics.pausedSince.set(state.pause ? state.pause.since / 1000 : 0);

@@ -21,7 +21,7 @@ export const MAX_REPORTED_ERRORS = 20;
 export const MAX_WARNINGS = 50;
 
 /** The priority limits are read with the other flag values, in core/values. */
-export { DEFAULT_PRIORITY, MAX_PRIORITY } from "../core/values.js";
+export { DEFAULT_PRIORITY } from "../core/values.js";
 
 /** A dry run asks Redis only if it answers this quickly; otherwise it goes on without it. */
 export const DRY_RUN_REDIS_TIMEOUT_MS = 1_500;

@@ -9,7 +9,7 @@ import { OpsError } from "./errors.js";
  */
 
 /** SET of account ids, `{<prefix>}:accounts`: the prefix's hash tag, like every key of the deployment. */
-export function accountsKey(queuePrefix: string): string {
+function accountsKey(queuePrefix: string): string {
   return `{${queuePrefix}}:accounts`;
 }
 

@@ -43,12 +43,12 @@ export interface AccountPause {
   get(): Promise<PauseState | null>;
 }
 
-export function pauseView(accountId: string, state: PauseState | null): PauseView | null {
+function pauseView(accountId: string, state: PauseState | null): PauseView | null {
   if (!state) return null;
   return { kind: state.kind, reason: state.reason, since: new Date(state.since).toISOString(), accountId };
 }
 
-export function archivePauseView(state: ArchivePauseState | null): ArchivePauseView | null {
+function archivePauseView(state: ArchivePauseState | null): ArchivePauseView | null {
   if (!state) return null;
   return {
     kind: state.kind,
@@ -77,7 +77,7 @@ export async function readFleetState(
 }
 
 /** The archive pause's line, or none while archiving runs. */
-export function archivePauseLines(archivePaused: ArchivePauseView | null | undefined): string[] {
+function archivePauseLines(archivePaused: ArchivePauseView | null | undefined): string[] {
   if (!archivePaused) return [];
   const next = archivePaused.nextProbeAt ? `; next store probe ${archivePaused.nextProbeAt}` : "";
   return [

@@ -31,9 +31,9 @@ const FIXED: ReadonlySet<string> = new Set(RESULT_FIELDS);
 const META_PREFIX = "meta.";
 
 /** Results say where a row ended; every state still moving is "pending". */
-export type ResultStatus = "archived" | "failed" | "pending" | "cancelled";
+type ResultStatus = "archived" | "failed" | "pending" | "cancelled";
 
-export function resultStatus(status: Status): ResultStatus {
+function resultStatus(status: Status): ResultStatus {
   return status === "archived" || status === "failed" || status === "cancelled" ? status : "pending";
 }
 
@@ -47,7 +47,7 @@ export function metadataField(key: string): string {
 }
 
 /** A row's record as [field, value] pairs: fixed fields, then its metadata. */
-export function resultEntries(row: RowRecord): [string, CsvValue][] {
+function resultEntries(row: RowRecord): [string, CsvValue][] {
   const fixed: Record<(typeof RESULT_FIELDS)[number], CsvValue> = {
     id: row.id,
     line: row.line,

@@ -20,7 +20,7 @@ const SEGMENTS = [
 ] as const;
 
 /** `[███▓▒░░]`, each state's share of the rows, always exactly `width` cells. */
-export function progressBar(status: BatchStatus, width = BAR_WIDTH): string {
+function progressBar(status: BatchStatus, width = BAR_WIDTH): string {
   if (status.total <= 0) return `[${" ".repeat(width)}]`;
   let bar = "";
   let before = 0;
@@ -60,7 +60,7 @@ function percentFinished(s: BatchStatus): number {
 }
 
 /** `150 archived · 3 failed · 0 cancelled · 35 in progress · 12 queued (77% finished)` */
-export function countsLine(s: BatchStatus): string {
+function countsLine(s: BatchStatus): string {
   return (
     `${s.archived}/${s.total} archived · ${s.failed} failed · ${s.cancelled} cancelled · ` +
     `${inProgress(s)} in progress · ${s.queued} queued (${percentFinished(s)}% finished)`
@@ -68,7 +68,7 @@ export function countsLine(s: BatchStatus): string {
 }
 
 /** The oldest finished image still waiting for its archive, with a warning past 24 h. */
-export function unarchivedLines(s: BatchStatus): string[] {
+function unarchivedLines(s: BatchStatus): string[] {
   const o = s.oldestUnarchived;
   if (!o) return [];
   const lines = [
@@ -83,7 +83,7 @@ export function unarchivedLines(s: BatchStatus): string[] {
 }
 
 /** Rows the reconciler gave back a lost job: a worker died mid-step; shown once it happened. */
-export function repairedLines(s: BatchStatus): string[] {
+function repairedLines(s: BatchStatus): string[] {
   if (!s.repaired) return [];
   return [
     `  repaired by the reconciler: ${s.repaired} rows (a worker stopped between a row's state change and its next job)`,

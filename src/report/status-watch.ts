@@ -9,11 +9,11 @@ import {
 import type { Output } from "./types.js";
 
 /** How often `--watch` and `--wait` read the ledger. */
-export const WATCH_INTERVAL_MS = 1_000;
+const WATCH_INTERVAL_MS = 1_000;
 
 /** Exit codes of `status --wait`. */
-export const EXIT_ALL_DONE = 0;
-export const EXIT_SOME_FAILED = 3;
+const EXIT_ALL_DONE = 0;
+const EXIT_SOME_FAILED = 3;
 /** Interrupted (Ctrl-C) before the batch finished, as shells report SIGINT. */
 export const EXIT_INTERRUPTED = 130;
 

@@ -11,7 +11,7 @@ export const FILE_LIFETIME_MS = FILE_LIFETIME_DEFAULT_MS;
 export const URL_RISK_AGE_MS = 86_400_000;
 
 /** The finished image that has waited longest for its archive. */
-export interface OldestUnarchived {
+interface OldestUnarchived {
   rowId: string;
   /** ISO 8601: the provider's completion time. */
   completedAt: string;
@@ -94,7 +94,7 @@ export function isFinished(
   return summary.archived + summary.failed + summary.cancelled >= summary.total;
 }
 
-export function oldestUnarchivedView(
+function oldestUnarchivedView(
   oldest: { rowId: string; completedAt: number } | undefined,
   now: number,
 ): OldestUnarchived | null {

@@ -7,14 +7,14 @@ import { createHmac } from "node:crypto";
 import { Agent, request } from "undici";
 import { systemClock } from "../core/clock.js";
 
-export const CALLBACK_ATTEMPTS = 3;
+const CALLBACK_ATTEMPTS = 3;
 /** Waits before the 2nd and 3rd attempts, real ms. */
 const BACKOFF_MS = [100, 300];
 /** KIE gives a receiver 15 s to answer. */
 const ATTEMPT_TIMEOUT_MS = 15_000;
 
 /** base64(HMAC-SHA256(taskId + "." + timestamp, key)), the value of X-Webhook-Signature. */
-export function callbackSignature(taskId: string, timestampSeconds: number, key: string): string {
+function callbackSignature(taskId: string, timestampSeconds: number, key: string): string {
   return createHmac("sha256", key).update(`${taskId}.${timestampSeconds}`).digest("base64");
 }
 

@@ -18,7 +18,7 @@ const faultSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("hang") }),
 ]);
 
-export const controlSchema = z.object({
+const controlSchema = z.object({
   maintenance: z.boolean().optional(),
   credits: z.number().nonnegative().optional(),
   completeAll: z.boolean().optional(),
@@ -32,8 +32,6 @@ export const controlSchema = z.object({
     })
     .optional(),
 });
-
-export type ControlRequest = z.infer<typeof controlSchema>;
 
 /** Applies a control request; returns an error message when the body does not parse. */
 export function applyControl(engine: SimulatorEngine, body: unknown): string | undefined {

@@ -28,7 +28,7 @@ function sharedZeros(): Buffer {
 }
 
 /** Data lengths of the segments that bring `head + tail` up to at least `padTo` bytes. */
-export function planPadding(baseBytes: number, padTo: number, format: PaddingFormat): number[] {
+function planPadding(baseBytes: number, padTo: number, format: PaddingFormat): number[] {
   const plan: number[] = [];
   let missing = padTo - baseBytes;
   const maxData = Math.min(format.maxDataBytes, ZERO_BUFFER_BYTES);

@@ -31,11 +31,11 @@ export interface ImageSpec {
   format: OutputFormat;
 }
 
-export function imageDimensions(size: ImageSize = "landscape_4_3"): { width: number; height: number } {
+function imageDimensions(size: ImageSize = "landscape_4_3"): { width: number; height: number } {
   return DIMENSIONS[size];
 }
 
-export function imageDigest(spec: ImageSpec): Buffer {
+function imageDigest(spec: ImageSpec): Buffer {
   const key = JSON.stringify([spec.prompt, spec.seed, spec.size ?? "landscape_4_3", spec.index]);
   return createHash("sha256").update(key).digest();
 }

@@ -11,7 +11,6 @@ import { resolveOptions } from "./options.js";
 import { startServer } from "./server.js";
 import type { SimulatorHandle, SimulatorOptions } from "./types.js";
 
-export { callbackSignature } from "./callbacks.js";
 export { parseSimulatorFlags, type SimulatorFlags } from "./cli-options.js";
 export { canonicalJson, requestHash } from "./params.js";
 export type * from "./types.js";

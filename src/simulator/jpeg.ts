@@ -15,7 +15,7 @@ const AC_SYMBOLS = [0x00];
 const DC_QUANT = 8;
 
 /** JPEG marker segments may carry at most 65535 - 2 length bytes of data. */
-export const JPEG_MAX_SEGMENT_DATA = 65533;
+const JPEG_MAX_SEGMENT_DATA = 65533;
 
 function segment(marker: number, data: Buffer): Buffer {
   const out = Buffer.alloc(4 + data.length);

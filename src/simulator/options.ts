@@ -1,7 +1,7 @@
 /** `SimulatorOptions` with every default filled in and every value checked once, at start. */
 import type { SimulatorOptions } from "./types.js";
 
-export const DAY_MS = 86_400_000;
+const DAY_MS = 86_400_000;
 /** download-url links live 20 (simulated) minutes, as the real API says. */
 export const DOWNLOAD_URL_TTL_MS = 20 * 60_000;
 

@@ -13,7 +13,7 @@ import {
 
 export const JOBS_MODEL = "qwen/text-to-image";
 
-export interface ParsedCreate {
+interface ParsedCreate {
   params: GenerationParams;
   callBackUrl?: string;
 }

@@ -7,9 +7,9 @@ import type { PaddingFormat } from "./image-file.js";
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** Lowercase first letter: ancillary; lowercase second: private; uppercase third: reserved bit clear. */
-export const PNG_PAD_CHUNK_TYPE = "paDd";
+const PNG_PAD_CHUNK_TYPE = "paDd";
 
-export function pngChunk(type: string, data: Buffer): Buffer {
+function pngChunk(type: string, data: Buffer): Buffer {
   const typeBytes = Buffer.from(type, "latin1");
   const out = Buffer.alloc(12 + data.length);
   out.writeUInt32BE(data.length, 0);

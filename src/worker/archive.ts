@@ -24,7 +24,7 @@ import type { WorkerSettings } from "./ports.js";
 import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 
 /** The ledger calls the archive stage makes. */
-export type ArchiveLedger = Pick<Ledger, "getRow" | "transition">;
+type ArchiveLedger = Pick<Ledger, "getRow" | "transition">;
 
 /** What the archive stage uses of the worker's ports: a test fakes just these. */
 export interface ArchiveDeps extends ArchiveGateDeps {
@@ -59,10 +59,7 @@ const STORE_REFUSED = Symbol("store refused");
  * written again. While the store refuses (a credential, a permission, a missing bucket) archiving
  * is paused fleet-wide and the job waits at the gate: the row stays `archiving`, never fails for it.
  */
-export async function runArchive(
-  job: StageJob<ArchiveJob>,
-  deps: ArchiveDeps,
-): Promise<StageResult<ArchiveJob>> {
+async function runArchive(job: StageJob<ArchiveJob>, deps: ArchiveDeps): Promise<StageResult<ArchiveJob>> {
   for (;;) {
     await waitForStore(deps, job.signal, job.log);
     const result = await archiveRow(job, deps);

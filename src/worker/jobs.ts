@@ -12,11 +12,6 @@ export function bullPrefix(queuePrefix: string): string {
   return `{${queuePrefix}}`;
 }
 
-/** The queue name of a stage; the prefix separates deployments. */
-export function queueName(stage: Stage): string {
-  return stage;
-}
-
 /**
  * One job key per row, `<batch>/<rowId>`, used as the jobId in every stage, so enqueuing twice
  * never makes a second job. A resubmit of a failed generation gets its own lineage `/r<n>`,

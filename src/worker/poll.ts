@@ -12,7 +12,7 @@ import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 
 /** The ledger calls the poll stage makes. */
-export type PollLedger = Pick<Ledger, "getRow" | "transition" | "settleCredits" | "keepUncertain">;
+type PollLedger = Pick<Ledger, "getRow" | "transition" | "settleCredits" | "keepUncertain">;
 
 /** What the poll stage uses of the worker's ports: a test fakes just these. */
 export interface PollDeps {
@@ -145,7 +145,7 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
 }
 
 /** What a row costs when the API does not say: the price of its acceleration, else the dearest. */
-export function priceOf(row: Pick<RowRecord, "params">): number {
+function priceOf(row: Pick<RowRecord, "params">): number {
   const level = row.params.acceleration_level;
   return typeof level === "string" && level in CREDITS_BY_ACCELERATION
     ? CREDITS_BY_ACCELERATION[level as keyof typeof CREDITS_BY_ACCELERATION]

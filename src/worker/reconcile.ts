@@ -16,7 +16,7 @@ import { jobKey, type PollJob, type Stage, type SubmitJob } from "./jobs.js";
  */
 
 /** A row that entered its state less than this long ago is left alone: its job may be on its way. */
-export const RECONCILE_SETTLE_MS = 60_000;
+const RECONCILE_SETTLE_MS = 60_000;
 
 /** Where a job id stands in its queue. */
 export type JobPresence =
@@ -38,7 +38,7 @@ export interface ReconcileJobs {
   addPoll(data: PollJob, delayMs: number): Promise<void>;
 }
 
-export type ReconcileLedger = Pick<
+type ReconcileLedger = Pick<
   Ledger,
   | "getBatch"
   | "listBatches"

@@ -3,9 +3,9 @@ import type { Logger } from "../core/logger.js";
 import { JobLostError } from "./stage.js";
 
 /** First pause between tries of a record; it doubles up to RECORD_RETRY_MAX_MS. */
-export const RECORD_RETRY_FIRST_MS = 250;
+const RECORD_RETRY_FIRST_MS = 250;
 /** Longest pause between tries: a Redis that is loading or failing over is asked this often. */
-export const RECORD_RETRY_MAX_MS = 5_000;
+const RECORD_RETRY_MAX_MS = 5_000;
 
 /** Redis answers that say "not now" (a failover, a restart that is loading its data, a busy script). */
 const TRANSIENT_REPLY = /^(READONLY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|BUSY|NOREPLICAS)\b/;

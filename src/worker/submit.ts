@@ -22,7 +22,7 @@ import {
 import { handleSubmitError } from "./submit-errors.js";
 
 /** The ledger calls the submit stage makes. */
-export type SubmitLedger = Pick<
+type SubmitLedger = Pick<
   Ledger,
   "getRow" | "transition" | "reserveBudget" | "releaseReservation" | "keepUncertain"
 >;
@@ -56,7 +56,7 @@ export const BUDGET_RECHECK_MS = 30_000;
 /** With KIE_MAX_IN_FLIGHT reached, a submitter looks for room this often. */
 export const IN_FLIGHT_RECHECK_MS = 2_000;
 /** On shutdown, a create already on the wire gets this long to come back before it is aborted. */
-export const SUBMIT_GRACE_MS = 10_000;
+const SUBMIT_GRACE_MS = 10_000;
 
 /**
  * The submit stage: one create request per row (per resubmit lineage), at the account's rate.

@@ -6,7 +6,7 @@ import type { Ledger } from "../ledger/index.js";
 import { type JobKeyParts, parseJobKey } from "./jobs.js";
 
 /** Callbacks signed longer ago than this (or this far in the future) are refused. */
-export const MAX_SIGNATURE_AGE_S = 5 * 60;
+const MAX_SIGNATURE_AGE_S = 5 * 60;
 const MAX_BODY_BYTES = 256 * 1024;
 
 export interface WebhookOptions {
@@ -30,7 +30,7 @@ export interface PollWaker {
 }
 
 /** Grants a task's poll promotion at most once per interval across the fleet. */
-export interface PromotionLimit {
+interface PromotionLimit {
   tryPromote(taskId: string): Promise<boolean>;
 }
 

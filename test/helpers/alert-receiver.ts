@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
-export interface ReceivedAlert {
+interface ReceivedAlert {
   text: string;
   event: string;
   id: string;

@@ -38,7 +38,7 @@ export interface CaseOutcome {
 const FINAL = new Set(["archived", "failed", "cancelled"]);
 
 /** Task ids named by log lines at `info` or above (pino's level 30). */
-export function taskIdsInLogs(logs: readonly string[]): Set<string> {
+function taskIdsInLogs(logs: readonly string[]): Set<string> {
   const ids = new Set<string>();
   for (const line of logs.flatMap((text) => text.split("\n"))) {
     if (!line.startsWith("{")) continue;
@@ -61,7 +61,7 @@ export function taskIdsInLogs(logs: readonly string[]): Set<string> {
  *    create answer no worker ever saw is allowed only where its row is counted uncertain.
  * (4, a pause stops creates, has its own tests: no pause happens here.)
  */
-export function checkInvariants(outcome: CaseOutcome): string[] {
+function checkInvariants(outcome: CaseOutcome): string[] {
   const { rows, stats, tasks, logs, budget } = outcome;
   const problems: string[] = [];
   for (const row of rows) {

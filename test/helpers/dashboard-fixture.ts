@@ -21,7 +21,7 @@ export const HOSTILE_ERROR = "<img src=x onerror=alert(1)> content policy: the p
 export const PLAIN_ERROR = "generation failed: upstream timeout (code 500)";
 export const PAUSE_REASON = "<b>maintenance</b> until 14:00";
 /** How long ago the unarchived image finished. */
-export const UNARCHIVED_AGE_MS = 30 * 3_600_000;
+const UNARCHIVED_AGE_MS = 30 * 3_600_000;
 
 export interface DashboardFixture {
   fx: OpsFixture;

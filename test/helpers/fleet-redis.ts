@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import type { Clock } from "../../src/core/clock.js";
 import { accountId, accountKeyPattern } from "../../src/fleet/account.js";
 
-export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
 /** A random fake KIE key, so no two tests (or runs) share an account. */
 export function fakeApiKey(): string {

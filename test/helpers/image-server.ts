@@ -92,7 +92,7 @@ export async function startImageServer(routes: Record<string, ImageRoute> = {}):
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 /** Signature + IHDR chunk + the private chunk's header + IEND chunk. */
-export const PNG_OVERHEAD = 8 + 25 + 12 + 12;
+const PNG_OVERHEAD = 8 + 25 + 12 + 12;
 const BLOCK = 64 * 1024;
 
 function chunkHeader(length: number, type: string): Buffer {

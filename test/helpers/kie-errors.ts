@@ -9,7 +9,7 @@ import { KieError } from "../../src/kie/errors.js";
 /** Long and distinctive, so a partial leak would still be found by `toContain`. */
 export const TEST_API_KEY = "sk-kie-test-7f3a9c1e5b2d4068";
 
-export function expectNoSecret(error: unknown, secret: string = TEST_API_KEY): void {
+function expectNoSecret(error: unknown, secret: string = TEST_API_KEY): void {
   const views = [
     JSON.stringify(error),
     String(error),

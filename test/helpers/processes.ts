@@ -11,7 +11,7 @@ import { waitForRedis } from "../../src/app/connections.js";
 import { freePort } from "../../src/demo/local-redis.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const CLI = join(ROOT, "bin", "kie-batch.js");
+const CLI = join(ROOT, "bin", "kie-batch.js");
 
 export interface ExitInfo {
   code: number | null;
@@ -180,8 +180,6 @@ export class ProcessSet {
     );
   }
 }
-
-export { freePort };
 
 /** A redis-server of the test's own, restartable on the same port with the same data. */
 export interface PrivateRedis {
