@@ -191,6 +191,7 @@ export async function startWorker(
       clock: systemClock,
       log,
       everyMs: config.KIE_RECONCILE_EVERY,
+      settleMs: config.KIE_RECONCILE_SETTLE,
       ...options.reconcile,
     });
     releasers.push("reconciler", () => reconciler.close());

@@ -117,8 +117,14 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     }
     try {
       await deps.fleet.createSlot(job.signal);
+      // The three checks between the slot and the request go out together: every round trip
+      // here is time between the limiter's admission and KIE's arrival, which its margin covers.
+      const [current, owned, now] = await Promise.all([
+        deps.ledger.getRow(batch, rowId),
+        job.stillOwned ? job.stillOwned() : true,
+        deps.fleet.readGate(),
+      ]);
       // The gate may have held this job for hours: a row cancelled meanwhile must not be paid for.
-      const current = await deps.ledger.getRow(batch, rowId);
       if (current?.status !== "queued" || current.taskIds[resubmit] !== undefined) {
         await deps.fleet.releaseInFlight(key);
         if (current?.status === "cancelled") await deps.ledger.releaseReservation(batch, rowId);
@@ -127,11 +133,10 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       // Its lock may have lapsed while it waited (Redis away, a stalled event loop) and the job
       // gone to another worker, which creates the task itself: create only while this one holds
       // the job. (The in-flight slot is keyed by the job, so it is that worker's too: kept.)
-      if (job.stillOwned && !(await job.stillOwned())) {
+      if (!owned) {
         throw new JobLostError(`job ${key} went to another worker while it waited: not submitted here`);
       }
       // The rate slot may have taken seconds: a pause or backoff set meanwhile stops this create.
-      const now = await deps.fleet.readGate();
       if (!gateStillOpen(gate, now)) {
         await deps.fleet.releaseInFlight(key);
         job.log.info(

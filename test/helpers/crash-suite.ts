@@ -161,6 +161,7 @@ export class CrashCase {
       // The reconciler's "every few minutes", shortened: a row a crash left without its job gets
       // it back within seconds.
       KIE_RECONCILE_EVERY: "1s",
+      KIE_RECONCILE_SETTLE: "2s",
       // Invariant 3 reads the task ids the workers log at info.
       LOG_LEVEL: "info",
       ...options.env,
