@@ -120,6 +120,20 @@ export function duration(ms: number): string {
   return `${(s / 86_400).toFixed(1)} days`;
 }
 
+/** The fields every pause alert carries, submissions' or archiving's. */
+function pauseFields(event: { kind: string; reason: string; since: number; by: string }) {
+  return { kind: event.kind, reason: event.reason, since: iso(event.since), by: event.by };
+}
+
+/** A pause's fields plus when and after how long it ended. */
+function resumeFields(event: { kind: string; reason: string; since: number; resumedAt: number; by: string }) {
+  return {
+    ...pauseFields(event),
+    resumedAt: iso(event.resumedAt),
+    pausedMs: Math.max(0, event.resumedAt - event.since),
+  };
+}
+
 export function alertPayload(event: AlertEvent, deployment: string, now: number): AlertPayload {
   const head = { event: event.event, id: alertId(event), deployment, at: iso(now) };
   const who = `kie-batch [${deployment}]`;
@@ -129,42 +143,26 @@ export function alertPayload(event: AlertEvent, deployment: string, now: number)
         text: `${who}: submissions PAUSED (${event.kind}) on account ${event.account}: ${event.reason}`,
         ...head,
         account: event.account,
-        kind: event.kind,
-        reason: event.reason,
-        since: iso(event.since),
-        by: event.by,
+        ...pauseFields(event),
       };
     case "submissions.resumed":
       return {
         text: `${who}: submissions RESUMED on account ${event.account} after ${duration(event.resumedAt - event.since)} (${event.kind} pause${event.by === "probe" ? ", lifted by a successful probe" : ""})`,
         ...head,
         account: event.account,
-        kind: event.kind,
-        reason: event.reason,
-        since: iso(event.since),
-        resumedAt: iso(event.resumedAt),
-        pausedMs: Math.max(0, event.resumedAt - event.since),
-        by: event.by,
+        ...resumeFields(event),
       };
     case "archiving.paused":
       return {
         text: `${who}: archiving PAUSED (${event.kind}): ${event.reason}. Submissions go on; finished images wait in archiving and archiving resumes by itself once the store answers a probe`,
         ...head,
-        kind: event.kind,
-        reason: event.reason,
-        since: iso(event.since),
-        by: event.by,
+        ...pauseFields(event),
       };
     case "archiving.resumed":
       return {
         text: `${who}: archiving RESUMED after ${duration(event.resumedAt - event.since)} (${event.kind} pause lifted: the archive store answers again)`,
         ...head,
-        kind: event.kind,
-        reason: event.reason,
-        since: iso(event.since),
-        resumedAt: iso(event.resumedAt),
-        pausedMs: Math.max(0, event.resumedAt - event.since),
-        by: event.by,
+        ...resumeFields(event),
       };
     case "batch.finished": {
       const s = event.summary;

@@ -3,13 +3,12 @@ import type { Logger } from "../core/logger.js";
 import type { ArchivePauseState, PauseState } from "../fleet/index.js";
 import type { Ledger } from "../ledger/index.js";
 import type { FleetListener } from "../metrics/fleet.js";
-import { archivePauseWatcher } from "./archive-pause-watch.js";
 import { ALERT_CLAIM_TTL_MS, type AlertClaims, redisAlertClaims } from "./claims.js";
 import type { AlertEventName } from "./events.js";
 import { fleetAlerts } from "./fleet.js";
 import { alertingLedger } from "./ledger.js";
 import { sweepLedger, UNARCHIVED_ALERT_AGE_MS } from "./ledger-sweep.js";
-import { pauseWatcher } from "./pause-watch.js";
+import { archivePauseWatcher, pauseWatcher } from "./pause-watch.js";
 import { type Periodic, periodic } from "./periodic.js";
 import { type PostJson, webhookOrigin, webhookPoster } from "./post.js";
 import {

@@ -1,41 +1,77 @@
-import type { PauseState } from "../fleet/index.js";
+import type { ArchivePauseState, PauseState } from "../fleet/index.js";
 import type { AlertEvent } from "./events.js";
+
+interface PauseLike {
+  kind: string;
+  reason: string;
+  since: number;
+}
+
+/**
+ * The events between the last pause state seen and the next: a pause that began (a new `since`)
+ * and a pause that ended. A pause replaced by another is not a resume: the new pause's alert
+ * says enough. Ids derive from the pause's `since`, so the claim lets one notice through
+ * whichever worker (or the stage that set it) sees it first.
+ */
+function watchPause<S extends PauseLike>(
+  paused: (state: S) => AlertEvent,
+  resumed: (previous: S, resumedAt: number) => AlertEvent,
+  now: () => number,
+) {
+  let last: S | null | undefined;
+  return (state: S | null): AlertEvent[] => {
+    const events: AlertEvent[] = [];
+    const previous = last;
+    last = state;
+    if (state && previous?.since !== state.since) events.push(paused(state));
+    if (previous && !state) events.push(resumed(previous, now()));
+    return events;
+  };
+}
 
 /**
  * Follows the account's pause from outside the stages, so pauses nobody in this worker made are
  * told too: `kie-batch pause` and `kie-batch resume`, a worker that died before its alert went out.
- * It derives the same ids as the stages' own alerts (account + the pause's `since`), so the claim
- * lets one notice through whoever sees it first.
  */
 export function pauseWatcher(account: string, now: () => number = Date.now) {
-  let last: PauseState | null | undefined;
-  /** The events between the last state seen and `state`. */
-  return (state: PauseState | null): AlertEvent[] => {
-    const events: AlertEvent[] = [];
-    const previous = last;
-    last = state;
-    if (state && previous?.since !== state.since) {
-      events.push({
-        event: "submissions.paused",
-        account,
-        kind: state.kind,
-        reason: state.reason,
-        since: state.since,
-        by: "observed",
-      });
-    }
-    // A pause replaced by another is not a resume: the new pause's alert says enough.
-    if (previous && !state) {
-      events.push({
-        event: "submissions.resumed",
-        account,
-        kind: previous.kind,
-        reason: previous.reason,
-        since: previous.since,
-        resumedAt: now(),
-        by: "observed",
-      });
-    }
-    return events;
-  };
+  return watchPause<PauseState>(
+    ({ kind, reason, since }) => ({
+      event: "submissions.paused",
+      account,
+      kind,
+      reason,
+      since,
+      by: "observed",
+    }),
+    ({ kind, reason, since }, resumedAt) => ({
+      event: "submissions.resumed",
+      account,
+      kind,
+      reason,
+      since,
+      resumedAt,
+      by: "observed",
+    }),
+    now,
+  );
+}
+
+/**
+ * Follows the deployment's archive pause: it is started and lifted inside the archive stage, on
+ * any worker, so watching it is the one way every start and every resume is heard, including
+ * those of a worker that died just after.
+ */
+export function archivePauseWatcher(now: () => number = Date.now) {
+  return watchPause<ArchivePauseState>(
+    ({ kind, reason, since }) => ({ event: "archiving.paused", kind, reason, since, by: "observed" }),
+    ({ kind, reason, since }, resumedAt) => ({
+      event: "archiving.resumed",
+      kind,
+      reason,
+      since,
+      resumedAt,
+      by: "observed",
+    }),
+    now,
+  );
 }
