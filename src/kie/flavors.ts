@@ -27,23 +27,35 @@ export function submitBody(flavor: ApiFlavor, request: SubmitRequest): Record<st
   return flavor === "qwen" ? qwenBody(request) : jobsBody(request);
 }
 
+/** Every generation parameter, by the seed's names (ours); the market API renames two. */
+const PARAM_NAMES = [
+  "prompt",
+  "image_size",
+  "num_inference_steps",
+  "guidance_scale",
+  "seed",
+  "acceleration_level",
+  "output_format",
+  "safety_check",
+  "negative_prompt",
+] as const satisfies readonly (keyof GenerationParams)[];
+const MARKET_NAMES: Partial<Record<(typeof PARAM_NAMES)[number], string>> = {
+  acceleration_level: "acceleration",
+  safety_check: "enable_safety_checker",
+};
+
+function wireParams(params: GenerationParams, rename: typeof MARKET_NAMES = {}): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of PARAM_NAMES) out[rename[name] ?? name] = params[name];
+  return out;
+}
+
 /**
  * The seed's flat body. `negative_prompt` is not in the seed's table but is passed on anyway:
  * dropping it silently would change the image without telling anyone.
  */
 function qwenBody(request: SubmitRequest): Record<string, unknown> {
-  return defined({
-    prompt: request.prompt,
-    image_size: request.image_size,
-    num_inference_steps: request.num_inference_steps,
-    guidance_scale: request.guidance_scale,
-    seed: request.seed,
-    acceleration_level: request.acceleration_level,
-    output_format: request.output_format,
-    safety_check: request.safety_check,
-    negative_prompt: request.negative_prompt,
-    callBackUrl: request.callBackUrl,
-  });
+  return defined({ ...wireParams(request), callBackUrl: request.callBackUrl });
 }
 
 /** `{model, input, callBackUrl}` with the market's parameter names. */
@@ -56,17 +68,9 @@ function jobsBody(request: SubmitRequest): Record<string, unknown> {
 }
 
 function marketInput(params: GenerationParams): Record<string, unknown> {
-  return defined({
-    prompt: params.prompt,
-    image_size: params.image_size,
-    num_inference_steps: params.num_inference_steps,
-    guidance_scale: params.guidance_scale,
-    seed: params.seed,
-    acceleration: params.acceleration_level,
-    output_format: params.output_format === "jpg" ? "jpeg" : params.output_format,
-    enable_safety_checker: params.safety_check,
-    negative_prompt: params.negative_prompt,
-  });
+  const input = wireParams(params, MARKET_NAMES);
+  if (params.output_format === "jpg") input.output_format = "jpeg";
+  return defined(input);
 }
 
 function defined(fields: Record<string, unknown>): Record<string, unknown> {
