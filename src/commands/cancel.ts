@@ -1,12 +1,14 @@
+import type { Ledger } from "../ledger/index.js";
 import { requireBatch } from "../report/batch.js";
 import type { OpsLedger, OpsQueues, Output } from "../report/types.js";
 import { jobKey } from "../worker/jobs.js";
-import { forEachLimit, removeStageJob } from "./jobs.js";
+import { forEachLimit, iterate, removeStageJob } from "./jobs.js";
 
 const CONCURRENCY = 16;
 
 export interface CancelDeps {
-  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "rows" | "transition" | "releaseReservation">;
+  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "transition" | "releaseReservation"> &
+    Pick<Ledger, "ensureStateIndex" | "drainState">;
   queues: OpsQueues;
   out: Output;
   queuePrefix?: string;
@@ -34,19 +36,25 @@ export interface CancelReport {
 export async function cancelBatch(deps: CancelDeps, batch: string): Promise<CancelReport> {
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: CancelReport = { cancelled: 0, jobsRemoved: 0, jobsActive: 0, inFlight: 0 };
-  await forEachLimit(deps.ledger.rows(batch, { statuses: ["queued"] }), CONCURRENCY, async (row) => {
-    // The ledger first: a submit job starting from now on finds the row cancelled.
-    const moved = await deps.ledger.transition(batch, row.id, { from: ["queued"], to: "cancelled" });
-    if (!moved.ok) return;
-    report.cancelled++;
-    const removed = await removeStageJob(deps.queues, "submit", jobKey(batch, row.id, row.taskIds.length));
-    if (removed === "removed") report.jobsRemoved++;
-    if (removed === "active") {
-      report.jobsActive++;
-      return;
-    }
-    if ((moved.row?.creditsReserved ?? 0) > 0) await deps.ledger.releaseReservation(batch, row.id);
-  });
+  // Only the queued rows, from their index (the one state cancel moves rows out of): a batch of a
+  // million mostly finished rows costs what is still queued. A page is finished before the next is
+  // read, as the walk asks (the rows leave the index as they are cancelled).
+  await deps.ledger.ensureStateIndex(batch);
+  for await (const page of deps.ledger.drainState(batch, "queued")) {
+    await forEachLimit(iterate(page), CONCURRENCY, async ({ row }) => {
+      // The ledger first: a submit job starting from now on finds the row cancelled.
+      const moved = await deps.ledger.transition(batch, row.id, { from: ["queued"], to: "cancelled" });
+      if (!moved.ok) return;
+      report.cancelled++;
+      const removed = await removeStageJob(deps.queues, "submit", jobKey(batch, row.id, row.taskIds.length));
+      if (removed === "removed") report.jobsRemoved++;
+      if (removed === "active") {
+        report.jobsActive++;
+        return;
+      }
+      if ((moved.row?.creditsReserved ?? 0) > 0) await deps.ledger.releaseReservation(batch, row.id);
+    });
+  }
   const after = await requireBatch(deps.ledger, batch, deps.queuePrefix);
   report.inFlight = after.submitted + after.generating + after.archiving;
   const { out } = deps;

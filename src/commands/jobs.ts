@@ -45,3 +45,8 @@ export async function forEachLimit<T>(
   await Promise.all(running);
   if (failed) throw failure;
 }
+
+/** A list as an async iterable, for `forEachLimit`. */
+export async function* iterate<T>(items: readonly T[]): AsyncGenerator<T> {
+  yield* items;
+}

@@ -6,7 +6,7 @@ import { isFinished } from "../report/status.js";
 import type { Output } from "../report/types.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
 import { batchJobIds } from "./batch-jobs.js";
-import { forEachLimit } from "./jobs.js";
+import { forEachLimit, iterate } from "./jobs.js";
 
 const CONCURRENCY = 16;
 
@@ -125,10 +125,6 @@ export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeR
   if (deps.inFlight) report.inFlightReleased = await deps.inFlight.releaseBatch(batch);
   for (const line of reportLines(report)) out.write(`${line}\n`);
   return report;
-}
-
-async function* iterate<T>(items: readonly T[]): AsyncGenerator<T> {
-  yield* items;
 }
 
 function countStates(s: BatchSummary): string {

@@ -1,16 +1,17 @@
 import type { Clock } from "../core/clock.js";
-import type { RowRecord } from "../ledger/index.js";
+import type { Ledger, RowRecord } from "../ledger/index.js";
 import { requireBatch } from "../report/batch.js";
 import type { OpsLedger, OpsQueues, Output } from "../report/types.js";
 import { jobKey } from "../worker/jobs.js";
 import type { ReconcileReport } from "../worker/reconcile.js";
-import { forEachLimit, removeStageJob } from "./jobs.js";
+import { forEachLimit, iterate, removeStageJob } from "./jobs.js";
 
 /** Rows handled at once: each is a handful of round trips. */
 const CONCURRENCY = 16;
 
 export interface RetryDeps {
-  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "rows" | "transition">;
+  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "transition"> &
+    Pick<Ledger, "ensureStateIndex" | "drainState">;
   queues: OpsQueues;
   clock: Pick<Clock, "now">;
   out: Output;
@@ -48,10 +49,16 @@ type RowOutcome = "repolled" | "requeued" | "skipped";
 export async function retryBatch(deps: RetryDeps, batch: string): Promise<RetryReport> {
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
-  await forEachLimit(deps.ledger.rows(batch, { statuses: ["failed"] }), CONCURRENCY, async (row) => {
-    const outcome = row.taskIds.length > 0 || row.taskId ? await repoll(deps, row) : await requeue(deps, row);
-    report[outcome]++;
-  });
+  // The failed rows only, from their index: ten failed rows of a million cost ten reads. A page is
+  // finished before the next is read (the walk's rule: rows leave the index as they are retried).
+  await deps.ledger.ensureStateIndex(batch);
+  for await (const page of deps.ledger.drainState(batch, "failed")) {
+    await forEachLimit(iterate(page), CONCURRENCY, async ({ row }) => {
+      const outcome =
+        row.taskIds.length > 0 || row.taskId ? await repoll(deps, row) : await requeue(deps, row);
+      report[outcome]++;
+    });
+  }
   const { out } = deps;
   if (deps.reconcile) {
     const swept = await deps.reconcile(batch);

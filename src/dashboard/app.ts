@@ -23,7 +23,10 @@ const PAGE_CSP =
 
 export interface DashboardAppOptions {
   queuePrefix: string;
-  ledger: Pick<Ledger, "getBatch" | "listBatches" | "oldestUnarchived" | "rows">;
+  ledger: Pick<
+    Ledger,
+    "getBatch" | "listBatches" | "oldestUnarchived" | "rows" | "statePages" | "ensureStateIndex"
+  >;
   queues: Record<Stage, Queue>;
   /** The pause state of the deployment's accounts. */
   fleet: () => Promise<FleetState>;

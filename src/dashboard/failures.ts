@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import type { Ledger } from "../ledger/index.js";
+import type { Ledger, RowRecord } from "../ledger/index.js";
 
 /** A failed row as the overview lists it. */
 export interface FailedRowView {
@@ -12,7 +12,8 @@ export interface FailedRowView {
 }
 
 export interface FailureReaderOptions {
-  ledger: Pick<Ledger, "rows">;
+  /** `ensureStateIndex`, when given, indexes a batch recorded before the state indexes (once). */
+  ledger: Pick<Ledger, "statePages"> & Partial<Pick<Ledger, "ensureStateIndex">>;
   /** Failed rows listed per batch. @defaultValue 10 */
   limit?: number;
   /**
@@ -23,7 +24,11 @@ export interface FailureReaderOptions {
   clock?: Pick<Clock, "now">;
 }
 
-/** The first failed rows of a batch, in manifest order; `prune` forgets batches no longer shown. */
+/**
+ * Failed rows of a batch: the `limit` that failed first, shown in manifest order among themselves
+ * (exactly the batch's first failed rows in manifest order while it has at most `limit`); `prune`
+ * forgets batches no longer shown.
+ */
 export interface FailureReader {
   read(batch: string, failedCount: number): Promise<FailedRowView[]>;
   prune(keep: Iterable<string>): void;
@@ -36,10 +41,12 @@ interface Entry {
 }
 
 /**
- * The ledger indexes no failed rows: finding them walks the batch's rows (a million of them in a
- * large batch), so a page refreshing every few seconds must not do it on every request. A list is
- * kept while the batch's failed count stays the same (for `maxAgeMs` at most), and concurrent
- * requests share one walk, which stops at `limit` rows found.
+ * Failed rows come from the batch's failed index, ordered by when they failed, not by manifest
+ * line: finding the batch's first failed rows in manifest order would read every failed row (a
+ * hundred thousand in a bad batch). So one page of `limit` rows is read, the earliest failures,
+ * and sorted by manifest order: `limit` reads, whatever the batch holds. A list is still kept
+ * while the batch's failed count stays the same (for `maxAgeMs` at most), and concurrent
+ * requests share one read.
  */
 export function createFailureReader(options: FailureReaderOptions): FailureReader {
   const limit = options.limit ?? 10;
@@ -50,9 +57,15 @@ export function createFailureReader(options: FailureReaderOptions): FailureReade
   async function walk(batch: string): Promise<FailedRowView[]> {
     const found: FailedRowView[] = [];
     if (limit <= 0) return found;
-    for await (const row of options.ledger.rows(batch, { statuses: ["failed"] })) {
+    await options.ledger.ensureStateIndex?.(batch);
+    const rows: RowRecord[] = [];
+    for await (const page of options.ledger.statePages(batch, "failed", { pageSize: limit })) {
+      for (const { row } of page) if (rows.length < limit) rows.push(row);
+      if (rows.length >= limit) break;
+    }
+    rows.sort((a, b) => a.seq - b.seq);
+    for (const row of rows) {
       found.push({ rowId: row.id, line: row.line, prompt: row.prompt, error: row.error ?? "" });
-      if (found.length >= limit) break;
     }
     return found;
   }

@@ -6,6 +6,7 @@ import { expireFinished, persistBatch, purge } from "./housekeeping.js";
 import { ledgerKeys } from "./keys.js";
 import { getBatch, getRow, listBatches, lookupTask, oldestUnarchived, rows } from "./reads.js";
 import { claimLease, countRepairs, ensureStateIndex, stateIndexPages, stillInState } from "./state-index.js";
+import { drainStatePages } from "./state-walk.js";
 import type {
   AddRowOutcome,
   AddRowsMeta,
@@ -93,6 +94,11 @@ export interface Ledger {
   ensureStateIndex(batch: string): Promise<void>;
   /** The rows in one indexed state, a page at a time, oldest entry first. */
   statePages(batch: string, status: IndexedStatus, options?: StatePageOptions): AsyncIterable<StateEntry[]>;
+  /**
+   * The rows in one indexed state, for a caller that moves them out of it as it goes: finish a
+   * page before asking for the next (see state-walk.ts).
+   */
+  drainState(batch: string, status: IndexedStatus, options?: StatePageOptions): AsyncIterable<StateEntry[]>;
   /** Per entry: still in `status` since `enteredAt` (not moved on, not re-entered). */
   stillInState(
     batch: string,
@@ -137,6 +143,7 @@ export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger 
     purge: (batch) => purge(ctx, batch),
     ensureStateIndex: (batch) => ensureStateIndex(ctx, batch),
     statePages: (batch, status, pageOptions) => stateIndexPages(ctx, batch, status, pageOptions),
+    drainState: (batch, status, pageOptions) => drainStatePages(ctx, batch, status, pageOptions),
     stillInState: (batch, status, entries) => stillInState(ctx, batch, status, entries),
     countRepairs: (batch, count) => countRepairs(ctx, batch, count),
     claimLease: (name, owner, ttlMs) => claimLease(ctx, name, owner, ttlMs),

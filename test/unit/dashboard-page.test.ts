@@ -119,11 +119,13 @@ describe("the failure reader", () => {
         return yielded;
       },
       ids: failedIds,
-      async *rows() {
+      // The failed index, one row per page as it is read (a page is what the reader asks for).
+      async *statePages() {
         walks++;
-        for (const id of failedIds) {
+        for (const [seq, id] of failedIds.entries()) {
           yielded++;
-          yield { id, line: 2, prompt: `prompt ${id}`, error: `error ${id}` } as RowRecord;
+          const row = { id, seq, line: 2, prompt: `prompt ${id}`, error: `error ${id}` } as RowRecord;
+          yield [{ row, enteredAt: seq }];
         }
       },
     };

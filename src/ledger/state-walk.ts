@@ -1,0 +1,57 @@
+import { type FlatHash, parseRow } from "./codec.js";
+import type { LedgerContext } from "./context.js";
+import type { IndexedStatus, StateEntry, StatePageOptions } from "./types.js";
+
+const PAGE = 500;
+
+/**
+ * The rows in one state, a page at a time, for a caller that moves rows OUT of the state as it
+ * goes (`retry` takes failed rows, `cancel` queued ones): reading costs the rows in the state,
+ * whatever the batch holds.
+ *
+ * `stateIndexPages` skips, among rows of one score, as many as it has seen, which is wrong when
+ * the caller removed them meanwhile. Here each page is read only when the caller asks for the next
+ * (finish a page before asking), from the last score seen, and the ids already seen at that score
+ * are filtered out instead of skipped: a row removed or left in place neither hides another nor
+ * comes twice. Rows re-entering the state later come again only if `enteredBefore` admits them.
+ */
+export async function* drainStatePages(
+  ctx: LedgerContext,
+  batch: string,
+  status: IndexedStatus,
+  options: StatePageOptions = {},
+): AsyncGenerator<StateEntry[]> {
+  const pageSize = options.pageSize ?? PAGE;
+  if (!Number.isInteger(pageSize) || pageSize < 1)
+    throw new RangeError("pageSize must be a positive integer");
+  const key = ctx.keys.stateIndex(batch, status);
+  const max = options.enteredBefore === undefined ? "+inf" : `(${options.enteredBefore}`;
+  let min = "-inf";
+  let seenAtMin = new Set<string>();
+  for (;;) {
+    const count = pageSize + seenAtMin.size;
+    const page = await ctx.redis.zrange(key, min, max, "BYSCORE", "LIMIT", 0, count, "WITHSCORES");
+    const found: { id: string; score: string }[] = [];
+    for (let i = 0; i + 1 < page.length; i += 2) {
+      const id = page[i]!;
+      if (page[i + 1] === min && seenAtMin.has(id)) continue;
+      found.push({ id, score: page[i + 1]! });
+    }
+    if (found.length === 0) return;
+    const pipeline = ctx.redis.pipeline();
+    for (const { id } of found) pipeline.hgetall(ctx.keys.row(batch, id));
+    const replies = (await pipeline.exec()) ?? [];
+    const entries: StateEntry[] = [];
+    replies.forEach(([err, hash], i) => {
+      if (err) throw err;
+      const row = parseRow(batch, hash as FlatHash);
+      if (row && row.status === status) entries.push({ row, enteredAt: Number(found[i]!.score) });
+    });
+    const last = found[found.length - 1]!.score;
+    if (last !== min) seenAtMin = new Set();
+    for (const { id, score } of found) if (score === last) seenAtMin.add(id);
+    min = last;
+    yield entries;
+    if (page.length < count * 2) return;
+  }
+}
