@@ -1,3 +1,4 @@
+import { columnsKey } from "./columns.js";
 import { type LedgerContext, rowIdPages } from "./context.js";
 
 const PAGE = 500;
@@ -47,6 +48,7 @@ async function applyToBatch(
   command(pipeline, ctx.keys.order(batch));
   command(pipeline, ctx.keys.unarchived(batch));
   for (const key of ctx.keys.stateIndexes(batch)) command(pipeline, key);
+  command(pipeline, columnsKey(ctx, batch));
   command(pipeline, ctx.keys.batch(batch));
   await execOrThrow(pipeline);
 }
@@ -80,6 +82,7 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
         ctx.keys.order(batch),
         ctx.keys.unarchived(batch),
         ...ctx.keys.stateIndexes(batch),
+        columnsKey(ctx, batch),
         ctx.keys.batch(batch),
       )
       .zrem(ctx.keys.batches, batch),

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type { Clock } from "../core/clock.js";
 import { keepUncertain } from "./budget.js";
+import { batchColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
 import { expireFinished, persistBatch, purge } from "./housekeeping.js";
 import { ledgerKeys } from "./keys.js";
@@ -80,6 +81,11 @@ export interface Ledger {
   getRow(batch: string, rowId: string): Promise<RowRecord | undefined>;
   /** The batch's rows in insertion order. */
   rows(batch: string, options?: RowsOptions): AsyncIterable<RowRecord>;
+  /**
+   * The batch's metadata column names in order of first appearance, kept as rows are recorded;
+   * undefined for a batch recorded before they were kept (read its rows for them).
+   */
+  columns(batch: string): Promise<string[] | undefined>;
   mapTask(taskId: string, batch: string, rowId: string): Promise<void>;
   lookupTask(taskId: string): Promise<{ batch: string; rowId: string } | undefined>;
   /** The row longest in `archiving`, by the provider's completion time. */
@@ -135,6 +141,7 @@ export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger 
     listBatches: () => listBatches(ctx),
     getRow: (batch, rowId) => getRow(ctx, batch, rowId),
     rows: (batch, rowsOptions) => rows(ctx, batch, rowsOptions),
+    columns: (batch) => batchColumns(ctx, batch),
     mapTask: (taskId, batch, rowId) => mapTask(ctx, taskId, batch, rowId),
     lookupTask: (taskId) => lookupTask(ctx, taskId),
     oldestUnarchived: (batch) => oldestUnarchived(ctx, batch),

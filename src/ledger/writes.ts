@@ -7,6 +7,7 @@ import {
   pairsToHash,
   parseRow,
 } from "./codec.js";
+import { markColumnsKept, recordColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
 import { LedgerError } from "./errors.js";
 import { expireFinished, persistBatch } from "./housekeeping.js";
@@ -66,7 +67,16 @@ export async function addRows(
     chunks.push(fresh.slice(start, start + chunkSize));
   if (chunks.length === 0) chunks.push([]);
   let reopened = false;
-  for (const chunk of chunks) {
+  const columns = new Set<string>();
+  let created = false;
+  for (const [n, chunk] of chunks.entries()) {
+    // The metadata column names first, then the rows that carry them (columns.ts); the first
+    // call also says whether this call creates the batch.
+    const names = newColumns(rows, chunk, columns);
+    if (n === 0 || names.length > 0) {
+      const existed = await recordColumns(ctx, batch, names);
+      if (n === 0) created = !existed;
+    }
     const keys = [
       ctx.keys.batches,
       ctx.keys.batch(batch),
@@ -82,8 +92,26 @@ export async function addRows(
       outcomes[index] = OUTCOMES[reply[i + 1] ?? 2] ?? "duplicate";
     });
   }
+  if (created) await markColumnsKept(ctx, batch);
   if (reopened) await persistBatch(ctx, batch);
   return outcomes;
+}
+
+/** The metadata names of `chunk`'s rows not in `known`, in order of appearance; adds them to it. */
+function newColumns(
+  rows: readonly NewRow[],
+  chunk: readonly { index: number }[],
+  known: Set<string>,
+): string[] {
+  const names: string[] = [];
+  for (const { index } of chunk) {
+    for (const name of Object.keys(rows[index]!.metadata)) {
+      if (known.has(name)) continue;
+      known.add(name);
+      names.push(name);
+    }
+  }
+  return names;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { ResultsFormat } from "../core/values.js";
-import type { RowRecord, Status } from "../ledger/index.js";
+import type { Ledger, RowRecord, Status } from "../ledger/index.js";
 import { requireBatch } from "./batch.js";
 import { type CsvValue, csvLine } from "./csv.js";
 import { writeFileAtomically } from "./output-file.js";
@@ -7,8 +7,9 @@ import type { OpsLedger } from "./types.js";
 
 /**
  * `kie-batch results`: one record per row, in manifest order, streamed from the ledger page by
- * page. Nothing holds the whole file: CSV reads the rows twice (first for the union of metadata
- * columns) instead of buffering them.
+ * page, each row read once. Nothing holds the whole file: the CSV header's metadata columns (the
+ * union over the rows, in order of first appearance) are the ones the ledger kept as the rows were
+ * recorded; only a batch recorded before it kept them is read twice (first for its columns).
  */
 
 /** The fixed fields of every record, in output order; manifest metadata follows them. */
@@ -112,7 +113,7 @@ function drained(stream: NodeJS.WritableStream): Promise<void> {
 }
 
 export interface ResultsDeps {
-  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "rows">;
+  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "rows"> & Pick<Ledger, "columns">;
   queuePrefix?: string;
   /** Rows read per round trip. @defaultValue the ledger's (500) */
   pageSize?: number;
@@ -136,15 +137,8 @@ export async function writeResults(
     await writer.flush();
     return count;
   }
-  // First pass: the union of metadata columns, in order of first appearance.
-  const columns = new Map<string, string>();
-  for await (const row of deps.ledger.rows(batch, options)) {
-    for (const key of Object.keys(row.metadata)) {
-      if (!columns.has(key)) columns.set(key, metadataField(key));
-    }
-  }
-  const metaKeys = [...columns.keys()];
-  await writer.write(csvLine([...RESULT_FIELDS, ...columns.values()]));
+  const metaKeys = (await deps.ledger.columns(batch)) ?? (await readColumns(deps, batch, options));
+  await writer.write(csvLine([...RESULT_FIELDS, ...metaKeys.map(metadataField)]));
   for await (const row of deps.ledger.rows(batch, options)) {
     const fixed = resultEntries(row)
       .slice(0, RESULT_FIELDS.length)
@@ -154,6 +148,19 @@ export async function writeResults(
   }
   await writer.flush();
   return count;
+}
+
+/** A batch recorded before the ledger kept its columns: the union over its rows, first seen first. */
+async function readColumns(
+  deps: ResultsDeps,
+  batch: string,
+  options: { pageSize?: number },
+): Promise<string[]> {
+  const columns = new Set<string>();
+  for await (const row of deps.ledger.rows(batch, options)) {
+    for (const key of Object.keys(row.metadata)) columns.add(key);
+  }
+  return [...columns];
 }
 
 export interface ExportOptions {
