@@ -14,18 +14,24 @@ interface PauseLike {
  * whichever worker (or the stage that set it) sees it first.
  */
 function watchPause<S extends PauseLike>(
-  paused: (state: S) => AlertEvent,
-  resumed: (previous: S, resumedAt: number) => AlertEvent,
+  events: {
+    paused: "submissions.paused" | "archiving.paused";
+    resumed: "submissions.resumed" | "archiving.resumed";
+  },
+  extra: { account?: string },
   now: () => number,
 ) {
   let last: S | null | undefined;
   return (state: S | null): AlertEvent[] => {
-    const events: AlertEvent[] = [];
+    const out: AlertEvent[] = [];
     const previous = last;
     last = state;
-    if (state && previous?.since !== state.since) events.push(paused(state));
-    if (previous && !state) events.push(resumed(previous, now()));
-    return events;
+    const fields = ({ kind, reason, since }: S) => ({ ...extra, kind, reason, since, by: "observed" });
+    if (state && previous?.since !== state.since)
+      out.push({ event: events.paused, ...fields(state) } as AlertEvent);
+    if (previous && !state)
+      out.push({ event: events.resumed, ...fields(previous), resumedAt: now() } as AlertEvent);
+    return out;
   };
 }
 
@@ -35,23 +41,8 @@ function watchPause<S extends PauseLike>(
  */
 export function pauseWatcher(account: string, now: () => number = Date.now) {
   return watchPause<PauseState>(
-    ({ kind, reason, since }) => ({
-      event: "submissions.paused",
-      account,
-      kind,
-      reason,
-      since,
-      by: "observed",
-    }),
-    ({ kind, reason, since }, resumedAt) => ({
-      event: "submissions.resumed",
-      account,
-      kind,
-      reason,
-      since,
-      resumedAt,
-      by: "observed",
-    }),
+    { paused: "submissions.paused", resumed: "submissions.resumed" },
+    { account },
     now,
   );
 }
@@ -62,16 +53,5 @@ export function pauseWatcher(account: string, now: () => number = Date.now) {
  * those of a worker that died just after.
  */
 export function archivePauseWatcher(now: () => number = Date.now) {
-  return watchPause<ArchivePauseState>(
-    ({ kind, reason, since }) => ({ event: "archiving.paused", kind, reason, since, by: "observed" }),
-    ({ kind, reason, since }, resumedAt) => ({
-      event: "archiving.resumed",
-      kind,
-      reason,
-      since,
-      resumedAt,
-      by: "observed",
-    }),
-    now,
-  );
+  return watchPause<ArchivePauseState>({ paused: "archiving.paused", resumed: "archiving.resumed" }, {}, now);
 }

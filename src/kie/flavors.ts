@@ -2,7 +2,13 @@
  * What differs between the two API flavours: paths and the submit body. Everything else (auth,
  * envelopes, error codes, credits, download URLs) is shared.
  */
-import type { ApiFlavor, GenerationParams, SubmitRequest } from "./types.js";
+import {
+  type ApiFlavor,
+  type GenerationParams,
+  MARKET_PARAM_NAMES,
+  PARAM_NAMES,
+  type SubmitRequest,
+} from "./types.js";
 
 /** The market API's model name for Qwen text-to-image. */
 const JOBS_MODEL = "qwen/text-to-image";
@@ -27,25 +33,11 @@ export function submitBody(flavor: ApiFlavor, request: SubmitRequest): Record<st
   return flavor === "qwen" ? qwenBody(request) : jobsBody(request);
 }
 
-/** Every generation parameter, by the seed's names (ours); the market API renames two. */
-const PARAM_NAMES = [
-  "prompt",
-  "image_size",
-  "num_inference_steps",
-  "guidance_scale",
-  "seed",
-  "acceleration_level",
-  "output_format",
-  "safety_check",
-  "negative_prompt",
-] as const satisfies readonly (keyof GenerationParams)[];
-const MARKET_NAMES: Partial<Record<(typeof PARAM_NAMES)[number], string>> = {
-  acceleration_level: "acceleration",
-  safety_check: "enable_safety_checker",
-};
-
-function wireParams(params: GenerationParams, rename: typeof MARKET_NAMES = {}): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+function wireParams(
+  params: GenerationParams,
+  rename: typeof MARKET_PARAM_NAMES = {},
+): Record<string, unknown> {
+  const out: Record<string, unknown> = { prompt: params.prompt };
   for (const name of PARAM_NAMES) out[rename[name] ?? name] = params[name];
   return out;
 }
@@ -68,7 +60,7 @@ function jobsBody(request: SubmitRequest): Record<string, unknown> {
 }
 
 function marketInput(params: GenerationParams): Record<string, unknown> {
-  const input = wireParams(params, MARKET_NAMES);
+  const input = wireParams(params, MARKET_PARAM_NAMES);
   if (params.output_format === "jpg") input.output_format = "jpeg";
   return defined(input);
 }

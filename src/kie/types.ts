@@ -51,6 +51,24 @@ export interface GenerationParams {
   negative_prompt?: string;
 }
 
+/** Every generation parameter but `prompt`, by the seed's names (ours). */
+export const PARAM_NAMES = [
+  "image_size",
+  "num_inference_steps",
+  "guidance_scale",
+  "seed",
+  "acceleration_level",
+  "output_format",
+  "safety_check",
+  "negative_prompt",
+] as const satisfies readonly Exclude<keyof GenerationParams, "prompt">[];
+
+/** The market API's names for the two parameters it calls otherwise. */
+export const MARKET_PARAM_NAMES: Readonly<Partial<Record<(typeof PARAM_NAMES)[number], string>>> = {
+  acceleration_level: "acceleration",
+  safety_check: "enable_safety_checker",
+};
+
 export interface SubmitRequest extends GenerationParams {
   /** Where KIE should POST when the task finishes (webhook mode). */
   callBackUrl?: string;

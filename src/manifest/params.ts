@@ -10,8 +10,10 @@ import {
   type GenerationParams,
   IMAGE_SIZES,
   LIMITS,
+  MARKET_PARAM_NAMES,
   OUTPUT_FORMATS,
   type OutputFormat,
+  PARAM_NAMES,
 } from "../kie/types.js";
 import { setOwn } from "./types.js";
 import { isGiven, type Parsed, parseBoolean, parseEnum, parseNumber, parseText } from "./values.js";
@@ -20,22 +22,12 @@ import { isGiven, type Parsed, parseBoolean, parseEnum, parseNumber, parseText }
 export type ParamOverrides = Omit<GenerationParams, "prompt">;
 export type ParamName = keyof ParamOverrides;
 
-export const PARAM_NAMES = [
-  "image_size",
-  "num_inference_steps",
-  "guidance_scale",
-  "seed",
-  "acceleration_level",
-  "output_format",
-  "safety_check",
-  "negative_prompt",
-] as const satisfies readonly ParamName[];
+export { PARAM_NAMES };
 
 /** Other accepted names of a parameter (the market API's names). */
-export const PARAM_ALIASES: Readonly<Record<string, ParamName>> = {
-  acceleration: "acceleration_level",
-  enable_safety_checker: "safety_check",
-};
+export const PARAM_ALIASES: Readonly<Record<string, ParamName>> = Object.fromEntries(
+  Object.entries(MARKET_PARAM_NAMES).map(([ours, market]) => [market, ours as ParamName]),
+);
 
 const OUTPUT_FORMAT_ALIASES: Readonly<Record<string, OutputFormat>> = { jpeg: "jpg" };
 
