@@ -8,6 +8,7 @@
 import { once } from "node:events";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { POLL_BACKOFF } from "../../src/core/backoff.js";
 import { startSimulator } from "../../src/simulator/index.js";
 import { createDeployment } from "../lib/deployment.js";
 import { type Figure, fmt, goalOn } from "../lib/figures.js";
@@ -16,7 +17,7 @@ import { writeCsvManifest } from "../manifest-file.js";
 
 const GENERATION_MS = 8 * 60_000;
 /** The worker defaults being scaled (config/schema.ts): poll interval, record-lag grace, max wait, poll rate. */
-const DEFAULTS = { pollMs: 5_000, graceMs: 60_000, maxWaitMs: 30 * 60_000, pollRate: 20 };
+const DEFAULTS = { pollMs: POLL_BACKOFF.firstMs, graceMs: 60_000, maxWaitMs: 30 * 60_000, pollRate: 20 };
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, "127.0.0.1");

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { POLL_BACKOFF } from "../core/backoff.js";
 import { ValueError } from "../core/errors.js";
 import { parseFailpoints } from "../core/failpoints.js";
 import {
@@ -59,9 +60,15 @@ export const envSchema = z.object({
   KIE_BASE_URL: url("an http(s) URL").default("https://api.kie.ai"),
   KIE_API_FLAVOR: z.enum(["qwen", "jobs"], { message: 'expected "qwen" or "jobs"' }).default("qwen"),
   KIE_RATE_LIMIT: parsed(parseRate, "<count>/<window> like 20/10s").default({ limit: 20, windowMs: 10_000 }),
+  /**
+   * Status calls per second per account. KIE documents no limit (only: no faster than every 2-3 s
+   * per task); 20/s covers 2 creates/s (20 per 10 s) of generations up to ~15 min on the default
+   * schedule (core/backoff.ts: POLL_BACKOFF), and calls beyond it queue at the limiter.
+   */
   KIE_POLL_RATE: positiveNumber("status calls per second, a number > 0").default(20),
   KIE_MAX_IN_FLIGHT: positiveInt("a whole number (0: no cap)").default(0),
-  KIE_POLL_INTERVAL: duration('"5s"').default(5_000),
+  /** The first status check after a submit (polling mode); the whole ladder scales with it. */
+  KIE_POLL_INTERVAL: duration('"20s"').default(POLL_BACKOFF.firstMs),
   KIE_MAX_WAIT: duration('"30m"').default(30 * 60_000),
   KIE_MAX_RESUBMITS: positiveInt("a whole number").default(1),
   KIE_SUBMIT_ATTEMPTS: positiveInt("a whole number >= 1").default(8),

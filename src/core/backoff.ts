@@ -6,17 +6,46 @@
 /** A source of uniform numbers in [0, 1), `Math.random` by default. */
 export type Rand = () => number;
 
-/** Status-call schedule: first check after ~5 s, then 1.5x per check up to a 60 s cap. */
+/**
+ * Polling mode's status-call ladder, in multiples of its first step (KIE_POLL_INTERVAL): first
+ * check 20 s after the submit, then 1.6x per check up to 9x the first step (180 s). An 8-minute
+ * generation costs about 6-7 calls, a 15-minute one about 9, so 2 creates/s (KIE's documented
+ * rate) of generations up to 15 minutes need under 20 status calls/s (KIE_POLL_RATE's default).
+ */
 export const POLL_BACKOFF = {
-  /** Delay before the first status check. */
-  firstMs: 5_000,
-  /** Growth per check. */
-  factor: 1.5,
-  /** No delay exceeds this, jitter included. */
-  maxMs: 60_000,
+  /** The first check after a submit (KIE_POLL_INTERVAL's default): KIE asks for no faster than 2-3 s. */
+  firstMs: 20_000,
+  /** Growth per check: each wait is 60% of the time already waited, about. */
+  factor: 1.6,
+  /** The cap, as a multiple of the first step: 180 s by default. Jitter stays under it. */
+  capSteps: 9,
   /** ±20%: thousands of tasks submitted together must not be polled in lockstep. */
   jitter: 0.2,
 } as const;
+
+/**
+ * Webhook mode's safety net, in shares of KIE_MAX_WAIT: the callback wakes the poll when the task
+ * ends, so the poll's own checks only catch a lost callback: the first a third of the way to the
+ * deadline (10 min of 30), then every sixth (5 min). Never more often than polling mode.
+ */
+const WEBHOOK_POLL_BACKOFF = {
+  firstShare: 1 / 3,
+  everyShare: 1 / 6,
+} as const;
+
+/** What the status-call schedule of a task depends on: the worker's settings. */
+export interface PollSchedule {
+  /** KIE_POLL_INTERVAL: the first check after a submit in polling mode; the ladder scales with it. */
+  firstMs: number;
+  /**
+   * KIE_MAX_WAIT: no check is put off past the deadline (the next lands at most one first step
+   * after it, so the row fails on time); webhook mode's safety net is measured in it.
+   * Without it, neither applies. @defaultValue undefined
+   */
+  maxWaitMs?: number;
+  /** KIE_CALLBACK_URL is set: callbacks do the work, the schedule is a safety net. @defaultValue false */
+  webhook?: boolean;
+}
 
 /** Retries of transient failures (5xx, network): exponential from `baseMs`, capped at `maxMs`. */
 export const RETRY_BACKOFF = {
@@ -48,26 +77,33 @@ function capped(base: number, factor: number, n: number, max: number): number {
 }
 
 /**
- * Delay before status check number `attempt` (0 = the first check after the submit).
- * The cap is hard: jitter spreads the checks at the cap over 48-60 s rather than past 60 s.
+ * Delay before a task's next status check, `checks` checks after its submit (0: the first, set
+ * by the submit) and `elapsedMs` since the submit. One `rand` draw jitters the step ±20%.
+ * Polling mode: the ladder (POLL_BACKOFF) scaled to `firstMs`. Webhook mode: the longer of that
+ * and the safety net (WEBHOOK_POLL_BACKOFF). Either way cut to land at most one first step past
+ * KIE_MAX_WAIT, so the deadline fails the row on time; no wait is under 80% of the first step.
  */
-export function pollDelay(attempt: number, rand: Rand = Math.random): number {
-  const { firstMs, factor, maxMs, jitter } = POLL_BACKOFF;
-  const base = capped(firstMs, factor, step(attempt), maxMs);
-  const jittered = base * (1 + jitter * (2 * rand() - 1));
-  return Math.round(Math.min(maxMs, jittered));
-}
-
-/**
- * The poll schedule (about 5 s, growing 1.5x to 60 s) scaled so its first step is `firstMs`
- * (KIE_POLL_INTERVAL): the whole ladder, cap and jitter included, stretches by the same factor.
- */
-export function scaledPollDelay(
+export function pollDelay(
   checks: number,
-  firstMs: number = POLL_BACKOFF.firstMs,
+  elapsedMs: number,
+  schedule: PollSchedule,
   rand: Rand = Math.random,
 ): number {
-  return pollDelay(checks, rand) * (firstMs / POLL_BACKOFF.firstMs);
+  const { firstMs, maxWaitMs } = schedule;
+  const k = step(checks);
+  const jitter = 1 + POLL_BACKOFF.jitter * (2 * rand() - 1);
+  const capMs = firstMs * POLL_BACKOFF.capSteps;
+  let ms = Math.min(capMs, capped(firstMs, POLL_BACKOFF.factor, k, capMs) * jitter);
+  if (schedule.webhook === true && maxWaitMs !== undefined) {
+    const share = k === 0 ? WEBHOOK_POLL_BACKOFF.firstShare : WEBHOOK_POLL_BACKOFF.everyShare;
+    ms = Math.max(ms, maxWaitMs * share * jitter);
+  }
+  if (maxWaitMs !== undefined) {
+    // Past the deadline the row fails at its next check: put it just after, not a cap later.
+    const untilDeadline = Math.max(0, maxWaitMs - (Number.isFinite(elapsedMs) ? elapsedMs : 0));
+    ms = Math.min(ms, untilDeadline + firstMs);
+  }
+  return Math.round(ms);
 }
 
 export interface RetryDelayOptions {

@@ -1,4 +1,4 @@
-import { retryDelay, scaledPollDelay } from "../core/backoff.js";
+import { type PollSchedule, pollDelay, retryDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
 import { isKieError } from "../kie/errors.js";
@@ -21,7 +21,26 @@ export interface PollDeps {
   fleet: Pick<FleetPort, "pollSlot" | "pause" | "touchInFlight" | "releaseInFlight">;
   queues: Pick<StageQueues, "addSubmit" | "addArchive">;
   clock: Pick<Clock, "now">;
-  settings: Pick<WorkerSettings, "pollFirstMs" | "recordLagGraceMs" | "maxWaitMs" | "maxResubmits">;
+  settings: Pick<
+    WorkerSettings,
+    "pollFirstMs" | "callbackUrl" | "recordLagGraceMs" | "maxWaitMs" | "maxResubmits"
+  >;
+}
+
+/** The worker's status-call schedule: polling mode, or webhook mode's safety net when callbacks are on. */
+export function pollScheduleOf(
+  settings: Pick<WorkerSettings, "pollFirstMs" | "callbackUrl"> & Partial<Pick<WorkerSettings, "maxWaitMs">>,
+): PollSchedule {
+  return {
+    firstMs: settings.pollFirstMs,
+    webhook: settings.callbackUrl !== undefined,
+    ...(settings.maxWaitMs === undefined ? {} : { maxWaitMs: settings.maxWaitMs }),
+  };
+}
+
+/** The delay before a task's first status check, from its submit. */
+export function firstPollDelay(settings: Parameters<typeof pollScheduleOf>[0]): number {
+  return pollDelay(0, 0, pollScheduleOf(settings));
 }
 
 export const pollStage = {
@@ -36,7 +55,6 @@ export const pollStage = {
  * thousands of generations in flight hold no worker slot and no timer in memory.
  */
 export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<StageResult<PollJob>> {
-  const pollDelay = (checks: number) => scaledPollDelay(checks, deps.settings.pollFirstMs);
   const data = job.data;
   const { batch, rowId, taskId } = data;
   const row = await deps.ledger.getRow(batch, rowId);
@@ -50,13 +68,16 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
   await deps.fleet.pollSlot(job.signal);
   const next = { ...data, checks: data.checks + 1 };
   const now = deps.clock.now();
+  // The wait before the next check, by how many checks this task has had and its age.
+  const schedule = pollScheduleOf(deps.settings);
+  const nextDelay = (of: PollSchedule = schedule) => pollDelay(next.checks, now - data.submittedAt, of);
   let record: TaskRecord;
   try {
     record = await deps.kie.getTask(taskId, job.signal);
   } catch (error) {
     if (!isKieError(error)) throw error;
     if (error.code === "record_not_found") {
-      const ms = pollDelay(data.checks);
+      const ms = nextDelay();
       const notFound = recordLagMark(data.notFound, now, deps.settings.recordLagGraceMs, ms);
       if (notFound) return delay(ms, { ...next, notFound });
       // Most likely the create never happened, but KIE may yet run the task and charge it: its
@@ -79,7 +100,9 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
       if (error.fleetEffect === undefined && pastMaxWait(data, now, deps.settings.maxWaitMs))
         return failPastMaxWait(job, deps, error.message);
       job.log.warn({ code: error.code, taskId }, "status call failed; trying again later");
-      return delay(Math.max(pollDelay(data.checks), retryDelay(data.checks)), next);
+      // On polling mode's ladder even in webhook mode: the callback that woke this call is spent.
+      const ms = nextDelay({ ...schedule, webhook: false });
+      return delay(Math.max(ms, retryDelay(data.checks)), next);
     }
     await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));
     await deps.ledger.transition(batch, rowId, {
@@ -102,7 +125,7 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
         });
       }
       await deps.fleet.touchInFlight(jobKey(batch, rowId, data.resubmit));
-      return delay(pollDelay(data.checks), withoutNotFound(next));
+      return delay(nextDelay(), withoutNotFound(next));
     }
     case "success": {
       await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));

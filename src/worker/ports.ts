@@ -27,7 +27,7 @@ export interface WorkerSettings {
   downloadHosts: string[];
   /** How long "recordInfo is null" is taken for lag after a submit. @defaultValue 60 s */
   recordLagGraceMs: number;
-  /** First status check after a submit; later checks grow 1.5x from it to 12x (60 s by default). */
+  /** KIE_POLL_INTERVAL: first status check after a submit; later checks grow 1.6x from it to 9x (core/backoff.ts). */
   pollFirstMs: number;
   /** How long a finished image is assumed to stay downloadable. @defaultValue 14 days */
   fileLifetimeMs: number;

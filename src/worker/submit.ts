@@ -1,4 +1,3 @@
-import { scaledPollDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
 import { PAUSE_POLICY } from "../fleet/policy.js";
@@ -8,6 +7,7 @@ import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
 import { gateStillOpen, waitForOpenGate } from "./gate.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
+import { firstPollDelay } from "./poll.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
 import {
@@ -40,7 +40,8 @@ export interface SubmitDeps {
   settings: Pick<
     WorkerSettings,
     "pollFirstMs" | "callbackUrl" | "budgetRecheckMs" | "creditsProbeMs" | "usageCapProbeMs"
-  >;
+  > &
+    Partial<Pick<WorkerSettings, "maxWaitMs">>;
 }
 
 export const submitStage = {
@@ -246,7 +247,7 @@ function unmarked(data: SubmitJob): SubmitJob {
 async function ensurePoll(deps: SubmitDeps, data: SubmitJob, taskId: string, submittedAt: number) {
   await deps.queues.addPoll(
     { batch: data.batch, rowId: data.rowId, resubmit: data.resubmit, taskId, submittedAt, checks: 0 },
-    scaledPollDelay(0, deps.settings.pollFirstMs),
+    firstPollDelay(deps.settings),
   );
 }
 

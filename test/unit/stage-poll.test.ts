@@ -7,10 +7,14 @@ import { statusRecordSchema } from "../../src/kie/schemas.js";
 import type { TaskRecord } from "../../src/kie/types.js";
 import type { RowRecord } from "../../src/ledger/types.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "../../src/worker/jobs.js";
-import { type PollDeps, pollStage } from "../../src/worker/poll.js";
+import { firstPollDelay, type PollDeps, pollStage } from "../../src/worker/poll.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
 const MAX_WAIT_MS = 30 * 60_000;
+/** The schedule the fakes' settings make (polling mode, a 5 s first step). */
+const SCHEDULE = { firstMs: 5_000, maxWaitMs: MAX_WAIT_MS };
+/** Delay after `checks` checks, `elapsedMs` after the submit, at jitter factor 1. */
+const nextDelay = (checks: number, elapsedMs = 0) => pollDelay(checks, elapsedMs, SCHEDULE, () => 0.5);
 
 // Jitter factor 1: every delay is the schedule's exact step.
 beforeEach(() => {
@@ -90,7 +94,7 @@ describe("poll stage", () => {
     const f = setup();
     f.clock.advance(20_000);
     const result = await pollStage.run(stageJob(pollJob({ checks: 2 })), f.deps);
-    expect(result).toEqual({ kind: "delay", ms: pollDelay(2, () => 0.5), data: pollJob({ checks: 3 }) });
+    expect(result).toEqual({ kind: "delay", ms: nextDelay(3, 20_000), data: pollJob({ checks: 3 }) });
     expect(f.ledger.current()).toMatchObject({ status: "generating", generatingAt: T0 + 20_000 });
     expect(f.touched).toEqual(["b/r1"]);
     expect(f.archives).toEqual([]);
@@ -102,7 +106,52 @@ describe("poll stage", () => {
       ...f.deps,
       settings: { ...f.deps.settings, pollFirstMs: 1_000 },
     });
-    expect(result).toMatchObject({ kind: "delay", ms: 2_250 });
+    expect(result).toMatchObject({ kind: "delay", ms: 4_096 });
+  });
+
+  it.each([
+    ["polling mode: KIE_POLL_INTERVAL", {}, 5_000],
+    ["webhook mode: a third of KIE_MAX_WAIT", { callbackUrl: "https://hooks.example/kie" }, MAX_WAIT_MS / 3],
+    [
+      "webhook mode without a known KIE_MAX_WAIT: polling mode's",
+      { callbackUrl: "https://hooks.example/kie", maxWaitMs: undefined },
+      5_000,
+    ],
+  ])("the first check after a submit, %s", (_name, settings, expected) => {
+    expect(firstPollDelay({ pollFirstMs: 5_000, maxWaitMs: MAX_WAIT_MS, ...settings })).toBe(expected);
+  });
+
+  it("in webhook mode a task still generating waits the safety net: a sixth of KIE_MAX_WAIT", async () => {
+    const f = setup({ row: { status: "generating" } });
+    f.clock.advance(10 * 60_000);
+    const result = await pollStage.run(stageJob(pollJob({ checks: 1 })), {
+      ...f.deps,
+      settings: { ...f.deps.settings, callbackUrl: "https://hooks.example/kie" },
+    });
+    expect(result).toEqual({ kind: "delay", ms: MAX_WAIT_MS / 6, data: pollJob({ checks: 2 }) });
+  });
+
+  it("in webhook mode a failed status call comes back on polling mode's ladder: its callback is spent", async () => {
+    const f = setup({
+      task: async () => {
+        throw new KieError({ code: "server_error", message: "500", retryable: true });
+      },
+    });
+    const result = await pollStage.run(stageJob(pollJob({ checks: 4 })), {
+      ...f.deps,
+      settings: { ...f.deps.settings, callbackUrl: "https://hooks.example/kie" },
+    });
+    expect(result).toMatchObject({
+      kind: "delay",
+      ms: Math.max(nextDelay(5), retryDelay(4, { rand: () => 0.5 })),
+    });
+  });
+
+  it("near KIE_MAX_WAIT the next check lands one first step past it, so the row fails on time", async () => {
+    const f = setup({ row: { status: "generating" } });
+    f.clock.advance(MAX_WAIT_MS - 10_000);
+    const result = await pollStage.run(stageJob(pollJob({ checks: 12 })), f.deps);
+    expect(result).toMatchObject({ kind: "delay", ms: 10_000 + 5_000 });
   });
 
   it("a success settles the credits, moves the row to archiving and adds one archive job", async () => {
@@ -203,8 +252,8 @@ describe("poll stage", () => {
     const result = await pollStage.run(stageJob(pollJob()), f.deps);
     expect(result).toEqual({
       kind: "delay",
-      ms: 5_000,
-      data: pollJob({ checks: 1, notFound: { since: T0 + 10_000, waitedMs: 5_000 } }),
+      ms: 8_000,
+      data: pollJob({ checks: 1, notFound: { since: T0 + 10_000, waitedMs: 8_000 } }),
     });
     expect(f.ledger.transitions).toEqual([]);
   });
@@ -216,10 +265,7 @@ describe("poll stage", () => {
       },
     });
     const result = await pollStage.run(stageJob(pollJob({ checks: 4 })), f.deps);
-    const expected = Math.max(
-      pollDelay(4, () => 0.5),
-      retryDelay(4, { rand: () => 0.5 }),
-    );
+    const expected = Math.max(nextDelay(5), retryDelay(4, { rand: () => 0.5 }));
     expect(result).toMatchObject({ kind: "delay", ms: expected, data: { checks: 5 } });
     expect(f.ledger.transitions).toEqual([]);
   });
@@ -346,8 +392,8 @@ describe("poll stage: the record-lag grace is measured on one clock and a task u
     const result = await pollStage.run(stageJob(pollJob()), f.deps);
     expect(result).toEqual({
       kind: "delay",
-      ms: 5_000,
-      data: pollJob({ checks: 1, notFound: { since: T0 + 5 * 60_000, waitedMs: 5_000 } }),
+      ms: 8_000,
+      data: pollJob({ checks: 1, notFound: { since: T0 + 5 * 60_000, waitedMs: 8_000 } }),
     });
     expect(f.ledger.transitions).toEqual([]);
     expect(f.submits).toEqual([]);
@@ -360,7 +406,7 @@ describe("poll stage: the record-lag grace is measured on one clock and a task u
     const job = pollJob({ checks: 1, notFound: { since: T0, waitedMs: 5_000 } });
     expect(await pollStage.run(stageJob(job), f.deps)).toMatchObject({
       kind: "delay",
-      data: { notFound: { since: T0, waitedMs: 5_000 + pollDelay(1, () => 0.5) } },
+      data: { notFound: { since: T0, waitedMs: 5_000 + nextDelay(2, 2 * 60_000) } },
     });
     expect(f.ledger.transitions).toEqual([]);
   });
