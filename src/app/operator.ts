@@ -7,9 +7,11 @@ import type { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
 import type { Config } from "../config/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
+import { silentLogger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import { resolveAccounts } from "../report/accounts.js";
 import { type FleetState, readFleetState } from "../report/fleet-state.js";
+import { wakingLedger } from "../worker/budget-wake.js";
 import { openRedis } from "./connections.js";
 import { buildArchivePause, buildLedger, buildPauseControls, buildQueues } from "./parts.js";
 import { Releasers } from "./releasers.js";
@@ -51,20 +53,26 @@ export async function openOperator(config: Config): Promise<Operator> {
       .finally(() => redis.disconnect());
     return closing;
   };
+  const queuesOnce = () => {
+    if (!queues) {
+      const built = buildQueues(redis, config);
+      // An EventEmitter without an 'error' listener throws; failures still reject the calls.
+      for (const queue of Object.values(built.queues)) queue.on("error", () => {});
+      releasers.push("queues", () => built.close());
+      queues = built;
+    }
+    return queues;
+  };
   return {
     config,
     redis,
-    ledger: buildLedger(redis, config),
-    queues() {
-      if (!queues) {
-        const built = buildQueues(redis, config);
-        // An EventEmitter without an 'error' listener throws; failures still reject the calls.
-        for (const queue of Object.values(built.queues)) queue.on("error", () => {});
-        releasers.push("queues", () => built.close());
-        queues = built;
-      }
-      return queues;
-    },
+    // A reservation a command releases (cancel) wakes rows parked over the budget.
+    ledger: wakingLedger(
+      buildLedger(redis, config),
+      { addSubmit: (data) => queuesOnce().addSubmit(data) },
+      silentLogger(),
+    ),
+    queues: queuesOnce,
     pauses: (accountIds) => buildPauseControls(redis, accountIds),
     async fleetState() {
       const ids = await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, config.KIE_API_KEY);

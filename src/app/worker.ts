@@ -24,6 +24,7 @@ import {
   type WorkerMetrics,
 } from "../metrics/index.js";
 import { registerAccount } from "../report/accounts.js";
+import { wakingLedger } from "../worker/budget-wake.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
 import type { WorkerSettings } from "../worker/ports.js";
 import { startWebhookServer, type WebhookServer } from "../worker/webhook.js";
@@ -153,7 +154,8 @@ export async function startWorker(
       {
         kie,
         store,
-        ledger: alerts.ledger(ledger),
+        // Released reservations and settles wake rows parked over the budget.
+        ledger: alerts.ledger(wakingLedger(ledger, queues, log)),
         fleet: createFleetPort(fleet, {
           pollRatePerSec: config.KIE_POLL_RATE,
           maxInFlight: config.KIE_MAX_IN_FLIGHT,

@@ -35,6 +35,8 @@ const RELEASE_DELAY_MS = 1_000;
  * attempts: a poll job lives for minutes, so two crashes would lose its row. No crash fails a row.
  */
 const MAX_STALLED = 1_000_000;
+/** A job's return value when its stage answered `parked`. */
+const PARKED = "parked";
 
 /**
  * The BullMQ edge: turns stage results into `moveToDelayed` + `DelayedError`, retryable stage
@@ -101,6 +103,7 @@ export class StageWorkers {
           await job.moveToDelayed(Date.now() + result.ms, token);
           throw new DelayedError();
         }
+        return result.kind === "parked" ? PARKED : undefined;
       },
       {
         connection: options.connection,
@@ -112,6 +115,12 @@ export class StageWorkers {
         autorun: true,
       },
     );
+    worker.on("completed", (job, returned) => {
+      // Parked jobs are removed on completion; only then may a wake's add of the same id land.
+      if (returned !== PARKED || !definition.onParked) return;
+      const parsed = definition.schema.safeParse(job.data);
+      if (parsed.success) this.track(this.afterParked(definition, parsed.data));
+    });
     worker.on("failed", (job, error) => {
       if (!job) return;
       const final = error.name === "UnrecoverableError" || job.attemptsMade >= (job.opts.attempts ?? 1);
@@ -153,6 +162,18 @@ export class StageWorkers {
       if (moved.ok) await definition.onGiveUp?.(data, options.deps);
     } catch (err) {
       options.log.error({ err, ...where }, "could not record a failed job");
+    }
+  }
+
+  private async afterParked<T extends RowJob>(definition: StageDefinition<T>, data: T) {
+    try {
+      await definition.onParked?.(data, this.options.deps);
+    } catch (err) {
+      // The row is queued without a job: the reconciler's sweep gives it one.
+      this.options.log.warn(
+        { err, stage: definition.name, batch: data.batch, row: data.rowId },
+        "after parking",
+      );
     }
   }
 

@@ -9,7 +9,7 @@ export async function runBudgetCommand(config: Config, batch: string, credits: s
   const budget = parseBudget(credits);
   await withOps(config, (ctx) =>
     setBatchBudget(
-      { ledger: ctx.ledger, out: process.stdout, queuePrefix: config.KIE_QUEUE_PREFIX },
+      { ledger: ctx.ledger, queues: ctx.queues(), out: process.stdout, queuePrefix: config.KIE_QUEUE_PREFIX },
       batch,
       budget,
     ),

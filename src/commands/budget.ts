@@ -2,17 +2,24 @@ import type { BatchSummary } from "../ledger/index.js";
 import { requireBatch } from "../report/batch.js";
 import { formatCredits } from "../report/status-text.js";
 import type { OpsLedger, Output } from "../report/types.js";
+import { type BudgetWakeDeps, wakeParkedRows } from "../worker/budget-wake.js";
 
 export interface BudgetDeps {
-  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "setBudget">;
+  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "setBudget"> & BudgetWakeDeps["ledger"];
   out: Output;
   queuePrefix?: string;
+  /**
+   * The submit queue, to give the rows the new budget holds their jobs now. Without it they wait
+   * for the reconciler's next sweep.
+   */
+  queues?: BudgetWakeDeps["queues"];
 }
 
 /**
- * `kie-batch budget`: sets (or with null removes) the batch's credit budget, then shows what is
- * reserved and spent against it. Rows over budget wait without taking a rate slot; a raised budget
- * lets them go at their next check.
+ * `kie-batch budget`: sets (or with null removes) the batch's credit budget, wakes as many of the
+ * rows parked over the old one as the new one holds (in manifest order: each gets its submit job
+ * back), then shows what is reserved and spent against it. Parked rows cost nothing while they
+ * wait: no job, no Redis call.
  */
 export async function setBatchBudget(
   deps: BudgetDeps,
@@ -24,6 +31,7 @@ export async function setBatchBudget(
     // Expired or purged between the two calls.
     await requireBatch(deps.ledger, batch, deps.queuePrefix);
   }
+  const woken = deps.queues ? await wakeParkedRows({ ledger: deps.ledger, queues: deps.queues }, batch) : 0;
   const after = await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const was = before.budget === undefined ? "none" : formatCredits(before.budget);
   // Uncertain credits (creates whose reply was lost) count as spent: KIE may have charged them.
@@ -43,8 +51,11 @@ export async function setBatchBudget(
   } else if (credits !== null && after.creditsEstimated > credits) {
     lines.push("  below the batch's estimate: some rows may wait for budget");
   }
+  if (woken > 0) lines.push(`  ${woken} rows that were waiting for budget go now`);
   if (after.waitingBudget > 0) {
-    lines.push(`  ${after.waitingBudget} rows are waiting for budget; each looks again within 30 s`);
+    lines.push(
+      `  ${after.waitingBudget} rows are waiting for budget; they cost nothing meanwhile and go as the budget allows (raised, or freed by rows that end)`,
+    );
   }
   deps.out.write(`${lines.join("\n")}\n`);
   return after;

@@ -83,6 +83,7 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
         ctx.keys.unarchived(batch),
         ...ctx.keys.stateIndexes(batch),
         columnsKey(ctx, batch),
+        ctx.keys.parked(batch),
         ctx.keys.batch(batch),
       )
       .zrem(ctx.keys.batches, batch),

@@ -23,6 +23,11 @@ export interface LedgerKeys {
   stateIndex(batch: string, status: IndexedStatus): string;
   /** Every state index key of a batch, in `INDEXED_STATUSES` order. */
   stateIndexes(batch: string): string[];
+  /**
+   * ZSET rowId -> seq of the queued rows parked over the budget (no job while they wait): a
+   * wake takes them in manifest order.
+   */
+  parked(batch: string): string;
   /** STRING owner of a fleet-wide lease (one holder at a time), e.g. the reconciler's. */
   lease(name: string): string;
   /** HASH of one row's flat fields. */
@@ -48,6 +53,7 @@ export function ledgerKeys(prefix: string): LedgerKeys {
     stateIndex: (batch, status) => `${root}:batch:${checkName("batch", batch)}:state:${status}`,
     stateIndexes: (batch) =>
       INDEXED_STATUSES.map((status) => `${root}:batch:${checkName("batch", batch)}:state:${status}`),
+    parked: (batch) => `${root}:batch:${checkName("batch", batch)}:parked`,
     lease: (name) => `${root}:lease:${checkName("lease", name)}`,
     row: (batch, rowId) => `${root}:row:${checkName("batch", batch)}/${checkName("row id", rowId)}`,
     task: (taskId) => `${root}:task:${checkTaskId(taskId)}`,

@@ -5,6 +5,7 @@ import { batchColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
 import { expireFinished, persistBatch, purge } from "./housekeeping.js";
 import { ledgerKeys } from "./keys.js";
+import { wakeParked } from "./parked.js";
 import { getBatch, getRow, listBatches, lookupTask, oldestUnarchived, rows } from "./reads.js";
 import { claimLease, countRepairs, ensureStateIndex, stateIndexPages, stillInState } from "./state-index.js";
 import { drainStatePages } from "./state-walk.js";
@@ -22,6 +23,7 @@ import type {
   StatePageOptions,
   TransitionInput,
   TransitionResult,
+  WakeResult,
 } from "./types.js";
 import { TASK_MAP_TTL_MS } from "./types.js";
 import {
@@ -75,6 +77,11 @@ export interface Ledger {
   keepUncertain(batch: string, rowId: string, credits: number): Promise<number>;
   /** Sets or removes a batch's budget; false when there is no such batch. */
   setBudget(batch: string, credits: number | null): Promise<boolean>;
+  /**
+   * Wakes up to `max` parked rows (over the budget, without a job) that fit the budget now, in
+   * manifest order, each with its reservation made; the caller adds their submit jobs.
+   */
+  wakeParked(batch: string, max?: number): Promise<WakeResult>;
   getBatch(batch: string): Promise<BatchSummary | undefined>;
   /** Every batch, newest first. */
   listBatches(): Promise<BatchSummary[]>;
@@ -137,6 +144,7 @@ export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger 
     releaseReservation: (batch, rowId) => releaseReservation(ctx, batch, rowId),
     keepUncertain: (batch, rowId, credits) => keepUncertain(ctx, batch, rowId, credits),
     setBudget: (batch, credits) => setBudget(ctx, batch, credits),
+    wakeParked: (batch, max) => wakeParked(ctx, batch, max),
     getBatch: (batch) => getBatch(ctx, batch),
     listBatches: () => listBatches(ctx),
     getRow: (batch, rowId) => getRow(ctx, batch, rowId),

@@ -184,7 +184,18 @@ export interface TransitionResult {
   finished: boolean;
 }
 
+/**
+ * `over-budget`: nothing reserved; the row is marked waiting and parked (its job may end: a wake
+ * gives it a new one).
+ */
 export type ReserveOutcome = "reserved" | "over-budget" | "no-budget";
+
+/** What one `wakeParked` call woke: each row with the submit lineage its new job takes. */
+export interface WakeResult {
+  woken: { rowId: string; resubmit: number }[];
+  /** True when more parked rows may fit: ask again. */
+  more: boolean;
+}
 export type SettleOutcome = "settled" | "already-settled";
 
 /** One row of a state index: the row and when it entered the state (the index's score). */

@@ -138,6 +138,7 @@ export async function transition(
     ...ctx.keys.stateIndexes(batch),
   ];
   if (input.addTaskId) keys.push(ctx.keys.task(input.addTaskId));
+  keys.push(ctx.keys.parked(batch)); // always last (see transition.lua)
   const args: (string | number)[] = [
     input.from ? `,${input.from.join(",")},` : "",
     input.to ?? "",
@@ -173,7 +174,8 @@ function rowMissing(batch: string, rowId: string): LedgerError {
 
 /**
  * Reserves `credits` for the row's next submit against its batch's budget. Over budget, the row is
- * marked as waiting (counted once) and nothing is reserved. Without a budget the reservation is
+ * marked as waiting (counted once), parked in the batch's parked set (see `wakeParked`), and
+ * nothing is reserved. Without a budget the reservation is
  * still recorded, so `status` shows credits in flight.
  */
 export async function reserveBudget(
@@ -183,8 +185,8 @@ export async function reserveBudget(
   credits: number,
 ): Promise<ReserveOutcome> {
   if (!(credits >= 0)) throw new LedgerError("invalid_value", "credits must be a non-negative number");
-  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
-  const reply = await reserveScript.run(ctx.redis, keys, [finite("credits", credits)], ctx.clock);
+  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), ctx.keys.parked(batch)];
+  const reply = await reserveScript.run(ctx.redis, keys, [finite("credits", credits), rowId], ctx.clock);
   if (reply === "missing") throw rowMissing(batch, rowId);
   return reply as ReserveOutcome;
 }

@@ -37,8 +37,6 @@ export interface WorkerSettings {
   usageCapProbeMs?: number;
   /** Store unavailable: how often one worker probes the archive store. @defaultValue PAUSE_POLICY["store-unavailable"].probeEveryMs (60 s) */
   storeProbeMs?: number;
-  /** A row over its batch's budget looks again this often. @defaultValue BUDGET_RECHECK_MS (30 s) */
-  budgetRecheckMs?: number;
   /**
    * Multiplies the fleet's 429/455 backoff ladder (2 s.. / 30 s..). Read by the composition root
    * when it builds the fleet, not by the stages; for tests. @defaultValue 1

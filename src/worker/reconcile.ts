@@ -2,6 +2,7 @@ import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import type { IndexedStatus, RowRecord, StateEntry } from "../ledger/types.js";
+import { wakeParkedRows } from "./budget-wake.js";
 import { jobKey, type PollJob, type Stage, type SubmitJob } from "./jobs.js";
 
 /**
@@ -47,6 +48,7 @@ type ReconcileLedger = Pick<
   | "stillInState"
   | "countRepairs"
   | "transition"
+  | "wakeParked"
 >;
 
 export interface ReconcileDeps {
@@ -68,6 +70,8 @@ export interface ReconcileReport {
   requeued: number;
   /** Rows whose job BullMQ had given up on without the row being failed: failed now. */
   failed: number;
+  /** Parked rows (over the budget, no job) that fit the budget now: given their job (absent: none). */
+  woken?: number;
 }
 
 /** The states a row waits in for a job, and which stage's job that is. */
@@ -97,6 +101,14 @@ export async function reconcileBatch(deps: ReconcileDeps, batch: string): Promis
   const report: ReconcileReport = { batch, checked: 0, requeued: 0, failed: 0 };
   const summary = await deps.ledger.getBatch(batch);
   if (!summary) return report;
+  // A wake lost to a crash (or a budget raised without one) leaves parked rows that fit now.
+  if (summary.waitingBudget > 0) {
+    const woken = await wakeParkedRows({ ledger: deps.ledger, queues: deps.jobs }, batch);
+    if (woken > 0) {
+      report.woken = woken;
+      deps.log.info({ batch, woken }, `reconciler: ${woken} rows waiting for budget fit it now; woken`);
+    }
+  }
   await deps.ledger.ensureStateIndex(batch);
   const enteredBefore = deps.clock.now() - (deps.settleMs ?? RECONCILE_SETTLE_MS);
   for (const { state, stage } of WATCHED) {
@@ -126,7 +138,10 @@ async function reconcilePage(
   page: readonly StateEntry[],
   report: ReconcileReport,
 ): Promise<void> {
-  const judged = page.filter(({ row }) => state === "queued" || row.taskId !== undefined);
+  // A parked row (queued over the budget) waits with no job on purpose: a wake gives it one.
+  const judged = page.filter(({ row }) =>
+    state === "queued" ? !row.waitingBudget : row.taskId !== undefined,
+  );
   if (judged.length === 0) return;
   const presence = await deps.jobs.presence(
     stage,

@@ -60,14 +60,26 @@ export interface StageDefinition<T extends RowJob> {
    * still holds for this stage goes back (the submit stage's reservation). Awaited by the runner.
    */
   readonly onGiveUp?: (data: T, deps: StageDeps) => Promise<void>;
+  /**
+   * Runs after a job that answered `parked` is completed (and so removed): a row woken between
+   * its parking and that removal had its new job refused (the id was still taken), so this adds
+   * it. Awaited by the runner; a crash before it leaves the row to the reconciler.
+   */
+  readonly onParked?: (data: T, deps: StageDeps) => Promise<void>;
 }
 
 export type StageResult<T> =
   | { kind: "done" }
+  /**
+   * Done for now: the row waits in its batch's parked set (over the budget) with no job and no
+   * Redis call; a wake adds its job again.
+   */
+  | { kind: "parked" }
   /** Come back after `ms` with `data` (the job moves to delayed: no worker slot is held meanwhile). */
   | { kind: "delay"; ms: number; data: T };
 
 export const done = { kind: "done" } as const;
+export const parked = { kind: "parked" } as const;
 
 export function delay<T>(ms: number, data: T): StageResult<T> {
   return { kind: "delay", ms: Math.max(0, Math.round(ms)), data };

@@ -11,10 +11,10 @@ import { firstPollDelay } from "./poll.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
 import {
-  delay,
   done,
   graceSignal,
   JobLostError,
+  parked,
   type StageDefinition,
   type StageJob,
   type StageResult,
@@ -37,10 +37,7 @@ export interface SubmitDeps {
   fleet: FleetPort;
   queues: Pick<StageQueues, "addPoll">;
   clock: Clock;
-  settings: Pick<
-    WorkerSettings,
-    "pollFirstMs" | "callbackUrl" | "budgetRecheckMs" | "creditsProbeMs" | "usageCapProbeMs"
-  > &
+  settings: Pick<WorkerSettings, "pollFirstMs" | "callbackUrl" | "creditsProbeMs" | "usageCapProbeMs"> &
     Partial<Pick<WorkerSettings, "maxWaitMs">>;
 }
 
@@ -50,10 +47,9 @@ export const submitStage = {
   run: runSubmit,
   owns: ["queued"] as const,
   onGiveUp: giveUpSubmit,
+  onParked: afterParked,
 } satisfies StageDefinition<SubmitJob>;
 
-/** A row over its batch's budget looks again this often (a raised budget frees it). */
-export const BUDGET_RECHECK_MS = 30_000;
 /** With KIE_MAX_IN_FLIGHT reached, a submitter looks for room this often. */
 export const IN_FLIGHT_RECHECK_MS = 2_000;
 /** On shutdown, a create already on the wire gets this long to come back before it is aborted. */
@@ -109,7 +105,9 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
   for (;;) {
     // One reservation per attempt (a no-op while this attempt's is still held).
     const outcome = await deps.ledger.reserveBudget(batch, rowId, row.estimatedCredits);
-    if (outcome === "over-budget") return delay(deps.settings.budgetRecheckMs ?? BUDGET_RECHECK_MS, data);
+    // Parked by the ledger (over the budget): this job ends, and the row costs nothing until a
+    // raised budget or a released reservation wakes it with a new job (budget-wake.ts).
+    if (outcome === "over-budget") return parked;
 
     const gate = await waitForOpenGate(deps, job.signal, job.log);
     if (!(await deps.fleet.tryAcquireInFlight(key))) {
@@ -236,6 +234,20 @@ async function afterAccepted(gate: "open" | "probe", deps: SubmitDeps, log: Stag
 async function giveUpSubmit(data: SubmitJob, deps: Pick<SubmitDeps, "ledger">): Promise<void> {
   if (data.creating !== undefined) await deps.ledger.keepUncertain(data.batch, data.rowId, 0);
   else await deps.ledger.releaseReservation(data.batch, data.rowId);
+}
+
+/**
+ * A parked job is completed and removed now. A wake that came between the parking and the removal
+ * could not add the row's job (its id was still taken): the row is queued, no longer parked, and
+ * without a job, so it gets it here (an add under the same id is one job).
+ */
+async function afterParked(
+  data: SubmitJob,
+  deps: Pick<SubmitDeps, "ledger"> & { queues: Pick<StageQueues, "addSubmit"> },
+) {
+  const row = await deps.ledger.getRow(data.batch, data.rowId);
+  if (row?.status !== "queued" || row.waitingBudget || row.taskIds[data.resubmit] !== undefined) return;
+  await deps.queues.addSubmit({ batch: data.batch, rowId: data.rowId, resubmit: data.resubmit });
 }
 
 /** The job's data without the create-on-the-wire mark. */

@@ -1,9 +1,11 @@
 /**
  * A batch budget: rows that would take the batch past it wait (shown as waitingBudget) without
- * a create, and a raised budget lets them through with no restart.
+ * a create, parked with no job, and a raised budget lets them through with no restart.
  */
 import { afterEach, describe, expect, it } from "vitest";
+import { setBatchBudget } from "../../src/commands/budget.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { Collector } from "./ops-helpers.js";
 
 const rows = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `r-${i + 1}` }));
 
@@ -32,26 +34,34 @@ describe("worker: batch budget", () => {
     expect(await ledger.setBudget("bbud", 16)).toBe(true); // two images at 8 credits
     for (const { id } of rows(4))
       await h.pipeline.queues.addSubmit({ batch: "bbud", rowId: id, resubmit: 0 });
-    await h.worker({ settings: { budgetRecheckMs: 300 } });
+    await h.worker();
 
     const held = await until("two rows archived and two waiting for budget", async () => {
       const batch = await ledger.getBatch("bbud");
       return batch?.archived === 2 && batch.waitingBudget === 2 ? batch : false;
     });
     expect(held).toMatchObject({ queued: 2, failed: 0, creditsSpent: 16 });
-    // They keep waiting across rechecks, and not one create is made for them.
+    // They keep waiting, parked: no job and nothing scheduled for them, and not one create.
     const createsBefore = sim.stats().creates;
     expect(createsBefore).toBe(2);
     const waiting = h.pipeline.queues.queues.submit;
-    const firstRun = (await waiting.getJob("bbud/r-3"))?.processedOn ?? 0;
-    await until("a few budget rechecks", async () => {
-      const job = await waiting.getJob("bbud/r-3");
-      return (job?.processedOn ?? 0) > firstRun + 600;
+    await until("the parked rows' jobs to end", async () => (await waiting.getJobCounts()).active === 0);
+    expect(await waiting.getJob("bbud/r-3")).toBeUndefined();
+    expect(await waiting.getJob("bbud/r-4")).toBeUndefined();
+    expect(await waiting.getJobCounts("delayed", "waiting", "active")).toEqual({
+      delayed: 0,
+      waiting: 0,
+      active: 0,
     });
     expect(sim.stats().creates).toBe(2);
     expect(await ledger.getBatch("bbud")).toMatchObject({ waitingBudget: 2, queued: 2 });
 
-    expect(await ledger.setBudget("bbud", 40)).toBe(true);
+    const raised = await setBatchBudget(
+      { ledger, queues: h.pipeline.queues, out: new Collector() },
+      "bbud",
+      40,
+    );
+    expect(raised.budget).toBe(40);
     const summary = await h.pipeline.waitFinished("bbud", 10_000);
     expect(summary).toMatchObject({ total: 4, archived: 4, failed: 0, waitingBudget: 0, creditsSpent: 32 });
     expect(sim.stats().creates).toBe(4);

@@ -28,7 +28,7 @@ describe("worker: money under lost create replies", () => {
     // on their first reservations, as before, three rows cost 40 credits.
     sim.injectFaults("submit", { kind: "reset", afterCreate: true }, { kind: "reset", afterCreate: true });
     for (const { id } of rows) await h.pipeline.queues.addSubmit({ batch: "money", rowId: id, resubmit: 0 });
-    await h.worker({ settings: { budgetRecheckMs: 200 } });
+    await h.worker();
 
     // Settled: every row not waiting for budget is final, and every lost reply was met.
     const summary = await until(

@@ -5,12 +5,7 @@ import type { KieApi, SubmitRequest } from "../../src/kie/types.js";
 import type { ReserveOutcome, RowRecord } from "../../src/ledger/types.js";
 import type { PollJob, SubmitJob } from "../../src/worker/jobs.js";
 import { JobLostError } from "../../src/worker/stage.js";
-import {
-  BUDGET_RECHECK_MS,
-  IN_FLIGHT_RECHECK_MS,
-  type SubmitDeps,
-  submitStage,
-} from "../../src/worker/submit.js";
+import { IN_FLIGHT_RECHECK_MS, type SubmitDeps, submitStage } from "../../src/worker/submit.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
 // Jitter factor 1: the first poll comes exactly `pollFirstMs` after the submit.
@@ -152,10 +147,10 @@ describe("submit stage", () => {
     expect(f.creates[0]?.callBackUrl).toBe("https://hooks.example/kie/b/r1");
   });
 
-  it("a row over its batch's budget waits and creates nothing", async () => {
+  it("a row over its batch's budget waits (parked: its job ends, no recheck) and creates nothing", async () => {
     const f = setup({ reserve: "over-budget" });
     const result = await submitStage.run(stageJob(submitJob()), f.deps);
-    expect(result).toEqual({ kind: "delay", ms: BUDGET_RECHECK_MS, data: submitJob() });
+    expect(result).toEqual({ kind: "parked" });
     expect(f.creates).toEqual([]);
   });
 

@@ -17,3 +17,4 @@ export const setBudgetScript = load("set-budget.lua");
 export const indexRowsScript = load("index-rows.lua");
 export const leaseScript = load("lease.lua");
 export const countRepairsScript = load("count-repairs.lua");
+export const wakeScript = load("wake.lua");

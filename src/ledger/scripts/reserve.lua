@@ -4,12 +4,14 @@
   reservation up to `creditsUncertain` (budget-uncertain.lua), so the next attempt reserves anew.
   Idempotent per row: a row that already holds at least `credits` reserves nothing more (a job
   re-run before its create went out does not reserve twice). Over budget, the row is marked as
-  waiting (counted once).
+  waiting (counted once) and parked: added to the batch's parked set by its seq, so it needs no
+  job while it waits (its job ends; wake.lua picks it up when the budget has room again, in
+  manifest order).
 
     Input:
-      KEYS[1] batch hash, KEYS[2] row hash
+      KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] the batch's parked zset
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
-      ARGV[2] credits
+      ARGV[2] credits, ARGV[3] row id
 
     Output:
       'reserved' | 'no-budget' (reserved; the batch has none) | 'over-budget' | 'missing'
@@ -17,6 +19,7 @@
 --- @include "includes/row-money.lua"
 if row_missing() then return 'missing' end
 local now = now_ms()
+local rowId = ARGV[3]
 local budget = redis.call('HGET', batchKey, 'budget')
 local held = num(redis.call('HGET', rowKey, 'creditsReserved'))
 local delta = tonumber(ARGV[2]) - held
@@ -33,6 +36,10 @@ if delta > 0 and budget then
       redis.call('HINCRBY', batchKey, 'waitingBudget', 1)
       redis.call('HSET', batchKey, 'updatedAt', now)
     end
+    -- Always (idempotent): a row marked waiting before rows were parked is parked on its next run.
+    -- Only a queued row: the parked set holds queued rows only (transition.lua takes them out).
+    local r = redis.call('HMGET', rowKey, 'status', 'seq')
+    if r[1] == 'queued' then redis.call('ZADD', KEYS[3], num(r[2]), rowId) end
     return 'over-budget'
   end
 end
@@ -43,6 +50,7 @@ end
 if waiting then
   redis.call('HDEL', rowKey, 'waitingBudget')
   redis.call('HINCRBY', batchKey, 'waitingBudget', -1)
+  redis.call('ZREM', KEYS[3], rowId)
 end
 touch(now)
 if budget then return 'reserved' end

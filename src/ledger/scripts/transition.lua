@@ -2,14 +2,15 @@
   Moves one row, atomically with its batch's counters.
 
   Invariants kept here: the per-status counters sum to `total`; `waitingBudget` marks only
-  queued rows; the unarchived zset holds exactly the rows in `archiving`; each state index holds
-  exactly the rows in its state, scored by when they entered it; `finishedAt` is set exactly
-  while every row is archived, failed or cancelled.
+  queued rows, and the parked set holds only queued rows; the unarchived zset holds exactly the
+  rows in `archiving`; each state index holds exactly the rows in its state, scored by when they
+  entered it; `finishedAt` is set exactly while every row is archived, failed or cancelled.
 
     Input:
       KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] unarchived zset, KEYS[4] order zset
       KEYS[5..9] state indexes of queued, submitted, generating, archiving, failed
       KEYS[10] (with a taskId) task map key
+      KEYS[#KEYS] (always the last) the batch's parked zset: a row leaving `queued` leaves it
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
       ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add (''), ARGV[7] task map TTL ms
@@ -44,6 +45,7 @@ if changed then
     redis.call('HDEL', rowKey, 'waitingBudget')
     redis.call('HINCRBY', batchKey, 'waitingBudget', -1)
   end
+  if status == 'queued' then redis.call('ZREM', KEYS[#KEYS], rowId) end
 end
 
 local i = 8

@@ -1,0 +1,62 @@
+--[[
+  Wakes parked rows (reserve.lua parked them over the budget, with no job): in the order given
+  (the parked set's, manifest order), each row still parked gets its reservation now, at its
+  `estimatedCredits`, while the budget has room (spent + reserved + uncertain), and leaves the
+  parked set and the waiting count. The first row that does not fit stops the wake, so rows go in
+  manifest order. Without a budget every row given is woken (and reserves, as reserve.lua does).
+  A given row that is no longer parked (moved on, or woken by another caller) is dropped from the
+  set. The caller adds a submit job for each woken row; a lost add is the reconciler's to repair
+  (the row is queued, no longer parked, with no job).
+
+    Input:
+      KEYS[1] batch hash, KEYS[2] the batch's parked zset, KEYS[3..] row hashes
+      ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
+      ARGV[2..] row ids, in KEYS[3..] order
+
+    Output:
+      {full (1 when a row did not fit), rowId, lineage, rowId, lineage, ...}: each woken row and
+      the submit lineage its job takes (the number of tasks it has)
+]]
+local batchKey, parkedKey = KEYS[1], KEYS[2]
+if redis.call('EXISTS', batchKey) == 0 then return { 0 } end
+local b = redis.call('HMGET', batchKey, 'budget', 'creditsSpent', 'creditsReserved', 'creditsUncertain')
+local room = nil
+if b[1] then room = tonumber(b[1]) - num(b[2]) - num(b[3]) - num(b[4]) end
+local now = now_ms()
+local out = { 0 }
+local woken = 0
+for i = 2, #ARGV do
+  local rowId, rowKey = ARGV[i], KEYS[i + 1]
+  local r = redis.call('HMGET', rowKey, 'status', 'waitingBudget', 'estimatedCredits', 'creditsReserved', 'taskIds')
+  if r[1] ~= 'queued' or r[2] ~= '1' then
+    redis.call('ZREM', parkedKey, rowId)
+  else
+    local held = num(r[4])
+    local delta = num(r[3]) - held
+    -- A small tolerance, as in reserve.lua: credits may be fractional.
+    if delta > 0 and room and delta > room + 1e-9 then
+      out[1] = 1
+      break
+    end
+    if delta > 0 then
+      local deltaText = r[3]
+      if held ~= 0 then deltaText = tostring(delta) end
+      redis.call('HINCRBYFLOAT', rowKey, 'creditsReserved', deltaText)
+      redis.call('HINCRBYFLOAT', batchKey, 'creditsReserved', deltaText)
+      if room then room = room - delta end
+    end
+    redis.call('HDEL', rowKey, 'waitingBudget')
+    redis.call('HSET', rowKey, 'updatedAt', now)
+    redis.call('ZREM', parkedKey, rowId)
+    woken = woken + 1
+    local lineage = 0
+    if r[5] and r[5] ~= '' then lineage = #cjson.decode(r[5]) end
+    out[#out + 1] = rowId
+    out[#out + 1] = lineage
+  end
+end
+if woken > 0 then
+  redis.call('HINCRBY', batchKey, 'waitingBudget', -woken)
+  redis.call('HSET', batchKey, 'updatedAt', now)
+end
+return out

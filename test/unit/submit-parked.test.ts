@@ -1,0 +1,42 @@
+/**
+ * After a parked submit job is completed (and removed), the runner calls the stage's `onParked`:
+ * a wake that came in between could not add the row's job (the id was still taken), so the job
+ * is added here; a row still parked, or moved on, gets none.
+ */
+import { describe, expect, it } from "vitest";
+import type { RowRecord } from "../../src/ledger/types.js";
+import type { SubmitJob } from "../../src/worker/jobs.js";
+import type { StageDeps } from "../../src/worker/ports.js";
+import { submitStage } from "../../src/worker/submit.js";
+import { oneRowLedger, rowRecord } from "../helpers/stage-fakes.js";
+
+async function afterParked(row: Partial<RowRecord>): Promise<SubmitJob[]> {
+  const ledger = oneRowLedger(rowRecord(row));
+  const added: SubmitJob[] = [];
+  const deps = {
+    ledger: { getRow: ledger.getRow },
+    queues: {
+      addSubmit: async (data: SubmitJob) => {
+        added.push(data);
+      },
+    },
+  } as unknown as StageDeps;
+  await submitStage.onParked({ batch: "b", rowId: "r1", resubmit: 0 }, deps);
+  return added;
+}
+
+describe("submit stage: after a parked job ends", () => {
+  it("adds the job of a row woken meanwhile", async () => {
+    expect(await afterParked({ status: "queued", waitingBudget: false })).toEqual([
+      { batch: "b", rowId: "r1", resubmit: 0 },
+    ]);
+  });
+
+  it.each([
+    ["still parked", { status: "queued" as const, waitingBudget: true }],
+    ["cancelled", { status: "cancelled" as const, waitingBudget: false }],
+    ["submitted by another job", { status: "queued" as const, waitingBudget: false, taskIds: ["t-1"] }],
+  ])("adds nothing for a row %s", async (_name, row) => {
+    expect(await afterParked(row)).toEqual([]);
+  });
+});
