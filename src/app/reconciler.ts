@@ -6,6 +6,7 @@ import { reconcileJobs } from "../bull/reconcile-jobs.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
+import { housekeepAll } from "../worker/housekeep.js";
 import { type ReconcileReport, reconcileAll, reconcileBatch } from "../worker/reconcile.js";
 
 /** The lease's name: one reconciler of the deployment sweeps at a time. */
@@ -21,7 +22,7 @@ export interface ReconcilerOptions {
   everyMs: number;
   /** Rows younger in their state than this are left alone. @defaultValue RECONCILE_SETTLE_MS */
   settleMs?: number;
-  /** Called after each sweep this worker ran (tests await it). */
+  /** Called after each sweep this worker ran, housekeeping included (tests await it). */
   onSweep?: (reports: ReconcileReport[]) => void;
 }
 
@@ -49,6 +50,8 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
   const sweep = async () => {
     if (!(await hold())) return;
     const reports = await reconcileAll(deps, hold);
+    // Then the batches' expiry (or its removal) the transitions left to finish, page by page.
+    await housekeepAll({ ledger, log }, hold);
     options.onSweep?.(reports);
   };
   const timer = periodic(sweep, options.everyMs, log, "reconciler sweep");

@@ -1,57 +1,148 @@
+import { RedisScript } from "../redis/script.js";
 import { columnsKey } from "./columns.js";
 import { type LedgerContext, rowIdPages } from "./context.js";
 
 const PAGE = 500;
 
+// Loaded here rather than in scripts/index.ts: this module is its only user.
+const stepScript = RedisScript.fromFile(new URL("./scripts/housekeeping-step.lua", import.meta.url));
+
+/*
+ * A batch's expiry (KIE_LEDGER_TTL after it finishes) and its removal (when it reopens) touch every
+ * row key: a million of them. So they are a walk in steps of one page, each step atomic and
+ * recorded in the batch hash (`hkMode`, `hkAt`, `hkCursor`: the last seq done, `hkDone`: rows
+ * done), which any process may resume after a crash. The transition that finishes or reopens a
+ * batch takes one step (a small batch is then done), the reconciler's sweep takes the rest.
+ */
+
+/** Where a batch's housekeeping stands. */
+export interface HousekeepingProgress {
+  /** What the walk does: set the expiry, or remove it. Undefined: nothing was ever asked. */
+  mode?: "expire" | "persist";
+  /** Rows done so far by the current walk. */
+  done: number;
+  /** True when nothing is left to do. */
+  complete: boolean;
+}
+
+interface Plan {
+  mode: "expire" | "persist";
+  at: string;
+  finishedAt: string;
+}
+
 /**
- * Lets a finished batch's ledger expire `ttlMs` after its `finishedAt`: PEXPIREAT on the batch
- * hash, its zsets and every row key, page by page (too many keys for one script). Returns false,
- * changing nothing, when the batch is not finished. Task map keys keep their own TTL.
- *
- * Rows appended or retried while this runs clear `finishedAt`; the check afterwards then undoes
- * the expiry, so a reopened batch never keeps a TTL.
+ * One step of the batch's housekeeping: a page of rows (and, on the last page, the batch's own
+ * keys). The walk wanted is read from the batch: finished with a TTL, expire; reopened after an
+ * expiry, persist; `ttlMs` undefined keeps an expiry asked for before. A changed wish restarts
+ * the walk from the first row.
+ */
+export async function housekeepingStep(
+  ctx: LedgerContext,
+  batch: string,
+  ttlMs: number | undefined,
+): Promise<HousekeepingProgress> {
+  const batchKey = ctx.keys.batch(batch);
+  const [finishedAt = null, mode = null, at = null, cursor = null, done = null] = await ctx.redis.hmget(
+    batchKey,
+    "finishedAt",
+    "hkMode",
+    "hkAt",
+    "hkCursor",
+    "hkDone",
+  );
+  const plan = wanted(finishedAt, mode, at, ttlMs);
+  if (!plan) return { ...(isMode(mode) ? { mode } : {}), done: Number(done ?? 0), complete: true };
+  const same = plan.mode === mode && plan.at === (at ?? "");
+  if (same && cursor === "done") return { mode: plan.mode, done: Number(done ?? 0), complete: true };
+  const from = same && cursor ? `(${cursor}` : "-inf";
+  const before = same ? Number(done ?? 0) : 0;
+  const page = await ctx.redis.zrange(
+    ctx.keys.order(batch),
+    from,
+    "+inf",
+    "BYSCORE",
+    "LIMIT",
+    0,
+    PAGE,
+    "WITHSCORES",
+  );
+  const ids: string[] = [];
+  for (let i = 0; i < page.length; i += 2) ids.push(page[i]!);
+  const last = ids.length < PAGE ? "done" : page[page.length - 1]!;
+  const batchKeys = [
+    ctx.keys.order(batch),
+    ctx.keys.unarchived(batch),
+    ...ctx.keys.stateIndexes(batch),
+    columnsKey(ctx, batch),
+  ];
+  const keys = [batchKey, ...batchKeys, ...ids.map((id) => ctx.keys.row(batch, id))];
+  const args = [plan.mode, plan.at, plan.finishedAt, last, before + ids.length, batchKeys.length];
+  const applied = (await stepScript.run(ctx.redis, keys, args, ctx.clock)) === 1;
+  // Not applied: the batch changed (or went) between the read and the step; the next step sees it.
+  if (!applied) return { mode: plan.mode, done: before, complete: false };
+  return { mode: plan.mode, done: before + ids.length, complete: last === "done" };
+}
+
+function isMode(value: string | null): value is "expire" | "persist" {
+  return value === "expire" || value === "persist";
+}
+
+function wanted(
+  finishedAt: string | null,
+  mode: string | null,
+  at: string | null,
+  ttlMs: number | undefined,
+): Plan | undefined {
+  if (finishedAt !== null) {
+    if (ttlMs !== undefined) {
+      return { mode: "expire", at: String(Math.floor(Number(finishedAt) + ttlMs)), finishedAt };
+    }
+    // No TTL of our own: keep walking an expiry asked for explicitly (expireFinished).
+    return mode === "expire" && at ? { mode: "expire", at, finishedAt } : undefined;
+  }
+  // Not finished: only a batch that had an expiry needs its keys persisted.
+  return mode === "expire" || mode === "persist" ? { mode: "persist", at: "", finishedAt: "" } : undefined;
+}
+
+/**
+ * Steps until the batch's housekeeping is complete (or `keepGoing` says stop, asked between
+ * steps); `onStep` sees the progress after each. Returns the last progress.
+ */
+export async function housekeep(
+  ctx: LedgerContext,
+  batch: string,
+  ttlMs: number | undefined,
+  options: { keepGoing?: () => Promise<boolean>; onStep?: (progress: HousekeepingProgress) => void } = {},
+): Promise<HousekeepingProgress> {
+  for (;;) {
+    const progress = await housekeepingStep(ctx, batch, ttlMs);
+    options.onStep?.(progress);
+    if (progress.complete) return progress;
+    if (options.keepGoing && !(await options.keepGoing())) return progress;
+  }
+}
+
+/**
+ * Lets a finished batch's ledger expire `ttlMs` after its `finishedAt`: PEXPIREAT on every row
+ * key, then its zsets and hash, to the end of the walk. Returns false when the batch is not
+ * finished, or reopened meanwhile (its keys are then persisted again). Task map keys keep their
+ * own TTL.
  */
 export async function expireFinished(ctx: LedgerContext, batch: string, ttlMs: number): Promise<boolean> {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError("ttlMs must be a positive number");
-  const batchKey = ctx.keys.batch(batch);
-  const finishedAt = await ctx.redis.hget(batchKey, "finishedAt");
-  if (finishedAt === null) return false;
-  const at = Math.floor(Number(finishedAt) + ttlMs);
-  await applyToBatch(ctx, batch, (pipeline, key) => pipeline.pexpireat(key, at));
-  if ((await ctx.redis.hget(batchKey, "finishedAt")) === null) {
-    await persistBatch(ctx, batch);
-    return false;
-  }
-  return true;
+  if ((await ctx.redis.hget(ctx.keys.batch(batch), "finishedAt")) === null) return false;
+  const progress = await housekeep(ctx, batch, ttlMs);
+  if (progress.mode === "expire") return true;
+  return false;
 }
 
-/** Removes any expiry from a batch's keys (after rows were appended to, or retried in, a finished batch). */
+/** Removes any expiry from a batch's keys, to the end of the walk (a reopened batch). */
 export async function persistBatch(ctx: LedgerContext, batch: string): Promise<void> {
-  await applyToBatch(ctx, batch, (pipeline, key) => pipeline.persist(key));
+  await housekeep(ctx, batch, ctx.ttlMs);
 }
 
 type Pipeline = ReturnType<LedgerContext["redis"]["pipeline"]>;
-
-async function applyToBatch(
-  ctx: LedgerContext,
-  batch: string,
-  command: (pipeline: Pipeline, key: string) => void,
-): Promise<void> {
-  // Rows first, the batch hash last: a crash midway leaves the batch itself in its old state, still
-  // listed and purgeable, rather than orphan rows that nothing lists.
-  for await (const ids of rowIdPages(ctx, batch, PAGE)) {
-    const pipeline = ctx.redis.pipeline();
-    for (const id of ids) command(pipeline, ctx.keys.row(batch, id));
-    await execOrThrow(pipeline);
-  }
-  const pipeline = ctx.redis.pipeline();
-  command(pipeline, ctx.keys.order(batch));
-  command(pipeline, ctx.keys.unarchived(batch));
-  for (const key of ctx.keys.stateIndexes(batch)) command(pipeline, key);
-  command(pipeline, columnsKey(ctx, batch));
-  command(pipeline, ctx.keys.batch(batch));
-  await execOrThrow(pipeline);
-}
 
 /**
  * Deletes every key of a batch: its rows, their taskId mappings, its zsets (order, unarchived,

@@ -3,7 +3,7 @@ import type { Clock } from "../core/clock.js";
 import { keepUncertain } from "./budget.js";
 import { batchColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
-import { expireFinished, persistBatch, purge } from "./housekeeping.js";
+import { expireFinished, type HousekeepingProgress, housekeep, persistBatch, purge } from "./housekeeping.js";
 import { ledgerKeys } from "./keys.js";
 import { wakeParked } from "./parked.js";
 import { getBatch, getRow, listBatches, lookupTask, oldestUnarchived, rows } from "./reads.js";
@@ -101,6 +101,14 @@ export interface Ledger {
   expireFinished(batch: string, ttlMs: number): Promise<boolean>;
   /** Removes any expiry from a batch's keys. */
   persistBatch(batch: string): Promise<void>;
+  /**
+   * Steps the batch's expiry (or its removal) on, a page of rows per step, until done or
+   * `keepGoing` (asked between steps) says stop; resumable by any process. See housekeeping.ts.
+   */
+  housekeep(
+    batch: string,
+    options?: { keepGoing?: () => Promise<boolean>; onStep?: (progress: HousekeepingProgress) => void },
+  ): Promise<HousekeepingProgress>;
   /** Deletes every ledger key of the batch; returns the number of rows deleted. */
   purge(batch: string): Promise<number>;
   /** Builds the state indexes of a batch recorded before they existed (once; then one HGET). */
@@ -155,6 +163,7 @@ export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger 
     oldestUnarchived: (batch) => oldestUnarchived(ctx, batch),
     expireFinished: (batch, ttlMs) => expireFinished(ctx, batch, ttlMs),
     persistBatch: (batch) => persistBatch(ctx, batch),
+    housekeep: (batch, hkOptions) => housekeep(ctx, batch, ctx.ttlMs, hkOptions),
     purge: (batch) => purge(ctx, batch),
     ensureStateIndex: (batch) => ensureStateIndex(ctx, batch),
     statePages: (batch, status, pageOptions) => stateIndexPages(ctx, batch, status, pageOptions),

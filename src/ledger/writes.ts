@@ -10,7 +10,7 @@ import {
 import { markColumnsKept, recordColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
 import { LedgerError } from "./errors.js";
-import { expireFinished, persistBatch } from "./housekeeping.js";
+import { housekeepingStep } from "./housekeeping.js";
 import { checkName } from "./keys.js";
 import {
   addRowsScript,
@@ -93,7 +93,7 @@ export async function addRows(
     });
   }
   if (created) await markColumnsKept(ctx, batch);
-  if (reopened) await persistBatch(ctx, batch);
+  if (reopened) await housekeepingStep(ctx, batch, ctx.ttlMs);
   return outcomes;
 }
 
@@ -116,8 +116,8 @@ function newColumns(
 
 /**
  * Moves one row atomically with its batch's counters. When the move finishes the batch and the
- * ledger has a TTL, the batch's keys are set to expire (here, not in Lua: a batch can hold a
- * million rows); when it reopens a finished batch, their expiry is removed.
+ * ledger has a TTL, the batch's keys are set to expire; when it reopens a finished batch, their
+ * expiry is removed: a first page here, the rest by the sweep (a batch can hold a million rows).
  */
 export async function transition(
   ctx: LedgerContext,
@@ -163,8 +163,11 @@ export async function transition(
   ];
   const [ok, finished, reopened, pairs] = reply;
   const row = pairs === undefined ? undefined : parseRow(batch, pairsToHash(pairs));
-  if (reopened === 1) await persistBatch(ctx, batch);
-  if (finished === 1 && ctx.ttlMs !== undefined) await expireFinished(ctx, batch, ctx.ttlMs);
+  // One bounded step of the batch's expiry (or of its removal): a small batch is done here, a
+  // large one by the reconciler's sweep (housekeeping.ts), so no row's job walks the batch.
+  if (reopened === 1 || (finished === 1 && ctx.ttlMs !== undefined)) {
+    await housekeepingStep(ctx, batch, ctx.ttlMs);
+  }
   return { ok: ok === 1, row, finished: finished === 1 };
 }
 

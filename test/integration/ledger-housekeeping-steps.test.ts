@@ -1,0 +1,125 @@
+import type { Redis } from "ioredis";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/core/logger.js";
+import { createLedger, type Ledger, ledgerKeys, type NewRow } from "../../src/ledger/index.js";
+import { housekeepAll } from "../../src/worker/housekeep.js";
+import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+
+/**
+ * Issue 10: a batch's expiry (and its removal when it reopens) is a walk in steps of a page,
+ * resumable by any process, never a walk of every row inside the transition (a row's job) that
+ * finished the batch. Behaviour, not timing: which keys carry an expiry after which steps.
+ */
+
+const DAY = 86_400_000;
+const ROWS = 1_600; // pages of 500: 500, 500, 500, 100
+const ids = Array.from({ length: ROWS }, (_, i) => `r${i}`);
+
+function newRow(id: string): NewRow {
+  return { id, line: 2, prompt: `prompt ${id}`, params: {}, metadata: { n: id }, estimatedCredits: 8 };
+}
+
+let redis: Redis;
+let prefix: string;
+let ledger: Ledger;
+
+beforeAll(() => {
+  redis = testRedis();
+});
+afterAll(async () => {
+  await redis.quit();
+});
+beforeEach(() => {
+  prefix = uniquePrefix("hk");
+  ledger = createLedger(redis, { prefix, ttlMs: DAY });
+});
+afterEach(async () => {
+  await cleanupPrefix(redis, prefix);
+});
+
+/** Finishes every row but the last concurrently, then the last: one transition finishes the batch. */
+async function finishAll(target: Ledger, batch: string): Promise<void> {
+  const rest = ids.slice(0, -1);
+  for (let i = 0; i < rest.length; i += 400) {
+    await Promise.all(rest.slice(i, i + 400).map((id) => target.transition(batch, id, { to: "archived" })));
+  }
+  const last = await target.transition(batch, ids[ROWS - 1]!, { to: "archived" });
+  expect(last.finished).toBe(true);
+}
+
+/** How many rows of the batch carry an expiry, and whether its own keys do. */
+async function expiring(batch: string): Promise<{ rows: number; batchKeys: boolean[] }> {
+  const keys = ledgerKeys(prefix);
+  const pipeline = redis.pipeline();
+  for (const id of ids) pipeline.pttl(keys.row(batch, id));
+  const ttls = ((await pipeline.exec()) ?? []).map(([, ttl]) => Number(ttl));
+  const own = [keys.batch(batch), keys.order(batch), `${keys.batch(batch)}:columns`];
+  const batchKeys = await Promise.all(own.map(async (key) => (await redis.pttl(key)) > 0));
+  return { rows: ttls.filter((ttl) => ttl > 0).length, batchKeys };
+}
+
+describe("a batch's expiry in resumable steps", () => {
+  it("the finishing transition takes one page; later steps resume where it stopped, in another process too", async () => {
+    await ledger.addRows("big", ids.map(newRow));
+    await finishAll(ledger, "big");
+    // One page inside the transition, not the batch; the batch's own keys wait for the last page.
+    expect(await expiring("big")).toEqual({ rows: 500, batchKeys: [false, false, false] });
+
+    // A sweep that stops after one page (its lease lost, its worker gone).
+    let asked = 0;
+    const cut = await ledger.housekeep("big", { keepGoing: async () => ++asked < 1 });
+    expect(cut).toMatchObject({ mode: "expire", done: 1_000, complete: false });
+    expect((await expiring("big")).rows).toBe(1_000);
+
+    // Another process resumes at row 1,000: two steps (500, then the last 100 and the batch's keys).
+    const other = createLedger(redis, { prefix, ttlMs: DAY });
+    const steps: number[] = [];
+    const end = await other.housekeep("big", { onStep: (p) => steps.push(p.done) });
+    expect(steps).toEqual([1_500, 1_600]);
+    expect(end).toEqual({ mode: "expire", done: ROWS, complete: true });
+    expect(await expiring("big")).toEqual({ rows: ROWS, batchKeys: [true, true, true] });
+    const finishedAt = (await ledger.getBatch("big"))!.finishedAt!;
+    const ttl = await redis.pttl(ledgerKeys(prefix).row("big", "r1599"));
+    expect(ttl).toBeLessThanOrEqual(finishedAt + DAY - Date.now() + 1_000);
+    expect(ttl).toBeGreaterThan(DAY - 60_000);
+
+    // Done is done: a further sweep finds nothing to do in one read.
+    expect(await other.housekeep("big")).toEqual({ mode: "expire", done: ROWS, complete: true });
+  });
+
+  it("a batch reopened halfway through its expiry walks again from the first row, removing it", async () => {
+    await ledger.addRows("big", ids.map(newRow));
+    await finishAll(ledger, "big");
+    await ledger.housekeep("big", { keepGoing: async () => false });
+    expect((await expiring("big")).rows).toBe(1_000);
+
+    // A retried row reopens the batch: its transition removes the expiry from the first page.
+    await ledger.transition("big", "r1200", { to: "failed" }); // not a reopen: still finished
+    await ledger.transition("big", "r1200", { from: ["failed"], to: "queued" });
+    expect((await ledger.getBatch("big"))?.finishedAt).toBeUndefined();
+    expect((await expiring("big")).rows).toBe(500);
+
+    const end = await ledger.housekeep("big");
+    expect(end).toEqual({ mode: "persist", done: ROWS, complete: true });
+    expect(await expiring("big")).toEqual({ rows: 0, batchKeys: [false, false, false] });
+  });
+
+  it("the reconciler's housekeeping sweep finishes every batch's walk, and a sweep cut short is resumed by the next", async () => {
+    await ledger.addRows("a", ids.map(newRow));
+    await ledger.addRows("b", ids.map(newRow));
+    await finishAll(ledger, "a");
+    await finishAll(ledger, "b");
+    await ledger.addRows("open", ["x"].map(newRow));
+
+    let lease = 2;
+    expect(await housekeepAll({ ledger, log: silentLogger() }, async () => --lease > 0)).toBe(false);
+    const [a, b] = [await expiring("a"), await expiring("b")];
+    // Two pages of the sweep went somewhere (listBatches: newest first), the rest waits.
+    expect(a.rows + b.rows).toBe(500 + 500 + 1_000);
+
+    expect(await housekeepAll({ ledger, log: silentLogger() })).toBe(true);
+    expect(await expiring("a")).toEqual({ rows: ROWS, batchKeys: [true, true, true] });
+    expect(await expiring("b")).toEqual({ rows: ROWS, batchKeys: [true, true, true] });
+    expect(await redis.pttl(ledgerKeys(prefix).row("open", "x"))).toBe(-1);
+  });
+});
