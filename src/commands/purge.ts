@@ -5,7 +5,7 @@ import { OpsError } from "../report/errors.js";
 import { isFinished } from "../report/status.js";
 import type { Output } from "../report/types.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
-import { batchJobIds } from "./batch-jobs.js";
+import { countBatchJobs, forEachBatchJobPage } from "./batch-jobs.js";
 import { forEachLimit, iterate } from "./jobs.js";
 
 const CONCURRENCY = 16;
@@ -33,8 +33,10 @@ interface PurgePlan {
   batch: string;
   /** The batch's ledger; undefined when it is already gone (purged or expired) but jobs are left. */
   summary: BatchSummary | undefined;
-  /** Ids of the batch's jobs in each stage queue. */
+  /** Ids of the batch's jobs in each stage queue: the first 20 (sorted), not a million. */
   jobs: Record<Stage, string[]>;
+  /** How many jobs of the batch each stage queue holds. */
+  jobCounts: Record<Stage, number>;
 }
 
 /** What one stage queue lost. */
@@ -71,12 +73,17 @@ async function planPurge(deps: PurgeDeps, batch: string): Promise<PurgePlan> {
   }
   const summary = await deps.ledger.getBatch(batch);
   const jobs = emptyJobs<string[]>(() => []);
-  for (const stage of STAGES) jobs[stage] = await batchJobIds(deps.queues[stage], batch);
+  const jobCounts = emptyJobs(() => 0);
+  for (const stage of STAGES) {
+    const { count, ids } = await countBatchJobs(deps.queues[stage], batch);
+    jobs[stage] = ids;
+    jobCounts[stage] = count;
+  }
   // No ledger and no job: the usual typo (or another KIE_QUEUE_PREFIX); say which batches exist.
-  if (!summary && STAGES.every((stage) => jobs[stage].length === 0)) {
+  if (!summary && STAGES.every((stage) => jobCounts[stage] === 0)) {
     await requireBatch(deps.ledger, batch, deps.queuePrefix);
   }
-  return { batch, summary, jobs };
+  return { batch, summary, jobs, jobCounts };
 }
 
 /**
@@ -106,17 +113,22 @@ export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeR
   for (const stage of STAGES) {
     const queue = deps.queues[stage];
     const result = report.jobs[stage];
-    const ids = await batchJobIds(queue, batch);
-    await forEachLimit(iterate(ids), CONCURRENCY, async (id) => {
-      const state = await queue.getJobState(id);
-      // 1: removed (or gone meanwhile); 0: locked by a worker.
-      if ((await queue.remove(id)) === 1) {
-        result.removed++;
-        const key = state === "unknown" ? "leftover" : state;
-        result.byState[key] = (result.byState[key] ?? 0) + 1;
-      } else {
-        result.active.push(id);
-      }
+    // A page of the queue at a time, never every id of the batch at once.
+    await forEachBatchJobPage(queue, batch, async (ids) => {
+      let removed = 0;
+      await forEachLimit(iterate(ids), CONCURRENCY, async (id) => {
+        const state = await queue.getJobState(id);
+        // 1: removed (or gone meanwhile); 0: locked by a worker.
+        if ((await queue.remove(id)) === 1) {
+          removed++;
+          result.removed++;
+          const key = state === "unknown" ? "leftover" : state;
+          result.byState[key] = (result.byState[key] ?? 0) + 1;
+        } else {
+          result.active.push(id);
+        }
+      });
+      return removed;
     });
     result.active.sort();
   }
@@ -134,19 +146,21 @@ function countStates(s: BatchSummary): string {
   return states.map((state) => `${s[state]} ${state}`).join(", ") || "no rows";
 }
 
-function jobsLine(jobs: Record<Stage, string[]>): string {
-  const total = STAGES.reduce((n, stage) => n + jobs[stage].length, 0);
-  return `${total} jobs in the queues (${STAGES.map((stage) => `${stage} ${jobs[stage].length}`).join(", ")})`;
+function jobsLine(counts: Record<Stage, number>): string {
+  const total = STAGES.reduce((n, stage) => n + counts[stage], 0);
+  return `${total} jobs in the queues (${STAGES.map((stage) => `${stage} ${counts[stage]}`).join(", ")})`;
 }
 
 /** What is about to go, and a warning when the batch is still moving. */
 function planLines(plan: PurgePlan): string[] {
   const { batch, summary } = plan;
   if (!summary) {
-    return [`batch ${batch}: no ledger (already purged or expired); ${jobsLine(plan.jobs)} will be removed`];
+    return [
+      `batch ${batch}: no ledger (already purged or expired); ${jobsLine(plan.jobCounts)} will be removed`,
+    ];
   }
   const lines = [
-    `batch ${batch}: ${summary.total} rows in the ledger (${countStates(summary)}), ${jobsLine(plan.jobs)} will be removed`,
+    `batch ${batch}: ${summary.total} rows in the ledger (${countStates(summary)}), ${jobsLine(plan.jobCounts)} will be removed`,
   ];
   if (!isFinished(summary)) {
     const inFlight = summary.submitted + summary.generating + summary.archiving;
