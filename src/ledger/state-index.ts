@@ -52,14 +52,15 @@ export async function* stateIndexPages(
     if (page.length === 0) return;
     const found: { id: string; score: string }[] = [];
     for (let i = 0; i + 1 < page.length; i += 2) found.push({ id: page[i]!, score: page[i + 1]! });
+    const read = options.skipParked ? await unparked(ctx, batch, found) : found;
     const pipeline = ctx.redis.pipeline();
-    for (const { id } of found) pipeline.hgetall(ctx.keys.row(batch, id));
-    const replies = (await pipeline.exec()) ?? [];
+    for (const { id } of read) pipeline.hgetall(ctx.keys.row(batch, id));
+    const replies = read.length === 0 ? [] : ((await pipeline.exec()) ?? []);
     const entries: StateEntry[] = [];
     replies.forEach(([err, hash], i) => {
       if (err) throw err;
       const row = parseRow(batch, hash as FlatHash);
-      if (row && row.status === status) entries.push({ row, enteredAt: Number(found[i]!.score) });
+      if (row && row.status === status) entries.push({ row, enteredAt: Number(read[i]!.score) });
     });
     yield entries;
     if (found.length < pageSize) return;
@@ -68,6 +69,17 @@ export async function* stateIndexPages(
     skip = min === last ? skip + sameScore : sameScore;
     min = last;
   }
+}
+
+/** The entries not in the batch's parked set (one ZMSCORE for the page). */
+async function unparked<T extends { id: string }>(
+  ctx: LedgerContext,
+  batch: string,
+  found: T[],
+): Promise<T[]> {
+  if (found.length === 0) return found;
+  const scores = await ctx.redis.zmscore(ctx.keys.parked(batch), ...found.map(({ id }) => id));
+  return found.filter((_, i) => scores[i] === null);
 }
 
 /**

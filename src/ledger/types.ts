@@ -209,6 +209,12 @@ export interface StatePageOptions {
   enteredBefore?: number;
   /** Rows per page. @defaultValue 500 */
   pageSize?: number;
+  /**
+   * Leave out the rows parked over the budget (queued rows in the batch's parked set) without
+   * reading them: a walk that has nothing to do for them costs one ZMSCORE per page, not a read
+   * per parked row. @defaultValue false
+   */
+  skipParked?: boolean;
 }
 
 export interface RowsOptions {

@@ -150,7 +150,8 @@ describe("the reconciler and parked rows", () => {
     // The three rows that reserved have their jobs (still queued: their creates are on the way).
     for (const id of ids(3)) await queues.addSubmit({ batch: "b", rowId: id, resubmit: 0 });
     now += 2 * MINUTE;
-    expect(await reconcileBatch(deps(), "b")).toEqual({ batch: "b", checked: 10, requeued: 0, failed: 0 });
+    // Parked rows are left out unread: only the three with jobs are looked at.
+    expect(await reconcileBatch(deps(), "b")).toEqual({ batch: "b", checked: 3, requeued: 0, failed: 0 });
     expect(await submitJobIds()).toEqual(ids(3).map((id) => `b/${id}`));
     expect(await parked()).toHaveLength(7);
 
@@ -161,6 +162,16 @@ describe("the reconciler and parked rows", () => {
     expect(await submitJobIds()).toEqual(ids(6).map((id) => `b/${id}`));
     expect(await parked()).toEqual(ids(10).slice(6));
     expect((await ledger.getBatch("b"))!.repaired ?? 0).toBe(0);
+  });
+
+  it("gives a job to a row marked waiting by an older version (not parked, its delayed job lost)", async () => {
+    await tenRowsThreeFit();
+    for (const id of ids(3)) await queues.addSubmit({ batch: "b", rowId: id, resubmit: 0 });
+    // What an older version left: the mark, no parked entry, no job.
+    await redis.zrem(parkedKey(), "r-10");
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ checked: 4, requeued: 1 });
+    expect(await submitJobIds()).toContain("b/r-10");
   });
 
   it("gives a job to a woken row whose job add was lost", async () => {
