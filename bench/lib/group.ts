@@ -33,6 +33,8 @@ export interface Sizes {
   /** Rows of the enqueue-rate comparison, and of the enqueue peak-RSS run. */
   enqueueRows: number;
   enqueueBigRows: number;
+  /** Rows of the batch the ops group runs retry, cancel, the failure list and results on. */
+  opsRows: number;
 }
 
 export const FULL: Sizes = {
@@ -48,6 +50,7 @@ export const FULL: Sizes = {
   createWindows: 6,
   enqueueRows: 100_000,
   enqueueBigRows: 1_000_000,
+  opsRows: 1_000_000,
 };
 
 export const QUICK: Sizes = {
@@ -63,4 +66,5 @@ export const QUICK: Sizes = {
   createWindows: 4,
   enqueueRows: 20_000,
   enqueueBigRows: 100_000,
+  opsRows: 50_000,
 };
