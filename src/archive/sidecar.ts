@@ -39,25 +39,19 @@ export interface SidecarImage {
   contentType: string;
 }
 
-/** The sidecar's fields, as written (times as ISO 8601 text). */
-export interface Sidecar {
-  batch: string;
-  id: string;
-  line: number;
-  prompt: string;
-  params: Record<string, unknown>;
-  metadata: Record<string, string>;
-  /** The task whose images these are. */
+/**
+ * The sidecar's fields, as written (times as ISO 8601 text): the row's own fields, then the task
+ * whose images these are (`taskIds` lists every task ever created for the row, resubmits included).
+ */
+export interface Sidecar
+  extends Pick<SidecarRow, "batch" | "id" | "line" | "prompt" | "params" | "metadata" | "taskIds">,
+    Pick<SidecarRow, "uncertain" | "resubmits"> {
   taskId: string;
-  /** Every task ever created for the row, resubmits included. */
-  taskIds: string[];
   images: SidecarImage[];
   /** The first image's checksum and size. */
   sha256: string | undefined;
   bytes: number | undefined;
   credits: number;
-  uncertain: number;
-  resubmits: number;
   submittedAt: string | undefined;
   completedAt: string | undefined;
   archivedAt: string;
