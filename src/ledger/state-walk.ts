@@ -13,7 +13,8 @@ const PAGE = 500;
  * the caller removed them meanwhile. Here each page is read only when the caller asks for the next
  * (finish a page before asking), from the last score seen, and the ids already seen at that score
  * are filtered out instead of skipped: a row removed or left in place neither hides another nor
- * comes twice. Rows re-entering the state later come again only if `enteredBefore` admits them.
+ * comes twice. Only rows in the state when the walk began are visited (by their index score, or
+ * those that entered before `enteredBefore`).
  */
 export async function* drainStatePages(
   ctx: LedgerContext,
@@ -25,7 +26,11 @@ export async function* drainStatePages(
   if (!Number.isInteger(pageSize) || pageSize < 1)
     throw new RangeError("pageSize must be a positive integer");
   const key = ctx.keys.stateIndex(batch, status);
-  const max = options.enteredBefore === undefined ? "+inf" : `(${options.enteredBefore}`;
+  // Rows that enter the state after the walk began are the next walk's: a row retried here that
+  // fails again at once must not be taken again and again by the same walk.
+  const [, top] = await ctx.redis.zrange(key, "+inf", "-inf", "BYSCORE", "REV", "LIMIT", 0, 1, "WITHSCORES");
+  if (top === undefined) return;
+  const max = options.enteredBefore === undefined ? top : `(${options.enteredBefore}`;
   let min = "-inf";
   let seenAtMin = new Set<string>();
   for (;;) {
