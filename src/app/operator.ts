@@ -7,11 +7,9 @@ import type { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
 import type { Config } from "../config/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
-import { silentLogger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import { resolveAccounts } from "../report/accounts.js";
 import { type FleetState, readFleetState } from "../report/fleet-state.js";
-import { wakingLedger } from "../worker/budget-wake.js";
 import { openRedis } from "./connections.js";
 import { buildArchivePause, buildLedger, buildPauseControls, buildQueues } from "./parts.js";
 import { Releasers } from "./releasers.js";
@@ -66,12 +64,10 @@ export async function openOperator(config: Config): Promise<Operator> {
   return {
     config,
     redis,
-    // A reservation a command releases (cancel) wakes rows parked over the budget.
-    ledger: wakingLedger(
-      buildLedger(redis, config),
-      { addSubmit: (data) => queuesOnce().addSubmit(data) },
-      silentLogger(),
-    ),
+    // Not the worker's waking ledger: a reservation `cancel` releases must not wake parked rows of
+    // the batch it is cancelling (a woken row could be created before the walk reaches it). The
+    // commands that mean to wake rows (`budget`, and `retry` through the reconciler) do so.
+    ledger: buildLedger(redis, config),
     queues: queuesOnce,
     pauses: (accountIds) => buildPauseControls(redis, accountIds),
     async fleetState() {
