@@ -27,19 +27,29 @@ export interface ReconcilerOptions {
 }
 
 export interface Reconciler {
+  /**
+   * Tells the sweep in progress to stop at its next page and starts no other; returns at once, so
+   * the stage workers can start closing while the sweep winds down.
+   */
+  stop(): void;
+  /** `stop()`, then waits for the sweep in progress (a page at most). */
   close(): Promise<void>;
 }
 
 /**
  * Starts the periodic sweep in a worker. Every worker tries; the one that holds the lease (taken
- * for `everyMs`, renewed by its holder between batches) sweeps, the others skip, so the fleet
- * sweeps about once per period whatever its size, and a holder that dies lets the lease lapse to
- * another worker within one period.
+ * for `everyMs`, renewed by its holder between batches and pages) sweeps, the others skip, so the
+ * fleet sweeps about once per period whatever its size, and a holder that dies lets the lease lapse
+ * to another worker within one period.
  */
 export function startReconciler(options: ReconcilerOptions): Reconciler {
   const owner = randomUUID();
   const { ledger, log } = options;
-  const hold = () => ledger.claimLease(RECONCILE_LEASE, owner, options.everyMs);
+  // A worker closing stops its sweep between two pages: a sweep of a million rows must not hold
+  // the shutdown (and the stage workers' close) until its end. A closed worker lets its lease lapse.
+  let closing = false;
+  const keepGoing = async () =>
+    !closing && (await ledger.claimLease(RECONCILE_LEASE, owner, options.everyMs));
   const deps = {
     ledger,
     jobs: reconcileJobs(options.queues, options.redis),
@@ -48,21 +58,46 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
     ...(options.settleMs === undefined ? {} : { settleMs: options.settleMs }),
   };
   const sweep = async () => {
-    if (!(await hold())) return;
-    const reports = await reconcileAll(deps, hold);
-    // Then the batches' expiry (or its removal) the transitions left to finish, page by page.
-    await housekeepAll({ ledger, log }, hold);
+    if (!(await keepGoing())) return;
+    let reports: ReconcileReport[] = [];
+    try {
+      reports = await reconcileAll(deps, keepGoing);
+    } catch (error) {
+      // reconcileAll passes over a failing batch itself; this is the batch list that failed.
+      log.warn({ err: error }, "reconciler: the batches could not be listed; housekeeping still runs");
+    }
+    // Then the batches' expiry (or its removal) the transitions left to finish, page by page:
+    // run whatever the reconcile did, or a batch that keeps failing would keep every batch unexpired.
+    await housekeepAll({ ledger, log }, keepGoing);
     options.onSweep?.(reports);
   };
   const timer = periodic(sweep, options.everyMs, log, "reconciler sweep");
-  return { close: () => timer.stop() };
+  const stop = () => {
+    closing = true;
+  };
+  return {
+    stop,
+    close: () => {
+      stop();
+      return timer.stop();
+    },
+  };
 }
 
 /** One batch's sweep now, for `kie-batch retry` (no lease: it is idempotent, and asked for). */
 export function reconcileNow(
-  parts: Pick<ReconcilerOptions, "redis" | "ledger" | "queues" | "clock" | "log">,
+  parts: Pick<ReconcilerOptions, "redis" | "ledger" | "queues" | "clock" | "log" | "settleMs">,
   batch: string,
 ): Promise<ReconcileReport> {
   const jobs = reconcileJobs(parts.queues, parts.redis);
-  return reconcileBatch({ ledger: parts.ledger, jobs, clock: parts.clock, log: parts.log }, batch);
+  return reconcileBatch(
+    {
+      ledger: parts.ledger,
+      jobs,
+      clock: parts.clock,
+      log: parts.log,
+      ...(parts.settleMs === undefined ? {} : { settleMs: parts.settleMs }),
+    },
+    batch,
+  );
 }

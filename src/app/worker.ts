@@ -38,7 +38,7 @@ import {
   buildStore,
   downloadHosts,
 } from "./parts.js";
-import { type ReconcilerOptions, startReconciler } from "./reconciler.js";
+import { type Reconciler, type ReconcilerOptions, startReconciler } from "./reconciler.js";
 import { Releasers } from "./releasers.js";
 
 export interface WorkerRunOptions {
@@ -184,9 +184,14 @@ export async function startWorker(
         settings: { ...workerSettings(config), ...options.settings },
       },
     });
+    // The reconciler is waited for after the stage workers closed (pushed before them), and only
+    // told to stop before they start closing (the "reconciler stop" below): its sweep winding down
+    // never keeps the stages taking jobs.
+    let reconciler: Reconciler | undefined;
+    releasers.push("reconciler", () => reconciler?.close());
     releasers.push("stage workers", () => workers.close(deadlineMs));
     await workers.waitUntilReady();
-    const reconciler = startReconciler({
+    reconciler = startReconciler({
       redis,
       ledger,
       queues,
@@ -196,7 +201,7 @@ export async function startWorker(
       settleMs: config.KIE_RECONCILE_SETTLE,
       ...options.reconcile,
     });
-    releasers.push("reconciler", () => reconciler.close());
+    releasers.push("reconciler stop", () => reconciler?.stop());
     const webhook =
       options.listen === undefined
         ? undefined

@@ -14,7 +14,12 @@ export async function runRetryCommand(config: Config, batch: string): Promise<vo
         clock: ctx.clock,
         out: process.stdout,
         queuePrefix: config.KIE_QUEUE_PREFIX,
-        reconcile: (name) => reconcileNow({ ...ctx, queues: ctx.queues(), log: silentLogger() }, name),
+        // The settle time the README promises for retry's sweep too (60 s without it).
+        reconcile: (name) =>
+          reconcileNow(
+            { ...ctx, queues: ctx.queues(), log: silentLogger(), settleMs: config.KIE_RECONCILE_SETTLE },
+            name,
+          ),
       },
       batch,
     ),

@@ -82,22 +82,39 @@ const WATCHED: readonly { state: IndexedStatus; stage: Stage }[] = [
   { state: "archiving", stage: "archive" },
 ];
 
-/** Every unfinished batch; `keepGoing` is asked before each (the caller's lease). */
+/** Asked between batches and pages: false stops the sweep there (the lease lost, the worker closing). */
+export type KeepGoing = () => Promise<boolean>;
+
+/**
+ * Every unfinished batch; `keepGoing` is asked before each and between pages. A batch whose sweep
+ * throws is logged and passed over: one bad batch must not leave every other batch unswept.
+ */
 export async function reconcileAll(
   deps: ReconcileDeps,
-  keepGoing: () => Promise<boolean> = async () => true,
+  keepGoing: KeepGoing = async () => true,
 ): Promise<ReconcileReport[]> {
   const reports: ReconcileReport[] = [];
   for (const summary of await deps.ledger.listBatches()) {
     if (summary.finishedAt !== undefined) continue;
     if (!(await keepGoing())) break;
-    reports.push(await reconcileBatch(deps, summary.batch));
+    try {
+      reports.push(await reconcileBatch(deps, summary.batch, keepGoing));
+    } catch (error) {
+      deps.log.warn(
+        { err: error, batch: summary.batch },
+        `reconciler: the sweep of batch ${summary.batch} failed; the other batches are still swept`,
+      );
+    }
   }
   return reports;
 }
 
-/** One batch: each watched state that holds rows, page by page. */
-export async function reconcileBatch(deps: ReconcileDeps, batch: string): Promise<ReconcileReport> {
+/** One batch: each watched state that holds rows, page by page, while `keepGoing` says so. */
+export async function reconcileBatch(
+  deps: ReconcileDeps,
+  batch: string,
+  keepGoing: KeepGoing = async () => true,
+): Promise<ReconcileReport> {
   const report: ReconcileReport = { batch, checked: 0, requeued: 0, failed: 0 };
   const summary = await deps.ledger.getBatch(batch);
   if (!summary) return report;
@@ -111,7 +128,9 @@ export async function reconcileBatch(deps: ReconcileDeps, batch: string): Promis
   }
   await deps.ledger.ensureStateIndex(batch);
   const enteredBefore = deps.clock.now() - (deps.settleMs ?? RECONCILE_SETTLE_MS);
-  for (const { state, stage } of WATCHED) {
+  // A batch of a million rows is two thousand pages: a worker closing (or the lease lost) stops
+  // between two of them, and what was repaired so far is still counted below.
+  walk: for (const { state, stage } of WATCHED) {
     if (summary[state] === 0) continue;
     // Parked rows (queued over the budget) wait with no job on purpose: left out unread, so a
     // batch of a million parked rows costs a sweep a ZMSCORE per page, not a million reads.
@@ -123,6 +142,7 @@ export async function reconcileBatch(deps: ReconcileDeps, batch: string): Promis
     for await (const page of pages) {
       report.checked += page.length;
       await reconcilePage(deps, batch, state, stage, page, report);
+      if (!(await keepGoing())) break walk;
     }
   }
   const repaired = report.requeued + report.failed;
