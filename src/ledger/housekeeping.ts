@@ -1,8 +1,15 @@
 import { RedisScript } from "../redis/script.js";
-import { columnsKey } from "./columns.js";
+import { batchSideKeys } from "./batch-keys.js";
 import { type LedgerContext, rowIdPages } from "./context.js";
 
 const PAGE = 500;
+
+/**
+ * A batch reopened with its expiry closer than this has its rows persisted at once, by the caller,
+ * rather than by the reconciler's sweep (every 5 min by default): a sweep late or missing (no
+ * worker running) would let them expire under the reopened batch. 12 default sweep periods.
+ */
+export const URGENT_PERSIST_MS = 60 * 60_000;
 
 // Loaded here rather than in scripts/index.ts: this module is its only user.
 const stepScript = RedisScript.fromFile(new URL("./scripts/housekeeping-step.lua", import.meta.url));
@@ -70,12 +77,7 @@ export async function housekeepingStep(
   const ids: string[] = [];
   for (let i = 0; i < page.length; i += 2) ids.push(page[i]!);
   const last = ids.length < PAGE ? "done" : page[page.length - 1]!;
-  const batchKeys = [
-    ctx.keys.order(batch),
-    ctx.keys.unarchived(batch),
-    ...ctx.keys.stateIndexes(batch),
-    columnsKey(ctx, batch),
-  ];
+  const batchKeys = batchSideKeys(ctx, batch);
   const keys = [batchKey, ...batchKeys, ...ids.map((id) => ctx.keys.row(batch, id))];
   const args = [plan.mode, plan.at, plan.finishedAt, last, before + ids.length, batchKeys.length];
   const applied = (await stepScript.run(ctx.redis, keys, args, ctx.clock)) === 1;
@@ -137,6 +139,24 @@ export async function expireFinished(ctx: LedgerContext, batch: string, ttlMs: n
   return false;
 }
 
+/**
+ * After a transition or an append reopened the batch (its script already persisted the batch's
+ * hash and side keys; `leftMs`: how long its keys had left, -1 for no expiry): one step of the
+ * rows' walk, or, with the expiry within `URGENT_PERSIST_MS`, every step now, a page at a time
+ * (never in one script: a million rows would block Redis), until the walk is done or the batch
+ * finishes again.
+ */
+export async function afterReopen(ctx: LedgerContext, batch: string, leftMs: number): Promise<void> {
+  if (leftMs < 0 || leftMs >= URGENT_PERSIST_MS) {
+    await housekeepingStep(ctx, batch, ctx.ttlMs);
+    return;
+  }
+  for (;;) {
+    const progress = await housekeepingStep(ctx, batch, ctx.ttlMs);
+    if (progress.complete || progress.mode !== "persist") return;
+  }
+}
+
 /** Removes any expiry from a batch's keys, to the end of the walk (a reopened batch). */
 export async function persistBatch(ctx: LedgerContext, batch: string): Promise<void> {
   await housekeep(ctx, batch, ctx.ttlMs);
@@ -169,14 +189,7 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
   await execOrThrow(
     ctx.redis
       .pipeline()
-      .unlink(
-        ctx.keys.order(batch),
-        ctx.keys.unarchived(batch),
-        ...ctx.keys.stateIndexes(batch),
-        columnsKey(ctx, batch),
-        ctx.keys.parked(batch),
-        ctx.keys.batch(batch),
-      )
+      .unlink(...batchSideKeys(ctx, batch), ctx.keys.batch(batch))
       .zrem(ctx.keys.batches, batch),
   );
   return deleted;

@@ -1,3 +1,4 @@
+import { batchSideKeys } from "./batch-keys.js";
 import {
   encodeIncrements,
   encodeNewRow,
@@ -10,7 +11,7 @@ import {
 import { markColumnsKept, recordColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
 import { LedgerError } from "./errors.js";
-import { housekeepingStep } from "./housekeeping.js";
+import { afterReopen, housekeepingStep } from "./housekeeping.js";
 import { checkName } from "./keys.js";
 import {
   addRowsScript,
@@ -67,6 +68,8 @@ export async function addRows(
     chunks.push(fresh.slice(start, start + chunkSize));
   if (chunks.length === 0) chunks.push([]);
   let reopened = false;
+  // How long the batch's keys had left when a chunk reopened it (-1: no expiry).
+  let left = -1;
   const columns = new Set<string>();
   let created = false;
   for (const [n, chunk] of chunks.entries()) {
@@ -80,20 +83,21 @@ export async function addRows(
     const keys = [
       ctx.keys.batches,
       ctx.keys.batch(batch),
-      ctx.keys.order(batch),
-      ctx.keys.unarchived(batch),
-      ctx.keys.stateIndex(batch, "queued"),
+      ...batchSideKeys(ctx, batch),
       ...chunk.map(({ key }) => key),
     ];
     const args = [batch, meta.file ?? "", budget, ...chunk.flatMap(({ values }) => values)];
     const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock)) as number[];
-    if (reply[0] === 1) reopened = true;
+    if (reply[0] === 1) {
+      reopened = true;
+      left = reply[1] ?? -1;
+    }
     chunk.forEach(({ index }, i) => {
-      outcomes[index] = OUTCOMES[reply[i + 1] ?? 2] ?? "duplicate";
+      outcomes[index] = OUTCOMES[reply[i + 2] ?? 2] ?? "duplicate";
     });
   }
   if (created) await markColumnsKept(ctx, batch);
-  if (reopened) await housekeepingStep(ctx, batch, ctx.ttlMs);
+  if (reopened) await afterReopen(ctx, batch, left);
   return outcomes;
 }
 
@@ -117,7 +121,8 @@ function newColumns(
 /**
  * Moves one row atomically with its batch's counters. When the move finishes the batch and the
  * ledger has a TTL, the batch's keys are set to expire; when it reopens a finished batch, their
- * expiry is removed: a first page here, the rest by the sweep (a batch can hold a million rows).
+ * expiry is removed: the batch's hash and side keys in the script, the rows a first page here and
+ * the rest by the sweep (a batch can hold a million rows), or all here when the expiry is near.
  */
 export async function transition(
   ctx: LedgerContext,
@@ -130,15 +135,8 @@ export async function transition(
   }
   const { set, del } = encodeUpdate(input.set);
   const incr = encodeIncrements(input.incr);
-  const keys = [
-    ctx.keys.batch(batch),
-    ctx.keys.row(batch, rowId),
-    ctx.keys.unarchived(batch),
-    ctx.keys.order(batch),
-    ...ctx.keys.stateIndexes(batch),
-  ];
+  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), ...batchSideKeys(ctx, batch)];
   if (input.addTaskId) keys.push(ctx.keys.task(input.addTaskId));
-  keys.push(ctx.keys.parked(batch)); // always last (see transition.lua)
   const args: (string | number)[] = [
     input.from ? `,${input.from.join(",")},` : "",
     input.to ?? "",
@@ -159,15 +157,16 @@ export async function transition(
     number,
     number,
     number,
+    number,
     unknown?,
   ];
-  const [ok, finished, reopened, pairs] = reply;
+  const [ok, finished, reopened, left, pairs] = reply;
   const row = pairs === undefined ? undefined : parseRow(batch, pairsToHash(pairs));
   // One bounded step of the batch's expiry (or of its removal): a small batch is done here, a
-  // large one by the reconciler's sweep (housekeeping.ts), so no row's job walks the batch.
-  if (reopened === 1 || (finished === 1 && ctx.ttlMs !== undefined)) {
-    await housekeepingStep(ctx, batch, ctx.ttlMs);
-  }
+  // large one by the reconciler's sweep (housekeeping.ts), so no row's job walks the batch; unless
+  // a reopen finds the expiry near, when the rows cannot wait for the sweep (afterReopen).
+  if (reopened === 1) await afterReopen(ctx, batch, left);
+  else if (finished === 1 && ctx.ttlMs !== undefined) await housekeepingStep(ctx, batch, ctx.ttlMs);
   return { ok: ok === 1, row, finished: finished === 1 };
 }
 

@@ -3,16 +3,20 @@
   left as it is.
 
     Input:
-      KEYS[1] batches zset, KEYS[2] batch hash, KEYS[3] order zset, KEYS[4] unarchived zset
-      KEYS[5] the `queued` state index (rowId -> ms it entered the state)
-      KEYS[6..] one row hash per row
+      KEYS[1] batches zset, KEYS[2] batch hash
+      KEYS[3..11] the batch's side keys (batch-keys.ts): KEYS[3] order zset, KEYS[4] unarchived
+        zset, KEYS[5] the `queued` state index (rowId -> ms it entered the state), KEYS[6..9] the
+        other state indexes, KEYS[10] columns zset, KEYS[11] parked zset
+      KEYS[12..] one row hash per row
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] batch name, ARGV[3] file (''), ARGV[4] budget ('' = leave as is)
       ARGV[5..] per row, 6 values: id, line, prompt, params json, metadata json, estimatedCredits
 
     Output:
-      {reopened (0|1), then per row: 0 new, 1 duplicate still queued, 2 duplicate}
+      {reopened (0|1), ms left before the expiry the reopen removed (-1: none; see
+       includes/reopen.lua), then per row: 0 new, 1 duplicate still queued, 2 duplicate}
 ]]
+--- @include "includes/reopen.lua"
 local now = now_ms()
 local batchKey, orderKey = KEYS[2], KEYS[3]
 if redis.call('EXISTS', batchKey) == 0 then
@@ -29,10 +33,11 @@ if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
 local FIELDS_PER_ROW = 6
 local seq = num(redis.call('HGET', batchKey, 'nextSeq'))
 local added, estimated = 0, 0
-local out = { 0 }
-for i = 6, #KEYS do
+local FIRST_ROW = 12
+local out = { 0, -1 }
+for i = FIRST_ROW, #KEYS do
   local rowKey = KEYS[i]
-  local base = 4 + (i - 6) * FIELDS_PER_ROW
+  local base = 4 + (i - FIRST_ROW) * FIELDS_PER_ROW
   local status = redis.call('HGET', rowKey, 'status')
   if status then
     if status == 'queued' then out[#out + 1] = 1 else out[#out + 1] = 2 end
@@ -55,14 +60,11 @@ if added > 0 then
   redis.call('HINCRBY', batchKey, 'queued', added)
   redis.call('HINCRBYFLOAT', batchKey, 'creditsEstimated', tostring(estimated))
   redis.call('HSET', batchKey, 'nextSeq', seq, 'updatedAt', now)
-  -- An appended row reopens a finished batch: it must not expire under the new rows. Row keys
-  -- are made persistent by the caller, page by page (too many for one script).
+  -- An appended row reopens a finished batch: it must not expire under the new rows. Its hash
+  -- and side keys stop expiring here; row keys are made persistent by the caller, page by page
+  -- (too many for one script), at once when the expiry is near.
   if redis.call('HEXISTS', batchKey, 'finishedAt') == 1 then
-    redis.call('HDEL', batchKey, 'finishedAt')
-    redis.call('PERSIST', batchKey)
-    redis.call('PERSIST', orderKey)
-    redis.call('PERSIST', KEYS[4])
-    redis.call('PERSIST', KEYS[5])
+    out[2] = reopen_batch(batchKey, nil, now)
     out[1] = 1
   end
 end

@@ -7,28 +7,31 @@
   entered it; `finishedAt` is set exactly while every row is archived, failed or cancelled.
 
     Input:
-      KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] unarchived zset, KEYS[4] order zset
-      KEYS[5..9] state indexes of queued, submitted, generating, archiving, failed
-      KEYS[10] (with a taskId) task map key
-      KEYS[#KEYS] (always the last) the batch's parked zset: a row leaving `queued` leaves it
+      KEYS[1] batch hash, KEYS[2] row hash
+      KEYS[3..11] the batch's side keys (batch-keys.ts): KEYS[3] order zset, KEYS[4] unarchived
+        zset, KEYS[5..9] state indexes of queued, submitted, generating, archiving, failed,
+        KEYS[10] columns zset, KEYS[11] parked zset (a row leaving `queued` leaves it)
+      KEYS[12] (with a taskId) task map key
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
       ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add (''), ARGV[7] task map TTL ms
       ARGV[8..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
 
     Output:
-      {ok (0|1), finished (0|1), reopened (0|1), row HGETALL (absent when the row is missing)}
+      {ok (0|1), finished (0|1), reopened (0|1), ms left before the expiry the reopen removed
+       (-1: none; see includes/reopen.lua), row HGETALL (absent when the row is missing)}
 ]]
-local batchKey, rowKey, unarchivedKey, orderKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+--- @include "includes/reopen.lua"
+local batchKey, rowKey, unarchivedKey, parkedKey = KEYS[1], KEYS[2], KEYS[4], KEYS[11]
 local rowId = ARGV[4]
 -- The state index key of each indexed state (INDEXED_STATUSES in types.ts, same order).
 local INDEX = { queued = KEYS[5], submitted = KEYS[6], generating = KEYS[7], archiving = KEYS[8],
   failed = KEYS[9] }
-if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0 } end
+if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0, -1 } end
 local status = redis.call('HGET', rowKey, 'status')
-if not status then return { 0, 0, 0 } end
+if not status then return { 0, 0, 0, -1 } end
 if ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true) then
-  return { 0, 0, 0, redis.call('HGETALL', rowKey) }
+  return { 0, 0, 0, -1, redis.call('HGETALL', rowKey) }
 end
 
 local now = now_ms()
@@ -45,7 +48,7 @@ if changed then
     redis.call('HDEL', rowKey, 'waitingBudget')
     redis.call('HINCRBY', batchKey, 'waitingBudget', -1)
   end
-  if status == 'queued' then redis.call('ZREM', KEYS[#KEYS], rowId) end
+  if status == 'queued' then redis.call('ZREM', parkedKey, rowId) end
 end
 
 local i = 8
@@ -83,7 +86,7 @@ if taskId ~= '' then
     ids = string.sub(ids, 1, -2) .. ',' .. enc .. ']'
   end
   redis.call('HSET', rowKey, 'taskIds', ids, 'taskId', taskId)
-  redis.call('SET', KEYS[10], ARGV[5] .. '/' .. rowId, 'PX', ARGV[7])
+  redis.call('SET', KEYS[12], ARGV[5] .. '/' .. rowId, 'PX', ARGV[7])
 end
 
 local current = changed and to or status
@@ -93,7 +96,7 @@ if current == 'archiving' and (changed or setsCompletedAt) then
   redis.call('ZADD', unarchivedKey, completed, rowId)
 end
 
-local finished, reopened = 0, 0
+local finished, reopened, left = 0, 0, -1
 if changed then
   local b = redis.call('HMGET', batchKey, 'total', 'archived', 'failed', 'cancelled', 'finishedAt')
   local total = num(b[1])
@@ -104,17 +107,13 @@ if changed then
       finished = 1
     end
   elseif b[5] then
-    -- A retried row reopens the batch: stop its expiry. The caller persists the other rows.
-    redis.call('HDEL', batchKey, 'finishedAt')
-    redis.call('PERSIST', batchKey)
-    redis.call('PERSIST', orderKey)
-    redis.call('PERSIST', unarchivedKey)
-    redis.call('PERSIST', rowKey)
-    for _, key in pairs(INDEX) do redis.call('PERSIST', key) end
+    -- A retried row reopens the batch: stop the expiry of its hash, side keys and this row. The
+    -- caller persists the other rows (at once when `left` is short).
+    left = reopen_batch(batchKey, rowKey, now)
     reopened = 1
   end
 end
 
 redis.call('HSET', rowKey, 'updatedAt', now)
 redis.call('HSET', batchKey, 'updatedAt', now)
-return { 1, finished, reopened, redis.call('HGETALL', rowKey) }
+return { 1, finished, reopened, left, redis.call('HGETALL', rowKey) }
