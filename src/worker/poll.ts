@@ -136,7 +136,10 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
         to: "archiving",
         set: { completedAt },
       });
-      if (!moved.ok) return done;
+      // A move whose reply was lost and that was sent again finds the row already archiving for
+      // this task: it goes on to add the archive job, as the first answer would have.
+      const ours = moved.row?.status === "archiving" && moved.row.taskId === taskId;
+      if (!moved.ok && !ours) return done;
       if (record.imageUrls.length === 0) {
         await deps.ledger.transition(batch, rowId, {
           from: ["archiving"],

@@ -195,7 +195,10 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     );
     await failpoint("submit.after-record");
     await afterAccepted(gate, deps, job.log);
-    if (!recorded.ok) {
+    // A record whose reply was lost and that was sent again (a reconnect, a retry) finds its own
+    // task already recorded: that is a success, not another worker's task.
+    const ours = !recorded.ok && recorded.row?.taskIds[resubmit] === taskId;
+    if (!recorded.ok && !ours) {
       // Another worker recorded a task for this row meanwhile (its lock lapsed mid-create), or an
       // operator purged it: this task is paid for too. Count it where the row still exists, so
       // the double payment is shown and held against the budget; the taskId is in the log.
@@ -246,6 +249,11 @@ async function afterParked(
   deps: Pick<SubmitDeps, "ledger"> & { queues: Pick<StageQueues, "addSubmit"> },
 ) {
   const row = await deps.ledger.getRow(data.batch, data.rowId);
+  // A row cancelled in that window gives back what the wake reserved for it: nothing else would.
+  if (row?.status === "cancelled" && row.creditsReserved > 0) {
+    await deps.ledger.releaseReservation(data.batch, data.rowId);
+    return;
+  }
   if (row?.status !== "queued" || row.waitingBudget || row.taskIds[data.resubmit] !== undefined) return;
   await deps.queues.addSubmit({ batch: data.batch, rowId: data.rowId, resubmit: data.resubmit });
 }

@@ -68,6 +68,15 @@ describe("reserveBudget", () => {
     expect((await ledger.getBatch("b1"))?.waitingBudget).toBe(0);
   });
 
+  it("refuses a row that already left the queue without counting it as waiting (nothing would undo it)", async () => {
+    await ledger.addRows("b1", ids(2).map(newRow), { budget: 8 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.transition("b1", "r1", { from: ["queued"], to: "cancelled" });
+    expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("over-budget");
+    expect((await ledger.getBatch("b1"))?.waitingBudget).toBe(0);
+    expect((await ledger.getRow("b1", "r1"))?.waitingBudget).toBe(false);
+  });
+
   it("is idempotent per row: a retried submit does not reserve twice", async () => {
     await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
     await ledger.reserveBudget("b1", "r0", 8);

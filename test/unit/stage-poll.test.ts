@@ -181,6 +181,20 @@ describe("poll stage", () => {
     expect(f.released).toEqual(["b/r1"]);
   });
 
+  it("a move to archiving whose reply was lost and was sent again still adds the archive job", async () => {
+    const f = setup({
+      task: async () => ({ taskId: "t-1", status: "success", imageUrls: ["https://files.example/t-1.png"] }),
+    });
+    const transition = f.deps.ledger.transition;
+    f.deps.ledger.transition = async (batch, rowId, input) => {
+      const first = await transition(batch, rowId, input);
+      return first.ok ? { ...first, ok: false } : first;
+    };
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.ledger.current()).toMatchObject({ status: "archiving" });
+    expect(f.archives.map((a) => a.taskId)).toEqual(["t-1"]);
+  });
+
   it("a success without an image URL fails the row and archives nothing", async () => {
     const f = setup({ task: async () => ({ taskId: "t-1", status: "success", imageUrls: [] }) });
     await pollStage.run(stageJob(pollJob()), f.deps);

@@ -120,6 +120,20 @@ describe("submit stage", () => {
     ]);
   });
 
+  it("a record whose reply was lost and was sent again finds its own task: it adds the poll, counts nothing uncertain", async () => {
+    const f = setup();
+    // The transition ran on the server, its reply was lost, and the resent one finds the row moved.
+    const transition = f.deps.ledger.transition;
+    f.deps.ledger.transition = async (batch, rowId, input) => {
+      const first = await transition(batch, rowId, input);
+      return first.ok ? { ...first, ok: false } : first;
+    };
+    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.creates).toHaveLength(1);
+    expect(f.ledger.current()).toMatchObject({ status: "submitted", taskIds: ["t-1"], uncertain: 0 });
+    expect(f.polls.map((p) => p.data.taskId)).toEqual(["t-1"]);
+  });
+
   it("a recorded taskId is never submitted again: a re-run only makes sure the poll job exists", async () => {
     const f = setup({
       row: { status: "submitted", taskId: "t-0", taskIds: ["t-0"], submittedAt: T0 - 9_000 },

@@ -10,11 +10,17 @@ import type { StageDeps } from "../../src/worker/ports.js";
 import { submitStage } from "../../src/worker/submit.js";
 import { oneRowLedger, rowRecord } from "../helpers/stage-fakes.js";
 
-async function afterParked(row: Partial<RowRecord>): Promise<SubmitJob[]> {
+async function afterParked(row: Partial<RowRecord>, released: string[] = []): Promise<SubmitJob[]> {
   const ledger = oneRowLedger(rowRecord(row));
   const added: SubmitJob[] = [];
   const deps = {
-    ledger: { getRow: ledger.getRow },
+    ledger: {
+      getRow: ledger.getRow,
+      releaseReservation: async (_batch: string, rowId: string) => {
+        released.push(rowId);
+        return 8;
+      },
+    },
     queues: {
       addSubmit: async (data: SubmitJob) => {
         added.push(data);
@@ -38,5 +44,11 @@ describe("submit stage: after a parked job ends", () => {
     ["submitted by another job", { status: "queued" as const, waitingBudget: false, taskIds: ["t-1"] }],
   ])("adds nothing for a row %s", async (_name, row) => {
     expect(await afterParked(row)).toEqual([]);
+  });
+
+  it("gives back what a wake reserved for a row cancelled before its job ended", async () => {
+    const released: string[] = [];
+    expect(await afterParked({ status: "cancelled", creditsReserved: 8 }, released)).toEqual([]);
+    expect(released).toEqual(["r1"]);
   });
 });

@@ -31,15 +31,17 @@ if delta > 0 and budget then
   local b = redis.call('HMGET', batchKey, 'creditsSpent', 'creditsReserved', 'creditsUncertain')
   -- A small tolerance: credits may be fractional, and float sums are not exact.
   if num(b[1]) + num(b[2]) + num(b[3]) + delta > tonumber(budget) + 1e-9 then
+    -- Only a queued row waits (and is parked: transition.lua takes it out when it leaves queued);
+    -- a row cancelled meanwhile is refused without being counted as waiting, which nothing would undo.
+    local r = redis.call('HMGET', rowKey, 'status', 'seq')
+    if r[1] ~= 'queued' then return 'over-budget' end
     if not waiting then
       redis.call('HSET', rowKey, 'waitingBudget', '1', 'updatedAt', now)
       redis.call('HINCRBY', batchKey, 'waitingBudget', 1)
       redis.call('HSET', batchKey, 'updatedAt', now)
     end
     -- Always (idempotent): a row marked waiting before rows were parked is parked on its next run.
-    -- Only a queued row: the parked set holds queued rows only (transition.lua takes them out).
-    local r = redis.call('HMGET', rowKey, 'status', 'seq')
-    if r[1] == 'queued' then redis.call('ZADD', KEYS[3], num(r[2]), rowId) end
+    redis.call('ZADD', KEYS[3], num(r[2]), rowId)
     return 'over-budget'
   end
 end
