@@ -89,7 +89,8 @@ async function runBin(ctx: BenchContext, file: string, rows: number) {
   const seconds = (performance.now() - started) / 1000;
   const peakRssMb = child.peakRssMb();
   if (code !== 0) throw new Error(`kie-batch enqueue exited ${code}\n${child.tail()}`);
-  const summary = child.tail().match(/"enqueued":\s*(\d+)/);
+  // The summary is the last line naming `enqueued` (progress lines before it name it too).
+  const summary = [...child.tail().matchAll(/"enqueued":\s*(\d+)/g)].at(-1);
   if (summary && Number(summary[1]) !== rows)
     throw new Error(`the bin enqueued ${summary[1]} of ${rows} rows`);
   await ctx.dropPrefix(prefix);
