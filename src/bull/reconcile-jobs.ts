@@ -40,6 +40,10 @@ export function reconcileJobs(
     async removeFinished(stage: Stage, key: string) {
       await queues.queues[stage].remove(key);
     },
+    async failedJobData(stage: Stage, key: string) {
+      const job = await queues.queues[stage].getJob(key);
+      return job ? (job.data as Record<string, unknown>) : undefined;
+    },
     addSubmit: (data) => queues.addSubmit(data),
     addPoll: (data, delayMs) => queues.addPoll(data, delayMs),
   };

@@ -35,6 +35,8 @@ export interface ReconcileJobs {
   presence(stage: Stage, keys: readonly string[]): Promise<JobPresence[]>;
   /** Frees a finished (failed or completed) job's id so a new job can take it. */
   removeFinished(stage: Stage, key: string): Promise<void>;
+  /** A failed job's data, or undefined when it cannot be read. */
+  failedJobData(stage: Stage, key: string): Promise<Record<string, unknown> | undefined>;
   addSubmit(data: SubmitJob): Promise<void>;
   addPoll(data: PollJob, delayMs: number): Promise<void>;
 }
@@ -49,6 +51,8 @@ type ReconcileLedger = Pick<
   | "countRepairs"
   | "transition"
   | "wakeParked"
+  | "keepUncertain"
+  | "releaseReservation"
 >;
 
 export interface ReconcileDeps {
@@ -191,7 +195,16 @@ async function reconcilePage(
         to: "failed",
         set: { error: `${stage} stage gave up (its job failed; the row was not marked failed then)` },
       });
-      if (moved.ok) report.failed += 1;
+      if (!moved.ok) continue;
+      report.failed += 1;
+      // The runner's give-up would have settled the submit's reservation too: back to the budget,
+      // or kept as uncertain when the job died with a create on the wire (or its data is gone).
+      if (stage === "submit") {
+        const data = await deps.jobs.failedJobData(stage, stageKey(stage, row)).catch(() => undefined);
+        if (data === undefined || data.creating !== undefined)
+          await deps.ledger.keepUncertain(batch, row.id, 0);
+        else await deps.ledger.releaseReservation(batch, row.id);
+      }
       continue;
     }
     if (found === "completed") await deps.jobs.removeFinished(stage, stageKey(stage, row));

@@ -131,6 +131,33 @@ describe("the reconciler", () => {
     expect(row!.error).toMatch(/submit stage gave up/);
   });
 
+  it("a submit job given up on gives its reservation back, or keeps it uncertain with a create on the wire", async () => {
+    await ledger.addRows("b", ["clean", "wire"].map(newRow), { budget: 100 });
+    for (const rowId of ["clean", "wire"]) {
+      expect(await ledger.reserveBudget("b", rowId, 8)).toBe("reserved");
+      await queues.addSubmit({ batch: "b", rowId, resubmit: 0 });
+      if (rowId === "wire")
+        await queues.queues.submit
+          .getJob(`b/${rowId}`)
+          .then((j) => j!.updateData({ batch: "b", rowId, resubmit: 0, creating: now }));
+      await redis.lrem(queues.queues.submit.toKey("wait"), 0, `b/${rowId}`);
+      await redis.zadd(queues.queues.submit.toKey("failed"), now, `b/${rowId}`);
+    }
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ failed: 2 });
+    expect(await ledger.getRow("b", "clean")).toMatchObject({
+      status: "failed",
+      creditsReserved: 0,
+      creditsUncertain: 0,
+    });
+    expect(await ledger.getRow("b", "wire")).toMatchObject({
+      status: "failed",
+      creditsReserved: 0,
+      creditsUncertain: 8,
+    });
+    expect(await ledger.getBatch("b")).toMatchObject({ creditsReserved: 0, creditsUncertain: 8 });
+  });
+
   it("walks only the states that hold rows, never an archived or failed row", async () => {
     await ledger.addRows("b", ["x", "y"].map(newRow));
     await ledger.transition("b", "x", { to: "archived" });
