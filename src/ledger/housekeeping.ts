@@ -9,7 +9,7 @@ const PAGE = 500;
  * rather than by the reconciler's sweep (every 5 min by default): a sweep late or missing (no
  * worker running) would let them expire under the reopened batch. 12 default sweep periods.
  */
-export const URGENT_PERSIST_MS = 60 * 60_000;
+const URGENT_PERSIST_MS = 60 * 60_000;
 
 // Loaded here rather than in scripts/index.ts: this module is its only user.
 const stepScript = RedisScript.fromFile(new URL("./scripts/housekeeping-step.lua", import.meta.url));
