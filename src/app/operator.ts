@@ -7,8 +7,9 @@ import type { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
 import type { Config } from "../config/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
+import { InFlight } from "../fleet/index.js";
 import type { Ledger } from "../ledger/index.js";
-import { resolveAccounts } from "../report/accounts.js";
+import { registeredAccounts, resolveAccounts } from "../report/accounts.js";
 import { type FleetState, readFleetState } from "../report/fleet-state.js";
 import { openRedis } from "./connections.js";
 import { buildArchivePause, buildLedger, buildPauseControls, buildQueues } from "./parts.js";
@@ -27,6 +28,11 @@ export interface Operator extends AsyncDisposable {
    * and the deployment's archive pause.
    */
   fleetState(): Promise<FleetState>;
+  /**
+   * Frees the in-flight slots (KIE_MAX_IN_FLIGHT) the batch's jobs hold, under every account of
+   * the deployment (the registered ones and KIE_API_KEY's): its jobs may have run under any key.
+   */
+  releaseInFlight(batch: string): Promise<number>;
   clock: Clock;
   /**
    * Closes the queues and the connection. Never rejects, and never takes much longer than
@@ -70,6 +76,13 @@ export async function openOperator(config: Config): Promise<Operator> {
     ledger: buildLedger(redis, config),
     queues: queuesOnce,
     pauses: (accountIds) => buildPauseControls(redis, accountIds),
+    async releaseInFlight(batch) {
+      const ids = new Set(await registeredAccounts(redis, config.KIE_QUEUE_PREFIX));
+      for (const id of await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, config.KIE_API_KEY)) ids.add(id);
+      let released = 0;
+      for (const accountId of ids) released += await new InFlight(redis, { accountId }).releaseBatch(batch);
+      return released;
+    },
     async fleetState() {
       const ids = await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, config.KIE_API_KEY);
       return readFleetState(buildPauseControls(redis, ids), buildArchivePause(redis, config));

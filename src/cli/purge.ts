@@ -1,8 +1,6 @@
 import { createInterface } from "node:readline/promises";
 import { purgeBatch } from "../commands/purge.js";
 import type { Config } from "../config/index.js";
-import { InFlight } from "../fleet/index.js";
-import { resolveAccounts } from "../report/accounts.js";
 import { UsageError } from "./errors.js";
 import { withOps } from "./ops-context.js";
 
@@ -29,19 +27,7 @@ export async function runPurgeCommand(config: Config, batch: string, flags: Purg
         queues: ctx.queues().queues,
         out: process.stdout,
         queuePrefix: config.KIE_QUEUE_PREFIX,
-        inFlight: {
-          // Every account of the deployment: the batch's jobs may have run under any of its keys.
-          releaseBatch: async (name) => {
-            let released = 0;
-            for (const accountId of await resolveAccounts(
-              ctx.redis,
-              config.KIE_QUEUE_PREFIX,
-              config.KIE_API_KEY,
-            ))
-              released += await new InFlight(ctx.redis, { accountId }).releaseBatch(name);
-            return released;
-          },
-        },
+        inFlight: { releaseBatch: (name) => ctx.releaseInFlight(name) },
         ...(ask ? { confirm: () => askYesNo(`Delete batch ${batch} and its jobs for good? [y/N] `) } : {}),
       },
       batch,
