@@ -1,7 +1,7 @@
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createLedger, type Ledger, ledgerKeys, type NewRow } from "../../src/ledger/index.js";
-import { cleanupPrefix, keysWithPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+import { redisPrefixContext } from "../helpers/ledger-context.js";
+import { keysWithPrefix } from "../helpers/redis.js";
 
 /**
  * A finished batch reopened late in its TTL (a retry, an append) must keep every key: its hash,
@@ -19,21 +19,7 @@ function newRow(id: string): NewRow {
   return { id, line: 2, prompt: `prompt ${id}`, params: {}, metadata: { n: id }, estimatedCredits: 8 };
 }
 
-let redis: Redis;
-let prefix: string;
-
-beforeAll(() => {
-  redis = testRedis();
-});
-afterAll(async () => {
-  await redis.quit();
-});
-beforeEach(() => {
-  prefix = uniquePrefix("hkr");
-});
-afterEach(async () => {
-  await cleanupPrefix(redis, prefix);
-});
+const ctx = redisPrefixContext("hkr");
 
 /** Fails the first rows and archives the rest (the last alone): the batch finishes, its expiry walked to the end. */
 async function finishAndExpire(ledger: Ledger, batch: string): Promise<void> {
@@ -52,10 +38,10 @@ async function finishAndExpire(ledger: Ledger, batch: string): Promise<void> {
 
 /** PTTL of every ledger key of the batch (task map keys have their own TTL), by key name. */
 async function ttls(batch: string): Promise<Map<string, number>> {
-  const keys = (await keysWithPrefix(redis, prefix)).filter(
+  const keys = (await keysWithPrefix(ctx.redis, ctx.prefix)).filter(
     (k) => k.includes(`:batch:${batch}`) || k.includes(`:row:${batch}/`),
   );
-  const pipeline = redis.pipeline();
+  const pipeline = ctx.redis.pipeline();
   for (const key of keys) pipeline.pttl(key);
   const replies = (await pipeline.exec()) ?? [];
   return new Map(keys.map((key, i) => [key, Number(replies[i]![1])]));
@@ -63,7 +49,7 @@ async function ttls(batch: string): Promise<Map<string, number>> {
 
 /** The batch-level keys that must exist for the test to mean anything (the failed index among them). */
 function batchLevelKeys(batch: string): string[] {
-  const keys = ledgerKeys(prefix);
+  const keys = ledgerKeys(ctx.prefix);
   return [
     keys.batch(batch),
     keys.order(batch),
@@ -90,7 +76,7 @@ async function expectNoneExpiring(batch: string, extraRows: number): Promise<voi
 
 describe("a batch reopened late in its TTL", () => {
   it("a retried row (failed -> queued) removes the expiry from every key of the batch at once", async () => {
-    const ledger = createLedger(redis, { prefix, ttlMs: TTL });
+    const ledger = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: TTL });
     await finishAndExpire(ledger, "b");
     await expectAllExpiring("b");
 
@@ -104,7 +90,7 @@ describe("a batch reopened late in its TTL", () => {
   });
 
   it("an appended row removes the expiry from every key of the batch at once, state indexes and columns included", async () => {
-    const ledger = createLedger(redis, { prefix, ttlMs: TTL });
+    const ledger = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: TTL });
     await finishAndExpire(ledger, "b");
     await expectAllExpiring("b");
 
@@ -117,7 +103,7 @@ describe("a batch reopened late in its TTL", () => {
   });
 
   it("far from its expiry, a reopen persists the batch-level keys at once and leaves the rows past the first page to the sweep", async () => {
-    const ledger = createLedger(redis, { prefix, ttlMs: DAY });
+    const ledger = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: DAY });
     await finishAndExpire(ledger, "b");
 
     await ledger.transition("b", "r1", { from: ["failed"], to: "queued" });

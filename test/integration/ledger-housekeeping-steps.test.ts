@@ -1,9 +1,8 @@
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../src/core/logger.js";
 import { createLedger, type Ledger, ledgerKeys, type NewRow } from "../../src/ledger/index.js";
 import { housekeepAll } from "../../src/worker/housekeep.js";
-import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+import { ledgerContext } from "../helpers/ledger-context.js";
 
 /**
  * Issue 10: a batch's expiry (and its removal when it reopens) is a walk in steps of a page,
@@ -19,23 +18,7 @@ function newRow(id: string): NewRow {
   return { id, line: 2, prompt: `prompt ${id}`, params: {}, metadata: { n: id }, estimatedCredits: 8 };
 }
 
-let redis: Redis;
-let prefix: string;
-let ledger: Ledger;
-
-beforeAll(() => {
-  redis = testRedis();
-});
-afterAll(async () => {
-  await redis.quit();
-});
-beforeEach(() => {
-  prefix = uniquePrefix("hk");
-  ledger = createLedger(redis, { prefix, ttlMs: DAY });
-});
-afterEach(async () => {
-  await cleanupPrefix(redis, prefix);
-});
+const ctx = ledgerContext({ label: "hk", ttlMs: DAY });
 
 /** Finishes every row but the last concurrently, then the last: one transition finishes the batch. */
 async function finishAll(target: Ledger, batch: string): Promise<void> {
@@ -49,37 +32,37 @@ async function finishAll(target: Ledger, batch: string): Promise<void> {
 
 /** How many rows of the batch carry an expiry, and whether its own keys do. */
 async function expiring(batch: string): Promise<{ rows: number; batchKeys: boolean[] }> {
-  const keys = ledgerKeys(prefix);
-  const pipeline = redis.pipeline();
+  const keys = ledgerKeys(ctx.prefix);
+  const pipeline = ctx.redis.pipeline();
   for (const id of ids) pipeline.pttl(keys.row(batch, id));
   const ttls = ((await pipeline.exec()) ?? []).map(([, ttl]) => Number(ttl));
   const own = [keys.batch(batch), keys.order(batch), `${keys.batch(batch)}:columns`];
-  const batchKeys = await Promise.all(own.map(async (key) => (await redis.pttl(key)) > 0));
+  const batchKeys = await Promise.all(own.map(async (key) => (await ctx.redis.pttl(key)) > 0));
   return { rows: ttls.filter((ttl) => ttl > 0).length, batchKeys };
 }
 
 describe("a batch's expiry in resumable steps", () => {
   it("the finishing transition takes one page; later steps resume where it stopped, in another process too", async () => {
-    await ledger.addRows("big", ids.map(newRow));
-    await finishAll(ledger, "big");
+    await ctx.ledger.addRows("big", ids.map(newRow));
+    await finishAll(ctx.ledger, "big");
     // One page inside the transition, not the batch; the batch's own keys wait for the last page.
     expect(await expiring("big")).toEqual({ rows: 500, batchKeys: [false, false, false] });
 
     // A sweep that stops after one page (its lease lost, its worker gone).
     let asked = 0;
-    const cut = await ledger.housekeep("big", { keepGoing: async () => ++asked < 1 });
+    const cut = await ctx.ledger.housekeep("big", { keepGoing: async () => ++asked < 1 });
     expect(cut).toMatchObject({ mode: "expire", done: 1_000, complete: false });
     expect((await expiring("big")).rows).toBe(1_000);
 
     // Another process resumes at row 1,000: two steps (500, then the last 100 and the batch's keys).
-    const other = createLedger(redis, { prefix, ttlMs: DAY });
+    const other = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: DAY });
     const steps: number[] = [];
     const end = await other.housekeep("big", { onStep: (p) => steps.push(p.done) });
     expect(steps).toEqual([1_500, 1_600]);
     expect(end).toEqual({ mode: "expire", done: ROWS, complete: true });
     expect(await expiring("big")).toEqual({ rows: ROWS, batchKeys: [true, true, true] });
-    const finishedAt = (await ledger.getBatch("big"))!.finishedAt!;
-    const ttl = await redis.pttl(ledgerKeys(prefix).row("big", "r1599"));
+    const finishedAt = (await ctx.ledger.getBatch("big"))!.finishedAt!;
+    const ttl = await ctx.redis.pttl(ledgerKeys(ctx.prefix).row("big", "r1599"));
     expect(ttl).toBeLessThanOrEqual(finishedAt + DAY - Date.now() + 1_000);
     expect(ttl).toBeGreaterThan(DAY - 60_000);
 
@@ -88,38 +71,40 @@ describe("a batch's expiry in resumable steps", () => {
   });
 
   it("a batch reopened halfway through its expiry walks again from the first row, removing it", async () => {
-    await ledger.addRows("big", ids.map(newRow));
-    await finishAll(ledger, "big");
-    await ledger.housekeep("big", { keepGoing: async () => false });
+    await ctx.ledger.addRows("big", ids.map(newRow));
+    await finishAll(ctx.ledger, "big");
+    await ctx.ledger.housekeep("big", { keepGoing: async () => false });
     expect((await expiring("big")).rows).toBe(1_000);
 
     // A retried row reopens the batch: its transition removes the expiry from the first page.
-    await ledger.transition("big", "r1200", { to: "failed" }); // not a reopen: still finished
-    await ledger.transition("big", "r1200", { from: ["failed"], to: "queued" });
-    expect((await ledger.getBatch("big"))?.finishedAt).toBeUndefined();
+    await ctx.ledger.transition("big", "r1200", { to: "failed" }); // not a reopen: still finished
+    await ctx.ledger.transition("big", "r1200", { from: ["failed"], to: "queued" });
+    expect((await ctx.ledger.getBatch("big"))?.finishedAt).toBeUndefined();
     expect((await expiring("big")).rows).toBe(500);
 
-    const end = await ledger.housekeep("big");
+    const end = await ctx.ledger.housekeep("big");
     expect(end).toEqual({ mode: "persist", done: ROWS, complete: true });
     expect(await expiring("big")).toEqual({ rows: 0, batchKeys: [false, false, false] });
   });
 
   it("the reconciler's housekeeping sweep finishes every batch's walk, and a sweep cut short is resumed by the next", async () => {
-    await ledger.addRows("a", ids.map(newRow));
-    await ledger.addRows("b", ids.map(newRow));
-    await finishAll(ledger, "a");
-    await finishAll(ledger, "b");
-    await ledger.addRows("open", ["x"].map(newRow));
+    await ctx.ledger.addRows("a", ids.map(newRow));
+    await ctx.ledger.addRows("b", ids.map(newRow));
+    await finishAll(ctx.ledger, "a");
+    await finishAll(ctx.ledger, "b");
+    await ctx.ledger.addRows("open", ["x"].map(newRow));
 
     let lease = 2;
-    expect(await housekeepAll({ ledger, log: silentLogger() }, async () => --lease > 0)).toBe(false);
+    expect(await housekeepAll({ ledger: ctx.ledger, log: silentLogger() }, async () => --lease > 0)).toBe(
+      false,
+    );
     const [a, b] = [await expiring("a"), await expiring("b")];
     // Two pages of the sweep went somewhere (listBatches: newest first), the rest waits.
     expect(a.rows + b.rows).toBe(500 + 500 + 1_000);
 
-    expect(await housekeepAll({ ledger, log: silentLogger() })).toBe(true);
+    expect(await housekeepAll({ ledger: ctx.ledger, log: silentLogger() })).toBe(true);
     expect(await expiring("a")).toEqual({ rows: ROWS, batchKeys: [true, true, true] });
     expect(await expiring("b")).toEqual({ rows: ROWS, batchKeys: [true, true, true] });
-    expect(await redis.pttl(ledgerKeys(prefix).row("open", "x"))).toBe(-1);
+    expect(await ctx.redis.pttl(ledgerKeys(ctx.prefix).row("open", "x"))).toBe(-1);
   });
 });

@@ -1,7 +1,7 @@
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createLedger, type Ledger, type NewRow } from "../../src/ledger/index.js";
-import { cleanupPrefix, keysWithPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+import { ledgerContext } from "../helpers/ledger-context.js";
+import { keysWithPrefix } from "../helpers/redis.js";
 
 function newRow(id: string): NewRow {
   return { id, line: 2, prompt: `prompt ${id}`, params: {}, metadata: {}, estimatedCredits: 8 };
@@ -10,31 +10,15 @@ function newRow(id: string): NewRow {
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `r${i}`);
 const DAY = 24 * 3600 * 1000;
 
-let redis: Redis;
-let prefix: string;
-let ledger: Ledger;
-
-beforeAll(() => {
-  redis = testRedis();
-});
-afterAll(async () => {
-  await redis.quit();
-});
-beforeEach(() => {
-  prefix = uniquePrefix();
-  ledger = createLedger(redis, { prefix });
-});
-afterEach(async () => {
-  await cleanupPrefix(redis, prefix);
-});
+const ctx = ledgerContext();
 
 /** PTTL of every ledger key of the batch, task map keys aside. */
 async function batchTtls(batch: string): Promise<Record<string, number>> {
-  const keys = (await keysWithPrefix(redis, prefix)).filter(
+  const keys = (await keysWithPrefix(ctx.redis, ctx.prefix)).filter(
     (k) => k.includes(`:batch:${batch}`) || k.includes(`:row:${batch}/`),
   );
   const ttls: Record<string, number> = {};
-  for (const key of keys) ttls[key.slice(`{${prefix}}:ledger:`.length)] = await redis.pttl(key);
+  for (const key of keys) ttls[key.slice(`{${ctx.prefix}}:ledger:`.length)] = await ctx.redis.pttl(key);
   return ttls;
 }
 
@@ -47,42 +31,46 @@ async function finish(target: Ledger, batch: string, rowIds: string[]): Promise<
 
 describe("purge", () => {
   it("removes every key of the batch, task mappings included, and leaves other batches alone", async () => {
-    await ledger.addRows("gone", ids(1200).map(newRow), { budget: 1000 });
-    await ledger.transition("gone", "r0", { to: "submitted", addTaskId: "task-a" });
-    await ledger.transition("gone", "r0", { addTaskId: "task-b" });
-    await ledger.transition("gone", "r1", { to: "archiving", set: { completedAt: 5 }, addTaskId: "task-c" });
-    await ledger.addRows("kept", ids(2).map(newRow));
-    await ledger.transition("kept", "r0", { to: "submitted", addTaskId: "task-k" });
+    await ctx.ledger.addRows("gone", ids(1200).map(newRow), { budget: 1000 });
+    await ctx.ledger.transition("gone", "r0", { to: "submitted", addTaskId: "task-a" });
+    await ctx.ledger.transition("gone", "r0", { addTaskId: "task-b" });
+    await ctx.ledger.transition("gone", "r1", {
+      to: "archiving",
+      set: { completedAt: 5 },
+      addTaskId: "task-c",
+    });
+    await ctx.ledger.addRows("kept", ids(2).map(newRow));
+    await ctx.ledger.transition("kept", "r0", { to: "submitted", addTaskId: "task-k" });
 
-    expect(await ledger.purge("gone")).toBe(1200);
+    expect(await ctx.ledger.purge("gone")).toBe(1200);
 
-    const left = await keysWithPrefix(redis, prefix);
+    const left = await keysWithPrefix(ctx.redis, ctx.prefix);
     expect(left.filter((k) => k.includes("gone"))).toEqual([]);
-    expect(await ledger.lookupTask("task-a")).toBeUndefined();
-    expect(await ledger.lookupTask("task-c")).toBeUndefined();
-    expect(await ledger.getBatch("gone")).toBeUndefined();
-    expect((await ledger.listBatches()).map((b) => b.batch)).toEqual(["kept"]);
-    expect(await ledger.lookupTask("task-k")).toEqual({ batch: "kept", rowId: "r0" });
+    expect(await ctx.ledger.lookupTask("task-a")).toBeUndefined();
+    expect(await ctx.ledger.lookupTask("task-c")).toBeUndefined();
+    expect(await ctx.ledger.getBatch("gone")).toBeUndefined();
+    expect((await ctx.ledger.listBatches()).map((b) => b.batch)).toEqual(["kept"]);
+    expect(await ctx.ledger.lookupTask("task-k")).toEqual({ batch: "kept", rowId: "r0" });
 
-    expect(await ledger.purge("kept")).toBe(2);
-    expect(await keysWithPrefix(redis, prefix)).toEqual([]);
+    expect(await ctx.ledger.purge("kept")).toBe(2);
+    expect(await keysWithPrefix(ctx.redis, ctx.prefix)).toEqual([]);
   });
 
   it("purges an unknown batch as a no-op", async () => {
-    expect(await ledger.purge("never")).toBe(0);
-    expect(await keysWithPrefix(redis, prefix)).toEqual([]);
+    expect(await ctx.ledger.purge("never")).toBe(0);
+    expect(await keysWithPrefix(ctx.redis, ctx.prefix)).toEqual([]);
   });
 });
 
 describe("expiry of finished batches", () => {
   it("expireFinished sets every key of a finished batch to expire ttl after finishedAt", async () => {
-    await ledger.addRows("b1", ids(3).map(newRow));
-    expect(await ledger.expireFinished("b1", DAY)).toBe(false);
+    await ctx.ledger.addRows("b1", ids(3).map(newRow));
+    expect(await ctx.ledger.expireFinished("b1", DAY)).toBe(false);
     expect(Object.values(await batchTtls("b1")).every((ttl) => ttl === -1)).toBe(true);
 
-    await finish(ledger, "b1", ids(3));
-    const finishedAt = (await ledger.getBatch("b1"))!.finishedAt!;
-    expect(await ledger.expireFinished("b1", DAY)).toBe(true);
+    await finish(ctx.ledger, "b1", ids(3));
+    const finishedAt = (await ctx.ledger.getBatch("b1"))!.finishedAt!;
+    expect(await ctx.ledger.expireFinished("b1", DAY)).toBe(true);
     const ttls = await batchTtls("b1");
     expect(Object.keys(ttls).sort()).toEqual([
       "batch:b1",
@@ -99,7 +87,7 @@ describe("expiry of finished batches", () => {
   });
 
   it("with a ledger TTL, the transition that finishes a batch sets the expiry itself", async () => {
-    const expiring = createLedger(redis, { prefix, ttlMs: 30 * DAY });
+    const expiring = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: 30 * DAY });
     await expiring.addRows("b1", ids(2).map(newRow));
     await finish(expiring, "b1", ["r0"]);
     expect((await batchTtls("b1"))["batch:b1"]).toBe(-1);
@@ -109,7 +97,7 @@ describe("expiry of finished batches", () => {
   });
 
   it("appending rows to a finished batch reopens it and removes every expiry", async () => {
-    const expiring = createLedger(redis, { prefix, ttlMs: DAY });
+    const expiring = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: DAY });
     await expiring.addRows("b1", ids(2).map(newRow));
     await finish(expiring, "b1", ids(2));
     expect((await batchTtls("b1"))["row:b1/r0"]).toBeGreaterThan(0);
@@ -122,7 +110,7 @@ describe("expiry of finished batches", () => {
   });
 
   it("retrying a row of a finished batch reopens it and removes every expiry", async () => {
-    const expiring = createLedger(redis, { prefix, ttlMs: DAY });
+    const expiring = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: DAY });
     await expiring.addRows("b1", ids(3).map(newRow));
     await finish(expiring, "b1", ["r0", "r1"]);
     await expiring.transition("b1", "r2", { to: "failed", set: { error: "generation failed" } });

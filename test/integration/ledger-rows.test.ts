@@ -1,7 +1,7 @@
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, LedgerError, type NewRow } from "../../src/ledger/index.js";
-import { cleanupPrefix, keysWithPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+import { describe, expect, it } from "vitest";
+import { createLedger, LedgerError, type NewRow } from "../../src/ledger/index.js";
+import { ledgerContext } from "../helpers/ledger-context.js";
+import { keysWithPrefix } from "../helpers/redis.js";
 
 function newRow(id: string, overrides: Partial<NewRow> = {}): NewRow {
   return {
@@ -15,31 +15,15 @@ function newRow(id: string, overrides: Partial<NewRow> = {}): NewRow {
   };
 }
 
-let redis: Redis;
-let prefix: string;
-let ledger: Ledger;
-
-beforeAll(() => {
-  redis = testRedis();
-});
-afterAll(async () => {
-  await redis.quit();
-});
-beforeEach(() => {
-  prefix = uniquePrefix();
-  ledger = createLedger(redis, { prefix });
-});
-afterEach(async () => {
-  await cleanupPrefix(redis, prefix);
-});
+const ctx = ledgerContext();
 
 describe("addRows", () => {
   it("records new rows as queued and counts them, keys under the prefix's hash tag", async () => {
-    const outcomes = await ledger.addRows("b1", [newRow("r1"), newRow("r2", { estimatedCredits: 8 })], {
+    const outcomes = await ctx.ledger.addRows("b1", [newRow("r1"), newRow("r2", { estimatedCredits: 8 })], {
       file: "prompts.csv",
     });
     expect(outcomes).toEqual(["new", "new"]);
-    const batch = await ledger.getBatch("b1");
+    const batch = await ctx.ledger.getBatch("b1");
     expect(batch).toMatchObject({
       batch: "b1",
       file: "prompts.csv",
@@ -55,7 +39,7 @@ describe("addRows", () => {
     expect(batch?.finishedAt).toBeUndefined();
     expect(batch?.createdAt).toBeGreaterThan(Date.now() - 60_000);
 
-    const row = await ledger.getRow("b1", "r2");
+    const row = await ctx.ledger.getRow("b1", "r2");
     expect(row).toMatchObject({
       batch: "b1",
       id: "r2",
@@ -74,16 +58,16 @@ describe("addRows", () => {
       waitingBudget: false,
     });
     expect(row?.taskId).toBeUndefined();
-    for (const key of await keysWithPrefix(redis, prefix))
-      expect(key.startsWith(`{${prefix}}:ledger:`)).toBe(true);
+    for (const key of await keysWithPrefix(ctx.redis, ctx.prefix))
+      expect(key.startsWith(`{${ctx.prefix}}:ledger:`)).toBe(true);
   });
 
   it("reports rows already in the batch as duplicate-queued while queued, duplicate once they moved on", async () => {
-    await ledger.addRows("b1", [newRow("r1"), newRow("r2")]);
-    await ledger.transition("b1", "r2", { to: "submitted" });
-    const again = await ledger.addRows("b1", [newRow("r1"), newRow("r2"), newRow("r3")]);
+    await ctx.ledger.addRows("b1", [newRow("r1"), newRow("r2")]);
+    await ctx.ledger.transition("b1", "r2", { to: "submitted" });
+    const again = await ctx.ledger.addRows("b1", [newRow("r1"), newRow("r2"), newRow("r3")]);
     expect(again).toEqual(["duplicate-queued", "duplicate", "new"]);
-    expect(await ledger.getBatch("b1")).toMatchObject({
+    expect(await ctx.ledger.getBatch("b1")).toMatchObject({
       total: 3,
       queued: 2,
       submitted: 1,
@@ -92,17 +76,17 @@ describe("addRows", () => {
   });
 
   it("keeps the first row when an id repeats within one call, and calls the repeat a duplicate", async () => {
-    const outcomes = await ledger.addRows("b1", [newRow("r1"), newRow("r1", { prompt: "other" })]);
+    const outcomes = await ctx.ledger.addRows("b1", [newRow("r1"), newRow("r1", { prompt: "other" })]);
     expect(outcomes).toEqual(["new", "duplicate"]);
-    expect((await ledger.getRow("b1", "r1"))?.prompt).toBe("a lighthouse, r1");
-    expect((await ledger.getBatch("b1"))?.total).toBe(1);
+    expect((await ctx.ledger.getRow("b1", "r1"))?.prompt).toBe("a lighthouse, r1");
+    expect((await ctx.ledger.getBatch("b1"))?.total).toBe(1);
   });
 
   it("continues the sequence when rows are appended later", async () => {
-    await ledger.addRows("b1", [newRow("c"), newRow("a")]);
-    await ledger.addRows("b1", [newRow("a"), newRow("b")]);
+    await ctx.ledger.addRows("b1", [newRow("c"), newRow("a")]);
+    await ctx.ledger.addRows("b1", [newRow("a"), newRow("b")]);
     const rows = [];
-    for await (const row of ledger.rows("b1")) rows.push([row.id, row.seq]);
+    for await (const row of ctx.ledger.rows("b1")) rows.push([row.id, row.seq]);
     expect(rows).toEqual([
       ["c", 0],
       ["a", 1],
@@ -113,16 +97,16 @@ describe("addRows", () => {
   it("records 2,500 rows in chunks of one script call each, in order", async () => {
     const many = Array.from({ length: 2500 }, (_, i) => newRow(`row-${i}`, { line: i + 2 }));
     const started = performance.now();
-    const outcomes = await ledger.addRows("big", many);
+    const outcomes = await ctx.ledger.addRows("big", many);
     const elapsed = performance.now() - started;
     expect(outcomes.every((o) => o === "new")).toBe(true);
-    expect(await ledger.getBatch("big")).toMatchObject({
+    expect(await ctx.ledger.getBatch("big")).toMatchObject({
       total: 2500,
       queued: 2500,
       creditsEstimated: 15_000,
     });
     let expectedSeq = 0;
-    for await (const row of ledger.rows("big", { pageSize: 300 })) {
+    for await (const row of ctx.ledger.rows("big", { pageSize: 300 })) {
       expect(row.seq).toBe(expectedSeq);
       expect(row.id).toBe(`row-${expectedSeq}`);
       expectedSeq += 1;
@@ -133,27 +117,27 @@ describe("addRows", () => {
   });
 
   it("creates the batch with its budget in the same step, and an empty call still creates it", async () => {
-    await ledger.addRows("b1", [newRow("r1")], { budget: 100 });
-    expect((await ledger.getBatch("b1"))?.budget).toBe(100);
-    expect(await ledger.addRows("empty", [], { file: "none.csv" })).toEqual([]);
-    expect(await ledger.getBatch("empty")).toMatchObject({ total: 0, file: "none.csv" });
+    await ctx.ledger.addRows("b1", [newRow("r1")], { budget: 100 });
+    expect((await ctx.ledger.getBatch("b1"))?.budget).toBe(100);
+    expect(await ctx.ledger.addRows("empty", [], { file: "none.csv" })).toEqual([]);
+    expect(await ctx.ledger.getBatch("empty")).toMatchObject({ total: 0, file: "none.csv" });
   });
 
   it("refuses names that cannot be part of a key or a BullMQ job id", async () => {
-    await expect(ledger.addRows("a/b", [newRow("r1")])).rejects.toBeInstanceOf(LedgerError);
-    await expect(ledger.addRows("b1", [newRow("r:1")])).rejects.toMatchObject({ code: "invalid_name" });
-    expect(() => createLedger(redis, { prefix: "{bad}" })).toThrow(LedgerError);
+    await expect(ctx.ledger.addRows("a/b", [newRow("r1")])).rejects.toBeInstanceOf(LedgerError);
+    await expect(ctx.ledger.addRows("b1", [newRow("r:1")])).rejects.toMatchObject({ code: "invalid_name" });
+    expect(() => createLedger(ctx.redis, { prefix: "{bad}" })).toThrow(LedgerError);
   });
 
   it("writes nothing when any row of the call cannot be stored, even one in a later chunk", async () => {
     const many = Array.from({ length: 1500 }, (_, i) => newRow(`row-${i}`));
     many[1400] = newRow("row-1400", { estimatedCredits: Number.NaN });
-    await expect(ledger.addRows("b1", many)).rejects.toMatchObject({ code: "invalid_value" });
-    expect(await keysWithPrefix(redis, prefix)).toEqual([]);
+    await expect(ctx.ledger.addRows("b1", many)).rejects.toMatchObject({ code: "invalid_value" });
+    expect(await keysWithPrefix(ctx.redis, ctx.prefix)).toEqual([]);
   });
 
   it("stamps times from an injected clock when one is given", async () => {
-    const clocked = createLedger(redis, { prefix, clock: { now: () => 1_700_000_000_123 } });
+    const clocked = createLedger(ctx.redis, { prefix: ctx.prefix, clock: { now: () => 1_700_000_000_123 } });
     await clocked.addRows("b1", [newRow("r1")]);
     expect((await clocked.getBatch("b1"))?.createdAt).toBe(1_700_000_000_123);
     expect((await clocked.getRow("b1", "r1"))?.createdAt).toBe(1_700_000_000_123);
@@ -162,47 +146,48 @@ describe("addRows", () => {
 
 describe("reading", () => {
   it("filters rows by status, in seq order", async () => {
-    await ledger.addRows(
+    await ctx.ledger.addRows(
       "b1",
       ["r1", "r2", "r3", "r4", "r5"].map((id) => newRow(id)),
     );
-    await ledger.transition("b1", "r2", { to: "failed", set: { error: "bad prompt" } });
-    await ledger.transition("b1", "r4", { to: "failed" });
-    await ledger.transition("b1", "r5", { to: "submitted" });
+    await ctx.ledger.transition("b1", "r2", { to: "failed", set: { error: "bad prompt" } });
+    await ctx.ledger.transition("b1", "r4", { to: "failed" });
+    await ctx.ledger.transition("b1", "r5", { to: "submitted" });
     const failed: string[] = [];
-    for await (const row of ledger.rows("b1", { statuses: ["failed"], pageSize: 2 })) failed.push(row.id);
+    for await (const row of ctx.ledger.rows("b1", { statuses: ["failed"], pageSize: 2 })) failed.push(row.id);
     expect(failed).toEqual(["r2", "r4"]);
     const active: string[] = [];
-    for await (const row of ledger.rows("b1", { statuses: ["queued", "submitted"] })) active.push(row.id);
+    for await (const row of ctx.ledger.rows("b1", { statuses: ["queued", "submitted"] })) active.push(row.id);
     expect(active).toEqual(["r1", "r3", "r5"]);
-    expect((await ledger.getRow("b1", "r2"))?.error).toBe("bad prompt");
+    expect((await ctx.ledger.getRow("b1", "r2"))?.error).toBe("bad prompt");
   });
 
   it("returns undefined for unknown batches and rows, and yields nothing for them", async () => {
-    expect(await ledger.getBatch("nope")).toBeUndefined();
-    expect(await ledger.getRow("nope", "r1")).toBeUndefined();
+    expect(await ctx.ledger.getBatch("nope")).toBeUndefined();
+    expect(await ctx.ledger.getRow("nope", "r1")).toBeUndefined();
     const rows = [];
-    for await (const row of ledger.rows("nope")) rows.push(row);
+    for await (const row of ctx.ledger.rows("nope")) rows.push(row);
     expect(rows).toEqual([]);
   });
 
   it("lists batches newest first, and forgets batches whose keys expired", async () => {
-    const clockAt = (now: number) => createLedger(redis, { prefix, clock: { now: () => now } });
+    const clockAt = (now: number) =>
+      createLedger(ctx.redis, { prefix: ctx.prefix, clock: { now: () => now } });
     await clockAt(1_000).addRows("old", [newRow("r1")]);
     await clockAt(3_000).addRows("new", [newRow("r1")]);
     await clockAt(2_000).addRows("mid", [newRow("r1")]);
-    expect((await ledger.listBatches()).map((b) => b.batch)).toEqual(["new", "mid", "old"]);
-    await redis.del(`{${prefix}}:ledger:batch:mid`);
-    expect((await ledger.listBatches()).map((b) => b.batch)).toEqual(["new", "old"]);
-    expect(await redis.zscore(`{${prefix}}:ledger:batches`, "mid")).toBeNull();
+    expect((await ctx.ledger.listBatches()).map((b) => b.batch)).toEqual(["new", "mid", "old"]);
+    await ctx.redis.del(`{${ctx.prefix}}:ledger:batch:mid`);
+    expect((await ctx.ledger.listBatches()).map((b) => b.batch)).toEqual(["new", "old"]);
+    expect(await ctx.redis.zscore(`{${ctx.prefix}}:ledger:batches`, "mid")).toBeNull();
   });
 
   it("maps a taskId to its row for webhooks, and knows no other", async () => {
-    await ledger.addRows("b1", [newRow("r1")]);
-    await ledger.mapTask("task-abc", "b1", "r1");
-    expect(await ledger.lookupTask("task-abc")).toEqual({ batch: "b1", rowId: "r1" });
-    expect(await ledger.lookupTask("task-unknown")).toBeUndefined();
-    const ttl = await redis.pttl(`{${prefix}}:ledger:task:task-abc`);
+    await ctx.ledger.addRows("b1", [newRow("r1")]);
+    await ctx.ledger.mapTask("task-abc", "b1", "r1");
+    expect(await ctx.ledger.lookupTask("task-abc")).toEqual({ batch: "b1", rowId: "r1" });
+    expect(await ctx.ledger.lookupTask("task-unknown")).toBeUndefined();
+    const ttl = await ctx.redis.pttl(`{${ctx.prefix}}:ledger:task:task-abc`);
     expect(ttl).toBeGreaterThan(14 * 24 * 3600 * 1000);
     expect(ttl).toBeLessThanOrEqual(15 * 24 * 3600 * 1000);
   });

@@ -1,38 +1,24 @@
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { buildLedger } from "../../src/app/index.js";
 import { withOps } from "../../src/cli/ops-context.js";
 import { cancelBatch } from "../../src/commands/cancel.js";
 import { loadConfig } from "../../src/config/index.js";
 import { ledgerKeys } from "../../src/ledger/index.js";
-import { cleanupPrefix, REDIS_URL, testRedis, uniquePrefix } from "../helpers/redis.js";
+import { redisPrefixContext } from "../helpers/ledger-context.js";
+import { REDIS_URL } from "../helpers/redis.js";
 import { Collector, moveRow, newRow } from "./ops-helpers.js";
 
 const DAY = 86_400_000;
 const ROWS = ["r1", "r2", "r3"];
 
-let redis: Redis;
-let prefix: string;
-
-beforeAll(() => {
-  redis = testRedis();
-});
-afterAll(async () => {
-  await redis.quit();
-});
-beforeEach(() => {
-  prefix = uniquePrefix("ttl");
-});
-afterEach(async () => {
-  await cleanupPrefix(redis, prefix);
-});
+const db = redisPrefixContext("ttl");
 
 /**
  * PTTL of every existing ledger key of the batch: its hash, zsets and rows (task mappings have
  * their own TTL). Named rather than SCANned: the shared Redis may hold millions of other keys.
  */
 async function batchTtls(batch: string, rowIds: readonly string[]): Promise<Record<string, number>> {
-  const keys = ledgerKeys(prefix);
+  const keys = ledgerKeys(db.prefix);
   const names = [
     keys.batch(batch),
     keys.order(batch),
@@ -41,8 +27,8 @@ async function batchTtls(batch: string, rowIds: readonly string[]): Promise<Reco
   ];
   const ttls: Record<string, number> = {};
   for (const key of names) {
-    const ttl = await redis.pttl(key);
-    if (ttl !== -2) ttls[key.slice(`{${prefix}}:ledger:`.length)] = ttl;
+    const ttl = await db.redis.pttl(key);
+    if (ttl !== -2) ttls[key.slice(`{${db.prefix}}:ledger:`.length)] = ttl;
   }
   return ttls;
 }
@@ -57,7 +43,7 @@ function expectAllNear(ttls: Record<string, number>, ttlMs: number): void {
 
 describe("KIE_LEDGER_TTL", () => {
   it("a finished batch's keys expire KIE_LEDGER_TTL after it finishes, in the ledger the app builds", async () => {
-    const ledger = buildLedger(redis, loadConfig({ KIE_QUEUE_PREFIX: prefix, KIE_LEDGER_TTL: "2d" }));
+    const ledger = buildLedger(db.redis, loadConfig({ KIE_QUEUE_PREFIX: db.prefix, KIE_LEDGER_TTL: "2d" }));
     await ledger.addRows(
       "b1",
       ROWS.map((id) => newRow(id)),
@@ -80,22 +66,22 @@ describe("KIE_LEDGER_TTL", () => {
   });
 
   it("defaults to 30 days", async () => {
-    const ledger = buildLedger(redis, loadConfig({ KIE_QUEUE_PREFIX: prefix }));
+    const ledger = buildLedger(db.redis, loadConfig({ KIE_QUEUE_PREFIX: db.prefix }));
     await ledger.addRows("b1", [newRow("r1")]);
     await moveRow(ledger, "b1", "r1", "archived");
     expectAllNear(await batchTtls("b1", ["r1"]), 30 * DAY);
   });
 
   it("applies when an operator command finishes the batch (cancel of its last queued rows)", async () => {
-    const config = loadConfig({ REDIS_URL, KIE_QUEUE_PREFIX: prefix, KIE_LEDGER_TTL: "36h" });
-    const seed = buildLedger(redis, config);
+    const config = loadConfig({ REDIS_URL, KIE_QUEUE_PREFIX: db.prefix, KIE_LEDGER_TTL: "36h" });
+    const seed = buildLedger(db.redis, config);
     await seed.addRows("b1", [newRow("done"), newRow("waiting")]);
     await moveRow(seed, "b1", "done", "archived");
     expect((await batchTtls("b1", ["done", "waiting"]))["batch:b1"]).toBe(-1);
 
     await withOps(config, (ctx) =>
       cancelBatch(
-        { ledger: ctx.ledger, queues: ctx.queues(), out: new Collector(), queuePrefix: prefix },
+        { ledger: ctx.ledger, queues: ctx.queues(), out: new Collector(), queuePrefix: db.prefix },
         "b1",
       ),
     );
