@@ -4,15 +4,13 @@
  * the budget holds, in manifest order, and the caller adds their jobs. The reconciler never gives
  * a parked row a job, and wakes those that fit (a safety net for a lost wake).
  */
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { QueueSet } from "../../src/bull/queues.js";
+import { beforeEach, describe, expect, it } from "vitest";
 import { reconcileJobs } from "../../src/bull/reconcile-jobs.js";
 import { silentLogger } from "../../src/core/logger.js";
-import { createLedger, type Ledger, ledgerKeys, type NewRow } from "../../src/ledger/index.js";
+import { ledgerKeys, type NewRow } from "../../src/ledger/index.js";
 import { wakeParkedRows } from "../../src/worker/budget-wake.js";
 import { type ReconcileDeps, reconcileBatch } from "../../src/worker/reconcile.js";
-import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+import { ledgerQueuesContext } from "../helpers/ledger-context.js";
 
 const MINUTE = 60_000;
 const newRow = (id: string, estimatedCredits = 8): NewRow => ({
@@ -25,130 +23,122 @@ const newRow = (id: string, estimatedCredits = 8): NewRow => ({
 });
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `r-${String(i + 1).padStart(2, "0")}`);
 
-let redis: Redis;
-let prefix: string;
-let ledger: Ledger;
-let queues: QueueSet;
 let now: number;
 const clock = { now: () => now };
-
-beforeAll(() => {
-  redis = testRedis();
-});
-afterAll(async () => {
-  await redis.quit();
-});
+const ctx = ledgerQueuesContext({ clock });
 beforeEach(() => {
-  prefix = uniquePrefix();
   now = Date.now();
-  ledger = createLedger(redis, { prefix, clock });
-  queues = new QueueSet({ connection: redis, queuePrefix: prefix });
-});
-afterEach(async () => {
-  await queues.close();
-  await cleanupPrefix(redis, prefix);
 });
 
-const parkedKey = () => ledgerKeys(prefix).parked("b");
-const parked = () => redis.zrange(parkedKey(), 0, -1);
+const parkedKey = () => ledgerKeys(ctx.prefix).parked("b");
+const parked = () => ctx.redis.zrange(parkedKey(), 0, -1);
 
 async function submitJobIds(): Promise<string[]> {
-  const jobs = await queues.queues.submit.getJobs(["wait", "delayed", "prioritized", "active"]);
+  const jobs = await ctx.queues.queues.submit.getJobs(["wait", "delayed", "prioritized", "active"]);
   return jobs.map((job) => job.id ?? "").sort();
 }
 
 /** Ten rows of 8 credits, a budget of 24: three reserve, seven park. */
 async function tenRowsThreeFit(): Promise<void> {
-  await ledger.addRows(
+  await ctx.ledger.addRows(
     "b",
     ids(10).map((id) => newRow(id)),
     { budget: 24 },
   );
-  for (const id of ids(10)) await ledger.reserveBudget("b", id, 8);
+  for (const id of ids(10)) await ctx.ledger.reserveBudget("b", id, 8);
 }
 
 describe("parked rows", () => {
   it("park in manifest order, cost no job, and wake as many as the budget holds", async () => {
     await tenRowsThreeFit();
     expect(await parked()).toEqual(ids(10).slice(3));
-    expect(await ledger.getBatch("b")).toMatchObject({ waitingBudget: 7, creditsReserved: 24 });
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 7, creditsReserved: 24 });
     // Parked twice (a job re-run, an old delayed job) is parked once.
-    expect(await ledger.reserveBudget("b", "r-05", 8)).toBe("over-budget");
+    expect(await ctx.ledger.reserveBudget("b", "r-05", 8)).toBe("over-budget");
     expect(await parked()).toHaveLength(7);
-    expect(await ledger.getBatch("b")).toMatchObject({ waitingBudget: 7 });
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 7 });
 
     // No room: nothing wakes.
-    expect(await wakeParkedRows({ ledger, queues }, "b")).toBe(0);
+    expect(await wakeParkedRows({ ledger: ctx.ledger, queues: ctx.queues }, "b")).toBe(0);
     expect(await submitJobIds()).toEqual([]);
 
     // 16 more credits: exactly two rows, the first two parked, each with its reservation.
-    await ledger.setBudget("b", 40);
-    expect(await wakeParkedRows({ ledger, queues }, "b")).toBe(2);
+    await ctx.ledger.setBudget("b", 40);
+    expect(await wakeParkedRows({ ledger: ctx.ledger, queues: ctx.queues }, "b")).toBe(2);
     expect(await submitJobIds()).toEqual(["b/r-04", "b/r-05"]);
     expect(await parked()).toEqual(ids(10).slice(5));
-    expect(await ledger.getBatch("b")).toMatchObject({ waitingBudget: 5, creditsReserved: 40 });
-    expect(await ledger.getRow("b", "r-04")).toMatchObject({ creditsReserved: 8, waitingBudget: false });
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 5, creditsReserved: 40 });
+    expect(await ctx.ledger.getRow("b", "r-04")).toMatchObject({ creditsReserved: 8, waitingBudget: false });
     // The woken row's job reserves nothing more: it holds its reservation already.
-    expect(await ledger.reserveBudget("b", "r-04", 8)).toBe("reserved");
-    expect((await ledger.getBatch("b"))!.creditsReserved).toBe(40);
+    expect(await ctx.ledger.reserveBudget("b", "r-04", 8)).toBe("reserved");
+    expect((await ctx.ledger.getBatch("b"))!.creditsReserved).toBe(40);
 
     // A released reservation (a row failed without a create) wakes one.
-    expect(await ledger.releaseReservation("b", "r-01")).toBe(8);
-    await ledger.transition("b", "r-01", { from: ["queued"], to: "failed" });
-    expect(await wakeParkedRows({ ledger, queues }, "b")).toBe(1);
+    expect(await ctx.ledger.releaseReservation("b", "r-01")).toBe(8);
+    await ctx.ledger.transition("b", "r-01", { from: ["queued"], to: "failed" });
+    expect(await wakeParkedRows({ ledger: ctx.ledger, queues: ctx.queues }, "b")).toBe(1);
     expect(await parked()).toEqual(ids(10).slice(6));
 
     // No budget: every parked row wakes.
-    await ledger.setBudget("b", null);
-    expect(await wakeParkedRows({ ledger, queues }, "b")).toBe(4);
+    await ctx.ledger.setBudget("b", null);
+    expect(await wakeParkedRows({ ledger: ctx.ledger, queues: ctx.queues }, "b")).toBe(4);
     expect(await parked()).toEqual([]);
-    expect(await redis.exists(parkedKey())).toBe(0);
-    expect(await ledger.getBatch("b")).toMatchObject({ waitingBudget: 0, creditsReserved: 72 });
+    expect(await ctx.redis.exists(parkedKey())).toBe(0);
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 0, creditsReserved: 72 });
     expect(await submitJobIds()).toHaveLength(7);
   });
 
   it("wakes in pages, and stops at the first row that does not fit (manifest order)", async () => {
-    await ledger.addRows("b", [newRow("a", 4), newRow("b", 10), newRow("c", 2), newRow("d", 4)], {
+    await ctx.ledger.addRows("b", [newRow("a", 4), newRow("b", 10), newRow("c", 2), newRow("d", 4)], {
       budget: 4,
     });
     for (const id of ["a", "b", "c", "d"])
-      await ledger.reserveBudget("b", id, id === "a" || id === "d" ? 4 : id === "b" ? 10 : 2);
+      await ctx.ledger.reserveBudget("b", id, id === "a" || id === "d" ? 4 : id === "b" ? 10 : 2);
     expect(await parked()).toEqual(["b", "c", "d"]);
-    await ledger.setBudget("b", 12);
+    await ctx.ledger.setBudget("b", 12);
     // 8 of room: "b" (10) does not fit, so "c" and "d" wait behind it.
-    expect((await ledger.wakeParked("b", 1)).woken).toEqual([]);
-    await ledger.setBudget("b", 20);
+    expect((await ctx.ledger.wakeParked("b", 1)).woken).toEqual([]);
+    await ctx.ledger.setBudget("b", 20);
     // 16 of room, one row per call: "b" (10), "c" (2), "d" (4) all fit, in that order.
-    expect(await ledger.wakeParked("b", 1)).toEqual({ woken: [{ rowId: "b", resubmit: 0 }], more: true });
-    expect(await ledger.wakeParked("b", 1)).toEqual({ woken: [{ rowId: "c", resubmit: 0 }], more: true });
-    expect(await ledger.wakeParked("b", 1)).toEqual({ woken: [{ rowId: "d", resubmit: 0 }], more: true });
-    expect(await ledger.wakeParked("b", 1)).toEqual({ woken: [], more: false });
-    expect((await ledger.getBatch("b"))!.creditsReserved).toBe(20);
+    expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [{ rowId: "b", resubmit: 0 }], more: true });
+    expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [{ rowId: "c", resubmit: 0 }], more: true });
+    expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [{ rowId: "d", resubmit: 0 }], more: true });
+    expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [], more: false });
+    expect((await ctx.ledger.getBatch("b"))!.creditsReserved).toBe(20);
   });
 
   it("a parked row that moves on leaves the set; a purge removes it", async () => {
     await tenRowsThreeFit();
-    await ledger.transition("b", "r-04", { from: ["queued"], to: "cancelled" });
+    await ctx.ledger.transition("b", "r-04", { from: ["queued"], to: "cancelled" });
     expect(await parked()).toEqual(ids(10).slice(4));
-    expect((await ledger.getBatch("b"))!.waitingBudget).toBe(6);
+    expect((await ctx.ledger.getBatch("b"))!.waitingBudget).toBe(6);
     // A resubmit lineage is the one the row's job takes next.
-    await ledger.transition("b", "r-05", { addTaskId: "t-lost" });
-    await ledger.setBudget("b", 32);
-    expect(await ledger.wakeParked("b")).toEqual({ woken: [{ rowId: "r-05", resubmit: 1 }], more: false });
-    await ledger.purge("b");
-    expect(await redis.exists(parkedKey())).toBe(0);
+    await ctx.ledger.transition("b", "r-05", { addTaskId: "t-lost" });
+    await ctx.ledger.setBudget("b", 32);
+    expect(await ctx.ledger.wakeParked("b")).toEqual({
+      woken: [{ rowId: "r-05", resubmit: 1 }],
+      more: false,
+    });
+    await ctx.ledger.purge("b");
+    expect(await ctx.redis.exists(parkedKey())).toBe(0);
   });
 });
 
 describe("the reconciler and parked rows", () => {
   function deps(): ReconcileDeps {
-    return { ledger, jobs: reconcileJobs(queues, redis), clock, log: silentLogger(), pageSize: 3 };
+    return {
+      ledger: ctx.ledger,
+      jobs: reconcileJobs(ctx.queues, ctx.redis),
+      clock,
+      log: silentLogger(),
+      pageSize: 3,
+    };
   }
 
   it("gives no job to a parked row, and wakes the parked rows the budget holds", async () => {
     await tenRowsThreeFit();
     // The three rows that reserved have their jobs (still queued: their creates are on the way).
-    for (const id of ids(3)) await queues.addSubmit({ batch: "b", rowId: id, resubmit: 0 });
+    for (const id of ids(3)) await ctx.queues.addSubmit({ batch: "b", rowId: id, resubmit: 0 });
     now += 2 * MINUTE;
     // Parked rows are left out unread: only the three with jobs are looked at.
     expect(await reconcileBatch(deps(), "b")).toEqual({ batch: "b", checked: 3, requeued: 0, failed: 0 });
@@ -156,19 +146,19 @@ describe("the reconciler and parked rows", () => {
     expect(await parked()).toHaveLength(7);
 
     // A budget raised without a wake (the waker died, or an old client set it): the sweep wakes.
-    await ledger.setBudget("b", 48);
+    await ctx.ledger.setBudget("b", 48);
     const report = await reconcileBatch(deps(), "b");
     expect(report).toMatchObject({ woken: 3, requeued: 0, failed: 0 });
     expect(await submitJobIds()).toEqual(ids(6).map((id) => `b/${id}`));
     expect(await parked()).toEqual(ids(10).slice(6));
-    expect((await ledger.getBatch("b"))!.repaired ?? 0).toBe(0);
+    expect((await ctx.ledger.getBatch("b"))!.repaired ?? 0).toBe(0);
   });
 
   it("gives a job to a row marked waiting by an older version (not parked, its delayed job lost)", async () => {
     await tenRowsThreeFit();
-    for (const id of ids(3)) await queues.addSubmit({ batch: "b", rowId: id, resubmit: 0 });
+    for (const id of ids(3)) await ctx.queues.addSubmit({ batch: "b", rowId: id, resubmit: 0 });
     // What an older version left: the mark, no parked entry, no job.
-    await redis.zrem(parkedKey(), "r-10");
+    await ctx.redis.zrem(parkedKey(), "r-10");
     now += 2 * MINUTE;
     expect(await reconcileBatch(deps(), "b")).toMatchObject({ checked: 4, requeued: 1 });
     expect(await submitJobIds()).toContain("b/r-10");
@@ -176,10 +166,10 @@ describe("the reconciler and parked rows", () => {
 
   it("gives a job to a woken row whose job add was lost", async () => {
     await tenRowsThreeFit();
-    await ledger.setBudget("b", 32);
+    await ctx.ledger.setBudget("b", 32);
     // Woken in the ledger, then the waker died before adding the job.
-    expect((await ledger.wakeParked("b")).woken).toEqual([{ rowId: "r-04", resubmit: 0 }]);
-    for (const id of ids(3)) await queues.addSubmit({ batch: "b", rowId: id, resubmit: 0 });
+    expect((await ctx.ledger.wakeParked("b")).woken).toEqual([{ rowId: "r-04", resubmit: 0 }]);
+    for (const id of ids(3)) await ctx.queues.addSubmit({ batch: "b", rowId: id, resubmit: 0 });
     now += 2 * MINUTE;
     expect(await reconcileBatch(deps(), "b")).toMatchObject({ requeued: 1 });
     expect(await submitJobIds()).toContain("b/r-04");

@@ -1,49 +1,29 @@
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  createLedger,
-  INDEXED_STATUSES,
-  type Ledger,
-  ledgerKeys,
-  type NewRow,
-  type Status,
-} from "../../src/ledger/index.js";
-import { cleanupPrefix, keysWithPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+import { beforeEach, describe, expect, it } from "vitest";
+import { INDEXED_STATUSES, ledgerKeys, type NewRow, type Status } from "../../src/ledger/index.js";
+import { ledgerContext } from "../helpers/ledger-context.js";
+import { keysWithPrefix } from "../helpers/redis.js";
 
 function newRow(id: string): NewRow {
   return { id, line: 2, prompt: `prompt ${id}`, params: {}, metadata: {}, estimatedCredits: 8 };
 }
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `r${i}`);
 
-let redis: Redis;
-let prefix: string;
-let ledger: Ledger;
 /** The ledger's clock: scripts read it, so "when a row entered its state" is exact here. */
 let now: number;
 /** Near the real time: a finished batch's expiry is counted from it. */
 const T0 = Math.floor(Date.now() / 1000) * 1000;
 
-beforeAll(() => {
-  redis = testRedis();
-});
-afterAll(async () => {
-  await redis.quit();
-});
+const ctx = ledgerContext({ clock: { now: () => now } });
 beforeEach(() => {
-  prefix = uniquePrefix();
   now = T0;
-  ledger = createLedger(redis, { prefix, clock: { now: () => now } });
-});
-afterEach(async () => {
-  await cleanupPrefix(redis, prefix);
 });
 
 /** Every index of the batch as {status: [[id, score], ...]}, read straight from Redis. */
 async function indexes(batch: string): Promise<Record<string, [string, number][]>> {
-  const keys = ledgerKeys(prefix);
+  const keys = ledgerKeys(ctx.prefix);
   const out: Record<string, [string, number][]> = {};
   for (const status of INDEXED_STATUSES) {
-    const flat = await redis.zrange(keys.stateIndex(batch, status), 0, -1, "WITHSCORES");
+    const flat = await ctx.redis.zrange(keys.stateIndex(batch, status), 0, -1, "WITHSCORES");
     const pairs: [string, number][] = [];
     for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i]!, Number(flat[i + 1])]);
     out[status] = pairs;
@@ -54,24 +34,24 @@ async function indexes(batch: string): Promise<Record<string, [string, number][]
 async function idsInState(batch: string, status: (typeof INDEXED_STATUSES)[number], enteredBefore?: number) {
   const found: string[] = [];
   const options = { pageSize: 3, ...(enteredBefore === undefined ? {} : { enteredBefore }) };
-  for await (const page of ledger.statePages(batch, status, options))
+  for await (const page of ctx.ledger.statePages(batch, status, options))
     found.push(...page.map((e) => e.row.id));
   return found;
 }
 
 describe("state indexes", () => {
   it("hold each row of an indexed state, scored by when it entered, and no archived or cancelled row", async () => {
-    await ledger.addRows("b", ids(4).map(newRow));
+    await ctx.ledger.addRows("b", ids(4).map(newRow));
     now += 10;
-    await ledger.transition("b", "r0", { from: ["queued"], to: "submitted" });
-    await ledger.transition("b", "r1", { from: ["queued"], to: "cancelled" });
+    await ctx.ledger.transition("b", "r0", { from: ["queued"], to: "submitted" });
+    await ctx.ledger.transition("b", "r1", { from: ["queued"], to: "cancelled" });
     now += 10;
-    await ledger.transition("b", "r0", { to: "generating" });
-    await ledger.transition("b", "r2", { to: "failed" });
+    await ctx.ledger.transition("b", "r0", { to: "generating" });
+    await ctx.ledger.transition("b", "r2", { to: "failed" });
     now += 10;
     // A transition that stays keeps the entry time: the row did not re-enter its state.
-    await ledger.transition("b", "r0", { set: { generatingAt: now } });
-    await ledger.transition("b", "r2", { from: ["failed"], to: "queued" });
+    await ctx.ledger.transition("b", "r0", { set: { generatingAt: now } });
+    await ctx.ledger.transition("b", "r2", { from: ["failed"], to: "queued" });
     expect(await indexes("b")).toEqual({
       queued: [
         ["r3", T0],
@@ -83,15 +63,15 @@ describe("state indexes", () => {
       failed: [],
     });
     now += 10;
-    await ledger.transition("b", "r0", { to: "archiving", set: { completedAt: now } });
-    await ledger.transition("b", "r0", { to: "archived" });
+    await ctx.ledger.transition("b", "r0", { to: "archiving", set: { completedAt: now } });
+    await ctx.ledger.transition("b", "r0", { to: "archived" });
     const all = await indexes("b");
     expect(all.archiving).toEqual([]);
     expect(all.queued!.map(([id]) => id)).toEqual(["r3", "r2"]);
   });
 
   it("always agree with the batch's counters, whatever sequence of moves", async () => {
-    await ledger.addRows("b", ids(30).map(newRow));
+    await ctx.ledger.addRows("b", ids(30).map(newRow));
     const states: Status[] = [
       "queued",
       "submitted",
@@ -109,20 +89,20 @@ describe("state indexes", () => {
     };
     for (let i = 0; i < 300; i++) {
       now += 1;
-      await ledger.transition("b", `r${next() % 30}`, { to: states[next() % states.length]! });
+      await ctx.ledger.transition("b", `r${next() % 30}`, { to: states[next() % states.length]! });
     }
-    const summary = (await ledger.getBatch("b"))!;
+    const summary = (await ctx.ledger.getBatch("b"))!;
     const all = await indexes("b");
     for (const status of INDEXED_STATUSES) {
       expect(all[status]!.length, status).toBe(summary[status]);
-      for (const [id] of all[status]!) expect((await ledger.getRow("b", id))!.status).toBe(status);
+      for (const [id] of all[status]!) expect((await ctx.ledger.getRow("b", id))!.status).toBe(status);
     }
   });
 
   it("are walked page by page, each row once, even when many rows entered in the same millisecond", async () => {
-    await ledger.addRows("b", ids(10).map(newRow));
+    await ctx.ledger.addRows("b", ids(10).map(newRow));
     now += 60_000;
-    await ledger.addRows("b", ["late1", "late2"].map(newRow));
+    await ctx.ledger.addRows("b", ["late1", "late2"].map(newRow));
     const walked = await idsInState("b", "queued");
     expect(walked.length).toBe(12);
     expect(new Set(walked).size).toBe(12);
@@ -134,78 +114,79 @@ describe("state indexes", () => {
   });
 
   it("tell whether a row judged in a walk is still there since the same moment", async () => {
-    await ledger.addRows("b", ids(3).map(newRow));
-    const [page] = await collect(ledger.statePages("b", "queued"));
+    await ctx.ledger.addRows("b", ids(3).map(newRow));
+    const [page] = await collect(ctx.ledger.statePages("b", "queued"));
     const entries = page!.map((e) => ({ id: e.row.id, enteredAt: e.enteredAt }));
     now += 5;
-    await ledger.transition("b", "r0", { to: "submitted" });
+    await ctx.ledger.transition("b", "r0", { to: "submitted" });
     // Left and came back: entered again, later; not the row that was judged.
-    await ledger.transition("b", "r1", { to: "failed" });
-    await ledger.transition("b", "r1", { to: "queued" });
-    expect(await ledger.stillInState("b", "queued", entries)).toEqual([false, false, true]);
+    await ctx.ledger.transition("b", "r1", { to: "failed" });
+    await ctx.ledger.transition("b", "r1", { to: "queued" });
+    expect(await ctx.ledger.stillInState("b", "queued", entries)).toEqual([false, false, true]);
   });
 
   it("are deleted by purge and expire with a finished batch", async () => {
-    await ledger.addRows("b", ids(2).map(newRow));
-    await ledger.transition("b", "r0", { to: "failed" });
-    await ledger.purge("b");
-    expect(await keysWithPrefix(redis, prefix)).toEqual([]);
+    await ctx.ledger.addRows("b", ids(2).map(newRow));
+    await ctx.ledger.transition("b", "r0", { to: "failed" });
+    await ctx.ledger.purge("b");
+    expect(await keysWithPrefix(ctx.redis, ctx.prefix)).toEqual([]);
 
-    await ledger.addRows("c", ids(2).map(newRow));
-    await ledger.transition("c", "r0", { to: "failed" });
-    await ledger.transition("c", "r1", { to: "archived" });
-    expect(await ledger.expireFinished("c", 3_600_000)).toBe(true);
-    const failedIndex = ledgerKeys(prefix).stateIndex("c", "failed");
-    expect(await redis.pttl(failedIndex)).toBeGreaterThan(0);
+    await ctx.ledger.addRows("c", ids(2).map(newRow));
+    await ctx.ledger.transition("c", "r0", { to: "failed" });
+    await ctx.ledger.transition("c", "r1", { to: "archived" });
+    expect(await ctx.ledger.expireFinished("c", 3_600_000)).toBe(true);
+    const failedIndex = ledgerKeys(ctx.prefix).stateIndex("c", "failed");
+    expect(await ctx.redis.pttl(failedIndex)).toBeGreaterThan(0);
     // A retried row reopens the batch: no index of it may keep the expiry.
-    await ledger.transition("c", "r0", { from: ["failed"], to: "queued" });
-    for (const key of ledgerKeys(prefix).stateIndexes("c")) expect(await redis.pttl(key)).toBeLessThan(0);
+    await ctx.ledger.transition("c", "r0", { from: ["failed"], to: "queued" });
+    for (const key of ledgerKeys(ctx.prefix).stateIndexes("c"))
+      expect(await ctx.redis.pttl(key)).toBeLessThan(0);
   });
 
   it("are built for a batch recorded before they existed, once, without losing rows that move meanwhile", async () => {
-    await ledger.addRows("old", ids(7).map(newRow));
-    await ledger.transition("old", "r0", { to: "generating" });
-    await ledger.transition("old", "r1", { to: "archived" });
-    await ledger.transition("old", "r2", { to: "failed" });
-    const keys = ledgerKeys(prefix);
+    await ctx.ledger.addRows("old", ids(7).map(newRow));
+    await ctx.ledger.transition("old", "r0", { to: "generating" });
+    await ctx.ledger.transition("old", "r1", { to: "archived" });
+    await ctx.ledger.transition("old", "r2", { to: "failed" });
+    const keys = ledgerKeys(ctx.prefix);
     // What a batch of an earlier version looks like: no indexes, no mark.
-    await redis.del(...keys.stateIndexes("old"));
-    await redis.hdel(keys.batch("old"), "stateIndexed");
+    await ctx.redis.del(...keys.stateIndexes("old"));
+    await ctx.redis.hdel(keys.batch("old"), "stateIndexed");
     expect(await idsInState("old", "queued")).toEqual([]);
 
-    await ledger.ensureStateIndex("old");
+    await ctx.ledger.ensureStateIndex("old");
     expect((await idsInState("old", "queued")).sort()).toEqual(["r3", "r4", "r5", "r6"]);
     expect(await idsInState("old", "generating")).toEqual(["r0"]);
     expect(await idsInState("old", "failed")).toEqual(["r2"]);
-    expect(await redis.hget(keys.batch("old"), "stateIndexed")).toBe("1");
+    expect(await ctx.redis.hget(keys.batch("old"), "stateIndexed")).toBe("1");
     // Done once: a second call reads the mark and changes nothing.
-    await redis.zrem(keys.stateIndex("old", "failed"), "r2");
-    await ledger.ensureStateIndex("old");
+    await ctx.redis.zrem(keys.stateIndex("old", "failed"), "r2");
+    await ctx.ledger.ensureStateIndex("old");
     expect(await idsInState("old", "failed")).toEqual([]);
   });
 });
 
 describe("repairs and the lease", () => {
   it("counts repaired rows on the batch, and never recreates a purged batch", async () => {
-    await ledger.addRows("b", ids(1).map(newRow));
-    expect((await ledger.getBatch("b"))!.repaired).toBe(0);
-    expect(await ledger.countRepairs("b", 3)).toBe(true);
-    expect(await ledger.countRepairs("b", 2)).toBe(true);
-    expect((await ledger.getBatch("b"))!.repaired).toBe(5);
-    await ledger.purge("b");
-    expect(await ledger.countRepairs("b", 1)).toBe(false);
-    expect(await keysWithPrefix(redis, prefix)).toEqual([]);
+    await ctx.ledger.addRows("b", ids(1).map(newRow));
+    expect((await ctx.ledger.getBatch("b"))!.repaired).toBe(0);
+    expect(await ctx.ledger.countRepairs("b", 3)).toBe(true);
+    expect(await ctx.ledger.countRepairs("b", 2)).toBe(true);
+    expect((await ctx.ledger.getBatch("b"))!.repaired).toBe(5);
+    await ctx.ledger.purge("b");
+    expect(await ctx.ledger.countRepairs("b", 1)).toBe(false);
+    expect(await keysWithPrefix(ctx.redis, ctx.prefix)).toEqual([]);
   });
 
   it("has one holder at a time, who renews it; another takes it once it lapses", async () => {
-    expect(await ledger.claimLease("reconcile", "w1", 60_000)).toBe(true);
-    expect(await ledger.claimLease("reconcile", "w2", 60_000)).toBe(false);
-    expect(await ledger.claimLease("reconcile", "w1", 120_000)).toBe(true);
-    const key = ledgerKeys(prefix).lease("reconcile");
-    expect(await redis.pttl(key)).toBeGreaterThan(60_000);
-    await redis.pexpire(key, 1); // the holder died: its lease runs out
-    await redis.del(key);
-    expect(await ledger.claimLease("reconcile", "w2", 60_000)).toBe(true);
+    expect(await ctx.ledger.claimLease("reconcile", "w1", 60_000)).toBe(true);
+    expect(await ctx.ledger.claimLease("reconcile", "w2", 60_000)).toBe(false);
+    expect(await ctx.ledger.claimLease("reconcile", "w1", 120_000)).toBe(true);
+    const key = ledgerKeys(ctx.prefix).lease("reconcile");
+    expect(await ctx.redis.pttl(key)).toBeGreaterThan(60_000);
+    await ctx.redis.pexpire(key, 1); // the holder died: its lease runs out
+    await ctx.redis.del(key);
+    expect(await ctx.ledger.claimLease("reconcile", "w2", 60_000)).toBe(true);
   });
 });
 

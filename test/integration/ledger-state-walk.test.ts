@@ -1,7 +1,6 @@
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createLedger, type Ledger, type NewRow } from "../../src/ledger/index.js";
-import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+import { beforeEach, describe, expect, it } from "vitest";
+import type { NewRow } from "../../src/ledger/index.js";
+import { ledgerContext } from "../helpers/ledger-context.js";
 
 /**
  * ledger.drainState: the walk `retry` and `cancel` use, which move rows out of the state they walk.
@@ -16,29 +15,16 @@ function newRow(id: string): NewRow {
   return { id, line: 2, prompt: `prompt ${id}`, params: {}, metadata: {}, estimatedCredits: 8 };
 }
 
-let redis: Redis;
-let prefix: string;
+// One fixed clock: every row enters `failed` in the same millisecond (one score for all).
 let now: number;
-let ledger: Ledger;
+const ctx = ledgerContext({ label: "walk", clock: { now: () => now } });
 
-beforeAll(() => {
-  redis = testRedis();
-});
-afterAll(async () => {
-  await redis.quit();
-});
 beforeEach(async () => {
-  prefix = uniquePrefix("walk");
   now = 1_000_000;
-  // One fixed clock: every row enters `failed` in the same millisecond (one score for all).
-  ledger = createLedger(redis, { prefix, clock: { now: () => now } });
-  await ledger.addRows("b", ids.map(newRow));
+  await ctx.ledger.addRows("b", ids.map(newRow));
   for (let i = 0; i < ROWS; i += 300) {
-    await Promise.all(ids.slice(i, i + 300).map((id) => ledger.transition("b", id, { to: "failed" })));
+    await Promise.all(ids.slice(i, i + 300).map((id) => ctx.ledger.transition("b", id, { to: "failed" })));
   }
-});
-afterEach(async () => {
-  await cleanupPrefix(redis, prefix);
 });
 
 describe("drainState", () => {
@@ -49,10 +35,10 @@ describe("drainState", () => {
   ])("visits each row once when the caller %s, all of them on one score", async (_, moveOut) => {
     const seen: string[] = [];
     now += 10;
-    for await (const page of ledger.drainState("b", "failed", { pageSize: 500 })) {
+    for await (const page of ctx.ledger.drainState("b", "failed", { pageSize: 500 })) {
       for (const { row } of page) {
         seen.push(row.id);
-        if (moveOut(Number(row.id.slice(1)))) await ledger.transition("b", row.id, { to: "queued" });
+        if (moveOut(Number(row.id.slice(1)))) await ctx.ledger.transition("b", row.id, { to: "queued" });
       }
     }
     expect(seen).toHaveLength(ROWS);
@@ -61,13 +47,13 @@ describe("drainState", () => {
 
   it("does not come back to a row that left and re-entered the state during the walk", async () => {
     const seen: string[] = [];
-    for await (const page of ledger.drainState("b", "failed", { pageSize: 500 })) {
+    for await (const page of ctx.ledger.drainState("b", "failed", { pageSize: 500 })) {
       for (const { row } of page) {
         seen.push(row.id);
         now += 1;
         // Retried, and failed again at once: a later entry, the next walk's.
-        await ledger.transition("b", row.id, { to: "queued" });
-        await ledger.transition("b", row.id, { to: "failed" });
+        await ctx.ledger.transition("b", row.id, { to: "queued" });
+        await ctx.ledger.transition("b", row.id, { to: "failed" });
       }
     }
     expect(seen).toHaveLength(ROWS);

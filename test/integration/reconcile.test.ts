@@ -1,18 +1,16 @@
-import type { Redis } from "ioredis";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { startReconciler } from "../../src/app/reconciler.js";
-import { QueueSet } from "../../src/bull/queues.js";
 import { reconcileJobs } from "../../src/bull/reconcile-jobs.js";
 import { retryBatch } from "../../src/commands/retry.js";
 import { silentLogger } from "../../src/core/logger.js";
 import type { TaskRecord } from "../../src/kie/types.js";
-import { createLedger, type Ledger, type NewRow } from "../../src/ledger/index.js";
+import type { NewRow } from "../../src/ledger/index.js";
 import { readBatchStatus } from "../../src/report/status.js";
 import { batchLines } from "../../src/report/status-text.js";
 import { jobKey, type Stage } from "../../src/worker/jobs.js";
 import { type PollDeps, pollStage } from "../../src/worker/poll.js";
 import { type ReconcileDeps, type ReconcileReport, reconcileBatch } from "../../src/worker/reconcile.js";
-import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
+import { ledgerQueuesContext } from "../helpers/ledger-context.js";
 import { stageJob } from "../helpers/stage-fakes.js";
 
 const MINUTE = 60_000;
@@ -25,37 +23,26 @@ const newRow = (id: string): NewRow => ({
   estimatedCredits: 8,
 });
 
-let redis: Redis;
-let prefix: string;
-let ledger: Ledger;
-let queues: QueueSet;
 /** One clock for the ledger's scripts and the reconciler: "entered its state a minute ago" is exact. */
 let now: number;
 const clock = { now: () => now };
-
-beforeAll(() => {
-  redis = testRedis();
-});
-afterAll(async () => {
-  await redis.quit();
-});
+const ctx = ledgerQueuesContext({ clock });
 beforeEach(() => {
-  prefix = uniquePrefix();
   now = Date.now();
-  ledger = createLedger(redis, { prefix, clock });
-  queues = new QueueSet({ connection: redis, queuePrefix: prefix });
-});
-afterEach(async () => {
-  await queues.close();
-  await cleanupPrefix(redis, prefix);
 });
 
 function deps(): ReconcileDeps {
-  return { ledger, jobs: reconcileJobs(queues, redis), clock, log: silentLogger(), pageSize: 2 };
+  return {
+    ledger: ctx.ledger,
+    jobs: reconcileJobs(ctx.queues, ctx.redis),
+    clock,
+    log: silentLogger(),
+    pageSize: 2,
+  };
 }
 
 async function jobIds(stage: Stage): Promise<string[]> {
-  const jobs = await queues.queues[stage].getJobs(["wait", "delayed", "prioritized", "active", "failed"]);
+  const jobs = await ctx.queues.queues[stage].getJobs(["wait", "delayed", "prioritized", "active", "failed"]);
   return jobs.map((job) => job.id!).sort();
 }
 
@@ -63,8 +50,10 @@ async function jobIds(stage: Stage): Promise<string[]> {
 async function moveTo(rowId: string, path: readonly ("submitted" | "generating" | "archiving" | "queued")[]) {
   for (const to of path) {
     const taskId =
-      to === "submitted" ? `task-${rowId}-${(await ledger.getRow("b", rowId))!.taskIds.length}` : undefined;
-    await ledger.transition("b", rowId, {
+      to === "submitted"
+        ? `task-${rowId}-${(await ctx.ledger.getRow("b", rowId))!.taskIds.length}`
+        : undefined;
+    await ctx.ledger.transition("b", rowId, {
       to,
       ...(taskId ? { addTaskId: taskId, set: { submittedAt: now } } : {}),
       ...(to === "archiving" ? { set: { completedAt: now } } : {}),
@@ -74,14 +63,14 @@ async function moveTo(rowId: string, path: readonly ("submitted" | "generating" 
 
 describe("the reconciler", () => {
   it("gives each row whose state has no job behind it that job back, once, and counts it on the batch", async () => {
-    await ledger.addRows("b", ["q", "s", "g", "a", "resub", "fine"].map(newRow));
+    await ctx.ledger.addRows("b", ["q", "s", "g", "a", "resub", "fine"].map(newRow));
     await moveTo("s", ["submitted"]);
     await moveTo("g", ["submitted", "generating"]);
     // Died after the poll moved the row to archiving, before the archive job was added.
     await moveTo("a", ["submitted", "generating", "archiving"]);
     // Died after a failed generation was moved back to queued, before its submit job was added.
     await moveTo("resub", ["submitted", "generating", "queued"]);
-    await queues.addSubmit({ batch: "b", rowId: "fine", resubmit: 0 });
+    await ctx.queues.addSubmit({ batch: "b", rowId: "fine", resubmit: 0 });
     now += 2 * MINUTE;
 
     const report = await reconcileBatch(deps(), "b");
@@ -89,7 +78,7 @@ describe("the reconciler", () => {
     expect(await jobIds("submit")).toEqual(["b/fine", "b/q", "b/resub/r1"]);
     // The archiving row gets a poll of its task, which adds the archive job with fresh URLs.
     expect(await jobIds("poll")).toEqual(["b/a", "b/g", "b/s"]);
-    const poll = await queues.queues.poll.getJob("b/g");
+    const poll = await ctx.queues.queues.poll.getJob("b/g");
     expect(poll!.data).toMatchObject({
       batch: "b",
       rowId: "g",
@@ -97,21 +86,21 @@ describe("the reconciler", () => {
       resubmit: 0,
       submittedAt: now - 2 * MINUTE,
     });
-    expect((await ledger.getBatch("b"))!.repaired).toBe(5);
+    expect((await ctx.ledger.getBatch("b"))!.repaired).toBe(5);
 
     // Idempotent: a second sweep finds every job in place.
     expect(await reconcileBatch(deps(), "b")).toMatchObject({ requeued: 0, failed: 0 });
-    expect((await ledger.getBatch("b"))!.repaired).toBe(5);
+    expect((await ctx.ledger.getBatch("b"))!.repaired).toBe(5);
   });
 
   it("leaves alone a row that entered its state under a minute ago: its job may be on its way", async () => {
-    await ledger.addRows("b", ["young", "old"].map(newRow));
+    await ctx.ledger.addRows("b", ["young", "old"].map(newRow));
     now += 2 * MINUTE;
     await moveTo("young", ["submitted"]);
     await moveTo("old", ["submitted"]);
     now += 30_000;
-    await ledger.transition("b", "old", { to: "failed" });
-    await ledger.transition("b", "old", { from: ["failed"], to: "queued" });
+    await ctx.ledger.transition("b", "old", { to: "failed" });
+    await ctx.ledger.transition("b", "old", { from: ["failed"], to: "queued" });
     now += 1;
     expect(await reconcileBatch(deps(), "b")).toMatchObject({ checked: 0, requeued: 0 });
     expect(await jobIds("poll")).toEqual([]);
@@ -119,61 +108,61 @@ describe("the reconciler", () => {
   });
 
   it("fails a row whose job BullMQ gave up on when the runner could not record it", async () => {
-    await ledger.addRows("b", ["r"].map(newRow));
-    await queues.addSubmit({ batch: "b", rowId: "r", resubmit: 0 });
+    await ctx.ledger.addRows("b", ["r"].map(newRow));
+    await ctx.queues.addSubmit({ batch: "b", rowId: "r", resubmit: 0 });
     // What the queue holds after a final failure whose ledger write was lost: the job, in `failed`.
-    await redis.lrem(queues.queues.submit.toKey("wait"), 0, "b/r");
-    await redis.zadd(queues.queues.submit.toKey("failed"), now, "b/r");
+    await ctx.redis.lrem(ctx.queues.queues.submit.toKey("wait"), 0, "b/r");
+    await ctx.redis.zadd(ctx.queues.queues.submit.toKey("failed"), now, "b/r");
     now += 2 * MINUTE;
     expect(await reconcileBatch(deps(), "b")).toMatchObject({ requeued: 0, failed: 1 });
-    const row = await ledger.getRow("b", "r");
+    const row = await ctx.ledger.getRow("b", "r");
     expect(row!.status).toBe("failed");
     expect(row!.error).toMatch(/submit stage gave up/);
   });
 
   it("a submit job given up on gives its reservation back, or keeps it uncertain with a create on the wire", async () => {
-    await ledger.addRows("b", ["clean", "wire"].map(newRow), { budget: 100 });
+    await ctx.ledger.addRows("b", ["clean", "wire"].map(newRow), { budget: 100 });
     for (const rowId of ["clean", "wire"]) {
-      expect(await ledger.reserveBudget("b", rowId, 8)).toBe("reserved");
-      await queues.addSubmit({ batch: "b", rowId, resubmit: 0 });
+      expect(await ctx.ledger.reserveBudget("b", rowId, 8)).toBe("reserved");
+      await ctx.queues.addSubmit({ batch: "b", rowId, resubmit: 0 });
       if (rowId === "wire")
-        await queues.queues.submit
+        await ctx.queues.queues.submit
           .getJob(`b/${rowId}`)
           .then((j) => j!.updateData({ batch: "b", rowId, resubmit: 0, creating: now }));
-      await redis.lrem(queues.queues.submit.toKey("wait"), 0, `b/${rowId}`);
-      await redis.zadd(queues.queues.submit.toKey("failed"), now, `b/${rowId}`);
+      await ctx.redis.lrem(ctx.queues.queues.submit.toKey("wait"), 0, `b/${rowId}`);
+      await ctx.redis.zadd(ctx.queues.queues.submit.toKey("failed"), now, `b/${rowId}`);
     }
     now += 2 * MINUTE;
     expect(await reconcileBatch(deps(), "b")).toMatchObject({ failed: 2 });
-    expect(await ledger.getRow("b", "clean")).toMatchObject({
+    expect(await ctx.ledger.getRow("b", "clean")).toMatchObject({
       status: "failed",
       creditsReserved: 0,
       creditsUncertain: 0,
     });
-    expect(await ledger.getRow("b", "wire")).toMatchObject({
+    expect(await ctx.ledger.getRow("b", "wire")).toMatchObject({
       status: "failed",
       creditsReserved: 0,
       creditsUncertain: 8,
     });
-    expect(await ledger.getBatch("b")).toMatchObject({ creditsReserved: 0, creditsUncertain: 8 });
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ creditsReserved: 0, creditsUncertain: 8 });
   });
 
   it("walks only the states that hold rows, never an archived or failed row", async () => {
-    await ledger.addRows("b", ["x", "y"].map(newRow));
-    await ledger.transition("b", "x", { to: "archived" });
-    await ledger.transition("b", "y", { to: "failed" });
+    await ctx.ledger.addRows("b", ["x", "y"].map(newRow));
+    await ctx.ledger.transition("b", "x", { to: "archived" });
+    await ctx.ledger.transition("b", "y", { to: "failed" });
     now += 2 * MINUTE;
     expect(await reconcileBatch(deps(), "b")).toEqual({ batch: "b", checked: 0, requeued: 0, failed: 0 });
   });
 
   it("runs in a worker on its period, by lease, and repairs what it finds", async () => {
-    await ledger.addRows("b", ["lost"].map(newRow));
+    await ctx.ledger.addRows("b", ["lost"].map(newRow));
     now += 2 * MINUTE;
     const swept = new Promise<ReconcileReport[]>((resolve) => {
       const reconciler = startReconciler({
-        redis,
-        ledger,
-        queues,
+        redis: ctx.redis,
+        ledger: ctx.ledger,
+        queues: ctx.queues,
         clock,
         log: silentLogger(),
         everyMs: 10 * MINUTE,
@@ -186,19 +175,25 @@ describe("the reconciler", () => {
     expect(await swept).toEqual([{ batch: "b", checked: 1, requeued: 1, failed: 0 }]);
     expect(await jobIds("submit")).toEqual(["b/lost"]);
     // The lease is held for the period: another worker's sweep now would skip.
-    expect(await ledger.claimLease("reconcile", "another-worker", MINUTE)).toBe(false);
+    expect(await ctx.ledger.claimLease("reconcile", "another-worker", MINUTE)).toBe(false);
   });
 });
 
 describe("retry and status", () => {
   it("`retry` sweeps its batch, and `status` (text and JSON) shows how many rows were repaired", async () => {
-    await ledger.addRows("b", ["stuck"].map(newRow));
+    await ctx.ledger.addRows("b", ["stuck"].map(newRow));
     await moveTo("stuck", ["submitted", "generating", "queued"]);
     now += 2 * MINUTE;
     const written: string[] = [];
     const out = { write: (text: string) => written.push(text) } as unknown as NodeJS.WritableStream;
     const report = await retryBatch(
-      { ledger, queues, clock, out, reconcile: (batch) => reconcileBatch(deps(), batch) },
+      {
+        ledger: ctx.ledger,
+        queues: ctx.queues,
+        clock,
+        out,
+        reconcile: (batch) => reconcileBatch(deps(), batch),
+      },
       "b",
     );
     expect(report).toEqual({ repolled: 0, requeued: 0, skipped: 0, repaired: 1 });
@@ -206,7 +201,11 @@ describe("retry and status", () => {
     expect(await jobIds("submit")).toEqual(["b/stuck/r1"]);
 
     const status = await readBatchStatus(
-      { ledger, clock, fleet: async () => ({ paused: null, archivePaused: null, accounts: [] }) as never },
+      {
+        ledger: ctx.ledger,
+        clock,
+        fleet: async () => ({ paused: null, archivePaused: null, accounts: [] }) as never,
+      },
       "b",
     );
     expect(status.repaired).toBe(1);
@@ -216,7 +215,7 @@ describe("retry and status", () => {
 
 describe("a poll job rerun that finds its row already archiving", () => {
   it("adds the archive job (the worker before it died between the move and the add)", async () => {
-    await ledger.addRows("b", ["a"].map(newRow));
+    await ctx.ledger.addRows("b", ["a"].map(newRow));
     await moveTo("a", ["submitted", "generating", "archiving"]);
     const statusCalls: string[] = [];
     const pollDeps: PollDeps = {
@@ -226,14 +225,14 @@ describe("a poll job rerun that finds its row already archiving", () => {
           return { taskId, status: "success", imageUrls: ["https://files.example/a.png"], completedAt: now };
         },
       },
-      ledger,
+      ledger: ctx.ledger,
       fleet: {
         pollSlot: async () => {},
         pause: async () => true,
         touchInFlight: async () => {},
         releaseInFlight: async () => {},
       },
-      queues,
+      queues: ctx.queues,
       clock,
       settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: 30 * MINUTE, maxResubmits: 1 },
     } as PollDeps;
@@ -247,7 +246,7 @@ describe("a poll job rerun that finds its row already archiving", () => {
     });
     expect(await pollStage.run(job, pollDeps as never)).toEqual({ kind: "done" });
     expect(statusCalls).toEqual(["task-a-0"]);
-    const archive = await queues.queues.archive.getJob(jobKey("b", "a"));
+    const archive = await ctx.queues.queues.archive.getJob(jobKey("b", "a"));
     expect(archive?.data).toMatchObject({
       batch: "b",
       rowId: "a",
@@ -255,6 +254,6 @@ describe("a poll job rerun that finds its row already archiving", () => {
       imageUrls: ["https://files.example/a.png"],
     });
     // The row itself is untouched: still archiving, its archive job now behind it.
-    expect((await ledger.getRow("b", "a"))!.status).toBe("archiving");
+    expect((await ctx.ledger.getRow("b", "a"))!.status).toBe("archiving");
   });
 });
