@@ -3,9 +3,10 @@ import { systemClock } from "../../src/core/clock.js";
 import { silentLogger } from "../../src/core/logger.js";
 import type { KieApi } from "../../src/kie/types.js";
 import type { SubmitJob } from "../../src/worker/jobs.js";
-import type { FleetPort, StageDeps } from "../../src/worker/ports.js";
+import type { StageDeps } from "../../src/worker/ports.js";
 import { JobLostError, type StageJob } from "../../src/worker/stage.js";
 import { runSubmit } from "../../src/worker/submit.js";
+import { openFleet } from "../helpers/open-fleet.js";
 import { type Pipeline, startPipeline } from "../helpers/pipeline.js";
 
 let pipeline: Pipeline | undefined;
@@ -13,23 +14,6 @@ afterEach(async () => {
   await pipeline?.close();
   pipeline = undefined;
 });
-
-/** A fleet that never holds a submit back. */
-const openFleet: FleetPort = {
-  getPause: async () => null,
-  readGate: async () => ({ paused: null, backoffMs: 0 }),
-  pause: async () => true,
-  resume: async () => {},
-  claimProbe: async () => false,
-  backoff: async () => ({ remainingMs: 0, consecutive: 0 }),
-  backoffRemaining: async () => 0,
-  clearBackoff: async () => {},
-  createSlot: async () => {},
-  pollSlot: async () => {},
-  tryAcquireInFlight: async () => true,
-  touchInFlight: async () => {},
-  releaseInFlight: async () => {},
-};
 
 describe("submit after a worker stopped mid-create or lost its job", () => {
   async function setup() {
@@ -48,7 +32,7 @@ describe("submit after a worker stopped mid-create or lost its job", () => {
     const deps = {
       kie,
       ledger: p.ledger,
-      fleet: openFleet,
+      fleet: openFleet(),
       queues: p.queues,
       clock: systemClock,
       settings: { pollFirstMs: 1_000 },

@@ -5,10 +5,10 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { accountId, accountKey } from "../../src/fleet/index.js";
-import type { FleetPort } from "../../src/fleet/port.js";
 import type { KieApi } from "../../src/kie/types.js";
 import type { SubmitJob } from "../../src/worker/jobs.js";
 import { runSubmit, type SubmitDeps } from "../../src/worker/submit.js";
+import { openFleet } from "../helpers/open-fleet.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob } from "../helpers/stage-fakes.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 
@@ -47,29 +47,19 @@ function setup(pauseWhile: "createSlot" | "none") {
     },
     getCredits: async () => 0,
   };
-  const fleet: FleetPort = {
-    getPause: async () => null,
+  const fleet = openFleet({
     readGate: async () => ({
       paused: paused ? { kind: "bad-key", reason: "401", since: 0 } : null,
       backoffMs: 0,
     }),
-    pause: async () => true,
-    resume: async () => {},
-    claimProbe: async () => false,
-    backoff: async () => ({ remainingMs: 0, consecutive: 0 }),
-    backoffRemaining: async () => 0,
-    clearBackoff: async () => {},
     // Another worker meets a 401 while this job waits for its slot of the rate window.
     createSlot: async () => {
       if (pauseWhile === "createSlot") paused = true;
     },
-    pollSlot: async () => {},
-    tryAcquireInFlight: async () => true,
-    touchInFlight: async () => {},
     releaseInFlight: async (key) => {
       released.push(key);
     },
-  };
+  });
   const deps: SubmitDeps = {
     kie,
     ledger: {

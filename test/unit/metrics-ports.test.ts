@@ -12,6 +12,7 @@ import { instrumentStore, putKind } from "../../src/metrics/archive-store.js";
 import { fleetMetrics, observeFleet } from "../../src/metrics/fleet.js";
 import { instrumentLedger } from "../../src/metrics/ledger.js";
 import type { FleetPort } from "../../src/worker/ports.js";
+import { openFleet } from "../helpers/open-fleet.js";
 import { metricsFor, seriesValue } from "../helpers/prometheus.js";
 
 function memoryStore(
@@ -124,8 +125,9 @@ describe("metrics: ledger and fleet", () => {
   });
 
   function fakeFleet(): FleetPort & { state: PauseInfo | null } {
-    const fleet = {
-      state: null as PauseInfo | null,
+    const fleet: FleetPort & { state: PauseInfo | null } = {
+      ...openFleet(),
+      state: null,
       getPause: async () => fleet.state,
       readGate: async () => ({ paused: fleet.state, backoffMs: 0 }),
       pause: async (kind: PauseInfo["kind"], reason: string) => {
@@ -136,15 +138,7 @@ describe("metrics: ledger and fleet", () => {
       resume: async (kind?: PauseInfo["kind"]) => {
         if (!kind || fleet.state?.kind === kind) fleet.state = null;
       },
-      claimProbe: async () => false,
       backoff: async () => ({ remainingMs: 2_000, consecutive: 1 }),
-      backoffRemaining: async () => 0,
-      clearBackoff: async () => {},
-      createSlot: async () => {},
-      pollSlot: async () => {},
-      tryAcquireInFlight: async () => true,
-      touchInFlight: async () => {},
-      releaseInFlight: async () => {},
     };
     return fleet;
   }

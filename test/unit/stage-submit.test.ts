@@ -6,6 +6,7 @@ import type { ReserveOutcome, RowRecord } from "../../src/ledger/types.js";
 import type { PollJob, SubmitJob } from "../../src/worker/jobs.js";
 import { JobLostError } from "../../src/worker/stage.js";
 import { IN_FLIGHT_RECHECK_MS, type SubmitDeps, submitStage } from "../../src/worker/submit.js";
+import { openFleet } from "../helpers/open-fleet.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
 // Jitter factor 1: the first poll comes exactly `pollFirstMs` after the submit.
@@ -26,26 +27,6 @@ const submitJob = (overrides: Partial<SubmitJob> = {}): SubmitJob => ({
 const never = async (): Promise<never> => {
   throw new Error("not expected in this test");
 };
-
-/** A fleet that holds nothing back; a test overrides what it looks at. */
-function openFleet(overrides: Partial<FleetPort> = {}): FleetPort {
-  return {
-    getPause: async () => null,
-    readGate: async () => ({ paused: null, backoffMs: 0 }),
-    pause: async () => true,
-    resume: async () => {},
-    claimProbe: async () => false,
-    backoff: async () => ({ remainingMs: 0, consecutive: 0 }),
-    backoffRemaining: async () => 0,
-    clearBackoff: async () => {},
-    createSlot: async () => {},
-    pollSlot: async () => {},
-    tryAcquireInFlight: async () => true,
-    touchInFlight: async () => {},
-    releaseInFlight: async () => {},
-    ...overrides,
-  };
-}
 
 function setup(
   options: {
