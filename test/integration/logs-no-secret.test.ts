@@ -7,35 +7,18 @@
  */
 import { createServer } from "node:net";
 import { Writable } from "node:stream";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { type RunningWorker, startWorker } from "../../src/app/index.js";
 import { createLogger } from "../../src/core/logger.js";
 import { webhookSignature } from "../../src/worker/webhook.js";
 import { type AlertReceiver, startAlertReceiver } from "../helpers/alert-receiver.js";
-import { type RunningS3rver, startS3rver } from "../helpers/s3rver.js";
+import { s3rverContext } from "../helpers/s3rver-context.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 
 const HMAC_KEY = "whsec-logs-test-6c1d9e0f4a7b";
 /** s3rver checks the key id only (SigV4 signatures are not verified): any secret passes. */
 const AWS_SECRET = "aws-secret-logs-test-b83f27d05e91";
-const savedEnv = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-
-let s3: RunningS3rver;
-beforeAll(async () => {
-  s3 = await startS3rver();
-  process.env.AWS_ACCESS_KEY_ID = s3.clientOptions.credentials.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = AWS_SECRET;
-});
-afterAll(async () => {
-  await s3?.close();
-  for (const [name, value] of [
-    ["AWS_ACCESS_KEY_ID", savedEnv.id],
-    ["AWS_SECRET_ACCESS_KEY", savedEnv.secret],
-  ] as const) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-});
+const aws = s3rverContext({ secretAccessKey: AWS_SECRET });
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -78,8 +61,8 @@ describe("logs", () => {
         KIE_CALLBACK_URL: `http://127.0.0.1:${port}/kie`,
         KIE_WEBHOOK_HMAC_KEY: HMAC_KEY,
         KIE_ALERT_WEBHOOK_URL: receiver.url,
-        S3_BUCKET: s3.bucket,
-        S3_ENDPOINT: s3.endpoint,
+        S3_BUCKET: aws.s3.bucket,
+        S3_ENDPOINT: aws.s3.endpoint,
         S3_FORCE_PATH_STYLE: "true",
         LOG_LEVEL: "trace",
       },

@@ -5,43 +5,27 @@
  */
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
-import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
+import { afterEach, describe, expect, it } from "vitest";
 import { digestOf } from "../helpers/image-server.js";
-import { type RunningS3rver, startS3rver } from "../helpers/s3rver.js";
+import { s3rverContext } from "../helpers/s3rver-context.js";
 import { startHarness, type WorkerHarness } from "../helpers/worker-harness.js";
 
 const PROMPT = "一只在雪山上的红色狐狸，水墨风格";
 
-let s3: RunningS3rver;
-let client: S3Client;
-const savedEnv = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-
-beforeAll(async () => {
-  s3 = await startS3rver();
-  client = new S3Client(s3.clientOptions);
-  // The worker's store takes the SDK's default credential chain, as in production.
-  process.env.AWS_ACCESS_KEY_ID = s3.clientOptions.credentials.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = s3.clientOptions.credentials.secretAccessKey;
-});
-afterAll(async () => {
-  client?.destroy();
-  await s3?.close();
-  for (const [name, value] of [
-    ["AWS_ACCESS_KEY_ID", savedEnv.id],
-    ["AWS_SECRET_ACCESS_KEY", savedEnv.secret],
-  ] as const) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-});
+const aws = s3rverContext();
 
 function s3Env(): Record<string, string> {
-  return { S3_BUCKET: s3.bucket, S3_ENDPOINT: s3.endpoint, S3_FORCE_PATH_STYLE: "true", S3_PREFIX: "img/" };
+  return {
+    S3_BUCKET: aws.s3.bucket,
+    S3_ENDPOINT: aws.s3.endpoint,
+    S3_FORCE_PATH_STYLE: "true",
+    S3_PREFIX: "img/",
+  };
 }
 
 async function objectText(key: string): Promise<string> {
-  const object = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+  const object = await aws.client.send(new GetObjectCommand({ Bucket: aws.s3.bucket, Key: key }));
   return (await object.Body?.transformToString("utf8")) ?? "";
 }
 
@@ -61,7 +45,7 @@ describe("worker: S3 archive", () => {
     const summary = await h.pipeline.waitFinished("bzh", 15_000);
     expect(summary).toMatchObject({ total: 1, archived: 1, failed: 0 });
     const row = await h.pipeline.ledger.getRow("bzh", "fox");
-    expect(row?.images?.[0]?.location).toBe(`s3://${s3.bucket}/img/bzh/fox.png`);
+    expect(row?.images?.[0]?.location).toBe(`s3://${aws.s3.bucket}/img/bzh/fox.png`);
 
     const sidecar = JSON.parse(await objectText("img/bzh/fox.json"));
     expect(sidecar).toMatchObject({
@@ -71,7 +55,9 @@ describe("worker: S3 archive", () => {
       sha256: row?.sha256,
     });
 
-    const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: "img/bzh/fox.png" }));
+    const head = await aws.client.send(
+      new HeadObjectCommand({ Bucket: aws.s3.bucket, Key: "img/bzh/fox.png" }),
+    );
     expect(head.ContentType).toBe("image/png");
     expect(head.Metadata).toEqual({
       "task-id": row?.taskId,
@@ -99,7 +85,9 @@ describe("worker: S3 archive", () => {
       .update(Buffer.from(await direct.arrayBuffer()))
       .digest("hex");
     expect(row?.sha256).toBe(expected);
-    const stored = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: "img/bbig/big.png" }));
+    const stored = await aws.client.send(
+      new GetObjectCommand({ Bucket: aws.s3.bucket, Key: "img/bbig/big.png" }),
+    );
     expect((await digestOf(stored.Body as Readable)).sha256).toBe(expected);
   });
 });

@@ -8,43 +8,22 @@
 import { mkdir, mkdtemp, rename, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import { afterEach, describe, expect, it } from "vitest";
 import { type Operator, openOperator } from "../../src/app/index.js";
 import type { BatchSummary } from "../../src/ledger/index.js";
 import { readAllStatus } from "../../src/report/status.js";
 import { allLines } from "../../src/report/status-text.js";
 import { type AlertReceiver, startAlertReceiver } from "../helpers/alert-receiver.js";
 import { type Refusal, type RefusingS3, startRefusingS3 } from "../helpers/refusing-s3.js";
-import { type RunningS3rver, startS3rver } from "../helpers/s3rver.js";
+import { s3rverContext } from "../helpers/s3rver-context.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 
 const ROWS = [{ id: "a" }, { id: "b" }, { id: "c" }];
 /** Probe the store this often (the default is a minute). */
 const PROBE_MS = 300;
 
-let s3: RunningS3rver;
-let client: S3Client;
-const savedEnv = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-
-beforeAll(async () => {
-  s3 = await startS3rver();
-  client = new S3Client(s3.clientOptions);
-  // The worker's store takes the SDK's default credential chain, as in production.
-  process.env.AWS_ACCESS_KEY_ID = s3.clientOptions.credentials.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = s3.clientOptions.credentials.secretAccessKey;
-});
-afterAll(async () => {
-  client?.destroy();
-  await s3?.close();
-  for (const [name, value] of [
-    ["AWS_ACCESS_KEY_ID", savedEnv.id],
-    ["AWS_SECRET_ACCESS_KEY", savedEnv.secret],
-  ] as const) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-});
+const aws = s3rverContext();
 
 describe("worker: the archive store refuses, then is fixed", () => {
   let h: WorkerHarness | undefined;
@@ -108,7 +87,7 @@ describe("worker: the archive store refuses, then is fixed", () => {
 
   it("a missing bucket: rows wait in archiving; once the bucket exists they are archived, expired URLs refreshed", async () => {
     const bucket = `later-${Date.now()}`;
-    await start({ S3_BUCKET: bucket, S3_ENDPOINT: s3.endpoint, S3_FORCE_PATH_STYLE: "true" });
+    await start({ S3_BUCKET: bucket, S3_ENDPOINT: aws.s3.endpoint, S3_FORCE_PATH_STYLE: "true" });
     await h!.pipeline.addRows("nobucket", ROWS);
     await expectOutageShown("nobucket", /NoSuchBucket/);
 
@@ -118,7 +97,7 @@ describe("worker: the archive store refuses, then is fixed", () => {
       h!.pipeline.sim.expireFiles(row!.taskId!);
     }
     const refreshesBefore = h!.pipeline.sim.stats().downloadUrlCalls;
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    await aws.client.send(new CreateBucketCommand({ Bucket: bucket }));
     await expectResumed("nobucket");
     expect(h!.pipeline.sim.stats().downloadUrlCalls - refreshesBefore).toBeGreaterThanOrEqual(ROWS.length);
     const row = await h!.pipeline.ledger.getRow("nobucket", "a");
@@ -135,9 +114,9 @@ describe("worker: the archive store refuses, then is fixed", () => {
   ])(
     "an S3 store that %s: rows wait, then all are archived once it accepts",
     async (_name, refusal, methods, reason) => {
-      proxy = await startRefusingS3(s3.endpoint);
+      proxy = await startRefusingS3(aws.s3.endpoint);
       proxy.refuse(refusal, methods);
-      await start({ S3_BUCKET: s3.bucket, S3_ENDPOINT: proxy.endpoint, S3_FORCE_PATH_STYLE: "true" });
+      await start({ S3_BUCKET: aws.s3.bucket, S3_ENDPOINT: proxy.endpoint, S3_FORCE_PATH_STYLE: "true" });
       const batch = `refused-${refusal.toLowerCase()}`;
       await h!.pipeline.addRows(batch, ROWS);
       await expectOutageShown(batch, reason);
