@@ -5,13 +5,13 @@
  * trace level and searched for the API keys, the HMAC key, the AWS secret and the alert URL's
  * token. The same lines show that each line about a row names its batch and row.
  */
-import { createServer } from "node:net";
 import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { type RunningWorker, startWorker } from "../../src/app/index.js";
 import { createLogger } from "../../src/core/logger.js";
 import { webhookSignature } from "../../src/worker/webhook.js";
 import { type AlertReceiver, startAlertReceiver } from "../helpers/alert-receiver.js";
+import { freePort } from "../helpers/free-port.js";
 import { s3rverContext } from "../helpers/s3rver-context.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 
@@ -19,14 +19,6 @@ const HMAC_KEY = "whsec-logs-test-6c1d9e0f4a7b";
 /** s3rver checks the key id only (SigV4 signatures are not verified): any secret passes. */
 const AWS_SECRET = "aws-secret-logs-test-b83f27d05e91";
 const aws = s3rverContext({ secretAccessKey: AWS_SECRET });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A pino logger at trace level whose JSON lines land in `lines`. */
 function capturingLogger() {

@@ -3,24 +3,15 @@
  * task id that leaks cannot spend the account's status budget. And a receiver that takes
  * unsigned callbacks says so when the worker starts.
  */
-import { createServer } from "node:net";
 import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { startWorker } from "../../src/app/index.js";
 import { createLogger } from "../../src/core/logger.js";
 import { webhookSignature } from "../../src/worker/webhook.js";
+import { freePort } from "../helpers/free-port.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 
 const HMAC_KEY = "test-webhook-hmac-key";
-
-/** A loopback port free right now (the receiver binds it a moment later). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A well-signed, fresh callback for `taskId` to the row's path. */
 function callback(base: string, path: string, taskId: string) {

@@ -3,21 +3,12 @@
  * The receiver promotes the row's poll job for a well-signed, fresh callback of a task it knows,
  * and for nothing else.
  */
-import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { webhookSignature } from "../../src/worker/webhook.js";
+import { freePort } from "../helpers/free-port.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 
 const HMAC_KEY = "test-webhook-hmac-key";
-
-/** A loopback port free right now (the receiver binds it a moment later). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function webhookHarness(simHmacKey: string) {
   const port = await freePort();
