@@ -5,11 +5,11 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { accountId, accountKey } from "../../src/fleet/index.js";
-import type { KieApi } from "../../src/kie/types.js";
 import type { SubmitJob } from "../../src/worker/jobs.js";
 import { runSubmit, type SubmitDeps } from "../../src/worker/submit.js";
 import { openFleet } from "../helpers/open-fleet.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob } from "../helpers/stage-fakes.js";
+import { submitOnlyKie } from "../helpers/submit-only-kie.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 
 /** A clock whose sleeps last a tick, so a job held at the gate lets the test run meanwhile. */
@@ -34,19 +34,10 @@ function setup(pauseWhile: "createSlot" | "none") {
   let paused = false;
   const creates: string[] = [];
   const released: string[] = [];
-  const kie: KieApi = {
-    submit: async () => {
-      creates.push("create");
-      return "t-1";
-    },
-    getTask: async () => {
-      throw new Error("not used");
-    },
-    refreshDownloadUrl: async () => {
-      throw new Error("not used");
-    },
-    getCredits: async () => 0,
-  };
+  const kie = submitOnlyKie(async () => {
+    creates.push("create");
+    return "t-1";
+  });
   const fleet = openFleet({
     readGate: async () => ({
       paused: paused ? { kind: "bad-key", reason: "401", since: 0 } : null,

@@ -7,15 +7,15 @@
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Logger } from "../../src/core/logger.js";
 import { silentLogger } from "../../src/core/logger.js";
-import type { FleetPort } from "../../src/fleet/port.js";
-import type { KieApi } from "../../src/kie/types.js";
 import { createLedger, type Ledger } from "../../src/ledger/index.js";
 import type { SubmitJob } from "../../src/worker/jobs.js";
 import { isTransientRedisError } from "../../src/worker/record.js";
 import { JobLostError } from "../../src/worker/stage.js";
 import { runSubmit, type SubmitDeps } from "../../src/worker/submit.js";
+import { openFleet } from "../helpers/open-fleet.js";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
 import { fakeClock, stageJob } from "../helpers/stage-fakes.js";
+import { submitOnlyKie } from "../helpers/submit-only-kie.js";
 
 const redis = testRedis();
 let prefix: string;
@@ -55,28 +55,14 @@ async function setup(failures: { transition?: Error[]; backoffRemaining?: Error[
   const calls: string[] = [];
   const failTransition = [...(failures.transition ?? [])];
   const failBackoff = [...(failures.backoffRemaining ?? [])];
-  const kie: KieApi = {
-    submit: async () => {
-      calls.push("create");
-      return "task-1";
-    },
-    getTask: async () => {
-      throw new Error("not used");
-    },
-    refreshDownloadUrl: async () => {
-      throw new Error("not used");
-    },
-    getCredits: async () => 0,
-  };
-  const fleet: FleetPort = {
-    getPause: async () => null,
-    readGate: async () => ({ paused: null, backoffMs: 0 }),
-    pause: async () => true,
+  const kie = submitOnlyKie(async () => {
+    calls.push("create");
+    return "task-1";
+  });
+  const fleet = openFleet({
     resume: async () => {
       calls.push("resume");
     },
-    claimProbe: async () => false,
-    backoff: async () => ({ remainingMs: 0, consecutive: 0 }),
     backoffRemaining: async () => {
       calls.push("backoffRemaining");
       const error = failBackoff.shift();
@@ -86,12 +72,7 @@ async function setup(failures: { transition?: Error[]; backoffRemaining?: Error[
     clearBackoff: async () => {
       calls.push("clearBackoff");
     },
-    createSlot: async () => {},
-    pollSlot: async () => {},
-    tryAcquireInFlight: async () => true,
-    touchInFlight: async () => {},
-    releaseInFlight: async () => {},
-  };
+  });
   const deps: SubmitDeps = {
     kie,
     ledger: {
