@@ -5,12 +5,11 @@
  * a parked row a job, and wakes those that fit (a safety net for a lost wake).
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { reconcileJobs } from "../../src/bull/reconcile-jobs.js";
-import { silentLogger } from "../../src/core/logger.js";
 import { ledgerKeys, type NewRow } from "../../src/ledger/index.js";
 import { wakeParkedRows } from "../../src/worker/budget-wake.js";
 import { type ReconcileDeps, reconcileBatch } from "../../src/worker/reconcile.js";
 import { ledgerQueuesContext } from "../helpers/ledger-context.js";
+import { reconcileDeps } from "../helpers/reconcile-deps.js";
 
 const MINUTE = 60_000;
 const newRow = (id: string, estimatedCredits = 8): NewRow => ({
@@ -125,15 +124,7 @@ describe("parked rows", () => {
 });
 
 describe("the reconciler and parked rows", () => {
-  function deps(): ReconcileDeps {
-    return {
-      ledger: ctx.ledger,
-      jobs: reconcileJobs(ctx.queues, ctx.redis),
-      clock,
-      log: silentLogger(),
-      pageSize: 3,
-    };
-  }
+  const deps = (): ReconcileDeps => reconcileDeps(ctx, clock, 3);
 
   it("gives no job to a parked row, and wakes the parked rows the budget holds", async () => {
     await tenRowsThreeFit();

@@ -1,6 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { startReconciler } from "../../src/app/reconciler.js";
-import { reconcileJobs } from "../../src/bull/reconcile-jobs.js";
 import { retryBatch } from "../../src/commands/retry.js";
 import { silentLogger } from "../../src/core/logger.js";
 import type { TaskRecord } from "../../src/kie/types.js";
@@ -11,6 +10,7 @@ import { jobKey, type Stage } from "../../src/worker/jobs.js";
 import { type PollDeps, pollStage } from "../../src/worker/poll.js";
 import { type ReconcileDeps, type ReconcileReport, reconcileBatch } from "../../src/worker/reconcile.js";
 import { ledgerQueuesContext } from "../helpers/ledger-context.js";
+import { reconcileDeps } from "../helpers/reconcile-deps.js";
 import { stageJob } from "../helpers/stage-fakes.js";
 
 const MINUTE = 60_000;
@@ -31,15 +31,7 @@ beforeEach(() => {
   now = Date.now();
 });
 
-function deps(): ReconcileDeps {
-  return {
-    ledger: ctx.ledger,
-    jobs: reconcileJobs(ctx.queues, ctx.redis),
-    clock,
-    log: silentLogger(),
-    pageSize: 2,
-  };
-}
+const deps = (): ReconcileDeps => reconcileDeps(ctx, clock, 2);
 
 async function jobIds(stage: Stage): Promise<string[]> {
   const jobs = await ctx.queues.queues[stage].getJobs(["wait", "delayed", "prioritized", "active", "failed"]);
