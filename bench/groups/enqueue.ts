@@ -11,15 +11,14 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { Redis } from "ioredis";
-import { createRedisBackend } from "../../src/bull/producer-backend.js";
 import { QueueSet } from "../../src/bull/queues.js";
-import { createLedger } from "../../src/ledger/index.js";
 import { DEFAULT_PRIORITY, enqueue } from "../../src/producer/index.js";
 import { jobKey, type SubmitJob } from "../../src/worker/jobs.js";
 import type { BenchContext } from "../lib/context.js";
 import { type Figure, fmt, goalOn, ratioOf } from "../lib/figures.js";
 import type { BenchGroup } from "../lib/group.js";
 import { spawnBin } from "../lib/processes.js";
+import { producerConnect } from "../lib/producer-connect.js";
 import { writeCsvManifest } from "../manifest-file.js";
 import { compiledChildFigures } from "./enqueue-compiled.js";
 
@@ -32,16 +31,7 @@ async function runProducer(ctx: BenchContext, file: string, batch: string) {
   const summary = await enqueue(
     { file, batch },
     {
-      connect: async () =>
-        createRedisBackend({
-          redis: connection,
-          ledger: createLedger(connection, { prefix }),
-          queuePrefix: prefix,
-          queues: () => new QueueSet({ connection, queuePrefix: prefix }),
-          onClose: async () => {
-            await connection.quit();
-          },
-        }),
+      connect: producerConnect(connection, prefix),
       out: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
       clock: { now: () => Date.now() },
     },

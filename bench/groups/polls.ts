@@ -1,31 +1,15 @@
-/**
- * Status calls per task for 8-minute generations, in polling mode and in webhook mode. The
- * simulator's clock runs `pollTimeScale` times fast (an 8-minute generation takes 8 s at 60) and
- * the worker's time settings are divided by the same factor (KIE_POLL_INTERVAL stretches the
- * whole poll ladder; grace, max wait and the poll rate likewise), so the count is the one a real
- * 8-minute generation would see.
- */
-import { once } from "node:events";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { POLL_BACKOFF } from "../../src/core/backoff.js";
 import { startSimulator } from "../../src/simulator/index.js";
 import { createDeployment } from "../lib/deployment.js";
 import { type Figure, fmt, goalOn } from "../lib/figures.js";
+import { freePort } from "../lib/free-port.js";
 import type { BenchGroup } from "../lib/group.js";
 import { writeCsvManifest } from "../manifest-file.js";
 
 const GENERATION_MS = 8 * 60_000;
 /** The worker defaults being scaled (config/schema.ts): poll interval, record-lag grace, max wait, poll rate. */
 const DEFAULTS = { pollMs: POLL_BACKOFF.firstMs, graceMs: 60_000, maxWaitMs: 30 * 60_000, pollRate: 20 };
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  return typeof address === "object" && address ? address.port : 0;
-}
 
 export const pollsGroup: BenchGroup = {
   name: "polls",

@@ -7,13 +7,12 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { Redis } from "ioredis";
-import { createRedisBackend } from "../../src/bull/producer-backend.js";
-import { QueueSet } from "../../src/bull/queues.js";
 import { type BatchSummary, createLedger } from "../../src/ledger/index.js";
 import { enqueue } from "../../src/producer/index.js";
 import { type SimulatorHandle, type SimulatorOptions, startSimulator } from "../../src/simulator/index.js";
 import type { BenchContext } from "./context.js";
 import { type BenchProcess, spawnBin } from "./processes.js";
+import { producerConnect } from "./producer-connect.js";
 
 /** A rate nobody reaches: "limits lifted". */
 export const LIFTED_RATE = { limit: 1_000_000, windowMs: 1_000 };
@@ -82,16 +81,7 @@ export async function createDeployment(
       const summary = await enqueue(
         { file, batch, ...(options.budget === undefined ? {} : { budget: options.budget }) },
         {
-          connect: async () =>
-            createRedisBackend({
-              redis: connection,
-              ledger: createLedger(connection, { prefix }),
-              queuePrefix: prefix,
-              queues: () => new QueueSet({ connection, queuePrefix: prefix }),
-              onClose: async () => {
-                await connection.quit();
-              },
-            }),
+          connect: producerConnect(connection, prefix),
           out: discard,
           clock: { now: () => Date.now() },
         },
