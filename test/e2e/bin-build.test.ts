@@ -20,33 +20,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureFreshBuild } from "../../scripts/fresh-build.mjs";
+import { type ChildOutput, childOutput } from "../helpers/child-output.js";
 import { ROOT } from "../helpers/processes.js";
 
 const COPIED = ["bin", "scripts", "src", "dist", "package.json", "tsconfig.json", "tsconfig.build.json"];
 let checkout: string;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function bin(args: readonly string[] = ["--help"]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(checkout, "bin", "kie-batch.js"), ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+function bin(args: readonly string[] = ["--help"]): Promise<ChildOutput> {
+  const child = spawn(process.execPath, [join(checkout, "bin", "kie-batch.js"), ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
   });
+  return childOutput(child);
 }
 
 /** Marks a source as just edited (the content may stay the same: the build goes by mtime and size). */

@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type TempFiles, tempFiles } from "../fixtures/manifest/temp-files.js";
+import { type ChildOutput, childOutput } from "../helpers/child-output.js";
 import { cleanupPrefix, keysWithPrefix, REDIS_URL, testRedis, uniquePrefix } from "../helpers/redis.js";
 
 const BIN = join(import.meta.dirname, "..", "..", "bin", "kie-batch.js");
@@ -13,33 +14,17 @@ const prefix = uniquePrefix("e2e-enqueue");
 const redis = testRedis();
 let files: TempFiles;
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function kieBatch(
   args: string[],
   options: { stdin?: string; env?: Record<string, string> } = {},
-): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, REDIS_URL, KIE_QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", ...options.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? "");
+): Promise<ChildOutput> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, REDIS_URL, KIE_QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", ...options.env },
+    stdio: ["pipe", "pipe", "pipe"],
   });
+  const output = childOutput(child);
+  child.stdin.end(options.stdin ?? "");
+  return output;
 }
 
 beforeAll(async () => {
