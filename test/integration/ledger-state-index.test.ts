@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from "vitest";
-import { INDEXED_STATUSES, ledgerKeys, type NewRow, type Status } from "../../src/ledger/index.js";
+import { INDEXED_STATUSES, ledgerKeys, type NewRow, STATUSES, type Status } from "../../src/ledger/index.js";
 import { ledgerContext } from "../helpers/ledger-context.js";
 import { keysWithPrefix } from "../helpers/redis.js";
 
@@ -72,15 +72,7 @@ describe("state indexes", () => {
 
   it("always agree with the batch's counters, whatever sequence of moves", async () => {
     await ctx.ledger.addRows("b", ids(30).map(newRow));
-    const states: Status[] = [
-      "queued",
-      "submitted",
-      "generating",
-      "archiving",
-      "archived",
-      "failed",
-      "cancelled",
-    ];
+    const states: readonly Status[] = STATUSES;
     // A fixed pseudo-random walk: every state to every state, including the final ones and back.
     let seed = 7;
     const next = () => {
