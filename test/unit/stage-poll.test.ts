@@ -217,16 +217,17 @@ describe("poll stage", () => {
     expect(f.released).toEqual(["b/r1"]);
   });
 
+  /** KIE's answer for a generation that failed on its side. */
+  const failedGeneration = async (): Promise<TaskRecord> => ({
+    taskId: "t-1",
+    status: "failed",
+    imageUrls: [],
+    failCode: "500",
+    failMessage: "boom",
+  });
+
   it("a failed generation is resubmitted as a new lineage while resubmits are left", async () => {
-    const f = setup({
-      task: async () => ({
-        taskId: "t-1",
-        status: "failed",
-        imageUrls: [],
-        failCode: "500",
-        failMessage: "boom",
-      }),
-    });
+    const f = setup({ task: failedGeneration });
     await pollStage.run(stageJob(pollJob()), f.deps);
     expect(f.ledger.current()).toMatchObject({ status: "queued", resubmits: 1 });
     expect(f.submits).toEqual([{ batch: "b", rowId: "r1", resubmit: 1 }]);
@@ -235,13 +236,7 @@ describe("poll stage", () => {
   it("a failed generation past KIE_MAX_RESUBMITS fails the row with the provider's message", async () => {
     const f = setup({
       row: { resubmits: 1 },
-      task: async () => ({
-        taskId: "t-1",
-        status: "failed",
-        imageUrls: [],
-        failCode: "500",
-        failMessage: "boom",
-      }),
+      task: failedGeneration,
     });
     await pollStage.run(stageJob(pollJob()), f.deps);
     expect(f.ledger.current()).toMatchObject({
