@@ -12,16 +12,11 @@ import { type ReconcileDeps, type ReconcileReport, reconcileBatch } from "../../
 import { ledgerQueuesContext } from "../helpers/ledger-context.js";
 import { reconcileDeps } from "../helpers/reconcile-deps.js";
 import { stageJob } from "../helpers/stage-fakes.js";
+import { newRow as opsRow } from "./ops-helpers.js";
 
 const MINUTE = 60_000;
-const newRow = (id: string): NewRow => ({
-  id,
-  line: 2,
-  prompt: `prompt ${id}`,
-  params: {},
-  metadata: {},
-  estimatedCredits: 8,
-});
+/** One id, the ops tests' row (for `ids.map`). */
+const newRow = (id: string): NewRow => opsRow(id);
 
 /** One clock for the ledger's scripts and the reconciler: "entered its state a minute ago" is exact. */
 let now: number;
