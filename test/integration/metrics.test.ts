@@ -2,10 +2,11 @@
  * `/metrics` on the admin port after a small batch through an in-process worker: the names an
  * operator's dashboards use, with values that match what happened; never on the webhook port.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RunningWorker } from "../../src/app/index.js";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
 import { metricNames, parseSamples, sample } from "../helpers/prometheus.js";
-import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { until } from "../helpers/worker-harness.js";
 
 const EXPECTED_NAMES = [
   "kie_batch_api_requests_total",
@@ -52,14 +53,10 @@ async function scrape(worker: RunningWorker) {
 }
 
 describe("metrics: the admin port", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("after a batch: submits, archive bytes, generation times, credits and queue counts add up", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const worker = await h.worker({ listen: 0, adminListen: 0 });
     expect(worker.admin?.host).toBe("127.0.0.1");
     await h.pipeline.addRows("bm", [{ id: "a" }, { id: "b" }, { id: "c" }, { id: "d", params: { seed: 7 } }]);
@@ -107,7 +104,7 @@ describe("metrics: the admin port", () => {
   });
 
   it("a scrape reads the fleet's state now: a pause, rows waiting and jobs queued show at once", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const worker = await h.worker({ adminListen: 0 });
     const since = (await h.fleet().pause.pause("manual", "maintenance window")).state.since;
     await h.pipeline.addRows("bq", [{ id: "a" }, { id: "b" }, { id: "c" }]);
@@ -136,7 +133,7 @@ describe("metrics: the admin port", () => {
   });
 
   it("/metrics is never on the webhook port; /healthz answers on both", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const worker = await h.worker({ listen: 0, adminListen: 0 });
     const webhook = worker.webhook!.port;
     const admin = worker.admin!.port;

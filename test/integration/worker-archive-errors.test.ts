@@ -4,18 +4,14 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { startHarness, type WorkerHarness } from "../helpers/worker-harness.js";
+import { describe, expect, it } from "vitest";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
 
 describe("worker: an archive target that cannot work", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("fails the row promptly, naming the store's error, when ARCHIVE_DIR is not a folder", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const notAFolder = join(h.pipeline.archiveDir, "plain-file");
     await writeFile(notAFolder, "not a folder");
     await h.worker({ env: { ARCHIVE_DIR: notAFolder } });

@@ -2,21 +2,18 @@
  * 429 and 455 are the fleet's business, not a row's: every submitter backs off, no attempt is
  * spent, and every row is archived once the service takes requests again.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { describe, expect, it } from "vitest";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
+import { until } from "../helpers/worker-harness.js";
 
 const rows = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `r-${i + 1}` }));
 
 describe("worker: fleet backoff on 429 and 455", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("a 429 on submit backs the fleet off, costs no attempt and fails no row", async () => {
     // One attempt per submit: had a 429 consumed it, its row would fail.
-    h = await startHarness({ env: { KIE_SUBMIT_ATTEMPTS: "1" } });
+    const h = await harnesses.start({ env: { KIE_SUBMIT_ATTEMPTS: "1" } });
     const { sim, ledger } = h.pipeline;
     sim.injectFaults(
       "submit",
@@ -45,7 +42,7 @@ describe("worker: fleet backoff on 429 and 455", () => {
   });
 
   it("a simulator with a smaller rate limit than KIE_RATE_LIMIT: 429s are absorbed, every row archives", async () => {
-    h = await startHarness({
+    const h = await harnesses.start({
       sim: { rateLimit: { limit: 3, windowMs: 1_500 } },
       env: { KIE_SUBMIT_ATTEMPTS: "1", KIE_RATE_LIMIT: "20/10s" },
     });
@@ -61,7 +58,7 @@ describe("worker: fleet backoff on 429 and 455", () => {
   });
 
   it("455 maintenance: submissions wait while it lasts, then every row archives", async () => {
-    h = await startHarness({ env: { KIE_SUBMIT_ATTEMPTS: "1" } });
+    const h = await harnesses.start({ env: { KIE_SUBMIT_ATTEMPTS: "1" } });
     const { sim } = h.pipeline;
     sim.setMaintenance(true);
     // 30 s, 60 s, ... scaled to 1.5 s, 3 s: the ladder's shape, at test speed.

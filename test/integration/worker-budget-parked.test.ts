@@ -4,22 +4,19 @@
  * wakes exactly as many as fit, a row failed without a create wakes one with its released
  * reservation, and `budget none` wakes every one.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { setBatchBudget } from "../../src/commands/budget.js";
-import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
+import { until } from "../helpers/worker-harness.js";
 import { Collector } from "./ops-helpers.js";
 
 const ids = Array.from({ length: 10 }, (_, i) => `r-${String(i + 1).padStart(2, "0")}`);
 
 describe("worker: rows parked over the budget", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("cost no job while parked, and wake as the budget allows", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const { ledger, sim, queues } = h.pipeline;
     await ledger.addRows(
       "park",

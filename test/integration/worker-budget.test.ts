@@ -2,22 +2,19 @@
  * A batch budget: rows that would take the batch past it wait (shown as waitingBudget) without
  * a create, parked with no job, and a raised budget lets them through with no restart.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { setBatchBudget } from "../../src/commands/budget.js";
-import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
+import { until } from "../helpers/worker-harness.js";
 import { Collector } from "./ops-helpers.js";
 
 const rows = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `r-${i + 1}` }));
 
 describe("worker: batch budget", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("rows over the budget wait without a create, and go once the budget is raised", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const { ledger, sim } = h.pipeline;
     // Rows enter the ledger first, so the budget is in force before any submit runs.
     await ledger.addRows(

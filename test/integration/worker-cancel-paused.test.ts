@@ -2,19 +2,16 @@
  * A row cancelled while its submit job waits at the fleet's gate (a pause) is never paid for:
  * the submit stage looks at the row again after the gate opens.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { cancelBatch } from "../../src/commands/cancel.js";
-import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
+import { until } from "../helpers/worker-harness.js";
 
 describe("worker: cancel during a pause", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("rows cancelled while their submit jobs wait at a paused gate are not submitted after resume", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const { sim, ledger, queues } = h.pipeline;
     const fleet = h.fleet();
     await fleet.pause.pause("manual", "test: hold submissions");

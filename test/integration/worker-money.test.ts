@@ -3,20 +3,17 @@
  * create replies. Every create attempt holds its own reservation; one whose reply was lost keeps
  * it as spent-uncertain, and the retry reserves again within the budget.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readBatchStatus } from "../../src/report/status.js";
 import { batchLines } from "../../src/report/status-text.js";
-import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
+import { until } from "../helpers/worker-harness.js";
 
 describe("worker: money under lost create replies", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("a budget of 30 is never charged past 30 when create replies are lost", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const { ledger, sim } = h.pipeline;
     const rows = Array.from({ length: 6 }, (_, i) => ({ id: `m-${i + 1}`, estimatedCredits: 8 }));
     await ledger.addRows(

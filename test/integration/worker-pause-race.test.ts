@@ -3,14 +3,15 @@
  * passed the gate and then waited for a slot of the rate window read the gate again after the
  * slot, right before the request; before, they all sent their create into the paused key.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { accountId, accountKey } from "../../src/fleet/index.js";
 import type { SubmitJob } from "../../src/worker/jobs.js";
 import { runSubmit, type SubmitDeps } from "../../src/worker/submit.js";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
 import { openFleet } from "../helpers/open-fleet.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob } from "../helpers/stage-fakes.js";
 import { submitOnlyKie } from "../helpers/submit-only-kie.js";
-import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { until } from "../helpers/worker-harness.js";
 
 /** A clock whose sleeps last a tick, so a job held at the gate lets the test run meanwhile. */
 const yieldingClock = {
@@ -97,15 +98,11 @@ describe("submit: a pause set while a create waits for its rate slot", () => {
 });
 
 describe("worker: two workers and a 401 pause", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("no create reaches KIE after the pause is visible", async () => {
     // One create a second: the other submit jobs pass the gate and queue up for rate slots.
-    h = await startHarness({ env: { KIE_RATE_LIMIT: "1/1s" } });
+    const h = await harnesses.start({ env: { KIE_RATE_LIMIT: "1/1s" } });
     const { sim, redis } = h.pipeline;
     sim.injectFaults("submit", { kind: "code", code: 401 });
     await h.pipeline.addRows(
