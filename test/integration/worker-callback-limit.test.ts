@@ -4,12 +4,13 @@
  * unsigned callbacks says so when the worker starts.
  */
 import { Writable } from "node:stream";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { startWorker } from "../../src/app/index.js";
 import { createLogger } from "../../src/core/logger.js";
 import { webhookSignature } from "../../src/worker/webhook.js";
 import { freePort } from "../helpers/free-port.js";
-import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
+import { until } from "../helpers/worker-harness.js";
 
 const HMAC_KEY = "test-webhook-hmac-key";
 
@@ -28,15 +29,11 @@ function callback(base: string, path: string, taskId: string) {
 }
 
 describe("worker: callbacks are rate-limited hints", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("a second callback for a task within the minute promotes nothing; another task's still does", async () => {
     const port = await freePort();
-    h = await startHarness({
+    const h = await harnesses.start({
       // Generations outlast the test; the simulator signs with another key, so only ours count.
       sim: { webhookHmacKey: "not-the-workers-key", latency: { minMs: 600_000, maxMs: 600_000 } },
       env: {
@@ -81,7 +78,7 @@ describe("worker: callbacks are rate-limited hints", () => {
   });
 
   it("KIE_CALLBACK_URL without KIE_WEBHOOK_HMAC_KEY warns when the worker starts", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {

@@ -5,17 +5,14 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { describe, expect, it } from "vitest";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
+import { until, type WorkerHarness } from "../helpers/worker-harness.js";
 
 const rows = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `r-${i + 1}` }));
 
 describe("worker: downloads", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   /** Runs submit and poll only, until every row waits for its archive; returns the taskIds. */
   async function generateOnly(harness: WorkerHarness, batch: string, count: number): Promise<string[]> {
@@ -33,7 +30,7 @@ describe("worker: downloads", () => {
   }
 
   it("an expired result URL is refreshed through download-url and archived", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const { sim, ledger, archiveDir } = h.pipeline;
     const taskIds = await generateOnly(h, "bexp", 2);
     for (const taskId of taskIds) sim.expireFiles(taskId);
@@ -50,7 +47,7 @@ describe("worker: downloads", () => {
   });
 
   it("a 500 from download-url while refreshing is retried, not a failed row", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const { sim } = h.pipeline;
     const [taskId] = await generateOnly(h, "bexp500", 1);
     sim.expireFiles(taskId!);
@@ -64,7 +61,7 @@ describe("worker: downloads", () => {
 
   it("a download host outside the allow-list is refused at once, naming it, and nothing is fetched", async () => {
     // Result URLs name "localhost:<port>"; KIE_BASE_URL (allowed) is 127.0.0.1:<port>.
-    h = await startHarness({ sim: { publicHost: "localhost" } });
+    const h = await harnesses.start({ sim: { publicHost: "localhost" } });
     const { sim, ledger } = h.pipeline;
     await h.worker();
     await h.pipeline.addRows("bssrf", [{ id: "x" }]);
@@ -80,7 +77,7 @@ describe("worker: downloads", () => {
   });
 
   it("the same host listed in KIE_DOWNLOAD_HOSTS is archived", async () => {
-    h = await startHarness({ sim: { publicHost: "localhost" } });
+    const h = await harnesses.start({ sim: { publicHost: "localhost" } });
     const { sim } = h.pipeline;
     await h.worker({ env: { KIE_DOWNLOAD_HOSTS: `localhost:${sim.port}` } });
     await h.pipeline.addRows("ballow", [{ id: "x" }]);

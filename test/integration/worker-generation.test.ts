@@ -2,21 +2,17 @@
  * While a task generates: the "recordInfo is null" lag after a create is waited out, a task KIE
  * never comes to know is a failed generation, and KIE_MAX_IN_FLIGHT caps what generates at once.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { startHarness, type WorkerHarness } from "../helpers/worker-harness.js";
+import { describe, expect, it } from "vitest";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
 
 const rows = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `r-${i + 1}` }));
 
 describe("worker: generation", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("tolerates 'recordInfo is null' for longer than the first status checks", async () => {
     // Records show up 1.5 s after the create; the worker checks every ~300 ms.
-    h = await startHarness({ sim: { recordLagMs: 1_500 }, env: { KIE_MAX_RESUBMITS: "0" } });
+    const h = await harnesses.start({ sim: { recordLagMs: 1_500 }, env: { KIE_MAX_RESUBMITS: "0" } });
     await h.worker();
     await h.pipeline.addRows("blag", rows(3));
 
@@ -30,7 +26,7 @@ describe("worker: generation", () => {
 
   it("a task still unknown after the grace counts as a failed generation: resubmitted, then failed", async () => {
     // The simulator never shows these records within the test; the worker's grace is 1 s.
-    h = await startHarness({ sim: { recordLagMs: 10 * 60_000 }, env: { KIE_MAX_RESUBMITS: "1" } });
+    const h = await harnesses.start({ sim: { recordLagMs: 10 * 60_000 }, env: { KIE_MAX_RESUBMITS: "1" } });
     await h.worker({ settings: { recordLagGraceMs: 1_000 } });
     await h.pipeline.addRows("bgone", [{ id: "ghost" }]);
 
@@ -46,7 +42,7 @@ describe("worker: generation", () => {
   });
 
   it("KIE_MAX_IN_FLIGHT=2: never more than two tasks generate at once, and all six archive", async () => {
-    h = await startHarness({
+    const h = await harnesses.start({
       sim: { latency: { minMs: 600, maxMs: 900 } },
       env: { KIE_MAX_IN_FLIGHT: "2" },
     });

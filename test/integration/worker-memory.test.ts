@@ -11,8 +11,8 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { startHarness, type WorkerHarness } from "../helpers/worker-harness.js";
+import { describe, expect, it } from "vitest";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
 
 const MiB = 1024 * 1024;
 const IMAGE_BYTES = 60 * 1_000_000;
@@ -20,14 +20,10 @@ const IMAGE_BYTES = 60 * 1_000_000;
 const MAX_RSS_GROWTH = 30 * MiB;
 
 describe("worker: memory", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("archives a 60 MB image while RSS grows by less than 30 MB", async () => {
-    h = await startHarness({ sim: { imagePadBytes: IMAGE_BYTES } });
+    const h = await harnesses.start({ sim: { imagePadBytes: IMAGE_BYTES } });
     await h.worker();
     // The first image loads every code path and its one-off allocations.
     await h.pipeline.addRows("bwarm", [{ id: "w" }]);

@@ -3,20 +3,17 @@
  * fails for it, and the two kinds that can end by themselves do, through their probe.
  */
 import { randomUUID } from "node:crypto";
-import { afterEach, describe, expect, it } from "vitest";
-import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+import { describe, expect, it } from "vitest";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
+import { until } from "../helpers/worker-harness.js";
 
 const rows = (n: number, prefix = "r") => Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i + 1}` }));
 
 describe("worker: fleet pauses on 402, 433 and 401", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("402: pauses with out-of-credits, fails nothing, and resumes by itself when credits return", async () => {
-    h = await startHarness({ sim: { credits: 16 } }); // two images at 8 credits
+    const h = await harnesses.start({ sim: { credits: 16 } }); // two images at 8 credits
     const { sim, ledger } = h.pipeline;
     await h.worker({ settings: { creditsProbeMs: 300 } });
     await h.pipeline.addRows("b402", rows(5));
@@ -51,7 +48,7 @@ describe("worker: fleet pauses on 402, 433 and 401", () => {
   });
 
   it("433: pauses with usage-cap, probes with one submit at a time, then archives everything", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const { sim, ledger } = h.pipeline;
     sim.injectFaults("submit", { kind: "code", code: 433 }, { kind: "code", code: 433 });
     await h.worker({ settings: { usageCapProbeMs: 500 } });
@@ -78,7 +75,7 @@ describe("worker: fleet pauses on 402, 433 and 401", () => {
   });
 
   it("401: pauses with bad-key and says to resume; after `resume` and the right key, everything archives", async () => {
-    h = await startHarness();
+    const h = await harnesses.start();
     const { sim, ledger } = h.pipeline;
     const wrongKey = `wrong-key-${randomUUID()}`;
     const wrong = await h.worker({ env: { KIE_API_KEY: wrongKey } });

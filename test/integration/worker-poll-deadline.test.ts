@@ -3,19 +3,15 @@
  * answering something without an outcome, and a task KIE never knows ends its grace counted
  * uncertain, its credits kept against the budget (invariant 2), since KIE may still run it.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { CallFault } from "../../src/simulator/types.js";
-import { startHarness, type WorkerHarness } from "../helpers/worker-harness.js";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
 
 describe("worker: poll deadlines", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("a status call that answers code 500 every time fails the row after KIE_MAX_WAIT, task kept", async () => {
-    h = await startHarness({ env: { KIE_MAX_WAIT: "2s", KIE_POLL_INTERVAL: "200ms" } });
+    const h = await harnesses.start({ env: { KIE_MAX_WAIT: "2s", KIE_POLL_INTERVAL: "200ms" } });
     const { pipeline } = h;
     // More 500s than the deadline leaves room for: every status call of the test meets one.
     const fault: CallFault = { kind: "code", code: 500 };
@@ -38,7 +34,7 @@ describe("worker: poll deadlines", () => {
 
   it("a task KIE does not know past the grace is counted uncertain and its credits stay spent-uncertain", async () => {
     // KIE answers "recordInfo is null" for ten minutes after each create: past the 1 s grace.
-    h = await startHarness({
+    const h = await harnesses.start({
       sim: { recordLagMs: 600_000 },
       env: { KIE_RECORD_LAG_GRACE: "1s", KIE_MAX_RESUBMITS: "0", KIE_POLL_INTERVAL: "200ms" },
     });

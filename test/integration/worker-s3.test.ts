@@ -6,10 +6,10 @@
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import { harnessPerTest } from "../helpers/harness-per-test.js";
 import { digestOf } from "../helpers/image-server.js";
 import { s3rverContext } from "../helpers/s3rver-context.js";
-import { startHarness, type WorkerHarness } from "../helpers/worker-harness.js";
 
 const PROMPT = "一只在雪山上的红色狐狸，水墨风格";
 
@@ -30,14 +30,10 @@ async function objectText(key: string): Promise<string> {
 }
 
 describe("worker: S3 archive", () => {
-  let h: WorkerHarness | undefined;
-  afterEach(async () => {
-    await h?.close();
-    h = undefined;
-  });
+  const harnesses = harnessPerTest();
 
   it("Chinese prompt and metadata reach the sidecar intact; S3 metadata holds only ASCII", async () => {
-    h = await startHarness({ env: s3Env() });
+    const h = await harnesses.start({ env: s3Env() });
     await h.worker();
     await h.pipeline.addRows("bzh", [
       { id: "fox", prompt: PROMPT, metadata: { 作者: "李白", 标签: "雪山" }, params: { seed: 42 } },
@@ -72,7 +68,7 @@ describe("worker: S3 archive", () => {
   });
 
   it("a 25 MB image is archived with the sha256 of a direct download", async () => {
-    h = await startHarness({ sim: { imagePadBytes: 25 * 1_000_000 }, env: s3Env() });
+    const h = await harnesses.start({ sim: { imagePadBytes: 25 * 1_000_000 }, env: s3Env() });
     await h.worker();
     await h.pipeline.addRows("bbig", [{ id: "big" }]);
     const summary = await h.pipeline.waitFinished("bbig", 18_000);
