@@ -1,25 +1,16 @@
-import type { Redis } from "ioredis";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { accountId } from "../../src/fleet/account.js";
 import { InFlight } from "../../src/fleet/in-flight.js";
-import {
-  connect,
-  deleteAccountKeys,
-  fakeApiKey,
-  type ManualClock,
-  manualClock,
-} from "../helpers/fleet-redis.js";
+import { fleetAccounts } from "../helpers/fleet-accounts.js";
+import { type ManualClock, manualClock } from "../helpers/fleet-redis.js";
 
-let clients: Redis[] = [];
-let apiKeys: string[] = [];
+const accounts = fleetAccounts();
 
 /** `n` workers of one fresh account, each on its own connection; with `clock`, their scripts read it. */
 function workers(n: number, staleAfterMs?: number, clock?: ManualClock): InFlight[] {
-  const apiKey = fakeApiKey();
-  apiKeys.push(apiKey);
+  const apiKey = accounts.apiKey();
   return Array.from({ length: n }, () => {
-    const redis = connect();
-    clients.push(redis);
+    const redis = accounts.connect();
     return new InFlight(redis, {
       accountId: accountId(apiKey),
       ...(staleAfterMs ? { staleAfterMs } : {}),
@@ -27,14 +18,6 @@ function workers(n: number, staleAfterMs?: number, clock?: ManualClock): InFligh
     });
   });
 }
-
-afterEach(async () => {
-  const [cleaner] = clients;
-  if (cleaner) for (const key of apiKeys) await deleteAccountKeys(cleaner, key);
-  await Promise.all(clients.map((c) => c.quit()));
-  clients = [];
-  apiKeys = [];
-});
 
 describe("in-flight cap", () => {
   it("of 30 concurrent submitters on 3 connections, exactly 5 get a slot; a release lets one more in", async () => {

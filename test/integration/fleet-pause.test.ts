@@ -1,38 +1,21 @@
 import type { Redis } from "ioredis";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { FleetBackoff } from "../../src/fleet/fleet-backoff.js";
 import { createFleet, createFleetPort, type Fleet } from "../../src/fleet/index.js";
 import type { FleetPort } from "../../src/worker/ports.js";
-import {
-  accountKeys,
-  connect,
-  deleteAccountKeys,
-  fakeApiKey,
-  type ManualClock,
-  manualClock,
-} from "../helpers/fleet-redis.js";
+import { fleetAccounts } from "../helpers/fleet-accounts.js";
+import { accountKeys, type ManualClock, manualClock } from "../helpers/fleet-redis.js";
 
-let clients: Redis[] = [];
-let apiKeys: string[] = [];
+const accounts = fleetAccounts();
 
 /** Two workers of one account, each on its own connection; with `clock`, their scripts read it. */
 function twoWorkers(clock?: ManualClock): [Fleet, Fleet, [Redis, Redis]] {
-  const apiKey = fakeApiKey();
-  apiKeys.push(apiKey);
-  const a = connect();
-  const b = connect();
-  clients.push(a, b);
+  const apiKey = accounts.apiKey();
+  const a = accounts.connect();
+  const b = accounts.connect();
   const options = clock ? { apiKey, clock, scriptClock: clock } : { apiKey };
   return [createFleet(a, options), createFleet(b, options), [a, b]];
 }
-
-afterEach(async () => {
-  const [cleaner] = clients;
-  if (cleaner) for (const key of apiKeys) await deleteAccountKeys(cleaner, key);
-  await Promise.all(clients.map((c) => c.quit()));
-  clients = [];
-  apiKeys = [];
-});
 
 describe("fleet pause", () => {
   it("a pause set by one worker stops every worker of the account, and resume clears it", async () => {
@@ -113,10 +96,8 @@ describe("fleet pause", () => {
   });
 
   it("leaves the API key itself nowhere in Redis", async () => {
-    const apiKey = fakeApiKey();
-    apiKeys.push(apiKey);
-    const redis = connect();
-    clients.push(redis);
+    const apiKey = accounts.apiKey();
+    const redis = accounts.connect();
     const fleet = createFleet(redis, { apiKey });
     await fleet.pause.pause("bad-key", "401");
     await fleet.backoff.hit("rate-limited");
