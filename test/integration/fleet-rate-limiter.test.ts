@@ -2,11 +2,12 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { systemClock } from "../../src/core/clock.js";
 import { createFleet, perSecond } from "../../src/fleet/index.js";
 import { SlidingWindowLimiter } from "../../src/fleet/rate-limiter.js";
-import { accountKeys, connect, deleteAccountKeys, fakeApiKey, manualClock } from "../helpers/fleet-redis.js";
+import { fleetAccounts } from "../helpers/fleet-accounts.js";
+import { accountKeys, manualClock } from "../helpers/fleet-redis.js";
 import { type Admission, hammer, maxInAnyWindow } from "../helpers/limiter-hammer.js";
 
 const LIMIT = 5;
@@ -17,28 +18,9 @@ const THEORETICAL = (RUN_MS / WINDOW_MS) * LIMIT;
 
 const HAMMER_SCRIPT = fileURLToPath(new URL("../helpers/limiter-hammer-process.ts", import.meta.url));
 
-let clients: Redis[] = [];
-let apiKeys: string[] = [];
-
-function client(): Redis {
-  const redis = connect();
-  clients.push(redis);
-  return redis;
-}
-
-function account(): string {
-  const key = fakeApiKey();
-  apiKeys.push(key);
-  return key;
-}
-
-afterEach(async () => {
-  const [cleaner] = clients;
-  if (cleaner) for (const key of apiKeys) await deleteAccountKeys(cleaner, key);
-  await Promise.all(clients.map((c) => c.quit()));
-  clients = [];
-  apiKeys = [];
-});
+const accounts = fleetAccounts();
+const client = (): Redis => accounts.connect();
+const account = (): string => accounts.apiKey();
 
 /** The sliding-window property, on the Redis clock and, with slack for reply latency, on ours. */
 function expectWithinLimit(admissions: Admission[]): void {
