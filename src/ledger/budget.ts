@@ -10,6 +10,8 @@ const keepUncertainScript = RedisScript.fromFile(new URL("./scripts/budget-uncer
  * it on the wire, its task not recordable): the row's reservation becomes spent-uncertain for
  * good, or `credits` when the row holds none, and the row and batch count one uncertain submit.
  * The next attempt must reserve anew, so the budget still bounds what KIE can have charged.
+ * With `taskId` (a known task whose charge is uncertain, e.g. unknown to KIE past the grace) it
+ * counts once per task, and settling that task later takes it back out of uncertain.
  * Returns the credits counted.
  */
 export async function keepUncertain(
@@ -17,10 +19,16 @@ export async function keepUncertain(
   batch: string,
   rowId: string,
   credits: number,
+  taskId?: string,
 ): Promise<number> {
   if (!(credits >= 0)) throw new LedgerError("invalid_value", "credits must be a non-negative number");
   const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
-  const reply = await keepUncertainScript.run(ctx.redis, keys, [finite("credits", credits)], ctx.clock);
+  const reply = await keepUncertainScript.run(
+    ctx.redis,
+    keys,
+    [finite("credits", credits), taskId ?? ""],
+    ctx.clock,
+  );
   if (reply === "missing") throw new LedgerError("row_missing", `the ledger has no row ${batch}/${rowId}`);
   return Number(reply);
 }

@@ -74,7 +74,7 @@ export interface Ledger {
    * A create attempt that may have been charged unseen: the row's reservation (else `credits`)
    * becomes spent-uncertain for good, and one uncertain submit is counted. Throws `row_missing`.
    */
-  keepUncertain(batch: string, rowId: string, credits: number): Promise<number>;
+  keepUncertain(batch: string, rowId: string, credits: number, taskId?: string): Promise<number>;
   /** Sets or removes a batch's budget; false when there is no such batch. */
   setBudget(batch: string, credits: number | null): Promise<boolean>;
   /**
@@ -150,7 +150,7 @@ export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger 
     reserveBudget: (batch, rowId, credits) => reserveBudget(ctx, batch, rowId, credits),
     settleCredits: (batch, rowId, spent, taskId) => settleCredits(ctx, batch, rowId, spent, taskId),
     releaseReservation: (batch, rowId) => releaseReservation(ctx, batch, rowId),
-    keepUncertain: (batch, rowId, credits) => keepUncertain(ctx, batch, rowId, credits),
+    keepUncertain: (batch, rowId, credits, taskId) => keepUncertain(ctx, batch, rowId, credits, taskId),
     setBudget: (batch, credits) => setBudget(ctx, batch, credits),
     wakeParked: (batch, max) => wakeParked(ctx, batch, max),
     getBatch: (batch) => getBatch(ctx, batch),

@@ -82,7 +82,7 @@ export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<S
       if (notFound) return delay(ms, { ...next, notFound });
       // Most likely the create never happened, but KIE may yet run the task and charge it: its
       // reservation stays spent-uncertain and the row counts it (invariant 2), before a resubmit.
-      await deps.ledger.keepUncertain(batch, rowId, priceOf(row));
+      await deps.ledger.keepUncertain(batch, rowId, priceOf(row), taskId);
       return failGeneration(job, deps, row, {
         code: "unknown_task",
         message: `KIE does not know task ${taskId} ${Math.round((now - (data.notFound?.since ?? now)) / 1000)} s after a poller first asked`,

@@ -122,6 +122,24 @@ describe("settleCredits and releaseReservation", () => {
     expect(await ledger.getRow("b1", "r0")).toMatchObject({ creditsReserved: 0, creditsSpent: 3.5 });
   });
 
+  it("counts a known task's uncertain charge once, and takes it back when the task is settled after all", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
+    // Unknown to KIE past the grace, then polled again by `retry` and still unknown.
+    expect(await ledger.keepUncertain("b1", "r0", 8, "task-1")).toBe(8);
+    expect(await ledger.keepUncertain("b1", "r0", 8, "task-1")).toBe(0);
+    expect(await ledger.getBatch("b1")).toMatchObject({
+      creditsReserved: 0,
+      creditsUncertain: 8,
+      uncertain: 1,
+    });
+    // Found after all and settled: its charge is known, no longer uncertain.
+    expect(await ledger.settleCredits("b1", "r0", 6, "task-1")).toBe("settled");
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsUncertain: 0, creditsSpent: 6 });
+    expect(await ledger.getRow("b1", "r0")).toMatchObject({ creditsUncertain: 0, creditsSpent: 6 });
+  });
+
   it("settles a resubmitted row's second task on top of the first", async () => {
     await ledger.addRows("b1", ids(1).map(newRow));
     await ledger.reserveBudget("b1", "r0", 8);

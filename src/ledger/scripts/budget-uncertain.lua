@@ -9,18 +9,26 @@
       KEYS[1] batch hash, KEYS[2] row hash
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] credits to count when the row holds no reservation (its task used it: '0' for none)
+      ARGV[3] the task whose charge is uncertain, when known ('' = none): counted once per task,
+              and taken back out by settle.lua if the task is settled after all
 
     Output:
       the credits now counted as uncertain, as a string, or 'missing'
 ]]
 --- @include "includes/row-money.lua"
 if row_missing() then return 'missing' end
+local guard = nil
+if ARGV[3] ~= '' then
+  guard = 'uncertain:' .. ARGV[3]
+  if redis.call('HEXISTS', rowKey, guard) == 1 then return '0' end
+end
 local kept = release()
 if kept == '0' then kept = ARGV[2] end
 if num(kept) ~= 0 then
   redis.call('HINCRBYFLOAT', rowKey, 'creditsUncertain', kept)
   redis.call('HINCRBYFLOAT', batchKey, 'creditsUncertain', kept)
 end
+if guard then redis.call('HSET', rowKey, guard, kept) end
 redis.call('HINCRBY', rowKey, 'uncertain', 1)
 redis.call('HINCRBY', batchKey, 'uncertain', 1)
 touch(now_ms())

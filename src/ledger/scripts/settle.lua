@@ -18,6 +18,17 @@ if task == '' then task = redis.call('HGET', rowKey, 'taskId') or '' end
 local guard = 'settled:' .. task
 if redis.call('HEXISTS', rowKey, guard) == 1 then return 'already-settled' end
 release()
+-- A task counted uncertain (unknown past the grace) and found after all: its charge is now known.
+local uncertain = redis.call('HGET', rowKey, 'uncertain:' .. task)
+if uncertain then
+  local back = '-' .. uncertain
+  if string.sub(uncertain, 1, 1) == '-' then back = string.sub(uncertain, 2) end
+  if num(uncertain) ~= 0 then
+    redis.call('HINCRBYFLOAT', rowKey, 'creditsUncertain', back)
+    redis.call('HINCRBYFLOAT', batchKey, 'creditsUncertain', back)
+  end
+  redis.call('HDEL', rowKey, 'uncertain:' .. task)
+end
 redis.call('HINCRBYFLOAT', rowKey, 'creditsSpent', ARGV[2])
 redis.call('HINCRBYFLOAT', batchKey, 'creditsSpent', ARGV[2])
 redis.call('HSET', rowKey, guard, ARGV[2])
