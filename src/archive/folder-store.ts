@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
@@ -107,11 +108,15 @@ export function createFolderStore(rootDir: string): ArchiveStore {
 async function writeAtomically(path: string, body: Readable | Buffer, signal?: AbortSignal): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
+  // `flush`: fsync before close, so the rename never publishes data still in the page cache.
+  const file = createWriteStream(temp, { flags: "wx", flush: true });
   try {
-    // `flush`: fsync before close, so the rename never publishes data still in the page cache.
-    await pipeline(source, createWriteStream(temp, { flags: "wx", flush: true }), signal ? { signal } : {});
+    await pipeline(source, file, signal ? { signal } : {});
     await rename(temp, path);
   } catch (error) {
+    // A body that fails at once can reject the pipeline while the file is still being opened:
+    // wait for the stream to close, or the open would create the file after the unlink.
+    if (!file.closed) await once(file, "close").catch(() => {});
     await unlink(temp).catch(() => {});
     throw error;
   }
