@@ -1,5 +1,5 @@
 /**
- * A minimal PNG encoder (8-bit RGB, one IDAT) with private ancillary padding chunks. Decoders
+ * A minimal PNG encoder (8-bit RGB, Sub-filtered rows, one IDAT) with private ancillary padding chunks. Decoders
  * skip unknown ancillary chunks, so a padded file is still a valid image.
  */
 import { crc32, deflateSync } from "node:zlib";
@@ -23,7 +23,8 @@ function pngChunk(type: string, data: Buffer): Buffer {
 export function encodePng(
   width: number,
   height: number,
-  pixel: (x: number, y: number) => [number, number, number],
+  /** RGB bytes, row by row (`width * height * 3`). */
+  rgb: Uint8Array,
   comment: string,
 ): { head: Buffer; tail: Buffer } {
   const ihdr = Buffer.alloc(13);
@@ -34,15 +35,16 @@ export function encodePng(
   // compression, filter and interlace methods stay 0
   const stride = 1 + width * 3;
   const raw = Buffer.alloc(stride * height);
+  // Filter type 1 (Sub) on every row: each byte is stored as its difference from the pixel to
+  // its left, so smooth gradients deflate to a fraction of their raw size.
   for (let y = 0; y < height; y++) {
-    // Each row starts with filter type 0 (None), already zero.
-    for (let x = 0; x < width; x++) {
-      const [r, g, b] = pixel(x, y);
-      const at = y * stride + 1 + x * 3;
-      raw[at] = r;
-      raw[at + 1] = g;
-      raw[at + 2] = b;
-    }
+    const row = y * stride;
+    const src = y * width * 3;
+    raw[row] = 1;
+    raw[row + 1] = rgb[src]!;
+    raw[row + 2] = rgb[src + 1]!;
+    raw[row + 3] = rgb[src + 2]!;
+    for (let i = 3; i < width * 3; i++) raw[row + 1 + i] = (rgb[src + i]! - rgb[src + i - 3]!) & 0xff;
   }
   const text = Buffer.from(`Comment\0${comment}`, "latin1");
   const head = Buffer.concat([

@@ -58,7 +58,7 @@ describe("qwen flavour", () => {
     expect(image.status).toBe(200);
     expect(image.type).toBe("image/png");
     const png = decodePng(image.bytes);
-    expect([png.width, png.height]).toEqual([64, 48]); // landscape_4_3, the default
+    expect([png.width, png.height]).toEqual([384, 288]); // landscape_4_3, the default
 
     const stats = sim.stats();
     expect(stats).toMatchObject({ creates: 1, creditsCharged: 8, downloads: 1, maxInFlight: 1, inFlight: 0 });

@@ -32,7 +32,7 @@ describe("images", () => {
     expect(sha256(await bytes(sim, { ...base, prompt: "a tower" }))).not.toBe(sha256(first));
 
     const png = decodePng(first);
-    expect([png.width, png.height]).toEqual([64, 64]);
+    expect([png.width, png.height]).toEqual([512, 512]);
     // Not a flat fill: the picture carries the hash.
     expect(new Set(png.pixels).size).toBeGreaterThan(10);
     const wide = decodePng(await bytes(sim, { ...base, image_size: "landscape_16_9" }));
@@ -48,7 +48,7 @@ describe("images", () => {
     expect(image.type).toBe("image/jpeg");
     expect(jpegMarkers(image.bytes)).toContain(0xc0);
     const sof = image.bytes.indexOf(Buffer.from([0xff, 0xc0]));
-    expect([image.bytes.readUInt16BE(sof + 7), image.bytes.readUInt16BE(sof + 5)]).toEqual([48, 64]);
+    expect([image.bytes.readUInt16BE(sof + 7), image.bytes.readUInt16BE(sof + 5)]).toEqual([288, 384]);
     expect(sha256((await download(await generate(sim, params))).bytes)).toBe(sha256(image.bytes));
   });
 
