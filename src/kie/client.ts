@@ -9,9 +9,10 @@ import { type AnswerContext, type RawAnswer, readAnswer } from "./answer.js";
 import { KieError } from "./errors.js";
 import { FLAVOR_ENDPOINTS, SHARED_ENDPOINTS, submitBody } from "./flavors.js";
 import { normalizeRecord } from "./normalize.js";
+import { readText } from "./read-body.js";
 import type { KieOperation } from "./rules.js";
 import { creditDataSchema, downloadUrlDataSchema, statusRecordSchema, submitDataSchema } from "./schemas.js";
-import { createScrubber, type Scrub } from "./secrets.js";
+import { createScrubber } from "./secrets.js";
 import { fromTransportError } from "./transport-error.js";
 import type { ApiFlavor, KieApi, SubmitRequest, TaskRecord } from "./types.js";
 
@@ -130,11 +131,13 @@ export function createKieClient(options: KieClientOptions): KieClient {
     flavor: options.flavor,
 
     async submit(request: SubmitRequest, signal?: AbortSignal): Promise<string> {
+      const json = submitBody(options.flavor, request);
+      if (json === undefined) throw wrongFlavor(request, endpoints.submit);
       const data = await call({
         operation: "submit",
         method: "POST",
         path: endpoints.submit,
-        json: submitBody(options.flavor, request),
+        json,
         schema: submitDataSchema,
         signal,
       });
@@ -181,31 +184,14 @@ export function createKieClient(options: KieClientOptions): KieClient {
   };
 }
 
-/** Reads a body as UTF-8 text, refusing (and destroying) one larger than `limit` bytes. */
-async function readText(
-  body: Dispatcher.ResponseData["body"],
-  limit: number,
-  context: AnswerContext,
-  scrub: Scrub,
-): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    size += buffer.length;
-    if (size > limit) {
-      body.destroy();
-      throw new KieError({
-        code: "bad_response",
-        retryable: true,
-        maybeCreated: context.operation === "submit",
-        endpoint: context.endpoint,
-        message: scrub(`${context.endpoint}: answer larger than ${limit} bytes`),
-      });
-    }
-    chunks.push(buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+/** A row of a market-only model on a deployment that speaks the seed's endpoints: nothing was sent. */
+function wrongFlavor(request: SubmitRequest, path: string): KieError {
+  return new KieError({
+    code: "validation",
+    retryable: false,
+    endpoint: `POST ${path}`,
+    message: `model ${request.model} needs KIE's market API: set KIE_API_FLAVOR=jobs (this deployment speaks the seed's qwen endpoints, which only do text-to-image); nothing was sent`,
+  });
 }
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {

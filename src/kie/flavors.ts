@@ -5,13 +5,12 @@
 import {
   type ApiFlavor,
   type GenerationParams,
+  MARKET_MODELS,
   MARKET_PARAM_NAMES,
+  needsInputImage,
   PARAM_NAMES,
   type SubmitRequest,
 } from "./types.js";
-
-/** The market API's model name for Qwen text-to-image. */
-const JOBS_MODEL = "qwen/text-to-image";
 
 export interface FlavorEndpoints {
   submit: string;
@@ -28,9 +27,14 @@ export const SHARED_ENDPOINTS = {
   downloadUrl: "/api/v1/common/download-url",
 } as const;
 
-/** The submit body for a flavour; undefined parameters are left out so the API applies its defaults. */
-export function submitBody(flavor: ApiFlavor, request: SubmitRequest): Record<string, unknown> {
-  return flavor === "qwen" ? qwenBody(request) : jobsBody(request);
+/**
+ * The submit body for a flavour; undefined parameters are left out so the API applies its defaults.
+ * Returns undefined when the flavour cannot carry the request: the seed's endpoint knows only
+ * text-to-image (image-to-image and edit exist on the market API alone).
+ */
+export function submitBody(flavor: ApiFlavor, request: SubmitRequest): Record<string, unknown> | undefined {
+  if (flavor === "qwen") return needsInputImage(request.model) ? undefined : qwenBody(request);
+  return jobsBody(request);
 }
 
 function wireParams(
@@ -53,7 +57,7 @@ function qwenBody(request: SubmitRequest): Record<string, unknown> {
 /** `{model, input, callBackUrl}` with the market's parameter names. */
 function jobsBody(request: SubmitRequest): Record<string, unknown> {
   return defined({
-    model: JOBS_MODEL,
+    model: MARKET_MODELS[request.model ?? "text-to-image"],
     input: marketInput(request),
     callBackUrl: request.callBackUrl,
   });

@@ -2,8 +2,14 @@
 
 export { createKieClient, type KieClient, type KieClientOptions } from "./client.js";
 export * from "./errors.js";
-
+export * from "./prices.js";
 export * from "./rules.js";
 export * from "./schemas.js";
-
 export * from "./types.js";
+export {
+  createUploadClient,
+  type FileUploader,
+  type UploadClient,
+  type UploadedFile,
+  type UploadFile,
+} from "./upload.js";

@@ -10,7 +10,7 @@
 import type { FleetEffect, KieErrorCode } from "./errors.js";
 
 /** The four kinds of call the client makes; `submit` is the only one that can create (and cost) anything. */
-export type KieOperation = "submit" | "status" | "credit" | "download-url";
+export type KieOperation = "submit" | "status" | "credit" | "download-url" | "upload";
 
 export interface ErrorRule {
   code: KieErrorCode;

@@ -21,9 +21,34 @@ export type AccelerationLevel = (typeof ACCELERATION_LEVELS)[number];
 export const OUTPUT_FORMATS = ["png", "jpg"] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
+/**
+ * Qwen's three modes, by kie-batch's names: text-to-image (the seed's endpoint, or the market
+ * API's `qwen/text-to-image`), and two market-only modes that start from an input image.
+ */
+export const KIE_MODELS = ["text-to-image", "image-to-image", "edit"] as const;
+export type KieModel = (typeof KIE_MODELS)[number];
+
+/** The market API's model names (`createTask`'s `model`). */
+export const MARKET_MODELS: Readonly<Record<KieModel, string>> = {
+  "text-to-image": "qwen/text-to-image",
+  "image-to-image": "qwen/image-to-image",
+  edit: "qwen/image-edit",
+};
+
+/** The models that need an input image, and so the market (jobs) API. */
+export function needsInputImage(model: KieModel | undefined): boolean {
+  return model === "image-to-image" || model === "edit";
+}
+
 /** Limits shared by the manifest validator, the client and the simulator. */
 export const LIMITS = {
   promptMaxChars: 5000,
+  /** `qwen/image-edit` takes shorter prompts than the other two modes. */
+  editPromptMaxChars: 2000,
+  strengthMin: 0,
+  strengthMax: 1,
+  /** Largest input image kie-batch uploads (and the simulator's upload limit by default). */
+  inputImageMaxBytes: 10 * 1024 * 1024,
   negativePromptMaxChars: 500,
   stepsMin: 2,
   stepsMax: 250,
@@ -33,7 +58,7 @@ export const LIMITS = {
   seedMax: 2 ** 32 - 1,
 } as const;
 
-/** Credits an image costs by acceleration level (seed: none dearest, high cheapest). */
+/** Credits a text-to-image image costs by acceleration level (seed: none dearest, high cheapest). */
 export const CREDITS_BY_ACCELERATION: Record<AccelerationLevel, number> = { none: 8, regular: 7, high: 6 };
 /** A row that names no acceleration is estimated at the dearest price: the API's default is undocumented. */
 export const CREDITS_UPPER_BOUND = 8;
@@ -49,9 +74,19 @@ export interface GenerationParams {
   output_format?: OutputFormat;
   safety_check?: boolean;
   negative_prompt?: string;
+  /** Which mode; absent is text-to-image (so text-to-image rows keep the ids they always had). */
+  model?: KieModel;
+  /** The input image (image-to-image, edit): a URL KIE fetches. */
+  image_url?: string;
+  /** image-to-image only: 0 keeps the input, 1 remakes it. */
+  strength?: number;
+  /** A local input image (absolute path), uploaded before the create; never sent to KIE. */
+  image_path?: string;
+  /** The sha256 of `image_path`'s bytes when the row was enqueued. */
+  image_sha256?: string;
 }
 
-/** Every generation parameter but `prompt`, by the seed's names (ours). */
+/** Every generation parameter but `prompt`, by the seed's names (ours): what goes on the wire. */
 export const PARAM_NAMES = [
   "image_size",
   "num_inference_steps",
@@ -61,6 +96,8 @@ export const PARAM_NAMES = [
   "output_format",
   "safety_check",
   "negative_prompt",
+  "image_url",
+  "strength",
 ] as const satisfies readonly Exclude<keyof GenerationParams, "prompt">[];
 
 /** The market API's names for the two parameters it calls otherwise. */

@@ -6,7 +6,8 @@
 
 import { createHash } from "node:crypto";
 import { basename, extname } from "node:path";
-import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type GenerationParams } from "../kie/types.js";
+import { DEFAULT_PRICES, type PriceTable, priceOf } from "../kie/prices.js";
+import type { GenerationParams } from "../kie/types.js";
 import { ManifestOptionError } from "./errors.js";
 
 /**
@@ -79,10 +80,14 @@ export function defaultBatchName(filePath: string): string {
 }
 
 /**
- * Credits one image is estimated to cost: by acceleration (none 8, regular 7, high 6), and the
- * dearest price when the row names none, since the API's default is not documented.
+ * Credits one image is estimated to cost, from the price table (kie/prices.ts): by model and
+ * acceleration (text-to-image: none 8, regular 7, high 6), and the model's dearest price when the
+ * row names no acceleration, since the API's default is not documented. A row reserves this much
+ * of its batch's budget for each create attempt.
  */
-export function estimateCredits(params: Pick<GenerationParams, "acceleration_level">): number {
-  const level = params.acceleration_level;
-  return level === undefined ? CREDITS_UPPER_BOUND : CREDITS_BY_ACCELERATION[level];
+export function estimateCredits(
+  params: Pick<GenerationParams, "acceleration_level" | "model">,
+  prices: PriceTable = DEFAULT_PRICES,
+): number {
+  return priceOf(prices, params);
 }

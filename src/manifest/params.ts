@@ -9,6 +9,8 @@ import {
   ACCELERATION_LEVELS,
   type GenerationParams,
   IMAGE_SIZES,
+  KIE_MODELS,
+  type KieModel,
   LIMITS,
   MARKET_PARAM_NAMES,
   OUTPUT_FORMATS,
@@ -16,13 +18,31 @@ import {
   PARAM_NAMES,
 } from "../kie/types.js";
 import { setOwn } from "./types.js";
-import { isGiven, type Parsed, parseBoolean, parseEnum, parseNumber, parseText } from "./values.js";
+import {
+  isGiven,
+  type Parsed,
+  parseBoolean,
+  parseEnum,
+  parseHttpUrl,
+  parseNumber,
+  parsePath,
+  parseText,
+} from "./values.js";
 
 /** Every parameter except `prompt` (which is required per row and never has a default). */
 export type ParamOverrides = Omit<GenerationParams, "prompt">;
-export type ParamName = keyof ParamOverrides;
+export type ParamName = Exclude<keyof ParamOverrides, "image_sha256">;
 
-export { PARAM_NAMES };
+/** What a row may give besides `prompt` and `id`: the wire parameters, the mode and a local image. */
+export const ROW_PARAM_NAMES: readonly ParamName[] = [...PARAM_NAMES, "model", "image_path"];
+
+/** Other spellings of a model (the market API's names among them). */
+const MODEL_ALIASES: Readonly<Record<string, KieModel>> = {
+  "qwen/text-to-image": "text-to-image",
+  "qwen/image-to-image": "image-to-image",
+  "qwen/image-edit": "edit",
+  "image-edit": "edit",
+};
 
 /** Other accepted names of a parameter (the market API's names). */
 export const PARAM_ALIASES: Readonly<Record<string, ParamName>> = Object.fromEntries(
@@ -64,6 +84,12 @@ const PARAMS_SCHEMA = z.strictObject({
   negative_prompt: field((v) =>
     parseText(v, { max: LIMITS.negativePromptMaxChars, required: false }),
   ).optional(),
+  model: field((v) => parseEnum(v, KIE_MODELS, MODEL_ALIASES)).optional(),
+  image_url: field(parseHttpUrl).optional(),
+  strength: field((v) =>
+    parseNumber(v, { min: LIMITS.strengthMin, max: LIMITS.strengthMax, integer: false }),
+  ).optional(),
+  image_path: field(parsePath).optional(),
 });
 
 export interface FieldProblem {
@@ -83,7 +109,7 @@ export interface ParamLayer {
 
 /** The canonical name of a parameter field (an alias resolved), or undefined if not a parameter. */
 function canonicalParamName(name: string): ParamName | undefined {
-  return (PARAM_NAMES as readonly string[]).includes(name) ? (name as ParamName) : PARAM_ALIASES[name];
+  return (ROW_PARAM_NAMES as readonly string[]).includes(name) ? (name as ParamName) : PARAM_ALIASES[name];
 }
 
 /** Validates the parameters among `fields`; empty values and nulls are "not given" and skipped. */

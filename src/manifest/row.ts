@@ -6,9 +6,12 @@
  * The row id, when the row gives none, hashes the trimmed prompt and those effective parameters.
  */
 
-import { type GenerationParams, LIMITS } from "../kie/types.js";
+import { DEFAULT_PRICES, type PriceTable } from "../kie/prices.js";
+import { type ApiFlavor, type GenerationParams, LIMITS } from "../kie/types.js";
 import { ManifestOptionError, ManifestParseError, type RowError } from "./errors.js";
 import { deriveRowId, estimateCredits } from "./ids.js";
+import { ImageFiles } from "./image-file.js";
+import { applyModelRules, idParams } from "./model-rules.js";
 import { BUILT_IN_DEFAULTS, type FieldProblem, type ParamOverrides, parseParamLayer } from "./params.js";
 import { misspellingWarning, suggestParameter } from "./suggest.js";
 import { type RawRow, setOwn } from "./types.js";
@@ -43,6 +46,14 @@ export interface RowContext {
   defaults?: Readonly<Record<string, unknown>>;
   /** Line where the file's defaults start, for messages about them. */
   defaultsLine?: number;
+  /** The manifest's folder: local images (`image_path`) are read relative to it, and only under it. */
+  baseDir?: string;
+  /** More folders local images may come from (`--allow-paths`). @defaultValue [] */
+  allowPaths?: readonly string[];
+  /** The deployment's API flavour, when known (rows of the market-only models are refused on `qwen`). */
+  apiFlavor?: ApiFlavor;
+  /** Prices per model and acceleration, for the estimate (and so the budget). @defaultValue DEFAULT_PRICES */
+  prices?: PriceTable;
 }
 
 /**
@@ -70,6 +81,15 @@ export function createRowValidator(context: RowContext): (raw: RawRow) => RowRes
     });
   });
   const shared: ParamOverrides = { ...BUILT_IN_DEFAULTS, ...defaults, ...sets };
+  const modelContext = {
+    ...(context.baseDir === undefined
+      ? {}
+      : { images: new ImageFiles({ baseDir: context.baseDir, allowPaths: context.allowPaths ?? [] }) }),
+    ...(context.apiFlavor === undefined ? {} : { apiFlavor: context.apiFlavor }),
+  };
+  const prices = context.prices ?? DEFAULT_PRICES;
+  // A row's own image replaces a shared one of the other kind (image_url vs image_path).
+  const { image_url: sharedUrl, image_path: sharedPath, ...sharedWithoutImage } = shared;
 
   return (raw: RawRow): RowResult => {
     const warnings: string[] = [];
@@ -100,14 +120,26 @@ export function createRowValidator(context: RowContext): (raw: RawRow) => RowRes
     if (problems.length > 0 || !prompt.ok || prompt.value === undefined || id?.ok === false) {
       return { ok: false, errors: sortByColumnOrder(problems, raw.fields).map(toError), warnings };
     }
-    const params: GenerationParams = { prompt: prompt.value, ...shared, ...layer.params };
+    const rowGivesImage = layer.params.image_url !== undefined || layer.params.image_path !== undefined;
+    const base: ParamOverrides = rowGivesImage
+      ? sharedWithoutImage
+      : {
+          ...sharedWithoutImage,
+          ...(sharedUrl === undefined ? {} : { image_url: sharedUrl }),
+          ...(sharedPath === undefined ? {} : { image_path: sharedPath }),
+        };
+    const checked = applyModelRules({ prompt: prompt.value, ...base, ...layer.params }, modelContext);
+    if (checked.problems.length > 0) {
+      return { ok: false, errors: sortByColumnOrder(checked.problems, raw.fields).map(toError), warnings };
+    }
+    const params = checked.params;
     const row: ManifestRow = {
       line: raw.line,
-      id: id?.value ?? deriveRowId(prompt.value, params),
+      id: id?.value ?? deriveRowId(prompt.value, idParams(params)),
       idGiven: id !== undefined,
       params,
       metadata,
-      estimatedCredits: estimateCredits(params),
+      estimatedCredits: estimateCredits(params, prices),
     };
     return { ok: true, row, warnings };
   };

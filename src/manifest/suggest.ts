@@ -5,10 +5,10 @@
  * lookalikes, then by edit distance (at most 1 for short names, 2 for longer ones).
  */
 
-import { PARAM_ALIASES, PARAM_NAMES } from "./params.js";
+import { PARAM_ALIASES, ROW_PARAM_NAMES } from "./params.js";
 
 /** Names a row field can have that are not metadata. */
-const KNOWN_NAMES: readonly string[] = ["prompt", "id", ...PARAM_NAMES, ...Object.keys(PARAM_ALIASES)];
+const KNOWN_NAMES: readonly string[] = ["prompt", "id", ...ROW_PARAM_NAMES, ...Object.keys(PARAM_ALIASES)];
 
 /** Normalised lookalike -> the name it probably meant. Checked before the edit distance. */
 const LOOKALIKES: Readonly<Record<string, string>> = {

@@ -115,6 +115,44 @@ export function parseText(input: unknown, spec: TextSpec): Parsed<string | undef
   return { ok: true, value };
 }
 
+/** Longest input image URL or path accepted. */
+const MAX_LOCATION_CHARS = 4096;
+
+/** An absolute http(s) URL (an input image KIE fetches): other schemes and relative URLs are refused. */
+export function parseHttpUrl(input: unknown): Parsed<string> {
+  const expected = "expected an http(s) URL";
+  if (typeof input !== "string") return fail(`${expected}, found ${describeValue(input)}`);
+  const text = input.trim();
+  if (text.length > MAX_LOCATION_CHARS)
+    return fail(`${expected} of at most ${MAX_LOCATION_CHARS} characters`);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return fail(`${expected}, found ${describeValue(input)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return fail(`${expected}, found ${describeValue(input)}`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    return fail(`${expected} without a user name or password in it`);
+  }
+  return { ok: true, value: text };
+}
+
+/** A local file path as written (checked against the disk later). */
+export function parsePath(input: unknown): Parsed<string> {
+  if (
+    typeof input !== "string" ||
+    input.trim() === "" ||
+    input.length > MAX_LOCATION_CHARS ||
+    input.includes("\0")
+  ) {
+    return fail(`expected a file path, found ${describeValue(input)}`);
+  }
+  return { ok: true, value: input.trim() };
+}
+
 /** A row id: 1..128 of `A-Z a-z 0-9 . _ -`, not "." or "..". A JSON whole number is taken as its digits. */
 const ROW_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
 

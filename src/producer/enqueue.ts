@@ -8,6 +8,7 @@
  * with the file; stdin is spooled to a temporary file first (it may need a format guess).
  */
 
+import { dirname, resolve } from "node:path";
 import {
   createRowValidator,
   type Manifest,
@@ -64,6 +65,11 @@ export async function enqueue(options: EnqueueOptions, deps: EnqueueDeps): Promi
       sets: resolved.sets,
       defaults: manifest.defaults,
       ...(manifest.defaultsLine === undefined ? {} : { defaultsLine: manifest.defaultsLine }),
+      // Local input images are read relative to the manifest's own folder (stdin has none).
+      ...(options.file === "-" ? {} : { baseDir: dirname(resolve(options.file)) }),
+      allowPaths: (options.allowPaths ?? []).map((dir) => resolve(dir)),
+      ...(options.apiFlavor === undefined ? {} : { apiFlavor: options.apiFlavor }),
+      ...(options.prices === undefined ? {} : { prices: options.prices }),
     });
     const run: Run = { options, resolved, manifest, validate, deps, started };
     const summary = options.dryRun ? await dryRun(run) : await enqueueRows(run);

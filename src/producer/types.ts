@@ -4,6 +4,7 @@
  */
 
 import type { Clock } from "../core/clock.js";
+import type { ApiFlavor, PriceTable } from "../kie/index.js";
 import type { Ledger } from "../ledger/index.js";
 import type { ManifestFormat, RowError } from "../manifest/index.js";
 
@@ -33,6 +34,12 @@ export interface EnqueueOptions {
   priority?: number;
   /** Print the summary as one JSON object instead of text. @defaultValue false */
   json?: boolean;
+  /** Folders besides the manifest's own that local input images (`image_path`) may come from. @defaultValue [] */
+  allowPaths?: readonly string[];
+  /** The deployment's KIE API flavour: rows of the market-only models are refused on `qwen`. @defaultValue not checked */
+  apiFlavor?: ApiFlavor;
+  /** Credits per model and acceleration for the estimate and the budget. @defaultValue DEFAULT_PRICES */
+  prices?: PriceTable;
 }
 
 /** The ledger calls the producer makes. */
