@@ -6,7 +6,9 @@ import type { LedgerContext } from "./context.js";
 import { expireFinished, type HousekeepingProgress, housekeep, persistBatch, purge } from "./housekeeping.js";
 import { ledgerKeys } from "./keys.js";
 import { wakeParked } from "./parked.js";
+import { type ProgressMinute, readProgress } from "./progress.js";
 import { getBatch, getRow, listBatches, lookupTask, oldestUnarchived, rows } from "./reads.js";
+import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
 import { claimLease, countRepairs, ensureStateIndex, stateIndexPages, stillInState } from "./state-index.js";
 import { drainStatePages } from "./state-walk.js";
 import type {
@@ -88,6 +90,12 @@ export interface Ledger {
   getRow(batch: string, rowId: string): Promise<RowRecord | undefined>;
   /** The batch's rows in insertion order. */
   rows(batch: string, options?: RowsOptions): AsyncIterable<RowRecord>;
+  /** One window of the batch's rows in manifest order (or reversed) from a seq cursor (row-window.ts). */
+  rowWindow(batch: string, options: RowWindowOptions): Promise<RowWindow>;
+  /** The row's place in manifest order, or undefined. */
+  rowSeq(batch: string, rowId: string): Promise<number | undefined>;
+  /** Archived rows and settled credits per minute, oldest first (progress.ts). */
+  progress(batch: string): Promise<ProgressMinute[]>;
   /**
    * The batch's metadata column names in order of first appearance, kept as rows are recorded;
    * undefined for a batch recorded before they were kept (read its rows for them).
@@ -157,6 +165,9 @@ export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger 
     listBatches: () => listBatches(ctx),
     getRow: (batch, rowId) => getRow(ctx, batch, rowId),
     rows: (batch, rowsOptions) => rows(ctx, batch, rowsOptions),
+    rowWindow: (batch, windowOptions) => rowWindow(ctx, batch, windowOptions),
+    rowSeq: (batch, rowId) => rowSeq(ctx, batch, rowId),
+    progress: (batch) => readProgress(ctx, batch),
     columns: (batch) => batchColumns(ctx, batch),
     mapTask: (taskId, batch, rowId) => mapTask(ctx, taskId, batch, rowId),
     lookupTask: (taskId) => lookupTask(ctx, taskId),

@@ -10,6 +10,7 @@ import {
 } from "./codec.js";
 import { markColumnsKept, recordColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
+import { progressKey } from "./progress.js";
 import { LedgerError } from "./errors.js";
 import { afterReopen, housekeepingStep } from "./housekeeping.js";
 import { checkName } from "./keys.js";
@@ -137,6 +138,7 @@ export async function transition(
   const incr = encodeIncrements(input.incr);
   const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), ...batchSideKeys(ctx, batch)];
   if (input.addTaskId) keys.push(ctx.keys.task(input.addTaskId));
+  keys.push(progressKey(ctx, batch)); // last: transition.lua reads it as KEYS[#KEYS]
   const args: (string | number)[] = [
     input.from ? `,${input.from.join(",")},` : "",
     input.to ?? "",
@@ -205,7 +207,7 @@ export async function settleCredits(
   taskId?: string,
 ): Promise<SettleOutcome> {
   if (!(spent >= 0)) throw new LedgerError("invalid_value", "spent must be a non-negative number");
-  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
+  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), progressKey(ctx, batch)];
   const reply = await settleScript.run(ctx.redis, keys, [finite("spent", spent), taskId ?? ""], ctx.clock);
   if (reply === "missing") throw rowMissing(batch, rowId);
   return reply as SettleOutcome;

@@ -4,7 +4,7 @@
   field on the row, so a retried poll or archive job never counts a task twice.
 
     Input:
-      KEYS[1] batch hash, KEYS[2] row hash
+      KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] the batch's progress hash (progress.ts)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] spent, ARGV[3] taskId ('' = the row's current one)
 
@@ -32,5 +32,11 @@ end
 redis.call('HINCRBYFLOAT', rowKey, 'creditsSpent', ARGV[2])
 redis.call('HINCRBYFLOAT', batchKey, 'creditsSpent', ARGV[2])
 redis.call('HSET', rowKey, guard, ARGV[2])
-touch(now_ms())
+local now = now_ms()
+-- Credits per minute for the dashboard's chart (8-day expiry, renewed by every write).
+if num(ARGV[2]) ~= 0 then
+  redis.call('HINCRBYFLOAT', KEYS[3], 'c:' .. math.floor(now / 60000), ARGV[2])
+  redis.call('PEXPIRE', KEYS[3], 691200000)
+end
+touch(now)
 return 'settled'

@@ -12,6 +12,7 @@
         zset, KEYS[5..9] state indexes of queued, submitted, generating, archiving, failed,
         KEYS[10] columns zset, KEYS[11] parked zset (a row leaving `queued` leaves it)
       KEYS[12] (with a taskId) task map key
+      KEYS[#KEYS] (last) the batch's progress hash (progress.ts): archived rows per minute
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
       ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add (''), ARGV[7] task map TTL ms
@@ -87,6 +88,13 @@ if taskId ~= '' then
   end
   redis.call('HSET', rowKey, 'taskIds', ids, 'taskId', taskId)
   redis.call('SET', KEYS[12], ARGV[5] .. '/' .. rowId, 'PX', ARGV[7])
+end
+
+-- Per-minute progress for the dashboard's chart, in the same step as the counters it follows.
+if changed and to == 'archived' then
+  local progressKey = KEYS[#KEYS]
+  redis.call('HINCRBY', progressKey, 'a:' .. math.floor(now / 60000), 1)
+  redis.call('PEXPIRE', progressKey, 691200000) -- 8 days, renewed by every write
 end
 
 local current = changed and to or status
