@@ -34,6 +34,7 @@ import {
   buildFleet,
   buildKie,
   buildLedger,
+  buildResultIndex,
   buildQueues,
   buildStore,
   downloadHosts,
@@ -181,6 +182,16 @@ export async function startWorker(
         queues,
         clock: systemClock,
         fleet: ports.fleet,
+        ...(config.KIE_REUSE
+          ? {
+              reuse: {
+                results: buildResultIndex(redis, config),
+                store: ports.store,
+                ledger: ports.ledger,
+                clock: systemClock,
+              },
+            }
+          : {}),
         settings: { ...workerSettings(config), ...options.settings },
       },
     });

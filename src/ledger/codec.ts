@@ -72,6 +72,7 @@ export function parseRow(batch: string, hash: FlatHash): RowRecord | undefined {
     completedAt: optNum(hash.completedAt),
     archivedAt: optNum(hash.archivedAt),
     waitingBudget: hash.waitingBudget === "1",
+    ...(hash.reusedFrom ? { reusedFrom: hash.reusedFrom } : {}),
   };
 }
 
@@ -101,6 +102,8 @@ export function parseBatch(batch: string, hash: FlatHash): BatchSummary | undefi
     resubmits: num(hash.resubmits),
     waitingBudget: num(hash.waitingBudget),
     repaired: num(hash.repaired),
+    ...(num(hash.reused) > 0 ? { reused: num(hash.reused) } : {}),
+    ...(hash.noReuse === "1" ? { noReuse: true } : {}),
   };
 }
 
@@ -132,6 +135,7 @@ const UPDATABLE = new Set<string>([
   "generatingAt",
   "completedAt",
   "archivedAt",
+  "reusedFrom",
 ]);
 
 /** Splits a `RowUpdate` into fields to write and fields to delete, all as flat strings. */

@@ -87,7 +87,13 @@ export async function addRows(
       ...batchSideKeys(ctx, batch),
       ...chunk.map(({ key }) => key),
     ];
-    const args = [batch, meta.file ?? "", budget, ...chunk.flatMap(({ values }) => values)];
+    const args = [
+      batch,
+      meta.file ?? "",
+      budget,
+      meta.noReuse === true ? "1" : "",
+      ...chunk.flatMap(({ values }) => values),
+    ];
     const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock)) as number[];
     if (reply[0] === 1) {
       reopened = true;

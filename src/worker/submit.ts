@@ -10,6 +10,7 @@ import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
 import { firstPollDelay } from "./poll.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
+import { archiveFromIndex, type ReuseDeps } from "./reuse.js";
 import {
   done,
   graceSignal,
@@ -36,6 +37,8 @@ export interface SubmitDeps {
   ledger: SubmitLedger;
   fleet: FleetPort;
   queues: Pick<StageQueues, "addPoll">;
+  /** The result index and what reusing needs (reuse.ts). Absent: reuse is off (KIE_REUSE=off). */
+  reuse?: ReuseDeps;
   clock: Clock;
   settings: Pick<WorkerSettings, "pollFirstMs" | "callbackUrl" | "creditsProbeMs" | "usageCapProbeMs"> &
     Partial<Pick<WorkerSettings, "maxWaitMs">>;
@@ -101,6 +104,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       await deps.ledger.releaseReservation(batch, rowId);
     return done; // or moved on by an operator
   }
+  // A request archived before is copied from there: no reservation, no rate slot, no create.
+  if (await archiveFromIndex(job, row, deps.reuse)) return done;
 
   for (;;) {
     // One reservation per attempt (a no-op while this attempt's is still held).
