@@ -20,17 +20,12 @@ import {
   type PauseKind,
 } from "../fleet/index.js";
 import { createKieClient, type KieClient } from "../kie/index.js";
-import { createLedger, createResultIndex, type Ledger, type ResultIndex } from "../ledger/index.js";
+import { createLedger, type Ledger } from "../ledger/index.js";
 import type { ProducerBackend } from "../producer/types.js";
 import { openRedis } from "./connections.js";
 
 export function buildLedger(redis: Redis, config: Config): Ledger {
   return createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX, ttlMs: config.KIE_LEDGER_TTL });
-}
-
-/** The deployment's result index (reuse across batches), with KIE_REUSE_TTL. */
-export function buildResultIndex(redis: Redis, config: Config): ResultIndex {
-  return createResultIndex(redis, { prefix: config.KIE_QUEUE_PREFIX, ttlMs: config.KIE_REUSE_TTL });
 }
 
 export function buildQueues(redis: Redis, config: Config): QueueSet {
@@ -41,18 +36,25 @@ export function buildQueues(redis: Redis, config: Config): QueueSet {
   });
 }
 
-export function buildKie(config: Config): KieClient {
+/** A KIE client of one key (`apiKey`: one of KIE_API_KEYS; KIE_API_KEY by default). */
+export function buildKie(config: Config, apiKey = requireApiKey(config)): KieClient {
   return createKieClient({
     baseUrl: config.KIE_BASE_URL,
-    apiKey: requireApiKey(config),
+    apiKey,
     flavor: config.KIE_API_FLAVOR,
   });
 }
 
-export function buildFleet(redis: Redis, config: Config, options: { backoffScale?: number } = {}): Fleet {
+/** The fleet state of one key (KIE_API_KEY's by default); `account`: its KIE_ACCOUNTS name. */
+export function buildFleet(
+  redis: Redis,
+  config: Config,
+  options: { backoffScale?: number; apiKey?: string; account?: string | undefined } = {},
+): Fleet {
   const scale = options.backoffScale ?? 1;
   return createFleet(redis, {
-    apiKey: requireApiKey(config),
+    apiKey: options.apiKey ?? requireApiKey(config),
+    ...(options.account === undefined ? {} : { account: options.account }),
     createRate: config.KIE_RATE_LIMIT,
     createMarginMs: CREATE_MARGIN,
     ...(scale === 1

@@ -8,7 +8,7 @@ import {
 } from "../alerts/index.js";
 import { secretValues } from "../alerts/scrub.js";
 import { DEFAULT_CONCURRENCY, StageWorkers } from "../bull/runner.js";
-import { type Config, requireApiKey } from "../config/index.js";
+import { type Config, requireApiKeys } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
 import { armFailpoints } from "../core/failpoints.js";
 import type { Logger } from "../core/logger.js";
@@ -23,18 +23,15 @@ import {
   stateSourceOf,
   type WorkerMetrics,
 } from "../metrics/index.js";
-import { registerAccount } from "../report/accounts.js";
 import { wakingLedger } from "../worker/budget-wake.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
 import type { WorkerSettings } from "../worker/ports.js";
 import { startWebhookServer, type WebhookServer } from "../worker/webhook.js";
 import { openRedis } from "./connections.js";
+import { buildKeys, keyLanes, registerKeys } from "./keys.js";
 import {
   buildArchivePause,
-  buildFleet,
-  buildKie,
   buildLedger,
-  buildResultIndex,
   buildQueues,
   buildStore,
   downloadHosts,
@@ -98,7 +95,7 @@ export async function startWorker(
   log: Logger,
   options: WorkerRunOptions = {},
 ): Promise<RunningWorker> {
-  requireApiKey(config);
+  const apiKeys = requireApiKeys(config);
   if (config.KIE_CALLBACK_URL && !config.KIE_WEBHOOK_HMAC_KEY)
     log.warn(
       "KIE_CALLBACK_URL is set without KIE_WEBHOOK_HMAC_KEY: callbacks are accepted unsigned, so anyone who can reach the receiver may send them (each task's poll is still promoted at most once a minute); set KIE_WEBHOOK_HMAC_KEY",
@@ -113,24 +110,16 @@ export async function startWorker(
     releasers.push("redis connection", () => redis.disconnect());
     const store = buildStore(config, options.fallbackArchiveDir);
     releasers.push("archive store", () => store.close());
-    const kie = buildKie(config);
-    releasers.push("KIE client", () => kie.close());
+    const keys = buildKeys(redis, config, apiKeys, { backoffScale: options.settings?.fleetBackoffScale ?? 1 });
+    for (const key of keys) releasers.push("KIE client", () => key.kie.close());
+    // KIE_API_KEY, else the first of KIE_API_KEYS: what no task's recorded key names.
+    const { kie, fleet } = keys[0]!;
     const ledger = buildLedger(redis, config);
     const queues = buildQueues(redis, config);
     releasers.push("queues", () => queues.close());
-    const fleet = buildFleet(redis, config, { backoffScale: options.settings?.fleetBackoffScale ?? 1 });
     const storePause = buildArchivePause(redis, config);
     // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
-    await registerAccount(redis, config.KIE_QUEUE_PREFIX, fleet.accountId);
-
-    const rate = config.KIE_RATE_LIMIT;
-    const change = await fleet.createLimiter.configureRate(rate.limit, rate.windowMs);
-    if (change.changed && change.previous) {
-      log.warn(
-        { from: change.previous, to: rate },
-        `fleet rate limit changed from ${change.previous.limit}/${change.previous.windowMs}ms to ${rate.limit}/${rate.windowMs}ms`,
-      );
-    }
+    await registerKeys(redis, config, keys, log);
 
     // Metrics and alerts wrap the stages' ports: the stage logic knows nothing of them.
     const metrics = createWorkerMetrics();
@@ -145,26 +134,25 @@ export async function startWorker(
           getArchivePause: () => storePause.get(),
           account: fleet.accountId,
           log,
-          secrets: secretValues(config),
+          secrets: [...secretValues(config), ...apiKeys.map((entry) => entry.key)],
           onOutcome: (event, outcome) => metrics.alerts.inc({ event, outcome }),
         })
       : noAlerts;
     // After the stages: a batch they just finished is still told.
     releasers.push("alerts", () => alerts.close());
+    const portSettings = { pollRatePerSec: config.KIE_POLL_RATE, maxInFlight: config.KIE_MAX_IN_FLIGHT };
     const ports = instrumentPorts(
       {
         kie,
         store,
         // Released reservations and settles wake rows parked over the budget.
         ledger: alerts.ledger(wakingLedger(ledger, queues, log)),
-        fleet: createFleetPort(fleet, {
-          pollRatePerSec: config.KIE_POLL_RATE,
-          maxInFlight: config.KIE_MAX_IN_FLIGHT,
-        }),
+        fleet: createFleetPort(fleet, portSettings),
       },
       metrics,
       [alerts.fleet],
     );
+    const lanes = keyLanes(keys, ports, { metrics, listeners: [alerts.fleet], settings: portSettings });
 
     const workers = new StageWorkers({
       connection: redis,
@@ -182,16 +170,7 @@ export async function startWorker(
         queues,
         clock: systemClock,
         fleet: ports.fleet,
-        ...(config.KIE_REUSE
-          ? {
-              reuse: {
-                results: buildResultIndex(redis, config),
-                store: ports.store,
-                ledger: ports.ledger,
-                clock: systemClock,
-              },
-            }
-          : {}),
+        keys: lanes,
         settings: { ...workerSettings(config), ...options.settings },
       },
     });

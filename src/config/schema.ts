@@ -57,6 +57,10 @@ export const envSchema = z.object({
     .regex(QUEUE_PREFIX_RE, "expected 1-64 characters of A-Z a-z 0-9 . _ - (the code adds the {hash tag})")
     .default("kie"),
   KIE_API_KEY: z.string().min(1, "expected a non-empty API key").optional(),
+  /** More keys: comma-separated, or `@file` (one a line), each `key` or `key=account` (config/api-keys.ts). */
+  KIE_API_KEYS: z.string().min(1).optional(),
+  /** The account of each key, in order (keys of one account share its rate window). */
+  KIE_ACCOUNTS: z.string().min(1).optional(),
   KIE_BASE_URL: url("an http(s) URL").default("https://api.kie.ai"),
   KIE_API_FLAVOR: z.enum(["qwen", "jobs"], { message: 'expected "qwen" or "jobs"' }).default("qwen"),
   KIE_RATE_LIMIT: parsed(parseRate, "<count>/<window> like 20/10s").default({ limit: 20, windowMs: 10_000 }),
@@ -86,14 +90,6 @@ export const envSchema = z.object({
   KIE_RECONCILE_SETTLE: duration('"60s"').default(60_000),
   /** How long a worker's shutdown may take before hung jobs are dropped (released by their lock). */
   KIE_SHUTDOWN_DEADLINE: duration('"25s"').default(25_000),
-  /**
-   * Reuse across batches (worker/reuse.ts): a seeded row whose request was archived before is
-   * copied from there instead of created. "off" turns it off for the deployment (no lookups, no
-   * index writes).
-   */
-  KIE_REUSE: bool.default(true),
-  /** How long a result index entry lives after the last archive of its request. */
-  KIE_REUSE_TTL: duration('"30d"').default(30 * 86_400_000),
   /** How long a command waits for Redis's first answer before it exits 1. */
   REDIS_CONNECT_TIMEOUT: duration('"5s"').default(5_000),
   LOG_LEVEL: z
@@ -128,6 +124,7 @@ export type Config = z.output<typeof envSchema>;
 /** Names whose values never appear in output. */
 export const SECRET_KEYS = [
   "KIE_API_KEY",
+  "KIE_API_KEYS",
   "KIE_WEBHOOK_HMAC_KEY",
   "AWS_SECRET_ACCESS_KEY",
   "AWS_SESSION_TOKEN",

@@ -18,6 +18,14 @@ export function accountId(apiKey: string): string {
 }
 
 /**
+ * The rate window of a named account (KIE_ACCOUNTS): every key of it shares one window, kept under
+ * this id. A hash of the name, so it has an account id's shape and cannot be a key's.
+ */
+export function sharedAccountId(name: string): string {
+  return accountId(`kie-batch account ${name}`);
+}
+
+/**
  * `kie-batch:acct:{<accountId>}:<name>`. The hash tag puts all of an account's keys in one Redis
  * Cluster slot, so one script may touch several of them. The key is not under the queue prefix:
  * every deployment and prefix using one KIE key shares one rate limit, one pause, one cap.

@@ -8,6 +8,11 @@ import type { SubmitGate } from "./submit-gate.js";
 export interface Fleet {
   /** sha256(apiKey) first 16 hex: the only form of the key in Redis and logs. */
   readonly accountId: string;
+  /**
+   * Where its rate windows live: `accountId`, or the shared id of its named account (KIE_ACCOUNTS),
+   * whose keys share one window. Pauses, backoff and in-flight slots stay the key's own.
+   */
+  readonly windowId: string;
   /** Creates: sliding window, one shared value per account (`createLimiter.configureRate`). */
   readonly createLimiter: SlidingWindowLimiter;
   /** Status calls: `ratePerSec` per second per account (KIE_POLL_RATE, may be fractional); one instance per rate. */

@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from "../core/clock.js";
 import type { RedisClient, ScriptClock } from "../redis/script.js";
-import { accountId as accountIdOf } from "./account.js";
+import { accountId as accountIdOf, sharedAccountId } from "./account.js";
 import type { Fleet } from "./fleet.js";
 import { FleetBackoff, type FleetBackoffOptions } from "./fleet-backoff.js";
 import { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
@@ -14,7 +14,7 @@ import {
 import { readSubmitGate } from "./submit-gate.js";
 
 export type { RedisClient } from "../redis/script.js";
-export { accountId, accountKey, accountKeyPattern } from "./account.js";
+export { accountId, accountKey, accountKeyPattern, sharedAccountId } from "./account.js";
 export type { ArchivePauseState } from "./archive-pause.js";
 export { ArchivePause } from "./archive-pause.js";
 export type { Fleet } from "./fleet.js";
@@ -30,6 +30,11 @@ export { CREATE_MARGIN, SlidingWindowLimiter } from "./rate-limiter.js";
 export interface FleetOptions {
   /** The KIE key; only its `accountId` is kept or sent anywhere. */
   apiKey: string;
+  /**
+   * The account the key belongs to (KIE_ACCOUNTS): its keys share one create and status window.
+   * @defaultValue an account of its own
+   */
+  account?: string;
   /** Sleeps of `waitForSlot`. @defaultValue systemClock */
   clock?: Clock;
   /**
@@ -71,13 +76,15 @@ export function perSecond(ratePerSec: number): RateConfig {
  */
 export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
   const id = accountIdOf(options.apiKey);
+  const windowId = options.account === undefined ? id : sharedAccountId(options.account);
   const clock = options.clock ?? systemClock;
   const scriptClock = options.scriptClock ? { scriptClock: options.scriptClock } : {};
   const pollLimiters = new Map<number, SlidingWindowLimiter>();
   return {
     accountId: id,
+    windowId,
     createLimiter: new SlidingWindowLimiter(redis, {
-      accountId: id,
+      accountId: windowId,
       name: "create",
       rate: options.createRate ?? DEFAULT_CREATE_RATE,
       shared: true,
@@ -89,7 +96,7 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
       let limiter = pollLimiters.get(ratePerSec);
       if (!limiter) {
         limiter = new SlidingWindowLimiter(redis, {
-          accountId: id,
+          accountId: windowId,
           name: "poll",
           rate: perSecond(ratePerSec),
           clock,

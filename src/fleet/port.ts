@@ -23,6 +23,11 @@ export interface FleetPort {
   clearBackoff(): Promise<void>;
   /** Waits for a slot of the account's sliding create window. */
   createSlot(signal: AbortSignal): Promise<void>;
+  /**
+   * Takes a create slot if the window has one now: 0, else the ms until one frees (nothing taken).
+   * What a submitter choosing among several keys asks of each.
+   */
+  tryCreateSlot(): Promise<number>;
   /** Waits for a slot of the account's status-call rate. */
   pollSlot(signal: AbortSignal): Promise<void>;
   /** KIE_MAX_IN_FLIGHT (0: no cap): true when the job holds a slot. */
@@ -58,6 +63,10 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
     clearBackoff: () => fleet.backoff.clear(),
     createSlot: async (signal) => {
       await fleet.createLimiter.waitForSlot(signal);
+    },
+    tryCreateSlot: async () => {
+      const result = await fleet.createLimiter.acquire();
+      return result.ok ? 0 : Math.max(1, result.retryInMs);
     },
     pollSlot: async (signal) => {
       await pollLimiter.waitForSlot(signal);

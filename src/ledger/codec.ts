@@ -36,6 +36,19 @@ export function isStatus(value: string): value is Status {
   return (STATUSES as readonly string[]).includes(value);
 }
 
+/** Row field holding the key a task was created with (one per task: no read-modify-write). */
+export function taskKeyField(taskId: string): string {
+  return `taskKey:${taskId}`;
+}
+
+function taskKeysOf(hash: FlatHash): Record<string, string> {
+  const keys: Record<string, string> = {};
+  for (const [field, value] of Object.entries(hash)) {
+    if (field.startsWith("taskKey:")) keys[field.slice(8)] = value;
+  }
+  return keys;
+}
+
 /** A row hash as a typed record; undefined for an empty hash (the key does not exist). */
 export function parseRow(batch: string, hash: FlatHash): RowRecord | undefined {
   if (hash.id === undefined || hash.status === undefined) return undefined;
@@ -55,6 +68,7 @@ export function parseRow(batch: string, hash: FlatHash): RowRecord | undefined {
     status,
     taskId: optStr(hash.taskId),
     taskIds: parseJson<string[]>(hash.taskIds, []),
+    taskKeys: taskKeysOf(hash),
     resubmits: num(hash.resubmits),
     uncertain: num(hash.uncertain),
     images: parseJson<ArchivedImage[]>(hash.images, []),
@@ -72,7 +86,6 @@ export function parseRow(batch: string, hash: FlatHash): RowRecord | undefined {
     completedAt: optNum(hash.completedAt),
     archivedAt: optNum(hash.archivedAt),
     waitingBudget: hash.waitingBudget === "1",
-    ...(hash.reusedFrom ? { reusedFrom: hash.reusedFrom } : {}),
   };
 }
 
@@ -102,8 +115,6 @@ export function parseBatch(batch: string, hash: FlatHash): BatchSummary | undefi
     resubmits: num(hash.resubmits),
     waitingBudget: num(hash.waitingBudget),
     repaired: num(hash.repaired),
-    ...(num(hash.reused) > 0 ? { reused: num(hash.reused) } : {}),
-    ...(hash.noReuse === "1" ? { noReuse: true } : {}),
   };
 }
 
@@ -135,7 +146,6 @@ const UPDATABLE = new Set<string>([
   "generatingAt",
   "completedAt",
   "archivedAt",
-  "reusedFrom",
 ]);
 
 /** Splits a `RowUpdate` into fields to write and fields to delete, all as flat strings. */

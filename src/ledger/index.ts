@@ -11,9 +11,3 @@ export {
   type Status,
   TERMINAL_STATUSES,
 } from "./types.js";
-export { requestHash } from "./request-hash.js";
-export {
-  createResultIndex,
-  type ResultEntry,
-  type ResultIndex,
-} from "./result-index.js";

@@ -34,13 +34,6 @@ export interface LedgerKeys {
   row(batch: string, rowId: string): string;
   /** STRING `<batch>/<rowId>` for a provider taskId. */
   task(taskId: string): string;
-  /**
-   * STRING: the deployment's result index entry of one request hash (result-index.ts), under the
-   * index's own hash tag `{prefix:reuse:results}` (no batch name holds a colon: never a batch's
-   * tag). An entry is only ever touched alone; one tag lets a dry run ask for a chunk of entries
-   * in one pipeline on a Cluster too.
-   */
-  result(requestHash: string): string;
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;
@@ -64,7 +57,6 @@ export function ledgerKeys(prefix: string): LedgerKeys {
     lease: (name) => `${root}:lease:${checkName("lease", name)}`,
     row: (batch, rowId) => `${root}:row:${checkName("batch", batch)}/${checkName("row id", rowId)}`,
     task: (taskId) => `${root}:task:${checkTaskId(taskId)}`,
-    result: (hash) => `{${prefix}:reuse:results}:${checkRequestHash(hash)}`,
   };
 }
 
@@ -81,11 +73,4 @@ function checkTaskId(taskId: string): string {
     throw new LedgerError("invalid_name", `invalid task id ${JSON.stringify(taskId)}`);
   }
   return taskId;
-}
-
-function checkRequestHash(hash: string): string {
-  if (!/^[0-9a-f]{64}$/.test(hash)) {
-    throw new LedgerError("invalid_name", `invalid request hash ${JSON.stringify(hash)}`);
-  }
-  return hash;
 }

@@ -7,6 +7,7 @@ import {
   isStatus,
   pairsToHash,
   parseRow,
+  taskKeyField,
 } from "./codec.js";
 import { markColumnsKept, recordColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
@@ -87,13 +88,7 @@ export async function addRows(
       ...batchSideKeys(ctx, batch),
       ...chunk.map(({ key }) => key),
     ];
-    const args = [
-      batch,
-      meta.file ?? "",
-      budget,
-      meta.noReuse === true ? "1" : "",
-      ...chunk.flatMap(({ values }) => values),
-    ];
+    const args = [batch, meta.file ?? "", budget, ...chunk.flatMap(({ values }) => values)];
     const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock)) as number[];
     if (reply[0] === 1) {
       reopened = true;
@@ -141,6 +136,7 @@ export async function transition(
     if (!isStatus(status)) throw new LedgerError("invalid_value", `unknown status ${JSON.stringify(status)}`);
   }
   const { set, del } = encodeUpdate(input.set);
+  if (input.addTaskId && input.taskKey) set.push([taskKeyField(input.addTaskId), input.taskKey]);
   const incr = encodeIncrements(input.incr);
   const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), ...batchSideKeys(ctx, batch)];
   if (input.addTaskId) keys.push(ctx.keys.task(input.addTaskId));

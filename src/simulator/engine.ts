@@ -5,7 +5,7 @@
  */
 import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND } from "../kie/types.js";
 import { CallbackSender } from "./callbacks.js";
-import { FaultPlan } from "./faults.js";
+import { CODE_MESSAGES, FaultPlan } from "./faults.js";
 import { FileLinks, type FileRef } from "./file-links.js";
 import type { ImageFile } from "./image-file.js";
 import { renderImage } from "./images.js";
@@ -46,6 +46,11 @@ export class SimulatorEngine {
   private readonly links: FileLinks;
   private readonly callbacks: CallbackSender;
   private readonly pendingCallbacks = new Set<TaskEntry>();
+  /** Keys whose creates answer 433 (capKey). */
+  private readonly capped = new Set<string>();
+  /** The account of each task (with `apiKeys`, only its account's keys see it). */
+  private readonly taskAccounts = new Map<string, string>();
+  private readonly createsByKey = new Map<string, number>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly now = () => Date.now();
 
@@ -71,12 +76,30 @@ export class SimulatorEngine {
     );
   }
 
+  /** A bearer key the simulator accepts: `apiKey` and `apiKeys`, or any when neither is set. */
+  accepts(key: string): boolean {
+    const { apiKey, apiKeys } = this.options;
+    if (apiKey === undefined && apiKeys === undefined) return true;
+    return key === apiKey || (apiKeys?.includes(key) ?? false);
+  }
+
+  capKey(key: string, capped: boolean): void {
+    if (capped) this.capped.add(key);
+    else this.capped.delete(key);
+  }
+
+  private accountOf(key: string): string {
+    return this.options.accounts?.[key] ?? key;
+  }
+
   create(flavor: "qwen" | "jobs", apiKey: string, body: unknown): ApiAnswer {
     const parsed = flavor === "qwen" ? parseQwenCreate(body) : parseJobsCreate(body);
     if (!parsed.ok) return answer(422, parsed.msg);
     const { params, callBackUrl } = parsed.value;
+    if (this.capped.has(apiKey)) return answer(433, CODE_MESSAGES[433]!);
+    const account = this.accountOf(apiKey);
     const now = this.now();
-    if (!this.window.allows(apiKey, now)) {
+    if (!this.window.allows(account, now)) {
       this.counters.rateLimited++;
       return answer(429, "Rate limited: too many requests", this.options.rateLimitHttpStatus ? 429 : 200);
     }
@@ -85,7 +108,8 @@ export class SimulatorEngine {
       : CREDITS_UPPER_BOUND;
     if (this.credits < cost) return answer(402, "Credits insufficient");
 
-    this.window.record(apiKey, now);
+    this.window.record(account, now);
+    this.createsByKey.set(apiKey, (this.createsByKey.get(apiKey) ?? 0) + 1);
     this.credits -= cost;
     const task = this.tasks.create({
       flavor,
@@ -95,6 +119,7 @@ export class SimulatorEngine {
       credits: cost,
       outcome: this.drawOutcome(),
     });
+    this.taskAccounts.set(task.taskId, account);
     recordCreate(this.counters, {
       taskId: task.taskId,
       requestHash: requestHash(params),
@@ -109,9 +134,14 @@ export class SimulatorEngine {
   }
 
   /** Either flavour reads any task: the id space is shared, as one account's is. */
-  status(flavor: "qwen" | "jobs", taskId: string | null): ApiAnswer {
+  status(flavor: "qwen" | "jobs", taskId: string | null, key?: string): ApiAnswer {
     if (!taskId) return answer(400, "taskId is required");
-    const task = this.tasks.get(taskId);
+    // Another account's task is unknown to this key, as on the real API.
+    const foreign =
+      this.options.apiKeys !== undefined &&
+      key !== undefined &&
+      this.taskAccounts.get(taskId) !== this.accountOf(key);
+    const task = foreign ? undefined : this.tasks.get(taskId);
     // Unknown and just-created tasks look alike, as on the real API.
     if (!task || this.now() < task.visibleAt) return answer(422, "recordInfo is null");
     const view = this.view(task);
@@ -154,11 +184,12 @@ export class SimulatorEngine {
   }
 
   stats(): SimulatorStats {
-    return snapshotStats(this.counters, {
+    const stats = snapshotStats(this.counters, {
       inFlight: this.tasks.inFlight(),
       maxInFlight: this.tasks.maxInFlight,
       creditsLeft: this.credits,
     });
+    return { ...stats, createsByKey: Object.fromEntries(this.createsByKey) };
   }
 
   task(taskId: string): SimTask | undefined {

@@ -31,6 +31,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       engine.maintenance = on;
     },
     setCredits: (credits) => engine.setCredits(credits),
+    capKey: (key, capped) => engine.capKey(key, capped),
     expireFiles: (taskId) => engine.expireFiles(taskId),
     completeAll: () => engine.completeAll(),
     close: () => running.close(),

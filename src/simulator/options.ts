@@ -5,8 +5,8 @@ const DAY_MS = 86_400_000;
 /** download-url links live 20 (simulated) minutes, as the real API says. */
 export const DOWNLOAD_URL_TTL_MS = 20 * 60_000;
 
-export type ResolvedOptions = Required<Omit<SimulatorOptions, "apiKey" | "webhookHmacKey" | "randomSeed">> &
-  Pick<SimulatorOptions, "apiKey" | "webhookHmacKey" | "randomSeed">;
+type Unset = "apiKey" | "apiKeys" | "accounts" | "webhookHmacKey" | "randomSeed";
+export type ResolvedOptions = Required<Omit<SimulatorOptions, Unset>> & Pick<SimulatorOptions, Unset>;
 
 export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions {
   const resolved: ResolvedOptions = {
@@ -27,6 +27,8 @@ export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions 
     publicHost: options.publicHost ?? "127.0.0.1",
     host: options.host ?? "127.0.0.1",
     apiKey: options.apiKey,
+    apiKeys: options.apiKeys,
+    accounts: options.accounts,
     webhookHmacKey: options.webhookHmacKey,
     randomSeed: options.randomSeed,
   };
@@ -36,6 +38,7 @@ export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions 
     resolved.port,
   );
   check(resolved.apiKey === undefined || resolved.apiKey.length > 0, "apiKey", "(empty)");
+  check(resolved.apiKeys?.every((key) => key.length > 0) ?? true, "apiKeys", "(an empty key)");
   const { limit, windowMs } = resolved.rateLimit;
   check(
     Number.isInteger(limit) && limit >= 1 && windowMs > 0,

@@ -37,12 +37,12 @@ function apiRoutes(engine: SimulatorEngine): Record<string, ApiRoute> {
     "GET /api/v1/qwen/record-info": {
       endpoint: "status",
       body: false,
-      run: (_k, _b, q) => engine.status("qwen", q.get("taskId")),
+      run: (key, _b, q) => engine.status("qwen", q.get("taskId"), key),
     },
     "GET /api/v1/jobs/recordInfo": {
       endpoint: "status",
       body: false,
-      run: (_k, _b, q) => engine.status("jobs", q.get("taskId")),
+      run: (key, _b, q) => engine.status("jobs", q.get("taskId"), key),
     },
     "GET /api/v1/chat/credit": { endpoint: "credit", body: false, run: () => engine.credit() },
     "POST /api/v1/common/download-url": {
@@ -113,7 +113,7 @@ export async function startServer(options: ResolvedOptions): Promise<RunningServ
   ): ApiAnswer {
     if (engine.maintenance) return answer(455, CODE_MESSAGES[455]!);
     const key = bearerKey(req);
-    if (key === undefined || (options.apiKey !== undefined && key !== options.apiKey)) {
+    if (key === undefined || !engine.accepts(key)) {
       return answer(401, CODE_MESSAGES[401]!);
     }
     if (!body.ok) return answer(400, body.msg);

@@ -23,7 +23,14 @@ export interface SimulatorOptions {
   port?: number;
   /** Accepted bearer key; undefined accepts any non-empty key. */
   apiKey?: string;
-  /** Sliding window of creates per key. @defaultValue { limit: 20, windowMs: 10_000 } */
+  /**
+   * Accepted bearer keys (besides `apiKey`). Given, a task is visible only to keys of the account
+   * that created it (status answers "recordInfo is null" to another account's key).
+   */
+  apiKeys?: string[];
+  /** The account of each key (key -> account name): keys of one account share its window. Unlisted: its own. */
+  accounts?: Record<string, string>;
+  /** Sliding window of creates per account (per key unless `accounts` groups them). @defaultValue { limit: 20, windowMs: 10_000 } */
   rateLimit?: { limit: number; windowMs: number };
   /** Answer 429s with HTTP 429 instead of HTTP 200 + code 429. @defaultValue false */
   rateLimitHttpStatus?: boolean;
@@ -80,6 +87,8 @@ export interface SimulatorStats {
   inFlight: number;
   creditsCharged: number;
   creditsLeft: number;
+  /** Accepted creates per bearer key. */
+  createsByKey?: Record<string, number>;
   /** Faults injected, by kind. */
   faults: Record<string, number>;
   /** Epoch ms of every accepted create, for checking the rate window from outside. */
@@ -117,6 +126,8 @@ export interface SimulatorHandle {
   setNextOutcome(outcome: "success" | "fail" | "creation_failed" | undefined): void;
   setMaintenance(on: boolean): void;
   setCredits(credits: number): void;
+  /** While capped, every create with `key` answers 433 (the key's usage cap); the others go on. */
+  capKey(key: string, capped: boolean): void;
   /**
    * Make every existing file of the task expire now (its URLs answer 404/410). download-url still
    * hands out working links for it: the simulator redraws bytes, never deletes them.

@@ -14,6 +14,7 @@ import type { ArchiveStore } from "../archive/types.js";
 import { retryDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
+import type { KeyRing } from "../fleet/key-ring.js";
 import { isKieError } from "../kie/errors.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
@@ -21,8 +22,8 @@ import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { type ArchiveGateDeps, pauseArchiving, waitForStore } from "./archive-gate.js";
 import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
 import type { WorkerSettings } from "./ports.js";
-import { type ReuseDeps, recordResult } from "./reuse.js";
 import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
+import { taskLane } from "./task-key.js";
 
 /** The ledger calls the archive stage makes. */
 type ArchiveLedger = Pick<Ledger, "getRow" | "transition">;
@@ -30,6 +31,8 @@ type ArchiveLedger = Pick<Ledger, "getRow" | "transition">;
 /** What the archive stage uses of the worker's ports: a test fakes just these. */
 export interface ArchiveDeps extends ArchiveGateDeps {
   kie: Pick<KieApi, "refreshDownloadUrl">;
+  /** The worker's keys: a fresh download URL is asked with the key that created the task. */
+  keys?: KeyRing;
   ledger: ArchiveLedger;
   store: Pick<ArchiveStore, "put" | "head" | "remove" | "locationOf">;
   clock: Pick<Clock, "now" | "sleep">;
@@ -39,8 +42,6 @@ export interface ArchiveDeps extends ArchiveGateDeps {
    * checksum). A test passes a fake so no HTTP server is needed. @defaultValue archiveFromUrl
    */
   copyImage?: (options: ArchiveFromUrlOptions) => Promise<ArchivedImage>;
-  /** Where an archived row's request is recorded for reuse (reuse.ts). Absent: not recorded. */
-  reuse?: Pick<ReuseDeps, "results" | "clock">;
 }
 
 /** Archive retries back off up to this; they go on as long as the image is expected to live. */
@@ -126,14 +127,12 @@ async function archiveRow(
   }
 
   await failpoint("archive.after-sidecar");
-  const moved = await deps.ledger.transition(batch, rowId, {
+  await deps.ledger.transition(batch, rowId, {
     from: ["archiving"],
     to: "archived",
     set: { images, archivedAt: deps.clock.now(), error: null },
   });
   job.log.info({ location: images[0]?.location }, "archived");
-  // Its own command after the move (another hash tag): a lost write costs only a future reuse.
-  if (moved.ok) await recordResult(deps.reuse, row, images, taskId, job.log);
   return done;
 }
 
@@ -158,7 +157,10 @@ async function archiveOne(
   } catch (error) {
     if (!isDownloadError(error) || error.code !== "expired") throw error;
     // The result URL stopped answering: ask KIE for a fresh one, once.
-    const fresh = await deps.kie.refreshDownloadUrl(url, job.signal);
+    // With the task's own key; a worker without it asks with its first key (same account or none).
+    const lane = taskLane(deps.keys, row, job.data.taskId);
+    const kie = "kie" in lane && lane.kie ? lane.kie : deps.kie;
+    const fresh = await kie.refreshDownloadUrl(url, job.signal);
     job.log.info({ index }, "result URL expired; archiving from a refreshed URL");
     return await copyImage({ ...options, url: fresh });
   }

@@ -1,5 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
+import type { PauseState } from "../fleet/pause.js";
 import { PAUSE_POLICY, PAUSE_RECHECK_MS, type PauseKind } from "../fleet/policy.js";
 import type { FleetPort } from "../fleet/port.js";
 import { CREDITS_BY_ACCELERATION, type KieApi } from "../kie/types.js";
@@ -28,23 +29,9 @@ export async function waitForOpenGate(
     signal.throwIfAborted();
     const { paused: pause, backoffMs } = await deps.fleet.readGate();
     if (pause) {
-      // Redis's clock decides when a probe is due; exactly one waiter in the fleet wins it.
-      if (pause.nextProbeAt !== undefined && (await deps.fleet.claimProbe())) {
-        const policy = PAUSE_POLICY[pause.kind];
-        if (policy.probe === "single-submit") return "probe";
-        if (policy.probe === "balance-check") {
-          const credits = await deps.kie.getCredits(signal).catch((error: unknown) => {
-            log.warn({ err: error }, "credit balance check failed");
-            return 0;
-          });
-          if (credits >= MIN_IMAGE_CREDITS) {
-            await deps.fleet.resume(pause.kind);
-            log.info({ credits }, policy.probed.lifted);
-            continue;
-          }
-          log.info({ credits }, policy.probed.held);
-        }
-      }
+      const probed = await probePause(deps, pause, signal, log);
+      if (probed === "probe") return "probe";
+      if (probed === "lifted") continue;
       await deps.clock.sleep(PAUSE_RECHECK_MS, signal);
       continue;
     }
@@ -54,6 +41,34 @@ export async function waitForOpenGate(
     }
     return "open";
   }
+}
+
+/**
+ * A paused key's probe, when one is due and this caller wins it (Redis's clock decides when it is
+ * due; exactly one waiter in the fleet wins it): "probe" (this caller sends the one probing
+ * submit), "lifted" (the balance is back: resumed), else "held".
+ */
+export async function probePause(
+  deps: { fleet: Pick<FleetPort, "claimProbe" | "resume">; kie: Pick<KieApi, "getCredits"> },
+  pause: PauseState,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<"probe" | "lifted" | "held"> {
+  if (pause.nextProbeAt === undefined || !(await deps.fleet.claimProbe())) return "held";
+  const policy = PAUSE_POLICY[pause.kind];
+  if (policy.probe === "single-submit") return "probe";
+  if (policy.probe !== "balance-check") return "held";
+  const credits = await deps.kie.getCredits(signal).catch((error: unknown) => {
+    log.warn({ err: error }, "credit balance check failed");
+    return 0;
+  });
+  if (credits >= MIN_IMAGE_CREDITS) {
+    await deps.fleet.resume(pause.kind);
+    log.info({ credits }, policy.probed.lifted);
+    return "lifted";
+  }
+  log.info({ credits }, policy.probed.held);
+  return "held";
 }
 
 /**

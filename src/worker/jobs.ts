@@ -78,6 +78,8 @@ export const pollJobSchema = z.object({
    * never against `submittedAt`, which the submitting machine's clock wrote.
    */
   notFound: z.object({ since: z.number(), waitedMs: z.number().min(0) }).optional(),
+  /** Epoch ms when a worker first found it lacks the API key of the task (worker/task-key.ts). */
+  keyMissingSince: z.number().optional(),
 });
 export type PollJob = z.infer<typeof pollJobSchema>;
 

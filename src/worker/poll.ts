@@ -1,6 +1,7 @@
 import { type PollSchedule, pollDelay, retryDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
+import type { KeyRing } from "../fleet/key-ring.js";
 import { isKieError } from "../kie/errors.js";
 import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type KieApi, type TaskRecord } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
@@ -10,6 +11,7 @@ import { resumeArchive } from "./poll-archiving.js";
 import { failPastMaxWait, pastMaxWait, recordLagMark, withoutNotFound } from "./poll-deadlines.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
+import { KEY_MISSING_GRACE_MS, keyMissing, taskLane } from "./task-key.js";
 
 /** The ledger calls the poll stage makes. */
 type PollLedger = Pick<Ledger, "getRow" | "transition" | "settleCredits" | "keepUncertain">;
@@ -19,12 +21,15 @@ export interface PollDeps {
   kie: Pick<KieApi, "getTask">;
   ledger: PollLedger;
   fleet: Pick<FleetPort, "pollSlot" | "pause" | "touchInFlight" | "releaseInFlight">;
+  /** The worker's keys: a task is polled with the key that created it. */
+  keys?: KeyRing;
   queues: Pick<StageQueues, "addSubmit" | "addArchive">;
   clock: Pick<Clock, "now">;
   settings: Pick<
     WorkerSettings,
     "pollFirstMs" | "callbackUrl" | "recordLagGraceMs" | "maxWaitMs" | "maxResubmits"
-  >;
+  > &
+    Partial<Pick<WorkerSettings, "keyMissingGraceMs">>;
 }
 
 /** The worker's status-call schedule: polling mode, or webhook mode's safety net when callbacks are on. */
@@ -54,16 +59,23 @@ export const pollStage = {
  * The poll stage: one status call per run, then back to delayed with the next backoff step, so
  * thousands of generations in flight hold no worker slot and no timer in memory.
  */
-export async function runPoll(job: StageJob<PollJob>, deps: PollDeps): Promise<StageResult<PollJob>> {
-  const data = job.data;
+export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<StageResult<PollJob>> {
+  const { keyMissingSince: _since, ...data } = job.data;
   const { batch, rowId, taskId } = data;
-  const row = await deps.ledger.getRow(batch, rowId);
+  const row = await base.ledger.getRow(batch, rowId);
   // A purged row or a newer task (resubmit, retry): nothing to do.
   if (!row || row.taskId !== taskId) return done;
+  // A row already past this stage: nothing to do.
+  if (row.status !== "submitted" && row.status !== "generating" && row.status !== "archiving") return done;
+  // Every call about the task goes out with the key that created it.
+  const lane = taskLane(base.keys, row, taskId);
+  if ("missing" in lane) {
+    const graceMs = base.settings.keyMissingGraceMs ?? KEY_MISSING_GRACE_MS;
+    return keyMissing(job, { ledger: base.ledger, clock: base.clock, graceMs }, lane.missing);
+  }
+  const deps: PollDeps = { ...base, ...lane };
   // Moved to archiving by an earlier run that may have died before adding the archive job.
   if (row.status === "archiving") return resumeArchive(job, deps, row);
-  // A row already past this stage: nothing to do.
-  if (row.status !== "submitted" && row.status !== "generating") return done;
 
   await deps.fleet.pollSlot(job.signal);
   const next = { ...data, checks: data.checks + 1 };

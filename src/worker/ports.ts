@@ -1,11 +1,11 @@
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
 import type { ArchivePausePort } from "../fleet/archive-pause.js";
+import type { KeyRing } from "../fleet/key-ring.js";
 import type { FleetPort } from "../fleet/port.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "./jobs.js";
-import type { ReuseDeps } from "./reuse.js";
 
 /** The fleet-wide state the stages consult: declared beside the fleet (Redis-backed in production). */
 export type { FleetPort } from "../fleet/port.js";
@@ -43,18 +43,20 @@ export interface WorkerSettings {
    * when it builds the fleet, not by the stages; for tests. @defaultValue 1
    */
   fleetBackoffScale?: number;
+  /** How long a task whose API key no worker polling it has waits before its row fails. @defaultValue KEY_MISSING_GRACE_MS (15 min) */
+  keyMissingGraceMs?: number;
 }
 
 export interface StageDeps {
   kie: KieApi;
   ledger: Ledger;
   fleet: FleetPort;
+  /** The worker's API keys; `kie` and `fleet` are its first. Absent: one key, `kie` and `fleet`. */
+  keys?: KeyRing;
   store: ArchiveStore;
   /** The deployment's archive pause (the store refuses): the archive stage's gate. */
   storePause: ArchivePausePort;
   queues: StageQueues;
-  /** Reuse across batches (reuse.ts): the result index, the store and the ledger. Absent: off (KIE_REUSE=off). */
-  reuse?: ReuseDeps;
   clock: Clock;
   settings: WorkerSettings;
 }

@@ -1,16 +1,17 @@
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
+import type { KeyRing } from "../fleet/key-ring.js";
 import { PAUSE_POLICY } from "../fleet/policy.js";
 import { isKieError } from "../kie/errors.js";
 import type { GenerationParams, KieApi, SubmitRequest } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
-import { gateStillOpen, waitForOpenGate } from "./gate.js";
+import { gateStillOpen } from "./gate.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
+import { chooseKey } from "./key-choice.js";
 import { firstPollDelay } from "./poll.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
-import { archiveFromIndex, type ReuseDeps } from "./reuse.js";
 import {
   done,
   graceSignal,
@@ -36,9 +37,9 @@ export interface SubmitDeps {
   kie: KieApi;
   ledger: SubmitLedger;
   fleet: FleetPort;
+  /** The worker's keys: a create goes out with whichever has a slot soonest. Absent: `kie` and `fleet`. */
+  keys?: KeyRing;
   queues: Pick<StageQueues, "addPoll">;
-  /** The result index and what reusing needs (reuse.ts). Absent: reuse is off (KIE_REUSE=off). */
-  reuse?: ReuseDeps;
   clock: Clock;
   settings: Pick<WorkerSettings, "pollFirstMs" | "callbackUrl" | "creditsProbeMs" | "usageCapProbeMs"> &
     Partial<Pick<WorkerSettings, "maxWaitMs">>;
@@ -104,8 +105,6 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       await deps.ledger.releaseReservation(batch, rowId);
     return done; // or moved on by an operator
   }
-  // A request archived before is copied from there: no reservation, no rate slot, no create.
-  if (await archiveFromIndex(job, row, deps.reuse)) return done;
 
   for (;;) {
     // One reservation per attempt (a no-op while this attempt's is still held).
@@ -114,23 +113,25 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     // raised budget or a released reservation wakes it with a new job (budget-wake.ts).
     if (outcome === "over-budget") return parked;
 
-    const gate = await waitForOpenGate(deps, job.signal, job.log);
-    if (!(await deps.fleet.tryAcquireInFlight(key))) {
+    const chosen = await chooseKey(deps, key, job.signal, job.log);
+    if (!chosen) {
       await deps.clock.sleep(IN_FLIGHT_RECHECK_MS, job.signal);
       continue;
     }
+    // Every fleet call from here on is the chosen key's: its gate, its pause, its slots.
+    const { passed: gate, fleet, kie } = chosen;
     try {
-      await deps.fleet.createSlot(job.signal);
+      await chosen.slot(job.signal);
       // The three checks between the slot and the request go out together: every round trip
       // here is time between the limiter's admission and KIE's arrival, which its margin covers.
       const [current, owned, now] = await Promise.all([
         deps.ledger.getRow(batch, rowId),
         job.stillOwned ? job.stillOwned() : true,
-        deps.fleet.readGate(),
+        fleet.readGate(),
       ]);
       // The gate may have held this job for hours: a row cancelled meanwhile must not be paid for.
       if (current?.status !== "queued" || current.taskIds[resubmit] !== undefined) {
-        await deps.fleet.releaseInFlight(key);
+        await fleet.releaseInFlight(key);
         if (current?.status === "cancelled") await deps.ledger.releaseReservation(batch, rowId);
         return done;
       }
@@ -142,7 +143,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       }
       // The rate slot may have taken seconds: a pause or backoff set meanwhile stops this create.
       if (!gateStillOpen(gate, now)) {
-        await deps.fleet.releaseInFlight(key);
+        await fleet.releaseInFlight(key);
         job.log.info(
           { pause: now.paused?.kind, backoffMs: now.backoffMs },
           "submissions were paused while this create waited for its rate slot: not sent",
@@ -155,15 +156,15 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     } catch (error) {
       // A slot taken just before an abort (shutdown) or a failed Redis call goes back now, not an
       // hour later as stale. A job lost to another worker leaves the slot to that worker.
-      if (!(error instanceof JobLostError)) await deps.fleet.releaseInFlight(key).catch(() => undefined);
+      if (!(error instanceof JobLostError)) await fleet.releaseInFlight(key).catch(() => undefined);
       throw error;
     }
     await failpoint("submit.before-create");
     let taskId: string;
     try {
-      taskId = await deps.kie.submit(requestOf(row, key, deps), graceSignal(job.signal, SUBMIT_GRACE_MS));
+      taskId = await kie.submit(requestOf(row, key, deps), graceSignal(job.signal, SUBMIT_GRACE_MS));
     } catch (error) {
-      await deps.fleet.releaseInFlight(key);
+      await fleet.releaseInFlight(key);
       // KIE may have made (and charged) a task whose id never came back: a reset, a timeout, a
       // 502/504, or a shutdown that cut the request. Counted before the mark goes.
       if (isKieError(error) ? error.maybeCreated : true) {
@@ -175,13 +176,13 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       }
       await job.saveData?.(data);
       if (!isKieError(error)) throw error;
-      const next = await handleSubmitError(error, job, deps);
+      const next = await handleSubmitError(error, job, { ...deps, fleet });
       if (next === "again") continue;
       return next;
     }
 
     // Invariant 3: the task id is in the log the moment it is known, before any Redis call.
-    job.log.info({ taskId, resubmit }, "task created");
+    job.log.info({ taskId, resubmit, ...(chosen.id ? { key: chosen.id } : {}) }, "task created");
     await failpoint("submit.after-create");
     const submittedAt = deps.clock.now();
     const recorded = await recordWithRetry(
@@ -194,12 +195,13 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
           from: ["queued", "cancelled"],
           to: "submitted",
           addTaskId: taskId,
+          ...(chosen.id ? { taskKey: chosen.id } : {}),
           set: { submittedAt, error: null },
         }),
       graceSignal(job.signal, SUBMIT_GRACE_MS),
     );
     await failpoint("submit.after-record");
-    await afterAccepted(gate, deps, job.log);
+    await afterAccepted(gate, fleet, job.log);
     // A record whose reply was lost and that was sent again (a reconnect, a retry) finds its own
     // task already recorded: that is a success, not another worker's task.
     const ours = !recorded.ok && recorded.row?.taskIds[resubmit] === taskId;
@@ -208,7 +210,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       // operator purged it: this task is paid for too. Count it where the row still exists, so
       // the double payment is shown and held against the budget; the taskId is in the log.
       if (recorded.row) await deps.ledger.keepUncertain(batch, rowId, row.estimatedCredits);
-      else await deps.fleet.releaseInFlight(key);
+      else await fleet.releaseInFlight(key);
       job.log.error(
         { taskId, status: recorded.row?.status },
         "task created but the row had changed: taskId not recorded, row counted as uncertain",
@@ -223,16 +225,16 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
 }
 
 /** An accepted create: a usage-cap probe lifts its pause, and a spent 429/455 ladder resets. */
-async function afterAccepted(gate: "open" | "probe", deps: SubmitDeps, log: StageJob<SubmitJob>["log"]) {
+async function afterAccepted(gate: "open" | "probe", fleet: FleetPort, log: StageJob<SubmitJob>["log"]) {
   if (gate === "probe") {
-    await deps.fleet.resume("usage-cap");
+    await fleet.resume("usage-cap");
     log.info(PAUSE_POLICY["usage-cap"].probed.lifted);
   }
   // A success resets the 429/455 ladder, but only once the fleet's backoff has run out: a create
   // that was already on the wire when another submitter met a 429 says nothing about now, and
   // clearing a running backoff would send every waiting submitter into the limit again.
   // (Read-then-clear can drop a 429 that lands in between: one lost step, not a lost row.)
-  if ((await deps.fleet.backoffRemaining()) === 0) await deps.fleet.clearBackoff();
+  if ((await fleet.backoffRemaining()) === 0) await fleet.clearBackoff();
 }
 
 /**

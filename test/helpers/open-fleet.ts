@@ -12,6 +12,7 @@ export function openFleet(overrides: Partial<FleetPort> = {}): FleetPort {
     backoffRemaining: async () => 0,
     clearBackoff: async () => {},
     createSlot: async () => {},
+    tryCreateSlot: async () => 0,
     pollSlot: async () => {},
     tryAcquireInFlight: async () => true,
     touchInFlight: async () => {},

@@ -1,0 +1,96 @@
+import type { Clock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
+import type { KeyLane, KeyRing } from "../fleet/key-ring.js";
+import { PAUSE_RECHECK_MS } from "../fleet/policy.js";
+import type { FleetPort } from "../fleet/port.js";
+import type { KieApi } from "../kie/types.js";
+import { probePause, waitForOpenGate } from "./gate.js";
+
+/** The key a create goes out with: its gate passed, its in-flight slot held for the job. */
+export interface ChosenKey {
+  /** "probe": this create is the usage-cap probe of the key's pause (see waitForOpenGate). */
+  readonly passed: "open" | "probe";
+  readonly kie: KieApi;
+  readonly fleet: FleetPort;
+  /** The key's short hash, recorded with the task; absent without a key ring. */
+  readonly id?: string;
+  /** Takes the create slot: a no-op when the choice already took it. */
+  slot(signal: AbortSignal): Promise<void>;
+}
+
+interface ChoiceDeps {
+  kie: KieApi;
+  fleet: FleetPort;
+  keys?: KeyRing;
+  clock: Pick<Clock, "sleep">;
+}
+
+/** Where the next choice starts, per process: submitters spread over keys that are all free. */
+let rotation = 0;
+
+/**
+ * The key for one create, or undefined when the in-flight cap holds it (the caller waits and asks
+ * again). One key: its gate is waited for, then its in-flight slot; the create slot is taken by
+ * `slot()`. Several keys: the first key, from a rotating start, whose gate is open (or whose
+ * usage-cap probe this caller won), that has an in-flight slot and a create slot free now; when
+ * none has, it waits until the soonest slot frees, the backoff ends or a pause is checked again,
+ * and looks at every gate again. A paused key is passed over: the others go on.
+ */
+export async function chooseKey(
+  deps: ChoiceDeps,
+  jobKey: string,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<ChosenKey | undefined> {
+  const lanes = deps.keys?.lanes ?? [];
+  if (lanes.length <= 1) {
+    const fleet = lanes[0]?.fleet ?? deps.fleet;
+    const kie = lanes[0]?.kie ?? deps.kie;
+    const passed = await waitForOpenGate({ fleet, kie, clock: deps.clock }, signal, log);
+    if (!(await fleet.tryAcquireInFlight(jobKey))) return undefined;
+    return {
+      passed,
+      kie,
+      fleet,
+      ...(lanes[0] ? { id: lanes[0].id } : {}),
+      slot: (s) => fleet.createSlot(s),
+    };
+  }
+  for (;;) {
+    signal.throwIfAborted();
+    const gates = await Promise.all(lanes.map((lane) => lane.fleet.readGate()));
+    let waitMs = PAUSE_RECHECK_MS;
+    let capped = false;
+    const start = rotation++ % lanes.length;
+    for (let n = 0; n < lanes.length; n++) {
+      const i = (start + n) % lanes.length;
+      const lane = lanes[i]!;
+      const { paused, backoffMs } = gates[i]!;
+      let passed: "open" | "probe" = "open";
+      if (paused) {
+        const probed = await probePause(lane, paused, signal, log.child({ key: lane.id }));
+        if (probed === "held") continue;
+        passed = probed === "probe" ? "probe" : "open";
+      } else if (backoffMs > 0) {
+        waitMs = Math.min(waitMs, backoffMs);
+        continue;
+      }
+      if (!(await lane.fleet.tryAcquireInFlight(jobKey))) {
+        capped = true;
+        continue;
+      }
+      // A won probe waits for its key's slot: giving it up would delay the probe a whole period.
+      if (passed === "probe") return chosen(lane, passed, (s) => lane.fleet.createSlot(s));
+      const retryInMs = await lane.fleet.tryCreateSlot();
+      if (retryInMs === 0) return chosen(lane, passed, async () => {});
+      await lane.fleet.releaseInFlight(jobKey);
+      waitMs = Math.min(waitMs, retryInMs);
+    }
+    if (capped && waitMs >= PAUSE_RECHECK_MS) return undefined;
+    await deps.clock.sleep(waitMs, signal);
+  }
+}
+
+function chosen(lane: KeyLane, passed: "open" | "probe", slot: ChosenKey["slot"]): ChosenKey {
+  return { passed, kie: lane.kie, fleet: lane.fleet, id: lane.id, slot };
+}

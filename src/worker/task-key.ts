@@ -1,0 +1,61 @@
+/**
+ * Every call about a task goes out with the key that created it (recorded with its task id): a
+ * status or download-URL call with another account's key would not find the task. A worker that
+ * lacks the key leaves the task to one that has it; past a bound, the row fails saying which key.
+ */
+import type { KeyLane, KeyRing } from "../fleet/key-ring.js";
+import type { Ledger } from "../ledger/index.js";
+import type { RowRecord } from "../ledger/types.js";
+import type { PollJob } from "./jobs.js";
+import { delay, done, type StageJob, type StageResult } from "./stage.js";
+
+/** How long a task's poll waits for a worker that has its key before its row fails. @see WorkerSettings.keyMissingGraceMs */
+export const KEY_MISSING_GRACE_MS = 15 * 60_000;
+/** How often a poll job whose key this worker lacks comes back (to any worker). */
+const KEY_MISSING_RECHECK_MS = 30_000;
+
+/**
+ * The key lane a task's calls use: `{}` (the worker's default key: no ring, or a task recorded
+ * without a key), the lane of its key, or `{ missing }` when this worker does not have that key.
+ */
+export function taskLane(
+  keys: KeyRing | undefined,
+  row: Pick<RowRecord, "taskKeys">,
+  taskId: string,
+): Partial<Pick<KeyLane, "kie" | "fleet">> | { missing: string } {
+  const id = row.taskKeys?.[taskId];
+  if (id === undefined || keys === undefined) return {};
+  const lane = keys.lane(id);
+  return lane ? { kie: lane.kie, fleet: lane.fleet } : { missing: id };
+}
+
+/**
+ * This worker lacks the key of the job's task: the job comes back later (when any worker may take
+ * it) until `graceMs` has passed since a worker first found the key missing; then the row fails
+ * naming the key's short hash. Like KIE_MAX_WAIT's failure, the task id and its reservation stay
+ * (the task may finish and be charged): `kie-batch retry` with the key back polls the same task.
+ */
+export async function keyMissing(
+  job: StageJob<PollJob>,
+  deps: { ledger: Pick<Ledger, "transition">; clock: { now(): number }; graceMs: number },
+  keyId: string,
+): Promise<StageResult<PollJob>> {
+  const { batch, rowId, taskId } = job.data;
+  const now = deps.clock.now();
+  const since = job.data.keyMissingSince ?? now;
+  if (now - since < deps.graceMs) {
+    job.log.warn(
+      { taskId, key: keyId },
+      "this worker lacks the API key the task was created with: left for a worker that has it",
+    );
+    return delay(Math.min(KEY_MISSING_RECHECK_MS, deps.graceMs), { ...job.data, keyMissingSince: since });
+  }
+  const error = `task ${taskId} was created with API key ${keyId}, which no worker polling it has had for ${Math.round(deps.graceMs / 1000)} s: give the workers that key again (KIE_API_KEYS), then \`kie-batch retry\` polls the task again`;
+  await deps.ledger.transition(batch, rowId, {
+    from: ["submitted", "generating"],
+    to: "failed",
+    set: { error },
+  });
+  job.log.error({ taskId, key: keyId }, "no worker has the task's API key: row failed");
+  return done;
+}
