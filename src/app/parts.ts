@@ -11,6 +11,7 @@ import { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
 import { type Config, ConfigError, requireApiKey } from "../config/index.js";
 import { fleetBackoff } from "../core/backoff.js";
+import { systemClock } from "../core/clock.js";
 import {
   ArchivePause,
   CREATE_MARGIN,
@@ -19,9 +20,10 @@ import {
   FleetPause,
   type PauseKind,
 } from "../fleet/index.js";
-import { createKieClient, type KieClient } from "../kie/index.js";
+import { createKieClient, createUploadClient, type KieClient } from "../kie/index.js";
 import { createLedger, type Ledger } from "../ledger/index.js";
 import type { ProducerBackend } from "../producer/types.js";
+import { InputImages } from "../worker/input-image.js";
 import { openRedis } from "./connections.js";
 
 export function buildLedger(redis: Redis, config: Config): Ledger {
@@ -46,6 +48,12 @@ export function buildKie(config: Config, apiKey = requireApiKey(config)): KieCli
 }
 
 /** The fleet state of one key (KIE_API_KEY's by default); `account`: its KIE_ACCOUNTS name. */
+/** The File Upload API client and the worker's uploads of local input images over it. */
+export function buildInputImages(config: Config): { images: InputImages; close(): Promise<void> } {
+  const client = createUploadClient({ baseUrl: config.KIE_UPLOAD_BASE_URL, apiKey: requireApiKey(config) });
+  return { images: new InputImages({ uploader: client, clock: systemClock }), close: () => client.close() };
+}
+
 export function buildFleet(
   redis: Redis,
   config: Config,

@@ -31,6 +31,7 @@ import { openRedis } from "./connections.js";
 import { buildKeys, keyLanes, registerKeys } from "./keys.js";
 import {
   buildArchivePause,
+  buildInputImages,
   buildLedger,
   buildQueues,
   buildStore,
@@ -112,6 +113,8 @@ export async function startWorker(
     releasers.push("archive store", () => store.close());
     const keys = buildKeys(redis, config, apiKeys, { backoffScale: options.settings?.fleetBackoffScale ?? 1 });
     for (const key of keys) releasers.push("KIE client", () => key.kie.close());
+    const uploads = buildInputImages(config);
+    releasers.push("upload client", () => uploads.close());
     // KIE_API_KEY, else the first of KIE_API_KEYS: what no task's recorded key names.
     const { kie, fleet } = keys[0]!;
     const ledger = buildLedger(redis, config);
@@ -168,6 +171,7 @@ export async function startWorker(
         store: ports.store,
         storePause,
         queues,
+        inputImages: uploads.images,
         clock: systemClock,
         fleet: ports.fleet,
         keys: lanes,

@@ -1,6 +1,8 @@
 import { connectProducer, droppedConnection, pingRedis } from "../app/index.js";
 import type { Config } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
+import { ValueError } from "../core/errors.js";
+import { type PriceTable, parsePriceOverrides } from "../kie/index.js";
 import { LedgerError } from "../ledger/index.js";
 import { isManifestParseError, ManifestOptionError } from "../manifest/index.js";
 import {
@@ -21,6 +23,7 @@ export interface EnqueueFlags {
   budget?: string;
   priority?: string;
   json?: boolean;
+  allowPaths?: string[];
 }
 
 /**
@@ -40,12 +43,25 @@ export async function runEnqueueCommand(config: Config, file: string, flags: Enq
         ...(flags.budget === undefined ? {} : { budget: parseBudgetCredits(flags.budget) }),
         ...(flags.priority === undefined ? {} : { priority: parsePriority(flags.priority) }),
         json: flags.json === true,
+        allowPaths: flags.allowPaths ?? [],
+        apiFlavor: config.KIE_API_FLAVOR,
+        ...(config.KIE_PRICES === undefined ? {} : { prices: parsePrices(config.KIE_PRICES) }),
       },
       redisDeps(config),
     );
     process.exitCode = summary.exitCode;
   } catch (error) {
     throw commandError(error, config);
+  }
+}
+
+/** KIE_PRICES as the user wrote it; a bad entry is a usage error (exit 2), before the file is read. */
+function parsePrices(text: string): PriceTable {
+  try {
+    return parsePriceOverrides(text);
+  } catch (error) {
+    if (error instanceof ValueError) throw new ManifestOptionError("KIE_PRICES", error.message);
+    throw error;
   }
 }
 

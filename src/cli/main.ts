@@ -86,6 +86,12 @@ program
   .option("--strict", "enqueue nothing unless every row is valid")
   .option("--budget <credits>", "credit budget of the batch")
   .option("--priority <n>", "1 (runs first) to 2097151 (runs last); default 1000")
+  .option(
+    "--allow-paths <folder>",
+    "a folder besides the manifest's own that image_path may read from (repeatable)",
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
   .option("--json", "print the summary as JSON")
   .action(
     action(async (file: string, flags) => {

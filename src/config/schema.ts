@@ -63,6 +63,10 @@ export const envSchema = z.object({
   KIE_ACCOUNTS: z.string().min(1).optional(),
   KIE_BASE_URL: url("an http(s) URL").default("https://api.kie.ai"),
   KIE_API_FLAVOR: z.enum(["qwen", "jobs"], { message: 'expected "qwen" or "jobs"' }).default("qwen"),
+  /** KIE's File Upload API (local input images of image-to-image and edit rows go there first). */
+  KIE_UPLOAD_BASE_URL: url("an http(s) URL").default("https://kieai.redpandaai.co"),
+  /** Prices per model and acceleration over the built-in table, e.g. "edit=5,image-to-image:high=3" (kie/prices.ts). */
+  KIE_PRICES: z.string().optional(),
   KIE_RATE_LIMIT: parsed(parseRate, "<count>/<window> like 20/10s").default({ limit: 20, windowMs: 10_000 }),
   /**
    * Status calls per second per account. KIE documents no limit (only: no faster than every 2-3 s

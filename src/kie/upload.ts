@@ -114,7 +114,7 @@ export function createUploadClient(options: UploadClientOptions): UploadClient {
         });
         httpStatus = response.statusCode;
         if (httpStatus >= 300 && httpStatus < 400) {
-          response.body.destroy();
+          await response.body.dump().catch(() => undefined);
           throw redirectRefused(httpStatus, response.headers.location, base, context);
         }
         text = await readText(response.body, UPLOAD_DEFAULTS.maxResponseBytes, context, scrub);

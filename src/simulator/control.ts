@@ -25,11 +25,13 @@ const controlSchema = z.object({
   /** null clears a forced outcome. */
   nextOutcome: z.enum(["success", "fail", "creation_failed"]).nullable().optional(),
   expireFiles: z.string().optional(),
+  /** Every uploaded file expires now. */
+  expireUploads: z.boolean().optional(),
   /** Caps (433) or uncaps one key's creates. */
   capKey: z.object({ key: z.string().min(1), capped: z.boolean() }).optional(),
   faults: z
     .object({
-      endpoint: z.enum(["submit", "status", "credit", "download-url", "image"]),
+      endpoint: z.enum(["submit", "status", "credit", "download-url", "image", "upload"]),
       faults: z.array(faultSchema),
     })
     .optional(),
@@ -44,6 +46,7 @@ export function applyControl(engine: SimulatorEngine, body: unknown): string | u
   if (control.credits !== undefined) engine.setCredits(control.credits);
   if (control.nextOutcome !== undefined) engine.setNextOutcome(control.nextOutcome ?? undefined);
   if (control.expireFiles !== undefined) engine.expireFiles(control.expireFiles);
+  if (control.expireUploads) engine.uploads.expireAll();
   if (control.capKey) engine.capKey(control.capKey.key, control.capKey.capped);
   if (control.faults) engine.faults.inject(control.faults.endpoint, control.faults.faults);
   if (control.completeAll) engine.completeAll();

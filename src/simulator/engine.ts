@@ -3,12 +3,14 @@
  * API operations as `{httpStatus, body}` without knowing about HTTP. The server adds routing,
  * auth and faults around it.
  */
-import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND } from "../kie/types.js";
+import { DEFAULT_PRICES, priceOf } from "../kie/prices.js";
+import { LIMITS } from "../kie/types.js";
 import { CallbackSender } from "./callbacks.js";
 import { CODE_MESSAGES, FaultPlan } from "./faults.js";
 import { FileLinks, type FileRef } from "./file-links.js";
 import type { ImageFile } from "./image-file.js";
 import { renderImage } from "./images.js";
+import { fetchInputImage } from "./input-image.js";
 import { DOWNLOAD_URL_TTL_MS, type ResolvedOptions } from "./options.js";
 import { parseJobsCreate, parseQwenCreate, requestHash } from "./params.js";
 import { createRandom, type Random } from "./random.js";
@@ -17,6 +19,7 @@ import { callbackBody, jobsRecord, qwenRecord, type TaskView } from "./records.j
 import { type Counters, createCounters, recordCreate, snapshotStats } from "./stats.js";
 import { type Outcome, type TaskEntry, TaskStore } from "./tasks.js";
 import type { SimTask, SimulatorStats } from "./types.js";
+import { UploadStore } from "./uploads.js";
 
 export interface ApiAnswer {
   httpStatus: number;
@@ -53,6 +56,8 @@ export class SimulatorEngine {
   private readonly createsByKey = new Map<string, number>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly now = () => Date.now();
+  /** KIE's File Upload API: files kept for a day (simulated), served at their downloadUrl. */
+  readonly uploads: UploadStore;
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -64,6 +69,12 @@ export class SimulatorEngine {
     this.tasks = new TaskStore(options, this.random, this.now);
     this.window = new SlidingWindow(options.rateLimit.limit, options.rateLimit.windowMs);
     this.links = new FileLinks(options.publicHost, port);
+    this.uploads = new UploadStore({
+      base: () => `http://${options.publicHost}:${port}`,
+      ttlMs: Math.round(options.uploadTtlMs / options.timeScale),
+      maxBytes: options.uploadMaxBytes,
+      now: this.now,
+    });
     this.callbacks = new CallbackSender(
       {
         sent: () => this.counters.callbacksSent++,
@@ -92,7 +103,14 @@ export class SimulatorEngine {
     return this.options.accounts?.[key] ?? key;
   }
 
-  create(flavor: "qwen" | "jobs", apiKey: string, body: unknown): ApiAnswer {
+  /** A jobs create whose model takes an input image fetches it first: 422 when it cannot. */
+  async createFetchingInput(apiKey: string, body: unknown): Promise<ApiAnswer> {
+    const input = await fetchInputImage(body, this.uploads, LIMITS.inputImageMaxBytes);
+    if (input?.ok === false) return answer(422, input.msg);
+    return this.create("jobs", apiKey, body, input?.sha256);
+  }
+
+  create(flavor: "qwen" | "jobs", apiKey: string, body: unknown, inputSha256?: string): ApiAnswer {
     const parsed = flavor === "qwen" ? parseQwenCreate(body) : parseJobsCreate(body);
     if (!parsed.ok) return answer(422, parsed.msg);
     const { params, callBackUrl } = parsed.value;
@@ -103,9 +121,7 @@ export class SimulatorEngine {
       this.counters.rateLimited++;
       return answer(429, "Rate limited: too many requests", this.options.rateLimitHttpStatus ? 429 : 200);
     }
-    const cost = params.acceleration_level
-      ? CREDITS_BY_ACCELERATION[params.acceleration_level]
-      : CREDITS_UPPER_BOUND;
+    const cost = priceOf(DEFAULT_PRICES, params);
     if (this.credits < cost) return answer(402, "Credits insufficient");
 
     this.window.record(account, now);
@@ -118,6 +134,7 @@ export class SimulatorEngine {
       callBackUrl,
       credits: cost,
       outcome: this.drawOutcome(),
+      ...(inputSha256 === undefined ? {} : { inputSha256 }),
     });
     this.taskAccounts.set(task.taskId, account);
     recordCreate(this.counters, {
@@ -176,7 +193,12 @@ export class SimulatorEngine {
     const now = this.now();
     const alive = ref.signed ? ref.signed.valid && now < ref.signed.expires : now < task.filesExpireAt;
     if (!alive) return undefined;
-    const spec = { prompt: task.params.prompt, seed: task.imageSeed, index: ref.index, format: ref.ext };
+    // An image-to-image or edit result is drawn from its input's bytes too: another input, another image.
+    const prompt =
+      task.inputSha256 === undefined
+        ? task.params.prompt
+        : `${task.params.prompt}\n[input ${task.inputSha256}]`;
+    const spec = { prompt, seed: task.imageSeed, index: ref.index, format: ref.ext };
     return renderImage(
       task.params.image_size ? { ...spec, size: task.params.image_size } : spec,
       this.options.imagePadBytes,
@@ -189,7 +211,7 @@ export class SimulatorEngine {
       maxInFlight: this.tasks.maxInFlight,
       creditsLeft: this.credits,
     });
-    return { ...stats, createsByKey: Object.fromEntries(this.createsByKey) };
+    return { ...stats, createsByKey: Object.fromEntries(this.createsByKey), uploads: this.uploads.count };
   }
 
   task(taskId: string): SimTask | undefined {

@@ -1,4 +1,5 @@
 /** `SimulatorOptions` with every default filled in and every value checked once, at start. */
+import { LIMITS } from "../kie/types.js";
 import type { SimulatorOptions } from "./types.js";
 
 const DAY_MS = 86_400_000;
@@ -23,6 +24,8 @@ export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions 
     fileTtlMs: options.fileTtlMs ?? 14 * DAY_MS,
     imagePadBytes: options.imagePadBytes ?? 0,
     imagesPerTask: options.imagesPerTask ?? 1,
+    uploadTtlMs: options.uploadTtlMs ?? DAY_MS,
+    uploadMaxBytes: options.uploadMaxBytes ?? LIMITS.inputImageMaxBytes,
     reportCreditsConsumed: options.reportCreditsConsumed ?? true,
     publicHost: options.publicHost ?? "127.0.0.1",
     host: options.host ?? "127.0.0.1",
@@ -54,6 +57,8 @@ export function resolveOptions(options: SimulatorOptions = {}): ResolvedOptions 
     check(resolved[key] >= 0 && resolved[key] <= 1, key, resolved[key]);
   }
   check(resolved.fileTtlMs > 0, "fileTtlMs", resolved.fileTtlMs);
+  check(resolved.uploadTtlMs > 0, "uploadTtlMs", resolved.uploadTtlMs);
+  check(resolved.uploadMaxBytes > 0, "uploadMaxBytes", resolved.uploadMaxBytes);
   check(resolved.imagePadBytes >= 0, "imagePadBytes", resolved.imagePadBytes);
   check(
     Number.isInteger(resolved.imagesPerTask) && resolved.imagesPerTask >= 1,

@@ -7,11 +7,17 @@ import {
   ACCELERATION_LEVELS,
   type GenerationParams,
   IMAGE_SIZES,
+  KIE_MODELS,
+  type KieModel,
   LIMITS,
+  MARKET_MODELS,
   OUTPUT_FORMATS,
 } from "../kie/types.js";
 
-export const JOBS_MODEL = "qwen/text-to-image";
+/** The market models by their wire names. */
+const MODELS_BY_MARKET_NAME: ReadonlyMap<string, KieModel> = new Map(
+  KIE_MODELS.map((model) => [MARKET_MODELS[model], model]),
+);
 
 interface ParsedCreate {
   params: GenerationParams;
@@ -38,12 +44,34 @@ export function parseQwenCreate(body: unknown): ParseResult {
 /** `POST /api/v1/jobs/createTask`: `{model, input: {...}, callBackUrl}`; market names accepted too. */
 export function parseJobsCreate(body: unknown): ParseResult {
   if (!isObject(body)) return { ok: false, msg: "request body must be a JSON object" };
-  if (body.model !== JOBS_MODEL) {
-    return { ok: false, msg: `model must be "${JOBS_MODEL}" (got ${JSON.stringify(body.model ?? null)})` };
+  const model = typeof body.model === "string" ? MODELS_BY_MARKET_NAME.get(body.model) : undefined;
+  if (model === undefined) {
+    const names = [...MODELS_BY_MARKET_NAME.keys()].map((name) => `"${name}"`).join(", ");
+    return { ok: false, msg: `model must be one of ${names} (got ${JSON.stringify(body.model ?? null)})` };
   }
   if (!isObject(body.input)) return { ok: false, msg: "input must be a JSON object" };
   const input = body.input;
-  return guarded(() => readParams(input, body, true));
+  return guarded(() => {
+    const parsed = readParams(input, body, true, model);
+    if (model !== "text-to-image") readImageParams(input, parsed.params, model);
+    return parsed;
+  });
+}
+
+/** image-to-image and edit: a fetchable `image_url` (required); `strength` 0-1 is image-to-image's. */
+function readImageParams(input: Body, params: GenerationParams, model: KieModel): void {
+  params.model = model;
+  const url = input.image_url;
+  if (typeof url !== "string" || !/^https?:\/\//i.test(url))
+    throw new Invalid("image_url is required (an http(s) URL)");
+  params.image_url = url;
+  if (model === "image-to-image" && input.strength !== undefined) {
+    const strength = input.strength;
+    if (typeof strength !== "number" || strength < LIMITS.strengthMin || strength > LIMITS.strengthMax) {
+      throw new Invalid(`strength must be a number from ${LIMITS.strengthMin} to ${LIMITS.strengthMax}`);
+    }
+    params.strength = strength;
+  }
 }
 
 function guarded(read: () => ParsedCreate): ParseResult {
@@ -55,8 +83,9 @@ function guarded(read: () => ParsedCreate): ParseResult {
   }
 }
 
-function readParams(input: Body, envelope: Body, market: boolean): ParsedCreate {
-  const params: GenerationParams = { prompt: readPrompt(input.prompt) };
+function readParams(input: Body, envelope: Body, market: boolean, model?: KieModel): ParsedCreate {
+  const max = model === "edit" ? LIMITS.editPromptMaxChars : LIMITS.promptMaxChars;
+  const params: GenerationParams = { prompt: readPrompt(input.prompt, max) };
 
   const size = input.image_size;
   if (size !== undefined) params.image_size = oneOf(size, IMAGE_SIZES, "image_size");
@@ -115,12 +144,10 @@ function readParams(input: Body, envelope: Body, market: boolean): ParsedCreate 
   return parsed;
 }
 
-function readPrompt(prompt: unknown): string {
+function readPrompt(prompt: unknown, max: number): string {
   if (typeof prompt !== "string" || prompt.length === 0) throw new Invalid("prompt is required");
   // The limit is in characters as a user counts them: code points, not UTF-16 units.
-  if (codePoints(prompt) > LIMITS.promptMaxChars) {
-    throw new Invalid(`prompt must be at most ${LIMITS.promptMaxChars} characters`);
-  }
+  if (codePoints(prompt) > max) throw new Invalid(`prompt must be at most ${max} characters`);
   return prompt;
 }
 

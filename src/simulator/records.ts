@@ -4,7 +4,7 @@
  * generation time the model "took", so it reads like the real API's whatever the time scale.
  * Fields that do not apply yet are null, as the market API documents for failCode.
  */
-import { JOBS_MODEL } from "./params.js";
+import { MARKET_MODELS } from "../kie/types.js";
 import type { Phase, TaskEntry } from "./tasks.js";
 
 export interface TaskView {
@@ -48,7 +48,7 @@ export function jobsRecord(view: TaskView, reportCreditsConsumed: boolean): Reco
   const failed = failure(phase);
   const record: Record<string, unknown> = {
     taskId: task.taskId,
-    model: JOBS_MODEL,
+    model: MARKET_MODELS[task.params.model ?? "text-to-image"],
     state: phase === "creation_failed" ? "fail" : phase,
     param: JSON.stringify(task.rawBody),
     resultJson: phase === "success" ? JSON.stringify({ resultUrls: imageUrls }) : null,

@@ -13,12 +13,13 @@ import { type BodyResult, readJsonBody, sendFile, sendJson, sendText } from "./h
 import type { ResolvedOptions } from "./options.js";
 import { recordFault } from "./stats.js";
 import type { CallFault, SimEndpoint } from "./types.js";
+import { UPLOAD_PATH, UPLOADS_PREFIX } from "./uploads.js";
 
 const NO_BODY: BodyResult = { ok: true, value: undefined };
 
 type ApiRoute = {
   endpoint: Exclude<SimEndpoint, "image">;
-  run: (key: string, body: unknown, query: URLSearchParams) => ApiAnswer;
+  run: (key: string, body: unknown, query: URLSearchParams) => ApiAnswer | Promise<ApiAnswer>;
   body: boolean;
 };
 
@@ -32,7 +33,8 @@ function apiRoutes(engine: SimulatorEngine): Record<string, ApiRoute> {
     "POST /api/v1/jobs/createTask": {
       endpoint: "submit",
       body: true,
-      run: (key, body) => engine.create("jobs", key, body),
+      // image-to-image and edit fetch their input image before the task exists.
+      run: (key, body) => engine.createFetchingInput(key, body),
     },
     "GET /api/v1/qwen/record-info": {
       endpoint: "status",
@@ -90,6 +92,10 @@ export async function startServer(options: ResolvedOptions): Promise<RunningServ
     if (url.pathname.startsWith("/files/") && (method === "GET" || method === "HEAD")) {
       return handleFile(req, res, url);
     }
+    if (method === "POST" && url.pathname === UPLOAD_PATH) return handleUpload(req, res);
+    if (url.pathname.startsWith(UPLOADS_PREFIX) && (method === "GET" || method === "HEAD")) {
+      return handleUploadedFile(req, res, url.pathname);
+    }
     const route = routes[`${method} ${url.pathname}`];
     if (!route) return sendJson(res, 404, { code: 404, msg: `no route for ${method} ${url.pathname}` });
     if (route.endpoint === "status") engine.counters.statusCalls++;
@@ -99,7 +105,7 @@ export async function startServer(options: ResolvedOptions): Promise<RunningServ
     const body = route.body ? await readJsonBody(req) : NO_BODY;
     const fault = await meetFault(route.endpoint, req, res);
     if (fault === "handled") return;
-    const result = runApi(req, route, body, url.searchParams);
+    const result = await runApi(req, route, body, url.searchParams);
     // The operation ran (a submit created and charged its task); the client never hears of it.
     if (fault === "reset-after") return void req.socket.destroy();
     sendJson(res, result.httpStatus, result.body);
@@ -110,14 +116,46 @@ export async function startServer(options: ResolvedOptions): Promise<RunningServ
     route: ApiRoute,
     body: BodyResult,
     query: URLSearchParams,
-  ): ApiAnswer {
+  ): ApiAnswer | Promise<ApiAnswer> {
+    const refused = refusedCall(req);
+    if (refused) return refused;
+    if (!body.ok) return answer(400, body.msg);
+    return route.run(bearerKey(req)!, body.value, query);
+  }
+
+  /** Maintenance (455) and auth (401), the same for every API call, uploads included. */
+  function refusedCall(req: IncomingMessage): ApiAnswer | undefined {
     if (engine.maintenance) return answer(455, CODE_MESSAGES[455]!);
     const key = bearerKey(req);
     if (key === undefined || !engine.accepts(key)) {
       return answer(401, CODE_MESSAGES[401]!);
     }
-    if (!body.ok) return answer(400, body.msg);
-    return route.run(key, body.value, query);
+    return undefined;
+  }
+
+  /** KIE's File Upload API (its own base URL on the real service; the same server here). */
+  async function handleUpload(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const fault = await meetFault("upload", req, res);
+    if (fault === "handled") return;
+    const refused = refusedCall(req);
+    if (refused) {
+      req.resume();
+      return sendJson(res, refused.httpStatus, { success: false, ...refused.body });
+    }
+    const result = await engine.uploads.accept(req);
+    if (fault === "reset-after") return void req.socket.destroy();
+    sendJson(res, result.httpStatus, result.body);
+  }
+
+  /** An uploaded file at its downloadUrl, until it expires. */
+  function handleUploadedFile(req: IncomingMessage, res: ServerResponse, pathname: string): void {
+    const stored = engine.uploads.get(decodeURIComponent(pathname));
+    if (!stored) {
+      sendJson(res, 404, { code: 404, msg: "file not found or expired" });
+      return;
+    }
+    res.writeHead(200, { "content-type": stored.mimeType, "content-length": stored.bytes.length });
+    res.end(req.method === "HEAD" ? undefined : stored.bytes);
   }
 
   /** Plays the call's fault, if any (see applyFault). */

@@ -22,6 +22,8 @@ export interface TaskEntry {
   /** The seed the image is drawn from: the request's, or one drawn here (like the real API). */
   imageSeed: number;
   credits: number;
+  /** image-to-image and edit: the sha256 of the input image the task fetched. */
+  inputSha256?: string;
   createdAt: number;
   /** Until then record-info answers "recordInfo is null" (the real API's lag after a create). */
   visibleAt: number;
@@ -47,6 +49,7 @@ export interface NewTask {
   callBackUrl?: string;
   credits: number;
   outcome: Outcome;
+  inputSha256?: string;
 }
 
 export class TaskStore {
@@ -86,6 +89,7 @@ export class TaskStore {
       filesExpireAt: completesAt + Math.round(fileTtlMs / timeScale),
     };
     if (input.callBackUrl !== undefined) task.callBackUrl = input.callBackUrl;
+    if (input.inputSha256 !== undefined) task.inputSha256 = input.inputSha256;
     this.tasks.set(task.taskId, task);
     this.settle();
     // At a large time scale a task may finish within its create's millisecond: never in flight.
@@ -152,6 +156,7 @@ export class TaskStore {
       credits: task.credits,
     };
     if (task.callBackUrl !== undefined) snapshot.callBackUrl = task.callBackUrl;
+    if (task.inputSha256 !== undefined) snapshot.inputSha256 = task.inputSha256;
     return snapshot;
   }
 

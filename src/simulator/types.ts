@@ -16,7 +16,7 @@ export type CallFault =
   /** Never answer (until the server closes). */
   | { kind: "hang" };
 
-export type SimEndpoint = "submit" | "status" | "credit" | "download-url" | "image";
+export type SimEndpoint = "submit" | "status" | "credit" | "download-url" | "image" | "upload";
 
 export interface SimulatorOptions {
   /** Port on 127.0.0.1; 0 (default) picks a free one. */
@@ -52,6 +52,10 @@ export interface SimulatorOptions {
   fileTtlMs?: number;
   /** Pad every image to at least this many bytes (a valid PNG/JPEG still), for streaming tests. @defaultValue 0 */
   imagePadBytes?: number;
+  /** Simulated ms an uploaded file (File Upload API) lives. @defaultValue 24 hours */
+  uploadTtlMs?: number;
+  /** Largest file the upload endpoint takes. @defaultValue 10 MiB (LIMITS.inputImageMaxBytes) */
+  uploadMaxBytes?: number;
   /** Number of result URLs per task. @defaultValue 1 */
   imagesPerTask?: number;
   /** Report `creditsConsumed` in jobs-flavour status answers. @defaultValue true */
@@ -97,6 +101,8 @@ export interface SimulatorStats {
   createdTaskIds: string[];
   /** The credits charged for each task id created (the account's bill, per task). */
   creditsByTask: Record<string, number>;
+  /** Files the File Upload API accepted. */
+  uploads?: number;
 }
 
 export interface SimTask {
@@ -109,6 +115,8 @@ export interface SimTask {
   imageUrls: string[];
   credits: number;
   callBackUrl?: string;
+  /** image-to-image and edit: the sha256 of the input image the simulator fetched for the task. */
+  inputSha256?: string;
 }
 
 export interface SimulatorHandle {
@@ -133,6 +141,8 @@ export interface SimulatorHandle {
    * hands out working links for it: the simulator redraws bytes, never deletes them.
    */
   expireFiles(taskId: string): void;
+  /** Make every uploaded file expire now (its downloadUrl answers 404). */
+  expireUploads(): void;
   /** Finish every generating task now. */
   completeAll(): void;
   close(): Promise<void>;

@@ -5,6 +5,7 @@ import type { KeyRing } from "../fleet/key-ring.js";
 import type { FleetPort } from "../fleet/port.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
+import type { InputImages } from "./input-image.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "./jobs.js";
 
 /** The fleet-wide state the stages consult: declared beside the fleet (Redis-backed in production). */
@@ -57,6 +58,8 @@ export interface StageDeps {
   /** The deployment's archive pause (the store refuses): the archive stage's gate. */
   storePause: ArchivePausePort;
   queues: StageQueues;
+  /** Uploads rows' local input images (image-to-image, edit) before their create. Absent: such rows fail. */
+  inputImages?: InputImages;
   clock: Clock;
   settings: WorkerSettings;
 }

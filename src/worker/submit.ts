@@ -9,6 +9,7 @@ import type { RowRecord } from "../ledger/types.js";
 import { gateStillOpen } from "./gate.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
 import { chooseKey } from "./key-choice.js";
+import { type InputImages, prepareInputImage } from "./input-image.js";
 import { firstPollDelay } from "./poll.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
@@ -40,6 +41,8 @@ export interface SubmitDeps {
   /** The worker's keys: a create goes out with whichever has a slot soonest. Absent: `kie` and `fleet`. */
   keys?: KeyRing;
   queues: Pick<StageQueues, "addPoll">;
+  /** Uploads local input images (image-to-image, edit). Absent: such rows fail with a clear reason. */
+  inputImages?: InputImages;
   clock: Clock;
   settings: Pick<WorkerSettings, "pollFirstMs" | "callbackUrl" | "creditsProbeMs" | "usageCapProbeMs"> &
     Partial<Pick<WorkerSettings, "maxWaitMs">>;
@@ -120,7 +123,16 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     }
     // Every fleet call from here on is the chosen key's: its gate, its pause, its slots.
     const { passed: gate, fleet, kie } = chosen;
+    let imageUrl: string | undefined;
     try {
+      // A local input image is uploaded (or its upload reused) once the gate has passed, before the rate slot.
+      const input = await prepareInputImage(row.params as unknown as GenerationParams, job, { ...deps, fleet });
+      if (input.next !== undefined) {
+        await fleet.releaseInFlight(key);
+        if (input.next === "again") continue;
+        return input.next;
+      }
+      imageUrl = input.imageUrl;
       await chosen.slot(job.signal);
       // The three checks between the slot and the request go out together: every round trip
       // here is time between the limiter's admission and KIE's arrival, which its margin covers.
@@ -162,7 +174,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     await failpoint("submit.before-create");
     let taskId: string;
     try {
-      taskId = await kie.submit(requestOf(row, key, deps), graceSignal(job.signal, SUBMIT_GRACE_MS));
+      taskId = await kie.submit(requestOf(row, key, deps, imageUrl), graceSignal(job.signal, SUBMIT_GRACE_MS));
     } catch (error) {
       await fleet.releaseInFlight(key);
       // KIE may have made (and charged) a task whose id never came back: a reset, a timeout, a
@@ -278,9 +290,10 @@ async function ensurePoll(deps: SubmitDeps, data: SubmitJob, taskId: string, sub
   );
 }
 
-function requestOf(row: RowRecord, key: string, deps: SubmitDeps): SubmitRequest {
+function requestOf(row: RowRecord, key: string, deps: SubmitDeps, imageUrl?: string): SubmitRequest {
   const params = row.params as unknown as GenerationParams;
   const request: SubmitRequest = { ...params, prompt: row.prompt };
+  if (imageUrl !== undefined) request.image_url = imageUrl;
   if (deps.settings.callbackUrl) request.callBackUrl = `${deps.settings.callbackUrl}/${key}`;
   return request;
 }
