@@ -22,6 +22,7 @@ import { budgetWaitGroup } from "./groups/budget-wait.js";
 import { bytesGroup } from "./groups/bytes.js";
 import { createsGroup } from "./groups/creates.js";
 import { enqueueGroup } from "./groups/enqueue.js";
+import { keysGroup } from "./groups/keys.js";
 import { opsGroup } from "./groups/ops.js";
 import { pipelineGroup } from "./groups/pipeline.js";
 import { pollsGroup } from "./groups/polls.js";
@@ -37,6 +38,7 @@ const GROUPS: BenchGroup[] = [
   budgetWaitGroup,
   pollsGroup,
   createsGroup,
+  keysGroup,
   enqueueGroup,
   opsGroup,
 ];

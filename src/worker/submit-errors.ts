@@ -10,6 +10,8 @@ export interface SubmitErrorDeps {
   ledger: Pick<Ledger, "transition" | "releaseReservation">;
   fleet: Pick<FleetPort, "backoff" | "pause">;
   settings: Pick<WorkerSettings, "creditsProbeMs" | "usageCapProbeMs">;
+  /** The short hash of the key the create went out with (several keys): named in what is logged. */
+  keyId?: string;
 }
 
 /**
@@ -26,7 +28,7 @@ export async function handleSubmitError(
   deps: SubmitErrorDeps,
 ): Promise<"again" | StageResult<SubmitJob>> {
   const { batch, rowId } = job.data;
-  const log = job.log;
+  const log = deps.keyId === undefined ? job.log : job.log.child({ key: deps.keyId });
   const fleet = submitFleetAction(error, {
     "out-of-credits": deps.settings.creditsProbeMs,
     "usage-cap": deps.settings.usageCapProbeMs,

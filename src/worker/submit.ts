@@ -188,7 +188,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       }
       await job.saveData?.(data);
       if (!isKieError(error)) throw error;
-      const next = await handleSubmitError(error, job, { ...deps, fleet });
+      const keyId = chosen.id === undefined ? {} : { keyId: chosen.id };
+      const next = await handleSubmitError(error, job, { ...deps, fleet, ...keyId });
       if (next === "again") continue;
       return next;
     }
