@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { bullPrefix } from "../../src/worker/jobs.js";
 import { createDeployment, startLiftedSimulator } from "../lib/deployment.js";
 import { type Figure, fmt, goalOn } from "../lib/figures.js";
 import type { BenchGroup } from "../lib/group.js";
@@ -36,7 +37,10 @@ export const budgetWaitGroup: BenchGroup = {
     const windowS = sizes.budgetWindowS;
     const sim = await startLiftedSimulator();
     const dep = await createDeployment(ctx, "budget", sim);
-    const submitQueue = new Queue("submit", { connection: ctx.redis, prefix: `{${dep.prefix}}` });
+    const submitQueue = new Queue("submit", {
+      connection: ctx.redis,
+      prefix: bullPrefix(dep.prefix, "submit"),
+    });
     try {
       const file = join(ctx.dir, "budget.csv");
       await writeCsvManifest(file, rows, { promptLength: 300 });

@@ -46,7 +46,8 @@ export const opsGroup: BenchGroup = {
     const rows = sizes.opsRows;
     const prefix = ctx.newPrefix("ops");
     const redis = new Redis(ctx.redisUrl, { maxRetriesPerRequest: 3 });
-    const rowKey = `{${prefix}}:ledger:row:`;
+    // A ledger row key of any batch of the prefix: `{<prefix>:<batch>}:ledger:row:<id>`.
+    const isRowKey = (key: string) => key.startsWith(`{${prefix}:`) && key.includes("}:ledger:row:");
     let reads = 0;
     const send = redis.sendCommand.bind(redis);
     redis.sendCommand = ((command: { name: string; args: unknown[] }, ...rest: unknown[]) => {
@@ -54,7 +55,7 @@ export const opsGroup: BenchGroup = {
       if (
         (command.name === "hgetall" || command.name === "hget" || command.name === "hmget") &&
         typeof key === "string" &&
-        key.startsWith(rowKey)
+        isRowKey(key)
       )
         reads++;
       return (send as (...args: unknown[]) => unknown)(command, ...rest);

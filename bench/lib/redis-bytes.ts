@@ -23,12 +23,18 @@ export interface RowBytes {
   keys: Record<PerRowKind | SharedKind, number>;
 }
 
-function classify(key: string, root: string): PerRowKind | SharedKind {
-  const rest = key.slice(root.length);
+/**
+ * A key of prefix P by its hash tag (`{P}`: the deployment's, `{P:<batch>}`: a batch's ledger,
+ * `{P:<stage>}`: a queue's, `{P:task:<id>}`: a task map entry) and what follows it.
+ */
+function classify(key: string, prefix: string): PerRowKind | SharedKind {
+  const close = key.indexOf("}");
+  const tag = key.slice(1 + prefix.length, close);
+  const rest = key.slice(close + 1);
+  if (tag.startsWith(":task:")) return "task map";
   if (rest.startsWith(":ledger:row:")) return "ledger row";
-  if (rest.startsWith(":ledger:task:")) return "task map";
   if (rest.startsWith(":ledger")) return "ledger shared";
-  // BullMQ: `{P}:<queue>:<jobId>[:logs|:lock|...]`; job ids are `batch/row[/rN]`.
+  // BullMQ: `{P:<queue>}:<queue>:<jobId>[:logs|:lock|...]`; job ids are `batch/row[/rN]`.
   if (/^:[^:]+:[^:]*\//.test(rest)) return "job";
   // BullMQ trims each queue's event stream to about 10,000 entries: a fixed cost, apart so that a
   // small run's figure can be read without it.
@@ -54,7 +60,6 @@ export async function measureRowBytes(
   rows: number,
   sampleSize = 2_000,
 ): Promise<RowBytes> {
-  const root = `{${prefix}}`;
   const counts = {
     "ledger row": 0,
     "task map": 0,
@@ -71,10 +76,10 @@ export async function measureRowBytes(
   };
   let cursor = "0";
   do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${root}*`, "COUNT", 5000);
+    const [next, keys] = await redis.scan(cursor, "MATCH", `{${prefix}[}:]*`, "COUNT", 5000);
     cursor = next;
     for (const key of keys) {
-      const kind = classify(key, root);
+      const kind = classify(key, prefix);
       const seen = ++counts[kind];
       if (kind === "ledger shared" || kind === "queue shared" || kind === "queue events") {
         shared[kind].push(key);

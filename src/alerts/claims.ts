@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../redis/script.js";
 
 /** How long a sent event's id is remembered; a batch's ledger lives about as long (KIE_LEDGER_TTL). */
 export const ALERT_CLAIM_TTL_MS = 30 * 86_400_000;

@@ -1,8 +1,8 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "../core/logger.js";
 import type { ArchivePauseState, PauseState } from "../fleet/index.js";
 import type { Ledger } from "../ledger/index.js";
 import type { FleetListener } from "../metrics/fleet.js";
+import type { RedisClient as Redis } from "../redis/script.js";
 import { ALERT_CLAIM_TTL_MS, type AlertClaims, redisAlertClaims } from "./claims.js";
 import type { AlertEventName } from "./events.js";
 import { fleetAlerts } from "./fleet.js";

@@ -17,6 +17,9 @@ export function secretValues(config: Config, env: NodeJS.ProcessEnv = process.en
     if (typeof value === "string") values.add(value);
   }
   for (const secret of urlSecrets(config.REDIS_URL)) values.add(secret);
+  for (const node of config.REDIS_CLUSTER_NODES?.split(",") ?? []) {
+    for (const secret of urlSecrets(node.trim())) values.add(secret);
+  }
   return [...values].filter((v) => v.length >= MIN_SECRET_CHARS);
 }
 

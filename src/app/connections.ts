@@ -1,11 +1,23 @@
 /**
  * Every Redis connection of the product comes from `connectRedis`, and every "does Redis answer?"
  * question goes through one probe (`answered`): commands fail fast, workers wait through
- * reconnects, and the demo and the test setup ask with a one-shot client.
+ * reconnects, and the demo and the test setup ask with a one-shot client. A single Redis
+ * (REDIS_URL) gets an ioredis `Redis`, a Redis Cluster (REDIS_CLUSTER_NODES) an ioredis `Cluster`.
  */
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import type { Config } from "../config/index.js";
-import { redactUrl, scrubUrlSecrets } from "../core/redact-url.js";
+import { parseClusterNodes } from "../config/redis-nodes.js";
+import { redactUrl } from "../core/redact-url.js";
+import type { RedisClient } from "../redis/script.js";
+import {
+  describeEndpoint,
+  endpointHint,
+  endpointOf,
+  type RedisEndpoint,
+  type RedisTarget,
+  redisEndpoint,
+  scrubEndpoint,
+} from "./redis-endpoint.js";
 
 export interface ConnectRedisOptions {
   /** Connect on the first command instead of at once. @defaultValue false */
@@ -30,14 +42,42 @@ export interface ConnectRedisOptions {
   oneShotTimeoutMs?: number;
 }
 
+/** Reconnect forever with a capped, growing delay: Redis restarts must not kill workers. */
+const reconnectDelay = (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 5_000);
+
+/**
+ * A Cluster command that finds its node gone (a master killed) is tried again every this many ms,
+ * up to `CLUSTER_REDIRECTIONS` times: long enough for a replica to take over (the cluster's
+ * cluster-node-timeout, 15 s by default, plus an election), so a worker's write waits through a
+ * failover instead of failing. Commands still fail after that.
+ */
+const CLUSTER_FAILOVER_RETRY_MS = 1_000;
+const CLUSTER_REDIRECTIONS = 30;
+
 /** An ioredis client fit for BullMQ and the ledger. The caller owns it and must `quit()` it. */
-export function connectRedis(url: string, options: ConnectRedisOptions = {}): Redis {
+export function connectRedis(url: string, options?: ConnectRedisOptions): Redis;
+export function connectRedis(target: RedisTarget, options?: ConnectRedisOptions): RedisClient;
+export function connectRedis(target: RedisTarget, options: ConnectRedisOptions = {}): RedisClient {
+  const endpoint = endpointOf(target);
+  const client =
+    endpoint.kind === "cluster" ? connectCluster(endpoint, options) : connectSingle(endpoint, options);
+  // Without a listener ioredis prints every reconnect error to stderr as "Unhandled error event".
+  client.on("error", options.onError ?? (() => {}));
+  return client;
+}
+
+function connectSingle(
+  endpoint: Extract<RedisEndpoint, { kind: "single" }>,
+  options: ConnectRedisOptions,
+): Redis {
   const oneShot = options.oneShotTimeoutMs;
-  const client = new Redis(url, {
+  return new Redis(endpoint.url, {
+    ...(endpoint.password === undefined || new URL(endpoint.url).password
+      ? {}
+      : { password: endpoint.password }),
     lazyConnect: options.lazy ?? false,
     maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? null : options.maxRetriesPerRequest,
-    // Reconnect forever with a capped, growing delay: Redis restarts must not kill workers.
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 5_000),
+    retryStrategy: reconnectDelay,
     ...(options.connectionName ? { connectionName: options.connectionName } : {}),
     ...(oneShot === undefined
       ? {}
@@ -50,17 +90,46 @@ export function connectRedis(url: string, options: ConnectRedisOptions = {}): Re
           disconnectTimeout: 100,
         }),
   });
-  // Without a listener ioredis prints every reconnect error to stderr as "Unhandled error event".
-  client.on("error", options.onError ?? (() => {}));
-  return client;
+}
+
+/**
+ * An ioredis Cluster over the seed nodes. Reads go to masters (`scaleReads`): the ledger reads its
+ * own writes, which a replica may not have yet. BullMQ requires `maxRetriesPerRequest: null` of a
+ * worker's node connections, and takes the Cluster as its connection (its keys share a hash tag).
+ */
+function connectCluster(
+  endpoint: Extract<RedisEndpoint, { kind: "cluster" }>,
+  options: ConnectRedisOptions,
+): Cluster {
+  const seeds = parseClusterNodes(endpoint.nodes);
+  const oneShot = options.oneShotTimeoutMs;
+  const password = seeds.password ?? endpoint.password;
+  return new Cluster(seeds.nodes, {
+    lazyConnect: options.lazy ?? false,
+    enableReadyCheck: true,
+    scaleReads: "master",
+    retryDelayOnFailover: CLUSTER_FAILOVER_RETRY_MS,
+    retryDelayOnClusterDown: CLUSTER_FAILOVER_RETRY_MS,
+    maxRedirections: CLUSTER_REDIRECTIONS,
+    clusterRetryStrategy: oneShot === undefined ? reconnectDelay : () => null,
+    enableOfflineQueue: oneShot === undefined,
+    redisOptions: {
+      maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? null : options.maxRetriesPerRequest,
+      ...(options.connectionName ? { connectionName: options.connectionName } : {}),
+      ...(seeds.username === undefined ? {} : { username: seeds.username }),
+      ...(password === undefined ? {} : { password }),
+      ...(seeds.tls ? { tls: {} } : {}),
+      ...(oneShot === undefined ? {} : { connectTimeout: oneShot, disconnectTimeout: 100 }),
+    },
+  });
 }
 
 /** Redis did not answer: commands exit 1 with this message, naming the URL without its password. */
 export class RedisUnavailableError extends Error {
   override readonly name = "RedisUnavailableError";
-  constructor(url: string, reason: string) {
+  constructor(target: RedisTarget, reason: string) {
     super(
-      `Redis is not answering at ${redactUrl(url)} (${scrubUrlSecrets(reason, url)}). Start one (e.g. \`redis-server\`, or \`docker compose up -d redis\`) or set REDIS_URL.`,
+      `Redis is not answering at ${describeEndpoint(target)} (${scrubEndpoint(reason, target)}). ${endpointHint(target)}`,
     );
   }
 }
@@ -70,7 +139,7 @@ export class RedisUnavailableError extends Error {
  * data answers LOADING errors until it is done); rejects after `timeoutMs`. On failure the caller
  * drops the client.
  */
-async function answered(client: Redis, timeoutMs: number): Promise<void> {
+async function answered(client: RedisClient, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
@@ -92,10 +161,11 @@ function reasonOf(error: unknown): string {
  * @throws RedisUnavailableError when no answer came within `timeoutMs` (REDIS_CONNECT_TIMEOUT)
  */
 export async function openRedis(
-  config: Pick<Config, "REDIS_URL" | "REDIS_CONNECT_TIMEOUT">,
+  config: Pick<Config, "REDIS_URL" | "REDIS_CLUSTER_NODES" | "REDIS_PASSWORD" | "REDIS_CONNECT_TIMEOUT">,
   options: { forWorker?: boolean; timeoutMs?: number } = {},
-): Promise<Redis> {
-  const redis = connectRedis(config.REDIS_URL, {
+): Promise<RedisClient> {
+  const endpoint = redisEndpoint(config);
+  const redis = connectRedis(endpoint, {
     lazy: true,
     maxRetriesPerRequest: options.forWorker ? null : 1,
     connectionName: "kie-batch",
@@ -104,7 +174,7 @@ export async function openRedis(
     await answered(redis, options.timeoutMs ?? config.REDIS_CONNECT_TIMEOUT);
   } catch (error) {
     redis.disconnect();
-    throw new RedisUnavailableError(config.REDIS_URL, reasonOf(error));
+    throw new RedisUnavailableError(endpoint, reasonOf(error));
   }
   return redis;
 }
@@ -116,23 +186,24 @@ const PROBE_TIMEOUT_MS = 3_000;
  * Resolves when Redis at `url` answers PING; rejects within `timeoutMs` with
  * `Redis is not answering at <url without password>: <reason>`. Makes one attempt, no reconnect loop.
  */
-export async function pingRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
-  const client = connectRedis(url, { lazy: true, maxRetriesPerRequest: 0, oneShotTimeoutMs: timeoutMs });
+export async function pingRedis(target: RedisTarget, timeoutMs = PROBE_TIMEOUT_MS): Promise<void> {
+  const client = connectRedis(target, { lazy: true, maxRetriesPerRequest: 0, oneShotTimeoutMs: timeoutMs });
   try {
     await answered(client, timeoutMs);
   } catch (err) {
     // Belt and braces: no reason text may carry the password, whatever the driver put in it.
-    throw new Error(`Redis is not answering at ${redactUrl(url)}: ${scrubUrlSecrets(reasonOf(err), url)}`, {
-      cause: err,
-    });
+    throw new Error(
+      `Redis is not answering at ${describeEndpoint(target)}: ${scrubEndpoint(reasonOf(err), target)}`,
+      { cause: err },
+    );
   } finally {
     client.disconnect();
   }
 }
 
 /** True when something at `url` answers PING now (one try, no reconnects). */
-export function redisAnswers(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
-  return pingRedis(url, timeoutMs).then(
+export function redisAnswers(target: RedisTarget, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
+  return pingRedis(target, timeoutMs).then(
     () => true,
     () => false,
   );
@@ -161,13 +232,16 @@ export async function waitForRedis(
  * The RedisUnavailableError for an error that means the connection dropped after the first PING
  * (as clear as a Redis that never answered); undefined for any other error.
  */
-export function droppedConnection(error: unknown, url: string): RedisUnavailableError | undefined {
+export function droppedConnection(error: unknown, target: RedisTarget): RedisUnavailableError | undefined {
   if (error instanceof RedisUnavailableError) return error;
   if (
     error instanceof Error &&
-    (error.name === "MaxRetriesPerRequestError" || /ECONNREFUSED|Connection is closed/.test(error.message))
+    (error.name === "MaxRetriesPerRequestError" ||
+      /ECONNREFUSED|Connection is closed|Too many Cluster redirections|Failed to refresh slots cache|CLUSTERDOWN/.test(
+        error.message,
+      ))
   ) {
-    return new RedisUnavailableError(url, error.message);
+    return new RedisUnavailableError(target, error.message);
   }
   return undefined;
 }

@@ -14,5 +14,6 @@ export {
   buildLedger,
   connectProducer,
 } from "./parts.js";
+export { describeEndpoint, redisEndpoint } from "./redis-endpoint.js";
 export { Releasers } from "./releasers.js";
 export { type RunningWorker, startWorker, type WorkerRunOptions } from "./worker.js";

@@ -2,17 +2,18 @@
  * The operator assembly: what operator commands, the dashboard and the demo act through. One
  * fail-fast connection, and the parts built on it; closing it releases them all.
  */
-import type { Redis } from "ioredis";
+
 import type { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
 import type { Config } from "../config/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import { InFlight } from "../fleet/index.js";
 import type { Ledger } from "../ledger/index.js";
+import type { RedisClient as Redis } from "../redis/script.js";
 import { registeredAccounts, resolveAccounts } from "../report/accounts.js";
 import { type FleetState, readFleetState } from "../report/fleet-state.js";
 import { openRedis } from "./connections.js";
-import { buildArchivePause, buildLedger, buildPauseControls, buildQueues } from "./parts.js";
+import { buildArchivePause, buildLedger, buildPauseControls, buildQueues, refuseOldLayout } from "./parts.js";
 import { Releasers } from "./releasers.js";
 
 export interface Operator extends AsyncDisposable {
@@ -47,6 +48,8 @@ const CLOSE_DEADLINE_MS = 2_000;
 /** Opens the operator's connection. @throws RedisUnavailableError when Redis does not answer */
 export async function openOperator(config: Config): Promise<Operator> {
   const redis = await openRedis(config);
+  const ledger = buildLedger(redis, config);
+  await refuseOldLayout(redis, ledger);
   const releasers = new Releasers();
   releasers.push("redis connection", () => redis.quit());
   let queues: QueueSet | undefined;
@@ -73,7 +76,7 @@ export async function openOperator(config: Config): Promise<Operator> {
     // Not the worker's waking ledger: a reservation `cancel` releases must not wake parked rows of
     // the batch it is cancelling (a woken row could be created before the walk reaches it). The
     // commands that mean to wake rows (`budget`, and `retry` through the reconciler) do so.
-    ledger: buildLedger(redis, config),
+    ledger,
     queues: queuesOnce,
     pauses: (accountIds) => buildPauseControls(redis, accountIds),
     async releaseInFlight(batch) {

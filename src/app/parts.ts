@@ -3,7 +3,6 @@
  * configuration and an injected connection. Nothing outside app/ calls these constructors.
  */
 import { resolve } from "node:path";
-import type { Redis } from "ioredis";
 import { createFolderStore, createS3Store } from "../archive/index.js";
 import type { ArchiveStore } from "../archive/types.js";
 import { createRedisBackend } from "../bull/producer-backend.js";
@@ -23,6 +22,7 @@ import {
 import { createKieClient, createUploadClient, type KieClient } from "../kie/index.js";
 import { createLedger, type Ledger } from "../ledger/index.js";
 import type { ProducerBackend } from "../producer/types.js";
+import type { RedisClient as Redis } from "../redis/script.js";
 import { InputImages } from "../worker/input-image.js";
 import { openRedis } from "./connections.js";
 
@@ -105,6 +105,19 @@ export function buildStore(config: Config, fallbackDir?: string): ArchiveStore {
   return createFolderStore(resolve(dir));
 }
 
+/**
+ * Refuses (LedgerError `old_layout`, and the connection dropped) when Redis holds batches of the
+ * key layout before Redis Cluster, which this version would not see.
+ */
+export async function refuseOldLayout(redis: Redis, ledger: Pick<Ledger, "refuseOldLayout">): Promise<void> {
+  try {
+    await ledger.refuseOldLayout();
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
+}
+
 /** Hosts images may be fetched from although they resolve to private addresses. */
 export function downloadHosts(config: Config): string[] {
   const base = new URL(config.KIE_BASE_URL);
@@ -120,9 +133,11 @@ export async function connectProducer(
     config,
     options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
   );
+  const ledger = buildLedger(redis, config);
+  await refuseOldLayout(redis, ledger);
   return createRedisBackend({
     redis,
-    ledger: buildLedger(redis, config),
+    ledger,
     queuePrefix: config.KIE_QUEUE_PREFIX,
     queues: () => buildQueues(redis, config),
     onClose: async () => {

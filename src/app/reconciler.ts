@@ -1,13 +1,16 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
 import { periodic } from "../alerts/periodic.js";
 import type { QueueSet } from "../bull/queues.js";
 import { reconcileJobs } from "../bull/reconcile-jobs.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
+import type { RedisClient as Redis } from "../redis/script.js";
 import { housekeepAll } from "../worker/housekeep.js";
 import { type ReconcileReport, reconcileAll, reconcileBatch } from "../worker/reconcile.js";
+
+/** How often a reconciler looks for batches missing from the batch index (a keyspace walk). */
+const INDEX_REPAIR_EVERY_MS = 60 * 60_000;
 
 /** The lease's name: one reconciler of the deployment sweeps at a time. */
 const RECONCILE_LEASE = "reconcile";
@@ -57,8 +60,28 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
     log,
     ...(options.settleMs === undefined ? {} : { settleMs: options.settleMs }),
   };
+  // A batch whose index entry was lost (its producer died between the batch's script and the
+  // entry: two Cluster slots) is invisible to the sweep until it is put back. Finding it walks the
+  // keyspace (SCAN on every master), so this worker does it at its first sweep and then at most
+  // once per INDEX_REPAIR_EVERY_MS, not every period.
+  let repairedAt = Number.NEGATIVE_INFINITY;
+  const repairIndex = async () => {
+    if (options.clock.now() - repairedAt < INDEX_REPAIR_EVERY_MS) return;
+    repairedAt = options.clock.now();
+    try {
+      const unlisted = await ledger.repairIndex();
+      if (unlisted.length > 0)
+        log.warn(
+          { batches: unlisted },
+          `reconciler: put ${unlisted.length} batch(es) back in the batch index`,
+        );
+    } catch (error) {
+      log.warn({ err: error }, "reconciler: the batch index could not be checked; the sweep goes on");
+    }
+  };
   const sweep = async () => {
     if (!(await keepGoing())) return;
+    await repairIndex();
     let reports: ReconcileReport[] = [];
     try {
       reports = await reconcileAll(deps, keepGoing);

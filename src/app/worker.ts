@@ -118,6 +118,8 @@ export async function startWorker(
     // KIE_API_KEY, else the first of KIE_API_KEYS: what no task's recorded key names.
     const { kie, fleet } = keys[0]!;
     const ledger = buildLedger(redis, config);
+    // Batches of the key layout before Redis Cluster would sit unseen: say so, do not start.
+    await ledger.refuseOldLayout();
     const queues = buildQueues(redis, config);
     releasers.push("queues", () => queues.close());
     const storePause = buildArchivePause(redis, config);

@@ -1,6 +1,6 @@
-import type { Redis } from "ioredis";
 import { ledgerKeys } from "../ledger/index.js";
 import type { ProducerBackend, ProducerLedger } from "../producer/types.js";
+import type { RedisClient as Redis } from "../redis/script.js";
 import { jobKey, type SubmitJob } from "../worker/jobs.js";
 import type { QueueSet } from "./queues.js";
 

@@ -1,5 +1,5 @@
 import { type JobsOptions, Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../redis/script.js";
 import {
   type ArchiveJob,
   bullPrefix,
@@ -49,10 +49,12 @@ export class QueueSet implements StageQueues, PollWaker {
   private readonly submitAttempts: number;
 
   constructor(options: QueueSetOptions) {
-    const prefix = bullPrefix(options.queuePrefix);
     this.submitAttempts = options.submitAttempts ?? 8;
     this.queues = Object.fromEntries(
-      STAGES.map((stage) => [stage, new Queue(stage, { connection: options.connection, prefix })]),
+      STAGES.map((stage) => [
+        stage,
+        new Queue(stage, { connection: options.connection, prefix: bullPrefix(options.queuePrefix, stage) }),
+      ]),
     ) as Record<Stage, Queue>;
   }
 

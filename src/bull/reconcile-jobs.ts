@@ -1,5 +1,5 @@
 import type { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisClient as Redis } from "../redis/script.js";
 import type { Stage } from "../worker/jobs.js";
 import type { JobPresence, ReconcileJobs } from "../worker/reconcile.js";
 import type { QueueSet } from "./queues.js";

@@ -1,7 +1,7 @@
 import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
-import type { Redis } from "ioredis";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
+import type { RedisClient as Redis } from "../redis/script.js";
 import { bullPrefix, type Stage } from "../worker/jobs.js";
 import type { StageDeps } from "../worker/ports.js";
 import {
@@ -107,7 +107,7 @@ export class StageWorkers {
       },
       {
         connection: options.connection,
-        prefix: bullPrefix(options.queuePrefix),
+        prefix: bullPrefix(options.queuePrefix, stage),
         concurrency: options.concurrency[stage],
         lockDuration: options.lockMs,
         stalledInterval: Math.max(1_000, Math.min(options.lockMs, 30_000)),

@@ -1,4 +1,4 @@
-import { connectProducer, droppedConnection, pingRedis } from "../app/index.js";
+import { connectProducer, droppedConnection, pingRedis, redisEndpoint } from "../app/index.js";
 import type { Config } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
 import { ValueError } from "../core/errors.js";
@@ -70,7 +70,7 @@ function redisDeps(config: Config): EnqueueDeps {
     async connect(options) {
       // A dry run goes on without Redis: probe with a one-shot client first, since a failed
       // `openRedis` client holds the process for ioredis's 2 s disconnect timeout.
-      if (options.timeoutMs !== undefined) await pingRedis(config.REDIS_URL, options.timeoutMs);
+      if (options.timeoutMs !== undefined) await pingRedis(redisEndpoint(config), options.timeoutMs);
       return connectProducer(config, options);
     },
     out: process.stdout,
@@ -85,5 +85,5 @@ function commandError(error: unknown, config: Config): unknown {
   if (isEnqueueInterruptedError(error)) return new UsageError(error.message, error.exitCode);
   if (error instanceof LedgerError && error.code === "invalid_name") return new UsageError(error.message, 2);
   // The connection dropped after the first PING: as clear as a Redis that never answered.
-  return droppedConnection(error, config.REDIS_URL) ?? error;
+  return droppedConnection(error, redisEndpoint(config)) ?? error;
 }

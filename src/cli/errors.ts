@@ -23,7 +23,12 @@ export function exitWithError(error: unknown): never {
     process.stderr.write(`kie-batch: ${error.message}\n`);
     process.exit(2);
   }
-  if (error instanceof Error && error.name === "RedisUnavailableError") {
+  // Redis not answering, or holding batches of an older key layout: the message says what to do.
+  if (
+    error instanceof Error &&
+    (error.name === "RedisUnavailableError" ||
+      (error.name === "LedgerError" && (error as { code?: unknown }).code === "old_layout"))
+  ) {
     process.stderr.write(`kie-batch: ${error.message}\n`);
     process.exit(1);
   }

@@ -1,4 +1,4 @@
-import { droppedConnection, type Operator, openOperator } from "../app/index.js";
+import { droppedConnection, type Operator, openOperator, redisEndpoint } from "../app/index.js";
 import type { Config } from "../config/index.js";
 import { LedgerError } from "../ledger/index.js";
 import { isOpsError } from "../report/errors.js";
@@ -26,7 +26,7 @@ export async function withOps<T>(config: Config, fn: (ctx: OpsContext) => Promis
 function commandError(error: unknown, config: Config): unknown {
   if (isOpsError(error)) return new UsageError(error.message, error.exitCode);
   if (error instanceof LedgerError && error.code === "invalid_name") return new UsageError(error.message, 2);
-  return droppedConnection(error, config.REDIS_URL) ?? error;
+  return droppedConnection(error, redisEndpoint(config)) ?? error;
 }
 
 /** Ctrl-C as an AbortSignal, for `--watch` and `--wait`; `dispose` removes the handler. */

@@ -10,6 +10,7 @@ import {
   parseServiceUrl,
   parseSwitch,
 } from "../core/values.js";
+import { checkClusterNodes } from "./redis-nodes.js";
 
 /**
  * One schema for every environment variable. Flags of the CLI are mapped onto these names before
@@ -52,6 +53,10 @@ const QUEUE_PREFIX_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 export const envSchema = z.object({
   REDIS_URL: url("a redis:// or rediss:// URL").default("redis://127.0.0.1:6379"),
+  /** Seed nodes of a Redis Cluster (`host:port,...`, or URLs as REDIS_URL): every process uses the cluster instead of REDIS_URL. */
+  REDIS_CLUSTER_NODES: parsed(checkClusterNodes).optional(),
+  /** Redis's password, when neither REDIS_URL nor the cluster's node URLs carry one. */
+  REDIS_PASSWORD: z.string().min(1).optional(),
   KIE_QUEUE_PREFIX: z
     .string()
     .regex(QUEUE_PREFIX_RE, "expected 1-64 characters of A-Z a-z 0-9 . _ - (the code adds the {hash tag})")
@@ -128,6 +133,7 @@ export type Config = z.output<typeof envSchema>;
 /** Names whose values never appear in output. */
 export const SECRET_KEYS = [
   "KIE_API_KEY",
+  "REDIS_PASSWORD",
   "KIE_API_KEYS",
   "KIE_WEBHOOK_HMAC_KEY",
   "AWS_SECRET_ACCESS_KEY",

@@ -4,12 +4,14 @@ import { join, relative, resolve } from "node:path";
 import { PassThrough } from "node:stream";
 import {
   connectProducer,
+  describeEndpoint,
   type Operator,
   openOperator,
   RedisUnavailableError,
   Releasers,
   type RunningWorker,
   redisAnswers,
+  redisEndpoint,
   startWorker,
 } from "../app/index.js";
 import { type Config, loadConfig } from "../config/index.js";
@@ -18,6 +20,7 @@ import type { Logger } from "../core/logger.js";
 import { redactUrl } from "../core/redact-url.js";
 import { accountId, accountKeyPattern } from "../fleet/index.js";
 import { enqueue } from "../producer/index.js";
+import { scanKeys } from "../redis/keyspace.js";
 import { exportResults } from "../report/results.js";
 import type { BatchStatus } from "../report/status.js";
 import { batchLines, watchLine } from "../report/status-text.js";
@@ -59,7 +62,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   // Everything started is released in reverse order; a failed release is logged and the rest go on.
   const releasers = new Releasers({ onError: ({ error }) => log.warn({ err: error }, "demo cleanup") });
   try {
-    const redisUrl = await ensureRedis(options.env.REDIS_URL ?? "redis://127.0.0.1:6379", say, releasers);
+    const redisUrl = options.env.REDIS_CLUSTER_NODES
+      ? await ensureCluster(options.env, say)
+      : await ensureRedis(options.env.REDIS_URL ?? "redis://127.0.0.1:6379", say, releasers);
     const apiKey = `demo-${randomUUID()}`;
     const sim = await startSimulator({
       apiKey,
@@ -140,8 +145,27 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
 /** The demo's throwaway API key leaves no fleet state (rate config, windows) behind in Redis. */
 async function forgetAccount(ops: Operator, apiKey: string): Promise<void> {
-  const keys = await ops.redis.keys(accountKeyPattern(accountId(apiKey)));
-  if (keys.length > 0) await ops.redis.del(...keys);
+  // Every key of one account shares its hash tag (one slot): one DEL per page, on a cluster too.
+  await scanKeys(ops.redis, accountKeyPattern(accountId(apiKey)), async (keys) => {
+    await ops.redis.del(...keys);
+  });
+}
+
+/**
+ * The Redis Cluster at REDIS_CLUSTER_NODES, which must answer: a cluster is never started here.
+ * Returns REDIS_URL as configured (unused: the cluster's nodes win).
+ */
+async function ensureCluster(env: DemoOptions["env"], say: (line: string) => void): Promise<string> {
+  const config = loadConfig({
+    REDIS_CLUSTER_NODES: env.REDIS_CLUSTER_NODES,
+    REDIS_PASSWORD: env.REDIS_PASSWORD,
+  });
+  const endpoint = redisEndpoint(config);
+  if (!(await redisAnswers(endpoint, REDIS_PROBE_MS))) {
+    throw new RedisUnavailableError(endpoint, `no answer within ${REDIS_PROBE_MS} ms`);
+  }
+  say(`Redis: ${describeEndpoint(endpoint)}`);
+  return config.REDIS_URL;
 }
 
 /** Redis at `url`, or a private redis-server when none answers and one is installed. */

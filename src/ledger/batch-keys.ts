@@ -4,8 +4,9 @@ import type { LedgerContext } from "./context.js";
 /**
  * A batch's keys besides its hash and its rows (see keys.ts, and columns.ts for `:columns`): what
  * its expiry, the removal of that expiry when it reopens, and a purge must each cover, all of
- * them. The scripts that reopen a batch (transition.lua, add-rows.lua) take them at KEYS[3..11] in
- * this order (includes/reopen.lua): add a key here and there together.
+ * them. All in the batch's hash tag (keys.ts). The scripts that reopen a batch take them in this
+ * order (includes/reopen.lua; transition.lua at KEYS[3..11], add-rows.lua at KEYS[2..10]): add a
+ * key here and there together.
  */
 export function batchSideKeys(ctx: LedgerContext, batch: string): string[] {
   return [

@@ -1,10 +1,9 @@
-import type { Redis } from "ioredis";
-import type { ScriptClock } from "../redis/script.js";
+import type { RedisClient, ScriptClock } from "../redis/script.js";
 import type { LedgerKeys } from "./keys.js";
 
 /** What every ledger operation needs; built once by `createLedger`. */
 export interface LedgerContext {
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keys: LedgerKeys;
   /** "Now" of every script; undefined for Redis TIME (one clock for the whole fleet). */
   readonly clock: ScriptClock | undefined;

@@ -14,4 +14,6 @@ export type LedgerErrorCode =
   /** The operation needs a row that is not in the ledger (never added, purged or expired). */
   | "row_missing"
   /** A value the ledger cannot store (a non-finite number, an unknown status or field). */
-  | "invalid_value";
+  | "invalid_value"
+  /** Redis holds batches in a key layout this version does not read (index-repair.ts). */
+  | "old_layout";

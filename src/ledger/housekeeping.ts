@@ -178,20 +178,19 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
     const read = ctx.redis.pipeline();
     for (const id of ids) read.hget(ctx.keys.row(batch, id), "taskIds");
     const replies = await execOrThrow(read);
+    // Each task map entry is its own Cluster slot: one DEL each, all sent at once, before the
+    // rows that name them (a purge cut short leaves rows to find them by, not orphan entries).
+    await Promise.all(
+      replies.flatMap((taskIds) => parseTaskIds(taskIds).map((id) => ctx.redis.del(ctx.keys.task(id)))),
+    );
     const del = ctx.redis.pipeline();
-    replies.forEach((taskIds, i) => {
-      for (const taskId of parseTaskIds(taskIds)) del.del(ctx.keys.task(taskId));
-      del.unlink(ctx.keys.row(batch, ids[i]!));
-    });
-    const results = await execOrThrow(del);
-    deleted += countRowDeletes(results, replies);
+    for (const id of ids) del.unlink(ctx.keys.row(batch, id));
+    deleted += (await execOrThrow(del)).filter((removed) => removed === 1).length;
   }
-  await execOrThrow(
-    ctx.redis
-      .pipeline()
-      .unlink(...batchSideKeys(ctx, batch), ctx.keys.batch(batch))
-      .zrem(ctx.keys.batches, batch),
-  );
+  // The batch's own keys (one slot), then its index entry (the deployment's slot): an entry left
+  // by a purge cut short names a batch with no hash, which listBatches drops.
+  await ctx.redis.unlink(...batchSideKeys(ctx, batch), ctx.keys.batch(batch));
+  await ctx.redis.zrem(ctx.keys.batches, batch);
   return deleted;
 }
 
@@ -201,18 +200,6 @@ function parseTaskIds(value: unknown): string[] {
   return Array.isArray(parsed)
     ? parsed.filter((id): id is string => typeof id === "string" && id !== "")
     : [];
-}
-
-/** Counts the row UNLINKs that removed a key: each row's reply follows its task DELs. */
-function countRowDeletes(results: unknown[], taskIdReplies: unknown[]): number {
-  let index = 0;
-  let count = 0;
-  for (const taskIds of taskIdReplies) {
-    index += parseTaskIds(taskIds).length;
-    if (results[index] === 1) count += 1;
-    index += 1;
-  }
-  return count;
 }
 
 async function execOrThrow(pipeline: Pipeline): Promise<unknown[]> {

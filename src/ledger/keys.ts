@@ -2,14 +2,20 @@ import { LedgerError } from "./errors.js";
 import { INDEXED_STATUSES, type IndexedStatus } from "./types.js";
 
 /**
- * Key names. Every ledger key starts with `{<prefix>}:ledger`: the hash tag puts all of them in one
- * Redis Cluster slot, so one Lua script may touch the batch, its rows and the task map together.
+ * Key names, placed for Redis Cluster. Each batch's keys (its hash, rows, zsets) start with
+ * `{<prefix>:<batch>}:ledger`: one hash tag per batch, so a script may touch a batch and its rows
+ * together, and batches spread over the cluster's masters. The deployment's own keys (the batch
+ * index, leases) start with `{<prefix>}:ledger`; each task map entry is its own hash tag. No
+ * script or pipeline touches keys of two tags: the batch index is written beside the batch's
+ * script, not in it (writes.ts), and repaired from the batches themselves (index-repair.ts).
  */
 export interface LedgerKeys {
-  /** `{prefix}:ledger` */
+  /** `{prefix}:ledger`: the deployment's keys. */
   readonly root: string;
-  /** ZSET batch -> createdAt ms. */
+  /** ZSET batch -> createdAt ms: every batch of the deployment (`{prefix}:ledger:index`). */
   readonly batches: string;
+  /** `{prefix:batch}:ledger`: what every key of one batch starts with. */
+  batchRoot(batch: string): string;
   /** HASH of a batch's meta and counters. */
   batch(batch: string): string;
   /** ZSET rowId -> seq, insertion order. */
@@ -32,7 +38,10 @@ export interface LedgerKeys {
   lease(name: string): string;
   /** HASH of one row's flat fields. */
   row(batch: string, rowId: string): string;
-  /** STRING `<batch>/<rowId>` for a provider taskId. */
+  /**
+   * STRING `<batch>/<rowId>` for a provider taskId: its own hash tag (looked up by the task id
+   * alone), written after the transition that records the task in its row (writes.ts).
+   */
   task(taskId: string): string;
 }
 
@@ -44,19 +53,20 @@ export function ledgerKeys(prefix: string): LedgerKeys {
     throw new LedgerError("invalid_name", `invalid queue prefix ${JSON.stringify(prefix)}`);
   }
   const root = `{${prefix}}:ledger`;
+  const of = (batch: string) => `{${prefix}:${checkName("batch", batch)}}:ledger`;
   return {
     root,
-    batches: `${root}:batches`,
-    batch: (batch) => `${root}:batch:${checkName("batch", batch)}`,
-    order: (batch) => `${root}:batch:${checkName("batch", batch)}:order`,
-    unarchived: (batch) => `${root}:batch:${checkName("batch", batch)}:unarchived`,
-    stateIndex: (batch, status) => `${root}:batch:${checkName("batch", batch)}:state:${status}`,
-    stateIndexes: (batch) =>
-      INDEXED_STATUSES.map((status) => `${root}:batch:${checkName("batch", batch)}:state:${status}`),
-    parked: (batch) => `${root}:batch:${checkName("batch", batch)}:parked`,
+    batches: `${root}:index`,
+    batchRoot: of,
+    batch: (batch) => `${of(batch)}:batch`,
+    order: (batch) => `${of(batch)}:order`,
+    unarchived: (batch) => `${of(batch)}:unarchived`,
+    stateIndex: (batch, status) => `${of(batch)}:state:${status}`,
+    stateIndexes: (batch) => INDEXED_STATUSES.map((status) => `${of(batch)}:state:${status}`),
+    parked: (batch) => `${of(batch)}:parked`,
     lease: (name) => `${root}:lease:${checkName("lease", name)}`,
-    row: (batch, rowId) => `${root}:row:${checkName("batch", batch)}/${checkName("row id", rowId)}`,
-    task: (taskId) => `${root}:task:${checkTaskId(taskId)}`,
+    row: (batch, rowId) => `${of(batch)}:row:${checkName("row id", rowId)}`,
+    task: (taskId) => `{${prefix}:task:${checkTaskId(taskId)}}`,
   };
 }
 

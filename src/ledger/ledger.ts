@@ -1,9 +1,10 @@
-import type { Redis } from "ioredis";
 import type { Clock } from "../core/clock.js";
+import type { RedisClient } from "../redis/script.js";
 import { keepUncertain } from "./budget.js";
 import { batchColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
 import { expireFinished, type HousekeepingProgress, housekeep, persistBatch, purge } from "./housekeeping.js";
+import { refuseOldLayout, repairBatchIndex } from "./index-repair.js";
 import { ledgerKeys } from "./keys.js";
 import { wakeParked } from "./parked.js";
 import { type ProgressMinute, readProgress } from "./progress.js";
@@ -40,7 +41,7 @@ import {
 } from "./writes.js";
 
 export interface LedgerOptions {
-  /** The deployment's queue prefix; keys are `{prefix}:ledger:...`. @defaultValue "kie" */
+  /** The deployment's queue prefix; keys are `{prefix}:ledger:...` and `{prefix:batch}:ledger:...`. @defaultValue "kie" */
   prefix?: string;
   /** Timestamps come from this clock when given. @defaultValue Redis TIME, one clock for the fleet */
   clock?: Pick<Clock, "now">;
@@ -57,10 +58,11 @@ export interface LedgerOptions {
 
 /**
  * The durable record of every batch and row. Every multi-key change is one Lua script over keys
- * sharing one hash tag, so it is atomic on a single Redis and on Redis Cluster alike.
+ * sharing one hash tag (a batch's own), so it is atomic on a single Redis and on Redis Cluster
+ * alike; what spans two tags (the batch index, the task map) is written beside the script.
  */
 export interface Ledger {
-  /** The key prefix, `{prefix}:ledger`. */
+  /** The deployment's key prefix, `{prefix}:ledger` (each batch's keys are `{prefix:batch}:ledger:...`). */
   readonly root: string;
   /** Records rows (creating the batch if needed); one outcome per row, in order. */
   addRows(batch: string, rows: readonly NewRow[], meta?: AddRowsMeta): Promise<AddRowOutcome[]>;
@@ -87,6 +89,13 @@ export interface Ledger {
   getBatch(batch: string): Promise<BatchSummary | undefined>;
   /** Every batch, newest first. */
   listBatches(): Promise<BatchSummary[]>;
+  /**
+   * Puts back in the batch index every batch that exists without its entry (a write lost between
+   * the batch's script and its index entry, in two Cluster slots); returns those batches.
+   */
+  repairIndex(): Promise<string[]>;
+  /** @throws LedgerError `old_layout` when Redis holds batches in the key layout before Cluster */
+  refuseOldLayout(): Promise<void>;
   getRow(batch: string, rowId: string): Promise<RowRecord | undefined>;
   /** The batch's rows in insertion order. */
   rows(batch: string, options?: RowsOptions): AsyncIterable<RowRecord>;
@@ -141,7 +150,7 @@ export interface Ledger {
 }
 
 /** The ledger over an injected client; the caller owns (and closes) the connection. */
-export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger {
+export function createLedger(redis: RedisClient, options: LedgerOptions = {}): Ledger {
   const keys = ledgerKeys(options.prefix ?? "kie");
   const chunk = options.addRowsChunk ?? ADD_ROWS_CHUNK;
   const ctx: LedgerContext = {
@@ -163,6 +172,8 @@ export function createLedger(redis: Redis, options: LedgerOptions = {}): Ledger 
     wakeParked: (batch, max) => wakeParked(ctx, batch, max),
     getBatch: (batch) => getBatch(ctx, batch),
     listBatches: () => listBatches(ctx),
+    repairIndex: () => repairBatchIndex(ctx),
+    refuseOldLayout: () => refuseOldLayout(ctx),
     getRow: (batch, rowId) => getRow(ctx, batch, rowId),
     rows: (batch, rowsOptions) => rows(ctx, batch, rowsOptions),
     rowWindow: (batch, windowOptions) => rowWindow(ctx, batch, windowOptions),

@@ -14,15 +14,13 @@ export async function getBatch(ctx: LedgerContext, batch: string): Promise<Batch
 export async function listBatches(ctx: LedgerContext): Promise<BatchSummary[]> {
   const names = await ctx.redis.zrevrange(ctx.keys.batches, 0, -1);
   if (names.length === 0) return [];
-  const pipeline = ctx.redis.pipeline();
-  for (const name of names) pipeline.hgetall(ctx.keys.batch(name));
-  const replies = (await pipeline.exec()) ?? [];
+  // One command per batch, all sent at once: each batch is its own Cluster slot, and a pipeline
+  // must stay in one.
+  const hashes = await Promise.all(names.map((name) => ctx.redis.hgetall(ctx.keys.batch(name))));
   const out: BatchSummary[] = [];
   const gone: string[] = [];
   names.forEach((name, i) => {
-    const [err, hash] = replies[i] ?? [null, {}];
-    if (err) throw err;
-    const summary = parseBatch(name, hash as FlatHash);
+    const summary = parseBatch(name, hashes[i] as FlatHash);
     if (summary) out.push(summary);
     else gone.push(name);
   });

@@ -11,10 +11,10 @@ import {
 } from "./codec.js";
 import { markColumnsKept, recordColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
-import { progressKey } from "./progress.js";
 import { LedgerError } from "./errors.js";
 import { afterReopen, housekeepingStep } from "./housekeeping.js";
 import { checkName } from "./keys.js";
+import { progressKey } from "./progress.js";
 import {
   addRowsScript,
   releaseScript,
@@ -82,12 +82,7 @@ export async function addRows(
       const existed = await recordColumns(ctx, batch, names);
       if (n === 0) created = !existed;
     }
-    const keys = [
-      ctx.keys.batches,
-      ctx.keys.batch(batch),
-      ...batchSideKeys(ctx, batch),
-      ...chunk.map(({ key }) => key),
-    ];
+    const keys = [ctx.keys.batch(batch), ...batchSideKeys(ctx, batch), ...chunk.map(({ key }) => key)];
     const args = [batch, meta.file ?? "", budget, ...chunk.flatMap(({ values }) => values)];
     const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock)) as number[];
     if (reply[0] === 1) {
@@ -99,8 +94,21 @@ export async function addRows(
     });
   }
   if (created) await markColumnsKept(ctx, batch);
+  await indexBatch(ctx, batch);
   if (reopened) await afterReopen(ctx, batch, left);
   return outcomes;
+}
+
+/**
+ * Enters the batch in the deployment's batch index, at its `createdAt`, unless it is there. Not in
+ * the batch's script: the index is the deployment's key, in another Cluster slot. Written after
+ * the batch exists, so a reader never drops it as expired; a process that dies in between leaves
+ * the batch unlisted until the next `addRows` of it or the reconciler's `repairBatchIndex`.
+ */
+export async function indexBatch(ctx: LedgerContext, batch: string): Promise<boolean> {
+  const createdAt = await ctx.redis.hget(ctx.keys.batch(batch), "createdAt");
+  if (createdAt === null) return false;
+  return (await ctx.redis.zadd(ctx.keys.batches, "NX", createdAt, batch)) === 1;
 }
 
 /** The metadata names of `chunk`'s rows not in `known`, in order of appearance; adds them to it. */
@@ -139,7 +147,6 @@ export async function transition(
   if (input.addTaskId && input.taskKey) set.push([taskKeyField(input.addTaskId), input.taskKey]);
   const incr = encodeIncrements(input.incr);
   const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), ...batchSideKeys(ctx, batch)];
-  if (input.addTaskId) keys.push(ctx.keys.task(input.addTaskId));
   keys.push(progressKey(ctx, batch)); // last: transition.lua reads it as KEYS[#KEYS]
   const args: (string | number)[] = [
     input.from ? `,${input.from.join(",")},` : "",
@@ -166,6 +173,10 @@ export async function transition(
   ];
   const [ok, finished, reopened, left, pairs] = reply;
   const row = pairs === undefined ? undefined : parseRow(batch, pairsToHash(pairs));
+  // The task map entry is its own Cluster slot, so it is written here, once the script recorded
+  // the task in its row. The row (`taskIds`) is the record a created task is traced by; the entry
+  // only finds it by task id alone, and is missing if this process dies in between.
+  if (ok === 1 && input.addTaskId) await mapTask(ctx, input.addTaskId, batch, rowId);
   // One bounded step of the batch's expiry (or of its removal): a small batch is done here, a
   // large one by the reconciler's sweep (housekeeping.ts), so no row's job walks the batch; unless
   // a reopen finds the expiry near, when the rows cannot wait for the sweep (afterReopen).

@@ -1,5 +1,5 @@
-import type { Redis } from "ioredis";
 import { accountId } from "../fleet/index.js";
+import type { RedisClient as Redis } from "../redis/script.js";
 import { OpsError } from "./errors.js";
 
 /**

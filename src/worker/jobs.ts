@@ -7,9 +7,13 @@ import { z } from "zod";
 export const STAGES = ["submit", "poll", "archive"] as const;
 export type Stage = (typeof STAGES)[number];
 
-/** BullMQ prefix for a deployment: wrapped in a hash tag so every key lands in one Cluster slot. */
-export function bullPrefix(queuePrefix: string): string {
-  return `{${queuePrefix}}`;
+/**
+ * BullMQ prefix of one stage's queue in a deployment, `{<prefix>:<stage>}`: a hash tag of its own,
+ * as BullMQ's cluster guide asks, so each queue's keys share one Cluster slot (its scripts touch
+ * several) and the three queues may sit on different masters.
+ */
+export function bullPrefix(queuePrefix: string, stage: Stage): string {
+  return `{${queuePrefix}:${stage}}`;
 }
 
 /**

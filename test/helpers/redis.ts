@@ -23,14 +23,15 @@ function globEscape(text: string): string {
 }
 
 /**
- * Every key of a prefix: BullMQ's (`{P}:queue:...`) and the ledger's (`{P}:ledger:...`) alike.
- * Sorted, for readable assertions.
+ * Every key of a prefix: the deployment's (`{P}:...`), each batch's (`{P:batch}:ledger:...`), each
+ * queue's (`{P:stage}:stage:...`) and each task map entry's (`{P:task:id}`) alike. Sorted, for
+ * readable assertions.
  */
 export async function keysWithPrefix(redis: Redis, prefix: string): Promise<string[]> {
   const found = new Set<string>();
   let cursor = "0";
   do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${globEscape(`{${prefix}}`)}*`, "COUNT", 1000);
+    const [next, keys] = await redis.scan(cursor, "MATCH", `{${globEscape(prefix)}[}:]*`, "COUNT", 1000);
     for (const key of keys) found.add(key);
     cursor = next;
   } while (cursor !== "0");

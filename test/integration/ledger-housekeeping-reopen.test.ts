@@ -38,9 +38,8 @@ async function finishAndExpire(ledger: Ledger, batch: string): Promise<void> {
 
 /** PTTL of every ledger key of the batch (task map keys have their own TTL), by key name. */
 async function ttls(batch: string): Promise<Map<string, number>> {
-  const keys = (await keysWithPrefix(ctx.redis, ctx.prefix)).filter(
-    (k) => k.includes(`:batch:${batch}`) || k.includes(`:row:${batch}/`),
-  );
+  const root = ledgerKeys(ctx.prefix).batchRoot(batch);
+  const keys = (await keysWithPrefix(ctx.redis, ctx.prefix)).filter((k) => k.startsWith(root));
   const pipeline = ctx.redis.pipeline();
   for (const key of keys) pipeline.pttl(key);
   const replies = (await pipeline.exec()) ?? [];
@@ -68,7 +67,9 @@ async function expectAllExpiring(batch: string): Promise<void> {
 async function expectNoneExpiring(batch: string, extraRows: number): Promise<void> {
   const after = await ttls(batch);
   for (const key of batchLevelKeys(batch)) expect(after.get(key), key).toBe(-1);
-  const rows = [...after.keys()].filter((k) => k.includes(`:row:${batch}/`));
+  const rows = [...after.keys()].filter((k) =>
+    k.startsWith(`${ledgerKeys(ctx.prefix).batchRoot(batch)}:row:`),
+  );
   expect(rows).toHaveLength(ROWS + extraRows);
   const expiring = [...after].filter(([, ttl]) => ttl !== -1).map(([key]) => key);
   expect(expiring).toEqual([]);
@@ -109,7 +110,7 @@ describe("a batch reopened late in its TTL", () => {
     await ledger.transition("b", "r1", { from: ["failed"], to: "queued" });
     const after = await ttls("b");
     for (const key of batchLevelKeys("b")) expect(after.get(key), key).toBe(-1);
-    const rowsExpiring = [...after].filter(([key, ttl]) => key.includes(":row:b/") && ttl !== -1);
+    const rowsExpiring = [...after].filter(([key, ttl]) => key.includes("}:ledger:row:") && ttl !== -1);
     expect(rowsExpiring).toHaveLength(ROWS - 500);
 
     expect(await ledger.housekeep("b")).toEqual({ mode: "persist", done: ROWS, complete: true });

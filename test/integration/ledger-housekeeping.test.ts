@@ -12,13 +12,12 @@ const DAY = 24 * 3600 * 1000;
 
 const ctx = ledgerContext();
 
-/** PTTL of every ledger key of the batch, task map keys aside. */
+/** PTTL of every ledger key of the batch (its hash tag's), by name after `{prefix:batch}:ledger:`. */
 async function batchTtls(batch: string): Promise<Record<string, number>> {
-  const keys = (await keysWithPrefix(ctx.redis, ctx.prefix)).filter(
-    (k) => k.includes(`:batch:${batch}`) || k.includes(`:row:${batch}/`),
-  );
+  const root = `{${ctx.prefix}:${batch}}:ledger:`;
+  const keys = (await keysWithPrefix(ctx.redis, ctx.prefix)).filter((k) => k.startsWith(root));
   const ttls: Record<string, number> = {};
-  for (const key of keys) ttls[key.slice(`{${ctx.prefix}}:ledger:`.length)] = await ctx.redis.pttl(key);
+  for (const key of keys) ttls[key.slice(root.length)] = await ctx.redis.pttl(key);
   return ttls;
 }
 
@@ -72,13 +71,7 @@ describe("expiry of finished batches", () => {
     const finishedAt = (await ctx.ledger.getBatch("b1"))!.finishedAt!;
     expect(await ctx.ledger.expireFinished("b1", DAY)).toBe(true);
     const ttls = await batchTtls("b1");
-    expect(Object.keys(ttls).sort()).toEqual([
-      "batch:b1",
-      "batch:b1:order",
-      "row:b1/r0",
-      "row:b1/r1",
-      "row:b1/r2",
-    ]);
+    expect(Object.keys(ttls).sort()).toEqual(["batch", "order", "row:r0", "row:r1", "row:r2"]);
     for (const [key, ttl] of Object.entries(ttls)) {
       expect(ttl, key).toBeGreaterThan(0);
       expect(ttl, key).toBeLessThanOrEqual(finishedAt + DAY - Date.now() + 1_000);
@@ -90,7 +83,7 @@ describe("expiry of finished batches", () => {
     const expiring = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: 30 * DAY });
     await expiring.addRows("b1", ids(2).map(newRow));
     await finish(expiring, "b1", ["r0"]);
-    expect((await batchTtls("b1"))["batch:b1"]).toBe(-1);
+    expect((await batchTtls("b1")).batch).toBe(-1);
     await finish(expiring, "b1", ["r1"]);
     const ttls = await batchTtls("b1");
     for (const [key, ttl] of Object.entries(ttls)) expect(ttl, key).toBeGreaterThan(29 * DAY);
@@ -100,7 +93,7 @@ describe("expiry of finished batches", () => {
     const expiring = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: DAY });
     await expiring.addRows("b1", ids(2).map(newRow));
     await finish(expiring, "b1", ids(2));
-    expect((await batchTtls("b1"))["row:b1/r0"]).toBeGreaterThan(0);
+    expect((await batchTtls("b1"))["row:r0"]).toBeGreaterThan(0);
 
     expect(await expiring.addRows("b1", [newRow("r0"), newRow("late")])).toEqual(["duplicate", "new"]);
     const batch = await expiring.getBatch("b1");
@@ -114,7 +107,7 @@ describe("expiry of finished batches", () => {
     await expiring.addRows("b1", ids(3).map(newRow));
     await finish(expiring, "b1", ["r0", "r1"]);
     await expiring.transition("b1", "r2", { to: "failed", set: { error: "generation failed" } });
-    expect((await batchTtls("b1"))["row:b1/r1"]).toBeGreaterThan(0);
+    expect((await batchTtls("b1"))["row:r1"]).toBeGreaterThan(0);
 
     await expiring.transition("b1", "r2", { from: ["failed"], to: "queued", set: { error: null } });
     expect((await expiring.getBatch("b1"))?.finishedAt).toBeUndefined();

@@ -18,7 +18,7 @@ function newRow(id: string, overrides: Partial<NewRow> = {}): NewRow {
 const ctx = ledgerContext();
 
 describe("addRows", () => {
-  it("records new rows as queued and counts them, keys under the prefix's hash tag", async () => {
+  it("records new rows as queued and counts them, keys under the batch's hash tag", async () => {
     const outcomes = await ctx.ledger.addRows("b1", [newRow("r1"), newRow("r2", { estimatedCredits: 8 })], {
       file: "prompts.csv",
     });
@@ -58,8 +58,12 @@ describe("addRows", () => {
       waitingBudget: false,
     });
     expect(row?.taskId).toBeUndefined();
-    for (const key of await keysWithPrefix(ctx.redis, ctx.prefix))
-      expect(key.startsWith(`{${ctx.prefix}}:ledger:`)).toBe(true);
+    // Every key of the batch in the batch's own hash tag; the deployment's batch index in its own.
+    for (const key of await keysWithPrefix(ctx.redis, ctx.prefix)) {
+      expect(
+        [`{${ctx.prefix}:b1}:ledger:`, `{${ctx.prefix}}:ledger:index`].some((p) => key.startsWith(p)),
+      ).toBe(true);
+    }
   });
 
   it("reports rows already in the batch as duplicate-queued while queued, duplicate once they moved on", async () => {
@@ -177,9 +181,9 @@ describe("reading", () => {
     await clockAt(3_000).addRows("new", [newRow("r1")]);
     await clockAt(2_000).addRows("mid", [newRow("r1")]);
     expect((await ctx.ledger.listBatches()).map((b) => b.batch)).toEqual(["new", "mid", "old"]);
-    await ctx.redis.del(`{${ctx.prefix}}:ledger:batch:mid`);
+    await ctx.redis.del(`{${ctx.prefix}:mid}:ledger:batch`);
     expect((await ctx.ledger.listBatches()).map((b) => b.batch)).toEqual(["new", "old"]);
-    expect(await ctx.redis.zscore(`{${ctx.prefix}}:ledger:batches`, "mid")).toBeNull();
+    expect(await ctx.redis.zscore(`{${ctx.prefix}}:ledger:index`, "mid")).toBeNull();
   });
 
   it("maps a taskId to its row for webhooks, and knows no other", async () => {
@@ -187,7 +191,7 @@ describe("reading", () => {
     await ctx.ledger.mapTask("task-abc", "b1", "r1");
     expect(await ctx.ledger.lookupTask("task-abc")).toEqual({ batch: "b1", rowId: "r1" });
     expect(await ctx.ledger.lookupTask("task-unknown")).toBeUndefined();
-    const ttl = await ctx.redis.pttl(`{${ctx.prefix}}:ledger:task:task-abc`);
+    const ttl = await ctx.redis.pttl(`{${ctx.prefix}:task:task-abc}`);
     expect(ttl).toBeGreaterThan(14 * 24 * 3600 * 1000);
     expect(ttl).toBeLessThanOrEqual(15 * 24 * 3600 * 1000);
   });

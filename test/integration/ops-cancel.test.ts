@@ -76,7 +76,7 @@ describe("cancel", () => {
     await fx.queues.addSubmit({ batch: "b1", rowId: "running", resubmit: 0 });
     await fx.ledger.reserveBudget("b1", "running", 8);
     workerRedis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    worker = new Worker("submit", null, { connection: workerRedis, prefix: bullPrefix(fx.prefix) });
+    worker = new Worker("submit", null, { connection: workerRedis, prefix: bullPrefix(fx.prefix, "submit") });
     expect((await worker.getNextJob(randomUUID()))?.id).toBe("b1/running");
 
     const out = new Collector();

@@ -17,11 +17,12 @@ let rowReads = 0;
 
 beforeEach(() => {
   fx = opsFixture();
-  const rowKey = `{${fx.prefix}}:ledger:row:`;
+  // A ledger row key of any batch of the prefix: `{<prefix>:<batch>}:ledger:row:<id>`.
+  const isRowKey = (key: string) => key.startsWith(`{${fx.prefix}:`) && key.includes("}:ledger:row:");
   const send = fx.redis.sendCommand.bind(fx.redis);
   fx.redis.sendCommand = ((command: { name: string; args: unknown[] }, ...rest: unknown[]) => {
     const key = command.args[0];
-    if (command.name === "hgetall" && typeof key === "string" && key.startsWith(rowKey)) rowReads++;
+    if (command.name === "hgetall" && typeof key === "string" && isRowKey(key)) rowReads++;
     return (send as (...args: unknown[]) => unknown)(command, ...rest);
   }) as typeof fx.redis.sendCommand;
   rowReads = 0;

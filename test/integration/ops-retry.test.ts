@@ -36,7 +36,7 @@ function deps(out = new Collector()) {
 
 /** A manual BullMQ worker on one stage: takes jobs by hand, so a test can fail or hold one. */
 function manualWorker(stage: Stage): { worker: Worker; token: string } {
-  const worker = new Worker(stage, null, { connection: workerRedis, prefix: bullPrefix(fx.prefix) });
+  const worker = new Worker(stage, null, { connection: workerRedis, prefix: bullPrefix(fx.prefix, stage) });
   workers.push(worker);
   return { worker, token: randomUUID() };
 }

@@ -20,16 +20,13 @@ const reads = { count: 0, reset: () => (reads.count = 0) };
 
 beforeAll(async () => {
   fx = opsFixture();
-  const rowKey = `{${fx.prefix}}:ledger:row:`;
+  // A ledger row key of any batch of the prefix: `{<prefix>:<batch>}:ledger:row:<id>`.
+  const isRowKey = (key: string) => key.startsWith(`{${fx.prefix}:`) && key.includes("}:ledger:row:");
   const send = fx.redis.sendCommand.bind(fx.redis);
   // Every command goes through sendCommand, pipelined ones included.
   fx.redis.sendCommand = ((command: { name: string; args: unknown[] }, ...rest: unknown[]) => {
     const key = command.args[0];
-    if (
-      ["hgetall", "hget", "hmget"].includes(command.name) &&
-      typeof key === "string" &&
-      key.startsWith(rowKey)
-    )
+    if (["hgetall", "hget", "hmget"].includes(command.name) && typeof key === "string" && isRowKey(key))
       reads.count++;
     return (send as (...args: unknown[]) => unknown)(command, ...rest);
   }) as typeof fx.redis.sendCommand;

@@ -29,7 +29,7 @@ function deps(out = new Collector(), extra: Partial<PurgeDeps> = {}): PurgeDeps 
 
 /** A BullMQ worker that takes jobs by hand, so a test can fail, complete or hold one. */
 function manualWorker(stage: Stage): { worker: Worker; token: string } {
-  const worker = new Worker(stage, null, { connection: workerRedis, prefix: bullPrefix(fx.prefix) });
+  const worker = new Worker(stage, null, { connection: workerRedis, prefix: bullPrefix(fx.prefix, stage) });
   workers.push(worker);
   return { worker, token: randomUUID() };
 }
@@ -62,7 +62,8 @@ async function jobIn(stage: Stage, id: string, state: "active" | "failed" | "com
  */
 async function keysOf(batch: string, keys?: string[]): Promise<string[]> {
   return (keys ?? (await keysWithPrefix(fx.redis, fx.prefix))).filter(
-    (key) => key.includes(`:${batch}/`) || key.includes(`:batch:${batch}`),
+    // Its jobs (`{P:stage}:stage:<batch>/...`) and its ledger (`{P:<batch>}:ledger:...`).
+    (key) => key.includes(`:${batch}/`) || key.startsWith(`{${fx.prefix}:${batch}}`),
   );
 }
 
@@ -133,7 +134,10 @@ describe("purge", () => {
 
     // Only the held job is left; once its worker completes it (removeOnComplete), nothing is.
     const left = await keysWithPrefix(fx.redis, fx.prefix);
-    const heldKeys = [`{${fx.prefix}}:archive:gone/a1`, `{${fx.prefix}}:archive:gone/a1:lock`];
+    const heldKeys = [
+      `{${fx.prefix}:archive}:archive:gone/a1`,
+      `{${fx.prefix}:archive}:archive:gone/a1:lock`,
+    ];
     expect(await keysOf("gone", left)).toEqual(heldKeys);
     expect(await keysOf("kept", left)).toEqual(keptKeys);
     await held.job.moveToCompleted("done", held.token, false);

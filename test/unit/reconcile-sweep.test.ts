@@ -52,6 +52,7 @@ function fakeLedger(
   const fake: FakeLedger = { served: 0, enteredBefore: [], housekept: [], ledger: undefined as never };
   const ledger = {
     listBatches: async () => batches,
+    repairIndex: async () => [],
     getBatch: async (batch: string) => {
       if (batch === options.failing) throw new Error(`batch ${batch}: hash unreadable`);
       return batches.find((b) => b.batch === batch);

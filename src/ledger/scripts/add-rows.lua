@@ -3,11 +3,11 @@
   left as it is.
 
     Input:
-      KEYS[1] batches zset, KEYS[2] batch hash
-      KEYS[3..11] the batch's side keys (batch-keys.ts): KEYS[3] order zset, KEYS[4] unarchived
-        zset, KEYS[5] the `queued` state index (rowId -> ms it entered the state), KEYS[6..9] the
-        other state indexes, KEYS[10] columns zset, KEYS[11] parked zset
-      KEYS[12..] one row hash per row
+      KEYS[1] batch hash (the deployment's batch index, in another slot, is the caller's)
+      KEYS[2..10] the batch's side keys (batch-keys.ts): KEYS[2] order zset, KEYS[3] unarchived
+        zset, KEYS[4] the `queued` state index (rowId -> ms it entered the state), KEYS[5..8] the
+        other state indexes, KEYS[9] columns zset, KEYS[10] parked zset
+      KEYS[11..] one row hash per row
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] batch name, ARGV[3] file (''), ARGV[4] budget ('' = leave as is)
       ARGV[5..] per row, 6 values: id, line, prompt, params json, metadata json, estimatedCredits
@@ -18,13 +18,12 @@
 ]]
 --- @include "includes/reopen.lua"
 local now = now_ms()
-local batchKey, orderKey = KEYS[2], KEYS[3]
+local batchKey, orderKey = KEYS[1], KEYS[2]
 if redis.call('EXISTS', batchKey) == 0 then
   redis.call('HSET', batchKey, 'createdAt', now, 'updatedAt', now, 'nextSeq', 0,
     'total', 0, 'queued', 0, 'submitted', 0, 'generating', 0, 'archiving', 0, 'archived', 0,
     'failed', 0, 'cancelled', 0, 'creditsEstimated', 0, 'creditsReserved', 0, 'creditsSpent', 0,
     'uncertain', 0, 'resubmits', 0, 'waitingBudget', 0, 'repaired', 0, 'stateIndexed', 1)
-  redis.call('ZADD', KEYS[1], now, ARGV[2])
 end
 if ARGV[3] ~= '' then redis.call('HSETNX', batchKey, 'file', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
@@ -33,7 +32,7 @@ if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
 local FIELDS_PER_ROW = 6
 local seq = num(redis.call('HGET', batchKey, 'nextSeq'))
 local added, estimated = 0, 0
-local FIRST_ROW = 12
+local FIRST_ROW = 11
 local out = { 0, -1 }
 for i = FIRST_ROW, #KEYS do
   local rowKey = KEYS[i]
@@ -47,7 +46,7 @@ for i = FIRST_ROW, #KEYS do
       'params', ARGV[base + 4], 'metadata', ARGV[base + 5], 'estimatedCredits', ARGV[base + 6],
       'status', 'queued', 'createdAt', now, 'updatedAt', now)
     redis.call('ZADD', orderKey, seq, id)
-    redis.call('ZADD', KEYS[5], now, id)
+    redis.call('ZADD', KEYS[4], now, id)
     seq = seq + 1
     added = added + 1
     estimated = estimated + tonumber(ARGV[base + 6])
@@ -64,7 +63,7 @@ if added > 0 then
   -- and side keys stop expiring here; row keys are made persistent by the caller, page by page
   -- (too many for one script), at once when the expiry is near.
   if redis.call('HEXISTS', batchKey, 'finishedAt') == 1 then
-    out[2] = reopen_batch(batchKey, nil, now)
+    out[2] = reopen_batch(batchKey, nil, now, 2)
     out[1] = 1
   end
 end

@@ -11,11 +11,11 @@
       KEYS[3..11] the batch's side keys (batch-keys.ts): KEYS[3] order zset, KEYS[4] unarchived
         zset, KEYS[5..9] state indexes of queued, submitted, generating, archiving, failed,
         KEYS[10] columns zset, KEYS[11] parked zset (a row leaving `queued` leaves it)
-      KEYS[12] (with a taskId) task map key
       KEYS[#KEYS] (last) the batch's progress hash (progress.ts): archived rows per minute
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
-      ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add (''), ARGV[7] task map TTL ms
+      ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add ('': its task map entry, in its
+        own slot, is written by the caller), ARGV[7] unused
       ARGV[8..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
 
     Output:
@@ -87,7 +87,6 @@ if taskId ~= '' then
     ids = string.sub(ids, 1, -2) .. ',' .. enc .. ']'
   end
   redis.call('HSET', rowKey, 'taskIds', ids, 'taskId', taskId)
-  redis.call('SET', KEYS[12], ARGV[5] .. '/' .. rowId, 'PX', ARGV[7])
 end
 
 -- Per-minute progress for the dashboard's chart, in the same step as the counters it follows.
@@ -117,7 +116,7 @@ if changed then
   elseif b[5] then
     -- A retried row reopens the batch: stop the expiry of its hash, side keys and this row. The
     -- caller persists the other rows (at once when `left` is short).
-    left = reopen_batch(batchKey, rowKey, now)
+    left = reopen_batch(batchKey, rowKey, now, 3)
     reopened = 1
   end
 end

@@ -1,0 +1,211 @@
+/**
+ * A real Redis Cluster on loopback for tests: three masters and three replicas, each a
+ * `redis-server --cluster-enabled yes` on a free port with its files in a temporary directory,
+ * joined by `redis-cli --cluster create ... --cluster-replicas 1`. `stop()` kills every server and
+ * removes the directory; a master can be killed (SIGKILL) to watch its replica take over.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Cluster, Redis } from "ioredis";
+import { waitForRedis } from "../../src/app/connections.js";
+import { freePort } from "./free-port.js";
+
+const NODES = 6;
+/** How long a cluster may take to form, or a replica to take over from a killed master. */
+const FORM_TIMEOUT_MS = 20_000;
+
+interface Node {
+  port: number;
+  child: ChildProcess;
+  exited: Promise<void>;
+  stderr: string;
+}
+
+export interface TestCluster {
+  /** REDIS_CLUSTER_NODES for the seed nodes: every node, `127.0.0.1:<port>,...`. */
+  readonly seeds: string;
+  readonly ports: readonly number[];
+  /** A Cluster client for test code; closed by `stop()`. */
+  client(): Cluster;
+  /** The port of the master serving `key` now. */
+  masterOf(key: string): Promise<number>;
+  /** The ports of the masters now. */
+  masters(): Promise<number[]>;
+  /** SIGKILLs the redis-server on `port` and waits for its exit. */
+  kill(port: number): Promise<void>;
+  /** Resolves once every live node says cluster_state:ok and `port` is no master of any slot. */
+  waitForFailover(port: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** One plain connection to a node, for CLUSTER commands; quit after `fn`. */
+async function onNode<T>(port: number, fn: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1, lazyConnect: true });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    return await fn(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function runCli(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("redis-cli", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once("error", reject);
+    child.once("close", (code) =>
+      code === 0 ? resolve() : reject(new Error(`redis-cli ${args.join(" ")} exited ${code}: ${output}`)),
+    );
+  });
+}
+
+/**
+ * Asks until `check` is true or `timeoutMs` passes. The cluster's state changes inside the
+ * servers (gossip, elections) with nothing to subscribe to: asking again is the only way.
+ */
+async function until(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = FORM_TIMEOUT_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`the test cluster: ${what} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export async function startTestCluster(options: { nodeTimeoutMs?: number } = {}): Promise<TestCluster> {
+  const dir = await mkdtemp(join(tmpdir(), "kie-cluster-"));
+  const nodes: Node[] = [];
+  const clients: Cluster[] = [];
+  const stop = async () => {
+    await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
+    for (const c of clients) c.disconnect();
+    for (const node of nodes)
+      if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill("SIGKILL");
+    await Promise.all(nodes.map((n) => n.exited));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < NODES; i++) {
+      const port = await freePort();
+      const child = spawn(
+        "redis-server",
+        [
+          "--port",
+          String(port),
+          "--bind",
+          "127.0.0.1",
+          "--cluster-enabled",
+          "yes",
+          "--cluster-config-file",
+          join(dir, `nodes-${port}.conf`),
+          "--cluster-node-timeout",
+          String(options.nodeTimeoutMs ?? 1_000),
+          "--dir",
+          dir,
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--protected-mode",
+          "yes",
+        ],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      const node: Node = {
+        port,
+        child,
+        stderr: "",
+        exited: new Promise((resolve) => child.once("close", () => resolve())),
+      };
+      child.stderr?.on("data", (chunk: Buffer) => {
+        node.stderr += chunk.toString();
+      });
+      nodes.push(node);
+      await waitForRedis(`redis://127.0.0.1:${port}`, {
+        timeoutMs: 10_000,
+        alive: () => {
+          if (child.exitCode !== null) throw new Error(`redis-server :${port} exited: ${node.stderr}`);
+        },
+      });
+    }
+    const ports = nodes.map((n) => n.port);
+    await runCli([
+      "--cluster",
+      "create",
+      ...ports.map((p) => `127.0.0.1:${p}`),
+      "--cluster-replicas",
+      "1",
+      "--cluster-yes",
+    ]);
+    for (const port of ports) {
+      await until(`:${port} says cluster_state:ok`, () =>
+        onNode(port, async (r) => (await r.cluster("INFO")).includes("cluster_state:ok")),
+      );
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const ports = nodes.map((n) => n.port);
+  const live = () => nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+  /** [start, end, master port] per slot range, from a live node. */
+  const slotOwners = () =>
+    onNode(live()[0]!.port, async (r) => {
+      const slots = await r.cluster("SLOTS");
+      return slots.map(([start, end, master]) => ({ start, end, port: Number(master?.[1]) }));
+    });
+  return {
+    seeds: ports.map((p) => `127.0.0.1:${p}`).join(","),
+    ports,
+    client() {
+      const client = new Cluster(
+        ports.map((port) => ({ host: "127.0.0.1", port })),
+        { redisOptions: { maxRetriesPerRequest: 3 }, retryDelayOnFailover: 500, maxRedirections: 40 },
+      );
+      client.on("error", () => {});
+      clients.push(client);
+      return client;
+    },
+    async masterOf(key) {
+      const slot = await onNode(live()[0]!.port, (r) => r.cluster("KEYSLOT", key));
+      const owner = (await slotOwners()).find((range) => range.start <= slot && slot <= range.end);
+      if (!owner) throw new Error(`no master serves slot ${slot}`);
+      return owner.port;
+    },
+    async masters() {
+      return [...new Set((await slotOwners()).map((range) => range.port))].sort((a, b) => a - b);
+    },
+    async kill(port) {
+      const node = nodes.find((n) => n.port === port);
+      if (!node) throw new Error(`no node on :${port}`);
+      node.child.kill("SIGKILL");
+      await node.exited;
+    },
+    async waitForFailover(port) {
+      await until(`a replica took over from :${port}`, async () => {
+        const owners = await slotOwners();
+        if (owners.some((range) => range.port === port)) return false;
+        for (const node of live()) {
+          const info = await onNode(node.port, (r) => r.cluster("INFO"));
+          if (!info.includes("cluster_state:ok")) return false;
+        }
+        return true;
+      });
+    },
+    stop,
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * The ledger, the fleet and the queues on a real Redis Cluster (three masters, three replicas on
+ * loopback), through the product's connection factory: every script and pipeline stays in one
+ * slot (a CROSSSLOT or "same slots allocation group" error fails these tests), and batches spread
+ * over more than one master.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openRedis } from "../../src/app/connections.js";
+import { startReconciler } from "../../src/app/reconciler.js";
+import { QueueSet } from "../../src/bull/queues.js";
+import { loadConfig } from "../../src/config/index.js";
+import { createLogger } from "../../src/core/logger.js";
+import { createFleet } from "../../src/fleet/index.js";
+import { createLedger, type Ledger, ledgerKeys } from "../../src/ledger/index.js";
+import type { RedisClient } from "../../src/redis/script.js";
+import { uniquePrefix } from "../helpers/redis.js";
+import { startTestCluster, type TestCluster } from "../helpers/redis-cluster.js";
+
+let cluster: TestCluster;
+let redis: RedisClient;
+
+beforeAll(async () => {
+  cluster = await startTestCluster();
+  redis = await openRedis(loadConfig({ REDIS_CLUSTER_NODES: cluster.seeds }), { forWorker: true });
+}, 60_000);
+
+afterAll(async () => {
+  await redis?.quit().catch(() => redis.disconnect());
+  await cluster?.stop();
+});
+
+const newRow = (id: string) => ({
+  id,
+  line: 2,
+  prompt: `prompt ${id}`,
+  params: {},
+  metadata: { owner: "ada" },
+  estimatedCredits: 4,
+});
+
+/** One row through every ledger write a worker makes: reserve, submit, settle, archive. */
+async function runRow(ledger: Ledger, batch: string, rowId: string): Promise<void> {
+  expect(await ledger.reserveBudget(batch, rowId, 4)).toBe("reserved");
+  const taskId = `task-${batch}-${rowId}`;
+  expect(
+    (await ledger.transition(batch, rowId, { from: ["queued"], to: "submitted", addTaskId: taskId })).ok,
+  ).toBe(true);
+  await ledger.settleCredits(batch, rowId, 4, taskId);
+  await ledger.transition(batch, rowId, { to: "archiving", set: { completedAt: 5 } });
+  await ledger.transition(batch, rowId, { to: "archived" });
+}
+
+describe("on a Redis Cluster", () => {
+  it("each batch's ledger sits in its own slot, batches land on more than one master, and every operation runs", async () => {
+    const prefix = uniquePrefix("cl");
+    const ledger = createLedger(redis, { prefix, ttlMs: 86_400_000 });
+    const batches = Array.from({ length: 8 }, (_, i) => `b${i}`);
+    for (const batch of batches) {
+      await ledger.addRows(batch, ["r1", "r2", "r3"].map(newRow), { budget: 8 });
+      await runRow(ledger, batch, "r1");
+    }
+    const keys = ledgerKeys(prefix);
+    const masters = new Set(await Promise.all(batches.map((b) => cluster.masterOf(keys.batch(b)))));
+    expect(masters.size).toBeGreaterThan(1);
+
+    // Reads across batches (one slot each) and within one (its rows, its state indexes).
+    expect((await ledger.listBatches()).map((b) => b.batch).sort()).toEqual(batches);
+    expect(await ledger.getBatch("b3")).toMatchObject({ total: 3, archived: 1, queued: 2, creditsSpent: 4 });
+    const statuses: string[] = [];
+    for await (const row of ledger.rows("b3")) statuses.push(row.status);
+    expect(statuses).toEqual(["archived", "queued", "queued"]);
+    const queued: string[] = [];
+    for await (const page of ledger.statePages("b3", "queued")) queued.push(...page.map((e) => e.row.id));
+    expect(queued).toEqual(["r2", "r3"]);
+    expect(await ledger.lookupTask("task-b3-r1")).toEqual({ batch: "b3", rowId: "r1" });
+    expect(await ledger.columns("b3")).toEqual(["owner"]);
+
+    // Over the budget (8 credits, 4 spent, 4 reserved by r2): r3 parks, and wakes once r2 releases.
+    expect(await ledger.reserveBudget("b3", "r2", 4)).toBe("reserved");
+    expect(await ledger.reserveBudget("b3", "r3", 4)).toBe("over-budget");
+    await ledger.releaseReservation("b3", "r2");
+    expect((await ledger.wakeParked("b3")).woken.map((w) => w.rowId)).toEqual(["r3"]);
+
+    // Finishing a batch sets its expiry (housekeeping walks its rows); retrying reopens it.
+    for (const id of ["r2", "r3"]) await ledger.transition("b5", id, { to: "cancelled" });
+    expect((await ledger.getBatch("b5"))?.finishedAt).toBeDefined();
+    expect(await redis.pttl(keys.row("b5", "r2"))).toBeGreaterThan(0);
+    await ledger.transition("b5", "r2", { to: "queued" });
+    expect((await ledger.housekeep("b5")).complete).toBe(true);
+    expect(await redis.pttl(keys.row("b5", "r2"))).toBe(-1);
+
+    expect(await ledger.claimLease("reconcile", "me", 10_000)).toBe(true);
+    expect(await ledger.purge("b0")).toBe(3);
+    expect(await ledger.getBatch("b0")).toBeUndefined();
+    expect(await ledger.lookupTask("task-b0-r1")).toBeUndefined();
+    for (const batch of batches.slice(1)) await ledger.purge(batch);
+    expect(await ledger.listBatches()).toEqual([]);
+  });
+
+  it("the fleet's per-account state runs in its account's slot, and the three queues in theirs", async () => {
+    const fleet = createFleet(redis, {
+      apiKey: `cluster-${uniquePrefix()}`,
+      createRate: { limit: 2, windowMs: 60_000 },
+    });
+    await fleet.createLimiter.configureRate(2, 60_000);
+    expect((await fleet.createLimiter.acquire()).ok).toBe(true);
+    expect((await fleet.createLimiter.acquire()).ok).toBe(true);
+    expect((await fleet.createLimiter.acquire()).ok).toBe(false);
+    await fleet.pause.pause("bad-key", "401 from KIE");
+    expect((await fleet.readGate()).paused?.kind).toBe("bad-key");
+    expect(await fleet.pause.resume()).toBe(true);
+    await fleet.inFlight.release("b/r1");
+    expect(await fleet.inFlight.count()).toBe(0);
+
+    const prefix = uniquePrefix("clq");
+    const queues = new QueueSet({ connection: redis, queuePrefix: prefix });
+    try {
+      await queues.addSubmit({ batch: "b", rowId: "r1", resubmit: 0 });
+      await queues.addPoll(
+        { batch: "b", rowId: "r1", taskId: "t1", resubmit: 0, submittedAt: Date.now(), checks: 0 },
+        60_000,
+      );
+      expect(await queues.queues.submit.getJobState("b/r1")).toBe("waiting");
+      expect(await queues.queues.poll.getJobState("b/r1")).toBe("delayed");
+      expect(await queues.wakePoll({ batch: "b", rowId: "r1", resubmit: 0 })).toBe(true);
+      const masters = new Set(
+        await Promise.all(["submit", "poll", "archive"].map((s) => cluster.masterOf(`{${prefix}:${s}}`))),
+      );
+      expect(masters.size).toBeGreaterThan(1);
+      for (const queue of Object.values(queues.queues)) await queue.obliterate({ force: true });
+    } finally {
+      await queues.close();
+    }
+  });
+
+  it("the reconciler puts back a batch whose index entry was lost, and gives its rows their jobs", async () => {
+    const prefix = uniquePrefix("clr");
+    const ledger = createLedger(redis, { prefix });
+    await ledger.addRows("lost", ["r1", "r2"].map(newRow));
+    // The write between the batch's script and its index entry (two slots) lost: a producer that died.
+    await redis.zrem(ledgerKeys(prefix).batches, "lost");
+    expect(await ledger.listBatches()).toEqual([]);
+
+    const queues = new QueueSet({ connection: redis, queuePrefix: prefix });
+    const swept = new Promise<void>((resolve) => {
+      const reconciler = startReconciler({
+        redis,
+        ledger,
+        queues,
+        clock: { now: () => Date.now() },
+        log: createLogger({ level: "silent" }),
+        everyMs: 60_000,
+        settleMs: 0,
+        onSweep: () => {
+          void reconciler.close().then(resolve);
+        },
+      });
+    });
+    try {
+      await swept;
+      expect((await ledger.listBatches()).map((b) => b.batch)).toEqual(["lost"]);
+      expect(await queues.queues.submit.getJobState("lost/r1")).toBe("waiting");
+      expect(await queues.queues.submit.getJobState("lost/r2")).toBe("waiting");
+    } finally {
+      for (const queue of Object.values(queues.queues)) await queue.obliterate({ force: true });
+      await queues.close();
+      await ledger.purge("lost");
+    }
+  });
+});
