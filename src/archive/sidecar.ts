@@ -55,6 +55,17 @@ export interface Sidecar
   submittedAt: string | undefined;
   completedAt: string | undefined;
   archivedAt: string;
+  /** Present when the images are copies of an earlier row's (no create, 0 credits). */
+  reusedFrom?: SidecarReuse;
+}
+
+/** The row a reused row's images were copied from, and the task that made them. */
+export interface SidecarReuse {
+  batch: string;
+  rowId: string;
+  taskId: string;
+  /** The first image's key in the store, as copied. */
+  key: string;
 }
 
 /** The sidecar's key: `<batch>/<rowId>.json`, beside `<batch>/<rowId>.png`. */
@@ -65,7 +76,7 @@ export function sidecarKey(batch: string, rowId: string): string {
 export function buildSidecar(
   row: SidecarRow,
   images: SidecarImage[],
-  task: { taskId: string; completedAt: number; archivedAt: number },
+  task: { taskId: string; completedAt: number; archivedAt: number; reusedFrom?: SidecarReuse },
 ): Sidecar {
   return {
     batch: row.batch,
@@ -85,6 +96,7 @@ export function buildSidecar(
     submittedAt: iso(row.submittedAt),
     completedAt: iso(task.completedAt),
     archivedAt: new Date(task.archivedAt).toISOString(),
+    ...(task.reusedFrom ? { reusedFrom: task.reusedFrom } : {}),
   };
 }
 

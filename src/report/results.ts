@@ -26,6 +26,8 @@ export const RESULT_FIELDS = [
   "creditsEstimated",
   "uncertain",
   "error",
+  /** `<batch>/<rowId>` whose image this row's is a copy of (reuse across batches), else empty. */
+  "reusedFrom",
 ] as const;
 
 const FIXED: ReadonlySet<string> = new Set(RESULT_FIELDS);
@@ -62,6 +64,7 @@ function resultEntries(row: RowRecord): [string, CsvValue][] {
     creditsEstimated: row.estimatedCredits,
     uncertain: row.uncertain,
     error: row.error ?? null,
+    reusedFrom: row.reusedFrom ?? null,
   };
   const entries: [string, CsvValue][] = RESULT_FIELDS.map((field) => [field, fixed[field]]);
   for (const [key, value] of Object.entries(row.metadata)) entries.push([metadataField(key), value]);
