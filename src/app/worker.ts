@@ -33,7 +33,6 @@ import {
   buildArchivePause,
   buildInputImages,
   buildLedger,
-  buildResultIndex,
   buildQueues,
   buildStore,
   downloadHosts,
@@ -178,16 +177,6 @@ export async function startWorker(
         clock: systemClock,
         fleet: ports.fleet,
         keys: lanes,
-        ...(config.KIE_REUSE
-          ? {
-              reuse: {
-                results: buildResultIndex(redis, config),
-                store: ports.store,
-                ledger: ports.ledger,
-                clock: systemClock,
-              },
-            }
-          : {}),
         settings: { ...workerSettings(config), ...options.settings },
       },
     });

@@ -55,17 +55,10 @@ export interface Sidecar
   submittedAt: string | undefined;
   completedAt: string | undefined;
   archivedAt: string;
-  /** Present when the images are copies of an earlier row's (no create, 0 credits). */
-  reusedFrom?: SidecarReuse;
-}
-
-/** The row a reused row's images were copied from, and the task that made them. */
-export interface SidecarReuse {
-  batch: string;
-  rowId: string;
-  taskId: string;
-  /** The first image's key in the store, as copied. */
-  key: string;
+  /** text-to-image, image-to-image or edit. */
+  model: string;
+  /** The input image of image-to-image and edit: its URL, or the local file's path and sha256. */
+  sourceImage?: { url?: string; path?: string; sha256?: string };
 }
 
 /** The sidecar's key: `<batch>/<rowId>.json`, beside `<batch>/<rowId>.png`. */
@@ -76,7 +69,7 @@ export function sidecarKey(batch: string, rowId: string): string {
 export function buildSidecar(
   row: SidecarRow,
   images: SidecarImage[],
-  task: { taskId: string; completedAt: number; archivedAt: number; reusedFrom?: SidecarReuse },
+  task: { taskId: string; completedAt: number; archivedAt: number },
 ): Sidecar {
   return {
     batch: row.batch,
@@ -96,7 +89,8 @@ export function buildSidecar(
     submittedAt: iso(row.submittedAt),
     completedAt: iso(task.completedAt),
     archivedAt: new Date(task.archivedAt).toISOString(),
-    ...(task.reusedFrom ? { reusedFrom: task.reusedFrom } : {}),
+    model: typeof row.params.model === "string" ? row.params.model : "text-to-image",
+    ...sourceImage(row.params),
   };
 }
 
@@ -168,6 +162,15 @@ function decodeImage(
     sha256: match[4]!,
     contentType: match[2] === "jpg" ? "image/jpeg" : "image/png",
   };
+}
+
+/** The row's input image as the sidecar names it (none for text-to-image). */
+function sourceImage(params: Record<string, unknown>): Pick<Sidecar, "sourceImage"> {
+  const { image_url: url, image_path: path, image_sha256: sha256 } = params;
+  if (typeof path === "string") {
+    return { sourceImage: { path, ...(typeof sha256 === "string" ? { sha256 } : {}) } };
+  }
+  return typeof url === "string" ? { sourceImage: { url } } : {};
 }
 
 function iso(ms: number | undefined): string | undefined {

@@ -6,6 +6,7 @@ export interface DemoFlags {
   rows?: string;
   s3?: boolean;
   output?: string;
+  edit?: boolean;
 }
 
 /** `kie-batch demo`: exit 0 only if every row was archived. */
@@ -16,6 +17,7 @@ export async function runDemoCommand(flags: DemoFlags): Promise<void> {
   process.exitCode = await runDemo({
     rows,
     s3: flags.s3 === true,
+    edit: flags.edit === true,
     outputDir: flags.output ?? "demo-output",
     out: process.stdout,
     log,

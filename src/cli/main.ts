@@ -92,7 +92,6 @@ program
     (value: string, previous: string[]) => [...previous, value],
     [] as string[],
   )
-  .option("--no-reuse", "create every row, never copy an earlier row's image of the same request and seed")
   .option("--json", "print the summary as JSON")
   .action(
     action(async (file: string, flags) => {
@@ -216,6 +215,7 @@ program
   .option("--rows <n>", "rows to generate (the sample's 12, cycled with new seeds beyond)", "12")
   .option("--s3", "archive to an in-process s3rver instead of a folder")
   .option("--output <dir>", "where images, results and s3rver's files go", "demo-output")
+  .option("--edit", "run the editing sample instead: image-to-image and edit over the images in examples/")
   .action(action(async (flags) => runDemoCommand(flags)));
 
 await program.parseAsync(process.argv).catch(exitWithError);

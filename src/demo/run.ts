@@ -28,13 +28,15 @@ import { followBatch, Redrawer } from "../report/status-watch.js";
 import { startSimulator } from "../simulator/index.js";
 import { hasRedisServer, type LocalRedis, startLocalRedis } from "./local-redis.js";
 import { type DemoS3, startDemoS3 } from "./s3.js";
-import { sampleManifest } from "./sample.js";
+import { EDIT_SAMPLE_MANIFEST, sampleManifest } from "./sample.js";
 
 export interface DemoOptions {
   /** Rows to generate: the sample's 12, or more (cycled with new seeds). */
   rows: number;
   /** Archive to an in-process s3rver instead of a folder. */
   s3: boolean;
+  /** Run the editing sample (examples/edit.csv: image-to-image and edit over examples/images/); `rows` is ignored. @defaultValue false */
+  edit?: boolean;
   /** Where images, results and s3rver's files go. */
   outputDir: string;
   out: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -92,13 +94,17 @@ export async function runDemo(options: DemoOptions): Promise<number> {
       KIE_QUEUE_PREFIX: `demo-${runId}`,
       KIE_POLL_INTERVAL: "500ms",
       KIE_CALLBACK_URL: undefined,
+      // The editing sample needs the market API, and uploads its local images to the simulator.
+      ...(options.edit ? { KIE_API_FLAVOR: "jobs", KIE_UPLOAD_BASE_URL: sim.url } : {}),
       ...(s3 ? s3.env : { ARCHIVE_DIR: join(runDir, "images"), S3_BUCKET: undefined }),
     });
 
-    const manifest = await sampleManifest(options.rows, join(runDir, "manifest.jsonl"));
-    const batch = "demo";
+    const manifest = options.edit
+      ? EDIT_SAMPLE_MANIFEST
+      : await sampleManifest(options.rows, join(runDir, "manifest.jsonl"));
+    const batch = options.edit ? "demo-edit" : "demo";
     const summary = await enqueue(
-      { file: manifest, batch },
+      { file: manifest, batch, apiFlavor: config.KIE_API_FLAVOR },
       // enqueue's own summary suggests starting workers: here they run in this process.
       { connect: (o) => connectProducer(config, o), out: new PassThrough().resume(), clock: systemClock },
     );

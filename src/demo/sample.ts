@@ -5,8 +5,11 @@ import { finished } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { openManifest } from "../manifest/index.js";
 
+const EXAMPLES = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "examples");
 /** The sample manifest shipped with the project: a dozen varied prompts, Chinese and English. */
-const SAMPLE_MANIFEST = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "examples", "prompts.csv");
+const SAMPLE_MANIFEST = join(EXAMPLES, "prompts.csv");
+/** The editing sample: image-to-image and edit rows over the small images in examples/images/. */
+export const EDIT_SAMPLE_MANIFEST = join(EXAMPLES, "edit.csv");
 
 /**
  * A manifest of `rows` rows made from the sample: the sample itself when `rows` is its size,

@@ -5,6 +5,7 @@ export * from "./errors.js";
 export * from "./prices.js";
 export * from "./rules.js";
 export * from "./schemas.js";
+export { modelOf, type SourceImage, sourceImageOf } from "./source-image.js";
 export * from "./types.js";
 export {
   createUploadClient,

@@ -12,8 +12,6 @@ export interface ChunkWriterOptions {
   /** Set on the batch atomically with the first chunk. @defaultValue unchanged */
   budget?: number;
   priority: number;
-  /** `--no-reuse`: recorded on the batch atomically with the first chunk. @defaultValue false */
-  noReuse?: boolean;
   /** @defaultValue ENQUEUE_CHUNK */
   chunkSize?: number;
   /** @defaultValue MAX_CHUNKS_IN_FLIGHT */
@@ -86,13 +84,7 @@ export class ChunkWriter {
     // The first chunk creates the batch with its budget in one atomic step; later chunks wait
     // for it, so no row is ever visible to a worker before the budget that governs it.
     const meta: AddRowsMeta | undefined =
-      first === undefined
-        ? {
-            file,
-            ...(budget === undefined ? {} : { budget }),
-            ...(this.options.noReuse === true ? { noReuse: true } : {}),
-          }
-        : undefined;
+      first === undefined ? { file, ...(budget === undefined ? {} : { budget }) } : undefined;
     const recorded = (async () => {
       if (first !== undefined) await first;
       return backend.ledger.addRows(batch, rows, meta);

@@ -1,4 +1,5 @@
 import type { ResultsFormat } from "../core/values.js";
+import { modelOf, sourceImageOf } from "../kie/index.js";
 import type { Ledger, RowRecord, Status } from "../ledger/index.js";
 import { requireBatch } from "./batch.js";
 import { type CsvValue, csvLine } from "./csv.js";
@@ -26,8 +27,12 @@ export const RESULT_FIELDS = [
   "creditsEstimated",
   "uncertain",
   "error",
-  /** `<batch>/<rowId>` whose image this row's is a copy of (reuse across batches), else empty. */
-  "reusedFrom",
+  /** text-to-image, image-to-image or edit. */
+  "model",
+  /** The input image: the row's image_url, or its local image_path. */
+  "sourceImage",
+  /** The local input image's sha256 when it was enqueued. */
+  "sourceSha256",
 ] as const;
 
 const FIXED: ReadonlySet<string> = new Set(RESULT_FIELDS);
@@ -64,7 +69,9 @@ function resultEntries(row: RowRecord): [string, CsvValue][] {
     creditsEstimated: row.estimatedCredits,
     uncertain: row.uncertain,
     error: row.error ?? null,
-    reusedFrom: row.reusedFrom ?? null,
+    model: modelOf(row.params),
+    sourceImage: sourceImageOf(row.params)?.path ?? sourceImageOf(row.params)?.url ?? null,
+    sourceSha256: sourceImageOf(row.params)?.sha256 ?? null,
   };
   const entries: [string, CsvValue][] = RESULT_FIELDS.map((field) => [field, fixed[field]]);
   for (const [key, value] of Object.entries(row.metadata)) entries.push([metadataField(key), value]);

@@ -22,7 +22,6 @@ import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { type ArchiveGateDeps, pauseArchiving, waitForStore } from "./archive-gate.js";
 import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
 import type { WorkerSettings } from "./ports.js";
-import { type ReuseDeps, recordResult } from "./reuse.js";
 import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 import { taskLane } from "./task-key.js";
 
@@ -43,8 +42,6 @@ export interface ArchiveDeps extends ArchiveGateDeps {
    * checksum). A test passes a fake so no HTTP server is needed. @defaultValue archiveFromUrl
    */
   copyImage?: (options: ArchiveFromUrlOptions) => Promise<ArchivedImage>;
-  /** Where an archived row's request is recorded for reuse (reuse.ts). Absent: not recorded. */
-  reuse?: Pick<ReuseDeps, "results" | "clock">;
 }
 
 /** Archive retries back off up to this; they go on as long as the image is expected to live. */
@@ -130,14 +127,12 @@ async function archiveRow(
   }
 
   await failpoint("archive.after-sidecar");
-  const moved = await deps.ledger.transition(batch, rowId, {
+  await deps.ledger.transition(batch, rowId, {
     from: ["archiving"],
     to: "archived",
     set: { images, archivedAt: deps.clock.now(), error: null },
   });
   job.log.info({ location: images[0]?.location }, "archived");
-  // Its own command after the move (another hash tag): a lost write costs only a future reuse.
-  if (moved.ok) await recordResult(deps.reuse, row, images, taskId, job.log);
   return done;
 }
 

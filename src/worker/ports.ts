@@ -7,7 +7,6 @@ import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { InputImages } from "./input-image.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "./jobs.js";
-import type { ReuseDeps } from "./reuse.js";
 
 /** The fleet-wide state the stages consult: declared beside the fleet (Redis-backed in production). */
 export type { FleetPort } from "../fleet/port.js";
@@ -59,8 +58,6 @@ export interface StageDeps {
   /** The deployment's archive pause (the store refuses): the archive stage's gate. */
   storePause: ArchivePausePort;
   queues: StageQueues;
-  /** Reuse across batches (reuse.ts): the result index, the store and the ledger. Absent: off (KIE_REUSE=off). */
-  reuse?: ReuseDeps;
   /** Uploads rows' local input images (image-to-image, edit) before their create. Absent: such rows fail. */
   inputImages?: InputImages;
   clock: Clock;

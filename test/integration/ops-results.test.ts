@@ -61,6 +61,9 @@ describe("results", () => {
       creditsEstimated: 8,
       uncertain: 0,
       error: null,
+      model: "text-to-image",
+      sourceImage: null,
+      sourceSha256: null,
       作者: "李白",
       tag: "a",
     });

@@ -188,6 +188,7 @@ describe("archive stage", () => {
       submittedAt: new Date(T0 - 60_000).toISOString(),
       completedAt: new Date(T0).toISOString(),
       archivedAt: new Date(T0 + 1_000).toISOString(),
+      model: "text-to-image",
     });
 
     expect(f.ledger.current()).toMatchObject({

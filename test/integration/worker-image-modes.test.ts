@@ -1,0 +1,120 @@
+/**
+ * Issue 13's done-when: a mixed manifest (text-to-image, image-to-image from a URL, edit from a
+ * local file) enqueued by the real producer and run by the real worker assembly against the
+ * simulator: every output archived, the local image uploaded once, the estimate and the budget
+ * at per-model prices, results and sidecars naming the model and the source image.
+ */
+import { createHash } from "node:crypto";
+import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { afterEach, describe, expect, it } from "vitest";
+import { connectProducer } from "../../src/app/index.js";
+import { systemClock } from "../../src/core/clock.js";
+import { enqueue } from "../../src/producer/index.js";
+import { writeResults } from "../../src/report/results.js";
+import { wakeParkedRows } from "../../src/worker/budget-wake.js";
+import { startImageServer } from "../helpers/image-server.js";
+import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
+
+const EXAMPLES = join(import.meta.dirname, "..", "..", "examples", "images");
+const sha = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
+
+let harness: WorkerHarness | undefined;
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  await harness?.close();
+  harness = undefined;
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe("image-to-image and edit in one batch", () => {
+  it("a mixed manifest runs end to end at per-model prices, each output archived and named by its source", async () => {
+    const sneaker = await readFile(join(EXAMPLES, "sneaker.png"));
+    const mug = await readFile(join(EXAMPLES, "mug.png"));
+    const images = await startImageServer({ "/sneaker.png": { body: sneaker } });
+    cleanups.push(() => images.close());
+    const dir = await mkdtemp(join(tmpdir(), "kie-modes-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await copyFile(join(EXAMPLES, "mug.png"), join(dir, "mug.png"));
+    const manifest = join(dir, "modes.csv");
+    await writeFile(
+      manifest,
+      [
+        "id,model,prompt,image_url,image_path,strength",
+        "cover,,a red mug on linen,,,",
+        `sketch,image-to-image,the sneaker as a watercolour,${images.url("/sneaker.png")},,0.6`,
+        "studio,edit,the mug on a white studio background,,mug.png,",
+        "studio-again,edit,the mug on a grey studio background,,./mug.png,",
+      ].join("\n"),
+    );
+
+    harness = await startHarness({ sim: { timeScale: 20 } });
+    const env = { KIE_API_FLAVOR: "jobs", KIE_UPLOAD_BASE_URL: harness.pipeline.sim.url };
+    const config = harness.config(env);
+    const { sim, ledger } = harness.pipeline;
+    // Per-model prices, no acceleration given: each model's dearest (8, 10, 12, 12) = 42. A budget
+    // of 41 cannot hold every row, which at text-to-image's price (32) it would.
+    const summary = await enqueue(
+      { file: manifest, batch: "modes", budget: 41, apiFlavor: "jobs" },
+      { connect: (o) => connectProducer(config, o), out: new PassThrough().resume(), clock: systemClock },
+    );
+    expect(summary).toMatchObject({ enqueued: 4, invalidRows: 0, estimatedCredits: 42 });
+
+    await harness.worker({ env });
+    const parked = await until("three rows archived and one parked over the budget", async () => {
+      const batch = await ledger.getBatch("modes");
+      return batch && batch.archived === 3 && batch.waitingBudget === 1 ? batch : undefined;
+    });
+    expect(parked.creditsSpent).toBeLessThanOrEqual(41);
+
+    await ledger.setBudget("modes", 42);
+    await wakeParkedRows({ ledger, queues: harness.pipeline.queues }, "modes");
+    const done = await harness.pipeline.waitFinished("modes");
+    expect(done).toMatchObject({ total: 4, archived: 4, failed: 0, creditsSpent: 42 });
+
+    // One upload for the two rows of the same file; each create got its own input.
+    const stats = sim.stats();
+    expect(stats.uploads).toBe(1);
+    expect(stats.creates).toBe(4);
+    const tasks = sim.tasks();
+    const byModel = (model: string | undefined) => tasks.filter((task) => task.params.model === model);
+    expect(byModel(undefined)).toHaveLength(1);
+    expect(byModel("image-to-image").map((task) => task.inputSha256)).toEqual([sha(sneaker)]);
+    expect(byModel("edit").map((task) => task.inputSha256)).toEqual([sha(mug), sha(mug)]);
+
+    // Archived outputs, and sidecars naming the model and the source image.
+    const archive = join(harness.pipeline.archiveDir, "modes");
+    const studio = await ledger.getRow("modes", "studio");
+    const output = await readFile(join(archive, "studio.png"));
+    expect(studio?.sha256).toBe(sha(output));
+    const sidecar = (id: string) => readFile(join(archive, `${id}.json`), "utf8").then(JSON.parse);
+    expect(await sidecar("studio")).toMatchObject({
+      model: "edit",
+      sourceImage: { path: join(dir, "mug.png"), sha256: sha(mug) },
+    });
+    expect(await sidecar("sketch")).toMatchObject({
+      model: "image-to-image",
+      sourceImage: { url: images.url("/sneaker.png") },
+    });
+    expect(await sidecar("cover")).toMatchObject({ model: "text-to-image" });
+    expect((await sidecar("cover")).sourceImage).toBeUndefined();
+
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on("data", (chunk: Buffer) => chunks.push(chunk));
+    await writeResults({ ledger }, "modes", "jsonl", out);
+    const results = Buffer.concat(chunks)
+      .toString("utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(results.map((r) => [r.id, r.model, r.sourceImage, r.sourceSha256, r.creditsEstimated])).toEqual([
+      ["cover", "text-to-image", null, null, 8],
+      ["sketch", "image-to-image", images.url("/sneaker.png"), null, 10],
+      ["studio", "edit", join(dir, "mug.png"), sha(mug), 12],
+      ["studio-again", "edit", join(dir, "mug.png"), sha(mug), 12],
+    ]);
+  });
+});

@@ -1,0 +1,94 @@
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { KieError } from "../../src/kie/errors.js";
+import type { UploadFile } from "../../src/kie/upload.js";
+import {
+  InputImages,
+  UPLOAD_LIFETIME_MS,
+  UPLOAD_RENEW_MARGIN_MS,
+  uploadStillUsable,
+} from "../../src/worker/input-image.js";
+
+const dir = mkdtempSync(join(tmpdir(), "kie-input-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const PNG = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), Buffer.from("pixels")]);
+const sha = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
+
+function fixture() {
+  const clock = { t: 1_000_000, now: () => clock.t };
+  const sent: UploadFile[] = [];
+  let fail: KieError | undefined;
+  const images = new InputImages({
+    clock,
+    uploader: {
+      async upload(file) {
+        if (fail) throw fail;
+        sent.push(file);
+        return { downloadUrl: `https://files.test/${sent.length}` };
+      },
+    },
+  });
+  return { clock, sent, images, failWith: (error: KieError | undefined) => (fail = error) };
+}
+
+describe("the upload expiry decision", () => {
+  it.each([
+    // uploaded at, now, usable
+    [0, 0, true],
+    [0, UPLOAD_LIFETIME_MS - UPLOAD_RENEW_MARGIN_MS - 1, true],
+    [0, UPLOAD_LIFETIME_MS - UPLOAD_RENEW_MARGIN_MS, false],
+    [0, UPLOAD_LIFETIME_MS, false],
+  ])("an upload made at %i is usable at %i: %s", (uploadedAt, now, usable) => {
+    expect(uploadStillUsable(uploadedAt, now, UPLOAD_LIFETIME_MS, UPLOAD_RENEW_MARGIN_MS)).toBe(usable);
+  });
+});
+
+describe("InputImages", () => {
+  it("uploads a file once for every row that names it, and again once it may expire before the create", async () => {
+    const path = join(dir, "a.png");
+    writeFileSync(path, PNG);
+    const { clock, sent, images } = fixture();
+    const urls = await Promise.all([1, 2, 3].map(() => images.urlFor(path, sha(PNG))));
+    expect(urls).toEqual(["https://files.test/1", "https://files.test/1", "https://files.test/1"]);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ mimeType: "image/png", fileName: `${sha(PNG).slice(0, 32)}.png` });
+    expect(sent[0]!.bytes.equals(PNG)).toBe(true);
+
+    clock.t += UPLOAD_LIFETIME_MS - UPLOAD_RENEW_MARGIN_MS - 1;
+    expect(await images.urlFor(path, sha(PNG))).toBe("https://files.test/1");
+    clock.t += 1;
+    expect(await images.urlFor(path, sha(PNG))).toBe("https://files.test/2");
+    expect(sent).toHaveLength(2);
+  });
+
+  it("a file changed since enqueue is refused for good and not uploaded", async () => {
+    const path = join(dir, "b.png");
+    writeFileSync(path, PNG);
+    const { sent, images } = fixture();
+    const error = await images.urlFor(path, "0".repeat(64)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(KieError);
+    expect(error).toMatchObject({ code: "validation", retryable: false });
+    expect((error as Error).message).toContain("changed since the row was enqueued");
+    expect(sent).toHaveLength(0);
+  });
+
+  it("a missing file is retryable (a mount may come back)", async () => {
+    const { images } = fixture();
+    const error = await images.urlFor(join(dir, "gone.png"), sha(PNG)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "validation", retryable: true });
+  });
+
+  it("a failed upload is remembered as nothing: the next call uploads", async () => {
+    const path = join(dir, "c.png");
+    writeFileSync(path, PNG);
+    const { sent, images, failWith } = fixture();
+    failWith(new KieError({ code: "server_error", retryable: true, message: "boom" }));
+    await expect(images.urlFor(path, sha(PNG))).rejects.toMatchObject({ code: "server_error" });
+    failWith(undefined);
+    expect(await images.urlFor(path, sha(PNG))).toBe("https://files.test/1");
+    expect(sent).toHaveLength(1);
+  });
+});
