@@ -76,6 +76,31 @@ describe("kie-batch demo (spawned)", () => {
     expect(stdout).toMatch(/3 of 3 images archived/);
   });
 
+  it("--edit runs image-to-image and edit over the sample images, each result named by its source", {
+    timeout: 60_000,
+  }, async () => {
+    const output = await mkdtemp(join(tmpdir(), "kie-demo-"));
+    dirs.push(output);
+    const { code, stdout } = await runDemo(["--output", output, "--edit"], { REDIS_URL });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/7 of 7 images archived, 0 failed/);
+    const { prefix, results } = await checkRun(output, stdout);
+    const sample = join(import.meta.dirname, "..", "..", "examples", "images", "mug.png");
+    const mugSha = createHash("sha256")
+      .update(await readFile(sample))
+      .digest("hex");
+    expect(results.find((r) => r.id === "mug-white")).toMatchObject({
+      status: "archived",
+      model: "edit",
+      sourceImage: sample,
+      sourceSha256: mugSha,
+    });
+    expect(new Set(results.map((r) => r.model))).toEqual(
+      new Set(["edit", "image-to-image", "text-to-image"]),
+    );
+    await cleanupPrefix(redis, prefix);
+  });
+
   it("archives to s3rver with --s3", { timeout: 60_000 }, async () => {
     const output = await mkdtemp(join(tmpdir(), "kie-demo-"));
     dirs.push(output);
