@@ -21,27 +21,30 @@ export interface QueueSetOptions {
 }
 
 /**
- * Job options per stage. Jobs are removed on completion (the ledger is the record), so Redis
- * does not grow with history; failed ones are kept a week for inspection.
+ * Job options per stage: only what a job needs of its own. What happens to a finished job (removed
+ * on completion, failed ones kept a week) is the stage worker's option (`runner.ts`), not written
+ * into every job: each job hash is smaller by those bytes (issue 10).
  */
 function stageJobOptions(stage: Stage, submitAttempts = 8): JobsOptions {
-  const common: JobsOptions = {
-    removeOnComplete: true,
-    removeOnFail: { age: 7 * 86_400 },
-  };
   switch (stage) {
     case "submit":
       return {
-        ...common,
         attempts: submitAttempts,
         backoff: { type: "exponential", delay: 2_000, jitter: 0.5 },
       };
     case "poll":
     case "archive":
       // Their processors back off by themselves; BullMQ attempts cover only unexpected errors.
-      return { ...common, attempts: 10, backoff: { type: "exponential", delay: 5_000, jitter: 0.5 } };
+      return { attempts: 10, backoff: { type: "exponential", delay: 5_000, jitter: 0.5 } };
   }
 }
+
+/**
+ * Entries BullMQ keeps in each queue's event stream (its default is 10,000, about 1 MB per
+ * queue). Nothing in kie-batch reads the stream (no QueueEvents; the ledger is the record), so a
+ * short tail for inspection is enough. Written into the queue's meta key by every `QueueSet`.
+ */
+export const EVENTS_MAX_LEN = 100;
 
 /** The three stage queues of one deployment (queue prefix). */
 export class QueueSet implements StageQueues, PollWaker {
@@ -53,7 +56,11 @@ export class QueueSet implements StageQueues, PollWaker {
     this.queues = Object.fromEntries(
       STAGES.map((stage) => [
         stage,
-        new Queue(stage, { connection: options.connection, prefix: bullPrefix(options.queuePrefix, stage) }),
+        new Queue(stage, {
+          connection: options.connection,
+          prefix: bullPrefix(options.queuePrefix, stage),
+          streams: { events: { maxLen: EVENTS_MAX_LEN } },
+        }),
       ]),
     ) as Record<Stage, Queue>;
   }

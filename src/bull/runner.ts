@@ -35,6 +35,8 @@ const RELEASE_DELAY_MS = 1_000;
  * attempts: a poll job lives for minutes, so two crashes would lose its row. No crash fails a row.
  */
 const MAX_STALLED = 1_000_000;
+/** Seconds a failed job is kept for inspection (bull-board). */
+const FAILED_JOB_AGE_S = 7 * 86_400;
 /** A job's return value when its stage answered `parked`. */
 const PARKED = "parked";
 
@@ -65,7 +67,10 @@ export class StageWorkers {
       stage,
       async (job: Job, token?: string, signal?: AbortSignal) => {
         const data = schema.parse(job.data);
-        const log = options.log.child({ stage, batch: data.batch, row: data.rowId, job: job.id });
+        // Made on first use: most poll runs log nothing, and a child logger costs its bindings.
+        let child: Logger | undefined;
+        const logOf = () =>
+          (child ??= options.log.child({ stage, batch: data.batch, row: data.rowId, job: job.id }));
         const abort = signal ?? new AbortController().signal;
         const stageJob: StageJob<T> = {
           key: job.id ?? "",
@@ -73,7 +78,9 @@ export class StageWorkers {
           signal: abort,
           attemptsMade: job.attemptsMade,
           attempts: job.opts.attempts ?? 1,
-          log,
+          get log() {
+            return logOf();
+          },
           // extendLock answers 0 when the lock is gone or another worker's token holds it.
           stillOwned: async () => token === undefined || (await job.extendLock(token, options.lockMs)) === 1,
           saveData: async (next: T) => {
@@ -86,7 +93,7 @@ export class StageWorkers {
         } catch (error) {
           if (error instanceof JobLostError) {
             // Another worker runs the job now; completing or failing it here would fight that one.
-            log.warn(error.message);
+            logOf().warn(error.message);
             throw new DelayedError();
           }
           if (abort.aborted) {
@@ -95,7 +102,7 @@ export class StageWorkers {
             throw new DelayedError();
           }
           if (error instanceof StageError && !error.retryable) throw new UnrecoverableError(error.message);
-          log.warn({ err: error, attempt: job.attemptsMade + 1 }, "stage failed; BullMQ retries it");
+          logOf().warn({ err: error, attempt: job.attemptsMade + 1 }, "stage failed; BullMQ retries it");
           throw error;
         }
         if (result.kind === "delay") {
@@ -112,6 +119,10 @@ export class StageWorkers {
         lockDuration: options.lockMs,
         stalledInterval: Math.max(1_000, Math.min(options.lockMs, 30_000)),
         maxStalledCount: MAX_STALLED,
+        // What happens to a finished job is decided here, not written into every job (queues.ts):
+        // removed on completion (the ledger is the record), failed ones kept a week to inspect.
+        removeOnComplete: { count: 0 },
+        removeOnFail: { age: FAILED_JOB_AGE_S },
         autorun: true,
       },
     );
