@@ -61,6 +61,7 @@ describe("results", () => {
       creditsEstimated: 8,
       uncertain: 0,
       error: null,
+      reusedFrom: null,
       model: "text-to-image",
       sourceImage: null,
       sourceSha256: null,
