@@ -5,7 +5,7 @@
 
 import type { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
-import type { Config } from "../config/index.js";
+import { apiKeysOf, type Config } from "../config/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import { InFlight } from "../fleet/index.js";
 import type { Ledger } from "../ledger/index.js";
@@ -81,19 +81,25 @@ export async function openOperator(config: Config): Promise<Operator> {
     pauses: (accountIds) => buildPauseControls(redis, accountIds),
     async releaseInFlight(batch) {
       const ids = new Set(await registeredAccounts(redis, config.KIE_QUEUE_PREFIX));
-      for (const id of await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, config.KIE_API_KEY)) ids.add(id);
+      for (const id of await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, configuredKeys(config)))
+        ids.add(id);
       let released = 0;
       for (const accountId of ids) released += await new InFlight(redis, { accountId }).releaseBatch(batch);
       return released;
     },
     async fleetState() {
-      const ids = await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, config.KIE_API_KEY);
+      const ids = await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, configuredKeys(config));
       return readFleetState(buildPauseControls(redis, ids), buildArchivePause(redis, config));
     },
     clock: systemClock,
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+/** KIE_API_KEY and KIE_API_KEYS, as configured (a command acts on their accounts). */
+function configuredKeys(config: Config): string[] {
+  return apiKeysOf(config).map((entry) => entry.key);
 }
 
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -1,6 +1,6 @@
 import { hostname, userInfo } from "node:os";
 import { pauseSubmissions, resumeSubmissions } from "../commands/pause.js";
-import type { Config } from "../config/index.js";
+import { apiKeysOf, type Config } from "../config/index.js";
 import { registerAccount, requireAccounts } from "../report/accounts.js";
 import { type OpsContext, withOps } from "./ops-context.js";
 
@@ -8,11 +8,12 @@ export interface PauseFlags {
   reason?: string;
 }
 
-/** KIE_API_KEY's account (registered for the prefix, so `status` shows it), else every registered one. */
+/** The configured keys' accounts (registered for the prefix, so `status` shows them), else every registered one. */
 async function pausesOf(ctx: OpsContext) {
   const prefix = ctx.config.KIE_QUEUE_PREFIX;
-  const ids = await requireAccounts(ctx.redis, prefix, ctx.config.KIE_API_KEY);
-  if (ctx.config.KIE_API_KEY) await registerAccount(ctx.redis, prefix, ids[0]!);
+  const keys = apiKeysOf(ctx.config).map((entry) => entry.key);
+  const ids = await requireAccounts(ctx.redis, prefix, keys);
+  if (keys.length > 0) for (const id of ids) await registerAccount(ctx.redis, prefix, id);
   return ctx.pauses(ids);
 }
 

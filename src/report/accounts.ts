@@ -24,15 +24,16 @@ export async function registeredAccounts(redis: Redis, queuePrefix: string): Pro
 }
 
 /**
- * The accounts a command acts on: KIE_API_KEY's when it is set, else every account registered for
- * the prefix (possibly none).
+ * The accounts a command acts on: the configured keys' (KIE_API_KEY, KIE_API_KEYS: `apiKey` is one
+ * key or the list) when any is set, else every account registered for the prefix (possibly none).
  */
 export async function resolveAccounts(
   redis: Redis,
   queuePrefix: string,
-  apiKey: string | undefined,
+  apiKey: string | readonly string[] | undefined,
 ): Promise<string[]> {
-  if (apiKey) return [accountId(apiKey)];
+  const keys = typeof apiKey === "string" ? [apiKey] : (apiKey ?? []);
+  if (keys.length > 0) return keys.map((key) => accountId(key));
   return registeredAccounts(redis, queuePrefix);
 }
 
@@ -40,7 +41,7 @@ export async function resolveAccounts(
 export async function requireAccounts(
   redis: Redis,
   queuePrefix: string,
-  apiKey: string | undefined,
+  apiKey: string | readonly string[] | undefined,
 ): Promise<string[]> {
   const ids = await resolveAccounts(redis, queuePrefix, apiKey);
   if (ids.length === 0) {
