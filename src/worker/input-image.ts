@@ -14,6 +14,7 @@ import { isKieError, KieError } from "../kie/errors.js";
 import type { GenerationParams } from "../kie/types.js";
 import type { FileUploader } from "../kie/upload.js";
 import type { SubmitJob } from "./jobs.js";
+import type { InputImagePort } from "./ports.js";
 import type { StageJob, StageResult } from "./stage.js";
 import { handleSubmitError, type SubmitErrorDeps } from "./submit-errors.js";
 
@@ -45,7 +46,7 @@ export function uploadStillUsable(
 }
 
 /** The uploads of one worker process, by the sha256 of the file's bytes. */
-export class InputImages {
+export class InputImages implements InputImagePort {
   private readonly uploads = new Map<string, { downloadUrl: string; uploadedAt: number }>();
   private readonly inFlight = new Map<string, Promise<string>>();
 
@@ -93,7 +94,7 @@ export class InputImages {
 export async function prepareInputImage(
   params: GenerationParams,
   job: StageJob<SubmitJob>,
-  deps: SubmitErrorDeps & { inputImages?: InputImages | undefined },
+  deps: SubmitErrorDeps & { inputImages?: InputImagePort | undefined },
 ): Promise<{ imageUrl?: string; next?: "again" | StageResult<SubmitJob> }> {
   const { image_path: path, image_sha256: sha256 } = params;
   if (path === undefined || sha256 === undefined) return {};
