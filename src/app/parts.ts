@@ -20,7 +20,7 @@ import {
   type PauseKind,
 } from "../fleet/index.js";
 import { createKieClient, createUploadClient, type KieClient } from "../kie/index.js";
-import { createLedger, type Ledger } from "../ledger/index.js";
+import { createLedger, createResultIndex, type Ledger, type ResultIndex } from "../ledger/index.js";
 import type { ProducerBackend } from "../producer/types.js";
 import type { RedisClient as Redis } from "../redis/script.js";
 import { InputImages } from "../worker/input-image.js";
@@ -28,6 +28,11 @@ import { openRedis } from "./connections.js";
 
 export function buildLedger(redis: Redis, config: Config): Ledger {
   return createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX, ttlMs: config.KIE_LEDGER_TTL });
+}
+
+/** The deployment's result index (reuse across batches), with KIE_REUSE_TTL. */
+export function buildResultIndex(redis: Redis, config: Config): ResultIndex {
+  return createResultIndex(redis, { prefix: config.KIE_QUEUE_PREFIX, ttlMs: config.KIE_REUSE_TTL });
 }
 
 export function buildQueues(redis: Redis, config: Config): QueueSet {
@@ -140,6 +145,7 @@ export async function connectProducer(
     ledger,
     queuePrefix: config.KIE_QUEUE_PREFIX,
     queues: () => buildQueues(redis, config),
+    ...(config.KIE_REUSE ? { results: buildResultIndex(redis, config) } : {}),
     onClose: async () => {
       await redis.quit().catch(() => redis.disconnect());
     },

@@ -33,6 +33,7 @@ import {
   buildArchivePause,
   buildInputImages,
   buildLedger,
+  buildResultIndex,
   buildQueues,
   buildStore,
   downloadHosts,
@@ -177,6 +178,16 @@ export async function startWorker(
         clock: systemClock,
         fleet: ports.fleet,
         keys: lanes,
+        ...(config.KIE_REUSE
+          ? {
+              reuse: {
+                results: buildResultIndex(redis, config),
+                store: ports.store,
+                ledger: ports.ledger,
+                clock: systemClock,
+              },
+            }
+          : {}),
         settings: { ...workerSettings(config), ...options.settings },
       },
     });

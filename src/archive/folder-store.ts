@@ -1,9 +1,9 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
@@ -62,6 +62,50 @@ export function createFolderStore(rootDir: string): ArchiveStore {
       }
     },
 
+    async copy(fromKey, toKey, options) {
+      let path = toKey;
+      try {
+        const from = pathOf(fromKey);
+        path = pathOf(toKey);
+        const metadata = options.metadata ?? {};
+        assertValidMetadata(metadata);
+        const info = await stat(from).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== "ENOENT") throw error;
+          throw new ArchiveStoreError({
+            code: "failed",
+            message: `No object at ${from} to copy`,
+            location: from,
+          });
+        });
+        if (!info.isFile()) {
+          throw new ArchiveStoreError({
+            code: "failed",
+            message: `No object at ${from} to copy`,
+            location: from,
+          });
+        }
+        await mkdir(dirname(path), { recursive: true });
+        // The bytes are hashed as they are copied: the caller compares them with the checksum
+        // it expects, so a source changed since it was indexed is caught, not copied on.
+        const hash = createHash("sha256");
+        let bytes = 0;
+        const hashing = new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            hash.update(chunk);
+            bytes += chunk.length;
+            callback(null, chunk);
+          },
+        });
+        await writeAtomically(path, createReadStream(from), options.signal, hashing);
+        const meta: MetaFile = { contentType: options.contentType, metadata };
+        await writeAtomically(metaPathOf(path), Buffer.from(`${JSON.stringify(meta)}\n`), options.signal);
+        await syncDirectory(dirname(path));
+        return { bytes, sha256: hash.digest("hex") };
+      } catch (error) {
+        throw toStoreError(error, path, options.signal);
+      }
+    },
+
     async head(key) {
       const path = pathOf(key);
       let size: number;
@@ -104,14 +148,23 @@ export function createFolderStore(rootDir: string): ArchiveStore {
   };
 }
 
-/** Streams `body` to a temporary file beside `path`, fsyncs it, renames it over `path`. */
-async function writeAtomically(path: string, body: Readable | Buffer, signal?: AbortSignal): Promise<void> {
+/**
+ * Streams `body` (through `through`, when given) to a temporary file beside `path`, fsyncs it,
+ * renames it over `path`.
+ */
+async function writeAtomically(
+  path: string,
+  body: Readable | Buffer,
+  signal?: AbortSignal,
+  through?: Transform,
+): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
   // `flush`: fsync before close, so the rename never publishes data still in the page cache.
   const file = createWriteStream(temp, { flags: "wx", flush: true });
   try {
-    await pipeline(source, file, signal ? { signal } : {});
+    if (through) await pipeline(source, through, file, signal ? { signal } : {});
+    else await pipeline(source, file, signal ? { signal } : {});
     await rename(temp, path);
   } catch (error) {
     // A body that fails at once can reject the pipeline while the file is still being opened:

@@ -59,6 +59,17 @@ export interface Sidecar
   model: string;
   /** The input image of image-to-image and edit: its URL, or the local file's path and sha256. */
   sourceImage?: { url?: string; path?: string; sha256?: string };
+  /** Present when the images are copies of an earlier row's (no create, 0 credits). */
+  reusedFrom?: SidecarReuse;
+}
+
+/** The row a reused row's images were copied from, and the task that made them. */
+export interface SidecarReuse {
+  batch: string;
+  rowId: string;
+  taskId: string;
+  /** The first image's key in the store, as copied. */
+  key: string;
 }
 
 /** The sidecar's key: `<batch>/<rowId>.json`, beside `<batch>/<rowId>.png`. */
@@ -69,7 +80,7 @@ export function sidecarKey(batch: string, rowId: string): string {
 export function buildSidecar(
   row: SidecarRow,
   images: SidecarImage[],
-  task: { taskId: string; completedAt: number; archivedAt: number },
+  task: { taskId: string; completedAt: number; archivedAt: number; reusedFrom?: SidecarReuse },
 ): Sidecar {
   return {
     batch: row.batch,
@@ -91,6 +102,7 @@ export function buildSidecar(
     archivedAt: new Date(task.archivedAt).toISOString(),
     model: typeof row.params.model === "string" ? row.params.model : "text-to-image",
     ...sourceImage(row.params),
+    ...(task.reusedFrom ? { reusedFrom: task.reusedFrom } : {}),
   };
 }
 

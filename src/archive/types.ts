@@ -12,6 +12,25 @@ export interface ArchivePutOptions {
   signal?: AbortSignal;
 }
 
+interface ArchiveCopyOptions {
+  /** The copy's content type (the source's bytes, this row's own object). */
+  contentType: string;
+  /** The copy's own metadata, replacing the source's (same rules as `put`). */
+  metadata?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** What a store learned of a copy's bytes while making it. */
+interface ArchiveCopyResult {
+  /** Bytes written, where the store saw them (the folder store). */
+  bytes?: number;
+  /**
+   * sha256 (hex) of the bytes written, where the store computed it (the folder store, always) or
+   * was told it (S3, when it answers a SHA256 checksum of the copy; s3rver does not).
+   */
+  sha256?: string;
+}
+
 export interface ArchiveStoreHead {
   /** Bytes stored. */
   size: number;
@@ -36,6 +55,11 @@ export interface ArchiveStore {
    * `body` is destroyed.
    */
   put(key: string, body: Readable, options: ArchivePutOptions): Promise<void>;
+  /**
+   * Copies the object at `fromKey` to `toKey` inside the store (S3 CopyObject, a file copy), with
+   * `toKey`'s own metadata; atomic like `put`. A missing source throws an ArchiveStoreError `failed`.
+   */
+  copy(fromKey: string, toKey: string, options: ArchiveCopyOptions): Promise<ArchiveCopyResult>;
   /** Size and metadata if the object exists, else undefined. */
   head(key: string, signal?: AbortSignal): Promise<ArchiveStoreHead | undefined>;
   /** Deletes the object (and whatever the store keeps beside it); a missing key is not an error. */

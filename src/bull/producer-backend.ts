@@ -1,4 +1,4 @@
-import { ledgerKeys } from "../ledger/index.js";
+import { ledgerKeys, type ResultIndex } from "../ledger/index.js";
 import type { ProducerBackend, ProducerLedger } from "../producer/types.js";
 import type { RedisClient as Redis } from "../redis/script.js";
 import { jobKey, type SubmitJob } from "../worker/jobs.js";
@@ -14,13 +14,15 @@ export interface RedisBackendOptions {
    * and a dry run (or a file rejected by `--strict`) must leave Redis untouched.
    */
   queues: () => QueueSet;
+  /** The deployment's result index, for a dry run's count of rows that would be reused. Absent: reuse is off. */
+  results?: Pick<ResultIndex, "exists">;
   /** Runs after the queues are closed, e.g. to quit a connection the backend was given to own. */
   onClose?: () => Promise<void>;
 }
 
 /** The producer's backend over one ioredis connection, the ledger and BullMQ's submit queue. */
 export function createRedisBackend(options: RedisBackendOptions): ProducerBackend {
-  const { redis, ledger } = options;
+  const { redis, ledger, results } = options;
   const keys = ledgerKeys(options.queuePrefix);
   let queueSet: QueueSet | undefined;
   const queues = (): QueueSet => {
@@ -55,6 +57,7 @@ export function createRedisBackend(options: RedisBackendOptions): ProducerBacken
         return count === 1;
       });
     },
+    ...(results === undefined ? {} : { resultsExist: (hashes: readonly string[]) => results.exists(hashes) }),
     async close() {
       await queueSet?.close().catch(() => undefined);
       await options.onClose?.();

@@ -24,6 +24,8 @@ export interface EnqueueFlags {
   priority?: string;
   json?: boolean;
   allowPaths?: string[];
+  /** Commander's `--no-reuse`: false when given. */
+  reuse?: boolean;
 }
 
 /**
@@ -43,6 +45,7 @@ export async function runEnqueueCommand(config: Config, file: string, flags: Enq
         ...(flags.budget === undefined ? {} : { budget: parseBudgetCredits(flags.budget) }),
         ...(flags.priority === undefined ? {} : { priority: parsePriority(flags.priority) }),
         json: flags.json === true,
+        noReuse: flags.reuse === false,
         allowPaths: flags.allowPaths ?? [],
         apiFlavor: config.KIE_API_FLAVOR,
         ...(config.KIE_PRICES === undefined ? {} : { prices: parsePrices(config.KIE_PRICES) }),

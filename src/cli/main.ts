@@ -92,6 +92,7 @@ program
     (value: string, previous: string[]) => [...previous, value],
     [] as string[],
   )
+  .option("--no-reuse", "create every row, never copy an earlier row's image of the same request and seed")
   .option("--json", "print the summary as JSON")
   .action(
     action(async (file: string, flags) => {

@@ -99,6 +99,14 @@ export const envSchema = z.object({
   KIE_RECONCILE_SETTLE: duration('"60s"').default(60_000),
   /** How long a worker's shutdown may take before hung jobs are dropped (released by their lock). */
   KIE_SHUTDOWN_DEADLINE: duration('"25s"').default(25_000),
+  /**
+   * Reuse across batches (worker/reuse.ts): a seeded row whose request was archived before is
+   * copied from there instead of created. "off" turns it off for the deployment (no lookups, no
+   * index writes).
+   */
+  KIE_REUSE: bool.default(true),
+  /** How long a result index entry lives after the last archive of its request. */
+  KIE_REUSE_TTL: duration('"30d"').default(30 * 86_400_000),
   /** How long a command waits for Redis's first answer before it exits 1. */
   REDIS_CONNECT_TIMEOUT: duration('"5s"').default(5_000),
   LOG_LEVEL: z

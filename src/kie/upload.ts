@@ -15,7 +15,7 @@ import { readText } from "./read-body.js";
 import { createScrubber } from "./secrets.js";
 import { fromTransportError } from "./transport-error.js";
 
-const UPLOAD_ENDPOINT = "/api/file-stream-upload";
+export const UPLOAD_ENDPOINT = "/api/file-stream-upload";
 
 /** The folder uploads go to on KIE's side (`uploadPath`). */
 const UPLOAD_PATH = "kie-batch";
@@ -44,7 +44,7 @@ export interface UploadFile {
   mimeType: string;
 }
 
-interface UploadedFile {
+export interface UploadedFile {
   downloadUrl: string;
 }
 

@@ -86,6 +86,7 @@ export function parseRow(batch: string, hash: FlatHash): RowRecord | undefined {
     completedAt: optNum(hash.completedAt),
     archivedAt: optNum(hash.archivedAt),
     waitingBudget: hash.waitingBudget === "1",
+    ...(hash.reusedFrom ? { reusedFrom: hash.reusedFrom } : {}),
   };
 }
 
@@ -115,6 +116,8 @@ export function parseBatch(batch: string, hash: FlatHash): BatchSummary | undefi
     resubmits: num(hash.resubmits),
     waitingBudget: num(hash.waitingBudget),
     repaired: num(hash.repaired),
+    ...(num(hash.reused) > 0 ? { reused: num(hash.reused) } : {}),
+    ...(hash.noReuse === "1" ? { noReuse: true } : {}),
   };
 }
 
@@ -146,6 +149,7 @@ const UPDATABLE = new Set<string>([
   "generatingAt",
   "completedAt",
   "archivedAt",
+  "reusedFrom",
 ]);
 
 /** Splits a `RowUpdate` into fields to write and fields to delete, all as flat strings. */

@@ -1,6 +1,12 @@
 export { LedgerError } from "./errors.js";
 export { checkName, ledgerKeys } from "./keys.js";
 export { createLedger, type Ledger } from "./ledger.js";
+export { requestHash } from "./request-hash.js";
+export {
+  createResultIndex,
+  type ResultEntry,
+  type ResultIndex,
+} from "./result-index.js";
 export {
   type AddRowsMeta,
   type BatchSummary,

@@ -43,6 +43,13 @@ export interface LedgerKeys {
    * alone), written after the transition that records the task in its row (writes.ts).
    */
   task(taskId: string): string;
+  /**
+   * STRING: the deployment's result index entry of one request hash (result-index.ts), under the
+   * index's own hash tag `{prefix:reuse:results}` (no batch name holds a colon: never a batch's
+   * tag). An entry is only ever touched alone; one tag lets a dry run ask for a chunk of entries
+   * in one pipeline on a Cluster too.
+   */
+  result(requestHash: string): string;
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;
@@ -67,6 +74,7 @@ export function ledgerKeys(prefix: string): LedgerKeys {
     lease: (name) => `${root}:lease:${checkName("lease", name)}`,
     row: (batch, rowId) => `${of(batch)}:row:${checkName("row id", rowId)}`,
     task: (taskId) => `{${prefix}:task:${checkTaskId(taskId)}}`,
+    result: (hash) => `{${prefix}:reuse:results}:${checkRequestHash(hash)}`,
   };
 }
 
@@ -83,4 +91,11 @@ function checkTaskId(taskId: string): string {
     throw new LedgerError("invalid_name", `invalid task id ${JSON.stringify(taskId)}`);
   }
   return taskId;
+}
+
+function checkRequestHash(hash: string): string {
+  if (!/^[0-9a-f]{64}$/.test(hash)) {
+    throw new LedgerError("invalid_name", `invalid request hash ${JSON.stringify(hash)}`);
+  }
+  return hash;
 }

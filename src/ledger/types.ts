@@ -58,6 +58,11 @@ export interface AddRowsMeta {
   file?: string;
   /** Credit budget to set in the same atomic step, so no row is ever visible without it. */
   budget?: number;
+  /**
+   * `enqueue --no-reuse`: the batch's rows are never archived from the result index (a fresh
+   * render), set in the same atomic step as the first rows. Once set, it stays. @defaultValue unchanged
+   */
+  noReuse?: boolean;
 }
 
 /** One stored image of a row. */
@@ -113,6 +118,11 @@ export interface RowRecord {
   archivedAt?: number;
   /** True while the row waits for room in its batch's budget. */
   waitingBudget: boolean;
+  /**
+   * `<batch>/<rowId>` of the row whose archived images this row's are copies of (worker/reuse.ts):
+   * archived without a create, at 0 credits.
+   */
+  reusedFrom?: string;
 }
 
 /** A batch's counters. The per-status counts always sum to `total`. */
@@ -142,6 +152,10 @@ export interface BatchSummary extends Record<Status, number> {
    * read from Redis; optional so summaries built by hand need not name it).
    */
   repaired?: number;
+  /** Rows archived by copying an earlier row's images (no create, 0 credits). */
+  reused?: number;
+  /** The batch was enqueued with `--no-reuse`. */
+  noReuse?: boolean;
 }
 
 /**
@@ -161,10 +175,12 @@ export interface RowUpdate {
   /** With the row in `archiving`, also orders it in the batch's unarchived set. */
   completedAt?: number | null;
   archivedAt?: number | null;
+  /** See `RowRecord.reusedFrom`. */
+  reusedFrom?: string | null;
 }
 
 /** Counters a transition may add to; each applies to the row's field and the batch's alike. */
-export const INCREMENTABLE = ["uncertain", "resubmits", "creditsSpent", "creditsReserved"] as const;
+export const INCREMENTABLE = ["uncertain", "resubmits", "creditsSpent", "creditsReserved", "reused"] as const;
 export type Incrementable = (typeof INCREMENTABLE)[number];
 
 export interface TransitionInput {

@@ -83,7 +83,13 @@ export async function addRows(
       if (n === 0) created = !existed;
     }
     const keys = [ctx.keys.batch(batch), ...batchSideKeys(ctx, batch), ...chunk.map(({ key }) => key)];
-    const args = [batch, meta.file ?? "", budget, ...chunk.flatMap(({ values }) => values)];
+    const args = [
+      batch,
+      meta.file ?? "",
+      budget,
+      meta.noReuse === true ? "1" : "",
+      ...chunk.flatMap(({ values }) => values),
+    ];
     const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock)) as number[];
     if (reply[0] === 1) {
       reopened = true;

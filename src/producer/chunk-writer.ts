@@ -12,6 +12,8 @@ export interface ChunkWriterOptions {
   /** Set on the batch atomically with the first chunk. @defaultValue unchanged */
   budget?: number;
   priority: number;
+  /** `--no-reuse`: recorded on the batch atomically with the first chunk. @defaultValue false */
+  noReuse?: boolean;
   /** @defaultValue ENQUEUE_CHUNK */
   chunkSize?: number;
   /** @defaultValue MAX_CHUNKS_IN_FLIGHT */
@@ -84,7 +86,13 @@ export class ChunkWriter {
     // The first chunk creates the batch with its budget in one atomic step; later chunks wait
     // for it, so no row is ever visible to a worker before the budget that governs it.
     const meta: AddRowsMeta | undefined =
-      first === undefined ? { file, ...(budget === undefined ? {} : { budget }) } : undefined;
+      first === undefined
+        ? {
+            file,
+            ...(budget === undefined ? {} : { budget }),
+            ...(this.options.noReuse === true ? { noReuse: true } : {}),
+          }
+        : undefined;
     const recorded = (async () => {
       if (first !== undefined) await first;
       return backend.ledger.addRows(batch, rows, meta);

@@ -103,6 +103,7 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
       file: options.file === "-" ? "(stdin)" : options.file,
       priority: resolved.priority,
       ...(resolved.budget === undefined ? {} : { budget: resolved.budget }),
+      ...(options.noReuse === true ? { noReuse: true } : {}),
     });
     let budgetSet: boolean;
     try {
@@ -141,7 +142,12 @@ async function dryRun(run: Run): Promise<EnqueueSummary> {
   }
   try {
     const report = new FileReport();
-    const counter = backend ? new ExistingRowCounter(backend, resolved.batch) : undefined;
+    // With --no-reuse no row would be reused: the result index is not asked.
+    const counted: Pick<ProducerBackend, "rowsExist" | "resultsExist"> | undefined =
+      backend && run.options.noReuse === true
+        ? { rowsExist: (batch, ids) => backend.rowsExist(batch, ids) }
+        : backend;
+    const counter = counted ? new ExistingRowCounter(counted, resolved.batch) : undefined;
     await validatePass(manifest, {
       validate,
       report,
@@ -151,7 +157,11 @@ async function dryRun(run: Run): Promise<EnqueueSummary> {
     await counter?.finish();
     return summarise(run, report, {
       ...(counter
-        ? { alreadyInBatch: counter.existing, estimatedCredits: counter.newCredits }
+        ? {
+            alreadyInBatch: counter.existing,
+            estimatedCredits: counter.newCredits,
+            ...(counted?.resultsExist === undefined ? {} : { reusable: counter.reusable }),
+          }
         : { estimatedCredits: report.validCredits }),
       ...(redisNote === undefined ? {} : { redisNote }),
       strictRejected: run.options.strict === true && report.invalidRows > 0,

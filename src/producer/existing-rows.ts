@@ -1,3 +1,4 @@
+import { requestHash } from "../ledger/index.js";
 import type { ManifestRow } from "../manifest/index.js";
 import { ENQUEUE_CHUNK, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
 import type { ProducerBackend } from "./types.js";
@@ -10,13 +11,18 @@ import { InFlightWindow } from "./window.js";
  */
 export class ExistingRowCounter {
   existing = 0;
-  /** Upper-bound credits of the rows the batch does not hold yet. */
+  /**
+   * Of the rows the batch does not hold, those whose request the result index holds (left out of
+   * `newCredits`: a worker copies their image). Counted only when `resultsExist` is given.
+   */
+  reusable = 0;
+  /** Upper-bound credits of the rows the batch does not hold yet (and that would not be reused). */
   newCredits = 0;
   private buffer: ManifestRow[] = [];
   private readonly window = new InFlightWindow(MAX_CHUNKS_IN_FLIGHT);
 
   constructor(
-    private readonly backend: Pick<ProducerBackend, "rowsExist">,
+    private readonly backend: Pick<ProducerBackend, "rowsExist" | "resultsExist">,
     private readonly batch: string,
     private readonly chunkSize = ENQUEUE_CHUNK,
   ) {}
@@ -43,9 +49,23 @@ export class ExistingRowCounter {
       this.batch,
       rows.map((row) => row.id),
     );
-    rows.forEach((row, i) => {
-      if (exists[i]) this.existing++;
+    const fresh = rows.filter((_, i) => !exists[i]);
+    this.existing += rows.length - fresh.length;
+    const reused = await this.reusedOf(fresh);
+    fresh.forEach((row, i) => {
+      if (reused[i]) this.reusable++;
       else this.newCredits += row.estimatedCredits;
     });
+  }
+
+  /** Per row: whether a worker would archive it from the result index (seeded and indexed). */
+  private async reusedOf(rows: readonly ManifestRow[]): Promise<boolean[]> {
+    const lookup = this.backend.resultsExist;
+    if (lookup === undefined) return rows.map(() => false);
+    const hashes = rows.map(({ params: { prompt, ...params } }) => requestHash(prompt, params));
+    const asked = hashes.filter((hash): hash is string => hash !== undefined);
+    const found = asked.length === 0 ? [] : await lookup.call(this.backend, asked);
+    let next = 0;
+    return hashes.map((hash) => (hash === undefined ? false : found[next++] === true));
   }
 }

@@ -39,6 +39,11 @@ export function formatSummaryText(s: EnqueueSummary): string {
           : formatCount(s.alreadyInBatch),
       ),
     );
+    if (s.reusable !== undefined) {
+      const why =
+        s.reusable > 0 ? "  (same request and seed as an image archived before: copied, 0 credits)" : "";
+      lines.push(field("Would be reused", `${formatCount(s.reusable)}${why}`));
+    }
   } else {
     lines.push(field("Enqueued", formatCount(s.enqueued)));
     lines.push(
@@ -84,7 +89,7 @@ export function formatSummaryText(s: EnqueueSummary): string {
 function estimateText(s: EnqueueSummary): string {
   const bound = `an upper bound: ${CREDITS_UPPER_BOUND} per image where no acceleration is given`;
   if (s.dryRun) {
-    const rows = s.alreadyInBatch === undefined ? s.valid : s.valid - s.alreadyInBatch;
+    const rows = (s.alreadyInBatch === undefined ? s.valid : s.valid - s.alreadyInBatch) - (s.reusable ?? 0);
     return `${credits(s.estimatedCredits)} for ${plural(rows, "row")} (${bound})`;
   }
   return `${credits(s.estimatedCredits)} for the ${plural(s.enqueued, "row")} enqueued (${bound})`;
@@ -132,6 +137,7 @@ export function summaryJson(s: EnqueueSummary): Record<string, unknown> {
     duplicatesWithoutId: s.duplicatesWithoutId,
     dryRun: s.dryRun,
     ...(s.dryRun ? { alreadyInBatch: s.alreadyInBatch ?? null } : {}),
+    ...(s.dryRun && s.reusable !== undefined ? { reusable: s.reusable } : {}),
     ...(s.redisNote === undefined ? {} : { redisNote: s.redisNote }),
     ...(s.budget === undefined ? {} : { budget: s.budget, budgetSet: !s.dryRun && !s.budgetNotSet }),
     priority: s.priority,

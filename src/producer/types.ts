@@ -34,6 +34,11 @@ export interface EnqueueOptions {
   priority?: number;
   /** Print the summary as one JSON object instead of text. @defaultValue false */
   json?: boolean;
+  /**
+   * `--no-reuse`: the batch's rows are always created, never copied from an earlier row's images
+   * (stored in the batch's meta, for every worker). @defaultValue false
+   */
+  noReuse?: boolean;
   /** Folders besides the manifest's own that local input images (`image_path`) may come from. @defaultValue [] */
   allowPaths?: readonly string[];
   /** The deployment's KIE API flavour: rows of the market-only models are refused on `qwen`. @defaultValue not checked */
@@ -55,6 +60,11 @@ export interface ProducerBackend {
   addSubmitJobs(batch: string, rowIds: readonly string[], priority: number): Promise<void>;
   /** For each id, whether the batch's ledger already holds that row. Reads only. */
   rowsExist(batch: string, rowIds: readonly string[]): Promise<boolean[]>;
+  /**
+   * For each request hash, whether the result index holds it (a dry run's count of rows that would
+   * be reused). Reads only. Absent when reuse is off for the deployment (KIE_REUSE=off).
+   */
+  resultsExist?(hashes: readonly string[]): Promise<boolean[]>;
   /** Closes what this backend opened. */
   close(): Promise<void>;
 }
@@ -108,6 +118,12 @@ export interface EnqueueSummary {
   estimatedCredits: number;
   /** Dry run only: rows the batch already holds, or undefined when Redis could not be asked. */
   alreadyInBatch?: number;
+  /**
+   * Dry run only: new rows whose request the result index holds (same model, prompt, parameters
+   * and seed as a row archived before): a worker copies that image at 0 credits, so they are left
+   * out of `estimatedCredits`. Undefined when not asked (no Redis, KIE_REUSE=off, `--no-reuse`).
+   */
+  reusable?: number;
   /** Dry run only: why Redis was not asked. */
   redisNote?: string;
   /** The batch's rows and estimate after this run, when Redis was asked. */

@@ -27,6 +27,8 @@ export const RESULT_FIELDS = [
   "creditsEstimated",
   "uncertain",
   "error",
+  /** `<batch>/<rowId>` whose image this row's is a copy of (reuse across batches), else empty. */
+  "reusedFrom",
   /** text-to-image, image-to-image or edit. */
   "model",
   /** The input image: the row's image_url, or its local image_path. */
@@ -69,6 +71,7 @@ function resultEntries(row: RowRecord): [string, CsvValue][] {
     creditsEstimated: row.estimatedCredits,
     uncertain: row.uncertain,
     error: row.error ?? null,
+    reusedFrom: row.reusedFrom ?? null,
     model: modelOf(row.params),
     sourceImage: sourceImageOf(row.params)?.path ?? sourceImageOf(row.params)?.url ?? null,
     sourceSha256: sourceImageOf(row.params)?.sha256 ?? null,

@@ -90,6 +90,15 @@ function repairedLines(s: BatchStatus): string[] {
   ];
 }
 
+/** Rows archived as copies of earlier images (reuse across batches), or that the batch never reuses. */
+function reusedLines(s: BatchStatus): string[] {
+  if (s.noReuse) return ["  reuse: off for this batch (--no-reuse): every row is created"];
+  if (!s.reused) return [];
+  return [
+    `  reused: ${s.reused} of the archived rows are copies of earlier images (same request and seed), 0 credits`,
+  ];
+}
+
 /** What the uncertain submits hold of the budget, when they hold anything. */
 function uncertainCost(s: BatchStatus): string {
   return s.creditsUncertain ? ` (${formatCredits(s.creditsUncertain)} credits held against the budget)` : "";
@@ -105,6 +114,7 @@ export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {
     `  credits: estimated ${formatCredits(s.creditsEstimated)}, reserved ${formatCredits(s.creditsReserved)}, spent ${formatCredits(s.creditsSpent)}; budget ${budget}`,
     `  waiting for budget: ${s.waitingBudget} rows · uncertain submits (maybe paid twice): ${s.uncertain}${uncertainCost(s)} · resubmits: ${s.resubmits}`,
     ...repairedLines(s),
+    ...reusedLines(s),
     ...unarchivedLines(s).map((line) => `  ${line}`),
   ];
   if (s.failed > 0 && s.finished) {
@@ -162,6 +172,7 @@ function stateNote(s: BatchStatus): string {
   if (s.waitingBudget > 0) notes.push(`${s.waitingBudget} waiting for budget`);
   if (s.uncertain > 0) notes.push(`${s.uncertain} uncertain`);
   if (s.repaired) notes.push(`${s.repaired} repaired`);
+  if (s.reused) notes.push(`${s.reused} reused`);
   if (s.oldestUnarchived?.warning) {
     notes.push(
       `WARNING: row ${s.oldestUnarchived.rowId} unarchived for ${formatDuration(s.oldestUnarchived.ageMs)}`,

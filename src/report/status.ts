@@ -60,6 +60,13 @@ export interface BatchStatus {
    * built elsewhere.
    */
   repaired?: number;
+  /**
+   * Of `archived`, rows archived as copies of an earlier row's images (same request and seed, reuse
+   * across batches): no create, 0 credits. Always set by `status`; optional for snapshots built elsewhere.
+   */
+  reused?: number;
+  /** The batch was enqueued with `--no-reuse` (every row is created). */
+  noReuse?: boolean;
   /** Every row is archived, failed or cancelled. */
   finished: boolean;
   oldestUnarchived: OldestUnarchived | null;
@@ -138,6 +145,8 @@ async function toStatus(deps: StatusDeps, summary: BatchSummary, fleet: FleetSta
     resubmits: summary.resubmits,
     creditsUncertain: summary.creditsUncertain,
     repaired: summary.repaired ?? 0,
+    reused: summary.reused ?? 0,
+    ...(summary.noReuse ? { noReuse: true } : {}),
     finished: isFinished(summary),
     oldestUnarchived: oldestUnarchivedView(oldest, deps.clock.now()),
     file: summary.file ?? null,

@@ -22,6 +22,7 @@ import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { type ArchiveGateDeps, pauseArchiving, waitForStore } from "./archive-gate.js";
 import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
 import type { WorkerSettings } from "./ports.js";
+import { type ReuseDeps, recordResult } from "./reuse.js";
 import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 import { taskLane } from "./task-key.js";
 
@@ -42,6 +43,8 @@ export interface ArchiveDeps extends ArchiveGateDeps {
    * checksum). A test passes a fake so no HTTP server is needed. @defaultValue archiveFromUrl
    */
   copyImage?: (options: ArchiveFromUrlOptions) => Promise<ArchivedImage>;
+  /** Where an archived row's request is recorded for reuse (reuse.ts). Absent: not recorded. */
+  reuse?: Pick<ReuseDeps, "results" | "clock">;
 }
 
 /** Archive retries back off up to this; they go on as long as the image is expected to live. */
@@ -127,12 +130,14 @@ async function archiveRow(
   }
 
   await failpoint("archive.after-sidecar");
-  await deps.ledger.transition(batch, rowId, {
+  const moved = await deps.ledger.transition(batch, rowId, {
     from: ["archiving"],
     to: "archived",
     set: { images, archivedAt: deps.clock.now(), error: null },
   });
   job.log.info({ location: images[0]?.location }, "archived");
+  // Its own command after the move (another hash tag): a lost write costs only a future reuse.
+  if (moved.ok) await recordResult(deps.reuse, row, images, taskId, job.log);
   return done;
 }
 

@@ -14,7 +14,6 @@ import { isKieError, KieError } from "../kie/errors.js";
 import type { GenerationParams } from "../kie/types.js";
 import type { FileUploader } from "../kie/upload.js";
 import type { SubmitJob } from "./jobs.js";
-import type { InputImagePort } from "./ports.js";
 import type { StageJob, StageResult } from "./stage.js";
 import { handleSubmitError, type SubmitErrorDeps } from "./submit-errors.js";
 
@@ -46,7 +45,7 @@ export function uploadStillUsable(
 }
 
 /** The uploads of one worker process, by the sha256 of the file's bytes. */
-export class InputImages implements InputImagePort {
+export class InputImages {
   private readonly uploads = new Map<string, { downloadUrl: string; uploadedAt: number }>();
   private readonly inFlight = new Map<string, Promise<string>>();
 
@@ -94,7 +93,7 @@ export class InputImages implements InputImagePort {
 export async function prepareInputImage(
   params: GenerationParams,
   job: StageJob<SubmitJob>,
-  deps: SubmitErrorDeps & { inputImages?: InputImagePort | undefined },
+  deps: SubmitErrorDeps & { inputImages?: InputImages | undefined },
 ): Promise<{ imageUrl?: string; next?: "again" | StageResult<SubmitJob> }> {
   const { image_path: path, image_sha256: sha256 } = params;
   if (path === undefined || sha256 === undefined) return {};

@@ -5,7 +5,9 @@ import type { KeyRing } from "../fleet/key-ring.js";
 import type { FleetPort } from "../fleet/port.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
+import type { InputImages } from "./input-image.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "./jobs.js";
+import type { ReuseDeps } from "./reuse.js";
 
 /** The fleet-wide state the stages consult: declared beside the fleet (Redis-backed in production). */
 export type { FleetPort } from "../fleet/port.js";
@@ -47,12 +49,6 @@ export interface WorkerSettings {
   keyMissingGraceMs?: number;
 }
 
-/** A fetchable URL for a row's local input image (worker/input-image.ts: uploaded once per file). */
-export interface InputImagePort {
-  /** Throws KieError: retryable for transient trouble, not for a file that changed or was refused. */
-  urlFor(path: string, sha256: string, signal?: AbortSignal): Promise<string>;
-}
-
 export interface StageDeps {
   kie: KieApi;
   ledger: Ledger;
@@ -63,8 +59,10 @@ export interface StageDeps {
   /** The deployment's archive pause (the store refuses): the archive stage's gate. */
   storePause: ArchivePausePort;
   queues: StageQueues;
+  /** Reuse across batches (reuse.ts): the result index, the store and the ledger. Absent: off (KIE_REUSE=off). */
+  reuse?: ReuseDeps;
   /** Uploads rows' local input images (image-to-image, edit) before their create. Absent: such rows fail. */
-  inputImages?: InputImagePort;
+  inputImages?: InputImages;
   clock: Clock;
   settings: WorkerSettings;
 }

@@ -9,10 +9,11 @@ import type { RowRecord } from "../ledger/types.js";
 import { gateStillOpen } from "./gate.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
 import { chooseKey } from "./key-choice.js";
-import { prepareInputImage } from "./input-image.js";
+import { type InputImages, prepareInputImage } from "./input-image.js";
 import { firstPollDelay } from "./poll.js";
-import type { FleetPort, InputImagePort, StageQueues, WorkerSettings } from "./ports.js";
+import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
+import { archiveFromIndex, type ReuseDeps } from "./reuse.js";
 import {
   done,
   graceSignal,
@@ -41,8 +42,10 @@ export interface SubmitDeps {
   /** The worker's keys: a create goes out with whichever has a slot soonest. Absent: `kie` and `fleet`. */
   keys?: KeyRing;
   queues: Pick<StageQueues, "addPoll">;
+  /** The result index and what reusing needs (reuse.ts). Absent: reuse is off (KIE_REUSE=off). */
+  reuse?: ReuseDeps;
   /** Uploads local input images (image-to-image, edit). Absent: such rows fail with a clear reason. */
-  inputImages?: InputImagePort;
+  inputImages?: InputImages;
   clock: Clock;
   settings: Pick<WorkerSettings, "pollFirstMs" | "callbackUrl" | "creditsProbeMs" | "usageCapProbeMs"> &
     Partial<Pick<WorkerSettings, "maxWaitMs">>;
@@ -108,6 +111,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       await deps.ledger.releaseReservation(batch, rowId);
     return done; // or moved on by an operator
   }
+  // A request archived before is copied from there: no reservation, no rate slot, no create.
+  if (await archiveFromIndex(job, row, deps.reuse)) return done;
 
   for (;;) {
     // One reservation per attempt (a no-op while this attempt's is still held).

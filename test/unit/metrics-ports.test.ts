@@ -24,6 +24,11 @@ function memoryStore(
     locationOf: (key) => `/mem/${key}`,
     head: async () => undefined,
     remove: async (key) => void objects.delete(key),
+    async copy(fromKey, toKey) {
+      const bytes = objects.get(fromKey);
+      if (bytes) objects.set(toKey, bytes);
+      return {};
+    },
     close: async () => {},
     async put(key, body) {
       const chunks: Buffer[] = [];

@@ -10,7 +10,8 @@
       KEYS[11..] one row hash per row
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] batch name, ARGV[3] file (''), ARGV[4] budget ('' = leave as is)
-      ARGV[5..] per row, 6 values: id, line, prompt, params json, metadata json, estimatedCredits
+      ARGV[5] '1' marks the batch `noReuse` (enqueue --no-reuse; '' = leave as is)
+      ARGV[6..] per row, 6 values: id, line, prompt, params json, metadata json, estimatedCredits
 
     Output:
       {reopened (0|1), ms left before the expiry the reopen removed (-1: none; see
@@ -27,6 +28,7 @@ if redis.call('EXISTS', batchKey) == 0 then
 end
 if ARGV[3] ~= '' then redis.call('HSETNX', batchKey, 'file', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
+if ARGV[5] == '1' then redis.call('HSET', batchKey, 'noReuse', '1') end
 
 -- Values per row, in the order of encodeNewRow (codec.ts).
 local FIELDS_PER_ROW = 6
@@ -36,7 +38,7 @@ local FIRST_ROW = 11
 local out = { 0, -1 }
 for i = FIRST_ROW, #KEYS do
   local rowKey = KEYS[i]
-  local base = 4 + (i - FIRST_ROW) * FIELDS_PER_ROW
+  local base = 5 + (i - FIRST_ROW) * FIELDS_PER_ROW
   local status = redis.call('HGET', rowKey, 'status')
   if status then
     if status == 'queued' then out[#out + 1] = 1 else out[#out + 1] = 2 end

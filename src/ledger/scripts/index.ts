@@ -18,3 +18,4 @@ export const indexRowsScript = load("index-rows.lua");
 export const leaseScript = load("lease.lua");
 export const countRepairsScript = load("count-repairs.lua");
 export const wakeScript = load("wake.lua");
+export const resultForgetScript = load("result-forget.lua");

@@ -1,0 +1,250 @@
+/**
+ * What `archiveFromIndex` (worker/reuse.ts) checks before it copies, against a real folder store:
+ * a source whose bytes, size, task or sidecar checksums no longer match its entry is not reused
+ * (the entry is dropped and the row is created as usual); a row without a seed, a batch enqueued
+ * with --no-reuse and a deployment with reuse off never ask; a reused row reserves nothing, and a
+ * reservation it held goes back. The submit stage asks before it reserves or takes a rate slot.
+ */
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { buildSidecar, createFolderStore, putSidecar } from "../../src/archive/index.js";
+import type { ArchiveStore } from "../../src/archive/types.js";
+import type { ResultEntry } from "../../src/ledger/index.js";
+import type { RowRecord } from "../../src/ledger/types.js";
+import { archiveFromIndex, type ReuseDeps } from "../../src/worker/reuse.js";
+import { type SubmitDeps, submitStage } from "../../src/worker/submit.js";
+import { openFleet } from "../helpers/open-fleet.js";
+import { fakeClock, oneRowLedger, rowRecord, stageJob } from "../helpers/stage-fakes.js";
+
+const IMAGE = Buffer.concat([
+  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+  Buffer.alloc(2_000, 7),
+]);
+const SHA = createHash("sha256").update(IMAGE).digest("hex");
+const SEEDED = { prompt: "a red fox in snow", params: { seed: 11 } };
+
+let dir: string;
+let store: ArchiveStore;
+let entry: ResultEntry;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "kie-reuse-"));
+  store = createFolderStore(dir);
+  // The source: an image and its sidecar, as the archive stage leaves them.
+  await store.put("old/src.png", Readable.from([IMAGE]), {
+    contentType: "image/png",
+    metadata: { "task-id": "task-1", batch: "old", "row-id": "src" },
+  });
+  const image = {
+    key: "old/src.png",
+    location: store.locationOf("old/src.png"),
+    bytes: IMAGE.length,
+    sha256: SHA,
+    contentType: "image/png",
+  };
+  const source = rowRecord({ batch: "old", id: "src", ...SEEDED, taskIds: ["task-1"], status: "archived" });
+  await putSidecar(store, buildSidecar(source, [image], { taskId: "task-1", completedAt: 1, archivedAt: 2 }));
+  entry = {
+    images: [{ key: image.key, bytes: image.bytes, sha256: SHA, contentType: "image/png" }],
+    taskId: "task-1",
+    batch: "old",
+    rowId: "src",
+    archivedAt: 2,
+  };
+});
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function setup(
+  row: Partial<RowRecord> = {},
+  options: { off?: boolean; found?: ResultEntry | undefined } = {},
+) {
+  const ledger = oneRowLedger(rowRecord({ batch: "new", id: "row", ...SEEDED, ...row }));
+  const lookups: string[] = [];
+  const forgotten: string[] = [];
+  const recorded: { hash: string; entry: ResultEntry }[] = [];
+  const released: string[] = [];
+  const deps: ReuseDeps = {
+    results: {
+      lookup: async (hash) => {
+        lookups.push(hash);
+        return "found" in options ? options.found : entry;
+      },
+      reuseOff: async () => options.off === true,
+      forget: async (hash) => {
+        forgotten.push(hash);
+        return true;
+      },
+      record: async (hash, written) => {
+        recorded.push({ hash, entry: written });
+        return true;
+      },
+    },
+    store,
+    ledger: {
+      transition: ledger.transition,
+      releaseReservation: async (_batch, rowId) => {
+        released.push(rowId);
+        // As the ledger does: the row holds nothing after it.
+        await ledger.transition("new", rowId, {
+          incr: { creditsReserved: -(ledger.current()?.creditsReserved ?? 0) },
+        });
+        return 8;
+      },
+    },
+    clock: fakeClock(),
+  };
+  const job = stageJob({ batch: "new", rowId: "row", resubmit: 0 });
+  return { deps, ledger, lookups, forgotten, recorded, released, job, row: ledger.current()! };
+}
+
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+describe("reuse: what is checked before a copy", () => {
+  it("a source that checks out is copied to the row's own key, with its own sidecar, and the row archived at 0 credits", async () => {
+    const s = setup();
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);
+    const copy = await readFile(join(dir, "new/row.png"));
+    expect(createHash("sha256").update(copy).digest("hex")).toBe(SHA);
+    expect(s.ledger.current()).toMatchObject({
+      status: "archived",
+      reusedFrom: "old/src",
+      creditsSpent: 0,
+      taskIds: [],
+      images: [{ key: "new/row.png", sha256: SHA, bytes: IMAGE.length }],
+    });
+    expect(s.ledger.transitions.at(-1)).toMatchObject({
+      from: ["queued"],
+      to: "archived",
+      incr: { reused: 1 },
+    });
+    const sidecar = JSON.parse(await readFile(join(dir, "new/row.json"), "utf8"));
+    expect(sidecar).toMatchObject({
+      id: "row",
+      credits: 0,
+      taskId: "task-1",
+      sha256: SHA,
+      reusedFrom: { batch: "old", rowId: "src" },
+    });
+    // The copy is itself a source now: the entry is renewed to point at it.
+    expect(s.recorded[0]?.entry).toMatchObject({ batch: "new", rowId: "row", taskId: "task-1" });
+    expect(s.released).toEqual([]);
+  });
+
+  it("bytes changed under the same size and metadata: the copy's checksum does not match, nothing is reused", async () => {
+    const other = Buffer.from(IMAGE);
+    other[100] = 8;
+    await writeFile(join(dir, "old/src.png"), other);
+    const s = setup();
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(s.ledger.current()?.status).toBe("queued");
+    expect(s.ledger.transitions).toEqual([]);
+    expect(s.forgotten).toHaveLength(1);
+    expect(await exists(join(dir, "new/row.png"))).toBe(false);
+  });
+
+  it("a source of another size is not copied at all", async () => {
+    await writeFile(join(dir, "old/src.png"), IMAGE.subarray(0, 500));
+    const s = setup();
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(s.forgotten).toHaveLength(1);
+    expect(await exists(join(dir, "new/row.png"))).toBe(false);
+  });
+
+  it("a source archived again by another task, or gone, is not reused", async () => {
+    await store.put("old/src.png", Readable.from([IMAGE]), {
+      contentType: "image/png",
+      metadata: { "task-id": "task-2" },
+    });
+    const replaced = setup();
+    expect(await archiveFromIndex(replaced.job, replaced.row, replaced.deps)).toBe(false);
+    await store.remove("old/src.png");
+    const gone = setup();
+    expect(await archiveFromIndex(gone.job, gone.row, gone.deps)).toBe(false);
+    expect(gone.forgotten).toHaveLength(1);
+  });
+
+  it("a sidecar whose checksum disagrees with the entry's is not trusted", async () => {
+    entry = { ...entry, images: [{ ...entry.images[0]!, sha256: "f".repeat(64) }] };
+    const s = setup();
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(s.forgotten).toHaveLength(1);
+  });
+
+  it("a store that fails mid-copy means a normal create, not a stuck or failed row", async () => {
+    const s = setup();
+    s.deps.store = { ...store, copy: async () => Promise.reject(new Error("disk on fire")) };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(s.ledger.current()?.status).toBe("queued");
+  });
+
+  it("never asks for a row without a seed, a --no-reuse batch, reuse off, or a row that has a task", async () => {
+    const seedless = setup({ params: { image_size: "square" } });
+    expect(await archiveFromIndex(seedless.job, seedless.row, seedless.deps)).toBe(false);
+    expect(seedless.lookups).toEqual([]);
+    const off = setup({}, { off: true });
+    expect(await archiveFromIndex(off.job, off.row, off.deps)).toBe(false);
+    expect(off.ledger.transitions).toEqual([]);
+    const disabled = setup();
+    expect(await archiveFromIndex(disabled.job, disabled.row, undefined)).toBe(false);
+    const tasked = setup({ taskIds: ["t-9"] });
+    expect(await archiveFromIndex(tasked.job, tasked.row, tasked.deps)).toBe(false);
+    expect(tasked.lookups).toEqual([]);
+  });
+
+  it("a row woken with a reservation gives it back before it is archived", async () => {
+    const s = setup({ creditsReserved: 8 });
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);
+    expect(s.released).toEqual(["row"]);
+    expect(s.ledger.current()).toMatchObject({ status: "archived", creditsReserved: 0 });
+  });
+
+  it("the submit stage reuses before it reserves credits, takes a rate slot or creates", async () => {
+    const s = setup();
+    let reserved = 0;
+    let slots = 0;
+    const deps: SubmitDeps = {
+      kie: {
+        submit: async () => Promise.reject(new Error("no create expected")),
+        getTask: async () => Promise.reject(new Error("unused")),
+        refreshDownloadUrl: async () => Promise.reject(new Error("unused")),
+        getCredits: async () => Promise.reject(new Error("unused")),
+      },
+      ledger: {
+        getRow: s.ledger.getRow,
+        transition: s.ledger.transition,
+        reserveBudget: async () => {
+          reserved++;
+          return "reserved";
+        },
+        releaseReservation: async () => 0,
+        keepUncertain: async () => 0,
+      },
+      fleet: openFleet({
+        createSlot: async () => {
+          slots++;
+        },
+      }),
+      queues: { addPoll: async () => {} },
+      reuse: s.deps,
+      clock: fakeClock(),
+      settings: { pollFirstMs: 5_000 },
+    };
+    expect(await submitStage.run(s.job, deps)).toEqual({ kind: "done" });
+    expect({ reserved, slots, status: s.ledger.current()?.status }).toEqual({
+      reserved: 0,
+      slots: 0,
+      status: "archived",
+    });
+  });
+});
