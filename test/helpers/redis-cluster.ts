@@ -5,7 +5,7 @@
  * removes the directory; a master can be killed (SIGKILL) to watch its replica take over.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, Redis } from "ioredis";
@@ -101,30 +101,25 @@ export async function startTestCluster(options: { nodeTimeoutMs?: number } = {})
   try {
     for (let i = 0; i < NODES; i++) {
       const port = await freePort();
-      const child = spawn(
-        "redis-server",
-        [
-          "--port",
-          String(port),
-          "--bind",
-          "127.0.0.1",
-          "--cluster-enabled",
-          "yes",
-          "--cluster-config-file",
-          join(dir, `nodes-${port}.conf`),
-          "--cluster-node-timeout",
-          String(options.nodeTimeoutMs ?? 1_000),
-          "--dir",
-          dir,
-          "--save",
-          "",
-          "--appendonly",
-          "no",
-          "--protected-mode",
-          "yes",
-        ],
-        { stdio: ["ignore", "ignore", "pipe"] },
-      );
+      // Each node's own folder: a replica writes the RDB it syncs from, and they must not share one.
+      const nodeDir = join(dir, String(port));
+      await mkdir(nodeDir);
+      const settings: Record<string, string> = {
+        port: String(port),
+        bind: "127.0.0.1",
+        "cluster-enabled": "yes",
+        "cluster-config-file": join(nodeDir, "nodes.conf"),
+        "cluster-node-timeout": String(options.nodeTimeoutMs ?? 1_000),
+        dir: nodeDir,
+        save: "",
+        appendonly: "no",
+        "protected-mode": "yes",
+        // A replica's first sync at once, not after the default 5 s wait for more replicas: a
+        // master killed before its replica synced would leave it nothing to take over.
+        "repl-diskless-sync-delay": "0",
+      };
+      const args = Object.entries(settings).flatMap(([name, value]) => [`--${name}`, value]);
+      const child = spawn("redis-server", args, { stdio: ["ignore", "ignore", "pipe"] });
       const node: Node = {
         port,
         child,
@@ -154,6 +149,15 @@ export async function startTestCluster(options: { nodeTimeoutMs?: number } = {})
     for (const port of ports) {
       await until(`:${port} says cluster_state:ok`, () =>
         onNode(port, async (r) => (await r.cluster("INFO")).includes("cluster_state:ok")),
+      );
+    }
+    // cluster_state:ok says nothing of the replicas' first sync: wait until each is linked.
+    for (const port of ports) {
+      await until(`:${port} in sync (a master, or a replica linked to its master)`, () =>
+        onNode(port, async (r) => {
+          const info = await r.info("replication");
+          return info.includes("role:master") || info.includes("master_link_status:up");
+        }),
       );
     }
   } catch (error) {

@@ -1,0 +1,126 @@
+/**
+ * The batch through spawned `enqueue` and `worker` processes on a real Redis Cluster
+ * (REDIS_CLUSTER_NODES: three masters, three replicas on loopback), with the master that holds
+ * the batch's ledger SIGKILLed mid-batch: its replica takes over, no worker exits, every row is
+ * archived once, and the simulator saw exactly one create per row.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Cluster } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLedger, ledgerKeys, type RowRecord } from "../../src/ledger/index.js";
+import { startSimulator } from "../../src/simulator/index.js";
+import type { SimulatorHandle } from "../../src/simulator/types.js";
+import { expectArchivedOnce, expectFolderArchive } from "../helpers/e2e-deployment.js";
+import { ProcessSet } from "../helpers/processes.js";
+import { startTestCluster, type TestCluster } from "../helpers/redis-cluster.js";
+import { uniquePrefix } from "../helpers/redis.js";
+
+const ROWS = 30;
+const BATCH = "clu";
+
+const procs = new ProcessSet();
+let cluster: TestCluster;
+let client: Cluster;
+let sim: SimulatorHandle | undefined;
+let dir: string;
+
+beforeAll(async () => {
+  cluster = await startTestCluster({ nodeTimeoutMs: 1_000 });
+  client = cluster.client();
+  dir = await mkdtemp(join(tmpdir(), "kie-cluster-e2e-"));
+}, 60_000);
+
+afterAll(async () => {
+  await procs.killAll();
+  await sim?.close();
+  await cluster?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** Polls the ledger (on the cluster) until `probe` answers; the error names `what`. */
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${procs.report()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe("a batch on a Redis Cluster", () => {
+  it("runs through spawned processes, and a master killed mid-batch loses nothing and pays nothing twice", {
+    timeout: 90_000,
+  }, async () => {
+    const prefix = uniquePrefix("clu");
+    const apiKey = `e2e-key-${randomUUID()}`;
+    const archiveDir = join(dir, "archive");
+    sim = await startSimulator({
+      apiKey,
+      latency: { minMs: 800, maxMs: 2_000 },
+      recordLagMs: 200,
+      rateLimit: { limit: 10, windowMs: 1_000 },
+    });
+    const env = {
+      REDIS_URL: "redis://127.0.0.1:1", // never used: REDIS_CLUSTER_NODES wins
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      KIE_QUEUE_PREFIX: prefix,
+      KIE_API_KEY: apiKey,
+      KIE_BASE_URL: sim.url,
+      KIE_RATE_LIMIT: "10/1s",
+      KIE_POLL_INTERVAL: "300ms",
+      KIE_LOCK_MS: "3000",
+      ARCHIVE_DIR: archiveDir,
+      LOG_LEVEL: "warn",
+    };
+    const lines = ["id,prompt,seed"];
+    for (let i = 1; i <= ROWS; i++) lines.push(`r${i},"cluster: a lighthouse at dusk, study ${i}",${i}`);
+    const manifest = join(dir, "cluster.csv");
+    await writeFile(manifest, `${lines.join("\n")}\n`);
+
+    const enqueued = await procs.run(["enqueue", manifest, "--batch", BATCH], env);
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    const ledger = createLedger(client, { prefix });
+    expect((await ledger.getBatch(BATCH))?.total).toBe(ROWS);
+
+    const workers = [1, 2].map((n) => procs.start(`worker-${n}`, ["worker"], env));
+    const atKill = await waitFor(
+      "rows archived and rows in flight",
+      async () => {
+        const s = await ledger.getBatch(BATCH);
+        return s && s.archived >= 3 && s.queued + s.submitted + s.generating >= 5 ? s : undefined;
+      },
+      40_000,
+    );
+    // The master holding the batch's ledger: every transition of the batch needs it.
+    const victim = await cluster.masterOf(ledgerKeys(prefix).batch(BATCH));
+    const killedAt = Date.now();
+    await cluster.kill(victim);
+    await cluster.waitForFailover(victim);
+    const failoverMs = Date.now() - killedAt;
+
+    const done = await waitFor(
+      "the batch to finish",
+      async () => {
+        const s = await ledger.getBatch(BATCH);
+        return s && s.archived + s.failed + s.cancelled === s.total ? s : undefined;
+      },
+      60_000,
+    );
+    for (const worker of workers) expect(worker.running, worker.tail()).toBe(true);
+    const rows: RowRecord[] = [];
+    for await (const row of ledger.rows(BATCH)) rows.push(row);
+    expectArchivedOnce(rows, { stats: sim.stats(), tasks: sim.tasks() }, ROWS);
+    expect(sim.stats().creates, "creates == rows").toBe(ROWS);
+    expect(done.archived).toBe(ROWS);
+    await expectFolderArchive(archiveDir, BATCH, rows);
+    console.log(
+      `cluster e2e: killed master :${victim} at ${JSON.stringify({ archived: atKill.archived, queued: atKill.queued, inFlight: atKill.submitted + atKill.generating })}; ` +
+        `failover ${failoverMs} ms; ${sim.stats().creates} creates for ${ROWS} rows; ${procs.errorLogs().length} error log lines`,
+    );
+    await procs.killAll();
+  });
+});
