@@ -54,8 +54,11 @@ export function buildKie(config: Config, apiKey = requireApiKey(config)): KieCli
 
 /** The fleet state of one key (KIE_API_KEY's by default); `account`: its KIE_ACCOUNTS name. */
 /** The File Upload API client and the worker's uploads of local input images over it. */
-export function buildInputImages(config: Config): { images: InputImages; close(): Promise<void> } {
-  const client = createUploadClient({ baseUrl: config.KIE_UPLOAD_BASE_URL, apiKey: requireApiKey(config) });
+export function buildInputImages(
+  config: Config,
+  apiKey: string,
+): { images: InputImages; close(): Promise<void> } {
+  const client = createUploadClient({ baseUrl: config.KIE_UPLOAD_BASE_URL, apiKey });
   return { images: new InputImages({ uploader: client, clock: systemClock }), close: () => client.close() };
 }
 
