@@ -127,6 +127,8 @@ export async function startWorker(
     const storePause = buildArchivePause(redis, config);
     // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
     await registerKeys(redis, config, keys, log);
+    // By short hash and account name only: the keys themselves never reach a log.
+    log.info({ keys: keys.map(({ id, account }) => ({ key: id, account })) }, `${keys.length} API key(s)`);
 
     // Metrics and alerts wrap the stages' ports: the stage logic knows nothing of them.
     const metrics = createWorkerMetrics();
