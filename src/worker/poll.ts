@@ -182,8 +182,12 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
   }
 }
 
-/** What a row costs when the API does not say: the price of its acceleration, else the dearest. */
-function priceOf(row: Pick<RowRecord, "params">): number {
+/**
+ * What a row costs when the API does not say: an image-to-image or edit row its estimate (its
+ * model's price, KIE_PRICES applied, at enqueue); else the price of its acceleration, else the dearest.
+ */
+function priceOf(row: Pick<RowRecord, "params" | "estimatedCredits">): number {
+  if (row.params.model === "image-to-image" || row.params.model === "edit") return row.estimatedCredits;
   const level = row.params.acceleration_level;
   return typeof level === "string" && level in CREDITS_BY_ACCELERATION
     ? CREDITS_BY_ACCELERATION[level as keyof typeof CREDITS_BY_ACCELERATION]

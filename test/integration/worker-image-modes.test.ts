@@ -117,4 +117,23 @@ describe("image-to-image and edit in one batch", () => {
       ["studio-again", "edit", join(dir, "mug.png"), sha(mug), 12],
     ]);
   });
+
+  it("without creditsConsumed in the status answer, an edit row is settled at its model's price, not text-to-image's", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "kie-modes-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await copyFile(join(EXAMPLES, "mug.png"), join(dir, "mug.png"));
+    const manifest = join(dir, "edit.csv");
+    await writeFile(manifest, "id,model,prompt,image_path\nstudio,edit,the mug on white,mug.png\n");
+    harness = await startHarness({ sim: { timeScale: 20, reportCreditsConsumed: false } });
+    const env = { KIE_API_FLAVOR: "jobs", KIE_UPLOAD_BASE_URL: harness.pipeline.sim.url };
+    const config = harness.config(env);
+    await enqueue(
+      { file: manifest, batch: "price", apiFlavor: "jobs" },
+      { connect: (o) => connectProducer(config, o), out: new PassThrough().resume(), clock: systemClock },
+    );
+    await harness.worker({ env });
+    const done = await harness.pipeline.waitFinished("price");
+    expect(done).toMatchObject({ archived: 1, creditsSpent: 12 });
+    expect(harness.pipeline.sim.stats().creditsCharged).toBe(12);
+  });
 });
