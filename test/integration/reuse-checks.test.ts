@@ -209,42 +209,72 @@ describe("reuse: what is checked before a copy", () => {
     expect(s.ledger.current()).toMatchObject({ status: "archived", creditsReserved: 0 });
   });
 
+  it("the submit stage creates as usual when the source fails its checksum", async () => {
+    const other = Buffer.from(IMAGE);
+    other[200] = 9;
+    await writeFile(join(dir, "old/src.png"), other);
+    const s = setup();
+    const creates: string[] = [];
+    const deps = submitDeps(s, {
+      submit: async () => {
+        creates.push("create");
+        return "task-new";
+      },
+    });
+    expect(await submitStage.run(s.job, deps)).toEqual({ kind: "done" });
+    expect(creates).toEqual(["create"]);
+    expect(s.ledger.current()).toMatchObject({ status: "submitted", taskIds: ["task-new"] });
+    expect(s.ledger.current()?.reusedFrom).toBeUndefined();
+  });
+
   it("the submit stage reuses before it reserves credits, takes a rate slot or creates", async () => {
     const s = setup();
-    let reserved = 0;
-    let slots = 0;
-    const deps: SubmitDeps = {
-      kie: {
-        submit: async () => Promise.reject(new Error("no create expected")),
-        getTask: async () => Promise.reject(new Error("unused")),
-        refreshDownloadUrl: async () => Promise.reject(new Error("unused")),
-        getCredits: async () => Promise.reject(new Error("unused")),
-      },
-      ledger: {
-        getRow: s.ledger.getRow,
-        transition: s.ledger.transition,
-        reserveBudget: async () => {
-          reserved++;
-          return "reserved";
-        },
-        releaseReservation: async () => 0,
-        keepUncertain: async () => 0,
-      },
-      fleet: openFleet({
-        createSlot: async () => {
-          slots++;
-        },
-      }),
-      queues: { addPoll: async () => {} },
-      reuse: s.deps,
-      clock: fakeClock(),
-      settings: { pollFirstMs: 5_000 },
-    };
+    const counts = { reserved: 0, slots: 0 };
+    const deps = submitDeps(
+      s,
+      { submit: async () => Promise.reject(new Error("no create expected")) },
+      counts,
+    );
     expect(await submitStage.run(s.job, deps)).toEqual({ kind: "done" });
-    expect({ reserved, slots, status: s.ledger.current()?.status }).toEqual({
+    expect({ ...counts, status: s.ledger.current()?.status }).toEqual({
       reserved: 0,
       slots: 0,
       status: "archived",
     });
   });
 });
+
+/** The submit stage's ports around `setup`'s ledger and reuse deps; `counts` tallies reservations and rate slots. */
+function submitDeps(
+  s: ReturnType<typeof setup>,
+  kie: { submit: () => Promise<string> },
+  counts = { reserved: 0, slots: 0 },
+): SubmitDeps {
+  return {
+    kie: {
+      submit: kie.submit,
+      getTask: async () => Promise.reject(new Error("unused")),
+      refreshDownloadUrl: async () => Promise.reject(new Error("unused")),
+      getCredits: async () => Promise.reject(new Error("unused")),
+    },
+    ledger: {
+      getRow: s.ledger.getRow,
+      transition: s.ledger.transition,
+      reserveBudget: async () => {
+        counts.reserved++;
+        return "reserved";
+      },
+      releaseReservation: async () => 0,
+      keepUncertain: async () => 0,
+    },
+    fleet: openFleet({
+      createSlot: async () => {
+        counts.slots++;
+      },
+    }),
+    queues: { addPoll: async () => {} },
+    reuse: s.deps,
+    clock: fakeClock(),
+    settings: { pollFirstMs: 5_000 },
+  };
+}

@@ -96,6 +96,11 @@ describe("worker: reuse across batches", () => {
     expect(created.sort()).toEqual([rows.bee?.taskId, rows["elk-other-seed"]?.taskId].sort());
     expect(summary.creditsSpent).toBe(credits);
     expect(summary.creditsReserved).toBe(0);
+    // The counters and state indexes hold: every row counted once, none left in an indexed state.
+    expect(summary.queued + summary.submitted + summary.generating + summary.archiving).toBe(0);
+    for (const state of ["queued", "submitted", "generating", "archiving"] as const) {
+      for await (const page of h.pipeline.ledger.statePages("b2", state)) expect(page).toEqual([]);
+    }
     for (const [id, from] of [
       ["fox-again", "fox"],
       ["owl-again", "owl"],
