@@ -1,3 +1,4 @@
+import { awaitReplica } from "../redis/keyspace.js";
 import { batchSideKeys } from "./batch-keys.js";
 import {
   encodeIncrements,
@@ -32,6 +33,9 @@ import type {
   TransitionInput,
   TransitionResult,
 } from "./types.js";
+
+/** How long the record of a new task waits for a replica on a cluster (WAIT), at most. */
+const REPLICA_WAIT_MS = 1_000;
 
 /** Rows per script call: large enough to amortise the round trip, small enough not to block Redis long. */
 export const ADD_ROWS_CHUNK = 1000;
@@ -182,7 +186,11 @@ export async function transition(
   // The task map entry is its own Cluster slot, so it is written here, once the script recorded
   // the task in its row. The row (`taskIds`) is the record a created task is traced by; the entry
   // only finds it by task id alone, and is missing if this process dies in between.
-  if (ok === 1 && input.addTaskId) await mapTask(ctx, input.addTaskId, batch, rowId);
+  if (ok === 1 && input.addTaskId) {
+    // A task was paid for: on a cluster, its record is on a replica before the submit goes on.
+    await awaitReplica(ctx.redis, ctx.keys.row(batch, rowId), REPLICA_WAIT_MS);
+    await mapTask(ctx, input.addTaskId, batch, rowId);
+  }
   // One bounded step of the batch's expiry (or of its removal): a small batch is done here, a
   // large one by the reconciler's sweep (housekeeping.ts), so no row's job walks the batch; unless
   // a reopen finds the expiry near, when the rows cannot wait for the sweep (afterReopen).

@@ -27,3 +27,23 @@ export async function scanKeys(
     } while (cursor !== "0");
   }
 }
+
+/**
+ * On a Cluster, waits up to `timeoutMs` until a replica of `key`'s master holds every write this
+ * client made there (WAIT 1, sent with a command on `key` so it reaches that master): a write a
+ * failover must not lose, such as the record of a task that was paid for. Replication is
+ * asynchronous, so without it a master killed just after the write could take it along. Returns
+ * the replicas that have it (0 when none answered in time: the write stands, unconfirmed); a single
+ * Redis is not asked (undefined).
+ */
+export async function awaitReplica(
+  client: RedisClient,
+  key: string,
+  timeoutMs: number,
+): Promise<number | undefined> {
+  if (!isCluster(client)) return undefined;
+  const replies = (await client.pipeline().exists(key).wait(1, timeoutMs).exec()) ?? [];
+  const [error, replicas] = replies[1] ?? [new Error("no reply to WAIT"), 0];
+  if (error) throw error;
+  return Number(replicas);
+}

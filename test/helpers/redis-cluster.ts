@@ -33,6 +33,8 @@ export interface TestCluster {
   masterOf(key: string): Promise<number>;
   /** The ports of the masters now. */
   masters(): Promise<number[]>;
+  /** How many times the node on `port` ran `command` (INFO commandstats). */
+  calls(port: number, command: string): Promise<number>;
   /** SIGKILLs the redis-server on `port` and waits for its exit. */
   kill(port: number): Promise<void>;
   /** Resolves once every live node says cluster_state:ok and `port` is no master of any slot. */
@@ -193,6 +195,11 @@ export async function startTestCluster(options: { nodeTimeoutMs?: number } = {})
     async masters() {
       return [...new Set((await slotOwners()).map((range) => range.port))].sort((a, b) => a - b);
     },
+    calls: (port, command) =>
+      onNode(port, async (r) => {
+        const line = (await r.info("commandstats")).match(new RegExp(`cmdstat_${command}:calls=(\\d+)`));
+        return Number(line?.[1] ?? 0);
+      }),
     async kill(port) {
       const node = nodes.find((n) => n.port === port);
       if (!node) throw new Error(`no node on :${port}`);

@@ -63,6 +63,14 @@ describe("on a Redis Cluster", () => {
     const masters = new Set(await Promise.all(batches.map((b) => cluster.masterOf(keys.batch(b)))));
     expect(masters.size).toBeGreaterThan(1);
 
+    // The record of a paid-for task waits for a replica of its batch's master (WAIT), nothing else.
+    const master = await cluster.masterOf(keys.batch("b7"));
+    const waits = await cluster.calls(master, "wait");
+    await ledger.transition("b7", "r2", { from: ["queued"], to: "submitted", addTaskId: "task-b7-r2" });
+    await ledger.transition("b7", "r2", { to: "generating" });
+    expect(await cluster.calls(master, "wait")).toBe(waits + 1);
+    await ledger.transition("b7", "r2", { to: "queued" });
+
     // Reads across batches (one slot each) and within one (its rows, its state indexes).
     expect((await ledger.listBatches()).map((b) => b.batch).sort()).toEqual(batches);
     expect(await ledger.getBatch("b3")).toMatchObject({ total: 3, archived: 1, queued: 2, creditsSpent: 4 });
