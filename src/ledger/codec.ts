@@ -49,6 +49,42 @@ function taskKeysOf(hash: FlatHash): Record<string, string> {
   return keys;
 }
 
+/**
+ * A row's images are stored as one JSON array of `[key, location, bytes, sha256, contentType]`
+ * tuples: no field names repeated per image, and the first image's location, size and checksum
+ * not stored again beside it (the record's `location`, `bytes` and `sha256` are read from it).
+ * Rows written before (an array of objects, and the three fields beside it) are read as they are.
+ */
+type StoredImage = [string, string, number, string, string];
+
+function encodeImages(images: readonly ArchivedImage[]): string {
+  return JSON.stringify(
+    images.map((i): StoredImage => [i.key, i.location, i.bytes, i.sha256, i.contentType]),
+  );
+}
+
+function decodeImages(value: string | undefined): ArchivedImage[] {
+  return parseJson<(StoredImage | ArchivedImage)[]>(value, []).map((image) =>
+    Array.isArray(image)
+      ? { key: image[0], location: image[1], bytes: image[2], sha256: image[3], contentType: image[4] }
+      : image,
+  );
+}
+
+function imagesOf(hash: FlatHash): Pick<RowRecord, "images" | "location" | "bytes" | "sha256"> {
+  const images = decodeImages(hash.images);
+  const first = images[0];
+  return {
+    images,
+    location: optStr(hash.location) ?? first?.location,
+    bytes: optNum(hash.bytes) ?? first?.bytes,
+    sha256: optStr(hash.sha256) ?? first?.sha256,
+  };
+}
+
+/** The fields older versions stored beside `images` (the first image's): dropped when images change. */
+const FIRST_IMAGE_FIELDS = ["location", "bytes", "sha256"] as const;
+
 /** A row hash as a typed record; undefined for an empty hash (the key does not exist). */
 export function parseRow(batch: string, hash: FlatHash): RowRecord | undefined {
   if (hash.id === undefined || hash.status === undefined) return undefined;
@@ -71,10 +107,7 @@ export function parseRow(batch: string, hash: FlatHash): RowRecord | undefined {
     taskKeys: taskKeysOf(hash),
     resubmits: num(hash.resubmits),
     uncertain: num(hash.uncertain),
-    images: parseJson<ArchivedImage[]>(hash.images, []),
-    location: optStr(hash.location),
-    bytes: optNum(hash.bytes),
-    sha256: optStr(hash.sha256),
+    ...imagesOf(hash),
     creditsReserved: num(hash.creditsReserved),
     creditsSpent: num(hash.creditsSpent),
     creditsUncertain: num(hash.creditsUncertain),
@@ -155,22 +188,19 @@ const UPDATABLE = new Set<string>([
 /** Splits a `RowUpdate` into fields to write and fields to delete, all as flat strings. */
 export function encodeUpdate(update: RowUpdate = {}): { set: [string, string][]; del: string[] } {
   const values: Record<string, unknown> = { ...update };
-  const images = update.images;
-  if (images && images.length > 0) {
-    const first = images[0]!;
-    if (!("location" in update)) values.location = first.location;
-    if (!("bytes" in update)) values.bytes = first.bytes;
-    if (!("sha256" in update)) values.sha256 = first.sha256;
-  }
   const set: [string, string][] = [];
   const del: string[] = [];
+  // New images replace what an older version kept beside them (read from `images` now).
+  if (update.images !== undefined) {
+    for (const field of FIRST_IMAGE_FIELDS) if (!(field in update)) del.push(field);
+  }
   for (const [field, value] of Object.entries(values)) {
     if (value === undefined) continue;
     if (!UPDATABLE.has(field)) {
       throw new LedgerError("invalid_value", `a transition cannot set row field ${JSON.stringify(field)}`);
     }
     if (value === null) del.push(field);
-    else if (field === "images") set.push([field, JSON.stringify(value)]);
+    else if (field === "images") set.push([field, encodeImages(value as ArchivedImage[])]);
     else if (typeof value === "number") set.push([field, finite(field, value)]);
     else set.push([field, String(value)]);
   }
