@@ -87,7 +87,7 @@ export function formatSummaryText(s: EnqueueSummary): string {
 }
 
 function estimateText(s: EnqueueSummary): string {
-  const bound = `an upper bound: ${CREDITS_UPPER_BOUND} per image where no acceleration is given`;
+  const bound = `an upper bound: a row without an acceleration counts at its model's dearest price, ${CREDITS_UPPER_BOUND} for text-to-image`;
   if (s.dryRun) {
     const rows = (s.alreadyInBatch === undefined ? s.valid : s.valid - s.alreadyInBatch) - (s.reusable ?? 0);
     return `${credits(s.estimatedCredits)} for ${plural(rows, "row")} (${bound})`;
