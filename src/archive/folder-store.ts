@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -106,6 +106,37 @@ export function createFolderStore(rootDir: string): ArchiveStore {
       }
     },
 
+    async get(key, options = {}) {
+      const path = pathOf(key);
+      options.signal?.throwIfAborted();
+      let handle: FileHandle;
+      try {
+        handle = await open(path, "r");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+        throw toStoreError(error, path, options.signal);
+      }
+      try {
+        // Size and time from the open file: a put renaming a new file over the path meanwhile
+        // does not mix the new file's size with the old file's bytes.
+        const info = await handle.stat();
+        if (!info.isFile()) {
+          await handle.close();
+          return undefined;
+        }
+        const body = handle.createReadStream(options.signal ? { signal: options.signal } : {});
+        return {
+          body,
+          size: info.size,
+          etag: `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}-${info.ino.toString(16)}"`,
+          contentType: await contentTypeOf(metaPathOf(path)),
+        };
+      } catch (error) {
+        await handle.close().catch(() => {});
+        throw toStoreError(error, path, options.signal);
+      }
+    },
+
     async head(key) {
       const path = pathOf(key);
       let size: number;
@@ -172,6 +203,16 @@ async function writeAtomically(
     if (!file.closed) await once(file, "close").catch(() => {});
     await unlink(temp).catch(() => {});
     throw error;
+  }
+}
+
+/** The content type recorded beside an object, or `application/octet-stream` without one. */
+async function contentTypeOf(metaPath: string): Promise<string> {
+  try {
+    const meta = JSON.parse(await readFile(metaPath, "utf8")) as Partial<MetaFile>;
+    return typeof meta.contentType === "string" ? meta.contentType : "application/octet-stream";
+  } catch {
+    return "application/octet-stream";
   }
 }
 

@@ -1,4 +1,11 @@
-import { CopyObjectCommand, DeleteObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { Readable } from "node:stream";
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
@@ -128,6 +135,30 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
       }
     },
 
+    async get(key, getOptions = {}) {
+      const { signal } = getOptions;
+      const Key = objectKey(key);
+      try {
+        const answer = await client.send(new GetObjectCommand({ Bucket: bucket, Key }), {
+          abortSignal: signal,
+        });
+        // In Node the SDK's body is the HTTP response itself: streamed, never buffered whole.
+        const body = answer.Body as Readable | undefined;
+        if (!body) return undefined;
+        return {
+          body,
+          size: answer.ContentLength ?? 0,
+          etag: answer.ETag ?? `"${answer.LastModified?.getTime().toString(16) ?? "0"}"`,
+          contentType: answer.ContentType ?? "application/octet-stream",
+        };
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        if ((error as { name?: unknown }).name === "NoSuchKey" || httpStatusOf(error) === 404)
+          return undefined;
+        throw toStoreError(error, "get", `s3://${bucket}/${Key}`);
+      }
+    },
+
     async head(key, signal) {
       const Key = objectKey(key);
       try {
@@ -162,7 +193,7 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
 
 function toStoreError(
   error: unknown,
-  operation: "put" | "head" | "delete" | "copy",
+  operation: "put" | "get" | "head" | "delete" | "copy",
   location: string,
 ): ArchiveStoreError {
   if (isArchiveStoreError(error)) return error;

@@ -31,6 +31,23 @@ interface ArchiveCopyResult {
   sha256?: string;
 }
 
+interface ArchiveGetOptions {
+  /** Aborting ends the read: `get` rejects with the signal's reason, or the body errors. */
+  signal?: AbortSignal;
+}
+
+/** A stored object being read: its bytes as a stream, and what HTTP needs to serve them. */
+interface ArchiveStoreObject {
+  /** The bytes; the caller must consume or destroy it. */
+  body: Readable;
+  /** Bytes stored. */
+  size: number;
+  /** A validator that changes whenever the bytes do, quoted as an HTTP `ETag` (`"..."`). */
+  etag: string;
+  /** As given to `put` (`application/octet-stream` when the store does not know it). */
+  contentType: string;
+}
+
 export interface ArchiveStoreHead {
   /** Bytes stored. */
   size: number;
@@ -60,6 +77,8 @@ export interface ArchiveStore {
    * `toKey`'s own metadata; atomic like `put`. A missing source throws an ArchiveStoreError `failed`.
    */
   copy(fromKey: string, toKey: string, options: ArchiveCopyOptions): Promise<ArchiveCopyResult>;
+  /** The object's bytes as a stream, with its size, ETag and content type; undefined when absent. */
+  get(key: string, options?: ArchiveGetOptions): Promise<ArchiveStoreObject | undefined>;
   /** Size and metadata if the object exists, else undefined. */
   head(key: string, signal?: AbortSignal): Promise<ArchiveStoreHead | undefined>;
   /** Deletes the object (and whatever the store keeps beside it); a missing key is not an error. */

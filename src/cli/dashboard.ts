@@ -1,8 +1,13 @@
-import { isIP } from "node:net";
+import { PassThrough } from "node:stream";
+import { buildStore } from "../app/parts.js";
+import { reconcileNow } from "../app/reconciler.js";
+import type { ArchiveStore } from "../archive/types.js";
+import { retryBatch } from "../commands/retry.js";
 import type { Config } from "../config/index.js";
-import type { Logger } from "../core/logger.js";
+import { type Logger, silentLogger } from "../core/logger.js";
 import { parsePort } from "../core/values.js";
-import { DashboardListenError, startDashboard } from "../dashboard/server.js";
+import { retryFilter } from "../dashboard/batch-routes.js";
+import { DashboardAccessError, DashboardListenError, startDashboard } from "../dashboard/server.js";
 import { UsageError } from "./errors.js";
 import { interruptSignal, withOps } from "./ops-context.js";
 
@@ -10,16 +15,30 @@ export interface DashboardFlags {
   port?: string;
   host?: string;
   allowActions?: boolean;
+  authToken?: string;
 }
 
+/** Where the token comes from when `--auth-token` is not given. */
+const TOKEN_ENV = "KIE_DASHBOARD_TOKEN";
+
 /**
- * `kie-batch dashboard`: the batch overview at `/`, bull-board at `/queues`, until SIGINT/SIGTERM.
- * Redis must answer at start (exit 1 otherwise, as every command); later outages show as 503s.
+ * `kie-batch dashboard`: the batch overview at `/`, a page per batch with its images at
+ * `/batches/NAME`, bull-board at `/queues`, until SIGINT/SIGTERM. Redis must answer at start
+ * (exit 1 otherwise, as every command); later outages show as 503s.
  */
-export async function runDashboardCommand(config: Config, log: Logger, flags: DashboardFlags): Promise<void> {
+export async function runDashboardCommand(
+  config: Config,
+  log: Logger,
+  flags: DashboardFlags,
+  env: Record<string, string | undefined> = process.env,
+): Promise<void> {
   const port = parsePort(flags.port ?? "3000", "--port");
   const host = flags.host ?? "127.0.0.1";
+  const token = flags.authToken ?? (env[TOKEN_ENV] || undefined);
   const interrupt = interruptSignal();
+  // Images are read from the store the workers archive to; without one the pages show none.
+  const store: ArchiveStore | undefined =
+    config.S3_BUCKET || config.ARCHIVE_DIR ? buildStore(config) : undefined;
   try {
     await withOps(config, async (ctx) => {
       const dashboard = await startDashboard({
@@ -31,32 +50,48 @@ export async function runDashboardCommand(config: Config, log: Logger, flags: Da
         fleet: () => ctx.fleetState(),
         ping: () => ctx.redis.ping(),
         clock: ctx.clock,
-        readOnly: flags.allowActions !== true,
+        allowActions: flags.allowActions === true,
+        ...(token === undefined ? {} : { authToken: token }),
+        ...(store ? { store } : {}),
+        retry: (batch, scope) =>
+          retryBatch(
+            {
+              ledger: ctx.ledger,
+              queues: ctx.queues(),
+              clock: ctx.clock,
+              out: new PassThrough().resume(), // its report goes to the page, not to stdout
+              queuePrefix: config.KIE_QUEUE_PREFIX,
+              reconcile: (name) =>
+                reconcileNow(
+                  {
+                    ...ctx,
+                    queues: ctx.queues(),
+                    log: silentLogger(),
+                    settleMs: config.KIE_RECONCILE_SETTLE,
+                  },
+                  name,
+                ),
+            },
+            batch,
+            retryFilter(scope),
+          ),
         onError: (error, path) => log.warn({ err: error, path }, "dashboard request failed"),
       }).catch((error: unknown) => {
         if (error instanceof DashboardListenError) throw new UsageError(error.message, 1);
+        if (error instanceof DashboardAccessError) throw new UsageError(error.message, 2);
         throw error;
       });
       process.stdout.write(
-        `dashboard: ${dashboard.url} · queues (bull-board): ${dashboard.url}queues · queue prefix "${config.KIE_QUEUE_PREFIX}" · Ctrl-C to stop\n`,
+        `dashboard: ${dashboard.url} · queues (bull-board): ${dashboard.url}queues · queue prefix "${config.KIE_QUEUE_PREFIX}"${token ? " · token required" : ""}${store ? "" : " · no archive store configured (S3_BUCKET or ARCHIVE_DIR): no images"} · Ctrl-C to stop\n`,
       );
-      if (!isLoopback(host)) {
-        process.stderr.write(
-          `kie-batch: warning: the dashboard has no login and now listens on ${host}: put it behind something that authenticates\n`,
-        );
-      }
       await aborted(interrupt.signal);
       await dashboard.close();
       process.stdout.write("dashboard stopped\n");
     });
   } finally {
     interrupt.dispose();
+    await store?.close();
   }
-}
-
-function isLoopback(host: string): boolean {
-  if (host === "localhost" || host === "::1") return true;
-  return isIP(host) === 4 && host.startsWith("127.");
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

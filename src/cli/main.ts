@@ -196,12 +196,15 @@ program
 
 program
   .command("dashboard")
-  .description("Serve the batch overview and bull-board (at /queues) until SIGINT/SIGTERM")
+  .description(
+    "Serve the batch overview, each batch's images (/batches/NAME) and bull-board (/queues) until SIGINT/SIGTERM",
+  )
   .option("--port <port>", "port (0 picks a free one)", "3000")
-  .option("--host <host>", "address to bind; the dashboard has no login, keep it on loopback", "127.0.0.1")
+  .option("--host <host>", "address to bind; anything but loopback needs a token", "127.0.0.1")
+  .option("--auth-token <token>", "every page and API call needs this token (default: KIE_DASHBOARD_TOKEN)")
   .option(
     "--allow-actions",
-    "let bull-board retry, promote, clean and remove jobs (the ledger does not see these)",
+    "retry buttons on the batch pages, and bull-board's job buttons (the ledger does not see those); needs a token",
   )
   .action(
     action(async (flags) => {

@@ -46,7 +46,12 @@ type RowOutcome = "repolled" | "requeued" | "skipped";
  * requeued for submit. Every status change goes through `ledger.transition`, so the batch's
  * counters stay exact, and a batch that had finished is reopened by it.
  */
-export async function retryBatch(deps: RetryDeps, batch: string): Promise<RetryReport> {
+export async function retryBatch(
+  deps: RetryDeps,
+  batch: string,
+  /** Only the failed rows it accepts (the dashboard's retry of one row or one error); all when absent. */
+  only?: (row: RowRecord) => boolean,
+): Promise<RetryReport> {
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
   // The failed rows only, from their index: ten failed rows of a million cost ten reads. A page is
@@ -54,6 +59,7 @@ export async function retryBatch(deps: RetryDeps, batch: string): Promise<RetryR
   await deps.ledger.ensureStateIndex(batch);
   for await (const page of deps.ledger.drainState(batch, "failed")) {
     await forEachLimit(iterate(page), CONCURRENCY, async ({ row }) => {
+      if (only && !only(row)) return;
       const outcome =
         row.taskIds.length > 0 || row.taskId ? await repoll(deps, row) : await requeue(deps, row);
       report[outcome]++;

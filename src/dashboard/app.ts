@@ -1,13 +1,18 @@
 import type { Queue } from "bullmq";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
 import type { Ledger } from "../ledger/index.js";
 import type { FleetState } from "../report/fleet-state.js";
 import type { Stage } from "../worker/jobs.js";
+import { createAccess } from "./access.js";
+import { batchRouter, type RetryOutcome, type RetryScope } from "./batch-routes.js";
 import { bullBoardRouter } from "./bull-board.js";
 import { createFailureReader } from "./failures.js";
+import { loginRouter } from "./login.js";
 import { readOverview } from "./overview.js";
 import { renderOverviewPage } from "./page.js";
+import type { Thumbnailer } from "./thumbs.js";
 
 /** Where bull-board is mounted. */
 const BOARD_PATH = "/queues";
@@ -20,12 +25,26 @@ const PING_TIMEOUT_MS = 2_000;
  */
 const PAGE_CSP =
   "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/**
+ * The batch and row pages: images and the one script (the arrow keys) from this origin only,
+ * forms posting only here. Still no inline script.
+ */
+const BATCH_PAGE_CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 export interface DashboardAppOptions {
   queuePrefix: string;
   ledger: Pick<
     Ledger,
-    "getBatch" | "listBatches" | "oldestUnarchived" | "rows" | "statePages" | "ensureStateIndex"
+    | "getBatch"
+    | "listBatches"
+    | "oldestUnarchived"
+    | "rows"
+    | "statePages"
+    | "ensureStateIndex"
+    | "getRow"
+    | "rowWindow"
+    | "progress"
   >;
   queues: Record<Stage, Queue>;
   /** The pause state of the deployment's accounts. */
@@ -38,8 +57,20 @@ export interface DashboardAppOptions {
   refreshSeconds?: number;
   /** Failed rows listed per batch. @defaultValue 10 */
   failuresShown?: number;
-  /** bull-board without its job-changing buttons. @defaultValue true */
-  readOnly?: boolean;
+  /** Where the batch pages read archived images from; absent: they show none. */
+  store?: Pick<ArchiveStore, "get">;
+  /** Makes and caches the gallery's thumbnails (startDashboard makes one when `store` is given). */
+  thumbnailer?: Thumbnailer;
+  /** Retries failed rows from the batch page (all, one row, or those with one error). */
+  retry?: (batch: string, scope: RetryScope) => Promise<RetryOutcome>;
+  /**
+   * Every page and API call needs this token (bearer header, or the login page's cookie); the
+   * dashboard's health check excepted. @defaultValue none: loopback only (startDashboard refuses
+   * another host without one)
+   */
+  authToken?: string;
+  /** Retry buttons on the batch pages and bull-board's buttons; needs `authToken`. @defaultValue false */
+  allowActions?: boolean;
   /** Errors of the dashboard's own routes. @defaultValue ignored */
   onError?: (error: unknown, path: string) => void;
 }
@@ -65,9 +96,22 @@ export function createDashboardApp(options: DashboardAppOptions): Express {
       queuePrefix: options.queuePrefix,
     });
 
+  const access = createAccess({ token: options.authToken });
+  const actions = options.allowActions === true && options.authToken !== undefined;
   const app = express();
   app.disable("x-powered-by");
   app.set("json spaces", 2);
+
+  app.get("/healthz", async (_req, res) => {
+    try {
+      await withTimeout(options.ping(), PING_TIMEOUT_MS);
+      res.json({ ok: true, redis: "up" });
+    } catch (error) {
+      res.status(503).json({ ok: false, redis: "down", error: messageOf(error) });
+    }
+  });
+  app.use(loginRouter(access, { "Content-Security-Policy": BATCH_PAGE_CSP, "Cache-Control": "no-store" }));
+  app.use((req, res, next) => access.require(req, res, next));
 
   app.get("/", async (_req, res) => {
     const page = renderOverviewPage(await overview(), {
@@ -89,16 +133,25 @@ export function createDashboardApp(options: DashboardAppOptions): Express {
     res.set("Cache-Control", "no-store").json(await overview());
   });
 
-  app.get("/healthz", async (_req, res) => {
-    try {
-      await withTimeout(options.ping(), PING_TIMEOUT_MS);
-      res.json({ ok: true, redis: "up" });
-    } catch (error) {
-      res.status(503).json({ ok: false, redis: "down", error: messageOf(error) });
-    }
-  });
+  app.use(
+    batchRouter({
+      ledger: options.ledger,
+      status: { ledger: options.ledger, fleet: options.fleet, clock, queuePrefix: options.queuePrefix },
+      clock,
+      access,
+      actions,
+      pageHeaders: {
+        "Content-Security-Policy": BATCH_PAGE_CSP,
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+      },
+      ...(options.store ? { store: options.store } : {}),
+      ...(options.thumbnailer ? { thumbnailer: options.thumbnailer } : {}),
+      ...(options.retry ? { retry: options.retry } : {}),
+    }),
+  );
 
-  app.use(BOARD_PATH, bullBoardRouter({ ...options, basePath: BOARD_PATH }));
+  app.use(BOARD_PATH, bullBoardRouter({ ...options, readOnly: !actions, basePath: BOARD_PATH }));
 
   // Express's own handler would answer with a stack trace; ours says what failed, as text.
   app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {

@@ -13,6 +13,23 @@ export interface PageOptions {
   errorChars?: number;
 }
 
+/** A page of the dashboard other than the overview: the stylesheet, a title, a body. */
+export function pageShell(title: string, body: SafeHtml): string {
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title}</title>
+<style>${raw(STYLESHEET)}</style>
+</head>
+<body>
+${body}
+</body>
+</html>
+`.text;
+}
+
 /** Prompts are cut to this on the page (a failure's error matters more). */
 const PROMPT_CHARS = 80;
 
@@ -63,9 +80,9 @@ function pauseText(p: PauseView): SafeHtml {
 }
 
 /** A store outage, above everything: archiving waits fleet-wide until the store answers a probe. */
-function archiveBanner(
+export function archiveBanner(
   paused: ArchivePauseView | null | undefined,
-  batches: readonly BatchOverview[],
+  batches: readonly Pick<BatchOverview, "archiving">[],
 ): SafeHtml {
   if (!paused) return html``;
   const waiting = batches.reduce((sum, b) => sum + b.archiving, 0);
@@ -108,7 +125,7 @@ function percent(part: number, total: number): string {
   return total > 0 ? `${((part / total) * 100).toFixed(3)}%` : "0%";
 }
 
-function progressBar(b: BatchOverview): SafeHtml {
+export function progressBar(b: Pick<BatchOverview, "total" | (typeof STATES)[number]>): SafeHtml {
   const label = STATES.filter((s) => b[s] > 0)
     .map((s) => `${b[s]} ${s}`)
     .join(", ");
@@ -159,7 +176,7 @@ function unarchived(b: BatchOverview): SafeHtml {
 }
 
 /** At most `max` characters (code points: an emoji is never cut in half). */
-function shorten(text: string, max: number): string {
+export function shorten(text: string, max: number): string {
   if (text.length <= max) return text;
   const chars = Array.from(text);
   return chars.length > max ? `${chars.slice(0, max).join("")}…` : text;
@@ -187,7 +204,7 @@ function batchCard(b: BatchOverview, options: PageOptions): SafeHtml {
     ? html`<span class="badge finished">finished</span>`
     : html`<span class="badge running">in progress</span>`;
   return html`<article class="batch" id="batch-${b.batch}" data-batch="${b.batch}">
-  <h3><span class="batch-name">${b.batch}</span> ${badge}${paused ? html` <span class="badge paused">paused</span>` : ""}</h3>
+  <h3><a class="batch-name" href="/batches/${encodeURIComponent(b.batch)}">${b.batch}</a> ${badge}${paused ? html` <span class="badge paused">paused</span>` : ""}</h3>
   <p class="muted">${b.total} rows${b.file ? html` · manifest <code>${b.file}</code>` : ""} · created ${b.createdAt}${b.finishedAt ? ` · finished ${b.finishedAt}` : ""}</p>
   ${progressBar(b)}
   <p class="summary">${b.archived}/${b.total} archived · ${b.failed} failed · ${b.cancelled} cancelled · ${inFlight} in progress · ${b.queued} queued (${finishedPercent(b)}% finished)</p>

@@ -1,12 +1,16 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { isLoopbackHost, MIN_TOKEN_CHARS } from "./access.js";
 import { createDashboardApp, type DashboardAppOptions } from "./app.js";
+import { createThumbnailer, type ThumbnailerOptions } from "./thumbs.js";
 
 export interface DashboardOptions extends DashboardAppOptions {
   /** 0 picks a free port. @defaultValue 3000 */
   port?: number;
-  /** The dashboard has no login: keep it on loopback unless something in front guards it. @defaultValue "127.0.0.1" */
+  /** Any address but loopback needs `authToken`. @defaultValue "127.0.0.1" */
   host?: string;
+  /** The thumbnail cache (a folder of its own under `parentDir`, removed on close). */
+  thumbnails?: ThumbnailerOptions;
 }
 
 export interface Dashboard extends AsyncDisposable {
@@ -30,11 +34,41 @@ export class DashboardListenError extends Error {
   }
 }
 
-/** Serves the dashboard until `close()`; the caller owns the Redis connection and the queues. */
+/** Options that would leave the dashboard open to others, or actions without a login. */
+export class DashboardAccessError extends Error {
+  override readonly name = "DashboardAccessError";
+}
+
+/** Refuses a non-loopback host without a token, a short token, and actions without a token. */
+function checkAccess(options: Pick<DashboardOptions, "host" | "authToken" | "allowActions">): void {
+  const host = options.host ?? "127.0.0.1";
+  const token = options.authToken;
+  if (token !== undefined && token.length < MIN_TOKEN_CHARS) {
+    throw new DashboardAccessError(`the dashboard's token must have at least ${MIN_TOKEN_CHARS} characters`);
+  }
+  if (token === undefined && !isLoopbackHost(host)) {
+    throw new DashboardAccessError(
+      `listening on ${host} needs a token: pass --auth-token or set KIE_DASHBOARD_TOKEN (or keep --host on loopback)`,
+    );
+  }
+  if (options.allowActions && token === undefined) {
+    throw new DashboardAccessError(
+      "--allow-actions needs a token: pass --auth-token or set KIE_DASHBOARD_TOKEN",
+    );
+  }
+}
+
+/** Serves the dashboard until `close()`; the caller owns the Redis connection, the queues and the store. */
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
+  checkAccess(options);
   const host = options.host ?? "127.0.0.1";
   const requested = options.port ?? 3000;
-  const server: Server = createServer(createDashboardApp(options));
+  const thumbnailer =
+    options.thumbnailer ?? (options.store ? await createThumbnailer(options.thumbnails) : undefined);
+  const ownsThumbnailer = options.thumbnailer === undefined && thumbnailer !== undefined;
+  const server: Server = createServer(
+    createDashboardApp({ ...options, ...(thumbnailer ? { thumbnailer } : {}) }),
+  );
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
@@ -45,6 +79,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       server.off("error", onError);
       resolve();
     });
+  }).catch(async (error: unknown) => {
+    if (ownsThumbnailer) await thumbnailer?.close();
+    throw error;
   });
   const port = (server.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
@@ -52,6 +89,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     closing ??= new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
+    }).then(async () => {
+      if (ownsThumbnailer) await thumbnailer?.close();
     });
     return closing;
   };

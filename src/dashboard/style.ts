@@ -42,4 +42,33 @@ details.failures { margin-top: 8px; } details.failures summary { font-weight: 60
 details.failures ol { margin: 4px 0; padding-left: 24px; }
 .error { white-space: pre-wrap; overflow-wrap: anywhere; }
 .empty { background: #fff; border: 1px dashed var(--line); border-radius: 8px; padding: 16px; }
+main.wide { max-width: 1400px; }
+header h1 a { color: inherit; text-decoration: none; }
+.notice { background: #dafbe1; border: 1px solid #4ac26b; border-radius: 6px; padding: 6px 10px; }
+.banner-paused { font-weight: 600; }
+section.progress svg { display: block; max-width: 100%; height: auto; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
+.bar-archived { fill: var(--archived); } .line-credits { fill: none; stroke: #bf8700; stroke-width: 2; }
+.swatch.credits { background: #bf8700; }
+form.controls { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: center; margin: 4px 0 10px; }
+nav.filters { display: flex; gap: 4px; }
+.filter { padding: 2px 10px; border-radius: 12px; border: 1px solid var(--line); background: #fff; text-decoration: none; color: var(--fg); }
+.filter.current { background: var(--fg); color: #fff; border-color: var(--fg); }
+input[type=search] { min-width: 260px; padding: 4px 8px; border: 1px solid var(--line); border-radius: 6px; }
+button { padding: 4px 12px; border-radius: 6px; border: 1px solid var(--line); background: #f6f8fa; cursor: pointer; font: inherit; }
+form.retry { display: inline; } form.retry button { border-color: #d4a72c; background: #fff8c5; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 10px; }
+.tile { display: block; aspect-ratio: 1; border-radius: 8px; overflow: hidden; background: #fff; border: 1px solid var(--line); text-decoration: none; color: var(--fg); }
+.tile img { width: 100%; height: 100%; object-fit: cover; display: block; }
+.tile:hover { outline: 2px solid var(--generating); }
+.tile.no-image { padding: 10px; display: flex; flex-direction: column; gap: 6px; font-size: 12px; }
+.tile .state { font-weight: 600; text-transform: uppercase; font-size: 11px; }
+.tile.state-failed { border-color: #ff8182; background: #fff5f5; } .tile.state-failed .state { color: var(--failed); }
+.tile .error { color: var(--failed); overflow-wrap: anywhere; }
+table.groups, table.record { border-collapse: collapse; background: #fff; border: 1px solid var(--line); width: 100%; }
+table.groups td, table.groups th, table.record td, table.record th { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+table.groups td.count { font-weight: 600; text-align: right; width: 4em; }
+main.row-detail { max-width: 1400px; display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 20px; padding-top: 16px; }
+.full-image { max-width: 100%; height: auto; border-radius: 8px; border: 1px solid var(--line); background: #fff; }
+table.record th { color: var(--muted); font-weight: 500; width: 9em; }
+nav.neighbours a { font-weight: 600; }
 `;

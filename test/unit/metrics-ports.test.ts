@@ -23,6 +23,7 @@ function memoryStore(
     objects,
     locationOf: (key) => `/mem/${key}`,
     head: async () => undefined,
+    get: async () => undefined,
     remove: async (key) => void objects.delete(key),
     async copy(fromKey, toKey) {
       const bytes = objects.get(fromKey);

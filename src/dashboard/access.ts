@@ -1,0 +1,117 @@
+/**
+ * Who may use the dashboard. On loopback it needs nothing; anywhere else it needs a token
+ * (`--auth-token` or KIE_DASHBOARD_TOKEN), sent as `Authorization: Bearer <token>` or as the
+ * cookie the login page sets. Tokens are compared in constant time.
+ */
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { isIP } from "node:net";
+import type { NextFunction, Request, Response } from "express";
+
+/** The login cookie's name; its value is a digest of the token, never the token itself. */
+const SESSION_COOKIE = "kie_dashboard";
+/** A token shorter than this is refused at start: it would be guessed. */
+export const MIN_TOKEN_CHARS = 16;
+
+/** True for 127.0.0.0/8, ::1 and `localhost`: addresses only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === "localhost" || host === "::1" || host === "[::1]") return true;
+  return isIP(host) === 4 && host.startsWith("127.");
+}
+
+/** Equal strings, in time that does not depend on where they differ (both are hashed first). */
+export function tokensEqual(given: string, expected: string): boolean {
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b) && given.length === expected.length;
+}
+
+/** The cookie value for a token: an HMAC of it under a per-process key, so the cookie is no token. */
+function sessionValue(token: string, key: Buffer): string {
+  return createHmac("sha256", key).update(`session:${token}`).digest("base64url");
+}
+
+/** The cookies of a request, by name (first one wins). */
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (header ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) continue;
+    const name = part.slice(0, eq).trim();
+    if (!(name in out)) out[name] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+/** The bearer token of an `Authorization` header, or undefined. */
+function bearerToken(header: string | undefined): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+  return match?.[1];
+}
+
+export interface AccessOptions {
+  /** Undefined: no token is asked (loopback only: the server refuses to start otherwise). */
+  token: string | undefined;
+}
+
+export interface Access {
+  /** The per-process key of session cookies and CSRF tokens. */
+  readonly key: Buffer;
+  /** Who the request is: `token` when it carried the token, `loopback` when none is asked, else undefined. */
+  who(req: Request): "token" | "loopback" | undefined;
+  /** Express middleware: lets a request with the token through, else 401 (a login link for pages). */
+  require(req: Request, res: Response, next: NextFunction): void;
+  /** Sets the session cookie when `given` is the token; false otherwise. */
+  login(given: string, res: Response): boolean;
+}
+
+export function createAccess(options: AccessOptions): Access {
+  const key = randomBytes(32);
+  const { token } = options;
+  const session = token === undefined ? undefined : sessionValue(token, key);
+  const who = (req: Request): "token" | "loopback" | undefined => {
+    if (token === undefined || session === undefined) return "loopback";
+    const bearer = bearerToken(req.headers.authorization);
+    if (bearer !== undefined && tokensEqual(bearer, token)) return "token";
+    const cookie = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+    if (cookie !== undefined && tokensEqual(cookie, session)) return "token";
+    return undefined;
+  };
+  return {
+    key,
+    who,
+    require(req, res, next) {
+      if (who(req) !== undefined) return next();
+      res.set({ "Cache-Control": "no-store", "WWW-Authenticate": 'Bearer realm="kie-batch dashboard"' });
+      if (req.path.startsWith("/api/") || req.method !== "GET") {
+        res
+          .status(401)
+          .json({ error: "the dashboard needs its token (Authorization: Bearer, or log in at /login)" });
+        return;
+      }
+      res.status(401).type("html").send(loginRedirect(req.originalUrl));
+    },
+    login(given, res) {
+      if (token === undefined || session === undefined || !tokensEqual(given, token)) return false;
+      res.cookie(SESSION_COOKIE, session, { httpOnly: true, sameSite: "strict", path: "/" });
+      return true;
+    },
+  };
+}
+
+function loginRedirect(target: string): string {
+  const next = encodeURIComponent(target);
+  return `<!doctype html><meta charset="utf-8"><title>kie-batch: log in</title><p>This dashboard needs its token: <a href="/login?next=${next}">log in</a>.</p>\n`;
+}
+
+/**
+ * CSRF tokens for the action forms: an HMAC of the session under the per-process key. A page
+ * carries it in a hidden field; a POST without the right one is refused, so another site cannot
+ * make a logged-in browser press a button.
+ */
+export function csrfToken(key: Buffer, subject: string): string {
+  return createHmac("sha256", key).update(`csrf:${subject}`).digest("base64url");
+}
+
+export function csrfValid(key: Buffer, subject: string, given: unknown): boolean {
+  return typeof given === "string" && given.length > 0 && tokensEqual(given, csrfToken(key, subject));
+}

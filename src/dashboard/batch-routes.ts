@@ -1,0 +1,292 @@
+/** The batch pages, their images and their actions, as an express router. */
+import { pipeline } from "node:stream/promises";
+import express, { type Request, type Response, Router } from "express";
+import type { ArchiveStore } from "../archive/types.js";
+import type { Clock } from "../core/clock.js";
+import type { Ledger, RowRecord } from "../ledger/index.js";
+import { isOpsError } from "../report/errors.js";
+import { readBatchStatus, type StatusDeps } from "../report/status.js";
+import { type Access, csrfToken, csrfValid } from "./access.js";
+import { renderBatchPage } from "./batch-page.js";
+import { readFailureGroups } from "./failure-groups.js";
+import { galleryHref, neighbours, PAGE_TILES, parseGalleryQuery, readMatches } from "./gallery.js";
+import { keyInBatch, sameEtag } from "./image-guard.js";
+import { summarizeProgress } from "./progress-chart.js";
+import { DASHBOARD_SCRIPT, renderRowPage } from "./row-page.js";
+import { PLACEHOLDER_SVG, type Thumbnailer } from "./thumbs.js";
+
+/** What retry from the page may ask for: the batch's failed rows, one of them, or those with one error. */
+export interface RetryScope {
+  rowId?: string;
+  error?: string;
+}
+
+/** The rows a scope retries, as a filter for `retryBatch` (undefined: every failed row). */
+export function retryFilter(
+  scope: RetryScope,
+): ((row: Pick<RowRecord, "id" | "error">) => boolean) | undefined {
+  if (scope.rowId !== undefined) return (row) => row.id === scope.rowId;
+  if (scope.error !== undefined) return (row) => (row.error ?? "") === scope.error;
+  return undefined;
+}
+
+export interface RetryOutcome {
+  repolled: number;
+  requeued: number;
+  skipped: number;
+}
+
+export interface BatchRoutesOptions {
+  ledger: Pick<
+    Ledger,
+    | "getRow"
+    | "rowWindow"
+    | "progress"
+    | "statePages"
+    | "ensureStateIndex"
+    | "getBatch"
+    | "listBatches"
+    | "oldestUnarchived"
+  >;
+  status: StatusDeps;
+  clock: Pick<Clock, "now">;
+  access: Access;
+  /** Where archived images are read from; absent: pages show no images. */
+  store?: Pick<ArchiveStore, "get">;
+  thumbnailer?: Thumbnailer;
+  /** Retries failed rows; absent, or actions off: the page shows no buttons and POSTs are refused. */
+  retry?: (batch: string, scope: RetryScope) => Promise<RetryOutcome>;
+  /** Actions (retry) on: needs a token as well. */
+  actions: boolean;
+  /** Security headers of every HTML page. */
+  pageHeaders: Record<string, string>;
+}
+
+/** Full images may be cached this long by the browser (revalidated by ETag after). */
+const IMAGE_MAX_AGE_S = 300;
+
+export function batchRouter(options: BatchRoutesOptions): Router {
+  const router = Router();
+  const { ledger, access } = options;
+  const subject = (req: Request) => (access.who(req) === "token" ? "token" : "loopback");
+  const csrfFor = (req: Request): string | null =>
+    options.actions && options.retry && access.who(req) === "token"
+      ? csrfToken(access.key, subject(req))
+      : null;
+  const sendPage = (res: Response, page: string) =>
+    res.status(200).set(options.pageHeaders).type("html").send(page);
+
+  router.get("/static/dashboard.js", (_req, res) => {
+    res.set({ "Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff" });
+    res.type("application/javascript").send(DASHBOARD_SCRIPT);
+  });
+
+  router.get("/batches/:batch", async (req, res) => {
+    const batch = req.params.batch!;
+    const status = await batchStatus(options.status, batch);
+    if (!status) return notFound(res, `no batch ${batch}`);
+    const query = parseGalleryQuery(req.query as Record<string, unknown>);
+    const remaining = status.queued + status.submitted + status.generating + status.archiving;
+    const [page, minutes, failures] = await Promise.all([
+      readMatches(ledger, batch, query, PAGE_TILES),
+      ledger.progress(batch),
+      status.failed > 0 ? readFailureGroups(ledger, batch) : { groups: [], read: 0, complete: true },
+    ]);
+    sendPage(
+      res,
+      renderBatchPage({
+        status,
+        query,
+        page,
+        progress: summarizeProgress(minutes, options.clock.now(), remaining),
+        failures,
+        csrf: csrfFor(req),
+        ...noticeOf(req.query as Record<string, unknown>),
+      }),
+    );
+  });
+
+  router.get("/api/batches/:batch/progress", async (req, res) => {
+    const batch = req.params.batch!;
+    const status = await batchStatus(options.status, batch);
+    if (!status) return void res.status(404).json({ error: `no batch ${batch}` });
+    const remaining = status.queued + status.submitted + status.generating + status.archiving;
+    const summary = summarizeProgress(await ledger.progress(batch), options.clock.now(), remaining);
+    res.set("Cache-Control", "no-store").json({ batch, ...summary });
+  });
+
+  router.get("/batches/:batch/rows/:row", async (req, res) => {
+    const row = await findRow(ledger, req.params.batch!, req.params.row!);
+    if (!row) return notFound(res, `no row ${req.params.row} in batch ${req.params.batch}`);
+    const query = parseGalleryQuery(req.query as Record<string, unknown>);
+    const { previous, next } = await neighbours(ledger, row, query);
+    sendPage(res, renderRowPage({ row, query, previous, next, csrf: csrfFor(req) }));
+  });
+
+  router.get("/batches/:batch/rows/:row/image/:n", async (req, res) => {
+    const found = await imageOf(ledger, req, res);
+    if (!found || !options.store) return found ? notFound(res, "no archive store") : undefined;
+    const controller = abortOnClose(res);
+    const object = await options.store.get(found.key, { signal: controller.signal });
+    if (!object) return notFound(res, `the store has no object ${found.key}`);
+    const isImage = /^image\/(png|jpeg|webp|gif|avif)$/.test(object.contentType);
+    res.set({
+      ETag: object.etag,
+      "Cache-Control": `private, max-age=${IMAGE_MAX_AGE_S}`,
+      "X-Content-Type-Options": "nosniff",
+      "Content-Security-Policy": "default-src 'none'; sandbox",
+    });
+    if (sameEtag(req.headers["if-none-match"], object.etag)) {
+      object.body.destroy();
+      return void res.status(304).end();
+    }
+    res.status(200).set({
+      "Content-Type": isImage ? object.contentType : "application/octet-stream",
+      "Content-Length": String(object.size),
+      ...(isImage ? {} : { "Content-Disposition": "attachment" }),
+    });
+    await pipeline(object.body, res).catch(() => {
+      // The client went away or the store's stream broke mid-body: nothing left to answer.
+    });
+  });
+
+  router.get("/batches/:batch/rows/:row/thumb/:n", async (req, res) => {
+    const found = await imageOf(ledger, req, res);
+    if (!found) return;
+    const etag = `"thumb-${found.sha256.slice(0, 40)}"`;
+    if (sameEtag(req.headers["if-none-match"], etag)) return void res.status(304).set("ETag", etag).end();
+    const { store, thumbnailer } = options;
+    const thumb =
+      store && thumbnailer
+        ? await thumbnailer.get(found.sha256, async () => (await store.get(found.key))?.body)
+        : ({ kind: "placeholder", reason: "no archive store" } as const);
+    if (thumb.kind === "placeholder") {
+      res.status(200).set({ "Cache-Control": "no-store", "X-Thumbnail": "placeholder" });
+      return void res.type("image/svg+xml").send(PLACEHOLDER_SVG);
+    }
+    res
+      .status(200)
+      .set({ ETag: etag, "Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff" });
+    res.type("image/jpeg").send(thumb.bytes);
+  });
+
+  router.post(
+    "/batches/:batch/retry",
+    express.urlencoded({ extended: false, limit: "16kb" }),
+    async (req: Request, res: Response) => {
+      const batch = (req.params as Record<string, string>).batch!;
+      if (!options.actions || !options.retry) {
+        return void res
+          .status(403)
+          .type("text/plain")
+          .send("kie-batch dashboard: actions are off (start it with --allow-actions and --auth-token)\n");
+      }
+      if (access.who(req) !== "token") {
+        return void res.status(403).type("text/plain").send("kie-batch dashboard: actions need the token\n");
+      }
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      if (!csrfValid(access.key, subject(req), body.csrf) || !sameOrigin(req)) {
+        return void res
+          .status(403)
+          .type("text/plain")
+          .send("kie-batch dashboard: stale or missing form token: reload the page\n");
+      }
+      const scope: RetryScope =
+        body.scope === "row" && typeof body.row === "string"
+          ? { rowId: body.row }
+          : body.scope === "group" && typeof body.error === "string"
+            ? { error: body.error }
+            : {};
+      if (body.scope !== "batch" && scope.rowId === undefined && scope.error === undefined) {
+        return void res.status(400).type("text/plain").send("kie-batch dashboard: unknown retry scope\n");
+      }
+      const outcome = await options.retry(batch, scope);
+      const back = new URL(galleryHref(batch, {}), "http://x");
+      back.searchParams.set("retried", String(outcome.repolled + outcome.requeued));
+      back.searchParams.set("skipped", String(outcome.skipped));
+      res.redirect(303, back.pathname + back.search);
+    },
+  );
+
+  return router;
+}
+
+async function batchStatus(deps: StatusDeps, batch: string) {
+  try {
+    return await readBatchStatus(deps, batch);
+  } catch (error) {
+    if (isOpsError(error)) return undefined;
+    throw error;
+  }
+}
+
+async function findRow(
+  ledger: Pick<Ledger, "getRow">,
+  batch: string,
+  rowId: string,
+): Promise<RowRecord | undefined> {
+  try {
+    return await ledger.getRow(batch, rowId);
+  } catch (error) {
+    // A name the ledger refuses names no row.
+    if ((error as { code?: unknown }).code === "invalid_name") return undefined;
+    throw error;
+  }
+}
+
+/** The row's n-th image, refused (403) when its key is outside the batch's prefix. */
+async function imageOf(
+  ledger: Pick<Ledger, "getRow">,
+  req: Request,
+  res: Response,
+): Promise<{ key: string; sha256: string } | undefined> {
+  const params = req.params as Record<string, string>;
+  const batch = params.batch!;
+  const row = await findRow(ledger, batch, params.row!);
+  const n = Number(params.n);
+  const image = row && Number.isInteger(n) && n >= 0 ? row.images[n] : undefined;
+  if (!image) {
+    notFound(res, "no such image");
+    return undefined;
+  }
+  if (!keyInBatch(batch, image.key)) {
+    res
+      .status(403)
+      .type("text/plain")
+      .send("kie-batch dashboard: that object is outside the batch's prefix\n");
+    return undefined;
+  }
+  return { key: image.key, sha256: image.sha256 };
+}
+
+function notFound(res: Response, what: string): void {
+  res.status(404).set("Cache-Control", "no-store").type("text/plain").send(`kie-batch dashboard: ${what}\n`);
+}
+
+/** A POST from another site carries its own Origin: refuse it (browsers always send Origin on POST). */
+function sameOrigin(req: Request): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
+function abortOnClose(res: Response): AbortController {
+  const controller = new AbortController();
+  res.on("close", () => {
+    if (!res.writableFinished) controller.abort(new Error("client went away"));
+  });
+  return controller;
+}
+
+function noticeOf(query: Record<string, unknown>): { notice?: string } {
+  const retried = Number(query.retried);
+  if (!Number.isInteger(retried) || retried < 0) return {};
+  const skipped = Number(query.skipped);
+  return {
+    notice: `Retry: ${retried} failed rows went back into the pipeline${Number.isInteger(skipped) && skipped > 0 ? `; ${skipped} skipped (a worker still held them): try again later` : ""}.`,
+  };
+}

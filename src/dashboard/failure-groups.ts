@@ -1,0 +1,48 @@
+import type { Ledger } from "../ledger/index.js";
+
+/** Failed rows that share one error message. */
+interface FailureGroup {
+  error: string;
+  count: number;
+  /** The first few rows of the group, for links. */
+  rowIds: string[];
+}
+
+export interface FailureGroups {
+  groups: FailureGroup[];
+  /** Failed rows read (at most the limit). */
+  read: number;
+  /** False when the batch has more failed rows than were read. */
+  complete: boolean;
+}
+
+/** Failed rows read for the groups at most: the failed index's first pages, whatever the batch holds. */
+const GROUP_READ_LIMIT = 2_000;
+const IDS_PER_GROUP = 5;
+
+/** The batch's failed rows grouped by error message, largest group first (from the failed index). */
+export async function readFailureGroups(
+  ledger: Pick<Ledger, "statePages" | "ensureStateIndex">,
+  batch: string,
+  limit = GROUP_READ_LIMIT,
+): Promise<FailureGroups> {
+  await ledger.ensureStateIndex(batch);
+  const groups = new Map<string, FailureGroup>();
+  let read = 0;
+  let complete = true;
+  outer: for await (const page of ledger.statePages(batch, "failed", { pageSize: Math.min(500, limit) })) {
+    for (const { row } of page) {
+      if (read >= limit) {
+        complete = false;
+        break outer;
+      }
+      read++;
+      const error = row.error ?? "";
+      const group = groups.get(error) ?? { error, count: 0, rowIds: [] };
+      group.count++;
+      if (group.rowIds.length < IDS_PER_GROUP) group.rowIds.push(row.id);
+      groups.set(error, group);
+    }
+  }
+  return { groups: [...groups.values()].sort((a, b) => b.count - a.count), read, complete };
+}

@@ -1,0 +1,85 @@
+/**
+ * Thumbnails of archived images, made with sharp at one fixed size and kept in a folder of their
+ * own on local disk within a byte bound (ThumbIndex). A thumbnail is named by the sha256 of the
+ * image it shows (the ledger's checksum), so a hit costs no read of the store, and an image
+ * archived again under the same key gets a new one.
+ */
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import sharp from "sharp";
+import { ThumbIndex } from "./thumb-cache.js";
+
+/** Every thumbnail is this size (cropped to fill it), JPEG. */
+const THUMB_PX = 256;
+/** Decoding stops at this many input pixels: a hostile file cannot eat the dashboard's memory. */
+const MAX_INPUT_PIXELS = 64_000_000;
+
+export interface ThumbnailerOptions {
+  /** The bound on the cache's bytes on disk. @defaultValue 64 MiB */
+  maxBytes?: number;
+  /** Where the cache folder is made (a fresh one per dashboard, removed on close). @defaultValue os.tmpdir() */
+  parentDir?: string;
+}
+
+type Thumbnail = { kind: "image"; bytes: Buffer } | { kind: "placeholder"; reason: string };
+
+export interface Thumbnailer {
+  /**
+   * The thumbnail of the image whose sha256 is `sha256`; `open` reads the image when it is not
+   * cached. An image that cannot be decoded gives a placeholder, not an error.
+   */
+  get(sha256: string, open: () => Promise<Readable | undefined>): Promise<Thumbnail>;
+  close(): Promise<void>;
+}
+
+export async function createThumbnailer(options: ThumbnailerOptions = {}): Promise<Thumbnailer> {
+  const dir = await mkdtemp(join(options.parentDir ?? tmpdir(), "kie-batch-thumbs-"));
+  const index = new ThumbIndex(options.maxBytes ?? 64 * 1024 * 1024);
+  const pending = new Map<string, Promise<Thumbnail>>();
+  const fileOf = (name: string) => join(dir, `${name}.jpg`);
+
+  async function make(name: string, open: () => Promise<Readable | undefined>): Promise<Thumbnail> {
+    if (index.touch(name)) {
+      const cached = await readFile(fileOf(name)).catch(() => undefined);
+      if (cached) return { kind: "image", bytes: cached };
+      index.forget(name);
+    }
+    const body = await open();
+    if (!body) return { kind: "placeholder", reason: "not in the store" };
+    let bytes: Buffer;
+    try {
+      const resize = sharp({ limitInputPixels: MAX_INPUT_PIXELS, failOn: "error" })
+        .resize(THUMB_PX, THUMB_PX, { fit: "cover" })
+        .jpeg({ quality: 78 });
+      body.on("error", (error) => resize.destroy(error));
+      bytes = await body.pipe(resize).toBuffer();
+    } catch (error) {
+      body.destroy();
+      return { kind: "placeholder", reason: error instanceof Error ? error.message : String(error) };
+    }
+    await writeFile(fileOf(name), bytes);
+    for (const old of index.add(name, bytes.length)) await unlink(fileOf(old)).catch(() => {});
+    return { kind: "image", bytes };
+  }
+
+  return {
+    get(sha256, open) {
+      const name = /^[0-9a-f]{64}$/.test(sha256) ? sha256 : createHash("sha256").update(sha256).digest("hex");
+      const running = pending.get(name);
+      if (running) return running;
+      const made = make(name, open).finally(() => pending.delete(name));
+      pending.set(name, made);
+      return made;
+    },
+    async close() {
+      await Promise.allSettled(pending.values());
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What an undecodable image shows instead: a grey square saying so (SVG, same size as a thumbnail). */
+export const PLACEHOLDER_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="${THUMB_PX}" height="${THUMB_PX}" viewBox="0 0 256 256"><rect width="256" height="256" fill="#eaeef2"/><path d="M88 96h80v64H88z" fill="none" stroke="#8c959f" stroke-width="6"/><path d="M96 152l24-28 18 20 12-12 18 20" fill="none" stroke="#8c959f" stroke-width="6"/><text x="128" y="200" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#57606a">no preview</text></svg>`;

@@ -1,0 +1,239 @@
+import { Readable } from "node:stream";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createS3Store } from "../../src/archive/s3-store.js";
+import { startDashboard } from "../../src/dashboard/server.js";
+import { readFleetState } from "../../src/report/fleet-state.js";
+import {
+  ARCHIVED,
+  BROKEN,
+  GALLERY,
+  type GalleryFixture,
+  OUTSIDE,
+  POLICY_ERROR,
+  startGalleryFixture,
+  TIMEOUT_ERROR,
+  TOKEN,
+} from "../helpers/gallery-fixture.js";
+import { s3rverContext } from "../helpers/s3rver-context.js";
+
+let g: GalleryFixture;
+beforeAll(async () => {
+  g = await startGalleryFixture({ authToken: TOKEN, allowActions: true });
+});
+afterAll(async () => {
+  await g?.close();
+});
+
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+const url = (path: string) => new URL(path, g.dashboard.url).toString();
+const get = (path: string, headers: Record<string, string> = {}) =>
+  fetch(url(path), { headers: { ...AUTH, ...headers }, redirect: "manual" });
+const image = (row: string, kind: "image" | "thumb" = "image") => `/batches/${GALLERY}/rows/${row}/${kind}/0`;
+
+describe("the batch page", () => {
+  it("shows every archived image as a thumbnail and the other rows as labelled tiles, in manifest order", async () => {
+    const res = await get(`/batches/${GALLERY}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-security-policy")).toContain("img-src 'self'");
+    const page = await res.text();
+    for (const id of ARCHIVED) expect(page).toContain(`src="${image(id, "thumb")}"`);
+    const order = [...page.matchAll(/data-row="([^"]+)"/g)].map((m) => m[1]);
+    expect(order.slice(0, 3)).toEqual(ARCHIVED.slice(0, 3));
+    expect(page).toContain("Progress over time");
+    expect(page).toMatch(/class="rate">\d+\.\d</);
+  });
+
+  it("filters by state and searches prompt, id and metadata", async () => {
+    const failed = await (await get(`/batches/${GALLERY}?state=failed`)).text();
+    expect([...failed.matchAll(/class="tile[^"]*" data-row="([^"]+)"/g)].map((m) => m[1])).toEqual([
+      "fail-1",
+      "fail-2",
+      "fail-3",
+    ]);
+    const found = await (await get(`/batches/${GALLERY}?q=LIGHTHOUSE`)).text();
+    expect([...found.matchAll(/class="tile[^"]*" data-row="([^"]+)"/g)].map((m) => m[1])).toEqual([
+      "lighthouse",
+    ]);
+    const odd = await (await get(`/batches/${GALLERY}?state=archived&q=odd`)).text();
+    expect([...odd.matchAll(/class="tile[^"]*" data-row="([^"]+)"/g)].map((m) => m[1])).toEqual([
+      "lighthouse",
+      "harbour",
+      "market",
+      OUTSIDE,
+    ]);
+  });
+
+  it("groups failed rows by message with counts", async () => {
+    const page = await (await get(`/batches/${GALLERY}`)).text();
+    const groups = [
+      ...page.matchAll(/<td class="count">(\d+)<\/td>\s*<td><span class="error">([^<]+)</g),
+    ].map((m) => [Number(m[1]), m[2]]);
+    expect(groups).toEqual([
+      [2, TIMEOUT_ERROR],
+      [1, POLICY_ERROR],
+    ]);
+  });
+
+  it("shows a row's record with its neighbours under the same filter", async () => {
+    const page = await (await get(`/batches/${GALLERY}/rows/orchard?state=archived`)).text();
+    expect(page).toMatch(/rel="prev"[^>]*href="\/batches\/gallery-batch\/rows\/lighthouse\?state=archived"/);
+    expect(page).toMatch(/rel="next"[^>]*href="\/batches\/gallery-batch\/rows\/harbour\?state=archived"/);
+    expect(page).toContain("sha256:");
+    expect(page).toContain(g.store.locationOf(`${GALLERY}/orchard.png`));
+    const failed = await (await get(`/batches/${GALLERY}/rows/fail-3`)).text();
+    expect(failed).toContain(POLICY_ERROR);
+    expect(await (await get(`/batches/${GALLERY}/rows/nope`)).text()).toContain("no row nope");
+  });
+});
+
+describe("images", () => {
+  it("streams an archived image with its ETag and Cache-Control, and answers 304 to If-None-Match", async () => {
+    const res = await get(image("fox"));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("image/png");
+    expect(res.headers.get("cache-control")).toMatch(/max-age=\d+/);
+    const etag = res.headers.get("etag");
+    expect(etag).toMatch(/^".+"$/);
+    expect(Buffer.from(await res.arrayBuffer()).equals(g.bytes.get("fox")!)).toBe(true);
+
+    const again = await get(image("fox"), { "if-none-match": etag! });
+    expect(again.status).toBe(304);
+    expect(await again.text()).toBe("");
+  });
+
+  it("makes decoded thumbnails of one fixed size, with an ETag, and a placeholder for what does not decode", async () => {
+    const res = await get(image("lighthouse", "thumb"));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("image/jpeg");
+    const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+    expect([meta.width, meta.height]).toEqual([256, 256]);
+    const etag = res.headers.get("etag")!;
+    expect((await get(image("lighthouse", "thumb"), { "if-none-match": etag })).status).toBe(304);
+
+    const broken = await get(image(BROKEN, "thumb"));
+    expect(broken.status).toBe(200);
+    expect(broken.headers.get("content-type")).toMatch(/^image\/svg\+xml/);
+    expect(broken.headers.get("x-thumbnail")).toBe("placeholder");
+  });
+
+  it("refuses an image whose key is outside the batch's prefix", async () => {
+    const res = await get(image(OUTSIDE));
+    expect(res.status).toBe(403);
+    expect((await get(image(OUTSIDE, "thumb"))).status).toBe(403);
+    expect((await get(`/batches/${GALLERY}/rows/fox/image/5`)).status).toBe(404);
+  });
+});
+
+describe("access", () => {
+  it("refuses pages, images and the API without the token, and takes it as bearer or login cookie", async () => {
+    for (const path of ["/", `/batches/${GALLERY}`, image("fox"), "/api/batches", "/queues/"]) {
+      const res = await fetch(url(path), { redirect: "manual" });
+      expect(res.status, path).toBe(401);
+    }
+    expect(
+      (await fetch(url("/"), { headers: { authorization: "Bearer wrong-token-of-some-length" } })).status,
+    ).toBe(401);
+    expect((await fetch(url("/healthz"))).status).toBe(200);
+
+    const wrong = await fetch(url("/login"), {
+      method: "POST",
+      body: new URLSearchParams({ token: "nope", next: "/" }),
+      redirect: "manual",
+    });
+    expect(wrong.status).toBe(401);
+    const login = await fetch(url("/login"), {
+      method: "POST",
+      body: new URLSearchParams({ token: TOKEN, next: `/batches/${GALLERY}` }),
+      redirect: "manual",
+    });
+    expect(login.status).toBe(303);
+    expect(login.headers.get("location")).toBe(`/batches/${GALLERY}`);
+    const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
+    expect(cookie).not.toContain(TOKEN);
+    expect((await fetch(url(`/batches/${GALLERY}`), { headers: { cookie } })).status).toBe(200);
+  });
+
+  it("will not listen beyond loopback without a token, nor allow actions without one", async () => {
+    const base = {
+      port: 0,
+      queuePrefix: g.fx.prefix,
+      ledger: g.fx.ledger,
+      queues: g.fx.queues.queues,
+      fleet: async () => readFleetState([]),
+      ping: () => g.fx.redis.ping(),
+    };
+    await expect(startDashboard({ ...base, host: "0.0.0.0" })).rejects.toThrow(/needs a token/);
+    await expect(startDashboard({ ...base, allowActions: true })).rejects.toThrow(
+      /--allow-actions needs a token/,
+    );
+    await expect(startDashboard({ ...base, authToken: "short" })).rejects.toThrow(/at least 16/);
+  });
+});
+
+describe("retry from the page", () => {
+  it("needs the form's CSRF token, then puts one failed row back into the pipeline", async () => {
+    const page = await (await get(`/batches/${GALLERY}/rows/fail-3`)).text();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page)?.[1];
+    expect(csrf).toBeDefined();
+    const post = (form: Record<string, string>, headers: Record<string, string> = AUTH) =>
+      fetch(url(`/batches/${GALLERY}/retry`), {
+        method: "POST",
+        headers,
+        body: new URLSearchParams(form),
+        redirect: "manual",
+      });
+    expect((await post({ scope: "row", row: "fail-3" })).status).toBe(403);
+    expect((await post({ scope: "row", row: "fail-3", csrf: "forged" })).status).toBe(403);
+    expect((await post({ scope: "row", row: "fail-3", csrf: csrf! }, {})).status).toBe(401);
+    expect((await g.fx.ledger.getRow(GALLERY, "fail-3"))?.status).toBe("failed");
+
+    const done = await post({ scope: "row", row: "fail-3", csrf: csrf! });
+    expect(done.status).toBe(303);
+    expect(done.headers.get("location")).toContain("retried=1");
+    expect((await g.fx.ledger.getRow(GALLERY, "fail-3"))?.status).toBe("queued");
+    expect((await g.fx.ledger.getRow(GALLERY, "fail-1"))?.status).toBe("failed");
+  });
+});
+
+describe("images from S3 (s3rver)", () => {
+  const s3 = s3rverContext();
+
+  it("get() streams an object with its size, ETag and content type, and undefined when absent", async () => {
+    const store = createS3Store({ ...s3.s3.clientOptions, bucket: s3.s3.bucket, prefix: "get/" });
+    try {
+      const body = Buffer.from("0123456789".repeat(1000));
+      await store.put("b/x.png", Readable.from([body]), { contentType: "image/png" });
+      const object = await store.get("b/x.png");
+      expect(object).toMatchObject({ size: body.length, contentType: "image/png" });
+      expect(object!.etag).toMatch(/^".+"$/);
+      const chunks: Buffer[] = [];
+      for await (const chunk of object!.body) chunks.push(chunk as Buffer);
+      expect(Buffer.concat(chunks).equals(body)).toBe(true);
+      expect(await store.get("b/missing.png")).toBeUndefined();
+      await expect(store.get("../escape.png")).rejects.toThrow(/Invalid archive key/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("the dashboard streams the batch's images from S3 with ETag and 304, and thumbnails them", async () => {
+    const store = createS3Store({ ...s3.s3.clientOptions, bucket: s3.s3.bucket, prefix: "dash/" });
+    const s = await startGalleryFixture({ store, authToken: TOKEN });
+    try {
+      const at = (path: string, headers: Record<string, string> = {}) =>
+        fetch(new URL(path, s.dashboard.url), { headers: { ...AUTH, ...headers } });
+      const res = await at(image("harbour"));
+      expect(res.status).toBe(200);
+      expect(Buffer.from(await res.arrayBuffer()).equals(s.bytes.get("harbour")!)).toBe(true);
+      const etag = res.headers.get("etag")!;
+      expect((await at(image("harbour"), { "if-none-match": etag })).status).toBe(304);
+      const thumb = await at(image("harbour", "thumb"));
+      expect((await sharp(Buffer.from(await thumb.arrayBuffer())).metadata()).width).toBe(256);
+      expect((await at(image(OUTSIDE))).status).toBe(403);
+    } finally {
+      await s.close();
+      await store.close();
+    }
+  });
+});
