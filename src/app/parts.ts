@@ -25,6 +25,7 @@ import type { ProducerBackend } from "../producer/types.js";
 import type { RedisClient as Redis } from "../redis/script.js";
 import { InputImages } from "../worker/input-image.js";
 import { openRedis } from "./connections.js";
+import { redisUploadRecords } from "./upload-records.js";
 
 export function buildLedger(redis: Redis, config: Config): Ledger {
   return createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX, ttlMs: config.KIE_LEDGER_TTL });
@@ -57,9 +58,14 @@ export function buildKie(config: Config, apiKey = requireApiKey(config)): KieCli
 export function buildInputImages(
   config: Config,
   apiKey: string,
+  redis: Redis,
 ): { images: InputImages; close(): Promise<void> } {
   const client = createUploadClient({ baseUrl: config.KIE_UPLOAD_BASE_URL, apiKey });
-  return { images: new InputImages({ uploader: client, clock: systemClock }), close: () => client.close() };
+  const records = redisUploadRecords(redis, config.KIE_QUEUE_PREFIX);
+  return {
+    images: new InputImages({ uploader: client, records, clock: systemClock }),
+    close: () => client.close(),
+  };
 }
 
 export function buildFleet(

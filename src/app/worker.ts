@@ -115,7 +115,7 @@ export async function startWorker(
     const keys = buildKeys(redis, config, apiKeys, { backoffScale: options.settings?.fleetBackoffScale ?? 1 });
     for (const key of keys) releasers.push("KIE client", () => key.kie.close());
     // Uploads are free and their URLs public: the first key uploads for every key's creates.
-    const uploads = buildInputImages(config, apiKeys[0]!.key);
+    const uploads = buildInputImages(config, apiKeys[0]!.key, redis);
     releasers.push("upload client", () => uploads.close());
     // KIE_API_KEY, else the first of KIE_API_KEYS: what no task's recorded key names.
     const { kie, fleet } = keys[0]!;

@@ -1,7 +1,8 @@
 /**
  * A row's local input image (image-to-image, edit) becomes a URL KIE can fetch: uploaded through
- * KIE's File Upload API once per distinct file (by sha256) per worker process, remembered with
- * its expiry, and uploaded again when it may expire before the create it is for.
+ * KIE's File Upload API once per distinct file (by sha256) for the whole fleet, recorded with
+ * its time (in Redis, `UploadRecords`, and in each worker's memory), and uploaded again when it
+ * may expire before the create it is for.
  *
  * Money: nothing here creates or costs a task (uploads are free). It runs before the in-flight
  * slot and the rate slot are taken, so a failed upload holds neither; the row keeps the
@@ -14,6 +15,7 @@ import { isKieError, KieError } from "../kie/errors.js";
 import type { GenerationParams } from "../kie/types.js";
 import type { FileUploader } from "../kie/upload.js";
 import type { SubmitJob } from "./jobs.js";
+import type { InputImagePort } from "./ports.js";
 import type { StageJob, StageResult } from "./stage.js";
 import { handleSubmitError, type SubmitErrorDeps } from "./submit-errors.js";
 
@@ -25,8 +27,23 @@ export const UPLOAD_LIFETIME_MS = 24 * 3_600_000;
  */
 export const UPLOAD_RENEW_MARGIN_MS = 2 * 3_600_000;
 
+/** A fleet's record of its uploads, by sha256 (Redis in production): one upload serves every worker. */
+export interface UploadRecords {
+  get(sha256: string): Promise<UploadRecord | undefined>;
+  /** Kept for `ttlMs`, then forgotten (the upload is gone by then anyway). */
+  put(sha256: string, record: UploadRecord, ttlMs: number): Promise<void>;
+}
+
+export interface UploadRecord {
+  downloadUrl: string;
+  /** Epoch ms when the upload was sent. */
+  uploadedAt: number;
+}
+
 export interface InputImagesOptions {
   uploader: FileUploader;
+  /** Shared with the other workers. @defaultValue this process's memory only */
+  records?: UploadRecords;
   clock: Pick<Clock, "now">;
   /** @defaultValue UPLOAD_LIFETIME_MS */
   lifetimeMs?: number;
@@ -45,8 +62,8 @@ export function uploadStillUsable(
 }
 
 /** The uploads of one worker process, by the sha256 of the file's bytes. */
-export class InputImages {
-  private readonly uploads = new Map<string, { downloadUrl: string; uploadedAt: number }>();
+export class InputImages implements InputImagePort {
+  private readonly uploads = new Map<string, UploadRecord>();
   private readonly inFlight = new Map<string, Promise<string>>();
 
   constructor(private readonly options: InputImagesOptions) {}
@@ -54,20 +71,38 @@ export class InputImages {
   /** A fetchable URL for the file at `path`, whose bytes must still hash to `sha256`. Throws KieError. */
   async urlFor(path: string, sha256: string, signal?: AbortSignal): Promise<string> {
     const { clock, lifetimeMs = UPLOAD_LIFETIME_MS, renewMarginMs = UPLOAD_RENEW_MARGIN_MS } = this.options;
+    const usable = (record: UploadRecord | undefined) =>
+      record !== undefined && uploadStillUsable(record.uploadedAt, clock.now(), lifetimeMs, renewMarginMs);
     const known = this.uploads.get(sha256);
-    if (known && uploadStillUsable(known.uploadedAt, clock.now(), lifetimeMs, renewMarginMs)) {
-      return known.downloadUrl;
-    }
-    // Rows sharing one image wait for one upload, not one each.
+    if (usable(known)) return known!.downloadUrl;
+    // Rows sharing one image wait for one upload (or one look at the fleet's record), not one each.
     let pending = this.inFlight.get(sha256);
     if (!pending) {
-      pending = this.upload(path, sha256, signal).finally(() => this.inFlight.delete(sha256));
+      pending = this.fleetUrl(path, sha256, usable, signal).finally(() => this.inFlight.delete(sha256));
       this.inFlight.set(sha256, pending);
     }
     return pending;
   }
 
-  private async upload(path: string, sha256: string, signal?: AbortSignal): Promise<string> {
+  /** Another worker's upload when it is still usable, else a new one, recorded for the fleet. */
+  private async fleetUrl(
+    path: string,
+    sha256: string,
+    usable: (record: UploadRecord | undefined) => boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
+    const { records, clock, lifetimeMs = UPLOAD_LIFETIME_MS } = this.options;
+    const shared = await records?.get(sha256);
+    if (usable(shared)) {
+      this.uploads.set(sha256, shared!);
+      return shared!.downloadUrl;
+    }
+    const record = await this.upload(path, sha256, signal);
+    await records?.put(sha256, record, Math.max(1, record.uploadedAt + lifetimeMs - clock.now()));
+    return record.downloadUrl;
+  }
+
+  private async upload(path: string, sha256: string, signal?: AbortSignal): Promise<UploadRecord> {
     const bytes = await readImage(path);
     const found = createHash("sha256").update(bytes).digest("hex");
     if (found !== sha256) {
@@ -81,8 +116,9 @@ export class InputImages {
       { bytes, fileName: `${sha256.slice(0, 32)}${extensionOf(bytes)}`, mimeType: mimeOf(bytes) },
       signal,
     );
-    this.uploads.set(sha256, { downloadUrl, uploadedAt });
-    return downloadUrl;
+    const record = { downloadUrl, uploadedAt };
+    this.uploads.set(sha256, record);
+    return record;
   }
 }
 
@@ -93,7 +129,7 @@ export class InputImages {
 export async function prepareInputImage(
   params: GenerationParams,
   job: StageJob<SubmitJob>,
-  deps: SubmitErrorDeps & { inputImages?: InputImages | undefined },
+  deps: SubmitErrorDeps & { inputImages?: InputImagePort | undefined },
 ): Promise<{ imageUrl?: string; next?: "again" | StageResult<SubmitJob> }> {
   const { image_path: path, image_sha256: sha256 } = params;
   if (path === undefined || sha256 === undefined) return {};

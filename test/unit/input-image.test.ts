@@ -9,6 +9,8 @@ import {
   InputImages,
   UPLOAD_LIFETIME_MS,
   UPLOAD_RENEW_MARGIN_MS,
+  type UploadRecord,
+  type UploadRecords,
   uploadStillUsable,
 } from "../../src/worker/input-image.js";
 
@@ -90,5 +92,30 @@ describe("InputImages", () => {
     failWith(undefined);
     expect(await images.urlFor(path, sha(PNG))).toBe("https://files.test/1");
     expect(sent).toHaveLength(1);
+  });
+
+  it("a file another worker uploaded is used from the fleet's record, and recorded until it expires", async () => {
+    const path = join(dir, "d.png");
+    writeFileSync(path, PNG);
+    const stored = new Map<string, { record: UploadRecord; ttlMs: number }>();
+    const records: UploadRecords = {
+      get: async (key) => stored.get(key)?.record,
+      put: async (key, record, ttlMs) => void stored.set(key, { record, ttlMs }),
+    };
+    const clock = { now: () => 5_000 };
+    let uploads = 0;
+    const worker = () =>
+      new InputImages({
+        clock,
+        records,
+        uploader: { upload: async () => ({ downloadUrl: `https://files.test/${++uploads}` }) },
+      });
+    expect(await worker().urlFor(path, sha(PNG))).toBe("https://files.test/1");
+    expect(stored.get(sha(PNG))).toEqual({
+      record: { downloadUrl: "https://files.test/1", uploadedAt: 5_000 },
+      ttlMs: UPLOAD_LIFETIME_MS,
+    });
+    expect(await worker().urlFor(path, sha(PNG))).toBe("https://files.test/1");
+    expect(uploads).toBe(1);
   });
 });
