@@ -58,7 +58,7 @@ export async function registerKeys(
   const rate = config.KIE_RATE_LIMIT;
   const configured = new Set<string>();
   for (const key of keys) {
-    await registerAccount(redis, config.KIE_QUEUE_PREFIX, key.id);
+    await registerAccount(redis, config.KIE_QUEUE_PREFIX, key.id, key.account);
     if (configured.has(key.fleet.windowId)) continue;
     configured.add(key.fleet.windowId);
     const change = await key.fleet.createLimiter.configureRate(rate.limit, rate.windowMs);

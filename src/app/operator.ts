@@ -10,7 +10,7 @@ import { type Clock, systemClock } from "../core/clock.js";
 import { InFlight } from "../fleet/index.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RedisClient as Redis } from "../redis/script.js";
-import { registeredAccounts, resolveAccounts } from "../report/accounts.js";
+import { accountNames, registeredAccounts, resolveAccounts } from "../report/accounts.js";
 import { type FleetState, readFleetState } from "../report/fleet-state.js";
 import { openRedis } from "./connections.js";
 import { buildArchivePause, buildLedger, buildPauseControls, buildQueues, refuseOldLayout } from "./parts.js";
@@ -89,7 +89,8 @@ export async function openOperator(config: Config): Promise<Operator> {
     },
     async fleetState() {
       const ids = await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, configuredKeys(config));
-      return readFleetState(buildPauseControls(redis, ids), buildArchivePause(redis, config));
+      const names = await accountNames(redis, config.KIE_QUEUE_PREFIX);
+      return readFleetState(buildPauseControls(redis, ids, names), buildArchivePause(redis, config));
     },
     clock: systemClock,
     close,

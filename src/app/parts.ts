@@ -91,11 +91,17 @@ export function buildArchivePause(redis: Redis, config: Config): ArchivePause {
 }
 
 /** The pause controls of the given accounts, over an injected connection (the caller closes it). */
-export function buildPauseControls(redis: Redis, accountIds: readonly string[]): PauseControl[] {
+export function buildPauseControls(
+  redis: Redis,
+  accountIds: readonly string[],
+  names: Readonly<Record<string, string>> = {},
+): PauseControl[] {
   return accountIds.map((accountId) => {
     const pause = new FleetPause(redis, { accountId });
+    const account = names[accountId];
     return {
       accountId,
+      ...(account === undefined ? {} : { account }),
       get: () => pause.get(),
       pause: (kind: PauseKind, reason: string) => pause.pause(kind, reason),
       resume: () => pause.resume(),

@@ -13,9 +13,25 @@ function accountsKey(queuePrefix: string): string {
   return `{${queuePrefix}}:accounts`;
 }
 
-/** Called by every worker at start; idempotent. */
-export async function registerAccount(redis: Redis, queuePrefix: string, id: string): Promise<void> {
+/** HASH of account id -> account name (KIE_ACCOUNTS), for the keys of a named account. */
+function accountNamesKey(queuePrefix: string): string {
+  return `{${queuePrefix}}:account-names`;
+}
+
+/** Called by every worker at start; idempotent. `name`: the key's account name, when it has one. */
+export async function registerAccount(
+  redis: Redis,
+  queuePrefix: string,
+  id: string,
+  name?: string,
+): Promise<void> {
   await redis.sadd(accountsKey(queuePrefix), id);
+  if (name !== undefined && name !== id) await redis.hset(accountNamesKey(queuePrefix), id, name);
+}
+
+/** The account names registered for the prefix, by key id (short hash). */
+export async function accountNames(redis: Redis, queuePrefix: string): Promise<Record<string, string>> {
+  return redis.hgetall(accountNamesKey(queuePrefix));
 }
 
 /** Account ids registered for the prefix, sorted. */

@@ -22,6 +22,8 @@ export interface ArchivePauseView {
 
 export interface AccountState {
   accountId: string;
+  /** The account name of the key (KIE_ACCOUNTS), when it has one. */
+  account?: string;
   paused: PauseView | null;
 }
 
@@ -40,6 +42,8 @@ export interface FleetState {
 /** One account's pause, as the fleet module keeps it. */
 export interface AccountPause {
   readonly accountId: string;
+  /** The account name of the key (KIE_ACCOUNTS), when it has one. */
+  readonly account?: string;
   get(): Promise<PauseState | null>;
 }
 
@@ -65,7 +69,11 @@ export async function readFleetState(
 ): Promise<FleetState> {
   const [states, archive] = await Promise.all([
     Promise.all(
-      accounts.map(async (a) => ({ accountId: a.accountId, paused: pauseView(a.accountId, await a.get()) })),
+      accounts.map(async (a) => ({
+        accountId: a.accountId,
+        ...(a.account === undefined ? {} : { account: a.account }),
+        paused: pauseView(a.accountId, await a.get()),
+      })),
     ),
     archivePause ? archivePause.get() : null,
   ]);
@@ -96,11 +104,12 @@ export function fleetLines(state: FleetState, queuePrefix?: string): string[] {
     ];
   }
   return [
-    ...state.accounts.map(({ accountId, paused }) =>
-      paused
-        ? `fleet: account ${accountId} PAUSED since ${paused.since} (${paused.kind}): ${paused.reason}`
-        : `fleet: account ${accountId} running`,
-    ),
+    ...state.accounts.map(({ accountId, account, paused }) => {
+      const name = account === undefined ? "" : ` (${account})`;
+      return paused
+        ? `fleet: account ${accountId}${name} PAUSED since ${paused.since} (${paused.kind}): ${paused.reason}`
+        : `fleet: account ${accountId}${name} running`;
+    }),
     ...archive,
   ];
 }

@@ -54,7 +54,14 @@ describe("a pool of API keys", () => {
     const { sim } = h.pipeline;
     sim.capKey(k2, true);
     const captured = capturingLogger();
-    const worker: RunningWorker = await startWorker(h.config({ KIE_API_KEYS: `${k2},${k3}` }), captured.log);
+    const worker: RunningWorker = await startWorker(
+      h.config({ KIE_API_KEYS: `${k2},${k3}=team` }),
+      captured.log,
+      {
+        adminListen: 0,
+      },
+    );
+    let metrics = "";
     try {
       await h.pipeline.addRows(
         "pool",
@@ -62,6 +69,7 @@ describe("a pool of API keys", () => {
       );
       const summary = await h.pipeline.waitFinished("pool", 40_000);
       expect(summary).toMatchObject({ total: 12, archived: 12, failed: 0 });
+      metrics = await (await fetch(`http://127.0.0.1:${worker.admin!.port}/metrics`)).text();
     } finally {
       await worker.close(5_000);
     }
@@ -77,10 +85,29 @@ describe("a pool of API keys", () => {
     expect(await h.fleet(k3).pause.get()).toBeNull();
     // No key in any line, anywhere; the pause is logged under the key's short hash.
     const text = captured.text();
-    for (const key of [k1, k2, k3]) expect(text).not.toContain(key);
+    for (const key of [k1, k2, k3]) {
+      expect(text).not.toContain(key);
+      expect(metrics).not.toContain(key);
+    }
+    // Metrics name each key by its short hash and account (a key of no named account: its hash).
+    const paused = (key: string, account: string, kind: string) =>
+      `kie_batch_key_submissions_paused{key="${accountId(key)}",account="${account}",kind="${kind}"}`;
+    expect(metrics).toContain(`${paused(k2, accountId(k2), "usage-cap")} 1`);
+    expect(metrics).toContain(`${paused(k3, "team", "usage-cap")} 0`);
+    expect(metrics).toContain(`${paused(k1, accountId(k1), "usage-cap")} 0`);
     const pauseLine = text.split("\n").find((line) => line.includes("usage cap is reached"));
     expect(JSON.parse(pauseLine ?? "{}")).toMatchObject({ key: accountId(k2) });
     expect(JSON.stringify(await h.fleet(k2).pause.get())).not.toContain(k2);
+    // Status names each key by its short hash, and its account where it has one.
+    const operator = await openOperator(h.config({ KIE_API_KEYS: `${k2},${k3}=team` }));
+    try {
+      const lines = fleetLines(await operator.fleetState()).join("\n");
+      expect(lines).toContain(`fleet: account ${accountId(k2)} PAUSED`);
+      expect(lines).toContain(`fleet: account ${accountId(k3)} (team) running`);
+      for (const key of [k1, k2, k3]) expect(lines).not.toContain(key);
+    } finally {
+      await operator.close();
+    }
   });
 
   it("two keys of one account (KIE_ACCOUNTS) share its window: the account's rate, not twice it", async () => {
