@@ -37,7 +37,7 @@ function hashKeyShape(ctx: LedgerContext): { head: string; tail: string } {
  * slot (`{<prefix>}:ledger:batch:<batch>`, indexed in `{<prefix>}:ledger:batches`). Their rows are
  * invisible to this version, so a worker or command refuses to start over them (`refuseOldLayout`).
  */
-export async function oldLayoutBatches(ctx: LedgerContext): Promise<string[]> {
+async function oldLayoutBatches(ctx: LedgerContext): Promise<string[]> {
   const oldIndex = `${ctx.keys.root}:batches`;
   const names = await ctx.redis.zrange(oldIndex, 0, -1);
   const live = await Promise.all(

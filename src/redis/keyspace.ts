@@ -2,7 +2,7 @@ import type { Cluster } from "ioredis";
 import type { RedisClient } from "./script.js";
 
 /** True for an ioredis `Cluster` client (REDIS_CLUSTER_NODES), false for a single Redis. */
-export function isCluster(client: RedisClient): client is Cluster {
+function isCluster(client: RedisClient): client is Cluster {
   return client.isCluster;
 }
 
