@@ -59,11 +59,11 @@ export async function createContext(options: {
       apiKeys.add(key);
       return key;
     },
-    dropPrefix: (prefix) => dropPattern(`{${prefix}}*`),
+    dropPrefix: (prefix) => dropPattern(`{${prefix}[}:]*`),
     log: (message) => console.log(message),
     async close() {
       let deleted = 0;
-      for (const prefix of prefixes) deleted += await dropPattern(`{${prefix}}*`);
+      for (const prefix of prefixes) deleted += await dropPattern(`{${prefix}[}:]*`);
       for (const key of apiKeys) deleted += await dropPattern(accountKeyPattern(accountId(key)));
       await redis.quit().catch(() => redis.disconnect());
       await rm(dir, { recursive: true, force: true });
