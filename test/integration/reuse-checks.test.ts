@@ -202,6 +202,25 @@ describe("reuse: what is checked before a copy", () => {
     expect(tasked.lookups).toEqual([]);
   });
 
+  it("a crash between the copy and the ledger's move leaves the row queued; the job's next run reuses it", async () => {
+    const s = setup({ creditsReserved: 8 });
+    const move = s.deps.ledger.transition;
+    let calls = 0;
+    s.deps.ledger = {
+      ...s.deps.ledger,
+      transition: async (batch, rowId, input) => {
+        // The reservation's release goes through; the move to archived is "lost" once.
+        if (input.to === "archived" && calls++ === 0) throw new Error("Redis went away");
+        return move(batch, rowId, input);
+      },
+    };
+    await expect(archiveFromIndex(s.job, s.row, s.deps)).rejects.toThrow("Redis went away");
+    // Queued, holding nothing: a retry (or the reconciler's new job) reserves anew if it must create.
+    expect(s.ledger.current()).toMatchObject({ status: "queued", creditsReserved: 0 });
+    expect(await archiveFromIndex(s.job, s.ledger.current()!, s.deps)).toBe(true);
+    expect(s.ledger.current()).toMatchObject({ status: "archived", reusedFrom: "old/src" });
+  });
+
   it("a row woken with a reservation gives it back before it is archived", async () => {
     const s = setup({ creditsReserved: 8 });
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);

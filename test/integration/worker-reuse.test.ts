@@ -6,7 +6,7 @@
  * enqueued with --no-reuse, and a deployment with KIE_REUSE=off, create every row.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
@@ -183,6 +183,27 @@ describe("worker: reuse across batches", () => {
       // The copy carries its own metadata (REPLACE), naming the row it came from.
       expect(object.Metadata).toMatchObject({ "row-id": id, batch: "b2", "reused-from": `b1/${from}` });
     }
+  });
+
+  it("an archived image changed since it was indexed is not reused: the row is created as usual", async () => {
+    const h = await start();
+    await h.worker();
+    await h.pipeline.addRows("b1", FIRST.slice(0, 1));
+    await h.pipeline.waitFinished("b1");
+    const fox = await h.pipeline.ledger.getRow("b1", "fox");
+    // Same size, same metadata file beside it, other bytes (someone edited the archive).
+    const tampered = await readFile(fox!.location!);
+    tampered.writeUInt8(tampered.readUInt8(tampered.length - 1) ^ 0xff, tampered.length - 1);
+    await writeFile(fox!.location!, tampered);
+    const before = h.pipeline.sim.stats().createdTaskIds.length;
+    await h.pipeline.addRows("b2", SECOND.slice(0, 1));
+    const summary = await h.pipeline.waitFinished("b2");
+    expect(summary).toMatchObject({ archived: 1, failed: 0 });
+    expect(summary.reused ?? 0).toBe(0);
+    expect(h.pipeline.sim.stats().createdTaskIds.length - before).toBe(1);
+    const row = await h.pipeline.ledger.getRow("b2", "fox-again");
+    expect(row?.reusedFrom).toBeUndefined();
+    expect(sha256(await readFile(row!.location!))).toBe(row?.sha256);
   });
 
   it("two rows of one request in flight at once are both created (neither is archived yet): documented", async () => {
