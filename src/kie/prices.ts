@@ -40,11 +40,6 @@ export function priceOf(
   return level === undefined ? Math.max(...Object.values(prices)) : prices[level];
 }
 
-/** The cheapest image of any model: a balance below it cannot pay for anything. */
-export function cheapestPrice(table: PriceTable = DEFAULT_PRICES): number {
-  return Math.min(...Object.values(table).flatMap((prices) => Object.values(prices)));
-}
-
 /**
  * `KIE_PRICES`: comma-separated `model=credits` (every acceleration of the model) or
  * `model:acceleration=credits`, applied over DEFAULT_PRICES in order, e.g.

@@ -15,7 +15,7 @@ import { readText } from "./read-body.js";
 import { createScrubber } from "./secrets.js";
 import { fromTransportError } from "./transport-error.js";
 
-export const UPLOAD_ENDPOINT = "/api/file-stream-upload";
+const UPLOAD_ENDPOINT = "/api/file-stream-upload";
 
 /** The folder uploads go to on KIE's side (`uploadPath`). */
 const UPLOAD_PATH = "kie-batch";
@@ -44,7 +44,7 @@ export interface UploadFile {
   mimeType: string;
 }
 
-export interface UploadedFile {
+interface UploadedFile {
   downloadUrl: string;
 }
 

@@ -5,7 +5,6 @@ import type { KeyRing } from "../fleet/key-ring.js";
 import type { FleetPort } from "../fleet/port.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
-import type { InputImages } from "./input-image.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "./jobs.js";
 import type { ReuseDeps } from "./reuse.js";
 
@@ -49,6 +48,12 @@ export interface WorkerSettings {
   keyMissingGraceMs?: number;
 }
 
+/** A fetchable URL for a row's local input image (worker/input-image.ts: uploaded once per file). */
+export interface InputImagePort {
+  /** Throws KieError: retryable for transient trouble, not for a file that changed or was refused. */
+  urlFor(path: string, sha256: string, signal?: AbortSignal): Promise<string>;
+}
+
 export interface StageDeps {
   kie: KieApi;
   ledger: Ledger;
@@ -62,7 +67,7 @@ export interface StageDeps {
   /** Reuse across batches (reuse.ts): the result index, the store and the ledger. Absent: off (KIE_REUSE=off). */
   reuse?: ReuseDeps;
   /** Uploads rows' local input images (image-to-image, edit) before their create. Absent: such rows fail. */
-  inputImages?: InputImages;
+  inputImages?: InputImagePort;
   clock: Clock;
   settings: WorkerSettings;
 }

@@ -9,9 +9,9 @@ import type { RowRecord } from "../ledger/types.js";
 import { gateStillOpen } from "./gate.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
 import { chooseKey } from "./key-choice.js";
-import { type InputImages, prepareInputImage } from "./input-image.js";
+import { prepareInputImage } from "./input-image.js";
 import { firstPollDelay } from "./poll.js";
-import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
+import type { FleetPort, InputImagePort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
 import { archiveFromIndex, type ReuseDeps } from "./reuse.js";
 import {
@@ -45,7 +45,7 @@ export interface SubmitDeps {
   /** The result index and what reusing needs (reuse.ts). Absent: reuse is off (KIE_REUSE=off). */
   reuse?: ReuseDeps;
   /** Uploads local input images (image-to-image, edit). Absent: such rows fail with a clear reason. */
-  inputImages?: InputImages;
+  inputImages?: InputImagePort;
   clock: Clock;
   settings: Pick<WorkerSettings, "pollFirstMs" | "callbackUrl" | "creditsProbeMs" | "usageCapProbeMs"> &
     Partial<Pick<WorkerSettings, "maxWaitMs">>;
