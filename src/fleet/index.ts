@@ -14,7 +14,7 @@ import {
 import { readSubmitGate } from "./submit-gate.js";
 
 export type { RedisClient } from "../redis/script.js";
-export { accountId, accountKey, accountKeyPattern, sharedAccountId } from "./account.js";
+export { accountId, accountKey, accountKeyPattern } from "./account.js";
 export type { ArchivePauseState } from "./archive-pause.js";
 export { ArchivePause } from "./archive-pause.js";
 export type { Fleet } from "./fleet.js";
