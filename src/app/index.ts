@@ -5,7 +5,6 @@
 export {
   droppedConnection,
   openRedis,
-  pingRedis,
   RedisUnavailableError,
   redisAnswers,
 } from "./connections.js";

@@ -5,8 +5,6 @@
 import { resolve } from "node:path";
 import { createFolderStore, createS3Store } from "../archive/index.js";
 import type { ArchiveStore } from "../archive/types.js";
-import { createRedisBackend } from "../bull/producer-backend.js";
-import { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
 import { type Config, ConfigError, requireApiKey } from "../config/index.js";
 import { fleetBackoff } from "../core/backoff.js";
@@ -20,29 +18,18 @@ import {
   type PauseKind,
 } from "../fleet/index.js";
 import { createKieClient, createUploadClient, type KieClient } from "../kie/index.js";
-import { createLedger, createResultIndex, type Ledger, type ResultIndex } from "../ledger/index.js";
-import type { ProducerBackend } from "../producer/types.js";
 import type { RedisClient as Redis } from "../redis/script.js";
 import { InputImages } from "../worker/input-image.js";
-import { openRedis } from "./connections.js";
+
+export {
+  buildLedger,
+  buildQueues,
+  buildResultIndex,
+  connectProducer,
+  refuseOldLayout,
+} from "./ledger-parts.js";
+
 import { redisUploadRecords } from "./upload-records.js";
-
-export function buildLedger(redis: Redis, config: Config): Ledger {
-  return createLedger(redis, { prefix: config.KIE_QUEUE_PREFIX, ttlMs: config.KIE_LEDGER_TTL });
-}
-
-/** The deployment's result index (reuse across batches), with KIE_REUSE_TTL. */
-export function buildResultIndex(redis: Redis, config: Config): ResultIndex {
-  return createResultIndex(redis, { prefix: config.KIE_QUEUE_PREFIX, ttlMs: config.KIE_REUSE_TTL });
-}
-
-export function buildQueues(redis: Redis, config: Config): QueueSet {
-  return new QueueSet({
-    connection: redis,
-    queuePrefix: config.KIE_QUEUE_PREFIX,
-    submitAttempts: config.KIE_SUBMIT_ATTEMPTS,
-  });
-}
 
 /** A KIE client of one key (`apiKey`: one of KIE_API_KEYS; KIE_API_KEY by default). */
 export function buildKie(config: Config, apiKey = requireApiKey(config)): KieClient {
@@ -125,44 +112,8 @@ export function buildStore(config: Config, fallbackDir?: string): ArchiveStore {
   return createFolderStore(resolve(dir));
 }
 
-/**
- * Refuses (LedgerError `old_layout`, and the connection dropped) when Redis holds batches of the
- * key layout before Redis Cluster, which this version would not see.
- */
-export async function refuseOldLayout(redis: Redis, ledger: Pick<Ledger, "refuseOldLayout">): Promise<void> {
-  try {
-    await ledger.refuseOldLayout();
-  } catch (error) {
-    redis.disconnect();
-    throw error;
-  }
-}
-
 /** Hosts images may be fetched from although they resolve to private addresses. */
 export function downloadHosts(config: Config): string[] {
   const base = new URL(config.KIE_BASE_URL);
   return [base.port ? `${base.hostname}:${base.port}` : base.hostname, ...config.KIE_DOWNLOAD_HOSTS];
-}
-
-/** What `enqueue` writes through: a fail-fast connection, the ledger, and the submit queue. */
-export async function connectProducer(
-  config: Config,
-  options: { timeoutMs?: number } = {},
-): Promise<ProducerBackend> {
-  const redis = await openRedis(
-    config,
-    options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs },
-  );
-  const ledger = buildLedger(redis, config);
-  await refuseOldLayout(redis, ledger);
-  return createRedisBackend({
-    redis,
-    ledger,
-    queuePrefix: config.KIE_QUEUE_PREFIX,
-    queues: () => buildQueues(redis, config),
-    ...(config.KIE_REUSE ? { results: buildResultIndex(redis, config) } : {}),
-    onClose: async () => {
-      await redis.quit().catch(() => redis.disconnect());
-    },
-  });
 }

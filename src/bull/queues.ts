@@ -44,7 +44,7 @@ function stageJobOptions(stage: Stage, submitAttempts = 8): JobsOptions {
  * queue). Nothing in kie-batch reads the stream (no QueueEvents; the ledger is the record), so a
  * short tail for inspection is enough. Written into the queue's meta key by every `QueueSet`.
  */
-export const EVENTS_MAX_LEN = 100;
+const EVENTS_MAX_LEN = 100;
 
 /** The three stage queues of one deployment (queue prefix). */
 export class QueueSet implements StageQueues, PollWaker {

@@ -1,4 +1,7 @@
-import { connectProducer, droppedConnection, pingRedis, redisEndpoint } from "../app/index.js";
+// Not the app barrel: it loads the worker's and the dashboard's dependencies (start-up, memory).
+import { droppedConnection, pingRedis } from "../app/connections.js";
+import { connectProducer } from "../app/ledger-parts.js";
+import { redisEndpoint } from "../app/redis-endpoint.js";
 import type { Config } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
 import { ValueError } from "../core/errors.js";

@@ -1,19 +1,29 @@
 import { Command, Option } from "commander";
 import { loadConfig } from "../config/index.js";
 import { createLogger } from "../core/logger.js";
-import { runBudgetCommand } from "./budget.js";
-import { runCancelCommand } from "./cancel.js";
-import { runDashboardCommand } from "./dashboard.js";
-import { runDemoCommand } from "./demo.js";
-import { runEnqueueCommand } from "./enqueue.js";
 import { exitWithError } from "./errors.js";
-import { runPauseCommand, runResumeCommand } from "./pause.js";
-import { runPurgeCommand } from "./purge.js";
-import { runResultsCommand } from "./results.js";
-import { runRetryCommand } from "./retry.js";
-import { runSimulateCommand } from "./simulate.js";
-import { runStatusCommand } from "./status.js";
-import { runWorkerCommand } from "./worker.js";
+
+/**
+ * Each command's module is loaded when that command runs: `kie-batch enqueue` does not load the
+ * worker's, the dashboard's or the demo's dependencies (S3, express, bull-board, image codecs),
+ * which cost start-up time and tens of MB of memory (issue 10's enqueue figures).
+ */
+function lazy<A extends unknown[], R>(load: () => Promise<(...args: A) => R>) {
+  return async (...args: A): Promise<Awaited<R>> => await (await load())(...args);
+}
+const runBudgetCommand = lazy(async () => (await import("./budget.js")).runBudgetCommand);
+const runCancelCommand = lazy(async () => (await import("./cancel.js")).runCancelCommand);
+const runDashboardCommand = lazy(async () => (await import("./dashboard.js")).runDashboardCommand);
+const runDemoCommand = lazy(async () => (await import("./demo.js")).runDemoCommand);
+const runEnqueueCommand = lazy(async () => (await import("./enqueue.js")).runEnqueueCommand);
+const runPauseCommand = lazy(async () => (await import("./pause.js")).runPauseCommand);
+const runResumeCommand = lazy(async () => (await import("./pause.js")).runResumeCommand);
+const runPurgeCommand = lazy(async () => (await import("./purge.js")).runPurgeCommand);
+const runResultsCommand = lazy(async () => (await import("./results.js")).runResultsCommand);
+const runRetryCommand = lazy(async () => (await import("./retry.js")).runRetryCommand);
+const runSimulateCommand = lazy(async () => (await import("./simulate.js")).runSimulateCommand);
+const runStatusCommand = lazy(async () => (await import("./status.js")).runStatusCommand);
+const runWorkerCommand = lazy(async () => (await import("./worker.js")).runWorkerCommand);
 
 /**
  * Commander wiring only: each action parses its flags, loads the configuration and calls one
