@@ -98,7 +98,7 @@ export function batchRouter(options: BatchRoutesOptions): Router {
         status,
         query,
         page,
-        progress: summarizeProgress(minutes, options.clock.now(), remaining),
+        progress: summarizeProgress(minutes, options.clock.now(), remaining, Date.parse(status.createdAt)),
         failures,
         csrf: csrfFor(req),
         ...noticeOf(req.query as Record<string, unknown>),
@@ -111,7 +111,12 @@ export function batchRouter(options: BatchRoutesOptions): Router {
     const status = await batchStatus(options.status, batch);
     if (!status) return void res.status(404).json({ error: `no batch ${batch}` });
     const remaining = status.queued + status.submitted + status.generating + status.archiving;
-    const summary = summarizeProgress(await ledger.progress(batch), options.clock.now(), remaining);
+    const summary = summarizeProgress(
+      await ledger.progress(batch),
+      options.clock.now(),
+      remaining,
+      Date.parse(status.createdAt),
+    );
     res.set("Cache-Control", "no-store").json({ batch, ...summary });
   });
 

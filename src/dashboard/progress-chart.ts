@@ -7,8 +7,9 @@ import type { ProgressMinute } from "../ledger/progress.js";
 import { html, raw, type SafeHtml } from "./html.js";
 
 const MINUTE = 60_000;
-/** Minutes the chart spans (the last hour, or the batch's whole run when shorter). */
+/** Minutes the chart spans at most (the last hour), and at least (a batch younger than that). */
 const CHART_MINUTES = 60;
+const MIN_CHART_MINUTES = 15;
 /** The rate is taken over this many recent minutes. */
 const RATE_MINUTES = 5;
 
@@ -23,16 +24,23 @@ export interface ProgressSummary {
   creditsInSpan: number;
 }
 
-/** Fills the span ending at `now` minute by minute; computes the rate and the ETA for `remaining` rows. */
+/**
+ * Fills the span ending at `now` minute by minute (the last hour, or the batch's life since
+ * `since` when shorter, 15 minutes at least); computes the rate and the ETA for `remaining` rows.
+ */
 export function summarizeProgress(
   recorded: readonly ProgressMinute[],
   now: number,
   remaining: number,
+  since?: number,
 ): ProgressSummary {
   const lastMinute = Math.floor(now / MINUTE);
+  const lived =
+    since === undefined || Number.isNaN(since) ? CHART_MINUTES : lastMinute - Math.floor(since / MINUTE) + 1;
+  const span = Math.max(MIN_CHART_MINUTES, Math.min(CHART_MINUTES, lived));
   const byMinute = new Map(recorded.map((m) => [Math.floor(m.at / MINUTE), m]));
   const minutes: ProgressMinute[] = [];
-  for (let m = lastMinute - CHART_MINUTES + 1; m <= lastMinute; m++) {
+  for (let m = lastMinute - span + 1; m <= lastMinute; m++) {
     const found = byMinute.get(m);
     minutes.push({ at: m * MINUTE, archived: found?.archived ?? 0, credits: found?.credits ?? 0 });
   }

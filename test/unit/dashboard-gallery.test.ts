@@ -217,5 +217,9 @@ describe("progress over time", () => {
     expect(s.creditsInSpan).toBe(120);
     expect(summarizeProgress([], now, 5).etaMs).toBeNull();
     expect(summarizeProgress([], now, 0).etaMs).toBe(0);
+    // A young batch: its own life, 15 minutes at least; an old one: the last hour.
+    expect(summarizeProgress([], now, 0, now - 20 * 60_000).minutes).toHaveLength(21);
+    expect(summarizeProgress([], now, 0, now - 60_000).minutes).toHaveLength(15);
+    expect(summarizeProgress([], now, 0, now - 600 * 60_000).minutes).toHaveLength(60);
   });
 });
