@@ -132,7 +132,7 @@ export async function startWorker(
 
     // Metrics and alerts wrap the stages' ports: the stage logic knows nothing of them.
     const metrics = createWorkerMetrics();
-    collectFleetState(metrics, stateSourceOf({ fleet, ledger, queues }), { log });
+    collectFleetState(metrics, stateSourceOf({ fleet, ledger, queues, keys }), { log });
     const alerts = config.KIE_ALERT_WEBHOOK_URL
       ? startAlerts({
           settings: { ...ALERT_DEFAULTS, ...options.alerts, url: config.KIE_ALERT_WEBHOOK_URL },

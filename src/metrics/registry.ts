@@ -45,6 +45,8 @@ export interface WorkerMetrics {
   readonly inFlight: Gauge;
   readonly paused: Gauge<"kind">;
   readonly pausedSince: Gauge;
+  /** Per API key of the worker (short hash, account name): 1 for the kind of its pause, else 0. */
+  readonly keyPaused: Gauge<"key" | "account" | "kind">;
   readonly backoffRemaining: Gauge;
   readonly oldestUnarchivedAge: Gauge;
   readonly queueJobs: Gauge<"stage" | "state">;
@@ -141,6 +143,11 @@ export function createWorkerMetrics(options: WorkerMetricsOptions = {}): WorkerM
       "submissions_paused",
       `Fleet-wide: 1 for the kind of the pause in force (${PAUSE_KINDS.join(", ")}), else 0`,
       ["kind"],
+    ),
+    keyPaused: gauge(
+      "key_submissions_paused",
+      "Fleet-wide, per API key of this worker (its short hash) and account: 1 for the kind of the key's pause, else 0",
+      ["key", "account", "kind"],
     ),
     pausedSince: gauge(
       "submissions_paused_since_seconds",

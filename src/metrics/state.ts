@@ -24,6 +24,8 @@ export interface StateSource {
   listBatches(): Promise<BatchSummary[]>;
   oldestUnarchived(batch: string): Promise<{ rowId: string; completedAt: number } | undefined>;
   jobCounts(stage: Stage): Promise<Record<string, number>>;
+  /** The pause of each of the worker's keys, by short hash and account name (several keys). */
+  keyPauses?(): Promise<{ key: string; account: string; pause: PauseState | null }[]>;
   now(): number;
 }
 
@@ -31,8 +33,15 @@ export function stateSourceOf(parts: {
   fleet: Pick<Fleet, "inFlight" | "pause" | "backoff">;
   ledger: Pick<Ledger, "listBatches" | "oldestUnarchived">;
   queues: Pick<QueueSet, "queues">;
+  /** The worker's keys (never the keys themselves: their short hashes). */
+  keys?: readonly { id: string; account: string; fleet: Pick<Fleet, "pause"> }[];
 }): StateSource {
+  const keys = parts.keys ?? [];
   return {
+    keyPauses: () =>
+      Promise.all(
+        keys.map(async (k) => ({ key: k.id, account: k.account, pause: await k.fleet.pause.get() })),
+      ),
     inFlight: () => parts.fleet.inFlight.count(),
     pause: () => parts.fleet.pause.get(),
     backoffRemainingMs: () => parts.fleet.backoff.remaining(),
@@ -46,6 +55,7 @@ export function stateSourceOf(parts: {
 interface StateSnapshot {
   inFlight: number;
   pause: PauseState | null;
+  keyPauses: { key: string; account: string; pause: PauseState | null }[];
   backoffRemainingMs: number;
   batches: BatchSummary[];
   /** Provider completion time of the oldest image still to archive, across batches. */
@@ -55,12 +65,13 @@ interface StateSnapshot {
 }
 
 async function readState(source: StateSource): Promise<StateSnapshot> {
-  const [inFlight, pause, backoffRemainingMs, batches, counts] = await Promise.all([
+  const [inFlight, pause, backoffRemainingMs, batches, counts, keyPauses] = await Promise.all([
     source.inFlight(),
     source.pause(),
     source.backoffRemainingMs(),
     source.listBatches(),
     Promise.all(STAGES.map((stage) => source.jobCounts(stage))),
+    source.keyPauses?.() ?? [],
   ]);
   // Only batches with rows in `archiving` have anything waiting (as `status` reads it).
   const oldest = await Promise.all(
@@ -70,6 +81,7 @@ async function readState(source: StateSource): Promise<StateSnapshot> {
   return {
     inFlight,
     pause,
+    keyPauses,
     backoffRemainingMs,
     batches,
     oldestUnarchivedAt: times.length > 0 ? Math.min(...times) : undefined,
@@ -85,6 +97,10 @@ function applyState(metrics: WorkerMetrics, state: StateSnapshot): void {
   metrics.inFlight.set(state.inFlight);
   for (const kind of PAUSE_KINDS) metrics.paused.set({ kind }, state.pause?.kind === kind ? 1 : 0);
   metrics.pausedSince.set(state.pause ? state.pause.since / 1000 : 0);
+  for (const { key, account, pause } of state.keyPauses) {
+    for (const kind of PAUSE_KINDS)
+      metrics.keyPaused.set({ key, account, kind }, pause?.kind === kind ? 1 : 0);
+  }
   metrics.backoffRemaining.set(state.backoffRemainingMs / 1000);
   metrics.oldestUnarchivedAge.set(
     state.oldestUnarchivedAt === undefined ? 0 : Math.max(0, state.now - state.oldestUnarchivedAt) / 1000,
@@ -110,6 +126,7 @@ function clearState(metrics: WorkerMetrics): void {
   for (const gauge of [
     metrics.inFlight,
     metrics.paused,
+    metrics.keyPaused,
     metrics.pausedSince,
     metrics.backoffRemaining,
     metrics.oldestUnarchivedAge,
