@@ -12,7 +12,10 @@ export interface ChosenKey {
   readonly passed: "open" | "probe";
   readonly kie: KieApi;
   readonly fleet: FleetPort;
-  /** The key's short hash, recorded with the task; absent without a key ring. */
+  /**
+   * The key's short hash, recorded with the task; absent with one key (a task without a recorded
+   * key is the first key's: a single-key row carries no extra field).
+   */
   readonly id?: string;
   /** Takes the create slot: a no-op when the choice already took it. */
   slot(signal: AbortSignal): Promise<void>;
@@ -48,13 +51,7 @@ export async function chooseKey(
     const kie = lanes[0]?.kie ?? deps.kie;
     const passed = await waitForOpenGate({ fleet, kie, clock: deps.clock }, signal, log);
     if (!(await fleet.tryAcquireInFlight(jobKey))) return undefined;
-    return {
-      passed,
-      kie,
-      fleet,
-      ...(lanes[0] ? { id: lanes[0].id } : {}),
-      slot: (s) => fleet.createSlot(s),
-    };
+    return { passed, kie, fleet, slot: (s) => fleet.createSlot(s) };
   }
   for (;;) {
     signal.throwIfAborted();

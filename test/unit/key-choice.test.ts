@@ -170,6 +170,15 @@ describe("submit with several keys", () => {
     expect(recorded).toEqual([expect.objectContaining({ addTaskId: "task-of-bbbb", taskKey: "bbbb" })]);
   });
 
+  it("with one key, the task is recorded without a key (it is the first key's): no extra field", async () => {
+    const only = lane("aaaa");
+    const { deps, ledger } = submitDeps([only.lane]);
+    expect(await submitStage.run(job(), deps)).toEqual({ kind: "done" });
+    const recorded = ledger.transitions.filter((t) => t.addTaskId !== undefined);
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]).not.toHaveProperty("taskKey");
+  });
+
   it("a pause of the chosen key set while it waited for its slot stops the create: the gate is read again for that key", async () => {
     let paused = false;
     const a = lane("aaaa", {
