@@ -33,8 +33,8 @@ import {
   buildArchivePause,
   buildInputImages,
   buildLedger,
-  buildResultIndex,
   buildQueues,
+  buildResultIndex,
   buildStore,
   downloadHosts,
 } from "./parts.js";
@@ -112,13 +112,15 @@ export async function startWorker(
     releasers.push("redis connection", () => redis.disconnect());
     const store = buildStore(config, options.fallbackArchiveDir);
     releasers.push("archive store", () => store.close());
-    const keys = buildKeys(redis, config, apiKeys, { backoffScale: options.settings?.fleetBackoffScale ?? 1 });
+    const keys = buildKeys(redis, config, apiKeys, {
+      backoffScale: options.settings?.fleetBackoffScale ?? 1,
+    });
     for (const key of keys) releasers.push("KIE client", () => key.kie.close());
+    // KIE_API_KEY, else the first of KIE_API_KEYS: what no task's recorded key names.
+    const { kie, fleet } = keys[0]!;
     // Uploads are free and their URLs public: the first key uploads for every key's creates.
     const uploads = buildInputImages(config, apiKeys[0]!.key, redis);
     releasers.push("upload client", () => uploads.close());
-    // KIE_API_KEY, else the first of KIE_API_KEYS: what no task's recorded key names.
-    const { kie, fleet } = keys[0]!;
     const ledger = buildLedger(redis, config);
     // Batches of the key layout before Redis Cluster would sit unseen: say so, do not start.
     await ledger.refuseOldLayout();
