@@ -1,6 +1,6 @@
 /**
  * Redis bytes per row of a prefix, by `MEMORY USAGE`: the keys that exist once per row (ledger
- * row hash, task map entry, BullMQ job hash and its side keys) are sampled (reservoir over a SCAN)
+ * row hash, task map entry, result index entry, BullMQ job hash and its side keys) are sampled (reservoir over a SCAN)
  * and their mean times their count is taken; the per-batch and per-queue structures (order and
  * state indexes, batch hash, queue lists and zsets, event stream) are measured whole. The sum
  * over the rows is divided by the rows: what one row costs, its share of the shared ones included.
@@ -10,7 +10,7 @@
  */
 import type { Redis } from "ioredis";
 
-export type PerRowKind = "ledger row" | "task map" | "job";
+export type PerRowKind = "ledger row" | "task map" | "result index" | "job";
 type SharedKind = "ledger shared" | "queue shared" | "queue events";
 
 export interface RowBytes {
@@ -32,12 +32,14 @@ function classify(key: string, prefix: string): PerRowKind | SharedKind {
   const tag = key.slice(1 + prefix.length, close);
   const rest = key.slice(close + 1);
   if (tag.startsWith(":task:")) return "task map";
+  // The deployment's result index (reuse across batches): one entry per archived request.
+  if (tag === ":reuse:results") return "result index";
   if (rest.startsWith(":ledger:row:")) return "ledger row";
   if (rest.startsWith(":ledger")) return "ledger shared";
   // BullMQ: `{P:<queue>}:<queue>:<jobId>[:logs|:lock|...]`; job ids are `batch/row[/rN]`.
   if (/^:[^:]+:[^:]*\//.test(rest)) return "job";
-  // BullMQ trims each queue's event stream to about 10,000 entries: a fixed cost, apart so that a
-  // small run's figure can be read without it.
+  // BullMQ trims each queue's event stream (kie-batch's to ~100 entries, bull/queues.ts): a fixed
+  // cost, apart so that a small run's figure can be read without it.
   if (/^:[^:]+:events$/.test(rest)) return "queue events";
   return "queue shared";
 }
@@ -63,12 +65,18 @@ export async function measureRowBytes(
   const counts = {
     "ledger row": 0,
     "task map": 0,
+    "result index": 0,
     job: 0,
     "ledger shared": 0,
     "queue shared": 0,
     "queue events": 0,
   };
-  const samples: Record<PerRowKind, string[]> = { "ledger row": [], "task map": [], job: [] };
+  const samples: Record<PerRowKind, string[]> = {
+    "ledger row": [],
+    "task map": [],
+    "result index": [],
+    job: [],
+  };
   const shared: Record<SharedKind, string[]> = {
     "ledger shared": [],
     "queue shared": [],
@@ -97,7 +105,7 @@ export async function measureRowBytes(
 
   const parts = { ...counts };
   for (const kind of Object.keys(parts) as (keyof typeof parts)[]) parts[kind] = 0;
-  for (const kind of ["ledger row", "task map", "job"] as const) {
+  for (const kind of ["ledger row", "task map", "result index", "job"] as const) {
     const sample = samples[kind];
     if (sample.length === 0) continue;
     const mean = (await usage(redis, sample)) / sample.length;
