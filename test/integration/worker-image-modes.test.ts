@@ -136,4 +136,25 @@ describe("image-to-image and edit in one batch", () => {
     expect(done).toMatchObject({ archived: 1, creditsSpent: 12 });
     expect(harness.pipeline.sim.stats().creditsCharged).toBe(12);
   });
+
+  it("an upload that fails on the wire is retried and the row still archives, created once", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "kie-modes-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await copyFile(join(EXAMPLES, "mug.png"), join(dir, "mug.png"));
+    const manifest = join(dir, "edit.csv");
+    await writeFile(manifest, "id,model,prompt,image_path\nstudio,edit,the mug on white,mug.png\n");
+    harness = await startHarness({ sim: { timeScale: 20 } });
+    const { sim } = harness.pipeline;
+    sim.injectFaults("upload", { kind: "http", status: 503 });
+    const env = { KIE_API_FLAVOR: "jobs", KIE_UPLOAD_BASE_URL: sim.url };
+    const config = harness.config(env);
+    await enqueue(
+      { file: manifest, batch: "retry", apiFlavor: "jobs" },
+      { connect: (o) => connectProducer(config, o), out: new PassThrough().resume(), clock: systemClock },
+    );
+    await harness.worker({ env });
+    const done = await harness.pipeline.waitFinished("retry");
+    expect(done).toMatchObject({ archived: 1, failed: 0, uncertain: 0, creditsSpent: 12 });
+    expect(sim.stats()).toMatchObject({ uploads: 1, creates: 1, faults: { http: 1 } });
+  });
 });
