@@ -113,6 +113,11 @@ function connectCluster(
     maxRedirections: CLUSTER_REDIRECTIONS,
     clusterRetryStrategy: oneShot === undefined ? reconnectDelay : () => null,
     enableOfflineQueue: oneShot === undefined,
+    // With TLS, nodes are connected to by the names given (as ioredis advises for managed
+    // clusters), so each certificate is checked against the name it was issued for.
+    ...(seeds.tls
+      ? { dnsLookup: (address: string, done: (e: null, a: string) => void) => done(null, address) }
+      : {}),
     redisOptions: {
       maxRetriesPerRequest: options.maxRetriesPerRequest === undefined ? null : options.maxRetriesPerRequest,
       ...(options.connectionName ? { connectionName: options.connectionName } : {}),
