@@ -7,7 +7,12 @@ import type { Config } from "../config/index.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { parsePort } from "../core/values.js";
 import { retryFilter } from "../dashboard/batch-routes.js";
-import { DashboardAccessError, DashboardListenError, startDashboard } from "../dashboard/server.js";
+import {
+  checkAccess,
+  DashboardAccessError,
+  DashboardListenError,
+  startDashboard,
+} from "../dashboard/server.js";
 import { UsageError } from "./errors.js";
 import { interruptSignal, withOps } from "./ops-context.js";
 
@@ -35,6 +40,17 @@ export async function runDashboardCommand(
   const port = parsePort(flags.port ?? "3000", "--port");
   const host = flags.host ?? "127.0.0.1";
   const token = flags.authToken ?? (env[TOKEN_ENV] || undefined);
+  // A host or actions the token does not cover are a usage error before anything connects.
+  try {
+    checkAccess({
+      host,
+      allowActions: flags.allowActions === true,
+      ...(token === undefined ? {} : { authToken: token }),
+    });
+  } catch (error) {
+    if (error instanceof DashboardAccessError) throw new UsageError(error.message, 2);
+    throw error;
+  }
   const interrupt = interruptSignal();
   // Images are read from the store the workers archive to; without one the pages show none.
   const store: ArchiveStore | undefined =

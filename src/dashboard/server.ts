@@ -40,7 +40,7 @@ export class DashboardAccessError extends Error {
 }
 
 /** Refuses a non-loopback host without a token, a short token, and actions without a token. */
-function checkAccess(options: Pick<DashboardOptions, "host" | "authToken" | "allowActions">): void {
+export function checkAccess(options: Pick<DashboardOptions, "host" | "authToken" | "allowActions">): void {
   const host = options.host ?? "127.0.0.1";
   const token = options.authToken;
   if (token !== undefined && token.length < MIN_TOKEN_CHARS) {
