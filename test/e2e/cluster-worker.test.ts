@@ -15,8 +15,8 @@ import { startSimulator } from "../../src/simulator/index.js";
 import type { SimulatorHandle } from "../../src/simulator/types.js";
 import { expectArchivedOnce, expectFolderArchive } from "../helpers/e2e-deployment.js";
 import { ProcessSet } from "../helpers/processes.js";
-import { startTestCluster, type TestCluster } from "../helpers/redis-cluster.js";
 import { uniquePrefix } from "../helpers/redis.js";
+import { startTestCluster, type TestCluster } from "../helpers/redis-cluster.js";
 
 const ROWS = 30;
 const BATCH = "clu";
