@@ -1,5 +1,4 @@
-/** The batch pages, their images and their actions, as an express router. */
-import { pipeline } from "node:stream/promises";
+/** The batch pages and their actions, as an express router (the images: image-routes.ts). */
 import express, { type Request, type Response, Router } from "express";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
@@ -10,10 +9,10 @@ import { type Access, csrfToken, csrfValid } from "./access.js";
 import { renderBatchPage } from "./batch-page.js";
 import { readFailureGroups } from "./failure-groups.js";
 import { galleryHref, neighbours, PAGE_TILES, parseGalleryQuery, readMatches } from "./gallery.js";
-import { keyInBatch, sameEtag } from "./image-guard.js";
+import { findRow, imageRouter, notFound } from "./image-routes.js";
 import { summarizeProgress } from "./progress-chart.js";
 import { DASHBOARD_SCRIPT, renderRowPage } from "./row-page.js";
-import { PLACEHOLDER_SVG, type Thumbnailer } from "./thumbs.js";
+import type { Thumbnailer } from "./thumbs.js";
 
 /** What retry from the page may ask for: the batch's failed rows, one of them, or those with one error. */
 export interface RetryScope {
@@ -62,9 +61,6 @@ export interface BatchRoutesOptions {
   pageHeaders: Record<string, string>;
 }
 
-/** Full images may be cached this long by the browser (revalidated by ETag after). */
-const IMAGE_MAX_AGE_S = 300;
-
 export function batchRouter(options: BatchRoutesOptions): Router {
   const router = Router();
   const { ledger, access } = options;
@@ -75,6 +71,14 @@ export function batchRouter(options: BatchRoutesOptions): Router {
       : null;
   const sendPage = (res: Response, page: string) =>
     res.status(200).set(options.pageHeaders).type("html").send(page);
+
+  router.use(
+    imageRouter({
+      ledger,
+      ...(options.store ? { store: options.store } : {}),
+      ...(options.thumbnailer ? { thumbnailer: options.thumbnailer } : {}),
+    }),
+  );
 
   router.get("/static/dashboard.js", (_req, res) => {
     res.set({ "Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff" });
@@ -128,53 +132,6 @@ export function batchRouter(options: BatchRoutesOptions): Router {
     sendPage(res, renderRowPage({ row, query, previous, next, csrf: csrfFor(req) }));
   });
 
-  router.get("/batches/:batch/rows/:row/image/:n", async (req, res) => {
-    const found = await imageOf(ledger, req, res);
-    if (!found || !options.store) return found ? notFound(res, "no archive store") : undefined;
-    const controller = abortOnClose(res);
-    const object = await options.store.get(found.key, { signal: controller.signal });
-    if (!object) return notFound(res, `the store has no object ${found.key}`);
-    const isImage = /^image\/(png|jpeg|webp|gif|avif)$/.test(object.contentType);
-    res.set({
-      ETag: object.etag,
-      "Cache-Control": `private, max-age=${IMAGE_MAX_AGE_S}`,
-      "X-Content-Type-Options": "nosniff",
-      "Content-Security-Policy": "default-src 'none'; sandbox",
-    });
-    if (sameEtag(req.headers["if-none-match"], object.etag)) {
-      object.body.destroy();
-      return void res.status(304).end();
-    }
-    res.status(200).set({
-      "Content-Type": isImage ? object.contentType : "application/octet-stream",
-      "Content-Length": String(object.size),
-      ...(isImage ? {} : { "Content-Disposition": "attachment" }),
-    });
-    await pipeline(object.body, res).catch(() => {
-      // The client went away or the store's stream broke mid-body: nothing left to answer.
-    });
-  });
-
-  router.get("/batches/:batch/rows/:row/thumb/:n", async (req, res) => {
-    const found = await imageOf(ledger, req, res);
-    if (!found) return;
-    const etag = `"thumb-${found.sha256.slice(0, 40)}"`;
-    if (sameEtag(req.headers["if-none-match"], etag)) return void res.status(304).set("ETag", etag).end();
-    const { store, thumbnailer } = options;
-    const thumb =
-      store && thumbnailer
-        ? await thumbnailer.get(found.sha256, async () => (await store.get(found.key))?.body)
-        : ({ kind: "placeholder", reason: "no archive store" } as const);
-    if (thumb.kind === "placeholder") {
-      res.status(200).set({ "Cache-Control": "no-store", "X-Thumbnail": "placeholder" });
-      return void res.type("image/svg+xml").send(PLACEHOLDER_SVG);
-    }
-    res
-      .status(200)
-      .set({ ETag: etag, "Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff" });
-    res.type("image/jpeg").send(thumb.bytes);
-  });
-
   router.post(
     "/batches/:batch/retry",
     express.urlencoded({ extended: false, limit: "16kb" }),
@@ -225,49 +182,6 @@ async function batchStatus(deps: StatusDeps, batch: string) {
   }
 }
 
-async function findRow(
-  ledger: Pick<Ledger, "getRow">,
-  batch: string,
-  rowId: string,
-): Promise<RowRecord | undefined> {
-  try {
-    return await ledger.getRow(batch, rowId);
-  } catch (error) {
-    // A name the ledger refuses names no row.
-    if ((error as { code?: unknown }).code === "invalid_name") return undefined;
-    throw error;
-  }
-}
-
-/** The row's n-th image, refused (403) when its key is outside the batch's prefix. */
-async function imageOf(
-  ledger: Pick<Ledger, "getRow">,
-  req: Request,
-  res: Response,
-): Promise<{ key: string; sha256: string } | undefined> {
-  const params = req.params as Record<string, string>;
-  const batch = params.batch!;
-  const row = await findRow(ledger, batch, params.row!);
-  const n = Number(params.n);
-  const image = row && Number.isInteger(n) && n >= 0 ? row.images[n] : undefined;
-  if (!image) {
-    notFound(res, "no such image");
-    return undefined;
-  }
-  if (!keyInBatch(batch, image.key)) {
-    res
-      .status(403)
-      .type("text/plain")
-      .send("kie-batch dashboard: that object is outside the batch's prefix\n");
-    return undefined;
-  }
-  return { key: image.key, sha256: image.sha256 };
-}
-
-function notFound(res: Response, what: string): void {
-  res.status(404).set("Cache-Control", "no-store").type("text/plain").send(`kie-batch dashboard: ${what}\n`);
-}
-
 /** A POST from another site carries its own Origin: refuse it (browsers always send Origin on POST). */
 function sameOrigin(req: Request): boolean {
   const origin = req.headers.origin;
@@ -277,14 +191,6 @@ function sameOrigin(req: Request): boolean {
   } catch {
     return false;
   }
-}
-
-function abortOnClose(res: Response): AbortController {
-  const controller = new AbortController();
-  res.on("close", () => {
-    if (!res.writableFinished) controller.abort(new Error("client went away"));
-  });
-  return controller;
 }
 
 function noticeOf(query: Record<string, unknown>): { notice?: string } {
