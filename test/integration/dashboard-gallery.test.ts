@@ -196,6 +196,21 @@ describe("retry from the page", () => {
   });
 });
 
+describe("the folder store's get()", () => {
+  it("streams a file with its size, ETag and recorded type; undefined when absent; refuses a bad key; stops on abort", async () => {
+    const object = await g.store.get(`${GALLERY}/fox.png`);
+    expect(object).toMatchObject({ size: g.bytes.get("fox")!.length, contentType: "image/png" });
+    const chunks: Buffer[] = [];
+    for await (const chunk of object!.body) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(g.bytes.get("fox")!)).toBe(true);
+    expect(await g.store.get(`${GALLERY}/missing.png`)).toBeUndefined();
+    await expect(g.store.get("../outside.png")).rejects.toThrow(/Invalid archive key/);
+    const aborted = new AbortController();
+    aborted.abort(new Error("stop"));
+    await expect(g.store.get(`${GALLERY}/fox.png`, { signal: aborted.signal })).rejects.toThrow("stop");
+  });
+});
+
 describe("images from S3 (s3rver)", () => {
   const s3 = s3rverContext();
 
