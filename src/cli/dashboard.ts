@@ -23,23 +23,15 @@ export interface DashboardFlags {
   authToken?: string;
 }
 
-/** Where the token comes from when `--auth-token` is not given. */
-const TOKEN_ENV = "KIE_DASHBOARD_TOKEN";
-
 /**
  * `kie-batch dashboard`: the batch overview at `/`, a page per batch with its images at
  * `/batches/NAME`, bull-board at `/queues`, until SIGINT/SIGTERM. Redis must answer at start
  * (exit 1 otherwise, as every command); later outages show as 503s.
  */
-export async function runDashboardCommand(
-  config: Config,
-  log: Logger,
-  flags: DashboardFlags,
-  env: Record<string, string | undefined> = process.env,
-): Promise<void> {
+export async function runDashboardCommand(config: Config, log: Logger, flags: DashboardFlags): Promise<void> {
   const port = parsePort(flags.port ?? "3000", "--port");
   const host = flags.host ?? "127.0.0.1";
-  const token = flags.authToken ?? (env[TOKEN_ENV] || undefined);
+  const token = flags.authToken ?? config.KIE_DASHBOARD_TOKEN;
   // A host or actions the token does not cover are a usage error before anything connects.
   try {
     checkAccess({

@@ -116,6 +116,8 @@ export const envSchema = z.object({
     .default("info"),
   KIE_CALLBACK_URL: url("an http(s) URL").optional(),
   KIE_WEBHOOK_HMAC_KEY: z.string().min(1).optional(),
+  /** The dashboard's token (`--auth-token` wins): every page and API call then needs it. */
+  KIE_DASHBOARD_TOKEN: z.string().min(16, "at least 16 characters").optional(),
   KIE_DOWNLOAD_HOSTS: z
     .string()
     .transform((value) =>
@@ -144,6 +146,7 @@ export const SECRET_KEYS = [
   "REDIS_PASSWORD",
   "KIE_API_KEYS",
   "KIE_WEBHOOK_HMAC_KEY",
+  "KIE_DASHBOARD_TOKEN",
   "AWS_SECRET_ACCESS_KEY",
   "AWS_SESSION_TOKEN",
   "AWS_ACCESS_KEY_ID",
