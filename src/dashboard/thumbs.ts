@@ -22,6 +22,32 @@ export interface ThumbnailerOptions {
   maxBytes?: number;
   /** Where the cache folder is made (a fresh one per dashboard, removed on close). @defaultValue os.tmpdir() */
   parentDir?: string;
+  /** Images decoded at once (a page asks for 24 thumbnails together). @defaultValue 4 */
+  concurrency?: number;
+}
+
+/** At most `size` holders at a time; the others wait in order. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.free = Math.max(1, size);
+  }
+
+  take(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
 }
 
 type Thumbnail = { kind: "image"; bytes: Buffer } | { kind: "placeholder"; reason: string };
@@ -40,6 +66,7 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
   const index = new ThumbIndex(options.maxBytes ?? 64 * 1024 * 1024);
   const pending = new Map<string, Promise<Thumbnail>>();
   const fileOf = (name: string) => join(dir, `${name}.jpg`);
+  const slots = new Slots(options.concurrency ?? 4);
 
   async function make(name: string, open: () => Promise<Readable | undefined>): Promise<Thumbnail> {
     if (index.touch(name)) {
@@ -47,15 +74,24 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
       if (cached) return { kind: "image", bytes: cached };
       index.forget(name);
     }
+    await slots.take();
+    try {
+      return await resize(name, open);
+    } finally {
+      slots.give();
+    }
+  }
+
+  async function resize(name: string, open: () => Promise<Readable | undefined>): Promise<Thumbnail> {
     const body = await open();
     if (!body) return { kind: "placeholder", reason: "not in the store" };
     let bytes: Buffer;
     try {
-      const resize = sharp({ limitInputPixels: MAX_INPUT_PIXELS, failOn: "error" })
+      const transform = sharp({ limitInputPixels: MAX_INPUT_PIXELS, failOn: "error" })
         .resize(THUMB_PX, THUMB_PX, { fit: "cover" })
         .jpeg({ quality: 78 });
-      body.on("error", (error) => resize.destroy(error));
-      bytes = await body.pipe(resize).toBuffer();
+      body.on("error", (error) => transform.destroy(error));
+      bytes = await body.pipe(transform).toBuffer();
     } catch (error) {
       body.destroy();
       return { kind: "placeholder", reason: error instanceof Error ? error.message : String(error) };
