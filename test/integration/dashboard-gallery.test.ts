@@ -193,6 +193,15 @@ describe("retry from the page", () => {
     expect(done.headers.get("location")).toContain("retried=1");
     expect((await g.fx.ledger.getRow(GALLERY, "fail-3"))?.status).toBe("queued");
     expect((await g.fx.ledger.getRow(GALLERY, "fail-1"))?.status).toBe("failed");
+
+    // A group: every failed row with that exact message, and no other.
+    const group = await post({ scope: "group", error: TIMEOUT_ERROR, csrf: csrf! });
+    expect(group.headers.get("location")).toContain("retried=2");
+    for (const id of ["fail-1", "fail-2"])
+      expect((await g.fx.ledger.getRow(GALLERY, id))?.status).toBe("submitted");
+    const after = await (await get(group.headers.get("location")!)).text();
+    expect(after).toContain("Retry: 2 failed rows went back into the pipeline");
+    expect(after).not.toContain('id="failures-title"');
   });
 });
 

@@ -6,6 +6,7 @@ import {
   parseCookies,
   tokensEqual,
 } from "../../src/dashboard/access.js";
+import { renderBatchPage } from "../../src/dashboard/batch-page.js";
 import { galleryHref, parseGalleryQuery, readMatches, rowMatches } from "../../src/dashboard/gallery.js";
 import { keyInBatch, sameEtag } from "../../src/dashboard/image-guard.js";
 import { safeNext } from "../../src/dashboard/login.js";
@@ -221,5 +222,60 @@ describe("progress over time", () => {
     expect(summarizeProgress([], now, 0, now - 20 * 60_000).minutes).toHaveLength(21);
     expect(summarizeProgress([], now, 0, now - 60_000).minutes).toHaveLength(15);
     expect(summarizeProgress([], now, 0, now - 600 * 60_000).minutes).toHaveLength(60);
+  });
+});
+
+describe("the batch page's banners", () => {
+  it("shows a store outage and paused submissions with their reasons, escaped", () => {
+    const status = {
+      batch: "b",
+      total: 10,
+      queued: 4,
+      submitted: 0,
+      generating: 0,
+      archiving: 3,
+      archived: 3,
+      failed: 0,
+      cancelled: 0,
+      waitingBudget: 0,
+      uncertain: 0,
+      creditsEstimated: 80,
+      creditsReserved: 0,
+      creditsSpent: 24,
+      budget: null,
+      resubmits: 0,
+      finished: false,
+      oldestUnarchived: null,
+      file: null,
+      createdAt: "2026-01-01T00:00:00.000Z",
+      updatedAt: "2026-01-01T00:00:00.000Z",
+      paused: {
+        kind: "manual",
+        reason: "<b>maintenance</b>",
+        since: "2026-01-01T00:00:00.000Z",
+        accountId: "acct",
+      },
+      archivePaused: {
+        kind: "store-unavailable",
+        reason: "bucket gone",
+        since: "2026-01-01T00:01:00.000Z",
+        nextProbeAt: null,
+      },
+    } as unknown as Parameters<typeof renderBatchPage>[0]["status"];
+    const page = renderBatchPage({
+      status,
+      query: { filter: "all", search: "", order: "manifest" },
+      page: { rows: [], scanned: 0 },
+      progress: summarizeProgress([], Date.parse("2026-01-01T00:10:00Z"), 7),
+      failures: { groups: [], read: 0, complete: true },
+      csrf: null,
+    });
+    expect(page).toContain("Archiving paused");
+    expect(page).toContain("bucket gone");
+    expect(page).toContain("3 finished images wait");
+    expect(page).toContain("Submissions are paused (manual)");
+    expect(page).toContain("&lt;b&gt;maintenance&lt;/b&gt;");
+    expect(page).not.toContain("<b>maintenance</b>");
+    expect(page).toContain('ETA <strong class="eta">unknown');
   });
 });
