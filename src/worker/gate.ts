@@ -85,3 +85,20 @@ export function gateStillOpen(
   if (!now.paused) return true;
   return passed === "probe" && PAUSE_POLICY[now.paused.kind].probe === "single-submit";
 }
+
+/** An accepted create: a usage-cap probe lifts its pause, and a spent 429/455 ladder resets. */
+export async function afterAccepted(
+  gate: "open" | "probe",
+  fleet: Pick<FleetPort, "resume" | "backoffRemaining" | "clearBackoff">,
+  log: Logger,
+) {
+  if (gate === "probe") {
+    await fleet.resume("usage-cap");
+    log.info(PAUSE_POLICY["usage-cap"].probed.lifted);
+  }
+  // A success resets the 429/455 ladder, but only once the fleet's backoff has run out: a create
+  // that was already on the wire when another submitter met a 429 says nothing about now, and
+  // clearing a running backoff would send every waiting submitter into the limit again.
+  // (Read-then-clear can drop a 429 that lands in between: one lost step, not a lost row.)
+  if ((await fleet.backoffRemaining()) === 0) await fleet.clearBackoff();
+}

@@ -1,15 +1,14 @@
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
 import type { KeyRing } from "../fleet/key-ring.js";
-import { PAUSE_POLICY } from "../fleet/policy.js";
 import { isKieError } from "../kie/errors.js";
 import type { GenerationParams, KieApi, SubmitRequest } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
-import { gateStillOpen } from "./gate.js";
+import { afterAccepted, gateStillOpen } from "./gate.js";
+import { prepareInputImage } from "./input-image.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
 import { chooseKey } from "./key-choice.js";
-import { prepareInputImage } from "./input-image.js";
 import { firstPollDelay } from "./poll.js";
 import type { FleetPort, InputImagePort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
@@ -115,12 +114,22 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
   if (await archiveFromIndex(job, row, deps.reuse)) return done;
 
   for (;;) {
+    const params = row.params as unknown as GenerationParams;
+    const several = (deps.keys?.lanes.length ?? 0) > 1;
     // One reservation per attempt (a no-op while this attempt's is still held).
     const outcome = await deps.ledger.reserveBudget(batch, rowId, row.estimatedCredits);
     // Parked by the ledger (over the budget): this job ends, and the row costs nothing until a
     // raised budget or a released reservation wakes it with a new job (budget-wake.ts).
     if (outcome === "over-budget") return parked;
 
+    // With several keys the choice takes its create slot at once: a local input image is uploaded
+    // before it (by the first key, which uploads for every key), so no upload sits between a slot
+    // and its create, where the late arrival could let the key's next creates through too early.
+    const early = several ? await prepareInputImage(params, job, deps) : undefined;
+    if (early?.next !== undefined) {
+      if (early.next === "again") continue;
+      return early.next;
+    }
     const chosen = await chooseKey(deps, key, job.signal, job.log);
     if (!chosen) {
       await deps.clock.sleep(IN_FLIGHT_RECHECK_MS, job.signal);
@@ -131,7 +140,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     let imageUrl: string | undefined;
     try {
       // A local input image is uploaded (or its upload reused) once the gate has passed, before the rate slot.
-      const input = await prepareInputImage(row.params as unknown as GenerationParams, job, { ...deps, fleet });
+      const input = early ?? (await prepareInputImage(params, job, { ...deps, fleet }));
       if (input.next !== undefined) {
         await fleet.releaseInFlight(key);
         if (input.next === "again") continue;
@@ -179,7 +188,10 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     await failpoint("submit.before-create");
     let taskId: string;
     try {
-      taskId = await kie.submit(requestOf(row, key, deps, imageUrl), graceSignal(job.signal, SUBMIT_GRACE_MS));
+      taskId = await kie.submit(
+        requestOf(row, key, deps, imageUrl),
+        graceSignal(job.signal, SUBMIT_GRACE_MS),
+      );
     } catch (error) {
       await fleet.releaseInFlight(key);
       // KIE may have made (and charged) a task whose id never came back: a reset, a timeout, a
@@ -240,19 +252,6 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     await ensurePoll(deps, job.data, taskId, submittedAt);
     return done;
   }
-}
-
-/** An accepted create: a usage-cap probe lifts its pause, and a spent 429/455 ladder resets. */
-async function afterAccepted(gate: "open" | "probe", fleet: FleetPort, log: StageJob<SubmitJob>["log"]) {
-  if (gate === "probe") {
-    await fleet.resume("usage-cap");
-    log.info(PAUSE_POLICY["usage-cap"].probed.lifted);
-  }
-  // A success resets the 429/455 ladder, but only once the fleet's backoff has run out: a create
-  // that was already on the wire when another submitter met a 429 says nothing about now, and
-  // clearing a running backoff would send every waiting submitter into the limit again.
-  // (Read-then-clear can drop a 429 that lands in between: one lost step, not a lost row.)
-  if ((await fleet.backoffRemaining()) === 0) await fleet.clearBackoff();
 }
 
 /**

@@ -110,8 +110,8 @@ describe("chooseKey", () => {
 describe("submit with several keys", () => {
   const job = (data: SubmitJob = { batch: "b", rowId: "r1", resubmit: 0 }) => stageJob(data);
 
-  function submitDeps(lanes: KeyLane[]) {
-    const ledger = oneRowLedger(rowRecord());
+  function submitDeps(lanes: KeyLane[], params?: Record<string, unknown>) {
+    const ledger = oneRowLedger(rowRecord(params ? { params } : {}));
     const clock = fakeClock();
     const deps: SubmitDeps = {
       kie: lanes[0]!.kie,
@@ -168,6 +168,35 @@ describe("submit with several keys", () => {
     expect(pauses).toEqual(["aaaa:usage-cap"]);
     const recorded = ledger.transitions.filter((t) => t.addTaskId !== undefined);
     expect(recorded).toEqual([expect.objectContaining({ addTaskId: "task-of-bbbb", taskKey: "bbbb" })]);
+  });
+
+  it("with several keys an input image is uploaded before the choice takes its slot, never between a slot and its create", async () => {
+    const events: string[] = [];
+    const a = lane("aaaa", {
+      tryCreateSlot: async () => {
+        events.push("slot");
+        return 0;
+      },
+    });
+    const b = lane("bbbb", {
+      tryCreateSlot: async () => {
+        events.push("slot");
+        return 0;
+      },
+    });
+    const { deps } = submitDeps([a.lane, b.lane], {
+      image_path: "/in/mug.png",
+      image_sha256: "ab".repeat(32),
+    });
+    deps.inputImages = {
+      urlFor: async () => {
+        events.push("upload");
+        return "https://uploads.example/mug.png";
+      },
+    };
+    deps.kie = a.lane.kie;
+    expect(await submitStage.run(job(), deps)).toEqual({ kind: "done" });
+    expect(events).toEqual(["upload", "slot"]);
   });
 
   it("with one key, the task is recorded without a key (it is the first key's): no extra field", async () => {
