@@ -25,11 +25,17 @@ interface ChoiceDeps {
   kie: KieApi;
   fleet: FleetPort;
   keys?: KeyRing;
-  clock: Pick<Clock, "sleep">;
+  clock: Pick<Clock, "sleep" | "now">;
 }
 
 /** Where the next choice starts, per process: submitters spread over keys that are all free. */
 let rotation = 0;
+/**
+ * Per worker's keys and key id: when its create window frees a slot at the earliest, as last told
+ * (the worker's clock). No slot frees sooner (admissions only fill a window), so a choice asks no
+ * key before its time: waiting submitters cost Redis a try per freed slot, not one per key.
+ */
+const notBeforeOf = new WeakMap<KeyRing, Map<string, number>>();
 
 /**
  * The key for one create, or undefined when the in-flight cap holds it (the caller waits and asks
@@ -53,15 +59,22 @@ export async function chooseKey(
     if (!(await fleet.tryAcquireInFlight(jobKey))) return undefined;
     return { passed, kie, fleet, slot: (s) => fleet.createSlot(s) };
   }
+  const ring = deps.keys!;
+  const notBefore = notBeforeOf.get(ring) ?? new Map<string, number>();
+  notBeforeOf.set(ring, notBefore);
   for (;;) {
     signal.throwIfAborted();
-    const gates = await Promise.all(lanes.map((lane) => lane.fleet.readGate()));
-    let waitMs = PAUSE_RECHECK_MS;
-    let capped = false;
+    const now = deps.clock.now();
     const start = rotation++ % lanes.length;
-    for (let n = 0; n < lanes.length; n++) {
-      const i = (start + n) % lanes.length;
-      const lane = lanes[i]!;
+    const order = lanes.map((_, n) => lanes[(start + n) % lanes.length]!);
+    const due = order.filter((lane) => (notBefore.get(lane.id) ?? 0) <= now);
+    let waitMs = Math.min(
+      PAUSE_RECHECK_MS,
+      ...order.map((lane) => (notBefore.get(lane.id) ?? 0) - now).filter((ms) => ms > 0),
+    );
+    let capped = false;
+    const gates = await Promise.all(due.map((lane) => lane.fleet.readGate()));
+    for (const [i, lane] of due.entries()) {
       const { paused, backoffMs } = gates[i]!;
       let passed: "open" | "probe" = "open";
       if (paused) {
@@ -80,6 +93,7 @@ export async function chooseKey(
       if (passed === "probe") return chosen(lane, passed, (s) => lane.fleet.createSlot(s));
       const retryInMs = await lane.fleet.tryCreateSlot();
       if (retryInMs === 0) return chosen(lane, passed, async () => {});
+      notBefore.set(lane.id, deps.clock.now() + retryInMs);
       await lane.fleet.releaseInFlight(jobKey);
       waitMs = Math.min(waitMs, retryInMs);
     }

@@ -97,6 +97,8 @@ describe("chooseKey", () => {
     const chosen = await chooseKey(deps, "b/r1", new AbortController().signal, silentLogger());
     expect(chosen?.id).toBe("bbbb");
     expect(clock.sleeps).toEqual([300]);
+    // a's window frees at 900 ms: no one asked it again before then.
+    expect(a.calls.filter((c) => c === "slot")).toHaveLength(1);
   });
 
   it("says so when the in-flight cap holds every key (the caller waits)", async () => {
