@@ -5,8 +5,8 @@ import type { LedgerContext } from "./context.js";
  * `archived` and the credits settled. One small hash per batch (`<batch hash>:progress`, so in the
  * batch's hash tag), fields `a:<minute>` and `c:<minute>` (minute = epoch ms / 60000), written by
  * transition.lua and settle.lua in the same step as the counters they follow, so the chart never
- * reads a row. The scripts give it an 8-day expiry, renewed by every write: it lapses on its own
- * after the batch goes quiet, and needs no place in the batch's expiry or purge.
+ * reads a row. One of the batch's side keys (batch-keys.ts): it expires, persists and is purged
+ * with the batch. A field per minute and kind: a batch that runs a week holds ~20,000 fields.
  */
 export function progressKey(ctx: LedgerContext, batch: string): string {
   return `${ctx.keys.batch(batch)}:progress`;

@@ -157,7 +157,6 @@ export async function transition(
   if (input.addTaskId && input.taskKey) set.push([taskKeyField(input.addTaskId), input.taskKey]);
   const incr = encodeIncrements(input.incr);
   const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), ...batchSideKeys(ctx, batch)];
-  keys.push(progressKey(ctx, batch)); // last: transition.lua reads it as KEYS[#KEYS]
   const args: (string | number)[] = [
     input.from ? `,${input.from.join(",")},` : "",
     input.to ?? "",

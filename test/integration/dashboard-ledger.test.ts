@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ledgerKeys } from "../../src/ledger/index.js";
+import { createLedger, ledgerKeys } from "../../src/ledger/index.js";
 import { ledgerContext } from "../helpers/ledger-context.js";
 import { moveRow, newRow } from "./ops-helpers.js";
 
@@ -27,9 +27,25 @@ describe("the ledger's reads for the dashboard", () => {
       { at: start, archived: 2, credits: 16 },
       { at: start + 2 * MINUTE, archived: 1, credits: 4.5 },
     ]);
+    // One of the batch's side keys: no expiry of its own while the batch is open, gone with a purge.
     const key = `${ledgerKeys(ctx.prefix).batch("b")}:progress`;
+    expect(await ctx.redis.pttl(key)).toBe(-1);
+    await ctx.ledger.purge("b");
+    expect(await ctx.redis.exists(key)).toBe(0);
+  });
+
+  it("a late settle on a batch set to expire gives the progress hash it makes the batch's expiry", async () => {
+    // Redis's own clock: the expiry is set from finishedAt, which must be now.
+    const expiring = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: 86_400_000 });
+    await expiring.addRows("late", [newRow("x")]);
+    await moveRow(expiring, "late", "x", "failed");
+    const key = `${ledgerKeys(ctx.prefix).batch("late")}:progress`;
+    expect(await ctx.redis.exists(key)).toBe(0);
+    expect(await ctx.redis.pttl(ledgerKeys(ctx.prefix).batch("late"))).toBeGreaterThan(0);
+    await expiring.settleCredits("late", "x", 3, "task-x");
     const ttl = await ctx.redis.pttl(key);
-    expect(ttl).toBeGreaterThan(7 * 24 * 3_600_000);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(86_400_000);
   });
 
   it("pages rows by seq cursor in manifest order and reversed, and finds a row's seq", async () => {

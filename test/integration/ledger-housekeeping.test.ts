@@ -71,7 +71,14 @@ describe("expiry of finished batches", () => {
     const finishedAt = (await ctx.ledger.getBatch("b1"))!.finishedAt!;
     expect(await ctx.ledger.expireFinished("b1", DAY)).toBe(true);
     const ttls = await batchTtls("b1");
-    expect(Object.keys(ttls).sort()).toEqual(["batch", "order", "row:r0", "row:r1", "row:r2"]);
+    expect(Object.keys(ttls).sort()).toEqual([
+      "batch",
+      "batch:progress",
+      "order",
+      "row:r0",
+      "row:r1",
+      "row:r2",
+    ]);
     for (const [key, ttl] of Object.entries(ttls)) {
       expect(ttl, key).toBeGreaterThan(0);
       expect(ttl, key).toBeLessThanOrEqual(finishedAt + DAY - Date.now() + 1_000);

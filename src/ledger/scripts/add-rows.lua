@@ -4,10 +4,10 @@
 
     Input:
       KEYS[1] batch hash (the deployment's batch index, in another slot, is the caller's)
-      KEYS[2..10] the batch's side keys (batch-keys.ts): KEYS[2] order zset, KEYS[3] unarchived
+      KEYS[2..11] the batch's side keys (batch-keys.ts): KEYS[2] order zset, KEYS[3] unarchived
         zset, KEYS[4] the `queued` state index (rowId -> ms it entered the state), KEYS[5..8] the
-        other state indexes, KEYS[9] columns zset, KEYS[10] parked zset
-      KEYS[11..] one row hash per row
+        other state indexes, KEYS[9] columns zset, KEYS[10] parked zset, KEYS[11] progress hash
+      KEYS[12..] one row hash per row
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] batch name, ARGV[3] file (''), ARGV[4] budget ('' = leave as is)
       ARGV[5] '1' marks the batch `noReuse` (enqueue --no-reuse; '' = leave as is)
@@ -34,7 +34,7 @@ if ARGV[5] == '1' then redis.call('HSET', batchKey, 'noReuse', '1') end
 local FIELDS_PER_ROW = 6
 local seq = num(redis.call('HGET', batchKey, 'nextSeq'))
 local added, estimated = 0, 0
-local FIRST_ROW = 11
+local FIRST_ROW = 12
 local out = { 0, -1 }
 for i = FIRST_ROW, #KEYS do
   local rowKey = KEYS[i]

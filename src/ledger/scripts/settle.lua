@@ -33,10 +33,14 @@ redis.call('HINCRBYFLOAT', rowKey, 'creditsSpent', ARGV[2])
 redis.call('HINCRBYFLOAT', batchKey, 'creditsSpent', ARGV[2])
 redis.call('HSET', rowKey, guard, ARGV[2])
 local now = now_ms()
--- Credits per minute for the dashboard's chart (8-day expiry, renewed by every write).
+-- Credits per minute for the dashboard's chart. A side key of the batch (batch-keys.ts): made
+-- here on a batch already set to expire (a late settle), it takes the batch's expiry.
 if num(ARGV[2]) ~= 0 then
-  redis.call('HINCRBYFLOAT', KEYS[3], 'c:' .. math.floor(now / 60000), ARGV[2])
-  redis.call('PEXPIRE', KEYS[3], 691200000)
+  local progressKey = KEYS[3]
+  local fresh = redis.call('EXISTS', progressKey) == 0
+  redis.call('HINCRBYFLOAT', progressKey, 'c:' .. math.floor(now / 60000), ARGV[2])
+  local ttl = redis.call('PTTL', batchKey)
+  if fresh and ttl > 0 then redis.call('PEXPIRE', progressKey, ttl) end
 end
 touch(now)
 return 'settled'

@@ -8,10 +8,10 @@
 
     Input:
       KEYS[1] batch hash, KEYS[2] row hash
-      KEYS[3..11] the batch's side keys (batch-keys.ts): KEYS[3] order zset, KEYS[4] unarchived
+      KEYS[3..12] the batch's side keys (batch-keys.ts): KEYS[3] order zset, KEYS[4] unarchived
         zset, KEYS[5..9] state indexes of queued, submitted, generating, archiving, failed,
-        KEYS[10] columns zset, KEYS[11] parked zset (a row leaving `queued` leaves it)
-      KEYS[#KEYS] (last) the batch's progress hash (progress.ts): archived rows per minute
+        KEYS[10] columns zset, KEYS[11] parked zset (a row leaving `queued` leaves it),
+        KEYS[12] progress hash (progress.ts: rows archived per minute)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
       ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add ('': its task map entry, in its
@@ -23,7 +23,7 @@
        (-1: none; see includes/reopen.lua), row HGETALL (absent when the row is missing)}
 ]]
 --- @include "includes/reopen.lua"
-local batchKey, rowKey, unarchivedKey, parkedKey = KEYS[1], KEYS[2], KEYS[4], KEYS[11]
+local batchKey, rowKey, unarchivedKey, parkedKey, progressKey = KEYS[1], KEYS[2], KEYS[4], KEYS[11], KEYS[12]
 local rowId = ARGV[4]
 -- The state index key of each indexed state (INDEXED_STATUSES in types.ts, same order).
 local INDEX = { queued = KEYS[5], submitted = KEYS[6], generating = KEYS[7], archiving = KEYS[8],
@@ -89,11 +89,11 @@ if taskId ~= '' then
   redis.call('HSET', rowKey, 'taskIds', ids, 'taskId', taskId)
 end
 
--- Per-minute progress for the dashboard's chart, in the same step as the counters it follows.
+-- Per-minute progress for the dashboard's chart, in the same step as the counters it follows. A
+-- side key: it expires, persists and is purged with the batch (a row reaching `archived` means
+-- the batch was open, so there is no expiry to follow here).
 if changed and to == 'archived' then
-  local progressKey = KEYS[#KEYS]
   redis.call('HINCRBY', progressKey, 'a:' .. math.floor(now / 60000), 1)
-  redis.call('PEXPIRE', progressKey, 691200000) -- 8 days, renewed by every write
 end
 
 local current = changed and to or status

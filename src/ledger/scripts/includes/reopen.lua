@@ -1,14 +1,14 @@
 --[[
   Reopening a finished batch (a retried row: transition.lua; an appended row: add-rows.lua).
   Included by their `--- @include` line; expects the batch's side keys (batchSideKeys in
-  batch-keys.ts: order, unarchived, the five state indexes, columns, parked) at
-  KEYS[sideFirst..sideFirst + 8].
+  batch-keys.ts: order, unarchived, the five state indexes, columns, parked, progress) at
+  KEYS[sideFirst..sideFirst + 9].
 
   The batch hash and every side key lose their expiry here, at once (a handful of keys); the rows
   (up to a million) are the caller's walk (housekeeping.ts), which needs to know how soon the
   first key would have expired: the rows expire then too.
 ]]
-local SIDE_KEYS = 9
+local SIDE_KEYS = 10
 
 -- Removes finishedAt and the expiry of the batch hash, of every side key (from KEYS[sideFirst])
 -- and of `extraKey` (a row the script holds, or nil). Returns the ms left before the soonest expiry removed or planned
