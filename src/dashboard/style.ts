@@ -68,7 +68,7 @@ table.groups, table.record { border-collapse: collapse; background: #fff; border
 table.groups td, table.groups th, table.record td, table.record th { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 table.groups td.count { font-weight: 600; text-align: right; width: 4em; }
 main.row-detail { max-width: 1400px; display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 20px; padding-top: 16px; }
-.full-image { max-width: 100%; height: auto; border-radius: 8px; border: 1px solid var(--line); background: #fff; }
+.full-image { width: 100%; height: auto; image-rendering: auto; border-radius: 8px; border: 1px solid var(--line); background: #fff; }
 table.record th { color: var(--muted); font-weight: 500; width: 9em; }
 nav.neighbours a { font-weight: 600; }
 `;
