@@ -142,6 +142,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     say(
       `Ledger:  KIE_QUEUE_PREFIX=${config.KIE_QUEUE_PREFIX} npx kie-batch status ${batch}   (kept ${Math.round(config.KIE_LEDGER_TTL / 86_400_000)} days)`,
     );
+    if (!s3) {
+      say(
+        `Gallery: KIE_QUEUE_PREFIX=${config.KIE_QUEUE_PREFIX} ARCHIVE_DIR=${relative(process.cwd(), join(runDir, "images")) || "."} npx kie-batch dashboard   (then http://127.0.0.1:3000/batches/${batch})`,
+      );
+    }
     return finalStatus.archived === finalStatus.total ? 0 : 1;
   } finally {
     // Each failure was logged as it happened; the demo's outcome is the batch's.
