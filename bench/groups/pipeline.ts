@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { runBaselinePipeline } from "../lib/baseline.js";
+import { commandCounts, perRow } from "../lib/command-stats.js";
 import { createDeployment, startLiftedSimulator } from "../lib/deployment.js";
 import { type Figure, fmt, goalOn, ratioOf } from "../lib/figures.js";
 import type { BenchGroup } from "../lib/group.js";
@@ -25,7 +26,9 @@ export const pipelineGroup: BenchGroup = {
       await writeCsvManifest(file, rows, { promptLength: PROMPT });
 
       ctx.log(`  plain BullMQ baseline: ${fmt(rows)} rows, ${workers} processes`);
+      const baseBefore = await commandCounts(ctx.redis);
       const base = await runBaselinePipeline(ctx, sim.url, { rows, workers, promptLength: PROMPT });
+      const baseCommands = perRow(baseBefore, await commandCounts(ctx.redis), rows);
       ctx.log(`    ${fmt(rows / base.seconds)} rows/s, ${fmt(base.cpuMs / rows, 2)} CPU ms/row`);
 
       ctx.log(`  kie-batch: ${fmt(rows)} rows, ${workers} worker processes`);
@@ -33,15 +36,19 @@ export const pipelineGroup: BenchGroup = {
       try {
         const procs = await dep.startWorkers(workers);
         const cpu0 = procs.reduce((sum, p) => sum + p.cpuMs(), 0);
+        const commandsBefore = await commandCounts(ctx.redis);
         const started = performance.now();
         await dep.enqueue(file, "pipeline");
         const summary = await dep.waitFinished("pipeline", Math.max(600_000, rows * 50));
         const seconds = (performance.now() - started) / 1000;
         const cpuMs = procs.reduce((sum, p) => sum + p.cpuMs(), 0) - cpu0;
+        const commands = perRow(commandsBefore, await commandCounts(ctx.redis), rows);
         const peaks = procs.map((p) => p.peakRssMb());
         if (summary.failed > 0) ctx.log(`    (${summary.failed} rows failed)`);
         const bytes = await measureRowBytes(ctx.redis, dep.prefix, rows);
-        ctx.log(`    ${fmt(rows / seconds)} rows/s, ${fmt(cpuMs / rows, 2)} CPU ms/row`);
+        ctx.log(
+          `    ${fmt(rows / seconds)} rows/s, ${fmt(cpuMs / rows, 2)} CPU ms/row, ${fmt(commands.commands, 1)} Redis commands/row (${fmt(commands.scripts, 1)} script calls; plain BullMQ ${fmt(baseCommands.commands, 1)}, ${fmt(baseCommands.scripts, 1)})`,
+        );
         ctx.log(`    Redis bytes per archived row: ${fmt(bytes.perRow)} (${describeParts(bytes)})`);
         const rate = rows / seconds;
         const baseRate = rows / base.seconds;
@@ -69,6 +76,20 @@ export const pipelineGroup: BenchGroup = {
             goal: "≤ 1.5×",
             met: goalOn(ratioOf(cpu, baseCpu), "<=", 1.5),
           },
+          ...(ctx.privateRedis
+            ? [
+                {
+                  group,
+                  figure: "Redis commands per row (script-internal included; script calls in the note)",
+                  unit: "",
+                  measured: commands.commands,
+                  baseline: baseCommands.commands,
+                  ratio: ratioOf(commands.commands, baseCommands.commands),
+                  goal: "-",
+                  note: `script calls (EVALSHA, one round trip each) per row: ${fmt(commands.scripts, 1)}; plain BullMQ ${fmt(baseCommands.scripts, 1)}. Every client's commands, the bench's own enqueue and polling included; independent of load`,
+                },
+              ]
+            : []),
           {
             group,
             figure: "worker peak RSS per process (max)",
