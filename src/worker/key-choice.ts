@@ -73,9 +73,11 @@ export async function chooseKey(
       ...order.map((lane) => (notBefore.get(lane.id) ?? 0) - now).filter((ms) => ms > 0),
     );
     let capped = false;
-    const gates = await Promise.all(due.map((lane) => lane.fleet.readGate()));
-    for (const [i, lane] of due.entries()) {
-      const { paused, backoffMs } = gates[i]!;
+    // One key after the other, each gate read only when its turn comes: while slots are free (a
+    // burst at a fresh window) a create costs the round trips it costs with one key, no more, and
+    // the time from its admission to KIE's arrival stays within the limiter's margin.
+    for (const lane of due) {
+      const { paused, backoffMs } = await lane.fleet.readGate();
       let passed: "open" | "probe" = "open";
       if (paused) {
         const probed = await probePause(lane, paused, signal, log.child({ key: lane.id }));
