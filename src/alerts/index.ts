@@ -83,6 +83,8 @@ export interface WorkerAlerts {
   ledger(ledger: Ledger): Ledger;
   /** For `observeFleet`: pauses and probe resumes of this worker's stages. */
   fleet: FleetListener;
+  /** The same for another API key of the worker: its alerts name that key's account id and read its pause. */
+  fleetOf(account: string, getPause: () => Promise<PauseState | null>): FleetListener;
   /** Resolves when every queued alert is delivered or given up (tests). */
   idle(): Promise<void>;
   close(deadlineMs?: number): Promise<void>;
@@ -91,6 +93,7 @@ export interface WorkerAlerts {
 export const noAlerts: WorkerAlerts = {
   ledger: (ledger) => ledger,
   fleet: {},
+  fleetOf: () => ({}),
   idle: async () => {},
   close: async () => {},
 };
@@ -145,6 +148,7 @@ export function startAlerts(options: AlertsOptions): WorkerAlerts {
   return {
     ledger: (ledger) => alertingLedger(ledger, sender),
     fleet: fleetAlerts(sender, options.account, options.getPause),
+    fleetOf: (account, getPause) => fleetAlerts(sender, account, getPause),
     idle: () => sender.idle(),
     close(deadlineMs = 2_000) {
       closing ??= (async () => {

@@ -78,9 +78,14 @@ export async function registerKeys(
 export function keyLanes(
   keys: readonly WorkerKey[],
   first: { kie: KieApi; fleet: FleetPort },
-  instrument: { metrics: WorkerMetrics; listeners: readonly FleetListener[]; settings: FleetPortSettings },
+  instrument: {
+    metrics: WorkerMetrics;
+    /** What else hears of a key's pauses and resumes (alerts naming that key). */
+    listenersOf: (key: WorkerKey) => readonly FleetListener[];
+    settings: FleetPortSettings;
+  },
 ): KeyRing {
-  const { metrics, listeners, settings } = instrument;
+  const { metrics, listenersOf, settings } = instrument;
   return keyRing(
     keys.map((key, i) =>
       i === 0
@@ -89,7 +94,10 @@ export function keyLanes(
             id: key.id,
             account: key.account,
             kie: instrumentKie(key.kie, metrics),
-            fleet: observeFleet(createFleetPort(key.fleet, settings), [fleetMetrics(metrics), ...listeners]),
+            fleet: observeFleet(createFleetPort(key.fleet, settings), [
+              fleetMetrics(metrics),
+              ...listenersOf(key),
+            ]),
           },
     ),
   );

@@ -163,7 +163,11 @@ export async function startWorker(
       metrics,
       [alerts.fleet],
     );
-    const lanes = keyLanes(keys, ports, { metrics, listeners: [alerts.fleet], settings: portSettings });
+    const lanes = keyLanes(keys, ports, {
+      metrics,
+      listenersOf: (key) => [alerts.fleetOf(key.id, () => key.fleet.pause.get())],
+      settings: portSettings,
+    });
 
     const workers = new StageWorkers({
       connection: redis,

@@ -13,6 +13,7 @@ import { openOperator, type RunningWorker, startWorker } from "../../src/app/ind
 import { createLogger } from "../../src/core/logger.js";
 import { accountId } from "../../src/fleet/index.js";
 import { fleetLines } from "../../src/report/fleet-state.js";
+import { startAlertReceiver } from "../helpers/alert-receiver.js";
 import { harnessPerTest } from "../helpers/harness-per-test.js";
 import { until, type WorkerHarness } from "../helpers/worker-harness.js";
 
@@ -54,12 +55,11 @@ describe("a pool of API keys", () => {
     const { sim } = h.pipeline;
     sim.capKey(k2, true);
     const captured = capturingLogger();
+    const receiver = await startAlertReceiver();
     const worker: RunningWorker = await startWorker(
-      h.config({ KIE_API_KEYS: `${k2},${k3}=team` }),
+      h.config({ KIE_API_KEYS: `${k2},${k3}=team`, KIE_ALERT_WEBHOOK_URL: receiver.url }),
       captured.log,
-      {
-        adminListen: 0,
-      },
+      { adminListen: 0 },
     );
     let metrics = "";
     try {
@@ -70,9 +70,14 @@ describe("a pool of API keys", () => {
       const summary = await h.pipeline.waitFinished("pool", 40_000);
       expect(summary).toMatchObject({ total: 12, archived: 12, failed: 0 });
       metrics = await (await fetch(`http://127.0.0.1:${worker.admin!.port}/metrics`)).text();
+      await worker.alerts.idle();
     } finally {
       await worker.close(5_000);
+      await receiver.close();
     }
+    // The pause alert names the capped key's short hash (not the first key's), and no key at all.
+    expect(receiver.of("submissions.paused").map((a) => a.account)).toEqual([accountId(k2)]);
+    for (const key of [k1, k2, k3]) expect(receiver.bodies.join("\n")).not.toContain(key);
     const stats = sim.stats();
     expect(stats.createsByKey?.[k2]).toBeUndefined();
     expect((stats.createsByKey?.[k1] ?? 0) + (stats.createsByKey?.[k3] ?? 0)).toBe(12);
