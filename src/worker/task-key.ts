@@ -51,11 +51,14 @@ export async function keyMissing(
     return delay(Math.min(KEY_MISSING_RECHECK_MS, deps.graceMs), { ...job.data, keyMissingSince: since });
   }
   const error = `task ${taskId} was created with API key ${keyId}, which no worker polling it has had for ${Math.round(deps.graceMs / 1000)} s: give the workers that key again (KIE_API_KEYS), then \`kie-batch retry\` polls the task again`;
-  await deps.ledger.transition(batch, rowId, {
+  const moved = await deps.ledger.transition(batch, rowId, {
     from: ["submitted", "generating"],
     to: "failed",
     set: { error },
   });
-  job.log.error({ taskId, key: keyId }, "no worker has the task's API key: row failed");
+  // A row already archiving (its image is paid for) is never failed here: it waits in archiving
+  // for a worker with the key, which the reconciler's next pass gives its job again.
+  if (moved.ok) job.log.error({ taskId, key: keyId }, "no worker has the task's API key: row failed");
+  else job.log.warn({ taskId, key: keyId, status: moved.row?.status }, "no worker has the task's API key");
   return done;
 }
