@@ -3,7 +3,7 @@ import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
 import type { KeyRing } from "../fleet/key-ring.js";
 import { isKieError } from "../kie/errors.js";
-import { CREDITS_BY_ACCELERATION, CREDITS_UPPER_BOUND, type KieApi, type TaskRecord } from "../kie/types.js";
+import type { KieApi, TaskRecord } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
 import { jobKey, type PollJob, pollJobSchema } from "./jobs.js";
@@ -183,15 +183,12 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
 }
 
 /**
- * What a row costs when the API does not say: an image-to-image or edit row its estimate (its
- * model's price, KIE_PRICES applied, at enqueue); else the price of its acceleration, else the dearest.
+ * What a row costs when the API does not say: its estimate, made at enqueue from its model's and
+ * acceleration's price (KIE_PRICES applied), which is also what its reservation holds: settling
+ * at it never passes the budget the reservation was checked against.
  */
-function priceOf(row: Pick<RowRecord, "params" | "estimatedCredits">): number {
-  if (row.params.model === "image-to-image" || row.params.model === "edit") return row.estimatedCredits;
-  const level = row.params.acceleration_level;
-  return typeof level === "string" && level in CREDITS_BY_ACCELERATION
-    ? CREDITS_BY_ACCELERATION[level as keyof typeof CREDITS_BY_ACCELERATION]
-    : CREDITS_UPPER_BOUND;
+function priceOf(row: Pick<RowRecord, "estimatedCredits">): number {
+  return row.estimatedCredits;
 }
 
 /** A failed generation is resubmitted up to KIE_MAX_RESUBMITS times (each costs), then the row fails. */
