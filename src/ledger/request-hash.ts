@@ -9,10 +9,13 @@ import { createHash } from "node:crypto";
  * included as is: a field this code does not know makes hashes differ, never collide). What is
  * normalised away: parameter order (keys are sorted), values equal to the API's documented
  * text-to-image defaults (an absent `image_size` and `landscape_4_3` are one request), an absent
- * model (text-to-image). An edit row's input image is named by its content (`image_sha256`) when
- * the row has it, else by its URL: the local path and an uploaded copy's URL say nothing more.
+ * model (text-to-image). An edit or image-to-image row's input image is named by its content
+ * (`image_sha256`, a local file read at enqueue): the local path and an uploaded copy's URL say
+ * nothing more.
  *
- * A row without a `seed` has no hash: its output is random, so it is never reused.
+ * A row without a `seed` has no hash: its output is random, so it is never reused. Nor has a row
+ * whose input image is only a URL (`image_url` without `image_sha256`): what that URL serves may
+ * change, and a new image at the same address must not be answered with the old one's output.
  */
 
 /** Bumped when the canonical form changes: entries under an older version are never read. */
@@ -32,7 +35,7 @@ const DEFAULT_MODEL = "text-to-image";
 /** Fields that name the input image by location only, dropped when its content hash is there. */
 const IMAGE_LOCATIONS = ["image_path", "image_url"] as const;
 
-/** The hash (64 hex) of a row's effective request, or undefined for a row without a seed. */
+/** The hash (64 hex) of a row's effective request, or undefined for a row never reused (see above). */
 export function requestHash(prompt: string, params: Readonly<Record<string, unknown>>): string | undefined {
   const canonical = canonicalRequest(prompt, params);
   if (canonical === undefined) return undefined;
@@ -47,6 +50,9 @@ export function canonicalRequest(
   if (typeof params.seed !== "number" || !Number.isFinite(params.seed)) return undefined;
   const model = typeof params.model === "string" && params.model !== "" ? params.model : DEFAULT_MODEL;
   const byContent = typeof params.image_sha256 === "string" && params.image_sha256 !== "";
+  // An input image known only by its address: its content is not known, so neither is the request.
+  if (!byContent && IMAGE_LOCATIONS.some((name) => params[name] !== undefined && params[name] !== ""))
+    return undefined;
   const fields: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(params)) {
     if (value === undefined || value === null || value === "") continue;

@@ -52,7 +52,7 @@ describe("requestHash", () => {
   it.each([
     ["another seed", { seed: 4 }],
     ["another size", { seed: 3, image_size: "square" }],
-    ["another model", { seed: 3, model: "edit", image_url: "https://img.example/a.png" }],
+    ["another model", { seed: 3, model: "edit", image_sha256: "ab".repeat(32) }],
     ["a negative prompt", { seed: 3, negative_prompt: "blurry" }],
     ["a parameter this code does not know", { seed: 3, sync_mode: true }],
   ])("%s is another request", (_, params) => {
@@ -65,7 +65,7 @@ describe("requestHash", () => {
   });
 
   it("a default of text-to-image is not normalised for the other models", () => {
-    const base = { seed: 3, model: "image-to-image", image_url: "https://img.example/a.png" };
+    const base = { seed: 3, model: "image-to-image", image_sha256: "ab".repeat(32) };
     expect(requestHash(PROMPT, { ...base, num_inference_steps: 30 })).not.toBe(requestHash(PROMPT, base));
   });
 
@@ -83,12 +83,20 @@ describe("requestHash", () => {
     expect(requestHash(PROMPT, { ...here, image_sha256: "cd".repeat(32) })).not.toBe(
       requestHash(PROMPT, here),
     );
-    // By URL, when that is all there is.
-    const byUrl = { seed: 3, model: "edit", image_url: "https://img.example/a.png" };
-    expect(requestHash(PROMPT, { ...byUrl, image_url: "https://img.example/b.png" })).not.toBe(
-      requestHash(PROMPT, byUrl),
-    );
   });
+
+  it.each([
+    ["an edit", "edit", "image_url", "https://img.example/a.png"],
+    ["an image-to-image", "image-to-image", "image_url", "https://img.example/a.png"],
+    ["an edit", "edit", "image_path", "/data/a.png"],
+  ])(
+    "%s row whose input image is known only by its %s has no hash: what it serves may change",
+    (_label, model, field, value) => {
+      const params = { seed: 3, model, [field]: value };
+      expect(requestHash(PROMPT, params)).toBeUndefined();
+      expect(canonicalRequest(PROMPT, params)).toBeUndefined();
+    },
+  );
 
   it("a row without a seed has no hash: its output is random, it is never reused", () => {
     expect(requestHash(PROMPT, {})).toBeUndefined();

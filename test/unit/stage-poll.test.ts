@@ -185,16 +185,19 @@ describe("poll stage", () => {
     ["text-to-image, priced by KIE_PRICES", { acceleration_level: "none" }, 5],
     ["text-to-image without an acceleration", {}, 3],
     ["edit", { model: "edit", image_url: "https://img.example/a.png" }, 12],
-  ])("an answer without creditsConsumed settles %s at the row's own estimate", async (_n, params, estimate) => {
-    for (const status of ["success", "failed"] as const) {
-      const f = setup({
-        row: { params, estimatedCredits: estimate },
-        task: async () => ({ taskId: "t-1", status, imageUrls: ["https://files.example/t-1.png"] }),
-      });
-      await pollStage.run(stageJob(pollJob()), f.deps);
-      expect(f.settled).toEqual([estimate]);
-    }
-  });
+  ])(
+    "an answer without creditsConsumed settles %s at the row's own estimate",
+    async (_n, params, estimate) => {
+      for (const status of ["success", "failed"] as const) {
+        const f = setup({
+          row: { params, estimatedCredits: estimate },
+          task: async () => ({ taskId: "t-1", status, imageUrls: ["https://files.example/t-1.png"] }),
+        });
+        await pollStage.run(stageJob(pollJob()), f.deps);
+        expect(f.settled).toEqual([estimate]);
+      }
+    },
+  );
 
   it("a move to archiving whose reply was lost and was sent again still adds the archive job", async () => {
     const f = setup({
