@@ -13,6 +13,12 @@ export interface ModelRulesContext {
   images?: ImageFiles;
   /** The deployment's API flavour, when known: the seed's `qwen` endpoints only do text-to-image. */
   apiFlavor?: ApiFlavor;
+  /**
+   * Whether the row itself gives a field (not `--set` or the file's defaults). A field its model
+   * does not take is refused when the row gives it, and left out when it comes from a value
+   * shared by every row (a mixed manifest's `--set image_size=...`). @defaultValue every field
+   */
+  rowGives?: (field: string) => boolean;
 }
 
 /**
@@ -29,20 +35,19 @@ export function applyModelRules(
   const out: GenerationParams = model === "text-to-image" ? rest : { ...rest, model };
   const quoted = `model "${model}"`;
 
-  if (out.strength !== undefined && model !== "image-to-image") {
-    problems.push({
-      field: "strength",
-      message: `strength applies only to model "image-to-image", not ${quoted}`,
-    });
+  const rowGives = context.rowGives ?? (() => true);
+  // A field the model does not take: the row's own is an error, a shared one is not sent.
+  const notTaken = (field: keyof GenerationParams, message: string) => {
+    if (out[field] === undefined) return;
+    if (rowGives(field)) problems.push({ field, message });
+    else delete out[field];
+  };
+  if (model !== "image-to-image") {
+    notTaken("strength", `strength applies only to model "image-to-image", not ${quoted}`);
   }
   if (!needsInputImage(model)) {
     for (const field of ["image_url", "image_path"] as const) {
-      if (out[field] !== undefined) {
-        problems.push({
-          field,
-          message: `${quoted} takes no input image (set model to image-to-image or edit)`,
-        });
-      }
+      notTaken(field, `${quoted} takes no input image (set model to image-to-image or edit)`);
     }
     return { params: out, problems };
   }
@@ -53,8 +58,8 @@ export function applyModelRules(
       message: `${quoted} needs KIE's market API: set KIE_API_FLAVOR=jobs (this deployment speaks the seed's qwen endpoints, which only do text-to-image)`,
     });
   }
-  if (model === "image-to-image" && out.image_size !== undefined) {
-    problems.push({ field: "image_size", message: `image_size does not apply to ${quoted}` });
+  if (model === "image-to-image") {
+    notTaken("image_size", `image_size does not apply to ${quoted}`);
   }
   const promptLength = [...out.prompt].length;
   if (model === "edit" && promptLength > LIMITS.editPromptMaxChars) {

@@ -128,7 +128,10 @@ export function createRowValidator(context: RowContext): (raw: RawRow) => RowRes
           ...(sharedUrl === undefined ? {} : { image_url: sharedUrl }),
           ...(sharedPath === undefined ? {} : { image_path: sharedPath }),
         };
-    const checked = applyModelRules({ prompt: prompt.value, ...base, ...layer.params }, modelContext);
+    const checked = applyModelRules(
+      { prompt: prompt.value, ...base, ...layer.params },
+      { ...modelContext, rowGives: (field) => Object.hasOwn(layer.params, field) },
+    );
     if (checked.problems.length > 0) {
       return { ok: false, errors: sortByColumnOrder(checked.problems, raw.fields).map(toError), warnings };
     }

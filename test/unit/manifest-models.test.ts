@@ -114,6 +114,51 @@ describe("validation per model", () => {
     expect(errors(fields)).toEqual([message]);
   });
 
+  describe("a value shared by every row (--set, the file's defaults) goes only to the models that take it", () => {
+    const url = "https://x.test/a.png";
+    const mixed = [
+      { prompt: "a shoe" },
+      { prompt: "redo", model: "image-to-image", image_url: url },
+      { prompt: "redo", model: "edit", image_url: url },
+    ];
+
+    it("--set image_size: kept for text-to-image and edit, not sent for image-to-image", () => {
+      const sizes = mixed.map(
+        (fields) => row(fields, { sets: { image_size: "square_hd" } }).params.image_size,
+      );
+      expect(sizes).toEqual(["square_hd", undefined, "square_hd"]);
+    });
+
+    it("a default strength: kept for image-to-image, not sent for the others", () => {
+      const strengths = mixed.map((fields) => row(fields, { defaults: { strength: 0.4 } }).params.strength);
+      expect(strengths).toEqual([undefined, 0.4, undefined]);
+    });
+
+    it("a shared image_url is not sent for text-to-image", () => {
+      const r = row({ prompt: "a shoe" }, { sets: { image_url: url } });
+      expect(r.params.image_url).toBeUndefined();
+      expect(r.id).toBe(row({ prompt: "a shoe" }).id);
+    });
+
+    it("the row's own field is still refused, with the usual message", () => {
+      expect(
+        errors(
+          { prompt: "redo", model: "image-to-image", image_url: url, image_size: "square" },
+          { sets: { image_size: "square_hd" } },
+        ),
+      ).toEqual(['batch.csv:4: image_size: image_size does not apply to model "image-to-image"']);
+      expect(
+        errors(
+          { prompt: "redo", model: "edit", image_url: url, strength: "0.5" },
+          { defaults: { strength: 0.4 } },
+        ),
+      ).toEqual(['batch.csv:4: strength: strength applies only to model "image-to-image", not model "edit"']);
+      expect(errors({ prompt: "a shoe", image_url: url })).toEqual([
+        'batch.csv:4: image_url: model "text-to-image" takes no input image (set model to image-to-image or edit)',
+      ]);
+    });
+  });
+
   it("a market-only model on a deployment set to the seed's qwen endpoints is refused with the fix", () => {
     expect(
       errors(
