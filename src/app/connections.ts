@@ -40,6 +40,15 @@ export interface ConnectRedisOptions {
    * @defaultValue unset (a long-lived client that reconnects forever)
    */
   oneShotTimeoutMs?: number;
+  /**
+   * On a Cluster, a command cut by a failover is tried again for about 2 s (ioredis's defaults)
+   * instead of `CLUSTER_REDIRECTIONS` seconds: for the stage workers' own connection, whose
+   * blocking fetch must come back to BullMQ's recovery soon rather than be held through the
+   * failover (held, workers sometimes fetched nothing more from a queue whose master died: 1 run
+   * in ~5 of test/e2e/cluster-worker's batch, 1 in ~15 with this). Ledger and queue writes keep
+   * the long retry: with ioredis's short one, 2 runs in 6 paid a row twice. @defaultValue false
+   */
+  shortFailover?: boolean;
 }
 
 /** Reconnect forever with a capped, growing delay: Redis restarts must not kill workers. */
@@ -108,9 +117,13 @@ function connectCluster(
     lazyConnect: options.lazy ?? false,
     enableReadyCheck: true,
     scaleReads: "master",
-    retryDelayOnFailover: CLUSTER_FAILOVER_RETRY_MS,
-    retryDelayOnClusterDown: CLUSTER_FAILOVER_RETRY_MS,
-    maxRedirections: CLUSTER_REDIRECTIONS,
+    ...(options.shortFailover
+      ? {}
+      : {
+          retryDelayOnFailover: CLUSTER_FAILOVER_RETRY_MS,
+          retryDelayOnClusterDown: CLUSTER_FAILOVER_RETRY_MS,
+          maxRedirections: CLUSTER_REDIRECTIONS,
+        }),
     clusterRetryStrategy: oneShot === undefined ? reconnectDelay : () => null,
     enableOfflineQueue: oneShot === undefined,
     // With TLS, nodes are connected to by the names given (as ioredis advises for managed
@@ -167,10 +180,11 @@ function reasonOf(error: unknown): string {
  */
 export async function openRedis(
   config: Pick<Config, "REDIS_URL" | "REDIS_CLUSTER_NODES" | "REDIS_PASSWORD" | "REDIS_CONNECT_TIMEOUT">,
-  options: { forWorker?: boolean; timeoutMs?: number } = {},
+  options: { forWorker?: boolean; timeoutMs?: number; shortFailover?: boolean } = {},
 ): Promise<RedisClient> {
   const endpoint = redisEndpoint(config);
   const redis = connectRedis(endpoint, {
+    ...(options.shortFailover ? { shortFailover: true } : {}),
     lazy: true,
     maxRetriesPerRequest: options.forWorker ? null : 1,
     connectionName: "kie-batch",

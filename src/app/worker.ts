@@ -169,8 +169,13 @@ export async function startWorker(
       settings: portSettings,
     });
 
+    // On a cluster the stage workers fetch through a connection of their own (`shortFailover`).
+    const fetchRedis = config.REDIS_CLUSTER_NODES
+      ? await openRedis(config, { forWorker: true, shortFailover: true })
+      : redis;
+    if (fetchRedis !== redis) releasers.push("stage workers' connection", () => fetchRedis.disconnect());
     const workers = new StageWorkers({
-      connection: redis,
+      connection: fetchRedis,
       queuePrefix: config.KIE_QUEUE_PREFIX,
       ledger: ports.ledger,
       log,
