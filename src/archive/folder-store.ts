@@ -5,6 +5,7 @@ import { type FileHandle, mkdir, open, readFile, rename, stat, unlink } from "no
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { destroyOnAbort } from "./abort-body.js";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
 import { ArchiveStoreError, classifyStoreError, isArchiveStoreError } from "./store-error.js";
@@ -124,12 +125,16 @@ export function createFolderStore(rootDir: string): ArchiveStore {
           await handle.close();
           return undefined;
         }
-        const body = handle.createReadStream(options.signal ? { signal: options.signal } : {});
+        const contentType = await contentTypeOf(metaPathOf(path));
+        // Every await is above: the stream is made last, when nothing can abort before the caller
+        // holds it; an abort after that destroys it without an error event, which no listener may
+        // be there to take yet (an unheard stream error would end the dashboard's process).
+        options.signal?.throwIfAborted();
         return {
-          body,
+          body: destroyOnAbort(handle.createReadStream(), options.signal),
           size: info.size,
           etag: `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}-${info.ino.toString(16)}"`,
-          contentType: await contentTypeOf(metaPathOf(path)),
+          contentType,
         };
       } catch (error) {
         await handle.close().catch(() => {});

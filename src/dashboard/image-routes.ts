@@ -24,7 +24,14 @@ export function imageRouter(options: ImageRoutesOptions): Router {
     const found = await imageOf(ledger, req, res);
     if (!found || !options.store) return found ? notFound(res, "no archive store") : undefined;
     const controller = abortOnClose(res);
-    const object = await options.store.get(found.key, { signal: controller.signal });
+    const object = await options.store
+      .get(found.key, { signal: controller.signal })
+      .catch((error: unknown) => {
+        // The client went away while the store was read: nobody to answer, nothing to report.
+        if (controller.signal.aborted) return null;
+        throw error;
+      });
+    if (object === null) return;
     if (!object) return notFound(res, `the store has no object ${found.key}`);
     const isImage = /^image\/(png|jpeg|webp|gif|avif)$/.test(object.contentType);
     res.set({
@@ -85,7 +92,8 @@ export async function findRow(
   }
 }
 
-/** The row's n-th image, refused (403) when its key is outside the batch's prefix. */ async function imageOf(
+/** The row's n-th image, refused (403) when its key is outside the batch's prefix. */
+async function imageOf(
   ledger: Pick<Ledger, "getRow">,
   req: Request,
   res: Response,
@@ -108,13 +116,13 @@ export async function findRow(
   }
   return { key: image.key, sha256: image.sha256 };
 }
+
 export function notFound(res: Response, what: string): void {
   res.status(404).set("Cache-Control", "no-store").type("text/plain").send(`kie-batch dashboard: ${what}\n`);
 }
 
-/** A POST from another site carries its own Origin: refuse it (browsers always send Origin on POST). */ function abortOnClose(
-  res: Response,
-): AbortController {
+/** A signal that aborts when the client goes away before the answer is finished. */
+function abortOnClose(res: Response): AbortController {
   const controller = new AbortController();
   res.on("close", () => {
     if (!res.writableFinished) controller.abort(new Error("client went away"));

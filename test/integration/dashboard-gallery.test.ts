@@ -1,7 +1,9 @@
-import { Readable } from "node:stream";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createS3Store } from "../../src/archive/s3-store.js";
+import type { ArchiveStore } from "../../src/archive/types.js";
 import { startDashboard } from "../../src/dashboard/server.js";
 import { readFleetState } from "../../src/report/fleet-state.js";
 import {
@@ -218,7 +220,48 @@ describe("the folder store's get()", () => {
     aborted.abort(new Error("stop"));
     await expect(g.store.get(`${GALLERY}/fox.png`, { signal: aborted.signal })).rejects.toThrow("stop");
   });
+
+  it("an abort at any moment of a read (a client closing mid-request) never becomes an uncaught error", async () => {
+    await abortsAtEveryMoment(g.store, `${GALLERY}/fox.png`);
+  });
 });
+
+/**
+ * Reads `key` hundreds of times, aborting after 0..15 event-loop turns (inside `get`, between its
+ * awaits, or after it returned), and reads the body as the image route does. No abort may surface
+ * as an uncaught exception: in the dashboard that ends the process.
+ */
+async function abortsAtEveryMoment(store: Pick<ArchiveStore, "get">, key: string): Promise<void> {
+  const uncaught: unknown[] = [];
+  const onUncaught = (error: unknown) => uncaught.push(error);
+  process.on("uncaughtException", onUncaught);
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+  let served = 0;
+  let refused = 0;
+  try {
+    for (let i = 0; i < 320; i++) {
+      const controller = new AbortController();
+      const reading = store.get(key, { signal: controller.signal }).then(
+        async (object) => {
+          await pipeline(object!.body, new Writable({ write: (_chunk, _enc, done) => done() })).then(
+            () => served++,
+            () => refused++,
+          );
+        },
+        () => refused++,
+      );
+      for (let t = 0; t < i % 16; t++) await turn();
+      controller.abort(new Error("client went away"));
+      await reading;
+      await turn(); // an error event is emitted on the next tick: give it one to surface
+    }
+  } finally {
+    process.off("uncaughtException", onUncaught);
+  }
+  expect(uncaught).toEqual([]);
+  expect(served + refused).toBe(320);
+  expect(refused).toBeGreaterThan(0);
+}
 
 describe("images from S3 (s3rver)", () => {
   const s3 = s3rverContext();
@@ -236,6 +279,16 @@ describe("images from S3 (s3rver)", () => {
       expect(Buffer.concat(chunks).equals(body)).toBe(true);
       expect(await store.get("b/missing.png")).toBeUndefined();
       await expect(store.get("../escape.png")).rejects.toThrow(/Invalid archive key/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("an abort at any moment of a read never becomes an uncaught error", async () => {
+    const store = createS3Store({ ...s3.s3.clientOptions, bucket: s3.s3.bucket, prefix: "abort/" });
+    try {
+      await store.put("b/x.png", Readable.from([Buffer.alloc(256 * 1024, 7)]), { contentType: "image/png" });
+      await abortsAtEveryMoment(store, "b/x.png");
     } finally {
       await store.close();
     }
