@@ -10,7 +10,7 @@ export interface Fleet {
   readonly accountId: string;
   /**
    * Where its rate windows live: `accountId`, or the shared id of its named account (KIE_ACCOUNTS),
-   * whose keys share one window. Pauses, backoff and in-flight slots stay the key's own.
+   * whose keys share one window and one 429/455 backoff. Pauses and in-flight slots stay the key's own.
    */
   readonly windowId: string;
   /** Creates: sliding window, one shared value per account (`createLimiter.configureRate`). */
@@ -21,7 +21,7 @@ export interface Fleet {
   readonly inFlight: InFlight;
   /** Fleet pause (manual, 401, 402, 433) and its probes. */
   readonly pause: FleetPause;
-  /** Fleet backoff after 429 / 455. */
+  /** Fleet backoff after 429 / 455: the account's (under `windowId`). */
   readonly backoff: FleetBackoff;
   /** Pause and backoff in one round trip: check before each submit. */
   readGate(): Promise<SubmitGate>;

@@ -112,12 +112,13 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
       ...scriptClock,
     }),
     pause: new FleetPause(redis, { accountId: id, ...scriptClock }),
+    // KIE's 429 and 455 are the account's: every key of it backs off. Pauses stay the key's.
     backoff: new FleetBackoff(redis, {
-      accountId: id,
+      accountId: windowId,
       ...scriptClock,
       ...(options.backoffSchedule ? { schedule: options.backoffSchedule } : {}),
     }),
-    readGate: () => readSubmitGate(redis, id, options.scriptClock),
+    readGate: () => readSubmitGate(redis, id, windowId, options.scriptClock),
   };
 }
 

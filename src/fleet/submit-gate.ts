@@ -3,7 +3,7 @@ import { accountKey } from "./account.js";
 import { type PauseState, parsePauseState } from "./pause.js";
 
 /**
- * What a submitter reads before each create: the account's pause and backoff in one round trip
+ * What a submitter reads before each create: the key's pause and its account's backoff at once
  * (no pub/sub: a worker that missed a message would keep spending).
  */
 export interface SubmitGate {
@@ -14,14 +14,31 @@ export interface SubmitGate {
 }
 
 const READ_GATE = RedisScript.fromFile(new URL("./scripts/read-gate.lua", import.meta.url));
+const READ_BACKOFF = RedisScript.fromFile(new URL("./scripts/backoff-read.lua", import.meta.url));
 
-/** `scriptClock`: "now" of the backoff check, epoch ms; absent, the Redis server's clock. */
+/**
+ * `keyId`: where the key's pause lives; `windowId`: where its account's 429/455 backoff lives (KIE
+ * limits per account). One round trip when they are one id; two sent together when the key
+ * belongs to a named account (two hash tags: two slots on a cluster, so never one script).
+ * `scriptClock`: "now" of the backoff check, epoch ms; absent, the Redis server's clock.
+ */
 export async function readSubmitGate(
   redis: RedisClient,
-  accountId: string,
+  keyId: string,
+  windowId: string,
   scriptClock?: ScriptClock,
 ): Promise<SubmitGate> {
-  const keys = [accountKey(accountId, "pause"), accountKey(accountId, "backoff")];
-  const [pause, backoffMs] = (await READ_GATE.run(redis, keys, [], scriptClock)) as [unknown, number];
-  return { paused: parsePauseState(hashFromReply(pause)), backoffMs: Number(backoffMs) };
+  if (keyId === windowId) {
+    const keys = [accountKey(keyId, "pause"), accountKey(keyId, "backoff")];
+    const [pause, backoffMs] = (await READ_GATE.run(redis, keys, [], scriptClock)) as [unknown, number];
+    return { paused: parsePauseState(hashFromReply(pause)), backoffMs: Number(backoffMs) };
+  }
+  const [pause, backoff] = await Promise.all([
+    redis.hgetall(accountKey(keyId, "pause")),
+    READ_BACKOFF.run(redis, [accountKey(windowId, "backoff")], [], scriptClock) as Promise<
+      [string | null, number, number, number]
+    >,
+  ]);
+  const [, , untilMs, now] = backoff;
+  return { paused: parsePauseState(pause), backoffMs: Math.max(0, Number(untilMs) - Number(now)) };
 }
