@@ -18,6 +18,18 @@ export function isLoopbackHost(host: string): boolean {
   return isIP(host) === 4 && host.startsWith("127.");
 }
 
+/**
+ * True for a `Host` header naming this machine: `localhost`, 127.x.x.x or `[::1]`, with or
+ * without a port. Without a token the dashboard answers only these: a page of another site whose
+ * name was rebound to 127.0.0.1 (DNS rebinding) sends its own name, and is refused.
+ */
+export function isLoopbackHostHeader(header: string | undefined): boolean {
+  const match = /^(\[[^\]]*\]|[^:[\]]*)(?::\d{1,5})?$/.exec((header ?? "").trim().toLowerCase());
+  if (!match) return false;
+  const name = match[1]!;
+  return name === "localhost" || name === "[::1]" || (isIP(name) === 4 && name.startsWith("127."));
+}
+
 /** Equal strings, in time that does not depend on where they differ (both are hashed first). */
 export function tokensEqual(given: string, expected: string): boolean {
   const a = createHash("sha256").update(given).digest();

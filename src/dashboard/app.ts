@@ -5,7 +5,7 @@ import type { Clock } from "../core/clock.js";
 import type { Ledger } from "../ledger/index.js";
 import type { FleetState } from "../report/fleet-state.js";
 import type { Stage } from "../worker/jobs.js";
-import { createAccess } from "./access.js";
+import { createAccess, isLoopbackHostHeader } from "./access.js";
 import { batchRouter, type RetryOutcome, type RetryScope } from "./batch-routes.js";
 import { bullBoardRouter } from "./bull-board.js";
 import { createFailureReader } from "./failures.js";
@@ -101,6 +101,18 @@ export function createDashboardApp(options: DashboardAppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("json spaces", 2);
+
+  if (options.authToken === undefined) {
+    // No token: loopback only, and only under a loopback name (DNS rebinding: access.ts).
+    app.use((req, res, next) => {
+      if (isLoopbackHostHeader(req.headers.host)) return next();
+      res
+        .status(421)
+        .set("Cache-Control", "no-store")
+        .type("text/plain")
+        .send("kie-batch dashboard: without a token it answers only to localhost, 127.0.0.1 or [::1]\n");
+    });
+  }
 
   app.get("/healthz", async (_req, res) => {
     try {

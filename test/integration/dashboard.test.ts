@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QueueSet } from "../../src/bull/queues.js";
 import type { Overview } from "../../src/dashboard/overview.js";
@@ -152,6 +153,22 @@ describe("bull-board and health", () => {
     expect(api.queues.map((q) => q.name).sort()).toEqual(["archive", "poll", "submit"]);
     expect(api.queues.every((q) => q.readOnlyMode)).toBe(true);
     expect(api.queues.find((q) => q.name === "submit")?.counts.waiting).toBe(1);
+  });
+
+  it("without a token answers only to a loopback Host: a rebound name gets 421 (DNS rebinding)", async () => {
+    const { port } = new URL(fixture.dashboard.url);
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port, path: "/api/batches", headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", reject).end();
+      });
+    for (const host of ["evil.example", "evil.example:" + port, "10.0.0.1", "127.0.0.1.evil.example"])
+      expect(await status(host), host).toBe(421);
+    for (const host of ["localhost", `localhost:${port}`, "127.0.0.1", `127.0.0.1:${port}`, `[::1]:${port}`])
+      expect(await status(host), host).toBe(200);
   });
 
   it("answers /healthz while Redis does", async () => {

@@ -3,6 +3,7 @@ import {
   csrfToken,
   csrfValid,
   isLoopbackHost,
+  isLoopbackHostHeader,
   parseCookies,
   tokensEqual,
 } from "../../src/dashboard/access.js";
@@ -140,6 +141,24 @@ describe("access checks", () => {
     expect(csrfValid(key, "loopback", token)).toBe(false);
     expect(csrfValid(key, "token", undefined)).toBe(false);
     expect(csrfValid(key, "token", [token])).toBe(false);
+  });
+
+  it("takes only a loopback name as the Host header of a dashboard without a token", () => {
+    for (const host of ["localhost", "LOCALHOST:3000", "127.0.0.1", "127.1.2.3:80", "[::1]", "[::1]:3000"])
+      expect(isLoopbackHostHeader(host), host).toBe(true);
+    for (const host of [
+      undefined,
+      "",
+      "evil.example",
+      "localhost.evil.example",
+      "127.0.0.1.nip.io",
+      "0.0.0.0:3000",
+      "[::]",
+      "::1",
+      "10.0.0.1",
+      "localhost:3000:1",
+    ])
+      expect(isLoopbackHostHeader(host), String(host)).toBe(false);
   });
 
   it("knows loopback hosts, reads cookies, and sends a login only to its own paths", () => {
