@@ -7,6 +7,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import { destroyOnAbort } from "./abort-body.js";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
 import { ArchiveStoreError, classifyStoreError, httpStatusOf, isArchiveStoreError } from "./store-error.js";
@@ -55,6 +56,8 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
       requestHandler: { connectionTimeout: 10_000 },
     });
   const ownsClient = options.client === undefined;
+  // Cleared for good the first time the store refuses ChecksumAlgorithm on a copy (see copy).
+  let checksumOnCopy = true;
 
   const objectKey = (key: string): string => {
     assertValidKey(key);
@@ -109,10 +112,11 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
       const source = objectKey(fromKey);
       const metadata = copyOptions.metadata ?? {};
       assertValidMetadata(metadata);
-      try {
-        // Server-side: the bytes never pass through the worker. Asking for a SHA256 checksum
-        // makes real S3 compute one over the copy, which the caller checks; s3rver answers none.
-        const answer = await client.send(
+      // Server-side: the bytes never pass through the worker. Asking for a SHA256 checksum
+      // makes real S3 compute one over the copy, which the caller checks; s3rver answers none.
+      // CopySourceIfMatch: a source rewritten since the caller's HEAD is not copied (412).
+      const send = (withChecksum: boolean) =>
+        client.send(
           new CopyObjectCommand({
             Bucket: bucket,
             Key,
@@ -120,15 +124,32 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
             MetadataDirective: "REPLACE",
             Metadata: metadata,
             ContentType: copyOptions.contentType,
-            ChecksumAlgorithm: "SHA256",
+            ...(copyOptions.ifMatch === undefined ? {} : { CopySourceIfMatch: copyOptions.ifMatch }),
+            ...(withChecksum ? { ChecksumAlgorithm: "SHA256" as const } : {}),
           }),
           { abortSignal: signal },
         );
+      try {
+        let answer: Awaited<ReturnType<typeof send>>;
+        let refused = false;
+        try {
+          answer = await send(checksumOnCopy);
+        } catch (error) {
+          // Some S3-compatibles reject the checksum header (400 InvalidArgument, 501
+          // NotImplemented): sent once more without it, and if that goes through, never again.
+          if (!checksumOnCopy || signal?.aborted || !refusesChecksum(error)) throw error;
+          answer = await send(false);
+          refused = checksumOnCopy;
+          checksumOnCopy = false;
+        }
         const checksum = answer.CopyObjectResult?.ChecksumSHA256;
         // A composite checksum (`...-N`, of a multipart object's parts) is not the bytes' sha256.
-        return checksum && !checksum.includes("-")
-          ? { sha256: Buffer.from(checksum, "base64").toString("hex") }
-          : {};
+        return {
+          ...(checksum && !checksum.includes("-")
+            ? { sha256: Buffer.from(checksum, "base64").toString("hex") }
+            : {}),
+          ...(refused ? { checksumRefused: true } : {}),
+        };
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
         throw toStoreError(error, "copy", `s3://${bucket}/${source} -> ${Key}`);
@@ -138,15 +159,27 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
     async get(key, getOptions = {}) {
       const { signal } = getOptions;
       const Key = objectKey(key);
+      // The SDK's abort is tied to the request only while it is in flight: tied to the caller's
+      // signal for good, an abort after `get` returned would destroy the body with an error
+      // before the caller listens on it. After that the body ends without one (destroyOnAbort).
+      const inFlight = new AbortController();
+      const onAbort = () => inFlight.abort(signal?.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
       try {
+        signal?.throwIfAborted();
         const answer = await client.send(new GetObjectCommand({ Bucket: bucket, Key }), {
-          abortSignal: signal,
+          abortSignal: inFlight.signal,
         });
         // In Node the SDK's body is the HTTP response itself: streamed, never buffered whole.
         const body = answer.Body as Readable | undefined;
         if (!body) return undefined;
+        signal?.removeEventListener("abort", onAbort);
+        if (signal?.aborted) {
+          body.destroy();
+          throw signal.reason;
+        }
         return {
-          body,
+          body: destroyOnAbort(body, signal),
           size: answer.ContentLength ?? 0,
           etag: answer.ETag ?? `"${answer.LastModified?.getTime().toString(16) ?? "0"}"`,
           contentType: answer.ContentType ?? "application/octet-stream",
@@ -156,6 +189,8 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
         if ((error as { name?: unknown }).name === "NoSuchKey" || httpStatusOf(error) === 404)
           return undefined;
         throw toStoreError(error, "get", `s3://${bucket}/${Key}`);
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
       }
     },
 
@@ -165,7 +200,11 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
         const answer = await client.send(new HeadObjectCommand({ Bucket: bucket, Key }), {
           abortSignal: signal,
         });
-        return { size: answer.ContentLength ?? 0, metadata: answer.Metadata ?? {} };
+        return {
+          size: answer.ContentLength ?? 0,
+          metadata: answer.Metadata ?? {},
+          ...(answer.ETag ? { etag: answer.ETag } : {}),
+        };
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
         // HEAD has no body, so a missing bucket also comes back as a bare 404 "NotFound".
@@ -189,6 +228,16 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
       if (ownsClient) client.destroy();
     },
   };
+}
+
+/** A refusal of the copy's checksum header by a store that does not implement it. */
+function refusesChecksum(error: unknown): boolean {
+  const status = httpStatusOf(error);
+  const name = (error as { name?: unknown }).name;
+  return (
+    (status === 400 || status === 501) &&
+    (name === "InvalidArgument" || name === "NotImplemented" || name === "InvalidRequest")
+  );
 }
 
 function toStoreError(

@@ -17,6 +17,12 @@ interface ArchiveCopyOptions {
   contentType: string;
   /** The copy's own metadata, replacing the source's (same rules as `put`). */
   metadata?: Record<string, string>;
+  /**
+   * Copy only while the source's ETag is still this one (a HEAD's `etag`), else throw an
+   * ArchiveStoreError: S3 sends it as CopySourceIfMatch (s3rver ignores it). The folder store
+   * hashes the bytes it copies instead (`sha256` below), which the caller checks.
+   */
+  ifMatch?: string;
   signal?: AbortSignal;
 }
 
@@ -29,10 +35,19 @@ interface ArchiveCopyResult {
    * was told it (S3, when it answers a SHA256 checksum of the copy; s3rver does not).
    */
   sha256?: string;
+  /**
+   * True, once per store, when the store refused to compute a checksum of a copy (an
+   * S3-compatible that rejects ChecksumAlgorithm): the copy went out without asking for one, as
+   * every later copy does, so its `sha256` is undefined. For the caller to log.
+   */
+  checksumRefused?: boolean;
 }
 
 interface ArchiveGetOptions {
-  /** Aborting ends the read: `get` rejects with the signal's reason, or the body errors. */
+  /**
+   * Aborting ends the read: `get` rejects with the signal's reason, or, once it has returned, the
+   * body is destroyed without an error event (a pipeline reading it rejects with a premature close).
+   */
   signal?: AbortSignal;
 }
 
@@ -53,6 +68,8 @@ export interface ArchiveStoreHead {
   size: number;
   /** The metadata given to `put`, exactly. */
   metadata: Record<string, string>;
+  /** The object's ETag, quoted, where the store has one (S3): a copy's `ifMatch`. */
+  etag?: string;
 }
 
 /**

@@ -142,11 +142,13 @@ async function dryRun(run: Run): Promise<EnqueueSummary> {
   }
   try {
     const report = new FileReport();
-    // With --no-reuse no row would be reused: the result index is not asked.
+    // With --no-reuse, or a batch enqueued with it before (it stays set), no row would be reused:
+    // the result index is not asked.
+    const noReuse =
+      run.options.noReuse === true ||
+      (backend !== undefined && (await backend.ledger.getBatch(resolved.batch))?.noReuse === true);
     const counted: Pick<ProducerBackend, "rowsExist" | "resultsExist"> | undefined =
-      backend && run.options.noReuse === true
-        ? { rowsExist: (batch, ids) => backend.rowsExist(batch, ids) }
-        : backend;
+      backend && noReuse ? { rowsExist: (batch, ids) => backend.rowsExist(batch, ids) } : backend;
     const counter = counted ? new ExistingRowCounter(counted, resolved.batch) : undefined;
     await validatePass(manifest, {
       validate,

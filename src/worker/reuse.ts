@@ -1,10 +1,11 @@
-import { createHash } from "node:crypto";
-import { archivedImages, buildSidecar, putSidecar, sidecarKey } from "../archive/index.js";
+import { buildSidecar, putSidecar, sidecarKey } from "../archive/index.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import { type Ledger, type ResultEntry, type ResultIndex, requestHash } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
+import { checkSource, copyImages, ownKey, removeAll, verifyInPlace } from "./reuse-copy.js";
+import { JobLostError } from "./stage.js";
 
 /**
  * Reuse across batches: a row that asks for exactly what an earlier row got (same model, prompt,
@@ -19,24 +20,31 @@ import type { ArchivedImage, RowRecord } from "../ledger/types.js";
  * - no row is lost: anything that goes wrong before the row is moved (a missing or changed
  *   object, a failed copy, the store down) ends in `false`, and the row is created as usual;
  * - a source is used only when its HEAD (size, task) and its sidecar's checksums match the entry,
- *   and a copy whose bytes the store could hash is checked against the entry's sha256.
+ *   and it is copied only while its ETag is the HEAD's (S3); every copy's bytes are checked
+ *   against the entry's sha256: hashed by the store (folder, S3 checksum) or read back (a store
+ *   that answers none, like s3rver); a copy that does not match is removed, never a source;
+ * - the row is moved only while this worker still holds the job (as before a create): a job whose
+ *   lock lapsed leaves the row, and its reservation, to the worker that holds it now;
+ * - an entry that is the row itself (the batch purged and enqueued again under its name) is not
+ *   copied onto itself: its image, already at the row's key, is read and checked, and the row
+ *   archived with it (its sidecar, the earlier run's, stays as it was).
  * Two rows of one request in flight at once are both created (neither is archived yet when the
  * other submits); the later archive renews the entry.
  */
 export interface ReuseDeps {
   results: Pick<ResultIndex, "lookup" | "record" | "forget" | "reuseOff">;
-  store: Pick<ArchiveStore, "head" | "copy" | "put" | "remove" | "locationOf">;
+  store: Pick<ArchiveStore, "head" | "copy" | "get" | "put" | "remove" | "locationOf">;
   ledger: Pick<Ledger, "transition" | "releaseReservation">;
   clock: Pick<Clock, "now">;
 }
 
 interface ReuseJob {
+  key?: string;
   log: Logger;
   signal: AbortSignal;
+  /** As StageJob's: false once another worker may hold the job. */
+  stillOwned?: () => Promise<boolean>;
 }
-
-/** Why an entry was not used (logged; the row is created as usual). */
-type Refusal = "object missing" | "object changed" | "checksum mismatch";
 
 /**
  * Archives `row` from the result index when its request is there and its object checks out.
@@ -54,36 +62,49 @@ export async function archiveFromIndex(
   if (hash === undefined) return false;
   let images: ArchivedImage[];
   let entry: ResultEntry | undefined;
+  // What this run wrote at the row's own keys (copies, sidecar): removed if the row does not take them.
+  const written: string[] = [];
   try {
     const [found, off] = await Promise.all([deps.results.lookup(hash), deps.results.reuseOff(row.batch)]);
     if (!found || off) return false;
     entry = found;
-    const refusal = await checkSource(deps, entry, job.signal);
-    if (refusal) {
-      await deps.results.forget(hash, entry);
-      job.log.info(
-        { from: `${entry.batch}/${entry.rowId}`, reason: refusal },
-        "result index entry not reused",
-      );
+    const from = `${entry.batch}/${entry.rowId}`;
+    const targets = entry.images.map((source, index) => ownKey(row, source.key, index));
+    const itself = entry.batch === row.batch && entry.rowId === row.id;
+    // Another row's image at one of this row's keys (a row id like `x-2` beside row `x`'s second
+    // image): a copy would write over the source, and a failed one remove it.
+    if (!itself && entry.images.some((source) => targets.includes(source.key))) {
+      job.log.info({ from }, "result index entry shares a key with this row: not reused");
       return false;
     }
-    const copied = await copyImages(deps, row, entry, job.signal);
+    const checked = await checkSource(deps.store, entry, job.signal);
+    const copied =
+      typeof checked === "string"
+        ? checked
+        : itself
+          ? await verifyInPlace(deps.store, entry, job.signal)
+          : await copyImages(deps.store, { entry, targets, etags: checked, written }, job, row);
     if (typeof copied === "string") {
       await deps.results.forget(hash, entry);
-      job.log.warn(
-        { from: `${entry.batch}/${entry.rowId}`, reason: copied },
-        "reused copy failed its checksum: created instead",
-      );
+      job.log.warn({ from, reason: copied }, "result index entry not reused: created instead");
       return false;
     }
     images = copied;
-    const sidecar = buildSidecar(row, images, {
-      taskId: entry.taskId,
-      completedAt: entry.archivedAt,
-      archivedAt: deps.clock.now(),
-      reusedFrom: { batch: entry.batch, rowId: entry.rowId, taskId: entry.taskId, key: entry.images[0]!.key },
-    });
-    await putSidecar(deps.store, sidecar, { signal: job.signal });
+    if (!itself) {
+      const sidecar = buildSidecar(row, images, {
+        taskId: entry.taskId,
+        completedAt: entry.archivedAt,
+        archivedAt: deps.clock.now(),
+        reusedFrom: {
+          batch: entry.batch,
+          rowId: entry.rowId,
+          taskId: entry.taskId,
+          key: entry.images[0]!.key,
+        },
+      });
+      written.push(sidecarKey(row.batch, row.id));
+      await putSidecar(deps.store, sidecar, { signal: job.signal });
+    }
   } catch (error) {
     if (job.signal.aborted) throw error;
     job.log.warn(
@@ -92,6 +113,13 @@ export async function archiveFromIndex(
     );
     return false;
   }
+  // The lock may have lapsed during the copies and the job gone to another worker, which may be
+  // creating the row (with its own reservation): the row is that worker's now. The copies stay:
+  // they are at the row's keys, which that worker writes too.
+  if (job.stillOwned && !(await job.stillOwned()))
+    throw new JobLostError(
+      `job ${job.key ?? `${row.batch}/${row.id}`} went to another worker: not archived by reuse here`,
+    );
   // The row reserves nothing from here on: what it holds (a woken parked row) goes back first, so
   // a crash between the two leaves a queued row without a reservation, which reserves anew.
   if (row.creditsReserved > 0) await deps.ledger.releaseReservation(row.batch, row.id);
@@ -102,7 +130,15 @@ export async function archiveFromIndex(
     set: { images, archivedAt: deps.clock.now(), reusedFrom: from, error: null },
     incr: { reused: 1 },
   });
-  if (!moved.ok) return true; // cancelled or purged meanwhile: nothing to submit either
+  if (!moved.ok) {
+    // Cancelled or purged meanwhile: nothing to submit either, and the copies belong to no row.
+    const status = moved.row?.status;
+    if (status === undefined || status === "cancelled" || status === "failed")
+      await removeAll(deps.store, written, job.signal).catch((error: unknown) =>
+        job.log.warn({ err: error, keys: written }, "copies of a row cancelled during reuse not removed"),
+      );
+    return true;
+  }
   job.log.info(
     { from, taskId: entry.taskId },
     "reused: archived as a copy of an earlier row's images, no create",
@@ -136,73 +172,4 @@ export async function recordResult(
   } catch (error) {
     log.warn({ err: error }, "result index entry not written (a later row of this request will be created)");
   }
-}
-
-/** Each image's HEAD (size, task) and the source sidecar's checksums against the entry. */
-async function checkSource(
-  deps: ReuseDeps,
-  entry: ResultEntry,
-  signal: AbortSignal,
-): Promise<Refusal | undefined> {
-  const key = sidecarKey(entry.batch, entry.rowId);
-  const [sidecarHead, ...heads] = await Promise.all([
-    deps.store.head(key, signal),
-    ...entry.images.map((image) => deps.store.head(image.key, signal)),
-  ]);
-  const listed = archivedImages(sidecarHead, key, entry.taskId, deps.store);
-  for (const [i, image] of entry.images.entries()) {
-    const head = heads[i];
-    if (!head) return "object missing";
-    if (head.size !== image.bytes || head.metadata["task-id"] !== entry.taskId) return "object changed";
-    const inSidecar = listed?.find((item) => item.key === image.key);
-    if (!inSidecar || inSidecar.sha256 !== image.sha256 || inSidecar.bytes !== image.bytes)
-      return "checksum mismatch";
-  }
-  return undefined;
-}
-
-/** Copies the entry's images to the row's own keys; a copy whose bytes do not match is removed. */
-async function copyImages(
-  deps: ReuseDeps,
-  row: RowRecord,
-  entry: ResultEntry,
-  signal: AbortSignal,
-): Promise<ArchivedImage[] | Refusal> {
-  const images: ArchivedImage[] = [];
-  for (const [index, source] of entry.images.entries()) {
-    const ext = source.key.slice(source.key.lastIndexOf(".") + 1);
-    const key = `${row.batch}/${index === 0 ? row.id : `${row.id}-${index + 1}`}.${ext}`;
-    const copied = await deps.store.copy(source.key, key, {
-      contentType: source.contentType,
-      metadata: metadataOf(row, entry),
-      signal,
-    });
-    const wrongHash = copied.sha256 !== undefined && copied.sha256 !== source.sha256;
-    const wrongSize = copied.bytes !== undefined && copied.bytes !== source.bytes;
-    if (wrongHash || wrongSize) {
-      for (const done of [...images.map((image) => image.key), key]) await deps.store.remove(done, signal);
-      return "checksum mismatch";
-    }
-    images.push({
-      key,
-      location: deps.store.locationOf(key),
-      bytes: source.bytes,
-      sha256: source.sha256,
-      contentType: source.contentType,
-    });
-  }
-  return images;
-}
-
-/** As the archive stage's (ASCII only), with the task that made the bytes and the row they came from. */
-function metadataOf(row: RowRecord, entry: ResultEntry): Record<string, string> {
-  const metadata: Record<string, string> = {
-    "task-id": entry.taskId,
-    "prompt-sha256": createHash("sha256").update(row.prompt, "utf8").digest("hex"),
-    batch: row.batch,
-    "row-id": row.id,
-    "reused-from": `${entry.batch}/${entry.rowId}`,
-  };
-  if (typeof row.params.seed === "number") metadata.seed = String(row.params.seed);
-  return metadata;
 }

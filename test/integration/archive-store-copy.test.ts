@@ -3,7 +3,9 @@
  * bytes arrive exactly under the new key, with the copy's own content type and metadata (the
  * source's are replaced, the source is left as it was); a missing source is an ArchiveStoreError
  * `failed`; metadata S3 would refuse is refused before anything is sent. The folder store also
- * says what it copied (bytes and sha256).
+ * says what it copied (bytes and sha256). S3 copies only while the source's ETag is the one given
+ * (CopySourceIfMatch), and a store that refuses the copy's checksum header gets the copy again
+ * without it, once, and never the header again.
  */
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -15,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFolderStore } from "../../src/archive/folder-store.js";
 import { createS3Store } from "../../src/archive/s3-store.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
+import { startChecksumRefusingS3 } from "../helpers/checksum-refusing-s3.js";
 import { type RunningS3rver, startS3rver } from "../helpers/s3rver.js";
 
 const BYTES = Buffer.from(Array.from({ length: 50_000 }, (_, i) => (i * 31) % 256));
@@ -63,11 +66,11 @@ describe.each(["folder", "s3"] as const)("%s store: copy", (kind) => {
         .update(await bytesOf(kind, "b/dst.png"))
         .digest("hex"),
     ).toBe(SHA);
-    expect(await store.head("b/dst.png")).toEqual({
+    expect(await store.head("b/dst.png")).toMatchObject({
       size: BYTES.length,
       metadata: { "task-id": "t-1", "row-id": "dst", "reused-from": "a/src" },
     });
-    expect(await store.head("a/src.png")).toEqual({
+    expect(await store.head("a/src.png")).toMatchObject({
       size: BYTES.length,
       metadata: { "task-id": "t-1", "row-id": "src" },
     });
@@ -93,5 +96,56 @@ describe.each(["folder", "s3"] as const)("%s store: copy", (kind) => {
       store.copy("a/m.png", "b/m.png", { contentType: "image/png", metadata: { "row-id": "狐狸" } }),
     ).rejects.toMatchObject({ code: "invalid_metadata" });
     expect(await store.head("b/m.png")).toBeUndefined();
+  });
+});
+
+describe("s3 store: copy preconditions and checksums", () => {
+  it("the HEAD's ETag goes with the copy as CopySourceIfMatch", async () => {
+    const proxy = await startChecksumRefusingS3(s3.endpoint);
+    // Refusing only checksum headers: this store sends none after its first copy.
+    const store = createS3Store({
+      ...s3.clientOptions,
+      endpoint: proxy.endpoint,
+      bucket: s3.bucket,
+      prefix: "m/",
+    });
+    try {
+      await store.put("a/src.png", Readable.from([BYTES]), { contentType: "image/png" });
+      const head = await store.head("a/src.png");
+      expect(head?.etag).toMatch(/^"[0-9a-f]{32}"$/);
+      await store.copy("a/src.png", "b/dst.png", { contentType: "image/png", ifMatch: head!.etag! });
+      expect(proxy.copies.at(-1)?.["x-amz-copy-source-if-match"]).toBe(head?.etag);
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  });
+
+  it("a store that refuses the checksum header: the copy goes again without it, and later copies never send it", async () => {
+    const proxy = await startChecksumRefusingS3(s3.endpoint);
+    const store = createS3Store({
+      ...s3.clientOptions,
+      endpoint: proxy.endpoint,
+      bucket: s3.bucket,
+      prefix: "r/",
+    });
+    try {
+      await store.put("a/src.png", Readable.from([BYTES]), { contentType: "image/png" });
+      const first = await store.copy("a/src.png", "b/one.png", { contentType: "image/png" });
+      expect(first).toEqual({ checksumRefused: true });
+      expect(proxy.refused).toBe(1);
+      const second = await store.copy("a/src.png", "b/two.png", { contentType: "image/png" });
+      expect(second).toEqual({});
+      expect(proxy.refused).toBe(1);
+      expect(proxy.copies).toHaveLength(3);
+      for (const key of ["r/b/one.png", "r/b/two.png"]) {
+        const answer = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+        const bytes = Buffer.from(await answer.Body!.transformToByteArray());
+        expect(createHash("sha256").update(bytes).digest("hex")).toBe(SHA);
+      }
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
   });
 });

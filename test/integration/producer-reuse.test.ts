@@ -1,6 +1,7 @@
 /**
  * `enqueue` and reuse: a dry run counts the rows a worker would copy from the result index and
- * estimates only the rest; `--no-reuse` (and a deployment with reuse off) counts none; a real
+ * estimates only the rest; `--no-reuse` (given now, or stored with the batch by an earlier enqueue)
+ * and a deployment with reuse off count none; a real
  * enqueue with `--no-reuse` stores it in the batch's meta, atomically with its first rows.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -88,6 +89,19 @@ describe("enqueue and the result index", () => {
     const off = await fx.run({ file, batch: "b", dryRun: true }, backend(false));
     expect(off.reusable).toBeUndefined();
     expect(off.estimatedCredits).toBe(5 * 8);
+  });
+
+  it("a batch enqueued with --no-reuse before: a dry run without the flag counts no row as reused", async () => {
+    await archivedBefore("a red fox", { seed: 11 });
+    const first = await fx.files.write("first.csv", csv("prompt,seed", "a cat,5"));
+    await fx.run({ file: first, batch: "fresh", noReuse: true }, backend(true));
+    const file = await fx.files.write("m.csv", MANIFEST);
+    const summary = await fx.run({ file, batch: "fresh", dryRun: true }, backend(true));
+    expect(summary.reusable).toBeUndefined();
+    expect(summary).toMatchObject({ alreadyInBatch: 0, estimatedCredits: 5 * 8 });
+    expect(summary.out).not.toContain("Would be reused");
+    // Another batch is not touched by it.
+    expect((await fx.run({ file, batch: "other", dryRun: true }, backend(true))).reusable).toBe(1);
   });
 
   it("rows the batch already holds are not counted again as reused", async () => {

@@ -4,20 +4,26 @@
  * (the entry is dropped and the row is created as usual); a row without a seed, a batch enqueued
  * with --no-reuse and a deployment with reuse off never ask; a reused row reserves nothing, and a
  * reservation it held goes back. The submit stage asks before it reserves or takes a rate slot.
+ * A job that lost its lock leaves the row (and its reservation) alone; a row cancelled during the
+ * copies leaves no copies behind; an entry that is the row itself (purged, enqueued again) is
+ * checked in place, never copied onto itself nor removed. On S3 without a checksum of the copy
+ * (s3rver), the copy is read back: a source rewritten with other bytes of the same size is not reused.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { buildSidecar, createFolderStore, putSidecar } from "../../src/archive/index.js";
+import { buildSidecar, createFolderStore, createS3Store, putSidecar } from "../../src/archive/index.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
 import type { ResultEntry } from "../../src/ledger/index.js";
 import type { RowRecord } from "../../src/ledger/types.js";
 import { archiveFromIndex, type ReuseDeps } from "../../src/worker/reuse.js";
+import { JobLostError } from "../../src/worker/stage.js";
 import { type SubmitDeps, submitStage } from "../../src/worker/submit.js";
 import { openFleet } from "../helpers/open-fleet.js";
+import { s3rverContext } from "../helpers/s3rver-context.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob } from "../helpers/stage-fakes.js";
 
 const IMAGE = Buffer.concat([
@@ -30,31 +36,37 @@ const SEEDED = { prompt: "a red fox in snow", params: { seed: 11 } };
 let dir: string;
 let store: ArchiveStore;
 let entry: ResultEntry;
+const aws = s3rverContext();
 
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), "kie-reuse-"));
-  store = createFolderStore(dir);
-  // The source: an image and its sidecar, as the archive stage leaves them.
-  await store.put("old/src.png", Readable.from([IMAGE]), {
+/** The source of an entry, row `batch/id`: an image and its sidecar, as the archive stage leaves them. */
+async function archivedSource(batch = "old", id = "src", bytes = IMAGE): Promise<ResultEntry> {
+  const key = `${batch}/${id}.png`;
+  await store.put(key, Readable.from([bytes]), {
     contentType: "image/png",
-    metadata: { "task-id": "task-1", batch: "old", "row-id": "src" },
+    metadata: { "task-id": "task-1", batch, "row-id": id },
   });
   const image = {
-    key: "old/src.png",
-    location: store.locationOf("old/src.png"),
+    key,
+    location: store.locationOf(key),
     bytes: IMAGE.length,
     sha256: SHA,
     contentType: "image/png",
   };
-  const source = rowRecord({ batch: "old", id: "src", ...SEEDED, taskIds: ["task-1"], status: "archived" });
+  const source = rowRecord({ batch, id, ...SEEDED, taskIds: ["task-1"], status: "archived" });
   await putSidecar(store, buildSidecar(source, [image], { taskId: "task-1", completedAt: 1, archivedAt: 2 }));
-  entry = {
-    images: [{ key: image.key, bytes: image.bytes, sha256: SHA, contentType: "image/png" }],
+  return {
+    images: [{ key, bytes: image.bytes, sha256: SHA, contentType: "image/png" }],
     taskId: "task-1",
-    batch: "old",
-    rowId: "src",
+    batch,
+    rowId: id,
     archivedAt: 2,
   };
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "kie-reuse-"));
+  store = createFolderStore(dir);
+  entry = await archivedSource();
 });
 afterEach(async () => {
   await store.close();
@@ -228,6 +240,117 @@ describe("reuse: what is checked before a copy", () => {
     expect(s.ledger.current()).toMatchObject({ status: "archived", creditsReserved: 0 });
   });
 
+  it("a job whose lock lapsed during the copies neither archives the row nor releases its reservation", async () => {
+    const s = setup({ creditsReserved: 8 });
+    const job = stageJob({ batch: "new", rowId: "row", resubmit: 0 }, { stillOwned: async () => false });
+    await expect(archiveFromIndex(job, s.row, s.deps)).rejects.toBeInstanceOf(JobLostError);
+    // The worker that holds the job now may be creating the row on that reservation.
+    expect(s.released).toEqual([]);
+    expect(s.ledger.transitions).toEqual([]);
+    expect(s.ledger.current()).toMatchObject({ status: "queued", creditsReserved: 8 });
+    // Still owned: archived as usual.
+    const owned = stageJob({ batch: "new", rowId: "row", resubmit: 0 }, { stillOwned: async () => true });
+    expect(await archiveFromIndex(owned, s.ledger.current()!, s.deps)).toBe(true);
+    expect(s.ledger.current()?.status).toBe("archived");
+  });
+
+  it("a row cancelled during the copies leaves no copy or sidecar behind", async () => {
+    const s = setup();
+    const put = store.put.bind(store);
+    s.deps.store = {
+      ...store,
+      // The sidecar is the last thing written before the move: the cancel lands right after it.
+      put: async (key, body, options) => {
+        await put(key, body, options);
+        await s.ledger.transition("new", "row", { from: ["queued"], to: "cancelled" });
+      },
+    };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);
+    expect(s.ledger.current()?.status).toBe("cancelled");
+    expect(await exists(join(dir, "new/row.png"))).toBe(false);
+    expect(await exists(join(dir, "new/row.json"))).toBe(false);
+    expect(await exists(join(dir, "old/src.png"))).toBe(true);
+    expect(s.recorded).toEqual([]);
+  });
+
+  it("an entry that is the row itself (purged, enqueued again) is checked in place, not copied onto itself", async () => {
+    entry = await archivedSource("new", "row");
+    const s = setup();
+    const copies: string[] = [];
+    const copy = store.copy.bind(store);
+    s.deps.store = {
+      ...store,
+      copy: async (from, to, options) => {
+        copies.push(to);
+        return copy(from, to, options);
+      },
+    };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);
+    expect(copies).toEqual([]);
+    expect(s.ledger.current()).toMatchObject({
+      status: "archived",
+      reusedFrom: "new/row",
+      creditsSpent: 0,
+      images: [{ key: "new/row.png", sha256: SHA, bytes: IMAGE.length }],
+    });
+    expect(
+      createHash("sha256")
+        .update(await readFile(join(dir, "new/row.png")))
+        .digest("hex"),
+    ).toBe(SHA);
+  });
+
+  it("an entry that is the row itself whose bytes changed is not reused, and its object is not removed", async () => {
+    const other = Buffer.from(IMAGE);
+    other[300] = 1;
+    entry = await archivedSource("new", "row", other);
+    const s = setup();
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(s.forgotten).toHaveLength(1);
+    expect(s.ledger.current()?.status).toBe("queued");
+    // The create that follows writes over it; reuse never deletes what it did not write.
+    expect(await readFile(join(dir, "new/row.png"))).toEqual(other);
+  });
+
+  it("an entry of another row whose image sits at this row's key is not reused (no copy over a source)", async () => {
+    // Row `new/x` archived two images, `new/x.png` and `new/x-2.png`: the second sits at row `x-2`'s key.
+    const second = Buffer.from(IMAGE);
+    second[50] = 3;
+    const sha2 = createHash("sha256").update(second).digest("hex");
+    const images = [
+      { key: "new/x.png", bytes: IMAGE, sha256: SHA },
+      { key: "new/x-2.png", bytes: second, sha256: sha2 },
+    ];
+    for (const image of images)
+      await store.put(image.key, Readable.from([image.bytes]), {
+        contentType: "image/png",
+        metadata: { "task-id": "task-1" },
+      });
+    const archived = images.map((image) => ({
+      key: image.key,
+      location: store.locationOf(image.key),
+      bytes: image.bytes.length,
+      sha256: image.sha256,
+      contentType: "image/png",
+    }));
+    const source = rowRecord({ batch: "new", id: "x", ...SEEDED, taskIds: ["task-1"], status: "archived" });
+    await putSidecar(
+      store,
+      buildSidecar(source, archived, { taskId: "task-1", completedAt: 1, archivedAt: 2 }),
+    );
+    entry = {
+      images: archived.map(({ key, bytes, sha256, contentType }) => ({ key, bytes, sha256, contentType })),
+      taskId: "task-1",
+      batch: "new",
+      rowId: "x",
+      archivedAt: 2,
+    };
+    const s = setup({ id: "x-2" });
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(s.ledger.transitions).toEqual([]);
+    expect(await readFile(join(dir, "new/x-2.png"))).toEqual(second);
+  });
+
   it("the submit stage creates as usual when the source fails its checksum", async () => {
     const other = Buffer.from(IMAGE);
     other[200] = 9;
@@ -297,3 +420,55 @@ function submitDeps(
     settings: { pollFirstMs: 5_000 },
   };
 }
+
+describe("reuse on S3 (s3rver: no checksum of a copy)", () => {
+  beforeEach(async () => {
+    store = createS3Store({
+      ...aws.s3.clientOptions,
+      bucket: aws.s3.bucket,
+      prefix: `reuse-${randomUUID().slice(0, 8)}/`,
+    });
+    entry = await archivedSource();
+  });
+
+  it("a source that checks out is copied and its copy read back before the row takes it", async () => {
+    const s = setup();
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);
+    expect(s.ledger.current()).toMatchObject({ status: "archived", reusedFrom: "old/src" });
+    const copy = await store.get("new/row.png");
+    const hash = createHash("sha256");
+    for await (const chunk of copy!.body) hash.update(chunk as Buffer);
+    expect(hash.digest("hex")).toBe(SHA);
+  });
+
+  it("a source rewritten with other bytes of the same size (task and sidecar as they were) is not reused", async () => {
+    const other = Buffer.from(IMAGE);
+    other[100] = 8;
+    await store.put("old/src.png", Readable.from([other]), {
+      contentType: "image/png",
+      metadata: { "task-id": "task-1", batch: "old", "row-id": "src" },
+    });
+    const s = setup();
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(s.ledger.current()?.status).toBe("queued");
+    expect(s.forgotten).toHaveLength(1);
+    expect(await store.head("new/row.png")).toBeUndefined();
+    expect(await store.head("old/src.png")).toMatchObject({ size: IMAGE.length });
+  });
+
+  it("the copy names the ETag its source had at the HEAD", async () => {
+    const s = setup();
+    const ifMatch: (string | undefined)[] = [];
+    const copy = store.copy.bind(store);
+    s.deps.store = {
+      ...store,
+      copy: async (from, to, options) => {
+        ifMatch.push(options.ifMatch);
+        return copy(from, to, options);
+      },
+    };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);
+    expect(ifMatch).toEqual([(await store.head("old/src.png"))?.etag]);
+    expect(ifMatch[0]).toMatch(/^"[0-9a-f]{32}"$/);
+  });
+});
