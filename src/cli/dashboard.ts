@@ -2,11 +2,10 @@ import { PassThrough } from "node:stream";
 import { buildStore } from "../app/parts.js";
 import { reconcileNow } from "../app/reconciler.js";
 import type { ArchiveStore } from "../archive/types.js";
-import { retryBatch } from "../commands/retry.js";
 import type { Config } from "../config/index.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { parsePort } from "../core/values.js";
-import { retryFilter } from "../dashboard/batch-routes.js";
+import { retryInScope } from "../dashboard/batch-routes.js";
 import {
   checkAccess,
   DashboardAccessError,
@@ -62,7 +61,7 @@ export async function runDashboardCommand(config: Config, log: Logger, flags: Da
         ...(token === undefined ? {} : { authToken: token }),
         ...(store ? { store } : {}),
         retry: (batch, scope) =>
-          retryBatch(
+          retryInScope(
             {
               ledger: ctx.ledger,
               queues: ctx.queues(),
@@ -81,7 +80,7 @@ export async function runDashboardCommand(config: Config, log: Logger, flags: Da
                 ),
             },
             batch,
-            retryFilter(scope),
+            scope,
           ),
         onError: (error, path) => log.warn({ err: error, path }, "dashboard request failed"),
       }).catch((error: unknown) => {

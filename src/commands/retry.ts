@@ -11,7 +11,7 @@ const CONCURRENCY = 16;
 
 export interface RetryDeps {
   ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "transition"> &
-    Pick<Ledger, "ensureStateIndex" | "drainState">;
+    Pick<Ledger, "ensureStateIndex" | "drainState" | "getRow">;
   queues: OpsQueues;
   clock: Pick<Clock, "now">;
   out: Output;
@@ -38,6 +38,14 @@ export interface RetryReport {
 type RowOutcome = "repolled" | "requeued" | "skipped";
 
 /**
+ * The rows this process is retrying right now. Two retries of one row at once (two clicks, a row
+ * and its group) must not interleave: the second would remove the job the first had just added
+ * (the ids are the same) and then find the row no longer failed, leaving it `submitted` with no
+ * job. The second one skips the row instead.
+ */
+const retrying = new Set<string>();
+
+/**
  * `kie-batch retry`: every failed row goes back into the pipeline; archived rows are never touched.
  *
  * A row with a recorded task is polled again first (its latest task may have finished late and is
@@ -60,9 +68,8 @@ export async function retryBatch(
   for await (const page of deps.ledger.drainState(batch, "failed")) {
     await forEachLimit(iterate(page), CONCURRENCY, async ({ row }) => {
       if (only && !only(row)) return;
-      const outcome =
-        row.taskIds.length > 0 || row.taskId ? await repoll(deps, row) : await requeue(deps, row);
-      report[outcome]++;
+      const outcome = await retryOne(deps, row.batch, row.id, row);
+      if (outcome !== "not-failed") report[outcome]++;
     });
   }
   const { out } = deps;
@@ -89,6 +96,41 @@ export async function retryBatch(
     );
   }
   return report;
+}
+
+/**
+ * The dashboard's retry of one row: reads that row only (no walk of the failed index, no sweep of
+ * the batch); a row that is not failed is left alone (the report counts nothing).
+ */
+export async function retryRow(deps: RetryDeps, batch: string, rowId: string): Promise<RetryReport> {
+  await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
+  const outcome = await retryOne(deps, batch, rowId);
+  if (outcome !== "not-failed") report[outcome]++;
+  return report;
+}
+
+/**
+ * One row back into the pipeline, under this process's claim on it. The row is read again under
+ * the claim (`seen`: as a walk read it, maybe before another retry moved it): its jobs are removed
+ * only while it is still failed.
+ */
+async function retryOne(
+  deps: RetryDeps,
+  batch: string,
+  rowId: string,
+  seen?: RowRecord,
+): Promise<RowOutcome | "not-failed"> {
+  const claim = `${deps.queuePrefix ?? ""}\n${batch}\n${rowId}`;
+  if (retrying.has(claim)) return "skipped";
+  retrying.add(claim);
+  try {
+    const row = await deps.ledger.getRow(batch, rowId);
+    if (row?.status !== "failed") return seen ? "skipped" : "not-failed";
+    return row.taskIds.length > 0 || row.taskId ? await repoll(deps, row) : await requeue(deps, row);
+  } finally {
+    retrying.delete(claim);
+  }
 }
 
 /** Failed with a task: clear the stale jobs of its ids, move it to submitted, poll its latest task. */

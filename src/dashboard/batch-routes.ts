@@ -1,6 +1,7 @@
 /** The batch pages and their actions, as an express router (the images: image-routes.ts). */
 import express, { type Request, type Response, Router } from "express";
 import type { ArchiveStore } from "../archive/types.js";
+import { type RetryDeps, type RetryReport, retryBatch, retryRow } from "../commands/retry.js";
 import type { Clock } from "../core/clock.js";
 import type { Ledger, RowRecord } from "../ledger/index.js";
 import { isOpsError } from "../report/errors.js";
@@ -20,13 +21,19 @@ export interface RetryScope {
   error?: string;
 }
 
-/** The rows a scope retries, as a filter for `retryBatch` (undefined: every failed row). */
-export function retryFilter(
-  scope: RetryScope,
-): ((row: Pick<RowRecord, "id" | "error">) => boolean) | undefined {
-  if (scope.rowId !== undefined) return (row) => row.id === scope.rowId;
-  if (scope.error !== undefined) return (row) => (row.error ?? "") === scope.error;
-  return undefined;
+/**
+ * Retries what a scope names: one row by itself (it reads that row only, and sweeps nothing), or
+ * the batch's failed rows, all or those with one error (a walk of the failed index, then the
+ * reconciler's sweep when `deps.reconcile` is given).
+ */
+export function retryInScope(deps: RetryDeps, batch: string, scope: RetryScope): Promise<RetryReport> {
+  if (scope.rowId !== undefined) return retryRow(deps, batch, scope.rowId);
+  const { error } = scope;
+  return retryBatch(
+    deps,
+    batch,
+    error === undefined ? undefined : (row: Pick<RowRecord, "error">) => (row.error ?? "") === error,
+  );
 }
 
 export interface RetryOutcome {

@@ -10,8 +10,7 @@ import { PassThrough } from "node:stream";
 import { type Browser, chromium, type Locator } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { createFolderStore } from "../../src/archive/folder-store.js";
-import { retryBatch } from "../../src/commands/retry.js";
-import { retryFilter } from "../../src/dashboard/batch-routes.js";
+import { retryInScope } from "../../src/dashboard/batch-routes.js";
 import { type Dashboard, startDashboard } from "../../src/dashboard/server.js";
 import { readFleetState } from "../../src/report/fleet-state.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
@@ -104,7 +103,7 @@ describe("the batch page in headless Chromium", () => {
         refreshSeconds: 0,
         authToken: TOKEN,
         retry: (batch: string, scope: { rowId?: string; error?: string }) =>
-          retryBatch(
+          retryInScope(
             {
               ledger: p.ledger,
               queues: p.queues,
@@ -112,7 +111,7 @@ describe("the batch page in headless Chromium", () => {
               out: new PassThrough().resume(),
             },
             batch,
-            retryFilter(scope),
+            scope,
           ),
       };
       const withActions = await startDashboard({ ...common, allowActions: true });

@@ -11,8 +11,7 @@ import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { createFolderStore } from "../../src/archive/folder-store.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
-import { retryBatch } from "../../src/commands/retry.js";
-import { retryFilter } from "../../src/dashboard/batch-routes.js";
+import { retryInScope } from "../../src/dashboard/batch-routes.js";
 import { type Dashboard, type DashboardOptions, startDashboard } from "../../src/dashboard/server.js";
 import type { Ledger } from "../../src/ledger/index.js";
 import { readFleetState } from "../../src/report/fleet-state.js";
@@ -112,7 +111,7 @@ export async function startGalleryFixture(
       store,
       refreshSeconds: 0,
       retry: (batch, scope) =>
-        retryBatch(
+        retryInScope(
           {
             ledger: fx.ledger,
             queues: fx.queues,
@@ -120,7 +119,7 @@ export async function startGalleryFixture(
             out: new PassThrough().resume(),
           },
           batch,
-          retryFilter(scope),
+          scope,
         ),
       ...dashboardOptions,
     });

@@ -4,8 +4,9 @@ import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { retryBatch } from "../../src/commands/retry.js";
 import { silentLogger } from "../../src/core/logger.js";
+import { retryInScope } from "../../src/dashboard/batch-routes.js";
 import type { KieApi } from "../../src/kie/types.js";
-import { bullPrefix, type PollJob, type Stage } from "../../src/worker/jobs.js";
+import { bullPrefix, type PollJob, type Stage, type SubmitJob } from "../../src/worker/jobs.js";
 import { runPoll } from "../../src/worker/poll.js";
 import type { FleetPort, StageDeps } from "../../src/worker/ports.js";
 import { REDIS_URL } from "../helpers/redis.js";
@@ -168,6 +169,89 @@ describe("retry", () => {
     expect(await retryBatch(deps(out), "b1")).toEqual({ repolled: 0, requeued: 0, skipped: 0 });
     expect(out.text()).toContain("no failed rows");
     await expect(retryBatch(deps(), "b2")).rejects.toMatchObject({ code: "unknown_batch" });
+  });
+});
+
+describe("retry of one row (the dashboard's button)", () => {
+  it("reads that row only: no walk of the failed rows, no other row touched", async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `r${i}`);
+    await fx.ledger.addRows(
+      "b1",
+      ids.map((id) => newRow(id)),
+    );
+    for (const id of ids) await moveRow(fx.ledger, "b1", id, "failed", { error: "bad luck" });
+    const calls: string[] = [];
+    const ledger = new Proxy(fx.ledger, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          calls.push(String(name));
+          return value.apply(target, args);
+        };
+      },
+    });
+    const report = await retryInScope({ ...deps(), ledger }, "b1", { rowId: "r7" });
+    expect(report).toEqual({ repolled: 1, requeued: 0, skipped: 0 });
+    expect(calls.filter((name) => name === "getRow")).toHaveLength(1);
+    expect(calls.filter((name) => /rows|State|statePages/.test(name))).toEqual([]);
+    expect((await fx.ledger.getRow("b1", "r7"))?.status).toBe("submitted");
+    expect(await fx.ledger.getBatch("b1")).toMatchObject({ failed: 39, submitted: 1 });
+    // A row that is not failed is left as it is.
+    expect(await retryInScope(deps(), "b1", { rowId: "r7" })).toEqual({
+      repolled: 0,
+      requeued: 0,
+      skipped: 0,
+    });
+    expect(await retryInScope(deps(), "b1", { rowId: "nope" })).toEqual({
+      repolled: 0,
+      requeued: 0,
+      skipped: 0,
+    });
+  });
+
+  it("a second retry of a row already being retried never removes the job the first one added", async () => {
+    await fx.ledger.addRows("b1", [newRow("polled"), newRow("requeued")]);
+    for (const [id, scope] of [
+      ["polled", { error: "bad luck" }],
+      ["polled", {}],
+      ["requeued", { error: "submit failed" }],
+    ] as const) {
+      const stage = id === "polled" ? "poll" : "submit";
+      await moveRow(fx.ledger, "b1", id, "failed", {
+        error: id === "polled" ? "bad luck" : "submit failed",
+        ...(id === "requeued" ? { taskId: null } : {}),
+      });
+      if (id === "polled") await failedJob("poll", "b1/polled", { batch: "b1", rowId: "polled" });
+      // The later click (a group, or the whole batch) has read the row as failed, and clears its
+      // jobs only once the first click (the row's own button) has put it back with its job.
+      let firstDone!: () => void;
+      const first = new Promise<void>((resolve) => (firstDone = resolve));
+      const held = Object.fromEntries(
+        Object.entries(fx.queues.queues).map(([name, queue]) => [
+          name,
+          {
+            getJobState: async (jobId: string) => {
+              await first;
+              return queue.getJobState(jobId);
+            },
+            remove: (jobId: string) => queue.remove(jobId),
+          },
+        ]),
+      ) as typeof fx.queues.queues;
+      const queues = {
+        queues: held,
+        addSubmit: (data: SubmitJob) => fx.queues.addSubmit(data),
+        addPoll: (data: PollJob, delayMs: number) => fx.queues.addPoll(data, delayMs),
+      };
+      const later = retryInScope({ ...deps(), queues }, "b1", scope);
+      const own = await retryInScope(deps(), "b1", { rowId: id }).finally(firstDone);
+      const reports = [own, await later];
+      expect(reports.reduce((n, r) => n + r.repolled + r.requeued, 0)).toBe(1);
+      expect((await fx.ledger.getRow("b1", id))?.status).toBe(id === "polled" ? "submitted" : "queued");
+      expect(await fx.queues.queues[stage].getJobState(`b1/${id}`)).toBe("waiting");
+      await fx.queues.queues[stage].remove(`b1/${id}`);
+    }
   });
 });
 
