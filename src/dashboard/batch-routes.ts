@@ -11,7 +11,7 @@ import { renderBatchPage } from "./batch-page.js";
 import { readFailureGroups } from "./failure-groups.js";
 import { galleryHref, neighbours, PAGE_TILES, parseGalleryQuery, readMatches } from "./gallery.js";
 import { findRow, imageRouter, notFound } from "./image-routes.js";
-import { summarizeProgress } from "./progress-chart.js";
+import { CHART_MINUTES, summarizeProgress } from "./progress-chart.js";
 import { DASHBOARD_SCRIPT, renderRowPage } from "./row-page.js";
 import type { Thumbnailer } from "./thumbs.js";
 
@@ -98,9 +98,10 @@ export function batchRouter(options: BatchRoutesOptions): Router {
     if (!status) return notFound(res, `no batch ${batch}`);
     const query = parseGalleryQuery(req.query as Record<string, unknown>);
     const remaining = status.queued + status.submitted + status.generating + status.archiving;
+    const now = options.clock.now();
     const [page, minutes, failures] = await Promise.all([
       readMatches(ledger, batch, query, PAGE_TILES),
-      ledger.progress(batch),
+      ledger.progress(batch, { endAt: now, minutes: CHART_MINUTES }),
       status.failed > 0 ? readFailureGroups(ledger, batch) : { groups: [], read: 0, complete: true },
     ]);
     sendPage(
@@ -109,7 +110,7 @@ export function batchRouter(options: BatchRoutesOptions): Router {
         status,
         query,
         page,
-        progress: summarizeProgress(minutes, options.clock.now(), remaining, Date.parse(status.createdAt)),
+        progress: summarizeProgress(minutes, now, remaining, Date.parse(status.createdAt)),
         failures,
         csrf: csrfFor(req),
         ...noticeOf(req.query as Record<string, unknown>),
@@ -122,9 +123,10 @@ export function batchRouter(options: BatchRoutesOptions): Router {
     const status = await batchStatus(options.status, batch);
     if (!status) return void res.status(404).json({ error: `no batch ${batch}` });
     const remaining = status.queued + status.submitted + status.generating + status.archiving;
+    const now = options.clock.now();
     const summary = summarizeProgress(
-      await ledger.progress(batch),
-      options.clock.now(),
+      await ledger.progress(batch, { endAt: now, minutes: CHART_MINUTES }),
+      now,
       remaining,
       Date.parse(status.createdAt),
     );

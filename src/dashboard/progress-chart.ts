@@ -8,7 +8,7 @@ import { html, raw, type SafeHtml } from "./html.js";
 
 const MINUTE = 60_000;
 /** Minutes the chart spans at most (the last hour), and at least (a batch younger than that). */
-const CHART_MINUTES = 60;
+export const CHART_MINUTES = 60;
 const MIN_CHART_MINUTES = 15;
 /** The rate is taken over this many recent minutes. */
 const RATE_MINUTES = 5;

@@ -7,7 +7,7 @@ import { expireFinished, type HousekeepingProgress, housekeep, persistBatch, pur
 import { refuseOldLayout, repairBatchIndex } from "./index-repair.js";
 import { ledgerKeys } from "./keys.js";
 import { wakeParked } from "./parked.js";
-import { type ProgressMinute, readProgress } from "./progress.js";
+import { type ProgressMinute, type ProgressWindow, readProgress } from "./progress.js";
 import { getBatch, getRow, listBatches, lookupTask, oldestUnarchived, rows } from "./reads.js";
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
 import { claimLease, countRepairs, ensureStateIndex, stateIndexPages, stillInState } from "./state-index.js";
@@ -103,8 +103,8 @@ export interface Ledger {
   rowWindow(batch: string, options: RowWindowOptions): Promise<RowWindow>;
   /** The row's place in manifest order, or undefined. */
   rowSeq(batch: string, rowId: string): Promise<number | undefined>;
-  /** Archived rows and settled credits per minute, oldest first (progress.ts). */
-  progress(batch: string): Promise<ProgressMinute[]>;
+  /** Archived rows and settled credits per minute of `window`, oldest first (progress.ts). */
+  progress(batch: string, window: ProgressWindow): Promise<ProgressMinute[]>;
   /**
    * The batch's metadata column names in order of first appearance, kept as rows are recorded;
    * undefined for a batch recorded before they were kept (read its rows for them).
@@ -178,7 +178,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     rows: (batch, rowsOptions) => rows(ctx, batch, rowsOptions),
     rowWindow: (batch, windowOptions) => rowWindow(ctx, batch, windowOptions),
     rowSeq: (batch, rowId) => rowSeq(ctx, batch, rowId),
-    progress: (batch) => readProgress(ctx, batch),
+    progress: (batch, window) => readProgress(ctx, batch, window),
     columns: (batch) => batchColumns(ctx, batch),
     mapTask: (taskId, batch, rowId) => mapTask(ctx, taskId, batch, rowId),
     lookupTask: (taskId) => lookupTask(ctx, taskId),

@@ -22,18 +22,39 @@ export interface ProgressMinute {
   credits: number;
 }
 
-/** The batch's minutes with any progress, oldest first (one HGETALL of at most a field per minute and kind). */
-export async function readProgress(ctx: LedgerContext, batch: string): Promise<ProgressMinute[]> {
-  const hash = await ctx.redis.hgetall(progressKey(ctx, batch));
-  const minutes = new Map<number, ProgressMinute>();
-  for (const [field, value] of Object.entries(hash)) {
-    const kind = field[0];
-    const minute = Number(field.slice(2));
-    if (field[1] !== ":" || !Number.isInteger(minute) || (kind !== "a" && kind !== "c")) continue;
-    const entry = minutes.get(minute) ?? { at: minute * 60_000, archived: 0, credits: 0 };
-    if (kind === "a") entry.archived += Number(value) || 0;
-    else entry.credits += Number(value) || 0;
-    minutes.set(minute, entry);
+/** The minutes a progress read covers: the `minutes` whole minutes ending with the one holding `endAt`. */
+export interface ProgressWindow {
+  /** Epoch ms inside the window's last minute (usually now). */
+  endAt: number;
+  /** Minutes in the window, at most MAX_PROGRESS_MINUTES. */
+  minutes: number;
+}
+
+/** The widest window one read takes (a day): an HMGET of two fields per minute. */
+const MAX_PROGRESS_MINUTES = 1_440;
+
+/**
+ * The window's minutes with any progress, oldest first: one HMGET of the window's fields, so a
+ * batch that ran for a week (~20,000 fields) costs the chart its hour, not the whole hash.
+ */
+export async function readProgress(
+  ctx: LedgerContext,
+  batch: string,
+  window: ProgressWindow,
+): Promise<ProgressMinute[]> {
+  const { endAt, minutes: span } = window;
+  if (!Number.isInteger(span) || span < 1 || span > MAX_PROGRESS_MINUTES || !Number.isFinite(endAt)) {
+    throw new RangeError(`a progress window is 1 to ${MAX_PROGRESS_MINUTES} minutes ending at a time`);
   }
-  return [...minutes.values()].sort((a, b) => a.at - b.at);
+  const last = Math.floor(endAt / 60_000);
+  const minuteIds = Array.from({ length: span }, (_, i) => last - span + 1 + i);
+  const fields = minuteIds.flatMap((minute) => [`a:${minute}`, `c:${minute}`]);
+  const values = await ctx.redis.hmget(progressKey(ctx, batch), ...fields);
+  const found: ProgressMinute[] = [];
+  minuteIds.forEach((minute, i) => {
+    const archived = Number(values[2 * i] ?? 0) || 0;
+    const credits = Number(values[2 * i + 1] ?? 0) || 0;
+    if (archived !== 0 || credits !== 0) found.push({ at: minute * 60_000, archived, credits });
+  });
+  return found;
 }

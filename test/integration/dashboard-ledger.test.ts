@@ -21,12 +21,18 @@ describe("the ledger's reads for the dashboard", () => {
     // Settling the same task again counts nothing (settle's once-per-task guard covers the chart).
     await ctx.ledger.settleCredits("b", "r3", 4.5, "task-r3");
 
-    const minutes = await ctx.ledger.progress("b");
+    const minutes = await ctx.ledger.progress("b", { endAt: now, minutes: 60 });
     const start = Date.UTC(2026, 0, 1, 12, 0, 0);
     expect(minutes).toEqual([
       { at: start, archived: 2, credits: 16 },
       { at: start + 2 * MINUTE, archived: 1, credits: 4.5 },
     ]);
+    // Only the window's minutes are read (an HMGET of them, not the whole hash).
+    expect(await ctx.ledger.progress("b", { endAt: now, minutes: 2 })).toEqual([
+      { at: start + 2 * MINUTE, archived: 1, credits: 4.5 },
+    ]);
+    expect(await ctx.ledger.progress("b", { endAt: now + 60 * MINUTE, minutes: 60 })).toEqual([]);
+    await expect(ctx.ledger.progress("b", { endAt: now, minutes: 0 })).rejects.toThrow(RangeError);
     // One of the batch's side keys: no expiry of its own while the batch is open, gone with a purge.
     const key = `${ledgerKeys(ctx.prefix).batch("b")}:progress`;
     expect(await ctx.redis.pttl(key)).toBe(-1);
