@@ -62,7 +62,7 @@ export function imageRouter(options: ImageRoutesOptions): Router {
     const { store, thumbnailer } = options;
     const thumb =
       store && thumbnailer
-        ? await thumbnailer.get(found.sha256, async () => (await store.get(found.key))?.body)
+        ? await thumbnailer.get(found.sha256, (signal) => store.get(found.key, { signal }))
         : ({ kind: "placeholder", reason: "no archive store" } as const);
     if (thumb.kind === "placeholder") {
       res.status(200).set({ "Cache-Control": "no-store", "X-Thumbnail": "placeholder" });

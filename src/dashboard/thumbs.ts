@@ -16,6 +16,8 @@ import { ThumbIndex } from "./thumb-cache.js";
 const THUMB_PX = 256;
 /** Decoding stops at this many input pixels: a hostile file cannot eat the dashboard's memory. */
 const MAX_INPUT_PIXELS = 64_000_000;
+/** Images that did not decode, remembered (by sha256) so a page view does not read them again. */
+const UNDECODABLE_KEPT = 1_000;
 
 export interface ThumbnailerOptions {
   /** The bound on the cache's bytes on disk. @defaultValue 64 MiB */
@@ -24,6 +26,17 @@ export interface ThumbnailerOptions {
   parentDir?: string;
   /** Images decoded at once (a page asks for 24 thumbnails together). @defaultValue 4 */
   concurrency?: number;
+  /** An image larger than this many bytes gets a placeholder, unread. @defaultValue 50 MiB */
+  maxInputBytes?: number;
+  /** Reading and decoding one image gives up (a placeholder) after this long. @defaultValue 20 s */
+  timeoutMs?: number;
+}
+
+/** An image to thumbnail, as the store hands it out. */
+export interface ThumbSource {
+  body: Readable;
+  /** Bytes stored (the store's size). */
+  size: number;
 }
 
 /** At most `size` holders at a time; the others wait in order. */
@@ -51,13 +64,16 @@ class Slots {
 }
 
 type Thumbnail = { kind: "image"; bytes: Buffer } | { kind: "placeholder"; reason: string };
+type Opener = (signal: AbortSignal) => Promise<ThumbSource | undefined>;
 
 export interface Thumbnailer {
   /**
    * The thumbnail of the image whose sha256 is `sha256`; `open` reads the image when it is not
-   * cached. An image that cannot be decoded gives a placeholder, not an error.
+   * cached (the signal aborts when the thumbnail's time is up). An image that cannot be decoded,
+   * is too large, takes too long, or that the store fails to hand out gives a placeholder, not an
+   * error.
    */
-  get(sha256: string, open: () => Promise<Readable | undefined>): Promise<Thumbnail>;
+  get(sha256: string, open: (signal: AbortSignal) => Promise<ThumbSource | undefined>): Promise<Thumbnail>;
   close(): Promise<void>;
 }
 
@@ -68,7 +84,17 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
   const fileOf = (name: string) => join(dir, `${name}.jpg`);
   const slots = new Slots(options.concurrency ?? 4);
 
-  async function make(name: string, open: () => Promise<Readable | undefined>): Promise<Thumbnail> {
+  const maxInputBytes = options.maxInputBytes ?? 50 * 1024 * 1024;
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  // Insertion-ordered: the oldest is dropped first.
+  const undecodable = new Set<string>();
+  const remember = (name: string) => {
+    undecodable.add(name);
+    if (undecodable.size > UNDECODABLE_KEPT) undecodable.delete(undecodable.values().next().value!);
+  };
+
+  async function make(name: string, open: Opener): Promise<Thumbnail> {
+    if (undecodable.has(name)) return { kind: "placeholder", reason: "the image does not decode" };
     if (index.touch(name)) {
       const cached = await readFile(fileOf(name)).catch(() => undefined);
       if (cached) return { kind: "image", bytes: cached };
@@ -82,22 +108,58 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
     }
   }
 
-  async function resize(name: string, open: () => Promise<Readable | undefined>): Promise<Thumbnail> {
-    const body = await open();
-    if (!body) return { kind: "placeholder", reason: "not in the store" };
+  async function resize(name: string, open: Opener): Promise<Thumbnail> {
+    const timer = new AbortController();
+    const timeout = setTimeout(
+      () => timer.abort(new Error(`no thumbnail within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    let source: ThumbSource | undefined;
+    try {
+      source = await open(timer.signal);
+    } catch (error) {
+      // The store failed (or was too slow): a placeholder now, another try on the next view.
+      clearTimeout(timeout);
+      return { kind: "placeholder", reason: messageOf(error) };
+    }
+    if (!source) {
+      clearTimeout(timeout);
+      return { kind: "placeholder", reason: "not in the store" };
+    }
+    const { body } = source;
     let bytes: Buffer;
     try {
+      if (source.size > maxInputBytes) {
+        remember(name);
+        throw new Error(`the image is ${source.size} bytes, over the ${maxInputBytes} a thumbnail reads`);
+      }
       const transform = sharp({ limitInputPixels: MAX_INPUT_PIXELS, failOn: "error" })
         .resize(THUMB_PX, THUMB_PX, { fit: "cover" })
         .jpeg({ quality: 78 });
       body.on("error", (error) => transform.destroy(error));
-      bytes = await body.pipe(transform).toBuffer();
+      const timedOut = new Promise<never>((_, reject) => {
+        const onAbort = () => reject(timer.signal.reason);
+        if (timer.signal.aborted) onAbort();
+        else timer.signal.addEventListener("abort", onAbort, { once: true });
+      });
+      bytes = await Promise.race([body.pipe(transform).toBuffer(), timedOut]).catch((error: unknown) => {
+        transform.destroy();
+        // Slow is not broken: only an image that failed to decode in time is remembered.
+        if (!timer.signal.aborted && !body.errored) remember(name);
+        throw error;
+      });
     } catch (error) {
       body.destroy();
-      return { kind: "placeholder", reason: error instanceof Error ? error.message : String(error) };
+      return { kind: "placeholder", reason: messageOf(error) };
+    } finally {
+      clearTimeout(timeout);
     }
-    await writeFile(fileOf(name), bytes);
-    for (const old of index.add(name, bytes.length)) await unlink(fileOf(old)).catch(() => {});
+    try {
+      await writeFile(fileOf(name), bytes);
+      for (const old of index.add(name, bytes.length)) await unlink(fileOf(old)).catch(() => {});
+    } catch {
+      // The cache could not be written (disk full, folder gone): the thumbnail is served anyway.
+    }
     return { kind: "image", bytes };
   }
 
@@ -119,3 +181,7 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
 
 /** What an undecodable image shows instead: a grey square saying so (SVG, same size as a thumbnail). */
 export const PLACEHOLDER_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="${THUMB_PX}" height="${THUMB_PX}" viewBox="0 0 256 256"><rect width="256" height="256" fill="#eaeef2"/><path d="M88 96h80v64H88z" fill="none" stroke="#8c959f" stroke-width="6"/><path d="M96 152l24-28 18 20 12-12 18 20" fill="none" stroke="#8c959f" stroke-width="6"/><text x="128" y="200" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#57606a">no preview</text></svg>`;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
