@@ -13,6 +13,7 @@ import {
   type StageResult,
 } from "../worker/stage.js";
 import { STAGE_DEFINITIONS } from "../worker/stages.js";
+import { FETCH_WATCH, type ReadyCounts, readyCounts, watchFetches } from "./fetch-watchdog.js";
 
 export interface StageWorkerOptions {
   connection: Redis;
@@ -24,6 +25,14 @@ export interface StageWorkerOptions {
   concurrency: Record<Stage, number>;
   /** KIE_LOCK_MS: a killed worker's jobs return after about this long. */
   lockMs: number;
+  /**
+   * A stage worker that takes no job for `stallMs` while its queue has jobs ready and it has a
+   * free slot is replaced (fetch-watchdog.ts); each queue is counted every `everyMs`.
+   * @defaultValue `FETCH_WATCH`
+   */
+  fetchWatch?: { stallMs: number; everyMs: number } | false;
+  /** Told of each stage worker replaced by the fetch watchdog (a metric). */
+  onRestart?: (stage: Stage) => void;
 }
 
 /** Default concurrency per stage: submits are bounded by the account's rate, not by slots. */
@@ -50,9 +59,53 @@ export class StageWorkers {
   private closing: Promise<void> | undefined;
   /** Ledger writes of the "failed" handler still running: a closing process waits for them. */
   private readonly pending = new Set<Promise<void>>();
+  /** Per worker: the jobs it runs now and when it last took one (the fetch watchdog's input). */
+  private readonly fetches = new Map<Worker, { inHand: number; lastTakenAt: number }>();
+  /** Workers replaced by the fetch watchdog, each closing once the jobs it holds are done. */
+  private readonly retiring = new Map<Worker, Promise<void>>();
+  private readonly counts: ReadyCounts;
+  private readonly watch: { stop(): void } | undefined;
 
   constructor(private readonly options: StageWorkerOptions) {
     for (const stage of options.stages) this.workers.push(this.workerOf(stage));
+    this.counts = readyCounts(options.connection, options.queuePrefix);
+    const watch = options.fetchWatch ?? FETCH_WATCH;
+    if (watch) {
+      this.watch = watchFetches({
+        ...watch,
+        stages: options.stages,
+        concurrency: options.concurrency,
+        ready: (stage) => this.counts.ready(stage),
+        fetchOf: (stage) => {
+          const worker = this.workers.find((w) => w.name === stage);
+          return (worker && this.fetches.get(worker)) ?? { inHand: 0, lastTakenAt: Date.now() };
+        },
+        restart: (stage, starvedMs) => this.restart(stage, starvedMs),
+      });
+    }
+  }
+
+  /**
+   * Replaces the stage's worker with a new one (a new blocking connection). The old one stops
+   * fetching and closes once the jobs it holds are done, renewing their locks meanwhile, so no
+   * job runs in two places (the new worker cannot take a locked job).
+   */
+  private restart(stage: Stage, starvedMs: number): void {
+    const index = this.workers.findIndex((w) => w.name === stage);
+    const old = this.workers[index];
+    if (this.closing || !old) return;
+    this.options.log.warn(
+      { stage, starvedMs },
+      "stage worker took no job while its queue had jobs ready and it had a free slot; replacing it",
+    );
+    this.options.onRestart?.(stage);
+    this.workers[index] = this.workerOf(stage);
+    this.fetches.delete(old);
+    const closed = old
+      .close()
+      .catch((err) => this.options.log.warn({ err, stage }, "closing a replaced stage worker"))
+      .finally(() => this.retiring.delete(old));
+    this.retiring.set(old, closed);
   }
 
   /** The stage's definition, typed with its own job data (`S` ties the name to the value). */
@@ -63,54 +116,64 @@ export class StageWorkers {
   private createWorker<T extends RowJob>(definition: StageDefinition<T>): Worker {
     const { options } = this;
     const { name: stage, run, schema } = definition;
+    const fetch = { inHand: 0, lastTakenAt: Date.now() };
+    const runJob = async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
+      const data = schema.parse(job.data);
+      // Made on first use: most poll runs log nothing, and a child logger costs its bindings.
+      let child: Logger | undefined;
+      const logOf = () =>
+        (child ??= options.log.child({ stage, batch: data.batch, row: data.rowId, job: job.id }));
+      const abort = signal ?? new AbortController().signal;
+      const stageJob: StageJob<T> = {
+        key: job.id ?? "",
+        data,
+        signal: abort,
+        attemptsMade: job.attemptsMade,
+        attempts: job.opts.attempts ?? 1,
+        get log() {
+          return logOf();
+        },
+        // extendLock answers 0 when the lock is gone or another worker's token holds it.
+        stillOwned: async () => token === undefined || (await job.extendLock(token, options.lockMs)) === 1,
+        saveData: async (next: T) => {
+          await job.updateData(next);
+        },
+      };
+      let result: StageResult<T>;
+      try {
+        result = await run(stageJob, options.deps);
+      } catch (error) {
+        if (error instanceof JobLostError) {
+          // Another worker runs the job now; completing or failing it here would fight that one.
+          logOf().warn(error.message);
+          throw new DelayedError();
+        }
+        if (abort.aborted) {
+          // Shutting down: hand the job back so another worker (or this one, restarted) goes on.
+          await job.moveToDelayed(Date.now() + RELEASE_DELAY_MS, token);
+          throw new DelayedError();
+        }
+        if (error instanceof StageError && !error.retryable) throw new UnrecoverableError(error.message);
+        logOf().warn({ err: error, attempt: job.attemptsMade + 1 }, "stage failed; BullMQ retries it");
+        throw error;
+      }
+      if (result.kind === "delay") {
+        await job.updateData(result.data);
+        await job.moveToDelayed(Date.now() + result.ms, token);
+        throw new DelayedError();
+      }
+      return result.kind === "parked" ? PARKED : undefined;
+    };
     const worker = new Worker(
       stage,
       async (job: Job, token?: string, signal?: AbortSignal) => {
-        const data = schema.parse(job.data);
-        // Made on first use: most poll runs log nothing, and a child logger costs its bindings.
-        let child: Logger | undefined;
-        const logOf = () =>
-          (child ??= options.log.child({ stage, batch: data.batch, row: data.rowId, job: job.id }));
-        const abort = signal ?? new AbortController().signal;
-        const stageJob: StageJob<T> = {
-          key: job.id ?? "",
-          data,
-          signal: abort,
-          attemptsMade: job.attemptsMade,
-          attempts: job.opts.attempts ?? 1,
-          get log() {
-            return logOf();
-          },
-          // extendLock answers 0 when the lock is gone or another worker's token holds it.
-          stillOwned: async () => token === undefined || (await job.extendLock(token, options.lockMs)) === 1,
-          saveData: async (next: T) => {
-            await job.updateData(next);
-          },
-        };
-        let result: StageResult<T>;
+        fetch.inHand++;
+        fetch.lastTakenAt = Date.now();
         try {
-          result = await run(stageJob, options.deps);
-        } catch (error) {
-          if (error instanceof JobLostError) {
-            // Another worker runs the job now; completing or failing it here would fight that one.
-            logOf().warn(error.message);
-            throw new DelayedError();
-          }
-          if (abort.aborted) {
-            // Shutting down: hand the job back so another worker (or this one, restarted) goes on.
-            await job.moveToDelayed(Date.now() + RELEASE_DELAY_MS, token);
-            throw new DelayedError();
-          }
-          if (error instanceof StageError && !error.retryable) throw new UnrecoverableError(error.message);
-          logOf().warn({ err: error, attempt: job.attemptsMade + 1 }, "stage failed; BullMQ retries it");
-          throw error;
+          return await runJob(job, token, signal);
+        } finally {
+          fetch.inHand--;
         }
-        if (result.kind === "delay") {
-          await job.updateData(result.data);
-          await job.moveToDelayed(Date.now() + result.ms, token);
-          throw new DelayedError();
-        }
-        return result.kind === "parked" ? PARKED : undefined;
       },
       {
         connection: options.connection,
@@ -150,6 +213,7 @@ export class StageWorkers {
       }
       options.log.error({ err: error, stage }, "worker error");
     });
+    this.fetches.set(worker, fetch);
     return worker;
   }
 
@@ -209,9 +273,11 @@ export class StageWorkers {
    */
   close(deadlineMs = 25_000): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.all(this.workers.map((w) => w.pause(true).catch(() => undefined)));
-      for (const worker of this.workers) worker.cancelAllJobs("shutdown");
-      const graceful = Promise.all(this.workers.map((w) => w.close()));
+      this.watch?.stop();
+      const all = [...this.workers, ...this.retiring.keys()];
+      await Promise.all(all.map((w) => w.pause(true).catch(() => undefined)));
+      for (const worker of all) worker.cancelAllJobs("shutdown");
+      const graceful = Promise.all([...this.workers.map((w) => w.close()), ...this.retiring.values()]);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
         graceful.then(() => false),
@@ -224,6 +290,7 @@ export class StageWorkers {
         this.options.log.warn("workers did not stop in time; closing by force");
         await Promise.all(this.workers.map((w) => w.close(true).catch(() => undefined)));
       }
+      await this.counts.close();
       await this.settled();
     })();
     return this.closing;

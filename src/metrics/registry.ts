@@ -41,6 +41,8 @@ export interface WorkerMetrics {
   readonly backoffs: Counter<"kind">;
   readonly alerts: Counter<"event" | "outcome">;
   readonly scrapeErrors: Counter;
+  /** Stage workers replaced by the fetch watchdog (src/bull/fetch-watchdog.ts). */
+  readonly stageWorkerRestarts: Counter<"stage">;
   // Fleet-wide gauges, filled at scrape time.
   readonly inFlight: Gauge;
   readonly paused: Gauge<"kind">;
@@ -135,6 +137,11 @@ export function createWorkerMetrics(options: WorkerMetricsOptions = {}): WorkerM
       ["event", "outcome"],
     ),
     scrapeErrors: counter("scrape_errors_total", "Scrapes whose fleet-wide gauges could not be read"),
+    stageWorkerRestarts: counter(
+      "stage_worker_restarts_total",
+      "Stage workers replaced because they took no job while their queue had jobs ready",
+      ["stage"],
+    ),
     inFlight: gauge(
       "in_flight_tasks",
       "Fleet-wide: tasks of this worker's account holding an in-flight slot",
