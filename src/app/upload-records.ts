@@ -24,5 +24,8 @@ export function redisUploadRecords(redis: RedisClient, queuePrefix: string): Upl
     async put(sha256, record, ttlMs) {
       await redis.set(key(sha256), JSON.stringify(record), "PX", Math.max(1, Math.round(ttlMs)));
     },
+    async delete(sha256) {
+      await redis.del(key(sha256));
+    },
   };
 }

@@ -4,20 +4,20 @@
  * its time (in Redis, `UploadRecords`, and in each worker's memory), and uploaded again when it
  * may expire before the create it is for.
  *
- * Money: nothing here creates or costs a task (uploads are free). It runs before the in-flight
- * slot and the rate slot are taken, so a failed upload holds neither; the row keeps the
- * reservation it made for this attempt, and a terminal failure gives it back (handleSubmitError).
+ * Uploads go with the worker's first API key (they are free and their URLs public), whichever key
+ * then makes the create: an upload's error acts on that first key's gate (a 401 pauses it).
+ *
+ * Money: nothing here creates or costs a task (uploads are free). It runs before the key choice,
+ * so before any in-flight or rate slot: an upload (up to 10 MiB) holds neither, nor does a failed
+ * one; the row keeps the reservation it made for this attempt, and a terminal failure gives it
+ * back (handleSubmitError).
  */
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { Clock } from "../core/clock.js";
 import { isKieError, KieError } from "../kie/errors.js";
-import type { GenerationParams } from "../kie/types.js";
 import type { FileUploader } from "../kie/upload.js";
-import type { SubmitJob } from "./jobs.js";
 import type { InputImagePort } from "./ports.js";
-import type { StageJob, StageResult } from "./stage.js";
-import { handleSubmitError, type SubmitErrorDeps } from "./submit-errors.js";
 
 /** KIE's docs say uploads live 3 days in one place and 24 hours in another: plan on 24 hours. */
 export const UPLOAD_LIFETIME_MS = 24 * 3_600_000;
@@ -32,6 +32,8 @@ export interface UploadRecords {
   get(sha256: string): Promise<UploadRecord | undefined>;
   /** Kept for `ttlMs`, then forgotten (the upload is gone by then anyway). */
   put(sha256: string, record: UploadRecord, ttlMs: number): Promise<void>;
+  /** Forgets an upload KIE no longer serves (it expired early): the next row uploads again. */
+  delete(sha256: string): Promise<void>;
 }
 
 export interface UploadRecord {
@@ -61,10 +63,20 @@ export function uploadStillUsable(
   return now + marginMs < uploadedAt + lifetimeMs;
 }
 
+/** One upload (or look at the fleet's record) shared by the rows of one file that wait for it. */
+interface SharedUpload {
+  promise: Promise<string>;
+  /** The path whose bytes it reads: a row naming another copy re-checks its own on a file problem. */
+  path: string;
+  /** Aborted only when every row waiting for it has given up (not by the first one's shutdown). */
+  controller: AbortController;
+  waiting: number;
+}
+
 /** The uploads of one worker process, by the sha256 of the file's bytes. */
 export class InputImages implements InputImagePort {
   private readonly uploads = new Map<string, UploadRecord>();
-  private readonly inFlight = new Map<string, Promise<string>>();
+  private readonly inFlight = new Map<string, SharedUpload>();
 
   constructor(private readonly options: InputImagesOptions) {}
 
@@ -76,12 +88,59 @@ export class InputImages implements InputImagePort {
     const known = this.uploads.get(sha256);
     if (usable(known)) return known!.downloadUrl;
     // Rows sharing one image wait for one upload (or one look at the fleet's record), not one each.
-    let pending = this.inFlight.get(sha256);
-    if (!pending) {
-      pending = this.fleetUrl(path, sha256, usable, signal).finally(() => this.inFlight.delete(sha256));
-      this.inFlight.set(sha256, pending);
+    const current = this.inFlight.get(sha256);
+    const shared = current && !current.controller.signal.aborted ? current : this.share(path, sha256, usable);
+    try {
+      return await this.waitFor(shared, signal);
+    } catch (error) {
+      // Another copy of the same bytes was missing or changed: that says nothing of this one.
+      if (shared.path !== path && isFileProblem(error))
+        return this.waitFor(this.share(path, sha256, usable), signal);
+      throw error;
     }
-    return pending;
+  }
+
+  /** Forgets the upload of `sha256`, here and for the fleet: KIE no longer serves it (expired early). */
+  async forget(sha256: string): Promise<void> {
+    this.uploads.delete(sha256);
+    await this.options.records?.delete(sha256);
+  }
+
+  private share(path: string, sha256: string, usable: (record: UploadRecord | undefined) => boolean) {
+    const controller = new AbortController();
+    const shared: SharedUpload = {
+      path,
+      controller,
+      waiting: 0,
+      promise: this.fleetUrl(path, sha256, usable, controller.signal).finally(() => {
+        if (this.inFlight.get(sha256) === shared) this.inFlight.delete(sha256);
+      }),
+    };
+    // A rejection nobody waits for any more (every row gave up) is not an unhandled one.
+    shared.promise.catch(() => undefined);
+    this.inFlight.set(sha256, shared);
+    return shared;
+  }
+
+  /** The shared upload's answer, or this caller's abort: the upload goes on for the others. */
+  private async waitFor(shared: SharedUpload, signal: AbortSignal | undefined): Promise<string> {
+    if (!signal) return shared.promise;
+    signal.throwIfAborted();
+    shared.waiting++;
+    let onAbort = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        if (--shared.waiting === 0) shared.controller.abort(signal.reason);
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([shared.promise, aborted]);
+    } finally {
+      if (!signal.aborted) shared.waiting--;
+      signal.removeEventListener("abort", onAbort);
+    }
   }
 
   /** Another worker's upload when it is still usable, else a new one, recorded for the fleet. */
@@ -89,7 +148,7 @@ export class InputImages implements InputImagePort {
     path: string,
     sha256: string,
     usable: (record: UploadRecord | undefined) => boolean,
-    signal: AbortSignal | undefined,
+    signal: AbortSignal,
   ): Promise<string> {
     const { records, clock, lifetimeMs = UPLOAD_LIFETIME_MS } = this.options;
     const shared = await records?.get(sha256);
@@ -102,7 +161,7 @@ export class InputImages implements InputImagePort {
     return record.downloadUrl;
   }
 
-  private async upload(path: string, sha256: string, signal?: AbortSignal): Promise<UploadRecord> {
+  private async upload(path: string, sha256: string, signal: AbortSignal): Promise<UploadRecord> {
     const bytes = await readImage(path);
     const found = createHash("sha256").update(bytes).digest("hex");
     if (found !== sha256) {
@@ -122,32 +181,6 @@ export class InputImages implements InputImagePort {
   }
 }
 
-/**
- * The input image URL for a row's create, or what the submit stage does instead: a fleet-wide
- * condition ("again"), a retry, or the row failed for good. Rows without a local image pass.
- */
-export async function prepareInputImage(
-  params: GenerationParams,
-  job: StageJob<SubmitJob>,
-  deps: SubmitErrorDeps & { inputImages?: InputImagePort | undefined },
-): Promise<{ imageUrl?: string; next?: "again" | StageResult<SubmitJob> }> {
-  const { image_path: path, image_sha256: sha256 } = params;
-  if (path === undefined || sha256 === undefined) return {};
-  try {
-    if (!deps.inputImages) {
-      throw inputError(
-        false,
-        "this worker has no upload client for local input images (KIE_UPLOAD_BASE_URL)",
-      );
-    }
-    return { imageUrl: await deps.inputImages.urlFor(path, sha256, job.signal) };
-  } catch (error) {
-    if (job.signal?.aborted || !isKieError(error)) throw error;
-    job.log.warn({ code: error.code, path }, `input image not uploaded: ${error.message}`);
-    return { next: await handleSubmitError(error, job, deps) };
-  }
-}
-
 async function readImage(path: string): Promise<Buffer> {
   try {
     return await readFile(path);
@@ -161,8 +194,15 @@ async function readImage(path: string): Promise<Buffer> {
   }
 }
 
-function inputError(retryable: boolean, message: string): KieError {
-  return new KieError({ code: "validation", retryable, endpoint: "input image", message });
+const INPUT_IMAGE = "input image";
+
+export function inputError(retryable: boolean, message: string): KieError {
+  return new KieError({ code: "validation", retryable, endpoint: INPUT_IMAGE, message });
+}
+
+/** The local file was missing or its bytes changed (not the upload service's answer). */
+function isFileProblem(error: unknown): boolean {
+  return isKieError(error) && error.endpoint === INPUT_IMAGE;
 }
 
 function mimeOf(bytes: Buffer): string {

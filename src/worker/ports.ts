@@ -52,6 +52,11 @@ export interface WorkerSettings {
 export interface InputImagePort {
   /** Throws KieError: retryable for transient trouble, not for a file that changed or was refused. */
   urlFor(path: string, sha256: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * Forgets the file's upload (this worker's and the fleet's record): the next `urlFor` uploads
+   * again. Absent: a create refused for its input image is not retried with a fresh upload.
+   */
+  forget?(sha256: string): Promise<void>;
 }
 
 export interface StageDeps {

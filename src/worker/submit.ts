@@ -6,7 +6,7 @@ import type { GenerationParams, KieApi, SubmitRequest } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
 import { afterAccepted, gateStillOpen } from "./gate.js";
-import { prepareInputImage } from "./input-image.js";
+import { forgetRefusedUpload, uploadInputImage } from "./input-image-step.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
 import { chooseKey } from "./key-choice.js";
 import { firstPollDelay } from "./poll.js";
@@ -111,25 +111,28 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     return done; // or moved on by an operator
   }
   // A request archived before is copied from there: no reservation, no rate slot, no create.
-  if (await archiveFromIndex(job, row, deps.reuse)) return done;
+  const reused = await archiveFromIndex(job, row, deps.reuse);
+  if (reused === "lost")
+    throw new JobLostError(`job ${key} went to another worker during a reuse: not archived here`);
+  if (reused) return done;
 
+  let reuploaded = false;
   for (;;) {
     const params = row.params as unknown as GenerationParams;
-    const several = (deps.keys?.lanes.length ?? 0) > 1;
     // One reservation per attempt (a no-op while this attempt's is still held).
     const outcome = await deps.ledger.reserveBudget(batch, rowId, row.estimatedCredits);
     // Parked by the ledger (over the budget): this job ends, and the row costs nothing until a
     // raised budget or a released reservation wakes it with a new job (budget-wake.ts).
     if (outcome === "over-budget") return parked;
 
-    // With several keys the choice takes its create slot at once: a local input image is uploaded
-    // before it (by the first key, which uploads for every key), so no upload sits between a slot
-    // and its create, where the late arrival could let the key's next creates through too early.
-    const early = several ? await prepareInputImage(params, job, deps) : undefined;
-    if (early?.next !== undefined) {
-      if (early.next === "again") continue;
-      return early.next;
-    }
+    // A local input image is uploaded (or its upload reused) before the key choice, by the first
+    // key, which uploads for every key: no in-flight or rate slot is held during an upload (up to
+    // 10 MiB), and with several keys, whose choice takes the create slot at once, no upload sits
+    // between a slot and its create, where the late arrival could let the key's next creates
+    // through too early.
+    const input = await uploadInputImage(params, job, deps);
+    if (input.next !== undefined) return input.next;
+    const imageUrl = input.imageUrl;
     const chosen = await chooseKey(deps, key, job.signal, job.log);
     if (!chosen) {
       await deps.clock.sleep(IN_FLIGHT_RECHECK_MS, job.signal);
@@ -137,16 +140,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     }
     // Every fleet call from here on is the chosen key's: its gate, its pause, its slots.
     const { passed: gate, fleet, kie } = chosen;
-    let imageUrl: string | undefined;
     try {
-      // A local input image is uploaded (or its upload reused) once the gate has passed, before the rate slot.
-      const input = early ?? (await prepareInputImage(params, job, { ...deps, fleet }));
-      if (input.next !== undefined) {
-        await fleet.releaseInFlight(key);
-        if (input.next === "again") continue;
-        return input.next;
-      }
-      imageUrl = input.imageUrl;
       await chosen.slot(job.signal);
       // The three checks between the slot and the request go out together: every round trip
       // here is time between the limiter's admission and KIE's arrival, which its margin covers.
@@ -205,6 +199,11 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       }
       await job.saveData?.(data);
       if (!isKieError(error)) throw error;
+      // Refused as invalid with an uploaded input image: once, a fresh upload and another create.
+      if (!reuploaded && (await forgetRefusedUpload(error, params, deps, job.log))) {
+        reuploaded = true;
+        continue;
+      }
       const keyId = chosen.id === undefined ? {} : { keyId: chosen.id };
       const next = await handleSubmitError(error, job, { ...deps, fleet, ...keyId });
       if (next === "again") continue;

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { KieError } from "../../src/kie/errors.js";
 import type { UploadFile } from "../../src/kie/upload.js";
 import {
@@ -101,6 +101,7 @@ describe("InputImages", () => {
     const records: UploadRecords = {
       get: async (key) => stored.get(key)?.record,
       put: async (key, record, ttlMs) => void stored.set(key, { record, ttlMs }),
+      delete: async (key) => void stored.delete(key),
     };
     const clock = { now: () => 5_000 };
     let uploads = 0;
@@ -117,5 +118,83 @@ describe("InputImages", () => {
     });
     expect(await worker().urlFor(path, sha(PNG))).toBe("https://files.test/1");
     expect(uploads).toBe(1);
+
+    // An upload KIE stopped serving early is forgotten here and for the fleet: the next row uploads.
+    const first = worker();
+    expect(await first.urlFor(path, sha(PNG))).toBe("https://files.test/1");
+    await first.forget(sha(PNG));
+    expect(stored.has(sha(PNG))).toBe(false);
+    expect(await first.urlFor(path, sha(PNG))).toBe("https://files.test/2");
+    expect(await worker().urlFor(path, sha(PNG))).toBe("https://files.test/2");
+  });
+
+  it("one row's abort does not abort the upload the other rows of the file wait for", async () => {
+    const path = join(dir, "e.png");
+    writeFileSync(path, PNG);
+    let finish = (_url: string) => {};
+    const signals: AbortSignal[] = [];
+    const images = new InputImages({
+      clock: { now: () => 0 },
+      uploader: {
+        upload: (_file, signal) => {
+          signals.push(signal!);
+          return new Promise((resolve) => {
+            finish = (downloadUrl) => resolve({ downloadUrl });
+          });
+        },
+      },
+    });
+    const first = new AbortController();
+    const second = new AbortController();
+    const a = images.urlFor(path, sha(PNG), first.signal).catch((e: unknown) => e);
+    const b = images.urlFor(path, sha(PNG), second.signal);
+    await vi.waitFor(() => expect(signals).toHaveLength(1));
+    first.abort(new Error("shutting down"));
+    expect(await a).toMatchObject({ message: "shutting down" });
+    expect(signals[0]!.aborted).toBe(false);
+    finish("https://files.test/shared");
+    expect(await b).toBe("https://files.test/shared");
+    expect(signals).toHaveLength(1);
+  });
+
+  it("the upload is aborted once every row waiting for it has given up", async () => {
+    const path = join(dir, "f.png");
+    writeFileSync(path, PNG);
+    const signals: AbortSignal[] = [];
+    const images = new InputImages({
+      clock: { now: () => 0 },
+      uploader: {
+        upload: (_file, signal) => {
+          signals.push(signal!);
+          return new Promise((_resolve, reject) =>
+            signal!.addEventListener("abort", () => reject(signal!.reason)),
+          );
+        },
+      },
+    });
+    const controllers = [new AbortController(), new AbortController()];
+    const waits = controllers.map((c) => images.urlFor(path, sha(PNG), c.signal).catch((e: unknown) => e));
+    await vi.waitFor(() => expect(signals).toHaveLength(1));
+    controllers[0]!.abort(new Error("one"));
+    expect(signals[0]!.aborted).toBe(false);
+    controllers[1]!.abort(new Error("two"));
+    expect(signals[0]!.aborted).toBe(true);
+    expect(await Promise.all(waits)).toMatchObject([{ message: "one" }, { message: "two" }]);
+  });
+
+  it("a copy of the bytes that changed fails only its own rows: another copy's row checks its own file", async () => {
+    const changed = join(dir, "g.png");
+    const intact = join(dir, "g-copy.png");
+    writeFileSync(changed, Buffer.concat([PNG, Buffer.from("edited")]));
+    writeFileSync(intact, PNG);
+    const { sent, images } = fixture();
+    const [a, b] = await Promise.all([
+      images.urlFor(changed, sha(PNG)).catch((e: unknown) => e),
+      images.urlFor(intact, sha(PNG)),
+    ]);
+    expect(a).toMatchObject({ code: "validation", retryable: false });
+    expect((a as Error).message).toContain("changed since the row was enqueued");
+    expect(b).toBe("https://files.test/1");
+    expect(sent).toHaveLength(1);
   });
 });

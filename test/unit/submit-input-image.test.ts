@@ -7,7 +7,11 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../src/core/logger.js";
+import { keyRing } from "../../src/fleet/key-ring.js";
+import type { PauseKind } from "../../src/fleet/policy.js";
 import { KieError } from "../../src/kie/errors.js";
 import type { KieApi, SubmitRequest } from "../../src/kie/types.js";
 import { InputImages } from "../../src/worker/input-image.js";
@@ -33,7 +37,7 @@ const never = async (): Promise<never> => {
   throw new Error("not expected in this test");
 };
 
-function setup(upload: () => Promise<{ downloadUrl: string }>) {
+function setup(upload: () => Promise<{ downloadUrl: string }>, events: string[] = []) {
   const ledger = oneRowLedger(rowRecord({ params, estimatedCredits: 10 }));
   const clock = fakeClock();
   const creates: SubmitRequest[] = [];
@@ -41,6 +45,7 @@ function setup(upload: () => Promise<{ downloadUrl: string }>) {
   const inFlight = { taken: 0, released: 0 };
   const kie: KieApi = {
     submit: async (request) => {
+      events.push("create");
       creates.push(request);
       return "t-1";
     },
@@ -62,15 +67,27 @@ function setup(upload: () => Promise<{ downloadUrl: string }>) {
     },
     fleet: openFleet({
       tryAcquireInFlight: async () => {
+        events.push("in-flight");
         inFlight.taken++;
         return true;
+      },
+      createSlot: async () => {
+        events.push("rate slot");
       },
       releaseInFlight: async () => {
         inFlight.released++;
       },
     }),
     queues: { addPoll: async () => undefined },
-    inputImages: new InputImages({ clock, uploader: { upload } }),
+    inputImages: new InputImages({
+      clock,
+      uploader: {
+        upload: () => {
+          events.push("upload");
+          return upload();
+        },
+      },
+    }),
     clock,
     settings: { pollFirstMs: 5_000 },
   };
@@ -79,8 +96,11 @@ function setup(upload: () => Promise<{ downloadUrl: string }>) {
 
 describe("submit with a local input image", () => {
   it("uploads the file and sends its URL as image_url, never the path", async () => {
-    const f = setup(async () => ({ downloadUrl: "https://files.test/mug.png" }));
+    const events: string[] = [];
+    const f = setup(async () => ({ downloadUrl: "https://files.test/mug.png" }), events);
     expect(await submitStage.run(stageJob(job), f.deps)).toEqual({ kind: "done" });
+    // One key: the upload (up to 10 MiB) holds neither the in-flight slot nor the rate slot.
+    expect(events).toEqual(["upload", "in-flight", "rate slot", "create"]);
     expect(f.creates).toHaveLength(1);
     expect(f.creates[0]).toMatchObject({ model: "edit", image_url: "https://files.test/mug.png" });
     // image_path and image_sha256 stay in the request object but no flavour puts them on the wire.
@@ -97,7 +117,8 @@ describe("submit with a local input image", () => {
     expect(error).toBeInstanceOf(StageError);
     expect(f.creates).toEqual([]);
     expect(f.ledger.current()).toMatchObject({ status: "queued" });
-    expect(f.inFlight).toEqual({ taken: 1, released: 1 });
+    // The upload came before the key choice: no in-flight slot was taken for it.
+    expect(f.inFlight).toEqual({ taken: 0, released: 0 });
     expect(f.released).toEqual([]);
   });
 
@@ -114,6 +135,123 @@ describe("submit with a local input image", () => {
     expect(f.ledger.current()).toMatchObject({ status: "failed" });
     expect(f.ledger.current()?.error).toContain("file too large");
     expect(f.released).toEqual(["r1"]);
-    expect(f.inFlight).toEqual({ taken: 1, released: 1 });
+    expect(f.inFlight).toEqual({ taken: 0, released: 0 });
+  });
+
+  it("with two keys, an upload refused with the first (401) pauses the first, names it, and does not retry at once", async () => {
+    const pauses: string[] = [];
+    let uploads = 0;
+    const controller = new AbortController();
+    const f = setup(async () => {
+      uploads++;
+      throw new KieError({
+        code: "unauthorized",
+        retryable: true,
+        fleetEffect: "bad-key",
+        message: "upload: bad or missing API key",
+      });
+    });
+    let aPaused: PauseKind | undefined;
+    const first = openFleet({
+      pause: async (kind) => {
+        pauses.push(`aaaa:${kind}`);
+        aPaused = kind;
+        return true;
+      },
+      readGate: async () => ({
+        paused: aPaused ? { kind: aPaused, reason: "401", since: 0 } : null,
+        backoffMs: 0,
+      }),
+      tryAcquireInFlight: async () => {
+        pauses.push("aaaa:in-flight");
+        return true;
+      },
+    });
+    const second = openFleet({
+      pause: async (kind) => {
+        pauses.push(`bbbb:${kind}`);
+        return true;
+      },
+      tryAcquireInFlight: async () => {
+        pauses.push("bbbb:in-flight");
+        return true;
+      },
+    });
+    f.deps.fleet = first;
+    f.deps.keys = keyRing([
+      { id: "aaaa", account: "aaaa", kie: f.deps.kie, fleet: first },
+      { id: "bbbb", account: "bbbb", kie: f.deps.kie, fleet: second },
+    ]);
+    // The row waits for the first key's pause instead of uploading again: stop it there.
+    f.deps.clock = { ...f.deps.clock, sleep: async () => controller.abort(new Error("stop")) };
+    const lines: string[] = [];
+    const log = createLogger({
+      level: "info",
+      pretty: false,
+      destination: new Writable({
+        write(chunk, _encoding, callback) {
+          lines.push(String(chunk));
+          callback();
+        },
+      }),
+    });
+    await expect(submitStage.run(stageJob(job, { signal: controller.signal, log }), f.deps)).rejects.toThrow(
+      "stop",
+    );
+    expect(pauses).toEqual(["aaaa:bad-key"]);
+    expect(uploads).toBe(1);
+    expect(f.creates).toEqual([]);
+    const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(logged.filter((l) => String(l.msg).startsWith("input image not uploaded"))).toEqual([
+      expect.objectContaining({ key: "aaaa", code: "unauthorized" }),
+    ]);
+    expect(logged.filter((l) => l.key === "bbbb")).toEqual([]);
+  });
+
+  it("a create refused as invalid (its upload expired early) is made once more with a fresh upload", async () => {
+    let refusals = 1;
+    let uploads = 0;
+    const f = setup(async () => ({ downloadUrl: `https://files.test/${++uploads}` }));
+    const submit = f.deps.kie.submit;
+    f.deps.kie = {
+      ...f.deps.kie,
+      submit: async (request, signal) => {
+        if (refusals-- > 0) {
+          f.creates.push(request);
+          throw new KieError({
+            code: "validation",
+            retryable: false,
+            message: "image_url could not be fetched",
+          });
+        }
+        return submit(request, signal);
+      },
+    };
+    expect(await submitStage.run(stageJob(job), f.deps)).toEqual({ kind: "done" });
+    expect(f.creates.map((c) => c.image_url)).toEqual(["https://files.test/1", "https://files.test/2"]);
+    expect(f.ledger.current()).toMatchObject({ status: "submitted", taskIds: ["t-1"] });
+    expect(f.released).toEqual([]);
+  });
+
+  it("a second refusal after the fresh upload fails the row and gives its reservation back", async () => {
+    let uploads = 0;
+    const f = setup(async () => ({ downloadUrl: `https://files.test/${++uploads}` }));
+    f.deps.kie = {
+      ...f.deps.kie,
+      submit: async (request) => {
+        f.creates.push(request);
+        throw new KieError({
+          code: "validation",
+          retryable: false,
+          message: "image_url could not be fetched",
+        });
+      },
+    };
+    expect(await submitStage.run(stageJob(job), f.deps)).toEqual({ kind: "done" });
+    expect(f.creates).toHaveLength(2);
+    expect(uploads).toBe(2);
+    expect(f.ledger.current()).toMatchObject({ status: "failed" });
+    expect(f.ledger.current()?.error).toContain("image_url could not be fetched");
+    expect(f.released).toEqual(["r1"]);
   });
 });
