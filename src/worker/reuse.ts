@@ -5,7 +5,6 @@ import type { Logger } from "../core/logger.js";
 import { type Ledger, type ResultEntry, type ResultIndex, requestHash } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { checkSource, copyImages, ownKey, removeAll, verifyInPlace } from "./reuse-copy.js";
-import { JobLostError } from "./stage.js";
 
 /**
  * Reuse across batches: a row that asks for exactly what an earlier row got (same model, prompt,
@@ -39,7 +38,6 @@ export interface ReuseDeps {
 }
 
 interface ReuseJob {
-  key?: string;
   log: Logger;
   signal: AbortSignal;
   /** As StageJob's: false once another worker may hold the job. */
@@ -49,13 +47,14 @@ interface ReuseJob {
 /**
  * Archives `row` from the result index when its request is there and its object checks out.
  * True: the row left `queued` (archived as reused, or moved on meanwhile): the submit is done.
- * False: create as usual. Only a failure after the copies (the ledger's) throws.
+ * False: create as usual. `lost`: the job went to another worker during the copies, the row is
+ * left as it is (the caller throws JobLostError). Only a failure after the copies (the ledger's) throws.
  */
 export async function archiveFromIndex(
   job: ReuseJob,
   row: RowRecord,
   deps: ReuseDeps | undefined,
-): Promise<boolean> {
+): Promise<boolean | "lost"> {
   // A row with a task already has its own images on the way (and has paid for them).
   if (!deps || row.status !== "queued" || row.taskIds.length > 0) return false;
   const hash = requestHash(row.prompt, row.params);
@@ -116,10 +115,7 @@ export async function archiveFromIndex(
   // The lock may have lapsed during the copies and the job gone to another worker, which may be
   // creating the row (with its own reservation): the row is that worker's now. The copies stay:
   // they are at the row's keys, which that worker writes too.
-  if (job.stillOwned && !(await job.stillOwned()))
-    throw new JobLostError(
-      `job ${job.key ?? `${row.batch}/${row.id}`} went to another worker: not archived by reuse here`,
-    );
+  if (job.stillOwned && !(await job.stillOwned())) return "lost";
   // The row reserves nothing from here on: what it holds (a woken parked row) goes back first, so
   // a crash between the two leaves a queued row without a reservation, which reserves anew.
   if (row.creditsReserved > 0) await deps.ledger.releaseReservation(row.batch, row.id);

@@ -243,10 +243,20 @@ describe("reuse: what is checked before a copy", () => {
   it("a job whose lock lapsed during the copies neither archives the row nor releases its reservation", async () => {
     const s = setup({ creditsReserved: 8 });
     const job = stageJob({ batch: "new", rowId: "row", resubmit: 0 }, { stillOwned: async () => false });
-    await expect(archiveFromIndex(job, s.row, s.deps)).rejects.toBeInstanceOf(JobLostError);
+    expect(await archiveFromIndex(job, s.row, s.deps)).toBe("lost");
     // The worker that holds the job now may be creating the row on that reservation.
     expect(s.released).toEqual([]);
     expect(s.ledger.transitions).toEqual([]);
+    expect(s.ledger.current()).toMatchObject({ status: "queued", creditsReserved: 8 });
+    // The submit stage hands the job back (JobLostError) without a reservation, a slot or a create.
+    const counts = { reserved: 0, slots: 0 };
+    const deps = submitDeps(
+      s,
+      { submit: async () => Promise.reject(new Error("no create expected")) },
+      counts,
+    );
+    await expect(submitStage.run(job, deps)).rejects.toBeInstanceOf(JobLostError);
+    expect(counts).toEqual({ reserved: 0, slots: 0 });
     expect(s.ledger.current()).toMatchObject({ status: "queued", creditsReserved: 8 });
     // Still owned: archived as usual.
     const owned = stageJob({ batch: "new", rowId: "row", resubmit: 0 }, { stillOwned: async () => true });
