@@ -157,4 +157,39 @@ describe("image-to-image and edit in one batch", () => {
     expect(done).toMatchObject({ archived: 1, failed: 0, uncertain: 0, creditsSpent: 12 });
     expect(sim.stats()).toMatchObject({ uploads: 1, creates: 1, faults: { http: 1 } });
   });
+
+  it("an upload KIE expired early is forgotten on the refused create and made again: the row archives", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "kie-modes-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await copyFile(join(EXAMPLES, "mug.png"), join(dir, "mug.png"));
+    const first = join(dir, "first.csv");
+    const second = join(dir, "second.csv");
+    await writeFile(first, "id,model,prompt,image_path\nwhite,edit,the mug on white,mug.png\n");
+    await writeFile(second, "id,model,prompt,image_path\ngrey,edit,the mug on grey,mug.png\n");
+    harness = await startHarness({ sim: { timeScale: 20 } });
+    const { sim, ledger } = harness.pipeline;
+    const env = { KIE_API_FLAVOR: "jobs", KIE_UPLOAD_BASE_URL: sim.url };
+    const config = harness.config(env);
+    const run = (file: string, batch: string) =>
+      enqueue(
+        { file, batch, apiFlavor: "jobs" },
+        { connect: (o) => connectProducer(config, o), out: new PassThrough().resume(), clock: systemClock },
+      );
+    await harness.worker({ env });
+    await run(first, "first");
+    expect(await harness.pipeline.waitFinished("first")).toMatchObject({ archived: 1 });
+    expect(sim.stats()).toMatchObject({ uploads: 1, creates: 1 });
+
+    // The worker's record (and the fleet's) still says the upload is good for hours; KIE dropped it.
+    sim.expireUploads();
+    await run(second, "second");
+    const done = await harness.pipeline.waitFinished("second");
+    expect(done).toMatchObject({ archived: 1, failed: 0, uncertain: 0, creditsSpent: 12 });
+    expect(sim.stats()).toMatchObject({ uploads: 2, creates: 2, creditsCharged: 24 });
+    expect(sim.tasks().map((task) => task.inputSha256)).toEqual([
+      sha(await readFile(join(dir, "mug.png"))),
+      sha(await readFile(join(dir, "mug.png"))),
+    ]);
+    expect((await ledger.getRow("second", "grey"))?.taskIds).toHaveLength(1);
+  });
 });
