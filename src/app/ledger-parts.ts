@@ -18,7 +18,11 @@ export function buildLedger(redis: Redis, config: Config): Ledger {
 
 /** The deployment's result index (reuse across batches), with KIE_REUSE_TTL. */
 export function buildResultIndex(redis: Redis, config: Config): ResultIndex {
-  return createResultIndex(redis, { prefix: config.KIE_QUEUE_PREFIX, ttlMs: config.KIE_REUSE_TTL });
+  return createResultIndex(redis, {
+    prefix: config.KIE_QUEUE_PREFIX,
+    flavor: config.KIE_API_FLAVOR,
+    ttlMs: config.KIE_REUSE_TTL,
+  });
 }
 
 export function buildQueues(redis: Redis, config: Config): QueueSet {

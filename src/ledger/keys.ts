@@ -44,12 +44,12 @@ export interface LedgerKeys {
    */
   task(taskId: string): string;
   /**
-   * STRING: the deployment's result index entry of one request hash (result-index.ts), under the
-   * index's own hash tag `{prefix:reuse:results}` (no batch name holds a colon: never a batch's
-   * tag). An entry is only ever touched alone; one tag lets a dry run ask for a chunk of entries
-   * in one pipeline on a Cluster too.
+   * STRING: the deployment's result index entry of one request hash asked of one API flavour
+   * (result-index.ts). The index is spread over 16 hash tags `{prefix:reuse:results:<h>}`, `h` the
+   * hash's first hex digit (no batch name holds a colon: never a batch's tag), so a Cluster holds
+   * it on several masters: an entry is only ever touched alone (a dry run pipelines per tag).
    */
-  result(requestHash: string): string;
+  result(requestHash: string, flavor: string): string;
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;
@@ -74,7 +74,8 @@ export function ledgerKeys(prefix: string): LedgerKeys {
     lease: (name) => `${root}:lease:${checkName("lease", name)}`,
     row: (batch, rowId) => `${of(batch)}:row:${checkName("row id", rowId)}`,
     task: (taskId) => `{${prefix}:task:${checkTaskId(taskId)}}`,
-    result: (hash) => `{${prefix}:reuse:results}:${checkRequestHash(hash)}`,
+    result: (hash, flavor) =>
+      `${resultTag(prefix, checkRequestHash(hash))}:${checkName("API flavour", flavor)}:${hash}`,
   };
 }
 
@@ -91,6 +92,11 @@ function checkTaskId(taskId: string): string {
     throw new LedgerError("invalid_name", `invalid task id ${JSON.stringify(taskId)}`);
   }
   return taskId;
+}
+
+/** The hash tag of a request hash's result index entry: one of 16, by its first hex digit. */
+function resultTag(prefix: string, requestHash: string): string {
+  return `{${prefix}:reuse:results:${requestHash.slice(0, 1)}}`;
 }
 
 function checkRequestHash(hash: string): string {

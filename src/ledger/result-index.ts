@@ -10,9 +10,14 @@ import { resultForgetScript } from "./scripts/index.js";
  *
  * One STRING per entry, compact JSON, with a TTL (`KIE_REUSE_TTL`, 30 days by default) renewed by
  * every archive of the same request. Entries are written after a row's archive transition, as a
- * command of their own (they live under their own hash tag, never a batch's): a lost write only
- * costs a future reuse. An entry is a hint: the object it names is checked (HEAD, size, task,
- * checksum) before it is used.
+ * command of their own (they live under 16 hash tags of their own, never a batch's: keys.ts): a
+ * lost write only costs a future reuse. An entry is a hint: the object it names is checked (HEAD,
+ * size, task, checksum) before it is used.
+ *
+ * Entries are kept per API flavour (KIE_API_FLAVOR): the seed's `qwen` endpoints and the market
+ * API are two services, and nothing documented promises that one answers a seed as the other
+ * does, so a deployment never serves one's output for the other's request (a miss costs a create;
+ * a wrong hit, a wrong image).
  */
 
 /** One archived image of an entry. */
@@ -54,6 +59,8 @@ export interface ResultIndex {
 export interface ResultIndexOptions {
   /** The deployment's queue prefix. @defaultValue "kie" */
   prefix?: string;
+  /** The API flavour the deployment's requests go to (KIE_API_FLAVOR): entries are kept per flavour. */
+  flavor: string;
   /** How long an entry lives after its last write. @defaultValue RESULT_TTL_MS (30 days) */
   ttlMs?: number;
 }
@@ -65,35 +72,50 @@ const MAX_INDEXED_IMAGES = 4;
 /** The longest value an entry may have (keys are bounded by batch and row names: 128 chars each). */
 const MAX_ENTRY_BYTES = 2048;
 
-export function createResultIndex(redis: RedisClient, options: ResultIndexOptions = {}): ResultIndex {
+export function createResultIndex(redis: RedisClient, options: ResultIndexOptions): ResultIndex {
   const keys: LedgerKeys = ledgerKeys(options.prefix ?? "kie");
+  const { flavor } = options;
+  const keyOf = (hash: string) => keys.result(hash, flavor);
+  keyOf("0".repeat(64)); // a flavour that cannot be in a key throws now, not at the first lookup
   const ttlMs = options.ttlMs ?? RESULT_TTL_MS;
   if (!(ttlMs > 0)) throw new LedgerError("invalid_value", "the result index TTL must be > 0");
   return {
     async lookup(hash) {
-      const value = await redis.get(keys.result(hash));
+      const value = await redis.get(keyOf(hash));
       return value === null ? undefined : decodeEntry(value);
     },
     async exists(hashes) {
-      if (hashes.length === 0) return [];
-      const pipeline = redis.pipeline();
-      for (const hash of hashes) pipeline.exists(keys.result(hash));
-      const replies = (await pipeline.exec()) ?? [];
-      return hashes.map((_, i) => {
-        const [error, count] = replies[i] ?? [new Error("no reply"), 0];
-        if (error) throw error;
-        return count === 1;
+      // One pipeline per hash tag (a Cluster refuses a pipeline across slots), all at once.
+      const byTag = new Map<string, number[]>();
+      hashes.forEach((hash, i) => {
+        const at = byTag.get(hash.slice(0, 1));
+        if (at) at.push(i);
+        else byTag.set(hash.slice(0, 1), [i]);
       });
+      const found: boolean[] = hashes.map(() => false);
+      await Promise.all(
+        [...byTag.values()].map(async (indexes) => {
+          const pipeline = redis.pipeline();
+          for (const i of indexes) pipeline.exists(keyOf(hashes[i]!));
+          const replies = (await pipeline.exec()) ?? [];
+          indexes.forEach((i, n) => {
+            const [error, count] = replies[n] ?? [new Error("no reply"), 0];
+            if (error) throw error;
+            found[i] = count === 1;
+          });
+        }),
+      );
+      return found;
     },
     async record(hash, entry) {
       if (entry.images.length === 0 || entry.images.length > MAX_INDEXED_IMAGES) return false;
       const value = encodeEntry(entry);
       if (Buffer.byteLength(value, "utf8") > MAX_ENTRY_BYTES) return false;
-      await redis.set(keys.result(hash), value, "PX", ttlMs);
+      await redis.set(keyOf(hash), value, "PX", ttlMs);
       return true;
     },
     async forget(hash, entry) {
-      return (await resultForgetScript.run(redis, [keys.result(hash)], [encodeEntry(entry)])) === 1;
+      return (await resultForgetScript.run(redis, [keyOf(hash)], [encodeEntry(entry)])) === 1;
     },
     async reuseOff(batch) {
       return (await redis.hget(keys.batch(batch), "noReuse")) === "1";

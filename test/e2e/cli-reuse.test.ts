@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, createResultIndex, requestHash } from "../../src/ledger/index.js";
+import { createLedger, createResultIndex, ledgerKeys, requestHash } from "../../src/ledger/index.js";
 import { type TempFiles, tempFiles } from "../fixtures/manifest/temp-files.js";
 import { type ChildOutput, childOutput } from "../helpers/child-output.js";
 import { cleanupPrefix, REDIS_URL, testRedis, uniquePrefix } from "../helpers/redis.js";
@@ -14,7 +14,8 @@ import { cleanupPrefix, REDIS_URL, testRedis, uniquePrefix } from "../helpers/re
 const BIN = join(import.meta.dirname, "..", "..", "bin", "kie-batch.js");
 const prefix = uniquePrefix("e2e-reuse");
 const redis = testRedis();
-const index = createResultIndex(redis, { prefix });
+// The CLI's flavour: KIE_API_FLAVOR's default.
+const index = createResultIndex(redis, { prefix, flavor: "qwen" });
 const ledger = createLedger(redis, { prefix });
 const hash = requestHash("a red fox", { seed: 11 })!;
 let files: TempFiles;
@@ -40,7 +41,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
-  await redis.del(`{${prefix}:reuse:results}:${hash}`);
+  await redis.del(ledgerKeys(prefix).result(hash, "qwen"));
   await cleanupPrefix(redis, prefix);
   await redis.quit();
   await files.cleanup();

@@ -11,7 +11,13 @@ import { QueueSet } from "../../src/bull/queues.js";
 import { loadConfig } from "../../src/config/index.js";
 import { createLogger } from "../../src/core/logger.js";
 import { createFleet } from "../../src/fleet/index.js";
-import { createLedger, type Ledger, ledgerKeys } from "../../src/ledger/index.js";
+import {
+  createLedger,
+  createResultIndex,
+  type Ledger,
+  ledgerKeys,
+  requestHash,
+} from "../../src/ledger/index.js";
 import type { RedisClient } from "../../src/redis/script.js";
 import { uniquePrefix } from "../helpers/redis.js";
 import { startTestCluster, type TestCluster } from "../helpers/redis-cluster.js";
@@ -103,6 +109,33 @@ describe("on a Redis Cluster", () => {
     expect(await ledger.lookupTask("task-b0-r1")).toBeUndefined();
     for (const batch of batches.slice(1)) await ledger.purge(batch);
     expect(await ledger.listBatches()).toEqual([]);
+  });
+
+  it("the result index spreads over more than one master, and a dry run's exists asks across its tags", async () => {
+    const prefix = uniquePrefix("cl-results");
+    const index = createResultIndex(redis, { prefix, flavor: "qwen", ttlMs: 60_000 });
+    const keys = ledgerKeys(prefix);
+    const hashes = Array.from({ length: 32 }, (_, i) => requestHash("spread", { seed: i })!);
+    const entry = {
+      images: [{ key: "b/r.png", bytes: 10, sha256: "a".repeat(64), contentType: "image/png" }],
+      taskId: "t-1",
+      batch: "b",
+      rowId: "r",
+      archivedAt: 1,
+    };
+    try {
+      for (const hash of hashes.slice(0, 16)) expect(await index.record(hash, entry)).toBe(true);
+      // One pipeline across slots would be refused ("same slots allocation group").
+      expect(await index.exists(hashes)).toEqual(hashes.map((_, i) => i < 16));
+      expect(await index.lookup(hashes[0]!)).toEqual(entry);
+      expect(await index.forget(hashes[0]!, entry)).toBe(true);
+      const masters = new Set(
+        await Promise.all(hashes.map((hash) => cluster.masterOf(keys.result(hash, "qwen")))),
+      );
+      expect(masters.size).toBeGreaterThan(1);
+    } finally {
+      for (const hash of hashes) await redis.del(keys.result(hash, "qwen"));
+    }
   });
 
   it("the fleet's per-account state runs in its account's slot, and the three queues in theirs", async () => {

@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createRedisBackend } from "../../src/bull/producer-backend.js";
 import { QueueSet } from "../../src/bull/queues.js";
-import { createResultIndex, type ResultIndex, requestHash } from "../../src/ledger/index.js";
+import { createResultIndex, ledgerKeys, type ResultIndex, requestHash } from "../../src/ledger/index.js";
 import type { EnqueueDeps } from "../../src/producer/index.js";
 import { csv, type ProducerFixture, producerFixture } from "./producer-helpers.js";
 
@@ -17,11 +17,11 @@ const recorded: string[] = [];
 
 beforeEach(async () => {
   fx = await producerFixture();
-  index = createResultIndex(fx.redis, { prefix: fx.prefix });
+  index = createResultIndex(fx.redis, { prefix: fx.prefix, flavor: "qwen" });
 });
 afterEach(async () => {
   // The index lives under its own hash tag, outside the prefix's cleanup.
-  for (const hash of recorded.splice(0)) await fx.redis.del(`{${fx.prefix}:reuse:results}:${hash}`);
+  for (const hash of recorded.splice(0)) await fx.redis.del(ledgerKeys(fx.prefix).result(hash, "qwen"));
   await fx.close();
 });
 

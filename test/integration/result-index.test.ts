@@ -1,7 +1,8 @@
 /**
  * The result index on the real Redis: an entry round-trips, expires with its TTL, is bounded in
  * bytes (MEMORY USAGE, the figures the README gives), and `forget` removes only the entry the
- * caller found unusable, never one another worker wrote meanwhile.
+ * caller found unusable, never one another worker wrote meanwhile. Entries are kept per API
+ * flavour, and spread over 16 hash tags by the request hash's first hex digit.
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
@@ -17,7 +18,7 @@ let prefix: string;
 let index: ResultIndex;
 const HASH = requestHash("a red fox", { seed: 1 })!;
 const OTHER = requestHash("a red fox", { seed: 2 })!;
-const keyOf = (hash: string) => `{${prefix}:reuse:results}:${hash}`;
+const keyOf = (hash: string, flavor = "qwen") => `{${prefix}:reuse:results:${hash[0]}}:${flavor}:${hash}`;
 
 const typical: ResultEntry = {
   images: [
@@ -36,7 +37,7 @@ const typical: ResultEntry = {
 
 beforeEach(() => {
   prefix = uniquePrefix("results");
-  index = createResultIndex(redis, { prefix, ttlMs: 60_000 });
+  index = createResultIndex(redis, { prefix, flavor: "qwen", ttlMs: 60_000 });
 });
 afterEach(async () => {
   await redis.del(keyOf(HASH), keyOf(OTHER));
@@ -102,5 +103,27 @@ describe("result index", () => {
       JSON.stringify({ t: "x", b: "b", r: "r", a: 1, i: [["k", 1, "short", "image/png"]] }),
     );
     expect(await index.lookup(HASH)).toBeUndefined();
+  });
+
+  it("entries are kept per API flavour: the other flavour's deployment does not see them", async () => {
+    await index.record(HASH, typical);
+    const jobs = createResultIndex(redis, { prefix, flavor: "jobs", ttlMs: 60_000 });
+    expect(await jobs.lookup(HASH)).toBeUndefined();
+    expect(await jobs.exists([HASH])).toEqual([false]);
+    expect(await index.lookup(HASH)).toEqual(typical);
+    expect(() => createResultIndex(redis, { prefix, flavor: "a b" })).toThrow(/API flavour/);
+  });
+
+  it("entries spread over 16 hash tags, one per first hex digit; exists answers across them in order", async () => {
+    const hashes = Array.from({ length: 40 }, (_, i) => requestHash("spread", { seed: 1000 + i })!);
+    expect(new Set(hashes.map((hash) => hash[0])).size).toBeGreaterThan(8);
+    try {
+      for (const hash of hashes.filter((_, i) => i % 3 === 0)) await index.record(hash, typical);
+      expect(await index.exists(hashes)).toEqual(hashes.map((_, i) => i % 3 === 0));
+      for (const hash of hashes.filter((_, i) => i % 3 === 0))
+        expect(await redis.exists(keyOf(hash))).toBe(1);
+    } finally {
+      await redis.del(...hashes.map((hash) => keyOf(hash)));
+    }
   });
 });

@@ -60,7 +60,7 @@ async function resultKeys(h: WorkerHarness): Promise<string[]> {
     const [next, keys] = await h.pipeline.redis.scan(
       cursor,
       "MATCH",
-      `{${h.pipeline.prefix}:reuse:results}:*`,
+      `{${h.pipeline.prefix}:reuse:results:?}:*`,
     );
     found.push(...keys);
     cursor = next;
