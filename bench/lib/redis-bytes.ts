@@ -32,8 +32,8 @@ function classify(key: string, prefix: string): PerRowKind | SharedKind {
   const tag = key.slice(1 + prefix.length, close);
   const rest = key.slice(close + 1);
   if (tag.startsWith(":task:")) return "task map";
-  // The deployment's result index (reuse across batches): one entry per archived request.
-  if (tag === ":reuse:results") return "result index";
+  // The deployment's result index (reuse across batches, 16 tags): one entry per archived request.
+  if (tag.startsWith(":reuse:results:")) return "result index";
   if (rest.startsWith(":ledger:row:")) return "ledger row";
   if (rest.startsWith(":ledger")) return "ledger shared";
   // BullMQ: `{P:<queue>}:<queue>:<jobId>[:logs|:lock|...]`; job ids are `batch/row[/rN]`.
