@@ -30,6 +30,24 @@ export function isLoopbackHostHeader(header: string | undefined): boolean {
   return name === "localhost" || name === "[::1]" || (isIP(name) === 4 && name.startsWith("127."));
 }
 
+/**
+ * Whether a request may change something: GET and HEAD always; any other method only without an
+ * `Origin` or with one naming this very host. A browser sends `Origin` on every cross-site
+ * request but a plain GET, so another site's page cannot post to the dashboard (our forms,
+ * bull-board's write routes, the login) even with the user's cookie, and a browser's own `null`
+ * origin (a sandboxed frame, a file) is refused too. Scripts (curl) send none and pass.
+ */
+export function sameOriginWrite(req: Pick<Request, "method" | "headers">): boolean {
+  if (req.method === "GET" || req.method === "HEAD") return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
+}
+
 /** Equal strings, in time that does not depend on where they differ (both are hashed first). */
 export function tokensEqual(given: string, expected: string): boolean {
   const a = createHash("sha256").update(given).digest();

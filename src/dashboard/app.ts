@@ -5,7 +5,7 @@ import type { Clock } from "../core/clock.js";
 import type { Ledger } from "../ledger/index.js";
 import type { FleetState } from "../report/fleet-state.js";
 import type { Stage } from "../worker/jobs.js";
-import { createAccess, isLoopbackHostHeader } from "./access.js";
+import { createAccess, isLoopbackHostHeader, sameOriginWrite } from "./access.js";
 import { batchRouter, type RetryOutcome, type RetryScope } from "./batch-routes.js";
 import { bullBoardRouter } from "./bull-board.js";
 import { createFailureReader } from "./failures.js";
@@ -31,6 +31,13 @@ const PAGE_CSP =
  */
 const BATCH_PAGE_CSP =
   "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/**
+ * bull-board's page: its own scripts, styles, icons and API from this origin, its stylesheet's
+ * fonts from Google Fonts (it links them); no inline script, no frames.
+ */
+const BOARD_CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; font-src 'self' https://fonts.gstatic.com data:; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 export interface DashboardAppOptions {
   queuePrefix: string;
@@ -113,6 +120,21 @@ export function createDashboardApp(options: DashboardAppOptions): Express {
         .send("kie-batch dashboard: without a token it answers only to localhost, 127.0.0.1 or [::1]\n");
     });
   }
+
+  app.use((req, res, next) => {
+    // Every answer: no type sniffing, and a CSP (a route with one of its own replaces it).
+    res.set({
+      "X-Content-Type-Options": "nosniff",
+      "Content-Security-Policy":
+        req.path === BOARD_PATH || req.path.startsWith(`${BOARD_PATH}/`) ? BOARD_CSP : PAGE_CSP,
+    });
+    if (sameOriginWrite(req)) return next();
+    res
+      .status(403)
+      .set("Cache-Control", "no-store")
+      .type("text/plain")
+      .send("kie-batch dashboard: a request from another site's page is refused\n");
+  });
 
   app.get("/healthz", async (_req, res) => {
     try {

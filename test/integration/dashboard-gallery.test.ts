@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import sharp from "sharp";
@@ -170,6 +171,34 @@ describe("access", () => {
       /--allow-actions needs a token/,
     );
     await expect(startDashboard({ ...base, authToken: "short" })).rejects.toThrow(/at least 16/);
+  });
+});
+
+describe("another site's page", () => {
+  it("cannot press bull-board's buttons (actions on, the user's token): its Origin is refused", async () => {
+    const { port } = new URL(g.dashboard.url);
+    const pause = (origin: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request(
+          {
+            host: "127.0.0.1",
+            port,
+            method: "PUT",
+            path: "/queues/api/queues/submit/pause",
+            headers: { ...AUTH, origin },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", reject).end();
+      });
+    expect(await pause("http://evil.example")).toBe(403);
+    expect(await g.fx.queues.queues.submit.isPaused()).toBe(false);
+    expect(await pause(`http://127.0.0.1:${port}`)).toBe(200);
+    expect(await g.fx.queues.queues.submit.isPaused()).toBe(true);
+    await g.fx.queues.queues.submit.resume();
   });
 });
 

@@ -171,6 +171,40 @@ describe("bull-board and health", () => {
       expect(await status(host), host).toBe(200);
   });
 
+  it("sends nosniff and a CSP with every answer, and refuses a write from another site's page", async () => {
+    const { port } = new URL(fixture.dashboard.url);
+    const send = (method: string, path: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; headers: Record<string, unknown> }>((resolve, reject) => {
+        const req = request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers });
+        });
+        req.on("error", reject).end();
+      });
+    for (const path of [
+      "/",
+      "/api/batches",
+      "/healthz",
+      "/queues",
+      "/queues/api/queues",
+      `/batches/${BATCH}`,
+      "/nope",
+    ]) {
+      const res = await send("GET", path);
+      expect(res.headers["x-content-type-options"], path).toBe("nosniff");
+      expect(res.headers["content-security-policy"], path).toMatch(/^default-src '(none|self)'/);
+    }
+    expect((await send("GET", "/queues")).headers["content-security-policy"]).toMatch(/script-src 'self'/);
+    // bull-board's write routes (here read-only, so refused anyway) and our forms: another site's
+    // Origin is refused before any route sees the request.
+    for (const path of ["/queues/api/queues/submit/pause", `/batches/${BATCH}/retry`, "/login"]) {
+      expect((await send("PUT", path, { origin: "http://evil.example" })).status, path).toBe(403);
+      expect((await send("POST", path, { origin: "null" })).status, path).toBe(403);
+    }
+    const own = await send("PUT", "/queues/api/queues/submit/pause", { origin: `http://127.0.0.1:${port}` });
+    expect(own.status).not.toBe(403);
+  });
+
   it("answers /healthz while Redis does", async () => {
     const res = await get("/healthz");
     expect(res.status).toBe(200);
