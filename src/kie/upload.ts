@@ -17,6 +17,9 @@ import { fromTransportError } from "./transport-error.js";
 
 const UPLOAD_ENDPOINT = "/api/file-stream-upload";
 
+/** Hosts a plain-http upload base URL may name: this machine only. */
+const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
 /** The folder uploads go to on KIE's side (`uploadPath`). */
 const UPLOAD_PATH = "kie-batch";
 
@@ -29,7 +32,11 @@ const UPLOAD_DEFAULTS = {
 
 /** The `data` of an upload answer; only `downloadUrl` is relied on. */
 const uploadDataSchema = z.object({
-  downloadUrl: z.string().url(),
+  // What KIE is later told to fetch: an http(s) address, nothing else (file:, data:, ...).
+  downloadUrl: z
+    .string()
+    .url()
+    .refine((url) => /^https?:$/.test(new URL(url).protocol), "expected an http(s) URL"),
   fileName: z.string().nullish(),
   filePath: z.string().nullish(),
   fileSize: z.number().nullish(),
@@ -73,6 +80,12 @@ export function createUploadClient(options: UploadClientOptions): UploadClient {
   const base = new URL(options.baseUrl);
   if (base.protocol !== "http:" && base.protocol !== "https:") {
     throw new TypeError(`KIE upload base URL must be http(s), got ${base.protocol}`);
+  }
+  // The API key and the files travel in the clear over http: only to this machine (a simulator).
+  if (base.protocol === "http:" && !LOOPBACK_HOSTS.has(base.hostname)) {
+    throw new TypeError(
+      `KIE upload base URL must be https (plain http only to a loopback address), got http://${base.host}`,
+    );
   }
   const basePath = base.pathname.replace(/\/+$/, "");
   const headersTimeout = options.headersTimeoutMs ?? UPLOAD_DEFAULTS.headersTimeoutMs;

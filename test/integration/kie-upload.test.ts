@@ -33,9 +33,11 @@ async function get(url: string): Promise<{ status: number; bytes: Buffer }> {
 }
 
 async function waitForSuccess(kie: ReturnType<typeof createKieClient>, taskId: string) {
+  const deadline = Date.now() + 10_000;
   for (;;) {
     const record = await kie.getTask(taskId);
     if (record.status !== "generating") return record;
+    if (Date.now() > deadline) throw new Error(`task ${taskId} still generating after 10 s`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -98,6 +100,45 @@ describe("the File Upload API", () => {
     expect(error.message).not.toContain("/steal");
     expect(elsewhere.requests).toEqual([]);
     expect(redirecting.requests).toEqual(["/api/file-stream-upload"]);
+  });
+});
+
+describe("what the upload client accepts", () => {
+  it("a plain-http base URL only on a loopback address: the key and the files are not sent in the clear", () => {
+    expect(() => createUploadClient({ baseUrl: "http://files.example.com", apiKey: TEST_API_KEY })).toThrow(
+      "KIE upload base URL must be https (plain http only to a loopback address), got http://files.example.com",
+    );
+    for (const baseUrl of [
+      "http://127.0.0.1:4010",
+      "http://localhost:4010",
+      "http://[::1]:4010",
+      "https://files.example.com",
+    ]) {
+      opened.push(createUploadClient({ baseUrl, apiKey: TEST_API_KEY }));
+    }
+  });
+
+  it("an answer whose downloadUrl is not http(s) is refused: KIE would be told to fetch it", async () => {
+    const service = await startImageServer({
+      "/api/file-stream-upload": {
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          success: true,
+          code: 200,
+          msg: "ok",
+          data: { downloadUrl: "file:///etc/passwd" },
+        }),
+      },
+    });
+    opened.push(service);
+    const uploads = createUploadClient({ baseUrl: service.origin, apiKey: TEST_API_KEY });
+    opened.push(uploads);
+    const error: KieError = await kieErrorOf(
+      uploads.upload({ bytes: Buffer.from("bytes"), fileName: "a.png", mimeType: "image/png" }),
+    );
+    // Read as any answer of an unexpected shape (retried, then the row fails): never sent to KIE.
+    expect(error.message).toContain("downloadUrl");
+    expect(error.message).toContain("expected an http(s) URL");
   });
 });
 
