@@ -51,6 +51,7 @@ export interface DashboardAppOptions {
     | "ensureStateIndex"
     | "getRow"
     | "rowWindow"
+    | "stateWindow"
     | "progress"
   >;
   queues: Record<Stage, Queue>;

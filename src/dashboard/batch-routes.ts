@@ -47,6 +47,7 @@ export interface BatchRoutesOptions {
     Ledger,
     | "getRow"
     | "rowWindow"
+    | "stateWindow"
     | "progress"
     | "statePages"
     | "ensureStateIndex"

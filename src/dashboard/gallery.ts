@@ -1,9 +1,17 @@
 /**
  * The batch page's grid: rows of one batch, filtered by state and a search, paged by a seq cursor
  * over the batch's order zset. A request reads at most SCAN_BUDGET rows, however large the batch:
- * the search covers the window it reads, and "next" continues where it stopped.
+ * the search covers the window it reads, and "next" continues where it stopped. The failed, queued
+ * and in-progress filters read their rows through the state indexes (ledger `stateWindow`), so
+ * only those rows are read, whatever else the batch holds.
  */
-import type { Ledger, RowRecord, Status } from "../ledger/index.js";
+import {
+  INDEXED_STATUSES,
+  type IndexedStatus,
+  type Ledger,
+  type RowRecord,
+  type Status,
+} from "../ledger/index.js";
 
 /** The state filters the page offers; `in-progress` is submitted, generating and archiving. */
 export const FILTERS = ["all", "archived", "failed", "in-progress", "queued", "cancelled"] as const;
@@ -26,6 +34,8 @@ export const PAGE_TILES = 24;
 const WINDOW = 200;
 /** Rows one request reads at most (its search window). */
 export const SCAN_BUDGET = 2_000;
+/** Rows a row page reads at most to find each of its neighbours (two such reads per view). */
+const NEIGHBOUR_BUDGET = 400;
 
 export interface GalleryQuery {
   filter: Filter;
@@ -81,7 +91,16 @@ export function rowMatches(row: RowRecord, query: Pick<GalleryQuery, "filter" | 
   );
 }
 
-type Reader = Pick<Ledger, "rowWindow">;
+type Reader = Pick<Ledger, "rowWindow" | "stateWindow">;
+
+/** The states a filter shows, when every one of them has an index (failed, queued, in progress). */
+function indexedStates(filter: Filter): readonly IndexedStatus[] | undefined {
+  const states = FILTER_STATES[filter];
+  if (!states) return undefined;
+  return states.every((s) => (INDEXED_STATUSES as readonly Status[]).includes(s))
+    ? (states as readonly IndexedStatus[])
+    : undefined;
+}
 
 /**
  * Up to `want` matching rows from the cursor on, reading windows until the page is full, the
@@ -98,13 +117,17 @@ export async function readMatches(
   const rows: RowRecord[] = [];
   let after = query.after;
   let scanned = 0;
+  // Failed, queued or in-progress rows come from their state indexes when those can serve them:
+  // ten failed rows of a million show on the first page, not after the manifest's first 2,000.
+  let states = indexedStates(query.filter);
   for (;;) {
     const limit = Math.min(WINDOW, budget - scanned);
-    const window = await ledger.rowWindow(batch, {
-      limit,
-      reverse: query.order === "latest",
-      ...(after === undefined ? {} : { after }),
-    });
+    const options = { limit, reverse: query.order === "latest", ...(after === undefined ? {} : { after }) };
+    let window = states ? await ledger.stateWindow(batch, states, options) : undefined;
+    if (!window) {
+      states = undefined;
+      window = await ledger.rowWindow(batch, options);
+    }
     for (const row of window.rows) {
       scanned++;
       if (rows.length < want && rowMatches(row, query)) rows.push(row);
@@ -125,8 +148,14 @@ export async function neighbours(
 ): Promise<{ previous: RowRecord | null; next: RowRecord | null }> {
   const latest = query.order === "latest";
   const [forward, backward] = await Promise.all([
-    readMatches(ledger, row.batch, { ...query, after: row.seq }, 1),
-    readMatches(ledger, row.batch, { ...query, order: latest ? "manifest" : "latest", after: row.seq }, 1),
+    readMatches(ledger, row.batch, { ...query, after: row.seq }, 1, NEIGHBOUR_BUDGET),
+    readMatches(
+      ledger,
+      row.batch,
+      { ...query, order: latest ? "manifest" : "latest", after: row.seq },
+      1,
+      NEIGHBOUR_BUDGET,
+    ),
   ]);
   return { previous: backward.rows[0] ?? null, next: forward.rows[0] ?? null };
 }

@@ -11,6 +11,7 @@ export {
   type AddRowsMeta,
   type BatchSummary,
   INDEXED_STATUSES,
+  type IndexedStatus,
   type NewRow,
   type RowRecord,
   STATUSES,

@@ -12,6 +12,7 @@ import { getBatch, getRow, listBatches, lookupTask, oldestUnarchived, rows } fro
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
 import { claimLease, countRepairs, ensureStateIndex, stateIndexPages, stillInState } from "./state-index.js";
 import { drainStatePages } from "./state-walk.js";
+import { stateWindow } from "./state-window.js";
 import type {
   AddRowOutcome,
   AddRowsMeta,
@@ -103,6 +104,15 @@ export interface Ledger {
   rowWindow(batch: string, options: RowWindowOptions): Promise<RowWindow>;
   /** The row's place in manifest order, or undefined. */
   rowSeq(batch: string, rowId: string): Promise<number | undefined>;
+  /**
+   * A window of the rows in `statuses`, paged as `rowWindow` pages, found through the state
+   * indexes; undefined when they cannot serve it (state-window.ts).
+   */
+  stateWindow(
+    batch: string,
+    statuses: readonly IndexedStatus[],
+    options: RowWindowOptions,
+  ): Promise<RowWindow | undefined>;
   /** Archived rows and settled credits per minute of `window`, oldest first (progress.ts). */
   progress(batch: string, window: ProgressWindow): Promise<ProgressMinute[]>;
   /**
@@ -178,6 +188,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     rows: (batch, rowsOptions) => rows(ctx, batch, rowsOptions),
     rowWindow: (batch, windowOptions) => rowWindow(ctx, batch, windowOptions),
     rowSeq: (batch, rowId) => rowSeq(ctx, batch, rowId),
+    stateWindow: (batch, statuses, windowOptions) => stateWindow(ctx, batch, statuses, windowOptions),
     progress: (batch, window) => readProgress(ctx, batch, window),
     columns: (batch) => batchColumns(ctx, batch),
     mapTask: (taskId, batch, rowId) => mapTask(ctx, taskId, batch, rowId),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { readMatches } from "../../src/dashboard/gallery.js";
 import { createLedger, ledgerKeys } from "../../src/ledger/index.js";
 import { ledgerContext } from "../helpers/ledger-context.js";
 import { moveRow, newRow } from "./ops-helpers.js";
@@ -52,6 +53,38 @@ describe("the ledger's reads for the dashboard", () => {
     const ttl = await ctx.redis.pttl(key);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(86_400_000);
+  });
+
+  it("a state filter finds a big batch's few failed rows on the first page, through the failed index", async () => {
+    const ids = Array.from({ length: 3_000 }, (_, i) => `row-${String(i).padStart(4, "0")}`);
+    await ctx.ledger.addRows(
+      "huge",
+      ids.map((id) => newRow(id)),
+    );
+    const failed = ["row-2990", "row-2500", "row-2995", "row-2700"];
+    for (const id of failed) await moveRow(ctx.ledger, "huge", id, "failed", { error: "bad luck" });
+    await moveRow(ctx.ledger, "huge", "row-2800", "generating");
+    const query = { filter: "failed", search: "", order: "manifest" } as const;
+    const first = await readMatches(ctx.ledger, "huge", query, 24);
+    expect(first.rows.map((r) => r.id)).toEqual(["row-2500", "row-2700", "row-2990", "row-2995"]);
+    expect(first.scanned).toBe(4);
+    expect(first.next).toBeUndefined();
+    // Paged by the same seq cursor, either way, and searched.
+    const two = await readMatches(ctx.ledger, "huge", query, 2);
+    expect(two.rows.map((r) => r.id)).toEqual(["row-2500", "row-2700"]);
+    const rest = await readMatches(ctx.ledger, "huge", { ...query, after: two.next! }, 24);
+    expect(rest.rows.map((r) => r.id)).toEqual(["row-2990", "row-2995"]);
+    const latest = await readMatches(ctx.ledger, "huge", { ...query, order: "latest" }, 3);
+    expect(latest.rows.map((r) => r.id)).toEqual(["row-2995", "row-2990", "row-2700"]);
+    const searched = await readMatches(ctx.ledger, "huge", { ...query, search: "299" }, 24);
+    expect(searched.rows.map((r) => r.id)).toEqual(["row-2990", "row-2995"]);
+    const busy = await readMatches(ctx.ledger, "huge", { ...query, filter: "in-progress" }, 24);
+    expect(busy.rows.map((r) => r.id)).toEqual(["row-2800"]);
+    // A batch made before the state indexes: the manifest walk, within its budget.
+    await ctx.redis.hdel(ledgerKeys(ctx.prefix).batch("huge"), "stateIndexed");
+    const walked = await readMatches(ctx.ledger, "huge", query, 24);
+    expect(walked.rows).toEqual([]);
+    expect(walked.scanned).toBe(2_000);
   });
 
   it("pages rows by seq cursor in manifest order and reversed, and finds a row's seq", async () => {
