@@ -20,13 +20,32 @@ export interface FailureGroups {
 const GROUP_READ_LIMIT = 2_000;
 const IDS_PER_GROUP = 5;
 
+type GroupsLedger = Pick<Ledger, "statePages" | "ensureStateIndex">;
+
+/**
+ * The indexing of a batch made before the state indexes, in flight in this process, per ledger:
+ * page views of such a batch at once share one pass over its rows instead of each making one.
+ * Once done, the batch's flag makes every later call one HGET.
+ */
+const indexing = new WeakMap<GroupsLedger, Map<string, Promise<void>>>();
+
+function indexOnce(ledger: GroupsLedger, batch: string): Promise<void> {
+  const running = indexing.get(ledger) ?? new Map<string, Promise<void>>();
+  indexing.set(ledger, running);
+  const inFlight = running.get(batch);
+  if (inFlight) return inFlight;
+  const started = ledger.ensureStateIndex(batch).finally(() => running.delete(batch));
+  running.set(batch, started);
+  return started;
+}
+
 /** The batch's failed rows grouped by error message, largest group first (from the failed index). */
 export async function readFailureGroups(
-  ledger: Pick<Ledger, "statePages" | "ensureStateIndex">,
+  ledger: GroupsLedger,
   batch: string,
   limit = GROUP_READ_LIMIT,
 ): Promise<FailureGroups> {
-  await ledger.ensureStateIndex(batch);
+  await indexOnce(ledger, batch);
   const groups = new Map<string, FailureGroup>();
   let read = 0;
   let complete = true;

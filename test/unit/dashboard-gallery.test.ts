@@ -8,6 +8,7 @@ import {
   tokensEqual,
 } from "../../src/dashboard/access.js";
 import { renderBatchPage } from "../../src/dashboard/batch-page.js";
+import { readFailureGroups } from "../../src/dashboard/failure-groups.js";
 import { galleryHref, parseGalleryQuery, readMatches, rowMatches } from "../../src/dashboard/gallery.js";
 import { keyInBatch, sameEtag } from "../../src/dashboard/image-guard.js";
 import { safeNext } from "../../src/dashboard/login.js";
@@ -183,6 +184,20 @@ describe("access checks", () => {
       safeNext("/\\evil"),
       safeNext("https://x"),
     ]).toEqual(["/batches/x", "/", "/", "/"]);
+  });
+});
+
+describe("failure groups of a batch made before the state indexes", () => {
+  it("page views at once share one indexing pass instead of each walking the batch", async () => {
+    const passes: (() => void)[] = [];
+    const ledger = {
+      ensureStateIndex: () => new Promise<void>((resolve) => passes.push(resolve)),
+      async *statePages() {},
+    };
+    const views = Promise.all([1, 2, 3].map(() => readFailureGroups(ledger, "old")));
+    expect(passes).toHaveLength(1);
+    for (const finish of passes) finish();
+    expect(await views).toEqual([1, 2, 3].map(() => ({ groups: [], read: 0, complete: true })));
   });
 });
 
