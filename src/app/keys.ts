@@ -3,13 +3,16 @@
  * state of each, registered for the deployment by short hash (never the key), each account's
  * rate window configured once, and the lanes the stages choose from.
  */
-import type { ApiKeyEntry, Config } from "../config/index.js";
+import { randomUUID } from "node:crypto";
+import { type ApiKeyEntry, type Config, ConfigError } from "../config/index.js";
 import type { Logger } from "../core/logger.js";
-import type { Fleet } from "../fleet/index.js";
+import { type Fleet, InFlight } from "../fleet/index.js";
+import { KEY_LEASE_TTL_MS, type KeyLeaseOptions, KeyLeases } from "../fleet/key-lease.js";
 import { type KeyRing, keyRing } from "../fleet/key-ring.js";
 import { createFleetPort, type FleetPort, type FleetPortSettings } from "../fleet/port.js";
 import type { KieClient } from "../kie/index.js";
 import type { KieApi } from "../kie/types.js";
+import { ledgerKeys } from "../ledger/index.js";
 import { type FleetListener, fleetMetrics, observeFleet } from "../metrics/fleet.js";
 import { instrumentKie } from "../metrics/kie.js";
 import type { WorkerMetrics } from "../metrics/registry.js";
@@ -45,17 +48,59 @@ export function buildKeys(
   });
 }
 
+/** What `registerKeys` leaves running: the worker's holds of its keys (closed with the worker). */
+export interface RegisteredKeys {
+  /** The deployment's default key: the key of a task recorded without one (`KeyRing.keylessId`). */
+  readonly keylessId: string;
+  readonly leases: KeyLeases;
+  /** Frees a job's in-flight slot under any key id (a task whose key this worker lacks). */
+  releaseInFlight(id: string, jobKey: string): Promise<void>;
+}
+
 /**
- * Registers every key for the deployment (operator commands find their pauses by id) and writes
- * KIE_RATE_LIMIT as each account's window, once per account, saying when it replaced another.
+ * Holds every key (its window mapping checked against every running worker's, this worker listed
+ * among the deployment's holders), registers it for the deployment (operator commands find their
+ * pauses by id) and writes KIE_RATE_LIMIT as each account's window, once per account, saying when
+ * it replaced another. Refuses (ConfigError, naming short hashes and account names) a key whose
+ * window the running workers put elsewhere: one key in two windows would double its account's rate.
  */
 export async function registerKeys(
   redis: Redis,
   config: Config,
   keys: readonly WorkerKey[],
   log: Logger,
-): Promise<void> {
+  lease: Pick<KeyLeaseOptions, "ttlMs" | "everyMs"> = {},
+): Promise<RegisteredKeys> {
   const rate = config.KIE_RATE_LIMIT;
+  // The mapping outlives the last worker by more than a window: the old window's creates are gone.
+  const ttlMs = lease.ttlMs ?? Math.max(KEY_LEASE_TTL_MS, 2 * rate.windowMs);
+  const leases = new KeyLeases(
+    redis,
+    keys.map((key) => ({ id: key.id, ...(key.fleet.windowId === key.id ? {} : { account: key.account }) })),
+    {
+      deployment: config.KIE_QUEUE_PREFIX,
+      worker: randomUUID(),
+      ttlMs,
+      ...(lease.everyMs === undefined ? {} : { everyMs: lease.everyMs }),
+      onRefreshProblem: ({ conflicts, error }) =>
+        log.error(
+          { err: error, keys: conflicts?.map(({ id, mine, stored }) => ({ key: id, mine, stored })) },
+          "refreshing this worker's hold of its API keys failed",
+        ),
+    },
+  );
+  const conflicts = await leases.claim();
+  if (conflicts.length > 0) {
+    await leases.close();
+    throw new ConfigError(
+      conflicts.map(
+        ({ id, mine, stored }) =>
+          `API key ${id}: this worker counts it in ${mine} (KIE_ACCOUNTS), the running workers in ${stored}; KIE limits per account, and one key in two windows would pass its rate. Give every worker the same KIE_ACCOUNTS; to change it, stop every worker that uses the key: its window is forgotten ${Math.ceil(ttlMs / 1000)} s after the last one stops`,
+      ),
+    );
+  }
+  leases.start();
+  const keylessId = await defaultKeyId(redis, config.KIE_QUEUE_PREFIX, keys[0]!.id);
   const configured = new Set<string>();
   for (const key of keys) {
     await registerAccount(redis, config.KIE_QUEUE_PREFIX, key.id, key.account);
@@ -69,6 +114,21 @@ export async function registerKeys(
       );
     }
   }
+  const releaseInFlight = async (id: string, jobKey: string) => {
+    await new InFlight(redis, { accountId: id }).release(jobKey);
+  };
+  return { keylessId, leases, releaseInFlight };
+}
+
+/**
+ * The deployment's default key: the first key of the first worker that started since tasks
+ * record their key, kept under the ledger's root. A task recorded without a key (created before)
+ * is that key's, whatever key a later worker has first.
+ */
+async function defaultKeyId(redis: Redis, prefix: string, firstId: string): Promise<string> {
+  const key = `${ledgerKeys(prefix).root}:default-key`;
+  await redis.set(key, firstId, "NX");
+  return (await redis.get(key)) ?? firstId;
 }
 
 /**
@@ -83,9 +143,16 @@ export function keyLanes(
     /** What else hears of a key's pauses and resumes (alerts naming that key). */
     listenersOf: (key: WorkerKey) => readonly FleetListener[];
     settings: FleetPortSettings;
+    /** What `registerKeys` gave: the key of tasks recorded without one, and who holds which key. */
+    registered: RegisteredKeys;
   },
 ): KeyRing {
-  const { metrics, listenersOf, settings } = instrument;
+  const { metrics, listenersOf, settings, registered } = instrument;
+  const extras = {
+    keylessId: registered.keylessId,
+    held: (id: string) => registered.leases.held(id),
+    releaseInFlight: registered.releaseInFlight,
+  };
   return keyRing(
     keys.map((key, i) =>
       i === 0
@@ -100,5 +167,6 @@ export function keyLanes(
             ]),
           },
     ),
+    extras,
   );
 }

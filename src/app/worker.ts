@@ -60,6 +60,8 @@ export interface WorkerRunOptions {
   alerts?: Partial<Omit<AlertSettings, "url">>;
   /** Overrides of the reconciler's period (KIE_RECONCILE_EVERY) and settle time; tests shorten them. */
   reconcile?: Partial<Pick<ReconcilerOptions, "everyMs" | "settleMs" | "onSweep">>;
+  /** Overrides of how long a hold of a key lasts and how often it is refreshed (key-lease.ts); tests shorten them. */
+  keyLease?: { ttlMs?: number; everyMs?: number };
 }
 
 export interface RunningWorker extends AsyncDisposable {
@@ -128,7 +130,9 @@ export async function startWorker(
     releasers.push("queues", () => queues.close());
     const storePause = buildArchivePause(redis, config);
     // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
-    await registerKeys(redis, config, keys, log);
+    // Refuses a key the running workers count in another account's window (KIE_ACCOUNTS).
+    const registered = await registerKeys(redis, config, keys, log, options.keyLease);
+    releasers.push("key holds", () => registered.leases.close());
     // By short hash and account name only: the keys themselves never reach a log.
     log.info({ keys: keys.map(({ id, account }) => ({ key: id, account })) }, `${keys.length} API key(s)`);
 
@@ -167,6 +171,7 @@ export async function startWorker(
       metrics,
       listenersOf: (key) => [alerts.fleetOf(key.id, () => key.fleet.pause.get())],
       settings: portSettings,
+      registered,
     });
 
     // On a cluster the stage workers fetch through a connection of their own (`shortFailover`).

@@ -19,10 +19,23 @@ export interface KeyRing {
   readonly lanes: readonly KeyLane[];
   /** The lane of a key id, undefined when this worker does not have that key. */
   lane(id: string): KeyLane | undefined;
+  /**
+   * The key of a task recorded without one (rows created before every task recorded its key):
+   * the deployment's default key, kept in Redis since its first worker started. Never this
+   * worker's own first key, which may be another account's. Absent: the first lane's.
+   */
+  readonly keylessId?: string;
+  /** Whether some live worker of the deployment holds the key `id` (key-lease.ts). Absent: unknown, none. */
+  held?(id: string): Promise<boolean>;
+  /** Frees a job's in-flight slot under the key `id`, a key of this worker or not. */
+  releaseInFlight?(id: string, jobKey: string): Promise<void>;
 }
 
-export function keyRing(lanes: readonly KeyLane[]): KeyRing {
+export function keyRing(
+  lanes: readonly KeyLane[],
+  extras: Pick<KeyRing, "keylessId" | "held" | "releaseInFlight"> = {},
+): KeyRing {
   if (lanes.length === 0) throw new RangeError("keyRing: no key");
   const byId = new Map(lanes.map((lane) => [lane.id, lane]));
-  return { lanes, lane: (id) => byId.get(id) };
+  return { lanes, lane: (id) => byId.get(id), ...extras };
 }

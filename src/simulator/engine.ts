@@ -153,16 +153,20 @@ export class SimulatorEngine {
   /** Either flavour reads any task: the id space is shared, as one account's is. */
   status(flavor: "qwen" | "jobs", taskId: string | null, key?: string): ApiAnswer {
     if (!taskId) return answer(400, "taskId is required");
-    // Another account's task is unknown to this key, as on the real API.
-    const foreign =
-      this.options.apiKeys !== undefined &&
-      key !== undefined &&
-      this.taskAccounts.get(taskId) !== this.accountOf(key);
-    const task = foreign ? undefined : this.tasks.get(taskId);
+    const task = this.isForeign(taskId, key) ? undefined : this.tasks.get(taskId);
     // Unknown and just-created tasks look alike, as on the real API.
     if (!task || this.now() < task.visibleAt) return answer(422, "recordInfo is null");
     const view = this.view(task);
     return ok(flavor === "qwen" ? qwenRecord(view) : jobsRecord(view, this.options.reportCreditsConsumed));
+  }
+
+  /** Another account's task is unknown to this key, as on the real API (with `apiKeys` given). */
+  private isForeign(taskId: string, key: string | undefined): boolean {
+    return (
+      this.options.apiKeys !== undefined &&
+      key !== undefined &&
+      this.taskAccounts.get(taskId) !== this.accountOf(key)
+    );
   }
 
   credit(): ApiAnswer {
@@ -174,12 +178,13 @@ export class SimulatorEngine {
    * download, never deleted, so a fresh link works for any succeeded task: also after its
    * original URL expired or expireFiles() cut it short (the case download-url exists for).
    */
-  downloadUrl(body: unknown): ApiAnswer {
+  downloadUrl(body: unknown, key?: string): ApiAnswer {
     const url = (body as { url?: unknown } | null)?.url;
     if (typeof url !== "string" || url === "") return answer(422, "url is required");
     const ref = this.links.parseUrl(url);
     if (!ref) return answer(422, "url is not a result url of this service");
-    if (!this.resolveFile(ref)) return answer(422, "file not found");
+    // Another account's file is unknown to this key, as a task is (status).
+    if (this.isForeign(ref.taskId, key) || !this.resolveFile(ref)) return answer(422, "file not found");
     const expires = this.now() + Math.round(DOWNLOAD_URL_TTL_MS / this.options.timeScale);
     return ok(this.links.signed(ref, expires));
   }

@@ -50,7 +50,7 @@ function apiRoutes(engine: SimulatorEngine): Record<string, ApiRoute> {
     "POST /api/v1/common/download-url": {
       endpoint: "download-url",
       body: true,
-      run: (_k, body) => engine.downloadUrl(body),
+      run: (key, body) => engine.downloadUrl(body, key),
     },
   };
 }

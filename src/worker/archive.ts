@@ -24,7 +24,7 @@ import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
 import type { WorkerSettings } from "./ports.js";
 import { type ReuseDeps, recordResult } from "./reuse.js";
 import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
-import { taskLane } from "./task-key.js";
+import { KEY_MISSING_RECHECK_MS, TaskKeyMissingError, taskLane } from "./task-key.js";
 
 /** The ledger calls the archive stage makes. */
 type ArchiveLedger = Pick<Ledger, "getRow" | "transition">;
@@ -112,6 +112,14 @@ async function archiveRow(
     }
     const now = deps.clock.now();
     const lifeLeft = data.completedAt + deps.settings.fileLifetimeMs - now;
+    if (error instanceof TaskKeyMissingError && lifeLeft > 0) {
+      // No try counted: the job comes back (to any worker) while the file may still be refreshed.
+      job.log.warn(
+        { taskId, key: error.keyId },
+        "result URL expired and this worker lacks the task's API key: left for a worker that has it",
+      );
+      return delay(Math.min(KEY_MISSING_RECHECK_MS, lifeLeft), data);
+    }
     // The archive module classifies downloads and stores (a full disk or S3's 5xx: again; access
     // denied or a missing bucket: no); a KieError here is a refresh of an expired URL.
     const retryable = isKieError(error) ? error.retryable : isRetryableArchiveError(error);
@@ -161,10 +169,11 @@ async function archiveOne(
     return await copyImage({ ...options, url });
   } catch (error) {
     if (!isDownloadError(error) || error.code !== "expired") throw error;
-    // The result URL stopped answering: ask KIE for a fresh one, once.
-    // With the task's own key; a worker without it asks with its first key (same account or none).
+    // The result URL stopped answering: ask KIE for a fresh one, once, with the task's own key
+    // (another account's would not find it). A worker without it leaves the job to one with it.
     const lane = taskLane(deps.keys, row, job.data.taskId);
-    const kie = "kie" in lane && lane.kie ? lane.kie : deps.kie;
+    if ("missing" in lane) throw new TaskKeyMissingError(job.data.taskId, lane.missing);
+    const kie = lane.kie ?? deps.kie;
     const fresh = await kie.refreshDownloadUrl(url, job.signal);
     job.log.info({ index }, "result URL expired; archiving from a refreshed URL");
     return await copyImage({ ...options, url: fresh });

@@ -13,8 +13,8 @@ export interface ChosenKey {
   readonly kie: KieApi;
   readonly fleet: FleetPort;
   /**
-   * The key's short hash, recorded with the task; absent with one key (a task without a recorded
-   * key is the first key's: a single-key row carries no extra field).
+   * The key's short hash, recorded with the task (one key too: the worker that polls it may have
+   * other keys, or another first key). Absent only without a key ring (stage tests' fakes).
    */
   readonly id?: string;
   /** Takes the create slot: a no-op when the choice already took it. */
@@ -57,7 +57,8 @@ export async function chooseKey(
     const kie = lanes[0]?.kie ?? deps.kie;
     const passed = await waitForOpenGate({ fleet, kie, clock: deps.clock }, signal, log);
     if (!(await fleet.tryAcquireInFlight(jobKey))) return undefined;
-    return { passed, kie, fleet, slot: (s) => fleet.createSlot(s) };
+    const id = lanes[0] === undefined ? {} : { id: lanes[0].id };
+    return { passed, kie, fleet, ...id, slot: (s) => fleet.createSlot(s) };
   }
   const ring = deps.keys!;
   const notBefore = notBeforeOf.get(ring) ?? new Map<string, number>();
@@ -88,8 +89,12 @@ export async function chooseKey(
         continue;
       }
       if (!(await lane.fleet.tryAcquireInFlight(jobKey))) {
-        capped = true;
-        continue;
+        if (passed !== "probe") {
+          capped = true;
+          continue;
+        }
+        // A won probe waits for its key's in-flight slot: given up, the probe would wait a whole period.
+        await inFlightSlot(lane, jobKey, deps.clock, signal);
       }
       // A won probe waits for its key's slot: giving it up would delay the probe a whole period.
       if (passed === "probe") return chosen(lane, passed, (s) => lane.fleet.createSlot(s));
@@ -102,6 +107,19 @@ export async function chooseKey(
     if (capped && waitMs >= PAUSE_RECHECK_MS) return undefined;
     await deps.clock.sleep(waitMs, signal);
   }
+}
+
+/** How often a won probe asks again for its key's in-flight slot. */
+const PROBE_IN_FLIGHT_RECHECK_MS = 2_000;
+
+async function inFlightSlot(
+  lane: KeyLane,
+  jobKey: string,
+  clock: Pick<Clock, "sleep">,
+  signal: AbortSignal,
+): Promise<void> {
+  do await clock.sleep(PROBE_IN_FLIGHT_RECHECK_MS, signal);
+  while (!(await lane.fleet.tryAcquireInFlight(jobKey)));
 }
 
 function chosen(lane: KeyLane, passed: "open" | "probe", slot: ChosenKey["slot"]): ChosenKey {

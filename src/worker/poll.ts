@@ -71,7 +71,9 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
   const lane = taskLane(base.keys, row, taskId);
   if ("missing" in lane) {
     const graceMs = base.settings.keyMissingGraceMs ?? KEY_MISSING_GRACE_MS;
-    return keyMissing(job, { ledger: base.ledger, clock: base.clock, graceMs }, lane.missing);
+    const { held, releaseInFlight } = base.keys ?? {};
+    const missing = { ledger: base.ledger, clock: base.clock, graceMs, held, releaseInFlight };
+    return keyMissing(job, missing, lane.missing);
   }
   const deps: PollDeps = { ...base, ...lane };
   // Moved to archiving by an earlier run that may have died before adding the archive job.

@@ -6,49 +6,76 @@
 import type { KeyLane, KeyRing } from "../fleet/key-ring.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
-import type { PollJob } from "./jobs.js";
+import { jobKey, type PollJob } from "./jobs.js";
 import { delay, done, type StageJob, type StageResult } from "./stage.js";
 
 /** How long a task's poll waits for a worker that has its key before its row fails. @see WorkerSettings.keyMissingGraceMs */
 export const KEY_MISSING_GRACE_MS = 15 * 60_000;
-/** How often a poll job whose key this worker lacks comes back (to any worker). */
-const KEY_MISSING_RECHECK_MS = 30_000;
+/** How often a poll (or archive) job whose key this worker lacks comes back (to any worker). */
+export const KEY_MISSING_RECHECK_MS = 30_000;
+
+/** A call about a task that only its own key may make, on a worker that lacks that key. */
+export class TaskKeyMissingError extends Error {
+  override readonly name = "TaskKeyMissingError";
+  constructor(
+    readonly taskId: string,
+    /** The key's short hash. */
+    readonly keyId: string,
+  ) {
+    super(`task ${taskId} was created with API key ${keyId}, which this worker lacks`);
+  }
+}
 
 /**
- * The key lane a task's calls use: `{}` (the worker's default key: no ring, or a task recorded
- * without a key), the lane of its key, or `{ missing }` when this worker does not have that key.
+ * The key lane a task's calls use: `{}` (no ring: the stage's own `kie` and `fleet`), the lane of
+ * its key, or `{ missing }` when this worker does not have that key. A task recorded without a key
+ * is the deployment's default key's (`KeyRing.keylessId`), never this worker's first key: asked
+ * with another account's key, KIE would not find it, and the row would be paid for again.
  */
 export function taskLane(
   keys: KeyRing | undefined,
   row: Pick<RowRecord, "taskKeys">,
   taskId: string,
 ): Partial<Pick<KeyLane, "kie" | "fleet">> | { missing: string } {
-  const id = row.taskKeys?.[taskId];
-  if (id === undefined || keys === undefined) return {};
+  if (keys === undefined) return {};
+  const id = row.taskKeys?.[taskId] ?? keys.keylessId ?? keys.lanes[0]!.id;
   const lane = keys.lane(id);
   return lane ? { kie: lane.kie, fleet: lane.fleet } : { missing: id };
 }
 
 /**
  * This worker lacks the key of the job's task: the job comes back later (when any worker may take
- * it) until `graceMs` has passed since a worker first found the key missing; then the row fails
- * naming the key's short hash. Like KIE_MAX_WAIT's failure, the task id and its reservation stay
- * (the task may finish and be charged): `kie-batch retry` with the key back polls the same task.
+ * it). While some live worker of the deployment holds the key (`held`), it waits for one of them;
+ * once none has held it for `graceMs`, the row fails naming the key's short hash. Like
+ * KIE_MAX_WAIT's failure, the task id and its reservation stay (the task may finish and be
+ * charged): `kie-batch retry` with the key back polls the same task.
  */
 export async function keyMissing(
   job: StageJob<PollJob>,
-  deps: { ledger: Pick<Ledger, "transition">; clock: { now(): number }; graceMs: number },
+  deps: {
+    ledger: Pick<Ledger, "transition">;
+    clock: { now(): number };
+    graceMs: number;
+    held?: ((id: string) => Promise<boolean>) | undefined;
+    releaseInFlight?: ((id: string, jobKey: string) => Promise<void>) | undefined;
+  },
   keyId: string,
 ): Promise<StageResult<PollJob>> {
   const { batch, rowId, taskId } = job.data;
   const now = deps.clock.now();
+  const recheckMs = Math.min(KEY_MISSING_RECHECK_MS, deps.graceMs);
+  if (await deps.held?.(keyId)) {
+    const { keyMissingSince: _since, ...data } = job.data;
+    job.log.info({ taskId, key: keyId }, "this worker lacks the task's API key, another has it: left for it");
+    return delay(recheckMs, data);
+  }
   const since = job.data.keyMissingSince ?? now;
   if (now - since < deps.graceMs) {
     job.log.warn(
       { taskId, key: keyId },
-      "this worker lacks the API key the task was created with: left for a worker that has it",
+      "no running worker has the API key the task was created with: left for a worker that has it",
     );
-    return delay(Math.min(KEY_MISSING_RECHECK_MS, deps.graceMs), { ...job.data, keyMissingSince: since });
+    return delay(recheckMs, { ...job.data, keyMissingSince: since });
   }
   const error = `task ${taskId} was created with API key ${keyId}, which no worker polling it has had for ${Math.round(deps.graceMs / 1000)} s: give the workers that key again (KIE_API_KEYS), then \`kie-batch retry\` polls the task again`;
   const moved = await deps.ledger.transition(batch, rowId, {
@@ -58,7 +85,10 @@ export async function keyMissing(
   });
   // A row already archiving (its image is paid for) is never failed here: it waits in archiving
   // for a worker with the key, which the reconciler's next pass gives its job again.
-  if (moved.ok) job.log.error({ taskId, key: keyId }, "no worker has the task's API key: row failed");
-  else job.log.warn({ taskId, key: keyId, status: moved.row?.status }, "no worker has the task's API key");
+  if (moved.ok) {
+    // The task is no longer watched: its slot under its key goes back now, not as stale in an hour.
+    await deps.releaseInFlight?.(keyId, jobKey(batch, rowId, job.data.resubmit));
+    job.log.error({ taskId, key: keyId }, "no worker has the task's API key: row failed");
+  } else job.log.warn({ taskId, key: keyId, status: moved.row?.status }, "no worker has the task's API key");
   return done;
 }

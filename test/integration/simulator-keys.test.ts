@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { type SimulatorHandle, startSimulator } from "../../src/simulator/index.js";
+import { until } from "../helpers/worker-harness.js";
 import { call } from "./simulator-helpers.js";
 
 let sim: SimulatorHandle | undefined;
@@ -64,5 +65,25 @@ describe("simulator keys", () => {
     expect((await status("k-a1")).body.code).toBe(200);
     expect((await status("k-a2")).body.code).toBe(200);
     expect((await status("k-b")).body).toMatchObject({ code: 422, msg: "recordInfo is null" });
+  });
+
+  it("a result's fresh download URL is refused to another account's key, given to its own account's", async () => {
+    sim = await startSimulator({
+      apiKeys: ["k-a1", "k-a2", "k-b"],
+      accounts: { "k-a1": "a", "k-a2": "a" },
+      recordLagMs: 0,
+      latency: { minMs: 0, maxMs: 0 },
+    });
+    const taskId = (await create(sim, "k-a1")).body.data.taskId as string;
+    const url = await until("the task succeeded", async () => {
+      const record = await call(sim!, "GET", `/api/v1/qwen/record-info?taskId=${taskId}`, { key: "k-a1" });
+      return (record.body.data?.imageUrl as string | null) ?? undefined;
+    });
+    expect(url).toContain(taskId);
+    const refresh = (key: string) =>
+      call(sim!, "POST", "/api/v1/common/download-url", { body: { url }, key });
+    expect((await refresh("k-a2")).body.code).toBe(200);
+    expect((await refresh("k-b")).body).toMatchObject({ code: 422, msg: "file not found" });
+    expect((await refresh("k-a1")).body.code).toBe(200);
   });
 });

@@ -107,6 +107,21 @@ describe("chooseKey", () => {
     expect(aAsked).toBe(1);
   });
 
+  it("a won usage-cap probe whose key's in-flight cap is full waits for a slot, not a whole probe period", async () => {
+    let inFlightTries = 0;
+    const capped = lane("aaaa", {
+      readGate: async () => ({ paused: { ...PAUSED, nextProbeAt: 1 }, backoffMs: 0 }),
+      claimProbe: async () => true,
+      tryAcquireInFlight: async () => ++inFlightTries > 2,
+    });
+    const full = lane("bbbb", { tryAcquireInFlight: async () => false });
+    const { deps, clock } = choiceDeps([capped.lane, full.lane]);
+    const chosen = await chooseKey(deps, "b/r1", new AbortController().signal, silentLogger());
+    expect(chosen).toMatchObject({ id: "aaaa", passed: "probe" });
+    expect(inFlightTries).toBe(3);
+    expect(clock.sleeps).toEqual([2_000, 2_000]);
+  });
+
   it("says so when the in-flight cap holds every key (the caller waits)", async () => {
     const a = lane("aaaa", { tryAcquireInFlight: async () => false });
     const b = lane("bbbb", { tryAcquireInFlight: async () => false });
@@ -207,13 +222,13 @@ describe("submit with several keys", () => {
     expect(events).toEqual(["upload", "slot"]);
   });
 
-  it("with one key, the task is recorded without a key (it is the first key's): no extra field", async () => {
+  it("with one key, the task records its key too: a worker with another first key must not poll it with that one", async () => {
     const only = lane("aaaa");
     const { deps, ledger } = submitDeps([only.lane]);
     expect(await submitStage.run(job(), deps)).toEqual({ kind: "done" });
     const recorded = ledger.transitions.filter((t) => t.addTaskId !== undefined);
     expect(recorded).toHaveLength(1);
-    expect(recorded[0]).not.toHaveProperty("taskKey");
+    expect(recorded[0]).toHaveProperty("taskKey", "aaaa");
   });
 
   it("a pause of the chosen key set while it waited for its slot stops the create: the gate is read again for that key", async () => {

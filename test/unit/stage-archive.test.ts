@@ -5,7 +5,10 @@ import type { ArchiveFromUrlOptions, ArchiveStoreHead } from "../../src/archive/
 import { ArchiveStoreError, DownloadError } from "../../src/archive/index.js";
 import { retryDelay } from "../../src/core/backoff.js";
 import type { ArchivePauseState } from "../../src/fleet/archive-pause.js";
+import { keyRing } from "../../src/fleet/key-ring.js";
 import { PAUSE_RECHECK_MS } from "../../src/fleet/policy.js";
+import type { FleetPort } from "../../src/fleet/port.js";
+import type { KieApi } from "../../src/kie/types.js";
 import type { ArchivedImage, RowRecord } from "../../src/ledger/types.js";
 import { type ArchiveDeps, archiveStage } from "../../src/worker/archive.js";
 import type { ArchiveJob } from "../../src/worker/jobs.js";
@@ -226,6 +229,44 @@ describe("archive stage", () => {
       "https://files.example/t-1/0.png?fresh",
     ]);
     expect(f.ledger.current()?.status).toBe("archived");
+  });
+
+  it("an expired URL is refreshed with the task's own key, and never with another: a worker without it leaves the job", async () => {
+    /** A worker whose keys are `ids`, each refreshing through its own client. */
+    const withKeys = (f: ReturnType<typeof setup>, ids: string[]) => {
+      const byKey: Record<string, string[]> = {};
+      const lanes = ids.map((id) => ({
+        id,
+        account: id,
+        kie: {
+          refreshDownloadUrl: async (url: string) => {
+            byKey[id] = [...(byKey[id] ?? []), url];
+            return `${url}?fresh-${id}`;
+          },
+        } as unknown as KieApi,
+        fleet: {} as FleetPort,
+      }));
+      f.deps.keys = keyRing(lanes, { keylessId: "dddddddddddddddd" });
+      return byKey;
+    };
+    const expired = () => new DownloadError({ code: "expired", message: "410" });
+    const own = setup({ row: { taskKeys: { "t-1": "bbbbbbbbbbbbbbbb" } }, copyFails: [expired()] });
+    const used = withKeys(own, ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]);
+    await archiveStage.run(stageJob(archiveJob()), own.deps);
+    expect(used).toEqual({ bbbbbbbbbbbbbbbb: ["https://files.example/t-1/0.png"] });
+    expect(own.refreshed).toEqual([]);
+    expect(own.ledger.current()?.status).toBe("archived");
+
+    // This worker lacks the key (a task recorded without a key is the deployment's default key's).
+    for (const row of [{ taskKeys: { "t-1": "cccccccccccccccc" } }, {}]) {
+      const f = setup({ row, copyFails: [expired()] });
+      const asked = withKeys(f, ["aaaaaaaaaaaaaaaa"]);
+      const result = await archiveStage.run(stageJob(archiveJob({ tries: 2 })), f.deps);
+      expect(result).toEqual({ kind: "delay", ms: 30_000, data: archiveJob({ tries: 2 }) });
+      expect(asked).toEqual({});
+      expect(f.refreshed).toEqual([]);
+      expect(f.ledger.current()?.status).toBe("archiving");
+    }
   });
 
   it("a store that is down is tried again with backoff, and the row stays archiving", async () => {

@@ -1,0 +1,128 @@
+import { type RedisClient, RedisScript, type ScriptClock } from "../redis/script.js";
+import { accountId, accountKey } from "./account.js";
+
+/**
+ * Which workers hold which API key, per key (under the key's own id, one hash tag):
+ * - the key's window mapping: the account window it counts in ("own", or "account:<name>" from
+ *   KIE_ACCOUNTS). Every worker of every deployment using the key must agree, or the key would
+ *   count in two windows and the account's rate be passed. The first worker writes it; it lives
+ *   while any worker refreshes it and expires `ttlMs` after the last one stops;
+ * - the deployment's holders of the key, each with a lease it refreshes: a poll job whose task's
+ *   key this worker lacks waits while some live worker holds it (poll jobs go to any worker).
+ */
+
+/** How long a worker's hold (and the key's window mapping) outlives its last refresh. */
+export const KEY_LEASE_TTL_MS = 60_000;
+/** How often a worker refreshes its holds. */
+const KEY_LEASE_EVERY_MS = 15_000;
+
+export interface LeasedKey {
+  /** The key's short hash. */
+  readonly id: string;
+  /** Its account name (KIE_ACCOUNTS); absent: a window of its own. */
+  readonly account?: string | undefined;
+}
+
+/** A key whose stored window mapping differs from this worker's: the worker must not use it. */
+export interface KeyLeaseConflict {
+  readonly id: string;
+  /** What this worker says, and what the running workers said, in words ("account \"team\""). */
+  readonly mine: string;
+  readonly stored: string;
+}
+
+export interface KeyLeaseOptions {
+  /** The deployment (queue prefix): holders are counted per deployment. */
+  deployment: string;
+  /** This worker's id among the holders. */
+  worker: string;
+  /** @defaultValue KEY_LEASE_TTL_MS */
+  ttlMs?: number;
+  /** @defaultValue KEY_LEASE_EVERY_MS */
+  everyMs?: number;
+  /** "Now" of the scripts, epoch ms. @defaultValue the Redis server's clock */
+  scriptClock?: ScriptClock;
+  /** A refresh found a conflict (a mapping that expired and was taken by another configuration) or failed. */
+  onRefreshProblem?: (problem: { conflicts?: KeyLeaseConflict[]; error?: unknown }) => void;
+}
+
+const LEASE = RedisScript.fromFile(new URL("./scripts/key-lease.lua", import.meta.url));
+const HELD = RedisScript.fromFile(new URL("./scripts/key-held.lua", import.meta.url));
+
+/** The stored form of a key's window. */
+function mappingOf(key: LeasedKey): string {
+  return key.account === undefined ? "own" : `account:${key.account}`;
+}
+
+/** A stored mapping in words, for messages (account names and "own window": never a key). */
+function describeMapping(value: string): string {
+  return value.startsWith("account:") ? `account "${value.slice(8)}"` : "a window of its own";
+}
+
+export class KeyLeases {
+  private readonly ttlMs: number;
+  private readonly everyMs: number;
+  private readonly tag: string;
+  private timer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: readonly LeasedKey[],
+    private readonly options: KeyLeaseOptions,
+  ) {
+    this.ttlMs = options.ttlMs ?? KEY_LEASE_TTL_MS;
+    this.everyMs = options.everyMs ?? KEY_LEASE_EVERY_MS;
+    // The deployment's name hashed: a queue prefix may hold characters a key name may not.
+    this.tag = accountId(`kie-batch deployment ${options.deployment}`);
+  }
+
+  private holdersKey(id: string): string {
+    return accountKey(id, `holders:${this.tag}`);
+  }
+
+  /** Holds every key, or none where the stored mapping differs: those are returned. */
+  async claim(): Promise<KeyLeaseConflict[]> {
+    const conflicts: KeyLeaseConflict[] = [];
+    for (const key of this.keys) {
+      const mine = mappingOf(key);
+      const stored = (await LEASE.run(
+        this.redis,
+        [accountKey(key.id, "window"), this.holdersKey(key.id)],
+        [mine, this.ttlMs, this.options.worker],
+        this.options.scriptClock,
+      )) as string | null;
+      if (typeof stored === "string")
+        conflicts.push({ id: key.id, mine: describeMapping(mine), stored: describeMapping(stored) });
+    }
+    return conflicts;
+  }
+
+  /** Refreshes the holds every `everyMs` until `close`. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      this.refreshing = this.claim().then(
+        (conflicts) => {
+          if (conflicts.length > 0) this.options.onRefreshProblem?.({ conflicts });
+        },
+        (error: unknown) => this.options.onRefreshProblem?.({ error }),
+      );
+    }, this.everyMs);
+    this.timer.unref();
+  }
+
+  /** Whether some live worker of the deployment holds the key `id`. */
+  async held(id: string): Promise<boolean> {
+    const count = await HELD.run(this.redis, [this.holdersKey(id)], [], this.options.scriptClock);
+    return Number(count) > 0;
+  }
+
+  /** Stops refreshing and lets go of every hold at once (the mapping expires by itself). */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.refreshing;
+    for (const key of this.keys) await this.redis.zrem(this.holdersKey(key.id), this.options.worker);
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Workers' holds of their API keys, in Redis: a key's window mapping that every worker must share,
+ * and the deployment's live holders, which a worker lacking a task's key waits for.
+ */
+import { describe, expect, it } from "vitest";
+import { accountId } from "../../src/fleet/account.js";
+import { KeyLeases } from "../../src/fleet/key-lease.js";
+import { fleetAccounts } from "../helpers/fleet-accounts.js";
+import { manualClock } from "../helpers/fleet-redis.js";
+
+const accounts = fleetAccounts();
+
+describe("key leases", () => {
+  it("a held key is held until its worker closes or its lease runs out, per deployment", async () => {
+    const redis = accounts.connect();
+    const id = accountId(accounts.apiKey());
+    const clock = manualClock();
+    const lease = (deployment: string, worker: string) =>
+      new KeyLeases(redis, [{ id }], { deployment, worker, ttlMs: 60_000, scriptClock: clock });
+    const w1 = lease("dep-a", "w1");
+    const w2 = lease("dep-a", "w2");
+    const other = lease("dep-b", "w3");
+    expect(await w1.held(id)).toBe(false);
+    expect(await w1.claim()).toEqual([]);
+    expect(await w2.claim()).toEqual([]);
+    expect(await other.held(id)).toBe(false); // another deployment's worker does not poll these tasks
+    await w1.close();
+    expect(await w2.held(id)).toBe(true);
+    await w2.close();
+    expect(await w1.held(id)).toBe(false);
+    // A worker that died holds the key until its lease runs out.
+    expect(await w1.claim()).toEqual([]);
+    clock.advance(59_999);
+    expect(await w2.held(id)).toBe(true);
+    clock.advance(1);
+    expect(await w2.held(id)).toBe(false);
+  });
+
+  it("a key is in one window for every worker: another mapping is refused, named by accounts, until the stored one expires", async () => {
+    const redis = accounts.connect();
+    const id = accountId(accounts.apiKey());
+    const team = new KeyLeases(redis, [{ id, account: "team" }], {
+      deployment: "dep-a",
+      worker: "w1",
+      ttlMs: 60_000,
+    });
+    const own = new KeyLeases(redis, [{ id }], { deployment: "dep-b", worker: "w2", ttlMs: 60_000 });
+    expect(await team.claim()).toEqual([]);
+    expect(await own.claim()).toEqual([{ id, mine: "a window of its own", stored: 'account "team"' }]);
+    // Refused: not listed as a holder.
+    expect(await own.held(id)).toBe(false);
+    await team.close();
+    // Its mapping expires (no worker refreshes it): gone, as its PX would make it.
+    expect(await redis.pttl(`kie-batch:acct:{${id}}:window`)).toBeGreaterThan(59_000);
+    await redis.del(`kie-batch:acct:{${id}}:window`);
+    expect(await own.claim()).toEqual([]);
+    expect(await redis.get(`kie-batch:acct:{${id}}:window`)).toBe("own");
+    await own.close();
+  });
+});

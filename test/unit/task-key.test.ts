@@ -1,0 +1,89 @@
+/**
+ * A task's later calls go out with its own key. A task recorded without a key is the deployment's
+ * default key's, never the worker's first key's. A worker without the key leaves the poll while a
+ * live worker holds it; once none has for the grace, the row fails and its in-flight slot (under
+ * the task's key) goes back.
+ */
+import { describe, expect, it } from "vitest";
+import { type KeyLane, keyRing } from "../../src/fleet/key-ring.js";
+import type { FleetPort } from "../../src/fleet/port.js";
+import type { KieApi } from "../../src/kie/types.js";
+import type { PollJob } from "../../src/worker/jobs.js";
+import { keyMissing, taskLane } from "../../src/worker/task-key.js";
+import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
+
+const lane = (id: string): KeyLane => ({ id, account: id, kie: {} as KieApi, fleet: {} as FleetPort });
+const [A, B, D] = ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "dddddddddddddddd"];
+const pollJob = (data: Partial<PollJob> = {}) =>
+  stageJob<PollJob>({
+    batch: "b",
+    rowId: "r1",
+    resubmit: 0,
+    taskId: "t-1",
+    submittedAt: T0,
+    checks: 3,
+    ...data,
+  });
+
+describe("taskLane", () => {
+  it("a recorded key's lane, or missing; a task recorded without a key is the default key's", () => {
+    const ring = keyRing([lane(A), lane(B)], { keylessId: D });
+    expect(taskLane(ring, { taskKeys: { "t-1": B } }, "t-1")).toMatchObject({ kie: ring.lane(B)!.kie });
+    expect(taskLane(ring, { taskKeys: { "t-1": "cccccccccccccccc" } }, "t-1")).toEqual({
+      missing: "cccccccccccccccc",
+    });
+    // Not the worker's first key (A): another account's key would not find the task.
+    expect(taskLane(ring, {}, "t-1")).toEqual({ missing: D });
+    expect(taskLane(keyRing([lane(D), lane(A)], { keylessId: D }), {}, "t-1")).toMatchObject({
+      fleet: expect.anything(),
+    });
+    expect(taskLane(undefined, {}, "t-1")).toEqual({});
+  });
+});
+
+describe("keyMissing", () => {
+  function setup(status: "submitted" | "archiving" = "submitted") {
+    const ledger = oneRowLedger(rowRecord({ status, taskId: "t-1", taskIds: ["t-1"] }));
+    const clock = fakeClock();
+    const released: string[] = [];
+    let held = false;
+    const deps = {
+      ledger,
+      clock,
+      graceMs: 60_000,
+      held: async () => held,
+      releaseInFlight: async (id: string, jobKey: string) => void released.push(`${id} ${jobKey}`),
+    };
+    return { deps, ledger, clock, released, hold: (value: boolean) => (held = value) };
+  }
+
+  it("waits while some live worker holds the key, however long; fails the row once none has for the grace", async () => {
+    const f = setup();
+    f.hold(true);
+    expect(await keyMissing(pollJob({ keyMissingSince: T0 - 3_600_000 }), f.deps, B)).toEqual({
+      kind: "delay",
+      ms: 30_000,
+      data: pollJob().data,
+    });
+    f.hold(false);
+    const first = await keyMissing(pollJob(), f.deps, B);
+    expect(first).toEqual({ kind: "delay", ms: 30_000, data: { ...pollJob().data, keyMissingSince: T0 } });
+    f.clock.advance(59_999);
+    expect((await keyMissing(pollJob({ keyMissingSince: T0 }), f.deps, B)).kind).toBe("delay");
+    expect(f.ledger.current()?.status).toBe("submitted");
+    f.clock.advance(1);
+    expect(await keyMissing(pollJob({ keyMissingSince: T0 }), f.deps, B)).toEqual({ kind: "done" });
+    expect(f.ledger.current()?.status).toBe("failed");
+    expect(f.ledger.current()?.error).toContain(`API key ${B}`);
+    // Its in-flight slot, under the task's key, goes back with it.
+    expect(f.released).toEqual([`${B} b/r1`]);
+  });
+
+  it("never fails a row already archiving (paid for), nor frees anything for it", async () => {
+    const f = setup("archiving");
+    f.clock.advance(60_000);
+    expect(await keyMissing(pollJob({ keyMissingSince: T0 }), f.deps, B)).toEqual({ kind: "done" });
+    expect(f.ledger.current()?.status).toBe("archiving");
+    expect(f.released).toEqual([]);
+  });
+});
