@@ -1,8 +1,10 @@
 /**
  * The batch through spawned `enqueue` and `worker` processes on a real Redis Cluster
  * (REDIS_CLUSTER_NODES: three masters, three replicas on loopback), with the master that holds
- * the batch's ledger SIGKILLed mid-batch: its replica takes over, no worker exits, every row is
- * archived once, and the simulator saw exactly one create per row.
+ * the batch's ledger and the submit and poll queues SIGKILLed mid-batch: its replica takes over,
+ * no worker exits, every row is archived once, and the simulator saw exactly one create per row.
+ * A worker whose fetch from a queue does not come back after the failover (BullMQ on a Cluster,
+ * now and then) is replaced by the runner's fetch watchdog; the run says how many were.
  */
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -14,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLedger, ledgerKeys, type RowRecord } from "../../src/ledger/index.js";
 import { startSimulator } from "../../src/simulator/index.js";
 import type { SimulatorHandle } from "../../src/simulator/types.js";
-import { bullPrefix, STAGES } from "../../src/worker/jobs.js";
+import { bullPrefix, type Stage } from "../../src/worker/jobs.js";
 import { expectArchivedOnce, expectFolderArchive } from "../helpers/e2e-deployment.js";
 import { ProcessSet } from "../helpers/processes.js";
 import { uniquePrefix } from "../helpers/redis.js";
@@ -59,30 +61,36 @@ async function waitFor<T>(
 }
 
 /**
- * A queue prefix and batch name whose batch ledger sits on a master that holds none of the three
- * queues: the master killed below. (Killing a master that holds a queue's slot is not tested here:
- * BullMQ 6.7's workers on an ioredis Cluster sometimes stop fetching from that queue after the
- * failover, until restarted; see the README's "Moving to a Redis Cluster".)
+ * A queue prefix and batch name whose batch ledger, submit queue and poll queue sit on one master:
+ * the master killed below, so the ledger's writes and two stages' fetches go through a failover.
  */
 async function placement(): Promise<{ prefix: string; batch: string; victim: number }> {
-  for (let attempt = 0; attempt < 50; attempt++) {
+  const masterOfQueue = (prefix: string, stage: Stage) =>
+    cluster.masterOf(`${bullPrefix(prefix, stage)}:${stage}`);
+  for (let attempt = 0; attempt < 100; attempt++) {
     const prefix = uniquePrefix("clu");
-    const queueMasters = new Set(
-      await Promise.all(STAGES.map((stage) => cluster.masterOf(`${bullPrefix(prefix, stage)}:${stage}`))),
-    );
-    const free = (await cluster.masters()).find((port) => !queueMasters.has(port));
-    if (free === undefined) continue;
+    const victim = await masterOfQueue(prefix, "poll");
+    if ((await masterOfQueue(prefix, "submit")) !== victim) continue;
     for (let n = 0; n < 200; n++) {
       const batch = `clu${n}`;
-      if ((await cluster.masterOf(ledgerKeys(prefix).batch(batch))) === free)
-        return { prefix, batch, victim: free };
+      if ((await cluster.masterOf(ledgerKeys(prefix).batch(batch))) === victim)
+        return { prefix, batch, victim };
     }
   }
-  throw new Error("no queue prefix left a master without a queue");
+  throw new Error("no queue prefix put the submit and poll queues on one master");
+}
+
+/** The fetch watchdog's replacements in the workers' logs: stage and how long it had starved. */
+function replaced(stderr: string): Array<{ stage: string; starvedMs: number }> {
+  return stderr
+    .split("\n")
+    .filter((line) => line.includes("replacing it"))
+    .map((line) => JSON.parse(line) as { stage: string; starvedMs: number })
+    .map(({ stage, starvedMs }) => ({ stage, starvedMs }));
 }
 
 describe("a batch on a Redis Cluster", () => {
-  it("runs through spawned processes, and the master of its ledger killed mid-batch loses nothing and pays nothing twice", {
+  it("runs through spawned processes, and the master of its ledger and of two queues killed mid-batch loses nothing and pays nothing twice", {
     timeout: 90_000,
   }, async () => {
     const { prefix, batch: BATCH, victim } = await placement();
@@ -129,7 +137,8 @@ describe("a batch on a Redis Cluster", () => {
       },
       40_000,
     );
-    // The master holding the batch's ledger (and no queue): every transition of the batch needs it.
+    // The master holding the batch's ledger (every transition of the batch needs it) and the submit
+    // and poll queues (the rows in flight need their poll jobs fetched after the failover).
     const killedAt = Date.now();
     await cluster.kill(victim);
     await cluster.waitForFailover(victim);
@@ -172,7 +181,8 @@ describe("a batch on a Redis Cluster", () => {
     await expectFolderArchive(archiveDir, BATCH, rows);
     console.log(
       `cluster e2e: killed master :${victim} at ${JSON.stringify({ archived: atKill.archived, queued: atKill.queued, inFlight: atKill.submitted + atKill.generating })}; ` +
-        `failover ${failoverMs} ms; ${sim.stats().creates} creates for ${ROWS} rows; ${procs.errorLogs().length} error log lines`,
+        `failover ${failoverMs} ms; ${sim.stats().creates} creates for ${ROWS} rows; ${procs.errorLogs().length} error log lines; ` +
+        `stage workers replaced: ${JSON.stringify(replaced(workers.map((w) => w.stderr).join("")))}`,
     );
     await procs.killAll();
   });
