@@ -187,6 +187,7 @@ export async function startWorker(
       stages: options.stages ?? STAGES,
       concurrency: { ...DEFAULT_CONCURRENCY, ...options.concurrency },
       lockMs: config.KIE_LOCK_MS,
+      onRestart: (stage) => metrics.stageWorkerRestarts.inc({ stage }),
       deps: {
         kie: ports.kie,
         ledger: ports.ledger,
