@@ -87,7 +87,7 @@ async function planPurge(deps: PurgeDeps, batch: string): Promise<PurgePlan> {
 }
 
 /**
- * `kie-batch purge`: deletes a batch's ledger (rows, counters, task mappings) and removes its jobs
+ * `kie-batch purge`: deletes a batch's ledger (rows, counters, older versions' task mappings) and removes its jobs
  * from the three stage queues, in any state. The ledger goes first, so a job a worker picks up
  * meanwhile finds no row and does nothing; then the queues are listed again, which also catches
  * jobs that running ones added. A purge cut short can be run again: jobs without a ledger still

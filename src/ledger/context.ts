@@ -7,8 +7,6 @@ export interface LedgerContext {
   readonly keys: LedgerKeys;
   /** "Now" of every script; undefined for Redis TIME (one clock for the whole fleet). */
   readonly clock: ScriptClock | undefined;
-  /** TTL of taskId -> row mappings. */
-  readonly taskTtlMs: number;
   /** TTL of a finished batch's ledger, from `finishedAt`; undefined keeps it forever. */
   readonly ttlMs: number | undefined;
 }

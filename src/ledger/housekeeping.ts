@@ -128,8 +128,7 @@ export async function housekeep(
 /**
  * Lets a finished batch's ledger expire `ttlMs` after its `finishedAt`: PEXPIREAT on every row
  * key, then its zsets and hash, to the end of the walk. Returns false when the batch is not
- * finished, or reopened meanwhile (its keys are then persisted again). Task map keys keep their
- * own TTL.
+ * finished, or reopened meanwhile (its keys are then persisted again).
  */
 export async function expireFinished(ctx: LedgerContext, batch: string, ttlMs: number): Promise<boolean> {
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError("ttlMs must be a positive number");
@@ -165,7 +164,7 @@ export async function persistBatch(ctx: LedgerContext, batch: string): Promise<v
 type Pipeline = ReturnType<LedgerContext["redis"]["pipeline"]>;
 
 /**
- * Deletes every key of a batch: its rows, their taskId mappings, its zsets (order, unarchived,
+ * Deletes every key of a batch: its rows, their older versions' taskId mappings, its zsets (order, unarchived,
  * state indexes), its hash and its
  * entry in the batch index. Returns the number of rows deleted. Jobs in the queues are not the
  * ledger's: the caller removes those.
@@ -178,8 +177,8 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
     const read = ctx.redis.pipeline();
     for (const id of ids) read.hget(ctx.keys.row(batch, id), "taskIds");
     const replies = await execOrThrow(read);
-    // Each task map entry is its own Cluster slot: one DEL each, all sent at once, before the
-    // rows that name them (a purge cut short leaves rows to find them by, not orphan entries).
+    // Task map entries left by versions that wrote them (keys.ts `task`; none is written now):
+    // each its own Cluster slot, one DEL each, all sent at once, before the rows that name them.
     await Promise.all(
       replies.flatMap((taskIds) => parseTaskIds(taskIds).map((id) => ctx.redis.del(ctx.keys.task(id)))),
     );

@@ -5,9 +5,9 @@ import { INDEXED_STATUSES, type IndexedStatus } from "./types.js";
  * Key names, placed for Redis Cluster. Each batch's keys (its hash, rows, zsets) start with
  * `{<prefix>:<batch>}:ledger`: one hash tag per batch, so a script may touch a batch and its rows
  * together, and batches spread over the cluster's masters. The deployment's own keys (the batch
- * index, leases) start with `{<prefix>}:ledger`; each task map entry is its own hash tag. No
- * script or pipeline touches keys of two tags: the batch index is written beside the batch's
- * script, not in it (writes.ts), and repaired from the batches themselves (index-repair.ts).
+ * index, leases) start with `{<prefix>}:ledger`. No script or pipeline touches keys of two tags:
+ * the batch index is written beside the batch's script, not in it (writes.ts), and repaired from
+ * the batches themselves (index-repair.ts).
  */
 export interface LedgerKeys {
   /** `{prefix}:ledger`: the deployment's keys. */
@@ -39,8 +39,10 @@ export interface LedgerKeys {
   /** HASH of one row's flat fields. */
   row(batch: string, rowId: string): string;
   /**
-   * STRING `<batch>/<rowId>` for a provider taskId: its own hash tag (looked up by the task id
-   * alone), written after the transition that records the task in its row (writes.ts).
+   * STRING `<batch>/<rowId>` for a provider taskId, its own hash tag: the task map that versions
+   * before 2026-12-06 wrote after each create. Nothing writes or reads it now (a task is traced by
+   * its row's `taskIds`); `purge` still deletes a batch's leftovers, the rest expire on their own
+   * 15-day TTL.
    */
   task(taskId: string): string;
   /**

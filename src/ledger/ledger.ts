@@ -8,7 +8,7 @@ import { refuseOldLayout, repairBatchIndex } from "./index-repair.js";
 import { ledgerKeys } from "./keys.js";
 import { wakeParked } from "./parked.js";
 import { type ProgressMinute, type ProgressWindow, readProgress } from "./progress.js";
-import { getBatch, getRow, listBatches, lookupTask, oldestUnarchived, rows } from "./reads.js";
+import { getBatch, getRow, listBatches, oldestUnarchived, rows } from "./reads.js";
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
 import { claimLease, countRepairs, ensureStateIndex, stateIndexPages, stillInState } from "./state-index.js";
 import { drainStatePages } from "./state-walk.js";
@@ -29,11 +29,9 @@ import type {
   TransitionResult,
   WakeResult,
 } from "./types.js";
-import { TASK_MAP_TTL_MS } from "./types.js";
 import {
   ADD_ROWS_CHUNK,
   addRows,
-  mapTask,
   releaseReservation,
   reserveBudget,
   setBudget,
@@ -51,8 +49,6 @@ export interface LedgerOptions {
    * finishes it). @defaultValue undefined: never expire
    */
   ttlMs?: number;
-  /** How long a taskId -> row mapping lives. @defaultValue 15 days */
-  taskTtlMs?: number;
   /** Rows per `addRows` script call. @defaultValue 1000 */
   addRowsChunk?: number;
 }
@@ -60,7 +56,7 @@ export interface LedgerOptions {
 /**
  * The durable record of every batch and row. Every multi-key change is one Lua script over keys
  * sharing one hash tag (a batch's own), so it is atomic on a single Redis and on Redis Cluster
- * alike; what spans two tags (the batch index, the task map) is written beside the script.
+ * alike; what spans two tags (the batch index) is written beside the script.
  */
 export interface Ledger {
   /** The deployment's key prefix, `{prefix}:ledger` (each batch's keys are `{prefix:batch}:ledger:...`). */
@@ -120,8 +116,6 @@ export interface Ledger {
    * undefined for a batch recorded before they were kept (read its rows for them).
    */
   columns(batch: string): Promise<string[] | undefined>;
-  mapTask(taskId: string, batch: string, rowId: string): Promise<void>;
-  lookupTask(taskId: string): Promise<{ batch: string; rowId: string } | undefined>;
   /** The row longest in `archiving`, by the provider's completion time. */
   oldestUnarchived(batch: string): Promise<{ rowId: string; completedAt: number } | undefined>;
   /** Makes a finished batch's keys expire `ttlMs` after `finishedAt`; false if it is not finished. */
@@ -167,7 +161,6 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     redis,
     keys,
     clock: options.clock,
-    taskTtlMs: options.taskTtlMs ?? TASK_MAP_TTL_MS,
     ttlMs: options.ttlMs,
   };
   return {
@@ -191,8 +184,6 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     stateWindow: (batch, statuses, windowOptions) => stateWindow(ctx, batch, statuses, windowOptions),
     progress: (batch, window) => readProgress(ctx, batch, window),
     columns: (batch) => batchColumns(ctx, batch),
-    mapTask: (taskId, batch, rowId) => mapTask(ctx, taskId, batch, rowId),
-    lookupTask: (taskId) => lookupTask(ctx, taskId),
     oldestUnarchived: (batch) => oldestUnarchived(ctx, batch),
     expireFinished: (batch, ttlMs) => expireFinished(ctx, batch, ttlMs),
     persistBatch: (batch) => persistBatch(ctx, batch),

@@ -60,17 +60,6 @@ export async function* rows(
   }
 }
 
-export async function lookupTask(
-  ctx: LedgerContext,
-  taskId: string,
-): Promise<{ batch: string; rowId: string } | undefined> {
-  const value = await ctx.redis.get(ctx.keys.task(taskId));
-  if (value === null) return undefined;
-  const slash = value.indexOf("/");
-  if (slash < 0) return undefined;
-  return { batch: value.slice(0, slash), rowId: value.slice(slash + 1) };
-}
-
 /** The row waiting longest in `archiving` (smallest provider completion time). */
 export async function oldestUnarchived(
   ctx: LedgerContext,

@@ -26,9 +26,6 @@ export const TERMINAL_STATUSES: readonly Status[] = ["archived", "failed", "canc
 export const INDEXED_STATUSES = ["queued", "submitted", "generating", "archiving", "failed"] as const;
 export type IndexedStatus = (typeof INDEXED_STATUSES)[number];
 
-/** How long a taskId -> row mapping lives (webhooks arrive within the provider's 14-day file life). */
-export const TASK_MAP_TTL_MS = 15 * 24 * 60 * 60 * 1000;
-
 /** One validated manifest row, as the producer hands it to the ledger. */
 export interface NewRow {
   /** Row id, `[A-Za-z0-9._-]{1,128}`, unique within the batch. */

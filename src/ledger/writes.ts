@@ -163,7 +163,7 @@ export async function transition(
     rowId,
     batch,
     input.addTaskId ?? "",
-    ctx.taskTtlMs,
+    "",
     set.length,
     ...set.flat(),
     del.length,
@@ -182,13 +182,11 @@ export async function transition(
   ];
   const [ok, finished, reopened, left, pairs] = reply;
   const row = pairs === undefined ? undefined : parseRow(batch, pairsToHash(pairs));
-  // The task map entry is its own Cluster slot, so it is written here, once the script recorded
-  // the task in its row. The row (`taskIds`) is the record a created task is traced by; the entry
-  // only finds it by task id alone, and is missing if this process dies in between.
+  // The row (`taskIds`, written by the script with the move) is the record a created task is
+  // traced by (invariant 3); there is no taskId -> row map: webhooks carry the row's job key.
   if (ok === 1 && input.addTaskId) {
     // A task was paid for: on a cluster, its record is on a replica before the submit goes on.
     await awaitReplica(ctx.redis, ctx.keys.row(batch, rowId), REPLICA_WAIT_MS);
-    await mapTask(ctx, input.addTaskId, batch, rowId);
   }
   // One bounded step of the batch's expiry (or of its removal): a small batch is done here, a
   // large one by the reconciler's sweep (housekeeping.ts), so no row's job walks the batch; unless
@@ -252,16 +250,4 @@ export async function setBudget(ctx: LedgerContext, batch: string, credits: numb
   if (credits !== null && !(credits >= 0)) throw new LedgerError("invalid_value", "budget must be >= 0");
   const value = credits === null ? "" : finite("budget", credits);
   return (await setBudgetScript.run(ctx.redis, [ctx.keys.batch(batch)], [value], ctx.clock)) === 1;
-}
-
-/** Maps a provider taskId to its row for webhooks (`transition` with `addTaskId` does this too). */
-export async function mapTask(
-  ctx: LedgerContext,
-  taskId: string,
-  batch: string,
-  rowId: string,
-): Promise<void> {
-  checkName("batch", batch);
-  checkName("row id", rowId);
-  await ctx.redis.set(ctx.keys.task(taskId), `${batch}/${rowId}`, "PX", ctx.taskTtlMs);
 }

@@ -186,13 +186,10 @@ describe("reading", () => {
     expect(await ctx.redis.zscore(`{${ctx.prefix}}:ledger:index`, "mid")).toBeNull();
   });
 
-  it("maps a taskId to its row for webhooks, and knows no other", async () => {
+  it("records a created task in its row only: no taskId -> row entry is written", async () => {
     await ctx.ledger.addRows("b1", [newRow("r1")]);
-    await ctx.ledger.mapTask("task-abc", "b1", "r1");
-    expect(await ctx.ledger.lookupTask("task-abc")).toEqual({ batch: "b1", rowId: "r1" });
-    expect(await ctx.ledger.lookupTask("task-unknown")).toBeUndefined();
-    const ttl = await ctx.redis.pttl(`{${ctx.prefix}:task:task-abc}`);
-    expect(ttl).toBeGreaterThan(14 * 24 * 3600 * 1000);
-    expect(ttl).toBeLessThanOrEqual(15 * 24 * 3600 * 1000);
+    await ctx.ledger.transition("b1", "r1", { to: "submitted", addTaskId: "task-abc" });
+    expect((await ctx.ledger.getRow("b1", "r1"))?.taskIds).toEqual(["task-abc"]);
+    expect(await ctx.redis.exists(`{${ctx.prefix}:task:task-abc}`)).toBe(0);
   });
 });

@@ -68,7 +68,6 @@ describe("transition", () => {
     expect(result.row?.status).toBe("generating");
     expect(await ledger.getRow("b1", "r0")).toEqual(before);
     expect(await ledger.getBatch("b1")).toMatchObject({ generating: 1, cancelled: 0, uncertain: 0 });
-    expect(await ledger.lookupTask("t-never")).toBeUndefined();
     expect((await ledger.transition("b1", "r0", { from: [], to: "failed" })).ok).toBe(false);
   });
 
@@ -125,7 +124,7 @@ describe("transition", () => {
     expect(tally.queued).toBe(0);
   });
 
-  it("appends every taskId once, makes the latest current, and maps it for webhooks", async () => {
+  it("appends every taskId once and makes the latest current, in the row alone (no task map)", async () => {
     await ledger.addRows("b1", [newRow("r0")]);
     await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
     await ledger.transition("b1", "r0", { addTaskId: "task-1" });
@@ -141,8 +140,8 @@ describe("transition", () => {
       uncertain: 1,
     });
     expect(await ledger.getBatch("b1")).toMatchObject({ resubmits: 1, uncertain: 1, submitted: 1 });
-    expect(await ledger.lookupTask("task-1")).toEqual({ batch: "b1", rowId: "r0" });
-    expect(await ledger.lookupTask("task/2")).toEqual({ batch: "b1", rowId: "r0" });
+    // The row is the task's one record: no taskId -> row entry (the former task map) is written.
+    expect(await clients[0]!.exists(`{${prefix}:task:task-1}`, `{${prefix}:task:task/2}`)).toBe(0);
   });
 
   it("sets and clears flat fields, and records archived images with the first as the location", async () => {

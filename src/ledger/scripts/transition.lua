@@ -14,8 +14,7 @@
         KEYS[12] progress hash (progress.ts: rows archived per minute)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
-      ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add ('': its task map entry, in its
-        own slot, is written by the caller), ARGV[7] unused
+      ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add to `taskIds` (''), ARGV[7] unused
       ARGV[8..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
 
     Output:
