@@ -72,6 +72,18 @@ export interface Ledger {
   /** Drops the row's reservation; returns the credits released. Throws `row_missing`. */
   releaseReservation(batch: string, rowId: string): Promise<number>;
   /**
+   * `settleCredits`, also saying whether the batch has rows parked over its budget now, read in
+   * the same script (worker/budget-wake.ts wakes them only then, with no read of its own).
+   */
+  settleAndPeek(
+    batch: string,
+    rowId: string,
+    spent: number,
+    taskId?: string,
+  ): Promise<{ outcome: SettleOutcome; parked: boolean }>;
+  /** `releaseReservation`, also saying whether the batch has parked rows now (as `settleAndPeek`). */
+  releaseAndPeek(batch: string, rowId: string): Promise<{ released: number; parked: boolean }>;
+  /**
    * A create attempt that may have been charged unseen: the row's reservation (else `credits`)
    * becomes spent-uncertain for good, and one uncertain submit is counted. Throws `row_missing`.
    */
@@ -168,8 +180,11 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     addRows: (batch, newRows, meta) => addRows(ctx, batch, newRows, meta, chunk),
     transition: (batch, rowId, input) => transition(ctx, batch, rowId, input),
     reserveBudget: (batch, rowId, credits) => reserveBudget(ctx, batch, rowId, credits),
-    settleCredits: (batch, rowId, spent, taskId) => settleCredits(ctx, batch, rowId, spent, taskId),
-    releaseReservation: (batch, rowId) => releaseReservation(ctx, batch, rowId),
+    settleCredits: async (batch, rowId, spent, taskId) =>
+      (await settleCredits(ctx, batch, rowId, spent, taskId)).outcome,
+    releaseReservation: async (batch, rowId) => (await releaseReservation(ctx, batch, rowId)).released,
+    settleAndPeek: (batch, rowId, spent, taskId) => settleCredits(ctx, batch, rowId, spent, taskId),
+    releaseAndPeek: (batch, rowId) => releaseReservation(ctx, batch, rowId),
     keepUncertain: (batch, rowId, credits, taskId) => keepUncertain(ctx, batch, rowId, credits, taskId),
     setBudget: (batch, credits) => setBudget(ctx, batch, credits),
     wakeParked: (batch, max) => wakeParked(ctx, batch, max),

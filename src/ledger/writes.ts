@@ -221,7 +221,9 @@ export async function reserveBudget(
 
 /**
  * Records what a task cost: the row's reservation is released and `spent` added, once per task
- * (`taskId`, default the row's current task), whatever the number of calls.
+ * (`taskId`, default the row's current task), whatever the number of calls. `parked`: whether
+ * the batch has rows parked over its budget now (read in the same step: a caller wakes them
+ * only then, without a read of its own).
  */
 export async function settleCredits(
   ctx: LedgerContext,
@@ -229,20 +231,33 @@ export async function settleCredits(
   rowId: string,
   spent: number,
   taskId?: string,
-): Promise<SettleOutcome> {
+): Promise<{ outcome: SettleOutcome; parked: boolean }> {
   if (!(spent >= 0)) throw new LedgerError("invalid_value", "spent must be a non-negative number");
-  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), progressKey(ctx, batch)];
-  const reply = await settleScript.run(ctx.redis, keys, [finite("spent", spent), taskId ?? ""], ctx.clock);
-  if (reply === "missing") throw rowMissing(batch, rowId);
-  return reply as SettleOutcome;
+  const keys = [
+    ctx.keys.batch(batch),
+    ctx.keys.row(batch, rowId),
+    progressKey(ctx, batch),
+    ctx.keys.parked(batch),
+  ];
+  const args = [finite("spent", spent), taskId ?? ""];
+  const [outcome, parked] = (await settleScript.run(ctx.redis, keys, args, ctx.clock)) as [string, number];
+  if (outcome === "missing") throw rowMissing(batch, rowId);
+  return { outcome: outcome as SettleOutcome, parked: parked > 0 };
 }
 
-/** Drops the row's reservation (a submit that definitely created nothing). Returns the credits released. */
-export async function releaseReservation(ctx: LedgerContext, batch: string, rowId: string): Promise<number> {
-  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
-  const reply = await releaseScript.run(ctx.redis, keys, [], ctx.clock);
-  if (reply === "missing") throw rowMissing(batch, rowId);
-  return Number(reply);
+/**
+ * Drops the row's reservation (a submit that definitely created nothing): the credits released,
+ * and whether the batch has rows parked over its budget now (false when nothing was released).
+ */
+export async function releaseReservation(
+  ctx: LedgerContext,
+  batch: string,
+  rowId: string,
+): Promise<{ released: number; parked: boolean }> {
+  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), ctx.keys.parked(batch)];
+  const [released, parked] = (await releaseScript.run(ctx.redis, keys, [], ctx.clock)) as [string, number];
+  if (released === "missing") throw rowMissing(batch, rowId);
+  return { released: Number(released), parked: parked > 0 };
 }
 
 /** Sets (or with null, removes) a batch's budget. Returns false when the batch does not exist. */

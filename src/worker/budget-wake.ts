@@ -28,14 +28,18 @@ export async function wakeParkedRows(deps: BudgetWakeDeps, batch: string): Promi
 /**
  * The ledger, waking parked rows after every call that may give the budget room: a released
  * reservation (a row failed or cancelled without a create) and a settled task (spent below its
- * reservation). A wake that fails is logged, not thrown (the money call itself succeeded): the
+ * reservation). The money script itself says whether the batch has parked rows (its ZCARD, in the
+ * same atomic step), so a batch with none, nearly every settle, costs no wake and no read. A row
+ * parked after that step was checked against the budget this call freed, so skipping the wake
+ * strands none. A wake that fails is logged, not thrown (the money call itself succeeded): the
  * reconciler's sweep wakes the rows. Every other method is the ledger's own.
  */
-export function wakingLedger<L extends Pick<Ledger, "releaseReservation" | "settleCredits" | "wakeParked">>(
-  ledger: L,
-  queues: Pick<StageQueues, "addSubmit">,
-  log: Pick<Logger, "warn">,
-): L {
+export function wakingLedger<
+  L extends Pick<
+    Ledger,
+    "releaseReservation" | "settleCredits" | "wakeParked" | "settleAndPeek" | "releaseAndPeek"
+  >,
+>(ledger: L, queues: Pick<StageQueues, "addSubmit">, log: Pick<Logger, "warn">): L {
   const wake = async (batch: string) => {
     await wakeParkedRows({ ledger, queues }, batch).catch((err: unknown) => {
       log.warn({ err, batch }, "could not wake rows waiting for budget; the reconciler will");
@@ -44,13 +48,13 @@ export function wakingLedger<L extends Pick<Ledger, "releaseReservation" | "sett
   return {
     ...ledger,
     async releaseReservation(batch, rowId) {
-      const released = await ledger.releaseReservation(batch, rowId);
-      if (released > 0) await wake(batch);
+      const { released, parked } = await ledger.releaseAndPeek(batch, rowId);
+      if (released > 0 && parked) await wake(batch);
       return released;
     },
     async settleCredits(batch, rowId, spent, taskId) {
-      const outcome = await ledger.settleCredits(batch, rowId, spent, taskId);
-      if (outcome === "settled") await wake(batch);
+      const { outcome, parked } = await ledger.settleAndPeek(batch, rowId, spent, taskId);
+      if (outcome === "settled" && parked) await wake(batch);
       return outcome;
     },
   };

@@ -6,7 +6,7 @@
  */
 import { beforeEach, describe, expect, it } from "vitest";
 import { ledgerKeys, type NewRow } from "../../src/ledger/index.js";
-import { wakeParkedRows } from "../../src/worker/budget-wake.js";
+import { wakeParkedRows, wakingLedger } from "../../src/worker/budget-wake.js";
 import { type ReconcileDeps, reconcileBatch } from "../../src/worker/reconcile.js";
 import { ledgerQueuesContext } from "../helpers/ledger-context.js";
 import { reconcileDeps } from "../helpers/reconcile-deps.js";
@@ -85,6 +85,52 @@ describe("parked rows", () => {
     expect(await ctx.redis.exists(parkedKey())).toBe(0);
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 0, creditsReserved: 72 });
     expect(await submitJobIds()).toHaveLength(7);
+  });
+
+  it("wakes after a settle or a release only when the batch has parked rows (no read otherwise)", async () => {
+    let wakes = 0;
+    const counted = {
+      ...ctx.ledger,
+      wakeParked: (batch: string, max?: number) => {
+        wakes += 1;
+        return ctx.ledger.wakeParked(batch, max);
+      },
+    };
+    const warnings: unknown[] = [];
+    const ledger = wakingLedger(counted, ctx.queues, { warn: (o: unknown) => warnings.push(o) });
+    // Three rows, a budget for all: nothing parks, so settles and releases ask for no wake.
+    await ctx.ledger.addRows(
+      "b",
+      ids(3).map((id) => newRow(id)),
+      { budget: 24 },
+    );
+    for (const id of ids(3)) expect(await ledger.reserveBudget("b", id, 8)).toBe("reserved");
+    await ctx.ledger.transition("b", "r-01", { to: "submitted", addTaskId: "t1" });
+    expect(await ledger.settleCredits("b", "r-01", 4)).toBe("settled");
+    expect(await ledger.releaseReservation("b", "r-02")).toBe(8);
+    expect(wakes).toBe(0);
+    // Two more rows over the budget park; a settle below the estimate wakes what now fits.
+    await ctx.ledger.addRows(
+      "b",
+      ["r-04", "r-05"].map((id) => newRow(id)),
+    );
+    expect(await ledger.reserveBudget("b", "r-02", 8)).toBe("reserved");
+    expect(await ledger.reserveBudget("b", "r-04", 8)).toBe("over-budget");
+    expect(await ledger.reserveBudget("b", "r-05", 8)).toBe("over-budget");
+    expect(await parked()).toEqual(["r-04", "r-05"]);
+    await ctx.ledger.transition("b", "r-02", { to: "submitted", addTaskId: "t2" });
+    // Spent 4 + 0 of 24, reserved 8 (r-03): room for one row of 8 and a bit.
+    expect(await ledger.settleCredits("b", "r-02", 0)).toBe("settled");
+    expect(wakes).toBe(1);
+    expect(await parked()).toEqual(["r-05"]);
+    expect(await submitJobIds()).toEqual(["b/r-04"]);
+    // A release with a row still parked wakes it; a repeated settle (nothing settled) does not ask.
+    expect(await ledger.releaseReservation("b", "r-03")).toBe(8);
+    expect(wakes).toBe(2);
+    expect(await parked()).toEqual([]);
+    expect(await ledger.settleCredits("b", "r-02", 0)).toBe("already-settled");
+    expect(wakes).toBe(2);
+    expect(warnings).toEqual([]);
   });
 
   it("wakes in pages, and stops at the first row that does not fit (manifest order)", async () => {

@@ -3,14 +3,16 @@
   Naturally idempotent.
 
     Input:
-      KEYS[1] batch hash, KEYS[2] row hash
+      KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] the batch's parked zset (parked.ts)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
 
     Output:
-      the credits released, as a string ('0' when none), or 'missing'
+      {the credits released, as a string ('0' when none), or 'missing'; rows parked in the batch
+       now (ZCARD, 0 when nothing was released): the caller wakes them only when there are any}
 ]]
 --- @include "includes/row-money.lua"
-if row_missing() then return 'missing' end
+if row_missing() then return { 'missing', 0 } end
 local released = release()
-if released ~= '0' then touch(now_ms()) end
-return released
+if released == '0' then return { released, 0 } end
+touch(now_ms())
+return { released, redis.call('ZCARD', KEYS[3]) }

@@ -4,19 +4,21 @@
   field on the row, so a retried poll or archive job never counts a task twice.
 
     Input:
-      KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] the batch's progress hash (progress.ts)
+      KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] the batch's progress hash (progress.ts),
+      KEYS[4] the batch's parked zset (parked.ts)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] spent, ARGV[3] taskId ('' = the row's current one)
 
     Output:
-      'settled' | 'already-settled' | 'missing'
+      {'settled' | 'already-settled' | 'missing', rows parked in the batch now (ZCARD): the
+       caller wakes them only when there are any, without a read of its own}
 ]]
 --- @include "includes/row-money.lua"
-if row_missing() then return 'missing' end
+if row_missing() then return { 'missing', 0 } end
 local task = ARGV[3]
 if task == '' then task = redis.call('HGET', rowKey, 'taskId') or '' end
 local guard = 'settled:' .. task
-if redis.call('HEXISTS', rowKey, guard) == 1 then return 'already-settled' end
+if redis.call('HEXISTS', rowKey, guard) == 1 then return { 'already-settled', 0 } end
 release()
 -- A task counted uncertain (unknown past the grace) and found after all: its charge is now known.
 local uncertain = redis.call('HGET', rowKey, 'uncertain:' .. task)
@@ -43,4 +45,4 @@ if num(ARGV[2]) ~= 0 then
   if fresh and ttl > 0 then redis.call('PEXPIRE', progressKey, ttl) end
 end
 touch(now)
-return 'settled'
+return { 'settled', redis.call('ZCARD', KEYS[4]) }
