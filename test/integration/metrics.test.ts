@@ -63,7 +63,15 @@ describe("metrics: the admin port", () => {
     const summary = await h.pipeline.waitFinished("bm");
     expect(summary).toMatchObject({ total: 4, archived: 4 });
 
-    const { text, samples } = await scrape(worker);
+    // The worker counts a row after its last ledger move answers; the ledger can show the batch
+    // finished a moment before that count: scrape until the last row is counted.
+    const { text, samples } = await until("a scrape that counts the last row", async () => {
+      const scraped = await scrape(worker);
+      return sample(scraped.samples, "kie_batch_batches_finished_total") === 1 &&
+        sample(scraped.samples, "kie_batch_rows_finished_total", { status: "archived" }) === 4
+        ? scraped
+        : undefined;
+    });
     expect(metricNames(text)).toEqual(expect.arrayContaining(EXPECTED_NAMES));
     for (const name of metricNames(text).filter((n) => !/^(process|nodejs)_/.test(n))) {
       expect(name).toMatch(/^kie_batch_/);
