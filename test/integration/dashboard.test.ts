@@ -165,7 +165,7 @@ describe("bull-board and health", () => {
         });
         req.on("error", reject).end();
       });
-    for (const host of ["evil.example", "evil.example:" + port, "10.0.0.1", "127.0.0.1.evil.example"])
+    for (const host of ["evil.example", `evil.example:${port}`, "10.0.0.1", "127.0.0.1.evil.example"])
       expect(await status(host), host).toBe(421);
     for (const host of ["localhost", `localhost:${port}`, "127.0.0.1", `127.0.0.1:${port}`, `[::1]:${port}`])
       expect(await status(host), host).toBe(200);
