@@ -199,6 +199,11 @@ export interface TransitionResult {
   row: RowRecord | undefined;
   /** This transition made the batch finished. */
   finished: boolean;
+  /**
+   * On a Cluster, why the task this transition recorded (`addTaskId`) is not confirmed on a
+   * replica of its master (none online, WAIT timed out or failed): a failover now could lose it.
+   */
+  unreplicated?: string;
 }
 
 /**

@@ -184,16 +184,18 @@ export async function transition(
   const row = pairs === undefined ? undefined : parseRow(batch, pairsToHash(pairs));
   // The row (`taskIds`, written by the script with the move) is the record a created task is
   // traced by (invariant 3); there is no taskId -> row map: webhooks carry the row's job key.
-  if (ok === 1 && input.addTaskId) {
-    // A task was paid for: on a cluster, its record is on a replica before the submit goes on.
-    await awaitReplica(ctx.redis, ctx.keys.row(batch, rowId), REPLICA_WAIT_MS);
-  }
+  // A task was paid for: on a cluster, its record is on a replica before the submit goes on. Also
+  // when a record sent again finds its task already there (its first reply lost with the wait).
+  const recorded = input.addTaskId !== undefined && (ok === 1 || row?.taskIds.includes(input.addTaskId));
+  const unreplicated = recorded
+    ? await awaitReplica(ctx.redis, ctx.keys.row(batch, rowId), REPLICA_WAIT_MS)
+    : undefined;
   // One bounded step of the batch's expiry (or of its removal): a small batch is done here, a
   // large one by the reconciler's sweep (housekeeping.ts), so no row's job walks the batch; unless
   // a reopen finds the expiry near, when the rows cannot wait for the sweep (afterReopen).
   if (reopened === 1) await afterReopen(ctx, batch, left);
   else if (finished === 1 && ctx.ttlMs !== undefined) await housekeepingStep(ctx, batch, ctx.ttlMs);
-  return { ok: ok === 1, row, finished: finished === 1 };
+  return { ok: ok === 1, row, finished: finished === 1, ...(unreplicated ? { unreplicated } : {}) };
 }
 
 function rowMissing(batch: string, rowId: string): LedgerError {

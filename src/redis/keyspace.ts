@@ -1,4 +1,4 @@
-import type { Cluster } from "ioredis";
+import type { ChainableCommander, Cluster } from "ioredis";
 import type { RedisClient } from "./script.js";
 
 /** True for an ioredis `Cluster` client (REDIS_CLUSTER_NODES), false for a single Redis. */
@@ -32,18 +32,38 @@ export async function scanKeys(
  * On a Cluster, waits up to `timeoutMs` until a replica of `key`'s master holds every write this
  * client made there (WAIT 1, sent with a command on `key` so it reaches that master): a write a
  * failover must not lose, such as the record of a task that was paid for. Replication is
- * asynchronous, so without it a master killed just after the write could take it along. Returns
- * the replicas that have it (0 when none answered in time: the write stands, unconfirmed); a single
- * Redis is not asked (undefined).
+ * asynchronous, so without it a master killed just after the write could take it along.
+ *
+ * WAIT holds the connection to that master, which every command of this process to it shares, for
+ * up to `timeoutMs` when no replica answers: so the master is asked first (ROLE, same round trip
+ * count as a cache miss, never stale) and WAIT is sent only when it has a replica online (after a
+ * failover, none until the dead node comes back). Never throws: the write itself is done.
+ * Returns why the write is not confirmed on a replica (to be logged), or undefined when it is, or
+ * on a single Redis (not asked).
  */
 export async function awaitReplica(
   client: RedisClient,
   key: string,
   timeoutMs: number,
-): Promise<number | undefined> {
+): Promise<string | undefined> {
   if (!isCluster(client)) return undefined;
-  const replies = (await client.pipeline().exists(key).wait(1, timeoutMs).exec()) ?? [];
-  const [error, replicas] = replies[1] ?? [new Error("no reply to WAIT"), 0];
+  try {
+    const role = await secondReply(client.pipeline().exists(key).role(), "ROLE");
+    // A master's ROLE: ["master", offset, [[ip, port, offset], ...]], its replicas online only.
+    const replicas = Array.isArray(role) && Array.isArray(role[2]) ? role[2].length : 0;
+    if (replicas === 0) return "its master has no replica online";
+    const acked = await secondReply(client.pipeline().exists(key).wait(1, timeoutMs), "WAIT");
+    if (Number(acked) === 0) return `no replica confirmed it within ${timeoutMs} ms (WAIT answered 0)`;
+    return undefined;
+  } catch (error) {
+    return `the replica check failed: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+/** The second reply of a two-command pipeline; throws its error. */
+async function secondReply(pipeline: ChainableCommander, what: string): Promise<unknown> {
+  const replies = (await pipeline.exec()) ?? [];
+  const [error, reply] = replies[1] ?? [new Error(`no reply to ${what}`), undefined];
   if (error) throw error;
-  return Number(replicas);
+  return reply;
 }

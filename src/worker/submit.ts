@@ -246,6 +246,12 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       );
       return done;
     }
+    if (recorded.unreplicated) {
+      job.log.warn(
+        { taskId, unreplicated: recorded.unreplicated },
+        "task recorded but not confirmed on a replica: a failover of its master now could lose the record (its poll records it again)",
+      );
+    }
     job.log.info({ taskId }, "submitted");
     await failpoint("submit.before-poll-add");
     await ensurePoll(deps, job.data, taskId, submittedAt);

@@ -4,6 +4,7 @@
  * slot (a CROSSSLOT or "same slots allocation group" error fails these tests), and batches spread
  * over more than one master.
  */
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openRedis } from "../../src/app/connections.js";
 import { startReconciler } from "../../src/app/reconciler.js";
@@ -208,6 +209,55 @@ describe("on a Redis Cluster", () => {
       for (const queue of Object.values(queues.queues)) await queue.obliterate({ force: true });
       await queues.close();
       await ledger.purge("lost");
+    }
+  });
+  // Last in the file: it kills a replica, leaving its master without one.
+  it("a task's record waits for a replica only while its master has one online, and says when it is unconfirmed", async () => {
+    const prefix = uniquePrefix("clw");
+    const ledger = createLedger(redis, { prefix });
+    const keys = ledgerKeys(prefix);
+    await ledger.addRows("w", ["r1", "r2"].map(newRow));
+    const master = await cluster.masterOf(keys.row("w", "r1"));
+    const direct = new Redis({ host: "127.0.0.1", port: master, lazyConnect: true });
+    const replicasOf = async () => ((await direct.call("ROLE")) as [string, number, string[][]])[2];
+    try {
+      await direct.connect();
+      const waits = await cluster.calls(master, "wait");
+      const first = await ledger.transition("w", "r1", {
+        from: ["queued"],
+        to: "submitted",
+        addTaskId: "t1",
+      });
+      expect(first.ok).toBe(true);
+      expect(first.unreplicated).toBeUndefined();
+      expect(await cluster.calls(master, "wait")).toBe(waits + 1);
+
+      const [replica] = await replicasOf();
+      await cluster.kill(Number(replica![1]));
+      // The master drops the replica when its socket closes: asked until it has.
+      while ((await replicasOf()).length > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      const started = Date.now();
+      const second = await ledger.transition("w", "r2", {
+        from: ["queued"],
+        to: "submitted",
+        addTaskId: "t2",
+      });
+      expect(second.ok).toBe(true);
+      expect(second.unreplicated).toMatch(/no replica online/);
+      // No WAIT: it would have held this process's connection to the master for a second.
+      expect(await cluster.calls(master, "wait")).toBe(waits + 1);
+      expect(Date.now() - started).toBeLessThan(1_000);
+      // A record sent again that finds its task there is not confirmed either, and says so.
+      const again = await ledger.transition("w", "r2", {
+        from: ["queued"],
+        to: "submitted",
+        addTaskId: "t2",
+      });
+      expect(again.ok).toBe(false);
+      expect(again.unreplicated).toMatch(/no replica online/);
+    } finally {
+      direct.disconnect();
+      await ledger.purge("w");
     }
   });
 });
