@@ -211,7 +211,13 @@ async function failGeneration(
       incr: { resubmits: 1 },
       set: { error: `${reason}; resubmitted` },
     });
-    if (moved.ok) {
+    // A move whose reply was lost and that was sent again finds the row queued by its first try
+    // (one more resubmit, no new task): the submit job must still be added.
+    const ours =
+      moved.row?.status === "queued" &&
+      moved.row.resubmits === row.resubmits + 1 &&
+      moved.row.taskIds.length === row.taskIds.length;
+    if (moved.ok || ours) {
       await failpoint("poll.after-resubmit-queued");
       await deps.queues.addSubmit({ batch, rowId, resubmit: row.taskIds.length });
       job.log.warn({ taskId, reason }, "generation failed; resubmitting");

@@ -251,6 +251,25 @@ describe("poll stage", () => {
     expect(f.submits).toEqual([{ batch: "b", rowId: "r1", resubmit: 1 }]);
   });
 
+  it("a resubmit move sent again after a lost reply (ok=0, the row queued by its first try) still adds the submit", async () => {
+    const f = setup({ task: failedGeneration });
+    const transition = f.deps.ledger.transition;
+    const deps: PollDeps = {
+      ...f.deps,
+      ledger: {
+        ...f.deps.ledger,
+        // The first try applied, its reply lost; ioredis's re-send finds the row already queued.
+        transition: async (batch, rowId, input) => {
+          const first = await transition(batch, rowId, input);
+          return input.to === "queued" ? await transition(batch, rowId, input) : first;
+        },
+      },
+    };
+    await pollStage.run(stageJob(pollJob()), deps);
+    expect(f.ledger.current()).toMatchObject({ status: "queued", resubmits: 1, taskIds: ["t-1"] });
+    expect(f.submits).toEqual([{ batch: "b", rowId: "r1", resubmit: 1 }]);
+  });
+
   it("a failed generation past KIE_MAX_RESUBMITS fails the row with the provider's message", async () => {
     const f = setup({
       row: { resubmits: 1 },
