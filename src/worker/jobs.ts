@@ -84,6 +84,11 @@ export const pollJobSchema = z.object({
   notFound: z.object({ since: z.number(), waitedMs: z.number().min(0) }).optional(),
   /** Epoch ms when a worker first found it lacks the API key of the task (worker/task-key.ts). */
   keyMissingSince: z.number().optional(),
+  /**
+   * The key (short hash) the task was created with, as its row records it: for recording the task
+   * again should a Redis failover lose the row's record (worker/poll-record.ts). Absent: none.
+   */
+  taskKey: z.string().optional(),
 });
 export type PollJob = z.infer<typeof pollJobSchema>;
 

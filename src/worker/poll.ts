@@ -9,6 +9,7 @@ import type { RowRecord } from "../ledger/types.js";
 import { jobKey, type PollJob, pollJobSchema } from "./jobs.js";
 import { resumeArchive } from "./poll-archiving.js";
 import { failPastMaxWait, pastMaxWait, recordLagMark, withoutNotFound } from "./poll-deadlines.js";
+import { recordAgain, recordLost } from "./poll-record.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 import { KEY_MISSING_GRACE_MS, keyMissing, taskLane } from "./task-key.js";
@@ -62,7 +63,8 @@ export const pollStage = {
 export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<StageResult<PollJob>> {
   const { keyMissingSince: _since, ...data } = job.data;
   const { batch, rowId, taskId } = data;
-  const row = await base.ledger.getRow(batch, rowId);
+  const found = await base.ledger.getRow(batch, rowId);
+  const row = found && recordLost(found, data) ? await recordAgain(job, base.ledger) : found;
   // A purged row or a newer task (resubmit, retry): nothing to do.
   if (!row || row.taskId !== taskId) return done;
   // A row already past this stage: nothing to do.

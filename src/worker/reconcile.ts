@@ -235,11 +235,17 @@ function stageKey(stage: Stage, row: RowRecord): string {
 async function requeue(deps: ReconcileDeps, stage: Stage, row: RowRecord): Promise<boolean> {
   const { batch, id: rowId } = row;
   if (stage === "submit") {
+    // A live poll job of the lineage a submit would create holds a task whose record a Redis
+    // failover lost (the row back to queued without it): that poll records it again (see
+    // worker/poll-record.ts); a submit now would pay for the row twice.
+    const [poll] = await deps.jobs.presence("poll", [jobKey(batch, rowId, row.taskIds.length)]);
+    if (poll === "live") return false;
     await deps.jobs.addSubmit({ batch, rowId, resubmit: row.taskIds.length });
     return true;
   }
   if (row.taskId === undefined) return false;
   const resubmit = lineageOf(row);
+  const taskKey = row.taskKeys?.[row.taskId];
   const poll: PollJob = {
     batch,
     rowId,
@@ -247,6 +253,7 @@ async function requeue(deps: ReconcileDeps, stage: Stage, row: RowRecord): Promi
     resubmit,
     submittedAt: row.submittedAt ?? deps.clock.now(),
     checks: 0,
+    ...(taskKey ? { taskKey } : {}),
   };
   if (stage === "archive") {
     // The archive job needs the task's image URLs, which only KIE has: a poll of the row's task

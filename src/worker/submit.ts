@@ -88,7 +88,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
   }
   const existingTaskId = row.taskIds[resubmit];
   if (existingTaskId !== undefined) {
-    await ensurePoll(deps, job.data, existingTaskId, row.submittedAt ?? deps.clock.now());
+    const at = row.submittedAt ?? deps.clock.now();
+    await ensurePoll(deps, job.data, existingTaskId, at, row.taskKeys?.[existingTaskId]);
     return done;
   }
   let data = job.data;
@@ -254,7 +255,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     }
     job.log.info({ taskId }, "submitted");
     await failpoint("submit.before-poll-add");
-    await ensurePoll(deps, job.data, taskId, submittedAt);
+    await ensurePoll(deps, job.data, taskId, submittedAt, chosen.id);
     return done;
   }
 }
@@ -293,9 +294,10 @@ function unmarked(data: SubmitJob): SubmitJob {
   return rest;
 }
 
-async function ensurePoll(deps: SubmitDeps, data: SubmitJob, taskId: string, submittedAt: number) {
+async function ensurePoll(deps: SubmitDeps, data: SubmitJob, taskId: string, at: number, taskKey?: string) {
+  const { batch, rowId, resubmit } = data;
   await deps.queues.addPoll(
-    { batch: data.batch, rowId: data.rowId, resubmit: data.resubmit, taskId, submittedAt, checks: 0 },
+    { batch, rowId, resubmit, taskId, submittedAt: at, checks: 0, ...(taskKey ? { taskKey } : {}) },
     firstPollDelay(deps.settings),
   );
 }

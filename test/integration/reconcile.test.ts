@@ -243,4 +243,51 @@ describe("a poll job rerun that finds its row already archiving", () => {
     // The row itself is untouched: still archiving, its archive job now behind it.
     expect((await ctx.ledger.getRow("b", "a"))!.status).toBe("archiving");
   });
+  it("a row whose task record a failover lost is not submitted again while its poll job lives: the poll records the task again", async () => {
+    await ctx.ledger.addRows("b", ["lost"].map(newRow));
+    // As after the failover: the row queued again without its task, the poll job holding it.
+    const held = {
+      batch: "b",
+      rowId: "lost",
+      taskId: "task-lost-0",
+      resubmit: 0,
+      submittedAt: now,
+      checks: 1,
+    };
+    await ctx.queues.addPoll({ ...held, taskKey: "k1" }, 5 * MINUTE);
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ checked: 1, requeued: 0 });
+    expect(await jobIds("submit")).toEqual([]);
+
+    const pollDeps = {
+      kie: {
+        getTask: async (taskId: string): Promise<TaskRecord> => ({
+          taskId,
+          status: "generating",
+          imageUrls: [],
+        }),
+      },
+      ledger: ctx.ledger,
+      fleet: {
+        pollSlot: async () => {},
+        pause: async () => true,
+        touchInFlight: async () => {},
+        releaseInFlight: async () => {},
+      },
+      queues: ctx.queues,
+      clock,
+      settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: 30 * MINUTE, maxResubmits: 1 },
+    } as PollDeps;
+    const job = (await ctx.queues.queues.poll.getJob(jobKey("b", "lost", 0)))!;
+    expect(await pollStage.run(stageJob(job.data), pollDeps)).toMatchObject({ kind: "delay" });
+    expect(await ctx.ledger.getRow("b", "lost")).toMatchObject({
+      status: "generating",
+      taskIds: ["task-lost-0"],
+      taskKeys: { "task-lost-0": "k1" },
+    });
+    // One task for the row: nothing left for a sweep to submit.
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ requeued: 0 });
+    expect(await jobIds("submit")).toEqual([]);
+  });
 });
