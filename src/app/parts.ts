@@ -65,7 +65,7 @@ export function buildFleet(
     apiKey: options.apiKey ?? requireApiKey(config),
     ...(options.account === undefined ? {} : { account: options.account }),
     createRate: config.KIE_RATE_LIMIT,
-    createMarginMs: CREATE_MARGIN,
+    createMarginMs: config.KIE_RATE_MARGIN ?? CREATE_MARGIN,
     ...(scale === 1
       ? {}
       : { backoffSchedule: (consecutive, kind) => Math.max(1, fleetBackoff(consecutive, kind) * scale) }),

@@ -74,6 +74,12 @@ export const envSchema = z.object({
   KIE_PRICES: z.string().optional(),
   KIE_RATE_LIMIT: parsed(parseRate, "<count>/<window> like 20/10s").default({ limit: 20, windowMs: 10_000 }),
   /**
+   * How long each create slot is held past the window (KIE counts a request when it arrives, later
+   * than its slot was taken): a fixed margin instead of CREATE_MARGIN (2.5% of the window, 100-250 ms),
+   * for a host or network whose delays are longer than that.
+   */
+  KIE_RATE_MARGIN: duration('"300ms"').optional(),
+  /**
    * Status calls per second per account. KIE documents no limit (only: no faster than every 2-3 s
    * per task); 20/s covers 2 creates/s (20 per 10 s) of generations up to ~15 min on the default
    * schedule (core/backoff.ts: POLL_BACKOFF), and calls beyond it queue at the limiter.
