@@ -130,7 +130,9 @@ export function readyCounts(connection: Redis, queuePrefix: string): ReadyCounts
   const queueOf = (stage: Stage) => {
     let queue = queues.get(stage);
     if (!queue) {
-      queue = new Queue(stage, { connection, prefix: bullPrefix(queuePrefix, stage) });
+      // Counts only: without skipMetasUpdate this Queue would write its default options to the
+      // queue's meta (events maxLen 10,000 over queues.ts's 100: ~800 B per archived row).
+      queue = new Queue(stage, { connection, prefix: bullPrefix(queuePrefix, stage), skipMetasUpdate: true });
       queue.on("error", () => {}); // a failed count skips the sample (watchFetches)
       queues.set(stage, queue);
     }
