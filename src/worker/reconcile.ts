@@ -185,8 +185,17 @@ async function reconcilePage(
     state,
     suspects.map(({ row, enteredAt }) => ({ id: row.id, enteredAt })),
   );
+  // A queued row with a live poll job of the lineage a submit would create lost its task's record
+  // in a failover: that poll records it again (worker/poll-record.ts); a submit would pay twice.
+  const polled =
+    stage === "submit"
+      ? await deps.jobs.presence(
+          "poll",
+          suspects.map(({ row }) => stageKey(stage, row)),
+        )
+      : [];
   for (const [i, { row }] of suspects.entries()) {
-    if (!still[i]) continue;
+    if (!still[i] || polled[i] === "live") continue;
     const found = presence[judged.indexOf(suspects[i]!)]!;
     if (found === "failed") {
       // The runner's last-resort handler would have failed the row; its write was lost.
@@ -235,11 +244,6 @@ function stageKey(stage: Stage, row: RowRecord): string {
 async function requeue(deps: ReconcileDeps, stage: Stage, row: RowRecord): Promise<boolean> {
   const { batch, id: rowId } = row;
   if (stage === "submit") {
-    // A live poll job of the lineage a submit would create holds a task whose record a Redis
-    // failover lost (the row back to queued without it): that poll records it again (see
-    // worker/poll-record.ts); a submit now would pay for the row twice.
-    const [poll] = await deps.jobs.presence("poll", [jobKey(batch, rowId, row.taskIds.length)]);
-    if (poll === "live") return false;
     await deps.jobs.addSubmit({ batch, rowId, resubmit: row.taskIds.length });
     return true;
   }
