@@ -5,12 +5,11 @@
  * trace level and searched for the API keys, the HMAC key, the AWS secret and the alert URL's
  * token. The same lines show that each line about a row names its batch and row.
  */
-import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { type RunningWorker, startWorker } from "../../src/app/index.js";
-import { createLogger } from "../../src/core/logger.js";
 import { webhookSignature } from "../../src/worker/webhook.js";
 import { type AlertReceiver, startAlertReceiver } from "../helpers/alert-receiver.js";
+import { capturingLogger } from "../helpers/capturing-logger.js";
 import { freePort } from "../helpers/free-port.js";
 import { s3rverContext } from "../helpers/s3rver-context.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
@@ -19,18 +18,6 @@ const HMAC_KEY = "whsec-logs-test-6c1d9e0f4a7b";
 /** s3rver checks the key id only (SigV4 signatures are not verified): any secret passes. */
 const AWS_SECRET = "aws-secret-logs-test-b83f27d05e91";
 const aws = s3rverContext({ secretAccessKey: AWS_SECRET });
-
-/** A pino logger at trace level whose JSON lines land in `lines`. */
-function capturingLogger() {
-  const chunks: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      chunks.push(chunk.toString("utf8"));
-      callback();
-    },
-  });
-  return { log: createLogger({ level: "trace", pretty: false, destination }), text: () => chunks.join("") };
-}
 
 describe("logs", () => {
   let h: WorkerHarness | undefined;

@@ -7,29 +7,16 @@
  * No key appears in any log line, row error or pause reason.
  */
 import { randomUUID } from "node:crypto";
-import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { openOperator, type RunningWorker, startWorker } from "../../src/app/index.js";
-import { createLogger } from "../../src/core/logger.js";
 import { sharedAccountId } from "../../src/fleet/account.js";
 import { accountId, accountKey, accountKeyPattern } from "../../src/fleet/index.js";
 import { ledgerKeys } from "../../src/ledger/index.js";
 import { fleetLines } from "../../src/report/fleet-state.js";
 import { startAlertReceiver } from "../helpers/alert-receiver.js";
+import { capturingLogger } from "../helpers/capturing-logger.js";
 import { harnessPerTest } from "../helpers/harness-per-test.js";
 import { until, type WorkerHarness } from "../helpers/worker-harness.js";
-
-/** A pino logger at trace level whose JSON lines land in a string. */
-function capturingLogger() {
-  const chunks: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      chunks.push(chunk.toString("utf8"));
-      callback();
-    },
-  });
-  return { log: createLogger({ level: "trace", pretty: false, destination }), text: () => chunks.join("") };
-}
 
 const newKey = () => `test-pool-key-${randomUUID()}`;
 
