@@ -5,7 +5,7 @@
  */
 import { DEFAULT_PRICES, priceOf } from "../kie/prices.js";
 import { LIMITS } from "../kie/types.js";
-import { CallbackSender } from "./callbacks.js";
+import { CallbackSweep } from "./callback-sweep.js";
 import { CODE_MESSAGES, FaultPlan } from "./faults.js";
 import { FileLinks, type FileRef } from "./file-links.js";
 import type { ImageFile } from "./image-file.js";
@@ -26,9 +26,6 @@ export interface ApiAnswer {
   body: Record<string, unknown>;
 }
 
-/** How often pending callbacks are checked for finished tasks, real ms (only while any are pending). */
-const CALLBACK_SWEEP_MS = 20;
-
 export function answer(code: number, msg: string, httpStatus = 200): ApiAnswer {
   return { httpStatus, body: { code, msg } };
 }
@@ -47,14 +44,12 @@ export class SimulatorEngine {
   private readonly tasks: TaskStore;
   private readonly window: SlidingWindow;
   private readonly links: FileLinks;
-  private readonly callbacks: CallbackSender;
-  private readonly pendingCallbacks = new Set<TaskEntry>();
+  private readonly callbacks: CallbackSweep;
   /** Keys whose creates answer 433 (capKey). */
   private readonly capped = new Set<string>();
   /** The account of each task (with `apiKeys`, only its account's keys see it). */
   private readonly taskAccounts = new Map<string, string>();
   private readonly createsByKey = new Map<string, number>();
-  private sweepTimer: NodeJS.Timeout | undefined;
   private readonly now = () => Date.now();
   /** KIE's File Upload API: files kept for a day (simulated), served at their downloadUrl. */
   readonly uploads: UploadStore;
@@ -75,15 +70,8 @@ export class SimulatorEngine {
       maxBytes: options.uploadMaxBytes,
       now: this.now,
     });
-    this.callbacks = new CallbackSender(
-      {
-        sent: () => this.counters.callbacksSent++,
-        failed: () => this.counters.callbacksFailed++,
-        abandoned: () => {
-          this.counters.callbacksAbandoned = (this.counters.callbacksAbandoned ?? 0) + 1;
-        },
-      },
-      options.webhookHmacKey,
+    this.callbacks = new CallbackSweep(this.counters, options.webhookHmacKey, this.now, (task) =>
+      callbackBody(this.view(task), options.reportCreditsConsumed),
     );
   }
 
@@ -143,10 +131,7 @@ export class SimulatorEngine {
       credits: cost,
       at: now,
     });
-    if (task.callBackUrl !== undefined) {
-      this.pendingCallbacks.add(task);
-      this.scheduleSweep();
-    }
+    if (task.callBackUrl !== undefined) this.callbacks.add(task);
     return ok({ taskId: task.taskId });
   }
 
@@ -244,13 +229,10 @@ export class SimulatorEngine {
 
   completeAll(): void {
     this.tasks.completeAll();
-    this.sweepCallbacks();
+    this.callbacks.sweep();
   }
 
   async close(): Promise<void> {
-    clearInterval(this.sweepTimer);
-    this.sweepTimer = undefined;
-    this.pendingCallbacks.clear();
     await this.callbacks.close();
   }
 
@@ -285,29 +267,5 @@ export class SimulatorEngine {
     if (ref.index >= this.options.imagesPerTask || ref.ext !== (task.params.output_format ?? "png"))
       return undefined;
     return task;
-  }
-
-  /** One interval for all pending callbacks, and only while there are any: no timer per task. */
-  private scheduleSweep(): void {
-    if (this.sweepTimer) return;
-    this.sweepTimer = setInterval(() => this.sweepCallbacks(), CALLBACK_SWEEP_MS);
-    this.sweepTimer.unref();
-  }
-
-  private sweepCallbacks(): void {
-    const now = this.now();
-    for (const task of this.pendingCallbacks) {
-      if (now < task.completesAt) continue;
-      this.pendingCallbacks.delete(task);
-      this.callbacks.send(
-        task.callBackUrl!,
-        task.taskId,
-        callbackBody(this.view(task), this.options.reportCreditsConsumed),
-      );
-    }
-    if (this.pendingCallbacks.size === 0 && this.sweepTimer) {
-      clearInterval(this.sweepTimer);
-      this.sweepTimer = undefined;
-    }
   }
 }
