@@ -13,6 +13,7 @@ import {
   type StageResult,
 } from "../worker/stage.js";
 import { STAGE_DEFINITIONS } from "../worker/stages.js";
+import { closeWorkers } from "./close-workers.js";
 import { FETCH_WATCH, type ReadyCounts, readyCounts, watchFetches } from "./fetch-watchdog.js";
 
 export interface StageWorkerOptions {
@@ -274,22 +275,7 @@ export class StageWorkers {
   close(deadlineMs = 25_000): Promise<void> {
     this.closing ??= (async () => {
       this.watch?.stop();
-      const all = [...this.workers, ...this.retiring.keys()];
-      await Promise.all(all.map((w) => w.pause(true).catch(() => undefined)));
-      for (const worker of all) worker.cancelAllJobs("shutdown");
-      const graceful = Promise.all([...this.workers.map((w) => w.close()), ...this.retiring.values()]);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        graceful.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), deadlineMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
-        this.options.log.warn("workers did not stop in time; closing by force");
-        await Promise.all(this.workers.map((w) => w.close(true).catch(() => undefined)));
-      }
+      await closeWorkers(this.workers, this.retiring, deadlineMs, this.options.log);
       await this.counts.close();
       await this.settled();
     })();
