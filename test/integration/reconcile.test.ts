@@ -205,24 +205,10 @@ describe("a poll job rerun that finds its row already archiving", () => {
     await ctx.ledger.addRows("b", ["a"].map(newRow));
     await moveTo("a", ["submitted", "generating", "archiving"]);
     const statusCalls: string[] = [];
-    const pollDeps: PollDeps = {
-      kie: {
-        getTask: async (taskId): Promise<TaskRecord> => {
-          statusCalls.push(taskId);
-          return { taskId, status: "success", imageUrls: ["https://files.example/a.png"], completedAt: now };
-        },
-      },
-      ledger: ctx.ledger,
-      fleet: {
-        pollSlot: async () => {},
-        pause: async () => true,
-        touchInFlight: async () => {},
-        releaseInFlight: async () => {},
-      },
-      queues: ctx.queues,
-      clock,
-      settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: 30 * MINUTE, maxResubmits: 1 },
-    } as PollDeps;
+    const pollDeps = pollDepsWith(async (taskId) => {
+      statusCalls.push(taskId);
+      return { taskId, status: "success", imageUrls: ["https://files.example/a.png"], completedAt: now };
+    });
     const job = stageJob({
       batch: "b",
       rowId: "a",
@@ -259,25 +245,7 @@ describe("a poll job rerun that finds its row already archiving", () => {
     expect(await reconcileBatch(deps(), "b")).toMatchObject({ checked: 1, requeued: 0 });
     expect(await jobIds("submit")).toEqual([]);
 
-    const pollDeps = {
-      kie: {
-        getTask: async (taskId: string): Promise<TaskRecord> => ({
-          taskId,
-          status: "generating",
-          imageUrls: [],
-        }),
-      },
-      ledger: ctx.ledger,
-      fleet: {
-        pollSlot: async () => {},
-        pause: async () => true,
-        touchInFlight: async () => {},
-        releaseInFlight: async () => {},
-      },
-      queues: ctx.queues,
-      clock,
-      settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: 30 * MINUTE, maxResubmits: 1 },
-    } as PollDeps;
+    const pollDeps = pollDepsWith(async (taskId) => ({ taskId, status: "generating", imageUrls: [] }));
     const job = (await ctx.queues.queues.poll.getJob(jobKey("b", "lost", 0)))!;
     expect(await pollStage.run(stageJob(job.data), pollDeps)).toMatchObject({ kind: "delay" });
     expect(await ctx.ledger.getRow("b", "lost")).toMatchObject({
@@ -291,3 +259,20 @@ describe("a poll job rerun that finds its row already archiving", () => {
     expect(await jobIds("submit")).toEqual([]);
   });
 });
+
+/** The poll stage's deps over this file's ledger and queues, with KIE answering `getTask`. */
+function pollDepsWith(getTask: (taskId: string) => Promise<TaskRecord>): PollDeps {
+  return {
+    kie: { getTask },
+    ledger: ctx.ledger,
+    fleet: {
+      pollSlot: async () => {},
+      pause: async () => true,
+      touchInFlight: async () => {},
+      releaseInFlight: async () => {},
+    },
+    queues: ctx.queues,
+    clock,
+    settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: 30 * MINUTE, maxResubmits: 1 },
+  } as PollDeps;
+}
