@@ -29,7 +29,8 @@ export interface StageWorkerOptions {
   /**
    * A stage worker that takes no job for `stallMs` while its queue has jobs ready and it has a
    * free slot is replaced (fetch-watchdog.ts); each queue is counted every `everyMs`.
-   * @defaultValue `FETCH_WATCH`
+   * @defaultValue `FETCH_WATCH` on a Redis Cluster (the stall follows a failover); off on a single
+   * Redis, where it would only cost a count per stage every few seconds.
    */
   fetchWatch?: { stallMs: number; everyMs: number } | false;
   /** Told of each stage worker replaced by the fetch watchdog (a metric). */
@@ -70,7 +71,7 @@ export class StageWorkers {
   constructor(private readonly options: StageWorkerOptions) {
     for (const stage of options.stages) this.workers.push(this.workerOf(stage));
     this.counts = readyCounts(options.connection, options.queuePrefix);
-    const watch = options.fetchWatch ?? FETCH_WATCH;
+    const watch = options.fetchWatch ?? (options.connection.isCluster ? FETCH_WATCH : false);
     if (watch) {
       this.watch = watchFetches({
         ...watch,

@@ -64,8 +64,9 @@ export async function archiveFromIndex(
   // What this run wrote at the row's own keys (copies, sidecar): removed if the row does not take them.
   const written: string[] = [];
   try {
-    const [found, off] = await Promise.all([deps.results.lookup(hash), deps.results.reuseOff(row.batch)]);
-    if (!found || off) return false;
+    // The batch's flag (a read) is asked only once there is something to reuse: most creates find no entry.
+    const found = await deps.results.lookup(hash);
+    if (!found || (await deps.results.reuseOff(row.batch))) return false;
     entry = found;
     const from = `${entry.batch}/${entry.rowId}`;
     const targets = entry.images.map((source, index) => ownKey(row, source.key, index));
