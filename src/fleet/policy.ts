@@ -65,7 +65,8 @@ export const PAUSE_POLICY = {
     stage: "submit",
     rank: 2,
     probe: "none",
-    reason: () => "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`",
+    reason: () =>
+      "KIE refused the API key (401): set a valid KIE_API_KEY (with KIE_API_KEYS: replace the key the log names by its short hash), then run `kie-batch resume`",
     started: "KIE refused the API key: submissions paused fleet-wide until `kie-batch resume`",
   },
   /** 402: check the credit balance every minute. */

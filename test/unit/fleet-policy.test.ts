@@ -36,7 +36,8 @@ const EXPECTED: Record<FleetEffect, SubmitFleetAction> = {
   "bad-key": {
     action: "pause",
     kind: "bad-key",
-    reason: "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`",
+    reason:
+      "KIE refused the API key (401): set a valid KIE_API_KEY (with KIE_API_KEYS: replace the key the log names by its short hash), then run `kie-batch resume`",
     log: "KIE refused the API key: submissions paused fleet-wide until `kie-batch resume`",
   },
 };
