@@ -14,6 +14,8 @@ export { createS3Store } from "./s3-store.js";
 export {
   archivedImages,
   buildSidecar,
+  imageKeyBase,
+  objectMetadata,
   putSidecar,
   sidecarKey,
 } from "./sidecar.js";

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import type { ArchivedImage } from "./copy.js";
 import type { ArchivePutOptions, ArchiveStore, ArchiveStoreHead } from "./types.js";
@@ -75,6 +76,34 @@ export interface SidecarReuse {
 /** The sidecar's key: `<batch>/<rowId>.json`, beside `<batch>/<rowId>.png`. */
 export function sidecarKey(batch: string, rowId: string): string {
   return `${batch}/${rowId}.json`;
+}
+
+/**
+ * The key of a row's image `index` without its extension: `<batch>/<rowId>` for the first,
+ * `<batch>/<rowId>-<n>` (n = index + 1) for the others.
+ */
+export function imageKeyBase(row: Pick<SidecarRow, "batch" | "id">, index: number): string {
+  return `${row.batch}/${index === 0 ? row.id : `${row.id}-${index + 1}`}`;
+}
+
+/**
+ * An image object's metadata: ASCII only (S3 refuses anything else), so no prompt and no manifest
+ * text. `extra` (a reused copy's `reused-from`) goes after the row's id.
+ */
+export function objectMetadata(
+  row: Pick<SidecarRow, "batch" | "id" | "prompt" | "params">,
+  taskId: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  const metadata: Record<string, string> = {
+    "task-id": taskId,
+    "prompt-sha256": createHash("sha256").update(row.prompt, "utf8").digest("hex"),
+    batch: row.batch,
+    "row-id": row.id,
+    ...extra,
+  };
+  if (typeof row.params.seed === "number") metadata.seed = String(row.params.seed);
+  return metadata;
 }
 
 export function buildSidecar(

@@ -1,12 +1,13 @@
-import { createHash } from "node:crypto";
 import {
   type ArchiveFromUrlOptions,
   archivedImages,
   archiveFromUrl,
   buildSidecar,
+  imageKeyBase,
   isDownloadError,
   isRetryableArchiveError,
   isStoreOutage,
+  objectMetadata,
   putSidecar,
   sidecarKey,
 } from "../archive/index.js";
@@ -156,13 +157,13 @@ async function archiveOne(
   url: string,
   index: number,
 ): Promise<ArchivedImage> {
-  const base = `${row.batch}/${index === 0 ? row.id : `${row.id}-${index + 1}`}`;
+  const base = imageKeyBase(row, index);
   const copyImage = deps.copyImage ?? archiveFromUrl;
   const options = {
     store: deps.store,
     key: base,
     allowHosts: deps.settings.downloadHosts,
-    metadata: metadataOf(row, job.data.taskId),
+    metadata: objectMetadata(row, job.data.taskId),
     signal: job.signal,
   };
   try {
@@ -178,16 +179,4 @@ async function archiveOne(
     job.log.info({ index }, "result URL expired; archiving from a refreshed URL");
     return await copyImage({ ...options, url: fresh });
   }
-}
-
-/** S3 object metadata: ASCII only (S3 refuses anything else), so no prompt and no manifest text. */
-function metadataOf(row: RowRecord, taskId: string): Record<string, string> {
-  const metadata: Record<string, string> = {
-    "task-id": taskId,
-    "prompt-sha256": createHash("sha256").update(row.prompt, "utf8").digest("hex"),
-    batch: row.batch,
-    "row-id": row.id,
-  };
-  if (typeof row.params.seed === "number") metadata.seed = String(row.params.seed);
-  return metadata;
 }

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { archivedImages, sidecarKey } from "../archive/index.js";
+import { archivedImages, imageKeyBase, objectMetadata, sidecarKey } from "../archive/index.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Logger } from "../core/logger.js";
 import type { ResultEntry } from "../ledger/index.js";
@@ -45,7 +45,7 @@ export async function checkSource(
 /** The row's own key of the entry's image `index` (the archive stage's naming). */
 export function ownKey(row: Pick<RowRecord, "batch" | "id">, sourceKey: string, index: number): string {
   const ext = sourceKey.slice(sourceKey.lastIndexOf(".") + 1);
-  return `${row.batch}/${index === 0 ? row.id : `${row.id}-${index + 1}`}.${ext}`;
+  return `${imageKeyBase(row, index)}.${ext}`;
 }
 
 interface CopyPlan {
@@ -76,7 +76,8 @@ export async function copyImages(
     written.push(key);
     const copied = await store.copy(source.key, key, {
       contentType: source.contentType,
-      metadata: metadataOf(row, entry),
+      // As the archive stage's, with the row the bytes came from.
+      metadata: objectMetadata(row, entry.taskId, { "reused-from": `${entry.batch}/${entry.rowId}` }),
       ...(etag === undefined ? {} : { ifMatch: etag }),
       signal: job.signal,
     });
@@ -145,17 +146,4 @@ export async function removeAll(
   signal: AbortSignal,
 ): Promise<void> {
   for (const key of keys) await store.remove(key, signal);
-}
-
-/** As the archive stage's (ASCII only), with the task that made the bytes and the row they came from. */
-function metadataOf(row: RowRecord, entry: ResultEntry): Record<string, string> {
-  const metadata: Record<string, string> = {
-    "task-id": entry.taskId,
-    "prompt-sha256": createHash("sha256").update(row.prompt, "utf8").digest("hex"),
-    batch: row.batch,
-    "row-id": row.id,
-    "reused-from": `${entry.batch}/${entry.rowId}`,
-  };
-  if (typeof row.params.seed === "number") metadata.seed = String(row.params.seed);
-  return metadata;
 }
