@@ -36,7 +36,7 @@ export interface ImageFileRules {
 }
 
 /** The MIME type of an image by its first bytes, or undefined for a type KIE does not take. */
-function sniffImageType(head: Buffer): string | undefined {
+export function sniffImageType(head: Buffer): string | undefined {
   return IMAGE_SIGNATURES.find((signature) => signature.matches(head))?.mimeType;
 }
 

@@ -17,6 +17,7 @@ import { readFile } from "node:fs/promises";
 import type { Clock } from "../core/clock.js";
 import { isKieError, KieError } from "../kie/errors.js";
 import type { FileUploader } from "../kie/upload.js";
+import { sniffImageType } from "../manifest/image-file.js";
 import type { InputImagePort } from "./ports.js";
 
 /** KIE's docs say uploads live 3 days in one place and 24 hours in another: plan on 24 hours. */
@@ -170,9 +171,10 @@ export class InputImages implements InputImagePort {
         `input image ${path} changed since the row was enqueued (sha256 ${sha256.slice(0, 12)}..., now ${found.slice(0, 12)}...): enqueue the manifest again for the new image`,
       );
     }
+    const { mimeType, extension } = imageTypeOf(path, bytes);
     const uploadedAt = this.options.clock.now();
     const { downloadUrl } = await this.options.uploader.upload(
-      { bytes, fileName: `${sha256.slice(0, 32)}${extensionOf(bytes)}`, mimeType: mimeOf(bytes) },
+      { bytes, fileName: `${sha256.slice(0, 32)}${extension}`, mimeType },
       signal,
     );
     const record = { downloadUrl, uploadedAt };
@@ -205,12 +207,18 @@ function isFileProblem(error: unknown): boolean {
   return isKieError(error) && error.endpoint === INPUT_IMAGE;
 }
 
-function mimeOf(bytes: Buffer): string {
-  if (bytes[0] === 0x89) return "image/png";
-  if (bytes[0] === 0xff) return "image/jpeg";
-  return "image/webp";
-}
+const EXTENSIONS: Readonly<Record<string, string>> = {
+  "image/png": ".png",
+  "image/jpeg": ".jpg",
+  "image/webp": ".webp",
+};
 
-function extensionOf(bytes: Buffer): string {
-  return { "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp" }[mimeOf(bytes)]!;
+/** The upload's type and name ending, from the same sniffer that checked the file at enqueue. */
+function imageTypeOf(path: string, bytes: Buffer): { mimeType: string; extension: string } {
+  const mimeType = sniffImageType(bytes);
+  const extension = mimeType === undefined ? undefined : EXTENSIONS[mimeType];
+  if (mimeType === undefined || extension === undefined) {
+    throw inputError(false, `input image ${path} is not a PNG, JPEG or WebP image`);
+  }
+  return { mimeType, extension };
 }

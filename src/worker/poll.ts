@@ -2,6 +2,7 @@ import { type PollSchedule, pollDelay, retryDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
 import type { KeyRing } from "../fleet/key-ring.js";
+import { PAUSE_POLICY } from "../fleet/policy.js";
 import { isKieError } from "../kie/errors.js";
 import type { KieApi, TaskRecord } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
@@ -98,17 +99,14 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       if (notFound) return delay(ms, { ...next, notFound });
       // Most likely the create never happened, but KIE may yet run the task and charge it: its
       // reservation stays spent-uncertain and the row counts it (invariant 2), before a resubmit.
-      await deps.ledger.keepUncertain(batch, rowId, priceOf(row), taskId);
+      await deps.ledger.keepUncertain(batch, rowId, row.estimatedCredits, taskId);
       return failGeneration(job, deps, row, {
         code: "unknown_task",
         message: `KIE does not know task ${taskId} ${Math.round((now - (data.notFound?.since ?? now)) / 1000)} s after a poller first asked`,
       });
     }
     if (error.fleetEffect === "bad-key") {
-      await deps.fleet.pause(
-        "bad-key",
-        "KIE refused the API key (401): set a valid KIE_API_KEY, then run `kie-batch resume`",
-      );
+      await deps.fleet.pause("bad-key", PAUSE_POLICY["bad-key"].reason());
     }
     if (error.retryable || error.fleetEffect !== undefined) {
       // A fleet condition (bad key, 429, maintenance) says nothing of this task and is shown
@@ -146,7 +144,8 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
     case "success": {
       await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));
       const completedAt = record.completedAt ?? now;
-      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? priceOf(row));
+      // Unstated cost settles at the row's estimate, which its reservation holds: never past the budget.
+      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? row.estimatedCredits);
       const moved = await deps.ledger.transition(batch, rowId, {
         from: ["submitted", "generating"],
         to: "archiving",
@@ -178,21 +177,12 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       return done;
     }
     case "failed":
-      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? priceOf(row));
+      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? row.estimatedCredits);
       return failGeneration(job, deps, row, {
         code: record.failCode ?? "failed",
         message: record.failMessage ?? "generation failed",
       });
   }
-}
-
-/**
- * What a row costs when the API does not say: its estimate, made at enqueue from its model's and
- * acceleration's price (KIE_PRICES applied), which is also what its reservation holds: settling
- * at it never passes the budget the reservation was checked against.
- */
-function priceOf(row: Pick<RowRecord, "estimatedCredits">): number {
-  return row.estimatedCredits;
 }
 
 /** A failed generation is resubmitted up to KIE_MAX_RESUBMITS times (each costs), then the row fails. */
