@@ -41,7 +41,9 @@ export function formatSummaryText(s: EnqueueSummary): string {
     );
     if (s.reusable !== undefined) {
       const why =
-        s.reusable > 0 ? "  (same request and seed as an image archived before: copied, 0 credits)" : "";
+        s.reusable > 0
+          ? "  (same request and seed as an image archived before: copied, 0 credits)"
+          : "  (only a row with a seed, and a local or no input image, can reuse an earlier image)";
       lines.push(field("Would be reused", `${formatCount(s.reusable)}${why}`));
     }
   } else {
