@@ -1,11 +1,18 @@
-import { createHash, randomBytes } from "node:crypto";
-import { once } from "node:events";
-import { createReadStream, createWriteStream } from "node:fs";
-import { type FileHandle, mkdir, open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { type FileHandle, open, readFile, stat, unlink } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { type Readable, Transform } from "node:stream";
 import { destroyOnAbort } from "./abort-body.js";
+import {
+  DirectorySync,
+  discard,
+  KnownDirectories,
+  publish,
+  type TempFile,
+  writeTempBuffer,
+  writeTempStream,
+} from "./atomic-file.js";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
 import { ArchiveStoreError, classifyStoreError, isArchiveStoreError } from "./store-error.js";
@@ -20,9 +27,11 @@ interface MetaFile {
 /**
  * An ArchiveStore writing `<rootDir>/<key>`. Each file is streamed to `.<name>.<random>.tmp` in
  * the same directory, fsync'd and renamed over the target, so a reader never sees a partial
- * file. Metadata goes to a hidden `.<name>.meta.json`, written the same way after the object:
- * a crash in between leaves the new object with no (or the old) metadata, never the new
- * metadata on an old object, so a "same task-id already archived" check stays safe.
+ * file (`atomic-file.ts`). Metadata goes to a hidden `.<name>.meta.json`, written beside the
+ * object's temporary file and renamed after the object: a crash in between leaves the new object
+ * with no (or the old) metadata, never the new metadata on an old object, so a "same task-id
+ * already archived" check stays safe. `put` resolves after an fsync of the directory that began
+ * after both renames.
  */
 export function createFolderStore(rootDir: string): ArchiveStore {
   const root = resolve(rootDir);
@@ -40,6 +49,35 @@ export function createFolderStore(rootDir: string): ArchiveStore {
     return path;
   };
   const metaPathOf = (path: string): string => join(dirname(path), `.${basename(path)}.meta.json`);
+  const dirs = new KnownDirectories();
+  const dirSync = new DirectorySync();
+
+  /**
+   * The object and its metadata file, each written and fsync'd under a temporary name (side by
+   * side), then renamed into place, object first, and made durable by one fsync of their
+   * directory, shared with the puts beside it.
+   */
+  const writeObject = async (
+    path: string,
+    body: Readable,
+    meta: MetaFile,
+    signal: AbortSignal | undefined,
+    through?: Transform,
+  ): Promise<void> => {
+    const written = await Promise.allSettled([
+      writeTempStream(dirs, path, body, signal, through),
+      writeTempBuffer(dirs, metaPathOf(path), Buffer.from(`${JSON.stringify(meta)}\n`), signal),
+    ]);
+    const files = written.map((result) => (result.status === "fulfilled" ? result.value : undefined));
+    // The object's own failure first: a failed download says more than its metadata's abort.
+    const failed = written.find((result) => result.status === "rejected");
+    if (failed) {
+      await discard(files);
+      throw failed.reason;
+    }
+    await publish(files as TempFile[]);
+    await dirSync.sync(dirname(path));
+  };
 
   return {
     locationOf(key) {
@@ -52,11 +90,7 @@ export function createFolderStore(rootDir: string): ArchiveStore {
         path = pathOf(key);
         const metadata = options.metadata ?? {};
         assertValidMetadata(metadata);
-        await mkdir(dirname(path), { recursive: true });
-        await writeAtomically(path, body, options.signal);
-        const meta: MetaFile = { contentType: options.contentType, metadata };
-        await writeAtomically(metaPathOf(path), Buffer.from(`${JSON.stringify(meta)}\n`), options.signal);
-        await syncDirectory(dirname(path));
+        await writeObject(path, body, { contentType: options.contentType, metadata }, options.signal);
       } catch (error) {
         body.destroy();
         throw toStoreError(error, path, options.signal);
@@ -85,7 +119,6 @@ export function createFolderStore(rootDir: string): ArchiveStore {
             location: from,
           });
         }
-        await mkdir(dirname(path), { recursive: true });
         // The bytes are hashed as they are copied: the caller compares them with the checksum
         // it expects, so a source changed since it was indexed is caught, not copied on.
         const hash = createHash("sha256");
@@ -97,10 +130,8 @@ export function createFolderStore(rootDir: string): ArchiveStore {
             callback(null, chunk);
           },
         });
-        await writeAtomically(path, createReadStream(from), options.signal, hashing);
-        const meta: MetaFile = { contentType: options.contentType, metadata };
-        await writeAtomically(metaPathOf(path), Buffer.from(`${JSON.stringify(meta)}\n`), options.signal);
-        await syncDirectory(dirname(path));
+        const meta = { contentType: options.contentType, metadata };
+        await writeObject(path, createReadStream(from), meta, options.signal, hashing);
         return { bytes, sha256: hash.digest("hex") };
       } catch (error) {
         throw toStoreError(error, path, options.signal);
@@ -184,33 +215,6 @@ export function createFolderStore(rootDir: string): ArchiveStore {
   };
 }
 
-/**
- * Streams `body` (through `through`, when given) to a temporary file beside `path`, fsyncs it,
- * renames it over `path`.
- */
-async function writeAtomically(
-  path: string,
-  body: Readable | Buffer,
-  signal?: AbortSignal,
-  through?: Transform,
-): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
-  const source = Buffer.isBuffer(body) ? Readable.from([body]) : body;
-  // `flush`: fsync before close, so the rename never publishes data still in the page cache.
-  const file = createWriteStream(temp, { flags: "wx", flush: true });
-  try {
-    if (through) await pipeline(source, through, file, signal ? { signal } : {});
-    else await pipeline(source, file, signal ? { signal } : {});
-    await rename(temp, path);
-  } catch (error) {
-    // A body that fails at once can reject the pipeline while the file is still being opened:
-    // wait for the stream to close, or the open would create the file after the unlink.
-    if (!file.closed) await once(file, "close").catch(() => {});
-    await unlink(temp).catch(() => {});
-    throw error;
-  }
-}
-
 /** The content type recorded beside an object, or `application/octet-stream` without one. */
 async function contentTypeOf(metaPath: string): Promise<string> {
   try {
@@ -218,15 +222,6 @@ async function contentTypeOf(metaPath: string): Promise<string> {
     return typeof meta.contentType === "string" ? meta.contentType : "application/octet-stream";
   } catch {
     return "application/octet-stream";
-  }
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

@@ -33,11 +33,16 @@ function failingAfter(bytes: number, error: Error): Readable {
   return out;
 }
 
-/** Resolves once a hidden temporary file in `dir` holds `bytes` bytes: the store is mid-write. */
+/**
+ * Resolves once the object's hidden temporary file in `dir` holds `bytes` bytes: the store is
+ * mid-write. (Its metadata's temporary file is written beside it, at the same time.)
+ */
 async function writingTempFile(dir: string, bytes: number): Promise<void> {
   await vi.waitFor(
     async () => {
-      const temp = (await readdir(dir)).find((name) => name.endsWith(".tmp"));
+      const temp = (await readdir(dir)).find(
+        (name) => name.endsWith(".tmp") && !name.includes(".meta.json."),
+      );
       expect(temp && (await stat(join(dir, temp))).size).toBe(bytes);
     },
     { timeout: 5_000, interval: 5 },
@@ -61,6 +66,22 @@ describe("folder store", () => {
     });
     // Only the object and its hidden metadata file: no temporary file is left behind.
     expect((await readdir(join(root, "batch-1"))).sort()).toEqual([".row-1.png.meta.json", "row-1.png"]);
+  });
+
+  it("puts at once into one folder all land whole, and a folder deleted behind the store is made again", async () => {
+    const keys = Array.from({ length: 12 }, (_, i) => `batch-2/row-${i}.png`);
+    await Promise.all(
+      keys.map((key, i) =>
+        store.put(key, pngStream(20_000 + i, i), { contentType: "image/png", metadata: { n: `${i}` } }),
+      ),
+    );
+    for (const [i, key] of keys.entries())
+      expect(await store.head(key)).toEqual({ size: 20_000 + i, metadata: { n: `${i}` } });
+    expect((await readdir(join(root, "batch-2"))).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+    // The store remembers the folder it made; a purge deleting it must not break the next put.
+    await rm(join(root, "batch-2"), { recursive: true });
+    await store.put("batch-2/again.png", pngStream(1_000, 1), { contentType: "image/png" });
+    expect(await store.head("batch-2/again.png")).toEqual({ size: 1_000, metadata: {} });
   });
 
   it("head of a missing key is undefined", async () => {

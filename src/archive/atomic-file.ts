@@ -1,0 +1,177 @@
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createWriteStream } from "node:fs";
+import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import type { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+
+/**
+ * The folder store's file writes. Each file goes to `.<name>.<random>.tmp` beside its target, is
+ * fsync'd and only then renamed over the target, so nothing torn is ever seen under a final name;
+ * the rename is made durable by an fsync of the directory (`DirectorySync`), which one call may
+ * share with every other rename made in that directory before it started.
+ */
+
+/** A file written and fsync'd under a temporary name, waiting to be renamed into place. */
+export interface TempFile {
+  readonly temp: string;
+  readonly path: string;
+}
+
+/** Streams `body` (through `through`, when given) to a temporary file beside `path`, fsync'd. */
+export async function writeTempStream(
+  dirs: KnownDirectories,
+  path: string,
+  body: Readable,
+  signal?: AbortSignal,
+  through?: Transform,
+): Promise<TempFile> {
+  const temp = tempNameOf(path);
+  let handle: FileHandle;
+  try {
+    signal?.throwIfAborted();
+    handle = await dirs.within(dirname(path), () => open(temp, "wx"));
+  } catch (error) {
+    body.destroy();
+    throw error;
+  }
+  // `flush`: fsync before close, so the rename never publishes data still in the page cache.
+  const file = createWriteStream("", { fd: handle, flush: true });
+  try {
+    if (through) await pipeline(body, through, file, signal ? { signal } : {});
+    else await pipeline(body, file, signal ? { signal } : {});
+    return { temp, path };
+  } catch (error) {
+    // A body that fails at once can reject the pipeline while the file is still being opened:
+    // wait for the stream to close, or the open would create the file after the unlink.
+    if (!file.closed) await once(file, "close").catch(() => {});
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+}
+
+/** Writes `bytes` to a temporary file beside `path`, fsync'd: no stream for a small buffer. */
+export async function writeTempBuffer(
+  dirs: KnownDirectories,
+  path: string,
+  bytes: Buffer,
+  signal?: AbortSignal,
+): Promise<TempFile> {
+  signal?.throwIfAborted();
+  const temp = tempNameOf(path);
+  const handle = await dirs.within(dirname(path), () => open(temp, "wx"));
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+    await handle.close();
+    signal?.throwIfAborted();
+    return { temp, path };
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+}
+
+/** Renames each temporary file over its target, in order; the ones left over are deleted on failure. */
+export async function publish(files: readonly TempFile[]): Promise<void> {
+  let done = 0;
+  try {
+    for (const file of files) {
+      await rename(file.temp, file.path);
+      done++;
+    }
+  } catch (error) {
+    await discard(files.slice(done));
+    throw error;
+  }
+}
+
+/** Deletes temporary files that will not be published (a missing one is no error). */
+export async function discard(files: readonly (TempFile | undefined)[]): Promise<void> {
+  await Promise.all(files.map((file) => (file ? unlink(file.temp).catch(() => {}) : undefined)));
+}
+
+function tempNameOf(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+}
+
+/**
+ * Directories this store made or found, so a put asks `mkdir` only for a directory it has not
+ * seen; a directory deleted behind its back (a purge) is made again when a write meets ENOENT.
+ */
+export class KnownDirectories {
+  private readonly known = new Set<string>();
+
+  /**
+   * Runs `create` (an open that creates a file in `dir`: safe to run twice), making `dir` first if
+   * it is not known, or if `create` finds it missing.
+   */
+  async within<T>(dir: string, create: () => Promise<T>): Promise<T> {
+    if (!this.known.has(dir)) await this.make(dir);
+    try {
+      return await create();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      this.known.delete(dir);
+      await this.make(dir);
+      return await create();
+    }
+  }
+
+  private async make(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    // Bounded: a store writing into millions of directories forgets the oldest, and asks again.
+    if (this.known.size >= 10_000) this.known.clear();
+    this.known.add(dir);
+  }
+}
+
+/**
+ * fsyncs of directories, shared: a caller waits for an fsync that started after its call (so
+ * after its renames), and every caller that arrives while one runs shares the next one. With many
+ * puts at once in one batch's folder, one fsync makes the renames of all of them durable.
+ */
+export class DirectorySync {
+  private readonly dirs = new Map<string, { running?: Promise<void>; next?: Promise<void> }>();
+
+  sync(dir: string): Promise<void> {
+    let state = this.dirs.get(dir);
+    if (!state) {
+      state = {};
+      this.dirs.set(dir, state);
+    }
+    // Not started yet: it starts after this caller's renames, so it covers them.
+    if (state.next) return state.next;
+    if (!state.running) return this.start(dir, state);
+    const current = state;
+    const next = state.running
+      .catch(() => {})
+      .then(() => {
+        current.next = undefined;
+        return this.start(dir, current);
+      });
+    state.next = next;
+    return next;
+  }
+
+  private start(dir: string, state: { running?: Promise<void>; next?: Promise<void> }): Promise<void> {
+    const running: Promise<void> = syncDirectory(dir).finally(() => {
+      if (state.running !== running) return;
+      state.running = undefined;
+      if (!state.next) this.dirs.delete(dir);
+    });
+    state.running = running;
+    return running;
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
