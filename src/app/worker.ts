@@ -7,6 +7,7 @@ import {
   type WorkerAlerts,
 } from "../alerts/index.js";
 import { secretValues } from "../alerts/scrub.js";
+import { archiveFromUrl, createDownloadAgent } from "../archive/index.js";
 import { DEFAULT_CONCURRENCY, StageWorkers } from "../bull/runner.js";
 import { type Config, requireApiKeys } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
@@ -114,6 +115,10 @@ export async function startWorker(
     releasers.push("redis connection", () => redis.disconnect());
     const store = buildStore(config, options.fallbackArchiveDir);
     releasers.push("archive store", () => store.close());
+    const settings = { ...workerSettings(config), ...options.settings };
+    // One Agent for every download: kept-alive connections, each new one through the host guard.
+    const downloads = createDownloadAgent(settings.downloadHosts);
+    releasers.push("download connections", () => downloads.close());
     const keys = buildKeys(redis, config, apiKeys, {
       backoffScale: options.settings?.fleetBackoffScale ?? 1,
     });
@@ -195,6 +200,7 @@ export async function startWorker(
         storePause,
         queues,
         inputImages: uploads.images,
+        copyImage: (copy) => archiveFromUrl({ ...copy, dispatcher: downloads }),
         clock: systemClock,
         fleet: ports.fleet,
         keys: lanes,
@@ -208,7 +214,7 @@ export async function startWorker(
               },
             }
           : {}),
-        settings: { ...workerSettings(config), ...options.settings },
+        settings,
       },
     });
     // The reconciler is waited for after the stage workers closed (pushed before them), and only

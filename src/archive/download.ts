@@ -30,7 +30,8 @@ export interface DownloadImageOptions {
   /** Bodies longer than this fail with `too_large`. @defaultValue 256 MiB */
   maxBytes?: number;
   /**
-   * Replaces the internal per-download Agent (a proxy, say). The host check still runs before
+   * Replaces the internal per-download Agent: a worker's `createDownloadAgent` (kept-alive
+   * connections, each new one vetted the same way), or a proxy. The host check still runs before
    * every hop, but the connection is then made by this dispatcher's own DNS lookup, so the
    * protection against DNS rebinding is the dispatcher's business. Not closed by the download.
    */

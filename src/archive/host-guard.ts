@@ -16,10 +16,10 @@ export class HostGuard {
   constructor(private readonly allowHosts: readonly string[]) {}
 
   /**
-   * Resolves `url`'s host and checks every address. Throws `host_refused` (nothing is sent to
-   * it) or `transient` (DNS failed). Rejects with the signal's reason if it aborts first.
+   * Resolves `url`'s host and checks every address; returns them. Throws `host_refused` (nothing
+   * is sent to it) or `transient` (DNS failed). Rejects with the signal's reason if it aborts first.
    */
-  async vet(url: URL, signal?: AbortSignal): Promise<void> {
+  async vet(url: URL, signal?: AbortSignal): Promise<LookupAddress[]> {
     const hostname = canonicalHost(url.hostname);
     const label = url.host;
     const allowed = isHostAllowed(this.allowHosts, hostname, effectivePort(url));
@@ -39,6 +39,7 @@ export class HostGuard {
       }
     }
     this.vetted.set(hostname, addresses);
+    return addresses;
   }
 
   /**

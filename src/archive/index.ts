@@ -4,6 +4,7 @@ export {
   isRetryableArchiveError,
 } from "./copy.js";
 
+export { createDownloadAgent } from "./download-agent.js";
 export {
   DownloadError,
   isDownloadError,

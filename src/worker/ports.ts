@@ -1,3 +1,4 @@
+import type { ArchivedImage, ArchiveFromUrlOptions } from "../archive/copy.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
 import type { ArchivePausePort } from "../fleet/archive-pause.js";
@@ -73,6 +74,8 @@ export interface StageDeps {
   reuse?: ReuseDeps;
   /** Uploads rows' local input images (image-to-image, edit) before their create. Absent: such rows fail. */
   inputImages?: InputImagePort;
+  /** Streams one image into the store (the archive stage's `copyImage`). @defaultValue archiveFromUrl */
+  copyImage?: (options: ArchiveFromUrlOptions) => Promise<ArchivedImage>;
   clock: Clock;
   settings: WorkerSettings;
 }
