@@ -1,7 +1,7 @@
 import { ledgerKeys, type ResultIndex } from "../ledger/index.js";
 import type { ProducerBackend, ProducerLedger } from "../producer/types.js";
 import type { RedisClient as Redis } from "../redis/script.js";
-import { jobKey, type SubmitJob } from "../worker/jobs.js";
+import { jobKey, storedJobData } from "../worker/jobs.js";
 import type { QueueSet } from "./queues.js";
 
 export interface RedisBackendOptions {
@@ -41,7 +41,7 @@ export function createRedisBackend(options: RedisBackendOptions): ProducerBacken
       const base = set.jobOptions("submit");
       await set.queues.submit.addBulk(
         rowIds.map((rowId) => {
-          const data: SubmitJob = { batch, rowId, resubmit: 0 };
+          const data = storedJobData("submit", { batch, rowId, resubmit: 0 });
           return { name: "submit", data, opts: { ...base, jobId: jobKey(batch, rowId), priority } };
         }),
       );

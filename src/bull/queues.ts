@@ -1,4 +1,4 @@
-import { type JobsOptions, Queue } from "bullmq";
+import { Job, type JobJson, type JobProgress, type JobsOptions, Queue } from "bullmq";
 import type { RedisClient as Redis } from "../redis/script.js";
 import {
   type ArchiveJob,
@@ -9,9 +9,11 @@ import {
   STAGES,
   type Stage,
   type SubmitJob,
+  storedJobData,
 } from "../worker/jobs.js";
 import type { StageQueues } from "../worker/ports.js";
 import type { PollWaker } from "../worker/webhook.js";
+import { stageJobOptions } from "./job-options.js";
 
 export interface QueueSetOptions {
   connection: Redis;
@@ -21,30 +23,37 @@ export interface QueueSetOptions {
 }
 
 /**
- * Job options per stage: only what a job needs of its own. What happens to a finished job (removed
- * on completion, failed ones kept a week) is the stage worker's option (`runner.ts`), not written
- * into every job: each job hash is smaller by those bytes (issue 10).
- */
-function stageJobOptions(stage: Stage, submitAttempts = 8): JobsOptions {
-  switch (stage) {
-    case "submit":
-      return {
-        attempts: submitAttempts,
-        backoff: { type: "exponential", delay: 2_000, jitter: 0.5 },
-      };
-    case "poll":
-    case "archive":
-      // Their processors back off by themselves; BullMQ attempts cover only unexpected errors.
-      return { attempts: 10, backoff: { type: "exponential", delay: 5_000, jitter: 0.5 } };
-  }
-}
-
-/**
  * Entries BullMQ keeps in each queue's event stream (its default is 10,000, about 1 MB per
  * queue). Nothing in kie-batch reads the stream (no QueueEvents; the ledger is the record), so a
  * short tail for inspection is enough. Written into the queue's meta key by every `QueueSet`.
  */
 const EVENTS_MAX_LEN = 100;
+
+/**
+ * A job as stored: its options without `jobId`, which BullMQ copies into the options it stores
+ * though the id is the hash's own key (and `job.id` once read); nothing reads it from there. With
+ * it, a submit job's options outgrow Redis's listpack values (job-options.ts).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the same defaults as BullMQ's `Job`, which it replaces.
+class StoredJob<D = any, R = any, N extends string = string, P extends JobProgress = JobProgress> extends Job<
+  D,
+  R,
+  N,
+  P
+> {
+  override asJSON(): JobJson {
+    const json = super.asJSON();
+    const { jobId: _id, ...opts } = json.opts;
+    return { ...json, opts };
+  }
+}
+
+/** A BullMQ queue whose jobs are stored as `StoredJob`s. */
+export class StageQueue extends Queue {
+  protected override get Job(): typeof Job {
+    return StoredJob;
+  }
+}
 
 /** The three stage queues of one deployment (queue prefix). */
 export class QueueSet implements StageQueues, PollWaker {
@@ -56,13 +65,13 @@ export class QueueSet implements StageQueues, PollWaker {
     this.queues = Object.fromEntries(
       STAGES.map((stage) => [
         stage,
-        new Queue(stage, {
+        new StageQueue(stage, {
           connection: options.connection,
           prefix: bullPrefix(options.queuePrefix, stage),
           streams: { events: { maxLen: EVENTS_MAX_LEN } },
         }),
       ]),
-    ) as Record<Stage, Queue>;
+    ) as Record<Stage, StageQueue>;
   }
 
   jobOptions(stage: Stage): JobsOptions {
@@ -70,7 +79,7 @@ export class QueueSet implements StageQueues, PollWaker {
   }
 
   async addSubmit(data: SubmitJob, options: { priority?: number } = {}): Promise<void> {
-    await this.queues.submit.add("submit", data, {
+    await this.queues.submit.add("submit", storedJobData("submit", data), {
       ...this.jobOptions("submit"),
       jobId: jobKey(data.batch, data.rowId, data.resubmit),
       ...(options.priority ? { priority: options.priority } : {}),

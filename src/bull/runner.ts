@@ -2,7 +2,7 @@ import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RedisClient as Redis } from "../redis/script.js";
-import { bullPrefix, type Stage } from "../worker/jobs.js";
+import { bullPrefix, jobDataOf, type Stage, storedJobData } from "../worker/jobs.js";
 import type { StageDeps } from "../worker/ports.js";
 import {
   JobLostError,
@@ -15,6 +15,7 @@ import {
 import { STAGE_DEFINITIONS } from "../worker/stages.js";
 import { closeWorkers } from "./close-workers.js";
 import { FETCH_WATCH, type ReadyCounts, readyCounts, watchFetches } from "./fetch-watchdog.js";
+import { stageBackoff } from "./job-options.js";
 
 export interface StageWorkerOptions {
   connection: Redis;
@@ -120,7 +121,7 @@ export class StageWorkers {
     const { name: stage, run, schema } = definition;
     const fetch = { inHand: 0, lastTakenAt: Date.now() };
     const runJob = async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
-      const data = schema.parse(job.data);
+      const data = schema.parse(jobDataOf(job.id, job.data));
       // Made on first use: most poll runs log nothing, and a child logger costs its bindings.
       let child: Logger | undefined;
       const logOf = () =>
@@ -138,7 +139,7 @@ export class StageWorkers {
         // extendLock answers 0 when the lock is gone or another worker's token holds it.
         stillOwned: async () => token === undefined || (await job.extendLock(token, options.lockMs)) === 1,
         saveData: async (next: T) => {
-          await job.updateData(next);
+          await job.updateData(storedJobData(stage, next));
         },
       };
       let result: StageResult<T>;
@@ -160,7 +161,7 @@ export class StageWorkers {
         throw error;
       }
       if (result.kind === "delay") {
-        await job.updateData(result.data);
+        await job.updateData(storedJobData(stage, result.data));
         await job.moveToDelayed(Date.now() + result.ms, token);
         throw new DelayedError();
       }
@@ -188,13 +189,15 @@ export class StageWorkers {
         // removed on completion (the ledger is the record), failed ones kept a week to inspect.
         removeOnComplete: { count: 0 },
         removeOnFail: { age: FAILED_JOB_AGE_S },
+        // The backoff a job names (`{ type: "e2" }`, job-options.ts); built-in names stay BullMQ's.
+        settings: { backoffStrategy: stageBackoff },
         autorun: true,
       },
     );
     worker.on("completed", (job, returned) => {
       // Parked jobs are removed on completion; only then may a wake's add of the same id land.
       if (returned !== PARKED || !definition.onParked) return;
-      const parsed = definition.schema.safeParse(job.data);
+      const parsed = definition.schema.safeParse(jobDataOf(job.id, job.data));
       if (parsed.success) this.track(this.afterParked(definition, parsed.data));
     });
     worker.on("failed", (job, error) => {
@@ -226,7 +229,7 @@ export class StageWorkers {
   private async recordGiveUp<T extends RowJob>(definition: StageDefinition<T>, job: Job, error: Error) {
     const { options } = this;
     const stage = definition.name;
-    const parsed = definition.schema.safeParse(job.data);
+    const parsed = definition.schema.safeParse(jobDataOf(job.id, job.data));
     const data = parsed.success ? parsed.data : undefined;
     if (!data?.batch || !data.rowId) return;
     const where = { stage, batch: data.batch, row: data.rowId, job: job.id };

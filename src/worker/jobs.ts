@@ -105,6 +105,29 @@ export const archiveJobSchema = z.object({
 });
 export type ArchiveJob = z.infer<typeof archiveJobSchema>;
 
+/**
+ * A job's data as stored in BullMQ. A submit job stores only `creating` (when set): its batch, row
+ * and resubmit are its job id (`jobKey`), so a queued row's job is `{}` and its hash stays in
+ * Redis's compact encoding (bull/job-options.ts). Poll and archive jobs live only while their row
+ * is in flight and are stored whole.
+ */
+export function storedJobData(stage: Stage, data: object): object {
+  if (stage !== "submit") return data;
+  const { creating } = data as Partial<SubmitJob>;
+  return creating === undefined ? {} : { creating };
+}
+
+/**
+ * A job's data as a stage reads it (before its schema): the parts of its key under what it
+ * stores. Jobs stored whole (poll, archive, and submit jobs written before the compact form)
+ * carry the same parts themselves.
+ */
+export function jobDataOf(id: string | undefined, stored: unknown): unknown {
+  const parts = id === undefined ? undefined : parseJobKey(id);
+  if (parts === undefined || stored === null || typeof stored !== "object") return stored;
+  return { ...parts, ...stored };
+}
+
 /** Each stage's job data, by queue name. */
 export interface StageJobData {
   submit: SubmitJob;

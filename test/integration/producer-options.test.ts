@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManifestOptionError } from "../../src/manifest/index.js";
 import { DEFAULT_PRIORITY } from "../../src/producer/index.js";
-import { jobKey } from "../../src/worker/jobs.js";
+import { jobKey, parseJobKey } from "../../src/worker/jobs.js";
 import { csv, type ProducerFixture, producerFixture, stdinOf } from "./producer-helpers.js";
 
 let fx: ProducerFixture;
@@ -71,7 +71,7 @@ describe("--priority and --budget", () => {
     expect((await submit.getJob(jobKey("bulk", "b1")))?.opts.priority).toBe(DEFAULT_PRIORITY);
     // Enqueued after the bulk batch, the urgent one is still taken first.
     const next = await submit.getJobs(["prioritized"], 0, 0, true);
-    expect(next.map((job) => job.data.batch)).toEqual(["urgent"]);
+    expect(next.map((job) => parseJobKey(job.id ?? "")?.batch)).toEqual(["urgent"]);
   });
 
   it("a priority out of BullMQ's range is refused", async () => {
