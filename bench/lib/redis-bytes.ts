@@ -10,7 +10,7 @@
  */
 import type { Redis } from "ioredis";
 
-export type PerRowKind = "ledger row" | "task map" | "result index" | "job";
+export type PerRowKind = "ledger row" | "ledger body" | "task map" | "result index" | "job";
 type SharedKind = "ledger shared" | "queue shared" | "queue events";
 
 export interface RowBytes {
@@ -35,6 +35,8 @@ function classify(key: string, prefix: string): PerRowKind | SharedKind {
   // The deployment's result index (reuse across batches, 16 tags): one entry per archived request.
   if (tag.startsWith(":reuse:results:")) return "result index";
   if (rest.startsWith(":ledger:row:")) return "ledger row";
+  // The row's prompt, params, metadata, images and error (ledger/row-body.ts), beside its hash.
+  if (rest.startsWith(":ledger:body:")) return "ledger body";
   if (rest.startsWith(":ledger")) return "ledger shared";
   // BullMQ: `{P:<queue>}:<queue>:<jobId>[:logs|:lock|...]`; job ids are `batch/row[/rN]`.
   if (/^:[^:]+:[^:]*\//.test(rest)) return "job";
@@ -64,6 +66,7 @@ export async function measureRowBytes(
 ): Promise<RowBytes> {
   const counts = {
     "ledger row": 0,
+    "ledger body": 0,
     "task map": 0,
     "result index": 0,
     job: 0,
@@ -73,6 +76,7 @@ export async function measureRowBytes(
   };
   const samples: Record<PerRowKind, string[]> = {
     "ledger row": [],
+    "ledger body": [],
     "task map": [],
     "result index": [],
     job: [],
@@ -105,7 +109,7 @@ export async function measureRowBytes(
 
   const parts = { ...counts };
   for (const kind of Object.keys(parts) as (keyof typeof parts)[]) parts[kind] = 0;
-  for (const kind of ["ledger row", "task map", "result index", "job"] as const) {
+  for (const kind of ["ledger row", "ledger body", "task map", "result index", "job"] as const) {
     const sample = samples[kind];
     if (sample.length === 0) continue;
     const mean = (await usage(redis, sample)) / sample.length;

@@ -1,4 +1,5 @@
 import { LedgerError } from "./errors.js";
+import { type BodyField, decodeBody, encodeBody } from "./row-body.js";
 import {
   type ArchivedImage,
   type BatchSummary,
@@ -71,8 +72,24 @@ function decodeImages(value: string | undefined): ArchivedImage[] {
   );
 }
 
-function imagesOf(hash: FlatHash): Pick<RowRecord, "images" | "location" | "bytes" | "sha256"> {
-  const images = decodeImages(hash.images);
+/**
+ * The row's tasks, oldest first: a row written before 2026-12-06 holds them as one JSON array
+ * (`taskIds`, appended to as before); a newer one as a field per task, `task:<taskId>` = its
+ * ordinal from 1 (two task ids in one value would pass 64 bytes: see row-body.ts).
+ */
+export function taskIdsOf(hash: FlatHash): string[] {
+  if (hash.taskIds !== undefined) return parseJson<string[]>(hash.taskIds, []);
+  return Object.entries(hash)
+    .filter(([field]) => field.startsWith("task:"))
+    .sort(([, a], [, b]) => Number(a) - Number(b))
+    .map(([field]) => field.slice(5));
+}
+
+function imagesOf(
+  stored: string | undefined,
+  hash: FlatHash,
+): Pick<RowRecord, "images" | "location" | "bytes" | "sha256"> {
+  const images = decodeImages(stored);
   const first = images[0];
   return {
     images,
@@ -85,33 +102,45 @@ function imagesOf(hash: FlatHash): Pick<RowRecord, "images" | "location" | "byte
 /** The fields older versions stored beside `images` (the first image's): dropped when images change. */
 const FIRST_IMAGE_FIELDS = ["location", "bytes", "sha256"] as const;
 
-/** A row hash as a typed record; undefined for an empty hash (the key does not exist). */
-export function parseRow(batch: string, hash: FlatHash): RowRecord | undefined {
-  if (hash.id === undefined || hash.status === undefined) return undefined;
+/**
+ * A row's hash and body (row-body.ts) as a typed record; undefined for an empty hash (the row does
+ * not exist, whatever its body). A row written before 2026-12-06 has no body: its hash holds the
+ * prompt, params, metadata, images, error and reusedFrom, read from there.
+ */
+export function parseRow(
+  batch: string,
+  id: string,
+  hash: FlatHash,
+  body?: string | null,
+): RowRecord | undefined {
+  if (hash.status === undefined) return undefined;
   const status = hash.status;
   if (!isStatus(status)) {
-    throw new LedgerError("invalid_value", `row ${batch}/${hash.id} has unknown status ${status}`);
+    throw new LedgerError("invalid_value", `row ${batch}/${id} has unknown status ${status}`);
   }
+  const decoded = body ? decodeBody(body) : undefined;
+  const long = (field: BodyField): string | undefined => decoded?.fields[field] ?? hash[field];
+  const reusedFrom = long("reusedFrom");
   return {
     batch,
-    id: hash.id,
+    id,
     line: num(hash.line),
     seq: num(hash.seq),
-    prompt: hash.prompt ?? "",
-    params: parseJson<Record<string, unknown>>(hash.params, {}),
-    metadata: parseJson<Record<string, string>>(hash.metadata, {}),
+    prompt: decoded ? decoded.prompt : (hash.prompt ?? ""),
+    params: decoded ? decoded.params : parseJson<Record<string, unknown>>(hash.params, {}),
+    metadata: decoded ? decoded.metadata : parseJson<Record<string, string>>(hash.metadata, {}),
     estimatedCredits: num(hash.estimatedCredits),
     status,
     taskId: optStr(hash.taskId),
-    taskIds: parseJson<string[]>(hash.taskIds, []),
+    taskIds: taskIdsOf(hash),
     taskKeys: taskKeysOf(hash),
     resubmits: num(hash.resubmits),
     uncertain: num(hash.uncertain),
-    ...imagesOf(hash),
+    ...imagesOf(long("images"), hash),
     creditsReserved: num(hash.creditsReserved),
     creditsSpent: num(hash.creditsSpent),
     creditsUncertain: num(hash.creditsUncertain),
-    error: optStr(hash.error),
+    error: optStr(long("error")),
     createdAt: num(hash.createdAt),
     updatedAt: num(hash.updatedAt),
     submittedAt: optNum(hash.submittedAt),
@@ -119,7 +148,7 @@ export function parseRow(batch: string, hash: FlatHash): RowRecord | undefined {
     completedAt: optNum(hash.completedAt),
     archivedAt: optNum(hash.archivedAt),
     waitingBudget: hash.waitingBudget === "1",
-    ...(hash.reusedFrom ? { reusedFrom: hash.reusedFrom } : {}),
+    ...(reusedFrom ? { reusedFrom } : {}),
   };
 }
 
@@ -164,9 +193,7 @@ export function encodeNewRow(row: NewRow): string[] {
   return [
     row.id,
     finite("line", row.line),
-    row.prompt,
-    JSON.stringify(row.params),
-    JSON.stringify(row.metadata),
+    encodeBody(row),
     finite("estimatedCredits", row.estimatedCredits),
   ];
 }

@@ -1,5 +1,6 @@
 import { RedisScript } from "../redis/script.js";
 import { batchSideKeys } from "./batch-keys.js";
+import { type FlatHash, taskIdsOf } from "./codec.js";
 import { type LedgerContext, rowIdPages } from "./context.js";
 
 const PAGE = 500;
@@ -78,12 +79,17 @@ export async function housekeepingStep(
   for (let i = 0; i < page.length; i += 2) ids.push(page[i]!);
   const last = ids.length < PAGE ? "done" : page[page.length - 1]!;
   const batchKeys = batchSideKeys(ctx, batch);
-  const keys = [batchKey, ...batchKeys, ...ids.map((id) => ctx.keys.row(batch, id))];
+  const keys = [batchKey, ...batchKeys, ...ids.flatMap((id) => rowKeys(ctx, batch, id))];
   const args = [plan.mode, plan.at, plan.finishedAt, last, before + ids.length, batchKeys.length];
   const applied = (await stepScript.run(ctx.redis, keys, args, ctx.clock)) === 1;
   // Not applied: the batch changed (or went) between the read and the step; the next step sees it.
   if (!applied) return { mode: plan.mode, done: before, complete: false };
   return { mode: plan.mode, done: before + ids.length, complete: last === "done" };
+}
+
+/** A row's keys: its hash and its body (row-body.ts), expired, persisted and deleted together. */
+function rowKeys(ctx: LedgerContext, batch: string, id: string): [string, string] {
+  return [ctx.keys.row(batch, id), ctx.keys.body(batch, id)];
 }
 
 function isMode(value: string | null): value is "expire" | "persist" {
@@ -164,7 +170,7 @@ export async function persistBatch(ctx: LedgerContext, batch: string): Promise<v
 type Pipeline = ReturnType<LedgerContext["redis"]["pipeline"]>;
 
 /**
- * Deletes every key of a batch: its rows, their older versions' taskId mappings, its zsets (order, unarchived,
+ * Deletes every key of a batch: its rows (hash and body), their older versions' taskId mappings, its zsets (order, unarchived,
  * state indexes), its hash and its
  * entry in the batch index. Returns the number of rows deleted. Jobs in the queues are not the
  * ledger's: the caller removes those.
@@ -175,30 +181,28 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
   // rows does not shift the next page.
   for await (const ids of rowIdPages(ctx, batch, PAGE)) {
     const read = ctx.redis.pipeline();
-    for (const id of ids) read.hget(ctx.keys.row(batch, id), "taskIds");
+    // The whole (small) hash: a row's tasks are one JSON field or a field each (codec.ts).
+    for (const id of ids) read.hgetall(ctx.keys.row(batch, id));
     const replies = await execOrThrow(read);
     // Task map entries left by versions that wrote them (keys.ts `task`; none is written now):
     // each its own Cluster slot, one DEL each, all sent at once, before the rows that name them.
     await Promise.all(
-      replies.flatMap((taskIds) => parseTaskIds(taskIds).map((id) => ctx.redis.del(ctx.keys.task(id)))),
+      replies.flatMap((hash) =>
+        taskIdsOf(hash as FlatHash)
+          .filter((id) => typeof id === "string" && id !== "")
+          .map((id) => ctx.redis.del(ctx.keys.task(id))),
+      ),
     );
     const del = ctx.redis.pipeline();
-    for (const id of ids) del.unlink(ctx.keys.row(batch, id));
-    deleted += (await execOrThrow(del)).filter((removed) => removed === 1).length;
+    for (const id of ids) del.unlink(...rowKeys(ctx, batch, id));
+    // A row counts once, whether it had a body (2 keys removed) or not (written before bodies).
+    deleted += (await execOrThrow(del)).filter((removed) => Number(removed) >= 1).length;
   }
   // The batch's own keys (one slot), then its index entry (the deployment's slot): an entry left
   // by a purge cut short names a batch with no hash, which listBatches drops.
   await ctx.redis.unlink(...batchSideKeys(ctx, batch), ctx.keys.batch(batch));
   await ctx.redis.zrem(ctx.keys.batches, batch);
   return deleted;
-}
-
-function parseTaskIds(value: unknown): string[] {
-  if (typeof value !== "string" || value === "") return [];
-  const parsed: unknown = JSON.parse(value);
-  return Array.isArray(parsed)
-    ? parsed.filter((id): id is string => typeof id === "string" && id !== "")
-    : [];
 }
 
 async function execOrThrow(pipeline: Pipeline): Promise<unknown[]> {

@@ -36,8 +36,18 @@ export interface LedgerKeys {
   parked(batch: string): string;
   /** STRING owner of a fleet-wide lease (one holder at a time), e.g. the reconciler's. */
   lease(name: string): string;
-  /** HASH of one row's flat fields. */
+  /**
+   * HASH of one row's small fields, each value at most 64 bytes (Redis's default
+   * `hash-max-listpack-value`), so the hash stays a listpack: what is longer is in `body`.
+   */
   row(batch: string, rowId: string): string;
+  /**
+   * STRING beside the row hash (row-body.ts): the row's prompt, params and metadata, then its
+   * images, error and reusedFrom. Not under `:row:`, so nothing that walks row keys takes it for
+   * one; created, expired, persisted and deleted with its row. Rows written before 2026-12-06 have
+   * none (their hash holds those fields).
+   */
+  body(batch: string, rowId: string): string;
   /**
    * STRING `<batch>/<rowId>` for a provider taskId, its own hash tag: the task map that versions
    * before 2026-12-06 wrote after each create. Nothing writes or reads it now (a task is traced by
@@ -75,6 +85,7 @@ export function ledgerKeys(prefix: string): LedgerKeys {
     parked: (batch) => `${of(batch)}:parked`,
     lease: (name) => `${root}:lease:${checkName("lease", name)}`,
     row: (batch, rowId) => `${of(batch)}:row:${checkName("row id", rowId)}`,
+    body: (batch, rowId) => `${of(batch)}:body:${checkName("row id", rowId)}`,
     task: (taskId) => `{${prefix}:task:${checkTaskId(taskId)}}`,
     result: (hash, flavor) =>
       `${resultTag(prefix, checkRequestHash(hash))}:${checkName("API flavour", flavor)}:${hash}`,

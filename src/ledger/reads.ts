@@ -1,6 +1,7 @@
-import { type FlatHash, parseBatch, parseRow } from "./codec.js";
+import { type FlatHash, parseBatch } from "./codec.js";
 import { type LedgerContext, rowIdPages } from "./context.js";
 import { checkName } from "./keys.js";
+import { readRows } from "./read-rows.js";
 import type { BatchSummary, RowRecord, RowsOptions, Status } from "./types.js";
 
 export async function getBatch(ctx: LedgerContext, batch: string): Promise<BatchSummary | undefined> {
@@ -33,7 +34,8 @@ export async function getRow(
   batch: string,
   rowId: string,
 ): Promise<RowRecord | undefined> {
-  return parseRow(batch, await ctx.redis.hgetall(ctx.keys.row(batch, rowId)));
+  const [row] = await readRows(ctx, batch, [rowId]);
+  return row;
 }
 
 /** A batch's rows in seq order, optionally only some states; one pipelined round trip per page. */
@@ -48,13 +50,8 @@ export async function* rows(
   const wanted: ReadonlySet<Status> | undefined = options.statuses ? new Set(options.statuses) : undefined;
   checkName("batch", batch);
   for await (const ids of rowIdPages(ctx, batch, pageSize)) {
-    const pipeline = ctx.redis.pipeline();
-    for (const id of ids) pipeline.hgetall(ctx.keys.row(batch, id));
-    const replies = (await pipeline.exec()) ?? [];
-    for (const [err, hash] of replies) {
-      if (err) throw err;
+    for (const row of await readRows(ctx, batch, ids)) {
       // A row can vanish mid-walk (purged or expired): skip it.
-      const row = parseRow(batch, hash as FlatHash);
       if (row && (!wanted || wanted.has(row.status))) yield row;
     }
   }

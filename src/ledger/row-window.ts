@@ -1,6 +1,6 @@
-import { type FlatHash, parseRow } from "./codec.js";
 import type { LedgerContext } from "./context.js";
 import { LedgerError } from "./errors.js";
+import { readRows } from "./read-rows.js";
 import type { RowRecord } from "./types.js";
 
 export interface RowWindowOptions {
@@ -64,15 +64,7 @@ export async function rowWindow(
   const ids: string[] = [];
   for (let i = 0; i + 1 < page.length; i += 2) ids.push(page[i]!);
   if (ids.length === 0) return { rows: [] };
-  const pipeline = ctx.redis.pipeline();
-  for (const id of ids) pipeline.hgetall(ctx.keys.row(batch, id));
-  const replies = (await pipeline.exec()) ?? [];
-  const rows: RowRecord[] = [];
-  for (const [err, hash] of replies) {
-    if (err) throw err;
-    const row = parseRow(batch, hash as FlatHash);
-    if (row) rows.push(row);
-  }
+  const rows = (await readRows(ctx, batch, ids)).filter((row): row is RowRecord => row !== undefined);
   const last = Number(page[page.length - 1]);
   return ids.length < limit ? { rows } : { rows, next: last };
 }

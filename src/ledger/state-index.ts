@@ -1,7 +1,7 @@
-import { type FlatHash, parseRow } from "./codec.js";
 import { type LedgerContext, rowIdPages } from "./context.js";
 import { LedgerError } from "./errors.js";
 import { checkName } from "./keys.js";
+import { readRows } from "./read-rows.js";
 import { countRepairsScript, indexRowsScript, leaseScript } from "./scripts/index.js";
 import { INDEXED_STATUSES, type IndexedStatus, type StateEntry, type StatePageOptions } from "./types.js";
 
@@ -53,13 +53,13 @@ export async function* stateIndexPages(
     const found: { id: string; score: string }[] = [];
     for (let i = 0; i + 1 < page.length; i += 2) found.push({ id: page[i]!, score: page[i + 1]! });
     const read = options.skipParked ? await unparked(ctx, batch, found) : found;
-    const pipeline = ctx.redis.pipeline();
-    for (const { id } of read) pipeline.hgetall(ctx.keys.row(batch, id));
-    const replies = read.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const rows = await readRows(
+      ctx,
+      batch,
+      read.map(({ id }) => id),
+    );
     const entries: StateEntry[] = [];
-    replies.forEach(([err, hash], i) => {
-      if (err) throw err;
-      const row = parseRow(batch, hash as FlatHash);
+    rows.forEach((row, i) => {
       if (row && row.status === status) entries.push({ row, enteredAt: Number(read[i]!.score) });
     });
     yield entries;

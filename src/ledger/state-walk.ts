@@ -1,5 +1,5 @@
-import { type FlatHash, parseRow } from "./codec.js";
 import type { LedgerContext } from "./context.js";
+import { readRows } from "./read-rows.js";
 import type { IndexedStatus, StateEntry, StatePageOptions } from "./types.js";
 
 const PAGE = 500;
@@ -43,13 +43,13 @@ export async function* drainStatePages(
       found.push({ id, score: page[i + 1]! });
     }
     if (found.length === 0) return;
-    const pipeline = ctx.redis.pipeline();
-    for (const { id } of found) pipeline.hgetall(ctx.keys.row(batch, id));
-    const replies = (await pipeline.exec()) ?? [];
+    const rows = await readRows(
+      ctx,
+      batch,
+      found.map(({ id }) => id),
+    );
     const entries: StateEntry[] = [];
-    replies.forEach(([err, hash], i) => {
-      if (err) throw err;
-      const row = parseRow(batch, hash as FlatHash);
+    rows.forEach((row, i) => {
       if (row && row.status === status) entries.push({ row, enteredAt: Number(found[i]!.score) });
     });
     const last = found[found.length - 1]!.score;

@@ -1,6 +1,6 @@
-import { type FlatHash, parseRow } from "./codec.js";
 import type { LedgerContext } from "./context.js";
 import { LedgerError } from "./errors.js";
+import { readRows } from "./read-rows.js";
 import type { RowWindow, RowWindowOptions } from "./row-window.js";
 import { INDEXED_STATUSES, type IndexedStatus, type RowRecord } from "./types.js";
 
@@ -50,12 +50,12 @@ export async function stateWindow(
     .sort((a, b) => (reverse ? b.seq - a.seq : a.seq - b.seq));
   const taken = placed.slice(0, limit);
   if (taken.length === 0) return { rows: [] };
-  const reading = ctx.redis.pipeline();
-  for (const { id } of taken) reading.hgetall(ctx.keys.row(batch, id));
   const rows: RowRecord[] = [];
-  for (const [err, hash] of (await reading.exec()) ?? []) {
-    if (err) throw err;
-    const row = parseRow(batch, hash as FlatHash);
+  for (const row of await readRows(
+    ctx,
+    batch,
+    taken.map(({ id }) => id),
+  )) {
     // A row that moved on since the index was read is left out, as the filter would.
     if (row && (statuses as readonly string[]).includes(row.status)) rows.push(row);
   }

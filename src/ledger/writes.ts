@@ -59,13 +59,14 @@ export async function addRows(
   const outcomes: AddRowOutcome[] = new Array(rows.length);
   const seen = new Set<string>();
   // Everything is checked and encoded before the first write, so a bad row fails the call whole.
-  const fresh: { index: number; key: string; values: string[] }[] = [];
+  const fresh: { index: number; keys: [string, string]; values: string[] }[] = [];
   rows.forEach((row, index) => {
     checkName("row id", row.id);
     if (seen.has(row.id)) outcomes[index] = "duplicate";
     else {
       seen.add(row.id);
-      fresh.push({ index, key: ctx.keys.row(batch, row.id), values: encodeNewRow(row) });
+      const keys: [string, string] = [ctx.keys.row(batch, row.id), ctx.keys.body(batch, row.id)];
+      fresh.push({ index, keys, values: encodeNewRow(row) });
     }
   });
   // A call with no new rows still creates the batch and records its meta: one empty chunk.
@@ -86,7 +87,7 @@ export async function addRows(
       const existed = await recordColumns(ctx, batch, names);
       if (n === 0) created = !existed;
     }
-    const keys = [ctx.keys.batch(batch), ...batchSideKeys(ctx, batch), ...chunk.map(({ key }) => key)];
+    const keys = [ctx.keys.batch(batch), ...batchSideKeys(ctx, batch), ...chunk.flatMap(({ keys }) => keys)];
     const args = [
       batch,
       meta.file ?? "",
@@ -156,7 +157,12 @@ export async function transition(
   const { set, del } = encodeUpdate(input.set);
   if (input.addTaskId && input.taskKey) set.push([taskKeyField(input.addTaskId), input.taskKey]);
   const incr = encodeIncrements(input.incr);
-  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), ...batchSideKeys(ctx, batch)];
+  const keys = [
+    ctx.keys.batch(batch),
+    ctx.keys.row(batch, rowId),
+    ...batchSideKeys(ctx, batch),
+    ctx.keys.body(batch, rowId),
+  ];
   const args: (string | number)[] = [
     input.from ? `,${input.from.join(",")},` : "",
     input.to ?? "",
@@ -179,9 +185,10 @@ export async function transition(
     number,
     number,
     unknown?,
+    (string | null)?,
   ];
-  const [ok, finished, reopened, left, pairs] = reply;
-  const row = pairs === undefined ? undefined : parseRow(batch, pairsToHash(pairs));
+  const [ok, finished, reopened, left, pairs, body] = reply;
+  const row = pairs === undefined ? undefined : parseRow(batch, rowId, pairsToHash(pairs), body);
   // The row (`taskIds`, written by the script with the move) is the record a created task is
   // traced by (invariant 3); there is no taskId -> row map: webhooks carry the row's job key.
   // A task was paid for: on a cluster, its record is on a replica before the submit goes on. Also

@@ -78,9 +78,13 @@ describe("expiry of finished batches", () => {
     const finishedAt = (await ctx.ledger.getBatch("b1"))!.finishedAt!;
     expect(await ctx.ledger.expireFinished("b1", DAY)).toBe(true);
     const ttls = await batchTtls("b1");
+    // Each row's body (row-body.ts) expires with its hash, at the same time.
     expect(Object.keys(ttls).sort()).toEqual([
       "batch",
       "batch:progress",
+      "body:r0",
+      "body:r1",
+      "body:r2",
       "order",
       "row:r0",
       "row:r1",

@@ -37,8 +37,15 @@ describe("archived images in the row (issue 10: Redis bytes per row)", () => {
     const expected = { images, location: "/archive/b1/r0.png", bytes: 10, sha256: "aa" };
     expect(archived.row).toMatchObject(expected);
     expect(await ledger.getRow("b1", "r0")).toMatchObject(expected);
-    // No field names per image, and the first image's values not stored a second time beside it.
-    expect(JSON.parse((await redis.hget(rowKey, "images")) ?? "")).toEqual([
+    // No field names per image, and the first image's values not stored a second time beside it:
+    // in the row's body (row-body.ts), after its prompt, not in its hash.
+    const body = (await redis.get(ledgerKeys(prefix).body("b1", "r0"))) ?? "";
+    const [base, stored, ...rest] = body.split("\x1e");
+    expect(JSON.parse(base!)).toEqual(["a lighthouse"]);
+    expect(rest).toEqual([]);
+    expect(stored!.slice(0, 1)).toBe("i");
+    expect(await redis.hget(rowKey, "images")).toBeNull();
+    expect(JSON.parse(stored!.slice(1))).toEqual([
       ["b1/r0.png", "/archive/b1/r0.png", 10, "aa", "image/png"],
       ["b1/r0-2.png", "/archive/b1/r0-2.png", 20, "bb", "image/png"],
     ]);

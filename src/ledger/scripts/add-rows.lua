@@ -7,11 +7,12 @@
       KEYS[2..11] the batch's side keys (batch-keys.ts): KEYS[2] order zset, KEYS[3] unarchived
         zset, KEYS[4] the `queued` state index (rowId -> ms it entered the state), KEYS[5..8] the
         other state indexes, KEYS[9] columns zset, KEYS[10] parked zset, KEYS[11] progress hash
-      KEYS[12..] one row hash per row
+      KEYS[12..] per row, its hash then its body string (keys.ts `row`, `body`)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] batch name, ARGV[3] file (''), ARGV[4] budget ('' = leave as is)
       ARGV[5] '1' marks the batch `noReuse` (enqueue --no-reuse; '' = leave as is)
-      ARGV[6..] per row, 6 values: id, line, prompt, params json, metadata json, estimatedCredits
+      ARGV[6..] per row, 4 values: id, line, body (row-body.ts: prompt, params, metadata),
+        estimatedCredits
 
     Output:
       {reopened (0|1), ms left before the expiry the reopen removed (-1: none; see
@@ -30,28 +31,30 @@ if ARGV[3] ~= '' then redis.call('HSETNX', batchKey, 'file', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
 if ARGV[5] == '1' then redis.call('HSET', batchKey, 'noReuse', '1') end
 
--- Values per row, in the order of encodeNewRow (codec.ts).
-local FIELDS_PER_ROW = 6
+-- Values per row, in the order of encodeNewRow (codec.ts); keys per row: hash, body.
+local FIELDS_PER_ROW = 4
+local KEYS_PER_ROW = 2
 local seq = num(redis.call('HGET', batchKey, 'nextSeq'))
 local added, estimated = 0, 0
 local FIRST_ROW = 12
 local out = { 0, -1 }
-for i = FIRST_ROW, #KEYS do
-  local rowKey = KEYS[i]
-  local base = 5 + (i - FIRST_ROW) * FIELDS_PER_ROW
+for i = FIRST_ROW, #KEYS, KEYS_PER_ROW do
+  local rowKey, bodyKey = KEYS[i], KEYS[i + 1]
+  local base = 5 + (i - FIRST_ROW) / KEYS_PER_ROW * FIELDS_PER_ROW
   local status = redis.call('HGET', rowKey, 'status')
   if status then
     if status == 'queued' then out[#out + 1] = 1 else out[#out + 1] = 2 end
   else
     local id = ARGV[base + 1]
-    redis.call('HSET', rowKey, 'id', id, 'line', ARGV[base + 2], 'seq', seq, 'prompt', ARGV[base + 3],
-      'params', ARGV[base + 4], 'metadata', ARGV[base + 5], 'estimatedCredits', ARGV[base + 6],
+    -- Only short values in the hash (it stays a listpack); the id is its key's, the rest the body's.
+    redis.call('HSET', rowKey, 'line', ARGV[base + 2], 'seq', seq, 'estimatedCredits', ARGV[base + 4],
       'status', 'queued', 'createdAt', now, 'updatedAt', now)
+    redis.call('SET', bodyKey, ARGV[base + 3])
     redis.call('ZADD', orderKey, seq, id)
     redis.call('ZADD', KEYS[4], now, id)
     seq = seq + 1
     added = added + 1
-    estimated = estimated + tonumber(ARGV[base + 6])
+    estimated = estimated + tonumber(ARGV[base + 4])
     out[#out + 1] = 0
   end
 end

@@ -12,6 +12,8 @@
         zset, KEYS[5..9] state indexes of queued, submitted, generating, archiving, failed,
         KEYS[10] columns zset, KEYS[11] parked zset (a row leaving `queued` leaves it),
         KEYS[12] progress hash (progress.ts: rows archived per minute)
+      KEYS[13] the row's body string (row-body.ts: its images, error and reusedFrom live there;
+        a row written before it existed has none and keeps them in its hash)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
       ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add to `taskIds` (''), ARGV[7] unused
@@ -19,10 +21,12 @@
 
     Output:
       {ok (0|1), finished (0|1), reopened (0|1), ms left before the expiry the reopen removed
-       (-1: none; see includes/reopen.lua), row HGETALL (absent when the row is missing)}
+       (-1: none; see includes/reopen.lua), row HGETALL (absent when the row is missing), body}
 ]]
 --- @include "includes/reopen.lua"
+--- @include "includes/tasks.lua"
 local batchKey, rowKey, unarchivedKey, parkedKey, progressKey = KEYS[1], KEYS[2], KEYS[4], KEYS[11], KEYS[12]
+local bodyKey = KEYS[13]
 local rowId = ARGV[4]
 -- The state index key of each indexed state (INDEXED_STATUSES in types.ts, same order).
 local INDEX = { queued = KEYS[5], submitted = KEYS[6], generating = KEYS[7], archiving = KEYS[8],
@@ -31,7 +35,30 @@ if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0, -1 } end
 local status = redis.call('HGET', rowKey, 'status')
 if not status then return { 0, 0, 0, -1 } end
 if ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true) then
-  return { 0, 0, 0, -1, redis.call('HGETALL', rowKey) }
+  return { 0, 0, 0, -1, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
+end
+
+-- The row's long fields, kept in its body as parts `RS <tag> <value>` after the prompt's part
+-- (row-body.ts), so that every value in the hash stays within 64 bytes (a listpack).
+local BODY_TAG = { images = 'i', error = 'e', reusedFrom = 'r' }
+local RS = '\30'
+local hasBody = redis.call('EXISTS', bodyKey) == 1
+local body, bodyChanged = nil, false
+-- Sets (value) or removes (nil) the body's part `tag`.
+local function body_put(tag, value)
+  if not body then body = redis.call('GET', bodyKey) end
+  if value == nil and not string.find(body, RS .. tag, 1, true) then return end
+  local out, start = {}, 1
+  while true do
+    local at = string.find(body, RS, start, true)
+    local part = string.sub(body, start, (at or 0) - 1)
+    if start == 1 or string.sub(part, 1, 1) ~= tag then out[#out + 1] = part end
+    if not at then break end
+    start = at + 1
+  end
+  if value ~= nil then out[#out + 1] = tag .. (string.gsub(value, RS, ' ')) end
+  body = table.concat(out, RS)
+  bodyChanged = true
 end
 
 local now = now_ms()
@@ -54,15 +81,23 @@ end
 local i = 8
 local setsCompletedAt = false
 for _ = 1, tonumber(ARGV[i]) do
-  redis.call('HSET', rowKey, ARGV[i + 1], ARGV[i + 2])
-  if ARGV[i + 1] == 'completedAt' then setsCompletedAt = true end
+  local field = ARGV[i + 1]
+  if hasBody and BODY_TAG[field] then
+    body_put(BODY_TAG[field], ARGV[i + 2])
+    redis.call('HDEL', rowKey, field)
+  else
+    redis.call('HSET', rowKey, field, ARGV[i + 2])
+  end
+  if field == 'completedAt' then setsCompletedAt = true end
   i = i + 2
 end
 i = i + 1
 for _ = 1, tonumber(ARGV[i]) do
+  if hasBody and BODY_TAG[ARGV[i + 1]] then body_put(BODY_TAG[ARGV[i + 1]], nil) end
   redis.call('HDEL', rowKey, ARGV[i + 1])
   i = i + 1
 end
+if bodyChanged then redis.call('SET', bodyKey, body, 'KEEPTTL') end
 i = i + 1
 for _ = 1, tonumber(ARGV[i]) do
   local field, delta = ARGV[i + 1], ARGV[i + 2]
@@ -78,14 +113,21 @@ end
 
 local taskId = ARGV[6]
 if taskId ~= '' then
-  local enc = cjson.encode(taskId)
   local ids = redis.call('HGET', rowKey, 'taskIds')
-  if not ids or ids == '' or ids == '[]' then
-    ids = '[' .. enc .. ']'
-  elseif not string.find(ids, enc, 1, true) then
-    ids = string.sub(ids, 1, -2) .. ',' .. enc .. ']'
+  if ids then
+    -- A row that has its tasks as one JSON list (written before per-task fields) keeps it.
+    local enc = cjson.encode(taskId)
+    if ids == '' or ids == '[]' then
+      ids = '[' .. enc .. ']'
+    elseif not string.find(ids, enc, 1, true) then
+      ids = string.sub(ids, 1, -2) .. ',' .. enc .. ']'
+    end
+    redis.call('HSET', rowKey, 'taskIds', ids)
+  elseif redis.call('HEXISTS', rowKey, 'task:' .. taskId) == 0 then
+    -- One field per task, `task:<id>` = its ordinal: a list of two ids would pass 64 bytes.
+    redis.call('HSET', rowKey, 'task:' .. taskId, task_count(rowKey) + 1)
   end
-  redis.call('HSET', rowKey, 'taskIds', ids, 'taskId', taskId)
+  redis.call('HSET', rowKey, 'taskId', taskId)
 end
 
 -- Per-minute progress for the dashboard's chart, in the same step as the counters it follows. A
@@ -115,11 +157,11 @@ if changed then
   elseif b[5] then
     -- A retried row reopens the batch: stop the expiry of its hash, side keys and this row. The
     -- caller persists the other rows (at once when `left` is short).
-    left = reopen_batch(batchKey, rowKey, now, 3)
+    left = reopen_batch(batchKey, { rowKey, bodyKey }, now, 3)
     reopened = 1
   end
 end
 
 redis.call('HSET', rowKey, 'updatedAt', now)
 redis.call('HSET', batchKey, 'updatedAt', now)
-return { 1, finished, reopened, left, redis.call('HGETALL', rowKey) }
+return { 1, finished, reopened, left, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }

@@ -17,6 +17,7 @@
       {full (1 when a row did not fit), rowId, lineage, rowId, lineage, ...}: each woken row and
       the submit lineage its job takes (the number of tasks it has)
 ]]
+--- @include "includes/tasks.lua"
 local batchKey, parkedKey = KEYS[1], KEYS[2]
 if redis.call('EXISTS', batchKey) == 0 then return { 0 } end
 local b = redis.call('HMGET', batchKey, 'budget', 'creditsSpent', 'creditsReserved', 'creditsUncertain')
@@ -27,7 +28,7 @@ local out = { 0 }
 local woken = 0
 for i = 2, #ARGV do
   local rowId, rowKey = ARGV[i], KEYS[i + 1]
-  local r = redis.call('HMGET', rowKey, 'status', 'waitingBudget', 'estimatedCredits', 'creditsReserved', 'taskIds')
+  local r = redis.call('HMGET', rowKey, 'status', 'waitingBudget', 'estimatedCredits', 'creditsReserved')
   if r[1] ~= 'queued' or r[2] ~= '1' then
     redis.call('ZREM', parkedKey, rowId)
   else
@@ -49,8 +50,7 @@ for i = 2, #ARGV do
     redis.call('HSET', rowKey, 'updatedAt', now)
     redis.call('ZREM', parkedKey, rowId)
     woken = woken + 1
-    local lineage = 0
-    if r[5] and r[5] ~= '' then lineage = #cjson.decode(r[5]) end
+    local lineage = task_count(rowKey)
     out[#out + 1] = rowId
     out[#out + 1] = lineage
   end

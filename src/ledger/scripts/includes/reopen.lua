@@ -11,9 +11,9 @@
 local SIDE_KEYS = 10
 
 -- Removes finishedAt and the expiry of the batch hash, of every side key (from KEYS[sideFirst])
--- and of `extraKey` (a row the script holds, or nil). Returns the ms left before the soonest expiry removed or planned
+-- and of `extraKeys` (the row hash and body the script holds, or nil). Returns the ms left before the soonest expiry removed or planned
 -- (the housekeeping walk's `hkAt`), -1 when there was none.
-local function reopen_batch(batchKey, extraKey, now, sideFirst)
+local function reopen_batch(batchKey, extraKeys, now, sideFirst)
   local left = -1
   local function sooner(ms)
     if ms >= 0 and (left < 0 or ms < left) then left = ms end
@@ -22,7 +22,7 @@ local function reopen_batch(batchKey, extraKey, now, sideFirst)
   if hk[1] == 'expire' and tonumber(hk[2]) then sooner(math.max(0, tonumber(hk[2]) - now)) end
   local keys = { batchKey }
   for i = sideFirst, sideFirst + SIDE_KEYS - 1 do keys[#keys + 1] = KEYS[i] end
-  if extraKey then keys[#keys + 1] = extraKey end
+  for _, key in ipairs(extraKeys or {}) do keys[#keys + 1] = key end
   for _, key in ipairs(keys) do
     sooner(redis.call('PTTL', key))
     redis.call('PERSIST', key)
