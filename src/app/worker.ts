@@ -13,6 +13,7 @@ import { type Config, requireApiKeys } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
 import { armFailpoints } from "../core/failpoints.js";
 import type { Logger } from "../core/logger.js";
+import { recentlyOpen } from "../fleet/archive-pause.js";
 import { createCallbackLimit } from "../fleet/callback-limit.js";
 import { createFleetPort } from "../fleet/port.js";
 import {
@@ -197,7 +198,8 @@ export async function startWorker(
         kie: ports.kie,
         ledger: ports.ledger,
         store: ports.store,
-        storePause,
+        // Read at most once a second while archiving is not paused (not before every row).
+        storePause: recentlyOpen(storePause),
         queues,
         inputImages: uploads.images,
         copyImage: (copy) => archiveFromUrl({ ...copy, dispatcher: downloads }),

@@ -104,3 +104,27 @@ function whole(value: number, what: string): number {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${what} must be an integer >= 0`);
   return value;
 }
+
+/**
+ * `port` with a short memory of "not paused": `get` answers null without Redis for `maxAgeMs`
+ * after a read found no pause, so an archive job does not ask Redis before each row. A pause set
+ * by another worker is seen within `maxAgeMs` (an archive job that starts meanwhile meets the
+ * store's refusal itself and pauses again); one set or found here is seen at once.
+ */
+export function recentlyOpen(port: ArchivePausePort, maxAgeMs = 1_000): ArchivePausePort {
+  let openSeenAt = Number.NEGATIVE_INFINITY;
+  return {
+    async get() {
+      if (performance.now() - openSeenAt < maxAgeMs) return null;
+      const pause = await port.get();
+      openSeenAt = pause === null ? performance.now() : Number.NEGATIVE_INFINITY;
+      return pause;
+    },
+    async pause(kind, reason, options) {
+      openSeenAt = Number.NEGATIVE_INFINITY;
+      return await port.pause(kind, reason, options);
+    },
+    resume: (kind) => port.resume(kind),
+    claimProbe: () => port.claimProbe(),
+  };
+}

@@ -10,7 +10,13 @@ import type { PauseKind } from "./policy.js";
 export interface FleetPort {
   getPause(): Promise<PauseState | null>;
   /** The pause and the 429/455 backoff left, in one round trip: what a submitter checks each time. */
-  readGate(): Promise<{ paused: PauseState | null; backoffMs: number }>;
+  readGate(): Promise<{ paused: PauseState | null; backoffMs: number; backoffSet?: boolean }>;
+  /**
+   * An open gate as this process last read it, when that read (any caller's) found it open less
+   * than `maxAgeMs` ago and none found it closed since; else a fresh `readGate`. For the check
+   * before a submitter takes its slots, never for the one right before the create. Absent: read.
+   */
+  recentGate?(maxAgeMs: number): Promise<{ paused: PauseState | null; backoffMs: number }>;
   /** Records a pause; true when this call started it (so exactly one worker logs and alerts). */
   pause(kind: PauseKind, reason: string, options?: PauseOptions): Promise<boolean>;
   /** Clears the pause; with `kind`, only a pause of that kind (a probe never lifts an operator's pause). */
@@ -46,16 +52,31 @@ export interface FleetPortSettings {
 /** The Redis-backed FleetPort of one account. */
 export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
   const pollLimiter = fleet.pollLimiter(settings.pollRatePerSec);
+  /** When a gate read last found the gate open (performance.now()); -Infinity once one found it closed. */
+  let openSeenAt = Number.NEGATIVE_INFINITY;
+  const readGate = async () => {
+    const gate = await fleet.readGate();
+    openSeenAt = gate.paused === null && gate.backoffMs === 0 ? performance.now() : Number.NEGATIVE_INFINITY;
+    return gate;
+  };
   return {
     getPause: () => fleet.pause.get(),
-    readGate: () => fleet.readGate(),
-    pause: async (kind, reason, options) => (await fleet.pause.pause(kind, reason, options)).isNew,
+    readGate,
+    recentGate: (maxAgeMs) =>
+      performance.now() - openSeenAt < maxAgeMs
+        ? Promise.resolve({ paused: null, backoffMs: 0 })
+        : readGate(),
+    pause: async (kind, reason, options) => {
+      openSeenAt = Number.NEGATIVE_INFINITY;
+      return (await fleet.pause.pause(kind, reason, options)).isNew;
+    },
     /** Pass `kind` after a successful probe, so it cannot lift a pause an operator set meanwhile. */
     resume: async (kind) => {
       await fleet.pause.resume(kind);
     },
     claimProbe: async () => (await fleet.pause.claimProbe()) !== null,
     backoff: async (kind) => {
+      openSeenAt = Number.NEGATIVE_INFINITY;
       const { remainingMs, consecutive } = await fleet.backoff.hit(kind);
       return { remainingMs, consecutive };
     },

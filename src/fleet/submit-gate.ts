@@ -11,6 +11,11 @@ export interface SubmitGate {
   paused: PauseState | null;
   /** A 429/455 backoff runs: wait this long (Redis clock) before the next create. */
   backoffMs: number;
+  /**
+   * False when no 429/455 backoff record exists at all (none running, none spent and waiting to
+   * be cleared by a success): a create accepted after this read has no ladder to reset.
+   */
+  backoffSet?: boolean;
 }
 
 const READ_GATE = RedisScript.fromFile(new URL("./scripts/read-gate.lua", import.meta.url));
@@ -30,8 +35,16 @@ export async function readSubmitGate(
 ): Promise<SubmitGate> {
   if (keyId === windowId) {
     const keys = [accountKey(keyId, "pause"), accountKey(keyId, "backoff")];
-    const [pause, backoffMs] = (await READ_GATE.run(redis, keys, [], scriptClock)) as [unknown, number];
-    return { paused: parsePauseState(hashFromReply(pause)), backoffMs: Number(backoffMs) };
+    const [pause, backoffMs, backoffSet] = (await READ_GATE.run(redis, keys, [], scriptClock)) as [
+      unknown,
+      number,
+      number,
+    ];
+    return {
+      paused: parsePauseState(hashFromReply(pause)),
+      backoffMs: Number(backoffMs),
+      backoffSet: Number(backoffSet) === 1,
+    };
   }
   const [pause, backoff] = await Promise.all([
     redis.hgetall(accountKey(keyId, "pause")),
@@ -39,6 +52,10 @@ export async function readSubmitGate(
       [string | null, number, number, number]
     >,
   ]);
-  const [, , untilMs, now] = backoff;
-  return { paused: parsePauseState(pause), backoffMs: Math.max(0, Number(untilMs) - Number(now)) };
+  const [kind, , untilMs, now] = backoff;
+  return {
+    paused: parsePauseState(pause),
+    backoffMs: Math.max(0, Number(untilMs) - Number(now)),
+    backoffSet: kind !== null,
+  };
 }

@@ -9,6 +9,13 @@ import { CREDITS_BY_ACCELERATION, type KieApi } from "../kie/types.js";
 const MIN_IMAGE_CREDITS = Math.min(...Object.values(CREDITS_BY_ACCELERATION));
 
 /**
+ * How old an open gate, as this process last read it, may be for a submitter to go on to its
+ * slots without reading it again. The read right before each create stays fresh (`gateStillOpen`):
+ * this only lets a pause set meanwhile cost the rate slots of the creates it then stops.
+ */
+const RECENT_GATE_MS = 1_000;
+
+/**
  * Waits while submissions are paused or backing off, fleet-wide. Resolves "open" when a submit may
  * go, or "probe" when this caller won the right to test a usage-cap pause with its own submit
  * (it calls `fleet.resume()` when that submit is accepted).
@@ -18,7 +25,7 @@ const MIN_IMAGE_CREDITS = Math.min(...Object.values(CREDITS_BY_ACCELERATION));
  */
 export async function waitForOpenGate(
   deps: {
-    fleet: Pick<FleetPort, "readGate" | "claimProbe" | "resume">;
+    fleet: Pick<FleetPort, "readGate" | "recentGate" | "claimProbe" | "resume">;
     kie: Pick<KieApi, "getCredits">;
     clock: Pick<Clock, "sleep">;
   },
@@ -27,7 +34,8 @@ export async function waitForOpenGate(
 ): Promise<"open" | "probe"> {
   for (;;) {
     signal.throwIfAborted();
-    const { paused: pause, backoffMs } = await deps.fleet.readGate();
+    const { paused: pause, backoffMs } = await (deps.fleet.recentGate?.(RECENT_GATE_MS) ??
+      deps.fleet.readGate());
     if (pause) {
       const probed = await probePause(deps, pause, signal, log);
       if (probed === "probe") return "probe";
@@ -86,11 +94,16 @@ export function gateStillOpen(
   return passed === "probe" && PAUSE_POLICY[now.paused.kind].probe === "single-submit";
 }
 
-/** An accepted create: a usage-cap probe lifts its pause, and a spent 429/455 ladder resets. */
+/**
+ * An accepted create: a usage-cap probe lifts its pause, and a spent 429/455 ladder resets.
+ * `read`: the gate as read right before the create; when it saw no backoff record at all, there
+ * is no ladder to reset and no Redis call is made (a 429 landing since is left alone: safe).
+ */
 export async function afterAccepted(
   gate: "open" | "probe",
   fleet: Pick<FleetPort, "resume" | "backoffRemaining" | "clearBackoff">,
   log: Logger,
+  read?: { backoffSet?: boolean },
 ) {
   if (gate === "probe") {
     await fleet.resume("usage-cap");
@@ -100,5 +113,6 @@ export async function afterAccepted(
   // that was already on the wire when another submitter met a 429 says nothing about now, and
   // clearing a running backoff would send every waiting submitter into the limit again.
   // (Read-then-clear can drop a 429 that lands in between: one lost step, not a lost row.)
+  if (read?.backoffSet === false) return;
   if ((await fleet.backoffRemaining()) === 0) await fleet.clearBackoff();
 }

@@ -42,11 +42,12 @@ describe("an account's backoff", () => {
     expect(remainingMs).toBeGreaterThan(0);
     expect((await p2.readGate()).backoffMs).toBeGreaterThan(0);
     expect(await p2.backoffRemaining()).toBeGreaterThan(0);
+    expect(await p1.readGate()).toMatchObject({ backoffMs: expect.any(Number), backoffSet: true });
     expect((await p1.readGate()).backoffMs).toBeGreaterThan(0);
-    expect(await p3.readGate()).toEqual({ paused: null, backoffMs: 0 });
+    expect(await p3.readGate()).toEqual({ paused: null, backoffMs: 0, backoffSet: false });
     // A success of either key clears the account's backoff.
     await p2.clearBackoff();
-    expect((await p1.readGate()).backoffMs).toBe(0);
+    expect(await p1.readGate()).toMatchObject({ backoffMs: 0, backoffSet: false });
   });
 
   it("a 455 (maintenance) backs off the account too", async () => {
@@ -60,7 +61,7 @@ describe("an account's backoff", () => {
     const { ports } = threeKeys();
     expect(await ports[0]!.pause("usage-cap", "433", {})).toBe(true);
     expect((await ports[0]!.readGate()).paused?.kind).toBe("usage-cap");
-    expect(await ports[1]!.readGate()).toEqual({ paused: null, backoffMs: 0 });
-    expect(await ports[2]!.readGate()).toEqual({ paused: null, backoffMs: 0 });
+    expect(await ports[1]!.readGate()).toEqual({ paused: null, backoffMs: 0, backoffSet: false });
+    expect(await ports[2]!.readGate()).toEqual({ paused: null, backoffMs: 0, backoffSet: false });
   });
 });

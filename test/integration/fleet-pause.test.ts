@@ -18,6 +18,22 @@ function twoWorkers(clock?: ManualClock): [Fleet, Fleet, [Redis, Redis]] {
 }
 
 describe("fleet pause", () => {
+  it("a worker's recent open gate is no older than asked, and the read before a create always sees a pause", async () => {
+    const [a, b] = twoWorkers();
+    const settings = { maxInFlight: 0, pollRatePerSec: 10 };
+    const port = createFleetPort(b, settings);
+    expect(await port.readGate()).toMatchObject({ paused: null, backoffMs: 0 });
+    await a.pause.pause("manual", "operator");
+    // Within the age asked, the open read stands (the create's own read below stops it)...
+    expect((await port.recentGate!(60_000)).paused).toBeNull();
+    // ...but not past it, and the read right before a create is always fresh.
+    expect((await port.recentGate!(0)).paused?.kind).toBe("manual");
+    expect((await port.readGate()).paused?.kind).toBe("manual");
+    // Once a read found the gate closed, no recent open answer is given, whatever the age.
+    expect((await port.recentGate!(60_000)).paused?.kind).toBe("manual");
+    await a.pause.resume();
+  });
+
   it("a pause set by one worker stops every worker of the account, and resume clears it", async () => {
     const [a, b] = twoWorkers();
     expect(await b.pause.get()).toBeNull();
@@ -33,7 +49,7 @@ describe("fleet pause", () => {
 
     expect(await b.pause.resume()).toBe(true);
     expect(await a.pause.get()).toBeNull();
-    expect(await a.readGate()).toEqual({ paused: null, backoffMs: 0 });
+    expect(await a.readGate()).toEqual({ paused: null, backoffMs: 0, backoffSet: false });
     expect(await a.pause.resume()).toBe(false);
   });
 

@@ -6,7 +6,8 @@
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
 
     Output:
-      {HGETALL of the pause, ms of backoff left (0 when none)}
+      {HGETALL of the pause, ms of backoff left (0 when none),
+       1 when a backoff record is there at all (running, or spent and not cleared yet), else 0}
 ]]
-local untilMs = tonumber(redis.call('HGET', KEYS[2], 'until')) or 0
-return {redis.call('HGETALL', KEYS[1]), math.max(0, untilMs - now_ms())}
+local untilMs = tonumber(redis.call('HGET', KEYS[2], 'until'))
+return {redis.call('HGETALL', KEYS[1]), math.max(0, (untilMs or 0) - now_ms()), untilMs and 1 or 0}
