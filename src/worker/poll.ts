@@ -173,7 +173,8 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
         ...(record.creditsConsumed === undefined ? {} : { creditsConsumed: record.creditsConsumed }),
         tries: 0,
       });
-      job.log.info({ taskId }, "generated");
+      // At debug: the final poll of most rows logs nothing at info, and makes no child logger.
+      job.log.debug({ taskId }, "generated");
       return done;
     }
     case "failed":

@@ -142,6 +142,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     }
     // Every fleet call from here on is the chosen key's: its gate, its pause, its slots.
     const { passed: gate, fleet, kie } = chosen;
+    /** The gate as read right before the create (afterAccepted skips the ladder reset without one). */
+    let gateRead: { backoffSet?: boolean } = {};
     try {
       await chosen.slot(job.signal);
       // The three checks between the slot and the request go out together: every round trip
@@ -151,6 +153,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
         job.stillOwned ? job.stillOwned() : true,
         fleet.readGate(),
       ]);
+      gateRead = now;
       // The gate may have held this job for hours: a row cancelled meanwhile must not be paid for.
       if (current?.status !== "queued" || current.taskIds[resubmit] !== undefined) {
         await fleet.releaseInFlight(key);
@@ -232,7 +235,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       graceSignal(job.signal, SUBMIT_GRACE_MS),
     );
     await failpoint("submit.after-record");
-    await afterAccepted(gate, fleet, job.log);
+    await afterAccepted(gate, fleet, job.log, gateRead);
     // A record whose reply was lost and that was sent again (a reconnect, a retry) finds its own
     // task already recorded: that is a success, not another worker's task.
     const ours = !recorded.ok && recorded.row?.taskIds[resubmit] === taskId;
@@ -254,7 +257,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
         "task recorded but not confirmed on a replica: a failover of its master now could lose the record (its poll records it again)",
       );
     }
-    job.log.info({ taskId }, "submitted");
+    // At debug: "task created" (info, above) and "archived" are the row's lines at info.
+    job.log.debug({ taskId }, "submitted");
     await failpoint("submit.before-poll-add");
     await ensurePoll(deps, job.data, taskId, submittedAt, chosen.id);
     return done;
