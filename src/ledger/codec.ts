@@ -85,6 +85,14 @@ export function taskIdsOf(hash: FlatHash): string[] {
     .map(([field]) => field.slice(5));
 }
 
+/** The current task: `taskId` (rows before 2026-12-06, or set by hand), else the one whose ordinal is `task`. */
+function currentTask(hash: FlatHash): string | undefined {
+  const id = optStr(hash.taskId);
+  if (id !== undefined || hash.task === undefined) return id;
+  const field = Object.keys(hash).find((name) => name.startsWith("task:") && hash[name] === hash.task);
+  return field?.slice(5);
+}
+
 function imagesOf(
   stored: string | undefined,
   hash: FlatHash,
@@ -131,7 +139,7 @@ export function parseRow(
     metadata: decoded ? decoded.metadata : parseJson<Record<string, string>>(hash.metadata, {}),
     estimatedCredits: num(hash.estimatedCredits),
     status,
-    taskId: optStr(hash.taskId),
+    taskId: currentTask(hash),
     taskIds: taskIdsOf(hash),
     taskKeys: taskKeysOf(hash),
     resubmits: num(hash.resubmits),
@@ -226,8 +234,11 @@ export function encodeUpdate(update: RowUpdate = {}): { set: [string, string][];
     if (!UPDATABLE.has(field)) {
       throw new LedgerError("invalid_value", `a transition cannot set row field ${JSON.stringify(field)}`);
     }
-    if (value === null) del.push(field);
-    else if (field === "images") set.push([field, encodeImages(value as ArchivedImage[])]);
+    if (value === null) {
+      del.push(field);
+      // No current task: nor by its ordinal (`task`, rows since 2026-12-06).
+      if (field === "taskId") del.push("task");
+    } else if (field === "images") set.push([field, encodeImages(value as ArchivedImage[])]);
     else if (typeof value === "number") set.push([field, finite(field, value)]);
     else set.push([field, String(value)]);
   }

@@ -87,6 +87,12 @@ describe("the row hash stays a listpack", () => {
       expect(archived.row?.error).toBeUndefined();
       expect(await ledger.getRow("b1", "r0")).toMatchObject(expected);
       expect(await ledger.getRow("b1", "r1")).toMatchObject({ status: "failed", error: LONG_ERROR });
+    // No task id stored twice (the current one is `task`, an ordinal), no settled reservation as "0".
+    const fields = await ctx.redis.hkeys(ledgerKeys(ctx.prefix).row("b1", "r0"));
+    expect(fields).not.toContain("taskId");
+    expect(fields).not.toContain("creditsReserved");
+    expect(fields).not.toContain("id");
+    expect(await ctx.redis.hget(ledgerKeys(ctx.prefix).row("b1", "r0"), "task")).toBe("2");
     },
   );
 
@@ -96,7 +102,8 @@ describe("the row hash stays a listpack", () => {
     await ledger.transition("b1", "r0", { addTaskId: TASK(1) });
     await ledger.transition("b1", "r0", { addTaskId: TASK(2) });
     await ledger.transition("b1", "r0", { addTaskId: TASK(1) });
-    expect((await ledger.getRow("b1", "r0"))?.taskIds).toEqual([TASK(1), TASK(2)]);
+    // Taken again, the first task is the current one again (as when the row held `taskId`).
+    expect(await ledger.getRow("b1", "r0")).toMatchObject({ taskIds: [TASK(1), TASK(2)], taskId: TASK(1) });
     expect(await ledger.reserveBudget("b1", "r0", 8)).toBe("over-budget");
     await ledger.setBudget("b1", 100);
     expect((await ledger.wakeParked("b1", 10)).woken).toEqual([{ rowId: "r0", resubmit: 2 }]);

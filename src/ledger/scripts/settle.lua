@@ -14,9 +14,10 @@
        caller wakes them only when there are any, without a read of its own}
 ]]
 --- @include "includes/row-money.lua"
+--- @include "includes/tasks.lua"
 if row_missing() then return { 'missing', 0 } end
 local task = ARGV[3]
-if task == '' then task = redis.call('HGET', rowKey, 'taskId') or '' end
+if task == '' then task = current_task(rowKey) end
 local guard = 'settled:' .. task
 if redis.call('HEXISTS', rowKey, guard) == 1 then return { 'already-settled', 0 } end
 release()

@@ -122,12 +122,18 @@ if taskId ~= '' then
     elseif not string.find(ids, enc, 1, true) then
       ids = string.sub(ids, 1, -2) .. ',' .. enc .. ']'
     end
-    redis.call('HSET', rowKey, 'taskIds', ids)
-  elseif redis.call('HEXISTS', rowKey, 'task:' .. taskId) == 0 then
-    -- One field per task, `task:<id>` = its ordinal: a list of two ids would pass 64 bytes.
-    redis.call('HSET', rowKey, 'task:' .. taskId, task_count(rowKey) + 1)
+    redis.call('HSET', rowKey, 'taskIds', ids, 'taskId', taskId)
+  else
+    -- One field per task, `task:<id>` = its ordinal (a list of two ids would pass 64 bytes),
+    -- and `task` = the current one's (includes/tasks.lua).
+    local ordinal = redis.call('HGET', rowKey, 'task:' .. taskId)
+    if not ordinal then
+      ordinal = task_count(rowKey) + 1
+      redis.call('HSET', rowKey, 'task:' .. taskId, ordinal)
+    end
+    redis.call('HSET', rowKey, 'task', ordinal)
+    redis.call('HDEL', rowKey, 'taskId')
   end
-  redis.call('HSET', rowKey, 'taskId', taskId)
 end
 
 -- Per-minute progress for the dashboard's chart, in the same step as the counters it follows. A

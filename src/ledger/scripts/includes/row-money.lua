@@ -27,7 +27,8 @@ local function release()
     local negated = '-' .. held
     if string.sub(held, 1, 1) == '-' then negated = string.sub(held, 2) end
     redis.call('HINCRBYFLOAT', batchKey, 'creditsReserved', negated)
-    redis.call('HSET', rowKey, 'creditsReserved', '0')
+    -- Gone rather than '0' (read as 0): a smaller row hash (issue 10), the same money.
+    redis.call('HDEL', rowKey, 'creditsReserved')
     return held
   end
   return '0'

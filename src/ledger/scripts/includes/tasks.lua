@@ -1,10 +1,11 @@
 --[[
-  A row's tasks (transition.lua, wake.lua). A row written before 2026-12-06 lists them in one
-  JSON field, `taskIds`; a newer one has a field per task, `task:<taskId>` = its ordinal from 1
-  (codec.ts reads both), so no value of its hash passes 64 bytes.
+  A row's tasks (transition.lua, settle.lua, wake.lua). A row written before 2026-12-06 lists
+  them in one JSON field, `taskIds`, and names its current one in `taskId`; a newer one has a
+  field per task, `task:<taskId>` = its ordinal from 1, and `task` = the current one's ordinal
+  (codec.ts reads both), so no value of its hash passes 64 bytes and no task id is stored twice.
 ]]
 
--- How many tasks the row (KEYS of a row hash) has had.
+-- How many tasks the row has had.
 local function task_count(rowKey)
   local ids = redis.call('HGET', rowKey, 'taskIds')
   if ids and ids ~= '' then return #cjson.decode(ids) end
@@ -13,4 +14,19 @@ local function task_count(rowKey)
     if string.sub(field, 1, 5) == 'task:' then n = n + 1 end
   end
   return n
+end
+
+-- The row's current task id, or '' when it has none.
+local function current_task(rowKey)
+  local id = redis.call('HGET', rowKey, 'taskId')
+  if id then return id end
+  local ordinal = redis.call('HGET', rowKey, 'task')
+  if not ordinal then return '' end
+  local fields = redis.call('HGETALL', rowKey)
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 5) == 'task:' and fields[i + 1] == ordinal then
+      return string.sub(fields[i], 6)
+    end
+  end
+  return ''
 end
