@@ -1,17 +1,32 @@
 import type { RedisClient } from "../redis/script.js";
 import { LedgerError } from "./errors.js";
 import { type LedgerKeys, ledgerKeys } from "./keys.js";
+import {
+  decodeEntry,
+  decodeJsonEntry,
+  encodeEntry,
+  encodeJsonEntry,
+  type ResultEntry,
+} from "./result-entry.js";
 import { resultForgetScript } from "./scripts/index.js";
+
+export type { ResultEntry } from "./result-entry.js";
 
 /**
  * The deployment's result index: request hash (request-hash.ts) -> the archived object of a row
  * that asked for exactly that, so a later row with the same request is archived by copying that
  * object instead of paying for a new create (worker/reuse.ts).
  *
- * One STRING per entry, compact JSON, with a TTL (`KIE_REUSE_TTL`, 30 days by default) renewed by
- * every archive of the same request. Entries are written after a row's archive transition, as a
- * command of their own (they live under 16 hash tags of their own, never a batch's: keys.ts): a
- * lost write only costs a future reuse. An entry is a hint: the object it names is checked (HEAD,
+ * One STRING per entry with a TTL (`KIE_REUSE_TTL`, 30 days by default) renewed by every archive
+ * of the same request: its key names the request hash in base64url (32 chars: 192 bits,
+ * `KEY_HASH_BYTES`), its value is `|`-joined fields (result-entry.ts); ~170 B by
+ * MEMORY USAGE for one image. Entries the previous version wrote (the hash in hex, a JSON value)
+ * are still read for as long as they live (their TTL, 30 days at most): both keys share a hash tag,
+ * so a lookup is one MGET of the two, a dry run's check one EXISTS of the two.
+ *
+ * Entries are written after a row's archive transition, as a command of their own (they live
+ * under 16 hash tags of their own, never a batch's: keys.ts): a lost write only costs a future
+ * reuse. An entry is a hint: the object it names is checked (HEAD,
  * size, task, checksum) before it is used.
  *
  * Entries are kept per API flavour (KIE_API_FLAVOR): the seed's `qwen` endpoints and the market
@@ -19,26 +34,6 @@ import { resultForgetScript } from "./scripts/index.js";
  * does, so a deployment never serves one's output for the other's request (a miss costs a create;
  * a wrong hit, a wrong image).
  */
-
-/** One archived image of an entry. */
-interface ResultImage {
-  /** The store key (`batch/row.png`); the location is the store's `locationOf(key)`. */
-  key: string;
-  bytes: number;
-  sha256: string;
-  contentType: string;
-}
-
-export interface ResultEntry {
-  images: ResultImage[];
-  /** The task that generated the images. */
-  taskId: string;
-  /** The row the images were archived for. */
-  batch: string;
-  rowId: string;
-  /** Epoch ms. */
-  archivedAt: number;
-}
 
 export interface ResultIndex {
   /** The entry of `hash`, or undefined (none, expired, or unreadable). */
@@ -75,14 +70,17 @@ const MAX_ENTRY_BYTES = 2048;
 export function createResultIndex(redis: RedisClient, options: ResultIndexOptions): ResultIndex {
   const keys: LedgerKeys = ledgerKeys(options.prefix ?? "kie");
   const { flavor } = options;
-  const keyOf = (hash: string) => keys.result(hash, flavor);
-  keyOf("0".repeat(64)); // a flavour that cannot be in a key throws now, not at the first lookup
+  const keysOf = (hash: string) => entryKeys(keys, hash, flavor);
+  keysOf("0".repeat(64)); // a flavour that cannot be in a key throws now, not at the first lookup
   const ttlMs = options.ttlMs ?? RESULT_TTL_MS;
   if (!(ttlMs > 0)) throw new LedgerError("invalid_value", "the result index TTL must be > 0");
   return {
     async lookup(hash) {
-      const value = await redis.get(keyOf(hash));
-      return value === null ? undefined : decodeEntry(value);
+      const { key, jsonKey } = keysOf(hash);
+      const [value, json] = await redis.mget(key, jsonKey);
+      return (
+        (value == null ? undefined : decodeEntry(value)) ?? (json == null ? undefined : decodeJsonEntry(json))
+      );
     },
     async exists(hashes) {
       // One pipeline per hash tag (a Cluster refuses a pipeline across slots), all at once.
@@ -96,12 +94,15 @@ export function createResultIndex(redis: RedisClient, options: ResultIndexOption
       await Promise.all(
         [...byTag.values()].map(async (indexes) => {
           const pipeline = redis.pipeline();
-          for (const i of indexes) pipeline.exists(keyOf(hashes[i]!));
+          for (const i of indexes) {
+            const { key, jsonKey } = keysOf(hashes[i]!);
+            pipeline.exists(key, jsonKey);
+          }
           const replies = (await pipeline.exec()) ?? [];
           indexes.forEach((i, n) => {
             const [error, count] = replies[n] ?? [new Error("no reply"), 0];
             if (error) throw error;
-            found[i] = count === 1;
+            found[i] = typeof count === "number" && count > 0;
           });
         }),
       );
@@ -110,12 +111,16 @@ export function createResultIndex(redis: RedisClient, options: ResultIndexOption
     async record(hash, entry) {
       if (entry.images.length === 0 || entry.images.length > MAX_INDEXED_IMAGES) return false;
       const value = encodeEntry(entry);
-      if (Buffer.byteLength(value, "utf8") > MAX_ENTRY_BYTES) return false;
-      await redis.set(keyOf(hash), value, "PX", ttlMs);
+      if (value === undefined || Buffer.byteLength(value, "utf8") > MAX_ENTRY_BYTES) return false;
+      await redis.set(keysOf(hash).key, value, "PX", ttlMs);
       return true;
     },
     async forget(hash, entry) {
-      return (await resultForgetScript.run(redis, [keyOf(hash)], [encodeEntry(entry)])) === 1;
+      // The entry was read from one of the two keys: each loses it only while it holds that value.
+      const { key, jsonKey } = keysOf(hash);
+      const value = encodeEntry(entry);
+      if (value !== undefined && (await resultForgetScript.run(redis, [key], [value])) === 1) return true;
+      return (await resultForgetScript.run(redis, [jsonKey], [encodeJsonEntry(entry)])) === 1;
     },
     async reuseOff(batch) {
       return (await redis.hget(keys.batch(batch), "noReuse")) === "1";
@@ -123,34 +128,28 @@ export function createResultIndex(redis: RedisClient, options: ResultIndexOption
   };
 }
 
-/** `{"t":task,"b":batch,"r":row,"a":ms,"i":[[key,bytes,sha256,contentType],...]}` */
-function encodeEntry(entry: ResultEntry): string {
-  return JSON.stringify({
-    t: entry.taskId,
-    b: entry.batch,
-    r: entry.rowId,
-    a: entry.archivedAt,
-    i: entry.images.map((image) => [image.key, image.bytes, image.sha256, image.contentType]),
-  });
+/** Every key an entry of `hash` may have (for tests and tools that remove entries). */
+export function resultIndexKeys(prefix: string, hash: string, flavor: string): string[] {
+  const { key, jsonKey } = entryKeys(ledgerKeys(prefix), hash, flavor);
+  return [key, jsonKey];
 }
 
-/** The entry, or undefined for a value this code cannot read (an older or damaged entry: a miss). */
-function decodeEntry(value: string): ResultEntry | undefined {
-  try {
-    const raw = JSON.parse(value) as { t?: unknown; b?: unknown; r?: unknown; a?: unknown; i?: unknown };
-    if (typeof raw.t !== "string" || typeof raw.b !== "string" || typeof raw.r !== "string") return undefined;
-    if (typeof raw.a !== "number" || !Array.isArray(raw.i) || raw.i.length === 0) return undefined;
-    const images: ResultImage[] = [];
-    for (const item of raw.i as unknown[]) {
-      if (!Array.isArray(item)) return undefined;
-      const [key, bytes, sha256, contentType] = item as unknown[];
-      if (typeof key !== "string" || typeof bytes !== "number" || typeof contentType !== "string")
-        return undefined;
-      if (typeof sha256 !== "string" || !/^[0-9a-f]{64}$/.test(sha256)) return undefined;
-      images.push({ key, bytes, sha256, contentType });
-    }
-    return { images, taskId: raw.t, batch: raw.b, rowId: raw.r, archivedAt: raw.a };
-  } catch {
-    return undefined;
-  }
+/**
+ * Bytes of the request hash an entry's key names: 192 of SHA-256's 256 bits, 32 base64url chars
+ * (a key of 59 chars with prefix `kie`: jemalloc's 64-byte class, where the whole hash made 70
+ * and 80). Nothing checks an entry's request against the row's (the checks before a reuse are of
+ * the object against the entry), so the key alone must not collide: two different requests
+ * share 192 bits with a chance of about n^2 / 2^193 among n entries (1e-40 for a billion), and
+ * finding such a pair on purpose costs ~2^96 hashes.
+ */
+const KEY_HASH_BYTES = 24;
+
+/**
+ * The entry's key, and the key the previous version used (`keys.result`: the hash in hex). Both
+ * have the hash tag of the hash's first hex digit, so one command may name the two.
+ */
+function entryKeys(keys: LedgerKeys, hash: string, flavor: string): { key: string; jsonKey: string } {
+  const jsonKey = keys.result(hash, flavor); // checks the hash (64 hex) and the flavour
+  const named = Buffer.from(hash, "hex").subarray(0, KEY_HASH_BYTES).toString("base64url");
+  return { key: `${jsonKey.slice(0, -hash.length)}${named}`, jsonKey };
 }

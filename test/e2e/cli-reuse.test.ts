@@ -6,7 +6,8 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createLedger, createResultIndex, ledgerKeys, requestHash } from "../../src/ledger/index.js";
+import { createLedger, createResultIndex, requestHash } from "../../src/ledger/index.js";
+import { resultIndexKeys } from "../../src/ledger/result-index.js";
 import { type TempFiles, tempFiles } from "../fixtures/manifest/temp-files.js";
 import { type ChildOutput, childOutput } from "../helpers/child-output.js";
 import { cleanupPrefix, REDIS_URL, testRedis, uniquePrefix } from "../helpers/redis.js";
@@ -41,7 +42,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
-  await redis.del(ledgerKeys(prefix).result(hash, "qwen"));
+  await redis.del(...resultIndexKeys(prefix, hash, "qwen"));
   await cleanupPrefix(redis, prefix);
   await redis.quit();
   await files.cleanup();

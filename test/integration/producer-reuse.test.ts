@@ -7,7 +7,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createRedisBackend } from "../../src/bull/producer-backend.js";
 import { QueueSet } from "../../src/bull/queues.js";
-import { createResultIndex, ledgerKeys, type ResultIndex, requestHash } from "../../src/ledger/index.js";
+import { createResultIndex, type ResultIndex, requestHash } from "../../src/ledger/index.js";
+import { resultIndexKeys } from "../../src/ledger/result-index.js";
 import type { EnqueueDeps } from "../../src/producer/index.js";
 import { csv, type ProducerFixture, producerFixture } from "./producer-helpers.js";
 
@@ -21,7 +22,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   // The index lives under its own hash tag, outside the prefix's cleanup.
-  for (const hash of recorded.splice(0)) await fx.redis.del(ledgerKeys(fx.prefix).result(hash, "qwen"));
+  for (const hash of recorded.splice(0)) await fx.redis.del(...resultIndexKeys(fx.prefix, hash, "qwen"));
   await fx.close();
 });
 

@@ -10,7 +10,9 @@ import { readFile, writeFile } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
-import type { NewRow } from "../../src/ledger/index.js";
+import { type NewRow, requestHash } from "../../src/ledger/index.js";
+import { decodeEntry, encodeJsonEntry } from "../../src/ledger/result-entry.js";
+import { resultIndexKeys } from "../../src/ledger/result-index.js";
 import { writeResults } from "../../src/report/results.js";
 import { readBatchStatus } from "../../src/report/status.js";
 import { batchLines } from "../../src/report/status-text.js";
@@ -204,6 +206,32 @@ describe("worker: reuse across batches", () => {
     const row = await h.pipeline.ledger.getRow("b2", "fox-again");
     expect(row?.reusedFrom).toBeUndefined();
     expect(sha256(await readFile(row!.location!))).toBe(row?.sha256);
+  });
+
+  it("an entry the previous version wrote (request hash in hex, a JSON value) is still reused", async () => {
+    const h = await start();
+    await h.worker();
+    const [fox] = FIRST;
+    await h.pipeline.addRows("b1", [fox!]);
+    await h.pipeline.waitFinished("b1");
+    // The entry as the previous version wrote it, in place of this version's.
+    const hash = requestHash(fox!.prompt!, fox!.params as Record<string, unknown>)!;
+    const [key, jsonKey] = resultIndexKeys(h.pipeline.prefix, hash, h.config().KIE_API_FLAVOR);
+    expect(await resultKeys(h)).toEqual([key]);
+    const entry = decodeEntry((await h.pipeline.redis.get(key!))!)!;
+    await h.pipeline.redis.del(key!);
+    await h.pipeline.redis.set(jsonKey!, encodeJsonEntry(entry), "PX", 60_000);
+
+    const before = h.pipeline.sim.stats().createdTaskIds.length;
+    await h.pipeline.addRows("b2", SECOND.slice(0, 1));
+    const summary = await h.pipeline.waitFinished("b2");
+    expect(summary).toMatchObject({ archived: 1, failed: 0, reused: 1 });
+    expect(h.pipeline.sim.stats().createdTaskIds.length - before).toBe(0);
+    const row = await h.pipeline.ledger.getRow("b2", "fox-again");
+    expect(row).toMatchObject({ status: "archived", reusedFrom: "b1/fox", creditsSpent: 0 });
+    expect(sha256(await readFile(row!.location!))).toBe(entry.images[0]?.sha256);
+    // The reuse renewed the request's entry in this version's form.
+    expect((await resultKeys(h)).sort()).toEqual([key, jsonKey].sort());
   });
 
   it("two rows of one request in flight at once are both created (neither is archived yet): documented", async () => {
