@@ -93,8 +93,12 @@ export async function discard(files: readonly (TempFile | undefined)[]): Promise
   await Promise.all(files.map((file) => (file ? unlink(file.temp).catch(() => {}) : undefined)));
 }
 
+/** This process's part of every temporary name; a counter makes each one its own (no random bytes per file). */
+const PROCESS_TAG = randomBytes(6).toString("hex");
+let tempCount = 0;
+
 function tempNameOf(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  return join(dirname(path), `.${basename(path)}.${PROCESS_TAG}${(tempCount++).toString(36)}.tmp`);
 }
 
 /**
