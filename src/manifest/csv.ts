@@ -37,6 +37,14 @@ interface CsvCursor {
  * Throws ManifestParseError for an unusable header, malformed CSV or bytes that are not UTF-8.
  */
 export async function* readCsvRows(path: string, file: string): AsyncGenerator<RawRow> {
+  for await (const rows of readCsvBatches(path, file)) yield* rows;
+}
+
+/**
+ * `readCsvRows` a chunk of the file at a time: the rows parsed from each block of bytes, in order
+ * (a million rows cross one async step per block, not several per row). Never an empty array.
+ */
+export async function* readCsvBatches(path: string, file: string): AsyncGenerator<RawRow[]> {
   const cursor: CsvCursor = {
     lines: new LineIndex(),
     endOfPrevious: 0,
@@ -64,14 +72,16 @@ export async function* readCsvRows(path: string, file: string): AsyncGenerator<R
     for await (const chunk of readUtf8Chunks(path, file)) {
       cursor.lines.add(chunk);
       await new Promise<void>((resolve) => parser.write(chunk, () => resolve()));
-      yield* takeRows(queue, cursor, file);
+      const rows = takeRows(queue, cursor, file);
+      if (rows.length > 0) yield rows;
       if (failure !== undefined) throw failure;
     }
     await new Promise<void>((resolve) => {
       parser.once("error", () => resolve());
       parser.end(() => resolve());
     });
-    yield* takeRows(queue, cursor, file);
+    const rows = takeRows(queue, cursor, file);
+    if (rows.length > 0) yield rows;
     if (failure !== undefined) throw failure;
   } catch (error) {
     throw error instanceof CsvError ? fromCsvError(error, file, cursor) : error;
@@ -89,7 +99,8 @@ export async function* readCsvRows(path: string, file: string): AsyncGenerator<R
 }
 
 /** Turns the parsed records into rows, placing each on the line where it starts. */
-function* takeRows(queue: CsvRecord[], cursor: CsvCursor, file: string): Generator<RawRow> {
+function takeRows(queue: CsvRecord[], cursor: CsvCursor, file: string): RawRow[] {
+  const rows: RawRow[] = [];
   for (const { record, info } of queue) {
     const line = cursor.lines.lineAt(cursor.endOfPrevious) + (info.empty_lines - cursor.emptyLinesBefore);
     cursor.endOfPrevious = info.bytes;
@@ -97,10 +108,11 @@ function* takeRows(queue: CsvRecord[], cursor: CsvCursor, file: string): Generat
     if (cursor.columns === undefined) {
       cursor.columns = readHeader(record, file, line);
     } else if (!record.every((cell) => cell.trim() === "")) {
-      yield toRawRow(record, cursor.columns, line);
+      rows.push(toRawRow(record, cursor.columns, line));
     }
   }
   queue.length = 0;
+  return rows;
 }
 
 /** Column names, trimmed; an empty name becomes `column_N`. Requires `prompt`, refuses duplicates. */

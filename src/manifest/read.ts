@@ -7,7 +7,7 @@
 
 import { stat } from "node:fs/promises";
 import { extname } from "node:path";
-import { readCsvRows } from "./csv.js";
+import { readCsvBatches, readCsvRows } from "./csv.js";
 import { ManifestOptionError, ManifestParseError } from "./errors.js";
 import { readJsonDefaults, readJsonRows } from "./json.js";
 import { readJsonlRows } from "./jsonl.js";
@@ -68,6 +68,12 @@ export interface Manifest {
    * in a second. Stopping early (`break`) closes the file.
    */
   rows(): AsyncGenerator<RawRow>;
+  /**
+   * `rows()` in arrays, a block of the file at a time (never an empty one): what a pass over a
+   * million rows iterates, so that the async steps are per block, not per row. On a fault, the
+   * rows read before it are yielded before the ManifestParseError is thrown, as by `rows()`.
+   */
+  batches(): AsyncGenerator<RawRow[]>;
 }
 
 /**
@@ -85,9 +91,11 @@ export async function openManifest(path: string, options: OpenManifestOptions = 
   let defaults: Record<string, unknown> = {};
   let defaultsLine: number | undefined;
   let rows: () => AsyncGenerator<RawRow>;
+  let batches = () => inBatches(rows());
   switch (format) {
     case "csv":
       rows = () => readCsvRows(path, file);
+      batches = () => readCsvBatches(path, file);
       await checkFirstRow(rows());
       break;
     case "json": {
@@ -101,7 +109,28 @@ export async function openManifest(path: string, options: OpenManifestOptions = 
       rows = () => readJsonlRows(path, file);
       break;
   }
-  return { path, file, format, defaults, defaultsLine, rows };
+  return { path, file, format, defaults, defaultsLine, rows, batches };
+}
+
+/** Rows gathered into arrays of up to this many (JSON and JSONL; CSV batches by block). */
+const BATCH_ROWS = 256;
+
+/** `rows` in arrays of up to BATCH_ROWS; on a fault, the rows before it come first. */
+async function* inBatches(rows: AsyncGenerator<RawRow>): AsyncGenerator<RawRow[]> {
+  let batch: RawRow[] = [];
+  try {
+    for await (const row of rows) {
+      batch.push(row);
+      if (batch.length >= BATCH_ROWS) {
+        yield batch;
+        batch = [];
+      }
+    }
+  } catch (error) {
+    if (batch.length > 0) yield batch;
+    throw error;
+  }
+  if (batch.length > 0) yield batch;
 }
 
 /** Reads up to the first row (the CSV header, for one), so header errors throw at open. */

@@ -107,7 +107,7 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
     });
     let budgetSet: boolean;
     try {
-      await writePass(spool.rows(), writer, progress(run, "enqueuing"));
+      await writePass(spool.batches(), writer, progress(run, "enqueuing"));
       budgetSet = await writer.finish();
     } catch (error) {
       await writer.abandon();

@@ -10,6 +10,7 @@ export { EnqueueInterruptedError, isEnqueueInterruptedError } from "./errors.js"
 export {
   DEFAULT_PRIORITY,
   ENQUEUE_CHUNK,
+  ENQUEUE_HEAP_GROWING_PERCENT,
 } from "./limits.js";
 export { parseBudgetCredits, parsePriority, resolveOptions } from "./options.js";
 

@@ -24,13 +24,15 @@ export interface ValidatePassOptions {
 export async function validatePass(manifest: Manifest, options: ValidatePassOptions): Promise<void> {
   const { validate, report, onValid, progress } = options;
   try {
-    for await (const raw of manifest.rows()) {
-      const row = report.add(validate(raw));
-      progress.update(report.total);
-      if (row !== undefined && onValid !== undefined) {
-        const wait = onValid(row);
-        if (wait !== undefined) await wait;
+    for await (const batch of manifest.batches()) {
+      for (const raw of batch) {
+        const row = report.add(validate(raw));
+        if (row !== undefined && onValid !== undefined) {
+          const wait = onValid(row);
+          if (wait !== undefined) await wait;
+        }
       }
+      progress.update(report.total);
     }
   } finally {
     progress.done();
@@ -42,18 +44,21 @@ export interface RowSink<Row> {
   add(row: Row): Promise<void> | undefined;
 }
 
-/** Hands every row to `sink`, in order, waiting whenever it asks to. */
+/** Hands every row of every batch to `sink`, in order, waiting whenever it asks to. */
 export async function writePass<Row>(
-  rows: AsyncIterable<Row>,
+  batches: AsyncIterable<readonly Row[]>,
   sink: RowSink<Row>,
   progress: ProgressLine,
 ): Promise<void> {
   let count = 0;
   try {
-    for await (const row of rows) {
-      progress.update(++count);
-      const wait = sink.add(row);
-      if (wait !== undefined) await wait;
+    for await (const batch of batches) {
+      for (const row of batch) {
+        const wait = sink.add(row);
+        if (wait !== undefined) await wait;
+      }
+      count += batch.length;
+      progress.update(count);
     }
   } finally {
     progress.done();

@@ -17,6 +17,14 @@ export interface QueuedRow extends NewRow {
  */
 type SpooledRow = [string, number, 0 | 1, number, string, object, Record<string, string>];
 
+/** Buffered before a write to the spool file. */
+const SPOOL_WRITE_CHARS = 256 * 1024;
+/**
+ * Read from the spool per block: the rows of a block are parsed together and stay alive until
+ * the writer has taken them, so a small block keeps them few (a few hundred rows).
+ */
+const SPOOL_READ_CHARS = 64 * 1024;
+
 /**
  * The valid rows of the first pass, one JSON array per line in a private temporary file, so the
  * second pass enqueues them without parsing and validating the manifest again (half the CPU of
@@ -60,7 +68,7 @@ export class RowSpool {
     this.lines.push(text);
     this.pendingChars += text.length + 1;
     this.count++;
-    return this.pendingChars >= 256 * 1024 ? this.flush() : undefined;
+    return this.pendingChars >= SPOOL_WRITE_CHARS ? this.flush() : undefined;
   }
 
   /** Writes what is buffered and closes the file; rejects if any write failed. */
@@ -74,15 +82,21 @@ export class RowSpool {
 
   /** The rows, in the order written. Call after `finish`. */
   async *rows(): AsyncGenerator<QueuedRow> {
-    const input = createReadStream(this.path, { encoding: "utf8", highWaterMark: 256 * 1024 });
+    for await (const batch of this.batches()) yield* batch;
+  }
+
+  /** `rows()` a block of the file at a time (one async step per block, not per row); never empty. */
+  async *batches(): AsyncGenerator<QueuedRow[]> {
+    const input = createReadStream(this.path, { encoding: "utf8", highWaterMark: SPOOL_READ_CHARS });
     let rest = "";
     try {
       for await (const chunk of input as AsyncIterable<string>) {
-        const lines = (rest + chunk).split("\n");
-        rest = lines.pop() ?? "";
-        for (const line of lines) yield toRow(JSON.parse(line) as SpooledRow);
+        const text = rest + chunk;
+        const end = text.lastIndexOf("\n");
+        rest = text.slice(end + 1);
+        if (end !== -1) yield text.slice(0, end).split("\n").map(parseLine);
       }
-      if (rest !== "") yield toRow(JSON.parse(rest) as SpooledRow);
+      if (rest !== "") yield [parseLine(rest)];
     } finally {
       input.destroy();
     }
@@ -102,6 +116,10 @@ export class RowSpool {
     // `once` rejects if the stream errors while we wait.
     if (!this.out.write(text)) await once(this.out, "drain");
   }
+}
+
+function parseLine(text: string): QueuedRow {
+  return toRow(JSON.parse(text) as SpooledRow);
 }
 
 function toRow([id, line, idGiven, estimatedCredits, prompt, params, metadata]: SpooledRow): QueuedRow {

@@ -42,6 +42,33 @@ describe("deriveRowId", () => {
     expect(deriveRowId(" a cat ", { seed: 1, guidance_scale: 7.5 })).toBe(expected);
   });
 
+  // Ids name rows across re-enqueues: these were computed by the implementation before the
+  // faster one, and must never change.
+  it.each([
+    [
+      '  A lighthouse at dusk, "wide" shot ',
+      { seed: 7, image_size: "square_hd", acceleration_level: "none" },
+      "388ca901346c1b89",
+    ],
+    [
+      "Ünïcode prompt ✓",
+      {
+        guidance_scale: 7.5,
+        num_inference_steps: 30,
+        safety_check: false,
+        negative_prompt: undefined,
+        model: "text-to-image",
+        Z: 1,
+        a: "x",
+        _b: null,
+      },
+      "b659509a34921250",
+    ],
+    ["p", { prompt: "ignored", image_url: "https://example.com/a.png", strength: 0.8 }, "7b6fd14a401a27c5"],
+  ])("derives the same id as every earlier release (%j)", (prompt, params, id) => {
+    expect(deriveRowId(prompt, params as never)).toBe(id);
+  });
+
   it("7.5 and 7.50, from CSV text or a JSON number, are one value", () => {
     const ids = [
       idOf({ prompt: "a cat", guidance_scale: "7.5" }),
