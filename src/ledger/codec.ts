@@ -37,15 +37,20 @@ export function isStatus(value: string): value is Status {
   return (STATUSES as readonly string[]).includes(value);
 }
 
-/** Row field holding the key a task was created with (one per task: no read-modify-write). */
-export function taskKeyField(taskId: string): string {
-  return `taskKey:${taskId}`;
-}
-
+/**
+ * The key each task was created with: `taskKey:<taskId>` (rows before 2026-12-06), or `k:<n>`
+ * for the row's n-th task (`task:<taskId>` = n; scripts/includes/tasks.lua).
+ */
 function taskKeysOf(hash: FlatHash): Record<string, string> {
   const keys: Record<string, string> = {};
+  const byOrdinal = new Map<string, string>();
   for (const [field, value] of Object.entries(hash)) {
     if (field.startsWith("taskKey:")) keys[field.slice(8)] = value;
+    else if (field.startsWith("task:")) byOrdinal.set(value, field.slice(5));
+  }
+  for (const [field, value] of Object.entries(hash)) {
+    const task = field.startsWith("k:") ? byOrdinal.get(field.slice(2)) : undefined;
+    if (task !== undefined) keys[task] = value;
   }
   return keys;
 }

@@ -8,7 +8,6 @@ import {
   isStatus,
   pairsToHash,
   parseRow,
-  taskKeyField,
 } from "./codec.js";
 import { markColumnsKept, recordColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
@@ -155,7 +154,6 @@ export async function transition(
     if (!isStatus(status)) throw new LedgerError("invalid_value", `unknown status ${JSON.stringify(status)}`);
   }
   const { set, del } = encodeUpdate(input.set);
-  if (input.addTaskId && input.taskKey) set.push([taskKeyField(input.addTaskId), input.taskKey]);
   const incr = encodeIncrements(input.incr);
   const keys = [
     ctx.keys.batch(batch),
@@ -169,7 +167,7 @@ export async function transition(
     rowId,
     batch,
     input.addTaskId ?? "",
-    "",
+    (input.addTaskId && input.taskKey) || "",
     set.length,
     ...set.flat(),
     del.length,

@@ -55,7 +55,8 @@ describe("the row hash stays a listpack", () => {
       await ledger.transition("b1", "r0", { to: "generating", set: { generatingAt: 1, error: null } });
       seen.push(await encoding("b1", "r0"));
       await ledger.transition("b1", "r0", { to: "archiving", set: { completedAt: 2 } });
-      await ledger.settleCredits("b1", "r0", 8);
+      expect(await ledger.settleCredits("b1", "r0", 8)).toBe("settled");
+      expect(await ledger.settleCredits("b1", "r0", 8, TASK(2))).toBe("already-settled");
       await ledger.transition("b1", "r0", { set: { error: LONG_ERROR } });
       seen.push(await encoding("b1", "r0"));
       const reusedFrom = `${"a-batch-name-".repeat(6)}/${"a-row-id-".repeat(6)}`;
@@ -87,12 +88,19 @@ describe("the row hash stays a listpack", () => {
       expect(archived.row?.error).toBeUndefined();
       expect(await ledger.getRow("b1", "r0")).toMatchObject(expected);
       expect(await ledger.getRow("b1", "r1")).toMatchObject({ status: "failed", error: LONG_ERROR });
-    // No task id stored twice (the current one is `task`, an ordinal), no settled reservation as "0".
-    const fields = await ctx.redis.hkeys(ledgerKeys(ctx.prefix).row("b1", "r0"));
-    expect(fields).not.toContain("taskId");
-    expect(fields).not.toContain("creditsReserved");
-    expect(fields).not.toContain("id");
-    expect(await ctx.redis.hget(ledgerKeys(ctx.prefix).row("b1", "r0"), "task")).toBe("2");
+      // No task id stored twice (the current one is `task`, an ordinal; what is kept per task is
+      // keyed by it), no settled reservation as "0", and no field or value over 64 bytes.
+      const hash = await ctx.redis.hgetall(ledgerKeys(ctx.prefix).row("b1", "r0"));
+      const fields = Object.keys(hash);
+      expect(fields.filter((field) => field.includes(TASK(2)))).toEqual([`task:${TASK(2)}`]);
+      expect(hash).toMatchObject({ task: "2", "k:1": "k1abcdef", "k:2": "k2abcdef", "s:2": "8" });
+      expect(
+        Object.entries(hash).filter(([f, v]) => Buffer.byteLength(f) > 64 || Buffer.byteLength(v) > 64),
+      ).toEqual([]);
+      expect(fields).not.toContain("taskId");
+      expect(fields).not.toContain("creditsReserved");
+      expect(fields).not.toContain("id");
+      expect(await ctx.redis.hget(ledgerKeys(ctx.prefix).row("b1", "r0"), "task")).toBe("2");
     },
   );
 

@@ -195,10 +195,10 @@ describe("a pool of API keys", () => {
     for (const row of tasks) expect(row.taskKeys?.[row.taskId!]).toBe(accountId(k1));
     // Rows 1 and 2 as a worker from before tasks recorded their key left them: no key recorded.
     for (const row of tasks.slice(0, 2)) {
-      await h.pipeline.redis.hdel(
-        ledgerKeys(h.pipeline.prefix).row("switch", row.id),
-        `taskKey:${row.taskId}`,
-      );
+      // The key is kept by the task's ordinal in the row (`k:<n>`; `taskKey:<id>` in rows before it).
+      const rowKey = ledgerKeys(h.pipeline.prefix).row("switch", row.id);
+      const ordinal = await h.pipeline.redis.hget(rowKey, `task:${row.taskId}`);
+      await h.pipeline.redis.hdel(rowKey, `taskKey:${row.taskId}`, `k:${ordinal}`);
     }
     // The operator switches KIE_API_KEY to k2: this worker must not poll k1's tasks with k2 (KIE
     // would answer not-found, and after the record-lag grace the row would be paid for again).

@@ -1,7 +1,7 @@
 --[[
   Settles a task's cost: releases the row's reservation and adds `spent`, once per task (the
   given taskId, else the row's current one, else the row itself), guarded by a `settled:<task>`
-  field on the row, so a retried poll or archive job never counts a task twice.
+  field on the row (`s:<n>` for a task recorded as the row's n-th `task:<id>`), so a retried poll or archive job never counts a task twice.
 
     Input:
       KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] the batch's progress hash (progress.ts),
@@ -19,7 +19,15 @@ if row_missing() then return { 'missing', 0 } end
 local task = ARGV[3]
 if task == '' then task = current_task(rowKey) end
 local guard = 'settled:' .. task
-if redis.call('HEXISTS', rowKey, guard) == 1 then return { 'already-settled', 0 } end
+local settled = redis.call('HEXISTS', rowKey, guard) == 1
+-- A task recorded as `task:<id>` (includes/tasks.lua) is guarded by its ordinal, `s:<n>`: the
+-- task id is not written a third time. Either guard found means settled.
+local ordinal = task ~= '' and redis.call('HGET', rowKey, 'task:' .. task)
+if ordinal then
+  guard = 's:' .. ordinal
+  if redis.call('HEXISTS', rowKey, guard) == 1 then settled = true end
+end
+if settled then return { 'already-settled', 0 } end
 release()
 -- A task counted uncertain (unknown past the grace) and found after all: its charge is now known.
 local uncertain = redis.call('HGET', rowKey, 'uncertain:' .. task)

@@ -16,7 +16,8 @@
         a row written before it existed has none and keeps them in its hash)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
-      ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add to `taskIds` (''), ARGV[7] unused
+      ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add to the row's tasks (''), ARGV[7] with it,
+        the short hash of the key that created it ('' = none; includes/tasks.lua)
       ARGV[8..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
 
     Output:
@@ -123,6 +124,7 @@ if taskId ~= '' then
       ids = string.sub(ids, 1, -2) .. ',' .. enc .. ']'
     end
     redis.call('HSET', rowKey, 'taskIds', ids, 'taskId', taskId)
+    if ARGV[7] ~= '' then redis.call('HSET', rowKey, 'taskKey:' .. taskId, ARGV[7]) end
   else
     -- One field per task, `task:<id>` = its ordinal (a list of two ids would pass 64 bytes),
     -- and `task` = the current one's (includes/tasks.lua).
@@ -133,6 +135,7 @@ if taskId ~= '' then
     end
     redis.call('HSET', rowKey, 'task', ordinal)
     redis.call('HDEL', rowKey, 'taskId')
+    if ARGV[7] ~= '' then redis.call('HSET', rowKey, 'k:' .. ordinal, ARGV[7]) end
   end
 end
 

@@ -1,8 +1,10 @@
 --[[
   A row's tasks (transition.lua, settle.lua, wake.lua). A row written before 2026-12-06 lists
   them in one JSON field, `taskIds`, and names its current one in `taskId`; a newer one has a
-  field per task, `task:<taskId>` = its ordinal from 1, and `task` = the current one's ordinal
-  (codec.ts reads both), so no value of its hash passes 64 bytes and no task id is stored twice.
+  field per task, `task:<taskId>` = its ordinal n from 1, and `task` = the current one's ordinal;
+  what is kept per task is then keyed by n: `k:<n>` the key that created it (before:
+  `taskKey:<taskId>`), `s:<n>` its settlement (settle.lua; before: `settled:<taskId>`). codec.ts
+  reads both, so no value of the hash passes 64 bytes and no task id is stored twice.
 ]]
 
 -- How many tasks the row has had.
