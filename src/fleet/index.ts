@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from "../core/clock.js";
 import type { RedisClient, ScriptClock } from "../redis/script.js";
-import { accountId as accountIdOf, sharedAccountId } from "./account.js";
+import { accountId as accountIdOf, accountKey, sharedAccountId } from "./account.js";
 import type { Fleet } from "./fleet.js";
 import { FleetBackoff, type FleetBackoffOptions } from "./fleet-backoff.js";
 import { DEFAULT_IN_FLIGHT_STALE_MS, InFlight } from "./in-flight.js";
@@ -91,6 +91,8 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
       clock,
       ...scriptClock,
       marginMs: options.createMarginMs ?? 0,
+      // One tag (the key is its own account): each create admission reads the gate with it.
+      ...(windowId === id ? { gateKeys: [accountKey(id, "pause"), accountKey(id, "backoff")] as const } : {}),
     }),
     pollLimiter(ratePerSec) {
       let limiter = pollLimiters.get(ratePerSec);

@@ -10,7 +10,7 @@ import type { PauseKind } from "./policy.js";
 export interface FleetPort {
   getPause(): Promise<PauseState | null>;
   /** The pause and the 429/455 backoff left, in one round trip: what a submitter checks each time. */
-  readGate(): Promise<{ paused: PauseState | null; backoffMs: number; backoffSet?: boolean }>;
+  readGate(): Promise<GateRead>;
   /**
    * An open gate as this process last read it, when that read (any caller's) found it open less
    * than `maxAgeMs` ago and none found it closed since; else a fresh `readGate`. For the check
@@ -27,8 +27,12 @@ export interface FleetPort {
   backoff(kind: FleetBackoffKind): Promise<{ remainingMs: number; consecutive: number }>;
   backoffRemaining(): Promise<number>;
   clearBackoff(): Promise<void>;
-  /** Waits for a slot of the account's sliding create window. */
-  createSlot(signal: AbortSignal): Promise<void>;
+  /**
+   * Waits for a slot of the account's sliding create window. Resolves with the gate as it stood
+   * at the admission (read in the same script), where the key's pause shares the window's hash
+   * tag; else with nothing, and the caller reads the gate itself.
+   */
+  createSlot(signal: AbortSignal): Promise<GateRead | undefined>;
   /**
    * Takes a create slot if the window has one now: 0, else the ms until one frees (nothing taken).
    * What a submitter choosing among several keys asks of each.
@@ -40,6 +44,17 @@ export interface FleetPort {
   tryAcquireInFlight(jobKey: string): Promise<boolean>;
   touchInFlight(jobKey: string): Promise<void>;
   releaseInFlight(jobKey: string): Promise<void>;
+}
+
+/** A submitter's view of the gate: the key's pause and its account's 429/455 backoff. */
+export interface GateRead {
+  paused: PauseState | null;
+  backoffMs: number;
+  /**
+   * False when no 429/455 backoff record exists at all (none running, none spent and waiting to
+   * be cleared by a success). Absent: not known.
+   */
+  backoffSet?: boolean;
 }
 
 export interface FleetPortSettings {
@@ -83,7 +98,11 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
     backoffRemaining: () => fleet.backoff.remaining(),
     clearBackoff: () => fleet.backoff.clear(),
     createSlot: async (signal) => {
-      await fleet.createLimiter.waitForSlot(signal);
+      const { gate } = await fleet.createLimiter.waitForSlot(signal);
+      if (gate)
+        openSeenAt =
+          gate.paused === null && gate.backoffMs === 0 ? performance.now() : Number.NEGATIVE_INFINITY;
+      return gate;
     },
     tryCreateSlot: async () => {
       const result = await fleet.createLimiter.acquire();

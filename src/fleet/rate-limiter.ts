@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import { type Clock, systemClock } from "../core/clock.js";
 import { hashFromReply, type RedisClient, RedisScript, type ScriptClock } from "../redis/script.js";
 import { accountKey } from "./account.js";
+import { parsePauseState } from "./pause.js";
+import type { SubmitGate } from "./submit-gate.js";
 
 /** At most `limit` admissions in any sliding window of `windowMs`. */
 export interface RateConfig {
@@ -14,7 +16,7 @@ export const DEFAULT_CREATE_RATE: RateConfig = { limit: 20, windowMs: 10_000 };
 
 export type AcquireResult =
   /** Admitted at `serverTimeUs` (the Redis clock, microseconds): a slot of the window is taken. */
-  | { ok: true; serverTimeUs: number }
+  | { ok: true; serverTimeUs: number; gate?: SubmitGate }
   /** Refused: no slot frees before `retryInMs` (a duration, so no machine clock is involved). */
   | { ok: false; retryInMs: number; serverTimeUs: number };
 
@@ -47,6 +49,12 @@ export interface SlidingWindowLimiterOptions {
    * @defaultValue 0
    */
   marginMs?: number | MarginRule;
+  /**
+   * The key's pause hash and its account's backoff hash, in this limiter's hash tag: each
+   * admission reads them in the same script, and `acquire` returns them as `gate` (what
+   * `readSubmitGate` would answer right after the slot, without its round trip).
+   */
+  gateKeys?: readonly [pauseKey: string, backoffKey: string];
 }
 
 /**
@@ -117,6 +125,8 @@ export class SlidingWindowLimiter {
   /** Members must be unique across the fleet: two admissions in one microsecond both count. */
   private readonly memberPrefix = randomUUID();
   private sequence = 0;
+  /** The pause and backoff hashes read with each admission (`gateKeys`), or none. */
+  private readonly gateKeys: string[];
 
   constructor(
     private readonly redis: RedisClient,
@@ -131,11 +141,14 @@ export class SlidingWindowLimiter {
     this.clock = options.clock ?? systemClock;
     this.scriptClock = options.scriptClock;
     this.margin = marginArgs(options.marginMs, `limiter "${options.name}"`);
+    if (options.gateKeys && !options.shared)
+      throw new Error(`limiter "${options.name}": gateKeys need a shared limiter`);
+    this.gateKeys = options.gateKeys ? [...options.gateKeys] : [];
   }
 
   /** Takes a slot if the window has one; otherwise says how long until one frees. */
   async acquire(): Promise<AcquireResult> {
-    const keys = this.configKey ? [this.windowKey, this.configKey] : [this.windowKey];
+    const keys = this.configKey ? [this.windowKey, this.configKey, ...this.gateKeys] : [this.windowKey];
     this.sequence += 1;
     const member = `${this.memberPrefix}:${this.sequence}`;
     const reply = (await ACQUIRE.run(
@@ -143,21 +156,33 @@ export class SlidingWindowLimiter {
       keys,
       [this.rate.limit, this.rate.windowMs, member, ...this.margin],
       this.scriptClock,
-    )) as number[];
-    const [admitted, serverTimeUs, retryInMs] = reply;
-    if (admitted === 1) return { ok: true, serverTimeUs: Number(serverTimeUs) };
-    return { ok: false, retryInMs: Number(retryInMs), serverTimeUs: Number(serverTimeUs) };
+    )) as [number, number, unknown, number?, number?];
+    const [admitted, serverTimeUs, third, backoffMs, backoffSet] = reply;
+    if (admitted !== 1) return { ok: false, retryInMs: Number(third), serverTimeUs: Number(serverTimeUs) };
+    if (backoffMs === undefined) return { ok: true, serverTimeUs: Number(serverTimeUs) };
+    const gate: SubmitGate = {
+      paused: parsePauseState(hashFromReply(third)),
+      backoffMs: Number(backoffMs),
+      backoffSet: Number(backoffSet) === 1,
+    };
+    return { ok: true, serverTimeUs: Number(serverTimeUs), gate };
   }
 
   /**
    * Acquires, sleeping `retryInMs` between tries, until admitted; rejects with the signal's
    * reason on abort. Waiters are not served in order: whoever asks first after a slot frees wins.
    */
-  async waitForSlot(signal?: AbortSignal, clock: Clock = this.clock): Promise<{ serverTimeUs: number }> {
+  async waitForSlot(
+    signal?: AbortSignal,
+    clock: Clock = this.clock,
+  ): Promise<{ serverTimeUs: number; gate?: SubmitGate }> {
     for (;;) {
       signal?.throwIfAborted();
       const result = await this.acquire();
-      if (result.ok) return { serverTimeUs: result.serverTimeUs };
+      if (result.ok) {
+        const { serverTimeUs, gate } = result;
+        return gate ? { serverTimeUs, gate } : { serverTimeUs };
+      }
       await clock.sleep(result.retryInMs, signal);
     }
   }

@@ -2,7 +2,7 @@ import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { KeyLane, KeyRing } from "../fleet/key-ring.js";
 import { PAUSE_RECHECK_MS } from "../fleet/policy.js";
-import type { FleetPort } from "../fleet/port.js";
+import type { FleetPort, GateRead } from "../fleet/port.js";
 import type { KieApi } from "../kie/types.js";
 import { probePause, waitForOpenGate } from "./gate.js";
 
@@ -17,8 +17,11 @@ export interface ChosenKey {
    * other keys, or another first key). Absent only without a key ring (stage tests' fakes).
    */
   readonly id?: string;
-  /** Takes the create slot: a no-op when the choice already took it. */
-  slot(signal: AbortSignal): Promise<void>;
+  /**
+   * Takes the create slot: a no-op when the choice already took it. May resolve with the gate as
+   * read with the admission (the caller then needs no read of its own).
+   */
+  slot(signal: AbortSignal): Promise<GateRead | undefined>;
 }
 
 interface ChoiceDeps {
@@ -99,7 +102,7 @@ export async function chooseKey(
       // A won probe waits for its key's slot: giving it up would delay the probe a whole period.
       if (passed === "probe") return chosen(lane, passed, (s) => lane.fleet.createSlot(s));
       const retryInMs = await lane.fleet.tryCreateSlot();
-      if (retryInMs === 0) return chosen(lane, passed, async () => {});
+      if (retryInMs === 0) return chosen(lane, passed, async () => undefined);
       notBefore.set(lane.id, deps.clock.now() + retryInMs);
       await lane.fleet.releaseInFlight(jobKey);
       waitMs = Math.min(waitMs, retryInMs);

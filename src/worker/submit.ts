@@ -145,13 +145,14 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     /** The gate as read right before the create (afterAccepted skips the ladder reset without one). */
     let gateRead: { backoffSet?: boolean } = {};
     try {
-      await chosen.slot(job.signal);
+      // The gate as read with the admission, where the limiter reads it (one key, its own account).
+      const admitted = await chosen.slot(job.signal);
       // The three checks between the slot and the request go out together: every round trip
       // here is time between the limiter's admission and KIE's arrival, which its margin covers.
       const [current, owned, now] = await Promise.all([
         deps.ledger.getRow(batch, rowId),
         job.stillOwned ? job.stillOwned() : true,
-        fleet.readGate(),
+        admitted ?? fleet.readGate(),
       ]);
       gateRead = now;
       // The gate may have held this job for hours: a row cancelled meanwhile must not be paid for.

@@ -63,5 +63,10 @@ describe("an account's backoff", () => {
     expect((await ports[0]!.readGate()).paused?.kind).toBe("usage-cap");
     expect(await ports[1]!.readGate()).toEqual({ paused: null, backoffMs: 0, backoffSet: false });
     expect(await ports[2]!.readGate()).toEqual({ paused: null, backoffMs: 0, backoffSet: false });
+    // A key of a named account has its pause under its own tag, its window under the account's:
+    // its create slot brings no gate (the submitter reads it), a key of its own account's does.
+    const signal = AbortSignal.timeout(5_000);
+    expect(await ports[1]!.createSlot(signal)).toBeUndefined();
+    expect(await ports[2]!.createSlot(signal)).toEqual({ paused: null, backoffMs: 0, backoffSet: false });
   });
 });

@@ -200,10 +200,16 @@ describe("worker port", () => {
     expect(await other.tryAcquireInFlight("b/2")).toBe(true);
 
     const signal = AbortSignal.timeout(5_000);
-    await port.createSlot(signal);
+    // The gate comes back with the create admission: as it stands then, pause and backoff.
+    expect(await port.createSlot(signal)).toEqual({ paused: null, backoffMs: 0, backoffSet: false });
+    await other.pause("manual", "operator");
+    expect((await port.createSlot(signal))?.paused).toMatchObject({ kind: "manual" });
+    await other.resume();
     await other.pollSlot(signal);
     expect((await port.backoff("maintenance")).consecutive).toBe(1);
     expect(await other.backoffRemaining()).toBeGreaterThan(0);
+    expect(await port.createSlot(signal)).toMatchObject({ backoffSet: true });
+    expect((await port.createSlot(signal))!.backoffMs).toBeGreaterThan(0);
     await other.clearBackoff();
     expect(await port.backoffRemaining()).toBe(0);
   });
