@@ -1,35 +1,15 @@
 /**
- * Streaming CSV reader (RFC 4180) over csv-parse: a header row, UTF-8 with or without BOM,
- * CRLF or LF, quoted commas, doubled quotes and newlines inside quotes.
- *
- * Line numbers are computed here, not taken from csv-parse: its `info.lines` is where a record
- * ENDS, and it counts a CRLF inside a quoted field as two lines. Its `info.bytes` (the offset
- * just past the record's delimiter) and `info.empty_lines` (blank lines skipped so far) are
- * exact, so a record starts on the line of the byte after the previous record, plus the blank
- * lines skipped in between. `LineIndex` maps offsets to lines as the bytes flow past.
+ * Streaming CSV reader (RFC 4180): a header row, UTF-8 with or without BOM, CRLF or LF, quoted
+ * commas, doubled quotes and newlines inside quotes. The common case is read by a scanner of its
+ * own (csv-fast.ts); csv-parse (csv-parse-reader.ts) reads from the first record the scanner
+ * leaves, so every rule and error message of the rarer cases is csv-parse's.
  */
 
-import { CsvError, parse } from "csv-parse";
+import { FastCsvScanner, type ScannedRecord } from "./csv-fast.js";
+import { CsvParseReader } from "./csv-parse-reader.js";
 import { ManifestParseError } from "./errors.js";
-import { LineIndex } from "./line-index.js";
-import { MANIFEST_LIMITS, type RawRow, setOwn } from "./types.js";
+import { type RawRow, setOwn } from "./types.js";
 import { readUtf8Chunks } from "./utf8.js";
-
-/** What csv-parse reports with each record when `info: true` (the part used here). */
-interface CsvRecord {
-  record: string[];
-  info: { bytes: number; empty_lines: number };
-}
-
-/** Where the reader stands: what a record or an error needs to place itself. */
-interface CsvCursor {
-  lines: LineIndex;
-  /** Offset just past the last record's delimiter. */
-  endOfPrevious: number;
-  /** Blank lines skipped before the last record. */
-  emptyLinesBefore: number;
-  columns: string[] | undefined;
-}
 
 /**
  * Yields one RawRow per data record, with the physical line where it starts (header = line 1).
@@ -43,52 +23,47 @@ export async function* readCsvRows(path: string, file: string): AsyncGenerator<R
 /**
  * `readCsvRows` a chunk of the file at a time: the rows parsed from each block of bytes, in order
  * (a million rows cross one async step per block, not several per row). Never an empty array.
+ *
+ * The common case is read by FastCsvScanner; from the first record it leaves (a CR, a stray
+ * quote, an unclosed quote...), csv-parse reads the rest of the file, with the record delimiter
+ * it would have found by then, so rows, line numbers and errors are csv-parse's throughout.
+ * `options.fast: false` reads the whole file with csv-parse (the tests compare the two).
  */
-export async function* readCsvBatches(path: string, file: string): AsyncGenerator<RawRow[]> {
-  const cursor: CsvCursor = {
-    lines: new LineIndex(),
-    endOfPrevious: 0,
-    emptyLinesBefore: 0,
-    columns: undefined,
+export async function* readCsvBatches(
+  path: string,
+  file: string,
+  options: { fast?: boolean } = {},
+): AsyncGenerator<RawRow[]> {
+  const header: HeaderState = { columns: undefined };
+  const csvParse = (baseLine: number, recordDelimiter: string | undefined) =>
+    new CsvParseReader(file, () => header.columns, onRecord(header, file), baseLine, recordDelimiter);
+  const fast = options.fast === false ? undefined : new FastCsvScanner();
+  let slow = fast === undefined ? csvParse(0, undefined) : undefined;
+  /** Scans a block (all of it, or up to where csv-parse takes over) into `rows`. */
+  const scan = async (scanner: FastCsvScanner, text: string, final: boolean, rows: RawRow[]) => {
+    const scanned = scanner.scan(text, final);
+    recordsToRows(scanned.records, header, file, rows);
+    if (scanned.rest === undefined) return;
+    slow = csvParse(scanner.line - 1, scanner.recordRead ? "\n" : undefined);
+    await slow.write(Buffer.from(scanned.rest, "utf8"), rows);
   };
-  // Records are taken from `on_record` (and kept off the stream) rather than by iterating the
-  // parser: a stream's async iterator throws an error as soon as it happens, dropping records
-  // parsed before it, and the position of the error depends on those records.
-  const queue: CsvRecord[] = [];
-  let failure: unknown;
-  const parser = parse({
-    relax_column_count: true,
-    skip_empty_lines: true,
-    max_record_size: MANIFEST_LIMITS.maxRowChars,
-    on_record: (record: string[], info: CsvRecord["info"]) => {
-      queue.push({ record, info: { bytes: info.bytes, empty_lines: info.empty_lines } });
-      return null;
-    },
-  });
-  parser.on("error", (error) => {
-    failure ??= error;
-  });
   try {
     for await (const chunk of readUtf8Chunks(path, file)) {
-      cursor.lines.add(chunk);
-      await new Promise<void>((resolve) => parser.write(chunk, () => resolve()));
-      const rows = takeRows(queue, cursor, file);
+      const rows: RawRow[] = [];
+      if (slow === undefined) await scan(fast!, chunk.toString("utf8"), false, rows);
+      else await slow.write(chunk, rows);
       if (rows.length > 0) yield rows;
-      if (failure !== undefined) throw failure;
+      slow?.throwFailure();
     }
-    await new Promise<void>((resolve) => {
-      parser.once("error", () => resolve());
-      parser.end(() => resolve());
-    });
-    const rows = takeRows(queue, cursor, file);
+    const rows: RawRow[] = [];
+    if (slow === undefined) await scan(fast!, "", true, rows);
+    if (slow !== undefined && !slow.failed) await slow.end(rows);
     if (rows.length > 0) yield rows;
-    if (failure !== undefined) throw failure;
-  } catch (error) {
-    throw error instanceof CsvError ? fromCsvError(error, file, cursor) : error;
+    slow?.throwFailure();
   } finally {
-    parser.destroy();
+    slow?.destroy();
   }
-  if (cursor.columns === undefined) {
+  if (header.columns === undefined) {
     throw new ManifestParseError({
       code: "structure",
       file,
@@ -98,21 +73,25 @@ export async function* readCsvBatches(path: string, file: string): AsyncGenerato
   }
 }
 
-/** Turns the parsed records into rows, placing each on the line where it starts. */
-function takeRows(queue: CsvRecord[], cursor: CsvCursor, file: string): RawRow[] {
-  const rows: RawRow[] = [];
-  for (const { record, info } of queue) {
-    const line = cursor.lines.lineAt(cursor.endOfPrevious) + (info.empty_lines - cursor.emptyLinesBefore);
-    cursor.endOfPrevious = info.bytes;
-    cursor.emptyLinesBefore = info.empty_lines;
-    if (cursor.columns === undefined) {
-      cursor.columns = readHeader(record, file, line);
-    } else if (!record.every((cell) => cell.trim() === "")) {
-      rows.push(toRawRow(record, cursor.columns, line));
-    }
-  }
-  queue.length = 0;
-  return rows;
+/** The header's columns once read (the first record); shared by the scanner and csv-parse. */
+interface HeaderState {
+  columns: string[] | undefined;
+}
+
+/** The fast scanner's records as rows (the first record read is the header). */
+function recordsToRows(records: ScannedRecord[], header: HeaderState, file: string, rows: RawRow[]): void {
+  for (const { fields, line } of records) addRecord(fields, line, header, file, rows);
+}
+
+/** `addRecord` for csv-parse's records. */
+function onRecord(header: HeaderState, file: string) {
+  return (record: string[], line: number, rows: RawRow[]) => addRecord(record, line, header, file, rows);
+}
+
+/** One record: the header if none was read yet, else a row unless all its cells are blank. */
+function addRecord(record: string[], line: number, header: HeaderState, file: string, rows: RawRow[]): void {
+  if (header.columns === undefined) header.columns = readHeader(record, file, line);
+  else if (!record.every((cell) => cell.trim() === "")) rows.push(toRawRow(record, header.columns, line));
 }
 
 /** Column names, trimmed; an empty name becomes `column_N`. Requires `prompt`, refuses duplicates. */
@@ -160,57 +139,4 @@ function toRawRow(record: string[], columns: string[], line: number): RawRow {
     };
   }
   return { line, fields };
-}
-
-/** Places a csv-parse error: quote errors at the line where their record starts or the error is. */
-function fromCsvError(error: CsvError, file: string, cursor: CsvCursor): ManifestParseError {
-  const context = error as unknown as { bytes?: number; empty_lines?: number; column?: number | string };
-  const recordLine =
-    cursor.lines.lineAt(cursor.endOfPrevious) + ((context.empty_lines ?? 0) - cursor.emptyLinesBefore);
-  const errorLine = typeof context.bytes === "number" ? cursor.lines.lineAt(context.bytes) : recordLine;
-  const index = typeof context.column === "number" ? context.column : undefined;
-  const name = index === undefined ? undefined : cursor.columns?.[index];
-  const where = index === undefined ? "" : `field ${index + 1}${name === undefined ? "" : ` ("${name}")`}: `;
-  switch (error.code) {
-    case "CSV_QUOTE_NOT_CLOSED":
-      return new ManifestParseError({
-        code: "syntax",
-        file,
-        line: recordLine,
-        reason: 'a quoted field opened in the record starting on this line is never closed (a stray "?)',
-        cause: error,
-      });
-    case "CSV_MAX_RECORD_SIZE":
-      return new ManifestParseError({
-        code: "too-large",
-        file,
-        line: recordLine,
-        reason: `the record starting on this line is longer than ${MANIFEST_LIMITS.maxRowChars} characters (an unclosed quote?)`,
-        cause: error,
-      });
-    case "INVALID_OPENING_QUOTE":
-      return new ManifestParseError({
-        code: "syntax",
-        file,
-        line: errorLine,
-        reason: `${where}a quote inside an unquoted field; quote the whole field and double the quote (e.g. "a 5"" tall vase")`,
-        cause: error,
-      });
-    case "CSV_INVALID_CLOSING_QUOTE":
-      return new ManifestParseError({
-        code: "syntax",
-        file,
-        line: errorLine,
-        reason: `${where}a closing quote must be followed by a comma or the end of the line; double a quote that belongs to the text ("")`,
-        cause: error,
-      });
-    default:
-      return new ManifestParseError({
-        code: "syntax",
-        file,
-        line: errorLine,
-        reason: `not valid CSV: ${error.message}`,
-        cause: error,
-      });
-  }
 }

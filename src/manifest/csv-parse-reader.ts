@@ -1,0 +1,171 @@
+/**
+ * csv-parse over a manifest's bytes from some record on (csv.ts): line numbers are computed here,
+ * not taken from csv-parse: its `info.lines` is where a record ENDS, and it counts a CRLF inside a
+ * quoted field as two lines. Its `info.bytes` (the offset just past the record's delimiter) and
+ * `info.empty_lines` (blank lines skipped so far) are exact, so a record starts on the line of
+ * the byte after the previous record, plus the blank lines skipped in between. `LineIndex` maps
+ * offsets to lines as the bytes flow past.
+ */
+
+import { CsvError, parse } from "csv-parse";
+import { ManifestParseError } from "./errors.js";
+import { LineIndex } from "./line-index.js";
+import { MANIFEST_LIMITS, type RawRow } from "./types.js";
+
+/** What csv-parse reports with each record when `info: true` (the part used here). */
+interface CsvRecord {
+  record: string[];
+  info: { bytes: number; empty_lines: number };
+}
+
+/** Where the reader stands: what a record or an error needs to place itself. */
+interface CsvCursor {
+  /** Offsets are counted from where csv-parse started; this many lines came before. */
+  baseLine: number;
+  lines: LineIndex;
+  /** Offset just past the last record's delimiter. */
+  endOfPrevious: number;
+  /** Blank lines skipped before the last record. */
+  emptyLinesBefore: number;
+  /** The header's columns, once read: an error names the column it is in. */
+  columns: () => string[] | undefined;
+}
+
+/**
+ * csv-parse over the bytes from some record on (the file's start, or where the fast scanner
+ * stopped: `baseLine` lines before it, and the record delimiter it had met, if any).
+ */
+export class CsvParseReader {
+  private readonly cursor: CsvCursor;
+  // Records are taken from `on_record` (and kept off the stream) rather than by iterating the
+  // parser: a stream's async iterator throws an error as soon as it happens, dropping records
+  // parsed before it, and the position of the error depends on those records.
+  private readonly queue: CsvRecord[] = [];
+  private failure: unknown;
+  private readonly parser: ReturnType<typeof parse>;
+
+  constructor(
+    private readonly file: string,
+    columns: () => string[] | undefined,
+    /** Takes each record with the line it starts on, adding its row (if any) to `rows`. */
+    private readonly onRecord: (record: string[], line: number, rows: RawRow[]) => void,
+    baseLine: number,
+    recordDelimiter: string | undefined,
+  ) {
+    this.cursor = { lines: new LineIndex(), baseLine, endOfPrevious: 0, emptyLinesBefore: 0, columns };
+    this.parser = parse({
+      relax_column_count: true,
+      skip_empty_lines: true,
+      max_record_size: MANIFEST_LIMITS.maxRowChars,
+      ...(recordDelimiter === undefined ? {} : { record_delimiter: recordDelimiter }),
+      on_record: (record: string[], info: CsvRecord["info"]) => {
+        this.queue.push({ record, info: { bytes: info.bytes, empty_lines: info.empty_lines } });
+        return null;
+      },
+    });
+    this.parser.on("error", (error) => {
+      this.failure ??= error;
+    });
+  }
+
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /** Parses `chunk`, adding its rows to `rows`; a failure is kept for `throwFailure`. */
+  async write(chunk: Buffer, rows: RawRow[]): Promise<void> {
+    this.cursor.lines.add(chunk);
+    await new Promise<void>((resolve) => this.parser.write(chunk, () => resolve()));
+    this.takeRows(rows);
+  }
+
+  async end(rows: RawRow[]): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.parser.once("error", () => resolve());
+      this.parser.end(() => resolve());
+    });
+    this.takeRows(rows);
+  }
+
+  /** Throws the parse failure, if any, placed on its line. */
+  throwFailure(): void {
+    const error = this.failure;
+    if (error === undefined) return;
+    throw error instanceof CsvError ? fromCsvError(error, this.file, this.cursor) : error;
+  }
+
+  destroy(): void {
+    this.parser.destroy();
+  }
+
+  /** Turns the parsed records into rows, placing each on the line where it starts. */
+  private takeRows(rows: RawRow[]): void {
+    const { cursor, queue } = this;
+    for (const { record, info } of queue) {
+      const line =
+        cursor.baseLine +
+        cursor.lines.lineAt(cursor.endOfPrevious) +
+        (info.empty_lines - cursor.emptyLinesBefore);
+      cursor.endOfPrevious = info.bytes;
+      cursor.emptyLinesBefore = info.empty_lines;
+      this.onRecord(record, line, rows);
+    }
+    queue.length = 0;
+  }
+}
+
+/** Places a csv-parse error: quote errors at the line where their record starts or the error is. */
+function fromCsvError(error: CsvError, file: string, cursor: CsvCursor): ManifestParseError {
+  const context = error as unknown as { bytes?: number; empty_lines?: number; column?: number | string };
+  const recordLine =
+    cursor.baseLine +
+    cursor.lines.lineAt(cursor.endOfPrevious) +
+    ((context.empty_lines ?? 0) - cursor.emptyLinesBefore);
+  const errorLine =
+    typeof context.bytes === "number" ? cursor.baseLine + cursor.lines.lineAt(context.bytes) : recordLine;
+  const index = typeof context.column === "number" ? context.column : undefined;
+  const name = index === undefined ? undefined : cursor.columns()?.[index];
+  const where = index === undefined ? "" : `field ${index + 1}${name === undefined ? "" : ` ("${name}")`}: `;
+  switch (error.code) {
+    case "CSV_QUOTE_NOT_CLOSED":
+      return new ManifestParseError({
+        code: "syntax",
+        file,
+        line: recordLine,
+        reason: 'a quoted field opened in the record starting on this line is never closed (a stray "?)',
+        cause: error,
+      });
+    case "CSV_MAX_RECORD_SIZE":
+      return new ManifestParseError({
+        code: "too-large",
+        file,
+        line: recordLine,
+        reason: `the record starting on this line is longer than ${MANIFEST_LIMITS.maxRowChars} characters (an unclosed quote?)`,
+        cause: error,
+      });
+    case "INVALID_OPENING_QUOTE":
+      return new ManifestParseError({
+        code: "syntax",
+        file,
+        line: errorLine,
+        reason: `${where}a quote inside an unquoted field; quote the whole field and double the quote (e.g. "a 5"" tall vase")`,
+        cause: error,
+      });
+    case "CSV_INVALID_CLOSING_QUOTE":
+      return new ManifestParseError({
+        code: "syntax",
+        file,
+        line: errorLine,
+        reason: `${where}a closing quote must be followed by a comma or the end of the line; double a quote that belongs to the text ("")`,
+        cause: error,
+      });
+    default:
+      return new ManifestParseError({
+        code: "syntax",
+        file,
+        line: errorLine,
+        reason: `not valid CSV: ${error.message}`,
+        cause: error,
+      });
+  }
+}
