@@ -186,9 +186,10 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
     const replies = await execOrThrow(read);
     // Task map entries left by versions that wrote them (keys.ts `task`; none is written now):
     // each its own Cluster slot, one DEL each, all sent at once, before the rows that name them.
+    // Only rows of that layout (a `taskIds` list) can have one: a row with `task:<id>` fields never did.
     await Promise.all(
       replies.flatMap((hash) =>
-        taskIdsOf(hash as FlatHash)
+        ((hash as FlatHash).taskIds === undefined ? [] : taskIdsOf(hash as FlatHash))
           .filter((id) => typeof id === "string" && id !== "")
           .map((id) => ctx.redis.del(ctx.keys.task(id))),
       ),

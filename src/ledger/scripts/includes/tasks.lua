@@ -21,7 +21,8 @@ end
 -- The row's current task id, or '' when it has none.
 local function current_task(rowKey)
   local id = redis.call('HGET', rowKey, 'taskId')
-  if id then return id end
+  -- An empty taskId is no task, as codec.ts reads it.
+  if id and id ~= '' then return id end
   local ordinal = redis.call('HGET', rowKey, 'task')
   if not ordinal then return '' end
   local fields = redis.call('HGETALL', rowKey)
