@@ -24,6 +24,10 @@ export async function readRows(
     const [bodyErr, body] = replies[2 * i + 1] ?? [new Error("no reply")];
     if (hashErr) throw hashErr;
     if (bodyErr) throw bodyErr;
+    // The two reads are not one atomic step: a row whose body is gone while its hash still has no
+    // prompt of its own (every row written before bodies has one) was removed between them (a
+    // purge, its expiry), so it reads as gone, never as a live row with an empty prompt.
+    if (body === null && (hash as FlatHash).prompt === undefined) return undefined;
     return parseRow(batch, id, hash as FlatHash, body as string | null);
   });
 }

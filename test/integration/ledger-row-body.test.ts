@@ -131,6 +131,15 @@ describe("the row body", () => {
     expect((await ledger.getRow("b1", "r0"))?.prompt).toBe("p".repeat(300));
   });
 
+  it("a row whose body is gone while its hash is still there reads as gone (removed between the reads)", async () => {
+    const { ledger } = ctx;
+    await ledger.addRows("b1", [newRow("r0", 300), newRow("r1", 300)]);
+    // What a purge or an expiry landing between the HGETALL and the GET leaves for the reader.
+    await ctx.redis.del(ledgerKeys(ctx.prefix).body("b1", "r0"));
+    expect(await ledger.getRow("b1", "r0")).toBeUndefined();
+    expect((await ledger.getRow("b1", "r1"))?.prompt).toBe("p".repeat(300));
+  });
+
   it("expires with its row, is persisted with it on reopen, and is purged with it", async () => {
     const expiring = createLedger(ctx.redis, { prefix: ctx.prefix, ttlMs: DAY });
     const keys = ledgerKeys(ctx.prefix);
