@@ -15,6 +15,7 @@ import {
 } from "./atomic-file.js";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
+import { readSmall } from "./read-small.js";
 import { ArchiveStoreError, classifyStoreError, isArchiveStoreError } from "./store-error.js";
 import type { ArchiveStore, ArchiveStoreHead } from "./types.js";
 
@@ -24,9 +25,12 @@ interface MetaFile {
   metadata: Record<string, string>;
 }
 
+/** A put body up to this size is read into memory and written in one go; a longer one is streamed. */
+const SMALL_OBJECT_BYTES = 1 << 20;
+
 /**
- * An ArchiveStore writing `<rootDir>/<key>`. Each file is streamed to `.<name>.<random>.tmp` in
- * the same directory, fsync'd and renamed over the target, so a reader never sees a partial
+ * An ArchiveStore writing `<rootDir>/<key>`. Each file is written (a put's body up to 1 MiB as
+ * one buffer, a longer one streamed) to `.<name>.<random>.tmp` in the same directory, fsync'd and renamed over the target, so a reader never sees a partial
  * file (`atomic-file.ts`). Metadata goes to a hidden `.<name>.meta.json`, written beside the
  * object's temporary file and renamed after the object: a crash in between leaves the new object
  * with no (or the old) metadata, never the new metadata on an old object, so a "same task-id
@@ -59,13 +63,15 @@ export function createFolderStore(rootDir: string): ArchiveStore {
    */
   const writeObject = async (
     path: string,
-    body: Readable,
+    body: Readable | Buffer,
     meta: MetaFile,
     signal: AbortSignal | undefined,
     through?: Transform,
   ): Promise<void> => {
     const written = await Promise.allSettled([
-      writeTempStream(dirs, path, body, signal, through),
+      Buffer.isBuffer(body)
+        ? writeTempBuffer(dirs, path, body, signal)
+        : writeTempStream(dirs, path, body, signal, through),
       writeTempBuffer(dirs, metaPathOf(path), Buffer.from(`${JSON.stringify(meta)}\n`), signal),
     ]);
     const files = written.map((result) => (result.status === "fulfilled" ? result.value : undefined));
@@ -90,7 +96,9 @@ export function createFolderStore(rootDir: string): ArchiveStore {
         path = pathOf(key);
         const metadata = options.metadata ?? {};
         assertValidMetadata(metadata);
-        await writeObject(path, body, { contentType: options.contentType, metadata }, options.signal);
+        // A small body is read whole and written as one buffer: no file stream per object.
+        const bytes = await readSmall(body, SMALL_OBJECT_BYTES, options.signal);
+        await writeObject(path, bytes, { contentType: options.contentType, metadata }, options.signal);
       } catch (error) {
         body.destroy();
         throw toStoreError(error, path, options.signal);

@@ -89,17 +89,33 @@ describe("folder store", () => {
   });
 
   it("a reader never sees a partial file while it is being written", async () => {
+    // Past the 1 MiB a put reads whole before writing: this body is streamed to its file.
     const body = new PassThrough();
-    const png = await pngBytes(500_000);
+    const png = await pngBytes(1_600_000);
     const writing = store.put("b/slow.png", body, { contentType: "image/png" });
-    body.write(png.subarray(0, 250_000));
-    await writingTempFile(join(root, "b"), 250_000);
+    body.write(png.subarray(0, 1_300_000));
+    await writingTempFile(join(root, "b"), 1_300_000);
     expect(await store.head("b/slow.png")).toBeUndefined();
     const visible = (await readdir(join(root, "b"))).filter((name) => !name.startsWith("."));
     expect(visible).toEqual([]);
-    body.end(png.subarray(250_000));
+    body.end(png.subarray(1_300_000));
     await writing;
     expect((await readFile(join(root, "b", "slow.png"))).equals(png)).toBe(true);
+  });
+
+  it("a small body is written only once it has ended: nothing, not even a temporary file, before", async () => {
+    const body = new PassThrough();
+    const png = await pngBytes(200_000);
+    const writing = store.put("b/small.png", body, { contentType: "image/png", metadata: { n: "1" } });
+    body.write(png.subarray(0, 100_000));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Not even the store's folder: nothing is made before the body has ended.
+    expect(await readdir(parent)).toEqual([]);
+    body.end(png.subarray(100_000));
+    await writing;
+    expect((await readFile(join(root, "b", "small.png"))).equals(png)).toBe(true);
+    expect(await store.head("b/small.png")).toEqual({ size: 200_000, metadata: { n: "1" } });
+    expect((await readdir(join(root, "b"))).sort()).toEqual([".small.png.meta.json", "small.png"]);
   });
 
   it("a failed stream leaves no file, no temporary file, and the previous version intact", async () => {
@@ -126,12 +142,26 @@ describe("folder store", () => {
   it("an abort rejects with the signal's reason and leaves nothing", async () => {
     const controller = new AbortController();
     const body = new PassThrough();
-    body.write(await pngBytes(10_000));
+    // Past the 1 MiB read whole: the abort meets a file being streamed.
+    body.write(await pngBytes(1_100_000));
     const writing = store.put("b/aborted.png", body, { contentType: "image/png", signal: controller.signal });
-    await writingTempFile(join(root, "b"), 10_000);
+    await writingTempFile(join(root, "b"), 1_100_000);
     controller.abort(new Error("shutdown"));
     await expect(writing).rejects.toThrow("shutdown");
+    expect(body.destroyed).toBe(true);
     expect(await readdir(join(root, "b"))).toEqual([]);
+  });
+
+  it("an abort while a small body is read rejects with the signal's reason, destroys it and leaves nothing", async () => {
+    const controller = new AbortController();
+    const body = new PassThrough();
+    body.write(await pngBytes(10_000));
+    const writing = store.put("b/aborted.png", body, { contentType: "image/png", signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    controller.abort(new Error("shutdown"));
+    await expect(writing).rejects.toThrow("shutdown");
+    expect(body.destroyed).toBe(true);
+    expect(await readdir(parent)).toEqual([]);
   });
 
   it("replaces an existing object and its metadata", async () => {
