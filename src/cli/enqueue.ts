@@ -10,7 +10,7 @@ import { type PriceTable, parsePriceOverrides } from "../kie/index.js";
 import { LedgerError } from "../ledger/index.js";
 import { isManifestParseError, ManifestOptionError } from "../manifest/index.js";
 import {
-  ENQUEUE_HEAP_GROWING_PERCENT,
+  ENQUEUE_V8_FLAGS,
   type EnqueueDeps,
   enqueue,
   isEnqueueInterruptedError,
@@ -38,9 +38,9 @@ export interface EnqueueFlags {
  * found an invalid one, or the file cannot be parsed), 1 when Redis does not answer.
  */
 export async function runEnqueueCommand(config: Config, file: string, flags: EnqueueFlags): Promise<void> {
-  // Collect garbage sooner, before the file is read (V8 reads this flag at every major GC): the
-  // peak RSS of a big file. It bounds nothing: live data still fits (see the constant).
-  setFlagsFromString(`--heap-growing-percent=${ENQUEUE_HEAP_GROWING_PERCENT}`);
+  // Before the file is read: garbage collected sooner and not pretenured, for the peak RSS of a
+  // big file. Nothing is bounded: live data still fits (see the constant).
+  for (const flag of ENQUEUE_V8_FLAGS) setFlagsFromString(flag);
   try {
     const summary = await enqueue(
       {

@@ -10,7 +10,7 @@ export { EnqueueInterruptedError, isEnqueueInterruptedError } from "./errors.js"
 export {
   DEFAULT_PRIORITY,
   ENQUEUE_CHUNK,
-  ENQUEUE_HEAP_GROWING_PERCENT,
+  ENQUEUE_V8_FLAGS,
 } from "./limits.js";
 export { parseBudgetCredits, parsePriority, resolveOptions } from "./options.js";
 
