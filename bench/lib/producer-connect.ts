@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { createRedisBackend } from "../../src/bull/producer-backend.js";
 import { QueueSet } from "../../src/bull/queues.js";
+import { SUBMIT_WINDOW_DEFAULT } from "../../src/config/schema.js";
 import { createLedger } from "../../src/ledger/index.js";
 import type { ProducerBackend } from "../../src/producer/types.js";
 
@@ -14,6 +15,8 @@ export function producerConnect(connection: Redis, prefix: string): () => Promis
       redis: connection,
       ledger: createLedger(connection, { prefix }),
       queuePrefix: prefix,
+      // What `kie-batch enqueue` does with KIE_SUBMIT_WINDOW unset.
+      submitWindow: SUBMIT_WINDOW_DEFAULT,
       queues: () => new QueueSet({ connection, queuePrefix: prefix }),
       onClose: async () => {
         await connection.quit();

@@ -61,6 +61,7 @@ export async function connectProducer(
     redis,
     ledger,
     queuePrefix: config.KIE_QUEUE_PREFIX,
+    submitWindow: config.KIE_SUBMIT_WINDOW,
     queues: () => buildQueues(redis, config),
     ...(config.KIE_REUSE ? { results: buildResultIndex(redis, config) } : {}),
     onClose: async () => {

@@ -2,6 +2,7 @@ import { ledgerKeys, type ResultIndex } from "../ledger/index.js";
 import type { ProducerBackend, ProducerLedger } from "../producer/types.js";
 import type { RedisClient as Redis } from "../redis/script.js";
 import { jobKey, storedJobData } from "../worker/jobs.js";
+import { feedSubmitWindow } from "../worker/submit-window.js";
 import type { QueueSet } from "./queues.js";
 
 export interface RedisBackendOptions {
@@ -16,13 +17,27 @@ export interface RedisBackendOptions {
   queues: () => QueueSet;
   /** The deployment's result index, for a dry run's count of rows that would be reused. Absent: reuse is off. */
   results?: Pick<ResultIndex, "exists">;
+  /**
+   * KIE_SUBMIT_WINDOW: a batch this backend creates gets its submit jobs a window of this many rows
+   * at a time (`AddRowsMeta.submitWindow`). @defaultValue undefined: every row gets its job at once
+   */
+  submitWindow?: number;
   /** Runs after the queues are closed, e.g. to quit a connection the backend was given to own. */
   onClose?: () => Promise<void>;
 }
 
 /** The producer's backend over one ioredis connection, the ledger and BullMQ's submit queue. */
 export function createRedisBackend(options: RedisBackendOptions): ProducerBackend {
-  const { redis, ledger, results } = options;
+  const { redis, results, submitWindow } = options;
+  // The window is recorded with the batch's first rows (the call that carries its meta).
+  const ledger: ProducerLedger =
+    submitWindow === undefined
+      ? options.ledger
+      : {
+          ...options.ledger,
+          addRows: (batch, rows, meta) =>
+            options.ledger.addRows(batch, rows, meta === undefined ? meta : { ...meta, submitWindow }),
+        };
   const keys = ledgerKeys(options.queuePrefix);
   let queueSet: QueueSet | undefined;
   const queues = (): QueueSet => {
@@ -45,6 +60,9 @@ export function createRedisBackend(options: RedisBackendOptions): ProducerBacken
           return { name: "submit", data, opts: { ...base, jobId: jobKey(batch, rowId), priority } };
         }),
       );
+    },
+    async feedSubmitWindow(batch) {
+      return feedSubmitWindow({ ledger: options.ledger, queues: queues() }, batch);
     },
     async rowsExist(batch, rowIds) {
       if (rowIds.length === 0) return [];

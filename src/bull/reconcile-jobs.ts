@@ -44,7 +44,7 @@ export function reconcileJobs(
       const job = await queues.queues[stage].getJob(key);
       return job ? (job.data as Record<string, unknown>) : undefined;
     },
-    addSubmit: (data) => queues.addSubmit(data),
+    addSubmit: (data, options) => queues.addSubmit(data, options),
     addPoll: (data, delayMs) => queues.addPoll(data, delayMs),
   };
 }

@@ -49,6 +49,13 @@ const STORE_PROBE_DEFAULT_MS = 60_000;
 /** How often the fleet's reconciler sweeps for rows without a job (one worker, by lease). */
 const RECONCILE_EVERY_DEFAULT_MS = 5 * 60_000;
 
+/**
+ * KIE_SUBMIT_WINDOW: rows of a batch given their submit job at a time (the rest wait in the ledger
+ * with no job: Redis bytes of a million-row batch, issue 10). 500 is more than any fleet submits
+ * while the window refills (it is refilled at half empty; one account creates 2 rows a second).
+ */
+export const SUBMIT_WINDOW_DEFAULT = 500;
+
 const QUEUE_PREFIX_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
 export const envSchema = z.object({
@@ -91,6 +98,11 @@ export const envSchema = z.object({
   KIE_MAX_WAIT: duration('"30m"').default(30 * 60_000),
   KIE_MAX_RESUBMITS: positiveInt("a whole number").default(1),
   KIE_SUBMIT_ATTEMPTS: positiveInt("a whole number >= 1").default(8),
+  KIE_SUBMIT_WINDOW: parsed((text) => {
+    const n = parseCount(text, "a whole number >= 1");
+    if (n < 1) throw new ValueError("KIE_SUBMIT_WINDOW", "below 1");
+    return n;
+  }, "a whole number >= 1").default(SUBMIT_WINDOW_DEFAULT),
   KIE_LOCK_MS: positiveInt("milliseconds, a whole number").default(30_000),
   KIE_LEDGER_TTL: duration('"30d"').default(30 * 86_400_000),
   /** A status call may not know a task this young yet ("recordInfo is null"): not a failure. */

@@ -3,6 +3,7 @@ import type { RedisClient } from "../redis/script.js";
 import { keepUncertain } from "./budget.js";
 import { batchColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
+import { feedWindow } from "./feed.js";
 import { expireFinished, type HousekeepingProgress, housekeep, persistBatch, purge } from "./housekeeping.js";
 import { refuseOldLayout, repairBatchIndex } from "./index-repair.js";
 import { ledgerKeys } from "./keys.js";
@@ -17,6 +18,7 @@ import type {
   AddRowOutcome,
   AddRowsMeta,
   BatchSummary,
+  FeedResult,
   IndexedStatus,
   NewRow,
   ReserveOutcome,
@@ -95,6 +97,11 @@ export interface Ledger {
    * manifest order, each with its reservation made; the caller adds their submit jobs.
    */
   wakeParked(batch: string, max?: number): Promise<WakeResult>;
+  /**
+   * Feeds a window-managed batch's submit window: up to `max` held rows (no job yet, by design), in
+   * manifest order, as many as refill the window; the caller adds their submit jobs (feed.ts).
+   */
+  feedWindow(batch: string, max?: number): Promise<FeedResult>;
   getBatch(batch: string): Promise<BatchSummary | undefined>;
   /** Every batch, newest first. */
   listBatches(): Promise<BatchSummary[]>;
@@ -188,6 +195,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     keepUncertain: (batch, rowId, credits, taskId) => keepUncertain(ctx, batch, rowId, credits, taskId),
     setBudget: (batch, credits) => setBudget(ctx, batch, credits),
     wakeParked: (batch, max) => wakeParked(ctx, batch, max),
+    feedWindow: (batch, max) => feedWindow(ctx, batch, max),
     getBatch: (batch) => getBatch(ctx, batch),
     listBatches: () => listBatches(ctx),
     repairIndex: () => repairBatchIndex(ctx),

@@ -52,7 +52,8 @@ export async function* stateIndexPages(
     if (page.length === 0) return;
     const found: { id: string; score: string }[] = [];
     for (let i = 0; i + 1 < page.length; i += 2) found.push({ id: page[i]!, score: page[i + 1]! });
-    const read = options.skipParked ? await unparked(ctx, batch, found) : found;
+    const kept = options.skipParked ? await unparked(ctx, batch, found) : found;
+    const read = options.skipHeld ? await unheld(ctx, batch, kept) : kept;
     const rows = await readRows(
       ctx,
       batch,
@@ -80,6 +81,19 @@ async function unparked<T extends { id: string }>(
   if (found.length === 0) return found;
   const scores = await ctx.redis.zmscore(ctx.keys.parked(batch), ...found.map(({ id }) => id));
   return found.filter((_, i) => scores[i] === null);
+}
+
+/**
+ * The entries that are not held rows of a window-managed batch (seq >= its `fedSeq`: no job by
+ * design). `fedSeq` only grows, so a value read before the seqs never takes a held row for a fed
+ * one (at worst a row fed meanwhile is left to the next walk).
+ */
+async function unheld<T extends { id: string }>(ctx: LedgerContext, batch: string, found: T[]): Promise<T[]> {
+  if (found.length === 0) return found;
+  const fedSeq = await ctx.redis.hget(ctx.keys.batch(batch), "fedSeq");
+  if (fedSeq === null) return found;
+  const seqs = await ctx.redis.zmscore(ctx.keys.order(batch), ...found.map(({ id }) => id));
+  return found.filter((_, i) => seqs[i] !== null && Number(seqs[i]) < Number(fedSeq));
 }
 
 /**

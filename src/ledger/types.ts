@@ -42,12 +42,14 @@ export interface NewRow {
 }
 
 /**
- * What `addRows` did with each row: `new` was recorded; `duplicate-queued` already existed and is
- * still queued (re-add its job: BullMQ ignores an existing jobId, and a crash between the ledger
- * write and `addBulk` must not lose the row); `duplicate` already existed and moved on, or appeared
- * earlier in the same call.
+ * What `addRows` did with each row: `new` was recorded (add its submit job); `held` was recorded
+ * in a window-managed batch (`AddRowsMeta.submitWindow`): no job now, `feedWindow` gives it one in
+ * its turn; `duplicate-queued` already existed and is still queued and due a job (re-add it:
+ * BullMQ ignores an existing jobId, and a crash between the ledger write and `addBulk` must not
+ * lose the row); `duplicate` already existed and moved on (or is held), or appeared earlier in the
+ * same call.
  */
-export type AddRowOutcome = "new" | "duplicate-queued" | "duplicate";
+export type AddRowOutcome = "new" | "held" | "duplicate-queued" | "duplicate";
 
 /** Batch-level facts `addRows` may record. */
 export interface AddRowsMeta {
@@ -60,6 +62,15 @@ export interface AddRowsMeta {
    * render), set in the same atomic step as the first rows. Once set, it stays. @defaultValue unchanged
    */
   noReuse?: boolean;
+  /**
+   * KIE_SUBMIT_WINDOW: a batch created by this call gets its rows' submit jobs a window at a time
+   * (`Ledger.feedWindow`), this many fed-and-queued rows at most; later rows are `held`. A batch
+   * that is window-managed takes the new size; one created without it stays as it is.
+   * @defaultValue undefined: every new row is `new` (the caller adds its job)
+   */
+  submitWindow?: number;
+  /** The BullMQ priority of the batch's submit jobs, kept for the jobs fed later. @defaultValue unchanged */
+  priority?: number;
 }
 
 /** One stored image of a row. */
@@ -153,6 +164,13 @@ export interface BatchSummary extends Record<Status, number> {
   reused?: number;
   /** The batch was enqueued with `--no-reuse`. */
   noReuse?: boolean;
+  /**
+   * Window-managed batches only (`AddRowsMeta.submitWindow`): queued rows with no submit job yet,
+   * by design (seq >= `fedSeq`); `feedWindow` gives them one a window at a time.
+   */
+  held?: number;
+  /** Window-managed batches only: rows with seq below this were given their submit job (or moved on). */
+  fedSeq?: number;
 }
 
 /**
@@ -200,6 +218,11 @@ export interface TransitionResult {
   /** This transition made the batch finished. */
   finished: boolean;
   /**
+   * A row left `queued` of a window-managed batch whose submit window is below half full with
+   * rows held: feed it (`Ledger.feedWindow`; worker/submit-window.ts).
+   */
+  feed?: boolean;
+  /**
    * On a Cluster, why the task this transition recorded (`addTaskId`) is not confirmed on a
    * replica of its master (none online, WAIT timed out or failed): a failover now could lose it.
    */
@@ -220,6 +243,15 @@ export interface WakeResult {
 }
 export type SettleOutcome = "settled" | "already-settled";
 
+/** What one `feedWindow` call fed: each row with the submit lineage its job takes. */
+export interface FeedResult {
+  fed: { rowId: string; resubmit: number }[];
+  /** The batch's submit priority (enqueue --priority), for the fed rows' jobs; absent: none kept. */
+  priority?: number;
+  /** True when the window is still short and rows are held: ask again. */
+  more: boolean;
+}
+
 /** One row of a state index: the row and when it entered the state (the index's score). */
 export interface StateEntry {
   row: RowRecord;
@@ -237,6 +269,11 @@ export interface StatePageOptions {
    * per parked row. @defaultValue false
    */
   skipParked?: boolean;
+  /**
+   * Leave out, unread, the rows of a window-managed batch that are held (seq >= `fedSeq`, read
+   * per page): they have no job by design (one ZMSCORE of the order zset per page). @defaultValue false
+   */
+  skipHeld?: boolean;
 }
 
 export interface RowsOptions {

@@ -39,7 +39,7 @@ const REPLICA_WAIT_MS = 1_000;
 /** Rows per script call: large enough to amortise the round trip, small enough not to block Redis long. */
 export const ADD_ROWS_CHUNK = 1000;
 
-const OUTCOMES: readonly AddRowOutcome[] = ["new", "duplicate-queued", "duplicate"];
+const OUTCOMES: readonly AddRowOutcome[] = ["new", "duplicate-queued", "duplicate", "held"];
 
 /**
  * Records rows, one script call per chunk. Each row is created at most once; a chunk is atomic,
@@ -55,6 +55,9 @@ export async function addRows(
 ): Promise<AddRowOutcome[]> {
   checkName("batch", batch);
   const budget = meta.budget === undefined ? "" : finite("budget", meta.budget);
+  if (meta.submitWindow !== undefined && !(Number.isInteger(meta.submitWindow) && meta.submitWindow >= 1))
+    throw new LedgerError("invalid_value", "submitWindow must be a whole number >= 1");
+  const submitWindow = meta.submitWindow === undefined ? "" : String(meta.submitWindow);
   const outcomes: AddRowOutcome[] = new Array(rows.length);
   const seen = new Set<string>();
   // Everything is checked and encoded before the first write, so a bad row fails the call whole.
@@ -92,6 +95,8 @@ export async function addRows(
       meta.file ?? "",
       budget,
       meta.noReuse === true ? "1" : "",
+      submitWindow,
+      meta.priority === undefined ? "" : String(meta.priority),
       ...chunk.flatMap(({ values }) => values),
     ];
     const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock)) as number[];
@@ -182,10 +187,11 @@ export async function transition(
     number,
     number,
     number,
+    number,
     unknown?,
     (string | null)?,
   ];
-  const [ok, finished, reopened, left, pairs, body] = reply;
+  const [ok, finished, reopened, left, feed, pairs, body] = reply;
   const row = pairs === undefined ? undefined : parseRow(batch, rowId, pairsToHash(pairs), body);
   // The row (`taskIds`, written by the script with the move) is the record a created task is
   // traced by (invariant 3); there is no taskId -> row map: webhooks carry the row's job key.
@@ -200,7 +206,13 @@ export async function transition(
   // a reopen finds the expiry near, when the rows cannot wait for the sweep (afterReopen).
   if (reopened === 1) await afterReopen(ctx, batch, left);
   else if (finished === 1 && ctx.ttlMs !== undefined) await housekeepingStep(ctx, batch, ctx.ttlMs);
-  return { ok: ok === 1, row, finished: finished === 1, ...(unreplicated ? { unreplicated } : {}) };
+  return {
+    ok: ok === 1,
+    row,
+    finished: finished === 1,
+    ...(feed === 1 ? { feed: true } : {}),
+    ...(unreplicated ? { unreplicated } : {}),
+  };
 }
 
 function rowMissing(batch: string, rowId: string): LedgerError {

@@ -22,9 +22,11 @@ export interface ChunkWriterOptions {
 
 /**
  * Writes valid rows in chunks: each chunk is recorded in the ledger first, then its submit jobs
- * are added. Order matters for healing: a row the ledger holds as still `queued` gets its job
- * added again on every enqueue (BullMQ keeps an existing jobId as it is), so a crash between the
- * two writes loses nothing, and a row is never queued without its ledger record.
+ * are added (in a window-managed batch, only the first window's: the rest are held, see
+ * worker/submit-window.ts). Order matters for healing: a row the ledger holds as still `queued`
+ * (and due a job) gets its job added again on every enqueue (BullMQ keeps an existing jobId as
+ * it is), so a crash between the two writes loses nothing, and a row is never queued without its
+ * ledger record.
  */
 export class ChunkWriter {
   /** Rows the ledger recorded as new, and queued. */
@@ -89,6 +91,7 @@ export class ChunkWriter {
       first === undefined
         ? {
             file,
+            priority,
             ...(budget === undefined ? {} : { budget }),
             ...(this.options.noReuse === true ? { noReuse: true } : {}),
           }
@@ -100,19 +103,24 @@ export class ChunkWriter {
     this.firstRecord ??= recorded;
     const outcomes = await recorded;
     const toQueue: string[] = [];
+    let held = false;
     outcomes.forEach((outcome, i) => {
       const row = rows[i]!;
-      if (outcome === "new") {
+      if (outcome === "held") held = true;
+      if (outcome === "new" || outcome === "held") {
         this.enqueued++;
         this.credits += row.estimatedCredits;
       } else {
         this.duplicates++;
         if (!row.idGiven) this.duplicatesWithoutId++;
       }
-      if (outcome !== "duplicate") toQueue.push(row.id);
+      if (outcome === "new" || outcome === "duplicate-queued") toQueue.push(row.id);
     });
     // Only the ids are needed from here: let the rows go while the jobs are added (memory).
     rows.length = 0;
     if (toQueue.length > 0) await backend.addSubmitJobs(batch, toQueue, priority);
+    // Held rows (a window-managed batch) get their jobs a window at a time: the first window
+    // here, as soon as its rows are recorded; a later chunk's feed finds the window full (one read).
+    if (held) await backend.feedSubmitWindow(batch);
   }
 }

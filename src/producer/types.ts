@@ -48,7 +48,7 @@ export interface EnqueueOptions {
 }
 
 /** The ledger calls the producer makes. */
-export type ProducerLedger = Pick<Ledger, "addRows" | "setBudget" | "getBatch">;
+export type ProducerLedger = Pick<Ledger, "addRows" | "setBudget" | "getBatch" | "feedWindow">;
 
 /** Redis, as the producer sees it. Built only after the file has been opened. */
 export interface ProducerBackend {
@@ -58,6 +58,12 @@ export interface ProducerBackend {
    * is (BullMQ returns the existing job), which is what heals a crash between ledger and queue.
    */
   addSubmitJobs(batch: string, rowIds: readonly string[], priority: number): Promise<void>;
+  /**
+   * Gives a window-managed batch's next held rows (`addRows` outcome `held`) their submit jobs, as
+   * many as fill its submit window (KIE_SUBMIT_WINDOW), at the priority kept on the batch; returns
+   * how many. Workers feed the rest as rows leave `queued`.
+   */
+  feedSubmitWindow(batch: string): Promise<number>;
   /** For each id, whether the batch's ledger already holds that row. Reads only. */
   rowsExist(batch: string, rowIds: readonly string[]): Promise<boolean[]>;
   /**

@@ -1,6 +1,7 @@
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import type { StageQueues } from "./ports.js";
+import { feedingLedger } from "./submit-window.js";
 
 /** What waking parked rows needs: the ledger's wake and the submit queue. */
 export interface BudgetWakeDeps {
@@ -32,12 +33,19 @@ export async function wakeParkedRows(deps: BudgetWakeDeps, batch: string): Promi
  * same atomic step), so a batch with none, nearly every settle, costs no wake and no read. A row
  * parked after that step was checked against the budget this call freed, so skipping the wake
  * strands none. A wake that fails is logged, not thrown (the money call itself succeeded): the
- * reconciler's sweep wakes the rows. Every other method is the ledger's own.
+ * reconciler's sweep wakes the rows. Moves out of `queued` also feed the batch's submit window
+ * when it runs low (`feedingLedger`). Every other method is the ledger's own.
  */
 export function wakingLedger<
   L extends Pick<
     Ledger,
-    "releaseReservation" | "settleCredits" | "wakeParked" | "settleAndPeek" | "releaseAndPeek"
+    | "releaseReservation"
+    | "settleCredits"
+    | "wakeParked"
+    | "settleAndPeek"
+    | "releaseAndPeek"
+    | "transition"
+    | "feedWindow"
   >,
 >(ledger: L, queues: Pick<StageQueues, "addSubmit">, log: Pick<Logger, "warn">): L {
   const wake = async (batch: string) => {
@@ -46,7 +54,8 @@ export function wakingLedger<
     });
   };
   return {
-    ...ledger,
+    // A move out of `queued` may leave the batch's submit window low: it is fed (submit-window.ts).
+    ...feedingLedger(ledger, queues, log),
     async releaseReservation(batch, rowId) {
       const { released, parked } = await ledger.releaseAndPeek(batch, rowId);
       if (released > 0 && parked) await wake(batch);

@@ -14,7 +14,8 @@ export type { FleetPort } from "../fleet/port.js";
 
 /** How stages hand work to the next stage. Job ids come from `jobKey`, so adding twice is harmless. */
 export interface StageQueues {
-  addSubmit(data: SubmitJob): Promise<void>;
+  /** `priority`: BullMQ's, as enqueue gives the batch's jobs. @defaultValue none (runs before prioritized jobs) */
+  addSubmit(data: SubmitJob, options?: { priority?: number }): Promise<void>;
   addPoll(data: PollJob, delayMs: number): Promise<void>;
   addArchive(data: ArchiveJob): Promise<void>;
 }

@@ -4,6 +4,7 @@ import type { Ledger } from "../ledger/index.js";
 import type { IndexedStatus, RowRecord, StateEntry } from "../ledger/types.js";
 import { wakeParkedRows } from "./budget-wake.js";
 import { jobKey, type PollJob, type Stage, type SubmitJob } from "./jobs.js";
+import { feedSubmitWindow } from "./submit-window.js";
 
 /**
  * The reconciler: finds rows whose state has no job behind it and gives them one back.
@@ -37,7 +38,7 @@ export interface ReconcileJobs {
   removeFinished(stage: Stage, key: string): Promise<void>;
   /** A failed job's data, or undefined when it cannot be read. */
   failedJobData(stage: Stage, key: string): Promise<Record<string, unknown> | undefined>;
-  addSubmit(data: SubmitJob): Promise<void>;
+  addSubmit(data: SubmitJob, options?: { priority?: number }): Promise<void>;
   addPoll(data: PollJob, delayMs: number): Promise<void>;
 }
 
@@ -51,6 +52,7 @@ type ReconcileLedger = Pick<
   | "countRepairs"
   | "transition"
   | "wakeParked"
+  | "feedWindow"
   | "keepUncertain"
   | "releaseReservation"
 >;
@@ -76,6 +78,8 @@ export interface ReconcileReport {
   failed: number;
   /** Parked rows (over the budget, no job) that fit the budget now: given their job (absent: none). */
   woken?: number;
+  /** Held rows of a window-managed batch whose window was low (a feed lost to a crash): fed (absent: none). */
+  fed?: number;
 }
 
 /** The states a row waits in for a job, and which stage's job that is. */
@@ -130,18 +134,32 @@ export async function reconcileBatch(
       deps.log.info({ batch, woken }, `reconciler: ${woken} rows waiting for budget fit it now; woken`);
     }
   }
+  // A feed lost to a crash (a producer gone after recording its rows, a worker after a move out
+  // of queued) leaves a window-managed batch's window low with rows held: fed here.
+  if ((summary.held ?? 0) > 0) {
+    const fed = await feedSubmitWindow({ ledger: deps.ledger, queues: deps.jobs }, batch);
+    if (fed > 0) {
+      report.fed = fed;
+      deps.log.info(
+        { batch, fed },
+        `reconciler: the submit window of batch ${batch} was low; ${fed} rows fed`,
+      );
+    }
+  }
   await deps.ledger.ensureStateIndex(batch);
   const enteredBefore = deps.clock.now() - (deps.settleMs ?? RECONCILE_SETTLE_MS);
   // A batch of a million rows is two thousand pages: a worker closing (or the lease lost) stops
   // between two of them, and what was repaired so far is still counted below.
   walk: for (const { state, stage } of WATCHED) {
     if (summary[state] === 0) continue;
-    // Parked rows (queued over the budget) wait with no job on purpose: left out unread, so a
-    // batch of a million parked rows costs a sweep a ZMSCORE per page, not a million reads.
+    // Parked rows (queued over the budget) and held rows (queued above the submit window's
+    // `fedSeq`) wait with no job on purpose: left out unread, so a batch of a million of them
+    // costs a sweep a ZMSCORE or two per page, not a million reads; a held row never gets a job here.
     const pages = deps.ledger.statePages(batch, state, {
       enteredBefore,
       pageSize: deps.pageSize ?? 500,
       skipParked: state === "queued",
+      skipHeld: state === "queued",
     });
     for await (const page of pages) {
       report.checked += page.length;

@@ -11,12 +11,19 @@
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] batch name, ARGV[3] file (''), ARGV[4] budget ('' = leave as is)
       ARGV[5] '1' marks the batch `noReuse` (enqueue --no-reuse; '' = leave as is)
-      ARGV[6..] per row, 4 values: id, line, body (row-body.ts: prompt, params, metadata),
+      ARGV[6] submit window, rows ('' = none): a batch CREATED by this call is window-managed
+        (feed.lua gives its rows submit jobs a window at a time: `fedSeq`, `held`); a batch that
+        already is one takes the new size; a batch created without it (or by an earlier version)
+        never becomes one, and its rows get their jobs from the caller as before
+      ARGV[7] the batch's submit priority, kept for the jobs feed.lua's callers add ('' = leave)
+      ARGV[8..] per row, 4 values: id, line, body (row-body.ts: prompt, params, metadata),
         estimatedCredits
 
     Output:
       {reopened (0|1), ms left before the expiry the reopen removed (-1: none; see
-       includes/reopen.lua), then per row: 0 new, 1 duplicate still queued, 2 duplicate}
+       includes/reopen.lua), then per row: 0 new (its job is the caller's), 1 duplicate still
+       queued and due a job (re-add it), 2 duplicate (moved on, or held: no job due now),
+       3 new and held (window-managed batch: feed.lua gives it its job)}
 ]]
 --- @include "includes/reopen.lua"
 local now = now_ms()
@@ -26,6 +33,14 @@ if redis.call('EXISTS', batchKey) == 0 then
     'total', 0, 'queued', 0, 'submitted', 0, 'generating', 0, 'archiving', 0, 'archived', 0,
     'failed', 0, 'cancelled', 0, 'creditsEstimated', 0, 'creditsReserved', 0, 'creditsSpent', 0,
     'uncertain', 0, 'resubmits', 0, 'waitingBudget', 0, 'repaired', 0, 'stateIndexed', 1)
+  if ARGV[6] ~= '' then redis.call('HSET', batchKey, 'fedSeq', 0, 'held', 0) end
+end
+-- Rows with seq >= fedSeq that are queued are held: no job until feed.lua feeds them.
+local fedSeq = redis.call('HGET', batchKey, 'fedSeq')
+if fedSeq then
+  fedSeq = tonumber(fedSeq)
+  if ARGV[6] ~= '' then redis.call('HSET', batchKey, 'submitWindow', ARGV[6]) end
+  if ARGV[7] ~= '' then redis.call('HSET', batchKey, 'priority', ARGV[7]) end
 end
 if ARGV[3] ~= '' then redis.call('HSETNX', batchKey, 'file', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
@@ -40,10 +55,11 @@ local FIRST_ROW = 12
 local out = { 0, -1 }
 for i = FIRST_ROW, #KEYS, KEYS_PER_ROW do
   local rowKey, bodyKey = KEYS[i], KEYS[i + 1]
-  local base = 5 + (i - FIRST_ROW) / KEYS_PER_ROW * FIELDS_PER_ROW
+  local base = 7 + (i - FIRST_ROW) / KEYS_PER_ROW * FIELDS_PER_ROW
   local status = redis.call('HGET', rowKey, 'status')
   if status then
-    if status == 'queued' then out[#out + 1] = 1 else out[#out + 1] = 2 end
+    local held = fedSeq and status == 'queued' and num(redis.call('HGET', rowKey, 'seq')) >= fedSeq
+    if status == 'queued' and not held then out[#out + 1] = 1 else out[#out + 1] = 2 end
   else
     local id = ARGV[base + 1]
     -- Only short values in the hash (it stays a listpack); the id is its key's, the rest the body's.
@@ -55,13 +71,14 @@ for i = FIRST_ROW, #KEYS, KEYS_PER_ROW do
     seq = seq + 1
     added = added + 1
     estimated = estimated + tonumber(ARGV[base + 4])
-    out[#out + 1] = 0
+    if fedSeq then out[#out + 1] = 3 else out[#out + 1] = 0 end
   end
 end
 
 if added > 0 then
   redis.call('HINCRBY', batchKey, 'total', added)
   redis.call('HINCRBY', batchKey, 'queued', added)
+  if fedSeq then redis.call('HINCRBY', batchKey, 'held', added) end
   redis.call('HINCRBYFLOAT', batchKey, 'creditsEstimated', tostring(estimated))
   redis.call('HSET', batchKey, 'nextSeq', seq, 'updatedAt', now)
   -- An appended row reopens a finished batch: it must not expire under the new rows. Its hash

@@ -18,4 +18,5 @@ export const indexRowsScript = load("index-rows.lua");
 export const leaseScript = load("lease.lua");
 export const countRepairsScript = load("count-repairs.lua");
 export const wakeScript = load("wake.lua");
+export const feedScript = load("feed.lua");
 export const resultForgetScript = load("result-forget.lua");

@@ -22,7 +22,11 @@
 
     Output:
       {ok (0|1), finished (0|1), reopened (0|1), ms left before the expiry the reopen removed
-       (-1: none; see includes/reopen.lua), row HGETALL (absent when the row is missing), body}
+       (-1: none; see includes/reopen.lua), feed (0|1), row HGETALL (absent when the row is
+       missing), body}
+      feed: a row left `queued` of a window-managed batch (add-rows.lua: `fedSeq`) whose
+      fed-and-queued rows (queued - held - waitingBudget) fell below half its `submitWindow`
+      while rows are held and none waits for budget: the caller feeds it (feed.lua).
 ]]
 --- @include "includes/reopen.lua"
 --- @include "includes/tasks.lua"
@@ -32,11 +36,11 @@ local rowId = ARGV[4]
 -- The state index key of each indexed state (INDEXED_STATUSES in types.ts, same order).
 local INDEX = { queued = KEYS[5], submitted = KEYS[6], generating = KEYS[7], archiving = KEYS[8],
   failed = KEYS[9] }
-if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0, -1 } end
+if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0, -1, 0 } end
 local status = redis.call('HGET', rowKey, 'status')
-if not status then return { 0, 0, 0, -1 } end
+if not status then return { 0, 0, 0, -1, 0 } end
 if ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true) then
-  return { 0, 0, 0, -1, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
+  return { 0, 0, 0, -1, 0, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
 end
 
 -- The row's long fields, kept in its body as parts `RS <tag> <value>` after the prompt's part
@@ -77,6 +81,27 @@ if changed then
     redis.call('HINCRBY', batchKey, 'waitingBudget', -1)
   end
   if status == 'queued' then redis.call('ZREM', parkedKey, rowId) end
+end
+
+-- A window-managed batch counts its held rows (queued, seq >= fedSeq: no job until feed.lua
+-- feeds them) exactly: a held row leaving queued (a cancel) leaves the count, a row entering
+-- queued above fedSeq joins it (feed.lua passes it later, its job is deduplicated by its id).
+local feed = 0
+local fedSeq = nil
+if changed and (status == 'queued' or to == 'queued') then fedSeq = redis.call('HGET', batchKey, 'fedSeq') end
+if fedSeq then
+  if num(redis.call('HGET', rowKey, 'seq')) >= tonumber(fedSeq) then
+    if status == 'queued' then
+      redis.call('HINCRBY', batchKey, 'held', -1)
+    else
+      redis.call('HINCRBY', batchKey, 'held', 1)
+    end
+  end
+  if status == 'queued' then
+    local w = redis.call('HMGET', batchKey, 'queued', 'held', 'waitingBudget', 'submitWindow')
+    local held, waiting = num(w[2]), num(w[3])
+    if held > 0 and waiting == 0 and (num(w[1]) - held - waiting) * 2 < num(w[4]) then feed = 1 end
+  end
 end
 
 local i = 8
@@ -173,4 +198,4 @@ end
 
 redis.call('HSET', rowKey, 'updatedAt', now)
 redis.call('HSET', batchKey, 'updatedAt', now)
-return { 1, finished, reopened, left, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
+return { 1, finished, reopened, left, feed, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }

@@ -1,0 +1,50 @@
+import type { LedgerContext } from "./context.js";
+import { feedScript } from "./scripts/index.js";
+import type { FeedResult } from "./types.js";
+
+/** Order-zset rows looked at per script call, at most (a window's worth is asked for). */
+const FEED_PAGE = 500;
+/** Order-zset rows read per call at least, however few the window asks for. */
+const MIN_PAGE = 100;
+
+/**
+ * Feeds a window-managed batch's submit window (scripts/feed.lua): the next held rows, in manifest
+ * order, as many as bring its fed-and-queued rows back to its window, at most `max` per call; the
+ * caller adds their submit jobs, then asks again while `more`. Costs one HMGET when the batch is
+ * not window-managed, holds no row or has its window full.
+ */
+export async function feedWindow(ctx: LedgerContext, batch: string, max = FEED_PAGE): Promise<FeedResult> {
+  const batchKey = ctx.keys.batch(batch);
+  const [fedSeq, held, queued, waiting, window] = await ctx.redis.hmget(
+    batchKey,
+    "fedSeq",
+    "held",
+    "queued",
+    "waitingBudget",
+    "submitWindow",
+  );
+  const none: FeedResult = { fed: [], more: false };
+  if (fedSeq === null || fedSeq === undefined || Number(held) <= 0 || Number(waiting) > 0) return none;
+  const want = Number(window) - (Number(queued) - Number(held));
+  if (!(want > 0)) return none;
+  const page = await ctx.redis.zrange(
+    ctx.keys.order(batch),
+    fedSeq,
+    "+inf",
+    "BYSCORE",
+    "LIMIT",
+    0,
+    // At least a short page: rows passed over (cancelled while held) do not stall the feed.
+    Math.max(1, Math.min(max, Math.max(want, MIN_PAGE))),
+    "WITHSCORES",
+  );
+  if (page.length === 0) return none;
+  const keys = [batchKey];
+  for (let i = 0; i < page.length; i += 2) keys.push(ctx.keys.row(batch, page[i]!));
+  const reply = (await feedScript.run(ctx.redis, keys, page, ctx.clock)) as (string | number)[];
+  const fed: FeedResult["fed"] = [];
+  for (let i = 2; i + 1 < reply.length; i += 2)
+    fed.push({ rowId: String(reply[i]), resubmit: Number(reply[i + 1]) });
+  const priority = reply[1] === "" || reply[1] === undefined ? undefined : Number(reply[1]);
+  return { fed, ...(priority === undefined ? {} : { priority }), more: reply[0] === 1 };
+}

@@ -1,0 +1,76 @@
+/**
+ * The producer and the submit window (issue 10): a batch enqueued with KIE_SUBMIT_WINDOW gets
+ * submit jobs for its first window only, at its priority; the rest of its rows are held in the
+ * ledger. Rows appended later are held too; a batch created without a window (an earlier
+ * version) keeps getting a job per row. A dry run writes nothing, as before.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createRedisBackend } from "../../src/bull/producer-backend.js";
+import { QueueSet } from "../../src/bull/queues.js";
+import { csv, csvRows, type ProducerFixture, producerFixture } from "./producer-helpers.js";
+
+let fx: ProducerFixture;
+beforeEach(async () => {
+  fx = await producerFixture();
+});
+afterEach(async () => {
+  await fx.close();
+});
+
+/** `enqueue` through a backend with a submit window of `submitWindow` rows. */
+const windowed = (submitWindow: number) => ({
+  connect: async () =>
+    createRedisBackend({
+      redis: fx.redis,
+      ledger: fx.ledger,
+      queuePrefix: fx.prefix,
+      submitWindow,
+      queues: () => new QueueSet({ connection: fx.redis, queuePrefix: fx.prefix }),
+    }),
+});
+
+const idRows = (n: number) => Array.from({ length: n }, (_, i) => `row${i},prompt ${i}`);
+
+async function submitJobs(): Promise<{ id: string; priority: number }[]> {
+  const jobs = await fx.queues().queues.submit.getJobs(["wait", "prioritized", "delayed", "active"]);
+  return jobs.map((job) => ({ id: job.id ?? "", priority: job.opts.priority ?? 0 }));
+}
+
+describe("enqueue with a submit window", () => {
+  it("adds submit jobs for the first window only, in manifest order, at the batch's priority", async () => {
+    const file = await fx.files.write("big.csv", csv("id,prompt", ...idRows(120)));
+    const summary = await fx.run({ file, batch: "big", priority: 42 }, windowed(50));
+    expect(summary).toMatchObject({ enqueued: 120, exitCode: 0 });
+    const jobs = await submitJobs();
+    expect(jobs).toHaveLength(50);
+    expect(new Set(jobs.map(({ priority }) => priority))).toEqual(new Set([42]));
+    expect(jobs.map(({ id }) => id).sort()).toEqual(
+      Array.from({ length: 50 }, (_, i) => `big/row${i}`).sort(),
+    );
+    expect(await fx.ledger.getBatch("big")).toMatchObject({ queued: 120, held: 70, fedSeq: 50 });
+
+    // Re-enqueued with more rows: the new rows are held, the window is full, no job is added.
+    const more = await fx.files.write("more.csv", csv("id,prompt", ...idRows(130)));
+    const again = await fx.run({ file: more, batch: "big", priority: 42 }, windowed(50));
+    expect(again).toMatchObject({ enqueued: 10, duplicates: 120 });
+    expect(await submitJobs()).toHaveLength(50);
+    expect(await fx.ledger.getBatch("big")).toMatchObject({ queued: 130, held: 80, fedSeq: 50 });
+  });
+
+  it("a batch created without a window keeps a job per row, also for rows appended with one", async () => {
+    const first = await fx.files.write("a.csv", csv("prompt,seed", ...csvRows(8)));
+    await fx.run({ file: first, batch: "old" });
+    const both = await fx.files.write("b.csv", csv("prompt,seed", ...csvRows(20)));
+    const again = await fx.run({ file: both, batch: "old" }, windowed(5));
+    expect(again).toMatchObject({ enqueued: 12, duplicates: 8 });
+    expect(await submitJobs()).toHaveLength(20);
+    const summary = await fx.ledger.getBatch("old");
+    expect(summary?.held).toBeUndefined();
+  });
+
+  it("a dry run writes nothing", async () => {
+    const file = await fx.files.write("dry.csv", csv("prompt,seed", ...csvRows(30)));
+    await fx.run({ file, batch: "dry", dryRun: true }, windowed(5));
+    expect(await fx.keys()).toEqual([]);
+  });
+});
