@@ -6,7 +6,8 @@ import { redisEndpoint } from "../app/redis-endpoint.js";
 import type { Config } from "../config/index.js";
 import { systemClock } from "../core/clock.js";
 import { ValueError } from "../core/errors.js";
-import { type PriceTable, parsePriceOverrides } from "../kie/index.js";
+// prices.js, not the kie barrel: that loads the HTTP client and undici, which enqueue never uses.
+import { type PriceTable, parsePriceOverrides } from "../kie/prices.js";
 import { LedgerError } from "../ledger/index.js";
 import { isManifestParseError, ManifestOptionError } from "../manifest/index.js";
 import {
