@@ -105,7 +105,9 @@ describe("on a Redis Cluster", () => {
     expect(await redis.pttl(keys.row("b5", "r2"))).toBe(-1);
 
     expect(await ledger.claimLease("reconcile", "me", 10_000)).toBe(true);
-    // A task map entry an older version wrote (its own slot) goes with the purge too.
+    // A task map entry an older version wrote (its own slot) goes with the purge too. Those versions
+    // listed a row's tasks in one `taskIds` field: the row is given that layout as they left it.
+    await redis.hset(keys.row("b0", "r1"), "taskIds", JSON.stringify(["task-b0-r1"]));
     await redis.set(keys.task("task-b0-r1"), "b0/r1");
     expect(await ledger.purge("b0")).toBe(3);
     expect(await ledger.getBatch("b0")).toBeUndefined();
