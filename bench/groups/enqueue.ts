@@ -67,13 +67,14 @@ async function runAddBulk(ctx: BenchContext, rowIds: readonly string[], batch: s
 }
 
 /** `kie-batch enqueue FILE` spawned through the bin: wall seconds from spawn to exit, peak RSS. */
-async function runBin(ctx: BenchContext, file: string, rows: number) {
+async function runBin(ctx: BenchContext, file: string, rows: number, env: Record<string, string> = {}) {
   const prefix = ctx.newPrefix("bin");
   const started = performance.now();
   const child = spawnBin("kie-batch enqueue", ["enqueue", file, "--batch", "bench", "--json"], {
     REDIS_URL: ctx.redisUrl,
     KIE_QUEUE_PREFIX: prefix,
     LOG_LEVEL: "warn",
+    ...env,
   });
   const code = await child.exited();
   const seconds = (performance.now() - started) / 1000;
@@ -89,7 +90,9 @@ async function runBin(ctx: BenchContext, file: string, rows: number) {
 
 export const enqueueGroup: BenchGroup = {
   name: "enqueue",
-  about: "enqueue jobs/s ÷ plain addBulk (in-process and through the bin), peak RSS of the bin's enqueue",
+  about:
+    "enqueue rows/s ÷ plain addBulk jobs/s (in-process and through the bin; with the submit window and with a job for every row), peak RSS of the bin's enqueue",
+
   async run(ctx, sizes) {
     const rows = sizes.enqueueRows;
     const bigRows = sizes.enqueueBigRows;
@@ -126,7 +129,12 @@ export const enqueueGroup: BenchGroup = {
 
     const bin = await runBin(ctx, file, rows);
     const binRate = rows / bin.seconds;
-    ctx.log(`  through the bin: ${fmt(binRate)} jobs/s (${fmt(bin.seconds, 1)} s, start-up included)`);
+    ctx.log(`  through the bin: ${fmt(binRate)} rows/s (${fmt(bin.seconds, 1)} s, start-up included)`);
+    // Like for like with addBulk: a window as large as the batch gives every row its job at once,
+    // as enqueue did before the submit window.
+    const binAll = await runBin(ctx, file, rows, { KIE_SUBMIT_WINDOW: String(rows) });
+    const binAllRate = rows / binAll.seconds;
+    ctx.log(`  through the bin, every row a job: ${fmt(binAllRate)} rows/s (${fmt(binAll.seconds, 1)} s)`);
 
     const big = join(ctx.dir, `enqueue-${bigRows}.csv`);
     await writeCsvManifest(big, bigRows);
@@ -139,8 +147,10 @@ export const enqueueGroup: BenchGroup = {
     const figures: Figure[] = [
       {
         group,
-        figure: `enqueue jobs/s ÷ plain addBulk, ${fmt(rows)} rows, through the bin`,
-        unit: "jobs/s",
+        // What a user runs: every row recorded in the ledger, the first KIE_SUBMIT_WINDOW (500)
+        // given their submit job, the rest given theirs as the window moves (README, Concepts).
+        figure: `enqueue rows/s ÷ plain addBulk jobs/s, ${fmt(rows)} rows, through the bin`,
+        unit: "rows/s",
         measured: binRate,
         baseline: addBulkRate,
         ratio: ratioOf(binRate, addBulkRate),
@@ -149,8 +159,17 @@ export const enqueueGroup: BenchGroup = {
       },
       {
         group,
-        figure: `enqueue jobs/s ÷ plain addBulk, ${fmt(rows)} rows, in-process`,
-        unit: "jobs/s",
+        figure: `enqueue rows/s ÷ plain addBulk jobs/s, ${fmt(rows)} rows, through the bin, every row a job (KIE_SUBMIT_WINDOW=${rows})`,
+        unit: "rows/s",
+        measured: binAllRate,
+        baseline: addBulkRate,
+        ratio: ratioOf(binAllRate, addBulkRate),
+        goal: "-",
+      },
+      {
+        group,
+        figure: `enqueue rows/s ÷ plain addBulk jobs/s, ${fmt(rows)} rows, in-process`,
+        unit: "rows/s",
         measured: producerRate,
         baseline: addBulkRate,
         ratio: ratioOf(producerRate, addBulkRate),
