@@ -49,7 +49,7 @@ class StoredJob<D = any, R = any, N extends string = string, P extends JobProgre
 }
 
 /** A BullMQ queue whose jobs are stored as `StoredJob`s. */
-export class StageQueue extends Queue {
+class StageQueue extends Queue {
   protected override get Job(): typeof Job {
     return StoredJob;
   }

@@ -14,7 +14,7 @@
  */
 
 /** One archived image of an entry. */
-export interface ResultImage {
+interface ResultImage {
   /** The store key (`batch/row.png`); the location is the store's `locationOf(key)`. */
   key: string;
   bytes: number;

@@ -14,10 +14,10 @@ import type { NewRow } from "./types.js";
  */
 
 /** The separator byte between the body's parts. */
-export const BODY_SEPARATOR = "\x1e";
+const BODY_SEPARATOR = "\x1e";
 
 /** Row fields kept in the body (tag letter), not in the hash: their values may be long. */
-export const BODY_FIELDS = { images: "i", error: "e", reusedFrom: "r" } as const;
+const BODY_FIELDS = { images: "i", error: "e", reusedFrom: "r" } as const;
 export type BodyField = keyof typeof BODY_FIELDS;
 
 /** The body add-rows.lua writes for a new row. */
