@@ -79,11 +79,27 @@ export class QueueSet implements StageQueues, PollWaker {
   }
 
   async addSubmit(data: SubmitJob, options: { priority?: number } = {}): Promise<void> {
-    await this.queues.submit.add("submit", storedJobData("submit", data), {
+    await this.queues.submit.add("submit", storedJobData("submit", data), this.submitOptions(data, options));
+  }
+
+  /** `addSubmit` for many jobs in one round trip (BullMQ's addBulk): the same ids and options. */
+  async addSubmitBulk(jobs: readonly SubmitJob[], options: { priority?: number } = {}): Promise<void> {
+    if (jobs.length === 0) return;
+    await this.queues.submit.addBulk(
+      jobs.map((data) => ({
+        name: "submit",
+        data: storedJobData("submit", data),
+        opts: this.submitOptions(data, options),
+      })),
+    );
+  }
+
+  private submitOptions(data: SubmitJob, options: { priority?: number }): JobsOptions {
+    return {
       ...this.jobOptions("submit"),
       jobId: jobKey(data.batch, data.rowId, data.resubmit),
       ...(options.priority ? { priority: options.priority } : {}),
-    });
+    };
   }
 
   async addPoll(data: PollJob, delayMs: number): Promise<void> {

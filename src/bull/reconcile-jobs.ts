@@ -11,7 +11,7 @@ import type { QueueSet } from "./queues.js";
  * are finished.
  */
 export function reconcileJobs(
-  queues: Pick<QueueSet, "queues" | "addSubmit" | "addPoll">,
+  queues: Pick<QueueSet, "queues" | "addSubmit" | "addSubmitBulk" | "addPoll">,
   redis: Pick<Redis, "pipeline">,
 ): ReconcileJobs {
   return {
@@ -45,6 +45,7 @@ export function reconcileJobs(
       return job ? (job.data as Record<string, unknown>) : undefined;
     },
     addSubmit: (data, options) => queues.addSubmit(data, options),
+    addSubmitBulk: (jobs, options) => queues.addSubmitBulk(jobs, options),
     addPoll: (data, delayMs) => queues.addPoll(data, delayMs),
   };
 }

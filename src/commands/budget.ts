@@ -2,17 +2,17 @@ import type { BatchSummary } from "../ledger/index.js";
 import { requireBatch } from "../report/batch.js";
 import { formatCredits } from "../report/status-text.js";
 import type { OpsLedger, Output } from "../report/types.js";
-import { type BudgetWakeDeps, wakeParkedRows } from "../worker/budget-wake.js";
+import { type WakeAndFeedDeps, wakeAndFeed } from "../worker/budget-wake.js";
 
 export interface BudgetDeps {
-  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "setBudget"> & BudgetWakeDeps["ledger"];
+  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "setBudget"> & WakeAndFeedDeps["ledger"];
   out: Output;
   queuePrefix?: string;
   /**
-   * The submit queue, to give the rows the new budget holds their jobs now. Without it they wait
-   * for the reconciler's next sweep.
+   * The submit queue, to give the rows the new budget holds their jobs now (parked rows woken,
+   * held rows of the submit window fed). Without it they wait for the reconciler's next sweep.
    */
-  queues?: BudgetWakeDeps["queues"];
+  queues?: WakeAndFeedDeps["queues"];
 }
 
 /**
@@ -31,7 +31,9 @@ export async function setBatchBudget(
     // Expired or purged between the two calls.
     await requireBatch(deps.ledger, batch, deps.queuePrefix);
   }
-  const woken = deps.queues ? await wakeParkedRows({ ledger: deps.ledger, queues: deps.queues }, batch) : 0;
+  const { woken } = deps.queues
+    ? await wakeAndFeed({ ledger: deps.ledger, queues: deps.queues }, batch)
+    : { woken: 0 };
   const after = await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const was = before.budget === undefined ? "none" : formatCredits(before.budget);
   // Uncertain credits (creates whose reply was lost) count as spent: KIE may have charged them.

@@ -9,24 +9,35 @@ const MIN_PAGE = 100;
 
 /**
  * Feeds a window-managed batch's submit window (scripts/feed.lua): the next held rows, in manifest
- * order, as many as bring its fed-and-queued rows back to its window, at most `max` per call; the
- * caller adds their submit jobs, then asks again while `more`. Costs one HMGET when the batch is
- * not window-managed, holds no row or has its window full.
+ * order, as many as bring its fed-and-queued rows back to its window (while rows wait for budget,
+ * only those that fit the room left), at most `max` per call; the caller adds their submit jobs,
+ * then asks again while `more`. Costs one HMGET when the batch is not window-managed, holds no
+ * row, has its window full, or has rows waiting and no room.
  */
 export async function feedWindow(ctx: LedgerContext, batch: string, max = FEED_PAGE): Promise<FeedResult> {
   const batchKey = ctx.keys.batch(batch);
-  const [fedSeq, held, queued, waiting, window] = await ctx.redis.hmget(
+  const [fedSeq, held, queued, waiting, window, budget, spent, reserved, uncertain] = await ctx.redis.hmget(
     batchKey,
     "fedSeq",
     "held",
     "queued",
     "waitingBudget",
     "submitWindow",
+    "budget",
+    "creditsSpent",
+    "creditsReserved",
+    "creditsUncertain",
   );
   const none: FeedResult = { fed: [], more: false };
-  if (fedSeq === null || fedSeq === undefined || Number(held) <= 0 || Number(waiting) > 0) return none;
-  const want = Number(window) - (Number(queued) - Number(held));
+  if (fedSeq === null || fedSeq === undefined || Number(held) <= 0) return none;
+  const want = Number(window) - (Number(queued) - Number(held) - Number(waiting ?? 0));
   if (!(want > 0)) return none;
+  // While rows wait for budget, only rows that fit the room left are fed (feed.lua): none fits
+  // a batch over its budget. A batch without a budget never waits.
+  if (Number(waiting ?? 0) > 0 && budget !== null && budget !== undefined) {
+    const room = Number(budget) - Number(spent ?? 0) - Number(reserved ?? 0) - Number(uncertain ?? 0);
+    if (room < -1e-9) return none;
+  }
   const page = await ctx.redis.zrange(
     ctx.keys.order(batch),
     fedSeq,

@@ -1,12 +1,18 @@
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import type { StageQueues } from "./ports.js";
-import { feedingLedger } from "./submit-window.js";
+import { feedingLedger, feedSubmitWindow } from "./submit-window.js";
 
 /** What waking parked rows needs: the ledger's wake and the submit queue. */
 export interface BudgetWakeDeps {
   ledger: Pick<Ledger, "wakeParked">;
   queues: Pick<StageQueues, "addSubmit">;
+}
+
+/** What waking parked rows and then feeding the submit window needs. */
+export interface WakeAndFeedDeps {
+  ledger: Pick<Ledger, "wakeParked" | "feedWindow">;
+  queues: Pick<StageQueues, "addSubmit" | "addSubmitBulk">;
 }
 
 /**
@@ -27,14 +33,28 @@ export async function wakeParkedRows(deps: BudgetWakeDeps, batch: string): Promi
 }
 
 /**
+ * Wakes the parked rows the budget holds now, then feeds the batch's submit window: held rows
+ * that fit the room left are fed even when a parked row ahead of them does not fit (feed.lua), so
+ * a raise, a release or a settle that wakes nothing still lets cheaper held rows go.
+ */
+export async function wakeAndFeed(
+  deps: WakeAndFeedDeps,
+  batch: string,
+): Promise<{ woken: number; fed: number }> {
+  const woken = await wakeParkedRows(deps, batch);
+  return { woken, fed: await feedSubmitWindow(deps, batch) };
+}
+
+/**
  * The ledger, waking parked rows after every call that may give the budget room: a released
  * reservation (a row failed or cancelled without a create) and a settled task (spent below its
  * reservation). The money script itself says whether the batch has parked rows (its ZCARD, in the
  * same atomic step), so a batch with none, nearly every settle, costs no wake and no read. A row
  * parked after that step was checked against the budget this call freed, so skipping the wake
  * strands none. A wake that fails is logged, not thrown (the money call itself succeeded): the
- * reconciler's sweep wakes the rows. Moves out of `queued` also feed the batch's submit window
- * when it runs low (`feedingLedger`). Every other method is the ledger's own.
+ * reconciler's sweep wakes the rows. Each wake also feeds the batch's submit window
+ * (`wakeAndFeed`), and so does a row parking (its reservation refused); moves out of `queued`
+ * feed it when it runs low (`feedingLedger`). Every other method is the ledger's own.
  */
 export function wakingLedger<
   L extends Pick<
@@ -46,16 +66,28 @@ export function wakingLedger<
     | "releaseAndPeek"
     | "transition"
     | "feedWindow"
+    | "reserveBudget"
   >,
->(ledger: L, queues: Pick<StageQueues, "addSubmit">, log: Pick<Logger, "warn">): L {
+>(ledger: L, queues: WakeAndFeedDeps["queues"], log: Pick<Logger, "warn">): L {
   const wake = async (batch: string) => {
-    await wakeParkedRows({ ledger, queues }, batch).catch((err: unknown) => {
+    await wakeAndFeed({ ledger, queues }, batch).catch((err: unknown) => {
       log.warn({ err, batch }, "could not wake rows waiting for budget; the reconciler will");
     });
   };
   return {
     // A move out of `queued` may leave the batch's submit window low: it is fed (submit-window.ts).
     ...feedingLedger(ledger, queues, log),
+    async reserveBudget(batch, rowId, credits) {
+      const outcome = await ledger.reserveBudget(batch, rowId, credits);
+      // A row parked leaves the fed rows: held rows that fit the room left take its place (one
+      // HMGET when the batch holds none or has no room).
+      if (outcome === "over-budget") {
+        await feedSubmitWindow({ ledger, queues }, batch).catch((err: unknown) => {
+          log.warn({ err, batch }, "could not feed the batch's submit window; the reconciler will");
+        });
+      }
+      return outcome;
+    },
     async releaseReservation(batch, rowId) {
       const { released, parked } = await ledger.releaseAndPeek(batch, rowId);
       if (released > 0 && parked) await wake(batch);

@@ -16,6 +16,8 @@ export type { FleetPort } from "../fleet/port.js";
 export interface StageQueues {
   /** `priority`: BullMQ's, as enqueue gives the batch's jobs. @defaultValue none (runs before prioritized jobs) */
   addSubmit(data: SubmitJob, options?: { priority?: number }): Promise<void>;
+  /** `addSubmit` for many jobs in one round trip, at one priority. */
+  addSubmitBulk(jobs: readonly SubmitJob[], options?: { priority?: number }): Promise<void>;
   addPoll(data: PollJob, delayMs: number): Promise<void>;
   addArchive(data: ArchiveJob): Promise<void>;
 }

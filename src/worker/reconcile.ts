@@ -39,6 +39,7 @@ export interface ReconcileJobs {
   /** A failed job's data, or undefined when it cannot be read. */
   failedJobData(stage: Stage, key: string): Promise<Record<string, unknown> | undefined>;
   addSubmit(data: SubmitJob, options?: { priority?: number }): Promise<void>;
+  addSubmitBulk(jobs: readonly SubmitJob[], options?: { priority?: number }): Promise<void>;
   addPoll(data: PollJob, delayMs: number): Promise<void>;
 }
 

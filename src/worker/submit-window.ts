@@ -11,13 +11,15 @@ const MAX_FEED_PAGES = 50;
 /** What feeding a batch's submit window needs: the ledger's feed and a submit queue that takes a priority. */
 export interface WindowFeedDeps {
   ledger: Pick<Ledger, "feedWindow">;
-  queues: { addSubmit(data: SubmitJob, options?: { priority?: number }): Promise<void> };
+  /** One bulk add per feed page (a worker feeds inside its submit stage: one round trip, not 250). */
+  queues: { addSubmitBulk(jobs: readonly SubmitJob[], options?: { priority?: number }): Promise<void> };
 }
 
 /**
  * Gives the next held rows of a window-managed batch (queued, no job yet: the submit window,
  * issue 10) their submit jobs, in manifest order, as many as refill the window, at the batch's
- * priority (enqueue --priority), as the producer gives the first window. Job ids come from
+ * priority (enqueue --priority), as the producer gives the first window; while rows wait for
+ * budget, only the held rows that fit the room left (feed.lua). Job ids come from
  * `jobKey`, so a job added twice is one job; a crash between the feed and an add leaves a queued
  * row below `fedSeq` with no job, which the reconciler repairs. Returns the rows fed.
  */
@@ -26,7 +28,10 @@ export async function feedSubmitWindow(deps: WindowFeedDeps, batch: string): Pro
   for (let page = 0; page < MAX_FEED_PAGES; page++) {
     const { fed, priority, more } = await deps.ledger.feedWindow(batch);
     const options = priority === undefined ? {} : { priority };
-    for (const { rowId, resubmit } of fed) await deps.queues.addSubmit({ batch, rowId, resubmit }, options);
+    await deps.queues.addSubmitBulk(
+      fed.map(({ rowId, resubmit }) => ({ batch, rowId, resubmit })),
+      options,
+    );
     count += fed.length;
     if (!more) break;
   }

@@ -284,6 +284,7 @@ describe("poll after a retry", () => {
       storePause: {} as StageDeps["storePause"],
       queues: {
         addSubmit: async (data) => void added.push(data),
+        addSubmitBulk: async (jobs) => void added.push(...jobs),
         addPoll: async () => {},
         addArchive: async () => {},
       },

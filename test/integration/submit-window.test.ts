@@ -74,7 +74,8 @@ describe("feeding a batch's submit window", () => {
     expect(await jobIds()).toEqual(["r-001", "r-003", "r-004"].map(keyOf));
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 6, fedSeq: 4 });
 
-    // Fed rows that park wait for their wake: no feed while rows of the batch wait for budget.
+    // Fed rows that park wait for their wake; while they wait, held rows are fed only when they
+    // fit the room left (none here: r-005 costs 8, the room is 0).
     await ctx.ledger.setBudget("b", 8);
     expect(await ctx.ledger.reserveBudget("b", "r-001", 8)).toBe("reserved");
     expect(await ctx.ledger.reserveBudget("b", "r-003", 8)).toBe("over-budget");
@@ -83,6 +84,42 @@ describe("feeding a batch's submit window", () => {
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 1, held: 6 });
     expect(await feed()).toBe(0);
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 6, fedSeq: 4 });
+  });
+
+  it("while rows wait for budget, feeds held rows in manifest order while they fit the room left", async () => {
+    const costs = [20, 4, 4, 8, 4];
+    await ctx.ledger.addRows(
+      "b",
+      ids(5).map((id, i) => newRow(id, costs[i])),
+      { submitWindow: 1, priority: 7, budget: 12 },
+    );
+    expect(await feed()).toBe(1);
+    // r-001 (20) parks: the fed rows fall to 0, and room 12 takes r-002 and r-003 (4 + 4) only
+    // when the window allows them; r-004 (8) does not fit the 4 left and stops the feed there
+    // (r-005, which would fit, waits behind it: manifest order, as the wake goes).
+    expect(await ctx.ledger.reserveBudget("b", "r-001", 20)).toBe("over-budget");
+    expect(await feed()).toBe(1);
+    expect(await ctx.ledger.reserveBudget("b", "r-002", 4)).toBe("reserved");
+    const moved = await ctx.ledger.transition("b", "r-002", { from: ["queued"], to: "submitted" });
+    // Rows wait, but the budget has room (8): the move says feed.
+    expect(moved.feed).toBe(true);
+    expect(await feed()).toBe(1);
+    expect(await jobIds()).toEqual(ids(3).map(keyOf));
+    expect(await ctx.ledger.reserveBudget("b", "r-003", 4)).toBe("reserved");
+    await ctx.ledger.transition("b", "r-003", { from: ["queued"], to: "submitted" });
+    // Room 4: r-004 (8) does not fit; nothing fed, the more flag down, r-004 still held.
+    expect(await ctx.ledger.feedWindow("b")).toMatchObject({ fed: [], more: false });
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 2, fedSeq: 3, waitingBudget: 1 });
+    // Over the budget (a settle above the estimate): the move does not ask for a feed.
+    await ctx.ledger.setBudget("b", 7);
+    expect(await ctx.ledger.reserveBudget("b", "r-004", 8)).toBe("over-budget");
+    const over = await ctx.ledger.transition("b", "r-004", { from: ["queued"], to: "cancelled" });
+    expect(over.feed).toBeUndefined();
+    // No budget: the batch never waits, and the feed goes on in manifest order.
+    await ctx.ledger.setBudget("b", null);
+    expect(await feed()).toBe(1);
+    expect(await jobIds()).toEqual([...ids(3), "r-005"].map(keyOf));
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 0, fedSeq: 5 });
   });
 
   it("gives each row to one feeder when several feed at once", async () => {

@@ -26,7 +26,8 @@
        missing), body}
       feed: a row left `queued` of a window-managed batch (add-rows.lua: `fedSeq`) whose
       fed-and-queued rows (queued - held - waitingBudget) fell below half its `submitWindow`
-      while rows are held and none waits for budget: the caller feeds it (feed.lua).
+      while rows are held and, when rows wait for budget, the budget has room: the caller feeds
+      it (feed.lua, which feeds then only the held rows that fit).
 ]]
 --- @include "includes/reopen.lua"
 --- @include "includes/tasks.lua"
@@ -100,7 +101,11 @@ if fedSeq then
   if status == 'queued' then
     local w = redis.call('HMGET', batchKey, 'queued', 'held', 'waitingBudget', 'submitWindow')
     local held, waiting = num(w[2]), num(w[3])
-    if held > 0 and waiting == 0 and (num(w[1]) - held - waiting) * 2 < num(w[4]) then feed = 1 end
+    if held > 0 and (num(w[1]) - held - waiting) * 2 < num(w[4]) then
+      -- While rows wait for budget, held rows are fed only when the budget has room (feed.lua;
+      -- read below, after this move's credit deltas).
+      if waiting == 0 then feed = 1 else feed = -1 end
+    end
   end
 end
 
@@ -135,6 +140,12 @@ for _ = 1, tonumber(ARGV[i]) do
     redis.call('HINCRBY', batchKey, field, delta)
   end
   i = i + 2
+end
+if feed == -1 then
+  local c = redis.call('HMGET', batchKey, 'budget', 'creditsSpent', 'creditsReserved', 'creditsUncertain')
+  feed = 0
+  -- A batch without a budget never waits; one over it feeds nothing (feed.lua: room < 0).
+  if not c[1] or tonumber(c[1]) - num(c[2]) - num(c[3]) - num(c[4]) >= -1e-9 then feed = 1 end
 end
 
 local taskId = ARGV[6]
