@@ -48,12 +48,14 @@ export async function* stateIndexPages(
   let min = "-inf";
   let skip = 0;
   for (;;) {
+    // Read before the page (see `unheld`).
+    const fedSeq = options.skipHeld ? await ctx.redis.hget(ctx.keys.batch(batch), "fedSeq") : null;
     const page = await ctx.redis.zrange(key, min, max, "BYSCORE", "LIMIT", skip, pageSize, "WITHSCORES");
     if (page.length === 0) return;
     const found: { id: string; score: string }[] = [];
     for (let i = 0; i + 1 < page.length; i += 2) found.push({ id: page[i]!, score: page[i + 1]! });
     const kept = options.skipParked ? await unparked(ctx, batch, found) : found;
-    const read = options.skipHeld ? await unheld(ctx, batch, kept) : kept;
+    const read = fedSeq === null ? kept : await unheld(ctx, batch, kept, Number(fedSeq));
     const rows = await readRows(
       ctx,
       batch,
@@ -85,15 +87,21 @@ async function unparked<T extends { id: string }>(
 
 /**
  * The entries that are not held rows of a window-managed batch (seq >= its `fedSeq`: no job by
- * design). `fedSeq` only grows, so a value read before the seqs never takes a held row for a fed
- * one (at worst a row fed meanwhile is left to the next walk).
+ * design), by the `fedSeq` read before the page. feed.lua moves `fedSeq` before its caller adds
+ * the jobs, so a value read later would take rows fed during the walk, whose adds may not have
+ * landed yet, for jobless fed rows (a false repair); read first, such rows count as held and are
+ * left to the next walk. (An add still in flight when `fedSeq` was read can still be met: the
+ * repair adds the same job id, one job either way.)
  */
-async function unheld<T extends { id: string }>(ctx: LedgerContext, batch: string, found: T[]): Promise<T[]> {
+async function unheld<T extends { id: string }>(
+  ctx: LedgerContext,
+  batch: string,
+  found: T[],
+  fedSeq: number,
+): Promise<T[]> {
   if (found.length === 0) return found;
-  const fedSeq = await ctx.redis.hget(ctx.keys.batch(batch), "fedSeq");
-  if (fedSeq === null) return found;
   const seqs = await ctx.redis.zmscore(ctx.keys.order(batch), ...found.map(({ id }) => id));
-  return found.filter((_, i) => seqs[i] !== null && Number(seqs[i]) < Number(fedSeq));
+  return found.filter((_, i) => seqs[i] !== null && Number(seqs[i]) < fedSeq);
 }
 
 /**

@@ -171,6 +171,8 @@ export interface BatchSummary extends Record<Status, number> {
   held?: number;
   /** Window-managed batches only: rows with seq below this were given their submit job (or moved on). */
   fedSeq?: number;
+  /** The BullMQ priority kept for the batch's submit jobs (enqueue --priority); absent: none kept. */
+  priority?: number;
 }
 
 /**

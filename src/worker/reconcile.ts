@@ -164,7 +164,7 @@ export async function reconcileBatch(
     });
     for await (const page of pages) {
       report.checked += page.length;
-      await reconcilePage(deps, batch, state, stage, page, report);
+      await reconcilePage(deps, batch, state, stage, page, report, summary.priority);
       if (!(await keepGoing())) break walk;
     }
   }
@@ -186,6 +186,7 @@ async function reconcilePage(
   stage: Stage,
   page: readonly StateEntry[],
   report: ReconcileReport,
+  priority: number | undefined,
 ): Promise<void> {
   // Queued rows come without the parked ones (skipParked). One marked waiting but not parked was
   // marked by an older version: a job makes it park (or go) as this version does.
@@ -236,7 +237,7 @@ async function reconcilePage(
       continue;
     }
     if (found === "completed") await deps.jobs.removeFinished(stage, stageKey(stage, row));
-    if (await requeue(deps, stage, row)) report.requeued += 1;
+    if (await requeue(deps, stage, row, priority)) report.requeued += 1;
   }
 }
 
@@ -259,11 +260,19 @@ function stageKey(stage: Stage, row: RowRecord): string {
   }
 }
 
-/** Adds the job the row's state needs; false when there was nothing to add. */
-async function requeue(deps: ReconcileDeps, stage: Stage, row: RowRecord): Promise<boolean> {
+/**
+ * Adds the job the row's state needs; false when there was nothing to add. A submit job takes the
+ * batch's priority, as enqueue and the feed give it (BullMQ runs unprioritised jobs first).
+ */
+async function requeue(
+  deps: ReconcileDeps,
+  stage: Stage,
+  row: RowRecord,
+  priority?: number,
+): Promise<boolean> {
   const { batch, id: rowId } = row;
   if (stage === "submit") {
-    await deps.jobs.addSubmit({ batch, rowId, resubmit: row.taskIds.length });
+    await deps.jobs.addSubmit({ batch, rowId, resubmit: row.taskIds.length }, priority ? { priority } : {});
     return true;
   }
   if (row.taskId === undefined) return false;

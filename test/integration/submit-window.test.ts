@@ -5,7 +5,8 @@
  * reconciler never gives a held row a job, feeds a window left low, and repairs a lost add.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import type { NewRow } from "../../src/ledger/index.js";
+import { createLedger, type NewRow } from "../../src/ledger/index.js";
+import { ledgerKeys } from "../../src/ledger/keys.js";
 import { wakingLedger } from "../../src/worker/budget-wake.js";
 import { jobKey } from "../../src/worker/jobs.js";
 import { reconcileBatch } from "../../src/worker/reconcile.js";
@@ -220,7 +221,40 @@ describe("the reconciler and the submit window", () => {
     // the 22 held rows get none.
     expect(second).toMatchObject({ requeued: 5 });
     expect(second.fed).toBeUndefined();
-    expect(await jobIds()).toEqual(ids(5, 3).map(keyOf));
+    // Repaired at the batch's priority, as fed (BullMQ would run unprioritised jobs first).
+    expect(await submitJobs()).toEqual(ids(5, 3).map((id) => ({ id: keyOf(id), priority: 7 })));
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 22, fedSeq: 8 });
+  });
+
+  it("does not take rows fed while it reads a page (their adds not landed yet) for jobless ones", async () => {
+    await windowed(30, 5);
+    expect(await feed()).toBe(5);
+    const keys = ledgerKeys(ctx.prefix);
+    // A feeder between its feed step and its adds, right after the sweep read its queued page:
+    // the window widened to 8 and r-006..r-008 fed, their jobs not added yet.
+    let fedMeanwhile: string[] = [];
+    const redis = new Proxy(ctx.redis, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (prop !== "zrange" || typeof value !== "function") {
+          return typeof value === "function" ? value.bind(target) : value;
+        }
+        return async (...args: unknown[]) => {
+          const page = await (value as (...a: unknown[]) => Promise<string[]>).apply(target, args);
+          if (args[0] === keys.stateIndex("b", "queued") && fedMeanwhile.length === 0) {
+            await ctx.redis.hset(keys.batch("b"), "submitWindow", 8);
+            fedMeanwhile = (await ctx.ledger.feedWindow("b")).fed.map(({ rowId }) => rowId);
+          }
+          return page;
+        };
+      },
+    });
+    const sweeping = createLedger(redis, { prefix: ctx.prefix, clock });
+    now += 2 * MINUTE;
+    const report = await reconcileBatch({ ...reconcileDeps(ctx, clock, 100), ledger: sweeping }, "b");
+    expect(fedMeanwhile).toEqual(ids(3, 5));
+    expect(report).toMatchObject({ requeued: 0, failed: 0 });
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ repaired: 0, fedSeq: 8 });
+    expect(await jobIds()).toEqual(ids(5).map(keyOf));
   });
 });
