@@ -69,8 +69,17 @@ export interface AddRowsMeta {
    * @defaultValue undefined: every new row is `new` (the caller adds its job)
    */
   submitWindow?: number;
-  /** The BullMQ priority of the batch's submit jobs, kept for the jobs fed later. @defaultValue unchanged */
+  /**
+   * The BullMQ priority of the batch's submit jobs, kept for the jobs fed later: written when the
+   * batch keeps none (its creation), over a kept one only with `replacePriority`.
+   * @defaultValue unchanged
+   */
   priority?: number;
+  /**
+   * `priority` replaces the one the batch keeps (enqueue --priority given; a healing enqueue
+   * without it must not move a batch's held rows to the default). @defaultValue false
+   */
+  replacePriority?: boolean;
 }
 
 /** One stored image of a row. */

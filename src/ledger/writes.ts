@@ -97,6 +97,7 @@ export async function addRows(
       meta.noReuse === true ? "1" : "",
       submitWindow,
       meta.priority === undefined ? "" : String(meta.priority),
+      meta.replacePriority === true ? "1" : "",
       ...chunk.flatMap(({ values }) => values),
     ];
     const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock)) as number[];

@@ -12,6 +12,11 @@ export interface ChunkWriterOptions {
   /** Set on the batch atomically with the first chunk. @defaultValue unchanged */
   budget?: number;
   priority: number;
+  /**
+   * `--priority` was given: it replaces the priority a window-managed batch keeps for its fed
+   * jobs. Without it the batch keeps its own (the first enqueue's). @defaultValue false
+   */
+  priorityGiven?: boolean;
   /** `--no-reuse`: recorded on the batch atomically with the first chunk. @defaultValue false */
   noReuse?: boolean;
   /** @defaultValue ENQUEUE_CHUNK */
@@ -92,6 +97,7 @@ export class ChunkWriter {
         ? {
             file,
             priority,
+            ...(this.options.priorityGiven === true ? { replacePriority: true } : {}),
             ...(budget === undefined ? {} : { budget }),
             ...(this.options.noReuse === true ? { noReuse: true } : {}),
           }

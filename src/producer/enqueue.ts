@@ -102,6 +102,7 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
       batch,
       file: options.file === "-" ? "(stdin)" : options.file,
       priority: resolved.priority,
+      ...(options.priority === undefined ? {} : { priorityGiven: true }),
       ...(resolved.budget === undefined ? {} : { budget: resolved.budget }),
       ...(options.noReuse === true ? { noReuse: true } : {}),
     });

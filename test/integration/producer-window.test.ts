@@ -57,6 +57,23 @@ describe("enqueue with a submit window", () => {
     expect(await fx.ledger.getBatch("big")).toMatchObject({ queued: 130, held: 80, fedSeq: 50 });
   });
 
+  it("a re-enqueue without --priority keeps the batch's priority for its held rows; one with it replaces it", async () => {
+    const file = await fx.files.write("p.csv", csv("id,prompt", ...idRows(20)));
+    await fx.run({ file, batch: "pri", priority: 1 }, windowed(5));
+    expect(await fx.ledger.getBatch("pri")).toMatchObject({ priority: 1, held: 15 });
+    // A healing enqueue (no --priority: the default 1000 is not asked for).
+    await fx.run({ file, batch: "pri" }, windowed(5));
+    expect(await fx.ledger.getBatch("pri")).toMatchObject({ priority: 1, held: 15 });
+    for (let i = 0; i < 5; i++)
+      await fx.ledger.transition("pri", `row${i}`, { from: ["queued"], to: "submitted" });
+    const fed = await fx.ledger.feedWindow("pri");
+    expect(fed).toMatchObject({ priority: 1 });
+    expect(fed.fed).toHaveLength(5);
+    // --priority given: it replaces the kept one.
+    await fx.run({ file, batch: "pri", priority: 5 }, windowed(5));
+    expect(await fx.ledger.getBatch("pri")).toMatchObject({ priority: 5 });
+  });
+
   it("a batch created without a window keeps a job per row, also for rows appended with one", async () => {
     const first = await fx.files.write("a.csv", csv("prompt,seed", ...csvRows(8)));
     await fx.run({ file: first, batch: "old" });

@@ -15,8 +15,10 @@
         (feed.lua gives its rows submit jobs a window at a time: `fedSeq`, `held`); a batch that
         already is one takes the new size; a batch created without it (or by an earlier version)
         never becomes one, and its rows get their jobs from the caller as before
-      ARGV[7] the batch's submit priority, kept for the jobs feed.lua's callers add ('' = leave)
-      ARGV[8..] per row, 4 values: id, line, body (row-body.ts: prompt, params, metadata),
+      ARGV[7] the batch's submit priority, kept for the jobs feed.lua's callers add ('' = leave):
+        written when the batch keeps none (its creation), or over a kept one when ARGV[8] is '1'
+        (enqueue --priority given; a healing enqueue without it leaves the batch's priority)
+      ARGV[9..] per row, 4 values: id, line, body (row-body.ts: prompt, params, metadata),
         estimatedCredits
 
     Output:
@@ -40,7 +42,13 @@ local fedSeq = redis.call('HGET', batchKey, 'fedSeq')
 if fedSeq then
   fedSeq = tonumber(fedSeq)
   if ARGV[6] ~= '' then redis.call('HSET', batchKey, 'submitWindow', ARGV[6]) end
-  if ARGV[7] ~= '' then redis.call('HSET', batchKey, 'priority', ARGV[7]) end
+  if ARGV[7] ~= '' then
+    if ARGV[8] == '1' then
+      redis.call('HSET', batchKey, 'priority', ARGV[7])
+    else
+      redis.call('HSETNX', batchKey, 'priority', ARGV[7])
+    end
+  end
 end
 if ARGV[3] ~= '' then redis.call('HSETNX', batchKey, 'file', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
@@ -55,7 +63,7 @@ local FIRST_ROW = 12
 local out = { 0, -1 }
 for i = FIRST_ROW, #KEYS, KEYS_PER_ROW do
   local rowKey, bodyKey = KEYS[i], KEYS[i + 1]
-  local base = 7 + (i - FIRST_ROW) / KEYS_PER_ROW * FIELDS_PER_ROW
+  local base = 8 + (i - FIRST_ROW) / KEYS_PER_ROW * FIELDS_PER_ROW
   local status = redis.call('HGET', rowKey, 'status')
   if status then
     local held = fedSeq and status == 'queued' and num(redis.call('HGET', rowKey, 'seq')) >= fedSeq
