@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createLedger, type Ledger, type NewRow } from "../../src/ledger/index.js";
+import { createLedger, type Ledger, ledgerKeys, type NewRow } from "../../src/ledger/index.js";
 import { ledgerContext } from "../helpers/ledger-context.js";
 import { keysWithPrefix } from "../helpers/redis.js";
 
@@ -48,6 +48,11 @@ describe("purge", () => {
       ["task-k", "kept/r0"],
     ])
       await ctx.redis.set(legacy(task!), row!, "PX", 60_000);
+    // Those versions listed a row's tasks in one `taskIds` field: the rows get that layout too.
+    const keys = ledgerKeys(ctx.prefix);
+    await ctx.redis.hset(keys.row("gone", "r0"), "taskIds", JSON.stringify(["task-a", "task-b"]));
+    await ctx.redis.hset(keys.row("gone", "r1"), "taskIds", JSON.stringify(["task-c"]));
+    await ctx.redis.hset(keys.row("kept", "r0"), "taskIds", JSON.stringify(["task-k"]));
 
     expect(await ctx.ledger.purge("gone")).toBe(1200);
 
