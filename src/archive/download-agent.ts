@@ -1,6 +1,5 @@
-import type { LookupAddress, LookupOptions } from "node:dns";
 import { Agent, buildConnector } from "undici";
-import { HostGuard } from "./host-guard.js";
+import { answerWith, HostGuard } from "./host-guard.js";
 
 /** TCP (and TLS) connect of a download. */
 const DEFAULT_CONNECT_MS = 10_000;
@@ -31,35 +30,13 @@ export function createDownloadAgent(
       (addresses) => {
         // A connector per new connection (not per request), answering only with the vetted
         // addresses; an IP literal makes no lookup at all, and vet checked it.
-        buildConnector({ timeout, lookup: answerWith(addresses) })(target, callback);
+        buildConnector({ timeout, lookup: answerWith(addresses, "has no vetted address of that family") })(
+          target,
+          callback,
+        );
       },
       (error: Error) => callback(error, null),
     );
   };
   return new Agent({ connect });
-}
-
-/** A `lookup` for net/tls `connect` that answers with `addresses` only, whatever it is asked. */
-function answerWith(addresses: readonly LookupAddress[]) {
-  return (
-    hostname: string,
-    options: LookupOptions,
-    callback: (
-      error: NodeJS.ErrnoException | null,
-      address: string | LookupAddress[],
-      family?: number,
-    ) => void,
-  ): void => {
-    const wanted = options.family === 4 || options.family === 6 ? options.family : 0;
-    const usable = wanted === 0 ? [...addresses] : addresses.filter((a) => a.family === wanted);
-    const first = usable[0];
-    if (first === undefined) {
-      const error: NodeJS.ErrnoException = new Error(`Host ${hostname} has no vetted address of that family`);
-      error.code = "ENOTFOUND";
-      callback(error, "");
-      return;
-    }
-    if (options.all) callback(null, usable);
-    else callback(null, first.address, first.family);
-  };
 }

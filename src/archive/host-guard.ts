@@ -46,28 +46,12 @@ export class HostGuard {
    * A `lookup` for net/tls `connect` that answers only with vetted addresses, and fails for a
    * host that was never vetted, so nothing reaches an unchecked address.
    */
-  readonly lookup = (
-    hostname: string,
-    options: LookupOptions,
-    callback: (
-      error: NodeJS.ErrnoException | null,
-      address: string | LookupAddress[],
-      family?: number,
-    ) => void,
-  ): void => {
-    const addresses = this.vetted.get(canonicalHost(hostname)) ?? [];
-    const wanted = options.family === 4 || options.family === 6 ? options.family : 0;
-    const usable = wanted === 0 ? addresses : addresses.filter((a) => a.family === wanted);
-    const first = usable[0];
-    if (first === undefined) {
-      const error: NodeJS.ErrnoException = new Error(`Host ${hostname} was not vetted for download`);
-      error.code = "ENOTFOUND";
-      callback(error, "");
-      return;
-    }
-    if (options.all) callback(null, usable);
-    else callback(null, first.address, first.family);
-  };
+  readonly lookup: ConnectLookup = (hostname, options, callback) =>
+    answerWith(this.vetted.get(canonicalHost(hostname)) ?? [], "was not vetted for download")(
+      hostname,
+      options,
+      callback,
+    );
 
   private async resolve(hostname: string, label: string, signal?: AbortSignal): Promise<LookupAddress[]> {
     signal?.throwIfAborted();
@@ -93,4 +77,31 @@ export class HostGuard {
       if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
     }
   }
+}
+
+/** The `lookup` option of net/tls `connect`. */
+type ConnectLookup = (
+  hostname: string,
+  options: LookupOptions,
+  callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+) => void;
+
+/**
+ * A `lookup` for net/tls `connect` that answers with `addresses` only, whatever it is asked (of the
+ * family asked for, when one is); with none, ENOTFOUND saying the host `missing`.
+ */
+export function answerWith(addresses: readonly LookupAddress[], missing: string): ConnectLookup {
+  return (hostname, options, callback) => {
+    const wanted = options.family === 4 || options.family === 6 ? options.family : 0;
+    const usable = wanted === 0 ? [...addresses] : addresses.filter((a) => a.family === wanted);
+    const first = usable[0];
+    if (first === undefined) {
+      const error: NodeJS.ErrnoException = new Error(`Host ${hostname} ${missing}`);
+      error.code = "ENOTFOUND";
+      callback(error, "");
+      return;
+    }
+    if (options.all) callback(null, usable);
+    else callback(null, first.address, first.family);
+  };
 }
