@@ -13,6 +13,8 @@ export interface BenchGroup {
 export interface Sizes {
   /** Rows per prompt length in the bytes group (queued, then archived). */
   bytesRows: number;
+  /** Rows of a second, queued-only 300-character batch (no archiving) when above bytesRows: the submit window's share. */
+  bytesQueuedRows: number;
   /** Rows through the pipeline (kie-batch and the baseline each). */
   pipelineRows: number;
   /** Worker processes of the pipeline (each side). */
@@ -39,6 +41,7 @@ export interface Sizes {
 
 export const FULL: Sizes = {
   bytesRows: 100_000,
+  bytesQueuedRows: 100_000,
   pipelineRows: 200_000,
   pipelineWorkers: 2,
   budgetRows: 100_000,
@@ -55,6 +58,7 @@ export const FULL: Sizes = {
 
 export const QUICK: Sizes = {
   bytesRows: 1_000,
+  bytesQueuedRows: 20_000,
   pipelineRows: 2_000,
   pipelineWorkers: 2,
   budgetRows: 1_000,
