@@ -113,14 +113,18 @@ function whole(value: number, what: string): number {
  */
 export function recentlyOpen(port: ArchivePausePort, maxAgeMs = 1_000): ArchivePausePort {
   let openSeenAt = Number.NEGATIVE_INFINITY;
+  // Bumped by each pause set here: a read sent before it and answered after it is not "open now".
+  let pauses = 0;
   return {
     async get() {
       if (performance.now() - openSeenAt < maxAgeMs) return null;
+      const at = pauses;
       const pause = await port.get();
-      openSeenAt = pause === null ? performance.now() : Number.NEGATIVE_INFINITY;
+      if (at === pauses) openSeenAt = pause === null ? performance.now() : Number.NEGATIVE_INFINITY;
       return pause;
     },
     async pause(kind, reason, options) {
+      pauses++;
       openSeenAt = Number.NEGATIVE_INFINITY;
       return await port.pause(kind, reason, options);
     },

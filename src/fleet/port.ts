@@ -69,9 +69,19 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
   const pollLimiter = fleet.pollLimiter(settings.pollRatePerSec);
   /** When a gate read last found the gate open (performance.now()); -Infinity once one found it closed. */
   let openSeenAt = Number.NEGATIVE_INFINITY;
-  const readGate = async () => {
-    const gate = await fleet.readGate();
+  /**
+   * Bumped by every pause or backoff set here: a read sent before one and answered after it says
+   * nothing of the gate now, so it does not mark the gate open (it would hide our own pause).
+   */
+  let closings = 0;
+  const seen = (gate: { paused: unknown; backoffMs: number }, closingsAtSend: number) => {
+    if (closingsAtSend !== closings) return;
     openSeenAt = gate.paused === null && gate.backoffMs === 0 ? performance.now() : Number.NEGATIVE_INFINITY;
+  };
+  const readGate = async () => {
+    const at = closings;
+    const gate = await fleet.readGate();
+    seen(gate, at);
     return gate;
   };
   return {
@@ -82,6 +92,7 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
         ? Promise.resolve({ paused: null, backoffMs: 0 })
         : readGate(),
     pause: async (kind, reason, options) => {
+      closings++;
       openSeenAt = Number.NEGATIVE_INFINITY;
       return (await fleet.pause.pause(kind, reason, options)).isNew;
     },
@@ -91,6 +102,7 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
     },
     claimProbe: async () => (await fleet.pause.claimProbe()) !== null,
     backoff: async (kind) => {
+      closings++;
       openSeenAt = Number.NEGATIVE_INFINITY;
       const { remainingMs, consecutive } = await fleet.backoff.hit(kind);
       return { remainingMs, consecutive };
@@ -98,10 +110,9 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
     backoffRemaining: () => fleet.backoff.remaining(),
     clearBackoff: () => fleet.backoff.clear(),
     createSlot: async (signal) => {
+      const at = closings;
       const { gate } = await fleet.createLimiter.waitForSlot(signal);
-      if (gate)
-        openSeenAt =
-          gate.paused === null && gate.backoffMs === 0 ? performance.now() : Number.NEGATIVE_INFINITY;
+      if (gate) seen(gate, at);
       return gate;
     },
     tryCreateSlot: async () => {

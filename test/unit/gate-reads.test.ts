@@ -101,4 +101,32 @@ describe("the archive gate's pause read", () => {
     expect(await port.get()).toBeNull();
     expect(reads).toBe(4);
   });
+
+  it("a read answered after this worker paused archiving does not mark it open again (the read was sent before)", async () => {
+    let release: (value: ArchivePauseState | null) => void = () => {};
+    let reads = 0;
+    const port = recentlyOpen(
+      {
+        get: () => {
+          reads++;
+          return reads === 1
+            ? new Promise<ArchivePauseState | null>((resolve) => {
+                release = resolve;
+              })
+            : Promise.resolve({ kind: "store-unavailable", reason: "denied", since: 1 });
+        },
+        pause: async () => true,
+        resume: async () => {},
+        claimProbe: async () => false,
+      },
+      60_000,
+    );
+    const inFlight = port.get();
+    await port.pause("store-unavailable", "denied");
+    release(null);
+    expect(await inFlight).toBeNull();
+    // The next read asks Redis, which has the pause: not the stale "open".
+    expect((await port.get())?.kind).toBe("store-unavailable");
+    expect(reads).toBe(2);
+  });
 });
