@@ -39,8 +39,6 @@ export interface ScanResult {
 export class FastCsvScanner {
   /** The line where the text not yet handed out starts. */
   line = 1;
-  /** Whether a record was read: it ended with a line feed, so csv-parse's record delimiter is "\n". */
-  recordRead = false;
   /** Whether a line feed was met outside quotes (csv-parse has then found its record delimiter). */
   private lineFeedMet = false;
   private carried = "";
@@ -144,7 +142,6 @@ export class FastCsvScanner {
       records.push({ fields, line });
       line += newlines;
       this.lineFeedMet = true;
-      this.recordRead = true;
       committed = Math.min(pos, n);
       committedLine = line;
     }

@@ -12,6 +12,9 @@ import { ManifestParseError } from "./errors.js";
 import { LineIndex } from "./line-index.js";
 import { MANIFEST_LIMITS, type RawRow } from "./types.js";
 
+/** CRLF first: a CR followed by LF is one line end, not two. */
+const RECORD_DELIMITERS = ["\r\n", "\n", "\r"];
+
 /** What csv-parse reports with each record when `info: true` (the part used here). */
 interface CsvRecord {
   record: string[];
@@ -33,7 +36,7 @@ interface CsvCursor {
 
 /**
  * csv-parse over the bytes from some record on (the file's start, or where the fast scanner
- * stopped: `baseLine` lines before it, and the record delimiter it had met, if any).
+ * stopped: `baseLine` lines before it).
  */
 export class CsvParseReader {
   private readonly cursor: CsvCursor;
@@ -50,14 +53,16 @@ export class CsvParseReader {
     /** Takes each record with the line it starts on, adding its row (if any) to `rows`. */
     private readonly onRecord: (record: string[], line: number, rows: RawRow[]) => void,
     baseLine: number,
-    recordDelimiter: string | undefined,
   ) {
     this.cursor = { lines: new LineIndex(), baseLine, endOfPrevious: 0, emptyLinesBefore: 0, columns };
     this.parser = parse({
       relax_column_count: true,
       skip_empty_lines: true,
       max_record_size: MANIFEST_LIMITS.maxRowChars,
-      ...(recordDelimiter === undefined ? {} : { record_delimiter: recordDelimiter }),
+      // Every line ending ends a record, whatever the first one was: csv-parse's own detection
+      // keeps the first it meets, so a CRLF file with some bare LFs (files pasted together) would
+      // merge two rows into one prompt, silently, and leave a CR at the end of LF rows' last field.
+      record_delimiter: RECORD_DELIMITERS,
       on_record: (record: string[], info: CsvRecord["info"]) => {
         this.queue.push({ record, info: { bytes: info.bytes, empty_lines: info.empty_lines } });
         return null;

@@ -25,8 +25,8 @@ export async function* readCsvRows(path: string, file: string): AsyncGenerator<R
  * (a million rows cross one async step per block, not several per row). Never an empty array.
  *
  * The common case is read by FastCsvScanner; from the first record it leaves (a CR, a stray
- * quote, an unclosed quote...), csv-parse reads the rest of the file, with the record delimiter
- * it would have found by then, so rows, line numbers and errors are csv-parse's throughout.
+ * quote, an unclosed quote...), csv-parse reads the rest of the file (every line ending ends a
+ * record there, CRLF, LF or CR alike), so rows, line numbers and errors are csv-parse's throughout.
  * `options.fast: false` reads the whole file with csv-parse (the tests compare the two).
  */
 export async function* readCsvBatches(
@@ -35,16 +35,16 @@ export async function* readCsvBatches(
   options: { fast?: boolean } = {},
 ): AsyncGenerator<RawRow[]> {
   const header: HeaderState = { columns: undefined };
-  const csvParse = (baseLine: number, recordDelimiter: string | undefined) =>
-    new CsvParseReader(file, () => header.columns, onRecord(header, file), baseLine, recordDelimiter);
+  const csvParse = (baseLine: number) =>
+    new CsvParseReader(file, () => header.columns, onRecord(header, file), baseLine);
   const fast = options.fast === false ? undefined : new FastCsvScanner();
-  let slow = fast === undefined ? csvParse(0, undefined) : undefined;
+  let slow = fast === undefined ? csvParse(0) : undefined;
   /** Scans a block (all of it, or up to where csv-parse takes over) into `rows`. */
   const scan = async (scanner: FastCsvScanner, text: string, final: boolean, rows: RawRow[]) => {
     const scanned = scanner.scan(text, final);
     recordsToRows(scanned.records, header, file, rows);
     if (scanned.rest === undefined) return;
-    slow = csvParse(scanner.line - 1, scanner.recordRead ? "\n" : undefined);
+    slow = csvParse(scanner.line - 1);
     await slow.write(Buffer.from(scanned.rest, "utf8"), rows);
   };
   try {

@@ -42,6 +42,26 @@ describe("CSV reader: the hard cases", () => {
     ]);
   });
 
+  it("ends a record at every line ending of a file that mixes them (files pasted together): no merged rows, no CR left in a field", async () => {
+    // CRLF first, then a bare LF: csv-parse's own detection kept CRLF and read "a dog\na bird" as one prompt.
+    expect(await rowsOf("prompt,seed\r\na cat,1\r\na dog,2\na bird,3\r\n")).toEqual([
+      { line: 2, fields: { prompt: "a cat", seed: "1" } },
+      { line: 3, fields: { prompt: "a dog", seed: "2" } },
+      { line: 4, fields: { prompt: "a bird", seed: "3" } },
+    ]);
+    // LF first, then a CRLF line: its last field kept the CR ("2\r").
+    expect(await rowsOf("prompt,seed\na cat,1\na dog,2\r\na bird,3\n")).toEqual([
+      { line: 2, fields: { prompt: "a cat", seed: "1" } },
+      { line: 3, fields: { prompt: "a dog", seed: "2" } },
+      { line: 4, fields: { prompt: "a bird", seed: "3" } },
+    ]);
+    // A line break inside quotes is still the field's own.
+    expect(await rowsOf('prompt,seed\r\n"two\nlines",1\nnext,2\r\n')).toEqual([
+      { line: 2, fields: { prompt: "two\nlines", seed: "1" } },
+      { line: 4, fields: { prompt: "next", seed: "2" } },
+    ]);
+  });
+
   it("reads a file without BOM and without a final newline", async () => {
     const rows = await rowsOf("prompt,seed\na cat,1");
     expect(rows).toEqual([{ line: 2, fields: { prompt: "a cat", seed: "1" } }]);
