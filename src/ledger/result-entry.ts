@@ -92,7 +92,10 @@ export function decodeEntry(value: string): ResultEntry | undefined {
 /** `image/<extension>` of a key that has one (`image/png` for `b/r.png`). */
 function impliedType(key: string): string | undefined {
   const dot = key.lastIndexOf(".");
-  return dot > key.lastIndexOf("/") && dot < key.length - 1 ? `image/${key.slice(dot + 1)}` : undefined;
+  if (dot <= key.lastIndexOf("/") || dot === key.length - 1) return undefined;
+  const ext = key.slice(dot + 1);
+  // `.jpg` files are image/jpeg (there is no image/jpg): so a JPEG's type is implied too.
+  return ext === "jpg" ? "image/jpeg" : `image/${ext}`;
 }
 
 /** The JSON value the previous version wrote for `entry` (byte for byte: same fields, same order). */

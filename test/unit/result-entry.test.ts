@@ -51,6 +51,15 @@ describe("a result index entry's value", () => {
     expect(decodeEntry(encodeEntry(value)!)).toEqual(value);
   });
 
+  it("leaves a JPEG's type out of the value as it does a PNG's (.jpg is image/jpeg)", () => {
+    const jpeg = entry({
+      images: [{ ...entry().images[0]!, key: "demo/calligraphy.jpg", contentType: "image/jpeg" }],
+    });
+    const value = encodeEntry(jpeg)!;
+    expect(value.endsWith("|")).toBe(true);
+    expect(decodeEntry(value)).toEqual(jpeg);
+  });
+
   it.each([
     ["a | in a field", entry({ taskId: "a|b" })],
     ["an image key starting with ~", entry({ images: [{ ...entry().images[0]!, key: "~/x.png" }] })],
