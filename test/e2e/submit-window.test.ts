@@ -1,6 +1,6 @@
 /**
- * The submit window through spawned processes (issue 10): a 3,000-row batch with
- * KIE_SUBMIT_WINDOW=50 holds 50 submit jobs after `enqueue`, and two `worker` processes on the
+ * The submit window through spawned processes (issue 10): an 800-row batch with
+ * KIE_SUBMIT_WINDOW=20 holds 20 submit jobs after `enqueue`, and two `worker` processes on the
  * simulator feed the rest as rows leave `queued` until every row is archived, each created once.
  * Then a batch whose first feed was lost (its rows recorded, no job at all, as a producer killed
  * after its ledger write leaves them): the reconciler's sweep feeds it and the workers finish it.
@@ -98,7 +98,7 @@ async function finish(
 }
 
 describe("the submit window, end to end", () => {
-  it("a 3,000-row batch with a window of 50 holds 50 jobs, and workers feed it to the last row", {
+  it("an 800-row batch with a window of 20 holds 20 jobs, and workers feed it to the last row (some 80 refills)", {
     timeout: 420_000,
   }, async () => {
     dep = await startDeployment({ label: "window", report: () => procs.report() });
@@ -107,15 +107,15 @@ describe("the submit window, end to end", () => {
       ...dep.env,
       KIE_BASE_URL: url,
       KIE_RATE_LIMIT: "2000/2s",
-      KIE_SUBMIT_WINDOW: "50",
+      KIE_SUBMIT_WINDOW: "20",
       ARCHIVE_DIR: dep.archiveDir,
     };
-    const manifest = await dep.writeManifest("window", 3000);
+    const manifest = await dep.writeManifest("window", 800);
     const enqueued = await procs.run(["enqueue", manifest, "--batch", "window"], env, 120_000);
     expect(enqueued.code, enqueued.stderr).toBe(0);
-    expect(await submitJobCount(dep)).toBe(50);
-    expect(await dep.ledger.getBatch("window")).toMatchObject({ queued: 3000, held: 2950, fedSeq: 50 });
-    await finish(dep, env, url, "window", 3000, 50);
+    expect(await submitJobCount(dep)).toBe(20);
+    expect(await dep.ledger.getBatch("window")).toMatchObject({ queued: 800, held: 780, fedSeq: 20 });
+    await finish(dep, env, url, "window", 800, 20);
   });
 
   it("a batch whose first feed was lost is fed by the reconciler's sweep, then by the workers", {
