@@ -20,10 +20,9 @@ export async function* rowIdPages(
   batch: string,
   pageSize: number,
 ): AsyncGenerator<string[]> {
-  const orderKey = ctx.keys.order(batch);
   let min = "-inf";
   for (;;) {
-    const page = await ctx.redis.zrange(orderKey, min, "+inf", "BYSCORE", "LIMIT", 0, pageSize, "WITHSCORES");
+    const page = await orderPage(ctx, batch, min, pageSize);
     if (page.length === 0) return;
     const ids: string[] = [];
     for (let i = 0; i < page.length; i += 2) ids.push(page[i]!);
@@ -31,4 +30,12 @@ export async function* rowIdPages(
     if (ids.length < pageSize) return;
     min = `(${page[page.length - 1]}`;
   }
+}
+
+/**
+ * Up to `limit` rows of a batch's order zset from seq `min` on (a ZRANGE BYSCORE bound: a number,
+ * `(n` to exclude it, or "-inf"), as the flat [id, seq, id, seq, ...] reply.
+ */
+export function orderPage(ctx: LedgerContext, batch: string, min: string, limit: number): Promise<string[]> {
+  return ctx.redis.zrange(ctx.keys.order(batch), min, "+inf", "BYSCORE", "LIMIT", 0, limit, "WITHSCORES");
 }

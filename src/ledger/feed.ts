@@ -1,4 +1,4 @@
-import type { LedgerContext } from "./context.js";
+import { type LedgerContext, orderPage } from "./context.js";
 import { feedScript } from "./scripts/index.js";
 import type { FeedResult } from "./types.js";
 
@@ -38,17 +38,8 @@ export async function feedWindow(ctx: LedgerContext, batch: string, max = FEED_P
     const room = Number(budget) - Number(spent ?? 0) - Number(reserved ?? 0) - Number(uncertain ?? 0);
     if (room < -1e-9) return none;
   }
-  const page = await ctx.redis.zrange(
-    ctx.keys.order(batch),
-    fedSeq,
-    "+inf",
-    "BYSCORE",
-    "LIMIT",
-    0,
-    // At least a short page: rows passed over (cancelled while held) do not stall the feed.
-    Math.max(1, Math.min(max, Math.max(want, MIN_PAGE))),
-    "WITHSCORES",
-  );
+  // At least a short page: rows passed over (cancelled while held) do not stall the feed.
+  const page = await orderPage(ctx, batch, fedSeq, Math.max(1, Math.min(max, Math.max(want, MIN_PAGE))));
   if (page.length === 0) return none;
   const keys = [batchKey];
   for (let i = 0; i < page.length; i += 2) keys.push(ctx.keys.row(batch, page[i]!));

@@ -1,7 +1,7 @@
 import { RedisScript } from "../redis/script.js";
 import { batchSideKeys } from "./batch-keys.js";
 import { type FlatHash, taskIdsOf } from "./codec.js";
-import { type LedgerContext, rowIdPages } from "./context.js";
+import { type LedgerContext, orderPage, rowIdPages } from "./context.js";
 
 const PAGE = 500;
 
@@ -65,16 +65,7 @@ export async function housekeepingStep(
   if (same && cursor === "done") return { mode: plan.mode, done: Number(done ?? 0), complete: true };
   const from = same && cursor ? `(${cursor}` : "-inf";
   const before = same ? Number(done ?? 0) : 0;
-  const page = await ctx.redis.zrange(
-    ctx.keys.order(batch),
-    from,
-    "+inf",
-    "BYSCORE",
-    "LIMIT",
-    0,
-    PAGE,
-    "WITHSCORES",
-  );
+  const page = await orderPage(ctx, batch, from, PAGE);
   const ids: string[] = [];
   for (let i = 0; i < page.length; i += 2) ids.push(page[i]!);
   const last = ids.length < PAGE ? "done" : page[page.length - 1]!;
