@@ -1,6 +1,6 @@
 import { RedisScript } from "../redis/script.js";
 import { batchSideKeys } from "./batch-keys.js";
-import { type FlatHash, taskIdsOf } from "./codec.js";
+import { taskIdsOf } from "./codec.js";
 import { type LedgerContext, orderPage, rowIdPages } from "./context.js";
 
 const PAGE = 500;
@@ -172,15 +172,15 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
   // rows does not shift the next page.
   for await (const ids of rowIdPages(ctx, batch, PAGE)) {
     const read = ctx.redis.pipeline();
-    // The whole (small) hash: a row's tasks are one JSON field or a field each (codec.ts).
-    for (const id of ids) read.hgetall(ctx.keys.row(batch, id));
+    // Only rows of the `taskIds` list layout can have task map entries: a row with `task:<id>`
+    // fields never had one, so their list is all that is read.
+    for (const id of ids) read.hget(ctx.keys.row(batch, id), "taskIds");
     const replies = await execOrThrow(read);
     // Task map entries left by versions that wrote them (keys.ts `task`; none is written now):
     // each its own Cluster slot, one DEL each, all sent at once, before the rows that name them.
-    // Only rows of that layout (a `taskIds` list) can have one: a row with `task:<id>` fields never did.
     await Promise.all(
-      replies.flatMap((hash) =>
-        ((hash as FlatHash).taskIds === undefined ? [] : taskIdsOf(hash as FlatHash))
+      replies.flatMap((list) =>
+        (typeof list === "string" && list !== "" ? taskIdsOf({ taskIds: list }) : [])
           .filter((id) => typeof id === "string" && id !== "")
           .map((id) => ctx.redis.del(ctx.keys.task(id))),
       ),

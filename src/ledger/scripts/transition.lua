@@ -48,7 +48,13 @@ end
 -- (row-body.ts), so that every value in the hash stays within 64 bytes (a listpack).
 local BODY_TAG = { images = 'i', error = 'e', reusedFrom = 'r' }
 local RS = '\30'
-local hasBody = redis.call('EXISTS', bodyKey) == 1
+-- Whether the row has a body (rows written before bodies keep their long fields in the hash):
+-- asked only by a move that sets or clears one of those fields, not by every move.
+local hasBody = nil
+local function has_body()
+  if hasBody == nil then hasBody = redis.call('EXISTS', bodyKey) == 1 end
+  return hasBody
+end
 local body, bodyChanged = nil, false
 -- Sets (value) or removes (nil) the body's part `tag`.
 local function body_put(tag, value)
@@ -113,7 +119,7 @@ local i = 8
 local setsCompletedAt = false
 for _ = 1, tonumber(ARGV[i]) do
   local field = ARGV[i + 1]
-  if hasBody and BODY_TAG[field] then
+  if BODY_TAG[field] and has_body() then
     body_put(BODY_TAG[field], ARGV[i + 2])
     redis.call('HDEL', rowKey, field)
   else
@@ -124,7 +130,7 @@ for _ = 1, tonumber(ARGV[i]) do
 end
 i = i + 1
 for _ = 1, tonumber(ARGV[i]) do
-  if hasBody and BODY_TAG[ARGV[i + 1]] then body_put(BODY_TAG[ARGV[i + 1]], nil) end
+  if BODY_TAG[ARGV[i + 1]] and has_body() then body_put(BODY_TAG[ARGV[i + 1]], nil) end
   redis.call('HDEL', rowKey, ARGV[i + 1])
   i = i + 1
 end
@@ -166,7 +172,7 @@ if taskId ~= '' then
     -- and `task` = the current one's (includes/tasks.lua).
     local ordinal = redis.call('HGET', rowKey, 'task:' .. taskId)
     if not ordinal then
-      ordinal = task_count(rowKey) + 1
+      ordinal = task_field_count(rowKey) + 1
       redis.call('HSET', rowKey, 'task:' .. taskId, ordinal)
     end
     redis.call('HSET', rowKey, 'task', ordinal)

@@ -7,15 +7,20 @@
   reads both, so no value of the hash passes 64 bytes and no task id is stored twice.
 ]]
 
--- How many tasks the row has had.
-local function task_count(rowKey)
-  local ids = redis.call('HGET', rowKey, 'taskIds')
-  if ids and ids ~= '' then return #cjson.decode(ids) end
+-- How many `task:<id>` fields the row has (its tasks, when it has no `taskIds` list).
+local function task_field_count(rowKey)
   local n = 0
   for _, field in ipairs(redis.call('HKEYS', rowKey)) do
     if string.sub(field, 1, 5) == 'task:' then n = n + 1 end
   end
   return n
+end
+
+-- How many tasks the row has had.
+local function task_count(rowKey)
+  local ids = redis.call('HGET', rowKey, 'taskIds')
+  if ids and ids ~= '' then return #cjson.decode(ids) end
+  return task_field_count(rowKey)
 end
 
 -- The row's current task id, or '' when it has none.
