@@ -27,6 +27,7 @@ export async function closeWorkers(
   clearTimeout(timer);
   if (timedOut) {
     log.warn("workers did not stop in time; closing by force");
-    await Promise.all(workers.map((w) => w.close(true).catch(() => undefined)));
+    // Replaced workers too: a hung one would keep its connection and renew its jobs' locks.
+    await Promise.all(all.map((w) => w.close(true).catch(() => undefined)));
   }
 }

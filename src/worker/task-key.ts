@@ -66,7 +66,10 @@ export async function keyMissing(
   const recheckMs = Math.min(KEY_MISSING_RECHECK_MS, deps.graceMs);
   if (await deps.held?.(keyId)) {
     const { keyMissingSince: _since, ...data } = job.data;
-    job.log.info({ taskId, key: keyId }, "this worker lacks the task's API key, another has it: left for it");
+    job.log.debug(
+      { taskId, key: keyId },
+      "this worker lacks the task's API key, another has it: left for it",
+    );
     return delay(recheckMs, data);
   }
   const since = job.data.keyMissingSince ?? now;
