@@ -26,8 +26,7 @@ export function isLoopbackHost(host: string): boolean {
 export function isLoopbackHostHeader(header: string | undefined): boolean {
   const match = /^(\[[^\]]*\]|[^:[\]]*)(?::\d{1,5})?$/.exec((header ?? "").trim().toLowerCase());
   if (!match) return false;
-  const name = match[1]!;
-  return name === "localhost" || name === "[::1]" || (isIP(name) === 4 && name.startsWith("127."));
+  return isLoopbackHost(match[1]!);
 }
 
 /**

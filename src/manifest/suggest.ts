@@ -81,18 +81,26 @@ function findSuggestion(normal: string): string | undefined {
 /** Edit distance, giving up (returning limit + 1) once it must exceed `limit`. */
 function levenshtein(a: string, b: string, limit = Number.POSITIVE_INFINITY): number {
   if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  // Optimal string alignment: two adjacent letters swapped ("modle" for "model") count as one edit.
+  let beforePrevious: number[] = [];
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let previousMin = 0;
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
     let rowMin = i;
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      const value = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost);
+      let value = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        value = Math.min(value, beforePrevious[j - 2]! + 1);
       current.push(value);
       rowMin = Math.min(rowMin, value);
     }
-    if (rowMin > limit) return limit + 1;
+    // A swap reaches back two rows: stop only when neither row can still lead within the limit.
+    if (Math.min(rowMin, previousMin + 1) > limit) return limit + 1;
+    beforePrevious = previous;
     previous = current;
+    previousMin = rowMin;
   }
   return previous[b.length]!;
 }

@@ -254,6 +254,9 @@ describe("aliases and metadata", () => {
     ["Seed", "seed"],
     ["promt", "prompt"],
     ["ID", "id"],
+    // Two adjacent letters swapped count as one edit.
+    ["modle", "model"],
+    ["guidacne_scale", "guidance_scale"],
   ])("column %j is metadata, with a warning naming %s", (column, meant) => {
     const result = check({ prompt: "p", [column]: "30" });
     expect(result.ok).toBe(true);
