@@ -36,6 +36,13 @@ const parsed = <T>(parse: (text: string) => T, expected?: string) =>
 
 const duration = (example: string) => parsed(parseDuration, `a duration like ${example}`);
 const positiveInt = (what: string) => parsed((text) => parseCount(text, what));
+/** A whole number of at least 1 (`name` is the setting, named in the error). */
+const atLeastOne = (name: string) =>
+  parsed((text) => {
+    const n = parseCount(text, "a whole number >= 1");
+    if (n < 1) throw new ValueError(name, "below 1");
+    return n;
+  }, "a whole number >= 1");
 const positiveNumber = (what: string) => parsed((text) => parsePositiveNumber(text, what));
 const url = (what: string) => parsed((text) => parseServiceUrl(text, what));
 const bool = parsed(parseSwitch);
@@ -97,12 +104,8 @@ export const envSchema = z.object({
   KIE_POLL_INTERVAL: duration('"20s"').default(POLL_BACKOFF.firstMs),
   KIE_MAX_WAIT: duration('"30m"').default(30 * 60_000),
   KIE_MAX_RESUBMITS: positiveInt("a whole number").default(1),
-  KIE_SUBMIT_ATTEMPTS: positiveInt("a whole number >= 1").default(8),
-  KIE_SUBMIT_WINDOW: parsed((text) => {
-    const n = parseCount(text, "a whole number >= 1");
-    if (n < 1) throw new ValueError("KIE_SUBMIT_WINDOW", "below 1");
-    return n;
-  }, "a whole number >= 1").default(SUBMIT_WINDOW_DEFAULT),
+  KIE_SUBMIT_ATTEMPTS: atLeastOne("KIE_SUBMIT_ATTEMPTS").default(8),
+  KIE_SUBMIT_WINDOW: atLeastOne("KIE_SUBMIT_WINDOW").default(SUBMIT_WINDOW_DEFAULT),
   KIE_LOCK_MS: positiveInt("milliseconds, a whole number").default(30_000),
   KIE_LEDGER_TTL: duration('"30d"').default(30 * 86_400_000),
   /** A status call may not know a task this young yet ("recordInfo is null"): not a failure. */

@@ -43,7 +43,7 @@ export function formatSummaryText(s: EnqueueSummary): string {
       const why =
         s.reusable > 0
           ? "  (same request and seed as an image archived before: copied, 0 credits)"
-          : "  (only a row with a seed, and a local or no input image, can reuse an earlier image)";
+          : "  (none matches an image archived before: same request and seed; a row without a seed, or whose input image is a URL, never does)";
       lines.push(field("Would be reused", `${formatCount(s.reusable)}${why}`));
     }
   } else {
