@@ -31,7 +31,7 @@ describe("worker: rows parked over the budget", () => {
       { budget: 24 },
     );
     for (const id of ids) await queues.addSubmit({ batch: "park", rowId: id, resubmit: 0 });
-    await h.worker();
+    const first = await h.worker();
     const submit = queues.queues.submit;
     const settled = async (archived: number, failed: number, waiting: number) =>
       until(`${archived} archived, ${failed} failed, ${waiting} parked, no submit job left`, async () => {
@@ -47,11 +47,17 @@ describe("worker: rows parked over the budget", () => {
     for (const id of ids.slice(3)) expect(await submit.getJob(`park/${id}`)).toBeUndefined();
 
     // Room for one more: exactly one wakes. Its create is refused (no task, no charge), so it
-    // fails and its released reservation wakes the next one, which goes through.
+    // fails and its released reservation wakes the next one, which goes through. The worker is
+    // stopped for the raise so the command is the only one waking rows (a sweep or a settle of
+    // the running worker may otherwise wake that row first, and the command rightly says 0), then
+    // a new one takes the woken row.
+    await first.close(5_000);
     sim.injectFaults("submit", { kind: "code", code: 422, msg: "prompt refused" });
     const out = new Collector();
     await setBatchBudget({ ledger, queues, out }, "park", 32);
     expect(out.text()).toContain("1 rows that were waiting for budget go now");
+    expect(out.text()).toContain("6 rows are waiting for budget");
+    await h.worker();
     const afterRaise = await settled(4, 1, 5);
     expect(afterRaise).toMatchObject({ creditsSpent: 32, creditsReserved: 0 });
     expect((await ledger.getRow("park", "r-04"))?.status).toBe("failed");
