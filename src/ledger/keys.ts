@@ -49,6 +49,13 @@ export interface LedgerKeys {
    */
   body(batch: string, rowId: string): string;
   /**
+   * STRING: one frozen page of the batch (frozen.ts): the archived rows with seq in
+   * [page * FROZEN_PAGE_ROWS, (page + 1) * FROZEN_PAGE_ROWS), their hashes and bodies compressed
+   * into one value once they are settled. A frozen row has no `row` or `body` key; it keeps its
+   * place in `order`, through which its page is found.
+   */
+  frozen(batch: string, page: number): string;
+  /**
    * STRING `<batch>/<rowId>` for a provider taskId, its own hash tag: the task map that versions
    * before 2026-12-06 wrote after each create. Nothing writes or reads it now (a task is traced by
    * its row's `taskIds`); `purge` still deletes a batch's leftovers, the rest expire on their own
@@ -86,6 +93,10 @@ export function ledgerKeys(prefix: string): LedgerKeys {
     lease: (name) => `${root}:lease:${checkName("lease", name)}`,
     row: (batch, rowId) => `${of(batch)}:row:${checkName("row id", rowId)}`,
     body: (batch, rowId) => `${of(batch)}:body:${checkName("row id", rowId)}`,
+    frozen: (batch, page) => {
+      if (!Number.isSafeInteger(page) || page < 0) throw new RangeError(`invalid frozen page ${page}`);
+      return `${of(batch)}:frozen:${page}`;
+    },
     task: (taskId) => `{${prefix}:task:${checkTaskId(taskId)}}`,
     result: (hash, flavor) =>
       `${resultTag(prefix, checkRequestHash(hash))}:${checkName("API flavour", flavor)}:${hash}`,
