@@ -1,7 +1,8 @@
 import { RedisScript } from "../redis/script.js";
 import { batchSideKeys } from "./batch-keys.js";
 import { taskIdsOf } from "./codec.js";
-import { type LedgerContext, orderPage, rowIdPages } from "./context.js";
+import { type LedgerContext, orderPage } from "./context.js";
+import { frozenPageOf, frozenPagesOf } from "./frozen-page.js";
 
 const PAGE = 500;
 
@@ -66,16 +67,30 @@ export async function housekeepingStep(
   const from = same && cursor ? `(${cursor}` : "-inf";
   const before = same ? Number(done ?? 0) : 0;
   const page = await orderPage(ctx, batch, from, PAGE);
-  const ids: string[] = [];
-  for (let i = 0; i < page.length; i += 2) ids.push(page[i]!);
+  const { ids, seqs } = splitPage(page);
   const last = ids.length < PAGE ? "done" : page[page.length - 1]!;
   const batchKeys = batchSideKeys(ctx, batch);
-  const keys = [batchKey, ...batchKeys, ...ids.flatMap((id) => rowKeys(ctx, batch, id))];
+  // The frozen pages (frozen.ts) of this step's seqs get the rows' expiry too: a frozen row has no
+  // row or body key left, its page is what holds it. A page across two steps gets it twice, the
+  // same value; a page not there (rows not frozen) is a no-op for PEXPIREAT and PERSIST.
+  const frozen = frozenPagesOf(seqs).map((p) => ctx.keys.frozen(batch, p));
+  const keys = [batchKey, ...batchKeys, ...ids.flatMap((id) => rowKeys(ctx, batch, id)), ...frozen];
   const args = [plan.mode, plan.at, plan.finishedAt, last, before + ids.length, batchKeys.length];
   const applied = (await stepScript.run(ctx.redis, keys, args, ctx.clock)) === 1;
   // Not applied: the batch changed (or went) between the read and the step; the next step sees it.
   if (!applied) return { mode: plan.mode, done: before, complete: false };
   return { mode: plan.mode, done: before + ids.length, complete: last === "done" };
+}
+
+/** The ids and seqs of an orderPage reply ([id, seq, id, seq, ...]). */
+function splitPage(page: string[]): { ids: string[]; seqs: number[] } {
+  const ids: string[] = [];
+  const seqs: number[] = [];
+  for (let i = 0; i < page.length; i += 2) {
+    ids.push(page[i]!);
+    seqs.push(Number(page[i + 1]));
+  }
+  return { ids, seqs };
 }
 
 /** A row's keys: its hash and its body (row-body.ts), expired, persisted and deleted together. */
@@ -161,16 +176,24 @@ export async function persistBatch(ctx: LedgerContext, batch: string): Promise<v
 type Pipeline = ReturnType<LedgerContext["redis"]["pipeline"]>;
 
 /**
- * Deletes every key of a batch: its rows (hash and body), their older versions' taskId mappings, its zsets (order, unarchived,
- * state indexes), its hash and its
- * entry in the batch index. Returns the number of rows deleted. Jobs in the queues are not the
- * ledger's: the caller removes those.
+ * Deletes every key of a batch: its rows (hash and body), its frozen pages (frozen.ts), their older
+ * versions' taskId mappings, its zsets (order, unarchived, state indexes), its hash and its entry
+ * in the batch index. Returns the number of rows deleted: a row of the order zset counts when its
+ * keys were there or the frozen page of its seq was. Jobs in the queues are not the ledger's: the
+ * caller removes those.
  */
 export async function purge(ctx: LedgerContext, batch: string): Promise<number> {
   let deleted = 0;
+  // Frozen pages this purge found and deleted: a page spans two steps when its seqs straddle one.
+  const pagesFound = new Set<number>();
   // Walk by seq cursor while deleting: each page starts after the last seq seen, so deleting
-  // rows does not shift the next page.
-  for await (const ids of rowIdPages(ctx, batch, PAGE)) {
+  // rows does not shift the next page. The order zset goes last, so a frozen row (no row key, only
+  // its entry there) is still found, and its page with it.
+  let from = "-inf";
+  for (;;) {
+    const page = await orderPage(ctx, batch, from, PAGE);
+    if (page.length === 0) break;
+    const { ids, seqs } = splitPage(page);
     const read = ctx.redis.pipeline();
     // Only rows of the `taskIds` list layout can have task map entries: a row with `task:<id>`
     // fields never had one, so their list is all that is read.
@@ -187,8 +210,20 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
     );
     const del = ctx.redis.pipeline();
     for (const id of ids) del.unlink(...rowKeys(ctx, batch, id));
-    // A row counts once, whether it had a body (2 keys removed) or not (written before bodies).
-    deleted += (await execOrThrow(del)).filter((removed) => Number(removed) >= 1).length;
+    // One UNLINK per frozen page, to learn which were there: 9 at most for 500 consecutive seqs.
+    const pages = frozenPagesOf(seqs);
+    for (const p of pages) del.unlink(ctx.keys.frozen(batch, p));
+    const removed = (await execOrThrow(del)).map(Number);
+    pages.forEach((p, i) => {
+      if (removed[ids.length + i]! >= 1) pagesFound.add(p);
+    });
+    // A row counts once, whether it had a body (2 keys removed) or not (written before bodies),
+    // or had neither and lived in a frozen page.
+    ids.forEach((_, i) => {
+      if (removed[i]! >= 1 || pagesFound.has(frozenPageOf(seqs[i]!))) deleted += 1;
+    });
+    if (ids.length < PAGE) break;
+    from = `(${page[page.length - 1]}`;
   }
   // The batch's own keys (one slot), then its index entry (the deployment's slot): an entry left
   // by a purge cut short names a batch with no hash, which listBatches drops.

@@ -8,7 +8,9 @@
     Input:
       KEYS[1] batch hash, KEYS[2..(1 + ARGV[7])] the batch's other keys (zsets)
       KEYS[...] the page's rows: each row's hash and its body string (keys.ts `body`), which
-        get the same expiry in the same step (a body never outlives nor predeceases its row)
+        get the same expiry in the same step (a body never outlives nor predeceases its row),
+        then the frozen page keys (keys.ts `frozen`) of the page's seqs: the same op, as a
+        frozen row's only key; all the keys after the batch's are treated alike
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME; unused)
       ARGV[2] mode: 'expire' | 'persist'
       ARGV[3] expire at, epoch ms ('' when persisting)
