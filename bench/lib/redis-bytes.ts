@@ -1,7 +1,8 @@
 /**
  * Redis bytes per row of a prefix, by `MEMORY USAGE`: the keys that exist once per row (ledger
- * row hash, task map entry, result index entry, BullMQ job hash and its side keys) are sampled (reservoir over a SCAN)
- * and their mean times their count is taken; the per-batch and per-queue structures (order and
+ * row hash and body, task map entry, result index entry, BullMQ job hash and its side keys) or once
+ * per 64 rows (a frozen page: settled archived rows compressed together, in place of their row
+ * hashes and bodies) are sampled (reservoir over a SCAN) and their mean times their count is taken; the per-batch and per-queue structures (order and
  * state indexes, batch hash, queue lists and zsets, event stream) are measured whole. The sum
  * over the rows is divided by the rows: what one row costs, its share of the shared ones included.
  *
@@ -10,7 +11,15 @@
  */
 import type { Redis } from "ioredis";
 
-export type PerRowKind = "ledger row" | "ledger body" | "task map" | "result index" | "job";
+export type PerRowKind = "ledger row" | "ledger body" | "frozen" | "task map" | "result index" | "job";
+const PER_ROW: readonly PerRowKind[] = [
+  "ledger row",
+  "ledger body",
+  "frozen",
+  "task map",
+  "result index",
+  "job",
+];
 type SharedKind = "ledger shared" | "queue shared" | "queue events";
 
 export interface RowBytes {
@@ -37,6 +46,9 @@ function classify(key: string, prefix: string): PerRowKind | SharedKind {
   if (rest.startsWith(":ledger:row:")) return "ledger row";
   // The row's prompt, params, metadata, images and error (ledger/row-body.ts), beside its hash.
   if (rest.startsWith(":ledger:body:")) return "ledger body";
+  // A frozen page (ledger/frozen-page.ts): up to 64 settled archived rows, one string; a per-row
+  // cost, since the batch has one per 64 rows.
+  if (rest.startsWith(":ledger:frozen:")) return "frozen";
   if (rest.startsWith(":ledger")) return "ledger shared";
   // BullMQ: `{P:<queue>}:<queue>:<jobId>[:logs|:lock|...]`; job ids are `batch/row[/rN]`.
   if (/^:[^:]+:[^:]*\//.test(rest)) return "job";
@@ -67,6 +79,7 @@ export async function measureRowBytes(
   const counts = {
     "ledger row": 0,
     "ledger body": 0,
+    frozen: 0,
     "task map": 0,
     "result index": 0,
     job: 0,
@@ -77,6 +90,7 @@ export async function measureRowBytes(
   const samples: Record<PerRowKind, string[]> = {
     "ledger row": [],
     "ledger body": [],
+    frozen: [],
     "task map": [],
     "result index": [],
     job: [],
@@ -109,7 +123,7 @@ export async function measureRowBytes(
 
   const parts = { ...counts };
   for (const kind of Object.keys(parts) as (keyof typeof parts)[]) parts[kind] = 0;
-  for (const kind of ["ledger row", "ledger body", "task map", "result index", "job"] as const) {
+  for (const kind of PER_ROW) {
     const sample = samples[kind];
     if (sample.length === 0) continue;
     const mean = (await usage(redis, sample)) / sample.length;
@@ -122,7 +136,7 @@ export async function measureRowBytes(
   return { rows, perRow, parts, keys: counts };
 }
 
-/** "ledger row 812 + task map 70 + job 900 + ledger shared 40 + queue shared 80" */
+/** "ledger row 812 + frozen 300 + job 900 + ledger shared 40 + queue shared 80" */
 export function describeParts(bytes: RowBytes): string {
   return Object.entries(bytes.parts)
     .filter(([, value]) => value > 0)
