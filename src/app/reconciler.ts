@@ -6,8 +6,13 @@ import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RedisClient as Redis } from "../redis/script.js";
-import { housekeepAll } from "../worker/housekeep.js";
-import { type ReconcileReport, reconcileAll, reconcileBatch } from "../worker/reconcile.js";
+import { freezeAll, housekeepAll } from "../worker/housekeep.js";
+import {
+  RECONCILE_SETTLE_MS,
+  type ReconcileReport,
+  reconcileAll,
+  reconcileBatch,
+} from "../worker/reconcile.js";
 
 /** How often a reconciler looks for batches missing from the batch index (a keyspace walk). */
 const INDEX_REPAIR_EVERY_MS = 60 * 60_000;
@@ -92,6 +97,9 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
     // Then the batches' expiry (or its removal) the transitions left to finish, page by page:
     // run whatever the reconcile did, or a batch that keeps failing would keep every batch unexpired.
     await housekeepAll({ ledger, log }, keepGoing);
+    // Then the archived rows that settled since the last sweep are frozen (ledger/freeze.ts): a
+    // page of 64 rows in one compressed key. Each batch's walk resumes where it stopped.
+    await freezeAll({ ledger, log }, options.settleMs ?? RECONCILE_SETTLE_MS, keepGoing);
     options.onSweep?.(reports);
   };
   const timer = periodic(sweep, options.everyMs, log, "reconciler sweep");

@@ -66,14 +66,9 @@ export function createRedisBackend(options: RedisBackendOptions): ProducerBacken
     },
     async rowsExist(batch, rowIds) {
       if (rowIds.length === 0) return [];
-      const pipeline = redis.pipeline();
-      for (const rowId of rowIds) pipeline.exists(keys.row(batch, rowId));
-      const replies = (await pipeline.exec()) ?? [];
-      return rowIds.map((_, i) => {
-        const [error, count] = replies[i] ?? [new Error("no reply"), 0];
-        if (error) throw error;
-        return count === 1;
-      });
+      // The order zset holds every row the batch has, frozen ones too (they have no row key).
+      const seqs = await redis.zmscore(keys.order(batch), ...rowIds);
+      return rowIds.map((_, i) => seqs[i] !== null && seqs[i] !== undefined);
     },
     ...(results === undefined ? {} : { resultsExist: (hashes: readonly string[]) => results.exists(hashes) }),
     async close() {

@@ -4,6 +4,7 @@ import { keepUncertain } from "./budget.js";
 import { batchColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
 import { feedWindow } from "./feed.js";
+import { type FreezeOptions, type FreezeProgress, freezeBatch } from "./freeze.js";
 import { expireFinished, type HousekeepingProgress, housekeep, persistBatch, purge } from "./housekeeping.js";
 import { refuseOldLayout, repairBatchIndex } from "./index-repair.js";
 import { ledgerKeys } from "./keys.js";
@@ -149,6 +150,12 @@ export interface Ledger {
     batch: string,
     options?: { keepGoing?: () => Promise<boolean>; onStep?: (progress: HousekeepingProgress) => void },
   ): Promise<HousekeepingProgress>;
+  /**
+   * Freezes the batch's settled pages of archived rows (their hashes and bodies compressed into
+   * one key a page: freeze.ts), from where the last walk stopped, until a page not ready yet or
+   * `keepGoing` (asked between pages) says stop; resumable by any process.
+   */
+  freeze(batch: string, options: FreezeOptions): Promise<FreezeProgress>;
   /** Deletes every ledger key of the batch; returns the number of rows deleted. */
   purge(batch: string): Promise<number>;
   /** Builds the state indexes of a batch recorded before they existed (once; then one HGET). */
@@ -211,6 +218,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     expireFinished: (batch, ttlMs) => expireFinished(ctx, batch, ttlMs),
     persistBatch: (batch) => persistBatch(ctx, batch),
     housekeep: (batch, hkOptions) => housekeep(ctx, batch, ctx.ttlMs, hkOptions),
+    freeze: (batch, freezeOptions) => freezeBatch(ctx, batch, freezeOptions),
     purge: (batch) => purge(ctx, batch),
     ensureStateIndex: (batch) => ensureStateIndex(ctx, batch),
     statePages: (batch, status, pageOptions) => stateIndexPages(ctx, batch, status, pageOptions),

@@ -1,11 +1,14 @@
 import { type FlatHash, parseRow } from "./codec.js";
 import type { LedgerContext } from "./context.js";
+import { readFrozen } from "./frozen.js";
 import type { RowRecord } from "./types.js";
 
 /**
  * Reads rows of one batch by id: each row's hash and body (row-body.ts) in one pipeline, one
- * round trip (every key in the batch's hash tag: one Cluster slot). The answer is aligned with
- * `ids`: undefined for a row that does not exist (never added, purged or expired meanwhile).
+ * round trip (every key in the batch's hash tag: one Cluster slot); rows with neither, when the
+ * batch has frozen pages, from their page (frozen.ts: two more round trips for the whole call).
+ * The answer is aligned with `ids`: undefined for a row that does not exist (never added, purged
+ * or expired meanwhile).
  */
 export async function readRows(
   ctx: LedgerContext,
@@ -18,16 +21,31 @@ export async function readRows(
     pipeline.hgetall(ctx.keys.row(batch, id));
     pipeline.get(ctx.keys.body(batch, id));
   }
+  pipeline.hget(ctx.keys.batch(batch), "frozenTo");
   const replies = (await pipeline.exec()) ?? [];
-  return ids.map((id, i) => {
+  const frozenTo = replies[2 * ids.length]?.[1];
+  const keyless: string[] = [];
+  const rows = ids.map((id, i) => {
     const [hashErr, hash] = replies[2 * i] ?? [new Error("no reply")];
     const [bodyErr, body] = replies[2 * i + 1] ?? [new Error("no reply")];
     if (hashErr) throw hashErr;
     if (bodyErr) throw bodyErr;
     // The two reads are not one atomic step: a row whose body is gone while its hash still has no
     // prompt of its own (every row written before bodies has one) was removed between them (a
-    // purge, its expiry), so it reads as gone, never as a live row with an empty prompt.
-    if (body === null && (hash as FlatHash).prompt === undefined) return undefined;
+    // purge, its expiry, or its freezing), so it is never read as a live row with an empty prompt.
+    if (body === null && (hash as FlatHash).prompt === undefined) {
+      keyless.push(id);
+      return undefined;
+    }
     return parseRow(batch, id, hash as FlatHash, body as string | null);
+  });
+  // A row frozen between the two reads above has its page written before its keys went (one
+  // script), so reading the pages after is enough.
+  if (keyless.length === 0 || frozenTo === null || frozenTo === undefined) return rows;
+  const frozen = await readFrozen(ctx, batch, keyless);
+  if (frozen.size === 0) return rows;
+  return ids.map((id, i) => {
+    const record = rows[i] === undefined ? frozen.get(id) : undefined;
+    return record ? parseRow(batch, id, record.hash, record.body) : rows[i];
   });
 }

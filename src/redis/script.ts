@@ -64,7 +64,7 @@ export class RedisScript {
   async run(
     redis: RedisClient,
     keys: readonly string[],
-    args: readonly (string | number)[],
+    args: readonly (string | number | Buffer)[],
     clock?: ScriptClock,
   ): Promise<unknown> {
     const argv = [clock ? String(clock.now()) : "", ...args];

@@ -18,7 +18,7 @@ import { feedSubmitWindow } from "./submit-window.js";
  */
 
 /** A row that entered its state less than this long ago is left alone: its job may be on its way. */
-const RECONCILE_SETTLE_MS = 60_000;
+export const RECONCILE_SETTLE_MS = 60_000;
 
 /** Where a job id stands in its queue. */
 export type JobPresence =

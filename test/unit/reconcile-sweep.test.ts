@@ -42,6 +42,8 @@ interface FakeLedger {
   enteredBefore: (number | undefined)[];
   /** For each housekeep call: what its `keepGoing` answered. */
   housekept: { batch: string; keptGoing: boolean }[];
+  /** The batches each freeze walk was asked for, in order. */
+  frozen: string[];
   ledger: Ledger;
 }
 
@@ -49,7 +51,13 @@ function fakeLedger(
   batches: BatchSummary[],
   options: { failing?: string; onPage?: (served: number) => Promise<void> } = {},
 ): FakeLedger {
-  const fake: FakeLedger = { served: 0, enteredBefore: [], housekept: [], ledger: undefined as never };
+  const fake: FakeLedger = {
+    served: 0,
+    enteredBefore: [],
+    housekept: [],
+    frozen: [],
+    ledger: undefined as never,
+  };
   const ledger = {
     listBatches: async () => batches,
     repairIndex: async () => [],
@@ -76,6 +84,10 @@ function fakeLedger(
       const keptGoing = hk.keepGoing ? await hk.keepGoing() : true;
       fake.housekept.push({ batch, keptGoing });
       return { mode: "expire", done: 0, complete: keptGoing };
+    },
+    freeze: async (batch: string) => {
+      fake.frozen.push(batch);
+      return { frozen: 0, pages: 0, complete: true };
     },
   };
   fake.ledger = ledger as unknown as Ledger;
@@ -193,6 +205,8 @@ describe("a batch whose sweep fails", () => {
     const reports = await ended;
     expect(reports?.map((r) => r.batch)).toEqual(["one", "three"]);
     expect(fake.housekept.map((h) => h.batch)).toEqual(["one", "two", "three"]);
+    // Then every batch's settled archived rows are frozen, the failing one's too.
+    expect(fake.frozen).toEqual(["one", "two", "three"]);
     expect(warned.map((w) => w.fields.batch)).toEqual(["two"]);
   });
 });

@@ -58,6 +58,9 @@ if ARGV[5] == '1' then redis.call('HSET', batchKey, 'noReuse', '1') end
 local FIELDS_PER_ROW = 4
 local KEYS_PER_ROW = 2
 local seq = num(redis.call('HGET', batchKey, 'nextSeq'))
+-- Rows below the freeze cursor may live in a frozen page (freeze.lua), with no keys of their own:
+-- such a row is found by its place in the order zset, and is a duplicate like any other.
+local frozenTo = tonumber(redis.call('HGET', batchKey, 'frozenTo') or '0')
 local added, estimated = 0, 0
 local FIRST_ROW = 12
 local out = { 0, -1 }
@@ -65,6 +68,10 @@ for i = FIRST_ROW, #KEYS, KEYS_PER_ROW do
   local rowKey, bodyKey = KEYS[i], KEYS[i + 1]
   local base = 8 + (i - FIRST_ROW) / KEYS_PER_ROW * FIELDS_PER_ROW
   local status = redis.call('HGET', rowKey, 'status')
+  if not status and frozenTo > 0 then
+    local at = redis.call('ZSCORE', orderKey, ARGV[base + 1])
+    if at and tonumber(at) < frozenTo then status = 'frozen' end
+  end
   if status then
     local held = fedSeq and status == 'queued' and num(redis.call('HGET', rowKey, 'seq')) >= fedSeq
     if status == 'queued' and not held then out[#out + 1] = 1 else out[#out + 1] = 2 end

@@ -20,3 +20,4 @@ export const countRepairsScript = load("count-repairs.lua");
 export const wakeScript = load("wake.lua");
 export const feedScript = load("feed.lua");
 export const resultForgetScript = load("result-forget.lua");
+export const freezeScript = load("freeze.lua");

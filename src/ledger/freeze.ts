@@ -1,0 +1,125 @@
+import type { FlatHash } from "./codec.js";
+import type { LedgerContext } from "./context.js";
+import { encodeFrozenPage, type FrozenRecord } from "./frozen.js";
+import { FROZEN_PAGE_ROWS, frozenPageOf } from "./frozen-page.js";
+import { freezeScript } from "./scripts/index.js";
+
+/*
+ * Freezing a batch (frozen.ts): a walk over its pages in seq order, a page a step, its cursor
+ * (`frozenTo`, the first seq not passed yet) in the batch hash, so any process resumes it after a
+ * crash and a sweep costs the pages that became ready since the last one, not the batch. A page
+ * is passed when every row in it is final and settled: its archived rows are frozen, its failed
+ * and cancelled rows keep their keys (retry and the failure list act on them), and so does an
+ * archived row holding a task counted uncertain (settle.lua may still take its charge back). The
+ * walk stops at the first page with a row still moving, archived less than `settleMs` ago (a
+ * retried archive or settle of its task is then long over), or not all added yet (the last page
+ * of a batch that has not finished): the next sweep tries it again.
+ */
+
+const FINAL = new Set(["failed", "cancelled"]);
+const MOVING = new Set(["queued", "submitted", "generating", "archiving"]);
+
+export interface FreezeOptions {
+  /** An archived row is frozen only once it has not changed for this long. */
+  settleMs: number;
+  /** Asked between steps; false stops the walk (resumable). */
+  keepGoing?: () => Promise<boolean>;
+}
+
+/** Where a batch's freezing stands after a walk. */
+export interface FreezeProgress {
+  /** Rows frozen by this walk. */
+  frozen: number;
+  /** Pages passed by this walk. */
+  pages: number;
+  /** Every row of the batch is passed; false when the walk stopped at a page not ready yet. */
+  complete: boolean;
+}
+
+type Step =
+  | { kind: "passed"; frozen: number }
+  | { kind: "waiting" }
+  | { kind: "complete" }
+  | { kind: "raced" };
+
+/** One page of the walk. "raced": the batch or a row changed under it; the caller reads again. */
+async function freezeStep(ctx: LedgerContext, batch: string, settleMs: number, now: number): Promise<Step> {
+  const batchKey = ctx.keys.batch(batch);
+  const [frozenTo = null, nextSeq = null, finishedAt = null] = await ctx.redis.hmget(
+    batchKey,
+    "frozenTo",
+    "nextSeq",
+    "finishedAt",
+  );
+  if (nextSeq === null) return { kind: "complete" };
+  const cursor = Number(frozenTo ?? 0);
+  if (cursor >= Number(nextSeq)) return { kind: "complete" };
+  const page = frozenPageOf(cursor);
+  const first = page * FROZEN_PAGE_ROWS;
+  const last = first + FROZEN_PAGE_ROWS - 1;
+  // A page not all added yet takes rows later; only a finished batch's last page is passed.
+  if (last >= Number(nextSeq) && finishedAt === null) return { kind: "waiting" };
+  const ids = await ctx.redis.zrange(ctx.keys.order(batch), first, last, "BYSCORE");
+  const read = ctx.redis.pipeline();
+  for (const id of ids) {
+    read.hgetall(ctx.keys.row(batch, id));
+    read.get(ctx.keys.body(batch, id));
+  }
+  const replies = ids.length === 0 ? [] : ((await read.exec()) ?? []);
+  const records: FrozenRecord[] = [];
+  for (const [i, id] of ids.entries()) {
+    const [hashErr, hash] = replies[2 * i] ?? [new Error("no reply")];
+    const [bodyErr, body] = replies[2 * i + 1] ?? [new Error("no reply")];
+    if (hashErr) throw hashErr;
+    if (bodyErr) throw bodyErr;
+    const row = hash as FlatHash;
+    const status = row.status;
+    // No hash: removed meanwhile (a purge); the script's cursor check settles the race.
+    if (status === undefined || FINAL.has(status)) continue;
+    if (MOVING.has(status)) return { kind: "waiting" };
+    if (now - Number(row.updatedAt ?? 0) < settleMs) return { kind: "waiting" };
+    if (Object.keys(row).some((field) => field.startsWith("uncertain:"))) continue;
+    records.push({ id, hash: row, body: body as string | null });
+  }
+  const keys = [batchKey, ctx.keys.frozen(batch, page)];
+  for (const { id } of records) keys.push(ctx.keys.row(batch, id), ctx.keys.body(batch, id));
+  const args = [
+    frozenTo ?? "",
+    String(last + 1),
+    records.length === 0 ? "" : encodeFrozenPage(records),
+    ...records.map(({ hash }) => hash.updatedAt ?? ""),
+  ];
+  const applied = (await freezeScript.run(ctx.redis, keys, args, ctx.clock)) === 1;
+  return applied ? { kind: "passed", frozen: records.length } : { kind: "raced" };
+}
+
+/**
+ * Freezes a batch's settled pages from its cursor on, a page a step, until a page that is not
+ * ready, the end of the batch, or `keepGoing` says stop. Safe beside workers moving its rows and
+ * beside another walk (each step is checked against the cursor and rows it read).
+ */
+export async function freezeBatch(
+  ctx: LedgerContext,
+  batch: string,
+  options: FreezeOptions,
+): Promise<FreezeProgress> {
+  let frozen = 0;
+  let pages = 0;
+  let raced = 0;
+  for (;;) {
+    const now = ctx.clock?.now() ?? Date.now();
+    const step = await freezeStep(ctx, batch, options.settleMs, now);
+    if (step.kind === "complete") return { frozen, pages, complete: true };
+    if (step.kind === "waiting") return { frozen, pages, complete: false };
+    if (step.kind === "raced") {
+      // A row archived again or a second walk: read again, a few times, then leave it to the
+      // next sweep rather than spin against a busy page.
+      if (++raced >= 3) return { frozen, pages, complete: false };
+    } else {
+      raced = 0;
+      frozen += step.frozen;
+      pages++;
+    }
+    if (options.keepGoing && !(await options.keepGoing())) return { frozen, pages, complete: false };
+  }
+}
