@@ -1,6 +1,8 @@
+import { promisify } from "node:util";
+import { brotliCompress } from "node:zlib";
 import type { FlatHash } from "./codec.js";
 import type { LedgerContext } from "./context.js";
-import { encodeFrozenPage, type FrozenRecord } from "./frozen.js";
+import { type FrozenRecord, frozenPageInput, frozenPageValue } from "./frozen.js";
 import { FROZEN_PAGE_ROWS, frozenPageOf } from "./frozen-page.js";
 import { freezeScript } from "./scripts/index.js";
 
@@ -16,14 +18,24 @@ import { freezeScript } from "./scripts/index.js";
  * of a batch that has not finished): the next sweep tries it again.
  */
 
-const FINAL = new Set(["failed", "cancelled"]);
 const MOVING = new Set(["queued", "submitted", "generating", "archiving"]);
+
+/**
+ * Pages one sweep freezes per batch at most (64,000 rows, some 4,000 round trips): a batch of a
+ * million rows that just finished is frozen over a few sweeps, and the sweep's other work (rows
+ * that need their job back) never waits long behind it.
+ */
+export const FREEZE_PAGES_PER_SWEEP = 1000;
+
+const compress = promisify(brotliCompress);
 
 export interface FreezeOptions {
   /** An archived row is frozen only once it has not changed for this long. */
   settleMs: number;
   /** Asked between steps; false stops the walk (resumable). */
   keepGoing?: () => Promise<boolean>;
+  /** Pages this walk passes at most. @defaultValue FREEZE_PAGES_PER_SWEEP */
+  maxPages?: number;
 }
 
 /** Where a batch's freezing stands after a walk. */
@@ -45,11 +57,12 @@ type Step =
 /** One page of the walk. "raced": the batch or a row changed under it; the caller reads again. */
 async function freezeStep(ctx: LedgerContext, batch: string, settleMs: number, now: number): Promise<Step> {
   const batchKey = ctx.keys.batch(batch);
-  const [frozenTo = null, nextSeq = null, finishedAt = null] = await ctx.redis.hmget(
+  const [frozenTo = null, nextSeq = null, finishedAt = null, fedSeq = null] = await ctx.redis.hmget(
     batchKey,
     "frozenTo",
     "nextSeq",
     "finishedAt",
+    "fedSeq",
   );
   if (nextSeq === null) return { kind: "complete" };
   const cursor = Number(frozenTo ?? 0);
@@ -57,8 +70,11 @@ async function freezeStep(ctx: LedgerContext, batch: string, settleMs: number, n
   const page = frozenPageOf(cursor);
   const first = page * FROZEN_PAGE_ROWS;
   const last = first + FROZEN_PAGE_ROWS - 1;
-  // A page not all added yet takes rows later; only a finished batch's last page is passed.
-  if (last >= Number(nextSeq) && finishedAt === null) return { kind: "waiting" };
+  // A page not all added yet takes rows later: a batch's last page is passed only once the batch
+  // has been finished for a settle period (an append right after its end still finds it open).
+  if (last >= Number(nextSeq) && (finishedAt === null || now - Number(finishedAt) < settleMs)) {
+    return { kind: "waiting" };
+  }
   const ids = await ctx.redis.zrange(ctx.keys.order(batch), first, last, "BYSCORE");
   const read = ctx.redis.pipeline();
   for (const id of ids) {
@@ -74,10 +90,21 @@ async function freezeStep(ctx: LedgerContext, batch: string, settleMs: number, n
     if (bodyErr) throw bodyErr;
     const row = hash as FlatHash;
     const status = row.status;
-    // No hash: removed meanwhile (a purge); the script's cursor check settles the race.
-    if (status === undefined || FINAL.has(status)) continue;
-    if (MOVING.has(status)) return { kind: "waiting" };
-    if (now - Number(row.updatedAt ?? 0) < settleMs) return { kind: "waiting" };
+    if (status !== undefined && MOVING.has(status)) {
+      // A row waiting for its turn (parked over the budget, or held by the submit window) may
+      // wait for days: it keeps its keys and the walk goes past it, as past a failed row. A row
+      // with a job on its way stops the walk here until it ends.
+      const parked = row.waitingBudget === "1";
+      const held = status === "queued" && fedSeq !== null && Number(row.seq) >= Number(fedSeq);
+      if (parked || held) continue;
+      return { kind: "waiting" };
+    }
+    // Only archived rows are frozen. Kept: failed and cancelled rows (retry and the failure list
+    // act on them), a row gone meanwhile (a purge: the script's checks settle the race), a row
+    // holding a task counted uncertain (settle.lua may still take its charge back), and a row
+    // without the updatedAt the script checks.
+    if (status !== "archived" || row.updatedAt === undefined) continue;
+    if (now - Number(row.updatedAt) < settleMs) return { kind: "waiting" };
     if (Object.keys(row).some((field) => field.startsWith("uncertain:"))) continue;
     records.push({ id, hash: row, body: body as string | null });
   }
@@ -86,7 +113,7 @@ async function freezeStep(ctx: LedgerContext, batch: string, settleMs: number, n
   const args = [
     frozenTo ?? "",
     String(last + 1),
-    records.length === 0 ? "" : encodeFrozenPage(records),
+    records.length === 0 ? "" : frozenPageValue(await compress(...frozenPageInput(records))),
     ...records.map(({ hash }) => hash.updatedAt ?? ""),
   ];
   const applied = (await freezeScript.run(ctx.redis, keys, args, ctx.clock)) === 1;
@@ -103,10 +130,12 @@ export async function freezeBatch(
   batch: string,
   options: FreezeOptions,
 ): Promise<FreezeProgress> {
+  const maxPages = options.maxPages ?? FREEZE_PAGES_PER_SWEEP;
   let frozen = 0;
   let pages = 0;
   let raced = 0;
   for (;;) {
+    if (pages >= maxPages) return { frozen, pages, complete: false };
     const now = ctx.clock?.now() ?? Date.now();
     const step = await freezeStep(ctx, batch, options.settleMs, now);
     if (step.kind === "complete") return { frozen, pages, complete: true };

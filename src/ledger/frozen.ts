@@ -1,4 +1,4 @@
-import { brotliCompressSync, brotliDecompressSync, constants } from "node:zlib";
+import { type BrotliOptions, brotliCompressSync, brotliDecompressSync, constants } from "node:zlib";
 import { type FlatHash, pairsToHash } from "./codec.js";
 import type { LedgerContext } from "./context.js";
 import { LedgerError } from "./errors.js";
@@ -25,19 +25,33 @@ export interface FrozenRecord {
   body: string | null;
 }
 
-/** The page value of these rows. Brotli at quality 5: ~20 µs a row, within 2% of quality 9. */
-export function encodeFrozenPage(records: readonly FrozenRecord[]): Buffer {
+/**
+ * What brotli compresses for a page of these rows, and how: the arguments of `brotliCompress`
+ * (run on the thread pool by the freezer) or `brotliCompressSync`. Quality 5: ~20 µs a row,
+ * within 2% of quality 9's size.
+ */
+export function frozenPageInput(records: readonly FrozenRecord[]): [Buffer, BrotliOptions] {
   const json = Buffer.from(
     JSON.stringify(records.map(({ id, hash, body }) => [id, Object.entries(hash).flat(), body])),
   );
-  const packed = brotliCompressSync(json, {
+  const options = {
     params: {
       [constants.BROTLI_PARAM_QUALITY]: 5,
       [constants.BROTLI_PARAM_SIZE_HINT]: json.length,
       [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
     },
-  });
+  };
+  return [json, options];
+}
+
+/** The stored page value of brotli's output. */
+export function frozenPageValue(packed: Buffer): Buffer {
   return Buffer.concat([Buffer.from([VERSION]), packed]);
+}
+
+/** The page value of these rows, compressed on this thread. */
+export function encodeFrozenPage(records: readonly FrozenRecord[]): Buffer {
+  return frozenPageValue(brotliCompressSync(...frozenPageInput(records)));
 }
 
 /** The rows of a page value; throws a LedgerError naming the key on a value it cannot read. */

@@ -191,6 +191,76 @@ describe("frozen pages", () => {
     expect(await ctx.redis.hget(keys.batch("b"), "frozenTo")).toBe("128");
   });
 
+  it("passes rows parked over the budget and rows without an updatedAt, which keep their keys", async () => {
+    const keys = ledgerKeys(ctx.prefix);
+    const rows = await addBatch("b", 128);
+    for (const row of rows) if (!["r-0003", "r-0004"].includes(row.id)) await archive("b", row.id);
+    // r-0003 waits for budget (may wait for days); r-0004 is archived but lacks updatedAt.
+    await ctx.redis.hset(keys.row("b", "r-0003"), "waitingBudget", "1");
+    await archive("b", "r-0004");
+    await ctx.redis.hdel(keys.row("b", "r-0004"), "updatedAt");
+    now += SETTLE + 1;
+    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toMatchObject({ frozen: 126, pages: 2 });
+    expect(await ctx.redis.hget(keys.batch("b"), "frozenTo")).toBe("128");
+    expect(await ctx.redis.exists(keys.row("b", "r-0003"), keys.row("b", "r-0004"))).toBe(2);
+    expect((await ctx.ledger.getRow("b", "r-0004"))?.status).toBe("archived");
+  });
+
+  it("passes the rows the submit window holds back, but waits at a fed queued row", async () => {
+    const keys = ledgerKeys(ctx.prefix);
+    const rows = Array.from({ length: 192 }, (_, i) => newRow(i));
+    await ctx.ledger.addRows("b", rows, { submitWindow: 64 });
+    // The first 64 fed (a job each, on their way): archive all but one.
+    await ctx.redis.hset(keys.batch("b"), "fedSeq", "64", "held", "128");
+    for (const row of rows.slice(0, 63)) await archive("b", row.id);
+    now += SETTLE + 1;
+    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+      frozen: 0,
+      pages: 0,
+      complete: false,
+    });
+    await archive("b", "r-0063");
+    now += SETTLE + 1;
+    // Page 0 frozen; pages 1 and 2 hold only held rows: passed, their rows keep their keys.
+    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toMatchObject({ frozen: 64, pages: 3 });
+    expect(await ctx.redis.exists(keys.row("b", "r-0100"))).toBe(1);
+  });
+
+  it("waits a settle period after the batch finished before passing its last page; a walk passes maxPages at most", async () => {
+    const keys = ledgerKeys(ctx.prefix);
+    const rows = await addBatch("b", 200);
+    for (const row of rows) if (row.id !== "r-0150") await archive("b", row.id);
+    now += SETTLE + 1;
+    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE, maxPages: 1 })).toEqual({
+      frozen: 64,
+      pages: 1,
+      complete: false,
+    });
+    // Page 1 goes; page 2 waits for r-0150, still queued with its job.
+    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+      frozen: 64,
+      pages: 1,
+      complete: false,
+    });
+    // Cancelled: the batch finishes now. Page 2 goes (the cancelled row keeps its keys); the
+    // last page (192-199, rows long archived) waits, as the batch finished under a settle period ago.
+    await ctx.ledger.transition("b", "r-0150", { to: "cancelled" });
+    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+      frozen: 63,
+      pages: 1,
+      complete: false,
+    });
+    expect(await ctx.redis.hget(keys.batch("b"), "frozenTo")).toBe("192");
+    // A row appended now lands on that page, still open: it is a new row, with its job due.
+    expect(await ctx.ledger.addRows("b", [newRow(200)])).toEqual(["new"]);
+    now += SETTLE + 1;
+    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+      frozen: 0,
+      pages: 0,
+      complete: false,
+    });
+  });
+
   it("re-enqueueing frozen rows adds nothing: no new row, no job due, the frozen record kept", async () => {
     const rows = await addBatch("b", 64);
     for (const row of rows) await archive("b", row.id);

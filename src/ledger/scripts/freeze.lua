@@ -5,7 +5,8 @@
   the page is not written yet, and each row is still `archived` with the `updatedAt` the caller
   compressed. Anything else: nothing is applied (the next sweep reads again).
 
-  The page takes the longest TTL of the rows it replaces (none if none has one): a batch's expiry
+  The page takes the longest TTL of the rows it replaces (none if none has one; 0 ms left: gone
+  with them): a batch's expiry
   walk (housekeeping-step.lua) also sets or removes the TTL of the pages of the rows it passes, so
   a page frozen while the walk is halfway through it is set by the walk's next step.
 
@@ -36,7 +37,7 @@ for r = 1, rows do
 end
 if rows > 0 then
   redis.call('SET', pageKey, ARGV[4])
-  if ttl > 0 then redis.call('PEXPIRE', pageKey, ttl) end
+  if ttl >= 0 then redis.call('PEXPIRE', pageKey, ttl) end
   for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
   redis.call('HINCRBY', batchKey, 'frozen', rows)
 end
