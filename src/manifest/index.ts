@@ -34,5 +34,5 @@ export {
   type RowResult,
   validateRow,
 } from "./row.js";
-
+export { SetUsage } from "./set-usage.js";
 export type { ManifestFormat, RawRow } from "./types.js";

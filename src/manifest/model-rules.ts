@@ -23,13 +23,15 @@ export interface ModelRulesContext {
 
 /**
  * Returns the row's parameters as they will be stored (a local image resolved to its real path
- * and sha256; `model` left out for text-to-image, so those rows keep their ids), or its problems.
+ * and sha256; `model` left out for text-to-image, so those rows keep their ids), or its problems,
+ * and the shared fields (not the row's own) its model does not take, which were left out.
  */
 export function applyModelRules(
   params: GenerationParams,
   context: ModelRulesContext,
-): { params: GenerationParams; problems: FieldProblem[] } {
+): { params: GenerationParams; problems: FieldProblem[]; notTaken: (keyof GenerationParams)[] } {
   const problems: FieldProblem[] = [];
+  const dropped: (keyof GenerationParams)[] = [];
   const { model: given, ...rest } = params;
   const model = given ?? "text-to-image";
   const out: GenerationParams = model === "text-to-image" ? rest : { ...rest, model };
@@ -40,7 +42,10 @@ export function applyModelRules(
   const notTaken = (field: keyof GenerationParams, message: string) => {
     if (out[field] === undefined) return;
     if (rowGives(field)) problems.push({ field, message });
-    else delete out[field];
+    else {
+      delete out[field];
+      dropped.push(field);
+    }
   };
   if (model !== "image-to-image") {
     notTaken("strength", `strength applies only to model "image-to-image", not ${quoted}`);
@@ -49,7 +54,7 @@ export function applyModelRules(
     for (const field of ["image_url", "image_path"] as const) {
       notTaken(field, `${quoted} takes no input image (set model to image-to-image or edit)`);
     }
-    return { params: out, problems };
+    return { params: out, problems, notTaken: dropped };
   }
 
   if (context.apiFlavor === "qwen") {
@@ -90,7 +95,7 @@ export function applyModelRules(
       problems.push({ field: "image_path", message: checked.message });
     }
   }
-  return { params: out, problems };
+  return { params: out, problems, notTaken: dropped };
 }
 
 /**

@@ -108,7 +108,7 @@ export interface ParamLayer {
 }
 
 /** The canonical name of a parameter field (an alias resolved), or undefined if not a parameter. */
-function canonicalParamName(name: string): ParamName | undefined {
+export function canonicalParamName(name: string): ParamName | undefined {
   return (ROW_PARAM_NAMES as readonly string[]).includes(name) ? (name as ParamName) : PARAM_ALIASES[name];
 }
 

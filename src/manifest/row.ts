@@ -34,7 +34,16 @@ export interface ManifestRow {
 }
 
 export type RowResult =
-  | { ok: true; row: ManifestRow; warnings: string[] }
+  | {
+      ok: true;
+      row: ManifestRow;
+      warnings: string[];
+      /**
+       * Shared parameters (from `--set` or the file's defaults) that the row's model does not
+       * take, so they were left out of its `params`. Absent when there are none.
+       */
+      notApplied?: readonly string[];
+    }
   | { ok: false; errors: RowError[]; warnings: string[] };
 
 export interface RowContext {
@@ -144,7 +153,9 @@ export function createRowValidator(context: RowContext): (raw: RawRow) => RowRes
       metadata,
       estimatedCredits: estimateCredits(params, prices),
     };
-    return { ok: true, row, warnings };
+    return checked.notTaken.length === 0
+      ? { ok: true, row, warnings }
+      : { ok: true, row, warnings, notApplied: checked.notTaken };
   };
 }
 

@@ -15,6 +15,7 @@ import {
   openManifest,
   type RawRow,
   type RowResult,
+  SetUsage,
 } from "../manifest/index.js";
 import { ChunkWriter } from "./chunk-writer.js";
 import { EnqueueInterruptedError } from "./errors.js";
@@ -60,7 +61,7 @@ export async function enqueue(options: EnqueueOptions, deps: EnqueueDeps): Promi
       ...(format === undefined ? {} : { format }),
       displayName: options.file,
     });
-    const validate = createRowValidator({
+    const check = createRowValidator({
       file: manifest.file,
       sets: resolved.sets,
       defaults: manifest.defaults,
@@ -71,9 +72,18 @@ export async function enqueue(options: EnqueueOptions, deps: EnqueueDeps): Promi
       ...(options.apiFlavor === undefined ? {} : { apiFlavor: options.apiFlavor }),
       ...(options.prices === undefined ? {} : { prices: options.prices }),
     });
+    const setUsage = new SetUsage(resolved.sets);
+    const validate = (raw: RawRow): RowResult => {
+      const result = check(raw);
+      setUsage.add(result);
+      return result;
+    };
     const run: Run = { options, resolved, manifest, validate, deps, started };
     const summary = options.dryRun ? await dryRun(run) : await enqueueRows(run);
     deps.out.write(options.json ? `${JSON.stringify(summaryJson(summary))}\n` : formatSummaryText(summary));
+    // On stderr, so `--json`'s stdout stays one object.
+    const stderr = deps.stderr ?? process.stderr;
+    for (const line of setUsage.warnings()) stderr.write(`warning: ${line}\n`);
     return summary;
   } finally {
     await spooled?.remove();

@@ -86,6 +86,11 @@ export interface EnqueueDeps {
   /** The progress line goes here, and only when it is a TTY. @defaultValue none */
   progress?: Output;
   clock: Pick<Clock, "now">;
+  /**
+   * Warnings about the options go here, after the summary (a `--set` parameter that some or all
+   * rows' models do not take). @defaultValue process.stderr
+   */
+  stderr?: Output;
   /** Read when `file` is "-". @defaultValue process.stdin */
   stdin?: NodeJS.ReadableStream;
   /** Where stdin is spooled. @defaultValue os.tmpdir() */

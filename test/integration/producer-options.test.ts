@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManifestOptionError } from "../../src/manifest/index.js";
 import { DEFAULT_PRIORITY } from "../../src/producer/index.js";
 import { jobKey, parseJobKey } from "../../src/worker/jobs.js";
+import { Collector } from "./ops-helpers.js";
 import { csv, type ProducerFixture, producerFixture, stdinOf } from "./producer-helpers.js";
 
 let fx: ProducerFixture;
@@ -56,6 +57,61 @@ describe("parameters reach the ledger with the right precedence", () => {
     expect(error).toBeInstanceOf(ManifestOptionError);
     expect((error as Error).message).toContain("--set num_inference_steps");
     expect(await fx.keys()).toEqual([]);
+  });
+});
+
+describe("a --set parameter some rows' models do not take is named on stderr", () => {
+  const url = "https://x.test/a.png";
+
+  it("no row takes it: one line naming the parameter and the file's models; not applied", async () => {
+    const file = await fx.files.write("t2i.csv", csv("id,prompt,model", "a,a cat,", "b,a dog,text-to-image"));
+    const stderr = new Collector();
+    const summary = await fx.run({ file, batch: "t2i", sets: ["strength=0.4", "seed=3"] }, { stderr });
+    expect(summary.enqueued).toBe(2);
+    expect(stderr.text()).toBe(
+      'warning: --set strength=0.4: no row\'s model takes "strength" (models in this file: text-to-image); it was not applied\n',
+    );
+    expect((await fx.ledger.getRow("t2i", "a"))?.params).toEqual({ seed: 3 });
+    // The summary on stdout is unchanged (and stays one object with --json).
+    expect(summary.out).not.toContain("strength");
+  });
+
+  it("some rows take it: says how many did, and which models did not", async () => {
+    const file = await fx.files.write(
+      "mixed.csv",
+      csv(
+        "id,prompt,model,image_url",
+        "a,a cat,,",
+        `b,redo,image-to-image,${url}`,
+        `c,redo,edit,${url}`,
+        "d,a dog,,",
+        "e,bad,,x-not-a-url",
+      ),
+    );
+    const stderr = new Collector();
+    await fx.run({ file, batch: "mixed", sets: ["image_size=square_hd", "acceleration=high"] }, { stderr });
+    expect(stderr.text()).toBe(
+      'warning: --set image_size=square_hd: only 3 of 4 rows took it; "image_size" does not apply to model image-to-image, so it was not applied to the other 1 row\n',
+    );
+  });
+
+  it("the dry run says the same; a --set every row takes says nothing", async () => {
+    const file = await fx.files.write("dry.csv", csv("prompt", "a cat"));
+    const stderr = new Collector();
+    await fx.run(
+      { file, batch: "dry", dryRun: true, sets: ["image_url=https://x.test/a.png?token=s3cr3t"] },
+      { stderr },
+    );
+    expect(stderr.text()).toContain(
+      "warning: --set image_url=https://x.test/a.png?token=***: no row's model takes",
+    );
+    expect(stderr.text()).not.toContain("s3cr3t");
+    const quiet = new Collector();
+    await fx.run(
+      { file, batch: "dry", dryRun: true, sets: ["seed=1", "acceleration=high"] },
+      { stderr: quiet },
+    );
+    expect(quiet.text()).toBe("");
   });
 });
 
