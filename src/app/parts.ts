@@ -42,16 +42,24 @@ export function buildKie(config: Config, apiKey = requireApiKey(config)): KieCli
 
 /** The fleet state of one key (KIE_API_KEY's by default); `account`: its KIE_ACCOUNTS name. */
 /** The File Upload API client and the worker's uploads of local input images over it. */
+/**
+ * The worker's input image uploads: one upload client per API key, in the order of the worker's
+ * keys (a lane's index is its client's), the fleet's upload records shared by all.
+ */
 export function buildInputImages(
   config: Config,
-  apiKey: string,
+  apiKeys: readonly string[],
   redis: Redis,
 ): { images: InputImages; close(): Promise<void> } {
-  const client = createUploadClient({ baseUrl: config.KIE_UPLOAD_BASE_URL, apiKey });
+  const clients = apiKeys.map((apiKey) =>
+    createUploadClient({ baseUrl: config.KIE_UPLOAD_BASE_URL, apiKey }),
+  );
   const records = redisUploadRecords(redis, config.KIE_QUEUE_PREFIX);
   return {
-    images: new InputImages({ uploader: client, records, clock: systemClock }),
-    close: () => client.close(),
+    images: new InputImages({ uploader: clients[0]!, uploaders: clients, records, clock: systemClock }),
+    close: async () => {
+      await Promise.all(clients.map((client) => client.close()));
+    },
   };
 }
 

@@ -126,8 +126,13 @@ export async function startWorker(
     for (const key of keys) releasers.push("KIE client", () => key.kie.close());
     // KIE_API_KEY, else the first of KIE_API_KEYS: what no task's recorded key names.
     const { kie, fleet } = keys[0]!;
-    // Uploads are free and their URLs public: the first key uploads for every key's creates.
-    const uploads = buildInputImages(config, apiKeys[0]!.key, redis);
+    // Uploads are free and their URLs public: any key's upload serves every key's creates; the
+    // submit stage uploads with the first key whose gate lets uploads go (input-image-step.ts).
+    const uploads = buildInputImages(
+      config,
+      apiKeys.map(({ key }) => key),
+      redis,
+    );
     releasers.push("upload client", () => uploads.close());
     const ledger = buildLedger(redis, config);
     // Batches of the key layout before Redis Cluster would sit unseen: say so, do not start.

@@ -25,9 +25,11 @@ type UploadDeps = Omit<SubmitErrorDeps, "fleet" | "keyId"> & {
 /**
  * The input image URL for a row's create (none for a row without a local image), or what the
  * submit stage does instead: a retry, or the row failed for good. Called before the key choice,
- * so no slot is held meanwhile. Uploads go with the worker's first key: its errors act on that
- * key's gate and name it (a 401 pauses that key, not the one the create would have used), and
- * when one sets a fleet condition (pause, backoff) the row waits here until uploads may go again.
+ * so no slot is held meanwhile. With several keys, the upload goes with the first key whose gate
+ * lets uploads go (no refused-key or operator's pause, no backoff): its errors act on that key's
+ * gate and name it (a 401 pauses that key, and the row tries the next one), and when no key may
+ * upload the row waits here until one may. With one key, it uploads and, when an error set a
+ * fleet condition (pause, backoff), waits until uploads may go again.
  */
 export async function uploadInputImage(
   params: GenerationParams,
@@ -35,13 +37,57 @@ export async function uploadInputImage(
   deps: UploadDeps,
 ): Promise<{ imageUrl?: string; next?: StageResult<SubmitJob> }> {
   const lanes = deps.keys?.lanes ?? [];
-  const fleet = lanes[0]?.fleet ?? deps.fleet;
-  const keyId = lanes.length > 1 ? { keyId: lanes[0]!.id } : {};
-  for (;;) {
-    const input = await prepareInputImage(params, job, { ...deps, fleet, ...keyId });
-    if (input.next !== "again") return input as { imageUrl?: string; next?: StageResult<SubmitJob> };
-    await waitForUploads(fleet, deps.clock, job.signal);
+  if (lanes.length <= 1) {
+    const fleet = lanes[0]?.fleet ?? deps.fleet;
+    for (;;) {
+      const input = await prepareInputImage(params, job, { ...deps, fleet }, 0);
+      if (input.next !== "again") return input as { imageUrl?: string; next?: StageResult<SubmitJob> };
+      await waitForUploads(fleet, deps.clock, job.signal);
+    }
   }
+  // Lanes whose upload came back "again" since the last wait: not tried twice in a row, so an
+  // error that set nothing new never loops hot.
+  const tried = new Set<number>();
+  for (;;) {
+    job.signal.throwIfAborted();
+    const open = await openUploadLane(lanes, tried);
+    if (open.lane === undefined) {
+      tried.clear();
+      await deps.clock.sleep(Math.min(PAUSE_RECHECK_MS, open.backoffMs ?? PAUSE_RECHECK_MS), job.signal);
+      continue;
+    }
+    const lane = lanes[open.lane]!;
+    const input = await prepareInputImage(
+      params,
+      job,
+      { ...deps, fleet: lane.fleet, keyId: lane.id },
+      open.lane,
+    );
+    if (input.next !== "again") return input as { imageUrl?: string; next?: StageResult<SubmitJob> };
+    tried.add(open.lane);
+  }
+}
+
+/**
+ * The first lane (not in `skip`) whose gate lets uploads go, one gate read per lane asked; or
+ * none, with the shortest backoff seen (a lane in backoff opens by itself when it ends).
+ */
+async function openUploadLane(
+  lanes: readonly { fleet: Pick<FleetPort, "readGate"> }[],
+  skip: ReadonlySet<number>,
+): Promise<{ lane?: number; backoffMs?: number }> {
+  let backoffMs: number | undefined;
+  for (const [index, { fleet }] of lanes.entries()) {
+    if (skip.has(index)) continue;
+    const gate = await fleet.readGate();
+    if (gate.paused && UPLOAD_STOPPING_PAUSES.has(gate.paused.kind)) continue;
+    if (gate.backoffMs > 0) {
+      backoffMs = Math.min(backoffMs ?? gate.backoffMs, gate.backoffMs);
+      continue;
+    }
+    return { lane: index };
+  }
+  return backoffMs === undefined ? {} : { backoffMs };
 }
 
 /** Pauses that stop uploads too: a refused key, an operator's. Uploads are free: a credit pause does not. */
@@ -71,6 +117,7 @@ async function prepareInputImage(
   params: GenerationParams,
   job: StageJob<SubmitJob>,
   deps: SubmitErrorDeps & { inputImages?: InputImagePort | undefined },
+  lane: number,
 ): Promise<{ imageUrl?: string; next?: "again" | StageResult<SubmitJob> }> {
   const { image_path: path, image_sha256: sha256 } = params;
   if (path === undefined || sha256 === undefined) return {};
@@ -81,7 +128,7 @@ async function prepareInputImage(
         "this worker has no upload client for local input images (KIE_UPLOAD_BASE_URL)",
       );
     }
-    return { imageUrl: await deps.inputImages.urlFor(path, sha256, job.signal) };
+    return { imageUrl: await deps.inputImages.urlFor(path, sha256, job.signal, lane) };
   } catch (error) {
     if (job.signal?.aborted || !isKieError(error)) throw error;
     const key = deps.keyId === undefined ? {} : { key: deps.keyId };

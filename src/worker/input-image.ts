@@ -4,8 +4,10 @@
  * its time (in Redis, `UploadRecords`, and in each worker's memory), and uploaded again when it
  * may expire before the create it is for.
  *
- * Uploads go with the worker's first API key (they are free and their URLs public), whichever key
- * then makes the create: an upload's error acts on that first key's gate (a 401 pauses it).
+ * Uploads go with one of the worker's API keys (they are free and their URLs public, so any key's
+ * upload serves every key's create): the first whose gate lets uploads go (input-image-step.ts),
+ * and an upload's error acts on that key's gate (a 401 pauses it, and the next row uploads with
+ * another key).
  *
  * Money: nothing here creates or costs a task (uploads are free). It runs before the key choice,
  * so before any in-flight or rate slot: an upload (up to 10 MiB) holds neither, nor does a failed
@@ -44,7 +46,10 @@ export interface UploadRecord {
 }
 
 export interface InputImagesOptions {
+  /** The upload client of the worker's first key (lane 0). */
   uploader: FileUploader;
+  /** Each further key's upload client, by lane (`uploaders[i]` for lane i; lane 0 may be omitted). */
+  uploaders?: readonly FileUploader[];
   /** Shared with the other workers. @defaultValue this process's memory only */
   records?: UploadRecords;
   clock: Pick<Clock, "now">;
@@ -81,22 +86,31 @@ export class InputImages implements InputImagePort {
 
   constructor(private readonly options: InputImagesOptions) {}
 
-  /** A fetchable URL for the file at `path`, whose bytes must still hash to `sha256`. Throws KieError. */
-  async urlFor(path: string, sha256: string, signal?: AbortSignal): Promise<string> {
+  /**
+   * A fetchable URL for the file at `path`, whose bytes must still hash to `sha256`, uploaded (when
+   * it must be) with the key of `lane` (its index in the worker's keys). Throws KieError.
+   */
+  async urlFor(path: string, sha256: string, signal?: AbortSignal, lane = 0): Promise<string> {
     const { clock, lifetimeMs = UPLOAD_LIFETIME_MS, renewMarginMs = UPLOAD_RENEW_MARGIN_MS } = this.options;
     const usable = (record: UploadRecord | undefined) =>
       record !== undefined && uploadStillUsable(record.uploadedAt, clock.now(), lifetimeMs, renewMarginMs);
     const known = this.uploads.get(sha256);
     if (usable(known)) return known!.downloadUrl;
-    // Rows sharing one image wait for one upload (or one look at the fleet's record), not one each.
-    const current = this.inFlight.get(sha256);
-    const shared = current && !current.controller.signal.aborted ? current : this.share(path, sha256, usable);
+    // Rows sharing one image wait for one upload (or one look at the fleet's record), not one each;
+    // per key, so an upload's error always belongs to the key the waiting row chose.
+    const uploader = this.uploaderOf(lane);
+    const slot = `${lane}:${sha256}`;
+    const current = this.inFlight.get(slot);
+    const shared =
+      current && !current.controller.signal.aborted
+        ? current
+        : this.share(path, sha256, slot, uploader, usable);
     try {
       return await this.waitFor(shared, signal);
     } catch (error) {
       // Another copy of the same bytes was missing or changed: that says nothing of this one.
       if (shared.path !== path && isFileProblem(error))
-        return this.waitFor(this.share(path, sha256, usable), signal);
+        return this.waitFor(this.share(path, sha256, slot, uploader, usable), signal);
       throw error;
     }
   }
@@ -107,19 +121,30 @@ export class InputImages implements InputImagePort {
     await this.options.records?.delete(sha256);
   }
 
-  private share(path: string, sha256: string, usable: (record: UploadRecord | undefined) => boolean) {
+  /** The upload client of a lane; lane 0 (and a lane this worker has no client for) the first key's. */
+  private uploaderOf(lane: number): FileUploader {
+    return (lane > 0 ? this.options.uploaders?.[lane] : undefined) ?? this.options.uploader;
+  }
+
+  private share(
+    path: string,
+    sha256: string,
+    slot: string,
+    uploader: FileUploader,
+    usable: (record: UploadRecord | undefined) => boolean,
+  ) {
     const controller = new AbortController();
     const shared: SharedUpload = {
       path,
       controller,
       waiting: 0,
-      promise: this.fleetUrl(path, sha256, usable, controller.signal).finally(() => {
-        if (this.inFlight.get(sha256) === shared) this.inFlight.delete(sha256);
+      promise: this.fleetUrl(path, sha256, uploader, usable, controller.signal).finally(() => {
+        if (this.inFlight.get(slot) === shared) this.inFlight.delete(slot);
       }),
     };
     // A rejection nobody waits for any more (every row gave up) is not an unhandled one.
     shared.promise.catch(() => undefined);
-    this.inFlight.set(sha256, shared);
+    this.inFlight.set(slot, shared);
     return shared;
   }
 
@@ -148,6 +173,7 @@ export class InputImages implements InputImagePort {
   private async fleetUrl(
     path: string,
     sha256: string,
+    uploader: FileUploader,
     usable: (record: UploadRecord | undefined) => boolean,
     signal: AbortSignal,
   ): Promise<string> {
@@ -157,12 +183,17 @@ export class InputImages implements InputImagePort {
       this.uploads.set(sha256, shared!);
       return shared!.downloadUrl;
     }
-    const record = await this.upload(path, sha256, signal);
+    const record = await this.upload(path, sha256, uploader, signal);
     await records?.put(sha256, record, Math.max(1, record.uploadedAt + lifetimeMs - clock.now()));
     return record.downloadUrl;
   }
 
-  private async upload(path: string, sha256: string, signal: AbortSignal): Promise<UploadRecord> {
+  private async upload(
+    path: string,
+    sha256: string,
+    uploader: FileUploader,
+    signal: AbortSignal,
+  ): Promise<UploadRecord> {
     const bytes = await readImage(path);
     const found = createHash("sha256").update(bytes).digest("hex");
     if (found !== sha256) {
@@ -173,7 +204,7 @@ export class InputImages implements InputImagePort {
     }
     const { mimeType, extension } = imageTypeOf(path, bytes);
     const uploadedAt = this.options.clock.now();
-    const { downloadUrl } = await this.options.uploader.upload(
+    const { downloadUrl } = await uploader.upload(
       { bytes, fileName: `${sha256.slice(0, 32)}${extension}`, mimeType },
       signal,
     );

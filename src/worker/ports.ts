@@ -54,8 +54,12 @@ export interface WorkerSettings {
 
 /** A fetchable URL for a row's local input image (worker/input-image.ts: uploaded once per file). */
 export interface InputImagePort {
-  /** Throws KieError: retryable for transient trouble, not for a file that changed or was refused. */
-  urlFor(path: string, sha256: string, signal?: AbortSignal): Promise<string>;
+  /**
+   * Uploads (when it must) with the key of `lane`, the key's index in the worker's keys (0 by
+   * default). Throws KieError: retryable for transient trouble, not for a file that changed or
+   * was refused.
+   */
+  urlFor(path: string, sha256: string, signal?: AbortSignal, lane?: number): Promise<string>;
   /**
    * Forgets the file's upload (this worker's and the fleet's record): the next `urlFor` uploads
    * again. Absent: a create refused for its input image is not retried with a fresh upload.

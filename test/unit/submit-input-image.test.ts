@@ -14,6 +14,7 @@ import { keyRing } from "../../src/fleet/key-ring.js";
 import type { PauseKind } from "../../src/fleet/policy.js";
 import { KieError } from "../../src/kie/errors.js";
 import type { KieApi, SubmitRequest } from "../../src/kie/types.js";
+import type { FileUploader } from "../../src/kie/upload.js";
 import { InputImages } from "../../src/worker/input-image.js";
 import type { SubmitJob } from "../../src/worker/jobs.js";
 import { StageError } from "../../src/worker/stage.js";
@@ -37,7 +38,11 @@ const never = async (): Promise<never> => {
   throw new Error("not expected in this test");
 };
 
-function setup(upload: () => Promise<{ downloadUrl: string }>, events: string[] = []) {
+function setup(
+  upload: () => Promise<{ downloadUrl: string }>,
+  events: string[] = [],
+  uploaders?: FileUploader[],
+) {
   const ledger = oneRowLedger(rowRecord({ params, estimatedCredits: 10 }));
   const clock = fakeClock();
   const creates: SubmitRequest[] = [];
@@ -87,6 +92,7 @@ function setup(upload: () => Promise<{ downloadUrl: string }>, events: string[] 
           return upload();
         },
       },
+      ...(uploaders ? { uploaders } : {}),
     }),
     clock,
     settings: { pollFirstMs: 5_000 },
@@ -138,19 +144,31 @@ describe("submit with a local input image", () => {
     expect(f.inFlight).toEqual({ taken: 0, released: 0 });
   });
 
-  it("with two keys, an upload refused with the first (401) pauses the first, names it, and does not retry at once", async () => {
+  it("with two keys, an upload refused with the first (401) pauses the first, names it, and the row uploads with the second", async () => {
     const pauses: string[] = [];
-    let uploads = 0;
-    const controller = new AbortController();
-    const f = setup(async () => {
-      uploads++;
+    const uploads: string[] = [];
+    const refused = () => {
+      uploads.push("aaaa");
       throw new KieError({
         code: "unauthorized",
         retryable: true,
         fleetEffect: "bad-key",
         message: "upload: bad or missing API key",
       });
-    });
+    };
+    const f = setup(
+      async () => refused(),
+      [],
+      [
+        { upload: async () => refused() },
+        {
+          upload: async () => {
+            uploads.push("bbbb");
+            return { downloadUrl: "https://files.test/by-b.png" };
+          },
+        },
+      ],
+    );
     let aPaused: PauseKind | undefined;
     const first = openFleet({
       pause: async (kind) => {
@@ -182,8 +200,6 @@ describe("submit with a local input image", () => {
       { id: "aaaa", account: "aaaa", kie: f.deps.kie, fleet: first },
       { id: "bbbb", account: "bbbb", kie: f.deps.kie, fleet: second },
     ]);
-    // The row waits for the first key's pause instead of uploading again: stop it there.
-    f.deps.clock = { ...f.deps.clock, sleep: async () => controller.abort(new Error("stop")) };
     const lines: string[] = [];
     const log = createLogger({
       level: "info",
@@ -195,17 +211,63 @@ describe("submit with a local input image", () => {
         },
       }),
     });
-    await expect(submitStage.run(stageJob(job, { signal: controller.signal, log }), f.deps)).rejects.toThrow(
-      "stop",
-    );
-    expect(pauses).toEqual(["aaaa:bad-key"]);
-    expect(uploads).toBe(1);
-    expect(f.creates).toEqual([]);
+    expect(await submitStage.run(stageJob(job, { log }), f.deps)).toEqual({ kind: "done" });
+    // The first key is paused for its 401 and never asked again; the second uploads, and the
+    // create (on the key the key choice makes: the open second) sends its URL.
+    expect(uploads).toEqual(["aaaa", "bbbb"]);
+    expect(pauses).toEqual(["aaaa:bad-key", "bbbb:in-flight"]);
+    expect(f.creates).toEqual([expect.objectContaining({ image_url: "https://files.test/by-b.png" })]);
     const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(logged.filter((l) => String(l.msg).startsWith("input image not uploaded"))).toEqual([
       expect.objectContaining({ key: "aaaa", code: "unauthorized" }),
     ]);
-    expect(logged.filter((l) => l.key === "bbbb")).toEqual([]);
+  });
+
+  it("with two keys both refusing uploads, the row waits (no upload loop) until one may upload", async () => {
+    const uploads: string[] = [];
+    const paused = new Set<string>();
+    const refusedBy = (id: string) => async (): Promise<{ downloadUrl: string }> => {
+      uploads.push(id);
+      throw new KieError({
+        code: "unauthorized",
+        retryable: true,
+        fleetEffect: "bad-key",
+        message: "upload: bad or missing API key",
+      });
+    };
+    const f = setup(refusedBy("aaaa"), [], [{ upload: refusedBy("aaaa") }, { upload: refusedBy("bbbb") }]);
+    const fleetOf = (id: string) =>
+      openFleet({
+        pause: async () => {
+          paused.add(id);
+          return true;
+        },
+        readGate: async () => ({
+          paused: paused.has(id) ? { kind: "bad-key", reason: "401", since: 0 } : null,
+          backoffMs: 0,
+        }),
+      });
+    f.deps.fleet = fleetOf("aaaa");
+    f.deps.keys = keyRing([
+      { id: "aaaa", account: "aaaa", kie: f.deps.kie, fleet: f.deps.fleet },
+      { id: "bbbb", account: "bbbb", kie: f.deps.kie, fleet: fleetOf("bbbb") },
+    ]);
+    const controller = new AbortController();
+    const sleeps: number[] = [];
+    f.deps.clock = {
+      ...f.deps.clock,
+      sleep: async (ms: number) => {
+        sleeps.push(ms);
+        if (sleeps.length === 3) controller.abort(new Error("stop"));
+      },
+    };
+    await expect(submitStage.run(stageJob(job, { signal: controller.signal }), f.deps)).rejects.toThrow(
+      "stop",
+    );
+    // Each key tried once, then only waits: no upload while both are paused.
+    expect(uploads).toEqual(["aaaa", "bbbb"]);
+    expect(sleeps).toEqual([2_000, 2_000, 2_000]);
+    expect(f.creates).toEqual([]);
   });
 
   it("a create refused as invalid (its upload expired early) is made once more with a fresh upload", async () => {
