@@ -1,5 +1,5 @@
 import type { AddRowsMeta } from "../ledger/index.js";
-import { ENQUEUE_CHUNK, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
+import { ENQUEUE_CHUNK, FEED_RECHECK_CHUNKS, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
 import type { QueuedRow } from "./row-spool.js";
 import type { ProducerBackend } from "./types.js";
 import { InFlightWindow } from "./window.js";
@@ -48,6 +48,15 @@ export class ChunkWriter {
   private readonly window: InFlightWindow;
   private readonly chunkSize: number;
   private firstRecord: Promise<unknown> | undefined;
+  /** Feeds run one after another, so each decides on what the one before it found. */
+  private feeds: Promise<void> = Promise.resolve();
+  /** Held rows this writer recorded, and rows its feeds gave jobs. */
+  private heldRecorded = 0;
+  private heldFed = 0;
+  /** The last feed left rows held: the window had no room (or the budget none). */
+  private windowFull = false;
+  /** Chunks of held rows whose feed was skipped since the last feed. */
+  private skippedFeeds = 0;
 
   constructor(private readonly options: ChunkWriterOptions) {
     this.chunkSize = options.chunkSize ?? ENQUEUE_CHUNK;
@@ -67,6 +76,8 @@ export class ChunkWriter {
   async finish(): Promise<boolean> {
     await this.flush();
     await this.window.drain();
+    // Rows recorded while the window was full: one feed for them, now that all are recorded.
+    if (this.skippedFeeds > 0) await this.feed();
     if (this.chunks === 0 && this.options.budget !== undefined) {
       return this.options.backend.ledger.setBudget(this.options.batch, this.options.budget);
     }
@@ -109,10 +120,10 @@ export class ChunkWriter {
     this.firstRecord ??= recorded;
     const outcomes = await recorded;
     const toQueue: string[] = [];
-    let held = false;
+    let held = 0;
     outcomes.forEach((outcome, i) => {
       const row = rows[i]!;
-      if (outcome === "held") held = true;
+      if (outcome === "held") held++;
       if (outcome === "new" || outcome === "held") {
         this.enqueued++;
         this.credits += row.estimatedCredits;
@@ -125,8 +136,32 @@ export class ChunkWriter {
     // Only the ids are needed from here: let the rows go while the jobs are added (memory).
     rows.length = 0;
     if (toQueue.length > 0) await backend.addSubmitJobs(batch, toQueue, priority);
-    // Held rows (a window-managed batch) get their jobs a window at a time: the first window
-    // here, as soon as its rows are recorded; a later chunk's feed finds the window full (one read).
-    if (held) await backend.feedSubmitWindow(batch);
+    if (held > 0) await this.afterHeld(held);
+  }
+
+  /**
+   * Held rows (a window-managed batch) get their jobs a window at a time: the first window as
+   * soon as its rows are recorded. Once a feed left rows held, the window is full and workers
+   * feed it as its rows move, so later chunks skip the feed (an HMGET each, with the feed's
+   * logic: ~2,000 of them for a million rows), but for one every FEED_RECHECK_CHUNKS, and one
+   * at the end (`finish`).
+   */
+  private afterHeld(held: number): Promise<void> {
+    this.heldRecorded += held;
+    this.feeds = this.feeds.then(async () => {
+      if (this.windowFull && ++this.skippedFeeds < FEED_RECHECK_CHUNKS) return;
+      await this.feed();
+    });
+    return this.feeds;
+  }
+
+  private async feed(): Promise<void> {
+    const waiting = this.heldRecorded - this.heldFed;
+    const fed = await this.options.backend.feedSubmitWindow(this.options.batch);
+    this.heldFed += fed;
+    // Fewer fed than this writer left held: the feed stopped for want of room. (Workers may
+    // have fed some of them meanwhile: then this only delays the next feed, never loses one.)
+    this.windowFull = fed < waiting;
+    this.skippedFeeds = 0;
   }
 }

@@ -90,4 +90,51 @@ describe("enqueue with a submit window", () => {
     await fx.run({ file, batch: "dry", dryRun: true }, windowed(5));
     expect(await fx.keys()).toEqual([]);
   });
+
+  describe("the producer feeds a full window once, not after every chunk", () => {
+    /** `windowed`, with the backend's feeds counted (each is an HMGET and a check in Redis). */
+    const counted = (submitWindow: number) => {
+      const feeds: number[] = [];
+      const deps = {
+        connect: async () => {
+          const backend = await windowed(submitWindow).connect();
+          return {
+            ...backend,
+            ledger: backend.ledger,
+            addSubmitJobs: backend.addSubmitJobs.bind(backend),
+            rowsExist: backend.rowsExist.bind(backend),
+            close: backend.close.bind(backend),
+            async feedSubmitWindow(batch: string) {
+              const fed = await backend.feedSubmitWindow(batch);
+              feeds.push(fed);
+              return fed;
+            },
+          };
+        },
+      };
+      return { deps, feeds };
+    };
+
+    it("20 chunks into a window of 50: the first window, then one feed at the end", async () => {
+      const file = await fx.files.write("many.csv", csv("id,prompt", ...idRows(10_000)));
+      const { deps, feeds } = counted(50);
+      const summary = await fx.run({ file, batch: "many" }, deps);
+      expect(summary).toMatchObject({ enqueued: 10_000, exitCode: 0 });
+      expect(feeds).toEqual([50, 0]);
+      expect(await submitJobs()).toHaveLength(50);
+      expect(await fx.ledger.getBatch("many")).toMatchObject({ held: 9_950, fedSeq: 50 });
+    });
+
+    it("a window wider than a chunk is fed chunk by chunk until it is full, then once at the end", async () => {
+      const file = await fx.files.write("wide.csv", csv("id,prompt", ...idRows(5_000)));
+      const { deps, feeds } = counted(1_200);
+      await fx.run({ file, batch: "wide" }, deps);
+      // Two chunks are in flight: the first feed may find one chunk recorded or two.
+      expect(feeds.reduce((a, b) => a + b, 0)).toBe(1_200);
+      expect(feeds.length).toBeLessThanOrEqual(5);
+      expect(feeds.at(-1)).toBe(0);
+      expect(await submitJobs()).toHaveLength(1_200);
+      expect(await fx.ledger.getBatch("wide")).toMatchObject({ held: 3_800, fedSeq: 1_200 });
+    });
+  });
 });

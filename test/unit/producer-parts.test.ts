@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ManifestOptionError } from "../../src/manifest/index.js";
+import { ChunkWriter } from "../../src/producer/chunk-writer.js";
 import {
   DEFAULT_PRIORITY,
   type EnqueueSummary,
@@ -10,6 +11,7 @@ import {
   resolveOptions,
   summaryJson,
 } from "../../src/producer/index.js";
+import { FEED_RECHECK_CHUNKS } from "../../src/producer/limits.js";
 import { progressLine } from "../../src/producer/progress.js";
 import { RowSpool } from "../../src/producer/row-spool.js";
 import { InFlightWindow } from "../../src/producer/window.js";
@@ -121,6 +123,56 @@ describe("RowSpool", () => {
     } finally {
       await files.cleanup();
     }
+  });
+});
+
+describe("ChunkWriter's feeds of a window-managed batch", () => {
+  /** A backend that holds every row and answers each feed with the next of `answers` (then 0). */
+  function holdingBackend(answers: number[]) {
+    let feeds = 0;
+    const backend = {
+      ledger: {
+        addRows: async (_batch: string, rows: readonly unknown[]) => rows.map(() => "held" as const),
+        setBudget: async () => true,
+        getBatch: async () => undefined,
+        feedWindow: async () => ({ fed: [], more: false }),
+      },
+      addSubmitJobs: async () => {},
+      async feedSubmitWindow() {
+        feeds++;
+        return answers.shift() ?? 0;
+      },
+      rowsExist: async () => [],
+      close: async () => {},
+    };
+    return { backend, feeds: () => feeds };
+  }
+  const row = (i: number) => ({
+    id: `r${i}`,
+    line: i + 2,
+    idGiven: true,
+    estimatedCredits: 8,
+    prompt: "p",
+    params: {},
+    metadata: {},
+  });
+  async function writeChunks(backend: ReturnType<typeof holdingBackend>["backend"], chunks: number) {
+    const writer = new ChunkWriter({ backend, batch: "b", file: "f.csv", priority: 1, chunkSize: 1 });
+    for (let i = 0; i < chunks; i++) await writer.add(row(i));
+    await writer.finish();
+  }
+
+  it("a full window is fed again only every FEED_RECHECK_CHUNKS chunks, and once at the end", async () => {
+    const fake = holdingBackend([]);
+    await writeChunks(fake.backend, 3 * FEED_RECHECK_CHUNKS);
+    // The first chunk's feed, one per FEED_RECHECK_CHUNKS skipped, one at the end.
+    expect(fake.feeds()).toBe(1 + 2 + 1);
+  });
+
+  it("while feeds find room, every chunk's rows are fed", async () => {
+    const fake = holdingBackend(Array.from({ length: 10 }, () => 1));
+    await writeChunks(fake.backend, 10);
+    expect(fake.feeds()).toBe(10);
   });
 });
 
