@@ -40,21 +40,21 @@ export interface Reconciler {
    * the stage workers can start closing while the sweep winds down.
    */
   stop(): void;
-  /** `stop()`, then waits for the sweep in progress (a page at most). */
+  /** `stop()`, waits for the sweep in progress (a page at most), then lets the lease go if it holds it. */
   close(): Promise<void>;
 }
 
 /**
  * Starts the periodic sweep in a worker. Every worker tries; the one that holds the lease (taken
  * for `everyMs`, renewed by its holder between batches and pages) sweeps, the others skip, so the
- * fleet sweeps about once per period whatever its size, and a holder that dies lets the lease lapse
- * to another worker within one period.
+ * fleet sweeps about once per period whatever its size; a holder that closes lets the lease go, and
+ * one that dies lets it lapse to another worker within one period.
  */
 export function startReconciler(options: ReconcilerOptions): Reconciler {
   const owner = randomUUID();
   const { ledger, log } = options;
   // A worker closing stops its sweep between two pages: a sweep of a million rows must not hold
-  // the shutdown (and the stage workers' close) until its end. A closed worker lets its lease lapse.
+  // the shutdown (and the stage workers' close) until its end. A closed worker lets its lease go.
   let closing = false;
   const keepGoing = async () =>
     !closing && (await ledger.claimLease(RECONCILE_LEASE, owner, options.everyMs));
@@ -108,9 +108,18 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
   };
   return {
     stop,
-    close: () => {
+    close: async () => {
       stop();
-      return timer.stop();
+      await timer.stop();
+      // The sweep has ended (no claim or renewal is in flight): the lease is let go if it is still
+      // ours, so another worker sweeps at its next tick instead of when it lapses (up to everyMs:
+      // KIE_RECONCILE_EVERY=10m left the fleet unswept for 10 minutes after a clean stop). A
+      // Redis that is gone leaves it to lapse, as a worker that dies does.
+      try {
+        await ledger.releaseLease(RECONCILE_LEASE, owner);
+      } catch (error) {
+        log.warn({ err: error }, "reconciler: the lease could not be released; it lapses by itself");
+      }
     },
   };
 }

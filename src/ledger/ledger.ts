@@ -12,7 +12,14 @@ import { wakeParked } from "./parked.js";
 import { type ProgressMinute, type ProgressWindow, readProgress } from "./progress.js";
 import { getBatch, getRow, listBatches, oldestUnarchived, rows } from "./reads.js";
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
-import { claimLease, countRepairs, ensureStateIndex, stateIndexPages, stillInState } from "./state-index.js";
+import {
+  claimLease,
+  countRepairs,
+  ensureStateIndex,
+  releaseLease,
+  stateIndexPages,
+  stillInState,
+} from "./state-index.js";
 import { drainStatePages } from "./state-walk.js";
 import { stateWindow } from "./state-window.js";
 import type {
@@ -177,6 +184,8 @@ export interface Ledger {
   countRepairs(batch: string, count: number): Promise<boolean>;
   /** Takes or renews the fleet-wide lease `name` for `owner`; true while `owner` holds it. */
   claimLease(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Lets the lease `name` go if `owner` holds it (compare and delete); true when it was `owner`'s. */
+  releaseLease(name: string, owner: string): Promise<boolean>;
 }
 
 /** The ledger over an injected client; the caller owns (and closes) the connection. */
@@ -226,5 +235,6 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     stillInState: (batch, status, entries) => stillInState(ctx, batch, status, entries),
     countRepairs: (batch, count) => countRepairs(ctx, batch, count),
     claimLease: (name, owner, ttlMs) => claimLease(ctx, name, owner, ttlMs),
+    releaseLease: (name, owner) => releaseLease(ctx, name, owner),
   };
 }

@@ -144,6 +144,16 @@ export async function claimLease(
   return (await leaseScript.run(ctx.redis, [ctx.keys.lease(name)], [owner, ttlMs], ctx.clock)) === 1;
 }
 
+/**
+ * Lets the fleet-wide lease `name` go, if `owner` holds it (a worker closing: the next holder need
+ * not wait for it to lapse). True when it was `owner`'s and is gone; a lease another holder took
+ * after `owner`'s lapsed is left alone.
+ */
+export async function releaseLease(ctx: LedgerContext, name: string, owner: string): Promise<boolean> {
+  checkName("lease owner", owner);
+  return (await leaseScript.run(ctx.redis, [ctx.keys.lease(name)], [owner, 0], ctx.clock)) === 1;
+}
+
 function checkIndexed(status: string): asserts status is IndexedStatus {
   if (!(INDEXED_STATUSES as readonly string[]).includes(status)) {
     throw new LedgerError("invalid_value", `no state index for ${JSON.stringify(status)}`);

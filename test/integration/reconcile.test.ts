@@ -145,24 +145,68 @@ describe("the reconciler", () => {
   it("runs in a worker on its period, by lease, and repairs what it finds", async () => {
     await ctx.ledger.addRows("b", ["lost"].map(newRow));
     now += 2 * MINUTE;
-    const swept = new Promise<ReconcileReport[]>((resolve) => {
-      const reconciler = startReconciler({
+    let resolveSwept!: (reports: ReconcileReport[]) => void;
+    const swept = new Promise<ReconcileReport[]>((resolve) => (resolveSwept = resolve));
+    const reconciler = startReconciler({
+      redis: ctx.redis,
+      ledger: ctx.ledger,
+      queues: ctx.queues,
+      clock,
+      log: silentLogger(),
+      everyMs: 10 * MINUTE,
+      onSweep: resolveSwept,
+    });
+    try {
+      expect(await swept).toEqual([{ batch: "b", checked: 1, requeued: 1, failed: 0 }]);
+      expect(await jobIds("submit")).toEqual(["b/lost"]);
+      // The lease is held for the period: another worker's sweep now would skip.
+      expect(await ctx.ledger.claimLease("reconcile", "another-worker", MINUTE)).toBe(false);
+    } finally {
+      await reconciler.close();
+    }
+  });
+
+  it("a reconciler that closes lets the lease go: another worker sweeps at its next tick", async () => {
+    await ctx.ledger.addRows("b", ["lost"].map(newRow));
+    now += 2 * MINUTE;
+    const sweeps = { first: 0, second: 0 };
+    const start = (name: keyof typeof sweeps, everyMs: number) =>
+      startReconciler({
         redis: ctx.redis,
         ledger: ctx.ledger,
         queues: ctx.queues,
         clock,
         log: silentLogger(),
-        everyMs: 10 * MINUTE,
-        onSweep: (reports) => {
-          resolve(reports);
-          void reconciler.close();
-        },
+        everyMs,
+        onSweep: () => void sweeps[name]++,
       });
-    });
-    expect(await swept).toEqual([{ batch: "b", checked: 1, requeued: 1, failed: 0 }]);
-    expect(await jobIds("submit")).toEqual(["b/lost"]);
-    // The lease is held for the period: another worker's sweep now would skip.
-    expect(await ctx.ledger.claimLease("reconcile", "another-worker", MINUTE)).toBe(false);
+    const until = async (done: () => boolean, ms: number) => {
+      for (const end = Date.now() + ms; !done() && Date.now() < end; )
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      return done();
+    };
+    // The first holds the lease for its long period (KIE_RECONCILE_EVERY=10m).
+    const first = start("first", 10 * MINUTE);
+    const second = { reconciler: undefined as ReturnType<typeof startReconciler> | undefined };
+    try {
+      expect(await until(() => sweeps.first === 1, 5_000)).toBe(true);
+      // The second ticks every 200 ms and skips while the first holds the lease.
+      second.reconciler = start("second", 200);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      expect(sweeps.second).toBe(0);
+      await first.close();
+      // Its next tick after the close finds the lease free (not in 10 minutes, when it lapses).
+      expect(await until(() => sweeps.second > 0, 1_000)).toBe(true);
+      expect(await ctx.ledger.claimLease("reconcile", "another-worker", MINUTE)).toBe(false);
+    } finally {
+      await first.close();
+      await second.reconciler?.close();
+    }
+    // The second let it go as well; a lease another holder took is never released by a closer.
+    expect(await ctx.ledger.claimLease("reconcile", "another-worker", MINUTE)).toBe(true);
+    expect(await ctx.ledger.releaseLease("reconcile", "not-the-holder")).toBe(false);
+    expect(await ctx.ledger.claimLease("reconcile", "yet-another", MINUTE)).toBe(false);
+    expect(await ctx.ledger.releaseLease("reconcile", "another-worker")).toBe(true);
   });
 });
 

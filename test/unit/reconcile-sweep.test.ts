@@ -80,6 +80,7 @@ function fakeLedger(
     transition: async () => ({ ok: false }),
     wakeParked: async () => ({ woken: [] }),
     claimLease: async () => true,
+    releaseLease: async () => true,
     housekeep: async (batch: string, hk: { keepGoing?: () => Promise<boolean> } = {}) => {
       const keptGoing = hk.keepGoing ? await hk.keepGoing() : true;
       fake.housekept.push({ batch, keptGoing });
