@@ -4,7 +4,7 @@
  * quoted field as two lines. Its `info.bytes` (the offset just past the record's delimiter) and
  * `info.empty_lines` (blank lines skipped so far) are exact, so a record starts on the line of
  * the byte after the previous record, plus the blank lines skipped in between. `LineIndex` maps
- * offsets to lines as the bytes flow past.
+ * offsets to lines as the bytes flow past; a line ends where a record may (LF, CRLF or a lone CR).
  */
 
 import { CsvError, parse } from "csv-parse";
@@ -85,6 +85,7 @@ export class CsvParseReader {
   }
 
   async end(rows: RawRow[]): Promise<void> {
+    this.cursor.lines.end();
     await new Promise<void>((resolve) => {
       this.parser.once("error", () => resolve());
       this.parser.end(() => resolve());

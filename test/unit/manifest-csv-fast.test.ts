@@ -94,4 +94,50 @@ describe("the fast CSV path reads exactly what csv-parse reads", () => {
       expect(fast.rows).toEqual(reference.rows);
     }
   });
+
+  describe("files with CR line ends (csv-parse reads from the first CR): both number lines alike, and right", () => {
+    /** Reads `text` both ways; checks they agree and returns the rows' lines and the error's. */
+    async function linesOf(text: string) {
+      const path = await files.write("f.csv", text);
+      const [fast, reference] = [await readAll(path, true), await readAll(path, false)];
+      expect(fast).toEqual(reference);
+      return { lines: fast.rows.map((row) => (row as { line: number }).line), error: fast.error?.line };
+    }
+
+    it.each([
+      ["CR only", "prompt,seed\ra,1\rb,2\rc,3\rd,x\re,5\r"],
+      ["CRLF, LF and CR mixed", "prompt,seed\r\na,1\nb,2\rc,3\r\nd,x\ne,5\r"],
+      ["LF first, then CR", "prompt,seed\na,1\nb,2\rc,3\rd,x\re,5"],
+    ])("%s: one line a record", async (_name, text) => {
+      expect(await linesOf(text)).toEqual({ lines: [2, 3, 4, 5, 6], error: undefined });
+    });
+
+    it("a CR-only error names its line", async () => {
+      expect(await linesOf('prompt,seed\ra,1\rb,2\rc,3\rx,a 5" vase\r')).toMatchObject({ error: 5 });
+    });
+
+    it("a CRLF split across two 64 KiB blocks counts once, a CR ending a block counts", async () => {
+      const BLOCK = 64 * 1024;
+      let text = "prompt,seed\r";
+      let rows = 0;
+      /** One row whose line ending starts at byte `at` (the text is ASCII: bytes are characters). */
+      const rowEndingAt = (at: number, ending: string) => {
+        const tail = `,${rows}`;
+        text += `${"x".repeat(at - text.length - tail.length)}${tail}${ending}`;
+        rows++;
+      };
+      const fill = (until: number, endings: string[]) => {
+        while (text.length < until) text += `prompt ${rows},${rows}${endings[rows++ % endings.length]}`;
+      };
+      fill(BLOCK - 100, ["\r"]);
+      rowEndingAt(BLOCK - 1, "\r\n");
+      fill(2 * BLOCK - 100, ["\r", "\n", "\r\n"]);
+      rowEndingAt(2 * BLOCK - 1, "\r");
+      fill(3 * BLOCK - 100, ["\r\n", "\r"]);
+      rowEndingAt(3 * BLOCK - 1, "\r");
+      fill(3 * BLOCK + 200, ["\r"]);
+      const { lines } = await linesOf(text);
+      expect(lines).toEqual(Array.from({ length: rows }, (_, i) => i + 2));
+    });
+  });
 });

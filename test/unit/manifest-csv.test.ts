@@ -7,6 +7,7 @@ import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createRowValidator,
+  formatRowError,
   ManifestParseError,
   openManifest,
   readCsvRows,
@@ -60,6 +61,46 @@ describe("CSV reader: the hard cases", () => {
       { line: 2, fields: { prompt: "two\nlines", seed: "1" } },
       { line: 4, fields: { prompt: "next", seed: "2" } },
     ]);
+  });
+
+  describe("line numbers count every line ending: LF, CRLF (once) and a CR alone", () => {
+    /** The errors a row validator gives for the file's rows, as printed. */
+    async function rowErrorsOf(content: string): Promise<string[]> {
+      const validate = createRowValidator({ file: "m.csv" });
+      const messages: string[] = [];
+      for (const raw of await rowsOf(content)) {
+        const result = validate(raw);
+        if (!result.ok) messages.push(...result.errors.map(formatRowError));
+      }
+      return messages;
+    }
+
+    it("a CR-only file: a bad value on record 4 names line 5 (the header is line 1)", async () => {
+      const text = "prompt,seed\ra cat,1\ra dog,2\ra bird,3\ra fox,x\ran owl,5\r";
+      expect((await rowsOf(text)).map((r) => r.line)).toEqual([2, 3, 4, 5, 6]);
+      expect(await rowErrorsOf(text)).toEqual([expect.stringMatching(/^m\.csv:5: seed: expected/)]);
+    });
+
+    it("a file mixing CRLF, LF and CR: the same", async () => {
+      const text = "prompt,seed\r\na cat,1\na dog,2\ra bird,3\r\na fox,x\nan owl,5\r";
+      expect((await rowsOf(text)).map((r) => r.line)).toEqual([2, 3, 4, 5, 6]);
+      expect(await rowErrorsOf(text)).toEqual([expect.stringMatching(/^m\.csv:5: seed: expected/)]);
+    });
+
+    it("blank CR lines and a CR inside quotes count as lines", async () => {
+      const rows = await rowsOf('prompt,seed\r\ra,1\r\r"two\rlines",2\rnext,3\r');
+      expect(rows.map((r) => [r.line, r.fields.prompt])).toEqual([
+        [3, "a"],
+        [5, "two\rlines"],
+        [7, "next"],
+      ]);
+    });
+
+    it("a parse error in a CR-only file names its own line", async () => {
+      const error = await parseErrorOf('prompt,seed\ra,1\rb,2\rc,3\rx,a 5" vase\r');
+      expect(error.line).toBe(5);
+      expect(error.message).toMatch(/^bad\.csv:5: /);
+    });
   });
 
   it("reads a file without BOM and without a final newline", async () => {
