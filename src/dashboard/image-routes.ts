@@ -65,7 +65,13 @@ export function imageRouter(options: ImageRoutesOptions): Router {
         ? await thumbnailer.get(found.sha256, (signal) => store.get(found.key, { signal }))
         : ({ kind: "placeholder", reason: "no archive store" } as const);
     if (thumb.kind === "placeholder") {
-      res.status(200).set({ "Cache-Control": "no-store", "X-Thumbnail": "placeholder" });
+      // Why there is no thumbnail (too large, does not decode, the store failed), for whoever
+      // looks; the tile still links the row's page, which links the full image.
+      res.status(200).set({
+        "Cache-Control": "no-store",
+        "X-Thumbnail": "placeholder",
+        "X-Thumbnail-Reason": headerText(thumb.reason),
+      });
       return void res.type("image/svg+xml").send(PLACEHOLDER_SVG);
     }
     res
@@ -115,6 +121,11 @@ async function imageOf(
     return undefined;
   }
   return { key: image.key, sha256: image.sha256 };
+}
+
+/** `text` as a header value: printable ASCII only (others become "?"), at most 300 characters. */
+function headerText(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, "?").slice(0, 300);
 }
 
 export function notFound(res: Response, what: string): void {

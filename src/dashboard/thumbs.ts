@@ -16,8 +16,8 @@ import { ThumbIndex } from "./thumb-cache.js";
 const THUMB_PX = 256;
 /** Decoding stops at this many input pixels: a hostile file cannot eat the dashboard's memory. */
 const MAX_INPUT_PIXELS = 64_000_000;
-/** Images that did not decode, remembered (by sha256) so a page view does not read them again. */
-const UNDECODABLE_KEPT = 1_000;
+/** Images refused (too large, or did not decode), remembered by sha256 so a view does not read them again. */
+const REFUSED_KEPT = 1_000;
 
 export interface ThumbnailerOptions {
   /** The bound on the cache's bytes on disk. @defaultValue 64 MiB */
@@ -86,15 +86,17 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
 
   const maxInputBytes = options.maxInputBytes ?? 50 * 1024 * 1024;
   const timeoutMs = options.timeoutMs ?? 20_000;
-  // Insertion-ordered: the oldest is dropped first.
-  const undecodable = new Set<string>();
-  const remember = (name: string) => {
-    undecodable.add(name);
-    if (undecodable.size > UNDECODABLE_KEPT) undecodable.delete(undecodable.values().next().value!);
+  // Each refused image with why, so a later view gives the same reason (a 60 MiB image is too
+  // large, not broken). Insertion-ordered: the oldest is dropped first.
+  const refused = new Map<string, string>();
+  const remember = (name: string, reason: string) => {
+    refused.set(name, reason);
+    if (refused.size > REFUSED_KEPT) refused.delete(refused.keys().next().value!);
   };
 
   async function make(name: string, open: Opener): Promise<Thumbnail> {
-    if (undecodable.has(name)) return { kind: "placeholder", reason: "the image does not decode" };
+    const known = refused.get(name);
+    if (known !== undefined) return { kind: "placeholder", reason: known };
     if (index.touch(name)) {
       const cached = await readFile(fileOf(name)).catch(() => undefined);
       if (cached) return { kind: "image", bytes: cached };
@@ -130,8 +132,9 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
     let bytes: Buffer;
     try {
       if (source.size > maxInputBytes) {
-        remember(name);
-        throw new Error(`the image is ${source.size} bytes, over the ${maxInputBytes} a thumbnail reads`);
+        const reason = tooLarge(source.size, maxInputBytes);
+        remember(name, reason);
+        throw new Error(reason);
       }
       const transform = sharp({ limitInputPixels: MAX_INPUT_PIXELS, failOn: "error" })
         .resize(THUMB_PX, THUMB_PX, { fit: "cover" })
@@ -145,7 +148,7 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
       bytes = await Promise.race([body.pipe(transform).toBuffer(), timedOut]).catch((error: unknown) => {
         transform.destroy();
         // Slow is not broken: only an image that failed to decode in time is remembered.
-        if (!timer.signal.aborted && !body.errored) remember(name);
+        if (!timer.signal.aborted && !body.errored) remember(name, messageOf(error));
         throw error;
       });
     } catch (error) {
@@ -179,8 +182,14 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
   };
 }
 
-/** What an undecodable image shows instead: a grey square saying so (SVG, same size as a thumbnail). */
+/** What an image without a thumbnail shows instead: a grey square saying so (SVG, same size as a thumbnail). */
 export const PLACEHOLDER_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="${THUMB_PX}" height="${THUMB_PX}" viewBox="0 0 256 256"><rect width="256" height="256" fill="#eaeef2"/><path d="M88 96h80v64H88z" fill="none" stroke="#8c959f" stroke-width="6"/><path d="M96 152l24-28 18 20 12-12 18 20" fill="none" stroke="#8c959f" stroke-width="6"/><text x="128" y="200" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#57606a">no preview</text></svg>`;
+
+/** Why an image over the byte cap has no thumbnail: its size and the cap, in MiB and bytes. */
+function tooLarge(size: number, limit: number): string {
+  const inBoth = (n: number) => `${(n / (1024 * 1024)).toFixed(1)} MiB (${n} bytes)`;
+  return `the image is ${inBoth(size)}, too large to thumbnail: the limit is ${inBoth(limit)}`;
+}
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -36,11 +36,15 @@ function opener(bytes: Buffer, size = bytes.length) {
 }
 
 describe("thumbnails", () => {
-  it("gives a placeholder, unread, for an image over the byte cap", async () => {
+  it("gives a placeholder, unread, for an image over the byte cap, saying it is too large (size and limit) on every view", async () => {
     const { open, calls } = opener(png, 10 * 1024 * 1024);
-    const thumb = await thumbs.get(SHA(1), open);
-    expect(thumb).toMatchObject({ kind: "placeholder", reason: expect.stringMatching(/over the 65536/) });
+    const reason =
+      "the image is 10.0 MiB (10485760 bytes), too large to thumbnail: the limit is 0.1 MiB (65536 bytes)";
+    expect(await thumbs.get(SHA(1), open)).toEqual({ kind: "placeholder", reason });
     expect(calls.bodies[0]!.destroyed).toBe(true);
+    // Remembered, not read again, and still too large: not "does not decode".
+    expect(await thumbs.get(SHA(1), open)).toEqual({ kind: "placeholder", reason });
+    expect(calls.n).toBe(1);
   });
 
   it("gives a placeholder, not an error, when the store fails to hand the image out", async () => {
@@ -69,8 +73,9 @@ describe("thumbnails", () => {
 
   it("remembers an image that does not decode, and does not read it again", async () => {
     const { open, calls } = opener(Buffer.from("not an image at all"));
-    expect((await thumbs.get(SHA(5), open)).kind).toBe("placeholder");
-    expect((await thumbs.get(SHA(5), open)).kind).toBe("placeholder");
+    const first = await thumbs.get(SHA(5), open);
+    expect(first.kind).toBe("placeholder");
+    expect(await thumbs.get(SHA(5), open)).toEqual(first);
     expect(calls.n).toBe(1);
   });
 });
