@@ -28,10 +28,7 @@ export interface RetryReport {
   repolled: number;
   /** Failed rows without a task (they failed at submit): back to the submit stage. */
   requeued: number;
-  /**
-   * Rows left failed: a worker still held one of their jobs (they are moved back), or another
-   * retry or a job moved them since they were read.
-   */
+  /** Rows left as they were: a worker still held one of their jobs, or they moved meanwhile. */
   skipped: number;
   /** Rows the reconciler gave a lost job back (or failed, their job given up); only when it ran. */
   repaired?: number;
@@ -39,6 +36,14 @@ export interface RetryReport {
 
 /** What happened to one failed row. */
 type RowOutcome = "repolled" | "requeued" | "skipped";
+
+/**
+ * The rows this process is retrying right now. Two retries of one row at once (two clicks, a row
+ * and its group) must not interleave: the second would remove the job the first had just added
+ * (the ids are the same) and then find the row no longer failed, leaving it `submitted` with no
+ * job. The second one skips the row instead.
+ */
+const retrying = new Set<string>();
 
 /**
  * `kie-batch retry`: every failed row goes back into the pipeline; archived rows are never touched.
@@ -63,7 +68,8 @@ export async function retryBatch(
   for await (const page of deps.ledger.drainState(batch, "failed")) {
     await forEachLimit(iterate(page), CONCURRENCY, async ({ row }) => {
       if (only && !only(row)) return;
-      report[await retryOne(deps, row)]++;
+      const outcome = await retryOne(deps, row.batch, row.id, row);
+      if (outcome !== "not-failed") report[outcome]++;
     });
   }
   const { out } = deps;
@@ -99,68 +105,36 @@ export async function retryBatch(
 export async function retryRow(deps: RetryDeps, batch: string, rowId: string): Promise<RetryReport> {
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
-  const row = await deps.ledger.getRow(batch, rowId);
-  if (row?.status !== "failed") return report;
-  report[await retryOne(deps, row)]++;
+  const outcome = await retryOne(deps, batch, rowId);
+  if (outcome !== "not-failed") report[outcome]++;
   return report;
 }
 
 /**
- * One failed row back into the pipeline, as `seen` (read once, by the walk or by `retryRow`) says.
- * The move out of `failed` comes first and is the claim: `transition.lua` checks and moves in one
- * step, so of two retries of one row (two clicks, a row and its group, the CLI and the dashboard,
- * in any processes) one moves it and the other is refused and touches no job: only the one that
- * moved the row removes its stale jobs, so none removes a job another has just added. The row the
- * move returns, not `seen`, names the task to poll and the jobs to clear: if the row was retried
- * and failed again since it was read, its latest task is the one that may still finish.
+ * One row back into the pipeline, under this process's claim on it. The row is read again under
+ * the claim (`seen`: as a walk read it, maybe before another retry moved it): its jobs are removed
+ * only while it is still failed.
  */
-async function retryOne(deps: RetryDeps, seen: RowRecord): Promise<RowOutcome> {
-  const { batch, id } = seen;
-  const submittedAt = deps.clock.now();
-  if (hasTask(seen)) {
-    const moved = await deps.ledger.transition(batch, id, {
-      from: ["failed"],
-      to: "submitted",
-      set: { error: null, submittedAt },
-    });
-    if (!moved.ok || !moved.row) return "skipped";
-    return pollAgain(deps, moved.row, seen, submittedAt);
-  }
-  const moved = await deps.ledger.transition(batch, id, {
-    from: ["failed"],
-    to: "queued",
-    set: { error: null },
-  });
-  if (!moved.ok || !moved.row) return "skipped";
-  if (!hasTask(moved.row)) return submitAgain(deps, moved.row, seen);
-  // Read before it had a task, and it has one now (retried, created and failed again since the
-  // read): a submit job could create a second task while that one may still finish. It is
-  // re-polled instead, as a retry that read it now would do.
-  const submitted = await deps.ledger.transition(batch, id, {
-    from: ["queued"],
-    to: "submitted",
-    set: { submittedAt },
-  });
-  if (!submitted.ok || !submitted.row) return "skipped";
-  return pollAgain(deps, submitted.row, seen, submittedAt);
-}
-
-function hasTask(row: RowRecord): boolean {
-  return row.taskIds.length > 0 || row.taskId !== undefined;
-}
-
-/**
- * The row is this retry's (moved to submitted): clear the stale jobs of its ids, then poll its
- * latest task. A job a worker still holds would finish (and be removed) after our add, which then
- * found its id taken: the row goes back to failed and is skipped, as if never moved (none of those
- * jobs creates a task from a submitted row: a submit job creates only from queued).
- */
-async function pollAgain(
+async function retryOne(
   deps: RetryDeps,
-  row: RowRecord,
-  seen: RowRecord,
-  submittedAt: number,
-): Promise<RowOutcome> {
+  batch: string,
+  rowId: string,
+  seen?: RowRecord,
+): Promise<RowOutcome | "not-failed"> {
+  const claim = `${deps.queuePrefix ?? ""}\n${batch}\n${rowId}`;
+  if (retrying.has(claim)) return "skipped";
+  retrying.add(claim);
+  try {
+    const row = await deps.ledger.getRow(batch, rowId);
+    if (row?.status !== "failed") return seen ? "skipped" : "not-failed";
+    return row.taskIds.length > 0 || row.taskId ? await repoll(deps, row) : await requeue(deps, row);
+  } finally {
+    retrying.delete(claim);
+  }
+}
+
+/** Failed with a task: clear the stale jobs of its ids, move it to submitted, poll its latest task. */
+async function repoll(deps: RetryDeps, row: RowRecord): Promise<RowOutcome> {
   const { batch, id } = row;
   const lineage = Math.max(0, row.taskIds.length - 1);
   const taskId = row.taskIds[lineage] ?? row.taskId!;
@@ -171,48 +145,49 @@ async function pollAgain(
     removeStageJob(deps.queues, "archive", jobKey(batch, id)),
     removeStageJob(deps.queues, "submit", jobKey(batch, id, row.taskIds.length)),
   ]);
-  if (stale.includes("active")) {
-    await restoreFailed(deps, seen, "submitted");
-    return "skipped";
-  }
+  // A running job would finish (and be removed) after our add, which then found its id taken.
+  if (stale.includes("active")) return "skipped";
+  const submittedAt = deps.clock.now();
+  const moved = await deps.ledger.transition(batch, id, {
+    from: ["failed"],
+    to: "submitted",
+    set: { error: null, submittedAt },
+  });
+  if (!moved.ok) return "skipped";
   try {
     await deps.queues.addPoll(
       { batch, rowId: id, taskId, resubmit: lineage, submittedAt, checks: 0, resubmitOnFailure: true },
       0,
     );
   } catch (error) {
-    await restoreFailed(deps, seen, "submitted");
+    await restoreFailed(deps, row, "submitted");
     throw error;
   }
   return "repolled";
 }
 
-/**
- * The row is this retry's (moved to queued, no task yet): clear a stale submit job of its lineage,
- * then add its submit job. A submit job of that id a worker holds is left to go on, the row queued:
- * it is the row's submit job (it creates while the row is queued, and records from queued), and
- * moving the row back to failed under a create on the wire would leave that task unrecorded for a
- * later retry to pay twice. If it had already ended, the reconciler gives the row its job.
- */
-async function submitAgain(deps: RetryDeps, row: RowRecord, seen: RowRecord): Promise<RowOutcome> {
+/** Failed at submit: back to queued with a submit job for the same lineage. */
+async function requeue(deps: RetryDeps, row: RowRecord): Promise<RowOutcome> {
   const { batch, id } = row;
   const lineage = row.taskIds.length;
   if ((await removeStageJob(deps.queues, "submit", jobKey(batch, id, lineage))) === "active")
-    return "requeued";
+    return "skipped";
+  const moved = await deps.ledger.transition(batch, id, {
+    from: ["failed"],
+    to: "queued",
+    set: { error: null },
+  });
+  if (!moved.ok) return "skipped";
   try {
     await deps.queues.addSubmit({ batch, rowId: id, resubmit: lineage });
   } catch (error) {
-    await restoreFailed(deps, seen, "queued");
+    await restoreFailed(deps, row, "queued");
     throw error;
   }
   return "requeued";
 }
 
-/**
- * The row goes back to failed, with the error it was read with, so a later retry finds it: its job
- * could not be added, or a worker still held one of its jobs. Only from the state this retry moved
- * it to: a job that moved it on meanwhile keeps it.
- */
+/** The job could not be added: the row goes back to failed, as it was, so a later retry finds it. */
 async function restoreFailed(deps: RetryDeps, row: RowRecord, from: "submitted" | "queued"): Promise<void> {
   await deps.ledger
     .transition(row.batch, row.id, { from: [from], to: "failed", set: { error: row.error ?? null } })

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { retryBatch } from "../../src/commands/retry.js";
 import { silentLogger } from "../../src/core/logger.js";
 import { retryInScope } from "../../src/dashboard/batch-routes.js";
@@ -254,64 +254,6 @@ describe("retry of one row (the dashboard's button)", () => {
       expect(await fx.queues.queues[stage].getJobState(`b1/${id}`)).toBe("waiting");
       await fx.queues.queues[stage].remove(`b1/${id}`);
     }
-  });
-});
-
-describe("retry from two processes", () => {
-  it("a retry in another process that read the row as failed never removes the job this one added", async () => {
-    // Two module instances: what one process keeps in memory, the other does not see.
-    vi.resetModules();
-    const other = await import("../../src/dashboard/batch-routes.js");
-    expect(other.retryInScope).not.toBe(retryInScope);
-    await fx.ledger.addRows("b1", [newRow("x")]);
-    await moveRow(fx.ledger, "b1", "x", "failed", { error: "bad luck" });
-    await failedJob("poll", "b1/x", { batch: "b1", rowId: "x" });
-    // The other process's walk has read the row as failed; it stops at its first job check until
-    // this process's retry of the row (its own button) has put the row back with its job.
-    let reached!: () => void;
-    const atCheck = new Promise<void>((resolve) => (reached = resolve));
-    let firstDone!: () => void;
-    const first = new Promise<void>((resolve) => (firstDone = resolve));
-    const held = Object.fromEntries(
-      Object.entries(fx.queues.queues).map(([name, queue]) => [
-        name,
-        {
-          getJobState: async (jobId: string) => {
-            reached();
-            await first;
-            return queue.getJobState(jobId);
-          },
-          remove: (jobId: string) => queue.remove(jobId),
-        },
-      ]),
-    ) as typeof fx.queues.queues;
-    const queues = {
-      queues: held,
-      addSubmit: (data: SubmitJob) => fx.queues.addSubmit(data),
-      addPoll: (data: PollJob, delayMs: number) => fx.queues.addPoll(data, delayMs),
-    };
-    const later = other.retryInScope({ ...deps(), queues }, "b1", {});
-    await atCheck;
-    const own = await retryInScope(deps(), "b1", { rowId: "x" }).finally(firstDone);
-    const reports = [own, await later];
-    expect(reports.reduce((n, r) => n + r.repolled + r.requeued, 0)).toBe(1);
-    expect((await fx.ledger.getRow("b1", "x"))?.status).toBe("submitted");
-    const job = await fx.queues.queues.poll.getJob("b1/x");
-    expect(await job?.getState()).toBe("waiting");
-    expect(job?.data).toMatchObject({ taskId: "task-x", resubmitOnFailure: true });
-  });
-
-  it("a row failed at submit, retried with a submit job a worker still holds, stays queued for that job", async () => {
-    await fx.ledger.addRows("b1", [newRow("y")]);
-    await moveRow(fx.ledger, "b1", "y", "failed", { taskId: null, error: "submit failed" });
-    await fx.queues.queues.submit.add("submit", {}, { jobId: "b1/y" });
-    const { worker, token } = manualWorker("submit");
-    expect((await worker.getNextJob(token))?.id).toBe("b1/y");
-
-    expect(await retryBatch(deps(), "b1")).toEqual({ repolled: 0, requeued: 1, skipped: 0 });
-    // Not moved back to failed under a create that may be on the wire: that job records from queued.
-    expect(await fx.ledger.getRow("b1", "y")).toMatchObject({ status: "queued", taskIds: [] });
-    expect(await fx.queues.queues.submit.getJobState("b1/y")).toBe("active");
   });
 });
 

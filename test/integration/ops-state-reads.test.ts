@@ -74,9 +74,9 @@ describe("operations on a few rows of a large batch read those rows only", () =>
     );
     expect(report).toEqual({ repolled: FEW, requeued: 0, skipped: 0 });
     expect(reads.count).toBeGreaterThanOrEqual(FEW);
-    // Each failed row is read once, by the walk: the move out of failed is the claim (checked in
-    // its script), and the row it returns names the task to poll.
-    expect(reads.count).toBeLessThanOrEqual(FEW + 2);
+    // Each failed row is read by the walk and once more under the retry's claim (another retry may
+    // have moved it since the walk read it): twice the failed rows, never the batch.
+    expect(reads.count).toBeLessThanOrEqual(2 * FEW + 2);
   });
 
   it("cancel reads the queued rows, not the batch", async () => {
