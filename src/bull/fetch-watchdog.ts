@@ -62,6 +62,17 @@ export class FetchWatchdog {
   }
 }
 
+/** What a replacement was decided on: the last sample's numbers, for the log. */
+export interface Starved {
+  /** How long the worker took no job while jobs were ready and it had a free slot (ms). */
+  starvedMs: number;
+  /** Jobs of the queue ready to run at the last sample (waiting plus prioritized). */
+  ready: number;
+  /** Jobs the worker was running at the last sample, of `concurrency`. */
+  inHand: number;
+  concurrency: number;
+}
+
 export interface FetchWatchOptions {
   stages: readonly Stage[];
   concurrency: Record<Stage, number>;
@@ -74,7 +85,7 @@ export interface FetchWatchOptions {
   /** What this process's worker of the stage holds and when it last took a job. */
   fetchOf: (stage: Stage) => { inHand: number; lastTakenAt: number };
   /** Replaces the stage's worker; the watchdog's count starts again after it. */
-  restart: (stage: Stage, starvedMs: number) => void;
+  restart: (stage: Stage, starved: Starved) => void;
   now?: () => number;
 }
 
@@ -98,8 +109,12 @@ export function watchFetches(options: FetchWatchOptions): { stop(): void } {
         dog.reset();
         continue;
       }
-      const verdict = dog.observe({ at: now(), ready, ...options.fetchOf(stage) });
-      if (verdict.restart) options.restart(stage, verdict.starvedMs);
+      const { inHand, lastTakenAt } = options.fetchOf(stage);
+      const verdict = dog.observe({ at: now(), ready, inHand, lastTakenAt });
+      if (verdict.restart) {
+        const { starvedMs } = verdict;
+        options.restart(stage, { starvedMs, ready, inHand, concurrency: options.concurrency[stage] });
+      }
     }
   };
   const schedule = () => {

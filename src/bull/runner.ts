@@ -14,7 +14,7 @@ import {
 } from "../worker/stage.js";
 import { STAGE_DEFINITIONS } from "../worker/stages.js";
 import { closeWorkers } from "./close-workers.js";
-import { FETCH_WATCH, type ReadyCounts, readyCounts, watchFetches } from "./fetch-watchdog.js";
+import { FETCH_WATCH, type ReadyCounts, readyCounts, type Starved, watchFetches } from "./fetch-watchdog.js";
 import { stageBackoff } from "./job-options.js";
 
 export interface StageWorkerOptions {
@@ -83,7 +83,7 @@ export class StageWorkers {
           const worker = this.workers.find((w) => w.name === stage);
           return (worker && this.fetches.get(worker)) ?? { inHand: 0, lastTakenAt: Date.now() };
         },
-        restart: (stage, starvedMs) => this.restart(stage, starvedMs),
+        restart: (stage, starved) => this.restart(stage, starved),
       });
     }
   }
@@ -93,13 +93,14 @@ export class StageWorkers {
    * fetching and closes once the jobs it holds are done, renewing their locks meanwhile, so no
    * job runs in two places (the new worker cannot take a locked job).
    */
-  private restart(stage: Stage, starvedMs: number): void {
+  private restart(stage: Stage, starved: Starved): void {
     const index = this.workers.findIndex((w) => w.name === stage);
     const old = this.workers[index];
     if (this.closing || !old) return;
+    const { starvedMs, ready, inHand, concurrency } = starved;
     this.options.log.warn(
-      { stage, starvedMs },
-      "stage worker took no job while its queue had jobs ready and it had a free slot; replacing it",
+      { stage, starvedMs, ready, inHand, concurrency },
+      `${stage} worker took no job for ${starvedMs} ms while its queue had ${ready} jobs ready and it was running ${inHand} of ${concurrency} (a free slot); replacing it`,
     );
     this.options.onRestart?.(stage);
     this.workers[index] = this.workerOf(stage);

@@ -7,10 +7,10 @@
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { StageWorkers } from "../../src/bull/runner.js";
-import { silentLogger } from "../../src/core/logger.js";
 import type { Ledger } from "../../src/ledger/index.js";
 import type { Stage } from "../../src/worker/jobs.js";
 import type { StageDeps } from "../../src/worker/ports.js";
+import { capturingLogger } from "../helpers/capturing-logger.js";
 import { REDIS_URL } from "../helpers/redis.js";
 import { type OpsFixture, opsFixture } from "./ops-helpers.js";
 
@@ -68,6 +68,7 @@ describe("a stage worker that stops fetching", () => {
     const wasReplaced = new Promise<void>((resolve) => {
       replaced = resolve;
     });
+    const { log, text } = capturingLogger();
     const workers = new StageWorkers({
       connection: workerRedis,
       queuePrefix: fx.prefix,
@@ -77,7 +78,7 @@ describe("a stage worker that stops fetching", () => {
         clock: { now: () => Date.now(), sleep: async () => {} },
       } as unknown as StageDeps,
       ledger: fx.ledger,
-      log: silentLogger(),
+      log,
       stages: ["archive"],
       concurrency: { submit: 1, poll: 1, archive: 2 },
       lockMs: LOCK_MS,
@@ -111,6 +112,14 @@ describe("a stage worker that stops fetching", () => {
       await workers.close();
     }
     expect(restarts).toEqual(["archive"]);
+    // The warning names what the watchdog decided on: "b" and "c" ready, "a" in hand of 2 slots.
+    const warning = text()
+      .split("\n")
+      .find((line) => line.includes("replacing it"));
+    expect(JSON.parse(warning!)).toMatchObject({ stage: "archive", ready: 2, inHand: 1, concurrency: 2 });
+    expect(warning).toMatch(
+      /archive worker took no job for \d+ ms while its queue had 2 jobs ready and it was running 1 of 2 \(a free slot\); replacing it/,
+    );
     expect(Object.fromEntries(runs)).toEqual({ a: 1, b: 1, c: 1 });
     expect(await fx.queues.queues.archive.getJobCounts("waiting", "active", "delayed", "failed")).toEqual({
       waiting: 0,

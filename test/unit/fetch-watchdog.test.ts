@@ -3,7 +3,7 @@
  * every sample for `stallMs` saw jobs ready and a free slot, and it took no job meanwhile.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { FetchWatchdog, watchFetches } from "../../src/bull/fetch-watchdog.js";
+import { FetchWatchdog, type Starved, watchFetches } from "../../src/bull/fetch-watchdog.js";
 
 const STALL = 15_000;
 
@@ -65,7 +65,7 @@ describe("watchFetches", () => {
 
   it("samples each stage every everyMs and restarts only the starving one; a failed count starts its count again", async () => {
     vi.useFakeTimers({ now: 0 });
-    const restarts: Array<[string, number]> = [];
+    const restarts: Array<[string, Starved]> = [];
     let pollCountFails = false;
     const watch = watchFetches({
       stages: ["submit", "poll", "archive"],
@@ -78,8 +78,8 @@ describe("watchFetches", () => {
         return stage === "archive" ? 0 : 7;
       },
       // submit is busy (every slot taken); poll starves; archive has nothing ready.
-      fetchOf: (stage) => ({ inHand: stage === "submit" ? 4 : 0, lastTakenAt: 0 }),
-      restart: (stage, starvedMs) => restarts.push([stage, starvedMs]),
+      fetchOf: (stage) => ({ inHand: stage === "submit" ? 4 : stage === "poll" ? 3 : 0, lastTakenAt: 0 }),
+      restart: (stage, starved) => restarts.push([stage, starved]),
     });
     try {
       await vi.advanceTimersByTimeAsync(6_000); // samples at 2, 4, 6 s: poll starving since 2 s
@@ -89,7 +89,8 @@ describe("watchFetches", () => {
       await vi.advanceTimersByTimeAsync(10_000); // 10 .. 18 s: starving since 10 s, 8 s so far
       expect(restarts).toEqual([]);
       await vi.advanceTimersByTimeAsync(2_000); // 20 s: 10 s
-      expect(restarts).toEqual([["poll", 10_000]]);
+      // The numbers it decided on, for the log: 7 ready, 3 of 16 slots busy.
+      expect(restarts).toEqual([["poll", { starvedMs: 10_000, ready: 7, inHand: 3, concurrency: 16 }]]);
       await vi.advanceTimersByTimeAsync(8_000);
       expect(restarts).toHaveLength(1);
     } finally {
