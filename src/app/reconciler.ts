@@ -17,6 +17,9 @@ import {
 /** How often a reconciler looks for batches missing from the batch index (a keyspace walk). */
 const INDEX_REPAIR_EVERY_MS = 60 * 60_000;
 
+/** How long a closing reconciler waits for its lease's release before leaving it to lapse. */
+const LEASE_RELEASE_WAIT_MS = 2_000;
+
 /** The lease's name: one reconciler of the deployment sweeps at a time. */
 const RECONCILE_LEASE = "reconcile";
 
@@ -114,11 +117,25 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
       // The sweep has ended (no claim or renewal is in flight): the lease is let go if it is still
       // ours, so another worker sweeps at its next tick instead of when it lapses (up to everyMs:
       // KIE_RECONCILE_EVERY=10m left the fleet unswept for 10 minutes after a clean stop). A
-      // Redis that is gone leaves it to lapse, as a worker that dies does.
+      // Redis that is gone leaves it to lapse, as a worker that dies does: the worker's connection
+      // would queue the command until it came back, so it is sent only while connected, and
+      // waited for briefly.
+      if (options.redis.status !== "ready") return;
+      let wait: NodeJS.Timeout | undefined;
+      const late = new Promise<"late">((resolve) => {
+        wait = setTimeout(() => resolve("late"), LEASE_RELEASE_WAIT_MS);
+      });
       try {
-        await ledger.releaseLease(RECONCILE_LEASE, owner);
+        const released = await Promise.race([ledger.releaseLease(RECONCILE_LEASE, owner), late]);
+        if (released === "late")
+          log.warn(
+            { waitedMs: LEASE_RELEASE_WAIT_MS },
+            "reconciler: the lease release got no answer; it lapses by itself",
+          );
       } catch (error) {
         log.warn({ err: error }, "reconciler: the lease could not be released; it lapses by itself");
+      } finally {
+        clearTimeout(wait);
       }
     },
   };

@@ -121,9 +121,15 @@ export class InputImages implements InputImagePort {
     await this.options.records?.delete(sha256);
   }
 
-  /** The upload client of a lane; lane 0 (and a lane this worker has no client for) the first key's. */
+  /**
+   * The upload client of a lane (lane 0: the first key's). A lane with none is a wiring mistake:
+   * refused, never sent with another key's client (its errors would pause the wrong key).
+   */
   private uploaderOf(lane: number): FileUploader {
-    return (lane > 0 ? this.options.uploaders?.[lane] : undefined) ?? this.options.uploader;
+    if (lane === 0) return this.options.uploaders?.[0] ?? this.options.uploader;
+    const uploader = this.options.uploaders?.[lane];
+    if (!uploader) throw new RangeError(`no upload client for key lane ${lane}`);
+    return uploader;
   }
 
   private share(

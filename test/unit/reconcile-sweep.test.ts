@@ -220,3 +220,48 @@ describe("reconcileNow (kie-batch retry's sweep)", () => {
     expect(fake.enteredBefore).toEqual([HOUR - 5_000]);
   });
 });
+
+describe("a reconciler closing", () => {
+  const startOn = (fake: FakeLedger, log: Logger, status: string) =>
+    new Promise<Reconciler>((resolve) => {
+      const started = startReconciler({
+        redis: { status } as never,
+        ledger: fake.ledger,
+        queues: {} as never,
+        clock: { now: () => HOUR },
+        log,
+        everyMs: HOUR,
+        onSweep: () => resolve(started),
+      });
+    });
+
+  it("lets its lease go while connected, waiting at most 2 s for the answer", async () => {
+    const fake = fakeLedger([]);
+    const asked: string[] = [];
+    fake.ledger.releaseLease = (name: string) => {
+      asked.push(name);
+      return new Promise<boolean>(() => {}); // a Redis that never answers
+    };
+    const { log, warned } = fakeLog();
+    const started = await startOn(fake, log, "ready");
+    const begun = Date.now();
+    await started.close();
+    expect(Date.now() - begun).toBeLessThan(3_000);
+    expect(asked).toEqual(["reconcile"]);
+    expect(warned.map((w) => w.message)).toEqual([
+      "reconciler: the lease release got no answer; it lapses by itself",
+    ]);
+  });
+
+  it("does not ask a Redis it is not connected to (the command would wait for a reconnect)", async () => {
+    const fake = fakeLedger([]);
+    const asked: string[] = [];
+    fake.ledger.releaseLease = async (name: string) => {
+      asked.push(name);
+      return true;
+    };
+    const started = await startOn(fake, fakeLog().log, "reconnecting");
+    await started.close();
+    expect(asked).toEqual([]);
+  });
+});
