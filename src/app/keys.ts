@@ -7,7 +7,12 @@ import { randomUUID } from "node:crypto";
 import { type ApiKeyEntry, type Config, ConfigError } from "../config/index.js";
 import type { Logger } from "../core/logger.js";
 import { type Fleet, InFlight } from "../fleet/index.js";
-import { KEY_LEASE_TTL_MS, type KeyLeaseOptions, KeyLeases } from "../fleet/key-lease.js";
+import {
+  KEY_LEASE_TTL_MS,
+  type KeyLeaseConflict,
+  type KeyLeaseOptions,
+  KeyLeases,
+} from "../fleet/key-lease.js";
 import { type KeyRing, keyRing } from "../fleet/key-ring.js";
 import { createFleetPort, type FleetPort, type FleetPortSettings } from "../fleet/port.js";
 import type { KieClient } from "../kie/index.js";
@@ -82,22 +87,24 @@ export async function registerKeys(
       worker: randomUUID(),
       ttlMs,
       ...(lease.everyMs === undefined ? {} : { everyMs: lease.everyMs }),
-      onRefreshProblem: ({ conflicts, error }) =>
-        log.error(
-          { err: error, keys: conflicts?.map(({ id, mine, stored }) => ({ key: id, mine, stored })) },
-          "refreshing this worker's hold of its API keys failed",
-        ),
+      onRefreshProblem: ({ conflicts, error }) => {
+        if (conflicts && conflicts.length > 0) {
+          // The stored mapping lapsed and a worker with other KIE_ACCOUNTS wrote its own: the key
+          // now counts in two windows. Named as the refused start names it (short hashes only).
+          log.error(
+            { keys: conflicts.map(({ id, mine, stored }) => ({ keyId: id, mine, stored })) },
+            `API key window conflict found while refreshing this worker's hold of its keys: ${conflicts.map((c) => conflictText(c, ttlMs)).join("; ")}`,
+          );
+        } else {
+          log.error({ err: error }, "refreshing this worker's hold of its API keys failed");
+        }
+      },
     },
   );
   const conflicts = await leases.claim();
   if (conflicts.length > 0) {
     await leases.close();
-    throw new ConfigError(
-      conflicts.map(
-        ({ id, mine, stored }) =>
-          `API key ${id}: this worker counts it in ${mine} (KIE_ACCOUNTS), the running workers in ${stored}; KIE limits per account, and one key in two windows would pass its rate. Give every worker the same KIE_ACCOUNTS; to change it, stop every worker that uses the key: its window is forgotten ${Math.ceil(ttlMs / 1000)} s after the last one stops`,
-      ),
-    );
+    throw new ConfigError(conflicts.map((conflict) => conflictText(conflict, ttlMs)));
   }
   leases.start();
   const keylessId = await defaultKeyId(redis, config.KIE_QUEUE_PREFIX, keys[0]!.id);
@@ -118,6 +125,14 @@ export async function registerKeys(
     await new InFlight(redis, { accountId: id }).release(jobKey);
   };
   return { keylessId, leases, releaseInFlight };
+}
+
+/**
+ * A key whose window this worker and the running workers disagree on, and what to do: by its
+ * short hash and account names, never the key. Start-up refuses with it; a refresh logs it.
+ */
+function conflictText({ id, mine, stored }: KeyLeaseConflict, ttlMs: number): string {
+  return `API key ${id}: this worker counts it in ${mine} (KIE_ACCOUNTS), the running workers in ${stored}; KIE limits per account, and one key in two windows would pass its rate. Give every worker the same KIE_ACCOUNTS; to change it, stop every worker that uses the key: its window is forgotten ${Math.ceil(ttlMs / 1000)} s after the last one stops`;
 }
 
 /**
