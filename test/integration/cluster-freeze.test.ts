@@ -17,6 +17,7 @@ import {
   type RowRecord,
 } from "../../src/ledger/index.js";
 import type { RedisClient } from "../../src/redis/script.js";
+import { archiveRow } from "../helpers/archived-row.js";
 import { uniquePrefix } from "../helpers/redis.js";
 import { startTestCluster, type TestCluster } from "../helpers/redis-cluster.js";
 
@@ -51,30 +52,9 @@ function newRow(i: number): NewRow {
   };
 }
 
-/** One row through the writes a worker makes, to archived (as ledger-freeze.test.ts does). */
-async function archive(ledger: Ledger, batch: string, id: string): Promise<void> {
-  const task = `task_${batch}_${id}`;
-  await ledger.reserveBudget(batch, id, 6); // "no-budget": the batch has none, nothing to hold
-  await ledger.transition(batch, id, { to: "submitted", addTaskId: task, taskKey: "35f176eacb0dc83c" });
-  await ledger.transition(batch, id, { to: "generating", set: { generatingAt: now } });
-  await ledger.transition(batch, id, { to: "archiving", set: { completedAt: now } });
-  expect(await ledger.settleCredits(batch, id, 6)).toBe("settled");
-  await ledger.transition(batch, id, {
-    to: "archived",
-    set: {
-      images: [
-        {
-          key: `${batch}/${id}.png`,
-          location: `/var/data/images/${batch}/${id}.png`,
-          bytes: 26_000,
-          sha256: id.padEnd(64, "c"),
-          contentType: "image/png",
-        },
-      ],
-      archivedAt: now,
-      error: null,
-    },
-  });
+/** One row through the writes a worker makes, to archived. */
+function archive(ledger: Ledger, batch: string, id: string): Promise<void> {
+  return archiveRow(ledger, batch, id, now, `task_${batch}_${id}`);
 }
 
 /** CROSSSLOT errors every node has answered so far (INFO errorstats). */

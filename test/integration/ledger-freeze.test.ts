@@ -4,6 +4,7 @@ import { encodeFrozenPage } from "../../src/ledger/frozen.js";
 import { ledgerKeys, type NewRow, type RowRecord } from "../../src/ledger/index.js";
 import { freezeScript } from "../../src/ledger/scripts/index.js";
 import { writeResults } from "../../src/report/results.js";
+import { archiveRow } from "../helpers/archived-row.js";
 import { ledgerContext } from "../helpers/ledger-context.js";
 
 /*
@@ -51,29 +52,7 @@ async function addBatch(batch: string, count: number): Promise<NewRow[]> {
 }
 
 async function archive(batch: string, id: string): Promise<void> {
-  const { ledger } = ctx;
-  const task = `task_${id}_${"0".repeat(12)}`;
-  await ledger.reserveBudget(batch, id, 6);
-  await ledger.transition(batch, id, { to: "submitted", addTaskId: task, taskKey: "35f176eacb0dc83c" });
-  await ledger.transition(batch, id, { to: "generating", set: { generatingAt: now } });
-  await ledger.transition(batch, id, { to: "archiving", set: { completedAt: now } });
-  expect(await ledger.settleCredits(batch, id, 6)).toBe("settled");
-  await ledger.transition(batch, id, {
-    to: "archived",
-    set: {
-      images: [
-        {
-          key: `${batch}/${id}.png`,
-          location: `/var/data/images/${batch}/${id}.png`,
-          bytes: 26_000,
-          sha256: id.padEnd(64, "c"),
-          contentType: "image/png",
-        },
-      ],
-      archivedAt: now,
-      error: null,
-    },
-  });
+  await archiveRow(ctx.ledger, batch, id, now);
 }
 
 async function allRows(batch: string, rows: readonly NewRow[]): Promise<(RowRecord | undefined)[]> {
