@@ -39,6 +39,11 @@ export interface Deployment {
   enqueue(file: string, batch: string, options?: { budget?: number }): Promise<number>;
   startWorkers(count: number, args?: string[], env?: Record<string, string>): Promise<BenchProcess[]>;
   summary(batch: string): Promise<BatchSummary | undefined>;
+  /**
+   * Freezes the batch's archived rows now (the walk a worker's reconciler sweep runs once they
+   * have settled: ledger/freeze.ts), in the bench process; returns the rows frozen.
+   */
+  freeze(batch: string): Promise<number>;
   /** Resolves when every row is archived, failed or cancelled; throws after `timeoutMs`. */
   waitFinished(batch: string, timeoutMs: number, onTick?: (s: BatchSummary) => void): Promise<BatchSummary>;
   close(): Promise<void>;
@@ -97,6 +102,10 @@ export async function createDeployment(
       return started;
     },
     summary: (batch) => ledger.getBatch(batch),
+    async freeze(batch) {
+      const progress = await ledger.freeze(batch, { settleMs: 0, maxPages: Number.POSITIVE_INFINITY });
+      return progress.frozen;
+    },
     async waitFinished(batch, timeoutMs, onTick) {
       const deadline = Date.now() + timeoutMs;
       let last: BatchSummary | undefined;
