@@ -25,7 +25,7 @@ const MOVING = new Set(["queued", "submitted", "generating", "archiving"]);
  * million rows that just finished is frozen over a few sweeps, and the sweep's other work (rows
  * that need their job back) never waits long behind it.
  */
-export const FREEZE_PAGES_PER_SWEEP = 1000;
+const FREEZE_PAGES_PER_SWEEP = 1000;
 
 const compress = promisify(brotliCompress);
 

@@ -55,7 +55,7 @@ export function encodeFrozenPage(records: readonly FrozenRecord[]): Buffer {
 }
 
 /** The rows of a page value; throws a LedgerError naming the key on a value it cannot read. */
-export function decodeFrozenPage(value: Buffer, key: string): FrozenRecord[] {
+function decodeFrozenPage(value: Buffer, key: string): FrozenRecord[] {
   if (value.length < 1 || value[0] !== VERSION) {
     throw new LedgerError("invalid_value", `frozen page ${key} has an unknown format (version ${value[0]})`);
   }
