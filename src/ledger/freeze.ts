@@ -91,12 +91,16 @@ async function freezeStep(ctx: LedgerContext, batch: string, settleMs: number, n
     const row = hash as FlatHash;
     const status = row.status;
     if (status !== undefined && MOVING.has(status)) {
-      // A row waiting for its turn (parked over the budget, or held by the submit window) may
-      // wait for days: it keeps its keys and the walk goes past it, as past a failed row. A row
-      // with a job on its way stops the walk here until it ends.
-      const parked = row.waitingBudget === "1";
-      const held = status === "queued" && fedSeq !== null && Number(row.seq) >= Number(fedSeq);
-      if (parked || held) continue;
+      // A row parked over the budget of a window-managed batch may wait for days: it keeps its
+      // keys and the walk goes past it, as past a failed row (rows after it that fit the budget
+      // go on and are frozen). Such rows are at most about a window (feed.lua feeds no more
+      // while the budget has no room), so those archived after a raise, behind the cursor, for
+      // good in their keys, are few. Anything else stops the walk here: a row with a job on its
+      // way until it ends, and a held row (the window's tail: nothing after it is archived yet)
+      // until it is fed and done, so a batch stopped on its budget is frozen once it goes on.
+      const windowed = fedSeq !== null;
+      const held = windowed && status === "queued" && Number(row.seq) >= Number(fedSeq);
+      if (windowed && !held && row.waitingBudget === "1") continue;
       return { kind: "waiting" };
     }
     // Only archived rows are frozen. Kept: failed and cancelled rows (retry and the failure list

@@ -170,9 +170,11 @@ describe("frozen pages", () => {
     expect(await ctx.redis.hget(keys.batch("b"), "frozenTo")).toBe("128");
   });
 
-  it("passes rows parked over the budget and rows without an updatedAt, which keep their keys", async () => {
+  it("passes rows parked over a window-managed batch's budget and rows without an updatedAt, which keep their keys", async () => {
     const keys = ledgerKeys(ctx.prefix);
-    const rows = await addBatch("b", 128);
+    const rows = Array.from({ length: 128 }, (_, i) => newRow(i));
+    await ctx.ledger.addRows("b", rows, { submitWindow: 500 });
+    await ctx.redis.hset(keys.batch("b"), "fedSeq", "128", "held", "0");
     for (const row of rows) if (!["r-0003", "r-0004"].includes(row.id)) await archive("b", row.id);
     // r-0003 waits for budget (may wait for days); r-0004 is archived but lacks updatedAt.
     await ctx.redis.hset(keys.row("b", "r-0003"), "waitingBudget", "1");
@@ -185,24 +187,42 @@ describe("frozen pages", () => {
     expect((await ctx.ledger.getRow("b", "r-0004"))?.status).toBe("archived");
   });
 
-  it("passes the rows the submit window holds back, but waits at a fed queued row", async () => {
+  it("waits at a parked row of a batch without a submit window (nothing bounds how many there are)", async () => {
     const keys = ledgerKeys(ctx.prefix);
-    const rows = Array.from({ length: 192 }, (_, i) => newRow(i));
-    await ctx.ledger.addRows("b", rows, { submitWindow: 64 });
-    // The first 64 fed (a job each, on their way): archive all but one.
-    await ctx.redis.hset(keys.batch("b"), "fedSeq", "64", "held", "128");
-    for (const row of rows.slice(0, 63)) await archive("b", row.id);
+    const rows = await addBatch("b", 128);
+    for (const row of rows) if (row.id !== "r-0003") await archive("b", row.id);
+    await ctx.redis.hset(keys.row("b", "r-0003"), "waitingBudget", "1");
     now += SETTLE + 1;
     expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
       frozen: 0,
       pages: 0,
       complete: false,
     });
-    await archive("b", "r-0063");
+  });
+
+  it("waits at the first row the submit window holds back: a batch stopped on its budget freezes once it goes on", async () => {
+    const keys = ledgerKeys(ctx.prefix);
+    const rows = Array.from({ length: 192 }, (_, i) => newRow(i));
+    await ctx.ledger.addRows("b", rows, { submitWindow: 64 });
+    // The first 64 fed and archived, the rest held (the budget stopped the feed, say).
+    await ctx.redis.hset(keys.batch("b"), "fedSeq", "64", "held", "128");
+    for (const row of rows.slice(0, 64)) await archive("b", row.id);
     now += SETTLE + 1;
-    // Page 0 frozen; pages 1 and 2 hold only held rows: passed, their rows keep their keys.
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toMatchObject({ frozen: 64, pages: 3 });
-    expect(await ctx.redis.exists(keys.row("b", "r-0100"))).toBe(1);
+    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+      frozen: 64,
+      pages: 1,
+      complete: false,
+    });
+    expect(await ctx.redis.hget(keys.batch("b"), "frozenTo")).toBe("64");
+    // Fed and archived later: frozen then, not left behind the cursor in their keys.
+    await ctx.redis.hset(keys.batch("b"), "fedSeq", "192", "held", "0");
+    for (const row of rows.slice(64)) await archive("b", row.id);
+    now += SETTLE + 1;
+    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+      frozen: 128,
+      pages: 2,
+      complete: true,
+    });
   });
 
   it("waits a settle period after the batch finished before passing its last page; a walk passes maxPages at most", async () => {
