@@ -40,11 +40,10 @@ export function buildKie(config: Config, apiKey = requireApiKey(config)): KieCli
   });
 }
 
-/** The fleet state of one key (KIE_API_KEY's by default); `account`: its KIE_ACCOUNTS name. */
-/** The File Upload API client and the worker's uploads of local input images over it. */
 /**
- * The worker's input image uploads: one upload client per API key, in the order of the worker's
- * keys (a lane's index is its client's), the fleet's upload records shared by all.
+ * The File Upload API clients and the worker's uploads of local input images over them: one
+ * client per API key, in the order of the worker's keys (a lane's index is its client's), the
+ * fleet's upload records shared by all.
  */
 export function buildInputImages(
   config: Config,
@@ -63,6 +62,7 @@ export function buildInputImages(
   };
 }
 
+/** The fleet state of one key (KIE_API_KEY's by default); `account`: its KIE_ACCOUNTS name. */
 export function buildFleet(
   redis: Redis,
   config: Config,

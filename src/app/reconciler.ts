@@ -99,7 +99,11 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
     }
     // Then the batches' expiry (or its removal) the transitions left to finish, page by page:
     // run whatever the reconcile did, or a batch that keeps failing would keep every batch unexpired.
-    await housekeepAll({ ledger, log }, keepGoing);
+    // A batch whose housekeeping fails (a Redis error) must not keep the others from being
+    // frozen: the failure is logged, the next sweep tries again.
+    await housekeepAll({ ledger, log }, keepGoing).catch((error: unknown) => {
+      log.warn({ err: error }, "reconciler: housekeeping failed; freezing still runs");
+    });
     // Then the archived rows that settled since the last sweep are frozen (ledger/freeze.ts): a
     // page of 64 rows in one compressed key. Each batch's walk resumes where it stopped.
     await freezeAll({ ledger, log }, options.settleMs ?? RECONCILE_SETTLE_MS, keepGoing);

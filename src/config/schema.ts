@@ -116,7 +116,10 @@ export const envSchema = z.object({
   KIE_STORE_PROBE_INTERVAL: duration('"60s"').default(STORE_PROBE_DEFAULT_MS),
   /** The reconciler's period: rows whose state has no job behind it get it back within about this. */
   KIE_RECONCILE_EVERY: duration('"5m"').default(RECONCILE_EVERY_DEFAULT_MS),
-  /** A row younger than this in its state is left to the stage that just moved it (its job may be on its way). */
+  /**
+   * A row younger than this in its state is left to the stage that just moved it (its job may be
+   * on its way); an archived row is frozen (ledger/freeze.ts) once it has not changed for this long.
+   */
   KIE_RECONCILE_SETTLE: duration('"60s"').default(60_000),
   /** How long a worker's shutdown may take before hung jobs are dropped (released by their lock). */
   KIE_SHUTDOWN_DEADLINE: duration('"25s"').default(25_000),

@@ -4,8 +4,12 @@
  * go through here, so a URL is never masked one way in a message and another way in a log.
  */
 
-/** Query parameters whose values are treated as secrets (`?password=...`, `?token=...`). */
-const SECRET_PARAM = /pass|secret|token|auth/i;
+/**
+ * Query parameters whose values are treated as secrets (`?password=...`, `?token=...`), and the
+ * signatures and credentials of presigned URLs (S3's `X-Amz-Signature`, `X-Amz-Credential` and
+ * `X-Amz-Security-Token`, GCS's `X-Goog-Signature`, Azure's `sig`).
+ */
+const SECRET_PARAM = /pass|secret|token|auth|signature|credential|^sig$/i;
 const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
 
 /**

@@ -9,13 +9,14 @@ import { freezeScript } from "./scripts/index.js";
 /*
  * Freezing a batch (frozen.ts): a walk over its pages in seq order, a page a step, its cursor
  * (`frozenTo`, the first seq not passed yet) in the batch hash, so any process resumes it after a
- * crash and a sweep costs the pages that became ready since the last one, not the batch. A page
- * is passed when every row in it is final and settled: its archived rows are frozen, its failed
- * and cancelled rows keep their keys (retry and the failure list act on them), and so does an
- * archived row holding a task counted uncertain (settle.lua may still take its charge back). The
- * walk stops at the first page with a row still moving, archived less than `settleMs` ago (a
- * retried archive or settle of its task is then long over), or not all added yet (the last page
- * of a batch that has not finished): the next sweep tries it again.
+ * crash and a sweep costs the pages that became ready since the last one, not the batch. A page is
+ * passed when none of its rows is on its way: its archived rows are frozen; its failed and
+ * cancelled rows keep their keys (retry and the failure list act on them), and so do an archived
+ * row holding a task counted uncertain (settle.lua may still take its charge back) and a row
+ * parked over the budget of a window-managed batch. The walk stops at the first page with a row
+ * still moving or held back by the submit window, a row archived less than `settleMs` ago (a
+ * retried archive or settle of its task is then long over), or rows not all added yet (the last
+ * page of a batch not finished a settle period ago): the next sweep tries it again.
  */
 
 const MOVING = new Set(["queued", "submitted", "generating", "archiving"]);
@@ -44,7 +45,11 @@ export interface FreezeProgress {
   frozen: number;
   /** Pages passed by this walk. */
   pages: number;
-  /** Every row of the batch is passed; false when the walk stopped at a page not ready yet. */
+  /**
+   * Every row of the batch is passed. False when the walk stopped early: at a page not ready yet,
+   * after `maxPages`, when `keepGoing` said stop, or after three steps raced a change (the next
+   * walk reads again).
+   */
   complete: boolean;
 }
 
@@ -140,6 +145,8 @@ export async function freezeBatch(
   let raced = 0;
   for (;;) {
     if (pages >= maxPages) return { frozen, pages, complete: false };
+    // Asked before every step, the first too: a closing or lease-less sweep does none.
+    if (options.keepGoing && !(await options.keepGoing())) return { frozen, pages, complete: false };
     const now = ctx.clock?.now() ?? Date.now();
     const step = await freezeStep(ctx, batch, options.settleMs, now);
     if (step.kind === "complete") return { frozen, pages, complete: true };
@@ -153,6 +160,5 @@ export async function freezeBatch(
       frozen += step.frozen;
       pages++;
     }
-    if (options.keepGoing && !(await options.keepGoing())) return { frozen, pages, complete: false };
   }
 }

@@ -14,26 +14,37 @@ export interface HousekeepDeps {
  * (they take one page; a batch of a million rows needs two thousand): every batch with a walk
  * pending is stepped on to the end, its progress kept in its hash after every page, so a sweep cut
  * short (the worker stopped, the lease lost) is resumed by the next one, on any worker.
- * `keepGoing` (the caller's lease) is asked between pages. True when every batch's walk is done.
+ * `keepGoing` (the caller's lease) is asked between pages. A batch whose walk fails is logged and
+ * passed over (the next sweep tries again). True when every batch's walk is done.
  */
 export async function housekeepAll(
   deps: HousekeepDeps,
   keepGoing: () => Promise<boolean> = async () => true,
 ): Promise<boolean> {
+  let complete = true;
   for (const { batch, total } of await deps.ledger.listBatches()) {
     let steps = 0;
-    const progress = await deps.ledger.housekeep(batch, {
-      keepGoing,
-      onStep: (step) => {
-        steps++;
-        if (steps % LOG_EVERY_STEPS === 0) {
-          deps.log.info(
-            { batch, mode: step.mode, done: step.done, total },
-            `housekeeping: batch ${batch}: ${step.mode === "expire" ? "expiry set on" : "expiry removed from"} ${step.done} of ${total} rows`,
-          );
-        }
-      },
-    });
+    let progress: Awaited<ReturnType<HousekeepDeps["ledger"]["housekeep"]>>;
+    try {
+      progress = await deps.ledger.housekeep(batch, {
+        keepGoing,
+        onStep: (step) => {
+          steps++;
+          if (steps % LOG_EVERY_STEPS === 0) {
+            deps.log.info(
+              { batch, mode: step.mode, done: step.done, total },
+              `housekeeping: batch ${batch}: ${step.mode === "expire" ? "expiry set on" : "expiry removed from"} ${step.done} of ${total} rows`,
+            );
+          }
+        },
+      });
+    } catch (error) {
+      // One batch's failure (a Redis error) does not keep the others from their housekeeping.
+      deps.log.warn({ err: error, batch }, `housekeeping: batch ${batch} failed; the next sweep tries again`);
+      complete = false;
+      if (!(await keepGoing())) return false;
+      continue;
+    }
     // One step that found nothing to do is the usual case: say nothing.
     if (steps > 1 && progress.complete) {
       deps.log.info(
@@ -43,7 +54,7 @@ export async function housekeepAll(
     }
     if (!progress.complete) return false;
   }
-  return true;
+  return complete;
 }
 
 export interface FreezeAllDeps {

@@ -36,6 +36,8 @@ export async function uploadInputImage(
   job: StageJob<SubmitJob>,
   deps: UploadDeps,
 ): Promise<{ imageUrl?: string; next?: StageResult<SubmitJob> }> {
+  // A row without a local image uploads nothing: no gate read, no wait.
+  if (params.image_path === undefined || params.image_sha256 === undefined) return {};
   const lanes = deps.keys?.lanes ?? [];
   if (lanes.length <= 1) {
     const fleet = lanes[0]?.fleet ?? deps.fleet;

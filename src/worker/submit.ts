@@ -128,7 +128,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     if (outcome === "over-budget") return parked;
 
     // A local input image is uploaded (or its upload reused) before the key choice, by the first
-    // key, which uploads for every key: no in-flight or rate slot is held during an upload (up to
+    // key whose gate lets uploads go (any key's upload serves every key's create): no in-flight or rate slot is held during an upload (up to
     // 10 MiB), and with several keys, whose choice takes the create slot at once, no upload sits
     // between a slot and its create, where the late arrival could let the key's next creates
     // through too early.

@@ -260,6 +260,20 @@ describe("frozen pages", () => {
     });
   });
 
+  it("a page frozen after the batch's expiry was set takes the rows' expiry", async () => {
+    const keys = ledgerKeys(ctx.prefix);
+    const rows = await addBatch("b", 64);
+    for (const row of rows) await archive("b", row.id);
+    expect(await ctx.ledger.expireFinished("b", 86_400_000)).toBe(true);
+    const rowExpiry = Number(await ctx.redis.call("PEXPIRETIME", keys.row("b", "r-0000")));
+    expect(rowExpiry).toBeGreaterThan(0);
+    now += SETTLE + 1;
+    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toMatchObject({ frozen: 64, complete: true });
+    const pageExpiry = Number(await ctx.redis.call("PEXPIRETIME", keys.frozen("b", 0)));
+    // PTTL is read in the script: the same instant within a few ms.
+    expect(Math.abs(pageExpiry - rowExpiry)).toBeLessThan(1_000);
+  });
+
   it("re-enqueueing frozen rows adds nothing: no new row, no job due, the frozen record kept", async () => {
     const rows = await addBatch("b", 64);
     for (const row of rows) await archive("b", row.id);

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openRedis, RedisUnavailableError } from "../../src/app/index.js";
 import { loadConfig } from "../../src/config/index.js";
+import { ledgerKeys } from "../../src/ledger/index.js";
 import { ManifestParseError } from "../../src/manifest/index.js";
 import { csv, csvRows, type ProducerFixture, producerFixture } from "./producer-helpers.js";
 
@@ -66,6 +67,20 @@ describe("--dry-run", () => {
     expect(summary.out).toMatch(/Already in batch:\s+1,200/);
     expect(await fx.keys()).toEqual(keysBefore);
     expect(await fx.ledger.getBatch("b")).toEqual(batchBefore);
+  });
+
+  it("counts frozen rows (no keys of their own, only their place in the batch's order) as held", async () => {
+    const part = await fx.files.write("part.csv", csv("prompt,seed", ...csvRows(200)));
+    const all = await fx.files.write("all.csv", csv("prompt,seed", ...csvRows(300)));
+    await fx.run({ file: part, batch: "b" });
+    // What freezing leaves of a row (ledger/freeze.ts): its order entry, under the cursor.
+    const keys = ledgerKeys(fx.prefix);
+    const ids = await fx.redis.zrange(keys.order("b"), 0, -1);
+    await fx.redis.del(...ids.flatMap((id) => [keys.row("b", id), keys.body("b", id)]));
+    await fx.redis.hset(keys.batch("b"), "frozenTo", "256");
+
+    const summary = await fx.run({ file: all, batch: "b", dryRun: true });
+    expect(summary).toMatchObject({ valid: 300, alreadyInBatch: 200, estimatedCredits: 100 * 8 });
   });
 
   it("works with Redis down, and says the batch was not checked", async () => {

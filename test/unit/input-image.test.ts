@@ -198,3 +198,30 @@ describe("InputImages", () => {
     expect(sent).toHaveLength(1);
   });
 });
+
+describe("uploads by key lane", () => {
+  it("go with the lane's own client, and a lane without one is refused (never another key's client)", async () => {
+    const path = join(dir, "lanes.png");
+    writeFileSync(path, PNG);
+    const used: string[] = [];
+    const client = (name: string) => ({
+      async upload() {
+        used.push(name);
+        return { downloadUrl: `https://files.test/${name}` };
+      },
+    });
+    const images = new InputImages({
+      clock: { now: () => 0 },
+      uploader: client("first"),
+      uploaders: [client("first"), client("second")],
+    });
+    expect(await images.urlFor(path, sha(PNG), undefined, 1)).toBe("https://files.test/second");
+    const other = Buffer.concat([PNG, Buffer.from("other")]);
+    const otherPath = join(dir, "other.png");
+    writeFileSync(otherPath, other);
+    await expect(images.urlFor(otherPath, sha(other), undefined, 2)).rejects.toThrow(
+      /no upload client for key lane 2/,
+    );
+    expect(used).toEqual(["second"]);
+  });
+});

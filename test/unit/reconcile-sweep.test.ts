@@ -49,7 +49,7 @@ interface FakeLedger {
 
 function fakeLedger(
   batches: BatchSummary[],
-  options: { failing?: string; onPage?: (served: number) => Promise<void> } = {},
+  options: { failing?: string; housekeepFailing?: string; onPage?: (served: number) => Promise<void> } = {},
 ): FakeLedger {
   const fake: FakeLedger = {
     served: 0,
@@ -82,6 +82,7 @@ function fakeLedger(
     claimLease: async () => true,
     releaseLease: async () => true,
     housekeep: async (batch: string, hk: { keepGoing?: () => Promise<boolean> } = {}) => {
+      if (batch === options.housekeepFailing) throw new Error(`batch ${batch}: housekeeping refused`);
       const keptGoing = hk.keepGoing ? await hk.keepGoing() : true;
       fake.housekept.push({ batch, keptGoing });
       return { mode: "expire", done: 0, complete: keptGoing };
@@ -218,6 +219,22 @@ describe("reconcileNow (kie-batch retry's sweep)", () => {
     const parts = { redis: {} as never, ledger: fake.ledger, queues: {} as never, log: fakeLog().log };
     await reconcileNow({ ...parts, clock: { now: () => HOUR }, settleMs: 5_000 }, "b");
     expect(fake.enteredBefore).toEqual([HOUR - 5_000]);
+  });
+});
+
+describe("a batch whose housekeeping fails", () => {
+  it("does not keep the other batches from their housekeeping, nor any batch from freezing", async () => {
+    const fake = fakeLedger(
+      ["one", "two", "three"].map((b) => summaryOf(b)),
+      { housekeepFailing: "two" },
+    );
+    const { log, warned } = fakeLog();
+    const reports = await new Promise<ReconcileReport[]>((resolve) => start(fake, log, resolve));
+    expect(reports.map((r) => r.batch)).toEqual(["one", "two", "three"]);
+    expect(fake.housekept.map((h) => h.batch)).toEqual(["one", "three"]);
+    expect(fake.frozen).toEqual(["one", "two", "three"]);
+    expect(warned.map((w) => w.fields.batch)).toEqual(["two"]);
+    expect(warned[0]!.message).toMatch(/housekeeping: batch two failed/);
   });
 });
 

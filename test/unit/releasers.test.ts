@@ -64,6 +64,19 @@ describe("redactUrl", () => {
     ["redis://:hunter22@127.0.0.1:6379", "redis://:***@127.0.0.1:6379"],
     ["https://user:pw@hooks.example.com/", "https://user:***@hooks.example.com"],
     ["not a url //user:pw@host", "not a url //***@host"],
+    // Presigned URLs: their signatures and credentials, not their other parameters.
+    [
+      "https://b.s3.amazonaws.com/k.png?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=abc&X-Amz-Expires=60",
+      "https://b.s3.amazonaws.com/k.png?X-Amz-Credential=***&X-Amz-Signature=***&X-Amz-Expires=60",
+    ],
+    [
+      "https://a.blob.core.windows.net/c/k.png?sv=1&sig=abc",
+      "https://a.blob.core.windows.net/c/k.png?sv=1&sig=***",
+    ],
+    [
+      "https://storage.googleapis.com/b/k.png?X-Goog-Signature=abc",
+      "https://storage.googleapis.com/b/k.png?X-Goog-Signature=***",
+    ],
   ])("%s -> %s", (url, expected) => {
     expect(redactUrl(url)).toBe(expected);
   });

@@ -16,6 +16,7 @@ import { KieError } from "../../src/kie/errors.js";
 import type { KieApi, SubmitRequest } from "../../src/kie/types.js";
 import type { FileUploader } from "../../src/kie/upload.js";
 import { InputImages } from "../../src/worker/input-image.js";
+import { uploadInputImage } from "../../src/worker/input-image-step.js";
 import type { SubmitJob } from "../../src/worker/jobs.js";
 import { StageError } from "../../src/worker/stage.js";
 import { type SubmitDeps, submitStage } from "../../src/worker/submit.js";
@@ -221,6 +222,25 @@ describe("submit with a local input image", () => {
     expect(logged.filter((l) => String(l.msg).startsWith("input image not uploaded"))).toEqual([
       expect.objectContaining({ key: "aaaa", code: "unauthorized" }),
     ]);
+  });
+
+  it("with two keys, a row without a local image reads no gate and waits for none", async () => {
+    const closed = openFleet({
+      readGate: async () => {
+        throw new Error("no gate read is expected for a row without an image");
+      },
+    });
+    const deps = {
+      fleet: closed,
+      keys: keyRing([
+        { id: "aaaa", account: "aaaa", kie: {} as KieApi, fleet: closed },
+        { id: "bbbb", account: "bbbb", kie: {} as KieApi, fleet: closed },
+      ]),
+      clock: { sleep: never },
+    } as unknown as Parameters<typeof uploadInputImage>[2];
+    expect(
+      await uploadInputImage({ model: "text-to-image", prompt: "a fox" } as never, stageJob(job), deps),
+    ).toEqual({});
   });
 
   it("with two keys both refusing uploads, the row waits (no upload loop) until one may upload", async () => {
