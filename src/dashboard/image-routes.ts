@@ -4,7 +4,7 @@ import { type Request, type Response, Router } from "express";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Ledger, RowRecord } from "../ledger/index.js";
 import { keyInBatch, sameEtag } from "./image-guard.js";
-import { PLACEHOLDER_SVG, type Thumbnailer } from "./thumbs.js";
+import { placeholderSvg, type Thumbnailer } from "./thumbs.js";
 
 export interface ImageRoutesOptions {
   ledger: Pick<Ledger, "getRow">;
@@ -72,7 +72,7 @@ export function imageRouter(options: ImageRoutesOptions): Router {
         "X-Thumbnail": "placeholder",
         "X-Thumbnail-Reason": headerText(thumb.reason),
       });
-      return void res.type("image/svg+xml").send(PLACEHOLDER_SVG);
+      return void res.type("image/svg+xml").send(placeholderSvg("label" in thumb ? thumb.label : undefined));
     }
     res
       .status(200)

@@ -63,7 +63,12 @@ class Slots {
   }
 }
 
-type Thumbnail = { kind: "image"; bytes: Buffer } | { kind: "placeholder"; reason: string };
+/** A placeholder's words on the tile: short and fixed (never the reason's text, which may name paths). */
+export type PlaceholderLabel = "no preview" | "too large to preview";
+
+type Thumbnail =
+  | { kind: "image"; bytes: Buffer }
+  | { kind: "placeholder"; reason: string; label?: PlaceholderLabel };
 type Opener = (signal: AbortSignal) => Promise<ThumbSource | undefined>;
 
 export interface Thumbnailer {
@@ -88,15 +93,15 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
   const timeoutMs = options.timeoutMs ?? 20_000;
   // Each refused image with why, so a later view gives the same reason (a 60 MiB image is too
   // large, not broken). Insertion-ordered: the oldest is dropped first.
-  const refused = new Map<string, string>();
-  const remember = (name: string, reason: string) => {
-    refused.set(name, reason);
+  const refused = new Map<string, { reason: string; label?: PlaceholderLabel }>();
+  const remember = (name: string, reason: string, label?: PlaceholderLabel) => {
+    refused.set(name, label === undefined ? { reason } : { reason, label });
     if (refused.size > REFUSED_KEPT) refused.delete(refused.keys().next().value!);
   };
 
   async function make(name: string, open: Opener): Promise<Thumbnail> {
     const known = refused.get(name);
-    if (known !== undefined) return { kind: "placeholder", reason: known };
+    if (known !== undefined) return { kind: "placeholder", ...known };
     if (index.touch(name)) {
       const cached = await readFile(fileOf(name)).catch(() => undefined);
       if (cached) return { kind: "image", bytes: cached };
@@ -133,8 +138,9 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
     try {
       if (source.size > maxInputBytes) {
         const reason = tooLarge(source.size, maxInputBytes);
-        remember(name, reason);
-        throw new Error(reason);
+        remember(name, reason, "too large to preview");
+        body.destroy();
+        return { kind: "placeholder", reason, label: "too large to preview" };
       }
       const transform = sharp({ limitInputPixels: MAX_INPUT_PIXELS, failOn: "error" })
         .resize(THUMB_PX, THUMB_PX, { fit: "cover" })
@@ -183,7 +189,10 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
 }
 
 /** What an image without a thumbnail shows instead: a grey square saying so (SVG, same size as a thumbnail). */
-export const PLACEHOLDER_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="${THUMB_PX}" height="${THUMB_PX}" viewBox="0 0 256 256"><rect width="256" height="256" fill="#eaeef2"/><path d="M88 96h80v64H88z" fill="none" stroke="#8c959f" stroke-width="6"/><path d="M96 152l24-28 18 20 12-12 18 20" fill="none" stroke="#8c959f" stroke-width="6"/><text x="128" y="200" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#57606a">no preview</text></svg>`;
+/** The tile of an image without a thumbnail, with its label (fixed words: nothing to escape). */
+export function placeholderSvg(label: PlaceholderLabel = "no preview"): string {
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${THUMB_PX}" height="${THUMB_PX}" viewBox="0 0 256 256"><rect width="256" height="256" fill="#eaeef2"/><path d="M88 96h80v64H88z" fill="none" stroke="#8c959f" stroke-width="6"/><path d="M96 152l24-28 18 20 12-12 18 20" fill="none" stroke="#8c959f" stroke-width="6"/><text x="128" y="200" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#57606a">${label}</text></svg>`;
+}
 
 /** Why an image over the byte cap has no thumbnail: its size and the cap, in MiB and bytes. */
 function tooLarge(size: number, limit: number): string {

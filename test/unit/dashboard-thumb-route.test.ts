@@ -63,7 +63,8 @@ describe("an image too large to thumbnail", () => {
       expect(thumb.headers.get("content-type")).toMatch(/^image\/svg\+xml/);
       expect(thumb.headers.get("x-thumbnail")).toBe("placeholder");
       expect(thumb.headers.get("x-thumbnail-reason")).toBe(reason);
-      await thumb.arrayBuffer();
+      // The tile says it too, in fixed words.
+      expect(await thumb.text()).toContain(">too large to preview</text>");
     }
     expect(reads).toBe(1);
     const full = await fetch(`${base}/image/0`);

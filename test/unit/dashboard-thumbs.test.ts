@@ -40,10 +40,18 @@ describe("thumbnails", () => {
     const { open, calls } = opener(png, 10 * 1024 * 1024);
     const reason =
       "the image is 10.0 MiB (10485760 bytes), too large to thumbnail: the limit is 0.1 MiB (65536 bytes)";
-    expect(await thumbs.get(SHA(1), open)).toEqual({ kind: "placeholder", reason });
+    expect(await thumbs.get(SHA(1), open)).toEqual({
+      kind: "placeholder",
+      reason,
+      label: "too large to preview",
+    });
     expect(calls.bodies[0]!.destroyed).toBe(true);
     // Remembered, not read again, and still too large: not "does not decode".
-    expect(await thumbs.get(SHA(1), open)).toEqual({ kind: "placeholder", reason });
+    expect(await thumbs.get(SHA(1), open)).toEqual({
+      kind: "placeholder",
+      reason,
+      label: "too large to preview",
+    });
     expect(calls.n).toBe(1);
   });
 
