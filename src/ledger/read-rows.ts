@@ -5,8 +5,8 @@ import type { RowRecord } from "./types.js";
 
 /**
  * Reads rows of one batch by id: each row's hash and body (row-body.ts) in one pipeline, one
- * round trip (every key in the batch's hash tag: one Cluster slot); rows with neither, when the
- * batch has frozen pages, from their page (frozen.ts: two more round trips for the whole call).
+ * round trip (every key in the batch's hash tag: one Cluster slot); rows with neither from their
+ * frozen page, if they have one (frozen.ts: two more round trips for the whole call).
  * The answer is aligned with `ids`: undefined for a row that does not exist (never added, purged
  * or expired meanwhile).
  */
@@ -21,9 +21,7 @@ export async function readRows(
     pipeline.hgetall(ctx.keys.row(batch, id));
     pipeline.get(ctx.keys.body(batch, id));
   }
-  pipeline.hget(ctx.keys.batch(batch), "frozenTo");
   const replies = (await pipeline.exec()) ?? [];
-  const frozenTo = replies[2 * ids.length]?.[1];
   const keyless: string[] = [];
   const rows = ids.map((id, i) => {
     const [hashErr, hash] = replies[2 * i] ?? [new Error("no reply")];
@@ -39,9 +37,10 @@ export async function readRows(
     }
     return parseRow(batch, id, hash as FlatHash, body as string | null);
   });
-  // A row frozen between the two reads above has its page written before its keys went (one
-  // script), so reading the pages after is enough.
-  if (keyless.length === 0 || frozenTo === null || frozenTo === undefined) return rows;
+  // Rows with no keys are rare on the stages' path (a purged row, a frozen one read again), so
+  // their pages are looked for only then. A row frozen between the two reads above had its page
+  // written before its keys went (one script), so reading the pages after is enough.
+  if (keyless.length === 0) return rows;
   const frozen = await readFrozen(ctx, batch, keyless);
   if (frozen.size === 0) return rows;
   return ids.map((id, i) => {
