@@ -1,5 +1,6 @@
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
+import type { FreezeOptions } from "../../src/ledger/freeze.js";
 import { encodeFrozenPage } from "../../src/ledger/frozen.js";
 import { ledgerKeys, type NewRow, type RowRecord } from "../../src/ledger/index.js";
 import { freezeScript } from "../../src/ledger/scripts/index.js";
@@ -19,6 +20,7 @@ let now = 1_800_000_000_000;
 const clock = { now: () => now };
 const ctx = ledgerContext({ clock });
 const SETTLE = 60_000;
+const freeze = (opts: Partial<FreezeOptions> = {}) => ctx.ledger.freeze("b", { settleMs: SETTLE, ...opts });
 const WORDS =
   "misty harbour lighthouse dusk oil painting soft light gulls waves fox forest autumn cinematic portrait neon city rain reflections teapot watercolor dragon castle ruins golden hour macro bokeh".split(
     " ",
@@ -89,7 +91,7 @@ describe("frozen pages", () => {
 
     // Archived a second ago: not settled yet, nothing frozen.
     now += 1_000;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 0,
       pages: 0,
       complete: false,
@@ -97,7 +99,7 @@ describe("frozen pages", () => {
     expect(await ctx.redis.exists(keys.row("b", "r-0000"))).toBe(1);
 
     now += SETTLE;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 147,
       pages: 3,
       complete: true,
@@ -117,7 +119,7 @@ describe("frozen pages", () => {
     const pageBytes = await bytesOf([0, 1, 2].map((page) => keys.frozen("b", page)));
     expect(pageBytes).toBeLessThan(rowBytes * 0.35);
     // Nothing left to do: a second walk passes nothing.
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 0,
       pages: 0,
       complete: true,
@@ -130,7 +132,7 @@ describe("frozen pages", () => {
     for (const row of rows) if (row.id !== "r-0070") await archive("b", row.id);
     now += SETTLE + 1;
     // r-0070 (page 1) is still queued: page 0 is frozen, the walk waits at page 1.
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 64,
       pages: 1,
       complete: false,
@@ -140,9 +142,9 @@ describe("frozen pages", () => {
 
     // Archived now: young, the page still waits; a settle period later it goes, and the rest.
     await archive("b", "r-0070");
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toMatchObject({ frozen: 0, complete: false });
+    expect(await freeze()).toMatchObject({ frozen: 0, complete: false });
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 66,
       pages: 2,
       complete: true,
@@ -155,14 +157,14 @@ describe("frozen pages", () => {
     const rows = await addBatch("b", 70);
     for (const row of rows.slice(0, 69)) await archive("b", row.id);
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 64,
       pages: 1,
       complete: false,
     });
     await archive("b", "r-0069");
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 6,
       pages: 1,
       complete: true,
@@ -181,7 +183,7 @@ describe("frozen pages", () => {
     await archive("b", "r-0004");
     await ctx.redis.hdel(keys.row("b", "r-0004"), "updatedAt");
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toMatchObject({ frozen: 126, pages: 2 });
+    expect(await freeze()).toMatchObject({ frozen: 126, pages: 2 });
     expect(await ctx.redis.hget(keys.batch("b"), "frozenTo")).toBe("128");
     expect(await ctx.redis.exists(keys.row("b", "r-0003"), keys.row("b", "r-0004"))).toBe(2);
     expect((await ctx.ledger.getRow("b", "r-0004"))?.status).toBe("archived");
@@ -193,7 +195,7 @@ describe("frozen pages", () => {
     for (const row of rows) if (row.id !== "r-0003") await archive("b", row.id);
     await ctx.redis.hset(keys.row("b", "r-0003"), "waitingBudget", "1");
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 0,
       pages: 0,
       complete: false,
@@ -208,7 +210,7 @@ describe("frozen pages", () => {
     await ctx.redis.hset(keys.batch("b"), "fedSeq", "64", "held", "128");
     for (const row of rows.slice(0, 64)) await archive("b", row.id);
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 64,
       pages: 1,
       complete: false,
@@ -218,7 +220,7 @@ describe("frozen pages", () => {
     await ctx.redis.hset(keys.batch("b"), "fedSeq", "192", "held", "0");
     for (const row of rows.slice(64)) await archive("b", row.id);
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 128,
       pages: 2,
       complete: true,
@@ -230,13 +232,13 @@ describe("frozen pages", () => {
     const rows = await addBatch("b", 200);
     for (const row of rows) if (row.id !== "r-0150") await archive("b", row.id);
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE, maxPages: 1 })).toEqual({
+    expect(await freeze({ maxPages: 1 })).toEqual({
       frozen: 64,
       pages: 1,
       complete: false,
     });
     // Page 1 goes; page 2 waits for r-0150, still queued with its job.
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 64,
       pages: 1,
       complete: false,
@@ -244,7 +246,7 @@ describe("frozen pages", () => {
     // Cancelled: the batch finishes now. Page 2 goes (the cancelled row keeps its keys); the
     // last page (192-199, rows long archived) waits, as the batch finished under a settle period ago.
     await ctx.ledger.transition("b", "r-0150", { to: "cancelled" });
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 63,
       pages: 1,
       complete: false,
@@ -253,7 +255,7 @@ describe("frozen pages", () => {
     // A row appended now lands on that page, still open: it is a new row, with its job due.
     expect(await ctx.ledger.addRows("b", [newRow(200)])).toEqual(["new"]);
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toEqual({
+    expect(await freeze()).toEqual({
       frozen: 0,
       pages: 0,
       complete: false,
@@ -268,7 +270,7 @@ describe("frozen pages", () => {
     const rowExpiry = Number(await ctx.redis.call("PEXPIRETIME", keys.row("b", "r-0000")));
     expect(rowExpiry).toBeGreaterThan(0);
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toMatchObject({ frozen: 64, complete: true });
+    expect(await freeze()).toMatchObject({ frozen: 64, complete: true });
     const pageExpiry = Number(await ctx.redis.call("PEXPIRETIME", keys.frozen("b", 0)));
     // PTTL is read in the script: the same instant within a few ms.
     expect(Math.abs(pageExpiry - rowExpiry)).toBeLessThan(1_000);
@@ -278,7 +280,7 @@ describe("frozen pages", () => {
     const rows = await addBatch("b", 64);
     for (const row of rows) await archive("b", row.id);
     now += SETTLE + 1;
-    await ctx.ledger.freeze("b", { settleMs: SETTLE });
+    await freeze();
     const before = await ctx.ledger.getBatch("b");
     const outcomes = await ctx.ledger.addRows("b", rows);
     expect(new Set(outcomes)).toEqual(new Set(["duplicate"]));
@@ -296,12 +298,17 @@ describe("frozen pages", () => {
     const rows = await addBatch("b", 64);
     for (const row of rows) await archive("b", row.id);
     now += SETTLE + 1;
-    await ctx.ledger.freeze("b", { settleMs: SETTLE });
+    await freeze();
     const before = await ctx.ledger.getBatch("b");
     // As for a purged row: the money scripts find no row and refuse (row_missing), counting nothing.
     await expect(ctx.ledger.settleCredits("b", "r-0003", 6, "another-task")).rejects.toThrow(
       /no row b\/r-0003/,
     );
+    // The row's own task (the one archiveRow recorded) and a release refuse the same way.
+    await expect(ctx.ledger.settleCredits("b", "r-0003", 6, `task_r-0003_${"0".repeat(12)}`)).rejects.toThrow(
+      /no row b\/r-0003/,
+    );
+    await expect(ctx.ledger.releaseReservation("b", "r-0003")).rejects.toThrow(/no row b\/r-0003/);
     await expect(ctx.ledger.keepUncertain("b", "r-0003", 6)).rejects.toThrow(/no row b\/r-0003/);
     const moved = await ctx.ledger.transition("b", "r-0003", { from: ["archiving"], to: "archived" });
     expect(moved.ok).toBe(false);
@@ -315,7 +322,7 @@ describe("frozen pages", () => {
     for (const row of rows) await archive("b", row.id);
     await ctx.ledger.keepUncertain("b", "r-0007", 6, "lost-task");
     now += SETTLE + 1;
-    expect(await ctx.ledger.freeze("b", { settleMs: SETTLE })).toMatchObject({ frozen: 63, complete: true });
+    expect(await freeze()).toMatchObject({ frozen: 63, complete: true });
     expect(await ctx.redis.exists(keys.row("b", "r-0007"))).toBe(1);
     expect(await ctx.ledger.settleCredits("b", "r-0007", 6, "lost-task")).toBe("settled");
   });
