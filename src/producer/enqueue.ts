@@ -80,10 +80,13 @@ export async function enqueue(options: EnqueueOptions, deps: EnqueueDeps): Promi
     };
     const run: Run = { options, resolved, manifest, validate, deps, started };
     const summary = options.dryRun ? await dryRun(run) : await enqueueRows(run);
-    deps.out.write(options.json ? `${JSON.stringify(summaryJson(summary))}\n` : formatSummaryText(summary));
-    // On stderr, so `--json`'s stdout stays one object.
+    // On stderr, before the summary (whose last line says what to run next), so `--json`'s
+    // stdout stays one object; that object lists them with the file's own warnings.
+    const setWarnings = setUsage.warnings();
     const stderr = deps.stderr ?? process.stderr;
-    for (const line of setUsage.warnings()) stderr.write(`warning: ${line}\n`);
+    for (const line of setWarnings) stderr.write(`warning: ${line}\n`);
+    const json = () => summaryJson({ ...summary, warnings: [...summary.warnings, ...setWarnings] });
+    deps.out.write(options.json ? `${JSON.stringify(json())}\n` : formatSummaryText(summary));
     return summary;
   } finally {
     await spooled?.remove();

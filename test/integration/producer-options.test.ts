@@ -76,6 +76,17 @@ describe("a --set parameter some rows' models do not take is named on stderr", (
     expect(summary.out).not.toContain("strength");
   });
 
+  it("with --json, stdout stays one object and its warnings list the --set line too", async () => {
+    const file = await fx.files.write("t2j.csv", csv("id,prompt", "a,a cat"));
+    const stderr = new Collector();
+    const summary = await fx.run({ file, batch: "t2j", sets: ["strength=0.4"], json: true }, { stderr });
+    const parsed = JSON.parse(summary.out) as { warnings: string[] };
+    expect(parsed.warnings).toEqual([
+      '--set strength=0.4: no row\'s model takes "strength" (models in this file: text-to-image); it was not applied',
+    ]);
+    expect(stderr.text()).toContain("warning: --set strength=0.4");
+  });
+
   it("some rows take it: says how many did, and which models did not", async () => {
     const file = await fx.files.write(
       "mixed.csv",
