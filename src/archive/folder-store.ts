@@ -30,7 +30,8 @@ const SMALL_OBJECT_BYTES = 1 << 20;
 
 /**
  * An ArchiveStore writing `<rootDir>/<key>`. Each file is written (a put's body up to 1 MiB as
- * one buffer, a longer one streamed) to `.<name>.<random>.tmp` in the same directory, fsync'd and renamed over the target, so a reader never sees a partial
+ * one buffer, a longer one streamed) to a temporary file in the same directory (named by the
+ * process and a counter), fsync'd and renamed over the target, so a reader never sees a partial
  * file (`atomic-file.ts`). Metadata goes to a hidden `.<name>.meta.json`, written beside the
  * object's temporary file and renamed after the object: a crash in between leaves the new object
  * with no (or the old) metadata, never the new metadata on an old object, so a "same task-id

@@ -4,8 +4,8 @@ import type { Logger } from "../core/logger.js";
 /**
  * Stops the stage workers (the live ones and those the fetch watchdog replaced, still finishing
  * their jobs): stops their fetching, aborts the jobs in hand (each stage releases its job), and
- * closes them. A hung processor cannot hold this past `deadlineMs`: then the live workers are
- * closed by force.
+ * closes them. A hung processor cannot hold this past `deadlineMs`: then every one of them, live
+ * or replaced, is closed by force.
  */
 export async function closeWorkers(
   workers: readonly Worker[],

@@ -188,8 +188,10 @@ export async function createThumbnailer(options: ThumbnailerOptions = {}): Promi
   };
 }
 
-/** What an image without a thumbnail shows instead: a grey square saying so (SVG, same size as a thumbnail). */
-/** The tile of an image without a thumbnail, with its label (fixed words: nothing to escape). */
+/**
+ * What an image without a thumbnail shows instead: a grey square, the size of a thumbnail, with
+ * its label (fixed words: nothing to escape).
+ */
 export function placeholderSvg(label: PlaceholderLabel = "no preview"): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${THUMB_PX}" height="${THUMB_PX}" viewBox="0 0 256 256"><rect width="256" height="256" fill="#eaeef2"/><path d="M88 96h80v64H88z" fill="none" stroke="#8c959f" stroke-width="6"/><path d="M96 152l24-28 18 20 12-12 18 20" fill="none" stroke="#8c959f" stroke-width="6"/><text x="128" y="200" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#57606a">${label}</text></svg>`;
 }

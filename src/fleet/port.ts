@@ -2,6 +2,7 @@ import type { FleetBackoffKind } from "../core/backoff.js";
 import type { Fleet } from "./fleet.js";
 import type { PauseOptions, PauseState } from "./pause.js";
 import type { PauseKind } from "./policy.js";
+import type { SubmitGate } from "./submit-gate.js";
 
 /**
  * The fleet as the worker stages consume it: declared here, next to the fleet, so worker/ (and
@@ -47,15 +48,7 @@ export interface FleetPort {
 }
 
 /** A submitter's view of the gate: the key's pause and its account's 429/455 backoff. */
-export interface GateRead {
-  paused: PauseState | null;
-  backoffMs: number;
-  /**
-   * False when no 429/455 backoff record exists at all (none running, none spent and waiting to
-   * be cleared by a success). Absent: not known.
-   */
-  backoffSet?: boolean;
-}
+export type GateRead = SubmitGate;
 
 export interface FleetPortSettings {
   /** KIE_MAX_IN_FLIGHT; 0 = no cap (slots are still counted for status). */
