@@ -7,9 +7,8 @@
  */
 import { Queue } from "bullmq";
 import { afterEach, describe, expect, it } from "vitest";
-import type { SimulatorStats } from "../../src/simulator/types.js";
 import { bullPrefix } from "../../src/worker/jobs.js";
-import { type E2eDeployment, startDeployment } from "../helpers/e2e-deployment.js";
+import { type E2eDeployment, simStats, spawnSimulator, startDeployment } from "../helpers/e2e-deployment.js";
 import { ProcessSet } from "../helpers/processes.js";
 
 const procs = new ProcessSet();
@@ -20,20 +19,6 @@ afterEach(async () => {
   await dep?.close();
   dep = undefined;
 });
-
-async function spawnSimulator(): Promise<string> {
-  const sim = procs.start(
-    "simulate",
-    ["simulate", "--port", "0", "--rate-limit", "2000/2s", "--latency", "100ms-400ms"],
-    {},
-  );
-  const [, url] = await sim.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-  return url!;
-}
-
-async function simStats(url: string): Promise<SimulatorStats> {
-  return (await (await fetch(`${url}/__sim/stats`)).json()) as SimulatorStats;
-}
 
 /** Submit jobs present in the deployment's submit queue (waiting, prioritized, delayed, active). */
 async function submitJobCount(d: E2eDeployment): Promise<number> {
@@ -102,7 +87,7 @@ describe("the submit window, end to end", () => {
     timeout: 420_000,
   }, async () => {
     dep = await startDeployment({ label: "window", report: () => procs.report() });
-    const url = await spawnSimulator();
+    const url = await spawnSimulator(procs);
     const env = {
       ...dep.env,
       KIE_BASE_URL: url,
@@ -122,7 +107,7 @@ describe("the submit window, end to end", () => {
     timeout: 420_000,
   }, async () => {
     dep = await startDeployment({ label: "window-lost", report: () => procs.report() });
-    const url = await spawnSimulator();
+    const url = await spawnSimulator(procs);
     const env = {
       ...dep.env,
       KIE_BASE_URL: url,

@@ -14,12 +14,16 @@ import {
   expectFolderArchive,
   expectS3Archive,
   sha256,
+  simStats,
+  spawnSimulator,
   startDeployment,
 } from "../helpers/e2e-deployment.js";
 import { ProcessSet } from "../helpers/processes.js";
 import { type RunningS3rver, startS3rver } from "../helpers/s3rver.js";
 
 const ROWS = 200;
+/** The simulator's flags here: slower answers and a record lag, 100 creates per 2 s. */
+const DONE_WHEN_SIM = ["--rate-limit", "100/2s", "--latency", "500ms-2s", "--record-lag", "300ms"];
 const procs = new ProcessSet();
 let dep: E2eDeployment | undefined;
 let s3: RunningS3rver | undefined;
@@ -31,22 +35,6 @@ afterEach(async () => {
   s3 = undefined;
   dep = undefined;
 });
-
-/** `kie-batch simulate --port 0` as a process; resolves with its URL. */
-async function spawnSimulator(): Promise<string> {
-  const sim = procs.start(
-    "simulate",
-    ["simulate", "--port", "0", "--rate-limit", "100/2s", "--latency", "500ms-2s", "--record-lag", "300ms"],
-    {},
-  );
-  const [, url] = await sim.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-  return url!;
-}
-
-async function simStats(url: string): Promise<SimulatorStats> {
-  const response = await fetch(`${url}/__sim/stats`);
-  return (await response.json()) as SimulatorStats;
-}
 
 interface ResultRecord {
   id: string;
@@ -134,7 +122,7 @@ describe("done when: simulate, enqueue, two workers, status and results (all spa
   }, async () => {
     dep = await startDeployment({ label: "done-s3", report: () => procs.report() });
     s3 = await startS3rver();
-    const url = await spawnSimulator();
+    const url = await spawnSimulator(procs, DONE_WHEN_SIM);
     const env = {
       ...dep.env,
       KIE_BASE_URL: url,
@@ -169,7 +157,7 @@ describe("done when: simulate, enqueue, two workers, status and results (all spa
     timeout: 120_000,
   }, async () => {
     dep = await startDeployment({ label: "done-dir", report: () => procs.report() });
-    const url = await spawnSimulator();
+    const url = await spawnSimulator(procs, DONE_WHEN_SIM);
     const env = { ...dep.env, KIE_BASE_URL: url, KIE_RATE_LIMIT: "100/2s", ARCHIVE_DIR: dep.archiveDir };
     const { records, elapsed } = await runBatch(dep, env);
 

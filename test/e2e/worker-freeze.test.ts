@@ -13,8 +13,7 @@
  * worker exits: a 10m period would keep the second worker from sweeping for ten minutes.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import type { SimulatorStats } from "../../src/simulator/types.js";
-import { type E2eDeployment, startDeployment } from "../helpers/e2e-deployment.js";
+import { type E2eDeployment, simStats, spawnSimulator, startDeployment } from "../helpers/e2e-deployment.js";
 import { ProcessSet } from "../helpers/processes.js";
 
 const ROWS = 150;
@@ -27,20 +26,6 @@ afterEach(async () => {
   await dep?.close();
   dep = undefined;
 });
-
-async function spawnSimulator(): Promise<string> {
-  const sim = procs.start(
-    "simulate",
-    ["simulate", "--port", "0", "--rate-limit", "2000/2s", "--latency", "100ms-400ms"],
-    {},
-  );
-  const [, url] = await sim.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-  return url!;
-}
-
-async function simStats(url: string): Promise<SimulatorStats> {
-  return (await (await fetch(`${url}/__sim/stats`)).json()) as SimulatorStats;
-}
 
 /** Keys matching `pattern` on the test Redis, by SCAN. */
 async function scanKeys(d: E2eDeployment, pattern: string): Promise<string[]> {
@@ -62,7 +47,7 @@ describe("frozen pages, end to end", () => {
   }, async () => {
     dep = await startDeployment({ label: "freeze", report: () => procs.report() });
     const d = dep;
-    const url = await spawnSimulator();
+    const url = await spawnSimulator(procs);
     const env = { ...d.env, KIE_BASE_URL: url, KIE_RATE_LIMIT: "2000/2s", ARCHIVE_DIR: d.archiveDir };
     const batchRoot = `{${d.prefix}:${BATCH}}:ledger`;
     const run = async (args: string[], extra: Record<string, string> = {}) => {

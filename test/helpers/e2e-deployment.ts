@@ -14,6 +14,7 @@ import { expect } from "vitest";
 import { accountId, accountKeyPattern } from "../../src/fleet/index.js";
 import { type BatchSummary, createLedger, type Ledger, type RowRecord } from "../../src/ledger/index.js";
 import type { SimTask, SimulatorStats } from "../../src/simulator/types.js";
+import type { ProcessSet } from "./processes.js";
 import { cleanupPrefix, REDIS_URL, uniquePrefix } from "./redis.js";
 
 export interface E2eDeployment {
@@ -249,4 +250,23 @@ export async function expectS3Archive(
 
 export function sha256(bytes: Buffer): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/**
+ * `kie-batch simulate --port 0` as a process of `procs`, with `args` after it (each e2e test its
+ * own rate limit and latency); resolves with its URL.
+ */
+export async function spawnSimulator(
+  procs: ProcessSet,
+  args: readonly string[] = ["--rate-limit", "2000/2s", "--latency", "100ms-400ms"],
+): Promise<string> {
+  const sim = procs.start("simulate", ["simulate", "--port", "0", ...args], {});
+  const [, url] = await sim.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+  return url!;
+}
+
+/** The simulator's counters (creates, 429s, creates by request hash...). */
+export async function simStats(url: string): Promise<SimulatorStats> {
+  const response = await fetch(`${url}/__sim/stats`);
+  return (await response.json()) as SimulatorStats;
 }
