@@ -9,7 +9,10 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, Redis } from "ioredis";
-import { waitForRedis } from "../../src/app/connections.js";
+import { afterAll, beforeAll } from "vitest";
+import { openRedis, waitForRedis } from "../../src/app/connections.js";
+import { loadConfig } from "../../src/config/index.js";
+import type { RedisClient } from "../../src/redis/script.js";
 import { freePort } from "./free-port.js";
 
 const NODES = 6;
@@ -88,7 +91,12 @@ async function until(
   }
 }
 
-export async function startTestCluster(options: { nodeTimeoutMs?: number } = {}): Promise<TestCluster> {
+export interface TestClusterOptions {
+  /** cluster-node-timeout of every node. @defaultValue 1000 */
+  nodeTimeoutMs?: number;
+}
+
+export async function startTestCluster(options: TestClusterOptions = {}): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), "kie-cluster-"));
   const nodes: Node[] = [];
   const clients: Cluster[] = [];
@@ -219,4 +227,28 @@ export async function startTestCluster(options: { nodeTimeoutMs?: number } = {})
     },
     stop,
   };
+}
+
+export interface ClusterContext {
+  cluster: TestCluster;
+  /** The product's connection to the cluster (openRedis with REDIS_CLUSTER_NODES, as a worker). */
+  redis: RedisClient;
+}
+
+/**
+ * A test cluster for the file and the product's connection to it, started in beforeAll (60 s:
+ * a cluster takes a few seconds to form) and closed in afterAll. Fields are live from the file's
+ * first test on (read them inside hooks and tests, never at module level).
+ */
+export function clusterContext(options: TestClusterOptions = {}): ClusterContext {
+  const ctx = {} as ClusterContext;
+  beforeAll(async () => {
+    ctx.cluster = await startTestCluster(options);
+    ctx.redis = await openRedis(loadConfig({ REDIS_CLUSTER_NODES: ctx.cluster.seeds }), { forWorker: true });
+  }, 60_000);
+  afterAll(async () => {
+    await ctx.redis?.quit().catch(() => ctx.redis.disconnect());
+    await ctx.cluster?.stop();
+  });
+  return ctx;
 }

@@ -6,9 +6,7 @@
  * Its own cluster: one costs about 2.5 s to start on this machine.
  */
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openRedis } from "../../src/app/connections.js";
-import { loadConfig } from "../../src/config/index.js";
+import { describe, expect, it } from "vitest";
 import {
   createLedger,
   type Ledger,
@@ -16,23 +14,11 @@ import {
   type NewRow,
   type RowRecord,
 } from "../../src/ledger/index.js";
-import type { RedisClient } from "../../src/redis/script.js";
 import { archiveRow } from "../helpers/archived-row.js";
 import { uniquePrefix } from "../helpers/redis.js";
-import { startTestCluster, type TestCluster } from "../helpers/redis-cluster.js";
+import { clusterContext } from "../helpers/redis-cluster.js";
 
-let cluster: TestCluster;
-let redis: RedisClient;
-
-beforeAll(async () => {
-  cluster = await startTestCluster();
-  redis = await openRedis(loadConfig({ REDIS_CLUSTER_NODES: cluster.seeds }), { forWorker: true });
-}, 60_000);
-
-afterAll(async () => {
-  await redis?.quit().catch(() => redis.disconnect());
-  await cluster?.stop();
-});
+const ctx = clusterContext();
 
 const ROWS = 130; // pages 0 and 1 full, page 2 the batch's last (two rows)
 const SETTLE = 60_000;
@@ -60,7 +46,7 @@ function archive(ledger: Ledger, batch: string, id: string): Promise<void> {
 /** CROSSSLOT errors every node has answered so far (INFO errorstats). */
 async function crossSlotErrors(): Promise<number> {
   let total = 0;
-  for (const port of cluster.ports) {
+  for (const port of ctx.cluster.ports) {
     const node = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 1 });
     node.on("error", () => {});
     try {
@@ -77,7 +63,7 @@ async function crossSlotErrors(): Promise<number> {
 /** Every key in the batch's hash tag, by SCAN of the master serving it (one slot). */
 async function batchKeys(prefix: string, batch: string): Promise<string[]> {
   const keys = ledgerKeys(prefix);
-  const port = await cluster.masterOf(keys.batch(batch));
+  const port = await ctx.cluster.masterOf(keys.batch(batch));
   const node = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 1 });
   node.on("error", () => {});
   const found: string[] = [];
@@ -110,7 +96,7 @@ describe("frozen pages on a Redis Cluster", () => {
     timeout: 60_000,
   }, async () => {
     const prefix = uniquePrefix("cl-freeze");
-    const ledger = createLedger(redis, { prefix, clock });
+    const ledger = createLedger(ctx.redis, { prefix, clock });
     const keys = ledgerKeys(prefix);
     const batches = ["fa", "fb"];
     const rows = Array.from({ length: ROWS }, (_, i) => newRow(i));
@@ -133,10 +119,13 @@ describe("frozen pages on a Redis Cluster", () => {
           pages: 3,
           complete: true,
         });
-        expect(await redis.hmget(keys.batch(batch), "frozenTo", "nextSeq")).toEqual(["192", String(ROWS)]);
+        expect(await ctx.redis.hmget(keys.batch(batch), "frozenTo", "nextSeq")).toEqual([
+          "192",
+          String(ROWS),
+        ]);
         for (const row of rows)
-          expect(await redis.exists(keys.row(batch, row.id), keys.body(batch, row.id)), row.id).toBe(0);
-        for (const page of [0, 1, 2]) expect(await redis.exists(keys.frozen(batch, page))).toBe(1);
+          expect(await ctx.redis.exists(keys.row(batch, row.id), keys.body(batch, row.id)), row.id).toBe(0);
+        for (const page of [0, 1, 2]) expect(await ctx.redis.exists(keys.frozen(batch, page))).toBe(1);
       }
 
       for (const batch of batches) {
@@ -151,16 +140,16 @@ describe("frozen pages on a Redis Cluster", () => {
         const summary = await ledger.getBatch(batch);
         expect(new Set(await ledger.addRows(batch, rows))).toEqual(new Set(["duplicate"]));
         expect(await ledger.getBatch(batch)).toEqual(summary);
-        expect(await redis.exists(keys.row(batch, "r-0005"))).toBe(0);
+        expect(await ctx.redis.exists(keys.row(batch, "r-0005"))).toBe(0);
       }
 
       // No ledger TTL of its own: no expiry until asked, then every page gets the batch's.
       for (const batch of batches) {
-        for (const page of [0, 1, 2]) expect(await redis.pttl(keys.frozen(batch, page))).toBe(-1);
+        for (const page of [0, 1, 2]) expect(await ctx.redis.pttl(keys.frozen(batch, page))).toBe(-1);
         expect(await ledger.expireFinished(batch, DAY)).toBe(true);
-        const at = await redis.pexpiretime(keys.batch(batch));
+        const at = await ctx.redis.pexpiretime(keys.batch(batch));
         expect(at).toBeGreaterThan(Date.now() + DAY - 120_000);
-        for (const page of [0, 1, 2]) expect(await redis.pexpiretime(keys.frozen(batch, page))).toBe(at);
+        for (const page of [0, 1, 2]) expect(await ctx.redis.pexpiretime(keys.frozen(batch, page))).toBe(at);
       }
 
       // Purge: every row counted (each only in a page), no key of the batch left, the other kept.

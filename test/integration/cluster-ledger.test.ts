@@ -5,11 +5,9 @@
  * over more than one master.
  */
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openRedis } from "../../src/app/connections.js";
+import { describe, expect, it } from "vitest";
 import { startReconciler } from "../../src/app/reconciler.js";
 import { QueueSet } from "../../src/bull/queues.js";
-import { loadConfig } from "../../src/config/index.js";
 import { createLogger } from "../../src/core/logger.js";
 import { createFleet } from "../../src/fleet/index.js";
 import {
@@ -19,22 +17,10 @@ import {
   ledgerKeys,
   requestHash,
 } from "../../src/ledger/index.js";
-import type { RedisClient } from "../../src/redis/script.js";
 import { uniquePrefix } from "../helpers/redis.js";
-import { startTestCluster, type TestCluster } from "../helpers/redis-cluster.js";
+import { clusterContext } from "../helpers/redis-cluster.js";
 
-let cluster: TestCluster;
-let redis: RedisClient;
-
-beforeAll(async () => {
-  cluster = await startTestCluster();
-  redis = await openRedis(loadConfig({ REDIS_CLUSTER_NODES: cluster.seeds }), { forWorker: true });
-}, 60_000);
-
-afterAll(async () => {
-  await redis?.quit().catch(() => redis.disconnect());
-  await cluster?.stop();
-});
+const ctx = clusterContext();
 
 const newRow = (id: string) => ({
   id,
@@ -60,22 +46,22 @@ async function runRow(ledger: Ledger, batch: string, rowId: string): Promise<voi
 describe("on a Redis Cluster", () => {
   it("each batch's ledger sits in its own slot, batches land on more than one master, and every operation runs", async () => {
     const prefix = uniquePrefix("cl");
-    const ledger = createLedger(redis, { prefix, ttlMs: 86_400_000 });
+    const ledger = createLedger(ctx.redis, { prefix, ttlMs: 86_400_000 });
     const batches = Array.from({ length: 8 }, (_, i) => `b${i}`);
     for (const batch of batches) {
       await ledger.addRows(batch, ["r1", "r2", "r3"].map(newRow), { budget: 8 });
       await runRow(ledger, batch, "r1");
     }
     const keys = ledgerKeys(prefix);
-    const masters = new Set(await Promise.all(batches.map((b) => cluster.masterOf(keys.batch(b)))));
+    const masters = new Set(await Promise.all(batches.map((b) => ctx.cluster.masterOf(keys.batch(b)))));
     expect(masters.size).toBeGreaterThan(1);
 
     // The record of a paid-for task waits for a replica of its batch's master (WAIT), nothing else.
-    const master = await cluster.masterOf(keys.batch("b7"));
-    const waits = await cluster.calls(master, "wait");
+    const master = await ctx.cluster.masterOf(keys.batch("b7"));
+    const waits = await ctx.cluster.calls(master, "wait");
     await ledger.transition("b7", "r2", { from: ["queued"], to: "submitted", addTaskId: "task-b7-r2" });
     await ledger.transition("b7", "r2", { to: "generating" });
-    expect(await cluster.calls(master, "wait")).toBe(waits + 1);
+    expect(await ctx.cluster.calls(master, "wait")).toBe(waits + 1);
     await ledger.transition("b7", "r2", { to: "queued" });
 
     // Reads across batches (one slot each) and within one (its rows, its state indexes).
@@ -99,26 +85,26 @@ describe("on a Redis Cluster", () => {
     // Finishing a batch sets its expiry (housekeeping walks its rows); retrying reopens it.
     for (const id of ["r2", "r3"]) await ledger.transition("b5", id, { to: "cancelled" });
     expect((await ledger.getBatch("b5"))?.finishedAt).toBeDefined();
-    expect(await redis.pttl(keys.row("b5", "r2"))).toBeGreaterThan(0);
+    expect(await ctx.redis.pttl(keys.row("b5", "r2"))).toBeGreaterThan(0);
     await ledger.transition("b5", "r2", { to: "queued" });
     expect((await ledger.housekeep("b5")).complete).toBe(true);
-    expect(await redis.pttl(keys.row("b5", "r2"))).toBe(-1);
+    expect(await ctx.redis.pttl(keys.row("b5", "r2"))).toBe(-1);
 
     expect(await ledger.claimLease("reconcile", "me", 10_000)).toBe(true);
     // A task map entry an older version wrote (its own slot) goes with the purge too. Those versions
     // listed a row's tasks in one `taskIds` field: the row is given that layout as they left it.
-    await redis.hset(keys.row("b0", "r1"), "taskIds", JSON.stringify(["task-b0-r1"]));
-    await redis.set(keys.task("task-b0-r1"), "b0/r1");
+    await ctx.redis.hset(keys.row("b0", "r1"), "taskIds", JSON.stringify(["task-b0-r1"]));
+    await ctx.redis.set(keys.task("task-b0-r1"), "b0/r1");
     expect(await ledger.purge("b0")).toBe(3);
     expect(await ledger.getBatch("b0")).toBeUndefined();
-    expect(await redis.exists(keys.task("task-b0-r1"))).toBe(0);
+    expect(await ctx.redis.exists(keys.task("task-b0-r1"))).toBe(0);
     for (const batch of batches.slice(1)) await ledger.purge(batch);
     expect(await ledger.listBatches()).toEqual([]);
   });
 
   it("the result index spreads over more than one master, and a dry run's exists asks across its tags", async () => {
     const prefix = uniquePrefix("cl-results");
-    const index = createResultIndex(redis, { prefix, flavor: "qwen", ttlMs: 60_000 });
+    const index = createResultIndex(ctx.redis, { prefix, flavor: "qwen", ttlMs: 60_000 });
     const keys = ledgerKeys(prefix);
     const hashes = Array.from({ length: 32 }, (_, i) => requestHash("spread", { seed: i })!);
     const entry = {
@@ -135,16 +121,16 @@ describe("on a Redis Cluster", () => {
       expect(await index.lookup(hashes[0]!)).toEqual(entry);
       expect(await index.forget(hashes[0]!, entry)).toBe(true);
       const masters = new Set(
-        await Promise.all(hashes.map((hash) => cluster.masterOf(keys.result(hash, "qwen")))),
+        await Promise.all(hashes.map((hash) => ctx.cluster.masterOf(keys.result(hash, "qwen")))),
       );
       expect(masters.size).toBeGreaterThan(1);
     } finally {
-      for (const hash of hashes) await redis.del(keys.result(hash, "qwen"));
+      for (const hash of hashes) await ctx.redis.del(keys.result(hash, "qwen"));
     }
   });
 
   it("the fleet's per-account state runs in its account's slot, and the three queues in theirs", async () => {
-    const fleet = createFleet(redis, {
+    const fleet = createFleet(ctx.redis, {
       apiKey: `cluster-${uniquePrefix()}`,
       createRate: { limit: 2, windowMs: 60_000 },
     });
@@ -161,11 +147,13 @@ describe("on a Redis Cluster", () => {
     // A prefix whose three queues are not all on one master (a random one is, one time in nine):
     // their jobs then move between masters, which is the point.
     const mastersOf = async (p: string) =>
-      new Set(await Promise.all(["submit", "poll", "archive"].map((s) => cluster.masterOf(`{${p}:${s}}`))));
+      new Set(
+        await Promise.all(["submit", "poll", "archive"].map((s) => ctx.cluster.masterOf(`{${p}:${s}}`))),
+      );
     let prefix = uniquePrefix("clq");
     for (let tries = 0; tries < 50 && (await mastersOf(prefix)).size === 1; tries++)
       prefix = uniquePrefix("clq");
-    const queues = new QueueSet({ connection: redis, queuePrefix: prefix });
+    const queues = new QueueSet({ connection: ctx.redis, queuePrefix: prefix });
     try {
       await queues.addSubmit({ batch: "b", rowId: "r1", resubmit: 0 });
       await queues.addPoll(
@@ -184,16 +172,16 @@ describe("on a Redis Cluster", () => {
 
   it("the reconciler puts back a batch whose index entry was lost, and gives its rows their jobs", async () => {
     const prefix = uniquePrefix("clr");
-    const ledger = createLedger(redis, { prefix });
+    const ledger = createLedger(ctx.redis, { prefix });
     await ledger.addRows("lost", ["r1", "r2"].map(newRow));
     // The write between the batch's script and its index entry (two slots) lost: a producer that died.
-    await redis.zrem(ledgerKeys(prefix).batches, "lost");
+    await ctx.redis.zrem(ledgerKeys(prefix).batches, "lost");
     expect(await ledger.listBatches()).toEqual([]);
 
-    const queues = new QueueSet({ connection: redis, queuePrefix: prefix });
+    const queues = new QueueSet({ connection: ctx.redis, queuePrefix: prefix });
     const swept = new Promise<void>((resolve) => {
       const reconciler = startReconciler({
-        redis,
+        redis: ctx.redis,
         ledger,
         queues,
         clock: { now: () => Date.now() },
@@ -219,15 +207,15 @@ describe("on a Redis Cluster", () => {
   // Last in the file: it kills a replica, leaving its master without one.
   it("a task's record waits for a replica only while its master has one online, and says when it is unconfirmed", async () => {
     const prefix = uniquePrefix("clw");
-    const ledger = createLedger(redis, { prefix });
+    const ledger = createLedger(ctx.redis, { prefix });
     const keys = ledgerKeys(prefix);
     await ledger.addRows("w", ["r1", "r2"].map(newRow));
-    const master = await cluster.masterOf(keys.row("w", "r1"));
+    const master = await ctx.cluster.masterOf(keys.row("w", "r1"));
     const direct = new Redis({ host: "127.0.0.1", port: master, lazyConnect: true });
     const replicasOf = async () => ((await direct.call("ROLE")) as [string, number, string[][]])[2];
     try {
       await direct.connect();
-      const waits = await cluster.calls(master, "wait");
+      const waits = await ctx.cluster.calls(master, "wait");
       const first = await ledger.transition("w", "r1", {
         from: ["queued"],
         to: "submitted",
@@ -235,10 +223,10 @@ describe("on a Redis Cluster", () => {
       });
       expect(first.ok).toBe(true);
       expect(first.unreplicated).toBeUndefined();
-      expect(await cluster.calls(master, "wait")).toBe(waits + 1);
+      expect(await ctx.cluster.calls(master, "wait")).toBe(waits + 1);
 
       const [replica] = await replicasOf();
-      await cluster.kill(Number(replica![1]));
+      await ctx.cluster.kill(Number(replica![1]));
       // The master drops the replica when its socket closes: asked until it has.
       while ((await replicasOf()).length > 0) await new Promise((resolve) => setTimeout(resolve, 20));
       const started = Date.now();
@@ -250,7 +238,7 @@ describe("on a Redis Cluster", () => {
       expect(second.ok).toBe(true);
       expect(second.unreplicated).toMatch(/no replica online/);
       // No WAIT: it would have held this process's connection to the master for a second.
-      expect(await cluster.calls(master, "wait")).toBe(waits + 1);
+      expect(await ctx.cluster.calls(master, "wait")).toBe(waits + 1);
       expect(Date.now() - started).toBeLessThan(1_000);
       // A record sent again that finds its task there is not confirmed either, and says so.
       const again = await ledger.transition("w", "r2", {
@@ -271,7 +259,7 @@ describe("on a Redis Cluster", () => {
 // reconciler's walk that leaves held rows out, each stay in the batch's slot.
 describe("the submit window on a Redis Cluster", () => {
   it("records held rows, feeds them, keeps held through moves and walks only fed rows, in each batch's slot", async () => {
-    const ledger = createLedger(redis, { prefix: uniquePrefix("cluster-window") });
+    const ledger = createLedger(ctx.redis, { prefix: uniquePrefix("cluster-window") });
     for (const batch of ["w0", "w1", "w2", "w3"]) {
       const ids = Array.from({ length: 12 }, (_, i) => `r${i}`);
       expect(new Set(await ledger.addRows(batch, ids.map(newRow), { submitWindow: 4, priority: 9 }))).toEqual(
