@@ -5,21 +5,14 @@
  * a parked row a job, and wakes those that fit (a safety net for a lost wake).
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { ledgerKeys, type NewRow } from "../../src/ledger/index.js";
+import { ledgerKeys } from "../../src/ledger/index.js";
 import { wakeParkedRows, wakingLedger } from "../../src/worker/budget-wake.js";
 import { type ReconcileDeps, reconcileBatch } from "../../src/worker/reconcile.js";
 import { ledgerQueuesContext } from "../helpers/ledger-context.js";
 import { reconcileDeps } from "../helpers/reconcile-deps.js";
+import { newRow } from "./ops-helpers.js";
 
 const MINUTE = 60_000;
-const newRow = (id: string, estimatedCredits = 8): NewRow => ({
-  id,
-  line: 2,
-  prompt: `prompt ${id}`,
-  params: {},
-  metadata: {},
-  estimatedCredits,
-});
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `r-${String(i + 1).padStart(2, "0")}`);
 
 let now: number;
@@ -134,9 +127,18 @@ describe("parked rows", () => {
   });
 
   it("wakes in pages, and stops at the first row that does not fit (manifest order)", async () => {
-    await ctx.ledger.addRows("b", [newRow("a", 4), newRow("b", 10), newRow("c", 2), newRow("d", 4)], {
-      budget: 4,
-    });
+    await ctx.ledger.addRows(
+      "b",
+      [
+        newRow("a", { estimatedCredits: 4 }),
+        newRow("b", { estimatedCredits: 10 }),
+        newRow("c", { estimatedCredits: 2 }),
+        newRow("d", { estimatedCredits: 4 }),
+      ],
+      {
+        budget: 4,
+      },
+    );
     for (const id of ["a", "b", "c", "d"])
       await ctx.ledger.reserveBudget("b", id, id === "a" || id === "d" ? 4 : id === "b" ? 10 : 2);
     expect(await parked()).toEqual(["b", "c", "d"]);

@@ -5,7 +5,7 @@
  * reconciler never gives a held row a job, feeds a window left low, and repairs a lost add.
  */
 import { beforeEach, describe, expect, it } from "vitest";
-import { createLedger, type NewRow } from "../../src/ledger/index.js";
+import { createLedger } from "../../src/ledger/index.js";
 import { ledgerKeys } from "../../src/ledger/keys.js";
 import { wakingLedger } from "../../src/worker/budget-wake.js";
 import { jobKey } from "../../src/worker/jobs.js";
@@ -13,16 +13,9 @@ import { reconcileBatch } from "../../src/worker/reconcile.js";
 import { feedSubmitWindow } from "../../src/worker/submit-window.js";
 import { ledgerQueuesContext } from "../helpers/ledger-context.js";
 import { reconcileDeps } from "../helpers/reconcile-deps.js";
+import { newRow } from "./ops-helpers.js";
 
 const MINUTE = 60_000;
-const newRow = (id: string, estimatedCredits = 8): NewRow => ({
-  id,
-  line: 2,
-  prompt: `prompt ${id}`,
-  params: {},
-  metadata: {},
-  estimatedCredits,
-});
 const ids = (n: number, from = 0) =>
   Array.from({ length: n }, (_, i) => `r-${String(from + i + 1).padStart(3, "0")}`);
 
@@ -91,7 +84,7 @@ describe("feeding a batch's submit window", () => {
     const costs = [20, 4, 4, 8, 4];
     await ctx.ledger.addRows(
       "b",
-      ids(5).map((id, i) => newRow(id, costs[i])),
+      ids(5).map((id, i) => newRow(id, { estimatedCredits: costs[i] })),
       { submitWindow: 1, priority: 7, budget: 12 },
     );
     expect(await feed()).toBe(1);
