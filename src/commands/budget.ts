@@ -31,9 +31,9 @@ export async function setBatchBudget(
     // Expired or purged between the two calls.
     await requireBatch(deps.ledger, batch, deps.queuePrefix);
   }
-  const { woken } = deps.queues
+  const { woken, fed } = deps.queues
     ? await wakeAndFeed({ ledger: deps.ledger, queues: deps.queues }, batch)
-    : { woken: 0 };
+    : { woken: 0, fed: 0 };
   const after = await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const was = before.budget === undefined ? "none" : formatCredits(before.budget);
   // Uncertain credits (creates whose reply was lost) count as spent: KIE may have charged them.
@@ -54,6 +54,7 @@ export async function setBatchBudget(
     lines.push("  below the batch's estimate: some rows may wait for budget");
   }
   if (woken > 0) lines.push(`  ${woken} rows that were waiting for budget go now`);
+  if (fed > 0) lines.push(`  ${fed} rows held back by the submit window go now`);
   if (after.waitingBudget > 0) {
     lines.push(
       `  ${after.waitingBudget} rows are waiting for budget; they cost nothing meanwhile and go as the budget allows (raised, or freed by rows that end)`,

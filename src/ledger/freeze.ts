@@ -103,9 +103,8 @@ async function freezeStep(ctx: LedgerContext, batch: string, settleMs: number, n
       // good in their keys, are few. Anything else stops the walk here: a row with a job on its
       // way until it ends, and a held row (the window's tail: nothing after it is archived yet)
       // until it is fed and done, so a batch stopped on its budget is frozen once it goes on.
-      const windowed = fedSeq !== null;
-      const held = windowed && status === "queued" && Number(row.seq) >= Number(fedSeq);
-      if (windowed && !held && row.waitingBudget === "1") continue;
+      const parkedInWindow = fedSeq !== null && row.waitingBudget === "1" && Number(row.seq) < Number(fedSeq);
+      if (parkedInWindow) continue;
       return { kind: "waiting" };
     }
     // Only archived rows are frozen. Kept: failed and cancelled rows (retry and the failure list

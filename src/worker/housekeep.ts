@@ -91,8 +91,9 @@ export async function freezeAll(
         `housekeeping: batch ${batch}: freezing failed; the next sweep tries again`,
       );
       complete = false;
+      if (!(await keepGoing())) return false;
     }
-    if (!(await keepGoing())) return false;
+    // A walk asks `keepGoing` before each of its steps: a lost lease stops the next one at once.
   }
   return complete;
 }

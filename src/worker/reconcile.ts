@@ -160,7 +160,8 @@ export async function reconcileBatch(
       enteredBefore,
       pageSize: deps.pageSize ?? 500,
       skipParked: state === "queued",
-      skipHeld: state === "queued",
+      // Only a window-managed batch holds rows back: the others' walks read no `fedSeq`.
+      skipHeld: state === "queued" && summary.fedSeq !== undefined,
     });
     for await (const page of pages) {
       report.checked += page.length;
