@@ -2,6 +2,7 @@
 
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
+import { createRandom } from "../src/simulator/random.js";
 
 const SIZES = ["square", "square_hd", "portrait_4_3", "landscape_16_9"] as const;
 const ACCELERATIONS = ["none", "regular", "high"] as const;
@@ -40,18 +41,6 @@ by the in of with and on at under over near behind through beneath
   .trim()
   .split(/\s+/);
 
-/** mulberry32: a small seeded PRNG, so row `i`'s prompt is the same in every run. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface ManifestOptions {
   /**
    * Every prompt exactly this many characters, `Lighthouse <i>:` then words drawn per row (distinct
@@ -65,7 +54,8 @@ export function promptOf(i: number, length: number | undefined): string {
   if (length === undefined)
     return `A watercolor painting of a lighthouse at dusk, variation ${i}, soft light, "wide" shot`;
   // Seeded by i (spread by the golden-ratio constant): each row its own word sequence.
-  const random = prng(Math.imul(i + 1, 0x9e3779b9));
+  // mulberry32, seeded per row: row `i`'s prompt is the same in every run.
+  const random = createRandom(Math.imul(i + 1, 0x9e3779b9)).next;
   let text = `Lighthouse ${i}:`;
   while (text.length < length) {
     text += ` ${WORDS[Math.floor(random() * WORDS.length)]!}`;

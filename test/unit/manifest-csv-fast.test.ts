@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readCsvBatches } from "../../src/manifest/csv.js";
+import { createRandom } from "../../src/simulator/random.js";
 import { type TempFiles, tempFiles } from "../fixtures/manifest/temp-files.js";
 
 let files: TempFiles;
@@ -23,18 +24,6 @@ async function readAll(path: string, fast: boolean) {
     };
   }
   return { rows, error: undefined };
-}
-
-/** A small deterministic PRNG (mulberry32), so a failure names a reproducible seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 const PIECES = [
@@ -66,7 +55,8 @@ function randomCsv(next: () => number, pieces: number): string {
 describe("the fast CSV path reads exactly what csv-parse reads", () => {
   it("on 1,500 small random files: the same rows, lines, problems and errors", async () => {
     for (let seed = 1; seed <= 1_500; seed++) {
-      const next = random(seed);
+      // Seeded (mulberry32): a failure names a reproducible seed.
+      const next = createRandom(seed).next;
       const path = await files.write("f.csv", randomCsv(next, 1 + Math.floor(next() * 40)));
       const [fast, reference] = [await readAll(path, true), await readAll(path, false)];
       expect({ seed, ...fast }).toEqual({ seed, ...reference });
@@ -75,7 +65,7 @@ describe("the fast CSV path reads exactly what csv-parse reads", () => {
 
   it("on large files whose records, quotes and multi-byte characters cross 64 KiB blocks", async () => {
     for (let seed = 1; seed <= 12; seed++) {
-      const next = random(seed * 7919);
+      const next = createRandom(seed * 7919).next;
       let text = "prompt,seed,note\n";
       while (text.length < 200_000) {
         const roll = next();
