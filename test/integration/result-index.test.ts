@@ -49,6 +49,13 @@ const typical: ResultEntry = {
   rowId: "sku-000123-hero",
   archivedAt: 1_765_000_000_000,
 };
+/** `typical`, archived again by a later batch: the same request, another row and image key. */
+const renewed: ResultEntry = {
+  ...typical,
+  batch: "later",
+  rowId: "copy",
+  images: [{ ...typical.images[0]!, key: "later/copy.png" }],
+};
 
 beforeEach(() => {
   prefix = uniquePrefix("results");
@@ -109,12 +116,6 @@ describe("result index", () => {
 
   it("forget removes the entry the caller read, not one renewed meanwhile", async () => {
     await index.record(HASH, typical);
-    const renewed = {
-      ...typical,
-      batch: "later",
-      rowId: "copy",
-      images: [{ ...typical.images[0]!, key: "later/copy.png" }],
-    };
     await index.record(HASH, renewed);
     expect(await index.forget(HASH, typical)).toBe(false);
     expect(await index.lookup(HASH)).toEqual(renewed);
@@ -142,12 +143,6 @@ describe("result index", () => {
     expect(await index.lookup(HASH)).toEqual(typical);
     expect(await index.exists([OTHER, HASH])).toEqual([false, true]);
     // A newer archive of the request writes the compact entry: that one is read.
-    const renewed = {
-      ...typical,
-      batch: "later",
-      rowId: "copy",
-      images: [{ ...typical.images[0]!, key: "later/copy.png" }],
-    };
     await index.record(HASH, renewed);
     expect(await index.lookup(HASH)).toEqual(renewed);
     // Found unusable, each goes only while it is what was read.
