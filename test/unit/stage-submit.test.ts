@@ -197,6 +197,43 @@ describe("submit stage", () => {
     expect(f.released).toEqual(["r1"]);
   });
 
+  it("a manual pause in the gate read with the create slot sends no create: the slot goes back, the row stays queued", async () => {
+    const paused = { kind: "manual" as const, reason: "operator", since: T0 };
+    const stop = new AbortController();
+    const inFlightReleased: string[] = [];
+    let reads = 0;
+    const f = setup({
+      fleet: {
+        // Open when the key is chosen; paused from then on (set while the job waited for its slot).
+        readGate: async () => {
+          if (++reads === 1) return { paused: null, backoffMs: 0 };
+          // The job waits at the pause again: stop it there (a shutdown would).
+          stop.abort();
+          return { paused, backoffMs: 0 };
+        },
+        // The limiter's script reads the gate with the admission: the pause is there.
+        createSlot: async () => ({ paused, backoffMs: 0 }),
+        releaseInFlight: async (key) => {
+          inFlightReleased.push(key);
+        },
+      },
+    });
+    const saved: SubmitJob[] = [];
+    const job = stageJob(submitJob(), {
+      signal: stop.signal,
+      saveData: async (data) => {
+        saved.push(data);
+      },
+    });
+    await expect(submitStage.run(job, f.deps)).rejects.toMatchObject({ name: "AbortError" });
+    expect(f.creates).toEqual([]);
+    expect(f.ledger.current()).toMatchObject({ status: "queued", taskIds: [] });
+    expect(inFlightReleased).toEqual(["b/r1"]);
+    // Never marked as creating: a later run of the job counts nothing uncertain.
+    expect(saved).toEqual([]);
+    expect(f.released).toEqual([]);
+  });
+
   it("creates nothing once its job went to another worker", async () => {
     const f = setup();
     const job = stageJob(submitJob(), { stillOwned: async () => false });
