@@ -35,10 +35,11 @@ export interface FleetPort {
    */
   createSlot(signal: AbortSignal): Promise<GateRead | undefined>;
   /**
-   * Takes a create slot if the window has one now: 0, else the ms until one frees (nothing taken).
-   * What a submitter choosing among several keys asks of each.
+   * Takes a create slot if the window has one now: `retryInMs` 0, else the ms until one frees
+   * (nothing taken). What a submitter choosing among several keys asks of each. With a slot, the
+   * gate as it stood at the admission, as `createSlot` gives it (else the caller reads it).
    */
-  tryCreateSlot(): Promise<number>;
+  tryCreateSlot(): Promise<{ retryInMs: number; gate?: GateRead }>;
   /** Waits for a slot of the account's status-call rate. */
   pollSlot(signal: AbortSignal): Promise<void>;
   /** KIE_MAX_IN_FLIGHT (0: no cap): true when the job holds a slot. */
@@ -109,8 +110,12 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
       return gate;
     },
     tryCreateSlot: async () => {
+      const at = closings;
       const result = await fleet.createLimiter.acquire();
-      return result.ok ? 0 : Math.max(1, result.retryInMs);
+      if (!result.ok) return { retryInMs: Math.max(1, result.retryInMs) };
+      if (!result.gate) return { retryInMs: 0 };
+      seen(result.gate, at);
+      return { retryInMs: 0, gate: result.gate };
     },
     pollSlot: async (signal) => {
       await pollLimiter.waitForSlot(signal);

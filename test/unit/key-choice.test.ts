@@ -41,7 +41,7 @@ function lane(id: string, fleet: Partial<FleetPort> = {}, submit?: () => Promise
     },
     tryCreateSlot: async () => {
       calls.push("slot");
-      return 0;
+      return { retryInMs: 0 };
     },
     ...fleet,
   });
@@ -55,7 +55,7 @@ function choiceDeps(lanes: KeyLane[]) {
 
 describe("chooseKey", () => {
   it("takes a key with a free slot now, giving back the in-flight slot of one whose window is full", async () => {
-    const a = lane("aaaa", { tryCreateSlot: async () => 700 });
+    const a = lane("aaaa", { tryCreateSlot: async () => ({ retryInMs: 700 }) });
     const b = lane("bbbb");
     const { deps } = choiceDeps([a.lane, b.lane]);
     const seen = new Set<string>();
@@ -89,14 +89,14 @@ describe("chooseKey", () => {
     const a = lane("aaaa", {
       tryCreateSlot: async () => {
         aAsked++;
-        return 900;
+        return { retryInMs: 900 };
       },
     });
     const b = lane("bbbb", {
       tryCreateSlot: async () => {
         const wait = bFree;
         bFree = 0;
-        return wait;
+        return { retryInMs: wait };
       },
     });
     const { deps, clock } = choiceDeps([a.lane, b.lane]);
@@ -179,7 +179,7 @@ describe("submit with several keys", () => {
     // b's window is full the first time it is asked: the first create goes out with a.
     let bAsked = 0;
     const b = lane("bbbb", {
-      tryCreateSlot: async () => (bAsked++ === 0 ? 500 : 0),
+      tryCreateSlot: async () => ({ retryInMs: bAsked++ === 0 ? 500 : 0 }),
       pause: async (kind) => {
         pauses.push(`bbbb:${kind}`);
         return true;
@@ -198,13 +198,13 @@ describe("submit with several keys", () => {
     const a = lane("aaaa", {
       tryCreateSlot: async () => {
         events.push("slot");
-        return 0;
+        return { retryInMs: 0 };
       },
     });
     const b = lane("bbbb", {
       tryCreateSlot: async () => {
         events.push("slot");
-        return 0;
+        return { retryInMs: 0 };
       },
     });
     const { deps } = submitDeps([a.lane, b.lane], {
@@ -236,7 +236,7 @@ describe("submit with several keys", () => {
     const a = lane("aaaa", {
       tryCreateSlot: async () => {
         paused = true; // set by another worker while this one took the slot
-        return 0;
+        return { retryInMs: 0 };
       },
       readGate: async () => ({ paused: paused ? PAUSED : null, backoffMs: 0 }),
     });
@@ -253,5 +253,35 @@ describe("submit with several keys", () => {
     ).rejects.toThrow("stop");
     expect(a.calls).not.toContain("submit");
     expect(ledger.transitions).toEqual([]);
+  });
+
+  it("the gate read with the chosen key's slot (one script) stops the create when paused, with no second read", async () => {
+    let reads = 0;
+    let paused = false;
+    const a = lane("aaaa", {
+      tryCreateSlot: async () => {
+        paused = true; // set by another worker just before the slot's script ran
+        return { retryInMs: 0, gate: { paused: PAUSED, backoffMs: 0 } };
+      },
+      readGate: async () => {
+        reads++;
+        return { paused: paused ? PAUSED : null, backoffMs: 0 };
+      },
+    });
+    const b = lane("bbbb", { tryAcquireInFlight: async () => false });
+    const { deps, ledger } = submitDeps([a.lane, b.lane]);
+    const controller = new AbortController();
+    deps.clock = { ...deps.clock, sleep: async () => controller.abort(new Error("stop")) };
+    await expect(
+      submitStage.run(
+        stageJob({ batch: "b", rowId: "r1", resubmit: 0 }, { signal: controller.signal }),
+        deps,
+      ),
+    ).rejects.toThrow("stop");
+    expect(a.calls).not.toContain("submit");
+    expect(ledger.transitions).toEqual([]);
+    // a's gate read by the key choice, then (after the refused create) by the next choice, which
+    // finds the pause and waits: no read between the slot and the create.
+    expect(reads).toBe(2);
   });
 });
