@@ -13,7 +13,7 @@ const MIN_IMAGE_CREDITS = Math.min(...Object.values(CREDITS_BY_ACCELERATION));
  * slots without reading it again. The read right before each create stays fresh (`gateStillOpen`):
  * this only lets a pause set meanwhile cost the rate slots of the creates it then stops.
  */
-const RECENT_GATE_MS = 1_000;
+export const RECENT_GATE_MS = 1_000;
 
 /**
  * Waits while submissions are paused or backing off, fleet-wide. Resolves "open" when a submit may

@@ -8,6 +8,7 @@ import type { KeyRing } from "../fleet/key-ring.js";
 import { PAUSE_RECHECK_MS, type PauseKind } from "../fleet/policy.js";
 import { isKieError, type KieError } from "../kie/errors.js";
 import type { GenerationParams } from "../kie/types.js";
+import { RECENT_GATE_MS } from "./gate.js";
 import { inputError } from "./input-image.js";
 import type { SubmitJob } from "./jobs.js";
 import type { FleetPort, InputImagePort } from "./ports.js";
@@ -75,13 +76,15 @@ export async function uploadInputImage(
  * none, with the shortest backoff seen (a lane in backoff opens by itself when it ends).
  */
 async function openUploadLane(
-  lanes: readonly { fleet: Pick<FleetPort, "readGate"> }[],
+  lanes: readonly { fleet: Pick<FleetPort, "readGate" | "recentGate"> }[],
   skip: ReadonlySet<number>,
 ): Promise<{ lane?: number; backoffMs?: number }> {
   let backoffMs: number | undefined;
   for (const [index, { fleet }] of lanes.entries()) {
     if (skip.has(index)) continue;
-    const gate = await fleet.readGate();
+    // Uploads are free: a gate seen open within the last second will do (the create's own key
+    // choice and slot read theirs fresh); one round trip per image row saved while keys are open.
+    const gate = await (fleet.recentGate?.(RECENT_GATE_MS) ?? fleet.readGate());
     if (gate.paused && UPLOAD_STOPPING_PAUSES.has(gate.paused.kind)) continue;
     if (gate.backoffMs > 0) {
       backoffMs = Math.min(backoffMs ?? gate.backoffMs, gate.backoffMs);
