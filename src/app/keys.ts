@@ -79,6 +79,7 @@ export async function registerKeys(
   const rate = config.KIE_RATE_LIMIT;
   // The mapping outlives the last worker by more than a window: the old window's creates are gone.
   const ttlMs = lease.ttlMs ?? Math.max(KEY_LEASE_TTL_MS, 2 * rate.windowMs);
+  let lastConflict: string | undefined;
   const leases = new KeyLeases(
     redis,
     keys.map((key) => ({ id: key.id, ...(key.fleet.windowId === key.id ? {} : { account: key.account }) })),
@@ -90,12 +91,17 @@ export async function registerKeys(
       onRefreshProblem: ({ conflicts, error }) => {
         if (conflicts && conflicts.length > 0) {
           // The stored mapping lapsed and a worker with other KIE_ACCOUNTS wrote its own: the key
-          // now counts in two windows. Named as the refused start names it (short hashes only).
+          // now counts in two windows. Named as the refused start names it (short hashes only),
+          // once per conflict, not at every refresh while it lasts.
+          const seen = JSON.stringify(conflicts);
+          if (seen === lastConflict) return;
+          lastConflict = seen;
           log.error(
             { keys: conflicts.map(({ id, mine, stored }) => ({ keyId: id, mine, stored })) },
             `API key window conflict found while refreshing this worker's hold of its keys: ${conflicts.map((c) => conflictText(c, ttlMs)).join("; ")}`,
           );
         } else {
+          lastConflict = undefined;
           log.error({ err: error }, "refreshing this worker's hold of its API keys failed");
         }
       },
