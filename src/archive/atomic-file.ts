@@ -97,7 +97,8 @@ export async function discard(files: readonly (TempFile | undefined)[]): Promise
 const PROCESS_TAG = randomBytes(6).toString("hex");
 let tempCount = 0;
 
-function tempNameOf(path: string): string {
+/** A temporary name beside `path`, this process's own: `.<name>.<process tag><counter>.tmp`. */
+export function tempNameOf(path: string): string {
   return join(dirname(path), `.${basename(path)}.${PROCESS_TAG}${(tempCount++).toString(36)}.tmp`);
 }
 
@@ -140,6 +141,9 @@ export class KnownDirectories {
 export class DirectorySync {
   private readonly dirs = new Map<string, { running?: Promise<void>; next?: Promise<void> }>();
 
+  /** `syncDirectory`: how one fsync of a directory is made. @defaultValue open, fsync, close through `fs.promises` */
+  constructor(private readonly syncDirectory: (dir: string) => Promise<void> = syncDirectoryAsync) {}
+
   sync(dir: string): Promise<void> {
     let state = this.dirs.get(dir);
     if (!state) {
@@ -161,7 +165,7 @@ export class DirectorySync {
   }
 
   private start(dir: string, state: { running?: Promise<void>; next?: Promise<void> }): Promise<void> {
-    const running: Promise<void> = syncDirectory(dir).finally(() => {
+    const running: Promise<void> = this.syncDirectory(dir).finally(() => {
       if (state.running !== running) return;
       state.running = undefined;
       if (!state.next) this.dirs.delete(dir);
@@ -171,7 +175,7 @@ export class DirectorySync {
   }
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+async function syncDirectoryAsync(dir: string): Promise<void> {
   const handle = await open(dir, "r");
   try {
     await handle.sync();

@@ -10,9 +10,11 @@ import {
   KnownDirectories,
   publish,
   type TempFile,
+  tempNameOf,
   writeTempBuffer,
   writeTempStream,
 } from "./atomic-file.js";
+import { FileThreads } from "./file-thread.js";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
 import { readSmall } from "./read-small.js";
@@ -36,7 +38,8 @@ const SMALL_OBJECT_BYTES = 1 << 20;
  * object's temporary file and renamed after the object: a crash in between leaves the new object
  * with no (or the old) metadata, never the new metadata on an old object, so a "same task-id
  * already archived" check stays safe. `put` resolves after an fsync of the directory that began
- * after both renames.
+ * after both renames. A body read whole is written on a file thread (`file-thread.ts`), one
+ * request for the object and its metadata; `close` stops those threads.
  */
 export function createFolderStore(rootDir: string): ArchiveStore {
   const root = resolve(rootDir);
@@ -55,12 +58,15 @@ export function createFolderStore(rootDir: string): ArchiveStore {
   };
   const metaPathOf = (path: string): string => join(dirname(path), `.${basename(path)}.meta.json`);
   const dirs = new KnownDirectories();
-  const dirSync = new DirectorySync();
+
+  const threads = new FileThreads();
+  const dirSync = new DirectorySync((dir) => threads.syncDirectory(dir));
 
   /**
    * The object and its metadata file, each written and fsync'd under a temporary name (side by
    * side), then renamed into place, object first, and made durable by one fsync of their
-   * directory, shared with the puts beside it.
+   * directory, shared with the puts beside it. A body in one buffer goes to a file thread as one
+   * request (file-thread.ts); a streamed one is written through `fs.promises`.
    */
   const writeObject = async (
     path: string,
@@ -69,20 +75,27 @@ export function createFolderStore(rootDir: string): ArchiveStore {
     signal: AbortSignal | undefined,
     through?: Transform,
   ): Promise<void> => {
-    const written = await Promise.allSettled([
-      Buffer.isBuffer(body)
-        ? writeTempBuffer(dirs, path, body, signal)
-        : writeTempStream(dirs, path, body, signal, through),
-      writeTempBuffer(dirs, metaPathOf(path), Buffer.from(`${JSON.stringify(meta)}\n`), signal),
-    ]);
-    const files = written.map((result) => (result.status === "fulfilled" ? result.value : undefined));
-    // The object's own failure first: a failed download says more than its metadata's abort.
-    const failed = written.find((result) => result.status === "rejected");
-    if (failed) {
-      await discard(files);
-      throw failed.reason;
+    const metaBytes = Buffer.from(`${JSON.stringify(meta)}\n`);
+    if (Buffer.isBuffer(body)) {
+      signal?.throwIfAborted();
+      await threads.write([
+        { temp: tempNameOf(path), path, bytes: body },
+        { temp: tempNameOf(metaPathOf(path)), path: metaPathOf(path), bytes: metaBytes },
+      ]);
+    } else {
+      const written = await Promise.allSettled([
+        writeTempStream(dirs, path, body, signal, through),
+        writeTempBuffer(dirs, metaPathOf(path), metaBytes, signal),
+      ]);
+      const files = written.map((result) => (result.status === "fulfilled" ? result.value : undefined));
+      // The object's own failure first: a failed download says more than its metadata's abort.
+      const failed = written.find((result) => result.status === "rejected");
+      if (failed) {
+        await discard(files);
+        throw failed.reason;
+      }
+      await publish(files as TempFile[]);
     }
-    await publish(files as TempFile[]);
     await dirSync.sync(dirname(path));
   };
 
@@ -220,7 +233,9 @@ export function createFolderStore(rootDir: string): ArchiveStore {
       }
     },
 
-    async close() {},
+    async close() {
+      await threads.close();
+    },
   };
 }
 

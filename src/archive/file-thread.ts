@@ -1,0 +1,220 @@
+import { Worker } from "node:worker_threads";
+
+/**
+ * The folder store's small writes, each done whole on a file thread. Writing a small object the
+ * usual way (`fs.promises`: open, write, fsync, close for the object and its metadata, then two
+ * renames) hands about ten requests to libuv's pool and back, each a wake-up of another thread:
+ * on a busy machine those hand-offs cost more CPU than the writes (issue 10's profile). Here one
+ * message carries a whole put to a thread that makes the same system calls in the same order,
+ * synchronously, and one message brings the outcome back. Nothing else changes: each file goes
+ * to a temporary name, is fsync'd, then renamed over its target in the order given, so a crash
+ * leaves a file whole or absent; the directory's fsync stays the caller's (`DirectorySync`,
+ * shared by the puts of a folder), sent here as a message of its own. The event loop never
+ * blocks on the disk: a slow or network file system slows the thread, not the worker's locks.
+ */
+
+/** A file to write: bytes to `temp` (made with O_EXCL, its directory made when missing), fsync'd, then renamed to `path`. */
+export interface ThreadFile {
+  temp: string;
+  path: string;
+  bytes: Uint8Array;
+}
+
+/** What a thread answers: nothing, or the error of the call that failed, as Node reports it. */
+interface Reply {
+  id: number;
+  error?: { message: string; code?: string; errno?: number; syscall?: string; path?: string };
+}
+
+/**
+ * The thread's code, plain JavaScript run as an `eval` worker: no file to ship beside dist/,
+ * nothing for a loader to transform, modules taken with `process.getBuiltinModule` so it runs
+ * as a script or as a module alike (a parent's `--input-type=module` reaches the thread). Each request runs to its end before the next: a thread is one
+ * disk queue, and the pool has several.
+ */
+const THREAD_SOURCE = `
+const fs = process.getBuiltinModule("node:fs");
+const { dirname } = process.getBuiltinModule("node:path");
+const { parentPort } = process.getBuiltinModule("node:worker_threads");
+
+function openCreating(file) {
+  try {
+    return fs.openSync(file, "wx");
+  } catch (error) {
+    if (error.code !== "ENOENT") throw error;
+    // The directory is missing (new, or deleted behind the store by a purge): made, then again.
+    fs.mkdirSync(dirname(file), { recursive: true });
+    return fs.openSync(file, "wx");
+  }
+}
+
+function unlinkQuietly(file) {
+  try {
+    fs.unlinkSync(file);
+  } catch {}
+}
+
+function write(files) {
+  const created = [];
+  try {
+    for (const file of files) {
+      const bytes = new Uint8Array(file.bytes);
+      const fd = openCreating(file.temp);
+      created.push(file.temp);
+      try {
+        let at = 0;
+        while (at < bytes.length) at += fs.writeSync(fd, bytes, at, bytes.length - at);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  } catch (error) {
+    for (const temp of created) unlinkQuietly(temp);
+    throw error;
+  }
+  let renamed = 0;
+  try {
+    for (const file of files) {
+      fs.renameSync(file.temp, file.path);
+      renamed++;
+    }
+  } catch (error) {
+    for (const file of files.slice(renamed)) unlinkQuietly(file.temp);
+    throw error;
+  }
+}
+
+function syncDirectory(dir) {
+  const fd = fs.openSync(dir, "r");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+parentPort.on("message", (request) => {
+  try {
+    if (request.op === "write") write(request.files);
+    else syncDirectory(request.dir);
+    parentPort.postMessage({ id: request.id });
+  } catch (error) {
+    const e = error || {};
+    parentPort.postMessage({
+      id: request.id,
+      error: { message: String(e.message), code: e.code, errno: e.errno, syscall: e.syscall, path: e.path },
+    });
+  }
+});
+`;
+
+interface Pending {
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+interface Thread {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
+/** Threads at most: each is one queue of disk calls (fsyncs wait there); four, as libuv's pool. */
+const MAX_THREADS = 4;
+
+/**
+ * A small pool of file threads, started on first use. A request goes to an idle thread, or a new
+ * one while fewer than `max` run, or the one with the fewest requests waiting. A thread holds the
+ * process open only while it has work; one that dies fails what it held and is replaced.
+ */
+export class FileThreads {
+  private readonly threads: Thread[] = [];
+  private nextId = 0;
+  private closed = false;
+
+  constructor(private readonly max = MAX_THREADS) {}
+
+  /**
+   * Writes `files` in order (each to its temporary name, fsync'd), then renames them in order.
+   * A failure before the renames leaves no temporary file; one during them leaves the files
+   * renamed so far and deletes the rest. Rejects with the failing call's error (its `code` and
+   * `syscall`, as `fs` gives them). The bytes are copied: the caller's buffer stays its own.
+   */
+  write(files: readonly ThreadFile[]): Promise<void> {
+    const copies = files.map((file) => ({ ...file, bytes: new Uint8Array(file.bytes).buffer }));
+    return this.send(
+      { op: "write", files: copies },
+      copies.map((file) => file.bytes),
+    );
+  }
+
+  /** fsyncs the directory `dir` (open, fsync, close on the thread). */
+  syncDirectory(dir: string): Promise<void> {
+    return this.send({ op: "syncdir", dir }, []);
+  }
+
+  /** Stops every thread; requests still waiting are failed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const threads = this.threads.splice(0);
+    await Promise.all(threads.map((thread) => thread.worker.terminate()));
+  }
+
+  private send(request: object, transfer: ArrayBuffer[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("the folder store is closed"));
+    const thread = this.pick();
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      thread.pending.set(id, { resolve, reject });
+      if (thread.pending.size === 1) thread.worker.ref();
+      thread.worker.postMessage({ ...request, id }, transfer);
+    });
+  }
+
+  private pick(): Thread {
+    const idle = this.threads.find((thread) => thread.pending.size === 0);
+    if (idle) return idle;
+    if (this.threads.length < this.max) return this.start();
+    return this.threads.reduce((best, thread) => (thread.pending.size < best.pending.size ? thread : best));
+  }
+
+  private start(): Thread {
+    const worker = new Worker(THREAD_SOURCE, {
+      eval: true,
+      // Not the parent's flags: a loader (tsx in a checkout's tests) has nothing to do here.
+      execArgv: [],
+      // The thread keeps no JavaScript objects of note: bodies travel as transferred buffers.
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+    });
+    const thread: Thread = { worker, pending: new Map() };
+    worker.unref();
+    worker.on("message", (reply: Reply) => {
+      const pending = thread.pending.get(reply.id);
+      if (!pending) return;
+      thread.pending.delete(reply.id);
+      if (thread.pending.size === 0) worker.unref();
+      if (reply.error) pending.reject(fsError(reply.error));
+      else pending.resolve();
+    });
+    const fail = (error: Error) => {
+      const index = this.threads.indexOf(thread);
+      if (index !== -1) this.threads.splice(index, 1);
+      for (const pending of thread.pending.values()) pending.reject(error);
+      thread.pending.clear();
+    };
+    worker.on("error", (error) => fail(error));
+    worker.on("exit", (code) => fail(new Error(`a folder store file thread stopped (exit code ${code})`)));
+    this.threads.push(thread);
+    return thread;
+  }
+}
+
+/** The thread's error as an `fs` error: the same message, `code`, `errno`, `syscall` and `path`. */
+function fsError(reported: NonNullable<Reply["error"]>): NodeJS.ErrnoException {
+  const error: NodeJS.ErrnoException = new Error(reported.message);
+  if (reported.code !== undefined) error.code = reported.code;
+  if (reported.errno !== undefined) error.errno = reported.errno;
+  if (reported.syscall !== undefined) error.syscall = reported.syscall;
+  if (reported.path !== undefined) error.path = reported.path;
+  return error;
+}

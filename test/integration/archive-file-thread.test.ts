@@ -1,0 +1,112 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FileThreads } from "../../src/archive/file-thread.js";
+
+let dir: string;
+let threads: FileThreads;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "kie-file-thread-"));
+  threads = new FileThreads(2);
+});
+afterEach(async () => {
+  await threads.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const file = (name: string, text: string) => ({
+  temp: join(dir, `.${name}.t.tmp`),
+  path: join(dir, name),
+  bytes: Buffer.from(text),
+});
+
+describe("file threads", () => {
+  it("write lands every file whole under its name, making a missing directory, and leaves no temporary file", async () => {
+    const nested = {
+      ...file("x", "one"),
+      temp: join(dir, "a", "b", ".x.tmp"),
+      path: join(dir, "a", "b", "x"),
+    };
+    await threads.write([nested, file("y", "two")]);
+    expect(await readFile(join(dir, "a", "b", "x"), "utf8")).toBe("one");
+    expect(await readFile(join(dir, "y"), "utf8")).toBe("two");
+    expect((await readdir(dir)).sort()).toEqual(["a", "y"]);
+    expect(await readdir(join(dir, "a", "b"))).toEqual(["x"]);
+  });
+
+  it("the caller's buffer stays its own (copied, not transferred away)", async () => {
+    const bytes = Buffer.from("still here");
+    await threads.write([{ ...file("z", ""), bytes }]);
+    expect(bytes.toString()).toBe("still here");
+    expect(await readFile(join(dir, "z"), "utf8")).toBe("still here");
+  });
+
+  it("a write that fails on its second file leaves nothing: no file renamed, no temporary file; the error is fs's own", async () => {
+    await writeFile(join(dir, "blocker"), "a file where a directory should be");
+    const second = {
+      temp: join(dir, "blocker", ".n.tmp"),
+      path: join(dir, "blocker", "n"),
+      bytes: Buffer.from("2"),
+    };
+    const failed = threads.write([file("first", "1"), second]);
+    await expect(failed).rejects.toMatchObject({ code: "ENOTDIR", syscall: "open", path: second.temp });
+    await expect(failed).rejects.toBeInstanceOf(Error);
+    expect(await readdir(dir)).toEqual(["blocker"]);
+  });
+
+  it("a rename that fails keeps the files renamed before it and deletes the temporary files after it", async () => {
+    // A non-empty directory where the second file goes: its rename fails.
+    await mkdir(join(dir, "taken"));
+    await writeFile(join(dir, "taken", "inside"), "x");
+    const write = threads.write([file("a", "1"), file("taken", "2"), file("c", "3")]);
+    await expect(write).rejects.toMatchObject({ syscall: "rename" });
+    expect((await readdir(dir)).sort()).toEqual(["a", "taken"]);
+    expect(await readFile(join(dir, "a"), "utf8")).toBe("1");
+  });
+
+  it("many writes at once, over more than the pool's threads, all land", async () => {
+    const files = Array.from({ length: 40 }, (_, i) => file(`f${i}`, `bytes ${i}`));
+    await Promise.all(files.map((f) => threads.write([f])));
+    for (const [i, f] of files.entries()) expect(await readFile(f.path, "utf8")).toBe(`bytes ${i}`);
+    expect(await readdir(dir)).toHaveLength(40);
+  });
+
+  it("syncDirectory answers for a directory and fails with fs's error for a missing one", async () => {
+    await expect(threads.syncDirectory(dir)).resolves.toBeUndefined();
+    await expect(threads.syncDirectory(join(dir, "missing"))).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
+  it("after close, a write is refused and no thread is left running", async () => {
+    await threads.write([file("a", "1")]);
+    await threads.close();
+    await expect(threads.write([file("b", "2")])).rejects.toThrow(/closed/);
+  });
+
+  it("idle threads do not keep a process alive: a script that writes and never closes exits by itself", async () => {
+    const module = fileURLToPath(new URL("../../src/archive/file-thread.ts", import.meta.url));
+    const script = `
+      const { FileThreads } = await import(${JSON.stringify(module)});
+      const threads = new FileThreads();
+      await threads.write([{ temp: ${JSON.stringify(join(dir, ".s.tmp"))}, path: ${JSON.stringify(join(dir, "s"))}, bytes: Buffer.from("ok") }]);
+      console.log("written");
+    `;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const [code] = await once(child, "exit");
+    clearTimeout(timer);
+    expect(out.trim()).toBe("written");
+    expect(code).toBe(0);
+    expect(await readFile(join(dir, "s"), "utf8")).toBe("ok");
+  });
+});
