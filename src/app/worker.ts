@@ -25,6 +25,7 @@ import {
   stateSourceOf,
   type WorkerMetrics,
 } from "../metrics/index.js";
+import { withInlineArchive } from "../worker/archive-inline.js";
 import { wakingLedger } from "../worker/budget-wake.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
 import type { WorkerSettings } from "../worker/ports.js";
@@ -190,39 +191,46 @@ export async function startWorker(
       ? await openRedis(config, { forWorker: true, shortFailover: true })
       : redis;
     if (fetchRedis !== redis) releasers.push("stage workers' connection", () => fetchRedis.disconnect());
+    const stages = options.stages ?? STAGES;
+    const concurrency = { ...DEFAULT_CONCURRENCY, ...options.concurrency };
     const workers = new StageWorkers({
       connection: fetchRedis,
       queuePrefix: config.KIE_QUEUE_PREFIX,
       ledger: ports.ledger,
       log,
-      stages: options.stages ?? STAGES,
-      concurrency: { ...DEFAULT_CONCURRENCY, ...options.concurrency },
+      stages,
+      concurrency,
       lockMs: config.KIE_LOCK_MS,
       onRestart: (stage) => metrics.stageWorkerRestarts.inc({ stage }),
-      deps: {
-        kie: ports.kie,
-        ledger: ports.ledger,
-        store: ports.store,
-        // Read at most once a second while archiving is not paused (not before every row).
-        storePause: recentlyOpen(storePause),
-        queues,
-        inputImages: uploads.images,
-        copyImage: (copy) => archiveFromUrl({ ...copy, dispatcher: downloads }),
-        clock: systemClock,
-        fleet: ports.fleet,
-        keys: lanes,
-        ...(config.KIE_REUSE
-          ? {
-              reuse: {
-                results: buildResultIndex(redis, config),
-                store: ports.store,
-                ledger: ports.ledger,
-                clock: systemClock,
-              },
-            }
-          : {}),
-        settings,
-      },
+      // A poll that finds its task done archives in its own job when this process runs the archive
+      // stage and one of that stage's slots is free (archive-inline.ts); else it adds the archive job.
+      deps: withInlineArchive(
+        {
+          kie: ports.kie,
+          ledger: ports.ledger,
+          store: ports.store,
+          // Read at most once a second while archiving is not paused (not before every row).
+          storePause: recentlyOpen(storePause),
+          queues,
+          inputImages: uploads.images,
+          copyImage: (copy) => archiveFromUrl({ ...copy, dispatcher: downloads }),
+          clock: systemClock,
+          fleet: ports.fleet,
+          keys: lanes,
+          ...(config.KIE_REUSE
+            ? {
+                reuse: {
+                  results: buildResultIndex(redis, config),
+                  store: ports.store,
+                  ledger: ports.ledger,
+                  clock: systemClock,
+                },
+              }
+            : {}),
+          settings,
+        },
+        stages.includes("archive") ? concurrency.archive : 0,
+      ),
     });
     // The reconciler is waited for after the stage workers closed (pushed before them), and only
     // told to stop before they start closing (the "reconciler stop" below): its sweep winding down

@@ -110,10 +110,12 @@ export class QueueSet implements StageQueues, PollWaker {
     });
   }
 
-  async addArchive(data: ArchiveJob): Promise<void> {
+  async addArchive(data: ArchiveJob, options: { delayMs?: number } = {}): Promise<void> {
+    const delay = Math.max(0, Math.round(options.delayMs ?? 0));
     await this.queues.archive.add("archive", data, {
       ...this.jobOptions("archive"),
       jobId: jobKey(data.batch, data.rowId),
+      ...(delay > 0 ? { delay } : {}),
     });
   }
 

@@ -22,7 +22,7 @@ import type { Ledger } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { type ArchiveGateDeps, pauseArchiving, waitForStore } from "./archive-gate.js";
 import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
-import type { WorkerSettings } from "./ports.js";
+import type { ArchiveSlots, WorkerSettings } from "./ports.js";
 import { type ReuseDeps, recordResult } from "./reuse.js";
 import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 import { KEY_MISSING_RECHECK_MS, TaskKeyMissingError, taskLane } from "./task-key.js";
@@ -46,6 +46,8 @@ export interface ArchiveDeps extends ArchiveGateDeps {
   copyImage?: (options: ArchiveFromUrlOptions) => Promise<ArchivedImage>;
   /** Where an archived row's request is recorded for reuse (reuse.ts). Absent: not recorded. */
   reuse?: Pick<ReuseDeps, "results" | "clock">;
+  /** The process's archive slots, which inline archives share (archive-inline.ts). Absent: none kept. */
+  archiveSlots?: ArchiveSlots;
 }
 
 /** Archive retries back off up to this; they go on as long as the image is expected to live. */
@@ -59,7 +61,7 @@ export const archiveStage = {
 } satisfies StageDefinition<ArchiveJob>;
 
 /** `archiveRow`'s answer when the store refused as a whole: archiving is paused, go to the gate. */
-const STORE_REFUSED = Symbol("store refused");
+export const STORE_REFUSED = Symbol("store refused");
 
 /**
  * The archive stage: every URL of a finished task streamed to the store, then the row sidecar,
@@ -68,20 +70,32 @@ const STORE_REFUSED = Symbol("store refused");
  * is paused fleet-wide and the job waits at the gate: the row stays `archiving`, never fails for it.
  */
 async function runArchive(job: StageJob<ArchiveJob>, deps: ArchiveDeps): Promise<StageResult<ArchiveJob>> {
-  for (;;) {
-    await waitForStore(deps, job.signal, job.log);
-    const result = await archiveRow(job, deps);
-    if (result !== STORE_REFUSED) return result;
+  // Held while waiting at the gate too: a paused store refuses inline archives anyway.
+  const release = deps.archiveSlots?.take();
+  try {
+    for (;;) {
+      await waitForStore(deps, job.signal, job.log);
+      const result = await archiveRow(job, deps);
+      if (result !== STORE_REFUSED) return result;
+    }
+  } finally {
+    release?.();
   }
 }
 
-async function archiveRow(
+/**
+ * One try at archiving the row: the archive stage's, and the poll's inline one (archive-inline.ts).
+ * `known`: the row as the caller's own move to `archiving` returned it, so it is not read again;
+ * either way it is archived only while it is `archiving` for the job's task.
+ */
+export async function archiveRow(
   job: StageJob<ArchiveJob>,
   deps: ArchiveDeps,
+  known?: RowRecord,
 ): Promise<StageResult<ArchiveJob> | typeof STORE_REFUSED> {
   const data = job.data;
   const { batch, rowId, taskId } = data;
-  const row = await deps.ledger.getRow(batch, rowId);
+  const row = known ?? (await deps.ledger.getRow(batch, rowId));
   if (row?.status !== "archiving" || row.taskId !== taskId) return done;
 
   let images: ArchivedImage[] = [];

@@ -7,11 +7,11 @@ import { isKieError } from "../kie/errors.js";
 import type { KieApi, TaskRecord } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
-import { jobKey, type PollJob, pollJobSchema } from "./jobs.js";
+import { type ArchiveJob, jobKey, type PollJob, pollJobSchema } from "./jobs.js";
 import { resumeArchive } from "./poll-archiving.js";
 import { failPastMaxWait, pastMaxWait, recordLagMark, withoutNotFound } from "./poll-deadlines.js";
 import { recordAgain, recordLost } from "./poll-record.js";
-import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
+import type { ArchiveInline, FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 import { KEY_MISSING_GRACE_MS, keyMissing, taskLane } from "./task-key.js";
 
@@ -26,6 +26,11 @@ export interface PollDeps {
   /** The worker's keys: a task is polled with the key that created it. */
   keys?: KeyRing;
   queues: Pick<StageQueues, "addSubmit" | "addArchive">;
+  /**
+   * Archives a finished row in this job (archive-inline.ts) when this process runs the archive
+   * stage and has a free slot. Absent: every finished row gets an archive job.
+   */
+  archiveInline?: ArchiveInline;
   clock: Pick<Clock, "now">;
   settings: Pick<
     WorkerSettings,
@@ -164,7 +169,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
         return done;
       }
       await failpoint("poll.after-archiving");
-      await deps.queues.addArchive({
+      const archive: ArchiveJob = {
         batch,
         rowId,
         taskId,
@@ -172,7 +177,15 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
         completedAt,
         ...(record.creditsConsumed === undefined ? {} : { creditsConsumed: record.creditsConsumed }),
         tries: 0,
-      });
+      };
+      // Archived here when the process can (one job a row less); else the archive stage's, as
+      // before. The row as this move left it is passed on: archiving for this task, not read again.
+      // An abort (shutdown) is thrown on: the job's next run finds the row archiving (resumeArchive).
+      const inline = deps.archiveInline ? await deps.archiveInline(archive, job, moved.row) : undefined;
+      if (inline === "done") return done;
+      const { handOff, delayMs } = inline ?? { handOff: archive, delayMs: 0 };
+      if (delayMs > 0) await deps.queues.addArchive(handOff, { delayMs });
+      else await deps.queues.addArchive(handOff);
       // At debug: the final poll of most rows logs nothing at info, and makes no child logger.
       job.log.debug({ taskId }, "generated");
       return done;

@@ -1,11 +1,13 @@
 import type { ArchivedImage, ArchiveFromUrlOptions } from "../archive/copy.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
 import type { ArchivePausePort } from "../fleet/archive-pause.js";
 import type { KeyRing } from "../fleet/key-ring.js";
 import type { FleetPort } from "../fleet/port.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
+import type { RowRecord } from "../ledger/types.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "./jobs.js";
 import type { ReuseDeps } from "./reuse.js";
 
@@ -19,8 +21,39 @@ export interface StageQueues {
   /** `addSubmit` for many jobs in one round trip, at one priority. */
   addSubmitBulk(jobs: readonly SubmitJob[], options?: { priority?: number }): Promise<void>;
   addPoll(data: PollJob, delayMs: number): Promise<void>;
-  addArchive(data: ArchiveJob): Promise<void>;
+  /** `delayMs`: the job waits that long before it runs. @defaultValue 0 */
+  addArchive(data: ArchiveJob, options?: { delayMs?: number }): Promise<void>;
 }
+
+/**
+ * The archive stage's slots in this process, shared by its jobs and by the archives a poll job
+ * runs inline (archive-inline.ts). A stage job always takes one (BullMQ already bounds them by the
+ * stage's concurrency); an inline archive takes one only when one is free, and never waits.
+ */
+export interface ArchiveSlots {
+  /** Takes a slot whether or not one is free; the answer gives it back (once). */
+  take(): () => void;
+  /** Takes a free slot, or answers undefined when all are in use. */
+  tryTake(): (() => void) | undefined;
+}
+
+/**
+ * What an inline archive answers: the row is done with (archived, failed, or nothing left to do),
+ * or it is the archive stage's now: add its job with `data`, to run after `delayMs`.
+ */
+export type InlineArchiveOutcome = "done" | { handOff: ArchiveJob; delayMs: number };
+
+/**
+ * Archives a row in the job that found its task done (the poll job), as the archive stage would,
+ * when this process has a free archive slot and archiving is not paused; otherwise answers a
+ * hand-off. `row`: the row as the caller's own move to `archiving` left it (no second read).
+ * Throws only when `job.signal` is aborted (shutdown).
+ */
+export type ArchiveInline = (
+  data: ArchiveJob,
+  job: { signal: AbortSignal; readonly log: Logger },
+  row?: RowRecord,
+) => Promise<InlineArchiveOutcome>;
 
 export interface WorkerSettings {
   /** KIE_MAX_WAIT: give up on a task still generating after this long. */
@@ -83,6 +116,10 @@ export interface StageDeps {
   inputImages?: InputImagePort;
   /** Streams one image into the store (the archive stage's `copyImage`). @defaultValue archiveFromUrl */
   copyImage?: (options: ArchiveFromUrlOptions) => Promise<ArchivedImage>;
+  /** The archive stage's slots in this process. Absent: this process does not run the stage. */
+  archiveSlots?: ArchiveSlots;
+  /** A poll that finds its task done archives with this (archive-inline.ts). Absent: never inline. */
+  archiveInline?: ArchiveInline;
   clock: Clock;
   settings: WorkerSettings;
 }
