@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/profile-worker.ts [rows] [--redis URL] [--keep DIR] [--entry FILE]`: the pipeline
+ * `node --import tsx bench/profile-worker.ts [rows] [--redis URL] [--keep DIR] [--entry FILE] [--args "..."]`: the pipeline
  * group's setup (lifted simulator in this process, 300-character prompts) with ONE
  * `kie-batch worker` started under `node --cpu-prof`, then the profile's top frames by self time
  * and by package. What the issue-10 CPU work was guided by; not part of `npm run bench`.
@@ -34,6 +34,8 @@ const rows = Number(process.argv[2] && !process.argv[2].startsWith("--") ? proce
 const keep = option("--keep");
 /** Another entry point than the bin (an experiment's copy of dist/cli/main.js). */
 const entry = option("--entry") ?? BIN;
+/** More arguments for `kie-batch worker` (e.g. "--concurrency-archive 16"). */
+const workerArgs = option("--args")?.split(" ").filter(Boolean) ?? [];
 const profDir = keep ?? join(ROOT, ".tmp", `cpu-prof-${process.pid}`);
 await mkdir(profDir, { recursive: true });
 const redisDir = join(ROOT, ".tmp", `profile-redis-${process.pid}`);
@@ -55,7 +57,7 @@ try {
   const before = await commandStats();
   const worker = spawnNode(
     "profiled worker",
-    ["--cpu-prof", `--cpu-prof-dir=${profDir}`, entry, "worker"],
+    ["--cpu-prof", `--cpu-prof-dir=${profDir}`, entry, "worker", ...workerArgs],
     dep.env,
   );
   await worker.waitForLine(/worker started/, 120_000);
