@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
+import { ArchiveStoreError } from "./store-error.js";
 
 /**
  * The folder store's small writes, each done whole on a file thread. Writing a small object the
@@ -97,7 +99,7 @@ function syncDirectory(dir) {
 parentPort.on("message", (request) => {
   try {
     if (request.op === "write") write(request.files);
-    else syncDirectory(request.dir);
+    if (request.dir !== undefined) syncDirectory(request.dir);
     parentPort.postMessage({ id: request.id });
   } catch (error) {
     const e = error || {};
@@ -140,28 +142,35 @@ export class FileThreads {
    * renamed so far and deletes the rest. Rejects with the failing call's error (its `code` and
    * `syscall`, as `fs` gives them). The bytes are copied: the caller's buffer stays its own.
    */
-  write(files: readonly ThreadFile[]): Promise<void> {
+  write(files: readonly ThreadFile[], options: { syncDirectory?: string } = {}): Promise<void> {
     const copies = files.map((file) => ({ ...file, bytes: new Uint8Array(file.bytes).buffer }));
+    const dir = options.syncDirectory === undefined ? {} : { dir: options.syncDirectory };
     return this.send(
-      { op: "write", files: copies },
+      { op: "write", files: copies, ...dir },
       copies.map((file) => file.bytes),
     );
   }
 
   /** fsyncs the directory `dir` (open, fsync, close on the thread). */
   syncDirectory(dir: string): Promise<void> {
-    return this.send({ op: "syncdir", dir }, []);
+    return this.send({ op: "sync", dir }, []);
   }
 
-  /** Stops every thread; requests still waiting are failed. */
+  /**
+   * Stops every thread; requests still waiting are failed (as `unavailable`: a row's archive is
+   * tried again). Waits at most `CLOSE_WAIT_MS`: a thread blocked in a call (an fsync on a hung
+   * network mount) ends with the process, not before the rest of a shutdown.
+   */
   async close(): Promise<void> {
     this.closed = true;
     const threads = this.threads.splice(0);
-    await Promise.all(threads.map((thread) => thread.worker.terminate()));
+    for (const thread of threads) failAll(thread, "the folder store was closed with this write waiting");
+    const stopped = Promise.all(threads.map((thread) => thread.worker.terminate()));
+    await Promise.race([stopped, sleep(CLOSE_WAIT_MS, undefined, { ref: false })]);
   }
 
   private send(request: object, transfer: ArrayBuffer[]): Promise<void> {
-    if (this.closed) return Promise.reject(new Error("the folder store is closed"));
+    if (this.closed) return Promise.reject(threadLost("the folder store is closed"));
     const thread = this.pick();
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
@@ -196,17 +205,33 @@ export class FileThreads {
       if (reply.error) pending.reject(fsError(reply.error));
       else pending.resolve();
     });
-    const fail = (error: Error) => {
+    const fail = (message: string) => {
       const index = this.threads.indexOf(thread);
       if (index !== -1) this.threads.splice(index, 1);
-      for (const pending of thread.pending.values()) pending.reject(error);
-      thread.pending.clear();
+      failAll(thread, message);
     };
-    worker.on("error", (error) => fail(error));
-    worker.on("exit", (code) => fail(new Error(`a folder store file thread stopped (exit code ${code})`)));
+    worker.on("error", (error) => fail(`a folder store file thread failed: ${error.message}`));
+    worker.on("exit", (code) => fail(`a folder store file thread stopped (exit code ${code})`));
     this.threads.push(thread);
     return thread;
   }
+}
+
+/** How long `close` waits for its threads to stop. */
+const CLOSE_WAIT_MS = 2_000;
+
+/**
+ * A write lost with its thread (it died, or the store closed) says nothing of the disk: the put
+ * fails as `unavailable`, so the archive is tried again, never failing a row. Its temporary files
+ * may be left behind (hidden `.*.tmp` names, never read as objects).
+ */
+function threadLost(message: string): ArchiveStoreError {
+  return new ArchiveStoreError({ code: "unavailable", message });
+}
+
+function failAll(thread: Thread, message: string): void {
+  for (const pending of thread.pending.values()) pending.reject(threadLost(message));
+  thread.pending.clear();
 }
 
 /** The thread's error as an `fs` error: the same message, `code`, `errno`, `syscall` and `path`. */

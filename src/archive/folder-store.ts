@@ -78,24 +78,27 @@ export function createFolderStore(rootDir: string): ArchiveStore {
     const metaBytes = Buffer.from(`${JSON.stringify(meta)}\n`);
     if (Buffer.isBuffer(body)) {
       signal?.throwIfAborted();
-      await threads.write([
-        { temp: tempNameOf(path), path, bytes: body },
-        { temp: tempNameOf(metaPathOf(path)), path: metaPathOf(path), bytes: metaBytes },
-      ]);
-    } else {
-      const written = await Promise.allSettled([
-        writeTempStream(dirs, path, body, signal, through),
-        writeTempBuffer(dirs, metaPathOf(path), metaBytes, signal),
-      ]);
-      const files = written.map((result) => (result.status === "fulfilled" ? result.value : undefined));
-      // The object's own failure first: a failed download says more than its metadata's abort.
-      const failed = written.find((result) => result.status === "rejected");
-      if (failed) {
-        await discard(files);
-        throw failed.reason;
-      }
-      await publish(files as TempFile[]);
+      await threads.write(
+        [
+          { temp: tempNameOf(path), path, bytes: body },
+          { temp: tempNameOf(metaPathOf(path)), path: metaPathOf(path), bytes: metaBytes },
+        ],
+        { syncDirectory: dirname(path) },
+      );
+      return;
     }
+    const written = await Promise.allSettled([
+      writeTempStream(dirs, path, body, signal, through),
+      writeTempBuffer(dirs, metaPathOf(path), metaBytes, signal),
+    ]);
+    const files = written.map((result) => (result.status === "fulfilled" ? result.value : undefined));
+    // The object's own failure first: a failed download says more than its metadata's abort.
+    const failed = written.find((result) => result.status === "rejected");
+    if (failed) {
+      await discard(files);
+      throw failed.reason;
+    }
+    await publish(files as TempFile[]);
     await dirSync.sync(dirname(path));
   };
 

@@ -81,10 +81,29 @@ describe("file threads", () => {
     await expect(threads.syncDirectory(join(dir, "missing"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
-  it("after close, a write is refused and no thread is left running", async () => {
+  it("after close, a write is refused as the store unavailable (retryable: a row's archive is tried again)", async () => {
     await threads.write([file("a", "1")]);
     await threads.close();
-    await expect(threads.write([file("b", "2")])).rejects.toThrow(/closed/);
+    await expect(threads.write([file("b", "2")])).rejects.toMatchObject({
+      name: "ArchiveStoreError",
+      code: "unavailable",
+      retryable: true,
+      message: expect.stringMatching(/closed/),
+    });
+  });
+
+  it("writes still waiting when the store closes fail as unavailable, not as a row's failure", async () => {
+    const waiting = Array.from({ length: 3 }, (_, i) =>
+      threads.write([file(`w${i}`, "x".repeat(1_000_000))]),
+    );
+    await threads.close();
+    for (const write of waiting) {
+      await expect(write).rejects.toMatchObject({
+        name: "ArchiveStoreError",
+        code: "unavailable",
+        retryable: true,
+      });
+    }
   });
 
   it("idle threads do not keep a process alive: a script that writes and never closes exits by itself", async () => {
