@@ -28,7 +28,9 @@ export interface StageQueues {
 /**
  * The archive stage's slots in this process, shared by its jobs and by the archives a poll job
  * runs inline (archive-inline.ts). A stage job always takes one (BullMQ already bounds them by the
- * stage's concurrency); an inline archive takes one only when one is free, and never waits.
+ * stage's concurrency); an inline archive takes one only when one is free, and never waits. So
+ * archives at once in a process stay within twice the stage's concurrency (inline runs that took
+ * every slot, then as many stage jobs), and within it while the archive queue is empty.
  */
 export interface ArchiveSlots {
   /** Takes a slot whether or not one is free; the answer gives it back (once). */
