@@ -141,8 +141,8 @@ export class KnownDirectories {
 export class DirectorySync {
   private readonly dirs = new Map<string, { running?: Promise<void>; next?: Promise<void> }>();
 
-  /** `syncDirectory`: how one fsync of a directory is made. @defaultValue open, fsync, close through `fs.promises` */
-  constructor(private readonly syncDirectory: (dir: string) => Promise<void> = syncDirectoryAsync) {}
+  /** `syncDirectory`: how one fsync of a directory is made (the folder store's: on a file thread). */
+  constructor(private readonly syncDirectory: (dir: string) => Promise<void>) {}
 
   sync(dir: string): Promise<void> {
     let state = this.dirs.get(dir);
@@ -172,14 +172,5 @@ export class DirectorySync {
     });
     state.running = running;
     return running;
-  }
-}
-
-async function syncDirectoryAsync(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

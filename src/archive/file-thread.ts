@@ -5,14 +5,17 @@ import { ArchiveStoreError } from "./store-error.js";
 /**
  * The folder store's small writes, each done whole on a file thread. Writing a small object the
  * usual way (`fs.promises`: open, write, fsync, close for the object and its metadata, then two
- * renames) hands about ten requests to libuv's pool and back, each a wake-up of another thread:
- * on a busy machine those hand-offs cost more CPU than the writes (issue 10's profile). Here one
+ * renames and the directory's open, fsync, close) hands about a dozen requests to libuv's pool
+ * and back, each a wake-up of another thread: on a busy machine those hand-offs cost more CPU
+ * than the writes (issue 10's profile). Here one
  * message carries a whole put to a thread that makes the same system calls in the same order,
  * synchronously, and one message brings the outcome back. Nothing else changes: each file goes
  * to a temporary name, is fsync'd, then renamed over its target in the order given, so a crash
- * leaves a file whole or absent; the directory's fsync stays the caller's (`DirectorySync`,
- * shared by the puts of a folder), sent here as a message of its own. The event loop never
- * blocks on the disk: a slow or network file system slows the thread, not the worker's locks.
+ * leaves a file whole or absent, and the directory is fsync'd after the renames, in the same
+ * request when asked (a streamed put's `DirectorySync` sends its shared fsync as a request of
+ * its own). The event loop never blocks on the disk: a slow or network file system slows the
+ * thread, not the worker's locks. Each thread has its own queue: a slow fsync delays the requests
+ * given to its thread (requests go to an idle thread first), never another thread's.
  */
 
 /** A file to write: bytes to `temp` (made with O_EXCL, its directory made when missing), fsync'd, then renamed to `path`. */

@@ -64,9 +64,10 @@ export function createFolderStore(rootDir: string): ArchiveStore {
 
   /**
    * The object and its metadata file, each written and fsync'd under a temporary name (side by
-   * side), then renamed into place, object first, and made durable by one fsync of their
-   * directory, shared with the puts beside it. A body in one buffer goes to a file thread as one
-   * request (file-thread.ts); a streamed one is written through `fs.promises`.
+   * side), then renamed into place, object first, and made durable by an fsync of their
+   * directory. A body in one buffer goes to a file thread as one request, the directory's fsync
+   * included (file-thread.ts); a streamed one is written through `fs.promises`, its directory's
+   * fsync shared with the streamed puts beside it (`DirectorySync`).
    */
   const writeObject = async (
     path: string,

@@ -96,14 +96,28 @@ describe("file threads", () => {
     const waiting = Array.from({ length: 3 }, (_, i) =>
       threads.write([file(`w${i}`, "x".repeat(1_000_000))]),
     );
+    // Their outcomes are taken before the close, which rejects them at once.
+    const outcomes = waiting.map((write) =>
+      write.then(
+        () => "written",
+        (error: unknown) => error,
+      ),
+    );
     await threads.close();
-    for (const write of waiting) {
-      await expect(write).rejects.toMatchObject({
-        name: "ArchiveStoreError",
-        code: "unavailable",
-        retryable: true,
-      });
+    for (const outcome of await Promise.all(outcomes)) {
+      expect(outcome).toMatchObject({ name: "ArchiveStoreError", code: "unavailable", retryable: true });
     }
+  });
+
+  it("a write's directory fsync runs after its renames, and its failure is reported with the files left in place", async () => {
+    const write = threads.write([file("a", "1")], { syncDirectory: join(dir, "missing") });
+    await expect(write).rejects.toMatchObject({
+      code: "ENOENT",
+      syscall: "open",
+      path: join(dir, "missing"),
+    });
+    expect(await readFile(join(dir, "a"), "utf8")).toBe("1");
+    await expect(threads.write([file("b", "2")], { syncDirectory: dir })).resolves.toBeUndefined();
   });
 
   it("idle threads do not keep a process alive: a script that writes and never closes exits by itself", async () => {

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { FileThreads } from "../../src/archive/file-thread.js";
 import { createFolderStore } from "../../src/archive/folder-store.js";
 import { putJson } from "../../src/archive/sidecar.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
@@ -82,6 +83,17 @@ describe("folder store", () => {
     await rm(join(root, "batch-2"), { recursive: true });
     await store.put("batch-2/again.png", pngStream(1_000, 1), { contentType: "image/png" });
     expect(await store.head("batch-2/again.png")).toEqual({ size: 1_000, metadata: {} });
+  });
+
+  it("a small put's thread request fsyncs its folder after the renames (the put counts as done only then)", async () => {
+    const write = vi.spyOn(FileThreads.prototype, "write");
+    try {
+      await store.put("b/s.png", Readable.from([await pngBytes(100)]), { contentType: "image/png" });
+      expect(write).toHaveBeenCalledTimes(1);
+      expect(write.mock.calls[0]?.[1]).toEqual({ syncDirectory: join(root, "b") });
+    } finally {
+      write.mockRestore();
+    }
   });
 
   it("head of a missing key is undefined", async () => {
