@@ -14,8 +14,8 @@ import { writeCsvManifest } from "../manifest-file.js";
 
 const PROMPT = 300;
 /**
- * Jobs at once in each plain worker, and archives at once in each kie-batch worker: the same
- * number of downloads in flight on both sides. At the default 4 (sized for KIE's real rate, where
+ * Jobs at once in each plain worker, and archive slots in each kie-batch worker: about the same
+ * number of downloads in flight on both sides (every row is then archived in its poll job). At the default 4 (sized for KIE's real rate, where
  * the archive queue stays empty) this lifted run keeps a backlog of archive jobs that takes every
  * freed archive slot, so the poll that finds a task done would hand its row on instead of
  * archiving it in the same job (README, Stages).

@@ -30,7 +30,8 @@ export interface StageQueues {
  * runs inline (archive-inline.ts). A stage job always takes one (BullMQ already bounds them by the
  * stage's concurrency); an inline archive takes one only when one is free, and never waits. So
  * archives at once in a process stay within twice the stage's concurrency (inline runs that took
- * every slot, then as many stage jobs), and within it while the archive queue is empty.
+ * every slot, then as many stage jobs; more for the moment a replaced stage worker finishes its
+ * jobs, fetch-watchdog), and within it while the archive queue is empty.
  */
 export interface ArchiveSlots {
   /** Takes a slot whether or not one is free; the answer gives it back (once). */
