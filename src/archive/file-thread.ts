@@ -137,7 +137,14 @@ export class FileThreads {
   private nextId = 0;
   private closed = false;
 
-  constructor(private readonly max = MAX_THREADS) {}
+  /**
+   * @param max threads at most. @defaultValue 4
+   * @param prelude code run in each thread before its own (tests: a thread that dies).
+   */
+  constructor(
+    private readonly max = MAX_THREADS,
+    private readonly prelude = "",
+  ) {}
 
   /**
    * Writes `files` in order (each to its temporary name, fsync'd), then renames them in order.
@@ -191,7 +198,7 @@ export class FileThreads {
   }
 
   private start(): Thread {
-    const worker = new Worker(THREAD_SOURCE, {
+    const worker = new Worker(`${this.prelude}\n${THREAD_SOURCE}`, {
       eval: true,
       // Not the parent's flags: a loader (tsx in a checkout's tests) has nothing to do here.
       execArgv: [],

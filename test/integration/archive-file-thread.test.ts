@@ -120,6 +120,31 @@ describe("file threads", () => {
     await expect(threads.write([file("b", "2")], { syncDirectory: dir })).resolves.toBeUndefined();
   });
 
+  it("a thread that dies fails the writes it held as unavailable (retried, not a row's failure), and the next write gets a new thread", async () => {
+    // Each thread exits on a message naming a "crash" file, before its own handler sees it.
+    const dying = new FileThreads(
+      1,
+      `process.getBuiltinModule("node:worker_threads").parentPort.on("message", (m) => {
+        if (m.files && m.files.some((f) => f.path.endsWith("crash"))) process.exit(3);
+      });`,
+    );
+    try {
+      await dying.write([file("before", "1")]);
+      const lost = dying.write([file("crash", "2")]);
+      await expect(lost).rejects.toMatchObject({
+        name: "ArchiveStoreError",
+        code: "unavailable",
+        retryable: true,
+        message: expect.stringMatching(/exit code 3/),
+      });
+      await dying.write([file("after", "3")]);
+      expect(await readFile(join(dir, "after"), "utf8")).toBe("3");
+      expect(await readdir(dir)).not.toContain("crash");
+    } finally {
+      await dying.close();
+    }
+  });
+
   it("idle threads do not keep a process alive: a script that writes and never closes exits by itself", async () => {
     const module = fileURLToPath(new URL("../../src/archive/file-thread.ts", import.meta.url));
     const script = `
