@@ -103,6 +103,9 @@ function outcomeLines(s: EnqueueSummary): string[] {
       `--strict: ${plural(s.invalidRows, "invalid row")}, so nothing was enqueued. Fix ${s.invalidRows === 1 ? "it" : "them"} and run again.`,
     ];
   }
+  if (s.total === 0) {
+    return [`No row in ${s.file === "-" ? "stdin" : s.file}${emptyHint(s.format)}: nothing was enqueued.`];
+  }
   if (s.valid === 0) return ["No valid row: nothing was enqueued."];
   if (s.dryRun) return ["Next: run the same command without --dry-run to enqueue."];
   const commands: [string, string][] = [
@@ -111,6 +114,13 @@ function outcomeLines(s: EnqueueSummary): string[] {
   ];
   const width = Math.max(...commands.map(([command]) => command.length)) + 3;
   return ["Next:", ...commands.map(([command, what]) => `  ${command.padEnd(width)}${what}`)];
+}
+
+/** What an empty file of `format` holds, for "No row in FILE (...)". */
+function emptyHint(format: EnqueueSummary["format"]): string {
+  if (format === "csv") return " (only its header)";
+  if (format === "json") return " (an empty list)";
+  return " (no line with a row)";
 }
 
 /** "Redis is not answering at URL (reason). Start one..." -> its first sentence. */

@@ -184,6 +184,19 @@ describe("exit codes", () => {
     expect(summary.out).toContain("No valid row: nothing was enqueued.");
   });
 
+  it.each([
+    ["header.csv", "prompt,seed\n", "(only its header)"],
+    ["empty.jsonl", "\n\n", "(no line with a row)"],
+    ["empty.json", "[]", "(an empty list)"],
+  ])("2 for %s, a file with no row, saying so (not 'no valid row')", async (name, text, hint) => {
+    const file = await fx.files.write(name, text);
+    const summary = await fx.run({ file, batch: "none" });
+    expect(summary).toMatchObject({ total: 0, valid: 0, enqueued: 0, exitCode: 2 });
+    expect(summary.out).toContain(`No row in ${file} ${hint}: nothing was enqueued.`);
+    expect(summary.out).not.toContain("No valid row");
+    expect(await fx.keys()).toEqual([]);
+  });
+
   it("0 when some rows are valid: those are enqueued and the others reported", async () => {
     const file = await fx.files.write("mixed.csv", csv("prompt,seed", "a,1", "x,abc", "b,2"));
     const summary = await fx.run({ file, batch: "mixed" });
