@@ -1,7 +1,7 @@
 import type { Queue } from "bullmq";
 import type { RedisClient as Redis } from "../redis/script.js";
 import type { Stage } from "../worker/jobs.js";
-import type { JobPresence, ReconcileJobs } from "../worker/reconcile.js";
+import type { JobPresence, ReconcileJobs } from "../worker/reconcile-requeue.js";
 import type { QueueSet } from "./queues.js";
 
 /**
