@@ -21,6 +21,8 @@ const clock = { now: () => now };
 const ctx = ledgerContext({ clock });
 const SETTLE = 60_000;
 const freeze = (opts: Partial<FreezeOptions> = {}) => ctx.ledger.freeze("b", { settleMs: SETTLE, ...opts });
+/** A freeze walk's answer: rows frozen, pages passed, whether it reached the batch's end. */
+const walked = (frozen: number, pages: number, complete: boolean) => ({ frozen, pages, complete });
 const WORDS =
   "misty harbour lighthouse dusk oil painting soft light gulls waves fox forest autumn cinematic portrait neon city rain reflections teapot watercolor dragon castle ruins golden hour macro bokeh".split(
     " ",
@@ -91,19 +93,11 @@ describe("frozen pages", () => {
 
     // Archived a second ago: not settled yet, nothing frozen.
     now += 1_000;
-    expect(await freeze()).toEqual({
-      frozen: 0,
-      pages: 0,
-      complete: false,
-    });
+    expect(await freeze()).toEqual(walked(0, 0, false));
     expect(await ctx.redis.exists(keys.row("b", "r-0000"))).toBe(1);
 
     now += SETTLE;
-    expect(await freeze()).toEqual({
-      frozen: 147,
-      pages: 3,
-      complete: true,
-    });
+    expect(await freeze()).toEqual(walked(147, 3, true));
     expect(await ctx.redis.hmget(keys.batch("b"), "frozenTo", "frozen")).toEqual(["192", "147"]);
     for (const id of frozenIds) {
       expect(await ctx.redis.exists(keys.row("b", id), keys.body("b", id))).toBe(0);
@@ -119,11 +113,7 @@ describe("frozen pages", () => {
     const pageBytes = await bytesOf([0, 1, 2].map((page) => keys.frozen("b", page)));
     expect(pageBytes).toBeLessThan(rowBytes * 0.35);
     // Nothing left to do: a second walk passes nothing.
-    expect(await freeze()).toEqual({
-      frozen: 0,
-      pages: 0,
-      complete: true,
-    });
+    expect(await freeze()).toEqual(walked(0, 0, true));
   });
 
   it("stops at a page with a row still moving or young, and resumes there", async () => {
@@ -132,11 +122,7 @@ describe("frozen pages", () => {
     for (const row of rows) if (row.id !== "r-0070") await archive("b", row.id);
     now += SETTLE + 1;
     // r-0070 (page 1) is still queued: page 0 is frozen, the walk waits at page 1.
-    expect(await freeze()).toEqual({
-      frozen: 64,
-      pages: 1,
-      complete: false,
-    });
+    expect(await freeze()).toEqual(walked(64, 1, false));
     expect(await ctx.redis.hget(keys.batch("b"), "frozenTo")).toBe("64");
     expect(await ctx.redis.exists(keys.row("b", "r-0071"))).toBe(1);
 
@@ -144,11 +130,7 @@ describe("frozen pages", () => {
     await archive("b", "r-0070");
     expect(await freeze()).toMatchObject({ frozen: 0, complete: false });
     now += SETTLE + 1;
-    expect(await freeze()).toEqual({
-      frozen: 66,
-      pages: 2,
-      complete: true,
-    });
+    expect(await freeze()).toEqual(walked(66, 2, true));
     expect((await ctx.ledger.getRow("b", "r-0070"))?.status).toBe("archived");
   });
 
@@ -157,18 +139,10 @@ describe("frozen pages", () => {
     const rows = await addBatch("b", 70);
     for (const row of rows.slice(0, 69)) await archive("b", row.id);
     now += SETTLE + 1;
-    expect(await freeze()).toEqual({
-      frozen: 64,
-      pages: 1,
-      complete: false,
-    });
+    expect(await freeze()).toEqual(walked(64, 1, false));
     await archive("b", "r-0069");
     now += SETTLE + 1;
-    expect(await freeze()).toEqual({
-      frozen: 6,
-      pages: 1,
-      complete: true,
-    });
+    expect(await freeze()).toEqual(walked(6, 1, true));
     expect(await ctx.redis.hget(keys.batch("b"), "frozenTo")).toBe("128");
   });
 
@@ -195,11 +169,7 @@ describe("frozen pages", () => {
     for (const row of rows) if (row.id !== "r-0003") await archive("b", row.id);
     await ctx.redis.hset(keys.row("b", "r-0003"), "waitingBudget", "1");
     now += SETTLE + 1;
-    expect(await freeze()).toEqual({
-      frozen: 0,
-      pages: 0,
-      complete: false,
-    });
+    expect(await freeze()).toEqual(walked(0, 0, false));
   });
 
   it("waits at the first row the submit window holds back: a batch stopped on its budget freezes once it goes on", async () => {
@@ -210,21 +180,13 @@ describe("frozen pages", () => {
     await ctx.redis.hset(keys.batch("b"), "fedSeq", "64", "held", "128");
     for (const row of rows.slice(0, 64)) await archive("b", row.id);
     now += SETTLE + 1;
-    expect(await freeze()).toEqual({
-      frozen: 64,
-      pages: 1,
-      complete: false,
-    });
+    expect(await freeze()).toEqual(walked(64, 1, false));
     expect(await ctx.redis.hget(keys.batch("b"), "frozenTo")).toBe("64");
     // Fed and archived later: frozen then, not left behind the cursor in their keys.
     await ctx.redis.hset(keys.batch("b"), "fedSeq", "192", "held", "0");
     for (const row of rows.slice(64)) await archive("b", row.id);
     now += SETTLE + 1;
-    expect(await freeze()).toEqual({
-      frozen: 128,
-      pages: 2,
-      complete: true,
-    });
+    expect(await freeze()).toEqual(walked(128, 2, true));
   });
 
   it("waits a settle period after the batch finished before passing its last page; a walk passes maxPages at most", async () => {
@@ -232,34 +194,18 @@ describe("frozen pages", () => {
     const rows = await addBatch("b", 200);
     for (const row of rows) if (row.id !== "r-0150") await archive("b", row.id);
     now += SETTLE + 1;
-    expect(await freeze({ maxPages: 1 })).toEqual({
-      frozen: 64,
-      pages: 1,
-      complete: false,
-    });
+    expect(await freeze({ maxPages: 1 })).toEqual(walked(64, 1, false));
     // Page 1 goes; page 2 waits for r-0150, still queued with its job.
-    expect(await freeze()).toEqual({
-      frozen: 64,
-      pages: 1,
-      complete: false,
-    });
+    expect(await freeze()).toEqual(walked(64, 1, false));
     // Cancelled: the batch finishes now. Page 2 goes (the cancelled row keeps its keys); the
     // last page (192-199, rows long archived) waits, as the batch finished under a settle period ago.
     await ctx.ledger.transition("b", "r-0150", { to: "cancelled" });
-    expect(await freeze()).toEqual({
-      frozen: 63,
-      pages: 1,
-      complete: false,
-    });
+    expect(await freeze()).toEqual(walked(63, 1, false));
     expect(await ctx.redis.hget(keys.batch("b"), "frozenTo")).toBe("192");
     // A row appended now lands on that page, still open: it is a new row, with its job due.
     expect(await ctx.ledger.addRows("b", [newRow(200)])).toEqual(["new"]);
     now += SETTLE + 1;
-    expect(await freeze()).toEqual({
-      frozen: 0,
-      pages: 0,
-      complete: false,
-    });
+    expect(await freeze()).toEqual(walked(0, 0, false));
   });
 
   it("a page frozen after the batch's expiry was set takes the rows' expiry", async () => {
