@@ -154,6 +154,23 @@ describe("submit with several keys", () => {
     return { deps, ledger };
   }
 
+  /**
+   * Runs a submit over `lanes` until it would sleep (every key held: paused or capped), where the
+   * sleep aborts it; the run must end with that abort. The ledger it wrote to.
+   */
+  async function submitUntilItWaits(lanes: KeyLane[]) {
+    const { deps, ledger } = submitDeps(lanes);
+    const controller = new AbortController();
+    deps.clock = { ...deps.clock, sleep: async () => controller.abort(new Error("stop")) };
+    await expect(
+      submitStage.run(
+        stageJob({ batch: "b", rowId: "r1", resubmit: 0 }, { signal: controller.signal }),
+        deps,
+      ),
+    ).rejects.toThrow("stop");
+    return ledger;
+  }
+
   it("a 433 on one key pauses that key only; the create goes out with another, whose short hash is recorded with the task", async () => {
     const pauses: string[] = [];
     let aPaused = false;
@@ -241,16 +258,8 @@ describe("submit with several keys", () => {
       readGate: async () => ({ paused: paused ? PAUSED : null, backoffMs: 0 }),
     });
     const b = lane("bbbb", { tryAcquireInFlight: async () => false });
-    const { deps, ledger } = submitDeps([a.lane, b.lane]);
-    const controller = new AbortController();
     // After the refused create the job goes back to the gate: a paused a and a capped b hold it.
-    deps.clock = { ...deps.clock, sleep: async () => controller.abort(new Error("stop")) };
-    await expect(
-      submitStage.run(
-        stageJob({ batch: "b", rowId: "r1", resubmit: 0 }, { signal: controller.signal }),
-        deps,
-      ),
-    ).rejects.toThrow("stop");
+    const ledger = await submitUntilItWaits([a.lane, b.lane]);
     expect(a.calls).not.toContain("submit");
     expect(ledger.transitions).toEqual([]);
   });
@@ -269,15 +278,7 @@ describe("submit with several keys", () => {
       },
     });
     const b = lane("bbbb", { tryAcquireInFlight: async () => false });
-    const { deps, ledger } = submitDeps([a.lane, b.lane]);
-    const controller = new AbortController();
-    deps.clock = { ...deps.clock, sleep: async () => controller.abort(new Error("stop")) };
-    await expect(
-      submitStage.run(
-        stageJob({ batch: "b", rowId: "r1", resubmit: 0 }, { signal: controller.signal }),
-        deps,
-      ),
-    ).rejects.toThrow("stop");
+    const ledger = await submitUntilItWaits([a.lane, b.lane]);
     expect(a.calls).not.toContain("submit");
     expect(ledger.transitions).toEqual([]);
     // a's gate read by the key choice, then (after the refused create) by the next choice, which
