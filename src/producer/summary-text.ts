@@ -27,7 +27,7 @@ function credits(n: number): string {
 export function formatSummaryText(s: EnqueueSummary): string {
   const lines: string[] = [];
   if (s.dryRun) lines.push("Dry run: nothing was written to Redis.");
-  lines.push(field("Batch", `${s.batch}  (from ${s.file === "-" ? "stdin" : s.file}, ${s.format})`));
+  lines.push(field("Batch", `${s.batch}  (from ${sourceName(s)}, ${s.format})`));
   lines.push(field("Rows read", formatCount(s.total)));
   if (s.dryRun) {
     lines.push(field("Valid", formatCount(s.valid)));
@@ -104,7 +104,7 @@ function outcomeLines(s: EnqueueSummary): string[] {
     ];
   }
   if (s.total === 0) {
-    return [`No row in ${s.file === "-" ? "stdin" : s.file}${emptyHint(s.format)}: nothing was enqueued.`];
+    return [`No row in ${sourceName(s)}${emptyHint(s.format)}: nothing was enqueued.`];
   }
   if (s.valid === 0) return ["No valid row: nothing was enqueued."];
   if (s.dryRun) return ["Next: run the same command without --dry-run to enqueue."];
@@ -114,6 +114,11 @@ function outcomeLines(s: EnqueueSummary): string[] {
   ];
   const width = Math.max(...commands.map(([command]) => command.length)) + 3;
   return ["Next:", ...commands.map(([command, what]) => `  ${command.padEnd(width)}${what}`)];
+}
+
+/** The manifest as messages name it: its path, or "stdin". */
+function sourceName(s: EnqueueSummary): string {
+  return s.file === "-" ? "stdin" : s.file;
 }
 
 /** What an empty file of `format` holds, for "No row in FILE (...)". */

@@ -1,7 +1,6 @@
-import { type ArchiveDeps, archiveRow, STORE_REFUSED } from "./archive.js";
-import { type ArchiveJob, jobKey } from "./jobs.js";
+import { type ArchiveDeps, type ArchiveRun, archiveRow, STORE_REFUSED } from "./archive.js";
+import type { ArchiveJob } from "./jobs.js";
 import type { ArchiveInline, ArchiveSlots, InlineArchiveOutcome, StageDeps } from "./ports.js";
-import type { StageJob } from "./stage.js";
 
 /**
  * Archiving in the poll job (issue 10): a row whose task is done is archived by the job that found
@@ -64,18 +63,15 @@ export async function archiveInline(
   try {
     // Read as the gate reads it, without waiting there: paused, the archive job waits instead.
     if (await deps.storePause.get()) return handOff;
-    const archiveJob: StageJob<ArchiveJob> = {
-      key: jobKey(data.batch, data.rowId),
+    const run: ArchiveRun = {
       data,
       signal: job.signal,
-      attemptsMade: 0,
-      attempts: 1,
-      // The caller's logger, made only when a line is written.
+      // The caller's logger (its stage and job: the poll's), made only when a line is written.
       get log() {
         return job.log;
       },
     };
-    const result = await archiveRow(archiveJob, deps, row);
+    const result = await archiveRow(run, deps, row);
     if (result === STORE_REFUSED) return handOff;
     if (result.kind === "delay") return { handOff: result.data, delayMs: result.ms };
     return "done";

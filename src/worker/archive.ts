@@ -50,6 +50,9 @@ export interface ArchiveDeps extends ArchiveGateDeps {
   archiveSlots?: ArchiveSlots;
 }
 
+/** What archiving a row uses of its job: the archive stage's job, or the poll job archiving inline. */
+export type ArchiveRun = Pick<StageJob<ArchiveJob>, "data" | "signal" | "log">;
+
 /** Archive retries back off up to this; they go on as long as the image is expected to live. */
 const ARCHIVE_RETRY_MAX_MS = 5 * 60_000;
 
@@ -89,7 +92,7 @@ async function runArchive(job: StageJob<ArchiveJob>, deps: ArchiveDeps): Promise
  * either way it is archived only while it is `archiving` for the job's task.
  */
 export async function archiveRow(
-  job: StageJob<ArchiveJob>,
+  job: ArchiveRun,
   deps: ArchiveDeps,
   known?: RowRecord,
 ): Promise<StageResult<ArchiveJob> | typeof STORE_REFUSED> {
@@ -166,7 +169,7 @@ export async function archiveRow(
 
 async function archiveOne(
   deps: ArchiveDeps,
-  job: StageJob<ArchiveJob>,
+  job: ArchiveRun,
   row: RowRecord,
   url: string,
   index: number,
