@@ -34,7 +34,7 @@ export interface PollDeps {
   clock: Pick<Clock, "now">;
   settings: Pick<
     WorkerSettings,
-    "pollFirstMs" | "callbackUrl" | "recordLagGraceMs" | "maxWaitMs" | "maxResubmits"
+    "pollFirstMs" | "callbackUrl" | "recordLagGraceMs" | "maxWaitMs" | "maxResubmits" | "fileLifetimeMs"
   > &
     Partial<Pick<WorkerSettings, "keyMissingGraceMs">>;
 }

@@ -317,6 +317,12 @@ function pollDepsWith(getTask: (taskId: string) => Promise<TaskRecord>): PollDep
     },
     queues: ctx.queues,
     clock,
-    settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: 30 * MINUTE, maxResubmits: 1 },
+    settings: {
+      pollFirstMs: 5_000,
+      recordLagGraceMs: 60_000,
+      maxWaitMs: 30 * MINUTE,
+      maxResubmits: 1,
+      fileLifetimeMs: 14 * 24 * 3_600_000,
+    },
   } as PollDeps;
 }

@@ -140,7 +140,13 @@ function setup(options: { capacity?: number; copy?: (copy: ArchiveFromUrlOptions
     },
     archiveInline: inline,
     clock,
-    settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: 30 * 60_000, maxResubmits: 1 },
+    settings: {
+      pollFirstMs: 5_000,
+      recordLagGraceMs: 60_000,
+      maxWaitMs: 30 * 60_000,
+      maxResubmits: 1,
+      fileLifetimeMs: 14 * 24 * 3_600_000,
+    },
   };
   return { deps, archive, ledger, slots, pause, reads, archives, settled, copies, puts };
 }

@@ -79,7 +79,13 @@ function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRec
       },
     },
     clock,
-    settings: { pollFirstMs: 5_000, recordLagGraceMs: 60_000, maxWaitMs: MAX_WAIT_MS, maxResubmits: 1 },
+    settings: {
+      pollFirstMs: 5_000,
+      recordLagGraceMs: 60_000,
+      maxWaitMs: MAX_WAIT_MS,
+      maxResubmits: 1,
+      fileLifetimeMs: 14 * 24 * 3_600_000,
+    },
   };
   return { deps, ledger, clock, statusCalls, settled, released, keptUncertain, touched, archives, submits };
 }
@@ -345,6 +351,85 @@ describe("poll stage", () => {
       },
     ]);
     expect(f.ledger.transitions).toEqual([]);
+  });
+});
+
+// A row archiving whose task KIE can no longer give: it must end, not wait for a reconciler that
+// sends this poll again and again (the row's credits were settled when it moved to archiving).
+describe("poll stage: a row archiving whose images KIE can no longer give", () => {
+  const DAY_MS = 86_400_000;
+  const archiving = (task: () => Promise<TaskRecord>) =>
+    setup({ row: { status: "archiving", completedAt: T0 + 5 }, task });
+  const unknown = async (): Promise<TaskRecord> => {
+    throw new KieError({ code: "record_not_found", message: "recordInfo is null", retryable: true });
+  };
+
+  it("KIE does not know the task: asked again through the record-lag grace, then the row fails", async () => {
+    const f = archiving(unknown);
+    const first = await pollStage.run(stageJob(pollJob()), f.deps);
+    expect(first).toEqual({
+      kind: "delay",
+      ms: retryDelay(0),
+      data: pollJob({ checks: 1, notFound: { since: T0, waitedMs: retryDelay(0) } }),
+    });
+    expect(f.ledger.transitions).toEqual([]);
+
+    f.clock.advance(61_000);
+    const late = pollJob({ checks: 5, notFound: { since: T0, waitedMs: 60_000 } });
+    expect(await pollStage.run(stageJob(late), f.deps)).toEqual({ kind: "done" });
+    const row = f.ledger.current();
+    expect(row).toMatchObject({ status: "failed", taskId: "t-1" });
+    expect(row?.error).toContain("archive failed: status of task t-1 failed: recordInfo is null");
+    expect(f.archives).toEqual([]);
+    // Paid when it succeeded: nothing is kept uncertain or resubmitted.
+    expect(f.keptUncertain).toEqual([]);
+    expect(f.submits).toEqual([]);
+  });
+
+  it.each([
+    [
+      "a failed generation",
+      { status: "failed", failCode: "500", failMessage: "internal" },
+      "failed (500): internal",
+    ],
+    ["a success without images", { status: "success" }, "succeeded without an image URL"],
+  ] as const)("%s: the row fails with KIE's answer at once", async (_name, answer, said) => {
+    const f = archiving(async () => ({ taskId: "t-1", imageUrls: [], ...answer }));
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.ledger.current()).toMatchObject({ status: "failed" });
+    expect(f.ledger.current()?.error).toContain(said);
+    expect(f.archives).toEqual([]);
+  });
+
+  it("an answer without an outcome is asked again until the task's file lifetime is over, then the row fails", async () => {
+    const f = archiving(async () => {
+      throw new KieError({ code: "server_error", message: "code 500", retryable: true });
+    });
+    f.clock.advance(13 * DAY_MS);
+    expect(await pollStage.run(stageJob(pollJob({ checks: 3 })), f.deps)).toMatchObject({
+      kind: "delay",
+      data: { checks: 4 },
+    });
+    expect(f.ledger.transitions).toEqual([]);
+
+    f.clock.advance(DAY_MS + 5);
+    expect(await pollStage.run(stageJob(pollJob({ checks: 4 })), f.deps)).toEqual({ kind: "done" });
+    expect(f.ledger.current()?.error).toContain("past its file lifetime (KIE_FILE_LIFETIME): code 500");
+  });
+
+  it("a task KIE says is still generating is asked again, within the file lifetime", async () => {
+    const f = archiving(async () => ({ taskId: "t-1", status: "generating", imageUrls: [] }));
+    const job = pollJob({ checks: 2, notFound: { since: T0, waitedMs: 1_000 } });
+    // KIE knows the task: the not-found mark goes.
+    expect(await pollStage.run(stageJob(job), f.deps)).toEqual({
+      kind: "delay",
+      ms: retryDelay(2),
+      data: pollJob({ checks: 3 }),
+    });
+    // Its completion (T0 + 5) plus the fake settings' 14 days.
+    f.clock.advance(14 * DAY_MS + 5);
+    expect(await pollStage.run(stageJob(pollJob({ checks: 3 })), f.deps)).toEqual({ kind: "done" });
+    expect(f.ledger.current()?.error).toContain("still generating past its file lifetime");
   });
 });
 
