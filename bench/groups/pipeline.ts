@@ -42,7 +42,9 @@ export const pipelineGroup: BenchGroup = {
         concurrency: DOWNLOADS_AT_ONCE,
       });
       const baseCommands = perRow(baseBefore, await commandCounts(ctx.redis), rows);
-      ctx.log(`    ${fmt(rows / base.seconds)} rows/s, ${fmt(base.cpuMs / rows, 2)} CPU ms/row`);
+      ctx.log(
+        `    ${fmt(rows / base.seconds)} rows/s, ${fmt(base.cpuMs / rows, 2)} CPU ms/row, ${fmt(base.contextSwitches / rows, 1)} context switches/row`,
+      );
 
       ctx.log(
         `  kie-batch: ${fmt(rows)} rows, ${workers} worker processes (--concurrency-archive ${DOWNLOADS_AT_ONCE})`,
@@ -51,12 +53,15 @@ export const pipelineGroup: BenchGroup = {
       try {
         const procs = await dep.startWorkers(workers, ["--concurrency-archive", String(DOWNLOADS_AT_ONCE)]);
         const cpu0 = procs.reduce((sum, p) => sum + p.cpuMs(), 0);
+        const switches0 = procs.reduce((sum, p) => sum + p.contextSwitches(), 0);
         const commandsBefore = await commandCounts(ctx.redis);
         const started = performance.now();
         await dep.enqueue(file, "pipeline");
         const summary = await dep.waitFinished("pipeline", Math.max(600_000, rows * 50));
         const seconds = (performance.now() - started) / 1000;
         const cpuMs = procs.reduce((sum, p) => sum + p.cpuMs(), 0) - cpu0;
+        const switches = (procs.reduce((sum, p) => sum + p.contextSwitches(), 0) - switches0) / rows;
+        const baseSwitches = base.contextSwitches / rows;
         const commands = perRow(commandsBefore, await commandCounts(ctx.redis), rows);
         const peaks = procs.map((p) => p.peakRssMb());
         if (summary.failed > 0) ctx.log(`    (${summary.failed} rows failed)`);
@@ -96,6 +101,16 @@ export const pipelineGroup: BenchGroup = {
             ratio: ratioOf(cpu, baseCpu),
             goal: "≤ 1.5×",
             met: goalOn(ratioOf(cpu, baseCpu), "<=", 1.5),
+          },
+          {
+            group,
+            figure: "worker context switches per row",
+            unit: "",
+            measured: switches,
+            baseline: baseSwitches,
+            ratio: ratioOf(switches, baseSwitches),
+            goal: "-",
+            note: "every thread of every worker process (sleeps on sockets, timers and other threads, and preemptions): unlike CPU time, this count does not move with how busy the machine is",
           },
           ...(ctx.privateRedis
             ? [

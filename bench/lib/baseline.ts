@@ -13,6 +13,8 @@ export interface PipelineRun {
   rows: number;
   seconds: number;
   cpuMs: number;
+  /** Context switches of the worker processes' threads during the run. */
+  contextSwitches: number;
   /** Peak RSS of each worker process, MB. */
   peakRssMb: number[];
 }
@@ -39,6 +41,7 @@ export async function runBaselinePipeline(
   try {
     await Promise.all(workers.map((w) => w.waitForLine(/baseline worker started/, 60_000)));
     const cpu0 = workers.reduce((sum, w) => sum + w.cpuMs(), 0);
+    const switches0 = workers.reduce((sum, w) => sum + w.contextSwitches(), 0);
     const started = performance.now();
     for (let start = 0; start < options.rows; start += 1000) {
       const end = Math.min(options.rows, start + 1000);
@@ -57,9 +60,16 @@ export async function runBaselinePipeline(
     }
     const seconds = (performance.now() - started) / 1000;
     const cpuMs = workers.reduce((sum, w) => sum + w.cpuMs(), 0) - cpu0;
+    const contextSwitches = workers.reduce((sum, w) => sum + w.contextSwitches(), 0) - switches0;
     const failed = await queue.getFailedCount();
     if (failed > 0) ctx.log(`  (baseline: ${failed} jobs failed)`);
-    return { rows: options.rows, seconds, cpuMs, peakRssMb: workers.map((w) => w.peakRssMb()) };
+    return {
+      rows: options.rows,
+      seconds,
+      cpuMs,
+      contextSwitches,
+      peakRssMb: workers.map((w) => w.peakRssMb()),
+    };
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     await queue.close();

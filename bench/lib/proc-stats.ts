@@ -64,3 +64,35 @@ export function treePeakRssMb(root: number): number {
   for (const pid of processTree(root)) kb += statusKb(pid, "VmHWM");
   return kb / 1024;
 }
+
+/** Voluntary + involuntary context switches of one process's threads (live ones: /proc/PID/task). */
+function processContextSwitches(pid: number): number {
+  let total = 0;
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0; // gone
+  }
+  for (const tid of tasks) {
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
+      for (const match of text.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm))
+        total += Number(match[1]);
+    } catch {
+      // the thread ended
+    }
+  }
+  return total;
+}
+
+/**
+ * Context switches of the tree's threads so far: each is a thread that went to sleep (a wait for
+ * a socket, a timer, another thread) or was preempted. Unlike CPU time, the count does not move
+ * with how busy the machine is, so two builds' counts for the same rows compare within a percent.
+ */
+export function treeContextSwitches(root: number): number {
+  let total = 0;
+  for (const pid of processTree(root)) total += processContextSwitches(pid);
+  return total;
+}
