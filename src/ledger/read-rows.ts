@@ -4,7 +4,7 @@ import { readFrozen } from "./frozen.js";
 import type { RowRecord } from "./types.js";
 
 /**
- * Reads rows of one batch by id: each row's hash and body (row-body.ts) in one pipeline, one
+ * Reads rows of one batch by id: each row's hash and body (row-body.ts) sent together, one
  * round trip (every key in the batch's hash tag: one Cluster slot); rows with neither from their
  * frozen page, if they have one (frozen.ts: two more round trips for the whole call).
  * The answer is aligned with `ids`: undefined for a row that does not exist (never added, purged
@@ -16,12 +16,7 @@ export async function readRows(
   ids: readonly string[],
 ): Promise<(RowRecord | undefined)[]> {
   if (ids.length === 0) return [];
-  const pipeline = ctx.redis.pipeline();
-  for (const id of ids) {
-    pipeline.hgetall(ctx.keys.row(batch, id));
-    pipeline.get(ctx.keys.body(batch, id));
-  }
-  const replies = (await pipeline.exec()) ?? [];
+  const replies = await readKeys(ctx, batch, ids);
   const keyless: string[] = [];
   const rows = ids.map((id, i) => {
     const [hashErr, hash] = replies[2 * i] ?? [new Error("no reply")];
@@ -47,4 +42,32 @@ export async function readRows(
     const record = rows[i] === undefined ? frozen.get(id) : undefined;
     return record ? parseRow(batch, id, record.hash, record.body) : rows[i];
   });
+}
+
+type Replies = [Error | null, unknown][];
+
+/**
+ * Each row's hash and body, in that order, sent together. One row (the stages' read, three a row
+ * of the pipeline) goes as two plain commands in the same tick rather than a pipeline: an ioredis
+ * pipeline copies every command the client has defined (BullMQ's ~40 scripts, twice) onto
+ * itself when made, which cost more than the two reads (issue 10's profile).
+ */
+async function readKeys(ctx: LedgerContext, batch: string, ids: readonly string[]): Promise<Replies> {
+  if (ids.length === 1) {
+    const id = ids[0]!;
+    const [hash, body] = await Promise.all([
+      ctx.redis.hgetall(ctx.keys.row(batch, id)),
+      ctx.redis.get(ctx.keys.body(batch, id)),
+    ]);
+    return [
+      [null, hash],
+      [null, body],
+    ];
+  }
+  const pipeline = ctx.redis.pipeline();
+  for (const id of ids) {
+    pipeline.hgetall(ctx.keys.row(batch, id));
+    pipeline.get(ctx.keys.body(batch, id));
+  }
+  return ((await pipeline.exec()) ?? []) as Replies;
 }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { createLedger, LedgerError, type NewRow } from "../../src/ledger/index.js";
 import { ledgerContext } from "../helpers/ledger-context.js";
 import { keysWithPrefix } from "../helpers/redis.js";
@@ -164,6 +164,23 @@ describe("reading", () => {
     for await (const row of ctx.ledger.rows("b1", { statuses: ["queued", "submitted"] })) active.push(row.id);
     expect(active).toEqual(["r1", "r3", "r5"]);
     expect((await ctx.ledger.getRow("b1", "r2"))?.error).toBe("bad prompt");
+  });
+
+  it("reads one row (the stages' read) without a pipeline, and several with one, the same rows either way", async () => {
+    await ctx.ledger.addRows("b1", [newRow("r1"), newRow("r2", { metadata: { owner: "bo" } })]);
+    const pipelines = vi.spyOn(ctx.redis, "pipeline");
+    try {
+      const one = await ctx.ledger.getRow("b1", "r2");
+      // An ioredis pipeline copies every command BullMQ defined on the client: dearer than two reads.
+      expect(pipelines).not.toHaveBeenCalled();
+      expect(one).toMatchObject({ id: "r2", prompt: "a lighthouse, r2", metadata: { owner: "bo" } });
+      const both = [];
+      for await (const row of ctx.ledger.rows("b1")) both.push(row);
+      expect(pipelines).toHaveBeenCalled();
+      expect(both[1]).toEqual(one);
+    } finally {
+      pipelines.mockRestore();
+    }
   });
 
   it("returns undefined for unknown batches and rows, and yields nothing for them", async () => {
