@@ -82,6 +82,11 @@ export const pollJobSchema = z.object({
    * never against `submittedAt`, which the submitting machine's clock wrote.
    */
   notFound: z.object({ since: z.number(), waitedMs: z.number().min(0) }).optional(),
+  /**
+   * `notFound`'s counterpart for a row already archiving (poll-archiving.ts): its own, so a mark
+   * left from before the task succeeded never shortens the grace of a resume.
+   */
+  archiveNotFound: z.object({ since: z.number(), waitedMs: z.number().min(0) }).optional(),
   /** Epoch ms when a worker first found it lacks the API key of the task (worker/task-key.ts). */
   keyMissingSince: z.number().optional(),
   /**

@@ -5,7 +5,7 @@ import type { KieApi, TaskRecord } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
 import type { PollJob } from "./jobs.js";
-import { recordLagMark, withoutNotFound } from "./poll-deadlines.js";
+import { recordLagMark } from "./poll-deadlines.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageJob, type StageResult } from "./stage.js";
 
@@ -19,6 +19,9 @@ export interface ResumeArchiveDeps {
   settings: Pick<WorkerSettings, "recordLagGraceMs" | "fileLifetimeMs">;
 }
 
+/** A resume that got no usable answer asks again after this at most: nothing waits on it but the row. */
+const RESUME_RETRY_MAX_MS = 5 * 60_000;
+
 /**
  * A poll job that finds its row already in `archiving` for its own task. Either an earlier run
  * moved the row and died before it added the archive job, or the reconciler found the row without
@@ -27,65 +30,62 @@ export interface ResumeArchiveDeps {
  * and add the archive job; its id is the row's job key, so an archive job already there is kept
  * as it is and this costs one status call.
  *
- * When KIE can no longer give the images (it forgot the task, or answers without them), nothing
- * can archive the row: it fails with KIE's answer, so it ends instead of waiting in `archiving`
- * for a reconciler that would send this poll again and again. KIE's "no such task" gets the same
- * record-lag grace as a new task's (KIE_RECORD_LAG_GRACE) before it is believed; an answer
- * without an outcome (a 5xx, a timeout, a fleet condition, a task still generating) is asked
- * again later, until the task's file lifetime (KIE_FILE_LIFETIME from its completion) is over.
+ * When KIE can no longer give the images, nothing can archive the row: it fails with KIE's answer
+ * instead of waiting in `archiving` for a reconciler that would send this poll again and again.
+ * Only two answers say so: the task is unknown for as long as a new task's record-lag grace
+ * (KIE_RECORD_LAG_GRACE, measured from this resume's first such answer), or KIE says it failed.
+ * Anything else (a 5xx, a timeout, a fleet condition, a 4xx that may be a proxy's, a success
+ * without URLs, a task said to be generating) is asked again later, until the task's file
+ * lifetime (KIE_FILE_LIFETIME from its completion) is over: then the images are gone whatever
+ * KIE says, and the row fails with the last answer.
  */
 export async function resumeArchive(
   job: StageJob<PollJob>,
   deps: ResumeArchiveDeps,
   row: RowRecord,
 ): Promise<StageResult<PollJob>> {
-  const { batch, rowId, taskId } = job.data;
-  const nextMs = retryDelay(job.data.checks);
-  const next = { ...job.data, checks: job.data.checks + 1 };
-  /** Past the task's file lifetime its images are gone whatever KIE answers: asking again is pointless. */
-  const expired = () =>
-    (row.completedAt ?? job.data.submittedAt) + deps.settings.fileLifetimeMs <= deps.clock.now();
+  const { batch, rowId, taskId, notFound: _beforeArchiving, ...rest } = job.data;
+  const nextMs = retryDelay(job.data.checks, { maxMs: RESUME_RETRY_MAX_MS });
+  const next: PollJob = { batch, rowId, taskId, ...rest, checks: job.data.checks + 1 };
+  const now = deps.clock.now();
+  const expired = (row.completedAt ?? job.data.submittedAt) + deps.settings.fileLifetimeMs <= now;
+  /** Asked again later (KIE knows the task: any not-found mark goes), or failed once the files are gone. */
+  const later = (answer: string) => {
+    const { archiveNotFound: _known, ...known } = next;
+    if (expired)
+      return cannotArchive(job, deps, `${answer}, past the task's file lifetime (KIE_FILE_LIFETIME)`);
+    job.log.warn({ taskId, answer }, "resuming an archive: no usable answer from KIE; asking again later");
+    return delay(nextMs, known);
+  };
   await deps.fleet.pollSlot(job.signal);
   let record: TaskRecord;
   try {
     record = await deps.kie.getTask(taskId, job.signal);
   } catch (error) {
     if (!isKieError(error)) throw error;
-    // Checked first: the client marks "no such task" retryable (a new task's record may lag).
-    if (error.code === "record_not_found") {
-      const notFound = recordLagMark(
-        job.data.notFound,
-        deps.clock.now(),
-        deps.settings.recordLagGraceMs,
-        nextMs,
-      );
-      if (notFound) return delay(nextMs, { ...next, notFound });
-    } else if ((error.retryable || error.fleetEffect !== undefined) && !expired()) {
+    const answer = `status of task ${taskId} failed: ${error.message}`;
+    if (error.code !== "record_not_found") {
+      // Says nothing of the task (a fleet condition, a 5xx, a 4xx a proxy may have answered):
+      // a not-found mark is kept, so an error between two not-found answers does not reset it.
+      if (expired) return later(answer);
       job.log.warn(
         { code: error.code, taskId },
         "status call failed while resuming an archive; trying again later",
       );
       return delay(nextMs, next);
     }
-    const late =
-      expired() && error.code !== "record_not_found" ? " past its file lifetime (KIE_FILE_LIFETIME)" : "";
-    return cannotArchive(job, deps, `status of task ${taskId} failed${late}: ${error.message}`);
+    const mark = recordLagMark(job.data.archiveNotFound, now, deps.settings.recordLagGraceMs, nextMs);
+    if (mark && !expired) return delay(nextMs, { ...next, archiveNotFound: mark });
+    return cannotArchive(job, deps, answer);
   }
-  if (record.status === "generating" && !expired()) {
-    job.log.warn(
-      { taskId },
-      "row is archiving but KIE says its task is still generating; asking again later",
-    );
-    return delay(nextMs, withoutNotFound(next));
+  if (record.status === "failed") {
+    const failure = `${record.failCode ?? "failed"}: ${record.failMessage ?? "generation failed"}`;
+    return cannotArchive(job, deps, `task ${taskId} failed (${failure}) when asked again for its images`);
   }
   if (record.status !== "success" || record.imageUrls.length === 0) {
-    const answer =
-      record.status === "success"
-        ? "succeeded without an image URL"
-        : record.status === "generating"
-          ? "still generating past its file lifetime (KIE_FILE_LIFETIME)"
-          : `failed (${record.failCode ?? "failed"}): ${record.failMessage ?? "generation failed"}`;
-    return cannotArchive(job, deps, `task ${taskId} ${answer} when asked again for its images`);
+    return later(
+      `task ${taskId} is ${record.status === "success" ? "a success without an image URL" : "still generating"}`,
+    );
   }
   await deps.queues.addArchive({
     batch,

@@ -358,78 +358,127 @@ describe("poll stage", () => {
 // sends this poll again and again (the row's credits were settled when it moved to archiving).
 describe("poll stage: a row archiving whose images KIE can no longer give", () => {
   const DAY_MS = 86_400_000;
+  /** Completed at T0 + 5: the fake settings' 14-day file lifetime ends at T0 + 5 + 14 days. */
+  const LIFETIME_END = T0 + 5 + 14 * DAY_MS;
   const archiving = (task: () => Promise<TaskRecord>) =>
     setup({ row: { status: "archiving", completedAt: T0 + 5 }, task });
-  const unknown = async (): Promise<TaskRecord> => {
-    throw new KieError({ code: "record_not_found", message: "recordInfo is null", retryable: true });
+  const unknown = () =>
+    new KieError({ code: "record_not_found", message: "recordInfo is null", retryable: true });
+  const fails = (error: () => KieError) => async (): Promise<TaskRecord> => {
+    throw error();
   };
+  /** Runs the job as BullMQ would (each delay waited, its data fed back) until it is done; the runs made. */
+  async function runUntilDone(f: ReturnType<typeof setup>, first: PollJob, most = 50): Promise<number> {
+    let data = first;
+    for (let run = 1; run <= most; run++) {
+      const result = await pollStage.run(stageJob(data), f.deps);
+      if (result.kind === "done") return run;
+      if (result.kind !== "delay") throw new Error(`unexpected ${result.kind}`);
+      f.clock.advance(result.ms);
+      data = result.data;
+    }
+    throw new Error(`not done after ${most} runs`);
+  }
 
-  it("KIE does not know the task: asked again through the record-lag grace, then the row fails", async () => {
-    const f = archiving(unknown);
-    const first = await pollStage.run(stageJob(pollJob()), f.deps);
-    expect(first).toEqual({
-      kind: "delay",
-      ms: retryDelay(0),
-      data: pollJob({ checks: 1, notFound: { since: T0, waitedMs: retryDelay(0) } }),
-    });
+  it("KIE does not know the task: asked again for the record-lag grace, counted from this resume, then the row fails", async () => {
+    const f = archiving(fails(unknown));
+    // A mark left by the polls before the task succeeded (a minute of "not found" then) counts for nothing.
+    const stale = pollJob({ checks: 4, notFound: { since: T0 - 120_000, waitedMs: 90_000 } });
+    const first = await pollStage.run(stageJob(stale), f.deps);
+    expect(first).toMatchObject({ kind: "delay", data: { archiveNotFound: { since: T0 } } });
+    expect(first.kind === "delay" && first.data.notFound).toBeUndefined();
     expect(f.ledger.transitions).toEqual([]);
 
-    f.clock.advance(61_000);
-    const late = pollJob({ checks: 5, notFound: { since: T0, waitedMs: 60_000 } });
-    expect(await pollStage.run(stageJob(late), f.deps)).toEqual({ kind: "done" });
+    const startedAt = f.clock.now();
+    await runUntilDone(f, stale);
+    expect(f.clock.now() - startedAt).toBeGreaterThanOrEqual(60_000);
     const row = f.ledger.current();
     expect(row).toMatchObject({ status: "failed", taskId: "t-1" });
-    expect(row?.error).toContain("archive failed: status of task t-1 failed: recordInfo is null");
+    expect(row?.error).toBe("archive failed: status of task t-1 failed: recordInfo is null");
     expect(f.archives).toEqual([]);
-    // Paid when it succeeded: nothing is kept uncertain or resubmitted.
+    // Paid when it succeeded: nothing settled again, kept uncertain or resubmitted.
+    expect(f.settled).toEqual([]);
     expect(f.keptUncertain).toEqual([]);
     expect(f.submits).toEqual([]);
   });
 
-  it.each([
-    [
-      "a failed generation",
-      { status: "failed", failCode: "500", failMessage: "internal" },
-      "failed (500): internal",
-    ],
-    ["a success without images", { status: "success" }, "succeeded without an image URL"],
-  ] as const)("%s: the row fails with KIE's answer at once", async (_name, answer, said) => {
-    const f = archiving(async () => ({ taskId: "t-1", imageUrls: [], ...answer }));
+  it("an error between two 'not found' answers keeps the grace's mark", async () => {
+    let calls = 0;
+    const f = archiving(async () => {
+      calls++;
+      throw calls === 2
+        ? new KieError({ code: "server_error", message: "code 500", retryable: true })
+        : unknown();
+    });
+    const first = await pollStage.run(stageJob(pollJob()), f.deps);
+    if (first.kind !== "delay") throw new Error("expected a delay");
+    const second = await pollStage.run(stageJob(first.data), f.deps);
+    expect(second).toMatchObject({ kind: "delay", data: { archiveNotFound: first.data.archiveNotFound } });
+  });
+
+  it("KIE says the task failed: the row fails with its answer at once", async () => {
+    const f = archiving(async () => ({
+      taskId: "t-1",
+      status: "failed",
+      imageUrls: [],
+      failCode: "500",
+      failMessage: "internal",
+    }));
     expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
     expect(f.ledger.current()).toMatchObject({ status: "failed" });
-    expect(f.ledger.current()?.error).toContain(said);
+    expect(f.ledger.current()?.error).toContain(
+      "task t-1 failed (500: internal) when asked again for its images",
+    );
     expect(f.archives).toEqual([]);
+    expect(f.settled).toEqual([]);
   });
 
-  it("an answer without an outcome is asked again until the task's file lifetime is over, then the row fails", async () => {
-    const f = archiving(async () => {
-      throw new KieError({ code: "server_error", message: "code 500", retryable: true });
-    });
-    f.clock.advance(13 * DAY_MS);
-    expect(await pollStage.run(stageJob(pollJob({ checks: 3 })), f.deps)).toMatchObject({
-      kind: "delay",
-      data: { checks: 4 },
-    });
-    expect(f.ledger.transitions).toEqual([]);
+  it.each([
+    // What the client throws for a bare 404 (a proxy's, a wrong KIE_BASE_URL): says nothing of the task.
+    [
+      "a 4xx that is not KIE's",
+      () => new KieError({ code: "http_error", message: "HTTP 404", retryable: false }),
+      "HTTP 404",
+    ],
+    ["a 5xx", () => new KieError({ code: "server_error", message: "code 500", retryable: true }), "code 500"],
+    [
+      "a success without an image URL, as the client reads it",
+      () => statusError(jobsRecord({ state: "success", resultJson: JSON.stringify({ resultUrls: [] }) })),
+      "without any result URL",
+    ],
+  ])(
+    "%s is asked again until the task's file lifetime is over, then the row fails",
+    async (_name, error, said) => {
+      const f = archiving(fails(error));
+      f.clock.advance(13 * DAY_MS);
+      const result = await pollStage.run(stageJob(pollJob({ checks: 30 })), f.deps);
+      expect(result).toMatchObject({ kind: "delay", data: { checks: 31 } });
+      // Not more often than every 5 minutes (a resume waits on nothing but its row).
+      expect(result.kind === "delay" && result.ms).toBeLessThanOrEqual(5 * 60_000);
+      expect(f.ledger.transitions).toEqual([]);
 
-    f.clock.advance(DAY_MS + 5);
-    expect(await pollStage.run(stageJob(pollJob({ checks: 4 })), f.deps)).toEqual({ kind: "done" });
-    expect(f.ledger.current()?.error).toContain("past its file lifetime (KIE_FILE_LIFETIME): code 500");
-  });
+      f.clock.advance(LIFETIME_END - f.clock.now());
+      expect(await pollStage.run(stageJob(pollJob({ checks: 31 })), f.deps)).toEqual({ kind: "done" });
+      const row = f.ledger.current();
+      expect(row).toMatchObject({ status: "failed" });
+      expect(row?.error).toContain(said);
+      expect(row?.error).toContain("past the task's file lifetime (KIE_FILE_LIFETIME)");
+      expect(f.archives).toEqual([]);
+    },
+  );
 
-  it("a task KIE says is still generating is asked again, within the file lifetime", async () => {
+  it("a task KIE says is still generating is asked again (its not-found mark goes) until the file lifetime is over", async () => {
     const f = archiving(async () => ({ taskId: "t-1", status: "generating", imageUrls: [] }));
-    const job = pollJob({ checks: 2, notFound: { since: T0, waitedMs: 1_000 } });
-    // KIE knows the task: the not-found mark goes.
-    expect(await pollStage.run(stageJob(job), f.deps)).toEqual({
+    const job = pollJob({ checks: 2, archiveNotFound: { since: T0, waitedMs: 1_000 } });
+    expect(await pollStage.run(stageJob(job), f.deps)).toMatchObject({
       kind: "delay",
-      ms: retryDelay(2),
       data: pollJob({ checks: 3 }),
     });
-    // Its completion (T0 + 5) plus the fake settings' 14 days.
-    f.clock.advance(14 * DAY_MS + 5);
+    f.clock.advance(LIFETIME_END - f.clock.now());
     expect(await pollStage.run(stageJob(pollJob({ checks: 3 })), f.deps)).toEqual({ kind: "done" });
-    expect(f.ledger.current()?.error).toContain("still generating past its file lifetime");
+    expect(f.ledger.current()?.error).toContain(
+      "task t-1 is still generating, past the task's file lifetime",
+    );
   });
 });
 
