@@ -140,6 +140,21 @@ describe("settleCredits and releaseReservation", () => {
     expect(await ledger.getRow("b1", "r0")).toMatchObject({ creditsUncertain: 0, creditsSpent: 6 });
   });
 
+  it("never counts a settled task as uncertain (a retry that finds it forgotten by KIE)", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
+    expect(await ledger.settleCredits("b1", "r0", 6, "task-1")).toBe("settled");
+    expect(await ledger.keepUncertain("b1", "r0", 8, "task-1")).toBe(0);
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsUncertain: 0, uncertain: 0, creditsSpent: 6 });
+    expect(await ledger.getRow("b1", "r0")).toMatchObject({ creditsUncertain: 0, creditsSpent: 6 });
+    // A task that was never settled is still counted.
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.transition("b1", "r0", { addTaskId: "task-2", incr: { resubmits: 1 } });
+    expect(await ledger.keepUncertain("b1", "r0", 8, "task-2")).toBe(8);
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsUncertain: 8, uncertain: 1, creditsSpent: 6 });
+  });
+
   it("settles a resubmitted row's second task on top of the first", async () => {
     await ledger.addRows("b1", ids(1).map(newRow));
     await ledger.reserveBudget("b1", "r0", 8);

@@ -10,7 +10,7 @@
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] credits to count when the row holds no reservation (its task used it: '0' for none)
       ARGV[3] the task whose charge is uncertain, when known ('' = none): counted once per task,
-              and taken back out by settle.lua if the task is settled after all
+              never once it is settled, and taken back out by settle.lua if it is settled after
 
     Output:
       the credits now counted as uncertain, as a string, or 'missing'
@@ -21,6 +21,11 @@ local guard = nil
 if ARGV[3] ~= '' then
   guard = 'uncertain:' .. ARGV[3]
   if redis.call('HEXISTS', rowKey, guard) == 1 then return '0' end
+  -- A task already settled (settle.lua's guards) has a known charge, in creditsSpent: nothing
+  -- about it is uncertain (a `retry` that polls a task KIE has since forgotten, say).
+  if redis.call('HEXISTS', rowKey, 'settled:' .. ARGV[3]) == 1 then return '0' end
+  local ordinal = redis.call('HGET', rowKey, 'task:' .. ARGV[3])
+  if ordinal and redis.call('HEXISTS', rowKey, 's:' .. ordinal) == 1 then return '0' end
 end
 local kept = release()
 if kept == '0' then kept = ARGV[2] end
