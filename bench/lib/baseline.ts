@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { Queue } from "bullmq";
 import { rowParams } from "../manifest-file.js";
 import type { BenchContext } from "./context.js";
+import type { ContextSwitches } from "./proc-stats.js";
 import { type BenchProcess, ROOT, spawnNode } from "./processes.js";
 
 export interface PipelineRun {
@@ -14,7 +15,7 @@ export interface PipelineRun {
   seconds: number;
   cpuMs: number;
   /** Context switches of the worker processes' threads during the run. */
-  contextSwitches: number;
+  contextSwitches: ContextSwitches;
   /** Peak RSS of each worker process, MB. */
   peakRssMb: number[];
 }
@@ -41,7 +42,7 @@ export async function runBaselinePipeline(
   try {
     await Promise.all(workers.map((w) => w.waitForLine(/baseline worker started/, 60_000)));
     const cpu0 = workers.reduce((sum, w) => sum + w.cpuMs(), 0);
-    const switches0 = workers.reduce((sum, w) => sum + w.contextSwitches(), 0);
+    const switches0 = sumSwitches(workers);
     const started = performance.now();
     for (let start = 0; start < options.rows; start += 1000) {
       const end = Math.min(options.rows, start + 1000);
@@ -60,7 +61,7 @@ export async function runBaselinePipeline(
     }
     const seconds = (performance.now() - started) / 1000;
     const cpuMs = workers.reduce((sum, w) => sum + w.cpuMs(), 0) - cpu0;
-    const contextSwitches = workers.reduce((sum, w) => sum + w.contextSwitches(), 0) - switches0;
+    const contextSwitches = switchesSince(switches0, workers);
     const failed = await queue.getFailedCount();
     if (failed > 0) ctx.log(`  (baseline: ${failed} jobs failed)`);
     return {
@@ -75,4 +76,21 @@ export async function runBaselinePipeline(
     await queue.close();
     await ctx.dropPrefix(prefix);
   }
+}
+
+/** The processes' context switches, summed. */
+export function sumSwitches(processes: readonly BenchProcess[]): ContextSwitches {
+  const total = { voluntary: 0, involuntary: 0 };
+  for (const p of processes) {
+    const { voluntary, involuntary } = p.contextSwitches();
+    total.voluntary += voluntary;
+    total.involuntary += involuntary;
+  }
+  return total;
+}
+
+/** The processes' context switches since `before` (a `sumSwitches`). */
+export function switchesSince(before: ContextSwitches, processes: readonly BenchProcess[]): ContextSwitches {
+  const now = sumSwitches(processes);
+  return { voluntary: now.voluntary - before.voluntary, involuntary: now.involuntary - before.involuntary };
 }

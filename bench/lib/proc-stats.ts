@@ -65,34 +65,40 @@ export function treePeakRssMb(root: number): number {
   return kb / 1024;
 }
 
-/** Voluntary + involuntary context switches of one process's threads (live ones: /proc/PID/task). */
-function processContextSwitches(pid: number): number {
-  let total = 0;
+/** Context switches of a process tree's threads: sleeps (voluntary) and preemptions (involuntary). */
+export interface ContextSwitches {
+  voluntary: number;
+  involuntary: number;
+}
+
+/** One process's live threads' counts (/proc/PID/task: a thread that ended takes its counts along). */
+function processContextSwitches(pid: number, into: ContextSwitches): void {
   let tasks: string[];
   try {
     tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return 0; // gone
+    return; // gone
   }
   for (const tid of tasks) {
     try {
       const text = readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8");
-      for (const match of text.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm))
-        total += Number(match[1]);
+      into.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(text)?.[1] ?? 0);
+      into.involuntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(text)?.[1] ?? 0);
     } catch {
       // the thread ended
     }
   }
-  return total;
 }
 
 /**
- * Context switches of the tree's threads so far: each is a thread that went to sleep (a wait for
- * a socket, a timer, another thread) or was preempted. Unlike CPU time, the count does not move
- * with how busy the machine is, so two builds' counts for the same rows compare within a percent.
+ * Context switches of the tree's live threads so far. A voluntary one is a thread going to sleep
+ * (a wait for a socket, a timer, another thread): a count of hand-offs that load moves little. An
+ * involuntary one is a preemption, which rises with how busy the machine is. Threads that end
+ * take their counts with them: a worker's threads (its file threads, libuv's pool, V8's) live for
+ * the whole run, so differences between two reads hold.
  */
-export function treeContextSwitches(root: number): number {
-  let total = 0;
-  for (const pid of processTree(root)) total += processContextSwitches(pid);
+export function treeContextSwitches(root: number): ContextSwitches {
+  const total = { voluntary: 0, involuntary: 0 };
+  for (const pid of processTree(root)) processContextSwitches(pid, total);
   return total;
 }

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
-import { treeContextSwitches, treeCpuMs, treePeakRssMb } from "./proc-stats.js";
+import { type ContextSwitches, treeContextSwitches, treeCpuMs, treePeakRssMb } from "./proc-stats.js";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 export const BIN = join(ROOT, "bin", "kie-batch.js");
@@ -20,7 +20,7 @@ export interface BenchProcess {
   /** CPU ms of the process tree so far. */
   cpuMs(): number;
   /** Context switches of the tree's live threads so far (proc-stats.ts). */
-  contextSwitches(): number;
+  contextSwitches(): ContextSwitches;
   /** Highest tree VmHWM seen so far (sampled every 100 ms and on demand), MB. */
   peakRssMb(): number;
   /** Resolves with the exit code once the process has exited (by itself). */
