@@ -219,12 +219,20 @@ export interface TransitionInput {
   addTaskId?: string;
   /** With `addTaskId`: the short hash of the API key that created the task (`RowRecord.taskKeys`). */
   taskKey?: string;
+  /**
+   * The row comes back only when the move is refused (`row` is then undefined after a move): for
+   * a caller that needs nothing of it on success, which saves reading, sending and parsing it.
+   */
+  rowOnRefusal?: boolean;
 }
 
 export interface TransitionResult {
   /** False when the row does not exist or its status was not in `from`. */
   ok: boolean;
-  /** The row after the transition (or as found, when not ok); undefined when it does not exist. */
+  /**
+   * The row after the transition (or as found, when not ok); undefined when it does not exist, and
+   * after a move asked with `rowOnRefusal`.
+   */
   row: RowRecord | undefined;
   /** This transition made the batch finished. */
   finished: boolean;

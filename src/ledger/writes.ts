@@ -174,6 +174,7 @@ export async function transition(
     batch,
     input.addTaskId ?? "",
     (input.addTaskId && input.taskKey) || "",
+    input.rowOnRefusal ? "1" : "",
     set.length,
     ...set.flat(),
     del.length,

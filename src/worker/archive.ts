@@ -160,6 +160,7 @@ export async function archiveRow(
     from: ["archiving"],
     to: "archived",
     set: { images, archivedAt: deps.clock.now(), error: null },
+    rowOnRefusal: true,
   });
   job.log.info({ location: images[0]?.location }, "archived");
   // Its own command after the move (another hash tag): a lost write costs only a future reuse.

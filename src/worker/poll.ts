@@ -141,6 +141,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
           from: ["submitted"],
           to: "generating",
           set: { generatingAt: now },
+          rowOnRefusal: true,
         });
       }
       await deps.fleet.touchInFlight(jobKey(batch, rowId, data.resubmit));

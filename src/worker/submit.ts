@@ -230,6 +230,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
           from: ["queued", "cancelled"],
           to: "submitted",
           addTaskId: taskId,
+          // The row is read only when the record is refused (below): a success needs nothing of it.
+          rowOnRefusal: true,
           ...(chosen.id ? { taskKey: chosen.id } : {}),
           set: { submittedAt, error: null },
         }),

@@ -71,6 +71,44 @@ describe("transition", () => {
     expect((await ledger.transition("b1", "r0", { from: [], to: "failed" })).ok).toBe(false);
   });
 
+  it("with rowOnRefusal, answers the row only when the move is refused; the move itself is the same", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow));
+    const moved = await ledger.transition("b1", "r0", {
+      from: ["queued"],
+      to: "submitted",
+      addTaskId: "t-1",
+      rowOnRefusal: true,
+    });
+    expect(moved).toMatchObject({ ok: true, row: undefined, finished: false });
+    expect(await ledger.getRow("b1", "r0")).toMatchObject({ status: "submitted", taskId: "t-1" });
+    const refused = await ledger.transition("b1", "r0", {
+      from: ["queued"],
+      to: "failed",
+      rowOnRefusal: true,
+    });
+    expect(refused.ok).toBe(false);
+    expect(refused.row).toMatchObject({
+      id: "r0",
+      status: "submitted",
+      taskIds: ["t-1"],
+      prompt: "prompt r0",
+    });
+    // Counters and the set/incr arguments after the new one are read as before.
+    const set = await ledger.transition("b1", "r0", {
+      to: "generating",
+      set: { generatingAt: 5 },
+      incr: { resubmits: 1 },
+      rowOnRefusal: true,
+    });
+    expect(set.ok).toBe(true);
+    expect(await ledger.getRow("b1", "r0")).toMatchObject({
+      status: "generating",
+      generatingAt: 5,
+      resubmits: 1,
+    });
+    expect(await ledger.getBatch("b1")).toMatchObject({ total: 1, generating: 1, submitted: 0 });
+  });
+
   it("answers not ok and undefined for a row that does not exist", async () => {
     await ledger.addRows("b1", [newRow("r0")]);
     expect(await ledger.transition("b1", "ghost", { to: "failed" })).toEqual({

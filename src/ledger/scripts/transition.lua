@@ -18,12 +18,13 @@
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
       ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add to the row's tasks (''), ARGV[7] with it,
         the short hash of the key that created it ('' = none; includes/tasks.lua)
-      ARGV[8..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
+      ARGV[8] '1': the row is returned only when the move is refused ('' = always)
+      ARGV[9..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
 
     Output:
       {ok (0|1), finished (0|1), reopened (0|1), ms left before the expiry the reopen removed
        (-1: none; see includes/reopen.lua), feed (0|1), row HGETALL (absent when the row is
-       missing), body}
+       missing, or after a move when ARGV[8] says so), body}
       feed: a row left `queued` of a window-managed batch (add-rows.lua: `fedSeq`) whose
       fed-and-queued rows (queued - held - waitingBudget) fell below half its `submitWindow`
       while rows are held and, when rows wait for budget, the budget has room: the caller feeds
@@ -115,7 +116,7 @@ if fedSeq then
   end
 end
 
-local i = 8
+local i = 9
 local setsCompletedAt = false
 for _ = 1, tonumber(ARGV[i]) do
   local field = ARGV[i + 1]
@@ -215,4 +216,5 @@ end
 
 redis.call('HSET', rowKey, 'updatedAt', now)
 redis.call('HSET', batchKey, 'updatedAt', now)
+if ARGV[8] == '1' then return { 1, finished, reopened, left, feed } end
 return { 1, finished, reopened, left, feed, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
