@@ -19,7 +19,7 @@ export interface ResumeArchiveDeps {
   settings: Pick<WorkerSettings, "recordLagGraceMs" | "fileLifetimeMs">;
 }
 
-/** A resume that got no usable answer asks again after this at most: nothing waits on it but the row. */
+/** The longest wait between a resume's status calls: nothing waits on it but the row. */
 const RESUME_RETRY_MAX_MS = 5 * 60_000;
 
 /**
@@ -32,19 +32,20 @@ const RESUME_RETRY_MAX_MS = 5 * 60_000;
  *
  * When KIE can no longer give the images, nothing can archive the row: it fails with KIE's answer
  * instead of waiting in `archiving` for a reconciler that would send this poll again and again.
- * Only two answers say so: the task is unknown for as long as a new task's record-lag grace
- * (KIE_RECORD_LAG_GRACE, measured from this resume's first such answer), or KIE says it failed.
- * Anything else (a 5xx, a timeout, a fleet condition, a 4xx that may be a proxy's, a success
- * without URLs, a task said to be generating) is asked again later, until the task's file
- * lifetime (KIE_FILE_LIFETIME from its completion) is over: then the images are gone whatever
- * KIE says, and the row fails with the last answer.
+ * Only KIE's own answers say so: the task is unknown for as long as a new task's record-lag grace
+ * (KIE_RECORD_LAG_GRACE, measured from this resume's first such answer), KIE says it failed, or
+ * refuses the call with a final code in its answer's body. Anything else (a 5xx, a timeout, a
+ * fleet condition, a bare HTTP 4xx that may be a proxy's, a success without URLs, a task said to
+ * be generating) is asked again, the wait growing to 5 minutes, until the task's file lifetime
+ * (KIE_FILE_LIFETIME from its completion) is over: then the images are gone whatever KIE says,
+ * and the row fails with the last answer.
  */
 export async function resumeArchive(
   job: StageJob<PollJob>,
   deps: ResumeArchiveDeps,
   row: RowRecord,
 ): Promise<StageResult<PollJob>> {
-  const { batch, rowId, taskId, notFound: _beforeArchiving, ...rest } = job.data;
+  const { batch, rowId, taskId, notFound: _beforeArchiving, keyMissingSince: _key, ...rest } = job.data;
   const nextMs = retryDelay(job.data.checks, { maxMs: RESUME_RETRY_MAX_MS });
   const next: PollJob = { batch, rowId, taskId, ...rest, checks: job.data.checks + 1 };
   const now = deps.clock.now();
@@ -64,8 +65,12 @@ export async function resumeArchive(
   } catch (error) {
     if (!isKieError(error)) throw error;
     const answer = `status of task ${taskId} failed: ${error.message}`;
+    // KIE's own refusal in its answer's body (a code such as 501, generation failed): final.
+    if (error.apiCode !== undefined && !error.retryable && error.fleetEffect === undefined) {
+      return cannotArchive(job, deps, answer);
+    }
     if (error.code !== "record_not_found") {
-      // Says nothing of the task (a fleet condition, a 5xx, a 4xx a proxy may have answered):
+      // Says nothing of the task (a fleet condition, a 5xx, a bare 4xx a proxy may have answered):
       // a not-found mark is kept, so an error between two not-found answers does not reset it.
       if (expired) return later(answer);
       job.log.warn(
@@ -75,7 +80,8 @@ export async function resumeArchive(
       return delay(nextMs, next);
     }
     const mark = recordLagMark(job.data.archiveNotFound, now, deps.settings.recordLagGraceMs, nextMs);
-    if (mark && !expired) return delay(nextMs, { ...next, archiveNotFound: mark });
+    if (expired) return later(answer);
+    if (mark) return delay(nextMs, { ...next, archiveNotFound: mark });
     return cannotArchive(job, deps, answer);
   }
   if (record.status === "failed") {

@@ -67,7 +67,8 @@ export const pollStage = {
  * thousands of generations in flight hold no worker slot and no timer in memory.
  */
 export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<StageResult<PollJob>> {
-  const { keyMissingSince: _since, ...data } = job.data;
+  // A resume's not-found mark (poll-archiving.ts) is its own: the normal branches never carry it.
+  const { keyMissingSince: _since, archiveNotFound: _resume, ...data } = job.data;
   const { batch, rowId, taskId } = data;
   const found = await base.ledger.getRow(batch, rowId);
   const row = found && recordLost(found, data) ? await recordAgain(job, base.ledger) : found;

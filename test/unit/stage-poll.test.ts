@@ -106,6 +106,14 @@ describe("poll stage", () => {
     expect(f.archives).toEqual([]);
   });
 
+  it("a resume's not-found mark is not carried by a normal poll (a row whose record was lost and found again)", async () => {
+    const f = setup();
+    const job = pollJob({ checks: 2, archiveNotFound: { since: T0, waitedMs: 50_000 } });
+    const result = await pollStage.run(stageJob(job), f.deps);
+    expect(result).toMatchObject({ kind: "delay", data: pollJob({ checks: 3 }) });
+    expect(result.kind === "delay" && "archiveNotFound" in result.data).toBe(false);
+  });
+
   it("the delay follows KIE_POLL_INTERVAL: a 1 s first step scales the whole ladder", async () => {
     const f = setup({ row: { status: "generating" } });
     const result = await pollStage.run(stageJob(pollJob({ checks: 2 })), {
@@ -416,6 +424,14 @@ describe("poll stage: a row archiving whose images KIE can no longer give", () =
     expect(second).toMatchObject({ kind: "delay", data: { archiveNotFound: first.data.archiveNotFound } });
   });
 
+  it("KIE refuses the status call with a final code in its answer: the row fails with it at once", async () => {
+    const f = archiving(fails(() => statusError({ code: 501, msg: "Generation failed" })));
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.ledger.current()).toMatchObject({ status: "failed" });
+    expect(f.ledger.current()?.error).toContain("code 501");
+    expect(f.archives).toEqual([]);
+  });
+
   it("KIE says the task failed: the row fails with its answer at once", async () => {
     const f = archiving(async () => ({
       taskId: "t-1",
@@ -453,7 +469,7 @@ describe("poll stage: a row archiving whose images KIE can no longer give", () =
       f.clock.advance(13 * DAY_MS);
       const result = await pollStage.run(stageJob(pollJob({ checks: 30 })), f.deps);
       expect(result).toMatchObject({ kind: "delay", data: { checks: 31 } });
-      // Not more often than every 5 minutes (a resume waits on nothing but its row).
+      // The wait grows to 5 minutes at most (a resume waits on nothing but its row).
       expect(result.kind === "delay" && result.ms).toBeLessThanOrEqual(5 * 60_000);
       expect(f.ledger.transitions).toEqual([]);
 
