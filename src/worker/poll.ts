@@ -111,6 +111,12 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
         message: `KIE does not know task ${taskId} ${Math.round((now - (data.notFound?.since ?? now)) / 1000)} s after a poller first asked`,
       });
     }
+    // KIE's "generation failed" as the status call's own answer (code 501): the task's end, as a
+    // failed record would say it (KIE-API.md); its unstated cost settles at the row's estimate.
+    if (error.code === "generation_failed") {
+      await deps.ledger.settleCredits(batch, rowId, row.estimatedCredits);
+      return failGeneration(job, deps, row, { code: String(error.apiCode ?? 501), message: error.message });
+    }
     if (error.fleetEffect === "bad-key") {
       await deps.fleet.pause("bad-key", PAUSE_POLICY["bad-key"].reason());
     }

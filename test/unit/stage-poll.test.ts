@@ -297,6 +297,21 @@ describe("poll stage", () => {
     expect(f.submits).toEqual([]);
   });
 
+  it("code 501 as the status call's answer is a failed generation: settled at the estimate, then resubmitted", async () => {
+    const f = setup({
+      task: async () => {
+        throw statusError({ code: 501, msg: "Generation failed" });
+      },
+    });
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+    // The row's estimate (acceleration "none": 8), which its reservation holds.
+    expect(f.settled).toEqual([8]);
+    expect(f.released).toEqual(["b/r1"]);
+    expect(f.ledger.current()).toMatchObject({ status: "queued", resubmits: 1 });
+    expect(f.ledger.current()?.error).toContain("generation failed (501)");
+    expect(f.submits).toEqual([{ batch: "b", rowId: "r1", resubmit: 1 }]);
+  });
+
   it("'recordInfo is null' just after the submit is lag: look again later, change nothing", async () => {
     const unknown = new KieError({
       code: "record_not_found",
