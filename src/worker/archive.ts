@@ -88,8 +88,11 @@ async function runArchive(job: StageJob<ArchiveJob>, deps: ArchiveDeps): Promise
 
 /**
  * One try at archiving the row: the archive stage's, and the poll's inline one (archive-inline.ts).
- * `known`: the row as the caller's own move to `archiving` returned it, so it is not read again;
- * either way it is archived only while it is `archiving` for the job's task.
+ * `known`: the row as the caller's own move to `archiving` returned it, so it is not read again,
+ * nor is the store asked for its sidecar: no archive of this task can have started since the move
+ * (its archive job is added after an inline try), and one from an earlier spell in `archiving`
+ * (a row failed, then polled again by `retry`) is written again whole, its files replaced by the
+ * same bytes. Either way the row is archived only while it is `archiving` for the job's task.
  */
 export async function archiveRow(
   job: ArchiveRun,
@@ -105,7 +108,9 @@ export async function archiveRow(
   try {
     // The sidecar is written last: when it is there for this task, every image is too.
     const key = sidecarKey(batch, row.id);
-    const stored = archivedImages(await deps.store.head(key, job.signal), key, taskId, deps.store);
+    const stored = known
+      ? undefined
+      : archivedImages(await deps.store.head(key, job.signal), key, taskId, deps.store);
     if (stored) {
       images = stored;
       job.log.info("already archived under this task: not written again");

@@ -66,13 +66,17 @@ function setup(options: { capacity?: number; copy?: (copy: ArchiveFromUrlOptions
   const settled: number[] = [];
   const copies: string[] = [];
   const puts: string[] = [];
+  const heads: string[] = [];
   const pause = { state: null as ArchivePauseState | null, started: 0 };
   const archive: ArchiveDeps = {
     kie: { refreshDownloadUrl: async (url) => url },
     ledger: { getRow, transition: ledger.transition },
     store: {
       locationOf: (key) => `/archive/${key}`,
-      head: async () => undefined,
+      head: async (key) => {
+        heads.push(key);
+        return undefined;
+      },
       remove: async () => {},
       put: async (key, body: Readable) => {
         for await (const _ of body);
@@ -148,7 +152,7 @@ function setup(options: { capacity?: number; copy?: (copy: ArchiveFromUrlOptions
       fileLifetimeMs: 14 * 24 * 3_600_000,
     },
   };
-  return { deps, archive, ledger, slots, pause, reads, archives, settled, copies, puts };
+  return { deps, archive, ledger, slots, pause, reads, archives, settled, copies, puts, heads };
 }
 
 describe("poll stage: a finished task archived in the poll job", () => {
@@ -163,6 +167,8 @@ describe("poll stage: a finished task archived in the poll job", () => {
     expect(f.settled).toEqual([6]);
     expect(f.ledger.transitions.map((t) => t.to)).toEqual(["archiving", "archived"]);
     expect(f.reads).toEqual(["b/r1"]);
+    // The row just moved to archiving: no sidecar of this task can be there yet, the store is not asked.
+    expect(f.heads).toEqual([]);
     const release = f.slots.tryTake();
     expect(release).toBeDefined();
   });
