@@ -14,6 +14,7 @@ import {
   writeTempBuffer,
   writeTempStream,
 } from "./atomic-file.js";
+import { byteCounter } from "./count-bytes.js";
 import { FileThreads } from "./file-thread.js";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
@@ -116,7 +117,15 @@ export function createFolderStore(rootDir: string): ArchiveStore {
         assertValidMetadata(metadata);
         // A small body is read whole and written as one buffer: no file stream per object.
         const bytes = await readSmall(body, SMALL_OBJECT_BYTES, options.signal);
-        await writeObject(path, bytes, { contentType: options.contentType, metadata }, options.signal);
+        const meta = { contentType: options.contentType, metadata };
+        if (Buffer.isBuffer(bytes)) {
+          await writeObject(path, bytes, meta, options.signal);
+          options.onStored?.(bytes.length);
+        } else {
+          const counter = options.onStored ? byteCounter() : undefined;
+          await writeObject(path, bytes, meta, options.signal, counter?.through);
+          if (counter) options.onStored?.(counter.bytes());
+        }
       } catch (error) {
         body.destroy();
         throw toStoreError(error, path, options.signal);

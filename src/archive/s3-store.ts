@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { pipeline, type Readable } from "node:stream";
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
@@ -8,6 +8,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { destroyOnAbort } from "./abort-body.js";
+import { byteCounter } from "./count-bytes.js";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
 import { ArchiveStoreError, classifyStoreError, httpStatusOf, isArchiveStoreError } from "./store-error.js";
@@ -84,9 +85,19 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
       const abortController = new AbortController();
       const onAbort = () => abortController.abort(signal?.reason);
       signal?.addEventListener("abort", onAbort, { once: true });
+      // Counted as the upload reads it, when asked: the body's own error reaches the upload
+      // through the pipeline, and destroying the body (below) destroys the counter too.
+      const counter = putOptions.onStored ? byteCounter() : undefined;
+      const source = counter ? pipeline(body, counter.through, () => {}) : body;
       const upload = new Upload({
         client,
-        params: { Bucket: bucket, Key, Body: body, ContentType: putOptions.contentType, Metadata: metadata },
+        params: {
+          Bucket: bucket,
+          Key,
+          Body: source,
+          ContentType: putOptions.contentType,
+          Metadata: metadata,
+        },
         partSize,
         queueSize,
         leavePartsOnError: false,
@@ -94,6 +105,7 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
       });
       try {
         await upload.done();
+        if (counter) putOptions.onStored?.(counter.bytes());
       } catch (error) {
         // The body's own failure (a download cut short) is the cause worth reporting.
         const bodyError = body.errored;

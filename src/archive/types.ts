@@ -10,6 +10,12 @@ export interface ArchivePutOptions {
   metadata?: Record<string, string>;
   /** Aborting rejects `put` with the signal's reason and leaves nothing behind. */
   signal?: AbortSignal;
+  /**
+   * Called once after the put succeeded, with the bytes stored (the metrics' count). Each store
+   * counts them its cheapest way: the folder store from the buffer it wrote, or as it streams a
+   * large body; S3 as its upload reads the body. Not called when the put fails.
+   */
+  onStored?: (bytes: number) => void;
 }
 
 interface ArchiveCopyOptions {

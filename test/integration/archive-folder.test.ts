@@ -69,6 +69,21 @@ describe("folder store", () => {
     expect((await readdir(join(root, "batch-1"))).sort()).toEqual([".row-1.png.meta.json", "row-1.png"]);
   });
 
+  it("reports the bytes it stored, written whole or streamed, and nothing for a put that failed", async () => {
+    const stored: number[] = [];
+    const onStored = (bytes: number) => stored.push(bytes);
+    await store.put("b/small.png", pngStream(40_000, 1), { contentType: "image/png", onStored });
+    await store.put("b/large.png", pngStream(3_000_000, 2), { contentType: "image/png", onStored });
+    expect(stored).toEqual([40_000, 3_000_000]);
+    await expect(
+      store.put("b/broken.png", failingAfter(2_000_000, new Error("cut")), {
+        contentType: "image/png",
+        onStored,
+      }),
+    ).rejects.toThrow("cut");
+    expect(stored).toEqual([40_000, 3_000_000]);
+  });
+
   it("puts at once into one folder all land whole, and a folder deleted behind the store is made again", async () => {
     const keys = Array.from({ length: 12 }, (_, i) => `batch-2/row-${i}.png`);
     await Promise.all(

@@ -49,7 +49,13 @@ describe("S3 store against s3rver", () => {
       batch: "b1",
       "row-id": "r-1",
     };
-    await store.put("b1/r-1.png", Readable.from([png]), { contentType: "image/png", metadata });
+    const stored: number[] = [];
+    await store.put("b1/r-1.png", Readable.from([png]), {
+      contentType: "image/png",
+      metadata,
+      onStored: (bytes) => stored.push(bytes),
+    });
+    expect(stored).toEqual([1_000_000]);
 
     expect(store.locationOf("b1/r-1.png")).toBe(`s3://${s3.bucket}/archive/b1/r-1.png`);
     const { answer, digest } = await getObject("archive/b1/r-1.png");
@@ -61,6 +67,7 @@ describe("S3 store against s3rver", () => {
 
   it("stores a 20 MB image in 8 MiB parts with exact bytes", async () => {
     const size = 20 * 1024 * 1024;
+    const stored: number[] = [];
     const counted = new S3Client(s3.clientOptions);
     const commands: string[] = [];
     counted.middlewareStack.add(
@@ -80,6 +87,7 @@ describe("S3 store against s3rver", () => {
       await multipart.put("b1/big.png", pngStream(size, 5), {
         contentType: "image/png",
         metadata: { "task-id": "t-big" },
+        onStored: (bytes) => stored.push(bytes),
       });
     } finally {
       counted.destroy();
@@ -91,6 +99,7 @@ describe("S3 store against s3rver", () => {
       "UploadPartCommand",
       "UploadPartCommand",
     ]);
+    expect(stored).toEqual([size]);
     const { answer, digest } = await getObject("archive/b1/big.png");
     expect(digest).toEqual(await digestOf(pngStream(size, 5)));
     expect(answer.ContentType).toBe("image/png");

@@ -31,7 +31,7 @@ function memoryStore(
       return {};
     },
     close: async () => {},
-    async put(key, body) {
+    async put(key, body, putOptions) {
       const chunks: Buffer[] = [];
       let size = 0;
       try {
@@ -54,6 +54,7 @@ function memoryStore(
         throw error;
       }
       objects.set(key, Buffer.concat(chunks));
+      putOptions.onStored?.(size);
     },
   };
 }
