@@ -119,6 +119,17 @@ export class QueueSet implements StageQueues, PollWaker {
     });
   }
 
+  async archiveJobLive(batch: string, rowId: string): Promise<boolean> {
+    const state = await this.queues.archive.getJobState(jobKey(batch, rowId));
+    return (
+      state === "waiting" ||
+      state === "delayed" ||
+      state === "active" ||
+      state === "prioritized" ||
+      state === "waiting-children"
+    );
+  }
+
   /** Promotes the key's poll job if it waits delayed (a callback said its task may be done). */
   async wakePoll(key: JobKeyParts): Promise<boolean> {
     const job = await this.queues.poll.getJob(jobKey(key.batch, key.rowId, key.resubmit));

@@ -13,7 +13,8 @@ import { delay, done, type StageJob, type StageResult } from "./stage.js";
 export interface ResumeArchiveDeps {
   kie: Pick<KieApi, "getTask">;
   fleet: Pick<FleetPort, "pollSlot">;
-  queues: Pick<StageQueues, "addArchive">;
+  /** `archiveJobLive`: absent, a row is failed without that check (tests of the rest). */
+  queues: Pick<StageQueues, "addArchive"> & Partial<Pick<StageQueues, "archiveJobLive">>;
   ledger: Pick<Ledger, "transition">;
   clock: Pick<Clock, "now">;
   settings: Pick<WorkerSettings, "recordLagGraceMs" | "fileLifetimeMs">;
@@ -106,13 +107,25 @@ export async function resumeArchive(
   return done;
 }
 
-/** The row fails (it stays paid: its credits were settled before it moved to archiving). */
+/**
+ * The row fails (it stays paid: its credits were settled before it moved to archiving), unless
+ * its archive job is still there (this poll ran again beside it: a stall, a lost reply), which
+ * archives the row from the URLs it holds or fails it itself: failing the row under it could
+ * leave its images stored and the row failed.
+ */
 async function cannotArchive(
   job: StageJob<PollJob>,
   deps: ResumeArchiveDeps,
   reason: string,
 ): Promise<StageResult<PollJob>> {
   const { batch, rowId } = job.data;
+  if (await deps.queues.archiveJobLive?.(batch, rowId)) {
+    job.log.warn(
+      { reason },
+      "KIE no longer gives the task's images, but the row's archive job is there: left to it",
+    );
+    return done;
+  }
   const moved = await deps.ledger.transition(batch, rowId, {
     from: ["archiving"],
     to: "failed",

@@ -25,7 +25,7 @@ export interface PollDeps {
   fleet: Pick<FleetPort, "pollSlot" | "pause" | "touchInFlight" | "releaseInFlight">;
   /** The worker's keys: a task is polled with the key that created it. */
   keys?: KeyRing;
-  queues: Pick<StageQueues, "addSubmit" | "addArchive">;
+  queues: Pick<StageQueues, "addSubmit" | "addArchive"> & Partial<Pick<StageQueues, "archiveJobLive">>;
   /**
    * Archives a finished row in this job (archive-inline.ts) when this process runs the archive
    * stage and has a free slot. Absent: every finished row gets an archive job.

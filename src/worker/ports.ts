@@ -23,6 +23,8 @@ export interface StageQueues {
   addPoll(data: PollJob, delayMs: number): Promise<void>;
   /** `delayMs`: the job waits that long before it runs. @defaultValue 0 */
   addArchive(data: ArchiveJob, options?: { delayMs?: number }): Promise<void>;
+  /** Whether the row's archive job is waiting, delayed or running: something will archive (or fail) it. */
+  archiveJobLive(batch: string, rowId: string): Promise<boolean>;
 }
 
 /**

@@ -287,6 +287,7 @@ describe("poll after a retry", () => {
         addSubmitBulk: async (jobs) => void added.push(...jobs),
         addPoll: async () => {},
         addArchive: async () => {},
+        archiveJobLive: async () => false,
       },
       clock: { now: () => NOW, sleep: async () => {} },
       settings: {

@@ -447,6 +447,25 @@ describe("poll stage: a row archiving whose images KIE can no longer give", () =
     expect(f.archives).toEqual([]);
   });
 
+  it("an archive job of the row still there (this poll ran again beside it): the row is left to that job", async () => {
+    const f = archiving(async () => ({ taskId: "t-1", status: "failed", imageUrls: [], failCode: "500" }));
+    const asked: string[] = [];
+    const deps: PollDeps = {
+      ...f.deps,
+      queues: {
+        ...f.deps.queues,
+        archiveJobLive: async (batch, rowId) => {
+          asked.push(`${batch}/${rowId}`);
+          return true;
+        },
+      },
+    };
+    expect(await pollStage.run(stageJob(pollJob()), deps)).toEqual({ kind: "done" });
+    expect(asked).toEqual(["b/r1"]);
+    expect(f.ledger.current()).toMatchObject({ status: "archiving" });
+    expect(f.ledger.transitions).toEqual([]);
+  });
+
   it("KIE says the task failed: the row fails with its answer at once", async () => {
     const f = archiving(async () => ({
       taskId: "t-1",
