@@ -10,6 +10,7 @@ import { refuseOldLayout, repairBatchIndex } from "./index-repair.js";
 import { ledgerKeys } from "./keys.js";
 import { wakeParked } from "./parked.js";
 import { type ProgressMinute, type ProgressWindow, readProgress } from "./progress.js";
+import type { RowsOptions, StateEntry, StatePageOptions } from "./read-options.js";
 import { getBatch, getRow, listBatches, oldestUnarchived, rows } from "./reads.js";
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
 import {
@@ -31,10 +32,7 @@ import type {
   NewRow,
   ReserveOutcome,
   RowRecord,
-  RowsOptions,
   SettleOutcome,
-  StateEntry,
-  StatePageOptions,
   TransitionInput,
   TransitionResult,
   WakeResult,

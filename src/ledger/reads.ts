@@ -1,8 +1,9 @@
 import { type FlatHash, parseBatch } from "./codec.js";
 import { type LedgerContext, rowIdPages } from "./context.js";
 import { checkName } from "./keys.js";
+import type { RowsOptions } from "./read-options.js";
 import { readRows } from "./read-rows.js";
-import type { BatchSummary, RowRecord, RowsOptions, Status } from "./types.js";
+import type { BatchSummary, RowRecord, Status } from "./types.js";
 
 export async function getBatch(ctx: LedgerContext, batch: string): Promise<BatchSummary | undefined> {
   return parseBatch(batch, await ctx.redis.hgetall(ctx.keys.batch(batch)));

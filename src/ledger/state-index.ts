@@ -1,9 +1,10 @@
 import { type LedgerContext, rowIdPages } from "./context.js";
 import { LedgerError } from "./errors.js";
 import { checkName } from "./keys.js";
+import type { StateEntry, StatePageOptions } from "./read-options.js";
 import { readRows } from "./read-rows.js";
 import { countRepairsScript, indexRowsScript, leaseScript } from "./scripts/index.js";
-import { INDEXED_STATUSES, type IndexedStatus, type StateEntry, type StatePageOptions } from "./types.js";
+import { INDEXED_STATUSES, type IndexedStatus } from "./types.js";
 
 const PAGE = 500;
 

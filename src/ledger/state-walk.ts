@@ -1,6 +1,7 @@
 import type { LedgerContext } from "./context.js";
+import type { StateEntry, StatePageOptions } from "./read-options.js";
 import { readRows } from "./read-rows.js";
-import type { IndexedStatus, StateEntry, StatePageOptions } from "./types.js";
+import type { IndexedStatus } from "./types.js";
 
 const PAGE = 500;
 

@@ -1,7 +1,8 @@
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
-import type { IndexedStatus, StateEntry } from "../ledger/types.js";
+import type { StateEntry } from "../ledger/read-options.js";
+import type { IndexedStatus } from "../ledger/types.js";
 import { wakeParkedRows } from "./budget-wake.js";
 import type { Stage } from "./jobs.js";
 import { type ReconcileJobs, requeue, stageKey } from "./reconcile-requeue.js";

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Reconciler, reconcileNow, startReconciler } from "../../src/app/reconciler.js";
 import type { Logger } from "../../src/core/logger.js";
 import type { Ledger } from "../../src/ledger/index.js";
-import type { BatchSummary, RowRecord, StateEntry, StatePageOptions } from "../../src/ledger/types.js";
+import type { StateEntry, StatePageOptions } from "../../src/ledger/read-options.js";
+import type { BatchSummary, RowRecord } from "../../src/ledger/types.js";
 import {
   type ReconcileDeps,
   type ReconcileReport,
