@@ -14,6 +14,7 @@ import {
 import type { StageQueues } from "../worker/ports.js";
 import type { PollWaker } from "../worker/webhook.js";
 import { stageJobOptions } from "./job-options.js";
+import { jobPresence } from "./job-presence.js";
 
 export interface QueueSetOptions {
   connection: Redis;
@@ -59,9 +60,11 @@ class StageQueue extends Queue {
 export class QueueSet implements StageQueues, PollWaker {
   readonly queues: Record<Stage, Queue>;
   private readonly submitAttempts: number;
+  private readonly connection: Redis;
 
   constructor(options: QueueSetOptions) {
     this.submitAttempts = options.submitAttempts ?? 8;
+    this.connection = options.connection;
     this.queues = Object.fromEntries(
       STAGES.map((stage) => [
         stage,
@@ -120,14 +123,8 @@ export class QueueSet implements StageQueues, PollWaker {
   }
 
   async archiveJobLive(batch: string, rowId: string): Promise<boolean> {
-    const state = await this.queues.archive.getJobState(jobKey(batch, rowId));
-    return (
-      state === "waiting" ||
-      state === "delayed" ||
-      state === "active" ||
-      state === "prioritized" ||
-      state === "waiting-children"
-    );
+    const [presence] = await jobPresence(this.queues.archive, this.connection, [jobKey(batch, rowId)]);
+    return presence === "live";
   }
 
   /** Promotes the key's poll job if it waits delayed (a callback said its task may be done). */
