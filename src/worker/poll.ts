@@ -96,7 +96,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
   const nextDelay = (of: PollSchedule = schedule) => pollDelay(next.checks, now - data.submittedAt, of);
   let record: TaskRecord;
   try {
-    record = await deps.kie.getTask(taskId, job.signal);
+    record = await taskRecord(deps.kie, taskId, job.signal);
   } catch (error) {
     if (!isKieError(error)) throw error;
     if (error.code === "record_not_found") {
@@ -110,12 +110,6 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
         code: "unknown_task",
         message: `KIE does not know task ${taskId} ${Math.round((now - (data.notFound?.since ?? now)) / 1000)} s after a poller first asked`,
       });
-    }
-    // KIE's "generation failed" as the status call's own answer (code 501): the task's end, as a
-    // failed record would say it (KIE-API.md); its unstated cost settles at the row's estimate.
-    if (error.code === "generation_failed") {
-      await deps.ledger.settleCredits(batch, rowId, row.estimatedCredits);
-      return failGeneration(job, deps, row, { code: String(error.apiCode ?? 501), message: error.message });
     }
     if (error.fleetEffect === "bad-key") {
       await deps.fleet.pause("bad-key", PAUSE_POLICY["bad-key"].reason());
@@ -204,6 +198,26 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
         code: record.failCode ?? "failed",
         message: record.failMessage ?? "generation failed",
       });
+  }
+}
+
+/**
+ * The task's record. KIE's "generation failed" as the status call's own answer (code 501) is the
+ * record of a failed generation (KIE-API.md: the task's end), handled as such below: its unstated
+ * cost settles at the row's estimate, then the resubmit rule.
+ */
+async function taskRecord(kie: PollDeps["kie"], taskId: string, signal: AbortSignal): Promise<TaskRecord> {
+  try {
+    return await kie.getTask(taskId, signal);
+  } catch (error) {
+    if (!isKieError(error) || error.code !== "generation_failed") throw error;
+    return {
+      taskId,
+      status: "failed",
+      imageUrls: [],
+      failCode: String(error.apiCode ?? 501),
+      failMessage: error.message,
+    };
   }
 }
 
