@@ -155,6 +155,18 @@ function setup(options: { capacity?: number; copy?: (copy: ArchiveFromUrlOptions
   return { deps, archive, ledger, slots, pause, reads, archives, settled, copies, puts, heads };
 }
 
+/** The fakes, with a copy that aborts the job's signal (a shutdown) while it archives. */
+function abortedMidArchive(reason?: Error) {
+  const controller = new AbortController();
+  const f = setup({
+    copy: async () => {
+      controller.abort(reason);
+      throw new DOMException("aborted", "AbortError");
+    },
+  });
+  return { f, signal: controller.signal };
+}
+
 describe("poll stage: a finished task archived in the poll job", () => {
   it("archives the row in the poll job: no archive job, the row read once, the slot given back", async () => {
     const f = setup();
@@ -252,30 +264,16 @@ describe("poll stage: a finished task archived in the poll job", () => {
   });
 
   it("a shutdown mid-archive is thrown on: no archive job, the row left archiving, the slot given back", async () => {
-    const controller = new AbortController();
-    const f = setup({
-      copy: async () => {
-        controller.abort(new Error("worker closing"));
-        throw new DOMException("aborted", "AbortError");
-      },
-    });
-    await expect(pollStage.run(stageJob(pollJob(), { signal: controller.signal }), f.deps)).rejects.toThrow(
-      "aborted",
-    );
+    const { f, signal } = abortedMidArchive(new Error("worker closing"));
+    await expect(pollStage.run(stageJob(pollJob(), { signal }), f.deps)).rejects.toThrow("aborted");
     expect(f.archives).toEqual([]);
     expect(f.ledger.current()?.status).toBe("archiving");
     expect(f.slots.tryTake()).toBeDefined();
   });
 
   it("the job released by a shutdown, run again, finds the row archiving and adds the archive job", async () => {
-    const controller = new AbortController();
-    const f = setup({
-      copy: async () => {
-        controller.abort();
-        throw new DOMException("aborted", "AbortError");
-      },
-    });
-    await expect(pollStage.run(stageJob(pollJob(), { signal: controller.signal }), f.deps)).rejects.toThrow();
+    const { f, signal } = abortedMidArchive();
+    await expect(pollStage.run(stageJob(pollJob(), { signal }), f.deps)).rejects.toThrow();
     // The runner released the job with its data as it was: the next run resumes (poll-archiving.ts).
     expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
     expect(f.archives).toEqual([{ data: handedOff() }]);
