@@ -5,6 +5,31 @@ import { LedgerError } from "./errors.js";
 
 const keepUncertainScript = RedisScript.fromFile(new URL("./scripts/budget-uncertain.lua", import.meta.url));
 
+/** Credits may be fractional and float sums are not exact: every budget comparison allows this much. */
+const CREDIT_SLACK = 1e-9;
+
+/** A batch hash's money fields as Redis gives them (null: absent). */
+interface BudgetFields {
+  budget: string | null | undefined;
+  spent: string | null | undefined;
+  reserved: string | null | undefined;
+  uncertain: string | null | undefined;
+}
+
+/**
+ * Whether `cost` more credits fit under the batch's budget (spent + reserved + uncertain; none:
+ * everything fits). The scripts' own copy is `scripts/includes/budget.lua`: the same sum, the same slack.
+ */
+export function budgetFits(fields: BudgetFields, cost = 0): boolean {
+  if (fields.budget === null || fields.budget === undefined) return true;
+  const room =
+    Number(fields.budget) -
+    Number(fields.spent ?? 0) -
+    Number(fields.reserved ?? 0) -
+    Number(fields.uncertain ?? 0);
+  return cost <= room + CREDIT_SLACK;
+}
+
 /**
  * Counts a create attempt that may have been charged unseen (its reply lost, its worker dead with
  * it on the wire, its task not recordable): the row's reservation becomes spent-uncertain for

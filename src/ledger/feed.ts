@@ -1,3 +1,4 @@
+import { budgetFits } from "./budget.js";
 import { type LedgerContext, orderPage } from "./context.js";
 import { feedScript } from "./scripts/index.js";
 import type { FeedResult } from "./types.js";
@@ -34,10 +35,7 @@ export async function feedWindow(ctx: LedgerContext, batch: string, max = FEED_P
   if (!(want > 0)) return none;
   // While rows wait for budget, only rows that fit the room left are fed (feed.lua): none fits
   // a batch over its budget. A batch without a budget never waits.
-  if (Number(waiting ?? 0) > 0 && budget !== null && budget !== undefined) {
-    const room = Number(budget) - Number(spent ?? 0) - Number(reserved ?? 0) - Number(uncertain ?? 0);
-    if (room < -1e-9) return none;
-  }
+  if (Number(waiting ?? 0) > 0 && !budgetFits({ budget, spent, reserved, uncertain })) return none;
   // At least a short page: rows passed over (cancelled while held) do not stall the feed.
   const page = await orderPage(ctx, batch, fedSeq, Math.max(1, Math.min(max, Math.max(want, MIN_PAGE))));
   if (page.length === 0) return none;

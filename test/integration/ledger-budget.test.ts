@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { budgetFits } from "../../src/ledger/budget.js";
 import { createLedger, type Ledger, LedgerError, type NewRow } from "../../src/ledger/index.js";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
 
@@ -187,6 +188,36 @@ describe("settleCredits and releaseReservation", () => {
     }
     for (const id of ids(3)) await ledger.releaseReservation("b1", id);
     expect((await ledger.getBatch("b1"))?.creditsReserved).toBeCloseTo(0, 12);
+  });
+
+  it("a budget met exactly by fractional credits admits the last of them (0.1 + 0.2 is not 0.3 in floats), and not a credit more", async () => {
+    await ledger.addRows("b1", ids(4).map(newRow), { budget: 0.6 });
+    expect(await ledger.reserveBudget("b1", "r0", 0.1)).toBe("reserved");
+    expect(await ledger.reserveBudget("b1", "r1", 0.2)).toBe("reserved");
+    expect(await ledger.reserveBudget("b1", "r2", 0.3)).toBe("reserved");
+    expect(await ledger.reserveBudget("b1", "r3", 0.001)).toBe("over-budget");
+  });
+});
+
+describe("budgetFits (the scripts' budget arithmetic, as the feed's no-script answer reads it)", () => {
+  const fields = (
+    budget: string | null,
+    spent: string | null,
+    reserved: string | null,
+    uncertain: string | null,
+  ) => ({
+    budget,
+    spent,
+    reserved,
+    uncertain,
+  });
+  it("a batch without a budget fits anything; spent, reserved and uncertain all count; float sums get the same slack", () => {
+    expect(budgetFits(fields(null, "100", null, null), 5)).toBe(true);
+    expect(budgetFits(fields("10", "4", "3", "3"), 0)).toBe(true);
+    expect(budgetFits(fields("10", "4", "3", "3"), 0.5)).toBe(false);
+    expect(budgetFits(fields("10", "4", "3", "3.5"), 0)).toBe(false);
+    expect(budgetFits(fields("0.6", String(0.1 + 0.2), null, null), 0.3)).toBe(true);
+    expect(budgetFits(fields("0.6", String(0.1 + 0.2), null, null), 0.301)).toBe(false);
   });
 });
 

@@ -26,6 +26,7 @@
        number of tasks it has)}
 ]]
 --- @include "includes/tasks.lua"
+--- @include "includes/budget.lua"
 local batchKey = KEYS[1]
 local b = redis.call('HMGET', batchKey, 'fedSeq', 'held', 'queued', 'waitingBudget', 'submitWindow', 'priority',
   'budget', 'creditsSpent', 'creditsReserved', 'creditsUncertain')
@@ -36,10 +37,9 @@ local out = { 0, b[6] or '' }
 if held <= 0 or want <= 0 then return out end
 -- nil: no limit (no row waits, or the batch has no budget).
 local room = nil
-if num(b[4]) > 0 and b[7] then
-  room = tonumber(b[7]) - num(b[8]) - num(b[9]) - num(b[10])
-  -- (A small tolerance, as in reserve.lua and wake.lua: credits may be fractional.)
-  if room < -1e-9 then return out end
+if num(b[4]) > 0 then
+  room = room_of(b[7], b[8], b[9], b[10])
+  if not fits(room, 0) then return out end
 end
 
 local fed, passedHeld, nextSeq, stopped = 0, 0, fedSeq, false
@@ -53,7 +53,7 @@ for i = 2, #ARGV, 2 do
       if r[2] ~= '1' then
         if room then
           local cost = num(r[3]) - num(r[4])
-          if cost > room + 1e-9 then
+          if not fits(room, cost) then
             stopped = true
             break
           end

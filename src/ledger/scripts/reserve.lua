@@ -17,6 +17,7 @@
       'reserved' | 'no-budget' (reserved; the batch has none) | 'over-budget' | 'missing'
 ]]
 --- @include "includes/row-money.lua"
+--- @include "includes/budget.lua"
 if row_missing() then return 'missing' end
 local now = now_ms()
 local rowId = ARGV[3]
@@ -26,24 +27,19 @@ local delta = tonumber(ARGV[2]) - held
 local deltaText = ARGV[2]
 if held ~= 0 then deltaText = tostring(delta) end
 local waiting = redis.call('HGET', rowKey, 'waitingBudget') == '1'
-if delta > 0 and budget then
-  -- Uncertain credits count as spent: a create whose reply was lost may have been charged.
-  local b = redis.call('HMGET', batchKey, 'creditsSpent', 'creditsReserved', 'creditsUncertain')
-  -- A small tolerance: credits may be fractional, and float sums are not exact.
-  if num(b[1]) + num(b[2]) + num(b[3]) + delta > tonumber(budget) + 1e-9 then
-    -- Only a queued row waits (and is parked: transition.lua takes it out when it leaves queued);
-    -- a row cancelled meanwhile is refused without being counted as waiting, which nothing would undo.
-    local r = redis.call('HMGET', rowKey, 'status', 'seq')
-    if r[1] ~= 'queued' then return 'over-budget' end
-    if not waiting then
-      redis.call('HSET', rowKey, 'waitingBudget', '1', 'updatedAt', now)
-      redis.call('HINCRBY', batchKey, 'waitingBudget', 1)
-      redis.call('HSET', batchKey, 'updatedAt', now)
-    end
-    -- Always (idempotent): a row marked waiting before rows were parked is parked on its next run.
-    redis.call('ZADD', KEYS[3], num(r[2]), rowId)
-    return 'over-budget'
+if delta > 0 and not fits(budget_room(batchKey), delta) then
+  -- Only a queued row waits (and is parked: transition.lua takes it out when it leaves queued);
+  -- a row cancelled meanwhile is refused without being counted as waiting, which nothing would undo.
+  local r = redis.call('HMGET', rowKey, 'status', 'seq')
+  if r[1] ~= 'queued' then return 'over-budget' end
+  if not waiting then
+    redis.call('HSET', rowKey, 'waitingBudget', '1', 'updatedAt', now)
+    redis.call('HINCRBY', batchKey, 'waitingBudget', 1)
+    redis.call('HSET', batchKey, 'updatedAt', now)
   end
+  -- Always (idempotent): a row marked waiting before rows were parked is parked on its next run.
+  redis.call('ZADD', KEYS[3], num(r[2]), rowId)
+  return 'over-budget'
 end
 if delta > 0 then
   redis.call('HINCRBYFLOAT', rowKey, 'creditsReserved', deltaText)

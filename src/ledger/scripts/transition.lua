@@ -32,6 +32,7 @@
 ]]
 --- @include "includes/reopen.lua"
 --- @include "includes/tasks.lua"
+--- @include "includes/budget.lua"
 local batchKey, rowKey, unarchivedKey, parkedKey, progressKey = KEYS[1], KEYS[2], KEYS[4], KEYS[11], KEYS[12]
 local bodyKey = KEYS[13]
 local rowId = ARGV[4]
@@ -149,10 +150,9 @@ for _ = 1, tonumber(ARGV[i]) do
   i = i + 2
 end
 if feed == -1 then
-  local c = redis.call('HMGET', batchKey, 'budget', 'creditsSpent', 'creditsReserved', 'creditsUncertain')
   feed = 0
-  -- A batch without a budget never waits; one over it feeds nothing (feed.lua: room < 0).
-  if not c[1] or tonumber(c[1]) - num(c[2]) - num(c[3]) - num(c[4]) >= -1e-9 then feed = 1 end
+  -- A batch without a budget never waits; one over it feeds nothing (as feed.lua).
+  if fits(budget_room(batchKey), 0) then feed = 1 end
 end
 
 local taskId = ARGV[6]

@@ -18,11 +18,10 @@
       the submit lineage its job takes (the number of tasks it has)
 ]]
 --- @include "includes/tasks.lua"
+--- @include "includes/budget.lua"
 local batchKey, parkedKey = KEYS[1], KEYS[2]
 if redis.call('EXISTS', batchKey) == 0 then return { 0 } end
-local b = redis.call('HMGET', batchKey, 'budget', 'creditsSpent', 'creditsReserved', 'creditsUncertain')
-local room = nil
-if b[1] then room = tonumber(b[1]) - num(b[2]) - num(b[3]) - num(b[4]) end
+local room = budget_room(batchKey)
 local now = now_ms()
 local out = { 0 }
 local woken = 0
@@ -34,8 +33,7 @@ for i = 2, #ARGV do
   else
     local held = num(r[4])
     local delta = num(r[3]) - held
-    -- A small tolerance, as in reserve.lua: credits may be fractional.
-    if delta > 0 and room and delta > room + 1e-9 then
+    if delta > 0 and not fits(room, delta) then
       out[1] = 1
       break
     end
