@@ -106,26 +106,30 @@ export async function archiveRow(
 
   let images: ArchivedImage[] = [];
   try {
-    // The sidecar is written last: when it is there for this task, every image is too.
+    // The sidecar is written last: when it is there for this task, every image is too (each
+    // image's put had resolved, durable, before it was written).
     const key = sidecarKey(batch, row.id);
     const stored = known
       ? undefined
       : archivedImages(await deps.store.head(key, job.signal), key, taskId, deps.store);
     if (stored) {
       images = stored;
-      job.log.info("already archived under this task: not written again");
+      job.log.info("already archived under this task: images not written again");
     } else {
       for (const [index, url] of data.imageUrls.entries()) {
         images.push(await archiveOne(deps, job, row, url, index));
       }
       await failpoint("archive.after-upload");
-      const sidecar = buildSidecar(row, images, {
-        taskId,
-        completedAt: data.completedAt,
-        archivedAt: deps.clock.now(),
-      });
-      await putSidecar(deps.store, sidecar, { signal: job.signal });
     }
+    // Written again when found: the put that left it may have failed after its rename (a folder
+    // fsync's EIO, a file thread lost), so it is on disk but not sure to stay; this put's own
+    // durability is what the row's move to archived rests on.
+    const sidecar = buildSidecar(row, images, {
+      taskId,
+      completedAt: data.completedAt,
+      archivedAt: deps.clock.now(),
+    });
+    await putSidecar(deps.store, sidecar, { signal: job.signal });
   } catch (error) {
     if (job.signal.aborted) throw error;
     if (isStoreOutage(error)) {
