@@ -1,5 +1,6 @@
 /**
- * `node --import tsx bench/profile-worker.ts [rows] [--redis URL] [--keep DIR] [--entry FILE] [--args "..."]`: the pipeline
+ * `node --import tsx bench/profile-worker.ts [rows] [--redis URL] [--keep DIR] [--entry FILE] [--args "..."]
+ * [--node-args "..."] [--no-profile]`: the pipeline
  * group's setup (lifted simulator in this process, 300-character prompts) with ONE
  * `kie-batch worker` started under `node --cpu-prof`, then the profile's top frames by self time
  * and by package. What the issue-10 CPU work was guided by; not part of `npm run bench`.
@@ -36,6 +37,10 @@ const keep = option("--keep");
 const entry = option("--entry") ?? BIN;
 /** More arguments for `kie-batch worker` (e.g. "--concurrency-archive 16"). */
 const workerArgs = option("--args")?.split(" ").filter(Boolean) ?? [];
+/** Node flags for the worker (e.g. "--max-semi-space-size=32"). */
+const nodeArgs = option("--node-args")?.split(" ").filter(Boolean) ?? [];
+/** `--no-profile`: the CPU figure alone, without the profiler's own cost. */
+const profile = !process.argv.includes("--no-profile");
 const profDir = keep ?? join(ROOT, ".tmp", `cpu-prof-${process.pid}`);
 await mkdir(profDir, { recursive: true });
 const redisDir = join(ROOT, ".tmp", `profile-redis-${process.pid}`);
@@ -57,7 +62,13 @@ try {
   const before = await commandStats();
   const worker = spawnNode(
     "profiled worker",
-    ["--cpu-prof", `--cpu-prof-dir=${profDir}`, entry, "worker", ...workerArgs],
+    [
+      ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []),
+      ...nodeArgs,
+      entry,
+      "worker",
+      ...workerArgs,
+    ],
     dep.env,
   );
   await worker.waitForLine(/worker started/, 120_000);
@@ -79,10 +90,12 @@ try {
   console.log(
     `${rows} rows in ${seconds.toFixed(1)} s: ${(rows / seconds).toFixed(0)} rows/s, ${(cpuMs / rows).toFixed(2)} CPU ms/row`,
   );
-  const name = (await readdir(profDir)).find((f) => f.endsWith(".cpuprofile"));
-  if (!name) throw new Error(`no profile written in ${profDir}`);
-  report(JSON.parse(await readFile(join(profDir, name), "utf8")) as CpuProfile);
-  if (keep) console.log(`profile: ${join(profDir, name)}`);
+  if (profile) {
+    const name = (await readdir(profDir)).find((f) => f.endsWith(".cpuprofile"));
+    if (!name) throw new Error(`no profile written in ${profDir}`);
+    report(JSON.parse(await readFile(join(profDir, name), "utf8")) as CpuProfile);
+    if (keep) console.log(`profile: ${join(profDir, name)}`);
+  }
 } finally {
   await stopAll();
   await sim.close();
