@@ -61,7 +61,7 @@ export const QUICK: Sizes = {
   bytesQueuedRows: 20_000,
   pipelineRows: 2_000,
   pipelineWorkers: 2,
-  budgetRows: 1_000,
+  budgetRows: 10_000,
   budgetFits: 10,
   budgetWindowS: 35,
   pollTasks: 40,
