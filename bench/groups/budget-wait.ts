@@ -44,10 +44,16 @@ export const budgetWaitGroup: BenchGroup = {
     try {
       const file = join(ctx.dir, "budget.csv");
       await writeCsvManifest(file, rows, { promptLength: 300 });
-      await dep.startWorkers(2);
+      const workers = await dep.startWorkers(2);
       ctx.log(`  idle window: ${windowS} s, 2 workers, no rows`);
+      const cpuBefore = workers.map((w) => w.cpuMs());
       const idle = await commandsOver(ctx.redis, windowS);
-      ctx.log(`    ${fmt(idle)} commands (${fmt((idle / windowS) * 60)} per minute)`);
+      // What an idle worker costs the machine: its CPU over the same window (from just after its
+      // start, so the last of its start-up settling is in it).
+      const idleCpu = Math.max(...workers.map((w, i) => (w.cpuMs() - cpuBefore[i]!) / windowS));
+      ctx.log(
+        `    ${fmt(idle)} commands (${fmt((idle / windowS) * 60)} per minute); ${fmt(idleCpu, 1)} CPU ms/s per worker`,
+      );
 
       await dep.enqueue(file, "budget", { budget: sizes.budgetFits * ROW_CREDITS });
       // Settled: the admitted rows are done, and no submit job waits for a first look.
@@ -72,6 +78,14 @@ export const budgetWaitGroup: BenchGroup = {
         `    ${fmt(busy)} commands; ${fmt(attributable)} over idle: ${fmt(perRowMinute, 2)} per row per minute`,
       );
       return [
+        {
+          group: "budget-wait",
+          figure: "idle worker CPU ms per second (no rows)",
+          unit: "ms/s",
+          measured: idleCpu,
+          goal: "-",
+          note: `the busier of 2 workers over the ${windowS} s idle window, begun just after their start; every thread of the process`,
+        },
         {
           group: "budget-wait",
           figure: "Redis commands per waiting row per minute (over budget)",
