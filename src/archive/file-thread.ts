@@ -1,3 +1,4 @@
+import { unlink } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { ArchiveStoreError } from "./store-error.js";
@@ -117,6 +118,8 @@ parentPort.on("message", (request) => {
 interface Pending {
   resolve(): void;
   reject(error: unknown): void;
+  /** The temporary files the request may have made: deleted when its thread is lost. */
+  temps: readonly string[];
 }
 
 interface Thread {
@@ -158,12 +161,13 @@ export class FileThreads {
     return this.send(
       { op: "write", files: copies, ...dir },
       copies.map((file) => file.bytes),
+      files.map((file) => file.temp),
     );
   }
 
   /** fsyncs the directory `dir` (open, fsync, close on the thread). */
   syncDirectory(dir: string): Promise<void> {
-    return this.send({ op: "sync", dir }, []);
+    return this.send({ op: "sync", dir }, [], []);
   }
 
   /**
@@ -174,17 +178,25 @@ export class FileThreads {
   async close(): Promise<void> {
     this.closed = true;
     const threads = this.threads.splice(0);
-    for (const thread of threads) failAll(thread, "the folder store was closed with this write waiting");
+    const temps = threads.flatMap((thread) =>
+      failAll(thread, "the folder store was closed with this write waiting"),
+    );
     const stopped = Promise.all(threads.map((thread) => thread.worker.terminate()));
-    await Promise.race([stopped, sleep(CLOSE_WAIT_MS, undefined, { ref: false })]);
+    // The temporary files of the failed writes go once no thread can write them any more; a
+    // thread still stuck (a hung mount) may leave its own.
+    const outcome = await Promise.race([
+      stopped.then(() => "stopped" as const),
+      sleep(CLOSE_WAIT_MS, "late" as const, { ref: false }),
+    ]);
+    if (outcome === "stopped") await deleteQuietly(temps);
   }
 
-  private send(request: object, transfer: ArrayBuffer[]): Promise<void> {
+  private send(request: object, transfer: ArrayBuffer[], temps: readonly string[]): Promise<void> {
     if (this.closed) return Promise.reject(threadLost("the folder store is closed"));
     const thread = this.pick();
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
-      thread.pending.set(id, { resolve, reject });
+      thread.pending.set(id, { resolve, reject, temps });
       if (thread.pending.size === 1) thread.worker.ref();
       thread.worker.postMessage({ ...request, id }, transfer);
     });
@@ -218,7 +230,8 @@ export class FileThreads {
     const fail = (message: string) => {
       const index = this.threads.indexOf(thread);
       if (index !== -1) this.threads.splice(index, 1);
-      failAll(thread, message);
+      // The thread is gone: nothing writes its temporary files any more.
+      void deleteQuietly(failAll(thread, message));
     };
     worker.on("error", (error) => fail(`a folder store file thread failed: ${error.message}`));
     worker.on("exit", (code) => fail(`a folder store file thread stopped (exit code ${code})`));
@@ -233,15 +246,26 @@ const CLOSE_WAIT_MS = 2_000;
 /**
  * A write lost with its thread (it died, or the store closed) says nothing of the disk: the put
  * fails as `unavailable`, so the archive is tried again, never failing a row. Its temporary files
- * may be left behind (hidden `.*.tmp` names, never read as objects).
+ * are deleted once the thread has stopped (files it had renamed stay: a later put replaces them).
  */
 function threadLost(message: string): ArchiveStoreError {
   return new ArchiveStoreError({ code: "unavailable", message });
 }
 
-function failAll(thread: Thread, message: string): void {
-  for (const pending of thread.pending.values()) pending.reject(threadLost(message));
+/** Fails every request the thread held; returns their temporary files. */
+function failAll(thread: Thread, message: string): string[] {
+  const temps: string[] = [];
+  for (const pending of thread.pending.values()) {
+    pending.reject(threadLost(message));
+    temps.push(...pending.temps);
+  }
   thread.pending.clear();
+  return temps;
+}
+
+/** Deletes files that may exist (a missing one, or any failure, is no error: best effort). */
+async function deleteQuietly(paths: readonly string[]): Promise<void> {
+  await Promise.all(paths.map((path) => unlink(path).catch(() => undefined)));
 }
 
 /** The thread's error as an `fs` error: the same message, `code`, `errno`, `syscall` and `path`. */

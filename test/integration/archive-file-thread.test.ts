@@ -145,6 +145,39 @@ describe("file threads", () => {
     }
   });
 
+  it("a thread that dies between its fsyncs and its renames leaves no temporary file behind", async () => {
+    // The thread exits at the rename of a "crash" file: its temporary files are written and fsync'd.
+    const dying = new FileThreads(
+      1,
+      `{ const fs = process.getBuiltinModule("node:fs"); const rename = fs.renameSync;
+        fs.renameSync = (from, to) => { if (String(to).endsWith("crash")) process.exit(3); return rename(from, to); }; }`,
+    );
+    try {
+      const lost = dying.write([file("crash", "2"), file("crash-meta", "3")]);
+      await expect(lost).rejects.toMatchObject({ code: "unavailable", retryable: true });
+      // Deleted when the thread's exit is seen (the rejection comes first): a moment later.
+      await expect.poll(async () => (await readdir(dir)).filter((name) => name.endsWith(".tmp"))).toEqual([]);
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await dying.close();
+    }
+  });
+
+  it("close deletes the temporary files of the writes it fails, once their threads have stopped", async () => {
+    // The thread never answers: each write waits until the store closes.
+    const silent = new FileThreads(
+      1,
+      `{ const fs = process.getBuiltinModule("node:fs");
+        fs.renameSync = () => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000); }; }`,
+    );
+    const waiting = silent.write([file("held", "1")]);
+    const outcome = waiting.catch((error: unknown) => error);
+    await expect.poll(async () => readdir(dir)).toEqual([".held.t.tmp"]);
+    await silent.close();
+    expect(await outcome).toMatchObject({ code: "unavailable" });
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it("idle threads do not keep a process alive: a script that writes and never closes exits by itself", async () => {
     const module = fileURLToPath(new URL("../../src/archive/file-thread.ts", import.meta.url));
     const script = `
