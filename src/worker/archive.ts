@@ -105,11 +105,13 @@ export async function archiveRow(
   if (row?.status !== "archiving" || row.taskId !== taskId) return done;
 
   let images: ArchivedImage[] = [];
+  /** The images a sidecar found for this task names: every one stored, nothing left to download. */
+  let stored: ArchivedImage[] | undefined;
   try {
     // The sidecar is written last: when it is there for this task, every image is too (each
     // image's put had resolved, durable, before it was written).
     const key = sidecarKey(batch, row.id);
-    const stored = known
+    stored = known
       ? undefined
       : archivedImages(await deps.store.head(key, job.signal), key, taskId, deps.store);
     if (stored) {
@@ -150,8 +152,11 @@ export async function archiveRow(
     // The archive module classifies downloads and stores (a full disk or S3's 5xx: again; access
     // denied or a missing bucket: no); a KieError here is a refresh of an expired URL.
     const retryable = isKieError(error) ? error.retryable : isRetryableArchiveError(error);
-    if (retryable && lifeLeft > 0) {
-      const wait = Math.min(retryDelay(data.tries, { baseMs: 2_000, maxMs: ARCHIVE_RETRY_MAX_MS }), lifeLeft);
+    // With the images stored, only the sidecar's rewrite is left: no file of KIE's to outlive,
+    // so it is tried again however late (a full disk, S3's 5xx), never failing a stored row.
+    if (retryable && (lifeLeft > 0 || stored)) {
+      const backoff = retryDelay(data.tries, { baseMs: 2_000, maxMs: ARCHIVE_RETRY_MAX_MS });
+      const wait = stored ? backoff : Math.min(backoff, lifeLeft);
       job.log.warn({ err: error, tries: data.tries + 1, retryInMs: wait }, "archive failed; retrying");
       return delay(wait, { ...data, tries: data.tries + 1 });
     }

@@ -52,6 +52,8 @@ function setup(
     copyFails?: unknown[];
     /** Failures of the store probe's put, in order (then it answers). */
     probeFails?: unknown[];
+    /** Failures of the row's own puts (its sidecar), in order (then they succeed). */
+    putFails?: unknown[];
   } = {},
 ) {
   const ledger = oneRowLedger(
@@ -71,6 +73,7 @@ function setup(
   const refreshed: string[] = [];
   const failures = [...(options.copyFails ?? [])];
   const probeFailures = [...(options.probeFails ?? [])];
+  const putFailures = [...(options.putFails ?? [])];
   const removed: string[] = [];
   /** The deployment's archive pause, in memory: a probe is always due once paused. */
   const storePause = {
@@ -94,6 +97,10 @@ function setup(
         if (key === ".kie-batch-probe.json" && probeFailures.length > 0) {
           body.destroy();
           throw probeFailures.shift();
+        }
+        if (key !== ".kie-batch-probe.json" && putFailures.length > 0) {
+          body.destroy();
+          throw putFailures.shift();
         }
         const chunks: Buffer[] = [];
         for await (const chunk of body) chunks.push(chunk as Buffer);
@@ -210,6 +217,22 @@ describe("archive stage", () => {
     expect(f.puts.map((p) => p.key)).toEqual(["b/r1.json"]);
     // The same images as the one found: what a head of it answers again.
     expect(f.puts[0]?.metadata).toEqual({ "task-id": "t-1", images: `r1.png:100:${sha("b/r1.png")}` });
+    expect(f.ledger.current()).toMatchObject({ status: "archived", images: [image("b/r1.png")] });
+  });
+
+  it("a sidecar found whose rewrite fails is tried again even past the image's lifetime (nothing left to download), and the row is not failed", async () => {
+    const f = setup({
+      head: { size: 500, metadata: { "task-id": "t-1", images: `r1.png:100:${sha("b/r1.png")}` } },
+      putFails: [new ArchiveStoreError({ code: "unavailable", message: "503" })],
+    });
+    f.clock.advance(15 * DAY_MS);
+    const result = await archiveStage.run(stageJob(archiveJob({ tries: 3 })), f.deps);
+    expect(result).toMatchObject({ kind: "delay", data: { tries: 4 } });
+    expect((result as { ms: number }).ms).toBeGreaterThan(0);
+    expect(f.ledger.current()?.status).toBe("archiving");
+    expect(f.copies).toEqual([]);
+    // The next run writes it and archives the row.
+    await archiveStage.run(stageJob(archiveJob({ tries: 4 })), f.deps);
     expect(f.ledger.current()).toMatchObject({ status: "archived", images: [image("b/r1.png")] });
   });
 
