@@ -212,6 +212,11 @@ export type Incrementable = (typeof INCREMENTABLE)[number];
 export interface TransitionInput {
   /** Only act when the row's current status is one of these; otherwise change nothing. */
   from?: readonly Status[];
+  /**
+   * Only act when this is the row's current task; otherwise change nothing (refused as by `from`).
+   * A poll or archive run about a task the row has since left (a resubmit, a `retry`) moves nothing.
+   */
+  ifTask?: string;
   to?: Status;
   set?: RowUpdate;
   incr?: Partial<Record<Incrementable, number>>;

@@ -175,6 +175,7 @@ export async function transition(
     input.addTaskId ?? "",
     (input.addTaskId && input.taskKey) || "",
     input.rowOnRefusal ? "1" : "",
+    input.ifTask ?? "",
     set.length,
     ...set.flat(),
     del.length,

@@ -162,6 +162,7 @@ export async function archiveRow(
     }
     await deps.ledger.transition(batch, rowId, {
       from: ["archiving"],
+      ifTask: taskId,
       to: "failed",
       set: { error: `archive failed: ${errorMessage(error)} [task ${taskId}]` },
     });
@@ -172,6 +173,7 @@ export async function archiveRow(
   await failpoint("archive.after-sidecar");
   const moved = await deps.ledger.transition(batch, rowId, {
     from: ["archiving"],
+    ifTask: taskId,
     to: "archived",
     set: { images, archivedAt: deps.clock.now(), error: null },
     rowOnRefusal: true,

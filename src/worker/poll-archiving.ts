@@ -118,7 +118,7 @@ async function cannotArchive(
   deps: ResumeArchiveDeps,
   reason: string,
 ): Promise<StageResult<PollJob>> {
-  const { batch, rowId } = job.data;
+  const { batch, rowId, taskId } = job.data;
   if (await deps.queues.archiveJobLive?.(batch, rowId)) {
     job.log.warn(
       { reason },
@@ -128,6 +128,7 @@ async function cannotArchive(
   }
   const moved = await deps.ledger.transition(batch, rowId, {
     from: ["archiving"],
+    ifTask: taskId,
     to: "failed",
     set: { error: `archive failed: ${reason}` },
   });

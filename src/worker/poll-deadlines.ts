@@ -60,6 +60,7 @@ export async function failPastMaxWait(
   await deps.fleet.releaseInFlight(jobKey(batch, rowId, resubmit));
   await deps.ledger.transition(batch, rowId, {
     from: ["submitted", "generating"],
+    ifTask: taskId,
     to: "failed",
     set: {
       error: `no final answer for task ${taskId} after ${spoken(deps.settings.maxWaitMs)} (KIE_MAX_WAIT), last: ${lastAnswer}; task ${taskId} kept: \`kie-batch retry\` polls it again`,

@@ -127,6 +127,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
     await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));
     await deps.ledger.transition(batch, rowId, {
       from: ["submitted", "generating"],
+      ifTask: taskId,
       to: "failed",
       set: { error: `status of task ${taskId} failed: ${error.message}` },
     });
@@ -140,6 +141,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       if (row.status === "submitted") {
         await deps.ledger.transition(batch, rowId, {
           from: ["submitted"],
+          ifTask: taskId,
           to: "generating",
           set: { generatingAt: now },
           rowOnRefusal: true,
@@ -152,9 +154,11 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));
       const completedAt = record.completedAt ?? now;
       // Unstated cost settles at the row's estimate, which its reservation holds: never past the budget.
-      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? row.estimatedCredits);
+      // Settled as this task (once per task): a run about a task the row has left settles nothing of the new one's.
+      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? row.estimatedCredits, taskId);
       const moved = await deps.ledger.transition(batch, rowId, {
         from: ["submitted", "generating"],
+        ifTask: taskId,
         to: "archiving",
         set: { completedAt },
       });
@@ -165,6 +169,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       if (record.imageUrls.length === 0) {
         await deps.ledger.transition(batch, rowId, {
           from: ["archiving"],
+          ifTask: taskId,
           to: "failed",
           set: { error: `task ${taskId} succeeded without an image URL` },
         });
@@ -193,7 +198,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       return done;
     }
     case "failed":
-      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? row.estimatedCredits);
+      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? row.estimatedCredits, taskId);
       return failGeneration(job, deps, row, {
         code: record.failCode ?? "failed",
         message: record.failMessage ?? "generation failed",
@@ -235,6 +240,7 @@ async function failGeneration(
   if (row.resubmits < deps.settings.maxResubmits || job.data.resubmitOnFailure === true) {
     const moved = await deps.ledger.transition(batch, rowId, {
       from: ["submitted", "generating"],
+      ifTask: taskId,
       to: "queued",
       incr: { resubmits: 1 },
       set: { error: `${reason}; resubmitted` },
@@ -254,6 +260,7 @@ async function failGeneration(
   }
   await deps.ledger.transition(batch, rowId, {
     from: ["submitted", "generating"],
+    ifTask: taskId,
     to: "failed",
     set: { error: reason },
   });

@@ -83,6 +83,7 @@ export async function keyMissing(
   const error = `task ${taskId} was created with API key ${keyId}, which no worker polling it has had for ${Math.round(deps.graceMs / 1000)} s: give the workers that key again (KIE_API_KEYS), then \`kie-batch retry\` polls the task again`;
   const moved = await deps.ledger.transition(batch, rowId, {
     from: ["submitted", "generating"],
+    ifTask: taskId,
     to: "failed",
     set: { error },
   });

@@ -78,7 +78,11 @@ export function oneRowLedger(initial: RowRecord | undefined) {
     getRow: async (_batch: string, _rowId: string) => (row === undefined ? undefined : structuredClone(row)),
     transition: async (_batch: string, _rowId: string, input: TransitionInput): Promise<TransitionResult> => {
       transitions.push(input);
-      if (row === undefined || (input.from && !input.from.includes(row.status))) {
+      if (
+        row === undefined ||
+        (input.from && !input.from.includes(row.status)) ||
+        (input.ifTask !== undefined && row.taskId !== input.ifTask)
+      ) {
         return { ok: false, row, finished: false };
       }
       const next: RowRecord = { ...row, ...(input.to ? { status: input.to } : {}) };

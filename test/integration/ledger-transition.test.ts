@@ -109,6 +109,41 @@ describe("transition", () => {
     expect(await ledger.getBatch("b1")).toMatchObject({ total: 1, generating: 1, submitted: 0 });
   });
 
+  it("with ifTask, acts only while that task is the row's current one: a run about a task the row has left changes nothing", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow));
+    await ledger.transition("b1", "r0", { from: ["queued"], to: "submitted", addTaskId: "t-1" });
+    // The row is resubmitted: t-2 is its task now (a stale poll of t-1 still runs somewhere).
+    await ledger.transition("b1", "r0", { from: ["submitted"], to: "queued", incr: { resubmits: 1 } });
+    await ledger.transition("b1", "r0", { from: ["queued"], to: "submitted", addTaskId: "t-2" });
+    const before = await ledger.getRow("b1", "r0");
+    const stale = await ledger.transition("b1", "r0", {
+      from: ["submitted", "generating"],
+      ifTask: "t-1",
+      to: "queued",
+      incr: { resubmits: 1 },
+      set: { error: "t-1 failed" },
+      rowOnRefusal: true,
+    });
+    expect(stale.ok).toBe(false);
+    expect(stale.row).toMatchObject({ status: "submitted", taskId: "t-2" });
+    expect(await ledger.getRow("b1", "r0")).toEqual(before);
+    expect(await ledger.getBatch("b1")).toMatchObject({ submitted: 1, queued: 0 });
+    // The current task's own run moves it, its set and incr arguments read as before.
+    const current = await ledger.transition("b1", "r0", {
+      from: ["submitted"],
+      ifTask: "t-2",
+      to: "generating",
+      set: { generatingAt: 7 },
+      incr: { resubmits: 1 },
+    });
+    expect(current.ok).toBe(true);
+    expect(await ledger.getRow("b1", "r0")).toMatchObject({
+      status: "generating",
+      generatingAt: 7,
+      resubmits: 2,
+    });
+  });
+
   it("answers not ok and undefined for a row that does not exist", async () => {
     await ledger.addRows("b1", [newRow("r0")]);
     expect(await ledger.transition("b1", "ghost", { to: "failed" })).toEqual({

@@ -36,6 +36,8 @@ function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRec
   const clock = fakeClock();
   const statusCalls: string[] = [];
   const settled: number[] = [];
+  /** The task each settle named (undefined: the row's current one). */
+  const settledTasks: (string | undefined)[] = [];
   const released: string[] = [];
   const keptUncertain: number[] = [];
   const touched: string[] = [];
@@ -51,8 +53,9 @@ function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRec
     ledger: {
       getRow: ledger.getRow,
       transition: ledger.transition,
-      settleCredits: async (_batch, _rowId, spent) => {
+      settleCredits: async (_batch, _rowId, spent, taskId) => {
         settled.push(spent);
+        settledTasks.push(taskId);
         return "settled";
       },
       keepUncertain: async (_batch, _rowId, credits) => {
@@ -87,8 +90,61 @@ function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRec
       fileLifetimeMs: 14 * 24 * 3_600_000,
     },
   };
-  return { deps, ledger, clock, statusCalls, settled, released, keptUncertain, touched, archives, submits };
+  return {
+    deps,
+    ledger,
+    clock,
+    statusCalls,
+    settled,
+    settledTasks,
+    released,
+    keptUncertain,
+    touched,
+    archives,
+    submits,
+  };
 }
+
+describe("poll stage: a run about a task the row left while its status call was out (a stale run after a lapsed lock)", () => {
+  /** The row's t-1 resubmitted as t-2 by another run of this job while this one's call was out. */
+  const leftFor = (f: ReturnType<typeof setup>) => {
+    const row = f.ledger.current()!;
+    Object.assign(row, { status: "submitted", taskId: "t-2", taskIds: ["t-1", "t-2"], resubmits: 1 });
+  };
+  it.each([
+    ["failed", { status: "failed" as const, imageUrls: [], creditsConsumed: 0 }],
+    [
+      "success",
+      { status: "success" as const, imageUrls: ["https://files.example/t-1/0.png"], creditsConsumed: 8 },
+    ],
+  ])(
+    "KIE says %s: settled as t-1 only (t-2's reservation untouched), the row left on t-2, no job added",
+    async (_name, answer) => {
+      const f = setup({
+        task: async () => {
+          leftFor(f);
+          return { taskId: "t-1", ...answer };
+        },
+      });
+      expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+      expect(f.settledTasks).toEqual(["t-1"]);
+      expect(f.ledger.current()).toMatchObject({ status: "submitted", taskId: "t-2", resubmits: 1 });
+      expect(f.submits).toEqual([]);
+      expect(f.archives).toEqual([]);
+    },
+  );
+
+  it("KIE says generating: the row on t-2 is not marked generating by t-1's run", async () => {
+    const f = setup({
+      task: async () => {
+        leftFor(f);
+        return { taskId: "t-1", status: "generating", imageUrls: [] };
+      },
+    });
+    await pollStage.run(stageJob(pollJob()), f.deps);
+    expect(f.ledger.current()).toMatchObject({ status: "submitted", taskId: "t-2" });
+  });
+});
 
 describe("poll stage", () => {
   it("owns the rows waiting for their generation", () => {

@@ -19,7 +19,9 @@
       ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add to the row's tasks (''), ARGV[7] with it,
         the short hash of the key that created it ('' = none; includes/tasks.lua)
       ARGV[8] '1': the row is returned only when the move is refused ('' = always)
-      ARGV[9..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
+      ARGV[9] the task the row must have as its current one ('' = any): a stale poll or archive
+        of an older task is refused like a row in another status
+      ARGV[10..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
 
     Output:
       {ok (0|1), finished (0|1), reopened (0|1), ms left before the expiry the reopen removed
@@ -42,7 +44,8 @@ local INDEX = { queued = KEYS[5], submitted = KEYS[6], generating = KEYS[7], arc
 if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0, -1, 0 } end
 local status = redis.call('HGET', rowKey, 'status')
 if not status then return { 0, 0, 0, -1, 0 } end
-if ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true) then
+if (ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true))
+  or (ARGV[9] ~= '' and current_task(rowKey) ~= ARGV[9]) then
   return { 0, 0, 0, -1, 0, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
 end
 
@@ -117,7 +120,7 @@ if fedSeq then
   end
 end
 
-local i = 9
+local i = 10
 local setsCompletedAt = false
 for _ = 1, tonumber(ARGV[i]) do
   local field = ARGV[i + 1]
