@@ -48,7 +48,7 @@ export async function setBatchBudget(
   ];
   if (credits !== null && used > credits) {
     lines.push(
-      "  already over the new budget: no new row is submitted until it is raised (rows in flight go on)",
+      "  already over the new budget: no new row is submitted until it is raised (rows whose create is out go on; rows holding a reservation give it back and wait)",
     );
   } else if (credits !== null && after.creditsEstimated > credits) {
     lines.push("  below the batch's estimate: some rows may wait for budget");

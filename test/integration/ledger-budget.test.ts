@@ -177,6 +177,22 @@ describe("settleCredits and releaseReservation", () => {
     expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("reserved");
   });
 
+  it("a budget lowered below what the batch holds stops rows already holding a reservation: theirs goes back, they wait; a row within it goes on", async () => {
+    await ledger.addRows("b1", ids(3).map(newRow), { budget: 100 });
+    for (const id of ids(3)) expect(await ledger.reserveBudget("b1", id, 8)).toBe("reserved");
+    // Asking again while holding is a no-op.
+    expect(await ledger.reserveBudget("b1", "r0", 8)).toBe("reserved");
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsReserved: 24 });
+    await ledger.setBudget("b1", 16);
+    // 24 held against 16: the first to ask again gives its 8 back and waits; then 16 fit.
+    expect(await ledger.reserveBudget("b1", "r0", 8)).toBe("over-budget");
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsReserved: 16, waitingBudget: 1 });
+    expect(await ledger.getRow("b1", "r0")).toMatchObject({ creditsReserved: 0, waitingBudget: true });
+    expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("reserved");
+    expect(await ledger.reserveBudget("b1", "r2", 8)).toBe("reserved");
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsReserved: 16 });
+  });
+
   it("keeps fractional credits exact enough to release back to zero", async () => {
     await ledger.addRows("b1", ids(3).map(newRow));
     for (const [id, credits] of [

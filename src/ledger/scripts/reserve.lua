@@ -3,7 +3,8 @@
   uncertain). One reservation per attempt: an attempt that may have created a task gives its
   reservation up to `creditsUncertain` (budget-uncertain.lua), so the next attempt reserves anew.
   Idempotent per row: a row that already holds at least `credits` reserves nothing more (a job
-  re-run before its create went out does not reserve twice). Over budget, the row is marked as
+  re-run before its create went out does not reserve twice), unless the batch is over its budget
+  (lowered since): then what it holds goes back and it waits. Over budget, the row is marked as
   waiting (counted once) and parked: added to the batch's parked set by its seq, so it needs no
   job while it waits (its job ends; wake.lua picks it up when the budget has room again, in
   manifest order).
@@ -27,11 +28,16 @@ local delta = tonumber(ARGV[2]) - held
 local deltaText = ARGV[2]
 if held ~= 0 then deltaText = tostring(delta) end
 local waiting = redis.call('HGET', rowKey, 'waitingBudget') == '1'
-if delta > 0 and not fits(budget_room(batchKey), delta) then
+-- A row already holding its reservation still asks (no credit more): a budget lowered below what
+-- the batch has spent and holds stops this create too, and the reservation goes back.
+local room = budget_room(batchKey)
+local over = (delta > 0 and not fits(room, delta)) or (delta <= 0 and held ~= 0 and not fits(room, 0))
+if over then
   -- Only a queued row waits (and is parked: transition.lua takes it out when it leaves queued);
   -- a row cancelled meanwhile is refused without being counted as waiting, which nothing would undo.
   local r = redis.call('HMGET', rowKey, 'status', 'seq')
   if r[1] ~= 'queued' then return 'over-budget' end
+  if held ~= 0 then release() end
   if not waiting then
     redis.call('HSET', rowKey, 'waitingBudget', '1', 'updatedAt', now)
     redis.call('HINCRBY', batchKey, 'waitingBudget', 1)
