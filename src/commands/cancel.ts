@@ -2,12 +2,15 @@ import type { Ledger } from "../ledger/index.js";
 import { requireBatch } from "../report/batch.js";
 import type { OpsLedger, OpsQueues, Output } from "../report/types.js";
 import { jobKey } from "../worker/jobs.js";
-import { forEachLimit, iterate, removeStageJob } from "./jobs.js";
+import { forEachLimit, iterate, removeSubmitJob } from "./jobs.js";
 
 const CONCURRENCY = 16;
 
 export interface CancelDeps {
-  ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "transition" | "releaseReservation"> &
+  ledger: Pick<
+    OpsLedger,
+    "getBatch" | "listBatches" | "transition" | "releaseReservation" | "keepUncertain"
+  > &
     Pick<Ledger, "ensureStateIndex" | "drainState">;
   queues: OpsQueues;
   out: Output;
@@ -26,6 +29,11 @@ export interface CancelReport {
   jobsActive: number;
   /** Rows already submitted: still polled and archived, since they are paid for. */
   inFlight: number;
+  /**
+   * Cancelled rows whose removed job had a create on the wire when its worker stopped: KIE may
+   * have made (and charged) the task, so the reservation is kept as uncertain, not given back.
+   */
+  uncertain: number;
 }
 
 /**
@@ -35,7 +43,7 @@ export interface CancelReport {
  */
 export async function cancelBatch(deps: CancelDeps, batch: string): Promise<CancelReport> {
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
-  const report: CancelReport = { cancelled: 0, jobsRemoved: 0, jobsActive: 0, inFlight: 0 };
+  const report: CancelReport = { cancelled: 0, jobsRemoved: 0, jobsActive: 0, inFlight: 0, uncertain: 0 };
   // Only the queued rows, from their index (the one state cancel moves rows out of): a batch of a
   // million mostly finished rows costs what is still queued. A page is finished before the next is
   // read, as the walk asks (the rows leave the index as they are cancelled).
@@ -46,10 +54,20 @@ export async function cancelBatch(deps: CancelDeps, batch: string): Promise<Canc
       const moved = await deps.ledger.transition(batch, row.id, { from: ["queued"], to: "cancelled" });
       if (!moved.ok) return;
       report.cancelled++;
-      const removed = await removeStageJob(deps.queues, "submit", jobKey(batch, row.id, row.taskIds.length));
+      const { outcome: removed, createOnWire } = await removeSubmitJob(
+        deps.queues,
+        jobKey(batch, row.id, row.taskIds.length),
+      );
       if (removed === "removed") report.jobsRemoved++;
       if (removed === "active") {
         report.jobsActive++;
+        return;
+      }
+      if (createOnWire) {
+        // The job's worker died with a create on the wire: the attempt may be charged. Counted as
+        // the submit stage would have on the job's next run, which this removal took away.
+        await deps.ledger.keepUncertain(batch, row.id, 0);
+        report.uncertain++;
         return;
       }
       if ((moved.row?.creditsReserved ?? 0) > 0) await deps.ledger.releaseReservation(batch, row.id);
@@ -61,6 +79,11 @@ export async function cancelBatch(deps: CancelDeps, batch: string): Promise<Canc
   out.write(
     `batch ${batch}: ${report.cancelled} queued rows cancelled, ${report.jobsRemoved} submit jobs removed\n`,
   );
+  if (report.uncertain > 0) {
+    out.write(
+      `batch ${batch}: ${report.uncertain} cancelled rows had a create on the wire when their worker stopped: KIE may have made and charged those tasks, so their credits are counted as uncertain\n`,
+    );
+  }
   if (report.jobsActive > 0) {
     out.write(
       `batch ${batch}: ${report.jobsActive} submit jobs were running: a row whose create request was already sent is paid for and goes on\n`,

@@ -20,6 +20,24 @@ export async function removeStageJob(queues: OpsQueues, stage: Stage, id: string
   return (await queue.remove(id)) === 1 ? "removed" : "active";
 }
 
+/**
+ * Removes a submit job as `removeStageJob` does, and says whether it carried the mark of a create
+ * on the wire (`creating`, submit.ts): a job left by a worker that died mid-create (its lock has
+ * lapsed, so BullMQ no longer refuses the removal), whose attempt KIE may have made and charged.
+ * Read before the removal, which takes the job's data with it.
+ */
+export async function removeSubmitJob(
+  queues: OpsQueues,
+  id: string,
+): Promise<{ outcome: RemoveOutcome; createOnWire: boolean }> {
+  const queue = queues.queues.submit;
+  const job = await queue.getJob(id);
+  if (!job) return { outcome: "absent", createOnWire: false };
+  const createOnWire = (job.data as { creating?: unknown } | undefined)?.creating !== undefined;
+  // 1: removed (or gone meanwhile); 0: locked by a worker.
+  return { outcome: (await queue.remove(id)) === 1 ? "removed" : "active", createOnWire };
+}
+
 /** Runs `fn` over an async iterable with at most `limit` calls in flight; the first error wins. */
 export async function forEachLimit<T>(
   items: AsyncIterable<T>,

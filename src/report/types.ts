@@ -7,7 +7,7 @@ export type Output = NodeJS.WritableStream & { isTTY?: boolean; columns?: number
 
 /** The parts of the stage queues the operator commands use (`QueueSet` is one). */
 export interface OpsQueues {
-  readonly queues: Record<Stage, Pick<Queue, "remove" | "getJobState">>;
+  readonly queues: Record<Stage, Pick<Queue, "remove" | "getJobState" | "getJob">>;
   addSubmit(data: SubmitJob): Promise<void>;
   addPoll(data: PollJob, delayMs: number): Promise<void>;
 }
@@ -15,5 +15,12 @@ export interface OpsQueues {
 /** The ledger calls the operator commands make. */
 export type OpsLedger = Pick<
   Ledger,
-  "getBatch" | "listBatches" | "rows" | "transition" | "releaseReservation" | "setBudget" | "oldestUnarchived"
+  | "getBatch"
+  | "listBatches"
+  | "rows"
+  | "transition"
+  | "releaseReservation"
+  | "keepUncertain"
+  | "setBudget"
+  | "oldestUnarchived"
 >;

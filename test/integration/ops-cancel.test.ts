@@ -50,6 +50,7 @@ describe("cancel", () => {
       jobsRemoved: 3,
       jobsActive: 0,
       inFlight: 2,
+      uncertain: 0,
     });
     expect(out.text()).toContain("3 queued rows cancelled, 3 submit jobs removed");
     expect(out.text()).toContain("2 rows already submitted are still polled and archived");
@@ -85,11 +86,41 @@ describe("cancel", () => {
       jobsRemoved: 0,
       jobsActive: 1,
       inFlight: 0,
+      uncertain: 0,
     });
     expect(out.text()).toContain("1 submit jobs were running");
     expect((await fx.ledger.getRow("b1", "running"))?.status).toBe("cancelled");
     expect(await fx.queues.queues.submit.getJobState("b1/running")).toBe("active");
     expect((await fx.ledger.getBatch("b1"))?.creditsReserved).toBe(8);
+  });
+
+  it("a removed job whose worker died with a create on the wire keeps the row's reservation as uncertain, not given back", async () => {
+    await fx.ledger.addRows("b1", [newRow("wire"), newRow("idle")], { budget: 100 });
+    for (const id of ["wire", "idle"]) {
+      await fx.queues.addSubmit({ batch: "b1", rowId: id, resubmit: 0 });
+      await fx.ledger.reserveBudget("b1", id, 8);
+    }
+    // What a worker leaves when it dies after marking the create (submit.ts), its lock lapsed.
+    await (await fx.queues.queues.submit.getJob("b1/wire"))!.updateData({
+      batch: "b1",
+      rowId: "wire",
+      resubmit: 0,
+      creating: Date.now(),
+    });
+
+    const out = new Collector();
+    expect(await cancelBatch(deps(out), "b1")).toMatchObject({ cancelled: 2, jobsRemoved: 2, uncertain: 1 });
+    expect(out.text()).toContain("1 cancelled rows had a create on the wire when their worker stopped");
+    expect(await fx.ledger.getRow("b1", "wire")).toMatchObject({
+      status: "cancelled",
+      creditsUncertain: 8,
+      uncertain: 1,
+    });
+    expect(await fx.ledger.getBatch("b1")).toMatchObject({
+      creditsReserved: 0,
+      creditsUncertain: 8,
+      uncertain: 1,
+    });
   });
 
   it("a batch with nothing queued changes nothing; an unknown batch is refused", async () => {
@@ -100,6 +131,7 @@ describe("cancel", () => {
       jobsRemoved: 0,
       jobsActive: 0,
       inFlight: 0,
+      uncertain: 0,
     });
     expect(await fx.ledger.getBatch("b1")).toMatchObject({ archived: 1, cancelled: 0 });
     await expect(cancelBatch(deps(), "nope")).rejects.toMatchObject({ code: "unknown_batch", exitCode: 2 });
