@@ -31,6 +31,12 @@ export interface S3StoreOptions {
   partSize?: number;
   /** Parts in flight at once; memory is bounded by about (queueSize + 1) x partSize. @defaultValue 4 */
   queueSize?: number;
+  /**
+   * A request whose socket carries nothing for this long fails (retryable, as the store being
+   * away): an endpoint that takes a request and never answers would otherwise hold the archive
+   * slot, and the row in `archiving`, until the worker restarts. @defaultValue 60000
+   */
+  idleTimeoutMs?: number;
 }
 
 const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
@@ -53,8 +59,9 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle ?? false,
       credentials: options.credentials,
-      // Without it a black-holed endpoint hangs a put until the OS gives up.
-      requestHandler: { connectionTimeout: 10_000 },
+      // Without them a black-holed endpoint hangs a put until the OS gives up, and one that
+      // accepts and never answers hangs it for good (the SDK has no default for either).
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: options.idleTimeoutMs ?? 60_000 },
     });
   const ownsClient = options.client === undefined;
   // Cleared for good the first time the store refuses ChecksumAlgorithm on a copy (see copy).

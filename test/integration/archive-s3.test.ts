@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { PassThrough, Readable } from "node:stream";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -163,6 +164,35 @@ describe("S3 store against s3rver", () => {
       await expect(unreachable.head("x.png")).rejects.toMatchObject({ code: "unavailable" });
     } finally {
       await unreachable.close();
+    }
+  });
+
+  it("an endpoint that takes requests and never answers fails them as retryable once their socket idles (not held for good)", async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const port = (silent.address() as AddressInfo).port;
+    const hanging = createS3Store({
+      ...s3.clientOptions,
+      endpoint: `http://127.0.0.1:${port}`,
+      bucket: s3.bucket,
+      idleTimeoutMs: 300,
+    });
+    try {
+      const started = Date.now();
+      await expect(hanging.head("x.png")).rejects.toMatchObject({ code: "unavailable", retryable: true });
+      await expect(
+        hanging.put("x.json", Readable.from([Buffer.from("{}")]), { contentType: "application/json" }),
+      ).rejects.toMatchObject({ code: "unavailable", retryable: true });
+      // The SDK's own retries each wait out the idle time: seconds, not forever.
+      expect(Date.now() - started).toBeLessThan(20_000);
+    } finally {
+      await hanging.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 
