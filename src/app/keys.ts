@@ -74,7 +74,7 @@ export async function registerKeys(
   config: Config,
   keys: readonly WorkerKey[],
   log: Logger,
-  lease: Pick<KeyLeaseOptions, "ttlMs" | "everyMs"> = {},
+  lease: Pick<KeyLeaseOptions, "ttlMs" | "everyMs" | "polls"> = {},
 ): Promise<RegisteredKeys> {
   const rate = config.KIE_RATE_LIMIT;
   // The mapping outlives the last worker by more than a window: the old window's creates are gone.
@@ -87,6 +87,7 @@ export async function registerKeys(
       deployment: config.KIE_QUEUE_PREFIX,
       worker: randomUUID(),
       ttlMs,
+      ...(lease.polls === undefined ? {} : { polls: lease.polls }),
       ...(lease.everyMs === undefined ? {} : { everyMs: lease.everyMs }),
       onRefreshProblem: ({ conflicts, error }) => {
         if (conflicts && conflicts.length > 0) {

@@ -143,7 +143,10 @@ export async function startWorker(
     const storePause = buildArchivePause(redis, config);
     // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
     // Refuses a key the running workers count in another account's window (KIE_ACCOUNTS).
-    const registered = await registerKeys(redis, config, keys, log, options.keyLease);
+    // Listed as a holder of its keys only when it polls: a poll job whose task's key this worker
+    // lacks waits for a holder, which must be one that will take the job.
+    const polls = (options.stages ?? STAGES).includes("poll");
+    const registered = await registerKeys(redis, config, keys, log, { ...options.keyLease, polls });
     releasers.push("key holds", () => registered.leases.close());
     // By short hash and account name only: the keys themselves never reach a log.
     log.info({ keys: keys.map(({ id, account }) => ({ key: id, account })) }, `${keys.length} API key(s)`);

@@ -9,6 +9,8 @@ import { accountId, accountKey } from "./account.js";
  *   while any worker refreshes it and expires `ttlMs` after the last one stops;
  * - the deployment's holders of the key, each with a lease it refreshes: a poll job whose task's
  *   key this worker lacks waits while some live worker holds it (poll jobs go to any worker).
+ *   Only a worker running the poll stage is a holder: one that only submits or archives with
+ *   the key would never take the job, and the task would wait for it forever.
  */
 
 /** How long a worker's hold (and the key's window mapping) outlives its last refresh. */
@@ -36,6 +38,8 @@ export interface KeyLeaseOptions {
   deployment: string;
   /** This worker's id among the holders. */
   worker: string;
+  /** Whether it runs the poll stage, so is listed among the holders. @defaultValue true */
+  polls?: boolean;
   /** @defaultValue KEY_LEASE_TTL_MS */
   ttlMs?: number;
   /** @defaultValue KEY_LEASE_EVERY_MS */
@@ -89,7 +93,7 @@ export class KeyLeases {
       const stored = (await LEASE.run(
         this.redis,
         [accountKey(key.id, "window"), this.holdersKey(key.id)],
-        [mine, this.ttlMs, this.options.worker],
+        [mine, this.ttlMs, this.options.worker, this.options.polls === false ? "" : "1"],
         this.options.scriptClock,
       )) as string | null;
       if (typeof stored === "string")

@@ -36,6 +36,32 @@ describe("key leases", () => {
     expect(await w2.held(id)).toBe(false);
   });
 
+  it("a worker that does not poll is no holder (a poll job waiting for one would wait forever), yet its key's window mapping is checked and kept", async () => {
+    const redis = accounts.connect();
+    const id = accountId(accounts.apiKey());
+    const submitter = new KeyLeases(redis, [{ id, account: "team" }], {
+      deployment: "dep-a",
+      worker: "s1",
+      ttlMs: 60_000,
+      polls: false,
+    });
+    expect(await submitter.claim()).toEqual([]);
+    expect(await submitter.held(id)).toBe(false);
+    // Its mapping stands: a worker counting the key in another window is refused.
+    const own = new KeyLeases(redis, [{ id }], { deployment: "dep-a", worker: "p1", ttlMs: 60_000 });
+    expect(await own.claim()).toHaveLength(1);
+    // A poller of the same mapping is a holder.
+    const poller = new KeyLeases(redis, [{ id, account: "team" }], {
+      deployment: "dep-a",
+      worker: "p2",
+      ttlMs: 60_000,
+    });
+    expect(await poller.claim()).toEqual([]);
+    expect(await submitter.held(id)).toBe(true);
+    await poller.close();
+    await submitter.close();
+  });
+
   it("a key is in one window for every worker: another mapping is refused, named by accounts, until the stored one expires", async () => {
     const redis = accounts.connect();
     const id = accountId(accounts.apiKey());

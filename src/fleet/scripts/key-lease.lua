@@ -10,6 +10,7 @@
       ARGV[2] this worker's mapping of the key
       ARGV[3] ttl (ms) of the mapping and of this worker's lease
       ARGV[4] this worker's id
+      ARGV[5] '1': list it among the holders (it runs the poll stage); '': the mapping alone
 
     Output:
       false when held (mapping written or the same), else the stored mapping, which differs:
@@ -20,7 +21,9 @@ local ttl = tonumber(ARGV[3])
 local stored = redis.call('GET', KEYS[1])
 if stored and stored ~= ARGV[2] then return stored end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZADD', KEYS[2], now + ttl, ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ttl)
+if ARGV[5] == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('ZADD', KEYS[2], now + ttl, ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
 return false
