@@ -63,12 +63,20 @@ describe("metrics: the admin port", () => {
     const summary = await h.pipeline.waitFinished("bm");
     expect(summary).toMatchObject({ total: 4, archived: 4 });
 
-    // The worker counts a row after its last ledger move answers; the ledger can show the batch
-    // finished a moment before that count: scrape until the last row is counted.
-    const { text, samples } = await until("a scrape that counts the last row", async () => {
+    // The worker counts a row after its last ledger move answers, and its job completes after
+    // that: the ledger can show the batch finished a moment before either. Scrape until the last
+    // row is counted and no job is left in any queue.
+    const noJobLeft = (scraped: Awaited<ReturnType<typeof scrape>>) =>
+      ["submit", "poll", "archive"].every((stage) =>
+        ["waiting", "active", "delayed", "failed"].every(
+          (state) => sample(scraped.samples, "kie_batch_queue_jobs", { stage, state }) === 0,
+        ),
+      );
+    const { text, samples } = await until("a scrape that counts the last row, with no job left", async () => {
       const scraped = await scrape(worker);
       return sample(scraped.samples, "kie_batch_batches_finished_total") === 1 &&
-        sample(scraped.samples, "kie_batch_rows_finished_total", { status: "archived" }) === 4
+        sample(scraped.samples, "kie_batch_rows_finished_total", { status: "archived" }) === 4 &&
+        noJobLeft(scraped)
         ? scraped
         : undefined;
     });
