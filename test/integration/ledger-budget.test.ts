@@ -156,6 +156,28 @@ describe("settleCredits and releaseReservation", () => {
     expect(await ledger.getBatch("b1")).toMatchObject({ creditsUncertain: 8, uncertain: 1, creditsSpent: 6 });
   });
 
+  it("a late settle of a task the row has left adds its cost and leaves the new task's reservation held", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
+    // Unknown past the grace: counted uncertain, then resubmitted as task-2 with its own reservation.
+    await ledger.keepUncertain("b1", "r0", 8, "task-1");
+    await ledger.transition("b1", "r0", { to: "queued", incr: { resubmits: 1 } });
+    expect(await ledger.reserveBudget("b1", "r0", 8)).toBe("reserved");
+    await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-2" });
+    // A stale poll run finds task-1 after all.
+    expect(await ledger.settleCredits("b1", "r0", 6, "task-1")).toBe("settled");
+    expect(await ledger.getBatch("b1")).toMatchObject({
+      creditsReserved: 8,
+      creditsSpent: 6,
+      creditsUncertain: 0,
+    });
+    expect(await ledger.getRow("b1", "r0")).toMatchObject({ creditsReserved: 8, creditsSpent: 6 });
+    // task-2's own settle releases its reservation.
+    expect(await ledger.settleCredits("b1", "r0", 7, "task-2")).toBe("settled");
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsReserved: 0, creditsSpent: 13 });
+  });
+
   it("settles a resubmitted row's second task on top of the first", async () => {
     await ledger.addRows("b1", ids(1).map(newRow));
     await ledger.reserveBudget("b1", "r0", 8);
@@ -191,6 +213,12 @@ describe("settleCredits and releaseReservation", () => {
     expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("reserved");
     expect(await ledger.reserveBudget("b1", "r2", 8)).toBe("reserved");
     expect(await ledger.getBatch("b1")).toMatchObject({ creditsReserved: 16 });
+    // A row cancelled meanwhile keeps the old answer (its submit job gives back what it holds
+    // itself, on its own path, not through a handler a crash could skip).
+    await ledger.setBudget("b1", 8);
+    await ledger.transition("b1", "r1", { from: ["queued"], to: "cancelled" });
+    expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("reserved");
+    expect(await ledger.getRow("b1", "r1")).toMatchObject({ creditsReserved: 8 });
   });
 
   it("keeps fractional credits exact enough to release back to zero", async () => {

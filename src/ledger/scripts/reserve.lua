@@ -28,10 +28,12 @@ local delta = tonumber(ARGV[2]) - held
 local deltaText = ARGV[2]
 if held ~= 0 then deltaText = tostring(delta) end
 local waiting = redis.call('HGET', rowKey, 'waitingBudget') == '1'
--- A row already holding its reservation still asks (no credit more): a budget lowered below what
--- the batch has spent and holds stops this create too, and the reservation goes back.
+-- A queued row already holding its reservation still asks (no credit more): a budget lowered
+-- below what the batch has spent and holds stops this create too, and the reservation goes back.
+-- (A row that left queued keeps the old answer: its submit job finds it and gives back itself.)
 local room = budget_room(batchKey)
-local over = (delta > 0 and not fits(room, delta)) or (delta <= 0 and held ~= 0 and not fits(room, 0))
+local over = (delta > 0 and not fits(room, delta))
+  or (delta <= 0 and held ~= 0 and not fits(room, 0) and redis.call('HGET', rowKey, 'status') == 'queued')
 if over then
   -- Only a queued row waits (and is parked: transition.lua takes it out when it leaves queued);
   -- a row cancelled meanwhile is refused without being counted as waiting, which nothing would undo.

@@ -1,5 +1,6 @@
 --[[
-  Settles a task's cost: releases the row's reservation and adds `spent`, once per task (the
+  Settles a task's cost: releases the row's reservation (when the task is the row's current one:
+  the reservation is its attempt's) and adds `spent`, once per task (the
   given taskId, else the row's current one, else the row itself), guarded by a `settled:<task>`
   field on the row (`s:<n>` for a task recorded as the row's n-th `task:<id>`), so a retried poll or archive job never counts a task twice.
 
@@ -28,7 +29,9 @@ if ordinal then
   if redis.call('HEXISTS', rowKey, guard) == 1 then settled = true end
 end
 if settled then return { 'already-settled', 0 } end
-release()
+-- The row's reservation is its current attempt's: a late answer about a task the row has left
+-- (counted uncertain, then resubmitted) adds its cost and leaves the new task's reservation held.
+if task == current_task(rowKey) then release() end
 -- A task counted uncertain (unknown past the grace) and found after all: its charge is now known.
 local uncertain = redis.call('HGET', rowKey, 'uncertain:' .. task)
 if uncertain then
