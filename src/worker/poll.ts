@@ -155,6 +155,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       const completedAt = record.completedAt ?? now;
       // Unstated cost settles at the row's estimate, which its reservation holds: never past the budget.
       // Settled as this task (once per task): a run about a task the row has left settles nothing of the new one's.
+      chargedOverEstimate(job, row, record);
       await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? row.estimatedCredits, taskId);
       const moved = await deps.ledger.transition(batch, rowId, {
         from: ["submitted", "generating"],
@@ -198,12 +199,27 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       return done;
     }
     case "failed":
+      chargedOverEstimate(job, row, record);
       await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? row.estimatedCredits, taskId);
       return failGeneration(job, deps, row, {
         code: record.failCode ?? "failed",
         message: record.failMessage ?? "generation failed",
       });
   }
+}
+
+/**
+ * KIE's stated cost above the row's estimate (what its reservation held): the budget bound rests
+ * on the estimate, so a price table below the account's real prices can pass it by the difference.
+ * Said once per task, where it is settled.
+ */
+function chargedOverEstimate(job: StageJob<PollJob>, row: RowRecord, record: TaskRecord): void {
+  const charged = record.creditsConsumed;
+  if (charged === undefined || charged <= row.estimatedCredits + 1e-9) return;
+  job.log.warn(
+    { taskId: record.taskId, creditsConsumed: charged, estimatedCredits: row.estimatedCredits },
+    "KIE charged more than the row's estimate: the batch's budget can be passed by the difference; set the account's prices with KIE_PRICES",
+  );
 }
 
 /**

@@ -8,6 +8,7 @@ import type { TaskRecord } from "../../src/kie/types.js";
 import type { RowRecord } from "../../src/ledger/types.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "../../src/worker/jobs.js";
 import { firstPollDelay, type PollDeps, pollStage } from "../../src/worker/poll.js";
+import { capturingLogger } from "../helpers/capturing-logger.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
 const MAX_WAIT_MS = 30 * 60_000;
@@ -143,6 +144,28 @@ describe("poll stage: a run about a task the row left while its status call was 
     });
     await pollStage.run(stageJob(pollJob()), f.deps);
     expect(f.ledger.current()).toMatchObject({ status: "submitted", taskId: "t-2" });
+  });
+});
+
+describe("poll stage: KIE's stated cost above the row's estimate", () => {
+  it.each([
+    ["success", { status: "success" as const, imageUrls: ["https://files.example/t-1/0.png"] }],
+    ["failed", { status: "failed" as const, imageUrls: [] }],
+  ])("%s: logged at warn with both figures; at or under the estimate, nothing", async (_name, answer) => {
+    for (const [charged, warned] of [
+      [12, true],
+      [8, false],
+    ] as const) {
+      const captured = capturingLogger();
+      const f = setup({
+        row: { estimatedCredits: 8 },
+        task: async () => ({ taskId: "t-1", ...answer, creditsConsumed: charged }),
+      });
+      await pollStage.run(stageJob(pollJob(), { log: captured.log }), f.deps);
+      expect(f.settled).toEqual([charged]);
+      expect(captured.text().includes("KIE charged more than the row's estimate")).toBe(warned);
+      if (warned) expect(captured.text()).toMatch(/"creditsConsumed":12,"estimatedCredits":8/);
+    }
   });
 });
 
