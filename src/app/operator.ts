@@ -90,7 +90,11 @@ export async function openOperator(config: Config): Promise<Operator> {
     async fleetState() {
       const ids = await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, configuredKeys(config));
       const names = await accountNames(redis, config.KIE_QUEUE_PREFIX);
-      return readFleetState(buildPauseControls(redis, ids, names), buildArchivePause(redis, config));
+      return readFleetState(
+        buildPauseControls(redis, ids, names),
+        buildArchivePause(redis, config),
+        queuesOnce().queues,
+      );
     },
     clock: systemClock,
     close,

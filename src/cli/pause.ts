@@ -34,6 +34,7 @@ export async function runResumeCommand(config: Config): Promise<void> {
       accounts: await pausesOf(ctx),
       out: process.stdout,
       queuePrefix: config.KIE_QUEUE_PREFIX,
+      stageQueues: ctx.queues().queues,
     }),
   );
 }

@@ -1,6 +1,8 @@
+import type { Queue } from "bullmq";
 import { PAUSE_POLICY, type PauseState } from "../fleet/index.js";
 import { type AccountPause, type FleetState, fleetLines, readFleetState } from "../report/fleet-state.js";
 import type { Output } from "../report/types.js";
+import { STAGES, type Stage } from "../worker/jobs.js";
 
 /** One account's pause, with the operator's two moves (built by the app: `buildPauseControls`). */
 export interface PauseControl extends AccountPause {
@@ -13,6 +15,11 @@ export interface PauseDeps {
   accounts: readonly PauseControl[];
   out: Output;
   queuePrefix?: string;
+}
+
+export interface ResumeDeps extends PauseDeps {
+  /** The stage queues: `resume` also lifts BullMQ's own pause of any (bull-board's pause button). */
+  stageQueues?: Record<Stage, Pick<Queue, "isPaused" | "resume">>;
 }
 
 /**
@@ -37,8 +44,17 @@ export async function pauseSubmissions(deps: PauseDeps, reason: string): Promise
   return after;
 }
 
-/** `kie-batch resume`: clears any pause of the given accounts, automatic ones included. */
-export async function resumeSubmissions(deps: PauseDeps): Promise<FleetState> {
+/**
+ * `kie-batch resume`: clears any pause of the given accounts, automatic ones included, and
+ * BullMQ's pause of a stage queue (bull-board's button), under which that stage's jobs wait.
+ */
+export async function resumeSubmissions(deps: ResumeDeps): Promise<FleetState> {
+  for (const stage of STAGES) {
+    const queue = deps.stageQueues?.[stage];
+    if (!queue || !(await queue.isPaused())) continue;
+    await queue.resume();
+    deps.out.write(`queue ${stage}: resumed (it was paused in BullMQ, e.g. bull-board's pause button)\n`);
+  }
   for (const account of deps.accounts) {
     const before = await account.get();
     const cleared = await account.resume();

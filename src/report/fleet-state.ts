@@ -1,4 +1,6 @@
+import type { Queue } from "bullmq";
 import type { ArchivePauseKind, ArchivePauseState, PauseKind, PauseState } from "../fleet/index.js";
+import { STAGES, type Stage } from "../worker/jobs.js";
 
 /** A pause as the commands show it. */
 export interface PauseView {
@@ -37,7 +39,15 @@ export interface FleetState {
    * snapshot built without the archive pause, such as the demo's): drawn as running.
    */
   archivePaused?: ArchivePauseView | null;
+  /**
+   * Stage queues paused in BullMQ itself (bull-board's pause button, with `--allow-actions`):
+   * their jobs wait and nothing else says why. Absent where no one read them.
+   */
+  queuesPaused?: Stage[];
 }
+
+/** A stage queue as the fleet state reads it (BullMQ's own pause flag). */
+export type StageQueuePause = Pick<Queue, "isPaused">;
 
 /** One account's pause, as the fleet module keeps it. */
 export interface AccountPause {
@@ -62,11 +72,20 @@ function archivePauseView(state: ArchivePauseState | null): ArchivePauseView | n
   };
 }
 
-/** Reads every account's pause, and the deployment's archive pause when `archivePause` is given. */
+/**
+ * Reads every account's pause, the deployment's archive pause when `archivePause` is given, and
+ * which stage queues are paused in BullMQ when `stageQueues` are.
+ */
 export async function readFleetState(
   accounts: readonly AccountPause[],
   archivePause?: { get(): Promise<ArchivePauseState | null> },
+  stageQueues?: Record<Stage, StageQueuePause>,
 ): Promise<FleetState> {
+  const queuesPaused = stageQueues
+    ? Promise.all(STAGES.map(async (stage) => ((await stageQueues[stage].isPaused()) ? [stage] : []))).then(
+        (found) => found.flat(),
+      )
+    : undefined;
   const [states, archive] = await Promise.all([
     Promise.all(
       accounts.map(async (a) => ({
@@ -81,7 +100,20 @@ export async function readFleetState(
     .map((s) => s.paused)
     .filter((p): p is PauseView => p !== null)
     .sort((a, b) => a.since.localeCompare(b.since));
-  return { paused: paused[0] ?? null, accounts: states, archivePaused: archivePauseView(archive) };
+  return {
+    paused: paused[0] ?? null,
+    accounts: states,
+    archivePaused: archivePauseView(archive),
+    ...(queuesPaused ? { queuesPaused: await queuesPaused } : {}),
+  };
+}
+
+/** A line per stage queue paused in BullMQ. */
+function queuePauseLines(queuesPaused: readonly Stage[] | undefined): string[] {
+  return (queuesPaused ?? []).map(
+    (stage) =>
+      `queue: ${stage} PAUSED in BullMQ (bull-board's pause button): its jobs wait; \`kie-batch resume\` resumes it`,
+  );
 }
 
 /** The archive pause's line, or none while archiving runs. */
@@ -95,7 +127,7 @@ function archivePauseLines(archivePaused: ArchivePauseView | null | undefined): 
 
 /** Human lines for the fleet's state: one per account (or a note when no account is known), then the archive pause. */
 export function fleetLines(state: FleetState, queuePrefix?: string): string[] {
-  const archive = archivePauseLines(state.archivePaused);
+  const archive = [...archivePauseLines(state.archivePaused), ...queuePauseLines(state.queuesPaused)];
   if (state.accounts.length === 0) {
     const where = queuePrefix === undefined ? "" : ` for queue prefix "${queuePrefix}"`;
     return [

@@ -123,7 +123,12 @@ export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {
     );
   }
   if (s.accounts) {
-    const fleet = { paused: s.paused, archivePaused: s.archivePaused ?? null, accounts: s.accounts };
+    const fleet = {
+      paused: s.paused,
+      archivePaused: s.archivePaused ?? null,
+      accounts: s.accounts,
+      ...(s.queuesPaused ? { queuesPaused: s.queuesPaused } : {}),
+    };
     lines.push(...fleetLines(fleet, options.queuePrefix));
   }
   return lines;

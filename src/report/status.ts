@@ -1,6 +1,7 @@
 import { FILE_LIFETIME_DEFAULT_MS } from "../config/schema.js";
 import type { Clock } from "../core/clock.js";
 import type { BatchSummary } from "../ledger/index.js";
+import type { Stage } from "../worker/jobs.js";
 import { requireBatch } from "./batch.js";
 import type { AccountState, ArchivePauseView, FleetState, PauseView } from "./fleet-state.js";
 import type { OpsLedger } from "./types.js";
@@ -51,6 +52,8 @@ export interface BatchStatus {
    * set by `status`; optional for snapshots built elsewhere.
    */
   archivePaused?: ArchivePauseView | null;
+  /** Stage queues paused in BullMQ (bull-board's pause button); set by `status` when any is. */
+  queuesPaused?: Stage[];
   /** Credit budget, null when none. */
   budget: number | null;
   resubmits: number;
@@ -83,6 +86,8 @@ export interface AllStatus {
   batches: BatchStatus[];
   paused: PauseView | null;
   archivePaused: ArchivePauseView | null;
+  /** Stage queues paused in BullMQ (bull-board's pause button), when any is. */
+  queuesPaused?: Stage[];
   accounts: AccountState[];
 }
 
@@ -141,6 +146,7 @@ async function toStatus(deps: StatusDeps, summary: BatchSummary, fleet: FleetSta
     creditsSpent: summary.creditsSpent,
     paused: fleet.paused,
     archivePaused: fleet.archivePaused ?? null,
+    ...(fleet.queuesPaused?.length ? { queuesPaused: fleet.queuesPaused } : {}),
     budget: summary.budget ?? null,
     resubmits: summary.resubmits,
     creditsUncertain: summary.creditsUncertain,
@@ -173,6 +179,7 @@ export async function readAllStatus(deps: StatusDeps): Promise<AllStatus> {
     batches,
     paused: fleet.paused,
     archivePaused: fleet.archivePaused ?? null,
+    ...(fleet.queuesPaused?.length ? { queuesPaused: fleet.queuesPaused } : {}),
     accounts: fleet.accounts,
   };
 }

@@ -5,6 +5,7 @@ import { pauseSubmissions, resumeSubmissions } from "../../src/commands/pause.js
 import { parseBudget } from "../../src/core/values.js";
 import { accountId, FleetPause } from "../../src/fleet/index.js";
 import { registerAccount, requireAccounts, resolveAccounts } from "../../src/report/accounts.js";
+import { fleetLines, readFleetState } from "../../src/report/fleet-state.js";
 import { deleteAccountKeys, fakeApiKey } from "../helpers/fleet-redis.js";
 import { Collector, moveRow, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
 
@@ -120,6 +121,23 @@ describe("pause and resume", () => {
     expect(after.paused).toBeNull();
     expect(out.text()).toContain("(bad-key): KIE refused the API key (401)");
     expect(await new FleetPause(fx.redis, { accountId: accountId(key) }).get()).toBeNull();
+  });
+
+  it("a stage queue paused in BullMQ (bull-board's pause button) is named by the fleet state, and resume lifts it", async () => {
+    await fx.queues.queues.submit.pause();
+    const state = await readFleetState([], undefined, fx.queues.queues);
+    expect(state.queuesPaused).toEqual(["submit"]);
+    expect(fleetLines(state).join("\n")).toContain(
+      "queue: submit PAUSED in BullMQ (bull-board's pause button)",
+    );
+
+    const out = new Collector();
+    const after = await resumeSubmissions({ accounts: [], out, stageQueues: fx.queues.queues });
+    expect(out.text()).toContain("queue submit: resumed");
+    expect(await fx.queues.queues.submit.isPaused()).toBe(false);
+    // Read again without the queues (as before): nothing said of them.
+    expect(after.queuesPaused).toBeUndefined();
+    expect((await readFleetState([], undefined, fx.queues.queues)).queuesPaused).toEqual([]);
   });
 
   it("with no key and no registered account, pause and resume say what to do", async () => {
