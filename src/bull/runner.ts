@@ -240,9 +240,7 @@ export class StageWorkers {
         to: "failed",
         set: { error: `${stage} stage gave up: ${error.message}` },
       });
-      // A row cancelled while its job ran (`cancel` leaves a running job to it) gives back what it
-      // holds for the stage too: nothing else would.
-      if (moved.ok || moved.row?.status === "cancelled") await definition.onGiveUp?.(data, options.deps);
+      if (moved.ok) await definition.onGiveUp?.(data, options.deps);
     } catch (err) {
       options.log.error({ err, ...where }, "could not record a failed job");
     }

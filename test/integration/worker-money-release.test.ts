@@ -69,47 +69,6 @@ describe("a row failed without a create", () => {
   });
 });
 
-describe("a row cancelled while its submit job ran", () => {
-  it("gives its reservation back when BullMQ then gives up on the job (the failed move is refused: the row stays cancelled)", async () => {
-    await fx.ledger.addRows("gc", [newRow("r1")], { budget: 100 });
-    const queues = new QueueSet({ connection: fx.redis, queuePrefix: fx.prefix, submitAttempts: 1 });
-    await queues.addSubmit({ batch: "gc", rowId: "r1", resubmit: 0 });
-    const fleet: Partial<FleetPort> = {
-      readGate: async () => ({ paused: null, backoffMs: 0 }),
-      tryAcquireInFlight: async () => true,
-      releaseInFlight: async () => {},
-      // `cancel` runs while the job holds its reservation, then something unexpected ends the job.
-      createSlot: async () => {
-        await fx.ledger.transition("gc", "r1", { from: ["queued"], to: "cancelled" });
-        throw new Error("the rate window's script is missing");
-      },
-    };
-    const deps = {
-      ledger: fx.ledger,
-      fleet,
-      queues,
-      clock: { now: () => Date.now(), sleep: async () => {} },
-      settings: { pollFirstMs: 1_000 },
-    } as unknown as StageDeps;
-    const workers = new StageWorkers({
-      connection: workerRedis,
-      queuePrefix: fx.prefix,
-      deps,
-      ledger: fx.ledger,
-      log: silentLogger(),
-      stages: ["submit"],
-      concurrency: { submit: 1, poll: 1, archive: 1 },
-      lockMs: 5_000,
-    });
-    const failed = new Promise<void>((resolve) => workers.workers[0]?.once("failed", () => resolve()));
-    await failed;
-    await workers.close();
-    expect(await fx.ledger.getRow("gc", "r1")).toMatchObject({ status: "cancelled", creditsReserved: 0 });
-    expect(await fx.ledger.getBatch("gc")).toMatchObject({ cancelled: 1, creditsReserved: 0 });
-    await queues.close();
-  });
-});
-
 describe("purge", () => {
   it("releases the in-flight slots of the batch's jobs, and only those", async () => {
     const account = accountId(`purge-key-${fx.prefix}`);
