@@ -178,6 +178,27 @@ describe("settleCredits and releaseReservation", () => {
     expect(await ledger.getBatch("b1")).toMatchObject({ creditsReserved: 0, creditsSpent: 13 });
   });
 
+  it("a late settle while the row is queued again (its next attempt reserved, not yet recorded) leaves that reservation held", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
+    await ledger.keepUncertain("b1", "r0", 8, "task-1");
+    await ledger.transition("b1", "r0", { to: "queued", incr: { resubmits: 1 } });
+    expect(await ledger.reserveBudget("b1", "r0", 8)).toBe("reserved");
+    // task-1 still reads as the row's current task: the stale run's settle must not take attempt 2's credits.
+    expect(await ledger.settleCredits("b1", "r0", 6, "task-1")).toBe("settled");
+    expect(await ledger.getRow("b1", "r0")).toMatchObject({
+      status: "queued",
+      creditsReserved: 8,
+      creditsSpent: 6,
+    });
+    expect(await ledger.getBatch("b1")).toMatchObject({
+      creditsReserved: 8,
+      creditsSpent: 6,
+      creditsUncertain: 0,
+    });
+  });
+
   it("settles a resubmitted row's second task on top of the first", async () => {
     await ledger.addRows("b1", ids(1).map(newRow));
     await ledger.reserveBudget("b1", "r0", 8);

@@ -30,8 +30,11 @@ if ordinal then
 end
 if settled then return { 'already-settled', 0 } end
 -- The row's reservation is its current attempt's: a late answer about a task the row has left
--- (counted uncertain, then resubmitted) adds its cost and leaves the new task's reservation held.
-if task == current_task(rowKey) then release() end
+-- (counted uncertain, then resubmitted) adds its cost and leaves the new attempt's reservation
+-- held, also while that attempt is not recorded yet (the row queued: the old task still reads as
+-- current) or the row was cancelled (its submit job gives back what it holds).
+local status = redis.call('HGET', rowKey, 'status')
+if task == current_task(rowKey) and status ~= 'queued' and status ~= 'cancelled' then release() end
 -- A task counted uncertain (unknown past the grace) and found after all: its charge is now known.
 local uncertain = redis.call('HGET', rowKey, 'uncertain:' .. task)
 if uncertain then
