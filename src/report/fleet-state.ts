@@ -81,12 +81,9 @@ export async function readFleetState(
   archivePause?: { get(): Promise<ArchivePauseState | null> },
   stageQueues?: Record<Stage, StageQueuePause>,
 ): Promise<FleetState> {
-  const queuesPaused = stageQueues
-    ? Promise.all(STAGES.map(async (stage) => ((await stageQueues[stage].isPaused()) ? [stage] : []))).then(
-        (found) => found.flat(),
-      )
-    : undefined;
-  const [states, archive] = await Promise.all([
+  // One Promise.all: a failed read rejects it once, none is left unhandled (a Redis blip would
+  // otherwise crash the dashboard).
+  const [states, archive, queuesPaused] = await Promise.all([
     Promise.all(
       accounts.map(async (a) => ({
         accountId: a.accountId,
@@ -95,6 +92,11 @@ export async function readFleetState(
       })),
     ),
     archivePause ? archivePause.get() : null,
+    stageQueues
+      ? Promise.all(STAGES.map(async (stage) => ((await stageQueues[stage].isPaused()) ? [stage] : []))).then(
+          (found) => found.flat(),
+        )
+      : undefined,
   ]);
   const paused = states
     .map((s) => s.paused)
@@ -104,7 +106,7 @@ export async function readFleetState(
     paused: paused[0] ?? null,
     accounts: states,
     archivePaused: archivePauseView(archive),
-    ...(queuesPaused ? { queuesPaused: await queuesPaused } : {}),
+    ...(queuesPaused ? { queuesPaused } : {}),
   };
 }
 

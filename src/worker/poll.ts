@@ -155,8 +155,13 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       const completedAt = record.completedAt ?? now;
       // Unstated cost settles at the row's estimate, which its reservation holds: never past the budget.
       // Settled as this task (once per task): a run about a task the row has left settles nothing of the new one's.
-      chargedOverEstimate(job, row, record);
-      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? row.estimatedCredits, taskId);
+      const settledNow = await deps.ledger.settleCredits(
+        batch,
+        rowId,
+        record.creditsConsumed ?? row.estimatedCredits,
+        taskId,
+      );
+      if (settledNow === "settled") chargedOverEstimate(job, row, record);
       const moved = await deps.ledger.transition(batch, rowId, {
         from: ["submitted", "generating"],
         ifTask: taskId,
@@ -198,13 +203,19 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       job.log.debug({ taskId }, "generated");
       return done;
     }
-    case "failed":
-      chargedOverEstimate(job, row, record);
-      await deps.ledger.settleCredits(batch, rowId, record.creditsConsumed ?? row.estimatedCredits, taskId);
+    case "failed": {
+      const settledNow = await deps.ledger.settleCredits(
+        batch,
+        rowId,
+        record.creditsConsumed ?? row.estimatedCredits,
+        taskId,
+      );
+      if (settledNow === "settled") chargedOverEstimate(job, row, record);
       return failGeneration(job, deps, row, {
         code: record.failCode ?? "failed",
         message: record.failMessage ?? "generation failed",
       });
+    }
   }
 }
 
