@@ -153,15 +153,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
     case "success": {
       await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));
       const completedAt = record.completedAt ?? now;
-      // Unstated cost settles at the row's estimate, which its reservation holds: never past the budget.
-      // Settled as this task (once per task): a run about a task the row has left settles nothing of the new one's.
-      const settledNow = await deps.ledger.settleCredits(
-        batch,
-        rowId,
-        record.creditsConsumed ?? row.estimatedCredits,
-        taskId,
-      );
-      if (settledNow === "settled") chargedOverEstimate(job, row, record);
+      await settleTask(job, deps, row, record);
       const moved = await deps.ledger.transition(batch, rowId, {
         from: ["submitted", "generating"],
         ifTask: taskId,
@@ -204,13 +196,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       return done;
     }
     case "failed": {
-      const settledNow = await deps.ledger.settleCredits(
-        batch,
-        rowId,
-        record.creditsConsumed ?? row.estimatedCredits,
-        taskId,
-      );
-      if (settledNow === "settled") chargedOverEstimate(job, row, record);
+      await settleTask(job, deps, row, record);
       return failGeneration(job, deps, row, {
         code: record.failCode ?? "failed",
         message: record.failMessage ?? "generation failed",
@@ -220,13 +206,16 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
 }
 
 /**
- * KIE's stated cost above the row's estimate (what its reservation held): the budget bound rests
- * on the estimate, so a price table below the account's real prices can pass it by the difference.
- * Said once per task, where it is settled.
+ * Settles the task's cost, once per task and as this task (a run about a task the row has left
+ * settles nothing of the new one's). An unstated cost settles at the row's estimate, which its
+ * reservation holds: never past the budget. A stated cost above the estimate is said, once: the
+ * budget bound rests on the estimates, so a price table below the account's can pass it.
  */
-function chargedOverEstimate(job: StageJob<PollJob>, row: RowRecord, record: TaskRecord): void {
+async function settleTask(job: StageJob<PollJob>, deps: PollDeps, row: RowRecord, record: TaskRecord) {
+  const { batch, rowId, taskId } = job.data;
   const charged = record.creditsConsumed;
-  if (charged === undefined || charged <= row.estimatedCredits + 1e-9) return;
+  const outcome = await deps.ledger.settleCredits(batch, rowId, charged ?? row.estimatedCredits, taskId);
+  if (outcome !== "settled" || charged === undefined || charged <= row.estimatedCredits + 1e-9) return;
   job.log.warn(
     { taskId: record.taskId, creditsConsumed: charged, estimatedCredits: row.estimatedCredits },
     "KIE charged more than the row's estimate: the batch's budget can be passed by the difference; set the account's prices with KIE_PRICES",

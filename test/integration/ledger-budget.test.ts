@@ -156,14 +156,18 @@ describe("settleCredits and releaseReservation", () => {
     expect(await ledger.getBatch("b1")).toMatchObject({ creditsUncertain: 8, uncertain: 1, creditsSpent: 6 });
   });
 
-  it("a late settle of a task the row has left adds its cost and leaves the new task's reservation held", async () => {
+  /** task-1 unknown past the grace: counted uncertain, the row queued again, its next attempt reserved. */
+  async function resubmittedAfterUncertain() {
     await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
     await ledger.reserveBudget("b1", "r0", 8);
     await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
-    // Unknown past the grace: counted uncertain, then resubmitted as task-2 with its own reservation.
     await ledger.keepUncertain("b1", "r0", 8, "task-1");
     await ledger.transition("b1", "r0", { to: "queued", incr: { resubmits: 1 } });
     expect(await ledger.reserveBudget("b1", "r0", 8)).toBe("reserved");
+  }
+
+  it("a late settle of a task the row has left adds its cost and leaves the new task's reservation held", async () => {
+    await resubmittedAfterUncertain();
     await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-2" });
     // A stale poll run finds task-1 after all.
     expect(await ledger.settleCredits("b1", "r0", 6, "task-1")).toBe("settled");
@@ -179,12 +183,7 @@ describe("settleCredits and releaseReservation", () => {
   });
 
   it("a late settle while the row is queued again (its next attempt reserved, not yet recorded) leaves that reservation held", async () => {
-    await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
-    await ledger.reserveBudget("b1", "r0", 8);
-    await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
-    await ledger.keepUncertain("b1", "r0", 8, "task-1");
-    await ledger.transition("b1", "r0", { to: "queued", incr: { resubmits: 1 } });
-    expect(await ledger.reserveBudget("b1", "r0", 8)).toBe("reserved");
+    await resubmittedAfterUncertain();
     // task-1 still reads as the row's current task: the stale run's settle must not take attempt 2's credits.
     expect(await ledger.settleCredits("b1", "r0", 6, "task-1")).toBe("settled");
     expect(await ledger.getRow("b1", "r0")).toMatchObject({
