@@ -31,6 +31,8 @@ export interface Overview {
   archivePaused?: ArchivePauseView | null;
   accounts: AccountState[];
   queues: QueueOverview[];
+  /** Stage queues paused in BullMQ itself (bull-board's pause button): their jobs wait. */
+  queuesPaused?: Stage[];
   /** Newest first. */
   batches: BatchOverview[];
 }
@@ -71,6 +73,7 @@ export async function readOverview(deps: OverviewDeps): Promise<Overview> {
     archivePaused: all.archivePaused,
     accounts: all.accounts,
     queues,
+    ...(all.queuesPaused ? { queuesPaused: all.queuesPaused } : {}),
     batches,
   };
 }

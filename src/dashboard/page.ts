@@ -59,7 +59,7 @@ ${refresh > 0 ? html`<meta http-equiv="refresh" content="${refresh}">` : ""}
 <main>
 ${archiveBanner(overview.archivePaused, overview.batches)}
 ${fleetSection(overview)}
-${queuesSection(overview.queues)}
+${queuesSection(overview.queues, overview.queuesPaused ?? [])}
 <section aria-labelledby="batches-title">
   <h2 id="batches-title">Batches (${overview.batches.length})</h2>
   ${
@@ -109,14 +109,20 @@ function fleetSection(overview: Overview): SafeHtml {
 </section>`;
 }
 
-function queuesSection(queues: readonly QueueOverview[]): SafeHtml {
+function queuesSection(queues: readonly QueueOverview[], paused: readonly string[]): SafeHtml {
   const cells = (q: QueueOverview) =>
     [q.waiting + q.prioritized, q.delayed, q.active, q.failed].map((n) => html`<td>${n}</td>`);
+  const badge = (stage: string) =>
+    paused.includes(stage) ? html` <span class="badge paused">paused in BullMQ</span>` : "";
+  const note =
+    paused.length > 0
+      ? html`<p class="paused">Paused in BullMQ (bull-board's pause button): ${paused.join(", ")}. Their jobs wait; <code>kie-batch resume</code> or bull-board resumes them.</p>`
+      : "";
   return html`<section aria-labelledby="queues-title">
-  <h2 id="queues-title">Queues</h2>
+  <h2 id="queues-title">Queues</h2>${note}
   <table class="queues">
     <thead><tr><th>stage</th><th>waiting</th><th>delayed</th><th>active</th><th>failed</th></tr></thead>
-    <tbody>${queues.map((q) => html`<tr><th scope="row">${q.stage}</th>${cells(q)}</tr>`)}</tbody>
+    <tbody>${queues.map((q) => html`<tr><th scope="row">${q.stage}${badge(q.stage)}</th>${cells(q)}</tr>`)}</tbody>
   </table>
 </section>`;
 }

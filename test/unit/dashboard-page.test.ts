@@ -89,6 +89,22 @@ describe("the overview page", () => {
     expect(page).toContain("&lt;iframe src=//evil&gt;");
   });
 
+  it("marks a stage queue paused in BullMQ and says how to resume it; none paused, nothing said", () => {
+    const queues = (["submit", "poll", "archive"] as const).map((stage) => ({
+      stage,
+      waiting: 3,
+      prioritized: 0,
+      delayed: 0,
+      active: 0,
+      failed: 0,
+    }));
+    const page = renderOverviewPage(overview([], { queues, queuesPaused: ["submit"] }));
+    expect(page).toContain('<th scope="row">submit <span class="badge paused">paused in BullMQ</span></th>');
+    expect(page).toContain('<th scope="row">poll</th>');
+    expect(page).toContain("Paused in BullMQ (bull-board's pause button): submit.");
+    expect(renderOverviewPage(overview([], { queues }))).not.toContain("paused in BullMQ");
+  });
+
   it("says how to start when there are no batches, and can turn the refresh off", () => {
     const page = renderOverviewPage(overview([]), { refreshSeconds: 0 });
     expect(page).toContain("No batches under queue prefix <code>kie</code>");
