@@ -3,6 +3,7 @@
  * fail-fast connection, and the parts built on it; closing it releases them all.
  */
 
+import { stagePauseFlags } from "../bull/pause-flags.js";
 import type { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
 import { apiKeysOf, type Config } from "../config/index.js";
@@ -93,7 +94,7 @@ export async function openOperator(config: Config): Promise<Operator> {
       return readFleetState(
         buildPauseControls(redis, ids, names),
         buildArchivePause(redis, config),
-        queuesOnce().queues,
+        stagePauseFlags(redis, config.KIE_QUEUE_PREFIX),
       );
     },
     clock: systemClock,

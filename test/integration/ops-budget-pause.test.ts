@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildPauseControls } from "../../src/app/parts.js";
+import { stagePauseFlags } from "../../src/bull/pause-flags.js";
 import { setBatchBudget } from "../../src/commands/budget.js";
 import { pauseSubmissions, resumeSubmissions } from "../../src/commands/pause.js";
 import { parseBudget } from "../../src/core/values.js";
@@ -138,6 +139,19 @@ describe("pause and resume", () => {
     // Read again without the queues (as before): nothing said of them.
     expect(after.queuesPaused).toBeUndefined();
     expect((await readFleetState([], undefined, fx.queues.queues)).queuesPaused).toEqual([]);
+  });
+
+  it("status reads the queues' pause flags as BullMQ keeps them, without a Queue (which writes its meta): nothing written", async () => {
+    const flags = stagePauseFlags(fx.redis, fx.prefix);
+    expect(await flags.submit.isPaused()).toBe(await fx.queues.queues.submit.isPaused());
+    await fx.queues.queues.poll.pause();
+    expect((await readFleetState([], undefined, flags)).queuesPaused).toEqual(["poll"]);
+    await fx.queues.queues.poll.resume();
+    expect(await flags.poll.isPaused()).toBe(false);
+    // Under a prefix no queue was ever made: read, and no key appears.
+    const unused = `${fx.prefix}-typo`;
+    expect((await readFleetState([], undefined, stagePauseFlags(fx.redis, unused))).queuesPaused).toEqual([]);
+    expect(await fx.redis.keys(`*${unused}*`)).toEqual([]);
   });
 
   it("with no key and no registered account, pause and resume say what to do", async () => {
