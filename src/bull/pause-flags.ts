@@ -1,5 +1,5 @@
 import type { RedisClient as Redis } from "../redis/script.js";
-import { bullPrefix, type STAGES, type Stage } from "../worker/jobs.js";
+import { bullPrefix, type Stage } from "../worker/jobs.js";
 
 /**
  * Each stage queue's BullMQ pause flag (the `paused` field of the queue's meta hash, what
