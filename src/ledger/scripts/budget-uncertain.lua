@@ -23,9 +23,8 @@ if ARGV[3] ~= '' then
   if redis.call('HEXISTS', rowKey, guard) == 1 then return '0' end
   -- A task already settled (settle.lua's guards) has a known charge, in creditsSpent: nothing
   -- about it is uncertain (a `retry` that polls a task KIE has since forgotten, say).
-  if redis.call('HEXISTS', rowKey, 'settled:' .. ARGV[3]) == 1 then return '0' end
-  local ordinal = redis.call('HGET', rowKey, 'task:' .. ARGV[3])
-  if ordinal and redis.call('HEXISTS', rowKey, 's:' .. ordinal) == 1 then return '0' end
+  local _, settled = settle_guard(ARGV[3])
+  if settled then return '0' end
 end
 local kept = release()
 if kept == '0' then kept = ARGV[2] end

@@ -22,7 +22,6 @@
 if row_missing() then return 'missing' end
 local now = now_ms()
 local rowId = ARGV[3]
-local budget = redis.call('HGET', batchKey, 'budget')
 local held = num(redis.call('HGET', rowKey, 'creditsReserved'))
 local delta = tonumber(ARGV[2]) - held
 local deltaText = ARGV[2]
@@ -59,5 +58,5 @@ if waiting then
   redis.call('ZREM', KEYS[3], rowId)
 end
 touch(now)
-if budget then return 'reserved' end
+if room ~= nil then return 'reserved' end
 return 'no-budget'

@@ -19,15 +19,7 @@
 if row_missing() then return { 'missing', 0 } end
 local task = ARGV[3]
 if task == '' then task = current_task(rowKey) end
-local guard = 'settled:' .. task
-local settled = redis.call('HEXISTS', rowKey, guard) == 1
--- A task recorded as `task:<id>` (includes/tasks.lua) is guarded by its ordinal, `s:<n>`: the
--- task id is not written a third time. Either guard found means settled.
-local ordinal = task ~= '' and redis.call('HGET', rowKey, 'task:' .. task)
-if ordinal then
-  guard = 's:' .. ordinal
-  if redis.call('HEXISTS', rowKey, guard) == 1 then settled = true end
-end
+local guard, settled = settle_guard(task)
 if settled then return { 'already-settled', 0 } end
 -- The row's reservation is its current attempt's: a late answer about a task the row has left
 -- (counted uncertain, then resubmitted) adds its cost and leaves the new attempt's reservation

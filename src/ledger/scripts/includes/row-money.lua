@@ -33,3 +33,17 @@ local function release()
   end
   return '0'
 end
+
+-- A task's settle guard on the row, and whether the task is settled: `settled:<task>`, or, for a
+-- task recorded as `task:<id>` (includes/tasks.lua), its ordinal's `s:<n>` (the task id is not
+-- written a third time). Either guard found means settled (settle.lua writes the one returned).
+local function settle_guard(task)
+  local guard = 'settled:' .. task
+  local settled = redis.call('HEXISTS', rowKey, guard) == 1
+  local ordinal = task ~= '' and redis.call('HGET', rowKey, 'task:' .. task)
+  if ordinal then
+    guard = 's:' .. ordinal
+    if redis.call('HEXISTS', rowKey, guard) == 1 then settled = true end
+  end
+  return guard, settled
+end
