@@ -127,14 +127,14 @@ function archivePauseLines(archivePaused: ArchivePauseView | null | undefined): 
   ];
 }
 
-/** Human lines for the fleet's state: one per account (or a note when no account is known), then the archive pause. */
+/** Human lines for the fleet's state: one per account (or a note when no account is known), then the archive pause and any stage queue paused in BullMQ. */
 export function fleetLines(state: FleetState, queuePrefix?: string): string[] {
-  const archive = [...archivePauseLines(state.archivePaused), ...queuePauseLines(state.queuesPaused)];
+  const pauses = [...archivePauseLines(state.archivePaused), ...queuePauseLines(state.queuesPaused)];
   if (state.accounts.length === 0) {
     const where = queuePrefix === undefined ? "" : ` for queue prefix "${queuePrefix}"`;
     return [
       `fleet: no KIE account known${where} (no worker has started yet; set KIE_API_KEY to see its pause state)`,
-      ...archive,
+      ...pauses,
     ];
   }
   return [
@@ -144,6 +144,6 @@ export function fleetLines(state: FleetState, queuePrefix?: string): string[] {
         ? `fleet: account ${accountId}${name} PAUSED since ${paused.since} (${paused.kind}): ${paused.reason}`
         : `fleet: account ${accountId}${name} running`;
     }),
-    ...archive,
+    ...pauses,
   ];
 }

@@ -215,7 +215,7 @@ async function settleTask(job: StageJob<PollJob>, deps: PollDeps, row: RowRecord
   const { batch, rowId, taskId } = job.data;
   const charged = record.creditsConsumed;
   const outcome = await deps.ledger.settleCredits(batch, rowId, charged ?? row.estimatedCredits, taskId);
-  if (outcome !== "settled" || charged === undefined || charged <= row.estimatedCredits + 1e-9) return;
+  if (outcome !== "settled" || charged === undefined || charged <= row.estimatedCredits) return;
   job.log.warn(
     { taskId: record.taskId, creditsConsumed: charged, estimatedCredits: row.estimatedCredits },
     "KIE charged more than the row's estimate: the batch's budget can be passed by the difference; set the account's prices with KIE_PRICES",
