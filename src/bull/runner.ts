@@ -15,6 +15,7 @@ import {
 import { STAGE_DEFINITIONS } from "../worker/stages.js";
 import { closeWorkers } from "./close-workers.js";
 import { FETCH_WATCH, type ReadyCounts, readyCounts, type Starved, watchFetches } from "./fetch-watchdog.js";
+import { saveDataIfOwned } from "./job-data.js";
 import { stageBackoff } from "./job-options.js";
 
 export interface StageWorkerOptions {
@@ -128,6 +129,9 @@ export class StageWorkers {
       const logOf = () =>
         (child ??= options.log.child({ stage, batch: data.batch, row: data.rowId, job: job.id }));
       const abort = signal ?? new AbortController().signal;
+      // Fenced by the lock (job-data.ts): a run whose lock lapsed stores nothing and answers false.
+      const save = (next: T) =>
+        saveDataIfOwned(options.connection, job, token, options.lockMs, storedJobData(stage, next));
       const stageJob: StageJob<T> = {
         key: job.id ?? "",
         data,
@@ -139,9 +143,7 @@ export class StageWorkers {
         },
         // extendLock answers 0 when the lock is gone or another worker's token holds it.
         stillOwned: async () => token === undefined || (await job.extendLock(token, options.lockMs)) === 1,
-        saveData: async (next: T) => {
-          await job.updateData(storedJobData(stage, next));
-        },
+        saveData: save,
       };
       let result: StageResult<T>;
       try {
@@ -162,7 +164,11 @@ export class StageWorkers {
         throw error;
       }
       if (result.kind === "delay") {
-        await job.updateData(storedJobData(stage, result.data));
+        if (!(await save(result.data))) {
+          // Another worker holds the job now: its data (a submit's mark) is that worker's to write.
+          logOf().warn(`job ${job.id} went to another worker: its delay is not stored here`);
+          throw new DelayedError();
+        }
         await job.moveToDelayed(Date.now() + result.ms, token);
         throw new DelayedError();
       }
@@ -239,8 +245,12 @@ export class StageWorkers {
         from: definition.owns,
         to: "failed",
         set: { error: `${stage} stage gave up: ${error.message}` },
+        rowOnRefusal: true,
       });
-      if (moved.ok) await definition.onGiveUp?.(data, options.deps);
+      // A row cancelled while its job ran stays cancelled, and what it holds for the stage goes
+      // back all the same (nothing else would give it): the job's data, stored only under its
+      // lock, says whether a create of it may be out.
+      if (moved.ok || moved.row?.status === "cancelled") await definition.onGiveUp?.(data, options.deps);
     } catch (err) {
       options.log.error({ err, ...where }, "could not record a failed job");
     }

@@ -28,8 +28,13 @@ export interface StageJob<T> {
    * Absent where a stage runs without BullMQ.
    */
   stillOwned?: () => Promise<boolean>;
-  /** Stores `data` as the job's data now, to outlive this process. Absent without BullMQ. */
-  saveData?(data: T): Promise<void>;
+  /**
+   * Stores `data` as the job's data now, to outlive this process, only while this worker still
+   * holds the job (which it then holds for another lock period), in one step: true when stored;
+   * false, nothing written, once another worker may run it. So a run whose lock lapsed can neither
+   * mark a create as its own nor erase the mark of the run that holds the job. Absent without BullMQ.
+   */
+  saveData?(data: T): Promise<boolean>;
 }
 
 /** What every stage's job data names: the ledger row it works on. */
@@ -56,8 +61,9 @@ export interface StageDefinition<T extends RowJob> {
    */
   readonly owns: readonly Status[];
   /**
-   * Runs after BullMQ gave up on a job and the runner failed its row from `owns`: what the row
-   * still holds for this stage goes back (the submit stage's reservation). Awaited by the runner.
+   * Runs after BullMQ gave up on a job and the runner failed its row from `owns` (or found it
+   * cancelled meanwhile): what the row still holds for this stage goes back (the submit stage's
+   * reservation). Awaited by the runner.
    */
   readonly onGiveUp?: (data: T, deps: StageDeps) => Promise<void>;
   /**

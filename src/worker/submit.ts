@@ -104,7 +104,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       "a create was on the wire when its worker stopped: the task may exist; counted as uncertain",
     );
     data = unmarked(data);
-    await job.saveData?.(data);
+    if (job.saveData && !(await job.saveData(data)))
+      throw new JobLostError(`job ${key} went to another worker: that one submits it`);
   }
   if (row.status !== "queued") {
     // Cancelled or failed without a create of this lineage: what it still holds goes back.
@@ -149,26 +150,33 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       const admitted = await chosen.slot(job.signal);
       // The three checks between the slot and the request go out together: every round trip
       // here is time between the limiter's admission and KIE's arrival, which its margin covers.
+      // The job is marked as creating by the same call that asks whether this worker still holds
+      // it (its lock may have lapsed while it waited: Redis away, a stalled event loop): marked
+      // until the answer is handled here, so if this process dies meanwhile, the next run of the
+      // job finds the mark and counts the attempt uncertain; and a run that lost the job can
+      // write no mark, so it never creates unmarked.
       const [current, owned, now] = await Promise.all([
         deps.ledger.getRow(batch, rowId),
-        job.stillOwned ? job.stillOwned() : true,
+        markCreating(job, data, deps.clock.now()),
         admitted ?? fleet.readGate(),
       ]);
       gateRead = now;
+      // The job went to another worker, which creates the task itself: nothing was marked here.
+      // (The in-flight slot is keyed by the job, so it is that worker's too: kept.)
+      if (!owned) {
+        throw new JobLostError(`job ${key} went to another worker while it waited: not submitted here`);
+      }
       // The gate may have held this job for hours: a row cancelled meanwhile must not be paid for.
+      // (The mark goes first: a death before it counts this attempt uncertain, never a create lost.)
       if (current?.status !== "queued" || current.taskIds[resubmit] !== undefined) {
+        await job.saveData?.(data);
         await fleet.releaseInFlight(key);
         if (current?.status === "cancelled") await deps.ledger.releaseReservation(batch, rowId);
         return done;
       }
-      // Its lock may have lapsed while it waited (Redis away, a stalled event loop) and the job
-      // gone to another worker, which creates the task itself: create only while this one holds
-      // the job. (The in-flight slot is keyed by the job, so it is that worker's too: kept.)
-      if (!owned) {
-        throw new JobLostError(`job ${key} went to another worker while it waited: not submitted here`);
-      }
       // The rate slot may have taken seconds: a pause or backoff set meanwhile stops this create.
       if (!gateStillOpen(gate, now)) {
+        await job.saveData?.(data);
         await fleet.releaseInFlight(key);
         job.log.info(
           { pause: now.paused?.kind, backoffMs: now.backoffMs },
@@ -176,13 +184,14 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
         );
         continue;
       }
-      // Marked until the answer is handled here: if this process dies meanwhile, the next run of
-      // the job finds the mark and counts the attempt uncertain.
-      await job.saveData?.({ ...data, creating: deps.clock.now() });
     } catch (error) {
       // A slot taken just before an abort (shutdown) or a failed Redis call goes back now, not an
-      // hour later as stale. A job lost to another worker leaves the slot to that worker.
-      if (!(error instanceof JobLostError)) await fleet.releaseInFlight(key).catch(() => undefined);
+      // hour later as stale, and a mark this run may have stored goes too (no create was sent;
+      // fenced, so never another run's). A job lost to another worker leaves both to that worker.
+      if (!(error instanceof JobLostError)) {
+        await job.saveData?.(data).catch(() => undefined);
+        await fleet.releaseInFlight(key).catch(() => undefined);
+      }
       throw error;
     }
     await failpoint("submit.before-create");
@@ -266,6 +275,15 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     await ensurePoll(deps, job.data, taskId, submittedAt, chosen.id);
     return done;
   }
+}
+
+/**
+ * Marks the job as creating, only while this worker holds it (`saveData` is fenced by the job's
+ * lock): true when marked. A job run without BullMQ (no `saveData`) asks `stillOwned` alone.
+ */
+async function markCreating(job: StageJob<SubmitJob>, data: SubmitJob, at: number): Promise<boolean> {
+  if (job.saveData) return job.saveData({ ...data, creating: at });
+  return job.stillOwned ? job.stillOwned() : true;
 }
 
 /** The job's data without the create-on-the-wire mark. */

@@ -48,7 +48,9 @@ describe("submit after a worker stopped mid-create or lost its job", () => {
       log: silentLogger(),
       stillOwned: async () => options.owned ?? true,
       saveData: async (data) => {
+        if (!(options.owned ?? true)) return false;
         saved.push(data);
+        return true;
       },
     });
     return { p, creates, deps, job, saved };

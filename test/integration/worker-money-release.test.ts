@@ -11,6 +11,7 @@ import { purgeBatch } from "../../src/commands/purge.js";
 import { silentLogger } from "../../src/core/logger.js";
 import { accountId, accountKey, InFlight } from "../../src/fleet/index.js";
 import type { FleetPort } from "../../src/fleet/port.js";
+import { bullPrefix } from "../../src/worker/jobs.js";
 import type { StageDeps } from "../../src/worker/ports.js";
 import { REDIS_URL } from "../helpers/redis.js";
 import { Collector, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
@@ -66,6 +67,86 @@ describe("a row failed without a create", () => {
     expect(await fx.ledger.getRow("gu", "r1")).toMatchObject({ status: "failed", creditsReserved: 0 });
     expect(await fx.ledger.getBatch("gu")).toMatchObject({ failed: 1, creditsReserved: 0 });
     await queues.close();
+  });
+});
+
+describe("a row cancelled while its submit job ran", () => {
+  /** One submit job, run by a real runner with one attempt; `fleet` and `ledger` as the test sets them. */
+  async function giveUp(options: {
+    fleet: Partial<FleetPort>;
+    ledger?: StageDeps["ledger"];
+    /** Creating mark of the job as a worker that died left it (stored after the add). */
+    creating?: number;
+  }) {
+    const queues = new QueueSet({ connection: fx.redis, queuePrefix: fx.prefix, submitAttempts: 1 });
+    await queues.addSubmit({ batch: "cx", rowId: "r1", resubmit: 0 });
+    if (options.creating !== undefined) {
+      const jobHash = `${bullPrefix(fx.prefix, "submit")}:submit:cx/r1`;
+      await fx.redis.hset(jobHash, "data", JSON.stringify({ creating: options.creating }));
+    }
+    const deps = {
+      ledger: options.ledger ?? fx.ledger,
+      fleet: {
+        readGate: async () => ({ paused: null, backoffMs: 0 }),
+        tryAcquireInFlight: async () => true,
+        releaseInFlight: async () => {},
+        ...options.fleet,
+      },
+      queues,
+      clock: { now: () => Date.now(), sleep: async () => {} },
+      settings: { pollFirstMs: 1_000 },
+    } as unknown as StageDeps;
+    const workers = new StageWorkers({
+      connection: workerRedis,
+      queuePrefix: fx.prefix,
+      deps,
+      ledger: fx.ledger,
+      log: silentLogger(),
+      stages: ["submit"],
+      concurrency: { submit: 1, poll: 1, archive: 1 },
+      lockMs: 5_000,
+    });
+    const failed = new Promise<void>((resolve) => workers.workers[0]?.once("failed", () => resolve()));
+    await failed;
+    await workers.close();
+    await queues.close();
+  }
+
+  it("gives its reservation back when BullMQ gives up on that job (no create was out)", async () => {
+    await fx.ledger.addRows("cx", [newRow("r1")], { budget: 100 });
+    await giveUp({
+      fleet: {
+        // The operator cancels while the job waits for its slot; then something unexpected.
+        createSlot: async () => {
+          await fx.ledger.transition("cx", "r1", { from: ["queued"], to: "cancelled" });
+          throw new Error("the rate window's script is missing");
+        },
+      },
+    });
+    expect(await fx.ledger.getRow("cx", "r1")).toMatchObject({ status: "cancelled", creditsReserved: 0 });
+    expect(await fx.ledger.getBatch("cx")).toMatchObject({ cancelled: 1, creditsReserved: 0, uncertain: 0 });
+  });
+
+  it("keeps it as uncertain when the job given up on still carries a create on the wire", async () => {
+    await fx.ledger.addRows("cx", [newRow("r1")], { budget: 100 });
+    // The job of a worker that died with its create on the wire, for a row reserved and then
+    // cancelled; its next run cannot count the attempt (a Redis blip), and BullMQ gives up.
+    await fx.ledger.reserveBudget("cx", "r1", 8);
+    await fx.ledger.transition("cx", "r1", { from: ["queued"], to: "cancelled" });
+    let blips = 1;
+    const ledger = Object.create(fx.ledger) as typeof fx.ledger;
+    ledger.keepUncertain = async (...args) => {
+      if (blips-- > 0) throw new Error("Connection is closed.");
+      return fx.ledger.keepUncertain(...args);
+    };
+    await giveUp({ fleet: {}, ledger, creating: Date.now() - 5_000 });
+    expect(await fx.ledger.getRow("cx", "r1")).toMatchObject({
+      status: "cancelled",
+      creditsReserved: 0,
+      creditsUncertain: 8,
+      uncertain: 1,
+    });
+    expect(await fx.ledger.getBatch("cx")).toMatchObject({ creditsReserved: 0, creditsUncertain: 8 });
   });
 });
 

@@ -223,14 +223,16 @@ describe("submit stage", () => {
       signal: stop.signal,
       saveData: async (data) => {
         saved.push(data);
+        return true;
       },
     });
     await expect(submitStage.run(job, f.deps)).rejects.toMatchObject({ name: "AbortError" });
     expect(f.creates).toEqual([]);
     expect(f.ledger.current()).toMatchObject({ status: "queued", taskIds: [] });
     expect(inFlightReleased).toEqual(["b/r1"]);
-    // Never marked as creating: a later run of the job counts nothing uncertain.
-    expect(saved).toEqual([]);
+    // Marked with the ownership check after the slot, unmarked as soon as the gate read with it
+    // said paused: a later run of the job counts nothing uncertain.
+    expect(saved).toEqual([submitJob({ creating: T0 }), submitJob()]);
     expect(f.released).toEqual([]);
   });
 
@@ -241,12 +243,57 @@ describe("submit stage", () => {
     expect(f.creates).toEqual([]);
   });
 
+  it("creates nothing when its mark cannot be stored (the job's lock went to another worker), and erases no mark", async () => {
+    const f = setup();
+    const attempts: SubmitJob[] = [];
+    const job = stageJob(submitJob(), {
+      // The fenced store refuses every write: another worker holds the job's lock.
+      saveData: async (data) => {
+        attempts.push(data);
+        return false;
+      },
+    });
+    await expect(submitStage.run(job, f.deps)).rejects.toBeInstanceOf(JobLostError);
+    expect(f.creates).toEqual([]);
+    // One attempt, the mark; no unmarking write after it (the holder's mark is that worker's).
+    expect(attempts).toEqual([submitJob({ creating: T0 })]);
+    expect(f.ledger.current()).toMatchObject({ status: "queued", taskIds: [] });
+  });
+
+  it("a row cancelled while its job waited for the slot: unmarked, slot and reservation given back, nothing created", async () => {
+    let cancel = async () => {};
+    const f = setup({
+      fleet: {
+        // The operator's cancel lands while the job waits for its rate slot.
+        createSlot: async () => {
+          await cancel();
+          return { paused: null, backoffMs: 0 };
+        },
+      },
+    });
+    cancel = async () => {
+      await f.ledger.transition("b", "r1", { from: ["queued"], to: "cancelled" });
+    };
+    const saved: SubmitJob[] = [];
+    const job = stageJob(submitJob(), {
+      saveData: async (data) => {
+        saved.push(data);
+        return true;
+      },
+    });
+    await submitStage.run(job, f.deps);
+    expect(f.creates).toEqual([]);
+    expect(saved).toEqual([submitJob({ creating: T0 }), submitJob()]);
+    expect(f.released).toEqual(["r1"]);
+  });
+
   it("a job that comes back with a create on the wire counts the row uncertain, then submits", async () => {
     const f = setup();
     const saved: SubmitJob[] = [];
     const job = stageJob(submitJob({ creating: T0 - 5_000 }), {
       saveData: async (data) => {
         saved.push(data);
+        return true;
       },
     });
     await submitStage.run(job, f.deps);
