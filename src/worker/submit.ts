@@ -145,6 +145,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     const { passed: gate, fleet, kie } = chosen;
     /** The gate as read right before the create (afterAccepted skips the ladder reset without one). */
     let gateRead: { backoffSet?: boolean } = {};
+    /** This attempt's mark, once asked for: whether it was stored. */
+    let marking: Promise<boolean> | undefined;
     try {
       // The gate as read with the admission, where the limiter reads it (one key, its own account).
       const admitted = await chosen.slot(job.signal);
@@ -155,9 +157,10 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       // until the answer is handled here, so if this process dies meanwhile, the next run of the
       // job finds the mark and counts the attempt uncertain; and a run that lost the job can
       // write no mark, so it never creates unmarked.
+      marking = markCreating(job, data, deps.clock.now());
       const [current, owned, now] = await Promise.all([
         deps.ledger.getRow(batch, rowId),
-        markCreating(job, data, deps.clock.now()),
+        marking,
         admitted ?? fleet.readGate(),
       ]);
       gateRead = now;
@@ -169,14 +172,14 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       // The gate may have held this job for hours: a row cancelled meanwhile must not be paid for.
       // (The mark goes first: a death before it counts this attempt uncertain, never a create lost.)
       if (current?.status !== "queued" || current.taskIds[resubmit] !== undefined) {
-        await job.saveData?.(data);
+        await unmark(job, data, key);
         await fleet.releaseInFlight(key);
         if (current?.status === "cancelled") await deps.ledger.releaseReservation(batch, rowId);
         return done;
       }
       // The rate slot may have taken seconds: a pause or backoff set meanwhile stops this create.
       if (!gateStillOpen(gate, now)) {
-        await job.saveData?.(data);
+        await unmark(job, data, key);
         await fleet.releaseInFlight(key);
         job.log.info(
           { pause: now.paused?.kind, backoffMs: now.backoffMs },
@@ -189,7 +192,10 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       // hour later as stale, and a mark this run may have stored goes too (no create was sent;
       // fenced, so never another run's). A job lost to another worker leaves both to that worker.
       if (!(error instanceof JobLostError)) {
-        await job.saveData?.(data).catch(() => undefined);
+        // The clear goes after the mark's own answer (never ahead of it on a retried connection);
+        // a mark whose answer was lost may be stored, so it is cleared too.
+        const marked = marking ? await marking.catch(() => undefined) : false;
+        if (marked !== false) await job.saveData?.(data).catch(() => undefined);
         await fleet.releaseInFlight(key).catch(() => undefined);
       }
       throw error;
@@ -284,6 +290,16 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
 async function markCreating(job: StageJob<SubmitJob>, data: SubmitJob, at: number): Promise<boolean> {
   if (job.saveData) return job.saveData({ ...data, creating: at });
   return job.stillOwned ? job.stillOwned() : true;
+}
+
+/**
+ * Clears this attempt's mark before a way out without a create. A clear refused by the fence means
+ * the job went to another worker after the mark (which that worker has counted): its slot and the
+ * row's reservation are that worker's now, so this run stops here, touching neither.
+ */
+async function unmark(job: StageJob<SubmitJob>, data: SubmitJob, key: string): Promise<void> {
+  if (job.saveData && !(await job.saveData(data)))
+    throw new JobLostError(`job ${key} went to another worker after its mark: left to that one`);
 }
 
 /** The job's data without the create-on-the-wire mark. */

@@ -260,6 +260,69 @@ describe("submit stage", () => {
     expect(f.ledger.current()).toMatchObject({ status: "queued", taskIds: [] });
   });
 
+  it("a clear the fence refuses (the job went to another worker after the mark) touches neither slot nor reservation", async () => {
+    const inFlightReleased: string[] = [];
+    const f = setup({
+      fleet: {
+        // The gate read with the admission says paused: this attempt must clear its mark.
+        createSlot: async () => ({ paused: { kind: "manual" as const, reason: "operator", since: T0 }, backoffMs: 0 }),
+        releaseInFlight: async (key) => {
+          inFlightReleased.push(key);
+        },
+      },
+    });
+    const saved: SubmitJob[] = [];
+    const job = stageJob(submitJob(), {
+      // The mark is stored; the lock lapses and another worker takes the job before the clear.
+      saveData: async (data) => {
+        saved.push(data);
+        return saved.length === 1;
+      },
+    });
+    await expect(submitStage.run(job, f.deps)).rejects.toBeInstanceOf(JobLostError);
+    expect(f.creates).toEqual([]);
+    expect(saved).toEqual([submitJob({ creating: T0 }), submitJob()]);
+    // The slot is keyed by the job: the worker holding it now has it.
+    expect(inFlightReleased).toEqual([]);
+    expect(f.released).toEqual([]);
+  });
+
+  it("a Redis error beside a stored mark clears it, after the mark's own answer", async () => {
+    const events: string[] = [];
+    const f = setup();
+    let answerMark = (_: boolean) => {};
+    f.deps.ledger.getRow = (() => {
+      let reads = 0;
+      const read = f.deps.ledger.getRow;
+      return async (batch: string, rowId: string) => {
+        // The first read (the job's start) works; the one beside the mark fails.
+        if (++reads === 1) return read(batch, rowId);
+        events.push("row read failed");
+        throw new Error("Connection is closed.");
+      };
+    })();
+    const job = stageJob(submitJob(), {
+      saveData: async (data) => {
+        if (data.creating === undefined) {
+          events.push("clear");
+          return true;
+        }
+        events.push("mark sent");
+        const stored = await new Promise<boolean>((resolve) => {
+          answerMark = resolve;
+        });
+        events.push("mark stored");
+        return stored;
+      },
+    });
+    const run = submitStage.run(job, f.deps);
+    await vi.waitFor(() => expect(events).toContain("row read failed"));
+    answerMark(true);
+    await expect(run).rejects.toThrow("Connection is closed.");
+    expect(events).toEqual(["mark sent", "row read failed", "mark stored", "clear"]);
+    expect(f.creates).toEqual([]);
+  });
+
   it("a row cancelled while its job waited for the slot: unmarked, slot and reservation given back, nothing created", async () => {
     let cancel = async () => {};
     const f = setup({
