@@ -104,7 +104,8 @@ export async function downloadImage(options: DownloadImageOptions): Promise<Down
         if (hop >= maxRedirects) {
           throw httpError(
             "http_error",
-            `More than ${maxRedirects} redirects from ${options.url}`,
+            // Where it started, as the other messages name a URL: host and path, never its query.
+            `More than ${maxRedirects} redirects from ${startedAt(options.url)}`,
             url,
             status,
           );
@@ -165,6 +166,16 @@ function parseHttpUrl(text: string, base?: URL): URL {
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** A download's first URL as messages name it: host and path (its query may carry a signature). */
+function startedAt(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.host}${parsed.pathname}`;
+  } catch {
+    return "an unreadable URL";
+  }
 }
 
 function httpError(code: "http_error", message: string, url: URL, status: number): DownloadError {

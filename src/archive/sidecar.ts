@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
+import { maskUrlCredentials } from "../core/redact-url.js";
 import type { ArchivedImage } from "./copy.js";
 import type { ArchivePutOptions, ArchiveStore, ArchiveStoreHead } from "./types.js";
 
@@ -116,7 +117,7 @@ export function buildSidecar(
     id: row.id,
     line: row.line,
     prompt: row.prompt,
-    params: row.params,
+    params: shownParams(row.params),
     metadata: row.metadata,
     taskId: task.taskId,
     taskIds: row.taskIds,
@@ -205,13 +206,22 @@ function decodeImage(
   };
 }
 
-/** The row's input image as the sidecar names it (none for text-to-image). */
+/**
+ * The row's input image as the sidecar names it (none for text-to-image); a presigned URL's
+ * signature and credentials masked (they are secrets; the archive outlives them anyway).
+ */
 function sourceImage(params: Record<string, unknown>): Pick<Sidecar, "sourceImage"> {
   const { image_url: url, image_path: path, image_sha256: sha256 } = params;
   if (typeof path === "string") {
     return { sourceImage: { path, ...(typeof sha256 === "string" ? { sha256 } : {}) } };
   }
-  return typeof url === "string" ? { sourceImage: { url } } : {};
+  return typeof url === "string" ? { sourceImage: { url: maskUrlCredentials(url) } } : {};
+}
+
+/** The row's parameters in the sidecar: its image_url's credentials masked, as in `sourceImage`. */
+function shownParams(params: Record<string, unknown>): Record<string, unknown> {
+  const url = params.image_url;
+  return typeof url === "string" ? { ...params, image_url: maskUrlCredentials(url) } : params;
 }
 
 function iso(ms: number | undefined): string | undefined {

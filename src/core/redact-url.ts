@@ -33,6 +33,14 @@ export function redactUrl(url: string): string {
 }
 
 /**
+ * A URL a user gave (an input image's), as results, sidecars and pages show it: with its
+ * credentials masked as `redactUrl` does, and exactly as given when it carries none.
+ */
+export function maskUrlCredentials(url: string): string {
+  return urlSecrets(url).length > 0 ? redactUrl(url) : url;
+}
+
+/**
  * The secret values a URL carries (its decoded password, password-like query values): what text
  * that may quote them (a driver's error, an alert) must have scrubbed.
  */

@@ -1,4 +1,5 @@
 /** One row in full: its image, its record, its neighbours (arrow keys), a retry if it failed. */
+import { shownParams } from "../kie/index.js";
 import type { RowRecord } from "../ledger/index.js";
 import { formatCredits, formatDuration } from "../report/status-text.js";
 import type { GalleryQuery } from "./gallery.js";
@@ -74,7 +75,7 @@ export function renderRowPage(data: RowPageData): string {
     <tr><th scope="row">state</th><td><span class="badge state-${row.status}">${row.status}</span></td></tr>
     <tr><th scope="row">prompt</th><td class="prompt">${row.prompt}</td></tr>
     <tr><th scope="row">manifest line</th><td>${row.line}</td></tr>
-    <tr><th scope="row">parameters</th><td><code>${JSON.stringify(row.params)}</code></td></tr>
+    <tr><th scope="row">parameters</th><td><code>${JSON.stringify(shownParams(row.params))}</code></td></tr>
     ${Object.entries(row.metadata).map(([k, v]) => html`<tr><th scope="row">${k}</th><td class="metadata">${v}</td></tr>`)}
     <tr><th scope="row">task</th><td>${row.taskId ? html`<code>${row.taskId}</code>` : "none"}${row.taskIds.length > 1 ? html` <span class="muted">(${row.taskIds.length} tasks: ${row.taskIds.join(", ")})</span>` : ""}</td></tr>
     ${row.reusedFrom ? html`<tr><th scope="row">reused from</th><td><a href="/batches/${row.reusedFrom.split("/").map(encodeURIComponent).join("/rows/")}">${row.reusedFrom}</a> <span class="muted">(a copy of that row's image: no create, 0 credits)</span></td></tr>` : ""}

@@ -1,12 +1,13 @@
 /**
  * What a row's stored parameters say about its mode and input image, for results and sidecars:
  * the model (text-to-image when none is stored) and the source image (its URL, or the local file's
- * path and sha256).
+ * path and sha256), and the parameters as shown (a credential in the image URL masked).
  */
+import { maskUrlCredentials } from "../core/redact-url.js";
 import { KIE_MODELS, type KieModel } from "./types.js";
 
 export interface SourceImage {
-  /** The image_url the row gave. */
+  /** The image_url the row gave, a presigned URL's signature and credentials masked (`maskUrlCredentials`). */
   url?: string;
   /** The local file the row gave (absolute), uploaded before the create. */
   path?: string;
@@ -24,6 +25,17 @@ export function modelOf(params: Readonly<Record<string, unknown>>): KieModel {
 export function sourceImageOf(params: Readonly<Record<string, unknown>>): SourceImage | undefined {
   const { image_url: url, image_path: path, image_sha256: sha256 } = params;
   if (typeof path === "string") return { path, ...(typeof sha256 === "string" ? { sha256 } : {}) };
-  if (typeof url === "string") return { url };
+  if (typeof url === "string") return { url: maskUrlCredentials(url) };
   return undefined;
+}
+
+/**
+ * A row's parameters as results, sidecars and pages show them: an image_url that carries a
+ * credential (a presigned URL's `X-Amz-Signature`, a `token` in its query) with it masked. The
+ * row keeps the URL whole: KIE needs it.
+ */
+export function shownParams(params: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
+  const url = params.image_url;
+  if (typeof url !== "string" || maskUrlCredentials(url) === url) return params;
+  return { ...params, image_url: maskUrlCredentials(url) };
 }

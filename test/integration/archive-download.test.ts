@@ -156,6 +156,19 @@ describe("downloadImage: HTTP answers", () => {
     expect(a.requests.length - before).toBe(4);
   });
 
+  it("names a looping URL by host and path: a signature in its query stays out of the row's error", async () => {
+    a.route("/signed-loop", { redirectTo: "/signed-loop" });
+    const error = await failure(
+      downloadImage({
+        url: a.url("/signed-loop?X-Amz-Signature=SIGSECRET"),
+        allowHosts: [a.host],
+        maxRedirects: 2,
+      }),
+    );
+    expect(error.message).toContain(`${a.host}/signed-loop`);
+    expect(error.message).not.toContain("SIGSECRET");
+  });
+
   it("refuses non-http URLs and redirects to them as invalid_url", async () => {
     await expect(downloadImage({ url: "file:///etc/passwd", allowHosts: [] })).rejects.toMatchObject({
       code: "invalid_url",

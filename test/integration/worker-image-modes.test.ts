@@ -39,12 +39,15 @@ describe("image-to-image and edit in one batch", () => {
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     await copyFile(join(EXAMPLES, "mug.png"), join(dir, "mug.png"));
     const manifest = join(dir, "modes.csv");
+    // A presigned URL, as a bucket hands out: its signature and credential are secrets.
+    const presigned = `${images.url("/sneaker.png")}?X-Amz-Credential=CREDSECRET&X-Amz-Signature=SIGSECRET`;
+    const masked = `${images.url("/sneaker.png")}?X-Amz-Credential=***&X-Amz-Signature=***`;
     await writeFile(
       manifest,
       [
         "id,model,prompt,image_url,image_path,strength",
         "cover,,a red mug on linen,,,",
-        `sketch,image-to-image,the sneaker as a watercolour,${images.url("/sneaker.png")},,0.6`,
+        `sketch,image-to-image,the sneaker as a watercolour,${presigned},,0.6`,
         "studio,edit,the mug on a white studio background,,mug.png,",
         "studio-again,edit,the mug on a grey studio background,,./mug.png,",
       ].join("\n"),
@@ -96,8 +99,10 @@ describe("image-to-image and edit in one batch", () => {
     });
     expect(await sidecar("sketch")).toMatchObject({
       model: "image-to-image",
-      sourceImage: { url: images.url("/sneaker.png") },
+      sourceImage: { url: masked },
+      params: { image_url: masked },
     });
+    expect(await readFile(join(archive, "sketch.json"), "utf8")).not.toMatch(/SIGSECRET|CREDSECRET/);
     expect(await sidecar("cover")).toMatchObject({ model: "text-to-image" });
     expect((await sidecar("cover")).sourceImage).toBeUndefined();
 
@@ -105,6 +110,9 @@ describe("image-to-image and edit in one batch", () => {
     const chunks: Buffer[] = [];
     out.on("data", (chunk: Buffer) => chunks.push(chunk));
     await writeResults({ ledger }, "modes", "jsonl", out);
+    expect(Buffer.concat(chunks).toString("utf8")).not.toMatch(/SIGSECRET|CREDSECRET/);
+    // KIE was given the URL whole: the row keeps it.
+    expect((await ledger.getRow("modes", "sketch"))?.params.image_url).toBe(presigned);
     const results = Buffer.concat(chunks)
       .toString("utf8")
       .trim()
@@ -112,7 +120,7 @@ describe("image-to-image and edit in one batch", () => {
       .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(results.map((r) => [r.id, r.model, r.sourceImage, r.sourceSha256, r.creditsEstimated])).toEqual([
       ["cover", "text-to-image", null, null, 8],
-      ["sketch", "image-to-image", images.url("/sneaker.png"), null, 10],
+      ["sketch", "image-to-image", masked, null, 10],
       ["studio", "edit", join(dir, "mug.png"), sha(mug), 12],
       ["studio-again", "edit", join(dir, "mug.png"), sha(mug), 12],
     ]);

@@ -265,7 +265,10 @@ describe("submit stage", () => {
     const f = setup({
       fleet: {
         // The gate read with the admission says paused: this attempt must clear its mark.
-        createSlot: async () => ({ paused: { kind: "manual" as const, reason: "operator", since: T0 }, backoffMs: 0 }),
+        createSlot: async () => ({
+          paused: { kind: "manual" as const, reason: "operator", since: T0 },
+          backoffMs: 0,
+        }),
         releaseInFlight: async (key) => {
           inFlightReleased.push(key);
         },
