@@ -41,7 +41,8 @@ export interface JobKeyParts {
 }
 
 export function parseJobKey(key: string): JobKeyParts | undefined {
-  const match = /^([A-Za-z0-9._-]+)\/([A-Za-z0-9._-]+)(?:\/r(\d+))?$/.exec(key);
+  // Names as the ledger takes them (`checkName`: at most 128 characters each).
+  const match = /^([A-Za-z0-9._-]{1,128})\/([A-Za-z0-9._-]{1,128})(?:\/r(\d{1,9}))?$/.exec(key);
   if (!match) return undefined;
   return { batch: match[1]!, rowId: match[2]!, resubmit: match[3] ? Number(match[3]) : 0 };
 }

@@ -8,6 +8,8 @@ import { type JobKeyParts, parseJobKey } from "./jobs.js";
 /** Callbacks signed longer ago than this (or this far in the future) are refused. */
 const MAX_SIGNATURE_AGE_S = 5 * 60;
 const MAX_BODY_BYTES = 256 * 1024;
+/** Sockets the receiver holds at once (KIE calls back once per task; a flood waits its turn). */
+const MAX_CONNECTIONS = 1_024;
 
 export interface WebhookOptions {
   port: number;
@@ -51,13 +53,18 @@ export function webhookSignature(taskId: string, timestamp: string, key: string)
  */
 export async function startWebhookServer(options: WebhookOptions): Promise<WebhookServer> {
   const now = options.now ?? Date.now;
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
     handle(req, res).catch((error: unknown) => {
       options.log.error({ err: error }, "webhook handler failed");
       if (!res.headersSent) reply(res, 500, { error: "internal error" });
     });
   });
+  // Reachable from the internet: a request gets 10 s whole, its headers 5 s (checked every
+  // second: Node's default check every 30 s let a half-sent request hold a socket ~40 s), and a
+  // flood of idle sockets is capped.
   server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  server.maxConnections = MAX_CONNECTIONS;
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -114,7 +121,12 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
   return { port: (server.address() as AddressInfo).port, close, [Symbol.asyncDispose]: close };
 }
 
-/** The candidate whose row holds `taskId`: the ledger, not the path's shape, decides. */
+/**
+ * The candidate whose row holds `taskId` as the task of the path's lineage (`/r<n>`: the row's
+ * n-th task): the ledger, not the path's shape, decides. A callback of an older task of the row
+ * names the older lineage, whose poll job is long gone: it wakes nothing (nor spends the current
+ * task's promotion under its own).
+ */
 async function rowKnowing(
   ledger: Ledger,
   candidates: JobKeyParts[],
@@ -122,7 +134,7 @@ async function rowKnowing(
 ): Promise<JobKeyParts | undefined> {
   for (const key of candidates) {
     const row = await ledger.getRow(key.batch, key.rowId);
-    if (row?.taskIds.includes(taskId)) return key;
+    if (row?.taskIds[key.resubmit] === taskId) return key;
   }
   return undefined;
 }

@@ -1,0 +1,98 @@
+/**
+ * The callback receiver on its own (fake ledger, queue and limit): what a callback may wake, and
+ * how long a half-sent request may hold a socket. (worker-webhook.test.ts runs it in a worker.)
+ */
+import { connect } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Ledger } from "../../src/ledger/index.js";
+import { ledgerKeys } from "../../src/ledger/keys.js";
+import type { JobKeyParts } from "../../src/worker/jobs.js";
+import { startWebhookServer, type WebhookServer } from "../../src/worker/webhook.js";
+import { capturingLogger } from "../helpers/capturing-logger.js";
+import { rowRecord } from "../helpers/stage-fakes.js";
+
+let server: WebhookServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function receiver() {
+  const woken: JobKeyParts[] = [];
+  const promoted: string[] = [];
+  const logs = capturingLogger();
+  // Row "row" of batch "b" has had two tasks: t0 (lineage 0, failed and resubmitted) and t1 (now).
+  const keys = ledgerKeys("webhook-test");
+  const ledger = {
+    getRow: async (batch: string, rowId: string) => {
+      keys.row(batch, rowId); // refuses a name the ledger cannot hold, as the real one does
+      return batch === "b" && rowId === "row"
+        ? rowRecord({ batch, id: rowId, taskIds: ["t0", "t1"] })
+        : undefined;
+    },
+  } as unknown as Ledger;
+  server = await startWebhookServer({
+    port: 0,
+    host: "127.0.0.1",
+    ledger,
+    polls: {
+      wakePoll: async (key) => {
+        woken.push(key);
+        return true;
+      },
+    },
+    promotions: {
+      tryPromote: async (taskId) => {
+        promoted.push(taskId);
+        return true;
+      },
+    },
+    log: logs.log,
+  });
+  const post = (path: string, taskId: string) =>
+    fetch(`http://127.0.0.1:${server!.port}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ code: 200, data: { taskId, state: "success" } }),
+    });
+  return { woken, promoted, logs, post };
+}
+
+describe("the callback receiver", () => {
+  it("wakes a lineage's poll only for that lineage's task: an older task of the row wakes nothing", async () => {
+    const r = await receiver();
+    expect((await r.post("/kie/b/row/r1", "t0")).status).toBe(404);
+    expect((await r.post("/kie/b/row", "t1")).status).toBe(404);
+    expect(r.promoted).toEqual([]);
+    expect(r.woken).toEqual([]);
+
+    expect((await r.post("/kie/b/row/r1", "t1")).status).toBe(200);
+    expect((await r.post("/kie/b/row", "t0")).status).toBe(200);
+    expect(r.promoted).toEqual(["t1", "t0"]);
+    expect(r.woken).toEqual([
+      { batch: "b", rowId: "row", resubmit: 1 },
+      { batch: "b", rowId: "row", resubmit: 0 },
+    ]);
+  });
+
+  it("a path segment longer than a name can be is no job key: 404, and no error logged", async () => {
+    const r = await receiver();
+    const long = "a".repeat(129);
+    expect((await r.post(`/kie/${long}/row`, "t1")).status).toBe(404);
+    expect((await r.post(`/kie/b/${long}`, "t1")).status).toBe(404);
+    expect(r.logs.text()).not.toContain('"level":50');
+  });
+
+  it("closes a socket whose request headers never finish within seconds, not half a minute", async () => {
+    await receiver();
+    const socket = connect(server!.port, "127.0.0.1");
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.write("POST /kie/b/row HTTP/1.1\r\nHost: x\r\n");
+    const started = Date.now();
+    await new Promise<void>((resolve) => {
+      socket.on("data", () => {});
+      socket.once("close", () => resolve());
+    });
+    expect(Date.now() - started).toBeLessThan(9_000);
+  }, 20_000);
+});
