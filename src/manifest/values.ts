@@ -153,8 +153,12 @@ export function parsePath(input: unknown): Parsed<string> {
   return { ok: true, value: input.trim() };
 }
 
-/** A row id: 1..128 of `A-Z a-z 0-9 . _ -`, not "." or "..". A JSON whole number is taken as its digits. */
-const ROW_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
+/**
+ * A row id: 1..128 of `A-Z a-z 0-9 . _ -`, not starting with a dot (the archive names its own
+ * files `.<name>.tmp` and `.<name>.meta.json`: a row `.x.meta` would have its image paid for and
+ * its sidecar refused; and "." and ".." are no names). A JSON whole number is taken as its digits.
+ */
+const ROW_ID_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
 export function parseRowId(input: unknown): Parsed<string> {
   const value =
@@ -163,9 +167,9 @@ export function parseRowId(input: unknown): Parsed<string> {
       : Number.isSafeInteger(input) && (input as number) >= 0
         ? String(input)
         : undefined;
-  if (value === undefined || !ROW_ID_RE.test(value) || value === "." || value === "..") {
+  if (value === undefined || !ROW_ID_RE.test(value)) {
     return fail(
-      `expected 1 to 128 characters from A-Z a-z 0-9 . _ - (not "." or ".."), found ${describeValue(input)}`,
+      `expected 1 to 128 characters from A-Z a-z 0-9 . _ - (not starting with "."), found ${describeValue(input)}`,
     );
   }
   return { ok: true, value };

@@ -127,7 +127,7 @@ describe("strict values", () => {
     expect(
       errors({ id: "a/b", prompt: "", num_inference_steps: "x", seed: "1.5", safety_check: "nah" }),
     ).toEqual([
-      `${file}:7: id: expected 1 to 128 characters from A-Z a-z 0-9 . _ - (not "." or ".."), found "a/b"`,
+      `${file}:7: id: expected 1 to 128 characters from A-Z a-z 0-9 . _ - (not starting with "."), found "a/b"`,
       `${file}:7: prompt: expected a prompt, found none`,
       `${file}:7: num_inference_steps: expected an integer from 2 to 250, found "x"`,
       `${file}:7: seed: expected an integer from 0 to 4294967295, found "1.5" (not a whole number)`,
@@ -158,7 +158,7 @@ describe("prompt and id", () => {
     expect(errors(fields)).toEqual([`${file}:7: prompt: ${message}`]);
   });
 
-  it.each([["row-1"], ["A.b_c-9"], ["x".repeat(128)], ["..."]])("id %j is accepted as given", (id) => {
+  it.each([["row-1"], ["A.b_c-9"], ["x".repeat(128)], ["a..."], ["a.meta"]])("id %j is accepted as given", (id) => {
     const result = check({ prompt: "p", id });
     expect(result.ok && [result.row.id, result.row.idGiven]).toEqual([id, true]);
   });
