@@ -150,7 +150,8 @@ function parseHttpUrl(text: string, base?: URL): URL {
   } catch (error) {
     throw new DownloadError({
       code: "invalid_url",
-      message: `Invalid image URL ${JSON.stringify(text)}`,
+      // Up to its query, which may carry a signature (the other messages name host and path).
+      message: `Invalid image URL ${JSON.stringify(text.split("?")[0])}`,
       cause: error,
     });
   }

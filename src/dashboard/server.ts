@@ -66,10 +66,14 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const thumbnailer =
     options.thumbnailer ?? (options.store ? await createThumbnailer(options.thumbnails) : undefined);
   const ownsThumbnailer = options.thumbnailer === undefined && thumbnailer !== undefined;
+  // Checked every second (Node's default check every 30 s lets a half-sent request hold a socket
+  // up to a minute), headers within 10 s.
   const server: Server = createServer(
+    { connectionsCheckingInterval: 1_000 },
     createDashboardApp({ ...options, ...(thumbnailer ? { thumbnailer } : {}) }),
   );
   server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       reject(new DashboardListenError(error.code ?? "unknown", host, requested, error.message));

@@ -28,7 +28,8 @@ export interface AdminServer extends AsyncDisposable {
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const host = options.host ?? DEFAULT_ADMIN_HOST;
-  const server: Server = createServer((req, res) => {
+  // Checked every second (Node's default is every 30 s), headers within 10 s.
+  const server: Server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
     handle(req, res).catch((error: unknown) => {
       options.log.error({ err: error }, "admin server: request failed");
       if (!res.headersSent) reply(res, 500, "application/json", JSON.stringify({ error: "internal error" }));
@@ -36,6 +37,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     });
   });
   server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
