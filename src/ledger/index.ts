@@ -8,6 +8,7 @@ export {
   type ResultIndex,
 } from "./result-index.js";
 export {
+  type AddRowOutcome,
   type AddRowsMeta,
   type BatchSummary,
   INDEXED_STATUSES,

@@ -1,4 +1,5 @@
-import type { AddRowsMeta } from "../ledger/index.js";
+import type { AddRowOutcome, AddRowsMeta } from "../ledger/index.js";
+import { canonicalJson } from "../manifest/ids.js";
 import { ENQUEUE_CHUNK, FEED_RECHECK_CHUNKS, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
 import type { QueuedRow } from "./row-spool.js";
 import type { ProducerBackend } from "./types.js";
@@ -23,6 +24,11 @@ export interface ChunkWriterOptions {
   chunkSize?: number;
   /** @defaultValue MAX_CHUNKS_IN_FLIGHT */
   maxInFlight?: number;
+  /**
+   * Told of each row with a given id that the batch already holds for another prompt or other
+   * parameters (`line`: the held row's manifest line): that row is not added, nor counted a duplicate.
+   */
+  onIdConflict?: (row: QueuedRow, held: { line: number }) => void;
 }
 
 /**
@@ -40,6 +46,8 @@ export class ChunkWriter {
   duplicates = 0;
   /** Of `duplicates`, rows whose id was derived from prompt and parameters. */
   duplicatesWithoutId = 0;
+  /** Rows whose given id the batch holds for another request (`onIdConflict`). */
+  idConflicts = 0;
   /** Upper-bound credits of the rows enqueued. */
   credits = 0;
   /** Chunks handed to the ledger. */
@@ -119,24 +127,58 @@ export class ChunkWriter {
     })();
     this.firstRecord ??= recorded;
     const outcomes = await recorded;
+    const conflicts = await this.idConflictsOf(rows, outcomes);
     const toQueue: string[] = [];
     let held = 0;
     outcomes.forEach((outcome, i) => {
       const row = rows[i]!;
       if (outcome === "held") held++;
+      const conflict = conflicts.get(i);
       if (outcome === "new" || outcome === "held") {
         this.enqueued++;
         this.credits += row.estimatedCredits;
+      } else if (conflict !== undefined) {
+        this.idConflicts++;
+        this.options.onIdConflict?.(row, conflict);
       } else {
         this.duplicates++;
         if (!row.idGiven) this.duplicatesWithoutId++;
       }
+      // A held row still queued and due a job gets it again (healing), whichever row named it.
       if (outcome === "new" || outcome === "duplicate-queued") toQueue.push(row.id);
     });
     // Only the ids are needed from here: let the rows go while the jobs are added (memory).
     rows.length = 0;
     if (toQueue.length > 0) await backend.addSubmitJobs(batch, toQueue, priority);
     if (held > 0) await this.afterHeld(held);
+  }
+
+  /**
+   * The rows of a chunk the ledger found already held whose id was given (a derived id names its
+   * prompt and parameters, so it cannot conflict) and whose held row is another request: another
+   * prompt or other parameters. Read only for those rows (a re-enqueue of a file with ids reads
+   * its rows back once); by index in `rows`, with the held row's line.
+   */
+  private async idConflictsOf(
+    rows: readonly QueuedRow[],
+    outcomes: readonly AddRowOutcome[],
+  ): Promise<Map<number, { line: number }>> {
+    const conflicts = new Map<number, { line: number }>();
+    const given = outcomes.flatMap((outcome, i) =>
+      (outcome === "duplicate" || outcome === "duplicate-queued") && rows[i]!.idGiven ? [i] : [],
+    );
+    if (given.length === 0) return conflicts;
+    const { backend, batch } = this.options;
+    const held = await Promise.all(given.map((i) => backend.ledger.getRow(batch, rows[i]!.id)));
+    given.forEach((i, n) => {
+      const stored = held[n];
+      const row = rows[i]!;
+      if (stored === undefined) return; // purged meanwhile: nothing to tell apart
+      if (stored.prompt !== row.prompt || canonicalJson(stored.params) !== canonicalJson(row.params)) {
+        conflicts.set(i, { line: stored.line });
+      }
+    });
+    return conflicts;
   }
 
   /**

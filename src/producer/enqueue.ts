@@ -118,6 +118,13 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
       ...(options.priority === undefined ? {} : { priorityGiven: true }),
       ...(resolved.budget === undefined ? {} : { budget: resolved.budget }),
       ...(options.noReuse === true ? { noReuse: true } : {}),
+      onIdConflict: (row, held) =>
+        report.invalidAfterAll({
+          file: manifest.file,
+          line: row.line,
+          field: "id",
+          message: `"${row.id}" is already a row of batch ${batch} (manifest line ${held.line}) with another prompt or other parameters: this row was not added; give it an id of its own`,
+        }),
     });
     let budgetSet: boolean;
     try {
@@ -133,6 +140,7 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
       enqueued: writer.enqueued,
       duplicates: writer.duplicates,
       duplicatesWithoutId: writer.duplicatesWithoutId,
+      idConflicts: writer.idConflicts,
       estimatedCredits: writer.credits,
       budgetNotSet: !budgetSet,
       ...(after === undefined
@@ -206,6 +214,7 @@ function summarise(run: Run, report: FileReport, extra: Partial<EnqueueSummary>)
     enqueued: 0,
     duplicates: 0,
     duplicatesWithoutId: 0,
+    idConflicts: 0,
     invalidRows: report.invalidRows,
     errors: report.errors,
     moreErrors: report.moreErrors,

@@ -35,6 +35,17 @@ export class FileReport {
     return undefined;
   }
 
+  /**
+   * A row counted valid that the write found invalid after all (its given id is another row's in
+   * the batch): counted and listed as a row error.
+   */
+  invalidAfterAll(error: RowError): void {
+    this.valid--;
+    this.invalidRows++;
+    this.errorCount++;
+    if (this.errors.length < MAX_REPORTED_ERRORS) this.errors.push(error);
+  }
+
   /** Errors counted but not listed. */
   get moreErrors(): number {
     return this.errorCount - this.errors.length;

@@ -152,6 +152,7 @@ export function summaryJson(s: EnqueueSummary): Record<string, unknown> {
     invalidRows: s.invalidRows,
     moreInvalid: s.moreErrors,
     duplicatesWithoutId: s.duplicatesWithoutId,
+    idConflicts: s.idConflicts,
     dryRun: s.dryRun,
     ...(s.dryRun ? { alreadyInBatch: s.alreadyInBatch ?? null } : {}),
     ...(s.dryRun && s.reusable !== undefined ? { reusable: s.reusable } : {}),

@@ -48,7 +48,7 @@ export interface EnqueueOptions {
 }
 
 /** The ledger calls the producer makes. */
-export type ProducerLedger = Pick<Ledger, "addRows" | "setBudget" | "getBatch" | "feedWindow">;
+export type ProducerLedger = Pick<Ledger, "addRows" | "setBudget" | "getBatch" | "feedWindow" | "getRow">;
 
 /** Redis, as the producer sees it. Built only after the file has been opened. */
 export interface ProducerBackend {
@@ -112,6 +112,12 @@ export interface EnqueueSummary {
   enqueued: number;
   /** Valid rows not enqueued because the batch already holds their id (from this file or before). */
   duplicates: number;
+  /**
+   * Rows whose given id the batch already holds for another prompt or other parameters (from
+   * this file or before): not added, each listed among the errors (field `id`). Counted in
+   * `invalidRows`; a dry run does not see them.
+   */
+  idConflicts: number;
   /** Of `duplicates`, rows without an `id`: named by prompt and parameters, so identical rows are one. */
   duplicatesWithoutId: number;
   /** Rows with at least one error. */

@@ -55,12 +55,41 @@ describe("enqueue is idempotent", () => {
     expect(seqs).toEqual([0, 1, 2, 3, 4]);
   });
 
-  it("rows with the same id in one file are enqueued once", async () => {
-    const file = await fx.files.write("ids.csv", csv("id,prompt", "x,first", "y,other", "x,second"));
+  it("rows with the same id in one file are enqueued once; another request under a taken id is an error on its line", async () => {
+    const file = await fx.files.write(
+      "ids.csv",
+      csv("id,prompt,seed", "x,first,1", "y,other,1", "x,first,1", "x,second,1", "y,other,2"),
+    );
     const summary = await fx.run({ file, batch: "ids" });
-    expect(summary).toMatchObject({ total: 3, valid: 3, enqueued: 2, duplicates: 1, duplicatesWithoutId: 0 });
+    // Line 4 repeats line 2 exactly: one row. Lines 5 and 6 reuse an id for another prompt or
+    // seed: not added, and said (they were silently dropped as duplicates before).
+    expect(summary).toMatchObject({
+      total: 5,
+      valid: 3,
+      enqueued: 2,
+      duplicates: 1,
+      idConflicts: 2,
+      invalidRows: 2,
+    });
+    expect(summary.errors).toEqual([
+      expect.objectContaining({
+        line: 5,
+        field: "id",
+        message: expect.stringContaining('"x" is already a row of batch ids (manifest line 2)'),
+      }),
+      expect.objectContaining({
+        line: 6,
+        field: "id",
+        message: expect.stringContaining('"y" is already a row of batch ids (manifest line 3)'),
+      }),
+    ]);
+    expect(summary.out).toMatch(/ids\.csv:5: id: "x" is already a row/);
     expect((await fx.ledger.getRow("ids", "x"))?.prompt).toBe("first");
     expect(summary.out).not.toContain("`seed` or `id`");
+
+    // The same file again: its rows are the batch's own (no conflict); the two stay errors.
+    const again = await fx.run({ file, batch: "ids" });
+    expect(again).toMatchObject({ enqueued: 0, duplicates: 3, idConflicts: 2 });
   });
 
   it("identical rows without ids are one row, and the summary says how to make variations", async () => {

@@ -30,6 +30,7 @@ function summary(overrides: Partial<EnqueueSummary> = {}): EnqueueSummary {
     enqueued: 10,
     duplicates: 0,
     duplicatesWithoutId: 0,
+    idConflicts: 0,
     invalidRows: 0,
     errors: [],
     moreErrors: 0,
@@ -136,6 +137,7 @@ describe("ChunkWriter's feeds of a window-managed batch", () => {
         setBudget: async () => true,
         getBatch: async () => undefined,
         feedWindow: async () => ({ fed: [], more: false }),
+        getRow: async () => undefined,
       },
       addSubmitJobs: async () => {},
       async feedSubmitWindow() {
