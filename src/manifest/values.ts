@@ -112,8 +112,27 @@ export function parseText(input: unknown, spec: TextSpec): Parsed<string | undef
   }
   const length = countCodePoints(value);
   if (length > spec.max) return fail(`expected at most ${spec.max} characters, found ${length}`);
+  const control = CONTROL.exec(value);
+  if (control) {
+    const code = control[0].codePointAt(0)!;
+    const where = countCodePoints(value.slice(0, control.index)) + 1;
+    return fail(
+      `expected text without control characters (tab and line breaks are fine), found U+${code.toString(16).toUpperCase().padStart(4, "0")} at character ${where}`,
+    );
+  }
+  if (LONE_SURROGATE.test(value)) {
+    return fail("expected text without a lone UTF-16 surrogate (a broken \\u escape), found one");
+  }
   return { ok: true, value };
 }
+
+/**
+ * C0 and C1 control characters and DEL, but tab, line feed and carriage return: a NUL or an escape
+ * sequence in a prompt is a broken file or export, never text a model should get.
+ */
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/u;
+/** A surrogate half without its pair (only JSON's `\ud800` escapes make one): not UTF-8 text. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** Longest input image URL or path accepted. */
 const MAX_LOCATION_CHARS = 4096;

@@ -137,6 +137,13 @@ describe("strict values", () => {
 });
 
 describe("prompt and id", () => {
+  it("keeps tabs, line breaks and characters beyond the BMP in a prompt", () => {
+    expect(params({ prompt: "a cat\tsits\r\non a 🦊 mat" }).prompt).toBe("a cat\tsits\r\non a 🦊 mat");
+    expect(errors({ prompt: "p", negative_prompt: "blurry\u0007" })).toEqual([
+      `${file}:7: negative_prompt: expected text without control characters (tab and line breaks are fine), found U+0007 at character 7`,
+    ]);
+  });
+
   it("trims the prompt and measures it in characters (code points)", () => {
     expect(params({ prompt: "  a cat \n" }).prompt).toBe("a cat");
     expect(params({ prompt: "🙂".repeat(5000) }).prompt).toHaveLength(10_000);
@@ -154,6 +161,21 @@ describe("prompt and id", () => {
       'expected text of 1 to 5000 characters, found only whitespace (" \\t ")',
     ],
     ["not text", { prompt: 42 }, "expected text of 1 to 5000 characters, found 42"],
+    [
+      "NUL-holding",
+      { prompt: "a cat\u0000 in snow" },
+      "expected text without control characters (tab and line breaks are fine), found U+0000 at character 6",
+    ],
+    [
+      "escape-holding",
+      { prompt: "🙂 a\u001b[31m red fox" },
+      "expected text without control characters (tab and line breaks are fine), found U+001B at character 4",
+    ],
+    [
+      "lone-surrogate",
+      { prompt: "a \ud800 fox" },
+      "expected text without a lone UTF-16 surrogate (a broken \\u escape), found one",
+    ],
   ])("a %s prompt is an error", (_name, fields, message) => {
     expect(errors(fields)).toEqual([`${file}:7: prompt: ${message}`]);
   });
