@@ -13,6 +13,12 @@ interface DownloadTimeouts {
   headersMs?: number;
   /** Longest silence between two body chunks. @defaultValue 30_000 */
   bodyMs?: number;
+  /**
+   * The whole download, first request to last byte: a host that drips a byte now and then (never
+   * silent for `bodyMs`) would otherwise hold the archive slot, and the row in `archiving`, for
+   * good. A transient failure: the archive job tries again later. @defaultValue 600_000
+   */
+  totalMs?: number;
 }
 
 export interface DownloadImageOptions {
@@ -49,7 +55,12 @@ export interface DownloadedImage {
 
 const DEFAULT_MAX_REDIRECTS = 5;
 const DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024;
-const DEFAULT_TIMEOUTS: Required<DownloadTimeouts> = { connectMs: 10_000, headersMs: 30_000, bodyMs: 30_000 };
+const DEFAULT_TIMEOUTS: Required<DownloadTimeouts> = {
+  connectMs: 10_000,
+  headersMs: 30_000,
+  bodyMs: 30_000,
+  totalMs: 600_000,
+};
 const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 const EXPIRED_STATUSES: ReadonlySet<number> = new Set([403, 404, 410]);
 
@@ -60,10 +71,23 @@ const EXPIRED_STATUSES: ReadonlySet<number> = new Set([403, 404, 410]);
  * in memory. If the signal aborts, rejects (or fails the stream) with the signal's reason.
  */
 export async function downloadImage(options: DownloadImageOptions): Promise<DownloadedImage> {
-  const { allowHosts, signal } = options;
+  const { allowHosts } = options;
   const maxRedirects = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
   const timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
-  signal?.throwIfAborted();
+  options.signal?.throwIfAborted();
+  // The caller's signal, and the whole download's deadline (`totalMs`), as one: whichever ends
+  // first ends every request and the body stream with its reason.
+  const overall = new AbortController();
+  const deadline = setTimeout(() => {
+    overall.abort(
+      new DownloadError({
+        code: "transient",
+        message: `Download from ${new URL(options.url).host} did not finish within ${Math.round(timeouts.totalMs / 1000)} s: given up for now`,
+      }),
+    );
+  }, timeouts.totalMs);
+  deadline.unref?.();
+  const signal = options.signal ? AbortSignal.any([options.signal, overall.signal]) : overall.signal;
 
   const guard = new HostGuard(allowHosts);
   const ownAgent =
@@ -72,6 +96,7 @@ export async function downloadImage(options: DownloadImageOptions): Promise<Down
       : undefined;
   const dispatcher = options.dispatcher ?? ownAgent!;
   const release = () => {
+    clearTimeout(deadline);
     ownAgent?.destroy().catch(() => {});
   };
 

@@ -204,6 +204,34 @@ describe("downloadImage: HTTP answers", () => {
     await expect(image.done).rejects.toThrow("drain deadline");
     gate.destroy();
   });
+
+  it("gives up on a body that drips (never silent for bodyMs) once the whole download's time is up, as transient", async () => {
+    const drip = new PassThrough();
+    const head = await pngBytes(100);
+    let timer: NodeJS.Timeout | undefined;
+    a.route("/drip.png", {
+      body: () => {
+        drip.write(head);
+        // A byte every 50 ms: the idle timeout never fires.
+        timer = setInterval(() => drip.write(Buffer.from([0])), 50);
+        return drip;
+      },
+    });
+    const started = Date.now();
+    const image = await downloadImage({
+      url: a.url("/drip.png?X-Amz-Signature=SIGSECRET"),
+      allowHosts: [a.host],
+      timeouts: { bodyMs: 5_000, totalMs: 600 },
+    });
+    image.stream.resume();
+    const error = (await image.done.catch((e: unknown) => e)) as DownloadError;
+    clearInterval(timer);
+    drip.destroy();
+    expect(error).toMatchObject({ name: "DownloadError", code: "transient", retryable: true });
+    expect(error.message).toContain("did not finish within 1 s");
+    expect(error.message).not.toContain("SIGSECRET");
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
 });
 
 describe("downloadImage: SSRF guard", () => {
