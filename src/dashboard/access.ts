@@ -4,30 +4,12 @@
  * cookie the login page sets. Tokens are compared in constant time.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { isIP } from "node:net";
 import type { NextFunction, Request, Response } from "express";
 
 /** The login cookie's name; its value is a digest of the token, never the token itself. */
 const SESSION_COOKIE = "kie_dashboard";
 /** A token shorter than this is refused at start: it would be guessed. */
 export const MIN_TOKEN_CHARS = 16;
-
-/** True for 127.0.0.0/8, ::1 and `localhost`: addresses only this machine reaches. */
-export function isLoopbackHost(host: string): boolean {
-  if (host === "localhost" || host === "::1" || host === "[::1]") return true;
-  return isIP(host) === 4 && host.startsWith("127.");
-}
-
-/**
- * True for a `Host` header naming this machine: `localhost`, 127.x.x.x or `[::1]`, with or
- * without a port. Without a token the dashboard answers only these: a page of another site whose
- * name was rebound to 127.0.0.1 (DNS rebinding) sends its own name, and is refused.
- */
-export function isLoopbackHostHeader(header: string | undefined): boolean {
-  const match = /^(\[[^\]]*\]|[^:[\]]*)(?::\d{1,5})?$/.exec((header ?? "").trim().toLowerCase());
-  if (!match) return false;
-  return isLoopbackHost(match[1]!);
-}
 
 /**
  * Whether a request may change something: GET and HEAD always; any other method only without an

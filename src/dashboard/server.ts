@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { isLoopbackHost, MIN_TOKEN_CHARS } from "./access.js";
+import { isLoopbackHost } from "../core/loopback.js";
+import { MIN_TOKEN_CHARS } from "./access.js";
 import { createDashboardApp, type DashboardAppOptions } from "./app.js";
 import { createThumbnailer, type ThumbnailerOptions } from "./thumbs.js";
 

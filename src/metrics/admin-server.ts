@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import type { Logger } from "../core/logger.js";
+import { isLoopbackHost, isLoopbackHostHeader } from "../core/loopback.js";
 
 /** Where the admin server binds unless told otherwise: metrics are for the operator, not the world. */
 const DEFAULT_ADMIN_HOST = "127.0.0.1";
@@ -39,7 +40,19 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
 
+  // Bound to loopback, it answers only to loopback names: a page of another site rebound to
+  // 127.0.0.1 (DNS rebinding) would otherwise read /metrics (batch names, accounts, credits).
+  const loopbackOnly = isLoopbackHost(host);
+
   async function handle(req: IncomingMessage, res: ServerResponse) {
+    if (loopbackOnly && !isLoopbackHostHeader(req.headers.host)) {
+      return reply(
+        res,
+        421,
+        "text/plain",
+        "kie-batch admin port: it answers only to localhost, 127.0.0.1 or [::1]\n",
+      );
+    }
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     if (path !== "/metrics" && path !== "/healthz") {
       return reply(res, 404, "application/json", JSON.stringify({ error: "not found" }));

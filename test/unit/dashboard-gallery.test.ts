@@ -1,12 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  csrfToken,
-  csrfValid,
-  isLoopbackHost,
-  isLoopbackHostHeader,
-  parseCookies,
-  tokensEqual,
-} from "../../src/dashboard/access.js";
+import { isLoopbackHost, isLoopbackHostHeader } from "../../src/core/loopback.js";
+import { csrfToken, csrfValid, parseCookies, tokensEqual } from "../../src/dashboard/access.js";
 import { renderBatchPage } from "../../src/dashboard/batch-page.js";
 import { readFailureGroups } from "../../src/dashboard/failure-groups.js";
 import { galleryHref, parseGalleryQuery, readMatches, rowMatches } from "../../src/dashboard/gallery.js";

@@ -180,10 +180,13 @@ describe("prompt and id", () => {
     expect(errors(fields)).toEqual([`${file}:7: prompt: ${message}`]);
   });
 
-  it.each([["row-1"], ["A.b_c-9"], ["x".repeat(128)], ["a..."], ["a.meta"]])("id %j is accepted as given", (id) => {
-    const result = check({ prompt: "p", id });
-    expect(result.ok && [result.row.id, result.row.idGiven]).toEqual([id, true]);
-  });
+  it.each([["row-1"], ["A.b_c-9"], ["x".repeat(128)], ["a..."], ["a.meta"]])(
+    "id %j is accepted as given",
+    (id) => {
+      const result = check({ prompt: "p", id });
+      expect(result.ok && [result.row.id, result.row.idGiven]).toEqual([id, true]);
+    },
+  );
 
   it("a JSON whole-number id is taken as its digits", () => {
     const result = check({ prompt: "p", id: 42 });
