@@ -13,7 +13,14 @@ export type JsonManifestEvent =
   | { kind: "shape"; shape: "array" | "object" }
   | { kind: "key"; key: "defaults" | "rows" }
   | { kind: "defaults"; value: Record<string, unknown>; line: number }
-  | { kind: "row"; value: unknown; line: number };
+  /** `repeated`: the first key the row object gave twice, and the line of its second value. */
+  | { kind: "row"; value: unknown; line: number; repeated?: RepeatedKey };
+
+/** A key an object gives twice (JSON.parse keeps the last: the reader says so instead). */
+export interface RepeatedKey {
+  key: string;
+  line: number;
+}
 
 interface Position {
   line: number;
@@ -29,6 +36,7 @@ type Frame =
       state: ObjectState;
       key: string;
       start: Position;
+      repeated?: RepeatedKey;
     }
   | { kind: "array"; role: "rows" | "value"; value: unknown[]; state: ArrayState; start: Position };
 type ObjectState = "first" | "key" | "colon" | "value" | "next";
@@ -187,13 +195,13 @@ export class JsonManifestStructure {
       this.done = true;
       return;
     }
-    this.complete(parent, frame.value, frame.start);
+    this.complete(parent, frame.value, frame.start, frame.kind === "object" ? frame.repeated : undefined);
   }
 
-  private complete(parent: Frame, value: unknown, at: Position): void {
+  private complete(parent: Frame, value: unknown, at: Position, repeated?: RepeatedKey): void {
     if (parent.kind === "array") {
       if (parent.role === "rows") {
-        this.emit({ kind: "row", value, line: at.line });
+        this.emit({ kind: "row", value, line: at.line, ...(repeated ? { repeated } : {}) });
         this.valueStart = undefined;
       } else {
         parent.value.push(value);
@@ -207,6 +215,7 @@ export class JsonManifestStructure {
         this.valueStart = undefined;
       }
     } else {
+      if (Object.hasOwn(parent.value, parent.key)) parent.repeated ??= { key: parent.key, line: at.line };
       setOwn(parent.value, parent.key, value);
     }
     parent.state = "next";

@@ -41,8 +41,18 @@ export async function readJsonDefaults(path: string, file: string): Promise<Json
 export async function* readJsonRows(path: string, file: string): AsyncGenerator<RawRow> {
   for await (const event of readJsonEvents(path, file)) {
     if (event.kind !== "row") continue;
-    const { value, line } = event;
-    if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    const { value, line, repeated } = event;
+    if (repeated) {
+      // JSON.parse would keep the last value unseen: which one the user meant is theirs to say.
+      yield {
+        line,
+        fields: {},
+        problem: {
+          field: repeated.key,
+          message: `given twice in the row (again on line ${repeated.line}): keep one`,
+        },
+      };
+    } else if (typeof value === "object" && value !== null && !Array.isArray(value)) {
       yield { line, fields: value as Record<string, unknown> };
     } else {
       yield {

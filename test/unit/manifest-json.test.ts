@@ -73,6 +73,18 @@ describe("JSON reader: shapes and line numbers", () => {
     ]);
   });
 
+  it("a key given twice in a row is a problem of that row, named, with both lines (not the last value kept unseen)", async () => {
+    const rows = await rowsOf(
+      '[\n{"prompt": "a", "seed": 1},\n{"prompt": "a vase",\n "seed": 1,\n "seed": 2},\n{"prompt": "c", "meta": {"x": 1, "x": 2}}\n]',
+    );
+    expect(rows.map((r) => [r.line, r.problem ?? "ok"])).toEqual([
+      [2, "ok"],
+      [3, { field: "seed", message: "given twice in the row (again on line 5): keep one" }],
+      // Inside a nested value (kept as JSON text in metadata) the last one stands, as JSON.parse does.
+      [6, "ok"],
+    ]);
+  });
+
   it("numbers rows right across many read chunks", async () => {
     const parts: string[] = ["{\n", '"rows": [\n'];
     const expected: number[] = [];
