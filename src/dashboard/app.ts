@@ -142,8 +142,10 @@ export function createDashboardApp(options: DashboardAppOptions): Express {
     try {
       await withTimeout(options.ping(), PING_TIMEOUT_MS);
       res.json({ ok: true, redis: "up" });
-    } catch {
-      // Open to anyone, even with a token set: the driver's text (an internal address) stays out.
+    } catch (error) {
+      // Open to anyone, even with a token set: the driver's text (an internal address) stays out
+      // of the answer, and goes to the operator's log.
+      options.onError?.(error, "/healthz");
       res.status(503).json({ ok: false, redis: "down", error: "Redis is not answering" });
     }
   });

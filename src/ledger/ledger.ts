@@ -11,6 +11,7 @@ import { ledgerKeys } from "./keys.js";
 import { wakeParked } from "./parked.js";
 import { type ProgressMinute, type ProgressWindow, readProgress } from "./progress.js";
 import type { RowsOptions, StateEntry, StatePageOptions } from "./read-options.js";
+import { readRows } from "./read-rows.js";
 import { getBatch, getRow, listBatches, oldestUnarchived, rows } from "./reads.js";
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
 import {
@@ -119,6 +120,11 @@ export interface Ledger {
   /** @throws LedgerError `old_layout` when Redis holds batches in the key layout before Cluster */
   refuseOldLayout(): Promise<void>;
   getRow(batch: string, rowId: string): Promise<RowRecord | undefined>;
+  /**
+   * Rows of one batch by id, aligned with `ids` (undefined: no such row): one pipeline, and each
+   * frozen page they live in read and decoded once.
+   */
+  getRows(batch: string, rowIds: readonly string[]): Promise<(RowRecord | undefined)[]>;
   /** The batch's rows in insertion order. */
   rows(batch: string, options?: RowsOptions): AsyncIterable<RowRecord>;
   /** One window of the batch's rows in manifest order (or reversed) from a seq cursor (row-window.ts). */
@@ -215,6 +221,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     repairIndex: () => repairBatchIndex(ctx),
     refuseOldLayout: () => refuseOldLayout(ctx),
     getRow: (batch, rowId) => getRow(ctx, batch, rowId),
+    getRows: (batch, rowIds) => readRows(ctx, batch, rowIds),
     rows: (batch, rowsOptions) => rows(ctx, batch, rowsOptions),
     rowWindow: (batch, windowOptions) => rowWindow(ctx, batch, windowOptions),
     rowSeq: (batch, rowId) => rowSeq(ctx, batch, rowId),

@@ -112,16 +112,21 @@ export function parseText(input: unknown, spec: TextSpec): Parsed<string | undef
   }
   const length = countCodePoints(value);
   if (length > spec.max) return fail(`expected at most ${spec.max} characters, found ${length}`);
+  // Positions are counted in the cell as written (before trimming), as an editor shows it.
+  const lead = input.length - input.trimStart().length;
+  const at = (index: number) => countCodePoints(input.slice(0, lead + index)) + 1;
   const control = CONTROL.exec(value);
   if (control) {
     const code = control[0].codePointAt(0)!;
-    const where = countCodePoints(value.slice(0, control.index)) + 1;
     return fail(
-      `expected text without control characters (tab and line breaks are fine), found U+${code.toString(16).toUpperCase().padStart(4, "0")} at character ${where}`,
+      `expected text without control characters (tab and line breaks are fine), found U+${code.toString(16).toUpperCase().padStart(4, "0")} at character ${at(control.index)}`,
     );
   }
-  if (LONE_SURROGATE.test(value)) {
-    return fail("expected text without a lone UTF-16 surrogate (a broken \\u escape), found one");
+  const lone = LONE_SURROGATE.exec(value);
+  if (lone) {
+    return fail(
+      `expected text without a lone UTF-16 surrogate (a broken \\u escape), found one at character ${at(lone.index)}`,
+    );
   }
   return { ok: true, value };
 }

@@ -1,5 +1,7 @@
+import type { GenerationParams } from "../kie/index.js";
 import type { AddRowOutcome, AddRowsMeta } from "../ledger/index.js";
 import { canonicalJson } from "../manifest/ids.js";
+import { idParams } from "../manifest/model-rules.js";
 import { ENQUEUE_CHUNK, FEED_RECHECK_CHUNKS, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
 import type { QueuedRow } from "./row-spool.js";
 import type { ProducerBackend } from "./types.js";
@@ -29,6 +31,8 @@ export interface ChunkWriterOptions {
    * parameters (`line`: the held row's manifest line): that row is not added, nor counted a duplicate.
    */
   onIdConflict?: (row: QueuedRow, held: { line: number }) => void;
+  /** Told when the rows an id check needed could not be read (they count as duplicates then). */
+  onIdCheckFailed?: (error: unknown) => void;
 }
 
 /**
@@ -127,6 +131,8 @@ export class ChunkWriter {
     })();
     this.firstRecord ??= recorded;
     const outcomes = await recorded;
+    // Only informs the report: a read that fails is caught there, never standing between a
+    // recorded row and its job.
     const conflicts = await this.idConflictsOf(rows, outcomes);
     const toQueue: string[] = [];
     let held = 0;
@@ -169,14 +175,29 @@ export class ChunkWriter {
     );
     if (given.length === 0) return conflicts;
     const { backend, batch } = this.options;
-    const held = await Promise.all(given.map((i) => backend.ledger.getRow(batch, rows[i]!.id)));
+    let held: Awaited<ReturnType<typeof backend.ledger.getRows>>;
+    try {
+      held = await backend.ledger.getRows(
+        batch,
+        given.map((i) => rows[i]!.id),
+      );
+    } catch (error) {
+      // Not read (a Redis blip, a page that does not decode): these rows count as duplicates, as
+      // before the check, and the run goes on; said once.
+      this.options.onIdCheckFailed?.(error);
+      return conflicts;
+    }
     given.forEach((i, n) => {
       const stored = held[n];
       const row = rows[i]!;
       if (stored === undefined) return; // purged meanwhile: nothing to tell apart
-      if (stored.prompt !== row.prompt || canonicalJson(stored.params) !== canonicalJson(row.params)) {
-        conflicts.set(i, { line: stored.line });
-      }
+      // As a derived id sees a request: a local image by its sha256, not its path (a manifest's
+      // folder moved, or mounted elsewhere, is the same request).
+      const same =
+        stored.prompt === row.prompt &&
+        canonicalJson(idParams(stored.params as unknown as GenerationParams)) ===
+          canonicalJson(idParams(row.params as unknown as GenerationParams));
+      if (!same) conflicts.set(i, { line: stored.line });
     });
     return conflicts;
   }

@@ -123,8 +123,12 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
           file: manifest.file,
           line: row.line,
           field: "id",
-          message: `"${row.id}" is already a row of batch ${batch} (manifest line ${held.line}) with another prompt or other parameters: this row was not added; give it an id of its own`,
+          message: `"${row.id}" is already a row of batch ${batch} (line ${held.line} of the enqueue that added it) with another prompt or other parameters: this row was not added; give it an id of its own`,
         }),
+      onIdCheckFailed: (error) =>
+        report.warnOnce(
+          `the rows whose id the batch already held could not all be read back (${error instanceof Error ? error.message : String(error)}): those were counted as duplicates without checking that their prompt and parameters match`,
+        ),
     });
     let budgetSet: boolean;
     try {

@@ -46,6 +46,11 @@ export class FileReport {
     if (this.errors.length < MAX_REPORTED_ERRORS) this.errors.push(error);
   }
 
+  /** A warning found while writing (listed once, like the file's). */
+  warnOnce(warning: string): void {
+    this.warn(warning);
+  }
+
   /** Errors counted but not listed. */
   get moreErrors(): number {
     return this.errorCount - this.errors.length;

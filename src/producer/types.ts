@@ -48,7 +48,7 @@ export interface EnqueueOptions {
 }
 
 /** The ledger calls the producer makes. */
-export type ProducerLedger = Pick<Ledger, "addRows" | "setBudget" | "getBatch" | "feedWindow" | "getRow">;
+export type ProducerLedger = Pick<Ledger, "addRows" | "setBudget" | "getBatch" | "feedWindow" | "getRows">;
 
 /** Redis, as the producer sees it. Built only after the file has been opened. */
 export interface ProducerBackend {

@@ -8,7 +8,10 @@ import { type JobKeyParts, parseJobKey } from "./jobs.js";
 /** Callbacks signed longer ago than this (or this far in the future) are refused. */
 const MAX_SIGNATURE_AGE_S = 5 * 60;
 const MAX_BODY_BYTES = 256 * 1024;
-/** Sockets the receiver holds at once (KIE calls back once per task; a flood waits its turn). */
+/**
+ * Sockets the receiver holds at once; Node closes any beyond at once (KIE calls back once per task
+ * and tries again; a dropped callback only means the poll runs on its own schedule).
+ */
 const MAX_CONNECTIONS = 1_024;
 
 export interface WebhookOptions {

@@ -6,6 +6,8 @@ import { ENQUEUE_CHUNK, EnqueueInterruptedError } from "../../src/producer/index
 import { jobKey } from "../../src/worker/jobs.js";
 import { csv, csvRows, type ProducerFixture, producerFixture } from "./producer-helpers.js";
 
+const EXAMPLES_DIR = new URL("../../examples/", import.meta.url).pathname;
+
 let fx: ProducerFixture;
 beforeEach(async () => {
   fx = await producerFixture();
@@ -75,12 +77,16 @@ describe("enqueue is idempotent", () => {
       expect.objectContaining({
         line: 5,
         field: "id",
-        message: expect.stringContaining('"x" is already a row of batch ids (manifest line 2)'),
+        message: expect.stringContaining(
+          '"x" is already a row of batch ids (line 2 of the enqueue that added it)',
+        ),
       }),
       expect.objectContaining({
         line: 6,
         field: "id",
-        message: expect.stringContaining('"y" is already a row of batch ids (manifest line 3)'),
+        message: expect.stringContaining(
+          '"y" is already a row of batch ids (line 3 of the enqueue that added it)',
+        ),
       }),
     ]);
     expect(summary.out).toMatch(/ids\.csv:5: id: "x" is already a row/);
@@ -90,6 +96,27 @@ describe("enqueue is idempotent", () => {
     // The same file again: its rows are the batch's own (no conflict); the two stay errors.
     const again = await fx.run({ file, batch: "ids" });
     expect(again).toMatchObject({ enqueued: 0, duplicates: 3, idConflicts: 2 });
+  });
+
+  it("an image row enqueued again from a moved folder is the same row (its file by sha256, not its path)", async () => {
+    const { mkdir, copyFile } = await import("node:fs/promises");
+    const { dirname, join } = await import("node:path");
+    const manifest = await fx.files.write(
+      "edit-src.csv",
+      csv("id,model,prompt,image_path", "mug,edit,the mug on white,mug.png"),
+    );
+    const place = async (folder: string) => {
+      const dir = join(dirname(manifest), folder);
+      await mkdir(dir, { recursive: true });
+      await copyFile(manifest, join(dir, "edit.csv"));
+      await copyFile(join(EXAMPLES_DIR, "images", "mug.png"), join(dir, "mug.png"));
+      return join(dir, "edit.csv");
+    };
+    const first = await place("a");
+    const moved = await place("b");
+    expect(await fx.run({ file: first, batch: "moved", apiFlavor: "jobs" })).toMatchObject({ enqueued: 1 });
+    const again = await fx.run({ file: moved, batch: "moved", apiFlavor: "jobs" });
+    expect(again).toMatchObject({ enqueued: 0, duplicates: 1, idConflicts: 0, exitCode: 0 });
   });
 
   it("identical rows without ids are one row, and the summary says how to make variations", async () => {

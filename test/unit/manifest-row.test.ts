@@ -174,7 +174,12 @@ describe("prompt and id", () => {
     [
       "lone-surrogate",
       { prompt: "a \ud800 fox" },
-      "expected text without a lone UTF-16 surrogate (a broken \\u escape), found one",
+      "expected text without a lone UTF-16 surrogate (a broken \\u escape), found one at character 3",
+    ],
+    [
+      "indented NUL-holding",
+      { prompt: "  a\u0000" },
+      "expected text without control characters (tab and line breaks are fine), found U+0000 at character 4",
     ],
   ])("a %s prompt is an error", (_name, fields, message) => {
     expect(errors(fields)).toEqual([`${file}:7: prompt: ${message}`]);

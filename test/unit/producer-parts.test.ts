@@ -14,6 +14,7 @@ import {
 import { FEED_RECHECK_CHUNKS } from "../../src/producer/limits.js";
 import { progressLine } from "../../src/producer/progress.js";
 import { RowSpool } from "../../src/producer/row-spool.js";
+import type { ProducerBackend } from "../../src/producer/types.js";
 import { InFlightWindow } from "../../src/producer/window.js";
 import { tempFiles } from "../fixtures/manifest/temp-files.js";
 import { Collector } from "../integration/ops-helpers.js";
@@ -127,6 +128,88 @@ describe("RowSpool", () => {
   });
 });
 
+describe("ChunkWriter's check of given ids the batch already holds", () => {
+  const row = (id: string, prompt: string) => ({
+    id,
+    line: 2,
+    idGiven: true,
+    estimatedCredits: 8,
+    prompt,
+    params: {},
+    metadata: {},
+  });
+
+  it("a read that fails costs nothing but the check: the chunk's new rows get their jobs, the rest count as duplicates", async () => {
+    const jobs: string[][] = [];
+    const failures: unknown[] = [];
+    const backend = {
+      ledger: {
+        addRows: async () => ["new", "duplicate"] as const,
+        setBudget: async () => true,
+        getBatch: async () => undefined,
+        feedWindow: async () => ({ fed: [], more: false }),
+        getRows: async () => {
+          throw new Error("Connection is closed.");
+        },
+      },
+      addSubmitJobs: async (_batch: string, ids: readonly string[]) => {
+        jobs.push([...ids]);
+      },
+      feedSubmitWindow: async () => 0,
+      rowsExist: async () => [],
+      close: async () => {},
+    };
+    const writer = new ChunkWriter({
+      backend: backend as unknown as ProducerBackend,
+      batch: "b",
+      file: "f.csv",
+      priority: 1,
+      chunkSize: 2,
+      onIdCheckFailed: (error) => failures.push(error),
+    });
+    await writer.add(row("a", "new one"));
+    await writer.add(row("b", "held before"));
+    await writer.finish();
+    expect(jobs).toEqual([["a"]]);
+    expect(writer).toMatchObject({ enqueued: 1, duplicates: 1, idConflicts: 0 });
+    expect(failures).toHaveLength(1);
+  });
+
+  it("reads the held rows of a chunk in one call", async () => {
+    const reads: string[][] = [];
+    const conflicts: string[] = [];
+    const backend = {
+      ledger: {
+        addRows: async (_batch: string, rows: readonly unknown[]) => rows.map(() => "duplicate" as const),
+        setBudget: async () => true,
+        getBatch: async () => undefined,
+        feedWindow: async () => ({ fed: [], more: false }),
+        getRows: async (_batch: string, ids: readonly string[]) => {
+          reads.push([...ids]);
+          return ids.map((id) => ({ id, line: 9, prompt: id === "c" ? "another" : "same", params: {} }));
+        },
+      },
+      addSubmitJobs: async () => {},
+      feedSubmitWindow: async () => 0,
+      rowsExist: async () => [],
+      close: async () => {},
+    };
+    const writer = new ChunkWriter({
+      backend: backend as unknown as ProducerBackend,
+      batch: "b",
+      file: "f.csv",
+      priority: 1,
+      chunkSize: 3,
+      onIdConflict: (r, held) => conflicts.push(`${r.id}@${held.line}`),
+    });
+    for (const id of ["a", "b", "c"]) await writer.add(row(id, "same"));
+    await writer.finish();
+    expect(reads).toEqual([["a", "b", "c"]]);
+    expect(conflicts).toEqual(["c@9"]);
+    expect(writer).toMatchObject({ duplicates: 2, idConflicts: 1 });
+  });
+});
+
 describe("ChunkWriter's feeds of a window-managed batch", () => {
   /** A backend that holds every row and answers each feed with the next of `answers` (then 0). */
   function holdingBackend(answers: number[]) {
@@ -137,7 +220,7 @@ describe("ChunkWriter's feeds of a window-managed batch", () => {
         setBudget: async () => true,
         getBatch: async () => undefined,
         feedWindow: async () => ({ fed: [], more: false }),
-        getRow: async () => undefined,
+        getRows: async () => [],
       },
       addSubmitJobs: async () => {},
       async feedSubmitWindow() {
