@@ -4,7 +4,6 @@
  * a socket up to a minute (a cheap way to pile up sockets). (The webhook receiver's, 5 s, is in
  * webhook-receiver.test.ts.)
  */
-import { connect } from "node:net";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { QueueSet } from "../../src/bull/queues.js";
@@ -12,20 +11,8 @@ import { silentLogger } from "../../src/core/logger.js";
 import { startDashboard } from "../../src/dashboard/server.js";
 import { createLedger } from "../../src/ledger/index.js";
 import { startAdminServer } from "../../src/metrics/admin-server.js";
+import { halfSentHeldFor } from "../helpers/half-sent.js";
 import { cleanupPrefix, testRedis, uniquePrefix } from "../helpers/redis.js";
-
-/** Milliseconds until the server closes a socket that sent half a request's headers. */
-async function halfSentHeldFor(port: number): Promise<number> {
-  const socket = connect(port, "127.0.0.1");
-  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
-  socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
-  const started = Date.now();
-  await new Promise<void>((resolve) => {
-    socket.on("data", () => {});
-    socket.once("close", () => resolve());
-  });
-  return Date.now() - started;
-}
 
 describe("half-sent requests", () => {
   it("are closed by the dashboard and the admin port within their 10 s header time, not half a minute later", async () => {

@@ -28,93 +28,71 @@ afterEach(async () => {
   await fx.close();
 });
 
-describe("a row failed without a create", () => {
-  it("gives its reservation back when BullMQ gives up on its submit job, before the workers close", async () => {
-    await fx.ledger.addRows("gu", [newRow("r1")], { budget: 100 });
-    // One attempt: the first unexpected error is BullMQ's last.
-    const queues = new QueueSet({ connection: fx.redis, queuePrefix: fx.prefix, submitAttempts: 1 });
-    await queues.addSubmit({ batch: "gu", rowId: "r1", resubmit: 0 });
-    const fleet: Partial<FleetPort> = {
+/** Row r1's submit job, run by a real runner with one attempt until BullMQ gives up; `fleet` and `ledger` as the test sets them. */
+async function giveUp(options: {
+  batch: string;
+  fleet: Partial<FleetPort>;
+  ledger?: StageDeps["ledger"];
+  /** Creating mark of the job as a worker that died left it (stored after the add). */
+  creating?: number;
+}) {
+  const queues = new QueueSet({ connection: fx.redis, queuePrefix: fx.prefix, submitAttempts: 1 });
+  await queues.addSubmit({ batch: options.batch, rowId: "r1", resubmit: 0 });
+  if (options.creating !== undefined) {
+    const jobHash = `${bullPrefix(fx.prefix, "submit")}:submit:${options.batch}/r1`;
+    await fx.redis.hset(jobHash, "data", JSON.stringify({ creating: options.creating }));
+  }
+  const deps = {
+    ledger: options.ledger ?? fx.ledger,
+    fleet: {
       readGate: async () => ({ paused: null, backoffMs: 0 }),
       tryAcquireInFlight: async () => true,
       releaseInFlight: async () => {},
-      // Something unexpected after the reservation, before any create.
-      createSlot: async () => {
-        throw new Error("the rate window's script is missing");
+      ...options.fleet,
+    },
+    queues,
+    clock: { now: () => Date.now(), sleep: async () => {} },
+    settings: { pollFirstMs: 1_000 },
+  } as unknown as StageDeps;
+  const workers = new StageWorkers({
+    connection: workerRedis,
+    queuePrefix: fx.prefix,
+    deps,
+    ledger: fx.ledger,
+    log: silentLogger(),
+    stages: ["submit"],
+    concurrency: { submit: 1, poll: 1, archive: 1 },
+    lockMs: 5_000,
+  });
+  const failed = new Promise<void>((resolve) => workers.workers[0]?.once("failed", () => resolve()));
+  await failed;
+  await workers.close();
+  await queues.close();
+}
+
+describe("a row failed without a create", () => {
+  it("gives its reservation back when BullMQ gives up on its submit job, before the workers close", async () => {
+    await fx.ledger.addRows("gu", [newRow("r1")], { budget: 100 });
+    await giveUp({
+      batch: "gu",
+      fleet: {
+        // Something unexpected after the reservation, before any create.
+        createSlot: async () => {
+          throw new Error("the rate window's script is missing");
+        },
       },
-    };
-    const deps = {
-      ledger: fx.ledger,
-      fleet,
-      queues,
-      clock: { now: () => Date.now(), sleep: async () => {} },
-      settings: { pollFirstMs: 1_000 },
-    } as unknown as StageDeps;
-    const workers = new StageWorkers({
-      connection: workerRedis,
-      queuePrefix: fx.prefix,
-      deps,
-      ledger: fx.ledger,
-      log: silentLogger(),
-      stages: ["submit"],
-      concurrency: { submit: 1, poll: 1, archive: 1 },
-      lockMs: 5_000,
     });
-    const failed = new Promise<void>((resolve) => workers.workers[0]?.once("failed", () => resolve()));
-    await failed;
-    await workers.close();
     // Read right after close(): the handler's writes are done, not merely started.
     expect(await fx.ledger.getRow("gu", "r1")).toMatchObject({ status: "failed", creditsReserved: 0 });
     expect(await fx.ledger.getBatch("gu")).toMatchObject({ failed: 1, creditsReserved: 0 });
-    await queues.close();
   });
 });
 
 describe("a row cancelled while its submit job ran", () => {
-  /** One submit job, run by a real runner with one attempt; `fleet` and `ledger` as the test sets them. */
-  async function giveUp(options: {
-    fleet: Partial<FleetPort>;
-    ledger?: StageDeps["ledger"];
-    /** Creating mark of the job as a worker that died left it (stored after the add). */
-    creating?: number;
-  }) {
-    const queues = new QueueSet({ connection: fx.redis, queuePrefix: fx.prefix, submitAttempts: 1 });
-    await queues.addSubmit({ batch: "cx", rowId: "r1", resubmit: 0 });
-    if (options.creating !== undefined) {
-      const jobHash = `${bullPrefix(fx.prefix, "submit")}:submit:cx/r1`;
-      await fx.redis.hset(jobHash, "data", JSON.stringify({ creating: options.creating }));
-    }
-    const deps = {
-      ledger: options.ledger ?? fx.ledger,
-      fleet: {
-        readGate: async () => ({ paused: null, backoffMs: 0 }),
-        tryAcquireInFlight: async () => true,
-        releaseInFlight: async () => {},
-        ...options.fleet,
-      },
-      queues,
-      clock: { now: () => Date.now(), sleep: async () => {} },
-      settings: { pollFirstMs: 1_000 },
-    } as unknown as StageDeps;
-    const workers = new StageWorkers({
-      connection: workerRedis,
-      queuePrefix: fx.prefix,
-      deps,
-      ledger: fx.ledger,
-      log: silentLogger(),
-      stages: ["submit"],
-      concurrency: { submit: 1, poll: 1, archive: 1 },
-      lockMs: 5_000,
-    });
-    const failed = new Promise<void>((resolve) => workers.workers[0]?.once("failed", () => resolve()));
-    await failed;
-    await workers.close();
-    await queues.close();
-  }
-
   it("gives its reservation back when BullMQ gives up on that job (no create was out)", async () => {
     await fx.ledger.addRows("cx", [newRow("r1")], { budget: 100 });
     await giveUp({
+      batch: "cx",
       fleet: {
         // The operator cancels while the job waits for its slot; then something unexpected.
         createSlot: async () => {
@@ -139,7 +117,7 @@ describe("a row cancelled while its submit job ran", () => {
       if (blips-- > 0) throw new Error("Connection is closed.");
       return fx.ledger.keepUncertain(...args);
     };
-    await giveUp({ fleet: {}, ledger, creating: Date.now() - 5_000 });
+    await giveUp({ batch: "cx", fleet: {}, ledger, creating: Date.now() - 5_000 });
     expect(await fx.ledger.getRow("cx", "r1")).toMatchObject({
       status: "cancelled",
       creditsReserved: 0,

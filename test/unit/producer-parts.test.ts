@@ -128,6 +128,25 @@ describe("RowSpool", () => {
   });
 });
 
+/** A producer backend of no Redis: `ledger` over a ledger that has nothing, `addSubmitJobs` as given. */
+function fakeBackend(
+  ledger: Record<string, (...args: never[]) => Promise<unknown>>,
+  addSubmitJobs: (ids: readonly string[]) => Promise<void> = async () => {},
+): ProducerBackend {
+  return {
+    ledger: {
+      setBudget: async () => true,
+      getBatch: async () => undefined,
+      feedWindow: async () => ({ fed: [], more: false }),
+      ...ledger,
+    },
+    addSubmitJobs: (_batch: string, ids: readonly string[]) => addSubmitJobs(ids),
+    feedSubmitWindow: async () => 0,
+    rowsExist: async () => [],
+    close: async () => {},
+  } as unknown as ProducerBackend;
+}
+
 describe("ChunkWriter's check of given ids the batch already holds", () => {
   const row = (id: string, prompt: string) => ({
     id,
@@ -142,25 +161,19 @@ describe("ChunkWriter's check of given ids the batch already holds", () => {
   it("a read that fails costs nothing but the check: the chunk's new rows get their jobs, the rest count as duplicates", async () => {
     const jobs: string[][] = [];
     const failures: unknown[] = [];
-    const backend = {
-      ledger: {
-        addRows: async () => ["new", "duplicate"] as const,
-        setBudget: async () => true,
-        getBatch: async () => undefined,
-        feedWindow: async () => ({ fed: [], more: false }),
+    const backend = fakeBackend(
+      {
+        addRows: async () => ["new", "duplicate"],
         getRows: async () => {
           throw new Error("Connection is closed.");
         },
       },
-      addSubmitJobs: async (_batch: string, ids: readonly string[]) => {
+      async (ids) => {
         jobs.push([...ids]);
       },
-      feedSubmitWindow: async () => 0,
-      rowsExist: async () => [],
-      close: async () => {},
-    };
+    );
     const writer = new ChunkWriter({
-      backend: backend as unknown as ProducerBackend,
+      backend,
       batch: "b",
       file: "f.csv",
       priority: 1,
@@ -178,24 +191,15 @@ describe("ChunkWriter's check of given ids the batch already holds", () => {
   it("reads the held rows of a chunk in one call", async () => {
     const reads: string[][] = [];
     const conflicts: string[] = [];
-    const backend = {
-      ledger: {
-        addRows: async (_batch: string, rows: readonly unknown[]) => rows.map(() => "duplicate" as const),
-        setBudget: async () => true,
-        getBatch: async () => undefined,
-        feedWindow: async () => ({ fed: [], more: false }),
-        getRows: async (_batch: string, ids: readonly string[]) => {
-          reads.push([...ids]);
-          return ids.map((id) => ({ id, line: 9, prompt: id === "c" ? "another" : "same", params: {} }));
-        },
+    const backend = fakeBackend({
+      addRows: async (_batch: string, rows: readonly unknown[]) => rows.map(() => "duplicate"),
+      getRows: async (_batch: string, ids: readonly string[]) => {
+        reads.push([...ids]);
+        return ids.map((id) => ({ id, line: 9, prompt: id === "c" ? "another" : "same", params: {} }));
       },
-      addSubmitJobs: async () => {},
-      feedSubmitWindow: async () => 0,
-      rowsExist: async () => [],
-      close: async () => {},
-    };
+    });
     const writer = new ChunkWriter({
-      backend: backend as unknown as ProducerBackend,
+      backend,
       batch: "b",
       file: "f.csv",
       priority: 1,
