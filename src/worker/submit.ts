@@ -194,8 +194,11 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       if (!(error instanceof JobLostError)) {
         // The clear goes after the mark's own answer (never ahead of it on a retried connection);
         // a mark whose answer was lost may be stored, so it is cleared too.
-        const marked = marking ? await marking.catch(() => undefined) : false;
-        if (marked !== false) await job.saveData?.(data).catch(() => undefined);
+        if (marking) {
+          // A mark refused: the job is another worker's, and so is its slot: left alone.
+          if ((await marking.catch(() => undefined)) === false) throw error;
+          await job.saveData?.(data).catch(() => undefined);
+        }
         await fleet.releaseInFlight(key).catch(() => undefined);
       }
       throw error;

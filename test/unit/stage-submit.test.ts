@@ -326,6 +326,34 @@ describe("submit stage", () => {
     expect(f.creates).toEqual([]);
   });
 
+  it("a Redis error beside a mark the fence refused leaves the slot to the worker that holds the job", async () => {
+    const inFlightReleased: string[] = [];
+    const saved: SubmitJob[] = [];
+    const f = setup({
+      fleet: {
+        releaseInFlight: async (key) => {
+          inFlightReleased.push(key);
+        },
+      },
+    });
+    let reads = 0;
+    const read = f.deps.ledger.getRow;
+    f.deps.ledger.getRow = async (batch, rowId) => {
+      if (++reads === 1) return read(batch, rowId);
+      throw new Error("Connection is closed.");
+    };
+    const job = stageJob(submitJob(), {
+      saveData: async (data) => {
+        saved.push(data);
+        return false;
+      },
+    });
+    await expect(submitStage.run(job, f.deps)).rejects.toThrow("Connection is closed.");
+    expect(saved).toEqual([submitJob({ creating: T0 })]);
+    expect(inFlightReleased).toEqual([]);
+    expect(f.creates).toEqual([]);
+  });
+
   it("a row cancelled while its job waited for the slot: unmarked, slot and reservation given back, nothing created", async () => {
     let cancel = async () => {};
     const f = setup({
