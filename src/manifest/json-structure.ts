@@ -12,8 +12,8 @@ import { MANIFEST_LIMITS, setOwn } from "./types.js";
 export type JsonManifestEvent =
   | { kind: "shape"; shape: "array" | "object" }
   | { kind: "key"; key: "defaults" | "rows" }
-  | { kind: "defaults"; value: Record<string, unknown>; line: number }
-  /** `repeated`: the first key the row object gave twice, and the line of its second value. */
+  | { kind: "defaults"; value: Record<string, unknown>; line: number; repeated?: RepeatedKey }
+  /** `repeated`: the first key the object gave twice, and the line where its second value starts. */
   | { kind: "row"; value: unknown; line: number; repeated?: RepeatedKey };
 
 /** A key an object gives twice (JSON.parse keeps the last: the reader says so instead). */
@@ -211,7 +211,8 @@ export class JsonManifestStructure {
     }
     if (parent.role === "root") {
       if (parent.key === "defaults") {
-        this.emit({ kind: "defaults", value: value as Record<string, unknown>, line: at.line });
+        const defaults = value as Record<string, unknown>;
+        this.emit({ kind: "defaults", value: defaults, line: at.line, ...(repeated ? { repeated } : {}) });
         this.valueStart = undefined;
       }
     } else {

@@ -28,7 +28,18 @@ export interface JsonDefaults {
 export async function readJsonDefaults(path: string, file: string): Promise<JsonDefaults> {
   for await (const event of readJsonEvents(path, file)) {
     if (event.kind === "shape" && event.shape === "array") break;
-    if (event.kind === "defaults") return { defaults: event.value, line: event.line };
+    if (event.kind === "defaults") {
+      // Every row would get the last value unseen: the file is refused, naming the key.
+      if (event.repeated) {
+        throw new ManifestParseError({
+          code: "defaults",
+          file,
+          line: event.repeated.line,
+          reason: `"defaults" gives "${event.repeated.key}" twice (the object starts on line ${event.line}): keep one`,
+        });
+      }
+      return { defaults: event.value, line: event.line };
+    }
   }
   return { defaults: {}, line: undefined };
 }
@@ -49,7 +60,7 @@ export async function* readJsonRows(path: string, file: string): AsyncGenerator<
         fields: {},
         problem: {
           field: repeated.key,
-          message: `given twice in the row (again on line ${repeated.line}): keep one`,
+          message: `given twice in the row (its second value starts on line ${repeated.line}): keep one`,
         },
       };
     } else if (typeof value === "object" && value !== null && !Array.isArray(value)) {

@@ -43,14 +43,24 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   // Bound to loopback, it answers only to loopback names: a page of another site rebound to
   // 127.0.0.1 (DNS rebinding) would otherwise read /metrics (batch names, accounts, credits).
   const loopbackOnly = isLoopbackHost(host);
+  let refusedHostSaid = false;
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     if (loopbackOnly && !isLoopbackHostHeader(req.headers.host)) {
+      // A scraper sees only "421": said once in the log too, with what to do.
+      if (!refusedHostSaid) {
+        refusedHostSaid = true;
+        options.log.warn(
+          { host: String(req.headers.host ?? "").slice(0, 100) },
+          "admin port: a request named another host than localhost; bound to loopback it answers only to loopback names (send Host: localhost, or bind with --admin-host to the address scrapers use)",
+        );
+      }
       return reply(
         res,
         421,
         "text/plain",
-        "kie-batch admin port: it answers only to localhost, 127.0.0.1 or [::1]\n",
+        "kie-batch admin port: bound to loopback, it answers only to localhost, 127.0.0.1 or [::1]; bind it with --admin-host to the address scrapers use\n",
+        req,
       );
     }
     const path = new URL(req.url ?? "/", "http://localhost").pathname;

@@ -110,6 +110,7 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
     await spool.finish();
     if (options.strict && report.invalidRows > 0) return summarise(run, report, { strictRejected: true });
 
+    let idCheckFailures = 0;
     const writer = new ChunkWriter({
       backend,
       batch,
@@ -125,10 +126,13 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
           field: "id",
           message: `"${row.id}" is already a row of batch ${batch} (line ${held.line} of the enqueue that added it) with another prompt or other parameters: this row was not added; give it an id of its own`,
         }),
-      onIdCheckFailed: (error) =>
+      onIdCheckFailed: (error) => {
+        // Said once a run: the first failure's reason stands for the rest.
+        if (idCheckFailures++ > 0) return;
         report.warnOnce(
           `the rows whose id the batch already held could not all be read back (${error instanceof Error ? error.message : String(error)}): those were counted as duplicates without checking that their prompt and parameters match`,
-        ),
+        );
+      },
     });
     let budgetSet: boolean;
     try {

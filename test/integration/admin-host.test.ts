@@ -43,6 +43,33 @@ describe("admin port Host check", () => {
     }
   });
 
+  it("bound to loopback spelt another way (0:0:0:0:0:0:0:1): the same check", async () => {
+    const admin = await startAdminServer({
+      port: 0,
+      host: "0:0:0:0:0:0:0:1",
+      registry: new Registry(),
+      log: silentLogger(),
+    }).catch(() => undefined);
+    // A machine without IPv6 on loopback cannot bind it: nothing to check there.
+    if (admin === undefined) return;
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          { host: "::1", port: admin.port, path: "/metrics", headers: { host: "evil.example" } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+      expect(status).toBe(421);
+    } finally {
+      await admin.close();
+    }
+  });
+
   it("bound to every address: any Host (a scraper names it as it likes)", async () => {
     const admin = await startAdminServer({
       port: 0,

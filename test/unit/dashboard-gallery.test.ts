@@ -171,6 +171,10 @@ describe("access checks", () => {
       false,
       false,
     ]);
+    // IPv6 spelt long, bracketed, or IPv4-mapped: loopback all the same; a mapped other address is not.
+    expect(
+      ["0:0:0:0:0:0:0:1", "[::1]", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::2"].map(isLoopbackHost),
+    ).toEqual([true, true, true, false, false]);
     expect(parseCookies("a=1; kie_dashboard=xyz; a=2")).toEqual({ a: "1", kie_dashboard: "xyz" });
     expect([
       safeNext("/batches/x"),

@@ -79,10 +79,18 @@ describe("JSON reader: shapes and line numbers", () => {
     );
     expect(rows.map((r) => [r.line, r.problem ?? "ok"])).toEqual([
       [2, "ok"],
-      [3, { field: "seed", message: "given twice in the row (again on line 5): keep one" }],
+      [3, { field: "seed", message: "given twice in the row (its second value starts on line 5): keep one" }],
       // Inside a nested value (kept as JSON text in metadata) the last one stands, as JSON.parse does.
       [6, "ok"],
     ]);
+  });
+
+  it("a key given twice in the file's defaults refuses the file, naming it (every row would get the last value)", async () => {
+    const error = await parseErrorOf(
+      '{"defaults": {"model": "edit",\n "model": "image-to-image"},\n "rows": [{"prompt": "a"}]}',
+    );
+    expect(error).toMatchObject({ code: "defaults", line: 2 });
+    expect(error.message).toContain('"defaults" gives "model" twice (the object starts on line 1): keep one');
   });
 
   it("numbers rows right across many read chunks", async () => {
