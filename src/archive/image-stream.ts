@@ -16,9 +16,23 @@ export interface ImageStreamOptions {
   maxBytes: number;
 }
 
+/** Bytes kept from the end of a body: a JPEG may carry a little padding after its end marker. */
+const TAIL_BYTES = 64;
+/** A PNG ends with its IEND chunk: type and CRC (the zero length before them is not needed). */
+const PNG_IEND = Buffer.from([0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+/** A JPEG's end-of-image marker; inside the compressed data 0xFF is always followed by 0x00 or a restart marker. */
+const JPEG_EOI = Buffer.from([0xff, 0xd9]);
+
+/** Whether the last bytes of a body hold its format's end: PNG's IEND last, JPEG's EOI in its tail. */
+function endsWhole(kind: ImageType["ext"] | undefined, tail: Buffer): boolean {
+  if (kind === "png") return tail.subarray(-PNG_IEND.length).equals(PNG_IEND);
+  if (kind === "jpg") return tail.includes(JPEG_EOI);
+  return true;
+}
+
 /**
- * A pass-through that checks the magic bytes before the first byte goes out, and hashes and
- * counts everything on the way. Holds back at most the first MAGIC_BYTES_NEEDED bytes; memory
+ * A pass-through that checks the magic bytes before the first byte goes out, hashes and counts
+ * everything on the way, and at the end checks that the image ends as its format does. Holds back at most the first MAGIC_BYTES_NEEDED bytes; memory
  * stays bounded by the stream buffers, whatever the image size.
  *
  * Errors are reported through `type` and `done` (and to whoever pipes the stream); a listener
@@ -37,6 +51,9 @@ export class ImageStream extends Transform {
   private held: Buffer[] = [];
   private heldBytes = 0;
   private sniffed = false;
+  private kind: ImageType["ext"] | undefined;
+  /** The last bytes that passed (at most TAIL_BYTES): where the image's end marker must be. */
+  private tail: Buffer = Buffer.alloc(0);
   private settleType!: { resolve(type: ImageType): void; reject(error: unknown): void };
   private settleDone!: { resolve(digest: ImageDigest): void; reject(error: unknown): void };
   private finishedCleanly = false;
@@ -70,6 +87,10 @@ export class ImageStream extends Transform {
       return;
     }
     this.hash.update(chunk);
+    this.tail =
+      chunk.length >= TAIL_BYTES
+        ? Buffer.from(chunk.subarray(chunk.length - TAIL_BYTES))
+        : Buffer.concat([this.tail, chunk]).subarray(-TAIL_BYTES);
     if (this.sniffed) {
       callback(null, chunk);
       return;
@@ -88,6 +109,7 @@ export class ImageStream extends Transform {
       return;
     }
     this.sniffed = true;
+    this.kind = type.ext;
     this.settleType.resolve(type);
     callback(null, head);
   }
@@ -95,6 +117,18 @@ export class ImageStream extends Transform {
   override _flush(callback: TransformCallback): void {
     if (!this.sniffed) {
       callback(this.notImage(Buffer.concat(this.held)));
+      return;
+    }
+    // A body whose end is the connection closing (no length, not chunked) reads as complete
+    // whatever was cut: the image's own end marker says whether it was.
+    if (!endsWhole(this.kind, this.tail)) {
+      callback(
+        new DownloadError({
+          code: "transient",
+          message: `Image from ${this.source} ends without its ${this.kind === "png" ? "PNG IEND chunk" : "JPEG end marker"} after ${this.bytes} bytes: cut short`,
+          host: this.source,
+        }),
+      );
       return;
     }
     this.finishedCleanly = true;

@@ -1,3 +1,4 @@
+import { createServer as createNetServer } from "node:net";
 import { PassThrough, Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { downloadImage } from "../../src/archive/download.js";
@@ -203,6 +204,37 @@ describe("downloadImage: HTTP answers", () => {
     late.abort(new Error("drain deadline"));
     await expect(image.done).rejects.toThrow("drain deadline");
     gate.destroy();
+  });
+
+  it("a body whose end is the connection closing is checked for the image's end: cut short is transient, whole is kept", async () => {
+    const whole = await pngBytes(300_000);
+    let send = whole;
+    // A server that answers with neither Content-Length nor chunking: the body ends when it closes.
+    const raw = createNetServer((socket) => {
+      socket.once("data", () => {
+        socket.write("HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nConnection: close\r\n\r\n");
+        socket.end(send);
+      });
+    });
+    await new Promise<void>((resolve) => raw.listen(0, "127.0.0.1", () => resolve()));
+    const port = (raw.address() as { port: number }).port;
+    try {
+      const fetchAll = async () => {
+        const image = await downloadImage({
+          url: `http://127.0.0.1:${port}/x.png`,
+          allowHosts: [`127.0.0.1:${port}`],
+        });
+        image.stream.resume();
+        return image.done;
+      };
+      expect(await fetchAll()).toMatchObject({ bytes: whole.length });
+      send = whole.subarray(0, 200_000);
+      const error = (await fetchAll().catch((e: unknown) => e)) as DownloadError;
+      expect(error).toMatchObject({ name: "DownloadError", code: "transient", retryable: true });
+      expect(error.message).toContain("ends without its PNG IEND chunk after 200000 bytes: cut short");
+    } finally {
+      await new Promise<void>((resolve) => raw.close(() => resolve()));
+    }
   });
 
   it("gives up on a body that drips (never silent for bodyMs) once the whole download's time is up, as transient", async () => {
