@@ -184,6 +184,13 @@ export async function archiveRow(
   return done;
 }
 
+/**
+ * Download failures that a fresh URL may cure: an expired result URL answers 403/404/410 by KIE's
+ * docs, but a CDN may answer another 4xx or a page of its own. Not a refused host, a size or a URL
+ * that does not parse: those a fresh URL of the same file would meet again.
+ */
+const REFRESHED_ON: ReadonlySet<string> = new Set(["expired", "http_error", "not_image"]);
+
 async function archiveOne(
   deps: ArchiveDeps,
   job: ArchiveRun,
@@ -203,9 +210,11 @@ async function archiveOne(
   try {
     return await copyImage({ ...options, url });
   } catch (error) {
-    if (!isDownloadError(error) || error.code !== "expired") throw error;
-    // The result URL stopped answering: ask KIE for a fresh one, once, with the task's own key
+    if (!isDownloadError(error) || !REFRESHED_ON.has(error.code)) throw error;
+    // The result URL stopped answering (403/404/410), or answers what an expired link may (another
+    // 4xx, a page that is not the image): ask KIE for a fresh one, once, with the task's own key
     // (another account's would not find it). A worker without it leaves the job to one with it.
+    // What the fresh URL answers then stands (a second failure is the row's, as before).
     const lane = taskLane(deps.keys, row, job.data.taskId);
     if ("missing" in lane) throw new TaskKeyMissingError(job.data.taskId, lane.missing);
     const kie = lane.kie ?? deps.kie;

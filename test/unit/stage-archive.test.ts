@@ -256,6 +256,23 @@ describe("archive stage", () => {
     expect(f.ledger.current()?.status).toBe("archived");
   });
 
+  it.each([
+    ["another 4xx", new DownloadError({ code: "http_error", message: "HTTP 401", httpStatus: 401 })],
+    ["a page that is not the image", new DownloadError({ code: "not_image", message: "text/html" })],
+  ])("a result URL answering %s is refreshed once too, before the row fails", async (_name, failure) => {
+    const f = setup({ copyFails: [failure] });
+    await archiveStage.run(stageJob(archiveJob()), f.deps);
+    expect(f.refreshed).toEqual(["https://files.example/t-1/0.png"]);
+    expect(f.ledger.current()?.status).toBe("archived");
+  });
+
+  it("a refused host is not refreshed: a fresh URL of the same file would meet it again", async () => {
+    const f = setup({ copyFails: [new DownloadError({ code: "host_refused", message: "10.0.0.1" })] });
+    await archiveStage.run(stageJob(archiveJob()), f.deps);
+    expect(f.refreshed).toEqual([]);
+    expect(f.ledger.current()?.status).toBe("failed");
+  });
+
   it("an expired URL is refreshed with the task's own key, and never with another: a worker without it leaves the job", async () => {
     /** A worker whose keys are `ids`, each refreshing through its own client. */
     const withKeys = (f: ReturnType<typeof setup>, ids: string[]) => {
