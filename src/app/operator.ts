@@ -35,6 +35,11 @@ export interface Operator extends AsyncDisposable {
    * the deployment (the registered ones and KIE_API_KEY's): its jobs may have run under any key.
    */
   releaseInFlight(batch: string): Promise<number>;
+  /**
+   * Frees the in-flight slots of these jobs (a cancel's removed jobs), under every account of the
+   * deployment, as `releaseInFlight` does for a batch.
+   */
+  releaseInFlightOf(jobKeys: readonly string[]): Promise<number>;
   clock: Clock;
   /**
    * Closes the queues and the connection. Never rejects, and never takes much longer than
@@ -71,6 +76,13 @@ export async function openOperator(config: Config): Promise<Operator> {
     }
     return queues;
   };
+  /** Every account of the deployment: the registered ones and KIE_API_KEY's (a job may have run under any). */
+  const deploymentAccounts = async (): Promise<Set<string>> => {
+    const ids = new Set(await registeredAccounts(redis, config.KIE_QUEUE_PREFIX));
+    for (const id of await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, configuredKeys(config)))
+      ids.add(id);
+    return ids;
+  };
   return {
     config,
     redis,
@@ -81,11 +93,18 @@ export async function openOperator(config: Config): Promise<Operator> {
     queues: queuesOnce,
     pauses: (accountIds) => buildPauseControls(redis, accountIds),
     async releaseInFlight(batch) {
-      const ids = new Set(await registeredAccounts(redis, config.KIE_QUEUE_PREFIX));
-      for (const id of await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, configuredKeys(config)))
-        ids.add(id);
       let released = 0;
-      for (const accountId of ids) released += await new InFlight(redis, { accountId }).releaseBatch(batch);
+      for (const accountId of await deploymentAccounts()) {
+        released += await new InFlight(redis, { accountId }).releaseBatch(batch);
+      }
+      return released;
+    },
+    async releaseInFlightOf(jobKeys) {
+      if (jobKeys.length === 0) return 0;
+      let released = 0;
+      for (const accountId of await deploymentAccounts()) {
+        released += await new InFlight(redis, { accountId }).releaseMany(jobKeys);
+      }
       return released;
     },
     async fleetState() {

@@ -6,7 +6,13 @@ import { withOps } from "./ops-context.js";
 export async function runCancelCommand(config: Config, batch: string): Promise<void> {
   await withOps(config, (ctx) =>
     cancelBatch(
-      { ledger: ctx.ledger, queues: ctx.queues(), out: process.stdout, queuePrefix: config.KIE_QUEUE_PREFIX },
+      {
+        ledger: ctx.ledger,
+        queues: ctx.queues(),
+        out: process.stdout,
+        queuePrefix: config.KIE_QUEUE_PREFIX,
+        inFlight: { release: (keys) => ctx.releaseInFlightOf(keys) },
+      },
       batch,
     ),
   );

@@ -15,6 +15,13 @@ export interface CancelDeps {
   queues: OpsQueues;
   out: Output;
   queuePrefix?: string;
+  /**
+   * Frees the in-flight slots (KIE_MAX_IN_FLIGHT) of the removed jobs that had no create on the
+   * wire. A removed job holds one only when its worker's lock lapsed mid-submit (a running job
+   * cannot be removed): that run can no longer mark or create (its job is gone), and nothing else
+   * would free the slot before it went stale an hour later. Absent: left to go stale.
+   */
+  inFlight?: { release(jobKeys: readonly string[]): Promise<number> };
 }
 
 export interface CancelReport {
@@ -34,6 +41,8 @@ export interface CancelReport {
    * have made (and charged) the task, so the reservation is kept as uncertain, not given back.
    */
   uncertain: number;
+  /** In-flight slots freed: held by removed jobs whose worker's lock had lapsed. */
+  inFlightReleased: number;
 }
 
 /**
@@ -43,22 +52,30 @@ export interface CancelReport {
  */
 export async function cancelBatch(deps: CancelDeps, batch: string): Promise<CancelReport> {
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
-  const report: CancelReport = { cancelled: 0, jobsRemoved: 0, jobsActive: 0, inFlight: 0, uncertain: 0 };
+  const report: CancelReport = {
+    cancelled: 0,
+    jobsRemoved: 0,
+    jobsActive: 0,
+    inFlight: 0,
+    uncertain: 0,
+    inFlightReleased: 0,
+  };
   // Only the queued rows, from their index (the one state cancel moves rows out of): a batch of a
   // million mostly finished rows costs what is still queued. A page is finished before the next is
   // read, as the walk asks (the rows leave the index as they are cancelled).
   await deps.ledger.ensureStateIndex(batch);
   for await (const page of deps.ledger.drainState(batch, "queued")) {
+    /** The page's removed jobs with no create on the wire: any in-flight slot they hold is freed. */
+    const unmarked: string[] = [];
     await forEachLimit(iterate(page), CONCURRENCY, async ({ row }) => {
       // The ledger first: a submit job starting from now on finds the row cancelled.
       const moved = await deps.ledger.transition(batch, row.id, { from: ["queued"], to: "cancelled" });
       if (!moved.ok) return;
       report.cancelled++;
-      const { outcome: removed, createOnWire } = await removeSubmitJob(
-        deps.queues,
-        jobKey(batch, row.id, row.taskIds.length),
-      );
+      const key = jobKey(batch, row.id, row.taskIds.length);
+      const { outcome: removed, createOnWire } = await removeSubmitJob(deps.queues, key);
       if (removed === "removed") report.jobsRemoved++;
+      if (removed === "removed" && !createOnWire) unmarked.push(key);
       if (removed === "active") {
         report.jobsActive++;
         return;
@@ -72,6 +89,8 @@ export async function cancelBatch(deps: CancelDeps, batch: string): Promise<Canc
       }
       if ((moved.row?.creditsReserved ?? 0) > 0) await deps.ledger.releaseReservation(batch, row.id);
     });
+    if (deps.inFlight && unmarked.length > 0)
+      report.inFlightReleased += await deps.inFlight.release(unmarked);
   }
   const after = await requireBatch(deps.ledger, batch, deps.queuePrefix);
   report.inFlight = after.submitted + after.generating + after.archiving;
@@ -82,6 +101,11 @@ export async function cancelBatch(deps: CancelDeps, batch: string): Promise<Canc
   if (report.uncertain > 0) {
     out.write(
       `batch ${batch}: ${report.uncertain} cancelled rows had a create on the wire when their worker stopped: KIE may have made and charged those tasks, so their credits are counted as uncertain\n`,
+    );
+  }
+  if (report.inFlightReleased > 0) {
+    out.write(
+      `batch ${batch}: ${report.inFlightReleased} in-flight slots (KIE_MAX_IN_FLIGHT) held by removed jobs freed\n`,
     );
   }
   if (report.jobsActive > 0) {

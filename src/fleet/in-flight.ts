@@ -77,6 +77,15 @@ export class InFlight {
     return (await this.redis.zrem(this.key, jobKey)) === 1;
   }
 
+  /** Frees the slots of `jobKeys` (those held), 1,000 a command; returns how many were freed. */
+  async releaseMany(jobKeys: readonly string[]): Promise<number> {
+    let released = 0;
+    for (let at = 0; at < jobKeys.length; at += 1_000) {
+      released += await this.redis.zrem(this.key, ...jobKeys.slice(at, at + 1_000));
+    }
+    return released;
+  }
+
   /**
    * Frees every slot of `batch`'s jobs (`purge`: their jobs are gone, and a slot would otherwise
    * count against the cap for an hour until it went stale). Returns how many were freed.

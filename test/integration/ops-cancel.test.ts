@@ -3,6 +3,7 @@ import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cancelBatch } from "../../src/commands/cancel.js";
+import { accountId, accountKey, InFlight } from "../../src/fleet/index.js";
 import { bullPrefix } from "../../src/worker/jobs.js";
 import { REDIS_URL } from "../helpers/redis.js";
 import { Collector, moveRow, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
@@ -51,6 +52,7 @@ describe("cancel", () => {
       jobsActive: 0,
       inFlight: 2,
       uncertain: 0,
+      inFlightReleased: 0,
     });
     expect(out.text()).toContain("3 queued rows cancelled, 3 submit jobs removed");
     expect(out.text()).toContain("2 rows already submitted are still polled and archived");
@@ -87,6 +89,7 @@ describe("cancel", () => {
       jobsActive: 1,
       inFlight: 0,
       uncertain: 0,
+      inFlightReleased: 0,
     });
     expect(out.text()).toContain("1 submit jobs were running");
     expect((await fx.ledger.getRow("b1", "running"))?.status).toBe("cancelled");
@@ -123,6 +126,33 @@ describe("cancel", () => {
     });
   });
 
+  it("frees the in-flight slot a removed job held (its worker's lock lapsed mid-submit), but not one whose create is on the wire", async () => {
+    await fx.ledger.addRows("b1", [newRow("wire"), newRow("idle"), newRow("fresh")], { budget: 100 });
+    const account = accountId(`cancel-key-${fx.prefix}`);
+    const inFlight = new InFlight(fx.redis, { accountId: account });
+    for (const id of ["wire", "idle", "fresh"])
+      await fx.queues.addSubmit({ batch: "b1", rowId: id, resubmit: 0 });
+    // Two workers took a slot and lost their locks; one had marked its create.
+    for (const key of ["b1/wire", "b1/idle", "other/row"])
+      expect(await inFlight.tryAcquire(key, 10)).toBe(true);
+    await (await fx.queues.queues.submit.getJob("b1/wire"))!.updateData({
+      batch: "b1",
+      rowId: "wire",
+      resubmit: 0,
+      creating: Date.now(),
+    });
+    const out = new Collector();
+    const report = await cancelBatch(
+      { ...deps(out), inFlight: { release: (keys) => inFlight.releaseMany(keys) } },
+      "b1",
+    );
+    expect(report).toMatchObject({ cancelled: 3, jobsRemoved: 3, uncertain: 1, inFlightReleased: 1 });
+    expect(out.text()).toContain("1 in-flight slots (KIE_MAX_IN_FLIGHT) held by removed jobs freed");
+    const held = await fx.redis.zrange(accountKey(account, "in-flight"), 0, -1);
+    expect(held.sort()).toEqual(["b1/wire", "other/row"]);
+    await fx.redis.del(accountKey(account, "in-flight"));
+  });
+
   it("a batch with nothing queued changes nothing; an unknown batch is refused", async () => {
     await fx.ledger.addRows("b1", [newRow("a")]);
     await moveRow(fx.ledger, "b1", "a", "archived");
@@ -132,6 +162,7 @@ describe("cancel", () => {
       jobsActive: 0,
       inFlight: 0,
       uncertain: 0,
+      inFlightReleased: 0,
     });
     expect(await fx.ledger.getBatch("b1")).toMatchObject({ archived: 1, cancelled: 0 });
     await expect(cancelBatch(deps(), "nope")).rejects.toMatchObject({ code: "unknown_batch", exitCode: 2 });
