@@ -142,7 +142,19 @@ export async function downloadImage(options: DownloadImageOptions): Promise<Down
         await response.body.dump().catch(() => {});
         throw statusError(status, url);
       }
-      return await handOn(response.body, url, signal, options.maxBytes ?? DEFAULT_MAX_IMAGE_BYTES, release);
+      // A body with a declared length or chunks is checked for its end by undici; one that ends
+      // when the connection closes only by the image's own end marker (ImageStream).
+      const delimited =
+        response.headers["content-length"] !== undefined ||
+        /chunked/i.test(String(response.headers["transfer-encoding"] ?? ""));
+      return await handOn(
+        response.body,
+        url,
+        signal,
+        options.maxBytes ?? DEFAULT_MAX_IMAGE_BYTES,
+        release,
+        !delimited,
+      );
     }
   } catch (error) {
     release();
@@ -156,8 +168,9 @@ async function handOn(
   signal: AbortSignal | undefined,
   maxBytes: number,
   release: () => void,
+  checkEnd: boolean,
 ): Promise<DownloadedImage> {
-  const image = new ImageStream({ source: url.host, maxBytes });
+  const image = new ImageStream({ source: url.host, maxBytes, checkEnd });
   body.on("error", (error) => image.destroy(toDownloadError(error, url, signal) as Error));
   image.on("close", () => {
     if (!body.destroyed) body.destroy();

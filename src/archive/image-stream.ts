@@ -14,6 +14,13 @@ export interface ImageStreamOptions {
   source: string;
   /** Refuse bodies longer than this many bytes. */
   maxBytes: number;
+  /**
+   * Check that the image ends as its format does. Only where nothing else can tell a body cut
+   * short: one whose end is the connection closing (no Content-Length, not chunked; undici fails
+   * a short body of either kind). An image with bytes after its end marker (some encoders append a
+   * trailer) is then still kept when its length was declared. @defaultValue true
+   */
+  checkEnd?: boolean;
 }
 
 /** Bytes kept from the end of a body: a JPEG may carry a little padding after its end marker. */
@@ -46,6 +53,7 @@ export class ImageStream extends Transform {
 
   private readonly source: string;
   private readonly maxBytes: number;
+  private readonly checkEnd: boolean;
   private readonly hash = createHash("sha256");
   private bytes = 0;
   private held: Buffer[] = [];
@@ -62,6 +70,7 @@ export class ImageStream extends Transform {
     super();
     this.source = options.source;
     this.maxBytes = options.maxBytes;
+    this.checkEnd = options.checkEnd ?? true;
     this.type = new Promise((resolve, reject) => {
       this.settleType = { resolve, reject };
     });
@@ -121,7 +130,7 @@ export class ImageStream extends Transform {
     }
     // A body whose end is the connection closing (no length, not chunked) reads as complete
     // whatever was cut: the image's own end marker says whether it was.
-    if (!endsWhole(this.kind, this.tail)) {
+    if (this.checkEnd && !endsWhole(this.kind, this.tail)) {
       callback(
         new DownloadError({
           code: "transient",

@@ -218,8 +218,26 @@ async function archiveOne(
     const lane = taskLane(deps.keys, row, job.data.taskId);
     if ("missing" in lane) throw new TaskKeyMissingError(job.data.taskId, lane.missing);
     const kie = lane.kie ?? deps.kie;
-    const fresh = await kie.refreshDownloadUrl(url, job.signal);
-    job.log.info({ index }, "result URL expired; archiving from a refreshed URL");
-    return await copyImage({ ...options, url: fresh });
+    if (error.code === "expired") {
+      const fresh = await kie.refreshDownloadUrl(url, job.signal);
+      job.log.info({ index }, "result URL expired; archiving from a refreshed URL");
+      return await copyImage({ ...options, url: fresh });
+    }
+    // Another 4xx or a page that is not the image: a fresh URL is a chance, not a diagnosis. If it
+    // does not give the image, the row fails with what the result URL answered (as it did before
+    // refreshes were tried for these), not with what the refresh met.
+    try {
+      const fresh = await kie.refreshDownloadUrl(url, job.signal);
+      const image = await copyImage({ ...options, url: fresh });
+      job.log.info(
+        { index, code: error.code },
+        "result URL did not give the image; archived from a refreshed URL",
+      );
+      return image;
+    } catch (refreshFailed) {
+      if (job.signal.aborted) throw refreshFailed;
+      job.log.info({ index, err: refreshFailed }, "a refreshed URL did not give the image either");
+      throw error;
+    }
   }
 }

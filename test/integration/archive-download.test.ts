@@ -228,6 +228,13 @@ describe("downloadImage: HTTP answers", () => {
         return image.done;
       };
       expect(await fetchAll()).toMatchObject({ bytes: whole.length });
+      // The same image served with its length declared and a trailer after IEND: kept (undici
+      // checks a declared length; the end marker is checked only where nothing else can).
+      const trailer = Buffer.concat([whole, Buffer.alloc(10, 1)]);
+      a.route("/trailer.png", { body: trailer });
+      const declared = await downloadImage({ url: a.url("/trailer.png"), allowHosts: [a.host] });
+      declared.stream.resume();
+      expect(await declared.done).toMatchObject({ bytes: trailer.length });
       send = whole.subarray(0, 200_000);
       const error = (await fetchAll().catch((e: unknown) => e)) as DownloadError;
       expect(error).toMatchObject({ name: "DownloadError", code: "transient", retryable: true });

@@ -4,8 +4,8 @@ import { describe, expect, it } from "vitest";
 import { ImageStream } from "../../src/archive/image-stream.js";
 import { jpegBytes, pngBytes } from "../helpers/image-server.js";
 
-async function through(body: Buffer, chunk = 1000): Promise<unknown> {
-  const image = new ImageStream({ source: "cdn.example", maxBytes: 10_000_000 });
+async function through(body: Buffer, chunk = 1000, checkEnd = true): Promise<unknown> {
+  const image = new ImageStream({ source: "cdn.example", maxBytes: 10_000_000, checkEnd });
   const parts: Buffer[] = [];
   for (let at = 0; at < body.length; at += chunk) parts.push(body.subarray(at, at + chunk));
   Readable.from(parts).pipe(image);
@@ -31,5 +31,11 @@ describe("ImageStream's end check", () => {
       code: "transient",
       message: expect.stringContaining("ends without its JPEG end marker after 4000 bytes"),
     });
+  });
+
+  it("with the end check off (a body of declared length), keeps an image with a trailer after its end", async () => {
+    const png = Buffer.concat([await pngBytes(5_000), Buffer.alloc(16, 7)]);
+    expect(await through(png, 1000, false)).toMatchObject({ bytes: 5_016 });
+    expect(await through(png)).toMatchObject({ code: "transient" });
   });
 });

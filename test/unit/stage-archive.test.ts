@@ -8,6 +8,7 @@ import type { ArchivePauseState } from "../../src/fleet/archive-pause.js";
 import { keyRing } from "../../src/fleet/key-ring.js";
 import { PAUSE_RECHECK_MS } from "../../src/fleet/policy.js";
 import type { FleetPort } from "../../src/fleet/port.js";
+import { KieError } from "../../src/kie/errors.js";
 import type { KieApi } from "../../src/kie/types.js";
 import type { ArchivedImage, RowRecord } from "../../src/ledger/types.js";
 import { type ArchiveDeps, archiveStage } from "../../src/worker/archive.js";
@@ -264,6 +265,26 @@ describe("archive stage", () => {
     await archiveStage.run(stageJob(archiveJob()), f.deps);
     expect(f.refreshed).toEqual(["https://files.example/t-1/0.png"]);
     expect(f.ledger.current()?.status).toBe("archived");
+  });
+
+  it("when the refresh does not give the image either, the row fails with what the result URL answered", async () => {
+    const f = setup({
+      copyFails: [
+        new DownloadError({
+          code: "http_error",
+          message: "Image URL files.example/t-1/0.png answered HTTP 451",
+          httpStatus: 451,
+        }),
+      ],
+    });
+    f.deps.kie.refreshDownloadUrl = async () => {
+      throw new KieError({ code: "validation", message: "not a KIE url", retryable: false });
+    };
+    await archiveStage.run(stageJob(archiveJob()), f.deps);
+    expect(f.ledger.current()).toMatchObject({
+      status: "failed",
+      error: expect.stringContaining("answered HTTP 451"),
+    });
   });
 
   it("a refused host is not refreshed: a fresh URL of the same file would meet it again", async () => {
