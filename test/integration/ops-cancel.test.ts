@@ -23,6 +23,12 @@ afterEach(async () => {
   await fx.close();
 });
 
+/** What a worker leaves when it dies after marking its create (submit.ts), its lock lapsed. */
+async function markCreateOnWire(batch: string, rowId: string) {
+  const job = await fx.queues.queues.submit.getJob(`${batch}/${rowId}`);
+  await job!.updateData({ batch, rowId, resubmit: 0, creating: Date.now() });
+}
+
 function deps(out = new Collector()) {
   return { ledger: fx.ledger, queues: fx.queues, out, queuePrefix: fx.prefix };
 }
@@ -103,13 +109,7 @@ describe("cancel", () => {
       await fx.queues.addSubmit({ batch: "b1", rowId: id, resubmit: 0 });
       await fx.ledger.reserveBudget("b1", id, 8);
     }
-    // What a worker leaves when it dies after marking the create (submit.ts), its lock lapsed.
-    await (await fx.queues.queues.submit.getJob("b1/wire"))!.updateData({
-      batch: "b1",
-      rowId: "wire",
-      resubmit: 0,
-      creating: Date.now(),
-    });
+    await markCreateOnWire("b1", "wire");
 
     const out = new Collector();
     expect(await cancelBatch(deps(out), "b1")).toMatchObject({ cancelled: 2, jobsRemoved: 2, uncertain: 1 });
@@ -135,12 +135,7 @@ describe("cancel", () => {
     // Two workers took a slot and lost their locks; one had marked its create.
     for (const key of ["b1/wire", "b1/idle", "other/row"])
       expect(await inFlight.tryAcquire(key, 10)).toBe(true);
-    await (await fx.queues.queues.submit.getJob("b1/wire"))!.updateData({
-      batch: "b1",
-      rowId: "wire",
-      resubmit: 0,
-      creating: Date.now(),
-    });
+    await markCreateOnWire("b1", "wire");
     const out = new Collector();
     const report = await cancelBatch(
       { ...deps(out), inFlight: { release: (keys) => inFlight.releaseMany(keys) } },
