@@ -2,21 +2,21 @@ import { DelayedError, type Job, UnrecoverableError, Worker } from "bullmq";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RedisClient as Redis } from "../redis/script.js";
-import { bullPrefix, jobDataOf, type Stage, storedJobData } from "../worker/jobs.js";
+import { bullPrefix, jobDataOf, type Stage } from "../worker/jobs.js";
 import type { StageDeps } from "../worker/ports.js";
 import {
   JobLostError,
   type RowJob,
   type StageDefinition,
   StageError,
-  type StageJob,
   type StageResult,
 } from "../worker/stage.js";
 import { STAGE_DEFINITIONS } from "../worker/stages.js";
 import { closeWorkers } from "./close-workers.js";
 import { FETCH_WATCH, type ReadyCounts, readyCounts, type Starved, watchFetches } from "./fetch-watchdog.js";
-import { saveDataIfOwned } from "./job-data.js";
+import { afterParked, recordGiveUp } from "./job-ends.js";
 import { stageBackoff } from "./job-options.js";
+import { stageJobOf } from "./stage-job.js";
 
 export interface StageWorkerOptions {
   connection: Redis;
@@ -124,27 +124,8 @@ export class StageWorkers {
     const fetch = { inHand: 0, lastTakenAt: Date.now() };
     const runJob = async (job: Job, token?: string, signal?: AbortSignal): Promise<unknown> => {
       const data = schema.parse(jobDataOf(job.id, job.data));
-      // Made on first use: most poll runs log nothing, and a child logger costs its bindings.
-      let child: Logger | undefined;
-      const logOf = () =>
-        (child ??= options.log.child({ stage, batch: data.batch, row: data.rowId, job: job.id }));
-      const abort = signal ?? new AbortController().signal;
-      // Fenced by the lock (job-data.ts): a run whose lock lapsed stores nothing and answers false.
-      const save = (next: T) =>
-        saveDataIfOwned(options.connection, job, token, options.lockMs, storedJobData(stage, next));
-      const stageJob: StageJob<T> = {
-        key: job.id ?? "",
-        data,
-        signal: abort,
-        attemptsMade: job.attemptsMade,
-        attempts: job.opts.attempts ?? 1,
-        get log() {
-          return logOf();
-        },
-        // extendLock answers 0 when the lock is gone or another worker's token holds it.
-        stillOwned: async () => token === undefined || (await job.extendLock(token, options.lockMs)) === 1,
-        saveData: save,
-      };
+      const { stageJob, logOf, save } = stageJobOf(job, data, { stage, token, signal, options });
+      const abort = stageJob.signal;
       let result: StageResult<T>;
       try {
         result = await run(stageJob, options.deps);
@@ -229,43 +210,12 @@ export class StageWorkers {
     return worker;
   }
 
-  /**
-   * Safety net: a job BullMQ gave up on must leave its row failed, never stuck mid-pipeline, and
-   * give back what the row holds for the stage (a reservation). Awaited through `settled()`.
-   */
-  private async recordGiveUp<T extends RowJob>(definition: StageDefinition<T>, job: Job, error: Error) {
-    const { options } = this;
-    const stage = definition.name;
-    const parsed = definition.schema.safeParse(jobDataOf(job.id, job.data));
-    const data = parsed.success ? parsed.data : undefined;
-    if (!data?.batch || !data.rowId) return;
-    const where = { stage, batch: data.batch, row: data.rowId, job: job.id };
-    try {
-      const moved = await options.ledger.transition(data.batch, data.rowId, {
-        from: definition.owns,
-        to: "failed",
-        set: { error: `${stage} stage gave up: ${error.message}` },
-        rowOnRefusal: true,
-      });
-      // A row cancelled while its job ran stays cancelled, and what it holds for the stage goes
-      // back all the same (nothing else would give it): the job's data, stored only under its
-      // lock, says whether a create of it may be out.
-      if (moved.ok || moved.row?.status === "cancelled") await definition.onGiveUp?.(data, options.deps);
-    } catch (err) {
-      options.log.error({ err, ...where }, "could not record a failed job");
-    }
+  private recordGiveUp<T extends RowJob>(definition: StageDefinition<T>, job: Job, error: Error) {
+    return recordGiveUp(definition, job, error, this.options);
   }
 
-  private async afterParked<T extends RowJob>(definition: StageDefinition<T>, data: T) {
-    try {
-      await definition.onParked?.(data, this.options.deps);
-    } catch (err) {
-      // The row is queued without a job: the reconciler's sweep gives it one.
-      this.options.log.warn(
-        { err, stage: definition.name, batch: data.batch, row: data.rowId },
-        "after parking",
-      );
-    }
+  private afterParked<T extends RowJob>(definition: StageDefinition<T>, data: T) {
+    return afterParked(definition, data, this.options);
   }
 
   /** Keeps a handler's work so `close()` (and `settled()`) wait for it. */

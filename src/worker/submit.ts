@@ -2,9 +2,8 @@ import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
 import type { KeyRing } from "../fleet/key-ring.js";
 import { isKieError } from "../kie/errors.js";
-import type { GenerationParams, KieApi, SubmitRequest } from "../kie/types.js";
+import type { GenerationParams, KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
-import type { RowRecord } from "../ledger/types.js";
 import { afterAccepted, gateStillOpen } from "./gate.js";
 import { forgetRefusedUpload, uploadInputImage } from "./input-image-step.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
@@ -24,6 +23,8 @@ import {
 } from "./stage.js";
 import { afterParked, giveUpSubmit } from "./submit-ends.js";
 import { handleSubmitError } from "./submit-errors.js";
+import { markCreating, unmark, unmarked } from "./submit-mark.js";
+import { requestOf } from "./submit-request.js";
 
 /** The ledger calls the submit stage makes. */
 type SubmitLedger = Pick<
@@ -207,7 +208,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     let taskId: string;
     try {
       taskId = await kie.submit(
-        requestOf(row, key, deps, imageUrl),
+        requestOf(row, key, deps.settings, imageUrl),
         graceSignal(job.signal, SUBMIT_GRACE_MS),
       );
     } catch (error) {
@@ -286,43 +287,10 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
   }
 }
 
-/**
- * Marks the job as creating, only while this worker holds it (`saveData` is fenced by the job's
- * lock): true when marked. A job run without BullMQ (no `saveData`) asks `stillOwned` alone.
- */
-async function markCreating(job: StageJob<SubmitJob>, data: SubmitJob, at: number): Promise<boolean> {
-  if (job.saveData) return job.saveData({ ...data, creating: at });
-  return job.stillOwned ? job.stillOwned() : true;
-}
-
-/**
- * Clears this attempt's mark before a way out without a create. A clear refused by the fence means
- * the job went to another worker after the mark (which that worker has counted): its slot and the
- * row's reservation are that worker's now, so this run stops here, touching neither.
- */
-async function unmark(job: StageJob<SubmitJob>, data: SubmitJob, key: string): Promise<void> {
-  if (job.saveData && !(await job.saveData(data)))
-    throw new JobLostError(`job ${key} went to another worker after its mark: left to that one`);
-}
-
-/** The job's data without the create-on-the-wire mark. */
-function unmarked(data: SubmitJob): SubmitJob {
-  const { creating: _creating, ...rest } = data;
-  return rest;
-}
-
 async function ensurePoll(deps: SubmitDeps, data: SubmitJob, taskId: string, at: number, taskKey?: string) {
   const { batch, rowId, resubmit } = data;
   await deps.queues.addPoll(
     { batch, rowId, resubmit, taskId, submittedAt: at, checks: 0, ...(taskKey ? { taskKey } : {}) },
     firstPollDelay(deps.settings),
   );
-}
-
-function requestOf(row: RowRecord, key: string, deps: SubmitDeps, imageUrl?: string): SubmitRequest {
-  const params = row.params as unknown as GenerationParams;
-  const request: SubmitRequest = { ...params, prompt: row.prompt };
-  if (imageUrl !== undefined) request.image_url = imageUrl;
-  if (deps.settings.callbackUrl) request.callBackUrl = `${deps.settings.callbackUrl}/${key}`;
-  return request;
 }
