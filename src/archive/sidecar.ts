@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { maskUrlCredentials } from "../core/redact-url.js";
+import { maskUrlCredentials, shownParams } from "../core/redact-url.js";
 import type { ArchivedImage } from "./copy.js";
 import type { ArchivePutOptions, ArchiveStore, ArchiveStoreHead } from "./types.js";
 
@@ -216,12 +216,6 @@ function sourceImage(params: Record<string, unknown>): Pick<Sidecar, "sourceImag
     return { sourceImage: { path, ...(typeof sha256 === "string" ? { sha256 } : {}) } };
   }
   return typeof url === "string" ? { sourceImage: { url: maskUrlCredentials(url) } } : {};
-}
-
-/** The row's parameters in the sidecar: its image_url's credentials masked, as in `sourceImage`. */
-function shownParams(params: Record<string, unknown>): Record<string, unknown> {
-  const url = params.image_url;
-  return typeof url === "string" ? { ...params, image_url: maskUrlCredentials(url) } : params;
 }
 
 function iso(ms: number | undefined): string | undefined {

@@ -41,6 +41,17 @@ export function maskUrlCredentials(url: string): string {
 }
 
 /**
+ * A row's parameters as results, sidecars and pages show them: an `image_url` that carries a
+ * credential (a presigned URL's `X-Amz-Signature`, a `token` in its query) with it masked; the
+ * same object when there is nothing to mask. The row keeps the URL whole: KIE needs it.
+ */
+export function shownParams<T extends Readonly<Record<string, unknown>>>(params: T): T {
+  const url = params.image_url;
+  if (typeof url !== "string" || maskUrlCredentials(url) === url) return params;
+  return { ...params, image_url: maskUrlCredentials(url) };
+}
+
+/**
  * The secret values a URL carries (its decoded password, password-like query values): what text
  * that may quote them (a driver's error, an alert) must have scrubbed.
  */

@@ -1,5 +1,5 @@
 /** One row in full: its image, its record, its neighbours (arrow keys), a retry if it failed. */
-import { shownParams } from "../kie/index.js";
+import { shownParams } from "../core/redact-url.js";
 import type { RowRecord } from "../ledger/index.js";
 import { formatCredits, formatDuration } from "../report/status-text.js";
 import type { GalleryQuery } from "./gallery.js";

@@ -5,6 +5,6 @@ export * from "./errors.js";
 export * from "./prices.js";
 export * from "./rules.js";
 export * from "./schemas.js";
-export { modelOf, shownParams, sourceImageOf } from "./source-image.js";
+export { modelOf, sourceImageOf } from "./source-image.js";
 export * from "./types.js";
 export { createUploadClient } from "./upload.js";

@@ -28,14 +28,3 @@ export function sourceImageOf(params: Readonly<Record<string, unknown>>): Source
   if (typeof url === "string") return { url: maskUrlCredentials(url) };
   return undefined;
 }
-
-/**
- * A row's parameters as results, sidecars and pages show them: an image_url that carries a
- * credential (a presigned URL's `X-Amz-Signature`, a `token` in its query) with it masked. The
- * row keeps the URL whole: KIE needs it.
- */
-export function shownParams(params: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> {
-  const url = params.image_url;
-  if (typeof url !== "string" || maskUrlCredentials(url) === url) return params;
-  return { ...params, image_url: maskUrlCredentials(url) };
-}

@@ -3,10 +3,10 @@
  * signature and credentials are secrets (KIE gets the URL whole; nobody else needs them).
  */
 import { describe, expect, it } from "vitest";
-import { maskUrlCredentials } from "../../src/core/redact-url.js";
+import { maskUrlCredentials, shownParams } from "../../src/core/redact-url.js";
 import { parseGalleryQuery } from "../../src/dashboard/gallery.js";
 import { renderRowPage } from "../../src/dashboard/row-page.js";
-import { shownParams, sourceImageOf } from "../../src/kie/index.js";
+import { sourceImageOf } from "../../src/kie/index.js";
 import { rowRecord } from "../helpers/stage-fakes.js";
 
 const PRESIGNED =
