@@ -1,7 +1,7 @@
 /**
  * What a row's stored parameters say about its mode and input image, for results and sidecars:
  * the model (text-to-image when none is stored) and the source image (its URL, or the local file's
- * path and sha256), and the parameters as shown (a credential in the image URL masked).
+ * path and sha256; an image URL's credentials masked).
  */
 import { maskUrlCredentials } from "../core/redact-url.js";
 import { KIE_MODELS, type KieModel } from "./types.js";

@@ -129,7 +129,7 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
       onIdCheckFailed: (error) => {
         // Said once a run: the first failure's reason stands for the rest.
         if (idCheckFailures++ > 0) return;
-        report.warnOnce(
+        report.warn(
           `the rows whose id the batch already held could not all be read back (${error instanceof Error ? error.message : String(error)}): those were counted as duplicates without checking that their prompt and parameters match`,
         );
       },

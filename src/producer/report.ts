@@ -28,10 +28,7 @@ export class FileReport {
       return result.row;
     }
     this.invalidRows++;
-    for (const error of result.errors) {
-      this.errorCount++;
-      if (this.errors.length < MAX_REPORTED_ERRORS) this.errors.push(error);
-    }
+    for (const error of result.errors) this.listError(error);
     return undefined;
   }
 
@@ -42,13 +39,7 @@ export class FileReport {
   invalidAfterAll(error: RowError): void {
     this.valid--;
     this.invalidRows++;
-    this.errorCount++;
-    if (this.errors.length < MAX_REPORTED_ERRORS) this.errors.push(error);
-  }
-
-  /** A warning found while writing (listed once, like the file's). */
-  warnOnce(warning: string): void {
-    this.warn(warning);
+    this.listError(error);
   }
 
   /** Errors counted but not listed. */
@@ -63,7 +54,14 @@ export class FileReport {
     return list;
   }
 
-  private warn(warning: string): void {
+  /** Counts an error, listing it among the first `MAX_REPORTED_ERRORS`. */
+  private listError(error: RowError): void {
+    this.errorCount++;
+    if (this.errors.length < MAX_REPORTED_ERRORS) this.errors.push(error);
+  }
+
+  /** A warning, listed once however often it comes (the file's, or one found while writing). */
+  warn(warning: string): void {
     if (this.warningSet.has(warning)) return;
     if (this.warningSet.size >= MAX_WARNINGS) this.warningsDropped = true;
     else this.warningSet.add(warning);
