@@ -211,24 +211,23 @@ async function archiveOne(
     return await copyImage({ ...options, url });
   } catch (error) {
     if (!isDownloadError(error) || !REFRESHED_ON.has(error.code)) throw error;
-    // The result URL stopped answering (403/404/410), or answers what an expired link may (another
-    // 4xx, a page that is not the image): ask KIE for a fresh one, once, with the task's own key
-    // (another account's would not find it). A worker without it leaves the job to one with it.
-    // What the fresh URL answers then stands (a second failure is the row's, as before).
+    // Ask KIE for a fresh URL, once, with the task's own key (another account's would not find
+    // it); a worker without it leaves the job to one with it.
     const lane = taskLane(deps.keys, row, job.data.taskId);
     if ("missing" in lane) throw new TaskKeyMissingError(job.data.taskId, lane.missing);
     const kie = lane.kie ?? deps.kie;
+    const fromFreshUrl = async () =>
+      copyImage({ ...options, url: await kie.refreshDownloadUrl(url, job.signal) });
     if (error.code === "expired") {
-      const fresh = await kie.refreshDownloadUrl(url, job.signal);
+      // 403/404/410: what an expired result URL answers. What the fresh one meets then stands.
       job.log.info({ index }, "result URL expired; archiving from a refreshed URL");
-      return await copyImage({ ...options, url: fresh });
+      return await fromFreshUrl();
     }
     // Another 4xx or a page that is not the image: a fresh URL is a chance, not a diagnosis. If it
     // does not give the image, the row fails with what the result URL answered (as it did before
     // refreshes were tried for these), not with what the refresh met.
     try {
-      const fresh = await kie.refreshDownloadUrl(url, job.signal);
-      const image = await copyImage({ ...options, url: fresh });
+      const image = await fromFreshUrl();
       job.log.info(
         { index, code: error.code },
         "result URL did not give the image; archived from a refreshed URL",
