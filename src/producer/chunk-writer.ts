@@ -1,9 +1,7 @@
-import type { GenerationParams } from "../kie/index.js";
 import type { AddRowOutcome, AddRowsMeta } from "../ledger/index.js";
-import { canonicalJson } from "../manifest/ids.js";
-import { idParams } from "../manifest/model-rules.js";
 import { ENQUEUE_CHUNK, FEED_RECHECK_CHUNKS, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
 import type { QueuedRow } from "./row-spool.js";
+import { sameRequest } from "./same-request.js";
 import type { ProducerBackend } from "./types.js";
 import { InFlightWindow } from "./window.js";
 
@@ -191,13 +189,7 @@ export class ChunkWriter {
       const stored = held[n];
       const row = rows[i]!;
       if (stored === undefined) return; // purged meanwhile: nothing to tell apart
-      // As a derived id sees a request: a local image by its sha256, not its path (a manifest's
-      // folder moved, or mounted elsewhere, is the same request).
-      const same =
-        stored.prompt === row.prompt &&
-        canonicalJson(idParams(stored.params as unknown as GenerationParams)) ===
-          canonicalJson(idParams(row.params as unknown as GenerationParams));
-      if (!same) conflicts.set(i, { line: stored.line });
+      if (!sameRequest(stored, row)) conflicts.set(i, { line: stored.line });
     });
     return conflicts;
   }

@@ -11,34 +11,22 @@
 import { dirname, resolve } from "node:path";
 import {
   createRowValidator,
-  type Manifest,
   openManifest,
   type RawRow,
   type RowResult,
   SetUsage,
 } from "../manifest/index.js";
 import { ChunkWriter } from "./chunk-writer.js";
+import { dryRun } from "./dry-run.js";
 import { EnqueueInterruptedError } from "./errors.js";
-import { ExistingRowCounter } from "./existing-rows.js";
-import { DRY_RUN_REDIS_TIMEOUT_MS } from "./limits.js";
-import { type ResolvedOptions, resolveOptions } from "./options.js";
+import { resolveOptions } from "./options.js";
 import { validatePass, writePass } from "./pass.js";
-import { progressLine } from "./progress.js";
 import { FileReport } from "./report.js";
 import { RowSpool } from "./row-spool.js";
+import { idConflictError, progress, type Run, summarise } from "./run.js";
 import { guessFormat, spoolToTempFile } from "./spool.js";
 import { formatSummaryText, summaryJson } from "./summary-text.js";
-import type { EnqueueDeps, EnqueueOptions, EnqueueSummary, ProducerBackend } from "./types.js";
-
-/** What both modes work from once the options are checked and the file is open. */
-interface Run {
-  options: EnqueueOptions;
-  resolved: ResolvedOptions;
-  manifest: Manifest;
-  validate: (raw: RawRow) => RowResult;
-  deps: EnqueueDeps;
-  started: number;
-}
+import type { EnqueueDeps, EnqueueOptions, EnqueueSummary } from "./types.js";
 
 /**
  * Validates the manifest and enqueues its valid rows into the batch (with `dryRun`, only
@@ -120,12 +108,14 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
       ...(resolved.budget === undefined ? {} : { budget: resolved.budget }),
       ...(options.noReuse === true ? { noReuse: true } : {}),
       onIdConflict: (row, held) =>
-        report.invalidAfterAll({
-          file: manifest.file,
-          line: row.line,
-          field: "id",
-          message: `"${row.id}" is already a row of batch ${batch} (line ${held.line} of the enqueue that added it) with another prompt or other parameters: this row was not added; give it an id of its own`,
-        }),
+        report.invalidAfterAll(
+          idConflictError(
+            manifest.file,
+            row,
+            `is already a row of batch ${batch} (line ${held.line} of the enqueue that added it)`,
+            "this row was not added",
+          ),
+        ),
       onIdCheckFailed: (error) => {
         // Said once a run: the first failure's reason stands for the rest.
         if (idCheckFailures++ > 0) return;
@@ -159,80 +149,4 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
     await spool.remove();
     await backend.close();
   }
-}
-
-async function dryRun(run: Run): Promise<EnqueueSummary> {
-  const { manifest, validate, deps, resolved } = run;
-  let backend: ProducerBackend | undefined;
-  let redisNote: string | undefined;
-  try {
-    backend = await deps.connect({ timeoutMs: DRY_RUN_REDIS_TIMEOUT_MS });
-  } catch (error) {
-    redisNote = error instanceof Error ? error.message : String(error);
-  }
-  try {
-    const report = new FileReport();
-    // With --no-reuse, or a batch enqueued with it before (it stays set), no row would be reused:
-    // the result index is not asked.
-    const noReuse =
-      run.options.noReuse === true ||
-      (backend !== undefined && (await backend.ledger.getBatch(resolved.batch))?.noReuse === true);
-    const counted: Pick<ProducerBackend, "rowsExist" | "resultsExist"> | undefined =
-      backend && noReuse ? { rowsExist: (batch, ids) => backend.rowsExist(batch, ids) } : backend;
-    const counter = counted ? new ExistingRowCounter(counted, resolved.batch) : undefined;
-    await validatePass(manifest, {
-      validate,
-      report,
-      ...(counter ? { onValid: (row) => counter.add(row) } : {}),
-      progress: progress(run, "checking"),
-    });
-    await counter?.finish();
-    return summarise(run, report, {
-      ...(counter
-        ? {
-            alreadyInBatch: counter.existing,
-            estimatedCredits: counter.newCredits,
-            ...(counted?.resultsExist === undefined ? {} : { reusable: counter.reusable }),
-          }
-        : { estimatedCredits: report.validCredits }),
-      ...(redisNote === undefined ? {} : { redisNote }),
-      strictRejected: run.options.strict === true && report.invalidRows > 0,
-    });
-  } finally {
-    await backend?.close();
-  }
-}
-
-function progress(run: Run, label: string) {
-  return progressLine(run.deps.progress, run.deps.clock, label);
-}
-
-/** The summary from a pass's report and what the mode adds to it. */
-function summarise(run: Run, report: FileReport, extra: Partial<EnqueueSummary>): EnqueueSummary {
-  const { options, resolved, manifest, deps } = run;
-  const strictRejected = extra.strictRejected ?? false;
-  return {
-    batch: resolved.batch,
-    file: manifest.file,
-    format: manifest.format,
-    dryRun: options.dryRun === true,
-    strict: options.strict === true,
-    total: report.total,
-    valid: report.valid,
-    enqueued: 0,
-    duplicates: 0,
-    duplicatesWithoutId: 0,
-    idConflicts: 0,
-    invalidRows: report.invalidRows,
-    errors: report.errors,
-    moreErrors: report.moreErrors,
-    warnings: report.warnings,
-    estimatedCredits: 0,
-    priority: resolved.priority,
-    ...(resolved.budget === undefined ? {} : { budget: resolved.budget }),
-    elapsedMs: deps.clock.now() - run.started,
-    ...extra,
-    strictRejected,
-    exitCode: strictRejected || report.valid === 0 ? 2 : 0,
-  };
 }

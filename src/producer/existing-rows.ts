@@ -1,16 +1,32 @@
 import { requestHash } from "../ledger/index.js";
 import type { ManifestRow } from "../manifest/index.js";
 import { ENQUEUE_CHUNK, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
-import type { ProducerBackend } from "./types.js";
+import { sameRequest } from "./same-request.js";
+import type { ProducerBackend, ProducerLedger } from "./types.js";
 import { InFlightWindow } from "./window.js";
+
+/** What the counter reads: whether rows exist, the result index, and the held rows of given ids. */
+export type CounterBackend = Pick<ProducerBackend, "rowsExist" | "resultsExist"> & {
+  ledger?: Pick<ProducerLedger, "getRows">;
+};
+
+export interface CounterEvents {
+  /** A row whose given id the batch holds for another request (line: the held row's). */
+  onIdConflict?(row: ManifestRow, held: { line: number }): void;
+  /** The held rows of given ids could not be read back: those count as held, unchecked. */
+  onIdCheckFailed?(error: unknown): void;
+}
 
 /**
  * For a dry run: counts the valid rows the batch already holds, one pipelined read per chunk
  * (asking the ledger row by row would take minutes for a million rows), and the credits of those
- * it does not. Writes nothing.
+ * it does not. A row whose given id the batch holds for another prompt or other parameters is
+ * told apart as the enqueue does (chunk-writer.ts): read back only for those rows. Writes nothing.
  */
 export class ExistingRowCounter {
   existing = 0;
+  /** Rows whose given id the batch holds for another request: errors, as the enqueue reports them. */
+  idConflicts = 0;
   /**
    * Of the rows the batch does not hold, those whose request the result index holds (left out of
    * `newCredits`: a worker copies their image). Counted only when `resultsExist` is given.
@@ -22,9 +38,10 @@ export class ExistingRowCounter {
   private readonly window = new InFlightWindow(MAX_CHUNKS_IN_FLIGHT);
 
   constructor(
-    private readonly backend: Pick<ProducerBackend, "rowsExist" | "resultsExist">,
+    private readonly backend: CounterBackend,
     private readonly batch: string,
     private readonly chunkSize = ENQUEUE_CHUNK,
+    private readonly events: CounterEvents = {},
   ) {}
 
   add(row: ManifestRow): Promise<void> | undefined {
@@ -50,12 +67,39 @@ export class ExistingRowCounter {
       rows.map((row) => row.id),
     );
     const fresh = rows.filter((_, i) => !exists[i]);
-    this.existing += rows.length - fresh.length;
+    const conflicts = await this.conflictsOf(rows.filter((row, i) => exists[i] && row.idGiven));
+    this.existing += rows.length - fresh.length - conflicts;
     const reused = await this.reusedOf(fresh);
     fresh.forEach((row, i) => {
       if (reused[i]) this.reusable++;
       else this.newCredits += row.estimatedCredits;
     });
+  }
+
+  /** Of `held` (rows with a given id the batch holds), those asking another request: told, counted. */
+  private async conflictsOf(held: readonly ManifestRow[]): Promise<number> {
+    const ledger = this.backend.ledger;
+    if (held.length === 0 || ledger === undefined) return 0;
+    let stored: Awaited<ReturnType<typeof ledger.getRows>>;
+    try {
+      stored = await ledger.getRows(
+        this.batch,
+        held.map((row) => row.id),
+      );
+    } catch (error) {
+      this.events.onIdCheckFailed?.(error);
+      return 0;
+    }
+    let count = 0;
+    held.forEach((row, i) => {
+      const before = stored[i];
+      const { prompt, ...params } = row.params;
+      if (before === undefined || sameRequest(before, { prompt, params })) return;
+      count++;
+      this.events.onIdConflict?.(row, { line: before.line });
+    });
+    this.idConflicts += count;
+    return count;
   }
 
   /** Per row: whether a worker would archive it from the result index (seeded and indexed). */

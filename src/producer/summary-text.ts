@@ -39,6 +39,14 @@ export function formatSummaryText(s: EnqueueSummary): string {
           : formatCount(s.alreadyInBatch),
       ),
     );
+    if (s.repeatedInFile !== undefined && s.repeatedInFile > 0) {
+      lines.push(
+        field(
+          "Repeated in file",
+          `${formatCount(s.repeatedInFile)}  (an earlier row of the file has the same id and asks the same: enqueued once)`,
+        ),
+      );
+    }
     if (s.reusable !== undefined) {
       const why =
         s.reusable > 0
@@ -91,7 +99,10 @@ export function formatSummaryText(s: EnqueueSummary): string {
 function estimateText(s: EnqueueSummary): string {
   const bound = `an upper bound: a row without an acceleration counts at its model's dearest price, ${CREDITS_UPPER_BOUND} for text-to-image`;
   if (s.dryRun) {
-    const rows = (s.alreadyInBatch === undefined ? s.valid : s.valid - s.alreadyInBatch) - (s.reusable ?? 0);
+    const rows =
+      (s.alreadyInBatch === undefined ? s.valid : s.valid - s.alreadyInBatch) -
+      (s.reusable ?? 0) -
+      (s.repeatedInFile ?? 0);
     return `${credits(s.estimatedCredits)} for ${plural(rows, "row")} (${bound})`;
   }
   return `${credits(s.estimatedCredits)} for the ${plural(s.enqueued, "row")} enqueued (${bound})`;
@@ -156,6 +167,7 @@ export function summaryJson(s: EnqueueSummary): Record<string, unknown> {
     dryRun: s.dryRun,
     ...(s.dryRun ? { alreadyInBatch: s.alreadyInBatch ?? null } : {}),
     ...(s.dryRun && s.reusable !== undefined ? { reusable: s.reusable } : {}),
+    ...(s.dryRun ? { repeatedInFile: s.repeatedInFile ?? 0 } : {}),
     ...(s.redisNote === undefined ? {} : { redisNote: s.redisNote }),
     ...(s.budget === undefined ? {} : { budget: s.budget, budgetSet: !s.dryRun && !s.budgetNotSet }),
     priority: s.priority,

@@ -115,11 +115,19 @@ export interface EnqueueSummary {
   /**
    * Rows whose given id the batch already holds for another prompt or other parameters (from
    * this file or before): not added, each listed among the errors (field `id`). Counted in
-   * `invalidRows`; a dry run does not see them.
+   * `invalidRows`. A dry run finds them as the enqueue would (in the file, and in the batch).
    */
   idConflicts: number;
-  /** Of `duplicates`, rows without an `id`: named by prompt and parameters, so identical rows are one. */
+  /**
+   * Of `duplicates` (a dry run: of `repeatedInFile`), rows without an `id`: named by prompt and
+   * parameters, so identical rows are one.
+   */
   duplicatesWithoutId: number;
+  /**
+   * Dry run only: valid rows whose id an earlier row of the file took, asking the same (the
+   * enqueue would count them among its duplicates; left out of `estimatedCredits`).
+   */
+  repeatedInFile?: number;
   /** Rows with at least one error. */
   invalidRows: number;
   /** The first `MAX_REPORTED_ERRORS` row errors, in file order. */
@@ -129,8 +137,8 @@ export interface EnqueueSummary {
   /** Distinct warnings (a misspelt column is warned about once, not once per row). */
   warnings: string[];
   /**
-   * Upper-bound credits of the rows this run enqueues (a dry run: would enqueue; rows already in
-   * the batch are left out when Redis could be asked, rows repeated within the file are not).
+   * Upper-bound credits of the rows this run enqueues (a dry run: would enqueue; rows repeated
+   * within the file are left out, and rows already in the batch when Redis could be asked).
    */
   estimatedCredits: number;
   /** Dry run only: rows the batch already holds, or undefined when Redis could not be asked. */

@@ -83,6 +83,71 @@ describe("--dry-run", () => {
     expect(summary).toMatchObject({ valid: 300, alreadyInBatch: 200, estimatedCredits: 100 * 8 });
   });
 
+  it("finds a given id repeated in the file as the enqueue does: the same request once, another an error", async () => {
+    // Line 4 gives "a" to another prompt; line 5 repeats "b" as it was; line 6 is line 3 again
+    // without an id (named by its request, so the same row); line 7 is a row of its own.
+    const file = await fx.files.write(
+      "repeats.csv",
+      csv("id,prompt", "a,cat", "b,dog", "a,horse", "b,dog", ",owl", ",owl", "c,emu"),
+    );
+    const dry = await fx.run({ file, batch: "rep", dryRun: true });
+    expect(dry).toMatchObject({
+      total: 7,
+      valid: 6,
+      invalidRows: 1,
+      idConflicts: 1,
+      repeatedInFile: 2,
+      duplicatesWithoutId: 1,
+      alreadyInBatch: 0,
+      estimatedCredits: 4 * 8,
+    });
+    expect(dry.errors).toEqual([
+      expect.objectContaining({
+        line: 4,
+        field: "id",
+        message: expect.stringContaining('"a" is already the id of line 2 of this file'),
+      }),
+    ]);
+    expect(dry.out).toMatch(/Repeated in file:\s+2/);
+    expect(dry.out).toMatch(/Estimated credits:\s+32 for 4 rows/);
+    expect(await fx.keys()).toEqual([]);
+
+    // What the enqueue then does: the same rows added, the same row refused, the same credits.
+    const real = await fx.run({ file, batch: "rep" });
+    expect(real).toMatchObject({ enqueued: 4, duplicates: 2, idConflicts: 1, estimatedCredits: 4 * 8 });
+    expect(real.errors.map((error) => error.line)).toEqual([4]);
+  });
+
+  it("finds a given id the batch holds for another request, and --strict refuses the file for it", async () => {
+    const first = await fx.files.write("first.csv", csv("id,prompt", "a,cat", "b,dog"));
+    await fx.run({ file: first, batch: "held" });
+    const again = await fx.files.write("again.csv", csv("id,prompt", "b,dog", "a,zebra", "c,emu"));
+    const keysBefore = await fx.keys();
+
+    const dry = await fx.run({ file: again, batch: "held", dryRun: true });
+    expect(dry).toMatchObject({ valid: 2, invalidRows: 1, idConflicts: 1, alreadyInBatch: 1 });
+    expect(dry.errors).toEqual([
+      expect.objectContaining({
+        line: 3,
+        field: "id",
+        message: expect.stringContaining(
+          '"a" is already a row of batch held (line 2 of the enqueue that added it)',
+        ),
+      }),
+    ]);
+    expect(dry.out).toMatch(/Estimated credits:\s+8 for 1 row/);
+    const strict = await fx.run({ file: again, batch: "held", dryRun: true, strict: true });
+    expect(strict).toMatchObject({ strictRejected: true, exitCode: 2 });
+    expect(await fx.keys()).toEqual(keysBefore);
+  });
+
+  it("finds repeats in the file with Redis down too", async () => {
+    const file = await fx.files.write("offline-rep.csv", csv("id,prompt", "a,cat", "a,cat", "a,dog"));
+    const summary = await fx.run({ file, batch: "offline", dryRun: true }, redisDown);
+    expect(summary).toMatchObject({ valid: 2, repeatedInFile: 1, idConflicts: 1, estimatedCredits: 8 });
+    expect(summary.alreadyInBatch).toBeUndefined();
+  });
+
   it("works with Redis down, and says the batch was not checked", async () => {
     const file = await fx.files.write("offline.csv", csv("prompt", "a", "b"));
     const summary = await fx.run({ file, batch: "offline", dryRun: true }, redisDown);
