@@ -229,6 +229,12 @@ export interface TransitionInput {
    * a caller that needs nothing of it on success, which saves reading, sending and parsing it.
    */
   rowOnRefusal?: boolean;
+  /**
+   * Settles a task's cost first, as `Ledger.settleCredits` does (once per task; the reservation
+   * released), in the same atomic step and whether the move is then made or refused: the poll's
+   * settle and its move to `archiving` in one call. `taskId` absent: the row's current task.
+   */
+  settle?: { spent: number; taskId?: string };
 }
 
 export interface TransitionResult {
@@ -246,6 +252,10 @@ export interface TransitionResult {
    * rows held: feed it (`Ledger.feedWindow`; worker/submit-window.ts).
    */
   feed?: boolean;
+  /** With `settle`, on a row that exists: what the settle did (the move itself may be refused). */
+  settled?: SettleOutcome;
+  /** With `settled`: whether the batch has rows parked over its budget now (a settle may free room). */
+  parked?: boolean;
   /**
    * On a Cluster, why the task this transition recorded (`addTaskId`) is not confirmed on a
    * replica of its master (none online, WAIT timed out or failed): a failover now could lose it.

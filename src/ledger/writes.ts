@@ -176,6 +176,8 @@ export async function transition(
     (input.addTaskId && input.taskKey) || "",
     input.rowOnRefusal ? "1" : "",
     input.ifTask ?? "",
+    input.settle ? finite("spent", input.settle.spent) : "",
+    input.settle?.taskId ?? "",
     set.length,
     ...set.flat(),
     del.length,
@@ -185,7 +187,11 @@ export async function transition(
   ];
   // An empty `from` list matches nothing; the script reads '' as "any", so say it explicitly.
   if (input.from && input.from.length === 0) args[0] = ",,";
+  if (input.settle && !(input.settle.spent >= 0))
+    throw new LedgerError("invalid_value", "spent must be a non-negative number");
   const reply = (await transitionScript.run(ctx.redis, keys, args, ctx.clock)) as [
+    number,
+    number,
     number,
     number,
     number,
@@ -194,7 +200,7 @@ export async function transition(
     unknown?,
     (string | null)?,
   ];
-  const [ok, finished, reopened, left, feed, pairs, body] = reply;
+  const [ok, finished, reopened, left, feed, settled, parked, pairs, body] = reply;
   const row = pairs === undefined ? undefined : parseRow(batch, rowId, pairsToHash(pairs), body);
   // The row (`taskIds`, written by the script with the move) is the record a created task is
   // traced by (invariant 3); there is no taskId -> row map: webhooks carry the row's job key.
@@ -214,6 +220,7 @@ export async function transition(
     row,
     finished: finished === 1,
     ...(feed === 1 ? { feed: true } : {}),
+    ...(settled === 0 ? {} : { settled: settled === 1 ? "settled" : "already-settled", parked: parked > 0 }),
     ...(unreplicated ? { unreplicated } : {}),
   };
 }

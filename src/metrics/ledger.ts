@@ -4,7 +4,7 @@ import type { WorkerMetrics } from "./registry.js";
 
 /**
  * Ledger with metrics: credits counted when a task's spend is settled (once per task: the
- * ledger answers "already-settled" to a repeat), rows counted as they reach a terminal state,
+ * ledger answers "already-settled" to a repeat; by `settleCredits` or a transition's `settle`), rows counted as they reach a terminal state,
  * batches as their last row does. Every other method is the ledger's own.
  */
 export function instrumentLedger(ledger: Ledger, metrics: WorkerMetrics): Ledger {
@@ -17,6 +17,8 @@ export function instrumentLedger(ledger: Ledger, metrics: WorkerMetrics): Ledger
     },
     async transition(batch, rowId, input) {
       const result = await ledger.transition(batch, rowId, input);
+      const spent = input.settle?.spent ?? 0;
+      if (result.settled === "settled" && spent > 0) metrics.creditsSpent.inc(spent);
       if (result.ok && input.to !== undefined && TERMINAL_STATUSES.includes(input.to)) {
         metrics.rowsFinished.inc({ status: input.to });
       }

@@ -74,9 +74,16 @@ export function wakingLedger<
       log.warn({ err, batch }, "could not wake rows waiting for budget; the reconciler will");
     });
   };
+  const feeding = feedingLedger(ledger, queues, log);
   return {
     // A move out of `queued` may leave the batch's submit window low: it is fed (submit-window.ts).
-    ...feedingLedger(ledger, queues, log),
+    ...feeding,
+    // A settle sent with a move (the poll's) frees room as `settleCredits` does.
+    async transition(batch, rowId, input) {
+      const result = await feeding.transition(batch, rowId, input);
+      if (result.settled === "settled" && result.parked === true) await wake(batch);
+      return result;
+    },
     async reserveBudget(batch, rowId, credits) {
       const outcome = await ledger.reserveBudget(batch, rowId, credits);
       // A row parked leaves the fed rows: held rows that fit the room left take its place (one

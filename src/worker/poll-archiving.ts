@@ -4,7 +4,7 @@ import { isKieError } from "../kie/errors.js";
 import type { KieApi, TaskRecord } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
-import type { PollJob } from "./jobs.js";
+import { jobKey, type PollJob } from "./jobs.js";
 import { recordLagMark } from "./poll-deadlines.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageJob, type StageResult } from "./stage.js";
@@ -12,7 +12,7 @@ import { delay, done, type StageJob, type StageResult } from "./stage.js";
 /** What resuming an archive uses: a subset of the poll stage's ports. */
 export interface ResumeArchiveDeps {
   kie: Pick<KieApi, "getTask">;
-  fleet: Pick<FleetPort, "pollSlot">;
+  fleet: Pick<FleetPort, "pollSlot" | "releaseInFlight">;
   /** `archiveJobLive`: absent, a row is failed without that check (tests of the rest). */
   queues: Pick<StageQueues, "addArchive"> & Partial<Pick<StageQueues, "archiveJobLive">>;
   ledger: Pick<Ledger, "transition">;
@@ -59,6 +59,10 @@ export async function resumeArchive(
     job.log.warn({ taskId, answer }, "resuming an archive: no usable answer from KIE; asking again later");
     return delay(nextMs, known);
   };
+  // The run that moved the row gave the task's in-flight slot back beside its move, and may have
+  // failed only at that (the move made): given back here too, or the cap would count a finished
+  // task until the slot goes stale (KIE_MAX_IN_FLIGHT). A slot already given back: nothing.
+  await deps.fleet.releaseInFlight(jobKey(batch, rowId, job.data.resubmit));
   await deps.fleet.pollSlot(job.signal);
   let record: TaskRecord;
   try {

@@ -151,15 +151,20 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       return delay(nextDelay(), withoutNotFound(next));
     }
     case "success": {
-      await deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit));
       const completedAt = record.completedAt ?? now;
-      await settleTask(job, deps, row, record);
-      const moved = await deps.ledger.transition(batch, rowId, {
-        from: ["submitted", "generating"],
-        ifTask: taskId,
-        to: "archiving",
-        set: { completedAt },
-      });
+      // The task's cost is settled by the move's own call (whether the move is made or refused),
+      // and the in-flight slot goes back beside it: one round trip where there were three.
+      const [, moved] = await Promise.all([
+        deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit)),
+        deps.ledger.transition(batch, rowId, {
+          from: ["submitted", "generating"],
+          ifTask: taskId,
+          to: "archiving",
+          set: { completedAt },
+          settle: { spent: record.creditsConsumed ?? row.estimatedCredits, taskId },
+        }),
+      ]);
+      if (moved.settled === "settled") chargedOverEstimate(job, row, record);
       // A move whose reply was lost and that was sent again finds the row already archiving for
       // this task: it goes on to add the archive job, as the first answer would have.
       const ours = moved.row?.status === "archiving" && moved.row.taskId === taskId;
@@ -213,9 +218,19 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
  */
 async function settleTask(job: StageJob<PollJob>, deps: PollDeps, row: RowRecord, record: TaskRecord) {
   const { batch, rowId, taskId } = job.data;
+  const outcome = await deps.ledger.settleCredits(
+    batch,
+    rowId,
+    record.creditsConsumed ?? row.estimatedCredits,
+    taskId,
+  );
+  if (outcome === "settled") chargedOverEstimate(job, row, record);
+}
+
+/** A stated cost above the row's estimate, said once (when its settle counted it). */
+function chargedOverEstimate(job: StageJob<PollJob>, row: RowRecord, record: TaskRecord) {
   const charged = record.creditsConsumed;
-  const outcome = await deps.ledger.settleCredits(batch, rowId, charged ?? row.estimatedCredits, taskId);
-  if (outcome !== "settled" || charged === undefined || charged <= row.estimatedCredits) return;
+  if (charged === undefined || charged <= row.estimatedCredits) return;
   job.log.warn(
     { taskId: record.taskId, creditsConsumed: charged, estimatedCredits: row.estimatedCredits },
     "KIE charged more than the row's estimate: the batch's budget can be passed by the difference; set the account's prices with KIE_PRICES",

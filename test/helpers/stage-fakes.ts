@@ -67,23 +67,35 @@ export function fakeClock(start = T0) {
 /**
  * One ledger row in memory, moved as the ledger's transition moves it: nothing unless its status
  * is in `from`, then `to`, `set` (null removes), `incr` and `addTaskId`. Every input is recorded.
+ * A `settle` is answered as the ledger does, once per task ("settled", then "already-settled"),
+ * whether the move is made or refused, and recorded in `settles` (no money is kept here).
  */
 export function oneRowLedger(initial: RowRecord | undefined) {
   let row = initial === undefined ? undefined : structuredClone(initial);
   const transitions: TransitionInput[] = [];
+  const settles: { spent: number; taskId?: string }[] = [];
+  const settledTasks = new Set<string>();
   return {
     transitions,
+    settles,
     /** The row as it is now. */
     current: () => row,
     getRow: async (_batch: string, _rowId: string) => (row === undefined ? undefined : structuredClone(row)),
     transition: async (_batch: string, _rowId: string, input: TransitionInput): Promise<TransitionResult> => {
       transitions.push(input);
+      let settled: Pick<TransitionResult, "settled" | "parked"> = {};
+      if (input.settle && row !== undefined) {
+        const task = input.settle.taskId ?? row.taskId ?? "";
+        settled = { settled: settledTasks.has(task) ? "already-settled" : "settled", parked: false };
+        settledTasks.add(task);
+        settles.push(input.settle);
+      }
       if (
         row === undefined ||
         (input.from && !input.from.includes(row.status)) ||
         (input.ifTask !== undefined && row.taskId !== input.ifTask)
       ) {
-        return { ok: false, row, finished: false };
+        return { ok: false, row, finished: false, ...settled };
       }
       const next: RowRecord = { ...row, ...(input.to ? { status: input.to } : {}) };
       for (const [field, value] of Object.entries(input.set ?? {})) {
@@ -98,7 +110,7 @@ export function oneRowLedger(initial: RowRecord | undefined) {
         next.taskId = input.addTaskId;
       }
       row = next;
-      return { ok: true, row: structuredClone(row), finished: false };
+      return { ok: true, row: structuredClone(row), finished: false, ...settled };
     },
   };
 }

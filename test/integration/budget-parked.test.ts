@@ -126,6 +126,44 @@ describe("parked rows", () => {
     expect(warnings).toEqual([]);
   });
 
+  it("wakes after a settle sent with a move (the poll's), only when rows are parked and the settle counted", async () => {
+    let wakes = 0;
+    const counted = {
+      ...ctx.ledger,
+      wakeParked: (batch: string, max?: number) => {
+        wakes += 1;
+        return ctx.ledger.wakeParked(batch, max);
+      },
+    };
+    const ledger = wakingLedger(counted, ctx.queues, { warn: () => {} });
+    await ctx.ledger.addRows(
+      "b",
+      ids(2).map((id) => newRow(id)),
+      { budget: 8 },
+    );
+    expect(await ledger.reserveBudget("b", "r-01", 8)).toBe("reserved");
+    expect(await ledger.reserveBudget("b", "r-02", 8)).toBe("over-budget");
+    await ctx.ledger.transition("b", "r-01", { to: "submitted", addTaskId: "t1" });
+    const toArchiving = {
+      from: ["submitted" as const],
+      to: "archiving" as const,
+      settle: { spent: 0, taskId: "t1" },
+    };
+    expect(await ledger.transition("b", "r-01", toArchiving)).toMatchObject({
+      settled: "settled",
+      parked: true,
+    });
+    expect(wakes).toBe(1);
+    expect(await parked()).toEqual([]);
+    expect(await submitJobIds()).toContain("b/r-02");
+    // Sent again: nothing settled, no wake asked.
+    expect(await ledger.transition("b", "r-01", toArchiving)).toMatchObject({
+      ok: false,
+      settled: "already-settled",
+    });
+    expect(wakes).toBe(1);
+  });
+
   it("wakes in pages, and stops at the first row that does not fit (manifest order)", async () => {
     await ctx.ledger.addRows(
       "b",

@@ -210,6 +210,74 @@ describe("settleCredits and releaseReservation", () => {
     expect(await ledger.getBatch("b1")).toMatchObject({ creditsSpent: 14, creditsReserved: 0, resubmits: 1 });
   });
 
+  describe("a transition's settle (the poll's settle and its move to archiving, one call)", () => {
+    const toArchiving = (taskId: string, spent: number) =>
+      ledger.transition("b1", "r0", {
+        from: ["submitted", "generating"],
+        ifTask: taskId,
+        to: "archiving",
+        set: { completedAt: 5 },
+        settle: { spent, taskId },
+      });
+
+    it("settles once per task and moves the row in the same step; sent again, it neither settles nor moves twice", async () => {
+      await ledger.addRows("b1", ids(2).map(newRow), { budget: 100 });
+      await ledger.reserveBudget("b1", "r0", 8);
+      await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
+      const first = await toArchiving("task-1", 6);
+      expect(first).toMatchObject({ ok: true, settled: "settled", parked: false });
+      expect(first.row).toMatchObject({ status: "archiving", creditsReserved: 0, creditsSpent: 6 });
+      // A reply lost and the call sent again: the task is not paid twice, the row moves no further.
+      expect(await toArchiving("task-1", 6)).toMatchObject({ ok: false, settled: "already-settled" });
+      expect(await ledger.settleCredits("b1", "r0", 6, "task-1")).toBe("already-settled");
+      expect(await ledger.getBatch("b1")).toMatchObject({
+        creditsReserved: 0,
+        creditsSpent: 6,
+        archiving: 1,
+      });
+    });
+
+    it("settles even when the move is refused: a row cancelled while its task ran is paid, and stays cancelled", async () => {
+      await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
+      await ledger.reserveBudget("b1", "r0", 8);
+      await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
+      await ledger.transition("b1", "r0", { to: "cancelled" });
+      expect(await toArchiving("task-1", 7)).toMatchObject({ ok: false, settled: "settled" });
+      // As settleCredits leaves it: the cancelled row's reservation is its submit job's to give back.
+      expect(await ledger.getRow("b1", "r0")).toMatchObject({
+        status: "cancelled",
+        creditsSpent: 7,
+        creditsReserved: 8,
+      });
+    });
+
+    it("a stale run's settle of a task the row has left adds its cost, keeps the new attempt's reservation, moves nothing", async () => {
+      await resubmittedAfterUncertain();
+      await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-2" });
+      expect(await toArchiving("task-1", 6)).toMatchObject({ ok: false, settled: "settled" });
+      expect(await ledger.getRow("b1", "r0")).toMatchObject({
+        status: "submitted",
+        creditsReserved: 8,
+        creditsSpent: 6,
+      });
+      expect(await ledger.getBatch("b1")).toMatchObject({ creditsUncertain: 0 });
+    });
+
+    it("says when rows are parked over the budget (the settle may have made room), and nothing of a missing row", async () => {
+      await ledger.addRows("b1", ids(2).map(newRow), { budget: 8 });
+      expect(await ledger.reserveBudget("b1", "r0", 8)).toBe("reserved");
+      expect(await ledger.reserveBudget("b1", "r1", 8)).toBe("over-budget");
+      await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
+      expect(await toArchiving("task-1", 6)).toMatchObject({ ok: true, settled: "settled", parked: true });
+      const missing = await ledger.transition("b1", "ghost", { to: "archiving", settle: { spent: 6 } });
+      expect(missing).toMatchObject({ ok: false, row: undefined });
+      expect(missing.settled).toBeUndefined();
+      await expect(ledger.transition("b1", "r0", { settle: { spent: -1 } })).rejects.toMatchObject({
+        code: "invalid_value",
+      });
+    });
+  });
+
   it("releases a reservation that bought nothing, once", async () => {
     await ledger.addRows("b1", ids(2).map(newRow), { budget: 10 });
     await ledger.reserveBudget("b1", "r0", 8);

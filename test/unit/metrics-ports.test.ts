@@ -131,6 +131,27 @@ describe("metrics: ledger and fleet", () => {
     expect(await seriesValue(metrics.batchesFinished)).toBe(1);
   });
 
+  it("credits settled with a move (the poll's settle) are counted once, not when already settled or not asked", async () => {
+    const metrics = metricsFor();
+    const answers = [{ settled: "settled" }, { settled: "already-settled" }, {}] as const;
+    let i = 0;
+    const ledger = instrumentLedger(
+      {
+        transition: async () => ({ ok: true, row: undefined, finished: false, ...answers[i++] }),
+      } as unknown as Ledger,
+      metrics,
+    );
+    const move = {
+      from: ["generating" as const],
+      to: "archiving" as const,
+      settle: { spent: 6, taskId: "t" },
+    };
+    await ledger.transition("b", "r", move);
+    await ledger.transition("b", "r", move);
+    await ledger.transition("b", "r", { from: ["archiving"], to: "archived" });
+    expect(await seriesValue(metrics.creditsSpent)).toBe(6);
+  });
+
   function fakeFleet(): FleetPort & { state: PauseInfo | null } {
     const fleet: FleetPort & { state: PauseInfo | null } = {
       ...openFleet(),

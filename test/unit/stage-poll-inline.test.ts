@@ -123,7 +123,12 @@ function setup(options: { capacity?: number; copy?: (copy: ArchiveFromUrlOptions
     kie: { getTask: async () => task },
     ledger: {
       getRow,
-      transition: ledger.transition,
+      // A success's settle goes with its move to archiving (one call): seen here as a settle.
+      transition: async (batch, rowId, input) => {
+        const result = await ledger.transition(batch, rowId, input);
+        if (input.settle && result.settled) settled.push(input.settle.spent);
+        return result;
+      },
       settleCredits: async (_batch, _rowId, spent) => {
         settled.push(spent);
         return "settled";

@@ -53,7 +53,15 @@ function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRec
     },
     ledger: {
       getRow: ledger.getRow,
-      transition: ledger.transition,
+      // A success's settle goes with its move to archiving (one call): seen here as a settle.
+      transition: async (batch, rowId, input) => {
+        const result = await ledger.transition(batch, rowId, input);
+        if (input.settle && result.settled) {
+          settled.push(input.settle.spent);
+          settledTasks.push(input.settle.taskId);
+        }
+        return result;
+      },
       settleCredits: async (_batch, _rowId, spent, taskId) => {
         settled.push(spent);
         settledTasks.push(taskId);
@@ -453,6 +461,30 @@ describe("poll stage", () => {
       },
     ]);
     expect(f.ledger.transitions).toEqual([]);
+    // The run that moved it gave its in-flight slot back beside the move: if that call failed
+    // (the move made), this run gives it back, or the cap would count a finished task for an hour.
+    expect(f.released).toEqual(["b/r1"]);
+  });
+
+  it("a success whose in-flight release fails (the move made) throws, and the run again gives the slot back", async () => {
+    const f = setup({
+      task: async () => ({ taskId: "t-1", status: "success", imageUrls: ["https://files.example/a.png"] }),
+    });
+    const failing: PollDeps = {
+      ...f.deps,
+      fleet: {
+        ...f.deps.fleet,
+        releaseInFlight: async () => {
+          throw new Error("Connection is closed.");
+        },
+      },
+    };
+    await expect(pollStage.run(stageJob(pollJob()), failing)).rejects.toThrow("Connection is closed.");
+    expect(f.ledger.current()).toMatchObject({ status: "archiving" });
+    expect(f.settled).toEqual([8]);
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.released).toEqual(["b/r1"]);
+    expect(f.archives).toHaveLength(1);
   });
 });
 

@@ -21,12 +21,17 @@
       ARGV[8] '1': the row is returned only when the move is refused ('' = always)
       ARGV[9] the task the row must have as its current one ('' = any): a stale poll or archive
         of an older task is refused like a row in another status
-      ARGV[10..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
+      ARGV[10] credits a task cost, to settle first ('' = none: includes/settle-task.lua), settled
+        whether the move is made or refused (the poll's settle and its move to `archiving` in one
+        call), ARGV[11] that task ('' = the row's current one)
+      ARGV[12..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
 
     Output:
       {ok (0|1), finished (0|1), reopened (0|1), ms left before the expiry the reopen removed
-       (-1: none; see includes/reopen.lua), feed (0|1), row HGETALL (absent when the row is
-       missing, or after a move when ARGV[8] says so), body}
+       (-1: none; see includes/reopen.lua), feed (0|1), settled (0: not asked or the row is
+       missing, 1 settled, 2 already settled), rows parked in the batch after a settle (ZCARD,
+       else 0), row HGETALL (absent when the row is missing, or after a move when ARGV[8] says
+       so), body}
       feed: a row left `queued` of a window-managed batch (add-rows.lua: `fedSeq`) whose
       fed-and-queued rows (queued - held - waitingBudget) fell below half its `submitWindow`
       while rows are held and, when rows wait for budget, the budget has room: the caller feeds
@@ -35,18 +40,29 @@
 --- @include "includes/reopen.lua"
 --- @include "includes/tasks.lua"
 --- @include "includes/budget.lua"
+--- @include "includes/row-money.lua"
+--- @include "includes/settle-task.lua"
 local batchKey, rowKey, unarchivedKey, parkedKey, progressKey = KEYS[1], KEYS[2], KEYS[4], KEYS[11], KEYS[12]
 local bodyKey = KEYS[13]
 local rowId = ARGV[4]
 -- The state index key of each indexed state (INDEXED_STATUSES in types.ts, same order).
 local INDEX = { queued = KEYS[5], submitted = KEYS[6], generating = KEYS[7], archiving = KEYS[8],
   failed = KEYS[9] }
-if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0, -1, 0 } end
+if redis.call('EXISTS', batchKey) == 0 then return { 0, 0, 0, -1, 0, 0, 0 } end
 local status = redis.call('HGET', rowKey, 'status')
-if not status then return { 0, 0, 0, -1, 0 } end
+if not status then return { 0, 0, 0, -1, 0, 0, 0 } end
+-- The task's cost first, as its own call did before this move: whatever the move then does.
+local settled, parked = 0, 0
+if ARGV[10] ~= '' then
+  if settle_task(ARGV[11], ARGV[10], progressKey) == 'settled' then
+    settled, parked = 1, redis.call('ZCARD', parkedKey)
+  else
+    settled = 2
+  end
+end
 if (ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true))
   or (ARGV[9] ~= '' and current_task(rowKey) ~= ARGV[9]) then
-  return { 0, 0, 0, -1, 0, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
+  return { 0, 0, 0, -1, 0, settled, parked, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
 end
 
 -- The row's long fields, kept in its body as parts `RS <tag> <value>` after the prompt's part
@@ -120,7 +136,7 @@ if fedSeq then
   end
 end
 
-local i = 10
+local i = 12
 local setsCompletedAt = false
 for _ = 1, tonumber(ARGV[i]) do
   local field = ARGV[i + 1]
@@ -219,5 +235,6 @@ end
 
 redis.call('HSET', rowKey, 'updatedAt', now)
 redis.call('HSET', batchKey, 'updatedAt', now)
-if ARGV[8] == '1' then return { 1, finished, reopened, left, feed } end
-return { 1, finished, reopened, left, feed, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
+if ARGV[8] == '1' then return { 1, finished, reopened, left, feed, settled, parked } end
+return { 1, finished, reopened, left, feed, settled, parked, redis.call('HGETALL', rowKey),
+  redis.call('GET', bodyKey) }
