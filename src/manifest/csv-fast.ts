@@ -1,8 +1,8 @@
 /**
- * The common CSV case read without csv-parse: LF line ends, fields either unquoted (no `"` in
- * them) or quoted whole (`""` for a quote, commas and line feeds inside), each followed by a
- * comma, a line feed or the end of the file. Anything else (a CR anywhere, a quote inside an
- * unquoted field, text after a closing quote, an unclosed quote, a very long record) is left to
+ * The common CSV case read without csv-parse: LF line ends, fields either unquoted (a `"` in
+ * them is text, as csv-parse's relax_quotes reads it) or quoted whole (`""` for a quote, commas
+ * and line feeds inside), each followed by a comma, a line feed or the end of the file. Anything
+ * else (a CR anywhere, text after a closing quote, an unclosed quote, a very long record) is left to
  * csv-parse from the start of the record where it appears, so every error, and every rule of
  * the rarer cases, is still csv-parse's (csv.ts). What this reads, it reads as csv-parse does
  * with the options csv.ts gives it (a test compares the two on random files).
@@ -115,12 +115,14 @@ export class FastCsvScanner {
         }
         let end = pos;
         let c = 0;
+        // A quote here is the text's own (the field did not open with one): csv-parse's
+        // relax_quotes reads it so too.
         while (end < n) {
           c = s.charCodeAt(end);
-          if (c === COMMA || c === LF || c === QUOTE || c === CR) break;
+          if (c === COMMA || c === LF || c === CR) break;
           end++;
         }
-        if (end < n && (c === QUOTE || c === CR)) {
+        if (end < n && c === CR) {
           unsupported = true;
           break;
         }

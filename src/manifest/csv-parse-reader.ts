@@ -15,10 +15,42 @@ import { MANIFEST_LIMITS, type RawRow } from "./types.js";
 /** CRLF first: a CR followed by LF is one line end, not two. */
 const RECORD_DELIMITERS = ["\r\n", "\n", "\r"];
 
-/** What csv-parse reports with each record when `info: true` (the part used here). */
+/** What csv-parse reports with each record (the part used here), and the record as written. */
 interface CsvRecord {
   record: string[];
+  raw: string;
   info: { bytes: number; empty_lines: number };
+}
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+
+/**
+ * In one record as written (csv-parse's `raw`), the index of the first field that opens with a
+ * quote and goes on after its closing quote (`"ab"c`, `"a 5" tall vase"`), or undefined. With
+ * `relax_quotes` csv-parse reads such a field as plain text, quotes and all: not what its writer
+ * meant, so that row is an error of its own. A quote inside a field that does not open with one
+ * is text, and a quote never closed is csv-parse's error (undefined here).
+ */
+export function quoteFaultField(raw: string): number | undefined {
+  const end = raw.length;
+  const endsField = (i: number) => i >= end || raw.charCodeAt(i) === COMMA || /[\r\n]/.test(raw[i]!);
+  let field = 0;
+  let i = 0;
+  for (;;) {
+    if (raw.charCodeAt(i) === QUOTE) {
+      let close = raw.indexOf('"', i + 1);
+      while (close !== -1 && raw.charCodeAt(close + 1) === QUOTE) close = raw.indexOf('"', close + 2);
+      if (close === -1) return undefined;
+      i = close + 1;
+      if (!endsField(i)) return field;
+    } else {
+      while (!endsField(i)) i++;
+    }
+    if (i >= end || raw.charCodeAt(i) !== COMMA) return undefined;
+    i++;
+    field++;
+  }
 }
 
 /** Where the reader stands: what a record or an error needs to place itself. */
@@ -50,21 +82,32 @@ export class CsvParseReader {
   constructor(
     private readonly file: string,
     columns: () => string[] | undefined,
-    /** Takes each record with the line it starts on, adding its row (if any) to `rows`. */
-    private readonly onRecord: (record: string[], line: number, rows: RawRow[]) => void,
+    /**
+     * Takes each record with the line it starts on, adding its row (if any) to `rows`; `fault`:
+     * the field whose quotes are broken (`quoteFaultField`).
+     */
+    private readonly onRecord: (record: string[], line: number, rows: RawRow[], fault?: number) => void,
     baseLine: number,
   ) {
     this.cursor = { lines: new LineIndex(), baseLine, endOfPrevious: 0, emptyLinesBefore: 0, columns };
     this.parser = parse({
       relax_column_count: true,
+      // A quote inside a field that does not open with one is the text's own (`a sign that says
+      // "hi"`), as spreadsheet programs and Python's csv read it: one such prompt no longer stops
+      // the whole file. A field that opens with a quote is quoted and must close as RFC 4180 says;
+      // a quoted comma left unquoted splits its row, which the row's field count then reports.
+      relax_quotes: true,
+      raw: true,
       skip_empty_lines: true,
       max_record_size: MANIFEST_LIMITS.maxRowChars,
       // Every line ending ends a record, whatever the first one was: csv-parse's own detection
       // keeps the first it meets, so a CRLF file with some bare LFs (files pasted together) would
       // merge two rows into one prompt, silently, and leave a CR at the end of LF rows' last field.
       record_delimiter: RECORD_DELIMITERS,
-      on_record: (record: string[], info: CsvRecord["info"]) => {
-        this.queue.push({ record, info: { bytes: info.bytes, empty_lines: info.empty_lines } });
+      // With `raw`, each record comes as { record, raw } (csv-parse's types say string[]).
+      on_record: (entry: unknown, info: CsvRecord["info"]) => {
+        const { record, raw } = entry as { record: string[]; raw: string };
+        this.queue.push({ record, raw, info: { bytes: info.bytes, empty_lines: info.empty_lines } });
         return null;
       },
     });
@@ -107,14 +150,14 @@ export class CsvParseReader {
   /** Turns the parsed records into rows, placing each on the line where it starts. */
   private takeRows(rows: RawRow[]): void {
     const { cursor, queue } = this;
-    for (const { record, info } of queue) {
+    for (const { record, raw, info } of queue) {
       const line =
         cursor.baseLine +
         cursor.lines.lineAt(cursor.endOfPrevious) +
         (info.empty_lines - cursor.emptyLinesBefore);
       cursor.endOfPrevious = info.bytes;
       cursor.emptyLinesBefore = info.empty_lines;
-      this.onRecord(record, line, rows);
+      this.onRecord(record, line, rows, raw.includes('"') ? quoteFaultField(raw) : undefined);
     }
     queue.length = 0;
   }
@@ -147,14 +190,6 @@ function fromCsvError(error: CsvError, file: string, cursor: CsvCursor): Manifes
         file,
         line: recordLine,
         reason: `the record starting on this line is longer than ${MANIFEST_LIMITS.maxRowChars} characters (an unclosed quote?)`,
-        cause: error,
-      });
-    case "INVALID_OPENING_QUOTE":
-      return new ManifestParseError({
-        code: "syntax",
-        file,
-        line: errorLine,
-        reason: `${where}a quote inside an unquoted field; quote the whole field and double the quote (e.g. "a 5"" tall vase")`,
         cause: error,
       });
     case "CSV_INVALID_CLOSING_QUOTE":

@@ -97,9 +97,19 @@ describe("CSV reader: the hard cases", () => {
     });
 
     it("a parse error in a CR-only file names its own line", async () => {
-      const error = await parseErrorOf('prompt,seed\ra,1\rb,2\rc,3\rx,a 5" vase\r');
+      const error = await parseErrorOf('prompt,seed\ra,1\rb,2\rc,3\r"x,5\r');
       expect(error.line).toBe(5);
       expect(error.message).toMatch(/^bad\.csv:5: /);
+    });
+
+    it("a row with broken quotes in a CR-only file is that row's error, on its own line", async () => {
+      const rows = await rowsOf('prompt,seed\ra,1\rb,2\r"x"y,5\rz,6\r');
+      expect(rows.map((row) => [row.line, row.problem === undefined])).toEqual([
+        [2, true],
+        [3, true],
+        [4, false],
+        [5, true],
+      ]);
     });
   });
 
@@ -209,17 +219,45 @@ describe("CSV reader: file-level errors name the position", () => {
     expect(error.line).toBe(4);
   });
 
-  it("a quote inside an unquoted field names the line and the column", async () => {
-    const error = await parseErrorOf('prompt,seed\n"two\nlines",1\nx,a 5" vase\n');
-    expect(error.line).toBe(4);
-    expect(error.reason).toContain('field 2 ("seed")');
-    expect(error.reason).toContain("quote inside an unquoted field");
+  it("a quote inside a field that does not open with one is read as the text's own, and the file goes on", async () => {
+    const rows = await rowsOf(
+      'prompt,seed\n"two\nlines",1\na sign that says "hi" in neon,2\nx,a 5" vase\nlast,4\n',
+    );
+    expect(rows).toEqual([
+      { line: 2, fields: { prompt: "two\nlines", seed: "1" } },
+      { line: 4, fields: { prompt: 'a sign that says "hi" in neon', seed: "2" } },
+      { line: 5, fields: { prompt: "x", seed: 'a 5" vase' } },
+      { line: 6, fields: { prompt: "last", seed: "4" } },
+    ]);
   });
 
-  it("text after a closing quote is an error on its line", async () => {
-    const error = await parseErrorOf('prompt,seed\na,1\n"ab"c,2\n');
-    expect(error.line).toBe(3);
-    expect(error.reason).toContain('field 1 ("prompt")');
+  it("a quoted comma left unquoted splits its row: that row's field count is its error, the others are read", async () => {
+    const rows = await rowsOf('prompt,seed\na "big, red" apple,1\nnext,2\n');
+    expect(rows.map((row) => row.line)).toEqual([2, 3]);
+    expect(rows[0]!.problem?.message).toContain("expected 2 fields as in the header, found 3");
+    expect(rows[1]).toEqual({ line: 3, fields: { prompt: "next", seed: "2" } });
+  });
+
+  it("text after a closing quote is an error of that row, naming the field; the rows after it are read", async () => {
+    const rows = await rowsOf('prompt,seed\na,1\n"ab"c,2\nx,"a 5" tall vase",3\n"ok ""q""",4\nlast,5\n');
+    expect(rows.map((row) => [row.line, row.problem?.field])).toEqual([
+      [2, undefined],
+      [3, "prompt"],
+      [4, "seed"],
+      [5, undefined],
+      [6, undefined],
+    ]);
+    expect(rows[1]!.problem?.message).toContain(
+      "a closing quote must be followed by a comma or the end of the line",
+    );
+    expect(rows[3]!.fields).toEqual({ prompt: 'ok "q"', seed: "4" });
+    expect(rows[4]!.fields).toEqual({ prompt: "last", seed: "5" });
+  });
+
+  it("text after a closing quote in the header refuses the file, on its line", async () => {
+    const error = await parseErrorOf('"prompt"x,seed\na,1\n');
+    expect(error.line).toBe(1);
+    expect(error.reason).toContain("field 1: a closing quote must be followed by a comma");
   });
 
   it("rows before a syntax error are read first", async () => {
