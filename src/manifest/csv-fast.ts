@@ -2,7 +2,8 @@
  * The common CSV case read without csv-parse: LF line ends, fields either unquoted (a `"` in
  * them is text, as csv-parse's relax_quotes reads it) or quoted whole (`""` for a quote, commas
  * and line feeds inside), each followed by a comma, a line feed or the end of the file. Anything
- * else (a CR anywhere, text after a closing quote, an unclosed quote, a very long record) is left to
+ * else (a CR anywhere, text after a closing quote, a quote after blanks at a cell's start, an
+ * unclosed quote, a very long record) is left to
  * csv-parse from the start of the record where it appears, so every error, and every rule of
  * the rarer cases, is still csv-parse's (csv.ts). What this reads, it reads as csv-parse does
  * with the options csv.ts gives it (a test compares the two on random files).
@@ -12,6 +13,8 @@ const LF = 0x0a;
 const CR = 0x0d;
 const COMMA = 0x2c;
 const QUOTE = 0x22;
+const SPACE = 0x20;
+const TAB = 0x09;
 
 /**
  * A record left incomplete at the end of a block is carried to the next; past this many
@@ -116,13 +119,16 @@ export class FastCsvScanner {
         let end = pos;
         let c = 0;
         // A quote here is the text's own (the field did not open with one): csv-parse's
-        // relax_quotes reads it so too.
+        // relax_quotes reads it so too. One after nothing but blanks is left to csv-parse (a
+        // quoted cell meant, whose row cannot be placed: csv-parse-reader.ts refuses the file).
+        let blank = true;
         while (end < n) {
           c = s.charCodeAt(end);
-          if (c === COMMA || c === LF || c === CR) break;
+          if (c === COMMA || c === LF || c === CR || (c === QUOTE && blank)) break;
+          if (c !== SPACE && c !== TAB) blank = false;
           end++;
         }
-        if (end < n && c === CR) {
+        if (end < n && (c === CR || c === QUOTE)) {
           unsupported = true;
           break;
         }

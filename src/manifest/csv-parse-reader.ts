@@ -25,27 +25,51 @@ interface CsvRecord {
 const QUOTE = 0x22;
 const COMMA = 0x2c;
 
+/** A record whose quotes csv-parse's relax_quotes read as text, though its writer meant a quoted cell. */
+export interface QuoteFault {
+  /** The field, from 0. */
+  field: number;
+  /**
+   * `text-after-close`: the cell opens with a quote and goes on after its closing quote (`"ab"c`,
+   * `"a 5" tall vase"`): that row's error. `quote-after-blank`: the cell's first character after
+   * spaces or tabs is a quote (`1, "a cat, on a mat"`): a quoted cell whose commas or line breaks
+   * split the row where its writer did not mean to, so where the row ends cannot be known: the
+   * file's error, as a quote never closed is.
+   */
+  kind: "text-after-close" | "quote-after-blank";
+}
+
+const SPACE = 0x20;
+const TAB = 0x09;
+
 /**
- * In one record as written (csv-parse's `raw`), the index of the first field that opens with a
- * quote and goes on after its closing quote (`"ab"c`, `"a 5" tall vase"`), or undefined. With
- * `relax_quotes` csv-parse reads such a field as plain text, quotes and all: not what its writer
- * meant, so that row is an error of its own. A quote inside a field that does not open with one
- * is text, and a quote never closed is csv-parse's error (undefined here).
+ * In one record as written (csv-parse's `raw`, which starts with the blank lines skipped before
+ * it), the first cell whose quotes were meant otherwise than relax_quotes reads them, or
+ * undefined. A quote inside a cell that does not open with one (after no blank) is text; a quote
+ * never closed is csv-parse's own error (undefined here).
  */
-export function quoteFaultField(raw: string): number | undefined {
+export function quoteFault(raw: string): QuoteFault | undefined {
   const end = raw.length;
-  const endsField = (i: number) => i >= end || raw.charCodeAt(i) === COMMA || /[\r\n]/.test(raw[i]!);
-  let field = 0;
+  const lineEnd = (i: number) => raw.charCodeAt(i) === 0x0a || raw.charCodeAt(i) === 0x0d;
+  const endsField = (i: number) => i >= end || raw.charCodeAt(i) === COMMA || lineEnd(i);
   let i = 0;
+  while (i < end && lineEnd(i)) i++;
+  let field = 0;
   for (;;) {
     if (raw.charCodeAt(i) === QUOTE) {
       let close = raw.indexOf('"', i + 1);
       while (close !== -1 && raw.charCodeAt(close + 1) === QUOTE) close = raw.indexOf('"', close + 2);
       if (close === -1) return undefined;
       i = close + 1;
-      if (!endsField(i)) return field;
+      if (!endsField(i)) return { field, kind: "text-after-close" };
     } else {
-      while (!endsField(i)) i++;
+      let blank = true;
+      while (!endsField(i)) {
+        const c = raw.charCodeAt(i);
+        if (c === QUOTE && blank) return { field, kind: "quote-after-blank" };
+        if (c !== SPACE && c !== TAB) blank = false;
+        i++;
+      }
     }
     if (i >= end || raw.charCodeAt(i) !== COMMA) return undefined;
     i++;
@@ -77,6 +101,8 @@ export class CsvParseReader {
   // parsed before it, and the position of the error depends on those records.
   private readonly queue: CsvRecord[] = [];
   private failure: unknown;
+  /** Set at a record that stops the reading (`quoteFault`'s `quote-after-blank`). */
+  private stopped = false;
   private readonly parser: ReturnType<typeof parse>;
 
   constructor(
@@ -84,7 +110,7 @@ export class CsvParseReader {
     columns: () => string[] | undefined,
     /**
      * Takes each record with the line it starts on, adding its row (if any) to `rows`; `fault`:
-     * the field whose quotes are broken (`quoteFaultField`).
+     * the field whose quotes are broken (`quoteFault`'s `text-after-close`).
      */
     private readonly onRecord: (record: string[], line: number, rows: RawRow[], fault?: number) => void,
     baseLine: number,
@@ -151,13 +177,28 @@ export class CsvParseReader {
   private takeRows(rows: RawRow[]): void {
     const { cursor, queue } = this;
     for (const { record, raw, info } of queue) {
+      // Nothing is read past a cell whose quote follows a blank (below): where its row ends is
+      // unknown. (csv-parse's own errors come after the records it queued: those are read.)
+      if (this.stopped) break;
       const line =
         cursor.baseLine +
         cursor.lines.lineAt(cursor.endOfPrevious) +
         (info.empty_lines - cursor.emptyLinesBefore);
       cursor.endOfPrevious = info.bytes;
       cursor.emptyLinesBefore = info.empty_lines;
-      this.onRecord(record, line, rows, raw.includes('"') ? quoteFaultField(raw) : undefined);
+      const fault = raw.includes('"') ? quoteFault(raw) : undefined;
+      if (fault?.kind === "quote-after-blank") {
+        const name = cursor.columns()?.[fault.field];
+        this.stopped = true;
+        this.failure = new ManifestParseError({
+          code: "syntax",
+          file: this.file,
+          line,
+          reason: `field ${fault.field + 1}${name === undefined ? "" : ` ("${name}")`}: a quote after a space at the start of a cell; remove the space before the quote (a quoted cell must start with it), or double a quote that belongs to the text ("")`,
+        });
+        break;
+      }
+      this.onRecord(record, line, rows, fault?.field);
     }
     queue.length = 0;
   }

@@ -5,6 +5,7 @@ import { finished } from "node:stream/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readCsvBatches } from "../../src/manifest/csv.js";
 import {
   createRowValidator,
   formatRowError,
@@ -12,6 +13,7 @@ import {
   openManifest,
   readCsvRows,
 } from "../../src/manifest/index.js";
+import type { RawRow } from "../../src/manifest/types.js";
 import { collect, type TempFiles, tempFiles, thrown } from "../fixtures/manifest/temp-files.js";
 
 let files: TempFiles;
@@ -253,6 +255,56 @@ describe("CSV reader: file-level errors name the position", () => {
     expect(rows[3]!.fields).toEqual({ prompt: 'ok "q"', seed: "4" });
     expect(rows[4]!.fields).toEqual({ prompt: "last", seed: "5" });
   });
+
+  it.each([
+    ["LF", "\n"],
+    ["CRLF", "\r\n"],
+    ["CR", "\r"],
+  ])("text after a closing quote after blank lines is still that row's error (%s)", async (_name, eol) => {
+    const text = ["prompt,client", "a,x", "", "", '"ab"c,d', "e,f", ""].join(eol);
+    for (const fast of [true, false]) {
+      const path = await files.write("blank-lines.csv", text);
+      const rows: RawRow[] = [];
+      for await (const batch of readCsvBatches(path, "blank-lines.csv", { fast })) rows.push(...batch);
+      expect(rows.map((row) => [row.line, row.problem?.field])).toEqual([
+        [2, undefined],
+        [5, "prompt"],
+        [6, undefined],
+      ]);
+    }
+  });
+
+  it.each([
+    [
+      "a space before a quoted cell with a comma",
+      'id,prompt,client,notes\n0,ok,a,b\n1, "a cat, on a mat", x,\n2,c,d,e\n',
+      3,
+      'field 2 ("prompt")',
+    ],
+    [
+      "a space before a quoted cell with a line break",
+      'prompt,client\nok,a\n "line1\nline2",acme\n',
+      3,
+      'field 1 ("prompt")',
+    ],
+  ])(
+    "%s refuses the file on its line (where the row ends cannot be known); the rows before are read",
+    async (_name, text, line, where) => {
+      for (const fast of [true, false]) {
+        const path = await files.write("space-quote.csv", text);
+        const rows: RawRow[] = [];
+        const error = await thrown(async () => {
+          for await (const batch of readCsvBatches(path, "space-quote.csv", { fast })) rows.push(...batch);
+        });
+        expect(error).toBeInstanceOf(ManifestParseError);
+        expect((error as ManifestParseError).line).toBe(line);
+        expect((error as ManifestParseError).reason).toContain(
+          `${where}: a quote after a space at the start of a cell`,
+        );
+        expect(rows.map((row) => row.line)).toEqual([2]);
+      }
+    },
+  );
 
   it("text after a closing quote in the header refuses the file, on its line", async () => {
     const error = await parseErrorOf('"prompt"x,seed\na,1\n');
