@@ -19,6 +19,7 @@ import {
 import { ChunkWriter } from "./chunk-writer.js";
 import { dryRun } from "./dry-run.js";
 import { EnqueueInterruptedError } from "./errors.js";
+import { IdCheck } from "./id-check.js";
 import { resolveOptions } from "./options.js";
 import { validatePass, writePass } from "./pass.js";
 import { FileReport } from "./report.js";
@@ -88,15 +89,33 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
   const spool = await RowSpool.create(deps.tmpDir);
   try {
     // Pass 1 writes nothing to Redis: valid rows go to the spool, counts and errors to the report.
+    // With --strict it also finds the id conflicts the write would meet (id-check.ts: reads only),
+    // so that a file with one is refused whole, before a row is written.
     const report = new FileReport();
+    const ids = options.strict
+      ? new IdCheck({
+          file: manifest.file,
+          batch,
+          report,
+          outcome: "--strict adds no row of this file",
+          backend: { rowsExist: (name, rowIds) => backend.rowsExist(name, rowIds), ledger: backend.ledger },
+        })
+      : undefined;
     await validatePass(manifest, {
       validate,
       report,
-      onValid: (row) => spool.write(row),
+      onValid: (row) => {
+        const written = spool.write(row);
+        const checked = ids?.add(row);
+        return checked === undefined ? written : Promise.all([written, checked]).then(() => undefined);
+      },
       progress: progress(run, "checking"),
     });
     await spool.finish();
-    if (options.strict && report.invalidRows > 0) return summarise(run, report, { strictRejected: true });
+    await ids?.finish();
+    if (options.strict && report.invalidRows > 0) {
+      return summarise(run, report, { strictRejected: true, idConflicts: ids?.idConflicts ?? 0 });
+    }
 
     let idCheckFailures = 0;
     const writer = new ChunkWriter({

@@ -1,5 +1,6 @@
 import { requestHash } from "../ledger/index.js";
 import type { ManifestRow } from "../manifest/index.js";
+import type { InFileOutcome } from "./in-file-ids.js";
 import { ENQUEUE_CHUNK, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
 import { sameRequest } from "./same-request.js";
 import type { ProducerBackend, ProducerLedger } from "./types.js";
@@ -13,6 +14,10 @@ export type CounterBackend = Pick<ProducerBackend, "rowsExist" | "resultsExist">
 export interface CounterEvents {
   /** A row whose given id the batch holds for another request (line: the held row's). */
   onIdConflict?(row: ManifestRow, held: { line: number }): void;
+  /** A row the batch does not hold whose id an earlier row of the file took, asking the same. */
+  onRepeat?(row: ManifestRow): void;
+  /** A row the batch does not hold whose given id an earlier row of the file took for another request. */
+  onInFileConflict?(row: ManifestRow, line: number): void;
   /** The held rows of given ids could not be read back: those count as held, unchecked. */
   onIdCheckFailed?(error: unknown): void;
 }
@@ -34,7 +39,7 @@ export class ExistingRowCounter {
   reusable = 0;
   /** Upper-bound credits of the rows the batch does not hold yet (and that would not be reused). */
   newCredits = 0;
-  private buffer: ManifestRow[] = [];
+  private buffer: { row: ManifestRow; inFile: InFileOutcome }[] = [];
   private readonly window = new InFlightWindow(MAX_CHUNKS_IN_FLIGHT);
 
   constructor(
@@ -44,8 +49,13 @@ export class ExistingRowCounter {
     private readonly events: CounterEvents = {},
   ) {}
 
-  add(row: ManifestRow): Promise<void> | undefined {
-    this.buffer.push(row);
+  /**
+   * `inFile`: what the row's id met earlier in the file (in-file-ids.ts). It stands only for an
+   * id the batch does not hold: a row under an id the batch holds is compared with the batch's row,
+   * as the enqueue compares it, whatever rows of the file came before.
+   */
+  add(row: ManifestRow, inFile: InFileOutcome = "first"): Promise<void> | undefined {
+    this.buffer.push({ row, inFile });
     return this.buffer.length >= this.chunkSize ? this.flush() : undefined;
   }
 
@@ -61,14 +71,21 @@ export class ExistingRowCounter {
     return this.window.push(this.check(rows));
   }
 
-  private async check(rows: ManifestRow[]): Promise<void> {
+  private async check(entries: { row: ManifestRow; inFile: InFileOutcome }[]): Promise<void> {
     const exists = await this.backend.rowsExist(
       this.batch,
-      rows.map((row) => row.id),
+      entries.map(({ row }) => row.id),
     );
-    const fresh = rows.filter((_, i) => !exists[i]);
-    const conflicts = await this.conflictsOf(rows.filter((row, i) => exists[i] && row.idGiven));
-    this.existing += rows.length - fresh.length - conflicts;
+    const held = entries.filter((_, i) => exists[i]).map(({ row }) => row);
+    const conflicts = await this.conflictsOf(held.filter((row) => row.idGiven));
+    this.existing += held.length - conflicts;
+    const fresh: ManifestRow[] = [];
+    entries.forEach(({ row, inFile }, i) => {
+      if (exists[i]) return;
+      if (inFile === "first") fresh.push(row);
+      else if (inFile === "repeat") this.events.onRepeat?.(row);
+      else this.events.onInFileConflict?.(row, inFile.conflictLine);
+    });
     const reused = await this.reusedOf(fresh);
     fresh.forEach((row, i) => {
       if (reused[i]) this.reusable++;

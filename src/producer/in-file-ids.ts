@@ -7,41 +7,34 @@ export type InFileOutcome = "first" | "repeat" | { conflictLine: number };
 
 const HEX16 = /^[0-9a-f]{16}$/;
 
-/** An id's 64-bit digest as two halves, never 0/0: a derived id (16 hex digits) is one already. */
+/** An id's 64-bit digest as two halves: a derived id (16 hex digits) is one already. */
 function idDigest(id: string): [number, number] {
-  if (HEX16.test(id)) {
-    return [Number.parseInt(id.slice(0, 8), 16), Number.parseInt(id.slice(8), 16) || 1];
-  }
+  if (HEX16.test(id)) return [Number.parseInt(id.slice(0, 8), 16), Number.parseInt(id.slice(8), 16)];
   const digest = hash("sha1", id, "buffer");
-  return [digest.readUInt32BE(0), digest.readUInt32BE(4) || 1];
+  return [digest.readUInt32BE(0), digest.readUInt32BE(4)];
 }
 
 /** The table's first size (slots, a power of two); it doubles when half full. */
 const FIRST_SLOTS = 1 << 14;
 
 /**
- * For a dry run: the ids met so far in the file, so that it reports what the enqueue would: a row
- * whose id an earlier row of the file took is a duplicate (counted once, not paid twice) when it
- * asks the same thing, and an error when its id was given and it asks another prompt or other
- * parameters (the enqueue finds both through the ledger; a dry run writes nothing there).
+ * The ids met so far in the file, for the checks that run before anything is written (a dry run,
+ * `--strict`: id-check.ts): a row whose id an earlier row of the file took is a duplicate (counted
+ * once, not paid twice) when it asks the same thing, and an error when its id was given and it
+ * asks another prompt or other parameters (the enqueue finds both through the ledger as it writes).
  *
- * A dry run's memory stays small at a million rows: the ids are not kept, only a 64-bit digest of
- * each (a derived id's own 16 hex digits, else SHA-1's first 8 bytes) with its first line and a 32-bit digest of its request, in typed
- * arrays: 16 bytes a slot, at most half the slots used (~32 MB per million distinct ids). Two ids
- * sharing a digest would read as one (a chance of about 3 in 100 million at a million ids), and a
- * repeat asking another request would pass for the same one about once in 4 billion: a dry run's
- * estimate, which the enqueue itself (comparing the rows) never relies on.
+ * Memory stays small at a million rows: the ids are not kept, only a 64-bit digest of each (a
+ * derived id's own 16 hex digits, else SHA-1's first 8 bytes) with its first line and a 32-bit
+ * digest of its request, in typed arrays: 16 bytes a slot, at most half the slots used (~32 MB per
+ * million distinct ids). Two ids sharing a digest would read as one (a chance of about 3 in 100
+ * million at a million ids), and a repeat asking another request would pass for the same one
+ * about once in 4 billion: a check's answer, which the enqueue's own write (comparing the rows
+ * themselves) never relies on.
  */
 export class InFileIds {
-  /** Rows whose id an earlier row took, asking the same (not enqueued twice). */
-  repeats = 0;
-  /** Of `repeats`, rows without an id of their own. */
-  repeatsWithoutId = 0;
-  /** Upper-bound credits of `repeats`: left out of the estimate. */
-  repeatCredits = 0;
   private slots = FIRST_SLOTS;
   private used = 0;
-  /** Per slot: the id's digest (two halves; 0/0 is an empty slot), its first line, its request's digest. */
+  /** Per slot: the id's digest (two halves), its first line (0: an empty slot), its request's digest. */
   private idHigh = new Uint32Array(FIRST_SLOTS);
   private idLow = new Uint32Array(FIRST_SLOTS);
   private lines = new Uint32Array(FIRST_SLOTS);
@@ -54,16 +47,13 @@ export class InFileIds {
     const named = row.idGiven ? deriveRowId(row.params.prompt, idParams(row.params)) : row.id;
     const request = Number.parseInt(named.slice(0, 8), 16);
     const slot = this.find(high, low);
-    if (this.idHigh[slot] === 0 && this.idLow[slot] === 0) {
+    if (this.lines[slot] === 0) {
       this.put(slot, high, low, row.line, request);
       return "first";
     }
     // As the enqueue: a row without an id is named by its request, so it is the held row's; a
     // given id is checked against what the held row asks.
     if (row.idGiven && this.requests[slot] !== request) return { conflictLine: this.lines[slot]! };
-    this.repeats++;
-    if (!row.idGiven) this.repeatsWithoutId++;
-    this.repeatCredits += row.estimatedCredits;
     return "repeat";
   }
 
@@ -71,9 +61,7 @@ export class InFileIds {
   private find(high: number, low: number): number {
     const mask = this.slots - 1;
     for (let slot = (low ^ high) & mask; ; slot = (slot + 1) & mask) {
-      const h = this.idHigh[slot]!;
-      const l = this.idLow[slot]!;
-      if ((h === 0 && l === 0) || (h === high && l === low)) return slot;
+      if (this.lines[slot] === 0 || (this.idHigh[slot] === high && this.idLow[slot] === low)) return slot;
     }
   }
 
@@ -93,9 +81,9 @@ export class InFileIds {
     this.lines = new Uint32Array(this.slots);
     this.requests = new Uint32Array(this.slots);
     for (let old = 0; old < idHigh.length; old++) {
+      if (lines[old] === 0) continue;
       const high = idHigh[old]!;
       const low = idLow[old]!;
-      if (high === 0 && low === 0) continue;
       const slot = this.find(high, low);
       this.idHigh[slot] = high;
       this.idLow[slot] = low;

@@ -141,6 +141,46 @@ describe("--dry-run", () => {
     expect(await fx.keys()).toEqual(keysBefore);
   });
 
+  it("a row under an id the batch holds is compared with the batch's row, whatever the file's earlier rows (as the enqueue)", async () => {
+    const first = await fx.files.write("held.csv", csv("id,prompt", "x,cat"));
+    await fx.run({ file: first, batch: "ref" });
+    // Line 2 asks another prompt than the batch's x (an error); line 3 asks the batch's (held);
+    // lines 4 and 5 ask another again, twice (both errors: each is compared with the batch's row).
+    const file = await fx.files.write("ref.csv", csv("id,prompt", "x,dog", "x,cat", "x,emu", "x,emu"));
+    const dry = await fx.run({ file, batch: "ref", dryRun: true });
+    const real = await fx.run({ file, batch: "ref" });
+    expect(real).toMatchObject({ enqueued: 0, duplicates: 1, idConflicts: 3, invalidRows: 3 });
+    expect(dry).toMatchObject({ alreadyInBatch: 1, repeatedInFile: 0, idConflicts: 3, invalidRows: 3 });
+    expect(dry.errors.map((error) => error.line)).toEqual(real.errors.map((error) => error.line));
+  });
+
+  it("--strict refuses a file whose only fault is an id conflict, before writing a row, as its dry run says", async () => {
+    const first = await fx.files.write("s-held.csv", csv("id,prompt", "x,cat"));
+    await fx.run({ file: first, batch: "st" });
+    const inFile = await fx.files.write("s-file.csv", csv("id,prompt", "a,cat", "b,dog", "a,horse"));
+    const inBatch = await fx.files.write("s-batch.csv", csv("id,prompt", "c,cat", "x,zebra"));
+    for (const file of [inFile, inBatch]) {
+      const keysBefore = await fx.keys();
+      const dry = await fx.run({ file, batch: "st", dryRun: true, strict: true });
+      const real = await fx.run({ file, batch: "st", strict: true });
+      expect(dry).toMatchObject({ strictRejected: true, idConflicts: 1, exitCode: 2 });
+      expect(real).toMatchObject({ strictRejected: true, idConflicts: 1, enqueued: 0, exitCode: 2 });
+      expect(real.errors).toEqual([
+        expect.objectContaining({
+          field: "id",
+          message: expect.stringContaining("--strict adds no row of this file"),
+        }),
+      ]);
+      expect(await fx.keys()).toEqual(keysBefore);
+    }
+    // Without a conflict, --strict writes the file as before.
+    const clean = await fx.files.write("s-clean.csv", csv("id,prompt", "d,cat", "x,cat"));
+    expect(await fx.run({ file: clean, batch: "st", strict: true })).toMatchObject({
+      enqueued: 1,
+      duplicates: 1,
+    });
+  });
+
   it("finds repeats in the file with Redis down too", async () => {
     const file = await fx.files.write("offline-rep.csv", csv("id,prompt", "a,cat", "a,cat", "a,dog"));
     const summary = await fx.run({ file, batch: "offline", dryRun: true }, redisDown);
