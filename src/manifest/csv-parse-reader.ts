@@ -31,13 +31,21 @@ export interface QuoteFault {
   field: number;
   /**
    * `text-after-close`: the cell opens with a quote and goes on after its closing quote (`"ab"c`,
-   * `"a 5" tall vase"`): that row's error. `quote-after-blank`: the cell's first character after
-   * spaces or tabs is a quote (`1, "a cat, on a mat"`): a quoted cell whose commas or line breaks
-   * split the row where its writer did not mean to, so where the row ends cannot be known: the
-   * file's error, as a quote never closed is.
+   * `"a 5" tall vase"`). `quote-after-blank`: the cell's first character after spaces or tabs is
+   * a quote (`1, "a cat, on a mat"`). Either way a quoted cell was meant, whose commas or line
+   * breaks relax_quotes reads as the row's own (`"He said "hi"` then `and left",7` on the next
+   * line: two rows, the second looking valid), so where the row ends cannot be known: the file's
+   * error, as a quote never closed is.
    */
   kind: "text-after-close" | "quote-after-blank";
 }
+
+const FAULT_REASON: Record<QuoteFault["kind"], string> = {
+  "text-after-close":
+    'a closing quote must be followed by a comma or the end of the line; to keep a quote in a quoted cell, double it ("a 5"" tall vase")',
+  "quote-after-blank":
+    'a quote after a space at the start of a cell; remove the space before the quote (a quoted cell must start with it), or double a quote that belongs to the text ("")',
+};
 
 const SPACE = 0x20;
 const TAB = 0x09;
@@ -108,11 +116,8 @@ export class CsvParseReader {
   constructor(
     private readonly file: string,
     columns: () => string[] | undefined,
-    /**
-     * Takes each record with the line it starts on, adding its row (if any) to `rows`; `fault`:
-     * the field whose quotes are broken (`quoteFault`'s `text-after-close`).
-     */
-    private readonly onRecord: (record: string[], line: number, rows: RawRow[], fault?: number) => void,
+    /** Takes each record with the line it starts on, adding its row (if any) to `rows`. */
+    private readonly onRecord: (record: string[], line: number, rows: RawRow[]) => void,
     baseLine: number,
   ) {
     this.cursor = { lines: new LineIndex(), baseLine, endOfPrevious: 0, emptyLinesBefore: 0, columns };
@@ -177,8 +182,8 @@ export class CsvParseReader {
   private takeRows(rows: RawRow[]): void {
     const { cursor, queue } = this;
     for (const { record, raw, info } of queue) {
-      // Nothing is read past a cell whose quote follows a blank (below): where its row ends is
-      // unknown. (csv-parse's own errors come after the records it queued: those are read.)
+      // Nothing is read past a cell whose quotes were meant otherwise (below): where its row ends
+      // is unknown. (csv-parse's own errors come after the records it queued: those are read.)
       if (this.stopped) break;
       const line =
         cursor.baseLine +
@@ -187,18 +192,19 @@ export class CsvParseReader {
       cursor.endOfPrevious = info.bytes;
       cursor.emptyLinesBefore = info.empty_lines;
       const fault = raw.includes('"') ? quoteFault(raw) : undefined;
-      if (fault?.kind === "quote-after-blank") {
+      if (fault !== undefined) {
         const name = cursor.columns()?.[fault.field];
+        const where = `field ${fault.field + 1}${name === undefined ? "" : ` ("${name}")`}: `;
         this.stopped = true;
         this.failure = new ManifestParseError({
           code: "syntax",
           file: this.file,
           line,
-          reason: `field ${fault.field + 1}${name === undefined ? "" : ` ("${name}")`}: a quote after a space at the start of a cell; remove the space before the quote (a quoted cell must start with it), or double a quote that belongs to the text ("")`,
+          reason: `${where}${FAULT_REASON[fault.kind]}`,
         });
         break;
       }
-      this.onRecord(record, line, rows, fault?.field);
+      this.onRecord(record, line, rows);
     }
     queue.length = 0;
   }

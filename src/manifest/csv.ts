@@ -1,8 +1,9 @@
 /**
  * Streaming CSV reader (RFC 4180): a header row, UTF-8 with or without BOM, CRLF or LF, quoted
  * commas, doubled quotes and newlines inside quotes; a quote inside a field that does not open
- * with one is text (`a sign that says "hi"`), and a quoted field with text after its closing quote
- * is an error of its row, not of the file. The common case is read by a scanner of its
+ * with one is text (`a sign that says "hi"`), as spreadsheet programs read it; a quoted field with
+ * text after its closing quote, or a quote after blanks at a field's start, refuses the file
+ * (csv-parse-reader.ts `quoteFault`). The common case is read by a scanner of its
  * own (csv-fast.ts); csv-parse (csv-parse-reader.ts) reads from the first record the scanner
  * leaves, so every rule and error message of the rarer cases is csv-parse's.
  */
@@ -87,37 +88,13 @@ function recordsToRows(records: ScannedRecord[], header: HeaderState, file: stri
 
 /** `addRecord` for csv-parse's records. */
 function onRecord(header: HeaderState, file: string) {
-  return (record: string[], line: number, rows: RawRow[], fault?: number) =>
-    addRecord(record, line, header, file, rows, fault);
+  return (record: string[], line: number, rows: RawRow[]) => addRecord(record, line, header, file, rows);
 }
 
-/**
- * One record: the header if none was read yet, else a row unless all its cells are blank.
- * `fault`: a field whose quotes are broken (csv-parse-reader.ts): the row's error; in the header,
- * the file's.
- */
-function addRecord(
-  record: string[],
-  line: number,
-  header: HeaderState,
-  file: string,
-  rows: RawRow[],
-  fault?: number,
-): void {
-  const broken =
-    'a closing quote must be followed by a comma or the end of the line; to keep a quote in a quoted field, double it ("a 5"" tall vase")';
-  if (header.columns === undefined) {
-    if (fault !== undefined)
-      throw new ManifestParseError({ code: "syntax", file, line, reason: `field ${fault + 1}: ${broken}` });
-    header.columns = readHeader(record, file, line);
-  } else if (fault !== undefined) {
-    const { fields } = toRawRow(record, header.columns, line);
-    rows.push({
-      line,
-      fields,
-      problem: { field: header.columns[fault] ?? `field ${fault + 1}`, message: broken },
-    });
-  } else if (!record.every((cell) => cell.trim() === "")) rows.push(toRawRow(record, header.columns, line));
+/** One record: the header if none was read yet, else a row unless all its cells are blank. */
+function addRecord(record: string[], line: number, header: HeaderState, file: string, rows: RawRow[]): void {
+  if (header.columns === undefined) header.columns = readHeader(record, file, line);
+  else if (!record.every((cell) => cell.trim() === "")) rows.push(toRawRow(record, header.columns, line));
 }
 
 /** Column names, trimmed; an empty name becomes `column_N`. Requires `prompt`, refuses duplicates. */

@@ -104,14 +104,10 @@ describe("CSV reader: the hard cases", () => {
       expect(error.message).toMatch(/^bad\.csv:5: /);
     });
 
-    it("a row with broken quotes in a CR-only file is that row's error, on its own line", async () => {
-      const rows = await rowsOf('prompt,seed\ra,1\rb,2\r"x"y,5\rz,6\r');
-      expect(rows.map((row) => [row.line, row.problem === undefined])).toEqual([
-        [2, true],
-        [3, true],
-        [4, false],
-        [5, true],
-      ]);
+    it("broken quotes in a CR-only file refuse it on their own line", async () => {
+      const error = await parseErrorOf('prompt,seed\ra,1\rb,2\r"x"y,5\rz,6\r');
+      expect(error.line).toBe(4);
+      expect(error.reason).toContain('field 1 ("prompt"): a closing quote must be followed by a comma');
     });
   });
 
@@ -240,38 +236,52 @@ describe("CSV reader: file-level errors name the position", () => {
     expect(rows[1]).toEqual({ line: 3, fields: { prompt: "next", seed: "2" } });
   });
 
-  it("text after a closing quote is an error of that row, naming the field; the rows after it are read", async () => {
-    const rows = await rowsOf('prompt,seed\na,1\n"ab"c,2\nx,"a 5" tall vase",3\n"ok ""q""",4\nlast,5\n');
-    expect(rows.map((row) => [row.line, row.problem?.field])).toEqual([
-      [2, undefined],
-      [3, "prompt"],
-      [4, "seed"],
-      [5, undefined],
-      [6, undefined],
-    ]);
-    expect(rows[1]!.problem?.message).toContain(
-      "a closing quote must be followed by a comma or the end of the line",
+  /** Rows read before a file's error, and the error, both ways (the fast scanner and csv-parse alone). */
+  async function readBothWays(text: string) {
+    const out: { lines: number[]; error: ManifestParseError }[] = [];
+    for (const fast of [true, false]) {
+      const path = await files.write("both.csv", text);
+      const lines: number[] = [];
+      const error = await thrown(async () => {
+        for await (const batch of readCsvBatches(path, "both.csv", { fast }))
+          lines.push(...batch.map((row) => row.line));
+      });
+      expect(error).toBeInstanceOf(ManifestParseError);
+      out.push({ lines, error: error as ManifestParseError });
+    }
+    expect(out[0]!.lines).toEqual(out[1]!.lines);
+    expect(out[0]!.error.message).toBe(out[1]!.error.message);
+    return out[0]!;
+  }
+
+  it("text after a closing quote refuses the file on its line, naming the field; the rows before it are read", async () => {
+    const { lines, error } = await readBothWays(
+      'prompt,seed\na,1\n"ok ""q""",2\nx,"a 5" tall vase",3\nlast,5\n',
     );
-    expect(rows[3]!.fields).toEqual({ prompt: 'ok "q"', seed: "4" });
-    expect(rows[4]!.fields).toEqual({ prompt: "last", seed: "5" });
+    expect(lines).toEqual([2, 3]);
+    expect(error.line).toBe(4);
+    expect(error.reason).toContain('field 2 ("seed"): a closing quote must be followed by a comma');
+  });
+
+  it("a quoted cell broken over two lines refuses the file: its second line is never read as a row of its own", async () => {
+    const { lines, error } = await readBothWays('prompt,seed\n"He said "hi"\nand left",7\nok,8\n');
+    expect(lines).toEqual([]);
+    expect(error.line).toBe(2);
+    const prompt = await readBothWays('prompt\nfirst\n"He said "hi"\nand left"\nok\n');
+    expect(prompt.lines).toEqual([2]);
+    expect(prompt.error.line).toBe(3);
   });
 
   it.each([
     ["LF", "\n"],
     ["CRLF", "\r\n"],
     ["CR", "\r"],
-  ])("text after a closing quote after blank lines is still that row's error (%s)", async (_name, eol) => {
-    const text = ["prompt,client", "a,x", "", "", '"ab"c,d', "e,f", ""].join(eol);
-    for (const fast of [true, false]) {
-      const path = await files.write("blank-lines.csv", text);
-      const rows: RawRow[] = [];
-      for await (const batch of readCsvBatches(path, "blank-lines.csv", { fast })) rows.push(...batch);
-      expect(rows.map((row) => [row.line, row.problem?.field])).toEqual([
-        [2, undefined],
-        [5, "prompt"],
-        [6, undefined],
-      ]);
-    }
+  ])("text after a closing quote after blank lines is found on its line (%s)", async (_name, eol) => {
+    const { lines, error } = await readBothWays(
+      ["prompt,client", "a,x", "", "", '"ab"c,d', "e,f", ""].join(eol),
+    );
+    expect(lines).toEqual([2]);
+    expect(error.line).toBe(5);
   });
 
   it.each([
