@@ -15,6 +15,7 @@ import {
   type EnqueueDeps,
   enqueue,
   isEnqueueInterruptedError,
+  isStrictCheckError,
   parseBudgetCredits,
   parsePriority,
 } from "../producer/index.js";
@@ -94,7 +95,8 @@ function redisDeps(config: Config): EnqueueDeps {
 function commandError(error: unknown, config: Config): unknown {
   if (error instanceof ManifestOptionError) return new UsageError(error.message, 2);
   if (isManifestParseError(error)) return new UsageError(`${error.message}\nnothing was enqueued`, 2);
-  if (isEnqueueInterruptedError(error)) return new UsageError(error.message, error.exitCode);
+  if (isEnqueueInterruptedError(error) || isStrictCheckError(error))
+    return new UsageError(error.message, error.exitCode);
   if (error instanceof LedgerError && error.code === "invalid_name") return new UsageError(error.message, 2);
   // The connection dropped after the first PING: as clear as a Redis that never answered.
   return droppedConnection(error, redisEndpoint(config)) ?? error;

@@ -98,6 +98,7 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
           batch,
           report,
           outcome: "--strict adds no row of this file",
+          strict: true,
           backend: { rowsExist: (name, rowIds) => backend.rowsExist(name, rowIds), ledger: backend.ledger },
         })
       : undefined;

@@ -35,3 +35,25 @@ export function isEnqueueInterruptedError(error: unknown): error is EnqueueInter
     (error instanceof Error && error.name === "EnqueueInterruptedError")
   );
 }
+
+/**
+ * `--strict` could not complete its id check (the rows the batch holds under the file's given ids
+ * could not be read back): it cannot promise the file has no conflict, so nothing was written.
+ */
+export class StrictCheckError extends CodedError<"strict-unchecked"> {
+  override readonly name = "StrictCheckError";
+  readonly exitCode = 1;
+
+  constructor(batch: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      "strict-unchecked",
+      `--strict: the rows batch ${batch} already holds under this file's ids could not be read back to check them for conflicts (${reason}); nothing was enqueued. Run it again, or without --strict`,
+      { retryable: true, cause },
+    );
+  }
+}
+
+export function isStrictCheckError(error: unknown): error is StrictCheckError {
+  return error instanceof StrictCheckError || (error instanceof Error && error.name === "StrictCheckError");
+}

@@ -1,4 +1,5 @@
 import type { ManifestRow } from "../manifest/index.js";
+import { StrictCheckError } from "./errors.js";
 import { type CounterBackend, ExistingRowCounter } from "./existing-rows.js";
 import { InFileIds } from "./in-file-ids.js";
 import type { FileReport } from "./report.js";
@@ -33,6 +34,11 @@ export class IdCheck {
       outcome: string;
       /** Asks the batch (Redis answered): its rows, and the result index when given. */
       backend?: CounterBackend;
+      /**
+       * `--strict`: rows the batch holds that cannot be read back stop the check (StrictCheckError)
+       * instead of counting as held with a warning: it cannot promise there is no conflict.
+       */
+      strict?: boolean;
     },
   ) {
     const { file, batch, report, outcome, backend } = options;
@@ -49,6 +55,7 @@ export class IdCheck {
             ),
           ),
         onIdCheckFailed: (error) => {
+          if (options.strict) throw new StrictCheckError(batch, error);
           if (this.checkFailures++ > 0) return;
           report.warn(
             `the rows whose id the batch already holds could not all be read back (${error instanceof Error ? error.message : String(error)}): those were counted as already in the batch without checking that their prompt and parameters match`,

@@ -6,7 +6,12 @@
  */
 
 export { enqueue } from "./enqueue.js";
-export { EnqueueInterruptedError, isEnqueueInterruptedError } from "./errors.js";
+export {
+  EnqueueInterruptedError,
+  isEnqueueInterruptedError,
+  isStrictCheckError,
+  StrictCheckError,
+} from "./errors.js";
 export {
   DEFAULT_PRIORITY,
   ENQUEUE_CHUNK,

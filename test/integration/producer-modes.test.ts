@@ -2,7 +2,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openRedis, RedisUnavailableError } from "../../src/app/index.js";
 import { loadConfig } from "../../src/config/index.js";
 import { ledgerKeys } from "../../src/ledger/index.js";
+import { createRedisBackend } from "../../src/bull/producer-backend.js";
+import { QueueSet } from "../../src/bull/queues.js";
 import { ManifestParseError } from "../../src/manifest/index.js";
+import { StrictCheckError } from "../../src/producer/index.js";
 import { csv, csvRows, type ProducerFixture, producerFixture } from "./producer-helpers.js";
 
 let fx: ProducerFixture;
@@ -179,6 +182,34 @@ describe("--dry-run", () => {
       enqueued: 1,
       duplicates: 1,
     });
+  });
+
+  it("--strict refuses a file whose held rows cannot be read back (it cannot promise no conflict), writing nothing", async () => {
+    const first = await fx.files.write("u-held.csv", csv("id,prompt", "x,cat"));
+    await fx.run({ file: first, batch: "un" });
+    const file = await fx.files.write("u-file.csv", csv("id,prompt", "c,cat", "x,zebra"));
+    const keysBefore = await fx.keys();
+    const unreadable = {
+      connect: async () => {
+        const backend = createRedisBackend({
+          redis: fx.redis,
+          ledger: fx.ledger,
+          queuePrefix: fx.prefix,
+          queues: () => new QueueSet({ connection: fx.redis, queuePrefix: fx.prefix }),
+        });
+        const getRows = async () => {
+          throw new Error("a frozen page that does not decode");
+        };
+        return { ...backend, close: () => backend.close(), ledger: { ...backend.ledger, getRows } };
+      },
+    };
+    const error = await thrownBy(() => fx.run({ file, batch: "un", strict: true }, unreadable));
+    expect(error).toBeInstanceOf(StrictCheckError);
+    expect((error as Error).message).toContain("a frozen page that does not decode");
+    expect(await fx.keys()).toEqual(keysBefore);
+    // Without --strict the same failure is a warning, and the write's own check goes on.
+    const relaxed = await fx.run({ file, batch: "un", dryRun: true }, unreadable);
+    expect(relaxed.warnings.join("\n")).toContain("could not all be read back");
   });
 
   it("finds repeats in the file with Redis down too", async () => {
