@@ -26,7 +26,7 @@ const QUOTE = 0x22;
 const COMMA = 0x2c;
 
 /** A record whose quotes csv-parse's relax_quotes read as text, though its writer meant a quoted cell. */
-export interface QuoteFault {
+interface QuoteFault {
   /** The field, from 0. */
   field: number;
   /**
@@ -56,7 +56,7 @@ const TAB = 0x09;
  * undefined. A quote inside a cell that does not open with one (after no blank) is text; a quote
  * never closed is csv-parse's own error (undefined here).
  */
-export function quoteFault(raw: string): QuoteFault | undefined {
+function quoteFault(raw: string): QuoteFault | undefined {
   const end = raw.length;
   const lineEnd = (i: number) => raw.charCodeAt(i) === 0x0a || raw.charCodeAt(i) === 0x0d;
   const endsField = (i: number) => i >= end || raw.charCodeAt(i) === COMMA || lineEnd(i);

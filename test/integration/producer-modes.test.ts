@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openRedis, RedisUnavailableError } from "../../src/app/index.js";
-import { loadConfig } from "../../src/config/index.js";
-import { ledgerKeys } from "../../src/ledger/index.js";
 import { createRedisBackend } from "../../src/bull/producer-backend.js";
 import { QueueSet } from "../../src/bull/queues.js";
+import { loadConfig } from "../../src/config/index.js";
+import { ledgerKeys } from "../../src/ledger/index.js";
 import { ManifestParseError } from "../../src/manifest/index.js";
 import { StrictCheckError } from "../../src/producer/index.js";
 import { csv, csvRows, type ProducerFixture, producerFixture } from "./producer-helpers.js";
