@@ -36,6 +36,8 @@ export async function dryRun(run: Run): Promise<EnqueueSummary> {
       batch: resolved.batch,
       report,
       outcome: "enqueue would not add this row",
+      // As the enqueue's --strict: rows the batch holds that cannot be read back stop the check.
+      strict: run.options.strict === true,
       ...(counted ? { backend: { ...counted, ledger: backend!.ledger } } : {}),
     });
     await validatePass(manifest, {

@@ -178,6 +178,8 @@ export async function startServer(options: ResolvedOptions): Promise<RunningServ
     if (fault === "handled") return;
     if (fault === "reset-after") return void req.socket.destroy();
     await nextDrawTurn();
+    // A client gone (or the server closing) while it waited its turn gets nothing drawn or counted.
+    if (req.destroyed || closing.signal.aborted) return;
     const file = engine.file(url.pathname, url.searchParams);
     if (!file) return sendJson(res, 404, { code: 404, msg: "file not found or expired" });
     // Counted when the file starts: a client that has read it all must already see the count.

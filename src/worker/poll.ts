@@ -152,8 +152,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
     }
     case "success": {
       const completedAt = record.completedAt ?? now;
-      // The task's cost is settled by the move's own call (whether the move is made or refused),
-      // and the in-flight slot goes back beside it: one round trip where there were three.
+      // The cost settled by the move's own call (made or refused), the in-flight slot given back beside it.
       const [, moved] = await Promise.all([
         deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit)),
         deps.ledger.transition(batch, rowId, {

@@ -207,7 +207,11 @@ describe("--dry-run", () => {
     expect(error).toBeInstanceOf(StrictCheckError);
     expect((error as Error).message).toContain("a frozen page that does not decode");
     expect(await fx.keys()).toEqual(keysBefore);
-    // Without --strict the same failure is a warning, and the write's own check goes on.
+    // Its dry run says the same; without --strict the failure is a warning, and the check goes on.
+    const dryStrict = await thrownBy(() =>
+      fx.run({ file, batch: "un", dryRun: true, strict: true }, unreadable),
+    );
+    expect(dryStrict).toBeInstanceOf(StrictCheckError);
     const relaxed = await fx.run({ file, batch: "un", dryRun: true }, unreadable);
     expect(relaxed.warnings.join("\n")).toContain("could not all be read back");
   });

@@ -109,6 +109,28 @@ describe("images", () => {
   });
 });
 
+describe("drawing one picture per turn", () => {
+  it("draws and counts nothing for a download whose client left while it waited its turn", async () => {
+    const sim = await simulator(FAST);
+    const urls = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        generate(sim, { prompt: `gone ${i}`, seed: i, image_size: "square_hd" }),
+      ),
+    );
+    const before = sim.stats().downloads;
+    const gone = new AbortController();
+    const asked = urls.map((url) => request(url, { signal: gone.signal }).catch(() => undefined));
+    await new Promise((resolve) => setImmediate(resolve));
+    gone.abort();
+    await Promise.all(asked);
+    // Every waiting turn has passed: the queued handlers have all run by now.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(sim.stats().downloads - before).toBeLessThanOrEqual(2);
+    // And a client that stays is served.
+    expect((await download(urls[0]!)).status).toBe(200);
+  });
+});
+
 describe("file expiry and download-url", () => {
   it("expires result URLs after fileTtlMs (simulated), and download-url hands out a fresh link that works", async () => {
     // x100: a 20 s simulated file life is 200 ms of real time.
