@@ -1,7 +1,7 @@
 import type { AddRowOutcome, AddRowsMeta } from "../ledger/index.js";
 import { ENQUEUE_CHUNK, FEED_RECHECK_CHUNKS, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
 import type { QueuedRow } from "./row-spool.js";
-import { sameRequest } from "./same-request.js";
+import { heldConflicts } from "./same-request.js";
 import type { ProducerBackend } from "./types.js";
 import { InFlightWindow } from "./window.js";
 
@@ -173,11 +173,12 @@ export class ChunkWriter {
     );
     if (given.length === 0) return conflicts;
     const { backend, batch } = this.options;
-    let held: Awaited<ReturnType<typeof backend.ledger.getRows>>;
+    let lines: (number | undefined)[];
     try {
-      held = await backend.ledger.getRows(
+      lines = await heldConflicts(
+        backend.ledger,
         batch,
-        given.map((i) => rows[i]!.id),
+        given.map((i) => rows[i]!),
       );
     } catch (error) {
       // Not read (a Redis blip, a page that does not decode): these rows count as duplicates, as
@@ -186,10 +187,8 @@ export class ChunkWriter {
       return conflicts;
     }
     given.forEach((i, n) => {
-      const stored = held[n];
-      const row = rows[i]!;
-      if (stored === undefined) return; // purged meanwhile: nothing to tell apart
-      if (!sameRequest(stored, row)) conflicts.set(i, { line: stored.line });
+      const line = lines[n];
+      if (line !== undefined) conflicts.set(i, { line });
     });
     return conflicts;
   }

@@ -2,7 +2,7 @@ import { requestHash } from "../ledger/index.js";
 import type { ManifestRow } from "../manifest/index.js";
 import type { InFileOutcome } from "./in-file-ids.js";
 import { ENQUEUE_CHUNK, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
-import { sameRequest } from "./same-request.js";
+import { heldConflicts } from "./same-request.js";
 import type { ProducerBackend, ProducerLedger } from "./types.js";
 import { InFlightWindow } from "./window.js";
 
@@ -97,11 +97,15 @@ export class ExistingRowCounter {
   private async conflictsOf(held: readonly ManifestRow[]): Promise<number> {
     const ledger = this.backend.ledger;
     if (held.length === 0 || ledger === undefined) return 0;
-    let stored: Awaited<ReturnType<typeof ledger.getRows>>;
+    let lines: (number | undefined)[];
     try {
-      stored = await ledger.getRows(
+      lines = await heldConflicts(
+        ledger,
         this.batch,
-        held.map((row) => row.id),
+        held.map((row) => {
+          const { prompt, ...params } = row.params;
+          return { id: row.id, prompt, params };
+        }),
       );
     } catch (error) {
       this.events.onIdCheckFailed?.(error);
@@ -109,11 +113,10 @@ export class ExistingRowCounter {
     }
     let count = 0;
     held.forEach((row, i) => {
-      const before = stored[i];
-      const { prompt, ...params } = row.params;
-      if (before === undefined || sameRequest(before, { prompt, params })) return;
+      const line = lines[i];
+      if (line === undefined) return;
       count++;
-      this.events.onIdConflict?.(row, { line: before.line });
+      this.events.onIdConflict?.(row, { line });
     });
     this.idConflicts += count;
     return count;
