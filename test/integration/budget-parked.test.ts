@@ -80,17 +80,22 @@ describe("parked rows", () => {
     expect(await submitJobIds()).toHaveLength(7);
   });
 
-  it("wakes after a settle or a release only when the batch has parked rows (no read otherwise)", async () => {
-    let wakes = 0;
+  /** The worker's waking ledger over one that counts its wakes, and what it warned. */
+  function countingWakes() {
+    const seen = { wakes: 0, warnings: [] as unknown[] };
     const counted = {
       ...ctx.ledger,
       wakeParked: (batch: string, max?: number) => {
-        wakes += 1;
+        seen.wakes += 1;
         return ctx.ledger.wakeParked(batch, max);
       },
     };
-    const warnings: unknown[] = [];
-    const ledger = wakingLedger(counted, ctx.queues, { warn: (o: unknown) => warnings.push(o) });
+    const ledger = wakingLedger(counted, ctx.queues, { warn: (o: unknown) => seen.warnings.push(o) });
+    return { ledger, seen };
+  }
+
+  it("wakes after a settle or a release only when the batch has parked rows (no read otherwise)", async () => {
+    const { ledger, seen } = countingWakes();
     // Three rows, a budget for all: nothing parks, so settles and releases ask for no wake.
     await ctx.ledger.addRows(
       "b",
@@ -101,7 +106,7 @@ describe("parked rows", () => {
     await ctx.ledger.transition("b", "r-01", { to: "submitted", addTaskId: "t1" });
     expect(await ledger.settleCredits("b", "r-01", 4)).toBe("settled");
     expect(await ledger.releaseReservation("b", "r-02")).toBe(8);
-    expect(wakes).toBe(0);
+    expect(seen.wakes).toBe(0);
     // Two more rows over the budget park; a settle below the estimate wakes what now fits.
     await ctx.ledger.addRows(
       "b",
@@ -114,28 +119,20 @@ describe("parked rows", () => {
     await ctx.ledger.transition("b", "r-02", { to: "submitted", addTaskId: "t2" });
     // Spent 4 + 0 of 24, reserved 8 (r-03): room for one row of 8 and a bit.
     expect(await ledger.settleCredits("b", "r-02", 0)).toBe("settled");
-    expect(wakes).toBe(1);
+    expect(seen.wakes).toBe(1);
     expect(await parked()).toEqual(["r-05"]);
     expect(await submitJobIds()).toEqual(["b/r-04"]);
     // A release with a row still parked wakes it; a repeated settle (nothing settled) does not ask.
     expect(await ledger.releaseReservation("b", "r-03")).toBe(8);
-    expect(wakes).toBe(2);
+    expect(seen.wakes).toBe(2);
     expect(await parked()).toEqual([]);
     expect(await ledger.settleCredits("b", "r-02", 0)).toBe("already-settled");
-    expect(wakes).toBe(2);
-    expect(warnings).toEqual([]);
+    expect(seen.wakes).toBe(2);
+    expect(seen.warnings).toEqual([]);
   });
 
   it("wakes after a settle sent with a move (the poll's), only when rows are parked and the settle counted", async () => {
-    let wakes = 0;
-    const counted = {
-      ...ctx.ledger,
-      wakeParked: (batch: string, max?: number) => {
-        wakes += 1;
-        return ctx.ledger.wakeParked(batch, max);
-      },
-    };
-    const ledger = wakingLedger(counted, ctx.queues, { warn: () => {} });
+    const { ledger, seen } = countingWakes();
     await ctx.ledger.addRows(
       "b",
       ids(2).map((id) => newRow(id)),
@@ -153,7 +150,7 @@ describe("parked rows", () => {
       settled: "settled",
       parked: true,
     });
-    expect(wakes).toBe(1);
+    expect(seen.wakes).toBe(1);
     expect(await parked()).toEqual([]);
     expect(await submitJobIds()).toContain("b/r-02");
     // Sent again: nothing settled, no wake asked.
@@ -161,7 +158,7 @@ describe("parked rows", () => {
       ok: false,
       settled: "already-settled",
     });
-    expect(wakes).toBe(1);
+    expect(seen.wakes).toBe(1);
   });
 
   it("wakes in pages, and stops at the first row that does not fit (manifest order)", async () => {
