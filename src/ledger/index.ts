@@ -15,6 +15,7 @@ export {
   type IndexedStatus,
   type NewRow,
   type RowRecord,
+  type RowState,
   STATUSES,
   type Status,
   TERMINAL_STATUSES,

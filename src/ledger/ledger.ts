@@ -12,7 +12,7 @@ import { wakeParked } from "./parked.js";
 import { type ProgressMinute, type ProgressWindow, readProgress } from "./progress.js";
 import type { RowsOptions, StateEntry, StatePageOptions } from "./read-options.js";
 import { readRows } from "./read-rows.js";
-import { getBatch, getRow, listBatches, oldestUnarchived, rows } from "./reads.js";
+import { getBatch, getRow, getRowState, listBatches, oldestUnarchived, rows } from "./reads.js";
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
 import {
   claimLease,
@@ -33,6 +33,7 @@ import type {
   NewRow,
   ReserveOutcome,
   RowRecord,
+  RowState,
   SettleOutcome,
   TransitionInput,
   TransitionResult,
@@ -120,6 +121,8 @@ export interface Ledger {
   /** @throws LedgerError `old_layout` when Redis holds batches in the key layout before Cluster */
   refuseOldLayout(): Promise<void>;
   getRow(batch: string, rowId: string): Promise<RowRecord | undefined>;
+  /** The row without its body (prompt, params, metadata, images, error): one command; what the poll reads. */
+  getRowState(batch: string, rowId: string): Promise<RowState | undefined>;
   /**
    * Rows of one batch by id, aligned with `ids` (undefined: no such row): one pipeline, and each
    * frozen page they live in read and decoded once.
@@ -221,6 +224,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     repairIndex: () => repairBatchIndex(ctx),
     refuseOldLayout: () => refuseOldLayout(ctx),
     getRow: (batch, rowId) => getRow(ctx, batch, rowId),
+    getRowState: (batch, rowId) => getRowState(ctx, batch, rowId),
     getRows: (batch, rowIds) => readRows(ctx, batch, rowIds),
     rows: (batch, rowsOptions) => rows(ctx, batch, rowsOptions),
     rowWindow: (batch, windowOptions) => rowWindow(ctx, batch, windowOptions),

@@ -1,7 +1,7 @@
 import { type FlatHash, parseRow } from "./codec.js";
 import type { LedgerContext } from "./context.js";
 import { readFrozen } from "./frozen.js";
-import type { RowRecord } from "./types.js";
+import type { RowRecord, RowState } from "./types.js";
 
 /**
  * Reads rows of one batch by id: each row's hash and body (row-body.ts) sent together, one
@@ -42,6 +42,43 @@ export async function readRows(
     const record = rows[i] === undefined ? frozen.get(id) : undefined;
     return record ? parseRow(batch, id, record.hash, record.body) : rows[i];
   });
+}
+
+/**
+ * One row's state, read from its hash alone (one command, no body): the status, tasks, counters
+ * and timestamps. The hash is one key, so the answer is one moment's (no race between two reads
+ * to guard against, as `readRows` has). A row with no hash is looked for in its frozen page.
+ */
+export async function readRowState(
+  ctx: LedgerContext,
+  batch: string,
+  id: string,
+): Promise<RowState | undefined> {
+  const hash = (await ctx.redis.hgetall(ctx.keys.row(batch, id))) as FlatHash;
+  if (hash.status !== undefined) return stateOf(parseRow(batch, id, hash));
+  const frozen = (await readFrozen(ctx, batch, [id])).get(id);
+  return frozen ? stateOf(parseRow(batch, id, frozen.hash, frozen.body)) : undefined;
+}
+
+/**
+ * The record without its body's fields, so a caller handed a state cannot read an empty prompt
+ * (or params, images) as the row's: the fields are gone at run time too, not only from the type.
+ */
+function stateOf(row: RowRecord | undefined): RowState | undefined {
+  if (!row) return undefined;
+  const {
+    prompt: _prompt,
+    params: _params,
+    metadata: _metadata,
+    images: _images,
+    location: _location,
+    bytes: _bytes,
+    sha256: _sha256,
+    error: _error,
+    reusedFrom: _reusedFrom,
+    ...state
+  } = row;
+  return state;
 }
 
 type Replies = [Error | null, unknown][];

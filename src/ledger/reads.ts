@@ -2,8 +2,8 @@ import { type FlatHash, parseBatch } from "./codec.js";
 import { type LedgerContext, rowIdPages } from "./context.js";
 import { checkName } from "./keys.js";
 import type { RowsOptions } from "./read-options.js";
-import { readRows } from "./read-rows.js";
-import type { BatchSummary, RowRecord, Status } from "./types.js";
+import { readRowState, readRows } from "./read-rows.js";
+import type { BatchSummary, RowRecord, RowState, Status } from "./types.js";
 
 export async function getBatch(ctx: LedgerContext, batch: string): Promise<BatchSummary | undefined> {
   return parseBatch(batch, await ctx.redis.hgetall(ctx.keys.batch(batch)));
@@ -37,6 +37,11 @@ export async function getRow(
 ): Promise<RowRecord | undefined> {
   const [row] = await readRows(ctx, batch, [rowId]);
   return row;
+}
+
+/** A row without its body (read-rows.ts `readRowState`): one HGETALL. */
+export function getRowState(ctx: LedgerContext, batch: string, rowId: string): Promise<RowState | undefined> {
+  return readRowState(ctx, batch, rowId);
 }
 
 /** A batch's rows in seq order, optionally only some states; one pipelined round trip per page. */

@@ -142,6 +142,29 @@ export interface RowRecord {
   reusedFrom?: string;
 }
 
+/**
+ * What a row keeps in its body (row-body.ts) rather than its hash, and what `getRowState` leaves
+ * out: the prompt, params and metadata, and the long fields (images and what is derived from the
+ * first, error, reusedFrom).
+ */
+export type RowBodyField =
+  | "prompt"
+  | "params"
+  | "metadata"
+  | "images"
+  | "location"
+  | "bytes"
+  | "sha256"
+  | "error"
+  | "reusedFrom";
+
+/**
+ * A row read from its hash alone (`Ledger.getRowState`): its status, tasks, counters and
+ * timestamps, without the body. What a stage that only decides on the row's state reads (the
+ * poll, several times a row): one command, and no prompt sent over the wire.
+ */
+export type RowState = Omit<RowRecord, RowBodyField>;
+
 /** A batch's counters. The per-status counts always sum to `total`. */
 export interface BatchSummary extends Record<Status, number> {
   batch: string;

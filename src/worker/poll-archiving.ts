@@ -3,7 +3,7 @@ import type { Clock } from "../core/clock.js";
 import { isKieError } from "../kie/errors.js";
 import type { KieApi, TaskRecord } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
-import type { RowRecord } from "../ledger/types.js";
+import type { RowState } from "../ledger/types.js";
 import { jobKey, type PollJob } from "./jobs.js";
 import { recordLagMark } from "./poll-deadlines.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
@@ -44,7 +44,7 @@ const RESUME_RETRY_MAX_MS = 5 * 60_000;
 export async function resumeArchive(
   job: StageJob<PollJob>,
   deps: ResumeArchiveDeps,
-  row: RowRecord,
+  row: Pick<RowState, "completedAt">,
 ): Promise<StageResult<PollJob>> {
   const { batch, rowId, taskId, notFound: _beforeArchiving, keyMissingSince: _key, ...rest } = job.data;
   const nextMs = retryDelay(job.data.checks, { maxMs: RESUME_RETRY_MAX_MS });

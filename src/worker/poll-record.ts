@@ -5,12 +5,12 @@
  * twice. The poll records the task again, with the submit's own transition, and goes on.
  */
 import type { Ledger } from "../ledger/index.js";
-import type { RowRecord } from "../ledger/types.js";
+import type { RowRecord, RowState } from "../ledger/types.js";
 import type { PollJob } from "./jobs.js";
 import type { StageJob } from "./stage.js";
 
 /** True when the row has lost the record of the job's task (and holds no later one). */
-export function recordLost(row: RowRecord, data: PollJob): boolean {
+export function recordLost(row: RowState, data: PollJob): boolean {
   return (
     (row.status === "queued" || row.status === "cancelled") &&
     row.taskIds.length === data.resubmit &&

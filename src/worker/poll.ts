@@ -6,7 +6,7 @@ import { PAUSE_POLICY } from "../fleet/policy.js";
 import { isKieError } from "../kie/errors.js";
 import type { KieApi, TaskRecord } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
-import type { RowRecord } from "../ledger/types.js";
+import type { RowState } from "../ledger/types.js";
 import { type ArchiveJob, jobKey, type PollJob, pollJobSchema } from "./jobs.js";
 import { resumeArchive } from "./poll-archiving.js";
 import { failPastMaxWait, pastMaxWait, recordLagMark, withoutNotFound } from "./poll-deadlines.js";
@@ -16,7 +16,7 @@ import { delay, done, type StageDefinition, type StageJob, type StageResult } fr
 import { KEY_MISSING_GRACE_MS, keyMissing, taskLane } from "./task-key.js";
 
 /** The ledger calls the poll stage makes. */
-type PollLedger = Pick<Ledger, "getRow" | "transition" | "settleCredits" | "keepUncertain">;
+type PollLedger = Pick<Ledger, "getRowState" | "transition" | "settleCredits" | "keepUncertain">;
 
 /** What the poll stage uses of the worker's ports: a test fakes just these. */
 export interface PollDeps {
@@ -70,7 +70,9 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
   // A resume's not-found mark (poll-archiving.ts) is its own: the normal branches never carry it.
   const { keyMissingSince: _since, archiveNotFound: _resume, ...data } = job.data;
   const { batch, rowId, taskId } = data;
-  const found = await base.ledger.getRow(batch, rowId);
+  // The row's state only (its hash): nothing here reads the prompt or params, and a task is
+  // polled several times. A row archived here is the transition's answer, body and all.
+  const found = await base.ledger.getRowState(batch, rowId);
   const row = found && recordLost(found, data) ? await recordAgain(job, base.ledger) : found;
   // A purged row or a newer task (resubmit, retry): nothing to do.
   if (!row || row.taskId !== taskId) return done;
@@ -215,7 +217,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
  * reservation holds: never past the budget. A stated cost above the estimate is said, once: the
  * budget bound rests on the estimates, so a price table below the account's can pass it.
  */
-async function settleTask(job: StageJob<PollJob>, deps: PollDeps, row: RowRecord, record: TaskRecord) {
+async function settleTask(job: StageJob<PollJob>, deps: PollDeps, row: RowState, record: TaskRecord) {
   const { batch, rowId, taskId } = job.data;
   const outcome = await deps.ledger.settleCredits(
     batch,
@@ -227,7 +229,7 @@ async function settleTask(job: StageJob<PollJob>, deps: PollDeps, row: RowRecord
 }
 
 /** A stated cost above the row's estimate, said once (when its settle counted it). */
-function chargedOverEstimate(job: StageJob<PollJob>, row: RowRecord, record: TaskRecord) {
+function chargedOverEstimate(job: StageJob<PollJob>, row: RowState, record: TaskRecord) {
   const charged = record.creditsConsumed;
   if (charged === undefined || charged <= row.estimatedCredits) return;
   job.log.warn(
@@ -260,7 +262,7 @@ async function taskRecord(kie: PollDeps["kie"], taskId: string, signal: AbortSig
 async function failGeneration(
   job: StageJob<PollJob>,
   deps: PollDeps,
-  row: RowRecord,
+  row: RowState,
   failure: { code: string; message: string },
 ): Promise<StageResult<PollJob>> {
   const { batch, rowId, taskId, resubmit } = job.data;

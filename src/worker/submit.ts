@@ -29,7 +29,7 @@ import { requestOf } from "./submit-request.js";
 /** The ledger calls the submit stage makes. */
 type SubmitLedger = Pick<
   Ledger,
-  "getRow" | "transition" | "reserveBudget" | "releaseReservation" | "keepUncertain"
+  "getRow" | "getRowState" | "transition" | "reserveBudget" | "releaseReservation" | "keepUncertain"
 >;
 
 /**
@@ -160,7 +160,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       // write no mark, so it never creates unmarked.
       marking = markCreating(job, data, deps.clock.now());
       const [current, owned, now] = await Promise.all([
-        deps.ledger.getRow(batch, rowId),
+        // Its state only: the status and tasks decide, and the request was made from `row`.
+        deps.ledger.getRowState(batch, rowId),
         marking,
         admitted ?? fleet.readGate(),
       ]);

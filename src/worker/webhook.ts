@@ -136,7 +136,8 @@ async function rowKnowing(
   taskId: string,
 ): Promise<JobKeyParts | undefined> {
   for (const key of candidates) {
-    const row = await ledger.getRow(key.batch, key.rowId);
+    // The row's tasks are in its hash: its state alone, without the prompt.
+    const row = await ledger.getRowState(key.batch, key.rowId);
     if (row?.taskIds[key.resubmit] === taskId) return key;
   }
   return undefined;

@@ -4,7 +4,7 @@
  * other ports it uses as object literals.
  */
 import { silentLogger } from "../../src/core/logger.js";
-import type { RowRecord, TransitionInput, TransitionResult } from "../../src/ledger/types.js";
+import type { RowRecord, RowState, TransitionInput, TransitionResult } from "../../src/ledger/types.js";
 import type { StageJob } from "../../src/worker/stage.js";
 
 export const T0 = 1_700_000_000_000;
@@ -70,6 +70,23 @@ export function fakeClock(start = T0) {
  * A `settle` is answered as the ledger does, once per task ("settled", then "already-settled"),
  * whether the move is made or refused, and recorded in `settles` (no money is kept here).
  */
+/** A row as `getRowState` answers it: the body's fields left out, at run time too. */
+export function stateOf(row: RowRecord): RowState {
+  const {
+    prompt: _prompt,
+    params: _params,
+    metadata: _metadata,
+    images: _images,
+    location: _location,
+    bytes: _bytes,
+    sha256: _sha256,
+    error: _error,
+    reusedFrom: _reusedFrom,
+    ...state
+  } = structuredClone(row);
+  return state;
+}
+
 export function oneRowLedger(initial: RowRecord | undefined) {
   let row = initial === undefined ? undefined : structuredClone(initial);
   const transitions: TransitionInput[] = [];
@@ -81,6 +98,8 @@ export function oneRowLedger(initial: RowRecord | undefined) {
     /** The row as it is now. */
     current: () => row,
     getRow: async (_batch: string, _rowId: string) => (row === undefined ? undefined : structuredClone(row)),
+    /** The row without its body's fields, as the ledger's `getRowState` reads it (its hash alone). */
+    getRowState: async (_batch: string, _rowId: string) => (row === undefined ? undefined : stateOf(row)),
     transition: async (_batch: string, _rowId: string, input: TransitionInput): Promise<TransitionResult> => {
       transitions.push(input);
       let settled: Pick<TransitionResult, "settled" | "parked"> = {};

@@ -7,6 +7,7 @@ import { freezeScript } from "../../src/ledger/scripts/index.js";
 import { writeResults } from "../../src/report/results.js";
 import { archiveRow } from "../helpers/archived-row.js";
 import { ledgerContext } from "../helpers/ledger-context.js";
+import { stateOf } from "../helpers/stage-fakes.js";
 
 /*
  * Issue 10, frozen pages: a batch's settled archived rows are compressed a page of 64 seqs into
@@ -107,6 +108,9 @@ describe("frozen pages", () => {
       expect(await ctx.redis.exists(keys.row("b", id))).toBe(1);
 
     expect(await allRows("b", rows)).toEqual(before);
+    // The poll's read of a row's state alone finds a frozen row in its page too.
+    for (const i of [0, 10, 63, 64, 147, 149])
+      expect(await ctx.ledger.getRowState("b", rows[i]!.id)).toEqual(stateOf(before[i]!));
     expect(await results("b")).toBe(csvBefore);
     expect((await ctx.ledger.rowWindow("b", { limit: 200 }))?.rows).toEqual(before);
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createLedger, ledgerKeys, type NewRow } from "../../src/ledger/index.js";
 import { ledgerContext } from "../helpers/ledger-context.js";
+import { stateOf } from "../helpers/stage-fakes.js";
 
 /*
  * Issue 10, the compact row record: a row's hash holds only values of at most 64 bytes (Redis's
@@ -88,6 +89,21 @@ describe("the row hash stays a listpack", () => {
       expect(archived.row?.error).toBeUndefined();
       expect(await ledger.getRow("b1", "r0")).toMatchObject(expected);
       expect(await ledger.getRow("b1", "r1")).toMatchObject({ status: "failed", error: LONG_ERROR });
+      // The poll's read: the hash alone, every field of the row's state and none of its body's.
+      for (const id of ["r0", "r1"]) {
+        const state = await ledger.getRowState("b1", id);
+        expect(state).toEqual(stateOf((await ledger.getRow("b1", id))!));
+        expect(Object.keys(state!)).not.toContain("prompt");
+      }
+      expect(await ledger.getRowState("b1", "r0")).toMatchObject({
+        status: "archived",
+        taskId: TASK(2),
+        taskIds: [TASK(1), TASK(2)],
+        taskKeys: { [TASK(1)]: "k1abcdef", [TASK(2)]: "k2abcdef" },
+        creditsSpent: 8,
+        resubmits: 1,
+      });
+      expect(await ledger.getRowState("b1", "nope")).toBeUndefined();
       // No task id stored twice (the current one is `task`, an ordinal; what is kept per task is
       // keyed by it), no settled reservation as "0", and no field or value over 64 bytes.
       const hash = await ctx.redis.hgetall(ledgerKeys(ctx.prefix).row("b1", "r0"));
@@ -138,6 +154,9 @@ describe("the row body", () => {
     await ctx.redis.del(ledgerKeys(ctx.prefix).body("b1", "r0"));
     expect(await ledger.getRow("b1", "r0")).toBeUndefined();
     expect((await ledger.getRow("b1", "r1"))?.prompt).toBe("p".repeat(300));
+    // Its state is one key, read in one command: the hash is there, so the row is (the poll then
+    // moves it by a script that reads both keys itself).
+    expect(await ledger.getRowState("b1", "r0")).toMatchObject({ id: "r0", status: "queued" });
   });
 
   it("expires with its row, is persisted with it on reopen, and is purged with it", async () => {

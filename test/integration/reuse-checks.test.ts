@@ -411,6 +411,7 @@ function submitDeps(
     },
     ledger: {
       getRow: s.ledger.getRow,
+      getRowState: s.ledger.getRowState,
       transition: s.ledger.transition,
       reserveBudget: async () => {
         counts.reserved++;

@@ -9,7 +9,7 @@ import type { JobKeyParts } from "../../src/worker/jobs.js";
 import { startWebhookServer, type WebhookServer } from "../../src/worker/webhook.js";
 import { capturingLogger } from "../helpers/capturing-logger.js";
 import { halfSentHeldFor } from "../helpers/half-sent.js";
-import { rowRecord } from "../helpers/stage-fakes.js";
+import { rowRecord, stateOf } from "../helpers/stage-fakes.js";
 
 let server: WebhookServer | undefined;
 afterEach(async () => {
@@ -24,10 +24,10 @@ async function receiver() {
   // Row "row" of batch "b" has had two tasks: t0 (lineage 0, failed and resubmitted) and t1 (now).
   const keys = ledgerKeys("webhook-test");
   const ledger = {
-    getRow: async (batch: string, rowId: string) => {
+    getRowState: async (batch: string, rowId: string) => {
       keys.row(batch, rowId); // refuses a name the ledger cannot hold, as the real one does
       return batch === "b" && rowId === "row"
-        ? rowRecord({ batch, id: rowId, taskIds: ["t0", "t1"] })
+        ? stateOf(rowRecord({ batch, id: rowId, taskIds: ["t0", "t1"] }))
         : undefined;
     },
   } as unknown as Ledger;

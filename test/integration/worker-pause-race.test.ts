@@ -56,6 +56,7 @@ function setup(pauseWhile: "createSlot" | "none") {
     kie,
     ledger: {
       getRow: ledger.getRow,
+      getRowState: ledger.getRowState,
       transition: ledger.transition,
       reserveBudget: async () => "no-budget",
       releaseReservation: async () => 0,

@@ -77,6 +77,7 @@ async function setup(failures: { transition?: Error[]; backoffRemaining?: Error[
     kie,
     ledger: {
       getRow: (batch, rowId) => ledger.getRow(batch, rowId),
+      getRowState: (batch, rowId) => ledger.getRowState(batch, rowId),
       reserveBudget: (batch, rowId, credits) => ledger.reserveBudget(batch, rowId, credits),
       releaseReservation: (batch, rowId) => ledger.releaseReservation(batch, rowId),
       keepUncertain: (batch, rowId, credits) => ledger.keepUncertain(batch, rowId, credits),

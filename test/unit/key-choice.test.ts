@@ -142,6 +142,7 @@ describe("submit with several keys", () => {
       keys: keyRing(lanes),
       ledger: {
         getRow: ledger.getRow,
+        getRowState: ledger.getRowState,
         transition: ledger.transition,
         reserveBudget: async () => "no-budget",
         releaseReservation: async () => 0,

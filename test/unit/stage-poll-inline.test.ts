@@ -62,6 +62,10 @@ function setup(options: { capacity?: number; copy?: (copy: ArchiveFromUrlOptions
     reads.push(`${batch}/${rowId}`);
     return ledger.getRow(batch, rowId);
   };
+  const getRowState = async (batch: string, rowId: string) => {
+    reads.push(`${batch}/${rowId}`);
+    return ledger.getRowState(batch, rowId);
+  };
   const archives: { data: ArchiveJob; options?: { delayMs?: number } }[] = [];
   const settled: number[] = [];
   const copies: string[] = [];
@@ -122,7 +126,7 @@ function setup(options: { capacity?: number; copy?: (copy: ArchiveFromUrlOptions
   const deps: PollDeps = {
     kie: { getTask: async () => task },
     ledger: {
-      getRow,
+      getRowState,
       // A success's settle goes with its move to archiving (one call): seen here as a settle.
       transition: async (batch, rowId, input) => {
         const result = await ledger.transition(batch, rowId, input);
@@ -260,8 +264,7 @@ describe("poll stage: a finished task archived in the poll job", () => {
         return g.ledger.transition(batch, rowId, input);
       },
     };
-    const ledger = g.deps.ledger;
-    g.archive.ledger = { getRow: ledger.getRow, transition: ledger.transition };
+    g.archive.ledger = { getRow: g.ledger.getRow, transition: g.deps.ledger.transition };
     expect(await pollStage.run(stageJob(pollJob()), g.deps)).toEqual({ kind: "done" });
     expect(g.archives).toEqual([{ data: handedOff() }]);
     expect(g.ledger.current()?.status).toBe("archiving");

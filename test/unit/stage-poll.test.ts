@@ -52,7 +52,7 @@ function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRec
       },
     },
     ledger: {
-      getRow: ledger.getRow,
+      getRowState: ledger.getRowState,
       // A success's settle goes with its move to archiving (one call): seen here as a settle.
       transition: async (batch, rowId, input) => {
         const result = await ledger.transition(batch, rowId, input);

@@ -54,6 +54,7 @@ function setup(
     kie,
     ledger: {
       getRow: ledger.getRow,
+      getRowState: ledger.getRowState,
       transition: ledger.transition,
       reserveBudget: async () => options.reserve ?? "no-budget",
       releaseReservation: async (_batch, rowId) => {
@@ -294,16 +295,11 @@ describe("submit stage", () => {
     const events: string[] = [];
     const f = setup();
     let answerMark = (_: boolean) => {};
-    f.deps.ledger.getRow = (() => {
-      let reads = 0;
-      const read = f.deps.ledger.getRow;
-      return async (batch: string, rowId: string) => {
-        // The first read (the job's start) works; the one beside the mark fails.
-        if (++reads === 1) return read(batch, rowId);
-        events.push("row read failed");
-        throw new Error("Connection is closed.");
-      };
-    })();
+    // The first read (the job's start) works; the one beside the mark (the row's state) fails.
+    f.deps.ledger.getRowState = async () => {
+      events.push("row read failed");
+      throw new Error("Connection is closed.");
+    };
     const job = stageJob(submitJob(), {
       saveData: async (data) => {
         if (data.creating === undefined) {
@@ -336,10 +332,8 @@ describe("submit stage", () => {
         },
       },
     });
-    let reads = 0;
-    const read = f.deps.ledger.getRow;
-    f.deps.ledger.getRow = async (batch, rowId) => {
-      if (++reads === 1) return read(batch, rowId);
+    // The first read (the job's start) works; the one beside the mark (the row's state) fails.
+    f.deps.ledger.getRowState = async () => {
       throw new Error("Connection is closed.");
     };
     const job = stageJob(submitJob(), {

@@ -63,6 +63,7 @@ function setup(
     kie,
     ledger: {
       getRow: ledger.getRow,
+      getRowState: ledger.getRowState,
       transition: ledger.transition,
       reserveBudget: async () => "reserved",
       releaseReservation: async (_batch, rowId) => {
