@@ -80,11 +80,21 @@ export function sidecarKey(batch: string, rowId: string): string {
 }
 
 /**
+ * Between a row's id and the number of its second, third... image. Not a character a row id may
+ * hold (`[A-Za-z0-9._-]`), so no row's image can land on another's: with `-`, as before this
+ * version, row `x`'s second image and row `x-2`'s first were both `x-2.png`, and the later one's
+ * write replaced the other's (both rows archived, one image lost). Safe in S3 keys, URLs and
+ * shells, and a file name on every common file system. Rows archived before keep the keys they
+ * hold (the ledger and each sidecar name them).
+ */
+export const IMAGE_NUMBER_SEPARATOR = "@";
+
+/**
  * The key of a row's image `index` without its extension: `<batch>/<rowId>` for the first,
- * `<batch>/<rowId>-<n>` (n = index + 1) for the others.
+ * `<batch>/<rowId>@<n>` (n = index + 1) for the others.
  */
 export function imageKeyBase(row: Pick<SidecarRow, "batch" | "id">, index: number): string {
-  return `${row.batch}/${index === 0 ? row.id : `${row.id}-${index + 1}`}`;
+  return `${row.batch}/${index === 0 ? row.id : `${row.id}${IMAGE_NUMBER_SEPARATOR}${index + 1}`}`;
 }
 
 /**

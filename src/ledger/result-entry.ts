@@ -4,7 +4,7 @@
  * Written as fields joined by `|` (~105 B for one image, against ~200 B of the JSON written before
  * 2026-12-06): `<archivedAt>|<taskId>|<batch>|<rowId>` then per image
  * `<key>|<bytes>|<sha256>|<contentType>`, numbers in base 36, the sha256 in base64url (43 chars),
- * and an image key under the row's own name (`<batch>/<rowId>.png`, `<batch>/<rowId>-2.png`)
+ * and an image key under the row's own name (`<batch>/<rowId>.png`, `<batch>/<rowId>@2.png`; `-2` before this version)
  * written as `~` and what follows that name, a content type that is `image/<the key's extension>`
  * left empty. An entry with a `|` in a field, or an image key that starts with `~`, is not written
  * (never by the archive stage's naming): it only costs a reuse.

@@ -23,6 +23,11 @@ export const RESULT_FIELDS = [
   "location",
   "bytes",
   "sha256",
+  /**
+   * How many images the row's task gave and the archive holds (location, bytes and sha256 are the
+   * first's; the others are beside it, `<id>@2.png` ..., and every one is in the row's sidecar).
+   */
+  "images",
   "credits",
   "creditsEstimated",
   "uncertain",
@@ -56,6 +61,12 @@ export function metadataField(key: string): string {
   return FIXED.has(key) || key.startsWith(META_PREFIX) ? `${META_PREFIX}${key}` : key;
 }
 
+/** The row's archived images; a row written before images were listed holds its first one's location only. */
+function imageCount(row: RowRecord): number | null {
+  if (row.images.length > 0) return row.images.length;
+  return row.location === undefined ? null : 1;
+}
+
 /** A row's record as [field, value] pairs: fixed fields, then its metadata. */
 function resultEntries(row: RowRecord): [string, CsvValue][] {
   const fixed: Record<(typeof RESULT_FIELDS)[number], CsvValue> = {
@@ -67,6 +78,7 @@ function resultEntries(row: RowRecord): [string, CsvValue][] {
     location: row.location ?? null,
     bytes: row.bytes ?? null,
     sha256: row.sha256 ?? null,
+    images: imageCount(row),
     credits: row.creditsSpent,
     creditsEstimated: row.estimatedCredits,
     uncertain: row.uncertain,

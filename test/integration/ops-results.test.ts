@@ -57,6 +57,7 @@ describe("results", () => {
       location: "/archive/b1/r1.png",
       bytes: 1234,
       sha256: "a".repeat(64),
+      images: 1,
       credits: 6,
       creditsEstimated: 8,
       uncertain: 0,
@@ -71,6 +72,7 @@ describe("results", () => {
     // A metadata key that is a fixed field keeps the fixed field and arrives as meta.<key>.
     expect(records[1]).toMatchObject({
       status: "failed",
+      images: null,
       "meta.status": "mine",
       error: "generation failed (501): nope",
     });

@@ -63,4 +63,29 @@ describe("row ids and archive keys", () => {
     }
     expect(accepted).toBeGreaterThan(4_000);
   });
+
+  it("no row's image is another row's: row x's second image and row x-2's first have two keys", () => {
+    // Before, both were `b/x-2.png`: the later write replaced the other row's image.
+    const png = (id: string, index: number) => `${imageKeyBase({ batch: "b", id }, index)}.png`;
+    expect(png("x", 0)).toBe("b/x.png");
+    expect(png("x", 1)).toBe("b/x@2.png");
+    expect(png("x-2", 0)).toBe("b/x-2.png");
+    expect(png("x.2", 0)).toBe("b/x.2.png");
+    expect(png("x_2", 0)).toBe("b/x_2.png");
+    // Every accepted id's first image against every other accepted id's later ones.
+    const random = seeded(11);
+    const ids = new Set([
+      "x",
+      "x-2",
+      "x.2",
+      "x_2",
+      "x-2-2",
+      ...Array.from({ length: 2_000 }, () => randomId(random)),
+    ]);
+    const accepted = [...ids].filter((id) => parseRowId(id).ok);
+    const firsts = new Set(accepted.map((id) => png(id, 0)));
+    for (const id of accepted)
+      for (const index of [1, 2, 9])
+        expect(firsts.has(png(id, index)), `${id} image ${index + 1}`).toBe(false);
+  });
 });

@@ -163,7 +163,7 @@ describe("archive stage", () => {
 
     expect(f.copies.map((c) => [c.url, c.key])).toEqual([
       ["https://files.example/0.png", "b/r1"],
-      ["https://files.example/1.png", "b/r1-2"],
+      ["https://files.example/1.png", "b/r1@2"],
     ]);
     // Image metadata is ASCII: the prompt only as its hash.
     expect(f.copies[0]?.metadata).toEqual({
@@ -179,7 +179,7 @@ describe("archive stage", () => {
     expect(put?.contentType).toBe("application/json; charset=utf-8");
     expect(put?.metadata).toEqual({
       "task-id": "t-1",
-      images: `r1.png:100:${sha("b/r1.png")},r1-2.png:100:${sha("b/r1-2.png")}`,
+      images: `r1.png:100:${sha("b/r1.png")},r1@2.png:100:${sha("b/r1@2.png")}`,
     });
     expect(JSON.parse(put?.text ?? "")).toEqual({
       batch: "b",
@@ -190,7 +190,7 @@ describe("archive stage", () => {
       metadata: {},
       taskId: "t-1",
       taskIds: ["t-1"],
-      images: [image("b/r1.png"), image("b/r1-2.png")],
+      images: [image("b/r1.png"), image("b/r1@2.png")],
       sha256: sha("b/r1.png"),
       bytes: 100,
       credits: 8,
@@ -204,7 +204,7 @@ describe("archive stage", () => {
 
     expect(f.ledger.current()).toMatchObject({
       status: "archived",
-      images: [image("b/r1.png"), image("b/r1-2.png")],
+      images: [image("b/r1.png"), image("b/r1@2.png")],
       archivedAt: T0 + 1_000,
     });
   });
