@@ -204,7 +204,8 @@ function decodeImage(
   entry: string,
   store: Pick<ArchiveStore, "locationOf">,
 ): ArchivedImage | undefined {
-  const match = /^([A-Za-z0-9._-]+\.(png|jpg)):(\d+):([0-9a-f]{64})$/.exec(entry);
+  // A row id's characters, and `@` before a later image's number (IMAGE_NUMBER_SEPARATOR).
+  const match = /^([A-Za-z0-9._@-]+\.(png|jpg)):(\d+):([0-9a-f]{64})$/.exec(entry);
   if (!match) return undefined;
   const key = `${folder}${match[1]}`;
   return {

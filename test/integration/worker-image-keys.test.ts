@@ -22,8 +22,8 @@ describe("worker: the keys of a task's several images", () => {
     const h = await harnesses.start({ sim: { imagesPerTask: 2 }, env: { KIE_API_FLAVOR: "jobs" } });
     await h.worker();
     await h.pipeline.addRows("b", [
-      { id: "x", prompt: "a lighthouse at dusk" },
-      { id: "x-2", prompt: "a fox in the snow" },
+      { id: "x", prompt: "a lighthouse at dusk", params: { seed: 7 } },
+      { id: "x-2", prompt: "a fox in the snow", params: { seed: 8 } },
     ]);
     expect(await h.pipeline.waitFinished("b")).toMatchObject({ total: 2, archived: 2 });
 
@@ -54,6 +54,19 @@ describe("worker: the keys of a task's several images", () => {
     expect(records.map((r) => [r.id, r.images, r.location])).toEqual([
       ["x", 2, join(h.pipeline.archiveDir, "b/x.png")],
       ["x-2", 2, join(h.pipeline.archiveDir, "b/x-2.png")],
+    ]);
+
+    // The same seeded requests in another batch are reused: both images copied from the
+    // sidecar's list (which names the second `x@2.png`), nothing created again.
+    const created = h.pipeline.sim.stats().createdTaskIds.length;
+    await h.pipeline.addRows("c", [{ id: "y", prompt: "a lighthouse at dusk", params: { seed: 7 } }]);
+    expect(await h.pipeline.waitFinished("c")).toMatchObject({ total: 1, archived: 1 });
+    expect(h.pipeline.sim.stats().createdTaskIds.length).toBe(created);
+    const reused = await h.pipeline.ledger.getRow("c", "y");
+    expect(reused).toMatchObject({ reusedFrom: "b/x", creditsSpent: 0 });
+    expect(reused?.images.map((image) => [image.key, image.sha256])).toEqual([
+      ["c/y.png", stored.get("b/x.png")],
+      ["c/y@2.png", stored.get("b/x@2.png")],
     ]);
   }, 60_000);
 });

@@ -221,6 +221,21 @@ describe("archive stage", () => {
     expect(f.ledger.current()).toMatchObject({ status: "archived", images: [image("b/r1.png")] });
   });
 
+  it("a re-run finds the sidecar of a task with two images (the second named <id>@2): nothing copied again", async () => {
+    const images = `r1.png:100:${sha("b/r1.png")},r1@2.png:100:${sha("b/r1@2.png")}`;
+    const f = setup({ head: { size: 500, metadata: { "task-id": "t-1", images } } });
+    await archiveStage.run(
+      stageJob(archiveJob({ imageUrls: ["https://files.example/0.png", "https://files.example/1.png"] })),
+      f.deps,
+    );
+    expect(f.copies).toEqual([]);
+    expect(f.puts[0]?.metadata).toEqual({ "task-id": "t-1", images });
+    expect(f.ledger.current()).toMatchObject({
+      status: "archived",
+      images: [image("b/r1.png"), image("b/r1@2.png")],
+    });
+  });
+
   it("a sidecar found whose rewrite fails is tried again even past the image's lifetime (nothing left to download), and the row is not failed", async () => {
     const f = setup({
       head: { size: 500, metadata: { "task-id": "t-1", images: `r1.png:100:${sha("b/r1.png")}` } },
