@@ -1,6 +1,6 @@
 /**
  * `node --import tsx bench/profile-worker.ts [rows] [--redis URL] [--keep DIR] [--entry FILE] [--args "..."]
- * [--node-args "..."] [--no-profile]`: the pipeline
+ * [--node-args "..."] [--no-profile] [--baseline]`: the pipeline
  * group's setup (lifted simulator in this process, 300-character prompts) with ONE
  * `kie-batch worker` started under `node --cpu-prof`, then the profile's top frames by self time
  * and by package. What the issue-10 CPU work was guided by; not part of `npm run bench`.
@@ -9,6 +9,7 @@
  */
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { runBaselinePipeline } from "./lib/baseline.js";
 import { createContext } from "./lib/context.js";
 import { createDeployment, startLiftedSimulator } from "./lib/deployment.js";
 import { BIN, ROOT, spawnNode, stopAll } from "./lib/processes.js";
@@ -40,6 +41,7 @@ const workerArgs = option("--args")?.split(" ").filter(Boolean) ?? [];
 /** Node flags for the worker (e.g. "--max-semi-space-size=32"). */
 const nodeArgs = option("--node-args")?.split(" ").filter(Boolean) ?? [];
 /** `--no-profile`: the CPU figure alone, without the profiler's own cost. */
+/** `--baseline`: first the plain BullMQ worker (one process, 16 jobs at once) on the same rows, for the same split. */
 const profile = !process.argv.includes("--no-profile");
 const profDir = keep ?? join(ROOT, ".tmp", `cpu-prof-${process.pid}`);
 await mkdir(profDir, { recursive: true });
@@ -56,6 +58,17 @@ const sim = await startLiftedSimulator();
 try {
   const file = join(ctx.dir, "profile.csv");
   await writeCsvManifest(file, rows, { promptLength: 300 });
+  if (process.argv.includes("--baseline")) {
+    const base = await runBaselinePipeline(ctx, sim.url, {
+      rows,
+      workers: 1,
+      promptLength: 300,
+      concurrency: 16,
+    });
+    console.log(
+      `plain BullMQ baseline, 1 process: ${(rows / base.seconds).toFixed(0)} rows/s, ${(base.cpuMs / rows).toFixed(2)} CPU ms/row (user ${(base.cpuSplitMs.user / rows).toFixed(2)}, system ${(base.cpuSplitMs.system / rows).toFixed(2)})`,
+    );
+  }
   const dep = await createDeployment(ctx, "profile", sim);
   // Enqueued first, so the Redis command counts below are the worker's (and the wait's HGETALLs).
   await dep.enqueue(file, "profile");
@@ -73,11 +86,13 @@ try {
   );
   await worker.waitForLine(/worker started/, 120_000);
   const cpu0 = worker.cpuMs();
+  const split0 = worker.cpuSplitMs();
   const started = performance.now();
   await dep.waitFinished("profile", Math.max(600_000, rows * 100));
   const after = await commandStats();
   const seconds = (performance.now() - started) / 1000;
   const cpuMs = worker.cpuMs() - cpu0;
+  const split = worker.cpuSplitMs();
   await worker.stop(30_000);
   await dep.close();
   const perRow = [...after]
@@ -88,7 +103,7 @@ try {
     `Redis commands per row: ${perRow.reduce((a, [, n]) => a + n, 0).toFixed(1)} (${perRow.map(([c, n]) => `${c} ${n.toFixed(1)}`).join(", ")})`,
   );
   console.log(
-    `${rows} rows in ${seconds.toFixed(1)} s: ${(rows / seconds).toFixed(0)} rows/s, ${(cpuMs / rows).toFixed(2)} CPU ms/row`,
+    `${rows} rows in ${seconds.toFixed(1)} s: ${(rows / seconds).toFixed(0)} rows/s, ${(cpuMs / rows).toFixed(2)} CPU ms/row (user ${((split.user - split0.user) / rows).toFixed(2)}, system ${((split.system - split0.system) / rows).toFixed(2)})`,
   );
   if (profile) {
     const name = (await readdir(profDir)).find((f) => f.endsWith(".cpuprofile"));

@@ -14,6 +14,8 @@ export interface PipelineRun {
   rows: number;
   seconds: number;
   cpuMs: number;
+  /** cpuMs split into user mode and kernel time (system calls). */
+  cpuSplitMs: { user: number; system: number };
   /** Context switches of the worker processes' threads during the run. */
   contextSwitches: ContextSwitches;
   /** Peak RSS of each worker process, MB. */
@@ -42,6 +44,7 @@ export async function runBaselinePipeline(
   try {
     await Promise.all(workers.map((w) => w.waitForLine(/baseline worker started/, 60_000)));
     const cpu0 = workers.reduce((sum, w) => sum + w.cpuMs(), 0);
+    const split0 = sumSplits(workers);
     const switches0 = sumSwitches(workers);
     const started = performance.now();
     for (let start = 0; start < options.rows; start += 1000) {
@@ -62,12 +65,14 @@ export async function runBaselinePipeline(
     const seconds = (performance.now() - started) / 1000;
     const cpuMs = workers.reduce((sum, w) => sum + w.cpuMs(), 0) - cpu0;
     const contextSwitches = switchesSince(switches0, workers);
+    const split = sumSplits(workers);
     const failed = await queue.getFailedCount();
     if (failed > 0) ctx.log(`  (baseline: ${failed} jobs failed)`);
     return {
       rows: options.rows,
       seconds,
       cpuMs,
+      cpuSplitMs: { user: split.user - split0.user, system: split.system - split0.system },
       contextSwitches,
       peakRssMb: workers.map((w) => w.peakRssMb()),
     };
@@ -79,6 +84,17 @@ export async function runBaselinePipeline(
 }
 
 /** The processes' context switches, summed. */
+/** The user and kernel CPU milliseconds of the processes so far, summed. */
+export function sumSplits(processes: readonly BenchProcess[]): { user: number; system: number } {
+  const sum = { user: 0, system: 0 };
+  for (const p of processes) {
+    const { user, system } = p.cpuSplitMs();
+    sum.user += user;
+    sum.system += system;
+  }
+  return sum;
+}
+
 export function sumSwitches(processes: readonly BenchProcess[]): ContextSwitches {
   const total = { voluntary: 0, involuntary: 0 };
   for (const p of processes) {

@@ -11,6 +11,8 @@ interface Stat {
   ppid: number;
   /** utime + stime + cutime + cstime: the process's own CPU and that of its reaped children. */
   cpuTicks: number;
+  /** utime + cutime: the part of cpuTicks spent running the process's own code. */
+  userTicks: number;
 }
 
 function readStat(pid: number): Stat | undefined {
@@ -20,7 +22,7 @@ function readStat(pid: number): Stat | undefined {
     const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
     // fields[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14..17.
     const n = (field: number) => Number(fields[field - 3]);
-    return { ppid: n(4), cpuTicks: n(14) + n(15) + n(16) + n(17) };
+    return { ppid: n(4), cpuTicks: n(14) + n(15) + n(16) + n(17), userTicks: n(14) + n(16) };
   } catch {
     return undefined; // gone
   }
@@ -40,6 +42,19 @@ export function processTree(root: number): number[] {
   const tree = [root];
   for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []));
   return tree;
+}
+
+/** CPU milliseconds of the tree so far, in user mode and in the kernel (system calls: socket and file writes). */
+export function treeCpuSplitMs(root: number): { user: number; system: number } {
+  let all = 0;
+  let user = 0;
+  for (const pid of processTree(root)) {
+    const stat = readStat(pid);
+    all += stat?.cpuTicks ?? 0;
+    user += stat?.userTicks ?? 0;
+  }
+  const ms = (ticks: number) => (ticks * 1000) / TICKS_PER_SECOND;
+  return { user: ms(user), system: ms(all - user) };
 }
 
 /** CPU milliseconds (user + system) of the tree so far. */

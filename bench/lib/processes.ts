@@ -6,7 +6,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
-import { type ContextSwitches, treeContextSwitches, treeCpuMs, treePeakRssMb } from "./proc-stats.js";
+import {
+  type ContextSwitches,
+  treeContextSwitches,
+  treeCpuMs,
+  treeCpuSplitMs,
+  treePeakRssMb,
+} from "./proc-stats.js";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 export const BIN = join(ROOT, "bin", "kie-batch.js");
@@ -19,6 +25,8 @@ export interface BenchProcess {
   waitForLine(pattern: RegExp, timeoutMs: number): Promise<string>;
   /** CPU ms of the process tree so far. */
   cpuMs(): number;
+  /** cpuMs split into user mode and kernel time. */
+  cpuSplitMs(): { user: number; system: number };
   /** Context switches of the tree's live threads so far (proc-stats.ts). */
   contextSwitches(): ContextSwitches;
   /** Highest tree VmHWM seen so far (sampled every 100 ms and on demand), MB. */
@@ -110,6 +118,7 @@ export function spawnNode(name: string, args: string[], env: Record<string, stri
       });
     },
     cpuMs: () => treeCpuMs(pid),
+    cpuSplitMs: () => treeCpuSplitMs(pid),
     contextSwitches: () => treeContextSwitches(pid),
     peakRssMb() {
       sample();
