@@ -87,7 +87,7 @@ export function sidecarKey(batch: string, rowId: string): string {
  * shells, and a file name on every common file system. Rows archived before keep the keys they
  * hold (the ledger and each sidecar name them).
  */
-export const IMAGE_NUMBER_SEPARATOR = "@";
+const IMAGE_NUMBER_SEPARATOR = "@";
 
 /**
  * The key of a row's image `index` without its extension: `<batch>/<rowId>` for the first,

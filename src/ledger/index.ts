@@ -15,7 +15,6 @@ export {
   type IndexedStatus,
   type NewRow,
   type RowRecord,
-  type RowState,
   STATUSES,
   type Status,
   TERMINAL_STATUSES,

@@ -147,7 +147,7 @@ export interface RowRecord {
  * out: the prompt, params and metadata, and the long fields (images and what is derived from the
  * first, error, reusedFrom).
  */
-export type RowBodyField =
+type RowBodyField =
   | "prompt"
   | "params"
   | "metadata"
