@@ -55,16 +55,18 @@ export async function readRowState(
   id: string,
 ): Promise<RowState | undefined> {
   const hash = (await ctx.redis.hgetall(ctx.keys.row(batch, id))) as FlatHash;
-  if (hash.status !== undefined) return stateOf(parseRow(batch, id, hash));
+  if (hash.status !== undefined) return rowState(parseRow(batch, id, hash));
   const frozen = (await readFrozen(ctx, batch, [id])).get(id);
-  return frozen ? stateOf(parseRow(batch, id, frozen.hash, frozen.body)) : undefined;
+  return frozen ? rowState(parseRow(batch, id, frozen.hash, frozen.body)) : undefined;
 }
 
 /**
  * The record without its body's fields, so a caller handed a state cannot read an empty prompt
  * (or params, images) as the row's: the fields are gone at run time too, not only from the type.
  */
-function stateOf(row: RowRecord | undefined): RowState | undefined {
+export function rowState(row: RowRecord): RowState;
+export function rowState(row: RowRecord | undefined): RowState | undefined;
+export function rowState(row: RowRecord | undefined): RowState | undefined {
   if (!row) return undefined;
   const {
     prompt: _prompt,
