@@ -83,7 +83,6 @@ export async function runBaselinePipeline(
   }
 }
 
-/** The processes' context switches, summed. */
 /** The user and kernel CPU milliseconds of the processes so far, summed. */
 export function sumSplits(processes: readonly BenchProcess[]): { user: number; system: number } {
   const sum = { user: 0, system: 0 };
@@ -95,6 +94,7 @@ export function sumSplits(processes: readonly BenchProcess[]): { user: number; s
   return sum;
 }
 
+/** The processes' context switches, summed. */
 export function sumSwitches(processes: readonly BenchProcess[]): ContextSwitches {
   const total = { voluntary: 0, involuntary: 0 };
   for (const p of processes) {
