@@ -1,9 +1,11 @@
 /**
  * JSONL / NDJSON reader: one JSON object per line, blank lines skipped, LF or CRLF. A line that is
- * not a JSON object is an error for that row only (so a file that is not JSONL at all shows up as
- * an error on each line); only bytes that are not UTF-8 stop the whole file.
+ * not a JSON object, or an object that gives a key twice, is an error for that row only (so a file
+ * that is not JSONL at all shows up as an error on each line); only bytes that are not UTF-8 stop
+ * the whole file.
  */
 
+import { repeatedTopLevelKey } from "./repeated-key.js";
 import { MANIFEST_LIMITS, type RawRow } from "./types.js";
 import { readUtf8Text } from "./utf8.js";
 import { describeValue } from "./values.js";
@@ -48,6 +50,10 @@ function parseLine(text: string, line: number): RawRow | undefined {
     };
   }
   if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    // JSON.parse kept the last of a key given twice: which one the user meant is theirs to say.
+    const repeated = repeatedTopLevelKey(text);
+    if (repeated !== undefined)
+      return { line, fields: {}, problem: { field: repeated, message: "given twice in the row: keep one" } };
     return { line, fields: value as Record<string, unknown> };
   }
   return {

@@ -6,6 +6,7 @@ import {
   openManifest,
   readJsonlRows,
 } from "../../src/manifest/index.js";
+import { repeatedTopLevelKey } from "../../src/manifest/repeated-key.js";
 import { collect, type TempFiles, tempFiles, thrown } from "../fixtures/manifest/temp-files.js";
 
 let files: TempFiles;
@@ -57,6 +58,54 @@ describe("JSONL reader", () => {
   ])("a line holding %s is a row error", async (_name, line, message) => {
     const rows = await rowsOf(`${line}\n`);
     expect(rows).toEqual([{ line: 1, fields: {}, problem: { field: "row", message } }]);
+  });
+
+  it("a line that gives a key twice is that row's error, naming the key; the other rows are read", async () => {
+    const rows = await rowsOf(
+      [
+        '{"prompt": "a", "seed": 1, "prompt": "b"}',
+        '{"id": "x", "prompt": "c"}',
+        // Written with an escape, the same key: JSON.parse reads both as "prompt".
+        '{"prompt": "d", "pro\\u006dpt": "e"}',
+        // Keys inside values, nested objects and strings holding quotes and commas are not the row's.
+        '{"prompt": "say \\"seed\\", twice", "params": {"seed": 1}, "meta": [{"seed": 2}, {"seed": 3}], "seed": 4}',
+        '{"params": {"a": 1, "a": 2}, "prompt": "f"}',
+      ].join("\n"),
+    );
+    expect(rows.map((r) => [r.line, r.problem])).toEqual([
+      [1, { field: "prompt", message: "given twice in the row: keep one" }],
+      [2, undefined],
+      [3, { field: "prompt", message: "given twice in the row: keep one" }],
+      [4, undefined],
+      // As the JSON reader: only the row's own keys (a nested object's are its value's business).
+      [5, undefined],
+    ]);
+    expect(rows[1]?.fields).toEqual({ id: "x", prompt: "c" });
+    expect(rows[3]?.fields).toMatchObject({ prompt: 'say "seed", twice', seed: 4 });
+  });
+
+  it("finds a key given twice wherever it is, and none in what JSON.stringify writes (random rows)", () => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
+    const keys = ["id", "prompt", "seed", "a,b", 'q"t', "x\\y", "ü", ""];
+    const values = [1, "v", 'a "quoted", value', ["[", "{"], { prompt: 1, "}": "{" }, null, true, "\\"];
+    for (let n = 0; n < 2_000; n++) {
+      const row: Record<string, unknown> = {};
+      for (let k = Math.floor(random() * 5); k > 0; k--) row[pick(keys)] = pick(values);
+      const text = JSON.stringify(row, null, random() < 0.5 ? 0 : 1);
+      expect(repeatedTopLevelKey(text), text).toBeUndefined();
+      const names = Object.keys(row);
+      if (names.length === 0) continue;
+      const again = pick(names);
+      const twice = `${text.slice(0, -1)}, ${JSON.stringify(again)}: ${JSON.stringify(pick(values))}}`;
+      expect(repeatedTopLevelKey(twice), twice).toBe(again);
+    }
+    expect(repeatedTopLevelKey("[1, 2]")).toBeUndefined();
+    expect(repeatedTopLevelKey('"a"')).toBeUndefined();
   });
 
   it("a file that is not JSONL at all gives an error on each non-blank line", async () => {
