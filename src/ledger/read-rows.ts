@@ -1,7 +1,7 @@
 import { type FlatHash, parseRow } from "./codec.js";
 import type { LedgerContext } from "./context.js";
 import { readFrozen } from "./frozen.js";
-import type { RowRecord, RowState } from "./types.js";
+import { ROW_BODY_FIELDS, type RowRecord, type RowState } from "./types.js";
 
 /**
  * Reads rows of one batch by id: each row's hash and body (row-body.ts) sent together, one
@@ -68,19 +68,9 @@ export function rowState(row: RowRecord): RowState;
 export function rowState(row: RowRecord | undefined): RowState | undefined;
 export function rowState(row: RowRecord | undefined): RowState | undefined {
   if (!row) return undefined;
-  const {
-    prompt: _prompt,
-    params: _params,
-    metadata: _metadata,
-    images: _images,
-    location: _location,
-    bytes: _bytes,
-    sha256: _sha256,
-    error: _error,
-    reusedFrom: _reusedFrom,
-    ...state
-  } = row;
-  return state;
+  const state: Partial<RowRecord> = { ...row };
+  for (const field of ROW_BODY_FIELDS) delete state[field];
+  return state as RowState;
 }
 
 type Replies = [Error | null, unknown][];

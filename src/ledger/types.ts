@@ -147,16 +147,18 @@ export interface RowRecord {
  * out: the prompt, params and metadata, and the long fields (images and what is derived from the
  * first, error, reusedFrom).
  */
-type RowBodyField =
-  | "prompt"
-  | "params"
-  | "metadata"
-  | "images"
-  | "location"
-  | "bytes"
-  | "sha256"
-  | "error"
-  | "reusedFrom";
+export const ROW_BODY_FIELDS = [
+  "prompt",
+  "params",
+  "metadata",
+  "images",
+  "location",
+  "bytes",
+  "sha256",
+  "error",
+  "reusedFrom",
+] as const satisfies readonly (keyof RowRecord)[];
+type RowBodyField = (typeof ROW_BODY_FIELDS)[number];
 
 /**
  * A row read from its hash alone (`Ledger.getRowState`): its status, tasks, counters and
