@@ -7,6 +7,7 @@ import {
   type Incrementable,
   type NewRow,
   type RowRecord,
+  type RowState,
   type RowUpdate,
   STATUSES,
   type Status,
@@ -116,32 +117,20 @@ function imagesOf(
 const FIRST_IMAGE_FIELDS = ["location", "bytes", "sha256"] as const;
 
 /**
- * A row's hash and body (row-body.ts) as a typed record; undefined for an empty hash (the row does
- * not exist, whatever its body). A row written before 2026-12-06 has no body: its hash holds the
- * prompt, params, metadata, images, error and reusedFrom, read from there.
+ * A row's state from its hash alone (`Ledger.getRowState`): every field but the body's;
+ * undefined for an empty hash (the row does not exist).
  */
-export function parseRow(
-  batch: string,
-  id: string,
-  hash: FlatHash,
-  body?: string | null,
-): RowRecord | undefined {
+export function parseRowState(batch: string, id: string, hash: FlatHash): RowState | undefined {
   if (hash.status === undefined) return undefined;
   const status = hash.status;
   if (!isStatus(status)) {
     throw new LedgerError("invalid_value", `row ${batch}/${id} has unknown status ${status}`);
   }
-  const decoded = body ? decodeBody(body) : undefined;
-  const long = (field: BodyField): string | undefined => decoded?.fields[field] ?? hash[field];
-  const reusedFrom = long("reusedFrom");
   return {
     batch,
     id,
     line: num(hash.line),
     seq: num(hash.seq),
-    prompt: decoded ? decoded.prompt : (hash.prompt ?? ""),
-    params: decoded ? decoded.params : parseJson<Record<string, unknown>>(hash.params, {}),
-    metadata: decoded ? decoded.metadata : parseJson<Record<string, string>>(hash.metadata, {}),
     estimatedCredits: num(hash.estimatedCredits),
     status,
     taskId: currentTask(hash),
@@ -149,11 +138,9 @@ export function parseRow(
     taskKeys: taskKeysOf(hash),
     resubmits: num(hash.resubmits),
     uncertain: num(hash.uncertain),
-    ...imagesOf(long("images"), hash),
     creditsReserved: num(hash.creditsReserved),
     creditsSpent: num(hash.creditsSpent),
     creditsUncertain: num(hash.creditsUncertain),
-    error: optStr(long("error")),
     createdAt: num(hash.createdAt),
     updatedAt: num(hash.updatedAt),
     submittedAt: optNum(hash.submittedAt),
@@ -161,6 +148,33 @@ export function parseRow(
     completedAt: optNum(hash.completedAt),
     archivedAt: optNum(hash.archivedAt),
     waitingBudget: hash.waitingBudget === "1",
+  };
+}
+
+/**
+ * A row's hash and body (row-body.ts) as a typed record: its state (`parseRowState`) and the
+ * body's fields; undefined for an empty hash (the row does not exist, whatever its body). A row
+ * written before 2026-12-06 has no body: its hash holds the prompt, params, metadata, images,
+ * error and reusedFrom, read from there.
+ */
+export function parseRow(
+  batch: string,
+  id: string,
+  hash: FlatHash,
+  body?: string | null,
+): RowRecord | undefined {
+  const state = parseRowState(batch, id, hash);
+  if (state === undefined) return undefined;
+  const decoded = body ? decodeBody(body) : undefined;
+  const long = (field: BodyField): string | undefined => decoded?.fields[field] ?? hash[field];
+  const reusedFrom = long("reusedFrom");
+  return {
+    ...state,
+    prompt: decoded ? decoded.prompt : (hash.prompt ?? ""),
+    params: decoded ? decoded.params : parseJson<Record<string, unknown>>(hash.params, {}),
+    metadata: decoded ? decoded.metadata : parseJson<Record<string, string>>(hash.metadata, {}),
+    ...imagesOf(long("images"), hash),
+    error: optStr(long("error")),
     ...(reusedFrom ? { reusedFrom } : {}),
   };
 }

@@ -1,7 +1,7 @@
-import { type FlatHash, parseRow } from "./codec.js";
+import { type FlatHash, parseRow, parseRowState } from "./codec.js";
 import type { LedgerContext } from "./context.js";
 import { readFrozen } from "./frozen.js";
-import { ROW_BODY_FIELDS, type RowRecord, type RowState } from "./types.js";
+import type { RowRecord, RowState } from "./types.js";
 
 /**
  * Reads rows of one batch by id: each row's hash and body (row-body.ts) sent together, one
@@ -55,22 +55,9 @@ export async function readRowState(
   id: string,
 ): Promise<RowState | undefined> {
   const hash = (await ctx.redis.hgetall(ctx.keys.row(batch, id))) as FlatHash;
-  if (hash.status !== undefined) return rowState(parseRow(batch, id, hash));
+  if (hash.status !== undefined) return parseRowState(batch, id, hash);
   const frozen = (await readFrozen(ctx, batch, [id])).get(id);
-  return frozen ? rowState(parseRow(batch, id, frozen.hash, frozen.body)) : undefined;
-}
-
-/**
- * The record without its body's fields, so a caller handed a state cannot read an empty prompt
- * (or params, images) as the row's: the fields are gone at run time too, not only from the type.
- */
-export function rowState(row: RowRecord): RowState;
-export function rowState(row: RowRecord | undefined): RowState | undefined;
-export function rowState(row: RowRecord | undefined): RowState | undefined {
-  if (!row) return undefined;
-  const state: Partial<RowRecord> = { ...row };
-  for (const field of ROW_BODY_FIELDS) delete state[field];
-  return state as RowState;
+  return frozen ? parseRowState(batch, id, frozen.hash) : undefined;
 }
 
 type Replies = [Error | null, unknown][];

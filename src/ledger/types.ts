@@ -143,29 +143,14 @@ export interface RowRecord {
 }
 
 /**
- * What a row keeps in its body (row-body.ts) rather than its hash, and what `getRowState` leaves
- * out: the prompt, params and metadata, and the long fields (images and what is derived from the
- * first, error, reusedFrom).
+ * A row without its body (row-body.ts: the prompt, params, metadata, images and what is derived
+ * from the first, error, reusedFrom): its status, tasks, counters and timestamps, read from its
+ * hash alone (`Ledger.getRowState`, one command; what the poll reads on every status check).
  */
-export const ROW_BODY_FIELDS = [
-  "prompt",
-  "params",
-  "metadata",
-  "images",
-  "location",
-  "bytes",
-  "sha256",
-  "error",
-  "reusedFrom",
-] as const satisfies readonly (keyof RowRecord)[];
-type RowBodyField = (typeof ROW_BODY_FIELDS)[number];
-
-/**
- * A row read from its hash alone (`Ledger.getRowState`): its status, tasks, counters and
- * timestamps, without the body. What a stage that only decides on the row's state reads (the
- * poll, several times a row): one command, and no prompt sent over the wire.
- */
-export type RowState = Omit<RowRecord, RowBodyField>;
+export type RowState = Omit<
+  RowRecord,
+  "prompt" | "params" | "metadata" | "images" | "location" | "bytes" | "sha256" | "error" | "reusedFrom"
+>;
 
 /** A batch's counters. The per-status counts always sum to `total`. */
 export interface BatchSummary extends Record<Status, number> {

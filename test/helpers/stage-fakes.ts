@@ -4,7 +4,6 @@
  * other ports it uses as object literals.
  */
 import { silentLogger } from "../../src/core/logger.js";
-import { rowState } from "../../src/ledger/read-rows.js";
 import type { RowRecord, RowState, TransitionInput, TransitionResult } from "../../src/ledger/types.js";
 import type { StageJob } from "../../src/worker/stage.js";
 
@@ -73,7 +72,19 @@ export function fakeClock(start = T0) {
  */
 /** A row as `getRowState` answers it: the body's fields left out, at run time too. */
 export function stateOf(row: RowRecord): RowState {
-  return rowState(structuredClone(row));
+  const {
+    prompt: _prompt,
+    params: _params,
+    metadata: _metadata,
+    images: _images,
+    location: _location,
+    bytes: _bytes,
+    sha256: _sha256,
+    error: _error,
+    reusedFrom: _reusedFrom,
+    ...state
+  } = structuredClone(row);
+  return state;
 }
 
 export function oneRowLedger(initial: RowRecord | undefined) {
