@@ -11,6 +11,7 @@ import { type ArchiveJob, jobKey, type PollJob, pollJobSchema } from "./jobs.js"
 import { resumeArchive } from "./poll-archiving.js";
 import { failPastMaxWait, pastMaxWait, recordLagMark, withoutNotFound } from "./poll-deadlines.js";
 import { recordAgain, recordLost } from "./poll-record.js";
+import { chargedOverEstimate, settleTask } from "./poll-settle.js";
 import type { ArchiveInline, FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 import { KEY_MISSING_GRACE_MS, keyMissing, taskLane } from "./task-key.js";
@@ -202,40 +203,13 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       return done;
     }
     case "failed": {
-      await settleTask(job, deps, row, record);
+      await settleTask(job, deps.ledger, row, record);
       return failGeneration(job, deps, row, {
         code: record.failCode ?? "failed",
         message: record.failMessage ?? "generation failed",
       });
     }
   }
-}
-
-/**
- * Settles the task's cost, once per task and as this task (a run about a task the row has left
- * settles nothing of the new one's). An unstated cost settles at the row's estimate, which its
- * reservation holds: never past the budget. A stated cost above the estimate is said, once: the
- * budget bound rests on the estimates, so a price table below the account's can pass it.
- */
-async function settleTask(job: StageJob<PollJob>, deps: PollDeps, row: RowState, record: TaskRecord) {
-  const { batch, rowId, taskId } = job.data;
-  const outcome = await deps.ledger.settleCredits(
-    batch,
-    rowId,
-    record.creditsConsumed ?? row.estimatedCredits,
-    taskId,
-  );
-  if (outcome === "settled") chargedOverEstimate(job, row, record);
-}
-
-/** A stated cost above the row's estimate, said once (when its settle counted it). */
-function chargedOverEstimate(job: StageJob<PollJob>, row: RowState, record: TaskRecord) {
-  const charged = record.creditsConsumed;
-  if (charged === undefined || charged <= row.estimatedCredits) return;
-  job.log.warn(
-    { taskId: record.taskId, creditsConsumed: charged, estimatedCredits: row.estimatedCredits },
-    "KIE charged more than the row's estimate: the batch's budget can be passed by the difference; set the account's prices with KIE_PRICES",
-  );
 }
 
 /**
