@@ -105,9 +105,13 @@ export function tempNameOf(path: string): string {
 /**
  * Directories this store made or found, so a put asks `mkdir` only for a directory it has not
  * seen; a directory deleted behind its back (a purge) is made again when a write meets ENOENT.
+ * Each directory it makes is fsync'd in its parent (`syncDirectory`), deepest first, before the
+ * write in it goes on: a new batch folder's entry is durable before a file in it counts as stored.
  */
 export class KnownDirectories {
   private readonly known = new Set<string>();
+
+  constructor(private readonly syncDirectory: (dir: string) => Promise<void>) {}
 
   /**
    * Runs `create` (an open that creates a file in `dir`: safe to run twice), making `dir` first if
@@ -126,7 +130,13 @@ export class KnownDirectories {
   }
 
   private async make(dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true });
+    const first = await mkdir(dir, { recursive: true });
+    if (first !== undefined) {
+      for (let made = dir; ; made = dirname(made)) {
+        await this.syncDirectory(dirname(made));
+        if (made === first) break;
+      }
+    }
     // Bounded: a store writing into millions of directories forgets the oldest, and asks again.
     if (this.known.size >= 10_000) this.known.clear();
     this.known.add(dir);

@@ -19,7 +19,10 @@ import { ArchiveStoreError } from "./store-error.js";
  * given to its thread (requests go to an idle thread first), never another thread's.
  */
 
-/** A file to write: bytes to `temp` (made with O_EXCL, its directory made when missing), fsync'd, then renamed to `path`. */
+/**
+ * A file to write: bytes to `temp` (made with O_EXCL; its directory made when missing, each
+ * directory made fsync'd in its parent), fsync'd, then renamed to `path`.
+ */
 export interface ThreadFile {
   temp: string;
   path: string;
@@ -49,8 +52,19 @@ function openCreating(file) {
   } catch (error) {
     if (error.code !== "ENOENT") throw error;
     // The directory is missing (new, or deleted behind the store by a purge): made, then again.
-    fs.mkdirSync(dirname(file), { recursive: true });
+    makeDirectory(dirname(file));
     return fs.openSync(file, "wx");
+  }
+}
+
+// Each directory made is fsync'd in its parent, deepest first: a new batch folder's own entry is
+// durable before a file in it counts as stored (its files' fsyncs and its own do not cover it).
+function makeDirectory(dir) {
+  const first = fs.mkdirSync(dir, { recursive: true });
+  if (first === undefined) return;
+  for (let made = dir; ; made = dirname(made)) {
+    syncDirectory(dirname(made));
+    if (made === first) break;
   }
 }
 

@@ -58,9 +58,8 @@ export function createFolderStore(rootDir: string): ArchiveStore {
     return path;
   };
   const metaPathOf = (path: string): string => join(dirname(path), `.${basename(path)}.meta.json`);
-  const dirs = new KnownDirectories();
-
   const threads = new FileThreads();
+  const dirs = new KnownDirectories((dir) => threads.syncDirectory(dir));
   const dirSync = new DirectorySync((dir) => threads.syncDirectory(dir));
 
   /**

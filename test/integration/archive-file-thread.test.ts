@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FileThreads } from "../../src/archive/file-thread.js";
@@ -106,6 +106,41 @@ describe("file threads", () => {
     await threads.close();
     for (const outcome of await Promise.all(outcomes)) {
       expect(outcome).toMatchObject({ name: "ArchiveStoreError", code: "unavailable", retryable: true });
+    }
+  });
+
+  it("each directory a write makes is fsync'd in its parent before the file counts as written; an existing one is not", async () => {
+    const log = join(await mkdtemp(join(tmpdir(), "kie-fsync-log-")), "fsyncs");
+    // The thread's fsyncs, by path, appended to `log` in the order made.
+    const recording = new FileThreads(
+      1,
+      `{ const fs = process.getBuiltinModule("node:fs"); const paths = new Map();
+        const open = fs.openSync, fsync = fs.fsyncSync, append = fs.appendFileSync;
+        fs.openSync = (p, ...rest) => { const fd = open(p, ...rest); paths.set(fd, String(p)); return fd; };
+        fs.fsyncSync = (fd) => { fsync(fd); if (paths.get(fd) !== ${JSON.stringify(log)}) append(${JSON.stringify(log)}, paths.get(fd) + "\\n"); }; }`,
+    );
+    try {
+      const nested = (name: string) => ({
+        temp: join(dir, "a", "b", `.${name}.t.tmp`),
+        path: join(dir, "a", "b", name),
+        bytes: Buffer.from(name),
+      });
+      await recording.write([nested("x")], { syncDirectory: join(dir, "a", "b") });
+      expect((await readFile(log, "utf8")).trim().split("\n")).toEqual([
+        join(dir, "a"), // b's entry
+        dir, // a's entry
+        join(dir, "a", "b", ".x.t.tmp"),
+        join(dir, "a", "b"),
+      ]);
+      await writeFile(log, "");
+      await recording.write([nested("y")], { syncDirectory: join(dir, "a", "b") });
+      expect((await readFile(log, "utf8")).trim().split("\n")).toEqual([
+        join(dir, "a", "b", ".y.t.tmp"),
+        join(dir, "a", "b"),
+      ]);
+    } finally {
+      await recording.close();
+      await rm(dirname(log), { recursive: true, force: true });
     }
   });
 

@@ -111,6 +111,21 @@ describe("folder store", () => {
     }
   });
 
+  it("a streamed put into a new folder fsyncs the folder's entry in its parent (each level made) before the file; the next put there does not", async () => {
+    const sync = vi.spyOn(FileThreads.prototype, "syncDirectory");
+    try {
+      // Past the 1 MiB read whole: streamed, so its folder is made by the store, not a thread.
+      await store.put("new/one.png", pngStream(1_500_000, 1), { contentType: "image/png" });
+      // Deepest first: "new" in the archive root, then the root in its parent.
+      expect(sync.mock.calls.map(([dir]) => dir)).toEqual([root, parent, join(root, "new")]);
+      sync.mockClear();
+      await store.put("new/two.png", pngStream(1_500_000, 2), { contentType: "image/png" });
+      expect(sync.mock.calls.map(([dir]) => dir)).toEqual([join(root, "new")]);
+    } finally {
+      sync.mockRestore();
+    }
+  });
+
   it("head of a missing key is undefined", async () => {
     expect(await store.head("nope/missing.png")).toBeUndefined();
   });
