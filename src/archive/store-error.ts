@@ -13,8 +13,13 @@ export type ArchiveStoreErrorCode =
   | "access_denied"
   /** The bucket does not exist. */
   | "no_such_bucket"
-  /** 5xx, throttling, network errors, timeouts, a full or failing disk: retry with backoff. */
+  /** 5xx, throttling, network errors, timeouts, a failing disk: retry with backoff. */
   | "unavailable"
+  /**
+   * The disk or quota is full (ENOSPC, EDQUOT; MinIO's 507 XMinioStorageFull): a later try may
+   * succeed, but only once an operator frees space, and every row would meet it alike.
+   */
+  | "no_space"
   /** Anything else: not retried. */
   | "failed";
 
@@ -33,7 +38,7 @@ export class ArchiveStoreError extends CodedError<ArchiveStoreErrorCode> {
   readonly httpStatus: number | undefined;
 
   constructor(options: ArchiveStoreErrorOptions) {
-    super(options.code, options.message, { retryable: options.code === "unavailable", cause: options.cause });
+    super(options.code, options.message, { retryable: retryableCode(options.code), cause: options.cause });
     this.location = options.location;
     this.httpStatus = options.httpStatus;
   }
@@ -91,8 +96,6 @@ const RETRYABLE_SYSTEM_CODES: ReadonlySet<string> = new Set([
   "ENETUNREACH",
   "ENETDOWN",
   "EADDRNOTAVAIL",
-  "ENOSPC",
-  "EDQUOT",
   "EIO",
   "EMFILE",
   "ENFILE",
@@ -101,6 +104,12 @@ const RETRYABLE_SYSTEM_CODES: ReadonlySet<string> = new Set([
 ]);
 
 const ACCESS_DENIED_SYSTEM_CODES: ReadonlySet<string> = new Set(["EACCES", "EPERM", "EROFS"]);
+
+/** A full disk or quota: file-system codes, and the S3 error names and status that say it. */
+const NO_SPACE_SYSTEM_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT"]);
+const NO_SPACE_S3_NAMES: ReadonlySet<string> = new Set(["XMinioStorageFull"]);
+/** HTTP 507 Insufficient Storage (MinIO's full drives). */
+const INSUFFICIENT_STORAGE = 507;
 
 interface ErrorLike {
   name?: unknown;
@@ -130,9 +139,11 @@ export function classifyStoreError(error: unknown): ArchiveStoreErrorCode {
   const status = httpStatusOf(error);
   if (name === "NoSuchBucket") return "no_such_bucket";
   if (ACCESS_DENIED_S3_NAMES.has(name) || status === 401 || status === 403) return "access_denied";
+  if (NO_SPACE_S3_NAMES.has(name) || status === INSUFFICIENT_STORAGE) return "no_space";
   if (RETRYABLE_S3_NAMES.has(name)) return "unavailable";
   if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return "unavailable";
   const code = typeof e.code === "string" ? e.code : "";
+  if (NO_SPACE_SYSTEM_CODES.has(code)) return "no_space";
   if (RETRYABLE_SYSTEM_CODES.has(code)) return "unavailable";
   if (ACCESS_DENIED_SYSTEM_CODES.has(code)) return "access_denied";
   if (e.$retryable) return "unavailable";
@@ -145,19 +156,27 @@ export function classifyStoreError(error: unknown): ArchiveStoreErrorCode {
 
 /**
  * Whether a store operation that threw `error` may succeed if tried again later: 5xx, throttling,
- * network errors and timeouts yes; 403, a missing bucket, a bad key or bad metadata no.
+ * network errors, timeouts and a full disk yes; 403, a missing bucket, a bad key or bad metadata no.
  */
 export function isRetryableStoreError(error: unknown): boolean {
-  return classifyStoreError(error) === "unavailable";
+  return retryableCode(classifyStoreError(error));
+}
+
+function retryableCode(code: ArchiveStoreErrorCode): boolean {
+  return code === "unavailable" || code === "no_space";
 }
 
 /**
  * Whether a store failure is the deployment's, not the row's: the credential or the permission
  * is refused (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch, a bare 403, EACCES, EPERM,
- * EROFS) or the bucket is missing. Every row would fail the same way, so the archive stage
- * pauses instead of failing any. Only the store's own errors count: a download's 403 is an
- * expired URL, a row's problem.
+ * EROFS), the bucket is missing, or the disk or quota is full (ENOSPC, EDQUOT, MinIO's 507).
+ * Every row would fail the same way, so the archive stage pauses instead of failing any (or, for
+ * a full disk, retrying each row on its own until its file expires). Only the store's own errors
+ * count: a download's 403 is an expired URL, a row's problem.
  */
 export function isStoreOutage(error: unknown): boolean {
-  return isArchiveStoreError(error) && (error.code === "access_denied" || error.code === "no_such_bucket");
+  return (
+    isArchiveStoreError(error) &&
+    (error.code === "access_denied" || error.code === "no_such_bucket" || error.code === "no_space")
+  );
 }

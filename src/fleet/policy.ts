@@ -95,8 +95,8 @@ export const PAUSE_POLICY = {
   },
   /**
    * The archive store refuses the credential or the permission (AccessDenied, InvalidAccessKeyId,
-   * SignatureDoesNotMatch, NoSuchBucket, a bare 403), or the folder is not writable: every row
-   * would fail the same way, so none does. Rows wait in `archiving`; one worker probes the store
+   * SignatureDoesNotMatch, NoSuchBucket, a bare 403), the folder is not writable, or the disk or
+   * quota is full (ENOSPC, EDQUOT, MinIO's 507): every row would fail the same way, so none does. Rows wait in `archiving`; one worker probes the store
    * every minute and archiving resumes by itself when it answers. Submissions go on.
    */
   "store-unavailable": {

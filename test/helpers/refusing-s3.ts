@@ -1,13 +1,22 @@
 /**
  * An S3 endpoint that can refuse: an HTTP proxy in front of a real S3 (s3rver) that, while told
- * to, answers every request as S3 does when it refuses the credential or the permission, and
- * otherwise passes requests through untouched. For store-outage tests: a bucket whose policy
- * denies, a rotated key, a bare 403 from a gateway, then the operator's fix.
+ * to, answers every request as S3 does when it refuses the credential or the permission (or as
+ * MinIO does when its drives are full), and otherwise passes requests through untouched. For
+ * store-outage tests: a bucket whose policy denies, a rotated key, a bare 403 from a gateway, a
+ * full MinIO, then the operator's fix.
  */
 import { answerAfterBody, startS3Proxy } from "./s3-proxy.js";
 
-/** How the store refuses: an S3 error code in an XML body, or a 403 with no body at all. */
-export type Refusal = "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "bare-403";
+/**
+ * How the store refuses: an S3 error code in an XML body (403; MinIO's full drives: 507), or a
+ * 403 with no body at all.
+ */
+export type Refusal =
+  | "AccessDenied"
+  | "InvalidAccessKeyId"
+  | "SignatureDoesNotMatch"
+  | "bare-403"
+  | "XMinioStorageFull";
 
 export interface RefusingS3 {
   /** `http://127.0.0.1:<port>`: give it as S3_ENDPOINT. */
@@ -35,7 +44,8 @@ export async function startRefusingS3(target: string): Promise<RefusingS3> {
     refused++;
     // A HEAD answer never has a body, so S3 refuses one with a bare 403 too.
     const bare = refusal === "bare-403" || req.method === "HEAD";
-    answerAfterBody(req, res, 403, bare ? undefined : errorXml(refusal));
+    const status = refusal === "XMinioStorageFull" ? 507 : 403;
+    answerAfterBody(req, res, status, bare ? undefined : errorXml(refusal));
     return true;
   });
   return {

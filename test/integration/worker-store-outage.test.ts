@@ -1,11 +1,13 @@
 /**
  * A store outage is the fleet's, not the row's (issue 9): an S3 store that refuses the credential
- * or the permission, a missing bucket, or a folder that is not writable pauses archiving
+ * or the permission, a missing bucket, a folder that is not writable, or a full disk (a small
+ * tmpfs) or full MinIO pauses archiving
  * fleet-wide, with the reason in `status`, the dashboard's data and an alert. Rows wait in
  * `archiving` (none fails), submissions go on, one worker probes the store, and archiving
  * resumes by itself once the store answers; result URLs that expired meanwhile are refreshed.
  */
-import { mkdir, mkdtemp, rename, rm, symlink } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
@@ -24,6 +26,32 @@ const ROWS = [{ id: "a" }, { id: "b" }, { id: "c" }];
 const PROBE_MS = 300;
 
 const aws = s3rverContext();
+
+/** Mounts a tmpfs of `size` at `dir` (root only); undefined when this machine refuses. */
+function mountTmpfs(dir: string, size: string): (() => Promise<void>) | undefined {
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], { stdio: "ignore" });
+  } catch {
+    return undefined;
+  }
+  // Lazy: a file thread may still hold the folder open when the test ends.
+  return async () => {
+    execFileSync("umount", ["-l", dir], { stdio: "ignore" });
+  };
+}
+
+/**
+ * Whether this machine lets the tests mount a tmpfs (root: CI here). Without it the full-disk test
+ * below cannot make a disk full; the same pause path is covered by the full MinIO (507) case and
+ * the unit tests of ENOSPC and EDQUOT.
+ */
+const CAN_MOUNT = await (async () => {
+  const dir = await mkdtemp(join(tmpdir(), "kie-mount-probe-"));
+  const unmount = mountTmpfs(dir, "4k");
+  await unmount?.();
+  await rm(dir, { recursive: true, force: true });
+  return unmount !== undefined;
+})();
 
 describe("worker: the archive store refuses, then is fixed", () => {
   let h: WorkerHarness | undefined;
@@ -111,6 +139,8 @@ describe("worker: the archive store refuses, then is fixed", () => {
     ["refuses the signature on writes", "SignatureDoesNotMatch", ["PUT", "POST"], /SignatureDoesNotMatch/],
     // A rotated key refuses everything; the first call, a HEAD, gets a 403 without a body.
     ["refuses everything with a bare 403", "bare-403", undefined, /\(HTTP 403\)/],
+    // MinIO below its free-drive threshold refuses writes; reads go on.
+    ["is full (MinIO's 507)", "XMinioStorageFull", ["PUT", "POST"], /\(HTTP 507\): XMinioStorageFull/],
   ])(
     "an S3 store that %s: rows wait, then all are archived once it accepts",
     async (_name, refusal, methods, reason) => {
@@ -122,6 +152,27 @@ describe("worker: the archive store refuses, then is fixed", () => {
       await expectOutageShown(batch, reason);
       proxy.refuse(null);
       await expectResumed(batch);
+    },
+  );
+
+  it.runIf(CAN_MOUNT)(
+    "a full disk: rows wait in archiving (none fails), then all are archived once space is freed",
+    async () => {
+      const base = await mkdtemp(join(tmpdir(), "kie-full-"));
+      cleanups.push(() => rm(base, { recursive: true, force: true }));
+      const unmount = mountTmpfs(base, "256k");
+      if (!unmount) throw new Error(`could not mount a tmpfs at ${base}`);
+      cleanups.unshift(unmount);
+      // Every byte taken: the first write that needs a page meets ENOSPC.
+      const filler = join(base, "filler");
+      await writeFile(filler, Buffer.alloc(512 * 1024)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "ENOSPC") throw error;
+      });
+      await start({ ARCHIVE_DIR: join(base, "archive") });
+      await h!.pipeline.addRows("fulldisk", ROWS);
+      await expectOutageShown("fulldisk", /ENOSPC/);
+      await unlink(filler);
+      await expectResumed("fulldisk");
     },
   );
 

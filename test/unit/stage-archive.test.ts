@@ -402,6 +402,7 @@ describe("archive stage: a store that refuses is the fleet's problem, not the ro
   it.each([
     ["access denied (S3 AccessDenied, a bare 403, EACCES)", "access_denied"],
     ["a missing bucket", "no_such_bucket"],
+    ["a full disk or quota (ENOSPC, EDQUOT, MinIO's 507)", "no_space"],
   ] as const)(
     "%s pauses archiving, waits at the gate, and archives once a probe answers",
     async (_name, code) => {
