@@ -25,6 +25,10 @@ const controlSchema = z.object({
   /** null clears a forced outcome. */
   nextOutcome: z.enum(["success", "fail", "creation_failed"]).nullable().optional(),
   expireFiles: z.string().optional(),
+  /** A task whose original result URLs answer this status (null: work again). */
+  breakFiles: z
+    .object({ taskId: z.string().min(1), status: z.number().int().min(500).max(599).nullable() })
+    .optional(),
   /** Every uploaded file expires now. */
   expireUploads: z.boolean().optional(),
   /** Caps (433) or uncaps one key's creates. */
@@ -46,6 +50,8 @@ export function applyControl(engine: SimulatorEngine, body: unknown): string | u
   if (control.credits !== undefined) engine.setCredits(control.credits);
   if (control.nextOutcome !== undefined) engine.setNextOutcome(control.nextOutcome ?? undefined);
   if (control.expireFiles !== undefined) engine.expireFiles(control.expireFiles);
+  if (control.breakFiles)
+    engine.breakFiles(control.breakFiles.taskId, control.breakFiles.status ?? undefined);
   if (control.expireUploads) engine.uploads.expireAll();
   if (control.capKey) engine.capKey(control.capKey.key, control.capKey.capped);
   if (control.faults) engine.faults.inject(control.faults.endpoint, control.faults.faults);

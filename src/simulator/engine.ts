@@ -221,6 +221,22 @@ export class SimulatorEngine {
     this.nextOutcome = outcome;
   }
 
+  /**
+   * The status a file request meets instead of its bytes: a task's original URL while breakFiles()
+   * holds (a broken file host); download-url links are served from elsewhere and keep working.
+   */
+  fileFault(pathname: string, query: URLSearchParams): number | undefined {
+    const ref = this.links.parse(pathname, query);
+    if (!ref || ref.signed) return undefined;
+    return this.tasks.get(ref.taskId)?.filesBrokenWith;
+  }
+
+  /** Original URLs answer `status` from now on (undefined: they work again); download-url links keep working. */
+  breakFiles(taskId: string, status: number | undefined): void {
+    const task = this.tasks.get(taskId);
+    if (task) task.filesBrokenWith = status;
+  }
+
   /** Original URLs stop now; download-url links keep working (see downloadUrl). */
   expireFiles(taskId: string): void {
     const task = this.tasks.get(taskId);

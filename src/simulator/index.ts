@@ -33,6 +33,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     setCredits: (credits) => engine.setCredits(credits),
     capKey: (key, capped) => engine.capKey(key, capped),
     expireFiles: (taskId) => engine.expireFiles(taskId),
+    breakFiles: (taskId, status) => engine.breakFiles(taskId, status === null ? undefined : (status ?? 502)),
     expireUploads: () => engine.uploads.expireAll(),
     completeAll: () => engine.completeAll(),
     close: () => running.close(),

@@ -177,6 +177,8 @@ export async function startServer(options: ResolvedOptions): Promise<RunningServ
     const fault = await meetFault("image", req, res);
     if (fault === "handled") return;
     if (fault === "reset-after") return void req.socket.destroy();
+    const broken = engine.fileFault(url.pathname, url.searchParams);
+    if (broken !== undefined) return sendJson(res, broken, { code: broken, msg: "file host error" });
     await nextDrawTurn();
     // A client gone (or the server closing) while it waited its turn gets nothing drawn or counted.
     if (req.destroyed || closing.signal.aborted) return;

@@ -32,6 +32,8 @@ export interface TaskEntry {
   completesAt: number;
   /** When the original result URLs stop answering; fixed at create, moved by expireFiles(). */
   filesExpireAt: number;
+  /** Set by breakFiles(): the HTTP status the original result URLs answer (a broken file host). */
+  filesBrokenWith?: number;
 }
 
 /** How simulated durations become real ones: real ms = simulated ms / timeScale. */

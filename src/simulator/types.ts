@@ -141,6 +141,12 @@ export interface SimulatorHandle {
    * hands out working links for it: the simulator redraws bytes, never deletes them.
    */
   expireFiles(taskId: string): void;
+  /**
+   * A broken file host: the task's original result URLs answer `status` (default 502) until
+   * called again with `null`; download-url links keep working (KIE's advice for a URL that has
+   * stopped answering).
+   */
+  breakFiles(taskId: string, status?: number | null): void;
   /** Make every uploaded file expire now (its downloadUrl answers 404). */
   expireUploads(): void;
   /** Finish every generating task now. */

@@ -191,6 +191,14 @@ export async function archiveRow(
  */
 const REFRESHED_ON: ReadonlySet<string> = new Set(["expired", "http_error", "not_image"]);
 
+/**
+ * From this try on (the third), a result URL that still fails for now (5xx, a timeout, a reset) is
+ * tried through a refreshed URL first: KIE's docs give download-url for a URL that "has stopped
+ * answering", and a broken file host would otherwise be met again until the file expires. The
+ * first two tries leave a passing hiccup to the URL itself: no refresh call for it.
+ */
+export const TRANSIENT_REFRESH_FROM_TRY = 2;
+
 async function archiveOne(
   deps: ArchiveDeps,
   job: ArchiveRun,
@@ -210,6 +218,8 @@ async function archiveOne(
   try {
     return await copyImage({ ...options, url });
   } catch (error) {
+    if (isDownloadError(error) && error.code === "transient" && job.data.tries >= TRANSIENT_REFRESH_FROM_TRY)
+      return await fromRefreshedAfterTransient(deps, job, row, { ...options, copyImage }, url, index, error);
     if (!isDownloadError(error) || !REFRESHED_ON.has(error.code)) throw error;
     // Ask KIE for a fresh URL, once, with the task's own key (another account's would not find
     // it); a worker without it leaves the job to one with it.
@@ -234,9 +244,43 @@ async function archiveOne(
       );
       return image;
     } catch (refreshFailed) {
-      if (job.signal.aborted) throw refreshFailed;
+      // A store that refuses as a whole (a full disk) pauses archiving: its error stands.
+      if (job.signal.aborted || isStoreOutage(refreshFailed)) throw refreshFailed;
       job.log.info({ index, err: refreshFailed }, "a refreshed URL did not give the image either");
       throw error;
     }
+  }
+}
+
+/**
+ * A result URL that keeps failing for now, tried through a refreshed URL. Whatever the refresh or
+ * the fresh URL meets, the try fails with the result URL's own error, so it is tried again later
+ * as before (a worker without the task's key just tries the URL again).
+ */
+async function fromRefreshedAfterTransient(
+  deps: ArchiveDeps,
+  job: ArchiveRun,
+  row: RowRecord,
+  options: Omit<ArchiveFromUrlOptions, "url"> & { copyImage: NonNullable<ArchiveDeps["copyImage"]> },
+  url: string,
+  index: number,
+  error: unknown,
+): Promise<ArchivedImage> {
+  const lane = taskLane(deps.keys, row, job.data.taskId);
+  if ("missing" in lane) throw error;
+  const { copyImage, ...copy } = options;
+  try {
+    const fresh = await (lane.kie ?? deps.kie).refreshDownloadUrl(url, job.signal);
+    const image = await copyImage({ ...copy, url: fresh });
+    job.log.info(
+      { index, tries: job.data.tries + 1 },
+      "result URL kept failing; archived from a refreshed URL",
+    );
+    return image;
+  } catch (refreshFailed) {
+    // A store that refuses as a whole (a full disk) pauses archiving: its error stands.
+    if (job.signal.aborted || isStoreOutage(refreshFailed)) throw refreshFailed;
+    job.log.info({ index, err: refreshFailed }, "a refreshed URL did not give the image either");
+    throw error;
   }
 }

@@ -181,6 +181,21 @@ describe("file expiry and download-url", () => {
     );
   });
 
+  it("breakFiles: original URLs answer the status (a broken file host), download-url links work, and null mends them", async () => {
+    const sim = await simulator(FAST);
+    const url = await generate(sim, { prompt: "broken host" });
+    const taskId = url.split("/").at(-2)!;
+    sim.breakFiles(taskId);
+    expect((await download(url)).status).toBe(502);
+    sim.breakFiles(taskId, 503);
+    expect((await download(url)).status).toBe(503);
+    const fresh: string = (await call(sim, "POST", "/api/v1/common/download-url", { body: { url } })).body
+      .data;
+    expect((await download(fresh)).status).toBe(200);
+    sim.breakFiles(taskId, null);
+    expect((await download(url)).status).toBe(200);
+  });
+
   it("answers 422 for a URL that is not one of this simulator's results", async () => {
     const sim = await simulator(FAST);
     const url = await generate(sim, { prompt: "p" });

@@ -1,6 +1,6 @@
 /**
- * Fetching results: an expired result URL is refreshed through download-url, a transient
- * download-url failure is retried, and a host outside the allow-list is refused at once with
+ * Fetching results: an expired result URL is refreshed through download-url, so is one whose host
+ * keeps failing (from the third try), a transient download-url failure is retried, and a host outside the allow-list is refused at once with
  * nothing fetched from it.
  */
 import { readFile } from "node:fs/promises";
@@ -57,6 +57,23 @@ describe("worker: downloads", () => {
     const summary = await h.pipeline.waitFinished("bexp500", 15_000);
     expect(summary).toMatchObject({ total: 1, archived: 1, failed: 0 });
     expect(sim.stats().downloadUrlCalls).toBe(2);
+  });
+
+  it("a result URL whose host keeps answering 502 is archived through a refreshed URL after two tries", async () => {
+    const h = await harnesses.start();
+    const { sim, ledger, archiveDir } = h.pipeline;
+    const [taskId] = await generateOnly(h, "bbroken", 1);
+    sim.breakFiles(taskId!);
+
+    await h.worker({ stages: ["archive"] });
+    const summary = await h.pipeline.waitFinished("bbroken", 30_000);
+    expect(summary).toMatchObject({ total: 1, archived: 1, failed: 0 });
+    const stats = sim.stats();
+    // Two tries of the result URL as it is, then one refresh on the third.
+    expect(stats.downloadUrlCalls).toBe(1);
+    expect(stats.downloads).toBe(1);
+    const row = await ledger.getRow("bbroken", "r-1");
+    expect((await readFile(join(archiveDir, "bbroken", "r-1.png"))).length).toBe(row?.bytes);
   });
 
   it("a download host outside the allow-list is refused at once, naming it, and nothing is fetched", async () => {

@@ -11,7 +11,7 @@ import type { FleetPort } from "../../src/fleet/port.js";
 import { KieError } from "../../src/kie/errors.js";
 import type { KieApi } from "../../src/kie/types.js";
 import type { ArchivedImage, RowRecord } from "../../src/ledger/types.js";
-import { type ArchiveDeps, archiveStage } from "../../src/worker/archive.js";
+import { type ArchiveDeps, archiveStage, TRANSIENT_REFRESH_FROM_TRY } from "../../src/worker/archive.js";
 import type { ArchiveJob } from "../../src/worker/jobs.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
@@ -299,6 +299,59 @@ describe("archive stage", () => {
     expect(f.ledger.current()).toMatchObject({
       status: "failed",
       error: expect.stringContaining("answered HTTP 451"),
+    });
+  });
+
+  describe("a result URL that keeps failing for now (5xx, a timeout, a reset)", () => {
+    const broken = () => new DownloadError({ code: "transient", message: "HTTP 502", httpStatus: 502 });
+
+    it("is tried as it is on the first two tries, with no refresh call", async () => {
+      for (const tries of [0, 1]) {
+        const f = setup({ copyFails: [broken()] });
+        const result = await archiveStage.run(stageJob(archiveJob({ tries })), f.deps);
+        expect(result).toMatchObject({ kind: "delay", data: { tries: tries + 1 } });
+        expect(f.refreshed).toEqual([]);
+        expect(f.copies.map((c) => c.url)).toEqual(["https://files.example/t-1/0.png"]);
+      }
+    });
+
+    it(`from try ${TRANSIENT_REFRESH_FROM_TRY + 1} on, is tried through a refreshed URL (KIE's download-url) in the same try`, async () => {
+      const f = setup({ copyFails: [broken()] });
+      await archiveStage.run(stageJob(archiveJob({ tries: TRANSIENT_REFRESH_FROM_TRY })), f.deps);
+      expect(f.refreshed).toEqual(["https://files.example/t-1/0.png"]);
+      expect(f.copies.map((c) => c.url)).toEqual([
+        "https://files.example/t-1/0.png",
+        "https://files.example/t-1/0.png?fresh",
+      ]);
+      expect(f.ledger.current()?.status).toBe("archived");
+    });
+
+    it("when the refreshed URL fails too, the try fails with the result URL's error and comes back later", async () => {
+      const f = setup({ copyFails: [broken(), new DownloadError({ code: "transient", message: "reset" })] });
+      const result = await archiveStage.run(stageJob(archiveJob({ tries: 3 })), f.deps);
+      expect(result).toMatchObject({ kind: "delay", data: { tries: 4 } });
+      expect(f.refreshed).toHaveLength(1);
+      expect(f.ledger.current()?.status).toBe("archiving");
+    });
+
+    it("a refresh KIE refuses leaves the try to the result URL's error too (tried again, not failed)", async () => {
+      const f = setup({ copyFails: [broken()] });
+      f.deps.kie.refreshDownloadUrl = async () => {
+        throw new KieError({ code: "server_error", message: "500", retryable: true });
+      };
+      const result = await archiveStage.run(stageJob(archiveJob({ tries: 2 })), f.deps);
+      expect(result).toMatchObject({ kind: "delay", data: { tries: 3 } });
+      expect(f.ledger.current()?.status).toBe("archiving");
+    });
+
+    it("a full disk met by the refreshed URL's copy pauses archiving (the store's error stands)", async () => {
+      const full = new ArchiveStoreError({ code: "no_space", message: "ENOSPC: no space left on device" });
+      const f = setup({ copyFails: [broken(), full], probeFails: [full] });
+      await archiveStage.run(stageJob(archiveJob({ tries: 2 })), f.deps);
+      expect(f.storePause.started).toEqual([
+        { reason: expect.stringContaining("ENOSPC"), probeEveryMs: 1_000 },
+      ]);
+      expect(f.ledger.current()?.status).toBe("archived");
     });
   });
 
