@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import type { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 
@@ -105,41 +105,70 @@ export function tempNameOf(path: string): string {
 /**
  * Directories this store made or found, so a put asks `mkdir` only for a directory it has not
  * seen; a directory deleted behind its back (a purge) is made again when a write meets ENOENT.
- * Each directory it makes is fsync'd in its parent (`syncDirectory`), deepest first, before the
- * write in it goes on: a new batch folder's entry is durable before a file in it counts as stored.
+ * The first time it meets a directory (made now or found), its entry is fsync'd in its parent,
+ * and so is each level it made above it, deepest first: a new batch folder's entry is durable
+ * before any file in it counts as stored. Put that meet the directory meanwhile wait for those
+ * fsyncs; a failed one is tried again by the next put (nothing is known until its fsyncs are
+ * done), and a worker started after a crash fsyncs each directory's entry again on first sight.
+ * A parent outside `root` that this process may not open (a drop-box folder without the read
+ * bit) is passed over: its entry is the operator's folder, not the store's.
  */
 export class KnownDirectories {
   private readonly known = new Set<string>();
+  private readonly making = new Map<string, Promise<void>>();
 
-  constructor(private readonly syncDirectory: (dir: string) => Promise<void>) {}
+  constructor(
+    private readonly root: string,
+    private readonly syncDirectory: (dir: string) => Promise<void>,
+  ) {}
 
   /**
-   * Runs `create` (an open that creates a file in `dir`: safe to run twice), making `dir` first if
-   * it is not known, or if `create` finds it missing.
+   * Runs `create` (an open that creates a file in `dir`: safe to run twice) once `dir` exists and
+   * its entry is durable, making it again if `create` finds it missing.
    */
   async within<T>(dir: string, create: () => Promise<T>): Promise<T> {
-    if (!this.known.has(dir)) await this.make(dir);
+    await this.ensure(dir);
     try {
       return await create();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
       this.known.delete(dir);
-      await this.make(dir);
+      await this.ensure(dir);
       return await create();
     }
   }
 
+  /** Resolves once `dir` exists and its entry (and each level made above it) is fsync'd. */
+  ensure(dir: string): Promise<void> {
+    if (this.known.has(dir)) return Promise.resolve();
+    let making = this.making.get(dir);
+    if (!making) {
+      making = this.make(dir).finally(() => this.making.delete(dir));
+      this.making.set(dir, making);
+    }
+    return making;
+  }
+
   private async make(dir: string): Promise<void> {
     const first = await mkdir(dir, { recursive: true });
-    if (first !== undefined) {
-      for (let made = dir; ; made = dirname(made)) {
-        await this.syncDirectory(dirname(made));
-        if (made === first) break;
-      }
+    for (let level = dir; ; level = dirname(level)) {
+      await this.syncParent(level);
+      if (first === undefined || level === first || dirname(level) === level) break;
     }
     // Bounded: a store writing into millions of directories forgets the oldest, and asks again.
     if (this.known.size >= 10_000) this.known.clear();
     this.known.add(dir);
+  }
+
+  private async syncParent(dir: string): Promise<void> {
+    const parent = dirname(dir);
+    try {
+      await this.syncDirectory(parent);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const outside = relative(this.root, parent).startsWith("..");
+      if (!(outside && (code === "EACCES" || code === "EPERM"))) throw error;
+    }
   }
 }
 

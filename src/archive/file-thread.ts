@@ -59,11 +59,18 @@ function openCreating(file) {
 
 // Each directory made is fsync'd in its parent, deepest first: a new batch folder's own entry is
 // durable before a file in it counts as stored (its files' fsyncs and its own do not cover it).
+// The store makes and syncs a folder before its first write (KnownDirectories); a thread makes one
+// only when it went missing behind the store (a purge). A parent this process may not open for
+// reading (a drop-box folder above the store's root) is passed over.
 function makeDirectory(dir) {
   const first = fs.mkdirSync(dir, { recursive: true });
   if (first === undefined) return;
   for (let made = dir; ; made = dirname(made)) {
-    syncDirectory(dirname(made));
+    try {
+      syncDirectory(dirname(made));
+    } catch (error) {
+      if (error.code !== "EACCES" && error.code !== "EPERM") throw error;
+    }
     if (made === first) break;
   }
 }

@@ -59,7 +59,7 @@ export function createFolderStore(rootDir: string): ArchiveStore {
   };
   const metaPathOf = (path: string): string => join(dirname(path), `.${basename(path)}.meta.json`);
   const threads = new FileThreads();
-  const dirs = new KnownDirectories((dir) => threads.syncDirectory(dir));
+  const dirs = new KnownDirectories(root, (dir) => threads.syncDirectory(dir));
   const dirSync = new DirectorySync((dir) => threads.syncDirectory(dir));
 
   /**
@@ -79,6 +79,9 @@ export function createFolderStore(rootDir: string): ArchiveStore {
     const metaBytes = Buffer.from(`${JSON.stringify(meta)}\n`);
     if (Buffer.isBuffer(body)) {
       signal?.throwIfAborted();
+      // The folder and its entry first (once per folder): a thread makes it only when it went
+      // missing behind the store's back (a purge).
+      await dirs.ensure(dirname(path));
       await threads.write(
         [
           { temp: tempNameOf(path), path, bytes: body },

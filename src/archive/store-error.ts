@@ -1,3 +1,4 @@
+import { constants } from "node:os";
 import { CodedError, isCodedError } from "../core/errors.js";
 /**
  * Errors of an ArchiveStore, and the one predicate the archive stage asks: "try again later?".
@@ -107,6 +108,11 @@ const ACCESS_DENIED_SYSTEM_CODES: ReadonlySet<string> = new Set(["EACCES", "EPER
 
 /** A full disk or quota: file-system codes, and the S3 error names and status that say it. */
 const NO_SPACE_SYSTEM_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT"]);
+/**
+ * libuv has no name for EDQUOT: Node reports an exceeded quota as code `UNKNOWN` (sync calls, the
+ * file threads) or `Unknown system error -122` (async ones), with only the errno to tell.
+ */
+const EDQUOT_ERRNO = constants.errno.EDQUOT === undefined ? undefined : -constants.errno.EDQUOT;
 const NO_SPACE_S3_NAMES: ReadonlySet<string> = new Set(["XMinioStorageFull"]);
 /** HTTP 507 Insufficient Storage (MinIO's full drives). */
 const INSUFFICIENT_STORAGE = 507;
@@ -114,6 +120,7 @@ const INSUFFICIENT_STORAGE = 507;
 interface ErrorLike {
   name?: unknown;
   code?: unknown;
+  errno?: unknown;
   Code?: unknown;
   $retryable?: unknown;
   $metadata?: { httpStatusCode?: unknown };
@@ -143,7 +150,8 @@ export function classifyStoreError(error: unknown): ArchiveStoreErrorCode {
   if (RETRYABLE_S3_NAMES.has(name)) return "unavailable";
   if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return "unavailable";
   const code = typeof e.code === "string" ? e.code : "";
-  if (NO_SPACE_SYSTEM_CODES.has(code)) return "no_space";
+  if (NO_SPACE_SYSTEM_CODES.has(code) || (EDQUOT_ERRNO !== undefined && e.errno === EDQUOT_ERRNO))
+    return "no_space";
   if (RETRYABLE_SYSTEM_CODES.has(code)) return "unavailable";
   if (ACCESS_DENIED_SYSTEM_CODES.has(code)) return "access_denied";
   if (e.$retryable) return "unavailable";

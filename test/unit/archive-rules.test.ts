@@ -108,6 +108,20 @@ describe("store error classification", () => {
     ["ECONNRESET", sys("ECONNRESET"), "unavailable", true],
     ["ENOSPC", sys("ENOSPC"), "no_space", true],
     ["EDQUOT", sys("EDQUOT"), "no_space", true],
+    // What Node really reports for EDQUOT (libuv has no name for it): sync and async forms.
+    [
+      "EDQUOT as Node reports it (code UNKNOWN, errno -122)",
+      Object.assign(sys("UNKNOWN"), { errno: -122, syscall: "write" }),
+      "no_space",
+      true,
+    ],
+    [
+      "EDQUOT from an async call",
+      Object.assign(sys("Unknown system error -122"), { errno: -122, syscall: "write" }),
+      "no_space",
+      true,
+    ],
+    ["another unnamed errno", Object.assign(sys("UNKNOWN"), { errno: -121 }), "failed", false],
     ["a wrapped ENOSPC (a write's own error)", new Error("x", { cause: sys("ENOSPC") }), "no_space", true],
     ["507 XMinioStorageFull", s3("XMinioStorageFull", 507), "no_space", true],
     ["507 with an unknown name", s3("InsufficientStorage", 507), "no_space", true],
