@@ -41,6 +41,74 @@ function sessionValue(token: string, key: Buffer): string {
   return createHmac("sha256", key).update(`session:${token}`).digest("base64url");
 }
 
+/** How long a login lasts: the cookie's Max-Age, and the expiry signed into its value. */
+export const SESSION_TTL_MS = 12 * 3_600_000;
+/** Failed logins an address may make within `LOGIN_FAILURE_WINDOW_MS`; the next ones get 429. */
+export const MAX_LOGIN_FAILURES = 10;
+export const LOGIN_FAILURE_WINDOW_MS = 10 * 60_000;
+/** Addresses whose failures are remembered at most (a flood of addresses forgets the oldest). */
+const MAX_TRACKED_ADDRESSES = 10_000;
+
+/**
+ * A session cookie's value: its expiry (epoch seconds) and an HMAC of the token and that expiry
+ * under the per-process key, so the cookie is no token, ends by itself, and dies with the process.
+ */
+function sessionCookie(token: string, key: Buffer, expiresAtS: number): string {
+  return `${expiresAtS}.${sessionValue(`${token}:${expiresAtS}`, key)}`;
+}
+
+/** Whether `cookie` is a session cookie of `token` under `key` that has not expired at `nowMs`. */
+function sessionValid(cookie: string, token: string, key: Buffer, nowMs: number): boolean {
+  const dot = cookie.indexOf(".");
+  const expiresAtS = Number(cookie.slice(0, dot));
+  if (dot <= 0 || !Number.isSafeInteger(expiresAtS) || expiresAtS * 1000 <= nowMs) return false;
+  return tokensEqual(cookie, sessionCookie(token, key, expiresAtS));
+}
+
+/**
+ * Failed logins per client address, in a sliding window: an address past the limit is refused
+ * (429) until its oldest failure leaves the window, whatever it sends, so a token cannot be
+ * guessed at speed. Bearer requests are not counted (a script with a wrong token just gets 401s).
+ */
+class LoginThrottle {
+  private readonly failures = new Map<string, number[]>();
+
+  constructor(private readonly now: () => number) {}
+
+  /** Milliseconds until `address` may try again, or 0. */
+  retryAfterMs(address: string): number {
+    const recent = this.recent(address);
+    if (recent.length < MAX_LOGIN_FAILURES) return 0;
+    return recent[0]! + LOGIN_FAILURE_WINDOW_MS - this.now();
+  }
+
+  fail(address: string): void {
+    const recent = this.recent(address);
+    recent.push(this.now());
+    this.failures.delete(address);
+    if (this.failures.size >= MAX_TRACKED_ADDRESSES) {
+      const oldest = this.failures.keys().next().value;
+      if (oldest !== undefined) this.failures.delete(oldest);
+    }
+    this.failures.set(address, recent);
+  }
+
+  private recent(address: string): number[] {
+    const since = this.now() - LOGIN_FAILURE_WINDOW_MS;
+    return (this.failures.get(address) ?? []).filter((at) => at > since);
+  }
+}
+
+/**
+ * Whether the request came over HTTPS, to this server or to a proxy in front of it: the session
+ * cookie is then `Secure`. A forged `X-Forwarded-Proto` only makes the cookie stricter.
+ */
+function overHttps(req: Pick<Request, "secure" | "headers">): boolean {
+  const forwarded = req.headers["x-forwarded-proto"];
+  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(",")[0]?.trim();
+  return req.secure || first?.toLowerCase() === "https";
+}
+
 /** The cookies of a request, by name (first one wins). */
 export function parseCookies(header: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -62,7 +130,12 @@ function bearerToken(header: string | undefined): string | undefined {
 export interface AccessOptions {
   /** Undefined: no token is asked (loopback only: the server refuses to start otherwise). */
   token: string | undefined;
+  /** Epoch ms (tests). @defaultValue Date.now */
+  now?: () => number;
 }
+
+/** A login's outcome: the cookie set, the token refused, or the address throttled for `retryAfterMs`. */
+export type LoginOutcome = { ok: true } | { ok: false; retryAfterMs?: number };
 
 export interface Access {
   /** The per-process key of session cookies and CSRF tokens. */
@@ -71,20 +144,24 @@ export interface Access {
   who(req: Request): "token" | "loopback" | undefined;
   /** Express middleware: lets a request with the token through, else 401 (a login link for pages). */
   require(req: Request, res: Response, next: NextFunction): void;
-  /** Sets the session cookie when `given` is the token; false otherwise. */
-  login(given: string, res: Response): boolean;
+  /**
+   * Sets the session cookie (12 hours; `Secure` over HTTPS) when `given` is the token and the
+   * client's address is not throttled for failed logins.
+   */
+  login(given: string, req: Request, res: Response): LoginOutcome;
 }
 
 export function createAccess(options: AccessOptions): Access {
   const key = randomBytes(32);
   const { token } = options;
-  const session = token === undefined ? undefined : sessionValue(token, key);
+  const now = options.now ?? Date.now;
+  const throttle = new LoginThrottle(now);
   const who = (req: Request): "token" | "loopback" | undefined => {
-    if (token === undefined || session === undefined) return "loopback";
+    if (token === undefined) return "loopback";
     const bearer = bearerToken(req.headers.authorization);
     if (bearer !== undefined && tokensEqual(bearer, token)) return "token";
     const cookie = parseCookies(req.headers.cookie)[SESSION_COOKIE];
-    if (cookie !== undefined && tokensEqual(cookie, session)) return "token";
+    if (cookie !== undefined && sessionValid(cookie, token, key, now())) return "token";
     return undefined;
   };
   return {
@@ -101,10 +178,24 @@ export function createAccess(options: AccessOptions): Access {
       }
       res.status(401).type("html").send(loginRedirect(req.originalUrl));
     },
-    login(given, res) {
-      if (token === undefined || session === undefined || !tokensEqual(given, token)) return false;
-      res.cookie(SESSION_COOKIE, session, { httpOnly: true, sameSite: "strict", path: "/" });
-      return true;
+    login(given, req, res) {
+      if (token === undefined) return { ok: false };
+      const address = req.socket.remoteAddress ?? "unknown";
+      const retryAfterMs = throttle.retryAfterMs(address);
+      if (retryAfterMs > 0) return { ok: false, retryAfterMs };
+      if (!tokensEqual(given, token)) {
+        throttle.fail(address);
+        return { ok: false };
+      }
+      const expiresAtS = Math.floor((now() + SESSION_TTL_MS) / 1000);
+      res.cookie(SESSION_COOKIE, sessionCookie(token, key, expiresAtS), {
+        httpOnly: true,
+        sameSite: "strict",
+        path: "/",
+        maxAge: SESSION_TTL_MS,
+        secure: overHttps(req),
+      });
+      return { ok: true };
     },
   };
 }

@@ -37,7 +37,17 @@ export function loginRouter(access: Access, headers: Record<string, string>): Ro
   router.post("/login", express.urlencoded({ extended: false, limit: "4kb" }), (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeNext(body.next);
-    if (typeof body.token === "string" && access.login(body.token, res)) return void res.redirect(303, next);
+    const outcome = typeof body.token === "string" ? access.login(body.token, req, res) : { ok: false };
+    if (outcome.ok) return void res.redirect(303, next);
+    if ("retryAfterMs" in outcome && outcome.retryAfterMs !== undefined) {
+      const seconds = Math.ceil(outcome.retryAfterMs / 1000);
+      res
+        .status(429)
+        .set({ ...headers, "Retry-After": String(seconds) })
+        .type("text")
+        .send(`Too many failed logins from this address: try again in ${seconds} s.\n`);
+      return;
+    }
     res.status(401).set(headers).type("html").send(loginPage(next, true));
   });
   return router;

@@ -152,7 +152,13 @@ describe("access", () => {
     });
     expect(login.status).toBe(303);
     expect(login.headers.get("location")).toBe(`/batches/${GALLERY}`);
-    const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
+    const setCookie = login.headers.get("set-cookie")!;
+    // Twelve hours, script-proof, same-site only (plain HTTP here: not Secure).
+    expect(setCookie).toMatch(/Max-Age=43200/);
+    expect(setCookie).toMatch(/HttpOnly/);
+    expect(setCookie).toMatch(/SameSite=Strict/);
+    expect(setCookie).not.toMatch(/Secure/);
+    const cookie = setCookie.split(";")[0]!;
     expect(cookie).not.toContain(TOKEN);
     expect((await fetch(url(`/batches/${GALLERY}`), { headers: { cookie } })).status).toBe(200);
   });
@@ -171,6 +177,34 @@ describe("access", () => {
       /--allow-actions needs a token/,
     );
     await expect(startDashboard({ ...base, authToken: "short" })).rejects.toThrow(/at least 16/);
+  });
+
+  it("an address that keeps sending wrong tokens gets 429 with Retry-After, even with the right one", async () => {
+    const own = await startDashboard({
+      port: 0,
+      queuePrefix: g.fx.prefix,
+      ledger: g.fx.ledger,
+      queues: g.fx.queues.queues,
+      fleet: async () => readFleetState([]),
+      ping: () => g.fx.redis.ping(),
+      authToken: TOKEN,
+    });
+    try {
+      const post = (token: string) =>
+        fetch(new URL("/login", own.url), {
+          method: "POST",
+          body: new URLSearchParams({ token, next: "/" }),
+          redirect: "manual",
+        });
+      for (let i = 0; i < 10; i++) expect((await post(`wrong-${i}`)).status).toBe(401);
+      const throttled = await post(TOKEN);
+      expect(throttled.status).toBe(429);
+      expect(Number(throttled.headers.get("retry-after"))).toBeGreaterThan(500);
+      expect(throttled.headers.get("set-cookie")).toBeNull();
+      expect(await throttled.text()).toMatch(/Too many failed logins/);
+    } finally {
+      await own.close();
+    }
   });
 });
 
