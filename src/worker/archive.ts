@@ -21,8 +21,9 @@ import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { type ArchiveGateDeps, pauseArchiving, waitForStore } from "./archive-gate.js";
+import { fromRefreshedAfterTransient, refreshedUrl, TRANSIENT_REFRESH_FROM_TRY } from "./archive-refresh.js";
 import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
-import type { ArchiveSlots, WorkerSettings } from "./ports.js";
+import type { ArchiveSlots, FleetPort, WorkerSettings } from "./ports.js";
 import { type ReuseDeps, recordResult } from "./reuse.js";
 import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 import { KEY_MISSING_RECHECK_MS, TaskKeyMissingError, taskLane } from "./task-key.js";
@@ -33,6 +34,12 @@ type ArchiveLedger = Pick<Ledger, "getRow" | "transition">;
 /** What the archive stage uses of the worker's ports: a test fakes just these. */
 export interface ArchiveDeps extends ArchiveGateDeps {
   kie: Pick<KieApi, "refreshDownloadUrl">;
+  /**
+   * A refresh (download-url) is a status-like call: it waits for a slot of KIE_POLL_RATE as a
+   * status call does, so a broken file host cannot turn every archive try into an unpaced call.
+   * Absent (tests): not paced.
+   */
+  fleet?: Pick<FleetPort, "pollSlot">;
   /** The worker's keys: a fresh download URL is asked with the key that created the task. */
   keys?: KeyRing;
   ledger: ArchiveLedger;
@@ -191,14 +198,6 @@ export async function archiveRow(
  */
 const REFRESHED_ON: ReadonlySet<string> = new Set(["expired", "http_error", "not_image"]);
 
-/**
- * From this try on (the third), a result URL that still fails for now (5xx, a timeout, a reset) is
- * tried through a refreshed URL first: KIE's docs give download-url for a URL that "has stopped
- * answering", and a broken file host would otherwise be met again until the file expires. The
- * first two tries leave a passing hiccup to the URL itself: no refresh call for it.
- */
-export const TRANSIENT_REFRESH_FROM_TRY = 2;
-
 async function archiveOne(
   deps: ArchiveDeps,
   job: ArchiveRun,
@@ -225,9 +224,8 @@ async function archiveOne(
     // it); a worker without it leaves the job to one with it.
     const lane = taskLane(deps.keys, row, job.data.taskId);
     if ("missing" in lane) throw new TaskKeyMissingError(job.data.taskId, lane.missing);
-    const kie = lane.kie ?? deps.kie;
     const fromFreshUrl = async () =>
-      copyImage({ ...options, url: await kie.refreshDownloadUrl(url, job.signal) });
+      copyImage({ ...options, url: await refreshedUrl(deps, lane, url, job.signal) });
     if (error.code === "expired") {
       // 403/404/410: what an expired result URL answers. What the fresh one meets then stands.
       job.log.info({ index }, "result URL expired; archiving from a refreshed URL");
@@ -249,38 +247,5 @@ async function archiveOne(
       job.log.info({ index, err: refreshFailed }, "a refreshed URL did not give the image either");
       throw error;
     }
-  }
-}
-
-/**
- * A result URL that keeps failing for now, tried through a refreshed URL. Whatever the refresh or
- * the fresh URL meets, the try fails with the result URL's own error, so it is tried again later
- * as before (a worker without the task's key just tries the URL again).
- */
-async function fromRefreshedAfterTransient(
-  deps: ArchiveDeps,
-  job: ArchiveRun,
-  row: RowRecord,
-  options: Omit<ArchiveFromUrlOptions, "url"> & { copyImage: NonNullable<ArchiveDeps["copyImage"]> },
-  url: string,
-  index: number,
-  error: unknown,
-): Promise<ArchivedImage> {
-  const lane = taskLane(deps.keys, row, job.data.taskId);
-  if ("missing" in lane) throw error;
-  const { copyImage, ...copy } = options;
-  try {
-    const fresh = await (lane.kie ?? deps.kie).refreshDownloadUrl(url, job.signal);
-    const image = await copyImage({ ...copy, url: fresh });
-    job.log.info(
-      { index, tries: job.data.tries + 1 },
-      "result URL kept failing; archived from a refreshed URL",
-    );
-    return image;
-  } catch (refreshFailed) {
-    // A store that refuses as a whole (a full disk) pauses archiving: its error stands.
-    if (job.signal.aborted || isStoreOutage(refreshFailed)) throw refreshFailed;
-    job.log.info({ index, err: refreshFailed }, "a refreshed URL did not give the image either");
-    throw error;
   }
 }

@@ -11,7 +11,8 @@ import type { FleetPort } from "../../src/fleet/port.js";
 import { KieError } from "../../src/kie/errors.js";
 import type { KieApi } from "../../src/kie/types.js";
 import type { ArchivedImage, RowRecord } from "../../src/ledger/types.js";
-import { type ArchiveDeps, archiveStage, TRANSIENT_REFRESH_FROM_TRY } from "../../src/worker/archive.js";
+import { type ArchiveDeps, archiveStage } from "../../src/worker/archive.js";
+import { TRANSIENT_REFRESH_FROM_TRY } from "../../src/worker/archive-refresh.js";
 import type { ArchiveJob } from "../../src/worker/jobs.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
@@ -302,6 +303,26 @@ describe("archive stage", () => {
     });
   });
 
+  it.each([
+    ["an expired URL", 0, new DownloadError({ code: "expired", message: "410" })],
+    ["a URL that keeps failing for now", 2, new DownloadError({ code: "transient", message: "502" })],
+  ])(
+    "%s is refreshed only once a status-call slot (KIE_POLL_RATE) is free",
+    async (_name, tries, failure) => {
+      const f = setup({ copyFails: [failure] });
+      const events: string[] = [];
+      f.deps.fleet = { pollSlot: async () => void events.push("slot") };
+      const refresh = f.deps.kie.refreshDownloadUrl;
+      f.deps.kie.refreshDownloadUrl = async (url, signal) => {
+        events.push("refresh");
+        return refresh(url, signal);
+      };
+      await archiveStage.run(stageJob(archiveJob({ tries })), f.deps);
+      expect(events).toEqual(["slot", "refresh"]);
+      expect(f.ledger.current()?.status).toBe("archived");
+    },
+  );
+
   describe("a result URL that keeps failing for now (5xx, a timeout, a reset)", () => {
     const broken = () => new DownloadError({ code: "transient", message: "HTTP 502", httpStatus: 502 });
 
@@ -375,7 +396,7 @@ describe("archive stage", () => {
             return `${url}?fresh-${id}`;
           },
         } as unknown as KieApi,
-        fleet: {} as FleetPort,
+        fleet: { pollSlot: async () => {} } as unknown as FleetPort,
       }));
       f.deps.keys = keyRing(lanes, { keylessId: "dddddddddddddddd" });
       return byKey;
