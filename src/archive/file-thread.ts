@@ -62,16 +62,17 @@ function openCreating(file) {
 // The store makes and syncs a folder before its first write (KnownDirectories); a thread makes one
 // only when it went missing behind the store (a purge). A parent this process may not open for
 // reading (a drop-box folder above the store's root) is passed over.
+// Found made (another thread's, racing this one after the purge): its entry is fsync'd here too,
+// so no write in it counts as stored before that.
 function makeDirectory(dir) {
   const first = fs.mkdirSync(dir, { recursive: true });
-  if (first === undefined) return;
   for (let made = dir; ; made = dirname(made)) {
     try {
       syncDirectory(dirname(made));
     } catch (error) {
       if (error.code !== "EACCES" && error.code !== "EPERM") throw error;
     }
-    if (made === first) break;
+    if (first === undefined || made === first || dirname(made) === made) break;
   }
 }
 

@@ -144,6 +144,30 @@ describe("file threads", () => {
     }
   });
 
+  it("a missing folder that another thread makes first (after a purge) still has its entry fsync'd before this write", async () => {
+    const log = join(await mkdtemp(join(tmpdir(), "kie-fsync-log-")), "fsyncs");
+    // Every mkdir of ".../race" is beaten by "another thread": the folder is made just before it,
+    // so this thread's own mkdir finds it made.
+    const racing = new FileThreads(
+      1,
+      `{ const fs = process.getBuiltinModule("node:fs"); const paths = new Map();
+        const open = fs.openSync, fsync = fs.fsyncSync, append = fs.appendFileSync, mkdir = fs.mkdirSync;
+        fs.mkdirSync = (p, o) => { if (String(p).endsWith("race")) mkdir(p, o); return mkdir(p, o); };
+        fs.openSync = (p, ...rest) => { const fd = open(p, ...rest); paths.set(fd, String(p)); return fd; };
+        fs.fsyncSync = (fd) => { fsync(fd); if (paths.get(fd) !== ${JSON.stringify(log)}) append(${JSON.stringify(log)}, paths.get(fd) + "\\n"); }; }`,
+    );
+    try {
+      const race = join(dir, "race");
+      await racing.write([{ temp: join(race, ".r.t.tmp"), path: join(race, "r"), bytes: Buffer.from("r") }], {
+        syncDirectory: race,
+      });
+      expect((await readFile(log, "utf8")).trim().split("\n")).toEqual([dir, join(race, ".r.t.tmp"), race]);
+    } finally {
+      await racing.close();
+      await rm(dirname(log), { recursive: true, force: true });
+    }
+  });
+
   it("a write's directory fsync runs after its renames, and its failure is reported with the files left in place", async () => {
     const write = threads.write([file("a", "1")], { syncDirectory: join(dir, "missing") });
     await expect(write).rejects.toMatchObject({
