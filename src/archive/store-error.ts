@@ -114,6 +114,8 @@ const NO_SPACE_SYSTEM_CODES: ReadonlySet<string> = new Set(["ENOSPC", "EDQUOT"])
  */
 const EDQUOT_ERRNO = constants.errno.EDQUOT === undefined ? undefined : -constants.errno.EDQUOT;
 const NO_SPACE_S3_NAMES: ReadonlySet<string> = new Set(["XMinioStorageFull"]);
+/** The words of a full disk in an S3 error's message (MinIO's 500 "... no space left on device"). */
+const NO_SPACE_MESSAGE = /no space left on device/i;
 /** HTTP 507 Insufficient Storage (MinIO's full drives). */
 const INSUFFICIENT_STORAGE = 507;
 
@@ -121,6 +123,7 @@ interface ErrorLike {
   name?: unknown;
   code?: unknown;
   errno?: unknown;
+  message?: unknown;
   Code?: unknown;
   $retryable?: unknown;
   $metadata?: { httpStatusCode?: unknown };
@@ -147,6 +150,8 @@ export function classifyStoreError(error: unknown): ArchiveStoreErrorCode {
   if (name === "NoSuchBucket") return "no_such_bucket";
   if (ACCESS_DENIED_S3_NAMES.has(name) || status === 401 || status === 403) return "access_denied";
   if (NO_SPACE_S3_NAMES.has(name) || status === INSUFFICIENT_STORAGE) return "no_space";
+  // MinIO answers some writes on full drives with a 500 InternalError that says so.
+  if (status === 500 && NO_SPACE_MESSAGE.test(typeof e.message === "string" ? e.message : "")) return "no_space";
   if (RETRYABLE_S3_NAMES.has(name)) return "unavailable";
   if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return "unavailable";
   const code = typeof e.code === "string" ? e.code : "";

@@ -125,6 +125,14 @@ describe("store error classification", () => {
     ["a wrapped ENOSPC (a write's own error)", new Error("x", { cause: sys("ENOSPC") }), "no_space", true],
     ["507 XMinioStorageFull", s3("XMinioStorageFull", 507), "no_space", true],
     ["507 with an unknown name", s3("InsufficientStorage", 507), "no_space", true],
+    [
+      "MinIO's 500 saying the drive is full",
+      Object.assign(s3("InternalError", 500), {
+        message: "We encountered an internal error, please try again.: cause(no space left on device)",
+      }),
+      "no_space",
+      true,
+    ],
     ["EIO", sys("EIO"), "unavailable", true],
     ["a wrapped ECONNREFUSED", new Error("x", { cause: sys("ECONNREFUSED") }), "unavailable", true],
     ["$retryable", Object.assign(new Error("x"), { $retryable: {} }), "unavailable", true],
