@@ -151,7 +151,8 @@ export function classifyStoreError(error: unknown): ArchiveStoreErrorCode {
   if (ACCESS_DENIED_S3_NAMES.has(name) || status === 401 || status === 403) return "access_denied";
   if (NO_SPACE_S3_NAMES.has(name) || status === INSUFFICIENT_STORAGE) return "no_space";
   // MinIO answers some writes on full drives with a 500 InternalError that says so.
-  if (status === 500 && NO_SPACE_MESSAGE.test(typeof e.message === "string" ? e.message : "")) return "no_space";
+  if (status === 500 && NO_SPACE_MESSAGE.test(typeof e.message === "string" ? e.message : ""))
+    return "no_space";
   if (RETRYABLE_S3_NAMES.has(name)) return "unavailable";
   if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return "unavailable";
   const code = typeof e.code === "string" ? e.code : "";
