@@ -39,7 +39,15 @@ export interface FleetPort {
    * (nothing taken). What a submitter choosing among several keys asks of each. With a slot, the
    * gate as it stood at the admission, as `createSlot` gives it (else the caller reads it).
    */
-  tryCreateSlot(): Promise<{ retryInMs: number; gate?: GateRead }>;
+  tryCreateSlot(signal?: AbortSignal): Promise<{ retryInMs: number; gate?: GateRead }>;
+  /**
+   * Called right before the create a slot was taken for (by `createSlot` or `tryCreateSlot` with
+   * the same `signal`) goes out: when it leaves later than `LATE_CREATE_MS` after its admission
+   * (the checks between them, a busy event loop), the admission is moved that much later in the
+   * window, so the next admissions keep a window's distance from when it really left. Optional:
+   * a fleet without it leaves the margin to cover that lateness.
+   */
+  createLeaving?(signal: AbortSignal): Promise<void>;
   /** Waits for a slot of the account's status-call rate. */
   pollSlot(signal: AbortSignal): Promise<void>;
   /** KIE_MAX_IN_FLIGHT (0: no cap): true when the job holds a slot. */
@@ -58,9 +66,24 @@ export interface FleetPortSettings {
   pollRatePerSec: number;
 }
 
+/**
+ * A create that leaves this much or more after its admission has its admission moved to when it
+ * left (`createLeaving`). Below it, one Redis call per create would buy nothing the margin (100 ms
+ * at least) does not already cover.
+ */
+export const LATE_CREATE_MS = 10;
+/**
+ * A move is at most this long: more would be a clock stepped under the estimate (NTP), not a
+ * create that left seconds after its slot; it would cost the rate, never exceed it.
+ */
+const LATE_CREATE_CAP_MS = 2_000;
+
 /** The Redis-backed FleetPort of one account. */
 export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
   const pollLimiter = fleet.pollLimiter(settings.pollRatePerSec);
+  /** Each waiting create's admission (its job's signal: one create at a time per job), until it leaves. */
+  const admissions = new WeakMap<AbortSignal, { member: string; serverMs: number }>();
+  const lateness = createLateness();
   /** When a gate read last found the gate open (performance.now()); -Infinity once one found it closed. */
   let openSeenAt = Number.NEGATIVE_INFINITY;
   /**
@@ -105,17 +128,28 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
     clearBackoff: () => fleet.backoff.clear(),
     createSlot: async (signal) => {
       const at = closings;
-      const { gate } = await fleet.createLimiter.waitForSlot(signal);
+      const { gate, member, serverTimeUs } = await fleet.createLimiter.waitForSlot(signal);
+      admissions.set(signal, { member, serverMs: lateness.admitted(serverTimeUs) });
       if (gate) seen(gate, at);
       return gate;
     },
-    tryCreateSlot: async () => {
+    tryCreateSlot: async (signal) => {
       const at = closings;
       const result = await fleet.createLimiter.acquire();
       if (!result.ok) return { retryInMs: Math.max(1, result.retryInMs) };
+      if (signal)
+        admissions.set(signal, { member: result.member, serverMs: lateness.admitted(result.serverTimeUs) });
       if (!result.gate) return { retryInMs: 0 };
       seen(result.gate, at);
       return { retryInMs: 0, gate: result.gate };
+    },
+    createLeaving: async (signal) => {
+      const admission = admissions.get(signal);
+      admissions.delete(signal);
+      if (!admission) return;
+      const lateMs = lateness.since(admission.serverMs);
+      if (lateMs >= LATE_CREATE_MS)
+        await fleet.createLimiter.restamp(admission.member, Math.min(lateMs, LATE_CREATE_CAP_MS));
     },
     pollSlot: async (signal) => {
       await pollLimiter.waitForSlot(signal);
@@ -128,4 +162,32 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
       await fleet.inFlight.release(jobKey);
     },
   } satisfies FleetPort;
+}
+
+/** Offsets kept to find this host's clock against Redis's (the smallest of the last ones). */
+const OFFSET_SAMPLES = 64;
+
+/**
+ * How late a create leaves after its admission, on Redis's clock (the window's): the admission is
+ * stamped by Redis TIME, and this host's clock differs from it by an offset plus the time the
+ * admission's answer took to be read (a busy event loop delays that read too, which a local
+ * stopwatch started on the answer would miss). The offset is the smallest (host clock at the
+ * answer − admission time) of the last admissions: the answer read at once.
+ */
+function createLateness() {
+  const offsets: number[] = [];
+  let next = 0;
+  return {
+    /** The admission's time (ms, Redis's clock); records this host's offset from it. */
+    admitted(serverTimeUs: number): number {
+      const serverMs = serverTimeUs / 1000;
+      offsets[next] = Date.now() - serverMs;
+      next = (next + 1) % OFFSET_SAMPLES;
+      return serverMs;
+    },
+    /** Milliseconds from the admission at `serverMs` to now, on Redis's clock. */
+    since(serverMs: number): number {
+      return Date.now() - Math.min(...offsets) - serverMs;
+    },
+  };
 }

@@ -15,8 +15,11 @@ export interface RateConfig {
 export const DEFAULT_CREATE_RATE: RateConfig = { limit: 20, windowMs: 10_000 };
 
 export type AcquireResult =
-  /** Admitted at `serverTimeUs` (the Redis clock, microseconds): a slot of the window is taken. */
-  | { ok: true; serverTimeUs: number; gate?: SubmitGate }
+  /**
+   * Admitted at `serverTimeUs` (the Redis clock, microseconds): a slot of the window is taken,
+   * named `member` (for `restamp`).
+   */
+  | { ok: true; serverTimeUs: number; member: string; gate?: SubmitGate }
   /** Refused: no slot frees before `retryInMs` (a duration, so no machine clock is involved). */
   | { ok: false; retryInMs: number; serverTimeUs: number };
 
@@ -93,6 +96,7 @@ function marginArgs(margin: number | MarginRule | undefined, what: string): [num
 
 const ACQUIRE = RedisScript.fromFile(new URL("./scripts/rate-acquire.lua", import.meta.url));
 const CONFIGURE = RedisScript.fromFile(new URL("./scripts/rate-configure.lua", import.meta.url));
+const RESTAMP = RedisScript.fromFile(new URL("./scripts/rate-restamp.lua", import.meta.url));
 
 function checkRate(rate: RateConfig, what: string): RateConfig {
   const { limit, windowMs } = rate;
@@ -159,13 +163,23 @@ export class SlidingWindowLimiter {
     )) as [number, number, unknown, number?, number?];
     const [admitted, serverTimeUs, third, backoffMs, backoffSet] = reply;
     if (admitted !== 1) return { ok: false, retryInMs: Number(third), serverTimeUs: Number(serverTimeUs) };
-    if (backoffMs === undefined) return { ok: true, serverTimeUs: Number(serverTimeUs) };
+    if (backoffMs === undefined) return { ok: true, serverTimeUs: Number(serverTimeUs), member };
     const gate: SubmitGate = {
       paused: parsePauseState(hashFromReply(third)),
       backoffMs: Number(backoffMs),
       backoffSet: Number(backoffSet) === 1,
     };
-    return { ok: true, serverTimeUs: Number(serverTimeUs), gate };
+    return { ok: true, serverTimeUs: Number(serverTimeUs), member, gate };
+  }
+
+  /**
+   * Moves the admission `member` `lateMs` later in the window (rate-restamp.lua): its request
+   * left that long after it was admitted. True when it was still in the window.
+   */
+  async restamp(member: string, lateMs: number): Promise<boolean> {
+    const lateUs = Math.round(lateMs * 1000);
+    if (!(lateUs > 0)) return false;
+    return (await RESTAMP.run(this.redis, [this.windowKey], [member, lateUs])) === 1;
   }
 
   /**
@@ -175,13 +189,13 @@ export class SlidingWindowLimiter {
   async waitForSlot(
     signal?: AbortSignal,
     clock: Clock = this.clock,
-  ): Promise<{ serverTimeUs: number; gate?: SubmitGate }> {
+  ): Promise<{ serverTimeUs: number; member: string; gate?: SubmitGate }> {
     for (;;) {
       signal?.throwIfAborted();
       const result = await this.acquire();
       if (result.ok) {
-        const { serverTimeUs, gate } = result;
-        return gate ? { serverTimeUs, gate } : { serverTimeUs };
+        const { serverTimeUs, member, gate } = result;
+        return gate ? { serverTimeUs, member, gate } : { serverTimeUs, member };
       }
       await clock.sleep(result.retryInMs, signal);
     }

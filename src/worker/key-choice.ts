@@ -102,7 +102,8 @@ export async function chooseKey(
       // A won probe waits for its key's slot: giving it up would delay the probe a whole period.
       if (passed === "probe") return chosen(lane, passed, (s) => lane.fleet.createSlot(s));
       // The gate read with the slot (one script) is as fresh as a read after it: no second read.
-      const { retryInMs, gate } = await lane.fleet.tryCreateSlot();
+      // With the job's signal: the admission is this create's, moved if it leaves late (createLeaving).
+      const { retryInMs, gate } = await lane.fleet.tryCreateSlot(signal);
       if (retryInMs === 0) return chosen(lane, passed, async () => gate);
       notBefore.set(lane.id, deps.clock.now() + retryInMs);
       await lane.fleet.releaseInFlight(jobKey);

@@ -130,10 +130,9 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     if (outcome === "over-budget") return parked;
 
     // A local input image is uploaded (or its upload reused) before the key choice, by the first
-    // key whose gate lets uploads go (any key's upload serves every key's create): no in-flight or rate slot is held during an upload (up to
-    // 10 MiB), and with several keys, whose choice takes the create slot at once, no upload sits
-    // between a slot and its create, where the late arrival could let the key's next creates
-    // through too early.
+    // key whose gate lets uploads go (any key's upload serves every key's create): no in-flight or
+    // rate slot is held during an upload (up to 10 MiB), and no upload sits between a slot and its
+    // create (with several keys the choice takes the create slot at once).
     const input = await uploadInputImage(params, job, deps);
     if (input.next !== undefined) return input.next;
     const imageUrl = input.imageUrl;
@@ -206,6 +205,10 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       throw error;
     }
     await failpoint("submit.before-create");
+    // KIE counts a create when it arrives: a late one's slot moves to when it left (rate promise).
+    await fleet
+      .createLeaving?.(job.signal)
+      .catch((err) => job.log.warn({ err }, "late create's slot not moved"));
     let taskId: string;
     try {
       taskId = await kie.submit(

@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { FleetBackoff } from "../../src/fleet/fleet-backoff.js";
 import { createFleet, createFleetPort, type Fleet } from "../../src/fleet/index.js";
+import { LATE_CREATE_MS } from "../../src/fleet/port.js";
 import type { FleetPort } from "../../src/worker/ports.js";
 import { fleetAccounts } from "../helpers/fleet-accounts.js";
 import { accountKeys, type ManualClock, manualClock } from "../helpers/fleet-redis.js";
@@ -212,5 +213,33 @@ describe("worker port", () => {
     expect((await port.createSlot(signal))!.backoffMs).toBeGreaterThan(0);
     await other.clearBackoff();
     expect(await port.backoffRemaining()).toBe(0);
+  });
+
+  it("a create that leaves 10 ms or more after its slot has the slot moved to when it left; a prompt one is left alone", async () => {
+    const clock = manualClock();
+    const [, b] = twoWorkers(clock);
+    await b.createLimiter.configureRate(1, 2_000);
+    const port = createFleetPort(b, { maxInFlight: 0, pollRatePerSec: 10 });
+    const prompt = new AbortController().signal;
+    await port.createSlot(prompt);
+    await port.createLeaving!(prompt);
+    // Held the window (no margin in this fleet) from the admission: nothing moved.
+    expect(await b.createLimiter.acquire()).toMatchObject({ ok: false, retryInMs: 2_000 });
+
+    clock.advance(2_000);
+    const late = new AbortController().signal;
+    await port.createSlot(late);
+    const waited = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, LATE_CREATE_MS + 40));
+    const lateMs = performance.now() - waited;
+    await port.createLeaving!(late);
+    const refused = await b.createLimiter.acquire();
+    if (refused.ok) throw new Error("admitted");
+    // Held from when it left: at least the measured wait more (the real clock, so a little more).
+    expect(refused.retryInMs).toBeGreaterThanOrEqual(2_000 + Math.floor(lateMs));
+    expect(refused.retryInMs).toBeLessThan(2_000 + lateMs + 200);
+    // Told once: a second call for the same create moves nothing more.
+    await port.createLeaving!(late);
+    expect(await b.createLimiter.acquire()).toMatchObject({ ok: false, retryInMs: refused.retryInMs });
   });
 });

@@ -74,4 +74,32 @@ describe("the create limiter's margin", () => {
       expect(() => createFleet(redis, { apiKey: fakeApiKey(), createMarginMs: rule })).toThrow(RangeError);
     }
   });
+
+  it("a create that left late has its admission moved that much later: the next keep a window from when it left", async () => {
+    const clock = manualClock();
+    const limiter = createLimiter(2_000, clock);
+    const admitted = await limiter.acquire();
+    if (!admitted.ok) throw new Error("not admitted");
+    expect(await limiter.restamp(admitted.member, 300)).toBe(true);
+    // Held 2,100 ms (window and margin) from when it left, 300 ms after its admission.
+    expect(await limiter.acquire()).toMatchObject({ ok: false, retryInMs: 2_400 });
+    clock.advance(2_399);
+    expect((await limiter.acquire()).ok).toBe(false);
+    clock.advance(1);
+    expect((await limiter.acquire()).ok).toBe(true);
+  });
+
+  it("an admission already out of the window is not brought back, and nothing moves earlier", async () => {
+    const clock = manualClock();
+    const limiter = createLimiter(2_000, clock);
+    const first = await limiter.acquire();
+    if (!first.ok) throw new Error("not admitted");
+    clock.advance(2_100);
+    const second = await limiter.acquire();
+    expect(second.ok).toBe(true);
+    // The first left the window with the second's admission: moving it would resurrect it.
+    expect(await limiter.restamp(first.member, 500)).toBe(false);
+    expect(await limiter.restamp(first.member, -500)).toBe(false);
+    expect(await limiter.acquire()).toMatchObject({ ok: false, retryInMs: 2_100 });
+  });
 });

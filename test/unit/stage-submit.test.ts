@@ -102,6 +102,43 @@ describe("submit stage", () => {
     ]);
   });
 
+  it("tells the fleet its create is leaving right before it goes out, with the job's signal (a late slot moves)", async () => {
+    const events: string[] = [];
+    const signals: AbortSignal[] = [];
+    const f = setup({
+      fleet: {
+        createSlot: async (signal) => {
+          signals.push(signal);
+          events.push("slot");
+        },
+        createLeaving: async (signal) => {
+          signals.push(signal);
+          events.push("leaving");
+        },
+      },
+      submit: async () => {
+        events.push("create");
+        return "t-1";
+      },
+    });
+    await submitStage.run(stageJob(submitJob()), f.deps);
+    expect(events).toEqual(["slot", "leaving", "create"]);
+    expect(signals[0]).toBe(signals[1]);
+  });
+
+  it("a failed move of a late slot does not stop the create", async () => {
+    const f = setup({
+      fleet: {
+        createLeaving: async () => {
+          throw new Error("Redis away");
+        },
+      },
+    });
+    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.creates).toHaveLength(1);
+    expect(f.ledger.current()?.status).toBe("submitted");
+  });
+
   it("a record whose reply was lost and was sent again finds its own task: it adds the poll, counts nothing uncertain", async () => {
     const f = setup();
     // The transition ran on the server, its reply was lost, and the resent one finds the row moved.
