@@ -42,10 +42,10 @@ export interface FleetPort {
   tryCreateSlot(signal?: AbortSignal): Promise<{ retryInMs: number; gate?: GateRead }>;
   /**
    * Called right before the create a slot was taken for (by `createSlot` or `tryCreateSlot` with
-   * the same `signal`) goes out: when it leaves later than `LATE_CREATE_MS` after its admission
-   * (the checks between them, a busy event loop), the admission is moved that much later in the
-   * window, so the next admissions keep a window's distance from when it really left. Optional:
-   * a fleet without it leaves the margin to cover that lateness.
+   * the same `signal`) goes out: when it seems to leave `LATE_CREATE_MS` or more after its
+   * admission (the checks between them, a busy event loop), the admission is moved to now on the
+   * window's clock, so the next admissions keep a window's distance from when it really left.
+   * Optional: a fleet without it leaves the margin to cover that lateness.
    */
   createLeaving?(signal: AbortSignal): Promise<void>;
   /** Waits for a slot of the account's status-call rate. */
@@ -67,16 +67,12 @@ export interface FleetPortSettings {
 }
 
 /**
- * A create that leaves this much or more after its admission has its admission moved to when it
- * left (`createLeaving`). Below it, one Redis call per create would buy nothing the margin (100 ms
- * at least) does not already cover.
+ * A create that seems to leave this much or more after its admission has its admission moved to
+ * now (`createLeaving`). Below it, one Redis call per create would buy nothing the margin (100 ms
+ * at least) does not already cover. The estimate only decides whether to ask: the move itself is
+ * made on Redis's clock, when the call runs (after any wait for Redis itself).
  */
 export const LATE_CREATE_MS = 10;
-/**
- * A move is at most this long: more would be a clock stepped under the estimate (NTP), not a
- * create that left seconds after its slot; it would cost the rate, never exceed it.
- */
-const LATE_CREATE_CAP_MS = 2_000;
 
 /** The Redis-backed FleetPort of one account. */
 export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
@@ -147,9 +143,8 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
       const admission = admissions.get(signal);
       admissions.delete(signal);
       if (!admission) return;
-      const lateMs = lateness.since(admission.serverMs);
-      if (lateMs >= LATE_CREATE_MS)
-        await fleet.createLimiter.restamp(admission.member, Math.min(lateMs, LATE_CREATE_CAP_MS));
+      if (lateness.since(admission.serverMs) >= LATE_CREATE_MS)
+        await fleet.createLimiter.leaving(admission.member);
     },
     pollSlot: async (signal) => {
       await pollLimiter.waitForSlot(signal);
@@ -168,11 +163,13 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
 const OFFSET_SAMPLES = 64;
 
 /**
- * How late a create leaves after its admission, on Redis's clock (the window's): the admission is
- * stamped by Redis TIME, and this host's clock differs from it by an offset plus the time the
- * admission's answer took to be read (a busy event loop delays that read too, which a local
- * stopwatch started on the answer would miss). The offset is the smallest (host clock at the
- * answer − admission time) of the last admissions: the answer read at once.
+ * How late a create seems to leave after its admission, on Redis's clock (the window's): the
+ * admission is stamped by Redis TIME, and this host's clock differs from it by an offset plus the
+ * time the admission's answer took to be read (a busy event loop delays that read too, which a
+ * local stopwatch started on the answer would miss). The offset is the smallest (host clock at the
+ * answer − admission time) of the last admissions: the answer read at once. A clock stepped
+ * meanwhile makes the estimate wrong for a while, which costs a Redis call per create, never a
+ * wrong move (the move is made on Redis's clock).
  */
 function createLateness() {
   const offsets: number[] = [];

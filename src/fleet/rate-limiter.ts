@@ -173,13 +173,19 @@ export class SlidingWindowLimiter {
   }
 
   /**
-   * Moves the admission `member` `lateMs` later in the window (rate-restamp.lua): its request
-   * left that long after it was admitted. True when it was still in the window.
+   * The create admitted as `member` leaves now (rate-restamp.lua): its admission is moved to now on
+   * the window's clock (or added again, now, if it has left the window), never earlier. True when
+   * it moved.
    */
-  async restamp(member: string, lateMs: number): Promise<boolean> {
-    const lateUs = Math.round(lateMs * 1000);
-    if (!(lateUs > 0)) return false;
-    return (await RESTAMP.run(this.redis, [this.windowKey], [member, lateUs])) === 1;
+  async leaving(member: string): Promise<boolean> {
+    const keys = this.configKey ? [this.windowKey, this.configKey] : [this.windowKey];
+    const reply = await RESTAMP.run(
+      this.redis,
+      keys,
+      [member, this.rate.windowMs, this.margin[2]],
+      this.scriptClock,
+    );
+    return reply === 1;
   }
 
   /**

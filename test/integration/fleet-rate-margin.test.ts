@@ -75,31 +75,46 @@ describe("the create limiter's margin", () => {
     }
   });
 
-  it("a create that left late has its admission moved that much later: the next keep a window from when it left", async () => {
+  it("a create that leaves late has its admission moved to now: the next keep a window from when it left", async () => {
     const clock = manualClock();
     const limiter = createLimiter(2_000, clock);
     const admitted = await limiter.acquire();
     if (!admitted.ok) throw new Error("not admitted");
-    expect(await limiter.restamp(admitted.member, 300)).toBe(true);
+    clock.advance(300);
+    expect(await limiter.leaving(admitted.member)).toBe(true);
     // Held 2,100 ms (window and margin) from when it left, 300 ms after its admission.
-    expect(await limiter.acquire()).toMatchObject({ ok: false, retryInMs: 2_400 });
-    clock.advance(2_399);
+    expect(await limiter.acquire()).toMatchObject({ ok: false, retryInMs: 2_100 });
+    clock.advance(2_099);
     expect((await limiter.acquire()).ok).toBe(false);
     clock.advance(1);
     expect((await limiter.acquire()).ok).toBe(true);
   });
 
-  it("an admission already out of the window is not brought back, and nothing moves earlier", async () => {
+  it("a create leaving after its admission left the window counts from now; nothing moves earlier", async () => {
     const clock = manualClock();
     const limiter = createLimiter(2_000, clock);
     const first = await limiter.acquire();
     if (!first.ok) throw new Error("not admitted");
     clock.advance(2_100);
-    const second = await limiter.acquire();
-    expect(second.ok).toBe(true);
-    // The first left the window with the second's admission: moving it would resurrect it.
-    expect(await limiter.restamp(first.member, 500)).toBe(false);
-    expect(await limiter.restamp(first.member, -500)).toBe(false);
-    expect(await limiter.acquire()).toMatchObject({ ok: false, retryInMs: 2_100 });
+    expect((await limiter.acquire()).ok).toBe(true);
+    // The first's entry left with the second's admission; its create leaves only now: it counts.
+    expect(await limiter.leaving(first.member)).toBe(true);
+    expect(await limiter.leaving(first.member)).toBe(false);
+    clock.advance(2_099);
+    const refused = await limiter.acquire();
+    expect(refused).toMatchObject({ ok: false, retryInMs: 1 });
+  });
+
+  it("the window's key lives a window and its margin past the moved admission", async () => {
+    const clock = manualClock();
+    const limiter = createLimiter(2_000, clock);
+    const admitted = await limiter.acquire();
+    if (!admitted.ok) throw new Error("not admitted");
+    const key = (limiter as unknown as { windowKey: string }).windowKey;
+    // Real time for the key's TTL: without the move's PEXPIRE it would be ~100 ms short.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    clock.advance(150);
+    await limiter.leaving(admitted.member);
+    expect(await redis.pttl(key)).toBeGreaterThan(2_100 - 40);
   });
 });

@@ -70,6 +70,26 @@ describe("chooseKey", () => {
     );
   });
 
+  it("takes a key's slot with the job's signal, so the create's lateness is told to the same key (createLeaving)", async () => {
+    const signals: (AbortSignal | undefined)[] = [];
+    const a = lane("aaaa", {
+      tryCreateSlot: async (signal) => {
+        signals.push(signal);
+        return { retryInMs: 0 };
+      },
+    });
+    const b = lane("bbbb", {
+      tryCreateSlot: async (signal) => {
+        signals.push(signal);
+        return { retryInMs: 0 };
+      },
+    });
+    const { deps } = choiceDeps([a.lane, b.lane]);
+    const signal = new AbortController().signal;
+    await chooseKey(deps, "b/r1", signal, silentLogger());
+    expect(signals).toEqual([signal]);
+  });
+
   it("passes over a paused key and one backing off: the others go on", async () => {
     const paused = lane("aaaa", { readGate: async () => ({ paused: PAUSED, backoffMs: 0 }) });
     const backingOff = lane("bbbb", { readGate: async () => ({ paused: null, backoffMs: 5_000 }) });

@@ -1,21 +1,26 @@
 --[[
-  Moves an admission of a sliding window later: its request left `lateUs` after the admission
-  (a busy event loop, the checks between slot and send), and the API counts it when it arrives.
-  Later admissions then keep a window's distance from when it really left. Only ever later, and
-  only an admission still in the window: one already expired is not brought back.
+  A create leaves now, after its admission: the admission is moved to now on the script's clock
+  (the window's), since the API counts the create when it arrives. Later admissions then keep a
+  window's distance from when it really left, however long the worker took (checks between slot
+  and send, a stalled event loop, a Redis outage it waited through: the move is made after it).
+  Only ever later; an admission already gone from the window is added again, now: the create
+  counts from now whatever happened to its entry.
 
     Input:
       KEYS[1] window zset (rate-acquire.lua's)
-      ARGV[1] the caller's clock (unused: the move is relative), ARGV[2] the admission's member,
-      ARGV[3] lateUs (> 0)
+      KEYS[2] (optional) config hash {limit, windowMs}, the fleet's shared rate
+      ARGV[1] the caller's clock (prelude), ARGV[2] the admission's member,
+      ARGV[3] windowMs (used without a config hash), ARGV[4] the most margin the window may add (ms)
 
-    Output: 1 moved, 0 not in the window (expired, or never admitted)
+    Output: 1 moved or added, 0 already at now or later
 ]]
-local score = redis.call('ZSCORE', KEYS[1], ARGV[2])
-local late = tonumber(ARGV[3])
-if not score or not late or late <= 0 then return 0 end
-redis.call('ZADD', KEYS[1], 'XX', tonumber(score) + late, ARGV[2])
--- The key outlives its latest entry by a window: this one now ends `late` later.
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl + math.ceil(late / 1000)) end
+local now = now_us()
+local score = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[2]))
+if score and score >= now then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+local windowMs = tonumber(ARGV[3])
+if KEYS[2] then windowMs = tonumber(redis.call('HGET', KEYS[2], 'windowMs')) or windowMs end
+-- The key outlives its latest entry by a window and its margin: this entry is now the latest.
+local holdMs = windowMs + (tonumber(ARGV[4]) or 0)
+if redis.call('PTTL', KEYS[1]) < holdMs then redis.call('PEXPIRE', KEYS[1], holdMs) end
 return 1
