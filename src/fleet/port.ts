@@ -45,9 +45,11 @@ export interface FleetPort {
    * the same `signal`) goes out: when it seems to leave `LATE_CREATE_MS` or more after its
    * admission (the checks between them, a busy event loop), the admission is moved to now on the
    * window's clock, so the next admissions keep a window's distance from when it really left.
-   * Optional: a fleet without it leaves the margin to cover that lateness.
+   * False: the window filled meanwhile (an outage waited through, a lowered limit): the slot is
+   * given back and the create must not go out. Optional: a fleet without it leaves the margin to
+   * cover that lateness.
    */
-  createLeaving?(signal: AbortSignal): Promise<void>;
+  createLeaving?(signal: AbortSignal): Promise<boolean>;
   /** Waits for a slot of the account's status-call rate. */
   pollSlot(signal: AbortSignal): Promise<void>;
   /** KIE_MAX_IN_FLIGHT (0: no cap): true when the job holds a slot. */
@@ -142,9 +144,8 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
     createLeaving: async (signal) => {
       const admission = admissions.get(signal);
       admissions.delete(signal);
-      if (!admission) return;
-      if (lateness.since(admission.serverMs) >= LATE_CREATE_MS)
-        await fleet.createLimiter.leaving(admission.member);
+      if (!admission || lateness.since(admission.serverMs) < LATE_CREATE_MS) return true;
+      return fleet.createLimiter.leaving(admission.member);
     },
     pollSlot: async (signal) => {
       await pollLimiter.waitForSlot(signal);

@@ -173,16 +173,17 @@ export class SlidingWindowLimiter {
   }
 
   /**
-   * The create admitted as `member` leaves now (rate-restamp.lua): its admission is moved to now on
-   * the window's clock (or added again, now, if it has left the window), never earlier. True when
-   * it moved.
+   * The create admitted as `member` is about to leave (rate-restamp.lua): its admission is moved to
+   * now on the window's clock (added again if it has left the window), never earlier. False when
+   * the window, with it counted now, holds more than the limit: its admission is removed and it
+   * must not leave (it waits for a slot again).
    */
   async leaving(member: string): Promise<boolean> {
     const keys = this.configKey ? [this.windowKey, this.configKey] : [this.windowKey];
     const reply = await RESTAMP.run(
       this.redis,
       keys,
-      [member, this.rate.windowMs, this.margin[2]],
+      [member, this.rate.limit, this.rate.windowMs, ...this.margin],
       this.scriptClock,
     );
     return reply === 1;

@@ -178,14 +178,18 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
         if (current?.status === "cancelled") await deps.ledger.releaseReservation(batch, rowId);
         return done;
       }
-      // The rate slot may have taken seconds: a pause or backoff set meanwhile stops this create.
-      if (!gateStillOpen(gate, now)) {
+      // The rate slot may have taken seconds: a pause or backoff set meanwhile stops this create;
+      // so does a window filled meanwhile (an outage waited through): KIE counts a create when it
+      // arrives, and a late one's slot moves to now (createLeaving: the rate promise).
+      const stopped = !gateStillOpen(gate, now)
+        ? "submissions were paused while this create waited for its rate slot: not sent"
+        : (await fleet.createLeaving?.(job.signal)) === false
+          ? "the rate window filled while this create waited after its slot: not sent"
+          : undefined;
+      if (stopped) {
         await unmark(job, data, key);
         await fleet.releaseInFlight(key);
-        job.log.info(
-          { pause: now.paused?.kind, backoffMs: now.backoffMs },
-          "submissions were paused while this create waited for its rate slot: not sent",
-        );
+        job.log.info({ pause: now.paused?.kind, backoffMs: now.backoffMs }, stopped);
         continue;
       }
     } catch (error) {
@@ -205,10 +209,6 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       throw error;
     }
     await failpoint("submit.before-create");
-    // KIE counts a create when it arrives: a late one's slot moves to when it left (rate promise).
-    await fleet
-      .createLeaving?.(job.signal)
-      .catch((err) => job.log.warn({ err }, "late create's slot not moved"));
     let taskId: string;
     try {
       taskId = await kie.submit(

@@ -114,6 +114,7 @@ describe("submit stage", () => {
         createLeaving: async (signal) => {
           signals.push(signal);
           events.push("leaving");
+          return true;
         },
       },
       submit: async () => {
@@ -126,17 +127,43 @@ describe("submit stage", () => {
     expect(signals[0]).toBe(signals[1]);
   });
 
-  it("a failed move of a late slot does not stop the create", async () => {
+  it("a create whose rate window filled while it waited (an outage) is not sent: its slot goes back and it waits for another", async () => {
+    const events: string[] = [];
+    let leavings = 0;
+    const f = setup({
+      fleet: {
+        createSlot: async () => void events.push("slot"),
+        createLeaving: async () => {
+          events.push("leaving");
+          return ++leavings > 1;
+        },
+        releaseInFlight: async () => void events.push("release"),
+      },
+      submit: async () => {
+        events.push("create");
+        return "t-1";
+      },
+    });
+    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+    expect(events).toEqual(["slot", "leaving", "release", "slot", "leaving", "create"]);
+    expect(f.creates).toHaveLength(1);
+    expect(f.ledger.current()?.status).toBe("submitted");
+  });
+
+  it("a Redis error as the create leaves sends nothing: the in-flight slot goes back and the job is tried again", async () => {
+    const released: string[] = [];
     const f = setup({
       fleet: {
         createLeaving: async () => {
           throw new Error("Redis away");
         },
+        releaseInFlight: async (jobKey) => void released.push(jobKey),
       },
     });
-    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
-    expect(f.creates).toHaveLength(1);
-    expect(f.ledger.current()?.status).toBe("submitted");
+    await expect(submitStage.run(stageJob(submitJob()), f.deps)).rejects.toThrow("Redis away");
+    expect(f.creates).toEqual([]);
+    expect(released).toHaveLength(1);
+    expect(f.ledger.current()?.status).toBe("queued");
   });
 
   it("a record whose reply was lost and was sent again finds its own task: it adds the poll, counts nothing uncertain", async () => {

@@ -1,26 +1,40 @@
 --[[
-  A create leaves now, after its admission: the admission is moved to now on the script's clock
-  (the window's), since the API counts the create when it arrives. Later admissions then keep a
-  window's distance from when it really left, however long the worker took (checks between slot
-  and send, a stalled event loop, a Redis outage it waited through: the move is made after it).
-  Only ever later; an admission already gone from the window is added again, now: the create
-  counts from now whatever happened to its entry.
+  A create is about to leave, after its admission: the admission is moved to now on the script's
+  clock (the window's), since the API counts the create when it arrives. Later admissions then
+  keep a window's distance from when it really left, however long the worker took (checks between
+  slot and send, a stalled event loop, a Redis outage it waited through: the move is made after
+  it). Only ever later; an admission already gone from the window is added again, now. If the
+  window, this create counted now, holds more than the limit (others were admitted while it
+  waited through an outage, or the limit was lowered), it must not leave: its admission is
+  removed and it waits for a slot again.
 
     Input:
       KEYS[1] window zset (rate-acquire.lua's)
       KEYS[2] (optional) config hash {limit, windowMs}, the fleet's shared rate
       ARGV[1] the caller's clock (prelude), ARGV[2] the admission's member,
-      ARGV[3] windowMs (used without a config hash), ARGV[4] the most margin the window may add (ms)
+      ARGV[3] limit, ARGV[4] windowMs (used without a config hash),
+      ARGV[5..7] the margin's fraction, floor and cap (rate-acquire.lua's ARGV[5..7])
 
-    Output: 1 moved or added, 0 already at now or later
+    Output: 1 may leave (moved, or already at now), 0 must not (the window is full: removed)
 ]]
+local limit = tonumber(ARGV[3])
+local windowMs = tonumber(ARGV[4])
+if KEYS[2] then
+  local cfg = redis.call('HMGET', KEYS[2], 'limit', 'windowMs')
+  limit = tonumber(cfg[1]) or limit
+  windowMs = tonumber(cfg[2]) or windowMs
+end
+local margin = math.floor(windowMs * (tonumber(ARGV[5]) or 0) + 0.5)
+margin = math.min(tonumber(ARGV[7]) or 0, math.max(tonumber(ARGV[6]) or 0, margin))
+windowMs = windowMs + margin
 local now = now_us()
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - windowMs * 1000)
 local score = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[2]))
-if score and score >= now then return 0 end
-redis.call('ZADD', KEYS[1], now, ARGV[2])
-local windowMs = tonumber(ARGV[3])
-if KEYS[2] then windowMs = tonumber(redis.call('HGET', KEYS[2], 'windowMs')) or windowMs end
--- The key outlives its latest entry by a window and its margin: this entry is now the latest.
-local holdMs = windowMs + (tonumber(ARGV[4]) or 0)
-if redis.call('PTTL', KEYS[1]) < holdMs then redis.call('PEXPIRE', KEYS[1], holdMs) end
+if not score or score < now then redis.call('ZADD', KEYS[1], now, ARGV[2]) end
+if redis.call('ZCARD', KEYS[1]) > limit then
+  redis.call('ZREM', KEYS[1], ARGV[2])
+  return 0
+end
+-- The key outlives its latest entry by a window and its margin: this entry may be the latest.
+if redis.call('PTTL', KEYS[1]) < windowMs then redis.call('PEXPIRE', KEYS[1], windowMs) end
 return 1
