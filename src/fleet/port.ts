@@ -80,7 +80,7 @@ export const LATE_CREATE_MS = 10;
 export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
   const pollLimiter = fleet.pollLimiter(settings.pollRatePerSec);
   /** Each waiting create's admission (its job's signal: one create at a time per job), until it leaves. */
-  const admissions = new WeakMap<AbortSignal, { member: string; serverMs: number }>();
+  const admissions = new WeakMap<AbortSignal, { member: string; serverMs: number; at: number }>();
   const lateness = createLateness();
   /** When a gate read last found the gate open (performance.now()); -Infinity once one found it closed. */
   let openSeenAt = Number.NEGATIVE_INFINITY;
@@ -127,7 +127,7 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
     createSlot: async (signal) => {
       const at = closings;
       const { gate, member, serverTimeUs } = await fleet.createLimiter.waitForSlot(signal);
-      admissions.set(signal, { member, serverMs: lateness.admitted(serverTimeUs) });
+      admissions.set(signal, { member, serverMs: lateness.admitted(serverTimeUs), at: performance.now() });
       if (gate) seen(gate, at);
       return gate;
     },
@@ -135,8 +135,10 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
       const at = closings;
       const result = await fleet.createLimiter.acquire();
       if (!result.ok) return { retryInMs: Math.max(1, result.retryInMs) };
-      if (signal)
-        admissions.set(signal, { member: result.member, serverMs: lateness.admitted(result.serverTimeUs) });
+      if (signal) {
+        const serverMs = lateness.admitted(result.serverTimeUs);
+        admissions.set(signal, { member: result.member, serverMs, at: performance.now() });
+      }
       if (!result.gate) return { retryInMs: 0 };
       seen(result.gate, at);
       return { retryInMs: 0, gate: result.gate };
@@ -144,7 +146,11 @@ export function createFleetPort(fleet: Fleet, settings: FleetPortSettings) {
     createLeaving: async (signal) => {
       const admission = admissions.get(signal);
       admissions.delete(signal);
-      if (!admission || lateness.since(admission.serverMs) < LATE_CREATE_MS) return true;
+      if (!admission) return true;
+      // Either measure may say late: the clocks' (an answer read late counts) or a stopwatch from
+      // the answer (a host clock stepped back since would hide the lateness from the first).
+      const lateMs = Math.max(lateness.since(admission.serverMs), performance.now() - admission.at);
+      if (lateMs < LATE_CREATE_MS) return true;
       return fleet.createLimiter.leaving(admission.member);
     },
     pollSlot: async (signal) => {
@@ -169,8 +175,8 @@ const OFFSET_SAMPLES = 64;
  * time the admission's answer took to be read (a busy event loop delays that read too, which a
  * local stopwatch started on the answer would miss). The offset is the smallest (host clock at the
  * answer − admission time) of the last admissions: the answer read at once. A clock stepped
- * meanwhile makes the estimate wrong for a while, which costs a Redis call per create, never a
- * wrong move (the move is made on Redis's clock).
+ * forward makes it too high for a while (a Redis call per create, never a wrong move: the move is
+ * made on Redis's clock); one stepped back, too low, which the caller's stopwatch covers.
  */
 function createLateness() {
   const offsets: number[] = [];

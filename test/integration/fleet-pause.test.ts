@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { FleetBackoff } from "../../src/fleet/fleet-backoff.js";
 import { createFleet, createFleetPort, type Fleet } from "../../src/fleet/index.js";
 import { LATE_CREATE_MS } from "../../src/fleet/port.js";
@@ -238,5 +238,25 @@ describe("worker port", () => {
     clock.advance(100);
     await port.createLeaving!(late);
     expect(await b.createLimiter.acquire()).toMatchObject({ ok: false, retryInMs: 1_900 });
+  });
+
+  it("a host clock stepped back after the admission does not hide a late create (a stopwatch covers it)", async () => {
+    const clock = manualClock();
+    const [, b] = twoWorkers(clock);
+    await b.createLimiter.configureRate(1, 2_000);
+    const port = createFleetPort(b, { maxInFlight: 0, pollRatePerSec: 10 });
+    const signal = new AbortController().signal;
+    await port.createSlot(signal);
+    const realNow = Date.now;
+    const stepped = vi.spyOn(Date, "now").mockImplementation(() => realNow() - 1_000);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, LATE_CREATE_MS + 40));
+      clock.advance(LATE_CREATE_MS + 40);
+      expect(await port.createLeaving!(signal)).toBe(true);
+    } finally {
+      stepped.mockRestore();
+    }
+    // Moved to now: held the whole window from here (unmoved, 50 ms of it would be gone).
+    expect(await b.createLimiter.acquire()).toMatchObject({ ok: false, retryInMs: 2_000 });
   });
 });
