@@ -135,7 +135,7 @@ export interface AccessOptions {
 }
 
 /** A login's outcome: the cookie set, the token refused, or the address throttled for `retryAfterMs`. */
-export type LoginOutcome = { ok: true } | { ok: false; retryAfterMs?: number };
+type LoginOutcome = { ok: true } | { ok: false; retryAfterMs?: number };
 
 export interface Access {
   /** The per-process key of session cookies and CSRF tokens. */
