@@ -163,15 +163,18 @@ describe("access", () => {
     expect((await fetch(url(`/batches/${GALLERY}`), { headers: { cookie } })).status).toBe(200);
   });
 
+  /** A dashboard's options on this fixture's Redis and queues, on a free port. */
+  const ownDashboard = () => ({
+    port: 0,
+    queuePrefix: g.fx.prefix,
+    ledger: g.fx.ledger,
+    queues: g.fx.queues.queues,
+    fleet: async () => readFleetState([]),
+    ping: () => g.fx.redis.ping(),
+  });
+
   it("will not listen beyond loopback without a token, nor allow actions without one", async () => {
-    const base = {
-      port: 0,
-      queuePrefix: g.fx.prefix,
-      ledger: g.fx.ledger,
-      queues: g.fx.queues.queues,
-      fleet: async () => readFleetState([]),
-      ping: () => g.fx.redis.ping(),
-    };
+    const base = ownDashboard();
     await expect(startDashboard({ ...base, host: "0.0.0.0" })).rejects.toThrow(/needs a token/);
     await expect(startDashboard({ ...base, allowActions: true })).rejects.toThrow(
       /--allow-actions needs a token/,
@@ -180,15 +183,7 @@ describe("access", () => {
   });
 
   it("an address that keeps sending wrong tokens gets 429 with Retry-After, even with the right one", async () => {
-    const own = await startDashboard({
-      port: 0,
-      queuePrefix: g.fx.prefix,
-      ledger: g.fx.ledger,
-      queues: g.fx.queues.queues,
-      fleet: async () => readFleetState([]),
-      ping: () => g.fx.redis.ping(),
-      authToken: TOKEN,
-    });
+    const own = await startDashboard({ ...ownDashboard(), authToken: TOKEN });
     try {
       const post = (token: string) =>
         fetch(new URL("/login", own.url), {

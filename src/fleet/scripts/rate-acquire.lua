@@ -23,18 +23,8 @@
                               admitted, with KEYS[3] and KEYS[4]
       {0, nowUs, retryInMs}   refused: no slot frees before retryInMs
 ]]
-local limit = tonumber(ARGV[2])
-local windowMs = tonumber(ARGV[3])
-if KEYS[2] then
-  local cfg = redis.call('HMGET', KEYS[2], 'limit', 'windowMs')
-  -- A value that is not a number (hand-edited) leaves the caller's rate in force.
-  limit = tonumber(cfg[1]) or limit
-  windowMs = tonumber(cfg[2]) or windowMs
-end
--- The margin scales with the window read above, so a fleet-wide rate change carries it along.
-local margin = math.floor(windowMs * (tonumber(ARGV[5]) or 0) + 0.5)
-margin = math.min(tonumber(ARGV[7]) or 0, math.max(tonumber(ARGV[6]) or 0, margin))
-windowMs = windowMs + margin
+--- @include "includes/window.lua"
+local limit, windowMs = window_in_force(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[5], ARGV[6], ARGV[7])
 local now = now_us()
 local windowUs = windowMs * 1000
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - windowUs)

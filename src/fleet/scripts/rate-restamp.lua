@@ -17,16 +17,8 @@
 
     Output: 1 may leave (moved, or already at now), 0 must not (the window is full: removed)
 ]]
-local limit = tonumber(ARGV[3])
-local windowMs = tonumber(ARGV[4])
-if KEYS[2] then
-  local cfg = redis.call('HMGET', KEYS[2], 'limit', 'windowMs')
-  limit = tonumber(cfg[1]) or limit
-  windowMs = tonumber(cfg[2]) or windowMs
-end
-local margin = math.floor(windowMs * (tonumber(ARGV[5]) or 0) + 0.5)
-margin = math.min(tonumber(ARGV[7]) or 0, math.max(tonumber(ARGV[6]) or 0, margin))
-windowMs = windowMs + margin
+--- @include "includes/window.lua"
+local limit, windowMs = window_in_force(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7])
 local now = now_us()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - windowMs * 1000)
 local score = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[2]))
