@@ -6,17 +6,17 @@ import { ArchiveStoreError } from "./store-error.js";
 /**
  * The folder store's small writes, each done whole on a file thread. Writing a small object the
  * usual way (`fs.promises`: open, write, fsync, close for the object and its metadata, then two
- * renames and the directory's open, fsync, close) hands about a dozen requests to libuv's pool
- * and back, each a wake-up of another thread: on a busy machine those hand-offs cost more CPU
- * than the writes (issue 10's profile). Here one
- * message carries a whole put to a thread that makes the same system calls in the same order,
- * synchronously, and one message brings the outcome back. Nothing else changes: each file goes
- * to a temporary name, is fsync'd, then renamed over its target in the order given, so a crash
- * leaves a file whole or absent, and the directory is fsync'd after the renames, in the same
- * request when asked (a streamed put's `DirectorySync` sends its shared fsync as a request of
- * its own). The event loop never blocks on the disk: a slow or network file system slows the
- * thread, not the worker's locks. Each thread has its own queue: a slow fsync delays the requests
- * given to its thread (requests go to an idle thread first), never another thread's.
+ * renames and the directory's open, fsync, close) hands about a dozen requests to libuv's pool and
+ * back, each a wake-up of another thread: on a busy machine those hand-offs cost more CPU than the
+ * writes (issue 10's profile). Here one message carries a whole put to a thread that makes the
+ * same system calls in the same order, synchronously, and one message brings the outcome back.
+ * Nothing else changes: each file goes to a temporary name, is fsync'd, then renamed over its
+ * target in the order given, so a crash leaves a file whole or absent, and the directory is
+ * fsync'd after the renames, in the same request when asked (a streamed put's `DirectorySync`
+ * sends its shared fsync as a request of its own). The event loop never blocks on the disk: a slow
+ * or network file system slows the thread, not the worker's locks. Each thread has its own queue:
+ * a slow fsync delays the requests given to its thread (requests go to an idle thread first),
+ * never another thread's.
  */
 
 /**
@@ -37,9 +37,9 @@ interface Reply {
 
 /**
  * The thread's code, plain JavaScript run as an `eval` worker: no file to ship beside dist/,
- * nothing for a loader to transform, modules taken with `process.getBuiltinModule` so it runs
- * as a script or as a module alike (a parent's `--input-type=module` reaches the thread). Each request runs to its end before the next: a thread is one
- * disk queue, and the pool has several.
+ * nothing for a loader to transform, modules taken with `process.getBuiltinModule` so it runs as a
+ * script or as a module alike (a parent's `--input-type=module` reaches the thread). Each request
+ * runs to its end before the next: a thread is one disk queue, and the pool has several.
  */
 const THREAD_SOURCE = `
 const fs = process.getBuiltinModule("node:fs");
@@ -57,13 +57,10 @@ function openCreating(file) {
   }
 }
 
-// Each directory made is fsync'd in its parent, deepest first: a new batch folder's own entry is
-// durable before a file in it counts as stored (its files' fsyncs and its own do not cover it).
 // The store makes and syncs a folder before its first write (KnownDirectories); a thread makes one
-// only when it went missing behind the store (a purge). A parent this process may not open for
-// reading (a drop-box folder above the store's root) is passed over.
-// Found made (another thread's, racing this one after the purge): its entry is fsync'd here too,
-// so no write in it counts as stored before that.
+// only when it went missing behind the store (a purge). Its entry is fsync'd in its parent, with
+// each level made, deepest first, also when found made (another thread racing this one), before
+// a file in it counts as stored; a parent it may not open (a drop-box above the root) is passed.
 function makeDirectory(dir) {
   const first = fs.mkdirSync(dir, { recursive: true });
   for (let made = dir; ; made = dirname(made)) {
