@@ -21,7 +21,6 @@ import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { type ArchiveGateDeps, pauseArchiving, waitForStore } from "./archive-gate.js";
-import { fromRefreshedAfterTransient, refreshedUrl, TRANSIENT_REFRESH_FROM_TRY } from "./archive-refresh.js";
 import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
 import type { ArchiveSlots, FleetPort, WorkerSettings } from "./ports.js";
 import { type ReuseDeps, recordResult } from "./reuse.js";
@@ -198,6 +197,14 @@ export async function archiveRow(
  */
 const REFRESHED_ON: ReadonlySet<string> = new Set(["expired", "http_error", "not_image"]);
 
+/**
+ * From this try on (the third), a result URL that still fails for now (5xx, a timeout, a reset) is
+ * tried through a refreshed URL first: KIE's docs give download-url for a URL that "has stopped
+ * answering", and a broken file host would otherwise be met again until the file expires. The
+ * first two tries leave a passing hiccup to the URL itself: no refresh call for it.
+ */
+export const TRANSIENT_REFRESH_FROM_TRY = 2;
+
 async function archiveOne(
   deps: ArchiveDeps,
   job: ArchiveRun,
@@ -217,13 +224,16 @@ async function archiveOne(
   try {
     return await copyImage({ ...options, url });
   } catch (error) {
-    if (isDownloadError(error) && error.code === "transient" && job.data.tries >= TRANSIENT_REFRESH_FROM_TRY)
-      return await fromRefreshedAfterTransient(deps, job, row, { ...options, copyImage }, url, index, error);
-    if (!isDownloadError(error) || !REFRESHED_ON.has(error.code)) throw error;
+    if (!isDownloadError(error)) throw error;
+    // 5xx, a timeout, a reset: the URL itself on the first two tries (a passing hiccup), then also
+    // a refreshed one (a file host that has stopped answering).
+    const stillFailing = error.code === "transient" && job.data.tries >= TRANSIENT_REFRESH_FROM_TRY;
+    if (!stillFailing && !REFRESHED_ON.has(error.code)) throw error;
     // Ask KIE for a fresh URL, once, with the task's own key (another account's would not find
-    // it); a worker without it leaves the job to one with it.
+    // it); a worker without it leaves the job to one with it (or tries a failing URL again).
     const lane = taskLane(deps.keys, row, job.data.taskId);
-    if ("missing" in lane) throw new TaskKeyMissingError(job.data.taskId, lane.missing);
+    if ("missing" in lane)
+      throw stillFailing ? error : new TaskKeyMissingError(job.data.taskId, lane.missing);
     const fromFreshUrl = async () =>
       copyImage({ ...options, url: await refreshedUrl(deps, lane, url, job.signal) });
     if (error.code === "expired") {
@@ -231,13 +241,13 @@ async function archiveOne(
       job.log.info({ index }, "result URL expired; archiving from a refreshed URL");
       return await fromFreshUrl();
     }
-    // Another 4xx or a page that is not the image: a fresh URL is a chance, not a diagnosis. If it
-    // does not give the image, the row fails with what the result URL answered (as it did before
-    // refreshes were tried for these), not with what the refresh met.
+    // Another 4xx, a page that is not the image, or a host still failing: a fresh URL is a chance,
+    // not a diagnosis. If it does not give the image, the try ends with what the result URL
+    // answered (the row fails, or a failing host is tried again later), not with what the refresh met.
     try {
       const image = await fromFreshUrl();
       job.log.info(
-        { index, code: error.code },
+        { index, code: error.code, tries: job.data.tries + 1 },
         "result URL did not give the image; archived from a refreshed URL",
       );
       return image;
@@ -248,4 +258,15 @@ async function archiveOne(
       throw error;
     }
   }
+}
+
+/** A fresh URL for `url` from KIE's download-url, with the task's key, once a status-call slot is free. */
+async function refreshedUrl(
+  deps: { kie: Pick<KieApi, "refreshDownloadUrl">; fleet?: Pick<FleetPort, "pollSlot"> },
+  lane: { kie?: Pick<KieApi, "refreshDownloadUrl">; fleet?: Pick<FleetPort, "pollSlot"> },
+  url: string,
+  signal: AbortSignal,
+): Promise<string> {
+  await (lane.fleet ?? deps.fleet)?.pollSlot(signal);
+  return (lane.kie ?? deps.kie).refreshDownloadUrl(url, signal);
 }

@@ -11,8 +11,7 @@ import type { FleetPort } from "../../src/fleet/port.js";
 import { KieError } from "../../src/kie/errors.js";
 import type { KieApi } from "../../src/kie/types.js";
 import type { ArchivedImage, RowRecord } from "../../src/ledger/types.js";
-import { type ArchiveDeps, archiveStage } from "../../src/worker/archive.js";
-import { TRANSIENT_REFRESH_FROM_TRY } from "../../src/worker/archive-refresh.js";
+import { type ArchiveDeps, archiveStage, TRANSIENT_REFRESH_FROM_TRY } from "../../src/worker/archive.js";
 import type { ArchiveJob } from "../../src/worker/jobs.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
