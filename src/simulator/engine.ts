@@ -6,10 +6,11 @@
 import { DEFAULT_PRICES, priceOf } from "../kie/prices.js";
 import { LIMITS } from "../kie/types.js";
 import { CallbackSweep } from "./callback-sweep.js";
+import { Drawing } from "./drawing.js";
 import { CODE_MESSAGES, FaultPlan } from "./faults.js";
 import { FileLinks, type FileRef } from "./file-links.js";
 import type { ImageFile } from "./image-file.js";
-import { renderImage } from "./images.js";
+import { imageFile } from "./images.js";
 import { fetchInputImage } from "./input-image.js";
 import { DOWNLOAD_URL_TTL_MS, type ResolvedOptions } from "./options.js";
 import { parseJobsCreate, parseQwenCreate, requestHash } from "./params.js";
@@ -51,6 +52,8 @@ export class SimulatorEngine {
   private readonly taskAccounts = new Map<string, string>();
   private readonly createsByKey = new Map<string, number>();
   private readonly now = () => Date.now();
+  /** Pictures are drawn on a thread: the server's own thread stays free to stamp creates as they come. */
+  private readonly drawing = new Drawing();
   /** KIE's File Upload API: files kept for a day (simulated), served at their downloadUrl. */
   readonly uploads: UploadStore;
 
@@ -175,7 +178,7 @@ export class SimulatorEngine {
   }
 
   /** The file a /files/ path names, or undefined (answered 404) when unknown, unfinished or expired. */
-  file(pathname: string, query: URLSearchParams): ImageFile | undefined {
+  async file(pathname: string, query: URLSearchParams): Promise<ImageFile | undefined> {
     const ref = this.links.parse(pathname, query);
     if (!ref) return undefined;
     const task = this.resolveFile(ref);
@@ -189,10 +192,10 @@ export class SimulatorEngine {
         ? task.params.prompt
         : `${task.params.prompt}\n[input ${task.inputSha256}]`;
     const spec = { prompt, seed: task.imageSeed, index: ref.index, format: ref.ext };
-    return renderImage(
+    const parts = await this.drawing.draw(
       task.params.image_size ? { ...spec, size: task.params.image_size } : spec,
-      this.options.imagePadBytes,
     );
+    return imageFile(parts, ref.ext, this.options.imagePadBytes);
   }
 
   stats(): SimulatorStats {
@@ -249,7 +252,7 @@ export class SimulatorEngine {
   }
 
   async close(): Promise<void> {
-    await this.callbacks.close();
+    await Promise.all([this.callbacks.close(), this.drawing.close()]);
   }
 
   private drawOutcome(): Outcome {

@@ -93,15 +93,20 @@ function paint(digest: Buffer, width: number, height: number): Uint8Array {
   return out;
 }
 
-/** Encoded heads and tails of recent pictures: a download is rendered once, not per request. */
-const rendered = new Map<string, { head: Buffer; tail: Buffer }>();
-const RENDERED_KEPT = 64;
+/** A picture encoded: everything before the padding (head) and after it (tail). */
+export interface EncodedImage {
+  head: Buffer;
+  tail: Buffer;
+}
 
-function encoded(spec: ImageSpec): { head: Buffer; tail: Buffer } {
+/** What tells two pictures apart: the same key, the same bytes. */
+export function imageKey(spec: ImageSpec): string {
+  return `${imageDigest(spec).toString("hex")}.${spec.format}`;
+}
+
+/** Draws and encodes the picture for `spec` (tens of ms of CPU: the simulator calls it on its drawing thread). */
+export function encodeImage(spec: ImageSpec): EncodedImage {
   const digest = imageDigest(spec);
-  const key = `${digest.toString("hex")}.${spec.format}`;
-  const hit = rendered.get(key);
-  if (hit) return hit;
   const { width, height } = imageDimensions(spec.size);
   const pixels = paint(digest, width, height);
   const pixel = (x: number, y: number): Rgb => {
@@ -110,18 +115,14 @@ function encoded(spec: ImageSpec): { head: Buffer; tail: Buffer } {
   };
   const comment = `kie-batch simulator ${digest.toString("hex")}`;
   // A JPEG of flat blocks takes each block's centre pixel.
-  const parts =
-    spec.format === "jpg"
-      ? encodeJpeg(width, height, (bx, by) => pixel(bx * 8 + 4, by * 8 + 4), comment)
-      : encodePng(width, height, pixels, comment);
-  if (rendered.size >= RENDERED_KEPT) rendered.delete(rendered.keys().next().value!);
-  rendered.set(key, parts);
-  return parts;
+  return spec.format === "jpg"
+    ? encodeJpeg(width, height, (bx, by) => pixel(bx * 8 + 4, by * 8 + 4), comment)
+    : encodePng(width, height, pixels, comment);
 }
 
-/** The file for `spec`, padded to at least `padTo` bytes. */
-export function renderImage(spec: ImageSpec, padTo = 0): ImageFile {
-  const { head, tail } = encoded(spec);
-  if (spec.format === "jpg") return paddedFile("image/jpeg", head, tail, padTo, jpegPadding);
+/** The file of an encoded picture, padded to at least `padTo` bytes. */
+export function imageFile(parts: EncodedImage, format: OutputFormat, padTo = 0): ImageFile {
+  const { head, tail } = parts;
+  if (format === "jpg") return paddedFile("image/jpeg", head, tail, padTo, jpegPadding);
   return paddedFile("image/png", head, tail, padTo, pngPadding);
 }

@@ -12,7 +12,6 @@ import { CODE_MESSAGES } from "./faults.js";
 import { type BodyResult, readJsonBody, sendFile, sendJson, sendText } from "./http-io.js";
 import type { ResolvedOptions } from "./options.js";
 import { recordFault } from "./stats.js";
-import { oneTurnEach } from "./turns.js";
 import type { CallFault, SimEndpoint } from "./types.js";
 import { UPLOAD_PATH, UPLOADS_PREFIX } from "./uploads.js";
 
@@ -167,22 +166,15 @@ export async function startServer(options: ResolvedOptions): Promise<RunningServ
     return applyFault(fault, req, res, closing.signal);
   }
 
-  /**
-   * Drawing a picture takes this thread tens of ms, and the rate window stamps a create when its
-   * handler runs: a file is drawn one per turn of the event loop, requests read in between (turns.ts).
-   */
-  const nextDrawTurn = oneTurnEach();
-
   async function handleFile(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const fault = await meetFault("image", req, res);
     if (fault === "handled") return;
     if (fault === "reset-after") return void req.socket.destroy();
     const broken = engine.fileFault(url.pathname, url.searchParams);
     if (broken !== undefined) return sendJson(res, broken, { code: broken, msg: "file host error" });
-    await nextDrawTurn();
-    // A client gone (or the server closing) while it waited its turn gets nothing drawn or counted.
+    const file = await engine.file(url.pathname, url.searchParams);
+    // A client gone (or the server closing) while its picture was drawn gets nothing sent or counted.
     if (req.destroyed || closing.signal.aborted) return;
-    const file = engine.file(url.pathname, url.searchParams);
     if (!file) return sendJson(res, 404, { code: 404, msg: "file not found or expired" });
     // Counted when the file starts: a client that has read it all must already see the count.
     if (req.method === "GET") engine.counters.downloads++;

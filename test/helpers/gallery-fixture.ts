@@ -15,7 +15,7 @@ import { retryInScope } from "../../src/dashboard/batch-routes.js";
 import { type Dashboard, type DashboardOptions, startDashboard } from "../../src/dashboard/server.js";
 import type { Ledger } from "../../src/ledger/index.js";
 import { readFleetState } from "../../src/report/fleet-state.js";
-import { renderImage } from "../../src/simulator/images.js";
+import { encodeImage, imageFile } from "../../src/simulator/images.js";
 import { moveRow, newRow, type OpsFixture, opsFixture } from "../integration/ops-helpers.js";
 
 export const GALLERY = "gallery-batch";
@@ -83,13 +83,16 @@ export async function startGalleryFixture(
       ),
     );
     for (const [i, id] of ARCHIVED.entries()) {
-      const image = renderImage({
-        prompt: id,
-        seed: i,
-        index: 0,
-        format: "png",
-        size: i % 2 ? "portrait_4_3" : "landscape_4_3",
-      });
+      const image = imageFile(
+        encodeImage({
+          prompt: id,
+          seed: i,
+          index: 0,
+          format: "png",
+          size: i % 2 ? "portrait_4_3" : "landscape_4_3",
+        }),
+        "png",
+      );
       const body = Buffer.concat([...image.chunks()]);
       bytes.set(id, body);
       await archiveRow(fx.ledger, store, id, body);

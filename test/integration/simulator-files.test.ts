@@ -110,7 +110,7 @@ describe("images", () => {
 });
 
 describe("drawing one picture per turn", () => {
-  it("draws and counts nothing for a download whose client left while it waited its turn", async () => {
+  it("counts nothing for a download whose client left while its picture was drawn", async () => {
     const sim = await simulator(FAST);
     const urls = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
@@ -123,7 +123,7 @@ describe("drawing one picture per turn", () => {
     await new Promise((resolve) => setImmediate(resolve));
     gone.abort();
     await Promise.all(asked);
-    // Every waiting turn has passed: the queued handlers have all run by now.
+    // The pictures are drawn (on the simulator's drawing thread) and their handlers have run by now.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(sim.stats().downloads - before).toBeLessThanOrEqual(2);
     // And a client that stays is served.
