@@ -141,6 +141,8 @@ export async function startWorker(
     const queues = buildQueues(redis, config);
     releasers.push("queues", () => queues.close());
     const storePause = buildArchivePause(redis, config);
+    // The archive stage and reuse read it at most once a second while archiving is not paused (not before every row).
+    const openPause = recentlyOpen(storePause);
     // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
     // Refuses a key the running workers count in another account's window (KIE_ACCOUNTS).
     // Listed as a holder of its keys only when it polls: a poll job whose task's key this worker
@@ -212,8 +214,7 @@ export async function startWorker(
           kie: ports.kie,
           ledger: ports.ledger,
           store: ports.store,
-          // Read at most once a second while archiving is not paused (not before every row).
-          storePause: recentlyOpen(storePause),
+          storePause: openPause,
           queues,
           inputImages: uploads.images,
           copyImage: (copy) => archiveFromUrl({ ...copy, dispatcher: downloads }),
@@ -227,6 +228,7 @@ export async function startWorker(
                   store: ports.store,
                   ledger: ports.ledger,
                   clock: systemClock,
+                  storePause: openPause,
                 },
               }
             : {}),

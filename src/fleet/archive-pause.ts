@@ -6,9 +6,9 @@ import { type ArchivePauseKind, isArchivePauseKind, PAUSE_POLICY, type PausePoli
  * The fleet's pause of the archive stage, one per deployment (queue prefix), in the hash
  * `{<prefix>}:archive-pause`. Per deployment, not per KIE account: the store is the deployment's
  * (S3_BUCKET / ARCHIVE_DIR), two deployments on one key may archive to different buckets, and one
- * deployment's workers share one store whatever keys they submit with. Submitters never read it:
- * a store outage does not stop submissions (their images wait in `archiving`, which is what
- * KIE_FILE_LIFETIME allows for). The pause, resume and probe-claim scripts are the submission
+ * deployment's workers share one store whatever keys they submit with. A store outage does not
+ * stop submissions (their images wait in `archiving`, which is what KIE_FILE_LIFETIME allows
+ * for); only a row that reuse would copy from the store reads it, and waits rather than be paid for. The pause, resume and probe-claim scripts are the submission
  * pause's own: they work on any pause hash.
  */
 

@@ -1,7 +1,8 @@
-import { buildSidecar, putSidecar, sidecarKey } from "../archive/index.js";
+import { buildSidecar, isStoreOutage, putSidecar, sidecarKey } from "../archive/index.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
+import type { ArchivePausePort } from "../fleet/archive-pause.js";
 import { type Ledger, type ResultEntry, type ResultIndex, requestHash } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { checkSource, copyImages, ownKey, removeAll, verifyInPlace } from "./reuse-copy.js";
@@ -17,7 +18,10 @@ import { checkSource, copyImages, ownKey, removeAll, verifyInPlace } from "./reu
  * - no row is paid twice and the budget is never exceeded: a reused row reserves nothing, and a
  *   reservation it held (a woken parked row) is released before the row leaves `queued`;
  * - no row is lost: anything that goes wrong before the row is moved (a missing or changed
- *   object, a failed copy, the store down) ends in `false`, and the row is created as usual;
+ *   object, a failed copy) ends in `false`, and the row is created as usual;
+ * - no credit is spent on what the store already holds while the store is out (archiving paused,
+ *   or the store refusing as an outage does: a full disk, refused credentials, no bucket): the
+ *   answer is `store-out`, the row stays queued and its job comes back later; its entry is kept;
  * - a source is used only when its HEAD (size, task) and its sidecar's checksums match the entry,
  *   and it is copied only while its ETag is the HEAD's (S3); every copy's bytes are checked
  *   against the entry's sha256: hashed by the store (folder, S3 checksum) or read back (a store
@@ -35,6 +39,8 @@ export interface ReuseDeps {
   store: Pick<ArchiveStore, "head" | "copy" | "get" | "put" | "remove" | "locationOf">;
   ledger: Pick<Ledger, "transition" | "releaseReservation">;
   clock: Pick<Clock, "now">;
+  /** The deployment's archive pause: while it holds, a reusable row waits rather than be paid for. */
+  storePause?: Pick<ArchivePausePort, "get">;
 }
 
 interface ReuseJob {
@@ -48,13 +54,15 @@ interface ReuseJob {
  * Archives `row` from the result index when its request is there and its object checks out.
  * True: the row left `queued` (archived as reused, or moved on meanwhile): the submit is done.
  * False: create as usual. `lost`: the job went to another worker during the copies, the row is
- * left as it is (the caller throws JobLostError). Only a failure after the copies (the ledger's) throws.
+ * left as it is (the caller throws JobLostError). `store-out`: the row could be reused but the
+ * store is out; it stays queued (the caller comes back once the store may be back). Only a
+ * failure after the copies (the ledger's) throws.
  */
 export async function archiveFromIndex(
   job: ReuseJob,
   row: RowRecord,
   deps: ReuseDeps | undefined,
-): Promise<boolean | "lost"> {
+): Promise<boolean | "lost" | "store-out"> {
   // A row with a task already has its own images on the way (and has paid for them).
   if (!deps || row.status !== "queued" || row.taskIds.length > 0) return false;
   const hash = requestHash(row.prompt, row.params);
@@ -69,6 +77,8 @@ export async function archiveFromIndex(
     if (!found || (await deps.results.reuseOff(row.batch))) return false;
     entry = found;
     const from = `${entry.batch}/${entry.rowId}`;
+    // Archiving is paused (the store refused): its images wait for the store, not a paid create.
+    if (await deps.storePause?.get()) return storeOut(job, from);
     const targets = entry.images.map((source, index) => ownKey(row, source.key, index));
     const itself = entry.batch === row.batch && entry.rowId === row.id;
     // Another row's image at one of this row's keys (a row id like `x-2` beside row `x`'s second
@@ -107,6 +117,7 @@ export async function archiveFromIndex(
     }
   } catch (error) {
     if (job.signal.aborted) throw error;
+    if (isStoreOutage(error)) return storeOut(job, entry && `${entry.batch}/${entry.rowId}`, error);
     job.log.warn(
       { err: error, from: entry && `${entry.batch}/${entry.rowId}` },
       "reuse failed: created instead",
@@ -142,6 +153,14 @@ export async function archiveFromIndex(
   );
   await recordResult(deps, row, images, entry.taskId, job.log);
   return true;
+}
+
+function storeOut(job: ReuseJob, from: string | undefined, error?: unknown): "store-out" {
+  job.log.info(
+    { from, ...(error === undefined ? {} : { err: error }) },
+    "the archive store is out: this request was archived before, so the row waits for the store instead of a paid create",
+  );
+  return "store-out";
 }
 
 /**

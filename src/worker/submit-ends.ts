@@ -1,6 +1,10 @@
+import { PAUSE_POLICY } from "../fleet/policy.js";
 import type { Ledger } from "../ledger/index.js";
-import type { SubmitJob } from "./jobs.js";
-import type { StageQueues } from "./ports.js";
+import type { RowRecord } from "../ledger/types.js";
+import { jobKey, type SubmitJob } from "./jobs.js";
+import type { StageQueues, WorkerSettings } from "./ports.js";
+import { archiveFromIndex, type ReuseDeps } from "./reuse.js";
+import { delay, done, JobLostError, type StageJob, type StageResult } from "./stage.js";
 
 /**
  * BullMQ gave up on a submit job and its row was failed from `queued`: the row's reservation
@@ -31,4 +35,24 @@ export async function afterParked(
   }
   if (row?.status !== "queued" || row.waitingBudget || row.taskIds[data.resubmit] !== undefined) return;
   await deps.queues.addSubmit({ batch: data.batch, rowId: data.rowId, resubmit: data.resubmit });
+}
+
+/**
+ * The submit stage's reuse step, before it reserves or takes a slot: done when the row was
+ * reused (or moved on), a delay of one store probe when the store is out, undefined to create.
+ */
+export async function reuseStep(
+  job: StageJob<SubmitJob>,
+  row: RowRecord,
+  deps: { reuse?: ReuseDeps | undefined; settings: Partial<Pick<WorkerSettings, "storeProbeMs">> },
+  data: SubmitJob,
+): Promise<StageResult<SubmitJob> | undefined> {
+  const reused = await archiveFromIndex(job, row, deps.reuse);
+  if (reused === "lost") {
+    const key = jobKey(data.batch, data.rowId, data.resubmit);
+    throw new JobLostError(`job ${key} went to another worker during a reuse: not archived here`);
+  }
+  if (reused === "store-out")
+    return delay(deps.settings.storeProbeMs ?? PAUSE_POLICY["store-unavailable"].probeEveryMs, data);
+  return reused ? done : undefined;
 }

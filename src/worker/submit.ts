@@ -11,7 +11,7 @@ import { chooseKey } from "./key-choice.js";
 import { firstPollDelay } from "./poll.js";
 import type { FleetPort, InputImagePort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
-import { archiveFromIndex, type ReuseDeps } from "./reuse.js";
+import type { ReuseDeps } from "./reuse.js";
 import {
   done,
   graceSignal,
@@ -21,7 +21,7 @@ import {
   type StageJob,
   type StageResult,
 } from "./stage.js";
-import { afterParked, giveUpSubmit } from "./submit-ends.js";
+import { afterParked, giveUpSubmit, reuseStep } from "./submit-ends.js";
 import { handleSubmitError } from "./submit-errors.js";
 import { markCreating, unmark, unmarked } from "./submit-mark.js";
 import { requestOf } from "./submit-request.js";
@@ -49,7 +49,7 @@ export interface SubmitDeps {
   inputImages?: InputImagePort;
   clock: Clock;
   settings: Pick<WorkerSettings, "pollFirstMs" | "callbackUrl" | "creditsProbeMs" | "usageCapProbeMs"> &
-    Partial<Pick<WorkerSettings, "maxWaitMs">>;
+    Partial<Pick<WorkerSettings, "maxWaitMs" | "storeProbeMs">>;
 }
 
 export const submitStage = {
@@ -115,10 +115,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     return done; // or moved on by an operator
   }
   // A request archived before is copied from there: no reservation, no rate slot, no create.
-  const reused = await archiveFromIndex(job, row, deps.reuse);
-  if (reused === "lost")
-    throw new JobLostError(`job ${key} went to another worker during a reuse: not archived here`);
-  if (reused) return done;
+  const reused = await reuseStep(job, row, deps, data);
+  if (reused) return reused;
 
   let reuploaded = false;
   for (;;) {

@@ -15,7 +15,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { buildSidecar, createFolderStore, createS3Store, putSidecar } from "../../src/archive/index.js";
+import {
+  ArchiveStoreError,
+  buildSidecar,
+  createFolderStore,
+  createS3Store,
+  putSidecar,
+} from "../../src/archive/index.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
 import type { ResultEntry } from "../../src/ledger/index.js";
 import type { RowRecord } from "../../src/ledger/types.js";
@@ -198,6 +204,47 @@ describe("reuse: what is checked before a copy", () => {
     s.deps.store = { ...store, copy: async () => Promise.reject(new Error("disk on fire")) };
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
     expect(s.ledger.current()?.status).toBe("queued");
+  });
+
+  it("a store that is out (a full disk) means a wait, not a paid create: the row stays queued and its entry is kept", async () => {
+    const s = setup();
+    const full = new ArchiveStoreError({ code: "no_space", message: "ENOSPC: no space left on device" });
+    s.deps.store = { ...store, copy: async () => Promise.reject(full) };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
+    expect(s.ledger.current()?.status).toBe("queued");
+    expect(s.forgotten).toEqual([]);
+    // Another store error (not an outage) is a row's problem: created as usual.
+    s.deps.store = {
+      ...store,
+      copy: async () => Promise.reject(new ArchiveStoreError({ code: "unavailable", message: "503" })),
+    };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+  });
+
+  it("while archiving is paused, a reusable row waits without asking the store", async () => {
+    const s = setup();
+    const asked: string[] = [];
+    s.deps.store = {
+      ...store,
+      head: async (key, signal) => {
+        asked.push(key);
+        return store.head(key, signal);
+      },
+    };
+    const pause = { kind: "store-unavailable" as const, reason: "ENOSPC", since: 1 };
+    s.deps.storePause = { get: async () => pause };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
+    expect(asked).toEqual([]);
+    // Lifted: reused.
+    s.deps.storePause = { get: async () => null };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);
+    expect(s.ledger.current()).toMatchObject({ status: "archived", reusedFrom: "old/src" });
+  });
+
+  it("a row with nothing to reuse is created during a store outage as before (its image waits in archiving)", async () => {
+    const s = setup({}, { found: undefined });
+    s.deps.storePause = { get: async () => ({ kind: "store-unavailable", reason: "ENOSPC", since: 1 }) };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
   });
 
   it("never asks for a row without a seed, a --no-reuse batch, reuse off, or a row that has a task", async () => {
@@ -393,6 +440,31 @@ describe("reuse: what is checked before a copy", () => {
       slots: 0,
       status: "archived",
     });
+  });
+});
+
+describe("reuse while the store is out: the submit stage", () => {
+  it("delays the job by one store probe, reserving nothing, taking no slot and creating nothing", async () => {
+    const s = setup();
+    s.deps.storePause = { get: async () => ({ kind: "store-unavailable", reason: "EACCES", since: 1 }) };
+    const counts = { reserved: 0, slots: 0 };
+    const deps = submitDeps(
+      s,
+      { submit: async () => Promise.reject(new Error("no create expected")) },
+      counts,
+    );
+    expect(await submitStage.run(s.job, deps)).toEqual({ kind: "delay", ms: 60_000, data: s.job.data });
+    deps.settings = { ...deps.settings, storeProbeMs: 5_000 };
+    expect(await submitStage.run(s.job, deps)).toMatchObject({ kind: "delay", ms: 5_000 });
+    expect({ ...counts, status: s.ledger.current()?.status }).toEqual({
+      reserved: 0,
+      slots: 0,
+      status: "queued",
+    });
+    // The store back: the job's next run reuses the row.
+    s.deps.storePause = { get: async () => null };
+    expect(await submitStage.run(s.job, deps)).toEqual({ kind: "done" });
+    expect(s.ledger.current()?.status).toBe("archived");
   });
 });
 

@@ -18,8 +18,9 @@ import { readBatchStatus } from "../../src/report/status.js";
 import { batchLines } from "../../src/report/status-text.js";
 import { harnessPerTest } from "../helpers/harness-per-test.js";
 import { keysWithPrefix } from "../helpers/redis.js";
+import { startRefusingS3 } from "../helpers/refusing-s3.js";
 import { s3rverContext } from "../helpers/s3rver-context.js";
-import type { WorkerHarness } from "../helpers/worker-harness.js";
+import { until, type WorkerHarness } from "../helpers/worker-harness.js";
 
 const aws = s3rverContext();
 
@@ -184,6 +185,39 @@ describe("worker: reuse across batches", () => {
       expect(sha256(bytes)).toBe(source?.sha256);
       // The copy carries its own metadata (REPLACE), naming the row it came from.
       expect(object.Metadata).toMatchObject({ "row-id": id, batch: "b2", "reused-from": `b1/${from}` });
+    }
+  });
+
+  it("a store that is full (MinIO's 507) when the second batch runs: its shared rows wait, paying nothing, and are copied once it accepts", async () => {
+    const proxy = await startRefusingS3(aws.s3.endpoint);
+    try {
+      const h = await start({
+        S3_BUCKET: aws.s3.bucket,
+        S3_ENDPOINT: proxy.endpoint,
+        S3_FORCE_PATH_STYLE: "true",
+        S3_PREFIX: `reuse-${randomUUID().slice(0, 8)}/`,
+      });
+      await h.worker({ settings: { storeProbeMs: 300 } });
+      await h.pipeline.addRows("b1", FIRST);
+      expect(await h.pipeline.waitFinished("b1")).toMatchObject({ total: 4, archived: 4 });
+      const before = h.pipeline.sim.stats().createdTaskIds.length;
+      // Writes (and CopyObject, a PUT) refused; reads go on.
+      proxy.refuse("XMinioStorageFull", ["PUT", "POST"]);
+      await h.pipeline.addRows("b2", SECOND);
+      // The new half is created and waits in archiving; the shared half waits queued, several probes long.
+      await until("the new half waits in archiving", async () => {
+        const summary = await h.pipeline.ledger.getBatch("b2");
+        return summary?.archiving === 2;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(h.pipeline.sim.stats().createdTaskIds.length - before).toBe(2);
+      expect(await h.pipeline.ledger.getBatch("b2")).toMatchObject({ queued: 2, archiving: 2, failed: 0 });
+      proxy.refuse(null);
+      const summary = await h.pipeline.waitFinished("b2", 30_000);
+      expect(summary).toMatchObject({ total: 4, archived: 4, failed: 0, reused: 2 });
+      expect(h.pipeline.sim.stats().createdTaskIds.length - before).toBe(2);
+    } finally {
+      await proxy.close();
     }
   });
 
