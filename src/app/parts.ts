@@ -20,6 +20,8 @@ import {
 import { createKieClient, createUploadClient, type KieClient } from "../kie/index.js";
 import type { RedisClient as Redis } from "../redis/script.js";
 import { InputImages } from "../worker/input-image.js";
+import type { ReuseDeps, StoreGate } from "../worker/reuse.js";
+import { buildResultIndex } from "./ledger-parts.js";
 
 export {
   buildLedger,
@@ -124,4 +126,13 @@ export function buildStore(config: Config, fallbackDir?: string): ArchiveStore {
 export function downloadHosts(config: Config): string[] {
   const base = new URL(config.KIE_BASE_URL);
   return [base.port ? `${base.hostname}:${base.port}` : base.hostname, ...config.KIE_DOWNLOAD_HOSTS];
+}
+
+/** Reuse across batches (worker/reuse.ts): the result index, the store, the ledger, the archive store's gate. */
+export function buildReuse(
+  redis: Redis,
+  config: Config,
+  parts: Pick<ReuseDeps, "store" | "ledger"> & { storeGate: StoreGate },
+): ReuseDeps {
+  return { results: buildResultIndex(redis, config), ...parts, clock: systemClock };
 }

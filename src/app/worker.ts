@@ -25,6 +25,7 @@ import {
   stateSourceOf,
   type WorkerMetrics,
 } from "../metrics/index.js";
+import { storeGateOf } from "../worker/archive-gate.js";
 import { withInlineArchive } from "../worker/archive-inline.js";
 import { wakingLedger } from "../worker/budget-wake.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
@@ -37,7 +38,7 @@ import {
   buildInputImages,
   buildLedger,
   buildQueues,
-  buildResultIndex,
+  buildReuse,
   buildStore,
   downloadHosts,
 } from "./parts.js";
@@ -198,6 +199,12 @@ export async function startWorker(
     if (fetchRedis !== redis) releasers.push("stage workers' connection", () => fetchRedis.disconnect());
     const stages = options.stages ?? STAGES;
     const concurrency = { ...DEFAULT_CONCURRENCY, ...options.concurrency };
+    const storeGate = storeGateOf({
+      storePause: openPause,
+      store: ports.store,
+      clock: systemClock,
+      settings,
+    });
     const workers = new StageWorkers({
       connection: fetchRedis,
       queuePrefix: config.KIE_QUEUE_PREFIX,
@@ -222,15 +229,7 @@ export async function startWorker(
           fleet: ports.fleet,
           keys: lanes,
           ...(config.KIE_REUSE
-            ? {
-                reuse: {
-                  results: buildResultIndex(redis, config),
-                  store: ports.store,
-                  ledger: ports.ledger,
-                  clock: systemClock,
-                  storePause: openPause,
-                },
-              }
+            ? { reuse: buildReuse(redis, config, { store: ports.store, ledger: ports.ledger, storeGate }) }
             : {}),
           settings,
         },

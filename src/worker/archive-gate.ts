@@ -5,6 +5,7 @@ import type { Logger } from "../core/logger.js";
 import type { ArchivePausePort } from "../fleet/archive-pause.js";
 import { PAUSE_POLICY, PAUSE_RECHECK_MS } from "../fleet/policy.js";
 import type { WorkerSettings } from "./ports.js";
+import type { StoreGate } from "./reuse.js";
 import { errorMessage } from "./stage.js";
 
 /** What the archive gate uses: the deployment's archive pause, the store it probes, a clock. */
@@ -25,27 +26,51 @@ export interface ArchiveGateDeps {
 export async function waitForStore(deps: ArchiveGateDeps, signal: AbortSignal, log: Logger): Promise<void> {
   for (;;) {
     signal.throwIfAborted();
-    const pause = await deps.storePause.get();
-    if (!pause) return;
-    // Redis's clock decides when a probe is due; one waiter in the fleet wins it.
-    if (pause.nextProbeAt !== undefined && (await deps.storePause.claimProbe())) {
-      const policy = PAUSE_POLICY[pause.kind];
-      try {
-        await probeStore(deps.store, {
-          signal,
-          now: deps.clock.now(),
-          onRemoveError: (error) => log.warn({ err: error }, "store probe: the probe object was not deleted"),
-        });
-        await deps.storePause.resume(pause.kind);
-        log.info(policy.probed.lifted);
-        continue;
-      } catch (error) {
-        if (signal.aborted) throw error;
-        log.warn({ err: error }, policy.probed.held);
-      }
-    }
+    if (await storeOpen(deps, signal, log)) return;
     await deps.clock.sleep(PAUSE_RECHECK_MS, signal);
   }
+}
+
+/**
+ * One look at the archive pause: true when archiving is not paused, or this call's probe lifted
+ * it. When the pause's probe is due (Redis's clock decides), one caller in the fleet wins it,
+ * writes a small object to the store and lifts the pause if the store answers.
+ */
+export async function storeOpen(
+  deps: Pick<ArchiveGateDeps, "storePause" | "store"> & { clock: Pick<Clock, "now"> },
+  signal: AbortSignal,
+  log: Logger,
+): Promise<boolean> {
+  const pause = await deps.storePause.get();
+  if (!pause) return true;
+  if (pause.nextProbeAt === undefined || !(await deps.storePause.claimProbe())) return false;
+  const policy = PAUSE_POLICY[pause.kind];
+  try {
+    await probeStore(deps.store, {
+      signal,
+      now: deps.clock.now(),
+      onRemoveError: (error) => log.warn({ err: error }, "store probe: the probe object was not deleted"),
+    });
+    await deps.storePause.resume(pause.kind);
+    log.info(policy.probed.lifted);
+  } catch (error) {
+    if (signal.aborted) throw error;
+    log.warn({ err: error }, policy.probed.held);
+    return false;
+  }
+  return (await deps.storePause.get()) === null;
+}
+
+/**
+ * The gate as reuse sees it (reuse.ts): a row that would copy from a store that is out waits; an
+ * outage its copy meets pauses archiving (and alerts) as the archive stage's would; its probe may
+ * lift the pause, so rows that only reuse still move once the store is back.
+ */
+export function storeGateOf(deps: Omit<ArchiveGateDeps, "clock"> & { clock: Pick<Clock, "now"> }): StoreGate {
+  return {
+    open: (signal, log) => storeOpen(deps, signal, log),
+    refused: (error, log) => pauseArchiving(deps, error, log),
+  };
 }
 
 /**
@@ -53,7 +78,11 @@ export async function waitForStore(deps: ArchiveGateDeps, signal: AbortSignal, l
  * starts the pause and logs it at error (its alert comes from the pause watcher); the first probe
  * is one interval away, so a store being fixed gets a minute before anyone asks again.
  */
-export async function pauseArchiving(deps: ArchiveGateDeps, error: unknown, log: Logger): Promise<void> {
+export async function pauseArchiving(
+  deps: Pick<ArchiveGateDeps, "storePause" | "settings">,
+  error: unknown,
+  log: Logger,
+): Promise<void> {
   const policy = PAUSE_POLICY["store-unavailable"];
   const every = deps.settings.storeProbeMs ?? policy.probeEveryMs;
   const started = await deps.storePause.pause("store-unavailable", policy.reason(errorMessage(error)), {

@@ -2,7 +2,6 @@ import { buildSidecar, isStoreOutage, putSidecar, sidecarKey } from "../archive/
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
-import type { ArchivePausePort } from "../fleet/archive-pause.js";
 import { type Ledger, type ResultEntry, type ResultIndex, requestHash } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { checkSource, copyImages, ownKey, removeAll, verifyInPlace } from "./reuse-copy.js";
@@ -39,8 +38,16 @@ export interface ReuseDeps {
   store: Pick<ArchiveStore, "head" | "copy" | "get" | "put" | "remove" | "locationOf">;
   ledger: Pick<Ledger, "transition" | "releaseReservation">;
   clock: Pick<Clock, "now">;
-  /** The deployment's archive pause: while it holds, a reusable row waits rather than be paid for. */
-  storePause?: Pick<ArchivePausePort, "get">;
+  /** The archive store's gate (archive-gate.ts `storeGateOf`): while it is shut, a reusable row waits rather than be paid for. */
+  storeGate?: StoreGate;
+}
+
+/** What reuse asks of the archive pause: built by archive-gate.ts's `storeGateOf`. */
+export interface StoreGate {
+  /** True when archiving is open (or this call's probe of the store opened it). */
+  open(signal: AbortSignal, log: Logger): Promise<boolean>;
+  /** The store refused as an outage does: archiving pauses fleet-wide (alerted), as the archive stage's would. */
+  refused(error: unknown, log: Logger): Promise<void>;
 }
 
 interface ReuseJob {
@@ -78,7 +85,7 @@ export async function archiveFromIndex(
     entry = found;
     const from = `${entry.batch}/${entry.rowId}`;
     // Archiving is paused (the store refused): its images wait for the store, not a paid create.
-    if (await deps.storePause?.get()) return storeOut(job, from);
+    if (deps.storeGate && !(await deps.storeGate.open(job.signal, job.log))) return storeOut(job, from);
     const targets = entry.images.map((source, index) => ownKey(row, source.key, index));
     const itself = entry.batch === row.batch && entry.rowId === row.id;
     // Another row's image at one of this row's keys (a row id like `x-2` beside row `x`'s second
@@ -117,7 +124,13 @@ export async function archiveFromIndex(
     }
   } catch (error) {
     if (job.signal.aborted) throw error;
-    if (isStoreOutage(error)) return storeOut(job, entry && `${entry.batch}/${entry.rowId}`, error);
+    if (isStoreOutage(error)) {
+      // Shown and probed fleet-wide, as the archive stage's outage is (a pause that fails to be set leaves the row waiting all the same).
+      await deps.storeGate
+        ?.refused(error, job.log)
+        .catch((failed: unknown) => job.log.warn({ err: failed }, "archiving not paused"));
+      return storeOut(job, entry && `${entry.batch}/${entry.rowId}`, error);
+    }
     job.log.warn(
       { err: error, from: entry && `${entry.batch}/${entry.rowId}` },
       "reuse failed: created instead",

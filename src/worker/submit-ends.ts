@@ -44,7 +44,11 @@ export async function afterParked(
 export async function reuseStep(
   job: StageJob<SubmitJob>,
   row: RowRecord,
-  deps: { reuse?: ReuseDeps | undefined; settings: Partial<Pick<WorkerSettings, "storeProbeMs">> },
+  deps: {
+    reuse?: ReuseDeps | undefined;
+    ledger: Pick<Ledger, "releaseReservation">;
+    settings: Partial<Pick<WorkerSettings, "storeProbeMs">>;
+  },
   data: SubmitJob,
 ): Promise<StageResult<SubmitJob> | undefined> {
   const reused = await archiveFromIndex(job, row, deps.reuse);
@@ -52,7 +56,11 @@ export async function reuseStep(
     const key = jobKey(data.batch, data.rowId, data.resubmit);
     throw new JobLostError(`job ${key} went to another worker during a reuse: not archived here`);
   }
-  if (reused === "store-out")
+  if (reused === "store-out") {
+    // A woken parked row's reservation goes back while it waits (it may never need it: a reuse
+    // costs nothing, and a create reserves anew), so it holds no budget from other rows meanwhile.
+    if (row.creditsReserved > 0) await deps.ledger.releaseReservation(data.batch, data.rowId);
     return delay(deps.settings.storeProbeMs ?? PAUSE_POLICY["store-unavailable"].probeEveryMs, data);
+  }
   return reused ? done : undefined;
 }

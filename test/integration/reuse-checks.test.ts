@@ -23,8 +23,10 @@ import {
   putSidecar,
 } from "../../src/archive/index.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
+import type { ArchivePausePort, ArchivePauseState } from "../../src/fleet/archive-pause.js";
 import type { ResultEntry } from "../../src/ledger/index.js";
 import type { RowRecord } from "../../src/ledger/types.js";
+import { storeGateOf } from "../../src/worker/archive-gate.js";
 import { archiveFromIndex, type ReuseDeps } from "../../src/worker/reuse.js";
 import { JobLostError } from "../../src/worker/stage.js";
 import { type SubmitDeps, submitStage } from "../../src/worker/submit.js";
@@ -206,22 +208,31 @@ describe("reuse: what is checked before a copy", () => {
     expect(s.ledger.current()?.status).toBe("queued");
   });
 
-  it("a store that is out (a full disk) means a wait, not a paid create: the row stays queued and its entry is kept", async () => {
+  it("a store that is out (a full disk) means a wait, not a paid create: archiving pauses, the row stays queued, its entry is kept", async () => {
     const s = setup();
+    const pause = memoryPause();
+    s.deps.storeGate = storeGateOf({ storePause: pause.port, store, clock: fakeClock(), settings: {} });
     const full = new ArchiveStoreError({ code: "no_space", message: "ENOSPC: no space left on device" });
     s.deps.store = { ...store, copy: async () => Promise.reject(full) };
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
     expect(s.ledger.current()?.status).toBe("queued");
     expect(s.forgotten).toEqual([]);
+    // Paused fleet-wide (shown and alerted) as the archive stage's outage is, even with no archive job running.
+    expect(await pause.port.get()).toMatchObject({
+      kind: "store-unavailable",
+      reason: expect.stringMatching(/ENOSPC/),
+    });
     // Another store error (not an outage) is a row's problem: created as usual.
+    pause.lift();
     s.deps.store = {
       ...store,
       copy: async () => Promise.reject(new ArchiveStoreError({ code: "unavailable", message: "503" })),
     };
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(await pause.port.get()).toBeNull();
   });
 
-  it("while archiving is paused, a reusable row waits without asking the store", async () => {
+  it("while archiving is paused, a reusable row waits without asking the store until the probe is due", async () => {
     const s = setup();
     const asked: string[] = [];
     s.deps.store = {
@@ -231,19 +242,32 @@ describe("reuse: what is checked before a copy", () => {
         return store.head(key, signal);
       },
     };
-    const pause = { kind: "store-unavailable" as const, reason: "ENOSPC", since: 1 };
-    s.deps.storePause = { get: async () => pause };
+    const pause = memoryPause({ kind: "store-unavailable", reason: "ENOSPC", since: 1 });
+    s.deps.storeGate = storeGateOf({
+      storePause: pause.port,
+      store: s.deps.store,
+      clock: fakeClock(),
+      settings: {},
+    });
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
     expect(asked).toEqual([]);
-    // Lifted: reused.
-    s.deps.storePause = { get: async () => null };
+    expect(pause.claims()).toBe(0);
+  });
+
+  it("a due probe is run by the reusing row itself: the store answers, the pause lifts, the row is reused", async () => {
+    const s = setup();
+    const pause = memoryPause({ kind: "store-unavailable", reason: "ENOSPC", since: 1, nextProbeAt: 1 });
+    s.deps.storeGate = storeGateOf({ storePause: pause.port, store, clock: fakeClock(), settings: {} });
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);
+    expect(pause.claims()).toBe(1);
+    expect(await pause.port.get()).toBeNull();
     expect(s.ledger.current()).toMatchObject({ status: "archived", reusedFrom: "old/src" });
   });
 
   it("a row with nothing to reuse is created during a store outage as before (its image waits in archiving)", async () => {
     const s = setup({}, { found: undefined });
-    s.deps.storePause = { get: async () => ({ kind: "store-unavailable", reason: "ENOSPC", since: 1 }) };
+    const pause = memoryPause({ kind: "store-unavailable", reason: "ENOSPC", since: 1 });
+    s.deps.storeGate = storeGateOf({ storePause: pause.port, store, clock: fakeClock(), settings: {} });
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
   });
 
@@ -444,29 +468,57 @@ describe("reuse: what is checked before a copy", () => {
 });
 
 describe("reuse while the store is out: the submit stage", () => {
-  it("delays the job by one store probe, reserving nothing, taking no slot and creating nothing", async () => {
-    const s = setup();
-    s.deps.storePause = { get: async () => ({ kind: "store-unavailable", reason: "EACCES", since: 1 }) };
+  it("delays the job by one store probe, giving back a woken row's reservation, taking no slot and creating nothing", async () => {
+    const s = setup({ creditsReserved: 8 });
+    const pause = memoryPause({ kind: "store-unavailable", reason: "EACCES", since: 1 });
+    s.deps.storeGate = storeGateOf({ storePause: pause.port, store, clock: fakeClock(), settings: {} });
     const counts = { reserved: 0, slots: 0 };
     const deps = submitDeps(
       s,
       { submit: async () => Promise.reject(new Error("no create expected")) },
       counts,
     );
+    deps.ledger = { ...deps.ledger, releaseReservation: s.deps.ledger.releaseReservation };
     expect(await submitStage.run(s.job, deps)).toEqual({ kind: "delay", ms: 60_000, data: s.job.data });
+    expect(s.released).toEqual(["row"]);
+    expect(s.ledger.current()).toMatchObject({ status: "queued", creditsReserved: 0 });
     deps.settings = { ...deps.settings, storeProbeMs: 5_000 };
     expect(await submitStage.run(s.job, deps)).toMatchObject({ kind: "delay", ms: 5_000 });
-    expect({ ...counts, status: s.ledger.current()?.status }).toEqual({
-      reserved: 0,
-      slots: 0,
-      status: "queued",
-    });
+    expect(counts).toEqual({ reserved: 0, slots: 0 });
     // The store back: the job's next run reuses the row.
-    s.deps.storePause = { get: async () => null };
+    pause.lift();
     expect(await submitStage.run(s.job, deps)).toEqual({ kind: "done" });
     expect(s.ledger.current()?.status).toBe("archived");
   });
 });
+
+/** The deployment's archive pause in memory: `lift` ends it as a probe elsewhere would. */
+function memoryPause(initial: ArchivePauseState | null = null) {
+  let state = initial;
+  let claims = 0;
+  const port: ArchivePausePort = {
+    get: async () => state,
+    pause: async (kind, reason) => {
+      if (state) return false;
+      state = { kind, reason, since: 1 };
+      return true;
+    },
+    resume: async (kind) => {
+      if (state?.kind === kind) state = null;
+    },
+    claimProbe: async () => {
+      claims++;
+      return state?.nextProbeAt !== undefined;
+    },
+  };
+  return {
+    port,
+    claims: () => claims,
+    lift: () => {
+      state = null;
+    },
+  };
+}
 
 /** The submit stage's ports around `setup`'s ledger and reuse deps; `counts` tallies reservations and rate slots. */
 function submitDeps(

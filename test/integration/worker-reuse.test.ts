@@ -10,6 +10,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
+import { openOperator } from "../../src/app/index.js";
 import { type NewRow, requestHash } from "../../src/ledger/index.js";
 import { decodeEntry, encodeJsonEntry } from "../../src/ledger/result-entry.js";
 import { resultIndexKeys } from "../../src/ledger/result-index.js";
@@ -216,6 +217,46 @@ describe("worker: reuse across batches", () => {
       const summary = await h.pipeline.waitFinished("b2", 30_000);
       expect(summary).toMatchObject({ total: 4, archived: 4, failed: 0, reused: 2 });
       expect(h.pipeline.sim.stats().createdTaskIds.length - before).toBe(2);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a store that refuses only reused rows' copies (no archive job running): archiving pauses, and their own probe lifts it", async () => {
+    const proxy = await startRefusingS3(aws.s3.endpoint);
+    try {
+      const h = await start({
+        S3_BUCKET: aws.s3.bucket,
+        S3_ENDPOINT: proxy.endpoint,
+        S3_FORCE_PATH_STYLE: "true",
+        S3_PREFIX: `reuse-${randomUUID().slice(0, 8)}/`,
+      });
+      await h.worker({ settings: { storeProbeMs: 300 } });
+      await h.pipeline.addRows("b1", FIRST);
+      await h.pipeline.waitFinished("b1");
+      const before = h.pipeline.sim.stats().createdTaskIds.length;
+      proxy.refuse("AccessDenied", ["PUT", "POST"]);
+      // Only rows that reuse: no create, so no archive job ever meets the refusal.
+      await h.pipeline.addRows("b2", SECOND.slice(0, 2));
+      const op = await openOperator(h.config());
+      try {
+        const paused = await until(
+          "archiving paused",
+          async () => (await op.fleetState()).archivePaused ?? false,
+        );
+        expect(paused).toMatchObject({
+          kind: "store-unavailable",
+          reason: expect.stringMatching(/AccessDenied/),
+        });
+        expect(await h.pipeline.ledger.getBatch("b2")).toMatchObject({ queued: 2, failed: 0 });
+        proxy.refuse(null);
+        const summary = await h.pipeline.waitFinished("b2", 30_000);
+        expect(summary).toMatchObject({ total: 2, archived: 2, reused: 2, failed: 0 });
+        expect((await op.fleetState()).archivePaused).toBeNull();
+      } finally {
+        await op.close();
+      }
+      expect(h.pipeline.sim.stats().createdTaskIds.length - before).toBe(0);
     } finally {
       await proxy.close();
     }
