@@ -26,7 +26,6 @@ import { buildResultIndex } from "./ledger-parts.js";
 export {
   buildLedger,
   buildQueues,
-  buildResultIndex,
   connectProducer,
   refuseOldLayout,
 } from "./ledger-parts.js";

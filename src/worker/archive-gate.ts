@@ -36,7 +36,7 @@ export async function waitForStore(deps: ArchiveGateDeps, signal: AbortSignal, l
  * it. When the pause's probe is due (Redis's clock decides), one caller in the fleet wins it,
  * writes a small object to the store and lifts the pause if the store answers.
  */
-export async function storeOpen(
+async function storeOpen(
   deps: Pick<ArchiveGateDeps, "storePause" | "store"> & { clock: Pick<Clock, "now"> },
   signal: AbortSignal,
   log: Logger,
