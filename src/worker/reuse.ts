@@ -1,4 +1,5 @@
 import { buildSidecar, isStoreOutage, putSidecar, sidecarKey } from "../archive/index.js";
+import { probeStore } from "../archive/probe.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
@@ -95,6 +96,10 @@ export async function archiveFromIndex(
       return false;
     }
     const checked = await checkSource(deps.store, entry, job.signal);
+    // S3 answers a HEAD in a missing bucket with a bare 404: before the entry is dropped and the
+    // row paid for, a probe says whether the store is there at all (its refusal is the catch's).
+    if (checked === "object missing")
+      await probeStore(deps.store, { signal: job.signal, now: deps.clock.now() });
     const copied =
       typeof checked === "string"
         ? checked

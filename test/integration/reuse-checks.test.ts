@@ -566,6 +566,32 @@ describe("reuse on S3 (s3rver: no checksum of a copy)", () => {
     entry = await archivedSource();
   });
 
+  it("a missing bucket (every HEAD a bare 404) is a store that is out, not missing objects: the row waits, its entry kept", async () => {
+    const s = setup();
+    const missing = createS3Store({ ...aws.s3.clientOptions, bucket: `missing-${randomUUID().slice(0, 8)}` });
+    s.deps.store = missing;
+    const pause = memoryPause();
+    s.deps.storeGate = storeGateOf({
+      storePause: pause.port,
+      store: s.deps.store,
+      clock: fakeClock(),
+      settings: {},
+    });
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
+    expect(s.forgotten).toEqual([]);
+    expect(await pause.port.get()).toMatchObject({ reason: expect.stringMatching(/NoSuchBucket/) });
+    await missing.close();
+  });
+
+  it("a source deleted from a bucket that is there is missing: the entry is dropped and the row created", async () => {
+    await store.remove("old/src.png");
+    const s = setup();
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(s.forgotten).toHaveLength(1);
+    // The probe cleaned up after itself.
+    expect(await store.head(".kie-batch-probe.json")).toBeUndefined();
+  });
+
   it("a source that checks out is copied and its copy read back before the row takes it", async () => {
     const s = setup();
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);
