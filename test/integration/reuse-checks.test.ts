@@ -211,7 +211,7 @@ describe("reuse: what is checked before a copy", () => {
   it("a store that is out (a full disk) means a wait, not a paid create: archiving pauses, the row stays queued, its entry is kept", async () => {
     const s = setup();
     const pause = memoryPause();
-    s.deps.storeGate = storeGateOf({ storePause: pause.port, store, clock: fakeClock(), settings: {} });
+    gate(s, pause);
     const full = new ArchiveStoreError({ code: "no_space", message: "ENOSPC: no space left on device" });
     s.deps.store = { ...store, copy: async () => Promise.reject(full) };
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
@@ -243,12 +243,7 @@ describe("reuse: what is checked before a copy", () => {
       },
     };
     const pause = memoryPause({ kind: "store-unavailable", reason: "ENOSPC", since: 1 });
-    s.deps.storeGate = storeGateOf({
-      storePause: pause.port,
-      store: s.deps.store,
-      clock: fakeClock(),
-      settings: {},
-    });
+    gate(s, pause, s.deps.store);
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
     expect(asked).toEqual([]);
     expect(pause.claims()).toBe(0);
@@ -257,7 +252,7 @@ describe("reuse: what is checked before a copy", () => {
   it("a due probe is run by the reusing row itself: the store answers, the pause lifts, the row is reused", async () => {
     const s = setup();
     const pause = memoryPause({ kind: "store-unavailable", reason: "ENOSPC", since: 1, nextProbeAt: 1 });
-    s.deps.storeGate = storeGateOf({ storePause: pause.port, store, clock: fakeClock(), settings: {} });
+    gate(s, pause);
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(true);
     expect(pause.claims()).toBe(1);
     expect(await pause.port.get()).toBeNull();
@@ -267,7 +262,7 @@ describe("reuse: what is checked before a copy", () => {
   it("a row with nothing to reuse is created during a store outage as before (its image waits in archiving)", async () => {
     const s = setup({}, { found: undefined });
     const pause = memoryPause({ kind: "store-unavailable", reason: "ENOSPC", since: 1 });
-    s.deps.storeGate = storeGateOf({ storePause: pause.port, store, clock: fakeClock(), settings: {} });
+    gate(s, pause);
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
   });
 
@@ -471,7 +466,7 @@ describe("reuse while the store is out: the submit stage", () => {
   it("delays the job by one store probe, giving back a woken row's reservation, taking no slot and creating nothing", async () => {
     const s = setup({ creditsReserved: 8 });
     const pause = memoryPause({ kind: "store-unavailable", reason: "EACCES", since: 1 });
-    s.deps.storeGate = storeGateOf({ storePause: pause.port, store, clock: fakeClock(), settings: {} });
+    gate(s, pause);
     const counts = { reserved: 0, slots: 0 };
     const deps = submitDeps(
       s,
@@ -491,6 +486,20 @@ describe("reuse while the store is out: the submit stage", () => {
     expect(s.ledger.current()?.status).toBe("archived");
   });
 });
+
+/** Gives `s`'s reuse the archive store's gate over `pause` and `gateStore` (the probe's store). */
+function gate(
+  s: ReturnType<typeof setup>,
+  pause: ReturnType<typeof memoryPause>,
+  gateStore: ReuseDeps["store"] = store,
+): void {
+  s.deps.storeGate = storeGateOf({
+    storePause: pause.port,
+    store: gateStore,
+    clock: fakeClock(),
+    settings: {},
+  });
+}
 
 /** The deployment's archive pause in memory: `lift` ends it as a probe elsewhere would. */
 function memoryPause(initial: ArchivePauseState | null = null) {
@@ -571,12 +580,7 @@ describe("reuse on S3 (s3rver: no checksum of a copy)", () => {
     const missing = createS3Store({ ...aws.s3.clientOptions, bucket: `missing-${randomUUID().slice(0, 8)}` });
     s.deps.store = missing;
     const pause = memoryPause();
-    s.deps.storeGate = storeGateOf({
-      storePause: pause.port,
-      store: s.deps.store,
-      clock: fakeClock(),
-      settings: {},
-    });
+    gate(s, pause, s.deps.store);
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
     expect(s.forgotten).toEqual([]);
     expect(await pause.port.get()).toMatchObject({ reason: expect.stringMatching(/NoSuchBucket/) });

@@ -189,7 +189,11 @@ describe("worker: reuse across batches", () => {
     }
   });
 
-  it("a store that is full (MinIO's 507) when the second batch runs: its shared rows wait, paying nothing, and are copied once it accepts", async () => {
+  /**
+   * A worker archiving to s3rver through a proxy that can refuse (probing the store every 300 ms),
+   * the first batch archived; `before`: the creates so far.
+   */
+  async function firstBatchBehindProxy() {
     const proxy = await startRefusingS3(aws.s3.endpoint);
     try {
       const h = await start({
@@ -201,7 +205,16 @@ describe("worker: reuse across batches", () => {
       await h.worker({ settings: { storeProbeMs: 300 } });
       await h.pipeline.addRows("b1", FIRST);
       expect(await h.pipeline.waitFinished("b1")).toMatchObject({ total: 4, archived: 4 });
-      const before = h.pipeline.sim.stats().createdTaskIds.length;
+      return { h, proxy, before: h.pipeline.sim.stats().createdTaskIds.length };
+    } catch (error) {
+      await proxy.close();
+      throw error;
+    }
+  }
+
+  it("a store that is full (MinIO's 507) when the second batch runs: its shared rows wait, paying nothing, and are copied once it accepts", async () => {
+    const { h, proxy, before } = await firstBatchBehindProxy();
+    try {
       // Writes (and CopyObject, a PUT) refused; reads go on.
       proxy.refuse("XMinioStorageFull", ["PUT", "POST"]);
       await h.pipeline.addRows("b2", SECOND);
@@ -223,18 +236,8 @@ describe("worker: reuse across batches", () => {
   });
 
   it("a store that refuses only reused rows' copies (no archive job running): archiving pauses, and their own probe lifts it", async () => {
-    const proxy = await startRefusingS3(aws.s3.endpoint);
+    const { h, proxy, before } = await firstBatchBehindProxy();
     try {
-      const h = await start({
-        S3_BUCKET: aws.s3.bucket,
-        S3_ENDPOINT: proxy.endpoint,
-        S3_FORCE_PATH_STYLE: "true",
-        S3_PREFIX: `reuse-${randomUUID().slice(0, 8)}/`,
-      });
-      await h.worker({ settings: { storeProbeMs: 300 } });
-      await h.pipeline.addRows("b1", FIRST);
-      await h.pipeline.waitFinished("b1");
-      const before = h.pipeline.sim.stats().createdTaskIds.length;
       proxy.refuse("AccessDenied", ["PUT", "POST"]);
       // Only rows that reuse: no create, so no archive job ever meets the refusal.
       await h.pipeline.addRows("b2", SECOND.slice(0, 2));
