@@ -99,7 +99,12 @@ export async function archiveFromIndex(
     // S3 answers a HEAD in a missing bucket with a bare 404: before the entry is dropped and the
     // row paid for, a probe says whether the store is there at all (its refusal is the catch's).
     if (checked === "object missing")
-      await probeStore(deps.store, { signal: job.signal, now: deps.clock.now() });
+      await probeStore(deps.store, {
+        signal: job.signal,
+        now: deps.clock.now(),
+        onRemoveError: (error) =>
+          job.log.warn({ err: error }, "store probe: the probe object was not deleted"),
+      });
     const copied =
       typeof checked === "string"
         ? checked

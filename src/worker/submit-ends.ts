@@ -52,14 +52,20 @@ export async function reuseStep(
   data: SubmitJob,
 ): Promise<StageResult<SubmitJob> | undefined> {
   const reused = await archiveFromIndex(job, row, deps.reuse);
-  if (reused === "lost") {
-    const key = jobKey(data.batch, data.rowId, data.resubmit);
+  const key = jobKey(data.batch, data.rowId, data.resubmit);
+  if (reused === "lost")
     throw new JobLostError(`job ${key} went to another worker during a reuse: not archived here`);
-  }
   if (reused === "store-out") {
     // A woken parked row's reservation goes back while it waits (it may never need it: a reuse
-    // costs nothing, and a create reserves anew), so it holds no budget from other rows meanwhile.
-    if (row.creditsReserved > 0) await deps.ledger.releaseReservation(data.batch, data.rowId);
+    // costs nothing, and a create reserves anew), so it holds no budget from other rows meanwhile;
+    // only while this worker holds the job (another may be creating with it now, as in reuse.ts).
+    if (row.creditsReserved > 0) {
+      if (job.stillOwned && !(await job.stillOwned()))
+        throw new JobLostError(
+          `job ${key} went to another worker while the store was out: its reservation stays`,
+        );
+      await deps.ledger.releaseReservation(data.batch, data.rowId);
+    }
     return delay(deps.settings.storeProbeMs ?? PAUSE_POLICY["store-unavailable"].probeEveryMs, data);
   }
   return reused ? done : undefined;

@@ -501,6 +501,25 @@ function gate(
   });
 }
 
+describe("reuse while the store is out: a job whose lock lapsed", () => {
+  it("keeps the row's reservation (another worker may be creating with it) and hands the job back", async () => {
+    const s = setup({ creditsReserved: 8 });
+    gate(s, memoryPause({ kind: "store-unavailable", reason: "EACCES", since: 1 }));
+    const lapsed = stageJob({ batch: "new", rowId: "row", resubmit: 0 }, { stillOwned: async () => false });
+    const counts = { reserved: 0, slots: 0 };
+    const deps = submitDeps(
+      s,
+      { submit: async () => Promise.reject(new Error("no create expected")) },
+      counts,
+    );
+    deps.ledger = { ...deps.ledger, releaseReservation: s.deps.ledger.releaseReservation };
+    await expect(submitStage.run(lapsed, deps)).rejects.toBeInstanceOf(JobLostError);
+    expect(s.released).toEqual([]);
+    expect(s.ledger.current()).toMatchObject({ status: "queued", creditsReserved: 8 });
+    expect(counts).toEqual({ reserved: 0, slots: 0 });
+  });
+});
+
 /** The deployment's archive pause in memory: `lift` ends it as a probe elsewhere would. */
 function memoryPause(initial: ArchivePauseState | null = null) {
   let state = initial;
@@ -581,18 +600,30 @@ describe("reuse on S3 (s3rver: no checksum of a copy)", () => {
     s.deps.store = missing;
     const pause = memoryPause();
     gate(s, pause, s.deps.store);
-    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
-    expect(s.forgotten).toEqual([]);
-    expect(await pause.port.get()).toMatchObject({ reason: expect.stringMatching(/NoSuchBucket/) });
-    await missing.close();
+    try {
+      expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
+      expect(s.forgotten).toEqual([]);
+      expect(await pause.port.get()).toMatchObject({ reason: expect.stringMatching(/NoSuchBucket/) });
+    } finally {
+      await missing.close();
+    }
   });
 
   it("a source deleted from a bucket that is there is missing: the entry is dropped and the row created", async () => {
     await store.remove("old/src.png");
     const s = setup();
+    const puts: string[] = [];
+    s.deps.store = {
+      ...store,
+      put: async (key, body, options) => {
+        puts.push(key);
+        return store.put(key, body, options);
+      },
+    };
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
     expect(s.forgotten).toHaveLength(1);
-    // The probe cleaned up after itself.
+    // The store was probed before the entry went, and the probe cleaned up after itself.
+    expect(puts).toEqual([".kie-batch-probe.json"]);
     expect(await store.head(".kie-batch-probe.json")).toBeUndefined();
   });
 

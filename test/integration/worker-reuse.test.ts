@@ -227,7 +227,7 @@ describe("worker: reuse across batches", () => {
       expect(h.pipeline.sim.stats().createdTaskIds.length - before).toBe(2);
       expect(await h.pipeline.ledger.getBatch("b2")).toMatchObject({ queued: 2, archiving: 2, failed: 0 });
       proxy.refuse(null);
-      const summary = await h.pipeline.waitFinished("b2", 30_000);
+      const summary = await h.pipeline.waitFinished("b2", 20_000);
       expect(summary).toMatchObject({ total: 4, archived: 4, failed: 0, reused: 2 });
       expect(h.pipeline.sim.stats().createdTaskIds.length - before).toBe(2);
     } finally {
@@ -253,7 +253,7 @@ describe("worker: reuse across batches", () => {
         });
         expect(await h.pipeline.ledger.getBatch("b2")).toMatchObject({ queued: 2, failed: 0 });
         proxy.refuse(null);
-        const summary = await h.pipeline.waitFinished("b2", 30_000);
+        const summary = await h.pipeline.waitFinished("b2", 20_000);
         expect(summary).toMatchObject({ total: 2, archived: 2, reused: 2, failed: 0 });
         expect((await op.fleetState()).archivePaused).toBeNull();
       } finally {
