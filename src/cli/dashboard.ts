@@ -4,7 +4,7 @@ import { reconcileNow } from "../app/reconciler.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Config } from "../config/index.js";
 import { type Logger, silentLogger } from "../core/logger.js";
-import { parsePort } from "../core/values.js";
+import { parsePort, parseWholeNumber } from "../core/values.js";
 import { retryInScope } from "../dashboard/batch-routes.js";
 import {
   checkAccess,
@@ -20,6 +20,7 @@ export interface DashboardFlags {
   host?: string;
   allowActions?: boolean;
   authToken?: string;
+  trustProxy?: string;
 }
 
 /**
@@ -29,6 +30,8 @@ export interface DashboardFlags {
  */
 export async function runDashboardCommand(config: Config, log: Logger, flags: DashboardFlags): Promise<void> {
   const port = parsePort(flags.port ?? "3000", "--port");
+  const trustProxy =
+    flags.trustProxy === undefined ? 0 : parseWholeNumber(flags.trustProxy, "--trust-proxy", 0, 10);
   const host = flags.host ?? "127.0.0.1";
   const token = flags.authToken ?? config.KIE_DASHBOARD_TOKEN;
   // A host or actions the token does not cover are a usage error before anything connects.
@@ -60,6 +63,7 @@ export async function runDashboardCommand(config: Config, log: Logger, flags: Da
         allowActions: flags.allowActions === true,
         ...(token === undefined ? {} : { authToken: token }),
         ...(store ? { store } : {}),
+        trustProxy,
         retry: (batch, scope) =>
           retryInScope(
             {

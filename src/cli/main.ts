@@ -216,6 +216,10 @@ program
     "--allow-actions",
     "retry buttons on the batch pages, and bull-board's job buttons (the ledger does not see those); needs a token",
   )
+  .option(
+    "--trust-proxy <hops>",
+    "reverse proxies in front of the dashboard: the login throttle reads the client's address from X-Forwarded-For",
+  )
   .action(
     action(async (flags) => {
       const config = loadConfig();

@@ -180,7 +180,8 @@ export function createAccess(options: AccessOptions): Access {
     },
     login(given, req, res) {
       if (token === undefined) return { ok: false };
-      const address = req.socket.remoteAddress ?? "unknown";
+      // The socket's address, or the client's behind the proxies the dashboard trusts (--trust-proxy).
+      const address = req.ip ?? req.socket.remoteAddress ?? "unknown";
       const retryAfterMs = throttle.retryAfterMs(address);
       if (retryAfterMs > 0) return { ok: false, retryAfterMs };
       if (!tokensEqual(given, token)) {

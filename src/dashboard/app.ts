@@ -80,6 +80,12 @@ export interface DashboardAppOptions {
   authToken?: string;
   /** Retry buttons on the batch pages and bull-board's buttons; needs `authToken`. @defaultValue false */
   allowActions?: boolean;
+  /**
+   * Reverse proxies in front of the dashboard: the client's address (the login throttle's) is read
+   * that many hops from the right of `X-Forwarded-For` (Express's "trust proxy"). @defaultValue 0:
+   * the socket's address, whatever the header says (a client could forge it)
+   */
+  trustProxy?: number;
   /** Errors of the dashboard's own routes. @defaultValue ignored */
   onError?: (error: unknown, path: string) => void;
 }
@@ -110,6 +116,7 @@ export function createDashboardApp(options: DashboardAppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("json spaces", 2);
+  if (options.trustProxy) app.set("trust proxy", options.trustProxy);
 
   if (options.authToken === undefined) {
     // No token: loopback only, and only under a loopback name (DNS rebinding: access.ts).

@@ -44,6 +44,11 @@ describe("kie-batch dashboard (spawned)", () => {
     const actions = await childOutput(dashboard(["--allow-actions"]));
     expect(actions.code).toBe(2);
     expect(actions.stderr).toContain("--allow-actions needs a token");
+    const proxies = await childOutput(
+      dashboard(["--trust-proxy", "one"], { REDIS_URL: "redis://127.0.0.1:1" }),
+    );
+    expect(proxies.code).toBe(2);
+    expect(proxies.stderr).toContain('--trust-proxy: expected a whole number from 0 to 10, got "one"');
   });
 
   it("with KIE_DASHBOARD_TOKEN, serves only requests that carry it, and stops on SIGTERM", async () => {

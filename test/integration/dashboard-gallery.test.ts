@@ -182,21 +182,39 @@ describe("access", () => {
     await expect(startDashboard({ ...base, authToken: "short" })).rejects.toThrow(/at least 16/);
   });
 
+  /** POSTs `token` to `dashboard`'s login, as if from `forwardedFor` behind a proxy when given. */
+  const postLogin = (dashboard: { url: string }, token: string, forwardedFor?: string) =>
+    fetch(new URL("/login", dashboard.url), {
+      method: "POST",
+      body: new URLSearchParams({ token, next: "/" }),
+      redirect: "manual",
+      ...(forwardedFor ? { headers: { "x-forwarded-for": forwardedFor } } : {}),
+    });
+
   it("an address that keeps sending wrong tokens gets 429 with Retry-After, even with the right one", async () => {
     const own = await startDashboard({ ...ownDashboard(), authToken: TOKEN });
     try {
-      const post = (token: string) =>
-        fetch(new URL("/login", own.url), {
-          method: "POST",
-          body: new URLSearchParams({ token, next: "/" }),
-          redirect: "manual",
-        });
-      for (let i = 0; i < 10; i++) expect((await post(`wrong-${i}`)).status).toBe(401);
-      const throttled = await post(TOKEN);
+      // A forged X-Forwarded-For changes nothing when no proxy is trusted: the socket's address counts.
+      for (let i = 0; i < 10; i++)
+        expect((await postLogin(own, `wrong-${i}`, `203.0.113.${i}`)).status).toBe(401);
+      const throttled = await postLogin(own, TOKEN, "198.51.100.9");
       expect(throttled.status).toBe(429);
       expect(Number(throttled.headers.get("retry-after"))).toBeGreaterThan(500);
       expect(throttled.headers.get("set-cookie")).toBeNull();
       expect(await throttled.text()).toMatch(/Too many failed logins/);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("behind a trusted proxy (--trust-proxy 1), the throttle counts each client by X-Forwarded-For", async () => {
+    const own = await startDashboard({ ...ownDashboard(), authToken: TOKEN, trustProxy: 1 });
+    try {
+      for (let i = 0; i < 10; i++)
+        expect((await postLogin(own, `wrong-${i}`, "203.0.113.7")).status).toBe(401);
+      expect((await postLogin(own, TOKEN, "203.0.113.7")).status).toBe(429);
+      // Another user behind the same proxy logs in.
+      expect((await postLogin(own, TOKEN, "198.51.100.9")).status).toBe(303);
     } finally {
       await own.close();
     }
