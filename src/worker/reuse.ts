@@ -21,7 +21,9 @@ import { checkSource, copyImages, ownKey, removeAll, verifyInPlace } from "./reu
  *   object, a failed copy) ends in `false`, and the row is created as usual;
  * - no credit is spent on what the store already holds while the store is out (archiving paused,
  *   or the store refusing as an outage does: a full disk, refused credentials, no bucket): the
- *   answer is `store-out`, the row stays queued and its job comes back later; its entry is kept;
+ *   answer is `store-out`, the row stays queued and its job comes back later; its entry is kept.
+ *   Whether a refusal (or every object missing) is the store's is asked of a probe of the store:
+ *   one source refused by a store that takes writes (Glacier, a KMS key) never pauses archiving;
  * - a source is used only when its HEAD (size, task) and its sidecar's checksums match the entry,
  *   and it is copied only while its ETag is the HEAD's (S3); every copy's bytes are checked
  *   against the entry's sha256: hashed by the store (folder, S3 checksum) or read back (a store
@@ -79,6 +81,8 @@ export async function archiveFromIndex(
   let entry: ResultEntry | undefined;
   // What this run wrote at the row's own keys (copies, sidecar): removed if the row does not take them.
   const written: string[] = [];
+  /** While the store is probed: a refusal then is the store's, not an object's. */
+  let probing = false;
   try {
     // The batch's flag (a read) is asked only once there is something to reuse: most creates find no entry.
     const found = await deps.results.lookup(hash);
@@ -98,13 +102,11 @@ export async function archiveFromIndex(
     const checked = await checkSource(deps.store, entry, job.signal);
     // S3 answers a HEAD in a missing bucket with a bare 404: before the entry is dropped and the
     // row paid for, a probe says whether the store is there at all (its refusal is the catch's).
-    if (checked === "object missing")
-      await probeStore(deps.store, {
-        signal: job.signal,
-        now: deps.clock.now(),
-        onRemoveError: (error) =>
-          job.log.warn({ err: error }, "store probe: the probe object was not deleted"),
-      });
+    if (checked === "object missing") {
+      probing = true;
+      await probe(deps, job);
+      probing = false;
+    }
     const copied =
       typeof checked === "string"
         ? checked
@@ -134,12 +136,24 @@ export async function archiveFromIndex(
     }
   } catch (error) {
     if (job.signal.aborted) throw error;
-    if (isStoreOutage(error)) {
+    const from = entry && `${entry.batch}/${entry.rowId}`;
+    const outage = isStoreOutage(error) ? await storesRefusal(deps, job, error, probing) : undefined;
+    if (outage !== undefined) {
       // Shown and probed fleet-wide, as the archive stage's outage is (a pause that fails to be set leaves the row waiting all the same).
       await deps.storeGate
-        ?.refused(error, job.log)
+        ?.refused(outage, job.log)
         .catch((failed: unknown) => job.log.warn({ err: failed }, "archiving not paused"));
-      return storeOut(job, entry && `${entry.batch}/${entry.rowId}`, error);
+      return storeOut(job, from, outage);
+    }
+    if (isStoreOutage(error) && entry) {
+      // The store takes writes: the refusal is this source's (moved to Glacier, a KMS key, a
+      // denied prefix). Its entry goes, so no later row tries it again; this row is created.
+      await deps.results.forget(hash, entry).catch(() => undefined);
+      job.log.warn(
+        { err: error, from },
+        "the store refused this source but takes writes: not reused, created instead",
+      );
+      return false;
     }
     job.log.warn(
       { err: error, from: entry && `${entry.batch}/${entry.rowId}` },
@@ -176,6 +190,36 @@ export async function archiveFromIndex(
   );
   await recordResult(deps, row, images, entry.taskId, job.log);
   return true;
+}
+
+/** Writes, reads and deletes the store's probe object; throws what the store threw. */
+async function probe(deps: Pick<ReuseDeps, "store" | "clock">, job: ReuseJob): Promise<void> {
+  await probeStore(deps.store, {
+    signal: job.signal,
+    now: deps.clock.now(),
+    onRemoveError: (error) => job.log.warn({ err: error }, "store probe: the probe object was not deleted"),
+  });
+}
+
+/**
+ * Whether a refusal that looks like an outage (a 403, a full disk) is the store's: yes when it
+ * came from the probe, or when a probe now is refused as an outage too (its error is returned);
+ * undefined when the store takes writes (the refusal was one object's) or the probe failed otherwise.
+ */
+async function storesRefusal(
+  deps: Pick<ReuseDeps, "store" | "clock">,
+  job: ReuseJob,
+  error: unknown,
+  probed: boolean,
+): Promise<unknown> {
+  if (probed) return error;
+  try {
+    await probe(deps, job);
+    return undefined;
+  } catch (probeError) {
+    if (job.signal.aborted) throw probeError;
+    return isStoreOutage(probeError) ? probeError : undefined;
+  }
 }
 
 function storeOut(job: ReuseJob, from: string | undefined, error?: unknown): "store-out" {

@@ -213,7 +213,12 @@ describe("reuse: what is checked before a copy", () => {
     const pause = memoryPause();
     gate(s, pause);
     const full = new ArchiveStoreError({ code: "no_space", message: "ENOSPC: no space left on device" });
-    s.deps.store = { ...store, copy: async () => Promise.reject(full) };
+    // A full disk refuses every write: the copy, and the probe that asks whether the store takes any.
+    s.deps.store = {
+      ...store,
+      copy: async () => Promise.reject(full),
+      put: async () => Promise.reject(full),
+    };
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
     expect(s.ledger.current()?.status).toBe("queued");
     expect(s.forgotten).toEqual([]);
@@ -230,6 +235,33 @@ describe("reuse: what is checked before a copy", () => {
     };
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
     expect(await pause.port.get()).toBeNull();
+  });
+
+  it("a source the store refuses while it takes writes (moved to Glacier: a 403) is one object's problem: created, entry dropped, no pause", async () => {
+    const s = setup();
+    const pause = memoryPause();
+    gate(s, pause);
+    const puts: string[] = [];
+    s.deps.store = {
+      ...store,
+      copy: async () =>
+        Promise.reject(
+          new ArchiveStoreError({
+            code: "access_denied",
+            message:
+              "S3 copy failed (HTTP 403): InvalidObjectState: The operation is not valid for the object's storage class",
+          }),
+        ),
+      put: async (key, body, options) => {
+        puts.push(key);
+        return store.put(key, body, options);
+      },
+    };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(puts).toEqual([".kie-batch-probe.json"]);
+    expect(await pause.port.get()).toBeNull();
+    expect(s.forgotten).toHaveLength(1);
+    expect(s.ledger.current()?.status).toBe("queued");
   });
 
   it("while archiving is paused, a reusable row waits without asking the store until the probe is due", async () => {
