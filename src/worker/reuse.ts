@@ -1,5 +1,6 @@
 import { buildSidecar, isStoreOutage, putSidecar, sidecarKey } from "../archive/index.js";
 import { probeStore } from "../archive/probe.js";
+import { isArchiveStoreError } from "../archive/store-error.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
@@ -22,8 +23,9 @@ import { checkSource, copyImages, ownKey, removeAll, verifyInPlace } from "./reu
  * - no credit is spent on what the store already holds while the store is out (archiving paused,
  *   or the store refusing as an outage does: a full disk, refused credentials, no bucket): the
  *   answer is `store-out`, the row stays queued and its job comes back later; its entry is kept.
- *   Whether a refusal (or every object missing) is the store's is asked of a probe of the store:
- *   one source refused by a store that takes writes (Glacier, a KMS key) never pauses archiving;
+ *   A full disk and a missing bucket are the store's; whether a 403 (or every object missing) is
+ *   asked of a probe of the store: one source refused by a store that takes writes (Glacier, a
+ *   KMS key) never pauses archiving;
  * - a source is used only when its HEAD (size, task) and its sidecar's checksums match the entry,
  *   and it is copied only while its ETag is the HEAD's (S3); every copy's bytes are checked
  *   against the entry's sha256: hashed by the store (folder, S3 checksum) or read back (a store
@@ -137,15 +139,19 @@ export async function archiveFromIndex(
   } catch (error) {
     if (job.signal.aborted) throw error;
     const from = entry && `${entry.batch}/${entry.rowId}`;
-    const outage = isStoreOutage(error) ? await storesRefusal(deps, job, error, probing) : undefined;
-    if (outage !== undefined) {
+    const refusal = isStoreOutage(error)
+      ? await whoseRefusal(deps, job, error, probing)
+      : ({ of: "unknown" } as const);
+    if (refusal.of === "store") {
       // Shown and probed fleet-wide, as the archive stage's outage is (a pause that fails to be set leaves the row waiting all the same).
       await deps.storeGate
-        ?.refused(outage, job.log)
+        ?.refused(refusal.error, job.log)
         .catch((failed: unknown) => job.log.warn({ err: failed }, "archiving not paused"));
-      return storeOut(job, from, outage);
+      return storeOut(job, from, refusal.error);
     }
-    if (isStoreOutage(error) && entry) {
+    // Created instead: what this run wrote at the row's keys goes (best effort; its archive would write them anew).
+    await removeAll(deps.store, written, job.signal).catch(() => undefined);
+    if (refusal.of === "object" && entry) {
       // The store takes writes: the refusal is this source's (moved to Glacier, a KMS key, a
       // denied prefix). Its entry goes, so no later row tries it again; this row is created.
       await deps.results.forget(hash, entry).catch(() => undefined);
@@ -155,10 +161,7 @@ export async function archiveFromIndex(
       );
       return false;
     }
-    job.log.warn(
-      { err: error, from: entry && `${entry.batch}/${entry.rowId}` },
-      "reuse failed: created instead",
-    );
+    job.log.warn({ err: error, from }, "reuse failed: created instead");
     return false;
   }
   // The lock may have lapsed during the copies and the job gone to another worker, which may be
@@ -202,23 +205,26 @@ async function probe(deps: Pick<ReuseDeps, "store" | "clock">, job: ReuseJob): P
 }
 
 /**
- * Whether a refusal that looks like an outage (a 403, a full disk) is the store's: yes when it
- * came from the probe, or when a probe now is refused as an outage too (its error is returned);
- * undefined when the store takes writes (the refusal was one object's) or the probe failed otherwise.
+ * Whose a refusal that looks like an outage is. A full disk or quota and a missing bucket are the
+ * store's, as is whatever the probe itself met. A 403 may be one object's (moved to Glacier, a
+ * KMS key, a denied prefix): a probe of the store tells. It is the store's when the probe is
+ * refused as an outage too (with the probe's error), the object's when the probe goes through,
+ * unknown when the probe fails otherwise (a 5xx, a timeout).
  */
-async function storesRefusal(
+async function whoseRefusal(
   deps: Pick<ReuseDeps, "store" | "clock">,
   job: ReuseJob,
   error: unknown,
   probed: boolean,
-): Promise<unknown> {
-  if (probed) return error;
+): Promise<{ of: "store"; error: unknown } | { of: "object" | "unknown" }> {
+  if (probed || !(isArchiveStoreError(error) && error.code === "access_denied"))
+    return { of: "store", error };
   try {
     await probe(deps, job);
-    return undefined;
+    return { of: "object" };
   } catch (probeError) {
     if (job.signal.aborted) throw probeError;
-    return isStoreOutage(probeError) ? probeError : undefined;
+    return isStoreOutage(probeError) ? { of: "store", error: probeError } : ({ of: "unknown" } as const);
   }
 }
 

@@ -213,12 +213,9 @@ describe("reuse: what is checked before a copy", () => {
     const pause = memoryPause();
     gate(s, pause);
     const full = new ArchiveStoreError({ code: "no_space", message: "ENOSPC: no space left on device" });
-    // A full disk refuses every write: the copy, and the probe that asks whether the store takes any.
-    s.deps.store = {
-      ...store,
-      copy: async () => Promise.reject(full),
-      put: async () => Promise.reject(full),
-    };
+    // A nearly full disk: the image's copy is refused while a small write would still go through.
+    // No probe is asked: a full disk or quota is the store's, whatever the size.
+    s.deps.store = { ...store, copy: async () => Promise.reject(full) };
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe("store-out");
     expect(s.ledger.current()?.status).toBe("queued");
     expect(s.forgotten).toEqual([]);
@@ -261,6 +258,35 @@ describe("reuse: what is checked before a copy", () => {
     expect(puts).toEqual([".kie-batch-probe.json"]);
     expect(await pause.port.get()).toBeNull();
     expect(s.forgotten).toHaveLength(1);
+    expect(s.ledger.current()?.status).toBe("queued");
+  });
+
+  it("a 403 whose probe fails otherwise (a 5xx) says nothing of the source: the entry is kept, the row created, no pause", async () => {
+    const s = setup();
+    const pause = memoryPause();
+    gate(s, pause);
+    s.deps.store = {
+      ...store,
+      copy: async () => Promise.reject(new ArchiveStoreError({ code: "access_denied", message: "HTTP 403" })),
+      put: async () => Promise.reject(new ArchiveStoreError({ code: "unavailable", message: "HTTP 503" })),
+    };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(s.forgotten).toEqual([]);
+    expect(await pause.port.get()).toBeNull();
+  });
+
+  it("copies made before a refusal of the row's sidecar are removed when the row is created instead", async () => {
+    const s = setup();
+    s.deps.store = {
+      ...store,
+      put: async (key, body, options) => {
+        if (key === "new/row.json")
+          throw new ArchiveStoreError({ code: "access_denied", message: "HTTP 403: AccessDenied" });
+        return store.put(key, body, options);
+      },
+    };
+    expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
+    expect(await store.head("new/row.png")).toBeUndefined();
     expect(s.ledger.current()?.status).toBe("queued");
   });
 
