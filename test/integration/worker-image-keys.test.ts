@@ -11,6 +11,7 @@ import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { writeResults } from "../../src/report/results.js";
 import { harnessPerTest } from "../helpers/harness-per-test.js";
+import { until } from "../helpers/worker-harness.js";
 
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
@@ -58,6 +59,11 @@ describe("worker: the keys of a task's several images", () => {
 
     // The same seeded requests in another batch are reused: both images copied from the
     // sidecar's list (which names the second `x@2.png`), nothing created again.
+    // A row reads archived a moment before its result index entry is written (its own command).
+    await until(
+      "both requests' result index entries",
+      async () => (await h.pipeline.redis.keys(`{${h.pipeline.prefix}:reuse:results:?}:*`)).length >= 2,
+    );
     const created = h.pipeline.sim.stats().createdTaskIds.length;
     await h.pipeline.addRows("c", [{ id: "y", prompt: "a lighthouse at dusk", params: { seed: 7 } }]);
     expect(await h.pipeline.waitFinished("c")).toMatchObject({ total: 1, archived: 1 });

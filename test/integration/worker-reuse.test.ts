@@ -43,11 +43,21 @@ const SECOND: Partial<NewRow>[] = [
 
 const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
 
+/**
+ * Waits until `count` result index entries exist: a row reads archived a moment before its entry
+ * is written (recordResult, its own command after the move), and a row enqueued in between would
+ * find nothing to reuse.
+ */
+async function indexed(h: WorkerHarness, count: number): Promise<void> {
+  await until(`${count} result index entries`, async () => (await resultKeys(h)).length >= count);
+}
+
 /** Runs the first batch, then the second; returns what the second created and spent. */
-async function runBoth(h: WorkerHarness, second = "b2") {
+async function runBoth(h: WorkerHarness, second = "b2", options: { reuse?: boolean } = {}) {
   await h.worker();
   await h.pipeline.addRows("b1", FIRST);
   expect(await h.pipeline.waitFinished("b1")).toMatchObject({ total: 4, archived: 4 });
+  if (options.reuse !== false) await indexed(h, FIRST.length);
   const before = h.pipeline.sim.stats().createdTaskIds.length;
   await h.pipeline.addRows(second, SECOND);
   const summary = await h.pipeline.waitFinished(second);
@@ -205,6 +215,7 @@ describe("worker: reuse across batches", () => {
       await h.worker({ settings: { storeProbeMs: 300 } });
       await h.pipeline.addRows("b1", FIRST);
       expect(await h.pipeline.waitFinished("b1")).toMatchObject({ total: 4, archived: 4 });
+      await indexed(h, FIRST.length);
       return { h, proxy, before: h.pipeline.sim.stats().createdTaskIds.length };
     } catch (error) {
       await proxy.close();
@@ -270,6 +281,7 @@ describe("worker: reuse across batches", () => {
     await h.worker();
     await h.pipeline.addRows("b1", FIRST.slice(0, 1));
     await h.pipeline.waitFinished("b1");
+    await indexed(h, 1);
     const fox = await h.pipeline.ledger.getRow("b1", "fox");
     // Same size, same metadata file beside it, other bytes (someone edited the archive).
     const tampered = await readFile(fox!.location!);
@@ -292,6 +304,7 @@ describe("worker: reuse across batches", () => {
     const [fox] = FIRST;
     await h.pipeline.addRows("b1", [fox!]);
     await h.pipeline.waitFinished("b1");
+    await indexed(h, 1);
     // The entry as the previous version wrote it, in place of this version's.
     const hash = requestHash(fox!.prompt!, fox!.params as Record<string, unknown>)!;
     const [key, jsonKey] = resultIndexKeys(h.pipeline.prefix, hash, h.config().KIE_API_FLAVOR);
@@ -352,7 +365,7 @@ describe("worker: reuse across batches", () => {
 
   it("KIE_REUSE=off: every row is created and nothing is indexed", async () => {
     const h = await start({ KIE_REUSE: "off" });
-    const { summary, created } = await runBoth(h);
+    const { summary, created } = await runBoth(h, "b2", { reuse: false });
     expect(summary.reused ?? 0).toBe(0);
     expect(created).toHaveLength(4);
     expect(await resultKeys(h)).toEqual([]);
