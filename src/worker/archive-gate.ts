@@ -46,11 +46,7 @@ async function storeOpen(
   if (pause.nextProbeAt === undefined || !(await deps.storePause.claimProbe())) return false;
   const policy = PAUSE_POLICY[pause.kind];
   try {
-    await probeStore(deps.store, {
-      signal,
-      now: deps.clock.now(),
-      onRemoveError: (error) => log.warn({ err: error }, "store probe: the probe object was not deleted"),
-    });
+    await probe(deps, signal, log);
     await deps.storePause.resume(pause.kind);
     log.info(policy.probed.lifted);
   } catch (error) {
@@ -59,6 +55,19 @@ async function storeOpen(
     return false;
   }
   return (await deps.storePause.get()) === null;
+}
+
+/** Writes, reads back and deletes the store's probe object; throws what the store threw. */
+async function probe(
+  deps: Pick<ArchiveGateDeps, "store"> & { clock: Pick<Clock, "now"> },
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  await probeStore(deps.store, {
+    signal,
+    now: deps.clock.now(),
+    onRemoveError: (error) => log.warn({ err: error }, "store probe: the probe object was not deleted"),
+  });
 }
 
 /**
@@ -70,6 +79,7 @@ export function storeGateOf(deps: Omit<ArchiveGateDeps, "clock"> & { clock: Pick
   return {
     open: (signal, log) => storeOpen(deps, signal, log),
     refused: (error, log) => pauseArchiving(deps, error, log),
+    probe: (signal, log) => probe(deps, signal, log),
   };
 }
 

@@ -1,5 +1,4 @@
 import { buildSidecar, isStoreOutage, putSidecar, sidecarKey } from "../archive/index.js";
-import { probeStore } from "../archive/probe.js";
 import { isArchiveStoreError } from "../archive/store-error.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
@@ -53,6 +52,8 @@ export interface StoreGate {
   open(signal: AbortSignal, log: Logger): Promise<boolean>;
   /** The store refused as an outage does: archiving pauses fleet-wide (alerted), as the archive stage's would. */
   refused(error: unknown, log: Logger): Promise<void>;
+  /** Writes, reads back and deletes the store's probe object (the pause's own probe); throws what the store threw. */
+  probe(signal: AbortSignal, log: Logger): Promise<void>;
 }
 
 interface ReuseJob {
@@ -104,9 +105,9 @@ export async function archiveFromIndex(
     const checked = await checkSource(deps.store, entry, job.signal);
     // S3 answers a HEAD in a missing bucket with a bare 404: before the entry is dropped and the
     // row paid for, a probe says whether the store is there at all (its refusal is the catch's).
-    if (checked === "object missing") {
+    if (checked === "object missing" && deps.storeGate) {
       probing = true;
-      await probe(deps, job);
+      await deps.storeGate.probe(job.signal, job.log);
       probing = false;
     }
     const copied =
@@ -140,7 +141,7 @@ export async function archiveFromIndex(
     if (job.signal.aborted) throw error;
     const from = entry && `${entry.batch}/${entry.rowId}`;
     const refusal = isStoreOutage(error)
-      ? await whoseRefusal(deps, job, error, probing)
+      ? await whoseRefusal(deps.storeGate, job, error, probing)
       : ({ of: "unknown" } as const);
     if (refusal.of === "store") {
       // Shown and probed fleet-wide, as the archive stage's outage is (a pause that fails to be set leaves the row waiting all the same).
@@ -195,32 +196,24 @@ export async function archiveFromIndex(
   return true;
 }
 
-/** Writes, reads and deletes the store's probe object; throws what the store threw. */
-async function probe(deps: Pick<ReuseDeps, "store" | "clock">, job: ReuseJob): Promise<void> {
-  await probeStore(deps.store, {
-    signal: job.signal,
-    now: deps.clock.now(),
-    onRemoveError: (error) => job.log.warn({ err: error }, "store probe: the probe object was not deleted"),
-  });
-}
-
 /**
  * Whose a refusal that looks like an outage is. A full disk or quota and a missing bucket are the
  * store's, as is whatever the probe itself met. A 403 may be one object's (moved to Glacier, a
  * KMS key, a denied prefix): a probe of the store tells. It is the store's when the probe is
  * refused as an outage too (with the probe's error), the object's when the probe goes through,
- * unknown when the probe fails otherwise (a 5xx, a timeout).
+ * unknown when the probe fails otherwise (a 5xx, a timeout) or there is no gate to probe with.
  */
 async function whoseRefusal(
-  deps: Pick<ReuseDeps, "store" | "clock">,
+  gate: StoreGate | undefined,
   job: ReuseJob,
   error: unknown,
   probed: boolean,
 ): Promise<{ of: "store"; error: unknown } | { of: "object" | "unknown" }> {
   if (probed || !(isArchiveStoreError(error) && error.code === "access_denied"))
     return { of: "store", error };
+  if (!gate) return { of: "unknown" };
   try {
-    await probe(deps, job);
+    await gate.probe(job.signal, job.log);
     return { of: "object" };
   } catch (probeError) {
     if (job.signal.aborted) throw probeError;
@@ -229,10 +222,12 @@ async function whoseRefusal(
 }
 
 function storeOut(job: ReuseJob, from: string | undefined, error?: unknown): "store-out" {
-  job.log.info(
-    { from, ...(error === undefined ? {} : { err: error }) },
-    "the archive store is out: this request was archived before, so the row waits for the store instead of a paid create",
-  );
+  const message =
+    "the archive store is out: this request was archived before, so the row waits for the store instead of a paid create";
+  // A refusal met now is news (info); a pause already set (logged and alerted once for the fleet)
+  // would otherwise log a line a minute for every waiting row.
+  if (error === undefined) job.log.debug({ from }, message);
+  else job.log.info({ from, err: error }, message);
   return "store-out";
 }
 

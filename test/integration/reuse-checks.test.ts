@@ -237,7 +237,6 @@ describe("reuse: what is checked before a copy", () => {
   it("a source the store refuses while it takes writes (moved to Glacier: a 403) is one object's problem: created, entry dropped, no pause", async () => {
     const s = setup();
     const pause = memoryPause();
-    gate(s, pause);
     const puts: string[] = [];
     s.deps.store = {
       ...store,
@@ -254,6 +253,8 @@ describe("reuse: what is checked before a copy", () => {
         return store.put(key, body, options);
       },
     };
+    // The probe goes to the same store as the copy, as in a worker.
+    gate(s, pause, s.deps.store);
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
     expect(puts).toEqual([".kie-batch-probe.json"]);
     expect(await pause.port.get()).toBeNull();
@@ -264,12 +265,13 @@ describe("reuse: what is checked before a copy", () => {
   it("a 403 whose probe fails otherwise (a 5xx) says nothing of the source: the entry is kept, the row created, no pause", async () => {
     const s = setup();
     const pause = memoryPause();
-    gate(s, pause);
     s.deps.store = {
       ...store,
       copy: async () => Promise.reject(new ArchiveStoreError({ code: "access_denied", message: "HTTP 403" })),
       put: async () => Promise.reject(new ArchiveStoreError({ code: "unavailable", message: "HTTP 503" })),
     };
+    // The probe goes to the same store as the copy, as in a worker.
+    gate(s, pause, s.deps.store);
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
     expect(s.forgotten).toEqual([]);
     expect(await pause.port.get()).toBeNull();
@@ -678,6 +680,7 @@ describe("reuse on S3 (s3rver: no checksum of a copy)", () => {
         return store.put(key, body, options);
       },
     };
+    gate(s, memoryPause(), s.deps.store);
     expect(await archiveFromIndex(s.job, s.row, s.deps)).toBe(false);
     expect(s.forgotten).toHaveLength(1);
     // The store was probed before the entry went, and the probe cleaned up after itself.
