@@ -18,6 +18,14 @@ function twoWorkers(clock?: ManualClock): [Fleet, Fleet, [Redis, Redis]] {
   return [createFleet(a, options), createFleet(b, options), [a, b]];
 }
 
+/** The second of two workers on a manual clock, its create window one slot in 2 s (no margin), and its fleet port. */
+async function oneSlotPort() {
+  const clock = manualClock();
+  const [, b] = twoWorkers(clock);
+  await b.createLimiter.configureRate(1, 2_000);
+  return { clock, b, port: createFleetPort(b, { maxInFlight: 0, pollRatePerSec: 10 }) };
+}
+
 describe("fleet pause", () => {
   it("a worker's recent open gate is no older than asked, and the read before a create always sees a pause", async () => {
     const [a, b] = twoWorkers();
@@ -216,10 +224,7 @@ describe("worker port", () => {
   });
 
   it("a create that leaves 10 ms or more after its slot has the slot moved to when it left; a prompt one is left alone", async () => {
-    const clock = manualClock();
-    const [, b] = twoWorkers(clock);
-    await b.createLimiter.configureRate(1, 2_000);
-    const port = createFleetPort(b, { maxInFlight: 0, pollRatePerSec: 10 });
+    const { clock, b, port } = await oneSlotPort();
     const prompt = new AbortController().signal;
     await port.createSlot(prompt);
     await port.createLeaving!(prompt);
@@ -241,10 +246,7 @@ describe("worker port", () => {
   });
 
   it("a host clock stepped back after the admission does not hide a late create (a stopwatch covers it)", async () => {
-    const clock = manualClock();
-    const [, b] = twoWorkers(clock);
-    await b.createLimiter.configureRate(1, 2_000);
-    const port = createFleetPort(b, { maxInFlight: 0, pollRatePerSec: 10 });
+    const { clock, b, port } = await oneSlotPort();
     const signal = new AbortController().signal;
     await port.createSlot(signal);
     const realNow = Date.now;

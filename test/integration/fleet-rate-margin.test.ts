@@ -47,6 +47,15 @@ async function expectSlotHeld(limiter: SlidingWindowLimiter, clock: ManualClock,
   expect((await limiter.acquire()).ok).toBe(true);
 }
 
+/** A 2 s window on a manual clock with one admission taken: its member. */
+async function oneAdmitted() {
+  const clock = manualClock();
+  const limiter = createLimiter(2_000, clock);
+  const admitted = await limiter.acquire();
+  if (!admitted.ok) throw new Error("not admitted");
+  return { clock, limiter, member: admitted.member };
+}
+
 describe("the create limiter's margin", () => {
   it.each([
     [2_000, 2_100], // the 100 ms floor (2.5% would be 50 ms)
@@ -76,12 +85,9 @@ describe("the create limiter's margin", () => {
   });
 
   it("a create that leaves late has its admission moved to now: the next keep a window from when it left", async () => {
-    const clock = manualClock();
-    const limiter = createLimiter(2_000, clock);
-    const admitted = await limiter.acquire();
-    if (!admitted.ok) throw new Error("not admitted");
+    const { clock, limiter, member: admittedMember } = await oneAdmitted();
     clock.advance(300);
-    expect(await limiter.leaving(admitted.member)).toBe(true);
+    expect(await limiter.leaving(admittedMember)).toBe(true);
     // Held 2,100 ms (window and margin) from when it left, 300 ms after its admission.
     expect(await limiter.acquire()).toMatchObject({ ok: false, retryInMs: 2_100 });
     clock.advance(2_099);
@@ -91,25 +97,19 @@ describe("the create limiter's margin", () => {
   });
 
   it("a create leaving after its admission left the window counts from now; leaving twice moves nothing more", async () => {
-    const clock = manualClock();
-    const limiter = createLimiter(2_000, clock);
-    const admitted = await limiter.acquire();
-    if (!admitted.ok) throw new Error("not admitted");
+    const { clock, limiter, member: admittedMember } = await oneAdmitted();
     clock.advance(2_100);
-    expect(await limiter.leaving(admitted.member)).toBe(true);
-    expect(await limiter.leaving(admitted.member)).toBe(true);
+    expect(await limiter.leaving(admittedMember)).toBe(true);
+    expect(await limiter.leaving(admittedMember)).toBe(true);
     expect(await limiter.acquire()).toMatchObject({ ok: false, retryInMs: 2_100 });
   });
 
   it("a create whose window filled while it waited (others admitted through an outage) must not leave; its admission goes", async () => {
-    const clock = manualClock();
-    const limiter = createLimiter(2_000, clock);
-    const stuck = await limiter.acquire();
-    if (!stuck.ok) throw new Error("not admitted");
+    const { clock, limiter, member: stuckMember } = await oneAdmitted();
     clock.advance(2_100);
     const other = await limiter.acquire();
     expect(other.ok).toBe(true);
-    expect(await limiter.leaving(stuck.member)).toBe(false);
+    expect(await limiter.leaving(stuckMember)).toBe(false);
     // Only the other's admission holds the window: the stuck create waits for its own slot.
     expect(await limiter.acquire()).toMatchObject({ ok: false, retryInMs: 2_100 });
     clock.advance(2_100);
@@ -117,15 +117,12 @@ describe("the create limiter's margin", () => {
   });
 
   it("the window's key lives a window and its margin past the moved admission", async () => {
-    const clock = manualClock();
-    const limiter = createLimiter(2_000, clock);
-    const admitted = await limiter.acquire();
-    if (!admitted.ok) throw new Error("not admitted");
+    const { clock, limiter, member: admittedMember } = await oneAdmitted();
     const key = (limiter as unknown as { windowKey: string }).windowKey;
     // Real time for the key's TTL: without the move's PEXPIRE it would be ~100 ms short.
     await new Promise((resolve) => setTimeout(resolve, 150));
     clock.advance(150);
-    await limiter.leaving(admitted.member);
+    await limiter.leaving(admittedMember);
     expect(await redis.pttl(key)).toBeGreaterThan(2_100 - 40);
   });
 });
