@@ -73,20 +73,23 @@ export async function cancelBatch(deps: CancelDeps, batch: string): Promise<Canc
       if (!moved.ok) return;
       report.cancelled++;
       const key = jobKey(batch, row.id, row.taskIds.length);
-      const { outcome: removed, createOnWire } = await removeSubmitJob(deps.queues, key);
+      // A job whose worker died with a create on the wire: the attempt may be charged. Counted as
+      // the submit stage would have on the job's next run (which the removal takes away), before
+      // the removal: a cancel stopped between the two leaves the count made, not a job-less row
+      // whose reservation the reconciler would give back as if nothing had been sent.
+      const { outcome: removed, createOnWire } = await removeSubmitJob(deps.queues, key, async () => {
+        await deps.ledger.keepUncertain(batch, row.id, 0);
+        report.uncertain++;
+      });
       if (removed === "removed") report.jobsRemoved++;
       if (removed === "removed" && !createOnWire) unmarked.push(key);
       if (removed === "active") {
         report.jobsActive++;
         return;
       }
-      if (createOnWire) {
-        // The job's worker died with a create on the wire: the attempt may be charged. Counted as
-        // the submit stage would have on the job's next run, which this removal took away.
-        await deps.ledger.keepUncertain(batch, row.id, 0);
-        report.uncertain++;
-        return;
-      }
+      if (createOnWire) return;
+      // Given back here; should this step not happen (a cancel stopped, a Redis error), the row
+      // is in the batch's reserved-ended set and the reconciler gives it back (reconcile-money.ts).
       if ((moved.row?.creditsReserved ?? 0) > 0) await deps.ledger.releaseReservation(batch, row.id);
     });
     if (deps.inFlight && unmarked.length > 0)

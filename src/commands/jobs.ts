@@ -29,11 +29,18 @@ export async function removeStageJob(queues: OpsQueues, stage: Stage, id: string
 export async function removeSubmitJob(
   queues: OpsQueues,
   id: string,
+  /**
+   * Run before the removal when the job carries the mark: what the mark means (an attempt KIE may
+   * have charged) is recorded while the job that says so still exists, so a caller stopped between
+   * the two steps loses nothing (the reconciler gives back a reservation an ended row holds).
+   */
+  onCreateOnWire?: () => Promise<void>,
 ): Promise<{ outcome: RemoveOutcome; createOnWire: boolean }> {
   const queue = queues.queues.submit;
   const job = await queue.getJob(id);
   if (!job) return { outcome: "absent", createOnWire: false };
   const createOnWire = (job.data as { creating?: unknown } | undefined)?.creating !== undefined;
+  if (createOnWire) await onCreateOnWire?.();
   // 1: removed (or gone meanwhile); 0: locked by a worker.
   return { outcome: (await queue.remove(id)) === 1 ? "removed" : "active", createOnWire };
 }

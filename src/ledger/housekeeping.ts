@@ -227,7 +227,7 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
   }
   // The batch's own keys (one slot), then its index entry (the deployment's slot): an entry left
   // by a purge cut short names a batch with no hash, which listBatches drops.
-  await ctx.redis.unlink(...batchSideKeys(ctx, batch), ctx.keys.batch(batch));
+  await ctx.redis.unlink(...batchSideKeys(ctx, batch), ctx.keys.reservedEnded(batch), ctx.keys.batch(batch));
   await ctx.redis.zrem(ctx.keys.batches, batch);
   return deleted;
 }

@@ -34,6 +34,14 @@ export interface LedgerKeys {
    * wake takes them in manifest order.
    */
   parked(batch: string): string;
+  /**
+   * SET of the rows that ended (cancelled, failed) while holding a credit reservation, or that
+   * reserved while not queued: each such reservation is its holder's to give back, and a crash in
+   * that step would keep it from the budget for good. The reconciler's sweep looks at them
+   * (`worker/reconcile-money.ts`) and gives back what nothing will; normally empty. Not a side key:
+   * its own TTL (renewed at each add), and `purge` unlinks it.
+   */
+  reservedEnded(batch: string): string;
   /** STRING owner of a fleet-wide lease (one holder at a time), e.g. the reconciler's. */
   lease(name: string): string;
   /**
@@ -90,6 +98,7 @@ export function ledgerKeys(prefix: string): LedgerKeys {
     stateIndex: (batch, status) => `${of(batch)}:state:${status}`,
     stateIndexes: (batch) => INDEXED_STATUSES.map((status) => `${of(batch)}:state:${status}`),
     parked: (batch) => `${of(batch)}:parked`,
+    reservedEnded: (batch) => `${of(batch)}:reserved-ended`,
     lease: (name) => `${root}:lease:${checkName("lease", name)}`,
     row: (batch, rowId) => `${of(batch)}:row:${checkName("row id", rowId)}`,
     body: (batch, rowId) => `${of(batch)}:body:${checkName("row id", rowId)}`,

@@ -13,6 +13,7 @@ import { type ProgressMinute, type ProgressWindow, readProgress } from "./progre
 import type { RowsOptions, StateEntry, StatePageOptions } from "./read-options.js";
 import { readRows } from "./read-rows.js";
 import { getBatch, getRow, getRowState, listBatches, oldestUnarchived, rows } from "./reads.js";
+import { forgetReservedEnded, releaseEnded, reservedEnded } from "./reserved-ended.js";
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
 import {
   claimLease,
@@ -93,6 +94,15 @@ export interface Ledger {
   ): Promise<{ outcome: SettleOutcome; parked: boolean }>;
   /** `releaseReservation`, also saying whether the batch has parked rows now (as `settleAndPeek`). */
   releaseAndPeek(batch: string, rowId: string): Promise<{ released: number; parked: boolean }>;
+  /**
+   * The rows of the batch's reserved-ended set (reserved-ended.ts): rows that ended holding a
+   * reservation, for the reconciler to look at; at most `max`.
+   */
+  reservedEnded(batch: string, max?: number): Promise<string[]>;
+  /** Takes the given rows out of that set when they hold no reservation (or are gone): how many. */
+  forgetReservedEnded(batch: string, rowIds: readonly string[]): Promise<number>;
+  /** `releaseAndPeek` only for a row that has ended (cancelled, failed): a missing row gives 0. */
+  releaseEnded(batch: string, rowId: string): Promise<{ released: number; parked: boolean }>;
   /**
    * A create attempt that may have been charged unseen: the row's reservation (else `credits`)
    * becomes spent-uncertain for good, and one uncertain submit is counted. Throws `row_missing`.
@@ -215,6 +225,9 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     releaseReservation: async (batch, rowId) => (await releaseReservation(ctx, batch, rowId)).released,
     settleAndPeek: (batch, rowId, spent, taskId) => settleCredits(ctx, batch, rowId, spent, taskId),
     releaseAndPeek: (batch, rowId) => releaseReservation(ctx, batch, rowId),
+    reservedEnded: (batch, max) => reservedEnded(ctx, batch, max),
+    forgetReservedEnded: (batch, rowIds) => forgetReservedEnded(ctx, batch, rowIds),
+    releaseEnded: (batch, rowId) => releaseEnded(ctx, batch, rowId),
     keepUncertain: (batch, rowId, credits, taskId) => keepUncertain(ctx, batch, rowId, credits, taskId),
     setBudget: (batch, credits) => setBudget(ctx, batch, credits),
     wakeParked: (batch, max) => wakeParked(ctx, batch, max),

@@ -166,6 +166,7 @@ export async function transition(
     ctx.keys.row(batch, rowId),
     ...batchSideKeys(ctx, batch),
     ctx.keys.body(batch, rowId),
+    ctx.keys.reservedEnded(batch),
   ];
   const args: (string | number)[] = [
     input.from ? `,${input.from.join(",")},` : "",
@@ -242,7 +243,12 @@ export async function reserveBudget(
   credits: number,
 ): Promise<ReserveOutcome> {
   if (!(credits >= 0)) throw new LedgerError("invalid_value", "credits must be a non-negative number");
-  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), ctx.keys.parked(batch)];
+  const keys = [
+    ctx.keys.batch(batch),
+    ctx.keys.row(batch, rowId),
+    ctx.keys.parked(batch),
+    ctx.keys.reservedEnded(batch),
+  ];
   const reply = await reserveScript.run(ctx.redis, keys, [finite("credits", credits), rowId], ctx.clock);
   if (reply === "missing") throw rowMissing(batch, rowId);
   return reply as ReserveOutcome;

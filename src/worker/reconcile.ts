@@ -5,6 +5,7 @@ import type { StateEntry } from "../ledger/read-options.js";
 import type { IndexedStatus } from "../ledger/types.js";
 import { wakeParkedRows } from "./budget-wake.js";
 import type { Stage } from "./jobs.js";
+import { repairEndedReservations } from "./reconcile-money.js";
 import { type ReconcileJobs, requeue, stageKey } from "./reconcile-requeue.js";
 import { feedSubmitWindow } from "./submit-window.js";
 
@@ -35,6 +36,10 @@ type ReconcileLedger = Pick<
   | "feedWindow"
   | "keepUncertain"
   | "releaseReservation"
+  | "reservedEnded"
+  | "forgetReservedEnded"
+  | "getRowState"
+  | "releaseEnded"
 >;
 
 export interface ReconcileDeps {
@@ -60,6 +65,8 @@ export interface ReconcileReport {
   woken?: number;
   /** Held rows of a window-managed batch whose window was low (a feed lost to a crash): fed (absent: none). */
   fed?: number;
+  /** Reservations of ended rows that nothing would give back (reconcile-money.ts): given back or kept uncertain (absent: none). */
+  reservations?: number;
 }
 
 /** The states a row waits in for a job, and which stage's job that is. */
@@ -83,8 +90,18 @@ export async function reconcileAll(
 ): Promise<ReconcileReport[]> {
   const reports: ReconcileReport[] = [];
   for (const summary of await deps.ledger.listBatches()) {
-    if (summary.finishedAt !== undefined) continue;
     if (!(await keepGoing())) break;
+    if (summary.finishedAt !== undefined) {
+      // Every row ended: nothing to requeue, but a reservation a crash left on an ended row
+      // would show as reserved for good (and hold back rows appended or retried later).
+      await repairMoney(deps, summary.batch).catch((error: unknown) => {
+        deps.log.warn(
+          { err: error, batch: summary.batch },
+          `reconciler: the money repair of batch ${summary.batch} failed`,
+        );
+      });
+      continue;
+    }
     try {
       reports.push(await reconcileBatch(deps, summary.batch, keepGoing));
     } catch (error) {
@@ -126,6 +143,8 @@ export async function reconcileBatch(
       );
     }
   }
+  const money = await repairMoney(deps, batch);
+  if (money > 0) report.reservations = money;
   await deps.ledger.ensureStateIndex(batch);
   const enteredBefore = deps.clock.now() - (deps.settleMs ?? RECONCILE_SETTLE_MS);
   // A batch of a million rows is two thousand pages: a worker closing (or the lease lost) stops
@@ -157,6 +176,24 @@ export async function reconcileBatch(
     );
   }
   return report;
+}
+
+/**
+ * The repair of ended rows' reservations (reconcile-money.ts): how many were repaired. A failure
+ * is logged and passed over: the walk that gives rows their jobs back must still run.
+ */
+async function repairMoney(deps: ReconcileDeps, batch: string): Promise<number> {
+  const endedBefore = deps.clock.now() - (deps.settleMs ?? RECONCILE_SETTLE_MS);
+  try {
+    const repair = await repairEndedReservations(deps, batch, endedBefore);
+    return repair.released + repair.uncertain;
+  } catch (error) {
+    deps.log.warn(
+      { err: error, batch },
+      `reconciler: the reservations of ended rows of batch ${batch} could not be checked`,
+    );
+    return 0;
+  }
 }
 
 async function reconcilePage(

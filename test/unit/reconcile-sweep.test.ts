@@ -80,6 +80,7 @@ function fakeLedger(
     countRepairs: async () => undefined,
     transition: async () => ({ ok: false }),
     wakeParked: async () => ({ woken: [] }),
+    reservedEnded: async () => [],
     claimLease: async () => true,
     releaseLease: async () => true,
     housekeep: async (batch: string, hk: { keepGoing?: () => Promise<boolean> } = {}) => {

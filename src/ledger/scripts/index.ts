@@ -21,3 +21,4 @@ export const wakeScript = load("wake.lua");
 export const feedScript = load("feed.lua");
 export const resultForgetScript = load("result-forget.lua");
 export const freezeScript = load("freeze.lua");
+export const forgetReservedEndedScript = load("forget-reserved-ended.lua");

@@ -5,6 +5,8 @@
     Input:
       KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] the batch's parked zset (parked.ts)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
+      ARGV[2] '1': only from a row that has ended (cancelled or failed; the reconciler's repair,
+        reconcile-money.ts: a row `retry` moved back to queued keeps what it holds), '' = any row
 
     Output:
       {the credits released, as a string ('0' when none), or 'missing'; rows parked in the batch
@@ -12,6 +14,10 @@
 ]]
 --- @include "includes/row-money.lua"
 if row_missing() then return { 'missing', 0 } end
+if ARGV[2] == '1' then
+  local status = redis.call('HGET', rowKey, 'status')
+  if status ~= 'cancelled' and status ~= 'failed' then return { '0', 0 } end
+end
 local released = release()
 if released == '0' then return { released, 0 } end
 touch(now_ms())

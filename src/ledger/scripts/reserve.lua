@@ -10,7 +10,9 @@
   manifest order).
 
     Input:
-      KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] the batch's parked zset
+      KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] the batch's parked zset, KEYS[4] its
+        reserved-ended set (a row that reserves while not queued, cancelled meanwhile say, is
+        added: its job gives the reservation back, and the reconciler if that job dies first)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] credits, ARGV[3] row id
 
@@ -51,6 +53,10 @@ end
 if delta > 0 then
   redis.call('HINCRBYFLOAT', rowKey, 'creditsReserved', deltaText)
   redis.call('HINCRBYFLOAT', batchKey, 'creditsReserved', deltaText)
+  if redis.call('HGET', rowKey, 'status') ~= 'queued' then
+    redis.call('SADD', KEYS[4], rowId)
+    redis.call('PEXPIRE', KEYS[4], RESERVED_ENDED_TTL_MS)
+  end
 end
 if waiting then
   redis.call('HDEL', rowKey, 'waitingBudget')

@@ -8,6 +8,9 @@
   ever grow. The budget bounds spent + reserved + uncertain.
 ]]
 local batchKey, rowKey = KEYS[1], KEYS[2]
+-- How long the batch's reserved-ended set (keys.ts `reservedEnded`) outlives its last add: the
+-- reconciler empties it within a sweep; this only bounds a set nothing sweeps (a deployment gone).
+local RESERVED_ENDED_TTL_MS = 30 * 24 * 3600 * 1000
 
 -- A money script on a missing row or batch changes nothing and returns 'missing'.
 local function row_missing()

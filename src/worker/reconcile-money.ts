@@ -1,0 +1,99 @@
+import type { Clock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
+import type { Ledger } from "../ledger/index.js";
+import type { RowState } from "../ledger/types.js";
+import { wakeParkedRows } from "./budget-wake.js";
+import { jobKey } from "./jobs.js";
+import type { ReconcileJobs } from "./reconcile-requeue.js";
+
+/**
+ * The reconciler's money repair: a reservation held by a row that has ended.
+ *
+ * A row that ends (cancelled, failed) holding its reservation has it given back, or kept as
+ * uncertain, by whoever moved it, in the next step: `cancel` after removing the row's job, the
+ * runner's give-up after its move to failed, a parked submit job's end after BullMQ removed it.
+ * A crash or an error between the two steps kept those credits from the budget for good (rows
+ * over the budget then waited for room that never came). `transition.lua` notes each such row in
+ * the batch's reserved-ended set; here every noted row that still holds a reservation, ended
+ * longer ago than the reconciler's settle time, with no live submit job (a running job gives it
+ * back itself), has it given back, or kept as uncertain when its job failed with a create on the
+ * wire (KIE may have charged it). Rows that hold nothing any more leave the set.
+ */
+
+type MoneyLedger = Pick<
+  Ledger,
+  | "reservedEnded"
+  | "forgetReservedEnded"
+  | "getRowState"
+  | "releaseEnded"
+  | "keepUncertain"
+  | "wakeParked"
+  | "feedWindow"
+  | "getBatch"
+>;
+
+export interface MoneyRepairDeps {
+  ledger: MoneyLedger;
+  jobs: ReconcileJobs;
+  clock: Pick<Clock, "now">;
+  log: Logger;
+}
+
+export interface MoneyRepair {
+  /** Reservations given back to the budget, and their credits. */
+  released: number;
+  credits: number;
+  /** Reservations kept as uncertain (the row's failed job had a create on the wire). */
+  uncertain: number;
+  /** Parked rows woken by the credits given back. */
+  woken: number;
+}
+
+const ENDED = new Set(["cancelled", "failed"]);
+
+/** One batch's repair; `endedBefore`: rows updated since are left to their own next step. */
+export async function repairEndedReservations(
+  deps: MoneyRepairDeps,
+  batch: string,
+  endedBefore: number,
+): Promise<MoneyRepair> {
+  const repair: MoneyRepair = { released: 0, credits: 0, uncertain: 0, woken: 0 };
+  const ids = await deps.ledger.reservedEnded(batch);
+  if (ids.length === 0) return repair;
+  const rows = await Promise.all(ids.map((id) => deps.ledger.getRowState(batch, id)));
+  const due = rows.filter(
+    (row): row is RowState =>
+      row !== undefined && ENDED.has(row.status) && row.creditsReserved > 0 && row.updatedAt < endedBefore,
+  );
+  const keys = due.map((row) => jobKey(batch, row.id, row.taskIds.length));
+  const presence = due.length > 0 ? await deps.jobs.presence("submit", keys) : [];
+  let parked = false;
+  for (const [i, row] of due.entries()) {
+    const found = presence[i];
+    // A job that will still run gives the reservation back (or keeps it) itself.
+    if (found === "live") continue;
+    if (found === "failed") {
+      const data = await deps.jobs.failedJobData("submit", keys[i]!).catch(() => undefined);
+      if (data === undefined || data.creating !== undefined) {
+        await deps.ledger.keepUncertain(batch, row.id, 0);
+        repair.uncertain += 1;
+        continue;
+      }
+    }
+    const released = await deps.ledger.releaseEnded(batch, row.id);
+    if (released.released > 0) {
+      repair.released += 1;
+      repair.credits += released.released;
+      parked ||= released.parked;
+    }
+  }
+  await deps.ledger.forgetReservedEnded(batch, ids);
+  if (parked) repair.woken = await wakeParkedRows({ ledger: deps.ledger, queues: deps.jobs }, batch);
+  if (repair.released + repair.uncertain > 0) {
+    deps.log.warn(
+      { batch, ...repair },
+      `reconciler: ${repair.released + repair.uncertain} rows of batch ${batch} ended holding a credit reservation nothing would give back: ${repair.released} given back to the budget (${repair.credits} credits), ${repair.uncertain} kept as uncertain (a create was on the wire)`,
+    );
+  }
+  return repair;
+}
