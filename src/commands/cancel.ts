@@ -11,6 +11,7 @@ export interface CancelDeps {
     OpsLedger,
     "getBatch" | "listBatches" | "transition" | "releaseReservation" | "keepUncertain"
   > &
+    Pick<Ledger, "markCancelled"> &
     Pick<Ledger, "ensureStateIndex" | "drainState">;
   queues: OpsQueues;
   out: Output;
@@ -60,6 +61,9 @@ export async function cancelBatch(deps: CancelDeps, batch: string): Promise<Canc
     uncertain: 0,
     inFlightReleased: 0,
   };
+  // First the mark: a row in flight whose generation fails from now on is not resubmitted (a new
+  // create, paid) but fails; `retry` clears it.
+  await deps.ledger.markCancelled(batch, true);
   // Only the queued rows, from their index (the one state cancel moves rows out of): a batch of a
   // million mostly finished rows costs what is still queued. A page is finished before the next is
   // read, as the walk asks (the rows leave the index as they are cancelled).

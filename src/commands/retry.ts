@@ -11,7 +11,7 @@ const CONCURRENCY = 16;
 
 export interface RetryDeps {
   ledger: Pick<OpsLedger, "getBatch" | "listBatches" | "transition"> &
-    Pick<Ledger, "ensureStateIndex" | "drainState" | "getRow">;
+    Pick<Ledger, "ensureStateIndex" | "drainState" | "getRow" | "markCancelled">;
   queues: OpsQueues;
   clock: Pick<Clock, "now">;
   out: Output;
@@ -62,6 +62,8 @@ export async function retryBatch(
 ): Promise<RetryReport> {
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
+  // A retry of the batch puts it back in the pipeline: a `cancel`'s mark (no resubmits) goes.
+  if (!only) await deps.ledger.markCancelled(batch, false);
   // The failed rows only, from their index: ten failed rows of a million cost ten reads. A page is
   // finished before the next is read (the walk's rule: rows leave the index as they are retried).
   await deps.ledger.ensureStateIndex(batch);

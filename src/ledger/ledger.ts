@@ -1,6 +1,7 @@
 import type { Clock } from "../core/clock.js";
 import type { RedisClient } from "../redis/script.js";
 import { keepUncertain } from "./budget.js";
+import { markCancelled } from "./cancel-mark.js";
 import { batchColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
 import { feedWindow } from "./feed.js";
@@ -101,6 +102,8 @@ export interface Ledger {
   reservedEnded(batch: string, max?: number): Promise<string[]>;
   /** Takes the given rows out of that set when they hold no reservation (or are gone): how many. */
   forgetReservedEnded(batch: string, rowIds: readonly string[]): Promise<number>;
+  /** Marks the batch cancelled (`cancelledAt`), or clears the mark; false when there is no such batch. */
+  markCancelled(batch: string, cancelled: boolean): Promise<boolean>;
   /** `releaseAndPeek` only for a row that has ended (cancelled, failed): a missing row gives 0. */
   releaseEnded(batch: string, rowId: string): Promise<{ released: number; parked: boolean }>;
   /**
@@ -228,6 +231,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     reservedEnded: (batch, max) => reservedEnded(ctx, batch, max),
     forgetReservedEnded: (batch, rowIds) => forgetReservedEnded(ctx, batch, rowIds),
     releaseEnded: (batch, rowId) => releaseEnded(ctx, batch, rowId),
+    markCancelled: (batch, cancelled) => markCancelled(ctx, batch, cancelled),
     keepUncertain: (batch, rowId, credits, taskId) => keepUncertain(ctx, batch, rowId, credits, taskId),
     setBudget: (batch, credits) => setBudget(ctx, batch, credits),
     wakeParked: (batch, max) => wakeParked(ctx, batch, max),

@@ -184,6 +184,11 @@ export interface BatchSummary extends Record<Status, number> {
   /** The batch was enqueued with `--no-reuse`. */
   noReuse?: boolean;
   /**
+   * When `kie-batch cancel` last ran on the batch (cleared by `retry`): a row of it whose
+   * generation fails is not resubmitted (a new create, paid) but fails.
+   */
+  cancelledAt?: number;
+  /**
    * Window-managed batches only (`AddRowsMeta.submitWindow`): queued rows with no submit job yet,
    * by design (seq >= `fedSeq`); `feedWindow` gives them one a window at a time.
    */

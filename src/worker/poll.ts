@@ -17,7 +17,7 @@ import { delay, done, type StageDefinition, type StageJob, type StageResult } fr
 import { KEY_MISSING_GRACE_MS, keyMissing, taskLane } from "./task-key.js";
 
 /** The ledger calls the poll stage makes. */
-type PollLedger = Pick<Ledger, "getRowState" | "transition" | "settleCredits" | "keepUncertain">;
+type PollLedger = Pick<Ledger, "getRowState" | "transition" | "settleCredits" | "keepUncertain" | "getBatch">;
 
 /** What the poll stage uses of the worker's ports: a test fakes just these. */
 export interface PollDeps {
@@ -242,8 +242,11 @@ async function failGeneration(
   const { batch, rowId, taskId, resubmit } = job.data;
   await deps.fleet.releaseInFlight(jobKey(batch, rowId, resubmit));
   const reason = `generation failed (${failure.code}): ${failure.message} [task ${taskId}]`;
-  // An operator's `retry` grants one resubmit beyond the limit (the row's counter still grows).
-  if (row.resubmits < deps.settings.maxResubmits || job.data.resubmitOnFailure === true) {
+  // An operator's `retry` grants one resubmit beyond the limit (the row's counter still grows);
+  // a batch `cancel` ran on gets none: a resubmit is a new create, paid for, after the user said stop.
+  const mayResubmit = row.resubmits < deps.settings.maxResubmits || job.data.resubmitOnFailure === true;
+  const cancelled = mayResubmit && (await deps.ledger.getBatch(batch))?.cancelledAt !== undefined;
+  if (mayResubmit && !cancelled) {
     const moved = await deps.ledger.transition(batch, rowId, {
       from: ["submitted", "generating"],
       ifTask: taskId,
@@ -268,7 +271,7 @@ async function failGeneration(
     from: ["submitted", "generating"],
     ifTask: taskId,
     to: "failed",
-    set: { error: reason },
+    set: { error: cancelled ? `${reason}; not resubmitted: the batch was cancelled` : reason },
   });
   await failpoint("poll.after-fail");
   job.log.warn({ taskId, reason }, "generation failed; row failed");

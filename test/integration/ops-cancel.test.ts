@@ -3,6 +3,7 @@ import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cancelBatch } from "../../src/commands/cancel.js";
+import { retryBatch } from "../../src/commands/retry.js";
 import { accountId, accountKey, InFlight } from "../../src/fleet/index.js";
 import { bullPrefix } from "../../src/worker/jobs.js";
 import { REDIS_URL } from "../helpers/redis.js";
@@ -64,6 +65,11 @@ describe("cancel", () => {
     expect(out.text()).toContain("2 rows already submitted are still polled and archived");
 
     for (const id of ["q1", "q2", "q3"]) expect((await fx.ledger.getRow("b1", id))?.status).toBe("cancelled");
+    // The batch is marked: its rows in flight are not resubmitted when their generation fails;
+    // a retry of the batch clears the mark.
+    expect((await fx.ledger.getBatch("b1"))?.cancelledAt).toBeGreaterThan(0);
+    await retryBatch({ ...deps(), clock: { now: () => Date.now() } }, "b1");
+    expect((await fx.ledger.getBatch("b1"))?.cancelledAt).toBeUndefined();
     for (const id of ["b1/q1", "b1/q2", "b1/q3/r1"]) {
       expect(await fx.queues.queues.submit.getJobState(id)).toBe("unknown");
     }

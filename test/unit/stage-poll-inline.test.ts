@@ -127,6 +127,7 @@ function setup(options: { capacity?: number; copy?: (copy: ArchiveFromUrlOptions
     kie: { getTask: async () => task },
     ledger: {
       getRowState,
+      getBatch: async () => undefined,
       // A success's settle goes with its move to archiving (one call): seen here as a settle.
       transition: async (batch, rowId, input) => {
         const result = await ledger.transition(batch, rowId, input);

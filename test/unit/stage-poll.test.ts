@@ -5,7 +5,7 @@ import { KieError } from "../../src/kie/errors.js";
 import { normalizeRecord } from "../../src/kie/normalize.js";
 import { statusRecordSchema } from "../../src/kie/schemas.js";
 import type { TaskRecord } from "../../src/kie/types.js";
-import type { RowRecord } from "../../src/ledger/types.js";
+import type { BatchSummary, RowRecord } from "../../src/ledger/types.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "../../src/worker/jobs.js";
 import { firstPollDelay, type PollDeps, pollStage } from "../../src/worker/poll.js";
 import { capturingLogger } from "../helpers/capturing-logger.js";
@@ -30,7 +30,9 @@ function pollJob(overrides: Partial<PollJob> = {}): PollJob {
 }
 
 /** A row whose task t-1 is in flight, the poll stage's fakes, and what they saw. */
-function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRecord> } = {}) {
+function setup(
+  options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRecord>; cancelledAt?: number } = {},
+) {
   const ledger = oneRowLedger(
     rowRecord({ status: "submitted", taskId: "t-1", taskIds: ["t-1"], submittedAt: T0, ...options.row }),
   );
@@ -53,6 +55,10 @@ function setup(options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRec
     },
     ledger: {
       getRowState: ledger.getRowState,
+      getBatch: async (batch) =>
+        options.cancelledAt === undefined
+          ? undefined
+          : ({ batch, cancelledAt: options.cancelledAt } as BatchSummary),
       // A success's settle goes with its move to archiving (one call): seen here as a settle.
       transition: async (batch, rowId, input) => {
         const result = await ledger.transition(batch, rowId, input);
@@ -350,6 +356,16 @@ describe("poll stage", () => {
     await pollStage.run(stageJob(pollJob()), f.deps);
     expect(f.ledger.current()).toMatchObject({ status: "queued", resubmits: 1 });
     expect(f.submits).toEqual([{ batch: "b", rowId: "r1", resubmit: 1 }]);
+  });
+
+  it("a failed generation of a batch `cancel` ran on is not resubmitted (a new create, paid) but fails", async () => {
+    const f = setup({ task: failedGeneration, cancelledAt: T0 });
+    await pollStage.run(stageJob(pollJob({ resubmitOnFailure: true })), f.deps);
+    expect(f.ledger.current()).toMatchObject({ status: "failed", resubmits: 0 });
+    expect(f.ledger.current()?.error).toMatch(
+      /generation failed \(500\): boom .*not resubmitted: the batch was cancelled/,
+    );
+    expect(f.submits).toEqual([]);
   });
 
   it("a resubmit move sent again after a lost reply (ok=0, the row queued by its first try) still adds the submit", async () => {
