@@ -61,7 +61,7 @@ function taskIdsInLogs(logs: readonly string[]): Set<string> {
  *    create answer no worker ever saw is allowed only where its row is counted uncertain.
  * (4, a pause stops creates, has its own tests: no pause happens here.)
  */
-function checkInvariants(outcome: CaseOutcome): string[] {
+export function checkInvariants(outcome: CaseOutcome): string[] {
   const { rows, stats, tasks, logs, budget } = outcome;
   const problems: string[] = [];
   for (const row of rows) {
@@ -92,10 +92,12 @@ function checkInvariants(outcome: CaseOutcome): string[] {
       problems.push(`3: task ${taskId} belongs to no row`);
       continue;
     }
-    untracedByRow.set(row.id, [...(untracedByRow.get(row.id) ?? []), taskId]);
+    // By batch and id: rows of two batches may share an id.
+    const key = `${row.batch}/${row.id}`;
+    untracedByRow.set(key, [...(untracedByRow.get(key) ?? []), taskId]);
   }
   for (const [rowId, ids] of untracedByRow) {
-    const row = rows.find((r) => r.id === rowId)!;
+    const row = rows.find((r) => `${r.batch}/${r.id}` === rowId)!;
     // An answer never seen cannot be logged; the row's uncertain count is then its only trace.
     if (ids.length > row.uncertain) {
       problems.push(
