@@ -161,7 +161,7 @@ describe("parked rows", () => {
     expect(seen.wakes).toBe(1);
   });
 
-  it("wakes in pages, and stops at the first row that does not fit (manifest order)", async () => {
+  it("wakes in pages, in manifest order, passing a row that does not fit (cheaper rows behind it go)", async () => {
     await ctx.ledger.addRows(
       "b",
       [
@@ -177,14 +177,22 @@ describe("parked rows", () => {
     for (const id of ["a", "b", "c", "d"])
       await ctx.ledger.reserveBudget("b", id, id === "a" || id === "d" ? 4 : id === "b" ? 10 : 2);
     expect(await parked()).toEqual(["b", "c", "d"]);
-    await ctx.ledger.setBudget("b", 12);
-    // 8 of room: "b" (10) does not fit, so "c" and "d" wait behind it.
-    expect((await ctx.ledger.wakeParked("b", 1)).woken).toEqual([]);
+    await ctx.ledger.setBudget("b", 10);
+    // 6 of room, a page of one: "b" (10) does not fit, and the wake asks for no further page.
+    expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [], more: false });
+    // The whole set in one page: "b" is passed, "c" (2) and "d" (4) fit behind it, in that order.
+    expect(await ctx.ledger.wakeParked("b")).toEqual({
+      woken: [
+        { rowId: "c", resubmit: 0 },
+        { rowId: "d", resubmit: 0 },
+      ],
+      more: false,
+    });
+    expect(await parked()).toEqual(["b"]);
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ creditsReserved: 10, waitingBudget: 1 });
     await ctx.ledger.setBudget("b", 20);
-    // 16 of room, one row per call: "b" (10), "c" (2), "d" (4) all fit, in that order.
+    // 10 of room, one row per call: "b" (10) fits now.
     expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [{ rowId: "b", resubmit: 0 }], more: true });
-    expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [{ rowId: "c", resubmit: 0 }], more: true });
-    expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [{ rowId: "d", resubmit: 0 }], more: true });
     expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [], more: false });
     expect((await ctx.ledger.getBatch("b"))!.creditsReserved).toBe(20);
   });

@@ -1,9 +1,9 @@
 --[[
   Wakes parked rows (reserve.lua parked them over the budget, with no job): in the order given
   (the parked set's, manifest order), each row still parked gets its reservation now, at its
-  `estimatedCredits`, while the budget has room (spent + reserved + uncertain), and leaves the
-  parked set and the waiting count. The first row that does not fit stops the wake, so rows go in
-  manifest order. Without a budget every row given is woken (and reserves, as reserve.lua does).
+  `estimatedCredits`, if it fits the room the budget has left (spent + reserved + uncertain), and
+  leaves the parked set and the waiting count. A row that does not fit is passed and waits on:
+  cheaper rows after it in the page are woken (in manifest order), never held back by it. Without a budget every row given is woken (and reserves, as reserve.lua does).
   A given row that is no longer parked (moved on, or woken by another caller) is dropped from the
   set. The caller adds a submit job for each woken row; a lost add is the reconciler's to repair
   (the row is queued, no longer parked, with no job).
@@ -14,7 +14,8 @@
       ARGV[2..] row ids, in KEYS[3..] order
 
     Output:
-      {full (1 when a row did not fit), rowId, lineage, rowId, lineage, ...}: each woken row and
+      {full (1 when a row of the page did not fit: the caller asks for no further page), rowId,
+       lineage, rowId, lineage, ...}: each woken row and
       the submit lineage its job takes (the number of tasks it has)
 ]]
 --- @include "includes/tasks.lua"
@@ -33,24 +34,26 @@ for i = 2, #ARGV do
   else
     local held = num(r[4])
     local delta = num(r[3]) - held
-    if delta > 0 and not fits(room, delta) then
-      out[1] = 1
-      break
-    end
-    if delta > 0 then
+    local fit = delta <= 0 or fits(room, delta)
+    -- A row that does not fit is passed, not waited behind: a cheaper row after it may fit (rows
+    -- of one batch differ by acceleration and model), as feed.lua does for held rows.
+    if not fit then out[1] = 1 end
+    if fit and delta > 0 then
       local deltaText = r[3]
       if held ~= 0 then deltaText = tostring(delta) end
       redis.call('HINCRBYFLOAT', rowKey, 'creditsReserved', deltaText)
       redis.call('HINCRBYFLOAT', batchKey, 'creditsReserved', deltaText)
       if room then room = room - delta end
     end
-    redis.call('HDEL', rowKey, 'waitingBudget')
-    redis.call('HSET', rowKey, 'updatedAt', now)
-    redis.call('ZREM', parkedKey, rowId)
-    woken = woken + 1
-    local lineage = task_count(rowKey)
-    out[#out + 1] = rowId
-    out[#out + 1] = lineage
+    if fit then
+      redis.call('HDEL', rowKey, 'waitingBudget')
+      redis.call('HSET', rowKey, 'updatedAt', now)
+      redis.call('ZREM', parkedKey, rowId)
+      woken = woken + 1
+      local lineage = task_count(rowKey)
+      out[#out + 1] = rowId
+      out[#out + 1] = lineage
+    end
   end
 end
 if woken > 0 then
