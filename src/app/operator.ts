@@ -40,6 +40,8 @@ export interface Operator extends AsyncDisposable {
    * deployment, as `releaseInFlight` does for a batch.
    */
   releaseInFlightOf(jobKeys: readonly string[]): Promise<number>;
+  /** Whether a worker holds the submit job's lock now (BullMQ's `<id>:lock` key): a running job. */
+  submitJobLocked(jobKey: string): Promise<boolean>;
   clock: Clock;
   /**
    * Closes the queues and the connection. Never rejects, and never takes much longer than
@@ -106,6 +108,9 @@ export async function openOperator(config: Config): Promise<Operator> {
         released += await new InFlight(redis, { accountId }).releaseMany(jobKeys);
       }
       return released;
+    },
+    async submitJobLocked(jobKey) {
+      return (await redis.exists(queuesOnce().queues.submit.toKey(`${jobKey}:lock`))) === 1;
     },
     async fleetState() {
       const ids = await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, configuredKeys(config));

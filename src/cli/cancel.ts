@@ -12,6 +12,7 @@ export async function runCancelCommand(config: Config, batch: string): Promise<v
         out: process.stdout,
         queuePrefix: config.KIE_QUEUE_PREFIX,
         inFlight: { release: (keys) => ctx.releaseInFlightOf(keys) },
+        submitJobLocked: (key) => ctx.submitJobLocked(key),
       },
       batch,
     ),

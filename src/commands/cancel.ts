@@ -23,6 +23,11 @@ export interface CancelDeps {
    * would free the slot before it went stale an hour later. Absent: left to go stale.
    */
   inFlight?: { release(jobKeys: readonly string[]): Promise<number> };
+  /**
+   * Whether a worker holds a submit job's lock now (a running job): a removed job's create on the
+   * wire is then counted before the removal only when no worker runs it. Absent: after it.
+   */
+  submitJobLocked?: (jobKey: string) => Promise<boolean>;
 }
 
 export interface CancelReport {
@@ -79,12 +84,18 @@ export async function cancelBatch(deps: CancelDeps, batch: string): Promise<Canc
       const key = jobKey(batch, row.id, row.taskIds.length);
       // A job whose worker died with a create on the wire: the attempt may be charged. Counted as
       // the submit stage would have on the job's next run (which the removal takes away), before
-      // the removal: a cancel stopped between the two leaves the count made, not a job-less row
-      // whose reservation the reconciler would give back as if nothing had been sent.
-      const { outcome: removed, createOnWire } = await removeSubmitJob(deps.queues, key, async () => {
-        await deps.ledger.keepUncertain(batch, row.id, 0);
-        report.uncertain++;
-      });
+      // the removal (removeSubmitJob): a cancel stopped between the two leaves the count made, not
+      // a job-less row whose reservation the reconciler would give back as if nothing had been
+      // sent. A job a live worker holds (its create on the wire now) is that worker's to count.
+      const { outcome: removed, createOnWire } = await removeSubmitJob(
+        deps.queues,
+        key,
+        async () => {
+          await deps.ledger.keepUncertain(batch, row.id, 0);
+          report.uncertain++;
+        },
+        deps.submitJobLocked,
+      );
       if (removed === "removed") report.jobsRemoved++;
       if (removed === "removed" && !createOnWire) unmarked.push(key);
       if (removed === "active") {

@@ -30,19 +30,29 @@ export async function removeSubmitJob(
   queues: OpsQueues,
   id: string,
   /**
-   * Run before the removal when the job carries the mark: what the mark means (an attempt KIE may
-   * have charged) is recorded while the job that says so still exists, so a caller stopped between
-   * the two steps loses nothing (the reconciler gives back a reservation an ended row holds).
+   * Run once for a marked job that is not a running one's: before the removal when no worker holds
+   * its lock (what the mark means, an attempt KIE may have charged, is recorded while the job that
+   * says so still exists, so a caller stopped between the two steps loses nothing: the reconciler
+   * would give back the reservation of a cancelled row with no job), else after a removal that
+   * went through. A job a worker holds is left to that worker, which counts its own attempt.
    */
   onCreateOnWire?: () => Promise<void>,
+  /** Whether a worker holds the job's lock now; absent: the count waits for a removal that went through. */
+  locked?: (id: string) => Promise<boolean>,
 ): Promise<{ outcome: RemoveOutcome; createOnWire: boolean }> {
   const queue = queues.queues.submit;
   const job = await queue.getJob(id);
   if (!job) return { outcome: "absent", createOnWire: false };
   const createOnWire = (job.data as { creating?: unknown } | undefined)?.creating !== undefined;
-  if (createOnWire) await onCreateOnWire?.();
+  let counted = false;
+  if (createOnWire && onCreateOnWire && locked && !(await locked(id))) {
+    await onCreateOnWire();
+    counted = true;
+  }
   // 1: removed (or gone meanwhile); 0: locked by a worker.
-  return { outcome: (await queue.remove(id)) === 1 ? "removed" : "active", createOnWire };
+  const outcome = (await queue.remove(id)) === 1 ? "removed" : "active";
+  if (createOnWire && outcome === "removed" && !counted) await onCreateOnWire?.();
+  return { outcome, createOnWire };
 }
 
 /** Runs `fn` over an async iterable with at most `limit` calls in flight; the first error wins. */

@@ -31,7 +31,9 @@ async function markCreateOnWire(batch: string, rowId: string) {
 }
 
 function deps(out = new Collector()) {
-  return { ledger: fx.ledger, queues: fx.queues, out, queuePrefix: fx.prefix };
+  const submitJobLocked = async (key: string) =>
+    (await fx.redis.exists(fx.queues.queues.submit.toKey(`${key}:lock`))) === 1;
+  return { ledger: fx.ledger, queues: fx.queues, out, queuePrefix: fx.prefix, submitJobLocked };
 }
 
 describe("cancel", () => {
@@ -86,10 +88,21 @@ describe("cancel", () => {
     });
   });
 
+  it("an enqueue that appends rows clears the cancel mark; one that adds nothing keeps it", async () => {
+    await fx.ledger.addRows("b2", [newRow("a")]);
+    await cancelBatch(deps(), "b2");
+    await fx.ledger.addRows("b2", [newRow("a")]);
+    expect((await fx.ledger.getBatch("b2"))?.cancelledAt).toBeGreaterThan(0);
+    await fx.ledger.addRows("b2", [newRow("late")]);
+    expect((await fx.ledger.getBatch("b2"))?.cancelledAt).toBeUndefined();
+  });
+
   it("leaves a submit job a worker is running to the submit stage, and keeps its reservation", async () => {
     await fx.ledger.addRows("b1", [newRow("running")]);
     await fx.queues.addSubmit({ batch: "b1", rowId: "running", resubmit: 0 });
     await fx.ledger.reserveBudget("b1", "running", 8);
+    // Its create on the wire now: the worker that holds the job counts what the create does.
+    await markCreateOnWire("b1", "running");
     workerRedis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
     worker = new Worker("submit", null, { connection: workerRedis, prefix: bullPrefix(fx.prefix, "submit") });
     expect((await worker.getNextJob(randomUUID()))?.id).toBe("b1/running");

@@ -111,6 +111,33 @@ describe("reservations left on ended rows", () => {
     expect(await noted()).toEqual([]);
   });
 
+  it("a row failed with its task in flight keeps the task's reservation (it may still be charged)", async () => {
+    await fourRowsTwoFit();
+    // Past KIE_MAX_WAIT, a status call failed for good, a poll job given up on: the task is
+    // recorded, not settled; `retry` polls it again, and what it costs is settled then.
+    await ctx.ledger.transition("b", "r-01", { from: ["queued"], to: "submitted", addTaskId: "t-1" });
+    await ctx.ledger.transition("b", "r-01", {
+      from: ["submitted"],
+      to: "failed",
+      set: { error: "still generating" },
+    });
+    expect(await noted()).toEqual([]);
+    // Noted before (failed at submit, then retried and created): its entry is still there.
+    await ctx.ledger.transition("b", "r-02", { from: ["queued"], to: "failed" });
+    await ctx.ledger.transition("b", "r-02", { from: ["failed"], to: "queued" });
+    await ctx.ledger.transition("b", "r-02", { from: ["queued"], to: "generating", addTaskId: "t-2" });
+    await ctx.ledger.transition("b", "r-02", { from: ["generating"], to: "failed" });
+    expect(await noted()).toEqual(["r-02"]);
+    now += 2 * MINUTE;
+    expect((await reconcileBatch(deps(), "b")).reservations).toBeUndefined();
+    expect(await batch()).toMatchObject({ creditsReserved: 16, waitingBudget: 2 });
+    expect(await ctx.ledger.releaseEnded("b", "r-02")).toEqual({ released: 0, parked: false });
+    // Once the task is settled (retry's poll), nothing is left to give back; one counted
+    // uncertain gives its reservation up there too.
+    await ctx.ledger.settleCredits("b", "r-01", 6, "t-1");
+    expect((await ctx.ledger.getRow("b", "r-01"))?.creditsReserved).toBe(0);
+  });
+
   it("a row retried back to queued keeps what it holds", async () => {
     await fourRowsTwoFit();
     await ctx.ledger.transition("b", "r-01", { from: ["queued"], to: "failed" });
@@ -168,7 +195,9 @@ describe("reservations left on ended rows", () => {
       },
     });
     const out = new PassThrough().resume();
-    const report = await cancelBatch({ ledger: ctx.ledger, queues, out }, "b");
+    const submitJobLocked = async (key: string) =>
+      (await ctx.redis.exists(submit.toKey(`${key}:lock`))) === 1;
+    const report = await cancelBatch({ ledger: ctx.ledger, queues, out, submitJobLocked }, "b");
     expect(report).toMatchObject({ cancelled: 1, jobsRemoved: 1, uncertain: 1 });
     expect(removals).toEqual(["b/r-01: uncertain 1"]);
     expect(await batch()).toMatchObject({ creditsReserved: 0, creditsUncertain: 8 });

@@ -360,12 +360,19 @@ describe("poll stage", () => {
 
   it("a failed generation of a batch `cancel` ran on is not resubmitted (a new create, paid) but fails", async () => {
     const f = setup({ task: failedGeneration, cancelledAt: T0 });
-    await pollStage.run(stageJob(pollJob({ resubmitOnFailure: true })), f.deps);
+    await pollStage.run(stageJob(pollJob()), f.deps);
     expect(f.ledger.current()).toMatchObject({ status: "failed", resubmits: 0 });
     expect(f.ledger.current()?.error).toMatch(
       /generation failed \(500\): boom .*not resubmitted: the batch was cancelled/,
     );
     expect(f.submits).toEqual([]);
+  });
+
+  it("an operator's retry of a row of a cancelled batch still grants its resubmit", async () => {
+    const f = setup({ task: failedGeneration, cancelledAt: T0, row: { resubmits: 5 } });
+    await pollStage.run(stageJob(pollJob({ resubmitOnFailure: true })), f.deps);
+    expect(f.ledger.current()).toMatchObject({ status: "queued", resubmits: 6 });
+    expect(f.submits).toHaveLength(1);
   });
 
   it("a resubmit move sent again after a lost reply (ok=0, the row queued by its first try) still adds the submit", async () => {

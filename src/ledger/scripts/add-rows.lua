@@ -96,6 +96,8 @@ if added > 0 then
   if fedSeq then redis.call('HINCRBY', batchKey, 'held', added) end
   redis.call('HINCRBYFLOAT', batchKey, 'creditsEstimated', tostring(estimated))
   redis.call('HSET', batchKey, 'nextSeq', seq, 'updatedAt', now)
+  -- Rows appended to a batch `cancel` ran on are meant to run: its mark (no resubmits) goes.
+  redis.call('HDEL', batchKey, 'cancelledAt')
   -- An appended row reopens a finished batch: it must not expire under the new rows. Its hash
   -- and side keys stop expiring here; row keys are made persistent by the caller, page by page
   -- (too many for one script), at once when the expiry is near.

@@ -15,7 +15,8 @@
       KEYS[13] the row's body string (row-body.ts: its images, error and reusedFrom live there;
         a row written before it existed has none and keeps them in its hash)
       KEYS[14] the batch's reserved-ended set (keys.ts `reservedEnded`): a row that ends
-        (cancelled, failed) holding a reservation is added, for the reconciler (reconcile-money.ts)
+        (cancelled, failed) from queued holding a reservation is added, for the reconciler
+        (reconcile-money.ts)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] from (',a,b,' or '' for any), ARGV[3] to ('' = stay)
       ARGV[4] row id, ARGV[5] batch name, ARGV[6] taskId to add to the row's tasks (''), ARGV[7] with it,
@@ -111,10 +112,13 @@ if changed then
     redis.call('HINCRBY', batchKey, 'waitingBudget', -1)
   end
   if status == 'queued' then redis.call('ZREM', parkedKey, rowId) end
-  -- A row that ends holding a reservation: its caller gives it back (or keeps it as uncertain)
-  -- in its next step; a crash before that step would keep it from the budget for good, so the
-  -- row is noted for the reconciler, which gives back what nothing else will.
-  if (to == 'cancelled' or to == 'failed') and num(redis.call('HGET', rowKey, 'creditsReserved')) ~= 0 then
+  -- A row that ends from queued holding a reservation (its next attempt's, no task recorded for
+  -- it): its caller gives it back (or keeps it as uncertain) in its next step; a crash before that
+  -- step would keep it from the budget for good, so the row is noted for the reconciler, which
+  -- gives back what nothing else will. A row ending from submitted or generating holds its task's
+  -- reservation until the task settles (it may still be charged): not noted.
+  if status == 'queued' and (to == 'cancelled' or to == 'failed')
+    and num(redis.call('HGET', rowKey, 'creditsReserved')) ~= 0 then
     redis.call('SADD', KEYS[14], rowId)
     redis.call('PEXPIRE', KEYS[14], RESERVED_ENDED_TTL_MS)
   end

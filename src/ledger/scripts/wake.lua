@@ -35,8 +35,9 @@ for i = 2, #ARGV do
     local held = num(r[4])
     local delta = num(r[3]) - held
     local fit = delta <= 0 or fits(room, delta)
-    -- A row that does not fit is passed, not waited behind: a cheaper row after it may fit (rows
-    -- of one batch differ by acceleration and model), as feed.lua does for held rows.
+    -- A row that does not fit is passed, not waited behind: a cheaper row after it in the page may
+    -- fit (rows of one batch differ by acceleration and model). Rows past this page wait for the
+    -- next wake (the caller asks for no further page once a row did not fit).
     if not fit then out[1] = 1 end
     if fit and delta > 0 then
       local deltaText = r[3]
