@@ -16,6 +16,7 @@ import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CrashCase, checkInvariants } from "../helpers/crash-suite.js";
+import { seeded } from "../helpers/seeded.js";
 
 const ROWS = 400;
 const CREDITS_PER_ROW = 8;
@@ -30,18 +31,6 @@ const CANCELLED_ROWS = 100;
 const CANCELLED_BUDGET = CANCELLED_ROWS * CREDITS_PER_ROW * 0.3;
 const CANCEL_AFTER_KILL = 2;
 
-/** A small seeded PRNG (mulberry32): the kill schedule of a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let chaos: CrashCase | undefined;
@@ -54,7 +43,7 @@ describe("chaos: kills, a tight budget raised mid-run, faults and failed generat
     timeout: 420_000,
   }, async () => {
     const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000);
-    const random = prng(seed);
+    const random = seeded(seed);
     const c = new CrashCase({
       label: "chaos",
       rows: ROWS,

@@ -73,3 +73,9 @@ export function ledgerQueuesContext(options: LedgerContextOptions = {}): LedgerQ
   });
   return ctx;
 }
+
+/** The ids of the submit jobs that will still run (waiting, delayed, prioritized, active), sorted. */
+export async function liveSubmitJobIds(ctx: Pick<LedgerQueuesContext, "queues">): Promise<string[]> {
+  const jobs = await ctx.queues.queues.submit.getJobs(["wait", "delayed", "prioritized", "active"]);
+  return jobs.map((job) => job.id ?? "").sort();
+}

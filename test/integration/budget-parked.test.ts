@@ -8,12 +8,12 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { ledgerKeys } from "../../src/ledger/index.js";
 import { wakeParkedRows, wakingLedger } from "../../src/worker/budget-wake.js";
 import { type ReconcileDeps, reconcileBatch } from "../../src/worker/reconcile.js";
-import { ledgerQueuesContext } from "../helpers/ledger-context.js";
+import { ledgerQueuesContext, liveSubmitJobIds } from "../helpers/ledger-context.js";
 import { reconcileDeps } from "../helpers/reconcile-deps.js";
-import { newRow } from "./ops-helpers.js";
+import { newRow, rowIds, rowsAskingBudget } from "./ops-helpers.js";
 
 const MINUTE = 60_000;
-const ids = (n: number) => Array.from({ length: n }, (_, i) => `r-${String(i + 1).padStart(2, "0")}`);
+const ids = rowIds;
 
 let now: number;
 const clock = { now: () => now };
@@ -25,20 +25,10 @@ beforeEach(() => {
 const parkedKey = () => ledgerKeys(ctx.prefix).parked("b");
 const parked = () => ctx.redis.zrange(parkedKey(), 0, -1);
 
-async function submitJobIds(): Promise<string[]> {
-  const jobs = await ctx.queues.queues.submit.getJobs(["wait", "delayed", "prioritized", "active"]);
-  return jobs.map((job) => job.id ?? "").sort();
-}
+const submitJobIds = () => liveSubmitJobIds(ctx);
 
 /** Ten rows of 8 credits, a budget of 24: three reserve, seven park. */
-async function tenRowsThreeFit(): Promise<void> {
-  await ctx.ledger.addRows(
-    "b",
-    ids(10).map((id) => newRow(id)),
-    { budget: 24 },
-  );
-  for (const id of ids(10)) await ctx.ledger.reserveBudget("b", id, 8);
-}
+const tenRowsThreeFit = () => rowsAskingBudget(ctx.ledger, 10, 24);
 
 describe("parked rows", () => {
   it("park in manifest order, cost no job, and wake as many as the budget holds", async () => {

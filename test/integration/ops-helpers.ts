@@ -81,6 +81,27 @@ export function newRow(id: string, extra: Partial<NewRow> = {}): NewRow {
   };
 }
 
+/** `r-01`, `r-02`, ... `r-<n>`: row ids in manifest order. */
+export const rowIds = (n: number) =>
+  Array.from({ length: n }, (_, i) => `r-${String(i + 1).padStart(2, "0")}`);
+
+/**
+ * Rows `r-01`... of 8 credits in batch "b" with `budget`, each asking for its reservation in
+ * manifest order, as their submit jobs would: those past the budget park.
+ */
+export async function rowsAskingBudget(
+  ledger: Pick<Ledger, "addRows" | "reserveBudget">,
+  n: number,
+  budget: number,
+): Promise<void> {
+  await ledger.addRows(
+    "b",
+    rowIds(n).map((id) => newRow(id)),
+    { budget },
+  );
+  for (const id of rowIds(n)) await ledger.reserveBudget("b", id, 8);
+}
+
 /** What a row should look like when it gets there. */
 export interface StateOptions {
   /** Record a task on the way (default: for every state past submit). */

@@ -12,12 +12,12 @@ import { cancelBatch } from "../../src/commands/cancel.js";
 import { silentLogger } from "../../src/core/logger.js";
 import { ledgerKeys } from "../../src/ledger/index.js";
 import { type ReconcileDeps, reconcileAll, reconcileBatch } from "../../src/worker/reconcile.js";
-import { ledgerQueuesContext } from "../helpers/ledger-context.js";
+import { ledgerQueuesContext, liveSubmitJobIds } from "../helpers/ledger-context.js";
 import { reconcileDeps } from "../helpers/reconcile-deps.js";
-import { newRow } from "./ops-helpers.js";
+import { newRow, rowIds, rowsAskingBudget } from "./ops-helpers.js";
 
 const MINUTE = 60_000;
-const ids = (n: number) => Array.from({ length: n }, (_, i) => `r-${String(i + 1).padStart(2, "0")}`);
+const ids = rowIds;
 
 let now: number;
 const clock = { now: () => now };
@@ -32,19 +32,11 @@ const noted = async () => (await ctx.redis.smembers(endedKey())).sort();
 const parked = () => ctx.redis.zrange(ledgerKeys(ctx.prefix).parked("b"), 0, -1);
 const batch = async () => (await ctx.ledger.getBatch("b"))!;
 
-async function submitJobIds(): Promise<string[]> {
-  const jobs = await ctx.queues.queues.submit.getJobs(["wait", "delayed", "prioritized", "active"]);
-  return jobs.map((job) => job.id ?? "").sort();
-}
+const submitJobIds = () => liveSubmitJobIds(ctx);
 
 /** Four rows of 8 credits, a budget of 16: r-01 and r-02 reserve, r-03 and r-04 park. */
 async function fourRowsTwoFit(): Promise<void> {
-  await ctx.ledger.addRows(
-    "b",
-    ids(4).map((id) => newRow(id)),
-    { budget: 16 },
-  );
-  for (const id of ids(4)) await ctx.ledger.reserveBudget("b", id, 8);
+  await rowsAskingBudget(ctx.ledger, 4, 16);
   expect(await parked()).toEqual(["r-03", "r-04"]);
 }
 

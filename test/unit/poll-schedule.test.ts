@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { POLL_BACKOFF, type PollSchedule, pollDelay, type Rand } from "../../src/core/backoff.js";
+import { seeded } from "../helpers/seeded.js";
 
 const SECOND = 1_000;
 const MINUTE = 60_000;
@@ -16,18 +17,6 @@ const WEBHOOK: PollSchedule = { ...POLLING, webhook: true };
 /** KIE's documented create rate, 20 per 10 s, and KIE_POLL_RATE's default. */
 const CREATES_PER_SECOND = 2;
 const POLL_RATE = 20;
-
-/** A seeded source of uniform numbers (mulberry32): the same spread on every run. */
-function seeded(seed: number): Rand {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 interface Played {
   /** When each status call was made, from the submit. */
