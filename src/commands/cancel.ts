@@ -11,7 +11,7 @@ export interface CancelDeps {
     OpsLedger,
     "getBatch" | "listBatches" | "transition" | "releaseReservation" | "keepUncertain"
   > &
-    Pick<Ledger, "markCancelled"> &
+    Pick<Ledger, "markCancelled" | "getRowState"> &
     Pick<Ledger, "ensureStateIndex" | "drainState">;
   queues: OpsQueues;
   out: Output;
@@ -91,6 +91,10 @@ export async function cancelBatch(deps: CancelDeps, batch: string): Promise<Canc
         deps.queues,
         key,
         async () => {
+          // The mark was read before: a worker may have finished the create since and recorded its
+          // task (whose reservation that task settles): counted only while the row has none.
+          const now = await deps.ledger.getRowState(batch, row.id);
+          if (now?.status !== "cancelled" || now.taskIds.length !== row.taskIds.length) return;
           await deps.ledger.keepUncertain(batch, row.id, 0);
           report.uncertain++;
         },

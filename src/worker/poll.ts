@@ -247,7 +247,9 @@ async function failGeneration(
   // paid for, after the user said stop.
   const granted = job.data.resubmitOnFailure === true;
   const mayResubmit = row.resubmits < deps.settings.maxResubmits || granted;
-  const cancelled = mayResubmit && !granted && (await deps.ledger.getBatch(batch))?.cancelledAt !== undefined;
+  const cancelledAt = mayResubmit ? (await deps.ledger.getBatch(batch))?.cancelledAt : undefined;
+  // A retry's grant holds against a cancel before it (the retry's poll starts at submittedAt), not after.
+  const cancelled = cancelledAt !== undefined && (!granted || cancelledAt > job.data.submittedAt);
   if (mayResubmit && !cancelled) {
     const moved = await deps.ledger.transition(batch, rowId, {
       from: ["submitted", "generating"],

@@ -88,6 +88,29 @@ describe("cancel", () => {
     });
   });
 
+  it("a marked job whose worker records its task while cancel looks: nothing counted uncertain (the task settles it)", async () => {
+    await fx.ledger.addRows("b1", [newRow("late")], { budget: 100 });
+    await fx.queues.addSubmit({ batch: "b1", rowId: "late", resubmit: 0 });
+    await fx.ledger.reserveBudget("b1", "late", 8);
+    await markCreateOnWire("b1", "late");
+    // The lock is looked at while the worker's create answers: it records the task on the
+    // (cancelled) row and its job completes (removed at once), so the removal finds nothing.
+    const submitJobLocked = async (key: string) => {
+      await fx.ledger.transition("b1", "late", { to: "submitted", addTaskId: "t-late" });
+      await fx.queues.queues.submit.remove(key);
+      return true;
+    };
+    const report = await cancelBatch({ ...deps(), submitJobLocked }, "b1");
+    expect(report).toMatchObject({ cancelled: 1, uncertain: 0 });
+    expect(await fx.ledger.getBatch("b1")).toMatchObject({ creditsReserved: 8, creditsUncertain: 0 });
+    await fx.ledger.settleCredits("b1", "late", 8, "t-late");
+    expect(await fx.ledger.getBatch("b1")).toMatchObject({
+      creditsReserved: 0,
+      creditsSpent: 8,
+      creditsUncertain: 0,
+    });
+  });
+
   it("an enqueue that appends rows clears the cancel mark; one that adds nothing keeps it", async () => {
     await fx.ledger.addRows("b2", [newRow("a")]);
     await cancelBatch(deps(), "b2");

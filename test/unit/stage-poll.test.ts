@@ -368,11 +368,15 @@ describe("poll stage", () => {
     expect(f.submits).toEqual([]);
   });
 
-  it("an operator's retry of a row of a cancelled batch still grants its resubmit", async () => {
-    const f = setup({ task: failedGeneration, cancelledAt: T0, row: { resubmits: 5 } });
-    await pollStage.run(stageJob(pollJob({ resubmitOnFailure: true })), f.deps);
-    expect(f.ledger.current()).toMatchObject({ status: "queued", resubmits: 6 });
-    expect(f.submits).toHaveLength(1);
+  it("an operator's retry of a row of a cancelled batch still grants its resubmit; a cancel after the retry does not", async () => {
+    const retried = setup({ task: failedGeneration, cancelledAt: T0 - 1, row: { resubmits: 5 } });
+    await pollStage.run(stageJob(pollJob({ resubmitOnFailure: true, submittedAt: T0 })), retried.deps);
+    expect(retried.ledger.current()).toMatchObject({ status: "queued", resubmits: 6 });
+    expect(retried.submits).toHaveLength(1);
+    const cancelledAfter = setup({ task: failedGeneration, cancelledAt: T0 + 1, row: { resubmits: 5 } });
+    await pollStage.run(stageJob(pollJob({ resubmitOnFailure: true, submittedAt: T0 })), cancelledAfter.deps);
+    expect(cancelledAfter.ledger.current()).toMatchObject({ status: "failed", resubmits: 5 });
+    expect(cancelledAfter.submits).toEqual([]);
   });
 
   it("a resubmit move sent again after a lost reply (ok=0, the row queued by its first try) still adds the submit", async () => {
