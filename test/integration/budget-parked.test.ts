@@ -187,6 +187,16 @@ describe("parked rows", () => {
     expect((await ctx.ledger.getBatch("b"))!.creditsReserved).toBe(20);
   });
 
+  it("a batch cancel ran on wakes and feeds nothing (its walk cancels those rows), until retry clears the mark", async () => {
+    await tenRowsThreeFit();
+    await ctx.ledger.markCancelled("b", true);
+    await ctx.ledger.setBudget("b", 80);
+    expect(await ctx.ledger.wakeParked("b")).toEqual({ woken: [], more: false });
+    expect(await parked()).toHaveLength(7);
+    await ctx.ledger.markCancelled("b", false);
+    expect((await ctx.ledger.wakeParked("b")).woken).toHaveLength(7);
+  });
+
   it("a parked row that moves on leaves the set; a purge removes it", async () => {
     await tenRowsThreeFit();
     await ctx.ledger.transition("b", "r-04", { from: ["queued"], to: "cancelled" });

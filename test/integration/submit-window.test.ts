@@ -59,6 +59,15 @@ describe("feeding a batch's submit window", () => {
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 6, fedSeq: 4 });
   });
 
+  it("feeds nothing in a batch cancel ran on (its walk cancels the held rows), until the mark goes", async () => {
+    await windowed(10, 4);
+    await ctx.ledger.markCancelled("b", true);
+    expect(await feed()).toBe(0);
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 10, fedSeq: 0 });
+    await ctx.ledger.markCancelled("b", false);
+    expect(await feed()).toBe(4);
+  });
+
   it("passes over held rows that left queued (a cancel) and fed rows parked over the budget", async () => {
     await windowed(10, 3);
     // A held row cancelled leaves the held count at once.
@@ -90,7 +99,7 @@ describe("feeding a batch's submit window", () => {
     expect(await feed()).toBe(1);
     // r-001 (20) parks: the fed rows fall to 0, and room 12 takes r-002 and r-003 (4 + 4) only
     // when the window allows them; r-004 (8) does not fit the 4 left and stops the feed there
-    // (r-005, which would fit, waits behind it: manifest order, as the wake goes).
+    // (r-005, which would fit, waits behind it: manifest order).
     expect(await ctx.ledger.reserveBudget("b", "r-001", 20)).toBe("over-budget");
     expect(await feed()).toBe(1);
     expect(await ctx.ledger.reserveBudget("b", "r-002", 4)).toBe("reserved");

@@ -29,8 +29,9 @@
 --- @include "includes/budget.lua"
 local batchKey = KEYS[1]
 local b = redis.call('HMGET', batchKey, 'fedSeq', 'held', 'queued', 'waitingBudget', 'submitWindow', 'priority',
-  'budget', 'creditsSpent', 'creditsReserved', 'creditsUncertain')
-if not b[1] then return { 0, '' } end
+  'budget', 'creditsSpent', 'creditsReserved', 'creditsUncertain', 'cancelledAt')
+-- A batch `cancel` ran on feeds nothing (its walk cancels the held rows; see wake.lua).
+if not b[1] or b[11] then return { 0, '' } end
 local fedSeq, held = tonumber(b[1]), num(b[2])
 local want = num(b[5]) - (num(b[3]) - held - num(b[4]))
 local out = { 0, b[6] or '' }

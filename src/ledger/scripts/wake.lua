@@ -22,6 +22,10 @@
 --- @include "includes/budget.lua"
 local batchKey, parkedKey = KEYS[1], KEYS[2]
 if redis.call('EXISTS', batchKey) == 0 then return { 0 } end
+-- A batch `cancel` ran on wakes nothing: its walk cancels the parked rows, and a row woken before
+-- the walk reaches it could be created and paid for (a settle's wake during a cancel). `retry` and
+-- an append clear the mark.
+if redis.call('HEXISTS', batchKey, 'cancelledAt') == 1 then return { 1 } end
 local room = budget_room(batchKey)
 local now = now_ms()
 local out = { 0 }
