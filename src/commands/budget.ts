@@ -55,7 +55,11 @@ export async function setBatchBudget(
   }
   if (woken > 0) lines.push(`  ${woken} rows that were waiting for budget go now`);
   if (fed > 0) lines.push(`  ${fed} rows held back by the submit window go now`);
-  if (after.waitingBudget > 0) {
+  if (after.cancelledAt !== undefined && after.waitingBudget + (after.held ?? 0) > 0) {
+    lines.push(
+      `  the batch was cancelled: no row of it is woken or fed until \`kie-batch retry ${batch}\` (or \`kie-batch cancel ${batch}\` again, to finish the cancel)`,
+    );
+  } else if (after.waitingBudget > 0) {
     lines.push(
       `  ${after.waitingBudget} rows are waiting for budget; they cost nothing meanwhile and go as the budget allows (raised, or freed by rows that end)`,
     );

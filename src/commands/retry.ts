@@ -62,8 +62,9 @@ export async function retryBatch(
 ): Promise<RetryReport> {
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
-  // A retry of the batch puts it back in the pipeline: a `cancel`'s mark (no resubmits) goes.
-  if (!only) await deps.ledger.markCancelled(batch, false);
+  // A retry puts rows back in the pipeline: a `cancel`'s mark (no resubmits, wakes or feeds) goes,
+  // or a retried row over the budget would park with nothing to wake it.
+  await deps.ledger.markCancelled(batch, false);
   // The failed rows only, from their index: ten failed rows of a million cost ten reads. A page is
   // finished before the next is read (the walk's rule: rows leave the index as they are retried).
   await deps.ledger.ensureStateIndex(batch);
@@ -107,6 +108,7 @@ export async function retryBatch(
 export async function retryRow(deps: RetryDeps, batch: string, rowId: string): Promise<RetryReport> {
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
+  await deps.ledger.markCancelled(batch, false);
   const outcome = await retryOne(deps, batch, rowId);
   if (outcome !== "not-failed") report[outcome]++;
   return report;

@@ -90,6 +90,14 @@ function repairedLines(s: BatchStatus): string[] {
   ];
 }
 
+/** A batch `cancel` ran on: what that still stops, and how to lift it. */
+function cancelledLines(s: BatchStatus): string[] {
+  if (!s.cancelledAt) return [];
+  return [
+    `  cancelled at ${s.cancelledAt}: no row of it is resubmitted, woken over the budget or fed from its window; \`kie-batch retry ${s.batch}\` lifts that`,
+  ];
+}
+
 /** Rows archived as copies of earlier images (reuse across batches), or that the batch never reuses. */
 function reusedLines(s: BatchStatus): string[] {
   if (s.noReuse) return ["  reuse: off for this batch (--no-reuse): every row is created"];
@@ -114,6 +122,7 @@ export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {
     `  credits: estimated ${formatCredits(s.creditsEstimated)}, reserved ${formatCredits(s.creditsReserved)}, spent ${formatCredits(s.creditsSpent)}; budget ${budget}`,
     `  waiting for budget: ${s.waitingBudget} rows · uncertain submits (maybe paid twice): ${s.uncertain}${uncertainCost(s)} · resubmits: ${s.resubmits}`,
     ...repairedLines(s),
+    ...cancelledLines(s),
     ...reusedLines(s),
     ...unarchivedLines(s).map((line) => `  ${line}`),
   ];

@@ -70,6 +70,8 @@ export interface BatchStatus {
   reused?: number;
   /** The batch was enqueued with `--no-reuse` (every row is created). */
   noReuse?: boolean;
+  /** When `kie-batch cancel` last ran on it (ISO 8601); absent once `retry` or an append cleared it. */
+  cancelledAt?: string;
   /** Every row is archived, failed or cancelled. */
   finished: boolean;
   oldestUnarchived: OldestUnarchived | null;
@@ -153,6 +155,9 @@ async function toStatus(deps: StatusDeps, summary: BatchSummary, fleet: FleetSta
     repaired: summary.repaired ?? 0,
     reused: summary.reused ?? 0,
     ...(summary.noReuse ? { noReuse: true } : {}),
+    ...(summary.cancelledAt === undefined
+      ? {}
+      : { cancelledAt: new Date(summary.cancelledAt).toISOString() }),
     finished: isFinished(summary),
     oldestUnarchived: oldestUnarchivedView(oldest, deps.clock.now()),
     file: summary.file ?? null,

@@ -3,8 +3,10 @@ import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cancelBatch } from "../../src/commands/cancel.js";
-import { retryBatch } from "../../src/commands/retry.js";
+import { retryBatch, retryRow } from "../../src/commands/retry.js";
 import { accountId, accountKey, InFlight } from "../../src/fleet/index.js";
+import { readBatchStatus } from "../../src/report/status.js";
+import { batchLines } from "../../src/report/status-text.js";
 import { bullPrefix } from "../../src/worker/jobs.js";
 import { REDIS_URL } from "../helpers/redis.js";
 import { Collector, moveRow, newRow, type OpsFixture, opsFixture } from "./ops-helpers.js";
@@ -109,6 +111,33 @@ describe("cancel", () => {
       creditsSpent: 8,
       creditsUncertain: 0,
     });
+  });
+
+  it("a retry of one row (the dashboard's) clears the cancel mark: the row must not park with nothing to wake it", async () => {
+    await fx.ledger.addRows("b2", [newRow("a"), newRow("f")]);
+    await moveRow(fx.ledger, "b2", "f", "failed");
+    await cancelBatch(deps(), "b2");
+    expect((await fx.ledger.getBatch("b2"))?.cancelledAt).toBeGreaterThan(0);
+    const status = () =>
+      readBatchStatus(
+        {
+          ledger: fx.ledger,
+          clock: { now: () => Date.now() },
+          fleet: async () => ({ paused: null, archivePaused: null, accounts: [] }) as never,
+        },
+        "b2",
+      );
+    // `status` names the mark and how to lift it.
+    expect(batchLines(await status()).join("\n")).toMatch(
+      /cancelled at .*no row of it is resubmitted.*kie-batch retry b2/,
+    );
+    const out = new Collector();
+    // Its task is polled again (moveRow recorded one), with the resubmit the retry grants.
+    expect(await retryRow({ ...deps(out), clock: { now: () => Date.now() } }, "b2", "f")).toMatchObject({
+      repolled: 1,
+    });
+    expect((await fx.ledger.getBatch("b2"))?.cancelledAt).toBeUndefined();
+    expect(batchLines(await status()).join("\n")).not.toMatch(/cancelled at/);
   });
 
   it("an enqueue that appends rows clears the cancel mark; one that adds nothing keeps it", async () => {
