@@ -144,6 +144,20 @@ describe("transition", () => {
     });
   });
 
+  it("refuses a resubmit (in flight back to queued) in a batch cancel ran on; a retry's move of a failed row goes", async () => {
+    await ledger.addRows("b1", ids(2).map(newRow));
+    await ledger.transition("b1", "r0", { to: "generating", addTaskId: "t0" });
+    await ledger.transition("b1", "r1", { to: "failed" });
+    await ledger.markCancelled("b1", true);
+    const resubmit = await ledger.transition("b1", "r0", { from: ["submitted", "generating"], to: "queued" });
+    expect(resubmit.ok).toBe(false);
+    expect((await ledger.getRow("b1", "r0"))?.status).toBe("generating");
+    expect((await ledger.transition("b1", "r1", { from: ["failed"], to: "queued" })).ok).toBe(true);
+    // Without the mark, the resubmit goes.
+    await ledger.markCancelled("b1", false);
+    expect((await ledger.transition("b1", "r0", { from: ["generating"], to: "queued" })).ok).toBe(true);
+  });
+
   it("answers not ok and undefined for a row that does not exist", async () => {
     await ledger.addRows("b1", [newRow("r0")]);
     expect(await ledger.transition("b1", "ghost", { to: "failed" })).toEqual({

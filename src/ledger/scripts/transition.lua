@@ -63,7 +63,13 @@ if ARGV[10] ~= '' then
     settled = 2
   end
 end
-if (ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true))
+-- A resubmit (a row in flight moved back to queued: a new create, paid) in a batch `cancel` ran on
+-- is refused like a row in another status: the poll read the mark before the cancel set it, and
+-- the cancel's walk may have passed the row's place already. The row stays in flight; its next
+-- poll (the reconciler gives one back) reads the mark and fails it. `retry` clears the mark.
+local resubmitCancelled = ARGV[3] == 'queued' and (status == 'submitted' or status == 'generating')
+  and redis.call('HEXISTS', batchKey, 'cancelledAt') == 1
+if resubmitCancelled or (ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true))
   or (ARGV[9] ~= '' and current_task(rowKey) ~= ARGV[9]) then
   return { 0, 0, 0, -1, 0, settled, parked, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
 end
