@@ -242,14 +242,12 @@ async function failGeneration(
   const { batch, rowId, taskId, resubmit } = job.data;
   await deps.fleet.releaseInFlight(jobKey(batch, rowId, resubmit));
   const reason = `generation failed (${failure.code}): ${failure.message} [task ${taskId}]`;
-  // An operator's `retry` grants one resubmit beyond the limit (the row's counter still grows),
-  // whatever came before; otherwise a batch `cancel` ran on gets none: a resubmit is a new create,
-  // paid for, after the user said stop.
-  const granted = job.data.resubmitOnFailure === true;
-  const mayResubmit = row.resubmits < deps.settings.maxResubmits || granted;
-  const cancelledAt = mayResubmit ? (await deps.ledger.getBatch(batch))?.cancelledAt : undefined;
-  // A retry's grant holds against a cancel before it (the retry's poll starts at submittedAt), not after.
-  const cancelled = cancelledAt !== undefined && (!granted || cancelledAt > job.data.submittedAt);
+  // An operator's `retry` grants one resubmit beyond the limit (the row's counter still grows). A
+  // batch `cancel` ran on gets none (a resubmit is a new create, paid for, after the user said
+  // stop): every retry clears the mark first, so a mark seen here came after it. The ledger
+  // refuses the move too (transition.lua), for a mark set after this read.
+  const mayResubmit = row.resubmits < deps.settings.maxResubmits || job.data.resubmitOnFailure === true;
+  const cancelled = mayResubmit && (await deps.ledger.getBatch(batch))?.cancelledAt !== undefined;
   if (mayResubmit && !cancelled) {
     const moved = await deps.ledger.transition(batch, rowId, {
       from: ["submitted", "generating"],

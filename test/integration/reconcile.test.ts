@@ -304,6 +304,37 @@ describe("a poll job rerun that finds its row already archiving", () => {
   });
 });
 
+describe("a resubmit racing a cancel", () => {
+  it("is refused by the ledger; the reconciler's poll then fails the row with the reason, the task settled once", async () => {
+    await ctx.ledger.addRows("b", ["r"].map(newRow));
+    await ctx.ledger.transition("b", "r", { to: "generating", addTaskId: "task-r-0" });
+    await ctx.ledger.markCancelled("b", true);
+    const failed = async (taskId: string): Promise<TaskRecord> => ({
+      taskId,
+      status: "failed",
+      imageUrls: [],
+      failCode: "500",
+      failMessage: "boom",
+    });
+    // The poll read the batch just before the cancel marked it.
+    const before = pollDepsWith(failed);
+    const racing = { ...before, ledger: { ...ctx.ledger, getBatch: async () => undefined } } as PollDeps;
+    const data = { batch: "b", rowId: "r", taskId: "task-r-0", resubmit: 0, submittedAt: now, checks: 0 };
+    expect(await pollStage.run(stageJob(data), racing)).toEqual({ kind: "done" });
+    expect(await ctx.ledger.getRow("b", "r")).toMatchObject({ status: "generating", creditsSpent: 8 });
+    expect(await jobIds("submit")).toEqual([]);
+    // The next sweep gives the row its poll back; that poll reads the mark and fails the row.
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ requeued: 1 });
+    const job = (await ctx.queues.queues.poll.getJob(jobKey("b", "r", 0)))!;
+    expect(await pollStage.run(stageJob(job.data), pollDepsWith(failed))).toEqual({ kind: "done" });
+    const row = await ctx.ledger.getRow("b", "r");
+    expect(row).toMatchObject({ status: "failed", creditsSpent: 8, resubmits: 0 });
+    expect(row?.error).toMatch(/not resubmitted: the batch was cancelled/);
+    expect(await jobIds("submit")).toEqual([]);
+  });
+});
+
 /** The poll stage's deps over this file's ledger and queues, with KIE answering `getTask`. */
 function pollDepsWith(getTask: (taskId: string) => Promise<TaskRecord>): PollDeps {
   return {

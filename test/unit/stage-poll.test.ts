@@ -368,15 +368,16 @@ describe("poll stage", () => {
     expect(f.submits).toEqual([]);
   });
 
-  it("an operator's retry of a row of a cancelled batch still grants its resubmit; a cancel after the retry does not", async () => {
-    const retried = setup({ task: failedGeneration, cancelledAt: T0 - 1, row: { resubmits: 5 } });
-    await pollStage.run(stageJob(pollJob({ resubmitOnFailure: true, submittedAt: T0 })), retried.deps);
-    expect(retried.ledger.current()).toMatchObject({ status: "queued", resubmits: 6 });
-    expect(retried.submits).toHaveLength(1);
-    const cancelledAfter = setup({ task: failedGeneration, cancelledAt: T0 + 1, row: { resubmits: 5 } });
-    await pollStage.run(stageJob(pollJob({ resubmitOnFailure: true, submittedAt: T0 })), cancelledAfter.deps);
-    expect(cancelledAfter.ledger.current()).toMatchObject({ status: "failed", resubmits: 5 });
-    expect(cancelledAfter.submits).toEqual([]);
+  it("a retry's grant does not resubmit in a batch marked cancelled (every retry clears the mark first: a mark is a later cancel)", async () => {
+    const f = setup({ task: failedGeneration, cancelledAt: T0 + 1, row: { resubmits: 5 } });
+    await pollStage.run(stageJob(pollJob({ resubmitOnFailure: true, submittedAt: T0 })), f.deps);
+    expect(f.ledger.current()).toMatchObject({ status: "failed", resubmits: 5 });
+    expect(f.submits).toEqual([]);
+    // Without the mark, the grant goes past the limit.
+    const granted = setup({ task: failedGeneration, row: { resubmits: 5 } });
+    await pollStage.run(stageJob(pollJob({ resubmitOnFailure: true, submittedAt: T0 })), granted.deps);
+    expect(granted.ledger.current()).toMatchObject({ status: "queued", resubmits: 6 });
+    expect(granted.submits).toHaveLength(1);
   });
 
   it("a resubmit move sent again after a lost reply (ok=0, the row queued by its first try) still adds the submit", async () => {

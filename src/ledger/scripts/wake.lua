@@ -27,6 +27,9 @@ if redis.call('EXISTS', batchKey) == 0 then return { 0 } end
 -- an append clear the mark.
 if redis.call('HEXISTS', batchKey, 'cancelledAt') == 1 then return { 1 } end
 local room = budget_room(batchKey)
+-- No room at all: no parked row fits (each holds nothing and costs more than nothing: reserve.lua
+-- gives a row's reservation back as it parks it), so the page is not read row by row.
+if room ~= nil and room <= 0 then return { 1 } end
 local now = now_ms()
 local out = { 0 }
 local woken = 0
