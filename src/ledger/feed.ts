@@ -1,7 +1,7 @@
 import { budgetFits } from "./budget.js";
 import { type LedgerContext, orderPage } from "./context.js";
+import type { FeedResult } from "./script-outcomes.js";
 import { feedScript } from "./scripts/index.js";
-import type { FeedResult } from "./types.js";
 
 /** Order-zset rows looked at per script call, at most (a window's worth is asked for). */
 const FEED_PAGE = 500;

@@ -9,12 +9,13 @@ import { type FreezeOptions, type FreezeProgress, freezeBatch } from "./freeze.j
 import { expireFinished, type HousekeepingProgress, housekeep, persistBatch, purge } from "./housekeeping.js";
 import { refuseOldLayout, repairBatchIndex } from "./index-repair.js";
 import { ledgerKeys } from "./keys.js";
+import { releaseEnded, releaseReservation, reserveBudget, setBudget, settleCredits } from "./money.js";
 import { wakeParked } from "./parked.js";
 import { type ProgressMinute, type ProgressWindow, readProgress } from "./progress.js";
 import type { RowsOptions, StateEntry, StatePageOptions } from "./read-options.js";
 import { readRows } from "./read-rows.js";
 import { getBatch, getRow, getRowState, listBatches, oldestUnarchived, rows } from "./reads.js";
-import { forgetReservedEnded, releaseEnded, reservedEnded } from "./reserved-ended.js";
+import { forgetReservedEnded, reservedEnded } from "./reserved-ended.js";
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
 import {
   claimLease,
@@ -41,15 +42,7 @@ import type {
   TransitionResult,
   WakeResult,
 } from "./types.js";
-import {
-  ADD_ROWS_CHUNK,
-  addRows,
-  releaseReservation,
-  reserveBudget,
-  setBudget,
-  settleCredits,
-  transition,
-} from "./writes.js";
+import { ADD_ROWS_CHUNK, addRows, transition } from "./writes.js";
 
 export interface LedgerOptions {
   /** The deployment's queue prefix; keys are `{prefix}:ledger:...` and `{prefix:batch}:ledger:...`. @defaultValue "kie" */

@@ -1,6 +1,6 @@
 import type { LedgerContext } from "./context.js";
+import type { WakeResult } from "./script-outcomes.js";
 import { wakeScript } from "./scripts/index.js";
-import type { WakeResult } from "./types.js";
 
 /** Parked rows looked at per script call. */
 const WAKE_PAGE = 200;

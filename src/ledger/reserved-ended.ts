@@ -1,5 +1,5 @@
 import type { LedgerContext } from "./context.js";
-import { forgetReservedEndedScript, releaseScript } from "./scripts/index.js";
+import { forgetReservedEndedScript } from "./scripts/index.js";
 
 /**
  * The batch's reserved-ended set (keys.ts `reservedEnded`): rows that ended (cancelled, failed)
@@ -34,20 +34,4 @@ export async function forgetReservedEnded(
   if (ids.length === 0) return 0;
   const keys = [ctx.keys.reservedEnded(batch), ...ids.map((id) => ctx.keys.row(batch, id))];
   return Number(await forgetReservedEndedScript.run(ctx.redis, keys, ids, ctx.clock));
-}
-
-/**
- * Gives back the reservation of a row that has ended (cancelled or failed), and only then: a row
- * `retry` moved back to queued keeps it for its next attempt. The credits released (0 for a row
- * that has not ended or holds none, and for a missing one), and whether the batch has parked rows.
- */
-export async function releaseEnded(
-  ctx: LedgerContext,
-  batch: string,
-  rowId: string,
-): Promise<{ released: number; parked: boolean }> {
-  const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId), ctx.keys.parked(batch)];
-  const [released, parked] = (await releaseScript.run(ctx.redis, keys, ["1"], ctx.clock)) as [string, number];
-  if (released === "missing") return { released: 0, parked: false };
-  return { released: Number(released), parked: parked > 0 };
 }

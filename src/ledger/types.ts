@@ -2,6 +2,7 @@
  * The ledger's public shapes: a batch's counters and one record per manifest row. BullMQ jobs are
  * removed on completion, so these records, not the jobs, are what `status` and `results` read.
  */
+import type { SettleOutcome } from "./script-outcomes.js";
 
 /** Every state a row can be in, in pipeline order. */
 export const STATUSES = [
@@ -278,25 +279,5 @@ export interface TransitionResult {
   unreplicated?: string;
 }
 
-/**
- * `over-budget`: nothing reserved; the row is marked waiting and parked (its job may end: a wake
- * gives it a new one).
- */
-export type ReserveOutcome = "reserved" | "over-budget" | "no-budget";
-
-/** What one `wakeParked` call woke: each row with the submit lineage its new job takes. */
-export interface WakeResult {
-  woken: { rowId: string; resubmit: number }[];
-  /** True when more parked rows may fit: ask again. */
-  more: boolean;
-}
-export type SettleOutcome = "settled" | "already-settled";
-
-/** What one `feedWindow` call fed: each row with the submit lineage its job takes. */
-export interface FeedResult {
-  fed: { rowId: string; resubmit: number }[];
-  /** The batch's submit priority (enqueue --priority), for the fed rows' jobs; absent: none kept. */
-  priority?: number;
-  /** True when the window is still short and rows are held: ask again. */
-  more: boolean;
-}
+// The budget and window scripts' answers: script-outcomes.ts.
+export type { FeedResult, ReserveOutcome, SettleOutcome, WakeResult } from "./script-outcomes.js";

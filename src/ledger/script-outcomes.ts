@@ -1,0 +1,29 @@
+/*
+ * What the budget and window scripts answer (reserve.lua, settle.lua, wake.lua, feed.lua), as their
+ * callers in money.ts, parked.ts and feed.ts return it. A leaf: types.ts re-exports these.
+ */
+
+/**
+ * `over-budget`: nothing reserved; the row is marked waiting and parked (its job may end: a wake
+ * gives it a new one).
+ */
+export type ReserveOutcome = "reserved" | "over-budget" | "no-budget";
+
+/** `already-settled`: the task's cost was counted by an earlier call. */
+export type SettleOutcome = "settled" | "already-settled";
+
+/** What one `wakeParked` call woke: each row with the submit lineage its new job takes. */
+export interface WakeResult {
+  woken: { rowId: string; resubmit: number }[];
+  /** True when more parked rows may fit: ask again. */
+  more: boolean;
+}
+
+/** What one `feedWindow` call fed: each row with the submit lineage its job takes. */
+export interface FeedResult {
+  fed: { rowId: string; resubmit: number }[];
+  /** The batch's submit priority (enqueue --priority), for the fed rows' jobs; absent: none kept. */
+  priority?: number;
+  /** True when the window is still short and rows are held: ask again. */
+  more: boolean;
+}
