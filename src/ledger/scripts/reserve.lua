@@ -24,22 +24,24 @@
 if row_missing() then return 'missing' end
 local now = now_ms()
 local rowId = ARGV[3]
-local held = num(redis.call('HGET', rowKey, 'creditsReserved'))
+-- The row's fields this script reads, in one call (every reservation runs it).
+local f = redis.call('HMGET', rowKey, 'creditsReserved', 'waitingBudget', 'status', 'seq')
+local status = f[3]
+local held = num(f[1])
 local delta = tonumber(ARGV[2]) - held
 local deltaText = ARGV[2]
 if held ~= 0 then deltaText = tostring(delta) end
-local waiting = redis.call('HGET', rowKey, 'waitingBudget') == '1'
+local waiting = f[2] == '1'
 -- A queued row already holding its reservation still asks (no credit more): a budget lowered
 -- below what the batch has spent and holds stops this create too, and the reservation goes back.
 -- (A row that left queued keeps the old answer: its submit job finds it and gives back itself.)
 local room = budget_room(batchKey)
 local over = (delta > 0 and not fits(room, delta))
-  or (delta <= 0 and held ~= 0 and not fits(room, 0) and redis.call('HGET', rowKey, 'status') == 'queued')
+  or (delta <= 0 and held ~= 0 and not fits(room, 0) and status == 'queued')
 if over then
   -- Only a queued row waits (and is parked: transition.lua takes it out when it leaves queued);
   -- a row cancelled meanwhile is refused without being counted as waiting, which nothing would undo.
-  local r = redis.call('HMGET', rowKey, 'status', 'seq')
-  if r[1] ~= 'queued' then return 'over-budget' end
+  if status ~= 'queued' then return 'over-budget' end
   if held ~= 0 then release() end
   if not waiting then
     redis.call('HSET', rowKey, 'waitingBudget', '1', 'updatedAt', now)
@@ -47,13 +49,13 @@ if over then
     redis.call('HSET', batchKey, 'updatedAt', now)
   end
   -- Always (idempotent): a row marked waiting before rows were parked is parked on its next run.
-  redis.call('ZADD', KEYS[3], num(r[2]), rowId)
+  redis.call('ZADD', KEYS[3], num(f[4]), rowId)
   return 'over-budget'
 end
 if delta > 0 then
   redis.call('HINCRBYFLOAT', rowKey, 'creditsReserved', deltaText)
   redis.call('HINCRBYFLOAT', batchKey, 'creditsReserved', deltaText)
-  if redis.call('HGET', rowKey, 'status') ~= 'queued' then
+  if status ~= 'queued' then
     redis.call('SADD', KEYS[4], rowId)
     redis.call('PEXPIRE', KEYS[4], RESERVED_ENDED_TTL_MS)
   end
