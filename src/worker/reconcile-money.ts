@@ -2,7 +2,6 @@ import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowState } from "../ledger/types.js";
-import { wakeParkedRows } from "./budget-wake.js";
 import { jobKey } from "./jobs.js";
 import type { ReconcileJobs } from "./reconcile-requeue.js";
 
@@ -17,19 +16,13 @@ import type { ReconcileJobs } from "./reconcile-requeue.js";
  * the batch's reserved-ended set; here every noted row that still holds a reservation, ended
  * longer ago than the reconciler's settle time, with no live submit job (a running job gives it
  * back itself), has it given back, or kept as uncertain when its job failed with a create on the
- * wire (KIE may have charged it). Rows that hold nothing any more leave the set.
+ * wire (KIE may have charged it). Rows that hold nothing any more leave the set. The parked rows
+ * the credits make room for are woken by the sweep's wake, which runs after this (reconcile.ts).
  */
 
 type MoneyLedger = Pick<
   Ledger,
-  | "reservedEnded"
-  | "forgetReservedEnded"
-  | "getRowState"
-  | "releaseEnded"
-  | "keepUncertain"
-  | "wakeParked"
-  | "feedWindow"
-  | "getBatch"
+  "reservedEnded" | "forgetReservedEnded" | "getRowState" | "releaseEnded" | "keepUncertain"
 >;
 
 export interface MoneyRepairDeps {
@@ -45,8 +38,6 @@ export interface MoneyRepair {
   credits: number;
   /** Reservations kept as uncertain (the row's failed job had a create on the wire). */
   uncertain: number;
-  /** Parked rows woken by the credits given back. */
-  woken: number;
 }
 
 const ENDED = new Set(["cancelled", "failed"]);
@@ -57,7 +48,7 @@ export async function repairEndedReservations(
   batch: string,
   endedBefore: number,
 ): Promise<MoneyRepair> {
-  const repair: MoneyRepair = { released: 0, credits: 0, uncertain: 0, woken: 0 };
+  const repair: MoneyRepair = { released: 0, credits: 0, uncertain: 0 };
   const ids = await deps.ledger.reservedEnded(batch);
   if (ids.length === 0) return repair;
   const rows = await Promise.all(ids.map((id) => deps.ledger.getRowState(batch, id)));
@@ -67,7 +58,6 @@ export async function repairEndedReservations(
   );
   const keys = due.map((row) => jobKey(batch, row.id, row.taskIds.length));
   const presence = due.length > 0 ? await deps.jobs.presence("submit", keys) : [];
-  let parked = false;
   for (const [i, row] of due.entries()) {
     const found = presence[i];
     // A job that will still run gives the reservation back (or keeps it) itself.
@@ -84,11 +74,9 @@ export async function repairEndedReservations(
     if (released.released > 0) {
       repair.released += 1;
       repair.credits += released.released;
-      parked ||= released.parked;
     }
   }
   await deps.ledger.forgetReservedEnded(batch, ids);
-  if (parked) repair.woken = await wakeParkedRows({ ledger: deps.ledger, queues: deps.jobs }, batch);
   if (repair.released + repair.uncertain > 0) {
     deps.log.warn(
       { batch, ...repair },

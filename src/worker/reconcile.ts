@@ -123,6 +123,9 @@ export async function reconcileBatch(
   const report: ReconcileReport = { batch, checked: 0, requeued: 0, failed: 0 };
   const summary = await deps.ledger.getBatch(batch);
   if (!summary) return report;
+  // Reservations ended rows kept for good go back first, so the wake below uses the room.
+  const money = await repairMoney(deps, batch);
+  if (money > 0) report.reservations = money;
   // A wake lost to a crash (or a budget raised without one) leaves parked rows that fit now.
   if (summary.waitingBudget > 0) {
     const woken = await wakeParkedRows({ ledger: deps.ledger, queues: deps.jobs }, batch);
@@ -143,8 +146,6 @@ export async function reconcileBatch(
       );
     }
   }
-  const money = await repairMoney(deps, batch);
-  if (money > 0) report.reservations = money;
   await deps.ledger.ensureStateIndex(batch);
   const enteredBefore = deps.clock.now() - (deps.settleMs ?? RECONCILE_SETTLE_MS);
   // A batch of a million rows is two thousand pages: a worker closing (or the lease lost) stops
