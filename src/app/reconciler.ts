@@ -66,6 +66,7 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
     jobs: reconcileJobs(options.queues, options.redis),
     clock: options.clock,
     log,
+    moneyCursors: new Map<string, string>(),
     ...(options.settleMs === undefined ? {} : { settleMs: options.settleMs }),
   };
   // A batch whose index entry was lost (its producer died between the batch's script and the

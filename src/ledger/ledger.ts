@@ -15,7 +15,7 @@ import { type ProgressMinute, type ProgressWindow, readProgress } from "./progre
 import type { RowsOptions, StateEntry, StatePageOptions } from "./read-options.js";
 import { readRows } from "./read-rows.js";
 import { getBatch, getRow, getRowState, listBatches, oldestUnarchived, rows } from "./reads.js";
-import { forgetReservedEnded, reservedEnded } from "./reserved-ended.js";
+import { forgetReservedEnded, type ReservedEndedSlice, reservedEnded } from "./reserved-ended.js";
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
 import {
   claimLease,
@@ -89,10 +89,11 @@ export interface Ledger {
   /** `releaseReservation`, also saying whether the batch has parked rows now (as `settleAndPeek`). */
   releaseAndPeek(batch: string, rowId: string): Promise<{ released: number; parked: boolean }>;
   /**
-   * The rows of the batch's reserved-ended set (reserved-ended.ts): rows that ended holding a
-   * reservation, for the reconciler to look at; at most `max`.
+   * A slice of the batch's reserved-ended set (reserved-ended.ts): rows that ended holding a
+   * reservation, for the reconciler to look at; about `max`, from `cursor` (default: the start),
+   * with the cursor of the next slice (`"0"`: the set's end).
    */
-  reservedEnded(batch: string, max?: number): Promise<string[]>;
+  reservedEnded(batch: string, cursor?: string, max?: number): Promise<ReservedEndedSlice>;
   /** Takes the given rows out of that set when they hold no reservation (or are gone): how many. */
   forgetReservedEnded(batch: string, rowIds: readonly string[]): Promise<number>;
   /** Marks the batch cancelled (`cancelledAt`), or clears the mark; false when there is no such batch. */
@@ -221,7 +222,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     releaseReservation: async (batch, rowId) => (await releaseReservation(ctx, batch, rowId)).released,
     settleAndPeek: (batch, rowId, spent, taskId) => settleCredits(ctx, batch, rowId, spent, taskId),
     releaseAndPeek: (batch, rowId) => releaseReservation(ctx, batch, rowId),
-    reservedEnded: (batch, max) => reservedEnded(ctx, batch, max),
+    reservedEnded: (batch, cursor, max) => reservedEnded(ctx, batch, cursor, max),
     forgetReservedEnded: (batch, rowIds) => forgetReservedEnded(ctx, batch, rowIds),
     releaseEnded: (batch, rowId) => releaseEnded(ctx, batch, rowId),
     markCancelled: (batch, cancelled) => markCancelled(ctx, batch, cancelled),

@@ -9,20 +9,36 @@ import { forgetReservedEndedScript } from "./scripts/index.js";
  * (`worker/reconcile-money.ts`). Normally empty: each entry is taken out once its row holds nothing.
  */
 
-/** Rows looked at per sweep of one batch, at most (the set is normally empty). */
+/** Rows looked at per sweep of one batch, about (the set is normally empty). */
 const SWEEP_MAX = 2_000;
 
-/** Up to `max` of the set's rows (SSCAN: a large set is read a page at a time). */
-export async function reservedEnded(ctx: LedgerContext, batch: string, max = SWEEP_MAX): Promise<string[]> {
+/** A slice of the set, and where the next one starts (`"0"`: the slice reached the set's end). */
+export interface ReservedEndedSlice {
+  ids: string[];
+  cursor: string;
+}
+
+/**
+ * The set's rows from `cursor` on (SSCAN, a page at a time), about `max` of them: whole pages, so
+ * the next slice, from the cursor returned, misses none. A set longer than `max` of rows that must
+ * stay (a task unsettled, a job still live) is read a slice per sweep, so a row noted behind them
+ * is still reached: a read from the start each time would see the same slice for good.
+ */
+export async function reservedEnded(
+  ctx: LedgerContext,
+  batch: string,
+  cursor = "0",
+  max = SWEEP_MAX,
+): Promise<ReservedEndedSlice> {
   const key = ctx.keys.reservedEnded(batch);
   const ids = new Set<string>();
-  let cursor = "0";
+  let next = cursor;
   do {
-    const [next, page] = await ctx.redis.sscan(key, cursor, "COUNT", 500);
-    for (const id of page) if (ids.size < max) ids.add(id);
-    cursor = next;
-  } while (cursor !== "0" && ids.size < max);
-  return [...ids];
+    const [after, page] = await ctx.redis.sscan(key, next, "COUNT", Math.min(500, max));
+    for (const id of page) ids.add(id);
+    next = after;
+  } while (next !== "0" && ids.size < max);
+  return { ids: [...ids], cursor: next };
 }
 
 /** Takes out the given rows that hold no reservation now (or are gone); returns how many. */

@@ -30,6 +30,14 @@ export interface MoneyRepairDeps {
   jobs: ReconcileJobs;
   clock: Pick<Clock, "now">;
   log: Logger;
+  /**
+   * Where each batch's next look at its reserved-ended set starts (the reconciler keeps one map
+   * for its life): a set longer than one look, of rows that must stay, is read a slice per sweep,
+   * so every row in it is reached. Absent: every look starts at the set's start.
+   */
+  moneyCursors?: Map<string, string>;
+  /** Rows looked at per batch and sweep, about. @defaultValue 2,000 */
+  moneySweepMax?: number;
 }
 
 export interface MoneyRepair {
@@ -49,7 +57,10 @@ export async function repairEndedReservations(
   endedBefore: number,
 ): Promise<MoneyRepair> {
   const repair: MoneyRepair = { released: 0, credits: 0, uncertain: 0 };
-  const ids = await deps.ledger.reservedEnded(batch);
+  const slice = await deps.ledger.reservedEnded(batch, deps.moneyCursors?.get(batch), deps.moneySweepMax);
+  if (slice.cursor === "0") deps.moneyCursors?.delete(batch);
+  else deps.moneyCursors?.set(batch, slice.cursor);
+  const ids = slice.ids;
   if (ids.length === 0) return repair;
   const rows = await Promise.all(ids.map((id) => deps.ledger.getRowState(batch, id)));
   const due = rows.filter(

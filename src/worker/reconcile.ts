@@ -51,6 +51,10 @@ export interface ReconcileDeps {
   settleMs?: number;
   /** Rows per page. @defaultValue 500 */
   pageSize?: number;
+  /** The money repair's place in each batch's reserved-ended set (reconcile-money.ts). */
+  moneyCursors?: Map<string, string>;
+  /** @defaultValue 2,000 */
+  moneySweepMax?: number;
 }
 
 export interface ReconcileReport {

@@ -199,4 +199,33 @@ describe("reservations left on ended rows", () => {
     expect((await reconcileBatch({ ...deps(), log: silentLogger() }, "b")).reservations).toBeUndefined();
     expect(await noted()).toEqual([]);
   });
+
+  it("a set longer than one look, of rows that must stay, does not hide a row noted behind them", async () => {
+    // 300 rows holding a reservation while still queued (each stays in the set: nothing to give
+    // back), noted as a long run of rows in flight would be; a look reads about 50 of them.
+    await rowsAskingBudget(ctx.ledger, 300, 300 * 8);
+    const all = ids(300);
+    await ctx.redis.sadd(endedKey(), ...all);
+    // The row whose release was lost is one the first look (from the set's start) does not read.
+    const [, first] = await ctx.redis.sscan(endedKey(), "0", "COUNT", 50);
+    const lost = all.find((id) => !first.includes(id))!;
+    await ctx.ledger.transition("b", lost, { from: ["queued"], to: "cancelled" });
+    now += 2 * MINUTE;
+
+    const cursors = new Map<string, string>();
+    const sweeping = { ...deps(), moneyCursors: cursors, moneySweepMax: 50 };
+    let repaired = 0;
+    let sweeps = 0;
+    while (repaired === 0 && sweeps < 20) {
+      repaired = (await reconcileBatch(sweeping, "b")).reservations ?? 0;
+      sweeps += 1;
+    }
+    expect(repaired).toBe(1);
+    // The set (~300 rows, pages of ~50) is read whole within about seven looks, not one look for good.
+    expect(sweeps).toBeGreaterThan(1);
+    expect(sweeps).toBeLessThanOrEqual(8);
+    expect(await ctx.ledger.getRow("b", lost)).toMatchObject({ status: "cancelled", creditsReserved: 0 });
+    expect(await ctx.redis.sismember(endedKey(), lost)).toBe(0);
+    expect(await ctx.redis.scard(endedKey())).toBe(299);
+  });
 });

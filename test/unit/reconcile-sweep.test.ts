@@ -80,7 +80,7 @@ function fakeLedger(
     countRepairs: async () => undefined,
     transition: async () => ({ ok: false }),
     wakeParked: async () => ({ woken: [] }),
-    reservedEnded: async () => [],
+    reservedEnded: async () => ({ ids: [], cursor: "0" }),
     claimLease: async () => true,
     releaseLease: async () => true,
     housekeep: async (batch: string, hk: { keepGoing?: () => Promise<boolean> } = {}) => {
