@@ -6,6 +6,7 @@ import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RedisClient as Redis } from "../redis/script.js";
+import { serverClock } from "../redis/server-clock.js";
 import { freezeAll, housekeepAll } from "../worker/housekeep.js";
 import {
   RECONCILE_SETTLE_MS,
@@ -23,11 +24,33 @@ const LEASE_RELEASE_WAIT_MS = 2_000;
 /** The lease's name: one reconciler of the deployment sweeps at a time. */
 const RECONCILE_LEASE = "reconcile";
 
+/** The Redis server's clock, for a sweep outside a worker (`kie-batch retry`, the dashboard's retry). */
+export const sweepClock = (redis: Redis): SweepClock => serverClock(redis);
+
+/** A clock, and for the server's clock, its sync (a TIME read), awaited before each sweep. */
+export type SweepClock = Pick<Clock, "now"> & { sync?(): Promise<void> };
+
+/** Syncs the sweep's clock with the server's; a failed read is logged and the last offset kept. */
+async function syncClock(clock: SweepClock, log: Logger): Promise<void> {
+  try {
+    await clock.sync?.();
+  } catch (error) {
+    log.warn(
+      { err: error },
+      "reconciler: the Redis server's clock could not be read; the last reading is used",
+    );
+  }
+}
+
 export interface ReconcilerOptions {
   redis: Redis;
   ledger: Ledger;
   queues: QueueSet;
-  clock: Pick<Clock, "now">;
+  /**
+   * The sweep's "now", compared with the rows' stamps (the Redis server's clock): in a worker, a
+   * `ServerClock` (redis/server-clock.ts), synced before each sweep; tests give a fake one.
+   */
+  clock: SweepClock;
   log: Logger;
   /** KIE_RECONCILE_EVERY: how often the fleet sweeps (one worker, by lease). */
   everyMs: number;
@@ -90,6 +113,7 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
   };
   const sweep = async () => {
     if (!(await keepGoing())) return;
+    await syncClock(options.clock, log);
     await repairIndex();
     let reports: ReconcileReport[] = [];
     try {
@@ -147,11 +171,12 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
 }
 
 /** One batch's sweep now, for `kie-batch retry` (no lease: it is idempotent, and asked for). */
-export function reconcileNow(
+export async function reconcileNow(
   parts: Pick<ReconcilerOptions, "redis" | "ledger" | "queues" | "clock" | "log" | "settleMs">,
   batch: string,
 ): Promise<ReconcileReport> {
   const jobs = reconcileJobs(parts.queues, parts.redis);
+  await syncClock(parts.clock, parts.log);
   return reconcileBatch(
     {
       ledger: parts.ledger,

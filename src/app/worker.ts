@@ -25,6 +25,7 @@ import {
   stateSourceOf,
   type WorkerMetrics,
 } from "../metrics/index.js";
+import { serverClock } from "../redis/server-clock.js";
 import { storeGateOf } from "../worker/archive-gate.js";
 import { withInlineArchive } from "../worker/archive-inline.js";
 import { wakingLedger } from "../worker/budget-wake.js";
@@ -247,7 +248,8 @@ export async function startWorker(
       redis,
       ledger,
       queues,
-      clock: systemClock,
+      // The rows' stamps are the Redis server's time: the sweep's cutoffs are too.
+      clock: serverClock(redis),
       log,
       everyMs: config.KIE_RECONCILE_EVERY,
       settleMs: config.KIE_RECONCILE_SETTLE,

@@ -1,6 +1,6 @@
 import { PassThrough } from "node:stream";
 import { buildStore } from "../app/parts.js";
-import { reconcileNow } from "../app/reconciler.js";
+import { reconcileNow, sweepClock } from "../app/reconciler.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Config } from "../config/index.js";
 import { type Logger, silentLogger } from "../core/logger.js";
@@ -76,6 +76,7 @@ export async function runDashboardCommand(config: Config, log: Logger, flags: Da
                 reconcileNow(
                   {
                     ...ctx,
+                    clock: sweepClock(ctx.redis),
                     queues: ctx.queues(),
                     log: silentLogger(),
                     settleMs: config.KIE_RECONCILE_SETTLE,

@@ -1,4 +1,4 @@
-import { reconcileNow } from "../app/reconciler.js";
+import { reconcileNow, sweepClock } from "../app/reconciler.js";
 import { retryBatch } from "../commands/retry.js";
 import type { Config } from "../config/index.js";
 import { silentLogger } from "../core/logger.js";
@@ -17,7 +17,14 @@ export async function runRetryCommand(config: Config, batch: string): Promise<vo
         // The settle time the README promises for retry's sweep too (60 s without it).
         reconcile: (name) =>
           reconcileNow(
-            { ...ctx, queues: ctx.queues(), log: silentLogger(), settleMs: config.KIE_RECONCILE_SETTLE },
+            {
+              ...ctx,
+              // The rows' stamps are the Redis server's time: this machine's clock may be off.
+              clock: sweepClock(ctx.redis),
+              queues: ctx.queues(),
+              log: silentLogger(),
+              settleMs: config.KIE_RECONCILE_SETTLE,
+            },
             name,
           ),
       },

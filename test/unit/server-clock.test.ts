@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { serverClock } from "../../src/redis/server-clock.js";
+
+describe("serverClock", () => {
+  it("is the local clock plus the offset read at the last sync, taken halfway through the round trip", async () => {
+    let local = 1_000_000;
+    // The server is 90 s ahead; its answer takes 40 ms to come back.
+    const redis = {
+      time: async (): Promise<[string, string]> => {
+        const server = local + 20 + 90_000;
+        local += 40;
+        return [String(Math.floor(server / 1000)), String((server % 1000) * 1000 + 999)];
+      },
+    };
+    const clock = serverClock(redis as never, () => local);
+    expect(clock.now()).toBe(1_000_000);
+    await clock.sync();
+    expect(clock.now()).toBe(local + 90_000);
+    local += 5_000;
+    expect(clock.now()).toBe(local + 90_000);
+  });
+
+  it("a failed read rejects and keeps the last offset", async () => {
+    let fail = false;
+    const redis = {
+      time: async (): Promise<[string, string]> => {
+        if (fail) throw new Error("connection lost");
+        return ["2000", "0"];
+      },
+    };
+    const clock = serverClock(redis as never, () => 1_000_000);
+    await clock.sync();
+    expect(clock.now()).toBe(2_000_000);
+    fail = true;
+    await expect(clock.sync()).rejects.toThrow("connection lost");
+    expect(clock.now()).toBe(2_000_000);
+  });
+});
