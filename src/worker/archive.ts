@@ -15,6 +15,7 @@ import type { ArchiveStore } from "../archive/types.js";
 import { retryDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
+import { PAUSE_POLICY } from "../fleet/policy.js";
 import type { KeyRing } from "../fleet/key-ring.js";
 import { isKieError } from "../kie/errors.js";
 import type { KieApi } from "../kie/types.js";
@@ -38,7 +39,7 @@ export interface ArchiveDeps extends ArchiveGateDeps {
    * status call does, so a broken file host cannot turn every archive try into an unpaced call.
    * Absent (tests): not paced.
    */
-  fleet?: Pick<FleetPort, "pollSlot">;
+  fleet?: RefreshFleet;
   /** The worker's keys: a fresh download URL is asked with the key that created the task. */
   keys?: KeyRing;
   ledger: ArchiveLedger;
@@ -252,21 +253,45 @@ async function archiveOne(
       );
       return image;
     } catch (refreshFailed) {
-      // A store that refuses as a whole (a full disk) pauses archiving: its error stands.
-      if (job.signal.aborted || isStoreOutage(refreshFailed)) throw refreshFailed;
+      // A store that refuses as a whole (a full disk) pauses archiving: its error stands. So does
+      // a download-url call that got no answer about the file (a 429, KIE's maintenance, a bad key,
+      // a 5xx): the fresh URL was not asked, so nothing is judged; the try comes back later, as a
+      // status call's would, while the file lives (failing the row on the result URL's error then
+      // lost a paid image to a passing rate limit).
+      if (job.signal.aborted || isStoreOutage(refreshFailed) || refreshUnanswered(refreshFailed))
+        throw refreshFailed;
       job.log.info({ index, err: refreshFailed }, "a refreshed URL did not give the image either");
       throw error;
     }
   }
 }
 
-/** A fresh URL for `url` from KIE's download-url, with the task's key, once a status-call slot is free. */
+/** What the refresh uses of a key's fleet state: a status-call slot, and the bad-key pause. */
+type RefreshFleet = Pick<FleetPort, "pollSlot"> & Partial<Pick<FleetPort, "pause">>;
+
+/** A download-url call that KIE did not answer about the file: retryable, or a fleet condition. */
+function refreshUnanswered(error: unknown): boolean {
+  return isKieError(error) && (error.retryable || error.fleetEffect !== undefined);
+}
+
+/**
+ * A fresh URL for `url` from KIE's download-url, with the task's key, once a status-call slot is
+ * free. A key KIE refuses (401) pauses that key's lane as a refused status call does, so the cause
+ * is named in `status` and alerts instead of only in the archive's retries.
+ */
 async function refreshedUrl(
-  deps: { kie: Pick<KieApi, "refreshDownloadUrl">; fleet?: Pick<FleetPort, "pollSlot"> },
-  lane: { kie?: Pick<KieApi, "refreshDownloadUrl">; fleet?: Pick<FleetPort, "pollSlot"> },
+  deps: { kie: Pick<KieApi, "refreshDownloadUrl">; fleet?: RefreshFleet },
+  lane: { kie?: Pick<KieApi, "refreshDownloadUrl">; fleet?: RefreshFleet },
   url: string,
   signal: AbortSignal,
 ): Promise<string> {
-  await (lane.fleet ?? deps.fleet)?.pollSlot(signal);
-  return (lane.kie ?? deps.kie).refreshDownloadUrl(url, signal);
+  const fleet = lane.fleet ?? deps.fleet;
+  await fleet?.pollSlot(signal);
+  try {
+    return await (lane.kie ?? deps.kie).refreshDownloadUrl(url, signal);
+  } catch (error) {
+    if (isKieError(error) && error.fleetEffect === "bad-key")
+      await fleet?.pause?.("bad-key", PAUSE_POLICY["bad-key"].reason());
+    throw error;
+  }
 }

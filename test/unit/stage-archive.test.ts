@@ -137,7 +137,7 @@ function setup(
       return { key, location: `/archive/${key}`, bytes: 100, sha256: sha(key), contentType: "image/png" };
     },
   };
-  return { deps, ledger, clock, copies, puts, refreshed, removed, storePause };
+  return { deps, ledger, clock, copies, puts, refreshed, removed, storePause, copyFails: failures };
 }
 
 const image = (key: string): ArchivedImage => ({
@@ -300,6 +300,47 @@ describe("archive stage", () => {
       status: "failed",
       error: expect.stringContaining("answered HTTP 451"),
     });
+  });
+
+  it.each([
+    ["a 429", new KieError({ code: "rate_limited", message: "429", retryable: true, fleetEffect: "rate-limited" })],
+    ["KIE's maintenance", new KieError({ code: "maintenance", message: "455", retryable: true, fleetEffect: "maintenance" })],
+    ["a refused key", new KieError({ code: "unauthorized", message: "401", retryable: true, fleetEffect: "bad-key" })],
+    ["a 5xx", new KieError({ code: "server_error", message: "500", retryable: true })],
+  ])(
+    "a refresh that meets %s got no answer about the file: the try comes back later, the row is not failed on the result URL's error",
+    async (_name, refusal) => {
+      const f = setup({
+        copyFails: [new DownloadError({ code: "http_error", message: "HTTP 451", httpStatus: 451 })],
+      });
+      const refresh = f.deps.kie.refreshDownloadUrl;
+      let refusing = true;
+      f.deps.kie.refreshDownloadUrl = async (url, signal) => {
+        if (refusing) throw refusal;
+        return refresh(url, signal);
+      };
+      const first = await archiveStage.run(stageJob(archiveJob()), f.deps);
+      expect(first).toMatchObject({ kind: "delay", data: { tries: 1 } });
+      expect(f.ledger.current()?.status).toBe("archiving");
+      // KIE answers again: the next try archives through the fresh URL.
+      refusing = false;
+      f.copyFails.push(new DownloadError({ code: "http_error", message: "HTTP 451", httpStatus: 451 }));
+      await archiveStage.run(stageJob(archiveJob({ tries: 1 })), f.deps);
+      expect(f.ledger.current()?.status).toBe("archived");
+    },
+  );
+
+  it("a refresh KIE refuses for the key (401) pauses that key's lane, as a refused status call does", async () => {
+    const f = setup({ copyFails: [new DownloadError({ code: "expired", message: "410" })] });
+    const paused: string[] = [];
+    f.deps.fleet = { pollSlot: async () => {}, pause: async (kind) => paused.push(kind) > 0 };
+    f.deps.kie.refreshDownloadUrl = async () => {
+      throw new KieError({ code: "unauthorized", message: "401", retryable: true, fleetEffect: "bad-key" });
+    };
+    const result = await archiveStage.run(stageJob(archiveJob()), f.deps);
+    expect(paused).toEqual(["bad-key"]);
+    expect(result).toMatchObject({ kind: "delay" });
+    expect(f.ledger.current()?.status).toBe("archiving");
   });
 
   it.each([
