@@ -84,8 +84,16 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
   if ("missing" in lane) {
     const graceMs = base.settings.keyMissingGraceMs ?? KEY_MISSING_GRACE_MS;
     const { held, releaseInFlight } = base.keys ?? {};
-    const missing = { ledger: base.ledger, clock: base.clock, graceMs, held, releaseInFlight };
-    return keyMissing(job, missing, lane.missing);
+    const fileLifetimeMs = base.settings.fileLifetimeMs;
+    const missing = {
+      ledger: base.ledger,
+      clock: base.clock,
+      graceMs,
+      held,
+      releaseInFlight,
+      fileLifetimeMs,
+    };
+    return keyMissing(job, missing, lane.missing, row);
   }
   const deps: PollDeps = { ...base, ...lane };
   // Moved to archiving by an earlier run that may have died before adding the archive job.

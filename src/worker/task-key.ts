@@ -5,7 +5,7 @@
  */
 import type { KeyLane, KeyRing } from "../fleet/key-ring.js";
 import type { Ledger } from "../ledger/index.js";
-import type { RowRecord } from "../ledger/types.js";
+import type { RowRecord, RowState } from "../ledger/types.js";
 import { jobKey, type PollJob } from "./jobs.js";
 import { delay, done, type StageJob, type StageResult } from "./stage.js";
 
@@ -13,6 +13,11 @@ import { delay, done, type StageJob, type StageResult } from "./stage.js";
 export const KEY_MISSING_GRACE_MS = 15 * 60_000;
 /** How often a poll (or archive) job whose key this worker lacks comes back (to any worker). */
 export const KEY_MISSING_RECHECK_MS = 30_000;
+/**
+ * How often the poll of a row already archiving, whose key no running worker has, comes back: it
+ * waits for that key while the task's files live (days), so a slower pace than a generation's.
+ */
+export const ARCHIVING_KEY_RECHECK_MS = 5 * 60_000;
 
 /** A call about a task that only its own key may make, on a worker that lacks that key. */
 export class TaskKeyMissingError extends Error {
@@ -58,8 +63,11 @@ export async function keyMissing(
     graceMs: number;
     held?: ((id: string) => Promise<boolean>) | undefined;
     releaseInFlight?: ((id: string, jobKey: string) => Promise<void>) | undefined;
+    /** KIE_FILE_LIFETIME: how long a row already archiving waits for the key. */
+    fileLifetimeMs: number;
   },
   keyId: string,
+  row: Pick<RowState, "status" | "completedAt">,
 ): Promise<StageResult<PollJob>> {
   const { batch, rowId, taskId } = job.data;
   const now = deps.clock.now();
@@ -73,11 +81,14 @@ export async function keyMissing(
     return delay(recheckMs, data);
   }
   const since = job.data.keyMissingSince ?? now;
+  // Said once a row at warn (then at debug): a poll comes back every 30 s while it waits.
+  const say = (message: string, fields: Record<string, unknown> = {}) =>
+    job.data.keyMissingSince === undefined
+      ? job.log.warn({ taskId, key: keyId, ...fields }, message)
+      : job.log.debug({ taskId, key: keyId, ...fields }, message);
+  if (row.status === "archiving") return archivingKeyMissing(job, deps, keyId, row, since, say);
   if (now - since < deps.graceMs) {
-    job.log.warn(
-      { taskId, key: keyId },
-      "no running worker has the API key the task was created with: left for a worker that has it",
-    );
+    say("no running worker has the API key the task was created with: left for a worker that has it");
     return delay(recheckMs, { ...job.data, keyMissingSince: since });
   }
   const error = `task ${taskId} was created with API key ${keyId}, which no worker polling it has had for ${Math.round(deps.graceMs / 1000)} s: give the workers that key again (KIE_API_KEYS), then \`kie-batch retry\` polls the task again`;
@@ -87,12 +98,51 @@ export async function keyMissing(
     to: "failed",
     set: { error },
   });
-  // A row already archiving (its image is paid for) is never failed here: it waits in archiving
-  // for a worker with the key, which the reconciler's next pass gives its job again.
   if (moved.ok) {
     // The task is no longer watched: its slot under its key goes back now, not as stale in an hour.
     await deps.releaseInFlight?.(keyId, jobKey(batch, rowId, job.data.resubmit));
     job.log.error({ taskId, key: keyId }, "no worker has the task's API key: row failed");
   } else job.log.warn({ taskId, key: keyId, status: moved.row?.status }, "no worker has the task's API key");
+  return done;
+}
+
+/**
+ * A row already archiving (its image paid for) whose task's key no running worker has: its
+ * archive job needs the task's image URLs, which only a status call with that key gives
+ * (poll-archiving.ts). The poll stays (delayed, so the reconciler sees a live job and adds
+ * nothing, counts no repair) while the task's files live, and the key put back archives it; once
+ * they are past KIE_FILE_LIFETIME nothing can, and the row fails naming the key. (It used to end
+ * the job at once: the reconciler sent the poll again every sweep for good, and `status` counted
+ * each as a crash repaired.)
+ */
+async function archivingKeyMissing(
+  job: StageJob<PollJob>,
+  deps: { ledger: Pick<Ledger, "transition">; clock: { now(): number }; fileLifetimeMs: number },
+  keyId: string,
+  row: Pick<RowState, "completedAt">,
+  since: number,
+  say: (message: string, fields?: Record<string, unknown>) => void,
+): Promise<StageResult<PollJob>> {
+  const { batch, rowId, taskId } = job.data;
+  const lifeLeft = (row.completedAt ?? job.data.submittedAt) + deps.fileLifetimeMs - deps.clock.now();
+  if (lifeLeft > 0) {
+    say(
+      "the task's image waits to be archived for a running worker with the API key it was created with (KIE_API_KEYS)",
+      { hoursLeft: Math.round(lifeLeft / 3_600_000) },
+    );
+    return delay(Math.min(ARCHIVING_KEY_RECHECK_MS, lifeLeft), { ...job.data, keyMissingSince: since });
+  }
+  const error = `task ${taskId} finished, but its images were never fetched: it was created with API key ${keyId}, which no running worker has had since ${new Date(since).toISOString()}, and its files are past KIE_FILE_LIFETIME`;
+  const moved = await deps.ledger.transition(batch, rowId, {
+    from: ["archiving"],
+    ifTask: taskId,
+    to: "failed",
+    set: { error },
+  });
+  if (moved.ok)
+    job.log.error(
+      { taskId, key: keyId },
+      "no worker has the task's API key and its files expired: row failed",
+    );
   return done;
 }

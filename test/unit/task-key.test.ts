@@ -12,6 +12,7 @@ import type { PollJob } from "../../src/worker/jobs.js";
 import { keyMissing, taskLane } from "../../src/worker/task-key.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
+const DAY_MS = 86_400_000;
 const lane = (id: string): KeyLane => ({ id, account: id, kie: {} as KieApi, fleet: {} as FleetPort });
 const [A, B, D] = ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "dddddddddddddddd"];
 const pollJob = (data: Partial<PollJob> = {}) =>
@@ -43,7 +44,14 @@ describe("taskLane", () => {
 
 describe("keyMissing", () => {
   function setup(status: "submitted" | "archiving" = "submitted") {
-    const ledger = oneRowLedger(rowRecord({ status, taskId: "t-1", taskIds: ["t-1"] }));
+    const ledger = oneRowLedger(
+      rowRecord({
+        status,
+        taskId: "t-1",
+        taskIds: ["t-1"],
+        ...(status === "archiving" ? { completedAt: T0 } : {}),
+      }),
+    );
     const clock = fakeClock();
     const released: string[] = [];
     let held = false;
@@ -53,37 +61,83 @@ describe("keyMissing", () => {
       graceMs: 60_000,
       held: async () => held,
       releaseInFlight: async (id: string, jobKey: string) => void released.push(`${id} ${jobKey}`),
+      fileLifetimeMs: 14 * DAY_MS,
     };
-    return { deps, ledger, clock, released, hold: (value: boolean) => (held = value) };
+    const row = () => ledger.current()!;
+    return { deps, ledger, clock, released, row, hold: (value: boolean) => (held = value) };
   }
 
   it("waits while some live worker holds the key, however long; fails the row once none has for the grace", async () => {
     const f = setup();
     f.hold(true);
-    expect(await keyMissing(pollJob({ keyMissingSince: T0 - 3_600_000 }), f.deps, B)).toEqual({
+    expect(await keyMissing(pollJob({ keyMissingSince: T0 - 3_600_000 }), f.deps, B, f.row())).toEqual({
       kind: "delay",
       ms: 30_000,
       data: pollJob().data,
     });
     f.hold(false);
-    const first = await keyMissing(pollJob(), f.deps, B);
+    const first = await keyMissing(pollJob(), f.deps, B, f.row());
     expect(first).toEqual({ kind: "delay", ms: 30_000, data: { ...pollJob().data, keyMissingSince: T0 } });
     f.clock.advance(59_999);
-    expect((await keyMissing(pollJob({ keyMissingSince: T0 }), f.deps, B)).kind).toBe("delay");
+    expect((await keyMissing(pollJob({ keyMissingSince: T0 }), f.deps, B, f.row())).kind).toBe("delay");
     expect(f.ledger.current()?.status).toBe("submitted");
     f.clock.advance(1);
-    expect(await keyMissing(pollJob({ keyMissingSince: T0 }), f.deps, B)).toEqual({ kind: "done" });
+    expect(await keyMissing(pollJob({ keyMissingSince: T0 }), f.deps, B, f.row())).toEqual({ kind: "done" });
     expect(f.ledger.current()?.status).toBe("failed");
     expect(f.ledger.current()?.error).toContain(`API key ${B}`);
     // Its in-flight slot, under the task's key, goes back with it.
     expect(f.released).toEqual([`${B} b/r1`]);
   });
 
-  it("never fails a row already archiving (paid for), nor frees anything for it", async () => {
+  it("a row already archiving (paid for) waits for the key while its files live, its job kept; then fails naming the key", async () => {
     const f = setup("archiving");
+    const warned: string[] = [];
+    const job = (data: Partial<PollJob> = {}) => {
+      const j = pollJob(data);
+      j.log.warn = ((_fields: unknown, message: string) => void warned.push(message)) as typeof j.log.warn;
+      return j;
+    };
     f.clock.advance(60_000);
-    expect(await keyMissing(pollJob({ keyMissingSince: T0 }), f.deps, B)).toEqual({ kind: "done" });
+    // Past the grace a polling row gets, still left in archiving, its poll delayed (a live job:
+    // the reconciler neither adds it again nor counts a repair), said once at warn.
+    const first = await keyMissing(job(), f.deps, B, f.row());
+    expect(first).toEqual({
+      kind: "delay",
+      ms: 5 * 60_000,
+      data: { ...pollJob().data, keyMissingSince: T0 + 60_000 },
+    });
+    expect(await keyMissing(job({ keyMissingSince: T0 + 60_000 }), f.deps, B, f.row())).toMatchObject({
+      kind: "delay",
+    });
+    expect(warned).toHaveLength(1);
     expect(f.ledger.current()?.status).toBe("archiving");
     expect(f.released).toEqual([]);
+    // The last wait ends with the files' lifetime.
+    f.clock.advance(14 * DAY_MS - 60_000 - 1_000);
+    expect(await keyMissing(job({ keyMissingSince: T0 + 60_000 }), f.deps, B, f.row())).toMatchObject({
+      kind: "delay",
+      ms: 1_000,
+    });
+    f.clock.advance(1_000);
+    expect(await keyMissing(job({ keyMissingSince: T0 + 60_000 }), f.deps, B, f.row())).toEqual({
+      kind: "done",
+    });
+    expect(f.ledger.current()).toMatchObject({
+      status: "failed",
+      error: expect.stringContaining(`API key ${B}`),
+    });
+    expect(f.ledger.current()?.error).toContain("KIE_FILE_LIFETIME");
+    expect(f.released).toEqual([]);
+  });
+
+  it("a polling row's wait is said once at warn, then at debug", async () => {
+    const f = setup();
+    const warned: string[] = [];
+    for (const data of [{}, { keyMissingSince: T0 }, { keyMissingSince: T0 }]) {
+      const j = pollJob(data);
+      j.log.warn = ((_fields: unknown, message: string) => void warned.push(message)) as typeof j.log.warn;
+      expect((await keyMissing(j, f.deps, B, f.row())).kind).toBe("delay");
+    }
+    expect(warned).toHaveLength(1);
   });
 });
