@@ -173,6 +173,7 @@ export function keyLanes(
   const extras = {
     keylessId: registered.keylessId,
     held: (id: string) => registered.leases.held(id),
+    noteWait: (id: string) => registered.leases.noteWait(id),
     releaseInFlight: registered.releaseInFlight,
   };
   return keyRing(

@@ -9,6 +9,7 @@ import type { PauseControl } from "../commands/pause.js";
 import { apiKeysOf, type Config } from "../config/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
 import { InFlight } from "../fleet/index.js";
+import { unheldKeyWaits } from "../fleet/key-lease.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RedisClient as Redis } from "../redis/script.js";
 import { accountNames, registeredAccounts, resolveAccounts } from "../report/accounts.js";
@@ -119,6 +120,12 @@ export async function openOperator(config: Config): Promise<Operator> {
         buildPauseControls(redis, ids, names),
         buildArchivePause(redis, config),
         stagePauseFlags(redis, config.KIE_QUEUE_PREFIX),
+        async () =>
+          (await unheldKeyWaits(redis, config.KIE_QUEUE_PREFIX, await deploymentAccounts())).map((wait) => ({
+            accountId: wait.id,
+            ...(names[wait.id] === undefined ? {} : { account: names[wait.id] }),
+            lastAt: new Date(wait.lastAt).toISOString(),
+          })),
       );
     },
     clock: systemClock,

@@ -63,10 +63,64 @@ function describeMapping(value: string): string {
   return value.startsWith("account:") ? `account "${value.slice(8)}"` : "a window of its own";
 }
 
+/** How long a note that rows wait for a key (`noteKeyWait`) lasts after the last one. */
+export const KEY_WAIT_TTL_MS = 60 * 60_000;
+
+/** The deployment's name hashed: a queue prefix may hold characters a key name may not. */
+function deploymentTag(deployment: string): string {
+  return accountId(`kie-batch deployment ${deployment}`);
+}
+
+function holdersKeyOf(deployment: string, id: string): string {
+  return accountKey(id, `holders:${deploymentTag(deployment)}`);
+}
+
+function waitKeyOf(deployment: string, id: string): string {
+  return accountKey(id, `waiting:${deploymentTag(deployment)}`);
+}
+
+/**
+ * Notes that a row of the deployment waits for the key `id`, which no running worker that polls
+ * holds (the poll's `keyMissing`): when, epoch ms. It expires KEY_WAIT_TTL_MS after the last note,
+ * so `status` names the key while rows wait for it, not for good.
+ */
+export async function noteKeyWait(
+  redis: RedisClient,
+  deployment: string,
+  id: string,
+  now: number,
+): Promise<void> {
+  await redis.set(waitKeyOf(deployment, id), String(now), "PX", KEY_WAIT_TTL_MS);
+}
+
+/** A key rows of the deployment waited for lately, that no live worker holds now. */
+export interface KeyWait {
+  /** The key's short hash. */
+  id: string;
+  /** When a row last waited for it, epoch ms. */
+  lastAt: number;
+}
+
+/** Of the keys `ids`, those rows waited for within KEY_WAIT_TTL_MS and no live worker holds now. */
+export async function unheldKeyWaits(
+  redis: RedisClient,
+  deployment: string,
+  ids: Iterable<string>,
+  scriptClock?: ScriptClock,
+): Promise<KeyWait[]> {
+  const waits: KeyWait[] = [];
+  for (const id of ids) {
+    const noted = await redis.get(waitKeyOf(deployment, id));
+    if (noted === null) continue;
+    const holders = await HELD.run(redis, [holdersKeyOf(deployment, id)], [], scriptClock);
+    if (Number(holders) === 0) waits.push({ id, lastAt: Number(noted) });
+  }
+  return waits;
+}
+
 export class KeyLeases {
   private readonly ttlMs: number;
   private readonly everyMs: number;
-  private readonly tag: string;
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<unknown> = Promise.resolve();
 
@@ -77,12 +131,10 @@ export class KeyLeases {
   ) {
     this.ttlMs = options.ttlMs ?? KEY_LEASE_TTL_MS;
     this.everyMs = options.everyMs ?? KEY_LEASE_EVERY_MS;
-    // The deployment's name hashed: a queue prefix may hold characters a key name may not.
-    this.tag = accountId(`kie-batch deployment ${options.deployment}`);
   }
 
   private holdersKey(id: string): string {
-    return accountKey(id, `holders:${this.tag}`);
+    return holdersKeyOf(this.options.deployment, id);
   }
 
   /** Holds every key, or none where the stored mapping differs: those are returned. */
@@ -120,6 +172,11 @@ export class KeyLeases {
   async held(id: string): Promise<boolean> {
     const count = await HELD.run(this.redis, [this.holdersKey(id)], [], this.options.scriptClock);
     return Number(count) > 0;
+  }
+
+  /** Notes that a row waits for the key `id`, which no live worker holds (`noteKeyWait`). */
+  async noteWait(id: string): Promise<void> {
+    await noteKeyWait(this.redis, this.options.deployment, id, Date.now());
   }
 
   /** Stops refreshing and lets go of every hold at once (the mapping expires by itself). */

@@ -29,11 +29,13 @@ export interface KeyRing {
   held?(id: string): Promise<boolean>;
   /** Frees a job's in-flight slot under the key `id`, a key of this worker or not. */
   releaseInFlight?(id: string, jobKey: string): Promise<void>;
+  /** Notes that a row waits for the key `id`, which no live worker holds, for `status` (key-lease.ts). */
+  noteWait?(id: string): Promise<void>;
 }
 
 export function keyRing(
   lanes: readonly KeyLane[],
-  extras: Pick<KeyRing, "keylessId" | "held" | "releaseInFlight"> = {},
+  extras: Pick<KeyRing, "keylessId" | "held" | "releaseInFlight" | "noteWait"> = {},
 ): KeyRing {
   if (lanes.length === 0) throw new RangeError("keyRing: no key");
   const byId = new Map(lanes.map((lane) => [lane.id, lane]));

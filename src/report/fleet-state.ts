@@ -44,6 +44,21 @@ export interface FleetState {
    * their jobs wait and nothing else says why. Absent where no one read them.
    */
   queuesPaused?: Stage[];
+  /**
+   * API keys rows of the deployment waited for within the last hour that no running worker that
+   * polls holds now (a key removed from KIE_API_KEYS with tasks in flight). Absent where no one read them.
+   */
+  keyWaits?: KeyWaitView[];
+}
+
+/** A key rows wait for that no live worker holds. */
+export interface KeyWaitView {
+  /** The key's short hash (never the key). */
+  accountId: string;
+  /** Its account name (KIE_ACCOUNTS), when it has one. */
+  account?: string;
+  /** ISO 8601: when a row last waited for it. */
+  lastAt: string;
 }
 
 /** A stage queue as the fleet state reads it (BullMQ's own pause flag). */
@@ -80,10 +95,11 @@ export async function readFleetState(
   accounts: readonly AccountPause[],
   archivePause?: { get(): Promise<ArchivePauseState | null> },
   stageQueues?: Record<Stage, StageQueuePause>,
+  keyWaits?: () => Promise<KeyWaitView[]>,
 ): Promise<FleetState> {
   // One Promise.all: a failed read rejects it once, none is left unhandled (a Redis blip would
   // otherwise crash the dashboard).
-  const [states, archive, queuesPaused] = await Promise.all([
+  const [states, archive, queuesPaused, waits] = await Promise.all([
     Promise.all(
       accounts.map(async (a) => ({
         accountId: a.accountId,
@@ -97,6 +113,7 @@ export async function readFleetState(
           (found) => found.flat(),
         )
       : undefined,
+    keyWaits ? keyWaits() : undefined,
   ]);
   const paused = states
     .map((s) => s.paused)
@@ -107,7 +124,16 @@ export async function readFleetState(
     accounts: states,
     archivePaused: archivePauseView(archive),
     ...(queuesPaused ? { queuesPaused } : {}),
+    ...(waits ? { keyWaits: waits } : {}),
   };
+}
+
+/** A line per key rows wait for that no running worker holds. */
+function keyWaitLines(keyWaits: readonly KeyWaitView[] | undefined): string[] {
+  return (keyWaits ?? []).map(({ accountId, account, lastAt }) => {
+    const name = account === undefined ? "" : ` (${account})`;
+    return `fleet: API key ${accountId}${name} is held by no running worker that polls, and rows wait for it (last at ${lastAt}): their tasks were created with it. Give a worker that key again (KIE_API_KEYS): polling rows fail 15 minutes into the wait (\`kie-batch retry\` then polls the same tasks), rows archiving wait while their files live`;
+  });
 }
 
 /** A line per stage queue paused in BullMQ. */
@@ -129,7 +155,11 @@ function archivePauseLines(archivePaused: ArchivePauseView | null | undefined): 
 
 /** Human lines for the fleet's state: one per account (or a note when no account is known), then the archive pause and any stage queue paused in BullMQ. */
 export function fleetLines(state: FleetState, queuePrefix?: string): string[] {
-  const pauses = [...archivePauseLines(state.archivePaused), ...queuePauseLines(state.queuesPaused)];
+  const pauses = [
+    ...keyWaitLines(state.keyWaits),
+    ...archivePauseLines(state.archivePaused),
+    ...queuePauseLines(state.queuesPaused),
+  ];
   if (state.accounts.length === 0) {
     const where = queuePrefix === undefined ? "" : ` for queue prefix "${queuePrefix}"`;
     return [

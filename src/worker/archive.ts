@@ -15,8 +15,8 @@ import type { ArchiveStore } from "../archive/types.js";
 import { retryDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
-import { PAUSE_POLICY } from "../fleet/policy.js";
 import type { KeyRing } from "../fleet/key-ring.js";
+import { PAUSE_POLICY } from "../fleet/policy.js";
 import { isKieError } from "../kie/errors.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
@@ -150,6 +150,8 @@ export async function archiveRow(
     const lifeLeft = data.completedAt + deps.settings.fileLifetimeMs - now;
     if (error instanceof TaskKeyMissingError && lifeLeft > 0) {
       // No try counted: the job comes back (to any worker) while the file may still be refreshed.
+      // `status` names the key while no running worker holds it (KeyRing.noteWait).
+      await deps.keys?.noteWait?.(error.keyId).catch(() => {});
       job.log.warn(
         { taskId, key: error.keyId },
         "result URL expired and this worker lacks the task's API key: left for a worker that has it",

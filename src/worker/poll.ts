@@ -83,13 +83,14 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
   const lane = taskLane(base.keys, row, taskId);
   if ("missing" in lane) {
     const graceMs = base.settings.keyMissingGraceMs ?? KEY_MISSING_GRACE_MS;
-    const { held, releaseInFlight } = base.keys ?? {};
+    const { held, releaseInFlight, noteWait } = base.keys ?? {};
     const fileLifetimeMs = base.settings.fileLifetimeMs;
     const missing = {
       ledger: base.ledger,
       clock: base.clock,
       graceMs,
       held,
+      noteWait,
       releaseInFlight,
       fileLifetimeMs,
     };

@@ -63,6 +63,8 @@ export async function keyMissing(
     graceMs: number;
     held?: ((id: string) => Promise<boolean>) | undefined;
     releaseInFlight?: ((id: string, jobKey: string) => Promise<void>) | undefined;
+    /** Notes the wait for `status` (`KeyRing.noteWait`); a failed note is only logged. */
+    noteWait?: ((id: string) => Promise<void>) | undefined;
     /** KIE_FILE_LIFETIME: how long a row already archiving waits for the key. */
     fileLifetimeMs: number;
   },
@@ -81,6 +83,12 @@ export async function keyMissing(
     return delay(recheckMs, data);
   }
   const since = job.data.keyMissingSince ?? now;
+  // `status` names the key while rows wait for it (its log line is said once a row).
+  await deps
+    .noteWait?.(keyId)
+    .catch((error: unknown) =>
+      job.log.debug({ err: error, key: keyId }, "the wait for the task's API key could not be noted"),
+    );
   // Said once a row at warn (then at debug): a poll comes back every 30 s while it waits.
   const say = (message: string, fields: Record<string, unknown> = {}) =>
     job.data.keyMissingSince === undefined

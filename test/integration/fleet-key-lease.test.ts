@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { accountId } from "../../src/fleet/account.js";
-import { KeyLeases } from "../../src/fleet/key-lease.js";
+import { KEY_WAIT_TTL_MS, KeyLeases, noteKeyWait, unheldKeyWaits } from "../../src/fleet/key-lease.js";
 import { fleetAccounts } from "../helpers/fleet-accounts.js";
 import { manualClock } from "../helpers/fleet-redis.js";
 
@@ -82,5 +82,32 @@ describe("key leases", () => {
     expect(await own.claim()).toEqual([]);
     expect(await redis.get(`kie-batch:acct:{${id}}:window`)).toBe("own");
     await own.close();
+  });
+
+  it("a key rows wait for is named while no live worker of the deployment holds it, and for an hour after the last wait", async () => {
+    const redis = accounts.connect();
+    const [waited, quiet] = [accountId(accounts.apiKey()), accountId(accounts.apiKey())];
+    const clock = manualClock();
+    const waits = (deployment = "dep-a") => unheldKeyWaits(redis, deployment, [waited, quiet], clock);
+    expect(await waits()).toEqual([]);
+    await noteKeyWait(redis, "dep-a", waited, 1_234);
+    expect(await waits()).toEqual([{ id: waited, lastAt: 1_234 }]);
+    // Another deployment's rows do not wait for it.
+    expect(await waits("dep-b")).toEqual([]);
+    // A live holder will take those polls: nothing to name.
+    const holder = new KeyLeases(redis, [{ id: waited }], {
+      deployment: "dep-a",
+      worker: "w1",
+      ttlMs: 60_000,
+      scriptClock: clock,
+    });
+    expect(await holder.claim()).toEqual([]);
+    expect(await waits()).toEqual([]);
+    await holder.close();
+    expect(await waits()).toHaveLength(1);
+    // The note lasts an hour after the last wait.
+    const ttl = await redis.pttl((await redis.keys(`*${waited}*waiting*`))[0]!);
+    expect(ttl).toBeGreaterThan(KEY_WAIT_TTL_MS - 5_000);
+    expect(ttl).toBeLessThanOrEqual(KEY_WAIT_TTL_MS);
   });
 });

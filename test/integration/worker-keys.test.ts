@@ -161,6 +161,18 @@ describe("a pool of API keys", () => {
     // The first, still running with k2, runs no poll stage: it would never take those polls.
     await h.worker({ settings: { keyMissingGraceMs: 1_000 } });
     const summary = await h.pipeline.waitFinished("gone", 30_000);
+    // While rows waited, `status` named the key no running worker that polls holds (never the key).
+    const operator = await openOperator(h.config());
+    try {
+      const lines = fleetLines(await operator.fleetState()).join("\n");
+      expect(lines).toContain(
+        `fleet: API key ${accountId(k2)} is held by no running worker that polls, and rows wait for it`,
+      );
+      expect(lines).not.toContain(k2);
+      expect(lines).not.toContain(`API key ${accountId(k1)} is held by no`);
+    } finally {
+      await operator.close();
+    }
     await first.close(5_000);
     expect(summary).toMatchObject({ total: 6, archived: 6 - withK2.length, failed: withK2.length });
     for (const rowId of withK2) {

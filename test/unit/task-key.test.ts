@@ -140,4 +140,19 @@ describe("keyMissing", () => {
     }
     expect(warned).toHaveLength(1);
   });
+
+  it("notes the wait for `status` while no live worker holds the key, not while one does", async () => {
+    const f = setup();
+    const noted: string[] = [];
+    const deps = { ...f.deps, noteWait: async (id: string) => void noted.push(id) };
+    f.hold(true);
+    await keyMissing(pollJob(), deps, B, f.row());
+    expect(noted).toEqual([]);
+    f.hold(false);
+    await keyMissing(pollJob(), deps, B, f.row());
+    // A note that fails does not fail the poll.
+    const failing = { ...f.deps, noteWait: async () => Promise.reject(new Error("down")) };
+    expect((await keyMissing(pollJob({ keyMissingSince: T0 }), failing, B, f.row())).kind).toBe("delay");
+    expect(noted).toEqual([B]);
+  });
 });
