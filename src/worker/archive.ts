@@ -292,8 +292,9 @@ async function refreshedUrl(
   try {
     return await (lane.kie ?? deps.kie).refreshDownloadUrl(url, signal);
   } catch (error) {
+    // The pause failing (a Redis blip) must not replace KIE's answer: that answer keeps the try.
     if (isKieError(error) && error.fleetEffect === "bad-key")
-      await fleet?.pause?.("bad-key", PAUSE_POLICY["bad-key"].reason());
+      await fleet?.pause?.("bad-key", PAUSE_POLICY["bad-key"].reason()).catch(() => false);
     throw error;
   }
 }

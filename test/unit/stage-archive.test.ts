@@ -303,9 +303,18 @@ describe("archive stage", () => {
   });
 
   it.each([
-    ["a 429", new KieError({ code: "rate_limited", message: "429", retryable: true, fleetEffect: "rate-limited" })],
-    ["KIE's maintenance", new KieError({ code: "maintenance", message: "455", retryable: true, fleetEffect: "maintenance" })],
-    ["a refused key", new KieError({ code: "unauthorized", message: "401", retryable: true, fleetEffect: "bad-key" })],
+    [
+      "a 429",
+      new KieError({ code: "rate_limited", message: "429", retryable: true, fleetEffect: "rate-limited" }),
+    ],
+    [
+      "KIE's maintenance",
+      new KieError({ code: "maintenance", message: "455", retryable: true, fleetEffect: "maintenance" }),
+    ],
+    [
+      "a refused key",
+      new KieError({ code: "unauthorized", message: "401", retryable: true, fleetEffect: "bad-key" }),
+    ],
     ["a 5xx", new KieError({ code: "server_error", message: "500", retryable: true })],
   ])(
     "a refresh that meets %s got no answer about the file: the try comes back later, the row is not failed on the result URL's error",
@@ -329,6 +338,21 @@ describe("archive stage", () => {
       expect(f.ledger.current()?.status).toBe("archived");
     },
   );
+
+  it("a pause that fails (a Redis blip) after a refused key does not replace KIE's answer: the try comes back", async () => {
+    const f = setup({
+      copyFails: [new DownloadError({ code: "http_error", message: "HTTP 451", httpStatus: 451 })],
+    });
+    f.deps.fleet = {
+      pollSlot: async () => {},
+      pause: async () => Promise.reject(new Error("connection lost")),
+    };
+    f.deps.kie.refreshDownloadUrl = async () => {
+      throw new KieError({ code: "unauthorized", message: "401", retryable: true, fleetEffect: "bad-key" });
+    };
+    expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toMatchObject({ kind: "delay" });
+    expect(f.ledger.current()?.status).toBe("archiving");
+  });
 
   it("a refresh KIE refuses for the key (401) pauses that key's lane, as a refused status call does", async () => {
     const f = setup({ copyFails: [new DownloadError({ code: "expired", message: "410" })] });
