@@ -93,6 +93,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       noteWait,
       releaseInFlight,
       fileLifetimeMs,
+      archiveJobLive: base.queues.archiveJobLive?.bind(base.queues),
     };
     return keyMissing(job, missing, lane.missing, row);
   }

@@ -67,6 +67,8 @@ export async function keyMissing(
     noteWait?: ((id: string) => Promise<void>) | undefined;
     /** KIE_FILE_LIFETIME: how long a row already archiving waits for the key. */
     fileLifetimeMs: number;
+    /** Whether the row's archive job is there (it owns an archiving row). Absent: not asked. */
+    archiveJobLive?: ((batch: string, rowId: string) => Promise<boolean>) | undefined;
   },
   keyId: string,
   row: Pick<RowState, "status" | "completedAt">,
@@ -125,13 +127,22 @@ export async function keyMissing(
  */
 async function archivingKeyMissing(
   job: StageJob<PollJob>,
-  deps: { ledger: Pick<Ledger, "transition">; clock: { now(): number }; fileLifetimeMs: number },
+  deps: {
+    ledger: Pick<Ledger, "transition">;
+    clock: { now(): number };
+    fileLifetimeMs: number;
+    archiveJobLive?: ((batch: string, rowId: string) => Promise<boolean>) | undefined;
+  },
   keyId: string,
   row: Pick<RowState, "completedAt">,
   since: number,
   say: (message: string, fields?: Record<string, unknown>) => void,
 ): Promise<StageResult<PollJob>> {
   const { batch, rowId, taskId } = job.data;
+  // This poll ran again beside the row's archive job (a stall, a lost reply): that job archives
+  // the row from the URLs it holds, or fails it itself; failing the row under it could leave its
+  // images stored and the row failed, and two jobs would wait side by side.
+  if (await deps.archiveJobLive?.(batch, rowId)) return done;
   const lifeLeft = (row.completedAt ?? job.data.submittedAt) + deps.fileLifetimeMs - deps.clock.now();
   if (lifeLeft > 0) {
     say(

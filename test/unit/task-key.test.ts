@@ -130,6 +130,14 @@ describe("keyMissing", () => {
     expect(f.released).toEqual([]);
   });
 
+  it("a row archiving whose archive job is there is left to that job, even past its files' lifetime", async () => {
+    const f = setup("archiving");
+    const deps = { ...f.deps, archiveJobLive: async () => true };
+    f.clock.advance(15 * DAY_MS);
+    expect(await keyMissing(pollJob({ keyMissingSince: T0 }), deps, B, f.row())).toEqual({ kind: "done" });
+    expect(f.ledger.current()?.status).toBe("archiving");
+  });
+
   it("a polling row's wait is said once at warn, then at debug", async () => {
     const f = setup();
     const warned: string[] = [];
