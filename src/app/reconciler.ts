@@ -131,7 +131,11 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
     });
     // Then the archived rows that settled since the last sweep are frozen (ledger/freeze.ts): a
     // page of 64 rows in one compressed key. Each batch's walk resumes where it stopped.
-    await freezeAll({ ledger, log }, options.settleMs ?? RECONCILE_SETTLE_MS, keepGoing);
+    await freezeAll(
+      { ledger, log, clock: options.clock },
+      options.settleMs ?? RECONCILE_SETTLE_MS,
+      keepGoing,
+    );
     options.onSweep?.(reports);
   };
   const timer = periodic(sweep, options.everyMs, log, "reconciler sweep");

@@ -37,6 +37,11 @@ export interface FreezeOptions {
   keepGoing?: () => Promise<boolean>;
   /** Pages this walk passes at most. @defaultValue FREEZE_PAGES_PER_SWEEP */
   maxPages?: number;
+  /**
+   * The walk's "now", compared with the rows' stamps (the Redis server's clock: the reconciler's
+   * synced `ServerClock`). @defaultValue the ledger's clock, else this machine's
+   */
+  clock?: { now(): number };
 }
 
 /** Where a batch's freezing stands after a walk. */
@@ -146,7 +151,7 @@ export async function freezeBatch(
     if (pages >= maxPages) return { frozen, pages, complete: false };
     // Asked before every step, the first too: a closing or lease-less sweep does none.
     if (options.keepGoing && !(await options.keepGoing())) return { frozen, pages, complete: false };
-    const now = ctx.clock?.now() ?? Date.now();
+    const now = options.clock?.now() ?? ctx.clock?.now() ?? Date.now();
     const step = await freezeStep(ctx, batch, options.settleMs, now);
     if (step.kind === "complete") return { frozen, pages, complete: true };
     if (step.kind === "waiting") return { frozen, pages, complete: false };

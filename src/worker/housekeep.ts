@@ -60,6 +60,8 @@ export async function housekeepAll(
 export interface FreezeAllDeps {
   ledger: Pick<Ledger, "listBatches" | "freeze">;
   log: Logger;
+  /** "Now" against the rows' stamps (the reconciler's server clock). Absent: the ledger's. */
+  clock?: { now(): number };
 }
 
 /**
@@ -77,7 +79,11 @@ export async function freezeAll(
   let complete = true;
   for (const { batch } of await deps.ledger.listBatches()) {
     try {
-      const progress = await deps.ledger.freeze(batch, { settleMs, keepGoing });
+      const progress = await deps.ledger.freeze(batch, {
+        settleMs,
+        keepGoing,
+        ...(deps.clock ? { clock: deps.clock } : {}),
+      });
       if (progress.frozen > 0) {
         deps.log.info(
           { batch, frozen: progress.frozen, pages: progress.pages },
