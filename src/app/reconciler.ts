@@ -24,8 +24,16 @@ const LEASE_RELEASE_WAIT_MS = 2_000;
 /** The lease's name: one reconciler of the deployment sweeps at a time. */
 const RECONCILE_LEASE = "reconcile";
 
-/** The Redis server's clock, for a sweep outside a worker (`kie-batch retry`, the dashboard's retry). */
-export const sweepClock = (redis: Redis): SweepClock => serverClock(redis);
+/**
+ * The Redis server's clock, synced, for a retry outside a worker (`kie-batch retry`, the
+ * dashboard's): the retried rows' stamps and its sweep's cutoffs. A failed read leaves the local
+ * clock (the sweep syncs again and says so).
+ */
+export async function syncedSweepClock(redis: Redis): Promise<SweepClock> {
+  const clock = serverClock(redis);
+  await clock.sync().catch(() => {});
+  return clock;
+}
 
 /** A clock, and for the server's clock, its sync (a TIME read), awaited before each sweep. */
 export type SweepClock = Pick<Clock, "now"> & { sync?(): Promise<void> };

@@ -1,6 +1,6 @@
 import { PassThrough } from "node:stream";
 import { buildStore } from "../app/parts.js";
-import { reconcileNow, sweepClock } from "../app/reconciler.js";
+import { reconcileNow, syncedSweepClock } from "../app/reconciler.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Config } from "../config/index.js";
 import { type Logger, silentLogger } from "../core/logger.js";
@@ -64,19 +64,21 @@ export async function runDashboardCommand(config: Config, log: Logger, flags: Da
         ...(token === undefined ? {} : { authToken: token }),
         ...(store ? { store } : {}),
         trustProxy,
-        retry: (batch, scope) =>
-          retryInScope(
+        retry: async (batch, scope) => {
+          // The Redis server's clock: the retried rows' stamps and the sweep's cutoffs.
+          const clock = await syncedSweepClock(ctx.redis);
+          return retryInScope(
             {
               ledger: ctx.ledger,
               queues: ctx.queues(),
-              clock: ctx.clock,
+              clock,
               out: new PassThrough().resume(), // its report goes to the page, not to stdout
               queuePrefix: config.KIE_QUEUE_PREFIX,
               reconcile: (name) =>
                 reconcileNow(
                   {
                     ...ctx,
-                    clock: sweepClock(ctx.redis),
+                    clock,
                     queues: ctx.queues(),
                     log: silentLogger(),
                     settleMs: config.KIE_RECONCILE_SETTLE,
@@ -86,7 +88,8 @@ export async function runDashboardCommand(config: Config, log: Logger, flags: Da
             },
             batch,
             scope,
-          ),
+          );
+        },
         onError: (error, path) => log.warn({ err: error, path }, "dashboard request failed"),
       }).catch((error: unknown) => {
         if (error instanceof DashboardListenError) throw new UsageError(error.message, 1);

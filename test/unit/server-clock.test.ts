@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { syncedSweepClock } from "../../src/app/reconciler.js";
 import { serverClock } from "../../src/redis/server-clock.js";
 
 describe("serverClock", () => {
@@ -34,5 +35,16 @@ describe("serverClock", () => {
     fail = true;
     await expect(clock.sync()).rejects.toThrow("connection lost");
     expect(clock.now()).toBe(2_000_000);
+  });
+
+  it("a retry's clock (syncedSweepClock) is synced before use, and is the local clock when the read fails", async () => {
+    const ahead = {
+      time: async (): Promise<[string, string]> => [String(Math.floor(Date.now() / 1000) + 3_600), "0"],
+    };
+    const synced = await syncedSweepClock(ahead as never);
+    expect(synced.now() - Date.now()).toBeGreaterThan(3_598_000);
+    const down = { time: async () => Promise.reject(new Error("connection lost")) };
+    const local = await syncedSweepClock(down as never);
+    expect(Math.abs(local.now() - Date.now())).toBeLessThan(1_000);
   });
 });
