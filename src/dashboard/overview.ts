@@ -1,5 +1,5 @@
 import type { Queue } from "bullmq";
-import type { AccountState, ArchivePauseView, PauseView } from "../report/fleet-state.js";
+import type { AccountState, ArchivePauseView, KeyWaitView, PauseView } from "../report/fleet-state.js";
 import { type BatchStatus, readAllStatus, type StatusDeps } from "../report/status.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
 import type { FailedRowView, FailureReader } from "./failures.js";
@@ -33,6 +33,8 @@ export interface Overview {
   queues: QueueOverview[];
   /** Stage queues paused in BullMQ itself (bull-board's pause button): their jobs wait. */
   queuesPaused?: Stage[];
+  /** API keys rows wait for that no running worker that polls holds, when any. */
+  keyWaits?: KeyWaitView[];
   /** Newest first. */
   batches: BatchOverview[];
 }
@@ -74,6 +76,7 @@ export async function readOverview(deps: OverviewDeps): Promise<Overview> {
     accounts: all.accounts,
     queues,
     ...(all.queuesPaused ? { queuesPaused: all.queuesPaused } : {}),
+    ...(all.keyWaits ? { keyWaits: all.keyWaits } : {}),
     batches,
   };
 }

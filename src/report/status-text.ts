@@ -137,6 +137,7 @@ export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {
       archivePaused: s.archivePaused ?? null,
       accounts: s.accounts,
       ...(s.queuesPaused ? { queuesPaused: s.queuesPaused } : {}),
+      ...(s.keyWaits ? { keyWaits: s.keyWaits } : {}),
     };
     lines.push(...fleetLines(fleet, options.queuePrefix));
   }

@@ -3,7 +3,7 @@ import type { Clock } from "../core/clock.js";
 import type { BatchSummary } from "../ledger/index.js";
 import type { Stage } from "../worker/jobs.js";
 import { requireBatch } from "./batch.js";
-import type { AccountState, ArchivePauseView, FleetState, PauseView } from "./fleet-state.js";
+import type { AccountState, ArchivePauseView, FleetState, KeyWaitView, PauseView } from "./fleet-state.js";
 import type { OpsLedger } from "./types.js";
 
 /** How long KIE keeps a finished task's files, by its docs (KIE_FILE_LIFETIME's default). */
@@ -81,6 +81,8 @@ export interface BatchStatus {
   finishedAt: string | null;
   /** Every account of the deployment (single-batch output only; the list has it once, at the top). */
   accounts?: AccountState[];
+  /** Keys rows wait for that no running worker holds (fleet-state.ts), when any (single-batch output only). */
+  keyWaits?: KeyWaitView[];
 }
 
 /** `status --json` without a batch. */
@@ -91,6 +93,8 @@ export interface AllStatus {
   /** Stage queues paused in BullMQ (bull-board's pause button), when any is. */
   queuesPaused?: Stage[];
   accounts: AccountState[];
+  /** Keys rows wait for that no running worker holds (fleet-state.ts), when any. */
+  keyWaits?: KeyWaitView[];
 }
 
 export interface StatusDeps {
@@ -173,7 +177,11 @@ export async function readBatchStatus(deps: StatusDeps, batch: string): Promise<
     requireBatch(deps.ledger, batch, deps.queuePrefix),
     deps.fleet(),
   ]);
-  return { ...(await toStatus(deps, summary, fleet)), accounts: fleet.accounts };
+  return {
+    ...(await toStatus(deps, summary, fleet)),
+    accounts: fleet.accounts,
+    ...(fleet.keyWaits?.length ? { keyWaits: fleet.keyWaits } : {}),
+  };
 }
 
 /** Every batch of the deployment, newest first, and the fleet's state. */
@@ -186,5 +194,6 @@ export async function readAllStatus(deps: StatusDeps): Promise<AllStatus> {
     archivePaused: fleet.archivePaused ?? null,
     ...(fleet.queuesPaused?.length ? { queuesPaused: fleet.queuesPaused } : {}),
     accounts: fleet.accounts,
+    ...(fleet.keyWaits?.length ? { keyWaits: fleet.keyWaits } : {}),
   };
 }

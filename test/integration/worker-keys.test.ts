@@ -13,6 +13,8 @@ import { sharedAccountId } from "../../src/fleet/account.js";
 import { accountId, accountKey, accountKeyPattern } from "../../src/fleet/index.js";
 import { ledgerKeys } from "../../src/ledger/index.js";
 import { fleetLines } from "../../src/report/fleet-state.js";
+import { readAllStatus, readBatchStatus } from "../../src/report/status.js";
+import { allLines, batchLines } from "../../src/report/status-text.js";
 import { startAlertReceiver } from "../helpers/alert-receiver.js";
 import { capturingLogger } from "../helpers/capturing-logger.js";
 import { harnessPerTest } from "../helpers/harness-per-test.js";
@@ -161,15 +163,28 @@ describe("a pool of API keys", () => {
     // The first, still running with k2, runs no poll stage: it would never take those polls.
     await h.worker({ settings: { keyMissingGraceMs: 1_000 } });
     const summary = await h.pipeline.waitFinished("gone", 30_000);
-    // While rows waited, `status` named the key no running worker that polls holds (never the key).
+    // While rows waited, `status` (the list, one batch's, and --json) named the key no running
+    // worker that polls holds (never the key).
     const operator = await openOperator(h.config());
     try {
-      const lines = fleetLines(await operator.fleetState()).join("\n");
-      expect(lines).toContain(
-        `fleet: API key ${accountId(k2)} is held by no running worker that polls, and rows wait for it`,
-      );
-      expect(lines).not.toContain(k2);
-      expect(lines).not.toContain(`API key ${accountId(k1)} is held by no`);
+      const deps = {
+        ledger: operator.ledger,
+        fleet: () => operator.fleetState(),
+        clock: operator.clock,
+        queuePrefix: h.pipeline.prefix,
+      };
+      const all = await readAllStatus(deps);
+      const one = await readBatchStatus(deps, "gone");
+      for (const lines of [allLines(all).join("\n"), batchLines(one).join("\n")]) {
+        expect(lines).toContain(
+          `fleet: API key ${accountId(k2)} is held by no running worker that polls, and rows wait for it`,
+        );
+        expect(lines).not.toContain(k2);
+        expect(lines).not.toContain(`API key ${accountId(k1)} is held by no`);
+      }
+      expect(JSON.parse(JSON.stringify(all)).keyWaits).toEqual([
+        { accountId: accountId(k2), lastAt: expect.any(String) },
+      ]);
     } finally {
       await operator.close();
     }

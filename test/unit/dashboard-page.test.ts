@@ -105,6 +105,15 @@ describe("the overview page", () => {
     expect(renderOverviewPage(overview([], { queues }))).not.toContain("paused in BullMQ");
   });
 
+  it("names an API key rows wait for that no running worker holds, in the fleet section", () => {
+    const keyWaits = [{ accountId: "bbbbbbbbbbbbbbbb", account: "team", lastAt: "2025-01-01T00:00:00.000Z" }];
+    const page = renderOverviewPage(overview([], { keyWaits }));
+    expect(page).toContain(
+      "API key <code>bbbbbbbbbbbbbbbb</code> (team): held by no running worker that polls",
+    );
+    expect(renderOverviewPage(overview([]))).not.toContain("held by no running worker");
+  });
+
   it("says how to start when there are no batches, and can turn the refresh off", () => {
     const page = renderOverviewPage(overview([]), { refreshSeconds: 0 });
     expect(page).toContain("No batches under queue prefix <code>kie</code>");
