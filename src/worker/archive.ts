@@ -26,7 +26,13 @@ import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
 import type { ArchiveSlots, FleetPort, WorkerSettings } from "./ports.js";
 import { type ReuseDeps, recordResult } from "./reuse.js";
 import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
-import { KEY_MISSING_RECHECK_MS, TaskKeyMissingError, taskLane } from "./task-key.js";
+import {
+  ARCHIVING_KEY_RECHECK_MS,
+  KEY_MISSING_GRACE_MS,
+  KEY_MISSING_RECHECK_MS,
+  TaskKeyMissingError,
+  taskLane,
+} from "./task-key.js";
 
 /** The ledger calls the archive stage makes. */
 type ArchiveLedger = Pick<Ledger, "getRow" | "transition">;
@@ -150,13 +156,22 @@ export async function archiveRow(
     const lifeLeft = data.completedAt + deps.settings.fileLifetimeMs - now;
     if (error instanceof TaskKeyMissingError && lifeLeft > 0) {
       // No try counted: the job comes back (to any worker) while the file may still be refreshed.
+      const since = data.keyMissingSince ?? now;
       // `status` names the key while no running worker holds it (KeyRing.noteWait).
-      await deps.keys?.noteWait?.(error.keyId).catch(() => {});
-      job.log.warn(
+      const held = (await deps.keys?.held?.(error.keyId).catch(() => true)) ?? false;
+      if (!held) await deps.keys?.noteWait?.(error.keyId).catch(() => {});
+      // Said once a job at warn (then at debug): it comes back every 30 s, then every 5 minutes
+      // past the first 15, for as long as the file lives (days).
+      const say =
+        data.keyMissingSince === undefined ? job.log.warn.bind(job.log) : job.log.debug.bind(job.log);
+      say(
         { taskId, key: error.keyId },
-        "result URL expired and this worker lacks the task's API key: left for a worker that has it",
+        held
+          ? "result URL expired and this worker lacks the task's API key, which another worker has: left for it"
+          : "result URL expired and no running worker that polls has the task's API key: left for a worker that has it (KIE_API_KEYS)",
       );
-      return delay(Math.min(KEY_MISSING_RECHECK_MS, lifeLeft), data);
+      const recheck = now - since < KEY_MISSING_GRACE_MS ? KEY_MISSING_RECHECK_MS : ARCHIVING_KEY_RECHECK_MS;
+      return delay(Math.min(recheck, lifeLeft), { ...data, keyMissingSince: since });
     }
     // The archive module classifies downloads and stores (a full disk or S3's 5xx: again; access
     // denied or a missing bucket: no); a KieError here is a refresh of an expired URL.

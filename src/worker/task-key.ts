@@ -17,7 +17,7 @@ export const KEY_MISSING_RECHECK_MS = 30_000;
  * How often the poll of a row already archiving, whose key no running worker has, comes back: it
  * waits for that key while the task's files live (days), so a slower pace than a generation's.
  */
-const ARCHIVING_KEY_RECHECK_MS = 5 * 60_000;
+export const ARCHIVING_KEY_RECHECK_MS = 5 * 60_000;
 
 /** A call about a task that only its own key may make, on a worker that lacks that key. */
 export class TaskKeyMissingError extends Error {

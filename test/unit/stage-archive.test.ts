@@ -478,11 +478,58 @@ describe("archive stage", () => {
       const f = setup({ row, copyFails: [expired()] });
       const asked = withKeys(f, ["aaaaaaaaaaaaaaaa"]);
       const result = await archiveStage.run(stageJob(archiveJob({ tries: 2 })), f.deps);
-      expect(result).toEqual({ kind: "delay", ms: 30_000, data: archiveJob({ tries: 2 }) });
+      expect(result).toEqual({
+        kind: "delay",
+        ms: 30_000,
+        data: { ...archiveJob({ tries: 2 }), keyMissingSince: T0 + 1_000 },
+      });
       expect(asked).toEqual({});
       expect(f.refreshed).toEqual([]);
       expect(f.ledger.current()?.status).toBe("archiving");
     }
+  });
+
+  it("a job waiting for a key no running worker has notes the wait for status, says so once at warn, and slows to every 5 minutes after 15", async () => {
+    const f = setup({
+      row: { taskKeys: { "t-1": "cccccccccccccccc" } },
+      copyFails: [
+        new DownloadError({ code: "expired", message: "410" }),
+        new DownloadError({ code: "expired", message: "410" }),
+        new DownloadError({ code: "expired", message: "410" }),
+      ],
+    });
+    const noted: string[] = [];
+    let held = false;
+    const lanes = [
+      {
+        id: "aaaaaaaaaaaaaaaa",
+        account: "a",
+        kie: {} as KieApi,
+        fleet: { pollSlot: async () => {} } as unknown as FleetPort,
+      },
+    ];
+    f.deps.keys = keyRing(lanes, {
+      held: async () => held,
+      noteWait: async (id) => void noted.push(id),
+    });
+    const warned: string[] = [];
+    const run = (data: Partial<ArchiveJob>) => {
+      const job = stageJob(archiveJob(data));
+      job.log.warn = ((_fields: unknown, message: string) =>
+        void warned.push(message)) as typeof job.log.warn;
+      return archiveStage.run(job, f.deps);
+    };
+    const first = await run({});
+    expect(first).toMatchObject({ kind: "delay", ms: 30_000, data: { keyMissingSince: T0 + 1_000 } });
+    expect(noted).toEqual(["cccccccccccccccc"]);
+    // Another worker holds it now: nothing noted, and said at debug (the job already waited).
+    held = true;
+    f.clock.advance(15 * 60_000);
+    const later = await run({ keyMissingSince: T0 + 1_000 });
+    expect(later).toMatchObject({ kind: "delay", ms: 5 * 60_000, data: { keyMissingSince: T0 + 1_000 } });
+    expect(noted).toEqual(["cccccccccccccccc"]);
+    expect(warned).toHaveLength(1);
+    expect(f.ledger.current()?.status).toBe("archiving");
   });
 
   it("a store that is down is tried again with backoff, and the row stays archiving", async () => {
