@@ -63,8 +63,12 @@ function describeMapping(value: string): string {
   return value.startsWith("account:") ? `account "${value.slice(8)}"` : "a window of its own";
 }
 
-/** How long a note that rows wait for a key (`noteKeyWait`) lasts after the last one. */
-export const KEY_WAIT_TTL_MS = 60 * 60_000;
+/**
+ * How long a note that rows wait for a key (`noteKeyWait`) lasts after the last one: longer than
+ * the slowest waiting job's recheck (5 minutes), short enough that `status` stops naming the key
+ * soon after nothing waits for it any more.
+ */
+export const KEY_WAIT_TTL_MS = 15 * 60_000;
 
 /** The deployment's name hashed: a queue prefix may hold characters a key name may not. */
 function deploymentTag(deployment: string): string {

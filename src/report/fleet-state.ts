@@ -45,7 +45,7 @@ export interface FleetState {
    */
   queuesPaused?: Stage[];
   /**
-   * API keys rows of the deployment waited for within the last hour that no running worker that
+   * API keys rows of the deployment waited for within the last 15 minutes that no running worker that
    * polls holds now (a key removed from KIE_API_KEYS with tasks in flight). Absent where no one read them.
    */
   keyWaits?: KeyWaitView[];
