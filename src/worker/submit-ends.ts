@@ -1,8 +1,9 @@
+import type { KeyRing } from "../fleet/key-ring.js";
 import { PAUSE_POLICY } from "../fleet/policy.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
 import { jobKey, type SubmitJob } from "./jobs.js";
-import type { StageQueues, WorkerSettings } from "./ports.js";
+import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { archiveFromIndex, type ReuseDeps } from "./reuse.js";
 import { delay, done, JobLostError, type StageJob, type StageResult } from "./stage.js";
 
@@ -69,4 +70,20 @@ export async function reuseStep(
     return delay(deps.settings.storeProbeMs ?? PAUSE_POLICY["store-unavailable"].probeEveryMs, data);
   }
   return reused ? done : undefined;
+}
+
+/**
+ * A submit job's in-flight slot, under every key of the worker (a run that died may have taken
+ * it under any), given back when no run of the job will create anything: a worker killed while
+ * its job waited for a rate slot, the row cancelled or purged meanwhile, left it counted against
+ * the account's KIE_MAX_IN_FLIGHT for an hour (until stale), holding back every batch's creates.
+ * Only for a job with no create on the wire (its caller's check): KIE may be running that task.
+ * Keyed by the job, so never another job's slot; a slot not there is nothing.
+ */
+export async function releaseSlotsOf(
+  deps: { fleet: Pick<FleetPort, "releaseInFlight">; keys?: KeyRing | undefined },
+  key: string,
+): Promise<void> {
+  const fleets = deps.keys?.lanes.map((lane) => lane.fleet) ?? [deps.fleet];
+  await Promise.all(fleets.map((fleet) => fleet.releaseInFlight(key)));
 }

@@ -21,7 +21,7 @@ import {
   type StageJob,
   type StageResult,
 } from "./stage.js";
-import { afterParked, giveUpSubmit, reuseStep } from "./submit-ends.js";
+import { afterParked, giveUpSubmit, releaseSlotsOf, reuseStep } from "./submit-ends.js";
 import { handleSubmitError } from "./submit-errors.js";
 import { markCreating, unmark, unmarked } from "./submit-mark.js";
 import { requestOf } from "./submit-request.js";
@@ -86,6 +86,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
   const row = await deps.ledger.getRow(batch, rowId);
   if (!row) {
     job.log.warn("row is not in the ledger (purged?): nothing to submit");
+    if (job.data.creating === undefined) await releaseSlotsOf(deps, key);
     return done;
   }
   const existingTaskId = row.taskIds[resubmit];
@@ -112,6 +113,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     // Cancelled or failed without a create of this lineage: what it still holds goes back.
     if ((row.status === "cancelled" || row.status === "failed") && row.creditsReserved > 0)
       await deps.ledger.releaseReservation(batch, rowId);
+    // So does a slot a dead run took (nothing polls it; it held the cap an hour): releaseSlotsOf.
+    if (job.data.creating === undefined) await releaseSlotsOf(deps, key);
     return done; // or moved on by an operator
   }
   // A request archived before is copied from there: no reservation, no rate slot, no create.

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { keyRing } from "../../src/fleet/key-ring.js";
 import type { FleetPort } from "../../src/fleet/port.js";
 import { KieError } from "../../src/kie/errors.js";
 import type { KieApi, SubmitRequest } from "../../src/kie/types.js";
@@ -410,6 +411,44 @@ describe("submit stage", () => {
     expect(saved).toEqual([submitJob({ creating: T0 })]);
     expect(inFlightReleased).toEqual([]);
     expect(f.creates).toEqual([]);
+  });
+
+  it.each([
+    ["cancelled", { status: "cancelled" as const }],
+    ["failed", { status: "failed" as const }],
+    ["gone (purged)", null],
+  ])(
+    "a job run again on a row %s (its last run died holding an in-flight slot) gives the slot back under every key",
+    async (_name, row) => {
+      const released: string[] = [];
+      const f = setup({ row, fleet: { releaseInFlight: async (key) => void released.push(`own ${key}`) } });
+      const lane = (id: string) => ({
+        id,
+        account: id,
+        kie: f.deps.kie,
+        fleet: openFleet({ releaseInFlight: async (key) => void released.push(`${id} ${key}`) }),
+      });
+      f.deps.keys = keyRing([lane("aaaaaaaaaaaaaaaa"), lane("bbbbbbbbbbbbbbbb")]);
+      expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+      expect(released.sort()).toEqual(["aaaaaaaaaaaaaaaa b/r1", "bbbbbbbbbbbbbbbb b/r1"]);
+      // One key (no ring): the stage's own fleet.
+      const one = setup({ row, fleet: { releaseInFlight: async (key) => void released.push(`own ${key}`) } });
+      await submitStage.run(stageJob(submitJob()), one.deps);
+      expect(released).toContain("own b/r1");
+      expect(f.creates).toEqual([]);
+    },
+  );
+
+  it("a job run again on a cancelled row whose last run died with a create on the wire keeps the slot (KIE may run that task)", async () => {
+    const released: string[] = [];
+    const f = setup({
+      row: { status: "cancelled" },
+      fleet: { releaseInFlight: async (key) => void released.push(key) },
+    });
+    expect(await submitStage.run(stageJob(submitJob({ creating: T0 - 5_000 })), f.deps)).toEqual({
+      kind: "done",
+    });
+    expect(released).toEqual([]);
   });
 
   it("a row cancelled while its job waited for the slot: unmarked, slot and reservation given back, nothing created", async () => {
