@@ -248,8 +248,7 @@ export async function startWorker(
       redis,
       ledger,
       queues,
-      // The rows' stamps are the Redis server's time: the sweep's cutoffs are too.
-      clock: serverClock(redis),
+      clock: serverClock(redis), // the rows' stamps are the Redis server's time
       log,
       everyMs: config.KIE_RECONCILE_EVERY,
       settleMs: config.KIE_RECONCILE_SETTLE,

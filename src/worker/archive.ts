@@ -16,14 +16,14 @@ import { retryDelay } from "../core/backoff.js";
 import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
 import type { KeyRing } from "../fleet/key-ring.js";
-import { PAUSE_POLICY } from "../fleet/policy.js";
 import { isKieError } from "../kie/errors.js";
 import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { type ArchiveGateDeps, pauseArchiving, waitForStore } from "./archive-gate.js";
+import { type RefreshFleet, refreshedUrl, refreshUnanswered } from "./archive-refresh.js";
 import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
-import type { ArchiveSlots, FleetPort, WorkerSettings } from "./ports.js";
+import type { ArchiveSlots, WorkerSettings } from "./ports.js";
 import { type ReuseDeps, recordResult } from "./reuse.js";
 import { delay, done, errorMessage, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 import {
@@ -280,36 +280,5 @@ async function archiveOne(
       job.log.info({ index, err: refreshFailed }, "a refreshed URL did not give the image either");
       throw error;
     }
-  }
-}
-
-/** What the refresh uses of a key's fleet state: a status-call slot, and the bad-key pause. */
-type RefreshFleet = Pick<FleetPort, "pollSlot"> & Partial<Pick<FleetPort, "pause">>;
-
-/** A download-url call that KIE did not answer about the file: retryable, or a fleet condition. */
-function refreshUnanswered(error: unknown): boolean {
-  return isKieError(error) && (error.retryable || error.fleetEffect !== undefined);
-}
-
-/**
- * A fresh URL for `url` from KIE's download-url, with the task's key, once a status-call slot is
- * free. A key KIE refuses (401) pauses that key's lane as a refused status call does, so the cause
- * is named in `status` and alerts instead of only in the archive's retries.
- */
-async function refreshedUrl(
-  deps: { kie: Pick<KieApi, "refreshDownloadUrl">; fleet?: RefreshFleet },
-  lane: { kie?: Pick<KieApi, "refreshDownloadUrl">; fleet?: RefreshFleet },
-  url: string,
-  signal: AbortSignal,
-): Promise<string> {
-  const fleet = lane.fleet ?? deps.fleet;
-  await fleet?.pollSlot(signal);
-  try {
-    return await (lane.kie ?? deps.kie).refreshDownloadUrl(url, signal);
-  } catch (error) {
-    // The pause failing (a Redis blip) must not replace KIE's answer: that answer keeps the try.
-    if (isKieError(error) && error.fleetEffect === "bad-key")
-      await fleet?.pause?.("bad-key", PAUSE_POLICY["bad-key"].reason()).catch(() => false);
-    throw error;
   }
 }

@@ -110,10 +110,9 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       throw new JobLostError(`job ${key} went to another worker: that one submits it`);
   }
   if (row.status !== "queued") {
-    // Cancelled or failed without a create of this lineage: what it still holds goes back.
+    // Cancelled or failed without a create of this lineage: its reservation and slot go back.
     if ((row.status === "cancelled" || row.status === "failed") && row.creditsReserved > 0)
       await deps.ledger.releaseReservation(batch, rowId);
-    // So does a slot a dead run took (nothing polls it; it held the cap an hour): releaseSlotsOf.
     if (job.data.creating === undefined) await releaseSlotsOf(deps, key);
     return done; // or moved on by an operator
   }
