@@ -94,6 +94,7 @@ function workerSettings(config: Config): WorkerSettings {
     pollFirstMs: config.KIE_POLL_INTERVAL,
     fileLifetimeMs: config.KIE_FILE_LIFETIME,
     storeProbeMs: config.KIE_STORE_PROBE_INTERVAL,
+    storeMinFreeBytes: config.KIE_ARCHIVE_MIN_FREE,
     ...(config.KIE_CALLBACK_URL ? { callbackUrl: config.KIE_CALLBACK_URL } : {}),
   };
 }
@@ -147,8 +148,7 @@ export async function startWorker(
     const openPause = recentlyOpen(storePause);
     // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
     // Refuses a key the running workers count in another account's window (KIE_ACCOUNTS).
-    // Listed as a holder of its keys only when it polls: a poll job whose task's key this worker
-    // lacks waits for a holder, which must be one that will take the job.
+    // A holder of its keys only when it polls: a poll lacking its key waits for one that takes it.
     const polls = (options.stages ?? STAGES).includes("poll");
     const registered = await registerKeys(redis, config, keys, log, { ...options.keyLease, polls });
     releasers.push("key holds", () => registered.leases.close());

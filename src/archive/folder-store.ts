@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { type FileHandle, open, readFile, stat, unlink } from "node:fs/promises";
+import { type FileHandle, open, readFile, stat, statfs, unlink } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { type Readable, Transform } from "node:stream";
 import { destroyOnAbort } from "./abort-body.js";
@@ -109,6 +109,16 @@ export function createFolderStore(rootDir: string): ArchiveStore {
   return {
     locationOf(key) {
       return pathOf(key);
+    },
+
+    async freeBytes() {
+      // The root's file system, or its nearest existing parent's (where the root will be made).
+      for (let dir = root; ; dir = dirname(dir)) {
+        const fs = await statfs(dir).catch(() => undefined);
+        if (fs !== undefined) return Number(fs.bavail) * Number(fs.bsize);
+        // Not known (a file system without statfs): the probe's write says.
+        if (dirname(dir) === dir) return undefined;
+      }
     },
 
     async put(key, body, options) {

@@ -1,5 +1,6 @@
 import { Readable } from "node:stream";
 import { JSON_CONTENT_TYPE } from "./sidecar.js";
+import { ArchiveStoreError } from "./store-error.js";
 import type { ArchiveStore } from "./types.js";
 
 /** The probe's object, at the store's root: no batch can own it (batch names never start with "."). */
@@ -12,10 +13,17 @@ const STORE_PROBE_KEY = ".kie-batch-probe.json";
  * must not keep archiving paused; `onRemoveError` hears of it.
  */
 export async function probeStore(
-  store: Pick<ArchiveStore, "put" | "head" | "remove">,
-  options: { signal?: AbortSignal; now?: number; onRemoveError?: (error: unknown) => void } = {},
+  store: Pick<ArchiveStore, "put" | "head" | "remove" | "freeBytes">,
+  options: {
+    signal?: AbortSignal;
+    now?: number;
+    onRemoveError?: (error: unknown) => void;
+    /** KIE_ARCHIVE_MIN_FREE: the store's free bytes (where it says) the probe asks for. */
+    minFreeBytes?: number;
+  } = {},
 ): Promise<void> {
   const { signal } = options;
+  await checkFreeSpace(store, options.minFreeBytes ?? 0);
   const body = `${JSON.stringify({ probe: "kie-batch", at: new Date(options.now ?? Date.now()).toISOString() })}\n`;
   await store.put(STORE_PROBE_KEY, Readable.from([Buffer.from(body)]), {
     contentType: JSON_CONTENT_TYPE,
@@ -24,3 +32,23 @@ export async function probeStore(
   await store.head(STORE_PROBE_KEY, signal);
   await store.remove(STORE_PROBE_KEY, signal).catch((error: unknown) => options.onRemoveError?.(error));
 }
+
+/**
+ * A full disk is not over when a probe's few bytes fit: the image that filled it gave its space
+ * back as it failed, so a write of 100 bytes succeeds while the next image would not, and archiving
+ * would resume and pause again every probe interval (an alert each time, every image downloaded
+ * again). So the probe asks the store's free space first, where the store knows it: under
+ * `minFree`, it refuses as a full disk does. Only the probe asks (not each put): archiving goes on
+ * to the last byte, then waits until that much is free again.
+ */
+async function checkFreeSpace(store: Pick<ArchiveStore, "freeBytes">, minFree: number): Promise<void> {
+  if (minFree <= 0 || store.freeBytes === undefined) return;
+  const free = await store.freeBytes();
+  if (free === undefined || free >= minFree) return;
+  throw new ArchiveStoreError({
+    code: "no_space",
+    message: `${mebibytes(free)} free where the archive writes, under the ${mebibytes(minFree)} archiving waits for after a full disk (KIE_ARCHIVE_MIN_FREE)`,
+  });
+}
+
+const mebibytes = (bytes: number): string => `${(bytes / 1_048_576).toFixed(1)} MiB`;

@@ -106,6 +106,12 @@ export interface ArchiveStore {
   head(key: string, signal?: AbortSignal): Promise<ArchiveStoreHead | undefined>;
   /** Deletes the object (and whatever the store keeps beside it); a missing key is not an error. */
   remove(key: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Bytes free where the store writes, for this process (a folder store: its file system's space
+   * available to unprivileged users); absent or undefined where no such figure exists (S3). The
+   * store probe asks it before it lifts a full disk's pause (probe.ts).
+   */
+  freeBytes?(): Promise<number | undefined>;
   /** Releases clients and sockets; the store is unusable afterwards. */
   close(): Promise<void>;
 }

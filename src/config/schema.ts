@@ -8,6 +8,7 @@ import {
   parsePositiveNumber,
   parseRate,
   parseServiceUrl,
+  parseSize,
   parseSwitch,
 } from "../core/values.js";
 import { checkClusterNodes } from "./redis-nodes.js";
@@ -49,6 +50,9 @@ const bool = parsed(parseSwitch);
 
 /** KIE's documented lifetime of a finished task's files (the read model warns against it too). */
 export const FILE_LIFETIME_DEFAULT_MS = 14 * 86_400_000;
+
+/** Free bytes a folder store's probe asks for before a full disk's pause lifts: a few images per archive slot of a fleet. */
+const ARCHIVE_MIN_FREE_DEFAULT = 256 * 1_048_576;
 
 /** How often one worker probes a store that refused (PAUSE_POLICY["store-unavailable"]'s interval). */
 const STORE_PROBE_DEFAULT_MS = 60_000;
@@ -114,6 +118,8 @@ export const envSchema = z.object({
   KIE_FILE_LIFETIME: duration('"14d"').default(FILE_LIFETIME_DEFAULT_MS),
   /** The archive store refused (credential, permission, missing bucket): one worker probes it this often. */
   KIE_STORE_PROBE_INTERVAL: duration('"60s"').default(STORE_PROBE_DEFAULT_MS),
+  /** A full disk's pause lasts until this much is free where a folder store writes (probe.ts). */
+  KIE_ARCHIVE_MIN_FREE: parsed(parseSize, 'a size like "256MiB"').default(ARCHIVE_MIN_FREE_DEFAULT),
   /** The reconciler's period: rows whose state has no job behind it get it back within about this. */
   KIE_RECONCILE_EVERY: duration('"5m"').default(RECONCILE_EVERY_DEFAULT_MS),
   /**

@@ -11,9 +11,9 @@ import { errorMessage } from "./stage.js";
 /** What the archive gate uses: the deployment's archive pause, the store it probes, a clock. */
 export interface ArchiveGateDeps {
   storePause: ArchivePausePort;
-  store: Pick<ArchiveStore, "put" | "head" | "remove">;
+  store: Pick<ArchiveStore, "put" | "head" | "remove" | "freeBytes">;
   clock: Pick<Clock, "now" | "sleep">;
-  settings: Pick<WorkerSettings, "storeProbeMs">;
+  settings: Pick<WorkerSettings, "storeProbeMs" | "storeMinFreeBytes">;
 }
 
 /**
@@ -37,7 +37,7 @@ export async function waitForStore(deps: ArchiveGateDeps, signal: AbortSignal, l
  * writes a small object to the store and lifts the pause if the store answers.
  */
 async function storeOpen(
-  deps: Pick<ArchiveGateDeps, "storePause" | "store"> & { clock: Pick<Clock, "now"> },
+  deps: Pick<ArchiveGateDeps, "storePause" | "store" | "settings"> & { clock: Pick<Clock, "now"> },
   signal: AbortSignal,
   log: Logger,
 ): Promise<boolean> {
@@ -59,13 +59,15 @@ async function storeOpen(
 
 /** Writes, reads back and deletes the store's probe object; throws what the store threw. */
 async function probe(
-  deps: Pick<ArchiveGateDeps, "store"> & { clock: Pick<Clock, "now"> },
+  deps: Pick<ArchiveGateDeps, "store" | "settings"> & { clock: Pick<Clock, "now"> },
   signal: AbortSignal,
   log: Logger,
 ): Promise<void> {
+  const minFreeBytes = deps.settings.storeMinFreeBytes;
   await probeStore(deps.store, {
     signal,
     now: deps.clock.now(),
+    ...(minFreeBytes === undefined ? {} : { minFreeBytes }),
     onRemoveError: (error) => log.warn({ err: error }, "store probe: the probe object was not deleted"),
   });
 }

@@ -49,9 +49,9 @@ export interface ArchiveDeps extends ArchiveGateDeps {
   /** The worker's keys: a fresh download URL is asked with the key that created the task. */
   keys?: KeyRing;
   ledger: ArchiveLedger;
-  store: Pick<ArchiveStore, "put" | "head" | "remove" | "locationOf">;
+  store: Pick<ArchiveStore, "put" | "head" | "remove" | "locationOf" | "freeBytes">;
   clock: Pick<Clock, "now" | "sleep">;
-  settings: Pick<WorkerSettings, "downloadHosts" | "fileLifetimeMs" | "storeProbeMs">;
+  settings: Pick<WorkerSettings, "downloadHosts" | "fileLifetimeMs" | "storeProbeMs" | "storeMinFreeBytes">;
   /**
    * Streams one image from its URL into the store (download with the host guard, magic bytes,
    * checksum). A test passes a fake so no HTTP server is needed. @defaultValue archiveFromUrl

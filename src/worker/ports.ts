@@ -81,6 +81,8 @@ export interface WorkerSettings {
   usageCapProbeMs?: number;
   /** Store unavailable: how often one worker probes the archive store. @defaultValue PAUSE_POLICY["store-unavailable"].probeEveryMs (60 s) */
   storeProbeMs?: number;
+  /** KIE_ARCHIVE_MIN_FREE: the free bytes a folder store's probe asks for (archive/probe.ts). Absent: none. */
+  storeMinFreeBytes?: number;
   /**
    * Multiplies the fleet's 429/455 backoff ladder (2 s.. / 30 s..). Read by the composition root
    * when it builds the fleet, not by the stages; for tests. @defaultValue 1

@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
@@ -51,6 +51,15 @@ async function writingTempFile(dir: string, bytes: number): Promise<void> {
 }
 
 describe("folder store", () => {
+  it("tells the free bytes of its file system (the probe's floor after a full disk), its parent's before its folder exists", async () => {
+    expect(await store.freeBytes?.()).toBeGreaterThan(0);
+    await store.put("b/r.json", Readable.from([Buffer.from("{}")]), { contentType: "application/json" });
+    const fs = await statfs(root);
+    const free = await store.freeBytes?.();
+    // The same file system's figure, give or take what the disk gained or lost since.
+    expect(Math.abs(free! - Number(fs.bavail) * Number(fs.bsize))).toBeLessThan(64 * 1_048_576);
+  });
+
   it("writes <root>/<key> with exact bytes, and head returns size and metadata", async () => {
     await store.put("batch-1/row-1.png", pngStream(3_000_000, 3), {
       contentType: "image/png",

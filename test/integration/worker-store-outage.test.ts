@@ -168,7 +168,8 @@ describe("worker: the archive store refuses, then is fixed", () => {
       await writeFile(filler, Buffer.alloc(512 * 1024)).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== "ENOSPC") throw error;
       });
-      await start({ ARCHIVE_DIR: join(base, "archive") });
+      // The floor a full disk's pause waits for, within this tmpfs (the default is 256 MiB).
+      await start({ ARCHIVE_DIR: join(base, "archive"), KIE_ARCHIVE_MIN_FREE: "128KiB" });
       await h!.pipeline.addRows("fulldisk", ROWS);
       await expectOutageShown("fulldisk", /ENOSPC/);
       await unlink(filler);

@@ -609,6 +609,28 @@ describe("archive stage: a store that refuses is the fleet's problem, not the ro
     },
   );
 
+  it("a full disk's pause lasts until KIE_ARCHIVE_MIN_FREE is free, not until a probe's few bytes fit", async () => {
+    const full = new ArchiveStoreError({ code: "no_space", message: "ENOSPC: no space left on device" });
+    const f = setup({ copyFails: [full] });
+    // The image that filled the disk gave its bytes back as it failed: the probe's write fits.
+    let free = 64 * 1024;
+    f.deps.store.freeBytes = async () => free;
+    f.deps.settings = { ...f.deps.settings, storeMinFreeBytes: 256 * 1_048_576 };
+    let sleeps = 0;
+    f.deps.clock.sleep = async () => {
+      // Space is freed after the third look at the gate.
+      if (++sleeps === 3) free = 512 * 1_048_576;
+    };
+    expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toEqual({ kind: "done" });
+    // One pause; the probes held it (no probe object written) until the space was there.
+    expect(f.storePause.started).toHaveLength(1);
+    expect(f.storePause.resumed).toBe(1);
+    expect(sleeps).toBe(3);
+    expect(f.copies).toHaveLength(2);
+    expect(f.puts.filter((p) => p.key === ".kie-batch-probe.json")).toHaveLength(1);
+    expect(f.ledger.current()?.status).toBe("archived");
+  });
+
   it("a job that finds archiving paused waits without touching the store until the pause lifts", async () => {
     const f = setup({ probeFails: [new ArchiveStoreError({ code: "access_denied", message: "403" })] });
     f.storePause.state = { kind: "store-unavailable", reason: "r", since: T0, nextProbeAt: T0 };
