@@ -165,7 +165,9 @@ function planLines(plan: PurgePlan): string[] {
   if (!isFinished(summary)) {
     const inFlight = summary.submitted + summary.generating + summary.archiving;
     const lost = [
-      inFlight > 0 ? `${inFlight} rows in flight (already paid for) will not be archived` : "",
+      inFlight > 0
+        ? `${inFlight} rows in flight (already paid for) will not be archived (an archive already running may still write its files to the store, and purge leaves files there)`
+        : "",
       summary.queued > 0 ? `${summary.queued} queued rows will not be submitted` : "",
     ].filter(Boolean);
     lines.push(`warning: batch ${batch} is not finished: ${lost.join(", ")}`);

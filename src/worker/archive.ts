@@ -202,9 +202,17 @@ export async function archiveRow(
     set: { images, archivedAt: deps.clock.now(), error: null },
     rowOnRefusal: true,
   });
+  if (!moved.ok) {
+    // Purged meanwhile (or moved by another run): the files stay in the store, the ledger says nothing of them.
+    job.log.info(
+      { location: images[0]?.location, status: moved.row?.status ?? null },
+      "archived files of a row no longer archiving (purged?): left in the store",
+    );
+    return done;
+  }
   job.log.info({ location: images[0]?.location }, "archived");
   // Its own command after the move (another hash tag): a lost write costs only a future reuse.
-  if (moved.ok) await recordResult(deps.reuse, row, images, taskId, job.log);
+  await recordResult(deps.reuse, row, images, taskId, job.log);
   return done;
 }
 

@@ -127,7 +127,7 @@ describe("purge", () => {
     expect(report.jobs.archive).toEqual({ removed: 0, byState: {}, active: ["gone/a1"] });
     expect(out.lines()).toEqual([
       "batch gone: 8 rows in the ledger (3 queued, 1 submitted, 1 generating, 1 archiving, 1 archived, 1 failed), 8 jobs in the queues (submit 4, poll 3, archive 1) will be removed",
-      "warning: batch gone is not finished: 3 rows in flight (already paid for) will not be archived, 3 queued rows will not be submitted",
+      "warning: batch gone is not finished: 3 rows in flight (already paid for) will not be archived (an archive already running may still write its files to the store, and purge leaves files there), 3 queued rows will not be submitted",
       "purged batch gone: 8 ledger rows deleted; 7 jobs removed: submit 4 (1 completed, 1 failed, 1 prioritized, 1 waiting); poll 3 (2 delayed, 1 waiting); archive 0",
       "archive: 1 jobs left because a worker is running them (gone/a1): they find their rows gone and end by themselves; `kie-batch purge gone` again removes anything they leave",
     ]);

@@ -532,6 +532,25 @@ describe("archive stage", () => {
     expect(f.ledger.current()?.status).toBe("archiving");
   });
 
+  it("a row purged while its archive ran: its files stay in the store, no result indexed, and the log does not say archived", async () => {
+    const f = setup({ row: { params: { seed: 7 } } });
+    const recorded: string[] = [];
+    f.deps.reuse = {
+      results: { record: async (hash: string) => void recorded.push(hash) } as never,
+      clock: f.clock,
+    };
+    // The purge lands between the files and the move: the move finds no row.
+    f.deps.ledger = { ...f.deps.ledger, transition: async () => ({ ok: false, finished: false }) as never };
+    const said: string[] = [];
+    const job = stageJob(archiveJob());
+    job.log.info = ((_fields: unknown, message: string) => void said.push(message)) as typeof job.log.info;
+    expect(await archiveStage.run(job, f.deps)).toEqual({ kind: "done" });
+    expect(f.puts.map((p) => p.key)).toEqual(["b/r1.json"]);
+    expect(recorded).toEqual([]);
+    expect(said).not.toContain("archived");
+    expect(said.some((m) => m.includes("left in the store"))).toBe(true);
+  });
+
   it("a store that is down is tried again with backoff, and the row stays archiving", async () => {
     const f = setup({ copyFails: [new ArchiveStoreError({ code: "unavailable", message: "503" })] });
     const result = await archiveStage.run(stageJob(archiveJob({ tries: 3 })), f.deps);
