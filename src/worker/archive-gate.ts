@@ -1,4 +1,5 @@
 import { probeStore } from "../archive/probe.js";
+import { isArchiveStoreError } from "../archive/store-error.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
@@ -46,7 +47,7 @@ async function storeOpen(
   if (pause.nextProbeAt === undefined || !(await deps.storePause.claimProbe())) return false;
   const policy = PAUSE_POLICY[pause.kind];
   try {
-    await probe(deps, signal, log);
+    await probe(deps, signal, log, isFullDiskPause(pause.reason));
     await deps.storePause.resume(pause.kind);
     log.info(policy.probed.lifted);
   } catch (error) {
@@ -62,8 +63,11 @@ async function probe(
   deps: Pick<ArchiveGateDeps, "store" | "settings"> & { clock: Pick<Clock, "now"> },
   signal: AbortSignal,
   log: Logger,
+  fullDisk = false,
 ): Promise<void> {
-  const minFreeBytes = deps.settings.storeMinFreeBytes;
+  // Only a full disk's pause waits for the floor: a refused credential once fixed lifts at once,
+  // and reuse's own probe (is a missing source the store's fault?) asks nothing of the space.
+  const minFreeBytes = fullDisk ? deps.settings.storeMinFreeBytes : undefined;
   await probeStore(deps.store, {
     signal,
     now: deps.clock.now(),
@@ -91,16 +95,34 @@ export function storeGateOf(deps: Omit<ArchiveGateDeps, "clock"> & { clock: Pick
  * is one interval away, so a store being fixed gets a minute before anyone asks again.
  */
 export async function pauseArchiving(
-  deps: Pick<ArchiveGateDeps, "storePause" | "settings">,
+  deps: Pick<ArchiveGateDeps, "storePause" | "settings" | "store">,
   error: unknown,
   log: Logger,
 ): Promise<void> {
   const policy = PAUSE_POLICY["store-unavailable"];
   const every = deps.settings.storeProbeMs ?? policy.probeEveryMs;
-  const started = await deps.storePause.pause("store-unavailable", policy.reason(errorMessage(error)), {
-    probeAfterMs: every,
-    probeEveryMs: every,
-  });
+  const floor = deps.settings.storeMinFreeBytes ?? 0;
+  // A full disk of a store that tells its free space waits for the floor: said in the reason
+  // (status, alerts), which is also how the probe knows the pause for one (isFullDiskPause).
+  const fullDisk =
+    floor > 0 && deps.store.freeBytes !== undefined && isArchiveStoreError(error) && error.code === "no_space"
+      ? `; ${FULL_DISK_NOTE} (${(floor / 1_048_576).toFixed(0)} MiB)`
+      : "";
+  const started = await deps.storePause.pause(
+    "store-unavailable",
+    policy.reason(errorMessage(error)) + fullDisk,
+    {
+      probeAfterMs: every,
+      probeEveryMs: every,
+    },
+  );
   if (started) log.error({ err: error }, policy.started);
   else log.info({ err: error }, "archive store refused: archiving is paused; the row waits");
+}
+
+/** In a full disk's pause reason (pauseArchiving): what the probe waits for, and its marker. */
+const FULL_DISK_NOTE = "archiving resumes once KIE_ARCHIVE_MIN_FREE is free where the store writes";
+
+function isFullDiskPause(reason: string): boolean {
+  return reason.includes(FULL_DISK_NOTE);
 }

@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ArchiveFromUrlOptions, ArchiveStoreHead } from "../../src/archive/index.js";
 import { ArchiveStoreError, DownloadError } from "../../src/archive/index.js";
 import { retryDelay } from "../../src/core/backoff.js";
+import { silentLogger } from "../../src/core/logger.js";
 import type { ArchivePauseState } from "../../src/fleet/archive-pause.js";
 import { keyRing } from "../../src/fleet/key-ring.js";
 import { PAUSE_RECHECK_MS } from "../../src/fleet/policy.js";
@@ -12,6 +13,7 @@ import { KieError } from "../../src/kie/errors.js";
 import type { KieApi } from "../../src/kie/types.js";
 import type { ArchivedImage, RowRecord } from "../../src/ledger/types.js";
 import { type ArchiveDeps, archiveStage, TRANSIENT_REFRESH_FROM_TRY } from "../../src/worker/archive.js";
+import { storeGateOf } from "../../src/worker/archive-gate.js";
 import type { ArchiveJob } from "../../src/worker/jobs.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
@@ -648,6 +650,27 @@ describe("archive stage: a store that refuses is the fleet's problem, not the ro
     expect(f.copies).toHaveLength(2);
     expect(f.puts.filter((p) => p.key === ".kie-batch-probe.json")).toHaveLength(1);
     expect(f.ledger.current()?.status).toBe("archived");
+    // The pause's reason (status, alerts) says what it waits for.
+    expect(f.storePause.started[0]?.reason).toContain("archiving resumes once KIE_ARCHIVE_MIN_FREE is free");
+  });
+
+  it("the floor is a full disk's only: a refused folder fixed on a disk with little free space resumes at once, and reuse's own probe asks nothing of the space", async () => {
+    const refused = new ArchiveStoreError({ code: "access_denied", message: "EACCES: permission denied" });
+    const f = setup({ copyFails: [refused] });
+    f.deps.store.freeBytes = async () => 10 * 1_048_576;
+    f.deps.settings = { ...f.deps.settings, storeMinFreeBytes: 256 * 1_048_576 };
+    let looks = 0;
+    f.deps.clock.sleep = async () => {
+      if (++looks > 5) throw new Error("archiving still paused after 5 looks at the gate");
+    };
+    expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.storePause.started).toHaveLength(1);
+    expect(f.storePause.started[0]?.reason).not.toContain("KIE_ARCHIVE_MIN_FREE");
+    expect(f.storePause.resumed).toBe(1);
+    expect(f.ledger.current()?.status).toBe("archived");
+    // Reuse probes the store to judge a missing source (whose fault?): no floor there.
+    const gate = storeGateOf({ ...f.deps, storePause: f.deps.storePause });
+    await expect(gate.probe(new AbortController().signal, silentLogger())).resolves.toBeUndefined();
   });
 
   it("a job that finds archiving paused waits without touching the store until the pause lifts", async () => {
