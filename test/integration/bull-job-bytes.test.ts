@@ -120,7 +120,12 @@ describe("stage workers retrying a submit job", () => {
     const workers = new StageWorkers({
       connection: workerRedis,
       queuePrefix: fx.prefix,
-      deps: { ledger, clock: { now: () => Date.now(), sleep: async () => {} } } as unknown as StageDeps,
+      deps: {
+        ledger,
+        clock: { now: () => Date.now(), sleep: async () => {} },
+        // A run that finds no row gives back any in-flight slot of its job (submit-ends.ts).
+        fleet: { releaseInFlight: async () => {} },
+      } as unknown as StageDeps,
       ledger: fx.ledger,
       log: silentLogger(),
       stages: ["submit"],
