@@ -156,25 +156,19 @@ export async function archiveRow(
     const lifeLeft = data.completedAt + deps.settings.fileLifetimeMs - now;
     if (error instanceof TaskKeyMissingError && lifeLeft > 0) {
       // No try counted: the job comes back (to any worker) while the file may still be refreshed.
-      const fields = { taskId, key: error.keyId };
-      if ((await deps.keys?.held?.(error.keyId).catch(() => true)) ?? false) {
-        // Another running worker has the key: left for it, at the quick pace, as the poll does.
-        job.log.debug(
-          fields,
-          "result URL expired and this worker lacks the task's API key, which another worker has: left for it",
-        );
-        const { keyMissingSince: _since, ...rest } = data;
-        return delay(Math.min(KEY_MISSING_RECHECK_MS, lifeLeft), rest);
-      }
-      // No running worker has it: `status` names the key (KeyRing.noteWait), the log says so once
-      // a job (then at debug), and the job comes back every 30 s, then every 5 minutes past the
-      // first 15, for as long as the file lives (days).
-      await deps.keys?.noteWait?.(error.keyId).catch(() => {});
       const since = data.keyMissingSince ?? now;
-      (data.keyMissingSince === undefined ? job.log.warn : job.log.debug).call(
-        job.log,
-        fields,
-        "result URL expired and no running worker that polls has the task's API key: left for a worker that has it (KIE_API_KEYS)",
+      // `status` names the key while no running worker holds it (KeyRing.noteWait).
+      const held = (await deps.keys?.held?.(error.keyId).catch(() => true)) ?? false;
+      if (!held) await deps.keys?.noteWait?.(error.keyId).catch(() => {});
+      // Said once a job at warn (then at debug): it comes back every 30 s, then every 5 minutes
+      // past the first 15, for as long as the file lives (days).
+      const say =
+        data.keyMissingSince === undefined ? job.log.warn.bind(job.log) : job.log.debug.bind(job.log);
+      say(
+        { taskId, key: error.keyId },
+        held
+          ? "result URL expired and this worker lacks the task's API key, which another worker has: left for it"
+          : "result URL expired and no running worker that polls has the task's API key: left for a worker that has it (KIE_API_KEYS)",
       );
       const recheck = now - since < KEY_MISSING_GRACE_MS ? KEY_MISSING_RECHECK_MS : ARCHIVING_KEY_RECHECK_MS;
       return delay(Math.min(recheck, lifeLeft), { ...data, keyMissingSince: since });
