@@ -115,9 +115,9 @@ export function createFolderStore(rootDir: string): ArchiveStore {
       // The root's file system, or its nearest existing parent's (where the root will be made).
       for (let dir = root; ; dir = dirname(dir)) {
         const fs = await statfs(dir).catch(() => undefined);
-        // Root writes into the blocks ext4 keeps for it; any other user only into `bavail`.
-        if (fs !== undefined)
-          return Number(process.getuid?.() === 0 ? fs.bfree : fs.bavail) * Number(fs.bsize);
+        // What an unprivileged writer may use (not the blocks ext4 keeps for root: a root in a
+        // user namespace or behind root_squash may not write them either).
+        if (fs !== undefined) return Number(fs.bavail) * Number(fs.bsize);
         // Not known (a file system without statfs): the probe's write says.
         if (dirname(dir) === dir) return undefined;
       }

@@ -106,7 +106,7 @@ export async function pauseArchiving(
   // (status, alerts), which is also how the probe knows the pause for one (isFullDiskPause).
   const fullDisk =
     floor > 0 && deps.store.freeBytes !== undefined && isArchiveStoreError(error) && error.code === "no_space"
-      ? `; ${FULL_DISK_NOTE} (${(floor / 1_048_576).toFixed(0)} MiB)`
+      ? `; ${FULL_DISK_NOTE} (${(floor / 1_048_576).toFixed(1)} MiB)`
       : "";
   const started = await deps.storePause.pause(
     "store-unavailable",
@@ -121,7 +121,8 @@ export async function pauseArchiving(
 }
 
 /** In a full disk's pause reason (pauseArchiving): what the probe waits for, and its marker. */
-const FULL_DISK_NOTE = "archiving resumes once KIE_ARCHIVE_MIN_FREE is free where the store writes";
+const FULL_DISK_NOTE =
+  "a full disk: the store probe waits for KIE_ARCHIVE_MIN_FREE free where the store writes";
 
 function isFullDiskPause(reason: string): boolean {
   return reason.includes(FULL_DISK_NOTE);

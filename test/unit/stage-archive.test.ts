@@ -651,7 +651,9 @@ describe("archive stage: a store that refuses is the fleet's problem, not the ro
     expect(f.puts.filter((p) => p.key === ".kie-batch-probe.json")).toHaveLength(1);
     expect(f.ledger.current()?.status).toBe("archived");
     // The pause's reason (status, alerts) says what it waits for.
-    expect(f.storePause.started[0]?.reason).toContain("archiving resumes once KIE_ARCHIVE_MIN_FREE is free");
+    expect(f.storePause.started[0]?.reason).toContain(
+      "a full disk: the store probe waits for KIE_ARCHIVE_MIN_FREE free",
+    );
   });
 
   it("the floor is a full disk's only: a refused folder fixed on a disk with little free space resumes at once, and reuse's own probe asks nothing of the space", async () => {
