@@ -51,4 +51,5 @@ async function checkFreeSpace(store: Pick<ArchiveStore, "freeBytes">, minFree: n
   });
 }
 
-const mebibytes = (bytes: number): string => `${(bytes / 1_048_576).toFixed(1)} MiB`;
+/** Bytes as MiB with one decimal, for messages. */
+export const mebibytes = (bytes: number): string => `${(bytes / 1_048_576).toFixed(1)} MiB`;

@@ -20,13 +20,20 @@ export interface ArchivePauseState {
   since: number;
   nextProbeAt?: number;
   probeEveryMs?: number;
+  /** A full disk's pause: the free bytes its probe asks of the store first (KIE_ARCHIVE_MIN_FREE). */
+  minFreeBytes?: number;
+}
+
+/** An archive pause's options: a probe's, and for a full disk, the free space its probe asks for. */
+export interface ArchivePauseOptions extends PauseOptions {
+  minFreeBytes?: number;
 }
 
 /** What the archive stage sees of its pause: an object literal in tests. */
 export interface ArchivePausePort {
   get(): Promise<ArchivePauseState | null>;
   /** Records a pause; true when this call started it (so exactly one worker logs and alerts). */
-  pause(kind: ArchivePauseKind, reason: string, options?: PauseOptions): Promise<boolean>;
+  pause(kind: ArchivePauseKind, reason: string, options?: ArchivePauseOptions): Promise<boolean>;
   /** Clears a pause of `kind` (after a successful probe). */
   resume(kind: ArchivePauseKind): Promise<void>;
   /** True for exactly one caller fleet-wide once the pause's probe is due. */
@@ -59,8 +66,10 @@ function parseArchivePauseState(hash: Record<string, string>): ArchivePauseState
   };
   const nextProbeAt = optionalNumber(hash.nextProbeAt);
   const probeEveryMs = optionalNumber(hash.probeEveryMs);
+  const minFreeBytes = optionalNumber(hash.minFreeBytes);
   if (nextProbeAt !== undefined) state.nextProbeAt = nextProbeAt;
   if (probeEveryMs !== undefined) state.probeEveryMs = probeEveryMs;
+  if (minFreeBytes !== undefined) state.minFreeBytes = minFreeBytes;
   return state;
 }
 
@@ -77,11 +86,19 @@ export class ArchivePause implements ArchivePausePort {
     this.scriptClock = options.scriptClock;
   }
 
-  async pause(kind: ArchivePauseKind, reason: string, options: PauseOptions = {}): Promise<boolean> {
+  async pause(kind: ArchivePauseKind, reason: string, options: ArchivePauseOptions = {}): Promise<boolean> {
     const policy: PausePolicy = PAUSE_POLICY[kind];
     const every = options.probeEveryMs ?? policy.probeEveryMs ?? 60_000;
     const after = options.probeAfterMs ?? every;
-    const args = [kind, policy.rank, reason, whole(after, "probeAfterMs"), whole(every, "probeEveryMs")];
+    const floor = options.minFreeBytes === undefined ? "" : whole(options.minFreeBytes, "minFreeBytes");
+    const args = [
+      kind,
+      policy.rank,
+      reason,
+      whole(after, "probeAfterMs"),
+      whole(every, "probeEveryMs"),
+      floor,
+    ];
     const [isNew] = (await PAUSE.run(this.redis, [this.key], args, this.scriptClock)) as [number, unknown];
     return isNew === 1;
   }

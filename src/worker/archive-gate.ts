@@ -1,4 +1,4 @@
-import { probeStore } from "../archive/probe.js";
+import { mebibytes, probeStore } from "../archive/probe.js";
 import { isArchiveStoreError } from "../archive/store-error.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { Clock } from "../core/clock.js";
@@ -47,7 +47,7 @@ async function storeOpen(
   if (pause.nextProbeAt === undefined || !(await deps.storePause.claimProbe())) return false;
   const policy = PAUSE_POLICY[pause.kind];
   try {
-    await probe(deps, signal, log, isFullDiskPause(pause.reason));
+    await probe(deps, signal, log, pause.minFreeBytes);
     await deps.storePause.resume(pause.kind);
     log.info(policy.probed.lifted);
   } catch (error) {
@@ -63,11 +63,11 @@ async function probe(
   deps: Pick<ArchiveGateDeps, "store" | "settings"> & { clock: Pick<Clock, "now"> },
   signal: AbortSignal,
   log: Logger,
-  fullDisk = false,
+  minFreeBytes?: number,
 ): Promise<void> {
-  // Only a full disk's pause waits for the floor: a refused credential once fixed lifts at once,
-  // and reuse's own probe (is a missing source the store's fault?) asks nothing of the space.
-  const minFreeBytes = fullDisk ? deps.settings.storeMinFreeBytes : undefined;
+  // Only a full disk's pause asks for free space (the pause keeps it: pauseArchiving): a refused
+  // credential once fixed lifts at once, and reuse's own probe (is a missing source the store's
+  // fault?) asks nothing of the space.
   await probeStore(deps.store, {
     signal,
     now: deps.clock.now(),
@@ -102,28 +102,25 @@ export async function pauseArchiving(
   const policy = PAUSE_POLICY["store-unavailable"];
   const every = deps.settings.storeProbeMs ?? policy.probeEveryMs;
   const floor = deps.settings.storeMinFreeBytes ?? 0;
-  // A full disk of a store that tells its free space waits for the floor: said in the reason
-  // (status, alerts), which is also how the probe knows the pause for one (isFullDiskPause).
+  // A full disk of a store that tells its free space: the pause keeps the floor its probe asks for
+  // (a field of the pause, written on one already in force too), and its reason says so.
   const fullDisk =
-    floor > 0 && deps.store.freeBytes !== undefined && isArchiveStoreError(error) && error.code === "no_space"
-      ? `; ${FULL_DISK_NOTE} (${(floor / 1_048_576).toFixed(1)} MiB)`
-      : "";
+    floor > 0 &&
+    deps.store.freeBytes !== undefined &&
+    isArchiveStoreError(error) &&
+    error.code === "no_space";
+  const note = fullDisk
+    ? `; a full disk: the store probe waits for KIE_ARCHIVE_MIN_FREE free (${mebibytes(floor)})`
+    : "";
   const started = await deps.storePause.pause(
     "store-unavailable",
-    policy.reason(errorMessage(error)) + fullDisk,
+    policy.reason(errorMessage(error)) + note,
     {
       probeAfterMs: every,
       probeEveryMs: every,
+      ...(fullDisk ? { minFreeBytes: floor } : {}),
     },
   );
   if (started) log.error({ err: error }, policy.started);
   else log.info({ err: error }, "archive store refused: archiving is paused; the row waits");
-}
-
-/** In a full disk's pause reason (pauseArchiving): what the probe waits for, and its marker. */
-const FULL_DISK_NOTE =
-  "a full disk: the store probe waits for KIE_ARCHIVE_MIN_FREE free where the store writes";
-
-function isFullDiskPause(reason: string): boolean {
-  return reason.includes(FULL_DISK_NOTE);
 }

@@ -118,8 +118,14 @@ function setup(
     storePause: {
       get: async () => storePause.state,
       pause: async (kind, reason, pauseOptions) => {
-        if (storePause.state) return false;
-        storePause.state = { kind, reason, since: clock.now(), nextProbeAt: clock.now() };
+        const floor =
+          pauseOptions?.minFreeBytes === undefined ? {} : { minFreeBytes: pauseOptions.minFreeBytes };
+        if (storePause.state) {
+          // As pause.lua: a full disk met during a pause in force holds its probe too.
+          storePause.state = { ...storePause.state, ...floor };
+          return false;
+        }
+        storePause.state = { kind, reason, since: clock.now(), nextProbeAt: clock.now(), ...floor };
         storePause.started.push({ reason, probeEveryMs: pauseOptions?.probeEveryMs });
         return true;
       },

@@ -6,12 +6,19 @@
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] kind, ARGV[3] rank, ARGV[4] reason
       ARGV[5] probeAfterMs, ARGV[6] probeEveryMs ('' = no probes)
+      ARGV[7] optional: the free bytes the pause's probe asks of the store (the archive pause of a
+        full disk: archive-gate.ts); '' or absent = none. Written on a pause already in force too:
+        a full disk met during another outage holds its probe as well.
+
 
     Output:
       {isNew (0|1), HGETALL of the pause in force afterwards}
 ]]
+local floor = ARGV[7]
+if floor == '' then floor = nil end
 local rank = redis.call('HGET', KEYS[1], 'rank')
 if rank and tonumber(rank) >= tonumber(ARGV[3]) then
+  if floor then redis.call('HSET', KEYS[1], 'minFreeBytes', floor) end
   return {0, redis.call('HGETALL', KEYS[1])}
 end
 local now = now_ms()
@@ -20,4 +27,5 @@ redis.call('HSET', KEYS[1], 'kind', ARGV[2], 'rank', ARGV[3], 'reason', ARGV[4],
 if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[1], 'nextProbeAt', now + tonumber(ARGV[5]), 'probeEveryMs', ARGV[6])
 end
+if floor then redis.call('HSET', KEYS[1], 'minFreeBytes', floor) end
 return {1, redis.call('HGETALL', KEYS[1])}
