@@ -121,7 +121,14 @@ export async function openOperator(config: Config): Promise<Operator> {
         buildArchivePause(redis, config),
         stagePauseFlags(redis, config.KIE_QUEUE_PREFIX),
         async () =>
-          (await unheldKeyWaits(redis, config.KIE_QUEUE_PREFIX, await deploymentAccounts())).map((wait) => ({
+          (
+            await unheldKeyWaits(
+              redis,
+              config.KIE_QUEUE_PREFIX,
+              // The ids resolved above, and the registered ones (a removed key is only there).
+              new Set([...ids, ...(await registeredAccounts(redis, config.KIE_QUEUE_PREFIX))]),
+            )
+          ).map((wait) => ({
             accountId: wait.id,
             ...(names[wait.id] === undefined ? {} : { account: names[wait.id] }),
             lastAt: new Date(wait.lastAt).toISOString(),

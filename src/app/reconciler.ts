@@ -27,12 +27,13 @@ const RECONCILE_LEASE = "reconcile";
 /**
  * The Redis server's clock, synced, for a retry outside a worker (`kie-batch retry`, the
  * dashboard's): the retried rows' stamps and its sweep's cutoffs. A failed read leaves the local
- * clock (the sweep syncs again and says so).
+ * clock.
  */
 export async function syncedSweepClock(redis: Redis): Promise<SweepClock> {
   const clock = serverClock(redis);
   await clock.sync().catch(() => {});
-  return clock;
+  // Synced once: the retry's sweep (reconcileNow) reads no second TIME.
+  return { now: () => clock.now() };
 }
 
 /** A clock, and for the server's clock, its sync (a TIME read), awaited before each sweep. */

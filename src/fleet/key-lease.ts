@@ -69,6 +69,8 @@ function describeMapping(value: string): string {
  * soon after nothing waits for it any more.
  */
 export const KEY_WAIT_TTL_MS = 15 * 60_000;
+/** How often one worker writes that note, per key, at most. */
+const KEY_WAIT_NOTE_EVERY_MS = 60_000;
 
 /** The deployment's name hashed: a queue prefix may hold characters a key name may not. */
 function deploymentTag(deployment: string): string {
@@ -112,14 +114,25 @@ export async function unheldKeyWaits(
   ids: Iterable<string>,
   scriptClock?: ScriptClock,
 ): Promise<KeyWait[]> {
-  const waits: KeyWait[] = [];
-  for (const id of ids) {
-    const noted = await redis.get(waitKeyOf(deployment, id));
-    if (noted === null) continue;
-    const holders = await HELD.run(redis, [holdersKeyOf(deployment, id)], [], scriptClock);
-    if (Number(holders) === 0) waits.push({ id, lastAt: Number(noted) });
-  }
-  return waits;
+  // One key of its own slot each: asked side by side, not one after another.
+  const found = await Promise.all(
+    [...ids].map(async (id): Promise<KeyWait | undefined> => {
+      const noted = await redis.get(waitKeyOf(deployment, id));
+      if (noted === null || (await heldBy(redis, deployment, id, scriptClock))) return undefined;
+      return { id, lastAt: Number(noted) };
+    }),
+  );
+  return found.filter((wait): wait is KeyWait => wait !== undefined);
+}
+
+/** Whether some live worker of the deployment holds the key `id` (key-held.lua). */
+async function heldBy(
+  redis: RedisClient,
+  deployment: string,
+  id: string,
+  scriptClock: ScriptClock | undefined,
+): Promise<boolean> {
+  return Number(await HELD.run(redis, [holdersKeyOf(deployment, id)], [], scriptClock)) > 0;
 }
 
 export class KeyLeases {
@@ -127,6 +140,8 @@ export class KeyLeases {
   private readonly everyMs: number;
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<unknown> = Promise.resolve();
+  /** When this worker last noted a wait for each key (`noteWait`). */
+  private readonly noted = new Map<string, number>();
 
   constructor(
     private readonly redis: RedisClient,
@@ -174,13 +189,18 @@ export class KeyLeases {
 
   /** Whether some live worker of the deployment holds the key `id`. */
   async held(id: string): Promise<boolean> {
-    const count = await HELD.run(this.redis, [this.holdersKey(id)], [], this.options.scriptClock);
-    return Number(count) > 0;
+    return heldBy(this.redis, this.options.deployment, id, this.options.scriptClock);
   }
 
-  /** Notes that a row waits for the key `id`, which no live worker holds (`noteKeyWait`). */
+  /**
+   * Notes that a row waits for the key `id`, which no live worker holds (`noteKeyWait`): at most
+   * once a minute per key from this worker (every waiting row's job asks; the note lasts 15).
+   */
   async noteWait(id: string): Promise<void> {
-    await noteKeyWait(this.redis, this.options.deployment, id, Date.now());
+    const now = Date.now();
+    if (now - (this.noted.get(id) ?? Number.NEGATIVE_INFINITY) < KEY_WAIT_NOTE_EVERY_MS) return;
+    await noteKeyWait(this.redis, this.options.deployment, id, now);
+    this.noted.set(id, now);
   }
 
   /** Stops refreshing and lets go of every hold at once (the mapping expires by itself). */

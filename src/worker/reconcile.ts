@@ -5,7 +5,7 @@ import type { StateEntry } from "../ledger/read-options.js";
 import type { IndexedStatus } from "../ledger/types.js";
 import { wakeParkedRows } from "./budget-wake.js";
 import type { Stage } from "./jobs.js";
-import { repairEndedReservations } from "./reconcile-money.js";
+import { type MoneyRepairDeps, repairEndedReservations } from "./reconcile-money.js";
 import { type ReconcileJobs, requeue, stageKey } from "./reconcile-requeue.js";
 import { feedSubmitWindow } from "./submit-window.js";
 
@@ -42,7 +42,7 @@ type ReconcileLedger = Pick<
   | "releaseEnded"
 >;
 
-export interface ReconcileDeps {
+export interface ReconcileDeps extends Pick<MoneyRepairDeps, "moneyCursors" | "moneySweepMax"> {
   ledger: ReconcileLedger;
   jobs: ReconcileJobs;
   clock: Pick<Clock, "now">;
@@ -51,10 +51,6 @@ export interface ReconcileDeps {
   settleMs?: number;
   /** Rows per page. @defaultValue 500 */
   pageSize?: number;
-  /** The money repair's place in each batch's reserved-ended set (reconcile-money.ts). */
-  moneyCursors?: Map<string, string>;
-  /** @defaultValue 2,000 */
-  moneySweepMax?: number;
 }
 
 export interface ReconcileReport {
