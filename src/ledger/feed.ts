@@ -13,24 +13,28 @@ const MIN_PAGE = 100;
  * order, as many as bring its fed-and-queued rows back to its window (while rows wait for budget,
  * only those that fit the room left), at most `max` per call; the caller adds their submit jobs,
  * then asks again while `more`. Costs one HMGET when the batch is not window-managed, holds no
- * row, has its window full, or has rows waiting and no room.
+ * row, has its window full, has rows waiting and no room, or was cancelled.
  */
 export async function feedWindow(ctx: LedgerContext, batch: string, max = FEED_PAGE): Promise<FeedResult> {
   const batchKey = ctx.keys.batch(batch);
-  const [fedSeq, held, queued, waiting, window, budget, spent, reserved, uncertain] = await ctx.redis.hmget(
-    batchKey,
-    "fedSeq",
-    "held",
-    "queued",
-    "waitingBudget",
-    "submitWindow",
-    "budget",
-    "creditsSpent",
-    "creditsReserved",
-    "creditsUncertain",
-  );
+  const [fedSeq, held, queued, waiting, window, budget, spent, reserved, uncertain, cancelledAt] =
+    await ctx.redis.hmget(
+      batchKey,
+      "fedSeq",
+      "held",
+      "queued",
+      "waitingBudget",
+      "submitWindow",
+      "budget",
+      "creditsSpent",
+      "creditsReserved",
+      "creditsUncertain",
+      "cancelledAt",
+    );
   const none: FeedResult = { fed: [], more: false };
   if (fedSeq === null || fedSeq === undefined || Number(held) <= 0) return none;
+  // A batch `cancel` ran on feeds nothing (feed.lua refuses it too): no page read for it.
+  if (cancelledAt !== null && cancelledAt !== undefined) return none;
   const want = Number(window) - (Number(queued) - Number(held) - Number(waiting ?? 0));
   if (!(want > 0)) return none;
   // While rows wait for budget, only rows that fit the room left are fed (feed.lua): none fits

@@ -20,6 +20,7 @@ export async function wakeParked(ctx: LedgerContext, batch: string, max = WAKE_P
   const woken: WakeResult["woken"] = [];
   for (let i = 1; i + 1 < reply.length; i += 2)
     woken.push({ rowId: String(reply[i]), resubmit: Number(reply[i + 1]) });
-  // A full page walked to its end may have more behind it; a row that did not fit stops the wake.
+  // A full page walked to its end may have more behind it; a row that did not fit (passed over,
+  // wake.lua) ends the wake at this page: the rest wait for the next room.
   return { woken, more: reply[0] !== 1 && ids.length === Math.max(1, max) };
 }

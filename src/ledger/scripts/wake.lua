@@ -45,15 +45,16 @@ for i = 2, #ARGV do
     -- A row that does not fit is passed, not waited behind: a cheaper row after it in the page may
     -- fit (rows of one batch differ by acceleration and model). Rows past this page wait for the
     -- next wake (the caller asks for no further page once a row did not fit).
-    if not fit then out[1] = 1 end
-    if fit and delta > 0 then
-      local deltaText = r[3]
-      if held ~= 0 then deltaText = tostring(delta) end
-      redis.call('HINCRBYFLOAT', rowKey, 'creditsReserved', deltaText)
-      redis.call('HINCRBYFLOAT', batchKey, 'creditsReserved', deltaText)
-      if room then room = room - delta end
-    end
-    if fit then
+    if not fit then
+      out[1] = 1
+    else
+      if delta > 0 then
+        local deltaText = r[3]
+        if held ~= 0 then deltaText = tostring(delta) end
+        redis.call('HINCRBYFLOAT', rowKey, 'creditsReserved', deltaText)
+        redis.call('HINCRBYFLOAT', batchKey, 'creditsReserved', deltaText)
+        if room then room = room - delta end
+      end
       redis.call('HDEL', rowKey, 'waitingBudget')
       redis.call('HSET', rowKey, 'updatedAt', now)
       redis.call('ZREM', parkedKey, rowId)
