@@ -20,11 +20,9 @@ if row_missing() then return 'missing' end
 local guard = nil
 if ARGV[3] ~= '' then
   guard = 'uncertain:' .. ARGV[3]
-  if redis.call('HEXISTS', rowKey, guard) == 1 then return '0' end
-  -- A task already settled (settle.lua's guards) has a known charge, in creditsSpent: nothing
-  -- about it is uncertain (a `retry` that polls a task KIE has since forgotten, say).
-  local _, settled = settle_guard(ARGV[3])
-  if settled then return '0' end
+  -- Counted already, or settled (its charge known, in creditsSpent: nothing about it is uncertain,
+  -- a `retry` that polls a task KIE has since forgotten, say).
+  if task_accounted(ARGV[3]) then return '0' end
 end
 local kept = release()
 if kept == '0' then kept = ARGV[2] end

@@ -22,10 +22,7 @@ if ARGV[2] == '1' then
   local status = redis.call('HGET', rowKey, 'status')
   if status ~= 'cancelled' and status ~= 'failed' then return { '0', 0 } end
   local task = current_task(rowKey)
-  if task ~= '' then
-    local _, settled = settle_guard(task)
-    if not settled and redis.call('HEXISTS', rowKey, 'uncertain:' .. task) == 0 then return { '0', 0 } end
-  end
+  if task ~= '' and not task_accounted(task) then return { '0', 0 } end
 end
 local released = release()
 if released == '0' then return { released, 0 } end

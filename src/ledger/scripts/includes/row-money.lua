@@ -50,3 +50,10 @@ local function settle_guard(task)
   end
   return guard, settled
 end
+
+-- Whether a task's charge is accounted for: settled (its cost counted in creditsSpent) or kept as
+-- uncertain (`uncertain:<task>`, budget-uncertain.lua). A task neither may still be charged.
+local function task_accounted(task)
+  local _, settled = settle_guard(task)
+  return settled or redis.call('HEXISTS', rowKey, 'uncertain:' .. task) == 1
+end
