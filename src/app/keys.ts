@@ -12,6 +12,7 @@ import {
   type KeyLeaseConflict,
   type KeyLeaseOptions,
   KeyLeases,
+  type KeyRole,
 } from "../fleet/key-lease.js";
 import { type KeyRing, keyRing } from "../fleet/key-ring.js";
 import { createFleetPort, type FleetPort, type FleetPortSettings } from "../fleet/port.js";
@@ -74,7 +75,7 @@ export async function registerKeys(
   config: Config,
   keys: readonly WorkerKey[],
   log: Logger,
-  lease: Pick<KeyLeaseOptions, "ttlMs" | "everyMs" | "polls"> = {},
+  lease: Pick<KeyLeaseOptions, "ttlMs" | "everyMs" | "roles"> = {},
 ): Promise<RegisteredKeys> {
   const rate = config.KIE_RATE_LIMIT;
   // The mapping outlives the last worker by more than a window: the old window's creates are gone.
@@ -87,7 +88,7 @@ export async function registerKeys(
       deployment: config.KIE_QUEUE_PREFIX,
       worker: randomUUID(),
       ttlMs,
-      ...(lease.polls === undefined ? {} : { polls: lease.polls }),
+      ...(lease.roles === undefined ? {} : { roles: lease.roles }),
       ...(lease.everyMs === undefined ? {} : { everyMs: lease.everyMs }),
       onRefreshProblem: ({ conflicts, error }) => {
         if (conflicts && conflicts.length > 0) {
@@ -172,8 +173,8 @@ export function keyLanes(
   const { metrics, listenersOf, settings, registered } = instrument;
   const extras = {
     keylessId: registered.keylessId,
-    held: (id: string) => registered.leases.held(id),
-    noteWait: (id: string) => registered.leases.noteWait(id),
+    held: (id: string, role?: KeyRole) => registered.leases.held(id, role),
+    noteWait: (id: string, role?: KeyRole) => registered.leases.noteWait(id, role),
     releaseInFlight: registered.releaseInFlight,
   };
   return keyRing(

@@ -131,6 +131,7 @@ export async function openOperator(config: Config): Promise<Operator> {
           ).map((wait) => ({
             accountId: wait.id,
             ...(names[wait.id] === undefined ? {} : { account: names[wait.id] }),
+            stage: wait.role,
             lastAt: new Date(wait.lastAt).toISOString(),
           })),
       );

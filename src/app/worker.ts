@@ -15,6 +15,7 @@ import { armFailpoints } from "../core/failpoints.js";
 import type { Logger } from "../core/logger.js";
 import { recentlyOpen } from "../fleet/archive-pause.js";
 import { createCallbackLimit } from "../fleet/callback-limit.js";
+import { KEY_ROLES } from "../fleet/key-lease.js";
 import { createFleetPort } from "../fleet/port.js";
 import {
   type AdminServer,
@@ -148,9 +149,11 @@ export async function startWorker(
     const openPause = recentlyOpen(storePause);
     // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
     // Refuses a key the running workers count in another account's window (KIE_ACCOUNTS).
-    // A holder of its keys only when it polls: a poll lacking its key waits for one that takes it.
-    const polls = (options.stages ?? STAGES).includes("poll");
-    const registered = await registerKeys(redis, config, keys, log, { ...options.keyLease, polls });
+    // A holder of its keys for the stages it runs that need a task's own key: a poll (or an
+    // archive's refresh) lacking its key waits for a worker of that stage that takes it.
+    const stages = options.stages ?? STAGES;
+    const roles = KEY_ROLES.filter((role) => stages.includes(role));
+    const registered = await registerKeys(redis, config, keys, log, { ...options.keyLease, roles });
     releasers.push("key holds", () => registered.leases.close());
     // By short hash and account name only: the keys themselves never reach a log.
     log.info({ keys: keys.map(({ id, account }) => ({ key: id, account })) }, `${keys.length} API key(s)`);
@@ -198,7 +201,6 @@ export async function startWorker(
       ? await openRedis(config, { forWorker: true, shortFailover: true })
       : redis;
     if (fetchRedis !== redis) releasers.push("stage workers' connection", () => fetchRedis.disconnect());
-    const stages = options.stages ?? STAGES;
     const concurrency = { ...DEFAULT_CONCURRENCY, ...options.concurrency };
     const storeGate = storeGateOf({
       storePause: openPause,

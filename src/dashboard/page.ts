@@ -1,4 +1,4 @@
-import type { ArchivePauseView, PauseView } from "../report/fleet-state.js";
+import { type ArchivePauseView, keyWaitWords, type PauseView } from "../report/fleet-state.js";
 import { formatCredits, formatDuration } from "../report/status-text.js";
 import { html, raw, type SafeHtml } from "./html.js";
 import type { BatchOverview, Overview, QueueOverview } from "./overview.js";
@@ -104,10 +104,10 @@ function fleetSection(overview: Overview): SafeHtml {
             : html`<li>account <code>${accountId}</code>: submitting</li>`,
         );
   // A key rows wait for that no running worker holds: their polls wait, and only a worker with it helps.
-  const waits = (overview.keyWaits ?? []).map(
-    ({ accountId, account, lastAt }) =>
-      html`<li class="paused">API key <code>${accountId}</code>${account === undefined ? "" : html` (${account})`}: held by no running worker that polls, and rows wait for it (last at ${lastAt}). Give a worker that key again (<code>KIE_API_KEYS</code>): polling rows fail 15 minutes into the wait, rows archiving wait while their files live.</li>`,
-  );
+  const waits = (overview.keyWaits ?? []).map(({ accountId, account, stage, lastAt }) => {
+    const words = keyWaitWords(stage);
+    return html`<li class="paused">API key <code>${accountId}</code>${account === undefined ? "" : html` (${account})`} ${words.held} (last at ${lastAt}): ${words.why}. Give a worker that key again (<code>KIE_API_KEYS</code>): ${words.then.replaceAll("`", "")}.</li>`;
+  });
   return html`<section aria-labelledby="fleet-title" class="${overview.paused ? "fleet paused-fleet" : "fleet"}">
   <h2 id="fleet-title">Fleet${overview.paused ? html` <span class="badge paused">submissions paused</span>` : ""}</h2>
   <ul>${items}${waits}</ul>

@@ -7,16 +7,21 @@ import { accountId, accountKey } from "./account.js";
  *   KIE_ACCOUNTS). Every worker of every deployment using the key must agree, or the key would
  *   count in two windows and the account's rate be passed. The first worker writes it; it lives
  *   while any worker refreshes it and expires `ttlMs` after the last one stops;
- * - the deployment's holders of the key, each with a lease it refreshes: a poll job whose task's
- *   key this worker lacks waits while some live worker holds it (poll jobs go to any worker).
- *   Only a worker running the poll stage is a holder: one that only submits or archives with
- *   the key would never take the job, and the task would wait for it forever.
+ * - the deployment's holders of the key per stage, each with a lease it refreshes: a poll job whose
+ *   task's key this worker lacks waits while some live worker that polls holds it, and an archive
+ *   job whose result URL must be asked for again with a key it lacks, while some live worker that
+ *   archives holds it (jobs go to any worker of their stage). A worker is a holder for the stages
+ *   it runs: one that only submits with the key would never take either job.
  */
 
 /** How long a worker's hold (and the key's window mapping) outlives its last refresh. */
 export const KEY_LEASE_TTL_MS = 60_000;
 /** How often a worker refreshes its holds. */
 const KEY_LEASE_EVERY_MS = 15_000;
+
+/** The stages whose jobs make calls that only a task's own key may make. */
+export type KeyRole = "poll" | "archive";
+export const KEY_ROLES: readonly KeyRole[] = ["poll", "archive"];
 
 export interface LeasedKey {
   /** The key's short hash. */
@@ -38,8 +43,8 @@ export interface KeyLeaseOptions {
   deployment: string;
   /** This worker's id among the holders. */
   worker: string;
-  /** Whether it runs the poll stage, so is listed among the holders. @defaultValue true */
-  polls?: boolean;
+  /** The stages it runs of those that need a task's own key: it is listed among their holders. @defaultValue both */
+  roles?: readonly KeyRole[];
   /** @defaultValue KEY_LEASE_TTL_MS */
   ttlMs?: number;
   /** @defaultValue KEY_LEASE_EVERY_MS */
@@ -77,37 +82,46 @@ function deploymentTag(deployment: string): string {
   return accountId(`kie-batch deployment ${deployment}`);
 }
 
-function holdersKeyOf(deployment: string, id: string): string {
-  return accountKey(id, `holders:${deploymentTag(deployment)}`);
+/** The pollers keep the name the holders had when only pollers were. */
+const ROLE_PART: Record<KeyRole, string> = { poll: "", archive: "archive-" };
+
+function holdersKeyOf(deployment: string, id: string, role: KeyRole): string {
+  return accountKey(id, `${ROLE_PART[role]}holders:${deploymentTag(deployment)}`);
 }
 
-function waitKeyOf(deployment: string, id: string): string {
-  return accountKey(id, `waiting:${deploymentTag(deployment)}`);
+function waitKeyOf(deployment: string, id: string, role: KeyRole): string {
+  return accountKey(id, `${ROLE_PART[role]}waiting:${deploymentTag(deployment)}`);
 }
 
 /**
- * Notes that a row of the deployment waits for the key `id`, which no running worker that polls
- * holds (the poll's `keyMissing`): when, epoch ms. It expires KEY_WAIT_TTL_MS after the last note,
- * so `status` names the key while rows wait for it, not for good.
+ * Notes that a job of the deployment's `role` stage waits for the key `id`, which no running worker
+ * of that stage holds (the poll's `keyMissing`, the archive's refresh): when, epoch ms. It expires
+ * KEY_WAIT_TTL_MS after the last note, so `status` names the key while jobs wait for it, not for good.
  */
 export async function noteKeyWait(
   redis: RedisClient,
   deployment: string,
   id: string,
   now: number,
+  role: KeyRole = "poll",
 ): Promise<void> {
-  await redis.set(waitKeyOf(deployment, id), String(now), "PX", KEY_WAIT_TTL_MS);
+  await redis.set(waitKeyOf(deployment, id, role), String(now), "PX", KEY_WAIT_TTL_MS);
 }
 
-/** A key rows of the deployment waited for lately, that no live worker holds now. */
+/** A key jobs of the deployment's `role` stage waited for lately, that no live worker of it holds now. */
 export interface KeyWait {
   /** The key's short hash. */
   id: string;
-  /** When a row last waited for it, epoch ms. */
+  /** The stage whose jobs wait. */
+  role: KeyRole;
+  /** When a job last waited for it, epoch ms. */
   lastAt: number;
 }
 
-/** Of the keys `ids`, those rows waited for within KEY_WAIT_TTL_MS and no live worker holds now. */
+/**
+ * Of the keys `ids`, those a stage's jobs waited for within KEY_WAIT_TTL_MS and no live worker of
+ * that stage holds now: one entry per key and stage.
+ */
 export async function unheldKeyWaits(
   redis: RedisClient,
   deployment: string,
@@ -116,23 +130,26 @@ export async function unheldKeyWaits(
 ): Promise<KeyWait[]> {
   // One key of its own slot each: asked side by side, not one after another.
   const found = await Promise.all(
-    [...ids].map(async (id): Promise<KeyWait | undefined> => {
-      const noted = await redis.get(waitKeyOf(deployment, id));
-      if (noted === null || (await heldBy(redis, deployment, id, scriptClock))) return undefined;
-      return { id, lastAt: Number(noted) };
-    }),
+    [...ids].flatMap((id) =>
+      KEY_ROLES.map(async (role): Promise<KeyWait | undefined> => {
+        const noted = await redis.get(waitKeyOf(deployment, id, role));
+        if (noted === null || (await heldBy(redis, deployment, id, role, scriptClock))) return undefined;
+        return { id, role, lastAt: Number(noted) };
+      }),
+    ),
   );
   return found.filter((wait): wait is KeyWait => wait !== undefined);
 }
 
-/** Whether some live worker of the deployment holds the key `id` (key-held.lua). */
+/** Whether some live worker of the deployment's `role` stage holds the key `id` (key-held.lua). */
 async function heldBy(
   redis: RedisClient,
   deployment: string,
   id: string,
+  role: KeyRole,
   scriptClock: ScriptClock | undefined,
 ): Promise<boolean> {
-  return Number(await HELD.run(redis, [holdersKeyOf(deployment, id)], [], scriptClock)) > 0;
+  return Number(await HELD.run(redis, [holdersKeyOf(deployment, id, role)], [], scriptClock)) > 0;
 }
 
 export class KeyLeases {
@@ -140,7 +157,7 @@ export class KeyLeases {
   private readonly everyMs: number;
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<unknown> = Promise.resolve();
-  /** When this worker last noted a wait for each key (`noteWait`). */
+  /** When this worker last noted a wait for each key and stage (`noteWait`). */
   private readonly noted = new Map<string, number>();
 
   constructor(
@@ -152,19 +169,26 @@ export class KeyLeases {
     this.everyMs = options.everyMs ?? KEY_LEASE_EVERY_MS;
   }
 
-  private holdersKey(id: string): string {
-    return holdersKeyOf(this.options.deployment, id);
+  private holdersKey(id: string, role: KeyRole): string {
+    return holdersKeyOf(this.options.deployment, id, role);
   }
 
   /** Holds every key, or none where the stored mapping differs: those are returned. */
   async claim(): Promise<KeyLeaseConflict[]> {
     const conflicts: KeyLeaseConflict[] = [];
+    const roles = this.options.roles ?? KEY_ROLES;
     for (const key of this.keys) {
       const mine = mappingOf(key);
       const stored = (await LEASE.run(
         this.redis,
-        [accountKey(key.id, "window"), this.holdersKey(key.id)],
-        [mine, this.ttlMs, this.options.worker, this.options.polls === false ? "" : "1"],
+        [accountKey(key.id, "window"), this.holdersKey(key.id, "poll"), this.holdersKey(key.id, "archive")],
+        [
+          mine,
+          this.ttlMs,
+          this.options.worker,
+          roles.includes("poll") ? "1" : "",
+          roles.includes("archive") ? "1" : "",
+        ],
         this.options.scriptClock,
       )) as string | null;
       if (typeof stored === "string")
@@ -187,20 +211,22 @@ export class KeyLeases {
     this.timer.unref();
   }
 
-  /** Whether some live worker of the deployment holds the key `id`. */
-  async held(id: string): Promise<boolean> {
-    return heldBy(this.redis, this.options.deployment, id, this.options.scriptClock);
+  /** Whether some live worker of the deployment's `role` stage holds the key `id`. */
+  async held(id: string, role: KeyRole = "poll"): Promise<boolean> {
+    return heldBy(this.redis, this.options.deployment, id, role, this.options.scriptClock);
   }
 
   /**
-   * Notes that a row waits for the key `id`, which no live worker holds (`noteKeyWait`): at most
-   * once a minute per key from this worker (every waiting row's job asks; the note lasts 15).
+   * Notes that a job of the `role` stage waits for the key `id`, which no live worker of that stage
+   * holds (`noteKeyWait`): at most once a minute per key and stage from this worker (every waiting
+   * row's job asks; the note lasts 15).
    */
-  async noteWait(id: string): Promise<void> {
+  async noteWait(id: string, role: KeyRole = "poll"): Promise<void> {
     const now = Date.now();
-    if (now - (this.noted.get(id) ?? Number.NEGATIVE_INFINITY) < KEY_WAIT_NOTE_EVERY_MS) return;
-    await noteKeyWait(this.redis, this.options.deployment, id, now);
-    this.noted.set(id, now);
+    const at = `${role} ${id}`;
+    if (now - (this.noted.get(at) ?? Number.NEGATIVE_INFINITY) < KEY_WAIT_NOTE_EVERY_MS) return;
+    await noteKeyWait(this.redis, this.options.deployment, id, now, role);
+    this.noted.set(at, now);
   }
 
   /** Stops refreshing and lets go of every hold at once (the mapping expires by itself). */
@@ -208,6 +234,7 @@ export class KeyLeases {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.refreshing;
-    for (const key of this.keys) await this.redis.zrem(this.holdersKey(key.id), this.options.worker);
+    for (const key of this.keys)
+      for (const role of KEY_ROLES) await this.redis.zrem(this.holdersKey(key.id, role), this.options.worker);
   }
 }

@@ -1,4 +1,5 @@
 import type { KieApi } from "../kie/types.js";
+import type { KeyRole } from "./key-lease.js";
 import type { FleetPort } from "./port.js";
 
 /**
@@ -25,12 +26,18 @@ export interface KeyRing {
    * worker's own first key, which may be another account's. Absent: the first lane's.
    */
   readonly keylessId?: string;
-  /** Whether some live worker of the deployment holds the key `id` (key-lease.ts). Absent: unknown, none. */
-  held?(id: string): Promise<boolean>;
+  /**
+   * Whether some live worker of the deployment that runs the `role` stage (default: poll) holds
+   * the key `id` (key-lease.ts). Absent: unknown, none.
+   */
+  held?(id: string, role?: KeyRole): Promise<boolean>;
   /** Frees a job's in-flight slot under the key `id`, a key of this worker or not. */
   releaseInFlight?(id: string, jobKey: string): Promise<void>;
-  /** Notes that a row waits for the key `id`, which no live worker holds, for `status` (key-lease.ts). */
-  noteWait?(id: string): Promise<void>;
+  /**
+   * Notes that a job of the `role` stage (default: poll) waits for the key `id`, which no live
+   * worker of that stage holds, for `status` (key-lease.ts).
+   */
+  noteWait?(id: string, role?: KeyRole): Promise<void>;
 }
 
 export function keyRing(

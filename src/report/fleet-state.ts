@@ -45,20 +45,38 @@ export interface FleetState {
    */
   queuesPaused?: Stage[];
   /**
-   * API keys rows of the deployment waited for within the last 15 minutes that no running worker that
-   * polls holds now (a key removed from KIE_API_KEYS with tasks in flight). Absent where no one read them.
+   * API keys jobs of the deployment waited for within the last 15 minutes that no running worker of
+   * their stage holds now (a key removed from KIE_API_KEYS with tasks in flight, or archive workers
+   * run apart without it). Absent where no one read them.
    */
   keyWaits?: KeyWaitView[];
 }
 
-/** A key rows wait for that no live worker holds. */
+/** A key jobs of one stage wait for that no live worker of that stage holds. */
 export interface KeyWaitView {
   /** The key's short hash (never the key). */
   accountId: string;
   /** Its account name (KIE_ACCOUNTS), when it has one. */
   account?: string;
-  /** ISO 8601: when a row last waited for it. */
+  /** The stage whose jobs wait: poll (a task's status), archive (an expired result URL's refresh). */
+  stage: "poll" | "archive";
+  /** ISO 8601: when a job last waited for it. */
   lastAt: string;
+}
+
+/** What a key wait means, in words shared by `status` and the dashboard (after the key's name). */
+export function keyWaitWords(stage: KeyWaitView["stage"]): { held: string; why: string; then: string } {
+  return stage === "poll"
+    ? {
+        held: "is held by no running worker that polls, and rows wait for it",
+        why: "their tasks were created with it",
+        then: "polling rows fail 15 minutes into the wait (`kie-batch retry` then polls the same tasks), rows archiving wait while their files live",
+      }
+    : {
+        held: "is held by no running worker that archives, and archive jobs wait for it",
+        why: "their result URLs expired, and only the key a task was created with can ask KIE for new ones",
+        then: "give it to a worker that runs the archive stage; the jobs wait while their files live",
+      };
 }
 
 /** A stage queue as the fleet state reads it (BullMQ's own pause flag). */
@@ -128,11 +146,12 @@ export async function readFleetState(
   };
 }
 
-/** A line per key rows wait for that no running worker holds. */
+/** A line per key and stage whose jobs wait for it while no running worker of that stage holds it. */
 function keyWaitLines(keyWaits: readonly KeyWaitView[] | undefined): string[] {
-  return (keyWaits ?? []).map(({ accountId, account, lastAt }) => {
+  return (keyWaits ?? []).map(({ accountId, account, stage, lastAt }) => {
     const name = account === undefined ? "" : ` (${account})`;
-    return `fleet: API key ${accountId}${name} is held by no running worker that polls, and rows wait for it (last at ${lastAt}): their tasks were created with it. Give a worker that key again (KIE_API_KEYS): polling rows fail 15 minutes into the wait (\`kie-batch retry\` then polls the same tasks), rows archiving wait while their files live`;
+    const words = keyWaitWords(stage);
+    return `fleet: API key ${accountId}${name} ${words.held} (last at ${lastAt}): ${words.why}. Give a worker that key again (KIE_API_KEYS): ${words.then}`;
   });
 }
 

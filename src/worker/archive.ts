@@ -157,9 +157,10 @@ export async function archiveRow(
     if (error instanceof TaskKeyMissingError && lifeLeft > 0) {
       // No try counted: the job comes back (to any worker) while the file may still be refreshed.
       const since = data.keyMissingSince ?? now;
-      // `status` names the key while no running worker holds it (KeyRing.noteWait).
-      const held = (await deps.keys?.held?.(error.keyId).catch(() => true)) ?? false;
-      if (!held) await deps.keys?.noteWait?.(error.keyId).catch(() => {});
+      // `status` names the key while no running worker that archives holds it (KeyRing.noteWait):
+      // only such a worker takes this job (one that only polls with the key never will).
+      const held = (await deps.keys?.held?.(error.keyId, "archive").catch(() => true)) ?? false;
+      if (!held) await deps.keys?.noteWait?.(error.keyId, "archive").catch(() => {});
       // Said once a job at warn (then at debug): it comes back every 30 s, then every 5 minutes
       // past the first 15, for as long as the file lives (days).
       const say =
@@ -168,7 +169,7 @@ export async function archiveRow(
         { taskId, key: error.keyId },
         held
           ? "result URL expired and this worker lacks the task's API key, which another worker has: left for it"
-          : "result URL expired and no running worker that polls has the task's API key: left for a worker that has it (KIE_API_KEYS)",
+          : "result URL expired and no running worker that archives has the task's API key: left for a worker that has it (KIE_API_KEYS)",
       );
       const recheck = now - since < KEY_MISSING_GRACE_MS ? KEY_MISSING_RECHECK_MS : ARCHIVING_KEY_RECHECK_MS;
       return delay(Math.min(recheck, lifeLeft), { ...data, keyMissingSince: since });

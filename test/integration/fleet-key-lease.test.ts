@@ -36,17 +36,30 @@ describe("key leases", () => {
     expect(await w2.held(id)).toBe(false);
   });
 
-  it("a worker that does not poll is no holder (a poll job waiting for one would wait forever), yet its key's window mapping is checked and kept", async () => {
+  it("a worker is a holder for the stages it runs: one that does not poll is no holder for polls (a poll job waiting for one would wait forever), yet its key's window mapping is checked and kept", async () => {
     const redis = accounts.connect();
     const id = accountId(accounts.apiKey());
     const submitter = new KeyLeases(redis, [{ id, account: "team" }], {
       deployment: "dep-a",
       worker: "s1",
       ttlMs: 60_000,
-      polls: false,
+      roles: [],
     });
     expect(await submitter.claim()).toEqual([]);
     expect(await submitter.held(id)).toBe(false);
+    expect(await submitter.held(id, "archive")).toBe(false);
+    // A worker that only archives holds the key for archive jobs (an expired URL's refresh), not for polls.
+    const archiver = new KeyLeases(redis, [{ id, account: "team" }], {
+      deployment: "dep-a",
+      worker: "a1",
+      ttlMs: 60_000,
+      roles: ["archive"],
+    });
+    expect(await archiver.claim()).toEqual([]);
+    expect(await submitter.held(id, "archive")).toBe(true);
+    expect(await submitter.held(id)).toBe(false);
+    await archiver.close();
+    expect(await submitter.held(id, "archive")).toBe(false);
     // Its mapping stands: a worker counting the key in another window is refused.
     const own = new KeyLeases(redis, [{ id }], { deployment: "dep-a", worker: "p1", ttlMs: 60_000 });
     expect(await own.claim()).toHaveLength(1);
@@ -58,6 +71,8 @@ describe("key leases", () => {
     });
     expect(await poller.claim()).toEqual([]);
     expect(await submitter.held(id)).toBe(true);
+    // By default a worker runs every stage: a holder for both.
+    expect(await submitter.held(id, "archive")).toBe(true);
     await poller.close();
     await submitter.close();
   });
@@ -91,7 +106,7 @@ describe("key leases", () => {
     const waits = (deployment = "dep-a") => unheldKeyWaits(redis, deployment, [waited, quiet], clock);
     expect(await waits()).toEqual([]);
     await noteKeyWait(redis, "dep-a", waited, 1_234);
-    expect(await waits()).toEqual([{ id: waited, lastAt: 1_234 }]);
+    expect(await waits()).toEqual([{ id: waited, role: "poll", lastAt: 1_234 }]);
     // Another deployment's rows do not wait for it.
     expect(await waits("dep-b")).toEqual([]);
     // A live holder will take those polls: nothing to name.
@@ -105,7 +120,20 @@ describe("key leases", () => {
     expect(await waits()).toEqual([]);
     await holder.close();
     expect(await waits()).toHaveLength(1);
-    // The note lasts an hour after the last wait.
+    // Archive jobs wait for it too: a worker that polls with it is no holder for them.
+    await noteKeyWait(redis, "dep-a", waited, 2_345, "archive");
+    const poller = new KeyLeases(redis, [{ id: waited }], {
+      deployment: "dep-a",
+      worker: "p1",
+      ttlMs: 60_000,
+      roles: ["poll"],
+      scriptClock: clock,
+    });
+    expect(await poller.claim()).toEqual([]);
+    expect(await waits()).toEqual([{ id: waited, role: "archive", lastAt: 2_345 }]);
+    await poller.close();
+    expect(await waits()).toHaveLength(2);
+    // The note lasts 15 minutes after the last wait.
     const ttl = await redis.pttl((await redis.keys(`*${waited}*waiting*`))[0]!);
     expect(ttl).toBeGreaterThan(KEY_WAIT_TTL_MS - 5_000);
     expect(ttl).toBeLessThanOrEqual(KEY_WAIT_TTL_MS);

@@ -183,7 +183,7 @@ describe("a pool of API keys", () => {
         expect(lines).not.toContain(`API key ${accountId(k1)} is held by no`);
       }
       expect(JSON.parse(JSON.stringify(all)).keyWaits).toEqual([
-        { accountId: accountId(k2), lastAt: expect.any(String) },
+        { accountId: accountId(k2), stage: "poll", lastAt: expect.any(String) },
       ]);
     } finally {
       await operator.close();

@@ -106,11 +106,23 @@ describe("the overview page", () => {
   });
 
   it("names an API key rows wait for that no running worker holds, in the fleet section", () => {
-    const keyWaits = [{ accountId: "bbbbbbbbbbbbbbbb", account: "team", lastAt: "2025-01-01T00:00:00.000Z" }];
+    const keyWaits = [
+      {
+        accountId: "bbbbbbbbbbbbbbbb",
+        account: "team",
+        stage: "poll" as const,
+        lastAt: "2025-01-01T00:00:00.000Z",
+      },
+      { accountId: "cccccccccccccccc", stage: "archive" as const, lastAt: "2025-01-01T00:00:00.000Z" },
+    ];
     const page = renderOverviewPage(overview([], { keyWaits }));
     expect(page).toContain(
-      "API key <code>bbbbbbbbbbbbbbbb</code> (team): held by no running worker that polls",
+      "API key <code>bbbbbbbbbbbbbbbb</code> (team) is held by no running worker that polls",
     );
+    expect(page).toContain(
+      "API key <code>cccccccccccccccc</code> is held by no running worker that archives, and archive jobs wait for it",
+    );
+    expect(page).not.toContain("`");
     expect(renderOverviewPage(overview([]))).not.toContain("held by no running worker");
   });
 

@@ -517,8 +517,9 @@ describe("archive stage", () => {
       },
     ];
     f.deps.keys = keyRing(lanes, {
-      held: async () => held,
-      noteWait: async (id) => void noted.push(id),
+      // Only a worker that archives takes this job: the holders asked are those of the archive stage.
+      held: async (_id, role) => held && role === "archive",
+      noteWait: async (id, role) => void noted.push(`${role} ${id}`),
     });
     const warned: string[] = [];
     const run = (data: Partial<ArchiveJob>) => {
@@ -529,13 +530,13 @@ describe("archive stage", () => {
     };
     const first = await run({});
     expect(first).toMatchObject({ kind: "delay", ms: 30_000, data: { keyMissingSince: T0 + 1_000 } });
-    expect(noted).toEqual(["cccccccccccccccc"]);
+    expect(noted).toEqual(["archive cccccccccccccccc"]);
     // Another worker holds it now: nothing noted, and said at debug (the job already waited).
     held = true;
     f.clock.advance(15 * 60_000);
     const later = await run({ keyMissingSince: T0 + 1_000 });
     expect(later).toMatchObject({ kind: "delay", ms: 5 * 60_000, data: { keyMissingSince: T0 + 1_000 } });
-    expect(noted).toEqual(["cccccccccccccccc"]);
+    expect(noted).toEqual(["archive cccccccccccccccc"]);
     expect(warned).toHaveLength(1);
     expect(f.ledger.current()?.status).toBe("archiving");
   });
