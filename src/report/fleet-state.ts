@@ -65,17 +65,18 @@ export interface KeyWaitView {
 }
 
 /** What a key wait means, in words shared by `status` and the dashboard (after the key's name). */
-export function keyWaitWords(stage: KeyWaitView["stage"]): { held: string; why: string; then: string } {
+export function keyWaitWords(stage: KeyWaitView["stage"]): { held: string; why: string; after: string } {
   return stage === "poll"
     ? {
         held: "is held by no running worker that polls, and rows wait for it",
         why: "their tasks were created with it",
-        then: "polling rows fail 15 minutes into the wait (`kie-batch retry` then polls the same tasks), rows archiving wait while their files live",
+        after:
+          "polling rows fail 15 minutes into the wait (`kie-batch retry` then polls the same tasks), rows archiving wait while their files live",
       }
     : {
         held: "is held by no running worker that archives, and archive jobs wait for it",
         why: "their result URLs expired, and only the key a task was created with can ask KIE for new ones",
-        then: "give it to a worker that runs the archive stage; the jobs wait while their files live",
+        after: "give it to a worker that runs the archive stage; the jobs wait while their files live",
       };
 }
 
@@ -151,7 +152,7 @@ function keyWaitLines(keyWaits: readonly KeyWaitView[] | undefined): string[] {
   return (keyWaits ?? []).map(({ accountId, account, stage, lastAt }) => {
     const name = account === undefined ? "" : ` (${account})`;
     const words = keyWaitWords(stage);
-    return `fleet: API key ${accountId}${name} ${words.held} (last at ${lastAt}): ${words.why}. Give a worker that key again (KIE_API_KEYS): ${words.then}`;
+    return `fleet: API key ${accountId}${name} ${words.held} (last at ${lastAt}): ${words.why}. Give a worker that key again (KIE_API_KEYS): ${words.after}`;
   });
 }
 
