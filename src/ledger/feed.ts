@@ -11,7 +11,8 @@ const MIN_PAGE = 100;
 /**
  * Feeds a window-managed batch's submit window (scripts/feed.lua): the next held rows, in manifest
  * order, as many as bring its fed-and-queued rows back to its window (while rows wait for budget,
- * only those that fit the room left), at most `max` per call; the caller adds their submit jobs,
+ * only those that fit the room left; one that does not is parked, with no job, while the room
+ * holds the batch's cheapest row), at most `max` per call; the caller adds their submit jobs,
  * then asks again while `more`. Costs one HMGET when the batch is not window-managed, holds no
  * row, has its window full, has rows waiting and no room, or was cancelled.
  */
@@ -43,7 +44,7 @@ export async function feedWindow(ctx: LedgerContext, batch: string, max = FEED_P
   // At least a short page: rows passed over (cancelled while held) do not stall the feed.
   const page = await orderPage(ctx, batch, fedSeq, Math.max(1, Math.min(max, Math.max(want, MIN_PAGE))));
   if (page.length === 0) return none;
-  const keys = [batchKey];
+  const keys = [batchKey, ctx.keys.parked(batch)];
   for (let i = 0; i < page.length; i += 2) keys.push(ctx.keys.row(batch, page[i]!));
   const reply = (await feedScript.run(ctx.redis, keys, page, ctx.clock)) as (string | number)[];
   const fed: FeedResult["fed"] = [];

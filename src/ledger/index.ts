@@ -18,4 +18,5 @@ export {
   STATUSES,
   type Status,
   TERMINAL_STATUSES,
+  type WakeCursor,
 } from "./types.js";

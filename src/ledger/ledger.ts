@@ -40,6 +40,7 @@ import type {
   SettleOutcome,
   TransitionInput,
   TransitionResult,
+  WakeCursor,
   WakeResult,
 } from "./types.js";
 import { ADD_ROWS_CHUNK, addRows, transition } from "./writes.js";
@@ -111,7 +112,7 @@ export interface Ledger {
    * Wakes up to `max` parked rows (over the budget, without a job) that fit the budget now, in
    * manifest order, each with its reservation made; the caller adds their submit jobs.
    */
-  wakeParked(batch: string, max?: number): Promise<WakeResult>;
+  wakeParked(batch: string, page?: { from?: WakeCursor; max?: number }): Promise<WakeResult>;
   /**
    * Feeds a window-managed batch's submit window: up to `max` held rows (no job yet, by design), in
    * manifest order, as many as refill the window; the caller adds their submit jobs (feed.ts).
@@ -228,7 +229,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     markCancelled: (batch, cancelled) => markCancelled(ctx, batch, cancelled),
     keepUncertain: (batch, rowId, credits, taskId) => keepUncertain(ctx, batch, rowId, credits, taskId),
     setBudget: (batch, credits) => setBudget(ctx, batch, credits),
-    wakeParked: (batch, max) => wakeParked(ctx, batch, max),
+    wakeParked: (batch, page) => wakeParked(ctx, batch, page),
     feedWindow: (batch, max) => feedWindow(ctx, batch, max),
     getBatch: (batch) => getBatch(ctx, batch),
     listBatches: () => listBatches(ctx),

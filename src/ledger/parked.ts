@@ -1,26 +1,40 @@
+import { randomBytes } from "node:crypto";
 import type { LedgerContext } from "./context.js";
-import type { WakeResult } from "./script-outcomes.js";
+import type { WakeCursor, WakeResult } from "./script-outcomes.js";
 import { wakeScript } from "./scripts/index.js";
 
 /** Parked rows looked at per script call. */
 const WAKE_PAGE = 200;
 
 /**
- * Wakes the batch's parked rows that fit its budget now, in manifest order, at most `max` of them
- * (one page per call: the caller adds their jobs, then asks again while `more`). Each woken row
- * holds its reservation already, so its submit job goes straight on. Costs one ZRANGE when
- * nothing is parked.
+ * Wakes the batch's parked rows that fit its budget now, in manifest order: one page of at most
+ * `max` rows per call, from the set's start or after `from`; the caller adds the woken rows' jobs,
+ * then asks again from `next` while there is one. A page of rows that did not fit is passed, not
+ * waited behind: the walk goes on while the room may hold a parked row (wake.lua's bound on their
+ * cost), and ends when it cannot or the set ends. Each woken row holds its reservation already,
+ * so its submit job goes straight on. Costs one ZRANGEBYSCORE when nothing is parked.
  */
-export async function wakeParked(ctx: LedgerContext, batch: string, max = WAKE_PAGE): Promise<WakeResult> {
+export async function wakeParked(
+  ctx: LedgerContext,
+  batch: string,
+  page: { from?: WakeCursor; max?: number } = {},
+): Promise<WakeResult> {
+  const max = Math.max(1, page.max ?? WAKE_PAGE);
   const parkedKey = ctx.keys.parked(batch);
-  const ids = await ctx.redis.zrange(parkedKey, 0, Math.max(1, max) - 1);
-  if (ids.length === 0) return { woken: [], more: false };
+  const after = page.from === undefined ? "-inf" : `(${page.from.afterSeq}`;
+  // One more than the page: whether the set goes on past it.
+  const read = await ctx.redis.zrangebyscore(parkedKey, after, "+inf", "WITHSCORES", "LIMIT", 0, max + 1);
+  const ids: string[] = [];
+  for (let i = 0; i < read.length && ids.length < max; i += 2) ids.push(read[i]!);
+  if (ids.length === 0) return { woken: [] };
+  const lastSeq = read[2 * ids.length - 1]!;
+  const last = read.length <= 2 * max;
+  const walk = page.from?.walk ?? randomBytes(6).toString("base64url");
   const keys = [ctx.keys.batch(batch), parkedKey, ...ids.map((id) => ctx.keys.row(batch, id))];
-  const reply = (await wakeScript.run(ctx.redis, keys, ids, ctx.clock)) as (string | number)[];
+  const args = [walk, page.from === undefined ? "1" : "", last ? "1" : "", lastSeq, ...ids];
+  const reply = (await wakeScript.run(ctx.redis, keys, args, ctx.clock)) as (string | number)[];
   const woken: WakeResult["woken"] = [];
   for (let i = 1; i + 1 < reply.length; i += 2)
     woken.push({ rowId: String(reply[i]), resubmit: Number(reply[i + 1]) });
-  // A full page walked to its end may have more behind it; a row that did not fit (passed over,
-  // wake.lua) ends the wake at this page: the rest wait for the next room.
-  return { woken, more: reply[0] !== 1 && ids.length === Math.max(1, max) };
+  return reply[0] === 1 ? { woken } : { woken, next: { afterSeq: Number(lastSeq), walk } };
 }

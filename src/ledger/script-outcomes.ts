@@ -15,8 +15,15 @@ export type SettleOutcome = "settled" | "already-settled";
 /** What one `wakeParked` call woke: each row with the submit lineage its new job takes. */
 export interface WakeResult {
   woken: { rowId: string; resubmit: number }[];
-  /** True when more parked rows may fit: ask again. */
-  more: boolean;
+  /** Present when more parked rows may fit: ask again from it. */
+  next?: WakeCursor;
+}
+
+/** Where a wake's walk of the parked set goes on (`wakeParked`): after a seq, as one walk. */
+export interface WakeCursor {
+  afterSeq: number;
+  /** The walk's token (wake.lua: the walk that reads the whole set learns its cheapest row). */
+  walk: string;
 }
 
 /** What one `feedWindow` call fed: each row with the submit lineage its job takes. */

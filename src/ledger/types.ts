@@ -280,4 +280,4 @@ export interface TransitionResult {
 }
 
 // The budget and window scripts' answers: script-outcomes.ts.
-export type { FeedResult, ReserveOutcome, SettleOutcome, WakeResult } from "./script-outcomes.js";
+export type { FeedResult, ReserveOutcome, SettleOutcome, WakeCursor, WakeResult } from "./script-outcomes.js";

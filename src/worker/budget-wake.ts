@@ -1,5 +1,5 @@
 import type { Logger } from "../core/logger.js";
-import type { Ledger } from "../ledger/index.js";
+import type { Ledger, WakeCursor } from "../ledger/index.js";
 import type { StageQueues } from "./ports.js";
 import { feedingLedger, feedSubmitWindow } from "./submit-window.js";
 
@@ -24,12 +24,14 @@ export interface WakeAndFeedDeps {
  */
 export async function wakeParkedRows(deps: BudgetWakeDeps, batch: string): Promise<number> {
   let count = 0;
-  for (;;) {
-    const { woken, more } = await deps.ledger.wakeParked(batch);
+  let from: WakeCursor | undefined;
+  do {
+    const { woken, next } = await deps.ledger.wakeParked(batch, from === undefined ? {} : { from });
     for (const { rowId, resubmit } of woken) await deps.queues.addSubmit({ batch, rowId, resubmit });
     count += woken.length;
-    if (!more) return count;
-  }
+    from = next;
+  } while (from !== undefined);
+  return count;
 }
 
 /**

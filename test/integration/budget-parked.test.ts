@@ -75,9 +75,9 @@ describe("parked rows", () => {
     const seen = { wakes: 0, warnings: [] as unknown[] };
     const counted = {
       ...ctx.ledger,
-      wakeParked: (batch: string, max?: number) => {
+      wakeParked: (...args: Parameters<typeof ctx.ledger.wakeParked>) => {
         seen.wakes += 1;
-        return ctx.ledger.wakeParked(batch, max);
+        return ctx.ledger.wakeParked(...args);
       },
     };
     const ledger = wakingLedger(counted, ctx.queues, { warn: (o: unknown) => seen.warnings.push(o) });
@@ -151,7 +151,7 @@ describe("parked rows", () => {
     expect(seen.wakes).toBe(1);
   });
 
-  it("wakes in pages, in manifest order, passing a row that does not fit (cheaper rows behind it go)", async () => {
+  it("wakes in pages, in manifest order, passing a row that does not fit (cheaper rows behind it go, in this page or a later one)", async () => {
     await ctx.ledger.addRows(
       "b",
       [
@@ -168,30 +168,75 @@ describe("parked rows", () => {
       await ctx.ledger.reserveBudget("b", id, id === "a" || id === "d" ? 4 : id === "b" ? 10 : 2);
     expect(await parked()).toEqual(["b", "c", "d"]);
     await ctx.ledger.setBudget("b", 10);
-    // 6 of room, a page of one: "b" (10) does not fit, and the wake asks for no further page.
-    expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [], more: false });
-    // The whole set in one page: "b" is passed, "c" (2) and "d" (4) fit behind it, in that order.
-    expect(await ctx.ledger.wakeParked("b")).toEqual({
-      woken: [
-        { rowId: "c", resubmit: 0 },
-        { rowId: "d", resubmit: 0 },
-      ],
-      more: false,
+    // 6 of room, a page of one: "b" (10) does not fit, and the walk goes on to the next page.
+    const first = await ctx.ledger.wakeParked("b", { max: 1 });
+    expect(first.woken).toEqual([]);
+    expect(first.next).toBeDefined();
+    expect(
+      await ctx.ledger.wakeParked("b", { max: 1, ...(first.next ? { from: first.next } : {}) }),
+    ).toMatchObject({
+      woken: [{ rowId: "c", resubmit: 0 }],
     });
+    await ctx.ledger.setBudget("b", 4);
+    await ctx.ledger.releaseReservation("b", "c");
+    await ctx.ledger.transition("b", "c", { from: ["queued"], to: "failed" });
+    await ctx.ledger.setBudget("b", 10);
+    // The whole set in one page: "b" is passed, "d" (4) fits behind it.
+    expect(await ctx.ledger.wakeParked("b")).toEqual({ woken: [{ rowId: "d", resubmit: 0 }] });
     expect(await parked()).toEqual(["b"]);
-    expect(await ctx.ledger.getBatch("b")).toMatchObject({ creditsReserved: 10, waitingBudget: 1 });
-    await ctx.ledger.setBudget("b", 20);
-    // 10 of room, one row per call: "b" (10) fits now.
-    expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [{ rowId: "b", resubmit: 0 }], more: true });
-    expect(await ctx.ledger.wakeParked("b", 1)).toEqual({ woken: [], more: false });
-    expect((await ctx.ledger.getBatch("b"))!.creditsReserved).toBe(20);
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ creditsReserved: 8, waitingBudget: 1 });
+    await ctx.ledger.setBudget("b", 18);
+    // 10 of room, one row per call: "b" (10) fits now, and the set ends with it.
+    expect(await ctx.ledger.wakeParked("b", { max: 1 })).toEqual({ woken: [{ rowId: "b", resubmit: 0 }] });
+    expect(await ctx.ledger.wakeParked("b", { max: 1 })).toEqual({ woken: [] });
+    expect((await ctx.ledger.getBatch("b"))!.creditsReserved).toBe(18);
+  });
+
+  it("cheap rows parked behind more than a page of dear ones are woken when the room holds them (a raise, a settle below the estimate)", async () => {
+    // 205 rows of 20 credits, then 5 of 4; a budget of 12: every row parks but three of 4.
+    const dear = Array.from({ length: 205 }, (_, i) =>
+      newRow(`d-${String(i).padStart(3, "0")}`, { estimatedCredits: 20 }),
+    );
+    const cheap = Array.from({ length: 5 }, (_, i) => newRow(`c-${i}`, { estimatedCredits: 4 }));
+    await ctx.ledger.addRows("b", [...dear, ...cheap], { budget: 12 });
+    for (const row of [...dear, ...cheap]) await ctx.ledger.reserveBudget("b", row.id, row.estimatedCredits);
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ creditsReserved: 12, waitingBudget: 207 });
+    // Those three run and settle at 2 each: 6 of room, for one row of 4, past the first page.
+    for (const id of ["c-0", "c-1", "c-2"]) {
+      await ctx.ledger.transition("b", id, { to: "submitted", addTaskId: `t-${id}` });
+      await ctx.ledger.settleCredits("b", id, 2, `t-${id}`);
+    }
+    expect(await wakeParkedRows({ ledger: ctx.ledger, queues: ctx.queues }, "b")).toBe(1);
+    expect(await submitJobIds()).toEqual(["b/c-3"]);
+    // The walk read the whole set: it knows the cheapest parked row (c-4, 4); room 2 now holds
+    // none, and the next wake reads no row (one page of one, and no further page asked).
+    expect(await ctx.redis.hget(ledgerKeys(ctx.prefix).batch("b"), "parkedMin")).toBe("4");
+    await ctx.ledger.setBudget("b", 13);
+    expect(await ctx.ledger.wakeParked("b", { max: 1 })).toEqual({ woken: [] });
+    // A raise to room for c-4: woken past the 205 dear rows.
+    await ctx.ledger.setBudget("b", 14);
+    expect(await wakeParkedRows({ ledger: ctx.ledger, queues: ctx.queues }, "b")).toBe(1);
+    expect(await submitJobIds()).toEqual(["b/c-3", "b/c-4"]);
+    // Only dear rows are left: the bound says so, and a room of 19 reads none of them.
+    expect(await ctx.redis.hget(ledgerKeys(ctx.prefix).batch("b"), "parkedMin")).toBe("20");
+    await ctx.ledger.setBudget("b", 29);
+    expect(await ctx.ledger.wakeParked("b", { max: 1 })).toEqual({ woken: [] });
+    // A cheaper row parking brings the bound down: the next wake walks to it.
+    await ctx.ledger.addRows("b", [newRow("late", { estimatedCredits: 4 })]);
+    await ctx.ledger.setBudget("b", 14);
+    expect(await ctx.ledger.reserveBudget("b", "late", 4)).toBe("over-budget");
+    expect(await ctx.redis.hget(ledgerKeys(ctx.prefix).batch("b"), "parkedMin")).toBe("4");
+    await ctx.ledger.setBudget("b", 18);
+    expect(await wakeParkedRows({ ledger: ctx.ledger, queues: ctx.queues }, "b")).toBe(1);
+    expect(await submitJobIds()).toContain("b/late");
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 205 });
   });
 
   it("a batch cancel ran on wakes and feeds nothing (its walk cancels those rows), until retry clears the mark", async () => {
     await tenRowsThreeFit();
     await ctx.ledger.markCancelled("b", true);
     await ctx.ledger.setBudget("b", 80);
-    expect(await ctx.ledger.wakeParked("b")).toEqual({ woken: [], more: false });
+    expect(await ctx.ledger.wakeParked("b")).toEqual({ woken: [] });
     expect(await parked()).toHaveLength(7);
     await ctx.ledger.markCancelled("b", false);
     expect((await ctx.ledger.wakeParked("b")).woken).toHaveLength(7);
@@ -207,7 +252,6 @@ describe("parked rows", () => {
     await ctx.ledger.setBudget("b", 32);
     expect(await ctx.ledger.wakeParked("b")).toEqual({
       woken: [{ rowId: "r-05", resubmit: 1 }],
-      more: false,
     });
     await ctx.ledger.purge("b");
     expect(await ctx.redis.exists(parkedKey())).toBe(0);

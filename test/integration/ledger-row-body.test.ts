@@ -130,7 +130,7 @@ describe("the row hash stays a listpack", () => {
     expect(await ledger.getRow("b1", "r0")).toMatchObject({ taskIds: [TASK(1), TASK(2)], taskId: TASK(1) });
     expect(await ledger.reserveBudget("b1", "r0", 8)).toBe("over-budget");
     await ledger.setBudget("b1", 100);
-    expect((await ledger.wakeParked("b1", 10)).woken).toEqual([{ rowId: "r0", resubmit: 2 }]);
+    expect((await ledger.wakeParked("b1", { max: 10 })).woken).toEqual([{ rowId: "r0", resubmit: 2 }]);
   });
 });
 

@@ -48,6 +48,31 @@ describe("worker: a window-managed batch with rows waiting for budget", () => {
     expect(sim.stats().creates).toBe(4);
   }, 60_000);
 
+  it("parks a held row that does not fit (no job run) and feeds the cheaper rows behind it: two costly rows in a row do not stall the batch", async () => {
+    const h = await harnesses.start();
+    const { ledger, sim, queues } = h.pipeline;
+    // Budget 12: big1 and big2 (20) never fit; the three rows of 4 behind them do. Window 1.
+    await ledger.addRows(
+      "bw",
+      [row("big1", 2, 20), row("big2", 3, 20), row("a", 4, 4), row("b", 5, 4), row("c", 6, 4)],
+      { budget: 12, submitWindow: 1 },
+    );
+    expect(await feedSubmitWindow({ ledger, queues }, "bw")).toBe(1);
+    await h.worker();
+    const settled = await until("big1 and big2 parked, a, b and c archived, nothing held", async () => {
+      const s = await ledger.getBatch("bw");
+      return s?.archived === 3 && s.waitingBudget === 2 && s.held === 0 ? s : false;
+    });
+    expect(settled).toMatchObject({ queued: 2, creditsSpent: 12, creditsReserved: 0 });
+    for (const id of ["big1", "big2"])
+      expect(await ledger.getRow("bw", id)).toMatchObject({ status: "queued", waitingBudget: true });
+    expect(sim.stats().creates).toBe(3);
+    // Both wake on a raise, in manifest order.
+    await setBatchBudget({ ledger, queues, out: new Collector() }, "bw", 52);
+    const done = await h.pipeline.waitFinished("bw", 15_000);
+    expect(done).toMatchObject({ archived: 5, waitingBudget: 0, held: 0, creditsSpent: 52 });
+  }, 60_000);
+
   it("feeds held rows that fit the room left after a raise that does not wake the parked row", async () => {
     const h = await harnesses.start();
     const { ledger, queues } = h.pipeline;

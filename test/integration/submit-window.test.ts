@@ -89,17 +89,16 @@ describe("feeding a batch's submit window", () => {
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 6, fedSeq: 4 });
   });
 
-  it("while rows wait for budget, feeds held rows in manifest order while they fit the room left", async () => {
-    const costs = [20, 4, 4, 8, 4];
+  it("while rows wait for budget, feeds held rows in manifest order while they fit the room left, parking (no job) one that does not while a cheaper row may", async () => {
+    const costs = [20, 4, 4, 8, 4, 8];
     await ctx.ledger.addRows(
       "b",
-      ids(5).map((id, i) => newRow(id, { estimatedCredits: costs[i] })),
+      ids(6).map((id, i) => newRow(id, { estimatedCredits: costs[i] })),
       { submitWindow: 1, priority: 7, budget: 12 },
     );
     expect(await feed()).toBe(1);
     // r-001 (20) parks: the fed rows fall to 0, and room 12 takes r-002 and r-003 (4 + 4) only
-    // when the window allows them; r-004 (8) does not fit the 4 left and stops the feed there
-    // (r-005, which would fit, waits behind it: manifest order).
+    // when the window allows them.
     expect(await ctx.ledger.reserveBudget("b", "r-001", 20)).toBe("over-budget");
     expect(await feed()).toBe(1);
     expect(await ctx.ledger.reserveBudget("b", "r-002", 4)).toBe("reserved");
@@ -110,19 +109,28 @@ describe("feeding a batch's submit window", () => {
     expect(await jobIds()).toEqual(ids(3).map(keyOf));
     expect(await ctx.ledger.reserveBudget("b", "r-003", 4)).toBe("reserved");
     await ctx.ledger.transition("b", "r-003", { from: ["queued"], to: "submitted" });
-    // Room 4: r-004 (8) does not fit; nothing fed, the more flag down, r-004 still held.
+    // Room 4: r-004 (8) does not fit, and the batch's cheapest row (4) would: r-004 parks here,
+    // with no job run, and r-005 (4) behind it is fed. r-006 stays held (the window is full).
+    expect(await feed()).toBe(1);
+    expect(await jobIds()).toEqual([...ids(3), "r-005"].map(keyOf));
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 1, fedSeq: 5, waitingBudget: 2 });
+    expect(await ctx.ledger.getRow("b", "r-004")).toMatchObject({ status: "queued", waitingBudget: true });
+    expect(await ctx.redis.zrange(ledgerKeys(ctx.prefix).parked("b"), 0, -1)).toEqual(["r-001", "r-004"]);
+    expect(await ctx.ledger.reserveBudget("b", "r-005", 4)).toBe("reserved");
+    await ctx.ledger.transition("b", "r-005", { from: ["queued"], to: "submitted" });
+    // Room 2 (a raise of 2): not even the cheapest row fits, so the feed stops at r-006, held.
+    await ctx.ledger.setBudget("b", 14);
     expect(await ctx.ledger.feedWindow("b")).toMatchObject({ fed: [], more: false });
-    expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 2, fedSeq: 3, waitingBudget: 1 });
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 1, fedSeq: 5, waitingBudget: 2 });
     // Over the budget (a settle above the estimate): the move does not ask for a feed.
     await ctx.ledger.setBudget("b", 7);
-    expect(await ctx.ledger.reserveBudget("b", "r-004", 8)).toBe("over-budget");
     const over = await ctx.ledger.transition("b", "r-004", { from: ["queued"], to: "cancelled" });
     expect(over.feed).toBeUndefined();
     // No budget: the batch never waits, and the feed goes on in manifest order.
     await ctx.ledger.setBudget("b", null);
     expect(await feed()).toBe(1);
-    expect(await jobIds()).toEqual([...ids(3), "r-005"].map(keyOf));
-    expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 0, fedSeq: 5 });
+    expect(await jobIds()).toEqual([...ids(3), "r-005", "r-006"].map(keyOf));
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 0, fedSeq: 6 });
   });
 
   it("gives each row to one feeder when several feed at once", async () => {

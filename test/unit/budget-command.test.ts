@@ -36,7 +36,7 @@ describe("budget", () => {
       getBatch: async () => summary({ budget: 12 }),
       listBatches: async () => [],
       setBudget: async () => true,
-      wakeParked: async () => ({ woken: [], more: false }),
+      wakeParked: async () => ({ woken: [] }),
       feedWindow: async () => {
         if (fed) return { fed: [], more: false };
         fed = true;

@@ -61,7 +61,7 @@ local seq = num(redis.call('HGET', batchKey, 'nextSeq'))
 -- Rows below the freeze cursor may live in a frozen page (freeze.lua), with no keys of their own:
 -- such a row is found by its place in the order zset, and is a duplicate like any other.
 local frozenTo = tonumber(redis.call('HGET', batchKey, 'frozenTo') or '0')
-local added, estimated = 0, 0
+local added, estimated, cheapest = 0, 0, nil
 local FIRST_ROW = 12
 local out = { 0, -1 }
 for i = FIRST_ROW, #KEYS, KEYS_PER_ROW do
@@ -86,6 +86,7 @@ for i = FIRST_ROW, #KEYS, KEYS_PER_ROW do
     seq = seq + 1
     added = added + 1
     estimated = estimated + tonumber(ARGV[base + 4])
+    if not cheapest or tonumber(ARGV[base + 4]) < cheapest then cheapest = tonumber(ARGV[base + 4]) end
     if fedSeq then out[#out + 1] = 3 else out[#out + 1] = 0 end
   end
 end
@@ -96,6 +97,9 @@ if added > 0 then
   if fedSeq then redis.call('HINCRBY', batchKey, 'held', added) end
   redis.call('HINCRBYFLOAT', batchKey, 'creditsEstimated', tostring(estimated))
   redis.call('HSET', batchKey, 'nextSeq', seq, 'updatedAt', now)
+  -- The batch's cheapest row (feed.lua: while rows wait for budget, whether a held row may still fit).
+  local known = tonumber(redis.call('HGET', batchKey, 'minEstimate') or '')
+  if not known or cheapest < known then redis.call('HSET', batchKey, 'minEstimate', tostring(cheapest)) end
   -- Rows appended to a batch `cancel` ran on are meant to run: its mark (no resubmits) goes.
   redis.call('HDEL', batchKey, 'cancelledAt')
   -- An appended row reopens a finished batch: it must not expire under the new rows. Its hash

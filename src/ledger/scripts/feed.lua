@@ -6,9 +6,13 @@
   queued one leaves `held`. While rows of the batch wait for budget (a batch with a budget), held
   rows are fed only while their `estimatedCredits` (less what they hold) fit the room left
   (budget - spent - reserved - uncertain, as wake.lua counts it, counted down here), in manifest
-  order: the first that does not fit stops the feed (and stays held: a raise, a release or a settle
-  feeds again). So one expensive parked row never blocks cheaper rows behind it, and rows that
-  would only park beside it are not fed. A batch without a budget never waits.
+  order. A held row that does not fit is parked here, as its job's reserve would park it, with no
+  job run (it waits for a wake beside the batch's other parked rows, and the wake passes over it
+  to cheaper ones), and the feed goes on to the rows behind it: a costly held row never blocks
+  cheaper rows behind it. Once the room left holds not even the batch's cheapest row
+  (`minEstimate`, add-rows.lua) the feed stops there (the row stays held: a raise, a release or a
+  settle feeds again), so rows that would only park are not walked. A batch without a budget
+  never waits.
 
   Atomic, so two feeders never feed one row: the caller read a page of the order zset from the
   `fedSeq` it saw; rows of the page another feeder passed meanwhile (seq < fedSeq) are skipped.
@@ -16,7 +20,7 @@
   a job: the reconciler's to repair (it gives a queued row below `fedSeq` its job).
 
     Input:
-      KEYS[1] batch hash, KEYS[2..] the page's row hashes, in ARGV order
+      KEYS[1] batch hash, KEYS[2] its parked zset, KEYS[3..] the page's row hashes, in ARGV order
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2..] per row, 2 values: row id, seq (its score in the order zset), in seq order
 
@@ -27,9 +31,10 @@
 ]]
 --- @include "includes/tasks.lua"
 --- @include "includes/budget.lua"
-local batchKey = KEYS[1]
+--- @include "includes/parked-min.lua"
+local batchKey, parkedKey = KEYS[1], KEYS[2]
 local b = redis.call('HMGET', batchKey, 'fedSeq', 'held', 'queued', 'waitingBudget', 'submitWindow', 'priority',
-  'budget', 'creditsSpent', 'creditsReserved', 'creditsUncertain', 'cancelledAt')
+  'budget', 'creditsSpent', 'creditsReserved', 'creditsUncertain', 'cancelledAt', 'minEstimate')
 -- A batch `cancel` ran on feeds nothing (its walk cancels the held rows; see wake.lua).
 if not b[1] or b[11] then return { 0, '' } end
 local fedSeq, held = tonumber(b[1]), num(b[2])
@@ -43,34 +48,53 @@ if num(b[4]) > 0 then
   if not fits(room, 0) then return out end
 end
 
-local fed, passedHeld, nextSeq, stopped = 0, 0, fedSeq, false
+-- The cheapest row of the batch (absent, from an earlier version: unknown, 0).
+local cheapest = tonumber(b[12] or '') or 0
+local now = now_ms()
+local fed, passedHeld, parked, nextSeq, stopped = 0, 0, 0, fedSeq, false
 for i = 2, #ARGV, 2 do
   local rowId, seq = ARGV[i], tonumber(ARGV[i + 1])
+  local rowKey = KEYS[i / 2 + 2]
   if seq >= fedSeq then
     if fed >= want then break end
-    local r = redis.call('HMGET', KEYS[i / 2 + 1], 'status', 'waitingBudget', 'estimatedCredits', 'creditsReserved')
+    local r = redis.call('HMGET', rowKey, 'status', 'waitingBudget', 'estimatedCredits', 'creditsReserved')
     if r[1] == 'queued' then
       -- A queued row above fedSeq that waits for budget (a retry that parked) has its wake.
       if r[2] ~= '1' then
-        if room then
-          local cost = num(r[3]) - num(r[4])
-          if not fits(room, cost) then
+        local cost = num(r[3]) - num(r[4])
+        if room and not fits(room, cost) then
+          -- No held row may fit: stop here, this row stays held.
+          if not fits(room, cheapest) then
             stopped = true
             break
           end
-          if cost > 0 then room = room - cost end
+          if num(r[4]) == 0 then
+            -- Parked as reserve.lua parks a row over the budget (it holds nothing to give back).
+            redis.call('HSET', rowKey, 'waitingBudget', '1', 'updatedAt', now)
+            redis.call('ZADD', parkedKey, seq, rowId)
+            parked_lower(batchKey, cost)
+            parked = parked + 1
+          else
+            -- It holds a reservation (rare): its job's reserve gives it back as it parks the row.
+            fed = fed + 1
+            out[#out + 1] = rowId
+            out[#out + 1] = task_count(rowKey)
+          end
+        else
+          if room and cost > 0 then room = room - cost end
+          fed = fed + 1
+          out[#out + 1] = rowId
+          out[#out + 1] = task_count(rowKey)
         end
-        fed = fed + 1
-        out[#out + 1] = rowId
-        out[#out + 1] = task_count(KEYS[i / 2 + 1])
       end
       passedHeld = passedHeld + 1
     end
     nextSeq = seq + 1
   end
 end
+if parked > 0 then redis.call('HINCRBY', batchKey, 'waitingBudget', parked) end
 if nextSeq > fedSeq then
-  redis.call('HSET', batchKey, 'fedSeq', nextSeq, 'updatedAt', now_ms())
+  redis.call('HSET', batchKey, 'fedSeq', nextSeq, 'updatedAt', now)
   -- (Never -0: HINCRBY refuses it.)
   if passedHeld > 0 then redis.call('HINCRBY', batchKey, 'held', -passedHeld) end
 end

@@ -7,7 +7,8 @@
   (lowered since): then what it holds goes back and it waits. Over budget, the row is marked as
   waiting (counted once) and parked: added to the batch's parked set by its seq, so it needs no
   job while it waits (its job ends; wake.lua picks it up when the budget has room again, in
-  manifest order).
+  manifest order), and the batch's bound on a parked row's cost (includes/parked-min.lua) comes
+  down to its credits.
 
     Input:
       KEYS[1] batch hash, KEYS[2] row hash, KEYS[3] the batch's parked zset, KEYS[4] its
@@ -21,6 +22,7 @@
 ]]
 --- @include "includes/row-money.lua"
 --- @include "includes/budget.lua"
+--- @include "includes/parked-min.lua"
 if row_missing() then return 'missing' end
 local now = now_ms()
 local rowId = ARGV[3]
@@ -50,6 +52,8 @@ if over then
   end
   -- Always (idempotent): a row marked waiting before rows were parked is parked on its next run.
   redis.call('ZADD', KEYS[3], num(f[4]), rowId)
+  -- What waking it costs (it holds nothing now): the wake's bound comes down to it.
+  parked_lower(batchKey, tonumber(ARGV[2]))
   return 'over-budget'
 end
 if delta > 0 then
