@@ -232,6 +232,36 @@ describe("parked rows", () => {
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 205 });
   });
 
+  it("a walk begun while another goes on wakes rows but leaves the set's reading to the first, which learns the bound", async () => {
+    await ctx.ledger.addRows(
+      "b",
+      [
+        newRow("a", { estimatedCredits: 8 }),
+        newRow("p1", { estimatedCredits: 20 }),
+        newRow("p2", { estimatedCredits: 20 }),
+        newRow("c", { estimatedCredits: 4 }),
+      ],
+      { budget: 8 },
+    );
+    for (const id of ["a", "p1", "p2", "c"])
+      await ctx.ledger.reserveBudget("b", id, id === "a" ? 8 : id === "c" ? 4 : 20);
+    const parkedMin = () => ctx.redis.hget(ledgerKeys(ctx.prefix).batch("b"), "parkedMin");
+    expect(await parkedMin()).toBe("4");
+    await ctx.ledger.setBudget("b", 14);
+    // Two walks a page at a time, the second begun while the first goes on.
+    const a1 = await ctx.ledger.wakeParked("b", { max: 1 });
+    const b1 = await ctx.ledger.wakeParked("b", { max: 1 });
+    expect(a1.next && b1.next).toBeTruthy();
+    const a2 = await ctx.ledger.wakeParked("b", { max: 1, from: a1.next! });
+    const a3 = await ctx.ledger.wakeParked("b", { max: 1, from: a2.next! });
+    expect(a3).toEqual({ woken: [{ rowId: "c", resubmit: 0 }] });
+    // The first walk read the whole set: only rows of 20 are left.
+    expect(await parkedMin()).toBe("20");
+    const b2 = await ctx.ledger.wakeParked("b", { max: 1, from: b1.next! });
+    expect(b2.woken).toEqual([]);
+    expect(await parkedMin()).toBe("20");
+  });
+
   it("a batch cancel ran on wakes and feeds nothing (its walk cancels those rows), until retry clears the mark", async () => {
     await tenRowsThreeFit();
     await ctx.ledger.markCancelled("b", true);

@@ -133,6 +133,43 @@ describe("feeding a batch's submit window", () => {
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 0, fedSeq: 6 });
   });
 
+  it("parks held rows that do not fit only up to two windows' worth (100 at least) waiting for budget: a raise wakes about that many, not the batch", async () => {
+    const costs = [12, 4, ...Array.from({ length: 150 }, () => 8)];
+    await ctx.ledger.addRows(
+      "b",
+      costs.map((estimatedCredits, i) => newRow(`r-${String(i + 1).padStart(3, "0")}`, { estimatedCredits })),
+      { submitWindow: 2, budget: 9 },
+    );
+    expect(await feed()).toBe(2);
+    expect(await ctx.ledger.reserveBudget("b", "r-001", 12)).toBe("over-budget");
+    expect(await ctx.ledger.reserveBudget("b", "r-002", 4)).toBe("reserved");
+    await ctx.ledger.transition("b", "r-002", { from: ["queued"], to: "submitted" });
+    // Room 5: no row of 8 fits, the cheapest (4) would: rows of 8 park, no job run, up to 100 waiting.
+    expect(await feed()).toBe(0);
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 100, held: 51 });
+    expect(await jobIds()).toEqual(["r-001", "r-002"].map(keyOf));
+  });
+
+  it("a held row that fits the room the feed began with stays held (the rows fed before it may reserve nothing): a fed row's move feeds it", async () => {
+    const costs = [20, 20, 10, 10, 4];
+    await ctx.ledger.addRows(
+      "b",
+      ids(5).map((id, i) => newRow(id, { estimatedCredits: costs[i] })),
+      { submitWindow: 2, budget: 15 },
+    );
+    expect(await feed()).toBe(2);
+    expect(await ctx.ledger.reserveBudget("b", "r-001", 20)).toBe("over-budget");
+    expect(await ctx.ledger.reserveBudget("b", "r-002", 20)).toBe("over-budget");
+    // Room 15: r-003 (10) is fed; r-004 (10) does not fit the 5 left, but fits the 15: held.
+    expect(await feed()).toBe(1);
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 2, held: 2 });
+    // r-003 is a reuse hit: archived with no reservation, no settle. Its move feeds r-004.
+    const ledger = wakingLedger(ctx.ledger, ctx.queues, { warn: () => {} });
+    await ledger.transition("b", "r-003", { from: ["queued"], to: "archived" });
+    expect(await jobIds()).toContain(keyOf("r-004"));
+    expect(await ctx.ledger.getRow("b", "r-004")).toMatchObject({ status: "queued", waitingBudget: false });
+  });
+
   it("gives each row to one feeder when several feed at once", async () => {
     await windowed(300, 120);
     const results = await Promise.all(Array.from({ length: 6 }, () => ctx.ledger.feedWindow("b", 50)));

@@ -36,6 +36,8 @@ if redis.call('EXISTS', batchKey) == 0 then
     'failed', 0, 'cancelled', 0, 'creditsEstimated', 0, 'creditsReserved', 0, 'creditsSpent', 0,
     'uncertain', 0, 'resubmits', 0, 'waitingBudget', 0, 'repaired', 0, 'stateIndexed', 1)
   if ARGV[6] ~= '' then redis.call('HSET', batchKey, 'fedSeq', 0, 'held', 0) end
+  -- No row parked yet: each park lowers this bound (includes/parked-min.lua).
+  redis.call('HSET', batchKey, 'parkedMin', 'none')
 end
 -- Rows with seq >= fedSeq that are queued are held: no job until feed.lua feeds them.
 local fedSeq = redis.call('HGET', batchKey, 'fedSeq')

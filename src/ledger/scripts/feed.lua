@@ -6,13 +6,15 @@
   queued one leaves `held`. While rows of the batch wait for budget (a batch with a budget), held
   rows are fed only while their `estimatedCredits` (less what they hold) fit the room left
   (budget - spent - reserved - uncertain, as wake.lua counts it, counted down here), in manifest
-  order. A held row that does not fit is parked here, as its job's reserve would park it, with no
-  job run (it waits for a wake beside the batch's other parked rows, and the wake passes over it
-  to cheaper ones), and the feed goes on to the rows behind it: a costly held row never blocks
-  cheaper rows behind it. Once the room left holds not even the batch's cheapest row
-  (`minEstimate`, add-rows.lua) the feed stops there (the row stays held: a raise, a release or a
-  settle feeds again), so rows that would only park are not walked. A batch without a budget
-  never waits.
+  order. A held row that does not fit even the room this call began with is parked here, as its
+  job's reserve would park it, with no job run (it waits for a wake beside the batch's other parked
+  rows, and the wake passes over it to cheaper ones), and the feed goes on to the rows behind it:
+  a costly held row does not block cheaper rows behind it. The feed stops there instead (the row
+  stays held: a raise, a release, a settle or a fed row's move feeds again) when the room left
+  holds not even the batch's cheapest row (`minEstimate`, add-rows.lua), so rows that would only
+  park are not walked; when the row fits the room the call began with (the rows fed before it may
+  reserve less, or nothing); and when two windows' worth of the batch's rows (100 at least)
+  already wait for budget (so a raise wakes about that many at once, not the batch). A batch without a budget never waits.
 
   Atomic, so two feeders never feed one row: the caller read a page of the order zset from the
   `fedSeq` it saw; rows of the page another feeder passed meanwhile (seq < fedSeq) are skipped.
@@ -50,6 +52,14 @@ end
 
 -- The cheapest row of the batch (absent, from an earlier version: unknown, 0).
 local cheapest = tonumber(b[12] or '') or 0
+-- The room before this feed counts its fed rows down: a row that fits it may fit once they have
+-- reserved or gone (one that reserves nothing, a reuse hit say, moves out of queued and feeds
+-- again), so it stays held; only a row that does not fit even this is parked.
+local roomBefore = room
+-- Rows waiting for budget are kept to about two windows' worth (100 at least) by the feed's parks:
+-- what a raise wakes at once, and what the freeze cursor is held up by. Past that, a row that does
+-- not fit stays held.
+local waiting, parkCap = num(b[4]), math.max(2 * num(b[5]), 100)
 local now = now_ms()
 local fed, passedHeld, parked, nextSeq, stopped = 0, 0, 0, fedSeq, false
 for i = 2, #ARGV, 2 do
@@ -63,8 +73,9 @@ for i = 2, #ARGV, 2 do
       if r[2] ~= '1' then
         local cost = num(r[3]) - num(r[4])
         if room and not fits(room, cost) then
-          -- No held row may fit: stop here, this row stays held.
-          if not fits(room, cheapest) then
+          -- No held row may fit, the row may fit soon, or the batch waits for a window's worth:
+          -- stop here, this row stays held.
+          if not fits(room, cheapest) or fits(roomBefore, cost) or waiting + parked >= parkCap then
             stopped = true
             break
           end

@@ -28,6 +28,8 @@
 --- @include "includes/budget.lua"
 --- @include "includes/parked-min.lua"
 local batchKey, parkedKey = KEYS[1], KEYS[2]
+-- How long a walk that reads no further page (its caller died) keeps the set's reading.
+local WALK_TAKEOVER_MS = 120000
 local token, first, last = ARGV[2], ARGV[3] == '1', ARGV[4] == '1'
 if redis.call('EXISTS', batchKey) == 0 then return { 1 } end
 -- A batch `cancel` ran on wakes nothing: its walk cancels the parked rows, and a row woken before
@@ -35,7 +37,7 @@ if redis.call('EXISTS', batchKey) == 0 then return { 1 } end
 -- an append clear the mark.
 if redis.call('HEXISTS', batchKey, 'cancelledAt') == 1 then return { 1 } end
 local room = budget_room(batchKey)
-local b = redis.call('HMGET', batchKey, 'parkedMin', 'walkId', 'walkMin')
+local b = redis.call('HMGET', batchKey, 'parkedMin', 'walkId', 'walkMin', 'walkAt')
 local bound = parked_cost(b[1]) or 0
 -- 'none' (the set was empty) with rows given: parked by other means than reserve.lua, unknown.
 if bound == math.huge then bound = 0 end
@@ -46,9 +48,13 @@ local function may_fit()
 end
 if not may_fit() then return { 1 } end
 
+local now = now_ms()
 local walkMin = parked_cost(b[3])
 local ours = b[2] == token
-if first then
+-- A walk owns the set's reading while it goes on (each page refreshes `walkAt`): one begun while
+-- another is under way wakes rows as well but learns nothing, else settles coming faster than a
+-- walk of a long set would each take it over, and none would learn the bound.
+if first and (not b[2] or num(b[4]) + WALK_TAKEOVER_MS <= now) then
   ours, walkMin = true, math.huge
   -- A row parked between the caller's read of this page and now, inside the page's span (or past
   -- it, when the page ends the set), was not given: the walk cannot know its cost.
@@ -61,7 +67,6 @@ if first then
   end
 end
 
-local now = now_ms()
 local out = { 0 }
 local woken = 0
 for i = 6, #ARGV do
@@ -97,15 +102,18 @@ if woken > 0 then
   redis.call('HINCRBY', batchKey, 'waitingBudget', -woken)
   redis.call('HSET', batchKey, 'updatedAt', now)
 end
+local stop = last or not may_fit()
 if ours then
   if last then
     -- The whole set walked from its start, with every park since counted: the bound is exact.
     redis.call('HSET', batchKey, 'parkedMin', parked_cost_text(walkMin))
-    redis.call('HDEL', batchKey, 'walkId', 'walkMin')
-    bound = walkMin
+    redis.call('HDEL', batchKey, 'walkId', 'walkMin', 'walkAt')
+  elseif stop then
+    -- Ended early (no room left for any parked row): the next walk may take the set at once.
+    redis.call('HDEL', batchKey, 'walkId', 'walkMin', 'walkAt')
   else
-    redis.call('HSET', batchKey, 'walkId', token, 'walkMin', parked_cost_text(walkMin))
+    redis.call('HSET', batchKey, 'walkId', token, 'walkMin', parked_cost_text(walkMin), 'walkAt', now)
   end
 end
-if last or not may_fit() then out[1] = 1 end
+if stop then out[1] = 1 end
 return out

@@ -4,11 +4,13 @@
   unknown, read as 0), so a wake whose room is below it reads no row, and a wake goes on past a
   page of rows that did not fit only while its room may still hold one (wake.lua).
   - Every park lowers it (reserve.lua; feed.lua's misfits): it stays a lower bound.
+  - A batch is created with 'none' (add-rows.lua): nothing parked yet.
   - A wake that walks the whole set from its start sets it exactly: its first page writes
-    `walkId` (the walk's token) and `walkMin` = 'none', each page lowers `walkMin` by the rows it
-    passed, every park meanwhile lowers it too, and the walk's last page, if `walkId` is still its
-    own (no later walk began), writes `walkMin` to `parkedMin`. Rows leaving the set only raise
-    the true minimum, so a bound that misses them is still a bound.
+    `walkId` (the walk's token, unless another walk's, refreshed by its pages at `walkAt`, is
+    under way) and `walkMin` = 'none', each page lowers `walkMin` by the rows it passed, every
+    park meanwhile lowers it too, and the walk's last page, if `walkId` is still its own, writes
+    `walkMin` to `parkedMin`. Rows leaving the set only raise the true minimum, so a bound that
+    misses them is still a bound.
 ]]
 
 -- A stored cost or 'none' as a number (math.huge for 'none'); nil when absent.
