@@ -7,22 +7,41 @@ import type { RedisClient } from "./script.js";
  * by more than the reconciler's settle time would find every row "too young" and repair none.
  * `now()` is the local clock plus the offset measured at the last `sync()` (a TIME read, halfway
  * through its round trip); before the first sync, the local clock.
+ *
+ * On a Redis Cluster each batch's rows are stamped by its own slot's master, so `sync()` reads
+ * every master's TIME (side by side) and keeps the earliest: no batch's rows are judged older than
+ * their own master's clock says (a row repaired or frozen before it settled), and a batch on a
+ * master ahead of the earliest by D is swept up to D late. (A keyless TIME would go to any one
+ * master, and a master whose clock lags it by more than the settle time would have its rows
+ * passed over by every sweep that asked another.)
  */
 export interface ServerClock {
   now(): number;
-  /** Reads TIME and keeps the offset; a failed read keeps the last one and rejects. */
+  /** Reads TIME and keeps the offset; a failed read (every master's) keeps the last one and rejects. */
   sync(): Promise<void>;
 }
 
-export function serverClock(redis: Pick<RedisClient, "time">, local: () => number = Date.now): ServerClock {
+type TimeSource = Pick<RedisClient, "time">;
+
+/** A single Redis, or a Cluster (`isCluster`) whose masters each answer TIME. */
+type TimeClient = TimeSource & { isCluster?: boolean; nodes?(role: "master"): TimeSource[] };
+
+export function serverClock(redis: TimeClient, local: () => number = Date.now): ServerClock {
   let offset = 0;
+  const offsetOf = async (node: TimeSource): Promise<number> => {
+    const sent = local();
+    const [seconds, micros] = await node.time();
+    const received = local();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sent + received) / 2;
+  };
   return {
     now: () => local() + offset,
     async sync() {
-      const sent = local();
-      const [seconds, micros] = await redis.time();
-      const received = local();
-      offset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sent + received) / 2;
+      const nodes = redis.isCluster === true && redis.nodes ? redis.nodes("master") : [redis];
+      const read = await Promise.allSettled(nodes.map(offsetOf));
+      const offsets = read.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+      if (offsets.length === 0) throw (read[0] as PromiseRejectedResult).reason;
+      offset = Math.min(...offsets);
     },
   };
 }

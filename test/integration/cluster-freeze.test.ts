@@ -14,6 +14,7 @@ import {
   type NewRow,
   type RowRecord,
 } from "../../src/ledger/index.js";
+import { serverClock } from "../../src/redis/server-clock.js";
 import { archiveRow } from "../helpers/archived-row.js";
 import { uniquePrefix } from "../helpers/redis.js";
 import { clusterContext } from "../helpers/redis-cluster.js";
@@ -165,5 +166,15 @@ describe("frozen pages on a Redis Cluster", () => {
     } finally {
       for (const batch of batches) await ledger.purge(batch).catch(() => 0);
     }
+  });
+
+  it("the sweep's server clock asks every master for TIME (each batch's rows are stamped by its own slot's master)", async () => {
+    const masters = await ctx.cluster.masters();
+    const before = await Promise.all(masters.map((port) => ctx.cluster.calls(port, "time")));
+    const clock = serverClock(ctx.redis);
+    await clock.sync();
+    const after = await Promise.all(masters.map((port) => ctx.cluster.calls(port, "time")));
+    expect(after.map((n, i) => n - before[i]!)).toEqual(masters.map(() => 1));
+    expect(Math.abs(clock.now() - Date.now())).toBeLessThan(5_000);
   });
 });

@@ -37,6 +37,39 @@ describe("serverClock", () => {
     expect(clock.now()).toBe(2_000_000);
   });
 
+  it("on a Redis Cluster reads every master's TIME and keeps the earliest: no batch's rows judged older than their own master says", async () => {
+    const local = 1_000_000;
+    const master = (aheadMs: number | "down") => ({
+      time: async (): Promise<[string, string]> => {
+        if (aheadMs === "down") throw new Error("connection lost");
+        return [String((local + aheadMs) / 1000), "0"];
+      },
+    });
+    const asked: string[] = [];
+    const cluster = (masters: ReturnType<typeof master>[]) => ({
+      isCluster: true,
+      time: async (): Promise<[string, string]> => {
+        asked.push("keyless");
+        return [String((local + 500_000) / 1000), "0"];
+      },
+      nodes: (role: "master") => {
+        asked.push(role);
+        return masters;
+      },
+    });
+    const clock = serverClock(cluster([master(30_000), master(-90_000), master(0)]) as never, () => local);
+    await clock.sync();
+    expect(clock.now()).toBe(local - 90_000);
+    expect(asked).toEqual(["master"]);
+    // A master that does not answer is passed over (its batches' scripts fail as well); none: rejects.
+    const some = serverClock(cluster([master("down"), master(30_000)]) as never, () => local);
+    await some.sync();
+    expect(some.now()).toBe(local + 30_000);
+    await expect(serverClock(cluster([master("down")]) as never, () => local).sync()).rejects.toThrow(
+      "connection lost",
+    );
+  });
+
   it("a retry's clock (syncedSweepClock) is synced before use, and is the local clock when the read fails", async () => {
     const ahead = {
       time: async (): Promise<[string, string]> => [String(Math.floor(Date.now() / 1000) + 3_600), "0"],
