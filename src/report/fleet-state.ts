@@ -76,7 +76,8 @@ export function keyWaitWords(stage: KeyWaitView["stage"]): { held: string; why: 
     : {
         held: "is held by no running worker that archives, and archive jobs wait for it",
         why: "their result URLs expired, and only the key a task was created with can ask KIE for new ones",
-        after: "only a worker that runs the archive stage takes those jobs, and they wait while their files live",
+        after:
+          "only a worker that runs the archive stage takes those jobs, and they wait while their files live",
       };
 }
 
