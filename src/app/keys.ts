@@ -22,7 +22,7 @@ import { ledgerKeys } from "../ledger/index.js";
 import { type FleetListener, fleetMetrics, observeFleet } from "../metrics/fleet.js";
 import { instrumentKie } from "../metrics/kie.js";
 import type { WorkerMetrics } from "../metrics/registry.js";
-import { registerAccount } from "../report/accounts.js";
+import { registerAccount, registeredAccounts } from "../report/accounts.js";
 import { buildFleet, buildKie } from "./parts.js";
 
 /** The deployment's connection, as the parts take it. */
@@ -61,6 +61,8 @@ export interface RegisteredKeys {
   readonly leases: KeyLeases;
   /** Frees a job's in-flight slot under any key id (a task whose key this worker lacks). */
   releaseInFlight(id: string, jobKey: string): Promise<void>;
+  /** Frees a job's in-flight slot under every key registered for the deployment, and this worker's. */
+  releaseInFlightEverywhere(jobKey: string): Promise<void>;
 }
 
 /**
@@ -132,7 +134,14 @@ export async function registerKeys(
   const releaseInFlight = async (id: string, jobKey: string) => {
     await new InFlight(redis, { accountId: id }).release(jobKey);
   };
-  return { keylessId, leases, releaseInFlight };
+  const releaseInFlightEverywhere = async (jobKey: string) => {
+    // A key removed from this worker's configuration is still registered: a dead run may have
+    // taken its slot under it.
+    const registered = await registeredAccounts(redis, config.KIE_QUEUE_PREFIX);
+    const ids = new Set([...keys.map((key) => key.id), ...registered]);
+    await Promise.all([...ids].map((id) => releaseInFlight(id, jobKey)));
+  };
+  return { keylessId, leases, releaseInFlight, releaseInFlightEverywhere };
 }
 
 /**
@@ -176,6 +185,7 @@ export function keyLanes(
     held: (id: string, role?: KeyRole) => registered.leases.held(id, role),
     noteWait: (id: string, role?: KeyRole) => registered.leases.noteWait(id, role),
     releaseInFlight: registered.releaseInFlight,
+    releaseInFlightEverywhere: registered.releaseInFlightEverywhere,
   };
   return keyRing(
     keys.map((key, i) =>

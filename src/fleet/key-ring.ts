@@ -33,6 +33,8 @@ export interface KeyRing {
   held?(id: string, role?: KeyRole): Promise<boolean>;
   /** Frees a job's in-flight slot under the key `id`, a key of this worker or not. */
   releaseInFlight?(id: string, jobKey: string): Promise<void>;
+  /** Frees a job's in-flight slot under every key of the deployment (those of other workers too). */
+  releaseInFlightEverywhere?(jobKey: string): Promise<void>;
   /**
    * Notes that a job of the `role` stage (default: poll) waits for the key `id`, which no live
    * worker of that stage holds, for `status` (key-lease.ts).
@@ -42,7 +44,10 @@ export interface KeyRing {
 
 export function keyRing(
   lanes: readonly KeyLane[],
-  extras: Pick<KeyRing, "keylessId" | "held" | "releaseInFlight" | "noteWait"> = {},
+  extras: Pick<
+    KeyRing,
+    "keylessId" | "held" | "releaseInFlight" | "releaseInFlightEverywhere" | "noteWait"
+  > = {},
 ): KeyRing {
   if (lanes.length === 0) throw new RangeError("keyRing: no key");
   const byId = new Map(lanes.map((lane) => [lane.id, lane]));

@@ -73,8 +73,8 @@ export async function reuseStep(
 }
 
 /**
- * A submit job's in-flight slot, under every key of the worker (a run that died may have taken
- * it under any), given back when no run of the job will create anything: a worker killed while
+ * A submit job's in-flight slot, under every key of the deployment (a run that died may have taken
+ * it under any, also one this worker lacks: a key removed from its configuration), given back when no run of the job will create anything: a worker killed while
  * its job waited for a rate slot, the row cancelled or purged meanwhile, left it counted against
  * the account's KIE_MAX_IN_FLIGHT for an hour (until stale), holding back every batch's creates.
  * Only for a job with no create on the wire (its caller's check): KIE may be running that task.
@@ -84,6 +84,7 @@ export async function releaseSlotsOf(
   deps: { fleet: Pick<FleetPort, "releaseInFlight">; keys?: KeyRing | undefined },
   key: string,
 ): Promise<void> {
+  if (deps.keys?.releaseInFlightEverywhere) return deps.keys.releaseInFlightEverywhere(key);
   const fleets = deps.keys?.lanes.map((lane) => lane.fleet) ?? [deps.fleet];
   await Promise.all(fleets.map((fleet) => fleet.releaseInFlight(key)));
 }

@@ -8,6 +8,8 @@ import { describe, expect, it } from "vitest";
 import { registerKeys, type WorkerKey } from "../../src/app/keys.js";
 import type { Config } from "../../src/config/index.js";
 import { accountId, accountKey } from "../../src/fleet/account.js";
+import { InFlight } from "../../src/fleet/index.js";
+import { registerAccount } from "../../src/report/accounts.js";
 import { capturingLogger } from "../helpers/capturing-logger.js";
 import { fleetAccounts } from "../helpers/fleet-accounts.js";
 
@@ -67,5 +69,41 @@ describe("refreshing a worker's key holds", () => {
     );
     expect(text()).not.toContain("refreshing this worker's hold of its API keys failed");
     expect(text()).not.toContain(apiKey);
+  });
+
+  it("gives a job's in-flight slot back under every key registered for the deployment, one this worker lacks too", async () => {
+    const redis = accounts.connect();
+    const mine = accountId(accounts.apiKey());
+    const removed = accountId(accounts.apiKey());
+    const otherDeployment = accountId(accounts.apiKey());
+    const prefix = `kie-refresh-${randomUUID().slice(0, 8)}`;
+    const config = { KIE_RATE_LIMIT: { limit: 20, windowMs: 10_000 }, KIE_QUEUE_PREFIX: prefix } as Config;
+    const key = {
+      id: mine,
+      account: mine,
+      kie: {},
+      fleet: {
+        accountId: mine,
+        windowId: mine,
+        createLimiter: { configureRate: async () => ({ changed: false }) },
+      },
+    } as unknown as WorkerKey;
+    // A key an earlier worker of the deployment had (removed from this one's KIE_API_KEYS since).
+    await registerAccount(redis, prefix, removed);
+    const slots = (id: string) => new InFlight(redis, { accountId: id });
+    for (const id of [mine, removed, otherDeployment])
+      expect(await slots(id).tryAcquire("b/r1", 0)).toBe(true);
+    const registered = await registerKeys(redis, config, [key], capturingLogger().log, { ttlMs: 60_000 });
+    try {
+      await registered.releaseInFlightEverywhere("b/r1");
+      expect(await slots(mine).release("b/r1")).toBe(false);
+      expect(await slots(removed).release("b/r1")).toBe(false);
+      // A key of no worker of this deployment is not asked.
+      expect(await slots(otherDeployment).release("b/r1")).toBe(true);
+    } finally {
+      await registered.leases.close();
+      const own = await redis.keys(`*${prefix}*`);
+      if (own.length > 0) await redis.del(...own);
+    }
   });
 });

@@ -431,6 +431,15 @@ describe("submit stage", () => {
       f.deps.keys = keyRing([lane("aaaaaaaaaaaaaaaa"), lane("bbbbbbbbbbbbbbbb")]);
       expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
       expect(released.sort()).toEqual(["aaaaaaaaaaaaaaaa b/r1", "bbbbbbbbbbbbbbbb b/r1"]);
+      // A ring that reaches every key of the deployment (a worker's): that, once, not each lane.
+      const everywhere: string[] = [];
+      f.deps.keys = keyRing([lane("aaaaaaaaaaaaaaaa")], {
+        releaseInFlightEverywhere: async (key) => void everywhere.push(key),
+      });
+      released.length = 0;
+      expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+      expect(everywhere).toEqual(["b/r1"]);
+      expect(released).toEqual([]);
       // One key (no ring): the stage's own fleet.
       const one = setup({ row, fleet: { releaseInFlight: async (key) => void released.push(`own ${key}`) } });
       await submitStage.run(stageJob(submitJob()), one.deps);
