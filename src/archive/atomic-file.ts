@@ -1,14 +1,15 @@
-import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
-import { type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
-import { basename, dirname, join, relative } from "node:path";
+import { access, type FileHandle, mkdir, open, rename, unlink } from "node:fs/promises";
+import { dirname, relative } from "node:path";
 import type { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { tempGone } from "./temp-folder.js";
 
 /**
- * The folder store's file writes. Each file goes to `.<name>.<random>.tmp` beside its target, is
- * fsync'd and only then renamed over the target, so nothing torn is ever seen under a final name;
+ * The folder store's file writes. Each file goes to a temporary name (in the process's own folder,
+ * `temp-folder.ts`), is fsync'd and only then renamed over its target, so nothing torn is ever
+ * seen under a final name;
  * the rename is made durable by an fsync of the directory (`DirectorySync`), which one call may
  * share with every other rename made in that directory before it started.
  */
@@ -19,19 +20,18 @@ export interface TempFile {
   readonly path: string;
 }
 
-/** Streams `body` (through `through`, when given) to a temporary file beside `path`, fsync'd. */
+/** Streams `body` (through `through`, when given) to the temporary file `temp` for `path`, fsync'd. */
 export async function writeTempStream(
   dirs: KnownDirectories,
-  path: string,
+  { temp, path }: TempFile,
   body: Readable,
   signal?: AbortSignal,
   through?: Transform,
 ): Promise<TempFile> {
-  const temp = tempNameOf(path);
   let handle: FileHandle;
   try {
     signal?.throwIfAborted();
-    handle = await dirs.within(dirname(path), () => open(temp, "wx"));
+    handle = await dirs.within(dirname(temp), () => open(temp, "wx"));
   } catch (error) {
     body.destroy();
     throw error;
@@ -51,16 +51,15 @@ export async function writeTempStream(
   }
 }
 
-/** Writes `bytes` to a temporary file beside `path`, fsync'd: no stream for a small buffer. */
+/** Writes `bytes` to the temporary file `temp` for `path`, fsync'd: no stream for a small buffer. */
 export async function writeTempBuffer(
   dirs: KnownDirectories,
-  path: string,
+  { temp, path }: TempFile,
   bytes: Buffer,
   signal?: AbortSignal,
 ): Promise<TempFile> {
   signal?.throwIfAborted();
-  const temp = tempNameOf(path);
-  const handle = await dirs.within(dirname(path), () => open(temp, "wx"));
+  const handle = await dirs.within(dirname(temp), () => open(temp, "wx"));
   try {
     await handle.writeFile(bytes);
     await handle.sync();
@@ -74,12 +73,25 @@ export async function writeTempBuffer(
   }
 }
 
-/** Renames each temporary file over its target, in order; the ones left over are deleted on failure. */
-export async function publish(files: readonly TempFile[]): Promise<void> {
+/**
+ * Renames each temporary file over its target, in order (a target directory removed meanwhile is
+ * made again); the ones left over are deleted on failure. A temporary file that went meanwhile
+ * fails the put as `unavailable` (`tempGone`).
+ */
+export async function publish(dirs: KnownDirectories, files: readonly TempFile[]): Promise<void> {
   let done = 0;
   try {
     for (const file of files) {
-      await rename(file.temp, file.path);
+      await dirs
+        .within(dirname(file.path), () => rename(file.temp, file.path))
+        .catch(async (error) => {
+          if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+          const there = await access(file.temp).then(
+            () => true,
+            () => false,
+          );
+          throw there ? error : tempGone(file.temp);
+        });
       done++;
     }
   } catch (error) {
@@ -91,15 +103,6 @@ export async function publish(files: readonly TempFile[]): Promise<void> {
 /** Deletes temporary files that will not be published (a missing one is no error). */
 export async function discard(files: readonly (TempFile | undefined)[]): Promise<void> {
   await Promise.all(files.map((file) => (file ? unlink(file.temp).catch(() => {}) : undefined)));
-}
-
-/** This process's part of every temporary name; a counter makes each one its own (no random bytes per file). */
-const PROCESS_TAG = randomBytes(6).toString("hex");
-let tempCount = 0;
-
-/** A temporary name beside `path`, this process's own: `.<name>.<process tag><counter>.tmp`. */
-export function tempNameOf(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${PROCESS_TAG}${(tempCount++).toString(36)}.tmp`);
 }
 
 /**

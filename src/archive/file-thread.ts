@@ -2,6 +2,7 @@ import { unlink } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { ArchiveStoreError } from "./store-error.js";
+import { tempGone } from "./temp-folder.js";
 
 /**
  * The folder store's small writes, each done whole on a file thread. Writing a small object the
@@ -21,7 +22,8 @@ import { ArchiveStoreError } from "./store-error.js";
 
 /**
  * A file to write: bytes to `temp` (made with O_EXCL; its directory made when missing, each
- * directory made fsync'd in its parent), fsync'd, then renamed to `path`.
+ * directory made fsync'd in its parent), fsync'd, then renamed to `path` (its directory made
+ * again when it went missing; a `temp` gone before the rename fails the put as `unavailable`).
  */
 export interface ThreadFile {
   temp: string;
@@ -41,6 +43,9 @@ interface Reply {
  * script or as a module alike (a parent's `--input-type=module` reaches the thread). Each request
  * runs to its end before the next: a thread is one disk queue, and the pool has several.
  */
+/** The code the thread answers for a temporary file that went before its rename. */
+const TEMP_GONE = "EKIETEMPGONE";
+
 const THREAD_SOURCE = `
 const fs = process.getBuiltinModule("node:fs");
 const { dirname } = process.getBuiltinModule("node:path");
@@ -101,12 +106,30 @@ function write(files) {
   let renamed = 0;
   try {
     for (const file of files) {
-      fs.renameSync(file.temp, file.path);
+      renameInto(file);
       renamed++;
     }
   } catch (error) {
     for (const file of files.slice(renamed)) unlinkQuietly(file.temp);
     throw error;
+  }
+}
+
+// The target's folder went missing behind the store (it made it before the request): made again.
+// The temporary file gone (its process's folder swept) says nothing of the disk: TEMP_GONE.
+function renameInto(file) {
+  try {
+    fs.renameSync(file.temp, file.path);
+  } catch (error) {
+    if (error.code !== "ENOENT") throw error;
+    if (!fs.existsSync(file.temp)) {
+      const gone = new Error("temporary file removed while the put ran: " + file.temp);
+      gone.code = "${TEMP_GONE}";
+      gone.path = file.temp;
+      throw gone;
+    }
+    makeDirectory(dirname(file.path));
+    fs.renameSync(file.temp, file.path);
   }
 }
 
@@ -243,7 +266,8 @@ export class FileThreads {
       if (!pending) return;
       thread.pending.delete(reply.id);
       if (thread.pending.size === 0) worker.unref();
-      if (reply.error) pending.reject(fsError(reply.error));
+      if (reply.error?.code === TEMP_GONE) pending.reject(tempGone(reply.error.path ?? "(unknown)"));
+      else if (reply.error) pending.reject(fsError(reply.error));
       else pending.resolve();
     });
     const fail = (message: string) => {

@@ -10,7 +10,6 @@ import {
   KnownDirectories,
   publish,
   type TempFile,
-  tempNameOf,
   writeTempBuffer,
   writeTempStream,
 } from "./atomic-file.js";
@@ -19,7 +18,8 @@ import { FileThreads } from "./file-thread.js";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
 import { readSmall } from "./read-small.js";
-import { ArchiveStoreError, classifyStoreError, isArchiveStoreError } from "./store-error.js";
+import { ArchiveStoreError, folderStoreError } from "./store-error.js";
+import { TempFolder, type TempFolderOptions } from "./temp-folder.js";
 import type { ArchiveStore, ArchiveStoreHead } from "./types.js";
 
 /** What the hidden `.<name>.meta.json` beside each object holds. */
@@ -33,8 +33,8 @@ const SMALL_OBJECT_BYTES = 1 << 20;
 
 /**
  * An ArchiveStore writing `<rootDir>/<key>`. Each file is written (a put's body up to 1 MiB as
- * one buffer, a longer one streamed) to a temporary file in the same directory (named by the
- * process and a counter), fsync'd and renamed over the target, so a reader never sees a partial
+ * one buffer, a longer one streamed) to a temporary file in the process's own folder under the
+ * root (`temp-folder.ts`: swept when its process is gone), fsync'd and renamed over the target, so a reader never sees a partial
  * file (`atomic-file.ts`). Metadata goes to a hidden `.<name>.meta.json`, written beside the
  * object's temporary file and renamed after the object: a crash in between leaves the new object
  * with no (or the old) metadata, never the new metadata on an old object, so a "same task-id
@@ -42,7 +42,7 @@ const SMALL_OBJECT_BYTES = 1 << 20;
  * after both renames. A body read whole is written on a file thread (`file-thread.ts`), one
  * request for the object and its metadata; `close` stops those threads.
  */
-export function createFolderStore(rootDir: string): ArchiveStore {
+export function createFolderStore(rootDir: string, temps: TempFolderOptions = {}): ArchiveStore {
   const root = resolve(rootDir);
 
   const pathOf = (key: string): string => {
@@ -61,6 +61,12 @@ export function createFolderStore(rootDir: string): ArchiveStore {
   const threads = new FileThreads();
   const dirs = new KnownDirectories(root, (dir) => threads.syncDirectory(dir));
   const dirSync = new DirectorySync((dir) => threads.syncDirectory(dir));
+  // Made at the first put: a store that only reads (the dashboard's) makes and sweeps nothing.
+  const temp = new TempFolder(root, temps);
+  const tempFor = async (path: string): Promise<TempFile> => ({
+    temp: await temp.nameFor(path, (dir) => dirs.ensure(dir)),
+    path,
+  });
 
   /**
    * The object and its metadata file, each written and fsync'd under a temporary name (side by
@@ -77,23 +83,32 @@ export function createFolderStore(rootDir: string): ArchiveStore {
     through?: Transform,
   ): Promise<void> => {
     const metaBytes = Buffer.from(`${JSON.stringify(meta)}\n`);
+    // The folder and its entry first (once per folder): before any rename into it, and the
+    // temporary files' place depends on its file system. A thread makes it again only when it
+    // went missing behind the store's back.
+    let object: TempFile;
+    let metaFile: TempFile;
+    try {
+      await dirs.ensure(dirname(path));
+      [object, metaFile] = await Promise.all([tempFor(path), tempFor(metaPathOf(path))]);
+    } catch (error) {
+      if (!Buffer.isBuffer(body)) body.destroy();
+      throw error;
+    }
     if (Buffer.isBuffer(body)) {
       signal?.throwIfAborted();
-      // The folder and its entry first (once per folder): a thread makes it only when it went
-      // missing behind the store's back (a purge).
-      await dirs.ensure(dirname(path));
       await threads.write(
         [
-          { temp: tempNameOf(path), path, bytes: body },
-          { temp: tempNameOf(metaPathOf(path)), path: metaPathOf(path), bytes: metaBytes },
+          { ...object, bytes: body },
+          { ...metaFile, bytes: metaBytes },
         ],
         { syncDirectory: dirname(path) },
       );
       return;
     }
     const written = await Promise.allSettled([
-      writeTempStream(dirs, path, body, signal, through),
-      writeTempBuffer(dirs, metaPathOf(path), metaBytes, signal),
+      writeTempStream(dirs, object, body, signal, through),
+      writeTempBuffer(dirs, metaFile, metaBytes, signal),
     ]);
     const files = written.map((result) => (result.status === "fulfilled" ? result.value : undefined));
     // The object's own failure first: a failed download says more than its metadata's abort.
@@ -102,7 +117,7 @@ export function createFolderStore(rootDir: string): ArchiveStore {
       await discard(files);
       throw failed.reason;
     }
-    await publish(files as TempFile[]);
+    await publish(dirs, files as TempFile[]);
     await dirSync.sync(dirname(path));
   };
 
@@ -142,7 +157,7 @@ export function createFolderStore(rootDir: string): ArchiveStore {
         }
       } catch (error) {
         body.destroy();
-        throw toStoreError(error, path, options.signal);
+        throw folderStoreError(error, path, options.signal);
       }
     },
 
@@ -183,7 +198,7 @@ export function createFolderStore(rootDir: string): ArchiveStore {
         await writeObject(path, createReadStream(from), meta, options.signal, hashing);
         return { bytes, sha256: hash.digest("hex") };
       } catch (error) {
-        throw toStoreError(error, path, options.signal);
+        throw folderStoreError(error, path, options.signal);
       }
     },
 
@@ -195,7 +210,7 @@ export function createFolderStore(rootDir: string): ArchiveStore {
         handle = await open(path, "r");
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        throw toStoreError(error, path, options.signal);
+        throw folderStoreError(error, path, options.signal);
       }
       try {
         // Size and time from the open file: a put renaming a new file over the path meanwhile
@@ -218,7 +233,7 @@ export function createFolderStore(rootDir: string): ArchiveStore {
         };
       } catch (error) {
         await handle.close().catch(() => {});
-        throw toStoreError(error, path, options.signal);
+        throw folderStoreError(error, path, options.signal);
       }
     },
 
@@ -231,7 +246,7 @@ export function createFolderStore(rootDir: string): ArchiveStore {
         size = info.size;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-        throw toStoreError(error, path, undefined);
+        throw folderStoreError(error, path, undefined);
       }
       let metadata: Record<string, string> = {};
       try {
@@ -243,7 +258,7 @@ export function createFolderStore(rootDir: string): ArchiveStore {
           typeof (error as { syscall?: unknown }).syscall === "string" &&
           (error as NodeJS.ErrnoException).code !== "ENOENT"
         ) {
-          throw toStoreError(error, path, undefined);
+          throw folderStoreError(error, path, undefined);
         }
       }
       return { size, metadata } satisfies ArchiveStoreHead;
@@ -255,13 +270,15 @@ export function createFolderStore(rootDir: string): ArchiveStore {
         try {
           await unlink(file);
         } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw toStoreError(error, file, undefined);
+          if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+            throw folderStoreError(error, file, undefined);
         }
       }
     },
 
     async close() {
       await threads.close();
+      await temp.close();
     },
   };
 }
@@ -274,20 +291,4 @@ async function contentTypeOf(metaPath: string): Promise<string> {
   } catch {
     return "application/octet-stream";
   }
-}
-
-/**
- * File-system errors (they carry a `syscall`) become ArchiveStoreErrors; the body's own error
- * (a failed download) and an abort pass through unchanged, so the caller sees why it failed.
- */
-function toStoreError(error: unknown, path: string, signal: AbortSignal | undefined): unknown {
-  if (signal?.aborted) return signal.reason;
-  if (isArchiveStoreError(error)) return error;
-  if (typeof (error as { syscall?: unknown } | null)?.syscall !== "string") return error;
-  return new ArchiveStoreError({
-    code: classifyStoreError(error),
-    message: `Folder store failed at ${path}: ${(error as Error).message}`,
-    location: path,
-    cause: error,
-  });
 }

@@ -194,3 +194,19 @@ export function isStoreOutage(error: unknown): boolean {
     (error.code === "access_denied" || error.code === "no_such_bucket" || error.code === "no_space")
   );
 }
+
+/**
+ * File-system errors (they carry a `syscall`) become ArchiveStoreErrors; the body's own error
+ * (a failed download) and an abort pass through unchanged, so the caller sees why it failed.
+ */
+export function folderStoreError(error: unknown, path: string, signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted) return signal.reason;
+  if (isArchiveStoreError(error)) return error;
+  if (typeof (error as { syscall?: unknown } | null)?.syscall !== "string") return error;
+  return new ArchiveStoreError({
+    code: classifyStoreError(error),
+    message: `Folder store failed at ${path}: ${(error as Error).message}`,
+    location: path,
+    cause: error,
+  });
+}

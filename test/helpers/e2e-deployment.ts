@@ -186,11 +186,13 @@ export function expectArchivedOnce(rows: RowRecord[], sim: SimView, count: numbe
 }
 
 /**
- * The folder holds exactly one image and one sidecar per row (no temporary file left), and each
- * image's bytes hash to the sha256 the ledger recorded at its location. `killedWrites`: workers
- * were SIGKILLed mid-run, and a kill that lands inside a file write leaves that write's hidden
- * temporary files (README, "Archive layout"): up to that many are accepted, each named after a
- * file of one of the batch's rows (never another name, never a visible file).
+ * The folder holds exactly one image and one sidecar per row (no temporary file: those live in
+ * each process's temporary folder, `.kie-tmp/<process>/` under the root), and each image's bytes
+ * hash to the sha256 the ledger recorded at its location. `killedWrites`: workers were SIGKILLed
+ * mid-run, and a kill that lands inside a file write leaves that write's temporary files in the
+ * dead process's folder (README, "Archive layout"; a later worker sweeps it an hour on): up to
+ * that many are accepted, each named after a file of one of the batch's rows. Without it, every
+ * process's folder is gone or empty.
  */
 export async function expectFolderArchive(
   archiveDir: string,
@@ -200,16 +202,21 @@ export async function expectFolderArchive(
 ): Promise<void> {
   const files = (await readdir(join(archiveDir, batch))).filter((f) => !f.startsWith("."));
   const hidden = (await readdir(join(archiveDir, batch))).filter((f) => f.startsWith("."));
-  const temps = hidden.filter((f) => f.endsWith(".tmp"));
+  expect(hidden.filter((f) => f.endsWith(".tmp"))).toEqual([]);
+  const folders = await readdir(join(archiveDir, ".kie-tmp")).catch(() => []);
+  const temps = (
+    await Promise.all(folders.map((folder) => readdir(join(archiveDir, ".kie-tmp", folder)).catch(() => [])))
+  )
+    .flat()
+    .filter((name) => name.endsWith(".tmp"));
   if (options.killedWrites === undefined) expect(temps).toEqual([]);
   else {
     expect(temps.length, temps.join(", ")).toBeLessThanOrEqual(options.killedWrites);
     const targets = new Set(
       rows.flatMap((r) => [`${r.id}.png`, `${r.id}.json`].flatMap((name) => [name, `.${name}.meta.json`])),
     );
-    // `.<target>.<process tag><counter>.tmp`, the folder store's temporary name (atomic-file.ts).
-    for (const temp of temps)
-      expect(targets.has(temp.slice(1).replace(/\.[0-9a-z]+\.tmp$/, "")), temp).toBe(true);
+    // `<target>.<counter>.tmp`, the folder store's temporary name (temp-folder.ts).
+    for (const temp of temps) expect(targets.has(temp.replace(/\.[0-9a-z]+\.tmp$/, "")), temp).toBe(true);
   }
   const expected = rows.flatMap((r) => [`${r.id}.json`, `${r.id}.png`]).sort();
   expect(files.sort()).toEqual(expected);

@@ -34,13 +34,20 @@ function failingAfter(bytes: number, error: Error): Readable {
   return out;
 }
 
+/** This process's temporary folder under the root (`.kie-tmp/<host>-<pid>-<random>`), once made. */
+async function tempFolder(): Promise<string> {
+  const [own] = await readdir(join(root, ".kie-tmp"));
+  return join(root, ".kie-tmp", own!);
+}
+
 /**
- * Resolves once the object's hidden temporary file in `dir` holds `bytes` bytes: the store is
- * mid-write. (Its metadata's temporary file is written beside it, at the same time.)
+ * Resolves once the object's temporary file in the process's temporary folder holds `bytes`
+ * bytes: the store is mid-write. (Its metadata's temporary file is written there at the same time.)
  */
-async function writingTempFile(dir: string, bytes: number): Promise<void> {
+async function writingTempFile(bytes: number): Promise<void> {
   await vi.waitFor(
     async () => {
+      const dir = await tempFolder();
       const temp = (await readdir(dir)).find(
         (name) => name.endsWith(".tmp") && !name.includes(".meta.json."),
       );
@@ -126,8 +133,11 @@ describe("folder store", () => {
     try {
       // Past the 1 MiB read whole: streamed, so its folder is made by the store, not a thread.
       await store.put("new/one.png", pngStream(1_500_000, 1), { contentType: "image/png" });
-      // Deepest first: "new" in the archive root, then the root in its parent.
-      expect(sync.mock.calls.map(([dir]) => dir)).toEqual([root, parent, join(root, "new")]);
+      // Deepest first: "new" in the archive root, then the root in its parent; then the
+      // process's temporary folder, made at its first put (its entry and .kie-tmp's); the
+      // file's rename into "new" last.
+      const temps = join(root, ".kie-tmp");
+      expect(sync.mock.calls.map(([dir]) => dir)).toEqual([root, parent, temps, root, join(root, "new")]);
       sync.mockClear();
       await store.put("new/two.png", pngStream(1_500_000, 2), { contentType: "image/png" });
       expect(sync.mock.calls.map(([dir]) => dir)).toEqual([join(root, "new")]);
@@ -146,7 +156,7 @@ describe("folder store", () => {
     const png = await pngBytes(1_600_000);
     const writing = store.put("b/slow.png", body, { contentType: "image/png" });
     body.write(png.subarray(0, 1_300_000));
-    await writingTempFile(join(root, "b"), 1_300_000);
+    await writingTempFile(1_300_000);
     expect(await store.head("b/slow.png")).toBeUndefined();
     const visible = (await readdir(join(root, "b"))).filter((name) => !name.startsWith("."));
     expect(visible).toEqual([]);
@@ -197,11 +207,12 @@ describe("folder store", () => {
     // Past the 1 MiB read whole: the abort meets a file being streamed.
     body.write(await pngBytes(1_100_000));
     const writing = store.put("b/aborted.png", body, { contentType: "image/png", signal: controller.signal });
-    await writingTempFile(join(root, "b"), 1_100_000);
+    await writingTempFile(1_100_000);
     controller.abort(new Error("shutdown"));
     await expect(writing).rejects.toThrow("shutdown");
     expect(body.destroyed).toBe(true);
     expect(await readdir(join(root, "b"))).toEqual([]);
+    expect(await readdir(await tempFolder())).toEqual([]);
   });
 
   it("an abort while a small body is read rejects with the signal's reason, destroys it and leaves nothing", async () => {

@@ -1,0 +1,140 @@
+import { randomBytes } from "node:crypto";
+import { lstat, mkdir, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { ArchiveStoreError } from "./store-error.js";
+
+/** The folder under a folder store's root that holds each process's temporary files. */
+export const TEMP_FOLDER = ".kie-tmp";
+
+/** How old (by mtime, against this process's own folder) another process's folder is swept. */
+const STALE_MS = 60 * 60_000;
+/** How often a live process touches its folder's mtime. */
+const HEARTBEAT_MS = 60_000;
+/** How often a store sweeps the other processes' folders (and at its first put). */
+const SWEEP_EVERY_MS = 60 * 60_000;
+
+export interface TempFolderOptions {
+  /** @defaultValue one hour */
+  staleMs?: number;
+  /** @defaultValue one minute */
+  heartbeatMs?: number;
+  /** @defaultValue one hour */
+  sweepEveryMs?: number;
+}
+
+/**
+ * A folder store's temporary files, in a folder of this process's own under the root
+ * (`.kie-tmp/<host>-<pid>-<random>/`), renamed from there into place. They used to be written
+ * beside their targets, and a worker killed mid-put (SIGKILL, the OOM killer, a power loss) left
+ * them there for good: nothing lists a batch folder of millions of files to find them. The folder
+ * is made at the process's first put and its mtime touched every minute while the process lives
+ * (a file made and removed in it); each store sweeps, at its first put and then every hour, the
+ * other processes' folders whose mtime is over an hour older than its own's (the file system's
+ * clock on both sides, so hosts sharing one NFS root need no common clock). A put whose temporary
+ * file went meanwhile (its process stopped for over an hour: a suspended VM) fails as
+ * `unavailable` and is tried again. A target on another file system than the folder's (a mount
+ * inside the root) keeps its temporary file beside it, as before: a rename cannot cross them.
+ */
+export class TempFolder {
+  readonly dir: string;
+  private count = 0;
+  private started: Promise<number> | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  /** Whether a target directory is on the folder's file system, by directory (bounded). */
+  private readonly sameDevice = new Map<string, boolean>();
+
+  constructor(
+    root: string,
+    private readonly options: TempFolderOptions = {},
+  ) {
+    const host = hostname()
+      .replace(/[^A-Za-z0-9.-]/g, "_")
+      .slice(0, 64);
+    this.dir = join(root, TEMP_FOLDER, `${host}-${process.pid}-${randomBytes(4).toString("hex")}`);
+  }
+
+  /**
+   * The temporary name of a file to be renamed to `path` (whose directory exists): in this
+   * process's folder, made by `ensure` at the first call, or beside `path` on another file system.
+   */
+  async nameFor(path: string, ensure: (dir: string) => Promise<void>): Promise<string> {
+    this.started ??= this.start(ensure).catch((error: unknown) => {
+      this.started = undefined;
+      throw error;
+    });
+    const device = await this.started;
+    const dir = dirname(path);
+    let same = this.sameDevice.get(dir);
+    if (same === undefined) {
+      same = (await stat(dir)).dev === device;
+      if (this.sameDevice.size >= 10_000) this.sameDevice.clear();
+      this.sameDevice.set(dir, same);
+    }
+    const count = (this.count++).toString(36);
+    return same
+      ? join(this.dir, `${basename(path)}.${count}.tmp`)
+      : join(dir, `.${basename(path)}.${basename(this.dir)}-${count}.tmp`);
+  }
+
+  /** Makes the folder, starts the heartbeat and the sweeps; the folder's device. */
+  private async start(ensure: (dir: string) => Promise<void>): Promise<number> {
+    await ensure(this.dir);
+    const device = (await stat(this.dir)).dev;
+    const beat = setInterval(
+      () => void this.heartbeat().catch(() => {}),
+      this.options.heartbeatMs ?? HEARTBEAT_MS,
+    );
+    const sweep = setInterval(
+      () => void this.sweep().catch(() => {}),
+      this.options.sweepEveryMs ?? SWEEP_EVERY_MS,
+    );
+    for (const timer of [beat, sweep]) timer.unref();
+    this.timers = [beat, sweep];
+    void this.sweep().catch(() => {});
+    return device;
+  }
+
+  /** Touches the folder's mtime (made again if a sweep took it: a process stopped for an hour). */
+  async heartbeat(): Promise<void> {
+    const alive = join(this.dir, ".alive");
+    await writeFile(alive, "").catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+      await mkdir(this.dir, { recursive: true });
+      await writeFile(alive, "");
+    });
+    await unlink(alive);
+  }
+
+  /** Removes the other processes' folders whose mtime is `staleMs` older than this one's; how many. */
+  async sweep(): Promise<number> {
+    await this.heartbeat();
+    const now = (await stat(this.dir)).mtimeMs;
+    const parent = dirname(this.dir);
+    let removed = 0;
+    for (const name of await readdir(parent)) {
+      const folder = join(parent, name);
+      if (folder === this.dir) continue;
+      const info = await lstat(folder).catch(() => undefined);
+      if (info === undefined || now - info.mtimeMs <= (this.options.staleMs ?? STALE_MS)) continue;
+      await rm(folder, { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Stops the heartbeat and removes the folder (best effort: the next sweep takes what is left). */
+  async close(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    if (this.started) await rm(this.dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/** A temporary file removed while its put ran: the put is tried again. */
+export function tempGone(temp: string): ArchiveStoreError {
+  return new ArchiveStoreError({
+    code: "unavailable",
+    message: `the temporary file ${temp} was removed while the put ran (its process's folder taken for a dead one's by a sweep?)`,
+  });
+}
