@@ -4,7 +4,7 @@ import { access, type FileHandle, mkdir, open, rename, unlink } from "node:fs/pr
 import { dirname, relative } from "node:path";
 import type { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { tempGone } from "./temp-folder.js";
+import { tempGone } from "./store-error.js";
 
 /**
  * The folder store's file writes. Each file goes to a temporary name (in the process's own folder,

@@ -1,8 +1,7 @@
 import { unlink } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
-import { ArchiveStoreError } from "./store-error.js";
-import { tempGone } from "./temp-folder.js";
+import { ArchiveStoreError, tempGone } from "./store-error.js";
 
 /**
  * The folder store's small writes, each done whole on a file thread. Writing a small object the

@@ -64,7 +64,7 @@ export function createFolderStore(rootDir: string, temps: TempFolderOptions = {}
   // Made at the first put: a store that only reads (the dashboard's) makes and sweeps nothing.
   const temp = new TempFolder(root, temps);
   const tempFor = async (path: string): Promise<TempFile> => ({
-    temp: await temp.nameFor(path, (dir) => dirs.ensure(dir)),
+    temp: await temp.nameFor(path, dirs),
     path,
   });
 
@@ -75,7 +75,11 @@ export function createFolderStore(rootDir: string, temps: TempFolderOptions = {}
    * included (file-thread.ts); a streamed one is written through `fs.promises`, its directory's
    * fsync shared with the streamed puts beside it (`DirectorySync`).
    */
-  const writeObject = async (
+  const writeObject = (...args: Parameters<typeof writeOnce>): Promise<void> =>
+    writeOnce(...args).catch((error: unknown) => {
+      throw temp.putError(error, args[0]);
+    });
+  const writeOnce = async (
     path: string,
     body: Readable | Buffer,
     meta: MetaFile,

@@ -102,6 +102,8 @@ const RETRYABLE_SYSTEM_CODES: ReadonlySet<string> = new Set([
   "ENFILE",
   "EBUSY",
   "EAGAIN",
+  // An NFS handle gone stale (the file removed on the server, a server restart): opened anew later.
+  "ESTALE",
 ]);
 
 const ACCESS_DENIED_SYSTEM_CODES: ReadonlySet<string> = new Set(["EACCES", "EPERM", "EROFS"]);
@@ -208,5 +210,13 @@ export function folderStoreError(error: unknown, path: string, signal: AbortSign
     message: `Folder store failed at ${path}: ${(error as Error).message}`,
     location: path,
     cause: error,
+  });
+}
+
+/** A temporary file removed while its put ran: the put is tried again. */
+export function tempGone(temp: string): ArchiveStoreError {
+  return new ArchiveStoreError({
+    code: "unavailable",
+    message: `the temporary file ${temp} was removed while the put ran (its process's folder taken for a dead one's by a sweep?)`,
   });
 }

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readdir, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
+import type { KnownDirectories } from "./atomic-file.js";
 import { ArchiveStoreError } from "./store-error.js";
 
 /** The folder under a folder store's root that holds each process's temporary files. */
@@ -41,6 +42,7 @@ export class TempFolder {
   private count = 0;
   private started: Promise<number> | undefined;
   private timers: NodeJS.Timeout[] = [];
+  private closed = false;
   /** Whether a target directory is on the folder's file system, by directory (bounded). */
   private readonly sameDevice = new Map<string, boolean>();
 
@@ -55,11 +57,12 @@ export class TempFolder {
   }
 
   /**
-   * The temporary name of a file to be renamed to `path` (whose directory exists): in this
-   * process's folder, made by `ensure` at the first call, or beside `path` on another file system.
+   * The temporary name of a file to be renamed to `path`: in this process's folder (made at the
+   * first call), or beside `path` when its directory is on another file system (or a rename into
+   * it was refused as crossing one: `putError`).
    */
-  async nameFor(path: string, ensure: (dir: string) => Promise<void>): Promise<string> {
-    this.started ??= this.start(ensure).catch((error: unknown) => {
+  async nameFor(path: string, dirs: Pick<KnownDirectories, "ensure" | "within">): Promise<string> {
+    this.started ??= this.start(dirs).catch((error: unknown) => {
       this.started = undefined;
       throw error;
     });
@@ -67,9 +70,9 @@ export class TempFolder {
     const dir = dirname(path);
     let same = this.sameDevice.get(dir);
     if (same === undefined) {
-      same = (await stat(dir)).dev === device;
-      if (this.sameDevice.size >= 10_000) this.sameDevice.clear();
-      this.sameDevice.set(dir, same);
+      // Made again when it went missing behind the store (its cache said it was there).
+      same = (await dirs.within(dir, () => stat(dir))).dev === device;
+      this.remember(dir, same);
     }
     const count = (this.count++).toString(36);
     return same
@@ -77,10 +80,43 @@ export class TempFolder {
       : join(dir, `.${basename(path)}.${basename(this.dir)}-${count}.tmp`);
   }
 
+  /**
+   * A rename from this folder into `dir` was refused as crossing file systems (EXDEV: a bind mount
+   * of the same file system, whose device number is the same): its files go beside their targets.
+   */
+  private besideFor(dir: string): void {
+    this.remember(dir, false);
+  }
+
+  /**
+   * A put's error as its caller sees it: a rename refused as crossing file systems (EXDEV) makes
+   * the target's directory take its temporary files beside the targets from now on, and fails this
+   * put as `unavailable` (tried again); any other error as it is.
+   */
+  putError(error: unknown, path: string): unknown {
+    if ((error as NodeJS.ErrnoException | null)?.code !== "EXDEV") return error;
+    this.besideFor(dirname(path));
+    return new ArchiveStoreError({
+      code: "unavailable",
+      message: `${path}: a rename from ${this.dir} was refused as crossing file systems; its folder's files are now written beside them`,
+      cause: error,
+    });
+  }
+
+  private remember(dir: string, same: boolean): void {
+    if (this.sameDevice.size >= 10_000) this.sameDevice.clear();
+    this.sameDevice.set(dir, same);
+  }
+
   /** Makes the folder, starts the heartbeat and the sweeps; the folder's device. */
-  private async start(ensure: (dir: string) => Promise<void>): Promise<number> {
-    await ensure(this.dir);
+  private async start(dirs: Pick<KnownDirectories, "ensure">): Promise<number> {
+    await dirs.ensure(this.dir);
     const device = (await stat(this.dir)).dev;
+    // Closed meanwhile (a put begun just before the store's close): no timer, no folder left.
+    if (this.closed) {
+      await rm(this.dir, { recursive: true, force: true });
+      return device;
+    }
     const beat = setInterval(
       () => void this.heartbeat().catch(() => {}),
       this.options.heartbeatMs ?? HEARTBEAT_MS,
@@ -97,6 +133,7 @@ export class TempFolder {
 
   /** Touches the folder's mtime (made again if a sweep took it: a process stopped for an hour). */
   async heartbeat(): Promise<void> {
+    if (this.closed) return;
     const alive = join(this.dir, ".alive");
     await writeFile(alive, "").catch(async (error: NodeJS.ErrnoException) => {
       if (error.code !== "ENOENT") throw error;
@@ -125,16 +162,9 @@ export class TempFolder {
 
   /** Stops the heartbeat and removes the folder (best effort: the next sweep takes what is left). */
   async close(): Promise<void> {
+    this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     if (this.started) await rm(this.dir, { recursive: true, force: true }).catch(() => {});
   }
-}
-
-/** A temporary file removed while its put ran: the put is tried again. */
-export function tempGone(temp: string): ArchiveStoreError {
-  return new ArchiveStoreError({
-    code: "unavailable",
-    message: `the temporary file ${temp} was removed while the put ran (its process's folder taken for a dead one's by a sweep?)`,
-  });
 }

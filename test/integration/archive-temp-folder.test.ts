@@ -9,9 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { KnownDirectories } from "../../src/archive/atomic-file.js";
 import { FileThreads } from "../../src/archive/file-thread.js";
 import { createFolderStore } from "../../src/archive/folder-store.js";
-import { isArchiveStoreError } from "../../src/archive/store-error.js";
+import { classifyStoreError, isArchiveStoreError } from "../../src/archive/store-error.js";
 import { TempFolder } from "../../src/archive/temp-folder.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
 import { pngBytes } from "../helpers/image-server.js";
@@ -92,19 +93,25 @@ describe("the folder store's temporary folder", () => {
     // A live process: its heartbeat (each minute) brings its folder's mtime back, and a sweep passes it.
     await mkdir(join(root, "b"), { recursive: true });
     const live = new TempFolder(root);
-    await live.nameFor(join(root, "b", "r.png"), async (dir) => void (await mkdir(dir, { recursive: true })));
+    await live.nameFor(join(root, "b", "r.png"), new KnownDirectories(root, async () => {}));
     await utimes(live.dir, old, old);
     await live.heartbeat();
     expect(await other.sweep()).toBe(0);
     await live.close();
-    // A store whose process stopped for two hours (no heartbeat): swept, and its next puts make the
-    // folder again.
+    // Stopped for two hours (no heartbeat): swept.
+    const stopped = new TempFolder(root);
+    await stopped.nameFor(join(root, "b", "r.png"), new KnownDirectories(root, async () => {}));
+    await stopped.close();
+    await mkdir(stopped.dir);
+    await utimes(stopped.dir, old, old);
+    expect(await other.sweep()).toBe(1);
+    await expect(stat(stopped.dir)).rejects.toMatchObject({ code: "ENOENT" });
+    await other.close();
+    // A store whose folder was swept under it makes it again with its next puts.
     const store = open();
     await store.put("b/one.png", Readable.from([await pngBytes(1000)]), { contentType: "image/png" });
     const [own] = await readdir(temps());
-    await utimes(join(temps(), own!), old, old);
-    expect(await other.sweep()).toBe(1);
-    await other.close();
+    await rm(join(temps(), own!), { recursive: true, force: true });
     await store.put("b/two.png", Readable.from([await pngBytes(1000)]), { contentType: "image/png" });
     const body = new PassThrough();
     const writing = store.put("b/three.png", body, { contentType: "image/png" });
@@ -153,6 +160,22 @@ describe("the folder store's temporary folder", () => {
     }
   });
 
+  it("a stale NFS handle (the file removed on the server) is tried again, not a failed row", () => {
+    expect(classifyStoreError(Object.assign(new Error("stale"), { code: "ESTALE", syscall: "write" }))).toBe(
+      "unavailable",
+    );
+  });
+
+  it("a store closed while its first put makes the folder leaves no folder and no timer", async () => {
+    const folder = new TempFolder(root, { heartbeatMs: 20 });
+    await mkdir(join(root, "b"), { recursive: true });
+    const naming = folder.nameFor(join(root, "b", "r.png"), new KnownDirectories(root, async () => {}));
+    await folder.close();
+    await naming;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await expect(stat(folder.dir)).rejects.toMatchObject({ code: "ENOENT" });
+  });
+
   it("refuses a key inside the temporary folder", async () => {
     const store = open();
     await expect(
@@ -180,6 +203,31 @@ const CAN_MOUNT = await (async () => {
 })();
 
 describe("a batch folder on another file system", () => {
+  it.runIf(CAN_MOUNT)(
+    "a bind mount of the same file system (one device number, yet a rename across it is refused): the put fails as unavailable once, then its folder's temporaries go beside the targets",
+    async () => {
+      const source = join(parent, "elsewhere");
+      await mkdir(source, { recursive: true });
+      await mkdir(join(root, "bound"), { recursive: true });
+      execFileSync("mount", ["--bind", source, join(root, "bound")], { stdio: "ignore" });
+      try {
+        const store = open();
+        const put = () =>
+          store.put("bound/r.png", Readable.from([Buffer.from("png")]), { contentType: "image/png" });
+        const first = await put().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(isArchiveStoreError(first) && first.code).toBe("unavailable");
+        await put();
+        expect((await readdir(join(root, "bound"))).sort()).toEqual([".r.png.meta.json", "r.png"]);
+        await store.close();
+      } finally {
+        execFileSync("umount", ["-l", join(root, "bound")], { stdio: "ignore" });
+      }
+    },
+  );
+
   it.runIf(CAN_MOUNT)(
     "keeps its temporary files beside their targets (a rename cannot cross file systems)",
     async () => {
