@@ -9,7 +9,8 @@ import type { RedisClient } from "./script.js";
  * through its round trip); before the first sync, the local clock.
  *
  * On a Redis Cluster each batch's rows are stamped by its own slot's master, so `sync()` reads
- * every master's TIME (side by side) and keeps the earliest: no batch's rows are judged older than
+ * every master's TIME (side by side, each within 5 s; a master that does not answer is passed
+ * over, and with none known yet the keyless TIME is asked) and keeps the earliest: no batch's rows are judged older than
  * their own master's clock says (a row repaired or frozen before it settled), and a batch on a
  * master ahead of the earliest by D is swept up to D late. (A keyless TIME would go to any one
  * master, and a master whose clock lags it by more than the settle time would have its rows
@@ -23,6 +24,18 @@ export interface ServerClock {
 
 type TimeSource = Pick<RedisClient, "time">;
 
+/** How long one master's TIME may take: a half-open connection must not hold the sweep. */
+const TIME_WAIT_MS = 5_000;
+
+/** `answer`, or a rejection once `ms` have passed without it. */
+function answerWithin<T>(answer: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no TIME answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
+}
+
 /** A single Redis, or a Cluster (`isCluster`) whose masters each answer TIME. */
 type TimeClient = TimeSource & { isCluster?: boolean; nodes?(role: "master"): TimeSource[] };
 
@@ -30,14 +43,16 @@ export function serverClock(redis: TimeClient, local: () => number = Date.now): 
   let offset = 0;
   const offsetOf = async (node: TimeSource): Promise<number> => {
     const sent = local();
-    const [seconds, micros] = await node.time();
+    const [seconds, micros] = await answerWithin(node.time(), TIME_WAIT_MS);
     const received = local();
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sent + received) / 2;
   };
   return {
     now: () => local() + offset,
     async sync() {
-      const nodes = redis.isCluster === true && redis.nodes ? redis.nodes("master") : [redis];
+      // No master known (a Cluster reconnecting): the keyless TIME, which waits for one.
+      const masters = redis.isCluster === true && redis.nodes ? redis.nodes("master") : [];
+      const nodes = masters.length > 0 ? masters : [redis];
       const read = await Promise.allSettled(nodes.map(offsetOf));
       const offsets = read.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
       if (offsets.length === 0) throw (read[0] as PromiseRejectedResult).reason;

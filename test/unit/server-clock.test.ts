@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { syncedSweepClock } from "../../src/app/reconciler.js";
 import { serverClock } from "../../src/redis/server-clock.js";
 
@@ -68,6 +68,22 @@ describe("serverClock", () => {
     await expect(serverClock(cluster([master("down")]) as never, () => local).sync()).rejects.toThrow(
       "connection lost",
     );
+    // A master that never answers (a half-open connection) is passed over after 5 s, not waited for.
+    vi.useFakeTimers();
+    try {
+      const hanging = { time: () => new Promise<[string, string]>(() => {}) };
+      const slow = serverClock(cluster([hanging as never, master(-10_000)]) as never, () => local);
+      const syncing = slow.sync();
+      await vi.advanceTimersByTimeAsync(5_000);
+      await syncing;
+      expect(slow.now()).toBe(local - 10_000);
+    } finally {
+      vi.useRealTimers();
+    }
+    // No master known yet (reconnecting): the keyless TIME.
+    const none = serverClock(cluster([]) as never, () => local);
+    await none.sync();
+    expect(none.now()).toBe(local + 500_000);
   });
 
   it("a retry's clock (syncedSweepClock) is synced before use, and is the local clock when the read fails", async () => {
