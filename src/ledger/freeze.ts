@@ -103,9 +103,9 @@ async function freezeStep(ctx: LedgerContext, batch: string, settleMs: number, n
     if (status !== undefined && MOVING.has(status)) {
       // A row parked over the budget of a window-managed batch may wait for days: it keeps its
       // keys and the walk goes past it, as past a failed row (rows after it that fit the budget
-      // go on and are frozen). Such rows are at most about a window (feed.lua feeds no more
-      // while the budget has no room), so those archived after a raise, behind the cursor, for
-      // good in their keys, are few. Anything else stops the walk here: a row with a job on its
+      // go on and are frozen). Such rows are at most about two windows, 1,000 at least (feed.lua
+      // parks no more), so those archived after a raise, behind the cursor, for good in their
+      // keys, are few. Anything else stops the walk here: a row with a job on its
       // way until it ends, and a held row (the window's tail: nothing after it is archived yet)
       // until it is fed and done, so a batch stopped on its budget is frozen once it goes on.
       const parkedInWindow = fedSeq !== null && row.waitingBudget === "1" && Number(row.seq) < Number(fedSeq);

@@ -133,21 +133,21 @@ describe("feeding a batch's submit window", () => {
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ held: 0, fedSeq: 6 });
   });
 
-  it("parks held rows that do not fit only up to two windows' worth (100 at least) waiting for budget: a raise wakes about that many, not the batch", async () => {
-    const costs = [12, 4, ...Array.from({ length: 150 }, () => 8)];
+  it("parks held rows that do not fit only up to two windows' worth (1,000 at least) waiting for budget: a raise wakes about that many, not the batch", async () => {
+    const costs = [12, 4, ...Array.from({ length: 1050 }, () => 8)];
     await ctx.ledger.addRows(
       "b",
-      costs.map((estimatedCredits, i) => newRow(`r-${String(i + 1).padStart(3, "0")}`, { estimatedCredits })),
+      costs.map((estimatedCredits, i) => newRow(`r-${String(i + 1).padStart(4, "0")}`, { estimatedCredits })),
       { submitWindow: 2, budget: 9 },
     );
     expect(await feed()).toBe(2);
-    expect(await ctx.ledger.reserveBudget("b", "r-001", 12)).toBe("over-budget");
-    expect(await ctx.ledger.reserveBudget("b", "r-002", 4)).toBe("reserved");
-    await ctx.ledger.transition("b", "r-002", { from: ["queued"], to: "submitted" });
-    // Room 5: no row of 8 fits, the cheapest (4) would: rows of 8 park, no job run, up to 100 waiting.
+    expect(await ctx.ledger.reserveBudget("b", "r-0001", 12)).toBe("over-budget");
+    expect(await ctx.ledger.reserveBudget("b", "r-0002", 4)).toBe("reserved");
+    await ctx.ledger.transition("b", "r-0002", { from: ["queued"], to: "submitted" });
+    // Room 5: no row of 8 fits, the cheapest (4) would: rows of 8 park, no job run, up to 1,000 waiting.
     expect(await feed()).toBe(0);
-    expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 100, held: 51 });
-    expect(await jobIds()).toEqual(["r-001", "r-002"].map(keyOf));
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ waitingBudget: 1000, held: 51 });
+    expect(await jobIds()).toEqual(["r-0001", "r-0002"].map(keyOf));
   });
 
   it("a held row that fits the room the feed began with stays held (the rows fed before it may reserve nothing): a fed row's move feeds it", async () => {

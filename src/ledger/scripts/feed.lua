@@ -13,7 +13,7 @@
   stays held: a raise, a release, a settle or a fed row's move feeds again) when the room left
   holds not even the batch's cheapest row (`minEstimate`, add-rows.lua), so rows that would only
   park are not walked; when the row fits the room the call began with (the rows fed before it may
-  reserve less, or nothing); and when two windows' worth of the batch's rows (100 at least)
+  reserve less, or nothing); and when two windows' worth of the batch's rows (1,000 at least)
   already wait for budget (so a raise wakes about that many at once, not the batch). A batch without a budget never waits.
 
   Atomic, so two feeders never feed one row: the caller read a page of the order zset from the
@@ -56,10 +56,11 @@ local cheapest = tonumber(b[12] or '') or 0
 -- reserved or gone (one that reserves nothing, a reuse hit say, moves out of queued and feeds
 -- again), so it stays held; only a row that does not fit even this is parked.
 local roomBefore = room
--- Rows waiting for budget are kept to about two windows' worth (100 at least) by the feed's parks:
--- what a raise wakes at once, and what the freeze cursor is held up by. Past that, a row that does
--- not fit stays held.
-local waiting, parkCap = num(b[4]), math.max(2 * num(b[5]), 100)
+-- Rows waiting for budget are kept to two windows' worth (1,000 at least) by the feed's parks:
+-- what a raise wakes at once, and the rows the freeze passes and leaves in their keys for good
+-- (freeze.ts). Past that, a row that does not fit stays held, and cheaper rows behind it wait for
+-- a raise that fits it (or for the parked rows to go): the price of those two bounds.
+local waiting, parkCap = num(b[4]), math.max(2 * num(b[5]), 1000)
 local now = now_ms()
 local fed, passedHeld, parked, nextSeq, stopped = 0, 0, 0, fedSeq, false
 for i = 2, #ARGV, 2 do
