@@ -22,7 +22,7 @@ import { ledgerKeys } from "../ledger/index.js";
 import { type FleetListener, fleetMetrics, observeFleet } from "../metrics/fleet.js";
 import { instrumentKie } from "../metrics/kie.js";
 import type { WorkerMetrics } from "../metrics/registry.js";
-import { registerAccount, registeredAccounts } from "../report/accounts.js";
+import { deploymentAccounts, registerAccount } from "../report/accounts.js";
 import { buildFleet, buildKie } from "./parts.js";
 
 /** The deployment's connection, as the parts take it. */
@@ -137,8 +137,11 @@ export async function registerKeys(
   const releaseInFlightEverywhere = async (jobKey: string) => {
     // A key removed from this worker's configuration is still registered: a dead run may have
     // taken its slot under it.
-    const registered = await registeredAccounts(redis, config.KIE_QUEUE_PREFIX);
-    const ids = new Set([...keys.map((key) => key.id), ...registered]);
+    const ids = await deploymentAccounts(
+      redis,
+      config.KIE_QUEUE_PREFIX,
+      keys.map((key) => key.id),
+    );
     await Promise.all([...ids].map((id) => releaseInFlight(id, jobKey)));
   };
   return { keylessId, leases, releaseInFlight, releaseInFlightEverywhere };
@@ -182,8 +185,8 @@ export function keyLanes(
   const { metrics, listenersOf, settings, registered } = instrument;
   const extras = {
     keylessId: registered.keylessId,
-    held: (id: string, role?: KeyRole) => registered.leases.held(id, role),
-    noteWait: (id: string, role?: KeyRole) => registered.leases.noteWait(id, role),
+    held: (id: string, role: KeyRole) => registered.leases.held(id, role),
+    noteWait: (id: string, role: KeyRole) => registered.leases.noteWait(id, role),
     releaseInFlight: registered.releaseInFlight,
     releaseInFlightEverywhere: registered.releaseInFlightEverywhere,
   };

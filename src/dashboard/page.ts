@@ -106,7 +106,7 @@ function fleetSection(overview: Overview): SafeHtml {
   // A key rows wait for that no running worker holds: their polls wait, and only a worker with it helps.
   const waits = (overview.keyWaits ?? []).map(({ accountId, account, stage, lastAt }) => {
     const words = keyWaitWords(stage);
-    return html`<li class="paused">API key <code>${accountId}</code>${account === undefined ? "" : html` (${account})`} ${words.held} (last at ${lastAt}): ${words.why}. Give a worker that key again (<code>KIE_API_KEYS</code>): ${words.after.replaceAll("`", "")}.</li>`;
+    return html`<li class="paused">API key <code>${accountId}</code>${account === undefined ? "" : html` (${account})`} ${words.held} (last at ${lastAt}): ${words.why}. Give a worker that key again (<code>KIE_API_KEYS</code>): ${words.after}.</li>`;
   });
   return html`<section aria-labelledby="fleet-title" class="${overview.paused ? "fleet paused-fleet" : "fleet"}">
   <h2 id="fleet-title">Fleet${overview.paused ? html` <span class="badge paused">submissions paused</span>` : ""}</h2>

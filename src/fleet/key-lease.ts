@@ -103,7 +103,7 @@ export async function noteKeyWait(
   deployment: string,
   id: string,
   now: number,
-  role: KeyRole = "poll",
+  role: KeyRole,
 ): Promise<void> {
   await redis.set(waitKeyOf(deployment, id, role), String(now), "PX", KEY_WAIT_TTL_MS);
 }
@@ -212,7 +212,7 @@ export class KeyLeases {
   }
 
   /** Whether some live worker of the deployment's `role` stage holds the key `id`. */
-  async held(id: string, role: KeyRole = "poll"): Promise<boolean> {
+  async held(id: string, role: KeyRole): Promise<boolean> {
     return heldBy(this.redis, this.options.deployment, id, role, this.options.scriptClock);
   }
 
@@ -221,7 +221,7 @@ export class KeyLeases {
    * holds (`noteKeyWait`): at most once a minute per key and stage from this worker (every waiting
    * row's job asks; the note lasts 15).
    */
-  async noteWait(id: string, role: KeyRole = "poll"): Promise<void> {
+  async noteWait(id: string, role: KeyRole): Promise<void> {
     const now = Date.now();
     const at = `${role} ${id}`;
     if (now - (this.noted.get(at) ?? Number.NEGATIVE_INFINITY) < KEY_WAIT_NOTE_EVERY_MS) return;

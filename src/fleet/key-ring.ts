@@ -27,19 +27,19 @@ export interface KeyRing {
    */
   readonly keylessId?: string;
   /**
-   * Whether some live worker of the deployment that runs the `role` stage (default: poll) holds
-   * the key `id` (key-lease.ts). Absent: unknown, none.
+   * Whether some live worker of the deployment that runs the `role` stage holds the key `id`
+   * (key-lease.ts): only such a worker takes that stage's jobs. Absent: unknown, none.
    */
-  held?(id: string, role?: KeyRole): Promise<boolean>;
+  held?(id: string, role: KeyRole): Promise<boolean>;
   /** Frees a job's in-flight slot under the key `id`, a key of this worker or not. */
   releaseInFlight?(id: string, jobKey: string): Promise<void>;
   /** Frees a job's in-flight slot under every key of the deployment (those of other workers too). */
   releaseInFlightEverywhere?(jobKey: string): Promise<void>;
   /**
-   * Notes that a job of the `role` stage (default: poll) waits for the key `id`, which no live
-   * worker of that stage holds, for `status` (key-lease.ts).
+   * Notes that a job of the `role` stage waits for the key `id`, which no live worker of that
+   * stage holds, for `status` (key-lease.ts).
    */
-  noteWait?(id: string, role?: KeyRole): Promise<void>;
+  noteWait?(id: string, role: KeyRole): Promise<void>;
 }
 
 export function keyRing(

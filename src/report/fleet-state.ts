@@ -71,7 +71,7 @@ export function keyWaitWords(stage: KeyWaitView["stage"]): { held: string; why: 
         held: "is held by no running worker that polls, and rows wait for it",
         why: "their tasks were created with it",
         after:
-          "polling rows fail 15 minutes into the wait (`kie-batch retry` then polls the same tasks), rows archiving wait while their files live",
+          "polling rows fail 15 minutes into the wait (kie-batch retry then polls the same tasks), rows archiving wait while their files live",
       }
     : {
         held: "is held by no running worker that archives, and archive jobs wait for it",

@@ -3,6 +3,7 @@
  * status or download-URL call with another account's key would not find the task. A worker that
  * lacks the key leaves the task to one that has it; past a bound, the row fails saying which key.
  */
+import type { KeyRole } from "../fleet/key-lease.js";
 import type { KeyLane, KeyRing } from "../fleet/key-ring.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord, RowState } from "../ledger/types.js";
@@ -61,10 +62,10 @@ export async function keyMissing(
     ledger: Pick<Ledger, "transition">;
     clock: { now(): number };
     graceMs: number;
-    held?: ((id: string) => Promise<boolean>) | undefined;
+    held?: ((id: string, role: KeyRole) => Promise<boolean>) | undefined;
     releaseInFlight?: ((id: string, jobKey: string) => Promise<void>) | undefined;
     /** Notes the wait for `status` (`KeyRing.noteWait`); a failed note is only logged. */
-    noteWait?: ((id: string) => Promise<void>) | undefined;
+    noteWait?: ((id: string, role: KeyRole) => Promise<void>) | undefined;
     /** KIE_FILE_LIFETIME: how long a row already archiving waits for the key. */
     fileLifetimeMs: number;
     /** Whether the row's archive job is there (it owns an archiving row). Absent: not asked. */
@@ -76,7 +77,7 @@ export async function keyMissing(
   const { batch, rowId, taskId } = job.data;
   const now = deps.clock.now();
   const recheckMs = Math.min(KEY_MISSING_RECHECK_MS, deps.graceMs);
-  if (await deps.held?.(keyId)) {
+  if (await deps.held?.(keyId, "poll")) {
     const { keyMissingSince: _since, ...data } = job.data;
     job.log.debug(
       { taskId, key: keyId },
@@ -87,7 +88,7 @@ export async function keyMissing(
   const since = job.data.keyMissingSince ?? now;
   // `status` names the key while rows wait for it (its log line is said once a row).
   await deps
-    .noteWait?.(keyId)
+    .noteWait?.(keyId, "poll")
     .catch((error: unknown) =>
       job.log.debug({ err: error, key: keyId }, "the wait for the task's API key could not be noted"),
     );

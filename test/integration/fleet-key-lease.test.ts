@@ -20,20 +20,20 @@ describe("key leases", () => {
     const w1 = lease("dep-a", "w1");
     const w2 = lease("dep-a", "w2");
     const other = lease("dep-b", "w3");
-    expect(await w1.held(id)).toBe(false);
+    expect(await w1.held(id, "poll")).toBe(false);
     expect(await w1.claim()).toEqual([]);
     expect(await w2.claim()).toEqual([]);
-    expect(await other.held(id)).toBe(false); // another deployment's worker does not poll these tasks
+    expect(await other.held(id, "poll")).toBe(false); // another deployment's worker does not poll these tasks
     await w1.close();
-    expect(await w2.held(id)).toBe(true);
+    expect(await w2.held(id, "poll")).toBe(true);
     await w2.close();
-    expect(await w1.held(id)).toBe(false);
+    expect(await w1.held(id, "poll")).toBe(false);
     // A worker that died holds the key until its lease runs out.
     expect(await w1.claim()).toEqual([]);
     clock.advance(59_999);
-    expect(await w2.held(id)).toBe(true);
+    expect(await w2.held(id, "poll")).toBe(true);
     clock.advance(1);
-    expect(await w2.held(id)).toBe(false);
+    expect(await w2.held(id, "poll")).toBe(false);
   });
 
   it("a worker is a holder for the stages it runs: one that does not poll is no holder for polls (a poll job waiting for one would wait forever), yet its key's window mapping is checked and kept", async () => {
@@ -46,7 +46,7 @@ describe("key leases", () => {
       roles: [],
     });
     expect(await submitter.claim()).toEqual([]);
-    expect(await submitter.held(id)).toBe(false);
+    expect(await submitter.held(id, "poll")).toBe(false);
     expect(await submitter.held(id, "archive")).toBe(false);
     // A worker that only archives holds the key for archive jobs (an expired URL's refresh), not for polls.
     const archiver = new KeyLeases(redis, [{ id, account: "team" }], {
@@ -57,7 +57,7 @@ describe("key leases", () => {
     });
     expect(await archiver.claim()).toEqual([]);
     expect(await submitter.held(id, "archive")).toBe(true);
-    expect(await submitter.held(id)).toBe(false);
+    expect(await submitter.held(id, "poll")).toBe(false);
     await archiver.close();
     expect(await submitter.held(id, "archive")).toBe(false);
     // Its mapping stands: a worker counting the key in another window is refused.
@@ -70,7 +70,7 @@ describe("key leases", () => {
       ttlMs: 60_000,
     });
     expect(await poller.claim()).toEqual([]);
-    expect(await submitter.held(id)).toBe(true);
+    expect(await submitter.held(id, "poll")).toBe(true);
     // By default a worker runs every stage: a holder for both.
     expect(await submitter.held(id, "archive")).toBe(true);
     await poller.close();
@@ -89,7 +89,7 @@ describe("key leases", () => {
     expect(await team.claim()).toEqual([]);
     expect(await own.claim()).toEqual([{ id, mine: "a window of its own", stored: 'account "team"' }]);
     // Refused: not listed as a holder.
-    expect(await own.held(id)).toBe(false);
+    expect(await own.held(id, "poll")).toBe(false);
     await team.close();
     // Its mapping expires (no worker refreshes it): gone, as its PX would make it.
     expect(await redis.pttl(`kie-batch:acct:{${id}}:window`)).toBeGreaterThan(59_000);
@@ -105,7 +105,7 @@ describe("key leases", () => {
     const clock = manualClock();
     const waits = (deployment = "dep-a") => unheldKeyWaits(redis, deployment, [waited, quiet], clock);
     expect(await waits()).toEqual([]);
-    await noteKeyWait(redis, "dep-a", waited, 1_234);
+    await noteKeyWait(redis, "dep-a", waited, 1_234, "poll");
     expect(await waits()).toEqual([{ id: waited, role: "poll", lastAt: 1_234 }]);
     // Another deployment's rows do not wait for it.
     expect(await waits("dep-b")).toEqual([]);
