@@ -11,14 +11,15 @@ const MIN_PAGE = 100;
 /**
  * Feeds a window-managed batch's submit window (scripts/feed.lua): the next held rows, in manifest
  * order, as many as bring its fed-and-queued rows back to its window (while rows wait for budget,
- * only those that fit the room left; one that does not is parked, with no job, while the room
- * holds the batch's cheapest row), at most `max` per call; the caller adds their submit jobs,
- * then asks again while `more`. Costs one HMGET when the batch is not window-managed, holds no
- * row, has its window full, has rows waiting and no room, or was cancelled.
+ * only those that fit the room left; one that does not even fit the room the call began with is
+ * parked, with no job, while the room holds the batch's cheapest row and fewer than two windows'
+ * worth, 1,000 at least, wait: feed.lua), at most `max` per call; the caller adds their submit
+ * jobs, then asks again while `more`. Costs one HMGET when the batch is not window-managed, holds
+ * no row, has its window full, has rows waiting and no room for its cheapest row, or was cancelled.
  */
 export async function feedWindow(ctx: LedgerContext, batch: string, max = FEED_PAGE): Promise<FeedResult> {
   const batchKey = ctx.keys.batch(batch);
-  const [fedSeq, held, queued, waiting, window, budget, spent, reserved, uncertain, cancelledAt] =
+  const [fedSeq, held, queued, waiting, window, budget, spent, reserved, uncertain, cancelledAt, cheapest] =
     await ctx.redis.hmget(
       batchKey,
       "fedSeq",
@@ -31,6 +32,7 @@ export async function feedWindow(ctx: LedgerContext, batch: string, max = FEED_P
       "creditsReserved",
       "creditsUncertain",
       "cancelledAt",
+      "minEstimate",
     );
   const none: FeedResult = { fed: [], more: false };
   if (fedSeq === null || fedSeq === undefined || Number(held) <= 0) return none;
@@ -38,9 +40,10 @@ export async function feedWindow(ctx: LedgerContext, batch: string, max = FEED_P
   if (cancelledAt !== null && cancelledAt !== undefined) return none;
   const want = Number(window) - (Number(queued) - Number(held) - Number(waiting ?? 0));
   if (!(want > 0)) return none;
-  // While rows wait for budget, only rows that fit the room left are fed (feed.lua): none fits
-  // a batch over its budget. A batch without a budget never waits.
-  if (Number(waiting ?? 0) > 0 && !budgetFits({ budget, spent, reserved, uncertain })) return none;
+  // While rows wait for budget, only rows that fit the room left are fed or parked (feed.lua):
+  // none when not even the batch's cheapest row fits. A batch without a budget never waits.
+  if (Number(waiting ?? 0) > 0 && !budgetFits({ budget, spent, reserved, uncertain }, Number(cheapest ?? 0)))
+    return none;
   // At least a short page: rows passed over (cancelled while held) do not stall the feed.
   const page = await orderPage(ctx, batch, fedSeq, Math.max(1, Math.min(max, Math.max(want, MIN_PAGE))));
   if (page.length === 0) return none;

@@ -109,8 +109,10 @@ export interface Ledger {
   /** Sets or removes a batch's budget; false when there is no such batch. */
   setBudget(batch: string, credits: number | null): Promise<boolean>;
   /**
-   * Wakes up to `max` parked rows (over the budget, without a job) that fit the budget now, in
-   * manifest order, each with its reservation made; the caller adds their submit jobs.
+   * Wakes the parked rows (over the budget, without a job) of one page (`max`, 200 by default,
+   * from the set's start or after `from`) that fit the budget now, in manifest order, each with its
+   * reservation made; the caller adds their submit jobs, then asks again from `next` while there is
+   * one (parked.ts).
    */
   wakeParked(batch: string, page?: { from?: WakeCursor; max?: number }): Promise<WakeResult>;
   /**

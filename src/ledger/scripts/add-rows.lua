@@ -34,10 +34,10 @@ if redis.call('EXISTS', batchKey) == 0 then
   redis.call('HSET', batchKey, 'createdAt', now, 'updatedAt', now, 'nextSeq', 0,
     'total', 0, 'queued', 0, 'submitted', 0, 'generating', 0, 'archiving', 0, 'archived', 0,
     'failed', 0, 'cancelled', 0, 'creditsEstimated', 0, 'creditsReserved', 0, 'creditsSpent', 0,
-    'uncertain', 0, 'resubmits', 0, 'waitingBudget', 0, 'repaired', 0, 'stateIndexed', 1)
+    'uncertain', 0, 'resubmits', 0, 'waitingBudget', 0, 'repaired', 0, 'stateIndexed', 1,
+    -- No row parked yet: each park lowers this bound (includes/parked-min.lua).
+    'parkedMin', 'none')
   if ARGV[6] ~= '' then redis.call('HSET', batchKey, 'fedSeq', 0, 'held', 0) end
-  -- No row parked yet: each park lowers this bound (includes/parked-min.lua).
-  redis.call('HSET', batchKey, 'parkedMin', 'none')
 end
 -- Rows with seq >= fedSeq that are queued are held: no job until feed.lua feeds them.
 local fedSeq = redis.call('HGET', batchKey, 'fedSeq')

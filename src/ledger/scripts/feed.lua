@@ -43,15 +43,15 @@ local fedSeq, held = tonumber(b[1]), num(b[2])
 local want = num(b[5]) - (num(b[3]) - held - num(b[4]))
 local out = { 0, b[6] or '' }
 if held <= 0 or want <= 0 then return out end
+-- The cheapest row of the batch (absent, from an earlier version: unknown, 0).
+local cheapest = tonumber(b[12] or '') or 0
 -- nil: no limit (no row waits, or the batch has no budget).
 local room = nil
 if num(b[4]) > 0 then
   room = room_of(b[7], b[8], b[9], b[10])
-  if not fits(room, 0) then return out end
+  -- Not even the cheapest row fits: no held row is read.
+  if not fits(room, cheapest) then return out end
 end
-
--- The cheapest row of the batch (absent, from an earlier version: unknown, 0).
-local cheapest = tonumber(b[12] or '') or 0
 -- The room before this feed counts its fed rows down: a row that fits it may fit once they have
 -- reserved or gone (one that reserves nothing, a reuse hit say, moves out of queued and feeds
 -- again), so it stays held; only a row that does not fit even this is parked.
@@ -63,6 +63,8 @@ local roomBefore = room
 local waiting, parkCap = num(b[4]), math.max(2 * num(b[5]), 1000)
 local now = now_ms()
 local fed, passedHeld, parked, nextSeq, stopped = 0, 0, 0, fedSeq, false
+-- The cheapest row this call parks: the batch's bound on a parked row's cost comes down to it once.
+local parkedLow = math.huge
 for i = 2, #ARGV, 2 do
   local rowId, seq = ARGV[i], tonumber(ARGV[i + 1])
   local rowKey = KEYS[i / 2 + 2]
@@ -84,7 +86,7 @@ for i = 2, #ARGV, 2 do
             -- Parked as reserve.lua parks a row over the budget (it holds nothing to give back).
             redis.call('HSET', rowKey, 'waitingBudget', '1', 'updatedAt', now)
             redis.call('ZADD', parkedKey, seq, rowId)
-            parked_lower(batchKey, cost)
+            if cost < parkedLow then parkedLow = cost end
             parked = parked + 1
           else
             -- It holds a reservation (rare): its job's reserve gives it back as it parks the row.
@@ -104,7 +106,10 @@ for i = 2, #ARGV, 2 do
     nextSeq = seq + 1
   end
 end
-if parked > 0 then redis.call('HINCRBY', batchKey, 'waitingBudget', parked) end
+if parked > 0 then
+  redis.call('HINCRBY', batchKey, 'waitingBudget', parked)
+  parked_lower(batchKey, parkedLow)
+end
 if nextSeq > fedSeq then
   redis.call('HSET', batchKey, 'fedSeq', nextSeq, 'updatedAt', now)
   -- (Never -0: HINCRBY refuses it.)

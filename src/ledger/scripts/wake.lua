@@ -49,8 +49,10 @@ end
 if not may_fit() then return { 1 } end
 
 local now = now_ms()
-local walkMin = parked_cost(b[3])
 local ours = b[2] == token
+-- Only the walk that owns the set's reading counts what it passes.
+local walkMin = nil
+if ours then walkMin = parked_cost(b[3]) end
 -- A walk owns the set's reading while it goes on (each page refreshes `walkAt`): one begun while
 -- another is under way wakes rows as well but learns nothing, else settles coming faster than a
 -- walk of a long set would each take it over, and none would learn the bound.

@@ -7,7 +7,8 @@
   - A batch is created with 'none' (add-rows.lua): nothing parked yet.
   - A wake that walks the whole set from its start sets it exactly: its first page writes
     `walkId` (the walk's token, unless another walk's, refreshed by its pages at `walkAt`, is
-    under way) and `walkMin` = 'none', each page lowers `walkMin` by the rows it passed, every
+    under way) and starts its minimum at none (at 0 when a row parked inside the page's span
+    since the caller read it: its cost is unknown), each page lowers `walkMin` by the rows it passed, every
     park meanwhile lowers it too, and the walk's last page, if `walkId` is still its own, writes
     `walkMin` to `parkedMin`. Rows leaving the set only raise the true minimum, so a bound that
     misses them is still a bound.
