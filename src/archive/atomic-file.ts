@@ -82,22 +82,32 @@ export async function publish(dirs: KnownDirectories, files: readonly TempFile[]
   let done = 0;
   try {
     for (const file of files) {
-      await dirs
-        .within(dirname(file.path), () => rename(file.temp, file.path))
-        .catch(async (error) => {
-          if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-          const there = await access(file.temp).then(
-            () => true,
-            () => false,
-          );
-          throw there ? error : tempGone(file.temp);
-        });
+      await renameInto(dirs, file);
       done++;
     }
   } catch (error) {
     await discard(files.slice(done));
     throw error;
   }
+}
+
+/**
+ * Renames a temporary file over its target (whose folder the caller made). ENOENT: the temporary
+ * file went (`tempGone`), or else the target's folder went behind the store's back (made again).
+ */
+async function renameInto(dirs: KnownDirectories, file: TempFile): Promise<void> {
+  try {
+    await rename(file.temp, file.path);
+    return;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  const there = await access(file.temp).then(
+    () => true,
+    () => false,
+  );
+  if (!there) throw tempGone(file.temp);
+  await dirs.within(dirname(file.path), () => rename(file.temp, file.path));
 }
 
 /** Deletes temporary files that will not be published (a missing one is no error). */

@@ -63,10 +63,6 @@ export function createFolderStore(rootDir: string, temps: TempFolderOptions = {}
   const dirSync = new DirectorySync((dir) => threads.syncDirectory(dir));
   // Made at the first put: a store that only reads (the dashboard's) makes and sweeps nothing.
   const temp = new TempFolder(root, temps);
-  const tempFor = async (path: string): Promise<TempFile> => ({
-    temp: await temp.nameFor(path, dirs),
-    path,
-  });
 
   /**
    * The object and its metadata file, each written and fsync'd under a temporary name (side by
@@ -94,7 +90,9 @@ export function createFolderStore(rootDir: string, temps: TempFolderOptions = {}
     let metaFile: TempFile;
     try {
       await dirs.ensure(dirname(path));
-      [object, metaFile] = await Promise.all([tempFor(path), tempFor(metaPathOf(path))]);
+      const [objectTemp, metaTemp] = await temp.namesFor([path, metaPathOf(path)], dirs);
+      object = { temp: objectTemp!, path };
+      metaFile = { temp: metaTemp!, path: metaPathOf(path) };
     } catch (error) {
       if (!Buffer.isBuffer(body)) body.destroy();
       throw error;

@@ -41,6 +41,8 @@ export class TempFolder {
   readonly dir: string;
   private count = 0;
   private started: Promise<number> | undefined;
+  /** The folder's device, once made. */
+  private device: number | undefined;
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
   /** Whether a target directory is on the folder's file system, by directory (bounded). */
@@ -57,37 +59,45 @@ export class TempFolder {
   }
 
   /**
-   * The temporary name of a file to be renamed to `path`: in this process's folder (made at the
-   * first call), or beside `path` when its directory is on another file system (or a rename into
-   * it was refused as crossing one: `putError`).
+   * The temporary names of files to be renamed to `paths`: in this process's folder (made at the
+   * first call), or beside a path whose directory is on another file system (or a rename into it
+   * was refused as crossing one: `putError`). Once the folder is made and a directory met, no
+   * file-system call.
    */
-  async nameFor(path: string, dirs: Pick<KnownDirectories, "ensure" | "within">): Promise<string> {
-    this.started ??= this.start(dirs).catch((error: unknown) => {
-      this.started = undefined;
-      throw error;
-    });
-    const device = await this.started;
-    const dir = dirname(path);
-    let same = this.sameDevice.get(dir);
-    if (same === undefined) {
-      // Made again when it went missing behind the store (its cache said it was there).
-      same = (await dirs.within(dir, () => stat(dir))).dev === device;
-      this.remember(dir, same);
+  async namesFor(
+    paths: readonly string[],
+    dirs: Pick<KnownDirectories, "ensure" | "within">,
+  ): Promise<string[]> {
+    if (this.device === undefined) {
+      this.started ??= this.start(dirs).catch((error: unknown) => {
+        this.started = undefined;
+        throw error;
+      });
+      this.device = await this.started;
     }
-    const count = (this.count++).toString(36);
-    return same
-      ? join(this.dir, `${basename(path)}.${count}.tmp`)
-      : join(dir, `.${basename(path)}.${basename(this.dir)}-${count}.tmp`);
+    const names: string[] = [];
+    for (const path of paths) {
+      const dir = dirname(path);
+      let same = this.sameDevice.get(dir);
+      if (same === undefined) {
+        // Made again when it went missing behind the store (its cache said it was there).
+        same = (await dirs.within(dir, () => stat(dir))).dev === this.device;
+        this.remember(dir, same);
+      }
+      const count = (this.count++).toString(36);
+      names.push(
+        same
+          ? join(this.dir, `${basename(path)}.${count}.tmp`)
+          : join(dir, `.${basename(path)}.${basename(this.dir)}-${count}.tmp`),
+      );
+    }
+    return names;
   }
 
   /**
    * A rename from this folder into `dir` was refused as crossing file systems (EXDEV: a bind mount
    * of the same file system, whose device number is the same): its files go beside their targets.
    */
-  private besideFor(dir: string): void {
-    this.remember(dir, false);
-  }
-
   /**
    * A put's error as its caller sees it: a rename refused as crossing file systems (EXDEV) makes
    * the target's directory take its temporary files beside the targets from now on, and fails this
@@ -95,7 +105,7 @@ export class TempFolder {
    */
   putError(error: unknown, path: string): unknown {
     if ((error as NodeJS.ErrnoException | null)?.code !== "EXDEV") return error;
-    this.besideFor(dirname(path));
+    this.remember(dirname(path), false);
     return new ArchiveStoreError({
       code: "unavailable",
       message: `${path}: a rename from ${this.dir} was refused as crossing file systems; its folder's files are now written beside them`,

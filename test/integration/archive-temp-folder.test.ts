@@ -93,14 +93,14 @@ describe("the folder store's temporary folder", () => {
     // A live process: its heartbeat (each minute) brings its folder's mtime back, and a sweep passes it.
     await mkdir(join(root, "b"), { recursive: true });
     const live = new TempFolder(root);
-    await live.nameFor(join(root, "b", "r.png"), new KnownDirectories(root, async () => {}));
+    await live.namesFor([join(root, "b", "r.png")], new KnownDirectories(root, async () => {}));
     await utimes(live.dir, old, old);
     await live.heartbeat();
     expect(await other.sweep()).toBe(0);
     await live.close();
     // Stopped for two hours (no heartbeat): swept.
     const stopped = new TempFolder(root);
-    await stopped.nameFor(join(root, "b", "r.png"), new KnownDirectories(root, async () => {}));
+    await stopped.namesFor([join(root, "b", "r.png")], new KnownDirectories(root, async () => {}));
     await stopped.close();
     await mkdir(stopped.dir);
     await utimes(stopped.dir, old, old);
@@ -169,7 +169,7 @@ describe("the folder store's temporary folder", () => {
   it("a store closed while its first put makes the folder leaves no folder and no timer", async () => {
     const folder = new TempFolder(root, { heartbeatMs: 20 });
     await mkdir(join(root, "b"), { recursive: true });
-    const naming = folder.nameFor(join(root, "b", "r.png"), new KnownDirectories(root, async () => {}));
+    const naming = folder.namesFor([join(root, "b", "r.png")], new KnownDirectories(root, async () => {}));
     await folder.close();
     await naming;
     await new Promise((resolve) => setTimeout(resolve, 100));
