@@ -1,3 +1,4 @@
+import { answerWithin } from "../core/deadline.js";
 import type { Logger } from "../core/logger.js";
 import type { AlertClaims } from "./claims.js";
 import { type AlertEvent, type AlertEventName, alertId, alertPayload } from "./events.js";
@@ -70,15 +71,8 @@ export function createAlertSender(options: AlertSenderOptions): AlertSender {
     }
   };
 
-  function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
-  }
+  const withTimeout = <T>(promise: Promise<T>, what: string): Promise<T> =>
+    answerWithin(promise, timeoutMs, what);
 
   async function deliver(source: AlertSource): Promise<void> {
     let event: AlertEvent | undefined;

@@ -8,11 +8,12 @@ import type { QueueSet } from "../bull/queues.js";
 import type { PauseControl } from "../commands/pause.js";
 import { apiKeysOf, type Config } from "../config/index.js";
 import { type Clock, systemClock } from "../core/clock.js";
+import { answerWithin } from "../core/deadline.js";
 import { InFlight } from "../fleet/index.js";
 import { unheldKeyWaits } from "../fleet/key-lease.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RedisClient as Redis } from "../redis/script.js";
-import { accountNames, registeredAccounts, resolveAccounts } from "../report/accounts.js";
+import { accountNames, deploymentAccounts, registeredAccounts, resolveAccounts } from "../report/accounts.js";
 import { type FleetState, readFleetState } from "../report/fleet-state.js";
 import { openRedis } from "./connections.js";
 import { buildArchivePause, buildLedger, buildPauseControls, buildQueues, refuseOldLayout } from "./parts.js";
@@ -64,7 +65,7 @@ export async function openOperator(config: Config): Promise<Operator> {
   let queues: QueueSet | undefined;
   let closing: Promise<void> | undefined;
   const close = () => {
-    closing ??= withDeadline(releasers.closeAll(), CLOSE_DEADLINE_MS)
+    closing ??= answerWithin(releasers.closeAll(), CLOSE_DEADLINE_MS, "closing")
       .catch(() => undefined)
       .finally(() => redis.disconnect());
     return closing;
@@ -80,12 +81,12 @@ export async function openOperator(config: Config): Promise<Operator> {
     return queues;
   };
   /** Every account of the deployment: the registered ones and KIE_API_KEY's (a job may have run under any). */
-  const deploymentAccounts = async (): Promise<Set<string>> => {
-    const ids = new Set(await registeredAccounts(redis, config.KIE_QUEUE_PREFIX));
-    for (const id of await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, configuredKeys(config)))
-      ids.add(id);
-    return ids;
-  };
+  const accountsOfDeployment = async (): Promise<Set<string>> =>
+    deploymentAccounts(
+      redis,
+      config.KIE_QUEUE_PREFIX,
+      await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, configuredKeys(config)),
+    );
   return {
     config,
     redis,
@@ -97,7 +98,7 @@ export async function openOperator(config: Config): Promise<Operator> {
     pauses: (accountIds) => buildPauseControls(redis, accountIds),
     async releaseInFlight(batch) {
       let released = 0;
-      for (const accountId of await deploymentAccounts()) {
+      for (const accountId of await accountsOfDeployment()) {
         released += await new InFlight(redis, { accountId }).releaseBatch(batch);
       }
       return released;
@@ -105,7 +106,7 @@ export async function openOperator(config: Config): Promise<Operator> {
     async releaseInFlightOf(jobKeys) {
       if (jobKeys.length === 0) return 0;
       let released = 0;
-      for (const accountId of await deploymentAccounts()) {
+      for (const accountId of await accountsOfDeployment()) {
         released += await new InFlight(redis, { accountId }).releaseMany(jobKeys);
       }
       return released;
@@ -145,12 +146,4 @@ export async function openOperator(config: Config): Promise<Operator> {
 /** KIE_API_KEY and KIE_API_KEYS, as configured (a command acts on their accounts). */
 function configuredKeys(config: Config): string[] {
   return apiKeysOf(config).map((entry) => entry.key);
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`not closed within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

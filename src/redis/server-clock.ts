@@ -1,3 +1,4 @@
+import { answerWithin } from "../core/deadline.js";
 import type { RedisClient } from "./script.js";
 
 /**
@@ -27,15 +28,6 @@ type TimeSource = Pick<RedisClient, "time">;
 /** How long one master's TIME may take: a half-open connection must not hold the sweep. */
 const TIME_WAIT_MS = 5_000;
 
-/** `answer`, or a rejection once `ms` have passed without it. */
-function answerWithin<T>(answer: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no TIME answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
-}
-
 /** A single Redis, or a Cluster (`isCluster`) whose masters each answer TIME. */
 type TimeClient = TimeSource & { isCluster?: boolean; nodes?(role: "master"): TimeSource[] };
 
@@ -43,7 +35,7 @@ export function serverClock(redis: TimeClient, local: () => number = Date.now): 
   let offset = 0;
   const offsetOf = async (node: TimeSource): Promise<number> => {
     const sent = local();
-    const [seconds, micros] = await answerWithin(node.time(), TIME_WAIT_MS);
+    const [seconds, micros] = await answerWithin(node.time(), TIME_WAIT_MS, "TIME");
     const received = local();
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sent + received) / 2;
   };

@@ -40,6 +40,18 @@ export async function registeredAccounts(redis: Redis, queuePrefix: string): Pro
 }
 
 /**
+ * Every key id a job of the deployment may hold a slot under: those registered for the prefix
+ * (a key removed from every configuration since is still there) and `known` (this process's).
+ */
+export async function deploymentAccounts(
+  redis: Redis,
+  queuePrefix: string,
+  known: Iterable<string>,
+): Promise<Set<string>> {
+  return new Set([...(await registeredAccounts(redis, queuePrefix)), ...known]);
+}
+
+/**
  * The accounts a command acts on: the configured keys' (KIE_API_KEY, KIE_API_KEYS: `apiKey` is one
  * key or the list) when any is set, else every account registered for the prefix (possibly none).
  */
