@@ -90,13 +90,15 @@ export async function cancelBatch(deps: CancelDeps, batch: string): Promise<Canc
       const { outcome: removed, createOnWire } = await removeSubmitJob(
         deps.queues,
         key,
-        async () => {
+        async (creating) => {
           // The mark was read before: a worker may have finished the create since and recorded its
-          // task (whose reservation that task settles): counted only while the row has none.
+          // task (whose reservation that task settles): the script counts nothing then (its
+          // lineage), nor an attempt its job's next run counted already (its mark). The read
+          // only keeps the report's count.
           const now = await deps.ledger.getRowState(batch, row.id);
-          if (now?.status !== "cancelled" || now.taskIds.length !== row.taskIds.length) return;
-          await deps.ledger.keepUncertain(batch, row.id, 0);
-          report.uncertain++;
+          const attempt = { lineage: row.taskIds.length, mark: creating };
+          await deps.ledger.keepUncertain(batch, row.id, 0, undefined, attempt);
+          if (now?.status === "cancelled" && now.taskIds.length === row.taskIds.length) report.uncertain++;
         },
         deps.submitJobLocked,
       );

@@ -36,22 +36,23 @@ export async function removeSubmitJob(
    * would give back the reservation of a cancelled row with no job), else after a removal that
    * went through. A job a worker holds is left to that worker, which counts its own attempt.
    */
-  onCreateOnWire?: () => Promise<void>,
+  onCreateOnWire?: (creating: number) => Promise<void>,
   /** Whether a worker holds the job's lock now; absent: the count waits for a removal that went through. */
   locked?: (id: string) => Promise<boolean>,
 ): Promise<{ outcome: RemoveOutcome; createOnWire: boolean }> {
   const queue = queues.queues.submit;
   const job = await queue.getJob(id);
   if (!job) return { outcome: "absent", createOnWire: false };
-  const createOnWire = (job.data as { creating?: unknown } | undefined)?.creating !== undefined;
+  const creating = (job.data as { creating?: unknown } | undefined)?.creating;
+  const createOnWire = creating !== undefined;
   let counted = false;
   if (createOnWire && onCreateOnWire && locked && !(await locked(id))) {
-    await onCreateOnWire();
+    await onCreateOnWire(Number(creating));
     counted = true;
   }
   // 1: removed (or gone meanwhile); 0: locked by a worker.
   const outcome = (await queue.remove(id)) === 1 ? "removed" : "active";
-  if (createOnWire && outcome === "removed" && !counted) await onCreateOnWire?.();
+  if (createOnWire && outcome === "removed" && !counted) await onCreateOnWire?.(Number(creating));
   return { outcome, createOnWire };
 }
 

@@ -8,6 +8,15 @@ const keepUncertainScript = RedisScript.fromFile(new URL("./scripts/budget-uncer
 /** Credits may be fractional and float sums are not exact: every budget comparison allows this much. */
 const CREDIT_SLACK = 1e-9;
 
+/**
+ * A create attempt whose task nobody can name: the row's lineage when it was made (its tasks then)
+ * and its create-on-the-wire mark (`creating`, epoch ms).
+ */
+export interface UncertainAttempt {
+  lineage: number;
+  mark: number;
+}
+
 /** A batch hash's money fields as Redis gives them (null: absent). */
 interface BudgetFields {
   budget: string | null | undefined;
@@ -36,8 +45,9 @@ export function budgetFits(fields: BudgetFields, cost = 0): boolean {
  * good, or `credits` when the row holds none, and the row and batch count one uncertain submit.
  * The next attempt must reserve anew, so the budget still bounds what KIE can have charged.
  * With `taskId` (a known task whose charge is uncertain, e.g. unknown to KIE past the grace) it
- * counts once per task, and settling that task later takes it back out of uncertain.
- * Returns the credits counted.
+ * counts once per task, and settling that task later takes it back out of uncertain. With
+ * `attempt` (a create whose task is unknown), it counts once per attempt, and not at all once the
+ * attempt's task was recorded. Returns the credits counted.
  */
 export async function keepUncertain(
   ctx: LedgerContext,
@@ -45,13 +55,14 @@ export async function keepUncertain(
   rowId: string,
   credits: number,
   taskId?: string,
+  attempt?: UncertainAttempt,
 ): Promise<number> {
   if (!(credits >= 0)) throw new LedgerError("invalid_value", "credits must be a non-negative number");
   const keys = [ctx.keys.batch(batch), ctx.keys.row(batch, rowId)];
   const reply = await keepUncertainScript.run(
     ctx.redis,
     keys,
-    [finite("credits", credits), taskId ?? ""],
+    [finite("credits", credits), taskId ?? "", attempt?.lineage ?? "", attempt?.mark ?? ""],
     ctx.clock,
   );
   if (reply === "missing") throw new LedgerError("row_missing", `the ledger has no row ${batch}/${rowId}`);

@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import type { RedisClient } from "../redis/script.js";
-import { keepUncertain } from "./budget.js";
+import { keepUncertain, type UncertainAttempt } from "./budget.js";
 import { markCancelled } from "./cancel-mark.js";
 import { batchColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
@@ -105,7 +105,13 @@ export interface Ledger {
    * A create attempt that may have been charged unseen: the row's reservation (else `credits`)
    * becomes spent-uncertain for good, and one uncertain submit is counted. Throws `row_missing`.
    */
-  keepUncertain(batch: string, rowId: string, credits: number, taskId?: string): Promise<number>;
+  keepUncertain(
+    batch: string,
+    rowId: string,
+    credits: number,
+    taskId?: string,
+    attempt?: UncertainAttempt,
+  ): Promise<number>;
   /** Sets or removes a batch's budget; false when there is no such batch. */
   setBudget(batch: string, credits: number | null): Promise<boolean>;
   /**
@@ -229,7 +235,8 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     forgetReservedEnded: (batch, rowIds) => forgetReservedEnded(ctx, batch, rowIds),
     releaseEnded: (batch, rowId) => releaseEnded(ctx, batch, rowId),
     markCancelled: (batch, cancelled) => markCancelled(ctx, batch, cancelled),
-    keepUncertain: (batch, rowId, credits, taskId) => keepUncertain(ctx, batch, rowId, credits, taskId),
+    keepUncertain: (batch, rowId, credits, taskId, attempt) =>
+      keepUncertain(ctx, batch, rowId, credits, taskId, attempt),
     setBudget: (batch, credits) => setBudget(ctx, batch, credits),
     wakeParked: (batch, page) => wakeParked(ctx, batch, page),
     feedWindow: (batch, max) => feedWindow(ctx, batch, max),

@@ -76,7 +76,11 @@ export async function repairEndedReservations(
     if (found === "failed") {
       const data = await deps.jobs.failedJobData("submit", keys[i]!).catch(() => undefined);
       if (data === undefined || data.creating !== undefined) {
-        await deps.ledger.keepUncertain(batch, row.id, 0);
+        const attempt =
+          data?.creating === undefined
+            ? undefined
+            : { lineage: row.taskIds.length, mark: Number(data.creating) };
+        await deps.ledger.keepUncertain(batch, row.id, 0, undefined, attempt);
         repair.uncertain += 1;
         continue;
       }

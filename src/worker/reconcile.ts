@@ -248,9 +248,13 @@ async function reconcilePage(
       // or kept as uncertain when the job died with a create on the wire (or its data is gone).
       if (stage === "submit") {
         const data = await deps.jobs.failedJobData(stage, stageKey(stage, row)).catch(() => undefined);
-        if (data === undefined || data.creating !== undefined)
-          await deps.ledger.keepUncertain(batch, row.id, 0);
-        else await deps.ledger.releaseReservation(batch, row.id);
+        if (data === undefined || data.creating !== undefined) {
+          const attempt =
+            data?.creating === undefined
+              ? undefined
+              : { lineage: row.taskIds.length, mark: Number(data.creating) };
+          await deps.ledger.keepUncertain(batch, row.id, 0, undefined, attempt);
+        } else await deps.ledger.releaseReservation(batch, row.id);
       }
       continue;
     }

@@ -15,7 +15,11 @@ export async function giveUpSubmit(
   data: SubmitJob,
   deps: { ledger: Pick<Ledger, "keepUncertain" | "releaseReservation"> },
 ): Promise<void> {
-  if (data.creating !== undefined) await deps.ledger.keepUncertain(data.batch, data.rowId, 0);
+  if (data.creating !== undefined)
+    await deps.ledger.keepUncertain(data.batch, data.rowId, 0, undefined, {
+      lineage: data.resubmit,
+      mark: data.creating,
+    });
   else await deps.ledger.releaseReservation(data.batch, data.rowId);
 }
 

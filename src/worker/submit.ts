@@ -100,7 +100,11 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     // The worker that ran this job last died (or lost it) with a create on the wire: KIE may have
     // made and charged a task that was never recorded. That attempt's reservation is kept as
     // uncertain (so the next one reserves anew), and the row counted. Then the mark goes.
-    const kept = await deps.ledger.keepUncertain(batch, rowId, 0);
+    // Once per attempt (its mark): `cancel` or the reconciler may have counted it already.
+    const kept = await deps.ledger.keepUncertain(batch, rowId, 0, undefined, {
+      lineage: resubmit,
+      mark: data.creating,
+    });
     job.log.warn(
       { creditsUncertain: kept },
       "a create was on the wire when its worker stopped: the task may exist; counted as uncertain",
@@ -147,6 +151,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     let gateRead: { backoffSet?: boolean } = {};
     /** This attempt's mark, once asked for: whether it was stored. */
     let marking: Promise<boolean> | undefined;
+    let markedAt: number | undefined;
     try {
       // The gate as read with the admission, where the limiter reads it (one key, its own account).
       const admitted = await chosen.slot(job.signal);
@@ -157,7 +162,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       // until the answer is handled here, so if this process dies meanwhile, the next run of the
       // job finds the mark and counts the attempt uncertain; and a run that lost the job can
       // write no mark, so it never creates unmarked.
-      marking = markCreating(job, data, deps.clock.now());
+      markedAt = deps.clock.now();
+      marking = markCreating(job, data, markedAt);
       const [current, owned, now] = await Promise.all([
         // Its state only: the status and tasks decide, and the request was made from `row`.
         deps.ledger.getRowState(batch, rowId),
@@ -220,7 +226,9 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       // KIE may have made (and charged) a task whose id never came back: a reset, a timeout, a
       // 502/504, or a shutdown that cut the request. Counted before the mark goes.
       if (isKieError(error) ? error.maybeCreated : true) {
-        const kept = await deps.ledger.keepUncertain(batch, rowId, 0);
+        // Once per attempt: a next run of this job that finds its mark counts the same attempt.
+        const attempt = markedAt === undefined ? undefined : { lineage: resubmit, mark: markedAt };
+        const kept = await deps.ledger.keepUncertain(batch, rowId, 0, undefined, attempt);
         job.log.warn(
           { code: isKieError(error) ? error.code : undefined, creditsUncertain: kept },
           "submit answer lost: the task may exist; its credits are counted as uncertain and a retry reserves again",

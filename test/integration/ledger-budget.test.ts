@@ -141,6 +141,42 @@ describe("settleCredits and releaseReservation", () => {
     expect(await ledger.getRow("b1", "r0")).toMatchObject({ creditsUncertain: 0, creditsSpent: 6 });
   });
 
+  it("counts a create attempt whose task is unknown once, whoever counts it (a cancel, then the job's next run, then the reconciler)", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    const attempt = { lineage: 0, mark: 1_700_000_000_123 };
+    expect(await ledger.keepUncertain("b1", "r0", 0, undefined, attempt)).toBe(8);
+    expect(await ledger.keepUncertain("b1", "r0", 0, undefined, attempt)).toBe(0);
+    expect(await ledger.keepUncertain("b1", "r0", 0, undefined, attempt)).toBe(0);
+    expect(await ledger.getBatch("b1")).toMatchObject({
+      creditsReserved: 0,
+      creditsUncertain: 8,
+      uncertain: 1,
+    });
+    // The next attempt of the same lineage (another mark) is another attempt: counted.
+    await ledger.reserveBudget("b1", "r0", 8);
+    expect(
+      await ledger.keepUncertain("b1", "r0", 0, undefined, { lineage: 0, mark: 1_700_000_999_000 }),
+    ).toBe(8);
+    expect(await ledger.getBatch("b1")).toMatchObject({ creditsUncertain: 16, uncertain: 2 });
+  });
+
+  it("counts nothing for an attempt whose task was recorded since (a cancel that read the row before the record): that task's settle accounts for it", async () => {
+    await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
+    await ledger.reserveBudget("b1", "r0", 8);
+    await ledger.transition("b1", "r0", { to: "submitted", addTaskId: "task-1" });
+    expect(
+      await ledger.keepUncertain("b1", "r0", 0, undefined, { lineage: 0, mark: 1_700_000_000_123 }),
+    ).toBe(0);
+    expect(await ledger.settleCredits("b1", "r0", 6, "task-1")).toBe("settled");
+    expect(await ledger.getBatch("b1")).toMatchObject({
+      creditsReserved: 0,
+      creditsUncertain: 0,
+      creditsSpent: 6,
+      uncertain: 0,
+    });
+  });
+
   it("never counts a settled task as uncertain (a retry that finds it forgotten by KIE)", async () => {
     await ledger.addRows("b1", ids(1).map(newRow), { budget: 100 });
     await ledger.reserveBudget("b1", "r0", 8);

@@ -113,6 +113,33 @@ describe("cancel", () => {
     });
   });
 
+  it("a marked job whose worker records its task just after cancel read the row: still nothing counted uncertain (the script checks the row's tasks itself)", async () => {
+    await fx.ledger.addRows("b1", [newRow("late")], { budget: 100 });
+    await fx.queues.addSubmit({ batch: "b1", rowId: "late", resubmit: 0 });
+    await fx.ledger.reserveBudget("b1", "late", 8);
+    await markCreateOnWire("b1", "late");
+    // No worker holds the lock (it lapsed); the worker's create answers right after cancel's read
+    // of the row, before its count: the task is recorded on the (cancelled) row.
+    const ledger = Object.create(fx.ledger) as typeof fx.ledger;
+    ledger.getRowState = async (batch, rowId) => {
+      const row = await fx.ledger.getRowState(batch, rowId);
+      await fx.ledger.transition("b1", "late", { to: "submitted", addTaskId: "t-late" });
+      return row;
+    };
+    await cancelBatch({ ...deps(), ledger, submitJobLocked: async () => false }, "b1");
+    expect(await fx.ledger.getBatch("b1")).toMatchObject({
+      creditsReserved: 8,
+      creditsUncertain: 0,
+      uncertain: 0,
+    });
+    await fx.ledger.settleCredits("b1", "late", 8, "t-late");
+    expect(await fx.ledger.getBatch("b1")).toMatchObject({
+      creditsReserved: 0,
+      creditsSpent: 8,
+      creditsUncertain: 0,
+    });
+  });
+
   it("a retry of one row (the dashboard's) clears the cancel mark: the row must not park with nothing to wake it", async () => {
     await fx.ledger.addRows("b2", [newRow("a"), newRow("f")]);
     await moveRow(fx.ledger, "b2", "f", "failed");
