@@ -63,15 +63,19 @@ export async function retryBatch(
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
   // A retry puts rows back in the pipeline: a `cancel`'s mark (no resubmits, wakes or feeds) goes,
-  // or a retried row over the budget would park with nothing to wake it.
-  await deps.ledger.markCancelled(batch, false);
+  // or a retried row over the budget would park with nothing to wake it. A retry of some rows
+  // only (the dashboard's error group) lifts it only when a row is retried: one that matches none
+  // leaves the cancel as it was.
+  let clearing: Promise<unknown> | undefined;
+  const clearMark = () => (clearing ??= deps.ledger.markCancelled(batch, false));
+  if (!only) await clearMark();
   // The failed rows only, from their index: ten failed rows of a million cost ten reads. A page is
   // finished before the next is read (the walk's rule: rows leave the index as they are retried).
   await deps.ledger.ensureStateIndex(batch);
   for await (const page of deps.ledger.drainState(batch, "failed")) {
     await forEachLimit(iterate(page), CONCURRENCY, async ({ row }) => {
       if (only && !only(row)) return;
-      const outcome = await retryOne(deps, row.batch, row.id, row);
+      const outcome = await retryOne(deps, row.batch, row.id, row, clearMark);
       if (outcome !== "not-failed") report[outcome]++;
     });
   }
@@ -108,8 +112,10 @@ export async function retryBatch(
 export async function retryRow(deps: RetryDeps, batch: string, rowId: string): Promise<RetryReport> {
   await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
-  await deps.ledger.markCancelled(batch, false);
-  const outcome = await retryOne(deps, batch, rowId);
+  // A row that is not failed (a stale page's click) is left alone, and so is the batch's cancel.
+  const outcome = await retryOne(deps, batch, rowId, undefined, () =>
+    deps.ledger.markCancelled(batch, false),
+  );
   if (outcome !== "not-failed") report[outcome]++;
   return report;
 }
@@ -124,6 +130,8 @@ async function retryOne(
   batch: string,
   rowId: string,
   seen?: RowRecord,
+  /** Runs once the row is found failed, before it moves (the batch's cancel mark lifted). */
+  beforeMove?: () => Promise<unknown>,
 ): Promise<RowOutcome | "not-failed"> {
   const claim = `${deps.queuePrefix ?? ""}\n${batch}\n${rowId}`;
   if (retrying.has(claim)) return "skipped";
@@ -131,6 +139,7 @@ async function retryOne(
   try {
     const row = await deps.ledger.getRow(batch, rowId);
     if (row?.status !== "failed") return seen ? "skipped" : "not-failed";
+    await beforeMove?.();
     return row.taskIds.length > 0 || row.taskId ? await repoll(deps, row) : await requeue(deps, row);
   } finally {
     retrying.delete(claim);

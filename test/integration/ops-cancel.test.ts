@@ -159,6 +159,12 @@ describe("cancel", () => {
       /cancelled at .*no row of it is resubmitted.*kie-batch retry b2/,
     );
     const out = new Collector();
+    // A click on a row that is not failed (a stale page), or an error group that matches no row,
+    // retries nothing and leaves the cancel as it was.
+    const retrying = { ...deps(out), clock: { now: () => Date.now() } };
+    expect(await retryRow(retrying, "b2", "a")).toMatchObject({ repolled: 0, requeued: 0 });
+    expect(await retryBatch(retrying, "b2", () => false)).toMatchObject({ repolled: 0, requeued: 0 });
+    expect((await fx.ledger.getBatch("b2"))?.cancelledAt).toBeGreaterThan(0);
     // Its task is polled again (moveRow recorded one), with the resubmit the retry grants.
     expect(await retryRow({ ...deps(out), clock: { now: () => Date.now() } }, "b2", "f")).toMatchObject({
       repolled: 1,
