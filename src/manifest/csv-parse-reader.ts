@@ -29,6 +29,8 @@ const COMMA = 0x2c;
 interface QuoteFault {
   /** The field, from 0. */
   field: number;
+  /** Line breaks in the record before the fault (a cell over several lines before it). */
+  linesBefore: number;
   /**
    * `text-after-close`: the cell opens with a quote and goes on after its closing quote (`"ab"c`,
    * `"a 5" tall vase"`). `quote-after-blank`: the cell's first character after spaces or tabs is
@@ -62,6 +64,7 @@ function quoteFault(raw: string): QuoteFault | undefined {
   const endsField = (i: number) => i >= end || raw.charCodeAt(i) === COMMA || lineEnd(i);
   let i = 0;
   while (i < end && lineEnd(i)) i++;
+  const start = i;
   let field = 0;
   for (;;) {
     if (raw.charCodeAt(i) === QUOTE) {
@@ -69,12 +72,13 @@ function quoteFault(raw: string): QuoteFault | undefined {
       while (close !== -1 && raw.charCodeAt(close + 1) === QUOTE) close = raw.indexOf('"', close + 2);
       if (close === -1) return undefined;
       i = close + 1;
-      if (!endsField(i)) return { field, kind: "text-after-close" };
+      if (!endsField(i)) return { field, kind: "text-after-close", linesBefore: linesBefore(raw, start, i) };
     } else {
       let blank = true;
       while (!endsField(i)) {
         const c = raw.charCodeAt(i);
-        if (c === QUOTE && blank) return { field, kind: "quote-after-blank" };
+        if (c === QUOTE && blank)
+          return { field, kind: "quote-after-blank", linesBefore: linesBefore(raw, start, i) };
         if (c !== SPACE && c !== TAB) blank = false;
         i++;
       }
@@ -83,6 +87,16 @@ function quoteFault(raw: string): QuoteFault | undefined {
     i++;
     field++;
   }
+}
+
+/** The line breaks (LF, CRLF, a lone CR: one each) in `raw` from `from` to before `to`. */
+function linesBefore(raw: string, from: number, to: number): number {
+  let lines = 0;
+  for (let k = from; k < to; k++) {
+    const c = raw.charCodeAt(k);
+    if (c === 0x0a || (c === 0x0d && raw.charCodeAt(k + 1) !== 0x0a)) lines++;
+  }
+  return lines;
 }
 
 /** Where the reader stands: what a record or an error needs to place itself. */
@@ -199,7 +213,8 @@ export class CsvParseReader {
         this.failure = new ManifestParseError({
           code: "syntax",
           file: this.file,
-          line,
+          // The line the bad cell is on, not the record's first (a cell over lines before it).
+          line: line + fault.linesBefore,
           reason: `${where}${FAULT_REASON[fault.kind]}`,
         });
         break;

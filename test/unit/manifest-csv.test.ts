@@ -263,6 +263,22 @@ describe("CSV reader: file-level errors name the position", () => {
     expect(error.reason).toContain('field 2 ("seed"): a closing quote must be followed by a comma');
   });
 
+  it("a bad cell after a cell over several lines is placed on its own line (LF, CRLF, a lone CR)", async () => {
+    for (const eol of ["\n", "\r\n", "\r"]) {
+      const text = [
+        "prompt,model,note",
+        '"a red',
+        'vase",text-to-image,"5" tall"',
+        "ok,text-to-image,x",
+        "",
+      ].join(eol);
+      const { lines, error } = await readBothWays(text);
+      expect(lines).toEqual([]);
+      expect(error.line).toBe(3);
+      expect(error.reason).toContain('field 3 ("note")');
+    }
+  });
+
   it("a quoted cell broken over two lines refuses the file: its second line is never read as a row of its own", async () => {
     const { lines, error } = await readBothWays('prompt,seed\n"He said "hi"\nand left",7\nok,8\n');
     expect(lines).toEqual([]);
