@@ -51,7 +51,7 @@ export async function* readCsvBatches(
     await slow.write(Buffer.from(scanned.rest, "utf8"), rows);
   };
   try {
-    for await (const chunk of readUtf8Chunks(path, file)) {
+    for await (const chunk of readUtf8Chunks(path, file, { loneCr: true })) {
       const rows: RawRow[] = [];
       if (slow === undefined) await scan(fast!, chunk.toString("utf8"), false, rows);
       else await slow.write(chunk, rows);

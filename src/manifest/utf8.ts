@@ -11,11 +11,19 @@ import { isManifestParseError, ManifestParseError } from "./errors.js";
 
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 const LF = 0x0a;
+const CR = 0x0d;
 
-/** Yields the file's bytes, BOM removed, each chunk whole characters of valid UTF-8. */
-export async function* readUtf8Chunks(path: string, file: string): AsyncGenerator<Buffer> {
+/**
+ * Yields the file's bytes, BOM removed, each chunk whole characters of valid UTF-8. `loneCr`: a
+ * CR not followed by LF ends a line too, for the error's line and column (CSV reads it so).
+ */
+export async function* readUtf8Chunks(
+  path: string,
+  file: string,
+  options: { loneCr?: boolean } = {},
+): AsyncGenerator<Buffer> {
   const stream = createReadStream(path, { highWaterMark: 64 * 1024 });
-  const position = new Utf8Position(file);
+  const position = new Utf8Position(file, options.loneCr === true);
   let carry: Buffer | undefined;
   let atStart = true;
   try {
@@ -111,27 +119,37 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
 class Utf8Position {
   private line = 1;
   private column = 1;
+  /** The last chunk ended with a CR (a line end): an LF opening the next is its second half. */
+  private pendingCr = false;
 
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly loneCr: boolean,
+  ) {}
+
+  /** Where this chunk's counting starts: past an LF that ends the previous chunk's CR. */
+  private startOf(bytes: Uint8Array): number {
+    return this.pendingCr && bytes[0] === LF ? 1 : 0;
+  }
 
   advance(bytes: Uint8Array): void {
-    const lastLf = bytes.lastIndexOf(LF);
-    if (lastLf === -1) {
-      this.column += countCharacters(bytes, 0, bytes.length);
-      return;
+    const from = this.startOf(bytes);
+    const { count, after } = lineBreaks(bytes, from, bytes.length, this.loneCr);
+    if (after === -1) this.column += countCharacters(bytes, from, bytes.length);
+    else {
+      this.line += count;
+      this.column = 1 + countCharacters(bytes, after, bytes.length);
     }
-    this.line += countLineFeeds(bytes, lastLf + 1);
-    this.column = 1 + countCharacters(bytes, lastLf + 1, bytes.length);
+    if (bytes.length > 0) this.pendingCr = this.loneCr && bytes[bytes.length - 1] === CR;
   }
 
   errorAt(bytes: Uint8Array, offset: number, reason?: string): ManifestParseError {
-    const before = bytes.subarray(0, Math.max(offset, 0));
-    const lastLf = before.lastIndexOf(LF);
-    const line = this.line + countLineFeeds(before, before.length);
+    const end = Math.max(offset, 0);
+    const from = Math.min(this.startOf(bytes), end);
+    const { count, after } = lineBreaks(bytes, from, end, this.loneCr);
+    const line = this.line + count;
     const column =
-      lastLf === -1
-        ? this.column + countCharacters(before, 0, before.length)
-        : 1 + countCharacters(before, lastLf + 1, before.length);
+      after === -1 ? this.column + countCharacters(bytes, from, end) : 1 + countCharacters(bytes, after, end);
     const byte = bytes[offset];
     const shown = byte === undefined ? "" : ` (byte 0x${byte.toString(16).toUpperCase().padStart(2, "0")})`;
     return new ManifestParseError({
@@ -144,14 +162,30 @@ class Utf8Position {
   }
 }
 
-function countLineFeeds(bytes: Uint8Array, end: number): number {
+/**
+ * The line ends in `bytes[from, end)`: each LF, and with `loneCr` each CR not followed by an LF (a
+ * CR that ends the range counts: its LF, if any, opens the next chunk). `after`: the offset just
+ * past the last one, -1 without any.
+ */
+function lineBreaks(
+  bytes: Uint8Array,
+  from: number,
+  end: number,
+  loneCr: boolean,
+): { count: number; after: number } {
   let count = 0;
-  let at = bytes.indexOf(LF);
-  while (at !== -1 && at < end) {
+  let after = -1;
+  for (let at = bytes.indexOf(LF, from); at !== -1 && at < end; at = bytes.indexOf(LF, at + 1)) {
     count++;
-    at = bytes.indexOf(LF, at + 1);
+    after = at + 1;
   }
-  return count;
+  if (!loneCr) return { count, after };
+  for (let at = bytes.indexOf(CR, from); at !== -1 && at < end; at = bytes.indexOf(CR, at + 1)) {
+    if (at + 1 < end && bytes[at + 1] === LF) continue;
+    count++;
+    after = Math.max(after, at + 1);
+  }
+  return { count, after };
 }
 
 function countCharacters(bytes: Uint8Array, start: number, end: number): number {

@@ -360,6 +360,29 @@ describe("CSV reader: file-level errors name the position", () => {
     expect(error.message).toMatch(/^bad\.csv:3:7: not valid UTF-8 \(byte 0xFF\)/);
   });
 
+  it("invalid UTF-8 in a file of lone CR line ends (old Mac) is placed on its line, as the rows are; a CRLF split over two reads counts once", async () => {
+    for (const eol of ["\r", "\r\n", "\n"]) {
+      const bytes = Buffer.concat([
+        Buffer.from(["prompt,model", "a cat,text-to-image", "a dog,text-to-image", "caf"].join(eol)),
+        Buffer.from([0xe9]),
+        Buffer.from(` au lait,text-to-image${eol}`),
+      ]);
+      const error = await parseErrorOf(bytes);
+      expect([error.line, error.column], JSON.stringify(eol)).toEqual([4, 4]);
+    }
+    // 64 KiB reads: a CR ending one read and its LF opening the next is one line end.
+    const head = "prompt\r\n";
+    const filler = "x".repeat(64 * 1024 - head.length - 1);
+    const bytes = Buffer.concat([
+      Buffer.from(`${head}${filler}\r\nnext\r\nbad `),
+      Buffer.from([0xff]),
+      Buffer.from("\r\n"),
+    ]);
+    expect(bytes.indexOf("\r\nnext")).toBe(64 * 1024 - 1);
+    const split = await parseErrorOf(bytes);
+    expect([split.line, split.column]).toEqual([4, 5]);
+  });
+
   it.each([
     ["Latin-1 é", Buffer.from([0x70, 0x0a, 0xe9, 0x0a]), 2, 1],
     ["overlong encoding", Buffer.from([0x70, 0x0a, 0x61, 0xc0, 0x80, 0x0a]), 2, 2],
