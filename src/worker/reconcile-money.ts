@@ -76,11 +76,7 @@ export async function repairEndedReservations(
     if (found === "failed") {
       const data = await deps.jobs.failedJobData("submit", keys[i]!).catch(() => undefined);
       if (data === undefined || data.creating !== undefined) {
-        const attempt =
-          data?.creating === undefined
-            ? undefined
-            : { lineage: row.taskIds.length, mark: Number(data.creating) };
-        await deps.ledger.keepUncertain(batch, row.id, 0, undefined, attempt);
+        await keepFailedUncertain(deps.ledger, batch, row, data);
         repair.uncertain += 1;
         continue;
       }
@@ -99,4 +95,20 @@ export async function repairEndedReservations(
     );
   }
   return repair;
+}
+
+/**
+ * A submit job BullMQ gave up on died with a create on the wire (`data.creating`), or its data is
+ * gone: the row's reservation is kept as uncertain, counted once per attempt (the row's lineage,
+ * whose job it was, and the job's mark), as the job's own next run would have.
+ */
+export async function keepFailedUncertain(
+  ledger: Pick<Ledger, "keepUncertain">,
+  batch: string,
+  row: Pick<RowState, "id" | "taskIds">,
+  data: Record<string, unknown> | undefined,
+): Promise<void> {
+  const attempt =
+    data?.creating === undefined ? undefined : { lineage: row.taskIds.length, mark: Number(data.creating) };
+  await ledger.keepUncertain(batch, row.id, 0, undefined, attempt);
 }

@@ -5,7 +5,7 @@ import type { StateEntry } from "../ledger/read-options.js";
 import type { IndexedStatus } from "../ledger/types.js";
 import { wakeParkedRows } from "./budget-wake.js";
 import type { Stage } from "./jobs.js";
-import { type MoneyRepairDeps, repairEndedReservations } from "./reconcile-money.js";
+import { keepFailedUncertain, type MoneyRepairDeps, repairEndedReservations } from "./reconcile-money.js";
 import { type ReconcileJobs, requeue, stageKey } from "./reconcile-requeue.js";
 import { feedSubmitWindow } from "./submit-window.js";
 
@@ -248,13 +248,9 @@ async function reconcilePage(
       // or kept as uncertain when the job died with a create on the wire (or its data is gone).
       if (stage === "submit") {
         const data = await deps.jobs.failedJobData(stage, stageKey(stage, row)).catch(() => undefined);
-        if (data === undefined || data.creating !== undefined) {
-          const attempt =
-            data?.creating === undefined
-              ? undefined
-              : { lineage: row.taskIds.length, mark: Number(data.creating) };
-          await deps.ledger.keepUncertain(batch, row.id, 0, undefined, attempt);
-        } else await deps.ledger.releaseReservation(batch, row.id);
+        if (data === undefined || data.creating !== undefined)
+          await keepFailedUncertain(deps.ledger, batch, row, data);
+        else await deps.ledger.releaseReservation(batch, row.id);
       }
       continue;
     }
