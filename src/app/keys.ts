@@ -9,6 +9,7 @@ import type { Logger } from "../core/logger.js";
 import { type Fleet, InFlight } from "../fleet/index.js";
 import {
   KEY_LEASE_TTL_MS,
+  KEY_ROLES,
   type KeyLeaseConflict,
   type KeyLeaseOptions,
   KeyLeases,
@@ -23,6 +24,7 @@ import { type FleetListener, fleetMetrics, observeFleet } from "../metrics/fleet
 import { instrumentKie } from "../metrics/kie.js";
 import type { WorkerMetrics } from "../metrics/registry.js";
 import { deploymentAccounts, registerAccount } from "../report/accounts.js";
+import type { Stage } from "../worker/jobs.js";
 import { buildFleet, buildKie } from "./parts.js";
 
 /** The deployment's connection, as the parts take it. */
@@ -77,8 +79,10 @@ export async function registerKeys(
   config: Config,
   keys: readonly WorkerKey[],
   log: Logger,
-  lease: Pick<KeyLeaseOptions, "ttlMs" | "everyMs" | "roles"> = {},
+  /** `stages`: those the worker runs; it holds its keys for those that need a task's own key. */
+  lease: Pick<KeyLeaseOptions, "ttlMs" | "everyMs"> & { stages?: readonly Stage[] } = {},
 ): Promise<RegisteredKeys> {
+  const { stages } = lease;
   const rate = config.KIE_RATE_LIMIT;
   // The mapping outlives the last worker by more than a window: the old window's creates are gone.
   const ttlMs = lease.ttlMs ?? Math.max(KEY_LEASE_TTL_MS, 2 * rate.windowMs);
@@ -90,7 +94,7 @@ export async function registerKeys(
       deployment: config.KIE_QUEUE_PREFIX,
       worker: randomUUID(),
       ttlMs,
-      ...(lease.roles === undefined ? {} : { roles: lease.roles }),
+      ...(stages === undefined ? {} : { roles: KEY_ROLES.filter((role) => stages.includes(role)) }),
       ...(lease.everyMs === undefined ? {} : { everyMs: lease.everyMs }),
       onRefreshProblem: ({ conflicts, error }) => {
         if (conflicts && conflicts.length > 0) {

@@ -15,7 +15,6 @@ import { armFailpoints } from "../core/failpoints.js";
 import type { Logger } from "../core/logger.js";
 import { recentlyOpen } from "../fleet/archive-pause.js";
 import { createCallbackLimit } from "../fleet/callback-limit.js";
-import { KEY_ROLES } from "../fleet/key-lease.js";
 import { createFleetPort } from "../fleet/port.js";
 import {
   type AdminServer,
@@ -149,11 +148,9 @@ export async function startWorker(
     const openPause = recentlyOpen(storePause);
     // Operator commands may run without KIE_API_KEY: they find the fleet's accounts (ids, never keys) here.
     // Refuses a key the running workers count in another account's window (KIE_ACCOUNTS).
-    // A holder of its keys for the stages it runs that need a task's own key: a poll (or an
-    // archive's refresh) lacking its key waits for a worker of that stage that takes it.
+    // A holder of its keys for the stages it runs that need them (a poll, an archive's refresh).
     const stages = options.stages ?? STAGES;
-    const roles = KEY_ROLES.filter((role) => stages.includes(role));
-    const registered = await registerKeys(redis, config, keys, log, { ...options.keyLease, roles });
+    const registered = await registerKeys(redis, config, keys, log, { ...options.keyLease, stages });
     releasers.push("key holds", () => registered.leases.close());
     // By short hash and account name only: the keys themselves never reach a log.
     log.info({ keys: keys.map(({ id, account }) => ({ key: id, account })) }, `${keys.length} API key(s)`);

@@ -4,6 +4,7 @@
  * cleared on every way out that sends none. A run that finds it follows a worker that died with a
  * create on the wire (submit.ts counts that attempt uncertain).
  */
+import type { Ledger } from "../ledger/index.js";
 import type { SubmitJob } from "./jobs.js";
 import { JobLostError, type StageJob } from "./stage.js";
 
@@ -27,7 +28,31 @@ export async function unmark(job: StageJob<SubmitJob>, data: SubmitJob, key: str
 }
 
 /** The job's data without the create-on-the-wire mark. */
-export function unmarked(data: SubmitJob): SubmitJob {
+function unmarked(data: SubmitJob): SubmitJob {
   const { creating: _creating, ...rest } = data;
   return rest;
+}
+
+/**
+ * The job's data for this run. A mark found on it means the worker that ran it last died (or lost
+ * it) with a create on the wire: KIE may have made and charged a task that was never recorded.
+ * That attempt's reservation is kept as uncertain (so the next one reserves anew), once per
+ * attempt (its mark: `cancel` or the reconciler may have counted it already), then the mark goes.
+ */
+export async function countDeadRunAttempt(
+  job: StageJob<SubmitJob>,
+  ledger: Pick<Ledger, "keepUncertain">,
+  key: string,
+): Promise<SubmitJob> {
+  const { batch, rowId, resubmit, creating } = job.data;
+  if (creating === undefined) return job.data;
+  const kept = await ledger.keepUncertain(batch, rowId, 0, undefined, { lineage: resubmit, mark: creating });
+  job.log.warn(
+    { creditsUncertain: kept },
+    "a create was on the wire when its worker stopped: the task may exist; counted as uncertain",
+  );
+  const data = unmarked(job.data);
+  if (job.saveData && !(await job.saveData(data)))
+    throw new JobLostError(`job ${key} went to another worker: that one submits it`);
+  return data;
 }

@@ -23,7 +23,7 @@ import {
 } from "./stage.js";
 import { afterParked, giveUpSubmit, releaseSlotsOf, reuseStep } from "./submit-ends.js";
 import { handleSubmitError } from "./submit-errors.js";
-import { markCreating, unmark, unmarked } from "./submit-mark.js";
+import { countDeadRunAttempt, markCreating, unmark } from "./submit-mark.js";
 import { requestOf } from "./submit-request.js";
 
 /** The ledger calls the submit stage makes. */
@@ -95,24 +95,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     await ensurePoll(deps, job.data, existingTaskId, at, row.taskKeys?.[existingTaskId]);
     return done;
   }
-  let data = job.data;
-  if (data.creating !== undefined) {
-    // The worker that ran this job last died (or lost it) with a create on the wire: KIE may have
-    // made and charged a task that was never recorded. That attempt's reservation is kept as
-    // uncertain (so the next one reserves anew), and the row counted. Then the mark goes.
-    // Once per attempt (its mark): `cancel` or the reconciler may have counted it already.
-    const kept = await deps.ledger.keepUncertain(batch, rowId, 0, undefined, {
-      lineage: resubmit,
-      mark: data.creating,
-    });
-    job.log.warn(
-      { creditsUncertain: kept },
-      "a create was on the wire when its worker stopped: the task may exist; counted as uncertain",
-    );
-    data = unmarked(data);
-    if (job.saveData && !(await job.saveData(data)))
-      throw new JobLostError(`job ${key} went to another worker: that one submits it`);
-  }
+  const data = await countDeadRunAttempt(job, deps.ledger, key);
   if (row.status !== "queued") {
     // Cancelled or failed without a create of this lineage: its reservation and slot go back.
     if ((row.status === "cancelled" || row.status === "failed") && row.creditsReserved > 0)
