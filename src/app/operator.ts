@@ -127,7 +127,7 @@ export async function openOperator(config: Config): Promise<Operator> {
               redis,
               config.KIE_QUEUE_PREFIX,
               // The ids resolved above, and the registered ones (a removed key is only there).
-              new Set([...ids, ...(await registeredAccounts(redis, config.KIE_QUEUE_PREFIX))]),
+              await deploymentAccounts(redis, config.KIE_QUEUE_PREFIX, ids),
             )
           ).map((wait) => ({
             accountId: wait.id,

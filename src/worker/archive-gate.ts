@@ -38,7 +38,7 @@ export async function waitForStore(deps: ArchiveGateDeps, signal: AbortSignal, l
  * writes a small object to the store and lifts the pause if the store answers.
  */
 async function storeOpen(
-  deps: Pick<ArchiveGateDeps, "storePause" | "store" | "settings"> & { clock: Pick<Clock, "now"> },
+  deps: Pick<ArchiveGateDeps, "storePause" | "store"> & { clock: Pick<Clock, "now"> },
   signal: AbortSignal,
   log: Logger,
 ): Promise<boolean> {
@@ -60,7 +60,7 @@ async function storeOpen(
 
 /** Writes, reads back and deletes the store's probe object; throws what the store threw. */
 async function probe(
-  deps: Pick<ArchiveGateDeps, "store" | "settings"> & { clock: Pick<Clock, "now"> },
+  deps: Pick<ArchiveGateDeps, "store"> & { clock: Pick<Clock, "now"> },
   signal: AbortSignal,
   log: Logger,
   minFreeBytes?: number,
