@@ -1,4 +1,5 @@
 import type { Queue } from "bullmq";
+import { mebibytes } from "../archive/probe.js";
 import type { ArchivePauseKind, ArchivePauseState, PauseKind, PauseState } from "../fleet/index.js";
 import { STAGES, type Stage } from "../worker/jobs.js";
 
@@ -99,9 +100,15 @@ function pauseView(accountId: string, state: PauseState | null): PauseView | nul
 
 function archivePauseView(state: ArchivePauseState | null): ArchivePauseView | null {
   if (!state) return null;
+  // A disk that filled while archiving was paused for another cause: the pause kept its first
+  // reason and took the floor its probe now asks for (pause.lua), which the reason must say too.
+  const floor =
+    state.minFreeBytes !== undefined && !state.reason.includes("KIE_ARCHIVE_MIN_FREE")
+      ? `; the disk filled too: the store probe waits for KIE_ARCHIVE_MIN_FREE free (${mebibytes(state.minFreeBytes)})`
+      : "";
   return {
     kind: state.kind,
-    reason: state.reason,
+    reason: state.reason + floor,
     since: new Date(state.since).toISOString(),
     nextProbeAt: state.nextProbeAt === undefined ? null : new Date(state.nextProbeAt).toISOString(),
   };

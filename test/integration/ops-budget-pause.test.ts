@@ -4,7 +4,7 @@ import { stagePauseFlags } from "../../src/bull/pause-flags.js";
 import { setBatchBudget } from "../../src/commands/budget.js";
 import { pauseSubmissions, resumeSubmissions } from "../../src/commands/pause.js";
 import { parseBudget } from "../../src/core/values.js";
-import { accountId, FleetPause } from "../../src/fleet/index.js";
+import { ArchivePause, accountId, FleetPause } from "../../src/fleet/index.js";
 import { registerAccount, requireAccounts, resolveAccounts } from "../../src/report/accounts.js";
 import { fleetLines, readFleetState } from "../../src/report/fleet-state.js";
 import { deleteAccountKeys, fakeApiKey } from "../helpers/fleet-redis.js";
@@ -122,6 +122,20 @@ describe("pause and resume", () => {
     expect(after.paused).toBeNull();
     expect(out.text()).toContain("(bad-key): KIE refused the API key (401)");
     expect(await new FleetPause(fx.redis, { accountId: accountId(key) }).get()).toBeNull();
+  });
+
+  it("a disk that fills while archiving is paused for another cause: the archive pause's line says the probe now waits for KIE_ARCHIVE_MIN_FREE too", async () => {
+    const pause = new ArchivePause(fx.redis, { queuePrefix: fx.prefix });
+    expect(
+      await pause.pause("store-unavailable", "the archive store refuses writes (EACCES: permission denied)"),
+    ).toBe(true);
+    // The full disk's pause finds one in force: it adds its floor, the reason stays the first one's.
+    await pause.pause("store-unavailable", "the archive store is full; ...", {
+      minFreeBytes: 256 * 1_048_576,
+    });
+    const line = fleetLines(await readFleetState([], pause)).join("\n");
+    expect(line).toContain("EACCES");
+    expect(line).toContain("the store probe waits for KIE_ARCHIVE_MIN_FREE free (256.0 MiB)");
   });
 
   it("a stage queue paused in BullMQ (bull-board's pause button) is named by the fleet state, and resume lifts it", async () => {
