@@ -3,12 +3,13 @@
  * configuration and an injected connection. Nothing outside app/ calls these constructors.
  */
 import { resolve } from "node:path";
-import { createFolderStore, createS3Store } from "../archive/index.js";
+import { createFolderStore, createS3Store, type SweepOutcome } from "../archive/index.js";
 import type { ArchiveStore } from "../archive/types.js";
 import type { PauseControl } from "../commands/pause.js";
 import { type Config, ConfigError, requireApiKey } from "../config/index.js";
 import { fleetBackoff } from "../core/backoff.js";
 import { systemClock } from "../core/clock.js";
+import type { Logger } from "../core/logger.js";
 import {
   ArchivePause,
   CREATE_MARGIN,
@@ -106,7 +107,7 @@ export function buildPauseControls(
 }
 
 /** S3 when S3_BUCKET is set, else the folder ARCHIVE_DIR (or `fallbackDir`, for the demo). */
-export function buildStore(config: Config, fallbackDir?: string): ArchiveStore {
+export function buildStore(config: Config, fallbackDir?: string, log?: Logger): ArchiveStore {
   if (config.S3_BUCKET) {
     return createS3Store({
       bucket: config.S3_BUCKET,
@@ -118,7 +119,22 @@ export function buildStore(config: Config, fallbackDir?: string): ArchiveStore {
   }
   const dir = config.ARCHIVE_DIR ?? fallbackDir;
   if (!dir) throw new ConfigError(["S3_BUCKET or ARCHIVE_DIR: the worker needs somewhere to archive images"]);
-  return createFolderStore(resolve(dir));
+  // A worker's store sweeps dead processes' temporary folders: what it removed, or could not, is
+  // logged (nothing else would tell of a folder left for good).
+  return createFolderStore(resolve(dir), log ? { onSweep: (outcome) => logSweep(log, outcome) } : {});
+}
+
+function logSweep(log: Logger, { removed, failed }: SweepOutcome): void {
+  if (removed.length > 0)
+    log.info(
+      { folders: removed },
+      "archive store: removed the temporary folders of worker processes gone for over an hour",
+    );
+  for (const { folder, error } of failed)
+    log.warn(
+      { err: error, folder },
+      "archive store: a dead worker process's temporary folder could not be removed: remove it by hand (another user's files?)",
+    );
 }
 
 /** Hosts images may be fetched from although they resolve to private addresses. */

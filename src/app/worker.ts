@@ -118,7 +118,7 @@ export async function startWorker(
   try {
     const redis = await openRedis(config, { forWorker: true });
     releasers.push("redis connection", () => redis.disconnect());
-    const store = buildStore(config, options.fallbackArchiveDir);
+    const store = buildStore(config, options.fallbackArchiveDir, log);
     releasers.push("archive store", () => store.close());
     const settings = { ...workerSettings(config), ...options.settings };
     // One Agent for every download: kept-alive connections, each new one through the host guard.

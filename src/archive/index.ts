@@ -10,7 +10,6 @@ export {
   isDownloadError,
 } from "./download-error.js";
 export { createFolderStore } from "./folder-store.js";
-
 export { createS3Store } from "./s3-store.js";
 export {
   archivedImages,
@@ -24,4 +23,5 @@ export {
   ArchiveStoreError,
   isStoreOutage,
 } from "./store-error.js";
+export type { SweepOutcome } from "./temp-folder.js";
 export type { ArchiveStoreHead } from "./types.js";

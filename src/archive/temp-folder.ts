@@ -22,6 +22,14 @@ export interface TempFolderOptions {
   heartbeatMs?: number;
   /** @defaultValue one hour */
   sweepEveryMs?: number;
+  /** What a sweep removed, and the folders it could not (a log's to say; nothing else tells). */
+  onSweep?: (outcome: SweepOutcome) => void;
+}
+
+/** The other processes' folders a sweep removed, and those it could not remove. */
+export interface SweepOutcome {
+  removed: string[];
+  failed: { folder: string; error: unknown }[];
 }
 
 /**
@@ -95,10 +103,6 @@ export class TempFolder {
   }
 
   /**
-   * A rename from this folder into `dir` was refused as crossing file systems (EXDEV: a bind mount
-   * of the same file system, whose device number is the same): its files go beside their targets.
-   */
-  /**
    * A put's error as its caller sees it: a rename refused as crossing file systems (EXDEV) makes
    * the target's directory take its temporary files beside the targets from now on, and fails this
    * put as `unavailable` (tried again); any other error as it is.
@@ -150,24 +154,34 @@ export class TempFolder {
       await mkdir(this.dir, { recursive: true });
       await writeFile(alive, "");
     });
-    await unlink(alive);
+    // Another heartbeat of this process (the timer's, a sweep's) may have removed it already.
+    await unlink(alive).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+    });
   }
 
-  /** Removes the other processes' folders whose mtime is `staleMs` older than this one's; how many. */
+  /**
+   * Removes the other processes' folders whose mtime is `staleMs` older than this one's; how many.
+   * A folder it cannot remove (another user's, a read-only mount) is told to `onSweep`, and the
+   * sweep goes on to the next.
+   */
   async sweep(): Promise<number> {
     await this.heartbeat();
     const now = (await stat(this.dir)).mtimeMs;
     const parent = dirname(this.dir);
-    let removed = 0;
+    const outcome: SweepOutcome = { removed: [], failed: [] };
     for (const name of await readdir(parent)) {
       const folder = join(parent, name);
       if (folder === this.dir) continue;
       const info = await lstat(folder).catch(() => undefined);
       if (info === undefined || now - info.mtimeMs <= (this.options.staleMs ?? STALE_MS)) continue;
-      await rm(folder, { recursive: true, force: true });
-      removed++;
+      await rm(folder, { recursive: true, force: true }).then(
+        () => outcome.removed.push(folder),
+        (error: unknown) => outcome.failed.push({ folder, error }),
+      );
     }
-    return removed;
+    if (outcome.removed.length + outcome.failed.length > 0) this.options.onSweep?.(outcome);
+    return outcome.removed.length;
   }
 
   /** Stops the heartbeat and removes the folder (best effort: the next sweep takes what is left). */

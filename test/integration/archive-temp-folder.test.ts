@@ -13,7 +13,7 @@ import { KnownDirectories } from "../../src/archive/atomic-file.js";
 import { FileThreads } from "../../src/archive/file-thread.js";
 import { createFolderStore } from "../../src/archive/folder-store.js";
 import { classifyStoreError, isArchiveStoreError } from "../../src/archive/store-error.js";
-import { TempFolder } from "../../src/archive/temp-folder.js";
+import { type SweepOutcome, TempFolder } from "../../src/archive/temp-folder.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
 import { pngBytes } from "../helpers/image-server.js";
 
@@ -201,6 +201,34 @@ const CAN_MOUNT = await (async () => {
   await rm(dir, { recursive: true, force: true });
   return unmount !== undefined;
 })();
+
+describe("a dead process's folder a sweep cannot remove", () => {
+  it.runIf(CAN_MOUNT)(
+    "is told to onSweep (the worker logs it), and the sweep goes on to the next",
+    async () => {
+      const stuck = join(temps(), "host-1-stuck");
+      await mkdir(stuck, { recursive: true });
+      const unmount = mountTmpfs(stuck);
+      if (!unmount) throw new Error("could not mount a tmpfs");
+      try {
+        const old = new Date(Date.now() - 2 * 3_600_000);
+        await utimes(stuck, old, old);
+        const dead = await deadFolder("host-2-dead", 2 * 3_600_000);
+        const told: SweepOutcome[] = [];
+        const sweeper = new TempFolder(root, { onSweep: (outcome) => told.push(outcome) });
+        await mkdir(join(root, "b"), { recursive: true });
+        await sweeper.namesFor([join(root, "b", "r.png")], new KnownDirectories(root, async () => {}));
+        expect(await sweeper.sweep()).toBe(1);
+        const last = told.at(-1)!;
+        expect(last.removed).toEqual([dead]);
+        expect(last.failed.map(({ folder }) => folder)).toEqual([stuck]);
+        await sweeper.close();
+      } finally {
+        unmount();
+      }
+    },
+  );
+});
 
 describe("a batch folder on another file system", () => {
   it.runIf(CAN_MOUNT)(
