@@ -18,6 +18,7 @@ import { readAllStatus } from "../../src/report/status.js";
 import { allLines } from "../../src/report/status-text.js";
 import { type AlertReceiver, startAlertReceiver } from "../helpers/alert-receiver.js";
 import { type Refusal, type RefusingS3, startRefusingS3 } from "../helpers/refusing-s3.js";
+import { startS3Proxy } from "../helpers/s3-proxy.js";
 import { s3rverContext } from "../helpers/s3rver-context.js";
 import { startHarness, until, type WorkerHarness } from "../helpers/worker-harness.js";
 
@@ -115,19 +116,47 @@ describe("worker: the archive store refuses, then is fixed", () => {
 
   it("a missing bucket: rows wait in archiving; once the bucket exists they are archived, expired URLs refreshed", async () => {
     const bucket = `later-${Date.now()}`;
-    await start({ S3_BUCKET: bucket, S3_ENDPOINT: aws.s3.endpoint, S3_FORCE_PATH_STYLE: "true" });
+    // The first row's image write, refused: its job then waits at the gate and downloads again
+    // once the bucket exists. Rows that finish once the pause is on never download before it.
+    // (Rows finishing with the first could fetch their bytes before the URLs expire below and
+    // write them once the bucket exists: no fresh URL needed, as one CI run met.)
+    let firstRefused = false;
+    const counting = await startS3Proxy(aws.s3.endpoint, (req, res) => {
+      if (req.method === "PUT" && req.url?.startsWith(`/${bucket}/first/a.png`))
+        res.on("finish", () => {
+          firstRefused = true;
+        });
+      return false;
+    });
+    cleanups.push(() => counting.close());
+    await start({ S3_BUCKET: bucket, S3_ENDPOINT: counting.endpoint, S3_FORCE_PATH_STYLE: "true" });
+    await h!.pipeline.addRows("first", [{ id: "a" }]);
+    await until("the first row's write refused", () => firstRefused);
+    await until("archiving paused", async () => (await op!.fleetState()).archivePaused ?? false);
+    const downloadsBefore = h!.pipeline.sim.stats().downloads;
     await h!.pipeline.addRows("nobucket", ROWS);
     await expectOutageShown("nobucket", /NoSuchBucket/);
+    expect(h!.pipeline.sim.stats().downloads, "rows archived while paused download nothing").toBe(
+      downloadsBefore,
+    );
 
     // A long outage: the result URLs expired meanwhile.
-    for (const { id } of ROWS) {
-      const row = await h!.pipeline.ledger.getRow("nobucket", id);
-      h!.pipeline.sim.expireFiles(row!.taskId!);
+    for (const [batch, rows] of [
+      ["first", [{ id: "a" }]],
+      ["nobucket", ROWS],
+    ] as const) {
+      for (const { id } of rows) {
+        const row = await h!.pipeline.ledger.getRow(batch, id);
+        h!.pipeline.sim.expireFiles(row!.taskId!);
+      }
     }
     const refreshesBefore = h!.pipeline.sim.stats().downloadUrlCalls;
     await aws.client.send(new CreateBucketCommand({ Bucket: bucket }));
     await expectResumed("nobucket");
-    expect(h!.pipeline.sim.stats().downloadUrlCalls - refreshesBefore).toBeGreaterThanOrEqual(ROWS.length);
+    expect(await h!.pipeline.waitFinished("first", 30_000)).toMatchObject({ archived: 1, failed: 0 });
+    expect(h!.pipeline.sim.stats().downloadUrlCalls - refreshesBefore).toBeGreaterThanOrEqual(
+      ROWS.length + 1,
+    );
     const row = await h!.pipeline.ledger.getRow("nobucket", "a");
     expect(row?.images?.[0]?.location).toBe(`s3://${bucket}/nobucket/a.png`);
   });
