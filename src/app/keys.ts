@@ -136,7 +136,7 @@ export async function registerKeys(
     }
   }
   const releaseInFlight = async (id: string, jobKey: string) => {
-    await new InFlight(redis, { accountId: id }).release(jobKey);
+    await new InFlight(redis, { accountId: id, deployment: config.KIE_QUEUE_PREFIX }).release(jobKey);
   };
   const releaseInFlightEverywhere = async (jobKey: string) => {
     // A key removed from this worker's configuration is still registered: a dead run may have

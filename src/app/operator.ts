@@ -13,7 +13,7 @@ import { InFlight } from "../fleet/index.js";
 import { unheldKeyWaits } from "../fleet/key-lease.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RedisClient as Redis } from "../redis/script.js";
-import { accountNames, deploymentAccounts, registeredAccounts, resolveAccounts } from "../report/accounts.js";
+import { accountNames, deploymentAccounts, resolveAccounts } from "../report/accounts.js";
 import { type FleetState, readFleetState } from "../report/fleet-state.js";
 import { openRedis } from "./connections.js";
 import { buildArchivePause, buildLedger, buildPauseControls, buildQueues, refuseOldLayout } from "./parts.js";
@@ -87,6 +87,9 @@ export async function openOperator(config: Config): Promise<Operator> {
       config.KIE_QUEUE_PREFIX,
       await resolveAccounts(redis, config.KIE_QUEUE_PREFIX, configuredKeys(config)),
     );
+  /** The deployment's in-flight slots under one account. */
+  const slotsOf = (accountId: string) =>
+    new InFlight(redis, { accountId, deployment: config.KIE_QUEUE_PREFIX });
   return {
     config,
     redis,
@@ -99,7 +102,7 @@ export async function openOperator(config: Config): Promise<Operator> {
     async releaseInFlight(batch) {
       let released = 0;
       for (const accountId of await accountsOfDeployment()) {
-        released += await new InFlight(redis, { accountId }).releaseBatch(batch);
+        released += await slotsOf(accountId).releaseBatch(batch);
       }
       return released;
     },
@@ -107,7 +110,7 @@ export async function openOperator(config: Config): Promise<Operator> {
       if (jobKeys.length === 0) return 0;
       let released = 0;
       for (const accountId of await accountsOfDeployment()) {
-        released += await new InFlight(redis, { accountId }).releaseMany(jobKeys);
+        released += await slotsOf(accountId).releaseMany(jobKeys);
       }
       return released;
     },

@@ -73,6 +73,7 @@ export function buildFleet(
   const scale = options.backoffScale ?? 1;
   return createFleet(redis, {
     apiKey: options.apiKey ?? requireApiKey(config),
+    deployment: config.KIE_QUEUE_PREFIX,
     ...(options.account === undefined ? {} : { account: options.account }),
     createRate: config.KIE_RATE_LIMIT,
     createMarginMs: config.KIE_RATE_MARGIN ?? CREATE_MARGIN,

@@ -3,7 +3,10 @@ import { accountKey } from "./account.js";
 
 /**
  * KIE_MAX_IN_FLIGHT: how many tasks of one account generate at once, fleet-wide. A sorted set of
- * job keys scored by when their slot was taken or last touched (Redis clock, ms).
+ * slots scored by when each was taken or last touched (Redis clock, ms). The set is the account's,
+ * shared by every deployment using the key, so a slot is named by its deployment and job key
+ * (`<KIE_QUEUE_PREFIX>:<batch>/<row>`): one deployment's `cancel` or `purge` of a batch never frees
+ * the slots of another's batch of the same name.
  *
  * Protocol: a submit takes a slot (keyed by the row's job key) BEFORE the create request, so the
  * cap holds even while requests are on the wire; the poll stage touches it on each status call
@@ -16,6 +19,8 @@ export const DEFAULT_IN_FLIGHT_STALE_MS = 60 * 60_000;
 export interface InFlightOptions {
   /** `accountId(apiKey)`. */
   accountId: string;
+  /** The deployment whose jobs take and free slots here: its KIE_QUEUE_PREFIX. */
+  deployment: string;
   /**
    * Age after which an untouched slot is dropped. Must exceed the longest gap between touches
    * (the poll backoff cap, 60 s) with room to spare; it also expires an idle account's set.
@@ -38,6 +43,7 @@ function checkStaleAfter(ms: number): number {
 
 export class InFlight {
   private readonly key: string;
+  private readonly deployment: string;
   readonly staleAfterMs: number;
   private readonly scriptClock: ScriptClock | undefined;
 
@@ -46,6 +52,9 @@ export class InFlight {
     options: InFlightOptions,
   ) {
     this.key = accountKey(options.accountId, "in-flight");
+    if (!/^[A-Za-z0-9._-]+$/.test(options.deployment))
+      throw new TypeError(`InFlight: not a deployment (queue prefix): ${JSON.stringify(options.deployment)}`);
+    this.deployment = options.deployment;
     this.staleAfterMs = checkStaleAfter(options.staleAfterMs ?? DEFAULT_IN_FLIGHT_STALE_MS);
     this.scriptClock = options.scriptClock;
   }
@@ -61,7 +70,7 @@ export class InFlight {
     const reply = await TRY_ACQUIRE.run(
       this.redis,
       [this.key],
-      [jobKey, max, this.staleAfterMs],
+      [this.member(jobKey), max, this.staleAfterMs],
       this.scriptClock,
     );
     return reply === 1;
@@ -69,19 +78,21 @@ export class InFlight {
 
   /** Marks the slot as alive (each status check); false when the job holds none. */
   async touch(jobKey: string): Promise<boolean> {
-    return (await TOUCH.run(this.redis, [this.key], [jobKey, this.staleAfterMs], this.scriptClock)) === 1;
+    const args = [this.member(jobKey), this.staleAfterMs, jobKey];
+    return (await TOUCH.run(this.redis, [this.key], args, this.scriptClock)) === 1;
   }
 
   /** Frees the slot; false when the job held none (released before, or dropped as stale). */
   async release(jobKey: string): Promise<boolean> {
-    return (await this.redis.zrem(this.key, jobKey)) === 1;
+    return (await this.redis.zrem(this.key, ...this.members(jobKey))) > 0;
   }
 
   /** Frees the slots of `jobKeys` (those held), 1,000 a command; returns how many were freed. */
   async releaseMany(jobKeys: readonly string[]): Promise<number> {
     let released = 0;
     for (let at = 0; at < jobKeys.length; at += 1_000) {
-      released += await this.redis.zrem(this.key, ...jobKeys.slice(at, at + 1_000));
+      const members = jobKeys.slice(at, at + 1_000).flatMap((jobKey) => this.members(jobKey));
+      released += await this.redis.zrem(this.key, ...members);
     }
     return released;
   }
@@ -91,16 +102,34 @@ export class InFlight {
    * count against the cap for an hour until it went stale). Returns how many were freed.
    */
   async releaseBatch(batch: string): Promise<number> {
-    let cursor = "0";
+    // Batch names and prefixes are [A-Za-z0-9._-]: nothing in one is a glob character.
+    const patterns = [this.member(`${batch}/*`), `${batch}/*`];
     let released = 0;
-    do {
-      // Batch names are [A-Za-z0-9._-]: nothing in one is a glob character.
-      const [next, reply] = await this.redis.zscan(this.key, cursor, "MATCH", `${batch}/*`, "COUNT", 500);
-      cursor = next;
-      const members = reply.filter((_, i) => i % 2 === 0);
-      if (members.length > 0) released += await this.redis.zrem(this.key, ...members);
-    } while (cursor !== "0");
+    for (const pattern of patterns) {
+      let cursor = "0";
+      do {
+        const [next, reply] = await this.redis.zscan(this.key, cursor, "MATCH", pattern, "COUNT", 500);
+        cursor = next;
+        const members = reply.filter((_, i) => i % 2 === 0);
+        if (members.length > 0) released += await this.redis.zrem(this.key, ...members);
+      } while (cursor !== "0");
+    }
     return released;
+  }
+
+  /** The slot's name in the account's set: the deployment's, so another's same job key is another slot. */
+  private member(jobKey: string): string {
+    return `${this.deployment}:${jobKey}`;
+  }
+
+  /**
+   * The names a job's slot may have: this version's, and the job key alone, as versions before the
+   * deployment named slots took them. Those are touched and freed too, so a task in flight across
+   * an upgrade neither holds its slot for the hour it takes to go stale nor loses it; none is
+   * taken so (the last goes stale an hour after the last worker of such a version stops).
+   */
+  private members(jobKey: string): string[] {
+    return [this.member(jobKey), jobKey];
   }
 
   /** Slots held now, stale ones excluded. */

@@ -30,6 +30,8 @@ export { CREATE_MARGIN, SlidingWindowLimiter } from "./rate-limiter.js";
 export interface FleetOptions {
   /** The KIE key; only its `accountId` is kept or sent anywhere. */
   apiKey: string;
+  /** The deployment using the key (KIE_QUEUE_PREFIX): its in-flight slots are named by it. */
+  deployment: string;
   /**
    * The account the key belongs to (KIE_ACCOUNTS): its keys share one create and status window.
    * @defaultValue an account of its own
@@ -110,6 +112,7 @@ export function createFleet(redis: RedisClient, options: FleetOptions): Fleet {
     },
     inFlight: new InFlight(redis, {
       accountId: id,
+      deployment: options.deployment,
       staleAfterMs: options.inFlightStaleAfterMs ?? DEFAULT_IN_FLIGHT_STALE_MS,
       ...scriptClock,
     }),

@@ -12,7 +12,9 @@ import { hammer } from "./limiter-hammer.js";
 const [apiKey = "", connections = "1", durationMs = "1000"] = process.argv.slice(2);
 const clients = Array.from({ length: Number(connections) }, () => connect());
 await Promise.all(clients.map((c) => c.ping()));
-const fleets = clients.map((c) => createFleet(c, { apiKey, createRate: { limit: 1_000, windowMs: 500 } }));
+const fleets = clients.map((c) =>
+  createFleet(c, { deployment: "test", apiKey, createRate: { limit: 1_000, windowMs: 500 } }),
+);
 
 const lines = createInterface({ input: process.stdin });
 process.stdout.write("ready\n");

@@ -43,7 +43,7 @@ export async function startHarness(
     },
     fleet(apiKey = pipeline.apiKey) {
       keys.add(apiKey);
-      return createFleet(pipeline.redis, { apiKey });
+      return createFleet(pipeline.redis, { deployment: pipeline.prefix, apiKey });
     },
     async close() {
       await Promise.all(running.map((worker) => worker.close(5_000)));

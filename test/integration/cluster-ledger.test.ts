@@ -131,6 +131,7 @@ describe("on a Redis Cluster", () => {
 
   it("the fleet's per-account state runs in its account's slot, and the three queues in theirs", async () => {
     const fleet = createFleet(ctx.redis, {
+      deployment: "test",
       apiKey: `cluster-${uniquePrefix()}`,
       createRate: { limit: 2, windowMs: 60_000 },
     });

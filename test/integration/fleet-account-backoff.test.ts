@@ -26,9 +26,9 @@ function threeKeys() {
   const settings = { maxInFlight: 0, pollRatePerSec: 10 };
   const [k1, k2, k3] = [accounts.apiKey(), accounts.apiKey(), accounts.apiKey()];
   const fleets = [
-    createFleet(accounts.connect(), { apiKey: k1, account }),
-    createFleet(accounts.connect(), { apiKey: k2, account }),
-    createFleet(accounts.connect(), { apiKey: k3 }),
+    createFleet(accounts.connect(), { deployment: "test", apiKey: k1, account }),
+    createFleet(accounts.connect(), { deployment: "test", apiKey: k2, account }),
+    createFleet(accounts.connect(), { deployment: "test", apiKey: k3 }),
   ] as const;
   return { fleets, ports: fleets.map((fleet) => createFleetPort(fleet, settings)) };
 }

@@ -1,18 +1,22 @@
 import { describe, expect, it } from "vitest";
-import { accountId } from "../../src/fleet/account.js";
+import { accountId, accountKey } from "../../src/fleet/account.js";
 import { InFlight } from "../../src/fleet/in-flight.js";
 import { fleetAccounts } from "../helpers/fleet-accounts.js";
 import { type ManualClock, manualClock } from "../helpers/fleet-redis.js";
 
 const accounts = fleetAccounts();
 
-/** `n` workers of one fresh account, each on its own connection; with `clock`, their scripts read it. */
-function workers(n: number, staleAfterMs?: number, clock?: ManualClock): InFlight[] {
+/**
+ * `n` workers of one fresh account, each on its own connection; with `clock`, their scripts read
+ * it; `deployments`: each worker's (its KIE_QUEUE_PREFIX; "test" for all by default).
+ */
+function workers(n: number, staleAfterMs?: number, clock?: ManualClock, deployments?: string[]): InFlight[] {
   const apiKey = accounts.apiKey();
-  return Array.from({ length: n }, () => {
+  return Array.from({ length: n }, (_, i) => {
     const redis = accounts.connect();
     return new InFlight(redis, {
       accountId: accountId(apiKey),
+      deployment: deployments?.[i] ?? "test",
       ...(staleAfterMs ? { staleAfterMs } : {}),
       ...(clock ? { scriptClock: clock } : {}),
     });
@@ -72,5 +76,53 @@ describe("in-flight cap", () => {
     expect(await b!.tryAcquire("b/new-2", 3)).toBe(true);
     expect(await b!.tryAcquire("b/new-3", 3)).toBe(false);
     expect(await a!.release("b/lost-1")).toBe(false);
+  });
+
+  it("two deployments sharing the key hold their own slots: one's cancel or purge frees none of the other's", async () => {
+    // Staging and production, each with a batch named "prompts" (the name defaults to the file's).
+    const [prod, staging] = workers(2, undefined, undefined, ["prod", "staging"]);
+    expect(await prod!.tryAcquire("prompts/7", 3)).toBe(true);
+    expect(await prod!.tryAcquire("prompts/8/r1", 3)).toBe(true);
+    expect(await staging!.tryAcquire("prompts/7", 3)).toBe(true);
+    expect(await prod!.count()).toBe(3);
+
+    expect(await staging!.release("prompts/7")).toBe(true);
+    expect(await staging!.release("prompts/7")).toBe(false);
+    expect(await staging!.releaseMany(["prompts/7", "prompts/8/r1"])).toBe(0);
+    expect(await staging!.releaseBatch("prompts")).toBe(0);
+    expect(await staging!.touch("prompts/8/r1")).toBe(false);
+    expect(await prod!.count()).toBe(2);
+    // At the cap of 3, staging gets the one slot left, then none.
+    expect(await staging!.tryAcquire("prompts/9", 3)).toBe(true);
+    expect(await staging!.tryAcquire("prompts/10", 3)).toBe(false);
+    expect(await prod!.releaseBatch("prompts")).toBe(2);
+    expect(await staging!.releaseBatch("prompts")).toBe(1);
+    expect(await prod!.count()).toBe(0);
+  });
+
+  it("a slot taken by a version that named it by job key alone is touched and freed by this one", async () => {
+    const clock = manualClock();
+    const redis = accounts.connect();
+    const account = accountId(accounts.apiKey());
+    const worker = new InFlight(redis, {
+      accountId: account,
+      deployment: "test",
+      staleAfterMs: 50_000,
+      scriptClock: clock,
+    });
+    const set = accountKey(account, "in-flight");
+    const legacy = (...members: string[]) => redis.zadd(set, ...members.flatMap((m) => [clock.now(), m]));
+    // Upgraded while three tasks were in flight.
+    await legacy("b/old-1", "b/old-2", "b/old-3/r2", "other/old");
+    clock.advance(40_000);
+    // Polled by this version: the slot stays alive past its first stale time.
+    expect(await worker.touch("b/old-1")).toBe(true);
+    clock.advance(10_000);
+    expect(await worker.count()).toBe(1);
+    expect(await worker.release("b/old-1")).toBe(true);
+    await legacy("b/old-2", "b/old-3/r2", "other/old");
+    expect(await worker.releaseMany(["b/old-2", "b/none"])).toBe(1);
+    expect(await worker.releaseBatch("b")).toBe(1);
+    expect(await redis.zrange(set, 0, -1)).toEqual(["other/old"]);
   });
 });

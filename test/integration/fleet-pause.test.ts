@@ -14,7 +14,9 @@ function twoWorkers(clock?: ManualClock): [Fleet, Fleet, [Redis, Redis]] {
   const apiKey = accounts.apiKey();
   const a = accounts.connect();
   const b = accounts.connect();
-  const options = clock ? { apiKey, clock, scriptClock: clock } : { apiKey };
+  const options = clock
+    ? { deployment: "test", apiKey, clock, scriptClock: clock }
+    : { deployment: "test", apiKey };
   return [createFleet(a, options), createFleet(b, options), [a, b]];
 }
 
@@ -123,7 +125,7 @@ describe("fleet pause", () => {
   it("leaves the API key itself nowhere in Redis", async () => {
     const apiKey = accounts.apiKey();
     const redis = accounts.connect();
-    const fleet = createFleet(redis, { apiKey });
+    const fleet = createFleet(redis, { deployment: "test", apiKey });
     await fleet.pause.pause("bad-key", "401");
     await fleet.backoff.hit("rate-limited");
     const keys = await accountKeys(redis, apiKey);

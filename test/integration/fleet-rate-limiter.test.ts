@@ -47,7 +47,9 @@ function throughput(admissions: Admission[]): number {
 describe("sliding-window create limiter", () => {
   it("admits at most 5 per 500 ms in every sliding window across 3 connections, near full throughput", async () => {
     const apiKey = account();
-    const fleets = [client(), client(), client()].map((redis) => createFleet(redis, { apiKey }));
+    const fleets = [client(), client(), client()].map((redis) =>
+      createFleet(redis, { deployment: "test", apiKey }),
+    );
     await fleets[0]!.createLimiter.configureRate(LIMIT, WINDOW_MS);
 
     // Two concurrent loops per connection: six contenders for five slots per window.
@@ -64,7 +66,7 @@ describe("sliding-window create limiter", () => {
 
   it("holds the limit across two processes, the second started with a different rate", async () => {
     const apiKey = account();
-    const fleets = [client(), client()].map((redis) => createFleet(redis, { apiKey }));
+    const fleets = [client(), client()].map((redis) => createFleet(redis, { deployment: "test", apiKey }));
     await fleets[0]!.createLimiter.configureRate(LIMIT, WINDOW_MS);
 
     const child = spawn(process.execPath, ["--import", "tsx", HAMMER_SCRIPT, apiKey, "2", String(RUN_MS)], {
@@ -101,6 +103,7 @@ describe("sliding-window create limiter", () => {
   it("refuses over the limit with retryInMs until the oldest admission leaves the window", async () => {
     const clock = manualClock();
     const limiter = createFleet(client(), {
+      deployment: "test",
       apiKey: account(),
       createRate: { limit: 2, windowMs: 4_000 },
       clock,
@@ -129,6 +132,7 @@ describe("sliding-window create limiter", () => {
   it("waitForSlot sleeps on its clock until a slot frees, then is admitted", async () => {
     const clock = manualClock();
     const limiter = createFleet(client(), {
+      deployment: "test",
       apiKey: account(),
       createRate: { limit: 1, windowMs: 5_000 },
       clock,
@@ -141,8 +145,16 @@ describe("sliding-window create limiter", () => {
 
   it("shares one configured rate: a change by one worker binds every other at once", async () => {
     const apiKey = account();
-    const a = createFleet(client(), { apiKey, createRate: { limit: 20, windowMs: 10_000 } }).createLimiter;
-    const b = createFleet(client(), { apiKey, createRate: { limit: 20, windowMs: 10_000 } }).createLimiter;
+    const a = createFleet(client(), {
+      deployment: "test",
+      apiKey,
+      createRate: { limit: 20, windowMs: 10_000 },
+    }).createLimiter;
+    const b = createFleet(client(), {
+      deployment: "test",
+      apiKey,
+      createRate: { limit: 20, windowMs: 10_000 },
+    }).createLimiter;
 
     expect(await a.configureRate(2, 60_000)).toEqual({ changed: true });
     expect(await b.currentRate()).toEqual({ limit: 2, windowMs: 60_000 });
@@ -166,7 +178,12 @@ describe("sliding-window create limiter", () => {
   it("after a limit is lowered, waits until enough admissions have left the window", async () => {
     const apiKey = account();
     const clock = manualClock();
-    const limiter = createFleet(client(), { apiKey, clock, scriptClock: clock }).createLimiter;
+    const limiter = createFleet(client(), {
+      deployment: "test",
+      apiKey,
+      clock,
+      scriptClock: clock,
+    }).createLimiter;
     await limiter.configureRate(4, 10_000);
     const times: number[] = [];
     for (let i = 0; i < 4; i++) {
@@ -185,7 +202,7 @@ describe("sliding-window create limiter", () => {
   it("leaves only an expiring window behind, and a poll limiter apart from the create one", async () => {
     const apiKey = account();
     const redis = client();
-    const fleet = createFleet(redis, { apiKey });
+    const fleet = createFleet(redis, { deployment: "test", apiKey });
     const poll = fleet.pollLimiter(3);
     expect(fleet.pollLimiter(3)).toBe(poll);
     for (let i = 0; i < 3; i++) expect((await poll.acquire()).ok).toBe(true);
@@ -217,6 +234,7 @@ describe("sliding-window create limiter", () => {
     // the earlier one than the window; the margin keeps that from being a 429.
     const clock = manualClock();
     const limiter = createFleet(client(), {
+      deployment: "test",
       apiKey: account(),
       createRate: { limit: 1, windowMs: 3_000 },
       createMarginMs: 2_000,
@@ -238,7 +256,7 @@ describe("sliding-window create limiter", () => {
 
   it("waitForSlot gives up with the signal's reason when aborted", async () => {
     const limiter = new SlidingWindowLimiter(client(), {
-      accountId: createFleet(client(), { apiKey: account() }).accountId,
+      accountId: createFleet(client(), { deployment: "test", apiKey: account() }).accountId,
       name: "create",
       rate: { limit: 1, windowMs: 60_000 },
     });

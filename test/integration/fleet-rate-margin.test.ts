@@ -28,6 +28,7 @@ function createLimiter(windowMs: number, clock: ManualClock): SlidingWindowLimit
   const apiKey = fakeApiKey();
   apiKeys.push(apiKey);
   return createFleet(redis, {
+    deployment: "test",
     apiKey,
     createRate: { limit: 1, windowMs },
     createMarginMs: CREATE_MARGIN,
@@ -80,7 +81,9 @@ describe("the create limiter's margin", () => {
       { fraction: 0.1, minMs: 200, maxMs: 100 },
       { fraction: Number.NaN, minMs: 0, maxMs: 100 },
     ]) {
-      expect(() => createFleet(redis, { apiKey: fakeApiKey(), createMarginMs: rule })).toThrow(RangeError);
+      expect(() =>
+        createFleet(redis, { deployment: "test", apiKey: fakeApiKey(), createMarginMs: rule }),
+      ).toThrow(RangeError);
     }
   });
 

@@ -233,7 +233,7 @@ describe("cancel", () => {
   it("frees the in-flight slot a removed job held (its worker's lock lapsed mid-submit), but not one whose create is on the wire", async () => {
     await fx.ledger.addRows("b1", [newRow("wire"), newRow("idle"), newRow("fresh")], { budget: 100 });
     const account = accountId(`cancel-key-${fx.prefix}`);
-    const inFlight = new InFlight(fx.redis, { accountId: account });
+    const inFlight = new InFlight(fx.redis, { accountId: account, deployment: fx.prefix });
     for (const id of ["wire", "idle", "fresh"])
       await fx.queues.addSubmit({ batch: "b1", rowId: id, resubmit: 0 });
     // Two workers took a slot and lost their locks; one had marked its create.
@@ -248,7 +248,7 @@ describe("cancel", () => {
     expect(report).toMatchObject({ cancelled: 3, jobsRemoved: 3, uncertain: 1, inFlightReleased: 1 });
     expect(out.text()).toContain("1 in-flight slots (KIE_MAX_IN_FLIGHT) held by removed jobs freed");
     const held = await fx.redis.zrange(accountKey(account, "in-flight"), 0, -1);
-    expect(held.sort()).toEqual(["b1/wire", "other/row"]);
+    expect(held.sort()).toEqual([`${fx.prefix}:b1/wire`, `${fx.prefix}:other/row`]);
     await fx.redis.del(accountKey(account, "in-flight"));
   });
 

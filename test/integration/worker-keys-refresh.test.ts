@@ -90,7 +90,7 @@ describe("refreshing a worker's key holds", () => {
     } as unknown as WorkerKey;
     // A key an earlier worker of the deployment had (removed from this one's KIE_API_KEYS since).
     await registerAccount(redis, prefix, removed);
-    const slots = (id: string) => new InFlight(redis, { accountId: id });
+    const slots = (id: string) => new InFlight(redis, { accountId: id, deployment: prefix });
     for (const id of [mine, removed, otherDeployment])
       expect(await slots(id).tryAcquire("b/r1", 0)).toBe(true);
     const registered = await registerKeys(redis, config, [key], capturingLogger().log, { ttlMs: 60_000 });

@@ -131,7 +131,7 @@ describe("a row cancelled while its submit job ran", () => {
 describe("purge", () => {
   it("releases the in-flight slots of the batch's jobs, and only those", async () => {
     const account = accountId(`purge-key-${fx.prefix}`);
-    const inFlight = new InFlight(fx.redis, { accountId: account });
+    const inFlight = new InFlight(fx.redis, { accountId: account, deployment: fx.prefix });
     await fx.ledger.addRows("gone", [newRow("a"), newRow("b")]);
     await fx.ledger.addRows("kept", [newRow("a")]);
     for (const key of ["gone/a", "gone/b/r1", "kept/a"])

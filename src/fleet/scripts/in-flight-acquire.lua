@@ -3,9 +3,9 @@
   staleAfterMs are dropped first (their job is gone).
 
     Input:
-      KEYS[1] in-flight zset, job key -> last touched (ms)
+      KEYS[1] in-flight zset, slot name (`<deployment>:<job key>`) -> last touched (ms)
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
-      ARGV[2] job key, ARGV[3] max (0 = no cap), ARGV[4] staleAfterMs
+      ARGV[2] slot name, ARGV[3] max (0 = no cap), ARGV[4] staleAfterMs
 
     Output:
       1 when the job holds a slot afterwards (taken now, or already held), else 0
