@@ -45,6 +45,12 @@ export interface PollSchedule {
   maxWaitMs?: number;
   /** KIE_CALLBACK_URL is set: callbacks do the work, the schedule is a safety net. @defaultValue false */
   webhook?: boolean;
+  /**
+   * No wait is longer: a generating task's in-flight slot is touched at its checks and dropped as
+   * a dead job's once untouched for an hour, so the checks of a long KIE_MAX_WAIT's safety net or
+   * a long KIE_POLL_INTERVAL's ladder must still come well within it. @defaultValue no bound
+   */
+  maxGapMs?: number;
 }
 
 /** Retries of transient failures (5xx, network): exponential from `baseMs`, capped at `maxMs`. */
@@ -98,6 +104,7 @@ export function pollDelay(
     const share = k === 0 ? WEBHOOK_POLL_BACKOFF.firstShare : WEBHOOK_POLL_BACKOFF.everyShare;
     ms = Math.max(ms, maxWaitMs * share * jitter);
   }
+  if (schedule.maxGapMs !== undefined) ms = Math.min(ms, schedule.maxGapMs);
   if (maxWaitMs !== undefined) {
     // Past the deadline the row fails at its next check: put it just after, not a cap later.
     const untilDeadline = Math.max(0, maxWaitMs - (Number.isFinite(elapsedMs) ? elapsedMs : 0));

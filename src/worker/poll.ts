@@ -11,6 +11,7 @@ import { type ArchiveJob, jobKey, type PollJob, pollJobSchema } from "./jobs.js"
 import { resumeArchive } from "./poll-archiving.js";
 import { failPastMaxWait, pastMaxWait, recordLagMark, withoutNotFound } from "./poll-deadlines.js";
 import { recordAgain, recordLost } from "./poll-record.js";
+import { pollScheduleOf } from "./poll-schedule.js";
 import { chargedOverEstimate, settleTask } from "./poll-settle.js";
 import type { ArchiveInline, FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
@@ -38,22 +39,6 @@ export interface PollDeps {
     "pollFirstMs" | "callbackUrl" | "recordLagGraceMs" | "maxWaitMs" | "maxResubmits" | "fileLifetimeMs"
   > &
     Partial<Pick<WorkerSettings, "keyMissingGraceMs">>;
-}
-
-/** The worker's status-call schedule: polling mode, or webhook mode's safety net when callbacks are on. */
-export function pollScheduleOf(
-  settings: Pick<WorkerSettings, "pollFirstMs" | "callbackUrl"> & Partial<Pick<WorkerSettings, "maxWaitMs">>,
-): PollSchedule {
-  return {
-    firstMs: settings.pollFirstMs,
-    webhook: settings.callbackUrl !== undefined,
-    ...(settings.maxWaitMs === undefined ? {} : { maxWaitMs: settings.maxWaitMs }),
-  };
-}
-
-/** The delay before a task's first status check, from its submit. */
-export function firstPollDelay(settings: Parameters<typeof pollScheduleOf>[0]): number {
-  return pollDelay(0, 0, pollScheduleOf(settings));
 }
 
 export const pollStage = {
@@ -107,6 +92,8 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
   // The wait before the next check, by how many checks this task has had and its age.
   const schedule = pollScheduleOf(deps.settings);
   const nextDelay = (of: PollSchedule = schedule) => pollDelay(next.checks, now - data.submittedAt, of);
+  /** Marks the task's in-flight slot alive: at every check it may still be generating after. */
+  const touch = () => deps.fleet.touchInFlight(jobKey(batch, rowId, data.resubmit));
   let record: TaskRecord;
   try {
     record = await taskRecord(deps.kie, taskId, job.signal);
@@ -115,7 +102,10 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
     if (error.code === "record_not_found") {
       const ms = nextDelay();
       const notFound = recordLagMark(data.notFound, now, deps.settings.recordLagGraceMs, ms);
-      if (notFound) return delay(ms, { ...next, notFound });
+      if (notFound) {
+        await touch();
+        return delay(ms, { ...next, notFound });
+      }
       // Most likely the create never happened, but KIE may yet run the task and charge it: its
       // reservation stays spent-uncertain and the row counts it (invariant 2), before a resubmit.
       await deps.ledger.keepUncertain(batch, rowId, row.estimatedCredits, taskId);
@@ -133,6 +123,8 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       if (error.fleetEffect === undefined && pastMaxWait(data, now, deps.settings.maxWaitMs))
         return failPastMaxWait(job, deps, error.message);
       job.log.warn({ code: error.code, taskId }, "status call failed; trying again later");
+      // The task may still generate: its slot stays counted through a long 429 or maintenance.
+      await touch();
       // On polling mode's ladder even in webhook mode: the callback that woke this call is spent.
       const ms = nextDelay({ ...schedule, webhook: false });
       return delay(Math.max(ms, retryDelay(data.checks)), next);
@@ -160,7 +152,7 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
           rowOnRefusal: true,
         });
       }
-      await deps.fleet.touchInFlight(jobKey(batch, rowId, data.resubmit));
+      await touch();
       return delay(nextDelay(), withoutNotFound(next));
     }
     case "success": {

@@ -8,7 +8,7 @@ import { afterAccepted, gateStillOpen } from "./gate.js";
 import { forgetRefusedUpload, uploadInputImage } from "./input-image-step.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
 import { chooseKey } from "./key-choice.js";
-import { firstPollDelay } from "./poll.js";
+import { firstPollDelay } from "./poll-schedule.js";
 import type { FleetPort, InputImagePort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
 import type { ReuseDeps } from "./reuse.js";

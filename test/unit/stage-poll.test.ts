@@ -7,7 +7,8 @@ import { statusRecordSchema } from "../../src/kie/schemas.js";
 import type { TaskRecord } from "../../src/kie/types.js";
 import type { BatchSummary, RowRecord } from "../../src/ledger/types.js";
 import type { ArchiveJob, PollJob, SubmitJob } from "../../src/worker/jobs.js";
-import { firstPollDelay, type PollDeps, pollStage } from "../../src/worker/poll.js";
+import { type PollDeps, pollStage } from "../../src/worker/poll.js";
+import { firstPollDelay } from "../../src/worker/poll-schedule.js";
 import { capturingLogger } from "../helpers/capturing-logger.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
@@ -726,6 +727,62 @@ describe("poll stage: KIE_MAX_WAIT covers every answer that is not final", () =>
       expect(f.released).toEqual(["b/r1"]);
       // The task may still finish and be charged: its reservation is neither released nor kept uncertain.
       expect(f.keptUncertain).toEqual([]);
+    },
+  );
+
+  it.each<[string, KieError]>([
+    [
+      "a 429",
+      new KieError({ code: "rate_limited", message: "429", retryable: true, fleetEffect: "rate-limited" }),
+    ],
+    [
+      "KIE's maintenance (455)",
+      new KieError({ code: "maintenance", message: "455", retryable: true, fleetEffect: "maintenance" }),
+    ],
+    ["a 5xx", new KieError({ code: "server_error", message: "502", retryable: true })],
+    [
+      "KIE's record lag",
+      new KieError({ code: "record_not_found", message: "recordInfo is null", retryable: true }),
+    ],
+  ])(
+    "a check that meets %s touches the task's in-flight slot: an hour of them drops no slot still generating",
+    async (_name, error) => {
+      const f = setup({
+        row: { status: "generating" },
+        task: async () => {
+          throw error;
+        },
+      });
+      f.clock.advance(60_000);
+      expect(await pollStage.run(stageJob(pollJob({ checks: 3 })), f.deps)).toMatchObject({ kind: "delay" });
+      expect(f.touched).toEqual(["b/r1"]);
+      expect(f.released).toEqual([]);
+    },
+  );
+
+  it.each([
+    [
+      "webhook mode's safety net of a 6 h KIE_MAX_WAIT",
+      { callbackUrl: "https://hooks.example/kie", maxWaitMs: 6 * 3_600_000 },
+    ],
+    [
+      "polling mode's ladder of a 10 min KIE_POLL_INTERVAL",
+      { pollFirstMs: 10 * 60_000, maxWaitMs: 24 * 3_600_000 },
+    ],
+  ])(
+    "%s checks a generating task at least every 20 minutes (its slot goes stale after an hour untouched)",
+    async (_name, settings) => {
+      for (const checks of [0, 1, 2, 5, 20]) {
+        const f = setup({ row: { status: "generating" } });
+        f.clock.advance(checks * 60_000);
+        const result = await pollStage.run(stageJob(pollJob({ checks })), {
+          ...f.deps,
+          settings: { ...f.deps.settings, ...settings },
+        });
+        expect(result.kind === "delay" && result.ms).toBeLessThanOrEqual(20 * 60_000);
+        expect(result.kind === "delay" && result.ms).toBeGreaterThan(0);
+      }
+      expect(firstPollDelay({ pollFirstMs: 5_000, ...settings })).toBeLessThanOrEqual(20 * 60_000);
     },
   );
 
