@@ -6,7 +6,10 @@ import { accountKey } from "./account.js";
  * slots scored by when each was taken or last touched (Redis clock, ms). The set is the account's,
  * shared by every deployment using the key, so a slot is named by its deployment and job key
  * (`<KIE_QUEUE_PREFIX>:<batch>/<row>`): one deployment's `cancel` or `purge` of a batch never frees
- * the slots of another's batch of the same name.
+ * the slots of another's batch of the same name. Slots taken by versions before deployments named
+ * them are named by the job key alone: they are touched and freed too (a job's own name first), so
+ * a task in flight across an upgrade neither holds its slot for the hour it takes to go stale nor
+ * loses it; none is taken so.
  *
  * Protocol: a submit takes a slot (keyed by the row's job key) BEFORE the create request, so the
  * cap holds even while requests are on the wire; the poll stage touches it on each status call
@@ -23,7 +26,8 @@ export interface InFlightOptions {
   deployment: string;
   /**
    * Age after which an untouched slot is dropped. Must exceed the longest gap between touches
-   * (the poll backoff cap, 60 s) with room to spare; it also expires an idle account's set.
+   * (the poll schedule's, POLL_MAX_GAP_MS: a third of the default) with room to spare; it also
+   * expires an idle account's set.
    * @defaultValue DEFAULT_IN_FLIGHT_STALE_MS (1 hour)
    */
   staleAfterMs?: number;
@@ -34,6 +38,7 @@ export interface InFlightOptions {
 const TRY_ACQUIRE = RedisScript.fromFile(new URL("./scripts/in-flight-acquire.lua", import.meta.url));
 const TOUCH = RedisScript.fromFile(new URL("./scripts/in-flight-touch.lua", import.meta.url));
 const COUNT = RedisScript.fromFile(new URL("./scripts/in-flight-count.lua", import.meta.url));
+const RELEASE = RedisScript.fromFile(new URL("./scripts/in-flight-release.lua", import.meta.url));
 
 function checkStaleAfter(ms: number): number {
   if (!Number.isSafeInteger(ms) || ms < 1)
@@ -84,15 +89,15 @@ export class InFlight {
 
   /** Frees the slot; false when the job held none (released before, or dropped as stale). */
   async release(jobKey: string): Promise<boolean> {
-    return (await this.redis.zrem(this.key, ...this.members(jobKey))) > 0;
+    return (await this.releaseMany([jobKey])) > 0;
   }
 
-  /** Frees the slots of `jobKeys` (those held), 1,000 a command; returns how many were freed. */
+  /** Frees the slots of `jobKeys` (those held), 500 a command; returns how many were freed. */
   async releaseMany(jobKeys: readonly string[]): Promise<number> {
     let released = 0;
-    for (let at = 0; at < jobKeys.length; at += 1_000) {
-      const members = jobKeys.slice(at, at + 1_000).flatMap((jobKey) => this.members(jobKey));
-      released += await this.redis.zrem(this.key, ...members);
+    for (let at = 0; at < jobKeys.length; at += 500) {
+      const names = jobKeys.slice(at, at + 500).flatMap((jobKey) => [this.member(jobKey), jobKey]);
+      released += Number(await RELEASE.run(this.redis, [this.key], names, this.scriptClock));
     }
     return released;
   }
@@ -102,7 +107,9 @@ export class InFlight {
    * count against the cap for an hour until it went stale). Returns how many were freed.
    */
   async releaseBatch(batch: string): Promise<number> {
-    // Batch names and prefixes are [A-Za-z0-9._-]: nothing in one is a glob character.
+    // Batch names and prefixes are [A-Za-z0-9._-]: nothing in one is a glob character. Slots an
+    // earlier version took (the job key alone) go too: a deployment still running such a version
+    // on the same key with a batch of the same name loses them, as it did before (upgrade together).
     const patterns = [this.member(`${batch}/*`), `${batch}/*`];
     let released = 0;
     for (const pattern of patterns) {
@@ -120,16 +127,6 @@ export class InFlight {
   /** The slot's name in the account's set: the deployment's, so another's same job key is another slot. */
   private member(jobKey: string): string {
     return `${this.deployment}:${jobKey}`;
-  }
-
-  /**
-   * The names a job's slot may have: this version's, and the job key alone, as versions before the
-   * deployment named slots took them. Those are touched and freed too, so a task in flight across
-   * an upgrade neither holds its slot for the hour it takes to go stale nor loses it; none is
-   * taken so (the last goes stale an hour after the last worker of such a version stops).
-   */
-  private members(jobKey: string): string[] {
-    return [this.member(jobKey), jobKey];
   }
 
   /** Slots held now, stale ones excluded. */

@@ -125,4 +125,20 @@ describe("in-flight cap", () => {
     expect(await worker.releaseBatch("b")).toBe(1);
     expect(await redis.zrange(set, 0, -1)).toEqual(["other/old"]);
   });
+
+  it("a job frees the slot an earlier version named by job key alone only when it holds none of its own", async () => {
+    // Production still runs the earlier version on the key; staging, upgraded, has a batch of the same name.
+    const redis = accounts.connect();
+    const account = accountId(accounts.apiKey());
+    const staging = new InFlight(redis, { accountId: account, deployment: "staging" });
+    const set = accountKey(account, "in-flight");
+    await redis.zadd(set, Date.now(), "prompts/7");
+    expect(await staging.tryAcquire("prompts/7", 0)).toBe(true);
+    expect(await staging.release("prompts/7")).toBe(true);
+    expect(await staging.releaseMany(["prompts/8"])).toBe(0);
+    expect(await redis.zrange(set, 0, -1)).toEqual(["prompts/7"]);
+    // With none of its own (a job it submitted before its upgrade), the job key alone is freed.
+    expect(await staging.release("prompts/7")).toBe(true);
+    expect(await redis.zcard(set)).toBe(0);
+  });
 });
