@@ -20,8 +20,11 @@ const stepScript = RedisScript.fromFile(new URL("./scripts/housekeeping-step.lua
  * A batch's expiry (KIE_LEDGER_TTL after it finishes) and its removal (when it reopens) touch every
  * row key: a million of them. So they are a walk in steps of one page, each step atomic and
  * recorded in the batch hash (`hkMode`, `hkAt`, `hkCursor`: the last seq done, `hkDone`: rows
- * done), which any process may resume after a crash. The transition that finishes or reopens a
- * batch takes one step (a small batch is then done), the reconciler's sweep takes the rest.
+ * done), which any process may resume after a crash. The transition that finishes a batch of one
+ * page does its expiry (one step); a larger one's is the reconciler's sweep's, whole: an expiry
+ * begun by the finishing transition and never carried on (no worker after the finish) let the
+ * first page's rows expire and kept the rest, the batch and its counts for good. The one that
+ * reopens a batch takes one step, the sweep the rest (at once when the expiry is near).
  */
 
 /** Where a batch's housekeeping stands. */
@@ -44,12 +47,14 @@ interface Plan {
  * One step of the batch's housekeeping: a page of rows (and, on the last page, the batch's own
  * keys). The walk wanted is read from the batch: finished with a TTL, expire; reopened after an
  * expiry, persist; `ttlMs` undefined keeps an expiry asked for before. A changed wish restarts
- * the walk from the first row.
+ * the walk from the first row. `onlyLast`: take the step only if it ends the walk (a batch of
+ * one page), else leave it whole to the sweep (`housekeep`).
  */
 export async function housekeepingStep(
   ctx: LedgerContext,
   batch: string,
   ttlMs: number | undefined,
+  options: { onlyLast?: boolean } = {},
 ): Promise<HousekeepingProgress> {
   const batchKey = ctx.keys.batch(batch);
   const [finishedAt = null, mode = null, at = null, cursor = null, done = null] = await ctx.redis.hmget(
@@ -69,6 +74,7 @@ export async function housekeepingStep(
   const page = await orderPage(ctx, batch, from, PAGE);
   const { ids, seqs } = splitPage(page);
   const last = ids.length < PAGE ? "done" : page[page.length - 1]!;
+  if (options.onlyLast && last !== "done") return { mode: plan.mode, done: before, complete: false };
   const batchKeys = batchSideKeys(ctx, batch);
   // The frozen pages (frozen.ts) of this step's seqs get the rows' expiry too: a frozen row has no
   // row or body key left, its page is what holds it. A page across two steps gets it twice, the

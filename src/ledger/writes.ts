@@ -195,11 +195,12 @@ export async function transition(
   const unreplicated = recorded
     ? await awaitReplica(ctx.redis, ctx.keys.row(batch, rowId), REPLICA_WAIT_MS)
     : undefined;
-  // One bounded step of the batch's expiry (or of its removal): a small batch is done here, a
-  // large one by the reconciler's sweep (housekeeping.ts), so no row's job walks the batch; unless
-  // a reopen finds the expiry near, when the rows cannot wait for the sweep (afterReopen).
+  // The batch's expiry when it is one page (a larger one's is the reconciler's sweep's, whole:
+  // housekeeping.ts), so no row's job walks the batch; one step of its removal on a reopen, all of
+  // it when the expiry is near and the rows cannot wait for the sweep (afterReopen).
   if (reopened === 1) await afterReopen(ctx, batch, left);
-  else if (finished === 1 && ctx.ttlMs !== undefined) await housekeepingStep(ctx, batch, ctx.ttlMs);
+  else if (finished === 1 && ctx.ttlMs !== undefined)
+    await housekeepingStep(ctx, batch, ctx.ttlMs, { onlyLast: true });
   return {
     ok: ok === 1,
     row,

@@ -61,8 +61,11 @@ local FIELDS_PER_ROW = 4
 local KEYS_PER_ROW = 2
 local seq = num(redis.call('HGET', batchKey, 'nextSeq'))
 -- Rows below the freeze cursor may live in a frozen page (freeze.lua), with no keys of their own:
--- such a row is found by its place in the order zset, and is a duplicate like any other.
+-- such a row is found by its place in the order zset, and is a duplicate like any other. So is a
+-- row of a batch an expiry walk went over (`hkMode`) whose keys expired while the batch's did not
+-- (a walk cut short and never resumed): recorded once, it is never queued (and paid for) again.
 local frozenTo = tonumber(redis.call('HGET', batchKey, 'frozenTo') or '0')
+local walked = redis.call('HEXISTS', batchKey, 'hkMode') == 1
 local added, estimated, cheapest = 0, 0, nil
 local FIRST_ROW = 12
 local out = { 0, -1 }
@@ -70,9 +73,9 @@ for i = FIRST_ROW, #KEYS, KEYS_PER_ROW do
   local rowKey, bodyKey = KEYS[i], KEYS[i + 1]
   local base = 8 + (i - FIRST_ROW) / KEYS_PER_ROW * FIELDS_PER_ROW
   local status = redis.call('HGET', rowKey, 'status')
-  if not status and frozenTo > 0 then
+  if not status and (frozenTo > 0 or walked) then
     local at = redis.call('ZSCORE', orderKey, ARGV[base + 1])
-    if at and tonumber(at) < frozenTo then status = 'frozen' end
+    if at and (walked or tonumber(at) < frozenTo) then status = 'gone' end
   end
   if status then
     local held = fedSeq and status == 'queued' and num(redis.call('HGET', rowKey, 'seq')) >= fedSeq
