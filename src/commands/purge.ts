@@ -79,11 +79,21 @@ async function planPurge(deps: PurgeDeps, batch: string): Promise<PurgePlan> {
     jobs[stage] = ids;
     jobCounts[stage] = count;
   }
-  // No ledger and no job: the usual typo (or another KIE_QUEUE_PREFIX); say which batches exist.
-  if (!summary && STAGES.every((stage) => jobCounts[stage] === 0)) {
-    await requireBatch(deps.ledger, batch, deps.queuePrefix);
-  }
   return { batch, summary, jobs, jobCounts };
+}
+
+/**
+ * A batch with no ledger and no job: the usual typo (or another KIE_QUEUE_PREFIX), refused naming
+ * the batches there are; or a purge cut short after its jobs went, whose in-flight slots are
+ * released now (they would hold part of KIE_MAX_IN_FLIGHT for the hour they take to go stale).
+ */
+async function finishCutShort(deps: PurgeDeps, batch: string): Promise<number> {
+  const released = (await deps.inFlight?.releaseBatch(batch)) ?? 0;
+  if (released === 0) await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  deps.out.write(
+    `batch ${batch} has no ledger and no jobs left (a purge cut short): ${released} in-flight slots (KIE_MAX_IN_FLIGHT) of it released\n`,
+  );
+  return released;
 }
 
 /**
@@ -96,7 +106,6 @@ async function planPurge(deps: PurgeDeps, batch: string): Promise<PurgePlan> {
 export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeReport> {
   const plan = await planPurge(deps, batch);
   const { out } = deps;
-  for (const line of planLines(plan)) out.write(`${line}\n`);
   const report: PurgeReport = {
     batch,
     confirmed: true,
@@ -104,6 +113,9 @@ export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeR
     inFlightReleased: 0,
     jobs: emptyJobs(() => ({ removed: 0, byState: {}, active: [] })),
   };
+  if (!plan.summary && STAGES.every((stage) => plan.jobCounts[stage] === 0))
+    return { ...report, inFlightReleased: await finishCutShort(deps, batch) };
+  for (const line of planLines(plan)) out.write(`${line}\n`);
   if (deps.confirm && !(await deps.confirm(plan))) {
     out.write(`purge of batch ${batch} cancelled: nothing removed\n`);
     return { ...report, confirmed: false };

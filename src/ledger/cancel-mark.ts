@@ -1,5 +1,5 @@
 import type { LedgerContext } from "./context.js";
-import { markCancelledScript } from "./scripts/index.js";
+import { markBatchScript } from "./scripts/index.js";
 
 /**
  * Marks a batch cancelled (`cancelledAt`), or clears the mark (a `retry` puts rows back in the
@@ -7,11 +7,19 @@ import { markCancelledScript } from "./scripts/index.js";
  * False when the batch does not exist.
  */
 export async function markCancelled(ctx: LedgerContext, batch: string, cancelled: boolean): Promise<boolean> {
-  const reply = await markCancelledScript.run(
+  const reply = await markBatchScript.run(
     ctx.redis,
     [ctx.keys.batch(batch)],
-    [cancelled ? "1" : ""],
+    [cancelled ? "1" : "", "cancelledAt"],
     ctx.clock,
   );
   return reply === 1;
+}
+
+/**
+ * Marks a batch as being purged (`purging`): reserve.lua reserves nothing for its rows from now on,
+ * so no row is created (and paid for) while `purge` deletes them a page at a time.
+ */
+export async function markPurging(ctx: LedgerContext, batch: string): Promise<void> {
+  await markBatchScript.run(ctx.redis, [ctx.keys.batch(batch)], ["1", "purging"], ctx.clock);
 }

@@ -1,5 +1,6 @@
 import { RedisScript } from "../redis/script.js";
 import { batchSideKeys } from "./batch-keys.js";
+import { markPurging } from "./cancel-mark.js";
 import { taskIdsOf } from "./codec.js";
 import { type LedgerContext, orderPage } from "./context.js";
 import { frozenPageOf, frozenPagesOf } from "./frozen-page.js";
@@ -189,6 +190,8 @@ type Pipeline = ReturnType<LedgerContext["redis"]["pipeline"]>;
  * caller removes those.
  */
 export async function purge(ctx: LedgerContext, batch: string): Promise<number> {
+  // First: no row not yet deleted is created meanwhile (a walk of a million rows takes a while).
+  await markPurging(ctx, batch);
   let deleted = 0;
   // Frozen pages this purge found and deleted: a page spans two steps when its seqs straddle one.
   const pagesFound = new Set<number>();

@@ -5,9 +5,10 @@
 
 /**
  * `over-budget`: nothing reserved; the row is marked waiting and parked (its job may end: a wake
- * gives it a new one).
+ * gives it a new one). `purging`: nothing reserved; `purge` is deleting the batch, so nothing of
+ * it is created (and paid for) any more: the job ends.
  */
-export type ReserveOutcome = "reserved" | "over-budget" | "no-budget";
+export type ReserveOutcome = "reserved" | "over-budget" | "no-budget" | "purging";
 
 /** `already-settled`: the task's cost was counted by an earlier call. */
 export type SettleOutcome = "settled" | "already-settled";

@@ -115,6 +115,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     // Parked by the ledger (over the budget): this job ends, and the row costs nothing until a
     // raised budget or a released reservation wakes it with a new job (budget-wake.ts).
     if (outcome === "over-budget") return parked;
+    // `purge` is deleting the batch: nothing of it is created any more (its jobs go with it).
+    if (outcome === "purging") return done;
 
     // A local input image is uploaded (or its upload reused) before the key choice, by the first
     // key whose gate lets uploads go (any key's upload serves every key's create): no in-flight or

@@ -191,6 +191,49 @@ describe("purge", () => {
     });
     await expect(purgeBatch(deps(), "bad/name")).rejects.toMatchObject({ code: "invalid_argument" });
   });
+
+  it("run again after one cut short once its jobs were gone, releases the batch's in-flight slots", async () => {
+    const slots = new Set(["cut/r1", "cut/r2/r1", "other/r1"]);
+    const inFlight = {
+      releaseBatch: async (batch: string) => {
+        const mine = [...slots].filter((slot) => slot.startsWith(`${batch}/`));
+        for (const slot of mine) slots.delete(slot);
+        return mine.length;
+      },
+    };
+    const out = new Collector();
+    const report = await purgeBatch(deps(out, { inFlight }), "cut");
+    expect(report).toMatchObject({ rows: 0, inFlightReleased: 2 });
+    expect(out.lines()).toEqual([
+      "batch cut has no ledger and no jobs left (a purge cut short): 2 in-flight slots (KIE_MAX_IN_FLIGHT) of it released",
+    ]);
+    expect([...slots]).toEqual(["other/r1"]);
+    // Nothing left of it: the typo's answer again.
+    await fx.ledger.addRows("real", [newRow("r1")]);
+    await expect(purgeBatch(deps(new Collector(), { inFlight }), "cut")).rejects.toMatchObject({
+      code: "unknown_batch",
+    });
+  });
+
+  it("marks the batch first: a row not yet deleted reserves nothing, so nothing of it is created while the walk goes on", async () => {
+    await fx.ledger.addRows("walk", [newRow("a"), newRow("b")], { budget: 100 });
+    // Both scripts known to Redis (a first run's NOSCRIPT retry would send the mark after the ask).
+    await fx.ledger.markCancelled("walk", false);
+    await fx.ledger.reserveBudget("walk", "a", 8);
+    // The purge's mark is sent, then a submit job of a row still there asks for its reservation.
+    const seen: string[] = [];
+    const ledger = {
+      ...fx.ledger,
+      purge: async (batch: string) => {
+        const purged = fx.ledger.purge(batch);
+        seen.push(await fx.ledger.reserveBudget(batch, "b", 8).catch((error: Error) => error.message));
+        return purged;
+      },
+    };
+    await purgeBatch(deps(new Collector(), { ledger }), "walk");
+    expect(seen).toEqual(["purging"]);
+    expect(await fx.ledger.getBatch("walk")).toBeUndefined();
+  });
 });
 
 describe("kie-batch purge (spawned, no terminal)", () => {

@@ -215,6 +215,13 @@ describe("submit stage", () => {
     expect(f.creates).toEqual([]);
   });
 
+  it("a row of a batch being purged is not created: its job ends, nothing taken", async () => {
+    const f = setup({ reserve: "purging" });
+    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.creates).toEqual([]);
+    expect(f.polls).toEqual([]);
+  });
+
   it.each([
     ["cancelled", { status: "cancelled" as const }],
     ["purged", null],

@@ -21,5 +21,5 @@ export const wakeScript = load("wake.lua");
 export const feedScript = load("feed.lua");
 export const resultForgetScript = load("result-forget.lua");
 export const freezeScript = load("freeze.lua");
-export const markCancelledScript = load("mark-cancelled.lua");
+export const markBatchScript = load("mark-batch.lua");
 export const forgetReservedEndedScript = load("forget-reserved-ended.lua");

@@ -18,12 +18,14 @@
       ARGV[2] credits, ARGV[3] row id
 
     Output:
-      'reserved' | 'no-budget' (reserved; the batch has none) | 'over-budget' | 'missing'
+      'reserved' | 'no-budget' (reserved; the batch has none) | 'over-budget' | 'missing' |
+      'purging' (`purge` marked the batch before deleting it: nothing reserved, nothing created)
 ]]
 --- @include "includes/row-money.lua"
 --- @include "includes/budget.lua"
 --- @include "includes/parked-min.lua"
 if row_missing() then return 'missing' end
+if redis.call('HEXISTS', batchKey, 'purging') == 1 then return 'purging' end
 local now = now_ms()
 local rowId = ARGV[3]
 -- The row's fields this script reads, in one call (every reservation runs it).
