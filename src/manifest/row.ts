@@ -123,7 +123,10 @@ export function createRowValidator(context: RowContext): (raw: RawRow) => RowRes
     for (const [name, value] of Object.entries(others)) {
       const warning = misspellingWarning(name);
       if (warning !== undefined) warnings.push(warning);
-      if (isGiven(value)) setOwn(metadata, name, stringifyMetadata(value));
+      if (!isGiven(value)) continue;
+      const text = stringifyMetadata(value);
+      if (text.ok) setOwn(metadata, name, text.value);
+      else problems.push({ field: name, message: text.message });
     }
 
     if (problems.length > 0 || !prompt.ok || prompt.value === undefined || id?.ok === false) {

@@ -199,11 +199,20 @@ export function parseRowId(input: unknown): Parsed<string> {
   return { ok: true, value };
 }
 
-/** A metadata value as carried to results: strings as written, other JSON values as JSON. */
-export function stringifyMetadata(value: unknown): string {
-  if (typeof value === "string") return value;
-  if (typeof value === "object") return JSON.stringify(value);
-  return String(value);
+/**
+ * A metadata value as carried to results: strings as written, other JSON values as JSON. A value
+ * nested too deeply for JSON.stringify (thousands of levels: the manifest's reader takes any
+ * depth) is the row's error, not the whole file's crash.
+ */
+export function stringifyMetadata(value: unknown): Parsed<string> {
+  if (typeof value === "string") return { ok: true, value };
+  if (typeof value !== "object") return { ok: true, value: String(value) };
+  try {
+    return { ok: true, value: JSON.stringify(value) };
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    return fail("a JSON value nested too deeply to keep (give it as a string)");
+  }
 }
 
 function countCodePoints(text: string): number {

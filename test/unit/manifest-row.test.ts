@@ -244,6 +244,14 @@ describe("aliases and metadata", () => {
     });
   });
 
+  it("a metadata value nested too deeply to keep is that field's error, not a crash of the file", () => {
+    let deep: unknown = "bottom";
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(errors({ prompt: "p", meta: deep, id: "r1" })).toEqual([
+      "prompts.csv:7: meta: a JSON value nested too deeply to keep (give it as a string)",
+    ]);
+  });
+
   it("carries every other non-empty field as text metadata", () => {
     const result = check({
       prompt: "p",
