@@ -81,15 +81,21 @@ export interface RowError {
   file: string;
   /** The physical line where the row starts (CSV: header is line 1; JSON: the line of the row's `{`). */
   line: number;
+  /** JSON: the column of the row's `{` (a minified file is one line). */
+  column?: number;
   /** The field at fault, in the name the user wrote (e.g. "acceleration", not "acceleration_level"), or "row". */
   field: string;
   /** What was expected, what was found: "expected an integer from 2 to 250, found \"abc\"". */
   message: string;
 }
 
-/** `FILE:LINE: field: what was expected, what was found`, the one way row errors are shown. */
+/**
+ * `FILE:LINE: field: what was expected, what was found` (`FILE:LINE:COLUMN:` for a JSON row), the
+ * one way row errors are shown.
+ */
 export function formatRowError(error: RowError): string {
-  return `${error.file}:${error.line}: ${error.field}: ${error.message}`;
+  const column = error.column === undefined ? "" : `:${error.column}`;
+  return `${error.file}:${error.line}${column}: ${error.field}: ${error.message}`;
 }
 
 export function isManifestParseError(error: unknown): error is ManifestParseError {

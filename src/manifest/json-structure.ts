@@ -14,7 +14,7 @@ export type JsonManifestEvent =
   | { kind: "key"; key: "defaults" | "rows" }
   | { kind: "defaults"; value: Record<string, unknown>; line: number; repeated?: RepeatedKey }
   /** `repeated`: the first key the object gave twice, and the line where its second value starts. */
-  | { kind: "row"; value: unknown; line: number; repeated?: RepeatedKey };
+  | { kind: "row"; value: unknown; line: number; column: number; repeated?: RepeatedKey };
 
 /** A key an object gives twice (JSON.parse keeps the last: the reader says so instead). */
 export interface RepeatedKey {
@@ -201,7 +201,13 @@ export class JsonManifestStructure {
   private complete(parent: Frame, value: unknown, at: Position, repeated?: RepeatedKey): void {
     if (parent.kind === "array") {
       if (parent.role === "rows") {
-        this.emit({ kind: "row", value, line: at.line, ...(repeated ? { repeated } : {}) });
+        this.emit({
+          kind: "row",
+          value,
+          line: at.line,
+          column: at.column,
+          ...(repeated ? { repeated } : {}),
+        });
         this.valueStart = undefined;
       } else {
         parent.value.push(value);

@@ -52,11 +52,13 @@ export async function readJsonDefaults(path: string, file: string): Promise<Json
 export async function* readJsonRows(path: string, file: string): AsyncGenerator<RawRow> {
   for await (const event of readJsonEvents(path, file)) {
     if (event.kind !== "row") continue;
-    const { value, line, repeated } = event;
+    // The column too: a minified manifest (JSON.stringify, jq -c) is one line of a million rows.
+    const { value, line, column, repeated } = event;
     if (repeated) {
       // JSON.parse would keep the last value unseen: which one the user meant is theirs to say.
       yield {
         line,
+        column,
         fields: {},
         problem: {
           field: repeated.key,
@@ -64,10 +66,11 @@ export async function* readJsonRows(path: string, file: string): AsyncGenerator<
         },
       };
     } else if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-      yield { line, fields: value as Record<string, unknown> };
+      yield { line, column, fields: value as Record<string, unknown> };
     } else {
       yield {
         line,
+        column,
         fields: {},
         problem: { field: "row", message: `expected an object, found ${describeValue(value)}` },
       };

@@ -102,7 +102,8 @@ export function createRowValidator(context: RowContext): (raw: RawRow) => RowRes
 
   return (raw: RawRow): RowResult => {
     const warnings: string[] = [];
-    const toError = (problem: FieldProblem): RowError => ({ file, line: raw.line, ...problem });
+    const at = raw.column === undefined ? { line: raw.line } : { line: raw.line, column: raw.column };
+    const toError = (problem: FieldProblem): RowError => ({ file, ...at, ...problem });
     if (raw.problem !== undefined) return { ok: false, errors: [toError(raw.problem)], warnings };
 
     const layer = parseParamLayer(raw.fields);

@@ -7,6 +7,8 @@ export type ManifestFormat = (typeof MANIFEST_FORMATS)[number];
 export interface RawRow {
   /** 1-based physical line where the row starts (CSV: the header is line 1; JSON: the line of its `{`). */
   line: number;
+  /** JSON: the 1-based column of its `{` (one line may hold every row). Others: none. */
+  column?: number;
   /** The row's fields: strings for CSV; any JSON value for JSON and JSONL. */
   fields: Record<string, unknown>;
   /**

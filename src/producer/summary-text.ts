@@ -156,7 +156,11 @@ export function summaryJson(s: EnqueueSummary): Record<string, unknown> {
     total: s.total,
     enqueued: s.enqueued,
     duplicates: s.duplicates,
-    invalid: s.errors.map((error) => ({ line: error.line, error: `${error.field}: ${error.message}` })),
+    invalid: s.errors.map((error) => ({
+      line: error.line,
+      ...(error.column === undefined ? {} : { column: error.column }),
+      error: `${error.field}: ${error.message}`,
+    })),
     warnings: s.warnings,
     estimatedCredits: s.estimatedCredits,
     valid: s.valid,

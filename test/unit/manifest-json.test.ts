@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   createRowValidator,
+  formatRowError,
   ManifestParseError,
   openManifest,
   readJsonDefaults,
   readJsonRows,
+  validateRow,
 } from "../../src/manifest/index.js";
 import { JsonSyntaxError, type JsonToken, JsonTokenizer } from "../../src/manifest/json-tokenizer.js";
 import { collect, type TempFiles, tempFiles, thrown } from "../fixtures/manifest/temp-files.js";
@@ -38,10 +40,26 @@ describe("JSON reader: shapes and line numbers", () => {
       '[{"prompt": "first", "seed": 1},\n  {\n    "prompt": "second",\n    "nested": {"a": [1, 2, {"b": null}]}\n  },\n\n  {"prompt": "third", "safety_check": false}\n]\n',
     );
     expect(rows).toEqual([
-      { line: 1, fields: { prompt: "first", seed: 1 } },
-      { line: 2, fields: { prompt: "second", nested: { a: [1, 2, { b: null }] } } },
-      { line: 7, fields: { prompt: "third", safety_check: false } },
+      { line: 1, column: 2, fields: { prompt: "first", seed: 1 } },
+      { line: 2, column: 3, fields: { prompt: "second", nested: { a: [1, 2, { b: null }] } } },
+      { line: 7, column: 3, fields: { prompt: "third", safety_check: false } },
     ]);
+  });
+
+  it("a row error of a minified manifest (one line) names the row's column", async () => {
+    const rows = Array.from({ length: 6 }, (_, i) => ({
+      id: `r${i + 1}`,
+      prompt: "p",
+      seed: i === 3 ? "x" : i,
+    }));
+    const path = await files.write("mini.json", JSON.stringify(rows));
+    const errors: string[] = [];
+    for await (const raw of readJsonRows(path, "mini.json")) {
+      const result = validateRow(raw, { file: "mini.json" });
+      if (!result.ok) errors.push(...result.errors.map(formatRowError));
+    }
+    const at = JSON.stringify(rows).indexOf('{"id":"r4"') + 1;
+    expect(errors).toEqual([`mini.json:1:${at}: seed: expected an integer from 0 to 4294967295, found "x"`]);
   });
 
   it("reads an empty array and a BOM", async () => {
@@ -137,7 +155,9 @@ describe("JSON reader: defaults before or after the rows", () => {
   });
 
   it("an object with rows only, or defaults only, is fine", async () => {
-    expect(await rowsOf('{"rows": [{"prompt": "a"}]}')).toEqual([{ line: 1, fields: { prompt: "a" } }]);
+    expect(await rowsOf('{"rows": [{"prompt": "a"}]}')).toEqual([
+      { line: 1, column: 11, fields: { prompt: "a" } },
+    ]);
     const path = await files.write("only-defaults.json", '{"defaults": {"seed": 3}}');
     expect(await readJsonDefaults(path, "x")).toEqual({ defaults: { seed: 3 }, line: 1 });
   });
