@@ -18,6 +18,7 @@ import {
   isStrictCheckError,
   parseBudgetCredits,
   parsePriority,
+  removeTempFoldersNow,
 } from "../producer/index.js";
 import { UsageError } from "./errors.js";
 
@@ -43,6 +44,18 @@ export async function runEnqueueCommand(config: Config, file: string, flags: Enq
   // Before the file is read: garbage collected sooner and not pretenured, for the peak RSS of a
   // big file. Nothing is bounded: live data still fits (see the constant).
   for (const flag of ENQUEUE_V8_FLAGS) setFlagsFromString(flag);
+  // Ctrl-C (or a SIGTERM) ends the run at once, as before, but without leaving its temporary
+  // folders (a million rows' copy, ~220 MB) behind: a finally does not run on a signal's exit.
+  // What was written stays: the ledger's chunks are atomic, and running it again finishes the job.
+  const interrupted = (signal: NodeJS.Signals) => {
+    removeTempFoldersNow();
+    process.stderr.write(
+      `kie-batch enqueue: ${signal}: stopped; rows written so far stay in the batch, and running the same command again finishes it\n`,
+    );
+    process.exit(130);
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     const summary = await enqueue(
       {
@@ -65,6 +78,9 @@ export async function runEnqueueCommand(config: Config, file: string, flags: Enq
     process.exitCode = summary.exitCode;
   } catch (error) {
     throw commandError(error, config);
+  } finally {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
   }
 }
 

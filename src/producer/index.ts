@@ -21,6 +21,7 @@ export { parseBudgetCredits, parsePriority, resolveOptions } from "./options.js"
 
 export { guessFormat } from "./spool.js";
 export { formatSummaryText, summaryJson } from "./summary-text.js";
+export { removeTempFoldersNow } from "./temp-folders.js";
 export type {
   EnqueueDeps,
   EnqueueOptions,

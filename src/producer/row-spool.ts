@@ -1,10 +1,10 @@
 import { once } from "node:events";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NewRow } from "../ledger/index.js";
 import type { ManifestRow } from "../manifest/index.js";
+import { makeTempFolder, type TempFolder } from "./temp-folders.js";
 
 /** A valid row as the ledger takes it, and whether its id was given (or derived). */
 export interface QueuedRow extends NewRow {
@@ -39,7 +39,7 @@ export class RowSpool {
   private pendingChars = 0;
 
   private constructor(
-    private readonly folder: string,
+    private readonly folder: TempFolder,
     private readonly path: string,
   ) {
     this.out = createWriteStream(path, { flags: "wx", mode: 0o600 });
@@ -48,8 +48,8 @@ export class RowSpool {
   }
 
   static async create(dir = tmpdir()): Promise<RowSpool> {
-    const folder = await mkdtemp(join(dir, "kie-batch-rows-"));
-    return new RowSpool(folder, join(folder, "rows.jsonl"));
+    const folder = await makeTempFolder(dir, "rows");
+    return new RowSpool(folder, join(folder.path, "rows.jsonl"));
   }
 
   /** Appends a row; returns a promise to wait for when the file is behind (backpressure). */
@@ -105,7 +105,7 @@ export class RowSpool {
   /** Deletes the file; safe to call at any point, more than once. */
   async remove(): Promise<void> {
     this.out.destroy();
-    await rm(this.folder, { recursive: true, force: true });
+    await this.folder.remove();
   }
 
   private async flush(): Promise<void> {

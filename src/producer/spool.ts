@@ -1,9 +1,10 @@
 import { createWriteStream } from "node:fs";
-import { mkdtemp, open, rm } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { ManifestFormat } from "../manifest/index.js";
+import { makeTempFolder } from "./temp-folders.js";
 
 /** A copy of a stream in a private temporary folder; `remove` deletes both. */
 export interface SpooledFile {
@@ -16,9 +17,9 @@ export interface SpooledFile {
  * before anything is written, then enqueued. Disk, not memory: a million rows stay cheap.
  */
 export async function spoolToTempFile(input: NodeJS.ReadableStream, dir = tmpdir()): Promise<SpooledFile> {
-  const folder = await mkdtemp(join(dir, "kie-batch-stdin-"));
-  const path = join(folder, "stdin");
-  const remove = () => rm(folder, { recursive: true, force: true });
+  const folder = await makeTempFolder(dir, "stdin");
+  const path = join(folder.path, "stdin");
+  const remove = () => folder.remove();
   try {
     await pipeline(input, createWriteStream(path, { flags: "wx", mode: 0o600 }));
   } catch (error) {
