@@ -14,6 +14,8 @@ const CALLBACK_PROMOTE_EVERY_MS = 60_000;
 export interface CallbackLimit {
   /** True for the first callback about `taskId` in the interval, across every worker; false after. */
   tryPromote(taskId: string): Promise<boolean>;
+  /** Hands a promotion back unspent (it woke no poll), so the next callback about the task may. */
+  giveBack(taskId: string): Promise<void>;
 }
 
 export interface CallbackLimitOptions {
@@ -29,10 +31,13 @@ export interface CallbackLimitOptions {
  */
 export function createCallbackLimit(redis: RedisClient, options: CallbackLimitOptions): CallbackLimit {
   const everyMs = options.everyMs ?? CALLBACK_PROMOTE_EVERY_MS;
+  const keyOf = (taskId: string) => accountKey(options.accountId, `callback:${taskDigest(taskId)}`);
   return {
     async tryPromote(taskId) {
-      const key = accountKey(options.accountId, `callback:${taskDigest(taskId)}`);
-      return (await redis.set(key, "1", "PX", everyMs, "NX")) === "OK";
+      return (await redis.set(keyOf(taskId), "1", "PX", everyMs, "NX")) === "OK";
+    },
+    async giveBack(taskId) {
+      await redis.del(keyOf(taskId));
     },
   };
 }

@@ -37,6 +37,7 @@ export interface PollWaker {
 /** Grants a task's poll promotion at most once per interval across the fleet. */
 interface PromotionLimit {
   tryPromote(taskId: string): Promise<boolean>;
+  giveBack(taskId: string): Promise<void>;
 }
 
 export interface WebhookServer extends AsyncDisposable {
@@ -68,6 +69,14 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
   server.requestTimeout = 10_000;
   server.headersTimeout = 5_000;
   server.maxConnections = MAX_CONNECTIONS;
+
+  /** A wake that failed (Redis) spent nothing either: the promotion goes back, the error stands (500). */
+  const giveBackThen =
+    (taskId: string) =>
+    async (error: unknown): Promise<never> => {
+      await options.promotions.giveBack(taskId).catch(() => undefined);
+      throw error;
+    };
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -106,8 +115,16 @@ export async function startWebhookServer(options: WebhookOptions): Promise<Webho
       );
       return reply(res, 200, { ok: true });
     }
-    if (await options.polls.wakePoll(key)) {
+    if (await options.polls.wakePoll(key).catch(giveBackThen(taskId))) {
       options.log.debug({ batch: key.batch, row: key.rowId, taskId }, "callback promoted the poll job");
+    } else {
+      // No poll job waiting delayed (it runs now, or is not added yet): nothing was spent, so a
+      // callback sent again (KIE's retry, a duplicate) may still wake it within the interval.
+      await options.promotions.giveBack(taskId);
+      options.log.debug(
+        { batch: key.batch, row: key.rowId, taskId },
+        "callback: no delayed poll job to promote",
+      );
     }
     return reply(res, 200, { ok: true });
   }

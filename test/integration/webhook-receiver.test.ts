@@ -17,9 +17,12 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function receiver() {
+/** `delayed`: whether each wake finds the poll job delayed (true once the list runs out). */
+async function receiver(options: { delayed?: boolean[]; limit?: boolean } = {}) {
   const woken: JobKeyParts[] = [];
   const promoted: string[] = [];
+  /** With `limit`, the interval's promotions held (as the fleet's limit holds them). */
+  const held = new Set<string>();
   const logs = capturingLogger();
   // Row "row" of batch "b" has had two tasks: t0 (lineage 0, failed and resubmitted) and t1 (now).
   const keys = ledgerKeys("webhook-test");
@@ -37,14 +40,20 @@ async function receiver() {
     ledger,
     polls: {
       wakePoll: async (key) => {
-        woken.push(key);
-        return true;
+        const delayed = options.delayed?.shift() ?? true;
+        if (delayed) woken.push(key);
+        return delayed;
       },
     },
     promotions: {
       tryPromote: async (taskId) => {
+        if (options.limit && held.has(taskId)) return false;
+        held.add(taskId);
         promoted.push(taskId);
         return true;
+      },
+      giveBack: async (taskId) => {
+        held.delete(taskId);
       },
     },
     log: logs.log,
@@ -73,6 +82,18 @@ describe("the callback receiver", () => {
       { batch: "b", rowId: "row", resubmit: 1 },
       { batch: "b", rowId: "row", resubmit: 0 },
     ]);
+  });
+
+  it("a callback that finds no delayed poll job (it runs now) spends no promotion: the next one within the interval wakes it", async () => {
+    const r = await receiver({ delayed: [false], limit: true });
+    expect((await r.post("/kie/b/row/r1", "t1")).status).toBe(200);
+    expect(r.woken).toEqual([]);
+    expect((await r.post("/kie/b/row/r1", "t1")).status).toBe(200);
+    expect(r.woken).toEqual([{ batch: "b", rowId: "row", resubmit: 1 }]);
+    // Spent now: a third within the interval wakes nothing.
+    expect((await r.post("/kie/b/row/r1", "t1")).status).toBe(200);
+    expect(r.woken).toHaveLength(1);
+    expect(r.promoted).toEqual(["t1", "t1"]);
   });
 
   it("a path segment longer than a name can be is no job key: 404, and no error logged", async () => {
