@@ -3,8 +3,9 @@
  * outside it (and outside every `--allow-paths` folder), read once per distinct file, and named
  * by its sha256 (which the row id covers, so the same photo under two names is one row).
  *
- * Synchronous on purpose: the row validator is, and a manifest names few distinct images (each
- * read once: the cache is by real path).
+ * Synchronous on purpose: the row validator is. A file used by many rows is read once while it
+ * stays among the last CACHED_FILES ones used (the cache is by real path): memory stays flat when
+ * every row of a million names a photo of its own.
  */
 import { createHash } from "node:crypto";
 import { closeSync, openSync, readSync, realpathSync, statSync } from "node:fs";
@@ -33,6 +34,8 @@ export interface ImageFileRules {
   allowPaths?: readonly string[];
   /** @defaultValue LIMITS.inputImageMaxBytes */
   maxBytes?: number;
+  /** How many files' checks are kept (the last used). @defaultValue CACHED_FILES */
+  cachedFiles?: number;
 }
 
 /** The MIME type of an image by its first bytes, or undefined for a type KIE does not take. */
@@ -40,7 +43,10 @@ export function sniffImageType(head: Buffer): string | undefined {
   return IMAGE_SIGNATURES.find((signature) => signature.matches(head))?.mimeType;
 }
 
-/** Checks local images against `rules`, each real path read once. */
+/** Distinct files whose check is kept (~300 B each): rows naming one file are usually near each other. */
+const CACHED_FILES = 10_000;
+
+/** Checks local images against `rules`, each real path read once while it is among the last used. */
 export class ImageFiles {
   private readonly cache = new Map<string, ImageFileCheck>();
   private readonly roots: string[];
@@ -66,8 +72,13 @@ export class ImageFiles {
     let result = this.cache.get(real);
     if (result === undefined) {
       result = this.read(real, written);
-      this.cache.set(real, result);
+      // The least recently used goes (a Map keeps insertion order; a hit moves to the end).
+      if (this.cache.size >= (this.rules.cachedFiles ?? CACHED_FILES))
+        this.cache.delete(this.cache.keys().next().value!);
+    } else {
+      this.cache.delete(real);
     }
+    this.cache.set(real, result);
     return result;
   }
 

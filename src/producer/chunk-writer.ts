@@ -1,5 +1,5 @@
 import type { AddRowOutcome, AddRowsMeta } from "../ledger/index.js";
-import { ENQUEUE_CHUNK, FEED_RECHECK_CHUNKS, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
+import { ENQUEUE_CHUNK, ENQUEUE_CHUNK_CHARS, FEED_RECHECK_CHUNKS, MAX_CHUNKS_IN_FLIGHT } from "./limits.js";
 import type { QueuedRow } from "./row-spool.js";
 import { heldConflicts } from "./same-request.js";
 import type { ProducerBackend } from "./types.js";
@@ -22,6 +22,8 @@ export interface ChunkWriterOptions {
   noReuse?: boolean;
   /** @defaultValue ENQUEUE_CHUNK */
   chunkSize?: number;
+  /** @defaultValue ENQUEUE_CHUNK_CHARS */
+  chunkChars?: number;
   /** @defaultValue MAX_CHUNKS_IN_FLIGHT */
   maxInFlight?: number;
   /**
@@ -55,6 +57,9 @@ export class ChunkWriter {
   /** Chunks handed to the ledger. */
   chunks = 0;
   private buffer: QueuedRow[] = [];
+  /** The buffered rows' prompts and metadata, in characters. */
+  private bufferChars = 0;
+  private readonly chunkChars: number;
   private readonly window: InFlightWindow;
   private readonly chunkSize: number;
   private firstRecord: Promise<unknown> | undefined;
@@ -70,13 +75,17 @@ export class ChunkWriter {
 
   constructor(private readonly options: ChunkWriterOptions) {
     this.chunkSize = options.chunkSize ?? ENQUEUE_CHUNK;
+    this.chunkChars = options.chunkChars ?? ENQUEUE_CHUNK_CHARS;
     this.window = new InFlightWindow(options.maxInFlight ?? MAX_CHUNKS_IN_FLIGHT);
   }
 
   /** Takes a valid row; returns a promise to wait for when a chunk went out and the window is full. */
   add(row: QueuedRow): Promise<void> | undefined {
     this.buffer.push(row);
-    return this.buffer.length >= this.chunkSize ? this.flush() : undefined;
+    this.bufferChars += longValuesChars(row);
+    return this.buffer.length >= this.chunkSize || this.bufferChars >= this.chunkChars
+      ? this.flush()
+      : undefined;
   }
 
   /**
@@ -97,6 +106,7 @@ export class ChunkWriter {
   /** After a failure: drops rows not yet handed over and waits for the chunks in flight. */
   async abandon(): Promise<void> {
     this.buffer = [];
+    this.bufferChars = 0;
     await this.window.drain().catch(() => undefined);
   }
 
@@ -104,6 +114,7 @@ export class ChunkWriter {
     if (this.buffer.length === 0) return Promise.resolve();
     const rows = this.buffer;
     this.buffer = [];
+    this.bufferChars = 0;
     return this.window.push(this.write(rows));
   }
 
@@ -218,4 +229,11 @@ export class ChunkWriter {
     this.windowFull = fed < waiting;
     this.skippedFeeds = 0;
   }
+}
+
+/** What makes a row long: its prompt and metadata (parameters are short by their rules). */
+function longValuesChars(row: QueuedRow): number {
+  let chars = row.prompt.length;
+  for (const [name, value] of Object.entries(row.metadata)) chars += name.length + value.length;
+  return chars;
 }

@@ -9,6 +9,14 @@
 export const ENQUEUE_CHUNK = 500;
 
 /**
+ * Characters of prompts and metadata a chunk holds at most, before ENQUEUE_CHUNK rows: rows of
+ * long values (a 300 KB caption or thumbnail in a metadata column; the row limit is 1M characters)
+ * would make one chunk's script call hundreds of MB (past Redis's 1 GB query buffer at the most)
+ * and the process's peak RSS several times the usual. 500 rows of 300-character prompts are ~0.2M.
+ */
+export const ENQUEUE_CHUNK_CHARS = 4_000_000;
+
+/**
  * Chunks written concurrently: Redis records one chunk while the next is read from the spool and
  * encoded. One left Redis idle between chunks; more raised peak RSS (see ENQUEUE_CHUNK).
  */

@@ -214,6 +214,41 @@ describe("ChunkWriter's check of given ids the batch already holds", () => {
   });
 });
 
+describe("ChunkWriter's chunks", () => {
+  it("end at ENQUEUE_CHUNK rows, or sooner at the chunk's characters of prompts and metadata (rows of long values)", async () => {
+    const chunks: number[] = [];
+    const backend = fakeBackend({
+      addRows: async (_batch: string, rows: readonly unknown[]) => {
+        chunks.push(rows.length);
+        return rows.map(() => "new");
+      },
+    });
+    const writer = new ChunkWriter({
+      backend,
+      batch: "b",
+      file: "f.jsonl",
+      priority: 1,
+      chunkSize: 5,
+      chunkChars: 1_000,
+    });
+    const row = (id: string, caption: string) => ({
+      id,
+      line: 2,
+      idGiven: true,
+      estimatedCredits: 8,
+      prompt: "p",
+      params: {},
+      metadata: { caption },
+    });
+    for (let i = 0; i < 6; i++) await writer.add(row(`short${i}`, "x"));
+    for (let i = 0; i < 3; i++) await writer.add(row(`long${i}`, "y".repeat(600)));
+    await writer.finish();
+    // Five short rows (the row count); the sixth and two long ones (1,225 characters, past 1,000);
+    // the last long row (at the end).
+    expect(chunks).toEqual([5, 3, 1]);
+  });
+});
+
 describe("ChunkWriter's feeds of a window-managed batch", () => {
   /** A backend that holds every row and answers each feed with the next of `answers` (then 0). */
   function holdingBackend(answers: number[]) {
