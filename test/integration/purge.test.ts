@@ -3,6 +3,7 @@ import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type PurgeDeps, purgeBatch } from "../../src/commands/purge.js";
+import { ledgerKeys } from "../../src/ledger/index.js";
 import { bullPrefix, type Stage } from "../../src/worker/jobs.js";
 import { CliProcess } from "../helpers/processes.js";
 import { keysWithPrefix, REDIS_URL } from "../helpers/redis.js";
@@ -233,6 +234,16 @@ describe("purge", () => {
     await purgeBatch(deps(new Collector(), { ledger }), "walk");
     expect(seen).toEqual(["purging"]);
     expect(await fx.ledger.getBatch("walk")).toBeUndefined();
+  });
+
+  it("a purge cut short leaves its mark only until rows are added again: those rows are created", async () => {
+    await fx.ledger.addRows("again", [newRow("a")], { budget: 100 });
+    // What a purge killed just after its mark leaves: the batch, marked.
+    await fx.redis.hset(ledgerKeys(fx.prefix).batch("again"), "purging", Date.now());
+    expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("purging");
+    await fx.ledger.addRows("again", [newRow("b")]);
+    expect(await fx.ledger.reserveBudget("again", "b", 8)).toBe("reserved");
+    expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("reserved");
   });
 });
 

@@ -105,8 +105,9 @@ if added > 0 then
   -- The batch's cheapest row (feed.lua: while rows wait for budget, whether a held row may still fit).
   local known = tonumber(redis.call('HGET', batchKey, 'minEstimate') or '')
   if not known or cheapest < known then redis.call('HSET', batchKey, 'minEstimate', tostring(cheapest)) end
-  -- Rows appended to a batch `cancel` ran on are meant to run: its mark (no resubmits) goes.
-  redis.call('HDEL', batchKey, 'cancelledAt')
+  -- Rows appended to a batch `cancel` ran on are meant to run: its mark (no resubmits) goes, and
+  -- so does the mark of a purge cut short (reserve.lua creates nothing of a batch that has it).
+  redis.call('HDEL', batchKey, 'cancelledAt', 'purging')
   -- An appended row reopens a finished batch: it must not expire under the new rows. Its hash
   -- and side keys stop expiring here; row keys are made persistent by the caller, page by page
   -- (too many for one script), at once when the expiry is near.
