@@ -236,13 +236,17 @@ describe("purge", () => {
     expect(await fx.ledger.getBatch("walk")).toBeUndefined();
   });
 
-  it("a purge cut short leaves its mark only until rows are added again: those rows are created", async () => {
+  it("a purge cut short leaves its mark only until rows are added or retried: those rows are created", async () => {
     await fx.ledger.addRows("again", [newRow("a")], { budget: 100 });
     // What a purge killed just after its mark leaves: the batch, marked.
     await fx.redis.hset(ledgerKeys(fx.prefix).batch("again"), "purging", Date.now());
     expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("purging");
     await fx.ledger.addRows("again", [newRow("b")]);
     expect(await fx.ledger.reserveBudget("again", "b", 8)).toBe("reserved");
+    expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("reserved");
+    // So does a retry's clear of the batch's marks.
+    await fx.redis.hset(ledgerKeys(fx.prefix).batch("again"), "purging", Date.now());
+    await fx.ledger.markCancelled("again", false);
     expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("reserved");
   });
 });

@@ -1,14 +1,15 @@
 --[[
-  Marks a batch, or clears the mark: `cancelledAt` in its hash (kie-batch cancel sets it, retry
-  clears it; a row of a cancelled batch whose generation fails is not resubmitted), or
-  `purging` (purge sets it before it deletes the batch's rows: reserve.lua then reserves nothing,
-  so no row of it is created meanwhile). Only a batch that exists: never a hash of one field.
+  Marks a batch, or clears its marks: `cancelledAt` in its hash (kie-batch cancel sets it; a row
+  of a cancelled batch whose generation fails is not resubmitted), or `purging` (purge sets it
+  before it deletes the batch's rows: reserve.lua then reserves nothing, so no row of it is
+  created meanwhile). A clear (retry: the batch is meant to run) lifts both, so rows retried in a
+  batch whose purge was cut short are created. Only a batch that exists: never a hash of one field.
 
     Input:
       KEYS[1] batch hash
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME)
       ARGV[2] '1' to mark, '' to clear
-      ARGV[3] the mark: 'cancelledAt' or 'purging'
+      ARGV[3] the mark: 'cancelledAt' or 'purging' (a clear lifts both)
 
     Output:
       1, or 0 when the batch does not exist
@@ -19,6 +20,6 @@ if mark ~= 'cancelledAt' and mark ~= 'purging' then return redis.error_reply('un
 if ARGV[2] == '1' then
   redis.call('HSET', KEYS[1], mark, now_ms())
 else
-  redis.call('HDEL', KEYS[1], mark)
+  redis.call('HDEL', KEYS[1], 'cancelledAt', 'purging')
 end
 return 1
