@@ -72,6 +72,8 @@ export class ChunkWriter {
   private windowFull = false;
   /** Chunks of held rows whose feed was skipped since the last feed. */
   private skippedFeeds = 0;
+  /** Rows the batch had already (a run again): its window may be unfed (a first run killed before its feed). */
+  private sawKnown = false;
 
   constructor(private readonly options: ChunkWriterOptions) {
     this.chunkSize = options.chunkSize ?? ENQUEUE_CHUNK;
@@ -95,8 +97,10 @@ export class ChunkWriter {
   async finish(): Promise<boolean> {
     await this.flush();
     await this.window.drain();
-    // Rows recorded while the window was full: one feed for them, now that all are recorded.
-    if (this.skippedFeeds > 0) await this.feed();
+    // Rows recorded while the window was full: one feed for them, now that all are recorded. And
+    // one for a run again of a file whose first run was killed between its rows and their feed:
+    // its rows are all duplicates now, and the window would wait for the reconciler's sweep.
+    if (this.skippedFeeds > 0 || (this.heldRecorded === 0 && this.sawKnown)) await this.feed();
     if (this.chunks === 0 && this.options.budget !== undefined) {
       return this.options.backend.ledger.setBudget(this.options.batch, this.options.budget);
     }
@@ -148,6 +152,7 @@ export class ChunkWriter {
     outcomes.forEach((outcome, i) => {
       const row = rows[i]!;
       if (outcome === "held") held++;
+      if (outcome === "duplicate") this.sawKnown = true;
       const conflict = conflicts.get(i);
       if (outcome === "new" || outcome === "held") {
         this.enqueued++;

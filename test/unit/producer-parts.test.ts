@@ -293,6 +293,14 @@ describe("ChunkWriter's feeds of a window-managed batch", () => {
     expect(fake.feeds()).toBe(1 + 2 + 1);
   });
 
+  it("a run again whose rows the batch already holds feeds the window once at the end (a first run killed before its feed)", async () => {
+    const fake = holdingBackend([]);
+    fake.backend.ledger.addRows = async (_batch: string, rows: readonly unknown[]) =>
+      rows.map(() => "duplicate" as never);
+    await writeChunks(fake.backend, 3);
+    expect(fake.feeds()).toBe(1);
+  });
+
   it("while feeds find room, every chunk's rows are fed", async () => {
     const fake = holdingBackend(Array.from({ length: 10 }, () => 1));
     await writeChunks(fake.backend, 10);
