@@ -36,7 +36,7 @@ export interface Operator extends AsyncDisposable {
    * Frees the in-flight slots (KIE_MAX_IN_FLIGHT) the batch's jobs hold, under every account of
    * the deployment (the registered ones and KIE_API_KEY's): its jobs may have run under any key.
    */
-  releaseInFlight(batch: string): Promise<number>;
+  releaseInFlight(batch: string, options?: { ownOnly?: boolean }): Promise<number>;
   /**
    * Frees the in-flight slots of these jobs (a cancel's removed jobs), under every account of the
    * deployment, as `releaseInFlight` does for a batch.
@@ -99,10 +99,10 @@ export async function openOperator(config: Config): Promise<Operator> {
     ledger,
     queues: queuesOnce,
     pauses: (accountIds) => buildPauseControls(redis, accountIds),
-    async releaseInFlight(batch) {
+    async releaseInFlight(batch, options) {
       let released = 0;
       for (const accountId of await accountsOfDeployment()) {
-        released += await slotsOf(accountId).releaseBatch(batch);
+        released += await slotsOf(accountId).releaseBatch(batch, options);
       }
       return released;
     },

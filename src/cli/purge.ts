@@ -27,7 +27,7 @@ export async function runPurgeCommand(config: Config, batch: string, flags: Purg
         queues: ctx.queues().queues,
         out: process.stdout,
         queuePrefix: config.KIE_QUEUE_PREFIX,
-        inFlight: { releaseBatch: (name) => ctx.releaseInFlight(name) },
+        inFlight: { releaseBatch: (name, options) => ctx.releaseInFlight(name, options) },
         ...(ask ? { confirm: () => askYesNo(`Delete batch ${batch} and its jobs for good? [y/N] `) } : {}),
       },
       batch,

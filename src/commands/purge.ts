@@ -20,7 +20,7 @@ export interface PurgeDeps {
    * purged job is never released by its job: without this it blocks a slot of the cap for an hour.
    * @defaultValue none: slots are left to go stale
    */
-  inFlight?: { releaseBatch(batch: string): Promise<number> };
+  inFlight?: { releaseBatch(batch: string, options?: { ownOnly?: boolean }): Promise<number> };
   /**
    * Asked once what would go is known and printed; nothing is removed unless it resolves true.
    * @defaultValue none: remove without asking (`--yes`)
@@ -88,7 +88,9 @@ async function planPurge(deps: PurgeDeps, batch: string): Promise<PurgePlan> {
  * released now (they would hold part of KIE_MAX_IN_FLIGHT for the hour they take to go stale).
  */
 async function finishCutShort(deps: PurgeDeps, batch: string): Promise<number> {
-  const released = (await deps.inFlight?.releaseBatch(batch)) ?? 0;
+  // Only slots named by this deployment: a purge of this version cut short leaves no other, and
+  // the name may be a typo of another deployment's batch (an earlier version's slots of it).
+  const released = (await deps.inFlight?.releaseBatch(batch, { ownOnly: true })) ?? 0;
   if (released === 0) await requireBatch(deps.ledger, batch, deps.queuePrefix);
   deps.out.write(
     `batch ${batch} has no ledger and no jobs left (a purge cut short): ${released} in-flight slots (KIE_MAX_IN_FLIGHT) of it released\n`,

@@ -106,11 +106,13 @@ export class InFlight {
    * Frees every slot of `batch`'s jobs (`purge`: their jobs are gone, and a slot would otherwise
    * count against the cap for an hour until it went stale). Returns how many were freed.
    */
-  async releaseBatch(batch: string): Promise<number> {
+  async releaseBatch(batch: string, options: { ownOnly?: boolean } = {}): Promise<number> {
     // Batch names and prefixes are [A-Za-z0-9._-]: nothing in one is a glob character. Slots an
     // earlier version took (the job key alone) go too: a deployment still running such a version
-    // on the same key with a batch of the same name loses them, as it did before (upgrade together).
-    const patterns = [this.member(`${batch}/*`), `${batch}/*`];
+    // on the same key with a batch of the same name loses them, as it did before (upgrade
+    // together); `ownOnly`: this version's names only (a batch this deployment may not have).
+    const own = this.member(`${batch}/*`);
+    const patterns = options.ownOnly === true ? [own] : [own, `${batch}/*`];
     let released = 0;
     for (const pattern of patterns) {
       let cursor = "0";

@@ -196,8 +196,8 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
   // Frozen pages this purge found and deleted: a page spans two steps when its seqs straddle one.
   const pagesFound = new Set<number>();
   // Walk by seq cursor while deleting: each page starts after the last seq seen, so deleting
-  // rows does not shift the next page. The order zset goes last, so a frozen row (no row key, only
-  // its entry there) is still found, and its page with it.
+  // rows (and their order entries) does not shift the next page. A frozen row (no row key, only
+  // its order entry) is found by its entry, and its page with it, before the entry goes.
   let from = "-inf";
   for (;;) {
     const page = await orderPage(ctx, batch, from, PAGE);
@@ -222,6 +222,9 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
     // One UNLINK per frozen page, to learn which were there: 9 at most for 500 consecutive seqs.
     const pages = frozenPagesOf(seqs);
     for (const p of pages) del.unlink(ctx.keys.frozen(batch, p));
+    // Out of the order zset too, page by page: a purge cut short leaves no entry of a row it
+    // deleted, which add-rows.lua would count as a row still there (frozen, or expired).
+    del.zrem(ctx.keys.order(batch), ...ids);
     const removed = (await execOrThrow(del)).map(Number);
     pages.forEach((p, i) => {
       if (removed[ids.length + i]! >= 1) pagesFound.add(p);

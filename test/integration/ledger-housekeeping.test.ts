@@ -67,6 +67,31 @@ describe("purge", () => {
     expect(await keysWithPrefix(ctx.redis, ctx.prefix)).toEqual([]);
   });
 
+  it("cut short after a page, leaves no order entry of a row it deleted: enqueued again, those rows come back (a walked batch too)", async () => {
+    const rows = ids(700);
+    await ctx.ledger.addRows("cut", rows.map(newRow));
+    // An expiry walk went over it (hkMode), then it was reopened: add-rows then takes a row of the
+    // order zset with no keys for one still there (frozen or expired).
+    await ctx.redis.hset(ledgerKeys(ctx.prefix).batch("cut"), "hkMode", "persist");
+    // A connection that dies at the purge's second page read.
+    let pageReads = 0;
+    const dying = new Proxy(ctx.redis, {
+      get(target, name, receiver) {
+        if (name === "zrange" && ++pageReads === 2)
+          return async () => Promise.reject(new Error("connection lost"));
+        const value = Reflect.get(target, name, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const cut = createLedger(dying, { prefix: ctx.prefix });
+    await expect(cut.purge("cut")).rejects.toThrow("connection lost");
+    expect(await ctx.ledger.getRow("cut", "r0")).toBeUndefined();
+
+    const outcomes = await ctx.ledger.addRows("cut", rows.map(newRow));
+    expect(outcomes.filter((o) => o === "new")).toHaveLength(500);
+    expect(await ctx.ledger.getRow("cut", "r0")).toMatchObject({ status: "queued" });
+  });
+
   it("purges an unknown batch as a no-op", async () => {
     expect(await ctx.ledger.purge("never")).toBe(0);
     expect(await keysWithPrefix(ctx.redis, ctx.prefix)).toEqual([]);

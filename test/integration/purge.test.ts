@@ -3,6 +3,8 @@ import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type PurgeDeps, purgeBatch } from "../../src/commands/purge.js";
+import { accountId, accountKey } from "../../src/fleet/account.js";
+import { InFlight } from "../../src/fleet/in-flight.js";
 import { ledgerKeys } from "../../src/ledger/index.js";
 import { bullPrefix, type Stage } from "../../src/worker/jobs.js";
 import { CliProcess } from "../helpers/processes.js";
@@ -193,6 +195,26 @@ describe("purge", () => {
     await expect(purgeBatch(deps(), "bad/name")).rejects.toMatchObject({ code: "invalid_argument" });
   });
 
+  it("a batch this deployment does not have frees no slot an earlier version named by job key alone (another deployment's)", async () => {
+    const account = accountId(`purge-typo-${fx.prefix}`);
+    const inFlight = new InFlight(fx.redis, { accountId: account, deployment: fx.prefix });
+    const set = accountKey(account, "in-flight");
+    await fx.redis.zadd(set, Date.now(), "prompts/7");
+    try {
+      await fx.ledger.addRows("real", [newRow("r1")]);
+      const releaseBatch = (batch: string, options?: { ownOnly?: boolean }) =>
+        inFlight.releaseBatch(batch, options);
+      await expect(
+        purgeBatch(deps(new Collector(), { inFlight: { releaseBatch } }), "prompts"),
+      ).rejects.toMatchObject({
+        code: "unknown_batch",
+      });
+      expect(await fx.redis.zrange(set, 0, -1)).toEqual(["prompts/7"]);
+    } finally {
+      await fx.redis.del(set);
+    }
+  });
+
   it("run again after one cut short once its jobs were gone, releases the batch's in-flight slots", async () => {
     const slots = new Set(["cut/r1", "cut/r2/r1", "other/r1"]);
     const inFlight = {
@@ -236,14 +258,17 @@ describe("purge", () => {
     expect(await fx.ledger.getBatch("walk")).toBeUndefined();
   });
 
-  it("a purge cut short leaves its mark only until rows are added or retried: those rows are created", async () => {
+  it("a purge cut short leaves its mark only until rows are enqueued (new or not) or retried: those rows are created", async () => {
     await fx.ledger.addRows("again", [newRow("a")], { budget: 100 });
     // What a purge killed just after its mark leaves: the batch, marked.
     await fx.redis.hset(ledgerKeys(fx.prefix).batch("again"), "purging", Date.now());
     expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("purging");
+    // The same manifest again: no row is new, and the batch is meant to run.
+    expect(await fx.ledger.addRows("again", [newRow("a")])).toEqual(["duplicate-queued"]);
+    expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("reserved");
+    await fx.redis.hset(ledgerKeys(fx.prefix).batch("again"), "purging", Date.now());
     await fx.ledger.addRows("again", [newRow("b")]);
     expect(await fx.ledger.reserveBudget("again", "b", 8)).toBe("reserved");
-    expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("reserved");
     // So does a retry's clear of the batch's marks.
     await fx.redis.hset(ledgerKeys(fx.prefix).batch("again"), "purging", Date.now());
     await fx.ledger.markCancelled("again", false);

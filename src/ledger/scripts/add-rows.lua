@@ -55,6 +55,9 @@ end
 if ARGV[3] ~= '' then redis.call('HSETNX', batchKey, 'file', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
 if ARGV[5] == '1' then redis.call('HSET', batchKey, 'noReuse', '1') end
+-- Rows enqueued to a batch whose purge was cut short are meant to run, new or already there
+-- (queued, their jobs added again): the purge's mark goes (reserve.lua creates nothing under it).
+redis.call('HDEL', batchKey, 'purging')
 
 -- Values per row, in the order of encodeNewRow (codec.ts); keys per row: hash, body.
 local FIELDS_PER_ROW = 4
@@ -105,9 +108,8 @@ if added > 0 then
   -- The batch's cheapest row (feed.lua: while rows wait for budget, whether a held row may still fit).
   local known = tonumber(redis.call('HGET', batchKey, 'minEstimate') or '')
   if not known or cheapest < known then redis.call('HSET', batchKey, 'minEstimate', tostring(cheapest)) end
-  -- Rows appended to a batch `cancel` ran on are meant to run: its mark (no resubmits) goes, and
-  -- so does the mark of a purge cut short (reserve.lua creates nothing of a batch that has it).
-  redis.call('HDEL', batchKey, 'cancelledAt', 'purging')
+  -- Rows appended to a batch `cancel` ran on are meant to run: its mark (no resubmits) goes.
+  redis.call('HDEL', batchKey, 'cancelledAt')
   -- An appended row reopens a finished batch: it must not expire under the new rows. Its hash
   -- and side keys stop expiring here; row keys are made persistent by the caller, page by page
   -- (too many for one script), at once when the expiry is near.
