@@ -71,6 +71,13 @@ const RETRYABLE_S3_NAMES: ReadonlySet<string> = new Set([
   "InternalError",
   "ServiceUnavailable",
   "TimeoutError",
+  // Bytes damaged or cut short on the way (a checksum or length that does not match), and a
+  // multipart upload the server lost (a MinIO restart): a put from the start again may well pass.
+  "BadDigest",
+  "XAmzContentSHA256Mismatch",
+  "IncompleteBody",
+  "NoSuchUpload",
+  "InvalidPart",
 ]);
 
 const ACCESS_DENIED_S3_NAMES: ReadonlySet<string> = new Set([

@@ -142,6 +142,12 @@ describe("store error classification", () => {
     ["EACCES", sys("EACCES"), "access_denied", false],
     ["404 NoSuchBucket", s3("NoSuchBucket", 404), "no_such_bucket", false],
     ["400 InvalidArgument", s3("InvalidArgument", 400), "failed", false],
+    // Bytes damaged or cut short on the way, a multipart upload the server lost: put again.
+    ["400 BadDigest", s3("BadDigest", 400), "unavailable", true],
+    ["400 XAmzContentSHA256Mismatch", s3("XAmzContentSHA256Mismatch", 400), "unavailable", true],
+    ["400 IncompleteBody", s3("IncompleteBody", 400), "unavailable", true],
+    ["404 NoSuchUpload", s3("NoSuchUpload", 404), "unavailable", true],
+    ["400 InvalidPart", s3("InvalidPart", 400), "unavailable", true],
     ["a plain Error", new Error("boom"), "failed", false],
     ["a string", "boom", "failed", false],
   ])("%s is %s (retryable: %s)", (_what, error, code, retryable) => {
