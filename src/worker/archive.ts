@@ -68,6 +68,8 @@ export type ArchiveRun = Pick<StageJob<ArchiveJob>, "data" | "signal" | "log">;
 
 /** Archive retries back off up to this; they go on as long as the image is expected to live. */
 const ARCHIVE_RETRY_MAX_MS = 5 * 60_000;
+/** Tries of a row whose file host refuses the image through a fresh URL too (~25 min of backoff). */
+export const REFUSED_TRIES = 12;
 
 export const archiveStage = {
   name: "archive",
@@ -175,8 +177,11 @@ export async function archiveRow(
       return delay(Math.min(recheck, lifeLeft), { ...data, keyMissingSince: since });
     }
     // The archive module classifies downloads and stores (a full disk or S3's 5xx: again; access
-    // denied or a missing bucket: no); a KieError here is a refresh of an expired URL.
-    const retryable = isKieError(error) ? error.retryable : isRetryableArchiveError(error);
+    // denied or a missing bucket: no); a KieError here is a refresh of an expired URL. A file host
+    // that refused the result URL and a fresh one (a CDN's rate rule or WAF, a file not there yet)
+    // is asked again a few times before the row fails: the file may have days to live.
+    const refused = isDownloadError(error) && REFRESHED_ON.has(error.code) && data.tries + 1 < REFUSED_TRIES;
+    const retryable = refused || (isKieError(error) ? error.retryable : isRetryableArchiveError(error));
     // With the images stored, only the sidecar's rewrite is left: no file of KIE's to outlive,
     // so it is tried again however late (a full disk, S3's 5xx), never failing a stored row.
     if (retryable && (lifeLeft > 0 || stored)) {

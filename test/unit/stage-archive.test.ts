@@ -12,7 +12,12 @@ import type { FleetPort } from "../../src/fleet/port.js";
 import { KieError } from "../../src/kie/errors.js";
 import type { KieApi } from "../../src/kie/types.js";
 import type { ArchivedImage, RowRecord } from "../../src/ledger/types.js";
-import { type ArchiveDeps, archiveStage, TRANSIENT_REFRESH_FROM_TRY } from "../../src/worker/archive.js";
+import {
+  type ArchiveDeps,
+  archiveStage,
+  REFUSED_TRIES,
+  TRANSIENT_REFRESH_FROM_TRY,
+} from "../../src/worker/archive.js";
 import { storeGateOf } from "../../src/worker/archive-gate.js";
 import type { ArchiveJob } from "../../src/worker/jobs.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
@@ -290,24 +295,39 @@ describe("archive stage", () => {
     expect(f.ledger.current()?.status).toBe("archived");
   });
 
-  it("when the refresh does not give the image either, the row fails with what the result URL answered", async () => {
-    const f = setup({
-      copyFails: [
-        new DownloadError({
-          code: "http_error",
-          message: "Image URL files.example/t-1/0.png answered HTTP 451",
-          httpStatus: 451,
-        }),
-      ],
-    });
+  it(`when the refresh does not give the image either, the try comes back, and at the ${REFUSED_TRIES}th the row fails with what the result URL answered`, async () => {
+    const refusal = () =>
+      new DownloadError({
+        code: "http_error",
+        message: "Image URL files.example/t-1/0.png answered HTTP 451",
+        httpStatus: 451,
+      });
+    const f = setup({ copyFails: [refusal(), refusal()] });
     f.deps.kie.refreshDownloadUrl = async () => {
       throw new KieError({ code: "validation", message: "not a KIE url", retryable: false });
     };
-    await archiveStage.run(stageJob(archiveJob()), f.deps);
+    expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toMatchObject({
+      kind: "delay",
+      data: { tries: 1 },
+    });
+    expect(f.ledger.current()?.status).toBe("archiving");
+    await archiveStage.run(stageJob(archiveJob({ tries: REFUSED_TRIES - 1 })), f.deps);
     expect(f.ledger.current()).toMatchObject({
       status: "failed",
       error: expect.stringContaining("answered HTTP 451"),
     });
+  });
+
+  it("a file host refusing the result URL and a fresh one too (403: a CDN's rule, a file not there yet) is asked again, not the row failed", async () => {
+    const forbidden = () => new DownloadError({ code: "expired", message: "HTTP 403", httpStatus: 403 });
+    const f = setup({ copyFails: [forbidden(), forbidden()] });
+    const result = await archiveStage.run(stageJob(archiveJob()), f.deps);
+    expect(result).toMatchObject({ kind: "delay", data: { tries: 1 } });
+    expect(f.refreshed).toHaveLength(1);
+    expect(f.ledger.current()?.status).toBe("archiving");
+    // The host lets it through at the next try.
+    await archiveStage.run(stageJob(archiveJob({ tries: 1 })), f.deps);
+    expect(f.ledger.current()?.status).toBe("archived");
   });
 
   it.each([
