@@ -23,6 +23,7 @@ import {
   ensureStateIndex,
   releaseLease,
   stateIndexPages,
+  stateIndexStatePages,
   stillInState,
 } from "./state-index.js";
 import { drainStatePages } from "./state-walk.js";
@@ -192,6 +193,12 @@ export interface Ledger {
   ensureStateIndex(batch: string): Promise<void>;
   /** The rows in one indexed state, a page at a time, oldest entry first. */
   statePages(batch: string, status: IndexedStatus, options?: StatePageOptions): AsyncIterable<StateEntry[]>;
+  /** `statePages` with each row's state alone (no prompt, params or images read): the reconciler's walk. */
+  stateOnlyPages(
+    batch: string,
+    status: IndexedStatus,
+    options?: StatePageOptions,
+  ): AsyncIterable<StateEntry<RowState>[]>;
   /**
    * The rows in one indexed state, for a caller that moves them out of it as it goes: finish a
    * page before asking for the next (see state-walk.ts).
@@ -261,6 +268,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     purge: (batch) => purge(ctx, batch),
     ensureStateIndex: (batch) => ensureStateIndex(ctx, batch),
     statePages: (batch, status, pageOptions) => stateIndexPages(ctx, batch, status, pageOptions),
+    stateOnlyPages: (batch, status, pageOptions) => stateIndexStatePages(ctx, batch, status, pageOptions),
     drainState: (batch, status, pageOptions) => drainStatePages(ctx, batch, status, pageOptions),
     stillInState: (batch, status, entries) => stillInState(ctx, batch, status, entries),
     countRepairs: (batch, count) => countRepairs(ctx, batch, count),

@@ -1,10 +1,13 @@
-import type { RowRecord, Status } from "./types.js";
+import type { RowRecord, RowState, Status } from "./types.js";
 
 /* The options and entries of the ledger's walks over a batch's rows (reads.ts, state-index.ts). */
 
-/** One row of a state index: the row and when it entered the state (the index's score). */
-export interface StateEntry {
-  row: RowRecord;
+/**
+ * One row of a state index: the row (whole, or its state alone) and when it entered the state
+ * (the index's score).
+ */
+export interface StateEntry<R extends RowState = RowRecord> {
+  row: R;
   enteredAt: number;
 }
 

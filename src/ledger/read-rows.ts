@@ -60,6 +60,31 @@ export async function readRowState(
   return frozen ? parseRowState(batch, id, frozen.hash) : undefined;
 }
 
+/**
+ * Rows' states by id (their hashes alone, one pipeline; no body: no prompt, params or images),
+ * aligned with `ids`; a row with no hash from its frozen page, undefined when it has neither.
+ * For walks that decide on the state alone (the reconciler's, over every row with a job).
+ */
+export async function readRowStates(
+  ctx: LedgerContext,
+  batch: string,
+  ids: readonly string[],
+): Promise<(RowState | undefined)[]> {
+  if (ids.length === 0) return [];
+  const pipeline = ctx.redis.pipeline();
+  for (const id of ids) pipeline.hgetall(ctx.keys.row(batch, id));
+  const hashes = ((await pipeline.exec()) ?? []).map(([error, hash]) => {
+    if (error) throw error;
+    return hash as FlatHash;
+  });
+  const keyless = ids.filter((_, i) => hashes[i]?.status === undefined);
+  const frozen = keyless.length === 0 ? new Map() : await readFrozen(ctx, batch, keyless);
+  return ids.map((id, i) => {
+    const hash = hashes[i]?.status === undefined ? frozen.get(id)?.hash : hashes[i];
+    return hash ? parseRowState(batch, id, hash) : undefined;
+  });
+}
+
 type Replies = [Error | null, unknown][];
 
 /**

@@ -2,9 +2,9 @@ import { type LedgerContext, rowIdPages } from "./context.js";
 import { LedgerError } from "./errors.js";
 import { checkName } from "./keys.js";
 import type { StateEntry, StatePageOptions } from "./read-options.js";
-import { readRows } from "./read-rows.js";
+import { readRowStates, readRows } from "./read-rows.js";
 import { countRepairsScript, indexRowsScript, leaseScript } from "./scripts/index.js";
-import { INDEXED_STATUSES, type IndexedStatus } from "./types.js";
+import { INDEXED_STATUSES, type IndexedStatus, type RowState } from "./types.js";
 
 const PAGE = 500;
 
@@ -34,12 +34,32 @@ export async function ensureStateIndex(ctx: LedgerContext, batch: string): Promi
  * and be seen on the next walk instead; a row seen here may have moved on since (check with
  * `stillInState` before acting on it).
  */
-export async function* stateIndexPages(
+export function stateIndexPages(
   ctx: LedgerContext,
   batch: string,
   status: IndexedStatus,
   options: StatePageOptions = {},
 ): AsyncGenerator<StateEntry[]> {
+  return walkStateIndex(ctx, batch, status, options, readRows);
+}
+
+/** `stateIndexPages` with each row's state alone (its hash: no prompt, params or images read). */
+export function stateIndexStatePages(
+  ctx: LedgerContext,
+  batch: string,
+  status: IndexedStatus,
+  options: StatePageOptions = {},
+): AsyncGenerator<StateEntry<RowState>[]> {
+  return walkStateIndex(ctx, batch, status, options, readRowStates);
+}
+
+async function* walkStateIndex<R extends RowState>(
+  ctx: LedgerContext,
+  batch: string,
+  status: IndexedStatus,
+  options: StatePageOptions,
+  read: (ctx: LedgerContext, batch: string, ids: readonly string[]) => Promise<(R | undefined)[]>,
+): AsyncGenerator<StateEntry<R>[]> {
   checkIndexed(status);
   const pageSize = options.pageSize ?? PAGE;
   if (!Number.isInteger(pageSize) || pageSize < 1)
@@ -56,15 +76,15 @@ export async function* stateIndexPages(
     const found: { id: string; score: string }[] = [];
     for (let i = 0; i + 1 < page.length; i += 2) found.push({ id: page[i]!, score: page[i + 1]! });
     const kept = options.skipParked ? await unparked(ctx, batch, found) : found;
-    const read = fedSeq === null ? kept : await unheld(ctx, batch, kept, Number(fedSeq));
-    const rows = await readRows(
+    const wanted = fedSeq === null ? kept : await unheld(ctx, batch, kept, Number(fedSeq));
+    const rows = await read(
       ctx,
       batch,
-      read.map(({ id }) => id),
+      wanted.map(({ id }) => id),
     );
-    const entries: StateEntry[] = [];
+    const entries: StateEntry<R>[] = [];
     rows.forEach((row, i) => {
-      if (row && row.status === status) entries.push({ row, enteredAt: Number(read[i]!.score) });
+      if (row && row.status === status) entries.push({ row, enteredAt: Number(wanted[i]!.score) });
     });
     yield entries;
     if (found.length < pageSize) return;

@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import type { RowRecord } from "../ledger/types.js";
+import type { RowState } from "../ledger/types.js";
 import { jobKey, type PollJob, type Stage, type SubmitJob } from "./jobs.js";
 
 /**
@@ -32,13 +32,13 @@ export interface ReconcileJobs {
 }
 
 /** The lineage of the row's current task (a resubmit's task ids follow the first one's). */
-function lineageOf(row: RowRecord): number {
+function lineageOf(row: RowState): number {
   const index = row.taskId === undefined ? -1 : row.taskIds.indexOf(row.taskId);
   return index >= 0 ? index : Math.max(0, row.taskIds.length - 1);
 }
 
 /** The job id the row's state needs in `stage`. */
-export function stageKey(stage: Stage, row: RowRecord): string {
+export function stageKey(stage: Stage, row: RowState): string {
   switch (stage) {
     case "submit":
       // The next lineage: the submit stage creates task number `taskIds.length` (see runSubmit).
@@ -57,7 +57,7 @@ export function stageKey(stage: Stage, row: RowRecord): string {
 export async function requeue(
   deps: { jobs: ReconcileJobs; clock: Pick<Clock, "now"> },
   stage: Stage,
-  row: RowRecord,
+  row: RowState,
   priority?: number,
 ): Promise<boolean> {
   const { batch, id: rowId } = row;

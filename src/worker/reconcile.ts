@@ -2,7 +2,7 @@ import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
 import type { StateEntry } from "../ledger/read-options.js";
-import type { IndexedStatus } from "../ledger/types.js";
+import type { IndexedStatus, RowState } from "../ledger/types.js";
 import { wakeParkedRows } from "./budget-wake.js";
 import type { Stage } from "./jobs.js";
 import { keepFailedUncertain, type MoneyRepairDeps, repairEndedReservations } from "./reconcile-money.js";
@@ -28,7 +28,7 @@ type ReconcileLedger = Pick<
   | "getBatch"
   | "listBatches"
   | "ensureStateIndex"
-  | "statePages"
+  | "stateOnlyPages"
   | "stillInState"
   | "countRepairs"
   | "transition"
@@ -155,7 +155,7 @@ export async function reconcileBatch(
     // Parked rows (queued over the budget) and held rows (queued above the submit window's
     // `fedSeq`) wait with no job on purpose: left out unread, so a batch of a million of them
     // costs a sweep a ZMSCORE or two per page, not a million reads; a held row never gets a job here.
-    const pages = deps.ledger.statePages(batch, state, {
+    const pages = deps.ledger.stateOnlyPages(batch, state, {
       enteredBefore,
       pageSize: deps.pageSize ?? 500,
       skipParked: state === "queued",
@@ -202,7 +202,7 @@ async function reconcilePage(
   batch: string,
   state: IndexedStatus,
   stage: Stage,
-  page: readonly StateEntry[],
+  page: readonly StateEntry<RowState>[],
   report: ReconcileReport,
   priority: number | undefined,
 ): Promise<void> {

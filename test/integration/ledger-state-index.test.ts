@@ -40,6 +40,25 @@ async function idsInState(batch: string, status: (typeof INDEXED_STATUSES)[numbe
 }
 
 describe("state indexes", () => {
+  it("walked for states alone, give each row's state as getRowState reads it, and no prompt, params or metadata", async () => {
+    await ctx.ledger.addRows("b", ids(7).map(newRow));
+    for (const id of ["r1", "r4", "r5"]) {
+      await ctx.ledger.transition("b", id, { to: "submitted", addTaskId: `t-${id}` });
+      await ctx.ledger.transition("b", id, { to: "archiving", set: { completedAt: now } });
+    }
+    const found: unknown[] = [];
+    for await (const page of ctx.ledger.stateOnlyPages("b", "archiving", { pageSize: 2 }))
+      found.push(...page.map((e) => e.row));
+    expect(found).toEqual([
+      await ctx.ledger.getRowState("b", "r1"),
+      await ctx.ledger.getRowState("b", "r4"),
+      await ctx.ledger.getRowState("b", "r5"),
+    ]);
+    for (const row of found)
+      for (const field of ["prompt", "params", "metadata"]) expect(row).not.toHaveProperty(field);
+    expect(found[0]).toMatchObject({ id: "r1", status: "archiving", taskId: "t-r1", taskIds: ["t-r1"] });
+  });
+
   it("hold each row of an indexed state, scored by when it entered, and no archived or cancelled row", async () => {
     await ctx.ledger.addRows("b", ids(4).map(newRow));
     now += 10;

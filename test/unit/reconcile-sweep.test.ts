@@ -39,7 +39,7 @@ function pageOf(batch: string, n: number): StateEntry[] {
 interface FakeLedger {
   /** Pages handed out, over every batch. */
   served: number;
-  /** `enteredBefore` of each statePages call. */
+  /** `enteredBefore` of each stateOnlyPages call. */
   enteredBefore: (number | undefined)[];
   /** For each housekeep call: what its `keepGoing` answered. */
   housekept: { batch: string; keptGoing: boolean }[];
@@ -67,7 +67,7 @@ function fakeLedger(
       return batches.find((b) => b.batch === batch);
     },
     ensureStateIndex: async () => undefined,
-    async *statePages(batch: string, _state: string, pageOptions: StatePageOptions = {}) {
+    async *stateOnlyPages(batch: string, _state: string, pageOptions: StatePageOptions = {}) {
       fake.enteredBefore.push(pageOptions.enteredBefore);
       const pages = (batches.find((b) => b.batch === batch)?.submitted ?? 0) / PAGE_ROWS;
       for (let n = 0; n < pages; n++) {
