@@ -34,7 +34,10 @@ export async function wakeParked(
   const args = [walk, page.from === undefined ? "1" : "", last ? "1" : "", lastSeq, ...ids];
   const reply = (await wakeScript.run(ctx.redis, keys, args, ctx.clock)) as (string | number)[];
   const woken: WakeResult["woken"] = [];
-  for (let i = 1; i + 1 < reply.length; i += 2)
+  for (let i = 2; i + 1 < reply.length; i += 2)
     woken.push({ rowId: String(reply[i]), resubmit: Number(reply[i + 1]) });
-  return reply[0] === 1 ? { woken } : { woken, next: { afterSeq: Number(lastSeq), walk } };
+  const priority = reply[1] === "" || reply[1] === undefined ? {} : { priority: Number(reply[1]) };
+  return reply[0] === 1
+    ? { woken, ...priority }
+    : { woken, ...priority, next: { afterSeq: Number(lastSeq), walk } };
 }

@@ -16,6 +16,8 @@ export type SettleOutcome = "settled" | "already-settled";
 /** What one `wakeParked` call woke: each row with the submit lineage its new job takes. */
 export interface WakeResult {
   woken: { rowId: string; resubmit: number }[];
+  /** The batch's submit priority (enqueue --priority): the woken rows' jobs take it. */
+  priority?: number;
   /** Present when more parked rows may fit: ask again from it. */
   next?: WakeCursor;
 }

@@ -26,8 +26,10 @@ export async function wakeParkedRows(deps: BudgetWakeDeps, batch: string): Promi
   let count = 0;
   let from: WakeCursor | undefined;
   do {
-    const { woken, next } = await deps.ledger.wakeParked(batch, from === undefined ? {} : { from });
-    for (const { rowId, resubmit } of woken) await deps.queues.addSubmit({ batch, rowId, resubmit });
+    const { woken, next, priority } = await deps.ledger.wakeParked(batch, from === undefined ? {} : { from });
+    // The batch's priority, as its rows' first jobs had (BullMQ runs a job without one first).
+    const options = priority === undefined ? undefined : { priority };
+    for (const { rowId, resubmit } of woken) await deps.queues.addSubmit({ batch, rowId, resubmit }, options);
     count += woken.length;
     from = next;
   } while (from !== undefined);

@@ -31,6 +31,21 @@ const submitJobIds = () => liveSubmitJobIds(ctx);
 const tenRowsThreeFit = () => rowsAskingBudget(ctx.ledger, 10, 24);
 
 describe("parked rows", () => {
+  it("woken, get their jobs at the batch's priority, as their first jobs had (a job without one runs first)", async () => {
+    await tenRowsThreeFit();
+    await ctx.redis.hset(ledgerKeys(ctx.prefix).batch("b"), "priority", 7);
+    await ctx.ledger.setBudget("b", 40);
+    const added: unknown[] = [];
+    const queues = {
+      addSubmit: async (data: unknown, options?: unknown) => void added.push([data, options]),
+    };
+    expect(await wakeParkedRows({ ledger: ctx.ledger, queues }, "b")).toBe(2);
+    expect(added).toEqual([
+      [{ batch: "b", rowId: "r-04", resubmit: 0 }, { priority: 7 }],
+      [{ batch: "b", rowId: "r-05", resubmit: 0 }, { priority: 7 }],
+    ]);
+  });
+
   it("park in manifest order, cost no job, and wake as many as the budget holds", async () => {
     await tenRowsThreeFit();
     expect(await parked()).toEqual(ids(10).slice(3));

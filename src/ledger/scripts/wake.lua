@@ -20,9 +20,10 @@
       ARGV[6..] row ids, in KEYS[3..] order
 
     Output:
-      {stop (1: ask for no further page: the room holds no parked row, or the set ended), rowId,
-       lineage, rowId, lineage, ...}: each woken row and the submit lineage its job takes (the
-       number of tasks it has)
+      {stop (1: ask for no further page: the room holds no parked row, or the set ended), priority
+       (the batch's submit priority, enqueue --priority; '' = none), rowId, lineage, rowId,
+       lineage, ...}: each woken row and the submit lineage its job takes (the number of tasks it
+       has); a woken row's job takes the batch's priority, as its first job did
 ]]
 --- @include "includes/tasks.lua"
 --- @include "includes/budget.lua"
@@ -31,11 +32,11 @@ local batchKey, parkedKey = KEYS[1], KEYS[2]
 -- How long a walk that reads no further page (its caller died) keeps the set's reading.
 local WALK_TAKEOVER_MS = 120000
 local token, first, last = ARGV[2], ARGV[3] == '1', ARGV[4] == '1'
-if redis.call('EXISTS', batchKey) == 0 then return { 1 } end
+if redis.call('EXISTS', batchKey) == 0 then return { 1, '' } end
 -- A batch `cancel` ran on wakes nothing: its walk cancels the parked rows, and a row woken before
 -- the walk reaches it could be created and paid for (a settle's wake during a cancel). `retry` and
 -- an append clear the mark.
-if redis.call('HEXISTS', batchKey, 'cancelledAt') == 1 then return { 1 } end
+if redis.call('HEXISTS', batchKey, 'cancelledAt') == 1 then return { 1, '' } end
 local room = budget_room(batchKey)
 local b = redis.call('HMGET', batchKey, 'parkedMin', 'walkId', 'walkMin', 'walkAt')
 local bound = parked_cost(b[1]) or 0
@@ -46,7 +47,7 @@ if bound == math.huge then bound = 0 end
 local function may_fit()
   return room == nil or (room > 0 and fits(room, bound))
 end
-if not may_fit() then return { 1 } end
+if not may_fit() then return { 1, '' } end
 
 local now = now_ms()
 local ours = b[2] == token
@@ -69,7 +70,7 @@ if first and (not b[2] or num(b[4]) + WALK_TAKEOVER_MS <= now) then
   end
 end
 
-local out = { 0 }
+local out = { 0, redis.call('HGET', batchKey, 'priority') or '' }
 local woken = 0
 for i = 6, #ARGV do
   local rowId, rowKey = ARGV[i], KEYS[i - 3]
