@@ -249,7 +249,8 @@ async function failGeneration(
   // stop): every retry clears the mark first, so a mark seen here came after it. The ledger
   // refuses the move too (transition.lua), for a mark set after this read.
   const mayResubmit = row.resubmits < deps.settings.maxResubmits || job.data.resubmitOnFailure === true;
-  const cancelled = mayResubmit && (await deps.ledger.getBatch(batch))?.cancelledAt !== undefined;
+  const summary = mayResubmit ? await deps.ledger.getBatch(batch) : undefined;
+  const cancelled = summary?.cancelledAt !== undefined;
   if (mayResubmit && !cancelled) {
     const moved = await deps.ledger.transition(batch, rowId, {
       from: ["submitted", "generating"],
@@ -266,7 +267,9 @@ async function failGeneration(
       moved.row.taskIds.length === row.taskIds.length;
     if (moved.ok || ours) {
       await failpoint("poll.after-resubmit-queued");
-      await deps.queues.addSubmit({ batch, rowId, resubmit: row.taskIds.length });
+      // At the batch's priority, as the row's first job (BullMQ runs a job without one first).
+      const priority = summary?.priority === undefined ? undefined : { priority: summary.priority };
+      await deps.queues.addSubmit({ batch, rowId, resubmit: row.taskIds.length }, priority);
       job.log.warn({ taskId, reason }, "generation failed; resubmitting");
     }
     return done;

@@ -32,7 +32,12 @@ function pollJob(overrides: Partial<PollJob> = {}): PollJob {
 
 /** A row whose task t-1 is in flight, the poll stage's fakes, and what they saw. */
 function setup(
-  options: { row?: Partial<RowRecord>; task?: () => Promise<TaskRecord>; cancelledAt?: number } = {},
+  options: {
+    row?: Partial<RowRecord>;
+    task?: () => Promise<TaskRecord>;
+    cancelledAt?: number;
+    priority?: number;
+  } = {},
 ) {
   const ledger = oneRowLedger(
     rowRecord({ status: "submitted", taskId: "t-1", taskIds: ["t-1"], submittedAt: T0, ...options.row }),
@@ -57,9 +62,9 @@ function setup(
     ledger: {
       getRowState: ledger.getRowState,
       getBatch: async (batch) =>
-        options.cancelledAt === undefined
+        options.cancelledAt === undefined && options.priority === undefined
           ? undefined
-          : ({ batch, cancelledAt: options.cancelledAt } as BatchSummary),
+          : ({ batch, cancelledAt: options.cancelledAt, priority: options.priority } as BatchSummary),
       // A success's settle goes with its move to archiving (one call): seen here as a settle.
       transition: async (batch, rowId, input) => {
         const result = await ledger.transition(batch, rowId, input);
@@ -90,8 +95,8 @@ function setup(
       },
     },
     queues: {
-      addSubmit: async (data) => {
-        submits.push(data);
+      addSubmit: async (data, submitOptions) => {
+        submits.push(submitOptions === undefined ? data : { ...data, ...submitOptions });
       },
       addArchive: async (data) => {
         archives.push(data);
@@ -357,6 +362,12 @@ describe("poll stage", () => {
     await pollStage.run(stageJob(pollJob()), f.deps);
     expect(f.ledger.current()).toMatchObject({ status: "queued", resubmits: 1 });
     expect(f.submits).toEqual([{ batch: "b", rowId: "r1", resubmit: 1 }]);
+  });
+
+  it("a resubmit's job takes the batch's priority, as the row's first job did", async () => {
+    const f = setup({ task: failedGeneration, priority: 4 });
+    await pollStage.run(stageJob(pollJob()), f.deps);
+    expect(f.submits).toEqual([{ batch: "b", rowId: "r1", resubmit: 1, priority: 4 }]);
   });
 
   it("a failed generation of a batch `cancel` ran on is not resubmitted (a new create, paid) but fails", async () => {
