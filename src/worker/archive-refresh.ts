@@ -8,6 +8,19 @@ import type { FleetPort } from "./ports.js";
  * status-call slot is free, and what a refusal of that call means for the try (archive.ts).
  */
 
+/**
+ * Download failures that a fresh URL may cure: an expired result URL answers 403/404/410 by KIE's
+ * docs, but a CDN may answer another 4xx or a page of its own. Not a refused host, a size or a URL
+ * that does not parse: those a fresh URL of the same file would meet again.
+ */
+export const REFRESHED_ON: ReadonlySet<string> = new Set(["expired", "http_error", "not_image"]);
+
+/**
+ * Tries of a row whose file host refuses the image through a fresh URL too (a CDN's rate rule, a
+ * file not there yet), counted apart from other errors' tries: ~25 min of backoff, then it fails.
+ */
+export const REFUSED_TRIES = 12;
+
 /** What the refresh uses of a key's fleet state: a status-call slot, and the bad-key pause. */
 export type RefreshFleet = Pick<FleetPort, "pollSlot"> & Partial<Pick<FleetPort, "pause">>;
 

@@ -21,7 +21,13 @@ import type { KieApi } from "../kie/types.js";
 import type { Ledger } from "../ledger/index.js";
 import type { ArchivedImage, RowRecord } from "../ledger/types.js";
 import { type ArchiveGateDeps, pauseArchiving, waitForStore } from "./archive-gate.js";
-import { type RefreshFleet, refreshedUrl, refreshUnanswered } from "./archive-refresh.js";
+import {
+  REFRESHED_ON,
+  REFUSED_TRIES,
+  type RefreshFleet,
+  refreshedUrl,
+  refreshUnanswered,
+} from "./archive-refresh.js";
 import { type ArchiveJob, archiveJobSchema } from "./jobs.js";
 import type { ArchiveSlots, WorkerSettings } from "./ports.js";
 import { type ReuseDeps, recordResult } from "./reuse.js";
@@ -68,8 +74,6 @@ export type ArchiveRun = Pick<StageJob<ArchiveJob>, "data" | "signal" | "log">;
 
 /** Archive retries back off up to this; they go on as long as the image is expected to live. */
 const ARCHIVE_RETRY_MAX_MS = 5 * 60_000;
-/** Tries of a row whose file host refuses the image through a fresh URL too (~25 min of backoff). */
-export const REFUSED_TRIES = 12;
 
 export const archiveStage = {
   name: "archive",
@@ -177,18 +181,23 @@ export async function archiveRow(
       return delay(Math.min(recheck, lifeLeft), { ...data, keyMissingSince: since });
     }
     // The archive module classifies downloads and stores (a full disk or S3's 5xx: again; access
-    // denied or a missing bucket: no); a KieError here is a refresh of an expired URL. A file host
-    // that refused the result URL and a fresh one (a CDN's rate rule or WAF, a file not there yet)
-    // is asked again a few times before the row fails: the file may have days to live.
-    const refused = isDownloadError(error) && REFRESHED_ON.has(error.code) && data.tries + 1 < REFUSED_TRIES;
-    const retryable = refused || (isKieError(error) ? error.retryable : isRetryableArchiveError(error));
+    // denied or a missing bucket: no); a KieError here is a refresh of an expired URL. A host that
+    // refused the result URL and a fresh one (a CDN's rate rule, a file not there yet) is asked
+    // again, counted apart from other errors' tries, before the row fails: the file may live days.
+    const refusal = isDownloadError(error) && REFRESHED_ON.has(error.code);
+    const refusals = (data.refusals ?? 0) + (refusal ? 1 : 0);
+    const retryable = refusal
+      ? refusals < REFUSED_TRIES
+      : isKieError(error)
+        ? error.retryable
+        : isRetryableArchiveError(error);
     // With the images stored, only the sidecar's rewrite is left: no file of KIE's to outlive,
     // so it is tried again however late (a full disk, S3's 5xx), never failing a stored row.
     if (retryable && (lifeLeft > 0 || stored)) {
       const backoff = retryDelay(data.tries, { baseMs: 2_000, maxMs: ARCHIVE_RETRY_MAX_MS });
       const wait = stored ? backoff : Math.min(backoff, lifeLeft);
       job.log.warn({ err: error, tries: data.tries + 1, retryInMs: wait }, "archive failed; retrying");
-      return delay(wait, { ...data, tries: data.tries + 1 });
+      return delay(wait, { ...data, tries: data.tries + 1, ...(refusal ? { refusals } : {}) });
     }
     await deps.ledger.transition(batch, rowId, {
       from: ["archiving"],
@@ -221,13 +230,6 @@ export async function archiveRow(
   await recordResult(deps.reuse, row, images, taskId, job.log);
   return done;
 }
-
-/**
- * Download failures that a fresh URL may cure: an expired result URL answers 403/404/410 by KIE's
- * docs, but a CDN may answer another 4xx or a page of its own. Not a refused host, a size or a URL
- * that does not parse: those a fresh URL of the same file would meet again.
- */
-const REFRESHED_ON: ReadonlySet<string> = new Set(["expired", "http_error", "not_image"]);
 
 /**
  * From this try on (the third), a result URL that still fails for now (5xx, a timeout, a reset) is

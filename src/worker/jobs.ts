@@ -108,6 +108,8 @@ export const archiveJobSchema = z.object({
   creditsConsumed: z.number().optional(),
   /** Archive tries so far (drives the backoff; archive retries last as long as the image lives). */
   tries: z.number().int().min(0).default(0),
+  /** Of those, tries the file host refused through a fresh URL too (archive.ts REFUSED_TRIES). */
+  refusals: z.number().int().min(0).optional(),
   /** Since when (epoch ms) this job has waited for a worker with its task's API key (archive.ts). */
   keyMissingSince: z.number().optional(),
 });

@@ -12,13 +12,9 @@ import type { FleetPort } from "../../src/fleet/port.js";
 import { KieError } from "../../src/kie/errors.js";
 import type { KieApi } from "../../src/kie/types.js";
 import type { ArchivedImage, RowRecord } from "../../src/ledger/types.js";
-import {
-  type ArchiveDeps,
-  archiveStage,
-  REFUSED_TRIES,
-  TRANSIENT_REFRESH_FROM_TRY,
-} from "../../src/worker/archive.js";
+import { type ArchiveDeps, archiveStage, TRANSIENT_REFRESH_FROM_TRY } from "../../src/worker/archive.js";
 import { storeGateOf } from "../../src/worker/archive-gate.js";
+import { REFUSED_TRIES } from "../../src/worker/archive-refresh.js";
 import type { ArchiveJob } from "../../src/worker/jobs.js";
 import { fakeClock, oneRowLedger, rowRecord, stageJob, T0 } from "../helpers/stage-fakes.js";
 
@@ -308,10 +304,19 @@ describe("archive stage", () => {
     };
     expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toMatchObject({
       kind: "delay",
-      data: { tries: 1 },
+      data: { tries: 1, refusals: 1 },
     });
     expect(f.ledger.current()?.status).toBe("archiving");
-    await archiveStage.run(stageJob(archiveJob({ tries: REFUSED_TRIES - 1 })), f.deps);
+    // Refusals are counted apart: tries spent on other errors (an S3 outage, KIE's 429s on the
+    // refresh) do not shorten them, so a refusal after a long outage is not the row's last.
+    f.copyFails.push(refusal(), refusal());
+    expect(await archiveStage.run(stageJob(archiveJob({ tries: 40, refusals: 1 })), f.deps)).toMatchObject({
+      kind: "delay",
+      data: { tries: 41, refusals: 2 },
+    });
+    expect(f.ledger.current()?.status).toBe("archiving");
+    f.copyFails.push(refusal(), refusal());
+    await archiveStage.run(stageJob(archiveJob({ tries: 40, refusals: REFUSED_TRIES - 1 })), f.deps);
     expect(f.ledger.current()).toMatchObject({
       status: "failed",
       error: expect.stringContaining("answered HTTP 451"),
