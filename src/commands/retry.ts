@@ -60,7 +60,7 @@ export async function retryBatch(
   /** Only the failed rows it accepts (the dashboard's retry of one row or one error); all when absent. */
   only?: (row: RowRecord) => boolean,
 ): Promise<RetryReport> {
-  await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  const { priority } = await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
   // A retry puts rows back in the pipeline: a `cancel`'s mark (no resubmits, wakes or feeds) goes,
   // or a retried row over the budget would park with nothing to wake it. A retry of some rows
@@ -75,7 +75,7 @@ export async function retryBatch(
   for await (const page of deps.ledger.drainState(batch, "failed")) {
     await forEachLimit(iterate(page), CONCURRENCY, async ({ row }) => {
       if (only && !only(row)) return;
-      const outcome = await retryOne(deps, row.batch, row.id, row, clearMark);
+      const outcome = await retryOne(deps, row.batch, row.id, priority, row, clearMark);
       if (outcome !== "not-failed") report[outcome]++;
     });
   }
@@ -110,10 +110,10 @@ export async function retryBatch(
  * the batch); a row that is not failed is left alone (the report counts nothing).
  */
 export async function retryRow(deps: RetryDeps, batch: string, rowId: string): Promise<RetryReport> {
-  await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  const { priority } = await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
   // A row that is not failed (a stale page's click) is left alone, and so is the batch's cancel.
-  const outcome = await retryOne(deps, batch, rowId, undefined, () =>
+  const outcome = await retryOne(deps, batch, rowId, priority, undefined, () =>
     deps.ledger.markCancelled(batch, false),
   );
   if (outcome !== "not-failed") report[outcome]++;
@@ -129,6 +129,8 @@ async function retryOne(
   deps: RetryDeps,
   batch: string,
   rowId: string,
+  /** The batch's submit priority: a requeued row's job takes it, as its first job did. */
+  priority: number | undefined,
   seen?: RowRecord,
   /** Runs once the row is found failed, before it moves (the batch's cancel mark lifted). */
   beforeMove?: () => Promise<unknown>,
@@ -140,7 +142,9 @@ async function retryOne(
     const row = await deps.ledger.getRow(batch, rowId);
     if (row?.status !== "failed") return seen ? "skipped" : "not-failed";
     await beforeMove?.();
-    return row.taskIds.length > 0 || row.taskId ? await repoll(deps, row) : await requeue(deps, row);
+    return row.taskIds.length > 0 || row.taskId
+      ? await repoll(deps, row)
+      : await requeue(deps, row, priority);
   } finally {
     retrying.delete(claim);
   }
@@ -180,7 +184,7 @@ async function repoll(deps: RetryDeps, row: RowRecord): Promise<RowOutcome> {
 }
 
 /** Failed at submit: back to queued with a submit job for the same lineage. */
-async function requeue(deps: RetryDeps, row: RowRecord): Promise<RowOutcome> {
+async function requeue(deps: RetryDeps, row: RowRecord, priority: number | undefined): Promise<RowOutcome> {
   const { batch, id } = row;
   const lineage = row.taskIds.length;
   if ((await removeStageJob(deps.queues, "submit", jobKey(batch, id, lineage))) === "active")
@@ -192,7 +196,11 @@ async function requeue(deps: RetryDeps, row: RowRecord): Promise<RowOutcome> {
   });
   if (!moved.ok) return "skipped";
   try {
-    await deps.queues.addSubmit({ batch, rowId: id, resubmit: lineage });
+    // At the batch's priority (BullMQ runs a job without one before every prioritised job).
+    await deps.queues.addSubmit(
+      { batch, rowId: id, resubmit: lineage },
+      priority === undefined ? undefined : { priority },
+    );
   } catch (error) {
     await restoreFailed(deps, row, "queued");
     throw error;

@@ -8,7 +8,7 @@ export type Output = NodeJS.WritableStream & { isTTY?: boolean; columns?: number
 /** The parts of the stage queues the operator commands use (`QueueSet` is one). */
 export interface OpsQueues {
   readonly queues: Record<Stage, Pick<Queue, "remove" | "getJobState" | "getJob">>;
-  addSubmit(data: SubmitJob): Promise<void>;
+  addSubmit(data: SubmitJob, options?: { priority?: number }): Promise<void>;
   addPoll(data: PollJob, delayMs: number): Promise<void>;
 }
 

@@ -6,6 +6,7 @@ import { retryBatch } from "../../src/commands/retry.js";
 import { silentLogger } from "../../src/core/logger.js";
 import { retryInScope } from "../../src/dashboard/batch-routes.js";
 import type { KieApi } from "../../src/kie/types.js";
+import { ledgerKeys } from "../../src/ledger/index.js";
 import { bullPrefix, type PollJob, type Stage, type SubmitJob } from "../../src/worker/jobs.js";
 import { runPoll } from "../../src/worker/poll.js";
 import type { FleetPort, StageDeps } from "../../src/worker/ports.js";
@@ -104,6 +105,14 @@ describe("retry", () => {
       archived: 1,
       failed: 0,
     });
+  });
+
+  it("requeues a row at its batch's priority, as its first job had (a job without one runs before every other)", async () => {
+    await fx.ledger.addRows("b1", [newRow("requeued")]);
+    await fx.redis.hset(ledgerKeys(fx.prefix).batch("b1"), "priority", 100);
+    await moveRow(fx.ledger, "b1", "requeued", "failed", { taskId: null, error: "submit failed" });
+    expect(await retryBatch(deps(), "b1")).toMatchObject({ requeued: 1 });
+    expect((await fx.queues.queues.submit.getJob("b1/requeued"))?.opts.priority).toBe(100);
   });
 
   it("replaces an old failed job of the same id instead of getting it back, on the latest task's lineage", async () => {
