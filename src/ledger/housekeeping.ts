@@ -3,7 +3,7 @@ import { batchSideKeys } from "./batch-keys.js";
 import { markPurging } from "./cancel-mark.js";
 import { taskIdsOf } from "./codec.js";
 import { type LedgerContext, orderPage } from "./context.js";
-import { frozenPageOf, frozenPagesOf } from "./frozen-page.js";
+import { FROZEN_PAGE_ROWS, frozenPageOf, frozenPagesOf } from "./frozen-page.js";
 
 const PAGE = 500;
 
@@ -193,8 +193,9 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
   // First: no row not yet deleted is created meanwhile (a walk of a million rows takes a while).
   await markPurging(ctx, batch);
   let deleted = 0;
-  // Frozen pages this purge found and deleted: a page spans two steps when its seqs straddle one.
+  // Frozen pages this purge found and deleted, and the keyless rows of pages it has yet to delete.
   const pagesFound = new Set<number>();
+  const waitingForPage = new Map<number, number>();
   // Walk by seq cursor while deleting: each page starts after the last seq seen, so deleting
   // rows (and their order entries) does not shift the next page. A frozen row (no row key, only
   // its order entry) is found by its entry, and its page with it, before the entry goes.
@@ -217,24 +218,38 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
           .map((id) => ctx.redis.del(ctx.keys.task(id))),
       ),
     );
+    const last = ids.length < PAGE;
     const del = ctx.redis.pipeline();
     for (const id of ids) del.unlink(...rowKeys(ctx, batch, id));
-    // One UNLINK per frozen page, to learn which were there: 9 at most for 500 consecutive seqs.
-    const pages = frozenPagesOf(seqs);
+    // One UNLINK per frozen page, to learn which were there: 9 at most for 500 consecutive seqs. A
+    // page running past this step's last seq holds rows of the next step: it goes with them, so a
+    // purge cut short in between leaves it whole (its rows still found, by their order entries).
+    const lastSeq = seqs[seqs.length - 1]!;
+    const pages = frozenPagesOf(seqs).filter((p) => last || (p + 1) * FROZEN_PAGE_ROWS - 1 <= lastSeq);
     for (const p of pages) del.unlink(ctx.keys.frozen(batch, p));
-    // Out of the order zset too, page by page: a purge cut short leaves no entry of a row it
-    // deleted, which add-rows.lua would count as a row still there (frozen, or expired).
-    del.zrem(ctx.keys.order(batch), ...ids);
     const removed = (await execOrThrow(del)).map(Number);
     pages.forEach((p, i) => {
-      if (removed[ids.length + i]! >= 1) pagesFound.add(p);
+      if (removed[ids.length + i]! < 1) return;
+      pagesFound.add(p);
+      deleted += waitingForPage.get(p) ?? 0;
+      waitingForPage.delete(p);
     });
     // A row counts once, whether it had a body (2 keys removed) or not (written before bodies),
-    // or had neither and lived in a frozen page.
-    ids.forEach((_, i) => {
-      if (removed[i]! >= 1 || pagesFound.has(frozenPageOf(seqs[i]!))) deleted += 1;
+    // or had neither and lived in a frozen page (counted when that page goes). Its order entry
+    // goes with it: a purge cut short leaves no entry of a row it deleted, which add-rows.lua
+    // would count as a row still there (frozen, or expired), never to be enqueued again.
+    const gone: string[] = [];
+    ids.forEach((id, i) => {
+      const page = frozenPageOf(seqs[i]!);
+      if (removed[i]! >= 1 || pagesFound.has(page)) {
+        gone.push(id);
+        deleted += 1;
+      } else if (!last && !pages.includes(page)) {
+        waitingForPage.set(page, (waitingForPage.get(page) ?? 0) + 1);
+      }
     });
-    if (ids.length < PAGE) break;
+    if (gone.length > 0) await ctx.redis.zrem(ctx.keys.order(batch), ...gone);
+    if (last) break;
     from = `(${page[page.length - 1]}`;
   }
   // The batch's own keys (one slot), then its index entry (the deployment's slot): an entry left

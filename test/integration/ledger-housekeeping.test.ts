@@ -92,6 +92,35 @@ describe("purge", () => {
     expect(await ctx.ledger.getRow("cut", "r0")).toMatchObject({ status: "queued" });
   });
 
+  it("cut short, leaves a frozen page the next step would have deleted whole: its rows are still found, none lost", async () => {
+    const rows = ids(700);
+    await ctx.ledger.addRows("frozen", rows.map(newRow));
+    for (const id of rows) await ctx.ledger.transition("frozen", id, { to: "archived" });
+    expect(await ctx.ledger.freeze("frozen", { settleMs: 0 })).toMatchObject({ complete: true });
+    expect(await ctx.redis.exists(ledgerKeys(ctx.prefix).row("frozen", "r500"))).toBe(0);
+    let pageReads = 0;
+    const dying = new Proxy(ctx.redis, {
+      get(target, name, receiver) {
+        if (name === "zrange" && ++pageReads === 2)
+          return async () => Promise.reject(new Error("connection lost"));
+        const value = Reflect.get(target, name, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await expect(createLedger(dying, { prefix: ctx.prefix }).purge("frozen")).rejects.toThrow(
+      "connection lost",
+    );
+    // The first step's page (seqs 0-499) ran into frozen page 7 (seqs 448-511): it stays, whole.
+    for (const id of ["r448", "r499", "r500", "r511"])
+      expect(await ctx.ledger.getRow("frozen", id)).toMatchObject({ status: "archived" });
+    expect(await ctx.ledger.getRow("frozen", "r447")).toBeUndefined();
+    // Enqueued again: the rows deleted come back new, the ones kept are duplicates (archived).
+    const outcomes = await ctx.ledger.addRows("frozen", rows.map(newRow));
+    expect(outcomes.filter((o) => o === "new")).toHaveLength(448);
+    expect(await ctx.ledger.getRow("frozen", "r0")).toMatchObject({ status: "queued" });
+    expect(await ctx.ledger.getRow("frozen", "r500")).toMatchObject({ status: "archived" });
+  });
+
   it("purges an unknown batch as a no-op", async () => {
     expect(await ctx.ledger.purge("never")).toBe(0);
     expect(await keysWithPrefix(ctx.redis, ctx.prefix)).toEqual([]);
