@@ -193,7 +193,8 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
   // First: no row not yet deleted is created meanwhile (a walk of a million rows takes a while).
   await markPurging(ctx, batch);
   let deleted = 0;
-  // Frozen pages this purge found and deleted, and the keyless rows of pages it has yet to delete.
+  // Frozen pages this purge found and deleted; pages it put off (they run past a step's end: the
+  // next step deletes them, or the end does), with the keyless rows of theirs it met so far.
   const pagesFound = new Set<number>();
   const waitingForPage = new Map<number, number>();
   // Walk by seq cursor while deleting: each page starts after the last seq seen, so deleting
@@ -225,13 +226,16 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
     // page running past this step's last seq holds rows of the next step: it goes with them, so a
     // purge cut short in between leaves it whole (its rows still found, by their order entries).
     const lastSeq = seqs[seqs.length - 1]!;
-    const pages = frozenPagesOf(seqs).filter((p) => last || (p + 1) * FROZEN_PAGE_ROWS - 1 <= lastSeq);
+    const stepPages = frozenPagesOf(seqs);
+    const pages = stepPages.filter((p) => last || (p + 1) * FROZEN_PAGE_ROWS - 1 <= lastSeq);
+    for (const p of stepPages) if (!pages.includes(p)) waitingForPage.set(p, waitingForPage.get(p) ?? 0);
     for (const p of pages) del.unlink(ctx.keys.frozen(batch, p));
     const removed = (await execOrThrow(del)).map(Number);
     pages.forEach((p, i) => {
-      if (removed[ids.length + i]! < 1) return;
-      pagesFound.add(p);
-      deleted += waitingForPage.get(p) ?? 0;
+      if (removed[ids.length + i]! >= 1) {
+        pagesFound.add(p);
+        deleted += waitingForPage.get(p) ?? 0;
+      }
       waitingForPage.delete(p);
     });
     // A row counts once, whether it had a body (2 keys removed) or not (written before bodies),
@@ -244,13 +248,18 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
       if (removed[i]! >= 1 || pagesFound.has(page)) {
         gone.push(id);
         deleted += 1;
-      } else if (!last && !pages.includes(page)) {
-        waitingForPage.set(page, (waitingForPage.get(page) ?? 0) + 1);
+      } else if (waitingForPage.has(page)) {
+        waitingForPage.set(page, waitingForPage.get(page)! + 1);
       }
     });
     if (gone.length > 0) await ctx.redis.zrem(ctx.keys.order(batch), ...gone);
     if (last) break;
     from = `(${page[page.length - 1]}`;
+  }
+  // Pages still put off (the walk ended on a step of exactly PAGE entries, or the next step's seqs
+  // start past them): their keyless rows count if they were there.
+  for (const [p, rows] of waitingForPage) {
+    if ((await ctx.redis.unlink(ctx.keys.frozen(batch, p))) >= 1) deleted += rows;
   }
   // The batch's own keys (one slot), then its index entry (the deployment's slot): an entry left
   // by a purge cut short names a batch with no hash, which listBatches drops.

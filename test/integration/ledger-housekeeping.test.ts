@@ -121,6 +121,18 @@ describe("purge", () => {
     expect(await ctx.ledger.getRow("frozen", "r500")).toMatchObject({ status: "archived" });
   });
 
+  it("of a frozen batch ending on a full step (1,000 rows), deletes every frozen page and counts every row", async () => {
+    const rows = ids(1_000);
+    await ctx.ledger.addRows("full", rows.map(newRow));
+    for (const id of rows) await ctx.ledger.transition("full", id, { to: "archived" });
+    expect(await ctx.ledger.freeze("full", { settleMs: 0 })).toMatchObject({ complete: true });
+    expect(await ctx.ledger.purge("full")).toBe(1_000);
+    const left = (await keysWithPrefix(ctx.redis, ctx.prefix)).filter((k) =>
+      k.includes(`${ctx.prefix}:full}`),
+    );
+    expect(left).toEqual([]);
+  });
+
   it("purges an unknown batch as a no-op", async () => {
     expect(await ctx.ledger.purge("never")).toBe(0);
     expect(await keysWithPrefix(ctx.redis, ctx.prefix)).toEqual([]);
