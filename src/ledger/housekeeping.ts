@@ -196,7 +196,7 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
   // Frozen pages this purge found and deleted; pages it put off (they run past a step's end: the
   // next step deletes them, or the end does), with the keyless rows of theirs it met so far.
   const pagesFound = new Set<number>();
-  const waitingForPage = new Map<number, number>();
+  const waitingForPage = new Map<number, string[]>();
   // Walk by seq cursor while deleting: each page starts after the last seq seen, so deleting
   // rows (and their order entries) does not shift the next page. A frozen row (no row key, only
   // its order entry) is found by its entry, and its page with it, before the entry goes.
@@ -228,13 +228,15 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
     const lastSeq = seqs[seqs.length - 1]!;
     const stepPages = frozenPagesOf(seqs);
     const pages = stepPages.filter((p) => last || (p + 1) * FROZEN_PAGE_ROWS - 1 <= lastSeq);
-    for (const p of stepPages) if (!pages.includes(p)) waitingForPage.set(p, waitingForPage.get(p) ?? 0);
+    for (const p of stepPages) if (!pages.includes(p)) waitingForPage.set(p, waitingForPage.get(p) ?? []);
     for (const p of pages) del.unlink(ctx.keys.frozen(batch, p));
     const removed = (await execOrThrow(del)).map(Number);
+    // Rows gone with this step: their order entries go too (below).
+    const gone: string[] = [];
     pages.forEach((p, i) => {
       if (removed[ids.length + i]! >= 1) {
         pagesFound.add(p);
-        deleted += waitingForPage.get(p) ?? 0;
+        gone.push(...(waitingForPage.get(p) ?? []));
       }
       waitingForPage.delete(p);
     });
@@ -242,16 +244,12 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
     // or had neither and lived in a frozen page (counted when that page goes). Its order entry
     // goes with it: a purge cut short leaves no entry of a row it deleted, which add-rows.lua
     // would count as a row still there (frozen, or expired), never to be enqueued again.
-    const gone: string[] = [];
     ids.forEach((id, i) => {
       const page = frozenPageOf(seqs[i]!);
-      if (removed[i]! >= 1 || pagesFound.has(page)) {
-        gone.push(id);
-        deleted += 1;
-      } else if (waitingForPage.has(page)) {
-        waitingForPage.set(page, waitingForPage.get(page)! + 1);
-      }
+      if (removed[i]! >= 1 || pagesFound.has(page)) gone.push(id);
+      else waitingForPage.get(page)?.push(id);
     });
+    deleted += gone.length;
     if (gone.length > 0) await ctx.redis.zrem(ctx.keys.order(batch), ...gone);
     if (last) break;
     from = `(${page[page.length - 1]}`;
@@ -259,7 +257,7 @@ export async function purge(ctx: LedgerContext, batch: string): Promise<number> 
   // Pages still put off (the walk ended on a step of exactly PAGE entries, or the next step's seqs
   // start past them): their keyless rows count if they were there.
   for (const [p, rows] of waitingForPage) {
-    if ((await ctx.redis.unlink(ctx.keys.frozen(batch, p))) >= 1) deleted += rows;
+    if ((await ctx.redis.unlink(ctx.keys.frozen(batch, p))) >= 1) deleted += rows.length;
   }
   // The batch's own keys (one slot), then its index entry (the deployment's slot): an entry left
   // by a purge cut short names a batch with no hash, which listBatches drops.

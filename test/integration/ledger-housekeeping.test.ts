@@ -121,6 +121,32 @@ describe("purge", () => {
     expect(await ctx.ledger.getRow("frozen", "r500")).toMatchObject({ status: "archived" });
   });
 
+  it("cut short after a straddling frozen page went, leaves no order entry of its rows: enqueued again, they come back", async () => {
+    const rows = ids(1_200);
+    await ctx.ledger.addRows("later", rows.map(newRow));
+    for (const id of rows) await ctx.ledger.transition("later", id, { to: "archived" });
+    expect(await ctx.ledger.freeze("later", { settleMs: 0 })).toMatchObject({ complete: true });
+    let pageReads = 0;
+    const dying = new Proxy(ctx.redis, {
+      get(target, name, receiver) {
+        if (name === "zrange" && ++pageReads === 3)
+          return async () => Promise.reject(new Error("connection lost"));
+        const value = Reflect.get(target, name, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    await expect(createLedger(dying, { prefix: ctx.prefix }).purge("later")).rejects.toThrow(
+      "connection lost",
+    );
+    // Step two deleted page 7 (seqs 448-511), put off by step one: r448-r499 went with it.
+    const outcomes = await ctx.ledger.addRows("later", rows.map(newRow));
+    expect(outcomes.filter((o) => o === "new")).toHaveLength(960);
+    for (const id of ["r448", "r499", "r959"])
+      expect(await ctx.ledger.getRow("later", id)).toMatchObject({ status: "queued" });
+    for (const id of ["r960", "r1199"])
+      expect(await ctx.ledger.getRow("later", id)).toMatchObject({ status: "archived" });
+  });
+
   it("of a frozen batch ending on a full step (1,000 rows), deletes every frozen page and counts every row", async () => {
     const rows = ids(1_000);
     await ctx.ledger.addRows("full", rows.map(newRow));
