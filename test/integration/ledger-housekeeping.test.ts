@@ -28,6 +28,26 @@ async function finish(target: Ledger, batch: string, rowIds: string[]): Promise<
   }
 }
 
+/** The test's connection, but its `n`th page read of a purge (ZRANGE) fails: a purge cut short. */
+function connectionLostAt(n: number): typeof ctx.redis {
+  let pageReads = 0;
+  return new Proxy(ctx.redis, {
+    get(target, name, receiver) {
+      if (name === "zrange" && ++pageReads === n)
+        return async () => Promise.reject(new Error("connection lost"));
+      const value = Reflect.get(target, name, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** `rows` of `batch`, archived and frozen (every page: the batch is finished). */
+async function archivedAndFrozen(batch: string, rows: string[]): Promise<void> {
+  await ctx.ledger.addRows(batch, rows.map(newRow));
+  for (const id of rows) await ctx.ledger.transition(batch, id, { to: "archived" });
+  expect(await ctx.ledger.freeze(batch, { settleMs: 0 })).toMatchObject({ complete: true });
+}
+
 describe("purge", () => {
   it("removes every key of the batch, older versions' task mappings included, and leaves other batches alone", async () => {
     await ctx.ledger.addRows("gone", ids(1200).map(newRow), { budget: 1000 });
@@ -74,15 +94,7 @@ describe("purge", () => {
     // order zset with no keys for one still there (frozen or expired).
     await ctx.redis.hset(ledgerKeys(ctx.prefix).batch("cut"), "hkMode", "persist");
     // A connection that dies at the purge's second page read.
-    let pageReads = 0;
-    const dying = new Proxy(ctx.redis, {
-      get(target, name, receiver) {
-        if (name === "zrange" && ++pageReads === 2)
-          return async () => Promise.reject(new Error("connection lost"));
-        const value = Reflect.get(target, name, receiver);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const dying = connectionLostAt(2);
     const cut = createLedger(dying, { prefix: ctx.prefix });
     await expect(cut.purge("cut")).rejects.toThrow("connection lost");
     expect(await ctx.ledger.getRow("cut", "r0")).toBeUndefined();
@@ -94,19 +106,9 @@ describe("purge", () => {
 
   it("cut short, leaves a frozen page the next step would have deleted whole: its rows are still found, none lost", async () => {
     const rows = ids(700);
-    await ctx.ledger.addRows("frozen", rows.map(newRow));
-    for (const id of rows) await ctx.ledger.transition("frozen", id, { to: "archived" });
-    expect(await ctx.ledger.freeze("frozen", { settleMs: 0 })).toMatchObject({ complete: true });
+    await archivedAndFrozen("frozen", rows);
     expect(await ctx.redis.exists(ledgerKeys(ctx.prefix).row("frozen", "r500"))).toBe(0);
-    let pageReads = 0;
-    const dying = new Proxy(ctx.redis, {
-      get(target, name, receiver) {
-        if (name === "zrange" && ++pageReads === 2)
-          return async () => Promise.reject(new Error("connection lost"));
-        const value = Reflect.get(target, name, receiver);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    const dying = connectionLostAt(2);
     await expect(createLedger(dying, { prefix: ctx.prefix }).purge("frozen")).rejects.toThrow(
       "connection lost",
     );
@@ -123,18 +125,8 @@ describe("purge", () => {
 
   it("cut short after a straddling frozen page went, leaves no order entry of its rows: enqueued again, they come back", async () => {
     const rows = ids(1_200);
-    await ctx.ledger.addRows("later", rows.map(newRow));
-    for (const id of rows) await ctx.ledger.transition("later", id, { to: "archived" });
-    expect(await ctx.ledger.freeze("later", { settleMs: 0 })).toMatchObject({ complete: true });
-    let pageReads = 0;
-    const dying = new Proxy(ctx.redis, {
-      get(target, name, receiver) {
-        if (name === "zrange" && ++pageReads === 3)
-          return async () => Promise.reject(new Error("connection lost"));
-        const value = Reflect.get(target, name, receiver);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
+    await archivedAndFrozen("later", rows);
+    const dying = connectionLostAt(3);
     await expect(createLedger(dying, { prefix: ctx.prefix }).purge("later")).rejects.toThrow(
       "connection lost",
     );
@@ -149,9 +141,7 @@ describe("purge", () => {
 
   it("of a frozen batch ending on a full step (1,000 rows), deletes every frozen page and counts every row", async () => {
     const rows = ids(1_000);
-    await ctx.ledger.addRows("full", rows.map(newRow));
-    for (const id of rows) await ctx.ledger.transition("full", id, { to: "archived" });
-    expect(await ctx.ledger.freeze("full", { settleMs: 0 })).toMatchObject({ complete: true });
+    await archivedAndFrozen("full", rows);
     expect(await ctx.ledger.purge("full")).toBe(1_000);
     const left = (await keysWithPrefix(ctx.redis, ctx.prefix)).filter((k) =>
       k.includes(`${ctx.prefix}:full}`),
