@@ -30,7 +30,10 @@ export async function giveUpSubmit(
  */
 export async function afterParked(
   data: SubmitJob,
-  deps: { ledger: Pick<Ledger, "getRow" | "releaseReservation">; queues: Pick<StageQueues, "addSubmit"> },
+  deps: {
+    ledger: Pick<Ledger, "getRow" | "getBatch" | "releaseReservation">;
+    queues: Pick<StageQueues, "addSubmit">;
+  },
 ) {
   const row = await deps.ledger.getRow(data.batch, data.rowId);
   // A row cancelled in that window gives back what the wake reserved for it: nothing else would.
@@ -39,7 +42,10 @@ export async function afterParked(
     return;
   }
   if (row?.status !== "queued" || row.waitingBudget || row.taskIds[data.resubmit] !== undefined) return;
-  await deps.queues.addSubmit({ batch: data.batch, rowId: data.rowId, resubmit: data.resubmit });
+  // At the batch's priority, as a wake adds it (BullMQ runs a job without one first).
+  const priority = (await deps.ledger.getBatch(data.batch))?.priority;
+  const options = priority === undefined ? undefined : { priority };
+  await deps.queues.addSubmit({ batch: data.batch, rowId: data.rowId, resubmit: data.resubmit }, options);
 }
 
 /**

@@ -16,14 +16,15 @@ async function afterParked(row: Partial<RowRecord>, released: string[] = []): Pr
   const deps = {
     ledger: {
       getRow: ledger.getRow,
+      getBatch: async (batch: string) => ({ batch, priority: 3 }),
       releaseReservation: async (_batch: string, rowId: string) => {
         released.push(rowId);
         return 8;
       },
     },
     queues: {
-      addSubmit: async (data: SubmitJob) => {
-        added.push(data);
+      addSubmit: async (data: SubmitJob, options?: { priority?: number }) => {
+        added.push({ ...data, ...options });
       },
     },
   } as unknown as StageDeps;
@@ -33,8 +34,9 @@ async function afterParked(row: Partial<RowRecord>, released: string[] = []): Pr
 
 describe("submit stage: after a parked job ends", () => {
   it("adds the job of a row woken meanwhile", async () => {
+    // At the batch's priority, as a wake adds it.
     expect(await afterParked({ status: "queued", waitingBudget: false })).toEqual([
-      { batch: "b", rowId: "r1", resubmit: 0 },
+      { batch: "b", rowId: "r1", resubmit: 0, priority: 3 },
     ]);
   });
 
