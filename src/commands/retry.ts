@@ -197,10 +197,7 @@ async function requeue(deps: RetryDeps, row: RowRecord, priority: number | undef
   if (!moved.ok) return "skipped";
   try {
     // At the batch's priority (BullMQ runs a job without one before every prioritised job).
-    await deps.queues.addSubmit(
-      { batch, rowId: id, resubmit: lineage },
-      priority === undefined ? undefined : { priority },
-    );
+    await deps.queues.addSubmit({ batch, rowId: id, resubmit: lineage }, { priority });
   } catch (error) {
     await restoreFailed(deps, row, "queued");
     throw error;

@@ -28,8 +28,8 @@ export async function wakeParkedRows(deps: BudgetWakeDeps, batch: string): Promi
   do {
     const { woken, next, priority } = await deps.ledger.wakeParked(batch, from === undefined ? {} : { from });
     // The batch's priority, as its rows' first jobs had (BullMQ runs a job without one first).
-    const options = priority === undefined ? undefined : { priority };
-    for (const { rowId, resubmit } of woken) await deps.queues.addSubmit({ batch, rowId, resubmit }, options);
+    for (const { rowId, resubmit } of woken)
+      await deps.queues.addSubmit({ batch, rowId, resubmit }, { priority });
     count += woken.length;
     from = next;
   } while (from !== undefined);

@@ -268,8 +268,10 @@ async function failGeneration(
     if (moved.ok || ours) {
       await failpoint("poll.after-resubmit-queued");
       // At the batch's priority, as the row's first job (BullMQ runs a job without one first).
-      const priority = summary?.priority === undefined ? undefined : { priority: summary.priority };
-      await deps.queues.addSubmit({ batch, rowId, resubmit: row.taskIds.length }, priority);
+      await deps.queues.addSubmit(
+        { batch, rowId, resubmit: row.taskIds.length },
+        { priority: summary?.priority },
+      );
       job.log.warn({ taskId, reason }, "generation failed; resubmitting");
     }
     return done;

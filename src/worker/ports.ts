@@ -14,12 +14,21 @@ import type { ReuseDeps } from "./reuse.js";
 /** The fleet-wide state the stages consult: declared beside the fleet (Redis-backed in production). */
 export type { FleetPort } from "../fleet/port.js";
 
+/** A submit job's priority: the batch's `priority` (BatchSummary), passed on whatever it is. */
+export interface SubmitPriority {
+  priority: number | undefined;
+}
+
 /** How stages hand work to the next stage. Job ids come from `jobKey`, so adding twice is harmless. */
 export interface StageQueues {
-  /** `priority`: BullMQ's, as enqueue gives the batch's jobs. @defaultValue none (runs before prioritized jobs) */
-  addSubmit(data: SubmitJob, options?: { priority?: number }): Promise<void>;
+  /**
+   * `priority`: the batch's (BullMQ's, as enqueue gives its jobs), required: BullMQ runs a job
+   * without one before every prioritised job, so a path that forgot it put its rows ahead of every
+   * other batch. Undefined only for a batch that keeps none (recorded by an earlier version).
+   */
+  addSubmit(data: SubmitJob, options: SubmitPriority): Promise<void>;
   /** `addSubmit` for many jobs in one round trip, at one priority. */
-  addSubmitBulk(jobs: readonly SubmitJob[], options?: { priority?: number }): Promise<void>;
+  addSubmitBulk(jobs: readonly SubmitJob[], options: SubmitPriority): Promise<void>;
   addPoll(data: PollJob, delayMs: number): Promise<void>;
   /** `delayMs`: the job waits that long before it runs. @defaultValue 0 */
   addArchive(data: ArchiveJob, options?: { delayMs?: number }): Promise<void>;

@@ -1,6 +1,7 @@
 import type { Clock } from "../core/clock.js";
 import type { RowState } from "../ledger/types.js";
 import { jobKey, type PollJob, type Stage, type SubmitJob } from "./jobs.js";
+import type { SubmitPriority } from "./ports.js";
 
 /**
  * The reconciler's job side (reconcile.ts walks the ledger): where a row's job stands, the job id
@@ -26,8 +27,8 @@ export interface ReconcileJobs {
   removeFinished(stage: Stage, key: string): Promise<void>;
   /** A failed job's data, or undefined when it cannot be read. */
   failedJobData(stage: Stage, key: string): Promise<Record<string, unknown> | undefined>;
-  addSubmit(data: SubmitJob, options?: { priority?: number }): Promise<void>;
-  addSubmitBulk(jobs: readonly SubmitJob[], options?: { priority?: number }): Promise<void>;
+  addSubmit(data: SubmitJob, options: SubmitPriority): Promise<void>;
+  addSubmitBulk(jobs: readonly SubmitJob[], options: SubmitPriority): Promise<void>;
   addPoll(data: PollJob, delayMs: number): Promise<void>;
 }
 
@@ -62,7 +63,7 @@ export async function requeue(
 ): Promise<boolean> {
   const { batch, id: rowId } = row;
   if (stage === "submit") {
-    await deps.jobs.addSubmit({ batch, rowId, resubmit: row.taskIds.length }, priority ? { priority } : {});
+    await deps.jobs.addSubmit({ batch, rowId, resubmit: row.taskIds.length }, { priority });
     return true;
   }
   if (row.taskId === undefined) return false;

@@ -44,8 +44,10 @@ export async function afterParked(
   if (row?.status !== "queued" || row.waitingBudget || row.taskIds[data.resubmit] !== undefined) return;
   // At the batch's priority, as a wake adds it (BullMQ runs a job without one first).
   const priority = (await deps.ledger.getBatch(data.batch))?.priority;
-  const options = priority === undefined ? undefined : { priority };
-  await deps.queues.addSubmit({ batch: data.batch, rowId: data.rowId, resubmit: data.resubmit }, options);
+  await deps.queues.addSubmit(
+    { batch: data.batch, rowId: data.rowId, resubmit: data.resubmit },
+    { priority },
+  );
 }
 
 /**

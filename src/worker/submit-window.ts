@@ -1,6 +1,6 @@
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
-import type { SubmitJob } from "./jobs.js";
+import type { StageQueues } from "./ports.js";
 
 /**
  * Feed pages per call at most (each passes up to 500 rows): a batch with a long run of rows
@@ -12,7 +12,7 @@ const MAX_FEED_PAGES = 50;
 export interface WindowFeedDeps {
   ledger: Pick<Ledger, "feedWindow">;
   /** One bulk add per feed page (a worker feeds inside its submit stage: one round trip, not 250). */
-  queues: { addSubmitBulk(jobs: readonly SubmitJob[], options?: { priority?: number }): Promise<void> };
+  queues: Pick<StageQueues, "addSubmitBulk">;
 }
 
 /**
@@ -27,10 +27,9 @@ export async function feedSubmitWindow(deps: WindowFeedDeps, batch: string): Pro
   let count = 0;
   for (let page = 0; page < MAX_FEED_PAGES; page++) {
     const { fed, priority, more } = await deps.ledger.feedWindow(batch);
-    const options = priority === undefined ? {} : { priority };
     await deps.queues.addSubmitBulk(
       fed.map(({ rowId, resubmit }) => ({ batch, rowId, resubmit })),
-      options,
+      { priority },
     );
     count += fed.length;
     if (!more) break;
