@@ -1,6 +1,6 @@
 import { budgetFits } from "./budget.js";
 import { type LedgerContext, orderPage } from "./context.js";
-import type { FeedResult } from "./script-outcomes.js";
+import { type FeedResult, parseRowsReply } from "./script-outcomes.js";
 import { feedScript } from "./scripts/index.js";
 
 /** Order-zset rows looked at per script call, at most (a window's worth is asked for). */
@@ -50,9 +50,6 @@ export async function feedWindow(ctx: LedgerContext, batch: string, max = FEED_P
   const keys = [batchKey, ctx.keys.parked(batch)];
   for (let i = 0; i < page.length; i += 2) keys.push(ctx.keys.row(batch, page[i]!));
   const reply = (await feedScript.run(ctx.redis, keys, page, ctx.clock)) as (string | number)[];
-  const fed: FeedResult["fed"] = [];
-  for (let i = 2; i + 1 < reply.length; i += 2)
-    fed.push({ rowId: String(reply[i]), resubmit: Number(reply[i + 1]) });
-  const priority = reply[1] === "" || reply[1] === undefined ? undefined : Number(reply[1]);
-  return { fed, ...(priority === undefined ? {} : { priority }), more: reply[0] === 1 };
+  const { flag: more, priority, rows: fed } = parseRowsReply(reply);
+  return { fed, ...(priority === undefined ? {} : { priority }), more };
 }

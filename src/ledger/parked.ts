@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { LedgerContext } from "./context.js";
-import type { WakeCursor, WakeResult } from "./script-outcomes.js";
+import { parseRowsReply, type WakeCursor, type WakeResult } from "./script-outcomes.js";
 import { wakeScript } from "./scripts/index.js";
 
 /** Parked rows looked at per script call. */
@@ -33,11 +33,7 @@ export async function wakeParked(
   const keys = [ctx.keys.batch(batch), parkedKey, ...ids.map((id) => ctx.keys.row(batch, id))];
   const args = [walk, page.from === undefined ? "1" : "", last ? "1" : "", lastSeq, ...ids];
   const reply = (await wakeScript.run(ctx.redis, keys, args, ctx.clock)) as (string | number)[];
-  const woken: WakeResult["woken"] = [];
-  for (let i = 2; i + 1 < reply.length; i += 2)
-    woken.push({ rowId: String(reply[i]), resubmit: Number(reply[i + 1]) });
-  const priority = reply[1] === "" || reply[1] === undefined ? {} : { priority: Number(reply[1]) };
-  return reply[0] === 1
-    ? { woken, ...priority }
-    : { woken, ...priority, next: { afterSeq: Number(lastSeq), walk } };
+  const { flag: stop, priority, rows: woken } = parseRowsReply(reply);
+  const result: WakeResult = { woken, ...(priority === undefined ? {} : { priority }) };
+  return stop ? result : { ...result, next: { afterSeq: Number(lastSeq), walk } };
 }

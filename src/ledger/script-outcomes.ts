@@ -37,3 +37,19 @@ export interface FeedResult {
   /** True when the window is still short and rows are held: ask again. */
   more: boolean;
 }
+
+/**
+ * The reply of wake.lua and feed.lua, {flag, priority ('' = none), rowId, lineage, ...}: the flag
+ * (wake: stop; feed: more), the batch's submit priority, and each row with its job's lineage.
+ */
+export function parseRowsReply(reply: readonly (string | number)[]): {
+  flag: boolean;
+  priority: number | undefined;
+  rows: { rowId: string; resubmit: number }[];
+} {
+  const rows: { rowId: string; resubmit: number }[] = [];
+  for (let i = 2; i + 1 < reply.length; i += 2)
+    rows.push({ rowId: String(reply[i]), resubmit: Number(reply[i + 1]) });
+  const priority = reply[1] === "" || reply[1] === undefined ? undefined : Number(reply[1]);
+  return { flag: reply[0] === 1, priority, rows };
+}
