@@ -152,3 +152,27 @@ export function fleetBackoff(consecutive: number, kind: FleetBackoffKind): numbe
   const { baseMs, factor, maxMs } = FLEET_BACKOFF[kind];
   return Math.round(capped(baseMs, factor, Math.max(0, step(consecutive) - 1), maxMs));
 }
+
+/**
+ * The late checks of a task given up on at KIE_MAX_WAIT (still generating, or answers without an
+ * outcome): it may yet finish, and be charged, so it is asked again at twice, four, eight... times
+ * KIE_MAX_WAIT after its submit (1 h, 2 h, 4 h... of 30 min), and a last time at the horizon, a
+ * day after the submit (result URLs last about that long) or twice KIE_MAX_WAIT when longer.
+ */
+export const LATE_CHECKS = {
+  horizonMs: 24 * 3_600_000,
+  /** The doubling starts from at least this (a KIE_MAX_WAIT of a few seconds in a test). */
+  minWaitMs: 1_000,
+} as const;
+
+/**
+ * When (epoch ms) the next late check of a task submitted at `submittedAt` is due, after `made`
+ * late checks; undefined once the last (the one at the horizon) is made.
+ */
+export function lateCheckAt(submittedAt: number, maxWaitMs: number, made: number): number | undefined {
+  const wait = Math.max(maxWaitMs, LATE_CHECKS.minWaitMs);
+  const horizon = submittedAt + Math.max(LATE_CHECKS.horizonMs, 2 * wait);
+  // The check made last was already the horizon's: none after it.
+  if (made > 0 && submittedAt + wait * 2 ** made >= horizon) return undefined;
+  return Math.min(submittedAt + wait * 2 ** (made + 1), horizon);
+}

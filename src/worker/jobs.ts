@@ -95,6 +95,11 @@ export const pollJobSchema = z.object({
    * again should a Redis failover lose the row's record (worker/poll-record.ts). Absent: none.
    */
   taskKey: z.string().optional(),
+  /**
+   * Set once the row failed at KIE_MAX_WAIT with its task still unsettled: the late checks made
+   * since (worker/poll-late.ts). The job then only asks whether the task finished after all.
+   */
+  late: z.number().int().min(0).optional(),
 });
 export type PollJob = z.infer<typeof pollJobSchema>;
 

@@ -5,6 +5,7 @@
  */
 import type { Ledger } from "../ledger/index.js";
 import { jobKey, type PollJob } from "./jobs.js";
+import { nextLateCheck } from "./poll-late.js";
 import type { FleetPort } from "./ports.js";
 import { done, type StageJob, type StageResult } from "./stage.js";
 
@@ -42,6 +43,7 @@ export function pastMaxWait(data: Pick<PollJob, "submittedAt">, now: number, max
 export interface MaxWaitDeps {
   ledger: Pick<Ledger, "transition">;
   fleet: Pick<FleetPort, "releaseInFlight">;
+  clock: { now(): number };
   settings: { maxWaitMs: number };
 }
 
@@ -49,7 +51,8 @@ export interface MaxWaitDeps {
  * Fails a row whose task had no final answer within KIE_MAX_WAIT, whatever the answer was (still
  * generating, a success without an image, an unknown state, a 500 again and again), saying what
  * KIE said last. The task id stays on the row and its reservation stays held (the task may still
- * finish and be charged): `kie-batch retry` polls the same task again and never pays twice.
+ * finish and be charged): the job goes on as the task's late checks (poll-late.ts), which archive
+ * a late success, and `kie-batch retry` polls the same task again at once; neither pays twice.
  */
 export async function failPastMaxWait(
   job: StageJob<PollJob>,
@@ -58,16 +61,19 @@ export async function failPastMaxWait(
 ): Promise<StageResult<PollJob>> {
   const { batch, rowId, taskId, resubmit } = job.data;
   await deps.fleet.releaseInFlight(jobKey(batch, rowId, resubmit));
-  await deps.ledger.transition(batch, rowId, {
+  const moved = await deps.ledger.transition(batch, rowId, {
     from: ["submitted", "generating"],
     ifTask: taskId,
     to: "failed",
     set: {
-      error: `no final answer for task ${taskId} after ${spoken(deps.settings.maxWaitMs)} (KIE_MAX_WAIT), last: ${lastAnswer}; task ${taskId} kept: \`kie-batch retry\` polls it again`,
+      error: `no final answer for task ${taskId} after ${spoken(deps.settings.maxWaitMs)} (KIE_MAX_WAIT), last: ${lastAnswer}; task ${taskId} kept and asked again until a day after its submit (a late finish is archived); \`kie-batch retry\` polls it again now`,
     },
+    rowOnRefusal: true,
   });
+  // Moved on meanwhile (another run of this job, an operator): nothing of it is this job's.
+  if (!moved.ok) return done;
   job.log.warn({ taskId, lastAnswer }, "gave up on a task without a final answer after KIE_MAX_WAIT");
-  return done;
+  return nextLateCheck(job, deps, 0);
 }
 
 /** "30 min", "90 s": a wait as an operator reads it. */

@@ -1,45 +1,22 @@
 import { type PollSchedule, pollDelay, retryDelay } from "../core/backoff.js";
-import type { Clock } from "../core/clock.js";
 import { failpoint } from "../core/failpoints.js";
-import type { KeyRing } from "../fleet/key-ring.js";
 import { PAUSE_POLICY } from "../fleet/policy.js";
 import { isKieError } from "../kie/errors.js";
-import type { KieApi, TaskRecord } from "../kie/types.js";
-import type { Ledger } from "../ledger/index.js";
+import type { TaskRecord } from "../kie/types.js";
 import type { RowState } from "../ledger/types.js";
-import { type ArchiveJob, jobKey, type PollJob, pollJobSchema } from "./jobs.js";
+import { jobKey, type PollJob, pollJobSchema } from "./jobs.js";
 import { resumeArchive } from "./poll-archiving.js";
 import { failPastMaxWait, pastMaxWait, recordLagMark, withoutNotFound } from "./poll-deadlines.js";
+import type { PollDeps } from "./poll-deps.js";
+import { lateCheck } from "./poll-late.js";
+import { onSucceeded, taskRecord } from "./poll-outcome.js";
 import { recordAgain, recordLost } from "./poll-record.js";
 import { pollScheduleOf } from "./poll-schedule.js";
-import { chargedOverEstimate, settleTask } from "./poll-settle.js";
-import type { ArchiveInline, FleetPort, StageQueues, WorkerSettings } from "./ports.js";
+import { settleTask } from "./poll-settle.js";
 import { delay, done, type StageDefinition, type StageJob, type StageResult } from "./stage.js";
 import { KEY_MISSING_GRACE_MS, keyMissing, taskLane } from "./task-key.js";
 
-/** The ledger calls the poll stage makes. */
-type PollLedger = Pick<Ledger, "getRowState" | "transition" | "settleCredits" | "keepUncertain" | "getBatch">;
-
-/** What the poll stage uses of the worker's ports: a test fakes just these. */
-export interface PollDeps {
-  kie: Pick<KieApi, "getTask">;
-  ledger: PollLedger;
-  fleet: Pick<FleetPort, "pollSlot" | "pause" | "touchInFlight" | "releaseInFlight">;
-  /** The worker's keys: a task is polled with the key that created it. */
-  keys?: KeyRing;
-  queues: Pick<StageQueues, "addSubmit" | "addArchive"> & Partial<Pick<StageQueues, "archiveJobLive">>;
-  /**
-   * Archives a finished row in this job (archive-inline.ts) when this process runs the archive
-   * stage and has a free slot. Absent: every finished row gets an archive job.
-   */
-  archiveInline?: ArchiveInline;
-  clock: Pick<Clock, "now">;
-  settings: Pick<
-    WorkerSettings,
-    "pollFirstMs" | "callbackUrl" | "recordLagGraceMs" | "maxWaitMs" | "maxResubmits" | "fileLifetimeMs"
-  > &
-    Partial<Pick<WorkerSettings, "keyMissingGraceMs">>;
-}
+export type { PollDeps };
 
 export const pollStage = {
   name: "poll",
@@ -62,6 +39,8 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
   const row = found && recordLost(found, data) ? await recordAgain(job, base.ledger) : found;
   // A purged row or a newer task (resubmit, retry): nothing to do.
   if (!row || row.taskId !== taskId) return done;
+  // Given up on at KIE_MAX_WAIT: the job now only asks whether the task finished after all.
+  if (job.data.late !== undefined) return lateCheck(job, base, row);
   // A row already past this stage: nothing to do.
   if (row.status !== "submitted" && row.status !== "generating" && row.status !== "archiving") return done;
   // Every call about the task goes out with the key that created it.
@@ -155,55 +134,8 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
       await touch();
       return delay(nextDelay(), withoutNotFound(next));
     }
-    case "success": {
-      const completedAt = record.completedAt ?? now;
-      // The cost settled by the move's own call (made or refused), the in-flight slot given back beside it.
-      const [, moved] = await Promise.all([
-        deps.fleet.releaseInFlight(jobKey(batch, rowId, data.resubmit)),
-        deps.ledger.transition(batch, rowId, {
-          from: ["submitted", "generating"],
-          ifTask: taskId,
-          to: "archiving",
-          set: { completedAt },
-          settle: { spent: record.creditsConsumed ?? row.estimatedCredits, taskId },
-        }),
-      ]);
-      if (moved.settled === "settled") chargedOverEstimate(job, row, record);
-      // A move whose reply was lost and that was sent again finds the row already archiving for
-      // this task: it goes on to add the archive job, as the first answer would have.
-      const ours = moved.row?.status === "archiving" && moved.row.taskId === taskId;
-      if (!moved.ok && !ours) return done;
-      if (record.imageUrls.length === 0) {
-        await deps.ledger.transition(batch, rowId, {
-          from: ["archiving"],
-          ifTask: taskId,
-          to: "failed",
-          set: { error: `task ${taskId} succeeded without an image URL` },
-        });
-        return done;
-      }
-      await failpoint("poll.after-archiving");
-      const archive: ArchiveJob = {
-        batch,
-        rowId,
-        taskId,
-        imageUrls: record.imageUrls,
-        completedAt,
-        ...(record.creditsConsumed === undefined ? {} : { creditsConsumed: record.creditsConsumed }),
-        tries: 0,
-      };
-      // Archived here when the process can (one job a row less); else the archive stage's, as
-      // before. The row as this move left it is passed on: archiving for this task, not read again.
-      // An abort (shutdown) is thrown on: the job's next run finds the row archiving (resumeArchive).
-      const inline = deps.archiveInline ? await deps.archiveInline(archive, job, moved.row) : undefined;
-      if (inline === "done") return done;
-      const { handOff, delayMs } = inline ?? { handOff: archive, delayMs: 0 };
-      if (delayMs > 0) await deps.queues.addArchive(handOff, { delayMs });
-      else await deps.queues.addArchive(handOff);
-      // At debug: the final poll of most rows logs nothing at info, and makes no child logger.
-      job.log.debug({ taskId }, "generated");
-      return done;
-    }
+    case "success":
+      return onSucceeded(job, deps, row, record, ["submitted", "generating"]);
     case "failed": {
       await settleTask(job, deps.ledger, row, record);
       return failGeneration(job, deps, row, {
@@ -211,26 +143,6 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
         message: record.failMessage ?? "generation failed",
       });
     }
-  }
-}
-
-/**
- * The task's record. KIE's "generation failed" as the status call's own answer (code 501) is the
- * record of a failed generation (KIE-API.md: the task's end), handled as such below: its unstated
- * cost settles at the row's estimate, then the resubmit rule.
- */
-async function taskRecord(kie: PollDeps["kie"], taskId: string, signal: AbortSignal): Promise<TaskRecord> {
-  try {
-    return await kie.getTask(taskId, signal);
-  } catch (error) {
-    if (!isKieError(error) || error.code !== "generation_failed") throw error;
-    return {
-      taskId,
-      status: "failed",
-      imageUrls: [],
-      failCode: String(error.apiCode ?? 501),
-      failMessage: error.message,
-    };
   }
 }
 

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import type { CallFault } from "../../src/simulator/types.js";
 import { harnessPerTest } from "../helpers/harness-per-test.js";
+import { until } from "../helpers/worker-harness.js";
 
 describe("worker: poll deadlines", () => {
   const harnesses = harnessPerTest();
@@ -27,6 +28,7 @@ describe("worker: poll deadlines", () => {
       expect(row?.error).toContain("KIE_MAX_WAIT");
       expect(row?.error).toContain("code 500");
       expect(row?.error).toContain("`kie-batch retry` polls it again");
+      expect(row?.error).toContain("a late finish is archived");
     }
     // Failed, not resubmitted: one create per row.
     expect(pipeline.sim.stats().creates).toBe(2);
@@ -53,5 +55,33 @@ describe("worker: poll deadlines", () => {
     const row = await pipeline.ledger.getRow("bghost", "g");
     expect(row).toMatchObject({ uncertain: 1, taskIds: [expect.any(String)] });
     expect(row?.error).toContain("unknown_task");
+  });
+  it("a task that finishes after KIE_MAX_WAIT is archived by its late check: one create, its reservation settled", async () => {
+    // Ten minutes a generation against a 1 s KIE_MAX_WAIT: late checks at 2, 4, 8... s after the submit.
+    const h = await harnesses.start({
+      sim: { latency: { minMs: 600_000, maxMs: 600_000 } },
+      env: { KIE_MAX_WAIT: "1s", KIE_POLL_INTERVAL: "200ms" },
+    });
+    const { pipeline } = h;
+    await h.worker();
+    await pipeline.addRows("blate", [{ id: "late", estimatedCredits: 8 }]);
+    expect(await pipeline.waitFinished("blate", 15_000)).toMatchObject({ failed: 1, creditsReserved: 8 });
+
+    // KIE finishes it now; nobody runs `retry`.
+    pipeline.sim.completeAll();
+    const summary = await until(
+      "the late task's row to be archived",
+      async () => {
+        const s = await pipeline.ledger.getBatch("blate");
+        return s?.archived === 1 ? s : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
+    expect(summary).toMatchObject({ failed: 0, creditsReserved: 0, creditsSpent: 8 });
+    const row = await pipeline.ledger.getRow("blate", "late");
+    expect(row).toMatchObject({ status: "archived", taskIds: [expect.any(String)] });
+    expect(row?.error).toBeUndefined();
+    expect(row?.location).toBeDefined();
+    expect(pipeline.sim.stats().creates).toBe(1);
   });
 });

@@ -10,14 +10,19 @@ import { startHarness, until, type WorkerHarness } from "../helpers/worker-harne
 
 const HMAC_KEY = "test-webhook-hmac-key";
 
-async function webhookHarness(simHmacKey: string) {
+async function webhookHarness(
+  simHmacKey: string,
+  options: { latencyMs?: number; env?: Record<string, string> } = {},
+) {
   const port = await freePort();
+  const latency = options.latencyMs ?? 400;
   const h = await startHarness({
-    sim: { webhookHmacKey: simHmacKey, latency: { minMs: 300, maxMs: 500 } },
+    sim: { webhookHmacKey: simHmacKey, latency: { minMs: latency - 100, maxMs: latency + 100 } },
     env: {
       KIE_CALLBACK_URL: `http://127.0.0.1:${port}/kie`,
       KIE_WEBHOOK_HMAC_KEY: HMAC_KEY,
       KIE_POLL_INTERVAL: "30s",
+      ...options.env,
     },
   });
   await h.worker({ listen: port, listenHost: "127.0.0.1" });
@@ -105,5 +110,29 @@ describe("worker: webhook mode", () => {
     const summary = await pipeline.waitFinished("bforge", 8_000);
     expect(summary).toMatchObject({ total: 1, archived: 1, failed: 0 });
     expect(Date.now() - goodAt).toBeLessThan(5_000);
+  });
+  it("a callback of a task that finished after KIE_MAX_WAIT wakes its late check: archived at once, not at the next check", async () => {
+    // Ten minutes a generation against a 5 s KIE_MAX_WAIT: the row fails, its first late check is
+    // due 10 s after the submit.
+    const setup = await webhookHarness(HMAC_KEY, {
+      latencyMs: 600_000,
+      env: { KIE_MAX_WAIT: "5s", KIE_POLL_INTERVAL: "1s" },
+    });
+    h = setup.h;
+    const { pipeline } = h;
+    await pipeline.addRows("bwake", [{ id: "slow" }]);
+    expect(await pipeline.waitFinished("bwake", 15_000)).toMatchObject({ failed: 1 });
+    const row = await pipeline.ledger.getRow("bwake", "slow");
+    expect(await (await pipeline.queues.queues.poll.getJob("bwake/slow"))?.isDelayed()).toBe(true);
+
+    // KIE finishes it and calls back: the late check runs now.
+    pipeline.sim.completeAll();
+    const archived = await until(
+      "the late task's row to be archived",
+      async () => ((await pipeline.ledger.getBatch("bwake"))?.archived === 1 ? Date.now() : undefined),
+      { timeoutMs: 15_000 },
+    );
+    expect(archived).toBeLessThan(row!.submittedAt! + 10_000);
+    expect(pipeline.sim.stats().creates).toBe(1);
   });
 });

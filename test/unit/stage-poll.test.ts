@@ -338,10 +338,15 @@ describe("poll stage", () => {
     expect(f.archives).toEqual([]);
   });
 
-  it("a task still generating after KIE_MAX_WAIT fails the row and keeps its task for `retry`", async () => {
+  it("a task still generating after KIE_MAX_WAIT fails the row and keeps its task: the job goes on as its late checks", async () => {
     const f = setup();
     f.clock.advance(MAX_WAIT_MS + 1);
-    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({ kind: "done" });
+    // The first late check at twice KIE_MAX_WAIT after the submit.
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({
+      kind: "delay",
+      ms: MAX_WAIT_MS - 1,
+      data: { ...pollJob(), late: 0 },
+    });
     const row = f.ledger.current();
     expect(row).toMatchObject({ status: "failed", taskIds: ["t-1"] });
     expect(row?.error).toContain("KIE_MAX_WAIT");
@@ -729,7 +734,10 @@ describe("poll stage: KIE_MAX_WAIT covers every answer that is not final", () =>
       expect(f.ledger.transitions).toEqual([]);
 
       f.clock.advance(2_000);
-      expect(await pollStage.run(stageJob(pollJob({ checks: 10 })), f.deps)).toEqual({ kind: "done" });
+      expect(await pollStage.run(stageJob(pollJob({ checks: 10 })), f.deps)).toMatchObject({
+        kind: "delay",
+        data: { late: 0 },
+      });
       const row = f.ledger.current();
       expect(row).toMatchObject({ status: "failed", taskId: "t-1", taskIds: ["t-1"] });
       expect(row?.error).toContain("KIE_MAX_WAIT");
