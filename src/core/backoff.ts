@@ -163,7 +163,19 @@ export const LATE_CHECKS = {
   horizonMs: 24 * 3_600_000,
   /** The doubling starts from at least this (a KIE_MAX_WAIT of a few seconds in a test). */
   minWaitMs: 1_000,
+  /**
+   * A check that got no answer about the task (a 5xx, a 429 or maintenance, no worker here with
+   * its key) counts for nothing: it is asked again this much later...
+   */
+  againMs: 60_000,
+  /** ...for as long as this past the horizon at most. */
+  overrunMs: 3_600_000,
 } as const;
+
+/** When (epoch ms) a task submitted at `submittedAt` has its last late check. */
+export function lateHorizon(submittedAt: number, maxWaitMs: number): number {
+  return submittedAt + Math.max(LATE_CHECKS.horizonMs, 2 * Math.max(maxWaitMs, LATE_CHECKS.minWaitMs));
+}
 
 /**
  * When (epoch ms) the next late check of a task submitted at `submittedAt` is due, after `made`
@@ -171,7 +183,7 @@ export const LATE_CHECKS = {
  */
 export function lateCheckAt(submittedAt: number, maxWaitMs: number, made: number): number | undefined {
   const wait = Math.max(maxWaitMs, LATE_CHECKS.minWaitMs);
-  const horizon = submittedAt + Math.max(LATE_CHECKS.horizonMs, 2 * wait);
+  const horizon = lateHorizon(submittedAt, maxWaitMs);
   // The check made last was already the horizon's: none after it.
   if (made > 0 && submittedAt + wait * 2 ** made >= horizon) return undefined;
   return Math.min(submittedAt + wait * 2 ** (made + 1), horizon);

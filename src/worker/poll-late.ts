@@ -8,41 +8,75 @@
  * it in the row's error. No final answer by the last check leaves the row failed, for `retry`.
  * A callback of the task (webhook mode) wakes the job at once.
  */
-import { lateCheckAt } from "../core/backoff.js";
+import { LATE_CHECKS, lateCheckAt, lateHorizon } from "../core/backoff.js";
 import { PAUSE_POLICY } from "../fleet/policy.js";
 import { isKieError } from "../kie/errors.js";
 import type { TaskRecord } from "../kie/types.js";
+import type { Ledger } from "../ledger/index.js";
 import type { RowState } from "../ledger/types.js";
-import type { PollJob } from "./jobs.js";
+import { jobKey, type PollJob } from "./jobs.js";
+import { pastMaxWait } from "./poll-deadlines.js";
 import type { PollDeps } from "./poll-deps.js";
 import { onSucceeded, taskRecord } from "./poll-outcome.js";
 import { settleTask } from "./poll-settle.js";
+import type { FleetPort } from "./ports.js";
 import { delay, done, type StageJob, type StageResult } from "./stage.js";
 import { taskLane } from "./task-key.js";
 
 /** No late check is put less than this after the one before (a delay of 0 would spin). */
 const MIN_LATE_DELAY_MS = 1_000;
 
+/** The job's data for its next late check, `made` checks made (marks of the in-flight checks dropped). */
+function lateData(job: StageJob<PollJob>, made: number): PollJob {
+  const { notFound: _notFound, keyMissingSince: _since, archiveNotFound: _resume, ...data } = job.data;
+  return { ...data, late: made };
+}
+
+function giveUp(job: StageJob<PollJob>): StageResult<PollJob> {
+  job.log.info(
+    { taskId: job.data.taskId },
+    "no final answer for the task a day after its submit: its row stays failed; `kie-batch retry` polls it again",
+  );
+  return done;
+}
+
 /**
  * The job after `made` late checks: delayed to the next, or done after the last. The first is
  * asked for by the KIE_MAX_WAIT failure itself (`made` 0).
  */
-export function nextLateCheck(
+function nextLateCheck(
   job: StageJob<PollJob>,
   deps: Pick<PollDeps, "clock"> & { settings: { maxWaitMs: number } },
   made: number,
 ): StageResult<PollJob> {
-  const { submittedAt, taskId } = job.data;
-  const at = lateCheckAt(submittedAt, deps.settings.maxWaitMs, made);
-  if (at === undefined) {
-    job.log.info(
-      { taskId },
-      "no final answer for the task a day after its submit: its row stays failed; `kie-batch retry` polls it again",
-    );
-    return done;
-  }
-  const { notFound: _notFound, keyMissingSince: _since, ...data } = job.data;
-  return delay(Math.max(MIN_LATE_DELAY_MS, at - deps.clock.now()), { ...data, late: made });
+  const at = lateCheckAt(job.data.submittedAt, deps.settings.maxWaitMs, made);
+  if (at === undefined) return giveUp(job);
+  return delay(Math.max(MIN_LATE_DELAY_MS, at - deps.clock.now()), lateData(job, made));
+}
+
+/**
+ * A late check that got no answer about the task (a 5xx, a 429, KIE's maintenance, no worker here
+ * with its key): it counts for nothing and is asked again a minute on, until an hour past the
+ * last check's time; a task that finished meanwhile is never missed for a passing outage.
+ */
+function askAgain(job: StageJob<PollJob>, deps: PollDeps): StageResult<PollJob> {
+  const horizon = lateHorizon(job.data.submittedAt, deps.settings.maxWaitMs);
+  if (deps.clock.now() > horizon + LATE_CHECKS.overrunMs) return giveUp(job);
+  return delay(LATE_CHECKS.againMs, lateData(job, job.data.late ?? 0));
+}
+
+/**
+ * A run without `late` that finds its row failed for its task, the task's reservation still held
+ * (unsettled) and KIE_MAX_WAIT past: the run that failed it died before its late checks were
+ * saved (or its move's reply was lost), so they start here. Anything else failed is done.
+ */
+export function lateChecksOwed(job: StageJob<PollJob>, deps: PollDeps, row: RowState): StageResult<PollJob> {
+  const owed =
+    row.status === "failed" &&
+    row.taskId === job.data.taskId &&
+    row.creditsReserved > 0 &&
+    pastMaxWait(job.data, deps.clock.now(), deps.settings.maxWaitMs);
+  return owed ? nextLateCheck(job, deps, 0) : done;
 }
 
 /** One late check of the row's task (`job.data.late` set): see the module's comment. */
@@ -55,10 +89,9 @@ export async function lateCheck(
   // Moved on meanwhile (a `retry` polls it with its own job): nothing left to check here.
   if (row.status !== "failed") return done;
   const made = (job.data.late ?? 0) + 1;
-  const next = () => nextLateCheck(job, base, made);
-  // A key no worker here has: left to the next late check (the poll's grace is long past).
+  // A key no worker here has (another may; a worker with it may come back): asked again soon.
   const lane = taskLane(base.keys, row, taskId);
-  if ("missing" in lane) return next();
+  if ("missing" in lane) return askAgain(job, base);
   const deps: PollDeps = { ...base, ...lane };
   await deps.fleet.pollSlot(job.signal);
   let record: TaskRecord;
@@ -67,12 +100,11 @@ export async function lateCheck(
   } catch (error) {
     if (!isKieError(error)) throw error;
     if (error.fleetEffect === "bad-key") await deps.fleet.pause("bad-key", PAUSE_POLICY["bad-key"].reason());
-    // No outcome in the answer (a 5xx, a 429, the record lag): the next late check asks again.
-    return next();
+    return askAgain(job, deps);
   }
   switch (record.status) {
     case "generating":
-      return next();
+      return nextLateCheck(job, deps, made);
     case "success":
       job.log.info({ taskId }, "task finished after KIE_MAX_WAIT: its row is archived after all");
       return onSucceeded(job, deps, row, record, ["failed"]);
@@ -88,4 +120,49 @@ export async function lateCheck(
       return done;
     }
   }
+}
+
+export interface MaxWaitDeps {
+  ledger: Pick<Ledger, "transition">;
+  fleet: Pick<FleetPort, "releaseInFlight">;
+  clock: { now(): number };
+  settings: { maxWaitMs: number };
+}
+
+/**
+ * Fails a row whose task had no final answer within KIE_MAX_WAIT, whatever the answer was (still
+ * generating, a success without an image, an unknown state, a 500 again and again), saying what
+ * KIE said last. The task id stays on the row and its reservation stays held (the task may still
+ * finish and be charged): the job goes on as the task's late checks (above), which archive
+ * a late success, and `kie-batch retry` polls the same task again at once; neither pays twice.
+ */
+export async function failPastMaxWait(
+  job: StageJob<PollJob>,
+  deps: MaxWaitDeps,
+  lastAnswer: string,
+): Promise<StageResult<PollJob>> {
+  const { batch, rowId, taskId, resubmit } = job.data;
+  await deps.fleet.releaseInFlight(jobKey(batch, rowId, resubmit));
+  const moved = await deps.ledger.transition(batch, rowId, {
+    from: ["submitted", "generating"],
+    ifTask: taskId,
+    to: "failed",
+    set: {
+      error: `no final answer for task ${taskId} after ${spoken(deps.settings.maxWaitMs)} (KIE_MAX_WAIT), last: ${lastAnswer}; task ${taskId} kept and asked again until a day after its submit (a late finish is archived); \`kie-batch retry\` polls it again now`,
+    },
+    rowOnRefusal: true,
+  });
+  // A move whose reply was lost and that was sent again finds the row failed for this task, its
+  // reservation held: its late checks are still owed. Moved on otherwise (an operator, another run).
+  const ours =
+    moved.ok ||
+    (moved.row?.status === "failed" && moved.row.taskId === taskId && moved.row.creditsReserved > 0);
+  if (!ours) return done;
+  job.log.warn({ taskId, lastAnswer }, "gave up on a task without a final answer after KIE_MAX_WAIT");
+  return nextLateCheck(job, deps, 0);
+}
+
+/** "30 min", "90 s": a wait as an operator reads it. */
+function spoken(ms: number): string {
+  return ms >= 120_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`;
 }

@@ -6,9 +6,9 @@ import type { TaskRecord } from "../kie/types.js";
 import type { RowState } from "../ledger/types.js";
 import { jobKey, type PollJob, pollJobSchema } from "./jobs.js";
 import { resumeArchive } from "./poll-archiving.js";
-import { failPastMaxWait, pastMaxWait, recordLagMark, withoutNotFound } from "./poll-deadlines.js";
+import { pastMaxWait, recordLagMark, withoutNotFound } from "./poll-deadlines.js";
 import type { PollDeps } from "./poll-deps.js";
-import { lateCheck } from "./poll-late.js";
+import { failPastMaxWait, lateCheck, lateChecksOwed } from "./poll-late.js";
 import { onSucceeded, taskRecord } from "./poll-outcome.js";
 import { recordAgain, recordLost } from "./poll-record.js";
 import { pollScheduleOf } from "./poll-schedule.js";
@@ -39,8 +39,11 @@ export async function runPoll(job: StageJob<PollJob>, base: PollDeps): Promise<S
   const row = found && recordLost(found, data) ? await recordAgain(job, base.ledger) : found;
   // A purged row or a newer task (resubmit, retry): nothing to do.
   if (!row || row.taskId !== taskId) return done;
-  // Given up on at KIE_MAX_WAIT: the job now only asks whether the task finished after all.
-  if (job.data.late !== undefined) return lateCheck(job, base, row);
+  // Given up on at KIE_MAX_WAIT: the job now only asks whether the task finished after all (a row
+  // a late check moved to archiving, its archive cut short, is resumed below as any other).
+  if (job.data.late !== undefined && row.status !== "archiving") return lateCheck(job, base, row);
+  // Failed at KIE_MAX_WAIT by a run that died before its late checks were saved: they start now.
+  if (row.status === "failed") return lateChecksOwed(job, base, row);
   // A row already past this stage: nothing to do.
   if (row.status !== "submitted" && row.status !== "generating" && row.status !== "archiving") return done;
   // Every call about the task goes out with the key that created it.

@@ -143,17 +143,31 @@ describe("late checks: what they do", () => {
     expect(f.ledger.transitions).toEqual([]);
   });
 
-  it("a status call without an outcome (a 500) waits for the next late check", async () => {
+  it("a check without an answer about the task (a 500, no worker with its key) counts for nothing: asked again a minute on, until an hour past the last", async () => {
     const { KieError } = await import("../../src/kie/errors.js");
     const f = setup(async () => {
       throw new KieError({ code: "server_error", message: "502", retryable: true });
     });
-    f.clock.advance(HOUR);
-    expect(await pollStage.run(stageJob(pollJob({ late: 0 })), f.deps)).toMatchObject({
+    // At the last check's time (the day's): not given up, asked again, the count unchanged.
+    f.clock.advance(24 * HOUR);
+    expect(await pollStage.run(stageJob(pollJob({ late: 5 })), f.deps)).toEqual({
       kind: "delay",
-      data: { late: 1 },
+      ms: 60_000,
+      data: pollJob({ late: 5 }),
     });
+    f.clock.advance(HOUR + 1);
+    expect(await pollStage.run(stageJob(pollJob({ late: 5 })), f.deps)).toEqual({ kind: "done" });
     expect(f.ledger.transitions).toEqual([]);
+    // A task made with a key this worker lacks: no status call, asked again as well.
+    const keyed = setup(success, { taskKeys: { "t-1": "k-other" } });
+    keyed.deps.keys = { lane: () => undefined, held: async () => true } as never;
+    keyed.clock.advance(HOUR);
+    expect(await pollStage.run(stageJob(pollJob({ late: 0 })), keyed.deps)).toEqual({
+      kind: "delay",
+      ms: 60_000,
+      data: pollJob({ late: 0 }),
+    });
+    expect(keyed.calls.status).toBe(0);
   });
 
   it("a task that failed after all: settled as the task, its failure named, not resubmitted", async () => {
@@ -179,5 +193,45 @@ describe("late checks: what they do", () => {
     expect(await pollStage.run(stageJob(pollJob({ late: 0 })), f.deps)).toEqual({ kind: "done" });
     expect(f.calls.status).toBe(0);
     expect(f.ledger.transitions).toEqual([]);
+  });
+});
+
+describe("late checks: a run cut short", () => {
+  it("a late success whose archive was cut short (a shutdown): its next run resumes the archive, not done", async () => {
+    const f = setup(success, { status: "archiving", completedAt: T0 + 2 * HOUR });
+    f.clock.advance(2 * HOUR + 5);
+    await pollStage.run(stageJob(pollJob({ late: 1 })), f.deps);
+    expect(f.calls.status).toBe(1);
+    expect(f.archives).toEqual([expect.objectContaining({ taskId: "t-1" })]);
+  });
+
+  it("a row failed at KIE_MAX_WAIT by a run that died before saving its late checks: they start at the next run", async () => {
+    const f = setup(generating);
+    f.clock.advance(MAX_WAIT_MS + 10);
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toEqual({
+      kind: "delay",
+      ms: MAX_WAIT_MS - 10,
+      data: pollJob({ late: 0 }),
+    });
+    expect(f.calls.status).toBe(0);
+    // One failed for another reason, its task settled (no reservation held): done.
+    const settled = setup(generating, { creditsReserved: 0 });
+    settled.clock.advance(MAX_WAIT_MS + 10);
+    expect(await pollStage.run(stageJob(pollJob()), settled.deps)).toEqual({ kind: "done" });
+  });
+
+  it("a KIE_MAX_WAIT move whose reply was lost, sent again, finds the row failed for its task: the late checks still start", async () => {
+    const f = setup(generating, { status: "generating" });
+    const transition = f.deps.ledger.transition;
+    // The first answer lost: the move is made, and the call answers as a refusal would.
+    f.deps.ledger.transition = async (batch, rowId, input) => {
+      const made = await transition(batch, rowId, input);
+      return { ...made, ok: false };
+    };
+    f.clock.advance(MAX_WAIT_MS + 10);
+    expect(await pollStage.run(stageJob(pollJob()), f.deps)).toMatchObject({
+      kind: "delay",
+      data: { late: 0 },
+    });
   });
 });
