@@ -25,7 +25,8 @@ export async function withOps<T>(config: Config, fn: (ctx: OpsContext) => Promis
 
 function commandError(error: unknown, config: Config): unknown {
   if (isOpsError(error)) return new UsageError(error.message, error.exitCode);
-  if (error instanceof LedgerError && error.code === "invalid_name") return new UsageError(error.message, 2);
+  if (error instanceof LedgerError && (error.code === "invalid_name" || error.code === "batch_purging"))
+    return new UsageError(error.message, 2);
   return droppedConnection(error, redisEndpoint(config)) ?? error;
 }
 

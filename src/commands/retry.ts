@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import type { Ledger, RowRecord } from "../ledger/index.js";
+import { type BatchSummary, batchPurgingError, type Ledger, type RowRecord } from "../ledger/index.js";
 import { requireBatch } from "../report/batch.js";
 import type { OpsLedger, OpsQueues, Output } from "../report/types.js";
 import { jobKey } from "../worker/jobs.js";
@@ -60,7 +60,7 @@ export async function retryBatch(
   /** Only the failed rows it accepts (the dashboard's retry of one row or one error); all when absent. */
   only?: (row: RowRecord) => boolean,
 ): Promise<RetryReport> {
-  const { priority } = await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  const { priority } = await retryable(deps, batch);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
   // A retry puts rows back in the pipeline: a `cancel`'s mark (no resubmits, wakes or feeds) goes,
   // or a retried row over the budget would park with nothing to wake it. A retry of some rows
@@ -106,11 +106,21 @@ export async function retryBatch(
 }
 
 /**
+ * The batch, unless `purge` marked it: its rows are partly deleted and its counters still count
+ * them, so nothing goes back into the pipeline until the purge, run again, has deleted it.
+ */
+async function retryable(deps: RetryDeps, batch: string): Promise<BatchSummary> {
+  const summary = await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  if (summary.purging !== undefined) throw batchPurgingError(batch, summary.purging);
+  return summary;
+}
+
+/**
  * The dashboard's retry of one row: reads that row only (no walk of the failed index, no sweep of
  * the batch); a row that is not failed is left alone (the report counts nothing).
  */
 export async function retryRow(deps: RetryDeps, batch: string, rowId: string): Promise<RetryReport> {
-  const { priority } = await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  const { priority } = await retryable(deps, batch);
   const report: RetryReport = { repolled: 0, requeued: 0, skipped: 0 };
   // A row that is not failed (a stale page's click) is left alone, and so is the batch's cancel.
   const outcome = await retryOne(deps, batch, rowId, priority, undefined, () =>

@@ -3,7 +3,7 @@ import express, { type Request, type Response, Router } from "express";
 import type { ArchiveStore } from "../archive/types.js";
 import { type RetryDeps, type RetryReport, retryBatch, retryRow } from "../commands/retry.js";
 import type { Clock } from "../core/clock.js";
-import type { Ledger, RowRecord } from "../ledger/index.js";
+import { type Ledger, LedgerError, type RowRecord } from "../ledger/index.js";
 import { isOpsError } from "../report/errors.js";
 import { readBatchStatus, type StatusDeps } from "../report/status.js";
 import { type Access, csrfToken, csrfValid } from "./access.js";
@@ -172,7 +172,15 @@ export function batchRouter(options: BatchRoutesOptions): Router {
       if (body.scope !== "batch" && scope.rowId === undefined && scope.error === undefined) {
         return void res.status(400).type("text/plain").send("kie-batch dashboard: unknown retry scope\n");
       }
-      const outcome = await options.retry(batch, scope);
+      let outcome: RetryOutcome;
+      try {
+        outcome = await options.retry(batch, scope);
+      } catch (error) {
+        // A batch a purge marked (runs, or was cut short): said as it is, nothing retried.
+        if (error instanceof LedgerError && error.code === "batch_purging")
+          return void res.status(409).type("text/plain").send(`kie-batch dashboard: ${error.message}\n`);
+        throw error;
+      }
       const back = new URL(galleryHref(batch, {}), "http://x");
       back.searchParams.set("retried", String(outcome.repolled + outcome.requeued));
       back.searchParams.set("skipped", String(outcome.skipped));

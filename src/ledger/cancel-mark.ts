@@ -1,4 +1,5 @@
 import type { LedgerContext } from "./context.js";
+import { LedgerError } from "./errors.js";
 import { markBatchScript } from "./scripts/index.js";
 
 /**
@@ -22,4 +23,16 @@ export async function markCancelled(ctx: LedgerContext, batch: string, cancelled
  */
 export async function markPurging(ctx: LedgerContext, batch: string): Promise<void> {
   await markBatchScript.run(ctx.redis, [ctx.keys.batch(batch)], ["1", "purging"], ctx.clock);
+}
+
+/**
+ * What an enqueue or a retry meets in a batch `purge` has marked: its rows are partly deleted and
+ * its counters still count them, so nothing is added or put back until the purge is finished.
+ */
+export function batchPurgingError(batch: string, since?: number): LedgerError {
+  const when = since === undefined ? "" : ` (marked ${new Date(since).toISOString()})`;
+  return new LedgerError(
+    "batch_purging",
+    `batch ${batch} is being purged${when}: a purge of it runs now or was cut short, and its rows are partly deleted. Run \`kie-batch purge ${batch} --yes\` (again) to finish it; then enqueue to it anew`,
+  );
 }

@@ -208,6 +208,7 @@ export function parseBatch(batch: string, hash: FlatHash): BatchSummary | undefi
     ...(num(hash.reused) > 0 ? { reused: num(hash.reused) } : {}),
     ...(hash.noReuse === "1" ? { noReuse: true } : {}),
     ...(hash.cancelledAt === undefined ? {} : { cancelledAt: num(hash.cancelledAt) }),
+    ...(hash.purging === undefined ? {} : { purging: num(hash.purging) }),
     ...(hash.fedSeq === undefined ? {} : { fedSeq: num(hash.fedSeq), held: num(hash.held) }),
     ...(hash.priority === undefined ? {} : { priority: num(hash.priority) }),
   };

@@ -16,4 +16,6 @@ export type LedgerErrorCode =
   /** A value the ledger cannot store (a non-finite number, an unknown status or field). */
   | "invalid_value"
   /** Redis holds batches in a key layout this version does not read (index-repair.ts). */
-  | "old_layout";
+  | "old_layout"
+  /** The batch carries `purge`'s mark (a purge runs, or was cut short): nothing is added to it. */
+  | "batch_purging";

@@ -1,3 +1,4 @@
+export { batchPurgingError } from "./cancel-mark.js";
 export { LedgerError } from "./errors.js";
 export { checkName, ledgerKeys } from "./keys.js";
 export { createLedger, type Ledger } from "./ledger.js";

@@ -190,6 +190,12 @@ export interface BatchSummary extends Record<Status, number> {
    */
   cancelledAt?: number;
   /**
+   * When `kie-batch purge` marked the batch (epoch ms) and began deleting it: present on a batch
+   * whose purge runs or was cut short. Nothing is enqueued to it, retried or swept until the
+   * purge, run again, deletes it.
+   */
+  purging?: number;
+  /**
    * Window-managed batches only (`AddRowsMeta.submitWindow`): queued rows with no submit job yet,
    * by design (seq >= `fedSeq`); `feedWindow` gives them one a window at a time.
    */

@@ -1,5 +1,6 @@
 import { awaitReplica } from "../redis/keyspace.js";
 import { batchSideKeys } from "./batch-keys.js";
+import { batchPurgingError } from "./cancel-mark.js";
 import {
   encodeIncrements,
   encodeNewRow,
@@ -84,7 +85,9 @@ export async function addRows(
       meta.replacePriority === true ? "1" : "",
       ...chunk.flatMap(({ values }) => values),
     ];
-    const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock)) as number[];
+    const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock).catch((error: unknown) => {
+      throw error instanceof Error && /\bPURGING\b/.test(error.message) ? batchPurgingError(batch) : error;
+    })) as number[];
     if (reply[0] === 1) {
       reopened = true;
       left = reply[1] ?? -1;

@@ -9,6 +9,7 @@
  */
 
 import { dirname, resolve } from "node:path";
+import { batchPurgingError } from "../ledger/index.js";
 import {
   createRowValidator,
   openManifest,
@@ -88,6 +89,9 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
   const backend = await deps.connect({});
   const spool = await RowSpool.create(deps.tmpDir);
   try {
+    // A batch `purge` marked is refused before the file is read (add-rows.lua refuses it too).
+    const purging = (await backend.ledger.getBatch(batch))?.purging;
+    if (purging !== undefined) throw batchPurgingError(batch, purging);
     // Pass 1 writes nothing to Redis: valid rows go to the spool, counts and errors to the report.
     // With --strict it also finds the id conflicts the write would meet (id-check.ts: reads only),
     // so that a file with one is refused whole, before a row is written.

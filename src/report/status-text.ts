@@ -90,6 +90,14 @@ function repairedLines(s: BatchStatus): string[] {
   ];
 }
 
+/** A batch `purge` marked: what is stopped, and what finishes it. */
+function purgingLines(s: BatchStatus): string[] {
+  if (!s.purging) return [];
+  return [
+    `  being purged since ${s.purging}: nothing of it is created, enqueued, retried or repaired; if no purge runs now, one was cut short: \`kie-batch purge ${s.batch} --yes\` finishes it`,
+  ];
+}
+
 /** A batch `cancel` ran on: what that still stops, and how to lift it. */
 function cancelledLines(s: BatchStatus): string[] {
   if (!s.cancelledAt) return [];
@@ -122,6 +130,7 @@ export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {
     `  credits: estimated ${formatCredits(s.creditsEstimated)}, reserved ${formatCredits(s.creditsReserved)}, spent ${formatCredits(s.creditsSpent)}; budget ${budget}`,
     `  waiting for budget: ${s.waitingBudget} rows · uncertain submits (maybe paid twice): ${s.uncertain}${uncertainCost(s)} · resubmits: ${s.resubmits}`,
     ...repairedLines(s),
+    ...purgingLines(s),
     ...cancelledLines(s),
     ...reusedLines(s),
     ...unarchivedLines(s).map((line) => `  ${line}`),

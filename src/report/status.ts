@@ -72,6 +72,8 @@ export interface BatchStatus {
   noReuse?: boolean;
   /** When `kie-batch cancel` last ran on it (ISO 8601); absent once `retry` or an append cleared it. */
   cancelledAt?: string;
+  /** When `kie-batch purge` marked it (ISO 8601): a purge runs, or was cut short and must run again. */
+  purging?: string;
   /** Every row is archived, failed or cancelled. */
   finished: boolean;
   oldestUnarchived: OldestUnarchived | null;
@@ -162,6 +164,7 @@ async function toStatus(deps: StatusDeps, summary: BatchSummary, fleet: FleetSta
     ...(summary.cancelledAt === undefined
       ? {}
       : { cancelledAt: new Date(summary.cancelledAt).toISOString() }),
+    ...(summary.purging === undefined ? {} : { purging: new Date(summary.purging).toISOString() }),
     finished: isFinished(summary),
     oldestUnarchived: oldestUnarchivedView(oldest, deps.clock.now()),
     file: summary.file ?? null,

@@ -123,6 +123,15 @@ export async function reconcileBatch(
   const report: ReconcileReport = { batch, checked: 0, requeued: 0, failed: 0 };
   const summary = await deps.ledger.getBatch(batch);
   if (!summary) return report;
+  // A batch `purge` marked: its rows' jobs would end at once (reserve.lua answers `purging`), so
+  // giving a cut-short purge's million queued rows their jobs back each sweep is churn, not repair.
+  if (summary.purging !== undefined) {
+    deps.log.warn(
+      { batch },
+      `reconciler: batch ${batch} is being purged (a purge runs now, or was cut short: \`kie-batch purge ${batch} --yes\` finishes it); not swept`,
+    );
+    return report;
+  }
   // Reservations ended rows kept for good go back first, so the wake below uses the room.
   const money = await repairMoney(deps, batch);
   if (money > 0) report.reservations = money;

@@ -41,6 +41,11 @@ function connectionLostAt(n: number): typeof ctx.redis {
   });
 }
 
+/** The ledger keys of `batch` left in Redis. */
+async function keysOfBatch(batch: string): Promise<string[]> {
+  return (await keysWithPrefix(ctx.redis, ctx.prefix)).filter((k) => k.includes(`${ctx.prefix}:${batch}}`));
+}
+
 /** `rows` of `batch`, archived and frozen (every page: the batch is finished). */
 async function archivedAndFrozen(batch: string, rows: string[]): Promise<void> {
   await ctx.ledger.addRows(batch, rows.map(newRow));
@@ -87,7 +92,7 @@ describe("purge", () => {
     expect(await keysWithPrefix(ctx.redis, ctx.prefix)).toEqual([]);
   });
 
-  it("cut short after a page, leaves no order entry of a row it deleted: enqueued again, those rows come back (a walked batch too)", async () => {
+  it("cut short after a page: enqueue is refused until it is run again, which deletes the rest, each row counted once (a walked batch too)", async () => {
     const rows = ids(700);
     await ctx.ledger.addRows("cut", rows.map(newRow));
     // An expiry walk went over it (hkMode), then it was reopened: add-rows then takes a row of the
@@ -98,13 +103,19 @@ describe("purge", () => {
     const cut = createLedger(dying, { prefix: ctx.prefix });
     await expect(cut.purge("cut")).rejects.toThrow("connection lost");
     expect(await ctx.ledger.getRow("cut", "r0")).toBeUndefined();
+    // Its counters still count the 500 rows gone: nothing is added to it meanwhile.
+    await expect(ctx.ledger.addRows("cut", rows.map(newRow))).rejects.toMatchObject({
+      code: "batch_purging",
+    });
 
+    expect(await ctx.ledger.purge("cut")).toBe(200);
+    expect(await keysOfBatch("cut")).toEqual([]);
     const outcomes = await ctx.ledger.addRows("cut", rows.map(newRow));
-    expect(outcomes.filter((o) => o === "new")).toHaveLength(500);
-    expect(await ctx.ledger.getRow("cut", "r0")).toMatchObject({ status: "queued" });
+    expect(outcomes.filter((o) => o === "new")).toHaveLength(700);
+    expect(await ctx.ledger.getBatch("cut")).toMatchObject({ total: 700, queued: 700 });
   });
 
-  it("cut short, leaves a frozen page the next step would have deleted whole: its rows are still found, none lost", async () => {
+  it("cut short, leaves a frozen page the next step would have deleted whole: its rows are still found, and deleted by the purge run again", async () => {
     const rows = ids(700);
     await archivedAndFrozen("frozen", rows);
     expect(await ctx.redis.exists(ledgerKeys(ctx.prefix).row("frozen", "r500"))).toBe(0);
@@ -116,14 +127,12 @@ describe("purge", () => {
     for (const id of ["r448", "r499", "r500", "r511"])
       expect(await ctx.ledger.getRow("frozen", id)).toMatchObject({ status: "archived" });
     expect(await ctx.ledger.getRow("frozen", "r447")).toBeUndefined();
-    // Enqueued again: the rows deleted come back new, the ones kept are duplicates (archived).
-    const outcomes = await ctx.ledger.addRows("frozen", rows.map(newRow));
-    expect(outcomes.filter((o) => o === "new")).toHaveLength(448);
-    expect(await ctx.ledger.getRow("frozen", "r0")).toMatchObject({ status: "queued" });
-    expect(await ctx.ledger.getRow("frozen", "r500")).toMatchObject({ status: "archived" });
+    // Run again, it finds them all by their order entries, page 7 whole.
+    expect(await ctx.ledger.purge("frozen")).toBe(252);
+    expect(await keysOfBatch("frozen")).toEqual([]);
   });
 
-  it("cut short after a straddling frozen page went, leaves no order entry of its rows: enqueued again, they come back", async () => {
+  it("cut short after a straddling frozen page went, leaves no order entry of its rows: run again, it counts only the rest", async () => {
     const rows = ids(1_200);
     await archivedAndFrozen("later", rows);
     const dying = connectionLostAt(3);
@@ -131,12 +140,12 @@ describe("purge", () => {
       "connection lost",
     );
     // Step two deleted page 7 (seqs 448-511), put off by step one: r448-r499 went with it.
-    const outcomes = await ctx.ledger.addRows("later", rows.map(newRow));
-    expect(outcomes.filter((o) => o === "new")).toHaveLength(960);
-    for (const id of ["r448", "r499", "r959"])
-      expect(await ctx.ledger.getRow("later", id)).toMatchObject({ status: "queued" });
+    for (const id of ["r448", "r499", "r959"]) expect(await ctx.ledger.getRow("later", id)).toBeUndefined();
     for (const id of ["r960", "r1199"])
       expect(await ctx.ledger.getRow("later", id)).toMatchObject({ status: "archived" });
+    // Run again, it counts the rest once: no order entry was left of a row already deleted.
+    expect(await ctx.ledger.purge("later")).toBe(240);
+    expect(await keysOfBatch("later")).toEqual([]);
   });
 
   it("of a frozen batch ending on a full step (1,000 rows), deletes every frozen page and counts every row", async () => {

@@ -1,11 +1,17 @@
 import { randomUUID } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type PurgeDeps, purgeBatch } from "../../src/commands/purge.js";
+import { retryBatch, retryRow } from "../../src/commands/retry.js";
 import { accountId, accountKey } from "../../src/fleet/account.js";
 import { InFlight } from "../../src/fleet/in-flight.js";
 import { ledgerKeys } from "../../src/ledger/index.js";
+import { readBatchStatus } from "../../src/report/status.js";
+import { batchLines } from "../../src/report/status-text.js";
 import { bullPrefix, type Stage } from "../../src/worker/jobs.js";
 import { CliProcess } from "../helpers/processes.js";
 import { keysWithPrefix, REDIS_URL } from "../helpers/redis.js";
@@ -258,21 +264,53 @@ describe("purge", () => {
     expect(await fx.ledger.getBatch("walk")).toBeUndefined();
   });
 
-  it("a purge cut short leaves its mark only until rows are enqueued (new or not) or retried: those rows are created", async () => {
-    await fx.ledger.addRows("again", [newRow("a")], { budget: 100 });
-    // What a purge killed just after its mark leaves: the batch, marked.
+  it("a purge cut short keeps its mark: enqueue and retry refuse the batch, the reconciler leaves it; run again, it deletes the batch and the file enqueues anew, counted once", async () => {
+    await fx.ledger.addRows("again", [newRow("a"), newRow("b")], { budget: 100 });
+    await moveRow(fx.ledger, "again", "b", "failed", { taskId: "again-task-b" });
+    // What a purge killed after its mark and its first deletions leaves: the batch, marked, with
+    // counters that still count the rows it deleted.
     await fx.redis.hset(ledgerKeys(fx.prefix).batch("again"), "purging", Date.now());
-    expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("purging");
-    // The same manifest again: no row is new, and the batch is meant to run.
-    expect(await fx.ledger.addRows("again", [newRow("a")])).toEqual(["duplicate-queued"]);
-    expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("reserved");
-    await fx.redis.hset(ledgerKeys(fx.prefix).batch("again"), "purging", Date.now());
-    await fx.ledger.addRows("again", [newRow("b")]);
-    expect(await fx.ledger.reserveBudget("again", "b", 8)).toBe("reserved");
-    // So does a retry's clear of the batch's marks.
-    await fx.redis.hset(ledgerKeys(fx.prefix).batch("again"), "purging", Date.now());
+    await fx.redis.unlink(ledgerKeys(fx.prefix).row("again", "a"), ledgerKeys(fx.prefix).body("again", "a"));
+    expect(await fx.ledger.reserveBudget("again", "b", 8)).toBe("purging");
+
+    // The same manifest again: refused whole, nothing written (its deleted row would be counted twice).
+    const refusal = {
+      code: "batch_purging",
+      message: expect.stringContaining("kie-batch purge again --yes"),
+    };
+    await expect(fx.ledger.addRows("again", [newRow("a"), newRow("c")])).rejects.toMatchObject(refusal);
+    expect(await fx.ledger.getRow("again", "c")).toBeUndefined();
+    // So is a retry, and a clear of the cancel's mark lifts no purge's mark.
+    const retryDeps = {
+      ledger: fx.ledger,
+      queues: fx.queues,
+      clock: { now: Date.now },
+      out: new Collector(),
+    };
+    await expect(retryBatch(retryDeps, "again")).rejects.toMatchObject(refusal);
+    await expect(retryRow(retryDeps, "again", "b")).rejects.toMatchObject(refusal);
     await fx.ledger.markCancelled("again", false);
-    expect(await fx.ledger.reserveBudget("again", "a", 8)).toBe("reserved");
+    expect(await fx.ledger.getBatch("again")).toMatchObject({ purging: expect.any(Number), total: 2 });
+    // `status` says it, and what finishes it.
+    const status = await readBatchStatus(
+      {
+        ledger: fx.ledger,
+        clock: { now: () => Date.now() },
+        fleet: async () => ({ paused: null, archivePaused: null, accounts: [] }) as never,
+      },
+      "again",
+    );
+    expect(batchLines(status).join("\n")).toMatch(
+      /being purged since .*kie-batch purge again --yes. finishes it/,
+    );
+
+    // Run again, the purge deletes what is left and the batch; the file then makes a new one.
+    const report = await purgeBatch(deps(), "again");
+    expect(report.rows).toBe(1);
+    expect(await keysOf("again")).toEqual([]);
+    expect(await fx.ledger.addRows("again", [newRow("a"), newRow("b")])).toEqual(["new", "new"]);
+    expect(await fx.ledger.getBatch("again")).toMatchObject({ total: 2, queued: 2, failed: 0 });
+    expect((await fx.ledger.getBatch("again"))?.purging).toBeUndefined();
   });
 });
 
@@ -308,5 +346,22 @@ describe("kie-batch purge (spawned, no terminal)", () => {
     const again = await run(["purge", "b1", "--yes"]);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('unknown batch "b1"');
+  });
+  it("enqueue to a batch whose purge was cut short is refused (exit 2) naming the purge to run, nothing written", async () => {
+    await fx.ledger.addRows("cut", [newRow("a")]);
+    await fx.redis.hset(ledgerKeys(fx.prefix).batch("cut"), "purging", Date.now());
+    const dir = await mkdtemp(join(tmpdir(), "kie-purge-"));
+    const file = join(dir, "rows.csv");
+    await writeFile(file, "id,prompt\nb,a red fox\n");
+    try {
+      const refused = await run(["enqueue", file, "--batch", "cut"]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain("kie-batch: batch cut is being purged");
+      expect(refused.stderr).toContain("kie-batch purge cut --yes");
+      expect(await fx.ledger.getRow("cut", "b")).toBeUndefined();
+      expect(await fx.ledger.getBatch("cut")).toMatchObject({ total: 1 });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,7 +3,7 @@ import { startReconciler } from "../../src/app/reconciler.js";
 import { retryBatch } from "../../src/commands/retry.js";
 import { silentLogger } from "../../src/core/logger.js";
 import type { TaskRecord } from "../../src/kie/types.js";
-import type { NewRow } from "../../src/ledger/index.js";
+import { ledgerKeys, type NewRow } from "../../src/ledger/index.js";
 import { readBatchStatus } from "../../src/report/status.js";
 import { batchLines } from "../../src/report/status-text.js";
 import { jobKey, type Stage } from "../../src/worker/jobs.js";
@@ -78,6 +78,19 @@ describe("the reconciler", () => {
     // Idempotent: a second sweep finds every job in place.
     expect(await reconcileBatch(deps(), "b")).toMatchObject({ requeued: 0, failed: 0 });
     expect((await ctx.ledger.getBatch("b"))!.repaired).toBe(5);
+  });
+
+  it("leaves a batch `purge` marked unswept: its queued rows' jobs would end at once (a cut-short purge's million, each sweep)", async () => {
+    await ctx.ledger.addRows("b", ["q1", "q2"].map(newRow));
+    await ctx.redis.hset(ledgerKeys(ctx.prefix).batch("b"), "purging", now);
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toEqual<ReconcileReport>({
+      batch: "b",
+      checked: 0,
+      requeued: 0,
+      failed: 0,
+    });
+    expect(await jobIds("submit")).toEqual([]);
   });
 
   it("leaves alone a row that entered its state under a minute ago: its job may be on its way", async () => {

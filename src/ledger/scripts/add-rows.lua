@@ -1,6 +1,6 @@
 --[[
   Records a chunk of rows in one step, creating the batch if needed. A row already recorded is
-  left as it is.
+  left as it is. A batch `purge` has marked is refused whole (error `PURGING`), nothing written.
 
     Input:
       KEYS[1] batch hash (the deployment's batch index, in another slot, is the caller's)
@@ -30,6 +30,9 @@
 --- @include "includes/reopen.lua"
 local now = now_ms()
 local batchKey, orderKey = KEYS[1], KEYS[2]
+-- A batch `purge` marked (running, or cut short) has rows partly deleted that its counters still
+-- count: nothing is added until the purge, run again, has deleted it (a new batch then).
+if redis.call('HEXISTS', batchKey, 'purging') == 1 then return redis.error_reply('PURGING') end
 if redis.call('EXISTS', batchKey) == 0 then
   redis.call('HSET', batchKey, 'createdAt', now, 'updatedAt', now, 'nextSeq', 0,
     'total', 0, 'queued', 0, 'submitted', 0, 'generating', 0, 'archiving', 0, 'archived', 0,
@@ -55,10 +58,6 @@ end
 if ARGV[3] ~= '' then redis.call('HSETNX', batchKey, 'file', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', batchKey, 'budget', ARGV[4]) end
 if ARGV[5] == '1' then redis.call('HSET', batchKey, 'noReuse', '1') end
--- Rows enqueued to a batch whose purge was cut short are meant to run, new or already there
--- (queued, their jobs added again): the purge's mark goes (reserve.lua creates nothing under it).
-redis.call('HDEL', batchKey, 'purging')
-
 -- Values per row, in the order of encodeNewRow (codec.ts); keys per row: hash, body.
 local FIELDS_PER_ROW = 4
 local KEYS_PER_ROW = 2
