@@ -35,8 +35,13 @@ export function createRedisBackend(options: RedisBackendOptions): ProducerBacken
       ? options.ledger
       : {
           ...options.ledger,
+          // The window goes with the chunk that may create the batch; later ones only add rows.
           addRows: (batch, rows, meta) =>
-            options.ledger.addRows(batch, rows, meta === undefined ? meta : { ...meta, submitWindow }),
+            options.ledger.addRows(
+              batch,
+              rows,
+              meta === undefined || meta.existing === true ? meta : { ...meta, submitWindow },
+            ),
         };
   const keys = ledgerKeys(options.queuePrefix);
   let queueSet: QueueSet | undefined;

@@ -113,7 +113,10 @@ function commandError(error: unknown, config: Config): unknown {
   if (isManifestParseError(error)) return new UsageError(`${error.message}\nnothing was enqueued`, 2);
   if (isEnqueueInterruptedError(error) || isStrictCheckError(error))
     return new UsageError(error.message, error.exitCode);
-  if (error instanceof LedgerError && (error.code === "invalid_name" || error.code === "batch_purging"))
+  if (
+    error instanceof LedgerError &&
+    (error.code === "invalid_name" || error.code === "batch_purging" || error.code === "batch_gone")
+  )
     return new UsageError(error.message, 2);
   // The connection dropped after the first PING: as clear as a Redis that never answered.
   return droppedConnection(error, redisEndpoint(config)) ?? error;

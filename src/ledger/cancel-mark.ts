@@ -25,6 +25,15 @@ export async function markPurging(ctx: LedgerContext, batch: string): Promise<vo
   await markBatchScript.run(ctx.redis, [ctx.keys.batch(batch)], ["1", "purging"], ctx.clock);
 }
 
+/** Which of `cancel`'s and `purge`'s marks the batch carries (one HMGET of its hash). */
+export async function batchMarks(
+  ctx: LedgerContext,
+  batch: string,
+): Promise<{ cancelled: boolean; purging: boolean }> {
+  const [cancelledAt, purging] = await ctx.redis.hmget(ctx.keys.batch(batch), "cancelledAt", "purging");
+  return { cancelled: cancelledAt !== null, purging: purging !== null };
+}
+
 /**
  * What an enqueue or a retry meets in a batch `purge` has marked: its rows are partly deleted and
  * its counters still count them, so nothing is added or put back until the purge is finished.
@@ -34,5 +43,13 @@ export function batchPurgingError(batch: string, since?: number): LedgerError {
   return new LedgerError(
     "batch_purging",
     `batch ${batch} is being purged${when}: a purge of it runs now or was cut short, and its rows are partly deleted. Run \`kie-batch purge ${batch} --yes\` (again) to finish it; then enqueue to it anew`,
+  );
+}
+
+/** What an enqueue's later chunk meets when its batch was deleted (purged) after the first. */
+export function batchGoneError(batch: string): LedgerError {
+  return new LedgerError(
+    "batch_gone",
+    `batch ${batch} was deleted (purged) while this enqueue added rows to it: nothing more is added, and the rows added before went with it or go with the purge. Once the purge is done, enqueue the file again to make the batch anew`,
   );
 }

@@ -18,4 +18,6 @@ export type LedgerErrorCode =
   /** Redis holds batches in a key layout this version does not read (index-repair.ts). */
   | "old_layout"
   /** The batch carries `purge`'s mark (a purge runs, or was cut short): nothing is added to it. */
-  | "batch_purging";
+  | "batch_purging"
+  /** Rows for a batch that must exist (`AddRowsMeta.existing`) found it deleted (a purge). */
+  | "batch_gone";

@@ -81,6 +81,12 @@ export interface AddRowsMeta {
    * without it must not move a batch's held rows to the default). @defaultValue false
    */
   replacePriority?: boolean;
+  /**
+   * The batch must exist already (an enqueue's chunks after its first): one deleted meanwhile (a
+   * purge) is refused (`batch_gone`), never made again without the budget and settings the
+   * first chunk gave it. @defaultValue false: a missing batch is created
+   */
+  existing?: boolean;
 }
 
 /** One stored image of a row. */

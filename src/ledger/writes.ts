@@ -1,6 +1,6 @@
 import { awaitReplica } from "../redis/keyspace.js";
 import { batchSideKeys } from "./batch-keys.js";
-import { batchPurgingError } from "./cancel-mark.js";
+import { batchGoneError, batchPurgingError } from "./cancel-mark.js";
 import {
   encodeIncrements,
   encodeNewRow,
@@ -83,10 +83,13 @@ export async function addRows(
       submitWindow,
       meta.priority === undefined ? "" : String(meta.priority),
       meta.replacePriority === true ? "1" : "",
+      meta.existing === true ? "1" : "",
       ...chunk.flatMap(({ values }) => values),
     ];
     const reply = (await addRowsScript.run(ctx.redis, keys, args, ctx.clock).catch((error: unknown) => {
-      throw error instanceof Error && /\bPURGING\b/.test(error.message) ? batchPurgingError(batch) : error;
+      if (error instanceof Error && /\bPURGING\b/.test(error.message)) throw batchPurgingError(batch);
+      if (error instanceof Error && /\bGONE\b/.test(error.message)) throw batchGoneError(batch);
+      throw error;
     })) as number[];
     if (reply[0] === 1) {
       reopened = true;

@@ -127,8 +127,9 @@ export class ChunkWriter {
     this.chunks++;
     const first = this.firstRecord;
     // The first chunk creates the batch with its budget in one atomic step; later chunks wait
-    // for it, so no row is ever visible to a worker before the budget that governs it.
-    const meta: AddRowsMeta | undefined =
+    // for it, so no row is ever visible to a worker before the budget that governs it, and add to
+    // it only while it exists (a purge meanwhile must not leave them a batch without its budget).
+    const meta: AddRowsMeta =
       first === undefined
         ? {
             file,
@@ -137,7 +138,7 @@ export class ChunkWriter {
             ...(budget === undefined ? {} : { budget }),
             ...(this.options.noReuse === true ? { noReuse: true } : {}),
           }
-        : undefined;
+        : { existing: true };
     const recorded = (async () => {
       if (first !== undefined) await first;
       return backend.ledger.addRows(batch, rows, meta);

@@ -1,3 +1,4 @@
+import { batchPurgingError } from "../ledger/index.js";
 import { IdCheck } from "./id-check.js";
 import { DRY_RUN_REDIS_TIMEOUT_MS } from "./limits.js";
 import { validatePass } from "./pass.js";
@@ -22,11 +23,12 @@ export async function dryRun(run: Run): Promise<EnqueueSummary> {
   }
   try {
     const report = new FileReport();
+    const existing = backend === undefined ? undefined : await backend.ledger.getBatch(resolved.batch);
+    // A batch a purge marked: the enqueue would be refused, and so is its dry run.
+    if (existing?.purging !== undefined) throw batchPurgingError(resolved.batch, existing.purging);
     // With --no-reuse, or a batch enqueued with it before (it stays set), no row would be reused:
     // the result index is not asked.
-    const noReuse =
-      run.options.noReuse === true ||
-      (backend !== undefined && (await backend.ledger.getBatch(resolved.batch))?.noReuse === true);
+    const noReuse = run.options.noReuse === true || existing?.noReuse === true;
     const counted: Pick<ProducerBackend, "rowsExist" | "resultsExist"> | undefined =
       backend && noReuse ? { rowsExist: (batch, ids) => backend.rowsExist(batch, ids) } : backend;
     // What the enqueue finds through the ledger as it writes: ids repeated in the file, and given

@@ -9,7 +9,7 @@
  */
 
 import { dirname, resolve } from "node:path";
-import { batchPurgingError } from "../ledger/index.js";
+import { batchPurgingError, LedgerError } from "../ledger/index.js";
 import {
   createRowValidator,
   openManifest,
@@ -154,7 +154,8 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
       budgetSet = await writer.finish();
     } catch (error) {
       await writer.abandon();
-      if (writer.chunks === 0) throw error;
+      // A purge met on the way: its own message says what to do (no "run it again for the rest").
+      if (writer.chunks === 0 || isBatchDeleting(error)) throw error;
       throw new EnqueueInterruptedError(batch, writer.enqueued, error);
     }
     const after = await backend.ledger.getBatch(batch);
@@ -173,4 +174,8 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
     await spool.remove();
     await backend.close();
   }
+}
+
+function isBatchDeleting(error: unknown): boolean {
+  return error instanceof LedgerError && (error.code === "batch_purging" || error.code === "batch_gone");
 }

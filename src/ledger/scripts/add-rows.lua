@@ -18,7 +18,10 @@
       ARGV[7] the batch's submit priority, kept for the jobs feed.lua's callers add ('' = leave):
         written when the batch keeps none (its creation), or over a kept one when ARGV[8] is '1'
         (enqueue --priority given; a healing enqueue without it leaves the batch's priority)
-      ARGV[9..] per row, 4 values: id, line, body (row-body.ts: prompt, params, metadata),
+      ARGV[9] '1': the batch must exist already (an enqueue's later chunks: one deleted meanwhile,
+        a purge, is not made again without the budget and settings its first chunk gave; error
+        `GONE`); '' creates it when missing
+      ARGV[10..] per row, 4 values: id, line, body (row-body.ts: prompt, params, metadata),
         estimatedCredits
 
     Output:
@@ -33,6 +36,7 @@ local batchKey, orderKey = KEYS[1], KEYS[2]
 -- A batch `purge` marked (running, or cut short) has rows partly deleted that its counters still
 -- count: nothing is added until the purge, run again, has deleted it (a new batch then).
 if redis.call('HEXISTS', batchKey, 'purging') == 1 then return redis.error_reply('PURGING') end
+if ARGV[9] == '1' and redis.call('EXISTS', batchKey) == 0 then return redis.error_reply('GONE') end
 if redis.call('EXISTS', batchKey) == 0 then
   redis.call('HSET', batchKey, 'createdAt', now, 'updatedAt', now, 'nextSeq', 0,
     'total', 0, 'queued', 0, 'submitted', 0, 'generating', 0, 'archiving', 0, 'archived', 0,
@@ -73,7 +77,7 @@ local FIRST_ROW = 12
 local out = { 0, -1 }
 for i = FIRST_ROW, #KEYS, KEYS_PER_ROW do
   local rowKey, bodyKey = KEYS[i], KEYS[i + 1]
-  local base = 8 + (i - FIRST_ROW) / KEYS_PER_ROW * FIELDS_PER_ROW
+  local base = 9 + (i - FIRST_ROW) / KEYS_PER_ROW * FIELDS_PER_ROW
   local status = redis.call('HGET', rowKey, 'status')
   if not status and (frozenTo > 0 or walked) then
     local at = redis.call('ZSCORE', orderKey, ARGV[base + 1])
