@@ -1,7 +1,7 @@
 import type { Clock } from "../core/clock.js";
 import type { RedisClient } from "../redis/script.js";
 import { keepUncertain, type UncertainAttempt } from "./budget.js";
-import { markCancelled } from "./cancel-mark.js";
+import { batchMarks, markCancelled } from "./cancel-mark.js";
 import { batchColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
 import { feedWindow } from "./feed.js";
@@ -100,6 +100,8 @@ export interface Ledger {
   forgetReservedEnded(batch: string, rowIds: readonly string[]): Promise<number>;
   /** Marks the batch cancelled (`cancelledAt`), or clears the mark; false when there is no such batch. */
   markCancelled(batch: string, cancelled: boolean): Promise<boolean>;
+  /** Which of `cancel`'s and `purge`'s marks the batch carries: the submit's last look before a create. */
+  batchMarks(batch: string): Promise<{ cancelled: boolean; purging: boolean }>;
   /** `releaseAndPeek` only for a row that has ended (cancelled, failed): a missing row gives 0. */
   releaseEnded(batch: string, rowId: string): Promise<{ released: number; parked: boolean }>;
   /**
@@ -242,6 +244,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     forgetReservedEnded: (batch, rowIds) => forgetReservedEnded(ctx, batch, rowIds),
     releaseEnded: (batch, rowId) => releaseEnded(ctx, batch, rowId),
     markCancelled: (batch, cancelled) => markCancelled(ctx, batch, cancelled),
+    batchMarks: (batch) => batchMarks(ctx, batch),
     keepUncertain: (batch, rowId, credits, taskId, attempt) =>
       keepUncertain(ctx, batch, rowId, credits, taskId, attempt),
     setBudget: (batch, credits) => setBudget(ctx, batch, credits),

@@ -6,9 +6,11 @@
 /**
  * `over-budget`: nothing reserved; the row is marked waiting and parked (its job may end: a wake
  * gives it a new one). `purging`: nothing reserved; `purge` is deleting the batch, so nothing of
- * it is created (and paid for) any more: the job ends.
+ * it is created (and paid for) any more: the job ends. `cancelled`: nothing reserved; `cancel`
+ * marked the batch, and its walk had not reached the row yet (or was cut short): the caller
+ * cancels it.
  */
-export type ReserveOutcome = "reserved" | "over-budget" | "no-budget" | "purging";
+export type ReserveOutcome = "reserved" | "over-budget" | "no-budget" | "purging" | "cancelled";
 
 /** `already-settled`: the task's cost was counted by an earlier call. */
 export type SettleOutcome = "settled" | "already-settled";

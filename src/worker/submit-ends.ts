@@ -3,6 +3,7 @@ import { PAUSE_POLICY } from "../fleet/policy.js";
 import type { Ledger } from "../ledger/index.js";
 import type { RowRecord } from "../ledger/types.js";
 import { jobKey, type SubmitJob } from "./jobs.js";
+import { firstPollDelay } from "./poll-schedule.js";
 import type { FleetPort, StageQueues, WorkerSettings } from "./ports.js";
 import { archiveFromIndex, type ReuseDeps } from "./reuse.js";
 import { delay, done, JobLostError, type StageJob, type StageResult } from "./stage.js";
@@ -99,4 +100,39 @@ export async function releaseSlotsOf(
   if (deps.keys?.releaseInFlightEverywhere) return deps.keys.releaseInFlightEverywhere(key);
   const fleets = deps.keys?.lanes.map((lane) => lane.fleet) ?? [deps.fleet];
   await Promise.all(fleets.map((fleet) => fleet.releaseInFlight(key)));
+}
+
+/**
+ * The batch carries `cancel`'s or `purge`'s mark: nothing of it is created. A cancelled batch's
+ * queued row is cancelled here, as the cancel's walk would have had it reached the row (a walk
+ * still on its way, or cut short); a purged one's is left to the purge. Any reservation the row
+ * holds goes back (transition.lua notes a cancelled one for the reconciler should this die first).
+ */
+export async function endForBatchMark(
+  job: StageJob<SubmitJob>,
+  deps: { ledger: Pick<Ledger, "transition" | "releaseReservation"> },
+  mark: "cancelled" | "purging",
+): Promise<StageResult<SubmitJob>> {
+  const { batch, rowId } = job.data;
+  if (mark === "cancelled") {
+    const moved = await deps.ledger.transition(batch, rowId, { from: ["queued"], to: "cancelled" });
+    if (moved.ok) job.log.info("the batch was cancelled: this row is cancelled, not created");
+  }
+  await deps.ledger.releaseReservation(batch, rowId);
+  return done;
+}
+
+/** The poll job of the row's task (an add under its id is one job): after a create, or found recorded. */
+export async function ensurePoll(
+  deps: { queues: Pick<StageQueues, "addPoll">; settings: Parameters<typeof firstPollDelay>[0] },
+  data: SubmitJob,
+  taskId: string,
+  at: number,
+  taskKey?: string,
+) {
+  const { batch, rowId, resubmit } = data;
+  await deps.queues.addPoll(
+    { batch, rowId, resubmit, taskId, submittedAt: at, checks: 0, ...(taskKey ? { taskKey } : {}) },
+    firstPollDelay(deps.settings),
+  );
 }

@@ -8,7 +8,6 @@ import { afterAccepted, gateStillOpen } from "./gate.js";
 import { forgetRefusedUpload, uploadInputImage } from "./input-image-step.js";
 import { jobKey, type SubmitJob, submitJobSchema } from "./jobs.js";
 import { chooseKey } from "./key-choice.js";
-import { firstPollDelay } from "./poll-schedule.js";
 import type { FleetPort, InputImagePort, StageQueues, WorkerSettings } from "./ports.js";
 import { recordWithRetry } from "./record.js";
 import type { ReuseDeps } from "./reuse.js";
@@ -21,7 +20,14 @@ import {
   type StageJob,
   type StageResult,
 } from "./stage.js";
-import { afterParked, giveUpSubmit, releaseSlotsOf, reuseStep } from "./submit-ends.js";
+import {
+  afterParked,
+  endForBatchMark,
+  ensurePoll,
+  giveUpSubmit,
+  releaseSlotsOf,
+  reuseStep,
+} from "./submit-ends.js";
 import { handleSubmitError } from "./submit-errors.js";
 import { countDeadRunAttempt, markCreating, unmark } from "./submit-mark.js";
 import { requestOf } from "./submit-request.js";
@@ -30,7 +36,8 @@ import { requestOf } from "./submit-request.js";
 type SubmitLedger = Pick<
   Ledger,
   "getRow" | "getRowState" | "transition" | "reserveBudget" | "releaseReservation" | "keepUncertain"
->;
+> &
+  Partial<Pick<Ledger, "batchMarks">>;
 
 /**
  * What the submit stage uses of the worker's ports: a test fakes just these. The fleet and KIE
@@ -115,8 +122,11 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     // Parked by the ledger (over the budget): this job ends, and the row costs nothing until a
     // raised budget or a released reservation wakes it with a new job (budget-wake.ts).
     if (outcome === "over-budget") return parked;
-    // `purge` is deleting the batch: nothing of it is created any more (its jobs go with it).
-    if (outcome === "purging") return done;
+    // `purge` is deleting the batch, or `cancel` marked it: nothing of it is created any more.
+    if (outcome === "purging" || outcome === "cancelled") {
+      if (job.data.creating === undefined) await releaseSlotsOf(deps, key);
+      return endForBatchMark(job, deps, outcome);
+    }
 
     // A local input image is uploaded (or its upload reused) before the key choice, by the first
     // key whose gate lets uploads go (any key's upload serves every key's create): no in-flight or
@@ -149,11 +159,12 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       // write no mark, so it never creates unmarked.
       markedAt = deps.clock.now();
       marking = markCreating(job, data, markedAt);
-      const [current, owned, now] = await Promise.all([
+      const [current, owned, now, marks] = await Promise.all([
         // Its state only: the status and tasks decide, and the request was made from `row`.
         deps.ledger.getRowState(batch, rowId),
         marking,
         admitted ?? fleet.readGate(),
+        deps.ledger.batchMarks?.(batch),
       ]);
       gateRead = now;
       // The job went to another worker, which creates the task itself: nothing was marked here.
@@ -163,9 +174,13 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       }
       // The gate may have held this job for hours: a row cancelled meanwhile must not be paid for.
       // (The mark goes first: a death before it counts this attempt uncertain, never a create lost.)
-      if (current?.status !== "queued" || current.taskIds[resubmit] !== undefined) {
+      // So must one of a batch cancelled or being purged meanwhile (its walk not at the row yet).
+      const stale = current?.status !== "queued" || current.taskIds[resubmit] !== undefined;
+      const mark = marks?.purging ? "purging" : marks?.cancelled ? "cancelled" : undefined;
+      if (stale || mark) {
         await unmark(job, data, key);
         await fleet.releaseInFlight(key);
+        if (!stale && mark) return endForBatchMark(job, deps, mark);
         if (current?.status === "cancelled") await deps.ledger.releaseReservation(batch, rowId);
         return done;
       }
@@ -282,12 +297,4 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
     await ensurePoll(deps, job.data, taskId, submittedAt, chosen.id);
     return done;
   }
-}
-
-async function ensurePoll(deps: SubmitDeps, data: SubmitJob, taskId: string, at: number, taskKey?: string) {
-  const { batch, rowId, resubmit } = data;
-  await deps.queues.addPoll(
-    { batch, rowId, resubmit, taskId, submittedAt: at, checks: 0, ...(taskKey ? { taskKey } : {}) },
-    firstPollDelay(deps.settings),
-  );
 }

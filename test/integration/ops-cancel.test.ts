@@ -173,6 +173,17 @@ describe("cancel", () => {
     expect(batchLines(await status()).join("\n")).not.toMatch(/cancelled at/);
   });
 
+  it("a row of a batch marked cancelled reserves nothing (its job cancels it); retry's clear lifts that", async () => {
+    await fx.ledger.addRows("b3", [newRow("a")], { budget: 100 });
+    await fx.ledger.markCancelled("b3", true);
+    expect(await fx.ledger.reserveBudget("b3", "a", 8)).toBe("cancelled");
+    expect(await fx.ledger.getBatch("b3")).toMatchObject({ creditsReserved: 0 });
+    expect(await fx.ledger.batchMarks("b3")).toEqual({ cancelled: true, purging: false });
+    await fx.ledger.markCancelled("b3", false);
+    expect(await fx.ledger.reserveBudget("b3", "a", 8)).toBe("reserved");
+    expect(await fx.ledger.batchMarks("b3")).toEqual({ cancelled: false, purging: false });
+  });
+
   it("an enqueue that appends rows clears the cancel mark; one that adds nothing keeps it", async () => {
     await fx.ledger.addRows("b2", [newRow("a")]);
     await cancelBatch(deps(), "b2");

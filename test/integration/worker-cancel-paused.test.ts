@@ -46,4 +46,30 @@ describe("worker: cancel during a pause", () => {
     expect(sim.stats().creates).toBe(0);
     expect(await ledger.getBatch("bc")).toMatchObject({ total: 3, cancelled: 3, creditsReserved: 0 });
   });
+  it("a cancel cut short after its mark: the rows it never reached are cancelled by their own jobs, none created, every reservation back", async () => {
+    const h = await harnesses.start();
+    const { sim, ledger } = h.pipeline;
+    const fleet = h.fleet();
+    await fleet.pause.pause("manual", "test: hold submissions");
+    await h.worker();
+    await h.pipeline.addRows(
+      "bcut",
+      Array.from({ length: 4 }, (_, i) => ({ id: `k-${i + 1}`, estimatedCredits: 8 })),
+    );
+    const harness = h;
+    await until("submit jobs held at the gate", async () => {
+      const counts = await harness.pipeline.queues.queues.submit.getJobCounts("active");
+      return (counts.active ?? 0) >= 4;
+    });
+    // What a cancel killed right after its mark leaves: the mark, every row still queued.
+    await ledger.markCancelled("bcut", true);
+    await fleet.pause.resume();
+
+    const summary = await until("every row cancelled", async () => {
+      const s = await ledger.getBatch("bcut");
+      return s?.cancelled === 4 ? s : undefined;
+    });
+    expect(summary).toMatchObject({ queued: 0, creditsReserved: 0, uncertain: 0 });
+    expect(sim.stats().creates).toBe(0);
+  });
 });

@@ -222,6 +222,45 @@ describe("submit stage", () => {
     expect(f.polls).toEqual([]);
   });
 
+  it("a row of a batch `cancel` marked, its walk not at the row yet (or cut short), is cancelled, not created", async () => {
+    const f = setup({ reserve: "cancelled" });
+    let slots = 0;
+    f.deps.fleet = openFleet({
+      createSlot: async () => {
+        slots++;
+      },
+      tryCreateSlot: async () => {
+        slots++;
+        return { retryInMs: 0 };
+      },
+    });
+    expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.creates).toEqual([]);
+    expect(slots).toBe(0);
+    expect(f.ledger.current()).toMatchObject({ status: "cancelled" });
+    expect(f.released).toEqual(["r1"]);
+  });
+
+  it.each([
+    ["cancelled", { cancelled: true, purging: false }, "cancelled"],
+    ["being purged", { cancelled: false, purging: true }, "queued"],
+  ])(
+    "a batch %s while its create waited for the rate slot: not sent, the slot and reservation given back",
+    async (_name, marks, status) => {
+      const f = setup();
+      f.deps.ledger.batchMarks = async () => marks;
+      expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
+      expect(f.creates).toEqual([]);
+      expect(f.ledger.current()).toMatchObject({ status });
+      expect(f.released).toEqual(["r1"]);
+      // Unmarked batch: sent.
+      const g = setup();
+      g.deps.ledger.batchMarks = async () => ({ cancelled: false, purging: false });
+      await submitStage.run(stageJob(submitJob()), g.deps);
+      expect(g.creates).toHaveLength(1);
+    },
+  );
+
   it.each([
     ["cancelled", { status: "cancelled" as const }],
     ["purged", null],

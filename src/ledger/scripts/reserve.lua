@@ -19,13 +19,16 @@
 
     Output:
       'reserved' | 'no-budget' (reserved; the batch has none) | 'over-budget' | 'missing' |
-      'purging' (`purge` marked the batch before deleting it: nothing reserved, nothing created)
+      'purging' (`purge` marked the batch before deleting it: nothing reserved, nothing created) |
+      'cancelled' (`cancel` marked the batch: nothing reserved; the caller cancels the row, which
+      the cancel's walk would have, had it reached it: a walk cut short, or still on its way)
 ]]
 --- @include "includes/row-money.lua"
 --- @include "includes/budget.lua"
 --- @include "includes/parked-min.lua"
 if row_missing() then return 'missing' end
 if redis.call('HEXISTS', batchKey, 'purging') == 1 then return 'purging' end
+if redis.call('HEXISTS', batchKey, 'cancelledAt') == 1 then return 'cancelled' end
 local now = now_ms()
 local rowId = ARGV[3]
 -- The row's fields this script reads, in one call (every reservation runs it).
