@@ -11,7 +11,7 @@ import { forEachLimit, iterate } from "./jobs.js";
 const CONCURRENCY = 16;
 
 export interface PurgeDeps {
-  ledger: Pick<Ledger, "getBatch" | "listBatches" | "purge">;
+  ledger: Pick<Ledger, "getBatch" | "listBatches" | "purge" | "finishPurge">;
   queues: Record<Stage, Pick<Queue, "remove" | "getJobState" | "getRanges">>;
   out: Output;
   queuePrefix?: string;
@@ -123,7 +123,9 @@ export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeR
     return { ...report, confirmed: false };
   }
 
-  if (plan.summary) report.rows = await deps.ledger.purge(batch);
+  // The batch's hash, marked `purging`, stays until its jobs and slots are gone too: an enqueue
+  // meanwhile is refused rather than making a batch whose jobs and slots this purge then takes.
+  if (plan.summary) report.rows = await deps.ledger.purge(batch, { keepMark: true });
   for (const stage of STAGES) {
     const queue = deps.queues[stage];
     const result = report.jobs[stage];
@@ -149,6 +151,7 @@ export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeR
   // After the jobs: a job that was running has found its row gone by now or soon, and never
   // releases its slot itself.
   if (deps.inFlight) report.inFlightReleased = await deps.inFlight.releaseBatch(batch);
+  if (plan.summary) await deps.ledger.finishPurge(batch);
   for (const line of reportLines(report)) out.write(`${line}\n`);
   return report;
 }

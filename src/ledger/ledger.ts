@@ -6,12 +6,13 @@ import { batchColumns } from "./columns.js";
 import type { LedgerContext } from "./context.js";
 import { feedWindow } from "./feed.js";
 import { type FreezeOptions, type FreezeProgress, freezeBatch } from "./freeze.js";
-import { expireFinished, type HousekeepingProgress, housekeep, persistBatch, purge } from "./housekeeping.js";
+import { expireFinished, type HousekeepingProgress, housekeep, persistBatch } from "./housekeeping.js";
 import { refuseOldLayout, repairBatchIndex } from "./index-repair.js";
 import { ledgerKeys } from "./keys.js";
 import { releaseEnded, releaseReservation, reserveBudget, setBudget, settleCredits } from "./money.js";
 import { wakeParked } from "./parked.js";
 import { type ProgressMinute, type ProgressWindow, readProgress } from "./progress.js";
+import { finishPurge, purge } from "./purge.js";
 import type { RowsOptions, StateEntry, StatePageOptions } from "./read-options.js";
 import { readRows } from "./read-rows.js";
 import { getBatch, getRow, getRowState, listBatches, oldestUnarchived, rows } from "./reads.js";
@@ -189,8 +190,13 @@ export interface Ledger {
    * `keepGoing` (asked between pages) says stop; resumable by any process.
    */
   freeze(batch: string, options: FreezeOptions): Promise<FreezeProgress>;
-  /** Deletes every ledger key of the batch; returns the number of rows deleted. */
-  purge(batch: string): Promise<number>;
+  /**
+   * Deletes every ledger key of the batch; returns the number of rows deleted. With `keepMark`,
+   * its hash (marked `purging`: nothing is enqueued to it) and index entry stay for `finishPurge`.
+   */
+  purge(batch: string, options?: { keepMark?: boolean }): Promise<number>;
+  /** Deletes a purged batch's hash and index entry: the purge's jobs and slots are gone too. */
+  finishPurge(batch: string): Promise<void>;
   /** Builds the state indexes of a batch recorded before they existed (once; then one HGET). */
   ensureStateIndex(batch: string): Promise<void>;
   /** The rows in one indexed state, a page at a time, oldest entry first. */
@@ -268,7 +274,8 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     persistBatch: (batch) => persistBatch(ctx, batch),
     housekeep: (batch, hkOptions) => housekeep(ctx, batch, ctx.ttlMs, hkOptions),
     freeze: (batch, freezeOptions) => freezeBatch(ctx, batch, freezeOptions),
-    purge: (batch) => purge(ctx, batch),
+    purge: (batch, options) => purge(ctx, batch, options),
+    finishPurge: (batch) => finishPurge(ctx, batch),
     ensureStateIndex: (batch) => ensureStateIndex(ctx, batch),
     statePages: (batch, status, pageOptions) => stateIndexPages(ctx, batch, status, pageOptions),
     stateOnlyPages: (batch, status, pageOptions) => stateIndexStatePages(ctx, batch, status, pageOptions),

@@ -159,6 +159,27 @@ describe("purge", () => {
     expect(await fx.queues.queues.poll.getJobState("kept/g1")).toBe("delayed");
   }, 60_000); // two SCANs of a shared Redis that may hold millions of other keys
 
+  it("keeps the batch marked until its jobs and slots are gone: an enqueue meanwhile is refused, not taken apart by the purge", async () => {
+    await populate("busy");
+    await fx.queues.addSubmit({ batch: "busy", rowId: "q1", resubmit: 0 });
+    const tries: unknown[] = [];
+    const submit = fx.queues.queues.submit;
+    // While the purge removes the batch's jobs, the same file is enqueued again.
+    const queues = {
+      ...fx.queues.queues,
+      submit: Object.assign(Object.create(submit), {
+        remove: async (id: string) => {
+          tries.push(await fx.ledger.addRows("busy", [newRow("new")]).catch((error: Error) => error));
+          return submit.remove(id);
+        },
+      }),
+    };
+    await purgeBatch({ ...deps(), queues }, "busy");
+    expect(tries).toEqual([expect.objectContaining({ code: "batch_purging" })]);
+    expect(await keysOf("busy")).toEqual([]);
+    expect(await fx.ledger.getBatch("busy")).toBeUndefined();
+  });
+
   it("removes nothing when the operator says no", async () => {
     await populate("b1");
     await fx.queues.addSubmit({ batch: "b1", rowId: "q1", resubmit: 0 });
