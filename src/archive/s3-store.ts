@@ -271,9 +271,14 @@ function toStoreError(
   // A HEAD's refusal has no body, so no S3 code: the status is then all an operator gets.
   const status = httpStatusOf(error);
   const http = status === undefined ? "" : ` (HTTP ${status})`;
+  // What to do is the operator's, and not in S3's own words.
+  const hint =
+    code === "checksum_refused"
+      ? "; a store that does not take the AWS SDK's default request checksums (some S3-compatibles) needs AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED in the workers' environment"
+      : "";
   return new ArchiveStoreError({
     code,
-    message: `S3 ${operation} ${location} failed${http}: ${what}${typeof e?.message === "string" ? e.message : String(error)}`,
+    message: `S3 ${operation} ${location} failed${http}: ${what}${typeof e?.message === "string" ? e.message : String(error)}${hint}`,
     location,
     httpStatus: httpStatusOf(error),
     cause: error,

@@ -21,6 +21,13 @@ export type ArchiveStoreErrorCode =
    * succeed, but only once an operator frees space, and every row would meet it alike.
    */
   | "no_space"
+  /**
+   * The store refuses the AWS SDK's request checksums (XAmzContentSHA256Mismatch; an
+   * InvalidArgument or NotImplemented naming `x-amz-checksum-*`, `x-amz-trailer` or aws-chunked):
+   * an S3-compatible that needs AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED. Every put meets
+   * it until an operator sets that; once in a while, bytes damaged on the way: a probe passes.
+   */
+  | "checksum_refused"
   /** Anything else: not retried. */
   | "failed";
 
@@ -74,7 +81,6 @@ const RETRYABLE_S3_NAMES: ReadonlySet<string> = new Set([
   // Bytes damaged or cut short on the way (a checksum or length that does not match), and a
   // multipart upload the server lost (a MinIO restart): a put from the start again may well pass.
   "BadDigest",
-  "XAmzContentSHA256Mismatch",
   "IncompleteBody",
   "NoSuchUpload",
   "InvalidPart",
@@ -127,6 +133,14 @@ const NO_SPACE_S3_NAMES: ReadonlySet<string> = new Set(["XMinioStorageFull"]);
 const NO_SPACE_MESSAGE = /no space left on device/i;
 /** HTTP 507 Insufficient Storage (MinIO's full drives). */
 const INSUFFICIENT_STORAGE = 507;
+/** What an S3-compatible that does not take the SDK's flexible checksums says, in a 400 or 501. */
+const CHECKSUM_REFUSAL_NAMES: ReadonlySet<string> = new Set([
+  "InvalidArgument",
+  "NotImplemented",
+  "InvalidRequest",
+]);
+const CHECKSUM_REFUSAL_MESSAGE =
+  /x-amz-(sdk-)?checksum|x-amz-trailer|aws-chunked|STREAMING-UNSIGNED-PAYLOAD-TRAILER|x-amz-decoded-content-length/i;
 
 interface ErrorLike {
   name?: unknown;
@@ -157,6 +171,12 @@ export function classifyStoreError(error: unknown): ArchiveStoreErrorCode {
   const name = typeof e.Code === "string" ? e.Code : typeof e.name === "string" ? e.name : "";
   const status = httpStatusOf(error);
   if (name === "NoSuchBucket") return "no_such_bucket";
+  if (
+    name === "XAmzContentSHA256Mismatch" ||
+    (CHECKSUM_REFUSAL_NAMES.has(name) &&
+      CHECKSUM_REFUSAL_MESSAGE.test(typeof e.message === "string" ? e.message : ""))
+  )
+    return "checksum_refused";
   if (ACCESS_DENIED_S3_NAMES.has(name) || status === 401 || status === 403) return "access_denied";
   if (NO_SPACE_S3_NAMES.has(name) || status === INSUFFICIENT_STORAGE) return "no_space";
   // MinIO answers some writes on full drives with a 500 InternalError that says so.
@@ -186,13 +206,14 @@ export function isRetryableStoreError(error: unknown): boolean {
 }
 
 function retryableCode(code: ArchiveStoreErrorCode): boolean {
-  return code === "unavailable" || code === "no_space";
+  return code === "unavailable" || code === "no_space" || code === "checksum_refused";
 }
 
 /**
  * Whether a store failure is the deployment's, not the row's: the credential or the permission
  * is refused (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch, a bare 403, EACCES, EPERM,
- * EROFS), the bucket is missing, or the disk or quota is full (ENOSPC, EDQUOT, MinIO's 507).
+ * EROFS), the bucket is missing, the disk or quota is full (ENOSPC, EDQUOT, MinIO's 507), or the
+ * store refuses the SDK's request checksums (an S3-compatible's setting).
  * Every row would fail the same way, so the archive stage pauses instead of failing any (or, for
  * a full disk, retrying each row on its own until its file expires). Only the store's own errors
  * count: a download's 403 is an expired URL, a row's problem.
@@ -200,7 +221,10 @@ function retryableCode(code: ArchiveStoreErrorCode): boolean {
 export function isStoreOutage(error: unknown): boolean {
   return (
     isArchiveStoreError(error) &&
-    (error.code === "access_denied" || error.code === "no_such_bucket" || error.code === "no_space")
+    (error.code === "access_denied" ||
+      error.code === "no_such_bucket" ||
+      error.code === "no_space" ||
+      error.code === "checksum_refused")
   );
 }
 

@@ -16,7 +16,9 @@ export type Refusal =
   | "InvalidAccessKeyId"
   | "SignatureDoesNotMatch"
   | "bare-403"
-  | "XMinioStorageFull";
+  | "XMinioStorageFull"
+  /** An S3-compatible refusing the AWS SDK's request checksums (400). */
+  | "XAmzContentSHA256Mismatch";
 
 export interface RefusingS3 {
   /** `http://127.0.0.1:<port>`: give it as S3_ENDPOINT. */
@@ -44,7 +46,8 @@ export async function startRefusingS3(target: string): Promise<RefusingS3> {
     refused++;
     // A HEAD answer never has a body, so S3 refuses one with a bare 403 too.
     const bare = refusal === "bare-403" || req.method === "HEAD";
-    const status = refusal === "XMinioStorageFull" ? 507 : 403;
+    const status =
+      refusal === "XMinioStorageFull" ? 507 : refusal === "XAmzContentSHA256Mismatch" ? 400 : 403;
     answerAfterBody(req, res, status, bare ? undefined : errorXml(refusal));
     return true;
   });

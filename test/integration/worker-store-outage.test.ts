@@ -170,6 +170,13 @@ describe("worker: the archive store refuses, then is fixed", () => {
     ["refuses everything with a bare 403", "bare-403", undefined, /\(HTTP 403\)/],
     // MinIO below its free-drive threshold refuses writes; reads go on.
     ["is full (MinIO's 507)", "XMinioStorageFull", ["PUT", "POST"], /\(HTTP 507\): XMinioStorageFull/],
+    // An S3-compatible that does not take the SDK's default checksums: the reason names the fix.
+    [
+      "refuses the SDK's request checksums",
+      "XAmzContentSHA256Mismatch",
+      ["PUT", "POST"],
+      /XAmzContentSHA256Mismatch.*AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED/,
+    ],
   ])(
     "an S3 store that %s: rows wait, then all are archived once it accepts",
     async (_name, refusal, methods, reason) => {

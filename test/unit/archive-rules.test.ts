@@ -144,7 +144,24 @@ describe("store error classification", () => {
     ["400 InvalidArgument", s3("InvalidArgument", 400), "failed", false],
     // Bytes damaged or cut short on the way, a multipart upload the server lost: put again.
     ["400 BadDigest", s3("BadDigest", 400), "unavailable", true],
-    ["400 XAmzContentSHA256Mismatch", s3("XAmzContentSHA256Mismatch", 400), "unavailable", true],
+    // An S3-compatible refusing the SDK's request checksums: the deployment's (a pause), not the row's.
+    ["400 XAmzContentSHA256Mismatch", s3("XAmzContentSHA256Mismatch", 400), "checksum_refused", true],
+    [
+      "400 InvalidArgument naming the SDK's checksum header (B2)",
+      Object.assign(s3("InvalidArgument", 400), {
+        message: "Unsupported header 'x-amz-sdk-checksum-algorithm' received for this API call.",
+      }),
+      "checksum_refused",
+      true,
+    ],
+    [
+      "400 InvalidArgument refusing aws-chunked (COS, OSS)",
+      Object.assign(s3("InvalidArgument", 400), {
+        message: "aws-chunked encoding is not supported with the specified x-amz-content-sha256 value",
+      }),
+      "checksum_refused",
+      true,
+    ],
     ["400 IncompleteBody", s3("IncompleteBody", 400), "unavailable", true],
     ["404 NoSuchUpload", s3("NoSuchUpload", 404), "unavailable", true],
     ["400 InvalidPart", s3("InvalidPart", 400), "unavailable", true],
