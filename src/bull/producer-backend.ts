@@ -35,13 +35,10 @@ export function createRedisBackend(options: RedisBackendOptions): ProducerBacken
       ? options.ledger
       : {
           ...options.ledger,
-          // The window goes with the chunk that may create the batch; later ones only add rows.
+          // Every chunk names the window: it makes the batch window-managed only where it creates
+          // it, and sets the size a window-managed batch already has again.
           addRows: (batch, rows, meta) =>
-            options.ledger.addRows(
-              batch,
-              rows,
-              meta === undefined || meta.existing === true ? meta : { ...meta, submitWindow },
-            ),
+            options.ledger.addRows(batch, rows, meta === undefined ? meta : { ...meta, submitWindow }),
         };
   const keys = ledgerKeys(options.queuePrefix);
   let queueSet: QueueSet | undefined;

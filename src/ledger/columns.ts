@@ -17,14 +17,18 @@ export function columnsKey(ctx: LedgerContext, batch: string): string {
   return `${ctx.keys.batch(batch)}:columns`;
 }
 
-/** Adds names not yet known, in order; true when the batch already existed. */
+/**
+ * Adds names not yet known, in order; true when the batch already existed. With `existing`, only
+ * to a batch that exists (nothing is written for one deleted meanwhile).
+ */
 export async function recordColumns(
   ctx: LedgerContext,
   batch: string,
   names: readonly string[],
+  existing = false,
 ): Promise<boolean> {
   const keys = [columnsKey(ctx, batch), ctx.keys.batch(batch)];
-  return (await columnsScript.run(ctx.redis, keys, names, ctx.clock)) === 1;
+  return (await columnsScript.run(ctx.redis, keys, [existing ? "1" : "", ...names], ctx.clock)) === 1;
 }
 
 /** Marks a batch this process created as having every column kept (after its first rows). */

@@ -71,7 +71,7 @@ export async function addRows(
     // call also says whether this call creates the batch.
     const names = newColumns(rows, chunk, columns);
     if (n === 0 || names.length > 0) {
-      const existed = await recordColumns(ctx, batch, names);
+      const existed = await recordColumns(ctx, batch, names, meta.existing === true);
       if (n === 0) created = !existed;
     }
     const keys = [ctx.keys.batch(batch), ...batchSideKeys(ctx, batch), ...chunk.flatMap(({ keys }) => keys)];

@@ -20,6 +20,12 @@ export interface ChunkWriterOptions {
   priorityGiven?: boolean;
   /** `--no-reuse`: recorded on the batch atomically with the first chunk. @defaultValue false */
   noReuse?: boolean;
+  /**
+   * The batch existed when the run began (rows appended to it): the first chunk too adds only to
+   * it, so a purge meanwhile is refused, not answered with a batch made anew without its budget.
+   * @defaultValue false
+   */
+  appending?: boolean;
   /** @defaultValue ENQUEUE_CHUNK */
   chunkSize?: number;
   /** @defaultValue ENQUEUE_CHUNK_CHARS */
@@ -137,6 +143,7 @@ export class ChunkWriter {
             ...(this.options.priorityGiven === true ? { replacePriority: true } : {}),
             ...(budget === undefined ? {} : { budget }),
             ...(this.options.noReuse === true ? { noReuse: true } : {}),
+            ...(this.options.appending === true ? { existing: true } : {}),
           }
         : { existing: true };
     const recorded = (async () => {

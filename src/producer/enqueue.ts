@@ -90,8 +90,8 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
   const spool = await RowSpool.create(deps.tmpDir);
   try {
     // A batch `purge` marked is refused before the file is read (add-rows.lua refuses it too).
-    const purging = (await backend.ledger.getBatch(batch))?.purging;
-    if (purging !== undefined) throw batchPurgingError(batch, purging);
+    const existing = await backend.ledger.getBatch(batch);
+    if (existing?.purging !== undefined) throw batchPurgingError(batch, existing.purging);
     // Pass 1 writes nothing to Redis: valid rows go to the spool, counts and errors to the report.
     // With --strict it also finds the id conflicts the write would meet (id-check.ts: reads only),
     // so that a file with one is refused whole, before a row is written.
@@ -131,6 +131,7 @@ async function enqueueRows(run: Run): Promise<EnqueueSummary> {
       ...(options.priority === undefined ? {} : { priorityGiven: true }),
       ...(resolved.budget === undefined ? {} : { budget: resolved.budget }),
       ...(options.noReuse === true ? { noReuse: true } : {}),
+      ...(existing === undefined ? {} : { appending: true }),
       onIdConflict: (row, held) =>
         report.invalidAfterAll(
           idConflictError(

@@ -84,4 +84,38 @@ describe("enqueue meets a purge", () => {
       code: "batch_purging",
     });
   });
+  it("rows appended to a batch purged before the first chunk are refused, not given a batch made anew without its budget", async () => {
+    await fx.ledger.addRows(
+      "kept",
+      [{ id: "x", line: 2, prompt: "p", params: {}, metadata: {}, estimatedCredits: 8 }],
+      {
+        budget: 50,
+      },
+    );
+    const file = await fx.files.write("more.csv", csv("prompt,seed", ...csvRows(20)));
+    const run = fx.run(
+      { file, batch: "kept" },
+      backendWith(async (n) => {
+        if (n === 1) await fx.ledger.purge("kept");
+      }),
+    );
+    await expect(run).rejects.toMatchObject({ code: "batch_gone" });
+    expect(await fx.ledger.getBatch("kept")).toBeUndefined();
+  });
+
+  it("a later chunk's new metadata column leaves no key of a batch purged meanwhile", async () => {
+    // A column first met after the first chunk: its name is recorded with that chunk.
+    const lines = Array.from({ length: 700 }, (_, i) =>
+      JSON.stringify(i < 600 ? { prompt: `p ${i}`, seed: i } : { prompt: `p ${i}`, seed: i, late: "x" }),
+    );
+    const file = await fx.files.write("late.jsonl", `${lines.join("\n")}\n`);
+    const run = fx.run(
+      { file, batch: "cols" },
+      backendWith(async (n) => {
+        if (n === 2) await fx.ledger.purge("cols");
+      }),
+    );
+    await expect(run).rejects.toMatchObject({ code: "batch_gone" });
+    expect((await fx.keys()).filter((key) => key.includes(`${fx.prefix}:cols}`))).toEqual([]);
+  });
 });

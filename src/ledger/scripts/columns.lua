@@ -6,13 +6,16 @@
     Input:
       KEYS[1] the batch's columns zset (name -> rank), KEYS[2] batch hash
       ARGV[1] now: caller's clock, epoch ms ('' = Redis TIME; unused)
-      ARGV[2..] column names, in order of appearance
+      ARGV[2] '1': only for a batch that exists (an enqueue's chunk after its first: a batch a
+        purge deleted meanwhile gets no stray columns key); '' records them either way
+      ARGV[3..] column names, in order of appearance
 
     Output:
       1 when the batch hash existed before this call, else 0
 ]]
 local existed = redis.call('EXISTS', KEYS[2])
-for i = 2, #ARGV do
+if ARGV[2] == '1' and existed == 0 then return 0 end
+for i = 3, #ARGV do
   if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
     redis.call('ZADD', KEYS[1], redis.call('ZCARD', KEYS[1]), ARGV[i])
   end
