@@ -57,7 +57,7 @@ export interface CancelReport {
  * released when its job is gone; a running job settles or releases it itself.
  */
 export async function cancelBatch(deps: CancelDeps, batch: string): Promise<CancelReport> {
-  await requireBatch(deps.ledger, batch, deps.queuePrefix);
+  const before = await requireBatch(deps.ledger, batch, deps.queuePrefix);
   const report: CancelReport = {
     cancelled: 0,
     jobsRemoved: 0,
@@ -118,6 +118,9 @@ export async function cancelBatch(deps: CancelDeps, batch: string): Promise<Canc
   }
   const after = await requireBatch(deps.ledger, batch, deps.queuePrefix);
   report.inFlight = after.submitted + after.generating + after.archiving;
+  // Submit jobs running meanwhile cancel rows of a marked batch themselves (reserve.lua answers
+  // `cancelled`), ahead of the walk: the batch's count says how many went, whoever moved them.
+  report.cancelled = Math.max(report.cancelled, after.cancelled - before.cancelled);
   const { out } = deps;
   out.write(
     `batch ${batch}: ${report.cancelled} queued rows cancelled, ${report.jobsRemoved} submit jobs removed\n`,

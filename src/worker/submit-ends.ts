@@ -105,8 +105,9 @@ export async function releaseSlotsOf(
 /**
  * The batch carries `cancel`'s or `purge`'s mark: nothing of it is created. A cancelled batch's
  * queued row is cancelled here, as the cancel's walk would have had it reached the row (a walk
- * still on its way, or cut short); a purged one's is left to the purge. Any reservation the row
- * holds goes back (transition.lua notes a cancelled one for the reconciler should this die first).
+ * still on its way, or cut short), and any reservation it holds goes back (transition.lua notes
+ * it for the reconciler should this die first). A purged one's is left to the purge whole: its
+ * row may be gone already, and a release would wake parked rows of a batch being deleted.
  */
 export async function endForBatchMark(
   job: StageJob<SubmitJob>,
@@ -114,10 +115,10 @@ export async function endForBatchMark(
   mark: "cancelled" | "purging",
 ): Promise<StageResult<SubmitJob>> {
   const { batch, rowId } = job.data;
-  if (mark === "cancelled") {
-    const moved = await deps.ledger.transition(batch, rowId, { from: ["queued"], to: "cancelled" });
-    if (moved.ok) job.log.info("the batch was cancelled: this row is cancelled, not created");
-  }
+  if (mark === "purging") return done;
+  const moved = await deps.ledger.transition(batch, rowId, { from: ["queued"], to: "cancelled" });
+  if (!moved.ok) return done;
+  job.log.info("the batch was cancelled: this row is cancelled, not created");
   await deps.ledger.releaseReservation(batch, rowId);
   return done;
 }

@@ -173,6 +173,23 @@ describe("cancel", () => {
     expect(batchLines(await status()).join("\n")).not.toMatch(/cancelled at/);
   });
 
+  it("counts the rows running submit jobs cancelled ahead of its walk (the batch's count, not the walk's)", async () => {
+    await fx.ledger.addRows("b4", [newRow("a"), newRow("b"), newRow("c")]);
+    const ledger = {
+      ...fx.ledger,
+      // A worker's job meets the mark first and cancels its row itself (reserve.lua: `cancelled`).
+      markCancelled: async (batch: string, cancelled: boolean) => {
+        const marked = await fx.ledger.markCancelled(batch, cancelled);
+        await fx.ledger.transition(batch, "a", { from: ["queued"], to: "cancelled" });
+        return marked;
+      },
+    };
+    const out = new Collector();
+    const report = await cancelBatch({ ...deps(out), ledger }, "b4");
+    expect(report.cancelled).toBe(3);
+    expect(out.text()).toContain("3 queued rows cancelled");
+  });
+
   it("a row of a batch marked cancelled reserves nothing (its job cancels it); retry's clear lifts that", async () => {
     await fx.ledger.addRows("b3", [newRow("a")], { budget: 100 });
     await fx.ledger.markCancelled("b3", true);
