@@ -168,6 +168,8 @@ export const LATE_CHECKS = {
    * its key) counts for nothing: it is asked again this much later...
    */
   againMs: 60_000,
+  /** ...doubling as it is put off, to at most this... */
+  againMaxMs: 30 * 60_000,
   /** ...for as long as this past the horizon at most. */
   overrunMs: 3_600_000,
 } as const;

@@ -32,10 +32,19 @@ function lateData(job: StageJob<PollJob>, made: number): PollJob {
   return { ...data, late: made };
 }
 
-function giveUp(job: StageJob<PollJob>): StageResult<PollJob> {
-  job.log.info(
-    { taskId: job.data.taskId },
-    "no final answer for the task a day after its submit: its row stays failed; `kie-batch retry` polls it again",
+type LateDeps = Pick<PollDeps, "clock"> & {
+  ledger: Pick<Ledger, "transition">;
+  settings: { maxWaitMs: number };
+};
+
+/** The last late check came and went without a final answer: the row's error says so. */
+async function giveUp(job: StageJob<PollJob>, deps: LateDeps): Promise<StageResult<PollJob>> {
+  const { batch, rowId, taskId } = job.data;
+  const error = `no final answer for task ${taskId} a day after its submit (KIE_MAX_WAIT, then its late checks): its credits stay held, for KIE may still charge it; \`kie-batch retry\` polls it again`;
+  await deps.ledger.transition(batch, rowId, { from: ["failed"], ifTask: taskId, set: { error } });
+  job.log.warn(
+    { taskId },
+    "no final answer for the task a day after its submit: its late checks end, the row stays failed",
   );
   return done;
 }
@@ -44,25 +53,47 @@ function giveUp(job: StageJob<PollJob>): StageResult<PollJob> {
  * The job after `made` late checks: delayed to the next, or done after the last. The first is
  * asked for by the KIE_MAX_WAIT failure itself (`made` 0).
  */
-function nextLateCheck(
+async function nextLateCheck(
   job: StageJob<PollJob>,
-  deps: Pick<PollDeps, "clock"> & { settings: { maxWaitMs: number } },
+  deps: LateDeps,
   made: number,
-): StageResult<PollJob> {
+): Promise<StageResult<PollJob>> {
   const at = lateCheckAt(job.data.submittedAt, deps.settings.maxWaitMs, made);
-  if (at === undefined) return giveUp(job);
+  if (at === undefined) return giveUp(job, deps);
   return delay(Math.max(MIN_LATE_DELAY_MS, at - deps.clock.now()), lateData(job, made));
 }
 
 /**
  * A late check that got no answer about the task (a 5xx, a 429, KIE's maintenance, no worker here
- * with its key): it counts for nothing and is asked again a minute on, until an hour past the
- * last check's time; a task that finished meanwhile is never missed for a passing outage.
+ * with its key): it counts for nothing and is asked again, a minute on, then as long again as it
+ * has been put off (1, 2, 4... minutes, at most `againMaxMs`), until an hour past the last check's
+ * time; a task that finished meanwhile is never missed for a passing outage.
  */
-function askAgain(job: StageJob<PollJob>, deps: PollDeps): StageResult<PollJob> {
-  const horizon = lateHorizon(job.data.submittedAt, deps.settings.maxWaitMs);
-  if (deps.clock.now() > horizon + LATE_CHECKS.overrunMs) return giveUp(job);
-  return delay(LATE_CHECKS.againMs, lateData(job, job.data.late ?? 0));
+async function askAgain(job: StageJob<PollJob>, deps: PollDeps): Promise<StageResult<PollJob>> {
+  const { submittedAt } = job.data;
+  const now = deps.clock.now();
+  if (now > lateHorizon(submittedAt, deps.settings.maxWaitMs) + LATE_CHECKS.overrunMs)
+    return giveUp(job, deps);
+  // When this check was due: the doubling goes from there.
+  const due = lateCheckAt(submittedAt, deps.settings.maxWaitMs, job.data.late ?? 0) ?? now;
+  const wait = Math.min(LATE_CHECKS.againMaxMs, Math.max(LATE_CHECKS.againMs, now - due));
+  return delay(wait, lateData(job, job.data.late ?? 0));
+}
+
+/**
+ * A status call's failure that says nothing of the task (the fleet's 429, 455 or bad key, a 5xx, a
+ * timeout): asked again. Anything else (KIE does not know the task, a refusal) counts as a check.
+ */
+function saysNothingOfTask(error: { fleetEffect?: unknown; retryable: boolean; code: string }): boolean {
+  return error.fleetEffect !== undefined || (error.retryable && error.code !== "record_not_found");
+}
+
+/** The row failed for this task, its reservation still held: the task is unsettled, a late finish owed. */
+function unsettledFailure(
+  row: Pick<RowState, "status" | "taskId" | "creditsReserved">,
+  taskId: string,
+): boolean {
+  return row.status === "failed" && row.taskId === taskId && row.creditsReserved > 0;
 }
 
 /**
@@ -70,13 +101,16 @@ function askAgain(job: StageJob<PollJob>, deps: PollDeps): StageResult<PollJob> 
  * (unsettled) and KIE_MAX_WAIT past: the run that failed it died before its late checks were
  * saved (or its move's reply was lost), so they start here. Anything else failed is done.
  */
-export function lateChecksOwed(job: StageJob<PollJob>, deps: PollDeps, row: RowState): StageResult<PollJob> {
+export async function lateChecksOwed(
+  job: StageJob<PollJob>,
+  deps: PollDeps,
+  row: RowState,
+): Promise<StageResult<PollJob>> {
   const owed =
-    row.status === "failed" &&
-    row.taskId === job.data.taskId &&
-    row.creditsReserved > 0 &&
+    unsettledFailure(row, job.data.taskId) &&
     pastMaxWait(job.data, deps.clock.now(), deps.settings.maxWaitMs);
-  return owed ? nextLateCheck(job, deps, 0) : done;
+  if (!owed) return done;
+  return nextLateCheck(job, deps, 0);
 }
 
 /** One late check of the row's task (`job.data.late` set): see the module's comment. */
@@ -100,7 +134,7 @@ export async function lateCheck(
   } catch (error) {
     if (!isKieError(error)) throw error;
     if (error.fleetEffect === "bad-key") await deps.fleet.pause("bad-key", PAUSE_POLICY["bad-key"].reason());
-    return askAgain(job, deps);
+    return saysNothingOfTask(error) ? askAgain(job, deps) : nextLateCheck(job, deps, made);
   }
   switch (record.status) {
     case "generating":
@@ -154,9 +188,7 @@ export async function failPastMaxWait(
   });
   // A move whose reply was lost and that was sent again finds the row failed for this task, its
   // reservation held: its late checks are still owed. Moved on otherwise (an operator, another run).
-  const ours =
-    moved.ok ||
-    (moved.row?.status === "failed" && moved.row.taskId === taskId && moved.row.creditsReserved > 0);
+  const ours = moved.ok || (moved.row !== undefined && unsettledFailure(moved.row, taskId));
   if (!ours) return done;
   job.log.warn({ taskId, lastAnswer }, "gave up on a task without a final answer after KIE_MAX_WAIT");
   return nextLateCheck(job, deps, 0);

@@ -128,7 +128,7 @@ describe("late checks: what they do", () => {
     ]);
   });
 
-  it("still generating: the next late check, the task's in-flight slot left alone; after the day's, done", async () => {
+  it("still generating: the next late check, the task's in-flight slot left alone; after the day's, done, the row saying so", async () => {
     const f = setup(generating);
     f.clock.advance(HOUR + 5);
     expect(await pollStage.run(stageJob(pollJob({ late: 0 })), f.deps)).toEqual({
@@ -140,7 +140,24 @@ describe("late checks: what they do", () => {
     f.clock.advance(23 * HOUR);
     expect(await pollStage.run(stageJob(pollJob({ late: 5 })), f.deps)).toEqual({ kind: "done" });
     expect(f.ledger.current()).toMatchObject({ status: "failed", creditsReserved: 8 });
-    expect(f.ledger.transitions).toEqual([]);
+    expect(f.ledger.current()?.error).toContain(
+      "a day after its submit (KIE_MAX_WAIT, then its late checks)",
+    );
+    expect(f.ledger.transitions).toEqual([expect.objectContaining({ from: ["failed"], ifTask: "t-1" })]);
+    expect(f.ledger.transitions[0]?.to).toBeUndefined();
+  });
+
+  it("KIE not knowing the task counts as a check (it is not asked again a minute on)", async () => {
+    const { KieError } = await import("../../src/kie/errors.js");
+    const f = setup(async () => {
+      throw new KieError({ code: "record_not_found", message: "recordInfo is null", retryable: true });
+    });
+    f.clock.advance(HOUR);
+    expect(await pollStage.run(stageJob(pollJob({ late: 0 })), f.deps)).toEqual({
+      kind: "delay",
+      ms: HOUR,
+      data: pollJob({ late: 1 }),
+    });
   });
 
   it("a check without an answer about the task (a 500, no worker with its key) counts for nothing: asked again a minute on, until an hour past the last", async () => {
@@ -155,9 +172,21 @@ describe("late checks: what they do", () => {
       ms: 60_000,
       data: pollJob({ late: 5 }),
     });
-    f.clock.advance(HOUR + 1);
-    expect(await pollStage.run(stageJob(pollJob({ late: 5 })), f.deps)).toEqual({ kind: "done" });
+    // Put off longer, asked again as long again (at most 30 minutes).
+    f.clock.advance(10 * 60_000);
+    expect(await pollStage.run(stageJob(pollJob({ late: 5 })), f.deps)).toMatchObject({
+      kind: "delay",
+      ms: 10 * 60_000,
+    });
+    f.clock.advance(40 * 60_000);
+    expect(await pollStage.run(stageJob(pollJob({ late: 5 })), f.deps)).toMatchObject({
+      kind: "delay",
+      ms: 30 * 60_000,
+    });
     expect(f.ledger.transitions).toEqual([]);
+    // An hour past the last check's time: given up.
+    f.clock.advance(10 * 60_000 + 1);
+    expect(await pollStage.run(stageJob(pollJob({ late: 5 })), f.deps)).toEqual({ kind: "done" });
     // A task made with a key this worker lacks: no status call, asked again as well.
     const keyed = setup(success, { taskKeys: { "t-1": "k-other" } });
     keyed.deps.keys = { lane: () => undefined, held: async () => true } as never;
