@@ -64,6 +64,8 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
       requestHandler: { connectionTimeout: 10_000, socketTimeout: options.idleTimeoutMs ?? 60_000 },
     });
   const ownsClient = options.client === undefined;
+  // An S3-compatible behind S3_ENDPOINT: a checksum refusal there is its setting (see toStoreError).
+  const thirdParty = options.endpoint !== undefined;
   // Cleared for good the first time the store refuses ChecksumAlgorithm on a copy (see copy).
   let checksumOnCopy = true;
 
@@ -119,7 +121,7 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
         body.destroy();
         if (signal?.aborted) throw signal.reason;
         if (bodyError) throw bodyError;
-        throw toStoreError(error, "put", `s3://${bucket}/${Key}`);
+        throw toStoreError(error, "put", `s3://${bucket}/${Key}`, thirdParty);
       } finally {
         signal?.removeEventListener("abort", onAbort);
       }
@@ -171,7 +173,7 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
         };
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
-        throw toStoreError(error, "copy", `s3://${bucket}/${source} -> ${Key}`);
+        throw toStoreError(error, "copy", `s3://${bucket}/${source} -> ${Key}`, thirdParty);
       }
     },
 
@@ -207,7 +209,7 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
         if (signal?.aborted) throw signal.reason;
         if ((error as { name?: unknown }).name === "NoSuchKey" || httpStatusOf(error) === 404)
           return undefined;
-        throw toStoreError(error, "get", `s3://${bucket}/${Key}`);
+        throw toStoreError(error, "get", `s3://${bucket}/${Key}`, thirdParty);
       } finally {
         signal?.removeEventListener("abort", onAbort);
       }
@@ -229,7 +231,7 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
         // HEAD has no body, so a missing bucket also comes back as a bare 404 "NotFound".
         if ((error as { name?: unknown }).name === "NotFound" || httpStatusOf(error) === 404)
           return undefined;
-        throw toStoreError(error, "head", `s3://${bucket}/${Key}`);
+        throw toStoreError(error, "head", `s3://${bucket}/${Key}`, thirdParty);
       }
     },
 
@@ -239,7 +241,7 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
         await client.send(new DeleteObjectCommand({ Bucket: bucket, Key }), { abortSignal: signal });
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
-        throw toStoreError(error, "delete", `s3://${bucket}/${Key}`);
+        throw toStoreError(error, "delete", `s3://${bucket}/${Key}`, thirdParty);
       }
     },
 
@@ -263,9 +265,13 @@ function toStoreError(
   error: unknown,
   operation: "put" | "get" | "head" | "delete" | "copy",
   location: string,
+  thirdParty: boolean,
 ): ArchiveStoreError {
   if (isArchiveStoreError(error)) return error;
-  const code = classifyStoreError(error);
+  const classified = classifyStoreError(error);
+  // AWS itself takes its SDK's checksums: a mismatch there is bytes damaged on the way, the row's
+  // to put again, never a setting to change (and no pause of the fleet for it).
+  const code = classified === "checksum_refused" && !thirdParty ? "unavailable" : classified;
   const e = error as { name?: unknown; message?: unknown };
   const what = typeof e?.name === "string" && e.name !== "Error" ? `${e.name}: ` : "";
   // A HEAD's refusal has no body, so no S3 code: the status is then all an operator gets.

@@ -8,6 +8,7 @@ import { putJson } from "../../src/archive/sidecar.js";
 import { isRetryableStoreError } from "../../src/archive/store-error.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
 import { digestOf, pngBytes, pngStream } from "../helpers/image-server.js";
+import { startRefusingS3 } from "../helpers/refusing-s3.js";
 import { type RunningS3rver, startS3rver } from "../helpers/s3rver.js";
 
 let s3: RunningS3rver;
@@ -248,5 +249,30 @@ describe("S3 store against s3rver", () => {
     const shared = createS3Store({ ...s3.clientOptions, bucket: s3.bucket, client });
     await shared.close();
     expect(await getObject("archive/b1/r-1.png")).toBeDefined();
+  });
+});
+
+describe("a store refusing the AWS SDK's request checksums", () => {
+  it("behind S3_ENDPOINT (an S3-compatible): the deployment's setting, named; on AWS itself: a put to try again", async () => {
+    const proxy = await startRefusingS3(s3.endpoint);
+    proxy.refuse("XAmzContentSHA256Mismatch", ["PUT", "POST"]);
+    const compatible = createS3Store({ ...s3.clientOptions, endpoint: proxy.endpoint, bucket: s3.bucket });
+    // A client of its own and no endpoint: how the store is made for AWS's own S3.
+    const awsClient = new S3Client({ ...s3.clientOptions, endpoint: proxy.endpoint });
+    const { endpoint: _endpoint, ...withoutEndpoint } = s3.clientOptions;
+    const aws = createS3Store({ ...withoutEndpoint, client: awsClient, bucket: s3.bucket });
+    try {
+      const refused = await failure(compatible.put("k.png", pngStream(1_000), { contentType: "image/png" }));
+      expect(refused).toMatchObject({ code: "checksum_refused", retryable: true });
+      expect(refused.message).toContain("AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED");
+      const damaged = await failure(aws.put("k.png", pngStream(1_000), { contentType: "image/png" }));
+      expect(damaged).toMatchObject({ code: "unavailable", retryable: true });
+      expect(damaged.message).not.toContain("AWS_REQUEST_CHECKSUM_CALCULATION");
+    } finally {
+      await compatible.close();
+      await aws.close();
+      awsClient.destroy();
+      await proxy.close();
+    }
   });
 });
