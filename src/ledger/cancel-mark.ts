@@ -42,7 +42,7 @@ export function batchPurgingError(batch: string, since?: number): LedgerError {
   const when = since === undefined ? "" : ` (marked ${new Date(since).toISOString()})`;
   return new LedgerError(
     "batch_purging",
-    `batch ${batch} is being purged${when}: a purge of it runs now or was cut short, and its rows are partly deleted. Run \`kie-batch purge ${batch} --yes\` (again) to finish it; then enqueue to it anew`,
+    `batch ${batch} is being purged${when}, its rows partly deleted: wait for the purge running now, or, if none is (one was cut short), run \`kie-batch purge ${batch} --yes\` to finish it; then enqueue to it anew`,
   );
 }
 
@@ -50,6 +50,6 @@ export function batchPurgingError(batch: string, since?: number): LedgerError {
 export function batchGoneError(batch: string): LedgerError {
   return new LedgerError(
     "batch_gone",
-    `batch ${batch} was deleted (purged) while this enqueue added rows to it: nothing more is added, and the rows added before went with it or go with the purge. Once the purge is done, enqueue the file again to make the batch anew`,
+    `batch ${batch} was deleted (purged) while this enqueue added rows to it: nothing more is added (any this run added before go with the purge). Once the purge is done, enqueue the file again to make the batch anew`,
   );
 }

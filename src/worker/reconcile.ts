@@ -114,6 +114,9 @@ export async function reconcileAll(
   return reports;
 }
 
+/** A purge's mark older than this is reported at warn (a purge running that long was cut short, most likely). */
+const PURGE_CUT_SHORT_MS = 3_600_000;
+
 /** One batch: each watched state that holds rows, page by page, while `keepGoing` says so. */
 export async function reconcileBatch(
   deps: ReconcileDeps,
@@ -126,7 +129,10 @@ export async function reconcileBatch(
   // A batch `purge` marked: its rows' jobs would end at once (reserve.lua answers `purging`), so
   // giving a cut-short purge's million queued rows their jobs back each sweep is churn, not repair.
   if (summary.purging !== undefined) {
-    deps.log.warn(
+    // At warn once the mark is an hour old: a purge that long was most likely cut short.
+    const stale = deps.clock.now() - summary.purging > PURGE_CUT_SHORT_MS;
+    (stale ? deps.log.warn : deps.log.info).call(
+      deps.log,
       { batch },
       `reconciler: batch ${batch} is being purged (a purge runs now, or was cut short: \`kie-batch purge ${batch} --yes\` finishes it); not swept`,
     );

@@ -35,9 +35,14 @@ import { requestOf } from "./submit-request.js";
 /** The ledger calls the submit stage makes. */
 type SubmitLedger = Pick<
   Ledger,
-  "getRow" | "getRowState" | "transition" | "reserveBudget" | "releaseReservation" | "keepUncertain"
-> &
-  Partial<Pick<Ledger, "batchMarks">>;
+  | "getRow"
+  | "getRowState"
+  | "transition"
+  | "reserveBudget"
+  | "releaseReservation"
+  | "keepUncertain"
+  | "batchMarks"
+>;
 
 /**
  * What the submit stage uses of the worker's ports: a test fakes just these. The fleet and KIE
@@ -164,7 +169,7 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
         deps.ledger.getRowState(batch, rowId),
         marking,
         admitted ?? fleet.readGate(),
-        deps.ledger.batchMarks?.(batch),
+        deps.ledger.batchMarks(batch),
       ]);
       gateRead = now;
       // The job went to another worker, which creates the task itself: nothing was marked here.

@@ -622,6 +622,7 @@ function submitDeps(
       getCredits: async () => Promise.reject(new Error("unused")),
     },
     ledger: {
+      batchMarks: async () => ({ cancelled: false, purging: false }),
       getRow: s.ledger.getRow,
       getRowState: s.ledger.getRowState,
       transition: s.ledger.transition,

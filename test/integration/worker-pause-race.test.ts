@@ -55,6 +55,7 @@ function setup(pauseWhile: "createSlot" | "none") {
   const deps: SubmitDeps = {
     kie,
     ledger: {
+      batchMarks: async () => ({ cancelled: false, purging: false }),
       getRow: ledger.getRow,
       getRowState: ledger.getRowState,
       transition: ledger.transition,

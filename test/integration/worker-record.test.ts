@@ -76,6 +76,7 @@ async function setup(failures: { transition?: Error[]; backoffRemaining?: Error[
   const deps: SubmitDeps = {
     kie,
     ledger: {
+      batchMarks: async () => ({ cancelled: false, purging: false }),
       getRow: (batch, rowId) => ledger.getRow(batch, rowId),
       getRowState: (batch, rowId) => ledger.getRowState(batch, rowId),
       reserveBudget: (batch, rowId, credits) => ledger.reserveBudget(batch, rowId, credits),

@@ -161,6 +161,7 @@ describe("submit with several keys", () => {
       fleet: lanes[0]!.fleet,
       keys: keyRing(lanes),
       ledger: {
+        batchMarks: async () => ({ cancelled: false, purging: false }),
         getRow: ledger.getRow,
         getRowState: ledger.getRowState,
         transition: ledger.transition,

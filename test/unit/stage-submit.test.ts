@@ -54,6 +54,7 @@ function setup(
   const deps: SubmitDeps = {
     kie,
     ledger: {
+      batchMarks: async () => ({ cancelled: false, purging: false }),
       getRow: ledger.getRow,
       getRowState: ledger.getRowState,
       transition: ledger.transition,
@@ -248,12 +249,21 @@ describe("submit stage", () => {
   ])(
     "a batch %s while its create waited for the rate slot: not sent, the slot given back",
     async (_name, marks, status, released) => {
-      const f = setup();
+      const freed: string[] = [];
+      const f = setup({
+        fleet: {
+          releaseInFlight: async (key) => {
+            freed.push(key);
+          },
+        },
+      });
       f.deps.ledger.batchMarks = async () => marks;
       expect(await submitStage.run(stageJob(submitJob()), f.deps)).toEqual({ kind: "done" });
       expect(f.creates).toEqual([]);
       expect(f.ledger.current()).toMatchObject({ status });
       expect(f.released).toEqual(released);
+      // The in-flight slot it took goes back at once (not an hour later, as stale).
+      expect(freed).toEqual(["b/r1"]);
       // Unmarked batch: sent.
       const g = setup();
       g.deps.ledger.batchMarks = async () => ({ cancelled: false, purging: false });

@@ -62,6 +62,7 @@ function setup(
   const deps: SubmitDeps = {
     kie,
     ledger: {
+      batchMarks: async () => ({ cancelled: false, purging: false }),
       getRow: ledger.getRow,
       getRowState: ledger.getRowState,
       transition: ledger.transition,
