@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, Redis } from "ioredis";
@@ -96,6 +97,81 @@ export interface TestClusterOptions {
   nodeTimeoutMs?: number;
 }
 
+/**
+ * A port for a cluster node: free now, and so is its cluster bus port (10,000 above, which must
+ * stay under 65,536). A port whose bus port an outgoing connection holds made the node exit at
+ * start, now and then, on a busy machine.
+ */
+async function nodePort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port <= 55_535 && (await portFree(port + 10_000))) return port;
+  }
+}
+
+/** Whether a loopback port can be bound right now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * One cluster node in its own folder under `dir`, answering. A node that exits at start (a port
+ * taken between the check and its bind) is started again on other ports, up to three times.
+ */
+async function startNode(dir: string, options: TestClusterOptions): Promise<Node> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await nodePort();
+    // Each node's own folder: a replica writes the RDB it syncs from, and they must not share one.
+    const nodeDir = join(dir, String(port));
+    await mkdir(nodeDir);
+    const settings: Record<string, string> = {
+      port: String(port),
+      bind: "127.0.0.1",
+      "cluster-enabled": "yes",
+      "cluster-config-file": join(nodeDir, "nodes.conf"),
+      "cluster-node-timeout": String(options.nodeTimeoutMs ?? 1_000),
+      dir: nodeDir,
+      save: "",
+      appendonly: "no",
+      "protected-mode": "yes",
+      // A replica's first sync at once, not after the default 5 s wait for more replicas: a
+      // master killed before its replica synced would leave it nothing to take over.
+      "repl-diskless-sync-delay": "0",
+    };
+    const args = Object.entries(settings).flatMap(([name, value]) => [`--${name}`, value]);
+    // Its log (stdout) too: why a node exits is said there.
+    const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
+    const node: Node = {
+      port,
+      child,
+      stderr: "",
+      exited: new Promise((resolve) => child.once("close", () => resolve())),
+    };
+    const keep = (chunk: Buffer) => {
+      node.stderr = (node.stderr + chunk.toString()).slice(-4_000);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    try {
+      await waitForRedis(`redis://127.0.0.1:${port}`, {
+        timeoutMs: 10_000,
+        alive: () => {
+          if (child.exitCode !== null) throw new Error(`redis-server :${port} exited: ${node.stderr}`);
+        },
+      });
+      return node;
+    } catch (error) {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await node.exited;
+      if (attempt >= 3) throw error;
+    }
+  }
+}
+
 export async function startTestCluster(options: TestClusterOptions = {}): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), "kie-cluster-"));
   const nodes: Node[] = [];
@@ -109,44 +185,7 @@ export async function startTestCluster(options: TestClusterOptions = {}): Promis
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < NODES; i++) {
-      const port = await freePort();
-      // Each node's own folder: a replica writes the RDB it syncs from, and they must not share one.
-      const nodeDir = join(dir, String(port));
-      await mkdir(nodeDir);
-      const settings: Record<string, string> = {
-        port: String(port),
-        bind: "127.0.0.1",
-        "cluster-enabled": "yes",
-        "cluster-config-file": join(nodeDir, "nodes.conf"),
-        "cluster-node-timeout": String(options.nodeTimeoutMs ?? 1_000),
-        dir: nodeDir,
-        save: "",
-        appendonly: "no",
-        "protected-mode": "yes",
-        // A replica's first sync at once, not after the default 5 s wait for more replicas: a
-        // master killed before its replica synced would leave it nothing to take over.
-        "repl-diskless-sync-delay": "0",
-      };
-      const args = Object.entries(settings).flatMap(([name, value]) => [`--${name}`, value]);
-      const child = spawn("redis-server", args, { stdio: ["ignore", "ignore", "pipe"] });
-      const node: Node = {
-        port,
-        child,
-        stderr: "",
-        exited: new Promise((resolve) => child.once("close", () => resolve())),
-      };
-      child.stderr?.on("data", (chunk: Buffer) => {
-        node.stderr += chunk.toString();
-      });
-      nodes.push(node);
-      await waitForRedis(`redis://127.0.0.1:${port}`, {
-        timeoutMs: 10_000,
-        alive: () => {
-          if (child.exitCode !== null) throw new Error(`redis-server :${port} exited: ${node.stderr}`);
-        },
-      });
-    }
+    for (let i = 0; i < NODES; i++) nodes.push(await startNode(dir, options));
     const ports = nodes.map((n) => n.port);
     await runCli([
       "--cluster",
