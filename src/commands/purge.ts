@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import { type BatchSummary, checkName, type Ledger, LedgerError } from "../ledger/index.js";
 import { requireBatch } from "../report/batch.js";
@@ -10,8 +11,39 @@ import { forEachLimit, iterate } from "./jobs.js";
 
 const CONCURRENCY = 16;
 
+/**
+ * One purge of a batch at a time: its lease lapses this long after its holder stops renewing it
+ * (a purge killed), renewed every third of it while the purge runs.
+ */
+const PURGE_LEASE_MS = 60_000;
+
+/**
+ * Takes the batch's purge lease, renewed until the returned function lets it go. A second purge
+ * of the batch meanwhile would delete the batch's hash while this one still removes its jobs and
+ * slots: a batch enqueued anew in between would lose them. Refused (`purge_running`) when another
+ * purge holds it.
+ */
+async function holdPurgeLease(deps: PurgeDeps, batch: string): Promise<() => Promise<void>> {
+  const name = `purge.${batch}`;
+  const owner = randomUUID();
+  if (!(await deps.ledger.claimLease(name, owner, PURGE_LEASE_MS))) {
+    throw new OpsError(
+      "purge_running",
+      `a purge of batch ${batch} is running (another terminal or machine, or one killed in the last minute): wait for it to end, then run this again if the batch is still there`,
+    );
+  }
+  const renew = setInterval(() => {
+    deps.ledger.claimLease(name, owner, PURGE_LEASE_MS).catch(() => undefined);
+  }, PURGE_LEASE_MS / 3);
+  renew.unref();
+  return async () => {
+    clearInterval(renew);
+    await deps.ledger.releaseLease(name, owner).catch(() => undefined);
+  };
+}
+
 export interface PurgeDeps {
-  ledger: Pick<Ledger, "getBatch" | "listBatches" | "purge" | "finishPurge">;
+  ledger: Pick<Ledger, "getBatch" | "listBatches" | "purge" | "finishPurge" | "claimLease" | "releaseLease">;
   queues: Record<Stage, Pick<Queue, "remove" | "getJobState" | "getRanges">>;
   out: Output;
   queuePrefix?: string;
@@ -123,6 +155,23 @@ export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeR
     return { ...report, confirmed: false };
   }
 
+  const letGo = await holdPurgeLease(deps, batch);
+  try {
+    await purgeHeld(deps, batch, plan, report);
+  } finally {
+    await letGo();
+  }
+  for (const line of reportLines(report)) out.write(`${line}\n`);
+  return report;
+}
+
+/** The purge itself, under the batch's purge lease: its ledger, its jobs, its slots, its hash. */
+async function purgeHeld(
+  deps: PurgeDeps,
+  batch: string,
+  plan: PurgePlan,
+  report: PurgeReport,
+): Promise<void> {
   // The batch's hash, marked `purging`, stays until its jobs and slots are gone too: an enqueue
   // meanwhile is refused rather than making a batch whose jobs and slots this purge then takes.
   if (plan.summary) report.rows = await deps.ledger.purge(batch, { keepMark: true });
@@ -152,8 +201,6 @@ export async function purgeBatch(deps: PurgeDeps, batch: string): Promise<PurgeR
   // releases its slot itself.
   if (deps.inFlight) report.inFlightReleased = await deps.inFlight.releaseBatch(batch);
   if (plan.summary) await deps.ledger.finishPurge(batch);
-  for (const line of reportLines(report)) out.write(`${line}\n`);
-  return report;
 }
 
 function countStates(s: BatchSummary): string {

@@ -10,7 +10,9 @@ export type OpsErrorCode =
   /** A command argument the ledger refuses (a batch name it cannot hold); bad flag values are ValueErrors. */
   | "invalid_argument"
   /** No KIE account is known: KIE_API_KEY is unset and no worker has registered one. */
-  | "no_account";
+  | "no_account"
+  /** Another `purge` of the batch holds its lease: one at a time. */
+  | "purge_running";
 
 export class OpsError extends CodedError<OpsErrorCode> {
   override readonly name = "OpsError";

@@ -180,6 +180,22 @@ describe("purge", () => {
     expect(await fx.ledger.getBatch("busy")).toBeUndefined();
   });
 
+  it("one purge of a batch at a time: a second one meanwhile is refused, removes nothing; once the first ends it may run", async () => {
+    await populate("twice");
+    // A purge running elsewhere holds the batch's purge lease.
+    expect(await fx.ledger.claimLease("purge.twice", "elsewhere", 60_000)).toBe(true);
+    await expect(purgeBatch(deps(), "twice")).rejects.toMatchObject({
+      code: "purge_running",
+      message: expect.stringContaining("a purge of batch twice is running"),
+    });
+    expect(await fx.ledger.getBatch("twice")).toMatchObject({ total: 8 });
+    expect((await fx.ledger.getBatch("twice"))?.purging).toBeUndefined();
+    await fx.ledger.releaseLease("purge.twice", "elsewhere");
+    expect((await purgeBatch(deps(), "twice")).rows).toBe(8);
+    // Its own lease is let go at the end.
+    expect(await fx.ledger.claimLease("purge.twice", "next", 60_000)).toBe(true);
+  });
+
   it("removes nothing when the operator says no", async () => {
     await populate("b1");
     await fx.queues.addSubmit({ batch: "b1", rowId: "q1", resubmit: 0 });
