@@ -140,7 +140,7 @@ const CHECKSUM_REFUSAL_NAMES: ReadonlySet<string> = new Set([
   "InvalidRequest",
 ]);
 const CHECKSUM_REFUSAL_MESSAGE =
-  /x-amz-(sdk-)?checksum|x-amz-trailer|aws-chunked|STREAMING-UNSIGNED-PAYLOAD-TRAILER|x-amz-decoded-content-length/i;
+  /checksum|x-amz-trailer|aws-chunked|STREAMING-UNSIGNED-PAYLOAD-TRAILER|x-amz-decoded-content-length/i;
 
 interface ErrorLike {
   name?: unknown;

@@ -112,13 +112,11 @@ export async function pauseArchiving(
   const note = fullDisk
     ? `; a full disk: the store probe waits for KIE_ARCHIVE_MIN_FREE free (${mebibytes(floor)})`
     : "";
-  // A checksum refusal may be one put's bytes damaged on the way: the first probe goes at once.
-  const checksum = isArchiveStoreError(error) && error.code === "checksum_refused";
   const started = await deps.storePause.pause(
     "store-unavailable",
     policy.reason(errorMessage(error)) + note,
     {
-      probeAfterMs: checksum ? 0 : every,
+      probeAfterMs: every,
       probeEveryMs: every,
       ...(fullDisk ? { minFreeBytes: floor } : {}),
     },

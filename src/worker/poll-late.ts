@@ -37,10 +37,17 @@ type LateDeps = Pick<PollDeps, "clock"> & {
   settings: { maxWaitMs: number };
 };
 
-/** The last late check came and went without a final answer: the row's error says so. */
-async function giveUp(job: StageJob<PollJob>, deps: LateDeps): Promise<StageResult<PollJob>> {
+/**
+ * The last late check came and went without a final answer: the row's error says so, and why
+ * (`keyId`: no worker here had the task's API key to ask with).
+ */
+async function giveUp(job: StageJob<PollJob>, deps: LateDeps, keyId?: string): Promise<StageResult<PollJob>> {
   const { batch, rowId, taskId } = job.data;
-  const error = `no final answer for task ${taskId} a day after its submit (KIE_MAX_WAIT, then its late checks): its credits stay held, for KIE may still charge it; \`kie-batch retry\` polls it again`;
+  const why =
+    keyId === undefined
+      ? `no final answer for task ${taskId} a day after its submit (KIE_MAX_WAIT, then its late checks)`
+      : `task ${taskId} not asked about since KIE_MAX_WAIT: no worker had API key ${keyId}, which created it, for a day after its submit (give the workers that key again, KIE_API_KEYS)`;
+  const error = `${why}: its credits stay held, for KIE may still charge it; \`kie-batch retry\` polls it again`;
   await deps.ledger.transition(batch, rowId, { from: ["failed"], ifTask: taskId, set: { error } });
   job.log.warn(
     { taskId },
@@ -69,11 +76,15 @@ async function nextLateCheck(
  * has been put off (1, 2, 4... minutes, at most `againMaxMs`), until an hour past the last check's
  * time; a task that finished meanwhile is never missed for a passing outage.
  */
-async function askAgain(job: StageJob<PollJob>, deps: PollDeps): Promise<StageResult<PollJob>> {
+async function askAgain(
+  job: StageJob<PollJob>,
+  deps: PollDeps,
+  keyId?: string,
+): Promise<StageResult<PollJob>> {
   const { submittedAt } = job.data;
   const now = deps.clock.now();
   if (now > lateHorizon(submittedAt, deps.settings.maxWaitMs) + LATE_CHECKS.overrunMs)
-    return giveUp(job, deps);
+    return giveUp(job, deps, keyId);
   // When this check was due: the doubling goes from there.
   const due = lateCheckAt(submittedAt, deps.settings.maxWaitMs, job.data.late ?? 0) ?? now;
   const wait = Math.min(LATE_CHECKS.againMaxMs, Math.max(LATE_CHECKS.againMs, now - due));
@@ -125,7 +136,7 @@ export async function lateCheck(
   const made = (job.data.late ?? 0) + 1;
   // A key no worker here has (another may; a worker with it may come back): asked again soon.
   const lane = taskLane(base.keys, row, taskId);
-  if ("missing" in lane) return askAgain(job, base);
+  if ("missing" in lane) return askAgain(job, base, lane.missing);
   const deps: PollDeps = { ...base, ...lane };
   await deps.fleet.pollSlot(job.signal);
   let record: TaskRecord;

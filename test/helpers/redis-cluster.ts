@@ -127,7 +127,7 @@ async function startNode(dir: string, options: TestClusterOptions): Promise<Node
     const port = await nodePort();
     // Each node's own folder: a replica writes the RDB it syncs from, and they must not share one.
     const nodeDir = join(dir, String(port));
-    await mkdir(nodeDir);
+    await mkdir(nodeDir, { recursive: true });
     const settings: Record<string, string> = {
       port: String(port),
       bind: "127.0.0.1",

@@ -155,6 +155,15 @@ describe("store error classification", () => {
       true,
     ],
     [
+      "400 InvalidRequest refusing a multipart upload's CRC32",
+      Object.assign(s3("InvalidRequest", 400), {
+        message:
+          "The upload was created using a crc32 checksum. The complete request must include the checksum for each part.",
+      }),
+      "checksum_refused",
+      true,
+    ],
+    [
       "400 InvalidArgument refusing aws-chunked (COS, OSS)",
       Object.assign(s3("InvalidArgument", 400), {
         message: "aws-chunked encoding is not supported with the specified x-amz-content-sha256 value",

@@ -197,6 +197,10 @@ describe("late checks: what they do", () => {
       data: pollJob({ late: 0 }),
     });
     expect(keyed.calls.status).toBe(0);
+    // No worker with the key a day on: the row's error names the key, not a silent KIE.
+    keyed.clock.advance(24 * HOUR + 1);
+    expect(await pollStage.run(stageJob(pollJob({ late: 5 })), keyed.deps)).toEqual({ kind: "done" });
+    expect(keyed.ledger.current()?.error).toContain("no worker had API key k-other");
   });
 
   it("a task that failed after all: settled as the task, its failure named, not resubmitted", async () => {
