@@ -11,7 +11,7 @@ export interface PurgeFlags {
 /**
  * `kie-batch purge BATCH`: deletes the batch's ledger and jobs after a y/N question on a terminal;
  * without one, `--yes` is required (exit 2 otherwise). Exit 0 when purged, 1 when the answer was
- * no, 2 for an unknown batch.
+ * no, 2 for an unknown batch or one another purge is deleting now.
  */
 export async function runPurgeCommand(config: Config, batch: string, flags: PurgeFlags): Promise<void> {
   const ask = flags.yes !== true;
