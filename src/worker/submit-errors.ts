@@ -1,5 +1,5 @@
 import { submitFleetAction } from "../fleet/policy.js";
-import type { KieError } from "../kie/errors.js";
+import { isKieError, type KieError } from "../kie/errors.js";
 import type { Ledger } from "../ledger/index.js";
 import type { SubmitJob } from "./jobs.js";
 import type { FleetPort, WorkerSettings } from "./ports.js";
@@ -12,6 +12,28 @@ export interface SubmitErrorDeps {
   settings: Pick<WorkerSettings, "creditsProbeMs" | "usageCapProbeMs">;
   /** The short hash of the key the create went out with (several keys): named in what is logged. */
   keyId?: string;
+}
+
+/**
+ * A create whose answer never came back (a reset, a timeout, a 502/504, a shutdown that cut the
+ * request, any error that is not KIE's) may have made, and charged, a task: its reservation is
+ * kept as spent-uncertain, once per attempt (a next run of the job that finds its mark, made at
+ * `markedAt`, counts the same attempt), so a retry reserves again.
+ */
+export async function countIfMaybeCreated(
+  error: unknown,
+  job: StageJob<SubmitJob>,
+  ledger: Pick<Ledger, "keepUncertain">,
+  markedAt: number | undefined,
+): Promise<void> {
+  if (isKieError(error) && !error.maybeCreated) return;
+  const { batch, rowId, resubmit } = job.data;
+  const attempt = markedAt === undefined ? undefined : { lineage: resubmit, mark: markedAt };
+  const kept = await ledger.keepUncertain(batch, rowId, 0, undefined, attempt);
+  job.log.warn(
+    { code: isKieError(error) ? error.code : undefined, creditsUncertain: kept },
+    "submit answer lost: the task may exist; its credits are counted as uncertain and a retry reserves again",
+  );
 }
 
 /**

@@ -28,7 +28,7 @@ import {
   releaseSlotsOf,
   reuseStep,
 } from "./submit-ends.js";
-import { handleSubmitError } from "./submit-errors.js";
+import { countIfMaybeCreated, handleSubmitError } from "./submit-errors.js";
 import { countDeadRunAttempt, markCreating, unmark } from "./submit-mark.js";
 import { requestOf } from "./submit-request.js";
 
@@ -228,17 +228,8 @@ export async function runSubmit(job: StageJob<SubmitJob>, deps: SubmitDeps): Pro
       );
     } catch (error) {
       await fleet.releaseInFlight(key);
-      // KIE may have made (and charged) a task whose id never came back: a reset, a timeout, a
-      // 502/504, or a shutdown that cut the request. Counted before the mark goes.
-      if (isKieError(error) ? error.maybeCreated : true) {
-        // Once per attempt: a next run of this job that finds its mark counts the same attempt.
-        const attempt = markedAt === undefined ? undefined : { lineage: resubmit, mark: markedAt };
-        const kept = await deps.ledger.keepUncertain(batch, rowId, 0, undefined, attempt);
-        job.log.warn(
-          { code: isKieError(error) ? error.code : undefined, creditsUncertain: kept },
-          "submit answer lost: the task may exist; its credits are counted as uncertain and a retry reserves again",
-        );
-      }
+      // Counted before the mark goes.
+      await countIfMaybeCreated(error, job, deps.ledger, markedAt);
       await job.saveData?.(data);
       if (!isKieError(error)) throw error;
       // Refused as invalid with an uploaded input image: once, a fresh upload and another create.
