@@ -67,6 +67,11 @@ export interface ReconcileReport {
   fed?: number;
   /** Reservations of ended rows that nothing would give back (reconcile-money.ts): given back or kept uncertain (absent: none). */
   reservations?: number;
+  /**
+   * Queued rows of a batch `cancel` marked that had no job (parked over the budget, held by the
+   * submit window, or a job lost): given one, which cancels the row (absent: none).
+   */
+  cancelling?: number;
 }
 
 /** The states a row waits in for a job, and which stage's job that is. */
@@ -162,6 +167,11 @@ export async function reconcileBatch(
     }
   }
   await deps.ledger.ensureStateIndex(batch);
+  // A batch `cancel` marked: its parked and held rows are never woken or fed (wake.lua, feed.lua
+  // refuse it), so a cancel cut short before its walk reached them would leave them queued for
+  // good. Each gets a submit job here, which cancels it: reserve.lua answers `cancelled` in the
+  // same step as it reads the mark, so a `retry` that lifted the mark meanwhile lets the row go on.
+  const cancelled = summary.cancelledAt !== undefined;
   const enteredBefore = deps.clock.now() - (deps.settleMs ?? RECONCILE_SETTLE_MS);
   // A batch of a million rows is two thousand pages: a worker closing (or the lease lost) stops
   // between two of them, and what was repaired so far is still counted below.
@@ -173,15 +183,21 @@ export async function reconcileBatch(
     const pages = deps.ledger.stateOnlyPages(batch, state, {
       enteredBefore,
       pageSize: deps.pageSize ?? 500,
-      skipParked: state === "queued",
+      skipParked: state === "queued" && !cancelled,
       // Only a window-managed batch holds rows back: the others' walks read no `fedSeq`.
-      skipHeld: state === "queued" && summary.fedSeq !== undefined,
+      skipHeld: state === "queued" && summary.fedSeq !== undefined && !cancelled,
     });
     for await (const page of pages) {
       report.checked += page.length;
-      await reconcilePage(deps, batch, state, stage, page, report, summary.priority);
+      await reconcilePage(deps, batch, state, stage, page, report, summary.priority, cancelled);
       if (!(await keepGoing())) break walk;
     }
+  }
+  if (report.cancelling !== undefined) {
+    deps.log.info(
+      { batch, cancelling: report.cancelling },
+      `reconciler: batch ${batch} was cancelled; ${report.cancelling} of its queued rows had no job (waiting for budget or the submit window when its cancel stopped): each given one, which cancels the row`,
+    );
   }
   const repaired = report.requeued + report.failed;
   if (repaired > 0) {
@@ -220,9 +236,11 @@ async function reconcilePage(
   page: readonly StateEntry<RowState>[],
   report: ReconcileReport,
   priority: number | undefined,
+  cancelled: boolean,
 ): Promise<void> {
-  // Queued rows come without the parked ones (skipParked). One marked waiting but not parked was
-  // marked by an older version: a job makes it park (or go) as this version does.
+  // Queued rows come without the parked ones (skipParked), but for a cancelled batch's (its job
+  // cancels it). One marked waiting but not parked was marked by an older version: a job makes it
+  // park (or go) as this version does.
   const judged = page.filter(({ row }) => state === "queued" || row.taskId !== undefined);
   if (judged.length === 0) return;
   const presence = await deps.jobs.presence(
@@ -270,6 +288,9 @@ async function reconcilePage(
       continue;
     }
     if (found === "completed") await deps.jobs.removeFinished(stage, stageKey(stage, row));
-    if (await requeue(deps, stage, row, priority)) report.requeued += 1;
+    if (!(await requeue(deps, stage, row, priority))) continue;
+    // A cancelled batch's queued row: its job ends it (a cancel finished, not a repair).
+    if (cancelled && stage === "submit") report.cancelling = (report.cancelling ?? 0) + 1;
+    else report.requeued += 1;
   }
 }

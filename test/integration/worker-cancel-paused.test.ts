@@ -3,7 +3,9 @@
  * the submit stage looks at the row again after the gate opens.
  */
 import { describe, expect, it } from "vitest";
+import { reconcileNow } from "../../src/app/reconciler.js";
 import { cancelBatch } from "../../src/commands/cancel.js";
+import { silentLogger } from "../../src/core/logger.js";
 import { harnessPerTest } from "../helpers/harness-per-test.js";
 import { until } from "../helpers/worker-harness.js";
 
@@ -73,5 +75,57 @@ describe("worker: cancel during a pause", () => {
     });
     expect(summary).toMatchObject({ queued: 0, uncertain: 0 });
     expect(sim.stats().creates).toBe(0);
+  });
+  it("a cancel cut short after its mark: rows waiting for budget or held by the submit window, which no job meets, are cancelled once the reconciler gives them one", async () => {
+    const h = await harnesses.start();
+    const { sim, ledger, queues, redis } = h.pipeline;
+    const fleet = h.fleet();
+    await fleet.pause.pause("manual", "test: hold submissions");
+    await h.worker();
+    // Six rows of 8 credits, a budget of 16, a window of 4: four fed (two reserve, two park), two held.
+    const rows = Array.from({ length: 6 }, (_, i) => ({
+      id: `w-${i + 1}`,
+      line: i + 2,
+      prompt: `a lantern, study ${i + 1}`,
+      params: {},
+      metadata: {},
+      estimatedCredits: 8,
+    }));
+    await ledger.addRows("bwait", rows, { budget: 16, submitWindow: 4 });
+    const fed = await ledger.feedWindow("bwait");
+    await queues.addSubmitBulk(
+      fed.fed.map(({ rowId, resubmit }) => ({ batch: "bwait", rowId, resubmit })),
+      {},
+    );
+    const harness = h;
+    await until("two rows reserved, two parked, two held", async () => {
+      const s = await harness.pipeline.ledger.getBatch("bwait");
+      return s?.waitingBudget === 2 && s.held === 2 && s.creditsReserved === 16;
+    });
+    // What a cancel killed right after its mark leaves.
+    await ledger.markCancelled("bwait", true);
+    await fleet.pause.resume();
+    await until("the two jobs to cancel their rows", async () => {
+      const s = await harness.pipeline.ledger.getBatch("bwait");
+      return s?.cancelled === 2 && s.creditsReserved === 0;
+    });
+    // The parked and held rows have no job, and nothing wakes or feeds a cancelled batch.
+    const stuck = await ledger.getBatch("bwait");
+    expect(stuck).toMatchObject({ queued: 4, waitingBudget: 2, held: 2 });
+
+    // The sweep (rows a minute old: the clock two minutes on) gives each a job, which cancels it.
+    const report = await reconcileNow(
+      { redis, ledger, queues, clock: { now: () => Date.now() + 120_000 }, log: silentLogger() },
+      "bwait",
+    );
+    expect(report).toMatchObject({ cancelling: 4, requeued: 0, failed: 0 });
+    const summary = await until("every row cancelled", async () => {
+      const s = await harness.pipeline.ledger.getBatch("bwait");
+      return s?.cancelled === 6 ? s : undefined;
+    });
+    expect(summary).toMatchObject({ queued: 0, waitingBudget: 0, held: 0, creditsReserved: 0 });
+    expect(summary.finishedAt).toBeDefined();
+    expect(sim.stats().creates).toBe(0);
+    expect((await ledger.getBatch("bwait"))!.repaired ?? 0).toBe(0);
   });
 });

@@ -55,4 +55,20 @@ describe("budget", () => {
     expect(out.text()).toContain("  2 rows held back by the submit window go now");
     expect(out.text()).not.toContain("that were waiting for budget go now");
   });
+
+  it("of a cancelled batch with rows waiting: says the reconciler cancels them, or a cancel run again now", async () => {
+    const ledger = {
+      getBatch: async () => summary({ budget: 12, cancelledAt: 1, held: 2 }),
+      listBatches: async () => [],
+      setBudget: async () => true,
+      wakeParked: async () => ({ woken: [] }),
+      feedWindow: async () => ({ fed: [], more: false }),
+    };
+    const queues = { addSubmit: async () => undefined, addSubmitBulk: async () => undefined };
+    const out = new Collector();
+    await setBatchBudget({ ledger, queues, out } as never, "bw", 20);
+    expect(out.text()).toContain(
+      "the batch was cancelled: no row of it is woken or fed; the reconciler's next sweep cancels the rows left (`kie-batch cancel bw` again does it now), or `kie-batch retry bw` lets them go on",
+    );
+  });
 });
