@@ -139,6 +139,13 @@ export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {
     lines.push(
       `  ${s.failed} rows failed: see \`kie-batch results ${s.batch}\`, retry with \`kie-batch retry ${s.batch}\``,
     );
+    // A finished batch holds reservations only for failed rows whose tasks passed KIE_MAX_WAIT
+    // (their late checks go on: poll-late.ts), or for a moment before the reconciler gives one back.
+    if (s.creditsReserved > 0) {
+      lines.push(
+        `  ${formatCredits(s.creditsReserved)} credits still held by failed rows whose tasks passed KIE_MAX_WAIT: KIE may still finish (and charge) them, so each is checked again up to a day after its submit; one that finishes is archived after all, its row then archived`,
+      );
+    }
   }
   if (s.accounts) {
     const fleet = {

@@ -4,6 +4,8 @@
  * uncertain, its credits kept against the budget (invariant 2), since KIE may still run it.
  */
 import { describe, expect, it } from "vitest";
+import { readBatchStatus } from "../../src/report/status.js";
+import { batchLines } from "../../src/report/status-text.js";
 import type { CallFault } from "../../src/simulator/types.js";
 import { harnessPerTest } from "../helpers/harness-per-test.js";
 import { until } from "../helpers/worker-harness.js";
@@ -66,6 +68,18 @@ describe("worker: poll deadlines", () => {
     await h.worker();
     await pipeline.addRows("blate", [{ id: "late", estimatedCredits: 8 }]);
     expect(await pipeline.waitFinished("blate", 15_000)).toMatchObject({ failed: 1, creditsReserved: 8 });
+    // `status` (what `status --wait` prints as it exits) says the failed row may still be archived.
+    const status = await readBatchStatus(
+      {
+        ledger: pipeline.ledger,
+        clock: { now: () => Date.now() },
+        fleet: async () => ({ paused: null, archivePaused: null, accounts: [] }) as never,
+      },
+      "blate",
+    );
+    expect(batchLines(status).join("\n")).toContain(
+      "8 credits still held by failed rows whose tasks passed KIE_MAX_WAIT: KIE may still finish (and charge) them, so each is checked again up to a day after its submit; one that finishes is archived after all",
+    );
 
     // KIE finishes it now; nobody runs `retry`.
     pipeline.sim.completeAll();
