@@ -11,6 +11,7 @@ import { destroyOnAbort } from "./abort-body.js";
 import { byteCounter } from "./count-bytes.js";
 import { assertValidKey } from "./keys.js";
 import { assertValidMetadata } from "./metadata.js";
+import { putOnePartUpload } from "./s3-multipart-probe.js";
 import { ArchiveStoreError, classifyStoreError, httpStatusOf, isArchiveStoreError } from "./store-error.js";
 import type { ArchiveStore } from "./types.js";
 
@@ -242,6 +243,16 @@ export function createS3Store(options: S3StoreOptions): ArchiveStore {
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
         throw toStoreError(error, "delete", `s3://${bucket}/${Key}`, thirdParty);
+      }
+    },
+
+    async putMultipart(key, body, signal) {
+      const Key = objectKey(key);
+      try {
+        await putOnePartUpload(client, bucket, Key, body, signal);
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        throw toStoreError(error, "put", `s3://${bucket}/${Key} (multipart)`, thirdParty);
       }
     },
 

@@ -112,6 +112,13 @@ export interface ArchiveStore {
    * store probe asks it before it lifts a full disk's pause (probe.ts).
    */
   freeBytes?(): Promise<number | undefined>;
+  /**
+   * Writes `key` (a small object) through the path an object larger than one put takes, where
+   * that path differs (S3: a multipart upload of one part, with its request checksums); the
+   * store probe writes its object so too, so a store refusing only large objects stays paused.
+   * Absent where one path writes everything (a folder).
+   */
+  putMultipart?(key: string, body: Uint8Array, signal?: AbortSignal): Promise<void>;
   /** Releases clients and sockets; the store is unusable afterwards. */
   close(): Promise<void>;
 }

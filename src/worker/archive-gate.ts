@@ -12,7 +12,7 @@ import { errorMessage } from "./stage.js";
 /** What the archive gate uses: the deployment's archive pause, the store it probes, a clock. */
 export interface ArchiveGateDeps {
   storePause: ArchivePausePort;
-  store: Pick<ArchiveStore, "put" | "head" | "remove" | "freeBytes">;
+  store: Pick<ArchiveStore, "put" | "head" | "remove" | "freeBytes" | "putMultipart">;
   clock: Pick<Clock, "now" | "sleep">;
   settings: Pick<WorkerSettings, "storeProbeMs" | "storeMinFreeBytes">;
 }
@@ -73,6 +73,11 @@ async function probe(
     now: deps.clock.now(),
     ...(minFreeBytes === undefined ? {} : { minFreeBytes }),
     onRemoveError: (error) => log.warn({ err: error }, "store probe: the probe object was not deleted"),
+    onMultipartError: (error) =>
+      log.warn(
+        { err: error },
+        "store probe: a multipart upload failed (an image over the part size will too)",
+      ),
   });
 }
 

@@ -55,7 +55,7 @@ export interface ArchiveDeps extends ArchiveGateDeps {
   /** The worker's keys: a fresh download URL is asked with the key that created the task. */
   keys?: KeyRing;
   ledger: ArchiveLedger;
-  store: Pick<ArchiveStore, "put" | "head" | "remove" | "locationOf" | "freeBytes">;
+  store: Pick<ArchiveStore, "put" | "head" | "remove" | "locationOf" | "freeBytes" | "putMultipart">;
   clock: Pick<Clock, "now" | "sleep">;
   settings: Pick<WorkerSettings, "downloadHosts" | "fileLifetimeMs" | "storeProbeMs" | "storeMinFreeBytes">;
   /**

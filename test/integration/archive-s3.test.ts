@@ -3,12 +3,14 @@ import { type AddressInfo, createServer, type Socket } from "node:net";
 import { PassThrough, Readable } from "node:stream";
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { probeStore } from "../../src/archive/probe.js";
 import { createS3Store } from "../../src/archive/s3-store.js";
 import { putJson } from "../../src/archive/sidecar.js";
 import { isRetryableStoreError } from "../../src/archive/store-error.js";
 import type { ArchiveStore } from "../../src/archive/types.js";
 import { digestOf, pngBytes, pngStream } from "../helpers/image-server.js";
 import { startRefusingS3 } from "../helpers/refusing-s3.js";
+import { answerAfterBody, startS3Proxy } from "../helpers/s3-proxy.js";
 import { type RunningS3rver, startS3rver } from "../helpers/s3rver.js";
 
 let s3: RunningS3rver;
@@ -272,6 +274,49 @@ describe("a store refusing the AWS SDK's request checksums", () => {
       await compatible.close();
       await aws.close();
       awsClient.destroy();
+      await proxy.close();
+    }
+  });
+});
+
+describe("the store probe of an S3 store", () => {
+  it("writes its object through a multipart upload too: a store taking small puts but refusing multipart checksums stays paused", async () => {
+    // B2, R2 and older MinIO builds have refused a multipart upload's CRC32 while taking a small
+    // PutObject: a probe of the small put alone passed, and the next large image paused again.
+    const refusal = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>The upload's x-amz-checksum-crc32 is not supported for multipart uploads (test)</Message><RequestId>test</RequestId></Error>`;
+    const noMultipart = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code><Message>multipart uploads are not implemented (test)</Message><RequestId>test</RequestId></Error>`;
+    let refused = 0;
+    let refuseMultipart: "checksum" | "all" | false = false;
+    const proxy = await startS3Proxy(s3.endpoint, (req, res) => {
+      if (!refuseMultipart || !/[?&](uploads|uploadId)\b/.test(req.url ?? "")) return false;
+      refused++;
+      if (refuseMultipart === "checksum") answerAfterBody(req, res, 400, refusal);
+      else answerAfterBody(req, res, 501, noMultipart);
+      return true;
+    });
+    const compatible = createS3Store({ ...s3.clientOptions, endpoint: proxy.endpoint, bucket: s3.bucket });
+    try {
+      // Multipart taken (s3rver): the probe passes and leaves nothing behind.
+      await probeStore(compatible);
+      expect(await compatible.head(".kie-batch-probe.json")).toBeUndefined();
+
+      refuseMultipart = "checksum";
+      // A small image still goes (one PutObject)...
+      await compatible.put("small.png", pngStream(1_000), { contentType: "image/png" });
+      // ...but the probe does not pass: the pause holds, naming the setting.
+      const held = await failure(probeStore(compatible));
+      expect(held).toMatchObject({ code: "checksum_refused" });
+      expect(held.message).toContain("multipart");
+      expect(held.message).toContain("AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED");
+      expect(refused).toBeGreaterThan(0);
+
+      // A store with no multipart at all (its images all fit one put): the probe still passes.
+      refuseMultipart = "all";
+      const heard: unknown[] = [];
+      await probeStore(compatible, { onMultipartError: (error) => heard.push(error) });
+      expect(heard).toHaveLength(1);
+    } finally {
+      await compatible.close();
       await proxy.close();
     }
   });
