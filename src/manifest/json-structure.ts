@@ -14,7 +14,7 @@ export type JsonManifestEvent =
   | { kind: "key"; key: "defaults" | "rows" }
   | { kind: "defaults"; value: Record<string, unknown>; line: number; repeated?: RepeatedKey }
   /** `repeated`: the first key the object gave twice, and the line where its second value starts. */
-  | { kind: "row"; value: unknown; line: number; column: number; repeated?: RepeatedKey };
+  | { kind: "row"; value: unknown; line: number; column: number; chars: number; repeated?: RepeatedKey };
 
 /** A key an object gives twice (JSON.parse keeps the last: the reader says so instead). */
 export interface RepeatedKey {
@@ -50,12 +50,15 @@ export class JsonManifestStructure {
   private started = false;
   /** Where the row (or defaults) being built starts, to bound its size. */
   private valueStart: Position | undefined;
+  /** The offset of the token being pushed (a row's last, when it completes the row). */
+  private tokenOffset = 0;
   private readonly rootKeys = new Set<string>();
 
   constructor(private readonly emit: (event: JsonManifestEvent) => void) {}
 
   push(token: JsonToken): void {
     this.started = true;
+    this.tokenOffset = token.offset;
     const start = this.valueStart;
     if (start !== undefined && token.offset - start.offset > MANIFEST_LIMITS.maxRowChars) {
       throw new JsonSyntaxError(
@@ -206,6 +209,7 @@ export class JsonManifestStructure {
           value,
           line: at.line,
           column: at.column,
+          chars: this.tokenOffset - at.offset + 1,
           ...(repeated ? { repeated } : {}),
         });
         this.valueStart = undefined;

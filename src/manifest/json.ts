@@ -53,7 +53,7 @@ export async function* readJsonRows(path: string, file: string): AsyncGenerator<
   for await (const event of readJsonEvents(path, file)) {
     if (event.kind !== "row") continue;
     // The column too: a minified manifest (JSON.stringify, jq -c) is one line of a million rows.
-    const { value, line, column, repeated } = event;
+    const { value, line, column, chars, repeated } = event;
     if (repeated) {
       // JSON.parse would keep the last value unseen: which one the user meant is theirs to say.
       yield {
@@ -66,7 +66,7 @@ export async function* readJsonRows(path: string, file: string): AsyncGenerator<
         },
       };
     } else if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-      yield { line, column, fields: value as Record<string, unknown> };
+      yield { line, column, fields: value as Record<string, unknown>, chars };
     } else {
       yield {
         line,

@@ -54,7 +54,7 @@ function parseLine(text: string, line: number): RawRow | undefined {
     const repeated = repeatedTopLevelKey(text);
     if (repeated !== undefined)
       return { line, fields: {}, problem: { field: repeated, message: "given twice in the row: keep one" } };
-    return { line, fields: value as Record<string, unknown> };
+    return { line, fields: value as Record<string, unknown>, chars: text.length };
   }
   return {
     line,

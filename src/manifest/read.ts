@@ -115,22 +115,10 @@ export async function openManifest(path: string, options: OpenManifestOptions = 
 /** Rows gathered into arrays of up to this many (JSON and JSONL; CSV batches by block)... */
 const BATCH_ROWS = 256;
 /**
- * ...or of about this many characters of string values: 256 rows of a 300 KB metadata value each
+ * ...or of about this many characters of the file (`RawRow.chars`): 256 rows of a 300 KB metadata value each
  * (the row limit is 1M characters) would be ~77 MB held at once, twice over while validated.
  */
 const BATCH_CHARS = 1_000_000;
-
-/**
- * The characters of a raw row's string values, those nested up to `depth` levels too (what
- * holding it costs, roughly; deeper values count 8, so a pathologically nested row cannot recurse far).
- */
-function rawRowChars(value: unknown, depth = 3): number {
-  if (typeof value === "string") return value.length;
-  if (typeof value !== "object" || value === null || depth === 0) return 8;
-  let chars = 0;
-  for (const [key, item] of Object.entries(value)) chars += key.length + rawRowChars(item, depth - 1);
-  return chars;
-}
 
 /** `rows` in arrays of up to BATCH_ROWS or BATCH_CHARS; on a fault, the rows before it come first. */
 async function* inBatches(rows: AsyncGenerator<RawRow>): AsyncGenerator<RawRow[]> {
@@ -139,7 +127,7 @@ async function* inBatches(rows: AsyncGenerator<RawRow>): AsyncGenerator<RawRow[]
   try {
     for await (const row of rows) {
       batch.push(row);
-      chars += rawRowChars(row.fields);
+      chars += row.chars ?? 0;
       if (batch.length >= BATCH_ROWS || chars >= BATCH_CHARS) {
         yield batch;
         batch = [];

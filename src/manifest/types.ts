@@ -11,6 +11,8 @@ export interface RawRow {
   column?: number;
   /** The row's fields: strings for CSV; any JSON value for JSON and JSONL. */
   fields: Record<string, unknown>;
+  /** The row's length in the file, in characters, where the reader tells it (JSON, JSONL): what a batch of rows is bounded by. */
+  chars?: number;
   /**
    * Set when the reader could not make a usable row of this record (a malformed JSONL line, a
    * CSV record with more fields than the header, a JSON array element that is not an object).

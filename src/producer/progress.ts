@@ -25,10 +25,12 @@ export function progressLine(
   const started = clock.now();
   let drawnAt = 0;
   let drawn = false;
+  let checkedAt = 0;
   return {
     update(rows) {
-      // Ask the clock only every 1,024 rows: this runs once per row.
-      if ((rows & 1023) !== 0) return;
+      // Ask the clock only every 1,024 rows or more (callers report per row, or per batch of any size).
+      if (rows - checkedAt < 1024) return;
+      checkedAt = rows;
       const now = clock.now();
       if (now - started < PROGRESS_AFTER_MS || now - drawnAt < PROGRESS_EVERY_MS) return;
       drawnAt = now;

@@ -145,6 +145,20 @@ describe("kie-batch enqueue", () => {
     expect(result.stderr).not.toContain("heap out of memory");
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("Estimated credits:  3,200 for 400 rows");
+
+    // The same in a JSON file, the long value nested deep in a metadata column.
+    const nested = Array.from({ length: 400 }, (_, i) => ({
+      id: `nested-${i + 1}`,
+      prompt: `a lighthouse at dusk ${i + 1}`,
+      objects: { found: [{ labels: [{ text: caption }] }] },
+    }));
+    const json = await files.write("long-nested.json", JSON.stringify(nested));
+    const fromJson = await kieBatch(["enqueue", json, "--batch", "long-nested", "--dry-run"], {
+      env: { NODE_OPTIONS: "--max-old-space-size=64" },
+    });
+    expect(fromJson.stderr).not.toContain("heap out of memory");
+    expect(fromJson.code).toBe(0);
+    expect(fromJson.stdout).toContain("Estimated credits:  3,200 for 400 rows");
   }, 30_000);
 
   it("rejects a bad flag value with exit 2", async () => {

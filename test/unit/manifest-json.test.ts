@@ -35,14 +35,14 @@ async function parseErrorOf(content: string, name = "bad.json"): Promise<Manifes
 }
 
 describe("JSON reader: shapes and line numbers", () => {
-  it("reads a top-level array, each row on the line of its opening brace", async () => {
+  it("reads a top-level array, each row on the line of its opening brace, with its length in characters", async () => {
     const rows = await rowsOf(
       '[{"prompt": "first", "seed": 1},\n  {\n    "prompt": "second",\n    "nested": {"a": [1, 2, {"b": null}]}\n  },\n\n  {"prompt": "third", "safety_check": false}\n]\n',
     );
     expect(rows).toEqual([
-      { line: 1, column: 2, fields: { prompt: "first", seed: 1 } },
-      { line: 2, column: 3, fields: { prompt: "second", nested: { a: [1, 2, { b: null }] } } },
-      { line: 7, column: 3, fields: { prompt: "third", safety_check: false } },
+      { line: 1, column: 2, fields: { prompt: "first", seed: 1 }, chars: 30 },
+      { line: 2, column: 3, fields: { prompt: "second", nested: { a: [1, 2, { b: null }] } }, chars: 70 },
+      { line: 7, column: 3, fields: { prompt: "third", safety_check: false }, chars: 42 },
     ]);
   });
 
@@ -156,7 +156,7 @@ describe("JSON reader: defaults before or after the rows", () => {
 
   it("an object with rows only, or defaults only, is fine", async () => {
     expect(await rowsOf('{"rows": [{"prompt": "a"}]}')).toEqual([
-      { line: 1, column: 11, fields: { prompt: "a" } },
+      { line: 1, column: 11, fields: { prompt: "a" }, chars: 15 },
     ]);
     const path = await files.write("only-defaults.json", '{"defaults": {"seed": 3}}');
     expect(await readJsonDefaults(path, "x")).toEqual({ defaults: { seed: 3 }, line: 1 });

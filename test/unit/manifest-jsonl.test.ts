@@ -23,12 +23,12 @@ async function rowsOf(content: string | Uint8Array, name = "m.jsonl") {
 }
 
 describe("JSONL reader", () => {
-  it("reads one object per line, skipping blank lines, with exact line numbers", async () => {
+  it("reads one object per line, skipping blank lines, with exact line numbers and lengths", async () => {
     const rows = await rowsOf('{"prompt": "a"}\n\n   \n{"prompt": "b", "seed": 2}\n\t\n{"prompt": "c"}');
     expect(rows).toEqual([
-      { line: 1, fields: { prompt: "a" } },
-      { line: 4, fields: { prompt: "b", seed: 2 } },
-      { line: 6, fields: { prompt: "c" } },
+      { line: 1, fields: { prompt: "a" }, chars: 15 },
+      { line: 4, fields: { prompt: "b", seed: 2 }, chars: 26 },
+      { line: 6, fields: { prompt: "c" }, chars: 15 },
     ]);
   });
 
@@ -161,7 +161,7 @@ describe("JSONL reader", () => {
       const manifest = await openManifest(path);
       expect(manifest.format).toBe("jsonl");
       expect(manifest.defaults).toEqual({});
-      expect(await collect(manifest.rows())).toEqual([{ line: 1, fields: { prompt: "a" } }]);
+      expect(await collect(manifest.rows())).toEqual([{ line: 1, fields: { prompt: "a" }, chars: 15 }]);
     }
   });
 });

@@ -356,6 +356,17 @@ describe("progress line", () => {
     expect(stream.text().endsWith("\r\x1b[K")).toBe(true);
   });
 
+  it("keeps drawing when rows come in batches of any size (a batch cut short by its characters)", () => {
+    let now = 2_000;
+    const stream = new Collector({ isTTY: true });
+    const line = progressLine(stream, { now: () => now }, "enqueuing");
+    line.update(3);
+    for (let rows = 3 + 256; rows < 5_000; rows += 256) line.update(rows);
+    now = 4_000;
+    line.update(5_123);
+    expect(stream.text()).toContain("enqueuing: 5,123 rows");
+  });
+
   it("prints nothing when the stream is not a TTY", () => {
     let now = 0;
     const stream = new Collector({ isTTY: false });
