@@ -57,7 +57,7 @@ export async function setBatchBudget(
   if (fed > 0) lines.push(`  ${fed} rows held back by the submit window go now`);
   if (after.cancelledAt !== undefined && after.waitingBudget + (after.held ?? 0) > 0) {
     lines.push(
-      `  the batch was cancelled: no row of it is woken or fed; the reconciler's next sweep cancels the rows left (\`kie-batch cancel ${batch}\` again does it now), or \`kie-batch retry ${batch}\` lets them go on`,
+      `  the batch was cancelled: no row of it is woken or fed; a running worker's next reconciler sweep cancels the rows left (\`kie-batch cancel ${batch}\` again does it now); \`kie-batch retry ${batch}\` before then lets them go on`,
     );
   } else if (after.waitingBudget > 0) {
     lines.push(

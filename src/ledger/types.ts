@@ -263,6 +263,11 @@ export interface TransitionInput {
    * settle and its move to `archiving` in one call. `taskId` absent: the row's current task.
    */
   settle?: { spent: number; taskId?: string };
+  /**
+   * Only act while the batch carries `cancel`'s mark (`cancelledAt`); refused as by `from` once a
+   * `retry` or an append lifted it: the reconciler finishing a cancel cut short.
+   */
+  ifCancelled?: boolean;
 }
 
 export interface TransitionResult {

@@ -139,11 +139,12 @@ export function batchLines(s: BatchStatus, options: { queuePrefix?: string } = {
     lines.push(
       `  ${s.failed} rows failed: see \`kie-batch results ${s.batch}\`, retry with \`kie-batch retry ${s.batch}\``,
     );
-    // A finished batch holds reservations only for failed rows whose tasks passed KIE_MAX_WAIT
-    // (their late checks go on: poll-late.ts), or for a moment before the reconciler gives one back.
-    if (s.creditsReserved > 0) {
+    // A finished batch holds reservations for failed rows whose tasks KIE may still charge (failed
+    // at KIE_MAX_WAIT: late checks, poll-late.ts; or after a status error, until a retry), or for
+    // a moment before the reconciler gives one back. Not for a float's residue.
+    if (s.creditsReserved > 1e-9) {
       lines.push(
-        `  ${formatCredits(s.creditsReserved)} credits still held by failed rows whose tasks passed KIE_MAX_WAIT: KIE may still finish (and charge) them, so each is checked again up to a day after its submit; one that finishes is archived after all, its row then archived`,
+        `  ${formatCredits(s.creditsReserved)} credits still held by failed rows whose tasks KIE may still charge: a row failed at KIE_MAX_WAIT is checked again until about a day after its submit and archived if its task finishes; otherwise \`kie-batch retry ${s.batch}\` polls it again`,
       );
     }
   }

@@ -1,12 +1,12 @@
 import type { Clock } from "../core/clock.js";
 import type { Logger } from "../core/logger.js";
 import type { Ledger } from "../ledger/index.js";
-import type { StateEntry } from "../ledger/read-options.js";
-import type { IndexedStatus, RowState } from "../ledger/types.js";
+import type { IndexedStatus } from "../ledger/types.js";
 import { wakeParkedRows } from "./budget-wake.js";
 import type { Stage } from "./jobs.js";
-import { keepFailedUncertain, type MoneyRepairDeps, repairEndedReservations } from "./reconcile-money.js";
-import { type ReconcileJobs, requeue, stageKey } from "./reconcile-requeue.js";
+import { type MoneyRepairDeps, repairEndedReservations } from "./reconcile-money.js";
+import { type ReconcileReport, reconcilePage } from "./reconcile-page.js";
+import type { ReconcileJobs } from "./reconcile-requeue.js";
 import { feedSubmitWindow } from "./submit-window.js";
 
 /**
@@ -29,6 +29,7 @@ type ReconcileLedger = Pick<
   | "listBatches"
   | "ensureStateIndex"
   | "stateOnlyPages"
+  | "drainState"
   | "stillInState"
   | "countRepairs"
   | "transition"
@@ -53,26 +54,7 @@ export interface ReconcileDeps extends Pick<MoneyRepairDeps, "moneyCursors" | "m
   pageSize?: number;
 }
 
-export interface ReconcileReport {
-  batch: string;
-  /** Rows looked at (old enough in a state that needs a job). */
-  checked: number;
-  /** Rows given back their job. */
-  requeued: number;
-  /** Rows whose job BullMQ had given up on without the row being failed: failed now. */
-  failed: number;
-  /** Parked rows (over the budget, no job) that fit the budget now: given their job (absent: none). */
-  woken?: number;
-  /** Held rows of a window-managed batch whose window was low (a feed lost to a crash): fed (absent: none). */
-  fed?: number;
-  /** Reservations of ended rows that nothing would give back (reconcile-money.ts): given back or kept uncertain (absent: none). */
-  reservations?: number;
-  /**
-   * Queued rows of a batch `cancel` marked that had no job (parked over the budget, held by the
-   * submit window, or a job lost): given one, which cancels the row (absent: none).
-   */
-  cancelling?: number;
-}
+export type { ReconcileReport } from "./reconcile-page.js";
 
 /** The states a row waits in for a job, and which stage's job that is. */
 const WATCHED: readonly { state: IndexedStatus; stage: Stage }[] = [
@@ -169,8 +151,8 @@ export async function reconcileBatch(
   await deps.ledger.ensureStateIndex(batch);
   // A batch `cancel` marked: its parked and held rows are never woken or fed (wake.lua, feed.lua
   // refuse it), so a cancel cut short before its walk reached them would leave them queued for
-  // good. Each gets a submit job here, which cancels it: reserve.lua answers `cancelled` in the
-  // same step as it reads the mark, so a `retry` that lifted the mark meanwhile lets the row go on.
+  // good. The walk cancels every queued row without a job, as the cancel's would have, each move
+  // made only while the mark is on (a `retry` meanwhile leaves the rest to go on), no job added.
   const cancelled = summary.cancelledAt !== undefined;
   const enteredBefore = deps.clock.now() - (deps.settleMs ?? RECONCILE_SETTLE_MS);
   // A batch of a million rows is two thousand pages: a worker closing (or the lease lost) stops
@@ -180,23 +162,29 @@ export async function reconcileBatch(
     // Parked rows (queued over the budget) and held rows (queued above the submit window's
     // `fedSeq`) wait with no job on purpose: left out unread, so a batch of a million of them
     // costs a sweep a ZMSCORE or two per page, not a million reads; a held row never gets a job here.
-    const pages = deps.ledger.stateOnlyPages(batch, state, {
-      enteredBefore,
-      pageSize: deps.pageSize ?? 500,
-      skipParked: state === "queued" && !cancelled,
-      // Only a window-managed batch holds rows back: the others' walks read no `fedSeq`.
-      skipHeld: state === "queued" && summary.fedSeq !== undefined && !cancelled,
-    });
+    const pageSize = deps.pageSize ?? 500;
+    // A cancelled batch's queued rows leave the index as the walk goes: the draining walk, which
+    // neither skips a row behind one removed nor takes one twice (state-walk.ts).
+    const pages =
+      cancelled && state === "queued"
+        ? deps.ledger.drainState(batch, state, { enteredBefore, pageSize })
+        : deps.ledger.stateOnlyPages(batch, state, {
+            enteredBefore,
+            pageSize,
+            skipParked: state === "queued",
+            // Only a window-managed batch holds rows back: the others' walks read no `fedSeq`.
+            skipHeld: state === "queued" && summary.fedSeq !== undefined,
+          });
     for await (const page of pages) {
       report.checked += page.length;
       await reconcilePage(deps, batch, state, stage, page, report, summary.priority, cancelled);
       if (!(await keepGoing())) break walk;
     }
   }
-  if (report.cancelling !== undefined) {
+  if (report.cancelled !== undefined) {
     deps.log.info(
-      { batch, cancelling: report.cancelling },
-      `reconciler: batch ${batch} was cancelled; ${report.cancelling} of its queued rows had no job (waiting for budget or the submit window when its cancel stopped): each given one, which cancels the row`,
+      { batch, cancelled: report.cancelled },
+      `reconciler: batch ${batch} was cancelled; ${report.cancelled} of its queued rows had no job (waiting for budget or the submit window when its cancel stopped): cancelled`,
     );
   }
   const repaired = report.requeued + report.failed;
@@ -225,72 +213,5 @@ async function repairMoney(deps: ReconcileDeps, batch: string): Promise<number> 
       `reconciler: the reservations of ended rows of batch ${batch} could not be checked`,
     );
     return 0;
-  }
-}
-
-async function reconcilePage(
-  deps: ReconcileDeps,
-  batch: string,
-  state: IndexedStatus,
-  stage: Stage,
-  page: readonly StateEntry<RowState>[],
-  report: ReconcileReport,
-  priority: number | undefined,
-  cancelled: boolean,
-): Promise<void> {
-  // Queued rows come without the parked ones (skipParked), but for a cancelled batch's (its job
-  // cancels it). One marked waiting but not parked was marked by an older version: a job makes it
-  // park (or go) as this version does.
-  const judged = page.filter(({ row }) => state === "queued" || row.taskId !== undefined);
-  if (judged.length === 0) return;
-  const presence = await deps.jobs.presence(
-    stage,
-    judged.map(({ row }) => stageKey(stage, row)),
-  );
-  const suspects = judged.filter((_, i) => presence[i] !== "live");
-  if (suspects.length === 0) return;
-  // The job may have moved the row on (and been removed) between the index read and the job
-  // check: act only on rows still in the state since the same moment.
-  const still = await deps.ledger.stillInState(
-    batch,
-    state,
-    suspects.map(({ row, enteredAt }) => ({ id: row.id, enteredAt })),
-  );
-  // A queued row with a live poll job of the lineage a submit would create lost its task's record
-  // in a failover: that poll records it again (worker/poll-record.ts); a submit would pay twice.
-  const polled =
-    stage === "submit"
-      ? await deps.jobs.presence(
-          "poll",
-          suspects.map(({ row }) => stageKey(stage, row)),
-        )
-      : [];
-  for (const [i, { row }] of suspects.entries()) {
-    if (!still[i] || polled[i] === "live") continue;
-    const found = presence[judged.indexOf(suspects[i]!)]!;
-    if (found === "failed") {
-      // The runner's last-resort handler would have failed the row; its write was lost.
-      const moved = await deps.ledger.transition(batch, row.id, {
-        from: [state],
-        to: "failed",
-        set: { error: `${stage} stage gave up (its job failed; the row was not marked failed then)` },
-      });
-      if (!moved.ok) continue;
-      report.failed += 1;
-      // The runner's give-up would have settled the submit's reservation too: back to the budget,
-      // or kept as uncertain when the job died with a create on the wire (or its data is gone).
-      if (stage === "submit") {
-        const data = await deps.jobs.failedJobData(stage, stageKey(stage, row)).catch(() => undefined);
-        if (data === undefined || data.creating !== undefined)
-          await keepFailedUncertain(deps.ledger, batch, row, data);
-        else await deps.ledger.releaseReservation(batch, row.id);
-      }
-      continue;
-    }
-    if (found === "completed") await deps.jobs.removeFinished(stage, stageKey(stage, row));
-    if (!(await requeue(deps, stage, row, priority))) continue;
-    // A cancelled batch's queued row: its job ends it (a cancel finished, not a repair).
-    if (cancelled && stage === "submit") report.cancelling = (report.cancelling ?? 0) + 1;
-    else report.requeued += 1;
   }
 }

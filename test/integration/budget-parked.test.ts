@@ -325,6 +325,29 @@ describe("the reconciler and parked rows", () => {
     expect((await ctx.ledger.getBatch("b"))!.repaired ?? 0).toBe(0);
   });
 
+  it("cancels the parked rows of a batch `cancel` marked (its walk cut short), adding no job; refuses once the mark is lifted", async () => {
+    await tenRowsThreeFit();
+    for (const id of ids(3)) await ctx.queues.addSubmit({ batch: "b", rowId: id, resubmit: 0 });
+    await ctx.ledger.markCancelled("b", true);
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ cancelled: 7, requeued: 0, failed: 0 });
+    expect(await submitJobIds()).toEqual(ids(3).map((id) => `b/${id}`));
+    expect(await parked()).toEqual([]);
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({ queued: 3, cancelled: 7, waitingBudget: 0 });
+    expect((await ctx.ledger.getBatch("b"))!.repaired ?? 0).toBe(0);
+
+    // The move is made only while the mark is on: a `retry` (or an append) that lifted it between
+    // the sweep's read of the batch and the move leaves the row as it is.
+    await ctx.ledger.markCancelled("b", false);
+    const refused = await ctx.ledger.transition("b", "r-01", {
+      from: ["queued"],
+      to: "cancelled",
+      ifCancelled: true,
+    });
+    expect(refused.ok).toBe(false);
+    expect(refused.row?.status).toBe("queued");
+  });
+
   it("gives a job to a row marked waiting by an older version (not parked, its delayed job lost)", async () => {
     await tenRowsThreeFit();
     for (const id of ids(3)) await ctx.queues.addSubmit({ batch: "b", rowId: id, resubmit: 0 });

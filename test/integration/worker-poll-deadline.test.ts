@@ -78,7 +78,7 @@ describe("worker: poll deadlines", () => {
       "blate",
     );
     expect(batchLines(status).join("\n")).toContain(
-      "8 credits still held by failed rows whose tasks passed KIE_MAX_WAIT: KIE may still finish (and charge) them, so each is checked again up to a day after its submit; one that finishes is archived after all",
+      "8 credits still held by failed rows whose tasks KIE may still charge: a row failed at KIE_MAX_WAIT is checked again until about a day after its submit and archived if its task finishes; otherwise `kie-batch retry blate` polls it again",
     );
 
     // KIE finishes it now; nobody runs `retry`.

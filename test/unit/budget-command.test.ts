@@ -68,7 +68,7 @@ describe("budget", () => {
     const out = new Collector();
     await setBatchBudget({ ledger, queues, out } as never, "bw", 20);
     expect(out.text()).toContain(
-      "the batch was cancelled: no row of it is woken or fed; the reconciler's next sweep cancels the rows left (`kie-batch cancel bw` again does it now), or `kie-batch retry bw` lets them go on",
+      "the batch was cancelled: no row of it is woken or fed; a running worker's next reconciler sweep cancels the rows left (`kie-batch cancel bw` again does it now); `kie-batch retry bw` before then lets them go on",
     );
   });
 });

@@ -27,7 +27,9 @@
       ARGV[10] credits a task cost, to settle first ('' = none: includes/settle-task.lua), settled
         whether the move is made or refused (the poll's settle and its move to `archiving` in one
         call), ARGV[11] that task ('' = the row's current one)
-      ARGV[12..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
+      ARGV[12] '1': only while the batch carries `cancel`'s mark (`cancelledAt`), refused like a
+        row in another status once a `retry` or an append lifted it ('' = whatever the marks)
+      ARGV[13..] nSet, field/value pairs, nDel, fields, nIncr, field/delta pairs
 
     Output:
       {ok (0|1), finished (0|1), reopened (0|1), ms left before the expiry the reopen removed
@@ -69,7 +71,8 @@ end
 -- poll (the reconciler gives one back) reads the mark and fails it. `retry` clears the mark.
 local resubmitCancelled = ARGV[3] == 'queued' and (status == 'submitted' or status == 'generating')
   and redis.call('HEXISTS', batchKey, 'cancelledAt') == 1
-if resubmitCancelled or (ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true))
+local markLifted = ARGV[12] == '1' and redis.call('HEXISTS', batchKey, 'cancelledAt') == 0
+if resubmitCancelled or markLifted or (ARGV[2] ~= '' and not string.find(ARGV[2], ',' .. status .. ',', 1, true))
   or (ARGV[9] ~= '' and current_task(rowKey) ~= ARGV[9]) then
   return { 0, 0, 0, -1, 0, settled, parked, redis.call('HGETALL', rowKey), redis.call('GET', bodyKey) }
 end
@@ -155,7 +158,7 @@ if fedSeq then
   end
 end
 
-local i = 12
+local i = 13
 local setsCompletedAt = false
 for _ = 1, tonumber(ARGV[i]) do
   local field = ARGV[i + 1]
