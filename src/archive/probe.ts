@@ -8,9 +8,9 @@ const STORE_PROBE_KEY = ".kie-batch-probe.json";
 
 /**
  * Does the store take an archive again? Writes a small object, reads its head back (the archive
- * stage heads every sidecar first), writes it again the way a large image is written where that
- * differs (S3: a multipart upload, `putMultipart`: only its checksums' refusal counts there), then
- * deletes it. Throws what the store threw. The delete is best effort: a bucket policy that allows PutObject but not DeleteObject archives fine, so it
+ * stage heads every sidecar first), when asked (`multipart`) writes it again the way a large image
+ * is written where that differs (S3: a multipart upload, `putMultipart`: only its checksums'
+ * refusal counts there), then deletes it. Throws what the store threw. The delete is best effort: a bucket policy that allows PutObject but not DeleteObject archives fine, so it
  * must not keep archiving paused; `onRemoveError` hears of it.
  */
 export async function probeStore(
@@ -19,6 +19,11 @@ export async function probeStore(
     signal?: AbortSignal;
     now?: number;
     onRemoveError?: (error: unknown) => void;
+    /**
+     * Write the object through a multipart upload too, where the store has one (`putMultipart`):
+     * the probe of a pause for a refusal of the SDK's checksums.
+     */
+    multipart?: boolean;
     /** The multipart write failed otherwise than by refusing its checksums: the probe passes. */
     onMultipartError?: (error: unknown) => void;
     /** KIE_ARCHIVE_MIN_FREE: the store's free bytes (where it says) the probe asks for. */
@@ -33,12 +38,16 @@ export async function probeStore(
     ...(signal ? { signal } : {}),
   });
   await store.head(STORE_PROBE_KEY, signal);
-  await store.putMultipart?.(STORE_PROBE_KEY, Buffer.from(body), signal).catch((error: unknown) => {
-    // Only a refusal of its checksums holds the pause (every large image would meet it); a store
-    // without multipart at all (its images all small enough for one put) must still resume.
-    if (signal?.aborted || (isArchiveStoreError(error) && error.code === "checksum_refused")) throw error;
-    options.onMultipartError?.(error);
-  });
+  if (options.multipart && store.putMultipart) {
+    try {
+      await store.putMultipart(STORE_PROBE_KEY, Buffer.from(body), signal);
+    } catch (error) {
+      // Only a refusal of its checksums holds the pause (every large image would meet it); a
+      // store without multipart at all (its images all small enough for one put) must resume.
+      if (signal?.aborted || (isArchiveStoreError(error) && error.code === "checksum_refused")) throw error;
+      options.onMultipartError?.(error);
+    }
+  }
   await store.remove(STORE_PROBE_KEY, signal).catch((error: unknown) => options.onRemoveError?.(error));
 }
 

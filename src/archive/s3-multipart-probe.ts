@@ -7,6 +7,9 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 
+/** How long the abort of a failed probe upload may take. */
+const ABORT_WAIT_MS = 10_000;
+
 /**
  * Writes `Key` through a multipart upload of one small part, the requests an image larger than
  * the store's part size is put with (lib-storage's Upload), with the request checksums Upload
@@ -68,7 +71,14 @@ export async function putOnePartUpload(
       options,
     );
   } catch (error) {
-    await client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => {});
+    // Best effort, within 10 s whatever the caller's signal (a shutdown still ends the upload):
+    // one left behind (no s3:AbortMultipartUpload) is removed by the bucket's lifecycle rule for
+    // incomplete uploads (README).
+    await client
+      .send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }), {
+        abortSignal: AbortSignal.timeout(ABORT_WAIT_MS),
+      })
+      .catch(() => {});
     throw error;
   }
 }

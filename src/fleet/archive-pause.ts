@@ -22,11 +22,14 @@ export interface ArchivePauseState {
   probeEveryMs?: number;
   /** A full disk's pause: the free bytes its probe asks of the store first (KIE_ARCHIVE_MIN_FREE). */
   minFreeBytes?: number;
+  /** A pause for the store's refusal of the SDK's checksums: its probe writes through a multipart upload too. */
+  probeMultipart?: boolean;
 }
 
 /** An archive pause's options: a probe's, and for a full disk, the free space its probe asks for. */
 export interface ArchivePauseOptions extends PauseOptions {
   minFreeBytes?: number;
+  probeMultipart?: boolean;
 }
 
 /** What the archive stage sees of its pause: an object literal in tests. */
@@ -70,6 +73,7 @@ function parseArchivePauseState(hash: Record<string, string>): ArchivePauseState
   if (nextProbeAt !== undefined) state.nextProbeAt = nextProbeAt;
   if (probeEveryMs !== undefined) state.probeEveryMs = probeEveryMs;
   if (minFreeBytes !== undefined) state.minFreeBytes = minFreeBytes;
+  if (hash.probeMultipart === "1") state.probeMultipart = true;
   return state;
 }
 
@@ -98,6 +102,7 @@ export class ArchivePause implements ArchivePausePort {
       whole(after, "probeAfterMs"),
       whole(every, "probeEveryMs"),
       floor,
+      options.probeMultipart ? "1" : "",
     ];
     const [isNew] = (await PAUSE.run(this.redis, [this.key], args, this.scriptClock)) as [number, unknown];
     return isNew === 1;

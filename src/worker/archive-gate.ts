@@ -47,7 +47,7 @@ async function storeOpen(
   if (pause.nextProbeAt === undefined || !(await deps.storePause.claimProbe())) return false;
   const policy = PAUSE_POLICY[pause.kind];
   try {
-    await probe(deps, signal, log, pause.minFreeBytes);
+    await probe(deps, signal, log, { minFreeBytes: pause.minFreeBytes, multipart: pause.probeMultipart });
     await deps.storePause.resume(pause.kind);
     log.info(policy.probed.lifted);
   } catch (error) {
@@ -63,15 +63,18 @@ async function probe(
   deps: Pick<ArchiveGateDeps, "store"> & { clock: Pick<Clock, "now"> },
   signal: AbortSignal,
   log: Logger,
-  minFreeBytes?: number,
+  asks: { minFreeBytes?: number | undefined; multipart?: boolean | undefined } = {},
 ): Promise<void> {
-  // Only a full disk's pause asks for free space (the pause keeps it: pauseArchiving): a refused
-  // credential once fixed lifts at once, and reuse's own probe (is a missing source the store's
-  // fault?) asks nothing of the space.
+  // Only a full disk's pause asks for free space, and only a checksum refusal's writes through a
+  // multipart upload too (the pause keeps both: pauseArchiving): a refused credential once fixed
+  // lifts at once, a store with no multipart at all (its images all fit one put) still resumes,
+  // and reuse's own probe (is a missing source the store's fault?) asks neither.
+  const { minFreeBytes, multipart } = asks;
   await probeStore(deps.store, {
     signal,
     now: deps.clock.now(),
     ...(minFreeBytes === undefined ? {} : { minFreeBytes }),
+    ...(multipart === true ? { multipart } : {}),
     onRemoveError: (error) => log.warn({ err: error }, "store probe: the probe object was not deleted"),
     onMultipartError: (error) =>
       log.warn(
@@ -117,6 +120,9 @@ export async function pauseArchiving(
   const note = fullDisk
     ? `; a full disk: the store probe waits for KIE_ARCHIVE_MIN_FREE free (${mebibytes(floor)})`
     : "";
+  // A store refusing the SDK's checksums may take a small put and refuse a multipart upload's:
+  // its probe writes both ways, or it would lift at once and the next large image pause again.
+  const checksums = isArchiveStoreError(error) && error.code === "checksum_refused";
   const started = await deps.storePause.pause(
     "store-unavailable",
     policy.reason(errorMessage(error)) + note,
@@ -124,6 +130,7 @@ export async function pauseArchiving(
       probeAfterMs: every,
       probeEveryMs: every,
       ...(fullDisk ? { minFreeBytes: floor } : {}),
+      ...(checksums ? { probeMultipart: true } : {}),
     },
   );
   if (started) log.error({ err: error }, policy.started);

@@ -280,40 +280,54 @@ describe("a store refusing the AWS SDK's request checksums", () => {
 });
 
 describe("the store probe of an S3 store", () => {
-  it("writes its object through a multipart upload too: a store taking small puts but refusing multipart checksums stays paused", async () => {
+  it("writes its object through a multipart upload too when asked: a store taking small puts but refusing a part's checksum stays paused, its upload aborted", async () => {
     // B2, R2 and older MinIO builds have refused a multipart upload's CRC32 while taking a small
     // PutObject: a probe of the small put alone passed, and the next large image paused again.
     const refusal = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>The upload's x-amz-checksum-crc32 is not supported for multipart uploads (test)</Message><RequestId>test</RequestId></Error>`;
     const noMultipart = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code><Message>multipart uploads are not implemented (test)</Message><RequestId>test</RequestId></Error>`;
-    let refused = 0;
-    let refuseMultipart: "checksum" | "all" | false = false;
+    let refuse: "part" | "all" | false = false;
+    const seen: string[] = [];
     const proxy = await startS3Proxy(s3.endpoint, (req, res) => {
-      if (!refuseMultipart || !/[?&](uploads|uploadId)\b/.test(req.url ?? "")) return false;
-      refused++;
-      if (refuseMultipart === "checksum") answerAfterBody(req, res, 400, refusal);
-      else answerAfterBody(req, res, 501, noMultipart);
-      return true;
+      const url = req.url ?? "";
+      if (/[?&](uploads|uploadId)\b/.test(url))
+        seen.push(
+          `${req.method} ${url.includes("partNumber") ? "part" : url.includes("uploads") ? "create" : "upload"}`,
+        );
+      if (refuse === "part" && req.method === "PUT" && /[?&]partNumber=/.test(url)) {
+        answerAfterBody(req, res, 400, refusal);
+        return true;
+      }
+      if (refuse === "all" && /[?&](uploads|uploadId)\b/.test(url)) {
+        answerAfterBody(req, res, 501, noMultipart);
+        return true;
+      }
+      return false;
     });
     const compatible = createS3Store({ ...s3.clientOptions, endpoint: proxy.endpoint, bucket: s3.bucket });
     try {
       // Multipart taken (s3rver): the probe passes and leaves nothing behind.
-      await probeStore(compatible);
+      await probeStore(compatible, { multipart: true });
+      expect(seen).toEqual(["POST create", "PUT part", "POST upload"]);
       expect(await compatible.head(".kie-batch-probe.json")).toBeUndefined();
 
-      refuseMultipart = "checksum";
+      refuse = "part";
+      seen.length = 0;
       // A small image still goes (one PutObject)...
       await compatible.put("small.png", pngStream(1_000), { contentType: "image/png" });
-      // ...but the probe does not pass: the pause holds, naming the setting.
-      const held = await failure(probeStore(compatible));
+      expect(seen).toEqual([]);
+      // ...but the probe does not pass: the pause holds, naming the setting; the upload is aborted.
+      const held = await failure(probeStore(compatible, { multipart: true }));
       expect(held).toMatchObject({ code: "checksum_refused" });
       expect(held.message).toContain("multipart");
       expect(held.message).toContain("AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED");
-      expect(refused).toBeGreaterThan(0);
+      expect(seen).toEqual(["POST create", "PUT part", "DELETE upload"]);
+      // Not asked (another pause's probe, reuse's): the small put alone.
+      await probeStore(compatible);
 
       // A store with no multipart at all (its images all fit one put): the probe still passes.
-      refuseMultipart = "all";
+      refuse = "all";
       const heard: unknown[] = [];
-      await probeStore(compatible, { onMultipartError: (error) => heard.push(error) });
+      await probeStore(compatible, { multipart: true, onMultipartError: (error) => heard.push(error) });
       expect(heard).toHaveLength(1);
     } finally {
       await compatible.close();

@@ -29,4 +29,16 @@ describe("archive pause", () => {
     expect(await pause.pause("store-unavailable", "ENOSPC", { minFreeBytes: 8_192 })).toBe(true);
     expect(await pause.get()).toMatchObject({ reason: "ENOSPC", minFreeBytes: 8_192 });
   });
+
+  it("keeps a checksum refusal's multipart probe, also when met during another outage's pause; resume clears it", async () => {
+    const pause = new ArchivePause(redis, { queuePrefix: `${prefix}-mp` });
+    expect(await pause.pause("store-unavailable", "access denied", { probeEveryMs: 1_000 })).toBe(true);
+    expect((await pause.get())?.probeMultipart).toBeUndefined();
+    expect(await pause.pause("store-unavailable", "checksums", { probeMultipart: true })).toBe(false);
+    expect(await pause.get()).toMatchObject({ reason: "access denied", probeMultipart: true });
+    await pause.resume("store-unavailable");
+    expect(await pause.get()).toBeNull();
+    expect(await pause.pause("store-unavailable", "checksums", { probeMultipart: true })).toBe(true);
+    expect(await pause.get()).toMatchObject({ reason: "checksums", probeMultipart: true });
+  });
 });

@@ -119,8 +119,10 @@ function setup(
     storePause: {
       get: async () => storePause.state,
       pause: async (kind, reason, pauseOptions) => {
-        const floor =
-          pauseOptions?.minFreeBytes === undefined ? {} : { minFreeBytes: pauseOptions.minFreeBytes };
+        const floor = {
+          ...(pauseOptions?.minFreeBytes === undefined ? {} : { minFreeBytes: pauseOptions.minFreeBytes }),
+          ...(pauseOptions?.probeMultipart ? { probeMultipart: true } : {}),
+        };
         if (storePause.state) {
           // As pause.lua: a full disk met during a pause in force holds its probe too.
           storePause.state = { ...storePause.state, ...floor };
@@ -705,6 +707,56 @@ describe("archive stage: a store that refuses is the fleet's problem, not the ro
     // Reuse probes the store to judge a missing source (whose fault?): no floor there.
     const gate = storeGateOf({ ...f.deps, storePause: f.deps.storePause });
     await expect(gate.probe(new AbortController().signal, silentLogger())).resolves.toBeUndefined();
+  });
+
+  it("a store refusing the SDK's checksums: its pause's probe writes through a multipart upload too, held while that is refused; other probes write none", async () => {
+    const refusal = (what: string) =>
+      new ArchiveStoreError({
+        code: "checksum_refused",
+        message: `${what}: InvalidRequest: x-amz-checksum-crc32`,
+      });
+    const f = setup({ copyFails: [refusal("put")] });
+    let multipartRefused = true;
+    let multiparts = 0;
+    f.deps.store.putMultipart = async () => {
+      multiparts++;
+      if (multipartRefused) throw refusal("multipart");
+    };
+    let looks = 0;
+    f.deps.clock.sleep = async () => {
+      // The operator sets AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED after the third look.
+      if (++looks === 3) multipartRefused = false;
+    };
+    expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toEqual({ kind: "done" });
+    // One pause, held by its probes (their small put passed each time) until multipart went too.
+    expect(f.storePause.started).toHaveLength(1);
+    expect(f.storePause.resumed).toBe(1);
+    expect(multiparts).toBe(4);
+    expect(f.ledger.current()?.status).toBe("archived");
+
+    // Reuse's own probe writes no multipart upload (a store with no multipart must still pass it).
+    const gate = storeGateOf({ ...f.deps, storePause: f.deps.storePause });
+    multipartRefused = true;
+    await expect(gate.probe(new AbortController().signal, silentLogger())).resolves.toBeUndefined();
+    expect(multiparts).toBe(4);
+  });
+
+  it("a pause for another cause writes no multipart upload in its probe: it lifts once the cause is fixed", async () => {
+    const f = setup({
+      copyFails: [new ArchiveStoreError({ code: "access_denied", message: "403 AccessDenied" })],
+    });
+    let multiparts = 0;
+    f.deps.store.putMultipart = async () => {
+      multiparts++;
+      throw new ArchiveStoreError({ code: "checksum_refused", message: "multipart: x-amz-checksum-crc32" });
+    };
+    let looks = 0;
+    f.deps.clock.sleep = async () => {
+      if (++looks > 5) throw new Error("archiving still paused after 5 looks at the gate");
+    };
+    expect(await archiveStage.run(stageJob(archiveJob()), f.deps)).toEqual({ kind: "done" });
+    expect(f.storePause.resumed).toBe(1);
+    expect(multiparts).toBe(0);
   });
 
   it("a job that finds archiving paused waits without touching the store until the pause lifts", async () => {
