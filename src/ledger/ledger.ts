@@ -27,7 +27,7 @@ import {
   stateIndexStatePages,
   stillInState,
 } from "./state-index.js";
-import { drainStatePages } from "./state-walk.js";
+import { drainStateOnlyPages, drainStatePages } from "./state-walk.js";
 import { stateWindow } from "./state-window.js";
 import type {
   AddRowOutcome,
@@ -212,6 +212,12 @@ export interface Ledger {
    * page before asking for the next (see state-walk.ts).
    */
   drainState(batch: string, status: IndexedStatus, options?: StatePageOptions): AsyncIterable<StateEntry[]>;
+  /** `drainState` reading each row's hash alone (no prompt, params or images): the reconciler's. */
+  drainStateOnly(
+    batch: string,
+    status: IndexedStatus,
+    options?: StatePageOptions,
+  ): AsyncIterable<StateEntry<RowState>[]>;
   /** Per entry: still in `status` since `enteredAt` (not moved on, not re-entered). */
   stillInState(
     batch: string,
@@ -280,6 +286,7 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     statePages: (batch, status, pageOptions) => stateIndexPages(ctx, batch, status, pageOptions),
     stateOnlyPages: (batch, status, pageOptions) => stateIndexStatePages(ctx, batch, status, pageOptions),
     drainState: (batch, status, pageOptions) => drainStatePages(ctx, batch, status, pageOptions),
+    drainStateOnly: (batch, status, pageOptions) => drainStateOnlyPages(ctx, batch, status, pageOptions),
     stillInState: (batch, status, entries) => stillInState(ctx, batch, status, entries),
     countRepairs: (batch, count) => countRepairs(ctx, batch, count),
     claimLease: (name, owner, ttlMs) => claimLease(ctx, name, owner, ttlMs),

@@ -1,7 +1,7 @@
 import type { LedgerContext } from "./context.js";
 import type { StateEntry, StatePageOptions } from "./read-options.js";
-import { readRows } from "./read-rows.js";
-import type { IndexedStatus } from "./types.js";
+import { readRowStates, readRows } from "./read-rows.js";
+import type { IndexedStatus, RowState } from "./types.js";
 
 const PAGE = 500;
 
@@ -17,12 +17,32 @@ const PAGE = 500;
  * comes twice. Only rows in the state when the walk began are visited (by their index score, or
  * those that entered before `enteredBefore`).
  */
-export async function* drainStatePages(
+export function drainStatePages(
   ctx: LedgerContext,
   batch: string,
   status: IndexedStatus,
   options: StatePageOptions = {},
 ): AsyncGenerator<StateEntry[]> {
+  return drainWith(ctx, batch, status, options, readRows);
+}
+
+/** The same walk reading each row's hash alone (no prompt, params or images): the reconciler's. */
+export function drainStateOnlyPages(
+  ctx: LedgerContext,
+  batch: string,
+  status: IndexedStatus,
+  options: StatePageOptions = {},
+): AsyncGenerator<StateEntry<RowState>[]> {
+  return drainWith(ctx, batch, status, options, readRowStates);
+}
+
+async function* drainWith<R extends RowState>(
+  ctx: LedgerContext,
+  batch: string,
+  status: IndexedStatus,
+  options: StatePageOptions,
+  read: (ctx: LedgerContext, batch: string, ids: readonly string[]) => Promise<(R | undefined)[]>,
+): AsyncGenerator<StateEntry<R>[]> {
   const pageSize = options.pageSize ?? PAGE;
   if (!Number.isInteger(pageSize) || pageSize < 1)
     throw new RangeError("pageSize must be a positive integer");
@@ -44,12 +64,12 @@ export async function* drainStatePages(
       found.push({ id, score: page[i + 1]! });
     }
     if (found.length === 0) return;
-    const rows = await readRows(
+    const rows = await read(
       ctx,
       batch,
       found.map(({ id }) => id),
     );
-    const entries: StateEntry[] = [];
+    const entries: StateEntry<R>[] = [];
     rows.forEach((row, i) => {
       if (row && row.status === status) entries.push({ row, enteredAt: Number(found[i]!.score) });
     });

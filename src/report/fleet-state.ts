@@ -106,9 +106,14 @@ function archivePauseView(state: ArchivePauseState | null): ArchivePauseView | n
     state.minFreeBytes !== undefined && !state.reason.includes("KIE_ARCHIVE_MIN_FREE")
       ? `; the disk filled too: the store probe waits for KIE_ARCHIVE_MIN_FREE free (${mebibytes(state.minFreeBytes)})`
       : "";
+  // The same for a refusal of the SDK's checksums met then: the probe holds until it is fixed.
+  const checksums =
+    state.probeMultipart === true && !state.reason.includes("AWS_REQUEST_CHECKSUM_CALCULATION")
+      ? "; the store refused the AWS SDK's request checksums too: the store probe holds until AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED is set in the workers' environment"
+      : "";
   return {
     kind: state.kind,
-    reason: state.reason + floor,
+    reason: state.reason + floor + checksums,
     since: new Date(state.since).toISOString(),
     nextProbeAt: state.nextProbeAt === undefined ? null : new Date(state.nextProbeAt).toISOString(),
   };

@@ -81,15 +81,24 @@ export async function reconcilePage(
   for (const [i, { row }] of suspects.entries()) {
     if (!still[i] || polled[i] === "live") continue;
     const found = presence[judged.indexOf(suspects[i]!)]!;
+    // A cancelled batch's queued row: cancelled, as the cancel's walk would have (a `retry` that
+    // lifted the mark since leaves it to the next sweep), whether its job is gone or given up on.
+    const cancelling = cancelled && stage === "submit";
     if (found === "failed") {
       // The runner's last-resort handler would have failed the row; its write was lost.
       const moved = await deps.ledger.transition(batch, row.id, {
         from: [state],
-        to: "failed",
-        set: { error: `${stage} stage gave up (its job failed; the row was not marked failed then)` },
+        ...(cancelling
+          ? { to: "cancelled", ifCancelled: true }
+          : {
+              to: "failed",
+              set: { error: `${stage} stage gave up (its job failed; the row was not marked failed then)` },
+            }),
+        rowOnRefusal: true,
       });
       if (!moved.ok) continue;
-      report.failed += 1;
+      if (cancelling) report.cancelled = (report.cancelled ?? 0) + 1;
+      else report.failed += 1;
       // The runner's give-up would have settled the submit's reservation too: back to the budget,
       // or kept as uncertain when the job died with a create on the wire (or its data is gone).
       if (stage === "submit") {
@@ -101,8 +110,8 @@ export async function reconcilePage(
       continue;
     }
     if (found === "completed") await deps.jobs.removeFinished(stage, stageKey(stage, row));
-    if (cancelled && stage === "submit") {
-      if (await cancelJobless(deps, batch, row.id)) report.cancelled = (report.cancelled ?? 0) + 1;
+    if (cancelling) {
+      if (await cancelJobless(deps, batch, row)) report.cancelled = (report.cancelled ?? 0) + 1;
       continue;
     }
     if (await requeue(deps, stage, row, priority)) report.requeued += 1;
@@ -114,13 +123,16 @@ export async function reconcilePage(
  * `retry` that lifted it leaves the row to the next sweep, which gives it what it needs then), its
  * reservation given back (a row parked or held holds none; a lost job's may). False when refused.
  */
-async function cancelJobless(deps: PageDeps, batch: string, rowId: string): Promise<boolean> {
-  const moved = await deps.ledger.transition(batch, rowId, {
+async function cancelJobless(deps: PageDeps, batch: string, row: RowState): Promise<boolean> {
+  const moved = await deps.ledger.transition(batch, row.id, {
     from: ["queued"],
     to: "cancelled",
     ifCancelled: true,
+    rowOnRefusal: true,
   });
   if (!moved.ok) return false;
-  if ((moved.row?.creditsReserved ?? 0) > 0) await deps.ledger.releaseReservation(batch, rowId);
+  // What it held when read: nothing reserves for a jobless row meanwhile (wake.lua refuses a
+  // cancelled batch), and giving back a row that holds nothing costs a round trip for naught.
+  if (row.creditsReserved > 0) await deps.ledger.releaseReservation(batch, row.id);
   return true;
 }

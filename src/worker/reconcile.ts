@@ -29,7 +29,7 @@ type ReconcileLedger = Pick<
   | "listBatches"
   | "ensureStateIndex"
   | "stateOnlyPages"
-  | "drainState"
+  | "drainStateOnly"
   | "stillInState"
   | "countRepairs"
   | "transition"
@@ -167,7 +167,7 @@ export async function reconcileBatch(
     // neither skips a row behind one removed nor takes one twice (state-walk.ts).
     const pages =
       cancelled && state === "queued"
-        ? deps.ledger.drainState(batch, state, { enteredBefore, pageSize })
+        ? deps.ledger.drainStateOnly(batch, state, { enteredBefore, pageSize })
         : deps.ledger.stateOnlyPages(batch, state, {
             enteredBefore,
             pageSize,

@@ -336,6 +336,15 @@ describe("the reconciler and parked rows", () => {
     expect(await ctx.ledger.getBatch("b")).toMatchObject({ queued: 3, cancelled: 7, waitingBudget: 0 });
     expect((await ctx.ledger.getBatch("b"))!.repaired ?? 0).toBe(0);
 
+    // A row whose submit job BullMQ gave up on (no create on the wire) is cancelled too, not
+    // failed (a failed row invites a retry, which would lift the cancel), its reservation back.
+    // What the queue holds after a final failure whose ledger write was lost: the job, in `failed`.
+    await ctx.redis.lrem(ctx.queues.queues.submit.toKey("wait"), 0, "b/r-02");
+    await ctx.redis.zadd(ctx.queues.queues.submit.toKey("failed"), now, "b/r-02");
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ cancelled: 1 });
+    expect(await ctx.ledger.getRow("b", "r-02")).toMatchObject({ status: "cancelled", creditsReserved: 0 });
+
     // The move is made only while the mark is on: a `retry` (or an append) that lifted it between
     // the sweep's read of the batch and the move leaves the row as it is.
     await ctx.ledger.markCancelled("b", false);

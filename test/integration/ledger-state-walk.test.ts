@@ -59,4 +59,19 @@ describe("drainState", () => {
     expect(seen).toHaveLength(ROWS);
     expect(new Set(seen).size).toBe(ROWS);
   });
+
+  it("drainStateOnly: the same walk, each row's state alone (no prompt, params or metadata read)", async () => {
+    const seen: string[] = [];
+    now += 10;
+    for await (const page of ctx.ledger.drainStateOnly("b", "failed", { pageSize: 500 })) {
+      for (const { row } of page) {
+        seen.push(row.id);
+        expect(row.status).toBe("failed");
+        expect("prompt" in row).toBe(false);
+        if (Number(row.id.slice(1)) % 2 === 0) await ctx.ledger.transition("b", row.id, { to: "queued" });
+      }
+    }
+    expect(seen).toHaveLength(ROWS);
+    expect(new Set(seen).size).toBe(ROWS);
+  });
 });

@@ -138,6 +138,22 @@ describe("pause and resume", () => {
     expect(line).toContain("the store probe waits for KIE_ARCHIVE_MIN_FREE free (256.0 MiB)");
   });
 
+  it("a store refusing the SDK's checksums while archiving is paused for another cause: the archive pause's line names the setting its probe now waits for", async () => {
+    const pause = new ArchivePause(fx.redis, { queuePrefix: `${fx.prefix}-checksums` });
+    expect(await pause.pause("store-unavailable", "the archive store refuses writes (AccessDenied)")).toBe(
+      true,
+    );
+    await pause.pause("store-unavailable", "the archive store refused the SDK's checksums", {
+      probeMultipart: true,
+    });
+    const line = fleetLines(await readFleetState([], pause)).join("\n");
+    expect(line).toContain("AccessDenied");
+    expect(line).toContain(
+      "the store refused the AWS SDK's request checksums too: the store probe holds until AWS_REQUEST_CHECKSUM_CALCULATION=WHEN_REQUIRED is set",
+    );
+    await pause.resume("store-unavailable");
+  });
+
   it("a stage queue paused in BullMQ (bull-board's pause button) is named by the fleet state, and resume lifts it", async () => {
     await fx.queues.queues.submit.pause();
     const state = await readFleetState([], undefined, fx.queues.queues);
