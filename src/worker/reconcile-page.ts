@@ -27,8 +27,9 @@ export interface ReconcileReport {
   /** Reservations of ended rows that nothing would give back (reconcile-money.ts): given back or kept uncertain (absent: none). */
   reservations?: number;
   /**
-   * Queued rows of a batch `cancel` marked that had no job (parked over the budget, held by the
-   * submit window, or a job lost): cancelled here, as the cancel's walk would have (absent: none).
+   * Queued rows of a batch `cancel` marked that had no live job (parked over the budget, held by
+   * the submit window, a job lost or given up on): cancelled here, as the cancel's walk would
+   * have (absent: none).
    */
   cancelled?: number;
 }

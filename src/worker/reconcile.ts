@@ -184,7 +184,7 @@ export async function reconcileBatch(
   if (report.cancelled !== undefined) {
     deps.log.info(
       { batch, cancelled: report.cancelled },
-      `reconciler: batch ${batch} was cancelled; ${report.cancelled} of its queued rows had no job (waiting for budget or the submit window when its cancel stopped): cancelled`,
+      `reconciler: batch ${batch} was cancelled; ${report.cancelled} of its queued rows had no live job (waiting for budget or the submit window when its cancel stopped, or their job given up on): cancelled`,
     );
   }
   const repaired = report.requeued + report.failed;

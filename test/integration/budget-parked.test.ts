@@ -345,6 +345,26 @@ describe("the reconciler and parked rows", () => {
     expect(await reconcileBatch(deps(), "b")).toMatchObject({ cancelled: 1 });
     expect(await ctx.ledger.getRow("b", "r-02")).toMatchObject({ status: "cancelled", creditsReserved: 0 });
 
+    // One whose job died with its create on the wire: cancelled, its reservation kept as uncertain
+    // (KIE may have made and charged the task), counted once, as `cancel` would have.
+    const wire = await ctx.queues.queues.submit.getJob("b/r-03");
+    await wire!.updateData({ batch: "b", rowId: "r-03", resubmit: 0, creating: now });
+    await ctx.redis.lrem(ctx.queues.queues.submit.toKey("wait"), 0, "b/r-03");
+    await ctx.redis.zadd(ctx.queues.queues.submit.toKey("failed"), now, "b/r-03");
+    now += 2 * MINUTE;
+    expect(await reconcileBatch(deps(), "b")).toMatchObject({ cancelled: 1 });
+    expect(await ctx.ledger.getRow("b", "r-03")).toMatchObject({
+      status: "cancelled",
+      creditsReserved: 0,
+      creditsUncertain: 8,
+      uncertain: 1,
+    });
+    expect(await ctx.ledger.getBatch("b")).toMatchObject({
+      creditsReserved: 8, // r-01's, its job live
+      creditsUncertain: 8,
+      uncertain: 1,
+    });
+
     // The move is made only while the mark is on: a `retry` (or an append) that lifted it between
     // the sweep's read of the batch and the move leaves the row as it is.
     await ctx.ledger.markCancelled("b", false);
