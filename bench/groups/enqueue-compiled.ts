@@ -5,8 +5,8 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { copyFile, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { BenchContext } from "../lib/context.js";
 import { type Figure, fmt } from "../lib/figures.js";
@@ -44,6 +44,14 @@ async function compileSources(ctx: BenchContext, outDir: string): Promise<void> 
   } catch (error) {
     if (!existsSync(join(outDir, "producer", "index.js"))) throw error;
     ctx.log("  (tsc reported type errors elsewhere in the tree; the compiled producer is used anyway)");
+  }
+  // tsc emits JavaScript only: the Redis scripts, read beside the modules that run them, are
+  // copied as the build copies them (scripts/copy-lua.mjs).
+  const src = join(ROOT, "src");
+  for (const file of await readdir(src, { recursive: true })) {
+    if (!file.endsWith(".lua")) continue;
+    await mkdir(dirname(join(outDir, file)), { recursive: true });
+    await copyFile(join(src, file), join(outDir, file));
   }
 }
 
