@@ -1,3 +1,4 @@
+import type { LedgerContext } from "./context.js";
 import type { RowRecord, RowState, Status } from "./types.js";
 
 /* The options and entries of the ledger's walks over a batch's rows (reads.ts, state-index.ts). */
@@ -34,4 +35,19 @@ export interface RowsOptions {
   statuses?: readonly Status[];
   /** Rows read per round trip. @defaultValue 500 */
   pageSize?: number;
+}
+
+/** How a walk reads a page's rows: whole (`readRows`) or their states alone (`readRowStates`). */
+export type PageReader<R extends RowState> = (
+  ctx: LedgerContext,
+  batch: string,
+  ids: readonly string[],
+) => Promise<(R | undefined)[]>;
+
+/** A state walk's page size: `options.pageSize`, 500 by default; a positive integer. */
+export function walkPageSize(options: StatePageOptions): number {
+  const pageSize = options.pageSize ?? 500;
+  if (!Number.isInteger(pageSize) || pageSize < 1)
+    throw new RangeError("pageSize must be a positive integer");
+  return pageSize;
 }

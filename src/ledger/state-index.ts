@@ -1,7 +1,7 @@
 import { type LedgerContext, rowIdPages } from "./context.js";
 import { LedgerError } from "./errors.js";
 import { checkName } from "./keys.js";
-import type { StateEntry, StatePageOptions } from "./read-options.js";
+import { type PageReader, type StateEntry, type StatePageOptions, walkPageSize } from "./read-options.js";
 import { readRowStates, readRows } from "./read-rows.js";
 import { countRepairsScript, indexRowsScript, leaseScript } from "./scripts/index.js";
 import { INDEXED_STATUSES, type IndexedStatus, type RowState } from "./types.js";
@@ -58,12 +58,10 @@ async function* walkStateIndex<R extends RowState>(
   batch: string,
   status: IndexedStatus,
   options: StatePageOptions,
-  read: (ctx: LedgerContext, batch: string, ids: readonly string[]) => Promise<(R | undefined)[]>,
+  read: PageReader<R>,
 ): AsyncGenerator<StateEntry<R>[]> {
   checkIndexed(status);
-  const pageSize = options.pageSize ?? PAGE;
-  if (!Number.isInteger(pageSize) || pageSize < 1)
-    throw new RangeError("pageSize must be a positive integer");
+  const pageSize = walkPageSize(options);
   const key = ctx.keys.stateIndex(batch, status);
   const max = options.enteredBefore === undefined ? "+inf" : `(${options.enteredBefore}`;
   let min = "-inf";

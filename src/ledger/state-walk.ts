@@ -1,9 +1,7 @@
 import type { LedgerContext } from "./context.js";
-import type { StateEntry, StatePageOptions } from "./read-options.js";
+import { type PageReader, type StateEntry, type StatePageOptions, walkPageSize } from "./read-options.js";
 import { readRowStates, readRows } from "./read-rows.js";
 import type { IndexedStatus, RowState } from "./types.js";
-
-const PAGE = 500;
 
 /**
  * The rows in one state, a page at a time, for a caller that moves rows OUT of the state as it
@@ -41,11 +39,9 @@ async function* drainWith<R extends RowState>(
   batch: string,
   status: IndexedStatus,
   options: StatePageOptions,
-  read: (ctx: LedgerContext, batch: string, ids: readonly string[]) => Promise<(R | undefined)[]>,
+  read: PageReader<R>,
 ): AsyncGenerator<StateEntry<R>[]> {
-  const pageSize = options.pageSize ?? PAGE;
-  if (!Number.isInteger(pageSize) || pageSize < 1)
-    throw new RangeError("pageSize must be a positive integer");
+  const pageSize = walkPageSize(options);
   const key = ctx.keys.stateIndex(batch, status);
   // Rows that enter the state after the walk began are the next walk's: a row retried here that
   // fails again at once must not be taken again and again by the same walk.
