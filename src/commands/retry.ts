@@ -20,7 +20,7 @@ export interface RetryDeps {
    * The reconciler's sweep of the batch, run after the failed rows are back: rows stuck in a
    * state without a job (a worker died in between) get theirs. Absent: not run.
    */
-  reconcile?: (batch: string) => Promise<Pick<ReconcileReport, "requeued" | "failed">>;
+  reconcile?: (batch: string) => Promise<Pick<ReconcileReport, "requeued" | "failed" | "cancelled">>;
 }
 
 export interface RetryReport {
@@ -32,6 +32,11 @@ export interface RetryReport {
   skipped: number;
   /** Rows the reconciler gave a lost job back (or failed, their job given up); only when it ran. */
   repaired?: number;
+  /**
+   * Queued rows of a batch still `cancel` marked (a retry of one error group that matched no row
+   * leaves the mark) that the reconciler's sweep cancelled: no live job behind them; only when it ran.
+   */
+  cancelled?: number;
 }
 
 /** What happened to one failed row. */
@@ -86,6 +91,12 @@ export async function retryBatch(
     if (report.repaired > 0) {
       out.write(
         `batch ${batch}: ${report.repaired} rows had no job behind their state (a worker stopped mid-step): repaired\n`,
+      );
+    }
+    if ((swept.cancelled ?? 0) > 0) {
+      report.cancelled = swept.cancelled;
+      out.write(
+        `batch ${batch}: the batch is still cancelled; ${swept.cancelled} of its queued rows with no job behind them (waiting for budget or the submit window) were cancelled, as its cancel would have\n`,
       );
     }
   }

@@ -267,7 +267,7 @@ export interface TransitionInput {
    * Only act while the batch carries `cancel`'s mark (`cancelledAt`); refused as by `from` once a
    * `retry` or an append lifted it: the reconciler finishing a cancel cut short.
    */
-  ifCancelled?: boolean;
+  ifBatchCancelled?: boolean;
 }
 
 export interface TransitionResult {

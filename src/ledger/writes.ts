@@ -169,7 +169,7 @@ export async function transition(
     input.ifTask ?? "",
     input.settle ? finite("spent", input.settle.spent) : "",
     input.settle?.taskId ?? "",
-    input.ifCancelled ? "1" : "",
+    input.ifBatchCancelled ? "1" : "",
     set.length,
     ...set.flat(),
     del.length,

@@ -73,13 +73,9 @@ export async function repairEndedReservations(
     const found = presence[i];
     // A job that will still run gives the reservation back (or keeps it) itself.
     if (found === "live") continue;
-    if (found === "failed") {
-      const data = await deps.jobs.failedJobData("submit", keys[i]!).catch(() => undefined);
-      if (data === undefined || data.creating !== undefined) {
-        await keepFailedUncertain(deps.ledger, batch, row, data);
-        repair.uncertain += 1;
-        continue;
-      }
+    if (found === "failed" && (await keepIfCreateOnWire(deps, batch, row))) {
+      repair.uncertain += 1;
+      continue;
     }
     const released = await deps.ledger.releaseEnded(batch, row.id);
     if (released.released > 0) {
@@ -98,11 +94,28 @@ export async function repairEndedReservations(
 }
 
 /**
+ * A row whose submit job BullMQ gave up on: its reservation kept as uncertain when the job died
+ * with a create on the wire, or its data cannot be read (`keepFailedUncertain`); true then, false
+ * when the caller gives the reservation back.
+ */
+export async function keepIfCreateOnWire(
+  deps: { ledger: Pick<Ledger, "keepUncertain">; jobs: Pick<ReconcileJobs, "failedJobData"> },
+  batch: string,
+  row: Pick<RowState, "id" | "taskIds">,
+): Promise<boolean> {
+  const key = jobKey(batch, row.id, row.taskIds.length);
+  const data = await deps.jobs.failedJobData("submit", key).catch(() => undefined);
+  if (data !== undefined && data.creating === undefined) return false;
+  await keepFailedUncertain(deps.ledger, batch, row, data);
+  return true;
+}
+
+/**
  * A submit job BullMQ gave up on died with a create on the wire (`data.creating`), or its data is
  * gone: the row's reservation is kept as uncertain, counted once per attempt (the row's lineage,
  * whose job it was, and the job's mark), as the job's own next run would have.
  */
-export async function keepFailedUncertain(
+async function keepFailedUncertain(
   ledger: Pick<Ledger, "keepUncertain">,
   batch: string,
   row: Pick<RowState, "id" | "taskIds">,

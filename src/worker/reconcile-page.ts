@@ -3,7 +3,7 @@ import type { Ledger } from "../ledger/index.js";
 import type { StateEntry } from "../ledger/read-options.js";
 import type { IndexedStatus, RowState } from "../ledger/types.js";
 import type { Stage } from "./jobs.js";
-import { keepFailedUncertain } from "./reconcile-money.js";
+import { keepIfCreateOnWire } from "./reconcile-money.js";
 import { type ReconcileJobs, requeue, stageKey } from "./reconcile-requeue.js";
 
 /**
@@ -90,7 +90,7 @@ export async function reconcilePage(
       const moved = await deps.ledger.transition(batch, row.id, {
         from: [state],
         ...(cancelling
-          ? { to: "cancelled", ifCancelled: true }
+          ? { to: "cancelled", ifBatchCancelled: true }
           : {
               to: "failed",
               set: { error: `${stage} stage gave up (its job failed; the row was not marked failed then)` },
@@ -102,12 +102,8 @@ export async function reconcilePage(
       else report.failed += 1;
       // The runner's give-up would have settled the submit's reservation too: back to the budget,
       // or kept as uncertain when the job died with a create on the wire (or its data is gone).
-      if (stage === "submit") {
-        const data = await deps.jobs.failedJobData(stage, stageKey(stage, row)).catch(() => undefined);
-        if (data === undefined || data.creating !== undefined)
-          await keepFailedUncertain(deps.ledger, batch, row, data);
-        else await deps.ledger.releaseReservation(batch, row.id);
-      }
+      if (stage === "submit" && !(await keepIfCreateOnWire(deps, batch, row)))
+        await deps.ledger.releaseReservation(batch, row.id);
       continue;
     }
     if (found === "completed") await deps.jobs.removeFinished(stage, stageKey(stage, row));
@@ -128,7 +124,7 @@ async function cancelJobless(deps: PageDeps, batch: string, row: RowState): Prom
   const moved = await deps.ledger.transition(batch, row.id, {
     from: ["queued"],
     to: "cancelled",
-    ifCancelled: true,
+    ifBatchCancelled: true,
     rowOnRefusal: true,
   });
   if (!moved.ok) return false;

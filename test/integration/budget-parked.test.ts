@@ -371,7 +371,7 @@ describe("the reconciler and parked rows", () => {
     const refused = await ctx.ledger.transition("b", "r-01", {
       from: ["queued"],
       to: "cancelled",
-      ifCancelled: true,
+      ifBatchCancelled: true,
     });
     expect(refused.ok).toBe(false);
     expect(refused.row?.status).toBe("queued");

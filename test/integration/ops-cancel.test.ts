@@ -165,6 +165,12 @@ describe("cancel", () => {
     expect(await retryRow(retrying, "b2", "a")).toMatchObject({ repolled: 0, requeued: 0 });
     expect(await retryBatch(retrying, "b2", () => false)).toMatchObject({ repolled: 0, requeued: 0 });
     expect((await fx.ledger.getBatch("b2"))?.cancelledAt).toBeGreaterThan(0);
+    // Its sweep then finds the batch still cancelled: rows it cancels (jobless, parked or held) are said.
+    const sweeping = { ...retrying, reconcile: async () => ({ requeued: 0, failed: 0, cancelled: 3 }) };
+    expect(await retryBatch(sweeping, "b2", () => false)).toMatchObject({ cancelled: 3 });
+    expect(out.text()).toContain(
+      "batch b2: the batch is still cancelled; 3 of its queued rows with no job behind them (waiting for budget or the submit window) were cancelled, as its cancel would have",
+    );
     // Its task is polled again (moveRow recorded one), with the resubmit the retry grants.
     expect(await retryRow({ ...deps(out), clock: { now: () => Date.now() } }, "b2", "f")).toMatchObject({
       repolled: 1,
