@@ -96,7 +96,7 @@ export async function retryBatch(
     if ((swept.cancelled ?? 0) > 0) {
       report.cancelled = swept.cancelled;
       out.write(
-        `batch ${batch}: the batch is still cancelled; ${swept.cancelled} of its queued rows with no job behind them (waiting for budget or the submit window) were cancelled, as its cancel would have\n`,
+        `batch ${batch}: the batch is still cancelled; ${swept.cancelled} of its queued rows with no live job behind them (waiting for budget or the submit window, or their job lost or given up on) were cancelled, as its cancel would have\n`,
       );
     }
   }

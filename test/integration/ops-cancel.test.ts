@@ -169,7 +169,7 @@ describe("cancel", () => {
     const sweeping = { ...retrying, reconcile: async () => ({ requeued: 0, failed: 0, cancelled: 3 }) };
     expect(await retryBatch(sweeping, "b2", () => false)).toMatchObject({ cancelled: 3 });
     expect(out.text()).toContain(
-      "batch b2: the batch is still cancelled; 3 of its queued rows with no job behind them (waiting for budget or the submit window) were cancelled, as its cancel would have",
+      "batch b2: the batch is still cancelled; 3 of its queued rows with no live job behind them (waiting for budget or the submit window, or their job lost or given up on) were cancelled, as its cancel would have",
     );
     // Its task is polled again (moveRow recorded one), with the resubmit the retry grants.
     expect(await retryRow({ ...deps(out), clock: { now: () => Date.now() } }, "b2", "f")).toMatchObject({
