@@ -40,6 +40,8 @@ export interface RetryOutcome {
   repolled: number;
   requeued: number;
   skipped: number;
+  /** Queued rows of a batch still cancel-marked that the retry's sweep cancelled (no live job). */
+  cancelled?: number;
 }
 
 export interface BatchRoutesOptions {
@@ -184,6 +186,7 @@ export function batchRouter(options: BatchRoutesOptions): Router {
       const back = new URL(galleryHref(batch, {}), "http://x");
       back.searchParams.set("retried", String(outcome.repolled + outcome.requeued));
       back.searchParams.set("skipped", String(outcome.skipped));
+      if ((outcome.cancelled ?? 0) > 0) back.searchParams.set("cancelled", String(outcome.cancelled));
       res.redirect(303, back.pathname + back.search);
     },
   );
@@ -204,7 +207,13 @@ function noticeOf(query: Record<string, unknown>): { notice?: string } {
   const retried = Number(query.retried);
   if (!Number.isInteger(retried) || retried < 0) return {};
   const skipped = Number(query.skipped);
+  const cancelled = Number(query.cancelled);
+  // A retry that matched no row leaves a cancel's mark: its sweep cancelled what that cancel left.
+  const swept =
+    Number.isInteger(cancelled) && cancelled > 0
+      ? `; the batch is still cancelled: ${cancelled} of its queued rows with no live job were cancelled, as its cancel would have`
+      : "";
   return {
-    notice: `Retry: ${retried} failed rows went back into the pipeline${Number.isInteger(skipped) && skipped > 0 ? `; ${skipped} skipped (a worker still held them): try again later` : ""}.`,
+    notice: `Retry: ${retried} failed rows went back into the pipeline${Number.isInteger(skipped) && skipped > 0 ? `; ${skipped} skipped (a worker still held them): try again later` : ""}${swept}.`,
   };
 }

@@ -280,6 +280,11 @@ describe("retry from the page", () => {
     const after = await (await get(group.headers.get("location")!)).text();
     expect(after).toContain("Retry: 2 failed rows went back into the pipeline");
     expect(after).not.toContain('id="failures-title"');
+    // A group retry that matched no row on a batch still cancel-marked: its sweep's cancels are said.
+    const swept = await (await get(`/batches/${GALLERY}?retried=0&skipped=0&cancelled=3`)).text();
+    expect(swept).toContain(
+      "Retry: 0 failed rows went back into the pipeline; the batch is still cancelled: 3 of its queued rows with no live job were cancelled, as its cancel would have.",
+    );
   });
 });
 
