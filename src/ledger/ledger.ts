@@ -14,7 +14,7 @@ import { wakeParked } from "./parked.js";
 import { type ProgressMinute, type ProgressWindow, readProgress } from "./progress.js";
 import { finishPurge, purge } from "./purge.js";
 import type { RowsOptions, StateEntry, StatePageOptions } from "./read-options.js";
-import { readRows } from "./read-rows.js";
+import { readRowStates, readRows } from "./read-rows.js";
 import { getBatch, getRow, getRowState, listBatches, oldestUnarchived, rows } from "./reads.js";
 import { forgetReservedEnded, type ReservedEndedSlice, reservedEnded } from "./reserved-ended.js";
 import { type RowWindow, type RowWindowOptions, rowSeq, rowWindow } from "./row-window.js";
@@ -27,7 +27,7 @@ import {
   stateIndexStatePages,
   stillInState,
 } from "./state-index.js";
-import { drainStateOnlyPages, drainStatePages } from "./state-walk.js";
+import { drainStatePages } from "./state-walk.js";
 import { stateWindow } from "./state-window.js";
 import type {
   AddRowOutcome,
@@ -285,8 +285,11 @@ export function createLedger(redis: RedisClient, options: LedgerOptions = {}): L
     ensureStateIndex: (batch) => ensureStateIndex(ctx, batch),
     statePages: (batch, status, pageOptions) => stateIndexPages(ctx, batch, status, pageOptions),
     stateOnlyPages: (batch, status, pageOptions) => stateIndexStatePages(ctx, batch, status, pageOptions),
-    drainState: (batch, status, pageOptions) => drainStatePages(ctx, batch, status, pageOptions),
-    drainStateOnly: (batch, status, pageOptions) => drainStateOnlyPages(ctx, batch, status, pageOptions),
+    // The draining walk reads whole rows for `retry` and `cancel`, each row's hash alone for the reconciler.
+    drainState: (batch, status, pageOptions) =>
+      drainStatePages(ctx, batch, status, pageOptions ?? {}, readRows),
+    drainStateOnly: (batch, status, pageOptions) =>
+      drainStatePages(ctx, batch, status, pageOptions ?? {}, readRowStates),
     stillInState: (batch, status, entries) => stillInState(ctx, batch, status, entries),
     countRepairs: (batch, count) => countRepairs(ctx, batch, count),
     claimLease: (name, owner, ttlMs) => claimLease(ctx, name, owner, ttlMs),

@@ -1,6 +1,5 @@
 import type { LedgerContext } from "./context.js";
 import { type PageReader, type StateEntry, type StatePageOptions, walkPageSize } from "./read-options.js";
-import { readRowStates, readRows } from "./read-rows.js";
 import type { IndexedStatus, RowState } from "./types.js";
 
 /**
@@ -13,28 +12,10 @@ import type { IndexedStatus, RowState } from "./types.js";
  * (finish a page before asking), from the last score seen, and the ids already seen at that score
  * are filtered out instead of skipped: a row removed or left in place neither hides another nor
  * comes twice. Only rows in the state when the walk began are visited (by their index score, or
- * those that entered before `enteredBefore`).
+ * those that entered before `enteredBefore`). `read` reads a page's rows: whole (`readRows`), or
+ * each row's hash alone (`readRowStates`: the reconciler's).
  */
-export function drainStatePages(
-  ctx: LedgerContext,
-  batch: string,
-  status: IndexedStatus,
-  options: StatePageOptions = {},
-): AsyncGenerator<StateEntry[]> {
-  return drainWith(ctx, batch, status, options, readRows);
-}
-
-/** The same walk reading each row's hash alone (no prompt, params or images): the reconciler's. */
-export function drainStateOnlyPages(
-  ctx: LedgerContext,
-  batch: string,
-  status: IndexedStatus,
-  options: StatePageOptions = {},
-): AsyncGenerator<StateEntry<RowState>[]> {
-  return drainWith(ctx, batch, status, options, readRowStates);
-}
-
-async function* drainWith<R extends RowState>(
+export async function* drainStatePages<R extends RowState>(
   ctx: LedgerContext,
   batch: string,
   status: IndexedStatus,
